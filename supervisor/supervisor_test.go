@@ -1,0 +1,146 @@
+package supervisor_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/supervisor"
+)
+
+// recorder collects lifecycle calls of test actors, in order.
+type recorder struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	r.log = append(r.log, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) snapshot() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.log...)
+}
+
+type probe struct {
+	name string
+	rec  *recorder
+}
+
+func (p *probe) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.rec.add("start " + p.name)
+	case *actor.Stopping:
+		p.rec.add("stop " + p.name)
+	case string:
+		if m == "panic" {
+			panic("boom")
+		}
+		ctx.Respond(p.name + ":" + m)
+	}
+}
+
+func probeSpec(rec *recorder, id string) supervisor.ChildSpec {
+	return supervisor.Worker(id, func() actor.Actor { return &probe{name: id, rec: rec} })
+}
+
+func events(t *testing.T, sys *actor.ActorSystem) (<-chan *messages.SupervisorEvent, func()) {
+	ch := make(chan *messages.SupervisorEvent, 1024)
+	sub := sys.EventStream.Subscribe(func(e any) {
+		if ev, ok := e.(*messages.SupervisorEvent); ok {
+			ch <- ev
+		}
+	})
+	return ch, func() { sys.EventStream.Unsubscribe(sub) }
+}
+
+func waitEvent(t *testing.T, ch <-chan *messages.SupervisorEvent, kind messages.EventKind, child string) *messages.SupervisorEvent {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	var seen []string
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Kind == kind && (child == "" || ev.ChildId == child) {
+				return ev
+			}
+			seen = append(seen, ev.Kind.String()+" "+ev.ChildId)
+		case <-deadline:
+			t.Fatalf("no %s for %q within 5s; saw %v", kind, child, seen)
+		}
+	}
+}
+
+func TestStartInOrderStopInReverse(t *testing.T) {
+	sys := actor.NewActorSystem()
+	rec := &recorder{}
+	tree, err := supervisor.Start(context.Background(), sys, "root", supervisor.Spec{
+		Children: []supervisor.ChildSpec{probeSpec(rec, "a"), probeSpec(rec, "b"), probeSpec(rec, "c")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tree.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"start a", "start b", "start c", "stop c", "stop b", "stop a"}
+	if got := rec.snapshot(); !equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestOneForOneRestartAndEscalation(t *testing.T) {
+	sys := actor.NewActorSystem()
+	rec := &recorder{}
+	ch, unsub := events(t, sys)
+	defer unsub()
+	tree, err := supervisor.Start(context.Background(), sys, "root", supervisor.Spec{
+		Intensity: 1, Period: time.Minute,
+		Children: []supervisor.ChildSpec{probeSpec(rec, "a"), probeSpec(rec, "b")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := actor.NewPID(sys.Address(), "root/b")
+	sys.Root.Send(b, "panic")
+	waitEvent(t, ch, messages.EventKind_CHILD_RESTART_SCHEDULED, "b")
+	waitEvent(t, ch, messages.EventKind_CHILD_STARTED, "b")
+	res, err := sys.Root.RequestFuture(b, "hi", time.Second).Result()
+	if err != nil || res != "b:hi" {
+		t.Fatalf("after restart: %v %v", res, err)
+	}
+	sys.Root.Send(b, "panic")
+	waitEvent(t, ch, messages.EventKind_INTENSITY_EXCEEDED, "b")
+	select {
+	case <-tree.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("root did not give up")
+	}
+	if !errors.Is(tree.Err(), supervisor.ErrGaveUp) {
+		t.Fatalf("err = %v", tree.Err())
+	}
+	t.Log(tree.Err())
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
