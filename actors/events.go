@@ -1,0 +1,35 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/supervisor"
+)
+
+// logEvent writes supervisor events to the node's log: failures at warning
+// level, the rest at debug.
+func logEvent(log *slog.Logger, ev any) {
+	e, ok := ev.(*messages.SupervisorEvent)
+	if !ok || log == nil {
+		return
+	}
+	level := slog.LevelDebug
+	switch e.Kind {
+	case messages.EventKind_CHILD_EXITED, messages.EventKind_CHILD_START_FAILED, messages.EventKind_CHILD_KILLED,
+		messages.EventKind_INTENSITY_EXCEEDED, messages.EventKind_SUPERVISOR_START_FAILED:
+		level = slog.LevelWarn
+	}
+	attrs := []any{"event", e.Kind.String(), "supervisor", e.Supervisor}
+	if e.ChildId != "" {
+		attrs = append(attrs, "child", e.ChildId)
+	}
+	if e.Reason != nil {
+		attrs = append(attrs, "reason", supervisor.FormatReason(e.Reason))
+	}
+	if e.Restarts > 0 {
+		attrs = append(attrs, "restarts", e.Restarts)
+	}
+	log.Log(context.Background(), level, "supervisor", attrs...)
+}

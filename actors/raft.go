@@ -1,0 +1,342 @@
+package actors
+
+// raft-<i>: supervised by shard-<i> (rest_for_one), permanent worker. It
+// owns shard i's raft.Raft: it proposes write commands, answers read
+// barriers (batched VerifyLeader) and status requests. It never blocks its
+// mailbox on Raft: apply futures are awaited by a waiter goroutine it owns,
+// verifications and status by short goroutines that report back.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	applyTimeout   = 10 * time.Second
+	readTimeout    = 5 * time.Second
+	pendingApplies = 4096
+)
+
+// ErrNotLeader is the error text replies carry when this node does not
+// lead the shard.
+const ErrNotLeader = "not_leader"
+
+type raftActor struct {
+	rt    *Runtime
+	shard int
+
+	system *actor.ActorSystem
+	self   *actor.PID
+	fsm    *storage.Shard
+	logs   storage.LogStore
+	trans  *raft.NetworkTransport
+	r      *raft.Raft
+
+	applies    chan pendingApply
+	waiterDone chan struct{}
+	observer   *raft.Observer
+	watchStop  chan struct{}
+	watchDone  chan struct{}
+
+	reads     []*actor.PID
+	verifying bool
+}
+
+type pendingApply struct {
+	f  raft.ApplyFuture
+	to *actor.PID
+}
+
+// verifyDone reports a batched read barrier.
+type verifyDone struct {
+	waiting []*actor.PID
+	err     error
+}
+
+func shardName(i int) string { return "shard-" + strconv.Itoa(i) }
+func raftName(i int) string  { return "raft-" + strconv.Itoa(i) }
+
+// RaftPath is the actor path of shard i's Raft actor.
+func RaftPath(i int) string { return RootName + "/shards/" + shardName(i) + "/" + raftName(i) }
+
+func (a *raftActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.system, a.self = ctx.ActorSystem(), ctx.Self()
+		if err := a.start(); err != nil {
+			a.stop()
+			panic(err)
+		}
+	case *actor.Stopping:
+		a.stop()
+	case *messages.Propose:
+		a.propose(ctx, m)
+	case *messages.ReadBarrier:
+		a.reads = append(a.reads, ctx.Sender())
+		if !a.verifying {
+			a.verify()
+		}
+	case *verifyDone:
+		a.verifying = false
+		reply := &messages.ReadBarrierReply{}
+		if m.err != nil {
+			reply.Error, reply.LeaderAddr, reply.LeaderId = a.leaderError(m.err)
+		}
+		for _, to := range m.waiting {
+			ctx.Send(to, reply)
+		}
+		if len(a.reads) > 0 {
+			a.verify()
+		}
+	case *messages.ShardStatus:
+		a.status(ctx.Sender())
+	}
+}
+
+func (a *raftActor) start() error {
+	rt := a.rt
+	fsm, snaps, err := rt.Shard(a.shard)
+	if err != nil {
+		return err
+	}
+	mux, err := rt.Mux()
+	if err != nil {
+		return err
+	}
+	a.fsm = fsm
+	if a.logs, err = storage.OpenLogStore(rt.Layout().RaftDir(a.shard)); err != nil {
+		return err
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: raftName(a.shard), Level: hclog.Warn, Output: os.Stderr})
+	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: mux.Layer(uint32(a.shard) + 1), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
+	})
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(rt.Name)
+	conf.Logger = logger
+	conf.BatchApplyCh = true
+	conf.MaxAppendEntries = 256
+	conf.NoSnapshotRestoreOnStart = true // the Pebble store is already at its applied index
+	conf.HeartbeatTimeout = 500 * time.Millisecond
+	conf.ElectionTimeout = 500 * time.Millisecond
+	conf.LeaderLeaseTimeout = 250 * time.Millisecond
+	conf.SnapshotThreshold = 16384
+	if err := raft.ValidateConfig(conf); err != nil {
+		return err
+	}
+	existing, err := raft.HasExistingState(a.logs, a.logs, snaps)
+	if err != nil {
+		return err
+	}
+	if a.r, err = raft.NewRaft(conf, fsm, a.logs, a.logs, snaps, a.trans); err != nil {
+		return fmt.Errorf("node: shard %d: raft: %w", a.shard, err)
+	}
+	if !existing {
+		f := a.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+			{Suffrage: raft.Voter, ID: conf.LocalID, Address: a.trans.LocalAddr()},
+		}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("node: shard %d: bootstrap: %w", a.shard, err)
+		}
+	}
+	a.applies = make(chan pendingApply, pendingApplies)
+	a.waiterDone = make(chan struct{})
+	go a.waiter(a.applies, a.waiterDone)
+	a.watchLeadership()
+	return nil
+}
+
+// watchLeadership keeps Runtime's sole-leader flag for this shard current:
+// it is recomputed on every leader and peer change.
+func (a *raftActor) watchLeadership() {
+	obs := make(chan raft.Observation, 16)
+	a.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.PeerObservation:
+			return true
+		}
+		return false
+	})
+	a.r.RegisterObserver(a.observer)
+	a.watchStop, a.watchDone = make(chan struct{}), make(chan struct{})
+	r, rt, shard, self := a.r, a.rt, a.shard, raft.ServerID(a.rt.Name)
+	stop, done := a.watchStop, a.watchDone
+	go func() {
+		defer close(done)
+		defer rt.setSole(shard, false)
+		for {
+			sole := false
+			if r.State() == raft.Leader {
+				if f := r.GetConfiguration(); f.Error() == nil {
+					voters, selfVoter := 0, false
+					for _, s := range f.Configuration().Servers {
+						if s.Suffrage == raft.Voter {
+							voters++
+							selfVoter = selfVoter || s.ID == self
+						}
+					}
+					sole = voters == 1 && selfVoter
+				}
+			}
+			rt.setSole(shard, sole)
+			select {
+			case <-obs:
+			case <-time.After(time.Second):
+			case <-stop:
+				return
+			}
+		}
+	}()
+}
+
+func (a *raftActor) stop() {
+	if a.watchStop != nil {
+		close(a.watchStop)
+		<-a.watchDone
+		a.r.DeregisterObserver(a.observer)
+		a.watchStop = nil
+	}
+	if a.applies != nil {
+		close(a.applies)
+		<-a.waiterDone
+		a.applies = nil
+	}
+	if a.r != nil {
+		if err := a.r.Shutdown().Error(); err != nil {
+			a.rt.logger().Error("raft shutdown", "shard", a.shard, "err", err)
+		}
+		a.r = nil
+	}
+	if a.trans != nil {
+		a.trans.Close()
+		a.trans = nil
+	}
+	if a.logs != nil {
+		a.logs.Close()
+		a.logs = nil
+	}
+}
+
+// waiter answers proposals in commit order (futures complete in order).
+func (a *raftActor) waiter(in <-chan pendingApply, done chan<- struct{}) {
+	defer close(done)
+	for p := range in {
+		reply := &messages.ProposeReply{}
+		if err := p.f.Error(); err != nil {
+			reply.Error, reply.LeaderAddr, reply.LeaderId = a.leaderError(err)
+		} else {
+			switch r := p.f.Response().(type) {
+			case []*messages.Reply:
+				if len(r) == 1 {
+					reply.Reply = r[0]
+				}
+			case error:
+				reply.Error = r.Error()
+			}
+		}
+		a.system.Root.Send(p.to, reply)
+	}
+}
+
+func (a *raftActor) propose(ctx actor.Context, m *messages.Propose) {
+	if a.r.State() != raft.Leader {
+		e, addr, id := a.leaderError(raft.ErrNotLeader)
+		ctx.Respond(&messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id})
+		return
+	}
+	data, err := proto.Marshal(&messages.CommandBatch{Commands: []*messages.Command{m.Command}})
+	if err != nil {
+		ctx.Respond(&messages.ProposeReply{Error: err.Error()})
+		return
+	}
+	a.applies <- pendingApply{f: a.r.Apply(data, applyTimeout), to: ctx.Sender()}
+}
+
+// verify runs one read barrier for every read waiting: leadership is
+// confirmed with a quorum, and the state machine catches up with the last
+// index the leader had when the barrier began (its log holds every
+// committed entry).
+func (a *raftActor) verify() {
+	waiting := a.reads
+	a.reads = nil
+	a.verifying = true
+	readIndex := a.r.LastIndex()
+	f := a.r.VerifyLeader()
+	fsm, logs, self, root := a.fsm, a.logs, a.self, a.system.Root
+	go func() {
+		err := f.Error()
+		if err == nil {
+			// The leader's no-op at the start of its term never reaches
+			// the state machine: wait for the last entry that does.
+			applied, _ := fsm.Applied()
+			readIndex = storage.LastVisible(logs, readIndex, applied)
+			ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+			err = fsm.WaitApplied(ctx, readIndex)
+			cancel()
+		}
+		root.Send(self, &verifyDone{waiting: waiting, err: err})
+	}()
+}
+
+func (a *raftActor) leaderError(err error) (text, addr, id string) {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		text = ErrNotLeader
+	} else {
+		text = err.Error()
+	}
+	if a.r != nil {
+		la, lid := a.r.LeaderWithID()
+		addr, id = string(la), string(lid)
+	}
+	return text, addr, id
+}
+
+func (a *raftActor) status(to *actor.PID) {
+	r, logs, fsm, shard, root := a.r, a.logs, a.fsm, a.shard, a.system.Root
+	go func() {
+		reply := &messages.ShardStatusReply{Shard: uint32(shard)}
+		la, lid := r.LeaderWithID()
+		reply.State, reply.LeaderAddr, reply.LeaderId = r.State().String(), string(la), string(lid)
+		reply.Term, reply.LastIndex, reply.CommitIndex = r.CurrentTerm(), r.LastIndex(), r.CommitIndex()
+		reply.AppliedIndex, _ = fsm.Applied()
+		reply.FirstIndex, _ = logs.FirstIndex()
+		// Entries the state machine never sees (no-ops) count as applied
+		// once every entry before them is.
+		if storage.LastVisible(logs, reply.CommitIndex, reply.AppliedIndex) == reply.AppliedIndex && reply.AppliedIndex < reply.CommitIndex {
+			reply.AppliedIndex = reply.CommitIndex
+		}
+		f := r.GetConfiguration()
+		if err := f.Error(); err != nil {
+			reply.Error = err.Error()
+		} else {
+			for _, s := range f.Configuration().Servers {
+				reply.Configuration = append(reply.Configuration, &messages.RaftServer{
+					Id: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})
+			}
+		}
+		root.Send(to, reply)
+	}()
+}
+
+func suffrage(s raft.ServerSuffrage) messages.Suffrage {
+	switch s {
+	case raft.Voter:
+		return messages.Suffrage_VOTER
+	case raft.Nonvoter:
+		return messages.Suffrage_NONVOTER
+	case raft.Staging:
+		return messages.Suffrage_STAGING
+	}
+	return messages.Suffrage_SUFFRAGE_UNSPECIFIED
+}

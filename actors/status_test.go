@@ -1,0 +1,104 @@
+package actors_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+func TestShardReadiness(t *testing.T) {
+	for _, tc := range []struct {
+		s    actors.ShardStatus
+		want string // "" for ready
+	}{
+		{actors.ShardStatus{Leader: "n1", CommitIndex: 5, AppliedIndex: 5}, ""},
+		{actors.ShardStatus{Leader: "n2", CommitIndex: 5, AppliedIndex: 6}, ""},
+		{actors.ShardStatus{CommitIndex: 5, AppliedIndex: 5}, "no leader"},
+		{actors.ShardStatus{Leader: "n1", CommitIndex: 5, AppliedIndex: 4}, "applied index 4 is behind commit index 5"},
+		{actors.ShardStatus{Leader: "n1", Error: "shard 0: status: timeout"}, "shard 0: status: timeout"},
+	} {
+		ok, why := tc.s.Ready()
+		if ok != (tc.want == "") || why != tc.want {
+			t.Errorf("%+v: Ready() = %v %q, want %q", tc.s, ok, why, tc.want)
+		}
+	}
+	st := actors.Status{Shards: []actors.ShardStatus{
+		{ID: 0, Leader: "n1"}, {ID: 1}, {ID: 2, Leader: "n1", CommitIndex: 2, AppliedIndex: 1},
+	}}
+	bad := st.NotReady()
+	if len(bad) != 2 || bad[0].ID != 1 || bad[0].Reason != "no leader" || bad[1].ID != 2 {
+		t.Errorf("NotReady: %+v", bad)
+	}
+}
+
+func okWrite(kv.Writer, *messages.Command) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Status{Status: "OK"}}
+}
+
+func TestGatherStatus(t *testing.T) {
+	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 2, ClusterAddr: "127.0.0.1:0",
+		ClientAddr: "127.0.0.1:0", Exec: okWrite}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := actors.Start(ctx, actors.Config{Runtime: rt}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(ctx)
+
+	info := actors.StatusInfo{Name: "n1", Shards: 2, Role: "replica", Join: []string{"h2:7946"}}
+	var st *actors.Status
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err = n.Status(sctx, info)
+		scancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Shards[0].State == "leader" && st.Shards[1].State == "leader" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leaders within 20s: %+v", st.Shards)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Node != "n1" || st.Mode != actors.ModeCluster || st.SyncStatus != actors.SyncNotStarted ||
+		len(st.Nodes) != 1 || st.Nodes[0].Role != "replica" {
+		t.Errorf("status %+v", st)
+	}
+	for i, sh := range st.Shards {
+		if sh.ID != i || sh.Leader != "n1" || sh.LeaderAddr == "" || sh.Term == 0 || sh.FirstIndex == 0 ||
+			sh.LastIndex < sh.CommitIndex || len(sh.Members) != 1 || *sh.Members[0].AppliedIndex != sh.AppliedIndex {
+			t.Errorf("shard %d: %+v", i, sh)
+		}
+	}
+
+	// A shard that does not answer is reported, not fatal.
+	info.Shards = 3
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+	st, err = actors.GatherStatus(sctx, n.System, info)
+	scancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := st.Shards[2].Ready(); ok || !strings.Contains(why, "shard 2: status") || st.Shards[2].State != "unknown" {
+		t.Errorf("missing shard: %+v", st.Shards[2])
+	}
+
+	// A canceled request ends at once; a bad info is refused.
+	cctx, ccancel := context.WithCancel(ctx)
+	ccancel()
+	if _, err := n.Status(cctx, info); err == nil {
+		t.Error("status with a canceled context: no error")
+	}
+	if _, err := n.Status(ctx, actors.StatusInfo{Name: "n1"}); err == nil {
+		t.Error("status of 0 shards: no error")
+	}
+}

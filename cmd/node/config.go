@@ -1,0 +1,465 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coppice-kv/coppice/storage"
+)
+
+// Config is the node binary's configuration, validated.
+type Config struct {
+	Name          string
+	DataDir       string
+	Shards        int
+	ClientAddr    string
+	ClusterAddr   string
+	AdvertiseAddr string
+	GossipAddr    string
+	HTTPAddr      string
+	Join          []string
+	Role          string
+	RequirePass   string
+	LogFormat     string
+	LogLevel      slog.Level
+	StopTimeout   time.Duration
+	PrintTree     bool
+	// ConfigFile is the file the configuration was read from, if any.
+	ConfigFile string
+}
+
+// Limits and choices of the options.
+const (
+	maxShards  = 1024
+	envPrefix  = "COPPICE_"
+	configFlag = "config"
+)
+
+var roles = []string{"voter", "replica", "readonly"}
+
+// kind is how an option's value is written in the config file.
+type kind int
+
+const (
+	kindString kind = iota
+	kindInt
+	kindBool
+	kindList
+	kindDuration
+)
+
+// option is one setting: a flag --name, its environment twin
+// COPPICE_NAME, and the config file key "name". set parses and checks a
+// value; its error says what is wanted ("want 1..1024"), and the loader
+// names the value and where it came from.
+type option struct {
+	name  string
+	kind  kind
+	def   func() string
+	usage string
+	set   func(c *Config, v string) error
+}
+
+func (o *option) env() string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
+}
+
+var options = []*option{
+	{name: "name", def: defaultName, usage: "node name: 1-63 of [A-Za-z0-9._-], starting with a letter or digit",
+		set: func(c *Config, v string) error {
+			if storage.ValidName(v) != nil {
+				return errors.New("want 1-63 of [A-Za-z0-9._-], starting with a letter or digit")
+			}
+			c.Name = v
+			return nil
+		}},
+	{name: "data-dir", def: constant("./data"), usage: "data directory",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return errors.New("want a directory")
+			}
+			c.DataDir = v
+			return nil
+		}},
+	{name: "shards", kind: kindInt, def: constant("4"), usage: "number of shards, 1..1024; fixed when the data directory is made",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxShards {
+				return fmt.Errorf("want 1..%d", maxShards)
+			}
+			c.Shards = n
+			return nil
+		}},
+	{name: "client-addr", def: constant("127.0.0.1:7379"), usage: "RESP client listen address",
+		set: func(c *Config, v string) error { return listenAddr(&c.ClientAddr, v) }},
+	{name: "cluster-addr", def: constant("127.0.0.1:7380"), usage: "cluster (Raft) listen address",
+		set: func(c *Config, v string) error { return listenAddr(&c.ClusterAddr, v) }},
+	{name: "advertise-addr", def: constant(""), usage: "cluster address peers dial (default: the cluster listener's)",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				c.AdvertiseAddr = ""
+				return nil
+			}
+			return dialAddr(&c.AdvertiseAddr, v)
+		}},
+	{name: "gossip-addr", def: constant("127.0.0.1:7946"), usage: "gossip (serf) listen address",
+		set: func(c *Config, v string) error { return listenAddr(&c.GossipAddr, v) }},
+	{name: "http-addr", def: constant("127.0.0.1:7381"), usage: "HTTP listen address: /metrics, /healthz, /readyz, /v1/status",
+		set: func(c *Config, v string) error { return listenAddr(&c.HTTPAddr, v) }},
+	{name: "join", kind: kindList, def: constant(""), usage: "comma-separated host:port gossip addresses of nodes to join (none: standalone)",
+		set: func(c *Config, v string) error {
+			c.Join = nil
+			if v == "" {
+				return nil
+			}
+			for _, a := range strings.Split(v, ",") {
+				var addr string
+				if err := dialAddr(&addr, strings.TrimSpace(a)); err != nil {
+					return fmt.Errorf("%q: %w", a, err)
+				}
+				c.Join = append(c.Join, addr)
+			}
+			return nil
+		}},
+	{name: "role", def: constant("voter"), usage: "role when joining: voter, replica or readonly",
+		set: func(c *Config, v string) error {
+			if !slices.Contains(roles, v) {
+				return fmt.Errorf("want %s", strings.Join(roles, ", "))
+			}
+			c.Role = v
+			return nil
+		}},
+	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
+		set: func(c *Config, v string) error { c.RequirePass = v; return nil }},
+	{name: "log-format", def: constant("text"), usage: "log format: text or json",
+		set: func(c *Config, v string) error {
+			if v != "text" && v != "json" {
+				return errors.New("want text or json")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	{name: "log-level", def: constant("info"), usage: "log level: debug, info, warn or error",
+		set: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "debug":
+				c.LogLevel = slog.LevelDebug
+			case "info":
+				c.LogLevel = slog.LevelInfo
+			case "warn":
+				c.LogLevel = slog.LevelWarn
+			case "error":
+				c.LogLevel = slog.LevelError
+			default:
+				return errors.New("want debug, info, warn or error")
+			}
+			return nil
+		}},
+	{name: "stop-timeout", kind: kindDuration, def: constant("30s"), usage: "how long an orderly stop may take",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return errors.New("want a positive duration such as 30s")
+			}
+			c.StopTimeout = d
+			return nil
+		}},
+	{name: "print-tree", kind: kindBool, def: constant("false"), usage: "print the supervision tree and exit",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("want true or false")
+			}
+			c.PrintTree = b
+			return nil
+		}},
+}
+
+func constant(s string) func() string { return func() string { return s } }
+
+// errHelp is returned for --help: the usage was printed, exit 0.
+var errHelp = flag.ErrHelp
+
+// source is where a value came from, as errors name it: "--shards",
+// "COPPICE_SHARDS", "node.json: shards" or "default shards".
+type source struct {
+	what string
+	raw  string
+}
+
+// loadConfig reads the configuration from args (flags), env (the
+// environment, os.Getenv in main) and the JSON file named by --config or
+// COPPICE_CONFIG. Precedence: flag > environment > file > default. Every
+// value, whichever its source, is checked once; an error names the value
+// and its source. Usage goes to usage (nil: io.Discard).
+func loadConfig(args []string, env func(string) string, usage io.Writer) (Config, error) {
+	if usage == nil {
+		usage = io.Discard
+	}
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.Usage = func() { printUsage(usage) }
+	flagVals := map[string]*rawValue{}
+	for _, o := range options {
+		v := &rawValue{bool: o.kind == kindBool}
+		flagVals[o.name] = v
+		fs.Var(v, o.name, o.usage)
+	}
+	configPath := &rawValue{}
+	fs.Var(configPath, configFlag, "JSON config file")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (every setting is a flag)", fs.Arg(0))
+	}
+
+	// Where the file is named: flag, then environment.
+	var cfg Config
+	var file map[string]string
+	switch {
+	case configPath.set:
+		cfg.ConfigFile = configPath.value
+	case env(envPrefix+"CONFIG") != "":
+		cfg.ConfigFile = env(envPrefix + "CONFIG")
+	}
+	if cfg.ConfigFile != "" {
+		var err error
+		if file, err = readConfigFile(cfg.ConfigFile); err != nil {
+			return Config{}, err
+		}
+	}
+
+	sources := map[string]source{}
+	for _, o := range options {
+		var src source
+		if v := flagVals[o.name]; v.set {
+			src = source{"--" + o.name, v.value}
+		} else if v := env(o.env()); v != "" {
+			src = source{o.env(), v}
+		} else if v, ok := file[o.name]; ok {
+			src = source{cfg.ConfigFile + ": " + o.name, v}
+		} else {
+			src = source{"default " + o.name, o.def()}
+		}
+		if err := o.set(&cfg, src.raw); err != nil {
+			return Config{}, fmt.Errorf("%s %s: %w", src.what, quote(src.raw), err)
+		}
+		sources[o.name] = src
+	}
+	if err := cfg.check(sources); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// check validates what no single option can: how they go together.
+func (c *Config) check(src map[string]source) error {
+	listen := []struct {
+		name string
+		addr string
+	}{{"client-addr", c.ClientAddr}, {"cluster-addr", c.ClusterAddr}, {"gossip-addr", c.GossipAddr}, {"http-addr", c.HTTPAddr}}
+	for i, a := range listen {
+		for _, b := range listen[i+1:] {
+			if sameListener(a.addr, b.addr) {
+				return fmt.Errorf("%s %q and %s %q: want different ports", src[a.name].what, a.addr, src[b.name].what, b.addr)
+			}
+		}
+	}
+	if host, _, _ := net.SplitHostPort(c.ClusterAddr); unspecified(host) && c.AdvertiseAddr == "" {
+		return fmt.Errorf("%s %q listens on every interface: set --advertise-addr to the address peers dial", src["cluster-addr"].what, c.ClusterAddr)
+	}
+	return nil
+}
+
+// readConfigFile reads a JSON object whose keys are the flags' names. Its
+// values are JSON strings, numbers (shards), booleans (print-tree), and a
+// string or an array of strings (join). Unknown keys are an error.
+func readConfigFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config file %s: want a JSON object: %v", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("config file %s: want one JSON object, found more after it", path)
+	}
+	out := map[string]string{}
+	for key, val := range raw {
+		i := slices.IndexFunc(options, func(o *option) bool { return o.name == key })
+		if i < 0 {
+			return nil, fmt.Errorf("config file %s: unknown key %q; known: %s", path, key, knownKeys())
+		}
+		o := options[i]
+		s, err := fileValue(o.kind, val)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s %s: %w", path, key, val, err)
+		}
+		out[key] = s
+	}
+	return out, nil
+}
+
+// fileValue turns a config file value into the text a flag would carry.
+func fileValue(k kind, val json.RawMessage) (string, error) {
+	switch k {
+	case kindInt:
+		var n json.Number
+		if err := json.Unmarshal(val, &n); err != nil || bytes.HasPrefix(bytes.TrimSpace(val), []byte(`"`)) {
+			return "", errors.New("want a JSON number")
+		}
+		return n.String(), nil
+	case kindBool:
+		var b bool
+		if err := json.Unmarshal(val, &b); err != nil {
+			return "", errors.New("want true or false")
+		}
+		return strconv.FormatBool(b), nil
+	case kindList:
+		var list []string
+		if err := json.Unmarshal(val, &list); err == nil {
+			return strings.Join(list, ","), nil
+		}
+	}
+	var s string
+	if err := json.Unmarshal(val, &s); err != nil {
+		if k == kindList {
+			return "", errors.New("want an array of strings or a comma-separated string")
+		}
+		return "", errors.New("want a JSON string")
+	}
+	return s, nil
+}
+
+func knownKeys() string {
+	names := make([]string, len(options))
+	for i, o := range options {
+		names[i] = o.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// listenAddr checks a listen address: host:port, the host may be empty
+// (every interface), the port 0..65535 (0: any free port).
+func listenAddr(dst *string, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || !validPort(port, 0) || strings.ContainsAny(host, " /") {
+		return errors.New("want host:port with a port 0..65535")
+	}
+	*dst = v
+	return nil
+}
+
+// dialAddr checks an address others dial: a host and a port 1..65535.
+func dialAddr(dst *string, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" || unspecified(host) || !validPort(port, 1) || strings.ContainsAny(host, " /") {
+		return errors.New("want host:port with a host others can dial and a port 1..65535")
+	}
+	*dst = v
+	return nil
+}
+
+func validPort(port string, min int) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= min && n <= 65535 && port == strconv.Itoa(n)
+}
+
+func unspecified(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// sameListener reports whether two listen addresses would collide: the
+// same non-zero port on the same host, or on every interface.
+func sameListener(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb || pa == "0" {
+		return false
+	}
+	return ha == hb || unspecified(ha) || unspecified(hb)
+}
+
+// defaultName is this host's name made a valid node name: characters
+// outside [A-Za-z0-9._-] become '-', it starts with a letter or digit and
+// is at most 63 long; "node" if nothing is left.
+func defaultName() string {
+	h, _ := os.Hostname()
+	return sanitizeName(h)
+}
+
+func sanitizeName(h string) string {
+	b := []byte(h)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	s := strings.TrimLeft(string(b), "._-")
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	if s == "" {
+		return "node"
+	}
+	return s
+}
+
+// quote shows a value in an error: numbers bare, anything else quoted.
+func quote(s string) string {
+	if _, err := strconv.ParseFloat(s, 64); err == nil && strings.IndexAny(s[:1], "+-.0123456789") == 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// rawValue is a flag that keeps its text and whether it was given; the
+// loader parses it, so every source is checked the same way.
+type rawValue struct {
+	value string
+	set   bool
+	bool  bool
+}
+
+func (v *rawValue) String() string     { return v.value }
+func (v *rawValue) Set(s string) error { v.value, v.set = s, true; return nil }
+func (v *rawValue) IsBoolFlag() bool   { return v.bool }
+
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, `Usage: node [flags]
+
+Runs a coppice node. Every setting is a flag, an environment variable, or a
+key of the JSON file named by --config (or %sCONFIG). Precedence:
+flag > environment > file > default. An empty environment variable is unset.
+
+`, envPrefix)
+	for _, o := range append(options, &option{name: configFlag, def: constant(""), usage: "JSON config file: an object whose keys are the flag names"}) {
+		def := o.def()
+		if o.name == "name" {
+			def = "this host's name, sanitized"
+		}
+		if def != "" {
+			def = " (default " + def + ")"
+		}
+		fmt.Fprintf(w, "  --%-15s %-24s %s%s\n", o.name, o.env(), o.usage, def)
+	}
+}

@@ -1,0 +1,185 @@
+// Command node runs a coppice node.
+//
+//	go run ./cmd/node                          # standalone, on the defaults
+//	go run ./cmd/node --name n1 --data-dir /var/lib/coppice --shards 8
+//	go run ./cmd/node --config node.json       # settings from a JSON file
+//	go run ./cmd/node --print-tree             # print the supervision tree and exit
+//	go run ./cmd/node --help                   # every setting, its variable and default
+//
+// # Settings
+//
+// Every setting is a flag, an environment variable COPPICE_<NAME> (the
+// flag's name in upper case, dashes as underscores: --data-dir is
+// COPPICE_DATA_DIR), and a key of the JSON config file named by --config
+// or COPPICE_CONFIG. Precedence: flag > environment > file > default. An
+// empty environment variable counts as unset. Every value is checked once,
+// whatever its source, and an error names it and where it came from:
+//
+//	node: --shards 0: want 1..1024
+//	node: COPPICE_CLIENT_ADDR "foo": want host:port with a port 0..65535
+//	node: node.json: shards "4": want a JSON number
+//
+// The config file is one JSON object whose keys are the flags' names;
+// unknown keys are an error. Values are strings, except shards (a number),
+// print-tree (a boolean) and join (an array of strings, or one
+// comma-separated string):
+//
+//	{
+//	  "name": "n1",
+//	  "data-dir": "/var/lib/coppice",
+//	  "shards": 8,
+//	  "client-addr": "10.0.0.1:7379",
+//	  "cluster-addr": "10.0.0.1:7380",
+//	  "gossip-addr": "10.0.0.1:7946",
+//	  "http-addr": "127.0.0.1:7381",
+//	  "join": ["10.0.0.2:7946", "10.0.0.3:7946"],
+//	  "role": "voter",
+//	  "requirepass": "secret",
+//	  "log-format": "json",
+//	  "log-level": "info",
+//	  "stop-timeout": "30s"
+//	}
+//
+// Every listen address defaults to loopback (127.0.0.1), so a node on the
+// defaults is reachable from its own host only; give 0.0.0.0:<port> (or
+// :<port>) to listen on every interface. A cluster address on every
+// interface needs --advertise-addr, the address peers dial.
+//
+// # Running
+//
+// Logs are key/value (log/slog), text or JSON, on stderr. SIGTERM or
+// SIGINT stops the node in order (the tree in reverse start order, within
+// --stop-timeout) and exits 0; a second signal during the stop kills it.
+// If the tree's root supervisor gives up, the node logs why and exits 1.
+// A bad setting exits 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/httpapi"
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/storage"
+	"github.com/coppice-kv/coppice/supervisor"
+)
+
+// startTimeout bounds the tree's start: opening storage and starting
+// every shard.
+const startTimeout = time.Minute
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, env, stdout)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "node:", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	tree, rt, info := nodeConfig(cfg, log)
+	if cfg.PrintTree {
+		fmt.Fprint(stdout, supervisor.FormatSpec(actors.RootName, actors.Tree(tree)))
+		return 0
+	}
+
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	node, err := actors.Start(startCtx, tree, log)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during start")
+			return 0
+		}
+		log.Error("node failed to start", "err", err)
+		return 1
+	}
+	log.Info("node started", "node", rt.Name, "data_dir", rt.DataDir, "shards", rt.Shards,
+		"mode", modeOf(info), "role", info.Role, "version", rt.Version)
+	if len(cfg.Join) > 0 {
+		log.Warn("joining a cluster is not implemented yet: --join is reported in the status only", "join", cfg.Join)
+	}
+
+	select {
+	case <-ctx.Done():
+		stopSignals() // a second signal kills the process
+		log.Info("stopping", "timeout", cfg.StopTimeout)
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+		defer cancel()
+		if err := node.Stop(stopCtx); err != nil {
+			log.Error("stop", "err", err)
+			return 1
+		}
+		log.Info("stopped")
+		return 0
+	case <-node.Tree.Done():
+		node.System.Shutdown()
+		log.Error("supervision tree gave up", "err", node.Tree.Err())
+		return 1
+	}
+}
+
+// nodeConfig builds the tree's configuration: the Runtime the node's
+// actors share, and the HTTP worker under the user supervisor.
+func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, actors.StatusInfo) {
+	rt := &actors.Runtime{
+		Name:        cfg.Name,
+		DataDir:     cfg.DataDir,
+		Shards:      cfg.Shards,
+		ClusterAddr: cfg.ClusterAddr,
+		Advertise:   cfg.AdvertiseAddr,
+		ClientAddr:  cfg.ClientAddr,
+		RequirePass: cfg.RequirePass,
+		Version:     version(),
+		Log:         log,
+		Exec:        executor(),
+	}
+	// Not in Runtime yet: cfg.GossipAddr, cfg.Join and cfg.Role (the
+	// watcher and the manager will need them).
+	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
+	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log})
+	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
+}
+
+// executor runs a shard's write commands.
+func executor() storage.Executor { return kv.Exec }
+
+func modeOf(info actors.StatusInfo) string {
+	if len(info.Join) > 0 {
+		return actors.ModeCluster
+	}
+	return actors.ModeStandalone
+}
+
+// version is the main module's version from the build info ("(devel)" in
+// a work tree).
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain runs the node's main instead of the tests when the test binary
+// is started by startNode: the process under test is the real binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("NODE_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestBadSettingsExit2(t *testing.T) {
+	for _, args := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}, {"--no-such-flag"}, {"--shards", "0"}} {
+		var stderr bytes.Buffer
+		if code := run(args, envOf(nil), io.Discard, &stderr); code != 2 {
+			t.Errorf("run(%v) = %d, want 2", args, code)
+		}
+		if !strings.HasPrefix(stderr.String(), "node: ") {
+			t.Errorf("run(%v) wrote %q", args, stderr.String())
+		}
+	}
+	var stderr bytes.Buffer
+	run(nil, envOf(map[string]string{"COPPICE_CLIENT_ADDR": "foo"}), io.Discard, &stderr)
+	if want := `node: COPPICE_CLIENT_ADDR "foo": want host:port`; !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+func TestHelpExits0(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--help"}, envOf(nil), &out, io.Discard); code != 0 {
+		t.Errorf("--help exited %d", code)
+	}
+	if !strings.Contains(out.String(), "COPPICE_DATA_DIR") {
+		t.Errorf("--help printed %q", out.String())
+	}
+}
+
+func TestPrintTree(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--print-tree", "--shards", "2"}, envOf(nil), &out, io.Discard); code != 0 {
+		t.Errorf("--print-tree exited %d", code)
+	}
+	for _, child := range []string{"store", "transport", "shards", "shard-1", "raft-1", "user", "http"} {
+		if !strings.Contains(out.String(), child) {
+			t.Errorf("the printed tree has no %s:\n%s", child, out.String())
+		}
+	}
+}
+
+// process is the node binary running in a child process.
+type process struct {
+	cmd    *exec.Cmd
+	lines  chan string
+	exited chan struct{}
+	log    bytes.Buffer // every line, for failure messages
+}
+
+func startProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "NODE_TEST_RUN_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, lines: make(chan string, 1000), exited: make(chan struct{})}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		cmd.Wait() // after the last read from the pipe
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // an error if it has exited
+		for range p.lines {
+		}
+	})
+	return p
+}
+
+// waitLine waits (bounded) for a log line matching re and returns its
+// submatches.
+func (p *process) waitLine(t *testing.T, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("the node exited before logging %q:\n%s", re, p.log.String())
+			}
+			p.log.WriteString(l + "\n")
+			if m := rx.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no log line %q within 30s:\n%s", re, p.log.String())
+		}
+	}
+}
+
+// wait reads the rest of the log until the process exits (bounded) and
+// returns its exit code.
+func (p *process) wait(t *testing.T) int {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				<-p.exited
+				return p.cmd.ProcessState.ExitCode()
+			}
+			p.log.WriteString(l + "\n")
+		case <-timeout:
+			t.Fatalf("the node did not exit within 60s:\n%s", p.log.String())
+		}
+	}
+}
+
+func TestSIGTERMStopsInOrderAndExits0(t *testing.T) {
+	dir := t.TempDir()
+	p := startProcess(t, "--name", "n1", "--data-dir", filepath.Join(dir, "data"), "--shards", "2",
+		"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--log-format", "json", "--stop-timeout", "20s")
+	addr := p.waitLine(t, `"msg":"http listener","addr":"([^"]+)"`)[1]
+	p.waitLine(t, `"msg":"node started"`)
+
+	// The node serves its status over HTTP.
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Node   string `json:"node"`
+		Shards []any  `json:"shards"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	if err != nil || st.Node != "n1" || len(st.Shards) != 2 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLine(t, `"msg":"stopping"`)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, p.log.String())
+	}
+	if !strings.Contains(p.log.String(), `"msg":"stopped"`) {
+		t.Fatalf("no orderly stop in the log:\n%s", p.log.String())
+	}
+}
+
+func TestFailedStartExits1(t *testing.T) {
+	// The data dir is a file: the store worker cannot start.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The HTTP port is taken: the http worker cannot start.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		dataDir, httpAddr, why string
+	}{
+		{file, "127.0.0.1:0", "not a directory"},
+		{filepath.Join(t.TempDir(), "data"), busy.Addr().String(), "address already in use"},
+	} {
+		p := startProcess(t, "--name", "n1", "--data-dir", tc.dataDir, "--shards", "1",
+			"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", tc.httpAddr)
+		if code := p.wait(t); code != 1 {
+			t.Fatalf("exit code %d, want 1:\n%s", code, p.log.String())
+		}
+		if log := p.log.String(); !strings.Contains(log, "node failed to start") || !strings.Contains(log, tc.why) {
+			t.Fatalf("the failure (%s) is not logged:\n%s", tc.why, log)
+		}
+	}
+}

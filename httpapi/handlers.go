@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/supervisor"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+var errNotStarted = errors.New("httpapi: the node's actor system is not running")
+
+// Handler serves the endpoint's paths. It answers 503 until the worker of
+// Spec has started once (it learns the actor system from it).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	// "GET" patterns match HEAD too; the mux answers other methods with
+	// 405 and an Allow header, and unknown paths with 404.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog2promLogger{s},
+		ErrorHandling: promhttp.ContinueOnError,
+		Timeout:       s.cfg.Timeout + 5*time.Second,
+	}))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /v1/status", s.status)
+	return mux
+}
+
+// healthz is 200 while the root supervisor answers: the process runs and
+// its tree is up.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	sys := s.system()
+	if sys == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": errNotStarted.Error()})
+		return
+	}
+	root := actor.NewPID(sys.Address(), actors.RootName)
+	counts, err := supervisor.CountChildren(sys.Root, root, s.cfg.Timeout)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status": "ok",
+		"tree":   map[string]uint32{"children": counts.Specs, "active": counts.Active},
+	})
+}
+
+// readyz is 200 when every shard has a leader and has applied up to its
+// commit index; else 503 with the shards that are not ready and why.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	st, err := s.gather(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "error": err.Error()})
+		return
+	}
+	if bad := st.NotReady(); len(bad) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "shards": bad})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+}
+
+// status is the node's status as JSON (actors.Status).
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.gather(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) gather(ctx context.Context) (*actors.Status, error) {
+	sys := s.system()
+	if sys == nil {
+		return nil, errNotStarted
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	return actors.GatherStatus(ctx, sys, s.cfg.Info)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// slog2promLogger passes promhttp's errors to the node's log.
+type slog2promLogger struct{ s *Server }
+
+func (l slog2promLogger) Println(v ...any) { l.s.log.Warn("metrics", "err", v) }

@@ -1,0 +1,89 @@
+package httpapi
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// newRegistry registers the process and Go collectors, the per-shard
+// gauges (read at scrape time) and the supervisor event counter.
+func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
+	reg := prometheus.NewRegistry()
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coppice_supervisor_events_total",
+		Help: "Supervisor events (messages.SupervisorEvent) by kind, since the HTTP worker started.",
+	}, []string{"kind"})
+	for k := range messages.EventKind_name {
+		if kind := messages.EventKind(k); kind != messages.EventKind_EVENT_KIND_UNSPECIFIED {
+			events.WithLabelValues(eventKind(kind))
+		}
+	}
+	reg.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+		events,
+		&shardCollector{s: s},
+	)
+	return reg, events
+}
+
+// eventKind is the label of an event kind: "child_exited".
+func eventKind(k messages.EventKind) string { return strings.ToLower(k.String()) }
+
+var (
+	shardLabels    = []string{"shard"}
+	descShardUp    = prometheus.NewDesc("coppice_shard_up", "1 if the shard's Raft actor answered the status request of this scrape.", shardLabels, nil)
+	descApplied    = prometheus.NewDesc("coppice_shard_applied_index", "Index of the last Raft entry the shard's state machine applied.", shardLabels, nil)
+	descCommit     = prometheus.NewDesc("coppice_shard_commit_index", "The shard's Raft commit index as this node knows it.", shardLabels, nil)
+	descLast       = prometheus.NewDesc("coppice_shard_last_index", "Index of the last entry in the shard's Raft log on this node.", shardLabels, nil)
+	descTerm       = prometheus.NewDesc("coppice_shard_term", "The shard's current Raft term on this node.", shardLabels, nil)
+	descIsLeader   = prometheus.NewDesc("coppice_shard_is_leader", "1 if this node leads the shard.", shardLabels, nil)
+	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader}
+	shardGaugeType = prometheus.GaugeValue
+)
+
+// shardCollector asks every shard for its status at scrape time.
+type shardCollector struct{ s *Server }
+
+func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range shardDescs {
+		ch <- d
+	}
+}
+
+func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
+	sys := c.s.system()
+	if sys == nil || c.s.cfg.Info.Shards < 1 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.Timeout)
+	defer cancel()
+	replies, err := actors.ShardStatuses(ctx, sys, c.s.cfg.Info.Shards)
+	if err != nil {
+		return
+	}
+	for i, r := range replies {
+		shard := strconv.Itoa(i)
+		if r.Err != nil {
+			ch <- prometheus.MustNewConstMetric(descShardUp, shardGaugeType, 0, shard)
+			continue
+		}
+		st := r.Reply
+		leader := 0.0
+		if strings.EqualFold(st.State, "leader") {
+			leader = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descShardUp, shardGaugeType, 1, shard)
+		ch <- prometheus.MustNewConstMetric(descApplied, shardGaugeType, float64(st.AppliedIndex), shard)
+		ch <- prometheus.MustNewConstMetric(descCommit, shardGaugeType, float64(st.CommitIndex), shard)
+		ch <- prometheus.MustNewConstMetric(descLast, shardGaugeType, float64(st.LastIndex), shard)
+		ch <- prometheus.MustNewConstMetric(descTerm, shardGaugeType, float64(st.Term), shard)
+		ch <- prometheus.MustNewConstMetric(descIsLeader, shardGaugeType, leader, shard)
+	}
+}

@@ -1,0 +1,293 @@
+package kv
+
+import (
+	"sort"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Spec describes one command: what COMMAND reports for it, how the node
+// routes it, and how the engine runs it.
+type Spec struct {
+	// Name is the command's name in lower case ("get"); a subcommand's is
+	// "container|sub" ("command|info").
+	Name string
+	// Arity counts the name: n means exactly n arguments, -n at least n.
+	Arity int
+	// Flags are COMMAND's flags, in Redis's order: "write", "readonly",
+	// "denyoom", "admin", "fast", ...
+	Flags []string
+	// FirstKey, LastKey, Step give the key arguments: args[FirstKey],
+	// args[FirstKey+Step], ... up to args[LastKey]; a negative LastKey
+	// counts from the end (-1 is the last argument). FirstKey 0: no keys.
+	FirstKey, LastKey, Step int
+	// Write is true for commands that change state: they go through a
+	// shard's Raft log and run with Exec. The others run with Read.
+	Write bool
+	// Node is true for commands the node serves itself (connection and
+	// server commands such as PING, HELLO, CLIENT, CONFIG, INFO). They are
+	// in the table so that CheckArity and COMMAND know them; the engine
+	// does not run them.
+	Node bool
+	// Subcommands of a container command (COMMAND, CLIENT, CONFIG).
+	Subcommands []*Spec
+
+	run func(t *txn, args [][]byte) *messages.Reply
+}
+
+// Has reports whether the spec carries flag f ("fast", "admin", ...).
+func (s *Spec) Has(f string) bool {
+	for _, x := range s.Flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys returns the key arguments of args (a whole command, name first), as
+// the key positions give them; nil for a command without keys. The node
+// routes a command by its keys (each command's keys must be on one shard,
+// except for the ones the node splits: MGET, MSET, DEL, UNLINK, EXISTS).
+func (s *Spec) Keys(args [][]byte) [][]byte {
+	if s.FirstKey <= 0 || s.FirstKey >= len(args) {
+		return nil
+	}
+	last := s.LastKey
+	if last < 0 {
+		last = len(args) + last
+	}
+	if last >= len(args) {
+		last = len(args) - 1
+	}
+	step := max(s.Step, 1)
+	keys := make([][]byte, 0, (last-s.FirstKey)/step+1)
+	for i := s.FirstKey; i <= last; i += step {
+		keys = append(keys, args[i])
+	}
+	return keys
+}
+
+var (
+	fWrite       = []string{"write"}
+	fWriteFast   = []string{"write", "fast"}
+	fWriteOOM    = []string{"write", "denyoom"}
+	fWriteOOMFst = []string{"write", "denyoom", "fast"}
+	fRead        = []string{"readonly"}
+	fReadFast    = []string{"readonly", "fast"}
+)
+
+// key1 is the common key position: one key, args[1].
+func key1(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, 1, 1; return s }
+
+// keysAll: every argument from args[1] on is a key.
+func keysAll(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, -1, 1; return s }
+
+func cmd(name string, arity int, flags []string, run func(*txn, [][]byte) *messages.Reply) *Spec {
+	s := &Spec{Name: name, Arity: arity, Flags: flags, run: run}
+	for _, f := range flags {
+		if f == "write" {
+			s.Write = true
+		}
+	}
+	return s
+}
+
+func nodeCmd(name string, arity int, flags []string, sub ...*Spec) *Spec {
+	s := &Spec{Name: name, Arity: arity, Flags: flags, Node: true, Subcommands: sub}
+	for _, c := range sub {
+		c.Node = true
+	}
+	return s
+}
+
+// table lists every command the node knows.
+var table = []*Spec{
+	// Strings.
+	key1(cmd("get", 2, fReadFast, cmdGet)),
+	key1(cmd("set", -3, fWriteOOM, cmdSet)),
+	key1(cmd("setnx", 3, fWriteOOMFst, cmdSetNX)),
+	key1(cmd("setex", 4, fWriteOOM, cmdSetEX)),
+	key1(cmd("psetex", 4, fWriteOOM, cmdPSetEX)),
+	key1(cmd("getset", 3, fWriteOOMFst, cmdGetSet)),
+	key1(cmd("getdel", 2, fWriteFast, cmdGetDel)),
+	key1(cmd("getex", -2, fWriteFast, cmdGetEx)),
+	keysAll(cmd("mget", -2, fReadFast, cmdMGet)),
+	func() *Spec {
+		s := cmd("mset", -3, fWriteOOM, cmdMSet)
+		s.FirstKey, s.LastKey, s.Step = 1, -1, 2
+		return s
+	}(),
+	key1(cmd("incr", 2, fWriteOOMFst, cmdIncr)),
+	key1(cmd("decr", 2, fWriteOOMFst, cmdDecr)),
+	key1(cmd("incrby", 3, fWriteOOMFst, cmdIncrBy)),
+	key1(cmd("decrby", 3, fWriteOOMFst, cmdDecrBy)),
+	key1(cmd("incrbyfloat", 3, fWriteOOMFst, cmdIncrByFloat)),
+	key1(cmd("append", 3, fWriteOOMFst, cmdAppend)),
+	key1(cmd("strlen", 2, fReadFast, cmdStrlen)),
+	key1(cmd("getrange", 4, fRead, cmdGetRange)),
+	key1(cmd("setrange", 4, fWriteOOM, cmdSetRange)),
+
+	// Keys.
+	keysAll(cmd("del", -2, fWrite, cmdDel)),
+	keysAll(cmd("unlink", -2, fWriteFast, cmdDel)),
+	keysAll(cmd("exists", -2, fReadFast, cmdExists)),
+	key1(cmd("type", 2, fReadFast, cmdType)),
+	key1(cmd("expire", -3, fWriteFast, cmdExpire)),
+	key1(cmd("pexpire", -3, fWriteFast, cmdPExpire)),
+	key1(cmd("expireat", -3, fWriteFast, cmdExpireAt)),
+	key1(cmd("pexpireat", -3, fWriteFast, cmdPExpireAt)),
+	key1(cmd("ttl", 2, fReadFast, cmdTTL)),
+	key1(cmd("pttl", 2, fReadFast, cmdPTTL)),
+	key1(cmd("expiretime", 2, fReadFast, cmdExpireTime)),
+	key1(cmd("pexpiretime", 2, fReadFast, cmdPExpireTime)),
+	key1(cmd("persist", 2, fWriteFast, cmdPersist)),
+	cmd("keys", 2, fRead, cmdKeys),
+	cmd("dbsize", 1, fReadFast, cmdDBSize),
+	cmd("flushdb", -1, fWrite, cmdFlush),
+	cmd("flushall", -1, fWrite, cmdFlush),
+	cmd("scan", -2, fRead, cmdScan),
+
+	// Hashes.
+	key1(cmd("hset", -4, fWriteOOMFst, cmdHSet)),
+	key1(cmd("hmset", -4, fWriteOOMFst, cmdHMSet)),
+	key1(cmd("hsetnx", 4, fWriteOOMFst, cmdHSetNX)),
+	key1(cmd("hget", 3, fReadFast, cmdHGet)),
+	key1(cmd("hmget", -3, fReadFast, cmdHMGet)),
+	key1(cmd("hdel", -3, fWriteFast, cmdHDel)),
+	key1(cmd("hgetall", 2, fRead, cmdHGetAll)),
+	key1(cmd("hkeys", 2, fRead, cmdHKeys)),
+	key1(cmd("hvals", 2, fRead, cmdHVals)),
+	key1(cmd("hlen", 2, fReadFast, cmdHLen)),
+	key1(cmd("hexists", 3, fReadFast, cmdHExists)),
+	key1(cmd("hstrlen", 3, fReadFast, cmdHStrlen)),
+	key1(cmd("hincrby", 4, fWriteOOMFst, cmdHIncrBy)),
+	key1(cmd("hincrbyfloat", 4, fWriteOOMFst, cmdHIncrByFloat)),
+
+	// Served by the node.
+	nodeCmd("ping", -1, []string{"fast"}),
+	nodeCmd("echo", 2, []string{"loading", "stale", "fast"}),
+	nodeCmd("quit", -1, []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}),
+	nodeCmd("auth", -2, []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}),
+	nodeCmd("hello", -1, []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}),
+	nodeCmd("select", 2, []string{"loading", "stale", "fast"}),
+	nodeCmd("info", -1, []string{"loading", "stale"}),
+	nodeCmd("command", -1, []string{"loading", "stale"},
+		&Spec{Name: "command|count", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "command|docs", Arity: -2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "command|getkeys", Arity: -4, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "command|getkeysandflags", Arity: -4, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "command|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "command|info", Arity: -2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "command|list", Arity: -2, Flags: []string{"loading", "stale"}},
+	),
+	nodeCmd("client", -2, []string{},
+		&Spec{Name: "client|getname", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
+		&Spec{Name: "client|id", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
+		&Spec{Name: "client|info", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
+		&Spec{Name: "client|setname", Arity: 3, Flags: []string{"noscript", "loading", "stale"}},
+	),
+	nodeCmd("config", -2, []string{},
+		&Spec{Name: "config|get", Arity: -3, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		&Spec{Name: "config|resetstat", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		&Spec{Name: "config|set", Arity: -4, Flags: []string{"admin", "noscript", "loading", "stale"}},
+	),
+}
+
+// byName indexes table by lower-case name.
+var byName = func() map[string]*Spec {
+	m := make(map[string]*Spec, len(table))
+	for _, s := range table {
+		m[s.Name] = s
+	}
+	return m
+}()
+
+// Lookup finds a command by name, in any case.
+func Lookup(name []byte) (*Spec, bool) {
+	var buf [24]byte
+	if len(name) > len(buf) {
+		return nil, false
+	}
+	lower := buf[:len(name)]
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	s, ok := byName[string(lower)]
+	return s, ok
+}
+
+// Commands returns every top-level command, sorted by name.
+func Commands() []*Spec {
+	out := append([]*Spec(nil), table...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// CheckArity checks that args (name first) is a known command with an
+// allowed number of arguments; it returns Redis's error reply, or nil.
+func CheckArity(args [][]byte) *messages.Reply {
+	if len(args) == 0 {
+		return errReply("ERR unknown command '', with args beginning with: ")
+	}
+	s, ok := Lookup(args[0])
+	if !ok {
+		return unknownCommand(args)
+	}
+	if !arityOK(s.Arity, len(args)) {
+		return errArity(s.Name)
+	}
+	return nil
+}
+
+func arityOK(arity, n int) bool {
+	return (arity > 0 && n == arity) || (arity < 0 && n >= -arity)
+}
+
+// unknownCommand builds Redis's reply to an unknown command: the name cut
+// at 128 bytes, then the arguments, each quoted, until 128 bytes are
+// written; C strings, so each is cut at a NUL; newlines become spaces.
+func unknownCommand(args [][]byte) *messages.Reply {
+	b := []byte("ERR unknown command '")
+	b = append(b, cString(args[0], 128)...)
+	b = append(b, "', with args beginning with: "...)
+	n := 0
+	for _, a := range args[1:] {
+		if n >= 128 {
+			break
+		}
+		s := cString(a, 128-n)
+		b = append(b, '\'')
+		b = append(b, s...)
+		b = append(b, "' "...)
+		n += len(s) + 3
+	}
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	return errReply(string(b))
+}
+
+// cString is b as C's "%.*s" prints it: up to the first NUL, at most n
+// bytes.
+func cString(b []byte, n int) []byte {
+	for i, c := range b {
+		if c == 0 {
+			b = b[:i]
+			break
+		}
+	}
+	if len(b) > n {
+		b = b[:n]
+	}
+	return b
+}
+
+// isOpt reports whether argument a is the keyword kw, in any case. Redis
+// compares options as C strings, so a NUL byte ends the argument.
+func isOpt(a []byte, kw string) bool { return equalFoldASCII(cString(a, len(a)), kw) }

@@ -1,0 +1,133 @@
+// Package kv is coppice's command engine: Redis 7 command semantics for
+// strings, hashes and keys, over one shard's ordered key-value store.
+//
+// The engine is a pure function of the store and the command. It does no
+// I/O except through the Reader and Writer interfaces (store.go), and reads
+// no clock: a write command carries its time (messages.Command.now_ms, the
+// proposer's clock, stamped once before the command enters the shard's
+// Raft log), and a read gets its time as an argument. Every replica that
+// applies the same log entries therefore ends with the same bytes.
+//
+// # Using it
+//
+// The node looks a command up in the table, checks it and routes it:
+//
+//	if r := kv.CheckArity(args); r != nil { reply(r) }   // unknown command, wrong arity
+//	spec, _ := kv.Lookup(args[0])
+//	keys := spec.Keys(args)                               // route by the keys' slot
+//	if spec.Write {
+//		// propose &messages.Command{Args: args, NowMs: now} to the shard;
+//		// the shard's FSM runs kv.Exec(batch, cmd) on an indexed batch
+//	} else {
+//		reply(kv.Read(liveDB, args, now))
+//	}
+//
+// Spec.Node marks the commands the node answers itself (PING, HELLO, AUTH,
+// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND): they are in the table
+// so that CheckArity accepts them and COMMAND lists them. Command answers
+// COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, GETKEYSANDFLAGS, HELP) from
+// the table and from Redis 7.0's own metadata (commands_redis.go, written
+// by kv/internal/gencommands).
+//
+// Commands the node splits across shards (MGET, MSET, DEL, UNLINK, EXISTS
+// by key; DBSIZE, KEYS, FLUSHDB, FLUSHALL on every shard; SCAN with Scan and
+// ParseScanArgs) run per shard on the keys of that shard. SCAN through Read
+// is a one-shot scan of the whole shard that always answers cursor "0";
+// the node builds real cursors from Scan's `next` key.
+//
+// A read may make several reads of its Reader (HGETALL reads the record,
+// then the fields; MGET reads each key). To see one consistent state while
+// a shard applies writes, pass a Reader over a Pebble snapshot (or an
+// iterator-consistent view) rather than the live DB.
+//
+// # Commands
+//
+// Strings: GET SET (NX XX GET EX PX EXAT PXAT KEEPTTL) SETNX SETEX PSETEX
+// GETSET GETDEL GETEX (EX PX EXAT PXAT PERSIST) MGET MSET INCR DECR INCRBY
+// DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE.
+//
+// Keys: DEL UNLINK EXISTS TYPE EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX XX GT
+// LT) TTL PTTL EXPIRETIME PEXPIRETIME PERSIST KEYS DBSIZE FLUSHDB FLUSHALL
+// (ASYNC SYNC) SCAN.
+//
+// Hashes: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN
+// HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT.
+//
+// Replies and errors are Redis 7.0's, byte for byte (a differential test
+// runs over a thousand commands against a real redis-server; see
+// testdata/diff). INCRBYFLOAT and HINCRBYFLOAT compute in x87 80-bit long
+// double, as Redis does on amd64, so "INCRBYFLOAT k 0.1" twice gives "0.2"
+// and then 0.1 more gives "0.3". Where the order of a reply is Redis's hash
+// order (KEYS, SCAN, HKEYS, HVALS, HGETALL, COMMAND), the engine gives key
+// order instead.
+//
+// # Encoding
+//
+// Keys starting with 0x00 belong to storage (the applied index); the engine
+// uses three prefixes:
+//
+//	0x01 key                               -> record
+//	0x02 uvarint(len(key)) key field       -> the field's value
+//	0x03 be64(expiry ^ 1<<63) key          -> "" (the expiry index)
+//
+// A record is a header and a payload. The header's first byte is the type
+// (1 string, 2 hash), with bit 0x80 set when the key has an expiry; the
+// expiry then follows as 8 bytes, big-endian, Unix milliseconds. A string's
+// payload is its value, so GET is one Get and SET one Get (the old record:
+// its expiry entry and, for a hash, its fields must go) and one Set. A
+// hash's payload is its field count as a uvarint (HLEN is one Get); each
+// field is a key of its own under the 0x02 prefix, where the length of the
+// user key keeps one key's fields apart from another's. An empty hash does
+// not exist: HDEL of the last field deletes the key.
+//
+// The expiry index orders keys by expiry time (the sign bit flipped, so
+// that signed times sort as unsigned bytes): ExpireDue scans it from the
+// start up to now. Every change of a key's expiry moves its index entry in
+// the same command, so the index and the records agree.
+//
+// Deleting a hash deletes its fields one by one when it has at most 16,
+// and with one DeleteRange over its field prefix otherwise. FLUSHDB and
+// FLUSHALL delete the range [0x01, 0x04).
+//
+// DBSIZE and KEYS scan the shard's records (0x01): they cost a pass over
+// the shard's keys, not over hash fields. Unlike Redis, DBSIZE does not
+// count keys past their expiry that are not yet deleted.
+//
+// # Time and expiry
+//
+// A key with expiry T is alive at times up to and including T and gone
+// after it (Redis: expired when now > T). Expired keys are invisible to
+// every command. Reads leave them in place; a write command that looks one
+// up deletes it first (lazy expiry, like Redis's lookupKeyWrite), so SET on
+// an expired key starts afresh. EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT and
+// GETEX EXAT/PXAT with a time not after now delete the key, as Redis does;
+// SET with an EXAT/PXAT before now deletes the key instead of storing one
+// that can never be read.
+//
+// Active expiry: ExpireDue(w, now, limit) deletes up to limit keys whose
+// expiry is before now, oldest first. The node runs it through Raft, so
+// that every replica deletes the same keys, with the internal command
+// ExpireDueCommand builds: args ["\x00expire-due", limit], now_ms the
+// proposer's clock. The name is not in the table, so a client cannot send
+// it (CheckArity refuses it); only Exec runs it. Its reply is the number of
+// keys deleted.
+//
+// # Atomicity
+//
+// All the writes of one command go to the Writer it is given: on a shard,
+// one Pebble indexed batch for a whole Raft entry (a CommandBatch), which
+// commits as one. A command checks its input (arity, syntax, numbers,
+// types) before it writes: a command that replies with an error has changed
+// nothing (lazy expiry aside: an expired key it looked up is deleted, as
+// Redis would). A command sees the writes of the commands before it in the
+// same batch.
+//
+// A Writer or Reader error inside Exec panics with a *StorageError: the
+// batch may hold half a command, and the state machine can neither skip the
+// entry (replicas would diverge) nor commit it; the shard should crash and
+// replay the entry from its log. Read and Scan return storage errors
+// instead ("ERR kv: storage: ..." for Read).
+//
+// Replies may be shared between calls (+OK, small integers, fixed errors):
+// callers must not modify them.
+package kv

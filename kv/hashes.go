@@ -1,0 +1,301 @@
+package kv
+
+import (
+	"bytes"
+	"math"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// hashFor looks key up for a hash command: the entry, or WRONGTYPE.
+func (t *txn) hashFor(key []byte) (entry, *messages.Reply) {
+	e := t.lookup(key)
+	if e.exists && e.rec.typ != typeHash {
+		return e, errWrongType
+	}
+	return e, nil
+}
+
+// setHashLen writes e's record with n fields (keeping its expiry), or
+// deletes the key when n is 0.
+func (t *txn) setHashLen(e *entry, n int64) {
+	if n == 0 {
+		if e.exists {
+			t.del(e.mk)
+			if e.rec.hasExp {
+				t.del(expiryKey(e.rec.expire, e.key))
+			}
+			e.exists = false
+		}
+		return
+	}
+	hasExp, when := e.exists && e.rec.hasExp, e.rec.expire
+	t.set(e.mk, hashRecord(n, hasExp, when))
+}
+
+// hset sets field/value pairs and returns how many fields are new.
+func (t *txn) hset(e *entry, pairs [][]byte) int64 {
+	p := fieldPrefix(e.key)
+	n := int64(0)
+	if e.exists {
+		n = e.rec.hashLen()
+	}
+	added := int64(0)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		fk := fieldKey(p, pairs[i])
+		if !e.exists {
+			// A new hash has no fields yet, except the ones this
+			// command wrote (a field named twice).
+			if added > 0 {
+				if _, ok := t.get(fk); ok {
+					t.set(fk, pairs[i+1])
+					continue
+				}
+			}
+		} else if _, ok := t.get(fk); ok {
+			t.set(fk, pairs[i+1])
+			continue
+		}
+		t.set(fk, pairs[i+1])
+		added++
+	}
+	if added > 0 {
+		t.setHashLen(e, n+added)
+	}
+	return added
+}
+
+// HSET key field value [field value ...]
+func cmdHSet(t *txn, a [][]byte) *messages.Reply {
+	if len(a)%2 == 1 {
+		return errArity("hset")
+	}
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	return integer(t.hset(&e, a[2:]))
+}
+
+// HMSET key field value [field value ...]
+func cmdHMSet(t *txn, a [][]byte) *messages.Reply {
+	if len(a)%2 == 1 {
+		return errArity("hmset")
+	}
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	t.hset(&e, a[2:])
+	return replyOK
+}
+
+// HSETNX key field value
+func cmdHSetNX(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	if e.exists {
+		if _, ok := t.get(fieldKey(fieldPrefix(a[1]), a[2])); ok {
+			return zero
+		}
+	}
+	t.hset(&e, a[2:4])
+	return one
+}
+
+// hget returns field's value in a live hash.
+func (t *txn) hget(e *entry, field []byte) ([]byte, bool) {
+	if !e.exists {
+		return nil, false
+	}
+	return t.get(fieldKey(fieldPrefix(e.key), field))
+}
+
+// HGET key field
+func cmdHGet(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	v, ok := t.hget(&e, a[2])
+	if !ok {
+		return nullBulk
+	}
+	return bulk(v)
+}
+
+// HMGET key field [field ...]
+func cmdHMGet(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	items := make([]*messages.Reply, len(a)-2)
+	for i, f := range a[2:] {
+		if v, ok := t.hget(&e, f); ok {
+			items[i] = bulk(v)
+		} else {
+			items[i] = nullBulk
+		}
+	}
+	return array(items)
+}
+
+// HDEL key field [field ...]
+func cmdHDel(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	if !e.exists {
+		return zero
+	}
+	p := fieldPrefix(a[1])
+	deleted := int64(0)
+	for _, f := range a[2:] {
+		fk := fieldKey(p, f)
+		if _, ok := t.get(fk); ok {
+			t.del(fk)
+			deleted++
+		}
+	}
+	if deleted > 0 {
+		t.setHashLen(&e, e.rec.hashLen()-deleted)
+	}
+	return integer(deleted)
+}
+
+// eachField calls fn with each field of a live hash, in field order.
+func (t *txn) eachField(e *entry, fn func(f, v []byte)) {
+	if !e.exists {
+		return
+	}
+	p := fieldPrefix(e.key)
+	must(t.r.Scan(p, successor(p), func(k, v []byte) bool {
+		fn(k[len(p):], v)
+		return true
+	}))
+}
+
+// HGETALL key: a map of fields to values.
+func cmdHGetAll(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	items := make([]*messages.Reply, 0, 2*max(e.rec.hashLen(), 0))
+	t.eachField(&e, func(f, v []byte) {
+		items = append(items, bulk(bytes.Clone(f)), bulk(bytes.Clone(v)))
+	})
+	return mapReply(items)
+}
+
+// HKEYS key
+func cmdHKeys(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	items := make([]*messages.Reply, 0, e.rec.hashLen())
+	t.eachField(&e, func(f, _ []byte) { items = append(items, bulk(bytes.Clone(f))) })
+	return array(items)
+}
+
+// HVALS key
+func cmdHVals(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	items := make([]*messages.Reply, 0, e.rec.hashLen())
+	t.eachField(&e, func(_, v []byte) { items = append(items, bulk(bytes.Clone(v))) })
+	return array(items)
+}
+
+// HLEN key
+func cmdHLen(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	if !e.exists {
+		return zero
+	}
+	return integer(e.rec.hashLen())
+}
+
+// HEXISTS key field
+func cmdHExists(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	if _, ok := t.hget(&e, a[2]); ok {
+		return one
+	}
+	return zero
+}
+
+// HSTRLEN key field
+func cmdHStrlen(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	v, _ := t.hget(&e, a[2])
+	return integer(int64(len(v)))
+}
+
+// HINCRBY key field increment
+func cmdHIncrBy(t *txn, a [][]byte) *messages.Reply {
+	incr, ok := parseInt(a[3])
+	if !ok {
+		return errNotInteger
+	}
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	var v int64
+	if cur, ok := t.hget(&e, a[2]); ok {
+		if v, ok = parseInt(cur); !ok {
+			return errHashNotInt
+		}
+	}
+	if (incr < 0 && v < 0 && incr < math.MinInt64-v) || (incr > 0 && v > 0 && incr > math.MaxInt64-v) {
+		return errOverflow
+	}
+	v += incr
+	t.hset(&e, [][]byte{a[2], appendInt(nil, v)})
+	return integer(v)
+}
+
+// HINCRBYFLOAT key field increment
+func cmdHIncrByFloat(t *txn, a [][]byte) *messages.Reply {
+	incr, ok := parseLongDouble(a[3])
+	if !ok {
+		return errNotFloat
+	}
+	if incr.f == nil {
+		return errArgNaNInf
+	}
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	v := ldFromInt(0)
+	if cur, ok := t.hget(&e, a[2]); ok {
+		if v, ok = parseLongDouble(cur); !ok {
+			return errHashNotFloat
+		}
+	}
+	sum, ok := addLD(v, incr)
+	if !ok {
+		return errNaNInf
+	}
+	s := formatLD(sum)
+	t.hset(&e, [][]byte{a[2], s})
+	return bulk(s)
+}

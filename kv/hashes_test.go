@@ -1,0 +1,110 @@
+package kv
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestHashes(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		h.is(":2", "HSET", "h", "b", "2", "a", "1")
+		h.is(":1", "HSET", "h", "a", "one", "c", "3")
+		h.is(":1", "HSET", "n", "x", "1", "x", "2") // a field named twice counts once
+		h.is(`"2"`, "HGET", "n", "x")
+		h.is(":1", "HLEN", "n")
+		h.is(`"one"`, "HGET", "h", "a")
+		h.is("nil", "HGET", "h", "zz")
+		h.is("nil", "HGET", "nope", "a")
+		h.is(`["one" nil "3"]`, "HMGET", "h", "a", "zz", "c")
+		h.is(`[nil nil]`, "HMGET", "nope", "a", "b")
+		h.is(`{"a" "one" "b" "2" "c" "3"}`, "HGETALL", "h")
+		h.is(`{}`, "HGETALL", "nope")
+		h.is(`["a" "b" "c"]`, "HKEYS", "h")
+		h.is(`["one" "2" "3"]`, "HVALS", "h")
+		h.is(`[]`, "HKEYS", "nope")
+		h.is(":3", "HLEN", "h")
+		h.is(":0", "HLEN", "nope")
+		h.is(":1", "HEXISTS", "h", "a")
+		h.is(":0", "HEXISTS", "h", "zz")
+		h.is(":0", "HEXISTS", "nope", "a")
+		h.is(":3", "HSTRLEN", "h", "a")
+		h.is(":0", "HSTRLEN", "h", "zz")
+		h.is(":0", "HSETNX", "h", "a", "x")
+		h.is(":1", "HSETNX", "h", "d", "4")
+		h.is(":1", "HSETNX", "new", "d", "4")
+		h.is("+OK", "HMSET", "h", "e", "5", "a", "1")
+		h.is(":5", "HLEN", "h")
+		h.is(":2", "HDEL", "h", "a", "a", "zz", "b")
+		h.is(":3", "HLEN", "h")
+		h.is(":0", "HDEL", "nope", "a")
+		h.is(":3", "HDEL", "h", "c", "d", "e")
+		h.is(":0", "EXISTS", "h") // the last field deleted deletes the key
+		h.is(":1", "HSET", "h", "f", "v")
+		h.is(":1", "EXPIRE", "h", "100")
+		h.is(":1", "HSET", "h", "g", "v") // keeps the TTL
+		h.is(":100", "TTL", "h")
+		h.is(":2", "HDEL", "h", "f", "g")
+		if d := dump(t, h.w); strings.Contains(" "+d, ` "\x03`) {
+			t.Errorf("expiry entry left: %s", d)
+		}
+
+		h.fails("ERR wrong number of arguments for 'hset' command", "HSET", "h", "f", "v", "g")
+		h.fails("ERR wrong number of arguments for 'hset' command", "HSET", "h", "f")
+		h.fails("ERR wrong number of arguments for 'hmset' command", "HMSET", "h", "f", "v", "g")
+		h.fails("ERR wrong number of arguments for 'hget' command", "HGET", "h")
+		h.fails("ERR wrong number of arguments for 'hdel' command", "HDEL", "h")
+		h.fails("ERR wrong number of arguments for 'hsetnx' command", "HSETNX", "h", "f")
+		h.is("+OK", "SET", "s", "v")
+		for _, c := range [][]string{
+			{"HSET", "s", "f", "v"}, {"HMSET", "s", "f", "v"}, {"HSETNX", "s", "f", "v"}, {"HGET", "s", "f"},
+			{"HMGET", "s", "f"}, {"HDEL", "s", "f"}, {"HGETALL", "s"}, {"HKEYS", "s"}, {"HVALS", "s"},
+			{"HLEN", "s"}, {"HEXISTS", "s", "f"}, {"HSTRLEN", "s", "f"}, {"HINCRBY", "s", "f", "1"},
+			{"HINCRBYFLOAT", "s", "f", "1"},
+		} {
+			h.fails(wrongType, c...)
+		}
+	})
+}
+
+func TestHashIncr(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		h.is(":5", "HINCRBY", "h", "n", "5")
+		h.is(":-5", "HINCRBY", "h", "n", "-10")
+		h.is(":1", "HLEN", "h")
+		h.is(":9223372036854775807", "HINCRBY", "h", "max", "9223372036854775807")
+		h.fails("ERR increment or decrement would overflow", "HINCRBY", "h", "max", "1")
+		h.is(":1", "HSET", "h", "s", "abc")
+		h.fails("ERR hash value is not an integer", "HINCRBY", "h", "s", "1")
+		h.fails("ERR value is not an integer or out of range", "HINCRBY", "h", "n", "1.5")
+		h.is(`"0.3"`, "HINCRBYFLOAT", "h", "f", "0.3")
+		h.is(`"0.6"`, "HINCRBYFLOAT", "h", "f", "0.3")
+		h.is(`"-4.5"`, "HINCRBYFLOAT", "h", "n", "0.5")
+		h.fails("ERR hash value is not a float", "HINCRBYFLOAT", "h", "s", "1")
+		h.fails("ERR value is not a valid float", "HINCRBYFLOAT", "h", "f", "x")
+		h.fails("ERR value is NaN or Infinity", "HINCRBYFLOAT", "h", "f", "inf")
+		h.fails("ERR value is NaN or Infinity", "HINCRBYFLOAT", "s", "f", "inf") // before the type check
+		h.is(":1", "HSET", "h", "big", "1e4932")
+		h.fails("ERR increment would produce NaN or Infinity", "HINCRBYFLOAT", "h", "big", "1e4932")
+	})
+}
+
+func TestBigHashDelete(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		for _, n := range []int{smallHash, smallHash + 1, 100} {
+			args := []string{"HSET", "h"}
+			for i := 0; i < n; i++ {
+				args = append(args, fmt.Sprint("f", i), "v")
+			}
+			h.is(fmt.Sprint(":", n), args...)
+			h.is("+OK", "SET", "other", "v")
+			h.is(":1", "DEL", "h")
+			h.is(":1", "HSET", "h", "f0", "x")
+			h.is(`{"f0" "x"}`, "HGETALL", "h")
+			h.is(":1", "DEL", "h")
+			if d := dump(t, h.w); d != fmt.Sprintf("%q=%q ", "\x01other", "\x01v") {
+				t.Errorf("%d fields: left %s", n, d)
+			}
+		}
+	})
+}

@@ -1,0 +1,173 @@
+package kv
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// ScanArgs are SCAN's arguments, parsed and checked.
+type ScanArgs struct {
+	Cursor uint64
+	Count  int    // 10 unless given
+	Match  []byte // nil: every key ("*" is also nil)
+	Type   string // "": every type
+}
+
+// ParseScanArgs parses SCAN cursor [MATCH pattern] [COUNT count] [TYPE
+// type] (args is the whole command, name first) with Redis's errors: "ERR
+// invalid cursor" (the cursor is C's strtoul: "+5", "" and "-1" are
+// cursors), "ERR value is not an integer or out of range" for COUNT, and
+// "ERR syntax error" for a COUNT below 1, an unknown option or an option
+// without its value. As in Redis 7.0, an unknown TYPE is not an error; it
+// matches nothing.
+func ParseScanArgs(args [][]byte) (ScanArgs, *messages.Reply) {
+	sa := ScanArgs{Count: 10}
+	if len(args) < 2 {
+		return sa, errArity("scan")
+	}
+	c, ok := parseCursor(args[1])
+	if !ok {
+		return sa, errInvalidCursor
+	}
+	sa.Cursor = c
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return sa, errSyntax
+		}
+		opt, val := args[i], args[i+1]
+		switch {
+		case isOpt(opt, "count"):
+			n, ok := parseInt(val)
+			if !ok {
+				return sa, errNotInteger
+			}
+			if n < 1 {
+				return sa, errSyntax
+			}
+			sa.Count = int(min(n, 1<<31-1))
+		case isOpt(opt, "match"):
+			if len(val) == 1 && val[0] == '*' {
+				sa.Match = nil
+			} else {
+				sa.Match = val
+			}
+		case isOpt(opt, "type"):
+			sa.Type = string(val)
+		default:
+			return sa, errSyntax
+		}
+	}
+	return sa, nil
+}
+
+// parseCursor parses s as C's strtoul(s, &end, 10) with nothing left after
+// it and no leading space: optional sign (a '-' negates modulo 2^64), digits
+// (none is 0), no overflow.
+func parseCursor(s []byte) (uint64, bool) {
+	s = cString(s, len(s))
+	if len(s) == 0 {
+		return 0, true
+	}
+	switch s[0] {
+	case ' ', '\t', '\n', '\v', '\f', '\r':
+		return 0, false
+	}
+	neg := false
+	d := s
+	if d[0] == '+' || d[0] == '-' {
+		neg = d[0] == '-'
+		d = d[1:]
+	}
+	if len(d) == 0 {
+		return 0, false // strtoul converts nothing; the sign is left over
+	}
+	v, err := strconv.ParseUint(string(d), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// Scan lists a shard's live keys after the key `after` (nil: from the
+// first), in key order, for the node's SCAN: it examines at most count keys
+// (Redis's COUNT is work, not results) and returns the ones that match
+// (match: a glob as in KEYS, nil for all; typ: "string", "hash", another
+// Redis type name that matches nothing here, or "" for all, in any case).
+// next is the last key examined, to pass as `after` to go on, or nil when
+// the shard has no more keys. The node composes its cursor from a shard
+// number and next.
+func Scan(r Reader, after []byte, count int, match []byte, typ string, nowMs int64) (keys [][]byte, next []byte, err error) {
+	if count < 1 {
+		return nil, nil, ErrScanCount
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			se, ok := p.(*StorageError)
+			if !ok {
+				panic(p)
+			}
+			keys, next, err = nil, nil, se.Err
+		}
+	}()
+	t := &txn{r: r, now: nowMs}
+	examined := 0
+	var last []byte
+	more := false
+	if len(match) == 1 && match[0] == '*' {
+		match = nil
+	}
+	var prefix []byte
+	if match != nil {
+		prefix = literalPrefix(match)
+	}
+	t.eachKey(after, prefix, func(key []byte, rec *record) bool {
+		if examined == count {
+			more = true
+			return false
+		}
+		examined++
+		last = append(last[:0], key...)
+		if typ != "" && !isOpt([]byte(typ), typeName(rec.typ)) {
+			return true
+		}
+		if match != nil && !matchGlob(match, key) {
+			return true
+		}
+		keys = append(keys, bytes.Clone(key))
+		return true
+	})
+	if more {
+		next = last
+	}
+	return keys, next, nil
+}
+
+// SCAN through Read: one shard's whole scan in one reply, cursor "0"
+// (whatever the cursor given). The node runs its own SCAN across shards
+// with Scan and ParseScanArgs.
+func cmdScan(t *txn, a [][]byte) *messages.Reply {
+	sa, r := ParseScanArgs(a)
+	if r != nil {
+		return r
+	}
+	var items []*messages.Reply
+	t.eachKey(nil, literalPrefix(sa.Match), func(key []byte, rec *record) bool {
+		if sa.Type != "" && !isOpt([]byte(sa.Type), typeName(rec.typ)) {
+			return true
+		}
+		if sa.Match != nil && !matchGlob(sa.Match, key) {
+			return true
+		}
+		items = append(items, bulk(bytes.Clone(key)))
+		return true
+	})
+	if items == nil {
+		items = []*messages.Reply{}
+	}
+	return array([]*messages.Reply{bulkString("0"), array(items)})
+}

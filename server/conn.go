@@ -1,0 +1,280 @@
+package server
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/resp"
+)
+
+// maxPipeline bounds the commands issued before their replies are written.
+const maxPipeline = 256
+
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	rd     *resp.Reader
+	wr     *resp.Writer
+	id     int64
+	name   string
+	authed bool
+	proto  int
+	quit   bool
+
+	pending   []Pending
+	readShard map[int]bool // shards with a read in pending
+	nameBuf   []byte
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, readShard: map[int]bool{}}
+	c.rd = resp.NewReader(nc, s.cfg.Limits)
+	c.wr = resp.NewWriter(nc)
+	c.authed = s.cfg.RequirePass == ""
+	return c
+}
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	for !c.quit {
+		args, err := c.rd.ReadCommand()
+		if err != nil {
+			c.drain()
+			if msg, fatal := resp.ProtocolError(err); fatal {
+				c.wr.WriteError(msg)
+			}
+			c.wr.Flush()
+			return
+		}
+		if len(args) == 0 {
+			continue
+		}
+		c.s.stats.commands.Add(1)
+		c.command(args)
+		if c.rd.Buffered() == 0 || len(c.pending) >= maxPipeline {
+			c.drain()
+			if err := c.wr.Flush(); err != nil {
+				return
+			}
+		}
+	}
+	c.drain()
+	c.wr.Flush()
+}
+
+// reply queues a reply that is ready.
+func (c *conn) reply(r *messages.Reply) { c.pending = append(c.pending, done{r}) }
+
+// drain writes every pending reply, in order.
+func (c *conn) drain() {
+	for i, p := range c.pending {
+		c.wr.WriteReply(p.Wait(), c.proto)
+		c.pending[i] = nil
+	}
+	c.pending = c.pending[:0]
+	clear(c.readShard)
+}
+
+func (c *conn) lower(b []byte) string {
+	c.nameBuf = append(c.nameBuf[:0], b...)
+	for i, ch := range c.nameBuf {
+		if 'A' <= ch && ch <= 'Z' {
+			c.nameBuf[i] = ch + 'a' - 'A'
+		}
+	}
+	return string(c.nameBuf)
+}
+
+func (c *conn) command(args [][]byte) {
+	name := c.lower(args[0])
+	if !c.authed && name != "auth" && name != "hello" && name != "quit" {
+		c.reply(errorf("NOAUTH Authentication required."))
+		return
+	}
+	switch name {
+	case "ping":
+		switch len(args) {
+		case 1:
+			c.reply(replyPong)
+		case 2:
+			c.reply(bulk(clone(args[1])))
+		default:
+			c.reply(arityError(name))
+		}
+	case "echo":
+		if len(args) != 2 {
+			c.reply(arityError(name))
+			return
+		}
+		c.reply(bulk(clone(args[1])))
+	case "quit":
+		c.reply(replyOK)
+		c.quit = true
+	case "auth":
+		c.auth(args)
+	case "hello":
+		c.hello(args)
+	case "select":
+		c.selectDB(args)
+	case "client":
+		c.client(args)
+	case "command":
+		c.reply(kv.Command(args))
+	case "config":
+		c.reply(c.s.config(args))
+	case "info":
+		c.reply(c.s.info(args))
+	default:
+		c.data(name, args)
+	}
+}
+
+func arityError(name string) *messages.Reply {
+	return errorf(fmt.Sprintf("ERR wrong number of arguments for '%s' command", name))
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+func (c *conn) auth(args [][]byte) {
+	var pass []byte
+	switch len(args) {
+	case 2:
+		pass = args[1]
+	case 3:
+		if !bytes.Equal(args[1], []byte("default")) {
+			c.reply(errorf("WRONGPASS invalid username-password pair or user is disabled."))
+			return
+		}
+		pass = args[2]
+	default:
+		c.reply(errorf("ERR syntax error"))
+		return
+	}
+	if c.s.cfg.RequirePass == "" {
+		c.reply(errorf("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
+		return
+	}
+	if subtle.ConstantTimeCompare(pass, []byte(c.s.cfg.RequirePass)) != 1 {
+		c.reply(errorf("WRONGPASS invalid username-password pair or user is disabled."))
+		return
+	}
+	c.authed = true
+	c.reply(replyOK)
+}
+
+// hello: HELLO [protover [AUTH username password] [SETNAME clientname]]
+func (c *conn) hello(args [][]byte) {
+	proto := c.proto
+	if len(args) >= 2 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			c.reply(errorf("ERR Protocol version is not an integer or out of range"))
+			return
+		}
+		if v != 2 && v != 3 {
+			c.reply(errorf("NOPROTO unsupported protocol version"))
+			return
+		}
+		proto = v
+	}
+	name := c.name
+	for i := 2; i < len(args); i++ {
+		opt := c.lower(args[i])
+		switch {
+		case opt == "auth" && i+2 < len(args):
+			if c.s.cfg.RequirePass == "" || !bytes.Equal(args[i+1], []byte("default")) ||
+				subtle.ConstantTimeCompare(args[i+2], []byte(c.s.cfg.RequirePass)) != 1 {
+				c.reply(errorf("WRONGPASS invalid username-password pair or user is disabled."))
+				return
+			}
+			c.authed = true
+			i += 2
+		case opt == "setname" && i+1 < len(args):
+			name = string(args[i+1])
+			i++
+		default:
+			c.reply(errorf(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[i])))
+			return
+		}
+	}
+	if !c.authed {
+		c.reply(errorf("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"))
+		return
+	}
+	c.proto, c.name = proto, name
+	c.reply(mapReply(
+		bulkString("server"), bulkString("redis"),
+		bulkString("version"), bulkString(redisVersion),
+		bulkString("proto"), integer(int64(proto)),
+		bulkString("id"), integer(c.id),
+		bulkString("mode"), bulkString("standalone"),
+		bulkString("role"), bulkString("master"),
+		bulkString("modules"), array(),
+	))
+}
+
+func (c *conn) selectDB(args [][]byte) {
+	if len(args) != 2 {
+		c.reply(arityError("select"))
+		return
+	}
+	n, err := strconv.ParseInt(string(args[1]), 10, 64)
+	switch {
+	case err != nil:
+		c.reply(errorf("ERR value is not an integer or out of range"))
+	case n != 0:
+		c.reply(errorf("ERR DB index is out of range"))
+	default:
+		c.reply(replyOK)
+	}
+}
+
+func (c *conn) client(args [][]byte) {
+	if len(args) < 2 {
+		c.reply(arityError("client"))
+		return
+	}
+	sub := c.lower(args[1])
+	switch {
+	case sub == "setname" && len(args) == 3:
+		if bytes.ContainsAny(args[2], " \n") {
+			c.reply(errorf("ERR Client names cannot contain spaces, newlines or special characters."))
+			return
+		}
+		c.name = string(args[2])
+		c.reply(replyOK)
+	case sub == "getname" && len(args) == 2:
+		if c.name == "" {
+			c.reply(nullBulk())
+		} else {
+			c.reply(bulkString(c.name))
+		}
+	case sub == "id" && len(args) == 2:
+		c.reply(integer(c.id))
+	case sub == "setinfo" && len(args) == 4:
+		c.reply(replyOK)
+	case sub == "info" && len(args) == 2:
+		c.reply(verbatim(c.info()))
+	case sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo" || sub == "info":
+		c.reply(errorf(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub)))
+	default:
+		c.reply(errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", args[1])))
+	}
+}
+
+func (c *conn) info() string {
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s db=0 resp=%d\n", c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, c.proto)
+}
+
+// nowMs is the time a command is stamped with.
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+var _ = strings.ToLower
+var _ kv.Reader

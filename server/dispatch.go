@@ -1,0 +1,238 @@
+package server
+
+import (
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// data runs a key-value command: on its key's shard, or split by shard.
+func (c *conn) data(name string, args [][]byte) {
+	if r := kv.CheckArity(args); r != nil {
+		c.reply(r)
+		return
+	}
+	spec, _ := kv.Lookup(args[0])
+	switch name {
+	case "mget":
+		c.mget(args)
+	case "mset":
+		if len(args)%2 == 0 {
+			c.reply(arityError(name))
+			return
+		}
+		c.mset(args)
+	case "del", "unlink", "exists":
+		c.sumKeys(args, spec.Write)
+	case "dbsize":
+		c.everyShard(args, false, sumIntegers)
+	case "keys":
+		c.everyShard(args, false, concatArrays)
+	case "flushdb", "flushall":
+		c.everyShard(args, true, firstErrorOr(replyOK))
+	case "scan":
+		c.drain()
+		c.reply(c.s.scan(args))
+	default:
+		keys := spec.Keys(args)
+		shard := 0
+		if len(keys) > 0 {
+			shard = c.shardOf(keys[0])
+		}
+		if spec.Write {
+			c.write(shard, args)
+		} else {
+			c.read(shard, args)
+		}
+	}
+}
+
+func (c *conn) shardOf(key []byte) int { return ShardOf(Slot(key), c.s.backend.Shards()) }
+
+// cloneArgs copies args into one allocation: the reader reuses its buffers.
+func cloneArgs(args [][]byte) [][]byte {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		start := len(buf)
+		buf = append(buf, a...)
+		out[i] = buf[start:len(buf):len(buf)]
+	}
+	return out
+}
+
+func (c *conn) issueWrite(shard int, args [][]byte) Pending {
+	if c.readShard[shard] {
+		// Reads issued earlier must not see this write.
+		c.drain()
+	}
+	return c.s.backend.Propose(shard, &messages.Command{Args: args, NowMs: nowMs()})
+}
+
+func (c *conn) issueRead(shard int, args [][]byte) Pending {
+	c.readShard[shard] = true
+	now := nowMs()
+	return c.s.backend.Read(shard, func(r kv.Reader) *messages.Reply { return kv.Read(r, args, now) })
+}
+
+func (c *conn) write(shard int, args [][]byte) {
+	p := c.issueWrite(shard, cloneArgs(args))
+	c.pending = append(c.pending, p)
+}
+
+func (c *conn) read(shard int, args [][]byte) {
+	p := c.issueRead(shard, cloneArgs(args))
+	c.pending = append(c.pending, p)
+}
+
+// multi combines the replies of a command's parts.
+type multi struct {
+	parts   []Pending
+	combine func([]*messages.Reply) *messages.Reply
+}
+
+func (m *multi) Wait() *messages.Reply {
+	rs := make([]*messages.Reply, len(m.parts))
+	for i, p := range m.parts {
+		rs[i] = p.Wait()
+	}
+	return m.combine(rs)
+}
+
+// groups splits keys by shard, keeping each key's position.
+func (c *conn) groups(keys [][]byte) (order []int, byShard map[int][]int) {
+	byShard = map[int][]int{}
+	for i, k := range keys {
+		sh := c.shardOf(k)
+		if _, ok := byShard[sh]; !ok {
+			order = append(order, sh)
+		}
+		byShard[sh] = append(byShard[sh], i)
+	}
+	return order, byShard
+}
+
+func (c *conn) mget(args [][]byte) {
+	args = cloneArgs(args)
+	keys := args[1:]
+	order, byShard := c.groups(keys)
+	if len(order) == 1 {
+		c.pending = append(c.pending, c.issueRead(order[0], args))
+		return
+	}
+	m := &multi{}
+	for _, sh := range order {
+		sub := [][]byte{args[0]}
+		for _, i := range byShard[sh] {
+			sub = append(sub, keys[i])
+		}
+		m.parts = append(m.parts, c.issueRead(sh, sub))
+	}
+	m.combine = func(rs []*messages.Reply) *messages.Reply {
+		out := make([]*messages.Reply, len(keys))
+		for j, sh := range order {
+			if e := rs[j].GetError(); e != "" {
+				return rs[j]
+			}
+			items := rs[j].GetArray().GetItems()
+			for n, i := range byShard[sh] {
+				if n < len(items) {
+					out[i] = items[n]
+				} else {
+					out[i] = nullBulk()
+				}
+			}
+		}
+		return array(out...)
+	}
+	c.pending = append(c.pending, m)
+}
+
+func (c *conn) mset(args [][]byte) {
+	args = cloneArgs(args)
+	pairs := args[1:]
+	keys := make([][]byte, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		keys = append(keys, pairs[i])
+	}
+	order, byShard := c.groups(keys)
+	m := &multi{combine: firstErrorOr(replyOK)}
+	for _, sh := range order {
+		sub := [][]byte{args[0]}
+		for _, i := range byShard[sh] {
+			sub = append(sub, pairs[2*i], pairs[2*i+1])
+		}
+		m.parts = append(m.parts, c.issueWrite(sh, sub))
+	}
+	c.pending = append(c.pending, m)
+}
+
+// sumKeys runs DEL, UNLINK or EXISTS on each shard's keys and adds up.
+func (c *conn) sumKeys(args [][]byte, write bool) {
+	args = cloneArgs(args)
+	keys := args[1:]
+	order, byShard := c.groups(keys)
+	m := &multi{combine: sumIntegers}
+	for _, sh := range order {
+		sub := [][]byte{args[0]}
+		for _, i := range byShard[sh] {
+			sub = append(sub, keys[i])
+		}
+		if write {
+			m.parts = append(m.parts, c.issueWrite(sh, sub))
+		} else {
+			m.parts = append(m.parts, c.issueRead(sh, sub))
+		}
+	}
+	c.pending = append(c.pending, m)
+}
+
+// everyShard runs the command on every shard and combines the replies.
+func (c *conn) everyShard(args [][]byte, write bool, combine func([]*messages.Reply) *messages.Reply) {
+	args = cloneArgs(args)
+	m := &multi{combine: combine}
+	for sh := 0; sh < c.s.backend.Shards(); sh++ {
+		if write {
+			m.parts = append(m.parts, c.issueWrite(sh, args))
+		} else {
+			m.parts = append(m.parts, c.issueRead(sh, args))
+		}
+	}
+	c.pending = append(c.pending, m)
+}
+
+func sumIntegers(rs []*messages.Reply) *messages.Reply {
+	var n int64
+	for _, r := range rs {
+		if r.GetError() != "" {
+			return r
+		}
+		n += r.GetInteger()
+	}
+	return integer(n)
+}
+
+func concatArrays(rs []*messages.Reply) *messages.Reply {
+	var items []*messages.Reply
+	for _, r := range rs {
+		if r.GetError() != "" {
+			return r
+		}
+		items = append(items, r.GetArray().GetItems()...)
+	}
+	return array(items...)
+}
+
+func firstErrorOr(ok *messages.Reply) func([]*messages.Reply) *messages.Reply {
+	return func(rs []*messages.Reply) *messages.Reply {
+		for _, r := range rs {
+			if r.GetError() != "" {
+				return r
+			}
+		}
+		return ok
+	}
+}

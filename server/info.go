@@ -1,0 +1,127 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// redisVersion is the Redis version the port reports: the one whose
+// replies it reproduces.
+const redisVersion = "7.0.15"
+
+// config answers CONFIG GET with the few parameters clients ask for
+// (redis-benchmark asks for save and appendonly).
+func (s *Server) config(args [][]byte) *messages.Reply {
+	if len(args) < 2 {
+		return arityError("config")
+	}
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "get":
+		if len(args) < 3 {
+			return errorf("ERR wrong number of arguments for 'config|get' command")
+		}
+		params := map[string]string{
+			"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
+			"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
+			"proto-max-bulk-len": fmt.Sprint(s.cfg.Limits.MaxBulkLen),
+		}
+		var items []*messages.Reply
+		for _, pat := range args[2:] {
+			for _, name := range sortedKeys(params) {
+				if ok, _ := path.Match(strings.ToLower(string(pat)), name); ok {
+					items = append(items, bulkString(name), bulkString(params[name]))
+				}
+			}
+		}
+		return mapReply(items...)
+	case "resetstat":
+		return replyOK
+	case "set":
+		return errorf("ERR CONFIG SET is not supported: configure the node with flags")
+	}
+	return errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// info answers INFO [section ...].
+func (s *Server) info(args [][]byte) *messages.Reply {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		want[string(bytes.ToLower(a))] = true
+	}
+	all := len(want) == 0 || want["all"] || want["everything"] || want["default"]
+	var b strings.Builder
+	section := func(name string, lines ...string) {
+		if !all && !want[name] {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		fmt.Fprintf(&b, "# %s\r\n", strings.ToUpper(name[:1])+name[1:])
+		for _, l := range lines {
+			b.WriteString(l + "\r\n")
+		}
+	}
+	host, _ := os.Hostname()
+	up := time.Since(s.started)
+	section("server",
+		"redis_version:"+redisVersion,
+		"coppice_version:"+s.cfg.Version,
+		"redis_mode:standalone",
+		"os:"+runtime.GOOS,
+		"arch_bits:64",
+		fmt.Sprintf("process_id:%d", os.Getpid()),
+		"tcp_port:"+portOf(s.Addr().String()),
+		fmt.Sprintf("uptime_in_seconds:%d", int64(up.Seconds())),
+		"executable:coppice",
+		"node_name:"+s.cfg.NodeName,
+		"hostname:"+host,
+	)
+	section("clients", fmt.Sprintf("connected_clients:%d", s.Clients()), fmt.Sprintf("maxclients:%d", s.cfg.MaxClients))
+	section("persistence", "loading:0", "aof_enabled:1", "rdb_bgsave_in_progress:0")
+	section("stats",
+		fmt.Sprintf("total_connections_received:%d", s.stats.connections.Load()),
+		fmt.Sprintf("total_commands_processed:%d", s.stats.commands.Load()),
+		fmt.Sprintf("rejected_connections:%d", s.stats.rejected.Load()),
+	)
+	section("replication", "role:master", "connected_slaves:0")
+	if all || want["keyspace"] {
+		var keys int64
+		for sh := 0; sh < s.backend.Shards(); sh++ {
+			keys += s.backend.Read(sh, func(r kv.Reader) *messages.Reply {
+				return kv.Read(r, [][]byte{[]byte("DBSIZE")}, nowMs())
+			}).Wait().GetInteger()
+		}
+		section("keyspace", fmt.Sprintf("db0:keys=%d,expires=0,avg_ttl=0", keys))
+	}
+	return verbatim(b.String())
+}

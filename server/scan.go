@@ -1,0 +1,126 @@
+package server
+
+import (
+	"bytes"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// SCAN's cursor is a number the server maps to where the scan stands: a
+// shard and the last key returned in it. Cursors live for cursorTTL and at
+// most maxCursors are kept (the oldest go first); an unknown cursor is an
+// error rather than a silent restart.
+const (
+	cursorTTL  = 10 * time.Minute
+	maxCursors = 10000
+)
+
+type scanState struct {
+	shard   int
+	after   []byte
+	created time.Time
+}
+
+type scanCursors struct {
+	mu   sync.Mutex
+	next uint64
+	m    map[uint64]scanState
+	fifo []uint64
+}
+
+func newScanCursors() *scanCursors { return &scanCursors{next: 1, m: map[uint64]scanState{}} }
+
+func (sc *scanCursors) put(st scanState) uint64 {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for len(sc.fifo) > 0 && (len(sc.m) >= maxCursors || time.Since(sc.m[sc.fifo[0]].created) > cursorTTL) {
+		delete(sc.m, sc.fifo[0])
+		sc.fifo = sc.fifo[1:]
+	}
+	id := sc.next
+	sc.next++
+	st.created = time.Now()
+	sc.m[id] = st
+	sc.fifo = append(sc.fifo, id)
+	return id
+}
+
+func (sc *scanCursors) get(id uint64) (scanState, bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	st, ok := sc.m[id]
+	return st, ok && time.Since(st.created) <= cursorTTL
+}
+
+// scan: SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+func (s *Server) scan(args [][]byte) *messages.Reply {
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		return errorf("ERR invalid cursor")
+	}
+	count, match, typ := 10, []byte(nil), ""
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return errorf("ERR syntax error")
+		}
+		switch string(bytes.ToLower(args[i])) {
+		case "match":
+			match = args[i+1]
+		case "count":
+			n, err := strconv.ParseInt(string(args[i+1]), 10, 64)
+			if err != nil {
+				return errorf("ERR value is not an integer or out of range")
+			}
+			if n < 1 {
+				return errorf("ERR syntax error")
+			}
+			count = int(min(n, 100000))
+		case "type":
+			typ = string(bytes.ToLower(args[i+1]))
+		default:
+			return errorf("ERR syntax error")
+		}
+	}
+	st := scanState{}
+	if cursor != 0 {
+		var ok bool
+		if st, ok = s.scans.get(cursor); !ok {
+			return errorf("ERR invalid cursor")
+		}
+	}
+	var keys []*messages.Reply
+	now := nowMs()
+	for st.shard < s.backend.Shards() && len(keys) < count {
+		var next []byte
+		r := s.backend.Read(st.shard, func(r kv.Reader) *messages.Reply {
+			ks, nx, err := kv.Scan(r, st.after, count-len(keys), match, typ, now)
+			if err != nil {
+				return errorf("ERR " + err.Error())
+			}
+			next = nx
+			items := make([]*messages.Reply, len(ks))
+			for i, k := range ks {
+				items[i] = bulk(k)
+			}
+			return array(items...)
+		}).Wait()
+		if r.GetError() != "" {
+			return r
+		}
+		keys = append(keys, r.GetArray().GetItems()...)
+		if next == nil {
+			st = scanState{shard: st.shard + 1}
+		} else {
+			st.after = next
+		}
+	}
+	out := "0"
+	if st.shard < s.backend.Shards() {
+		out = strconv.FormatUint(s.scans.put(st), 10)
+	}
+	return array(bulkString(out), array(keys...))
+}

@@ -1,0 +1,155 @@
+// Package server is the client port: it speaks RESP2 and RESP3 (package
+// resp) to Redis clients and runs their commands on the node's shards
+// (package kv, through a Backend).
+//
+// Keys map to 16384 hash slots as in Redis Cluster and slots to shards in
+// contiguous ranges. A command on one key runs on that key's shard. A
+// command on several keys (MGET, MSET, DEL, UNLINK, EXISTS) is split by
+// shard: each shard's part is atomic, the whole is not. DBSIZE, KEYS, SCAN,
+// FLUSHDB and FLUSHALL visit every shard.
+//
+// Pipelined commands are issued without waiting for each other and answered
+// in order; a write to a shard waits for the reads issued before it to
+// finish, so every command sees the state as of its place in the pipeline.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coppice-kv/coppice/resp"
+)
+
+// Config is the client port's configuration.
+type Config struct {
+	Addr string
+	// RequirePass, when set, makes clients AUTH first.
+	RequirePass string
+	// MaxClients bounds open connections (Redis's maxclients).
+	MaxClients int
+	Limits     resp.Limits
+	// NodeName and the rest feed INFO and HELLO.
+	NodeName string
+	Version  string
+	Log      *slog.Logger
+}
+
+// Server accepts client connections until Close.
+type Server struct {
+	cfg     Config
+	backend Backend
+	ln      net.Listener
+	started time.Time
+	scans   *scanCursors
+
+	nextID atomic.Int64
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+
+	stats struct {
+		connections atomic.Int64
+		commands    atomic.Int64
+		rejected    atomic.Int64
+	}
+}
+
+// Listen opens the client port and serves it in the background.
+func Listen(cfg Config, backend Backend) (*Server, error) {
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 10000
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", cfg.Addr, err)
+	}
+	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors()}
+	s.wg.Add(1)
+	go s.serve()
+	return s, nil
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops accepting, closes every connection and waits for them.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return
+			}
+			s.cfg.Log.Warn("client accept", "err", err)
+			time.Sleep(10 * time.Millisecond) // transient (EMFILE): back off
+			continue
+		}
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		if len(s.conns) >= s.cfg.MaxClients {
+			s.mu.Unlock()
+			s.stats.rejected.Add(1)
+			// Redis answers and closes.
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.stats.connections.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Clients is the number of open connections.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

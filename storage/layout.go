@@ -1,0 +1,180 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Layout of a node's data dir:
+//
+//	<data>/node.json             node name, cluster ID, shard count (the identity marker)
+//	<data>/system/               the system group: raft log, stable store, snapshots, state
+//	<data>/shards/<i>/kv/        Pebble: the shard's keys, plus its applied index and term
+//	<data>/shards/<i>/raft/      raft log and stable store
+//	<data>/shards/<i>/snapshots/ checkpoints that serve as Raft snapshots and sync sources
+type Layout struct{ Dir string }
+
+func (l Layout) IdentityFile() string { return filepath.Join(l.Dir, "node.json") }
+func (l Layout) SystemDir() string    { return filepath.Join(l.Dir, "system") }
+func (l Layout) ShardDir(shard int) string {
+	return filepath.Join(l.Dir, "shards", strconv.Itoa(shard))
+}
+func (l Layout) KVDir(shard int) string   { return filepath.Join(l.ShardDir(shard), "kv") }
+func (l Layout) RaftDir(shard int) string { return filepath.Join(l.ShardDir(shard), "raft") }
+func (l Layout) SnapshotDir(shard int) string {
+	return filepath.Join(l.ShardDir(shard), "snapshots")
+}
+
+// Identity is node.json: who the data dir belongs to.
+type Identity struct {
+	Name      string `json:"name"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	Shards    int    `json:"shards"`
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// ValidName reports whether name can name a node: 1 to 63 letters, digits,
+// '.', '_' or '-', starting with a letter or digit.
+func ValidName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("storage: node name %q: want 1-63 of [A-Za-z0-9._-], starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// ReadIdentity reads node.json; ok is false when there is none (a new
+// data dir).
+func (l Layout) ReadIdentity() (id Identity, ok bool, err error) {
+	b, err := os.ReadFile(l.IdentityFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return Identity{}, false, nil
+	}
+	if err != nil {
+		return Identity{}, false, fmt.Errorf("%w: %v", ErrBadIdentity, err)
+	}
+	if err := json.Unmarshal(b, &id); err != nil {
+		return Identity{}, false, fmt.Errorf("%w: %s: %v", ErrBadIdentity, l.IdentityFile(), err)
+	}
+	if id.Shards < 1 || ValidName(id.Name) != nil {
+		return Identity{}, false, fmt.Errorf("%w: %s: name %q, shards %d", ErrBadIdentity, l.IdentityFile(), id.Name, id.Shards)
+	}
+	return id, true, nil
+}
+
+// WriteIdentity writes node.json atomically (temp file, fsync, rename).
+func (l Layout) WriteIdentity(id Identity) error {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(l.IdentityFile(), append(b, '\n'))
+}
+
+// CloneOf tells what the data dir is to a node called name with shards
+// shards: new (no node.json), the same node, or a disk clone (another
+// node's data, same shard count). A different shard count is refused.
+type DirState int
+
+const (
+	DirNew DirState = iota
+	DirSame
+	DirClone
+)
+
+// Check compares node.json with the node about to use the dir.
+func (l Layout) Check(name string, shards int) (DirState, Identity, error) {
+	id, ok, err := l.ReadIdentity()
+	switch {
+	case err != nil:
+		return 0, id, err
+	case !ok:
+		return DirNew, id, nil
+	case id.Shards != shards:
+		return 0, id, fmt.Errorf("%w: %s holds %d shards, the node is configured with %d", ErrShardCount, l.Dir, id.Shards, shards)
+	case id.Name != name:
+		return DirClone, id, nil
+	}
+	return DirSame, id, nil
+}
+
+// ReadLastApplied returns the applied index and term stored in a shard's
+// Pebble store, or zeros when the store is missing or unreadable. It opens
+// the store read-only, so the shard must not be open in this process.
+func ReadLastApplied(dataDir string, shard int) (index, term uint64) {
+	dir := Layout{Dir: dataDir}.KVDir(shard)
+	if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
+		// Pebble marks its current manifest with a marker file; without
+		// a store there is nothing to read (and Open would create one).
+		if !hasPebbleMarker(dir) {
+			return 0, 0
+		}
+	}
+	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, FS: vfs.Default, Logger: quietLogger{}})
+	if err != nil {
+		return 0, 0
+	}
+	defer db.Close()
+	index, term, err = readApplied(db)
+	if err != nil {
+		return 0, 0
+	}
+	return index, term
+}
+
+func hasPebbleMarker(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if len(e.Name()) > 7 && e.Name()[:7] == "marker." {
+			return true
+		}
+	}
+	return false
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

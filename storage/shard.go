@@ -1,0 +1,393 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// Executor runs one write command on a shard's batch (kv.Exec).
+type Executor func(w kv.Writer, cmd *messages.Command) *messages.Reply
+
+// appliedKey holds the shard's applied Raft index and term. Keys starting
+// with 0x00 belong to storage; the engine never sees them.
+var appliedKey = []byte("\x00applied")
+
+// Shard is one shard's state machine: its keys in Pebble, and the Raft
+// index and term they reflect, written in the same batch as the data. It
+// implements raft.FSM and raft.BatchingFSM.
+//
+// Commits do not fsync: the Raft log is the durable record, and whatever
+// Pebble loses in a crash is replayed from it (entries at or below the
+// applied index are skipped, so replay is safe). A snapshot flushes and syncs
+// Pebble's WAL before the Raft log behind it may be truncated.
+type Shard struct {
+	id     int
+	layout Layout
+	exec   Executor
+	snaps  *SnapshotStore
+
+	mu sync.RWMutex // guards db: held for reading while in use, for writing to swap it
+	db *pebble.DB
+
+	appliedMu sync.Mutex // guards applied, term and appliedCh
+	applied   uint64
+	term      uint64
+	appliedCh chan struct{} // closed and replaced whenever applied moves
+}
+
+// OpenShard opens (or creates) shard id's Pebble store.
+func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore) (*Shard, error) {
+	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{})}
+	dir := layout.KVDir(id)
+	if err := recoverSwap(dir); err != nil {
+		return nil, err
+	}
+	db, err := openPebble(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	index, term, err := readApplied(db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
+	}
+	s.setApplied(index, term)
+	return s, nil
+}
+
+func openPebble(dir string) (*pebble.DB, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	opts := &pebble.Options{
+		Logger:       quietLogger{},
+		MemTableSize: 32 << 20,
+	}
+	opts.EnsureDefaults()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+func readApplied(r pebble.Reader) (index, term uint64, err error) {
+	v, closer, err := r.Get(appliedKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	defer closer.Close()
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("applied index record is %d bytes, want 16", len(v))
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+// ID is the shard's number.
+func (s *Shard) ID() int { return s.id }
+
+// Applied returns the index and term of the last entry applied.
+func (s *Shard) Applied() (index, term uint64) {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	return s.applied, s.term
+}
+
+func (s *Shard) setApplied(index, term uint64) {
+	s.appliedMu.Lock()
+	s.applied, s.term = index, term
+	close(s.appliedCh)
+	s.appliedCh = make(chan struct{})
+	s.appliedMu.Unlock()
+}
+
+// WaitApplied waits until the shard has applied index, or ctx ends.
+func (s *Shard) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		s.appliedMu.Lock()
+		applied, ch := s.applied, s.appliedCh
+		s.appliedMu.Unlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("storage: shard %d: waiting for index %d (applied %d): %w", s.id, index, applied, ctx.Err())
+		}
+	}
+}
+
+// View runs fn with a reader of the shard's current state.
+func (s *Shard) View(fn func(r kv.Reader) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return fn(pebbleRW{r: s.db})
+}
+
+// Close closes the Pebble store.
+func (s *Shard) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// Apply applies one Raft entry (raft.FSM).
+func (s *Shard) Apply(l *raft.Log) any {
+	return s.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies Raft entries in one Pebble batch (raft.BatchingFSM).
+// Each command entry's result is its []*messages.Reply; entries at or below
+// the applied index are skipped (nil result).
+func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]any, len(logs))
+	if s.db == nil {
+		for i := range out {
+			out[i] = ErrClosed
+		}
+		return out
+	}
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	w := pebbleRW{r: b, w: b}
+	applied, _ := s.Applied()
+	last, lastTerm := applied, uint64(0)
+	for i, l := range logs {
+		if l.Index <= last {
+			continue
+		}
+		last, lastTerm = l.Index, l.Term
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		var batch messages.CommandBatch
+		if err := proto.Unmarshal(l.Data, &batch); err != nil {
+			out[i] = fmt.Errorf("storage: shard %d: entry %d: %w", s.id, l.Index, err)
+			continue
+		}
+		replies := make([]*messages.Reply, len(batch.Commands))
+		for j, c := range batch.Commands {
+			replies[j] = s.exec(w, c)
+		}
+		out[i] = replies
+	}
+	if last == applied {
+		return out
+	}
+	var rec [16]byte
+	binary.BigEndian.PutUint64(rec[:], last)
+	binary.BigEndian.PutUint64(rec[8:], lastTerm)
+	if err := b.Set(appliedKey, rec[:], nil); err == nil {
+		err = b.Commit(pebble.NoSync)
+		if err != nil {
+			// The state machine cannot go on without its store: a
+			// replica that skips an entry diverges. Crash; the
+			// supervisor restarts the shard and Raft replays.
+			panic(fmt.Sprintf("storage: shard %d: commit entries up to %d: %v", s.id, last, err))
+		}
+	}
+	s.setApplied(last, lastTerm)
+	return out
+}
+
+// Snapshot captures the shard for Raft (raft.FSM). The checkpoint itself is
+// taken in Persist; it may include entries applied after this call, which
+// is safe because replaying them is a no-op.
+func (s *Shard) Snapshot() (raft.FSMSnapshot, error) {
+	return &shardSnapshot{s: s}, nil
+}
+
+type shardSnapshot struct{ s *Shard }
+
+// Persist writes a Pebble checkpoint (hard links, O(files)) straight into a
+// snapshot of our SnapshotStore; into any other sink it streams the files.
+func (p *shardSnapshot) Persist(sink raft.SnapshotSink) error {
+	if cs, ok := sink.(*snapshotSink); ok {
+		if err := p.s.checkpoint(cs.ckptDir()); err != nil {
+			sink.Cancel()
+			return err
+		}
+		cs.checkpointed = true
+		return sink.Close()
+	}
+	tmp, err := os.MkdirTemp(p.s.layout.ShardDir(p.s.id), "snapshot-stream-")
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "ckpt")
+	if err := p.s.checkpoint(dir); err != nil {
+		sink.Cancel()
+		return err
+	}
+	r, _, err := newStreamReader(dir, "")
+	if err == nil {
+		_, err = io.Copy(sink, r)
+		r.Close()
+	}
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (p *shardSnapshot) Release() {}
+
+func (s *Shard) checkpoint(dir string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	// Flushing first keeps the checkpoint to hard links plus a near-empty
+	// WAL: what it copies is bounded by the memtable, whatever the data.
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("storage: shard %d: flush: %w", s.id, err)
+	}
+	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("storage: shard %d: checkpoint: %w", s.id, err)
+	}
+	return nil
+}
+
+// Restore replaces the shard's data with a snapshot (raft.FSM). A snapshot
+// of this node's store is restored from its directory (hard links); any
+// other stream is first written out and checked.
+func (s *Shard) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	m, err := readStreamHeader(rc)
+	if err != nil {
+		return err
+	}
+	dir := m.Dir
+	if dir == "" || s.snaps == nil || !s.snaps.owns(dir) {
+		tmp, err := os.MkdirTemp(s.layout.ShardDir(s.id), "restore-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if err := writeStreamFiles(rc, m, tmp); err != nil {
+			return err
+		}
+		dir = tmp
+	}
+	return s.RestoreDir(dir)
+}
+
+// RestoreDir replaces the shard's data with the checkpoint in dir,
+// atomically: the new store is built beside the old one and renamed into
+// place; a crash in between leaves one or the other (see recoverSwap).
+func (s *Shard) RestoreDir(dir string) error {
+	kvDir := s.layout.KVDir(s.id)
+	next := kvDir + ".next"
+	os.RemoveAll(next)
+	if err := linkTree(dir, next); err != nil {
+		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
+	}
+	if err := writeFileAtomic(filepath.Join(next, completeMarker), nil); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("storage: shard %d: close before restore: %w", s.id, err)
+		}
+		s.db = nil
+	}
+	if err := swapIn(kvDir, next); err != nil {
+		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
+	}
+	db, err := openPebble(kvDir)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	index, term, err := readApplied(db)
+	s.setApplied(index, term)
+	return err
+}
+
+const completeMarker = "COPPICE-COMPLETE"
+
+// swapIn replaces dir by next (which holds completeMarker).
+func swapIn(dir, next string) error {
+	old := dir + ".old"
+	os.RemoveAll(old)
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(next, dir); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(dir, completeMarker))
+	return os.RemoveAll(old)
+}
+
+// recoverSwap finishes or undoes a restore a crash interrupted.
+func recoverSwap(dir string) error {
+	next, old := dir+".next", dir+".old"
+	if _, err := os.Stat(filepath.Join(next, completeMarker)); err == nil {
+		if _, err := os.Stat(dir); err == nil {
+			return swapIn(dir, next)
+		}
+		if err := os.Rename(next, dir); err != nil {
+			return err
+		}
+	}
+	os.RemoveAll(next)
+	if _, err := os.Stat(dir); err != nil {
+		if _, err := os.Stat(old); err == nil {
+			return os.Rename(old, dir)
+		}
+		return nil
+	}
+	os.Remove(filepath.Join(dir, completeMarker))
+	return os.RemoveAll(old)
+}
+
+// quietLogger drops Pebble's info logs and keeps its errors on stderr.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+	os.Exit(1)
+}

@@ -1,0 +1,283 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// setExec is a minimal executor: SET k v, and counts applications.
+func setExec(w kv.Writer, c *messages.Command) *messages.Reply {
+	if err := w.Set(append([]byte{1}, c.Args[1]...), c.Args[2]); err != nil {
+		return &messages.Reply{Value: &messages.Reply_Error{Error: err.Error()}}
+	}
+	return &messages.Reply{Value: &messages.Reply_Status{Status: "OK"}}
+}
+
+func entry(t testing.TB, index, term uint64, kvs ...string) *raft.Log {
+	var b messages.CommandBatch
+	for i := 0; i < len(kvs); i += 2 {
+		b.Commands = append(b.Commands, &messages.Command{Args: [][]byte{[]byte("SET"), []byte(kvs[i]), []byte(kvs[i+1])}})
+	}
+	data, err := proto.Marshal(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: index, Term: term, Type: raft.LogCommand, Data: data}
+}
+
+func get(t testing.TB, s *Shard, k string) string {
+	t.Helper()
+	var out string
+	err := s.View(func(r kv.Reader) error {
+		v, ok, err := r.Get(append([]byte{1}, k...))
+		if ok {
+			out = string(v)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func openTestShard(t *testing.T, dir string) (*Shard, *SnapshotStore) {
+	t.Helper()
+	l := Layout{Dir: dir}
+	snaps, err := NewSnapshotStore(l.SnapshotDir(0), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenShard(l, 0, setExec, snaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, snaps
+}
+
+func TestApplyIsIdempotentAndRecordsIndex(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTestShard(t, dir)
+	res := s.ApplyBatch([]*raft.Log{entry(t, 1, 1, "a", "1"), entry(t, 2, 1, "b", "2")})
+	if r, ok := res[1].([]*messages.Reply); !ok || r[0].GetStatus() != "OK" {
+		t.Fatalf("result %v", res[1])
+	}
+	// Replaying entry 2 with other data changes nothing: it is at or below
+	// the applied index.
+	if res := s.Apply(entry(t, 2, 1, "b", "changed")); res != nil {
+		t.Fatalf("replayed entry returned %v", res)
+	}
+	if got := get(t, s, "b"); got != "2" {
+		t.Fatalf("b = %q after replay, want 2", got)
+	}
+	s.Apply(entry(t, 3, 2, "c", "3"))
+	if i, term := s.Applied(); i != 3 || term != 2 {
+		t.Fatalf("applied %d/%d", i, term)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if i, term := ReadLastApplied(dir, 0); i != 3 || term != 2 {
+		t.Fatalf("ReadLastApplied = %d/%d, want 3/2", i, term)
+	}
+	if i, term := ReadLastApplied(dir, 7); i != 0 || term != 0 {
+		t.Fatalf("missing shard: %d/%d", i, term)
+	}
+	os.WriteFile(filepath.Join(dir, "shards", "5", "kv"), []byte("junk"), 0o644)
+	if i, _ := ReadLastApplied(dir, 5); i != 0 {
+		t.Fatalf("unreadable shard: %d", i)
+	}
+}
+
+func persist(t *testing.T, s *Shard, snaps *SnapshotStore, index uint64) string {
+	t.Helper()
+	sink, err := snaps.Create(1, index, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := s.Snapshot()
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	return sink.ID()
+}
+
+func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
+	s, snaps := openTestShard(t, t.TempDir())
+	defer s.Close()
+	for i := uint64(1); i <= 50; i++ {
+		s.Apply(entry(t, i, 1, "k"+string(rune('a'+i%26)), string(rune('A'+i%26))))
+	}
+	id := persist(t, s, snaps, 50)
+	metas, err := snaps.List()
+	if err != nil || len(metas) != 1 || metas[0].Index != 50 {
+		t.Fatalf("list: %v %v", metas, err)
+	}
+
+	// Change the shard, then restore the snapshot in place.
+	s.Apply(entry(t, 51, 1, "kz", "after"))
+	_, rc, err := snaps.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restore(rc); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := s.Applied(); i != 50 {
+		t.Fatalf("applied after restore %d", i)
+	}
+	if got := get(t, s, "kz"); got != "Z" {
+		t.Fatalf("kz = %q after restore, want Z", got)
+	}
+
+	// Stream it to another node's store, as InstallSnapshot does.
+	t2, snaps2 := openTestShard(t, t.TempDir())
+	defer t2.Close()
+	meta, rc, err := snaps.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := snaps2.Create(1, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(sink, rc)
+	rc.Close()
+	if err != nil || n != meta.Size {
+		t.Fatalf("copied %d of %d: %v", n, meta.Size, err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, rc2, err := snaps2.Open(sink.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := t2.Restore(rc2); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, t2, "kz"); got != "Z" {
+		t.Fatalf("streamed restore: kz = %q", got)
+	}
+}
+
+func TestCorruptedSnapshotStreamIsRejected(t *testing.T) {
+	s, snaps := openTestShard(t, t.TempDir())
+	defer s.Close()
+	for i := uint64(1); i <= 20; i++ {
+		s.Apply(entry(t, i, 1, "key", "value"))
+	}
+	id := persist(t, s, snaps, 20)
+	meta, rc, err := snaps.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	if int64(len(data)) != meta.Size {
+		t.Fatalf("stream is %d bytes, meta says %d", len(data), meta.Size)
+	}
+	for _, mutate := range []func([]byte) []byte{
+		func(b []byte) []byte { b[len(b)-10] ^= 0x40; return b }, // a flipped byte in a file
+		func(b []byte) []byte { return b[:len(b)-7] },            // truncated
+		func(b []byte) []byte { return append(b, 'x') },          // trailing junk
+		func(b []byte) []byte { b[0] = 'X'; return b },           // bad magic
+	} {
+		_, snaps2 := openTestShard(t, t.TempDir())
+		sink, _ := snaps2.Create(1, 20, 1, raft.Configuration{}, 1, nil)
+		_, werr := io.Copy(sink, bytes.NewReader(mutate(append([]byte(nil), data...))))
+		cerr := sink.Close()
+		if !errors.Is(errors.Join(werr, cerr), ErrBadSnapshot) {
+			t.Errorf("corrupted stream accepted: write %v, close %v", werr, cerr)
+		}
+		if metas, _ := snaps2.List(); len(metas) != 0 {
+			t.Errorf("a rejected snapshot was kept: %v", metas)
+		}
+	}
+}
+
+func TestSnapshotCostDoesNotGrowWithData(t *testing.T) {
+	s, snaps := openTestShard(t, t.TempDir())
+	defer s.Close()
+	big := string(bytes.Repeat([]byte("x"), 1<<20))
+	for i := uint64(1); i <= 32; i++ {
+		s.Apply(entry(t, i, 1, "big"+string(rune('a'+i)), big))
+	}
+	id := persist(t, s, snaps, 32)
+	dir, err := snaps.CheckpointDir(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every sstable in the checkpoint is a hard link to the live store's.
+	entries, _ := os.ReadDir(dir)
+	ssts := 0
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) != ".sst" {
+			continue
+		}
+		ssts++
+		a, _ := os.Stat(filepath.Join(dir, e.Name()))
+		b, err := os.Stat(filepath.Join(s.layout.KVDir(0), e.Name()))
+		if err != nil || !os.SameFile(a, b) {
+			t.Errorf("%s is not a hard link into the live store", e.Name())
+		}
+	}
+	if ssts == 0 {
+		t.Fatal("checkpoint has no sstables: the data was not flushed")
+	}
+}
+
+func TestIdentityCheck(t *testing.T) {
+	l := Layout{Dir: t.TempDir()}
+	if st, _, err := l.Check("n1", 4); err != nil || st != DirNew {
+		t.Fatalf("new dir: %v %v", st, err)
+	}
+	if err := l.WriteIdentity(Identity{Name: "n1", ClusterID: "c1", Shards: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err := l.Check("n1", 4); err != nil || st != DirSame {
+		t.Fatalf("same: %v %v", st, err)
+	}
+	if st, id, err := l.Check("n2", 4); err != nil || st != DirClone || id.Name != "n1" {
+		t.Fatalf("clone: %v %v %v", st, id, err)
+	}
+	if _, _, err := l.Check("n1", 8); !errors.Is(err, ErrShardCount) {
+		t.Fatalf("shard count: %v", err)
+	}
+	os.WriteFile(l.IdentityFile(), []byte("{not json"), 0o644)
+	if _, _, err := l.Check("n1", 4); !errors.Is(err, ErrBadIdentity) {
+		t.Fatalf("bad json: %v", err)
+	}
+	for _, bad := range []string{"", "-x", "a b", "a/b", string(bytes.Repeat([]byte("a"), 64))} {
+		if ValidName(bad) == nil {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
+}
+
+// raft-wal's own Close leaves its metadata database locked: a second open in
+// the same process would hang. The store must reopen.
+func TestLogStoreReopens(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		s, err := OpenLogStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.StoreLog(&raft.Log{Index: uint64(i + 1), Term: 1, Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
