@@ -101,6 +101,10 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		}
 	case *messages.ShardStatus:
 		a.status(ctx.Sender())
+	case *messages.ChangeMembership:
+		changeMembership(a.system.Root, ctx.Sender(), a.r, m)
+	case *messages.TransferLeadership:
+		transferLeadership(a.system.Root, ctx.Sender(), a.r, m)
 	}
 }
 
@@ -142,7 +146,7 @@ func (a *raftActor) start() error {
 	if a.r, err = raft.NewRaft(conf, fsm, a.logs, a.logs, snaps, a.trans); err != nil {
 		return fmt.Errorf("node: shard %d: raft: %w", a.shard, err)
 	}
-	if !existing {
+	if !existing && rt.bootstrap() {
 		f := a.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
 			{Suffrage: raft.Voter, ID: conf.LocalID, Address: a.trans.LocalAddr()},
 		}})
@@ -290,40 +294,18 @@ func (a *raftActor) verify() {
 }
 
 func (a *raftActor) leaderError(err error) (text, addr, id string) {
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-		text = ErrNotLeader
-	} else {
-		text = err.Error()
-	}
-	if a.r != nil {
-		la, lid := a.r.LeaderWithID()
-		addr, id = string(la), string(lid)
-	}
-	return text, addr, id
+	return leaderError(a.r, err)
 }
 
 func (a *raftActor) status(to *actor.PID) {
 	r, logs, fsm, shard, root := a.r, a.logs, a.fsm, a.shard, a.system.Root
 	go func() {
-		reply := &messages.ShardStatusReply{Shard: uint32(shard)}
-		la, lid := r.LeaderWithID()
-		reply.State, reply.LeaderAddr, reply.LeaderId = r.State().String(), string(la), string(lid)
-		reply.Term, reply.LastIndex, reply.CommitIndex = r.CurrentTerm(), r.LastIndex(), r.CommitIndex()
-		reply.AppliedIndex, _ = fsm.Applied()
-		reply.FirstIndex, _ = logs.FirstIndex()
+		applied, _ := fsm.Applied()
+		reply := groupStatus(r, logs, uint32(shard), applied)
 		// Entries the state machine never sees (no-ops) count as applied
 		// once every entry before them is.
-		if storage.LastVisible(logs, reply.CommitIndex, reply.AppliedIndex) == reply.AppliedIndex && reply.AppliedIndex < reply.CommitIndex {
+		if reply.AppliedIndex < reply.CommitIndex && storage.LastVisible(logs, reply.CommitIndex, reply.AppliedIndex) == reply.AppliedIndex {
 			reply.AppliedIndex = reply.CommitIndex
-		}
-		f := r.GetConfiguration()
-		if err := f.Error(); err != nil {
-			reply.Error = err.Error()
-		} else {
-			for _, s := range f.Configuration().Servers {
-				reply.Configuration = append(reply.Configuration, &messages.RaftServer{
-					Id: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})
-			}
 		}
 		root.Send(to, reply)
 	}()

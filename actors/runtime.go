@@ -1,14 +1,24 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/transport"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 )
+
+// askTimeout bounds one request to an actor, here or on a peer.
+const askTimeout = 10 * time.Second
 
 // Runtime is what the node's actors share: the node's configuration, and
 // the handles the store and transport workers open for the others. The
@@ -27,7 +37,20 @@ type Runtime struct {
 	ClientAddr  string
 	RequirePass string
 	Version     string
-	Log         *slog.Logger
+	// The cluster: gossip's address, seeds to join, the role this node
+	// asks for, gossip encryption, how long a failed node stays before
+	// its removal, and how many attempts a shard's sync gets.
+	GossipAddr  string
+	HTTPAddr    string
+	Join        []string
+	Role        messages.Role
+	GossipKey   []byte
+	KeyringFile string
+	RemoveDelay time.Duration
+	SyncRetries int
+	// GossipFast tightens gossip timers (tests on loopback only).
+	GossipFast bool
+	Log        *slog.Logger
 	// Exec runs a write command on a shard (kv.Exec).
 	Exec storage.Executor
 
@@ -35,11 +58,22 @@ type Runtime struct {
 	shards []*storage.Shard
 	snaps  []*storage.SnapshotStore
 	mux    *transport.Mux
+	remote *transport.Remote
+	system *raft.Raft
+	state  *cluster.State
+	sys    *actor.ActorSystem
+	// clusterID is the cluster this node belongs to, once known.
+	clusterID string
 	// sole[i] is set while this node leads shard i as its only voter: no
 	// other node can lead it, so reads need no barrier.
 	sole        []atomic.Bool
 	boundClient string
 }
+
+// bootstrap tells whether a node with no Raft state makes itself the first
+// voter of every group (standalone), rather than wait to be added to a
+// cluster it joins (--join).
+func (rt *Runtime) bootstrap() bool { return len(rt.Join) == 0 }
 
 // Layout is the data dir's layout.
 func (rt *Runtime) Layout() storage.Layout { return storage.Layout{Dir: rt.DataDir} }
@@ -78,15 +112,62 @@ func (rt *Runtime) Mux() (*transport.Mux, error) {
 	return rt.mux, nil
 }
 
+// Remote returns the node's messaging to its peers, opened with the
+// cluster listener.
+func (rt *Runtime) Remote() (*transport.Remote, error) {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	if rt.remote == nil {
+		return nil, fmt.Errorf("node: the cluster listener is not open")
+	}
+	return rt.remote, nil
+}
+
+// System returns the system group's Raft and state, while it runs.
+func (rt *Runtime) System() (*raft.Raft, *cluster.State, error) {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	if rt.system == nil {
+		return nil, nil, fmt.Errorf("node: the system group is not running")
+	}
+	return rt.system, rt.state, nil
+}
+
+func (rt *Runtime) actorSystem() *actor.ActorSystem {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	return rt.sys
+}
+
+// ClusterID is the ID of the cluster this node belongs to ("" before it
+// has joined one or bootstrapped).
+func (rt *Runtime) ClusterID() string {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	return rt.clusterID
+}
+
+func (rt *Runtime) setClusterID(id string) {
+	rt.mu.Lock()
+	rt.clusterID = id
+	rt.mu.Unlock()
+}
+
+func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
+	rt.mu.Lock()
+	rt.system, rt.state = r, st
+	rt.mu.Unlock()
+}
+
 func (rt *Runtime) setShards(shards []*storage.Shard, snaps []*storage.SnapshotStore) {
 	rt.mu.Lock()
 	rt.shards, rt.snaps = shards, snaps
 	rt.mu.Unlock()
 }
 
-func (rt *Runtime) setMux(m *transport.Mux) {
+func (rt *Runtime) setMux(m *transport.Mux, r *transport.Remote) {
 	rt.mu.Lock()
-	rt.mux = m
+	rt.mux, rt.remote = m, r
 	rt.mu.Unlock()
 }
 
@@ -111,4 +192,44 @@ func (rt *Runtime) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return rt.Log
+}
+
+// ask sends msg to the actor at path on the node whose cluster address is
+// addr ("" or this node's own address: locally) and waits for the answer,
+// within ctx and at most askTimeout.
+func (rt *Runtime) ask(ctx context.Context, addr, path string, msg proto.Message) (proto.Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, askTimeout)
+	defer cancel()
+	if addr == "" {
+		sys := rt.actorSystem()
+		if sys == nil {
+			return nil, fmt.Errorf("node: not running")
+		}
+		return deliver(sys)(ctx, path, msg)
+	}
+	remote, err := rt.Remote()
+	if err != nil {
+		return nil, err
+	}
+	return remote.Request(ctx, addr, path, msg)
+}
+
+// recordClusterID writes the cluster's ID into node.json, once.
+func (rt *Runtime) recordClusterID(id string) error {
+	l := rt.Layout()
+	ident, ok, err := l.ReadIdentity()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		ident = storage.Identity{Name: rt.Name, Shards: rt.Shards}
+	}
+	if ident.ClusterID != id {
+		ident.ClusterID = id
+		if err := l.WriteIdentity(ident); err != nil {
+			return err
+		}
+	}
+	rt.setClusterID(id)
+	return nil
 }

@@ -1,17 +1,26 @@
 package actors
 
 // transport: supervised by node (rest_for_one), permanent worker. It owns
-// the cluster listener that carries every shard's Raft traffic, and closes
-// it when it stops.
+// the cluster listener that carries every Raft group's traffic and the
+// requests peers send to this node's actors, and closes it when it stops.
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/transport"
+	"google.golang.org/protobuf/proto"
 )
 
+// remoteTimeout bounds a peer's request to one of this node's actors.
+const remoteTimeout = 20 * time.Second
+
 type transportActor struct {
-	rt  *Runtime
-	mux *transport.Mux
+	rt     *Runtime
+	mux    *transport.Mux
+	remote *transport.Remote
 }
 
 func (t *transportActor) Receive(ctx actor.Context) {
@@ -22,12 +31,42 @@ func (t *transportActor) Receive(ctx actor.Context) {
 			panic(err)
 		}
 		t.mux = m
-		t.rt.setMux(m)
+		t.rt.mu.Lock()
+		t.rt.sys = ctx.ActorSystem()
+		t.rt.mu.Unlock()
+		t.remote = transport.NewRemote(m, deliver(ctx.ActorSystem()), remoteTimeout)
+		t.rt.setMux(m, t.remote)
 		t.rt.logger().Info("cluster listener", "addr", m.Addr().String())
 	case *actor.Stopping:
-		t.rt.setMux(nil)
+		t.rt.setMux(nil, nil)
+		if t.remote != nil {
+			t.remote.Close()
+		}
 		if t.mux != nil {
 			t.mux.Close()
 		}
+	}
+}
+
+// deliver hands a peer's request to the local actor at target and returns
+// its answer.
+func deliver(sys *actor.ActorSystem) transport.Handler {
+	return func(ctx context.Context, target string, msg proto.Message) (proto.Message, error) {
+		if _, ok := sys.ProcessRegistry.GetLocal(target); !ok {
+			return nil, fmt.Errorf("no actor %s on this node", target)
+		}
+		timeout := remoteTimeout
+		if d, ok := ctx.Deadline(); ok {
+			timeout = time.Until(d)
+		}
+		res, err := sys.Root.RequestFuture(actor.NewPID(sys.Address(), target), msg, timeout).Result()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", target, err)
+		}
+		ans, ok := res.(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("%s answered %T, not a protobuf message", target, res)
+		}
+		return ans, nil
 	}
 }

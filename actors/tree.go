@@ -37,6 +37,17 @@ func Tree(cfg Config) supervisor.Spec {
 				Period:    30 * time.Second,
 				Children:  shardSpecs(rt),
 			}),
+			worker("system", "system", 30*time.Second, func() actor.Actor { return &systemActor{rt: rt} }),
+			supervisor.Sup("syncs", supervisor.Spec{
+				Strategy: messages.Strategy_SIMPLE_ONE_FOR_ONE,
+				// Failed syncs retry with backoff and the manager stops
+				// them after --sync-retries: the supervisor itself must
+				// not give up before that.
+				Intensity: 100,
+				Period:    time.Minute,
+				Children:  []supervisor.ChildSpec{syncSpec(rt)},
+			}),
+			worker("manager", "manager", 10*time.Second, func() actor.Actor { return &managerActor{rt: rt} }),
 			worker("client", "client", 10*time.Second, func() actor.Actor { return &clientActor{rt: rt} }),
 		)
 	}
@@ -46,6 +57,11 @@ func Tree(cfg Config) supervisor.Spec {
 		Period:    10 * time.Second,
 		Children:  cfg.User,
 	}))
+	if rt := cfg.Runtime; rt != nil && rt.GossipAddr != "" {
+		// Last: a watcher crash restarts the watcher alone. Without a
+		// gossip address the node finds no peers (tests of one node).
+		children = append(children, worker("watcher", "watcher", 10*time.Second, func() actor.Actor { return &watcherActor{rt: rt} }))
+	}
 	return supervisor.Spec{
 		Strategy:  messages.Strategy_REST_FOR_ONE,
 		Intensity: 3,
@@ -69,6 +85,17 @@ func shardSpecs(rt *Runtime) []supervisor.ChildSpec {
 		})
 	}
 	return specs
+}
+
+// syncSpec is the template of the syncs supervisor's children: transient,
+// restarted with backoff after a failed attempt.
+func syncSpec(rt *Runtime) supervisor.ChildSpec {
+	return supervisor.ChildSpec{
+		ID: "sync", Kind: "sync", Start: newSyncActor(rt),
+		Restart:  messages.RestartType_TRANSIENT,
+		Shutdown: 5 * time.Second,
+		Backoff:  &supervisor.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2},
+	}
 }
 
 // worker is a permanent worker child with a shutdown time.

@@ -1,9 +1,6 @@
 package server
 
-import (
-	"github.com/coppice-kv/coppice/kv"
-	"github.com/coppice-kv/coppice/messages"
-)
+import "github.com/coppice-kv/coppice/messages"
 
 // Backend is what the client port needs of the node: the shards' Raft
 // actors and state machines. Calls return at once; Wait blocks (bounded by
@@ -15,7 +12,11 @@ type Backend interface {
 	Propose(shard int, cmd *messages.Command) Pending
 	// Read runs a read-only command on shard after a read barrier: it sees
 	// every write acknowledged before it was called.
-	Read(shard int, fn func(r kv.Reader) *messages.Reply) Pending
+	Read(shard int, cmd *messages.Command) Pending
+	// Scan runs one step of SCAN on shard, with Read's guarantee; the
+	// reply is an array: the key to go on after (null when the shard is
+	// done), then the keys.
+	Scan(shard int, req *messages.ScanShard) Pending
 }
 
 // Pending is an operation under way.

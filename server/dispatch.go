@@ -74,8 +74,7 @@ func (c *conn) issueWrite(shard int, args [][]byte) Pending {
 
 func (c *conn) issueRead(shard int, args [][]byte) Pending {
 	c.readShard[shard] = true
-	now := nowMs()
-	return c.s.backend.Read(shard, func(r kv.Reader) *messages.Reply { return kv.Read(r, args, now) })
+	return c.s.backend.Read(shard, &messages.Command{Args: args, NowMs: nowMs()})
 }
 
 func (c *conn) write(shard int, args [][]byte) {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -117,9 +116,7 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 	if all || want["keyspace"] {
 		var keys int64
 		for sh := 0; sh < s.backend.Shards(); sh++ {
-			keys += s.backend.Read(sh, func(r kv.Reader) *messages.Reply {
-				return kv.Read(r, [][]byte{[]byte("DBSIZE")}, nowMs())
-			}).Wait().GetInteger()
+			keys += s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte("DBSIZE")}, NowMs: nowMs()}).Wait().GetInteger()
 		}
 		section("keyspace", fmt.Sprintf("db0:keys=%d,expires=0,avg_ttl=0", keys))
 	}

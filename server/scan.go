@@ -2,11 +2,11 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -95,23 +95,17 @@ func (s *Server) scan(args [][]byte) *messages.Reply {
 	var keys []*messages.Reply
 	now := nowMs()
 	for st.shard < s.backend.Shards() && len(keys) < count {
-		var next []byte
-		r := s.backend.Read(st.shard, func(r kv.Reader) *messages.Reply {
-			ks, nx, err := kv.Scan(r, st.after, count-len(keys), match, typ, now)
-			if err != nil {
-				return errorf("ERR " + err.Error())
-			}
-			next = nx
-			items := make([]*messages.Reply, len(ks))
-			for i, k := range ks {
-				items[i] = bulk(k)
-			}
-			return array(items...)
-		}).Wait()
+		r := s.backend.Scan(st.shard, &messages.ScanShard{After: st.after, Count: uint32(count - len(keys)),
+			Match: match, Type: typ, NowMs: now}).Wait()
 		if r.GetError() != "" {
 			return r
 		}
-		keys = append(keys, r.GetArray().GetItems()...)
+		items := r.GetArray().GetItems()
+		if len(items) == 0 {
+			return errorf(fmt.Sprintf("ERR shard %d: malformed scan reply", st.shard))
+		}
+		next := items[0].GetBulk()
+		keys = append(keys, items[1:]...)
 		if next == nil {
 			st = scanState{shard: st.shard + 1}
 		} else {

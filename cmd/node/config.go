@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,6 +36,11 @@ type Config struct {
 	LogLevel      slog.Level
 	StopTimeout   time.Duration
 	PrintTree     bool
+	RemoveDelay   time.Duration
+	SyncRetries   int
+	GossipKey     []byte
+	KeyringFile   string
+	GossipFast    bool
 	// ConfigFile is the file the configuration was read from, if any.
 	ConfigFile string
 }
@@ -138,6 +144,48 @@ var options = []*option{
 				return fmt.Errorf("want %s", strings.Join(roles, ", "))
 			}
 			c.Role = v
+			return nil
+		}},
+	{name: "remove-delay", kind: kindDuration, def: constant("60s"), usage: "how long a failed node stays a member before it is removed",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return errors.New("want a positive duration such as 60s")
+			}
+			c.RemoveDelay = d
+			return nil
+		}},
+	{name: "sync-retries", kind: kindInt, def: constant("3"), usage: "attempts at syncing one shard to a joining node, 1..100",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 100 {
+				return errors.New("want 1..100")
+			}
+			c.SyncRetries = n
+			return nil
+		}},
+	{name: "gossip-key", def: constant(""), usage: "gossip encryption key: base64 of 16, 24 or 32 bytes (empty: none); prefer the environment or the file",
+		set: func(c *Config, v string) error {
+			c.GossipKey = nil
+			if v == "" {
+				return nil
+			}
+			k, err := base64.StdEncoding.DecodeString(v)
+			if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+				return errors.New("want base64 of 16, 24 or 32 bytes")
+			}
+			c.GossipKey = k
+			return nil
+		}},
+	{name: "keyring-file", def: constant(""), usage: "serf keyring file (JSON array of base64 keys, the first primary) for gossip encryption",
+		set: func(c *Config, v string) error { c.KeyringFile = v; return nil }},
+	{name: "gossip-fast", kind: kindBool, def: constant("false"), usage: "tight gossip timers, for tests on one host only",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("want true or false")
+			}
+			c.GossipFast = b
 			return nil
 		}},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",

@@ -43,6 +43,8 @@ func TestDefaults(t *testing.T) {
 		LogFormat:   "text",
 		LogLevel:    slog.LevelInfo,
 		StopTimeout: 30 * time.Second,
+		RemoveDelay: time.Minute,
+		SyncRetries: 3,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -56,6 +58,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		GossipAddr: "[::1]:3", HTTPAddr: ":0",
 		Join: []string{"a.example:7946", "10.0.0.2:7946"}, Role: "readonly", RequirePass: "s3cret",
 		LogFormat: "json", LogLevel: slog.LevelDebug, StopTimeout: 5 * time.Second, PrintTree: true,
+		RemoveDelay: time.Minute, SyncRetries: 3,
 	}
 	args := []string{"--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
@@ -150,6 +153,13 @@ var badValues = []struct {
 	{"shards", "1025", "want 1..1024"},
 	{"shards", "-1", "want 1..1024"},
 	{"shards", "four", "want 1..1024"},
+	{"remove-delay", "0s", "want a positive duration such as 60s"},
+	{"remove-delay", "soon", "want a positive duration such as 60s"},
+	{"sync-retries", "0", "want 1..100"},
+	{"sync-retries", "101", "want 1..100"},
+	{"gossip-key", "not base64!", "want base64 of 16, 24 or 32 bytes"},
+	{"gossip-key", "c2hvcnQ=", "want base64 of 16, 24 or 32 bytes"},
+	{"gossip-fast", "maybe", "want true or false"},
 	{"client-addr", "foo", "want host:port"},
 	{"client-addr", "127.0.0.1", "want host:port"},
 	{"client-addr", "127.0.0.1:65536", "want host:port with a port 0..65535"},
@@ -187,10 +197,10 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		}
 		// File, as a JSON string (a number for shards).
 		val := `"` + bv.value + `"`
-		if bv.name == "shards" && bv.value != "four" {
+		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" {
 			val = bv.value
 		}
-		if bv.name == "print-tree" {
+		if bv.name == "print-tree" || bv.name == "gossip-fast" {
 			continue // a JSON boolean cannot be "maybe": see TestBadConfigFiles
 		}
 		p := writeFile(t, `{"`+bv.name+`": `+val+`}`)

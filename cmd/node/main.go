@@ -69,6 +69,7 @@ import (
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/httpapi"
 	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/supervisor"
 )
@@ -112,9 +113,6 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	}
 	log.Info("node started", "node", rt.Name, "data_dir", rt.DataDir, "shards", rt.Shards,
 		"mode", modeOf(info), "role", info.Role, "version", rt.Version)
-	if len(cfg.Join) > 0 {
-		log.Warn("joining a cluster is not implemented yet: --join is reported in the status only", "join", cfg.Join)
-	}
 
 	select {
 	case <-ctx.Done():
@@ -149,12 +147,29 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		Version:     version(),
 		Log:         log,
 		Exec:        executor(),
+		GossipAddr:  cfg.GossipAddr,
+		HTTPAddr:    cfg.HTTPAddr,
+		Join:        cfg.Join,
+		Role:        roleOf(cfg.Role),
+		GossipKey:   cfg.GossipKey,
+		KeyringFile: cfg.KeyringFile,
+		RemoveDelay: cfg.RemoveDelay,
+		SyncRetries: cfg.SyncRetries,
+		GossipFast:  cfg.GossipFast,
 	}
-	// Not in Runtime yet: cfg.GossipAddr, cfg.Join and cfg.Role (the
-	// watcher and the manager will need them).
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log})
 	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
+}
+
+func roleOf(r string) messages.Role {
+	switch r {
+	case "replica":
+		return messages.Role_ROLE_REPLICA
+	case "readonly":
+		return messages.Role_ROLE_READONLY
+	}
+	return messages.Role_ROLE_VOTER
 }
 
 // executor runs a shard's write commands.

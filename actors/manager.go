@@ -1,0 +1,685 @@
+package actors
+
+// manager: supervised by node (rest_for_one), permanent worker. The
+// cluster manager. Every node runs one; the one on the system group's
+// leader is the coordinator, the only one that changes membership. It
+// keeps what gossip says of every node (from the watcher), and every
+// managerTick it reconciles the cluster state with it on a goroutine of its
+// own (one at a time): new nodes get an add op, nodes down past
+// --remove-delay a removal, and every op in the journal is driven one
+// idempotent step further. Syncs run as sync children; their progress
+// comes back here. Operators' requests (AddNode, RemoveNode, LeaveCluster,
+// NodeStatusRequest) are forwarded to the coordinator when this node is
+// not it.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/supervisor"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// Paths of the cluster's actors.
+const (
+	ManagerPath = RootName + "/manager"
+	SyncsPath   = RootName + "/syncs"
+)
+
+const (
+	managerTick = 500 * time.Millisecond
+	// reconcileTimeout bounds one reconcile pass.
+	reconcileTimeout = 30 * time.Second
+	// systemVoters is how many voters the system group has at most.
+	systemVoters = 3
+)
+
+type managerActor struct {
+	rt   *Runtime
+	self *actor.PID
+	root *actor.RootContext
+	stop chan struct{}
+
+	// members is what gossip says, by name; downSince when each was
+	// first seen failed or gone.
+	members   map[string]*messages.Member
+	downSince map[string]time.Time
+	// syncs is the latest progress of every sync child, by op and shard.
+	syncs    map[syncKey]*messages.ShardSync
+	attempts map[syncKey]int
+	running  map[syncKey]*actor.PID
+	busy     bool
+}
+
+type syncKey struct {
+	op    uint64
+	shard uint32
+}
+
+type managerTickMsg struct{}
+
+// reconciled reports a reconcile pass: the syncs it started.
+type reconciled struct {
+	started map[syncKey]*actor.PID
+	err     error
+}
+
+func (m *managerActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		m.self, m.root = ctx.Self(), ctx.ActorSystem().Root
+		m.members, m.downSince = map[string]*messages.Member{}, map[string]time.Time{}
+		m.syncs, m.attempts, m.running = map[syncKey]*messages.ShardSync{}, map[syncKey]int{}, map[syncKey]*actor.PID{}
+		m.stop = make(chan struct{})
+		go ticker(m.root, m.self, m.stop, managerTick, func() any { return managerTickMsg{} })
+	case *actor.Stopping:
+		close(m.stop)
+	case *messages.MemberEvent:
+		m.memberEvent(msg)
+	case managerTickMsg:
+		if !m.busy {
+			m.busy = true
+			in := m.inputs()
+			self, root := m.self, m.root
+			go func() { root.Send(self, in.reconcile()) }()
+		}
+	case *reconciled:
+		m.busy = false
+		for k, pid := range msg.started {
+			m.running[k] = pid
+		}
+		if msg.err != nil && !errors.Is(msg.err, cluster.ErrNotCoordinator) {
+			m.rt.logger().Warn("cluster reconcile", "err", msg.err)
+		}
+	case *messages.SyncProgress:
+		m.progress(msg)
+	case *messages.AddNode, *messages.RemoveNode, *messages.LeaveCluster, *messages.NodeStatusRequest:
+		in, to, root := m.inputs(), ctx.Sender(), m.root
+		go func() { root.Send(to, in.operate(msg.(proto.Message))) }()
+	}
+}
+
+// ticker sends make() to pid every d until stop closes.
+func ticker(root *actor.RootContext, pid *actor.PID, stop <-chan struct{}, d time.Duration, make func() any) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			root.Send(pid, make())
+		}
+	}
+}
+
+func (m *managerActor) memberEvent(ev *messages.MemberEvent) {
+	now := time.Now()
+	for _, mem := range ev.Members {
+		if ev.Kind == messages.MemberEventKind_MEMBER_REAP {
+			delete(m.members, mem.Name)
+			continue
+		}
+		m.members[mem.Name] = mem
+		if mem.Status == messages.MemberStatus_ALIVE {
+			delete(m.downSince, mem.Name)
+		} else if _, ok := m.downSince[mem.Name]; !ok {
+			m.downSince[mem.Name] = now
+		}
+	}
+}
+
+func (m *managerActor) progress(p *messages.SyncProgress) {
+	k := syncKey{p.Op, p.Sync.Shard}
+	prev := m.syncs[k]
+	if p.Sync.State == messages.SyncState_SYNC_FAILED && (prev == nil || prev.State != messages.SyncState_SYNC_FAILED || prev.Attempt != uint32(m.attempts[k])) {
+		m.attempts[k]++
+		m.rt.logger().Warn("shard sync failed", "shard", p.Sync.Shard, "node", p.Sync.Node, "attempt", m.attempts[k], "err", p.Sync.Error)
+	}
+	p.Sync.Attempt = uint32(m.attempts[k] + 1)
+	if p.Sync.State == messages.SyncState_SYNC_FAILED {
+		p.Sync.Attempt = uint32(m.attempts[k])
+	}
+	m.syncs[k] = p.Sync
+	if p.Sync.State == messages.SyncState_SYNC_SYNCED {
+		delete(m.running, k)
+	}
+	if m.attempts[k] >= m.rt.SyncRetries {
+		if pid := m.running[k]; pid != nil {
+			delete(m.running, k)
+			sup, root := actor.NewPID(m.self.Address, SyncsPath), m.root
+			go supervisor.TerminateChild(root, sup, pid.Id, askTimeout)
+		}
+	}
+}
+
+// managerInputs is a copy of what a reconcile pass or an operation reads,
+// so it runs off the actor's goroutine.
+type managerInputs struct {
+	rt        *Runtime
+	root      *actor.RootContext
+	self      *actor.PID
+	members   map[string]*messages.Member
+	downSince map[string]time.Time
+	syncs     map[syncKey]*messages.ShardSync
+	attempts  map[syncKey]int
+	running   map[syncKey]*actor.PID
+}
+
+func (m *managerActor) inputs() *managerInputs {
+	in := &managerInputs{rt: m.rt, root: m.root, self: m.self,
+		members: map[string]*messages.Member{}, downSince: map[string]time.Time{},
+		syncs: map[syncKey]*messages.ShardSync{}, attempts: map[syncKey]int{}, running: map[syncKey]*actor.PID{}}
+	for k, v := range m.members {
+		in.members[k] = v
+	}
+	for k, v := range m.downSince {
+		in.downSince[k] = v
+	}
+	for k, v := range m.syncs {
+		in.syncs[k] = proto.Clone(v).(*messages.ShardSync)
+	}
+	for k, v := range m.attempts {
+		in.attempts[k] = v
+	}
+	for k, v := range m.running {
+		in.running[k] = v
+	}
+	return in
+}
+
+func (in *managerInputs) alive(name string) bool {
+	if name == in.rt.Name {
+		return true
+	}
+	mem := in.members[name]
+	return mem != nil && mem.Status == messages.MemberStatus_ALIVE
+}
+
+// coordinator returns the system group's Raft and state when this node
+// leads it.
+func (in *managerInputs) coordinator() (*raft.Raft, *messages.ClusterState, error) {
+	r, st, err := in.rt.System()
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.State() != raft.Leader {
+		return r, st.Get(), cluster.ErrNotCoordinator
+	}
+	return r, st.Get(), nil
+}
+
+// propose commits a command to the system group through its actor.
+func (in *managerInputs) propose(ctx context.Context, c *messages.SystemCommand) (uint64, error) {
+	res, err := in.rt.ask(ctx, "", SystemPath, c)
+	if err != nil {
+		return 0, err
+	}
+	r, ok := res.(*messages.ManagerReply)
+	if !ok {
+		return 0, fmt.Errorf("system group answered %T", res)
+	}
+	if r.Error != "" {
+		return 0, errors.New(r.Error)
+	}
+	return r.Op, nil
+}
+
+// selfMember describes this node as the cluster state records it.
+func (in *managerInputs) selfMember() *messages.ClusterMember {
+	rt := in.rt
+	m := &messages.ClusterMember{Name: rt.Name, Role: rt.Role, ClientAddr: rt.BoundClientAddr(),
+		HttpAddr: rt.HTTPAddr, GossipAddr: rt.GossipAddr, AddedMs: time.Now().UnixMilli()}
+	if mux, err := rt.Mux(); err == nil {
+		m.ClusterAddr = mux.Addr().String()
+	}
+	return m
+}
+
+func memberOf(g *messages.Member) *messages.ClusterMember {
+	return &messages.ClusterMember{Name: g.Name, Role: roleOf(g.Role), ClusterAddr: g.ClusterAddr,
+		ClientAddr: g.ClientAddr, HttpAddr: g.HttpAddr, GossipAddr: g.GossipAddr}
+}
+
+func roleOf(s string) messages.Role {
+	switch s {
+	case "replica":
+		return messages.Role_ROLE_REPLICA
+	case "readonly":
+		return messages.Role_ROLE_READONLY
+	}
+	return messages.Role_ROLE_VOTER
+}
+
+// reconcile is one pass; it runs on its own goroutine.
+func (in *managerInputs) reconcile() *reconciled {
+	ctx, cancel := context.WithTimeout(context.Background(), reconcileTimeout)
+	defer cancel()
+	out := &reconciled{started: map[syncKey]*actor.PID{}}
+	in.learnClusterID()
+	r, st, err := in.coordinator()
+	if err != nil {
+		out.err = err
+		return out
+	}
+	if st.ClusterId == "" {
+		_, out.err = in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_Init{Init: &messages.InitCluster{
+			ClusterId: newClusterID(), Shards: uint32(in.rt.Shards), First: in.selfMember()}}})
+		return out
+	}
+	var errs []error
+	// New nodes: an add op each, exactly once (the journal dedups).
+	for _, g := range in.members {
+		if g.Name == in.rt.Name || g.Status != messages.MemberStatus_ALIVE || cluster.Member(st, g.Name) != nil || opFor(st, g.Name) != nil {
+			continue
+		}
+		if err := admissible(st, g); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: memberOf(g), StartedMs: time.Now().UnixMilli(), Cause: "join"}
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Nodes down past the delay: one removal at a time, never one that
+	// is syncing.
+	if !slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Kind == messages.OpKind_REMOVE_NODE }) {
+		for _, mem := range st.Members {
+			since, down := in.downSince[mem.Name]
+			if mem.Name == in.rt.Name || !down || time.Since(since) < in.rt.RemoveDelay || opFor(st, mem.Name) != nil {
+				continue
+			}
+			op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: "failed"}
+			if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
+				errs = append(errs, err)
+			}
+			break
+		}
+	}
+	for _, op := range st.Ops {
+		var err error
+		switch op.Kind {
+		case messages.OpKind_ADD_NODE:
+			err = in.driveAdd(ctx, r, op, out)
+		case messages.OpKind_REMOVE_NODE:
+			err = in.driveRemove(ctx, r, op)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("op %d (%v %s): %w", op.Id, op.Kind, op.Node.GetName(), err))
+		}
+	}
+	out.err = errors.Join(errs...)
+	return out
+}
+
+// learnClusterID records the cluster's ID once the system group has it:
+// in node.json and in the node's gossip tags (through the watcher).
+func (in *managerInputs) learnClusterID() {
+	_, st, err := in.rt.System()
+	if err != nil {
+		return
+	}
+	id := st.Get().ClusterId
+	if id == "" || id == in.rt.ClusterID() {
+		return
+	}
+	if err := in.rt.recordClusterID(id); err != nil {
+		in.rt.logger().Error("recording the cluster id", "cluster_id", id, "err", err)
+		return
+	}
+	in.root.Send(actor.NewPID(in.self.Address, WatcherPath), &messages.MemberEvent{Kind: messages.MemberEventKind_MEMBER_UPDATE})
+}
+
+func newClusterID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// admissible refuses a node of another cluster or with another shard
+// count.
+func admissible(st *messages.ClusterState, g *messages.Member) error {
+	if g.ClusterId != "" && g.ClusterId != st.ClusterId {
+		return fmt.Errorf("%w: %s has cluster id %s, this cluster is %s", cluster.ErrOtherCluster, g.Name, g.ClusterId, st.ClusterId)
+	}
+	if g.Shards != 0 && g.Shards != st.Shards {
+		return fmt.Errorf("%w: %s has %d shards, this cluster %d", cluster.ErrShardCount, g.Name, g.Shards, st.Shards)
+	}
+	return nil
+}
+
+func opFor(st *messages.ClusterState, name string) *messages.MembershipOp {
+	for _, o := range st.Ops {
+		if o.Node.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// driveAdd takes an add op one step: the node joins the system group, a
+// sync child runs for every shard not synced yet, and once all are the
+// node becomes a member.
+func (in *managerInputs) driveAdd(ctx context.Context, r *raft.Raft, op *messages.MembershipOp, out *reconciled) error {
+	node := op.Node
+	if err := in.joinSystemGroup(r, node); err != nil {
+		return err
+	}
+	done := 0
+	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
+		k := syncKey{op.Id, shard}
+		if slices.Contains(op.DoneShards, shard) {
+			done++
+			continue
+		}
+		if p := in.syncs[k]; p != nil && p.State == messages.SyncState_SYNC_SYNCED {
+			if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: op.Id, Shard: shard}}}); err != nil {
+				return err
+			}
+			done++
+			continue
+		}
+		if in.running[k] != nil || in.attempts[k] >= in.rt.SyncRetries {
+			continue
+		}
+		pid, err := supervisor.StartSimpleChild(in.root, actor.NewPID(in.self.Address, SyncsPath), askTimeout,
+			&messages.SyncShard{Op: op.Id, Shard: shard, Node: node})
+		if err != nil {
+			return fmt.Errorf("starting the sync of shard %d: %w", shard, err)
+		}
+		out.started[k] = pid
+	}
+	if done < in.rt.Shards {
+		return nil
+	}
+	node.AddedMs = time.Now().UnixMilli()
+	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutMember{PutMember: node}}); err != nil {
+		return err
+	}
+	_, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_DeleteOp{DeleteOp: op.Id}})
+	if err == nil {
+		in.rt.logger().Info("node added", "node", node.Name, "role", node.Role)
+	}
+	return err
+}
+
+// joinSystemGroup adds node to the system group: as a voter while the
+// group has fewer than systemVoters and the node's role votes, else as a
+// non-voter, so it follows the cluster state.
+func (in *managerInputs) joinSystemGroup(r *raft.Raft, node *messages.ClusterMember) error {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == node.Name {
+			return nil
+		}
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	id, addr := raft.ServerID(node.Name), raft.ServerAddress(node.ClusterAddr)
+	if voters < systemVoters && node.Role == messages.Role_ROLE_VOTER {
+		return r.AddVoter(id, addr, 0, membershipTimeout).Error()
+	}
+	return r.AddNonvoter(id, addr, 0, membershipTimeout).Error()
+}
+
+// driveRemove takes a removal one step: for every shard, leadership moves
+// off the node first, then the node leaves the shard's configuration, never
+// below quorum; then it leaves the system group and the cluster state.
+func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *messages.MembershipOp) error {
+	node := op.Node.GetName()
+	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
+		if slices.Contains(op.DoneShards, shard) {
+			continue
+		}
+		if err := in.removeFromShard(ctx, int(shard), op.Node); err != nil {
+			return err
+		}
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: op.Id, Shard: shard}}}); err != nil {
+			return err
+		}
+	}
+	if node != in.rt.Name {
+		if err := r.RemoveServer(raft.ServerID(node), 0, membershipTimeout).Error(); err != nil {
+			return err
+		}
+	}
+	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_DeleteMember{DeleteMember: node}}); err != nil {
+		return err
+	}
+	_, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_DeleteOp{DeleteOp: op.Id}})
+	if err == nil {
+		in.rt.logger().Info("node removed", "node", node, "cause", op.Cause)
+	}
+	return err
+}
+
+func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *messages.ClusterMember) error {
+	s := &shardSync{rt: in.rt, job: &messages.SyncShard{Shard: uint32(shard), Node: node}}
+	leader, err := s.leader(ctx)
+	if err != nil {
+		return err
+	}
+	if member(leader, node.Name) == messages.Suffrage_SUFFRAGE_UNSPECIFIED {
+		return nil
+	}
+	var voters []string
+	for _, srv := range leader.Configuration {
+		if srv.Suffrage == messages.Suffrage_VOTER {
+			voters = append(voters, srv.Id)
+		}
+	}
+	if err := cluster.CheckRemoval(shard, voters, node.Name, in.alive); err != nil {
+		return err
+	}
+	if leader.LeaderId == node.Name {
+		// Hand leadership to a caught-up voter first; the next pass
+		// removes the node from the new leader.
+		res, err := in.rt.ask(ctx, leader.LeaderAddr, RaftPath(shard), &messages.TransferLeadership{})
+		if err != nil {
+			return fmt.Errorf("shard %d: leadership transfer from %s: %w", shard, node.Name, err)
+		}
+		if t, ok := res.(*messages.TransferLeadershipReply); ok && t.Error != "" {
+			return fmt.Errorf("shard %d: leadership transfer from %s: %s", shard, node.Name, t.Error)
+		}
+		if leader, err = s.leader(ctx); err != nil {
+			return err
+		}
+		if leader.LeaderId == node.Name {
+			return fmt.Errorf("shard %d: %s still leads after the transfer", shard, node.Name)
+		}
+	}
+	return s.change(ctx, leader, messages.ChangeMembership_REMOVE)
+}
+
+// operate runs an operator's request: here on the coordinator, else
+// forwarded to it.
+func (in *managerInputs) operate(msg proto.Message) proto.Message {
+	ctx, cancel := context.WithTimeout(context.Background(), reconcileTimeout)
+	defer cancel()
+	r, st, err := in.coordinator()
+	if errors.Is(err, cluster.ErrNotCoordinator) {
+		addr, id := r.LeaderWithID()
+		if addr == "" {
+			return managerError(msg, "no coordinator: the system group has no leader")
+		}
+		if _, ok := msg.(*messages.LeaveCluster); ok {
+			msg = &messages.RemoveNode{Name: in.rt.Name}
+		}
+		res, err := in.rt.ask(ctx, string(addr), ManagerPath, msg)
+		if err != nil {
+			return managerError(msg, fmt.Sprintf("coordinator %s: %v", id, err))
+		}
+		return res
+	}
+	if err != nil {
+		return managerError(msg, err.Error())
+	}
+	switch m := msg.(type) {
+	case *messages.NodeStatusRequest:
+		return in.status(r, st)
+	case *messages.AddNode:
+		return in.addNode(ctx, st, m)
+	case *messages.RemoveNode:
+		return in.removeNode(ctx, st, m.Name, "operator")
+	case *messages.LeaveCluster:
+		return in.removeNode(ctx, st, in.rt.Name, "leave")
+	}
+	return managerError(msg, fmt.Sprintf("unexpected %T", msg))
+}
+
+func managerError(req proto.Message, text string) proto.Message {
+	if _, ok := req.(*messages.NodeStatusRequest); ok {
+		return &messages.NodeStatusReply{Error: text}
+	}
+	return &messages.ManagerReply{Error: text}
+}
+
+func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState, m *messages.AddNode) proto.Message {
+	switch {
+	case m.Name == in.rt.Name:
+		return &messages.ManagerReply{Detail: "this node is a member already"}
+	case cluster.Member(st, m.Name) != nil:
+		return &messages.ManagerReply{Detail: m.Name + " is a member already"}
+	case opFor(st, m.Name) != nil:
+		return &messages.ManagerReply{Op: opFor(st, m.Name).Id, Detail: "an operation on " + m.Name + " is under way"}
+	}
+	g := in.members[m.Name]
+	if g == nil || g.Status != messages.MemberStatus_ALIVE {
+		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s is not alive in gossip: start it with --join", cluster.ErrUnknownNode, m.Name)}
+	}
+	if err := admissible(st, g); err != nil {
+		return &messages.ManagerReply{Error: err.Error()}
+	}
+	node := memberOf(g)
+	if m.Role != messages.Role_ROLE_UNSPECIFIED {
+		node.Role = m.Role
+	}
+	op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: "operator"}
+	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
+	if err != nil {
+		return &messages.ManagerReply{Error: err.Error()}
+	}
+	return &messages.ManagerReply{Op: id, Detail: "adding " + m.Name}
+}
+
+// removeNode journals a removal after checking, for every shard, that it
+// keeps quorum.
+func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterState, name, cause string) proto.Message {
+	mem := cluster.Member(st, name)
+	if mem == nil {
+		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s", cluster.ErrUnknownNode, name)}
+	}
+	if o := opFor(st, name); o != nil {
+		if o.Kind == messages.OpKind_REMOVE_NODE {
+			return &messages.ManagerReply{Op: o.Id, Detail: "removal of " + name + " under way"}
+		}
+		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s", cluster.ErrNodeSyncing, name)}
+	}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for shard := 0; shard < in.rt.Shards; shard++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &shardSync{rt: in.rt, job: &messages.SyncShard{Shard: uint32(shard), Node: mem}}
+			leader, err := s.leader(ctx)
+			if err == nil {
+				var voters []string
+				for _, srv := range leader.Configuration {
+					if srv.Suffrage == messages.Suffrage_VOTER {
+						voters = append(voters, srv.Id)
+					}
+				}
+				err = cluster.CheckRemoval(shard, voters, name, in.alive)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return &messages.ManagerReply{Error: "refused: " + err.Error()}
+	}
+	op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: cause}
+	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
+	if err != nil {
+		return &messages.ManagerReply{Error: err.Error()}
+	}
+	return &messages.ManagerReply{Op: id, Detail: "removing " + name}
+}
+
+func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messages.NodeStatusReply {
+	_, coord := r.LeaderWithID()
+	out := &messages.NodeStatusReply{ClusterId: st.ClusterId, Coordinator: string(coord), Ops: st.Ops}
+	seen := map[string]bool{}
+	for _, g := range in.members {
+		seen[g.Name] = true
+		ns := &messages.GossipMemberStatus{Name: g.Name, Status: statusName(g.Status), Role: g.Role,
+			ClusterAddr: g.ClusterAddr, ClientAddr: g.ClientAddr, Member: cluster.Member(st, g.Name) != nil}
+		if t, ok := in.downSince[g.Name]; ok {
+			ns.DownSinceMs = t.UnixMilli()
+		}
+		out.Nodes = append(out.Nodes, ns)
+	}
+	for _, mem := range st.Members {
+		if !seen[mem.Name] {
+			out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: mem.Name, Status: "unknown", Member: true,
+				ClusterAddr: mem.ClusterAddr, ClientAddr: mem.ClientAddr})
+		}
+	}
+	slices.SortFunc(out.Nodes, func(a, b *messages.GossipMemberStatus) int { return cmpString(a.Name, b.Name) })
+	for _, s := range in.syncs {
+		out.Syncs = append(out.Syncs, s)
+	}
+	slices.SortFunc(out.Syncs, func(a, b *messages.ShardSync) int {
+		if c := cmpString(a.Node, b.Node); c != 0 {
+			return c
+		}
+		return int(a.Shard) - int(b.Shard)
+	})
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func statusName(s messages.MemberStatus) string {
+	switch s {
+	case messages.MemberStatus_ALIVE:
+		return "alive"
+	case messages.MemberStatus_LEAVING:
+		return "leaving"
+	case messages.MemberStatus_LEFT:
+		return "left"
+	case messages.MemberStatus_FAILED:
+		return "failed"
+	}
+	return "unknown"
+}

@@ -1,0 +1,106 @@
+package actors
+
+// Membership changes and leadership transfers, for any Raft group the node
+// runs (the shards and the system group). The group's actor calls these
+// from its Receive: each starts the Raft future and answers from a
+// goroutine, so the mailbox never waits on Raft.
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+)
+
+const membershipTimeout = 10 * time.Second
+
+// changeMembership applies m to r's configuration and answers to.
+func changeMembership(root *actor.RootContext, to *actor.PID, r *raft.Raft, m *messages.ChangeMembership) {
+	if r == nil || to == nil {
+		return
+	}
+	id, addr := raft.ServerID(m.Id), raft.ServerAddress(m.Address)
+	var f raft.IndexFuture
+	switch m.Op {
+	case messages.ChangeMembership_ADD_NONVOTER:
+		f = r.AddNonvoter(id, addr, m.PrevIndex, membershipTimeout)
+	case messages.ChangeMembership_ADD_VOTER:
+		f = r.AddVoter(id, addr, m.PrevIndex, membershipTimeout)
+	case messages.ChangeMembership_DEMOTE:
+		f = r.DemoteVoter(id, m.PrevIndex, membershipTimeout)
+	case messages.ChangeMembership_REMOVE:
+		f = r.RemoveServer(id, m.PrevIndex, membershipTimeout)
+	default:
+		root.Send(to, &messages.ChangeMembershipReply{Error: fmt.Sprintf("unknown membership op %v", m.Op)})
+		return
+	}
+	go func() {
+		reply := &messages.ChangeMembershipReply{}
+		if err := f.Error(); err != nil {
+			reply.Error, reply.LeaderAddr, reply.LeaderId = leaderError(r, err)
+		} else {
+			reply.Index = f.Index()
+		}
+		root.Send(to, reply)
+	}()
+}
+
+// transferLeadership hands r's leadership to m's target (or the most
+// caught-up voter) and answers to.
+func transferLeadership(root *actor.RootContext, to *actor.PID, r *raft.Raft, m *messages.TransferLeadership) {
+	if r == nil || to == nil {
+		return
+	}
+	var f raft.Future
+	if m.ToId == "" {
+		f = r.LeadershipTransfer()
+	} else {
+		f = r.LeadershipTransferToServer(raft.ServerID(m.ToId), raft.ServerAddress(m.ToAddress))
+	}
+	go func() {
+		reply := &messages.TransferLeadershipReply{}
+		if err := f.Error(); err != nil {
+			reply.Error, _, _ = leaderError(r, err)
+		}
+		root.Send(to, reply)
+	}()
+}
+
+// leaderError turns a Raft error into the reply's text, with where the
+// leader is: not_leader when this node does not lead the group.
+func leaderError(r *raft.Raft, err error) (text, addr, id string) {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		text = ErrNotLeader
+	} else {
+		text = err.Error()
+	}
+	if r != nil {
+		la, lid := r.LeaderWithID()
+		addr, id = string(la), string(lid)
+	}
+	return text, addr, id
+}
+
+// groupStatus reads r's state for a status reply; applied is the index the
+// group's state machine has applied.
+func groupStatus(r *raft.Raft, logs raft.LogStore, shard uint32, applied uint64) *messages.ShardStatusReply {
+	reply := &messages.ShardStatusReply{Shard: shard}
+	la, lid := r.LeaderWithID()
+	reply.State, reply.LeaderAddr, reply.LeaderId = r.State().String(), string(la), string(lid)
+	reply.Term, reply.LastIndex, reply.CommitIndex = r.CurrentTerm(), r.LastIndex(), r.CommitIndex()
+	reply.AppliedIndex = applied
+	reply.FirstIndex, _ = logs.FirstIndex()
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		reply.Error = err.Error()
+		return reply
+	}
+	for _, s := range f.Configuration().Servers {
+		reply.Configuration = append(reply.Configuration, &messages.RaftServer{
+			Id: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})
+	}
+	return reply
+}

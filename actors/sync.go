@@ -1,0 +1,218 @@
+package actors
+
+// sync-<op>-<shard>: supervised by syncs (simple_one_for_one), transient
+// worker. It brings one shard to one node: it finds the shard's leader,
+// decides between log replay and a snapshot copy (cluster.WALBridgeable),
+// adds the node as a non-voter so the leader streams it what it lacks (a
+// Pebble checkpoint, file by file, checksummed and fsynced into a staging
+// dir and moved into place by the target's snapshot store, then the log
+// from the checkpoint's index on), waits until the node has caught up and
+// stayed caught up, and promotes it to voter when its role says so. Writes
+// never pause: the leader keeps committing while it streams.
+//
+// A failed attempt crashes the actor; the supervisor restarts it alone,
+// with backoff, and the manager stops it after --sync-retries attempts.
+// Every step is safe to repeat, so a restart (or a new leader) resumes
+// where the last attempt stood.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/supervisor"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	syncPoll    = 200 * time.Millisecond
+	syncRequest = 10 * time.Second
+	// stablePolls is how many polls in a row a node must be caught up
+	// before it is promoted.
+	stablePolls = 3
+)
+
+type syncActor struct {
+	rt     *Runtime
+	job    *messages.SyncShard
+	cancel context.CancelFunc
+}
+
+// syncEnded is the sync goroutine's outcome.
+type syncEnded struct{ err error }
+
+func newSyncActor(rt *Runtime) supervisor.StartFunc {
+	return func(args ...any) (actor.Actor, error) {
+		if len(args) != 1 {
+			return nil, fmt.Errorf("sync: want one *messages.SyncShard argument, got %d", len(args))
+		}
+		job, ok := args[0].(*messages.SyncShard)
+		if !ok || job.Node == nil {
+			return nil, fmt.Errorf("sync: bad argument %T", args[0])
+		}
+		return &syncActor{rt: rt, job: job}, nil
+	}
+}
+
+func (a *syncActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		runCtx, cancel := context.WithCancel(context.Background())
+		a.cancel = cancel
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		manager := actor.NewPID(ctx.ActorSystem().Address(), ManagerPath)
+		s := &shardSync{rt: a.rt, job: a.job, report: func(p *messages.ShardSync) {
+			root.Send(manager, &messages.SyncProgress{Op: a.job.Op, Sync: proto.Clone(p).(*messages.ShardSync)})
+		}}
+		go func() { root.Send(self, &syncEnded{err: s.run(runCtx)}) }()
+	case *syncEnded:
+		supervisor.Exit(m.err) // nil: done, the transient child stays down
+	case *actor.Stopping:
+		if a.cancel != nil {
+			a.cancel()
+		}
+	}
+}
+
+// shardSync is one attempt's I/O.
+type shardSync struct {
+	rt     *Runtime
+	job    *messages.SyncShard
+	report func(*messages.ShardSync)
+	st     messages.ShardSync
+}
+
+func (s *shardSync) fail(err error) error {
+	s.st.State, s.st.Error = messages.SyncState_SYNC_FAILED, err.Error()
+	s.report(&s.st)
+	return err
+}
+
+func (s *shardSync) run(ctx context.Context) error {
+	node := s.job.Node
+	s.st = messages.ShardSync{Shard: s.job.Shard, Node: node.Name, State: messages.SyncState_SYNC_NOT_STARTED}
+	s.report(&s.st)
+	leader, err := s.leader(ctx)
+	if err != nil {
+		return s.fail(err)
+	}
+	target, err := s.status(ctx, node.ClusterAddr)
+	if err != nil {
+		return s.fail(fmt.Errorf("target %s: %w", node.Name, err))
+	}
+	if cluster.NeedsResync(target.AppliedIndex, leader.FirstIndex, leader.LastIndex) {
+		s.st.Method, s.st.State = "snapshot", messages.SyncState_SYNC_COPYING
+	} else {
+		s.st.Method, s.st.State = "replay", messages.SyncState_SYNC_CATCHING_UP
+	}
+	s.st.TargetApplied, s.st.LeaderCommit = target.AppliedIndex, leader.CommitIndex
+	s.report(&s.st)
+	if member(leader, node.Name) == messages.Suffrage_SUFFRAGE_UNSPECIFIED {
+		if err := s.change(ctx, leader, messages.ChangeMembership_ADD_NONVOTER); err != nil {
+			return s.fail(err)
+		}
+	}
+	stable := 0
+	for stable < stablePolls {
+		select {
+		case <-ctx.Done():
+			return s.fail(ctx.Err())
+		case <-time.After(syncPoll):
+		}
+		if leader, err = s.leader(ctx); err != nil {
+			return s.fail(err)
+		}
+		if target, err = s.status(ctx, node.ClusterAddr); err != nil {
+			return s.fail(fmt.Errorf("target %s: %w", node.Name, err))
+		}
+		// Caught up: the target has applied what the leader had
+		// committed at the previous poll.
+		if target.AppliedIndex >= s.st.LeaderCommit && target.AppliedIndex > 0 {
+			stable++
+			s.st.State = messages.SyncState_SYNC_CATCHING_UP
+		} else {
+			stable = 0
+		}
+		s.st.TargetApplied, s.st.LeaderCommit = target.AppliedIndex, leader.CommitIndex
+		s.report(&s.st)
+	}
+	if node.Role == messages.Role_ROLE_VOTER && member(leader, node.Name) != messages.Suffrage_VOTER {
+		if err := s.change(ctx, leader, messages.ChangeMembership_ADD_VOTER); err != nil {
+			return s.fail(err)
+		}
+	}
+	s.st.State, s.st.Error = messages.SyncState_SYNC_SYNCED, ""
+	s.report(&s.st)
+	return nil
+}
+
+// leader finds the shard's leader (through this node's view of the shard)
+// and returns its status.
+func (s *shardSync) leader(ctx context.Context) (*messages.ShardStatusReply, error) {
+	local, err := s.status(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	if local.LeaderAddr == "" {
+		return nil, fmt.Errorf("shard %d has no leader", s.job.Shard)
+	}
+	if local.LeaderId == s.rt.Name {
+		return local, nil
+	}
+	st, err := s.status(ctx, local.LeaderAddr)
+	if err != nil {
+		return nil, fmt.Errorf("leader %s: %w", local.LeaderId, err)
+	}
+	if st.State != "Leader" {
+		return nil, fmt.Errorf("shard %d: %s no longer leads", s.job.Shard, local.LeaderId)
+	}
+	return st, nil
+}
+
+// status asks the shard's Raft actor on the node at addr ("" for this
+// node) for its status.
+func (s *shardSync) status(ctx context.Context, addr string) (*messages.ShardStatusReply, error) {
+	res, err := s.rt.ask(ctx, addr, RaftPath(int(s.job.Shard)), &messages.ShardStatus{})
+	if err != nil {
+		return nil, err
+	}
+	st, ok := res.(*messages.ShardStatusReply)
+	if !ok {
+		return nil, fmt.Errorf("shard status: got %T", res)
+	}
+	if st.Error != "" {
+		return nil, fmt.Errorf("shard %d: %s", s.job.Shard, st.Error)
+	}
+	return st, nil
+}
+
+func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusReply, op messages.ChangeMembership_Op) error {
+	node := s.job.Node
+	res, err := s.rt.ask(ctx, leader.LeaderAddr, RaftPath(int(s.job.Shard)),
+		&messages.ChangeMembership{Op: op, Id: node.Name, Address: node.ClusterAddr})
+	if err != nil {
+		return err
+	}
+	r, ok := res.(*messages.ChangeMembershipReply)
+	if !ok {
+		return fmt.Errorf("membership change: got %T", res)
+	}
+	if r.Error != "" {
+		return fmt.Errorf("shard %d: %v %s: %s", s.job.Shard, op, node.Name, r.Error)
+	}
+	return nil
+}
+
+// member returns node's suffrage in the status's configuration
+// (unspecified when it is not there).
+func member(st *messages.ShardStatusReply, node string) messages.Suffrage {
+	for _, s := range st.Configuration {
+		if s.Id == node {
+			return s.Suffrage
+		}
+	}
+	return messages.Suffrage_SUFFRAGE_UNSPECIFIED
+}

@@ -1,0 +1,152 @@
+package actors
+
+// system: supervised by node (rest_for_one), permanent worker. It owns the
+// system Raft group: the cluster's ID, shard count, members and journal of
+// membership operations (cluster.State). A standalone node bootstraps it as
+// its only voter; a joining node waits to be added. It proposes the
+// manager's SystemCommands and answers status and membership requests like
+// a shard's Raft actor, never blocking its mailbox on Raft.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
+	"github.com/coppice-kv/coppice/transport"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// SystemPath is the system group actor's path.
+const SystemPath = RootName + "/system"
+
+// systemShard marks the system group in a ShardStatusReply.
+const systemShard = ^uint32(0)
+
+type systemActor struct {
+	rt    *Runtime
+	root  *actor.RootContext
+	state *cluster.State
+	logs  storage.LogStore
+	trans *raft.NetworkTransport
+	r     *raft.Raft
+}
+
+func (a *systemActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.root = ctx.ActorSystem().Root
+		if err := a.start(); err != nil {
+			a.stop()
+			panic(err)
+		}
+	case *actor.Stopping:
+		a.stop()
+	case *messages.SystemCommand:
+		a.propose(ctx.Sender(), m)
+	case *messages.ShardStatus:
+		r, logs, to := a.r, a.logs, ctx.Sender()
+		go func() { a.root.Send(to, groupStatus(r, logs, systemShard, r.AppliedIndex())) }()
+	case *messages.ChangeMembership:
+		changeMembership(a.root, ctx.Sender(), a.r, m)
+	case *messages.TransferLeadership:
+		transferLeadership(a.root, ctx.Sender(), a.r, m)
+	}
+}
+
+func (a *systemActor) start() error {
+	rt := a.rt
+	mux, err := rt.Mux()
+	if err != nil {
+		return err
+	}
+	dir := rt.Layout().SystemDir()
+	if a.logs, err = storage.OpenLogStore(filepath.Join(dir, "raft")); err != nil {
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
+	if err != nil {
+		return fmt.Errorf("node: system group snapshots: %w", err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft-system", Level: hclog.Warn, Output: os.Stderr})
+	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: mux.Layer(transport.StreamSystem), MaxPool: 2, Timeout: 10 * time.Second, Logger: logger,
+	})
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(rt.Name)
+	conf.Logger = logger
+	conf.HeartbeatTimeout = 500 * time.Millisecond
+	conf.ElectionTimeout = 500 * time.Millisecond
+	conf.LeaderLeaseTimeout = 250 * time.Millisecond
+	conf.SnapshotThreshold = 1024
+	a.state = cluster.NewState()
+	existing, err := raft.HasExistingState(a.logs, a.logs, snaps)
+	if err != nil {
+		return err
+	}
+	if a.r, err = raft.NewRaft(conf, a.state, a.logs, a.logs, snaps, a.trans); err != nil {
+		return fmt.Errorf("node: system group: %w", err)
+	}
+	if !existing && rt.bootstrap() {
+		f := a.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+			{Suffrage: raft.Voter, ID: conf.LocalID, Address: a.trans.LocalAddr()},
+		}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("node: system group: bootstrap: %w", err)
+		}
+	}
+	rt.setSystem(a.r, a.state)
+	return nil
+}
+
+func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
+	if to == nil {
+		return
+	}
+	data, err := proto.Marshal(c)
+	if err != nil {
+		a.root.Send(to, &messages.ManagerReply{Error: err.Error()})
+		return
+	}
+	f := a.r.Apply(data, applyTimeout)
+	r := a.r
+	go func() {
+		reply := &messages.ManagerReply{}
+		if err := f.Error(); err != nil {
+			reply.Error, _, _ = leaderError(r, err)
+		} else {
+			switch res := f.Response().(type) {
+			case error:
+				reply.Error = res.Error()
+			case uint64:
+				reply.Op = res
+			}
+		}
+		a.root.Send(to, reply)
+	}()
+}
+
+func (a *systemActor) stop() {
+	a.rt.setSystem(nil, nil)
+	if a.r != nil {
+		if err := a.r.Shutdown().Error(); err != nil {
+			a.rt.logger().Error("system group shutdown", "err", err)
+		}
+		a.r = nil
+	}
+	if a.trans != nil {
+		a.trans.Close()
+		a.trans = nil
+	}
+	if a.logs != nil {
+		a.logs.Close()
+		a.logs = nil
+	}
+}

@@ -1,0 +1,149 @@
+package actors
+
+// watcher: supervised by node (rest_for_one), permanent worker, the last
+// child so that its crash restarts nothing else. It owns serf (package
+// gossip): every serf member event becomes a messages.MemberEvent to the
+// manager, and every watcherResync it sends the whole member list as well,
+// so a restarted watcher or manager loses no membership (serf's snapshot
+// file lets a restarted node rejoin the members it knew). It joins the
+// --join seeds, retrying until one answers; a refusal (another cluster,
+// another shard count, a name in use) crashes it with the reason, so the
+// node's supervisor gives up with that error rather than run half-joined.
+
+import (
+	"errors"
+	"path/filepath"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/gossip"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// WatcherPath is the watcher's path.
+const WatcherPath = RootName + "/watcher"
+
+const (
+	watcherResync = 2 * time.Second
+	joinRetry     = time.Second
+)
+
+type watcherActor struct {
+	rt     *Runtime
+	g      *gossip.Gossip
+	events chan *messages.MemberEvent
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+type joinFailed struct{ err error }
+type resync struct{}
+
+func (w *watcherActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if err := w.start(ctx); err != nil {
+			panic(err)
+		}
+	case *actor.Stopping:
+		w.shutdown()
+	case resync:
+		ctx.Send(actor.NewPID(ctx.Self().Address, ManagerPath), &messages.MemberEvent{Kind: messages.MemberEventKind_MEMBER_UPDATE, Members: w.g.Members()})
+	case *messages.MemberEvent:
+		// The manager learned the cluster ID: announce it.
+		if err := w.g.SetTags(w.tags()); err != nil {
+			w.rt.logger().Warn("gossip tags", "err", err)
+		}
+	case *messages.LeaveCluster:
+		err := w.g.Leave()
+		reply := &messages.ManagerReply{}
+		if err != nil {
+			reply.Error = err.Error()
+		}
+		ctx.Respond(reply)
+	case joinFailed:
+		panic(m.err)
+	}
+}
+
+func (w *watcherActor) tags() gossip.Tags {
+	rt := w.rt
+	t := gossip.Tags{ClientAddr: rt.BoundClientAddr(), HTTPAddr: rt.HTTPAddr, Role: roleName(rt.Role),
+		ClusterID: rt.ClusterID(), Shards: rt.Shards}
+	if mux, err := rt.Mux(); err == nil {
+		t.ClusterAddr = mux.Addr().String()
+	}
+	return t
+}
+
+func roleName(r messages.Role) string {
+	switch r {
+	case messages.Role_ROLE_REPLICA:
+		return "replica"
+	case messages.Role_ROLE_READONLY:
+		return "readonly"
+	}
+	return "voter"
+}
+
+func (w *watcherActor) start(ctx actor.Context) error {
+	rt := w.rt
+	w.events = make(chan *messages.MemberEvent, 256)
+	g, err := gossip.Start(gossip.Config{
+		Name: rt.Name, BindAddr: rt.GossipAddr, Tags: w.tags(), EncryptKey: rt.GossipKey,
+		KeyringFile: rt.KeyringFile, SnapshotPath: filepath.Join(rt.DataDir, "serf.snapshot"),
+		Log: rt.logger(), Fast: rt.GossipFast,
+	}, w.events)
+	if err != nil {
+		return err
+	}
+	w.g = g
+	w.stop, w.done = make(chan struct{}), make(chan struct{})
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	manager := actor.NewPID(self.Address, ManagerPath)
+	stop, done, events := w.stop, w.done, w.events
+	go func() {
+		defer close(done)
+		go ticker(root, self, stop, watcherResync, func() any { return resync{} })
+		root.Send(self, resync{})
+		joined := len(rt.Join) == 0
+		retry := time.NewTimer(0)
+		defer retry.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case ev := <-events:
+				root.Send(manager, ev)
+			case <-retry.C:
+				if joined {
+					continue
+				}
+				if _, err := g.Join(rt.Join); err != nil {
+					if errors.Is(err, gossip.ErrClusterMismatch) || errors.Is(err, gossip.ErrShardsMismatch) || errors.Is(err, gossip.ErrNameConflict) {
+						root.Send(self, joinFailed{err})
+						return
+					}
+					rt.logger().Warn("joining the cluster", "seeds", rt.Join, "err", err)
+					retry.Reset(joinRetry)
+					continue
+				}
+				joined = true
+				rt.logger().Info("joined the cluster's gossip", "seeds", rt.Join)
+			}
+		}
+	}()
+	return nil
+}
+
+func (w *watcherActor) shutdown() {
+	if w.stop != nil {
+		close(w.stop)
+		<-w.done
+		w.stop = nil
+	}
+	if w.g != nil {
+		w.g.Shutdown()
+		w.g = nil
+	}
+}

@@ -1,0 +1,362 @@
+package transport
+
+// Remote is request/response messaging between nodes over the cluster
+// address: a request names an actor path on the receiving node and carries
+// a protobuf message (messages.Envelope, length-prefixed); the receiving
+// node's Handler delivers it and answers. Requests on one connection are
+// multiplexed by id, so a slow request does not hold up the others.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Stream ids on the mux besides the shards' (shard i is stream i+1).
+const (
+	StreamSystem uint32 = 1 << 30 // the system Raft group
+	StreamRemote uint32 = 1<<30 + 1
+)
+
+const (
+	// maxFrame bounds one envelope: a forwarded command carries a client's
+	// value, which the client port bounds to 512 MiB.
+	maxFrame = 520 << 20
+	// maxInFlight bounds the requests one connection has under way.
+	maxInFlight = 1024
+	dialTimeout = 5 * time.Second
+)
+
+// Errors of remote messaging.
+var (
+	ErrFrameTooLarge = errors.New("transport: frame too large")
+	ErrConnLost      = errors.New("transport: connection lost")
+)
+
+// RemoteError is a request the remote node could not deliver or answer.
+type RemoteError struct{ Addr, Target, Text string }
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("transport: %s at %s: %s", e.Target, e.Addr, e.Text)
+}
+
+// Handler answers a request for the actor at target on this node. It is
+// called on its own goroutine and must return within ctx.
+type Handler func(ctx context.Context, target string, msg proto.Message) (proto.Message, error)
+
+// Remote sends requests to other nodes and serves theirs.
+type Remote struct {
+	layer   *Layer
+	handler Handler
+	log     *slog.Logger
+	timeout time.Duration
+
+	mu     sync.Mutex
+	conns  map[string]*remoteConn
+	closed bool
+	served map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewRemote serves h on m's remote stream; timeout bounds each request it
+// handles.
+func NewRemote(m *Mux, h Handler, timeout time.Duration) *Remote {
+	r := &Remote{layer: m.Layer(StreamRemote), handler: h, log: m.log, timeout: timeout,
+		conns: map[string]*remoteConn{}, served: map[net.Conn]struct{}{}}
+	r.wg.Add(1)
+	go r.accept()
+	return r
+}
+
+// Close stops serving and fails every request under way.
+func (r *Remote) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	conns := r.conns
+	r.conns = map[string]*remoteConn{}
+	for c := range r.served {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.layer.Close()
+	for _, c := range conns {
+		c.fail(ErrClosed)
+	}
+	r.wg.Wait()
+	return nil
+}
+
+// Request sends msg to the actor at target on the node whose cluster
+// address is addr, and waits for the answer or ctx's end.
+func (r *Remote) Request(ctx context.Context, addr, target string, msg proto.Message) (proto.Message, error) {
+	body, err := anypb.New(msg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	env, err := c.call(ctx, &messages.Envelope{Target: target, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	if env.Error != "" {
+		return nil, &RemoteError{Addr: addr, Target: target, Text: env.Error}
+	}
+	if env.Body == nil {
+		return nil, &RemoteError{Addr: addr, Target: target, Text: "empty answer"}
+	}
+	return env.Body.UnmarshalNew()
+}
+
+func (r *Remote) conn(addr string) (*remoteConn, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if c := r.conns[addr]; c != nil && !c.dead() {
+		return c, nil
+	}
+	nc, err := r.layer.Dial(raft.ServerAddress(addr), dialTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+	}
+	c := &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]chan *messages.Envelope{}}
+	r.conns[addr] = c
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		c.fail(c.readReplies())
+		r.mu.Lock()
+		if r.conns[addr] == c {
+			delete(r.conns, addr)
+		}
+		r.mu.Unlock()
+	}()
+	return c, nil
+}
+
+// remoteConn is one outgoing connection; its reader routes answers by id.
+type remoteConn struct {
+	nc      net.Conn
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64]chan *messages.Envelope
+	err     error
+}
+
+func (c *remoteConn) dead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil
+}
+
+func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*messages.Envelope, error) {
+	ch := make(chan *messages.Envelope, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, c.err
+	}
+	c.next++
+	env.Id = c.next
+	c.pending[env.Id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, env.Id)
+		c.mu.Unlock()
+	}()
+	c.wmu.Lock()
+	if d, ok := ctx.Deadline(); ok {
+		c.nc.SetWriteDeadline(d)
+	}
+	err := writeFrame(c.w, env)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.nc.Close()
+		return nil, fmt.Errorf("%w: %v", ErrConnLost, err)
+	}
+	select {
+	case ans, ok := <-ch:
+		if !ok {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return nil, c.err
+		}
+		return ans, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *remoteConn) readReplies() error {
+	rd := bufio.NewReader(c.nc)
+	for {
+		env, err := readFrame(rd)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		ch := c.pending[env.Id]
+		delete(c.pending, env.Id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- env
+		}
+	}
+}
+
+// fail closes the connection and ends every request waiting on it.
+func (c *remoteConn) fail(err error) {
+	c.nc.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %v", ErrConnLost, err)
+	}
+	for id, ch := range c.pending {
+		close(ch)
+		delete(c.pending, id)
+	}
+}
+
+func (r *Remote) accept() {
+	defer r.wg.Done()
+	for {
+		nc, err := r.layer.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			nc.Close()
+			return
+		}
+		r.served[nc] = struct{}{}
+		r.wg.Add(1)
+		r.mu.Unlock()
+		go func() {
+			defer r.wg.Done()
+			r.serve(nc)
+			r.mu.Lock()
+			delete(r.served, nc)
+			r.mu.Unlock()
+		}()
+	}
+}
+
+// serve answers one incoming connection's requests, each on its own
+// goroutine, at most maxInFlight at once.
+func (r *Remote) serve(nc net.Conn) {
+	defer nc.Close()
+	rd, w := bufio.NewReader(nc), bufio.NewWriter(nc)
+	var wmu sync.Mutex
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, maxInFlight)
+	for {
+		env, err := readFrame(rd)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				r.log.Warn("transport: remote request stream", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			ans := r.answer(env)
+			wmu.Lock()
+			defer wmu.Unlock()
+			nc.SetWriteDeadline(time.Now().Add(r.timeout))
+			if writeFrame(w, ans) != nil || w.Flush() != nil {
+				nc.Close()
+			}
+		}()
+	}
+}
+
+func (r *Remote) answer(env *messages.Envelope) *messages.Envelope {
+	ans := &messages.Envelope{Id: env.Id}
+	if env.Body == nil {
+		ans.Error = "no message"
+		return ans
+	}
+	msg, err := env.Body.UnmarshalNew()
+	if err != nil {
+		ans.Error = fmt.Sprintf("unknown message %s: %v", env.Body.TypeUrl, err)
+		return ans
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	reply, err := r.handler(ctx, env.Target, msg)
+	if err == nil && reply != nil {
+		ans.Body, err = anypb.New(reply)
+	}
+	if err != nil {
+		ans.Error = err.Error()
+	}
+	return ans
+}
+
+// A frame is a 4-byte big-endian length, then the marshalled envelope.
+func writeFrame(w *bufio.Writer, env *messages.Envelope) error {
+	b, err := proto.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxFrame {
+		return ErrFrameTooLarge
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func readFrame(rd *bufio.Reader) (*messages.Envelope, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxFrame {
+		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	// Grow with the bytes that arrive, not with the header's claim.
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, rd, int64(n)); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConnLost, err)
+	}
+	env := &messages.Envelope{}
+	if err := proto.Unmarshal(buf.Bytes(), env); err != nil {
+		return nil, fmt.Errorf("transport: bad frame: %w", err)
+	}
+	return env, nil
+}
