@@ -641,6 +641,11 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 		}
 		out.Nodes = append(out.Nodes, ns)
 	}
+	if !seen[in.rt.Name] {
+		seen[in.rt.Name] = true
+		out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: in.rt.Name, Status: "alive", Role: roleName(in.rt.Role),
+			Member: cluster.Member(st, in.rt.Name) != nil, ClientAddr: in.rt.BoundClientAddr()})
+	}
 	for _, mem := range st.Members {
 		if !seen[mem.Name] {
 			out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: mem.Name, Status: "unknown", Member: true,

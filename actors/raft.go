@@ -101,6 +101,17 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		}
 	case *messages.ShardStatus:
 		a.status(ctx.Sender())
+	case *messages.ShardChecksum:
+		fsm, to, shard := a.fsm, ctx.Sender(), uint32(a.shard)
+		go func() {
+			reply := &messages.ShardChecksumReply{Shard: shard}
+			applied, sum, keys, err := fsm.Checksum()
+			if err != nil {
+				reply.Error = err.Error()
+			}
+			reply.AppliedIndex, reply.Crc32C, reply.Keys = applied, sum, uint64(keys)
+			a.system.Root.Send(to, reply)
+		}()
 	case *messages.ChangeMembership:
 		changeMembership(a.system.Root, ctx.Sender(), a.r, m)
 	case *messages.TransferLeadership:

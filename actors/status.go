@@ -25,6 +25,7 @@ const (
 	ModeCluster    = "cluster"
 
 	SyncSynced     = "synced"
+	SyncSyncing    = "syncing"
 	SyncNotStarted = "not_started"
 )
 
@@ -49,13 +50,48 @@ type Status struct {
 	SyncStatus string        `json:"sync_status"`
 	Nodes      []NodeStatus  `json:"nodes"`
 	Shards     []ShardStatus `json:"shards"`
+	// The cluster, as its coordinator reports it (absent when it did not
+	// answer; ClusterError says why).
+	ClusterID    string      `json:"cluster_id,omitempty"`
+	Coordinator  string      `json:"coordinator,omitempty"`
+	Syncs        []SyncState `json:"syncs,omitempty"`
+	Operations   []Operation `json:"operations,omitempty"`
+	ClusterError string      `json:"cluster_error,omitempty"`
 }
 
-// NodeStatus is one member of the cluster as this node sees it.
+// NodeStatus is one node of the cluster as gossip and the cluster state
+// see it.
 type NodeStatus struct {
 	Name   string `json:"name"`
-	Status string `json:"status"` // alive
+	Status string `json:"status"` // alive, failed, left, leaving, unknown
 	Role   string `json:"role"`
+	// Member is true once the node is in the cluster state (every shard
+	// synced).
+	Member      bool   `json:"member"`
+	ClusterAddr string `json:"cluster_addr,omitempty"`
+	ClientAddr  string `json:"client_addr,omitempty"`
+	DownSinceMs int64  `json:"down_since_ms,omitempty"`
+}
+
+// SyncState is one shard's sync to one node.
+type SyncState struct {
+	Node          string `json:"node"`
+	Shard         uint32 `json:"shard"`
+	State         string `json:"state"` // not_started, copying, catching_up, synced, failed
+	Method        string `json:"method,omitempty"`
+	Attempt       uint32 `json:"attempt"`
+	TargetApplied uint64 `json:"target_applied"`
+	LeaderCommit  uint64 `json:"leader_commit"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Operation is a membership operation in the journal.
+type Operation struct {
+	ID         uint64   `json:"id"`
+	Kind       string   `json:"kind"` // add_node, remove_node
+	Node       string   `json:"node"`
+	Cause      string   `json:"cause"`
+	DoneShards []uint32 `json:"done_shards"`
 }
 
 // ShardStatus is one shard's Raft state on this node.
@@ -143,7 +179,75 @@ func GatherStatus(ctx context.Context, sys *actor.ActorSystem, info StatusInfo) 
 	for i, r := range replies {
 		st.Shards[i] = shardStatus(i, info.Name, r.Reply, r.Err)
 	}
+	if _, ok := sys.ProcessRegistry.GetLocal(ManagerPath); ok {
+		addCluster(st, clusterStatus(ctx, sys))
+	}
 	return st, nil
+}
+
+// clusterStatus asks the manager (which asks the coordinator).
+func clusterStatus(ctx context.Context, sys *actor.ActorSystem) *messages.NodeStatusReply {
+	timeout := DefaultStatusTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	res, err := sys.Root.RequestFuture(actor.NewPID(sys.Address(), ManagerPath), &messages.NodeStatusRequest{}, timeout).Result()
+	if err != nil {
+		return &messages.NodeStatusReply{Error: err.Error()}
+	}
+	r, ok := res.(*messages.NodeStatusReply)
+	if !ok {
+		return &messages.NodeStatusReply{Error: fmt.Sprintf("manager answered %T", res)}
+	}
+	return r
+}
+
+// addCluster fills st's cluster part from the coordinator's report.
+func addCluster(st *Status, cs *messages.NodeStatusReply) {
+	if cs.Error != "" {
+		st.ClusterError = cs.Error
+		return
+	}
+	if cs.ClusterId == "" {
+		return // not initialised yet: the node's own view stands
+	}
+	st.ClusterID, st.Coordinator = cs.ClusterId, cs.Coordinator
+	st.Nodes = st.Nodes[:0]
+	members := 0
+	self := NodeStatus{}
+	for _, n := range cs.Nodes {
+		ns := NodeStatus{Name: n.Name, Status: n.Status, Role: n.Role, Member: n.Member,
+			ClusterAddr: n.ClusterAddr, ClientAddr: n.ClientAddr, DownSinceMs: n.DownSinceMs}
+		if ns.Member {
+			members++
+		}
+		if ns.Name == st.Node {
+			self = ns
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	for _, s := range cs.Syncs {
+		st.Syncs = append(st.Syncs, SyncState{Node: s.Node, Shard: s.Shard,
+			State: strings.ToLower(strings.TrimPrefix(s.State.String(), "SYNC_")), Method: s.Method, Attempt: s.Attempt,
+			TargetApplied: s.TargetApplied, LeaderCommit: s.LeaderCommit, Error: s.Error})
+	}
+	syncing := false
+	for _, o := range cs.Ops {
+		st.Operations = append(st.Operations, Operation{ID: o.Id, Kind: strings.ToLower(o.Kind.String()),
+			Node: o.Node.GetName(), Cause: o.Cause, DoneShards: o.DoneShards})
+		syncing = syncing || (o.Node.GetName() == st.Node && o.Kind == messages.OpKind_ADD_NODE)
+	}
+	if members > 1 {
+		st.Mode = ModeCluster
+	}
+	switch {
+	case self.Member:
+		st.SyncStatus = SyncSynced
+	case syncing:
+		st.SyncStatus = SyncSyncing
+	default:
+		st.SyncStatus = SyncNotStarted
+	}
 }
 
 // ShardReply is one shard's answer to messages.ShardStatus, or why there

@@ -62,6 +62,7 @@ type node struct {
 	dataDir string
 	client  string
 	http    string
+	gossip  string
 	args    []string
 	cmd     *exec.Cmd
 	log     *os.File
@@ -69,11 +70,11 @@ type node struct {
 }
 
 func newNode(t *testing.T, name, dataDir string, extra ...string) *node {
-	n := &node{t: t, name: name, dataDir: dataDir, client: freePort(t), http: freePort(t)}
+	n := &node{t: t, name: name, dataDir: dataDir, client: freePort(t), http: freePort(t), gossip: freePort(t)}
 	n.args = append([]string{
 		"--name", name, "--data-dir", dataDir, "--shards", "4",
 		"--client-addr", n.client, "--cluster-addr", freePort(t),
-		"--gossip-addr", freePort(t), "--http-addr", n.http,
+		"--gossip-addr", n.gossip, "--http-addr", n.http,
 	}, extra...)
 	return n
 }

@@ -508,6 +508,120 @@ func (x *ShardStatusReply) GetError() string {
 	return ""
 }
 
+// ShardChecksum asks a shard's Raft actor for a checksum of its data: see
+// storage.Shard.Checksum. Replicas at the same applied index agree.
+type ShardChecksum struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardChecksum) Reset() {
+	*x = ShardChecksum{}
+	mi := &file_shard_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardChecksum) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardChecksum) ProtoMessage() {}
+
+func (x *ShardChecksum) ProtoReflect() protoreflect.Message {
+	mi := &file_shard_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardChecksum.ProtoReflect.Descriptor instead.
+func (*ShardChecksum) Descriptor() ([]byte, []int) {
+	return file_shard_proto_rawDescGZIP(), []int{7}
+}
+
+type ShardChecksumReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Crc32C        uint32                 `protobuf:"varint,3,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	Keys          uint64                 `protobuf:"varint,4,opt,name=keys,proto3" json:"keys,omitempty"`
+	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardChecksumReply) Reset() {
+	*x = ShardChecksumReply{}
+	mi := &file_shard_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardChecksumReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardChecksumReply) ProtoMessage() {}
+
+func (x *ShardChecksumReply) ProtoReflect() protoreflect.Message {
+	mi := &file_shard_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardChecksumReply.ProtoReflect.Descriptor instead.
+func (*ShardChecksumReply) Descriptor() ([]byte, []int) {
+	return file_shard_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ShardChecksumReply) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ShardChecksumReply) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ShardChecksumReply) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+func (x *ShardChecksumReply) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *ShardChecksumReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_shard_proto protoreflect.FileDescriptor
 
 const file_shard_proto_rawDesc = "" +
@@ -548,7 +662,14 @@ const file_shard_proto_rawDesc = "" +
 	"\rapplied_index\x18\t \x01(\x04R\fappliedIndex\x12B\n" +
 	"\rconfiguration\x18\n" +
 	" \x03(\v2\x1c.coppice.messages.RaftServerR\rconfiguration\x12\x14\n" +
-	"\x05error\x18\v \x01(\tR\x05error*J\n" +
+	"\x05error\x18\v \x01(\tR\x05error\"\x0f\n" +
+	"\rShardChecksum\"\x91\x01\n" +
+	"\x12ShardChecksumReply\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x16\n" +
+	"\x06crc32c\x18\x03 \x01(\rR\x06crc32c\x12\x12\n" +
+	"\x04keys\x18\x04 \x01(\x04R\x04keys\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error*J\n" +
 	"\bSuffrage\x12\x18\n" +
 	"\x14SUFFRAGE_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05VOTER\x10\x01\x12\f\n" +
@@ -568,29 +689,31 @@ func file_shard_proto_rawDescGZIP() []byte {
 }
 
 var file_shard_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shard_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_shard_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_shard_proto_goTypes = []any{
-	(Suffrage)(0),            // 0: coppice.messages.Suffrage
-	(*Propose)(nil),          // 1: coppice.messages.Propose
-	(*ProposeReply)(nil),     // 2: coppice.messages.ProposeReply
-	(*ReadBarrier)(nil),      // 3: coppice.messages.ReadBarrier
-	(*ReadBarrierReply)(nil), // 4: coppice.messages.ReadBarrierReply
-	(*RaftServer)(nil),       // 5: coppice.messages.RaftServer
-	(*ShardStatus)(nil),      // 6: coppice.messages.ShardStatus
-	(*ShardStatusReply)(nil), // 7: coppice.messages.ShardStatusReply
-	(*Command)(nil),          // 8: coppice.messages.Command
-	(*Reply)(nil),            // 9: coppice.messages.Reply
+	(Suffrage)(0),              // 0: coppice.messages.Suffrage
+	(*Propose)(nil),            // 1: coppice.messages.Propose
+	(*ProposeReply)(nil),       // 2: coppice.messages.ProposeReply
+	(*ReadBarrier)(nil),        // 3: coppice.messages.ReadBarrier
+	(*ReadBarrierReply)(nil),   // 4: coppice.messages.ReadBarrierReply
+	(*RaftServer)(nil),         // 5: coppice.messages.RaftServer
+	(*ShardStatus)(nil),        // 6: coppice.messages.ShardStatus
+	(*ShardStatusReply)(nil),   // 7: coppice.messages.ShardStatusReply
+	(*ShardChecksum)(nil),      // 8: coppice.messages.ShardChecksum
+	(*ShardChecksumReply)(nil), // 9: coppice.messages.ShardChecksumReply
+	(*Command)(nil),            // 10: coppice.messages.Command
+	(*Reply)(nil),              // 11: coppice.messages.Reply
 }
 var file_shard_proto_depIdxs = []int32{
-	8, // 0: coppice.messages.Propose.command:type_name -> coppice.messages.Command
-	9, // 1: coppice.messages.ProposeReply.reply:type_name -> coppice.messages.Reply
-	0, // 2: coppice.messages.RaftServer.suffrage:type_name -> coppice.messages.Suffrage
-	5, // 3: coppice.messages.ShardStatusReply.configuration:type_name -> coppice.messages.RaftServer
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	10, // 0: coppice.messages.Propose.command:type_name -> coppice.messages.Command
+	11, // 1: coppice.messages.ProposeReply.reply:type_name -> coppice.messages.Reply
+	0,  // 2: coppice.messages.RaftServer.suffrage:type_name -> coppice.messages.Suffrage
+	5,  // 3: coppice.messages.ShardStatusReply.configuration:type_name -> coppice.messages.RaftServer
+	4,  // [4:4] is the sub-list for method output_type
+	4,  // [4:4] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_shard_proto_init() }
@@ -605,7 +728,7 @@ func file_shard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shard_proto_rawDesc), len(file_shard_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,143 @@
+package httpapi
+
+// The cluster endpoints: the manager's operations as JSON, and each
+// shard's data checksum on this node.
+//
+//	GET    /v1/nodes               the coordinator's view: nodes, ops, syncs
+//	POST   /v1/nodes               {"name": "n4", "role": "voter"} add a node
+//	DELETE /v1/nodes/{name}        remove a node (leadership moves first)
+//	POST   /v1/leave               this node leaves the cluster
+//	GET    /v1/checksums           every shard's applied index and checksum here
+//
+// An operation answers 202 with {"op": id, "detail": ...} when accepted,
+// 200 when there was nothing to do, and 400 or 409 with {"error": ...}
+// when refused: nothing changed then.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/messages"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+func (s *Server) clusterRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
+		s.managerOp(w, &messages.NodeStatusRequest{})
+	})
+	mux.HandleFunc("POST /v1/nodes", s.addNode)
+	mux.HandleFunc("DELETE /v1/nodes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		s.managerOp(w, &messages.RemoveNode{Name: r.PathValue("name")})
+	})
+	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
+		s.managerOp(w, &messages.LeaveCluster{})
+	})
+	mux.HandleFunc("GET /v1/checksums", s.checksums)
+}
+
+func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+		Role string `json:"role"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"name\": ..., \"role\": voter|replica|readonly}: " + err.Error()})
+		return
+	}
+	role, ok := map[string]messages.Role{"": messages.Role_ROLE_UNSPECIFIED, "voter": messages.Role_ROLE_VOTER,
+		"replica": messages.Role_ROLE_REPLICA, "readonly": messages.Role_ROLE_READONLY}[req.Role]
+	if !ok || req.Name == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("name %q, role %q: want a name and role voter, replica or readonly", req.Name, req.Role)})
+		return
+	}
+	s.managerOp(w, &messages.AddNode{Name: req.Name, Role: role})
+}
+
+// managerOp sends msg to this node's manager and writes its answer.
+func (s *Server) managerOp(w http.ResponseWriter, msg proto.Message) {
+	sys := s.system()
+	if sys == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": errNotStarted.Error()})
+		return
+	}
+	res, err := sys.Root.RequestFuture(actor.NewPID(sys.Address(), actors.ManagerPath), msg, s.cfg.Timeout+30*time.Second).Result()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "manager: " + err.Error()})
+		return
+	}
+	code := http.StatusOK
+	switch r := res.(type) {
+	case *messages.ManagerReply:
+		switch {
+		case r.Error != "" && strings.Contains(r.Error, "no coordinator"):
+			code = http.StatusServiceUnavailable
+		case r.Error != "" && strings.Contains(r.Error, "no such node"):
+			code = http.StatusNotFound
+		case r.Error != "":
+			code = http.StatusConflict
+		case r.Op != 0:
+			code = http.StatusAccepted
+		}
+	case *messages.NodeStatusReply:
+		if r.Error != "" {
+			code = http.StatusServiceUnavailable
+		}
+	}
+	b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true}.Marshal(res.(proto.Message))
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+type shardChecksum struct {
+	Shard        uint32 `json:"shard"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CRC32C       string `json:"crc32c"`
+	Keys         uint64 `json:"keys"`
+	Error        string `json:"error,omitempty"`
+}
+
+func (s *Server) checksums(w http.ResponseWriter, r *http.Request) {
+	sys := s.system()
+	if sys == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": errNotStarted.Error()})
+		return
+	}
+	out := make([]shardChecksum, s.cfg.Info.Shards)
+	futures := make([]*actor.Future, len(out))
+	for i := range out {
+		futures[i] = sys.Root.RequestFuture(actor.NewPID(sys.Address(), actors.RaftPath(i)), &messages.ShardChecksum{}, s.cfg.Timeout+30*time.Second)
+	}
+	code := http.StatusOK
+	for i, f := range futures {
+		out[i].Shard = uint32(i)
+		res, err := f.Result()
+		c, ok := res.(*messages.ShardChecksumReply)
+		switch {
+		case err != nil:
+			out[i].Error = err.Error()
+		case !ok:
+			out[i].Error = fmt.Sprintf("answered %T", res)
+		default:
+			out[i].AppliedIndex, out[i].CRC32C, out[i].Keys, out[i].Error = c.AppliedIndex, fmt.Sprintf("%08x", c.Crc32C), c.Keys, c.Error
+		}
+		if out[i].Error != "" {
+			code = http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, out)
+}

@@ -1,0 +1,300 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterFlags make failure detection and removal fast on loopback.
+var clusterFlags = []string{"--gossip-fast", "--remove-delay", "4s"}
+
+type nodeView struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Member bool   `json:"member"`
+}
+
+type statusView struct {
+	ClusterID  string     `json:"cluster_id"`
+	SyncStatus string     `json:"sync_status"`
+	Nodes      []nodeView `json:"nodes"`
+	Shards     []struct {
+		ID      int    `json:"id"`
+		Leader  string `json:"leader"`
+		Members []struct {
+			Node     string `json:"node"`
+			Suffrage string `json:"suffrage"`
+		} `json:"members"`
+	} `json:"shards"`
+}
+
+func (n *node) getJSON(path string, v any) error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + n.http + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", path, resp.Status, b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (n *node) status() (*statusView, error) {
+	var st statusView
+	return &st, n.getJSON("/v1/status", &st)
+}
+
+// eventually polls cond every 100ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// voters checks that every shard's configuration, as n sees it, has exactly
+// want as voters.
+func voters(n *node, want ...string) error {
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	slices.Sort(want)
+	for _, sh := range st.Shards {
+		var got []string
+		for _, m := range sh.Members {
+			if m.Suffrage == "voter" {
+				got = append(got, m.Node)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("%s: shard %d voters %v, want %v", n.name, sh.ID, got, want)
+		}
+	}
+	return nil
+}
+
+// members checks that n's cluster view lists exactly want as members.
+func members(n *node, want ...string) error {
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	var got []string
+	for _, v := range st.Nodes {
+		if v.Member {
+			got = append(got, v.Name)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("%s: members %v, want %v (status %+v)", n.name, got, want, st.Nodes)
+	}
+	return nil
+}
+
+type checksum struct {
+	Shard        int    `json:"shard"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CRC32C       string `json:"crc32c"`
+	Keys         uint64 `json:"keys"`
+}
+
+// sameData checks every shard has the same applied index and checksum on
+// every node.
+func sameData(nodes ...*node) error {
+	var first []checksum
+	for i, n := range nodes {
+		var cs []checksum
+		if err := n.getJSON("/v1/checksums", &cs); err != nil {
+			return err
+		}
+		if i == 0 {
+			first = cs
+			continue
+		}
+		for s := range cs {
+			if cs[s] != first[s] {
+				return fmt.Errorf("shard %d: %s has %+v, %s has %+v", s, nodes[0].name, first[s], n.name, cs[s])
+			}
+		}
+	}
+	return nil
+}
+
+func startCluster(t *testing.T) []*node {
+	base := t.TempDir()
+	n1 := newNode(t, "n1", base+"/n1", clusterFlags...)
+	n1.start()
+	nodes := []*node{n1}
+	for _, name := range []string{"n2", "n3"} {
+		n := newNode(t, name, base+"/"+name, append([]string{"--join", n1.gossip}, clusterFlags...)...)
+		n.start()
+		nodes = append(nodes, n)
+	}
+	eventually(t, 60*time.Second, "three voters in every shard", func() error { return voters(n1, "n1", "n2", "n3") })
+	eventually(t, 30*time.Second, "three members", func() error { return members(n1, "n1", "n2", "n3") })
+	return nodes
+}
+
+// writer keeps writing distinct keys through every node until stopped, and
+// records what was acknowledged.
+type writer struct {
+	mu    sync.Mutex
+	acked map[string]string
+	n     atomic.Int64
+	stop  chan struct{}
+	done  sync.WaitGroup
+}
+
+func startWriter(t *testing.T, nodes []*node) *writer {
+	w := &writer{acked: map[string]string{}, stop: make(chan struct{})}
+	for i, n := range nodes {
+		w.done.Add(1)
+		go func() {
+			defer w.done.Done()
+			c := n.redis()
+			defer c.Close()
+			for j := 0; ; j++ {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				k, v := fmt.Sprintf("w%d:%d", i, j), fmt.Sprintf("v%d", rand.Int())
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err := c.Set(ctx, k, v, 0).Err()
+				cancel()
+				if err != nil {
+					continue // not acknowledged: may or may not have happened
+				}
+				w.mu.Lock()
+				w.acked[k] = v
+				w.mu.Unlock()
+				w.n.Add(1)
+			}
+		}()
+	}
+	return w
+}
+
+func (w *writer) finish() map[string]string {
+	close(w.stop)
+	w.done.Wait()
+	return w.acked
+}
+
+func readAll(t *testing.T, n *node, acked map[string]string) {
+	t.Helper()
+	c := n.redis()
+	defer c.Close()
+	missing := 0
+	for k, v := range acked {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := c.Get(ctx, k).Result()
+		cancel()
+		if err != nil || got != v {
+			if missing++; missing <= 5 {
+				t.Errorf("%s: GET %s = %q, %v; want %q", n.name, k, got, err, v)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%s: %d of %d acknowledged writes missing", n.name, missing, len(acked))
+	}
+}
+
+// TestClusterFormsAndAnyNodeServesAnyKey: three nodes form from --join;
+// a write through any node is read through any other.
+func TestClusterFormsAndAnyNodeServesAnyKey(t *testing.T) {
+	nodes := startCluster(t)
+	var clients []*redis.Client
+	for _, n := range nodes {
+		c := n.redis()
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 60; i++ {
+		k := fmt.Sprintf("key:%d", i)
+		if err := clients[i%3].Set(ctx, k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s via %s: %v", k, nodes[i%3].name, err)
+		}
+		got, err := clients[(i+1)%3].Get(ctx, k).Int()
+		if err != nil || got != i {
+			t.Fatalf("GET %s via %s = %d, %v; want %d", k, nodes[(i+1)%3].name, got, err, i)
+		}
+	}
+	if n, err := clients[2].DBSize(ctx).Result(); err != nil || n < 60 {
+		t.Fatalf("DBSIZE via n3 = %d, %v", n, err)
+	}
+	keys, _, err := clients[1].Scan(ctx, 0, "key:*", 1000).Result()
+	if err != nil || len(keys) != 60 {
+		t.Fatalf("SCAN via n2: %d keys, %v", len(keys), err)
+	}
+	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(nodes...) })
+}
+
+// TestJoinUnderWritesThenRemoveDeadNode: a fourth node joins while writes
+// go on through every node; every acknowledged write is readable on it and
+// every shard's checksum agrees on all four. Killed and left down past the
+// removal delay, it is removed from every shard.
+func TestJoinUnderWritesThenRemoveDeadNode(t *testing.T) {
+	nodes := startCluster(t)
+	w := startWriter(t, nodes)
+	eventually(t, 30*time.Second, "writes flowing", func() error {
+		if w.n.Load() < 200 {
+			return fmt.Errorf("%d writes", w.n.Load())
+		}
+		return nil
+	})
+	n4 := newNode(t, "n4", t.TempDir(), append([]string{"--join", nodes[1].gossip}, clusterFlags...)...)
+	n4.start()
+	eventually(t, 90*time.Second, "n4 a voter in every shard", func() error { return voters(nodes[0], "n1", "n2", "n3", "n4") })
+	eventually(t, 30*time.Second, "n4 a member", func() error { return members(nodes[0], "n1", "n2", "n3", "n4") })
+	before := w.n.Load()
+	eventually(t, 30*time.Second, "writes after the join", func() error {
+		if w.n.Load() < before+100 {
+			return fmt.Errorf("%d writes since the join", w.n.Load()-before)
+		}
+		return nil
+	})
+	acked := w.finish()
+	t.Logf("%d writes acknowledged during the join", len(acked))
+	all := append(slices.Clone(nodes), n4)
+	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(all...) })
+	readAll(t, n4, acked)
+
+	n4.kill9()
+	eventually(t, 60*time.Second, "n4 removed from every shard", func() error { return voters(nodes[0], "n1", "n2", "n3") })
+	eventually(t, 30*time.Second, "n4 no longer a member", func() error { return members(nodes[0], "n1", "n2", "n3") })
+	readAll(t, nodes[2], acked)
+}
