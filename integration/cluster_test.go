@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand"
 	"net/http"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,13 +151,16 @@ func sameData(nodes ...*node) error {
 	return nil
 }
 
-func startCluster(t *testing.T) []*node {
+func startCluster(t *testing.T, flags ...string) []*node {
+	if flags == nil {
+		flags = clusterFlags
+	}
 	base := t.TempDir()
-	n1 := newNode(t, "n1", base+"/n1", clusterFlags...)
+	n1 := newNode(t, "n1", base+"/n1", flags...)
 	n1.start()
 	nodes := []*node{n1}
 	for _, name := range []string{"n2", "n3"} {
-		n := newNode(t, name, base+"/"+name, append([]string{"--join", n1.gossip}, clusterFlags...)...)
+		n := newNode(t, name, base+"/"+name, append([]string{"--join", n1.gossip}, flags...)...)
 		n.start()
 		nodes = append(nodes, n)
 	}
@@ -297,4 +302,84 @@ func TestJoinUnderWritesThenRemoveDeadNode(t *testing.T) {
 	eventually(t, 60*time.Second, "n4 removed from every shard", func() error { return voters(nodes[0], "n1", "n2", "n3") })
 	eventually(t, 30*time.Second, "n4 no longer a member", func() error { return members(nodes[0], "n1", "n2", "n3") })
 	readAll(t, nodes[2], acked)
+}
+
+// operator runs `node <args...>` against a node's HTTP port.
+func operator(t *testing.T, n *node, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(nodeBinary(t), append(args, "--http", n.http)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestRemoveLeaderAndRefuseQuorumLoss: with one of three nodes killed,
+// removing another would leave every shard one voter alive of two: refused,
+// and nothing changes. The killed node comes back within the removal delay
+// and keeps its membership. Then an operator removes the node that leads a
+// shard: leadership moves first and writes go on.
+func TestRemoveLeaderAndRefuseQuorumLoss(t *testing.T) {
+	nodes := startCluster(t, "--gossip-fast", "--remove-delay", "10m")
+	all := []string{"n1", "n2", "n3"}
+	// Bad input: a node nobody knows, and a missing name.
+	if out, err := operator(t, nodes[0], "remove", "nobody"); err == nil || !strings.Contains(out, "no such node") {
+		t.Fatalf("remove nobody: %v\n%s", err, out)
+	}
+	if out, err := operator(t, nodes[0], "remove"); err == nil || !strings.Contains(out, "want 1 node name") {
+		t.Fatalf("remove without a name: %v\n%s", err, out)
+	}
+
+	nodes[2].kill9()
+	eventually(t, 30*time.Second, "n3 seen failed", func() error {
+		st, err := nodes[0].status()
+		if err != nil {
+			return err
+		}
+		for _, v := range st.Nodes {
+			if v.Name == "n3" && v.Status == "failed" {
+				return nil
+			}
+		}
+		return fmt.Errorf("nodes %+v", st.Nodes)
+	})
+	out, err := operator(t, nodes[0], "remove", "n2")
+	if err == nil || !strings.Contains(out, "quorum") {
+		t.Fatalf("remove n2 with n3 down: want a quorum refusal, got %v\n%s", err, out)
+	}
+	if err := members(nodes[0], all...); err != nil {
+		t.Fatalf("the refused removal changed the members: %v", err)
+	}
+	if err := voters(nodes[0], all...); err != nil {
+		t.Fatalf("the refused removal changed the shards: %v", err)
+	}
+	nodes[2].start()
+	eventually(t, 30*time.Second, "n3 back, still a voter everywhere", func() error { return voters(nodes[2], all...) })
+
+	st, err := nodes[0].status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := st.Shards[0].Leader
+	var rest []*node
+	var restNames []string
+	for _, n := range nodes {
+		if n.name != leader {
+			rest = append(rest, n)
+			restNames = append(restNames, n.name)
+		}
+	}
+	if len(rest) != 2 {
+		t.Fatalf("shard 0 leader %q is not one of the nodes", leader)
+	}
+	if out, err := operator(t, rest[0], "remove", leader); err != nil {
+		t.Fatalf("remove %s: %v\n%s", leader, err, out)
+	}
+	eventually(t, 60*time.Second, leader+" removed from every shard", func() error { return voters(rest[0], restNames...) })
+	eventually(t, 30*time.Second, leader+" no longer a member", func() error { return members(rest[0], restNames...) })
+	c := rest[1].redis()
+	defer c.Close()
+	eventually(t, 30*time.Second, "writes after the removal", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return c.Set(ctx, "after-removal", "1", 0).Err()
+	})
 }

@@ -5,6 +5,8 @@
 //	go run ./cmd/node --config node.json       # settings from a JSON file
 //	go run ./cmd/node --print-tree             # print the supervision tree and exit
 //	go run ./cmd/node --help                   # every setting, its variable and default
+//	go run ./cmd/node --join 127.0.0.1:7946 ...  # join the cluster a node at that gossip address is in
+//	go run ./cmd/node status|add NAME|remove NAME|leave [--http addr]   # operate a running cluster
 //
 // # Settings
 //
@@ -83,6 +85,9 @@ func main() {
 }
 
 func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && subcommands[args[0]] {
+		return operate(args[0], args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, env, stdout)
 	if errors.Is(err, errHelp) {
 		return 0
