@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestWALBridgeable(t *testing.T) {
+	for _, c := range []struct {
+		target, first uint64
+		want          bool
+	}{
+		{0, 1, true},    // the whole log is there
+		{10, 11, true},  // the next entry is the first held
+		{10, 5, true},   // overlap
+		{10, 12, false}, // entry 11 is gone: a gap
+		{0, 100, false},
+		{50, 0, false}, // no log: only a snapshot can tell
+	} {
+		if got := WALBridgeable(c.target, c.first); got != c.want {
+			t.Errorf("WALBridgeable(%d, %d) = %v, want %v", c.target, c.first, got, c.want)
+		}
+	}
+	if NeedsResync(100, 500, 100) {
+		t.Error("a target at the leader's last index needs no resync")
+	}
+	if !NeedsResync(10, 500, 900) {
+		t.Error("a target behind the leader's first index needs a resync")
+	}
+}
+
+func TestCheckRemoval(t *testing.T) {
+	up := map[string]bool{"a": true, "b": true, "c": true, "d": false}
+	alive := func(n string) bool { return up[n] }
+	if err := CheckRemoval(0, []string{"a", "b", "c"}, "c", alive); err != nil {
+		t.Errorf("3 voters, all up, remove one: %v", err)
+	}
+	if err := CheckRemoval(0, []string{"a", "b", "d"}, "a", alive); !errors.Is(err, ErrQuorum) {
+		t.Errorf("remove a live voter with another dead: got %v, want ErrQuorum", err)
+	}
+	if err := CheckRemoval(0, []string{"a", "b", "d"}, "d", alive); err != nil {
+		t.Errorf("removing the dead voter keeps quorum: %v", err)
+	}
+	if err := CheckRemoval(0, []string{"a"}, "a", alive); !errors.Is(err, ErrLastVoter) {
+		t.Errorf("last voter: got %v", err)
+	}
+	if err := CheckRemoval(0, []string{"a", "d"}, "x", alive); err != nil {
+		t.Errorf("a non-voter never counts: %v", err)
+	}
+}
+
+func apply(t *testing.T, s *State, index uint64, c *messages.SystemCommand) any {
+	t.Helper()
+	b, err := proto.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: b})
+}
+
+func TestStateIsIdempotent(t *testing.T) {
+	s := NewState()
+	init := &messages.SystemCommand{Cmd: &messages.SystemCommand_Init{Init: &messages.InitCluster{ClusterId: "c1", Shards: 4,
+		First: &messages.ClusterMember{Name: "n1"}}}}
+	if r := apply(t, s, 1, init); r != nil {
+		t.Fatal(r)
+	}
+	if r := apply(t, s, 2, init); r != nil {
+		t.Fatalf("the same init again: %v", r)
+	}
+	other := &messages.SystemCommand{Cmd: &messages.SystemCommand_Init{Init: &messages.InitCluster{ClusterId: "c2", Shards: 4}}}
+	if r, _ := apply(t, s, 3, other).(error); !errors.Is(r, ErrAlreadyInited) {
+		t.Fatalf("another cluster id: %v", r)
+	}
+	add := &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE,
+		Node: &messages.ClusterMember{Name: "n2"}}}}
+	id1, _ := apply(t, s, 4, add).(uint64)
+	add.GetPutOp().Id = 0
+	id2, _ := apply(t, s, 5, add).(uint64)
+	if id1 == 0 || id1 != id2 {
+		t.Fatalf("adding n2 twice: op %d then %d, want the same op", id1, id2)
+	}
+	done := &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: id1, Shard: 2}}}
+	apply(t, s, 6, done)
+	apply(t, s, 7, done)
+	st := s.Get()
+	if len(st.Ops) != 1 || len(st.Ops[0].DoneShards) != 1 || st.ClusterId != "c1" || len(st.Members) != 1 {
+		t.Fatalf("state %v", st)
+	}
+	if r, _ := s.Apply(&raft.Log{Index: 8, Type: raft.LogCommand, Data: []byte{0xff, 0xff}}).(error); !errors.Is(r, ErrBadCommand) {
+		t.Fatalf("garbage entry: %v", r)
+	}
+	if !proto.Equal(s.Get(), st) {
+		t.Fatal("a bad entry changed the state")
+	}
+
+	// A snapshot restores the same state.
+	snap, _ := s.Snapshot()
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	s2 := NewState()
+	if err := s2.Restore(sink); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(s2.Get(), st) {
+		t.Fatalf("restored %v, want %v", s2.Get(), st)
+	}
+}
+
+type memSink struct{ b []byte }
+
+func (m *memSink) Write(p []byte) (int, error) { m.b = append(m.b, p...); return len(p), nil }
+func (m *memSink) Read(p []byte) (int, error) {
+	if len(m.b) == 0 {
+		return 0, errEOF
+	}
+	n := copy(p, m.b)
+	m.b = m.b[n:]
+	return n, nil
+}
+func (m *memSink) Close() error  { return nil }
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { return nil }
+
+var errEOF = io.EOF
