@@ -247,11 +247,13 @@ func (in *managerInputs) selfMember() *messages.ClusterMember {
 }
 
 func memberOf(g *messages.Member) *messages.ClusterMember {
-	return &messages.ClusterMember{Name: g.Name, Role: roleOf(g.Role), ClusterAddr: g.ClusterAddr,
+	return &messages.ClusterMember{Name: g.Name, Role: RoleOf(g.Role), ClusterAddr: g.ClusterAddr,
 		ClientAddr: g.ClientAddr, HttpAddr: g.HttpAddr, GossipAddr: g.GossipAddr}
 }
 
-func roleOf(s string) messages.Role {
+// RoleOf is the role named s (voter, replica, readonly); anything else is
+// voter.
+func RoleOf(s string) messages.Role {
 	switch s {
 	case "replica":
 		return messages.Role_ROLE_REPLICA

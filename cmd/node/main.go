@@ -71,7 +71,6 @@ import (
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/httpapi"
 	"github.com/coppice-kv/coppice/kv"
-	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/supervisor"
 )
@@ -155,7 +154,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		GossipAddr:  cfg.GossipAddr,
 		HTTPAddr:    cfg.HTTPAddr,
 		Join:        cfg.Join,
-		Role:        roleOf(cfg.Role),
+		Role:        actors.RoleOf(cfg.Role),
 		GossipKey:   cfg.GossipKey,
 		KeyringFile: cfg.KeyringFile,
 		RemoveDelay: cfg.RemoveDelay,
@@ -165,16 +164,6 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log})
 	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
-}
-
-func roleOf(r string) messages.Role {
-	switch r {
-	case "replica":
-		return messages.Role_ROLE_REPLICA
-	case "readonly":
-		return messages.Role_ROLE_READONLY
-	}
-	return messages.Role_ROLE_VOTER
 }
 
 // executor runs a shard's write commands.
