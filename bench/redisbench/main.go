@@ -4,24 +4,46 @@
 //
 //	go run ./bench/redisbench              # needs redis-server and redis-benchmark
 //	go run ./bench/redisbench -n 200000 -profile /tmp/node.pprof
+//	go tool pprof -top -cum /tmp/node.pprof
 //
 // Both servers get the same treatment: a fresh data dir, fsync on every
 // write (Redis: appendonly yes, appendfsync always; coppice: its Raft log),
 // loopback only. The machine is shared and noisy: read the ratio, not the
 // absolute figures.
+//
+// Each row runs redis-benchmark once against each server; which server
+// goes first alternates from row to row (the "first" column), to spread
+// drift. A redis-benchmark run that fails or reports an error from the
+// server (redis-benchmark 7 exits on the first one) stops the program with
+// its output.
+//
+// -profile writes a CPU profile of the node while redis-benchmark runs
+// against it in the row named by -profile-run ("SET -c 50 -P 1" by
+// default; "all" for the whole program). The node's code has no profiling
+// hook: the program builds the profiled binary with `go build -overlay`,
+// adding one file to package main that starts and stops
+// runtime/pprof's CPU profile on SIGUSR1. The repository is not touched,
+// and without -profile the binary is the plain one. Profiling costs the
+// node a little CPU: take the ratios from a run without -profile.
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -35,18 +57,53 @@ type run struct {
 	args []string
 }
 
+var runs = []run{
+	{"SET -c 50 -P 1", []string{"-t", "set", "-c", "50", "-P", "1"}},
+	{"GET -c 50 -P 1", []string{"-t", "get", "-c", "50", "-P", "1"}},
+	{"SET -c 50 -P 16", []string{"-t", "set", "-c", "50", "-P", "16"}},
+	{"GET -c 50 -P 16", []string{"-t", "get", "-c", "50", "-P", "16"}},
+	{"SET -c 1 -P 1", []string{"-t", "set", "-c", "1", "-P", "1"}},
+	{"GET -c 1 -P 1", []string{"-t", "get", "-c", "1", "-P", "1"}},
+}
+
+// runTimeout bounds one redis-benchmark run: redis-benchmark 7.0 spins
+// forever when it cannot connect.
+const runTimeout = 10 * time.Minute
+
 func main() {
-	n := flag.Int("n", 100000, "requests per redis-benchmark run")
+	n := flag.Int("n", 100000, "requests per redis-benchmark run (one client: n/10)")
 	shards := flag.Int("shards", 4, "coppice shards")
-	profile := flag.String("profile", "", "write the node's CPU profile (whole run) to this file")
+	profile := flag.String("profile", "", "write a CPU profile of the node to this file (see -profile-run)")
+	profileRun := flag.String("profile-run", "SET -c 50 -P 1", `the row whose node half is profiled, or "all" for the whole program`)
 	flag.Parse()
-	if err := benchmark(*n, *shards, *profile); err != nil {
+	if *profile != "" && *profileRun != "all" && !knownRun(*profileRun) {
+		fmt.Fprintf(os.Stderr, "redisbench: -profile-run %q: want all or one of %s\n", *profileRun, runNames())
+		os.Exit(2)
+	}
+	if err := benchmark(*n, *shards, *profile, *profileRun); err != nil {
 		fmt.Fprintln(os.Stderr, "redisbench:", err)
 		os.Exit(1)
 	}
 }
 
-func benchmark(n, shards int, profile string) error {
+func knownRun(name string) bool {
+	for _, r := range runs {
+		if r.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func runNames() string {
+	var s []string
+	for _, r := range runs {
+		s = append(s, strconv.Quote(r.name))
+	}
+	return strings.Join(s, ", ")
+}
+
+func benchmark(n, shards int, profile, profileRun string) error {
 	for _, tool := range []string{"redis-server", "redis-benchmark"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: apt-get install redis-server redis-tools", tool)
@@ -57,20 +114,31 @@ func benchmark(n, shards int, profile string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	if profile != "" {
+		if profile, err = filepath.Abs(profile); err != nil {
+			return err
+		}
+		if err := os.Remove(profile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
 	bin := filepath.Join(work, "node")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/node").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/node (run from the repository root): %v\n%s", err, out)
+	if err := buildNode(bin, work, profile != ""); err != nil {
+		return err
 	}
 
 	redisPort, nodePort := freePort(), freePort()
 	redisDir := filepath.Join(work, "redis")
-	os.MkdirAll(redisDir, 0o755)
-	redis := exec.Command("redis-server", "--port", redisPort, "--bind", "127.0.0.1", "--dir", redisDir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no")
-	if err := startAndWait(redis, redisPort, filepath.Join(work, "redis.log")); err != nil {
+	if err := os.MkdirAll(redisDir, 0o755); err != nil {
 		return err
 	}
-	defer stop(redis)
+	redis := exec.Command("redis-server", "--port", redisPort, "--bind", "127.0.0.1", "--dir", redisDir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no")
+	redisProc, err := startAndWait(redis, redisPort, filepath.Join(work, "redis.log"))
+	if err != nil {
+		return err
+	}
+	defer redisProc.stop()
 
 	nodeArgs := []string{"--name", "bench", "--data-dir", filepath.Join(work, "node-data"),
 		"--shards", strconv.Itoa(shards), "--client-addr", "127.0.0.1:" + nodePort,
@@ -78,89 +146,306 @@ func benchmark(n, shards int, profile string) error {
 		"--http-addr", "127.0.0.1:" + freePort(), "--log-level", "warn"}
 	node := exec.Command(bin, nodeArgs...)
 	if profile != "" {
-		node.Env = append(os.Environ(), "COPPICE_CPUPROFILE="+profile)
+		node.Env = append(os.Environ(), profileEnv+"="+profile)
 	}
-	if err := startAndWait(node, nodePort, filepath.Join(work, "node.log")); err != nil {
+	nodeProc, err := startAndWait(node, nodePort, filepath.Join(work, "node.log"))
+	if err != nil {
 		return err
 	}
-	defer stop(node)
+	defer nodeProc.stop()
+	prof := &profiler{node: node, path: profile}
 
-	runs := []run{
-		{"SET -c 50 -P 1", []string{"-t", "set", "-c", "50", "-P", "1"}},
-		{"GET -c 50 -P 1", []string{"-t", "get", "-c", "50", "-P", "1"}},
-		{"SET -c 50 -P 16", []string{"-t", "set", "-c", "50", "-P", "16"}},
-		{"GET -c 50 -P 16", []string{"-t", "get", "-c", "50", "-P", "16"}},
-		{"SET -c 1 -P 1", []string{"-t", "set", "-c", "1", "-P", "1"}},
-		{"GET -c 1 -P 1", []string{"-t", "get", "-c", "1", "-P", "1"}},
+	fmt.Printf("redis-benchmark -d 64 -r 100000 -n %d (one client: -n %d), %s, coppice %d shards, GOMAXPROCS default, %d CPUs\n\n",
+		n, n/10, time.Now().Format("2006-01-02 15:04"), shards, runtime.NumCPU())
+	fmt.Println("| run | first | redis rps | coppice rps | ratio | redis p50 ms | coppice p50 ms | redis p99 ms | coppice p99 ms |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	if profile != "" && profileRun == "all" {
+		if err := prof.start(); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("redis-benchmark -d 64 -r 100000 -n %d, %s, coppice %d shards\n\n", n, time.Now().Format("2006-01-02"), shards)
-	fmt.Println("| run | redis rps | coppice rps | ratio | redis p50 ms | coppice p50 ms | redis p99 ms | coppice p99 ms |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	for _, r := range runs {
+	for i, r := range runs {
 		count := n
 		if strings.Contains(r.name, "-c 1 ") {
 			count = n / 10
 		}
+		profiled := profile != "" && profileRun == r.name
+		var rr, cr result
+		redisRun := func() (err error) { rr, err = redisBenchmark(redisPort, count, r.args); return err }
+		nodeRun := func() error {
+			if profiled {
+				if err := prof.start(); err != nil {
+					return err
+				}
+			}
+			var err error
+			if cr, err = redisBenchmark(nodePort, count, r.args); err != nil {
+				return err
+			}
+			if profiled {
+				return prof.stop()
+			}
+			return nil
+		}
 		// Alternate which server goes first, to spread drift.
-		rr, err := redisBenchmark(redisPort, count, r.args)
-		if err != nil {
+		first, order := "redis", []func() error{redisRun, nodeRun}
+		if i%2 == 1 {
+			first, order = "coppice", []func() error{nodeRun, redisRun}
+		}
+		for _, f := range order {
+			if err := f(); err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
+		fmt.Printf("| %s | %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %.3f | %.3f |\n",
+			r.name, first, rr.rps, cr.rps, cr.rps/rr.rps, rr.p50, cr.p50, rr.p99, cr.p99)
+	}
+	if profile != "" && profileRun == "all" {
+		if err := prof.stop(); err != nil {
 			return err
 		}
-		cr, err := redisBenchmark(nodePort, count, r.args)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("| %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %.3f | %.3f |\n", r.name, rr.rps, cr.rps, cr.rps/rr.rps, rr.p50, cr.p50, rr.p99, cr.p99)
+	}
+	// The SETs really stored something on both: the key counts should be
+	// close (both drew from the same 100000 random keys).
+	rk, err := command(redisPort, "DBSIZE")
+	if err != nil {
+		return fmt.Errorf("redis DBSIZE: %w", err)
+	}
+	ck, err := command(nodePort, "DBSIZE")
+	if err != nil {
+		return fmt.Errorf("coppice DBSIZE: %w", err)
+	}
+	fmt.Printf("\nkeys after the run: redis %s, coppice %s\n", strings.TrimPrefix(rk, ":"), strings.TrimPrefix(ck, ":"))
+	if ck == ":0" {
+		return errors.New("coppice holds no keys after the SET runs")
+	}
+	if profile != "" {
+		fmt.Printf("CPU profile of the node (%s): %s\n", profileRun, profile)
 	}
 	return nil
 }
 
-func redisBenchmark(port string, n int, args []string) (result, error) {
-	full := append([]string{"-h", "127.0.0.1", "-p", port, "-n", strconv.Itoa(n), "-d", "64", "-r", "100000", "--csv"}, args...)
-	out, err := exec.Command("redis-benchmark", full...).Output()
-	if err != nil {
-		return result{}, fmt.Errorf("redis-benchmark %v: %v\n%s", full, err, out)
+// profileEnv names the file the overlay's profiler writes.
+const profileEnv = "REDISBENCH_CPUPROFILE"
+
+// profileOverlay is added to package main of ./cmd/node, in the profiled
+// build only: each SIGUSR1 starts or stops the CPU profile; stopping
+// writes the file (under a temporary name, then renamed into place).
+const profileOverlay = `package main
+
+import (
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+)
+
+func init() {
+	path := os.Getenv("` + profileEnv + `")
+	if path == "" {
+		return
 	}
-	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
-	if err != nil || len(recs) < 2 {
-		return result{}, fmt.Errorf("redis-benchmark output: %v\n%s", err, out)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	go func() {
+		for range sig {
+			f, err := os.Create(path + ".tmp")
+			if err != nil {
+				panic(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				panic(err)
+			}
+			<-sig
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				panic(err)
+			}
+			if err := os.Rename(path+".tmp", path); err != nil {
+				panic(err)
+			}
+		}
+	}()
+}
+`
+
+func buildNode(bin, work string, profiled bool) error {
+	args := []string{"build", "-o", bin}
+	if profiled {
+		dir, err := filepath.Abs("cmd/node")
+		if err != nil {
+			return err
+		}
+		src := filepath.Join(work, "zz_redisbench_profile.go")
+		if err := os.WriteFile(src, []byte(profileOverlay), 0o644); err != nil {
+			return err
+		}
+		overlay, _ := json.Marshal(map[string]map[string]string{
+			"Replace": {filepath.Join(dir, "zz_redisbench_profile.go"): src},
+		})
+		ov := filepath.Join(work, "overlay.json")
+		if err := os.WriteFile(ov, overlay, 0o644); err != nil {
+			return err
+		}
+		args = append(args, "-overlay", ov)
 	}
-	// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-	row := recs[len(recs)-1]
-	f := func(i int) float64 { v, _ := strconv.ParseFloat(row[i], 64); return v }
-	return result{rps: f(1), p50: f(4), p99: f(6)}, nil
+	args = append(args, "./cmd/node")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s (run from the repository root): %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
-func startAndWait(cmd *exec.Cmd, port, logPath string) error {
-	f, err := os.Create(logPath)
-	if err != nil {
+// profiler toggles the profiled node's CPU profile.
+type profiler struct {
+	node *exec.Cmd
+	path string
+}
+
+func (p *profiler) start() error {
+	return p.node.Process.Signal(syscall.SIGUSR1)
+}
+
+// stop ends the profile and waits until the node has written it.
+func (p *profiler) stop() error {
+	if err := p.node.Process.Signal(syscall.SIGUSR1); err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if out, err := exec.Command("redis-benchmark", "-h", "127.0.0.1", "-p", port, "-n", "100", "-t", "set", "-q").CombinedOutput(); err == nil && !bytes.Contains(out, []byte("ERR")) && !bytes.Contains(out, []byte("TRYAGAIN")) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(p.path); err == nil {
 			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	stop(cmd)
-	b, _ := os.ReadFile(logPath)
-	return fmt.Errorf("%s did not serve within 60s:\n%s", cmd.Path, b)
+	return fmt.Errorf("the node did not write its CPU profile %s within 30s", p.path)
 }
 
-func stop(cmd *exec.Cmd) {
-	cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+func redisBenchmark(port string, n int, args []string) (result, error) {
+	full := append([]string{"-h", "127.0.0.1", "-p", port, "-n", strconv.Itoa(n), "-d", "64", "-r", "100000", "--csv"}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "redis-benchmark", full...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	fail := func(why string) (result, error) {
+		return result{}, fmt.Errorf("redis-benchmark %s: %s\nstdout:\n%s\nstderr:\n%s", strings.Join(full, " "), why, stdout.Bytes(), stderr.Bytes())
+	}
+	switch {
+	case ctx.Err() != nil:
+		return fail(fmt.Sprintf("did not finish within %v", runTimeout))
+	case err != nil:
+		return fail(err.Error()) // redis-benchmark 7 exits 1 on "Error from server"
+	case bytes.Contains(bytes.ToLower(stderr.Bytes()), []byte("error")) || bytes.Contains(bytes.ToLower(stdout.Bytes()), []byte("error")):
+		return fail("reported errors")
+	}
+	recs, err := csv.NewReader(bytes.NewReader(stdout.Bytes())).ReadAll()
+	if err != nil {
+		return fail("output: " + err.Error())
+	}
+	if len(recs) != 2 || len(recs[1]) != 8 {
+		return fail("want a CSV header and one row of 8 fields")
+	}
+	// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+	row := recs[1]
+	var res result
+	for _, f := range []struct {
+		i   int
+		dst *float64
+	}{{1, &res.rps}, {4, &res.p50}, {6, &res.p99}} {
+		v, err := strconv.ParseFloat(row[f.i], 64)
+		if err != nil {
+			return fail(fmt.Sprintf("field %d %q: %v", f.i, row[f.i], err))
+		}
+		*f.dst = v
+	}
+	if res.rps <= 0 {
+		return fail("no requests per second")
+	}
+	return res, nil
+}
+
+// proc is a server started by startAndWait.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd.Wait returned
+}
+
+// startAndWait starts cmd and waits until a SET on port answers +OK (a
+// node answers TRYAGAIN until its shards have leaders).
+func startAndWait(cmd *exec.Cmd, port, logPath string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	var last error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("%s exited during start:\n%s", cmd.Path, b)
+		default:
+		}
+		var r string
+		if r, last = command(port, "SET", "redisbench:probe", "x"); last == nil && r != "+OK" {
+			last = fmt.Errorf("SET answered %q", r)
+		}
+		if last == nil {
+			_, last = command(port, "DEL", "redisbench:probe")
+		}
+		if last == nil {
+			return &proc{cmd, exited}, nil
+		}
+	}
+	cmd.Process.Kill()
+	<-exited
+	b, _ := os.ReadFile(logPath)
+	return nil, fmt.Errorf("%s did not serve within 60s (last: %v):\n%s", cmd.Path, last, b)
+}
+
+// command sends one command and returns its reply's first line, such as
+// "+OK", ":42" or "-ERR ..."; an error reply is an error.
+func command(port string, args ...string) (string, error) {
+	nc, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := nc.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(nc).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if strings.HasPrefix(line, "-") {
+		return line, errors.New(line[1:])
+	}
+	return line, nil
+}
+
+// stop stops a server the way an operator would (SIGINT), then kills it
+// if it does not exit in time.
+func (p *proc) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-done
+		p.cmd.Process.Kill()
+		<-p.exited
 	}
 }
 
