@@ -28,13 +28,14 @@ type conn struct {
 	proto  int
 	quit   bool
 
-	pending   []Pending
-	readShard map[int]bool // shards with a read in pending
-	nameBuf   []byte
+	pending    []Pending
+	readShard  map[int]bool // shards with a read in pending
+	writeShard map[int]bool // shards with a write in pending
+	nameBuf    []byte
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, readShard: map[int]bool{}}
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, readShard: map[int]bool{}, writeShard: map[int]bool{}}
 	c.rd = resp.NewReader(nc, s.cfg.Limits)
 	c.wr = resp.NewWriter(nc)
 	c.authed = s.cfg.RequirePass == ""
@@ -80,6 +81,7 @@ func (c *conn) drain() {
 	}
 	c.pending = c.pending[:0]
 	clear(c.readShard)
+	clear(c.writeShard)
 }
 
 func (c *conn) lower(b []byte) string {

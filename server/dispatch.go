@@ -69,10 +69,15 @@ func (c *conn) issueWrite(shard int, args [][]byte) Pending {
 		// Reads issued earlier must not see this write.
 		c.drain()
 	}
+	c.writeShard[shard] = true
 	return c.s.backend.Propose(shard, &messages.Command{Args: args, NowMs: nowMs()})
 }
 
 func (c *conn) issueRead(shard int, args [][]byte) Pending {
+	if c.writeShard[shard] {
+		// A read must see the writes issued before it: wait for them.
+		c.drain()
+	}
 	c.readShard[shard] = true
 	return c.s.backend.Read(shard, &messages.Command{Args: args, NowMs: nowMs()})
 }

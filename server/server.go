@@ -10,7 +10,8 @@
 //
 // Pipelined commands are issued without waiting for each other and answered
 // in order; a write to a shard waits for the reads issued before it to
-// finish, so every command sees the state as of its place in the pipeline.
+// finish, and a read of a shard for the writes issued before it, so every
+// command sees the state as of its place in the pipeline.
 package server
 
 import (

@@ -2,8 +2,9 @@
 // redis-server with appendfsync always, in one run on one machine, with
 // redis-benchmark, and prints the ratios as a markdown table.
 //
-//	go run ./bench/redisbench              # needs redis-server and redis-benchmark
-//	go run ./bench/redisbench -n 200000 -profile /tmp/node.pprof
+//	go run ./bench/redisbench                 # needs redis-server and redis-benchmark
+//	go run ./bench/redisbench -rounds 3       # every row 3 times, median ratios
+//	go run ./bench/redisbench -profile /tmp/node.pprof
 //	go tool pprof -top -cum /tmp/node.pprof
 //
 // Both servers get the same treatment: a fresh data dir, fsync on every
@@ -13,16 +14,17 @@
 //
 // Each row runs redis-benchmark once against each server; which server
 // goes first alternates from row to row (the "first" column), to spread
-// drift. A redis-benchmark run that fails or reports an error from the
-// server (redis-benchmark 7 exits on the first one) stops the program with
-// its output.
+// drift; with -rounds, the order also alternates from round to round, and
+// the program ends with each row's median ratio. A redis-benchmark run
+// that fails or reports an error from the server (redis-benchmark 7 exits
+// on the first one) stops the program with its output.
 //
 // -profile writes a CPU profile of the node while redis-benchmark runs
 // against it in the row named by -profile-run ("SET -c 50 -P 1" by
-// default; "all" for the whole program). The node's code has no profiling
-// hook: the program builds the profiled binary with `go build -overlay`,
-// adding one file to package main that starts and stops
-// runtime/pprof's CPU profile on SIGUSR1. The repository is not touched,
+// default; "all" for the whole program), in the first round. The node's
+// code has no profiling hook: the program builds the profiled binary with
+// `go build -overlay`, adding one file to package main that starts and
+// stops runtime/pprof's CPU profile on SIGUSR1. The repository is not touched,
 // and without -profile the binary is the plain one. Profiling costs the
 // node a little CPU: take the ratios from a run without -profile.
 package main
@@ -41,6 +43,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,13 +77,18 @@ func main() {
 	n := flag.Int("n", 100000, "requests per redis-benchmark run (one client: n/10)")
 	shards := flag.Int("shards", 4, "coppice shards")
 	profile := flag.String("profile", "", "write a CPU profile of the node to this file (see -profile-run)")
+	rounds := flag.Int("rounds", 1, "run every row this many times, alternating the order, and print the median ratios")
 	profileRun := flag.String("profile-run", "SET -c 50 -P 1", `the row whose node half is profiled, or "all" for the whole program`)
 	flag.Parse()
 	if *profile != "" && *profileRun != "all" && !knownRun(*profileRun) {
 		fmt.Fprintf(os.Stderr, "redisbench: -profile-run %q: want all or one of %s\n", *profileRun, runNames())
 		os.Exit(2)
 	}
-	if err := benchmark(*n, *shards, *profile, *profileRun); err != nil {
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "redisbench: -rounds: want 1 or more")
+		os.Exit(2)
+	}
+	if err := benchmark(*n, *shards, *rounds, *profile, *profileRun); err != nil {
 		fmt.Fprintln(os.Stderr, "redisbench:", err)
 		os.Exit(1)
 	}
@@ -103,7 +111,7 @@ func runNames() string {
 	return strings.Join(s, ", ")
 }
 
-func benchmark(n, shards int, profile, profileRun string) error {
+func benchmark(n, shards, rounds int, profile, profileRun string) error {
 	for _, tool := range []string{"redis-server", "redis-benchmark"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: apt-get install redis-server redis-tools", tool)
@@ -164,41 +172,60 @@ func benchmark(n, shards int, profile, profileRun string) error {
 			return err
 		}
 	}
-	for i, r := range runs {
-		count := n
-		if strings.Contains(r.name, "-c 1 ") {
-			count = n / 10
-		}
-		profiled := profile != "" && profileRun == r.name
-		var rr, cr result
-		redisRun := func() (err error) { rr, err = redisBenchmark(redisPort, count, r.args); return err }
-		nodeRun := func() error {
-			if profiled {
-				if err := prof.start(); err != nil {
+	ratios := make([][]float64, len(runs))
+	for round := 0; round < rounds; round++ {
+		for i, r := range runs {
+			count := n
+			if strings.Contains(r.name, "-c 1 ") {
+				count = n / 10
+			}
+			profiled := profile != "" && profileRun == r.name && round == 0
+			var rr, cr result
+			redisRun := func() (err error) { rr, err = redisBenchmark(redisPort, count, r.args); return err }
+			nodeRun := func() error {
+				if profiled {
+					if err := prof.start(); err != nil {
+						return err
+					}
+				}
+				var err error
+				if cr, err = redisBenchmark(nodePort, count, r.args); err != nil {
 					return err
 				}
+				if profiled {
+					return prof.stop()
+				}
+				return nil
 			}
-			var err error
-			if cr, err = redisBenchmark(nodePort, count, r.args); err != nil {
-				return err
+			// Alternate which server goes first, to spread drift.
+			first, order := "redis", []func() error{redisRun, nodeRun}
+			if (i+round)%2 == 1 {
+				first, order = "coppice", []func() error{nodeRun, redisRun}
 			}
-			if profiled {
-				return prof.stop()
+			for _, f := range order {
+				if err := f(); err != nil {
+					return fmt.Errorf("%s: %w", r.name, err)
+				}
 			}
-			return nil
+			name := r.name
+			if rounds > 1 {
+				name += fmt.Sprintf(" #%d", round+1)
+			}
+			ratios[i] = append(ratios[i], cr.rps/rr.rps)
+			fmt.Printf("| %s | %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %.3f | %.3f |\n",
+				name, first, rr.rps, cr.rps, cr.rps/rr.rps, rr.p50, cr.p50, rr.p99, cr.p99)
 		}
-		// Alternate which server goes first, to spread drift.
-		first, order := "redis", []func() error{redisRun, nodeRun}
-		if i%2 == 1 {
-			first, order = "coppice", []func() error{nodeRun, redisRun}
-		}
-		for _, f := range order {
-			if err := f(); err != nil {
-				return fmt.Errorf("%s: %w", r.name, err)
+	}
+	if rounds > 1 {
+		fmt.Printf("\n| run | median ratio of %d | min | max |\n|---|---|---|---|\n", rounds)
+		for i, r := range runs {
+			rs := slices.Sorted(slices.Values(ratios[i]))
+			med := rs[len(rs)/2]
+			if len(rs)%2 == 0 {
+				med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
 			}
+			fmt.Printf("| %s | %.2fx | %.2fx | %.2fx |\n", r.name, med, rs[0], rs[len(rs)-1])
 		}
-		fmt.Printf("| %s | %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %.3f | %.3f |\n",
-			r.name, first, rr.rps, cr.rps, cr.rps/rr.rps, rr.p50, cr.p50, rr.p99, cr.p99)
 	}
 	if profile != "" && profileRun == "all" {
 		if err := prof.stop(); err != nil {
