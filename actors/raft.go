@@ -51,11 +51,27 @@ type raftActor struct {
 
 	reads     []*actor.PID
 	verifying bool
+
+	// Proposals waiting for the next log entry: every Propose already in
+	// the mailbox joins one entry (group commit), flushed by proposeFlush.
+	batch       []*messages.Command
+	batchTo     []*actor.PID
+	batchBytes  int
+	flushQueued bool
 }
+
+// proposeFlush makes the proposals gathered so far one log entry.
+type proposeFlush struct{}
+
+// A log entry holds at most this many commands or bytes of them.
+const (
+	maxBatchCommands = 1024
+	maxBatchBytes    = 4 << 20
+)
 
 type pendingApply struct {
 	f  raft.ApplyFuture
-	to *actor.PID
+	to []*actor.PID
 }
 
 // verifyDone reports a batched read barrier.
@@ -82,6 +98,9 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		a.stop()
 	case *messages.Propose:
 		a.propose(ctx, m)
+	case proposeFlush:
+		a.flushQueued = false
+		a.flush()
 	case *messages.ReadBarrier:
 		a.reads = append(a.reads, ctx.Sender())
 		if !a.verifying {
@@ -216,6 +235,10 @@ func (a *raftActor) watchLeadership() {
 }
 
 func (a *raftActor) stop() {
+	for _, to := range a.batchTo {
+		a.system.Root.Send(to, &messages.ProposeReply{Error: "shard stopping"})
+	}
+	a.batch, a.batchTo = nil, nil
 	if a.watchStop != nil {
 		close(a.watchStop)
 		<-a.watchDone
@@ -247,20 +270,28 @@ func (a *raftActor) stop() {
 func (a *raftActor) waiter(in <-chan pendingApply, done chan<- struct{}) {
 	defer close(done)
 	for p := range in {
-		reply := &messages.ProposeReply{}
+		failed := &messages.ProposeReply{}
+		var replies []*messages.Reply
 		if err := p.f.Error(); err != nil {
-			reply.Error, reply.LeaderAddr, reply.LeaderId = a.leaderError(err)
+			failed.Error, failed.LeaderAddr, failed.LeaderId = a.leaderError(err)
 		} else {
 			switch r := p.f.Response().(type) {
 			case []*messages.Reply:
-				if len(r) == 1 {
-					reply.Reply = r[0]
-				}
+				replies = r
 			case error:
-				reply.Error = r.Error()
+				failed.Error = r.Error()
+			}
+			if failed.Error == "" && len(replies) != len(p.to) {
+				failed.Error = fmt.Sprintf("entry %d: %d replies for %d commands", p.f.Index(), len(replies), len(p.to))
 			}
 		}
-		a.system.Root.Send(p.to, reply)
+		for i, to := range p.to {
+			if failed.Error != "" {
+				a.system.Root.Send(to, failed)
+			} else {
+				a.system.Root.Send(to, &messages.ProposeReply{Reply: replies[i]})
+			}
+		}
 	}
 }
 
@@ -270,12 +301,39 @@ func (a *raftActor) propose(ctx actor.Context, m *messages.Propose) {
 		ctx.Respond(&messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id})
 		return
 	}
-	data, err := proto.Marshal(&messages.CommandBatch{Commands: []*messages.Command{m.Command}})
-	if err != nil {
-		ctx.Respond(&messages.ProposeReply{Error: err.Error()})
+	if m.Command == nil || ctx.Sender() == nil {
+		ctx.Respond(&messages.ProposeReply{Error: "propose: no command or no sender"})
 		return
 	}
-	a.applies <- pendingApply{f: a.r.Apply(data, applyTimeout), to: ctx.Sender()}
+	a.batch = append(a.batch, m.Command)
+	a.batchTo = append(a.batchTo, ctx.Sender())
+	a.batchBytes += proto.Size(m.Command)
+	if len(a.batch) >= maxBatchCommands || a.batchBytes >= maxBatchBytes {
+		a.flush()
+		return
+	}
+	if !a.flushQueued {
+		a.flushQueued = true
+		ctx.Send(ctx.Self(), proposeFlush{})
+	}
+}
+
+// flush proposes the gathered commands as one log entry; the waiter
+// answers each in order.
+func (a *raftActor) flush() {
+	if len(a.batch) == 0 {
+		return
+	}
+	cmds, to := a.batch, a.batchTo
+	a.batch, a.batchTo, a.batchBytes = nil, nil, 0
+	data, err := proto.Marshal(&messages.CommandBatch{Commands: cmds})
+	if err != nil {
+		for _, p := range to {
+			a.system.Root.Send(p, &messages.ProposeReply{Error: err.Error()})
+		}
+		return
+	}
+	a.applies <- pendingApply{f: a.r.Apply(data, applyTimeout), to: to}
 }
 
 // verify runs one read barrier for every read waiting: leadership is

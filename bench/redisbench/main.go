@@ -79,7 +79,24 @@ func main() {
 	profile := flag.String("profile", "", "write a CPU profile of the node to this file (see -profile-run)")
 	rounds := flag.Int("rounds", 1, "run every row this many times, alternating the order, and print the median ratios")
 	profileRun := flag.String("profile-run", "SET -c 50 -P 1", `the row whose node half is profiled, or "all" for the whole program`)
+	only := flag.String("only", "", "comma-separated rows to run (default: every row)")
 	flag.Parse()
+	if *only != "" {
+		var keep []run
+		for _, name := range strings.Split(*only, ",") {
+			name = strings.TrimSpace(name)
+			if !knownRun(name) {
+				fmt.Fprintf(os.Stderr, "redisbench: -only %q: want rows among %s\n", name, runNames())
+				os.Exit(2)
+			}
+			for _, r := range runs {
+				if r.name == name {
+					keep = append(keep, r)
+				}
+			}
+		}
+		runs = keep
+	}
 	if *profile != "" && *profileRun != "all" && !knownRun(*profileRun) {
 		fmt.Fprintf(os.Stderr, "redisbench: -profile-run %q: want all or one of %s\n", *profileRun, runNames())
 		os.Exit(2)
