@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,7 +104,10 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 	case *messages.SyncProgress:
 		m.progress(msg)
-	case *messages.AddNode, *messages.RemoveNode, *messages.LeaveCluster, *messages.NodeStatusRequest:
+	case *messages.LeaveCluster:
+		in, to, root := m.inputs(), ctx.Sender(), m.root
+		go func() { root.Send(to, in.leave()) }()
+	case *messages.AddNode, *messages.RemoveNode, *messages.NodeStatusRequest:
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.operate(msg.(proto.Message))) }()
 	}
@@ -282,7 +286,8 @@ func (in *managerInputs) reconcile() *reconciled {
 	var errs []error
 	// New nodes: an add op each, exactly once (the journal dedups).
 	for _, g := range in.members {
-		if g.Name == in.rt.Name || g.Status != messages.MemberStatus_ALIVE || cluster.Member(st, g.Name) != nil || opFor(st, g.Name) != nil {
+		if g.Name == in.rt.Name || g.Status != messages.MemberStatus_ALIVE || cluster.Member(st, g.Name) != nil ||
+			opFor(st, g.Name) != nil || slices.Contains(st.Removed, g.Name) {
 			continue
 		}
 		if err := admissible(st, g); err != nil {
@@ -456,8 +461,19 @@ func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *mess
 			return err
 		}
 	}
-	if node != in.rt.Name {
-		if err := r.RemoveServer(raft.ServerID(node), 0, membershipTimeout).Error(); err != nil {
+	if node == in.rt.Name {
+		// The coordinator cannot take itself out of the system group
+		// it leads: hand the group over; the next coordinator resumes
+		// the op from the journal.
+		return r.LeadershipTransfer().Error()
+	}
+	if err := r.RemoveServer(raft.ServerID(node), 0, membershipTimeout).Error(); err != nil {
+		return err
+	}
+	if op.Cause != "failed" {
+		// Removed on purpose: gossip may still see it, but it is not
+		// added back unless an operator adds it.
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_Tombstone{Tombstone: node}}); err != nil {
 			return err
 		}
 	}
@@ -509,6 +525,99 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 	return s.change(ctx, leader, messages.ChangeMembership_REMOVE)
 }
 
+// leaveTimeout bounds leave(): every shard's leadership moves and the
+// node is removed from every group.
+const leaveTimeout = 3 * time.Minute
+
+// leave takes this node out of the cluster: the coordinator removes it from
+// every shard (leadership moves off it first) and from the cluster state,
+// then gossip says goodbye and the node stops (Runtime.OnLeave).
+func (in *managerInputs) leave() proto.Message {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	var accepted *messages.ManagerReply
+	for accepted == nil {
+		res := in.operate(&messages.RemoveNode{Name: in.rt.Name})
+		r, ok := res.(*messages.ManagerReply)
+		switch {
+		case !ok:
+			return &messages.ManagerReply{Error: fmt.Sprintf("leave: coordinator answered %T", res)}
+		case r.Error == "":
+			accepted = r
+		case strings.Contains(r.Error, "no coordinator"):
+			// An election: try again.
+		default:
+			return &messages.ManagerReply{Error: "leave: " + r.Error}
+		}
+		if err := sleepCtx(ctx, managerTick); err != nil {
+			return &messages.ManagerReply{Error: "leave: " + err.Error()}
+		}
+	}
+	// Wait until the coordinator no longer counts this node. Once out of
+	// the system group this node hears nothing more, so ask the members
+	// it knew.
+	_, st, err := in.rt.System()
+	if err != nil {
+		return &messages.ManagerReply{Error: "leave: " + err.Error()}
+	}
+	peers := st.Get().Members
+	for {
+		if gone, err := in.departed(ctx, peers); err == nil && gone {
+			break
+		}
+		if err := sleepCtx(ctx, managerTick); err != nil {
+			return &messages.ManagerReply{Op: accepted.Op, Error: "leave: still a member: " + err.Error()}
+		}
+	}
+	if _, err := in.rt.ask(ctx, "", WatcherPath, &messages.LeaveCluster{}); err != nil {
+		in.rt.logger().Warn("gossip leave", "err", err)
+	}
+	in.rt.logger().Info("left the cluster", "node", in.rt.Name)
+	if in.rt.OnLeave != nil {
+		go in.rt.OnLeave()
+	}
+	return &messages.ManagerReply{Op: accepted.Op, Detail: in.rt.Name + " left the cluster; stopping"}
+}
+
+// departed asks the other members' managers for the coordinator's view
+// until one answers: true when this node is neither a member nor the
+// subject of an op.
+func (in *managerInputs) departed(ctx context.Context, peers []*messages.ClusterMember) (bool, error) {
+	var lastErr error
+	for _, p := range peers {
+		if p.Name == in.rt.Name || p.ClusterAddr == "" {
+			continue
+		}
+		res, err := in.rt.ask(ctx, p.ClusterAddr, ManagerPath, &messages.NodeStatusRequest{})
+		st, ok := res.(*messages.NodeStatusReply)
+		if err != nil || !ok || st.Error != "" {
+			lastErr = fmt.Errorf("%s: %v", p.Name, err)
+			continue
+		}
+		for _, o := range st.Ops {
+			if o.Node.GetName() == in.rt.Name {
+				return false, nil
+			}
+		}
+		for _, n := range st.Nodes {
+			if n.Name == in.rt.Name && n.Member {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	return false, lastErr
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
 // operate runs an operator's request: here on the coordinator, else
 // forwarded to it.
 func (in *managerInputs) operate(msg proto.Message) proto.Message {
@@ -519,9 +628,6 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 		addr, id := r.LeaderWithID()
 		if addr == "" {
 			return managerError(msg, "no coordinator: the system group has no leader")
-		}
-		if _, ok := msg.(*messages.LeaveCluster); ok {
-			msg = &messages.RemoveNode{Name: in.rt.Name}
 		}
 		res, err := in.rt.ask(ctx, string(addr), ManagerPath, msg)
 		if err != nil {
@@ -539,8 +645,6 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 		return in.addNode(ctx, st, m)
 	case *messages.RemoveNode:
 		return in.removeNode(ctx, st, m.Name, "operator")
-	case *messages.LeaveCluster:
-		return in.removeNode(ctx, st, in.rt.Name, "leave")
 	}
 	return managerError(msg, fmt.Sprintf("unexpected %T", msg))
 }
@@ -571,6 +675,11 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 	node := memberOf(g)
 	if m.Role != messages.Role_ROLE_UNSPECIFIED {
 		node.Role = m.Role
+	}
+	if slices.Contains(st.Removed, m.Name) {
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ClearTombstone{ClearTombstone: m.Name}}); err != nil {
+			return &messages.ManagerReply{Error: err.Error()}
+		}
 	}
 	op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: "operator"}
 	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})

@@ -50,6 +50,9 @@ type Runtime struct {
 	SyncRetries int
 	// GossipFast tightens gossip timers (tests on loopback only).
 	GossipFast bool
+	// OnLeave is called once the node has left the cluster (leave()): the
+	// node binary stops the process.
+	OnLeave func()
 	Log        *slog.Logger
 	// Exec runs a write command on a shard (kv.Exec).
 	Exec storage.Executor

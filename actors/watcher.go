@@ -13,6 +13,7 @@ package actors
 import (
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -34,6 +35,8 @@ type watcherActor struct {
 	events chan *messages.MemberEvent
 	stop   chan struct{}
 	done   chan struct{}
+	// leaving is set once this node leaves: serf stopping is expected then.
+	leaving atomic.Bool
 }
 
 type joinFailed struct{ err error }
@@ -55,12 +58,18 @@ func (w *watcherActor) Receive(ctx actor.Context) {
 			w.rt.logger().Warn("gossip tags", "err", err)
 		}
 	case *messages.LeaveCluster:
-		err := w.g.Leave()
-		reply := &messages.ManagerReply{}
-		if err != nil {
-			reply.Error = err.Error()
-		}
-		ctx.Respond(reply)
+		// Serf's leave waits for the message to spread: off the mailbox.
+		w.leaving.Store(true)
+		g, to, root := w.g, ctx.Sender(), ctx.ActorSystem().Root
+		go func() {
+			reply := &messages.ManagerReply{}
+			if err := g.Leave(); err != nil {
+				reply.Error = err.Error()
+			}
+			if to != nil {
+				root.Send(to, reply)
+			}
+		}()
 	case joinFailed:
 		panic(m.err)
 	}
@@ -115,6 +124,13 @@ func (w *watcherActor) start(ctx actor.Context) error {
 				return
 			case ev := <-events:
 				root.Send(manager, ev)
+			case <-g.Done():
+				// Serf stopped by itself (it lost a name conflict vote):
+				// crash, so the supervisor starts a new one.
+				if !w.leaving.Load() {
+					root.Send(self, joinFailed{errors.New("gossip: serf stopped by itself")})
+				}
+				return
 			case <-retry.C:
 				if joined {
 					continue

@@ -130,3 +130,17 @@ func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }
 
 var errEOF = io.EOF
+
+func TestTombstones(t *testing.T) {
+	st := &messages.ClusterState{}
+	for i := 0; i < 2; i++ {
+		Step(st, &messages.SystemCommand{Cmd: &messages.SystemCommand_Tombstone{Tombstone: "n2"}})
+	}
+	if len(st.Removed) != 1 || st.Removed[0] != "n2" {
+		t.Fatalf("removed %v after two tombstones for n2", st.Removed)
+	}
+	Step(st, &messages.SystemCommand{Cmd: &messages.SystemCommand_ClearTombstone{ClearTombstone: "n2"}})
+	if len(st.Removed) != 0 {
+		t.Fatalf("removed %v after clearing n2", st.Removed)
+	}
+}

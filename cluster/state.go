@@ -94,6 +94,12 @@ func Step(st *messages.ClusterState, c *messages.SystemCommand) any {
 				o.DoneShards = append(o.DoneShards, c.ShardDone.Shard)
 			}
 		}
+	case *messages.SystemCommand_Tombstone:
+		if !slices.Contains(st.Removed, c.Tombstone) {
+			st.Removed = append(st.Removed, c.Tombstone)
+		}
+	case *messages.SystemCommand_ClearTombstone:
+		st.Removed = slices.DeleteFunc(st.Removed, func(n string) bool { return n == c.ClearTombstone })
 	default:
 		return fmt.Errorf("%w: empty command", ErrBadCommand)
 	}

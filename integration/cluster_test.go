@@ -382,4 +382,25 @@ func TestRemoveLeaderAndRefuseQuorumLoss(t *testing.T) {
 		defer cancel()
 		return c.Set(ctx, "after-removal", "1", 0).Err()
 	})
+
+	// leave: rest[0] takes itself out (leadership and the system group
+	// move to rest[1]) and its process exits 0; rest[1] serves alone.
+	if out, err := operator(t, rest[0], "leave"); err != nil {
+		t.Fatalf("leave %s: %v\n%s", rest[0].name, err, out)
+	}
+	select {
+	case <-rest[0].exited:
+		if st := rest[0].cmd.ProcessState; !st.Success() {
+			t.Fatalf("%s exited with %v after leave", rest[0].name, st)
+		}
+		rest[0].cmd = nil
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s still running 60s after leave", rest[0].name)
+	}
+	eventually(t, 30*time.Second, rest[1].name+" the only voter", func() error { return voters(rest[1], rest[1].name) })
+	eventually(t, 30*time.Second, "writes after the leave", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return c.Set(ctx, "after-leave", "1", 0).Err()
+	})
 }

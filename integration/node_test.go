@@ -90,6 +90,11 @@ func (n *node) start() {
 		t.Fatal(err)
 	}
 	n.log = f
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("COPPICE_TEST_LOGS") != "" {
+			t.Logf("log of %s:\n%s", n.name, readFile(logPath))
+		}
+	})
 	n.cmd = exec.Command(nodeBinary(t), n.args...)
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	if err := n.cmd.Start(); err != nil {

@@ -369,12 +369,15 @@ func (x *MembershipOp) GetCause() string {
 
 // ClusterState is what the system group replicates.
 type ClusterState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Shards        uint32                 `protobuf:"varint,2,opt,name=shards,proto3" json:"shards,omitempty"`
-	Members       []*ClusterMember       `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
-	Ops           []*MembershipOp        `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`
-	NextOp        uint64                 `protobuf:"varint,5,opt,name=next_op,json=nextOp,proto3" json:"next_op,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Shards    uint32                 `protobuf:"varint,2,opt,name=shards,proto3" json:"shards,omitempty"`
+	Members   []*ClusterMember       `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	Ops       []*MembershipOp        `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`
+	NextOp    uint64                 `protobuf:"varint,5,opt,name=next_op,json=nextOp,proto3" json:"next_op,omitempty"`
+	// Nodes an operator removed (or that left): gossip may still see them,
+	// but they are not added again unless an operator adds them.
+	Removed       []string `protobuf:"bytes,6,rep,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -444,6 +447,13 @@ func (x *ClusterState) GetNextOp() uint64 {
 	return 0
 }
 
+func (x *ClusterState) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
 // SystemCommand is one entry of the system group's log.
 type SystemCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -455,6 +465,8 @@ type SystemCommand struct {
 	//	*SystemCommand_PutOp
 	//	*SystemCommand_DeleteOp
 	//	*SystemCommand_ShardDone
+	//	*SystemCommand_Tombstone
+	//	*SystemCommand_ClearTombstone
 	Cmd           isSystemCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -551,6 +563,24 @@ func (x *SystemCommand) GetShardDone() *ShardDone {
 	return nil
 }
 
+func (x *SystemCommand) GetTombstone() string {
+	if x != nil {
+		if x, ok := x.Cmd.(*SystemCommand_Tombstone); ok {
+			return x.Tombstone
+		}
+	}
+	return ""
+}
+
+func (x *SystemCommand) GetClearTombstone() string {
+	if x != nil {
+		if x, ok := x.Cmd.(*SystemCommand_ClearTombstone); ok {
+			return x.ClearTombstone
+		}
+	}
+	return ""
+}
+
 type isSystemCommand_Cmd interface {
 	isSystemCommand_Cmd()
 }
@@ -579,6 +609,14 @@ type SystemCommand_ShardDone struct {
 	ShardDone *ShardDone `protobuf:"bytes,6,opt,name=shard_done,json=shardDone,proto3,oneof"`
 }
 
+type SystemCommand_Tombstone struct {
+	Tombstone string `protobuf:"bytes,7,opt,name=tombstone,proto3,oneof"`
+}
+
+type SystemCommand_ClearTombstone struct {
+	ClearTombstone string `protobuf:"bytes,8,opt,name=clear_tombstone,json=clearTombstone,proto3,oneof"`
+}
+
 func (*SystemCommand_Init) isSystemCommand_Cmd() {}
 
 func (*SystemCommand_PutMember) isSystemCommand_Cmd() {}
@@ -590,6 +628,10 @@ func (*SystemCommand_PutOp) isSystemCommand_Cmd() {}
 func (*SystemCommand_DeleteOp) isSystemCommand_Cmd() {}
 
 func (*SystemCommand_ShardDone) isSystemCommand_Cmd() {}
+
+func (*SystemCommand_Tombstone) isSystemCommand_Cmd() {}
+
+func (*SystemCommand_ClearTombstone) isSystemCommand_Cmd() {}
 
 type InitCluster struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1368,14 +1410,15 @@ const file_cluster_proto_rawDesc = "" +
 	"started_ms\x18\x04 \x01(\x03R\tstartedMs\x12\x1f\n" +
 	"\vdone_shards\x18\x05 \x03(\rR\n" +
 	"doneShards\x12\x14\n" +
-	"\x05cause\x18\x06 \x01(\tR\x05cause\"\xcb\x01\n" +
+	"\x05cause\x18\x06 \x01(\tR\x05cause\"\xe5\x01\n" +
 	"\fClusterState\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
 	"\x06shards\x18\x02 \x01(\rR\x06shards\x129\n" +
 	"\amembers\x18\x03 \x03(\v2\x1f.coppice.messages.ClusterMemberR\amembers\x120\n" +
 	"\x03ops\x18\x04 \x03(\v2\x1e.coppice.messages.MembershipOpR\x03ops\x12\x17\n" +
-	"\anext_op\x18\x05 \x01(\x04R\x06nextOp\"\xca\x02\n" +
+	"\anext_op\x18\x05 \x01(\x04R\x06nextOp\x12\x18\n" +
+	"\aremoved\x18\x06 \x03(\tR\aremoved\"\x95\x03\n" +
 	"\rSystemCommand\x123\n" +
 	"\x04init\x18\x01 \x01(\v2\x1d.coppice.messages.InitClusterH\x00R\x04init\x12@\n" +
 	"\n" +
@@ -1384,7 +1427,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06put_op\x18\x04 \x01(\v2\x1e.coppice.messages.MembershipOpH\x00R\x05putOp\x12\x1d\n" +
 	"\tdelete_op\x18\x05 \x01(\x04H\x00R\bdeleteOp\x12<\n" +
 	"\n" +
-	"shard_done\x18\x06 \x01(\v2\x1b.coppice.messages.ShardDoneH\x00R\tshardDoneB\x05\n" +
+	"shard_done\x18\x06 \x01(\v2\x1b.coppice.messages.ShardDoneH\x00R\tshardDone\x12\x1e\n" +
+	"\ttombstone\x18\a \x01(\tH\x00R\ttombstone\x12)\n" +
+	"\x0fclear_tombstone\x18\b \x01(\tH\x00R\x0eclearTombstoneB\x05\n" +
 	"\x03cmd\"{\n" +
 	"\vInitCluster\x12\x1d\n" +
 	"\n" +
@@ -1534,6 +1579,8 @@ func file_cluster_proto_init() {
 		(*SystemCommand_PutOp)(nil),
 		(*SystemCommand_DeleteOp)(nil),
 		(*SystemCommand_ShardDone)(nil),
+		(*SystemCommand_Tombstone)(nil),
+		(*SystemCommand_ClearTombstone)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

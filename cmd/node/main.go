@@ -104,6 +104,10 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
+	// leave() stops the node once it is out of the cluster.
+	ctx, left := context.WithCancel(ctx)
+	defer left()
+	rt.OnLeave = left
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	node, err := actors.Start(startCtx, tree, log)
 	cancel()
