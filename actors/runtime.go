@@ -53,7 +53,7 @@ type Runtime struct {
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()
-	Log        *slog.Logger
+	Log     *slog.Logger
 	// Exec runs a write command on a shard (kv.Exec).
 	Exec storage.Executor
 
