@@ -281,6 +281,9 @@ func (in *managerInputs) reconcile() *reconciled {
 	if st.ClusterId == "" {
 		_, out.err = in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_Init{Init: &messages.InitCluster{
 			ClusterId: newClusterID(), Shards: uint32(in.rt.Shards), First: in.selfMember()}}})
+		if out.err == nil {
+			in.learnClusterID()
+		}
 		return out
 	}
 	var errs []error

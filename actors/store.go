@@ -39,6 +39,9 @@ func (s *storeActor) open() error {
 	if err != nil {
 		return err
 	}
+	// The cluster this data belongs to, if any: gossip announces it from
+	// the start, so a node with another cluster's data is refused.
+	rt.setClusterID(id.ClusterID)
 	switch state {
 	case storage.DirNew:
 		if err := l.WriteIdentity(storage.Identity{Name: rt.Name, Shards: rt.Shards}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -84,6 +85,30 @@ func newNode(t *testing.T, name, dataDir string, extra ...string) *node {
 func (n *node) start() {
 	t := n.t
 	t.Helper()
+	logPath := n.launch()
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := n.ready(hc)
+		if err == nil {
+			return
+		}
+		select {
+		case <-n.exited:
+			t.Fatalf("%s exited during start: %s", n.name, readFile(logPath))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not serving after 60s: %v\n%s", n.name, err, readFile(logPath))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// launch starts the process and returns its log's path; it does not wait.
+func (n *node) launch() string {
+	t := n.t
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), n.name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -103,22 +128,25 @@ func (n *node) start() {
 	n.exited = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(n.cmd, n.exited)
 	t.Cleanup(func() { n.kill() })
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := n.ready(hc)
-		if err == nil {
-			return
-		}
-		select {
-		case <-n.exited:
-			t.Fatalf("%s exited during start: %s", n.name, readFile(logPath))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not serving after 60s: %v\n%s", n.name, err, readFile(logPath))
-		}
-		time.Sleep(50 * time.Millisecond)
+	return logPath
+}
+
+// refused launches the node and expects it to exit non-zero within 60s
+// with want in its log.
+func (n *node) refused(want string) {
+	t := n.t
+	t.Helper()
+	logPath := n.launch()
+	select {
+	case <-n.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s still running 60s after a start that should be refused:\n%s", n.name, readFile(logPath))
+	}
+	st := n.cmd.ProcessState
+	n.cmd = nil
+	log := readFile(logPath)
+	if st.Success() || !strings.Contains(log, want) {
+		t.Fatalf("%s: exit %v, want a failure with %q in the log:\n%s", n.name, st, want, log)
 	}
 }
 
