@@ -404,3 +404,70 @@ func TestRemoveLeaderAndRefuseQuorumLoss(t *testing.T) {
 		return c.Set(ctx, "after-leave", "1", 0).Err()
 	})
 }
+
+type syncView struct {
+	Syncs []struct {
+		Node  string `json:"node"`
+		Shard int    `json:"shard"`
+		State string `json:"state"`
+	} `json:"syncs"`
+	Shards []struct {
+		ID     int    `json:"id"`
+		Leader string `json:"leader"`
+	} `json:"shards"`
+}
+
+// TestLeaderKilledDuringSync: while a fourth node syncs under writes, the
+// node leading the shard being synced (and coordinating the cluster) is
+// killed with SIGKILL. A new coordinator resumes the join from the journal,
+// the sync goes on from the shard's new leader, and the new node ends up a
+// voter everywhere with the same data as the survivors.
+func TestLeaderKilledDuringSync(t *testing.T) {
+	nodes := startCluster(t, "--gossip-fast", "--remove-delay", "10m")
+	w := startWriter(t, nodes[1:])
+	eventually(t, 30*time.Second, "writes flowing", func() error {
+		if w.n.Load() < 200 {
+			return fmt.Errorf("%d writes", w.n.Load())
+		}
+		return nil
+	})
+	n4 := newNode(t, "n4", t.TempDir(), "--join", nodes[1].gossip, "--gossip-fast", "--remove-delay", "10m")
+	n4.launch()
+	// Find a shard n4 is syncing, and its leader.
+	var victim string
+	eventually(t, 60*time.Second, "a sync of n4 under way", func() error {
+		var st syncView
+		if err := nodes[1].getJSON("/v1/status", &st); err != nil {
+			return err
+		}
+		for _, s := range st.Syncs {
+			if s.Node == "n4" && (s.State == "copying" || s.State == "catching_up") {
+				victim = st.Shards[s.Shard].Leader
+				if victim != "" && victim != "n4" {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("syncs %+v", st.Syncs)
+	})
+	var survivors []*node
+	for _, n := range nodes {
+		if n.name == victim {
+			n.kill9()
+		} else {
+			survivors = append(survivors, n)
+		}
+	}
+	if len(survivors) != 2 {
+		t.Fatalf("victim %q is not one of the nodes", victim)
+	}
+	t.Logf("killed %s during the sync", victim)
+	eventually(t, 90*time.Second, "n4 a voter in every shard", func() error {
+		return voters(survivors[0], "n1", "n2", "n3", "n4")
+	})
+	eventually(t, 30*time.Second, "n4 a member", func() error { return members(survivors[0], "n1", "n2", "n3", "n4") })
+	acked := w.finish()
+	all := append(survivors, n4)
+	eventually(t, 30*time.Second, "same data on the survivors and n4", func() error { return sameData(all...) })
+	readAll(t, n4, acked)
+}
