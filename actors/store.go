@@ -39,6 +39,7 @@ func (s *storeActor) open() error {
 	if err != nil {
 		return err
 	}
+	clone := false
 	// The cluster this data belongs to, if any: gossip announces it from
 	// the start, so a node with another cluster's data is refused.
 	rt.setClusterID(id.ClusterID)
@@ -48,9 +49,16 @@ func (s *storeActor) open() error {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	case storage.DirClone:
-		// A copy of another node's data dir: the cluster issue handles
-		// joining it; standalone, refuse rather than guess.
-		return fmt.Errorf("%w: %s was written by node %q, this node is %q", storage.ErrOtherNode, l.Dir, id.Name, rt.Name)
+		// A copy of another node's data dir: keep the data, drop the
+		// other node's Raft state, and join as this node.
+		if len(rt.Join) == 0 {
+			return fmt.Errorf("%w: %s was written by node %q, this node is %q: start a disk clone with --join to join its cluster", storage.ErrOtherNode, l.Dir, id.Name, rt.Name)
+		}
+		if err := l.ForgetRaftState(rt.Shards); err != nil {
+			return err
+		}
+		clone = true
+		rt.logger().Info("disk clone: kept the data, dropped the Raft state", "of", id.Name, "dir", l.Dir)
 	}
 	snaps := make([]*storage.SnapshotStore, rt.Shards)
 	for i := 0; i < rt.Shards; i++ {
@@ -64,6 +72,17 @@ func (s *storeActor) open() error {
 		}
 		snaps[i] = st
 		s.shards = append(s.shards, sh)
+		if clone {
+			if err := sh.MarkApplied(); err != nil {
+				return fmt.Errorf("node: disk clone: shard %d: %w", i, err)
+			}
+		}
+	}
+	if clone {
+		// Written last: a crash before this point finds a clone again.
+		if err := l.WriteIdentity(storage.Identity{Name: rt.Name, Shards: rt.Shards, ClusterID: id.ClusterID}); err != nil {
+			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
+		}
 	}
 	rt.setShards(s.shards, snaps)
 	idx := make([]uint64, len(s.shards))

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -470,4 +473,99 @@ func TestLeaderKilledDuringSync(t *testing.T) {
 	all := append(survivors, n4)
 	eventually(t, 30*time.Second, "same data on the survivors and n4", func() error { return sameData(all...) })
 	readAll(t, n4, acked)
+}
+
+// copyDir copies a stopped node's data dir, as an operator's cp -r would.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDiskCloneJoinsByReplay: a copy of a stopped member's data dir,
+// started under a new name with --join, keeps its data and joins by
+// replaying the leaders' logs from its applied index: no shard is copied.
+func TestDiskCloneJoinsByReplay(t *testing.T) {
+	nodes := startCluster(t, "--gossip-fast", "--remove-delay", "10m")
+	c := nodes[0].redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < 300; i++ {
+		if err := c.Set(ctx, fmt.Sprintf("before:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n3 := nodes[2]
+	if err := n3.stop(); err != nil {
+		t.Fatal(err)
+	}
+	cloneDir := filepath.Join(t.TempDir(), "n4")
+	copyDir(t, n3.dataDir, cloneDir)
+	n3.start()
+	// Writes the clone does not have: the leaders' logs carry them.
+	for i := 0; i < 300; i++ {
+		if err := c.Set(ctx, fmt.Sprintf("after:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n4 := newNode(t, "n4", cloneDir, "--join", nodes[0].gossip, "--gossip-fast", "--remove-delay", "10m")
+	n4.start()
+	eventually(t, 60*time.Second, "n4 a voter in every shard", func() error { return voters(nodes[0], "n1", "n2", "n3", "n4") })
+	eventually(t, 30*time.Second, "n4 a member", func() error { return members(nodes[0], "n1", "n2", "n3", "n4") })
+	var st struct {
+		Syncs []struct {
+			Node   string `json:"node"`
+			Shard  int    `json:"shard"`
+			Method string `json:"method"`
+		} `json:"syncs"`
+	}
+	if err := nodes[0].getJSON("/v1/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	replayed := 0
+	for _, s := range st.Syncs {
+		if s.Node != "n4" {
+			continue
+		}
+		if s.Method != "replay" {
+			t.Errorf("shard %d of the clone synced by %q, want replay", s.Shard, s.Method)
+		}
+		replayed++
+	}
+	if replayed != 4 {
+		t.Fatalf("%d shard syncs of n4 reported, want 4: %+v", replayed, st.Syncs)
+	}
+	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(append(nodes, n4)...) })
+	// No snapshot was installed: each shard holds only the marker the
+	// clone made at its applied index.
+	for i := 0; i < 4; i++ {
+		ents, err := os.ReadDir(filepath.Join(cloneDir, "shards", fmt.Sprint(i), "snapshots"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) != 1 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("shard %d of the clone has snapshots %v, want only its marker", i, names)
+		}
+	}
 }

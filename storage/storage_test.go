@@ -311,3 +311,32 @@ func TestChecksumAgreesOnEqualDataOnly(t *testing.T) {
 		t.Fatalf("different values, same checksum %08x", asum)
 	}
 }
+
+func TestDiskCloneKeepsDataAndMarksApplied(t *testing.T) {
+	dir := t.TempDir()
+	s, snaps := openTestShard(t, dir)
+	s.ApplyBatch([]*raft.Log{entry(t, 7, 3, "a", "1")})
+	persist(t, s, snaps, 7) // the original node's own snapshot
+	os.MkdirAll(Layout{Dir: dir}.RaftDir(0), 0o755)
+	s.Close()
+
+	l := Layout{Dir: dir}
+	if err := l.ForgetRaftState(1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(l.RaftDir(0)); !os.IsNotExist(err) {
+		t.Fatalf("raft dir still there: %v", err)
+	}
+	s, snaps = openTestShard(t, dir)
+	defer s.Close()
+	if got := get(t, s, "a"); got != "1" {
+		t.Fatalf("a = %q after ForgetRaftState, want the data kept", got)
+	}
+	if err := s.MarkApplied(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := snaps.List()
+	if err != nil || len(list) != 1 || list[0].Index != 7 || list[0].Term != 3 || len(list[0].Configuration.Servers) != 0 {
+		t.Fatalf("snapshots after MarkApplied: %+v, %v; want one at 7/3 with no configuration", list, err)
+	}
+}
