@@ -770,11 +770,53 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 	for _, s := range in.syncs {
 		out.Syncs = append(out.Syncs, s)
 	}
+	out.Applied = in.appliedEverywhere(st.Members)
 	slices.SortFunc(out.Syncs, func(a, b *messages.ShardSync) int {
 		if c := cmpString(a.Node, b.Node); c != 0 {
 			return c
 		}
 		return int(a.Shard) - int(b.Shard)
+	})
+	return out
+}
+
+// memberStatusTimeout bounds the status requests behind node_status.
+const memberStatusTimeout = 2 * time.Second
+
+// appliedEverywhere asks every member for every shard's applied index, all
+// at once; a member that does not answer is reported with its error.
+func (in *managerInputs) appliedEverywhere(members []*messages.ClusterMember) []*messages.MemberApplied {
+	ctx, cancel := context.WithTimeout(context.Background(), memberStatusTimeout)
+	defer cancel()
+	var out []*messages.MemberApplied
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range members {
+		addr := m.ClusterAddr
+		if m.Name == in.rt.Name {
+			addr = ""
+		}
+		for shard := 0; shard < in.rt.Shards; shard++ {
+			wg.Go(func() {
+				a := &messages.MemberApplied{Node: m.Name, Shard: uint32(shard)}
+				res, err := in.rt.ask(ctx, addr, RaftPath(shard), &messages.ShardStatus{})
+				if r, ok := res.(*messages.ShardStatusReply); err == nil && ok {
+					a.AppliedIndex = r.AppliedIndex
+				} else if err != nil {
+					a.Error = err.Error()
+				}
+				mu.Lock()
+				out = append(out, a)
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b *messages.MemberApplied) int {
+		if a.Shard != b.Shard {
+			return int(a.Shard) - int(b.Shard)
+		}
+		return cmpString(a.Node, b.Node)
 	})
 	return out
 }

@@ -114,8 +114,10 @@ type ShardStatus struct {
 type MemberStatus struct {
 	Node     string `json:"node"`
 	Suffrage string `json:"suffrage"` // voter, nonvoter, staging
-	// AppliedIndex is known for this node only (null for the others).
+	// AppliedIndex is the member's own answer (null when it did not
+	// answer); Lag is how far it is behind the most advanced member.
 	AppliedIndex *uint64 `json:"applied_index"`
+	Lag          *uint64 `json:"lag,omitempty"`
 }
 
 // Ready reports whether the shard can serve: it has a leader and has
@@ -185,6 +187,32 @@ func GatherStatus(ctx context.Context, sys *actor.ActorSystem, info StatusInfo) 
 	return st, nil
 }
 
+// addApplied fills every shard member's applied index and lag from the
+// members' own answers.
+func addApplied(st *Status, applied []*messages.MemberApplied) {
+	idx := map[string]uint64{}
+	best := map[uint32]uint64{}
+	for _, a := range applied {
+		if a.Error != "" {
+			continue
+		}
+		idx[fmt.Sprint(a.Shard, "/", a.Node)] = a.AppliedIndex
+		best[a.Shard] = max(best[a.Shard], a.AppliedIndex)
+	}
+	for i := range st.Shards {
+		sh := &st.Shards[i]
+		for j := range sh.Members {
+			m := &sh.Members[j]
+			v, ok := idx[fmt.Sprint(sh.ID, "/", m.Node)]
+			if !ok {
+				continue
+			}
+			lag := best[uint32(sh.ID)] - v
+			m.AppliedIndex, m.Lag = &v, &lag
+		}
+	}
+}
+
 // clusterStatus asks the manager (which asks the coordinator).
 func clusterStatus(ctx context.Context, sys *actor.ActorSystem) *messages.NodeStatusReply {
 	timeout := DefaultStatusTimeout
@@ -240,6 +268,7 @@ func addCluster(st *Status, cs *messages.NodeStatusReply) {
 	if members > 1 {
 		st.Mode = ModeCluster
 	}
+	addApplied(st, cs.Applied)
 	switch {
 	case self.Member:
 		st.SyncStatus = SyncSynced

@@ -269,6 +269,31 @@ func TestClusterFormsAndAnyNodeServesAnyKey(t *testing.T) {
 		t.Fatalf("SCAN via n2: %d keys, %v", len(keys), err)
 	}
 	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(nodes...) })
+	// Every member reports its applied index, and once all have applied
+	// the same entries none lags.
+	eventually(t, 10*time.Second, "every member's applied index, no lag", func() error {
+		var st struct {
+			Shards []struct {
+				ID      int `json:"id"`
+				Members []struct {
+					Node    string  `json:"node"`
+					Applied *uint64 `json:"applied_index"`
+					Lag     *uint64 `json:"lag"`
+				} `json:"members"`
+			} `json:"shards"`
+		}
+		if err := nodes[1].getJSON("/v1/status", &st); err != nil {
+			return err
+		}
+		for _, sh := range st.Shards {
+			for _, m := range sh.Members {
+				if m.Applied == nil || m.Lag == nil || *m.Applied == 0 || *m.Lag != 0 {
+					return fmt.Errorf("shard %d member %s: applied %v lag %v", sh.ID, m.Node, m.Applied, m.Lag)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // TestJoinUnderWritesThenRemoveDeadNode: a fourth node joins while writes

@@ -1189,13 +1189,15 @@ func (x *GossipMemberStatus) GetDownSinceMs() int64 {
 }
 
 type NodeStatusReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Coordinator   string                 `protobuf:"bytes,2,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
-	Nodes         []*GossipMemberStatus  `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Ops           []*MembershipOp        `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`
-	Syncs         []*ShardSync           `protobuf:"bytes,5,rep,name=syncs,proto3" json:"syncs,omitempty"`
-	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId   string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Coordinator string                 `protobuf:"bytes,2,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	Nodes       []*GossipMemberStatus  `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Ops         []*MembershipOp        `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`
+	Syncs       []*ShardSync           `protobuf:"bytes,5,rep,name=syncs,proto3" json:"syncs,omitempty"`
+	Error       string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// Every member's applied index in every shard, as each answered.
+	Applied       []*MemberApplied `protobuf:"bytes,7,rep,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1272,6 +1274,81 @@ func (x *NodeStatusReply) GetError() string {
 	return ""
 }
 
+func (x *NodeStatusReply) GetApplied() []*MemberApplied {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+type MemberApplied struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Shard         uint32                 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
+	AppliedIndex  uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberApplied) Reset() {
+	*x = MemberApplied{}
+	mi := &file_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberApplied) ProtoMessage() {}
+
+func (x *MemberApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberApplied.ProtoReflect.Descriptor instead.
+func (*MemberApplied) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *MemberApplied) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *MemberApplied) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *MemberApplied) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *MemberApplied) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // SyncShard starts (or resumes) the sync of one shard to one node: the
 // arguments of a sync-<i> child.
 type SyncShard struct {
@@ -1285,7 +1362,7 @@ type SyncShard struct {
 
 func (x *SyncShard) Reset() {
 	*x = SyncShard{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1374,7 @@ func (x *SyncShard) String() string {
 func (*SyncShard) ProtoMessage() {}
 
 func (x *SyncShard) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1387,7 @@ func (x *SyncShard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncShard.ProtoReflect.Descriptor instead.
 func (*SyncShard) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SyncShard) GetOp() uint64 {
@@ -1345,7 +1422,7 @@ type SyncProgress struct {
 
 func (x *SyncProgress) Reset() {
 	*x = SyncProgress{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1434,7 @@ func (x *SyncProgress) String() string {
 func (*SyncProgress) ProtoMessage() {}
 
 func (x *SyncProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1447,7 @@ func (x *SyncProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncProgress.ProtoReflect.Descriptor instead.
 func (*SyncProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SyncProgress) GetOp() uint64 {
@@ -1473,7 +1550,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\vclient_addr\x18\x05 \x01(\tR\n" +
 	"clientAddr\x12\x16\n" +
 	"\x06member\x18\x06 \x01(\bR\x06member\x12\"\n" +
-	"\rdown_since_ms\x18\a \x01(\x03R\vdownSinceMs\"\x89\x02\n" +
+	"\rdown_since_ms\x18\a \x01(\x03R\vdownSinceMs\"\xc4\x02\n" +
 	"\x0fNodeStatusReply\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12 \n" +
@@ -1481,7 +1558,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\x05nodes\x18\x03 \x03(\v2$.coppice.messages.GossipMemberStatusR\x05nodes\x120\n" +
 	"\x03ops\x18\x04 \x03(\v2\x1e.coppice.messages.MembershipOpR\x03ops\x121\n" +
 	"\x05syncs\x18\x05 \x03(\v2\x1b.coppice.messages.ShardSyncR\x05syncs\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"f\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x129\n" +
+	"\aapplied\x18\a \x03(\v2\x1f.coppice.messages.MemberAppliedR\aapplied\"t\n" +
+	"\rMemberApplied\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05shard\x18\x02 \x01(\rR\x05shard\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"f\n" +
 	"\tSyncShard\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\x04R\x02op\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x123\n" +
@@ -1520,7 +1603,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cluster_proto_goTypes = []any{
 	(Role)(0),                  // 0: coppice.messages.Role
 	(OpKind)(0),                // 1: coppice.messages.OpKind
@@ -1539,8 +1622,9 @@ var file_cluster_proto_goTypes = []any{
 	(*ShardSync)(nil),          // 14: coppice.messages.ShardSync
 	(*GossipMemberStatus)(nil), // 15: coppice.messages.GossipMemberStatus
 	(*NodeStatusReply)(nil),    // 16: coppice.messages.NodeStatusReply
-	(*SyncShard)(nil),          // 17: coppice.messages.SyncShard
-	(*SyncProgress)(nil),       // 18: coppice.messages.SyncProgress
+	(*MemberApplied)(nil),      // 17: coppice.messages.MemberApplied
+	(*SyncShard)(nil),          // 18: coppice.messages.SyncShard
+	(*SyncProgress)(nil),       // 19: coppice.messages.SyncProgress
 }
 var file_cluster_proto_depIdxs = []int32{
 	0,  // 0: coppice.messages.ClusterMember.role:type_name -> coppice.messages.Role
@@ -1558,13 +1642,14 @@ var file_cluster_proto_depIdxs = []int32{
 	15, // 12: coppice.messages.NodeStatusReply.nodes:type_name -> coppice.messages.GossipMemberStatus
 	4,  // 13: coppice.messages.NodeStatusReply.ops:type_name -> coppice.messages.MembershipOp
 	14, // 14: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
-	3,  // 15: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
-	14, // 16: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 15: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
+	3,  // 16: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
+	14, // 17: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1588,7 +1673,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
