@@ -39,6 +39,7 @@ type raftActor struct {
 	system *actor.ActorSystem
 	self   *actor.PID
 	fsm    *storage.Shard
+	snaps  *storage.SnapshotStore
 	logs   storage.LogStore
 	trans  *raft.NetworkTransport
 	r      *raft.Raft
@@ -148,7 +149,7 @@ func (a *raftActor) start() error {
 	if err != nil {
 		return err
 	}
-	a.fsm = fsm
+	a.fsm, a.snaps = fsm, snaps
 	if a.logs, err = storage.OpenLogStore(rt.Layout().RaftDir(a.shard)); err != nil {
 		return err
 	}
@@ -367,10 +368,12 @@ func (a *raftActor) leaderError(err error) (text, addr, id string) {
 }
 
 func (a *raftActor) status(to *actor.PID) {
-	r, logs, fsm, shard, root := a.r, a.logs, a.fsm, a.shard, a.system.Root
+	r, logs, fsm, snaps, shard, root := a.r, a.logs, a.fsm, a.snaps, a.shard, a.system.Root
 	go func() {
 		applied, _ := fsm.Applied()
 		reply := groupStatus(r, logs, uint32(shard), applied)
+		done, total := snaps.Receiving()
+		reply.SnapshotBytesDone, reply.SnapshotBytesTotal = uint64(done), uint64(total)
 		// Entries the state machine never sees (no-ops) count as applied
 		// once every entry before them is.
 		if reply.AppliedIndex < reply.CommitIndex && storage.LastVisible(logs, reply.CommitIndex, reply.AppliedIndex) == reply.AppliedIndex {

@@ -80,6 +80,8 @@ type SyncState struct {
 	State         string `json:"state"` // not_started, copying, catching_up, synced, failed
 	Method        string `json:"method,omitempty"`
 	Attempt       uint32 `json:"attempt"`
+	BytesDone     uint64 `json:"bytes_done"`
+	BytesTotal    uint64 `json:"bytes_total"`
 	TargetApplied uint64 `json:"target_applied"`
 	LeaderCommit  uint64 `json:"leader_commit"`
 	Error         string `json:"error,omitempty"`
@@ -257,6 +259,7 @@ func addCluster(st *Status, cs *messages.NodeStatusReply) {
 	for _, s := range cs.Syncs {
 		st.Syncs = append(st.Syncs, SyncState{Node: s.Node, Shard: s.Shard,
 			State: strings.ToLower(strings.TrimPrefix(s.State.String(), "SYNC_")), Method: s.Method, Attempt: s.Attempt,
+			BytesDone: s.BytesDone, BytesTotal: s.BytesTotal,
 			TargetApplied: s.TargetApplied, LeaderCommit: s.LeaderCommit, Error: s.Error})
 	}
 	syncing := false

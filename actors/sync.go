@@ -128,12 +128,21 @@ func (s *shardSync) run(ctx context.Context) error {
 		if target, err = s.status(ctx, node.ClusterAddr); err != nil {
 			return s.fail(fmt.Errorf("target %s: %w", node.Name, err))
 		}
-		// Caught up: the target has applied what the leader had
-		// committed at the previous poll.
-		if target.AppliedIndex >= s.st.LeaderCommit && target.AppliedIndex > 0 {
+		switch {
+		case target.SnapshotBytesTotal > 0:
+			// The leader is streaming it a checkpoint.
+			s.st.State, s.st.Method = messages.SyncState_SYNC_COPYING, "snapshot"
+			s.st.BytesDone, s.st.BytesTotal = target.SnapshotBytesDone, target.SnapshotBytesTotal
+			stable = 0
+		case target.AppliedIndex >= s.st.LeaderCommit && target.AppliedIndex > 0:
+			// Caught up: the target has applied what the leader had
+			// committed at the previous poll.
 			stable++
 			s.st.State = messages.SyncState_SYNC_CATCHING_UP
-		} else {
+			if s.st.BytesTotal > 0 {
+				s.st.BytesDone = s.st.BytesTotal
+			}
+		default:
 			stable = 0
 		}
 		s.st.TargetApplied, s.st.LeaderCommit = target.AppliedIndex, leader.CommitIndex

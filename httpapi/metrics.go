@@ -44,7 +44,9 @@ var (
 	descLast       = prometheus.NewDesc("coppice_shard_last_index", "Index of the last entry in the shard's Raft log on this node.", shardLabels, nil)
 	descTerm       = prometheus.NewDesc("coppice_shard_term", "The shard's current Raft term on this node.", shardLabels, nil)
 	descIsLeader   = prometheus.NewDesc("coppice_shard_is_leader", "1 if this node leads the shard.", shardLabels, nil)
-	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader}
+	descRecvDone   = prometheus.NewDesc("coppice_shard_snapshot_receive_bytes", "File bytes of the snapshot (a sync's checkpoint copy) this node is receiving for the shard; 0 when none.", shardLabels, nil)
+	descRecvTotal  = prometheus.NewDesc("coppice_shard_snapshot_receive_total_bytes", "Size of the snapshot this node is receiving for the shard; 0 when none.", shardLabels, nil)
+	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader, descRecvDone, descRecvTotal}
 	shardGaugeType = prometheus.GaugeValue
 )
 
@@ -85,5 +87,7 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLast, shardGaugeType, float64(st.LastIndex), shard)
 		ch <- prometheus.MustNewConstMetric(descTerm, shardGaugeType, float64(st.Term), shard)
 		ch <- prometheus.MustNewConstMetric(descIsLeader, shardGaugeType, leader, shard)
+		ch <- prometheus.MustNewConstMetric(descRecvDone, shardGaugeType, float64(st.SnapshotBytesDone), shard)
+		ch <- prometheus.MustNewConstMetric(descRecvTotal, shardGaugeType, float64(st.SnapshotBytesTotal), shard)
 	}
 }

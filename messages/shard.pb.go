@@ -397,8 +397,11 @@ type ShardStatusReply struct {
 	AppliedIndex  uint64                 `protobuf:"varint,9,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	Configuration []*RaftServer          `protobuf:"bytes,10,rep,name=configuration,proto3" json:"configuration,omitempty"`
 	Error         string                 `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// A snapshot being received from the leader: file bytes written, in all.
+	SnapshotBytesDone  uint64 `protobuf:"varint,12,opt,name=snapshot_bytes_done,json=snapshotBytesDone,proto3" json:"snapshot_bytes_done,omitempty"`
+	SnapshotBytesTotal uint64 `protobuf:"varint,13,opt,name=snapshot_bytes_total,json=snapshotBytesTotal,proto3" json:"snapshot_bytes_total,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ShardStatusReply) Reset() {
@@ -506,6 +509,20 @@ func (x *ShardStatusReply) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *ShardStatusReply) GetSnapshotBytesDone() uint64 {
+	if x != nil {
+		return x.SnapshotBytesDone
+	}
+	return 0
+}
+
+func (x *ShardStatusReply) GetSnapshotBytesTotal() uint64 {
+	if x != nil {
+		return x.SnapshotBytesTotal
+	}
+	return 0
 }
 
 // ShardChecksum asks a shard's Raft actor for a checksum of its data: see
@@ -646,7 +663,7 @@ const file_shard_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x126\n" +
 	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\"\r\n" +
-	"\vShardStatus\"\xf2\x02\n" +
+	"\vShardStatus\"\xd4\x03\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -662,7 +679,9 @@ const file_shard_proto_rawDesc = "" +
 	"\rapplied_index\x18\t \x01(\x04R\fappliedIndex\x12B\n" +
 	"\rconfiguration\x18\n" +
 	" \x03(\v2\x1c.coppice.messages.RaftServerR\rconfiguration\x12\x14\n" +
-	"\x05error\x18\v \x01(\tR\x05error\"\x0f\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x12.\n" +
+	"\x13snapshot_bytes_done\x18\f \x01(\x04R\x11snapshotBytesDone\x120\n" +
+	"\x14snapshot_bytes_total\x18\r \x01(\x04R\x12snapshotBytesTotal\"\x0f\n" +
 	"\rShardChecksum\"\x91\x01\n" +
 	"\x12ShardChecksumReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12#\n" +

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -58,6 +59,15 @@ type SnapshotStore struct {
 	dir    string
 	retain int
 	mu     sync.Mutex // serialises reaping against opening
+	// The snapshot being received (InstallSnapshot), if any: bytes of its
+	// files written so far, and in all.
+	recvDone, recvTotal atomic.Int64
+}
+
+// Receiving reports the transfer of a snapshot into the store under way:
+// file bytes written and in all (0, 0 when none is).
+func (st *SnapshotStore) Receiving() (done, total int64) {
+	return st.recvDone.Load(), st.recvTotal.Load()
 }
 
 // NewSnapshotStore opens dir, keeping the newest retain snapshots.
@@ -218,7 +228,26 @@ func (s *snapshotSink) Write(p []byte) (int, error) {
 	if s.stream == nil {
 		s.stream = newStreamWriter(s.ckptDir())
 	}
-	return s.stream.Write(p)
+	n, err := s.stream.Write(p)
+	if m := s.stream.m; m != nil {
+		if s.store.recvTotal.Load() == 0 {
+			var total int64
+			for _, f := range m.Files {
+				total += f.Size
+			}
+			s.store.recvTotal.Store(total)
+		}
+		s.store.recvDone.Store(s.stream.fileBytes)
+	}
+	return n, err
+}
+
+// received clears the store's transfer progress.
+func (s *snapshotSink) received() {
+	if s.stream != nil {
+		s.store.recvDone.Store(0)
+		s.store.recvTotal.Store(0)
+	}
 }
 
 func (s *snapshotSink) Close() error {
@@ -226,6 +255,7 @@ func (s *snapshotSink) Close() error {
 		return nil
 	}
 	s.closed = true
+	defer s.received()
 	if s.stream != nil {
 		if err := s.stream.finish(); err != nil {
 			os.RemoveAll(s.dir)
@@ -265,6 +295,7 @@ func (s *snapshotSink) Close() error {
 
 func (s *snapshotSink) Cancel() error {
 	s.closed = true
+	s.received()
 	return os.RemoveAll(s.dir)
 }
 
@@ -419,7 +450,9 @@ type streamWriter struct {
 	bw      *bufio.Writer
 	crc     uint32
 	written int64
-	err     error
+	// fileBytes counts every file byte written so far.
+	fileBytes int64
+	err       error
 }
 
 func newStreamWriter(dir string) *streamWriter { return &streamWriter{dir: dir} }
@@ -472,6 +505,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		}
 		w.crc = crc32.Update(w.crc, castagnoli, p[:n])
 		w.written += n
+		w.fileBytes += n
 		p = p[n:]
 		if w.written == f.Size {
 			if err := w.closeCurrent(); err != nil {

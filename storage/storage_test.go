@@ -150,13 +150,25 @@ func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Half the stream in: the receiving store reports its progress.
+	half, err := io.CopyN(sink, rc, meta.Size/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, total := snaps2.Receiving()
+	if total <= 0 || done <= 0 || done > total || total > meta.Size {
+		t.Fatalf("receiving %d of %d bytes after %d of a %d-byte stream", done, total, half, meta.Size)
+	}
 	n, err := io.Copy(sink, rc)
 	rc.Close()
-	if err != nil || n != meta.Size {
-		t.Fatalf("copied %d of %d: %v", n, meta.Size, err)
+	if err != nil || half+n != meta.Size {
+		t.Fatalf("copied %d of %d: %v", half+n, meta.Size, err)
 	}
 	if err := sink.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if done, total := snaps2.Receiving(); done != 0 || total != 0 {
+		t.Fatalf("receiving %d of %d after the transfer ended", done, total)
 	}
 	_, rc2, err := snaps2.Open(sink.ID())
 	if err != nil {

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// joinWatch starts a node joining n1 and polls n1's /v1/status every
+// 200ms until it shows the node a voter of every shard and a member. It
+// returns the time from the start of the process, and the sync states seen
+// on the way, with when they were first seen.
+func joinWatch(bin, work, name string, shards int, n1 *node, timeout time.Duration) (time.Duration, []string, *node, error) {
+	t0 := time.Now()
+	n, err := startNode(bin, work, name, shards, n1.gossip)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	var events []string
+	seen := map[string]bool{}
+	err = waitFor(timeout, 200*time.Millisecond, name+" a voter of every shard and a member", n.p, func() error {
+		if st, err := n1.status(); err == nil {
+			for _, s := range st.Syncs {
+				if s.Node != name {
+					continue
+				}
+				ev := fmt.Sprintf("shard %d %s %s", s.Shard, s.State, s.Method)
+				if s.Error != "" {
+					ev += " error: " + s.Error
+				}
+				if !seen[ev] {
+					seen[ev] = true
+					events = append(events, fmt.Sprintf("+%.1fs %s", time.Since(t0).Seconds(), ev))
+				}
+			}
+		}
+		return clusterHas(n1, name)
+	})
+	return time.Since(t0), events, n, err
+}
+
+// sameData waits (bounded) until every shard's applied index and checksum
+// agree on the nodes.
+func sameData(timeout time.Duration, nodes ...*node) error {
+	type checksum struct {
+		Shard        int    `json:"shard"`
+		AppliedIndex uint64 `json:"applied_index"`
+		CRC32C       string `json:"crc32c"`
+		Keys         uint64 `json:"keys"`
+		Error        string `json:"error"`
+	}
+	get := func(n *node) ([]checksum, error) {
+		var cs []checksum
+		resp, err := (&httpClientLong).Get("http://" + n.http + "/v1/checksums")
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return cs, decodeJSON(resp, &cs)
+	}
+	return waitFor(timeout, 500*time.Millisecond, "same checksums on every node", nil, func() error {
+		first, err := get(nodes[0])
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes[1:] {
+			cs, err := get(n)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(cs, first) {
+				return fmt.Errorf("%s %+v, %s %+v", nodes[0].name, first, n.name, cs)
+			}
+		}
+		return nil
+	})
+}
+
+func joinPart(c config, bin, work string) error {
+	nodes, err := startCluster(bin, work, 3, c.joinShards)
+	if err != nil {
+		return err
+	}
+	n1 := nodes[0]
+	addrs := []string{nodes[0].client, nodes[1].client, nodes[2].client}
+	fmt.Printf("\n## a node joins a 3-node cluster holding %d MiB, vs cp -r\n\n", c.dataMiB)
+
+	// Load: distinct random keys (1e9 of them) with -value-kib values,
+	// through every node at once.
+	valueBytes := c.valueKiB * 1024
+	keys := c.dataMiB * 1024 / c.valueKiB
+	keys -= keys % 3
+	loadArgs := []string{"-t", "set", "-d", strconv.Itoa(valueBytes), "-r", "1000000000", "-c", "8", "-P", "4"}
+	t0 := time.Now()
+	if _, err := spreadBenchmark(addrs, keys, loadArgs...); err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	loadTime := time.Since(t0)
+	dbsize, err := command(n1.client, "DBSIZE")
+	if err != nil {
+		return fmt.Errorf("DBSIZE: %w", err)
+	}
+	for _, n := range nodes {
+		if err := waitFor(120*time.Second, 100*time.Millisecond, n.name+" applied everything", n.p, n.ready); err != nil {
+			return err
+		}
+	}
+	shardsDir := filepath.Join(n1.dataDir, "shards")
+	size := dirSize(shardsDir)
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	fmt.Printf("load: redis-benchmark %s -n %d over 3 nodes (%d MiB of values): %.1fs, %.1f MiB/s of values; DBSIZE %s; n1's shards dir %.0f MiB\n\n",
+		strings.Join(loadArgs, " "), keys, keys*c.valueKiB/1024, loadTime.Seconds(),
+		float64(keys*c.valueKiB/1024)/loadTime.Seconds(), strings.TrimPrefix(dbsize, ":"), mib(size))
+
+	// (a) cp -r of n1's shard dirs, plus sync.
+	dst := filepath.Join(work, "copy")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	t0 = time.Now()
+	out, err := exec.CommandContext(ctx, "sh", "-c", `cp -r "$1" "$2" && sync`, "sh", shardsDir, dst).CombinedOutput()
+	copyTime := time.Since(t0)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cp -r: %v: %s", err, out)
+	}
+	copied := dirSize(dst)
+	if err := removeAll(dst); err != nil {
+		return err
+	}
+
+	// Writes with no join going on: -write-secs after a 1s warm-up.
+	measure := func(l *setLoad, during func() error) (n int64, secs float64, per []int64, err error) {
+		time.Sleep(time.Second)
+		sm := sample(l)
+		n0, t0 := l.ok.Load(), time.Now()
+		err = during()
+		n, secs = l.ok.Load()-n0, time.Since(t0).Seconds()
+		return n, secs, sm.finish(), err
+	}
+	bl := startSetLoad(n1.client, 20)
+	bn, bs, bper, _ := measure(bl, func() error { time.Sleep(time.Duration(c.writeSecs) * time.Second); return nil })
+	bl.finish()
+
+	// (b)+(c) n4 joins while the same writes go on.
+	var joinTime time.Duration
+	var events []string
+	var n4 *node
+	dl := startSetLoad(n1.client, 20)
+	dn, ds, dper, err := measure(dl, func() (err error) {
+		joinTime, events, n4, err = joinWatch(bin, work, "n4", c.joinShards, n1, c.joinTO)
+		return err
+	})
+	dl.finish()
+	if err != nil {
+		return err
+	}
+	check := "same checksums on n1..n4"
+	if err := sameData(2*time.Minute, append(slices.Clone(nodes), n4)...); err != nil {
+		check = "**checksums differ**: " + err.Error()
+	}
+
+	// A 5th node joins with no writes: the sync alone.
+	var join5 time.Duration
+	var events5 []string
+	if c.secondJoin {
+		if join5, events5, _, err = joinWatch(bin, work, "n5", c.joinShards, n1, c.joinTO); err != nil {
+			return err
+		}
+	}
+
+	fmt.Println("| step | seconds | MiB | MiB/s | vs cp -r | goal | met? |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Printf("| load (redis-benchmark, 3 nodes) | %.1f | %d | %.1f | | | |\n", loadTime.Seconds(), keys*c.valueKiB/1024, float64(keys*c.valueKiB/1024)/loadTime.Seconds())
+	fmt.Printf("| cp -r n1/shards + sync | %.1f | %.0f | %.1f | 1.00x | | |\n", copyTime.Seconds(), mib(copied), mib(copied)/copyTime.Seconds())
+	fmt.Printf("| n4 joins under writes: start to voter everywhere + member | %.1f | %.0f | %.1f | %.2fx | ≤ 1.5x | %s |\n",
+		joinTime.Seconds(), mib(size), mib(size)/joinTime.Seconds(), joinTime.Seconds()/copyTime.Seconds(), yesNo(joinTime.Seconds() <= 1.5*copyTime.Seconds()))
+	if c.secondJoin {
+		fmt.Printf("| n5 joins, no writes | %.1f | %.0f | %.1f | %.2fx | ≤ 1.5x | %s |\n",
+			join5.Seconds(), mib(size), mib(size)/join5.Seconds(), join5.Seconds()/copyTime.Seconds(), yesNo(join5.Seconds() <= 1.5*copyTime.Seconds()))
+	}
+	brps, drps := float64(bn)/bs, float64(dn)/ds
+	fmt.Println("\n| writes: SET -c 20 -P 1 -d 64 -r 100000 to n1 | acknowledged | seconds | rps | vs no join | goal | met? |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Printf("| no join | %d | %.1f | %.0f | 1.00x | | |\n", bn, bs, brps)
+	fmt.Printf("| while n4 syncs (start to voter everywhere + member) | %d | %.1f | %.0f | %.2fx | ≥ 0.5x | %s |\n", dn, ds, drps, drps/brps, yesNo(drps >= 0.5*brps))
+	fmt.Printf("\nerrors, no join: %s\nerrors, during n4's join: %s\n", bl.errors(), dl.errors())
+	fmt.Printf("acknowledged writes per second, no join: %v\nacknowledged writes per second, during n4's join: %v\n", bper, dper)
+	fmt.Printf("\nn4's syncs as n1's /v1/status showed them (first seen):\n")
+	for _, e := range events {
+		fmt.Println("    " + e)
+	}
+	if c.secondJoin {
+		fmt.Printf("n5's syncs:\n")
+		for _, e := range events5 {
+			fmt.Println("    " + e)
+		}
+	}
+	fmt.Printf("data check after n4's join: %s\n", check)
+	return nil
+}

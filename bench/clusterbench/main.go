@@ -1,0 +1,282 @@
+// Command clusterbench measures a 3-node coppice cluster against a
+// 3-member etcd cluster in one run on one machine, and times a node
+// joining a cluster that holds about 1 GiB against `cp -r` of the same
+// data. It prints markdown tables.
+//
+//	go run ./bench/clusterbench                    # both parts
+//	go run ./bench/clusterbench -only etcd -rounds 3
+//	go run ./bench/clusterbench -only join -data-mib 1024
+//
+// Part "etcd": a 3-node coppice cluster (n1 standalone, n2 and n3 joining
+// n1's gossip address, every shard with 3 voters) and a 3-member etcd 3.4
+// cluster (static --initial-cluster, separate data dirs, default fsync),
+// both on loopback. Coppice gets redis-benchmark SET -d 64 -r 100000 with
+// 50 clients on one node, and with 17 clients on each of the three nodes at
+// once (total requests over the wall time of the slowest); etcd gets puts
+// of 64-byte values to random keys among 100000 from 50 concurrent clients
+// to its leader (found with `etcdctl endpoint status`), each client on its
+// own connection, through etcd's native gRPC API (HTTP/2 cleartext, the
+// PutRequest encoded by hand; -etcd-api gateway uses the JSON gateway
+// /v3/kv/put instead). Then one client each: redis-benchmark -c 1 against
+// one etcd client, p50 latency. Which system goes first alternates from
+// row to row and round to round; with -rounds the program ends with each
+// row's median ratio.
+//
+// Part "join": a 3-node cluster with -join-shards shards is loaded with
+// about -data-mib MiB (redis-benchmark SET with -value-kib values to
+// distinct random keys, spread over the three nodes), then: `cp -r` of n1's
+// <data>/shards to a temp dir plus `sync` is timed; write throughput (SET
+// -c 20 -P 1 -d 64 -r 100000 to n1, from a Go client that retries
+// TRYAGAIN: redis-benchmark 7 exits on the first error reply, and a join
+// under load can cost a shard an election) is measured for -write-secs
+// with no join going on; a 4th node is started with --join while those
+// writes go on, and timed until n1's /v1/status shows it a voter of every
+// shard and a member, the writes' rate over that time is the "during the
+// sync" figure; finally a 5th node joins with no writes, for the sync time
+// alone.
+//
+// Every process the program starts is stopped (SIGTERM, then SIGKILL after
+// 30s) and its temp dirs removed, also on SIGINT; every wait is bounded.
+// The machine is shared and noisy: read the ratios.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	n          int
+	rounds     int
+	shards     int
+	etcdAPI    string
+	dataMiB    int
+	valueKiB   int
+	joinShards int
+	writeSecs  int
+	joinTO     time.Duration
+	secondJoin bool
+	logs       string
+}
+
+func main() {
+	var c config
+	only := flag.String("only", "", "run one part: etcd or join (default: both)")
+	flag.IntVar(&c.n, "n", 100000, "etcd part: requests per throughput run (one client: n/10)")
+	flag.IntVar(&c.rounds, "rounds", 1, "etcd part: run every row this many times, alternating the order, and print the median ratios")
+	flag.IntVar(&c.shards, "shards", 4, "etcd part: coppice shards")
+	flag.StringVar(&c.etcdAPI, "etcd-api", "grpc", "etcd part: grpc (native API) or gateway (JSON /v3/kv/put)")
+	flag.IntVar(&c.dataMiB, "data-mib", 1024, "join part: MiB of values to load before the join")
+	flag.IntVar(&c.valueKiB, "value-kib", 16, "join part: size of each loaded value, KiB")
+	flag.IntVar(&c.joinShards, "join-shards", 4, "join part: coppice shards")
+	flag.IntVar(&c.writeSecs, "write-secs", 15, "join part: seconds of writes with no join, for the baseline rate")
+	flag.DurationVar(&c.joinTO, "join-timeout", 20*time.Minute, "join part: longest wait for a joining node")
+	flag.BoolVar(&c.secondJoin, "second-join", true, "join part: after the join under writes, time a 5th node joining with no writes")
+	flag.StringVar(&c.logs, "logs", "", "copy every process's log into this dir at the end")
+	flag.Parse()
+	parts := []string{"etcd", "join"}
+	switch *only {
+	case "":
+	case "etcd", "join":
+		parts = []string{*only}
+	default:
+		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd or join\n", *only)
+		os.Exit(2)
+	}
+	if c.rounds < 1 || c.n < 30 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
+		(c.etcdAPI != "grpc" && c.etcdAPI != "gateway") {
+		fmt.Fprintln(os.Stderr, "clusterbench: bad flag value (see -help)")
+		os.Exit(2)
+	}
+	for _, tool := range []string{"redis-benchmark", "etcd", "etcdctl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fmt.Fprintf(os.Stderr, "clusterbench: %s not found\n", tool)
+			os.Exit(1)
+		}
+	}
+	work, err := os.MkdirTemp("", "clusterbench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clusterbench:", err)
+		os.Exit(1)
+	}
+	cleanup := func() {
+		stopAll()
+		if c.logs != "" {
+			copyLogs(work, c.logs)
+		}
+		os.RemoveAll(work)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "clusterbench: %v: stopping every process\n", s)
+		cleanup()
+		os.Exit(1)
+	}()
+	err = run(c, parts, work)
+	signal.Stop(sig)
+	cleanup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clusterbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c config, parts []string, work string) error {
+	bin := filepath.Join(work, "node")
+	if err := buildNode(bin); err != nil {
+		return err
+	}
+	fmt.Printf("%s, %d CPUs, GOMAXPROCS default\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU())
+	for _, part := range parts {
+		dir := filepath.Join(work, part)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		var err error
+		if part == "etcd" {
+			err = etcdPart(c, bin, dir)
+		} else {
+			err = joinPart(c, bin, dir)
+		}
+		stopAll()
+		if c.logs != "" {
+			copyLogs(work, c.logs)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", part, err)
+		}
+	}
+	return nil
+}
+
+type row struct {
+	name    string
+	coppice func() (result, error)
+	etcd    func() (result, error) // nil: compare with the previous row's etcd figure
+}
+
+func etcdPart(c config, bin, work string) error {
+	nodes, err := startCluster(bin, work, 3, c.shards)
+	if err != nil {
+		return err
+	}
+	ec, err := startEtcd(work, 3)
+	if err != nil {
+		return err
+	}
+	leader, err := ec.leader()
+	if err != nil {
+		return err
+	}
+	addrs := []string{nodes[0].client, nodes[1].client, nodes[2].client}
+	fmt.Printf("\n## coppice (3 nodes, %d shards) vs etcd (3 members), same run\n\n", c.shards)
+	fmt.Printf("coppice shard leaders: %s; etcd leader %s; etcd API %s; -n %d (one client: -n %d)\n\n", leaders(nodes[0]), leader, c.etcdAPI, c.n, c.n/10)
+	fmt.Println("| run | first | etcd rps | coppice rps | rps ratio | etcd p50 ms | coppice p50 ms | p50 ratio | etcd p99 ms | coppice p99 ms |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	set := []string{"-t", "set", "-d", "64", "-r", "100000", "-P", "1"}
+	rows := []row{
+		{"SET 50 clients, one node",
+			func() (result, error) { return redisBenchmark(nodes[0].client, c.n, append(set, "-c", "50")...) },
+			func() (result, error) { return etcdLoad(c.etcdAPI, leader, 50, c.n, 64) }},
+		{"SET 3x17 clients, every node",
+			func() (result, error) { return spreadBenchmark(addrs, c.n, append(set, "-c", "17")...) },
+			nil},
+		{"SET 1 client",
+			func() (result, error) { return redisBenchmark(nodes[0].client, c.n/10, append(set, "-c", "1")...) },
+			func() (result, error) { return etcdLoad(c.etcdAPI, leader, 1, c.n/10, 64) }},
+	}
+	rpsRatio := make([][]float64, len(rows))
+	p50Ratio := make([][]float64, len(rows))
+	for round := 0; round < c.rounds; round++ {
+		var er result
+		for i, r := range rows {
+			var cr result
+			cRun := func() (err error) { cr, err = r.coppice(); return err }
+			eRun := func() (err error) { er, err = r.etcd(); return err }
+			first, order := "etcd", []func() error{eRun, cRun}
+			if (i/2+round)%2 == 1 { // rows 0 and 2 have an etcd half
+				first, order = "coppice", []func() error{cRun, eRun}
+			}
+			if r.etcd == nil {
+				first, order = "(etcd: row above)", []func() error{cRun}
+			}
+			for _, f := range order {
+				if err := f(); err != nil {
+					return fmt.Errorf("%s: %w", r.name, err)
+				}
+			}
+			name := r.name
+			if c.rounds > 1 {
+				name += fmt.Sprintf(" #%d", round+1)
+			}
+			rpsRatio[i] = append(rpsRatio[i], cr.rps/er.rps)
+			p50Ratio[i] = append(p50Ratio[i], cr.p50/er.p50)
+			fmt.Printf("| %s | %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %.2fx | %.3f | %.3f |\n",
+				name, first, er.rps, cr.rps, cr.rps/er.rps, er.p50, cr.p50, cr.p50/er.p50, er.p99, cr.p99)
+		}
+	}
+	fmt.Printf("\n| run | median rps ratio of %d (min-max) | median p50 ratio (min-max) | goal | met? |\n|---|---|---|---|---|\n", c.rounds)
+	for i, r := range rows {
+		goal, met := "", ""
+		rm, rlo, rhi := median(rpsRatio[i])
+		pm, plo, phi := median(p50Ratio[i])
+		switch i {
+		case 0, 1:
+			goal, met = "rps ≥ 5x", yesNo(rm >= 5)
+		case 2:
+			goal, met = "p50 ≤ 0.5x", yesNo(pm <= 0.5)
+		}
+		fmt.Printf("| %s | %.2fx (%.2f-%.2f) | %.2fx (%.2f-%.2f) | %s | %s |\n", r.name, rm, rlo, rhi, pm, plo, phi, goal, met)
+	}
+	dbsize, err := command(nodes[0].client, "DBSIZE")
+	if err != nil {
+		return fmt.Errorf("coppice DBSIZE: %w", err)
+	}
+	fmt.Printf("\ncoppice keys after the run: %s\n", strings.TrimPrefix(dbsize, ":"))
+	ec.stop()
+	return nil
+}
+
+func median(xs []float64) (med, lo, hi float64) {
+	s := slices.Sorted(slices.Values(xs))
+	med = s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return med, s[0], s[len(s)-1]
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// copyLogs copies every *.log under work (one level of part dirs) into dir.
+func copyLogs(work, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "clusterbench: -logs:", err)
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(work, "*", "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		part := filepath.Base(filepath.Dir(l))
+		os.WriteFile(filepath.Join(dir, part+"-"+filepath.Base(l)), b, 0o644)
+	}
+}
