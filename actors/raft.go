@@ -167,6 +167,15 @@ func (a *raftActor) start() error {
 	conf.ElectionTimeout = 500 * time.Millisecond
 	conf.LeaderLeaseTimeout = 250 * time.Millisecond
 	conf.SnapshotThreshold = 16384
+	if rt.Snapshots.Threshold > 0 {
+		conf.SnapshotThreshold = rt.Snapshots.Threshold
+	}
+	if rt.Snapshots.Interval > 0 {
+		conf.SnapshotInterval = rt.Snapshots.Interval
+	}
+	if rt.Snapshots.TrailingLogs > 0 {
+		conf.TrailingLogs = rt.Snapshots.TrailingLogs
+	}
 	if err := raft.ValidateConfig(conf); err != nil {
 		return err
 	}

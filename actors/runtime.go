@@ -50,6 +50,9 @@ type Runtime struct {
 	SyncRetries int
 	// GossipFast tightens gossip timers (tests on loopback only).
 	GossipFast bool
+	// Snapshots tunes when shards snapshot and compact their logs (zero
+	// values: hashicorp/raft's defaults, threshold 16384).
+	Snapshots SnapshotPolicy
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()
@@ -71,6 +74,15 @@ type Runtime struct {
 	// other node can lead it, so reads need no barrier.
 	sole        []atomic.Bool
 	boundClient string
+}
+
+// SnapshotPolicy is when a shard takes a snapshot: after Threshold new
+// entries, checked every Interval; TrailingLogs entries stay in the log
+// after it (so a follower that far behind still catches up by replay).
+type SnapshotPolicy struct {
+	Threshold    uint64
+	Interval     time.Duration
+	TrailingLogs uint64
 }
 
 // bootstrap tells whether a node with no Raft state makes itself the first

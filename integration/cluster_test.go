@@ -594,3 +594,66 @@ func TestDiskCloneJoinsByReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinCopiesCheckpointWhenLogIsCompacted: when the leaders have
+// compacted their logs past what a new node has, it gets each shard as a
+// checkpoint copy (method snapshot), then the log from there, and ends with
+// the same data.
+func TestJoinCopiesCheckpointWhenLogIsCompacted(t *testing.T) {
+	flags := []string{"--gossip-fast", "--remove-delay", "10m",
+		"--snapshot-threshold", "64", "--snapshot-interval", "100ms", "--trailing-logs", "16"}
+	nodes := startCluster(t, flags...)
+	c := nodes[0].redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	acked := map[string]string{}
+	for i := 0; i < 2000; i++ {
+		k := fmt.Sprintf("k:%d", i)
+		if err := c.Set(ctx, k, k, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		acked[k] = k
+	}
+	eventually(t, 30*time.Second, "every shard's log compacted", func() error {
+		var st struct {
+			Shards []struct {
+				ID         int    `json:"id"`
+				FirstIndex uint64 `json:"first_index"`
+			} `json:"shards"`
+		}
+		if err := nodes[0].getJSON("/v1/status", &st); err != nil {
+			return err
+		}
+		for _, sh := range st.Shards {
+			if sh.FirstIndex <= 1 {
+				return fmt.Errorf("shard %d: first index %d", sh.ID, sh.FirstIndex)
+			}
+		}
+		return nil
+	})
+	n4 := newNode(t, "n4", t.TempDir(), append([]string{"--join", nodes[0].gossip}, flags...)...)
+	n4.start()
+	eventually(t, 60*time.Second, "n4 a voter in every shard", func() error { return voters(nodes[0], "n1", "n2", "n3", "n4") })
+	var st struct {
+		Syncs []struct {
+			Node   string `json:"node"`
+			Shard  int    `json:"shard"`
+			Method string `json:"method"`
+		} `json:"syncs"`
+	}
+	if err := nodes[0].getJSON("/v1/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	copied := 0
+	for _, s := range st.Syncs {
+		if s.Node == "n4" && s.Method == "snapshot" {
+			copied++
+		}
+	}
+	if copied != 4 {
+		t.Fatalf("%d of n4's shards synced by snapshot, want 4: %+v", copied, st.Syncs)
+	}
+	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(append(nodes, n4)...) })
+	readAll(t, n4, acked)
+}

@@ -41,6 +41,10 @@ type Config struct {
 	GossipKey     []byte
 	KeyringFile   string
 	GossipFast    bool
+	// Snapshot policy of the shards (0: the defaults).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
 	// ConfigFile is the file the configuration was read from, if any.
 	ConfigFile string
 }
@@ -188,6 +192,19 @@ var options = []*option{
 			c.GossipFast = b
 			return nil
 		}},
+	{name: "snapshot-threshold", kind: kindInt, def: constant("16384"), usage: "new log entries after which a shard snapshots and compacts its log, 1..10^9",
+		set: func(c *Config, v string) error { return uintIn(&c.SnapshotThreshold, v, 1, 1e9) }},
+	{name: "snapshot-interval", kind: kindDuration, def: constant("2m"), usage: "how often a shard checks whether to snapshot",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 10*time.Millisecond {
+				return errors.New("want a duration of at least 10ms such as 2m")
+			}
+			c.SnapshotInterval = d
+			return nil
+		}},
+	{name: "trailing-logs", kind: kindInt, def: constant("10240"), usage: "log entries a shard keeps after a snapshot, so a follower that far behind catches up by replay, 1..10^9",
+		set: func(c *Config, v string) error { return uintIn(&c.TrailingLogs, v, 1, 1e9) }},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
 		set: func(c *Config, v string) error { c.RequirePass = v; return nil }},
 	{name: "log-format", def: constant("text"), usage: "log format: text or json",
@@ -232,6 +249,16 @@ var options = []*option{
 			c.PrintTree = b
 			return nil
 		}},
+}
+
+// uintIn parses v into *dst, within lo..hi.
+func uintIn(dst *uint64, v string, lo, hi uint64) error {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("want %d..%d", lo, hi)
+	}
+	*dst = n
+	return nil
 }
 
 func constant(s string) func() string { return func() string { return s } }

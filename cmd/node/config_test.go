@@ -32,19 +32,20 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Name:        defaultName(),
-		DataDir:     "./data",
-		Shards:      4,
-		ClientAddr:  "127.0.0.1:7379",
-		ClusterAddr: "127.0.0.1:7380",
-		GossipAddr:  "127.0.0.1:7946",
-		HTTPAddr:    "127.0.0.1:7381",
-		Role:        "voter",
-		LogFormat:   "text",
-		LogLevel:    slog.LevelInfo,
-		StopTimeout: 30 * time.Second,
-		RemoveDelay: time.Minute,
-		SyncRetries: 3,
+		Name:              defaultName(),
+		DataDir:           "./data",
+		Shards:            4,
+		ClientAddr:        "127.0.0.1:7379",
+		ClusterAddr:       "127.0.0.1:7380",
+		GossipAddr:        "127.0.0.1:7946",
+		HTTPAddr:          "127.0.0.1:7381",
+		Role:              "voter",
+		LogFormat:         "text",
+		LogLevel:          slog.LevelInfo,
+		StopTimeout:       30 * time.Second,
+		RemoveDelay:       time.Minute,
+		SyncRetries:       3,
+		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -59,6 +60,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		Join: []string{"a.example:7946", "10.0.0.2:7946"}, Role: "readonly", RequirePass: "s3cret",
 		LogFormat: "json", LogLevel: slog.LevelDebug, StopTimeout: 5 * time.Second, PrintTree: true,
 		RemoveDelay: time.Minute, SyncRetries: 3,
+		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 	}
 	args := []string{"--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
@@ -160,6 +162,9 @@ var badValues = []struct {
 	{"gossip-key", "not base64!", "want base64 of 16, 24 or 32 bytes"},
 	{"gossip-key", "c2hvcnQ=", "want base64 of 16, 24 or 32 bytes"},
 	{"gossip-fast", "maybe", "want true or false"},
+	{"snapshot-threshold", "0", "want 1..1000000000"},
+	{"trailing-logs", "-3", "want 1..1000000000"},
+	{"snapshot-interval", "1ms", "want a duration of at least 10ms such as 2m"},
 	{"client-addr", "foo", "want host:port"},
 	{"client-addr", "127.0.0.1", "want host:port"},
 	{"client-addr", "127.0.0.1:65536", "want host:port with a port 0..65535"},
@@ -197,7 +202,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		}
 		// File, as a JSON string (a number for shards).
 		val := `"` + bv.value + `"`
-		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" {
+		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" {
 			val = bv.value
 		}
 		if bv.name == "print-tree" || bv.name == "gossip-fast" {

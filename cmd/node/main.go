@@ -164,6 +164,8 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		RemoveDelay: cfg.RemoveDelay,
 		SyncRetries: cfg.SyncRetries,
 		GossipFast:  cfg.GossipFast,
+		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
+			TrailingLogs: cfg.TrailingLogs},
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log})
