@@ -153,7 +153,9 @@ func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
 // read runs fn on shard after a read barrier, or forwards fwd to the
 // shard's leader when this node does not lead it.
 func (b *backend) read(shard int, fwd *messages.Forward, fn func(r kv.Reader) *messages.Reply) server.Pending {
-	if b.rt.soleLeader(shard) {
+	if b.rt.soleLeader(shard) || b.rt.Role == messages.Role_ROLE_READONLY {
+		// The only voter needs no barrier; a read-only node serves
+		// what it has applied (a stale read, by its role).
 		return ready{b.view(shard, fn)}
 	}
 	return &read{b: b, shard: shard, fwd: fwd, fn: fn, f: b.root.RequestFuture(b.pids[shard], &messages.ReadBarrier{}, barrierTimeout)}

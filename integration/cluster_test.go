@@ -657,3 +657,63 @@ func TestJoinCopiesCheckpointWhenLogIsCompacted(t *testing.T) {
 	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(append(nodes, n4)...) })
 	readAll(t, n4, acked)
 }
+
+// nonvoters checks every shard has want as non-voters, as n sees it.
+func nonvoters(n *node, want ...string) error {
+	var st statusView
+	if err := n.getJSON("/v1/status", &st); err != nil {
+		return err
+	}
+	for _, sh := range st.Shards {
+		var got []string
+		for _, m := range sh.Members {
+			if m.Suffrage == "nonvoter" {
+				got = append(got, m.Node)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("shard %d non-voters %v, want %v", sh.ID, got, want)
+		}
+	}
+	return nil
+}
+
+// TestReplicaAndReadonlyRoles: a replica and a read-only node join as
+// non-voters and stay so; the read-only node serves reads from its own
+// copy (stale, by its role) and forwards writes.
+func TestReplicaAndReadonlyRoles(t *testing.T) {
+	nodes := startCluster(t)
+	r4 := newNode(t, "r4", t.TempDir(), append([]string{"--join", nodes[0].gossip, "--role", "replica"}, clusterFlags...)...)
+	r4.start()
+	ro := newNode(t, "ro", t.TempDir(), append([]string{"--join", nodes[0].gossip, "--role", "readonly"}, clusterFlags...)...)
+	ro.start()
+	eventually(t, 60*time.Second, "both members", func() error { return members(nodes[0], "n1", "n2", "n3", "r4", "ro") })
+	if err := nonvoters(nodes[0], "r4", "ro"); err != nil {
+		t.Fatal(err)
+	}
+	if err := voters(nodes[0], "n1", "n2", "n3"); err != nil {
+		t.Fatal(err)
+	}
+	c := ro.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Set(ctx, "through-readonly", "w", 0).Err(); err != nil {
+		t.Fatalf("a write through the read-only node: %v", err)
+	}
+	eventually(t, 10*time.Second, "the write readable on the read-only node", func() error {
+		v, err := c.Get(ctx, "through-readonly").Result()
+		if err == nil && v != "w" {
+			err = fmt.Errorf("got %q", v)
+		}
+		return err
+	})
+	// Its reads are its own: with every voter gone it still answers them.
+	for _, n := range nodes {
+		n.kill9()
+	}
+	if v, err := c.Get(ctx, "through-readonly").Result(); err != nil || v != "w" {
+		t.Fatalf("GET on the read-only node with the voters down = %q, %v; want its stale copy", v, err)
+	}
+}
