@@ -53,7 +53,16 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		// Waiting on the shard would block the mailbox: answer from a
 		// goroutine (the sender is a future).
 		to, root, b := ctx.Sender(), ctx.ActorSystem().Root, c.local
-		go func() { root.Send(to, &messages.ForwardReply{Reply: b.forwarded(m).Wait()}) }()
+		go func() {
+			reply := &messages.ForwardReply{}
+			p := b.forwarded(m)
+			if rp, ok := p.(retrying); ok {
+				reply.Reply, reply.NotApplied = rp.result()
+			} else {
+				reply.Reply = p.Wait()
+			}
+			root.Send(to, reply)
+		}()
 	case *actor.Stopping:
 		if c.srv != nil {
 			c.srv.Close()
@@ -95,8 +104,37 @@ func (b *backend) forwarded(m *messages.Forward) server.Pending {
 }
 
 func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
-	return &proposal{b: b, shard: shard, cmd: cmd,
-		f: b.root.RequestFuture(b.pids[shard], &messages.Propose{Command: cmd}, proposeTimeout)}
+	p := &proposal{b: b, shard: shard, cmd: cmd}
+	p.issue()
+	return p
+}
+
+// retryWindow bounds how long a command waits out a leadership change
+// (an election, a leader moving) before the client gets TRYAGAIN. Only a
+// command that surely was not applied is tried again.
+const retryWindow = 5 * time.Second
+
+// retrying is a Pending that can tell whether its failure is safe to try
+// again: the command was not applied.
+type retrying interface {
+	server.Pending
+	issue()
+	result() (reply *messages.Reply, retry bool)
+}
+
+// await waits for p, trying it again while its failure is safe to retry,
+// within retryWindow. A forwarded command is tried once: the node that
+// forwarded it retries.
+func await(b *backend, p retrying) *messages.Reply {
+	deadline := time.Now().Add(retryWindow)
+	for i := 0; ; i++ {
+		r, retry := p.result()
+		if !retry || b.local || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(min(20*time.Millisecond<<i, 250*time.Millisecond))
+		p.issue()
+	}
 }
 
 type proposal struct {
@@ -106,23 +144,32 @@ type proposal struct {
 	f     *actor.Future
 }
 
-func (p *proposal) Wait() *messages.Reply {
+func (p *proposal) issue() {
+	p.f = p.b.root.RequestFuture(p.b.pids[p.shard], &messages.Propose{Command: p.cmd}, proposeTimeout)
+}
+
+func (p *proposal) Wait() *messages.Reply { return await(p.b, p) }
+
+func (p *proposal) result() (*messages.Reply, bool) {
 	res, err := p.f.Result()
 	if err != nil {
-		return tryAgain(p.shard, err.Error())
+		// A timeout: the write may or may not have been applied.
+		return tryAgain(p.shard, err.Error()), false
 	}
 	pr, ok := res.(*messages.ProposeReply)
 	switch {
 	case !ok:
-		return errReply(fmt.Sprintf("ERR shard %d answered %T", p.shard, res))
+		return errReply(fmt.Sprintf("ERR shard %d answered %T", p.shard, res)), false
 	case pr.Error == ErrNotLeader:
 		return p.b.forward(p.shard, pr.LeaderId, pr.LeaderAddr, &messages.Forward{Write: true, Command: p.cmd})
+	case pr.Error == ErrLeadershipLost:
+		return tryAgain(p.shard, "leadership lost: the write may or may not have been applied"), false
 	case pr.Error != "":
-		return errReply("ERR shard " + fmt.Sprint(p.shard) + ": " + pr.Error)
+		return errReply("ERR shard " + fmt.Sprint(p.shard) + ": " + pr.Error), false
 	case pr.Reply == nil:
-		return errReply(fmt.Sprintf("ERR shard %d: no reply", p.shard))
+		return errReply(fmt.Sprintf("ERR shard %d: no reply", p.shard)), false
 	}
-	return pr.Reply
+	return pr.Reply, false
 }
 
 func (b *backend) Read(shard int, cmd *messages.Command) server.Pending {
@@ -158,7 +205,9 @@ func (b *backend) read(shard int, fwd *messages.Forward, fn func(r kv.Reader) *m
 		// what it has applied (a stale read, by its role).
 		return ready{b.view(shard, fn)}
 	}
-	return &read{b: b, shard: shard, fwd: fwd, fn: fn, f: b.root.RequestFuture(b.pids[shard], &messages.ReadBarrier{}, barrierTimeout)}
+	r := &read{b: b, shard: shard, fwd: fwd, fn: fn}
+	r.issue()
+	return r
 }
 
 // ready is a Pending whose reply is known already.
@@ -174,50 +223,61 @@ type read struct {
 	f     *actor.Future
 }
 
-func (r *read) Wait() *messages.Reply {
+func (r *read) issue() {
+	r.f = r.b.root.RequestFuture(r.b.pids[r.shard], &messages.ReadBarrier{}, barrierTimeout)
+}
+
+func (r *read) Wait() *messages.Reply { return await(r.b, r) }
+
+// result: a read changes nothing, so every failure to reach a leader is
+// safe to retry.
+func (r *read) result() (*messages.Reply, bool) {
 	res, err := r.f.Result()
 	if err != nil {
-		return tryAgain(r.shard, err.Error())
+		return tryAgain(r.shard, err.Error()), true
 	}
 	rb, ok := res.(*messages.ReadBarrierReply)
 	switch {
 	case !ok:
-		return errReply(fmt.Sprintf("ERR shard %d answered %T", r.shard, res))
-	case rb.Error == ErrNotLeader:
+		return errReply(fmt.Sprintf("ERR shard %d answered %T", r.shard, res)), false
+	case rb.Error == ErrNotLeader || rb.Error == ErrLeadershipLost:
 		return r.b.forward(r.shard, rb.LeaderId, rb.LeaderAddr, r.fwd)
 	case rb.Error != "":
-		return tryAgain(r.shard, rb.Error)
+		return tryAgain(r.shard, rb.Error), true
 	}
-	return r.b.view(r.shard, r.fn)
+	return r.b.view(r.shard, r.fn), false
 }
 
 // forward sends a command this node cannot run to the shard's leader, and
-// waits for its reply. Without a known leader (an election), or on a
-// forwarded command, the client gets a retryable error.
-func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.Forward) *messages.Reply {
+// waits for its reply. retry tells the command surely was not applied (no
+// leader known, or the leader moved before it took the command), so it may
+// be tried again; a forwarded command is never forwarded again.
+func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.Forward) (reply *messages.Reply, retry bool) {
 	switch {
 	case b.local:
-		return tryAgain(shard, "leadership moved")
+		return tryAgain(shard, "leadership moved"), true
 	case leaderAddr == "" || leaderID == b.rt.Name:
-		return tryAgain(shard, "no leader known")
+		return tryAgain(shard, "no leader known"), true
 	}
 	remote, err := b.rt.Remote()
 	if err != nil {
-		return tryAgain(shard, err.Error())
+		return tryAgain(shard, err.Error()), !fwd.Write
 	}
 	fwd.Shard = uint32(shard)
 	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
 	defer cancel()
 	res, err := remote.Request(ctx, leaderAddr, ClientPath, fwd)
 	if err != nil {
-		return tryAgain(shard, fmt.Sprintf("leader %s: %v", leaderID, err))
+		// A write that reached the leader may have been applied.
+		return tryAgain(shard, fmt.Sprintf("leader %s: %v", leaderID, err)), !fwd.Write
 	}
 	fr, ok := res.(*messages.ForwardReply)
 	if !ok || fr.Reply == nil {
-		return errReply(fmt.Sprintf("ERR shard %d: leader %s answered %T", shard, leaderID, res))
+		return errReply(fmt.Sprintf("ERR shard %d: leader %s answered %T", shard, leaderID, res)), false
 	}
-	return fr.Reply
+	return fr.Reply, fr.NotApplied
 }
+
 func (b *backend) view(shard int, fn func(r kv.Reader) *messages.Reply) *messages.Reply {
 	sh, _, err := b.rt.Shard(shard)
 	if err != nil {

@@ -69,6 +69,9 @@ type syncKey struct {
 
 type managerTickMsg struct{}
 
+// retrySyncs gives an op's shard syncs that gave up a new set of attempts.
+type retrySyncs struct{ op uint64 }
+
 // reconciled reports a reconcile pass: the syncs it started.
 type reconciled struct {
 	started map[syncKey]*actor.PID
@@ -104,6 +107,12 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 	case *messages.SyncProgress:
 		m.progress(msg)
+	case retrySyncs:
+		for k := range m.attempts {
+			if k.op == msg.op && m.running[k] == nil {
+				delete(m.attempts, k)
+			}
+		}
 	case *messages.LeaveCluster:
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.leave()) }()
@@ -666,7 +675,9 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 	case cluster.Member(st, m.Name) != nil:
 		return &messages.ManagerReply{Detail: m.Name + " is a member already"}
 	case opFor(st, m.Name) != nil:
-		return &messages.ManagerReply{Op: opFor(st, m.Name).Id, Detail: "an operation on " + m.Name + " is under way"}
+		// Asked again: shards whose sync gave up get a new set of attempts.
+		in.root.Send(in.self, retrySyncs{op: opFor(st, m.Name).Id})
+		return &messages.ManagerReply{Op: opFor(st, m.Name).Id, Detail: "an operation on " + m.Name + " is under way; failed shard syncs are retried"}
 	}
 	g := in.members[m.Name]
 	if g == nil || g.Status != messages.MemberStatus_ALIVE {

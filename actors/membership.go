@@ -70,11 +70,16 @@ func transferLeadership(root *actor.RootContext, to *actor.PID, r *raft.Raft, m 
 }
 
 // leaderError turns a Raft error into the reply's text, with where the
-// leader is: not_leader when this node does not lead the group.
+// leader is: not_leader when this node does not lead the group (nothing
+// was done), leadership_lost when it lost leadership with the request in
+// its log (it may or may not take effect).
 func leaderError(r *raft.Raft, err error) (text, addr, id string) {
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-		text = ErrNotLeader
-	} else {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		text = ErrNotLeader // refused before it was appended
+	case errors.Is(err, raft.ErrLeadershipLost):
+		text = ErrLeadershipLost // appended, outcome unknown
+	default:
 		text = err.Error()
 	}
 	if r != nil {

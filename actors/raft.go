@@ -28,9 +28,13 @@ const (
 	pendingApplies = 4096
 )
 
-// ErrNotLeader is the error text replies carry when this node does not
-// lead the shard.
-const ErrNotLeader = "not_leader"
+// Error texts replies carry: ErrNotLeader when this node does not lead the
+// shard (the request was not taken), ErrLeadershipLost when it lost
+// leadership with the request in its log (it may or may not be applied).
+const (
+	ErrNotLeader      = "not_leader"
+	ErrLeadershipLost = "leadership_lost"
+)
 
 type raftActor struct {
 	rt    *Runtime

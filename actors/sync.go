@@ -158,9 +158,30 @@ func (s *shardSync) run(ctx context.Context) error {
 	return nil
 }
 
-// leader finds the shard's leader (through this node's view of the shard)
-// and returns its status.
+// leaderWait bounds how long a sync step waits out an election.
+const leaderWait = 20 * time.Second
+
+// leader finds the shard's leader and returns its status, waiting out an
+// election (bounded by leaderWait): a shard without a leader for a moment
+// is not a failed attempt.
 func (s *shardSync) leader(ctx context.Context) (*messages.ShardStatusReply, error) {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		st, err := s.leaderOnce(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(syncPoll):
+		}
+	}
+}
+
+// leaderOnce asks this node's view of the shard who leads it, and the
+// leader for its status.
+func (s *shardSync) leaderOnce(ctx context.Context) (*messages.ShardStatusReply, error) {
 	local, err := s.status(ctx, "")
 	if err != nil {
 		return nil, err

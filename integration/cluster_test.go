@@ -243,6 +243,26 @@ func readAll(t *testing.T, n *node, acked map[string]string) {
 // a write through any node is read through any other.
 func TestClusterFormsAndAnyNodeServesAnyKey(t *testing.T) {
 	nodes := startCluster(t)
+	// Adding a member, or the node itself, changes nothing; an unknown
+	// node and a bad role are refused.
+	for _, c := range []struct {
+		args []string
+		ok   bool
+		want string
+	}{
+		{[]string{"add", "n2"}, true, "member already"},
+		{[]string{"add", "n1"}, true, "member already"},
+		{[]string{"add", "ghost"}, false, "not alive in gossip"},
+		{[]string{"add", "n3", "--role", "boss"}, false, "role"},
+	} {
+		out, err := operator(t, nodes[0], c.args...)
+		if (err == nil) != c.ok || !strings.Contains(out, c.want) {
+			t.Fatalf("node %v: err %v, output %q; want ok=%v and %q", c.args, err, out, c.ok, c.want)
+		}
+	}
+	if err := members(nodes[0], "n1", "n2", "n3"); err != nil {
+		t.Fatal(err)
+	}
 	var clients []*redis.Client
 	for _, n := range nodes {
 		c := n.redis()

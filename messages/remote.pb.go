@@ -307,8 +307,11 @@ func (x *ScanShard) GetNowMs() int64 {
 }
 
 type ForwardReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reply         *Reply                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Reply *Reply                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
+	// The command surely was not applied (this node did not lead the shard
+	// either): the forwarding node may try it again.
+	NotApplied    bool `protobuf:"varint,2,opt,name=not_applied,json=notApplied,proto3" json:"not_applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -348,6 +351,13 @@ func (x *ForwardReply) GetReply() *Reply {
 		return x.Reply
 	}
 	return nil
+}
+
+func (x *ForwardReply) GetNotApplied() bool {
+	if x != nil {
+		return x.NotApplied
+	}
+	return false
 }
 
 // ChangeMembership asks a shard's (or the system group's) Raft actor, on
@@ -608,9 +618,11 @@ const file_remote_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x14\n" +
 	"\x05match\x18\x03 \x01(\fR\x05match\x12\x12\n" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12\x15\n" +
-	"\x06now_ms\x18\x05 \x01(\x03R\x05nowMs\"=\n" +
+	"\x06now_ms\x18\x05 \x01(\x03R\x05nowMs\"^\n" +
 	"\fForwardReply\x12-\n" +
-	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\"\xe5\x01\n" +
+	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\x12\x1f\n" +
+	"\vnot_applied\x18\x02 \x01(\bR\n" +
+	"notApplied\"\xe5\x01\n" +
 	"\x10ChangeMembership\x125\n" +
 	"\x02op\x18\x01 \x01(\x0e2%.coppice.messages.ChangeMembership.OpR\x02op\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
