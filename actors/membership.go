@@ -109,3 +109,13 @@ func groupStatus(r *raft.Raft, logs raft.LogStore, shard uint32, applied uint64)
 	}
 	return reply
 }
+
+// setRaftTimers sets every group's timers: hashicorp/raft's defaults
+// (heartbeat and election 1s, leader lease 500ms). Half of those made
+// leaders step down under ordinary write load on a 2-core machine, where
+// an fsync or a scheduling stall can take a few hundred milliseconds.
+func setRaftTimers(conf *raft.Config) {
+	conf.HeartbeatTimeout = time.Second
+	conf.ElectionTimeout = time.Second
+	conf.LeaderLeaseTimeout = 500 * time.Millisecond
+}

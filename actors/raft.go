@@ -167,9 +167,7 @@ func (a *raftActor) start() error {
 	conf.BatchApplyCh = true
 	conf.MaxAppendEntries = 256
 	conf.NoSnapshotRestoreOnStart = true // the Pebble store is already at its applied index
-	conf.HeartbeatTimeout = 500 * time.Millisecond
-	conf.ElectionTimeout = 500 * time.Millisecond
-	conf.LeaderLeaseTimeout = 250 * time.Millisecond
+	setRaftTimers(conf)
 	conf.SnapshotThreshold = 16384
 	if rt.Snapshots.Threshold > 0 {
 		conf.SnapshotThreshold = rt.Snapshots.Threshold

@@ -82,9 +82,7 @@ func (a *systemActor) start() error {
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(rt.Name)
 	conf.Logger = logger
-	conf.HeartbeatTimeout = 500 * time.Millisecond
-	conf.ElectionTimeout = 500 * time.Millisecond
-	conf.LeaderLeaseTimeout = 250 * time.Millisecond
+	setRaftTimers(conf)
 	conf.SnapshotThreshold = 1024
 	a.state = cluster.NewState()
 	existing, err := raft.HasExistingState(a.logs, a.logs, snaps)
