@@ -18,21 +18,27 @@ import (
 // retryable TRYAGAIN: setLoad counts it, waits 10ms and goes on.
 type setLoad struct {
 	ok, tryagain, other, connErr atomic.Int64
+	next                         atomic.Int64 // the last key number taken, with a total
 	firstErr                     atomic.Value // string
 	stop                         atomic.Bool
 	wg                           sync.WaitGroup
 }
 
-func startSetLoad(addr string, clients int) *setLoad {
+// With total > 0, the clients write the keys load:1..load:total once each
+// (a key that got an error is written again) and stop; otherwise random
+// keys among 100000, until finish. Client i uses addrs[i%len(addrs)].
+func startSetLoad(addrs []string, clients, valueSize int, total int64) *setLoad {
 	l := &setLoad{}
-	value := strings.Repeat("x", 64)
+	value := strings.Repeat("x", valueSize)
 	for i := 0; i < clients; i++ {
+		addr := addrs[i%len(addrs)]
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
 			var nc net.Conn
 			var r *bufio.Reader
+			key := ""
 			for !l.stop.Load() {
 				if nc == nil {
 					var err error
@@ -44,7 +50,15 @@ func startSetLoad(addr string, clients int) *setLoad {
 					}
 					r = bufio.NewReader(nc)
 				}
-				key := fmt.Sprintf("key:%012d", rng.IntN(100000))
+				if key == "" {
+					if total == 0 {
+						key = fmt.Sprintf("key:%012d", rng.IntN(100000))
+					} else if k := l.next.Add(1); k <= total {
+						key = fmt.Sprintf("load:%d", k)
+					} else {
+						break
+					}
+				}
 				req := fmt.Sprintf("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(key), key, len(value), value)
 				nc.SetDeadline(time.Now().Add(30 * time.Second))
 				line, err := "", error(nil)
@@ -59,6 +73,7 @@ func startSetLoad(addr string, clients int) *setLoad {
 					nc = nil
 				case strings.HasPrefix(line, "+OK"):
 					l.ok.Add(1)
+					key = ""
 				case strings.HasPrefix(line, "-TRYAGAIN"):
 					l.tryagain.Add(1)
 					time.Sleep(10 * time.Millisecond)
