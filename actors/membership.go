@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
 	"github.com/hashicorp/raft"
 )
 
@@ -118,4 +119,20 @@ func setRaftTimers(conf *raft.Config) {
 	conf.HeartbeatTimeout = time.Second
 	conf.ElectionTimeout = time.Second
 	conf.LeaderLeaseTimeout = 500 * time.Millisecond
+}
+
+// closeGroup shuts a group's Raft down, then its transport and log store;
+// any of them may be nil (a start that failed half-way).
+func closeGroup(r *raft.Raft, trans *raft.NetworkTransport, logs storage.LogStore) error {
+	var errs []error
+	if r != nil {
+		errs = append(errs, r.Shutdown().Error())
+	}
+	if trans != nil {
+		errs = append(errs, trans.Close())
+	}
+	if logs != nil {
+		errs = append(errs, logs.Close())
+	}
+	return errors.Join(errs...)
 }

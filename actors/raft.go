@@ -262,20 +262,10 @@ func (a *raftActor) stop() {
 		<-a.waiterDone
 		a.applies = nil
 	}
-	if a.r != nil {
-		if err := a.r.Shutdown().Error(); err != nil {
-			a.rt.logger().Error("raft shutdown", "shard", a.shard, "err", err)
-		}
-		a.r = nil
+	if err := closeGroup(a.r, a.trans, a.logs); err != nil {
+		a.rt.logger().Error("raft shutdown", "shard", a.shard, "err", err)
 	}
-	if a.trans != nil {
-		a.trans.Close()
-		a.trans = nil
-	}
-	if a.logs != nil {
-		a.logs.Close()
-		a.logs = nil
-	}
+	a.r, a.trans, a.logs = nil, nil, nil
 }
 
 // waiter answers proposals in commit order (futures complete in order).

@@ -133,18 +133,8 @@ func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
 
 func (a *systemActor) stop() {
 	a.rt.setSystem(nil, nil)
-	if a.r != nil {
-		if err := a.r.Shutdown().Error(); err != nil {
-			a.rt.logger().Error("system group shutdown", "err", err)
-		}
-		a.r = nil
+	if err := closeGroup(a.r, a.trans, a.logs); err != nil {
+		a.rt.logger().Error("system group shutdown", "err", err)
 	}
-	if a.trans != nil {
-		a.trans.Close()
-		a.trans = nil
-	}
-	if a.logs != nil {
-		a.logs.Close()
-		a.logs = nil
-	}
+	a.r, a.trans, a.logs = nil, nil, nil
 }
