@@ -412,6 +412,9 @@ func (in *managerInputs) driveAdd(ctx context.Context, r *raft.Raft, op *message
 		if in.running[k] != nil || in.attempts[k] >= in.rt.SyncRetries {
 			continue
 		}
+		if len(in.running)+len(out.started) >= max(in.rt.SyncParallel, 1) {
+			continue // bounded parallelism: the next pass starts the rest
+		}
 		pid, err := supervisor.StartSimpleChild(in.root, actor.NewPID(in.self.Address, SyncsPath), askTimeout,
 			&messages.SyncShard{Op: op.Id, Shard: shard, Node: node})
 		if err != nil {

@@ -48,6 +48,8 @@ type Runtime struct {
 	KeyringFile string
 	RemoveDelay time.Duration
 	SyncRetries int
+	// SyncParallel bounds the shard syncs the coordinator runs at once.
+	SyncParallel int
 	// GossipFast tightens gossip timers (tests on loopback only).
 	GossipFast bool
 	// Snapshots tunes when shards snapshot and compact their logs (zero

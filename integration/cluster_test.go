@@ -626,7 +626,7 @@ func TestDiskCloneJoinsByReplay(t *testing.T) {
 // checkpoint copy (method snapshot), then the log from there, and ends with
 // the same data.
 func TestJoinCopiesCheckpointWhenLogIsCompacted(t *testing.T) {
-	flags := []string{"--gossip-fast", "--remove-delay", "10m",
+	flags := []string{"--gossip-fast", "--remove-delay", "10m", "--sync-parallel", "1",
 		"--snapshot-threshold", "64", "--snapshot-interval", "100ms", "--trailing-logs", "16"}
 	nodes := startCluster(t, flags...)
 	c := nodes[0].redis()
@@ -660,7 +660,29 @@ func TestJoinCopiesCheckpointWhenLogIsCompacted(t *testing.T) {
 	})
 	n4 := newNode(t, "n4", t.TempDir(), append([]string{"--join", nodes[0].gossip}, flags...)...)
 	n4.start()
-	eventually(t, 60*time.Second, "n4 a voter in every shard", func() error { return voters(nodes[0], "n1", "n2", "n3", "n4") })
+	// --sync-parallel 1: the shards are synced one at a time.
+	most := 0
+	eventually(t, 60*time.Second, "n4 a voter in every shard", func() error {
+		var st struct {
+			Syncs []struct {
+				Node  string `json:"node"`
+				State string `json:"state"`
+			} `json:"syncs"`
+		}
+		if err := nodes[0].getJSON("/v1/status", &st); err == nil {
+			active := 0
+			for _, s := range st.Syncs {
+				if s.Node == "n4" && s.State != "synced" && s.State != "failed" {
+					active++
+				}
+			}
+			most = max(most, active)
+		}
+		return voters(nodes[0], "n1", "n2", "n3", "n4")
+	})
+	if most > 1 {
+		t.Errorf("%d shard syncs ran at once with --sync-parallel 1", most)
+	}
 	methods := syncMethods(t, nodes[0], "n4")
 	for shard := 0; shard < 4; shard++ {
 		if methods[shard] != "snapshot" {

@@ -28,6 +28,14 @@ var (
 // nodeBinary builds cmd/node once per test run.
 func nodeBinary(t *testing.T) string {
 	t.Helper()
+	bin, err := buildNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func buildNode() (string, error) {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "coppice-node-")
 		if err != nil {
@@ -40,10 +48,7 @@ func nodeBinary(t *testing.T) string {
 			buildErr = fmt.Errorf("go build ./cmd/node: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return binPath, buildErr
 }
 
 func freePort(t *testing.T) string {

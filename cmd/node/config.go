@@ -38,6 +38,7 @@ type Config struct {
 	PrintTree     bool
 	RemoveDelay   time.Duration
 	SyncRetries   int
+	SyncParallel  int
 	GossipKey     []byte
 	KeyringFile   string
 	GossipFast    bool
@@ -166,6 +167,15 @@ var options = []*option{
 				return errors.New("want 1..100")
 			}
 			c.SyncRetries = n
+			return nil
+		}},
+	{name: "sync-parallel", kind: kindInt, def: constant("4"), usage: "shard syncs the coordinator runs at once, 1..64",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return errors.New("want 1..64")
+			}
+			c.SyncParallel = n
 			return nil
 		}},
 	{name: "gossip-key", def: constant(""), usage: "gossip encryption key: base64 of 16, 24 or 32 bytes (empty: none); prefer the environment or the file",

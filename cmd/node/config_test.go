@@ -45,6 +45,7 @@ func TestDefaults(t *testing.T) {
 		StopTimeout:       30 * time.Second,
 		RemoveDelay:       time.Minute,
 		SyncRetries:       3,
+		SyncParallel:      4,
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -59,7 +60,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		GossipAddr: "[::1]:3", HTTPAddr: ":0",
 		Join: []string{"a.example:7946", "10.0.0.2:7946"}, Role: "readonly", RequirePass: "s3cret",
 		LogFormat: "json", LogLevel: slog.LevelDebug, StopTimeout: 5 * time.Second, PrintTree: true,
-		RemoveDelay: time.Minute, SyncRetries: 3,
+		RemoveDelay: time.Minute, SyncRetries: 3, SyncParallel: 4,
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 	}
 	args := []string{"--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
@@ -159,6 +160,7 @@ var badValues = []struct {
 	{"remove-delay", "soon", "want a positive duration such as 60s"},
 	{"sync-retries", "0", "want 1..100"},
 	{"sync-retries", "101", "want 1..100"},
+	{"sync-parallel", "0", "want 1..64"},
 	{"gossip-key", "not base64!", "want base64 of 16, 24 or 32 bytes"},
 	{"gossip-key", "c2hvcnQ=", "want base64 of 16, 24 or 32 bytes"},
 	{"gossip-fast", "maybe", "want true or false"},
@@ -202,7 +204,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		}
 		// File, as a JSON string (a number for shards).
 		val := `"` + bv.value + `"`
-		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" {
+		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" {
 			val = bv.value
 		}
 		if bv.name == "print-tree" || bv.name == "gossip-fast" {

@@ -1,0 +1,294 @@
+package integration
+
+// Cluster scripts: testdata/*.txtar drive real cmd/node processes with the
+// commands below (every wait bounded). Each script gets its own nodes, on
+// free loopback ports, with data under the script's work dir.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// httpClient polls the nodes' HTTP ports.
+var httpClient = http.Client{Timeout: time.Second}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Setup: func(env *testscript.Env) error {
+			env.Values[scriptNodesKey{}] = map[string]*scriptNode{}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"start":   cmdStart,
+			"signal":  cmdSignal,
+			"voters":  cmdWait(voters),
+			"members": cmdWait(members),
+			"same":    cmdSame,
+			"seen":    cmdWait(seen),
+			"redis":   cmdRedis,
+			"op":      cmdOp,
+			"exited":  cmdExited,
+		},
+	})
+}
+
+type scriptNodesKey struct{}
+
+// scriptNode is a node process a script started.
+type scriptNode struct {
+	*node
+	proc   *exec.Cmd
+	done   chan struct{}
+	logDir string
+}
+
+func scriptNodes(ts *testscript.TestScript) map[string]*scriptNode {
+	return ts.Value(scriptNodesKey{}).(map[string]*scriptNode)
+}
+
+func lookup(ts *testscript.TestScript, name string) *scriptNode {
+	n := scriptNodes(ts)[name]
+	if n == nil {
+		ts.Fatalf("no node %s started in this script", name)
+	}
+	return n
+}
+
+func loopbackPort(ts *testscript.TestScript) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start NAME [--join PEER] [flags...]: start a node and wait (60s) until
+// /readyz answers. --join takes another node's name. Example:
+//
+//	start n2 --join n1 --role replica
+func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: start NAME [--join PEER] [flags...]")
+	}
+	name, rest := args[0], args[1:]
+	nodes := scriptNodes(ts)
+	n := nodes[name]
+	if n == nil {
+		n = &scriptNode{node: &node{name: name, dataDir: filepath.Join(ts.Getenv("WORK"), "data", name),
+			client: loopbackPort(ts), http: loopbackPort(ts), gossip: loopbackPort(ts)}}
+		n.args = []string{"--name", name, "--data-dir", n.dataDir, "--shards", "4",
+			"--client-addr", n.client, "--cluster-addr", loopbackPort(ts), "--gossip-addr", n.gossip,
+			"--http-addr", n.http, "--gossip-fast", "--remove-delay", "4s"}
+		for i := 0; i < len(rest); i++ {
+			if rest[i] == "--join" && i+1 < len(rest) {
+				n.args = append(n.args, "--join", lookup(ts, rest[i+1]).gossip)
+				i++
+				continue
+			}
+			n.args = append(n.args, rest[i])
+		}
+		nodes[name] = n
+	}
+	if n.proc != nil {
+		ts.Fatalf("%s is running already", name)
+	}
+	bin, err := buildNode()
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	logPath := filepath.Join(ts.Getenv("WORK"), name+".log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	n.proc = exec.Command(bin, n.args...)
+	n.proc.Stdout, n.proc.Stderr = f, f
+	if err := n.proc.Start(); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	n.done = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); f.Close(); close(done) }(n.proc, n.done)
+	proc, done := n.proc, n.done
+	ts.Defer(func() {
+		proc.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := n.ready(&httpClient)
+		if err == nil {
+			return
+		}
+		select {
+		case <-n.done:
+			ts.Fatalf("%s exited during start:\n%s", name, readFile(logPath))
+		default:
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s not ready within 60s: %v", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// signal NAME KILL|TERM: send the node SIGKILL or SIGTERM and wait (30s)
+// for it to end. (testscript's own kill is for background commands.)
+func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || (args[1] != "KILL" && args[1] != "TERM") {
+		ts.Fatalf("usage: signal NAME KILL|TERM")
+	}
+	n := lookup(ts, args[0])
+	if n.proc == nil {
+		ts.Fatalf("%s is not running", args[0])
+	}
+	sig := syscall.SIGKILL
+	if args[1] == "TERM" {
+		sig = syscall.SIGTERM
+	}
+	n.proc.Process.Signal(sig)
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		ts.Fatalf("%s still running 30s after %v", args[0], sig)
+	}
+	n.proc = nil
+}
+
+// exited NAME: the node's process has ended (waits 60s); with !, it ended
+// with a failure.
+func cmdExited(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: [!] exited NAME")
+	}
+	n := lookup(ts, args[0])
+	if n.proc == nil {
+		ts.Fatalf("%s was not running", args[0])
+	}
+	select {
+	case <-n.done:
+	case <-time.After(60 * time.Second):
+		ts.Fatalf("%s still running after 60s", args[0])
+	}
+	ok := n.proc.ProcessState.Success()
+	n.proc = nil
+	if ok == neg {
+		ts.Fatalf("%s exited, success %v", args[0], ok)
+	}
+}
+
+// cmdWait makes a command that polls check(node, args...) for up to 60s:
+//
+//	voters n1 n1 n2 n3     every shard's voters, as n1 sees them
+//	members n1 n1 n2 n3    the cluster's members, as n1 sees them
+func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestScript, bool, []string) {
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) < 1 {
+			ts.Fatalf("usage: CMD NODE [NAMES...]")
+		}
+		n := lookup(ts, args[0]).node
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := check(n, args[1:]...)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("not within 60s: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// seen checks that n's gossip sees node with status (alive, failed, left):
+//
+//	seen n1 n3 failed
+func seen(n *node, args ...string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("usage: seen NODE NAME STATUS")
+	}
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	for _, v := range st.Nodes {
+		if v.Name == args[0] && v.Status == args[1] {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s sees %+v, want %s %s", n.name, st.Nodes, args[0], args[1])
+}
+
+// same NODES...: every shard's applied index and checksum agree on the
+// nodes (waits 60s).
+func cmdSame(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: same NODE NODE [NODES...]")
+	}
+	var nodes []*node
+	for _, a := range args {
+		nodes = append(nodes, lookup(ts, a).node)
+	}
+	cmdWait(func(*node, ...string) error { return sameData(nodes...) })(ts, false, args[:1])
+}
+
+// redis NODE ARGS...: one command through the node's client port; the
+// reply goes to stdout, an error reply to stderr (and fails unless !).
+func cmdRedis(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: [!] redis NODE COMMAND [ARGS...]")
+	}
+	c := redis.NewClient(&redis.Options{Addr: lookup(ts, args[0]).client, Protocol: 2, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var cmdArgs []any
+	for _, a := range args[1:] {
+		cmdArgs = append(cmdArgs, a)
+	}
+	res, err := c.Do(ctx, cmdArgs...).Result()
+	if err != nil && err != redis.Nil {
+		fmt.Fprintln(ts.Stderr(), err)
+		if !neg {
+			ts.Fatalf("redis %s: %v", strings.Join(args[1:], " "), err)
+		}
+		return
+	}
+	if neg {
+		ts.Fatalf("redis %s: want an error, got %v", strings.Join(args[1:], " "), res)
+	}
+	fmt.Fprintln(ts.Stdout(), res)
+}
+
+// op NODE SUBCOMMAND [ARGS...]: run `node SUBCOMMAND ARGS --http` against
+// the node's HTTP port (status, add, remove, leave); output to stdout and
+// stderr, a failure fails unless !.
+func cmdOp(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: [!] op NODE SUBCOMMAND [ARGS...]")
+	}
+	bin, err := buildNode()
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	cmd := exec.Command(bin, append(args[1:], "--http", lookup(ts, args[0]).http)...)
+	cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
+	err = cmd.Run()
+	if (err != nil) != neg {
+		ts.Fatalf("node %s: %v", strings.Join(args[1:], " "), err)
+	}
+}
