@@ -154,15 +154,15 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) {
 
 func (m *managerActor) progress(p *messages.SyncProgress) {
 	k := syncKey{p.Op, p.Sync.Shard}
-	prev := m.syncs[k]
-	if p.Sync.State == messages.SyncState_SYNC_FAILED && (prev == nil || prev.State != messages.SyncState_SYNC_FAILED || prev.Attempt != uint32(m.attempts[k])) {
+	// A sync reports FAILED once per attempt, then exits.
+	if p.Sync.State == messages.SyncState_SYNC_FAILED {
 		m.attempts[k]++
 		m.rt.logger().Warn("shard sync failed", "shard", p.Sync.Shard, "node", p.Sync.Node, "attempt", m.attempts[k], "err", p.Sync.Error)
-	}
-	p.Sync.Attempt = uint32(m.attempts[k] + 1)
-	if p.Sync.State == messages.SyncState_SYNC_FAILED {
 		p.Sync.Attempt = uint32(m.attempts[k])
+	} else {
+		p.Sync.Attempt = uint32(m.attempts[k] + 1)
 	}
+	m.pruneSyncs(p.Op)
 	m.syncs[k] = p.Sync
 	if p.Sync.State == messages.SyncState_SYNC_SYNCED {
 		delete(m.running, k)
@@ -172,6 +172,32 @@ func (m *managerActor) progress(p *messages.SyncProgress) {
 			delete(m.running, k)
 			sup, root := actor.NewPID(m.self.Address, SyncsPath), m.root
 			go supervisor.TerminateChild(root, sup, pid.Id, askTimeout)
+		}
+	}
+}
+
+// keptOps is how many operations' sync results the manager keeps for
+// node_status.
+const keptOps = 16
+
+// pruneSyncs forgets the syncs of all but the keptOps newest operations
+// (op ids grow), making room for op's.
+func (m *managerActor) pruneSyncs(op uint64) {
+	ops := []uint64{op}
+	for k := range m.syncs {
+		if !slices.Contains(ops, k.op) {
+			ops = append(ops, k.op)
+		}
+	}
+	if len(ops) <= keptOps {
+		return
+	}
+	slices.Sort(ops)
+	oldest := ops[len(ops)-keptOps]
+	for k := range m.syncs {
+		if k.op < oldest && m.running[k] == nil {
+			delete(m.syncs, k)
+			delete(m.attempts, k)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func TestGatherStatus(t *testing.T) {
 	}
 	defer n.Stop(ctx)
 
-	info := actors.StatusInfo{Name: "n1", Shards: 2, Role: "replica", Join: []string{"h2:7946"}}
+	info := actors.StatusInfo{Name: "n1", Shards: 2, Role: "voter"}
 	var st *actors.Status
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -61,21 +61,24 @@ func TestGatherStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Shards[0].State == "leader" && st.Shards[1].State == "leader" {
+		if st.Shards[0].State == "leader" && st.Shards[1].State == "leader" && st.ClusterID != "" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no leaders within 20s: %+v", st.Shards)
+			t.Fatalf("no leaders or no cluster id within 20s: %+v", st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if st.Node != "n1" || st.Mode != actors.ModeCluster || st.SyncStatus != actors.SyncNotStarted ||
-		len(st.Nodes) != 1 || st.Nodes[0].Role != "replica" {
+	// A standalone node that bootstrapped its cluster: the only member,
+	// synced, each shard's one member at its applied index with no lag.
+	if st.Node != "n1" || st.Mode != actors.ModeStandalone || st.SyncStatus != actors.SyncSynced || st.Coordinator != "n1" ||
+		len(st.Nodes) != 1 || st.Nodes[0].Role != "voter" || !st.Nodes[0].Member || st.Nodes[0].Status != "alive" {
 		t.Errorf("status %+v", st)
 	}
 	for i, sh := range st.Shards {
 		if sh.ID != i || sh.Leader != "n1" || sh.LeaderAddr == "" || sh.Term == 0 || sh.FirstIndex == 0 ||
-			sh.LastIndex < sh.CommitIndex || len(sh.Members) != 1 || *sh.Members[0].AppliedIndex != sh.AppliedIndex {
+			sh.LastIndex < sh.CommitIndex || len(sh.Members) != 1 || sh.Members[0].AppliedIndex == nil ||
+			*sh.Members[0].AppliedIndex != sh.AppliedIndex || sh.Members[0].Lag == nil || *sh.Members[0].Lag != 0 {
 			t.Errorf("shard %d: %+v", i, sh)
 		}
 	}
