@@ -33,6 +33,9 @@ const (
 	// stablePolls is how many polls in a row a node must be caught up
 	// before it is promoted.
 	stablePolls = 3
+	// syncTimeout bounds one attempt: copying a large shard and catching
+	// up with the writes made meanwhile.
+	syncTimeout = 30 * time.Minute
 )
 
 type syncActor struct {
@@ -60,7 +63,9 @@ func newSyncActor(rt *Runtime) supervisor.StartFunc {
 func (a *syncActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		runCtx, cancel := context.WithCancel(context.Background())
+		// An attempt that has not brought the shard over within
+		// syncTimeout fails, and the next one starts over.
+		runCtx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 		a.cancel = cancel
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		manager := actor.NewPID(ctx.ActorSystem().Address(), ManagerPath)
