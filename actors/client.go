@@ -15,6 +15,7 @@ import (
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/resp"
 	"github.com/coppice-kv/coppice/server"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -141,17 +142,30 @@ type proposal struct {
 	b     *backend
 	shard int
 	cmd   *messages.Command
-	f     *actor.Future
+	ch    chan proto.Message
 }
 
 func (p *proposal) issue() {
-	p.f = p.b.root.RequestFuture(p.b.pids[p.shard], &messages.Propose{Command: p.cmd}, proposeTimeout)
+	p.ch = make(chan proto.Message, 1)
+	p.b.root.Send(p.b.pids[p.shard], &localPropose{cmd: p.cmd, reply: p.ch})
+}
+
+// answer waits (bounded by timeout) for the one answer on ch.
+func answer(ch <-chan proto.Message, timeout time.Duration) (proto.Message, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case m := <-ch:
+		return m, nil
+	case <-t.C:
+		return nil, fmt.Errorf("no answer within %v", timeout)
+	}
 }
 
 func (p *proposal) Wait() *messages.Reply { return await(p.b, p) }
 
 func (p *proposal) result() (*messages.Reply, bool) {
-	res, err := p.f.Result()
+	res, err := answer(p.ch, proposeTimeout)
 	if err != nil {
 		// A timeout: the write may or may not have been applied.
 		return tryAgain(p.shard, err.Error()), false
@@ -220,11 +234,12 @@ type read struct {
 	shard int
 	fwd   *messages.Forward
 	fn    func(r kv.Reader) *messages.Reply
-	f     *actor.Future
+	ch    chan proto.Message
 }
 
 func (r *read) issue() {
-	r.f = r.b.root.RequestFuture(r.b.pids[r.shard], &messages.ReadBarrier{}, barrierTimeout)
+	r.ch = make(chan proto.Message, 1)
+	r.b.root.Send(r.b.pids[r.shard], &localReadBarrier{reply: r.ch})
 }
 
 func (r *read) Wait() *messages.Reply { return await(r.b, r) }
@@ -232,7 +247,7 @@ func (r *read) Wait() *messages.Reply { return await(r.b, r) }
 // result: a read changes nothing, so every failure to reach a leader is
 // safe to retry.
 func (r *read) result() (*messages.Reply, bool) {
-	res, err := r.f.Result()
+	res, err := answer(r.ch, barrierTimeout)
 	if err != nil {
 		return tryAgain(r.shard, err.Error()), true
 	}

@@ -54,13 +54,13 @@ type raftActor struct {
 	watchStop  chan struct{}
 	watchDone  chan struct{}
 
-	reads     []*actor.PID
+	reads     []replyTo
 	verifying bool
 
 	// Proposals waiting for the next log entry: every Propose already in
 	// the mailbox joins one entry (group commit), flushed by proposeFlush.
 	batch       []*messages.Command
-	batchTo     []*actor.PID
+	batchTo     []replyTo
 	batchBytes  int
 	flushQueued bool
 }
@@ -76,12 +76,39 @@ const (
 
 type pendingApply struct {
 	f  raft.ApplyFuture
-	to []*actor.PID
+	to []replyTo
 }
+
+// replyTo is where an answer goes: a PID (a peer's request, or a future),
+// or for this node's own client port a channel, which spares a future (a
+// registered process and a timer) per command.
+type replyTo struct {
+	pid *actor.PID
+	ch  chan<- proto.Message
+}
+
+func (r replyTo) send(root *actor.RootContext, m proto.Message) {
+	if r.ch != nil {
+		r.ch <- m // buffered for the one answer
+		return
+	}
+	if r.pid != nil {
+		root.Send(r.pid, m)
+	}
+}
+
+// localPropose and localReadBarrier are Propose and ReadBarrier from this
+// node's client port, answered on a channel (capacity 1).
+type localPropose struct {
+	cmd   *messages.Command
+	reply chan<- proto.Message
+}
+
+type localReadBarrier struct{ reply chan<- proto.Message }
 
 // verifyDone reports a batched read barrier.
 type verifyDone struct {
-	waiting []*actor.PID
+	waiting []replyTo
 	err     error
 }
 
@@ -102,15 +129,16 @@ func (a *raftActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.stop()
 	case *messages.Propose:
-		a.propose(ctx, m)
+		a.propose(ctx, m.Command, replyTo{pid: ctx.Sender()})
+	case *localPropose:
+		a.propose(ctx, m.cmd, replyTo{ch: m.reply})
 	case proposeFlush:
 		a.flushQueued = false
 		a.flush()
 	case *messages.ReadBarrier:
-		a.reads = append(a.reads, ctx.Sender())
-		if !a.verifying {
-			a.verify()
-		}
+		a.readBarrier(replyTo{pid: ctx.Sender()})
+	case *localReadBarrier:
+		a.readBarrier(replyTo{ch: m.reply})
 	case *verifyDone:
 		a.verifying = false
 		reply := &messages.ReadBarrierReply{}
@@ -118,7 +146,7 @@ func (a *raftActor) Receive(ctx actor.Context) {
 			reply.Error, reply.LeaderAddr, reply.LeaderId = a.leaderError(m.err)
 		}
 		for _, to := range m.waiting {
-			ctx.Send(to, reply)
+			to.send(a.system.Root, reply)
 		}
 		if len(a.reads) > 0 {
 			a.verify()
@@ -248,7 +276,7 @@ func (a *raftActor) watchLeadership() {
 
 func (a *raftActor) stop() {
 	for _, to := range a.batchTo {
-		a.system.Root.Send(to, &messages.ProposeReply{Error: "shard stopping"})
+		to.send(a.system.Root, &messages.ProposeReply{Error: "shard stopping"})
 	}
 	a.batch, a.batchTo = nil, nil
 	if a.watchStop != nil {
@@ -289,27 +317,27 @@ func (a *raftActor) waiter(in <-chan pendingApply, done chan<- struct{}) {
 		}
 		for i, to := range p.to {
 			if failed.Error != "" {
-				a.system.Root.Send(to, failed)
+				to.send(a.system.Root, failed)
 			} else {
-				a.system.Root.Send(to, &messages.ProposeReply{Reply: replies[i]})
+				to.send(a.system.Root, &messages.ProposeReply{Reply: replies[i]})
 			}
 		}
 	}
 }
 
-func (a *raftActor) propose(ctx actor.Context, m *messages.Propose) {
+func (a *raftActor) propose(ctx actor.Context, cmd *messages.Command, to replyTo) {
 	if a.r.State() != raft.Leader {
 		e, addr, id := a.leaderError(raft.ErrNotLeader)
-		ctx.Respond(&messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id})
+		to.send(a.system.Root, &messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id})
 		return
 	}
-	if m.Command == nil || ctx.Sender() == nil {
-		ctx.Respond(&messages.ProposeReply{Error: "propose: no command or no sender"})
+	if cmd == nil {
+		to.send(a.system.Root, &messages.ProposeReply{Error: "propose: no command"})
 		return
 	}
-	a.batch = append(a.batch, m.Command)
-	a.batchTo = append(a.batchTo, ctx.Sender())
-	a.batchBytes += proto.Size(m.Command)
+	a.batch = append(a.batch, cmd)
+	a.batchTo = append(a.batchTo, to)
+	a.batchBytes += proto.Size(cmd)
 	if len(a.batch) >= maxBatchCommands || a.batchBytes >= maxBatchBytes {
 		a.flush()
 		return
@@ -331,11 +359,18 @@ func (a *raftActor) flush() {
 	data, err := proto.Marshal(&messages.CommandBatch{Commands: cmds})
 	if err != nil {
 		for _, p := range to {
-			a.system.Root.Send(p, &messages.ProposeReply{Error: err.Error()})
+			p.send(a.system.Root, &messages.ProposeReply{Error: err.Error()})
 		}
 		return
 	}
 	a.applies <- pendingApply{f: a.r.Apply(data, applyTimeout), to: to}
+}
+
+func (a *raftActor) readBarrier(to replyTo) {
+	a.reads = append(a.reads, to)
+	if !a.verifying {
+		a.verify()
+	}
 }
 
 // verify runs one read barrier for every read waiting: leadership is
