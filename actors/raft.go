@@ -63,7 +63,11 @@ type raftActor struct {
 	batchTo     []replyTo
 	batchBytes  int
 	flushQueued bool
+	compacting  bool
 }
+
+// compacted reports the end of a CompactLog.
+type compacted struct{}
 
 // proposeFlush makes the proposals gathered so far one log entry.
 type proposeFlush struct{}
@@ -152,7 +156,7 @@ func (a *raftActor) Receive(ctx actor.Context) {
 			a.verify()
 		}
 	case *messages.ShardStatus:
-		a.status(ctx.Sender())
+		a.status(ctx.Sender(), m.WithSizes)
 	case *messages.ShardChecksum:
 		fsm, to, shard := a.fsm, ctx.Sender(), uint32(a.shard)
 		go func() {
@@ -164,6 +168,10 @@ func (a *raftActor) Receive(ctx actor.Context) {
 			reply.AppliedIndex, reply.Crc32C, reply.Keys = applied, sum, uint64(keys)
 			a.system.Root.Send(to, reply)
 		}()
+	case *messages.CompactLog:
+		a.compactLog(ctx.Sender(), m)
+	case compacted:
+		a.compacting = false
 	case *messages.ChangeMembership:
 		changeMembership(a.system.Root, ctx.Sender(), a.r, m)
 	case *messages.TransferLeadership:
@@ -366,6 +374,44 @@ func (a *raftActor) flush() {
 	a.applies <- pendingApply{f: a.r.Apply(data, applyTimeout), to: to}
 }
 
+// compactLog snapshots now with only m.Trailing entries kept behind the
+// snapshot, then restores the configured trailing logs. One at a time.
+func (a *raftActor) compactLog(to *actor.PID, m *messages.CompactLog) {
+	root, r, logs, self := a.system.Root, a.r, a.logs, a.self
+	if a.compacting {
+		root.Send(to, &messages.CompactLogReply{Error: "a compaction is under way"})
+		return
+	}
+	if r.State() != raft.Leader {
+		e, _, _ := a.leaderError(raft.ErrNotLeader)
+		root.Send(to, &messages.CompactLogReply{Error: e})
+		return
+	}
+	a.compacting = true
+	go func() {
+		defer root.Send(self, compacted{})
+		reply := &messages.CompactLogReply{}
+		keep := r.ReloadableConfig()
+		short := keep
+		short.TrailingLogs = max(m.Trailing, 1)
+		err := r.ReloadConfig(short)
+		if err == nil {
+			err = r.Snapshot().Error()
+			if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+				err = nil
+			}
+			if rerr := r.ReloadConfig(keep); err == nil {
+				err = rerr
+			}
+		}
+		if err != nil {
+			reply.Error = err.Error()
+		}
+		reply.FirstIndex, _ = logs.FirstIndex()
+		root.Send(to, reply)
+	}()
+}
+
 func (a *raftActor) readBarrier(to replyTo) {
 	a.reads = append(a.reads, to)
 	if !a.verifying {
@@ -403,13 +449,17 @@ func (a *raftActor) leaderError(err error) (text, addr, id string) {
 	return leaderError(a.r, err)
 }
 
-func (a *raftActor) status(to *actor.PID) {
+func (a *raftActor) status(to *actor.PID, withSizes bool) {
 	r, logs, fsm, snaps, shard, root := a.r, a.logs, a.fsm, a.snaps, a.shard, a.system.Root
 	go func() {
 		applied, _ := fsm.Applied()
 		reply := groupStatus(r, logs, uint32(shard), applied)
 		done, total := snaps.Receiving()
 		reply.SnapshotBytesDone, reply.SnapshotBytesTotal = uint64(done), uint64(total)
+		if withSizes {
+			reply.DataBytes = fsm.DataBytes()
+			reply.LogBytes = storage.LogBytes(logs, reply.FirstIndex, reply.LastIndex)
+		}
 		// Entries the state machine never sees (no-ops) count as applied
 		// once every entry before them is.
 		if reply.AppliedIndex < reply.CommitIndex && storage.LastVisible(logs, reply.CommitIndex, reply.AppliedIndex) == reply.AppliedIndex {

@@ -108,6 +108,18 @@ func (s *shardSync) run(ctx context.Context) error {
 	if err != nil {
 		return s.fail(fmt.Errorf("target %s: %w", node.Name, err))
 	}
+	if !cluster.NeedsResync(target.AppliedIndex, leader.FirstIndex, leader.LastIndex) &&
+		cluster.CopyCheaper(target.AppliedIndex, leader.FirstIndex, leader.LastIndex, leader.LogBytes, leader.DataBytes) {
+		// The log bridges the gap, but replaying it would move more than
+		// the checkpoint: have the leader compact its log so Raft sends
+		// the checkpoint instead.
+		if err := s.compact(ctx, leader); err != nil {
+			return s.fail(err)
+		}
+		if leader, err = s.leader(ctx); err != nil {
+			return s.fail(err)
+		}
+	}
 	if cluster.NeedsResync(target.AppliedIndex, leader.FirstIndex, leader.LastIndex) {
 		s.st.Method, s.st.State = "snapshot", messages.SyncState_SYNC_COPYING
 	} else {
@@ -187,7 +199,7 @@ func (s *shardSync) leader(ctx context.Context) (*messages.ShardStatusReply, err
 // leaderOnce asks this node's view of the shard who leads it, and the
 // leader for its status.
 func (s *shardSync) leaderOnce(ctx context.Context) (*messages.ShardStatusReply, error) {
-	local, err := s.status(ctx, "")
+	local, err := s.statusSized(ctx, "", true)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +209,7 @@ func (s *shardSync) leaderOnce(ctx context.Context) (*messages.ShardStatusReply,
 	if local.LeaderId == s.rt.Name {
 		return local, nil
 	}
-	st, err := s.status(ctx, local.LeaderAddr)
+	st, err := s.statusSized(ctx, local.LeaderAddr, true)
 	if err != nil {
 		return nil, fmt.Errorf("leader %s: %w", local.LeaderId, err)
 	}
@@ -210,7 +222,11 @@ func (s *shardSync) leaderOnce(ctx context.Context) (*messages.ShardStatusReply,
 // status asks the shard's Raft actor on the node at addr ("" for this
 // node) for its status.
 func (s *shardSync) status(ctx context.Context, addr string) (*messages.ShardStatusReply, error) {
-	res, err := s.rt.ask(ctx, addr, RaftPath(int(s.job.Shard)), &messages.ShardStatus{})
+	return s.statusSized(ctx, addr, false)
+}
+
+func (s *shardSync) statusSized(ctx context.Context, addr string, sizes bool) (*messages.ShardStatusReply, error) {
+	res, err := s.rt.ask(ctx, addr, RaftPath(int(s.job.Shard)), &messages.ShardStatus{WithSizes: sizes})
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +238,20 @@ func (s *shardSync) status(ctx context.Context, addr string) (*messages.ShardSta
 		return nil, fmt.Errorf("shard %d: %s", s.job.Shard, st.Error)
 	}
 	return st, nil
+}
+
+// compactTrailing is how many entries a compaction for a copy keeps.
+const compactTrailing = 64
+
+func (s *shardSync) compact(ctx context.Context, leader *messages.ShardStatusReply) error {
+	res, err := s.rt.ask(ctx, leader.LeaderAddr, RaftPath(int(s.job.Shard)), &messages.CompactLog{Trailing: compactTrailing})
+	if err != nil {
+		return fmt.Errorf("shard %d: compacting the leader's log: %w", s.job.Shard, err)
+	}
+	if r, ok := res.(*messages.CompactLogReply); !ok || r.Error != "" {
+		return fmt.Errorf("shard %d: compacting the leader's log: %v", s.job.Shard, res)
+	}
+	return nil
 }
 
 func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusReply, op messages.ChangeMembership_Op) error {

@@ -144,3 +144,24 @@ func TestTombstones(t *testing.T) {
 		t.Fatalf("removed %v after clearing n2", st.Removed)
 	}
 }
+
+func TestCopyCheaper(t *testing.T) {
+	for _, c := range []struct {
+		target, first, last, logBytes, dataBytes uint64
+		want                                     bool
+	}{
+		{0, 1, 1000, 1000 << 20, 600 << 20, true},     // replay 1000 MiB, copy 600 MiB
+		{0, 1, 1000, 200 << 20, 600 << 20, true},      // replay 200 MiB costs as 800 MiB of copy
+		{0, 901, 1000, 100 << 20, 600 << 20, false},   // replay 100 MiB: as 400 MiB of copy
+		{900, 1, 1000, 1000 << 20, 600 << 20, false},  // a target with data replays
+		{0, 1, 1000, 1000 << 20, 32 << 20, false},     // a small shard replays
+		{0, 1, 1000, 10 << 20, 600 << 20, false},      // small entries: replay 10 MiB
+		{1000, 1, 1000, 1000 << 20, 600 << 20, false}, // caught up
+		{0, 0, 0, 0, 0, false},                        // empty log
+		{0, 1, 1000, 1000 << 20, 0, false},            // no data
+	} {
+		if got := CopyCheaper(c.target, c.first, c.last, c.logBytes, c.dataBytes); got != c.want {
+			t.Errorf("CopyCheaper(%d, %d, %d, %d, %d) = %v, want %v", c.target, c.first, c.last, c.logBytes, c.dataBytes, got, c.want)
+		}
+	}
+}

@@ -349,7 +349,9 @@ func (x *RaftServer) GetSuffrage() Suffrage {
 }
 
 type ShardStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also estimate data_bytes and log_bytes (reads a sample of the log).
+	WithSizes     bool `protobuf:"varint,1,opt,name=with_sizes,json=withSizes,proto3" json:"with_sizes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +386,13 @@ func (*ShardStatus) Descriptor() ([]byte, []int) {
 	return file_shard_proto_rawDescGZIP(), []int{5}
 }
 
+func (x *ShardStatus) GetWithSizes() bool {
+	if x != nil {
+		return x.WithSizes
+	}
+	return false
+}
+
 type ShardStatusReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
@@ -400,8 +409,13 @@ type ShardStatusReply struct {
 	// A snapshot being received from the leader: file bytes written, in all.
 	SnapshotBytesDone  uint64 `protobuf:"varint,12,opt,name=snapshot_bytes_done,json=snapshotBytesDone,proto3" json:"snapshot_bytes_done,omitempty"`
 	SnapshotBytesTotal uint64 `protobuf:"varint,13,opt,name=snapshot_bytes_total,json=snapshotBytesTotal,proto3" json:"snapshot_bytes_total,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// With with_sizes: the disk use of the shard's store (what a checkpoint
+	// copy moves), and the bytes of its Raft log from first_index to
+	// last_index (estimated from a sample of entries).
+	DataBytes     uint64 `protobuf:"varint,14,opt,name=data_bytes,json=dataBytes,proto3" json:"data_bytes,omitempty"`
+	LogBytes      uint64 `protobuf:"varint,15,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ShardStatusReply) Reset() {
@@ -525,6 +539,119 @@ func (x *ShardStatusReply) GetSnapshotBytesTotal() uint64 {
 	return 0
 }
 
+func (x *ShardStatusReply) GetDataBytes() uint64 {
+	if x != nil {
+		return x.DataBytes
+	}
+	return 0
+}
+
+func (x *ShardStatusReply) GetLogBytes() uint64 {
+	if x != nil {
+		return x.LogBytes
+	}
+	return 0
+}
+
+// CompactLog asks a shard's leader to snapshot now and keep only trailing
+// entries of its log, so a node far behind gets a checkpoint copy rather
+// than a long replay.
+type CompactLog struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Trailing      uint64                 `protobuf:"varint,1,opt,name=trailing,proto3" json:"trailing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompactLog) Reset() {
+	*x = CompactLog{}
+	mi := &file_shard_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompactLog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompactLog) ProtoMessage() {}
+
+func (x *CompactLog) ProtoReflect() protoreflect.Message {
+	mi := &file_shard_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompactLog.ProtoReflect.Descriptor instead.
+func (*CompactLog) Descriptor() ([]byte, []int) {
+	return file_shard_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CompactLog) GetTrailing() uint64 {
+	if x != nil {
+		return x.Trailing
+	}
+	return 0
+}
+
+type CompactLogReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FirstIndex    uint64                 `protobuf:"varint,1,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompactLogReply) Reset() {
+	*x = CompactLogReply{}
+	mi := &file_shard_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompactLogReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompactLogReply) ProtoMessage() {}
+
+func (x *CompactLogReply) ProtoReflect() protoreflect.Message {
+	mi := &file_shard_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompactLogReply.ProtoReflect.Descriptor instead.
+func (*CompactLogReply) Descriptor() ([]byte, []int) {
+	return file_shard_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CompactLogReply) GetFirstIndex() uint64 {
+	if x != nil {
+		return x.FirstIndex
+	}
+	return 0
+}
+
+func (x *CompactLogReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // ShardChecksum asks a shard's Raft actor for a checksum of its data: see
 // storage.Shard.Checksum. Replicas at the same applied index agree.
 type ShardChecksum struct {
@@ -535,7 +662,7 @@ type ShardChecksum struct {
 
 func (x *ShardChecksum) Reset() {
 	*x = ShardChecksum{}
-	mi := &file_shard_proto_msgTypes[7]
+	mi := &file_shard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +674,7 @@ func (x *ShardChecksum) String() string {
 func (*ShardChecksum) ProtoMessage() {}
 
 func (x *ShardChecksum) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[7]
+	mi := &file_shard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +687,7 @@ func (x *ShardChecksum) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardChecksum.ProtoReflect.Descriptor instead.
 func (*ShardChecksum) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{7}
+	return file_shard_proto_rawDescGZIP(), []int{9}
 }
 
 type ShardChecksumReply struct {
@@ -576,7 +703,7 @@ type ShardChecksumReply struct {
 
 func (x *ShardChecksumReply) Reset() {
 	*x = ShardChecksumReply{}
-	mi := &file_shard_proto_msgTypes[8]
+	mi := &file_shard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +715,7 @@ func (x *ShardChecksumReply) String() string {
 func (*ShardChecksumReply) ProtoMessage() {}
 
 func (x *ShardChecksumReply) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[8]
+	mi := &file_shard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +728,7 @@ func (x *ShardChecksumReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardChecksumReply.ProtoReflect.Descriptor instead.
 func (*ShardChecksumReply) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{8}
+	return file_shard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ShardChecksumReply) GetShard() uint32 {
@@ -662,8 +789,10 @@ const file_shard_proto_rawDesc = "" +
 	"RaftServer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x126\n" +
-	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\"\r\n" +
-	"\vShardStatus\"\xd4\x03\n" +
+	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\",\n" +
+	"\vShardStatus\x12\x1d\n" +
+	"\n" +
+	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\x90\x04\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -681,7 +810,17 @@ const file_shard_proto_rawDesc = "" +
 	" \x03(\v2\x1c.coppice.messages.RaftServerR\rconfiguration\x12\x14\n" +
 	"\x05error\x18\v \x01(\tR\x05error\x12.\n" +
 	"\x13snapshot_bytes_done\x18\f \x01(\x04R\x11snapshotBytesDone\x120\n" +
-	"\x14snapshot_bytes_total\x18\r \x01(\x04R\x12snapshotBytesTotal\"\x0f\n" +
+	"\x14snapshot_bytes_total\x18\r \x01(\x04R\x12snapshotBytesTotal\x12\x1d\n" +
+	"\n" +
+	"data_bytes\x18\x0e \x01(\x04R\tdataBytes\x12\x1b\n" +
+	"\tlog_bytes\x18\x0f \x01(\x04R\blogBytes\"(\n" +
+	"\n" +
+	"CompactLog\x12\x1a\n" +
+	"\btrailing\x18\x01 \x01(\x04R\btrailing\"H\n" +
+	"\x0fCompactLogReply\x12\x1f\n" +
+	"\vfirst_index\x18\x01 \x01(\x04R\n" +
+	"firstIndex\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\x0f\n" +
 	"\rShardChecksum\"\x91\x01\n" +
 	"\x12ShardChecksumReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12#\n" +
@@ -708,7 +847,7 @@ func file_shard_proto_rawDescGZIP() []byte {
 }
 
 var file_shard_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shard_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_shard_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_shard_proto_goTypes = []any{
 	(Suffrage)(0),              // 0: coppice.messages.Suffrage
 	(*Propose)(nil),            // 1: coppice.messages.Propose
@@ -718,14 +857,16 @@ var file_shard_proto_goTypes = []any{
 	(*RaftServer)(nil),         // 5: coppice.messages.RaftServer
 	(*ShardStatus)(nil),        // 6: coppice.messages.ShardStatus
 	(*ShardStatusReply)(nil),   // 7: coppice.messages.ShardStatusReply
-	(*ShardChecksum)(nil),      // 8: coppice.messages.ShardChecksum
-	(*ShardChecksumReply)(nil), // 9: coppice.messages.ShardChecksumReply
-	(*Command)(nil),            // 10: coppice.messages.Command
-	(*Reply)(nil),              // 11: coppice.messages.Reply
+	(*CompactLog)(nil),         // 8: coppice.messages.CompactLog
+	(*CompactLogReply)(nil),    // 9: coppice.messages.CompactLogReply
+	(*ShardChecksum)(nil),      // 10: coppice.messages.ShardChecksum
+	(*ShardChecksumReply)(nil), // 11: coppice.messages.ShardChecksumReply
+	(*Command)(nil),            // 12: coppice.messages.Command
+	(*Reply)(nil),              // 13: coppice.messages.Reply
 }
 var file_shard_proto_depIdxs = []int32{
-	10, // 0: coppice.messages.Propose.command:type_name -> coppice.messages.Command
-	11, // 1: coppice.messages.ProposeReply.reply:type_name -> coppice.messages.Reply
+	12, // 0: coppice.messages.Propose.command:type_name -> coppice.messages.Command
+	13, // 1: coppice.messages.ProposeReply.reply:type_name -> coppice.messages.Reply
 	0,  // 2: coppice.messages.RaftServer.suffrage:type_name -> coppice.messages.Suffrage
 	5,  // 3: coppice.messages.ShardStatusReply.configuration:type_name -> coppice.messages.RaftServer
 	4,  // [4:4] is the sub-list for method output_type
@@ -747,7 +888,7 @@ func file_shard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shard_proto_rawDesc), len(file_shard_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

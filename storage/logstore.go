@@ -71,3 +71,29 @@ func LastVisible(logs raft.LogStore, index, floor uint64) uint64 {
 	}
 	return floor
 }
+
+// logSamples is how many entries LogBytes reads.
+const logSamples = 16
+
+// LogBytes estimates the bytes of the entries first..last of logs from a
+// sample of them, evenly spread (a preallocated WAL's file sizes say
+// nothing of it).
+func LogBytes(logs raft.LogStore, first, last uint64) uint64 {
+	if first == 0 || last < first {
+		return 0
+	}
+	n := last - first + 1
+	step := max(n/logSamples, 1)
+	var sum, read uint64
+	for i := first; i <= last && read < logSamples; i += step {
+		var l raft.Log
+		if logs.GetLog(i, &l) == nil {
+			sum += uint64(len(l.Data))
+			read++
+		}
+	}
+	if read == 0 {
+		return 0
+	}
+	return sum / read * n
+}

@@ -429,3 +429,14 @@ func (s *Shard) Checksum() (applied uint64, sum uint32, keys int, err error) {
 	})
 	return applied, h.Sum32(), keys, err
 }
+
+// DataBytes is the disk space the shard's store uses: about what a
+// checkpoint copy of it moves.
+func (s *Shard) DataBytes() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0
+	}
+	return s.db.Metrics().DiskSpaceUsage()
+}
