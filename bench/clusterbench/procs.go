@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/coppice-kv/coppice/bench/internal/resp1"
 	"net"
 	"os"
 	"os/exec"
@@ -134,29 +134,7 @@ func waitFor(timeout, interval time.Duration, what string, p *proc, cond func() 
 // command sends one RESP command to addr and returns its reply's first
 // line, such as "+OK" or ":42"; an error reply is an error.
 func command(addr string, args ...string) (string, error) {
-	nc, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := nc.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(nc).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "-") {
-		return line, errors.New(line[1:])
-	}
-	return line, nil
+	return resp1.Command(addr, 10*time.Second, args...)
 }
 
 type result struct {

@@ -30,7 +30,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -38,6 +37,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/coppice-kv/coppice/bench/internal/resp1"
 	"net"
 	"os"
 	"os/exec"
@@ -456,29 +456,7 @@ func startAndWait(cmd *exec.Cmd, port, logPath string) (*proc, error) {
 // command sends one command and returns its reply's first line, such as
 // "+OK", ":42" or "-ERR ..."; an error reply is an error.
 func command(port string, args ...string) (string, error) {
-	nc, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := nc.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(nc).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "-") {
-		return line, errors.New(line[1:])
-	}
-	return line, nil
+	return resp1.Command("127.0.0.1:"+port, 5*time.Second, args...)
 }
 
 // stop stops a server the way an operator would (SIGINT), then kills it
