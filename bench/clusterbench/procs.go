@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/coppice-kv/coppice/bench/internal/resp1"
+	"github.com/coppice-kv/coppice/bench/internal/benchkit"
 	"net"
 	"os"
 	"os/exec"
@@ -134,7 +131,7 @@ func waitFor(timeout, interval time.Duration, what string, p *proc, cond func() 
 // command sends one RESP command to addr and returns its reply's first
 // line, such as "+OK" or ":42"; an error reply is an error.
 func command(addr string, args ...string) (string, error) {
-	return resp1.Command(addr, 10*time.Second, args...)
+	return benchkit.Command(addr, 10*time.Second, args...)
 }
 
 type result struct {
@@ -154,49 +151,8 @@ const runTimeout = 10 * time.Minute
 func redisBenchmark(addr string, n int, args ...string) (result, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	full := append([]string{"-h", host, "-p", port, "-n", strconv.Itoa(n), "--csv"}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "redis-benchmark", full...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	t0 := time.Now()
-	err := cmd.Run()
-	wall := time.Since(t0)
-	fail := func(why string) (result, error) {
-		return result{}, fmt.Errorf("redis-benchmark %s: %s\nstdout:\n%s\nstderr:\n%s", strings.Join(full, " "), why, stdout.Bytes(), stderr.Bytes())
-	}
-	switch {
-	case ctx.Err() != nil:
-		return fail(fmt.Sprintf("did not finish within %v", runTimeout))
-	case err != nil:
-		return fail(err.Error())
-	case bytes.Contains(bytes.ToLower(stderr.Bytes()), []byte("error")) || bytes.Contains(bytes.ToLower(stdout.Bytes()), []byte("error")):
-		return fail("reported errors")
-	}
-	recs, err := csv.NewReader(bytes.NewReader(stdout.Bytes())).ReadAll()
-	if err != nil {
-		return fail("output: " + err.Error())
-	}
-	if len(recs) != 2 || len(recs[1]) != 8 {
-		return fail("want a CSV header and one row of 8 fields")
-	}
-	// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-	row := recs[1]
-	res := result{wall: wall, n: n}
-	for _, f := range []struct {
-		i   int
-		dst *float64
-	}{{1, &res.rps}, {4, &res.p50}, {6, &res.p99}} {
-		v, err := strconv.ParseFloat(row[f.i], 64)
-		if err != nil {
-			return fail(fmt.Sprintf("field %d %q: %v", f.i, row[f.i], err))
-		}
-		*f.dst = v
-	}
-	if res.rps <= 0 {
-		return fail("no requests per second")
-	}
-	return res, nil
+	r, err := benchkit.RedisBenchmark(full, runTimeout)
+	return result{rps: r.RPS, p50: r.P50, p99: r.P99, wall: r.Wall, n: n}, err
 }
 
 // spreadBenchmark runs one redis-benchmark per address at once, each with

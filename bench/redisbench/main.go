@@ -30,14 +30,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/coppice-kv/coppice/bench/internal/resp1"
+	"github.com/coppice-kv/coppice/bench/internal/benchkit"
 	"net"
 	"os"
 	"os/exec"
@@ -365,47 +362,8 @@ func (p *profiler) stop() error {
 
 func redisBenchmark(port string, n int, args []string) (result, error) {
 	full := append([]string{"-h", "127.0.0.1", "-p", port, "-n", strconv.Itoa(n), "-d", "64", "-r", "100000", "--csv"}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "redis-benchmark", full...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	fail := func(why string) (result, error) {
-		return result{}, fmt.Errorf("redis-benchmark %s: %s\nstdout:\n%s\nstderr:\n%s", strings.Join(full, " "), why, stdout.Bytes(), stderr.Bytes())
-	}
-	switch {
-	case ctx.Err() != nil:
-		return fail(fmt.Sprintf("did not finish within %v", runTimeout))
-	case err != nil:
-		return fail(err.Error()) // redis-benchmark 7 exits 1 on "Error from server"
-	case bytes.Contains(bytes.ToLower(stderr.Bytes()), []byte("error")) || bytes.Contains(bytes.ToLower(stdout.Bytes()), []byte("error")):
-		return fail("reported errors")
-	}
-	recs, err := csv.NewReader(bytes.NewReader(stdout.Bytes())).ReadAll()
-	if err != nil {
-		return fail("output: " + err.Error())
-	}
-	if len(recs) != 2 || len(recs[1]) != 8 {
-		return fail("want a CSV header and one row of 8 fields")
-	}
-	// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-	row := recs[1]
-	var res result
-	for _, f := range []struct {
-		i   int
-		dst *float64
-	}{{1, &res.rps}, {4, &res.p50}, {6, &res.p99}} {
-		v, err := strconv.ParseFloat(row[f.i], 64)
-		if err != nil {
-			return fail(fmt.Sprintf("field %d %q: %v", f.i, row[f.i], err))
-		}
-		*f.dst = v
-	}
-	if res.rps <= 0 {
-		return fail("no requests per second")
-	}
-	return res, nil
+	r, err := benchkit.RedisBenchmark(full, runTimeout)
+	return result{rps: r.RPS, p50: r.P50, p99: r.P99}, err
 }
 
 // proc is a server started by startAndWait.
@@ -456,7 +414,7 @@ func startAndWait(cmd *exec.Cmd, port, logPath string) (*proc, error) {
 // command sends one command and returns its reply's first line, such as
 // "+OK", ":42" or "-ERR ..."; an error reply is an error.
 func command(port string, args ...string) (string, error) {
-	return resp1.Command("127.0.0.1:"+port, 5*time.Second, args...)
+	return benchkit.Command("127.0.0.1:"+port, 5*time.Second, args...)
 }
 
 // stop stops a server the way an operator would (SIGINT), then kills it

@@ -1,7 +1,7 @@
-// Package resp1 holds what the benchmark programs share to talk to a
-// Redis-protocol server without a client library: one command, its reply's
-// first line.
-package resp1
+// Package benchkit holds what the benchmark programs share: one command to
+// a Redis-protocol server without a client library, and running
+// redis-benchmark and reading its figures.
+package benchkit
 
 import (
 	"bufio"
