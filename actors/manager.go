@@ -170,8 +170,12 @@ func (m *managerActor) progress(p *messages.SyncProgress) {
 	if m.attempts[k] >= m.rt.SyncRetries {
 		if pid := m.running[k]; pid != nil {
 			delete(m.running, k)
-			sup, root := actor.NewPID(m.self.Address, SyncsPath), m.root
-			go supervisor.TerminateChild(root, sup, pid.Id, askTimeout)
+			sup, root, log := actor.NewPID(m.self.Address, SyncsPath), m.root, m.rt.logger()
+			go func() {
+				if err := supervisor.TerminateChild(root, sup, pid.Id, askTimeout); err != nil {
+					log.Warn("stopping a sync that gave up", "sync", pid.Id, "err", err)
+				}
+			}()
 		}
 	}
 }
@@ -383,7 +387,7 @@ func (in *managerInputs) learnClusterID() {
 		in.rt.logger().Error("recording the cluster id", "cluster_id", id, "err", err)
 		return
 	}
-	in.root.Send(actor.NewPID(in.self.Address, WatcherPath), &messages.MemberEvent{Kind: messages.MemberEventKind_MEMBER_UPDATE})
+	in.root.Send(actor.NewPID(in.self.Address, WatcherPath), announceTags{})
 }
 
 func newClusterID() string {

@@ -192,20 +192,24 @@ func GatherStatus(ctx context.Context, sys *actor.ActorSystem, info StatusInfo) 
 // addApplied fills every shard member's applied index and lag from the
 // members' own answers.
 func addApplied(st *Status, applied []*messages.MemberApplied) {
-	idx := map[string]uint64{}
+	type key struct {
+		shard uint32
+		node  string
+	}
+	idx := map[key]uint64{}
 	best := map[uint32]uint64{}
 	for _, a := range applied {
 		if a.Error != "" {
 			continue
 		}
-		idx[fmt.Sprint(a.Shard, "/", a.Node)] = a.AppliedIndex
+		idx[key{a.Shard, a.Node}] = a.AppliedIndex
 		best[a.Shard] = max(best[a.Shard], a.AppliedIndex)
 	}
 	for i := range st.Shards {
 		sh := &st.Shards[i]
 		for j := range sh.Members {
 			m := &sh.Members[j]
-			v, ok := idx[fmt.Sprint(sh.ID, "/", m.Node)]
+			v, ok := idx[key{uint32(sh.ID), m.Node}]
 			if !ok {
 				continue
 			}

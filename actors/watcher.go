@@ -40,6 +40,10 @@ type watcherActor struct {
 }
 
 type joinFailed struct{ err error }
+
+// announceTags asks the watcher to gossip the node's tags again (the
+// cluster ID is known now).
+type announceTags struct{}
 type resync struct{}
 
 func (w *watcherActor) Receive(ctx actor.Context) {
@@ -52,7 +56,7 @@ func (w *watcherActor) Receive(ctx actor.Context) {
 		w.shutdown()
 	case resync:
 		ctx.Send(actor.NewPID(ctx.Self().Address, ManagerPath), &messages.MemberEvent{Kind: messages.MemberEventKind_MEMBER_UPDATE, Members: w.g.Members()})
-	case *messages.MemberEvent:
+	case announceTags:
 		// The manager learned the cluster ID: announce it.
 		if err := w.g.SetTags(w.tags()); err != nil {
 			w.rt.logger().Warn("gossip tags", "err", err)

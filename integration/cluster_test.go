@@ -84,7 +84,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 
 // voters checks that every shard's configuration, as n sees it, has exactly
 // want as voters.
-func voters(n *node, want ...string) error {
+func voters(n *node, want ...string) error { return suffrage(n, "voter", want...) }
+
+// nonvoters checks every shard has exactly want as non-voters, as n sees
+// it.
+func nonvoters(n *node, want ...string) error { return suffrage(n, "nonvoter", want...) }
+
+func suffrage(n *node, kind string, want ...string) error {
 	st, err := n.status()
 	if err != nil {
 		return err
@@ -93,13 +99,13 @@ func voters(n *node, want ...string) error {
 	for _, sh := range st.Shards {
 		var got []string
 		for _, m := range sh.Members {
-			if m.Suffrage == "voter" {
+			if m.Suffrage == kind {
 				got = append(got, m.Node)
 			}
 		}
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
-			return fmt.Errorf("%s: shard %d voters %v, want %v", n.name, sh.ID, got, want)
+			return fmt.Errorf("%s: shard %d %ss %v, want %v", n.name, sh.ID, kind, got, want)
 		}
 	}
 	return nil
@@ -691,27 +697,6 @@ func TestJoinCopiesCheckpointWhenLogIsCompacted(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(append(nodes, n4)...) })
 	readAll(t, n4, acked)
-}
-
-// nonvoters checks every shard has want as non-voters, as n sees it.
-func nonvoters(n *node, want ...string) error {
-	var st statusView
-	if err := n.getJSON("/v1/status", &st); err != nil {
-		return err
-	}
-	for _, sh := range st.Shards {
-		var got []string
-		for _, m := range sh.Members {
-			if m.Suffrage == "nonvoter" {
-				got = append(got, m.Node)
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
-			return fmt.Errorf("shard %d non-voters %v, want %v", sh.ID, got, want)
-		}
-	}
-	return nil
 }
 
 // TestReplicaAndReadonlyRoles: a replica and a read-only node join as
