@@ -1,0 +1,373 @@
+package faults
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// cluster is one test's containers and networks. Nodes talk to each other
+// on the cluster network only; the test's clients reach them on the client
+// network, so a node cut off from its peers still takes client requests.
+type cluster struct {
+	t      *testing.T
+	rng    *rand.Rand
+	seed   uint64
+	prefix string
+	// netC carries Raft and gossip; netK carries clients and HTTP.
+	netC, netK       string
+	subnetC, subnetK netip.Prefix
+	nodes            []*cnode
+	flags            []string // given to every node
+}
+
+// cnode is one node's container.
+type cnode struct {
+	c        *cluster
+	name     string
+	ctr      string
+	ip       string // on the cluster network
+	clientIP string // on the client network
+	dir      string // the host directory mounted at /data
+	args     []string
+}
+
+// defaultFlags: fast failure detection on one host, and a removal delay
+// long enough that no fault below removes a node unless a test asks.
+var defaultFlags = []string{"--gossip-fast", "--remove-delay", "5m", "--log-level", "info"}
+
+// newCluster makes the networks; nodes come with add and form.
+func newCluster(t *testing.T, flags ...string) *cluster {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip("fault suite skipped: " + skipReason)
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("COPPICE_FAULT_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("COPPICE_FAULT_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay: COPPICE_FAULT_SEED=%d go test -run '^%s$' ./integration/faults)", seed, seed, t.Name())
+	c := &cluster{
+		t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)),
+		prefix: fmt.Sprintf("cpf%d", os.Getpid()%100000) + "-" + strings.ToLower(strings.TrimPrefix(t.Name(), "Test")),
+		flags:  append(slices.Clone(defaultFlags), flags...),
+	}
+	c.netC, c.subnetC = c.network("c")
+	c.netK, c.subnetK = c.network("k")
+	t.Cleanup(c.teardown)
+	return c
+}
+
+// network creates a bridge network on a free /24 of 10.213.0.0/16 (a
+// static subnet, so nodes keep their addresses across restarts and
+// reconnects).
+func (c *cluster) network(kind string) (string, netip.Prefix) {
+	name := c.prefix + "-" + kind
+	var last error
+	for range 20 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(c.rng.IntN(250) + 1), 0}), 24)
+		_, err := run(30*time.Second, "docker", "network", "create", "--driver", "bridge", "--subnet", p.String(), name)
+		if err == nil {
+			return name, p
+		}
+		if !strings.Contains(err.Error(), "overlap") {
+			c.t.Fatal(err)
+		}
+		last = err
+	}
+	c.t.Fatalf("no free subnet for %s: %v", name, last)
+	return "", netip.Prefix{}
+}
+
+// host returns the n-th address of p (p.Addr()+n).
+func host(p netip.Prefix, n int) string {
+	a := p.Addr().As4()
+	a[3] = byte(n)
+	return netip.AddrFrom4(a).String()
+}
+
+// gateway is the host's address on the cluster network.
+func (c *cluster) gateway() string { return host(c.subnetC, 1) }
+
+// add creates and starts a node. join is the gossip address of a node to
+// join ("" for the first). extra flags follow the cluster's.
+func (c *cluster) add(name string, join *cnode, extra ...string) *cnode {
+	c.t.Helper()
+	i := len(c.nodes) + 10
+	n := &cnode{c: c, name: name, ctr: c.prefix + "-" + name, ip: host(c.subnetC, i), clientIP: host(c.subnetK, i)}
+	n.dir = c.t.TempDir()
+	n.args = append([]string{"--name", name, "--cluster-addr", n.ip + ":7380", "--gossip-addr", n.ip + ":7946"}, c.flags...)
+	if join != nil {
+		n.args = append(n.args, "--join", join.ip+":7946")
+	}
+	n.args = append(n.args, extra...)
+	create := append([]string{"create", "--name", n.ctr, "--hostname", name,
+		"--network", c.netC, "--ip", n.ip, "-v", n.dir + ":/data", image}, n.args...)
+	docker(c.t, create...)
+	docker(c.t, "network", "connect", "--ip", n.clientIP, c.netK, n.ctr)
+	c.nodes = append(c.nodes, n)
+	n.start()
+	return n
+}
+
+// form starts n nodes: the first alone, the others joining it, and waits
+// until every shard has them all as voters.
+func (c *cluster) form(names ...string) []*cnode {
+	c.t.Helper()
+	first := c.add(names[0], nil)
+	nodes := []*cnode{first}
+	for _, name := range names[1:] {
+		nodes = append(nodes, c.add(name, first))
+	}
+	c.waitVoters(60*time.Second, nodes...)
+	return nodes
+}
+
+func (c *cluster) teardown() {
+	if c.t.Failed() {
+		for _, n := range c.nodes {
+			logs, err := runCombined(30*time.Second, "docker", "logs", "--tail", "80", n.ctr)
+			c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
+		}
+	}
+	for _, n := range c.nodes {
+		run(60*time.Second, "docker", "rm", "-f", "-v", n.ctr)
+	}
+	run(30*time.Second, "docker", "network", "rm", c.netC)
+	run(30*time.Second, "docker", "network", "rm", c.netK)
+}
+
+func (n *cnode) String() string { return n.name }
+
+func (n *cnode) http() string { return "http://" + n.clientIP + ":7381" }
+
+// start starts the (created or stopped) container.
+func (n *cnode) start() { docker(n.c.t, "start", n.ctr) }
+
+// signal sends sig (KILL, STOP, CONT, TERM) to the node process.
+func (n *cnode) signal(sig string) { docker(n.c.t, "kill", "-s", sig, n.ctr) }
+
+// kill9 kills the node with SIGKILL and waits until the container stopped.
+func (n *cnode) kill9() {
+	n.signal("KILL")
+	n.waitDown()
+}
+
+// waitDown waits until the container stopped.
+func (n *cnode) waitDown() {
+	eventually(n.c.t, 30*time.Second, n.name+" stopped", func() error {
+		if n.running() {
+			return fmt.Errorf("still running")
+		}
+		return nil
+	})
+}
+
+func (n *cnode) running() bool {
+	out, err := run(10*time.Second, "docker", "inspect", "-f", "{{.State.Running}}", n.ctr)
+	return err == nil && out == "true"
+}
+
+// disconnect cuts the node off from its peers (the cluster network);
+// clients still reach it.
+func (n *cnode) disconnect() { docker(n.c.t, "network", "disconnect", "-f", n.c.netC, n.ctr) }
+
+// connect puts it back, at the same address.
+func (n *cnode) connect() { docker(n.c.t, "network", "connect", "--ip", n.ip, n.c.netC, n.ctr) }
+
+// pid is the node process's pid on the host.
+func (n *cnode) pid() string { return docker(n.c.t, "inspect", "-f", "{{.State.Pid}}", n.ctr) }
+
+// nsenter runs a command in the node's network namespace.
+func (n *cnode) nsenter(args ...string) string {
+	n.c.t.Helper()
+	out, err := run(30*time.Second, "nsenter", append([]string{"-t", n.pid(), "-n"}, args...)...)
+	if err != nil {
+		n.c.t.Fatal(err)
+	}
+	return out
+}
+
+// clusterIface is the name of the node's interface on the cluster network.
+func (n *cnode) clusterIface() string {
+	for _, line := range strings.Split(n.nsenter("ip", "-o", "-4", "addr", "show"), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && strings.HasPrefix(f[3], n.ip+"/") {
+			return f[1]
+		}
+	}
+	n.c.t.Fatalf("%s: no interface with %s", n.name, n.ip)
+	return ""
+}
+
+// netem sets a netem qdisc on the node's cluster interface (every packet
+// it sends to its peers); no arguments removes it.
+func (n *cnode) netem(args ...string) {
+	dev := n.clusterIface()
+	if len(args) == 0 {
+		n.nsenter("tc", "qdisc", "del", "dev", dev, "root")
+		return
+	}
+	n.nsenter(append([]string{"tc", "qdisc", "replace", "dev", dev, "root", "netem"}, args...)...)
+}
+
+// redis is a client of this node that never retries by itself, so the
+// history records exactly what the client saw.
+func (n *cnode) redis() *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: n.clientIP + ":7379", MaxRetries: -1, PoolSize: 1,
+		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		ContextTimeoutEnabled: true, Protocol: 2, DisableIdentity: true,
+	})
+}
+
+// status is the part of GET /v1/status the suite reads.
+type status struct {
+	Node       string `json:"node"`
+	SyncStatus string `json:"sync_status"`
+	Nodes      []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+		Member bool   `json:"member"`
+	} `json:"nodes"`
+	Shards []shardStatus `json:"shards"`
+}
+
+type shardStatus struct {
+	ID      int    `json:"id"`
+	Leader  string `json:"leader"`
+	Term    uint64 `json:"term"`
+	Members []struct {
+		Node     string `json:"node"`
+		Suffrage string `json:"suffrage"`
+		Applied  uint64 `json:"applied_index"`
+		Lag      uint64 `json:"lag"`
+	} `json:"members"`
+}
+
+func (n *cnode) status() (*status, error) {
+	var st status
+	return &st, httpJSON("GET", n.http()+"/v1/status", &st)
+}
+
+// waitVoters waits until every shard, as each of nodes sees it, has a
+// leader and exactly nodes as voters.
+func (c *cluster) waitVoters(timeout time.Duration, nodes ...*cnode) {
+	c.t.Helper()
+	var want []string
+	for _, n := range nodes {
+		want = append(want, n.name)
+	}
+	slices.Sort(want)
+	eventually(c.t, timeout, fmt.Sprintf("voters %v with a leader in every shard", want), func() error {
+		for _, n := range nodes {
+			st, err := n.status()
+			if err != nil {
+				return err
+			}
+			for _, sh := range st.Shards {
+				var got []string
+				for _, m := range sh.Members {
+					if m.Suffrage == "voter" {
+						got = append(got, m.Node)
+					}
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					return fmt.Errorf("%s: shard %d voters %v", n.name, sh.ID, got)
+				}
+				if sh.Leader == "" {
+					return fmt.Errorf("%s: shard %d has no leader", n.name, sh.ID)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// leaderOf is the node leading shard, as n sees it.
+func (c *cluster) leaderOf(n *cnode, shard int) *cnode {
+	c.t.Helper()
+	var name string
+	eventually(c.t, 30*time.Second, fmt.Sprintf("a leader of shard %d", shard), func() error {
+		st, err := n.status()
+		if err != nil {
+			return err
+		}
+		if shard >= len(st.Shards) || st.Shards[shard].Leader == "" {
+			return fmt.Errorf("shard %d: no leader", shard)
+		}
+		name = st.Shards[shard].Leader
+		return nil
+	})
+	for _, m := range c.nodes {
+		if m.name == name {
+			return m
+		}
+	}
+	c.t.Fatalf("leader %q is not a node of this test", name)
+	return nil
+}
+
+// others is nodes without n.
+func others(nodes []*cnode, n *cnode) []*cnode {
+	var out []*cnode
+	for _, m := range nodes {
+		if m != n {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// pick chooses one of nodes with the test's seeded generator.
+func (c *cluster) pick(nodes []*cnode) *cnode { return nodes[c.rng.IntN(len(nodes))] }
+
+type checksum struct {
+	Shard        int    `json:"shard"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CRC32C       string `json:"crc32c"`
+	Keys         uint64 `json:"keys"`
+}
+
+// sameData waits until every shard has the same applied index and
+// checksum on every one of nodes.
+func (c *cluster) sameData(timeout time.Duration, nodes ...*cnode) {
+	c.t.Helper()
+	eventually(c.t, timeout, "every shard's checksum equal on "+fmt.Sprint(nodes), func() error {
+		var first []checksum
+		for i, n := range nodes {
+			var cs []checksum
+			if err := httpJSON("GET", n.http()+"/v1/checksums", &cs); err != nil {
+				return err
+			}
+			if i == 0 {
+				first = cs
+				continue
+			}
+			if len(cs) != len(first) {
+				return fmt.Errorf("%s has %d shards, %s %d", n.name, len(cs), nodes[0].name, len(first))
+			}
+			for s := range cs {
+				if cs[s] != first[s] {
+					return fmt.Errorf("shard %d: %s has %+v, %s has %+v", s, nodes[0].name, first[s], n.name, cs[s])
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func errStill(n *cnode) error { return fmt.Errorf("%s still leads", n.name) }

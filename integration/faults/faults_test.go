@@ -1,0 +1,239 @@
+package faults
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+)
+
+// Every scenario: a 3-node cluster from --join, a workload through every
+// node, the fault, the healing, then cluster.check (linearizable history,
+// every acknowledged write present, equal checksums).
+
+// Progress between steps is counted in successful operations, never slept.
+const (
+	warmOps  = 300
+	faultOps = 300
+	opsWait  = 60 * time.Second
+)
+
+// TestKillLeader: kill -9 of shard 0's leader under load; the others elect
+// a new leader and keep serving; the node restarts and catches up.
+func TestKillLeader(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	victim := c.leaderOf(nodes[0], 0)
+	t.Logf("kill -9 %s, the leader of shard 0", victim)
+	victim.kill9()
+	w.waitOps(faultOps, opsWait)
+	victim.start()
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// TestKillFollower: kill -9 of a follower of shard 0 (it may lead other
+// shards) under load; it restarts and catches up.
+func TestKillFollower(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	victim := c.pick(others(nodes, c.leaderOf(nodes[0], 0)))
+	t.Logf("kill -9 %s, a follower of shard 0", victim)
+	victim.kill9()
+	w.waitOps(faultOps, opsWait)
+	victim.start()
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// TestPauseLeader: SIGSTOP of shard 0's leader for well past the election
+// timeout, then SIGCONT. Clients of the paused node keep sending it
+// requests; when it wakes it must not serve a read from its stale state
+// (porcupine would see it).
+func TestPauseLeader(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	victim := c.leaderOf(nodes[0], 0)
+	t.Logf("SIGSTOP %s, the leader of shard 0", victim)
+	victim.signal("STOP")
+	rest := others(nodes, victim)
+	eventually(t, 30*time.Second, "a new leader of shard 0", func() error {
+		if l := c.leaderOf(rest[0], 0); l == victim {
+			return errStill(victim)
+		}
+		return nil
+	})
+	w.waitOps(faultOps, opsWait)
+	victim.signal("CONT")
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// TestPartitionMinority: shard 0's leader is cut off from its peers
+// (docker network disconnect) while its clients keep talking to it. The
+// majority elects a new leader and goes on; the old leader must neither
+// acknowledge a write nor serve a stale read. Then the partition heals.
+func TestPartitionMinority(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	victim := c.leaderOf(nodes[0], 0)
+	t.Logf("partition: %s (leader of shard 0) | the other two", victim)
+	victim.disconnect()
+	w.waitOps(faultOps, opsWait)
+	victim.connect()
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// TestPartitionMajority: two of the three nodes are cut off, so no side
+// holds a quorum of any shard: every write fails or times out, and none
+// may be acknowledged and then lost. Then the partition heals and the
+// cluster serves again.
+func TestPartitionMajority(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	cut := others(nodes, c.pick(nodes))
+	t.Logf("partition: %s | %s | %s, no quorum anywhere", cut[0], cut[1], others(nodes, cut[0])[0].name)
+	cut[0].disconnect()
+	cut[1].disconnect()
+	w.waitFailures(30, opsWait)
+	cut[0].connect()
+	cut[1].connect()
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// TestLossyAndSlowLinks: every node's links to its peers drop and delay
+// packets (tc netem), then one node's link turns very slow; then the links
+// are clean again.
+func TestLossyAndSlowLinks(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	loss := fmt.Sprintf("%d%%", 3+c.rng.IntN(8))
+	t.Logf("netem on every node: delay 20ms 10ms, loss %s", loss)
+	for _, n := range nodes {
+		n.netem("delay", "20ms", "10ms", "loss", loss)
+	}
+	w.waitOps(faultOps, 2*opsWait)
+	slow := c.pick(nodes)
+	t.Logf("netem on %s: delay 400ms 100ms", slow)
+	slow.netem("delay", "400ms", "100ms")
+	w.waitOps(faultOps, 2*opsWait)
+	for _, n := range nodes {
+		n.netem()
+	}
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// TestKillAll: every node killed with kill -9 under load, then all
+// restarted: acknowledged writes survive, the shards elect leaders again.
+func TestKillAll(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	t.Log("kill -9 every node")
+	for _, n := range nodes {
+		n.signal("KILL")
+	}
+	for _, n := range nodes {
+		n.waitDown()
+	}
+	for _, n := range nodes {
+		n.start()
+	}
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// TestJoinAndRemoveDuringPartition: with n3 cut off, a new node n4 joins
+// and n3 is removed; both complete on the majority side. When the
+// partition heals n3 stays out.
+func TestJoinAndRemoveDuringPartition(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	w := c.startWorkload(2, n1, n2)
+	w.waitOps(warmOps, opsWait)
+
+	t.Log("partition n3 away; n4 joins; n3 is removed")
+	n3.disconnect()
+	n4 := c.add("n4", n1)
+	eventually(t, 60*time.Second, "DELETE /v1/nodes/n3 accepted", func() error {
+		return httpJSON("DELETE", n1.http()+"/v1/nodes/n3", nil)
+	})
+	c.waitVoters(120*time.Second, n1, n2, n4)
+	w.waitOps(faultOps, opsWait)
+	n3.connect()
+	w.waitOps(faultOps, opsWait)
+	c.waitVoters(30*time.Second, n1, n2, n4)
+	c.check(w, n1, n2, n4)
+}
+
+// TestRemovedNodeReturns: n3 is killed and removed; it comes back with its
+// old data and its old idea of every shard's configuration. It must not
+// disrupt the leaders: no shard changes leader or term while it runs.
+func TestRemovedNodeReturns(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	w := c.startWorkload(2, n1, n2)
+	w.waitOps(warmOps, opsWait)
+
+	n3.kill9()
+	eventually(t, 60*time.Second, "DELETE /v1/nodes/n3 accepted", func() error {
+		return httpJSON("DELETE", n1.http()+"/v1/nodes/n3", nil)
+	})
+	c.waitVoters(60*time.Second, n1, n2)
+	w.waitOps(faultOps, opsWait)
+	before := leadership(t, n1)
+	t.Logf("leaders and terms before n3 returns: %v", before)
+
+	n3.start()
+	eventually(t, 30*time.Second, "n3 serving its status again", func() error {
+		_, err := n3.status()
+		return err
+	})
+	// Long enough for n3 to time out and campaign many times over (its
+	// election timeout is about a second): counted in operations.
+	w.waitOps(3*faultOps, opsWait)
+	if after := leadership(t, n1); !maps.Equal(before, after) {
+		t.Errorf("n3's return changed leadership: before %v, after %v", before, after)
+	}
+	c.waitVoters(10*time.Second, n1, n2)
+	c.check(w, n1, n2)
+}
+
+// leadership is every shard's leader and term, as n sees them.
+func leadership(t *testing.T, n *cnode) map[int]string {
+	t.Helper()
+	st, err := n.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]string{}
+	for _, sh := range st.Shards {
+		out[sh.ID] = fmt.Sprintf("%s@%d", sh.Leader, sh.Term)
+	}
+	return out
+}

@@ -1,0 +1,302 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/redis/go-redis/v9"
+)
+
+// registers is how many keys the clients read and overwrite; few keys make
+// many concurrent operations on each, which is what porcupine checks.
+const registers = 12
+
+// kvInput is one operation: a GET or SET of a register.
+type kvInput struct {
+	set   bool
+	key   string
+	value string
+}
+
+// kvOutput is what the client saw. unknown: a SET that failed or timed
+// out, which may or may not have taken effect.
+type kvOutput struct {
+	value   string
+	exists  bool
+	unknown bool
+}
+
+// kvState is one register's value.
+type kvState struct {
+	value  string
+	exists bool
+}
+
+// registerModel is a map of independent registers: porcupine checks each
+// key's history on its own.
+var registerModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(kvInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		keys := make([]string, 0, len(byKey))
+		for k := range byKey {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return kvState{} },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(kvState), input.(kvInput), output.(kvOutput)
+		if in.set {
+			return true, kvState{value: in.value, exists: true}
+		}
+		return out.exists == s.exists && out.value == s.value, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(kvInput), output.(kvOutput)
+		switch {
+		case in.set && out.unknown:
+			return fmt.Sprintf("set(%s, %s) -> ?", in.key, in.value)
+		case in.set:
+			return fmt.Sprintf("set(%s, %s)", in.key, in.value)
+		case !out.exists:
+			return fmt.Sprintf("get(%s) -> nil", in.key)
+		}
+		return fmt.Sprintf("get(%s) -> %s", in.key, out.value)
+	},
+	DescribeState: func(state any) string {
+		s := state.(kvState)
+		if !s.exists {
+			return "nil"
+		}
+		return s.value
+	},
+}
+
+// workload runs clients against the nodes until stopped: each reads and
+// overwrites the registers, and now and then writes a key of its own that
+// nothing overwrites, to check later that every acknowledged write is
+// there.
+type workload struct {
+	t     *testing.T
+	start time.Time
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	history []porcupine.Operation
+	acked   map[string]string
+	setOK   int
+	setErr  int
+	getOK   int
+	getErr  int
+}
+
+// startWorkload starts perNode clients on each of nodes.
+func (c *cluster) startWorkload(perNode int, nodes ...*cnode) *workload {
+	w := &workload{t: c.t, start: time.Now(), stop: make(chan struct{}), acked: map[string]string{}}
+	id := 0
+	for _, n := range nodes {
+		for range perNode {
+			w.wg.Add(1)
+			go w.client(id, n, rand.New(rand.NewPCG(c.seed, uint64(id))))
+			id++
+		}
+	}
+	return w
+}
+
+func (w *workload) now() int64 { return int64(time.Since(w.start)) }
+
+func (w *workload) client(id int, n *cnode, rng *rand.Rand) {
+	defer w.wg.Done()
+	rc := n.redis()
+	defer rc.Close()
+	for seq := 0; ; seq++ {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		failed := false
+		switch r := rng.IntN(10); {
+		case r == 0: // a key of its own
+			k, v := fmt.Sprintf("ack:%d:%d", id, seq), fmt.Sprintf("v%d", rng.Uint64())
+			err := rc.Set(ctx, k, v, 0).Err()
+			w.mu.Lock()
+			if err == nil {
+				w.acked[k] = v
+			}
+			w.mu.Unlock()
+			failed = err != nil
+		case r < 6: // read a register
+			in := kvInput{key: fmt.Sprintf("reg:%d", rng.IntN(registers))}
+			call := w.now()
+			v, err := rc.Get(ctx, in.key).Result()
+			ret := w.now()
+			out := kvOutput{value: v, exists: err == nil}
+			w.mu.Lock()
+			if err == nil || errors.Is(err, redis.Nil) {
+				w.getOK++
+				w.history = append(w.history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
+			} else {
+				w.getErr++ // a failed read changes nothing: left out
+				failed = true
+			}
+			w.mu.Unlock()
+		default: // overwrite a register with a value never written before
+			in := kvInput{set: true, key: fmt.Sprintf("reg:%d", rng.IntN(registers)), value: fmt.Sprintf("c%d-%d", id, seq)}
+			call := w.now()
+			err := rc.Set(ctx, in.key, in.value, 0).Err()
+			ret := w.now()
+			var out kvOutput
+			if err != nil {
+				// It may take effect at any time from now on.
+				out.unknown, ret = true, math.MaxInt64
+			}
+			w.mu.Lock()
+			if err == nil {
+				w.setOK++
+			} else {
+				w.setErr++
+			}
+			if !neverSent(err) {
+				w.history = append(w.history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
+			}
+			w.mu.Unlock()
+			failed = err != nil
+		}
+		cancel()
+		if failed {
+			// The node is down, paused or cut off: pace the client so it
+			// does not spin (this is pacing, not a wait for a condition).
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// neverSent reports an error that says the command never left the client
+// (the connection could not be made), so it surely did not happen.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return err != nil && errors.As(err, &op) && op.Op == "dial"
+}
+
+// ops is how many operations succeeded so far.
+func (w *workload) ops() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.setOK + w.getOK
+}
+
+// waitOps waits until at least more operations than now have succeeded:
+// progress, not a duration.
+func (w *workload) waitOps(more int, timeout time.Duration) {
+	w.t.Helper()
+	target := w.ops() + more
+	eventually(w.t, timeout, fmt.Sprintf("%d more successful operations", more), func() error {
+		if got := w.ops(); got < target {
+			return fmt.Errorf("%d of %d", got, target)
+		}
+		return nil
+	})
+}
+
+// failures is how many operations failed so far.
+func (w *workload) failures() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.setErr + w.getErr
+}
+
+// waitFailures waits until at least more operations than now have failed:
+// the clients saw the fault.
+func (w *workload) waitFailures(more int, timeout time.Duration) {
+	w.t.Helper()
+	target := w.failures() + more
+	eventually(w.t, timeout, fmt.Sprintf("%d more failed operations", more), func() error {
+		if got := w.failures(); got < target {
+			return fmt.Errorf("%d of %d", got, target)
+		}
+		return nil
+	})
+}
+
+// finish stops the clients.
+func (w *workload) finish() {
+	close(w.stop)
+	w.wg.Wait()
+	w.t.Logf("workload: %d sets ok, %d sets failed or timed out (unknown), %d gets ok, %d gets failed, %d own keys acknowledged",
+		w.setOK, w.setErr, w.getOK, w.getErr, len(w.acked))
+}
+
+// check stops the workload and checks, once the cluster has healed: the
+// history is linearizable, every acknowledged write is readable through
+// every node in nodes, and every shard's checksum agrees on them.
+func (c *cluster) check(w *workload, nodes ...*cnode) {
+	c.t.Helper()
+	w.finish()
+	c.waitVoters(90*time.Second, nodes...)
+	res, info := porcupine.CheckOperationsVerbose(registerModel, w.history, 60*time.Second)
+	switch res {
+	case porcupine.Ok:
+		c.t.Logf("porcupine: %d operations on %d registers are linearizable", len(w.history), registers)
+	default:
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("coppice-faults-%s-%d.html", c.prefix, c.seed))
+		verr := porcupine.VisualizePath(registerModel, info, path)
+		c.t.Errorf("porcupine: history of %d operations is %s (visualization %s, %v)", len(w.history), res, path, verr)
+	}
+	for _, n := range nodes {
+		c.readAcked(n, w.acked)
+	}
+	c.sameData(60*time.Second, nodes...)
+}
+
+// readAcked reads every acknowledged own key through n.
+func (c *cluster) readAcked(n *cnode, acked map[string]string) {
+	c.t.Helper()
+	rc := n.redis()
+	defer rc.Close()
+	missing := 0
+	for k, v := range acked {
+		var got string
+		var err error
+		for range 10 { // a retryable error during a leader change: try again
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			got, err = rc.Get(ctx, k).Result()
+			cancel()
+			if err == nil || errors.Is(err, redis.Nil) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil || got != v {
+			if missing++; missing <= 5 {
+				c.t.Errorf("%s: GET %s = %q, %v; want %q", n.name, k, got, err, v)
+			}
+		}
+	}
+	if missing > 0 {
+		c.t.Fatalf("%s: %d of %d acknowledged writes missing", n.name, missing, len(acked))
+	}
+}
