@@ -152,6 +152,8 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		Advertise:    cfg.AdvertiseAddr,
 		ClientAddr:   cfg.ClientAddr,
 		RequirePass:  cfg.RequirePass,
+		ClientTLS:    cfg.clientTLS,
+		ClusterTLS:   cfg.clusterTLS,
 		Version:      version(),
 		Log:          log,
 		Exec:         executor(),
