@@ -142,10 +142,17 @@ func TestMutualTLS(t *testing.T) {
 		}
 	}
 
-	// The rogue's remote requests fail too.
+	// The rogue's remote requests and pings fail too; a member's ping
+	// is answered.
 	_, rogueRemote := listenTLS(t, NewMutualTLS(rogue.KeyPair(t, "rogue"), ca.Pool()), nil)
 	if _, err := rogueRemote.Request(ctx, addr, "a/b", wrapperspb.String("hi")); err == nil {
 		t.Fatal("a peer with another CA's certificate got an answer")
+	}
+	if err := rogueRemote.Ping(ctx, addr); err == nil {
+		t.Fatal("a peer with another CA's certificate got a ping answered")
+	}
+	if err := goodRemote.Ping(ctx, addr); err != nil {
+		t.Fatalf("member's ping: %v", err)
 	}
 
 	// A member dialling a server whose certificate another CA signed
