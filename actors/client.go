@@ -41,7 +41,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		c.local = newBackend(c.rt, ctx.ActorSystem())
 		c.local.local = true
 		srv, err := server.Listen(server.Config{
-			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, Limits: resp.DefaultLimits(),
+			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS, Limits: resp.DefaultLimits(),
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(),
 		}, b)
 		if err != nil {
@@ -49,7 +49,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		}
 		c.srv = srv
 		c.rt.setClientAddr(srv.Addr().String())
-		c.rt.logger().Info("client port", "addr", srv.Addr().String())
+		c.rt.logger().Info("client port", "addr", srv.Addr().String(), "tls", c.rt.ClientTLS != nil)
 	case *messages.Forward:
 		// Waiting on the shard would block the mailbox: answer from a
 		// goroutine (the sender is a future).

@@ -43,6 +43,9 @@ const (
 	reconcileTimeout = 30 * time.Second
 	// systemVoters is how many voters the system group has at most.
 	systemVoters = 3
+	// probeTimeout bounds the check that a new node answers on its
+	// cluster address.
+	probeTimeout = 3 * time.Second
 )
 
 type managerActor struct {
@@ -336,6 +339,10 @@ func (in *managerInputs) reconcile() *reconciled {
 			errs = append(errs, err)
 			continue
 		}
+		if err := in.reachable(ctx, g); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: memberOf(g), StartedMs: time.Now().UnixMilli(), Cause: "join"}
 		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 			errs = append(errs, err)
@@ -404,6 +411,23 @@ func admissible(st *messages.ClusterState, g *messages.Member) error {
 	}
 	if g.Shards != 0 && g.Shards != st.Shards {
 		return fmt.Errorf("%w: %s has %d shards, this cluster %d", cluster.ErrShardCount, g.Name, g.Shards, st.Shards)
+	}
+	return nil
+}
+
+// reachable checks that g answers on its cluster address before anything
+// is journaled for it: a node the cluster transport refuses (with mutual
+// TLS, one whose certificate the cluster CA did not sign) is refused
+// here, changing nothing, rather than added to groups it cannot reach.
+func (in *managerInputs) reachable(ctx context.Context, g *messages.Member) error {
+	remote, err := in.rt.Remote()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := remote.Ping(ctx, g.ClusterAddr); err != nil {
+		return fmt.Errorf("%w: %s at %s: %v", cluster.ErrUnreachable, g.Name, g.ClusterAddr, err)
 	}
 	return nil
 }
@@ -717,6 +741,9 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s is not alive in gossip: start it with --join", cluster.ErrUnknownNode, m.Name)}
 	}
 	if err := admissible(st, g); err != nil {
+		return &messages.ManagerReply{Error: err.Error()}
+	}
+	if err := in.reachable(ctx, g); err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
 	}
 	node := memberOf(g)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -33,9 +34,13 @@ type Runtime struct {
 	// streams; Advertise, if set, is what peers dial.
 	ClusterAddr string
 	Advertise   string
-	// ClientAddr is the RESP port; RequirePass makes clients AUTH.
+	// ClusterTLS, if set, is mutual TLS on the cluster port.
+	ClusterTLS *transport.MutualTLS
+	// ClientAddr is the RESP port; RequirePass makes clients AUTH;
+	// ClientTLS, if set, serves it over TLS only.
 	ClientAddr  string
 	RequirePass string
+	ClientTLS   *tls.Config
 	Version     string
 	// The cluster: gossip's address, seeds to join, the role this node
 	// asks for, gossip encryption, how long a failed node stays before

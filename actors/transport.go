@@ -26,7 +26,7 @@ type transportActor struct {
 func (t *transportActor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
-		m, err := transport.Listen(t.rt.ClusterAddr, t.rt.Advertise, t.rt.logger())
+		m, err := transport.Listen(t.rt.ClusterAddr, t.rt.Advertise, t.rt.ClusterTLS, t.rt.logger())
 		if err != nil {
 			panic(err)
 		}
@@ -36,7 +36,7 @@ func (t *transportActor) Receive(ctx actor.Context) {
 		t.rt.mu.Unlock()
 		t.remote = transport.NewRemote(m, deliver(ctx.ActorSystem()), remoteTimeout)
 		t.rt.setMux(m, t.remote)
-		t.rt.logger().Info("cluster listener", "addr", m.Addr().String())
+		t.rt.logger().Info("cluster listener", "addr", m.Addr().String(), "mutual_tls", t.rt.ClusterTLS != nil)
 	case *actor.Stopping:
 		t.rt.setMux(nil, nil)
 		if t.remote != nil {

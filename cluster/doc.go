@@ -20,4 +20,5 @@ var (
 	ErrNodeSyncing    = errors.New("cluster: node is syncing")
 	ErrOpInFlight     = errors.New("cluster: another removal is in progress")
 	ErrNotCoordinator = errors.New("cluster: this node is not the coordinator")
+	ErrUnreachable    = errors.New("cluster: node does not answer on its cluster address")
 )

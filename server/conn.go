@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/subtle"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -44,6 +45,14 @@ func (s *Server) newConn(nc net.Conn) *conn {
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(handshakeWait))
+		if err := tc.Handshake(); err != nil {
+			c.s.cfg.Log.Debug("client TLS handshake", "remote", tc.RemoteAddr().String(), "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
 	for !c.quit {
 		args, err := c.rd.ReadCommand()
 		if err != nil {

@@ -15,6 +15,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,8 @@ type Config struct {
 	Addr string
 	// RequirePass, when set, makes clients AUTH first.
 	RequirePass string
+	// TLS, when set, serves the port over TLS only (LoadTLS).
+	TLS *tls.Config
 	// MaxClients bounds open connections (Redis's maxclients).
 	MaxClients int
 	Limits     resp.Limits
@@ -72,6 +75,11 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.Addr, err)
+	}
+	if cfg.TLS != nil {
+		// Accept returns at once; the handshake runs on the
+		// connection's goroutine (conn.serve), bounded.
+		ln = tls.NewListener(ln, cfg.TLS)
 	}
 	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors()}
 	s.wg.Add(1)
@@ -126,12 +134,17 @@ func (s *Server) serve() {
 			continue
 		}
 		if len(s.conns) >= s.cfg.MaxClients {
-			s.mu.Unlock()
 			s.stats.rejected.Add(1)
-			// Redis answers and closes.
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte("-ERR max number of clients reached\r\n"))
-			nc.Close()
+			// Redis answers and closes; off the accept loop, since on TLS
+			// the answer needs a handshake first.
+			s.wg.Add(1)
+			s.mu.Unlock()
+			go func() {
+				defer s.wg.Done()
+				nc.SetDeadline(time.Now().Add(time.Second))
+				nc.Write([]byte("-ERR max number of clients reached\r\n"))
+				nc.Close()
+			}()
 			continue
 		}
 		s.conns[c] = struct{}{}

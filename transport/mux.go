@@ -5,9 +5,16 @@
 //
 // The caller listens once (Listen), asks for a layer per Raft group
 // (Layer), builds a raft.NetworkTransport on each, and closes the mux last.
+//
+// With a MutualTLS (tls.go) every connection, accepted or dialled, is
+// mutually authenticated TLS before its header: a peer without a
+// certificate signed by the cluster CA is dropped with a warning before
+// any stream sees it. Layer.Dial is the one way out of the node to a peer
+// (Raft, snapshots, remote requests), so nothing leaves in clear.
 package transport
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,6 +47,7 @@ type Mux struct {
 	ln        net.Listener
 	advertise net.Addr
 	log       *slog.Logger
+	tls       *MutualTLS
 
 	mu     sync.Mutex
 	layers map[uint32]*Layer
@@ -48,13 +56,14 @@ type Mux struct {
 }
 
 // Listen listens on addr (host:port). advertise, if not empty, is the
-// address peers should dial (defaults to the listener's).
-func Listen(addr, advertise string, log *slog.Logger) (*Mux, error) {
+// address peers should dial (defaults to the listener's). mtls, if not
+// nil, makes every connection in and out mutually authenticated TLS.
+func Listen(addr, advertise string, mtls *MutualTLS, log *slog.Logger) (*Mux, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
-	m := &Mux{ln: ln, advertise: ln.Addr(), log: log, layers: map[uint32]*Layer{}}
+	m := &Mux{ln: ln, advertise: ln.Addr(), log: log, tls: mtls, layers: map[uint32]*Layer{}}
 	if advertise != "" {
 		a, err := net.ResolveTCPAddr("tcp", advertise)
 		if err != nil {
@@ -128,15 +137,26 @@ func (m *Mux) serve() {
 	}
 }
 
+// route authenticates c (with TLS), reads its header and hands it to its
+// stream; the handshake and the header together get headerWait.
 func (m *Mux) route(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(headerWait))
+	c.SetDeadline(time.Now().Add(headerWait))
+	if m.tls != nil {
+		tc := tls.Server(c, m.tls.server)
+		if err := tc.Handshake(); err != nil {
+			m.log.Warn("transport: refused a peer: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		c = tc
+	}
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(c, hdr[:]); err != nil || string(hdr[:len(magic)]) != magic {
 		m.log.Warn("transport: dropped connection with a bad header", "remote", c.RemoteAddr().String())
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	id := binary.BigEndian.Uint32(hdr[len(magic):])
 	m.mu.Lock()
 	l := m.layers[id]
@@ -193,20 +213,30 @@ func (l *Layer) closeOnce() { l.once.Do(func() { close(l.done) }) }
 // Addr is the mux's advertised address.
 func (l *Layer) Addr() net.Addr { return l.mux.advertise }
 
-// Dial opens a connection to this stream on the node at address.
+// Dial opens a connection to this stream on the node at address: with
+// TLS, the handshake (the peer's certificate checked against the cluster
+// CA) and the header together get timeout.
 func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", string(address), timeout)
 	if err != nil {
 		return nil, err
 	}
+	c.SetDeadline(time.Now().Add(timeout))
+	if t := l.mux.tls; t != nil {
+		tc := tls.Client(c, t.client)
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("transport: TLS handshake with %s: %w", address, err)
+		}
+		c = tc
+	}
 	var hdr [headerLen]byte
 	copy(hdr[:], magic)
 	binary.BigEndian.PutUint32(hdr[len(magic):], l.id)
-	c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(hdr[:]); err != nil {
 		c.Close()
 		return nil, err
 	}
-	c.SetWriteDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	return c, nil
 }

@@ -123,6 +123,27 @@ func (r *Remote) Request(ctx context.Context, addr, target string, msg proto.Mes
 	return env.Body.UnmarshalNew()
 }
 
+// pingTarget is Ping's target: the transport answers it itself.
+const pingTarget = "transport/ping"
+
+// Ping checks that the node whose cluster address is addr answers there:
+// a round trip, so with mutual TLS each side has accepted the other's
+// certificate.
+func (r *Remote) Ping(ctx context.Context, addr string) error {
+	c, err := r.conn(addr)
+	if err != nil {
+		return err
+	}
+	env, err := c.call(ctx, &messages.Envelope{Target: pingTarget})
+	if err != nil {
+		return err
+	}
+	if env.Error != "" {
+		return &RemoteError{Addr: addr, Target: pingTarget, Text: env.Error}
+	}
+	return nil
+}
+
 func (r *Remote) conn(addr string) (*remoteConn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -301,6 +322,9 @@ func (r *Remote) serve(nc net.Conn) {
 
 func (r *Remote) answer(env *messages.Envelope) *messages.Envelope {
 	ans := &messages.Envelope{Id: env.Id}
+	if env.Target == pingTarget {
+		return ans
+	}
 	if env.Body == nil {
 		ans.Error = "no message"
 		return ans

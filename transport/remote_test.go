@@ -17,7 +17,7 @@ import (
 
 func listen(t *testing.T, h Handler) (*Mux, *Remote) {
 	t.Helper()
-	m, err := Listen("127.0.0.1:0", "", nil)
+	m, err := Listen("127.0.0.1:0", "", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,38 +17,54 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/tlsfiles"
+	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/storage"
+	"github.com/coppice-kv/coppice/transport"
 )
 
 // Config is the node binary's configuration, validated.
 type Config struct {
-	Name          string
-	DataDir       string
-	Shards        int
-	ClientAddr    string
-	ClusterAddr   string
-	AdvertiseAddr string
-	GossipAddr    string
-	HTTPAddr      string
-	Join          []string
-	Role          string
-	RequirePass   string
-	LogFormat     string
-	LogLevel      slog.Level
-	StopTimeout   time.Duration
-	PrintTree     bool
-	RemoveDelay   time.Duration
-	SyncRetries   int
-	SyncParallel  int
-	GossipKey     []byte
-	KeyringFile   string
-	GossipFast    bool
+	Name        string
+	DataDir     string
+	Shards      int
+	ClientAddr  string
+	ClusterAddr string
+	// TLS on the client port (files, and the client certificate policy)
+	// and mutual TLS on the cluster port.
+	TLSCertFile        string
+	TLSKeyFile         string
+	TLSCAFile          string
+	TLSAuthClients     string
+	ClusterTLSCertFile string
+	ClusterTLSKeyFile  string
+	ClusterTLSCAFile   string
+	AdvertiseAddr      string
+	GossipAddr         string
+	HTTPAddr           string
+	Join               []string
+	Role               string
+	RequirePass        string
+	LogFormat          string
+	LogLevel           slog.Level
+	StopTimeout        time.Duration
+	PrintTree          bool
+	RemoveDelay        time.Duration
+	SyncRetries        int
+	SyncParallel       int
+	GossipKey          []byte
+	KeyringFile        string
+	GossipFast         bool
 	// Snapshot policy of the shards (0: the defaults).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 	// ConfigFile is the file the configuration was read from, if any.
 	ConfigFile string
+
+	// Loaded by check from the files above (nil: no TLS).
+	clientTLS  *tls.Config
+	clusterTLS *transport.MutualTLS
 }
 
 // Limits and choices of the options.
@@ -116,6 +133,26 @@ var options = []*option{
 		set: func(c *Config, v string) error { return listenAddr(&c.ClientAddr, v) }},
 	{name: "cluster-addr", def: constant("127.0.0.1:7380"), usage: "cluster (Raft) listen address",
 		set: func(c *Config, v string) error { return listenAddr(&c.ClusterAddr, v) }},
+	{name: "tls-cert-file", def: constant(""), usage: "PEM certificate of the client port: with --tls-key-file, clients must use TLS",
+		set: func(c *Config, v string) error { c.TLSCertFile = v; return nil }},
+	{name: "tls-key-file", def: constant(""), usage: "PEM private key of --tls-cert-file",
+		set: func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
+	{name: "tls-ca-file", def: constant(""), usage: "PEM CA certificates that client certificates must chain to (empty: clients need none)",
+		set: func(c *Config, v string) error { c.TLSCAFile = v; return nil }},
+	{name: "tls-auth-clients", def: constant(server.AuthClientsYes), usage: "with --tls-ca-file, whether clients must present a certificate: yes, optional or no",
+		set: func(c *Config, v string) error {
+			if v != server.AuthClientsYes && v != server.AuthClientsOptional && v != server.AuthClientsNo {
+				return errors.New("want yes, optional or no")
+			}
+			c.TLSAuthClients = v
+			return nil
+		}},
+	{name: "cluster-tls-cert-file", def: constant(""), usage: "PEM certificate this node presents on the cluster port (mutual TLS: with the key and CA files)",
+		set: func(c *Config, v string) error { c.ClusterTLSCertFile = v; return nil }},
+	{name: "cluster-tls-key-file", def: constant(""), usage: "PEM private key of --cluster-tls-cert-file",
+		set: func(c *Config, v string) error { c.ClusterTLSKeyFile = v; return nil }},
+	{name: "cluster-tls-ca-file", def: constant(""), usage: "PEM certificate of the cluster CA: a peer is a member if the CA signed its certificate",
+		set: func(c *Config, v string) error { c.ClusterTLSCAFile = v; return nil }},
 	{name: "advertise-addr", def: constant(""), usage: "cluster address peers dial (default: the cluster listener's)",
 		set: func(c *Config, v string) error {
 			if v == "" {
@@ -365,6 +402,68 @@ func (c *Config) check(src map[string]source) error {
 	if host, _, _ := net.SplitHostPort(c.ClusterAddr); unspecified(host) && c.AdvertiseAddr == "" {
 		return fmt.Errorf("%s %q listens on every interface: set --advertise-addr to the address peers dial", src["cluster-addr"].what, c.ClusterAddr)
 	}
+	return c.loadTLS(src)
+}
+
+// loadTLS checks that the TLS files come in their sets and loads them
+// once; an error names the setting at fault.
+func (c *Config) loadTLS(src map[string]source) error {
+	named := func(name string) string { return src[name].what + " " + quote(src[name].raw) }
+	// wantWith names the settings of set that are empty, if any is set.
+	wantWith := func(set ...string) error {
+		var given, missing []string
+		for _, name := range set {
+			if src[name].raw == "" {
+				missing = append(missing, "--"+name)
+			} else {
+				given = append(given, name)
+			}
+		}
+		if len(given) > 0 && len(missing) > 0 {
+			return fmt.Errorf("%s: want %s with it", named(given[0]), strings.Join(missing, " and "))
+		}
+		return nil
+	}
+	// fileErr names the setting that holds the file a load failed on.
+	fileErr := func(err error, byFile map[string]string) error {
+		var fe *tlsfiles.Error
+		if errors.As(err, &fe) {
+			return fmt.Errorf("%s: %v", named(byFile[fe.File]), fe.Err)
+		}
+		return err
+	}
+
+	if err := wantWith("tls-cert-file", "tls-key-file"); err != nil {
+		return err
+	}
+	if c.TLSCAFile != "" && c.TLSCertFile == "" {
+		return fmt.Errorf("%s: want --tls-cert-file and --tls-key-file with it", named("tls-ca-file"))
+	}
+	if c.TLSCAFile == "" && c.TLSAuthClients != server.AuthClientsNo && !strings.HasPrefix(src["tls-auth-clients"].what, "default") {
+		return fmt.Errorf("%s: want --tls-ca-file to verify client certificates against", named("tls-auth-clients"))
+	}
+	if c.TLSCertFile != "" {
+		auth := c.TLSAuthClients
+		if c.TLSCAFile == "" {
+			auth = server.AuthClientsNo
+		}
+		cfg, err := server.LoadTLS(c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, auth)
+		if err != nil {
+			return fileErr(err, map[string]string{tlsfiles.Cert: "tls-cert-file", tlsfiles.Key: "tls-key-file", tlsfiles.CA: "tls-ca-file"})
+		}
+		c.clientTLS = cfg
+	}
+
+	if err := wantWith("cluster-tls-cert-file", "cluster-tls-key-file", "cluster-tls-ca-file"); err != nil {
+		return err
+	}
+	if c.ClusterTLSCertFile != "" {
+		m, err := transport.LoadMutualTLS(c.ClusterTLSCertFile, c.ClusterTLSKeyFile, c.ClusterTLSCAFile)
+		if err != nil {
+			return fileErr(err, map[string]string{tlsfiles.Cert: "cluster-tls-cert-file", tlsfiles.Key: "cluster-tls-key-file", tlsfiles.CA: "cluster-tls-ca-file"})
+		}
+		c.clusterTLS = m
+	}
 	return nil
 }
 
@@ -545,6 +644,6 @@ flag > environment > file > default. An empty environment variable is unset.
 		if def != "" {
 			def = " (default " + def + ")"
 		}
-		fmt.Fprintf(w, "  --%-15s %-24s %s%s\n", o.name, o.env(), o.usage, def)
+		fmt.Fprintf(w, "  --%-21s %-30s %s%s\n", o.name, o.env(), o.usage, def)
 	}
 }

@@ -39,6 +39,7 @@ func TestDefaults(t *testing.T) {
 		ClusterAddr:       "127.0.0.1:7380",
 		GossipAddr:        "127.0.0.1:7946",
 		HTTPAddr:          "127.0.0.1:7381",
+		TLSAuthClients:    "yes",
 		Role:              "voter",
 		LogFormat:         "text",
 		LogLevel:          slog.LevelInfo,
@@ -60,7 +61,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		GossipAddr: "[::1]:3", HTTPAddr: ":0",
 		Join: []string{"a.example:7946", "10.0.0.2:7946"}, Role: "readonly", RequirePass: "s3cret",
 		LogFormat: "json", LogLevel: slog.LevelDebug, StopTimeout: 5 * time.Second, PrintTree: true,
-		RemoveDelay: time.Minute, SyncRetries: 3, SyncParallel: 4,
+		RemoveDelay: time.Minute, SyncRetries: 3, SyncParallel: 4, TLSAuthClients: "yes",
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 	}
 	args := []string{"--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
@@ -187,6 +188,7 @@ var badValues = []struct {
 	{"stop-timeout", "30", "want a positive duration"},
 	{"stop-timeout", "-5s", "want a positive duration"},
 	{"print-tree", "maybe", "want true or false"},
+	{"tls-auth-clients", "maybe", "want yes, optional or no"},
 }
 
 func TestBadValuesNameTheirSource(t *testing.T) {

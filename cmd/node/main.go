@@ -42,6 +42,12 @@
 //	  "stop-timeout": "30s"
 //	}
 //
+// TLS: --tls-cert-file and --tls-key-file (with --tls-ca-file and
+// --tls-auth-clients for client certificates) put the client port on TLS;
+// --cluster-tls-cert-file, --cluster-tls-key-file and --cluster-tls-ca-file
+// (all three or none) put the cluster port on mutual TLS. The files are
+// read once at start; a missing or unusable one exits 2 naming its setting.
+//
 // Every listen address defaults to loopback (127.0.0.1), so a node on the
 // defaults is reachable from its own host only; give 0.0.0.0:<port> (or
 // :<port>) to listen on every interface. A cluster address on every
@@ -152,6 +158,8 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		Advertise:    cfg.AdvertiseAddr,
 		ClientAddr:   cfg.ClientAddr,
 		RequirePass:  cfg.RequirePass,
+		ClientTLS:    cfg.clientTLS,
+		ClusterTLS:   cfg.clusterTLS,
 		Version:      version(),
 		Log:          log,
 		Exec:         executor(),

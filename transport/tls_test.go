@@ -1,0 +1,196 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/internal/testcerts"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// logBuffer collects a mux's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+func listenTLS(t *testing.T, mtls *MutualTLS, log io.Writer) (*Mux, *Remote) {
+	t.Helper()
+	var lg *slog.Logger
+	if log != nil {
+		lg = slog.New(slog.NewTextHandler(log, nil))
+	}
+	m, err := Listen("127.0.0.1:0", "", mtls, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRemote(m, echo, 2*time.Second)
+	t.Cleanup(func() { r.Close(); m.Close() })
+	return m, r
+}
+
+// closedByPeer reads c until the peer closes it; a read that times out
+// means the peer kept a connection it should have dropped.
+func closedByPeer(t *testing.T, what string, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("%s: the connection was kept open", what)
+	}
+}
+
+// TestMutualTLS: on a cluster port with mutual TLS, a peer whose
+// certificate the cluster CA signed is served on every stream; a plaintext
+// peer, a TLS peer without a certificate and a peer whose certificate
+// another CA signed are each dropped with a warning before any stream
+// sees them; and a dialer refuses a server whose certificate another CA
+// signed.
+func TestMutualTLS(t *testing.T) {
+	ca, rogue := testcerts.NewCA(t, "cluster"), testcerts.NewCA(t, "rogue")
+	logs := &logBuffer{}
+	srv, _ := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "srv"), ca.Pool()), logs)
+	addr := srv.Addr().String()
+	const stream = 7
+	srvLayer := srv.Layer(stream)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// A member: remote requests and a Raft stream both work.
+	good, goodRemote := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "good"), ca.Pool()), nil)
+	got, err := goodRemote.Request(ctx, addr, "a/b", wrapperspb.String("hi"))
+	if err != nil || got.(*wrapperspb.StringValue).Value != "a/b:hi" {
+		t.Fatalf("member's request: %v, %v", got, err)
+	}
+	c, err := good.Layer(stream).Dial(raft.ServerAddress(addr), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("x"))
+	sc, err := acceptWithin(srvLayer, 5*time.Second)
+	if err != nil {
+		t.Fatalf("member's stream: %v", err)
+	}
+	b := make([]byte, 1)
+	sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(sc, b); err != nil || b[0] != 'x' {
+		t.Fatalf("member's stream: read %q, %v", b, err)
+	}
+	sc.Close()
+	c.Close()
+	if n := logs.count("refused a peer"); n != 0 {
+		t.Fatalf("a member was refused: %d warnings", n)
+	}
+
+	// Refused peers, each dropped before its header is read.
+	hdr := []byte{'C', 'P', 'X', '1', 0, 0, 0, stream}
+	refused := 0
+	for _, tc := range []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		{"plaintext", func() (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }},
+		{"TLS without a certificate", func() (net.Conn, error) {
+			return tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr,
+				&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+		}},
+		{"certificate of another CA", func() (net.Conn, error) {
+			// It trusts the cluster CA, so its side of the handshake passes.
+			m, _ := listenTLS(t, NewMutualTLS(rogue.KeyPair(t, "rogue"), ca.Pool()), nil)
+			return m.Layer(stream).Dial(raft.ServerAddress(addr), time.Second)
+		}},
+	} {
+		c, err := tc.dial()
+		if err == nil {
+			c.Write(hdr)
+			closedByPeer(t, tc.name, c)
+			c.Close()
+		}
+		refused++
+		deadline := time.Now().Add(5 * time.Second)
+		for logs.count("refused a peer") < refused {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no warning logged within 5s", tc.name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := len(srvLayer.conns); n != 0 {
+			t.Fatalf("%s: %d connections routed to the stream", tc.name, n)
+		}
+	}
+
+	// The rogue's remote requests and pings fail too; a member's ping
+	// is answered.
+	_, rogueRemote := listenTLS(t, NewMutualTLS(rogue.KeyPair(t, "rogue"), ca.Pool()), nil)
+	if _, err := rogueRemote.Request(ctx, addr, "a/b", wrapperspb.String("hi")); err == nil {
+		t.Fatal("a peer with another CA's certificate got an answer")
+	}
+	if err := rogueRemote.Ping(ctx, addr); err == nil {
+		t.Fatal("a peer with another CA's certificate got a ping answered")
+	}
+	if err := goodRemote.Ping(ctx, addr); err != nil {
+		t.Fatalf("member's ping: %v", err)
+	}
+
+	// A member dialling a server whose certificate another CA signed
+	// refuses it.
+	fake, _ := listenTLS(t, NewMutualTLS(rogue.KeyPair(t, "fake"), ca.Pool()), nil)
+	_, err = good.Layer(stream).Dial(raft.ServerAddress(fake.Addr().String()), time.Second)
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		t.Fatalf("dialling a server of another CA: %v, want a certificate verification error", err)
+	}
+}
+
+// TestTLSHandshakeDoesNotHoldOthers: a peer that connects and says
+// nothing does not delay another's handshake.
+func TestTLSHandshakeDoesNotHoldOthers(t *testing.T) {
+	ca := testcerts.NewCA(t, "cluster")
+	srv, _ := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "srv"), ca.Pool()), nil)
+	addr := srv.Addr().String()
+	for range 3 {
+		silent, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+	}
+	_, cli := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "cli"), ca.Pool()), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := cli.Request(ctx, addr, "a/b", wrapperspb.String("hi")); err != nil {
+		t.Fatalf("a member behind silent peers: %v", err)
+	}
+}
+
+func acceptWithin(l *Layer, d time.Duration) (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-time.After(d):
+		return nil, errors.New("nothing accepted")
+	}
+}
