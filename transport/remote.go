@@ -66,6 +66,7 @@ type Remote struct {
 
 	mu     sync.Mutex
 	conns  map[string]*remoteConn
+	dials  map[string]*dial
 	closed bool
 	served map[net.Conn]struct{}
 	wg     sync.WaitGroup
@@ -75,7 +76,7 @@ type Remote struct {
 // handles.
 func NewRemote(m *Mux, h Handler, timeout time.Duration) *Remote {
 	r := &Remote{layer: m.Layer(StreamRemote), handler: h, log: m.log, timeout: timeout,
-		conns: map[string]*remoteConn{}, served: map[net.Conn]struct{}{}}
+		conns: map[string]*remoteConn{}, dials: map[string]*dial{}, served: map[net.Conn]struct{}{}}
 	r.wg.Add(1)
 	go r.accept()
 	return r
@@ -106,7 +107,7 @@ func (r *Remote) Request(ctx context.Context, addr, target string, msg proto.Mes
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.conn(addr)
+	c, err := r.conn(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ const pingTarget = "transport/ping"
 // a round trip, so with mutual TLS each side has accepted the other's
 // certificate.
 func (r *Remote) Ping(ctx context.Context, addr string) error {
-	c, err := r.conn(addr)
+	c, err := r.conn(ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -144,21 +145,89 @@ func (r *Remote) Ping(ctx context.Context, addr string) error {
 	return nil
 }
 
-func (r *Remote) conn(addr string) (*remoteConn, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil, ErrClosed
+// conn returns the connection to addr, dialing it when there is none. The
+// dial runs without the lock, bounded by ctx, and callers for the same
+// address share it; a failed dial is remembered for redialAfter, so a dead
+// node costs its callers one dial timeout, not one each, and never holds
+// up requests to other nodes.
+func (r *Remote) conn(ctx context.Context, addr string) (*remoteConn, error) {
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if c := r.conns[addr]; c != nil && !c.dead() {
+			r.mu.Unlock()
+			return c, nil
+		}
+		if d := r.dials[addr]; d != nil {
+			r.mu.Unlock()
+			select {
+			case <-d.done:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
+			}
+			if d.err != nil && time.Since(d.at) < redialAfter {
+				return nil, d.err
+			}
+			continue
+		}
+		d := &dial{done: make(chan struct{})}
+		r.dials[addr] = d
+		r.mu.Unlock()
+		c, err := r.dial(ctx, addr)
+		r.mu.Lock()
+		d.err, d.at = err, time.Now()
+		close(d.done)
+		if err == nil {
+			delete(r.dials, addr)
+			if r.closed {
+				r.mu.Unlock()
+				c.fail(ErrClosed)
+				return nil, ErrClosed
+			}
+			r.conns[addr] = c
+			r.start(addr, c)
+		} else {
+			// Remembered until the next caller after redialAfter dials anew.
+			time.AfterFunc(redialAfter, func() {
+				r.mu.Lock()
+				if r.dials[addr] == d {
+					delete(r.dials, addr)
+				}
+				r.mu.Unlock()
+			})
+		}
+		r.mu.Unlock()
+		return c, err
 	}
-	if c := r.conns[addr]; c != nil && !c.dead() {
-		return c, nil
+}
+
+// dial is one dial under way (done open) or recently failed.
+type dial struct {
+	done chan struct{}
+	err  error
+	at   time.Time
+}
+
+// redialAfter is how long a failed dial answers for its address.
+const redialAfter = 500 * time.Millisecond
+
+func (r *Remote) dial(ctx context.Context, addr string) (*remoteConn, error) {
+	timeout := dialTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = max(time.Until(d), time.Millisecond)
 	}
-	nc, err := r.layer.Dial(raft.ServerAddress(addr), dialTimeout)
+	nc, err := r.layer.Dial(raft.ServerAddress(addr), timeout)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
-	c := &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]chan *messages.Envelope{}}
-	r.conns[addr] = c
+	return &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]chan *messages.Envelope{}}, nil
+}
+
+// start runs c's reply reader; r.mu is held.
+func (r *Remote) start(addr string, c *remoteConn) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -169,7 +238,6 @@ func (r *Remote) conn(addr string) (*remoteConn, error) {
 		}
 		r.mu.Unlock()
 	}()
-	return c, nil
 }
 
 // remoteConn is one outgoing connection; its reader routes answers by id.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testcerts"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -142,5 +144,68 @@ func TestRemoteRejectsOversizedFrame(t *testing.T) {
 		t.Fatal("the server answered an oversized frame")
 	} else if strings.Contains(err.Error(), "timeout") {
 		t.Fatal("the server kept a connection that announced an oversized frame")
+	}
+}
+
+// TestDeadPeerHoldsUpNobody: a dial that hangs (a peer that takes the TCP
+// connection and never answers the TLS handshake) ends with its caller's
+// context, and requests to a live node go on meanwhile; the failed dial
+// then answers at once for a while instead of every caller dialing again.
+func TestDeadPeerHoldsUpNobody(t *testing.T) {
+	ca := testcerts.NewCA(t, "cluster")
+	srv, _ := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "srv"), ca.Pool()), nil)
+	_, cli := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "cli"), ca.Pool()), nil)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never read
+		}
+	}()
+	dead := silent.Addr().String()
+
+	const deadWait = 1500 * time.Millisecond
+	deadDone := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deadWait)
+		defer cancel()
+		_, err := cli.Request(ctx, dead, "a/b", wrapperspb.String("x"))
+		deadDone <- err
+	}()
+	// The dead dial is under way (it holds no lock): a live request
+	// completes well before it ends.
+	ctx, cancel := context.WithTimeout(context.Background(), deadWait/2)
+	defer cancel()
+	if got, err := cli.Request(ctx, srv.Addr().String(), "a/b", wrapperspb.String("live")); err != nil || got.(*wrapperspb.StringValue).Value != "a/b:live" {
+		t.Fatalf("live request while a dead peer is dialed: %v, %v", got, err)
+	}
+	select {
+	case err := <-deadDone:
+		if err == nil {
+			t.Fatal("request to a silent peer succeeded")
+		}
+		if d := time.Since(start); d < deadWait-100*time.Millisecond || d > deadWait+time.Second {
+			t.Fatalf("request to a silent peer ended after %v, its context allowed %v", d, deadWait)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request to a silent peer did not end with its context")
+	}
+	// Right after, the remembered failure answers without a dial.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	t0 := time.Now()
+	if _, err := cli.Request(ctx2, dead, "a/b", wrapperspb.String("x")); err == nil {
+		t.Fatal("second request to a silent peer succeeded")
+	}
+	if d := time.Since(t0); d > redialAfter/2 {
+		t.Fatalf("second request to a silent peer took %v: it dialed again", d)
 	}
 }
