@@ -212,15 +212,33 @@ func (n *cnode) clusterIface() string {
 	return ""
 }
 
-// netem sets a netem qdisc on the node's cluster interface (every packet
-// it sends to its peers); no arguments removes it.
-func (n *cnode) netem(args ...string) {
-	dev := n.clusterIface()
-	if len(args) == 0 {
-		n.nsenter("tc", "qdisc", "del", "dev", dev, "root")
-		return
+// The links are degraded inside the node's network namespace, on its
+// cluster interface only (clients are not slowed). This kernel has no
+// sch_netem, so loss is iptables' statistic match and slowness is a tbf
+// rate limit, whose queue adds delay under load.
+
+// lossy drops pct percent of the packets the node sends to or receives
+// from its peers.
+func (n *cnode) lossy(pct int) {
+	dev, p := n.clusterIface(), fmt.Sprintf("%.2f", float64(pct)/100)
+	n.nsenter("iptables", "-A", "INPUT", "-i", dev, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP")
+	n.nsenter("iptables", "-A", "OUTPUT", "-o", dev, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP")
+}
+
+// slow limits what the node sends its peers to rate (tc tbf syntax, e.g.
+// "512kbit"), queueing up to latency.
+func (n *cnode) slow(rate, latency string) {
+	n.nsenter("tc", "qdisc", "replace", "dev", n.clusterIface(), "root", "tbf", "rate", rate, "burst", "32kbit", "latency", latency)
+}
+
+// cleanLinks undoes lossy and slow.
+func (n *cnode) cleanLinks() {
+	n.nsenter("iptables", "-F", "INPUT")
+	n.nsenter("iptables", "-F", "OUTPUT")
+	out, err := run(30*time.Second, "nsenter", "-t", n.pid(), "-n", "tc", "qdisc", "del", "dev", n.clusterIface(), "root")
+	if err != nil && !strings.Contains(err.Error(), "No such file") && !strings.Contains(err.Error(), "Cannot delete qdisc with handle of zero") {
+		n.c.t.Fatalf("%s: %v", out, err)
 	}
-	n.nsenter(append([]string{"tc", "qdisc", "replace", "dev", dev, "root", "netem"}, args...)...)
 }
 
 // redis is a client of this node that never retries by itself, so the
