@@ -105,19 +105,44 @@ func (c *cluster) gateway() string { return host(c.subnetC, 1) }
 // join ("" for the first). extra flags follow the cluster's.
 func (c *cluster) add(name string, join *cnode, extra ...string) *cnode {
 	c.t.Helper()
+	return c.addWith(name, join, nodeOpts{flags: extra})
+}
+
+// nodeOpts are a node's settings beyond the cluster's.
+type nodeOpts struct {
+	flags []string
+	// disk, if set, is the size of a tmpfs mounted on the host at the
+	// node's data directory: a small disk the test can fill.
+	disk string
+	// restart is the container's restart policy (docker run --restart).
+	restart string
+}
+
+func (c *cluster) addWith(name string, join *cnode, o nodeOpts) *cnode {
+	c.t.Helper()
 	i := len(c.nodes) + 10
 	n := &cnode{c: c, name: name, ctr: c.prefix + "-" + name, ip: host(c.subnetC, i), clientIP: host(c.subnetK, i)}
 	n.dir = c.t.TempDir()
+	if o.disk != "" {
+		if _, err := run(30*time.Second, "mount", "-t", "tmpfs", "-o", "size="+o.disk, "tmpfs", n.dir); err != nil {
+			c.t.Fatal(err)
+		}
+		// Unmounted after the container is gone (cleanups run last in, first out).
+		c.t.Cleanup(func() { run(30*time.Second, "umount", "-l", n.dir) })
+	}
 	n.args = append([]string{"--name", name, "--cluster-addr", n.ip + ":7380", "--gossip-addr", n.ip + ":7946"}, c.flags...)
 	if join != nil {
 		n.args = append(n.args, "--join", join.ip+":7946")
 	}
-	n.args = append(n.args, extra...)
-	create := append([]string{"create", "--name", n.ctr, "--hostname", name,
-		"--network", c.netC, "--ip", n.ip, "-v", n.dir + ":/data", image}, n.args...)
-	docker(c.t, create...)
+	n.args = append(n.args, o.flags...)
+	create := []string{"create", "--name", n.ctr, "--hostname", name, "--network", c.netC, "--ip", n.ip, "-v", n.dir + ":/data"}
+	if o.restart != "" {
+		create = append(create, "--restart", o.restart)
+	}
+	docker(c.t, append(append(create, image), n.args...)...)
 	docker(c.t, "network", "connect", "--ip", n.clientIP, c.netK, n.ctr)
 	c.nodes = append(c.nodes, n)
+	c.t.Cleanup(n.remove)
 	n.start()
 	return n
 }
@@ -135,18 +160,19 @@ func (c *cluster) form(names ...string) []*cnode {
 	return nodes
 }
 
+// teardown removes the networks, after the nodes' own cleanups.
 func (c *cluster) teardown() {
-	if c.t.Failed() {
-		for _, n := range c.nodes {
-			logs, err := runCombined(30*time.Second, "docker", "logs", "--tail", "80", n.ctr)
-			c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
-		}
-	}
-	for _, n := range c.nodes {
-		run(60*time.Second, "docker", "rm", "-f", "-v", n.ctr)
-	}
 	run(30*time.Second, "docker", "network", "rm", c.netC)
 	run(30*time.Second, "docker", "network", "rm", c.netK)
+}
+
+// remove removes the container, logging its last lines if the test failed.
+func (n *cnode) remove() {
+	if n.c.t.Failed() {
+		logs, err := runCombined(30*time.Second, "docker", "logs", "--tail", "80", n.ctr)
+		n.c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
+	}
+	run(60*time.Second, "docker", "rm", "-f", "-v", n.ctr)
 }
 
 func (n *cnode) String() string { return n.name }

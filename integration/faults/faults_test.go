@@ -1,8 +1,14 @@
 package faults
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -237,4 +243,79 @@ func leadership(t *testing.T, n *cnode) map[int]string {
 		out[sh.ID] = fmt.Sprintf("%s@%d", sh.Leader, sh.Term)
 	}
 	return out
+}
+
+// TestDiskFull: n3's data directory is a small disk; the test fills it
+// with a ballast file under load. The other two keep serving; n3 cannot
+// write its log or its data (it may exit, and then its restart policy
+// restarts it). When the ballast is deleted, n3 catches up.
+func TestDiskFull(t *testing.T) {
+	c := newCluster(t)
+	n1 := c.add("n1", nil)
+	n2 := c.add("n2", n1)
+	n3 := c.addWith("n3", n1, nodeOpts{disk: "512m", restart: "on-failure"})
+	nodes := []*cnode{n1, n2, n3}
+	c.waitVoters(60*time.Second, nodes...)
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	ballast := filepath.Join(n3.dir, "ballast")
+	filled := fill(t, ballast)
+	t.Logf("n3's disk full: a %d MiB ballast file", filled>>20)
+	// Small writes go into space the node holds already (preallocated log
+	// segments, a 32 MiB memtable): large ones into one shard make it
+	// flush and roll its log, which needs new space.
+	bulk := n1.redis()
+	defer bulk.Close()
+	value := make([]byte, 64<<10)
+	i := 0
+	eventually(t, 2*opsWait, "n3 hitting the full disk", func() error {
+		for range 32 {
+			for j := range value {
+				value[j] = byte(c.rng.IntN(256))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			bulk.Set(ctx, fmt.Sprintf("{bulk}:%d", i), value, 0) // may fail: only the load matters
+			cancel()
+			i++
+		}
+		logs, err := runCombined(30*time.Second, "docker", "logs", n3.ctr)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(logs, "no space left on device") {
+			return fmt.Errorf("no ENOSPC in n3's log yet")
+		}
+		return nil
+	})
+	t.Logf("n3 hit the full disk after %d MiB of bulk writes; restarted %s times since", i>>4, docker(t, "inspect", "-f", "{{.RestartCount}}", n3.ctr))
+	w.waitOps(faultOps, opsWait)
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("ballast deleted")
+	w.waitOps(faultOps, opsWait)
+	c.check(w, nodes...)
+}
+
+// fill writes path until the disk is full and returns its size.
+func fill(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		m, err := f.Write(buf)
+		n += int64(m)
+		if errors.Is(err, syscall.ENOSPC) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
