@@ -40,6 +40,24 @@ type walStore struct {
 	meta *metadb.BoltMetaDB
 }
 
+// GetLog returns entry index, and raft.ErrLogNotFound for one below the
+// first index. raft-wal drops a trimmed head only in whole segments and
+// still serves entries of a partly trimmed tail segment; hashicorp/raft
+// would then replay entries the trailing-logs policy discarded to a new
+// follower instead of sending it a snapshot, and the sync's choice between
+// replay and copy (cluster.WALBridgeable, from FirstIndex) would not be
+// what happens.
+func (s *walStore) GetLog(index uint64, log *raft.Log) error {
+	first, err := s.WAL.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if index < first {
+		return raft.ErrLogNotFound
+	}
+	return s.WAL.GetLog(index, log)
+}
+
 func (s *walStore) Close() error {
 	return errors.Join(s.WAL.Close(), s.meta.Close())
 }

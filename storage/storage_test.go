@@ -352,3 +352,36 @@ func TestDiskCloneKeepsDataAndMarksApplied(t *testing.T) {
 		t.Fatalf("snapshots after MarkApplied: %+v, %v; want one at 7/3 with no configuration", list, err)
 	}
 }
+
+// TestTrimmedHeadIsGone: after the head of the log is deleted (a snapshot's
+// compaction) the entries below the first index are not found, though
+// raft-wal still holds them in its tail segment.
+func TestTrimmedHeadIsGone(t *testing.T) {
+	logs, err := OpenLogStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	var batch []*raft.Log
+	for i := uint64(1); i <= 100; i++ {
+		batch = append(batch, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := logs.StoreLogs(batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.DeleteRange(1, 60); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := logs.FirstIndex(); first != 61 {
+		t.Fatalf("first index %d, want 61", first)
+	}
+	var l raft.Log
+	for _, i := range []uint64{1, 30, 60} {
+		if err := logs.GetLog(i, &l); !errors.Is(err, raft.ErrLogNotFound) {
+			t.Fatalf("GetLog(%d) after trimming 1..60: %v, want raft.ErrLogNotFound", i, err)
+		}
+	}
+	if err := logs.GetLog(61, &l); err != nil || l.Data[0] != 61 {
+		t.Fatalf("GetLog(61): %v, %v", l.Data, err)
+	}
+}
