@@ -123,6 +123,13 @@ func (c *cluster) addWith(name string, join *cnode, o nodeOpts) *cnode {
 	i := len(c.nodes) + 10
 	n := &cnode{c: c, name: name, ctr: c.prefix + "-" + name, ip: host(c.subnetC, i), clientIP: host(c.subnetK, i)}
 	n.dir = c.t.TempDir()
+	if os.Getenv("COPPICE_FAULT_KEEP") == "1" { // outlives the test, for a post-mortem
+		d, err := os.MkdirTemp("", "coppice-fault-"+name+"-")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		n.dir = d
+	}
 	if o.disk != "" {
 		if _, err := run(30*time.Second, "mount", "-t", "tmpfs", "-o", "size="+o.disk, "tmpfs", n.dir); err != nil {
 			c.t.Fatal(err)
@@ -162,6 +169,9 @@ func (c *cluster) form(names ...string) []*cnode {
 
 // teardown removes the networks, after the nodes' own cleanups.
 func (c *cluster) teardown() {
+	if c.t.Failed() && os.Getenv("COPPICE_FAULT_KEEP") == "1" {
+		return
+	}
 	run(30*time.Second, "docker", "network", "rm", c.netC)
 	run(30*time.Second, "docker", "network", "rm", c.netK)
 }
@@ -171,6 +181,10 @@ func (n *cnode) remove() {
 	if n.c.t.Failed() {
 		logs, err := runCombined(30*time.Second, "docker", "logs", "--tail", "80", n.ctr)
 		n.c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
+		if os.Getenv("COPPICE_FAULT_KEEP") == "1" {
+			n.c.t.Logf("COPPICE_FAULT_KEEP=1: container %s left in place", n.ctr)
+			return
+		}
 	}
 	run(60*time.Second, "docker", "rm", "-f", "-v", n.ctr)
 }
@@ -290,10 +304,12 @@ type status struct {
 }
 
 type shardStatus struct {
-	ID      int    `json:"id"`
-	Leader  string `json:"leader"`
-	Term    uint64 `json:"term"`
-	Members []struct {
+	ID     int    `json:"id"`
+	Leader string `json:"leader"`
+	Term   uint64 `json:"term"`
+	// FirstIndex is the first entry of the log of the node asked.
+	FirstIndex uint64 `json:"first_index"`
+	Members    []struct {
 		Node     string `json:"node"`
 		Suffrage string `json:"suffrage"`
 		Applied  uint64 `json:"applied_index"`

@@ -319,3 +319,76 @@ func fill(t *testing.T, path string) int64 {
 		}
 	}
 }
+
+// TestCorruptSnapshot: a new node joins when the shards' logs no longer
+// bridge the gap, so each shard's leader streams it a checkpoint. A proxy
+// in front of the new node flips one byte of the first snapshot stream:
+// the new node must reject it (checksum), the leader retry, and the node
+// end with the same data as everyone else.
+func TestCorruptSnapshot(t *testing.T) {
+	c := newCluster(t, "--snapshot-threshold", "100", "--trailing-logs", "20", "--snapshot-interval", "200ms")
+	nodes := c.form("n1", "n2", "n3")
+	n1 := nodes[0]
+	w := c.startWorkload(2, nodes...)
+	w.waitOps(warmOps, opsWait)
+
+	// Enough data that a checkpoint is well over flipAt bytes, and enough
+	// entries that every shard snapshots and trims its log.
+	bulk := n1.redis()
+	defer bulk.Close()
+	for batch := range 16 {
+		pipe := bulk.Pipeline()
+		for i := range 50 {
+			value := make([]byte, 4<<10)
+			for j := range value {
+				value[j] = byte(c.rng.IntN(256))
+			}
+			pipe.Set(context.Background(), fmt.Sprintf("bulk:%d:%d", batch, i), value, 0)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := pipe.Exec(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("bulk writes: %v", err)
+		}
+	}
+
+	// Every leader has trimmed its log: a new node cannot replay it.
+	eventually(t, opsWait, "every shard's log trimmed by a snapshot", func() error {
+		for shard := range 4 {
+			st, err := c.leaderOf(n1, shard).status()
+			if err != nil {
+				return err
+			}
+			if first := st.Shards[shard].FirstIndex; first <= 1 {
+				return fmt.Errorf("shard %d: the leader's log starts at %d", shard, first)
+			}
+		}
+		return nil
+	})
+
+	// n4's peers dial it through the proxy: its advertised address.
+	const flipAt = 64 << 10
+	i := len(c.nodes) + 10
+	proxy := newCorruptor(t, c.gateway()+":0", host(c.subnetC, i)+":7380", flipAt)
+	n4 := c.addWith("n4", n1, nodeOpts{flags: []string{"--advertise-addr", proxy.addr()}})
+	if n4.ip != host(c.subnetC, i) {
+		t.Fatalf("n4 at %s, the proxy forwards to %s", n4.ip, host(c.subnetC, i))
+	}
+	all := append(nodes, n4)
+	c.waitVoters(120*time.Second, all...)
+	if proxy.flipped.Load() != 1 {
+		t.Fatal("the proxy saw no snapshot stream to corrupt: the join took the replay path")
+	}
+	t.Logf("the proxy flipped a byte in the %s", proxy.where.Load())
+	logs, err := runCombined(30*time.Second, "docker", "logs", n4.ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs, "storage: bad snapshot") {
+		t.Fatal("n4's log shows no rejected snapshot")
+	}
+	t.Log("n4 rejected the corrupted snapshot, took a retried one, and is a voter")
+	w.waitOps(faultOps, opsWait)
+	c.check(w, all...)
+}
