@@ -24,64 +24,67 @@ const (
 	opsWait  = 60 * time.Second
 )
 
-// TestKillLeader: kill -9 of shard 0's leader under load; the others elect
-// a new leader and keep serving; the node restarts and catches up.
-func TestKillLeader(t *testing.T) {
-	c := newCluster(t)
+// scenario is the frame of the 3-node scenarios: the cluster forms, a
+// workload runs through every node and warms up, fault injects the fault
+// and heals it, and the check follows.
+func scenario(t *testing.T, fault func(c *cluster, nodes []*cnode, w *workload), flags ...string) {
+	c := newCluster(t, flags...)
 	nodes := c.form("n1", "n2", "n3")
 	w := c.startWorkload(2, nodes...)
 	w.waitOps(warmOps, opsWait)
-
-	victim := c.leaderOf(nodes[0], 0)
-	t.Logf("kill -9 %s, the leader of shard 0", victim)
-	victim.kill9()
-	w.waitOps(faultOps, opsWait)
-	victim.start()
-	w.waitOps(faultOps, opsWait)
+	fault(c, nodes, w)
 	c.check(w, nodes...)
+}
+
+// during injects a fault, lets the clients make progress, heals it, and
+// lets them make progress again.
+func (w *workload) during(inject, heal func()) {
+	w.t.Helper()
+	inject()
+	w.waitOps(faultOps, opsWait)
+	heal()
+	w.waitOps(faultOps, opsWait)
+}
+
+// TestKillLeader: kill -9 of shard 0's leader under load; the others elect
+// a new leader and keep serving; the node restarts and catches up.
+func TestKillLeader(t *testing.T) {
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		victim := c.leaderOf(nodes[0], 0)
+		t.Logf("kill -9 %s, the leader of shard 0", victim)
+		w.during(victim.kill9, victim.start)
+	})
 }
 
 // TestKillFollower: kill -9 of a follower of shard 0 (it may lead other
 // shards) under load; it restarts and catches up.
 func TestKillFollower(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	w := c.startWorkload(2, nodes...)
-	w.waitOps(warmOps, opsWait)
-
-	victim := c.pick(others(nodes, c.leaderOf(nodes[0], 0)))
-	t.Logf("kill -9 %s, a follower of shard 0", victim)
-	victim.kill9()
-	w.waitOps(faultOps, opsWait)
-	victim.start()
-	w.waitOps(faultOps, opsWait)
-	c.check(w, nodes...)
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		victim := c.pick(others(nodes, c.leaderOf(nodes[0], 0)))
+		t.Logf("kill -9 %s, a follower of shard 0", victim)
+		w.during(victim.kill9, victim.start)
+	})
 }
 
-// TestPauseLeader: SIGSTOP of shard 0's leader for well past the election
-// timeout, then SIGCONT. Clients of the paused node keep sending it
-// requests; when it wakes it must not serve a read from its stale state
-// (porcupine would see it).
+// TestPauseLeader: SIGSTOP of shard 0's leader until the others have
+// elected a new one (past the election timeout), then SIGCONT. Clients of
+// the paused node keep sending it requests; when it wakes it must not
+// serve a read from its stale state (porcupine would see it).
 func TestPauseLeader(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	w := c.startWorkload(2, nodes...)
-	w.waitOps(warmOps, opsWait)
-
-	victim := c.leaderOf(nodes[0], 0)
-	t.Logf("SIGSTOP %s, the leader of shard 0", victim)
-	victim.signal("STOP")
-	rest := others(nodes, victim)
-	eventually(t, 30*time.Second, "a new leader of shard 0", func() error {
-		if l := c.leaderOf(rest[0], 0); l == victim {
-			return errStill(victim)
-		}
-		return nil
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		victim := c.leaderOf(nodes[0], 0)
+		t.Logf("SIGSTOP %s, the leader of shard 0", victim)
+		w.during(func() {
+			victim.signal("STOP")
+			rest := others(nodes, victim)
+			eventually(t, 30*time.Second, "a new leader of shard 0", func() error {
+				if l := c.leaderOf(rest[0], 0); l == victim {
+					return errStill(victim)
+				}
+				return nil
+			})
+		}, func() { victim.signal("CONT") })
 	})
-	w.waitOps(faultOps, opsWait)
-	victim.signal("CONT")
-	w.waitOps(faultOps, opsWait)
-	c.check(w, nodes...)
 }
 
 // TestPartitionMinority: shard 0's leader is cut off from its peers
@@ -89,18 +92,11 @@ func TestPauseLeader(t *testing.T) {
 // majority elects a new leader and goes on; the old leader must neither
 // acknowledge a write nor serve a stale read. Then the partition heals.
 func TestPartitionMinority(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	w := c.startWorkload(2, nodes...)
-	w.waitOps(warmOps, opsWait)
-
-	victim := c.leaderOf(nodes[0], 0)
-	t.Logf("partition: %s (leader of shard 0) | the other two", victim)
-	victim.disconnect()
-	w.waitOps(faultOps, opsWait)
-	victim.connect()
-	w.waitOps(faultOps, opsWait)
-	c.check(w, nodes...)
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		victim := c.leaderOf(nodes[0], 0)
+		t.Logf("partition: %s (leader of shard 0) | the other two", victim)
+		w.during(victim.disconnect, victim.connect)
+	})
 }
 
 // TestPartitionMajority: two of the three nodes are cut off, so no side
@@ -108,20 +104,17 @@ func TestPartitionMinority(t *testing.T) {
 // may be acknowledged and then lost. Then the partition heals and the
 // cluster serves again.
 func TestPartitionMajority(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	w := c.startWorkload(2, nodes...)
-	w.waitOps(warmOps, opsWait)
-
-	cut := others(nodes, c.pick(nodes))
-	t.Logf("partition: %s | %s | %s, no quorum anywhere", cut[0], cut[1], others(nodes, cut[0])[0].name)
-	cut[0].disconnect()
-	cut[1].disconnect()
-	w.waitFailures(30, opsWait)
-	cut[0].connect()
-	cut[1].connect()
-	w.waitOps(faultOps, opsWait)
-	c.check(w, nodes...)
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		kept := c.pick(nodes)
+		cut := others(nodes, kept)
+		t.Logf("partition: %s | %s | %s, no quorum anywhere", cut[0], cut[1], kept)
+		cut[0].disconnect()
+		cut[1].disconnect()
+		w.waitFailures(30, opsWait)
+		cut[0].connect()
+		cut[1].connect()
+		w.waitOps(faultOps, opsWait)
+	})
 }
 
 // TestLossyAndSlowLinks: every node's links to its peers drop packets,
@@ -129,48 +122,40 @@ func TestPartitionMajority(t *testing.T) {
 // links are clean again. (tc netem is the usual tool; this kernel lacks
 // it, so loss is iptables' statistic match and slowness tc tbf.)
 func TestLossyAndSlowLinks(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	w := c.startWorkload(2, nodes...)
-	w.waitOps(warmOps, opsWait)
-
-	loss := 3 + c.rng.IntN(8)
-	t.Logf("every node drops %d%% of its cluster packets, each way", loss)
-	for _, n := range nodes {
-		n.lossy(loss)
-	}
-	w.waitOps(faultOps, 2*opsWait)
-	slow := c.pick(nodes)
-	t.Logf("%s's link to its peers: 256kbit, up to 400ms queued", slow)
-	slow.slow("256kbit", "400ms")
-	w.waitOps(faultOps, 2*opsWait)
-	for _, n := range nodes {
-		n.cleanLinks()
-	}
-	w.waitOps(faultOps, opsWait)
-	c.check(w, nodes...)
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		loss := 3 + c.rng.IntN(8)
+		t.Logf("every node drops %d%% of its cluster packets, each way", loss)
+		for _, n := range nodes {
+			n.lossy(loss)
+		}
+		w.waitOps(faultOps, 2*opsWait)
+		slow := c.pick(nodes)
+		t.Logf("%s's link to its peers: 256kbit, up to 400ms queued", slow)
+		slow.slow("256kbit", "400ms")
+		w.waitOps(faultOps, 2*opsWait)
+		for _, n := range nodes {
+			n.cleanLinks()
+		}
+		w.waitOps(faultOps, opsWait)
+	})
 }
 
 // TestKillAll: every node killed with kill -9 under load, then all
 // restarted: acknowledged writes survive, the shards elect leaders again.
 func TestKillAll(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	w := c.startWorkload(2, nodes...)
-	w.waitOps(warmOps, opsWait)
-
-	t.Log("kill -9 every node")
-	for _, n := range nodes {
-		n.signal("KILL")
-	}
-	for _, n := range nodes {
-		n.waitDown()
-	}
-	for _, n := range nodes {
-		n.start()
-	}
-	w.waitOps(faultOps, opsWait)
-	c.check(w, nodes...)
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		t.Log("kill -9 every node")
+		for _, n := range nodes {
+			n.signal("KILL")
+		}
+		for _, n := range nodes {
+			n.waitDown()
+		}
+		for _, n := range nodes {
+			n.start()
+		}
+		w.waitOps(faultOps, opsWait)
+	})
 }
 
 // TestJoinAndRemoveDuringPartition: with n3 cut off, a new node n4 joins

@@ -209,19 +209,6 @@ func (w *workload) ops() int {
 	return w.setOK + w.getOK
 }
 
-// waitOps waits until at least more operations than now have succeeded:
-// progress, not a duration.
-func (w *workload) waitOps(more int, timeout time.Duration) {
-	w.t.Helper()
-	target := w.ops() + more
-	eventually(w.t, timeout, fmt.Sprintf("%d more successful operations", more), func() error {
-		if got := w.ops(); got < target {
-			return fmt.Errorf("%d of %d", got, target)
-		}
-		return nil
-	})
-}
-
 // failures is how many operations failed so far.
 func (w *workload) failures() int {
 	w.mu.Lock()
@@ -229,13 +216,25 @@ func (w *workload) failures() int {
 	return w.setErr + w.getErr
 }
 
+// waitOps waits until at least more operations than now have succeeded:
+// progress, not a duration.
+func (w *workload) waitOps(more int, timeout time.Duration) {
+	w.t.Helper()
+	w.waitCount("successful", w.ops, more, timeout)
+}
+
 // waitFailures waits until at least more operations than now have failed:
 // the clients saw the fault.
 func (w *workload) waitFailures(more int, timeout time.Duration) {
 	w.t.Helper()
-	target := w.failures() + more
-	eventually(w.t, timeout, fmt.Sprintf("%d more failed operations", more), func() error {
-		if got := w.failures(); got < target {
+	w.waitCount("failed", w.failures, more, timeout)
+}
+
+func (w *workload) waitCount(what string, count func() int, more int, timeout time.Duration) {
+	w.t.Helper()
+	target := count() + more
+	eventually(w.t, timeout, fmt.Sprintf("%d more %s operations", more, what), func() error {
+		if got := count(); got < target {
 			return fmt.Errorf("%d of %d", got, target)
 		}
 		return nil
