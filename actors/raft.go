@@ -10,14 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 )
@@ -193,7 +191,7 @@ func (a *raftActor) start() error {
 	if a.logs, err = storage.OpenLogStore(rt.Layout().RaftDir(a.shard)); err != nil {
 		return err
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: raftName(a.shard), Level: hclog.Warn, Output: os.Stderr})
+	logger := raftLogger(rt.Log, raftName(a.shard))
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.Layer(uint32(a.shard) + 1), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
 	})

@@ -10,7 +10,6 @@ package actors
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -75,7 +74,7 @@ func (a *systemActor) start() error {
 	if err != nil {
 		return fmt.Errorf("node: system group snapshots: %w", err)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "raft-system", Level: hclog.Warn, Output: os.Stderr})
+	logger := raftLogger(rt.Log, "raft-system")
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.Layer(transport.StreamSystem), MaxPool: 2, Timeout: 10 * time.Second, Logger: logger,
 	})
