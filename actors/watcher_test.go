@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"fmt"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"net"
 	"sync"
 	"testing"
@@ -57,17 +58,7 @@ func nodeStatus(n *actors.Node) (*messages.NodeStatusReply, error) {
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.For(t, timeout, 50*time.Millisecond, what, cond)
 }
 
 // TestWatcherCrashRestartsItAloneAndKeepsMembership: two nodes form a

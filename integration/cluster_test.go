@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"io"
 	"io/fs"
 	"math/rand"
@@ -69,17 +70,7 @@ func (n *node) status() (*statusView, error) {
 // eventually polls cond every 100ms until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.For(t, timeout, 100*time.Millisecond, what, cond)
 }
 
 // voters checks that every shard's configuration, as n sees it, has exactly

@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"io"
 	"net/http"
 	"os"
@@ -120,17 +121,7 @@ func docker(t *testing.T, args ...string) string {
 // eventually polls cond every 200ms until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testwait.For(t, timeout, 200*time.Millisecond, what, cond)
 }
 
 // httpJSON does one HTTP request and decodes a JSON answer into v (if not

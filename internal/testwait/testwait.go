@@ -1,0 +1,26 @@
+// Package testwait is the bounded wait the tests share: poll a condition
+// until it holds, and fail the test with the condition's last error when a
+// deadline passes first.
+package testwait
+
+import (
+	"testing"
+	"time"
+)
+
+// For polls cond every interval until it returns nil, or fails t after
+// timeout with what and cond's last error.
+func For(t testing.TB, timeout, interval time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}
