@@ -337,24 +337,33 @@ func (c *cluster) waitVoters(timeout time.Duration, nodes ...*cnode) {
 			if err != nil {
 				return err
 			}
-			for _, sh := range st.Shards {
-				var got []string
-				for _, m := range sh.Members {
-					if m.Suffrage == "voter" {
-						got = append(got, m.Node)
-					}
-				}
-				slices.Sort(got)
-				if !slices.Equal(got, want) {
-					return fmt.Errorf("%s: shard %d voters %v", n.name, sh.ID, got)
-				}
-				if sh.Leader == "" {
-					return fmt.Errorf("%s: shard %d has no leader", n.name, sh.ID)
-				}
+			if err := st.votersAre(want); err != nil {
+				return fmt.Errorf("%s: %w", n.name, err)
 			}
 		}
 		return nil
 	})
+}
+
+// votersAre checks every shard has a leader and exactly want (sorted) as
+// voters.
+func (st *status) votersAre(want []string) error {
+	for _, sh := range st.Shards {
+		var got []string
+		for _, m := range sh.Members {
+			if m.Suffrage == "voter" {
+				got = append(got, m.Node)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("shard %d voters %v", sh.ID, got)
+		}
+		if sh.Leader == "" {
+			return fmt.Errorf("shard %d has no leader", sh.ID)
+		}
+	}
+	return nil
 }
 
 // leaderOf is the node leading shard, as n sees it.
