@@ -1,10 +1,13 @@
 package faults
 
 import (
+	"crypto/tls"
 	"fmt"
+	"github.com/coppice-kv/coppice/internal/testcerts"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +30,16 @@ type cluster struct {
 	subnetC, subnetK netip.Prefix
 	nodes            []*cnode
 	flags            []string // given to every node
+	// ca, when set (useTLS), signs every node's certificate: mutual TLS
+	// on the cluster port and TLS on the client port.
+	ca      *testcerts.CA
+	certDir string
+}
+
+// useTLS turns on mutual TLS between the nodes added from now on and TLS
+// on their client ports; the test's clients verify the node certificates.
+func (c *cluster) useTLS() {
+	c.ca, c.certDir = testcerts.NewCA(c.t, "cluster"), c.t.TempDir()
 }
 
 // cnode is one node's container.
@@ -143,6 +156,14 @@ func (c *cluster) addWith(name string, join *cnode, o nodeOpts) *cnode {
 	}
 	n.args = append(n.args, o.flags...)
 	create := []string{"create", "--name", n.ctr, "--hostname", name, "--network", c.netC, "--ip", n.ip, "-v", n.dir + ":/data"}
+	if c.ca != nil {
+		f := c.ca.Issue(c.t, c.certDir, name)
+		in := func(host string) string { return "/certs/" + filepath.Base(host) }
+		n.args = append(n.args,
+			"--cluster-tls-cert-file", in(f.Cert), "--cluster-tls-key-file", in(f.Key), "--cluster-tls-ca-file", in(f.CA),
+			"--tls-cert-file", in(f.Cert), "--tls-key-file", in(f.Key))
+		create = append(create, "-v", c.certDir+":/certs:ro")
+	}
 	if o.restart != "" {
 		create = append(create, "--restart", o.restart)
 	}
@@ -284,11 +305,16 @@ func (n *cnode) cleanLinks() {
 // redis is a client of this node that never retries by itself, so the
 // history records exactly what the client saw.
 func (n *cnode) redis() *redis.Client {
-	return redis.NewClient(&redis.Options{
+	o := &redis.Options{
 		Addr: n.clientIP + ":7379", MaxRetries: -1, PoolSize: 1,
 		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 		ContextTimeoutEnabled: true, Protocol: 2, DisableIdentity: true,
-	})
+	}
+	if n.c.ca != nil {
+		// testcerts certificates name localhost.
+		o.TLSConfig = &tls.Config{RootCAs: n.c.ca.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	}
+	return redis.NewClient(o)
 }
 
 // status is the part of GET /v1/status the suite reads.

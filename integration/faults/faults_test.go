@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Every scenario: a 3-node cluster from --join, a workload through every
@@ -28,7 +30,11 @@ const (
 // workload runs through every node and warms up, fault injects the fault
 // and heals it, and the check follows.
 func scenario(t *testing.T, fault func(c *cluster, nodes []*cnode, w *workload), flags ...string) {
-	c := newCluster(t, flags...)
+	scenarioOn(newCluster(t, flags...), fault)
+}
+
+// scenarioOn is scenario on a cluster the test has set up (useTLS).
+func scenarioOn(c *cluster, fault func(c *cluster, nodes []*cnode, w *workload)) {
 	nodes := c.form("n1", "n2", "n3")
 	w := c.startWorkload(2, nodes...)
 	w.waitOps(warmOps, opsWait)
@@ -91,11 +97,31 @@ func TestPauseLeader(t *testing.T) {
 // (docker network disconnect) while its clients keep talking to it. The
 // majority elects a new leader and goes on; the old leader must neither
 // acknowledge a write nor serve a stale read. Then the partition heals.
-func TestPartitionMinority(t *testing.T) {
-	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
-		victim := c.leaderOf(nodes[0], 0)
-		t.Logf("partition: %s (leader of shard 0) | the other two", victim)
-		w.during(victim.disconnect, victim.connect)
+func TestPartitionMinority(t *testing.T) { scenario(t, partitionLeader) }
+
+// partitionLeader cuts shard 0's leader off its peers, then heals.
+func partitionLeader(c *cluster, nodes []*cnode, w *workload) {
+	victim := c.leaderOf(nodes[0], 0)
+	c.t.Logf("partition: %s (leader of shard 0) | the other two", victim)
+	w.during(victim.disconnect, victim.connect)
+}
+
+// TestPartitionWithTLS: TestPartitionMinority with mutual TLS between the
+// nodes and TLS on the client port: the links come back (new handshakes)
+// after healing, and nothing is lost or stale.
+func TestPartitionWithTLS(t *testing.T) {
+	c := newCluster(t)
+	c.useTLS()
+	scenarioOn(c, func(c *cluster, nodes []*cnode, w *workload) {
+		// The client port speaks TLS only.
+		plain := redis.NewClient(&redis.Options{Addr: nodes[0].clientIP + ":7379", MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+		defer plain.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := plain.Ping(ctx).Err(); err == nil {
+			t.Fatal("a plaintext client got an answer from a TLS client port")
+		}
+		partitionLeader(c, nodes, w)
 	})
 }
 

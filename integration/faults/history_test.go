@@ -284,16 +284,20 @@ func (c *cluster) readAcked(n *cnode, acked map[string]string) {
 	c.t.Helper()
 	rc := n.redis()
 	defer rc.Close()
-	missing := 0
+	missing, retried := 0, 0
 	for k, v := range acked {
 		var got string
 		var err error
-		for range 10 { // a retryable error during a leader change: try again
+		for attempt := range 10 { // a retryable error during a leader change: try again
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			t0 := time.Now()
 			got, err = rc.Get(ctx, k).Result()
 			cancel()
 			if err == nil || errors.Is(err, redis.Nil) {
 				break
+			}
+			if retried++; retried <= 3 {
+				c.t.Logf("%s: GET %s, attempt %d: %v after %v; trying again", n.name, k, attempt+1, err, time.Since(t0).Round(time.Millisecond))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
