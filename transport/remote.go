@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -211,6 +212,10 @@ type dial struct {
 	at   time.Time
 }
 
+// staleAfter: a request that waited this long without the connection
+// carrying any answer at all drops the connection.
+const staleAfter = time.Second
+
 // redialAfter is how long a failed dial answers for its address.
 const redialAfter = 500 * time.Millisecond
 
@@ -249,6 +254,8 @@ type remoteConn struct {
 	next    uint64
 	pending map[uint64]chan *messages.Envelope
 	err     error
+	// lastRead is when the last answer arrived (UnixNano).
+	lastRead atomic.Int64
 }
 
 func (c *remoteConn) dead() bool {
@@ -273,6 +280,7 @@ func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*message
 		delete(c.pending, env.Id)
 		c.mu.Unlock()
 	}()
+	sent := time.Now()
 	c.wmu.Lock()
 	if d, ok := ctx.Deadline(); ok {
 		c.nc.SetWriteDeadline(d)
@@ -295,6 +303,13 @@ func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*message
 		}
 		return ans, nil
 	case <-ctx.Done():
+		if waited := time.Since(sent); waited >= staleAfter && c.lastRead.Load() < sent.UnixNano() {
+			// Nothing at all came back while this request waited: the
+			// peer is gone or cut off without a reset (a partition). TCP
+			// would retransmit into the void for minutes; drop the
+			// connection so the next request dials afresh.
+			c.fail(fmt.Errorf("no answer on the connection for %v", waited.Round(time.Millisecond)))
+		}
 		return nil, ctx.Err()
 	}
 }
@@ -306,6 +321,7 @@ func (c *remoteConn) readReplies() error {
 		if err != nil {
 			return err
 		}
+		c.lastRead.Store(time.Now().UnixNano())
 		c.mu.Lock()
 		ch := c.pending[env.Id]
 		delete(c.pending, env.Id)

@@ -209,3 +209,60 @@ func TestDeadPeerHoldsUpNobody(t *testing.T) {
 		t.Fatalf("second request to a silent peer took %v: it dialed again", d)
 	}
 }
+
+// TestSilentConnectionIsDropped: a request that times out while nothing
+// at all comes back on its connection drops the connection (a peer cut off
+// without a reset), so the next request dials afresh; a request that
+// times out while other answers arrive leaves the connection alone.
+func TestSilentConnectionIsDropped(t *testing.T) {
+	srv, _ := listen(t, echo)
+	_, cli := listen(t, echo)
+	addr := srv.Addr().String()
+	conn := func() *remoteConn {
+		cli.mu.Lock()
+		defer cli.mu.Unlock()
+		return cli.conns[addr]
+	}
+	ask := func(timeout time.Duration, v string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := cli.Request(ctx, addr, "a/b", wrapperspb.String(v))
+		return err
+	}
+	if err := ask(time.Second, "x"); err != nil {
+		t.Fatal(err)
+	}
+	first := conn()
+
+	// Nothing comes back at all: dropped, and the next request redials.
+	if err := ask(staleAfter+200*time.Millisecond, "slow"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow request: %v, want a deadline", err)
+	}
+	if !first.dead() {
+		t.Fatal("a connection silent for a whole request was kept")
+	}
+	if err := ask(time.Second, "x"); err != nil {
+		t.Fatal(err)
+	}
+	second := conn()
+	if second == nil || second == first {
+		t.Fatal("the next request did not dial a new connection")
+	}
+
+	// Answers keep arriving while a slow one waits: the connection stays.
+	done := make(chan error, 1)
+	go func() { done <- ask(staleAfter+300*time.Millisecond, "slow") }()
+	deadline := time.Now().Add(staleAfter + 300*time.Millisecond)
+	for time.Now().Before(deadline) {
+		if err := ask(time.Second, "x"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // pacing the fast requests
+	}
+	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow request: %v, want a deadline", err)
+	}
+	if conn() != second || second.dead() {
+		t.Fatal("a connection that kept answering was dropped")
+	}
+}
