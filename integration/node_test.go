@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/srcdeps"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -43,6 +44,12 @@ func buildNode() (string, error) {
 			return
 		}
 		binPath = filepath.Join(dir, "node")
+		// Read the sources the build uses, so go test's cache knows this
+		// package's result depends on them.
+		if _, err := srcdeps.Hash(".."); err != nil {
+			buildErr = err
+			return
+		}
 		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/node").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/node: %v\n%s", err, out)

@@ -17,9 +17,7 @@ import (
 // it (three nodes on volumes, then node4 from the extra profile), on the
 // ports it publishes, so the file and the README stay true.
 func TestComposeFile(t *testing.T) {
-	if skipReason != "" {
-		t.Skip("fault suite skipped: " + skipReason)
-	}
+	needDocker(t)
 	compose := composeCommand(t)
 	project := fmt.Sprintf("cpf%d-compose", os.Getpid()%100000)
 	run := func(timeout time.Duration, args ...string) string {
