@@ -184,22 +184,35 @@ func TestKillAll(t *testing.T) {
 	})
 }
 
+// threeWithoutN3Clients forms n1, n2, n3 and warms up a workload through
+// n1 and n2 only: n3 is the one the test will remove.
+func threeWithoutN3Clients(t *testing.T) (c *cluster, n1, n2, n3 *cnode, w *workload) {
+	c = newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	n1, n2, n3 = nodes[0], nodes[1], nodes[2]
+	w = c.startWorkload(2, n1, n2)
+	w.waitOps(warmOps, opsWait)
+	return c, n1, n2, n3, w
+}
+
+// removeNode asks via's HTTP port to remove name, until it is accepted.
+func removeNode(t *testing.T, via *cnode, name string) {
+	t.Helper()
+	eventually(t, 60*time.Second, "DELETE /v1/nodes/"+name+" accepted", func() error {
+		return httpJSON("DELETE", via.http()+"/v1/nodes/"+name, nil)
+	})
+}
+
 // TestJoinAndRemoveDuringPartition: with n3 cut off, a new node n4 joins
 // and n3 is removed; both complete on the majority side. When the
 // partition heals n3 stays out.
 func TestJoinAndRemoveDuringPartition(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	w := c.startWorkload(2, n1, n2)
-	w.waitOps(warmOps, opsWait)
+	c, n1, n2, n3, w := threeWithoutN3Clients(t)
 
 	t.Log("partition n3 away; n4 joins; n3 is removed")
 	n3.disconnect()
 	n4 := c.add("n4", n1)
-	eventually(t, 60*time.Second, "DELETE /v1/nodes/n3 accepted", func() error {
-		return httpJSON("DELETE", n1.http()+"/v1/nodes/n3", nil)
-	})
+	removeNode(t, n1, "n3")
 	c.waitVoters(120*time.Second, n1, n2, n4)
 	w.waitOps(faultOps, opsWait)
 	n3.connect()
@@ -212,16 +225,10 @@ func TestJoinAndRemoveDuringPartition(t *testing.T) {
 // old data and its old idea of every shard's configuration. It must not
 // disrupt the leaders: no shard changes leader or term while it runs.
 func TestRemovedNodeReturns(t *testing.T) {
-	c := newCluster(t)
-	nodes := c.form("n1", "n2", "n3")
-	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	w := c.startWorkload(2, n1, n2)
-	w.waitOps(warmOps, opsWait)
+	c, n1, n2, n3, w := threeWithoutN3Clients(t)
 
 	n3.kill9()
-	eventually(t, 60*time.Second, "DELETE /v1/nodes/n3 accepted", func() error {
-		return httpJSON("DELETE", n1.http()+"/v1/nodes/n3", nil)
-	})
+	removeNode(t, n1, "n3")
 	c.waitVoters(60*time.Second, n1, n2)
 	w.waitOps(faultOps, opsWait)
 	before := leadership(t, n1)
