@@ -108,16 +108,9 @@ func (r *Remote) Request(ctx context.Context, addr, target string, msg proto.Mes
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.conn(ctx, addr)
+	env, err := r.roundTrip(ctx, addr, &messages.Envelope{Target: target, Body: body})
 	if err != nil {
 		return nil, err
-	}
-	env, err := c.call(ctx, &messages.Envelope{Target: target, Body: body})
-	if err != nil {
-		return nil, err
-	}
-	if env.Error != "" {
-		return nil, &RemoteError{Addr: addr, Target: target, Text: env.Error}
 	}
 	if env.Body == nil {
 		return nil, &RemoteError{Addr: addr, Target: target, Text: "empty answer"}
@@ -132,25 +125,32 @@ const pingTarget = "transport/ping"
 // a round trip, so with mutual TLS each side has accepted the other's
 // certificate.
 func (r *Remote) Ping(ctx context.Context, addr string) error {
+	_, err := r.roundTrip(ctx, addr, &messages.Envelope{Target: pingTarget})
+	return err
+}
+
+// roundTrip sends env to addr and returns the answer; an answer carrying
+// an error is a *RemoteError.
+func (r *Remote) roundTrip(ctx context.Context, addr string, env *messages.Envelope) (*messages.Envelope, error) {
 	c, err := r.conn(ctx, addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	env, err := c.call(ctx, &messages.Envelope{Target: pingTarget})
+	ans, err := c.call(ctx, env)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if env.Error != "" {
-		return &RemoteError{Addr: addr, Target: pingTarget, Text: env.Error}
+	if ans.Error != "" {
+		return nil, &RemoteError{Addr: addr, Target: env.Target, Text: ans.Error}
 	}
-	return nil
+	return ans, nil
 }
 
 // conn returns the connection to addr, dialing it when there is none. The
 // dial runs without the lock, bounded by ctx, and callers for the same
-// address share it; a failed dial is remembered for redialAfter, so a dead
-// node costs its callers one dial timeout, not one each, and never holds
-// up requests to other nodes.
+// address share it; a failed dial answers for its address until
+// redialAfter has passed, so a dead node costs its callers one dial
+// timeout, not one each, and never holds up requests to other nodes.
 func (r *Remote) conn(ctx context.Context, addr string) (*remoteConn, error) {
 	for {
 		r.mu.Lock()
@@ -163,16 +163,21 @@ func (r *Remote) conn(ctx context.Context, addr string) (*remoteConn, error) {
 			return c, nil
 		}
 		if d := r.dials[addr]; d != nil {
-			r.mu.Unlock()
 			select {
-			case <-d.done:
-			case <-ctx.Done():
-				return nil, fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
+			case <-d.done: // failed (a dial that worked is not kept)
+				if time.Since(d.at) < redialAfter {
+					r.mu.Unlock()
+					return nil, d.err
+				}
+			default: // under way: wait for it
+				r.mu.Unlock()
+				select {
+				case <-d.done:
+				case <-ctx.Done():
+					return nil, fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
+				}
+				continue
 			}
-			if d.err != nil && time.Since(d.at) < redialAfter {
-				return nil, d.err
-			}
-			continue
 		}
 		d := &dial{done: make(chan struct{})}
 		r.dials[addr] = d
@@ -190,22 +195,14 @@ func (r *Remote) conn(ctx context.Context, addr string) (*remoteConn, error) {
 			}
 			r.conns[addr] = c
 			r.start(addr, c)
-		} else {
-			// Remembered until the next caller after redialAfter dials anew.
-			time.AfterFunc(redialAfter, func() {
-				r.mu.Lock()
-				if r.dials[addr] == d {
-					delete(r.dials, addr)
-				}
-				r.mu.Unlock()
-			})
 		}
 		r.mu.Unlock()
 		return c, err
 	}
 }
 
-// dial is one dial under way (done open) or recently failed.
+// dial is one dial under way (done open) or one that failed at at; its
+// fields are written under Remote.mu before done closes.
 type dial struct {
 	done chan struct{}
 	err  error
