@@ -67,6 +67,11 @@ type Config struct {
 	clusterTLS *transport.MutualTLS
 }
 
+// text sets a plain string setting: field picks it in the Config.
+func text(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
 // Limits and choices of the options.
 const (
 	maxShards  = 1024
@@ -134,11 +139,11 @@ var options = []*option{
 	{name: "cluster-addr", def: constant("127.0.0.1:7380"), usage: "cluster (Raft) listen address",
 		set: func(c *Config, v string) error { return listenAddr(&c.ClusterAddr, v) }},
 	{name: "tls-cert-file", def: constant(""), usage: "PEM certificate of the client port: with --tls-key-file, clients must use TLS",
-		set: func(c *Config, v string) error { c.TLSCertFile = v; return nil }},
+		set: text(func(c *Config) *string { return &c.TLSCertFile })},
 	{name: "tls-key-file", def: constant(""), usage: "PEM private key of --tls-cert-file",
-		set: func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
+		set: text(func(c *Config) *string { return &c.TLSKeyFile })},
 	{name: "tls-ca-file", def: constant(""), usage: "PEM CA certificates that client certificates must chain to (empty: clients need none)",
-		set: func(c *Config, v string) error { c.TLSCAFile = v; return nil }},
+		set: text(func(c *Config) *string { return &c.TLSCAFile })},
 	{name: "tls-auth-clients", def: constant(server.AuthClientsYes), usage: "with --tls-ca-file, whether clients must present a certificate: yes, optional or no",
 		set: func(c *Config, v string) error {
 			if v != server.AuthClientsYes && v != server.AuthClientsOptional && v != server.AuthClientsNo {
@@ -148,11 +153,11 @@ var options = []*option{
 			return nil
 		}},
 	{name: "cluster-tls-cert-file", def: constant(""), usage: "PEM certificate this node presents on the cluster port (mutual TLS: with the key and CA files)",
-		set: func(c *Config, v string) error { c.ClusterTLSCertFile = v; return nil }},
+		set: text(func(c *Config) *string { return &c.ClusterTLSCertFile })},
 	{name: "cluster-tls-key-file", def: constant(""), usage: "PEM private key of --cluster-tls-cert-file",
-		set: func(c *Config, v string) error { c.ClusterTLSKeyFile = v; return nil }},
+		set: text(func(c *Config) *string { return &c.ClusterTLSKeyFile })},
 	{name: "cluster-tls-ca-file", def: constant(""), usage: "PEM certificate of the cluster CA: a peer is a member if the CA signed its certificate",
-		set: func(c *Config, v string) error { c.ClusterTLSCAFile = v; return nil }},
+		set: text(func(c *Config) *string { return &c.ClusterTLSCAFile })},
 	{name: "advertise-addr", def: constant(""), usage: "cluster address peers dial (default: the cluster listener's)",
 		set: func(c *Config, v string) error {
 			if v == "" {
@@ -229,7 +234,7 @@ var options = []*option{
 			return nil
 		}},
 	{name: "keyring-file", def: constant(""), usage: "serf keyring file (JSON array of base64 keys, the first primary) for gossip encryption",
-		set: func(c *Config, v string) error { c.KeyringFile = v; return nil }},
+		set: text(func(c *Config) *string { return &c.KeyringFile })},
 	{name: "gossip-fast", kind: kindBool, def: constant("false"), usage: "tight gossip timers, for tests on one host only",
 		set: func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
@@ -253,7 +258,7 @@ var options = []*option{
 	{name: "trailing-logs", kind: kindInt, def: constant("10240"), usage: "log entries a shard keeps after a snapshot, so a follower that far behind catches up by replay, 1..10^9",
 		set: func(c *Config, v string) error { return uintIn(&c.TrailingLogs, v, 1, 1e9) }},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
-		set: func(c *Config, v string) error { c.RequirePass = v; return nil }},
+		set: text(func(c *Config) *string { return &c.RequirePass })},
 	{name: "log-format", def: constant("text"), usage: "log format: text or json",
 		set: func(c *Config, v string) error {
 			if v != "text" && v != "json" {
