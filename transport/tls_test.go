@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testcerts"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -130,13 +132,12 @@ func TestMutualTLS(t *testing.T) {
 			c.Close()
 		}
 		refused++
-		deadline := time.Now().Add(5 * time.Second)
-		for logs.count("refused a peer") < refused {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no warning logged within 5s", tc.name)
+		testwait.For(t, 5*time.Second, 10*time.Millisecond, tc.name+": a warning logged", func() error {
+			if n := logs.count("refused a peer"); n < refused {
+				return fmt.Errorf("%d refusals logged, want %d", n, refused)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 		if n := len(srvLayer.conns); n != 0 {
 			t.Fatalf("%s: %d connections routed to the stream", tc.name, n)
 		}

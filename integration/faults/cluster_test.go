@@ -133,20 +133,25 @@ func (c *cluster) addWith(name string, join *cnode, o nodeOpts) *cnode {
 	c.t.Helper()
 	i := len(c.nodes) + 10
 	n := &cnode{c: c, name: name, ctr: c.prefix + "-" + name, ip: host(c.subnetC, i), clientIP: host(c.subnetK, i)}
-	n.dir = c.t.TempDir()
-	if os.Getenv("COPPICE_FAULT_KEEP") == "1" { // outlives the test, for a post-mortem
+	if keep() { // outlives the test, for a post-mortem
 		d, err := os.MkdirTemp("", "coppice-fault-"+name+"-")
 		if err != nil {
 			c.t.Fatal(err)
 		}
 		n.dir = d
+	} else {
+		n.dir = c.t.TempDir()
 	}
 	if o.disk != "" {
 		if _, err := run(30*time.Second, "mount", "-t", "tmpfs", "-o", "size="+o.disk, "tmpfs", n.dir); err != nil {
 			c.t.Fatal(err)
 		}
 		// Unmounted after the container is gone (cleanups run last in, first out).
-		c.t.Cleanup(func() { run(30*time.Second, "umount", "-l", n.dir) })
+		c.t.Cleanup(func() {
+			if _, err := run(30*time.Second, "umount", "-l", n.dir); err != nil {
+				c.t.Logf("cleanup: %v", err)
+			}
+		})
 	}
 	n.args = append([]string{"--name", name, "--cluster-addr", n.ip + ":7380", "--gossip-addr", n.ip + ":7946"}, c.flags...)
 	if join != nil {
@@ -186,13 +191,24 @@ func (c *cluster) form(names ...string) []*cnode {
 	return nodes
 }
 
+// keep: COPPICE_FAULT_KEEP=1 leaves a failed test's containers, networks
+// and data in place.
+func keep() bool { return os.Getenv("COPPICE_FAULT_KEEP") == "1" }
+
+// cleanup runs a removal command, logging (not failing on) an error.
+func (c *cluster) cleanup(args ...string) {
+	if _, err := run(60*time.Second, "docker", args...); err != nil {
+		c.t.Logf("cleanup: %v", err)
+	}
+}
+
 // teardown removes the networks, after the nodes' own cleanups.
 func (c *cluster) teardown() {
-	if c.t.Failed() && os.Getenv("COPPICE_FAULT_KEEP") == "1" {
+	if c.t.Failed() && keep() {
 		return
 	}
-	run(30*time.Second, "docker", "network", "rm", c.netC)
-	run(30*time.Second, "docker", "network", "rm", c.netK)
+	c.cleanup("network", "rm", c.netC)
+	c.cleanup("network", "rm", c.netK)
 }
 
 // remove removes the container, logging its last lines if the test failed.
@@ -200,12 +216,12 @@ func (n *cnode) remove() {
 	if n.c.t.Failed() {
 		logs, err := runCombined(30*time.Second, "docker", "logs", "--tail", "80", n.ctr)
 		n.c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
-		if os.Getenv("COPPICE_FAULT_KEEP") == "1" {
+		if keep() {
 			n.c.t.Logf("COPPICE_FAULT_KEEP=1: container %s left in place", n.ctr)
 			return
 		}
 	}
-	run(60*time.Second, "docker", "rm", "-f", "-v", n.ctr)
+	n.c.cleanup("rm", "-f", "-v", n.ctr)
 }
 
 func (n *cnode) String() string { return n.name }
