@@ -55,6 +55,8 @@ type Config struct {
 	// Timeout bounds the status requests one HTTP request (or scrape)
 	// makes to the shards; DefaultTimeout if zero.
 	Timeout time.Duration
+	// Pprof serves net/http/pprof under /debug/pprof/.
+	Pprof bool
 }
 
 // Server is the endpoint: its handlers and metrics, and the address its

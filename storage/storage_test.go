@@ -385,3 +385,48 @@ func TestTrimmedHeadIsGone(t *testing.T) {
 		t.Fatalf("GetLog(61): %v, %v", l.Data, err)
 	}
 }
+
+// A follower's conflicting tail is deleted and rewritten with a newer
+// term: reads see the new entries, not the cached old ones, and nothing
+// past the new end.
+func TestRewrittenTailIsReadBack(t *testing.T) {
+	logs, err := OpenLogStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	entries := func(from, to, term uint64) []*raft.Log {
+		var b []*raft.Log
+		for i := from; i <= to; i++ {
+			b = append(b, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: []byte{byte(i), byte(term)}})
+		}
+		return b
+	}
+	if err := logs.StoreLogs(entries(1, 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := logs.GetLog(8, &l); err != nil || l.Term != 1 {
+		t.Fatalf("GetLog(8): term %d, %v", l.Term, err)
+	}
+	if err := logs.DeleteRange(6, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.StoreLogs(entries(6, 8, 2)); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(6); i <= 8; i++ {
+		if err := logs.GetLog(i, &l); err != nil || l.Term != 2 || l.Data[1] != 2 {
+			t.Fatalf("GetLog(%d) after the rewrite: term %d data %v, %v; want term 2", i, l.Term, l.Data, err)
+		}
+	}
+	if err := logs.GetLog(5, &l); err != nil || l.Term != 1 {
+		t.Fatalf("GetLog(5): term %d, %v; want the untouched term 1", l.Term, err)
+	}
+	if err := logs.GetLog(9, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(9) past the rewritten end: %v, want raft.ErrLogNotFound", err)
+	}
+	if last, _ := logs.LastIndex(); last != 8 {
+		t.Fatalf("last index %d, want 8", last)
+	}
+}

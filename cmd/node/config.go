@@ -55,6 +55,7 @@ type Config struct {
 	GossipKey          []byte
 	KeyringFile        string
 	GossipFast         bool
+	Pprof              bool
 	// Snapshot policy of the shards (0: the defaults).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
@@ -70,6 +71,18 @@ type Config struct {
 // text sets a plain string setting: field picks it in the Config.
 func text(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+// boolean is the setter of a true/false setting.
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		*field(c) = b
+		return nil
+	}
 }
 
 // Limits and choices of the options.
@@ -236,14 +249,9 @@ var options = []*option{
 	{name: "keyring-file", def: constant(""), usage: "serf keyring file (JSON array of base64 keys, the first primary) for gossip encryption",
 		set: text(func(c *Config) *string { return &c.KeyringFile })},
 	{name: "gossip-fast", kind: kindBool, def: constant("false"), usage: "tight gossip timers, for tests on one host only",
-		set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return errors.New("want true or false")
-			}
-			c.GossipFast = b
-			return nil
-		}},
+		set: boolean(func(c *Config) *bool { return &c.GossipFast })},
+	{name: "pprof", kind: kindBool, def: constant("false"), usage: "serve Go's profiler under /debug/pprof/ on the HTTP port (no authentication: a trusted network only)",
+		set: boolean(func(c *Config) *bool { return &c.Pprof })},
 	{name: "snapshot-threshold", kind: kindInt, def: constant("16384"), usage: "new log entries after which a shard snapshots and compacts its log, 1..10^9",
 		set: func(c *Config, v string) error { return uintIn(&c.SnapshotThreshold, v, 1, 1e9) }},
 	{name: "snapshot-interval", kind: kindDuration, def: constant("2m"), usage: "how often a shard checks whether to snapshot",
@@ -293,14 +301,7 @@ var options = []*option{
 			return nil
 		}},
 	{name: "print-tree", kind: kindBool, def: constant("false"), usage: "print the supervision tree and exit",
-		set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return errors.New("want true or false")
-			}
-			c.PrintTree = b
-			return nil
-		}},
+		set: boolean(func(c *Config) *bool { return &c.PrintTree })},
 }
 
 // uintIn parses v into *dst, within lo..hi.

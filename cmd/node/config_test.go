@@ -165,6 +165,7 @@ var badValues = []struct {
 	{"gossip-key", "not base64!", "want base64 of 16, 24 or 32 bytes"},
 	{"gossip-key", "c2hvcnQ=", "want base64 of 16, 24 or 32 bytes"},
 	{"gossip-fast", "maybe", "want true or false"},
+	{"pprof", "sometimes", "want true or false"},
 	{"snapshot-threshold", "0", "want 1..1000000000"},
 	{"trailing-logs", "-3", "want 1..1000000000"},
 	{"snapshot-interval", "1ms", "want a duration of at least 10ms such as 2m"},
@@ -209,7 +210,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" {
 			val = bv.value
 		}
-		if bv.name == "print-tree" || bv.name == "gossip-fast" {
+		if bv.name == "print-tree" || bv.name == "gossip-fast" || bv.name == "pprof" {
 			continue // a JSON boolean cannot be "maybe": see TestBadConfigFiles
 		}
 		p := writeFile(t, `{"`+bv.name+`": `+val+`}`)

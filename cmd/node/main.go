@@ -177,7 +177,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 			TrailingLogs: cfg.TrailingLogs},
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
-	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log})
+	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof})
 	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
 }
 
