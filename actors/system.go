@@ -10,7 +10,6 @@ package actors
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,7 +26,7 @@ import (
 const SystemPath = RootName + "/system"
 
 // systemShard marks the system group in a ShardStatusReply.
-const systemShard = ^uint32(0)
+const systemShard = storage.SystemGroup
 
 type systemActor struct {
 	rt    *Runtime
@@ -67,7 +66,7 @@ func (a *systemActor) start() error {
 		return err
 	}
 	dir := rt.Layout().SystemDir()
-	if a.logs, err = storage.OpenLogStore(filepath.Join(dir, "raft")); err != nil {
+	if a.logs, err = rt.GroupLog(storage.SystemGroup); err != nil {
 		return err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
