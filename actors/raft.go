@@ -188,7 +188,7 @@ func (a *raftActor) start() error {
 		return err
 	}
 	a.fsm, a.snaps = fsm, snaps
-	if a.logs, err = rt.GroupLog(uint32(a.shard)); err != nil {
+	if a.logs, err = storage.OpenLogStore(rt.Layout().RaftDir(a.shard)); err != nil {
 		return err
 	}
 	logger := raftLogger(rt.Log, raftName(a.shard))

@@ -68,7 +68,6 @@ type Runtime struct {
 	Exec storage.Executor
 
 	mu     sync.RWMutex
-	logs   *storage.NodeLog
 	shards []*storage.Shard
 	snaps  []*storage.SnapshotStore
 	mux    *transport.Mux
@@ -109,22 +108,6 @@ func (rt *Runtime) Shard(i int) (*storage.Shard, *storage.SnapshotStore, error) 
 		return nil, nil, fmt.Errorf("node: shard %d is not open", i)
 	}
 	return rt.shards[i], rt.snaps[i], nil
-}
-
-// GroupLog returns Raft group id's log and stable store (storage.SystemGroup:
-// the system group's) from the node's log, opened by the store worker,
-// with its latest entries cached.
-func (rt *Runtime) GroupLog(id uint32) (storage.LogStore, error) {
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
-	if rt.logs == nil {
-		return nil, fmt.Errorf("node: the raft log is not open")
-	}
-	g, err := rt.logs.Group(id)
-	if err != nil {
-		return nil, err
-	}
-	return storage.Cached(g), nil
 }
 
 func (rt *Runtime) setClientAddr(addr string) {
@@ -198,9 +181,9 @@ func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
 	rt.mu.Unlock()
 }
 
-func (rt *Runtime) setShards(logs *storage.NodeLog, shards []*storage.Shard, snaps []*storage.SnapshotStore) {
+func (rt *Runtime) setShards(shards []*storage.Shard, snaps []*storage.SnapshotStore) {
 	rt.mu.Lock()
-	rt.logs, rt.shards, rt.snaps = logs, shards, snaps
+	rt.shards, rt.snaps = shards, snaps
 	rt.mu.Unlock()
 }
 

@@ -1,9 +1,8 @@
 package actors
 
 // store: supervised by node (rest_for_one), permanent worker. It checks the
-// data dir's identity, then opens the node's Raft log (every group's) and
-// every shard's Pebble store and snapshot store for the Raft actors and the
-// client; it closes them when it stops.
+// data dir's identity, then opens every shard's Pebble store and snapshot
+// store for the Raft actors and the client; it closes them when it stops.
 
 import (
 	"errors"
@@ -18,7 +17,6 @@ const snapshotsRetained = 2
 
 type storeActor struct {
 	rt     *Runtime
-	logs   *storage.NodeLog
 	shards []*storage.Shard
 }
 
@@ -62,16 +60,6 @@ func (s *storeActor) open() error {
 		clone = true
 		rt.logger().Info("disk clone: kept the data, dropped the Raft state", "of", id.Name, "dir", l.Dir)
 	}
-	if s.logs, err = storage.OpenNodeLog(l.RaftLogDir()); err != nil {
-		return err
-	}
-	imported, err := l.ImportOldLogs(s.logs, rt.Shards)
-	if err != nil {
-		return err
-	}
-	if len(imported) > 0 {
-		rt.logger().Info("moved the Raft logs of an older data dir into "+l.RaftLogDir(), "groups", len(imported))
-	}
 	snaps := make([]*storage.SnapshotStore, rt.Shards)
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
@@ -96,7 +84,7 @@ func (s *storeActor) open() error {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	}
-	rt.setShards(s.logs, s.shards, snaps)
+	rt.setShards(s.shards, snaps)
 	idx := make([]uint64, len(s.shards))
 	for i, sh := range s.shards {
 		idx[i], _ = sh.Applied()
@@ -106,15 +94,12 @@ func (s *storeActor) open() error {
 }
 
 func (s *storeActor) close() {
-	s.rt.setShards(nil, nil, nil)
+	s.rt.setShards(nil, nil)
 	var errs []error
 	for _, sh := range s.shards {
 		errs = append(errs, sh.Close())
 	}
-	if s.logs != nil {
-		errs = append(errs, s.logs.Close())
-	}
-	s.shards, s.logs = nil, nil
+	s.shards = nil
 	if err := errors.Join(errs...); err != nil {
 		s.rt.logger().Error("closing storage", "err", err)
 	}

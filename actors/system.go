@@ -10,6 +10,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,7 +27,7 @@ import (
 const SystemPath = RootName + "/system"
 
 // systemShard marks the system group in a ShardStatusReply.
-const systemShard = storage.SystemGroup
+const systemShard = ^uint32(0)
 
 type systemActor struct {
 	rt    *Runtime
@@ -66,7 +67,7 @@ func (a *systemActor) start() error {
 		return err
 	}
 	dir := rt.Layout().SystemDir()
-	if a.logs, err = rt.GroupLog(storage.SystemGroup); err != nil {
+	if a.logs, err = storage.OpenLogStore(filepath.Join(dir, "raft")); err != nil {
 		return err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())

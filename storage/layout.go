@@ -17,14 +17,10 @@ import (
 // Layout of a node's data dir:
 //
 //	<data>/node.json             node name, cluster ID, shard count (the identity marker)
-//	<data>/raftlog/              Pebble: every group's Raft log and stable store (NodeLog)
-//	<data>/system/               the system group's snapshots
+//	<data>/system/               the system group: raft log, stable store, snapshots, state
 //	<data>/shards/<i>/kv/        Pebble: the shard's keys, plus its applied index and term
+//	<data>/shards/<i>/raft/      raft log and stable store
 //	<data>/shards/<i>/snapshots/ checkpoints that serve as Raft snapshots and sync sources
-//
-// Data dirs written before the NodeLog hold each group's log in raft-wal
-// under <data>/system/raft/ and <data>/shards/<i>/raft/ (OldRaftDir);
-// ImportOldLogs moves them into the NodeLog.
 type Layout struct{ Dir string }
 
 func (l Layout) IdentityFile() string { return filepath.Join(l.Dir, "node.json") }
@@ -32,17 +28,8 @@ func (l Layout) SystemDir() string    { return filepath.Join(l.Dir, "system") }
 func (l Layout) ShardDir(shard int) string {
 	return filepath.Join(l.Dir, "shards", strconv.Itoa(shard))
 }
-func (l Layout) KVDir(shard int) string { return filepath.Join(l.ShardDir(shard), "kv") }
-func (l Layout) RaftLogDir() string     { return filepath.Join(l.Dir, "raftlog") }
-
-// OldRaftDir is where a data dir written before the NodeLog keeps group
-// id's raft-wal log (SystemGroup: the system group's).
-func (l Layout) OldRaftDir(id uint32) string {
-	if id == SystemGroup {
-		return filepath.Join(l.SystemDir(), "raft")
-	}
-	return filepath.Join(l.ShardDir(int(id)), "raft")
-}
+func (l Layout) KVDir(shard int) string   { return filepath.Join(l.ShardDir(shard), "kv") }
+func (l Layout) RaftDir(shard int) string { return filepath.Join(l.ShardDir(shard), "raft") }
 func (l Layout) SnapshotDir(shard int) string {
 	return filepath.Join(l.ShardDir(shard), "snapshots")
 }

@@ -10,17 +10,16 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 )
 
-// LogStore is a Raft group's log and stable store. The node's groups keep
-// theirs in one NodeLog; raft-wal (OpenLogStore) is what data dirs written
-// before it used, read once to import them (BenchmarkLogStore and
-// docs/storage.md compare the stores).
+// LogStore is a shard's Raft log and stable store. coppice uses
+// hashicorp/raft-wal: on this machine it appends and fsyncs entries several
+// times faster than raft-boltdb/v2 (BenchmarkLogStore; docs/storage.md).
 type LogStore interface {
 	raft.LogStore
 	raft.StableStore
 	Close() error
 }
 
-// OpenLogStore opens (or creates) a raft-wal log and stable store in dir.
+// OpenLogStore opens (or creates) the Raft log and stable store in dir.
 func OpenLogStore(dir string) (LogStore, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -33,37 +32,47 @@ func OpenLogStore(dir string) (LogStore, error) {
 		meta.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	return &walStore{WAL: w, meta: meta}, nil
-}
-
-// logCacheEntries is how many of the latest entries Cached keeps.
-const logCacheEntries = 1024
-
-// Cached keeps the latest entries of s in memory (raft.LogCache): Raft
-// reads each new entry back once per follower to replicate it, and a
-// follower reads each back to apply it; from the store each is a lookup
-// (from raft-wal a pread(2), about a tenth of a busy node's CPU).
-func Cached(s LogStore) LogStore {
-	c, err := raft.NewLogCache(logCacheEntries, s)
+	cache, err := raft.NewLogCache(logCacheEntries, w)
 	if err != nil {
-		panic(err) // only for a capacity of 0
+		w.Close()
+		meta.Close()
+		return nil, err
 	}
-	return cachedStore{LogStore: s, cache: c}
+	return &walStore{WAL: w, cache: cache, meta: meta}, nil
 }
 
-type cachedStore struct {
-	LogStore
-	cache *raft.LogCache
-}
-
-func (s cachedStore) GetLog(i uint64, l *raft.Log) error { return s.cache.GetLog(i, l) }
-func (s cachedStore) StoreLog(l *raft.Log) error         { return s.cache.StoreLog(l) }
-func (s cachedStore) StoreLogs(ls []*raft.Log) error     { return s.cache.StoreLogs(ls) }
-func (s cachedStore) DeleteRange(min, max uint64) error  { return s.cache.DeleteRange(min, max) }
+// logCacheEntries is how many of the latest entries a LogStore keeps in
+// memory. Raft reads each new entry back once per follower to replicate
+// it, and a follower reads each back to apply it: from raft-wal that is a
+// pread(2) per entry, about a tenth of a busy node's CPU (docs/storage.md).
+const logCacheEntries = 1024
 
 type walStore struct {
 	*wal.WAL
-	meta *metadb.BoltMetaDB
+	cache *raft.LogCache
+	meta  *metadb.BoltMetaDB
+}
+
+func (s *walStore) StoreLog(l *raft.Log) error        { return s.cache.StoreLog(l) }
+func (s *walStore) StoreLogs(ls []*raft.Log) error    { return s.cache.StoreLogs(ls) }
+func (s *walStore) DeleteRange(min, max uint64) error { return s.cache.DeleteRange(min, max) }
+
+// GetLog returns entry index, and raft.ErrLogNotFound for one below the
+// first index. raft-wal drops a trimmed head only in whole segments and
+// still serves entries of a partly trimmed tail segment; hashicorp/raft
+// would then replay entries the trailing-logs policy discarded to a new
+// follower instead of sending it a snapshot, and the sync's choice between
+// replay and copy (cluster.WALBridgeable, from FirstIndex) would not be
+// what happens.
+func (s *walStore) GetLog(index uint64, log *raft.Log) error {
+	first, err := s.WAL.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if index < first {
+		return raft.ErrLogNotFound
+	}
+	return s.cache.GetLog(index, log)
 }
 
 func (s *walStore) Close() error {

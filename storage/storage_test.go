@@ -276,6 +276,24 @@ func TestIdentityCheck(t *testing.T) {
 	}
 }
 
+// raft-wal's own Close leaves its metadata database locked: a second open in
+// the same process would hang. The store must reopen.
+func TestLogStoreReopens(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		s, err := OpenLogStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.StoreLog(&raft.Log{Index: uint64(i + 1), Term: 1, Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestChecksumAgreesOnEqualDataOnly(t *testing.T) {
 	a, _ := openTestShard(t, t.TempDir())
 	b, _ := openTestShard(t, t.TempDir())
@@ -311,19 +329,15 @@ func TestDiskCloneKeepsDataAndMarksApplied(t *testing.T) {
 	s, snaps := openTestShard(t, dir)
 	s.ApplyBatch([]*raft.Log{entry(t, 7, 3, "a", "1")})
 	persist(t, s, snaps, 7) // the original node's own snapshot
-	l := Layout{Dir: dir}
-	logs, err := OpenNodeLog(l.RaftLogDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs.Close()
+	os.MkdirAll(Layout{Dir: dir}.RaftDir(0), 0o755)
 	s.Close()
 
+	l := Layout{Dir: dir}
 	if err := l.ForgetRaftState(1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(l.RaftLogDir()); !os.IsNotExist(err) {
-		t.Fatalf("raft log dir still there: %v", err)
+	if _, err := os.Stat(l.RaftDir(0)); !os.IsNotExist(err) {
+		t.Fatalf("raft dir still there: %v", err)
 	}
 	s, snaps = openTestShard(t, dir)
 	defer s.Close()
@@ -336,5 +350,83 @@ func TestDiskCloneKeepsDataAndMarksApplied(t *testing.T) {
 	list, err := snaps.List()
 	if err != nil || len(list) != 1 || list[0].Index != 7 || list[0].Term != 3 || len(list[0].Configuration.Servers) != 0 {
 		t.Fatalf("snapshots after MarkApplied: %+v, %v; want one at 7/3 with no configuration", list, err)
+	}
+}
+
+// TestTrimmedHeadIsGone: after the head of the log is deleted (a snapshot's
+// compaction) the entries below the first index are not found, though
+// raft-wal still holds them in its tail segment.
+func TestTrimmedHeadIsGone(t *testing.T) {
+	logs, err := OpenLogStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	var batch []*raft.Log
+	for i := uint64(1); i <= 100; i++ {
+		batch = append(batch, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := logs.StoreLogs(batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.DeleteRange(1, 60); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := logs.FirstIndex(); first != 61 {
+		t.Fatalf("first index %d, want 61", first)
+	}
+	var l raft.Log
+	for _, i := range []uint64{1, 30, 60} {
+		if err := logs.GetLog(i, &l); !errors.Is(err, raft.ErrLogNotFound) {
+			t.Fatalf("GetLog(%d) after trimming 1..60: %v, want raft.ErrLogNotFound", i, err)
+		}
+	}
+	if err := logs.GetLog(61, &l); err != nil || l.Data[0] != 61 {
+		t.Fatalf("GetLog(61): %v, %v", l.Data, err)
+	}
+}
+
+// A follower's conflicting tail is deleted and rewritten with a newer
+// term: reads see the new entries, not the cached old ones, and nothing
+// past the new end.
+func TestRewrittenTailIsReadBack(t *testing.T) {
+	logs, err := OpenLogStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	entries := func(from, to, term uint64) []*raft.Log {
+		var b []*raft.Log
+		for i := from; i <= to; i++ {
+			b = append(b, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: []byte{byte(i), byte(term)}})
+		}
+		return b
+	}
+	if err := logs.StoreLogs(entries(1, 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := logs.GetLog(8, &l); err != nil || l.Term != 1 {
+		t.Fatalf("GetLog(8): term %d, %v", l.Term, err)
+	}
+	if err := logs.DeleteRange(6, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.StoreLogs(entries(6, 8, 2)); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(6); i <= 8; i++ {
+		if err := logs.GetLog(i, &l); err != nil || l.Term != 2 || l.Data[1] != 2 {
+			t.Fatalf("GetLog(%d) after the rewrite: term %d data %v, %v; want term 2", i, l.Term, l.Data, err)
+		}
+	}
+	if err := logs.GetLog(5, &l); err != nil || l.Term != 1 {
+		t.Fatalf("GetLog(5): term %d, %v; want the untouched term 1", l.Term, err)
+	}
+	if err := logs.GetLog(9, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(9) past the rewritten end: %v, want raft.ErrLogNotFound", err)
+	}
+	if last, _ := logs.LastIndex(); last != 8 {
+		t.Fatalf("last index %d, want 8", last)
 	}
 }
