@@ -60,6 +60,10 @@ type Runtime struct {
 	// Snapshots tunes when shards snapshot and compact their logs (zero
 	// values: hashicorp/raft's defaults, threshold 16384).
 	Snapshots SnapshotPolicy
+	// ReadCache is the bytes of values the node caches in front of its
+	// shards' stores, split evenly between the shards: 0 for
+	// DefaultReadCache, negative for none.
+	ReadCache int64
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()
@@ -81,6 +85,20 @@ type Runtime struct {
 	// other node can lead it, so reads need no barrier.
 	sole        []atomic.Bool
 	boundClient string
+}
+
+// DefaultReadCache is the read cache of a Runtime that sets none.
+const DefaultReadCache = 64 << 20
+
+// shardCache is each shard's part of the read cache.
+func (rt *Runtime) shardCache() int {
+	switch {
+	case rt.ReadCache < 0:
+		return 0
+	case rt.ReadCache == 0:
+		return DefaultReadCache / rt.Shards
+	}
+	return int(rt.ReadCache / int64(rt.Shards))
 }
 
 // SnapshotPolicy is when a shard takes a snapshot: after Threshold new

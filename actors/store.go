@@ -66,7 +66,7 @@ func (s *storeActor) open() error {
 		if err != nil {
 			return err
 		}
-		sh, err := storage.OpenShard(l, i, rt.Exec, st)
+		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache())
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -244,4 +245,19 @@ func grep(body, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The profiler is served only when Config.Pprof asks for it (--pprof).
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		h := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Pprof: on}).Handler()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
+		switch {
+		case on && (rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "goroutine profile")):
+			t.Fatalf("Pprof on: %d %.80q, want the goroutine profile", rec.Code, rec.Body.String())
+		case !on && rec.Code != http.StatusNotFound:
+			t.Fatalf("Pprof off: %d, want 404", rec.Code)
+		}
+	}
 }

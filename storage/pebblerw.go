@@ -42,3 +42,60 @@ func (p pebbleRW) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 func (p pebbleRW) Set(key, value []byte) error           { return p.w.Set(key, value, nil) }
 func (p pebbleRW) Delete(key []byte) error               { return p.w.Delete(key, nil) }
 func (p pebbleRW) DeleteRange(lower, upper []byte) error { return p.w.DeleteRange(lower, upper, nil) }
+
+// cachedReader reads the shard's committed state through its record cache.
+type cachedReader struct {
+	pebbleRW
+	cache *recordCache
+}
+
+func (c cachedReader) Get(key []byte) ([]byte, bool, error) {
+	if v, ok, known := c.cache.get(key); known {
+		return v, ok, nil
+	}
+	gen := c.cache.generation()
+	v, ok, err := c.pebbleRW.Get(key)
+	if err == nil {
+		c.cache.fill(gen, key, v, ok)
+	}
+	return v, ok, err
+}
+
+// applyRW is the state machine's view while it applies a batch: its Gets
+// see the batch's own writes, then the cache, then the store; it notes
+// every key the batch writes for the cache.
+type applyRW struct {
+	batch  pebbleRW     // the indexed batch: reads see its writes
+	store  cachedReader // the committed state
+	writes map[string][]byte
+	ranged bool // a range was deleted: Gets go to the indexed batch
+}
+
+func (a *applyRW) Get(key []byte) ([]byte, bool, error) {
+	if a.ranged {
+		return a.batch.Get(key)
+	}
+	if v, ok := a.writes[string(key)]; ok {
+		return append([]byte(nil), v...), v != nil, nil
+	}
+	return a.store.Get(key)
+}
+
+func (a *applyRW) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return a.batch.Scan(lower, upper, fn)
+}
+
+func (a *applyRW) Set(key, value []byte) error {
+	a.writes[string(key)] = append(make([]byte, 0, len(value)), value...)
+	return a.batch.Set(key, value)
+}
+
+func (a *applyRW) Delete(key []byte) error {
+	a.writes[string(key)] = nil
+	return a.batch.Delete(key)
+}
+
+func (a *applyRW) DeleteRange(lower, upper []byte) error {
+	a.ranged = true
+	return a.batch.DeleteRange(lower, upper)
+}

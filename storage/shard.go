@@ -40,8 +40,9 @@ type Shard struct {
 	exec   Executor
 	snaps  *SnapshotStore
 
-	mu sync.RWMutex // guards db: held for reading while in use, for writing to swap it
-	db *pebble.DB
+	mu    sync.RWMutex // guards db: held for reading while in use, for writing to swap it
+	db    *pebble.DB
+	cache *recordCache
 
 	appliedMu sync.Mutex // guards applied, term and appliedCh
 	applied   uint64
@@ -49,9 +50,11 @@ type Shard struct {
 	appliedCh chan struct{} // closed and replaced whenever applied moves
 }
 
-// OpenShard opens (or creates) shard id's Pebble store.
-func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore) (*Shard, error) {
-	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{})}
+// OpenShard opens (or creates) shard id's Pebble store, with a read cache
+// of cacheBytes in front of it (0: none).
+func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int) (*Shard, error) {
+	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
+		cache: newRecordCache(cacheBytes)}
 	dir := layout.KVDir(id)
 	if err := recoverSwap(dir); err != nil {
 		return nil, err
@@ -143,7 +146,7 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 	if s.db == nil {
 		return ErrClosed
 	}
-	return fn(pebbleRW{r: s.db})
+	return fn(cachedReader{pebbleRW{r: s.db}, s.cache})
 }
 
 // Close closes the Pebble store.
@@ -178,7 +181,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	w := pebbleRW{r: b, w: b}
+	w := &applyRW{batch: pebbleRW{r: b, w: b}, store: cachedReader{pebbleRW{r: s.db}, s.cache}, writes: map[string][]byte{}}
 	applied, _ := s.Applied()
 	last, lastTerm := applied, uint64(0)
 	for i, l := range logs {
@@ -215,6 +218,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 			panic(fmt.Sprintf("storage: shard %d: commit entries up to %d: %v", s.id, last, err))
 		}
 	}
+	s.cache.applied(w.writes, w.ranged)
 	s.setApplied(last, lastTerm)
 	return out
 }
@@ -320,6 +324,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.cache.reset()
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
 			return fmt.Errorf("storage: shard %d: close before restore: %w", s.id, err)

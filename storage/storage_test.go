@@ -57,7 +57,7 @@ func openTestShard(t *testing.T, dir string) (*Shard, *SnapshotStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenShard(l, 0, setExec, snaps)
+	s, err := OpenShard(l, 0, setExec, snaps, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

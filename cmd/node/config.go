@@ -60,6 +60,7 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	CacheMiB          uint64
 	// ConfigFile is the file the configuration was read from, if any.
 	ConfigFile string
 
@@ -265,6 +266,8 @@ var options = []*option{
 		}},
 	{name: "trailing-logs", kind: kindInt, def: constant("10240"), usage: "log entries a shard keeps after a snapshot, so a follower that far behind catches up by replay, 1..10^9",
 		set: func(c *Config, v string) error { return uintIn(&c.TrailingLogs, v, 1, 1e9) }},
+	{name: "cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recently read and written values the node keeps in memory in front of its shards' stores, split evenly between them; 0: none, 0..65536",
+		set: func(c *Config, v string) error { return uintIn(&c.CacheMiB, v, 0, 65536) }},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
 		set: text(func(c *Config) *string { return &c.RequirePass })},
 	{name: "log-format", def: constant("text"), usage: "log format: text or json",

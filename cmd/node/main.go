@@ -175,6 +175,10 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		GossipFast:   cfg.GossipFast,
 		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
 			TrailingLogs: cfg.TrailingLogs},
+		ReadCache: int64(cfg.CacheMiB) << 20,
+	}
+	if cfg.CacheMiB == 0 {
+		rt.ReadCache = -1 // none (zero is the default size)
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof})

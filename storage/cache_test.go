@@ -1,0 +1,199 @@
+package storage
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// opsExec runs the commands the cache test sends: SET k v, DEL k,
+// DELRANGE lo hi, and INCR k (a read of the batch's view, then a write).
+func opsExec(w kv.Writer, c *messages.Command) *messages.Reply {
+	a := c.Args
+	var err error
+	switch string(a[0]) {
+	case "SET":
+		err = w.Set(a[1], a[2])
+	case "DEL":
+		err = w.Delete(a[1])
+	case "DELRANGE":
+		err = w.DeleteRange(a[1], a[2])
+	case "INCR":
+		var v []byte
+		var ok bool
+		if v, ok, err = w.Get(a[1]); err == nil {
+			n := 0
+			if ok {
+				fmt.Sscan(string(v), &n)
+			}
+			err = w.Set(a[1], []byte(fmt.Sprint(n+1)))
+		}
+	}
+	if err != nil {
+		return &messages.Reply{Value: &messages.Reply_Error{Error: err.Error()}}
+	}
+	return &messages.Reply{Value: &messages.Reply_Status{Status: "OK"}}
+}
+
+func opsEntry(t *testing.T, index uint64, cmds ...[]string) *raft.Log {
+	var b messages.CommandBatch
+	for _, c := range cmds {
+		var args [][]byte
+		for _, s := range c {
+			args = append(args, []byte(s))
+		}
+		b.Commands = append(b.Commands, &messages.Command{Args: args})
+	}
+	data, err := proto.Marshal(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
+}
+
+// Random batches of writes, range deletions and read-modify-writes: after
+// each, every key read through the cache (as clients read) is what Pebble
+// holds, and INCR inside a batch saw the batch's own earlier writes.
+func TestCacheMirrorsTheStore(t *testing.T) {
+	l := Layout{Dir: t.TempDir()}
+	s, err := OpenShard(l, 0, opsExec, nil, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := func() string { return fmt.Sprintf("k%02d", rng.IntN(40)) }
+	counts := map[string]int{} // the INCR-only keys' expected values
+	for i := uint64(1); i <= 400; i++ {
+		var batch [][]string
+		for n := rng.IntN(8) + 1; n > 0; n-- {
+			switch r := rng.IntN(100); {
+			case r < 45:
+				batch = append(batch, []string{"SET", key(), fmt.Sprint(rng.IntN(1000))})
+			case r < 70:
+				batch = append(batch, []string{"DEL", key()})
+			case r < 75:
+				lo, hi := key(), key()
+				if lo > hi {
+					lo, hi = hi, lo
+				}
+				batch = append(batch, []string{"DELRANGE", lo, hi})
+			default:
+				c := fmt.Sprintf("c%d", rng.IntN(5))
+				batch = append(batch, []string{"INCR", c})
+				counts[c]++
+			}
+		}
+		s.ApplyBatch([]*raft.Log{opsEntry(t, i, batch...)})
+		// Read through the cache, twice (the first may fill it), and
+		// straight from Pebble.
+		for k := 0; k < 40; k++ {
+			name := fmt.Sprintf("k%02d", k)
+			want, wantOK := readStore(t, s, name)
+			for pass := 0; pass < 2; pass++ {
+				if got, ok := readCached(t, s, name); ok != wantOK || got != want {
+					t.Fatalf("batch %d %v: %s through the cache = %q,%v; the store holds %q,%v", i, batch, name, got, ok, want, wantOK)
+				}
+			}
+		}
+	}
+	for c, n := range counts {
+		if got, _ := readCached(t, s, c); got != fmt.Sprint(n) {
+			t.Fatalf("%s = %s after %d INCRs", c, got, n)
+		}
+	}
+	if s.cache.hits.Load() == 0 {
+		t.Fatal("no read was answered by the cache")
+	}
+}
+
+func readCached(t *testing.T, s *Shard, k string) (string, bool) {
+	t.Helper()
+	var v []byte
+	var ok bool
+	err := s.View(func(r kv.Reader) (err error) {
+		v, ok, err = r.Get([]byte(k))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(v), ok
+}
+
+func readStore(t *testing.T, s *Shard, k string) (string, bool) {
+	t.Helper()
+	v, ok, err := pebbleRW{r: s.db}.Get([]byte(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(v), ok
+}
+
+// A reader that read the store before a batch was applied must not put
+// its now-old value into the cache.
+func TestCacheRefusesAStaleFill(t *testing.T) {
+	c := newRecordCache(1 << 20)
+	gen := c.generation()
+	c.applied(map[string][]byte{"k": []byte("new")}, false)
+	c.fill(gen, []byte("k"), []byte("old"), true)
+	if v, ok, known := c.get([]byte("k")); !known || !ok || string(v) != "new" {
+		t.Fatalf("k = %q,%v,%v; want the batch's value", v, ok, known)
+	}
+	gen = c.generation()
+	c.applied(map[string][]byte{"j": nil}, false)
+	c.fill(gen, []byte("other"), []byte("x"), true)
+	if _, _, known := c.get([]byte("other")); known {
+		t.Fatal("a fill begun before a batch was taken")
+	}
+	if _, ok, known := c.get([]byte("j")); !known || ok {
+		t.Fatal("a deleted key is not known absent")
+	}
+	c.applied(nil, true)
+	if _, _, known := c.get([]byte("k")); known {
+		t.Fatal("a range deletion left entries in the cache")
+	}
+}
+
+// The cache stays within its limit, and a value too big for it is not
+// cached.
+func TestCacheStaysWithinItsLimit(t *testing.T) {
+	const limit = 64 << 10
+	c := newRecordCache(limit)
+	for i := 0; i < 5000; i++ {
+		c.applied(map[string][]byte{fmt.Sprint(i): make([]byte, 100)}, false)
+		if c.bytes > limit {
+			t.Fatalf("after %d puts: %d bytes cached, limit %d", i+1, c.bytes, limit)
+		}
+	}
+	if len(c.m) < 100 {
+		t.Fatalf("%d entries left of 5000 puts in %d bytes", len(c.m), limit)
+	}
+	c.applied(map[string][]byte{"big": make([]byte, limit/8)}, false)
+	if _, _, known := c.get([]byte("big")); known {
+		t.Fatal("a value of an eighth of the cache was cached")
+	}
+	c.applied(map[string][]byte{"0": []byte("x"), "1": nil}, false)
+	sum := 0
+	for k, e := range c.m {
+		sum += len(k) + len(e.v) + cacheOverhead
+	}
+	if sum != c.bytes {
+		t.Fatalf("accounted %d bytes, entries hold %d", c.bytes, sum)
+	}
+}
+
+// A cache of size 0 (--cache-mib 0) holds nothing.
+func TestNoCache(t *testing.T) {
+	c := newRecordCache(0)
+	c.applied(map[string][]byte{"k": []byte("v")}, false)
+	c.fill(c.generation(), []byte("j"), []byte("v"), true)
+	if _, _, known := c.get([]byte("k")); known || len(c.m) != 0 {
+		t.Fatalf("a cache of 0 bytes holds %d entries", len(c.m))
+	}
+}
