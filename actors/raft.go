@@ -454,6 +454,8 @@ func (a *raftActor) status(to *actor.PID, withSizes bool) {
 		reply := groupStatus(r, logs, uint32(shard), applied)
 		done, total := snaps.Receiving()
 		reply.SnapshotBytesDone, reply.SnapshotBytesTotal = uint64(done), uint64(total)
+		cs := fsm.CacheStats()
+		reply.CacheHits, reply.CacheMisses, reply.CacheBytes = cs.Hits, cs.Misses, cs.Bytes
 		if withSizes {
 			reply.DataBytes = fsm.DataBytes()
 			reply.LogBytes = storage.LogBytes(logs, reply.FirstIndex, reply.LastIndex)

@@ -46,7 +46,11 @@ var (
 	descIsLeader   = prometheus.NewDesc("coppice_shard_is_leader", "1 if this node leads the shard.", shardLabels, nil)
 	descRecvDone   = prometheus.NewDesc("coppice_shard_snapshot_receive_bytes", "File bytes of the snapshot (a sync's checkpoint copy) this node is receiving for the shard; 0 when none.", shardLabels, nil)
 	descRecvTotal  = prometheus.NewDesc("coppice_shard_snapshot_receive_total_bytes", "Size of the snapshot this node is receiving for the shard; 0 when none.", shardLabels, nil)
-	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader, descRecvDone, descRecvTotal}
+	descCacheHits  = prometheus.NewDesc("coppice_shard_cache_hits_total", "Reads of the shard's store (clients' and its state machine's) its read cache answered.", shardLabels, nil)
+	descCacheMiss  = prometheus.NewDesc("coppice_shard_cache_misses_total", "Reads of the shard's store its read cache did not answer (they read Pebble).", shardLabels, nil)
+	descCacheBytes = prometheus.NewDesc("coppice_shard_cache_bytes", "Bytes the shard's read cache holds (--cache-mib splits its size between the shards).", shardLabels, nil)
+	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader, descRecvDone, descRecvTotal,
+		descCacheHits, descCacheMiss, descCacheBytes}
 	shardGaugeType = prometheus.GaugeValue
 )
 
@@ -89,5 +93,8 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descIsLeader, shardGaugeType, leader, shard)
 		ch <- prometheus.MustNewConstMetric(descRecvDone, shardGaugeType, float64(st.SnapshotBytesDone), shard)
 		ch <- prometheus.MustNewConstMetric(descRecvTotal, shardGaugeType, float64(st.SnapshotBytesTotal), shard)
+		ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(st.CacheHits), shard)
+		ch <- prometheus.MustNewConstMetric(descCacheMiss, prometheus.CounterValue, float64(st.CacheMisses), shard)
+		ch <- prometheus.MustNewConstMetric(descCacheBytes, shardGaugeType, float64(st.CacheBytes), shard)
 	}
 }

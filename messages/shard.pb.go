@@ -412,8 +412,13 @@ type ShardStatusReply struct {
 	// With with_sizes: the disk use of the shard's store (what a checkpoint
 	// copy moves), and the bytes of its Raft log from first_index to
 	// last_index (estimated from a sample of entries).
-	DataBytes     uint64 `protobuf:"varint,14,opt,name=data_bytes,json=dataBytes,proto3" json:"data_bytes,omitempty"`
-	LogBytes      uint64 `protobuf:"varint,15,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
+	DataBytes uint64 `protobuf:"varint,14,opt,name=data_bytes,json=dataBytes,proto3" json:"data_bytes,omitempty"`
+	LogBytes  uint64 `protobuf:"varint,15,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
+	// The shard's read cache: lookups it answered and missed since the
+	// node started, and the bytes it holds.
+	CacheHits     uint64 `protobuf:"varint,16,opt,name=cache_hits,json=cacheHits,proto3" json:"cache_hits,omitempty"`
+	CacheMisses   uint64 `protobuf:"varint,17,opt,name=cache_misses,json=cacheMisses,proto3" json:"cache_misses,omitempty"`
+	CacheBytes    uint64 `protobuf:"varint,18,opt,name=cache_bytes,json=cacheBytes,proto3" json:"cache_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -549,6 +554,27 @@ func (x *ShardStatusReply) GetDataBytes() uint64 {
 func (x *ShardStatusReply) GetLogBytes() uint64 {
 	if x != nil {
 		return x.LogBytes
+	}
+	return 0
+}
+
+func (x *ShardStatusReply) GetCacheHits() uint64 {
+	if x != nil {
+		return x.CacheHits
+	}
+	return 0
+}
+
+func (x *ShardStatusReply) GetCacheMisses() uint64 {
+	if x != nil {
+		return x.CacheMisses
+	}
+	return 0
+}
+
+func (x *ShardStatusReply) GetCacheBytes() uint64 {
+	if x != nil {
+		return x.CacheBytes
 	}
 	return 0
 }
@@ -792,7 +818,7 @@ const file_shard_proto_rawDesc = "" +
 	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\",\n" +
 	"\vShardStatus\x12\x1d\n" +
 	"\n" +
-	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\x90\x04\n" +
+	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xf3\x04\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -813,7 +839,12 @@ const file_shard_proto_rawDesc = "" +
 	"\x14snapshot_bytes_total\x18\r \x01(\x04R\x12snapshotBytesTotal\x12\x1d\n" +
 	"\n" +
 	"data_bytes\x18\x0e \x01(\x04R\tdataBytes\x12\x1b\n" +
-	"\tlog_bytes\x18\x0f \x01(\x04R\blogBytes\"(\n" +
+	"\tlog_bytes\x18\x0f \x01(\x04R\blogBytes\x12\x1d\n" +
+	"\n" +
+	"cache_hits\x18\x10 \x01(\x04R\tcacheHits\x12!\n" +
+	"\fcache_misses\x18\x11 \x01(\x04R\vcacheMisses\x12\x1f\n" +
+	"\vcache_bytes\x18\x12 \x01(\x04R\n" +
+	"cacheBytes\"(\n" +
 	"\n" +
 	"CompactLog\x12\x1a\n" +
 	"\btrailing\x18\x01 \x01(\x04R\btrailing\"H\n" +

@@ -27,7 +27,18 @@ type recordCache struct {
 	limit int
 	gen   uint64
 
-	hits, misses, refused, evicted atomic.Uint64
+	hits, misses atomic.Uint64
+}
+
+// CacheStats is what a shard's read cache did: lookups answered and
+// missed, and the bytes it holds.
+type CacheStats struct{ Hits, Misses, Bytes uint64 }
+
+func (c *recordCache) stats() CacheStats {
+	c.mu.Lock()
+	b := c.bytes
+	c.mu.Unlock()
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Bytes: uint64(b)}
 }
 
 // cached is one key's value; absent marks a key known not to exist.
@@ -76,7 +87,6 @@ func (c *recordCache) fill(gen uint64, key, v []byte, exists bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
-		c.refused.Add(1)
 		return
 	}
 	if _, ok := c.m[string(key)]; ok {
@@ -131,7 +141,6 @@ func (c *recordCache) put(key string, v []byte, absent bool) {
 		}
 		delete(c.m, k)
 		c.bytes -= len(k) + len(e.v) + cacheOverhead
-		c.evicted.Add(1)
 	}
 	e := cached{absent: absent}
 	if !absent {

@@ -104,6 +104,9 @@ func readApplied(r pebble.Reader) (index, term uint64, err error) {
 	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
 }
 
+// CacheStats reports the shard's read cache.
+func (s *Shard) CacheStats() CacheStats { return s.cache.stats() }
+
 // ID is the shard's number.
 func (s *Shard) ID() int { return s.id }
 
