@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -87,5 +88,53 @@ func TestShardProposesReadsAndSurvivesRestart(t *testing.T) {
 	st2 := waitLeader(t, n, 1)
 	if st2.AppliedIndex < st.AppliedIndex+1 {
 		t.Fatalf("applied index went from %d to %d", st.AppliedIndex+1, st2.AppliedIndex)
+	}
+}
+
+// A busy shard groups proposals: while the entries in flight are not yet
+// answered, new proposals wait and go together in the next entry, so
+// fifty proposals arriving one by one make a handful of log entries, not
+// fifty.
+func TestBusyShardGroupsProposals(t *testing.T) {
+	gate := make(chan struct{})
+	exec := func(w kv.Writer, c *messages.Command) *messages.Reply {
+		if string(c.Args[1]) == "gate" {
+			<-gate // holds the state machine, so entries stay in flight
+		}
+		return setExec(w, c)
+	}
+	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: exec}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := actors.Start(ctx, actors.Config{Runtime: rt}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(ctx)
+	before := waitLeader(t, n, 0).LastIndex
+	pid := actor.NewPID(n.System.Address(), actors.RaftPath(0))
+	propose := func(key string) *actor.Future {
+		cmd := &messages.Command{Args: [][]byte{[]byte("SET"), []byte(key), []byte("v")}}
+		return n.System.Root.RequestFuture(pid, &messages.Propose{Command: cmd}, 20*time.Second)
+	}
+	futures := []*actor.Future{propose("gate")}
+	const n2 = 50
+	for i := 0; i < n2; i++ {
+		futures = append(futures, propose(fmt.Sprint("k", i)))
+		time.Sleep(2 * time.Millisecond) // one at a time: each would be an entry of its own
+	}
+	close(gate)
+	for i, f := range futures {
+		res, err := f.Result()
+		if err != nil {
+			t.Fatalf("proposal %d: %v", i, err)
+		}
+		if pr, ok := res.(*messages.ProposeReply); !ok || pr.Error != "" || pr.Reply.GetStatus() != "OK" {
+			t.Fatalf("proposal %d: %+v", i, res)
+		}
+	}
+	after := request[*messages.ShardStatusReply](t, n, actors.RaftPath(0), &messages.ShardStatus{}).LastIndex
+	if entries := after - before; entries > 3 {
+		t.Fatalf("%d proposals made %d log entries; want them grouped into a few", n2+1, entries)
 	}
 }
