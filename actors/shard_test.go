@@ -21,7 +21,12 @@ func setExec(w kv.Writer, c *messages.Command) *messages.Reply {
 
 func startNode(t *testing.T, dir string) *actors.Node {
 	t.Helper()
-	rt := &actors.Runtime{Name: "n1", DataDir: dir, Shards: 2, ClusterAddr: "127.0.0.1:0", Exec: setExec}
+	return startRuntime(t, &actors.Runtime{Name: "n1", DataDir: dir, Shards: 2, ClusterAddr: "127.0.0.1:0", Exec: setExec})
+}
+
+// startRuntime starts the node's tree for rt (bounded); the caller stops it.
+func startRuntime(t *testing.T, rt *actors.Runtime) *actors.Node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.Start(ctx, actors.Config{Runtime: rt}, nil)
@@ -103,13 +108,9 @@ func TestBusyShardGroupsProposals(t *testing.T) {
 		}
 		return setExec(w, c)
 	}
-	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: exec}
+	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: exec})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := actors.Start(ctx, actors.Config{Runtime: rt}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer n.Stop(ctx)
 	before := waitLeader(t, n, 0).LastIndex
 	pid := actor.NewPID(n.System.Address(), actors.RaftPath(0))

@@ -41,18 +41,15 @@ func okWrite(kv.Writer, *messages.Command) *messages.Reply {
 }
 
 func TestGatherStatus(t *testing.T) {
-	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 2, ClusterAddr: "127.0.0.1:0",
-		ClientAddr: "127.0.0.1:0", Exec: okWrite}
+	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 2, ClusterAddr: "127.0.0.1:0",
+		ClientAddr: "127.0.0.1:0", Exec: okWrite})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := actors.Start(ctx, actors.Config{Runtime: rt}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer n.Stop(ctx)
 
 	info := actors.StatusInfo{Name: "n1", Shards: 2, Role: "voter"}
 	var st *actors.Status
+	var err error
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
