@@ -50,6 +50,9 @@ type cachedReader struct {
 }
 
 func (c cachedReader) Get(key []byte) ([]byte, bool, error) {
+	if c.cache.limit == 0 {
+		return c.pebbleRW.Get(key) // no cache (--cache-mib 0)
+	}
 	if v, ok, known := c.cache.get(key); known {
 		return v, ok, nil
 	}

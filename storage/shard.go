@@ -212,14 +212,15 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	var rec [16]byte
 	binary.BigEndian.PutUint64(rec[:], last)
 	binary.BigEndian.PutUint64(rec[8:], lastTerm)
-	if err := b.Set(appliedKey, rec[:], nil); err == nil {
+	err := b.Set(appliedKey, rec[:], nil)
+	if err == nil {
 		err = b.Commit(pebble.NoSync)
-		if err != nil {
-			// The state machine cannot go on without its store: a
-			// replica that skips an entry diverges. Crash; the
-			// supervisor restarts the shard and Raft replays.
-			panic(fmt.Sprintf("storage: shard %d: commit entries up to %d: %v", s.id, last, err))
-		}
+	}
+	if err != nil {
+		// The state machine cannot go on without its store: a replica
+		// that skips an entry diverges. Crash; the supervisor restarts
+		// the shard and Raft replays.
+		panic(fmt.Sprintf("storage: shard %d: commit entries up to %d: %v", s.id, last, err))
 	}
 	s.cache.applied(w.writes, w.ranged)
 	s.setApplied(last, lastTerm)
