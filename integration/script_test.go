@@ -6,12 +6,14 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,15 +34,16 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"start":   cmdStart,
-			"signal":  cmdSignal,
-			"voters":  cmdWait(voters),
-			"members": cmdWait(members),
-			"same":    cmdSame,
-			"seen":    cmdWait(seen),
-			"redis":   cmdRedis,
-			"op":      cmdOp,
-			"exited":  cmdExited,
+			"start":     cmdStart,
+			"signal":    cmdSignal,
+			"voters":    cmdWait(voters),
+			"members":   cmdWait(members),
+			"same":      cmdSame,
+			"seen":      cmdWait(seen),
+			"redis":     cmdRedis,
+			"op":        cmdOp,
+			"exited":    cmdExited,
+			"clusterid": cmdWait(hasClusterID),
 		},
 	})
 }
@@ -77,31 +80,39 @@ func loopbackPort(ts *testscript.TestScript) string {
 }
 
 // start NAME [--join PEER] [flags...]: start a node and wait (60s) until
-// /readyz answers. --join takes another node's name. Example:
+// /readyz answers. --join takes another node's name. The flags given the
+// first time are the node's for good; flags given when a stopped node is
+// started again are added for that start only. Example:
 //
 //	start n2 --join n1 --role replica
+//
+// ! start NAME [flags...]: the start is refused: the process exits (60s)
+// with a failure, and its log is the command's stdout.
 func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 1 {
-		ts.Fatalf("usage: start NAME [--join PEER] [flags...]")
+	if len(args) < 1 {
+		ts.Fatalf("usage: [!] start NAME [--join PEER] [flags...]")
 	}
 	name, rest := args[0], args[1:]
 	nodes := scriptNodes(ts)
 	n := nodes[name]
+	var extra []string
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == "--join" && i+1 < len(rest) {
+			extra = append(extra, "--join", lookup(ts, rest[i+1]).gossip)
+			i++
+			continue
+		}
+		extra = append(extra, rest[i])
+	}
+	flags := extra
 	if n == nil {
 		n = &scriptNode{node: &node{name: name, dataDir: filepath.Join(ts.Getenv("WORK"), "data", name),
 			client: loopbackPort(ts), http: loopbackPort(ts), gossip: loopbackPort(ts)}}
-		n.args = []string{"--name", name, "--data-dir", n.dataDir, "--shards", "4",
+		n.args = append([]string{"--name", name, "--data-dir", n.dataDir, "--shards", "4",
 			"--client-addr", n.client, "--cluster-addr", loopbackPort(ts), "--gossip-addr", n.gossip,
-			"--http-addr", n.http, "--gossip-fast", "--remove-delay", "4s"}
-		for i := 0; i < len(rest); i++ {
-			if rest[i] == "--join" && i+1 < len(rest) {
-				n.args = append(n.args, "--join", lookup(ts, rest[i+1]).gossip)
-				i++
-				continue
-			}
-			n.args = append(n.args, rest[i])
-		}
+			"--http-addr", n.http, "--gossip-fast", "--remove-delay", "4s"}, extra...)
 		nodes[name] = n
+		flags = nil
 	}
 	if n.proc != nil {
 		ts.Fatalf("%s is running already", name)
@@ -115,7 +126,11 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("%v", err)
 	}
-	n.proc = exec.Command(bin, n.args...)
+	var logStart int64 // where this start's log begins
+	if fi, err := f.Stat(); err == nil {
+		logStart = fi.Size()
+	}
+	n.proc = exec.Command(bin, append(slices.Clone(n.args), flags...)...)
 	n.proc.Stdout, n.proc.Stderr = f, f
 	if err := n.proc.Start(); err != nil {
 		ts.Fatalf("%v", err)
@@ -127,6 +142,20 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 		proc.Process.Kill()
 		<-done
 	})
+	if neg {
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			ts.Fatalf("%s still running 60s after a start that should be refused:\n%s", name, readFile(logPath))
+		}
+		ok := proc.ProcessState.Success()
+		n.proc = nil
+		fmt.Fprint(ts.Stdout(), readFile(logPath)[logStart:])
+		if ok {
+			ts.Fatalf("%s exited with success; want a refusal", name)
+		}
+		return
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		err := n.ready(&httpClient)
@@ -231,6 +260,25 @@ func seen(n *node, args ...string) error {
 		}
 	}
 	return fmt.Errorf("%s sees %+v, want %s %s", n.name, st.Nodes, args[0], args[1])
+}
+
+// hasClusterID checks that n has recorded the ID of its cluster in its
+// data dir (node.json), as a standalone node does once its system group
+// runs:
+//
+//	clusterid m1
+func hasClusterID(n *node, _ ...string) error {
+	var id struct {
+		ClusterID string `json:"cluster_id"`
+	}
+	b, err := os.ReadFile(filepath.Join(n.dataDir, "node.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &id)
+	}
+	if err == nil && id.ClusterID == "" {
+		err = fmt.Errorf("%s: no cluster id in node.json yet", n.name)
+	}
+	return err
 }
 
 // same NODES...: every shard's applied index and checksum agree on the
