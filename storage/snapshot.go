@@ -439,6 +439,10 @@ func (s *streamReader) Close() error {
 	return nil
 }
 
+// writebackBytes is how much of a received file is written before its
+// writeback is started (startWriteback).
+const writebackBytes = 8 << 20
+
 // streamWriter writes a stream's files into dir as the bytes arrive,
 // checking each one.
 type streamWriter struct {
@@ -450,6 +454,9 @@ type streamWriter struct {
 	bw      *bufio.Writer
 	crc     uint32
 	written int64
+	// flushed is how much of the current file has been handed to the
+	// kernel's writeback (startWriteback).
+	flushed int64
 	// fileBytes counts every file byte written so far.
 	fileBytes int64
 	err       error
@@ -507,6 +514,14 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		w.written += n
 		w.fileBytes += n
 		p = p[n:]
+		if w.written-w.flushed >= writebackBytes && w.written < f.Size {
+			if err := w.bw.Flush(); err != nil {
+				w.err = err
+				return 0, err
+			}
+			startWriteback(w.cur, w.flushed, w.written-w.flushed)
+			w.flushed = w.written
+		}
 		if w.written == f.Size {
 			if err := w.closeCurrent(); err != nil {
 				w.err = err
@@ -524,7 +539,7 @@ func (w *streamWriter) openNext() error {
 		if err != nil {
 			return err
 		}
-		w.cur, w.bw, w.crc, w.written = fh, bufio.NewWriterSize(fh, 1<<20), 0, 0
+		w.cur, w.bw, w.crc, w.written, w.flushed = fh, bufio.NewWriterSize(fh, 1<<20), 0, 0, 0
 		if w.m.Files[w.idx].Size == 0 {
 			if err := w.closeCurrent(); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -428,5 +429,43 @@ func TestRewrittenTailIsReadBack(t *testing.T) {
 	}
 	if last, _ := logs.LastIndex(); last != 8 {
 		t.Fatalf("last index %d, want 8", last)
+	}
+}
+
+// Files larger than the writeback step arrive whole, byte for byte, in
+// uneven chunks (a file's writeback is started every writebackBytes).
+func TestStreamOfLargeFiles(t *testing.T) {
+	src := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	want := map[string][]byte{}
+	for name, size := range map[string]int{"big.sst": 2*writebackBytes + 12345, "exact.sst": writebackBytes, "small": 10, "empty": 0} {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = b
+	}
+	r, _, err := newStreamReader(src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dst := filepath.Join(t.TempDir(), "out")
+	w := newStreamWriter(dst)
+	buf := make([]byte, 1<<20+7) // chunks that straddle file and writeback boundaries
+	if _, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.finish(); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range want {
+		got, err := os.ReadFile(filepath.Join(dst, name))
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("%s: %d bytes back (%v), want the %d written", name, len(got), err, len(b))
+		}
 	}
 }
