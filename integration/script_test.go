@@ -44,6 +44,8 @@ func TestScripts(t *testing.T) {
 			"op":        cmdOp,
 			"exited":    cmdExited,
 			"clusterid": cmdWait(hasClusterID),
+			"nonvoters": cmdWait(nonvoters),
+			"reads":     cmdWait(reads),
 		},
 	})
 }
@@ -222,7 +224,10 @@ func cmdExited(ts *testscript.TestScript, neg bool, args []string) {
 // cmdWait makes a command that polls check(node, args...) for up to 60s:
 //
 //	voters n1 n1 n2 n3     every shard's voters, as n1 sees them
+//	nonvoters n1 r4 ro     every shard's non-voters, as n1 sees them
 //	members n1 n1 n2 n3    the cluster's members, as n1 sees them
+//	reads ro k v           a GET of k through ro answers v
+//	clusterid m1           m1 has recorded its cluster's ID
 func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestScript, bool, []string) {
 	return func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) < 1 {
@@ -260,6 +265,24 @@ func seen(n *node, args ...string) error {
 		}
 	}
 	return fmt.Errorf("%s sees %+v, want %s %s", n.name, st.Nodes, args[0], args[1])
+}
+
+// reads checks that a GET of key through n answers value:
+//
+//	reads ro k v
+func reads(n *node, args ...string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("usage: reads NODE KEY VALUE")
+	}
+	c := n.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := c.Get(ctx, args[0]).Result()
+	if err == nil && v != args[1] {
+		err = fmt.Errorf("GET %s through %s = %q, want %q", args[0], n.name, v, args[1])
+	}
+	return err
 }
 
 // hasClusterID checks that n has recorded the ID of its cluster in its
