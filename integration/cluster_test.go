@@ -519,8 +519,7 @@ func TestLeaderKilledDuringSync(t *testing.T) {
 
 // syncMethods returns how each shard was synced to node (replay or
 // snapshot), as n's status reports the coordinator's view.
-func syncMethods(t *testing.T, n *node, node string) map[int]string {
-	t.Helper()
+func syncMethods(n *node, node string) (map[int]string, error) {
 	var st struct {
 		Syncs []struct {
 			Node   string `json:"node"`
@@ -529,7 +528,7 @@ func syncMethods(t *testing.T, n *node, node string) map[int]string {
 		} `json:"syncs"`
 	}
 	if err := n.getJSON("/v1/status", &st); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out := map[int]string{}
 	for _, s := range st.Syncs {
@@ -537,13 +536,12 @@ func syncMethods(t *testing.T, n *node, node string) map[int]string {
 			out[s.Shard] = s.Method
 		}
 	}
-	return out
+	return out, nil
 }
 
 // copyDir copies a stopped node's data dir, as an operator's cp -r would.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -558,64 +556,6 @@ func copyDir(t *testing.T, src, dst string) {
 		}
 		return os.WriteFile(to, b, 0o644)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestDiskCloneJoinsByReplay: a copy of a stopped member's data dir,
-// started under a new name with --join, keeps its data and joins by
-// replaying the leaders' logs from its applied index: no shard is copied.
-func TestDiskCloneJoinsByReplay(t *testing.T) {
-	nodes := startCluster(t, "--gossip-fast", "--remove-delay", "10m")
-	c := nodes[0].redis()
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for i := 0; i < 300; i++ {
-		if err := c.Set(ctx, fmt.Sprintf("before:%d", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n3 := nodes[2]
-	if err := n3.stop(); err != nil {
-		t.Fatal(err)
-	}
-	cloneDir := filepath.Join(t.TempDir(), "n4")
-	copyDir(t, n3.dataDir, cloneDir)
-	n3.start()
-	// Writes the clone does not have: the leaders' logs carry them.
-	for i := 0; i < 300; i++ {
-		if err := c.Set(ctx, fmt.Sprintf("after:%d", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n4 := newNode(t, "n4", cloneDir, "--join", nodes[0].gossip, "--gossip-fast", "--remove-delay", "10m")
-	n4.start()
-	eventually(t, 60*time.Second, "n4 a voter in every shard", func() error { return voters(nodes[0], "n1", "n2", "n3", "n4") })
-	eventually(t, 30*time.Second, "n4 a member", func() error { return members(nodes[0], "n1", "n2", "n3", "n4") })
-	methods := syncMethods(t, nodes[0], "n4")
-	for shard := 0; shard < 4; shard++ {
-		if methods[shard] != "replay" {
-			t.Errorf("shard %d of the clone synced by %q, want replay (all: %v)", shard, methods[shard], methods)
-		}
-	}
-	eventually(t, 30*time.Second, "same data on every replica", func() error { return sameData(append(nodes, n4)...) })
-	// No snapshot was installed: each shard holds only the marker the
-	// clone made at its applied index.
-	for i := 0; i < 4; i++ {
-		ents, err := os.ReadDir(filepath.Join(cloneDir, "shards", fmt.Sprint(i), "snapshots"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ents) != 1 {
-			var names []string
-			for _, e := range ents {
-				names = append(names, e.Name())
-			}
-			t.Errorf("shard %d of the clone has snapshots %v, want only its marker", i, names)
-		}
-	}
 }
 
 // TestJoinCopiesCheckpointWhenLogIsCompacted: when the leaders have
@@ -680,7 +620,10 @@ func TestJoinCopiesCheckpointWhenLogIsCompacted(t *testing.T) {
 	if most > 1 {
 		t.Errorf("%d shard syncs ran at once with --sync-parallel 1", most)
 	}
-	methods := syncMethods(t, nodes[0], "n4")
+	methods, err := syncMethods(nodes[0], "n4")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for shard := 0; shard < 4; shard++ {
 		if methods[shard] != "snapshot" {
 			t.Errorf("shard %d of n4 synced by %q, want snapshot (all: %v)", shard, methods[shard], methods)

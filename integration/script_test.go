@@ -46,6 +46,10 @@ func TestScripts(t *testing.T) {
 			"clusterid": cmdWait(hasClusterID),
 			"nonvoters": cmdWait(nonvoters),
 			"reads":     cmdWait(reads),
+			"syncedby":  cmdWait(syncedBy),
+			"snapshots": cmdWait(snapshotCount),
+			"load":      cmdLoad,
+			"clone":     cmdClone,
 		},
 	})
 }
@@ -228,6 +232,8 @@ func cmdExited(ts *testscript.TestScript, neg bool, args []string) {
 //	members n1 n1 n2 n3    the cluster's members, as n1 sees them
 //	reads ro k v           a GET of k through ro answers v
 //	clusterid m1           m1 has recorded its cluster's ID
+//	syncedby n1 n4 replay  n1 reports every shard of n4 synced by replay
+//	snapshots n4 1         every shard of n4 keeps 1 snapshot
 func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestScript, bool, []string) {
 	return func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) < 1 {
@@ -283,6 +289,90 @@ func reads(n *node, args ...string) error {
 		err = fmt.Errorf("GET %s through %s = %q, want %q", args[0], n.name, v, args[1])
 	}
 	return err
+}
+
+// syncedBy checks that, as n reports it, every shard of node was synced
+// by method (replay or snapshot):
+//
+//	syncedby n1 n4 replay
+func syncedBy(n *node, args ...string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("usage: syncedby NODE NAME METHOD")
+	}
+	methods, err := syncMethods(n, args[0])
+	if err != nil {
+		return err
+	}
+	for shard := 0; shard < 4; shard++ {
+		if methods[shard] != args[1] {
+			return fmt.Errorf("%s's shards synced by %v, want %s for every shard", args[0], methods, args[1])
+		}
+	}
+	return nil
+}
+
+// snapshotCount checks that every shard of n's data dir holds count
+// snapshots (a disk clone's own marker is one):
+//
+//	snapshots n4 1
+func snapshotCount(n *node, args ...string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: snapshots NODE COUNT")
+	}
+	for shard := 0; shard < 4; shard++ {
+		ents, err := os.ReadDir(filepath.Join(n.dataDir, "shards", fmt.Sprint(shard), "snapshots"))
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if fmt.Sprint(len(names)) != args[0] {
+			return fmt.Errorf("shard %d of %s has snapshots %v, want %s", shard, n.name, names, args[0])
+		}
+	}
+	return nil
+}
+
+// load NODE PREFIX N: N SETs, PREFIX:i to i, one after the other through
+// the node (each acknowledged).
+func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
+	var count int
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: load NODE PREFIX N")
+	}
+	if _, err := fmt.Sscan(args[2], &count); err != nil || count < 1 {
+		ts.Fatalf("load: N must be a positive number, not %q", args[2])
+	}
+	c := lookup(ts, args[0]).redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < count; i++ {
+		if err := c.Set(ctx, fmt.Sprintf("%s:%d", args[1], i), i, 0).Err(); err != nil {
+			ts.Fatalf("load: SET %s:%d: %v", args[1], i, err)
+		}
+	}
+}
+
+// clone SRC DST: copy stopped node SRC's data dir to where node DST will
+// keep its data (DST must not have been started), as an operator's cp -r
+// would.
+func cmdClone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: clone SRC DST")
+	}
+	src := lookup(ts, args[0])
+	if src.proc != nil {
+		ts.Fatalf("clone: %s is running; stop it first", args[0])
+	}
+	if scriptNodes(ts)[args[1]] != nil {
+		ts.Fatalf("clone: %s was started already", args[1])
+	}
+	if err := copyDir(src.dataDir, filepath.Join(ts.Getenv("WORK"), "data", args[1])); err != nil {
+		ts.Fatalf("clone: %v", err)
+	}
 }
 
 // hasClusterID checks that n has recorded the ID of its cluster in its
