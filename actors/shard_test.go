@@ -122,7 +122,10 @@ func TestBusyShardGroupsProposals(t *testing.T) {
 	const n2 = 50
 	for i := 0; i < n2; i++ {
 		futures = append(futures, propose(fmt.Sprint("k", i)))
-		time.Sleep(2 * time.Millisecond) // one at a time: each would be an entry of its own
+		// One at a time: a status request queued behind the proposal is
+		// answered only after the actor took it (and queued its flush),
+		// so without the in-flight limit each would be an entry of its own.
+		request[*messages.ShardStatusReply](t, n, actors.RaftPath(0), &messages.ShardStatus{})
 	}
 	close(gate)
 	for i, f := range futures {
