@@ -55,34 +55,27 @@ func newRecordCache(limit int) *recordCache {
 }
 
 // get returns key's value (a copy), whether it exists, and whether the
-// cache knew.
-func (c *recordCache) get(key []byte) (v []byte, exists, known bool) {
-	if c.limit == 0 {
-		return nil, false, false // no cache
-	}
+// cache knew; when it did not, gen is the generation to hand fill after
+// reading Pebble.
+func (c *recordCache) get(key []byte) (v []byte, exists, known bool, gen uint64) {
 	c.mu.Lock()
 	e, ok := c.m[string(key)]
+	gen = c.gen
 	c.mu.Unlock()
 	if !ok {
 		c.misses.Add(1)
-		return nil, false, false
+		return nil, false, false, gen
 	}
 	c.hits.Add(1)
 	if e.absent {
-		return nil, false, true
+		return nil, false, true, gen
 	}
-	return append([]byte(nil), e.v...), true, true
+	return append([]byte(nil), e.v...), true, true, gen
 }
 
-// generation is what a reader notes before reading Pebble, for fill.
-func (c *recordCache) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
-}
-
-// fill records what a reader read from Pebble at generation gen, unless a
-// batch has been applied since.
+// fill records what a reader read from Pebble at generation gen (from
+// get), unless a batch has been applied since. v is copied: the reader
+// keeps it.
 func (c *recordCache) fill(gen uint64, key, v []byte, exists bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,12 +85,16 @@ func (c *recordCache) fill(gen uint64, key, v []byte, exists bool) {
 	if _, ok := c.m[string(key)]; ok {
 		return
 	}
+	if exists {
+		v = append([]byte(nil), v...)
+	}
 	c.put(string(key), v, !exists)
 }
 
-// applied takes in the keys a committed batch wrote (a nil value: deleted),
-// or empties the cache if the batch deleted a range; either way later
-// fills of reads begun before it are refused.
+// applied takes in the keys a committed batch wrote (a nil value: deleted;
+// the values are the cache's to keep), or empties the cache if the batch
+// deleted a range; either way later fills of reads begun before it are
+// refused.
 func (c *recordCache) applied(writes map[string][]byte, ranged bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -124,8 +121,8 @@ func (c *recordCache) clearLocked() {
 	c.bytes = 0
 }
 
-// put stores key's value (copied), evicting entries to stay under the
-// limit. Called with mu held.
+// put stores key's value (v itself: the caller hands it over), evicting
+// entries to stay under the limit. Called with mu held.
 func (c *recordCache) put(key string, v []byte, absent bool) {
 	if old, ok := c.m[key]; ok {
 		delete(c.m, key)
@@ -144,7 +141,7 @@ func (c *recordCache) put(key string, v []byte, absent bool) {
 	}
 	e := cached{absent: absent}
 	if !absent {
-		e.v = append([]byte(nil), v...)
+		e.v = v
 	}
 	c.m[key] = e
 	c.bytes += size

@@ -139,23 +139,34 @@ func readStore(t *testing.T, s *Shard, k string) (string, bool) {
 // its now-old value into the cache.
 func TestCacheRefusesAStaleFill(t *testing.T) {
 	c := newRecordCache(1 << 20)
-	gen := c.generation()
+	_, _, _, gen := c.get([]byte("k")) // a reader misses k, reads Pebble...
 	c.applied(map[string][]byte{"k": []byte("new")}, false)
 	c.fill(gen, []byte("k"), []byte("old"), true)
-	if v, ok, known := c.get([]byte("k")); !known || !ok || string(v) != "new" {
+	if v, ok, known, _ := c.get([]byte("k")); !known || !ok || string(v) != "new" {
 		t.Fatalf("k = %q,%v,%v; want the batch's value", v, ok, known)
+	} else {
+		v[0] = 'X' // the reader's copy is its own
 	}
-	gen = c.generation()
+	filled := []byte("mine")
+	_, _, _, g := c.get([]byte("f"))
+	c.fill(g, []byte("f"), filled, true)
+	filled[0] = 'X' // nor does the cache keep the reader's slice
+	for _, k := range []string{"k", "f"} {
+		if v, _, _, _ := c.get([]byte(k)); string(v) != map[string]string{"k": "new", "f": "mine"}[k] {
+			t.Fatalf("%s = %q after a reader changed its copy", k, v)
+		}
+	}
+	_, _, _, gen = c.get([]byte("other"))
 	c.applied(map[string][]byte{"j": nil}, false)
 	c.fill(gen, []byte("other"), []byte("x"), true)
-	if _, _, known := c.get([]byte("other")); known {
+	if _, _, known, _ := c.get([]byte("other")); known {
 		t.Fatal("a fill begun before a batch was taken")
 	}
-	if _, ok, known := c.get([]byte("j")); !known || ok {
+	if _, ok, known, _ := c.get([]byte("j")); !known || ok {
 		t.Fatal("a deleted key is not known absent")
 	}
 	c.applied(nil, true)
-	if _, _, known := c.get([]byte("k")); known {
+	if _, _, known, _ := c.get([]byte("k")); known {
 		t.Fatal("a range deletion left entries in the cache")
 	}
 }
@@ -175,7 +186,7 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 		t.Fatalf("%d entries left of 5000 puts in %d bytes", len(c.m), limit)
 	}
 	c.applied(map[string][]byte{"big": make([]byte, limit/8)}, false)
-	if _, _, known := c.get([]byte("big")); known {
+	if _, _, known, _ := c.get([]byte("big")); known {
 		t.Fatal("a value of an eighth of the cache was cached")
 	}
 	c.applied(map[string][]byte{"0": []byte("x"), "1": nil}, false)
@@ -192,8 +203,9 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 func TestNoCache(t *testing.T) {
 	c := newRecordCache(0)
 	c.applied(map[string][]byte{"k": []byte("v")}, false)
-	c.fill(c.generation(), []byte("j"), []byte("v"), true)
-	if _, _, known := c.get([]byte("k")); known || len(c.m) != 0 {
+	_, _, _, gen := c.get([]byte("j"))
+	c.fill(gen, []byte("j"), []byte("v"), true)
+	if _, _, known, _ := c.get([]byte("k")); known || len(c.m) != 0 {
 		t.Fatalf("a cache of 0 bytes holds %d entries", len(c.m))
 	}
 }

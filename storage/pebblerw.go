@@ -53,10 +53,10 @@ func (c cachedReader) Get(key []byte) ([]byte, bool, error) {
 	if c.cache.limit == 0 {
 		return c.pebbleRW.Get(key) // no cache (--cache-mib 0)
 	}
-	if v, ok, known := c.cache.get(key); known {
+	v, ok, known, gen := c.cache.get(key)
+	if known {
 		return v, ok, nil
 	}
-	gen := c.cache.generation()
 	v, ok, err := c.pebbleRW.Get(key)
 	if err == nil {
 		c.cache.fill(gen, key, v, ok)
@@ -89,6 +89,7 @@ func (a *applyRW) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 }
 
 func (a *applyRW) Set(key, value []byte) error {
+	// A copy: the caller may reuse value; the cache keeps this one.
 	a.writes[string(key)] = append(make([]byte, 0, len(value)), value...)
 	return a.batch.Set(key, value)
 }
