@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -52,17 +53,14 @@ func request[R any](t *testing.T, n *actors.Node, path string, msg any) R {
 // waitLeader polls the shard's status until it leads (bounded).
 func waitLeader(t *testing.T, n *actors.Node, shard int) *messages.ShardStatusReply {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st := request[*messages.ShardStatusReply](t, n, actors.RaftPath(shard), &messages.ShardStatus{})
-		if st.State == "Leader" {
-			return st
+	var st *messages.ShardStatusReply
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, fmt.Sprintf("shard %d led", shard), func() error {
+		if st = request[*messages.ShardStatusReply](t, n, actors.RaftPath(shard), &messages.ShardStatus{}); st.State != "Leader" {
+			return fmt.Errorf("%+v", st)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shard %d has no leader: %+v", shard, st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 func TestShardProposesReadsAndSurvivesRestart(t *testing.T) {

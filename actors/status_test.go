@@ -2,11 +2,13 @@ package actors_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -49,23 +51,18 @@ func TestGatherStatus(t *testing.T) {
 
 	info := actors.StatusInfo{Name: "n1", Shards: 2, Role: "voter"}
 	var st *actors.Status
-	var err error
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testwait.For(t, 20*time.Second, 20*time.Millisecond, "leaders and a cluster id", func() error {
 		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err = n.Status(sctx, info)
-		scancel()
-		if err != nil {
+		defer scancel()
+		var err error
+		if st, err = n.Status(sctx, info); err != nil {
 			t.Fatal(err)
 		}
 		if st.Shards[0].State == "leader" && st.Shards[1].State == "leader" && st.ClusterID != "" {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no leaders or no cluster id within 20s: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("%+v", st)
+	})
 	// A standalone node that bootstrapped its cluster: the only member,
 	// synced, each shard's one member at its applied index with no lag.
 	if st.Node != "n1" || st.Mode != actors.ModeStandalone || st.SyncStatus != actors.SyncSynced || st.Coordinator != "n1" ||
@@ -83,7 +80,7 @@ func TestGatherStatus(t *testing.T) {
 	// A shard that does not answer is reported, not fatal.
 	info.Shards = 3
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
-	st, err = actors.GatherStatus(sctx, n.System, info)
+	st, err := actors.GatherStatus(sctx, n.System, info)
 	scancel()
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package actors_test
 import (
 	"context"
 	"fmt"
-	"github.com/coppice-kv/coppice/internal/testwait"
 	"net"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 )
 

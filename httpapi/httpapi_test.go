@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/httpapi"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/supervisor"
@@ -79,17 +81,12 @@ func do(t *testing.T, method, url string) (int, http.Header, string) {
 // eventually polls fn (bounded) until it reports true.
 func eventually(t *testing.T, what string, fn func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, last := fn()
-		if ok {
-			return
+	testwait.For(t, 20*time.Second, 25*time.Millisecond, what, func() error {
+		if ok, last := fn(); !ok {
+			return errors.New(last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20s; last: %s", what, last)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // writeEveryShard commits a write on every shard (bounded poll: until

@@ -3,7 +3,6 @@ package faults
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/coppice-kv/coppice/internal/testcerts"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testcerts"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -133,12 +133,17 @@ func (c *cluster) addWith(name string, join *cnode, o nodeOpts) *cnode {
 	c.t.Helper()
 	i := len(c.nodes) + 10
 	n := &cnode{c: c, name: name, ctr: c.prefix + "-" + name, ip: host(c.subnetC, i), clientIP: host(c.subnetK, i)}
-	if keep() { // outlives the test, for a post-mortem
+	if keep() { // outlives a failed test, for a post-mortem
 		d, err := os.MkdirTemp("", "coppice-fault-"+name+"-")
 		if err != nil {
 			c.t.Fatal(err)
 		}
 		n.dir = d
+		c.t.Cleanup(func() {
+			if !c.t.Failed() {
+				os.RemoveAll(d)
+			}
+		})
 	} else {
 		n.dir = c.t.TempDir()
 	}

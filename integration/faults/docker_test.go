@@ -17,7 +17,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/coppice-kv/coppice/internal/testwait"
 	"io"
 	"net/http"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/srcdeps"
+	"github.com/coppice-kv/coppice/internal/testwait"
 )
 
 // image is the tag setup builds from the repo's Dockerfile.
