@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -59,7 +58,7 @@ func measure(dir string, n, size int, prealloc bool, sync func(*os.File) error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	defer os.Remove(filepath.Clean(f.Name()))
+	defer os.Remove(f.Name())
 	defer f.Close()
 	if prealloc {
 		if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(n*size)); err != nil {
