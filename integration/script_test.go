@@ -156,7 +156,8 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ok := proc.ProcessState.Success()
 		n.proc = nil
-		fmt.Fprint(ts.Stdout(), readFile(logPath)[logStart:])
+		log := readFile(logPath)
+		fmt.Fprint(ts.Stdout(), log[min(int(logStart), len(log)):])
 		if ok {
 			ts.Fatalf("%s exited with success; want a refusal", name)
 		}
