@@ -85,6 +85,10 @@ type SyncState struct {
 	TargetApplied uint64 `json:"target_applied"`
 	LeaderCommit  uint64 `json:"leader_commit"`
 	Error         string `json:"error,omitempty"`
+	// The attempt's start and end (synced or failed) in Unix
+	// milliseconds; finished_ms is 0 while it runs.
+	StartedMs  int64 `json:"started_ms"`
+	FinishedMs int64 `json:"finished_ms"`
 }
 
 // Operation is a membership operation in the journal.
@@ -264,7 +268,8 @@ func addCluster(st *Status, cs *messages.NodeStatusReply) {
 		st.Syncs = append(st.Syncs, SyncState{Node: s.Node, Shard: s.Shard,
 			State: strings.ToLower(strings.TrimPrefix(s.State.String(), "SYNC_")), Method: s.Method, Attempt: s.Attempt,
 			BytesDone: s.BytesDone, BytesTotal: s.BytesTotal,
-			TargetApplied: s.TargetApplied, LeaderCommit: s.LeaderCommit, Error: s.Error})
+			TargetApplied: s.TargetApplied, LeaderCommit: s.LeaderCommit, Error: s.Error,
+			StartedMs: s.StartedMs, FinishedMs: s.FinishedMs})
 	}
 	syncing := false
 	for _, o := range cs.Ops {

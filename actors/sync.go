@@ -92,13 +92,15 @@ type shardSync struct {
 
 func (s *shardSync) fail(err error) error {
 	s.st.State, s.st.Error = messages.SyncState_SYNC_FAILED, err.Error()
+	s.st.FinishedMs = time.Now().UnixMilli()
 	s.report(&s.st)
 	return err
 }
 
 func (s *shardSync) run(ctx context.Context) error {
 	node := s.job.Node
-	s.st = messages.ShardSync{Shard: s.job.Shard, Node: node.Name, State: messages.SyncState_SYNC_NOT_STARTED}
+	s.st = messages.ShardSync{Shard: s.job.Shard, Node: node.Name, State: messages.SyncState_SYNC_NOT_STARTED,
+		StartedMs: time.Now().UnixMilli()}
 	s.report(&s.st)
 	leader, err := s.leader(ctx)
 	if err != nil {
@@ -171,6 +173,7 @@ func (s *shardSync) run(ctx context.Context) error {
 		}
 	}
 	s.st.State, s.st.Error = messages.SyncState_SYNC_SYNCED, ""
+	s.st.FinishedMs = time.Now().UnixMilli()
 	s.report(&s.st)
 	return nil
 }

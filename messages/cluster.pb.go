@@ -992,6 +992,10 @@ type ShardSync struct {
 	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	TargetApplied uint64 `protobuf:"varint,9,opt,name=target_applied,json=targetApplied,proto3" json:"target_applied,omitempty"`
 	LeaderCommit  uint64 `protobuf:"varint,10,opt,name=leader_commit,json=leaderCommit,proto3" json:"leader_commit,omitempty"`
+	// When this attempt started, and when it ended (synced or failed), in
+	// Unix milliseconds; 0 while it runs.
+	StartedMs     int64 `protobuf:"varint,11,opt,name=started_ms,json=startedMs,proto3" json:"started_ms,omitempty"`
+	FinishedMs    int64 `protobuf:"varint,12,opt,name=finished_ms,json=finishedMs,proto3" json:"finished_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1092,6 +1096,20 @@ func (x *ShardSync) GetTargetApplied() uint64 {
 func (x *ShardSync) GetLeaderCommit() uint64 {
 	if x != nil {
 		return x.LeaderCommit
+	}
+	return 0
+}
+
+func (x *ShardSync) GetStartedMs() int64 {
+	if x != nil {
+		return x.StartedMs
+	}
+	return 0
+}
+
+func (x *ShardSync) GetFinishedMs() int64 {
+	if x != nil {
+		return x.FinishedMs
 	}
 	return 0
 }
@@ -1527,7 +1545,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\x04R\x02op\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x13\n" +
-	"\x11NodeStatusRequest\"\xbc\x02\n" +
+	"\x11NodeStatusRequest\"\xfc\x02\n" +
 	"\tShardSync\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -1541,7 +1559,11 @@ const file_cluster_proto_rawDesc = "" +
 	"\x05error\x18\b \x01(\tR\x05error\x12%\n" +
 	"\x0etarget_applied\x18\t \x01(\x04R\rtargetApplied\x12#\n" +
 	"\rleader_commit\x18\n" +
-	" \x01(\x04R\fleaderCommit\"\xd4\x01\n" +
+	" \x01(\x04R\fleaderCommit\x12\x1d\n" +
+	"\n" +
+	"started_ms\x18\v \x01(\x03R\tstartedMs\x12\x1f\n" +
+	"\vfinished_ms\x18\f \x01(\x03R\n" +
+	"finishedMs\"\xd4\x01\n" +
 	"\x12GossipMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
