@@ -31,6 +31,7 @@ func TestScripts(t *testing.T) {
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
 			env.Values[scriptNodesKey{}] = map[string]*scriptNode{}
+			env.Values[scriptWriterKey{}] = &writerSlot{}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -50,6 +51,15 @@ func TestScripts(t *testing.T) {
 			"snapshots": cmdWait(snapshotCount),
 			"load":      cmdLoad,
 			"clone":     cmdClone,
+			"readback":  cmdWait(readBack),
+			"scancount": cmdWait(scanCount),
+			"nolag":     cmdWait(noLag),
+			"compacted": cmdWait(compacted),
+			"syncsonce": cmdWait(syncsAtOnce),
+			"writer":    cmdWriter,
+			"acked":     cmdAcked,
+			"leader":    cmdLeader,
+			"syncing":   cmdSyncing,
 		},
 	})
 }
@@ -85,18 +95,23 @@ func loopbackPort(ts *testscript.TestScript) string {
 	return l.Addr().String()
 }
 
-// start NAME [--join PEER] [flags...]: start a node and wait (60s) until
-// /readyz answers. --join takes another node's name. The flags given the
-// first time are the node's for good; flags given when a stopped node is
-// started again are added for that start only. Example:
+// start [--no-wait] NAME [--join PEER] [flags...]: start a node and wait
+// (60s) until /readyz answers (with --no-wait, only start it: a joining
+// node is ready once it is synced). --join takes another node's name. The
+// flags given the first time are the node's for good; flags given when a
+// stopped node is started again are added for that start only. Example:
 //
 //	start n2 --join n1 --role replica
 //
 // ! start NAME [flags...]: the start is refused: the process exits (60s)
 // with a failure, and its log is the command's stdout.
 func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
+	wait := true
+	if len(args) > 0 && args[0] == "--no-wait" {
+		wait, args = false, args[1:]
+	}
 	if len(args) < 1 {
-		ts.Fatalf("usage: [!] start NAME [--join PEER] [flags...]")
+		ts.Fatalf("usage: [!] start [--no-wait] NAME [--join PEER] [flags...]")
 	}
 	name, rest := args[0], args[1:]
 	nodes := scriptNodes(ts)
@@ -161,6 +176,9 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 		if ok {
 			ts.Fatalf("%s exited with success; want a refusal", name)
 		}
+		return
+	}
+	if !wait {
 		return
 	}
 	deadline := time.Now().Add(60 * time.Second)

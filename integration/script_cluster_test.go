@@ -1,0 +1,371 @@
+package integration
+
+// Script commands for cluster operations under load: a background writer,
+// read-back checks, and commands that pick a node by what the cluster
+// reports (a shard's leader, the leader of a shard being synced).
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+type scriptWriterKey struct{}
+
+// writerSlot holds a script's background writer, running or stopped.
+type writerSlot struct {
+	w       *writer
+	running bool
+}
+
+// writer start NODE...: write distinct keys through each node, one client
+// per node, until stopped; only acknowledged writes are recorded.
+// writer wait N: wait (60s) until N more writes are acknowledged.
+// writer stop: stop writing (acked then reads every acknowledged write back).
+func cmdWriter(ts *testscript.TestScript, neg bool, args []string) {
+	slot := ts.Value(scriptWriterKey{}).(*writerSlot)
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: writer start NODE... | writer wait N | writer stop")
+	}
+	switch args[0] {
+	case "start":
+		if slot.running || len(args) < 2 {
+			ts.Fatalf("writer start: want node names and no writer running")
+		}
+		var nodes []*node
+		for _, name := range args[1:] {
+			nodes = append(nodes, lookup(ts, name).node)
+		}
+		slot.w, slot.running = startWriter(nodes), true
+		w := slot.w
+		ts.Defer(func() {
+			if slot.running {
+				w.finish()
+			}
+		})
+	case "wait":
+		n, err := strconv.ParseInt(argAt(args, 1), 10, 64)
+		if !slot.running || err != nil || n < 1 {
+			ts.Fatalf("writer wait: want a positive count and a running writer")
+		}
+		from := slot.w.n.Load()
+		err = waitFor(60*time.Second, func() error {
+			if done := slot.w.n.Load() - from; done < n {
+				return fmt.Errorf("%d of %d writes acknowledged", done, n)
+			}
+			return nil
+		})
+		if err != nil {
+			ts.Fatalf("writer wait %d: %v", n, err)
+		}
+	case "stop":
+		if !slot.running {
+			ts.Fatalf("writer stop: no writer running")
+		}
+		slot.w.finish()
+		slot.running = false
+		ts.Logf("%d writes acknowledged", len(slot.w.acked))
+	default:
+		ts.Fatalf("writer: unknown subcommand %q", args[0])
+	}
+}
+
+func argAt(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
+}
+
+// waitFor polls cond every 100ms until it holds or timeout passes, and
+// returns its last error.
+func waitFor(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// acked NODE: every write the stopped writer had acknowledged reads back
+// through NODE with its value.
+func cmdAcked(ts *testscript.TestScript, neg bool, args []string) {
+	slot := ts.Value(scriptWriterKey{}).(*writerSlot)
+	if neg || len(args) != 1 || slot.w == nil || slot.running {
+		ts.Fatalf("usage: acked NODE (after writer stop)")
+	}
+	if len(slot.w.acked) == 0 {
+		ts.Fatalf("acked: the writer had no write acknowledged")
+	}
+	if err := missingAcked(lookup(ts, args[0]).node, slot.w.acked); err != nil {
+		ts.Fatalf("%v", err)
+	}
+}
+
+// readBack checks that GET PREFIX:i through n answers i for every i < N
+// (what load wrote):
+//
+//	readback n3 key 60
+func readBack(n *node, args ...string) error {
+	count, err := strconv.Atoi(argAt(args, 1))
+	if len(args) != 2 || err != nil {
+		return fmt.Errorf("usage: readback NODE PREFIX N")
+	}
+	want := map[string]string{}
+	for i := 0; i < count; i++ {
+		want[fmt.Sprintf("%s:%d", args[0], i)] = strconv.Itoa(i)
+	}
+	return missingAcked(n, want)
+}
+
+// scanCount checks that a full SCAN through n with MATCH pattern returns
+// exactly N distinct keys:
+//
+//	scancount n2 key:* 60
+func scanCount(n *node, args ...string) error {
+	want, err := strconv.Atoi(argAt(args, 1))
+	if len(args) != 2 || err != nil {
+		return fmt.Errorf("usage: scancount NODE PATTERN N")
+	}
+	c := n.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	var cursor uint64
+	for calls := 0; ; calls++ {
+		if calls > 10000 {
+			return fmt.Errorf("SCAN through %s did not end after %d calls", n.name, calls)
+		}
+		keys, next, err := c.Scan(ctx, cursor, args[0], 100).Result()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			seen[k] = true
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(seen) != want {
+		return fmt.Errorf("SCAN %s through %s: %d keys, want %d", args[0], n.name, len(seen), want)
+	}
+	return nil
+}
+
+// noLag checks that n reports an applied index for every member of every
+// shard, and no lag:
+//
+//	nolag n2
+func noLag(n *node, args ...string) error {
+	var st struct {
+		Shards []struct {
+			ID      int `json:"id"`
+			Members []struct {
+				Node    string  `json:"node"`
+				Applied *uint64 `json:"applied_index"`
+				Lag     *uint64 `json:"lag"`
+			} `json:"members"`
+		} `json:"shards"`
+	}
+	if len(args) != 0 {
+		return fmt.Errorf("usage: nolag NODE")
+	}
+	if err := n.getJSON("/v1/status", &st); err != nil {
+		return err
+	}
+	for _, sh := range st.Shards {
+		for _, m := range sh.Members {
+			if m.Applied == nil || m.Lag == nil || *m.Applied == 0 || *m.Lag != 0 {
+				return fmt.Errorf("shard %d member %s: applied %v lag %v", sh.ID, m.Node, m.Applied, m.Lag)
+			}
+		}
+	}
+	return nil
+}
+
+// compacted checks that every shard's log, as n reports it, starts after
+// index 1 (a snapshot has truncated it):
+//
+//	compacted n1
+func compacted(n *node, args ...string) error {
+	var st struct {
+		Shards []struct {
+			ID         int    `json:"id"`
+			FirstIndex uint64 `json:"first_index"`
+		} `json:"shards"`
+	}
+	if len(args) != 0 {
+		return fmt.Errorf("usage: compacted NODE")
+	}
+	if err := n.getJSON("/v1/status", &st); err != nil {
+		return err
+	}
+	for _, sh := range st.Shards {
+		if sh.FirstIndex <= 1 {
+			return fmt.Errorf("shard %d: first index %d", sh.ID, sh.FirstIndex)
+		}
+	}
+	return nil
+}
+
+// syncsAtOnce checks, once every shard of target is synced as n reports
+// it, that no more than max of its shard syncs ran at the same time (by
+// their start and end times):
+//
+//	syncsonce n1 n4 1
+func syncsAtOnce(n *node, args ...string) error {
+	most, err := strconv.Atoi(argAt(args, 1))
+	if len(args) != 2 || err != nil {
+		return fmt.Errorf("usage: syncsonce NODE TARGET MAX")
+	}
+	var st struct {
+		Syncs []struct {
+			Node       string `json:"node"`
+			Shard      int    `json:"shard"`
+			State      string `json:"state"`
+			StartedMs  int64  `json:"started_ms"`
+			FinishedMs int64  `json:"finished_ms"`
+		} `json:"syncs"`
+	}
+	if err := n.getJSON("/v1/status", &st); err != nil {
+		return err
+	}
+	type span struct{ from, to int64 }
+	var spans []span
+	for _, s := range st.Syncs {
+		if s.Node != args[0] {
+			continue
+		}
+		if s.State != "synced" || s.StartedMs == 0 || s.FinishedMs < s.StartedMs {
+			return fmt.Errorf("shard %d of %s: %s, started %d, finished %d", s.Shard, s.Node, s.State, s.StartedMs, s.FinishedMs)
+		}
+		spans = append(spans, span{s.StartedMs, s.FinishedMs})
+	}
+	if len(spans) != 4 {
+		return fmt.Errorf("%d syncs of %s, want one per shard (4)", len(spans), args[0])
+	}
+	for _, a := range spans {
+		at := 0 // syncs running when a started
+		for _, b := range spans {
+			if b.from <= a.from && a.from < b.to {
+				at++
+			}
+		}
+		if at > most {
+			return fmt.Errorf("%d syncs of %s ran at once (spans %v), want at most %d", at, args[0], spans, most)
+		}
+	}
+	return nil
+}
+
+// leader NODE SHARD VAR [OTHER...]: wait (60s) until NODE reports a leader
+// for SHARD; set $VAR to its name and each $OTHER to one of the other
+// running nodes, in name order (there must be exactly as many):
+//
+//	leader n1 0 L A B
+func cmdLeader(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: leader NODE SHARD VAR [OTHER...]")
+	}
+	shard, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("leader: shard %q is not a number", args[1])
+	}
+	n := lookup(ts, args[0]).node
+	var name string
+	err = waitFor(60*time.Second, func() error {
+		st, err := n.status()
+		if err != nil {
+			return err
+		}
+		for _, sh := range st.Shards {
+			if sh.ID == shard && sh.Leader != "" {
+				name = sh.Leader
+				return nil
+			}
+		}
+		return fmt.Errorf("%s reports no leader for shard %d", n.name, shard)
+	})
+	if err != nil {
+		ts.Fatalf("leader: %v", err)
+	}
+	setPicked(ts, name, args[2], args[3:], name)
+}
+
+// syncing NODE TARGET VAR [OTHER...]: wait (60s) until NODE reports a sync
+// of TARGET under way (copying or catching up) in a shard led by another
+// node; set $VAR to that leader and each $OTHER to one of the running
+// nodes other than it and TARGET, in name order:
+//
+//	syncing n2 n4 VICTIM A B
+func cmdSyncing(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: syncing NODE TARGET VAR [OTHER...]")
+	}
+	n, target := lookup(ts, args[0]).node, args[1]
+	var name string
+	err := waitFor(60*time.Second, func() error {
+		var st syncView
+		if err := n.getJSON("/v1/status", &st); err != nil {
+			return err
+		}
+		for _, s := range st.Syncs {
+			if s.Node != target || (s.State != "copying" && s.State != "catching_up") {
+				continue
+			}
+			for _, sh := range st.Shards {
+				if sh.ID == s.Shard && sh.Leader != "" && sh.Leader != target {
+					name = sh.Leader
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("syncs %+v", st.Syncs)
+	})
+	if err != nil {
+		ts.Fatalf("syncing: no sync of %s under way: %v", target, err)
+	}
+	setPicked(ts, name, args[2], args[3:], name, target)
+}
+
+type syncView struct {
+	Syncs []struct {
+		Node  string `json:"node"`
+		Shard int    `json:"shard"`
+		State string `json:"state"`
+	} `json:"syncs"`
+	Shards []struct {
+		ID     int    `json:"id"`
+		Leader string `json:"leader"`
+	} `json:"shards"`
+}
+
+// setPicked sets $varName to name and otherVars to the running nodes not
+// in exclude, in name order.
+func setPicked(ts *testscript.TestScript, name, varName string, otherVars []string, exclude ...string) {
+	lookup(ts, name) // a node this script started
+	var others []string
+	for nm, sn := range scriptNodes(ts) {
+		if sn.proc != nil && !slices.Contains(exclude, nm) {
+			others = append(others, nm)
+		}
+	}
+	slices.Sort(others)
+	if len(others) != len(otherVars) {
+		ts.Fatalf("%d other running nodes %v for %d variables %v", len(others), others, len(otherVars), otherVars)
+	}
+	ts.Setenv(varName, name)
+	for i, v := range otherVars {
+		ts.Setenv(v, others[i])
+	}
+	ts.Logf("%s=%s, others %v", varName, name, others)
+}
