@@ -16,10 +16,10 @@ import (
 // machine is the only writer: ApplyBatch hands it every key its batch set
 // or deleted after the batch commits and before the applied index moves
 // (so a reader waiting for an index finds the cache at least that new),
-// and a range deletion or a restore empties it. A reader that missed
-// fills the cache with what it read from Pebble only if no batch was
-// applied meanwhile (gen), so it never puts back a value a write has
-// replaced.
+// a range deletion drops the cached keys it covers, and a restore empties
+// it. A reader that missed fills the cache with what it read from Pebble
+// only if no batch was applied meanwhile (gen), so it never puts back a
+// value a write has replaced.
 type recordCache struct {
 	mu    sync.Mutex
 	m     map[string]cached
@@ -91,17 +91,24 @@ func (c *recordCache) fill(gen uint64, key, v []byte, exists bool) {
 	c.put(string(key), v, !exists)
 }
 
-// applied takes in the keys a committed batch wrote (a nil value: deleted;
-// the values are the cache's to keep), or empties the cache if the batch
-// deleted a range; either way later fills of reads begun before it are
-// refused.
-func (c *recordCache) applied(writes map[string][]byte, ranged bool) {
+// applied takes in what a committed batch did: first the ranges it
+// deleted, [lower, upper), whose cached keys are dropped; then the keys it
+// wrote outside them or after them (a nil value: deleted; the values are
+// the cache's to keep). Later fills of reads begun before it are refused.
+func (c *recordCache) applied(writes map[string][]byte, ranges [][2][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if ranged {
-		c.clearLocked()
-		return
+	if len(ranges) > 0 {
+		for k, e := range c.m {
+			for _, r := range ranges {
+				if inRange(k, r[0], r[1]) {
+					delete(c.m, k)
+					c.bytes -= len(k) + len(e.v) + cacheOverhead
+					break
+				}
+			}
+		}
 	}
 	for k, v := range writes {
 		c.put(k, v, v == nil)

@@ -140,7 +140,7 @@ func readStore(t *testing.T, s *Shard, k string) (string, bool) {
 func TestCacheRefusesAStaleFill(t *testing.T) {
 	c := newRecordCache(1 << 20)
 	_, _, _, gen := c.get([]byte("k")) // a reader misses k, reads Pebble...
-	c.applied(map[string][]byte{"k": []byte("new")}, false)
+	c.applied(map[string][]byte{"k": []byte("new")}, nil)
 	c.fill(gen, []byte("k"), []byte("old"), true)
 	if v, ok, known, _ := c.get([]byte("k")); !known || !ok || string(v) != "new" {
 		t.Fatalf("k = %q,%v,%v; want the batch's value", v, ok, known)
@@ -157,7 +157,7 @@ func TestCacheRefusesAStaleFill(t *testing.T) {
 		}
 	}
 	_, _, _, gen = c.get([]byte("other"))
-	c.applied(map[string][]byte{"j": nil}, false)
+	c.applied(map[string][]byte{"j": nil}, nil)
 	c.fill(gen, []byte("other"), []byte("x"), true)
 	if _, _, known, _ := c.get([]byte("other")); known {
 		t.Fatal("a fill begun before a batch was taken")
@@ -165,9 +165,14 @@ func TestCacheRefusesAStaleFill(t *testing.T) {
 	if _, ok, known, _ := c.get([]byte("j")); !known || ok {
 		t.Fatal("a deleted key is not known absent")
 	}
-	c.applied(nil, true)
-	if _, _, known, _ := c.get([]byte("k")); known {
-		t.Fatal("a range deletion left entries in the cache")
+	// A range deletion drops the keys it covers and keeps the others; a
+	// key written in the same batch (after the range) is taken in.
+	c.applied(map[string][]byte{"g": []byte("after")}, [][2][]byte{{[]byte("f"), []byte("k")}})
+	for k, want := range map[string]string{"f": "unknown", "j": "unknown", "g": "after", "k": "new"} {
+		v, _, known, _ := c.get([]byte(k))
+		if got := map[bool]string{false: "unknown", true: string(v)}[known]; got != want {
+			t.Fatalf("after deleting [f, k): %s = %s, want %s", k, got, want)
+		}
 	}
 }
 
@@ -177,7 +182,7 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 	const limit = 64 << 10
 	c := newRecordCache(limit)
 	for i := 0; i < 5000; i++ {
-		c.applied(map[string][]byte{fmt.Sprint(i): make([]byte, 100)}, false)
+		c.applied(map[string][]byte{fmt.Sprint(i): make([]byte, 100)}, nil)
 		if c.bytes > limit {
 			t.Fatalf("after %d puts: %d bytes cached, limit %d", i+1, c.bytes, limit)
 		}
@@ -185,11 +190,11 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 	if len(c.m) < 100 {
 		t.Fatalf("%d entries left of 5000 puts in %d bytes", len(c.m), limit)
 	}
-	c.applied(map[string][]byte{"big": make([]byte, limit/8)}, false)
+	c.applied(map[string][]byte{"big": make([]byte, limit/8)}, nil)
 	if _, _, known, _ := c.get([]byte("big")); known {
 		t.Fatal("a value of an eighth of the cache was cached")
 	}
-	c.applied(map[string][]byte{"0": []byte("x"), "1": nil}, false)
+	c.applied(map[string][]byte{"0": []byte("x"), "1": nil}, nil)
 	sum := 0
 	for k, e := range c.m {
 		sum += len(k) + len(e.v) + cacheOverhead
@@ -202,7 +207,7 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 // A cache of size 0 (--cache-mib 0) holds nothing.
 func TestNoCache(t *testing.T) {
 	c := newRecordCache(0)
-	c.applied(map[string][]byte{"k": []byte("v")}, false)
+	c.applied(map[string][]byte{"k": []byte("v")}, nil)
 	_, _, _, gen := c.get([]byte("j"))
 	c.fill(gen, []byte("j"), []byte("v"), true)
 	if _, _, known, _ := c.get([]byte("k")); known || len(c.m) != 0 {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -71,11 +72,14 @@ type applyRW struct {
 	batch  pebbleRW     // the indexed batch: reads see its writes
 	store  cachedReader // the committed state
 	writes map[string][]byte
-	ranged bool // a range was deleted: Gets go to the indexed batch
+	// ranges the batch deleted, [lower, upper); writes holds no key it
+	// wrote before a range that covers it. With a range deleted, Gets go
+	// to the indexed batch.
+	ranges [][2][]byte
 }
 
 func (a *applyRW) Get(key []byte) ([]byte, bool, error) {
-	if a.ranged {
+	if len(a.ranges) > 0 {
 		return a.batch.Get(key)
 	}
 	if v, ok := a.writes[string(key)]; ok {
@@ -100,6 +104,16 @@ func (a *applyRW) Delete(key []byte) error {
 }
 
 func (a *applyRW) DeleteRange(lower, upper []byte) error {
-	a.ranged = true
+	for k := range a.writes {
+		if inRange(k, lower, upper) {
+			delete(a.writes, k) // the range deletes it; the cache drops it
+		}
+	}
+	a.ranges = append(a.ranges, [2][]byte{bytes.Clone(lower), bytes.Clone(upper)})
 	return a.batch.DeleteRange(lower, upper)
+}
+
+// inRange reports whether lower <= k < upper.
+func inRange(k string, lower, upper []byte) bool {
+	return k >= string(lower) && k < string(upper)
 }

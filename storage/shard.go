@@ -222,7 +222,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 		// the shard and Raft replays.
 		panic(fmt.Sprintf("storage: shard %d: commit entries up to %d: %v", s.id, last, err))
 	}
-	s.cache.applied(w.writes, w.ranged)
+	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
 	return out
 }
