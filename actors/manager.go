@@ -350,17 +350,10 @@ func (in *managerInputs) reconcile() *reconciled {
 	}
 	// Nodes down past the delay: one removal at a time, never one that
 	// is syncing.
-	if !slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Kind == messages.OpKind_REMOVE_NODE }) {
-		for _, mem := range st.Members {
-			since, down := in.downSince[mem.Name]
-			if mem.Name == in.rt.Name || !down || time.Since(since) < in.rt.RemoveDelay || opFor(st, mem.Name) != nil {
-				continue
-			}
-			op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: "failed"}
-			if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
-				errs = append(errs, err)
-			}
-			break
+	if mem := cluster.DueRemoval(st, in.rt.Name, in.downSince, time.Now(), in.rt.RemoveDelay); mem != nil {
+		op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: "failed"}
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, op := range st.Ops {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
@@ -162,6 +163,54 @@ func TestCopyCheaper(t *testing.T) {
 	} {
 		if got := CopyCheaper(c.target, c.first, c.last, c.logBytes, c.dataBytes); got != c.want {
 			t.Errorf("CopyCheaper(%d, %d, %d, %d, %d) = %v, want %v", c.target, c.first, c.last, c.logBytes, c.dataBytes, got, c.want)
+		}
+	}
+}
+
+func TestDueRemoval(t *testing.T) {
+	now := time.Unix(1000, 0)
+	delay := time.Minute
+	members := func(names ...string) []*messages.ClusterMember {
+		var out []*messages.ClusterMember
+		for _, n := range names {
+			out = append(out, &messages.ClusterMember{Name: n})
+		}
+		return out
+	}
+	op := func(kind messages.OpKind, node string) *messages.MembershipOp {
+		return &messages.MembershipOp{Kind: kind, Node: &messages.ClusterMember{Name: node}}
+	}
+	for _, c := range []struct {
+		name string
+		st   *messages.ClusterState
+		down map[string]time.Duration // how long each has been down
+		want string                   // "" for none
+	}{
+		{"all up", &messages.ClusterState{Members: members("a", "b", "c")}, nil, ""},
+		{"down less than the delay", &messages.ClusterState{Members: members("a", "b", "c")},
+			map[string]time.Duration{"c": delay - time.Second}, ""},
+		{"down past the delay", &messages.ClusterState{Members: members("a", "b", "c")},
+			map[string]time.Duration{"c": delay}, "c"},
+		{"never self", &messages.ClusterState{Members: members("a", "b", "c")},
+			map[string]time.Duration{"a": 2 * delay}, ""},
+		{"the one down longest first", &messages.ClusterState{Members: members("a", "b", "c", "d", "e")},
+			map[string]time.Duration{"b": 2 * delay, "c": 3 * delay, "d": 3 * delay}, "c"},
+		{"one removal at a time", &messages.ClusterState{Members: members("a", "b", "c", "d", "e"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_REMOVE_NODE, "d")}},
+			map[string]time.Duration{"c": 2 * delay, "d": 2 * delay}, ""},
+		{"not one with an operation under way", &messages.ClusterState{Members: members("a", "b", "c", "d"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "c")}},
+			map[string]time.Duration{"c": 2 * delay, "d": delay}, "d"},
+		{"a node not a member is not removed", &messages.ClusterState{Members: members("a", "b")},
+			map[string]time.Duration{"x": 2 * delay}, ""},
+	} {
+		downSince := map[string]time.Time{}
+		for n, d := range c.down {
+			downSince[n] = now.Add(-d)
+		}
+		got := DueRemoval(c.st, "a", downSince, now, delay).GetName()
+		if got != c.want {
+			t.Errorf("%s: due %q, want %q", c.name, got, c.want)
 		}
 	}
 }

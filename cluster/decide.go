@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"time"
+
+	"github.com/coppice-kv/coppice/messages"
 )
 
 // WALBridgeable reports whether a node whose shard has applied up to
@@ -83,4 +87,27 @@ func CopyCheaper(targetIndex, firstIndex, lastIndex, logBytes, dataBytes uint64)
 	from := max(targetIndex+1, firstIndex)
 	replay := float64(logBytes) * float64(lastIndex-from+1) / float64(entries)
 	return replay*replayCost > float64(dataBytes)
+}
+
+// DueRemoval picks the member the cluster should remove now, or nil: one
+// that gossip has seen down (downSince) for at least delay, that is not
+// self and has no operation under way (a node being synced is never
+// removed); of those, the one down longest (then by name). Removals go one
+// at a time: while one is in the journal, none is due.
+func DueRemoval(st *messages.ClusterState, self string, downSince map[string]time.Time, now time.Time, delay time.Duration) *messages.ClusterMember {
+	if slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Kind == messages.OpKind_REMOVE_NODE }) {
+		return nil
+	}
+	var due *messages.ClusterMember
+	for _, m := range st.Members {
+		since, down := downSince[m.Name]
+		if m.Name == self || !down || now.Sub(since) < delay ||
+			slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Node.GetName() == m.Name }) {
+			continue
+		}
+		if due == nil || cmp.Or(since.Compare(downSince[due.Name]), cmp.Compare(m.Name, due.Name)) < 0 {
+			due = m
+		}
+	}
+	return due
 }
