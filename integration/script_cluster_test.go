@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -84,14 +85,7 @@ func argAt(args []string, i int) string {
 // waitFor polls cond every 100ms until it holds or timeout passes, and
 // returns its last error.
 func waitFor(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return testwait.Until(timeout, 100*time.Millisecond, cond)
 }
 
 // acked NODE: every write the stopped writer had acknowledged reads back

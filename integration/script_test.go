@@ -259,16 +259,8 @@ func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestSc
 			ts.Fatalf("usage: CMD NODE [NAMES...]")
 		}
 		n := lookup(ts, args[0]).node
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			err := check(n, args[1:]...)
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				ts.Fatalf("not within 60s: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := waitFor(60*time.Second, func() error { return check(n, args[1:]...) }); err != nil {
+			ts.Fatalf("not within 60s: %v", err)
 		}
 	}
 }

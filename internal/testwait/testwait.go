@@ -12,14 +12,19 @@ import (
 // timeout with what and cond's last error.
 func For(t testing.TB, timeout, interval time.Duration, what string, cond func() error) {
 	t.Helper()
+	if err := Until(timeout, interval, cond); err != nil {
+		t.Fatalf("%s: not within %v: %v", what, timeout, err)
+	}
+}
+
+// Until polls cond every interval until it returns nil (Until returns nil)
+// or timeout passes (Until returns cond's last error).
+func Until(timeout, interval time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(interval)
 	}
