@@ -201,19 +201,25 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 
 // signal NAME KILL|TERM: send the node SIGKILL or SIGTERM and wait (30s)
 // for it to end. (testscript's own kill is for background commands.)
+// signal NAME STOP|CONT: freeze the node or let it go on (it keeps
+// running; a frozen node's sockets stay open and answer nothing).
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 || (args[1] != "KILL" && args[1] != "TERM") {
-		ts.Fatalf("usage: signal NAME KILL|TERM")
+	sigs := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM,
+		"STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT}
+	sig, ok := sigs[argAt(args, 1)]
+	if neg || len(args) != 2 || !ok {
+		ts.Fatalf("usage: signal NAME KILL|TERM|STOP|CONT")
 	}
 	n := lookup(ts, args[0])
 	if n.proc == nil {
 		ts.Fatalf("%s is not running", args[0])
 	}
-	sig := syscall.SIGKILL
-	if args[1] == "TERM" {
-		sig = syscall.SIGTERM
+	if err := n.proc.Process.Signal(sig); err != nil {
+		ts.Fatalf("signal %s %s: %v", args[0], args[1], err)
 	}
-	n.proc.Process.Signal(sig)
+	if sig == syscall.SIGSTOP || sig == syscall.SIGCONT {
+		return
+	}
 	select {
 	case <-n.done:
 	case <-time.After(30 * time.Second):
@@ -418,13 +424,15 @@ func cmdSame(ts *testscript.TestScript, neg bool, args []string) {
 	cmdWait(func(*node, ...string) error { return sameData(nodes...) })(ts, false, args[:1])
 }
 
-// redis NODE ARGS...: one command through the node's client port; the
-// reply goes to stdout, an error reply to stderr (and fails unless !).
+// redis NODE ARGS...: one command through the node's client port, answered
+// within 10s; the reply goes to stdout, an error reply to stderr (and
+// fails unless !).
 func cmdRedis(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
 		ts.Fatalf("usage: [!] redis NODE COMMAND [ARGS...]")
 	}
-	c := redis.NewClient(&redis.Options{Addr: lookup(ts, args[0]).client, Protocol: 2, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: lookup(ts, args[0]).client, Protocol: 2, MaxRetries: -1,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

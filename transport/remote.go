@@ -210,8 +210,15 @@ type dial struct {
 }
 
 // staleAfter: a request that waited this long without the connection
-// carrying any answer at all drops the connection.
-const staleAfter = time.Second
+// carrying any answer at all drops the connection when it gives up; and
+// once requests have waited this long in silence, the connection is
+// pinged, and dropped if the ping is not answered within pingTimeout (a
+// peer frozen or cut off without a reset), so the requests fail and may be
+// tried elsewhere instead of waiting out their own deadlines.
+const (
+	staleAfter  = time.Second
+	pingTimeout = 2 * time.Second
+)
 
 // redialAfter is how long a failed dial answers for its address.
 const redialAfter = 500 * time.Millisecond
@@ -225,12 +232,16 @@ func (r *Remote) dial(ctx context.Context, addr string) (*remoteConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
-	return &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]chan *messages.Envelope{}}, nil
+	return &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]pendingCall{}, failed: make(chan struct{})}, nil
 }
 
 // start runs c's reply reader; r.mu is held.
 func (r *Remote) start(addr string, c *remoteConn) {
-	r.wg.Add(1)
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		c.watch()
+	}()
 	go func() {
 		defer r.wg.Done()
 		c.fail(c.readReplies())
@@ -249,10 +260,17 @@ type remoteConn struct {
 	w       *bufio.Writer
 	mu      sync.Mutex
 	next    uint64
-	pending map[uint64]chan *messages.Envelope
+	pending map[uint64]pendingCall
 	err     error
+	failed  chan struct{} // closed when err is set
 	// lastRead is when the last answer arrived (UnixNano).
 	lastRead atomic.Int64
+}
+
+// pendingCall is a request waiting for its answer.
+type pendingCall struct {
+	ch   chan *messages.Envelope
+	sent time.Time
 }
 
 func (c *remoteConn) dead() bool {
@@ -270,7 +288,7 @@ func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*message
 	}
 	c.next++
 	env.Id = c.next
-	c.pending[env.Id] = ch
+	c.pending[env.Id] = pendingCall{ch: ch, sent: time.Now()}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -320,13 +338,53 @@ func (c *remoteConn) readReplies() error {
 		}
 		c.lastRead.Store(time.Now().UnixNano())
 		c.mu.Lock()
-		ch := c.pending[env.Id]
+		p, ok := c.pending[env.Id]
 		delete(c.pending, env.Id)
 		c.mu.Unlock()
-		if ch != nil {
-			ch <- env
+		if ok {
+			p.ch <- env
 		}
 	}
+}
+
+// watch pings the peer while requests wait in silence (staleAfter) and
+// fails the connection when the ping goes unanswered too (pingTimeout).
+func (c *remoteConn) watch() {
+	t := time.NewTicker(staleAfter / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.failed:
+			return
+		case <-t.C:
+		}
+		if !c.silentWhileWaiting(time.Now()) {
+			continue
+		}
+		sent := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+		_, err := c.call(ctx, &messages.Envelope{Target: pingTarget})
+		cancel()
+		if err != nil && c.lastRead.Load() < sent.UnixNano() {
+			c.fail(fmt.Errorf("requests waited %v and more, and the peer did not answer a ping within %v", staleAfter, pingTimeout))
+		}
+	}
+}
+
+// silentWhileWaiting reports whether a request has waited staleAfter or
+// more and nothing has come back on the connection for as long.
+func (c *remoteConn) silentWhileWaiting(now time.Time) bool {
+	if now.Sub(time.Unix(0, c.lastRead.Load())) < staleAfter {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.pending {
+		if now.Sub(p.sent) >= staleAfter {
+			return true
+		}
+	}
+	return false
 }
 
 // fail closes the connection and ends every request waiting on it.
@@ -336,9 +394,10 @@ func (c *remoteConn) fail(err error) {
 	defer c.mu.Unlock()
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %v", ErrConnLost, err)
+		close(c.failed)
 	}
-	for id, ch := range c.pending {
-		close(ch)
+	for id, p := range c.pending {
+		close(p.ch)
 		delete(c.pending, id)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testcerts"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -210,59 +211,72 @@ func TestDeadPeerHoldsUpNobody(t *testing.T) {
 	}
 }
 
-// TestSilentConnectionIsDropped: a request that times out while nothing
-// at all comes back on its connection drops the connection (a peer cut off
-// without a reset), so the next request dials afresh; a request that
-// times out while other answers arrive leaves the connection alone.
+// TestSilentConnectionIsDropped: requests to a peer that answers nothing,
+// not even a ping (frozen, or cut off without a reset), fail with
+// ErrConnLost long before their own deadline, and the next request dials
+// afresh. A slow request to a peer that answers pings keeps its
+// connection and runs to its own deadline.
 func TestSilentConnectionIsDropped(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never read
+		}
+	}()
 	srv, _ := listen(t, echo)
 	_, cli := listen(t, echo)
-	addr := srv.Addr().String()
-	conn := func() *remoteConn {
+	conn := func(addr string) *remoteConn {
 		cli.mu.Lock()
 		defer cli.mu.Unlock()
 		return cli.conns[addr]
 	}
-	ask := func(timeout time.Duration, v string) error {
+	ask := func(addr string, timeout time.Duration, v string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		_, err := cli.Request(ctx, addr, "a/b", wrapperspb.String(v))
 		return err
 	}
-	if err := ask(time.Second, "x"); err != nil {
-		t.Fatal(err)
-	}
-	first := conn()
 
-	// Nothing comes back at all: dropped, and the next request redials.
-	if err := ask(staleAfter+200*time.Millisecond, "slow"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("slow request: %v, want a deadline", err)
+	// The frozen peer: given up on after the silence and the ping, well
+	// before the request's 30s.
+	frozen := silent.Addr().String()
+	t0 := time.Now()
+	if err := ask(frozen, 30*time.Second, "x"); !errors.Is(err, ErrConnLost) {
+		t.Fatalf("request to a frozen peer: %v, want ErrConnLost", err)
 	}
-	if !first.dead() {
-		t.Fatal("a connection silent for a whole request was kept")
+	if d, most := time.Since(t0), staleAfter+pingTimeout+staleAfter; d > most {
+		t.Fatalf("request to a frozen peer failed after %v, want at most %v", d, most)
 	}
-	if err := ask(time.Second, "x"); err != nil {
-		t.Fatal(err)
-	}
-	second := conn()
-	if second == nil || second == first {
-		t.Fatal("the next request did not dial a new connection")
-	}
-
-	// Answers keep arriving while a slow one waits: the connection stays.
-	done := make(chan error, 1)
-	go func() { done <- ask(staleAfter+300*time.Millisecond, "slow") }()
-	deadline := time.Now().Add(staleAfter + 300*time.Millisecond)
-	for time.Now().Before(deadline) {
-		if err := ask(time.Second, "x"); err != nil {
-			t.Fatal(err)
+	first := conn(frozen)
+	go ask(frozen, 30*time.Second, "x") // dials a new connection
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "a new connection", func() error {
+		if c := conn(frozen); c == nil || c == first {
+			return errors.New("no new connection yet")
 		}
-		time.Sleep(50 * time.Millisecond) // pacing the fast requests
+		return nil
+	})
+
+	// A live peer with a request slower than staleAfter (its handler
+	// gives up after the server's 2s): the pings are answered, the
+	// connection stays, and the request gets the server's own answer.
+	live := srv.Addr().String()
+	if err := ask(live, time.Second, "x"); err != nil {
+		t.Fatal(err)
 	}
-	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("slow request: %v, want a deadline", err)
+	before := conn(live)
+	var rerr *RemoteError
+	if err := ask(live, staleAfter+pingTimeout+time.Second, "slow"); !errors.As(err, &rerr) {
+		t.Fatalf("slow request: %v, want the server's answer", err)
 	}
-	if conn() != second || second.dead() {
-		t.Fatal("a connection that kept answering was dropped")
+	if conn(live) != before || before.dead() {
+		t.Fatal("a connection whose peer answered pings was dropped")
 	}
 }
