@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -141,25 +140,6 @@ func (n *node) launch() string {
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(n.cmd, n.exited)
 	t.Cleanup(func() { n.kill() })
 	return logPath
-}
-
-// refused launches the node and expects it to exit non-zero within 60s
-// with want in its log.
-func (n *node) refused(want string) {
-	t := n.t
-	t.Helper()
-	logPath := n.launch()
-	select {
-	case <-n.exited:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s still running 60s after a start that should be refused:\n%s", n.name, readFile(logPath))
-	}
-	st := n.cmd.ProcessState
-	n.cmd = nil
-	log := readFile(logPath)
-	if st.Success() || !strings.Contains(log, want) {
-		t.Fatalf("%s: exit %v, want a failure with %q in the log:\n%s", n.name, st, want, log)
-	}
 }
 
 // ready asks /readyz once.

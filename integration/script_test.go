@@ -69,9 +69,8 @@ type scriptNodesKey struct{}
 // scriptNode is a node process a script started.
 type scriptNode struct {
 	*node
-	proc   *exec.Cmd
-	done   chan struct{}
-	logDir string
+	proc *exec.Cmd
+	done chan struct{}
 }
 
 func scriptNodes(ts *testscript.TestScript) map[string]*scriptNode {

@@ -130,13 +130,6 @@ func appendHeader(b []byte, typ byte, hasExp bool, expire int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(expire))
 }
 
-// stringRecord encodes a string record with value v.
-func stringRecord(v []byte, hasExp bool, expire int64) []byte {
-	b := make([]byte, 0, headerLen(hasExp)+len(v))
-	b = appendHeader(b, typeString, hasExp, expire)
-	return append(b, v...)
-}
-
 // hashRecord encodes a hash record of n fields.
 func hashRecord(n int64, hasExp bool, expire int64) []byte {
 	b := make([]byte, 0, headerLen(hasExp)+binary.MaxVarintLen64)

@@ -255,10 +255,7 @@ func (w *Writer) line(kind byte, s string) {
 }
 
 func (w *Writer) errorLine(s string) {
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
-	}
-	w.line('-', s)
+	w.line('-', strings.TrimPrefix(s, "-"))
 }
 
 func (w *Writer) nullBulk(resp3 bool) {

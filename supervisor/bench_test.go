@@ -28,7 +28,7 @@ func benchSystem() *actor.ActorSystem {
 }
 
 type (
-	ping  struct{ n int }
+	ping  struct{ _ int } // not zero-sized: each &ping{} is its own allocation
 	crash struct{}
 )
 
