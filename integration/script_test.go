@@ -425,10 +425,16 @@ func cmdSame(ts *testscript.TestScript, neg bool, args []string) {
 
 // redis NODE ARGS...: one command through the node's client port, answered
 // within 10s; the reply goes to stdout, an error reply to stderr (and
-// fails unless !).
+// fails unless !). With -tryagain, a TRYAGAIN error reply (the retryable
+// error of a leader change) is an answer too; any other error, or no
+// answer within 10s, fails.
 func cmdRedis(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) < 2 {
-		ts.Fatalf("usage: [!] redis NODE COMMAND [ARGS...]")
+	tryAgainOK := false
+	if len(args) > 0 && args[0] == "-tryagain" {
+		tryAgainOK, args = true, args[1:]
+	}
+	if len(args) < 2 || (neg && tryAgainOK) {
+		ts.Fatalf("usage: [!] redis NODE COMMAND [ARGS...] | redis -tryagain NODE COMMAND [ARGS...]")
 	}
 	c := redis.NewClient(&redis.Options{Addr: lookup(ts, args[0]).client, Protocol: 2, MaxRetries: -1,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
@@ -442,6 +448,9 @@ func cmdRedis(ts *testscript.TestScript, neg bool, args []string) {
 	res, err := c.Do(ctx, cmdArgs...).Result()
 	if err != nil && err != redis.Nil {
 		fmt.Fprintln(ts.Stderr(), err)
+		if tryAgainOK && strings.HasPrefix(err.Error(), "TRYAGAIN ") {
+			return
+		}
 		if !neg {
 			ts.Fatalf("redis %s: %v", strings.Join(args[1:], " "), err)
 		}
