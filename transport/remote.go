@@ -215,7 +215,7 @@ type dial struct {
 // pinged, and dropped if the ping is not answered within pingTimeout (a
 // peer frozen or cut off without a reset), so the requests fail and may be
 // tried elsewhere instead of waiting out their own deadlines.
-const (
+var (
 	staleAfter  = time.Second
 	pingTimeout = 2 * time.Second
 )
@@ -232,7 +232,7 @@ func (r *Remote) dial(ctx context.Context, addr string) (*remoteConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
-	return &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]pendingCall{}, failed: make(chan struct{})}, nil
+	return &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]*pendingCall{}, failed: make(chan struct{})}, nil
 }
 
 // start runs c's reply reader; r.mu is held.
@@ -240,7 +240,7 @@ func (r *Remote) start(addr string, c *remoteConn) {
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		c.watch()
+		c.watch(func() error { return r.probe(addr) })
 	}()
 	go func() {
 		defer r.wg.Done()
@@ -260,17 +260,20 @@ type remoteConn struct {
 	w       *bufio.Writer
 	mu      sync.Mutex
 	next    uint64
-	pending map[uint64]pendingCall
+	pending map[uint64]*pendingCall
 	err     error
 	failed  chan struct{} // closed when err is set
-	// lastRead is when the last answer arrived (UnixNano).
+	// lastRead is when the last bytes arrived (UnixNano); decoding is set
+	// while the reader decodes a frame.
 	lastRead atomic.Int64
+	decoding atomic.Bool
 }
 
-// pendingCall is a request waiting for its answer.
+// pendingCall is a request waiting for its answer; sent is when its frame
+// was written out (UnixNano; 0 while it waits to be written).
 type pendingCall struct {
 	ch   chan *messages.Envelope
-	sent time.Time
+	sent atomic.Int64
 }
 
 func (c *remoteConn) dead() bool {
@@ -280,7 +283,12 @@ func (c *remoteConn) dead() bool {
 }
 
 func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*messages.Envelope, error) {
-	ch := make(chan *messages.Envelope, 1)
+	return c.roundTrip(ctx, env)
+}
+
+// roundTrip sends env and waits for its answer.
+func (c *remoteConn) roundTrip(ctx context.Context, env *messages.Envelope) (*messages.Envelope, error) {
+	p := &pendingCall{ch: make(chan *messages.Envelope, 1)}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -288,19 +296,22 @@ func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*message
 	}
 	c.next++
 	env.Id = c.next
-	c.pending[env.Id] = pendingCall{ch: ch, sent: time.Now()}
+	c.pending[env.Id] = p
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		delete(c.pending, env.Id)
 		c.mu.Unlock()
 	}()
-	sent := time.Now()
+	b, err := frame(env)
+	if err != nil {
+		return nil, err
+	}
 	c.wmu.Lock()
 	if d, ok := ctx.Deadline(); ok {
 		c.nc.SetWriteDeadline(d)
 	}
-	err := writeFrame(c.w, env)
+	_, err = c.w.Write(b)
 	if err == nil {
 		err = c.w.Flush()
 	}
@@ -309,8 +320,10 @@ func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*message
 		c.nc.Close()
 		return nil, fmt.Errorf("%w: %v", ErrConnLost, err)
 	}
+	sent := time.Now()
+	p.sent.Store(sent.UnixNano())
 	select {
-	case ans, ok := <-ch:
+	case ans, ok := <-p.ch:
 		if !ok {
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -318,7 +331,7 @@ func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*message
 		}
 		return ans, nil
 	case <-ctx.Done():
-		if waited := time.Since(sent); waited >= staleAfter && c.lastRead.Load() < sent.UnixNano() {
+		if waited := time.Since(sent); waited >= staleAfter && c.quietSince(sent) {
 			// Nothing at all came back while this request waited: the
 			// peer is gone or cut off without a reset (a partition). TCP
 			// would retransmit into the void for minutes; drop the
@@ -329,14 +342,37 @@ func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*message
 	}
 }
 
+// progressReader notes when bytes arrive: a large answer still arriving
+// is the peer answering.
+type progressReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
 func (c *remoteConn) readReplies() error {
-	rd := bufio.NewReader(c.nc)
+	rd := bufio.NewReader(progressReader{c.nc, &c.lastRead})
 	for {
-		env, err := readFrame(rd)
+		b, err := readFrame(rd)
 		if err != nil {
 			return err
 		}
+		// Decoding a large answer takes a while; meanwhile the socket is
+		// not read, so the peer is not to be judged by it.
+		c.decoding.Store(true)
+		env, err := decodeFrame(b)
 		c.lastRead.Store(time.Now().UnixNano())
+		c.decoding.Store(false)
+		if err != nil {
+			return err
+		}
 		c.mu.Lock()
 		p, ok := c.pending[env.Id]
 		delete(c.pending, env.Id)
@@ -347,9 +383,12 @@ func (c *remoteConn) readReplies() error {
 	}
 }
 
-// watch pings the peer while requests wait in silence (staleAfter) and
-// fails the connection when the ping goes unanswered too (pingTimeout).
-func (c *remoteConn) watch() {
+// watch probes the peer while requests wait in silence (staleAfter) and
+// fails the connection when the probe is not answered within pingTimeout
+// and nothing has come back meanwhile: the peer is frozen or cut off
+// without a reset. The probe is a ping on a connection of its own, so a
+// peer still reading a large frame on this one answers it.
+func (c *remoteConn) watch(probe func() error) {
 	t := time.NewTicker(staleAfter / 4)
 	defer t.Stop()
 	for {
@@ -362,25 +401,50 @@ func (c *remoteConn) watch() {
 			continue
 		}
 		sent := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
-		_, err := c.call(ctx, &messages.Envelope{Target: pingTarget})
-		cancel()
-		if err != nil && c.lastRead.Load() < sent.UnixNano() {
-			c.fail(fmt.Errorf("requests waited %v and more, and the peer did not answer a ping within %v", staleAfter, pingTimeout))
+		if err := probe(); err != nil && c.quietSince(sent) {
+			c.fail(fmt.Errorf("requests waited %v and more in silence, and the peer did not answer a ping: %v", staleAfter, err))
 		}
 	}
 }
 
-// silentWhileWaiting reports whether a request has waited staleAfter or
-// more and nothing has come back on the connection for as long.
+// probe pings the peer at addr on a new connection, within pingTimeout.
+func (r *Remote) probe(addr string) error {
+	nc, err := r.layer.Dial(raft.ServerAddress(addr), pingTimeout)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(pingTimeout))
+	b, err := frame(&messages.Envelope{Id: 1, Target: pingTarget})
+	if err == nil {
+		_, err = nc.Write(b)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := readFrame(bufio.NewReader(nc)); err != nil {
+		return fmt.Errorf("no answer within %v: %w", pingTimeout, err)
+	}
+	return nil
+}
+
+// quietSince reports whether no byte has arrived since t and the reader
+// is not busy decoding a frame.
+func (c *remoteConn) quietSince(t time.Time) bool {
+	return !c.decoding.Load() && c.lastRead.Load() < t.UnixNano()
+}
+
+// silentWhileWaiting reports whether a request written out staleAfter or
+// more ago still waits and no byte has come back on the connection for as
+// long.
 func (c *remoteConn) silentWhileWaiting(now time.Time) bool {
-	if now.Sub(time.Unix(0, c.lastRead.Load())) < staleAfter {
+	if !c.quietSince(now.Add(-staleAfter)) {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range c.pending {
-		if now.Sub(p.sent) >= staleAfter {
+		if sent := p.sent.Load(); sent != 0 && now.Sub(time.Unix(0, sent)) >= staleAfter {
 			return true
 		}
 	}
@@ -438,7 +502,7 @@ func (r *Remote) serve(nc net.Conn) {
 	defer wg.Wait()
 	slots := make(chan struct{}, maxInFlight)
 	for {
-		env, err := readFrame(rd)
+		req, err := readFrame(rd)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				r.log.Warn("transport: remote request stream", "remote", nc.RemoteAddr().String(), "err", err)
@@ -447,13 +511,28 @@ func (r *Remote) serve(nc net.Conn) {
 		}
 		slots <- struct{}{}
 		wg.Add(1)
+		// Decoded on the request's own goroutine: the loop goes on reading
+		// (a ping behind a large request is answered at once).
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			ans := r.answer(env)
+			env, err := decodeFrame(req)
+			if err != nil {
+				r.log.Warn("transport: remote request stream", "remote", nc.RemoteAddr().String(), "err", err)
+				nc.Close()
+				return
+			}
+			b, err := frame(r.answer(env))
+			if err != nil { // an answer too large to send: say so instead
+				b, err = frame(&messages.Envelope{Id: env.Id, Error: "transport: answer: " + err.Error()})
+			}
+			if err != nil {
+				nc.Close()
+				return
+			}
 			wmu.Lock()
 			defer wmu.Unlock()
 			nc.SetWriteDeadline(time.Now().Add(r.timeout))
-			if writeFrame(w, ans) != nil || w.Flush() != nil {
+			if _, err := w.Write(b); err != nil || w.Flush() != nil {
 				nc.Close()
 			}
 		}()
@@ -487,24 +566,27 @@ func (r *Remote) answer(env *messages.Envelope) *messages.Envelope {
 }
 
 // A frame is a 4-byte big-endian length, then the marshalled envelope.
-func writeFrame(w *bufio.Writer, env *messages.Envelope) error {
-	b, err := proto.Marshal(env)
+// frame makes one (marshalling outside the connection's write lock, so a
+// large envelope does not hold up a ping's answer while it is encoded).
+func frame(env *messages.Envelope) ([]byte, error) {
+	size := proto.Size(env)
+	if size > maxFrame {
+		return nil, ErrFrameTooLarge
+	}
+	b := make([]byte, 4, 4+size)
+	b, err := proto.MarshalOptions{}.MarshalAppend(b, env)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(b) > maxFrame {
-		return ErrFrameTooLarge
+	if len(b)-4 > maxFrame {
+		return nil, ErrFrameTooLarge
 	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b, nil
 }
 
-func readFrame(rd *bufio.Reader) (*messages.Envelope, error) {
+// readFrame reads one frame's envelope bytes.
+func readFrame(rd *bufio.Reader) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
 		return nil, err
@@ -518,8 +600,12 @@ func readFrame(rd *bufio.Reader) (*messages.Envelope, error) {
 	if _, err := io.CopyN(&buf, rd, int64(n)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConnLost, err)
 	}
+	return buf.Bytes(), nil
+}
+
+func decodeFrame(b []byte) (*messages.Envelope, error) {
 	env := &messages.Envelope{}
-	if err := proto.Unmarshal(buf.Bytes(), env); err != nil {
+	if err := proto.Unmarshal(b, env); err != nil {
 		return nil, fmt.Errorf("transport: bad frame: %w", err)
 	}
 	return env, nil

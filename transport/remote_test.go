@@ -280,3 +280,36 @@ func TestSilentConnectionIsDropped(t *testing.T) {
 		t.Fatal("a connection whose peer answered pings was dropped")
 	}
 }
+
+// TestLargeFramesAreNotSilence: with the silence and ping timers far
+// shorter than the time a large frame takes under the race detector, a
+// request whose frame is still being written, a peer still reading or
+// decoding it (the probe's ping goes on a connection of its own), and an
+// answer whose bytes are still arriving or being decoded all keep their
+// connection: only a peer that answers nothing is dropped.
+func TestLargeFramesAreNotSilence(t *testing.T) {
+	oldStale, oldPing := staleAfter, pingTimeout
+	t.Cleanup(func() { staleAfter, pingTimeout = oldStale, oldPing }) // after the remotes close
+	staleAfter, pingTimeout = 100*time.Millisecond, time.Second
+	srv, err := Listen("127.0.0.1:0", "", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's own timeout is long: a large answer written to a
+	// reader under the race detector takes seconds.
+	sr := NewRemote(srv, echo, 30*time.Second)
+	t.Cleanup(func() { sr.Close(); srv.Close() })
+	_, cli := listen(t, echo)
+	big := strings.Repeat("v", 16<<20)
+	for i := 0; i < 2; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := cli.Request(ctx, srv.Addr().String(), "a/b", wrapperspb.String(big))
+		cancel()
+		if err != nil {
+			t.Fatalf("a 16 MiB request and answer: %v", err)
+		}
+		if got := res.(*wrapperspb.StringValue).Value; len(got) != len("a/b:")+len(big) {
+			t.Fatalf("answer of %d bytes", len(got))
+		}
+	}
+}
