@@ -209,12 +209,13 @@ type dial struct {
 	at   time.Time
 }
 
-// staleAfter: a request that waited this long without the connection
-// carrying any answer at all drops the connection when it gives up; and
-// once requests have waited this long in silence, the connection is
-// pinged, and dropped if the ping is not answered within pingTimeout (a
-// peer frozen or cut off without a reset), so the requests fail and may be
-// tried elsewhere instead of waiting out their own deadlines.
+// staleAfter: a request that waited this long, written out, without the
+// connection carrying any byte back drops the connection when it gives up;
+// and once requests have waited this long in silence, the peer is pinged
+// on a connection of its own, and this one dropped if the ping is not
+// answered within pingTimeout (a peer frozen or cut off without a reset),
+// so the requests fail and may be tried elsewhere instead of waiting out
+// their own deadlines. Variables for the tests.
 var (
 	staleAfter  = time.Second
 	pingTimeout = 2 * time.Second
@@ -282,12 +283,8 @@ func (c *remoteConn) dead() bool {
 	return c.err != nil
 }
 
+// call sends env and waits for its answer.
 func (c *remoteConn) call(ctx context.Context, env *messages.Envelope) (*messages.Envelope, error) {
-	return c.roundTrip(ctx, env)
-}
-
-// roundTrip sends env and waits for its answer.
-func (c *remoteConn) roundTrip(ctx context.Context, env *messages.Envelope) (*messages.Envelope, error) {
 	p := &pendingCall{ch: make(chan *messages.Envelope, 1)}
 	c.mu.Lock()
 	if c.err != nil {
@@ -512,7 +509,7 @@ func (r *Remote) serve(nc net.Conn) {
 		slots <- struct{}{}
 		wg.Add(1)
 		// Decoded on the request's own goroutine: the loop goes on reading
-		// (a ping behind a large request is answered at once).
+		// while a large request is decoded.
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			env, err := decodeFrame(req)
