@@ -148,6 +148,38 @@ func TestRemoteRejectsOversizedFrame(t *testing.T) {
 	}
 }
 
+// silentPeer listens on loopback, takes every connection and never reads
+// or answers (a frozen process, at the kernel's level); it returns the
+// address.
+func silentPeer(t *testing.T) string {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		silent.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	return silent.Addr().String()
+}
+
 // TestDeadPeerHoldsUpNobody: a dial that hangs (a peer that takes the TCP
 // connection and never answers the TLS handshake) ends with its caller's
 // context, and requests to a live node go on meanwhile; the failed dial
@@ -156,21 +188,7 @@ func TestDeadPeerHoldsUpNobody(t *testing.T) {
 	ca := testcerts.NewCA(t, "cluster")
 	srv, _ := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "srv"), ca.Pool()), nil)
 	_, cli := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "cli"), ca.Pool()), nil)
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never read
-		}
-	}()
-	dead := silent.Addr().String()
+	dead := silentPeer(t)
 
 	const deadWait = 1500 * time.Millisecond
 	deadDone := make(chan error, 1)
@@ -217,20 +235,6 @@ func TestDeadPeerHoldsUpNobody(t *testing.T) {
 // afresh. A slow request to a peer that answers pings keeps its
 // connection and runs to its own deadline.
 func TestSilentConnectionIsDropped(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never read
-		}
-	}()
 	srv, _ := listen(t, echo)
 	_, cli := listen(t, echo)
 	conn := func(addr string) *remoteConn {
@@ -247,7 +251,7 @@ func TestSilentConnectionIsDropped(t *testing.T) {
 
 	// The frozen peer: given up on after the silence and the ping, well
 	// before the request's 30s.
-	frozen := silent.Addr().String()
+	frozen := silentPeer(t)
 	t0 := time.Now()
 	if err := ask(frozen, 30*time.Second, "x"); !errors.Is(err, ErrConnLost) {
 		t.Fatalf("request to a frozen peer: %v, want ErrConnLost", err)
