@@ -29,18 +29,30 @@ type nodeView struct {
 	Member bool   `json:"member"`
 }
 
+// statusView is what the tests read of /v1/status.
 type statusView struct {
 	ClusterID  string     `json:"cluster_id"`
 	SyncStatus string     `json:"sync_status"`
 	Nodes      []nodeView `json:"nodes"`
 	Shards     []struct {
-		ID      int    `json:"id"`
-		Leader  string `json:"leader"`
-		Members []struct {
-			Node     string `json:"node"`
-			Suffrage string `json:"suffrage"`
+		ID         int    `json:"id"`
+		Leader     string `json:"leader"`
+		FirstIndex uint64 `json:"first_index"`
+		Members    []struct {
+			Node     string  `json:"node"`
+			Suffrage string  `json:"suffrage"`
+			Applied  *uint64 `json:"applied_index"`
+			Lag      *uint64 `json:"lag"`
 		} `json:"members"`
 	} `json:"shards"`
+	Syncs []struct {
+		Node       string `json:"node"`
+		Shard      int    `json:"shard"`
+		State      string `json:"state"`
+		Method     string `json:"method"`
+		StartedMs  int64  `json:"started_ms"`
+		FinishedMs int64  `json:"finished_ms"`
+	} `json:"syncs"`
 }
 
 func (n *node) getJSON(path string, v any) error {
@@ -152,11 +164,12 @@ func sameData(nodes ...*node) error {
 // writer keeps writing distinct keys through every node until stopped, and
 // records what was acknowledged.
 type writer struct {
-	mu    sync.Mutex
-	acked map[string]string
-	n     atomic.Int64
-	stop  chan struct{}
-	done  sync.WaitGroup
+	mu      sync.Mutex
+	acked   map[string]string
+	n       atomic.Int64
+	stop    chan struct{}
+	stopped sync.Once
+	done    sync.WaitGroup
 }
 
 func startWriter(nodes []*node) *writer {
@@ -193,10 +206,22 @@ func startWriter(nodes []*node) *writer {
 	return w
 }
 
+// finish stops the writer (once; later calls only return) and returns
+// what was acknowledged.
 func (w *writer) finish() map[string]string {
-	close(w.stop)
+	w.stopped.Do(func() { close(w.stop) })
 	w.done.Wait()
 	return w.acked
+}
+
+// running reports whether finish has not been called.
+func (w *writer) running() bool {
+	select {
+	case <-w.stop:
+		return false
+	default:
+		return true
+	}
 }
 
 func readAll(t *testing.T, n *node, acked map[string]string) {
@@ -229,14 +254,8 @@ func missingAcked(n *node, acked map[string]string) error {
 // syncMethods returns how each shard was synced to node (replay or
 // snapshot), as n's status reports the coordinator's view.
 func syncMethods(n *node, node string) (map[int]string, error) {
-	var st struct {
-		Syncs []struct {
-			Node   string `json:"node"`
-			Shard  int    `json:"shard"`
-			Method string `json:"method"`
-		} `json:"syncs"`
-	}
-	if err := n.getJSON("/v1/status", &st); err != nil {
+	st, err := n.status()
+	if err != nil {
 		return nil, err
 	}
 	out := map[int]string{}

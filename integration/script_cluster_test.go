@@ -18,10 +18,9 @@ import (
 type scriptWriterKey struct{}
 
 // writerSlot holds a script's background writer, running or stopped.
-type writerSlot struct {
-	w       *writer
-	running bool
-}
+type writerSlot struct{ w *writer }
+
+func (s *writerSlot) running() bool { return s.w != nil && s.w.running() }
 
 // writer start NODE...: write distinct keys through each node, one client
 // per node, until stopped; only acknowledged writes are recorded.
@@ -34,23 +33,19 @@ func cmdWriter(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	switch args[0] {
 	case "start":
-		if slot.running || len(args) < 2 {
+		if slot.running() || len(args) < 2 {
 			ts.Fatalf("writer start: want node names and no writer running")
 		}
 		var nodes []*node
 		for _, name := range args[1:] {
 			nodes = append(nodes, lookup(ts, name).node)
 		}
-		slot.w, slot.running = startWriter(nodes), true
-		w := slot.w
-		ts.Defer(func() {
-			if slot.running {
-				w.finish()
-			}
-		})
+		w := startWriter(nodes)
+		slot.w = w
+		ts.Defer(func() { w.finish() })
 	case "wait":
 		n, err := strconv.ParseInt(argAt(args, 1), 10, 64)
-		if !slot.running || err != nil || n < 1 {
+		if !slot.running() || err != nil || n < 1 {
 			ts.Fatalf("writer wait: want a positive count and a running writer")
 		}
 		from := slot.w.n.Load()
@@ -64,11 +59,10 @@ func cmdWriter(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("writer wait %d: %v", n, err)
 		}
 	case "stop":
-		if !slot.running {
+		if !slot.running() {
 			ts.Fatalf("writer stop: no writer running")
 		}
 		slot.w.finish()
-		slot.running = false
 		ts.Logf("%d writes acknowledged", len(slot.w.acked))
 	default:
 		ts.Fatalf("writer: unknown subcommand %q", args[0])
@@ -92,7 +86,7 @@ func waitFor(timeout time.Duration, cond func() error) error {
 // through NODE with its value.
 func cmdAcked(ts *testscript.TestScript, neg bool, args []string) {
 	slot := ts.Value(scriptWriterKey{}).(*writerSlot)
-	if neg || len(args) != 1 || slot.w == nil || slot.running {
+	if neg || len(args) != 1 || slot.w == nil || slot.running() {
 		ts.Fatalf("usage: acked NODE (after writer stop)")
 	}
 	if len(slot.w.acked) == 0 {
@@ -160,20 +154,11 @@ func scanCount(n *node, args ...string) error {
 //
 //	nolag n2
 func noLag(n *node, args ...string) error {
-	var st struct {
-		Shards []struct {
-			ID      int `json:"id"`
-			Members []struct {
-				Node    string  `json:"node"`
-				Applied *uint64 `json:"applied_index"`
-				Lag     *uint64 `json:"lag"`
-			} `json:"members"`
-		} `json:"shards"`
-	}
 	if len(args) != 0 {
 		return fmt.Errorf("usage: nolag NODE")
 	}
-	if err := n.getJSON("/v1/status", &st); err != nil {
+	st, err := n.status()
+	if err != nil {
 		return err
 	}
 	for _, sh := range st.Shards {
@@ -191,16 +176,11 @@ func noLag(n *node, args ...string) error {
 //
 //	compacted n1
 func compacted(n *node, args ...string) error {
-	var st struct {
-		Shards []struct {
-			ID         int    `json:"id"`
-			FirstIndex uint64 `json:"first_index"`
-		} `json:"shards"`
-	}
 	if len(args) != 0 {
 		return fmt.Errorf("usage: compacted NODE")
 	}
-	if err := n.getJSON("/v1/status", &st); err != nil {
+	st, err := n.status()
+	if err != nil {
 		return err
 	}
 	for _, sh := range st.Shards {
@@ -221,16 +201,8 @@ func syncsAtOnce(n *node, args ...string) error {
 	if len(args) != 2 || err != nil {
 		return fmt.Errorf("usage: syncsonce NODE TARGET MAX")
 	}
-	var st struct {
-		Syncs []struct {
-			Node       string `json:"node"`
-			Shard      int    `json:"shard"`
-			State      string `json:"state"`
-			StartedMs  int64  `json:"started_ms"`
-			FinishedMs int64  `json:"finished_ms"`
-		} `json:"syncs"`
-	}
-	if err := n.getJSON("/v1/status", &st); err != nil {
+	st, err := n.status()
+	if err != nil {
 		return err
 	}
 	type span struct{ from, to int64 }
@@ -244,8 +216,8 @@ func syncsAtOnce(n *node, args ...string) error {
 		}
 		spans = append(spans, span{s.StartedMs, s.FinishedMs})
 	}
-	if len(spans) != 4 {
-		return fmt.Errorf("%d syncs of %s, want one per shard (4)", len(spans), args[0])
+	if len(spans) != scriptShards {
+		return fmt.Errorf("%d syncs of %s, want one per shard (%d)", len(spans), args[0], scriptShards)
 	}
 	for _, a := range spans {
 		at := 0 // syncs running when a started
@@ -308,8 +280,8 @@ func cmdSyncing(ts *testscript.TestScript, neg bool, args []string) {
 	n, target := lookup(ts, args[0]).node, args[1]
 	var name string
 	err := waitFor(60*time.Second, func() error {
-		var st syncView
-		if err := n.getJSON("/v1/status", &st); err != nil {
+		st, err := n.status()
+		if err != nil {
 			return err
 		}
 		for _, s := range st.Syncs {
@@ -329,18 +301,6 @@ func cmdSyncing(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("syncing: no sync of %s under way: %v", target, err)
 	}
 	setPicked(ts, name, args[2], args[3:], name, target)
-}
-
-type syncView struct {
-	Syncs []struct {
-		Node  string `json:"node"`
-		Shard int    `json:"shard"`
-		State string `json:"state"`
-	} `json:"syncs"`
-	Shards []struct {
-		ID     int    `json:"id"`
-		Leader string `json:"leader"`
-	} `json:"shards"`
 }
 
 // setPicked sets $varName to name and otherVars to the running nodes not

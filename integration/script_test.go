@@ -14,11 +14,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/redis/go-redis/v9"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -65,6 +67,9 @@ func TestScripts(t *testing.T) {
 }
 
 type scriptNodesKey struct{}
+
+// scriptShards is every script node's --shards.
+const scriptShards = 4
 
 // scriptNode is a node process a script started.
 type scriptNode struct {
@@ -128,7 +133,7 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	if n == nil {
 		n = &scriptNode{node: &node{name: name, dataDir: filepath.Join(ts.Getenv("WORK"), "data", name),
 			client: loopbackPort(ts), http: loopbackPort(ts), gossip: loopbackPort(ts)}}
-		n.args = append([]string{"--name", name, "--data-dir", n.dataDir, "--shards", "4",
+		n.args = append([]string{"--name", name, "--data-dir", n.dataDir, "--shards", strconv.Itoa(scriptShards),
 			"--client-addr", n.client, "--cluster-addr", loopbackPort(ts), "--gossip-addr", n.gossip,
 			"--http-addr", n.http, "--gossip-fast", "--remove-delay", "4s"}, extra...)
 		nodes[name] = n
@@ -180,21 +185,21 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	if !wait {
 		return
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := n.ready(&httpClient)
-		if err == nil {
-			return
-		}
+	exited := false
+	err = testwait.Until(60*time.Second, 50*time.Millisecond, func() error {
 		select {
 		case <-n.done:
-			ts.Fatalf("%s exited during start:\n%s", name, readFile(logPath))
+			exited = true
+			return nil
 		default:
+			return n.ready(&httpClient)
 		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s not ready within 60s: %v", name, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	})
+	if exited {
+		ts.Fatalf("%s exited during start:\n%s", name, readFile(logPath))
+	}
+	if err != nil {
+		ts.Fatalf("%s not ready within 60s: %v", name, err)
 	}
 }
 
@@ -319,7 +324,7 @@ func syncedBy(n *node, args ...string) error {
 	if err != nil {
 		return err
 	}
-	for shard := 0; shard < 4; shard++ {
+	for shard := 0; shard < scriptShards; shard++ {
 		if methods[shard] != args[1] {
 			return fmt.Errorf("%s's shards synced by %v, want %s for every shard", args[0], methods, args[1])
 		}
@@ -335,7 +340,7 @@ func snapshotCount(n *node, args ...string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("usage: snapshots NODE COUNT")
 	}
-	for shard := 0; shard < 4; shard++ {
+	for shard := 0; shard < scriptShards; shard++ {
 		ents, err := os.ReadDir(filepath.Join(n.dataDir, "shards", fmt.Sprint(shard), "snapshots"))
 		if err != nil {
 			return err
