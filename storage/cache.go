@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -99,14 +100,10 @@ func (c *recordCache) applied(writes map[string][]byte, ranges [][2][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if len(ranges) > 0 {
-		for k, e := range c.m {
-			for _, r := range ranges {
-				if inRange(k, r[0], r[1]) {
-					delete(c.m, k)
-					c.bytes -= len(k) + len(e.v) + cacheOverhead
-					break
-				}
+	if len(ranges) > 0 { // one pass over the cache, only for a range deletion
+		for k := range c.m {
+			if slices.ContainsFunc(ranges, func(r [2][]byte) bool { return inRange(k, r[0], r[1]) }) {
+				c.drop(k)
 			}
 		}
 	}
@@ -120,31 +117,34 @@ func (c *recordCache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	c.clearLocked()
-}
-
-func (c *recordCache) clearLocked() {
 	clear(c.m)
 	c.bytes = 0
+}
+
+// entrySize is what an entry counts against the limit.
+func entrySize(key string, v []byte) int { return len(key) + len(v) + cacheOverhead }
+
+// drop removes key's entry, if any. Called with mu held.
+func (c *recordCache) drop(key string) {
+	if e, ok := c.m[key]; ok {
+		delete(c.m, key)
+		c.bytes -= entrySize(key, e.v)
+	}
 }
 
 // put stores key's value (v itself: the caller hands it over), evicting
 // entries to stay under the limit. Called with mu held.
 func (c *recordCache) put(key string, v []byte, absent bool) {
-	if old, ok := c.m[key]; ok {
-		delete(c.m, key)
-		c.bytes -= len(key) + len(old.v) + cacheOverhead
-	}
-	size := len(key) + len(v) + cacheOverhead
+	c.drop(key)
+	size := entrySize(key, v)
 	if size > c.limit/16 {
 		return // too big to be worth the room: not cached
 	}
-	for k, e := range c.m { // map order: a random victim
+	for k := range c.m { // map order: a random victim
 		if c.bytes+size <= c.limit {
 			break
 		}
-		delete(c.m, k)
-		c.bytes -= len(k) + len(e.v) + cacheOverhead
+		c.drop(k)
 	}
 	e := cached{absent: absent}
 	if !absent {
