@@ -563,20 +563,16 @@ func (r *Remote) answer(env *messages.Envelope) *messages.Envelope {
 }
 
 // A frame is a 4-byte big-endian length, then the marshalled envelope.
-// frame makes one (marshalling outside the connection's write lock, so a
-// large envelope does not hold up a ping's answer while it is encoded).
+// frame makes one, outside the connection's write lock, so other writers
+// do not wait while a large envelope is encoded.
 func frame(env *messages.Envelope) ([]byte, error) {
 	size := proto.Size(env)
 	if size > maxFrame {
 		return nil, ErrFrameTooLarge
 	}
-	b := make([]byte, 4, 4+size)
-	b, err := proto.MarshalOptions{}.MarshalAppend(b, env)
+	b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, 4, 4+size), env)
 	if err != nil {
 		return nil, err
-	}
-	if len(b)-4 > maxFrame {
-		return nil, ErrFrameTooLarge
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	return b, nil
