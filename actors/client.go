@@ -37,12 +37,14 @@ type clientActor struct {
 func (c *clientActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		b := newBackend(c.rt, ctx.ActorSystem())
+		sys := ctx.ActorSystem()
+		b := newBackend(c.rt, sys)
 		c.local = newBackend(c.rt, ctx.ActorSystem())
 		c.local.local = true
 		srv, err := server.Listen(server.Config{
 			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS, Limits: resp.DefaultLimits(),
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(),
+			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)
 		if err != nil {
 			panic(err)

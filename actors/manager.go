@@ -63,6 +63,8 @@ type managerActor struct {
 	attempts map[syncKey]int
 	running  map[syncKey]*actor.PID
 	busy     bool
+	// balanced is when the last leader balancing pass ran.
+	balanced time.Time
 }
 
 type syncKey struct {
@@ -75,10 +77,12 @@ type managerTickMsg struct{}
 // retrySyncs gives an op's shard syncs that gave up a new set of attempts.
 type retrySyncs struct{ op uint64 }
 
-// reconciled reports a reconcile pass: the syncs it started.
+// reconciled reports a reconcile pass: the syncs it started, and whether
+// it looked at the shards' leaders.
 type reconciled struct {
-	started map[syncKey]*actor.PID
-	err     error
+	started  map[syncKey]*actor.PID
+	balanced bool
+	err      error
 }
 
 func (m *managerActor) Receive(ctx actor.Context) {
@@ -88,6 +92,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.members, m.downSince = map[string]*messages.Member{}, map[string]time.Time{}
 		m.syncs, m.attempts, m.running = map[syncKey]*messages.ShardSync{}, map[syncKey]int{}, map[syncKey]*actor.PID{}
 		m.stop = make(chan struct{})
+		m.balanced = time.Now()
 		go ticker(m.root, m.self, m.stop, managerTick, func() any { return managerTickMsg{} })
 	case *actor.Stopping:
 		close(m.stop)
@@ -97,11 +102,15 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		if !m.busy {
 			m.busy = true
 			in := m.inputs()
+			in.balanceDue = time.Since(m.balanced) >= leaderBalanceEvery
 			self, root := m.self, m.root
 			go func() { root.Send(self, in.reconcile()) }()
 		}
 	case *reconciled:
 		m.busy = false
+		if msg.balanced {
+			m.balanced = time.Now()
+		}
 		for k, pid := range msg.started {
 			m.running[k] = pid
 		}
@@ -220,6 +229,9 @@ type managerInputs struct {
 	syncs     map[syncKey]*messages.ShardSync
 	attempts  map[syncKey]int
 	running   map[syncKey]*actor.PID
+	// balanceDue: the pass may move a shard's leadership to even out
+	// the leaders.
+	balanceDue bool
 }
 
 func (m *managerActor) inputs() *managerInputs {
@@ -368,8 +380,70 @@ func (in *managerInputs) reconcile() *reconciled {
 			errs = append(errs, fmt.Errorf("op %d (%v %s): %w", op.Id, op.Kind, op.Node.GetName(), err))
 		}
 	}
+	if in.balanceDue && len(st.Ops) == 0 && len(in.running) == 0 && len(errs) == 0 {
+		out.balanced = true
+		if err := in.balanceLeaders(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("leader balance: %w", err))
+		}
+	}
 	out.err = errors.Join(errs...)
 	return out
+}
+
+// leaderBalanceEvery is how often the coordinator looks at the shards'
+// leaders (and moves at most one).
+const leaderBalanceEvery = 5 * time.Second
+
+// balanceLeaders moves one shard's leadership when the nodes lead uneven
+// numbers of shards (cluster.BalanceLeaders), only between nodes gossip
+// sees alive. A leader does more than a follower (it takes every write
+// first, forwards from other nodes land on it, reads wait for its
+// barrier): without this, a cluster grown from one node keeps every shard
+// led by that node. Cluster-aware clients (CLUSTER SLOTS) spread their
+// connections with the leaders.
+func (in *managerInputs) balanceLeaders(ctx context.Context) error {
+	sys := in.rt.actorSystem()
+	if sys == nil {
+		return nil
+	}
+	replies, err := ShardStatuses(ctx, sys, in.rt.Shards)
+	if err != nil {
+		return err
+	}
+	leaders, voters := make([]string, len(replies)), make([][]string, len(replies))
+	for i, r := range replies {
+		if r.Err != nil || r.Reply.Error != "" {
+			return nil // mid-change: the next pass looks again
+		}
+		leaders[i] = r.Reply.LeaderId
+		for _, srv := range r.Reply.Configuration {
+			if srv.Suffrage == messages.Suffrage_VOTER && in.alive(srv.Id) {
+				voters[i] = append(voters[i], srv.Id)
+			}
+		}
+	}
+	m, ok := cluster.BalanceLeaders(leaders, voters)
+	if !ok {
+		return nil
+	}
+	var to string
+	for _, srv := range replies[m.Shard].Reply.Configuration {
+		if srv.Id == m.To {
+			to = srv.Address
+		}
+	}
+	res, err := in.rt.ask(ctx, replies[m.Shard].Reply.LeaderAddr, RaftPath(m.Shard),
+		&messages.TransferLeadership{ToId: m.To, ToAddress: to})
+	if err == nil {
+		if t, ok := res.(*messages.TransferLeadershipReply); ok && t.Error != "" {
+			err = errors.New(t.Error)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("shard %d from %s to %s: %w", m.Shard, m.From, m.To, err)
+	}
+	in.rt.logger().Info("shard leadership moved to balance the leaders", "shard", m.Shard, "from", m.From, "to", m.To)
+	return nil
 }
 
 // learnClusterID records the cluster's ID once the system group has it:

@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -211,6 +213,86 @@ func TestDueRemoval(t *testing.T) {
 		got := DueRemoval(c.st, "a", downSince, now, delay).GetName()
 		if got != c.want {
 			t.Errorf("%s: due %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestBalanceLeaders(t *testing.T) {
+	three := []string{"n1", "n2", "n3"}
+	all := func(n int) [][]string {
+		v := make([][]string, n)
+		for i := range v {
+			v[i] = three
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name    string
+		leaders []string
+		voters  [][]string
+		want    LeaderMove
+		ok      bool
+	}{
+		{"all on the first node", []string{"n1", "n1", "n1", "n1"}, all(4), LeaderMove{0, "n1", "n2"}, true},
+		{"the idlest node first", []string{"n1", "n2", "n1", "n1"}, all(4), LeaderMove{0, "n1", "n3"}, true},
+		{"even within one", []string{"n1", "n2", "n3", "n1"}, all(4), LeaderMove{}, false},
+		{"the busiest source first", []string{"n1", "n2", "n2", "n2", "n1", "n1", "n1"}, all(7), LeaderMove{0, "n1", "n3"}, true},
+		{"a shard without a leader", []string{"n1", "", "n1", "n1"}, all(4), LeaderMove{}, false},
+		{"a leader outside the voters", []string{"n1", "n4", "n1", "n1"}, all(4), LeaderMove{}, false},
+		{"a sole voter", []string{"n1", "n1"}, [][]string{{"n1"}, {"n1"}}, LeaderMove{}, false},
+		{"only to a voter of the shard", []string{"n1", "n1", "n1"},
+			[][]string{{"n1"}, {"n1", "n2"}, {"n1", "n2"}}, LeaderMove{1, "n1", "n2"}, true},
+		{"a dead node is left out by the caller", []string{"n1", "n1", "n1", "n1"},
+			[][]string{{"n1", "n3"}, {"n1", "n3"}, {"n1", "n3"}, {"n1", "n3"}}, LeaderMove{0, "n1", "n3"}, true},
+		{"mismatched lengths", []string{"n1", "n1"}, all(3), LeaderMove{}, false},
+	} {
+		got, ok := BalanceLeaders(c.leaders, c.voters)
+		if ok != c.ok || got != c.want {
+			t.Errorf("%s: BalanceLeaders(%v) = %+v, %v; want %+v, %v", c.name, c.leaders, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// Applying BalanceLeaders' moves one after another evens the leaders out
+// (counts within one of each other) in at most as many moves as shards,
+// and each move goes from a shard's leader to one of its voters.
+func TestBalanceLeadersConverges(t *testing.T) {
+	nodes := []string{"a", "b", "c", "d", "e"}
+	for seed := range 200 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 1))
+		n, shards := 2+rng.IntN(4), 1+rng.IntN(16)
+		leaders, voters := make([]string, shards), make([][]string, shards)
+		for i := range shards {
+			voters[i] = nodes[:n]
+			leaders[i] = nodes[rng.IntN(min(n, 1+rng.IntN(2)))] // mostly the first node
+		}
+		moves := 0
+		for {
+			m, ok := BalanceLeaders(leaders, voters)
+			if !ok {
+				break
+			}
+			if leaders[m.Shard] != m.From || !slices.Contains(voters[m.Shard], m.To) {
+				t.Fatalf("seed %d: move %+v with leaders %v", seed, m, leaders)
+			}
+			leaders[m.Shard] = m.To
+			if moves++; moves > shards {
+				t.Fatalf("seed %d: more than %d moves: %v", seed, shards, leaders)
+			}
+		}
+		led := map[string]int{}
+		for _, v := range nodes[:n] {
+			led[v] = 0
+		}
+		for _, l := range leaders {
+			led[l]++
+		}
+		lo, hi := shards, 0
+		for _, c := range led {
+			lo, hi = min(lo, c), max(hi, c)
+		}
+		if hi-lo > 1 {
+			t.Fatalf("seed %d: %d nodes, %d shards: stopped at %v (%v)", seed, n, shards, leaders, led)
 		}
 	}
 }

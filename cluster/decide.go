@@ -111,3 +111,64 @@ func DueRemoval(st *messages.ClusterState, self string, downSince map[string]tim
 	}
 	return due
 }
+
+// LeaderMove is one leadership transfer: shard's leadership from From to
+// To.
+type LeaderMove struct {
+	Shard    int
+	From, To string
+}
+
+// BalanceLeaders picks the leadership transfer that evens out how many
+// shards each node leads, or reports false when none is due. leaders[i]
+// is shard i's leader; voters[i] are the voters of shard i that could lead
+// it (alive, able to serve). Every node in some voters list counts, with
+// the shards it leads (possibly none). A move goes from a node that leads
+// the most to a voter of one of its shards that leads at least two fewer,
+// so every move narrows the spread and moves stop once the counts differ by
+// at most one. Any shard without a leader, or led by a node not among its
+// own voters, means the cluster is mid-change: no move.
+//
+// Of the possible moves it picks the one from the busiest node (then by
+// name) to the idlest (then by name), of the lowest-numbered shard: every
+// coordinator computes the same move from the same view.
+func BalanceLeaders(leaders []string, voters [][]string) (LeaderMove, bool) {
+	if len(leaders) != len(voters) {
+		return LeaderMove{}, false
+	}
+	led := map[string]int{}
+	for i, l := range leaders {
+		if l == "" || !slices.Contains(voters[i], l) {
+			return LeaderMove{}, false
+		}
+		for _, v := range voters[i] {
+			led[v] += 0
+		}
+		led[l]++
+	}
+	var best LeaderMove
+	found := false
+	better := func(m LeaderMove) bool {
+		if !found {
+			return true
+		}
+		return cmp.Or(
+			cmp.Compare(led[best.From], led[m.From]), // busier source first
+			cmp.Compare(m.From, best.From),
+			cmp.Compare(led[m.To], led[best.To]), // idler target first
+			cmp.Compare(m.To, best.To),
+			cmp.Compare(m.Shard, best.Shard),
+		) < 0
+	}
+	for i, l := range leaders {
+		for _, v := range voters[i] {
+			if v == l || led[v]+2 > led[l] {
+				continue
+			}
+			if m := (LeaderMove{Shard: i, From: l, To: v}); better(m) {
+				best, found = m, true
+			}
+		}
+	}
+	return best, found
+}

@@ -24,9 +24,10 @@ import (
 var clusterFlags = []string{"--gossip-fast", "--remove-delay", "4s"}
 
 type nodeView struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-	Member bool   `json:"member"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Member     bool   `json:"member"`
+	ClientAddr string `json:"client_addr"`
 }
 
 // statusView is what the tests read of /v1/status.

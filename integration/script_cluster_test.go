@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/server"
+	"github.com/redis/go-redis/v9"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -322,4 +324,81 @@ func setPicked(ts *testscript.TestScript, name, varName string, otherVars []stri
 		ts.Setenv(v, others[i])
 	}
 	ts.Logf("%s=%s, others %v", varName, name, others)
+}
+
+// balanced checks that, as n reports, every shard has a leader among
+// names and each of names leads as many shards as any other, give or
+// take one:
+//
+//	balanced n1 n1 n2 n3
+func balanced(n *node, names ...string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("usage: balanced NODE NAME...")
+	}
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	led := map[string]int{}
+	for _, sh := range st.Shards {
+		if !slices.Contains(names, sh.Leader) {
+			return fmt.Errorf("shard %d is led by %q", sh.ID, sh.Leader)
+		}
+		led[sh.Leader]++
+	}
+	lo, hi := len(st.Shards)/len(names), (len(st.Shards)+len(names)-1)/len(names)
+	for _, name := range names {
+		if led[name] < lo || led[name] > hi {
+			return fmt.Errorf("%s leads %d shards (want %d to %d): %v", name, led[name], lo, hi, led)
+		}
+	}
+	return nil
+}
+
+// clusterClient writes and reads back COUNT keys PREFIX:<i> with a Redis
+// Cluster client (go-redis ClusterClient) that learns the cluster from
+// n's CLUSTER SLOTS, and checks that it sends each key to the node that
+// leads the key's shard as n's status reports it:
+//
+//	cluster n2 ckey 40
+func clusterClient(n *node, args ...string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("usage: cluster NODE PREFIX COUNT")
+	}
+	count, err := strconv.Atoi(args[1])
+	if err != nil {
+		return fmt.Errorf("cluster: count %q: %v", args[1], err)
+	}
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	addr := map[string]string{}
+	for _, v := range st.Nodes {
+		addr[v.Name] = v.ClientAddr
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{n.client}, MaxRedirects: -1,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range count {
+		key := fmt.Sprintf("%s:%d", args[0], i)
+		shard := server.ShardOf(server.Slot([]byte(key)), len(st.Shards))
+		want := addr[st.Shards[shard].Leader]
+		master, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return fmt.Errorf("%s: master: %v", key, err)
+		}
+		if got := master.Options().Addr; got != want {
+			return fmt.Errorf("%s (shard %d, led by %s at %s) goes to %s", key, shard, st.Shards[shard].Leader, want, got)
+		}
+		if err := c.Set(ctx, key, "v"+key, 0).Err(); err != nil {
+			return fmt.Errorf("SET %s: %v", key, err)
+		}
+		if v, err := c.Get(ctx, key).Result(); err != nil || v != "v"+key {
+			return fmt.Errorf("GET %s = %q, %v", key, v, err)
+		}
+	}
+	return nil
 }

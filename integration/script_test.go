@@ -62,6 +62,8 @@ func TestScripts(t *testing.T) {
 			"acked":     cmdAcked,
 			"leader":    cmdLeader,
 			"syncing":   cmdSyncing,
+			"balanced":  cmdWait(balanced),
+			"cluster":   cmdWait(clusterClient),
 		},
 	})
 }

@@ -192,6 +192,16 @@ var table = []*Spec{
 		&Spec{Name: "config|resetstat", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}},
 		&Spec{Name: "config|set", Arity: -4, Flags: []string{"admin", "noscript", "loading", "stale"}},
 	),
+	nodeCmd("cluster", -2, []string{},
+		&Spec{Name: "cluster|info", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "cluster|keyslot", Arity: 3, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "cluster|myid", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "cluster|nodes", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "cluster|shards", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "cluster|slots", Arity: 2, Flags: []string{"loading", "stale"}},
+	),
+	nodeCmd("readonly", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("readwrite", 1, []string{"loading", "stale", "fast"}),
 }
 
 // byName indexes table by lower-case name.

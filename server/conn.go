@@ -142,6 +142,17 @@ func (c *conn) command(args [][]byte) {
 		c.reply(c.s.config(args))
 	case "info":
 		c.reply(c.s.info(args))
+	case "cluster":
+		c.cluster(args)
+	case "readonly", "readwrite":
+		// Cluster clients send READONLY before reading from a replica.
+		// Every node serves every read as of the leader's latest write,
+		// so both modes read the same.
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		c.reply(replyOK)
 	default:
 		c.data(name, args)
 	}

@@ -113,6 +113,9 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		fmt.Sprintf("rejected_connections:%d", s.stats.rejected.Load()),
 	)
 	section("replication", "role:master", "connected_slaves:0")
+	if s.cfg.Cluster != nil {
+		section("cluster", "cluster_enabled:1")
+	}
 	if all || want["keyspace"] {
 		var keys int64
 		for sh := 0; sh < s.backend.Shards(); sh++ {

@@ -37,6 +37,8 @@ type Config struct {
 	// MaxClients bounds open connections (Redis's maxclients).
 	MaxClients int
 	Limits     resp.Limits
+	// Cluster, if set, describes the cluster for the CLUSTER commands.
+	Cluster func() (*ClusterView, error)
 	// NodeName and the rest feed INFO and HELLO.
 	NodeName string
 	Version  string

@@ -1,0 +1,57 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/server"
+)
+
+// clusterView is the cluster as this node sees it, for the client port's
+// CLUSTER commands: the members the cluster state records (this node at
+// the address its client port is bound to) and every shard's leader and
+// members from this node's replica of the shard.
+func (rt *Runtime) clusterView(sys *actor.ActorSystem) (*server.ClusterView, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultStatusTimeout)
+	defer cancel()
+	shards, err := ShardStatuses(ctx, sys, rt.Shards)
+	if err != nil {
+		return nil, err
+	}
+	v := &server.ClusterView{Self: rt.Name}
+	self := server.ClusterNode{Name: rt.Name, ClientAddr: rt.BoundClientAddr()}
+	if rt.Advertise != "" {
+		self.ClusterAddr = rt.Advertise
+	} else if mux, err := rt.Mux(); err == nil {
+		self.ClusterAddr = mux.Addr().String()
+	}
+	v.Nodes = append(v.Nodes, self)
+	if _, st, err := rt.System(); err == nil {
+		for _, m := range st.Get().GetMembers() {
+			if m.Name != rt.Name {
+				v.Nodes = append(v.Nodes, server.ClusterNode{Name: m.Name, ClientAddr: m.ClientAddr, ClusterAddr: m.ClusterAddr})
+			}
+		}
+	}
+	for i, s := range shards {
+		if s.Err != nil {
+			return nil, s.Err
+		}
+		r := s.Reply
+		if r.Error != "" {
+			return nil, fmt.Errorf("shard %d: %s", i, r.Error)
+		}
+		cs := server.ClusterShard{Leader: r.LeaderId, Term: r.Term}
+		for _, want := range []messages.Suffrage{messages.Suffrage_VOTER, messages.Suffrage_NONVOTER} {
+			for _, srv := range r.Configuration {
+				if srv.Suffrage == want && srv.Id != r.LeaderId {
+					cs.Members = append(cs.Members, srv.Id)
+				}
+			}
+		}
+		v.Shards = append(v.Shards, cs)
+	}
+	return v, nil
+}

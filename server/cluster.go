@@ -1,0 +1,317 @@
+package server
+
+// CLUSTER INFO, MYID, KEYSLOT, SLOTS, SHARDS and NODES, as Redis Cluster
+// answers them, so that cluster-aware clients (go-redis ClusterClient,
+// redis-cli -c, redis-benchmark --cluster, Jedis, Lettuce) send each
+// command straight to the node that leads its key's shard. Each shard is
+// one contiguous slot range; its Raft leader is the range's master and
+// its other members the replicas. A node that leads several shards owns
+// several ranges; a node that leads none is shown as a replica.
+//
+// The map is advice, never a requirement: any node still takes any key and
+// forwards it to the shard's leader, so a client with a stale map (a
+// leadership change since it asked) gets the right answer one hop later,
+// never MOVED.
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// ClusterView is the cluster as the CLUSTER commands show it.
+type ClusterView struct {
+	// Self is this node's name.
+	Self  string
+	Nodes []ClusterNode
+	// Shards holds, for shard i, its leader and other members.
+	Shards []ClusterShard
+}
+
+// ClusterNode is a node of the cluster.
+type ClusterNode struct {
+	Name string
+	// ClientAddr is its RESP port, ClusterAddr its cluster port (the
+	// "bus" port of CLUSTER NODES), both host:port.
+	ClientAddr  string
+	ClusterAddr string
+}
+
+// ClusterShard is one shard's Raft group as this node sees it.
+type ClusterShard struct {
+	// Leader is the leading node's name, "" while there is none.
+	Leader string
+	// Members are the group's other members: voters, then non-voters.
+	Members []string
+	// Term is the group's Raft term.
+	Term uint64
+}
+
+// NodeID is the 40-hex-digit ID the CLUSTER commands give the node called
+// name (Redis Cluster's node IDs have that form; clients parse it).
+func NodeID(name string) string {
+	sum := sha1.Sum([]byte(name))
+	return hex.EncodeToString(sum[:])
+}
+
+// ShardSlots is the slot range [first, last] of shard among shards (the
+// inverse of ShardOf).
+func ShardSlots(shard, shards int) (first, last int) {
+	first = (shard*SlotCount + shards - 1) / shards
+	last = ((shard+1)*SlotCount+shards-1)/shards - 1
+	return first, last
+}
+
+// cluster answers CLUSTER <subcommand>.
+func (c *conn) cluster(args [][]byte) {
+	if len(args) < 2 {
+		c.reply(arityError("cluster"))
+		return
+	}
+	sub := c.lower(args[1])
+	arity := map[string]int{"info": 2, "myid": 2, "keyslot": 3, "slots": 2, "shards": 2, "nodes": 2}
+	want, known := arity[sub]
+	if !known {
+		c.reply(errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLUSTER HELP.", args[1])))
+		return
+	}
+	if len(args) != want {
+		c.reply(errorf(fmt.Sprintf("ERR wrong number of arguments for 'cluster|%s' command", sub)))
+		return
+	}
+	switch sub {
+	case "keyslot":
+		c.reply(integer(int64(Slot(args[2]))))
+		return
+	case "myid":
+		c.reply(bulkString(NodeID(c.s.cfg.NodeName)))
+		return
+	}
+	if c.s.cfg.Cluster == nil {
+		c.reply(errorf("ERR This instance has cluster support disabled"))
+		return
+	}
+	v, err := c.s.cfg.Cluster()
+	if err != nil {
+		c.reply(errorf("CLUSTERDOWN " + err.Error()))
+		return
+	}
+	localHost, _, _ := net.SplitHostPort(c.nc.LocalAddr().String())
+	t := newTopology(v, localHost)
+	switch sub {
+	case "info":
+		c.reply(verbatim(t.info()))
+	case "slots":
+		c.reply(t.slots())
+	case "shards":
+		c.reply(t.shards())
+	case "nodes":
+		c.reply(verbatim(t.nodes()))
+	}
+}
+
+// topology is a ClusterView with every node's announced addresses
+// resolved.
+type topology struct {
+	view   *ClusterView
+	byName map[string]*topoNode
+	order  []*topoNode
+}
+
+type topoNode struct {
+	ClusterNode
+	id         string
+	host       string
+	port, bus  int
+	self, lead bool
+}
+
+// newTopology resolves v's addresses: a node that listens on every
+// interface (0.0.0.0 or ::) is announced at its cluster address's host,
+// or, for this node, at localHost (where the client reached it).
+func newTopology(v *ClusterView, localHost string) *topology {
+	t := &topology{view: v, byName: map[string]*topoNode{}}
+	for _, n := range v.Nodes {
+		if t.byName[n.Name] != nil {
+			continue
+		}
+		tn := &topoNode{ClusterNode: n, id: NodeID(n.Name), self: n.Name == v.Self}
+		host, port := splitAddr(n.ClientAddr)
+		chost, bus := splitAddr(n.ClusterAddr)
+		if unspecified(host) {
+			host = chost
+		}
+		if unspecified(host) && tn.self {
+			host = localHost
+		}
+		tn.host, tn.port, tn.bus = host, port, bus
+		t.byName[n.Name] = tn
+		t.order = append(t.order, tn)
+	}
+	for _, s := range v.Shards {
+		if n := t.byName[s.Leader]; n != nil {
+			n.lead = true
+		}
+	}
+	return t
+}
+
+func splitAddr(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+func unspecified(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// serving is shard's leader, nil when it has none (or none this view
+// knows the address of).
+func (t *topology) serving(shard int) *topoNode {
+	return t.byName[t.view.Shards[shard].Leader]
+}
+
+func (t *topology) info() string {
+	n := len(t.view.Shards)
+	ok, masters, epoch := 0, 0, uint64(0)
+	for i, s := range t.view.Shards {
+		if t.serving(i) != nil {
+			first, last := ShardSlots(i, n)
+			ok += last - first + 1
+		}
+		epoch = max(epoch, s.Term)
+	}
+	for _, tn := range t.order {
+		if tn.lead {
+			masters++
+		}
+	}
+	state := "ok"
+	if ok < SlotCount {
+		state = "fail"
+	}
+	lines := []string{
+		"cluster_enabled:1",
+		"cluster_state:" + state,
+		fmt.Sprintf("cluster_slots_assigned:%d", SlotCount),
+		fmt.Sprintf("cluster_slots_ok:%d", ok),
+		"cluster_slots_pfail:0",
+		fmt.Sprintf("cluster_slots_fail:%d", SlotCount-ok),
+		fmt.Sprintf("cluster_known_nodes:%d", len(t.order)),
+		fmt.Sprintf("cluster_size:%d", masters),
+		fmt.Sprintf("cluster_current_epoch:%d", epoch),
+		"cluster_my_epoch:0",
+		fmt.Sprintf("coppice_shards:%d", n),
+	}
+	return strings.Join(lines, "\r\n") + "\r\n"
+}
+
+// endpoint is a node as CLUSTER SLOTS lists it: host, port, ID.
+func (n *topoNode) endpoint() *messages.Reply {
+	return array(bulkString(n.host), integer(int64(n.port)), bulkString(n.id))
+}
+
+// slots answers CLUSTER SLOTS: one entry per shard that has a leader.
+func (t *topology) slots() *messages.Reply {
+	var out []*messages.Reply
+	for i, s := range t.view.Shards {
+		leader := t.serving(i)
+		if leader == nil {
+			continue
+		}
+		first, last := ShardSlots(i, len(t.view.Shards))
+		e := []*messages.Reply{integer(int64(first)), integer(int64(last)), leader.endpoint()}
+		for _, m := range s.Members {
+			if n := t.byName[m]; n != nil && m != s.Leader {
+				e = append(e, n.endpoint())
+			}
+		}
+		out = append(out, array(e...))
+	}
+	return array(out...)
+}
+
+// shards answers CLUSTER SHARDS (Redis 7): every shard with its slots and
+// nodes.
+func (t *topology) shards() *messages.Reply {
+	var out []*messages.Reply
+	for i, s := range t.view.Shards {
+		first, last := ShardSlots(i, len(t.view.Shards))
+		var nodes []*messages.Reply
+		describe := func(n *topoNode, role string) {
+			nodes = append(nodes, mapReply(
+				bulkString("id"), bulkString(n.id),
+				bulkString("port"), integer(int64(n.port)),
+				bulkString("ip"), bulkString(n.host),
+				bulkString("endpoint"), bulkString(n.host),
+				bulkString("role"), bulkString(role),
+				bulkString("replication-offset"), integer(0),
+				bulkString("health"), bulkString("online"),
+			))
+		}
+		if leader := t.serving(i); leader != nil {
+			describe(leader, "master")
+		}
+		for _, m := range s.Members {
+			if n := t.byName[m]; n != nil && m != s.Leader {
+				describe(n, "replica")
+			}
+		}
+		out = append(out, mapReply(
+			bulkString("slots"), array(integer(int64(first)), integer(int64(last))),
+			bulkString("nodes"), array(nodes...),
+		))
+	}
+	return array(out...)
+}
+
+// nodes answers CLUSTER NODES: a line per node; a node that leads shards
+// is a master of their slot ranges, any other a replica of the first
+// shard's leader.
+func (t *topology) nodes() string {
+	var firstLeader string
+	for i := range t.view.Shards {
+		if n := t.serving(i); n != nil {
+			firstLeader = n.id
+			break
+		}
+	}
+	var b strings.Builder
+	for _, n := range t.order {
+		var flags []string
+		if n.self {
+			flags = append(flags, "myself")
+		}
+		master := "-"
+		if n.lead {
+			flags = append(flags, "master")
+		} else {
+			flags = append(flags, "slave")
+			if firstLeader != "" {
+				master = firstLeader
+			}
+		}
+		fmt.Fprintf(&b, "%s %s:%d@%d %s %s 0 0 0 connected", n.id, n.host, n.port, n.bus, strings.Join(flags, ","), master)
+		for i, s := range t.view.Shards {
+			if n.lead && s.Leader == n.Name {
+				first, last := ShardSlots(i, len(t.view.Shards))
+				fmt.Fprintf(&b, " %d-%d", first, last)
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,122 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// ShardSlots is ShardOf's inverse: the ranges cover every slot once, in
+// order, each slot in the range of the shard ShardOf gives it.
+func TestShardSlots(t *testing.T) {
+	for shards := 1; shards <= 64; shards++ {
+		next := 0
+		for sh := range shards {
+			first, last := ShardSlots(sh, shards)
+			if first != next || last < first {
+				t.Fatalf("%d shards: shard %d has [%d, %d], want it to start at %d", shards, sh, first, last, next)
+			}
+			for _, slot := range []int{first, last} {
+				if got := ShardOf(slot, shards); got != sh {
+					t.Fatalf("%d shards: slot %d in shard %d's range, ShardOf says %d", shards, slot, sh, got)
+				}
+			}
+			next = last + 1
+		}
+		if next != SlotCount {
+			t.Fatalf("%d shards: ranges end at %d", shards, next)
+		}
+	}
+}
+
+func testView() *ClusterView {
+	return &ClusterView{
+		Self: "n2",
+		Nodes: []ClusterNode{
+			{Name: "n2", ClientAddr: "0.0.0.0:7002", ClusterAddr: "0.0.0.0:8002"},
+			{Name: "n1", ClientAddr: "10.0.0.1:7001", ClusterAddr: "10.0.0.1:8001"},
+			{Name: "n3", ClientAddr: "[::]:7003", ClusterAddr: "10.0.0.3:8003"},
+			{Name: "n4", ClientAddr: "10.0.0.4:7004", ClusterAddr: "10.0.0.4:8004"},
+		},
+		Shards: []ClusterShard{
+			{Leader: "n1", Members: []string{"n2", "n3", "n4"}, Term: 3},
+			{Leader: "n2", Members: []string{"n1", "n3"}, Term: 7},
+			{Leader: "n1", Members: []string{"n2", "n3"}, Term: 2},
+			{Leader: "", Members: []string{"n1", "n2", "n3"}, Term: 5},
+		},
+	}
+}
+
+func TestClusterSlots(t *testing.T) {
+	tp := newTopology(testView(), "127.0.0.1")
+	var got []string
+	for _, r := range tp.slots().GetArray().GetItems() {
+		var parts []string
+		for _, it := range r.GetArray().GetItems() {
+			if n := it.GetArray(); n != nil {
+				ep := n.GetItems()
+				parts = append(parts, string(ep[0].GetBulk())+":"+strconv.FormatInt(ep[1].GetInteger(), 10)+"/"+string(ep[2].GetBulk())[:6])
+			} else {
+				parts = append(parts, strconv.FormatInt(it.GetInteger(), 10))
+			}
+		}
+		got = append(got, strings.Join(parts, " "))
+	}
+	id := func(n string) string { return NodeID(n)[:6] }
+	want := []string{
+		// n2 listens on 0.0.0.0 everywhere: announced where the client
+		// reached it; n3's client port on [::]: at its cluster host.
+		"0 4095 10.0.0.1:7001/" + id("n1") + " 127.0.0.1:7002/" + id("n2") + " 10.0.0.3:7003/" + id("n3") + " 10.0.0.4:7004/" + id("n4"),
+		"4096 8191 127.0.0.1:7002/" + id("n2") + " 10.0.0.1:7001/" + id("n1") + " 10.0.0.3:7003/" + id("n3"),
+		"8192 12287 10.0.0.1:7001/" + id("n1") + " 127.0.0.1:7002/" + id("n2") + " 10.0.0.3:7003/" + id("n3"),
+		// shard 3 has no leader: no entry
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("CLUSTER SLOTS:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestClusterNodesAndInfo(t *testing.T) {
+	tp := newTopology(testView(), "127.0.0.1")
+	nodes := tp.nodes()
+	want := strings.Join([]string{
+		NodeID("n2") + " 127.0.0.1:7002@8002 myself,master - 0 0 0 connected 4096-8191",
+		NodeID("n1") + " 10.0.0.1:7001@8001 master - 0 0 0 connected 0-4095 8192-12287",
+		NodeID("n3") + " 10.0.0.3:7003@8003 slave " + NodeID("n1") + " 0 0 0 connected",
+		NodeID("n4") + " 10.0.0.4:7004@8004 slave " + NodeID("n1") + " 0 0 0 connected",
+	}, "\n") + "\n"
+	if nodes != want {
+		t.Fatalf("CLUSTER NODES:\n%s\nwant\n%s", nodes, want)
+	}
+	info := tp.info()
+	for _, line := range []string{"cluster_state:fail", "cluster_slots_ok:12288", "cluster_slots_fail:4096",
+		"cluster_known_nodes:4", "cluster_size:2", "cluster_current_epoch:7"} {
+		if !strings.Contains(info, line+"\r\n") {
+			t.Errorf("CLUSTER INFO lacks %q:\n%s", line, info)
+		}
+	}
+	shards := tp.shards().GetArray().GetItems()
+	if len(shards) != 4 {
+		t.Fatalf("CLUSTER SHARDS: %d shards", len(shards))
+	}
+	// Shard 3 has no leader: its nodes are all replicas.
+	last := shards[3].GetMap().GetItems()
+	if nodes := last[3].GetArray().GetItems(); len(nodes) != 3 || roleOf(nodes[0]) != "replica" {
+		t.Fatalf("CLUSTER SHARDS, shard 3: %v", last)
+	}
+	if first := shards[0].GetMap().GetItems()[3].GetArray().GetItems(); roleOf(first[0]) != "master" || len(first) != 4 {
+		t.Fatalf("CLUSTER SHARDS, shard 0: %v", first)
+	}
+}
+
+func roleOf(node *messages.Reply) string {
+	items := node.GetMap().GetItems()
+	for i := 0; i+1 < len(items); i += 2 {
+		if string(items[i].GetBulk()) == "role" {
+			return string(items[i+1].GetBulk())
+		}
+	}
+	return ""
+}
