@@ -39,7 +39,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		sys := ctx.ActorSystem()
 		b := newBackend(c.rt, sys)
-		c.local = newBackend(c.rt, ctx.ActorSystem())
+		c.local = newBackend(c.rt, sys)
 		c.local.local = true
 		srv, err := server.Listen(server.Config{
 			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS, Limits: resp.DefaultLimits(),

@@ -142,7 +142,7 @@ func BalanceLeaders(leaders []string, voters [][]string) (LeaderMove, bool) {
 			return LeaderMove{}, false
 		}
 		for _, v := range voters[i] {
-			led[v] += 0
+			led[v] += 0 // counted, leading nothing yet
 		}
 		led[l]++
 	}
