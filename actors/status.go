@@ -6,6 +6,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -333,15 +334,19 @@ func ShardStatuses(ctx context.Context, sys *actor.ActorSystem, shards int) ([]S
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return out, nil
 	case <-ctx.Done():
 		if ctx.Err() == context.DeadlineExceeded {
 			// The futures share the deadline: they end now.
 			<-done
 			return out, nil
 		}
+	}
+	// Canceled, even if every shard answered first (a shard that is not
+	// there answers at once, as a dead letter).
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("node: status: %w", ctx.Err())
 	}
+	return out, nil
 }
 
 func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) ShardStatus {
