@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,10 +24,13 @@ import (
 // value a write has replaced.
 type recordCache struct {
 	mu    sync.Mutex
-	m     map[string]cached
+	m     map[string]*cached
 	bytes int
 	limit int
 	gen   uint64
+	// clock counts lookups and stores: each entry keeps the count at its
+	// last use, for eviction.
+	clock uint64
 
 	hits, misses atomic.Uint64
 }
@@ -42,17 +46,19 @@ func (c *recordCache) stats() CacheStats {
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Bytes: uint64(b)}
 }
 
-// cached is one key's value; absent marks a key known not to exist.
+// cached is one key's value; absent marks a key known not to exist;
+// used is the cache's clock at its last lookup or store.
 type cached struct {
 	v      []byte
 	absent bool
+	used   uint64
 }
 
 // cacheOverhead approximates a map entry's own bytes.
 const cacheOverhead = 64
 
 func newRecordCache(limit int) *recordCache {
-	return &recordCache{m: map[string]cached{}, limit: limit}
+	return &recordCache{m: map[string]*cached{}, limit: limit}
 }
 
 // get returns key's value (a copy), whether it exists, and whether the
@@ -62,16 +68,22 @@ func (c *recordCache) get(key []byte) (v []byte, exists, known bool, gen uint64)
 	c.mu.Lock()
 	e, ok := c.m[string(key)]
 	gen = c.gen
+	var absent bool
+	if ok {
+		c.clock++
+		e.used = c.clock
+		v, absent = e.v, e.absent // e.v is never written to: copied below
+	}
 	c.mu.Unlock()
 	if !ok {
 		c.misses.Add(1)
 		return nil, false, false, gen
 	}
 	c.hits.Add(1)
-	if e.absent {
+	if absent {
 		return nil, false, true, gen
 	}
-	return append([]byte(nil), e.v...), true, true, gen
+	return append([]byte(nil), v...), true, true, gen
 }
 
 // fill records what a reader read from Pebble at generation gen (from
@@ -132,6 +144,10 @@ func (c *recordCache) drop(key string) {
 	}
 }
 
+// evictionSamples is how many entries eviction looks at to pick the least
+// recently used of them (Redis's approximated LRU samples 5 too).
+const evictionSamples = 5
+
 // put stores key's value (v itself: the caller hands it over), evicting
 // entries to stay under the limit. Called with mu held.
 func (c *recordCache) put(key string, v []byte, absent bool) {
@@ -140,16 +156,31 @@ func (c *recordCache) put(key string, v []byte, absent bool) {
 	if size > c.limit/16 {
 		return // too big to be worth the room: not cached
 	}
-	for k := range c.m { // map order: a random victim
-		if c.bytes+size <= c.limit {
-			break
-		}
-		c.drop(k)
+	for c.bytes+size > c.limit && len(c.m) > 0 {
+		c.drop(c.victim())
 	}
-	e := cached{absent: absent}
+	c.clock++
+	e := &cached{absent: absent, used: c.clock}
 	if !absent {
 		e.v = v
 	}
 	c.m[key] = e
 	c.bytes += size
+}
+
+// victim is the least recently used of a few entries: a map's range
+// starts at a random place, so they are a random sample. Called with mu
+// held, the cache not empty.
+func (c *recordCache) victim() string {
+	var victim string
+	oldest, n := uint64(math.MaxUint64), 0
+	for k, e := range c.m {
+		if e.used < oldest {
+			victim, oldest = k, e.used
+		}
+		if n++; n == evictionSamples {
+			break
+		}
+	}
+	return victim
 }

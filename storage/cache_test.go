@@ -204,6 +204,32 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 	}
 }
 
+// Eviction spares what is in use: keys read between every store stay
+// cached while many more cold keys pass through. (Evicting at random left
+// none of them.)
+func TestCacheKeepsWhatIsUsed(t *testing.T) {
+	const entries, hot, cold = 1000, 100, 5000
+	c := newRecordCache(entries * entrySize("k0000", make([]byte, 32)))
+	for i := range entries {
+		c.applied(map[string][]byte{fmt.Sprintf("k%04d", i): make([]byte, 32)}, nil)
+	}
+	for i := range cold {
+		for h := range hot {
+			c.get([]byte(fmt.Sprintf("k%04d", h)))
+		}
+		c.applied(map[string][]byte{fmt.Sprintf("c%04d", i): make([]byte, 32)}, nil)
+	}
+	kept := 0
+	for h := range hot {
+		if _, _, known, _ := c.get([]byte(fmt.Sprintf("k%04d", h))); known {
+			kept++
+		}
+	}
+	if kept < hot*95/100 {
+		t.Fatalf("%d of %d keys in use are still cached after %d stores", kept, hot, cold)
+	}
+}
+
 // A cache of size 0 (--cache-mib 0) holds nothing.
 func TestNoCache(t *testing.T) {
 	c := newRecordCache(0)
