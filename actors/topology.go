@@ -22,10 +22,8 @@ func (rt *Runtime) clusterView(sys *actor.ActorSystem) (*server.ClusterView, err
 	}
 	v := &server.ClusterView{Self: rt.Name}
 	self := server.ClusterNode{Name: rt.Name, ClientAddr: rt.BoundClientAddr()}
-	if rt.Advertise != "" {
-		self.ClusterAddr = rt.Advertise
-	} else if mux, err := rt.Mux(); err == nil {
-		self.ClusterAddr = mux.Addr().String()
+	if mux, err := rt.Mux(); err == nil {
+		self.ClusterAddr = mux.Addr().String() // the advertised address
 	}
 	v.Nodes = append(v.Nodes, self)
 	if _, st, err := rt.System(); err == nil {
