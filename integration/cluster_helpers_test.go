@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/httpjson"
 	"github.com/coppice-kv/coppice/internal/testwait"
 )
 
@@ -56,21 +55,9 @@ type statusView struct {
 	} `json:"syncs"`
 }
 
+// getJSON reads n's HTTP API at path (5s).
 func (n *node) getJSON(path string, v any) error {
-	hc := &http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Get("http://" + n.http + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", path, resp.Status, b)
-	}
-	return json.Unmarshal(b, v)
+	return httpjson.Get(&http.Client{Timeout: 5 * time.Second}, "http://"+n.http+path, v)
 }
 
 func (n *node) status() (*statusView, error) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coppice-kv/coppice/internal/httpjson"
 )
 
 // node is one cmd/node process.
@@ -93,20 +94,8 @@ type statusView struct {
 }
 
 func (n *node) status() (*statusView, error) {
-	resp, err := hc.Get("http://" + n.http + "/v1/status")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/v1/status: %s: %s", resp.Status, b)
-	}
 	var st statusView
-	return &st, json.Unmarshal(b, &st)
+	return &st, httpjson.Get(hc, "http://"+n.http+"/v1/status", &st)
 }
 
 // clusterHas checks that n's status shows every name in want as a voter of
@@ -242,17 +231,6 @@ func buildNode(bin string) error {
 
 // httpClientLong is for /v1/checksums, which reads every key.
 var httpClientLong = http.Client{Timeout: 2 * time.Minute}
-
-func decodeJSON(resp *http.Response, v any) error {
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", resp.Request.URL.Path, resp.Status, b)
-	}
-	return json.Unmarshal(b, v)
-}
 
 func removeAll(dir string) error {
 	if err := os.RemoveAll(dir); err != nil {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/coppice-kv/coppice/internal/httpjson"
 )
 
 // joinWatch starts a node joining n1 and polls n1's /v1/status every
@@ -55,12 +57,7 @@ func sameData(timeout time.Duration, nodes ...*node) error {
 	}
 	get := func(n *node) ([]checksum, error) {
 		var cs []checksum
-		resp, err := (&httpClientLong).Get("http://" + n.http + "/v1/checksums")
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		return cs, decodeJSON(resp, &cs)
+		return cs, httpjson.Get(&httpClientLong, "http://"+n.http+"/v1/checksums", &cs)
 	}
 	return waitFor(timeout, 500*time.Millisecond, "same checksums on every node", nil, func() error {
 		first, err := get(nodes[0])

@@ -15,9 +15,7 @@ package faults
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/httpjson"
 	"github.com/coppice-kv/coppice/internal/srcdeps"
 	"github.com/coppice-kv/coppice/internal/testwait"
 )
@@ -143,28 +142,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 	testwait.For(t, timeout, 200*time.Millisecond, what, cond)
 }
 
-// httpJSON does one HTTP request and decodes a JSON answer into v (if not
-// nil); a non-2xx status is an error carrying the body.
+// httpJSON does one HTTP request (3s) and decodes a JSON answer into v
+// (if not nil); a non-2xx status is an error carrying the body.
 func httpJSON(method, url string, v any) error {
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		return err
-	}
-	hc := &http.Client{Timeout: 3 * time.Second}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, bytes.TrimSpace(b))
-	}
-	if v == nil {
-		return nil
-	}
-	return json.Unmarshal(b, v)
+	return httpjson.Do(&http.Client{Timeout: 3 * time.Second}, method, url, v)
 }
