@@ -253,6 +253,25 @@ func TestBalanceLeaders(t *testing.T) {
 	}
 }
 
+func TestEvenLeaders(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	for _, c := range []struct {
+		leaders []string
+		even    bool
+	}{
+		{[]string{"n1", "n2", "n3", "n1"}, true},
+		{[]string{"n1", "n2"}, true}, // n3 leads none: within one
+		{[]string{"n1", "n1", "n2", "n3", "n1"}, false},
+		{[]string{"n1", "n1", "n2", "n2"}, false}, // n3 leads none, two lead two
+		{[]string{"n1", "", "n2"}, false},
+		{[]string{"n1", "n4", "n2"}, false},
+	} {
+		if err := EvenLeaders(c.leaders, nodes); (err == nil) != c.even {
+			t.Errorf("EvenLeaders(%v) = %v, want even %v", c.leaders, err, c.even)
+		}
+	}
+}
+
 // Applying BalanceLeaders' moves one after another evens the leaders out
 // (counts within one of each other) in at most as many moves as shards,
 // and each move goes from a shard's leader to one of its voters.
@@ -280,19 +299,8 @@ func TestBalanceLeadersConverges(t *testing.T) {
 				t.Fatalf("seed %d: more than %d moves: %v", seed, shards, leaders)
 			}
 		}
-		led := map[string]int{}
-		for _, v := range nodes[:n] {
-			led[v] = 0
-		}
-		for _, l := range leaders {
-			led[l]++
-		}
-		lo, hi := shards, 0
-		for _, c := range led {
-			lo, hi = min(lo, c), max(hi, c)
-		}
-		if hi-lo > 1 {
-			t.Fatalf("seed %d: %d nodes, %d shards: stopped at %v (%v)", seed, n, shards, leaders, led)
+		if err := EvenLeaders(leaders, nodes[:n]); err != nil {
+			t.Fatalf("seed %d: %d nodes, %d shards: stopped at %v: %v", seed, n, shards, leaders, err)
 		}
 	}
 }

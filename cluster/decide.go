@@ -172,3 +172,28 @@ func BalanceLeaders(leaders []string, voters [][]string) (LeaderMove, bool) {
 	}
 	return best, found
 }
+
+// EvenLeaders returns nil when every shard is led by one of nodes and each
+// of them leads as many shards as any other, give or take one: where
+// BalanceLeaders stops when every node is a voter of every shard.
+// Otherwise its error says how the leaders stand.
+func EvenLeaders(leaders, nodes []string) error {
+	led := make(map[string]int, len(nodes))
+	for _, n := range nodes {
+		led[n] = 0
+	}
+	for i, l := range leaders {
+		if _, ok := led[l]; !ok {
+			return fmt.Errorf("shard %d is led by %q, not one of %v", i, l, nodes)
+		}
+		led[l]++
+	}
+	lo, hi := len(leaders), 0
+	for _, c := range led {
+		lo, hi = min(lo, c), max(hi, c)
+	}
+	if hi-lo > 1 {
+		return fmt.Errorf("uneven leaders: %v", led)
+	}
+	return nil
+}

@@ -60,6 +60,15 @@ func (n *node) getJSON(path string, v any) error {
 	return httpjson.Get(&http.Client{Timeout: 5 * time.Second}, "http://"+n.http+path, v)
 }
 
+// leaders are the shards' leaders, in shard order.
+func (st *statusView) leaders() []string {
+	out := make([]string, len(st.Shards))
+	for i, sh := range st.Shards {
+		out[i] = sh.Leader
+	}
+	return out
+}
+
 func (n *node) status() (*statusView, error) {
 	var st statusView
 	return &st, n.getJSON("/v1/status", &st)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/server"
 	"github.com/redis/go-redis/v9"
@@ -339,20 +340,7 @@ func balanced(n *node, names ...string) error {
 	if err != nil {
 		return err
 	}
-	led := map[string]int{}
-	for _, sh := range st.Shards {
-		if !slices.Contains(names, sh.Leader) {
-			return fmt.Errorf("shard %d is led by %q", sh.ID, sh.Leader)
-		}
-		led[sh.Leader]++
-	}
-	lo, hi := len(st.Shards)/len(names), (len(st.Shards)+len(names)-1)/len(names)
-	for _, name := range names {
-		if led[name] < lo || led[name] > hi {
-			return fmt.Errorf("%s leads %d shards (want %d to %d): %v", name, led[name], lo, hi, led)
-		}
-	}
-	return nil
+	return cluster.EvenLeaders(st.leaders(), names)
 }
 
 // clusterClient writes and reads back COUNT keys PREFIX:<i> with a Redis

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/internal/httpjson"
 )
 
@@ -166,30 +167,20 @@ func startCluster(bin, work string, size, shards int) ([]*node, error) {
 	// The coordinator spreads the shards' leaders over the nodes, one
 	// move every few seconds: measure the cluster once it has.
 	if err := waitFor(120*time.Second, 200*time.Millisecond, "shard leaders spread over the nodes", nil,
-		func() error { return spread(n1, names) }); err != nil {
+		func() error {
+			st, err := n1.status()
+			if err != nil {
+				return err
+			}
+			leaders := make([]string, len(st.Shards))
+			for i, sh := range st.Shards {
+				leaders[i] = sh.Leader
+			}
+			return cluster.EvenLeaders(leaders, names)
+		}); err != nil {
 		return nil, err
 	}
 	return nodes, nil
-}
-
-// spread checks that, as n sees it, every shard has a leader among names
-// and each of them leads as many shards as any other, give or take one.
-func spread(n *node, names []string) error {
-	st, err := n.status()
-	if err != nil {
-		return err
-	}
-	led := map[string]int{}
-	for _, sh := range st.Shards {
-		led[sh.Leader]++
-	}
-	lo := len(st.Shards) / len(names)
-	for _, name := range names {
-		if led[name] < lo || led[name] > lo+1 {
-			return fmt.Errorf("leaders %v", led)
-		}
-	}
-	return nil
 }
 
 // leaders returns, per node name, how many shards it leads (as n1 sees it).
