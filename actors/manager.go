@@ -432,17 +432,28 @@ func (in *managerInputs) balanceLeaders(ctx context.Context) error {
 			to = srv.Address
 		}
 	}
-	res, err := in.rt.ask(ctx, replies[m.Shard].Reply.LeaderAddr, RaftPath(m.Shard),
-		&messages.TransferLeadership{ToId: m.To, ToAddress: to})
-	if err == nil {
-		if t, ok := res.(*messages.TransferLeadershipReply); ok && t.Error != "" {
-			err = errors.New(t.Error)
-		}
-	}
-	if err != nil {
+	if err := in.transferLeadership(ctx, replies[m.Shard].Reply.LeaderAddr, m.Shard,
+		&messages.TransferLeadership{ToId: m.To, ToAddress: to}); err != nil {
 		return fmt.Errorf("shard %d from %s to %s: %w", m.Shard, m.From, m.To, err)
 	}
 	in.rt.logger().Info("shard leadership moved to balance the leaders", "shard", m.Shard, "from", m.From, "to", m.To)
+	return nil
+}
+
+// transferLeadership asks shard's Raft actor on the leader at leaderAddr
+// to hand its leadership over as m says, and waits for the outcome.
+func (in *managerInputs) transferLeadership(ctx context.Context, leaderAddr string, shard int, m *messages.TransferLeadership) error {
+	res, err := in.rt.ask(ctx, leaderAddr, RaftPath(shard), m)
+	if err != nil {
+		return err
+	}
+	t, ok := res.(*messages.TransferLeadershipReply)
+	switch {
+	case !ok:
+		return fmt.Errorf("answered %T", res)
+	case t.Error != "":
+		return errors.New(t.Error)
+	}
 	return nil
 }
 
@@ -644,12 +655,8 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 	if leader.LeaderId == node.Name {
 		// Hand leadership to a caught-up voter first; the next pass
 		// removes the node from the new leader.
-		res, err := in.rt.ask(ctx, leader.LeaderAddr, RaftPath(shard), &messages.TransferLeadership{})
-		if err != nil {
+		if err := in.transferLeadership(ctx, leader.LeaderAddr, shard, &messages.TransferLeadership{}); err != nil {
 			return fmt.Errorf("shard %d: leadership transfer from %s: %w", shard, node.Name, err)
-		}
-		if t, ok := res.(*messages.TransferLeadershipReply); ok && t.Error != "" {
-			return fmt.Errorf("shard %d: leadership transfer from %s: %s", shard, node.Name, t.Error)
 		}
 		if leader, err = s.leader(ctx); err != nil {
 			return err
