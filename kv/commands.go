@@ -1,7 +1,9 @@
 package kv
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -251,6 +253,27 @@ func CheckArity(args [][]byte) *messages.Reply {
 		return errArity(s.Name)
 	}
 	return nil
+}
+
+// CheckSubcommand checks that args (a container command, a subcommand,
+// its arguments) name a known subcommand given an allowed number of
+// arguments; it returns Redis's error reply, or nil. The container's own
+// arity is CheckArity's to check first.
+func CheckSubcommand(args [][]byte) *messages.Reply {
+	s, ok := Lookup(args[0])
+	if !ok || len(args) < 2 {
+		return CheckArity(args)
+	}
+	name := s.Name + "|" + strings.ToLower(string(args[1]))
+	for _, sub := range s.Subcommands {
+		if sub.Name == name {
+			if !arityOK(sub.Arity, len(args)) {
+				return errArity(sub.Name)
+			}
+			return nil
+		}
+	}
+	return errReply(fmt.Sprintf("ERR unknown subcommand '%s'. Try %s HELP.", args[1], strings.ToUpper(s.Name)))
 }
 
 func arityOK(arity, n int) bool {

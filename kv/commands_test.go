@@ -78,6 +78,26 @@ func TestCheckArity(t *testing.T) {
 	}
 }
 
+func TestCheckSubcommand(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"CLUSTER", "info"}, ""},
+		{[]string{"cluster", "KEYSLOT", "k"}, ""},
+		{[]string{"cluster", "keyslot"}, "ERR wrong number of arguments for 'cluster|keyslot' command"},
+		{[]string{"cluster", "slots", "x"}, "ERR wrong number of arguments for 'cluster|slots' command"},
+		{[]string{"cluster", "Bogus"}, "ERR unknown subcommand 'Bogus'. Try CLUSTER HELP."},
+		{[]string{"config", "get"}, "ERR wrong number of arguments for 'config|get' command"},
+		{[]string{"cluster"}, "ERR wrong number of arguments for 'cluster' command"},
+		{[]string{"nosuch", "x"}, "ERR unknown command 'nosuch', with args beginning with: 'x' "},
+	} {
+		if got := CheckSubcommand(bs(c.args...)).GetError(); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.args, got, c.want)
+		}
+	}
+}
+
 func TestReadRefusesWrites(t *testing.T) {
 	r := Read(newMemStore(), bs("SET", "a", "b"), 0)
 	if r.GetError() == "" {

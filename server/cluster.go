@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -69,21 +70,15 @@ func ShardSlots(shard, shards int) (first, last int) {
 
 // cluster answers CLUSTER <subcommand>.
 func (c *conn) cluster(args [][]byte) {
-	if len(args) < 2 {
-		c.reply(arityError("cluster"))
+	if r := kv.CheckArity(args); r != nil {
+		c.reply(r)
+		return
+	}
+	if r := kv.CheckSubcommand(args); r != nil {
+		c.reply(r)
 		return
 	}
 	sub := c.lower(args[1])
-	arity := map[string]int{"info": 2, "myid": 2, "keyslot": 3, "slots": 2, "shards": 2, "nodes": 2}
-	want, known := arity[sub]
-	if !known {
-		c.reply(errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLUSTER HELP.", args[1])))
-		return
-	}
-	if len(args) != want {
-		c.reply(errorf(fmt.Sprintf("ERR wrong number of arguments for 'cluster|%s' command", sub)))
-		return
-	}
 	switch sub {
 	case "keyslot":
 		c.reply(integer(int64(Slot(args[2]))))
