@@ -138,10 +138,10 @@ func newTopology(v *ClusterView, localHost string) *topology {
 		tn := &topoNode{ClusterNode: n, id: NodeID(n.Name), self: n.Name == v.Self}
 		host, port := splitAddr(n.ClientAddr)
 		chost, bus := splitAddr(n.ClusterAddr)
-		if unspecified(host) {
+		if UnspecifiedHost(host) {
 			host = chost
 		}
-		if unspecified(host) && tn.self {
+		if UnspecifiedHost(host) && tn.self {
 			host = localHost
 		}
 		tn.host, tn.port, tn.bus = host, port, bus
@@ -165,7 +165,9 @@ func splitAddr(addr string) (string, int) {
 	return host, p
 }
 
-func unspecified(host string) bool {
+// UnspecifiedHost reports whether host names no one address: empty, or
+// 0.0.0.0 or :: (a listener on every interface).
+func UnspecifiedHost(host string) bool {
 	if host == "" {
 		return true
 	}

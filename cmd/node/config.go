@@ -408,7 +408,7 @@ func (c *Config) check(src map[string]source) error {
 			}
 		}
 	}
-	if host, _, _ := net.SplitHostPort(c.ClusterAddr); unspecified(host) && c.AdvertiseAddr == "" {
+	if host, _, _ := net.SplitHostPort(c.ClusterAddr); server.UnspecifiedHost(host) && c.AdvertiseAddr == "" {
 		return fmt.Errorf("%s %q listens on every interface: set --advertise-addr to the address peers dial", src["cluster-addr"].what, c.ClusterAddr)
 	}
 	return c.loadTLS(src)
@@ -561,7 +561,7 @@ func listenAddr(dst *string, v string) error {
 // dialAddr checks an address others dial: a host and a port 1..65535.
 func dialAddr(dst *string, v string) error {
 	host, port, err := net.SplitHostPort(v)
-	if err != nil || host == "" || unspecified(host) || !validPort(port, 1) || strings.ContainsAny(host, " /") {
+	if err != nil || host == "" || server.UnspecifiedHost(host) || !validPort(port, 1) || strings.ContainsAny(host, " /") {
 		return errors.New("want host:port with a host others can dial and a port 1..65535")
 	}
 	*dst = v
@@ -573,14 +573,6 @@ func validPort(port string, min int) bool {
 	return err == nil && n >= min && n <= 65535 && port == strconv.Itoa(n)
 }
 
-func unspecified(host string) bool {
-	if host == "" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsUnspecified()
-}
-
 // sameListener reports whether two listen addresses would collide: the
 // same non-zero port on the same host, or on every interface.
 func sameListener(a, b string) bool {
@@ -589,7 +581,7 @@ func sameListener(a, b string) bool {
 	if pa != pb || pa == "0" {
 		return false
 	}
-	return ha == hb || unspecified(ha) || unspecified(hb)
+	return ha == hb || server.UnspecifiedHost(ha) || server.UnspecifiedHost(hb)
 }
 
 // defaultName is this host's name made a valid node name: characters
