@@ -181,6 +181,18 @@ func (t *topology) serving(shard int) *topoNode {
 	return t.byName[t.view.Shards[shard].Leader]
 }
 
+// replicas are s's members (all but its leader) whose addresses this view
+// knows.
+func (t *topology) replicas(s ClusterShard) []*topoNode {
+	var out []*topoNode
+	for _, m := range s.Members {
+		if n := t.byName[m]; n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (t *topology) info() string {
 	n := len(t.view.Shards)
 	ok, masters, epoch := 0, 0, uint64(0)
@@ -231,10 +243,8 @@ func (t *topology) slots() *messages.Reply {
 		}
 		first, last := ShardSlots(i, len(t.view.Shards))
 		e := []*messages.Reply{integer(int64(first)), integer(int64(last)), leader.endpoint()}
-		for _, m := range s.Members {
-			if n := t.byName[m]; n != nil && m != s.Leader {
-				e = append(e, n.endpoint())
-			}
+		for _, n := range t.replicas(s) {
+			e = append(e, n.endpoint())
 		}
 		out = append(out, array(e...))
 	}
@@ -262,10 +272,8 @@ func (t *topology) shards() *messages.Reply {
 		if leader := t.serving(i); leader != nil {
 			describe(leader, "master")
 		}
-		for _, m := range s.Members {
-			if n := t.byName[m]; n != nil && m != s.Leader {
-				describe(n, "replica")
-			}
+		for _, n := range t.replicas(s) {
+			describe(n, "replica")
 		}
 		out = append(out, mapReply(
 			bulkString("slots"), array(integer(int64(first)), integer(int64(last))),
