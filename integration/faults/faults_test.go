@@ -236,9 +236,13 @@ func TestRemovedNodeReturns(t *testing.T) {
 	// (one move every 5 s): let it finish, so that any change seen
 	// below is n3's doing.
 	eventually(t, 60*time.Second, "the leaders spread over n1 and n2", func() error {
+		st, err := n1.status()
+		if err != nil {
+			return err
+		}
 		var leaders []string
-		for _, l := range leadership(t, n1) {
-			leaders = append(leaders, strings.Split(l, "@")[0])
+		for _, sh := range st.Shards {
+			leaders = append(leaders, sh.Leader)
 		}
 		return ccluster.EvenLeaders(leaders, []string{"n1", "n2"})
 	})
