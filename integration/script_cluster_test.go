@@ -107,7 +107,7 @@ func cmdAcked(ts *testscript.TestScript, neg bool, args []string) {
 func readBack(n *node, args ...string) error {
 	count, err := strconv.Atoi(argAt(args, 1))
 	if len(args) != 2 || err != nil {
-		return fmt.Errorf("usage: readback NODE PREFIX N")
+		return usage("readback NODE PREFIX N")
 	}
 	want := map[string]string{}
 	for i := 0; i < count; i++ {
@@ -123,7 +123,7 @@ func readBack(n *node, args ...string) error {
 func scanCount(n *node, args ...string) error {
 	want, err := strconv.Atoi(argAt(args, 1))
 	if len(args) != 2 || err != nil {
-		return fmt.Errorf("usage: scancount NODE PATTERN N")
+		return usage("scancount NODE PATTERN N")
 	}
 	c := n.redis()
 	defer c.Close()
@@ -158,7 +158,7 @@ func scanCount(n *node, args ...string) error {
 //	nolag n2
 func noLag(n *node, args ...string) error {
 	if len(args) != 0 {
-		return fmt.Errorf("usage: nolag NODE")
+		return usage("nolag NODE")
 	}
 	st, err := n.status()
 	if err != nil {
@@ -180,7 +180,7 @@ func noLag(n *node, args ...string) error {
 //	compacted n1
 func compacted(n *node, args ...string) error {
 	if len(args) != 0 {
-		return fmt.Errorf("usage: compacted NODE")
+		return usage("compacted NODE")
 	}
 	st, err := n.status()
 	if err != nil {
@@ -202,7 +202,7 @@ func compacted(n *node, args ...string) error {
 func syncsAtOnce(n *node, args ...string) error {
 	most, err := strconv.Atoi(argAt(args, 1))
 	if len(args) != 2 || err != nil {
-		return fmt.Errorf("usage: syncsonce NODE TARGET MAX")
+		return usage("syncsonce NODE TARGET MAX")
 	}
 	st, err := n.status()
 	if err != nil {
@@ -334,7 +334,7 @@ func setPicked(ts *testscript.TestScript, name, varName string, otherVars []stri
 //	balanced n1 n1 n2 n3
 func balanced(n *node, names ...string) error {
 	if len(names) == 0 {
-		return fmt.Errorf("usage: balanced NODE NAME...")
+		return usage("balanced NODE NAME...")
 	}
 	st, err := n.status()
 	if err != nil {
@@ -351,11 +351,11 @@ func balanced(n *node, names ...string) error {
 //	cluster n2 ckey 40
 func clusterClient(n *node, args ...string) error {
 	if len(args) != 2 {
-		return fmt.Errorf("usage: cluster NODE PREFIX COUNT")
+		return usage("cluster NODE PREFIX COUNT")
 	}
 	count, err := strconv.Atoi(args[1])
 	if err != nil {
-		return fmt.Errorf("cluster: count %q: %v", args[1], err)
+		return usage("cluster NODE PREFIX COUNT (a number)")
 	}
 	st, err := n.status()
 	if err != nil {

@@ -7,6 +7,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -271,18 +272,35 @@ func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestSc
 			ts.Fatalf("usage: CMD NODE [NAMES...]")
 		}
 		n := lookup(ts, args[0]).node
-		if err := waitFor(60*time.Second, func() error { return check(n, args[1:]...) }); err != nil {
+		var bad usage
+		err := waitFor(60*time.Second, func() error {
+			err := check(n, args[1:]...)
+			if errors.As(err, &bad) {
+				return nil // no use waiting: reported below
+			}
+			return err
+		})
+		if bad != "" {
+			ts.Fatalf("%v", bad)
+		}
+		if err != nil {
 			ts.Fatalf("not within 60s: %v", err)
 		}
 	}
 }
+
+// usage is a check's complaint about its arguments: a waited check fails
+// at once with it instead of retrying for a minute.
+type usage string
+
+func (u usage) Error() string { return "usage: " + string(u) }
 
 // seen checks that n's gossip sees node with status (alive, failed, left):
 //
 //	seen n1 n3 failed
 func seen(n *node, args ...string) error {
 	if len(args) != 2 {
-		return fmt.Errorf("usage: seen NODE NAME STATUS")
+		return usage("seen NODE NAME STATUS")
 	}
 	st, err := n.status()
 	if err != nil {
@@ -301,7 +319,7 @@ func seen(n *node, args ...string) error {
 //	reads ro k v
 func reads(n *node, args ...string) error {
 	if len(args) != 2 {
-		return fmt.Errorf("usage: reads NODE KEY VALUE")
+		return usage("reads NODE KEY VALUE")
 	}
 	c := n.redis()
 	defer c.Close()
@@ -320,7 +338,7 @@ func reads(n *node, args ...string) error {
 //	syncedby n1 n4 replay
 func syncedBy(n *node, args ...string) error {
 	if len(args) != 2 {
-		return fmt.Errorf("usage: syncedby NODE NAME METHOD")
+		return usage("syncedby NODE NAME METHOD")
 	}
 	methods, err := syncMethods(n, args[0])
 	if err != nil {
@@ -340,7 +358,7 @@ func syncedBy(n *node, args ...string) error {
 //	snapshots n4 1
 func snapshotCount(n *node, args ...string) error {
 	if len(args) != 1 {
-		return fmt.Errorf("usage: snapshots NODE COUNT")
+		return usage("snapshots NODE COUNT")
 	}
 	for shard := 0; shard < scriptShards; shard++ {
 		ents, err := os.ReadDir(filepath.Join(n.dataDir, "shards", fmt.Sprint(shard), "snapshots"))
