@@ -236,7 +236,7 @@ func (r *Remote) dial(ctx context.Context, addr string) (*remoteConn, error) {
 	return &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]*pendingCall{}, failed: make(chan struct{})}, nil
 }
 
-// start runs c's reply reader; r.mu is held.
+// start runs c's reply reader and its silence watch; r.mu is held.
 func (r *Remote) start(addr string, c *remoteConn) {
 	r.wg.Add(2)
 	go func() {
