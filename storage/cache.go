@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,9 +27,9 @@ type recordCache struct {
 	bytes int
 	limit int
 	gen   uint64
-	// clock counts lookups and stores: each entry keeps the count at its
-	// last use, for eviction.
-	clock uint64
+	// lru is a ring through every entry, most recently used first after
+	// the sentinel: eviction takes lru.prev.
+	lru cached
 
 	hits, misses atomic.Uint64
 }
@@ -47,18 +46,35 @@ func (c *recordCache) stats() CacheStats {
 }
 
 // cached is one key's value; absent marks a key known not to exist;
-// used is the cache's clock at its last lookup or store.
+// prev and next place it in the cache's recency ring.
 type cached struct {
-	v      []byte
-	absent bool
-	used   uint64
+	key        string
+	v          []byte
+	absent     bool
+	prev, next *cached
+}
+
+// unlink takes e out of the recency ring.
+func (e *cached) unlink() {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// front puts e at the ring's front (most recently used). Called with mu
+// held.
+func (c *recordCache) front(e *cached) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
 }
 
 // cacheOverhead approximates a map entry's own bytes.
 const cacheOverhead = 64
 
 func newRecordCache(limit int) *recordCache {
-	return &recordCache{m: map[string]*cached{}, limit: limit}
+	c := &recordCache{m: map[string]*cached{}, limit: limit}
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	return c
 }
 
 // get returns key's value (a copy), whether it exists, and whether the
@@ -70,8 +86,8 @@ func (c *recordCache) get(key []byte) (v []byte, exists, known bool, gen uint64)
 	gen = c.gen
 	var absent bool
 	if ok {
-		c.clock++
-		e.used = c.clock
+		e.unlink()
+		c.front(e)
 		v, absent = e.v, e.absent // e.v is never written to: copied below
 	}
 	c.mu.Unlock()
@@ -130,6 +146,7 @@ func (c *recordCache) reset() {
 	defer c.mu.Unlock()
 	c.gen++
 	clear(c.m)
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
 	c.bytes = 0
 }
 
@@ -140,13 +157,10 @@ func entrySize(key string, v []byte) int { return len(key) + len(v) + cacheOverh
 func (c *recordCache) drop(key string) {
 	if e, ok := c.m[key]; ok {
 		delete(c.m, key)
+		e.unlink()
 		c.bytes -= entrySize(key, e.v)
 	}
 }
-
-// evictionSamples is how many entries eviction looks at to pick the least
-// recently used of them (Redis's approximated LRU samples 5 too).
-const evictionSamples = 5
 
 // put stores key's value (v itself: the caller hands it over), evicting
 // entries to stay under the limit. Called with mu held.
@@ -157,30 +171,13 @@ func (c *recordCache) put(key string, v []byte, absent bool) {
 		return // too big to be worth the room: not cached
 	}
 	for c.bytes+size > c.limit && len(c.m) > 0 {
-		c.drop(c.victim())
+		c.drop(c.lru.prev.key) // the least recently used
 	}
-	c.clock++
-	e := &cached{absent: absent, used: c.clock}
+	e := &cached{key: key, absent: absent}
 	if !absent {
 		e.v = v
 	}
 	c.m[key] = e
+	c.front(e)
 	c.bytes += size
-}
-
-// victim is the least recently used of a few entries: a map's range
-// starts at a random place, so they are a random sample. Called with mu
-// held, the cache not empty.
-func (c *recordCache) victim() string {
-	var victim string
-	oldest, n := uint64(math.MaxUint64), 0
-	for k, e := range c.m {
-		if e.used < oldest {
-			victim, oldest = k, e.used
-		}
-		if n++; n == evictionSamples {
-			break
-		}
-	}
-	return victim
 }

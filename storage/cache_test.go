@@ -206,7 +206,8 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 
 // Eviction spares what is in use: keys read between every store stay
 // cached while many more cold keys pass through. (Evicting at random left
-// none of them.)
+// none of them; the least recently used of 5 sampled entries lost up to 15
+// of them: map iteration samples neighbours, not a random set.)
 func TestCacheKeepsWhatIsUsed(t *testing.T) {
 	const entries, hot, cold = 1000, 100, 5000
 	c := newRecordCache(entries * entrySize("k0000", make([]byte, 32)))
@@ -225,7 +226,7 @@ func TestCacheKeepsWhatIsUsed(t *testing.T) {
 			kept++
 		}
 	}
-	if kept < hot*95/100 {
+	if kept != hot {
 		t.Fatalf("%d of %d keys in use are still cached after %d stores", kept, hot, cold)
 	}
 }
