@@ -119,6 +119,12 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 	case *messages.SyncProgress:
 		m.progress(msg)
+	case *messages.GossipMembers:
+		r := &messages.GossipMembersReply{}
+		for _, mem := range m.members {
+			r.Members = append(r.Members, mem)
+		}
+		ctx.Respond(r)
 	case retrySyncs:
 		for k := range m.attempts {
 			if k.op == msg.op && m.running[k] == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/messages"
+	"google.golang.org/protobuf/proto"
 )
 
 // DefaultStatusTimeout bounds a status request when its context has no
@@ -226,19 +227,30 @@ func addApplied(st *Status, applied []*messages.MemberApplied) {
 
 // clusterStatus asks the manager (which asks the coordinator).
 func clusterStatus(ctx context.Context, sys *actor.ActorSystem) *messages.NodeStatusReply {
+	r, err := askManager[*messages.NodeStatusReply](ctx, sys, &messages.NodeStatusRequest{})
+	if err != nil {
+		return &messages.NodeStatusReply{Error: err.Error()}
+	}
+	return r
+}
+
+// askManager asks this node's manager msg and wants an answer of type T
+// before ctx's deadline (DefaultStatusTimeout without one).
+func askManager[T proto.Message](ctx context.Context, sys *actor.ActorSystem, msg proto.Message) (T, error) {
+	var zero T
 	timeout := DefaultStatusTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	res, err := sys.Root.RequestFuture(actor.NewPID(sys.Address(), ManagerPath), &messages.NodeStatusRequest{}, timeout).Result()
+	res, err := sys.Root.RequestFuture(actor.NewPID(sys.Address(), ManagerPath), msg, timeout).Result()
 	if err != nil {
-		return &messages.NodeStatusReply{Error: err.Error()}
+		return zero, err
 	}
-	r, ok := res.(*messages.NodeStatusReply)
+	r, ok := res.(T)
 	if !ok {
-		return &messages.NodeStatusReply{Error: fmt.Sprintf("manager answered %T", res)}
+		return zero, fmt.Errorf("manager answered %T", res)
 	}
-	return r
+	return r, nil
 }
 
 // addCluster fills st's cluster part from the coordinator's report.

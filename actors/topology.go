@@ -27,9 +27,14 @@ func (rt *Runtime) clusterView(sys *actor.ActorSystem) (*server.ClusterView, err
 	}
 	v.Nodes = append(v.Nodes, self)
 	if _, st, err := rt.System(); err == nil {
+		alive, err := gossipAlive(ctx, sys)
+		if err != nil {
+			return nil, err
+		}
 		for _, m := range st.Get().GetMembers() {
 			if m.Name != rt.Name {
-				v.Nodes = append(v.Nodes, server.ClusterNode{Name: m.Name, ClientAddr: m.ClientAddr, ClusterAddr: m.ClusterAddr})
+				v.Nodes = append(v.Nodes, server.ClusterNode{Name: m.Name, ClientAddr: m.ClientAddr, ClusterAddr: m.ClusterAddr,
+					Failed: alive != nil && !alive[m.Name]})
 			}
 		}
 	}
@@ -52,4 +57,21 @@ func (rt *Runtime) clusterView(sys *actor.ActorSystem) (*server.ClusterView, err
 		v.Shards = append(v.Shards, cs)
 	}
 	return v, nil
+}
+
+// gossipAlive is the set of nodes this node's gossip reports alive, from
+// its manager; nil when the node runs no manager (no gossip to ask).
+func gossipAlive(ctx context.Context, sys *actor.ActorSystem) (map[string]bool, error) {
+	if _, ok := sys.ProcessRegistry.GetLocal(ManagerPath); !ok {
+		return nil, nil
+	}
+	r, err := askManager[*messages.GossipMembersReply](ctx, sys, &messages.GossipMembers{})
+	if err != nil {
+		return nil, fmt.Errorf("gossip members: %w", err)
+	}
+	alive := map[string]bool{}
+	for _, m := range r.Members {
+		alive[m.Name] = m.Status == messages.MemberStatus_ALIVE
+	}
+	return alive, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/cluster"
@@ -341,6 +342,37 @@ func balanced(n *node, names ...string) error {
 		return err
 	}
 	return cluster.EvenLeaders(st.leaders(), names)
+}
+
+// nodesFlag checks that n's CLUSTER NODES flags NAME fail, or, with
+// !fail, does not:
+//
+//	nodesflag n1 n3 fail
+func nodesFlag(n *node, args ...string) error {
+	if len(args) != 2 || (args[1] != "fail" && args[1] != "!fail") {
+		return usage("nodesflag NODE NAME fail|!fail")
+	}
+	c := n.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := c.ClusterNodes(ctx).Result()
+	if err != nil {
+		return err
+	}
+	id := server.NodeID(args[0])
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || f[0] != id {
+			continue
+		}
+		failed := slices.Contains(strings.Split(f[2], ","), "fail")
+		if failed != (args[1] == "fail") {
+			return fmt.Errorf("%s's CLUSTER NODES line for %s: %q, want %s", n.name, args[0], line, args[1])
+		}
+		return nil
+	}
+	return fmt.Errorf("%s's CLUSTER NODES has no line for %s:\n%s", n.name, args[0], out)
 }
 
 // clusterClient writes and reads back COUNT keys PREFIX:<i> with a Redis

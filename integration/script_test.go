@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"syncing":   cmdSyncing,
 			"balanced":  cmdWait(balanced),
 			"cluster":   cmdWait(clusterClient),
+			"nodesflag": cmdWait(nodesFlag),
 		},
 	})
 }

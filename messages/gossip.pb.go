@@ -325,6 +325,88 @@ func (x *MemberEvent) GetMembers() []*Member {
 	return nil
 }
 
+// GossipMembers asks a node's manager for every member its gossip
+// reports, as this node sees them (answered locally, never forwarded).
+type GossipMembers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipMembers) Reset() {
+	*x = GossipMembers{}
+	mi := &file_gossip_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipMembers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipMembers) ProtoMessage() {}
+
+func (x *GossipMembers) ProtoReflect() protoreflect.Message {
+	mi := &file_gossip_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipMembers.ProtoReflect.Descriptor instead.
+func (*GossipMembers) Descriptor() ([]byte, []int) {
+	return file_gossip_proto_rawDescGZIP(), []int{2}
+}
+
+type GossipMembersReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipMembersReply) Reset() {
+	*x = GossipMembersReply{}
+	mi := &file_gossip_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipMembersReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipMembersReply) ProtoMessage() {}
+
+func (x *GossipMembersReply) ProtoReflect() protoreflect.Message {
+	mi := &file_gossip_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipMembersReply.ProtoReflect.Descriptor instead.
+func (*GossipMembersReply) Descriptor() ([]byte, []int) {
+	return file_gossip_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GossipMembersReply) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_gossip_proto protoreflect.FileDescriptor
 
 const file_gossip_proto_rawDesc = "" +
@@ -350,7 +432,10 @@ const file_gossip_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +
 	"\vMemberEvent\x125\n" +
 	"\x04kind\x18\x01 \x01(\x0e2!.coppice.messages.MemberEventKindR\x04kind\x122\n" +
-	"\amembers\x18\x02 \x03(\v2\x18.coppice.messages.MemberR\amembers*[\n" +
+	"\amembers\x18\x02 \x03(\v2\x18.coppice.messages.MemberR\amembers\"\x0f\n" +
+	"\rGossipMembers\"H\n" +
+	"\x12GossipMembersReply\x122\n" +
+	"\amembers\x18\x01 \x03(\v2\x18.coppice.messages.MemberR\amembers*[\n" +
 	"\fMemberStatus\x12\x1d\n" +
 	"\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05ALIVE\x10\x01\x12\v\n" +
@@ -379,24 +464,27 @@ func file_gossip_proto_rawDescGZIP() []byte {
 }
 
 var file_gossip_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gossip_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_gossip_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_gossip_proto_goTypes = []any{
-	(MemberStatus)(0),    // 0: coppice.messages.MemberStatus
-	(MemberEventKind)(0), // 1: coppice.messages.MemberEventKind
-	(*Member)(nil),       // 2: coppice.messages.Member
-	(*MemberEvent)(nil),  // 3: coppice.messages.MemberEvent
-	nil,                  // 4: coppice.messages.Member.TagsEntry
+	(MemberStatus)(0),          // 0: coppice.messages.MemberStatus
+	(MemberEventKind)(0),       // 1: coppice.messages.MemberEventKind
+	(*Member)(nil),             // 2: coppice.messages.Member
+	(*MemberEvent)(nil),        // 3: coppice.messages.MemberEvent
+	(*GossipMembers)(nil),      // 4: coppice.messages.GossipMembers
+	(*GossipMembersReply)(nil), // 5: coppice.messages.GossipMembersReply
+	nil,                        // 6: coppice.messages.Member.TagsEntry
 }
 var file_gossip_proto_depIdxs = []int32{
 	0, // 0: coppice.messages.Member.status:type_name -> coppice.messages.MemberStatus
-	4, // 1: coppice.messages.Member.tags:type_name -> coppice.messages.Member.TagsEntry
+	6, // 1: coppice.messages.Member.tags:type_name -> coppice.messages.Member.TagsEntry
 	1, // 2: coppice.messages.MemberEvent.kind:type_name -> coppice.messages.MemberEventKind
 	2, // 3: coppice.messages.MemberEvent.members:type_name -> coppice.messages.Member
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2, // 4: coppice.messages.GossipMembersReply.members:type_name -> coppice.messages.Member
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_gossip_proto_init() }
@@ -410,7 +498,7 @@ func file_gossip_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gossip_proto_rawDesc), len(file_gossip_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

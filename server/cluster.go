@@ -41,6 +41,11 @@ type ClusterNode struct {
 	// "bus" port of CLUSTER NODES), both host:port.
 	ClientAddr  string
 	ClusterAddr string
+	// Failed is set when gossip reports the node failed, left or gone:
+	// CLUSTER NODES flags it fail, CLUSTER SHARDS shows its health as
+	// failed, and CLUSTER SLOTS leaves it out as a replica (as Redis
+	// leaves out failed replicas), so clients stop sending reads to it.
+	Failed bool
 }
 
 // ClusterShard is one shard's Raft group as this node sees it.
@@ -244,7 +249,9 @@ func (t *topology) slots() *messages.Reply {
 		first, last := ShardSlots(i, len(t.view.Shards))
 		e := []*messages.Reply{integer(int64(first)), integer(int64(last)), leader.endpoint()}
 		for _, n := range t.replicas(s) {
-			e = append(e, n.endpoint())
+			if !n.Failed {
+				e = append(e, n.endpoint())
+			}
 		}
 		out = append(out, array(e...))
 	}
@@ -266,7 +273,7 @@ func (t *topology) shards() *messages.Reply {
 				bulkString("endpoint"), bulkString(n.host),
 				bulkString("role"), bulkString(role),
 				bulkString("replication-offset"), integer(0),
-				bulkString("health"), bulkString("online"),
+				bulkString("health"), bulkString(n.health()),
 			))
 		}
 		if leader := t.serving(i); leader != nil {
@@ -281,6 +288,14 @@ func (t *topology) shards() *messages.Reply {
 		))
 	}
 	return array(out...)
+}
+
+// health is a node's health as CLUSTER SHARDS reports it.
+func (n *topoNode) health() string {
+	if n.Failed {
+		return "failed"
+	}
+	return "online"
 }
 
 // nodes answers CLUSTER NODES: a line per node; a node that leads shards
@@ -309,7 +324,12 @@ func (t *topology) nodes() string {
 				master = firstLeader
 			}
 		}
-		fmt.Fprintf(&b, "%s %s:%d@%d %s %s 0 0 0 connected", n.id, n.host, n.port, n.bus, strings.Join(flags, ","), master)
+		link := "connected"
+		if n.Failed { // after master or slave, as Redis orders its flags
+			flags = append(flags, "fail")
+			link = "disconnected"
+		}
+		fmt.Fprintf(&b, "%s %s:%d@%d %s %s 0 0 0 %s", n.id, n.host, n.port, n.bus, strings.Join(flags, ","), master, link)
 		for i, s := range t.view.Shards {
 			if n.lead && s.Leader == n.Name {
 				first, last := ShardSlots(i, len(t.view.Shards))

@@ -120,3 +120,32 @@ func roleOf(node *messages.Reply) string {
 	}
 	return ""
 }
+
+// A node gossip reports failed is flagged fail and disconnected in CLUSTER
+// NODES, failed in CLUSTER SHARDS, and left out of CLUSTER SLOTS as a
+// replica, so cluster clients stop sending it reads.
+func TestClusterFailedNode(t *testing.T) {
+	v := testView()
+	v.Nodes[3].Failed = true // n4, a replica of shard 0 only
+	tp := newTopology(v, "127.0.0.1")
+	if want := NodeID("n4") + " 10.0.0.4:7004@8004 slave,fail " + NodeID("n1") + " 0 0 0 disconnected\n"; !strings.HasSuffix(tp.nodes(), want) {
+		t.Fatalf("CLUSTER NODES:\n%s\nwant it to end with\n%s", tp.nodes(), want)
+	}
+	first := tp.slots().GetArray().GetItems()[0].GetArray().GetItems()
+	for _, it := range first[2:] {
+		if id := string(it.GetArray().GetItems()[2].GetBulk()); id == NodeID("n4") {
+			t.Fatalf("CLUSTER SLOTS lists failed n4 for shard 0: %v", first)
+		}
+	}
+	if len(first) != 2+3 {
+		t.Fatalf("CLUSTER SLOTS shard 0 has %d endpoints, want leader and 2 live replicas", len(first)-2)
+	}
+	health := map[string]string{}
+	for _, n := range tp.shards().GetArray().GetItems()[0].GetMap().GetItems()[3].GetArray().GetItems() {
+		items := n.GetMap().GetItems()
+		health[string(items[1].GetBulk())] = string(items[13].GetBulk())
+	}
+	if health[NodeID("n4")] != "failed" || health[NodeID("n3")] != "online" {
+		t.Fatalf("CLUSTER SHARDS health: %v", health)
+	}
+}
