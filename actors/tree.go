@@ -77,6 +77,8 @@ func shardSpecs(rt *Runtime) []supervisor.ChildSpec {
 		i := i
 		raftChild := worker(raftName(i), "raft", 30*time.Second, func() actor.Actor { return &raftActor{rt: rt, shard: i} })
 		raftChild.Backoff = &supervisor.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2}
+		// Every client command passes through it: its runs keep a grown stack.
+		raftChild.Props = []actor.PropsOption{actor.WithDispatcher(supervisor.WarmDispatcher)}
 		specs[i] = supervisor.Sup(shardName(i), supervisor.Spec{
 			Strategy:  messages.Strategy_REST_FOR_ONE,
 			Intensity: 5,

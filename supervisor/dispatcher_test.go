@@ -1,0 +1,86 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/internal/testwait"
+)
+
+// Runs one after another reuse one goroutine; runs at once each get one;
+// every run runs exactly once; idle goroutines exit.
+func TestWarmDispatcher(t *testing.T) {
+	d := newWarmDispatcher(300, 50*time.Millisecond)
+	base := runtime.NumGoroutine()
+	var ran atomic.Int64
+	for range 200 {
+		done := make(chan struct{})
+		d.Schedule(func() { ran.Add(1); close(done) })
+		<-done
+		// The run's goroutine waits for the next one: wait until it does,
+		// so the next Schedule finds it.
+		testwait.For(t, 5*time.Second, time.Millisecond, "the goroutine waits for a run", func() error {
+			if d.waiting.Load() != 1 {
+				return errors.New("none waits")
+			}
+			return nil
+		})
+	}
+	// One, but a run scheduled between the goroutine's count of itself as
+	// waiting and its wait starts another.
+	if n := d.started.Load(); n > 10 {
+		t.Fatalf("200 runs one after another started %d goroutines", n)
+	}
+
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 50 {
+		wg.Add(1)
+		d.Schedule(func() { <-release; ran.Add(1); wg.Done() })
+	}
+	close(release)
+	wg.Wait()
+	if got := ran.Load(); got != 250 {
+		t.Fatalf("%d runs ran, want 250", got)
+	}
+	testwait.For(t, 5*time.Second, time.Millisecond, "idle goroutines exit", func() error {
+		if n := runtime.NumGoroutine(); n > base {
+			return fmt.Errorf("%d goroutines, %d before", n, base)
+		}
+		return nil
+	})
+}
+
+// An actor on WarmDispatcher gets its messages in order.
+func TestWarmDispatcherActor(t *testing.T) {
+	sys := actor.NewActorSystem()
+	const n = 10000
+	got := make(chan []int, 1)
+	var seen []int
+	pid := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if v, ok := c.Message().(int); ok {
+			if seen = append(seen, v); len(seen) == n {
+				got <- seen
+			}
+		}
+	}, actor.WithDispatcher(WarmDispatcher)))
+	for i := range n {
+		sys.Root.Send(pid, i)
+	}
+	select {
+	case s := <-got:
+		for i, v := range s {
+			if v != i {
+				t.Fatalf("message %d arrived as number %d", v, i)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not all %d messages within 10s", n)
+	}
+}
