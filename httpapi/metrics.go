@@ -49,8 +49,9 @@ var (
 	descCacheHits  = prometheus.NewDesc("coppice_shard_cache_hits_total", "Reads of the shard's store (clients' and its state machine's) its read cache answered.", shardLabels, nil)
 	descCacheMiss  = prometheus.NewDesc("coppice_shard_cache_misses_total", "Reads of the shard's store its read cache did not answer (they read Pebble).", shardLabels, nil)
 	descCacheBytes = prometheus.NewDesc("coppice_shard_cache_bytes", "Bytes the shard's read cache holds (--cache-mib splits its size between the shards).", shardLabels, nil)
+	descFilterSkip = prometheus.NewDesc("coppice_shard_filter_skips_total", "Reads of the shard's store its key filter answered as absent without reading Pebble.", shardLabels, nil)
 	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader, descRecvDone, descRecvTotal,
-		descCacheHits, descCacheMiss, descCacheBytes}
+		descCacheHits, descCacheMiss, descCacheBytes, descFilterSkip}
 	shardGaugeType = prometheus.GaugeValue
 )
 
@@ -96,5 +97,6 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(st.CacheHits), shard)
 		ch <- prometheus.MustNewConstMetric(descCacheMiss, prometheus.CounterValue, float64(st.CacheMisses), shard)
 		ch <- prometheus.MustNewConstMetric(descCacheBytes, shardGaugeType, float64(st.CacheBytes), shard)
+		ch <- prometheus.MustNewConstMetric(descFilterSkip, prometheus.CounterValue, float64(st.FilterSkips), shard)
 	}
 }

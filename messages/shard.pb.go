@@ -416,9 +416,12 @@ type ShardStatusReply struct {
 	LogBytes  uint64 `protobuf:"varint,15,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
 	// The shard's read cache: lookups it answered and missed since the
 	// node started, and the bytes it holds.
-	CacheHits     uint64 `protobuf:"varint,16,opt,name=cache_hits,json=cacheHits,proto3" json:"cache_hits,omitempty"`
-	CacheMisses   uint64 `protobuf:"varint,17,opt,name=cache_misses,json=cacheMisses,proto3" json:"cache_misses,omitempty"`
-	CacheBytes    uint64 `protobuf:"varint,18,opt,name=cache_bytes,json=cacheBytes,proto3" json:"cache_bytes,omitempty"`
+	CacheHits   uint64 `protobuf:"varint,16,opt,name=cache_hits,json=cacheHits,proto3" json:"cache_hits,omitempty"`
+	CacheMisses uint64 `protobuf:"varint,17,opt,name=cache_misses,json=cacheMisses,proto3" json:"cache_misses,omitempty"`
+	CacheBytes  uint64 `protobuf:"varint,18,opt,name=cache_bytes,json=cacheBytes,proto3" json:"cache_bytes,omitempty"`
+	// Lookups the shard's key filter answered "absent" without reading the
+	// store.
+	FilterSkips   uint64 `protobuf:"varint,19,opt,name=filter_skips,json=filterSkips,proto3" json:"filter_skips,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +578,13 @@ func (x *ShardStatusReply) GetCacheMisses() uint64 {
 func (x *ShardStatusReply) GetCacheBytes() uint64 {
 	if x != nil {
 		return x.CacheBytes
+	}
+	return 0
+}
+
+func (x *ShardStatusReply) GetFilterSkips() uint64 {
+	if x != nil {
+		return x.FilterSkips
 	}
 	return 0
 }
@@ -818,7 +828,7 @@ const file_shard_proto_rawDesc = "" +
 	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\",\n" +
 	"\vShardStatus\x12\x1d\n" +
 	"\n" +
-	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xf3\x04\n" +
+	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\x96\x05\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -844,7 +854,8 @@ const file_shard_proto_rawDesc = "" +
 	"cache_hits\x18\x10 \x01(\x04R\tcacheHits\x12!\n" +
 	"\fcache_misses\x18\x11 \x01(\x04R\vcacheMisses\x12\x1f\n" +
 	"\vcache_bytes\x18\x12 \x01(\x04R\n" +
-	"cacheBytes\"(\n" +
+	"cacheBytes\x12!\n" +
+	"\ffilter_skips\x18\x13 \x01(\x04R\vfilterSkips\"(\n" +
 	"\n" +
 	"CompactLog\x12\x1a\n" +
 	"\btrailing\x18\x01 \x01(\x04R\btrailing\"H\n" +

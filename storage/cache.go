@@ -35,8 +35,9 @@ type recordCache struct {
 }
 
 // CacheStats is what a shard's read cache did: lookups answered and
-// missed, and the bytes it holds.
-type CacheStats struct{ Hits, Misses, Bytes uint64 }
+// missed, and the bytes it holds; and lookups its key filter answered
+// "absent" without reading the store.
+type CacheStats struct{ Hits, Misses, Bytes, FilterSkips uint64 }
 
 func (c *recordCache) stats() CacheStats {
 	c.mu.Lock()

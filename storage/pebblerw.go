@@ -44,22 +44,29 @@ func (p pebbleRW) Set(key, value []byte) error           { return p.w.Set(key, v
 func (p pebbleRW) Delete(key []byte) error               { return p.w.Delete(key, nil) }
 func (p pebbleRW) DeleteRange(lower, upper []byte) error { return p.w.DeleteRange(lower, upper, nil) }
 
-// cachedReader reads the shard's committed state through its record cache.
+// cachedReader reads the shard's committed state through its record cache
+// and, for keys the cache does not know, its key filter.
 type cachedReader struct {
 	pebbleRW
-	cache *recordCache
+	cache  *recordCache
+	filter *keyFilter
 }
 
 func (c cachedReader) Get(key []byte) ([]byte, bool, error) {
-	if c.cache.limit == 0 {
-		return c.pebbleRW.Get(key) // no cache (--cache-mib 0)
+	cached := c.cache.limit > 0 // no cache with --cache-mib 0
+	var gen uint64
+	if cached {
+		v, ok, known, g := c.cache.get(key)
+		if known {
+			return v, ok, nil
+		}
+		gen = g
 	}
-	v, ok, known, gen := c.cache.get(key)
-	if known {
-		return v, ok, nil
+	if c.filter.absent(key) {
+		return nil, false, nil
 	}
 	v, ok, err := c.pebbleRW.Get(key)
-	if err == nil {
+	if err == nil && cached {
 		c.cache.fill(gen, key, v, ok)
 	}
 	return v, ok, err
@@ -93,6 +100,7 @@ func (a *applyRW) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 }
 
 func (a *applyRW) Set(key, value []byte) error {
+	a.store.filter.add(key) // before the batch commits: never behind the store
 	// A copy: the caller may reuse value; the cache keeps this one.
 	a.writes[string(key)] = append(make([]byte, 0, len(value)), value...)
 	return a.batch.Set(key, value)

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
@@ -40,9 +41,10 @@ type Shard struct {
 	exec   Executor
 	snaps  *SnapshotStore
 
-	mu    sync.RWMutex // guards db: held for reading while in use, for writing to swap it
-	db    *pebble.DB
-	cache *recordCache
+	mu     sync.RWMutex // guards db: held for reading while in use, for writing to swap it
+	db     *pebble.DB
+	cache  *recordCache
+	filter *keyFilter
 
 	appliedMu sync.Mutex // guards applied, term and appliedCh
 	applied   uint64
@@ -54,7 +56,7 @@ type Shard struct {
 // of cacheBytes in front of it (0: none).
 func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int) (*Shard, error) {
 	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
-		cache: newRecordCache(cacheBytes)}
+		cache: newRecordCache(cacheBytes), filter: newKeyFilter()}
 	dir := layout.KVDir(id)
 	if err := recoverSwap(dir); err != nil {
 		return nil, err
@@ -70,6 +72,7 @@ func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cache
 		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
 	}
 	s.setApplied(index, term)
+	go s.buildFilter(s.filter.gen) // no other user yet: gen read unlocked
 	return s, nil
 }
 
@@ -81,6 +84,10 @@ func openPebble(dir string) (*pebble.DB, error) {
 		Logger:       quietLogger{},
 		MemTableSize: 32 << 20,
 	}
+	// Bloom filters in every table (lower levels inherit L0's): a Get of
+	// a key the key filter cannot rule out reads one table per level
+	// that may hold it, not every level's index.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -104,8 +111,12 @@ func readApplied(r pebble.Reader) (index, term uint64, err error) {
 	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
 }
 
-// CacheStats reports the shard's read cache.
-func (s *Shard) CacheStats() CacheStats { return s.cache.stats() }
+// CacheStats reports the shard's read cache and key filter.
+func (s *Shard) CacheStats() CacheStats {
+	cs := s.cache.stats()
+	cs.FilterSkips = s.filter.skips.Load()
+	return cs
+}
 
 // ID is the shard's number.
 func (s *Shard) ID() int { return s.id }
@@ -149,7 +160,7 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 	if s.db == nil {
 		return ErrClosed
 	}
-	return fn(cachedReader{pebbleRW{r: s.db}, s.cache})
+	return fn(s.reader())
 }
 
 // Close closes the Pebble store.
@@ -184,7 +195,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	w := &applyRW{batch: pebbleRW{r: b, w: b}, store: cachedReader{pebbleRW{r: s.db}, s.cache}, writes: map[string][]byte{}}
+	w := &applyRW{batch: pebbleRW{r: b, w: b}, store: s.reader(), writes: map[string][]byte{}}
 	applied, _ := s.Applied()
 	last, lastTerm := applied, uint64(0)
 	for i, l := range logs {
@@ -224,7 +235,62 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
+	if gen, due := s.filter.rebuildDue(); due {
+		go s.buildFilter(gen)
+	}
 	return out
+}
+
+// reader reads the shard's committed state. Called with mu held.
+func (s *Shard) reader() cachedReader {
+	return cachedReader{pebbleRW{r: s.db}, s.cache, s.filter}
+}
+
+// filterChunk is how many keys a filter build reads under one hold of the
+// shard's read lock.
+const filterChunk = 10000
+
+// buildFilter reads every key of the store into the key filter, a chunk
+// at a time, and makes it ready, unless the filter is cleared (a restore,
+// a rebuild) or the shard closed meanwhile. Keys written while it runs
+// are added by the state machine.
+func (s *Shard) buildFilter(gen uint64) {
+	var after []byte
+	found := 0
+	for {
+		keys, err := s.filterChunk(after)
+		if err != nil || !s.filter.addBuilt(gen, keys) {
+			return // closed, or the store failed: the filter stays not ready
+		}
+		found += len(keys)
+		if len(keys) < filterChunk {
+			s.filter.finishBuild(gen, found)
+			return
+		}
+		after = keys[len(keys)-1]
+	}
+}
+
+// filterChunk reads up to filterChunk keys after after (from the first
+// with nil).
+func (s *Shard) filterChunk(after []byte) ([][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: after})
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for ok := it.First(); ok && len(keys) < filterChunk; ok = it.Next() {
+		if after != nil && bytes.Equal(it.Key(), after) {
+			continue
+		}
+		keys = append(keys, bytes.Clone(it.Key()))
+	}
+	return keys, errors.Join(it.Error(), it.Close())
 }
 
 // Snapshot captures the shard for Raft (raft.FSM). The checkpoint itself is
@@ -329,6 +395,8 @@ func (s *Shard) RestoreDir(dir string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cache.reset()
+	gen := s.filter.reset()
+	defer func() { go s.buildFilter(gen) }() // after the swap: waits for mu
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
 			return fmt.Errorf("storage: shard %d: close before restore: %w", s.id, err)
