@@ -36,11 +36,18 @@ func scenario(t *testing.T, fault func(c *cluster, nodes []*cnode, w *workload),
 
 // scenarioOn is scenario on a cluster the test has set up (useTLS).
 func scenarioOn(c *cluster, fault func(c *cluster, nodes []*cnode, w *workload)) {
+	start := time.Now()
 	nodes := c.form("n1", "n2", "n3")
+	formed := time.Now()
 	w := c.startWorkload(2, nodes...)
 	w.waitOps(warmOps, opsWait)
+	warm := time.Now()
 	fault(c, nodes, w)
+	faulted := time.Now()
 	c.check(w, nodes...)
+	c.t.Logf("phases: formed in %v, warmed up in %v, fault and healing %v, check %v",
+		formed.Sub(start).Round(time.Millisecond), warm.Sub(formed).Round(time.Millisecond),
+		faulted.Sub(warm).Round(time.Millisecond), time.Since(faulted).Round(time.Millisecond))
 }
 
 // during injects a fault, lets the clients make progress, heals it, and
