@@ -87,5 +87,3 @@ require (
 )
 
 tool google.golang.org/protobuf/cmd/protoc-gen-go
-
-replace github.com/hashicorp/raft => ./third_party/hashicorp-raft
