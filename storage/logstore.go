@@ -91,7 +91,12 @@ const maxInvisibleRun = 1024
 // shard's applied index stops below them: a read barrier or a readiness
 // check waits for LastVisible, not for the raw index. An entry already
 // compacted out of the log is covered by a snapshot and counts as visible.
+// An index at or below floor (already applied: a read barrier's index is
+// taken before the entries applied since) is returned as it is.
 func LastVisible(logs raft.LogStore, index, floor uint64) uint64 {
+	if index <= floor {
+		return index
+	}
 	for i := index; i > floor && index-i < maxInvisibleRun; i-- {
 		var l raft.Log
 		if err := logs.GetLog(i, &l); err != nil {
