@@ -87,3 +87,5 @@ require (
 )
 
 tool google.golang.org/protobuf/cmd/protoc-gen-go
+
+replace github.com/hashicorp/raft => ./third_party/hashicorp-raft
