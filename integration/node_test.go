@@ -57,14 +57,21 @@ func buildNode() (string, error) {
 	return binPath, buildErr
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// loopbackAddrs returns n distinct free loopback addresses: all n
+// listeners are held until every port is picked (picking one at a time
+// and closing it let the kernel hand the same port out twice: a node's
+// client and cluster ports, and a refused start).
+func loopbackAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs, nil
 }
 
 // node is one cmd/node process.
@@ -82,10 +89,14 @@ type node struct {
 }
 
 func newNode(t *testing.T, name, dataDir string, extra ...string) *node {
-	n := &node{t: t, name: name, dataDir: dataDir, client: freePort(t), http: freePort(t), gossip: freePort(t)}
+	a, err := loopbackAddrs(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, name: name, dataDir: dataDir, client: a[0], http: a[1], gossip: a[2]}
 	n.args = append([]string{
 		"--name", name, "--data-dir", dataDir, "--shards", "4",
-		"--client-addr", n.client, "--cluster-addr", freePort(t),
+		"--client-addr", n.client, "--cluster-addr", a[3],
 		"--gossip-addr", n.gossip, "--http-addr", n.http,
 	}, extra...)
 	return n

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,15 +93,6 @@ func lookup(ts *testscript.TestScript, name string) *scriptNode {
 	return n
 }
 
-func loopbackPort(ts *testscript.TestScript) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		ts.Fatalf("%v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // start [--no-wait] NAME [--join PEER] [flags...]: start a node and wait
 // (60s) until /readyz answers (with --no-wait, only start it: a joining
 // node is ready once it is synced). --join takes another node's name. The
@@ -135,10 +125,14 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	flags := extra
 	if n == nil {
+		a, err := loopbackAddrs(4)
+		if err != nil {
+			ts.Fatalf("%v", err)
+		}
 		n = &scriptNode{node: &node{name: name, dataDir: filepath.Join(ts.Getenv("WORK"), "data", name),
-			client: loopbackPort(ts), http: loopbackPort(ts), gossip: loopbackPort(ts)}}
+			client: a[0], http: a[1], gossip: a[2]}}
 		n.args = append([]string{"--name", name, "--data-dir", n.dataDir, "--shards", strconv.Itoa(scriptShards),
-			"--client-addr", n.client, "--cluster-addr", loopbackPort(ts), "--gossip-addr", n.gossip,
+			"--client-addr", n.client, "--cluster-addr", a[3], "--gossip-addr", n.gossip,
 			"--http-addr", n.http, "--gossip-fast", "--remove-delay", "4s"}, extra...)
 		nodes[name] = n
 		flags = nil
