@@ -66,35 +66,49 @@ func (f *keyFilter) grow(keys int) {
 	f.room = keys
 }
 
-// block is h's block of layer l, and bitAt its i-th bit's word in that
-// block and mask.
-func block(l []uint64, h uint64) []uint64 {
-	b, _ := bits.Mul64(h, uint64(len(l)/8)) // uniform over the blocks
+// probe is where a key's bits lie: its hash picks a block in each layer,
+// and the same filterHashes bits of that block (a word and a mask each) in
+// every layer, so they are worked out once per key, outside the lock.
+type probe struct {
+	h    uint64
+	word [filterHashes]uint8
+	mask [filterHashes]uint64
+}
+
+func probeOf(key []byte) probe {
+	h := xxhash.Sum64(key)
+	p := probe{h: h}
+	x := bits.RotateLeft64(h, 32) | 1
+	for i := range filterHashes {
+		x *= 0x9e3779b97f4a7c15
+		bit := x >> 55 // 0..511
+		p.word[i], p.mask[i] = uint8(bit>>6), 1<<(bit&63)
+	}
+	return p
+}
+
+// block is p's block of layer l.
+func (p *probe) block(l []uint64) []uint64 {
+	b, _ := bits.Mul64(p.h, uint64(len(l)/8)) // uniform over the blocks
 	return l[b*8 : b*8+8 : b*8+8]
 }
 
-func bitAt(x uint64) (word int, mask uint64) {
-	bit := x >> 55 // 0..511
-	return int(bit >> 6), 1 << (bit & 63)
+// in reports whether all of p's bits are set in layer l.
+func (p *probe) in(l []uint64) bool {
+	b := p.block(l)
+	for i := range filterHashes {
+		if b[p.word[i]]&p.mask[i] == 0 {
+			return false
+		}
+	}
+	return true
 }
 
-// next steps the sequence of h's bit positions (start: seed(h)).
-func seed(h uint64) uint64 { return bits.RotateLeft64(h, 32) | 1 }
-func next(x uint64) uint64 { return x * 0x9e3779b97f4a7c15 }
-
-// has reports whether h may be in f. Called with mu held (read or write).
-func (f *keyFilter) has(h uint64) bool {
+// has reports whether f may hold p's key. Called with mu held (read or
+// write).
+func (f *keyFilter) has(p *probe) bool {
 	for _, l := range f.layers {
-		b, x, in := block(l, h), seed(h), true
-		for range filterHashes {
-			x = next(x)
-			w, m := bitAt(x)
-			if b[w]&m == 0 {
-				in = false
-				break
-			}
-		}
-		if in {
+		if p.in(l) {
 			return true
 		}
 	}
@@ -103,26 +117,25 @@ func (f *keyFilter) has(h uint64) bool {
 
 // add records that the store may hold key.
 func (f *keyFilter) add(key []byte) {
-	h := xxhash.Sum64(key)
+	p := probeOf(key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.addHash(h)
+	f.addProbe(&p)
 }
 
-// addHash adds h unless f may already hold it. Called with mu held.
-func (f *keyFilter) addHash(h uint64) {
-	if f.has(h) {
+// addProbe adds p's key unless f may already hold it. Called with mu
+// held.
+func (f *keyFilter) addProbe(p *probe) {
+	if f.has(p) {
 		return
 	}
 	if f.room == 0 {
 		last := f.layers[len(f.layers)-1]
 		f.grow(2 * len(last) * 64 / filterBitsPerKey)
 	}
-	b, x := block(f.layers[len(f.layers)-1], h), seed(h)
-	for range filterHashes {
-		x = next(x)
-		w, m := bitAt(x)
-		b[w] |= m
+	b := p.block(f.layers[len(f.layers)-1])
+	for i := range filterHashes {
+		b[p.word[i]] |= p.mask[i]
 	}
 	f.room--
 	f.added++
@@ -130,9 +143,9 @@ func (f *keyFilter) addHash(h uint64) {
 
 // absent reports whether key is certainly not in the store.
 func (f *keyFilter) absent(key []byte) bool {
-	h := xxhash.Sum64(key)
+	p := probeOf(key)
 	f.mu.RLock()
-	out := f.ready && !f.has(h)
+	out := f.ready && !f.has(&p)
 	f.mu.RUnlock()
 	if out {
 		f.skips.Add(1)
@@ -163,17 +176,17 @@ func (f *keyFilter) rebuildDue() (gen uint64, due bool) {
 // addBuilt adds keys a build of generation gen read from the store; it
 // reports false when f was cleared since (the build must stop).
 func (f *keyFilter) addBuilt(gen uint64, keys [][]byte) bool {
-	hs := make([]uint64, len(keys))
+	ps := make([]probe, len(keys))
 	for i, k := range keys {
-		hs[i] = xxhash.Sum64(k)
+		ps[i] = probeOf(k)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.gen != gen {
 		return false
 	}
-	for _, h := range hs {
-		f.addHash(h)
+	for i := range ps {
+		f.addProbe(&ps[i])
 	}
 	return true
 }
