@@ -484,7 +484,8 @@ func (a *raftActor) status(to *actor.PID, withSizes bool) {
 		done, total := snaps.Receiving()
 		reply.SnapshotBytesDone, reply.SnapshotBytesTotal = uint64(done), uint64(total)
 		cs := fsm.CacheStats()
-		reply.CacheHits, reply.CacheMisses, reply.CacheBytes, reply.FilterSkips = cs.Hits, cs.Misses, cs.Bytes, cs.FilterSkips
+		reply.CacheHits, reply.CacheMisses, reply.CacheBytes = cs.Hits, cs.Misses, cs.Bytes
+		reply.FilterSkips, reply.FilterReady, reply.FilterError = cs.FilterSkips, cs.FilterReady, cs.FilterError
 		if withSizes {
 			reply.DataBytes = fsm.DataBytes()
 			reply.LogBytes = storage.LogBytes(logs, reply.FirstIndex, reply.LastIndex)

@@ -116,6 +116,9 @@ type ShardStatus struct {
 	Members      []MemberStatus `json:"members"`
 	// Error is set when the shard did not answer, or answered in part.
 	Error string `json:"error,omitempty"`
+	// FilterError is why the shard's key filter could not be built (its
+	// reads then all go to the store); the shard itself serves.
+	FilterError string `json:"filter_error,omitempty"`
 }
 
 // MemberStatus is one server of a shard's Raft configuration.
@@ -371,7 +374,7 @@ func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) S
 	s.State = strings.ToLower(r.State)
 	s.Term, s.FirstIndex, s.LastIndex = r.Term, r.FirstIndex, r.LastIndex
 	s.CommitIndex, s.AppliedIndex = r.CommitIndex, r.AppliedIndex
-	s.Error = r.Error
+	s.Error, s.FilterError = r.Error, r.FilterError
 	for _, m := range r.Configuration {
 		ms := MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage)}
 		if m.Id == self {

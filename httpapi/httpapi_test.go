@@ -186,7 +186,7 @@ func TestEndpoints(t *testing.T) {
 		`coppice_shard_commit_index{shard="1"}`, `coppice_shard_last_index{shard="1"}`,
 		`coppice_shard_term{shard="1"}`, `coppice_shard_is_leader{shard="0"} 1`, `coppice_shard_up{shard="1"} 1`,
 		`coppice_shard_cache_hits_total{shard="1"}`, `coppice_shard_cache_misses_total{shard="0"}`, `coppice_shard_cache_bytes{shard="1"}`,
-		`coppice_shard_filter_skips_total{shard="0"}`,
+		`coppice_shard_filter_skips_total{shard="0"}`, `coppice_shard_filter_ready{shard="1"}`,
 		`coppice_supervisor_events_total{kind="child_exited"} 0`, "go_goroutines", "process_start_time_seconds",
 	} {
 		if !strings.Contains(body, want) {

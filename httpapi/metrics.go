@@ -50,8 +50,9 @@ var (
 	descCacheMiss  = prometheus.NewDesc("coppice_shard_cache_misses_total", "Reads of the shard's store its read cache did not answer (they read Pebble).", shardLabels, nil)
 	descCacheBytes = prometheus.NewDesc("coppice_shard_cache_bytes", "Bytes the shard's read cache holds (--cache-mib splits its size between the shards).", shardLabels, nil)
 	descFilterSkip = prometheus.NewDesc("coppice_shard_filter_skips_total", "Reads of the shard's store its key filter answered as absent without reading Pebble.", shardLabels, nil)
+	descFilterUp   = prometheus.NewDesc("coppice_shard_filter_ready", "1 once the shard's key filter is built; 0 while it reads the store, or when that failed (filter_error in /v1/status).", shardLabels, nil)
 	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader, descRecvDone, descRecvTotal,
-		descCacheHits, descCacheMiss, descCacheBytes, descFilterSkip}
+		descCacheHits, descCacheMiss, descCacheBytes, descFilterSkip, descFilterUp}
 	shardGaugeType = prometheus.GaugeValue
 )
 
@@ -82,21 +83,26 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		st := r.Reply
-		leader := 0.0
-		if strings.EqualFold(st.State, "leader") {
-			leader = 1
-		}
 		ch <- prometheus.MustNewConstMetric(descShardUp, shardGaugeType, 1, shard)
 		ch <- prometheus.MustNewConstMetric(descApplied, shardGaugeType, float64(st.AppliedIndex), shard)
 		ch <- prometheus.MustNewConstMetric(descCommit, shardGaugeType, float64(st.CommitIndex), shard)
 		ch <- prometheus.MustNewConstMetric(descLast, shardGaugeType, float64(st.LastIndex), shard)
 		ch <- prometheus.MustNewConstMetric(descTerm, shardGaugeType, float64(st.Term), shard)
-		ch <- prometheus.MustNewConstMetric(descIsLeader, shardGaugeType, leader, shard)
+		ch <- prometheus.MustNewConstMetric(descIsLeader, shardGaugeType, boolGauge(strings.EqualFold(st.State, "leader")), shard)
 		ch <- prometheus.MustNewConstMetric(descRecvDone, shardGaugeType, float64(st.SnapshotBytesDone), shard)
 		ch <- prometheus.MustNewConstMetric(descRecvTotal, shardGaugeType, float64(st.SnapshotBytesTotal), shard)
 		ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(st.CacheHits), shard)
 		ch <- prometheus.MustNewConstMetric(descCacheMiss, prometheus.CounterValue, float64(st.CacheMisses), shard)
 		ch <- prometheus.MustNewConstMetric(descCacheBytes, shardGaugeType, float64(st.CacheBytes), shard)
 		ch <- prometheus.MustNewConstMetric(descFilterSkip, prometheus.CounterValue, float64(st.FilterSkips), shard)
+		ch <- prometheus.MustNewConstMetric(descFilterUp, shardGaugeType, boolGauge(st.FilterReady), shard)
 	}
+}
+
+// boolGauge is a yes/no gauge's value: 1 or 0.
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

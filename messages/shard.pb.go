@@ -421,7 +421,11 @@ type ShardStatusReply struct {
 	CacheBytes  uint64 `protobuf:"varint,18,opt,name=cache_bytes,json=cacheBytes,proto3" json:"cache_bytes,omitempty"`
 	// Lookups the shard's key filter answered "absent" without reading the
 	// store.
-	FilterSkips   uint64 `protobuf:"varint,19,opt,name=filter_skips,json=filterSkips,proto3" json:"filter_skips,omitempty"`
+	FilterSkips uint64 `protobuf:"varint,19,opt,name=filter_skips,json=filterSkips,proto3" json:"filter_skips,omitempty"`
+	// Whether the key filter is built (until it is, every lookup reads the
+	// store), and why its last build failed, if it did.
+	FilterReady   bool   `protobuf:"varint,20,opt,name=filter_ready,json=filterReady,proto3" json:"filter_ready,omitempty"`
+	FilterError   string `protobuf:"bytes,21,opt,name=filter_error,json=filterError,proto3" json:"filter_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -587,6 +591,20 @@ func (x *ShardStatusReply) GetFilterSkips() uint64 {
 		return x.FilterSkips
 	}
 	return 0
+}
+
+func (x *ShardStatusReply) GetFilterReady() bool {
+	if x != nil {
+		return x.FilterReady
+	}
+	return false
+}
+
+func (x *ShardStatusReply) GetFilterError() string {
+	if x != nil {
+		return x.FilterError
+	}
+	return ""
 }
 
 // CompactLog asks a shard's leader to snapshot now and keep only trailing
@@ -828,7 +846,7 @@ const file_shard_proto_rawDesc = "" +
 	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\",\n" +
 	"\vShardStatus\x12\x1d\n" +
 	"\n" +
-	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\x96\x05\n" +
+	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xdc\x05\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -855,7 +873,9 @@ const file_shard_proto_rawDesc = "" +
 	"\fcache_misses\x18\x11 \x01(\x04R\vcacheMisses\x12\x1f\n" +
 	"\vcache_bytes\x18\x12 \x01(\x04R\n" +
 	"cacheBytes\x12!\n" +
-	"\ffilter_skips\x18\x13 \x01(\x04R\vfilterSkips\"(\n" +
+	"\ffilter_skips\x18\x13 \x01(\x04R\vfilterSkips\x12!\n" +
+	"\ffilter_ready\x18\x14 \x01(\bR\vfilterReady\x12!\n" +
+	"\ffilter_error\x18\x15 \x01(\tR\vfilterError\"(\n" +
 	"\n" +
 	"CompactLog\x12\x1a\n" +
 	"\btrailing\x18\x01 \x01(\x04R\btrailing\"H\n" +

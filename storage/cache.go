@@ -35,9 +35,14 @@ type recordCache struct {
 }
 
 // CacheStats is what a shard's read cache did: lookups answered and
-// missed, and the bytes it holds; and lookups its key filter answered
-// "absent" without reading the store.
-type CacheStats struct{ Hits, Misses, Bytes, FilterSkips uint64 }
+// missed, and the bytes it holds; and its key filter: lookups answered
+// "absent" without reading the store, whether it is ready (built), and
+// why its last build failed, if it did.
+type CacheStats struct {
+	Hits, Misses, Bytes, FilterSkips uint64
+	FilterReady                      bool
+	FilterError                      string
+}
 
 func (c *recordCache) stats() CacheStats {
 	c.mu.Lock()

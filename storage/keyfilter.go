@@ -31,6 +31,9 @@ type keyFilter struct {
 	room   int        // keys the last layer takes before another is added
 	added  int        // keys added since the filter was last cleared
 	built  int        // keys the last completed build found in the store
+	// failed is why the last build of this generation stopped short (a
+	// store read error): the filter stays not ready.
+	failed error
 
 	skips atomic.Uint64 // lookups it answered "absent"
 }
@@ -53,7 +56,7 @@ func newKeyFilter() *keyFilter {
 // clear empties f, makes it not ready and returns the generation a build
 // must carry. Called with mu held, or before f is shared.
 func (f *keyFilter) clear() uint64 {
-	f.ready = false
+	f.ready, f.failed = false, nil
 	f.gen++
 	f.layers, f.added = nil, 0
 	f.grow(filterFirstKeys)
@@ -191,12 +194,24 @@ func (f *keyFilter) addBuilt(gen uint64, keys [][]byte) bool {
 	return true
 }
 
-// finishBuild makes f ready if it was not cleared since the build of
-// generation gen began; found is how many keys that build read.
-func (f *keyFilter) finishBuild(gen uint64, found int) {
+// finishBuild ends the build of generation gen, unless f was cleared
+// since it began: found is how many keys it read; err, when the store
+// failed it, leaves f not ready and is kept for the shard's status.
+func (f *keyFilter) finishBuild(gen uint64, found int, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.gen == gen {
+	switch {
+	case f.gen != gen:
+	case err != nil:
+		f.failed = err
+	default:
 		f.ready, f.built = true, found
 	}
+}
+
+// state is whether f is ready, and why its last build failed, if it did.
+func (f *keyFilter) state() (ready bool, failed error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.ready, f.failed
 }

@@ -14,7 +14,7 @@ import (
 // (about 1%), and grows past its first layer.
 func TestKeyFilter(t *testing.T) {
 	f := newKeyFilter()
-	f.finishBuild(f.gen, 0) // an empty store, read
+	f.finishBuild(f.gen, 0, nil) // an empty store, read
 	const n = 300_000
 	for i := range n {
 		f.add([]byte(fmt.Sprintf("key:%d", i)))
@@ -49,7 +49,8 @@ func TestKeyFilter(t *testing.T) {
 }
 
 // Until a build has read the store the filter calls nothing absent; a
-// build of a generation cleared since changes nothing; a rebuild falls due
+// build of a generation cleared since changes nothing; a build the store
+// failed leaves it not ready, with the reason; a rebuild falls due
 // when added keys far outnumber what the last build found.
 func TestKeyFilterGenerations(t *testing.T) {
 	f := newKeyFilter()
@@ -61,11 +62,19 @@ func TestKeyFilterGenerations(t *testing.T) {
 	if f.addBuilt(old, [][]byte{[]byte("k")}) {
 		t.Fatal("a build of a cleared generation was taken")
 	}
-	f.finishBuild(old, 1)
+	f.finishBuild(old, 1, nil)
 	if f.ready {
 		t.Fatal("a build of a cleared generation made the filter ready")
 	}
-	f.finishBuild(gen, 10)
+	f.finishBuild(gen, 3, errors.New("disk on fire"))
+	if ready, failed := f.state(); ready || failed == nil || f.absent([]byte("k")) {
+		t.Fatalf("after a failed build: ready %v, failed %v", ready, failed)
+	}
+	gen = f.reset()
+	if _, failed := f.state(); failed != nil {
+		t.Fatalf("a new generation keeps the old build's failure: %v", failed)
+	}
+	f.finishBuild(gen, 10, nil)
 	if !f.absent([]byte("k")) {
 		t.Fatal("a ready filter holds a key only a stale build added")
 	}
@@ -119,6 +128,9 @@ func TestKeyFilterBuildAndRestore(t *testing.T) {
 	}
 	defer s.Close()
 	waitFilterReady(t, s)
+	if cs := s.CacheStats(); !cs.FilterReady || cs.FilterError != "" {
+		t.Fatalf("built filter's stats: %+v", cs)
+	}
 	for i := range n {
 		if k := fmt.Sprintf("a%05d", i); s.filter.absent([]byte(k)) {
 			t.Fatalf("%s is in the store, the built filter says absent", k)

@@ -115,6 +115,11 @@ func readApplied(r pebble.Reader) (index, term uint64, err error) {
 func (s *Shard) CacheStats() CacheStats {
 	cs := s.cache.stats()
 	cs.FilterSkips = s.filter.skips.Load()
+	var failed error
+	cs.FilterReady, failed = s.filter.state()
+	if failed != nil {
+		cs.FilterError = fmt.Sprintf("key filter build: %v", failed)
+	}
 	return cs
 }
 
@@ -259,12 +264,12 @@ func (s *Shard) buildFilter(gen uint64) {
 	found := 0
 	for {
 		keys, err := s.filterChunk(after)
-		if err != nil || !s.filter.addBuilt(gen, keys) {
-			return // closed, or the store failed: the filter stays not ready
+		if errors.Is(err, ErrClosed) || (err == nil && !s.filter.addBuilt(gen, keys)) {
+			return // closed, or cleared for a newer build
 		}
 		found += len(keys)
-		if len(keys) < filterChunk {
-			s.filter.finishBuild(gen, found)
+		if err != nil || len(keys) < filterChunk {
+			s.filter.finishBuild(gen, found, err)
 			return
 		}
 		after = keys[len(keys)-1]
