@@ -7,8 +7,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// WarmDispatcher is a protoactor-go dispatcher for actors on a hot path:
-// (ChildSpec.Props: actor.WithDispatcher(supervisor.WarmDispatcher)).
+// WarmDispatcher is a protoactor-go dispatcher for actors on a hot path
+// (in a ChildSpec: Props: actor.WithDispatcher(supervisor.WarmDispatcher)).
 //
 // protoactor-go's default dispatcher starts a goroutine for every mailbox
 // run, each with a fresh 8 KiB stack; an actor whose Receive goes deep
@@ -28,8 +28,8 @@ type warmDispatcher struct {
 	idle       time.Duration
 	// runs is unbuffered: a send succeeds only when a goroutine waits.
 	runs chan func()
-	// waiting counts the goroutines waiting for a run, started those
-	// started.
+	// waiting counts the goroutines waiting for a run and started those
+	// ever started: what TestWarmDispatcher checks reuse by.
 	waiting atomic.Int32
 	started atomic.Int64
 }
