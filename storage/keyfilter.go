@@ -15,8 +15,8 @@ import (
 // node's CPU under redis-benchmark SET with fresh keys
 // (docs/node-benchmarks.md).
 //
-// It holds a superset of the store's keys: the state machine adds each key
-// before the batch that writes it commits, and deletions never take keys
+// It holds a superset of the store's keys: the state machine adds the keys
+// a batch writes before the batch commits, and deletions never take keys
 // out. Until a build has read the whole store (after opening it, after a
 // restore replaced it, or when keys added since the last build far
 // outnumber what that build found) it is not ready and says every key may
@@ -78,8 +78,8 @@ type probe struct {
 	mask [filterHashes]uint64
 }
 
-func probeOf(key []byte) probe {
-	h := xxhash.Sum64(key)
+// probeOf is the probe of the key whose xxhash is h.
+func probeOf(h uint64) probe {
 	p := probe{h: h}
 	x := bits.RotateLeft64(h, 32) | 1
 	for i := range filterHashes {
@@ -118,12 +118,22 @@ func (f *keyFilter) has(p *probe) bool {
 	return false
 }
 
-// add records that the store may hold key.
-func (f *keyFilter) add(key []byte) {
-	p := probeOf(key)
+// written records that the store may hold each key a batch sets (writes
+// as applyRW notes them: a nil value is a deletion, left out). The state
+// machine calls it before the batch commits, so f is never behind the
+// store; one lock for the batch.
+func (f *keyFilter) written(writes map[string][]byte) {
+	ps := make([]probe, 0, len(writes))
+	for k, v := range writes {
+		if v != nil {
+			ps = append(ps, probeOf(xxhash.Sum64String(k)))
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.addProbe(&p)
+	for i := range ps {
+		f.addProbe(&ps[i])
+	}
 }
 
 // addProbe adds p's key unless f may already hold it. Called with mu
@@ -146,7 +156,7 @@ func (f *keyFilter) addProbe(p *probe) {
 
 // absent reports whether key is certainly not in the store.
 func (f *keyFilter) absent(key []byte) bool {
-	p := probeOf(key)
+	p := probeOf(xxhash.Sum64(key))
 	f.mu.RLock()
 	out := f.ready && !f.has(&p)
 	f.mu.RUnlock()
@@ -181,7 +191,7 @@ func (f *keyFilter) rebuildDue() (gen uint64, due bool) {
 func (f *keyFilter) addBuilt(gen uint64, keys [][]byte) bool {
 	ps := make([]probe, len(keys))
 	for i, k := range keys {
-		ps[i] = probeOf(k)
+		ps[i] = probeOf(xxhash.Sum64(k))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -17,7 +17,7 @@ func TestKeyFilter(t *testing.T) {
 	f.finishBuild(f.gen, 0, nil) // an empty store, read
 	const n = 300_000
 	for i := range n {
-		f.add([]byte(fmt.Sprintf("key:%d", i)))
+		f.written(map[string][]byte{fmt.Sprintf("key:%d", i): {}})
 	}
 	for i := range n {
 		if k := fmt.Sprintf("key:%d", i); f.absent([]byte(k)) {
@@ -42,9 +42,12 @@ func TestKeyFilter(t *testing.T) {
 		t.Fatalf("added counts %d keys of %d", f.added, n)
 	}
 	before := f.added
-	f.add([]byte("key:1"))
+	f.written(map[string][]byte{"key:1": {}, "deleted": nil})
 	if f.added != before {
-		t.Fatal("adding a held key counted it again")
+		t.Fatal("adding a held key counted it again, or a deleted one at all")
+	}
+	if !f.absent([]byte("deleted")) {
+		t.Fatal("a key a batch deleted was added")
 	}
 }
 

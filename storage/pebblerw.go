@@ -100,7 +100,6 @@ func (a *applyRW) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 }
 
 func (a *applyRW) Set(key, value []byte) error {
-	a.store.filter.add(key) // before the batch commits: never behind the store
 	// A copy: the caller may reuse value; the cache keeps this one.
 	a.writes[string(key)] = append(make([]byte, 0, len(value)), value...)
 	return a.batch.Set(key, value)

@@ -225,6 +225,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	if last == applied {
 		return out
 	}
+	s.filter.written(w.writes) // before the commit: never behind the store
 	var rec [16]byte
 	binary.BigEndian.PutUint64(rec[:], last)
 	binary.BigEndian.PutUint64(rec[8:], lastTerm)
