@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -129,6 +130,41 @@ type MemberStatus struct {
 	// answer); Lag is how far it is behind the most advanced member.
 	AppliedIndex *uint64 `json:"applied_index"`
 	Lag          *uint64 `json:"lag,omitempty"`
+}
+
+// Leaders are the shards' leaders in shard order ("" for a shard
+// without one).
+func (s *Status) Leaders() []string {
+	out := make([]string, len(s.Shards))
+	for i, sh := range s.Shards {
+		out[i] = sh.Leader
+	}
+	return out
+}
+
+// Members are the names of the nodes that are cluster members, sorted.
+func (s *Status) Members() []string {
+	var out []string
+	for _, n := range s.Nodes {
+		if n.Member {
+			out = append(out, n.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// WithSuffrage are the shard's members of suffrage kind (voter, nonvoter,
+// staging), sorted.
+func (s *ShardStatus) WithSuffrage(kind string) []string {
+	var out []string
+	for _, m := range s.Members {
+		if m.Suffrage == kind {
+			out = append(out, m.Node)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Ready reports whether the shard can serve: it has a leader and has

@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,28 @@ import (
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
+
+func TestStatusViews(t *testing.T) {
+	st := &actors.Status{
+		Nodes: []actors.NodeStatus{{Name: "n3", Member: true}, {Name: "n9"}, {Name: "n1", Member: true}},
+		Shards: []actors.ShardStatus{
+			{ID: 0, Leader: "n3", Members: []actors.MemberStatus{
+				{Node: "n3", Suffrage: "voter"}, {Node: "n9", Suffrage: "nonvoter"}, {Node: "n1", Suffrage: "voter"}}},
+			{ID: 1},
+		},
+	}
+	if got := st.Leaders(); !slices.Equal(got, []string{"n3", ""}) {
+		t.Errorf("Leaders() = %q", got)
+	}
+	if got := st.Members(); !slices.Equal(got, []string{"n1", "n3"}) {
+		t.Errorf("Members() = %q", got)
+	}
+	for kind, want := range map[string][]string{"voter": {"n1", "n3"}, "nonvoter": {"n9"}, "staging": nil} {
+		if got := st.Shards[0].WithSuffrage(kind); !slices.Equal(got, want) {
+			t.Errorf("WithSuffrage(%s) = %q, want %q", kind, got, want)
+		}
+	}
+}
 
 func TestShardReadiness(t *testing.T) {
 	for _, tc := range []struct {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/internal/httpjson"
 	"github.com/coppice-kv/coppice/internal/testwait"
 )
@@ -22,55 +23,13 @@ import (
 // clusterFlags make failure detection and removal fast on loopback.
 var clusterFlags = []string{"--gossip-fast", "--remove-delay", "4s"}
 
-type nodeView struct {
-	Name       string `json:"name"`
-	Status     string `json:"status"`
-	Member     bool   `json:"member"`
-	ClientAddr string `json:"client_addr"`
-}
-
-// statusView is what the tests read of /v1/status.
-type statusView struct {
-	ClusterID  string     `json:"cluster_id"`
-	SyncStatus string     `json:"sync_status"`
-	Nodes      []nodeView `json:"nodes"`
-	Shards     []struct {
-		ID         int    `json:"id"`
-		Leader     string `json:"leader"`
-		FirstIndex uint64 `json:"first_index"`
-		Members    []struct {
-			Node     string  `json:"node"`
-			Suffrage string  `json:"suffrage"`
-			Applied  *uint64 `json:"applied_index"`
-			Lag      *uint64 `json:"lag"`
-		} `json:"members"`
-	} `json:"shards"`
-	Syncs []struct {
-		Node       string `json:"node"`
-		Shard      int    `json:"shard"`
-		State      string `json:"state"`
-		Method     string `json:"method"`
-		StartedMs  int64  `json:"started_ms"`
-		FinishedMs int64  `json:"finished_ms"`
-	} `json:"syncs"`
-}
-
 // getJSON reads n's HTTP API at path (5s).
 func (n *node) getJSON(path string, v any) error {
 	return httpjson.Get(&http.Client{Timeout: 5 * time.Second}, "http://"+n.http+path, v)
 }
 
-// leaders are the shards' leaders, in shard order.
-func (st *statusView) leaders() []string {
-	out := make([]string, len(st.Shards))
-	for i, sh := range st.Shards {
-		out[i] = sh.Leader
-	}
-	return out
-}
-
-func (n *node) status() (*statusView, error) {
-	var st statusView
+func (n *node) status() (*actors.Status, error) {
+	var st actors.Status
 	return &st, n.getJSON("/v1/status", &st)
 }
 
@@ -95,14 +54,7 @@ func suffrage(n *node, kind string, want ...string) error {
 	}
 	slices.Sort(want)
 	for _, sh := range st.Shards {
-		var got []string
-		for _, m := range sh.Members {
-			if m.Suffrage == kind {
-				got = append(got, m.Node)
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
+		if got := sh.WithSuffrage(kind); !slices.Equal(got, want) {
 			return fmt.Errorf("%s: shard %d %ss %v, want %v", n.name, sh.ID, kind, got, want)
 		}
 	}
@@ -115,15 +67,8 @@ func members(n *node, want ...string) error {
 	if err != nil {
 		return err
 	}
-	var got []string
-	for _, v := range st.Nodes {
-		if v.Member {
-			got = append(got, v.Name)
-		}
-	}
-	slices.Sort(got)
 	slices.Sort(want)
-	if !slices.Equal(got, want) {
+	if got := st.Members(); !slices.Equal(got, want) {
 		return fmt.Errorf("%s: members %v, want %v (status %+v)", n.name, got, want, st.Nodes)
 	}
 	return nil
@@ -258,7 +203,7 @@ func syncMethods(n *node, node string) (map[int]string, error) {
 	out := map[int]string{}
 	for _, s := range st.Syncs {
 		if s.Node == node {
-			out[s.Shard] = s.Method
+			out[int(s.Shard)] = s.Method
 		}
 	}
 	return out, nil

@@ -167,8 +167,8 @@ func noLag(n *node, args ...string) error {
 	}
 	for _, sh := range st.Shards {
 		for _, m := range sh.Members {
-			if m.Applied == nil || m.Lag == nil || *m.Applied == 0 || *m.Lag != 0 {
-				return fmt.Errorf("shard %d member %s: applied %v lag %v", sh.ID, m.Node, m.Applied, m.Lag)
+			if m.AppliedIndex == nil || m.Lag == nil || *m.AppliedIndex == 0 || *m.Lag != 0 {
+				return fmt.Errorf("shard %d member %s: applied %v lag %v", sh.ID, m.Node, m.AppliedIndex, m.Lag)
 			}
 		}
 	}
@@ -293,7 +293,7 @@ func cmdSyncing(ts *testscript.TestScript, neg bool, args []string) {
 				continue
 			}
 			for _, sh := range st.Shards {
-				if sh.ID == s.Shard && sh.Leader != "" && sh.Leader != target {
+				if sh.ID == int(s.Shard) && sh.Leader != "" && sh.Leader != target {
 					name = sh.Leader
 					return nil
 				}
@@ -341,7 +341,7 @@ func balanced(n *node, names ...string) error {
 	if err != nil {
 		return err
 	}
-	return cluster.EvenLeaders(st.leaders(), names)
+	return cluster.EvenLeaders(st.Leaders(), names)
 }
 
 // nodesFlag checks that n's CLUSTER NODES flags NAME fail, or, with

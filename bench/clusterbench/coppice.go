@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/internal/httpjson"
 )
@@ -68,34 +69,8 @@ func (n *node) ready() error {
 	return nil
 }
 
-type statusView struct {
-	Nodes []struct {
-		Name   string `json:"name"`
-		Status string `json:"status"`
-		Member bool   `json:"member"`
-	} `json:"nodes"`
-	Shards []struct {
-		ID       int    `json:"id"`
-		Leader   string `json:"leader"`
-		LastIdx  uint64 `json:"last_index"`
-		FirstIdx uint64 `json:"first_index"`
-		Members  []struct {
-			Node     string `json:"node"`
-			Suffrage string `json:"suffrage"`
-		} `json:"members"`
-	} `json:"shards"`
-	Syncs []struct {
-		Node   string `json:"node"`
-		Shard  uint32 `json:"shard"`
-		State  string `json:"state"`
-		Method string `json:"method"`
-		Error  string `json:"error"`
-	} `json:"syncs"`
-	ClusterError string `json:"cluster_error"`
-}
-
-func (n *node) status() (*statusView, error) {
-	var st statusView
+func (n *node) status() (*actors.Status, error) {
+	var st actors.Status
 	return &st, httpjson.Get(hc, "http://"+n.http+"/v1/status", &st)
 }
 
@@ -110,24 +85,14 @@ func clusterHas(n *node, want ...string) error {
 		return fmt.Errorf("%s: no shards in /v1/status", n.name)
 	}
 	for _, sh := range st.Shards {
-		var got []string
-		for _, m := range sh.Members {
-			if m.Suffrage == "voter" {
-				got = append(got, m.Node)
-			}
-		}
+		got := sh.WithSuffrage("voter")
 		for _, w := range want {
 			if !slices.Contains(got, w) {
 				return fmt.Errorf("%s: shard %d voters %v, want %v among them", n.name, sh.ID, got, want)
 			}
 		}
 	}
-	var members []string
-	for _, v := range st.Nodes {
-		if v.Member {
-			members = append(members, v.Name)
-		}
-	}
+	members := st.Members()
 	for _, w := range want {
 		if !slices.Contains(members, w) {
 			return fmt.Errorf("%s: members %v, want %v among them", n.name, members, want)
@@ -172,11 +137,7 @@ func startCluster(bin, work string, size, shards int) ([]*node, error) {
 			if err != nil {
 				return err
 			}
-			leaders := make([]string, len(st.Shards))
-			for i, sh := range st.Shards {
-				leaders[i] = sh.Leader
-			}
-			return cluster.EvenLeaders(leaders, names)
+			return cluster.EvenLeaders(st.Leaders(), names)
 		}); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/internal/testcerts"
 	"github.com/redis/go-redis/v9"
 )
@@ -336,34 +337,8 @@ func (n *cnode) redis() *redis.Client {
 	return redis.NewClient(o)
 }
 
-// status is the part of GET /v1/status the suite reads.
-type status struct {
-	Node       string `json:"node"`
-	SyncStatus string `json:"sync_status"`
-	Nodes      []struct {
-		Name   string `json:"name"`
-		Status string `json:"status"`
-		Member bool   `json:"member"`
-	} `json:"nodes"`
-	Shards []shardStatus `json:"shards"`
-}
-
-type shardStatus struct {
-	ID     int    `json:"id"`
-	Leader string `json:"leader"`
-	Term   uint64 `json:"term"`
-	// FirstIndex is the first entry of the log of the node asked.
-	FirstIndex uint64 `json:"first_index"`
-	Members    []struct {
-		Node     string `json:"node"`
-		Suffrage string `json:"suffrage"`
-		Applied  uint64 `json:"applied_index"`
-		Lag      uint64 `json:"lag"`
-	} `json:"members"`
-}
-
-func (n *cnode) status() (*status, error) {
-	var st status
+func (n *cnode) status() (*actors.Status, error) {
+	var st actors.Status
 	return &st, httpJSON("GET", n.http()+"/v1/status", &st)
 }
 
@@ -382,7 +357,7 @@ func (c *cluster) waitVoters(timeout time.Duration, nodes ...*cnode) {
 			if err != nil {
 				return err
 			}
-			if err := st.votersAre(want); err != nil {
+			if err := votersAre(st, want); err != nil {
 				return fmt.Errorf("%s: %w", n.name, err)
 			}
 		}
@@ -392,16 +367,9 @@ func (c *cluster) waitVoters(timeout time.Duration, nodes ...*cnode) {
 
 // votersAre checks every shard has a leader and exactly want (sorted) as
 // voters.
-func (st *status) votersAre(want []string) error {
+func votersAre(st *actors.Status, want []string) error {
 	for _, sh := range st.Shards {
-		var got []string
-		for _, m := range sh.Members {
-			if m.Suffrage == "voter" {
-				got = append(got, m.Node)
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
+		if got := sh.WithSuffrage("voter"); !slices.Equal(got, want) {
 			return fmt.Errorf("shard %d voters %v", sh.ID, got)
 		}
 		if sh.Leader == "" {

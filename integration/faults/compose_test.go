@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/actors"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -80,11 +81,11 @@ func composeCommand(t *testing.T) []string {
 func waitVotersAt(t *testing.T, base string, want ...string) {
 	t.Helper()
 	eventually(t, 90*time.Second, fmt.Sprintf("%s sees voters %v", base, want), func() error {
-		var st status
+		var st actors.Status
 		if err := httpJSON("GET", base+"/v1/status", &st); err != nil {
 			return err
 		}
-		return st.votersAre(want)
+		return votersAre(&st, want)
 	})
 }
 

@@ -247,11 +247,7 @@ func TestRemovedNodeReturns(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		var leaders []string
-		for _, sh := range st.Shards {
-			leaders = append(leaders, sh.Leader)
-		}
-		return ccluster.EvenLeaders(leaders, []string{"n1", "n2"})
+		return ccluster.EvenLeaders(st.Leaders(), []string{"n1", "n2"})
 	})
 	before := leadership(t, n1)
 	t.Logf("leaders and terms before n3 returns: %v", before)
