@@ -117,8 +117,8 @@ func (c *recordCache) fill(gen uint64, key, v []byte, exists bool) {
 	if c.gen != gen {
 		return
 	}
-	if _, ok := c.m[string(key)]; ok {
-		return
+	if _, ok := c.m[string(key)]; ok || c.tooBig(len(key)+len(v)+cacheOverhead) {
+		return // known already, or not to be cached (and not worth a copy)
 	}
 	if exists {
 		v = append([]byte(nil), v...)
@@ -159,6 +159,10 @@ func (c *recordCache) reset() {
 // entrySize is what an entry counts against the limit.
 func entrySize(key string, v []byte) int { return len(key) + len(v) + cacheOverhead }
 
+// tooBig reports whether an entry of size bytes is too big to be worth
+// the room; such a value is not cached.
+func (c *recordCache) tooBig(size int) bool { return size > c.limit/16 }
+
 // drop removes key's entry, if any. Called with mu held.
 func (c *recordCache) drop(key string) {
 	if e, ok := c.m[key]; ok {
@@ -173,8 +177,8 @@ func (c *recordCache) drop(key string) {
 func (c *recordCache) put(key string, v []byte, absent bool) {
 	c.drop(key)
 	size := entrySize(key, v)
-	if size > c.limit/16 {
-		return // too big to be worth the room: not cached
+	if c.tooBig(size) {
+		return
 	}
 	for c.bytes+size > c.limit && len(c.m) > 0 {
 		c.drop(c.lru.prev.key) // the least recently used

@@ -205,6 +205,11 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 	if _, _, known, _ := c.get([]byte("big")); known {
 		t.Fatal("a value of an eighth of the cache was cached")
 	}
+	_, _, _, gen := c.get([]byte("read"))
+	c.fill(gen, []byte("read"), make([]byte, limit/8), true)
+	if _, _, known, _ := c.get([]byte("read")); known {
+		t.Fatal("a value of an eighth of the cache read from the store was cached")
+	}
 	c.applied(map[string][]byte{"0": []byte("x"), "1": nil}, nil)
 	sum := 0
 	for k, e := range c.m {
