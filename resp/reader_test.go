@@ -332,6 +332,39 @@ func TestBigArguments(t *testing.T) {
 	}
 }
 
+// A big argument is the caller's to keep (Owned): the next command does
+// not touch its memory. Arguments in the Reader's arena are not Owned.
+func TestOwnedArguments(t *testing.T) {
+	big := bytes.Repeat([]byte("b"), bigArg)
+	in := AppendCommand(nil, []byte("SET"), []byte("k"), big)
+	in = AppendCommand(in, []byte("SET"), bytes.Repeat([]byte("c"), bigArg), []byte("v"))
+	in = append(in, "SET "+strings.Repeat("i", bigArg)+" v\r\n"...)
+	r := NewReader(bytes.NewReader(in), Limits{})
+	args, err := r.ReadCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Owned(0) || r.Owned(1) || !r.Owned(2) || r.Owned(3) || r.Owned(-1) {
+		t.Fatalf("owned: %v %v %v", r.Owned(0), r.Owned(1), r.Owned(2))
+	}
+	kept := args[2]
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Owned(1) || r.Owned(0) || r.Owned(2) {
+		t.Fatalf("second command: owned %v %v %v", r.Owned(0), r.Owned(1), r.Owned(2))
+	}
+	if !bytes.Equal(kept, big) {
+		t.Fatal("a kept big argument changed under the next command")
+	}
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Owned(1) { // inline arguments live in the arena, however long
+		t.Fatal("an inline argument is owned")
+	}
+}
+
 // randomReader returns 1 to 100000 bytes per Read.
 type randomReader struct {
 	data []byte

@@ -48,15 +48,23 @@ func (c *conn) data(name string, args [][]byte) {
 
 func (c *conn) shardOf(key []byte) int { return ShardOf(Slot(key), c.s.backend.Shards()) }
 
-// cloneArgs copies args into one allocation: the reader reuses its buffers.
-func cloneArgs(args [][]byte) [][]byte {
+// cloneArgs copies the command just read into one allocation, as the
+// reader reuses its buffers; a big argument the reader gave up for good
+// (resp.Reader.Owned) is kept as it is rather than copied.
+func (c *conn) cloneArgs(args [][]byte) [][]byte {
 	n := 0
-	for _, a := range args {
-		n += len(a)
+	for i, a := range args {
+		if !c.rd.Owned(i) {
+			n += len(a)
+		}
 	}
 	buf := make([]byte, 0, n)
 	out := make([][]byte, len(args))
 	for i, a := range args {
+		if c.rd.Owned(i) {
+			out[i] = a
+			continue
+		}
 		start := len(buf)
 		buf = append(buf, a...)
 		out[i] = buf[start:len(buf):len(buf)]
@@ -83,12 +91,12 @@ func (c *conn) issueRead(shard int, args [][]byte) Pending {
 }
 
 func (c *conn) write(shard int, args [][]byte) {
-	p := c.issueWrite(shard, cloneArgs(args))
+	p := c.issueWrite(shard, c.cloneArgs(args))
 	c.pending = append(c.pending, p)
 }
 
 func (c *conn) read(shard int, args [][]byte) {
-	p := c.issueRead(shard, cloneArgs(args))
+	p := c.issueRead(shard, c.cloneArgs(args))
 	c.pending = append(c.pending, p)
 }
 
@@ -120,7 +128,7 @@ func (c *conn) groups(keys [][]byte) (order []int, byShard map[int][]int) {
 }
 
 func (c *conn) mget(args [][]byte) {
-	args = cloneArgs(args)
+	args = c.cloneArgs(args)
 	keys := args[1:]
 	order, byShard := c.groups(keys)
 	if len(order) == 1 {
@@ -156,7 +164,7 @@ func (c *conn) mget(args [][]byte) {
 }
 
 func (c *conn) mset(args [][]byte) {
-	args = cloneArgs(args)
+	args = c.cloneArgs(args)
 	pairs := args[1:]
 	keys := make([][]byte, 0, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
@@ -176,7 +184,7 @@ func (c *conn) mset(args [][]byte) {
 
 // sumKeys runs DEL, UNLINK or EXISTS on each shard's keys and adds up.
 func (c *conn) sumKeys(args [][]byte, write bool) {
-	args = cloneArgs(args)
+	args = c.cloneArgs(args)
 	keys := args[1:]
 	order, byShard := c.groups(keys)
 	m := &multi{combine: sumIntegers}
@@ -196,7 +204,7 @@ func (c *conn) sumKeys(args [][]byte, write bool) {
 
 // everyShard runs the command on every shard and combines the replies.
 func (c *conn) everyShard(args [][]byte, write bool, combine func([]*messages.Reply) *messages.Reply) {
-	args = cloneArgs(args)
+	args = c.cloneArgs(args)
 	m := &multi{combine: combine}
 	for sh := 0; sh < c.s.backend.Shards(); sh++ {
 		if write {
