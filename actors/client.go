@@ -21,7 +21,22 @@ import (
 const (
 	proposeTimeout = 15 * time.Second
 	barrierTimeout = 10 * time.Second
+	// writeBytesPerSecond is the slowest rate a write's bytes are
+	// expected to move through a node at (read, logged, copied,
+	// applied): a write's answer is waited for proposeTimeout plus its
+	// bytes at this rate (bytesTime), since a value of hundreds of MB
+	// takes seconds on a slow machine; a 512 MB SET gets two more minutes.
+	writeBytesPerSecond = 4 << 20
 )
+
+// bytesTime is how long cmd's bytes may take at writeBytesPerSecond.
+func bytesTime(cmd *messages.Command) time.Duration {
+	n := 0
+	for _, a := range cmd.GetArgs() {
+		n += len(a)
+	}
+	return time.Duration(n) * time.Second / writeBytesPerSecond
+}
 
 // ClientPath is the client actor's path: peers send it messages.Forward.
 const ClientPath = RootName + "/client"
@@ -41,8 +56,12 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		b := newBackend(c.rt, sys)
 		c.local = newBackend(c.rt, sys)
 		c.local.local = true
+		limits := resp.DefaultLimits()
+		if c.rt.MaxBulkLen > 0 {
+			limits.MaxBulkLen = c.rt.MaxBulkLen
+		}
 		srv, err := server.Listen(server.Config{
-			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS, Limits: resp.DefaultLimits(),
+			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS, Limits: limits,
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(),
 			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)
@@ -167,7 +186,7 @@ func answer(ch <-chan proto.Message, timeout time.Duration) (proto.Message, erro
 func (p *proposal) Wait() *messages.Reply { return await(p.b, p) }
 
 func (p *proposal) result() (*messages.Reply, bool) {
-	res, err := answer(p.ch, proposeTimeout)
+	res, err := answer(p.ch, proposeTimeout+bytesTime(p.cmd))
 	if err != nil {
 		// A timeout: the write may or may not have been applied.
 		return tryAgain(p.shard, err.Error()), false
@@ -281,7 +300,12 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 		return tryAgain(shard, err.Error()), !fwd.Write
 	}
 	fwd.Shard = uint32(shard)
-	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	timeout := proposeTimeout
+	if fwd.Write {
+		// The bytes go to the leader, then through it (its own wait).
+		timeout += 2 * bytesTime(fwd.Command)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	res, err := remote.Request(ctx, leaderAddr, ClientPath, fwd)
 	if err != nil {

@@ -64,6 +64,9 @@ type Runtime struct {
 	// shards' stores, split evenly between the shards: 0 for
 	// DefaultReadCache, negative for none.
 	ReadCache int64
+	// MaxBulkLen is the longest argument the client port accepts (Redis's
+	// proto-max-bulk-len); 0 for Redis's default, 512 MB.
+	MaxBulkLen int64
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()

@@ -175,7 +175,8 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		GossipFast:   cfg.GossipFast,
 		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
 			TrailingLogs: cfg.TrailingLogs},
-		ReadCache: int64(cfg.CacheMiB) << 20,
+		ReadCache:  int64(cfg.CacheMiB) << 20,
+		MaxBulkLen: int64(cfg.MaxBulkLen),
 	}
 	if cfg.CacheMiB == 0 {
 		rt.ReadCache = -1 // none (zero is the default size)
