@@ -32,24 +32,19 @@ func OpenLogStore(dir string) (LogStore, error) {
 		meta.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	cache, err := raft.NewLogCache(logCacheEntries, w)
-	if err != nil {
-		w.Close()
-		meta.Close()
-		return nil, err
-	}
-	return &walStore{WAL: w, cache: cache, meta: meta}, nil
+	return &walStore{WAL: w, cache: newLogCache(w, logCacheEntries, logCacheBytes), meta: meta}, nil
 }
 
-// logCacheEntries is how many of the latest entries a LogStore keeps in
-// memory. Raft reads each new entry back once per follower to replicate
-// it, and a follower reads each back to apply it: from raft-wal that is a
-// pread(2) per entry, about a tenth of a busy node's CPU (docs/storage.md).
-const logCacheEntries = 1024
+// A LogStore keeps its latest entries in memory (logCache): at most this
+// many, and this many bytes of them.
+const (
+	logCacheEntries = 1024
+	logCacheBytes   = 16 << 20
+)
 
 type walStore struct {
 	*wal.WAL
-	cache *raft.LogCache
+	cache *logCache
 	meta  *metadb.BoltMetaDB
 }
 
