@@ -62,7 +62,8 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		}
 		srv, err := server.Listen(server.Config{
 			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS, Limits: limits,
-			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(),
+			MaxWriteBytes: c.rt.MaxWriteBytes,
+			NodeName:      c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(),
 			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)
 		if err != nil {

@@ -67,6 +67,9 @@ type Runtime struct {
 	// MaxBulkLen is the longest argument the client port accepts (Redis's
 	// proto-max-bulk-len); 0 for Redis's default, 512 MB.
 	MaxBulkLen int64
+	// MaxWriteBytes bounds a write command's bytes at the client port
+	// (server.Config.MaxWriteBytes); 0: no bound.
+	MaxWriteBytes int64
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()

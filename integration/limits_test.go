@@ -17,12 +17,14 @@ import (
 
 // --proto-max-bulk-len is the clients' limit, as in Redis: an argument
 // longer than it is refused with Redis's error, the connection closed and
-// nothing written, while other clients go on; a value under it, tens of MB
-// (read straight into memory of its own, not copied again on the way to
-// its shard), is written and read back whole.
+// nothing written, while other clients go on. --max-write-mib bounds a
+// write: a bigger one gets an error, nothing is written, and the
+// connection goes on. A value under both, tens of MB (read straight into
+// memory of its own, not copied again on the way to its shard), is
+// written and read back whole.
 func TestBulkLimitAndBigValues(t *testing.T) {
 	const limit = 48 << 20
-	n := newNode(t, "n1", t.TempDir(), "--proto-max-bulk-len", strconv.Itoa(limit))
+	n := newNode(t, "n1", t.TempDir(), "--proto-max-bulk-len", strconv.Itoa(limit), "--max-write-mib", "40")
 	n.start()
 	defer n.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -36,7 +38,7 @@ func TestBulkLimitAndBigValues(t *testing.T) {
 		t.Fatalf("CONFIG GET proto-max-bulk-len: %v, %v", got, err)
 	}
 
-	big := make([]byte, limit)
+	big := make([]byte, 40<<20-len("SET")-len("big"))
 	rng := rand.NewChaCha8([32]byte{1})
 	rng.Read(big)
 	if err := rc.Set(ctx, "big", big, 0).Err(); err != nil {
@@ -50,6 +52,14 @@ func TestBulkLimitAndBigValues(t *testing.T) {
 		}
 	}
 	checkBig("after the SET")
+
+	// One byte over --max-write-mib: an error, nothing written, and the
+	// connection goes on.
+	err = rc.Set(ctx, "big", append(big, 'x'), 0).Err()
+	if err == nil || err.Error() != fmt.Sprintf("ERR write of %d bytes is over this node's limit of %d bytes (--max-write-mib)", 40<<20+1, 40<<20) {
+		t.Fatalf("a write over the limit: %v", err)
+	}
+	checkBig("after the refused write")
 
 	// One byte over: refused from the header, before the bytes come.
 	c, err := net.DialTimeout("tcp", n.client, time.Second)

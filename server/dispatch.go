@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -12,6 +14,16 @@ func (c *conn) data(name string, args [][]byte) {
 		return
 	}
 	spec, _ := kv.Lookup(args[0])
+	if limit := c.s.cfg.MaxWriteBytes; spec.Write && limit > 0 {
+		n := int64(0)
+		for _, a := range args {
+			n += int64(len(a))
+		}
+		if n > limit {
+			c.reply(errorf(fmt.Sprintf("ERR write of %d bytes is over this node's limit of %d bytes (--max-write-mib)", n, limit)))
+			return
+		}
+	}
 	switch name {
 	case "mget":
 		c.mget(args)

@@ -37,6 +37,12 @@ type Config struct {
 	// MaxClients bounds open connections (Redis's maxclients).
 	MaxClients int
 	Limits     resp.Limits
+	// MaxWriteBytes, when positive, bounds the bytes of a write command's
+	// arguments: a longer one is refused with an error and not applied
+	// (its Raft entry would be copied to every replica and held in memory
+	// several times over; tens of MB stall a node long enough to cost
+	// its shards their leaders). The connection stays open.
+	MaxWriteBytes int64
 	// Cluster, if set, describes the cluster for the CLUSTER commands.
 	Cluster func() (*ClusterView, error)
 	// NodeName and the rest feed INFO and HELLO.

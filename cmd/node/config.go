@@ -64,6 +64,8 @@ type Config struct {
 	// MaxBulkLen is the longest argument a client may send (Redis's
 	// proto-max-bulk-len).
 	MaxBulkLen uint64
+	// MaxWriteMiB bounds a write command's bytes.
+	MaxWriteMiB uint64
 	// ConfigFile is the file the configuration was read from, if any.
 	ConfigFile string
 
@@ -271,8 +273,10 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.TrailingLogs, v, 1, 1e9) }},
 	{name: "cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recently read and written values the node keeps in memory in front of its shards' stores, split evenly between them; 0: none, 0..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.CacheMiB, v, 0, 65536) }},
-	{name: "proto-max-bulk-len", kind: kindInt, def: constant("536870912"), usage: "longest argument (value) a client may send, in bytes, as Redis's proto-max-bulk-len; a write is held in memory several times over on its way through Raft and Pebble, so lower it on a node with little memory, 1048576..536870912",
+	{name: "proto-max-bulk-len", kind: kindInt, def: constant("536870912"), usage: "longest argument a client may send, in bytes, as Redis's proto-max-bulk-len (a longer one closes the connection), 1048576..536870912",
 		set: func(c *Config, v string) error { return uintIn(&c.MaxBulkLen, v, 1<<20, 512<<20) }},
+	{name: "max-write-mib", kind: kindInt, def: constant("16"), usage: "MiB a write command may carry; a bigger one gets an error and is not applied (a Raft entry is copied to every replica and held in memory several times over, and tens of MB stall a node long enough for its shards to lose their leaders), 1..512",
+		set: func(c *Config, v string) error { return uintIn(&c.MaxWriteMiB, v, 1, 512) }},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
 		set: text(func(c *Config) *string { return &c.RequirePass })},
 	{name: "log-format", def: constant("text"), usage: "log format: text or json",

@@ -175,8 +175,9 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		GossipFast:   cfg.GossipFast,
 		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
 			TrailingLogs: cfg.TrailingLogs},
-		ReadCache:  int64(cfg.CacheMiB) << 20,
-		MaxBulkLen: int64(cfg.MaxBulkLen),
+		ReadCache:     int64(cfg.CacheMiB) << 20,
+		MaxBulkLen:    int64(cfg.MaxBulkLen),
+		MaxWriteBytes: int64(cfg.MaxWriteMiB) << 20,
 	}
 	if cfg.CacheMiB == 0 {
 		rt.ReadCache = -1 // none (zero is the default size)
