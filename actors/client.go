@@ -61,9 +61,9 @@ func (c *clientActor) Receive(ctx actor.Context) {
 			limits.MaxBulkLen = c.rt.MaxBulkLen
 		}
 		srv, err := server.Listen(server.Config{
-			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS, Limits: limits,
-			MaxWriteBytes: c.rt.MaxWriteBytes,
-			NodeName:      c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(),
+			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS,
+			Limits: limits, MaxWriteBytes: c.rt.MaxWriteBytes,
+			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(),
 			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)
 		if err != nil {
