@@ -117,7 +117,7 @@ func (c *recordCache) fill(gen uint64, key, v []byte, exists bool) {
 	if c.gen != gen {
 		return
 	}
-	if _, ok := c.m[string(key)]; ok || c.tooBig(len(key)+len(v)+cacheOverhead) {
+	if _, ok := c.m[string(key)]; ok || c.tooBig(entrySize(len(key), len(v))) {
 		return // known already, or not to be cached (and not worth a copy)
 	}
 	if exists {
@@ -157,10 +157,10 @@ func (c *recordCache) reset() {
 }
 
 // entrySize is what an entry counts against the limit.
-func entrySize(key string, v []byte) int { return len(key) + len(v) + cacheOverhead }
+func entrySize(keyLen, valueLen int) int { return keyLen + valueLen + cacheOverhead }
 
-// tooBig reports whether an entry of size bytes is too big to be worth
-// the room; such a value is not cached.
+// tooBig reports whether an entry of size bytes (entrySize) is too big
+// to be worth the room; such a value is not cached.
 func (c *recordCache) tooBig(size int) bool { return size > c.limit/16 }
 
 // drop removes key's entry, if any. Called with mu held.
@@ -168,7 +168,7 @@ func (c *recordCache) drop(key string) {
 	if e, ok := c.m[key]; ok {
 		delete(c.m, key)
 		e.unlink()
-		c.bytes -= entrySize(key, e.v)
+		c.bytes -= entrySize(len(key), len(e.v))
 	}
 }
 
@@ -176,7 +176,7 @@ func (c *recordCache) drop(key string) {
 // entries to stay under the limit. Called with mu held.
 func (c *recordCache) put(key string, v []byte, absent bool) {
 	c.drop(key)
-	size := entrySize(key, v)
+	size := entrySize(len(key), len(v))
 	if c.tooBig(size) {
 		return
 	}

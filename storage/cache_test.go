@@ -226,7 +226,7 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 // of them: map iteration samples neighbours, not a random set.)
 func TestCacheKeepsWhatIsUsed(t *testing.T) {
 	const entries, hot, cold = 1000, 100, 5000
-	c := newRecordCache(entries * entrySize("k0000", make([]byte, 32)))
+	c := newRecordCache(entries * entrySize(len("k0000"), 32))
 	for i := range entries {
 		c.applied(map[string][]byte{fmt.Sprintf("k%04d", i): make([]byte, 32)}, nil)
 	}
