@@ -76,13 +76,14 @@ func (c *logCache) DeleteRange(min, max uint64) error {
 // Called with mu held.
 func (c *logCache) add(l *raft.Log) {
 	size := logSize(l)
-	if size > c.maxBytes || (c.n > 0 && l.Index != c.first+uint64(c.n)) {
+	switch {
+	case size > c.maxBytes:
+		c.reset() // not kept, and the run cannot go on past it
+		return
+	case c.n > 0 && l.Index != c.first+uint64(c.n):
 		c.reset()
-		if size > c.maxBytes {
-			return
-		}
 	}
-	for c.n == len(c.ring) || (c.n > 0 && c.bytes+size > c.maxBytes) {
+	for c.n == len(c.ring) || c.bytes+size > c.maxBytes {
 		c.dropOldest()
 	}
 	if c.n == 0 {
