@@ -265,12 +265,18 @@ func (s *Shard) buildFilter(gen uint64) {
 	found := 0
 	for {
 		keys, err := s.filterChunk(after)
-		if errors.Is(err, ErrClosed) || (err == nil && !s.filter.addBuilt(gen, keys)) {
-			return // closed, or cleared for a newer build
+		switch {
+		case errors.Is(err, ErrClosed):
+			return
+		case err != nil:
+			s.filter.finishBuild(gen, found, err) // not ready, and why
+			return
+		case !s.filter.addBuilt(gen, keys):
+			return // cleared for a newer build
 		}
 		found += len(keys)
-		if err != nil || len(keys) < filterChunk {
-			s.filter.finishBuild(gen, found, err)
+		if len(keys) < filterChunk {
+			s.filter.finishBuild(gen, found, nil)
 			return
 		}
 		after = keys[len(keys)-1]
