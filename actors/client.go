@@ -31,11 +31,7 @@ const (
 
 // bytesTime is how long cmd's bytes may take at writeBytesPerSecond.
 func bytesTime(cmd *messages.Command) time.Duration {
-	n := 0
-	for _, a := range cmd.GetArgs() {
-		n += len(a)
-	}
-	return time.Duration(n) * time.Second / writeBytesPerSecond
+	return time.Duration(proto.Size(cmd)) * time.Second / writeBytesPerSecond
 }
 
 // ClientPath is the client actor's path: peers send it messages.Forward.
