@@ -215,7 +215,7 @@ func (a *raftActor) start() error {
 		return err
 	}
 	a.fsm, a.snaps = fsm, snaps
-	if a.logs, err = storage.OpenLogStore(rt.Layout().RaftDir(a.shard)); err != nil {
+	if a.logs, err = rt.RaftLog(uint32(a.shard), rt.Layout().LegacyRaftDir(a.shard)); err != nil {
 		return err
 	}
 	logger := raftLogger(rt.Log, raftName(a.shard))

@@ -80,6 +80,7 @@ type Runtime struct {
 	mu     sync.RWMutex
 	shards []*storage.Shard
 	snaps  []*storage.SnapshotStore
+	logs   *storage.RaftLogs
 	mux    *transport.Mux
 	remote *transport.Remote
 	system *raft.Raft
@@ -205,10 +206,23 @@ func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
 	rt.mu.Unlock()
 }
 
-func (rt *Runtime) setShards(shards []*storage.Shard, snaps []*storage.SnapshotStore) {
+func (rt *Runtime) setShards(logs *storage.RaftLogs, shards []*storage.Shard, snaps []*storage.SnapshotStore) {
 	rt.mu.Lock()
-	rt.shards, rt.snaps = shards, snaps
+	rt.logs, rt.shards, rt.snaps = logs, shards, snaps
 	rt.mu.Unlock()
+}
+
+// RaftLog opens a Raft group's log and stable store (storage.SystemGroup,
+// or a shard's number) in the node's RaftLogs, opened by the store worker;
+// legacy is where the group kept it before (moved in when found).
+func (rt *Runtime) RaftLog(group uint32, legacy string) (storage.LogStore, error) {
+	rt.mu.RLock()
+	logs := rt.logs
+	rt.mu.RUnlock()
+	if logs == nil {
+		return nil, fmt.Errorf("node: the raft log store is not open")
+	}
+	return logs.Group(group, legacy)
 }
 
 func (rt *Runtime) setMux(m *transport.Mux, r *transport.Remote) {

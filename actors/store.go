@@ -1,8 +1,9 @@
 package actors
 
 // store: supervised by node (rest_for_one), permanent worker. It checks the
-// data dir's identity, then opens every shard's Pebble store and snapshot
-// store for the Raft actors and the client; it closes them when it stops.
+// data dir's identity, then opens the Raft log store and every shard's
+// Pebble store and snapshot store for the Raft actors and the client; it
+// closes them when it stops.
 
 import (
 	"errors"
@@ -17,6 +18,7 @@ const snapshotsRetained = 2
 
 type storeActor struct {
 	rt     *Runtime
+	logs   *storage.RaftLogs
 	shards []*storage.Shard
 }
 
@@ -60,6 +62,9 @@ func (s *storeActor) open() error {
 		clone = true
 		rt.logger().Info("disk clone: kept the data, dropped the Raft state", "of", id.Name, "dir", l.Dir)
 	}
+	if s.logs, err = storage.OpenRaftLogs(l.RaftLogDir()); err != nil {
+		return err
+	}
 	snaps := make([]*storage.SnapshotStore, rt.Shards)
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
@@ -84,7 +89,7 @@ func (s *storeActor) open() error {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	}
-	rt.setShards(s.shards, snaps)
+	rt.setShards(s.logs, s.shards, snaps)
 	idx := make([]uint64, len(s.shards))
 	for i, sh := range s.shards {
 		idx[i], _ = sh.Applied()
@@ -94,12 +99,15 @@ func (s *storeActor) open() error {
 }
 
 func (s *storeActor) close() {
-	s.rt.setShards(nil, nil)
+	s.rt.setShards(nil, nil, nil)
 	var errs []error
 	for _, sh := range s.shards {
 		errs = append(errs, sh.Close())
 	}
-	s.shards = nil
+	if s.logs != nil {
+		errs = append(errs, s.logs.Close())
+	}
+	s.shards, s.logs = nil, nil
 	if err := errors.Join(errs...); err != nil {
 		s.rt.logger().Error("closing storage", "err", err)
 	}

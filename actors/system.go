@@ -10,7 +10,6 @@ package actors
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -67,7 +66,7 @@ func (a *systemActor) start() error {
 		return err
 	}
 	dir := rt.Layout().SystemDir()
-	if a.logs, err = storage.OpenLogStore(filepath.Join(dir, "raft")); err != nil {
+	if a.logs, err = rt.RaftLog(storage.SystemGroup, rt.Layout().LegacySystemRaftDir()); err != nil {
 		return err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())

@@ -22,9 +22,9 @@ import (
 // ForgetRaftState removes the Raft state of every shard and of the system
 // group, and serf's snapshot, keeping the shards' data.
 func (l Layout) ForgetRaftState(shards int) error {
-	dirs := []string{l.SystemDir(), filepath.Join(l.Dir, "serf.snapshot")}
+	dirs := []string{l.RaftLogDir(), l.SystemDir(), filepath.Join(l.Dir, "serf.snapshot")}
 	for i := 0; i < shards; i++ {
-		dirs = append(dirs, l.RaftDir(i), l.SnapshotDir(i))
+		dirs = append(dirs, l.LegacyRaftDir(i), l.SnapshotDir(i))
 	}
 	for _, d := range dirs {
 		if err := os.RemoveAll(d); err != nil {

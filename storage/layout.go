@@ -17,10 +17,14 @@ import (
 // Layout of a node's data dir:
 //
 //	<data>/node.json             node name, cluster ID, shard count (the identity marker)
-//	<data>/system/               the system group: raft log, stable store, snapshots, state
+//	<data>/raftlog/              Pebble: every group's Raft log and stable store (RaftLogs)
+//	<data>/system/               the system group: snapshots
 //	<data>/shards/<i>/kv/        Pebble: the shard's keys, plus its applied index and term
-//	<data>/shards/<i>/raft/      raft log and stable store
 //	<data>/shards/<i>/snapshots/ checkpoints that serve as Raft snapshots and sync sources
+//
+// Before RaftLogs, each group kept its log in a raft-wal directory of its
+// own (<data>/system/raft, <data>/shards/<i>/raft): RaftLogs.Group moves
+// one it finds.
 type Layout struct{ Dir string }
 
 func (l Layout) IdentityFile() string { return filepath.Join(l.Dir, "node.json") }
@@ -28,8 +32,13 @@ func (l Layout) SystemDir() string    { return filepath.Join(l.Dir, "system") }
 func (l Layout) ShardDir(shard int) string {
 	return filepath.Join(l.Dir, "shards", strconv.Itoa(shard))
 }
-func (l Layout) KVDir(shard int) string   { return filepath.Join(l.ShardDir(shard), "kv") }
-func (l Layout) RaftDir(shard int) string { return filepath.Join(l.ShardDir(shard), "raft") }
+func (l Layout) KVDir(shard int) string { return filepath.Join(l.ShardDir(shard), "kv") }
+func (l Layout) RaftLogDir() string     { return filepath.Join(l.Dir, "raftlog") }
+
+// LegacyRaftDir and LegacySystemRaftDir are where a group's raft-wal log
+// was kept before RaftLogs.
+func (l Layout) LegacyRaftDir(shard int) string { return filepath.Join(l.ShardDir(shard), "raft") }
+func (l Layout) LegacySystemRaftDir() string    { return filepath.Join(l.SystemDir(), "raft") }
 func (l Layout) SnapshotDir(shard int) string {
 	return filepath.Join(l.ShardDir(shard), "snapshots")
 }

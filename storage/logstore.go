@@ -1,77 +1,13 @@
 package storage
 
-import (
-	"errors"
-	"fmt"
-	"os"
+import "github.com/hashicorp/raft"
 
-	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
-)
-
-// LogStore is a shard's Raft log and stable store. coppice uses
-// hashicorp/raft-wal: on this machine it appends and fsyncs entries several
-// times faster than raft-boltdb/v2 (BenchmarkLogStore; docs/storage.md).
+// LogStore is a Raft group's log and stable store: its part of the node's
+// RaftLogs (RaftLogs.Group).
 type LogStore interface {
 	raft.LogStore
 	raft.StableStore
 	Close() error
-}
-
-// OpenLogStore opens (or creates) the Raft log and stable store in dir.
-func OpenLogStore(dir string) (LogStore, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	// raft-wal's Close leaves its metadata database open (and locked), so
-	// the store owns it and closes it after the WAL.
-	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(dir, wal.WithMetaStore(meta))
-	if err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
-	}
-	return &walStore{WAL: w, cache: newLogCache(w, logCacheEntries, logCacheBytes), meta: meta}, nil
-}
-
-// A LogStore keeps its latest entries in memory (logCache): at most this
-// many, and this many bytes of them.
-const (
-	logCacheEntries = 1024
-	logCacheBytes   = 16 << 20
-)
-
-type walStore struct {
-	*wal.WAL
-	cache *logCache
-	meta  *metadb.BoltMetaDB
-}
-
-func (s *walStore) StoreLog(l *raft.Log) error        { return s.cache.StoreLog(l) }
-func (s *walStore) StoreLogs(ls []*raft.Log) error    { return s.cache.StoreLogs(ls) }
-func (s *walStore) DeleteRange(min, max uint64) error { return s.cache.DeleteRange(min, max) }
-
-// GetLog returns entry index, and raft.ErrLogNotFound for one below the
-// first index. raft-wal drops a trimmed head only in whole segments and
-// still serves entries of a partly trimmed tail segment; hashicorp/raft
-// would then replay entries the trailing-logs policy discarded to a new
-// follower instead of sending it a snapshot, and the sync's choice between
-// replay and copy (cluster.WALBridgeable, from FirstIndex) would not be
-// what happens.
-func (s *walStore) GetLog(index uint64, log *raft.Log) error {
-	first, err := s.WAL.FirstIndex()
-	if err != nil {
-		return err
-	}
-	if index < first {
-		return raft.ErrLogNotFound
-	}
-	return s.cache.GetLog(index, log)
-}
-
-func (s *walStore) Close() error {
-	return errors.Join(s.WAL.Close(), s.meta.Close())
 }
 
 // maxInvisibleRun bounds how far LastVisible walks back: a leader appends

@@ -277,24 +277,6 @@ func TestIdentityCheck(t *testing.T) {
 	}
 }
 
-// raft-wal's own Close leaves its metadata database locked: a second open in
-// the same process would hang. The store must reopen.
-func TestLogStoreReopens(t *testing.T) {
-	dir := t.TempDir()
-	for i := 0; i < 2; i++ {
-		s, err := OpenLogStore(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.StoreLog(&raft.Log{Index: uint64(i + 1), Term: 1, Data: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestChecksumAgreesOnEqualDataOnly(t *testing.T) {
 	a, _ := openTestShard(t, t.TempDir())
 	b, _ := openTestShard(t, t.TempDir())
@@ -330,15 +312,31 @@ func TestDiskCloneKeepsDataAndMarksApplied(t *testing.T) {
 	s, snaps := openTestShard(t, dir)
 	s.ApplyBatch([]*raft.Log{entry(t, 7, 3, "a", "1")})
 	persist(t, s, snaps, 7) // the original node's own snapshot
-	os.MkdirAll(Layout{Dir: dir}.RaftDir(0), 0o755)
+	l := Layout{Dir: dir}
+	logs, err := OpenRaftLogs(l.RaftLogDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := logs.Group(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StoreLog(&raft.Log{Index: 1, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(g.Close(), logs.Close()); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(l.LegacyRaftDir(0), 0o755)
 	s.Close()
 
-	l := Layout{Dir: dir}
 	if err := l.ForgetRaftState(1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(l.RaftDir(0)); !os.IsNotExist(err) {
-		t.Fatalf("raft dir still there: %v", err)
+	for _, d := range []string{l.RaftLogDir(), l.LegacyRaftDir(0)} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Fatalf("%s still there: %v", d, err)
+		}
 	}
 	s, snaps = openTestShard(t, dir)
 	defer s.Close()
@@ -355,14 +353,9 @@ func TestDiskCloneKeepsDataAndMarksApplied(t *testing.T) {
 }
 
 // TestTrimmedHeadIsGone: after the head of the log is deleted (a snapshot's
-// compaction) the entries below the first index are not found, though
-// raft-wal still holds them in its tail segment.
+// compaction) the entries below the first index are not found.
 func TestTrimmedHeadIsGone(t *testing.T) {
-	logs, err := OpenLogStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
+	logs := testGroup(t, testLogs(t, t.TempDir()), 0)
 	var batch []*raft.Log
 	for i := uint64(1); i <= 100; i++ {
 		batch = append(batch, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
@@ -391,11 +384,7 @@ func TestTrimmedHeadIsGone(t *testing.T) {
 // term: reads see the new entries, not the cached old ones, and nothing
 // past the new end.
 func TestRewrittenTailIsReadBack(t *testing.T) {
-	logs, err := OpenLogStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
+	logs := testGroup(t, testLogs(t, t.TempDir()), 0)
 	entries := func(from, to, term uint64) []*raft.Log {
 		var b []*raft.Log
 		for i := from; i <= to; i++ {
