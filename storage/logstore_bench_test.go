@@ -2,9 +2,12 @@ package storage
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -26,8 +29,12 @@ func BenchmarkLogStore(b *testing.B) {
 		"raft-wal": func(b *testing.B, dir string, n int) []raft.LogStore {
 			var s []raft.LogStore
 			for i := range n {
+				d := filepath.Join(dir, fmt.Sprint(i))
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					b.Fatal(err)
+				}
 				meta := &metadb.BoltMetaDB{}
-				w, err := wal.Open(filepath.Join(dir, fmt.Sprint(i)), wal.WithMetaStore(meta))
+				w, err := wal.Open(d, wal.WithMetaStore(meta))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -63,6 +70,7 @@ func BenchmarkLogStore(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/groups=%d/batch=%d", name, groups, batch), func(b *testing.B) {
 					s := stores[name](b, b.TempDir(), groups)
 					b.SetBytes(int64(groups * batch * 64))
+					cpu0 := cpuTime(b)
 					b.ResetTimer()
 					var wg sync.WaitGroup
 					for _, st := range s {
@@ -75,11 +83,22 @@ func BenchmarkLogStore(b *testing.B) {
 						}()
 					}
 					wg.Wait()
-					b.ReportMetric(float64(b.N*batch*groups)/b.Elapsed().Seconds(), "entries/s")
+					n := float64(b.N * batch * groups)
+					b.ReportMetric(n/b.Elapsed().Seconds(), "entries/s")
+					b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/n, "cpu-us/entry")
 				})
 			}
 		}
 	}
+}
+
+// cpuTime is the process's CPU time so far (user and system).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // appendBatches stores n batches of batch 64-byte entries in s, deleting
