@@ -10,8 +10,9 @@ import (
 // its store: at most maxEntries entries and maxBytes bytes of their data,
 // the oldest dropped first. Raft reads each new entry back once per
 // follower to replicate it, and a follower reads each back to apply it:
-// from raft-wal that is a pread(2) per entry, about a tenth of a busy
-// node's CPU (docs/storage.md).
+// from the store that is a Pebble lookup, a decode and a copy per entry
+// (from raft-wal, the store before RaftLogs, it was a pread(2), about a
+// tenth of a busy node's CPU: docs/storage.md).
 //
 // It replaces raft.LogCache, which bounds only the count: 1024 entries of
 // up to 4 MB each (a batch of large values) could hold 4 GB of one shard's
