@@ -1,0 +1,325 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"golang.org/x/sys/unix"
+)
+
+// journal is RaftLogs' write-ahead log: RaftLogs' Pebble database runs
+// without its own WAL, and every write to it is first a record here (the
+// Pebble batch's representation). A write that must be durable (an append,
+// a stable value) waits for its record's sync; a sync writes and syncs
+// every record appended until then, by whichever writer gets there first
+// while the others wait for it (group commit in the caller's goroutine: one
+// writer alone pays one write and one fdatasync, with no hand-off to a
+// flushing goroutine as Pebble's own WAL makes).
+//
+// Files (<dir>/<number>.journal) are preallocated; a record is a 4-byte
+// length, a CRC-32C of the data, and the data; a zero length or a bad CRC
+// ends a file (its unwritten tail, or a write cut short by a crash). When a
+// file is full the next sync starts another, and the full one is retired:
+// once every write recorded in it is in Pebble's memtable, Pebble is
+// flushed (its tables are synced) and the file removed. Opening replays
+// every file into Pebble in order (records are blind writes: replaying one
+// already in Pebble changes nothing), flushes, and starts a new file.
+type journal struct {
+	dir  string
+	db   *pebble.DB
+	size int64 // a file's preallocated size
+
+	mu   sync.Mutex
+	cond *sync.Cond // signalled when a sync ends or a write is done
+	// buf holds the records appended and not yet written, the last of
+	// them number appended; synced is the last one written and synced.
+	buf, spare       []byte
+	appended, synced uint64
+	syncing          bool
+	syncs            int // syncs done: what TestJournalGroupCommits counts
+	err              error
+	// inflight are the records appended whose write is not yet in
+	// Pebble: a file is retired only when none at or below its last is.
+	inflight map[uint64]bool
+	file     *os.File // written only by the syncer
+	num      uint64   // file's number
+	off      int64    // bytes written to file
+	retiring chan retiree
+	closed   bool
+	retired  chan struct{}
+}
+
+type retiree struct {
+	num  uint64
+	last uint64 // the last record in it
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+const journalHeader = 8
+
+func journalName(dir string, num uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%06d.journal", num))
+}
+
+// journalFiles lists the numbers of dir's journal files, in order.
+func journalFiles(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var nums []uint64
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".journal")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(name, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("storage: journal: unexpected file %s", e.Name())
+		}
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	return nums, nil
+}
+
+// openJournal replays dir's journal into db, flushes db, removes the
+// replayed files and starts a new one.
+func openJournal(dir string, db *pebble.DB, size int64) (*journal, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	nums, err := journalFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nums {
+		if err := replayJournal(journalName(dir, n), db); err != nil {
+			return nil, err
+		}
+	}
+	if err := db.Flush(); err != nil {
+		return nil, fmt.Errorf("storage: journal: flush after replay: %w", err)
+	}
+	for _, n := range nums {
+		if err := os.Remove(journalName(dir, n)); err != nil {
+			return nil, err
+		}
+	}
+	j := &journal{dir: dir, db: db, size: size, inflight: map[uint64]bool{},
+		retiring: make(chan retiree, 64), retired: make(chan struct{})}
+	j.cond = sync.NewCond(&j.mu)
+	next := uint64(1)
+	if len(nums) > 0 {
+		next = nums[len(nums)-1] + 1
+	}
+	if err := j.create(next, size); err != nil {
+		return nil, err
+	}
+	go j.retire()
+	return j, nil
+}
+
+// replayJournal applies the records of one journal file to db.
+func replayJournal(name string, db *pebble.DB) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	for off := 0; off+journalHeader <= len(data); {
+		n := int(binary.LittleEndian.Uint32(data[off:]))
+		sum := binary.LittleEndian.Uint32(data[off+4:])
+		rec := data[off+journalHeader:]
+		if n == 0 || n > len(rec) || crc32.Checksum(rec[:n], crcTable) != sum {
+			break // the unwritten tail, or a write cut short
+		}
+		b := db.NewBatch()
+		err := b.SetRepr(rec[:n])
+		if err == nil {
+			err = b.Commit(pebble.NoSync)
+		}
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("storage: journal %s: record at %d: %w", name, off, err)
+		}
+		off += journalHeader + n
+	}
+	return nil
+}
+
+// create starts journal file num, preallocated to size bytes, and syncs
+// the directory.
+func (j *journal) create(num uint64, size int64) error {
+	f, err := os.OpenFile(journalName(j.dir, num), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		f.Close()
+		return fmt.Errorf("storage: journal: preallocate: %w", err)
+	}
+	if err := errors.Join(f.Sync(), syncDir(j.dir)); err != nil {
+		f.Close()
+		return err
+	}
+	j.file, j.num, j.off = f, num, 0
+	return nil
+}
+
+// add appends the record of a write about to be applied to Pebble and
+// returns its number; the caller calls done with it once applied.
+func (j *journal) add(rec []byte) (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return 0, j.err
+	}
+	var h [journalHeader]byte
+	binary.LittleEndian.PutUint32(h[:], uint32(len(rec)))
+	binary.LittleEndian.PutUint32(h[4:], crc32.Checksum(rec, crcTable))
+	j.buf = append(append(j.buf, h[:]...), rec...)
+	j.appended++
+	j.inflight[j.appended] = true
+	return j.appended, nil
+}
+
+// done reports that record seq's write is in Pebble.
+func (j *journal) done(seq uint64) {
+	j.mu.Lock()
+	delete(j.inflight, seq)
+	j.cond.Broadcast()
+	j.mu.Unlock()
+}
+
+// sync returns once record seq is written and synced: it writes and
+// syncs what is appended itself, or waits for the writer doing it.
+func (j *journal) sync(seq uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.synced < seq {
+		if j.err != nil {
+			return j.err
+		}
+		if j.syncing {
+			j.cond.Wait()
+			continue
+		}
+		j.syncing = true
+		buf, upto := j.buf, j.appended
+		j.buf = j.spare[:0]
+		j.mu.Unlock()
+		err := j.write(buf)
+		j.mu.Lock()
+		if cap(buf) <= 4<<20 {
+			j.spare = buf[:0] // a large record's buffer is not kept
+		}
+		j.syncing = false
+		if err != nil {
+			j.err = fmt.Errorf("storage: journal: %w", err)
+		} else {
+			j.synced = upto
+			j.syncs++
+		}
+		j.cond.Broadcast()
+	}
+	return nil
+}
+
+// write writes buf to the current file, or to a new one when it does not
+// fit (the full one is retired), and syncs it. Only the syncer calls it.
+func (j *journal) write(buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	if j.off+int64(len(buf)) > j.size && (j.off > 0 || int64(len(buf)) > j.size) {
+		old, last := j.file, j.synced
+		if err := j.create(j.num+1, max(j.size, int64(len(buf)))); err != nil {
+			return err
+		}
+		if err := old.Close(); err != nil {
+			return err
+		}
+		j.retiring <- retiree{num: j.num - 1, last: last}
+	}
+	if _, err := j.file.WriteAt(buf, j.off); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(j.file.Fd())); err != nil {
+		return err
+	}
+	j.off += int64(len(buf))
+	return nil
+}
+
+// retire removes full files once Pebble holds their writes durably.
+func (j *journal) retire() {
+	defer close(j.retired)
+	for r := range j.retiring {
+		j.mu.Lock()
+		for j.pendingUpTo(r.last) && !j.closed {
+			j.cond.Wait()
+		}
+		closed := j.closed
+		j.mu.Unlock()
+		if closed {
+			continue // replayed at the next open
+		}
+		err := j.db.Flush()
+		if err == nil {
+			err = os.Remove(journalName(j.dir, r.num))
+		}
+		if err != nil {
+			j.mu.Lock()
+			if j.err == nil {
+				j.err = fmt.Errorf("storage: journal: retiring file %d: %w", r.num, err)
+			}
+			j.mu.Unlock()
+		}
+	}
+}
+
+// pendingUpTo tells whether a record at or below last is not yet in
+// Pebble. j.mu held.
+func (j *journal) pendingUpTo(last uint64) bool {
+	for s := range j.inflight {
+		if s <= last {
+			return true
+		}
+	}
+	return false
+}
+
+// close syncs what is appended and closes the file; the files left are
+// replayed at the next open.
+func (j *journal) close() error {
+	err := j.sync(j.lastAppended())
+	j.mu.Lock()
+	for j.syncing {
+		j.cond.Wait()
+	}
+	j.closed = true
+	if j.err == nil {
+		j.err = errLogClosed
+	}
+	j.cond.Broadcast()
+	j.mu.Unlock()
+	close(j.retiring)
+	<-j.retired
+	return errors.Join(err, j.file.Close())
+}
+
+func (j *journal) lastAppended() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.appended
+}

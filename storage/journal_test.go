@@ -1,0 +1,240 @@
+package storage
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/hashicorp/raft"
+)
+
+// crash ends r as a killed process would: Pebble's memtable (no WAL of
+// its own) is lost, the journal's files stay as written.
+func crash(t *testing.T, r *RaftLogs, groups ...LogStore) {
+	t.Helper()
+	for _, g := range groups {
+		g.Close()
+	}
+	r.j.mu.Lock()
+	r.j.closed, r.j.err = true, errLogClosed
+	r.j.cond.Broadcast()
+	r.j.mu.Unlock()
+	close(r.j.retiring)
+	<-r.j.retired
+	if err := r.j.file.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// entriesInPebble counts group id's entries Pebble alone holds in dir.
+func entriesInPebble(t *testing.T, dir string, id uint32) int {
+	t.Helper()
+	db, err := pebble.Open(filepath.Join(dir, "db"), &pebble.Options{Logger: quietLogger{}, DisableWAL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	g := &groupLog{id: id}
+	lo, hi := g.bounds(kindLog)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Appends, deletions and stable values acknowledged before a crash are
+// back after it, from the journal: Pebble alone lost them.
+func TestJournalReplaysAfterACrash(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRaftLogs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := r.Group(3, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 100; i += 10 {
+		if err := g.StoreLogs(entries(i, i+9, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.DeleteRange(1, 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.DeleteRange(91, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StoreLogs(entries(91, 95, 3)); err != nil { // syncs the deletions too
+		t.Fatal(err)
+	}
+	if err := g.SetUint64([]byte("CurrentTerm"), 3); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, r, g)
+	if n := entriesInPebble(t, dir, 3); n != 0 {
+		t.Fatalf("Pebble alone holds %d entries after the crash: the test shows nothing", n)
+	}
+
+	g = testGroup(t, testLogs(t, dir), 3)
+	wantRange(t, g, 21, 95)
+	for i := uint64(21); i <= 95; i++ {
+		var l raft.Log
+		want := uint64(2)
+		if i > 90 {
+			want = 3
+		}
+		if err := g.GetLog(i, &l); err != nil || l.Term != want || l.Data[0] != byte(i) {
+			t.Fatalf("entry %d after the crash: %+v, %v (want term %d)", i, l, err, want)
+		}
+	}
+	if term, err := g.GetUint64([]byte("CurrentTerm")); err != nil || term != 3 {
+		t.Fatalf("CurrentTerm after the crash: %d, %v", term, err)
+	}
+}
+
+// A record cut short by a crash (or garbage after the last record) ends
+// the replay; what came before it is kept.
+func TestJournalStopsAtATornRecord(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRaftLogs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := r.Group(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StoreLogs(entries(1, 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	name, off := r.j.file.Name(), r.j.off
+	crash(t, r, g)
+	// The next record's header promises 100 bytes; 3 follow, and its
+	// CRC is wrong.
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{100, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9}, off); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	g = testGroup(t, testLogs(t, dir), 0)
+	wantRange(t, g, 1, 10)
+	if err := g.StoreLogs(entries(11, 11, 1)); err != nil {
+		t.Fatalf("an append after the replay: %v", err)
+	}
+}
+
+// Full files are retired once Pebble holds their writes; a crash after
+// many of them loses nothing; a record bigger than a file gets one of
+// its own.
+func TestJournalRetiresFullFiles(t *testing.T) {
+	dir := t.TempDir()
+	r, err := openRaftLogs(dir, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := r.Group(1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 2000; i += 10 {
+		if err := g.StoreLogs(entries(i, i+9, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := &raft.Log{Index: 2001, Term: 1, Type: raft.LogCommand, Data: make([]byte, 20000)}
+	if err := g.StoreLogs([]*raft.Log{big}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StoreLogs(entries(2002, 2002, 1)); err != nil {
+		t.Fatal(err)
+	}
+	journalDir := filepath.Join(dir, "journal")
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, "full journal files retired", func() error {
+		nums, err := journalFiles(journalDir)
+		if err != nil {
+			return err
+		}
+		if len(nums) > 2 {
+			return fmt.Errorf("%d journal files: %v", len(nums), nums)
+		}
+		return nil
+	})
+	crash(t, r, g)
+	g = testGroup(t, testLogs(t, dir), 1)
+	wantRange(t, g, 1, 2002)
+	var l raft.Log
+	if err := g.GetLog(2001, &l); err != nil || len(l.Data) != 20000 {
+		t.Fatalf("the big entry after the crash: %d bytes, %v", len(l.Data), err)
+	}
+	for _, i := range []uint64{1, 999, 2000, 2002} {
+		if err := g.GetLog(i, &l); err != nil || l.Data[0] != byte(i) {
+			t.Fatalf("entry %d after the crash: %+v, %v", i, l, err)
+		}
+	}
+}
+
+// Groups appending at once share syncs: fewer syncs than appends, each
+// append durable when it returns.
+func TestJournalGroupCommits(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRaftLogs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const groups, appends = 8, 50
+	var gs []LogStore
+	for i := range groups {
+		g, err := r.Group(uint32(i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs = append(gs, g)
+	}
+	var wg sync.WaitGroup
+	for _, g := range gs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint64(1); i <= appends; i++ {
+				if err := g.StoreLogs(entries(i, i, 1)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.j.mu.Lock()
+	syncs := r.j.syncs
+	r.j.mu.Unlock()
+	if syncs >= groups*appends {
+		t.Fatalf("%d syncs for %d appends from %d groups at once", syncs, groups*appends, groups)
+	}
+	crash(t, r, gs...)
+	r2 := testLogs(t, dir)
+	for i := range groups {
+		wantRange(t, testGroup(t, r2, uint32(i)), 1, appends)
+	}
+	t.Logf("%d syncs for %d appends", syncs, groups*appends)
+}
