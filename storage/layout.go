@@ -17,7 +17,8 @@ import (
 // Layout of a node's data dir:
 //
 //	<data>/node.json             node name, cluster ID, shard count (the identity marker)
-//	<data>/raftlog/              Pebble: every group's Raft log and stable store (RaftLogs)
+//	<data>/raftlog/db/           Pebble: every group's Raft log and stable store (RaftLogs)
+//	<data>/raftlog/journal/      RaftLogs' write-ahead journal
 //	<data>/system/               the system group: snapshots
 //	<data>/shards/<i>/kv/        Pebble: the shard's keys, plus its applied index and term
 //	<data>/shards/<i>/snapshots/ checkpoints that serve as Raft snapshots and sync sources
