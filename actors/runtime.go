@@ -77,10 +77,11 @@ type Runtime struct {
 	// Exec runs a write command on a shard (kv.Exec).
 	Exec storage.Executor
 
+	// stores are what the store worker opened, nil while closed: read on
+	// every client read and write, so an atomic load, not a lock whose
+	// reader count every core would write.
+	stores atomic.Pointer[openStores]
 	mu     sync.RWMutex
-	shards []*storage.Shard
-	snaps  []*storage.SnapshotStore
-	logs   *storage.RaftLogs
 	mux    *transport.Mux
 	remote *transport.Remote
 	system *raft.Raft
@@ -89,8 +90,9 @@ type Runtime struct {
 	// clusterID is the cluster this node belongs to, once known.
 	clusterID string
 	// sole[i] is set while this node leads shard i as its only voter: no
-	// other node can lead it, so reads need no barrier.
-	sole        []atomic.Bool
+	// other node can lead it, so reads need no barrier. Made by the first
+	// setSole; read on every client read.
+	sole        atomic.Pointer[[]atomic.Bool]
 	boundClient string
 }
 
@@ -127,12 +129,11 @@ func (rt *Runtime) Layout() storage.Layout { return storage.Layout{Dir: rt.DataD
 
 // Shard returns shard i's state machine, opened by the store worker.
 func (rt *Runtime) Shard(i int) (*storage.Shard, *storage.SnapshotStore, error) {
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
-	if i < 0 || i >= len(rt.shards) || rt.shards[i] == nil {
+	st := rt.stores.Load()
+	if st == nil || i < 0 || i >= len(st.shards) || st.shards[i] == nil {
 		return nil, nil, fmt.Errorf("node: shard %d is not open", i)
 	}
-	return rt.shards[i], rt.snaps[i], nil
+	return st.shards[i], st.snaps[i], nil
 }
 
 func (rt *Runtime) setClientAddr(addr string) {
@@ -206,23 +207,25 @@ func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
 	rt.mu.Unlock()
 }
 
-func (rt *Runtime) setShards(logs *storage.RaftLogs, shards []*storage.Shard, snaps []*storage.SnapshotStore) {
-	rt.mu.Lock()
-	rt.logs, rt.shards, rt.snaps = logs, shards, snaps
-	rt.mu.Unlock()
+// openStores are the stores the store worker opened.
+type openStores struct {
+	logs   *storage.RaftLogs
+	shards []*storage.Shard
+	snaps  []*storage.SnapshotStore
 }
+
+// setStores publishes what the store worker opened; nil when it closes.
+func (rt *Runtime) setStores(st *openStores) { rt.stores.Store(st) }
 
 // RaftLog opens a Raft group's log and stable store (storage.SystemGroup,
 // or a shard's number) in the node's RaftLogs, opened by the store worker;
 // legacy is where the group kept it before (moved in when found).
 func (rt *Runtime) RaftLog(group uint32, legacy string) (storage.LogStore, error) {
-	rt.mu.RLock()
-	logs := rt.logs
-	rt.mu.RUnlock()
-	if logs == nil {
+	st := rt.stores.Load()
+	if st == nil {
 		return nil, fmt.Errorf("node: the raft log store is not open")
 	}
-	return logs.Group(group, legacy)
+	return st.logs.Group(group, legacy)
 }
 
 func (rt *Runtime) setMux(m *transport.Mux, r *transport.Remote) {
@@ -232,19 +235,17 @@ func (rt *Runtime) setMux(m *transport.Mux, r *transport.Remote) {
 }
 
 func (rt *Runtime) setSole(shard int, v bool) {
-	rt.mu.Lock()
-	if rt.sole == nil {
-		rt.sole = make([]atomic.Bool, rt.Shards)
+	if rt.sole.Load() == nil {
+		s := make([]atomic.Bool, rt.Shards)
+		rt.sole.CompareAndSwap(nil, &s)
 	}
-	rt.mu.Unlock()
-	rt.sole[shard].Store(v)
+	(*rt.sole.Load())[shard].Store(v)
 }
 
 // soleLeader reports whether this node leads shard as its only voter.
 func (rt *Runtime) soleLeader(shard int) bool {
-	rt.mu.RLock()
-	defer rt.mu.RUnlock()
-	return rt.sole != nil && rt.sole[shard].Load()
+	s := rt.sole.Load()
+	return s != nil && (*s)[shard].Load()
 }
 
 func (rt *Runtime) logger() *slog.Logger {

@@ -89,7 +89,7 @@ func (s *storeActor) open() error {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	}
-	rt.setShards(s.logs, s.shards, snaps)
+	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps})
 	idx := make([]uint64, len(s.shards))
 	for i, sh := range s.shards {
 		idx[i], _ = sh.Applied()
@@ -99,7 +99,7 @@ func (s *storeActor) open() error {
 }
 
 func (s *storeActor) close() {
-	s.rt.setShards(nil, nil, nil)
+	s.rt.setStores(nil)
 	var errs []error
 	for _, sh := range s.shards {
 		errs = append(errs, sh.Close())
