@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,5 +204,26 @@ func TestFailedStartExits1(t *testing.T) {
 		if log := p.log.String(); !strings.Contains(log, "node failed to start") || !strings.Contains(log, tc.why) {
 			t.Fatalf("the failure (%s) is not logged:\n%s", tc.why, log)
 		}
+	}
+}
+
+// The node runs Go code on one thread more than the runtime's choice,
+// unless GOMAXPROCS says otherwise.
+func TestExtraProc(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(before)
+	extraProc(func(string) string { return "" })
+	if got := runtime.GOMAXPROCS(0); got != before+1 {
+		t.Fatalf("GOMAXPROCS %d, want %d", got, before+1)
+	}
+	runtime.GOMAXPROCS(before)
+	extraProc(func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "1"
+		}
+		return ""
+	})
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Fatalf("GOMAXPROCS set by the user: changed to %d", got)
 	}
 }
