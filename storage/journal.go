@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-	"golang.org/x/sys/unix"
 )
 
 // journal is RaftLogs' write-ahead log: RaftLogs' Pebble database runs
@@ -164,7 +163,7 @@ func (j *journal) create(num uint64, size int64) error {
 	if err != nil {
 		return err
 	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+	if err := preallocate(f, size); err != nil {
 		f.Close()
 		return fmt.Errorf("storage: journal: preallocate: %w", err)
 	}
@@ -254,7 +253,7 @@ func (j *journal) write(buf []byte) error {
 	if _, err := j.file.WriteAt(buf, j.off); err != nil {
 		return err
 	}
-	if err := unix.Fdatasync(int(j.file.Fd())); err != nil {
+	if err := syncData(j.file); err != nil {
 		return err
 	}
 	j.off += int64(len(buf))

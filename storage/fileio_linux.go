@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -15,3 +16,17 @@ import (
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// preallocate reserves size bytes for f (its length becomes size), so
+// writes into it do not grow the file and a sync has no length to record.
+// A file system without fallocate(2) gets a growing file.
+func preallocate(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	return err
+}
+
+// syncData syncs f's data and what is needed to read it (fdatasync).
+func syncData(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
