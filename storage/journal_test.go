@@ -62,14 +62,7 @@ func entriesInPebble(t *testing.T, dir string, id uint32) int {
 // back after it, from the journal: Pebble alone lost them.
 func TestJournalReplaysAfterACrash(t *testing.T) {
 	dir := t.TempDir()
-	r, err := OpenRaftLogs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := r.Group(3, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g := openUnmanaged(t, dir, journalSize, 3)
 	for i := uint64(1); i <= 100; i += 10 {
 		if err := g.StoreLogs(entries(i, i+9, 2)); err != nil {
 			t.Fatal(err)
@@ -113,14 +106,7 @@ func TestJournalReplaysAfterACrash(t *testing.T) {
 // the replay; what came before it is kept.
 func TestJournalStopsAtATornRecord(t *testing.T) {
 	dir := t.TempDir()
-	r, err := OpenRaftLogs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := r.Group(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g := openUnmanaged(t, dir, journalSize, 0)
 	if err := g.StoreLogs(entries(1, 10, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -149,14 +135,7 @@ func TestJournalStopsAtATornRecord(t *testing.T) {
 // its own.
 func TestJournalRetiresFullFiles(t *testing.T) {
 	dir := t.TempDir()
-	r, err := openRaftLogs(dir, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := r.Group(1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, g := openUnmanaged(t, dir, 4096, 1)
 	for i := uint64(1); i <= 2000; i += 10 {
 		if err := g.StoreLogs(entries(i, i+9, 1)); err != nil {
 			t.Fatal(err)

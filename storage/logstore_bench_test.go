@@ -2,7 +2,6 @@ package storage
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // BenchmarkLogStore compares Raft log stores as Raft uses them: StoreLogs
@@ -29,16 +26,8 @@ func BenchmarkLogStore(b *testing.B) {
 		"raft-wal": func(b *testing.B, dir string, n int) []raft.LogStore {
 			var s []raft.LogStore
 			for i := range n {
-				d := filepath.Join(dir, fmt.Sprint(i))
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					b.Fatal(err)
-				}
-				meta := &metadb.BoltMetaDB{}
-				w, err := wal.Open(d, wal.WithMetaStore(meta))
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { w.Close(); meta.Close() })
+				w, closeWAL := openRaftWAL(b, filepath.Join(dir, fmt.Sprint(i)))
+				b.Cleanup(func() { closeWAL() })
 				s = append(s, w)
 			}
 			return s

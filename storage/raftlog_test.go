@@ -28,6 +28,36 @@ func testLogs(t testing.TB, dir string) *RaftLogs {
 	return r
 }
 
+// openUnmanaged opens a RaftLogs in dir with journal files of size bytes,
+// and its group id, for a test that closes (or crashes) them itself.
+func openUnmanaged(t *testing.T, dir string, size int64, id uint32) (*RaftLogs, LogStore) {
+	t.Helper()
+	r, err := openRaftLogs(dir, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := r.Group(id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, g
+}
+
+// openRaftWAL opens (creating) a raft-wal log in dir, as coppice kept a
+// group's before RaftLogs; close closes it and its metadata database.
+func openRaftWAL(tb testing.TB, dir string) (w *wal.WAL, close func() error) {
+	tb.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(dir, wal.WithMetaStore(meta))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w, func() error { return errors.Join(w.Close(), meta.Close()) }
+}
+
 // testGroup opens group id of r, closed when the test ends (before r).
 func testGroup(t testing.TB, r *RaftLogs, id uint32) LogStore {
 	t.Helper()
@@ -126,15 +156,8 @@ func TestRaftLogsReopen(t *testing.T) {
 	want := entries(1, 100, 3)
 	want[50].Type, want[50].Extensions, want[50].AppendedAt = raft.LogConfiguration, []byte("ext"), at
 	want[60].Data = nil
-	r, err := OpenRaftLogs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := r.Group(2, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = errors.Join(g.StoreLogs(want[:70]), g.StoreLogs(want[70:]), g.DeleteRange(1, 40),
+	r, g := openUnmanaged(t, dir, journalSize, 2)
+	err := errors.Join(g.StoreLogs(want[:70]), g.StoreLogs(want[70:]), g.DeleteRange(1, 40),
 		g.SetUint64([]byte("CurrentTerm"), 5), g.Set([]byte("LastVoteCand"), []byte("n2")))
 	if err := errors.Join(err, g.Close(), r.Close()); err != nil {
 		t.Fatal(err)
@@ -238,14 +261,7 @@ func TestRaftLogsEmptiedStartsAnywhere(t *testing.T) {
 // cut short), and the directory is gone.
 func TestRaftLogsMoveALegacyRaftWAL(t *testing.T) {
 	legacy := filepath.Join(t.TempDir(), "raft")
-	if err := os.MkdirAll(legacy, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(legacy, wal.WithMetaStore(meta))
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, closeWAL := openRaftWAL(t, legacy)
 	old := entries(1, 300, 4)
 	old[7].Extensions = []byte("x")
 	if err := w.StoreLogs(old); err != nil {
@@ -257,7 +273,7 @@ func TestRaftLogsMoveALegacyRaftWAL(t *testing.T) {
 	if err := errors.Join(w.SetUint64([]byte("CurrentTerm"), 4), w.Set([]byte("LastVoteCand"), []byte("n3"))); err != nil {
 		t.Fatal(err)
 	}
-	if err := errors.Join(w.Close(), meta.Close()); err != nil {
+	if err := closeWAL(); err != nil {
 		t.Fatal(err)
 	}
 
