@@ -117,6 +117,12 @@ func (b *backend) forwarded(m *messages.Forward) server.Pending {
 	case m.Command == nil:
 		return ready{errReply("ERR forwarded request without a command")}
 	case m.Write:
+		// The node the client talks to checked the write against its own
+		// limit; the leader holds it to this one too, so a node started
+		// with a higher limit cannot push past the cluster's others.
+		if limit, n := b.rt.MaxWriteBytes, kv.ArgsBytes(m.Command.Args); limit > 0 && n > limit {
+			return ready{errReply(fmt.Sprintf("ERR write of %d bytes is over the limit of %d bytes of node %s, the shard's leader (--max-write-mib)", n, limit, b.rt.Name))}
+		}
 		return b.Propose(shard, m.Command)
 	}
 	return b.Read(shard, m.Command)

@@ -140,3 +140,36 @@ func TestBusyShardGroupsProposals(t *testing.T) {
 		t.Fatalf("%d proposals made %d log entries; want them grouped into a few", n2+1, entries)
 	}
 }
+
+// A write forwarded to a shard's leader is held to the leader's write
+// limit too, not only to the limit of the node the client talks to:
+// over it, an error naming the leader and nothing proposed; at it, the
+// write goes through.
+func TestLeaderHoldsForwardedWritesToItsLimit(t *testing.T) {
+	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0",
+		ClientAddr: "127.0.0.1:0", MaxWriteBytes: 16, Exec: setExec})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer n.Stop(ctx)
+	before := waitLeader(t, n, 0)
+	set := func(value string) *messages.Forward { // SET k value: 4 + len(value) bytes
+		return &messages.Forward{Shard: 0, Write: true, Command: &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte(value)}}}
+	}
+
+	r := request[*messages.ForwardReply](t, n, actors.ClientPath, set("0123456789abc"))
+	want := "ERR write of 17 bytes is over the limit of 16 bytes of node n1, the shard's leader (--max-write-mib)"
+	if r.Reply.GetError() != want {
+		t.Fatalf("a forwarded write one byte over the leader's limit: %+v, want %q", r.Reply, want)
+	}
+	if st := waitLeader(t, n, 0); st.LastIndex != before.LastIndex {
+		t.Fatalf("the refused write reached the log: last index %d, before %d", st.LastIndex, before.LastIndex)
+	}
+
+	r = request[*messages.ForwardReply](t, n, actors.ClientPath, set("0123456789ab"))
+	if r.Reply.GetStatus() != "OK" {
+		t.Fatalf("a forwarded write at the leader's limit: %+v", r.Reply)
+	}
+	if st := waitLeader(t, n, 0); st.LastIndex <= before.LastIndex {
+		t.Fatalf("the write at the limit is not in the log: last index %d, before %d", st.LastIndex, before.LastIndex)
+	}
+}

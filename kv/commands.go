@@ -239,6 +239,16 @@ func Commands() []*Spec {
 	return out
 }
 
+// ArgsBytes is the bytes of a command's arguments (name first): what a
+// node's write limit (--max-write-mib) bounds.
+func ArgsBytes(args [][]byte) int64 {
+	n := int64(0)
+	for _, a := range args {
+		n += int64(len(a))
+	}
+	return n
+}
+
 // CheckArity checks that args (name first) is a known command with an
 // allowed number of arguments; it returns Redis's error reply, or nil.
 func CheckArity(args [][]byte) *messages.Reply {

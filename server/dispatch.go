@@ -15,11 +15,7 @@ func (c *conn) data(name string, args [][]byte) {
 	}
 	spec, _ := kv.Lookup(args[0])
 	if limit := c.s.cfg.MaxWriteBytes; spec.Write && limit > 0 {
-		n := int64(0)
-		for _, a := range args {
-			n += int64(len(a))
-		}
-		if n > limit {
+		if n := kv.ArgsBytes(args); n > limit {
 			c.reply(errorf(fmt.Sprintf("ERR write of %d bytes is over this node's limit of %d bytes (--max-write-mib)", n, limit)))
 			return
 		}
