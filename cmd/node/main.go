@@ -87,6 +87,7 @@ import (
 const startTimeout = time.Minute
 
 func main() {
+	extraProc(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
@@ -116,7 +117,6 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	extraProc(env)
 	tree, rt, info := nodeConfig(cfg, log)
 	if cfg.PrintTree {
 		fmt.Fprint(stdout, supervisor.FormatSpec(actors.RootName, actors.Tree(tree)))
