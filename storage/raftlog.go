@@ -198,31 +198,32 @@ func (g *groupLog) load() error {
 
 func (g *groupLog) IsMonotonic() bool { return true }
 
-func (g *groupLog) FirstIndex() (uint64, error) {
+// span returns the group's first and last index, or errLogClosed once
+// the group is closed.
+func (g *groupLog) span() (first, last uint64, err error) {
 	if g.closed.Load() {
-		return 0, errLogClosed
+		return 0, 0, errLogClosed
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.first, nil
+	return g.first, g.last, nil
+}
+
+func (g *groupLog) FirstIndex() (uint64, error) {
+	first, _, err := g.span()
+	return first, err
 }
 
 func (g *groupLog) LastIndex() (uint64, error) {
-	if g.closed.Load() {
-		return 0, errLogClosed
-	}
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.last, nil
+	_, last, err := g.span()
+	return last, err
 }
 
 func (g *groupLog) GetLog(index uint64, log *raft.Log) error {
-	if g.closed.Load() {
-		return errLogClosed
+	first, last, err := g.span()
+	if err != nil {
+		return err
 	}
-	g.mu.RLock()
-	first, last := g.first, g.last
-	g.mu.RUnlock()
 	if first == 0 || index < first || index > last {
 		return raft.ErrLogNotFound
 	}
@@ -246,15 +247,10 @@ func (g *groupLog) StoreLog(l *raft.Log) error { return g.StoreLogs([]*raft.Log{
 // StoreLogs appends logs, which must follow the last entry (or start
 // anywhere in an empty log) and one another, and syncs them to disk.
 func (g *groupLog) StoreLogs(logs []*raft.Log) error {
-	if g.closed.Load() {
-		return errLogClosed
+	_, last, err := g.span()
+	if err != nil || len(logs) == 0 {
+		return err
 	}
-	if len(logs) == 0 {
-		return nil
-	}
-	g.mu.RLock()
-	last := g.last
-	g.mu.RUnlock()
 	if last != 0 && logs[0].Index != last+1 {
 		return fmt.Errorf("storage: raft log of group %d: entry %d does not follow the last, %d", g.id, logs[0].Index, last)
 	}
@@ -288,12 +284,10 @@ func (g *groupLog) StoreLogs(logs []*raft.Log) error {
 // before an append, whose sync covers it (its record comes first in the
 // journal).
 func (g *groupLog) DeleteRange(min, max uint64) error {
-	if g.closed.Load() {
-		return errLogClosed
+	first, last, err := g.span()
+	if err != nil {
+		return err
 	}
-	g.mu.RLock()
-	first, last := g.first, g.last
-	g.mu.RUnlock()
 	if first == 0 || max < first || min > last || min > max {
 		return nil
 	}
