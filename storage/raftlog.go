@@ -464,19 +464,16 @@ func (g *groupLog) copyFrom(w *wal.WAL) error {
 			return err
 		}
 		if b.Len() >= importBatchBytes {
-			if err := b.Commit(pebble.NoSync); err != nil {
+			if err := g.write(b, false); err != nil {
 				return err
 			}
 			b.Close()
 			b = g.db.NewBatch()
 		}
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return err
-	}
-	// Not journaled: durable once Pebble is flushed, before the raft-wal
-	// directory is removed.
-	return g.db.Flush()
+	// Through the journal as any write: the last batch's sync makes the
+	// whole move durable before the raft-wal directory is removed.
+	return g.write(b, true)
 }
 
 // logVersion is the first byte of an encoded entry.

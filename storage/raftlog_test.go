@@ -277,7 +277,11 @@ func TestRaftLogsMoveALegacyRaftWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := testLogs(t, t.TempDir())
+	dir := t.TempDir()
+	r, err := OpenRaftLogs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []uint32{0, 2} {
 		g := testGroup(t, r, id)
 		if err := g.StoreLogs(entries(1, 5, 1)); err != nil {
@@ -294,7 +298,6 @@ func TestRaftLogsMoveALegacyRaftWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
 	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
 		t.Fatalf("legacy dir after the move: %v", err)
 	}
@@ -322,6 +325,16 @@ func TestRaftLogsMoveALegacyRaftWAL(t *testing.T) {
 		}
 		wantRange(t, g, 1, 5)
 		g.Close()
+	}
+
+	// The move is durable as any write: after a crash the group holds the
+	// moved log, not what it held before the move.
+	crash(t, r, g)
+	g = testGroup(t, testLogs(t, dir), 1)
+	wantRange(t, g, first, 300)
+	var l raft.Log
+	if err := g.GetLog(first, &l); err != nil || l.Term != 4 {
+		t.Fatalf("moved entry %d after a crash: term %d, %v; want 4", first, l.Term, err)
 	}
 }
 
