@@ -37,8 +37,12 @@ type journal struct {
 	db   *pebble.DB
 	size int64 // a file's preallocated size
 
-	mu   sync.Mutex
-	cond *sync.Cond // signalled when a sync ends or a write is done
+	mu sync.Mutex
+	// syncedCond is signalled when a sync ends (writers wait on it),
+	// appliedCond when a write is in Pebble (the retirer waits on it):
+	// apart, so every group's writes do not wake the writers waiting for a
+	// sync.
+	syncedCond, appliedCond *sync.Cond
 	// buf holds the records appended and not yet written, the last of
 	// them number appended; synced is the last one written and synced.
 	buf, spare       []byte
@@ -117,7 +121,7 @@ func openJournal(dir string, db *pebble.DB, size int64) (*journal, error) {
 	}
 	j := &journal{dir: dir, db: db, size: size, inflight: map[uint64]bool{},
 		retiring: make(chan retiree, 64), retired: make(chan struct{})}
-	j.cond = sync.NewCond(&j.mu)
+	j.syncedCond, j.appliedCond = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	next := uint64(1)
 	if len(nums) > 0 {
 		next = nums[len(nums)-1] + 1
@@ -196,7 +200,7 @@ func (j *journal) add(rec []byte) (uint64, error) {
 func (j *journal) done(seq uint64) {
 	j.mu.Lock()
 	delete(j.inflight, seq)
-	j.cond.Broadcast()
+	j.appliedCond.Broadcast()
 	j.mu.Unlock()
 }
 
@@ -210,7 +214,7 @@ func (j *journal) sync(seq uint64) error {
 			return j.err
 		}
 		if j.syncing {
-			j.cond.Wait()
+			j.syncedCond.Wait()
 			continue
 		}
 		j.syncing = true
@@ -229,7 +233,7 @@ func (j *journal) sync(seq uint64) error {
 			j.synced = upto
 			j.syncs++
 		}
-		j.cond.Broadcast()
+		j.syncedCond.Broadcast()
 	}
 	return nil
 }
@@ -266,7 +270,7 @@ func (j *journal) retire() {
 	for r := range j.retiring {
 		j.mu.Lock()
 		for j.pendingUpTo(r.last) && !j.closed {
-			j.cond.Wait()
+			j.appliedCond.Wait()
 		}
 		closed := j.closed
 		j.mu.Unlock()
@@ -304,13 +308,14 @@ func (j *journal) close() error {
 	err := j.sync(j.lastAppended())
 	j.mu.Lock()
 	for j.syncing {
-		j.cond.Wait()
+		j.syncedCond.Wait()
 	}
 	j.closed = true
 	if j.err == nil {
 		j.err = errLogClosed
 	}
-	j.cond.Broadcast()
+	j.syncedCond.Broadcast()
+	j.appliedCond.Broadcast()
 	j.mu.Unlock()
 	close(j.retiring)
 	<-j.retired

@@ -22,7 +22,8 @@ func crash(t *testing.T, r *RaftLogs, groups ...LogStore) {
 	}
 	r.j.mu.Lock()
 	r.j.closed, r.j.err = true, errLogClosed
-	r.j.cond.Broadcast()
+	r.j.syncedCond.Broadcast()
+	r.j.appliedCond.Broadcast()
 	r.j.mu.Unlock()
 	close(r.j.retiring)
 	<-r.j.retired
@@ -216,7 +217,7 @@ func TestJournalGroupCommits(t *testing.T) {
 	})
 	j.mu.Lock()
 	j.syncing = false
-	j.cond.Broadcast()
+	j.syncedCond.Broadcast()
 	j.mu.Unlock()
 	wg.Wait()
 	j.mu.Lock()
