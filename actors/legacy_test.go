@@ -89,10 +89,10 @@ func writeRaftWAL(t *testing.T, from storage.LogStore, dir string) {
 	}
 	defer meta.Close()
 	defer w.Close()
-	first, _ := from.FirstIndex()
-	last, _ := from.LastIndex()
-	if last == 0 {
-		t.Fatalf("no log to move to %s", dir)
+	first, err1 := from.FirstIndex()
+	last, err2 := from.LastIndex()
+	if err := errors.Join(err1, err2); err != nil || last == 0 {
+		t.Fatalf("no log to move to %s: %v", dir, err)
 	}
 	var entries []*raft.Log
 	for i := first; i <= last; i++ {

@@ -105,7 +105,10 @@ func appendBatches(s raft.LogStore, n, batch int) error {
 			return err
 		}
 		if idx%8192 < uint64(batch) && idx > 4096 {
-			first, _ := s.FirstIndex()
+			first, err := s.FirstIndex()
+			if err != nil {
+				return err
+			}
 			if err := s.DeleteRange(first, idx-4096); err != nil {
 				return err
 			}

@@ -140,11 +140,11 @@ func TestRaftLogsKeepGroupsApart(t *testing.T) {
 	if err := a.GetLog(10, &l); !errors.Is(err, raft.ErrLogNotFound) {
 		t.Fatalf("group a's deleted entry 10: %v, want raft.ErrLogNotFound", err)
 	}
-	if ta, _ := a.GetUint64([]byte("CurrentTerm")); ta != 1 {
-		t.Fatalf("group a's term %d, want 1", ta)
+	if ta, err := a.GetUint64([]byte("CurrentTerm")); err != nil || ta != 1 {
+		t.Fatalf("group a's term %d, %v; want 1", ta, err)
 	}
-	if tb, _ := b.GetUint64([]byte("CurrentTerm")); tb != 7 {
-		t.Fatalf("group b's term %d, want 7", tb)
+	if tb, err := b.GetUint64([]byte("CurrentTerm")); err != nil || tb != 7 {
+		t.Fatalf("group b's term %d, %v; want 7", tb, err)
 	}
 }
 
@@ -301,9 +301,9 @@ func TestRaftLogsMoveALegacyRaftWAL(t *testing.T) {
 	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
 		t.Fatalf("legacy dir after the move: %v", err)
 	}
-	first, _ := g.FirstIndex()
-	if first < 1 || first > 100 {
-		t.Fatalf("first index %d after moving 100..300 (raft-wal trims whole segments)", first)
+	first, err := g.FirstIndex()
+	if err != nil || first < 1 || first > 100 {
+		t.Fatalf("first index %d, %v after moving 100..300 (raft-wal trims whole segments)", first, err)
 	}
 	wantRange(t, g, first, 300)
 	for i := first; i <= 300; i++ {
@@ -312,11 +312,11 @@ func TestRaftLogsMoveALegacyRaftWAL(t *testing.T) {
 			t.Fatalf("moved entry %d: %+v, %v", i, l, err)
 		}
 	}
-	if term, _ := g.GetUint64([]byte("CurrentTerm")); term != 4 {
-		t.Fatalf("moved CurrentTerm %d, want 4", term)
+	if term, err := g.GetUint64([]byte("CurrentTerm")); err != nil || term != 4 {
+		t.Fatalf("moved CurrentTerm %d, %v; want 4", term, err)
 	}
-	if v, _ := g.Get([]byte("LastVoteCand")); string(v) != "n3" {
-		t.Fatalf("moved LastVoteCand %q, want n3", v)
+	if v, err := g.Get([]byte("LastVoteCand")); err != nil || string(v) != "n3" {
+		t.Fatalf("moved LastVoteCand %q, %v; want n3", v, err)
 	}
 	for _, id := range []uint32{0, 2} {
 		g, err := r.Group(id, "")

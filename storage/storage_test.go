@@ -313,21 +313,13 @@ func TestDiskCloneKeepsDataAndMarksApplied(t *testing.T) {
 	s.ApplyBatch([]*raft.Log{entry(t, 7, 3, "a", "1")})
 	persist(t, s, snaps, 7) // the original node's own snapshot
 	l := Layout{Dir: dir}
-	logs, err := OpenRaftLogs(l.RaftLogDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := logs.Group(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs, g := openUnmanaged(t, l.RaftLogDir(), journalSize, 0)
 	if err := g.StoreLog(&raft.Log{Index: 1, Term: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := errors.Join(g.Close(), logs.Close()); err != nil {
+	if err := errors.Join(g.Close(), logs.Close(), os.MkdirAll(l.LegacyRaftDir(0), 0o755)); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(l.LegacyRaftDir(0), 0o755)
 	s.Close()
 
 	if err := l.ForgetRaftState(1); err != nil {
