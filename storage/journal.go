@@ -111,12 +111,14 @@ func openJournal(dir string, db *pebble.DB, size int64) (*journal, error) {
 			return nil, err
 		}
 	}
-	if err := db.Flush(); err != nil {
-		return nil, fmt.Errorf("storage: journal: flush after replay: %w", err)
-	}
-	for _, n := range nums {
-		if err := os.Remove(journalName(dir, n)); err != nil {
-			return nil, err
+	if len(nums) > 0 {
+		if err := db.Flush(); err != nil {
+			return nil, fmt.Errorf("storage: journal: flush after replay: %w", err)
+		}
+		for _, n := range nums {
+			if err := os.Remove(journalName(dir, n)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	j := &journal{dir: dir, db: db, size: size, inflight: map[uint64]bool{},
