@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,15 +19,18 @@ func startWriteback(f *os.File, off, n int64) {
 }
 
 // preallocate reserves size bytes for f (its length becomes size), so
-// writes into it do not grow the file and a sync has no length to record.
-// A file system without fallocate(2) gets a growing file.
-func preallocate(f *os.File, size int64) error {
-	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+// writes into it do not grow the file and a sync has no length to record
+// (vfs.File's Preallocate keeps the length). A file system without
+// fallocate(2) gets a growing file; so does a file with no descriptor (an
+// in-memory one: tests), which may preallocate its own way.
+func preallocate(f vfs.File, size int64) error {
+	fd := f.Fd()
+	if fd == vfs.InvalidFd {
+		return f.Preallocate(0, size)
+	}
+	err := unix.Fallocate(int(fd), 0, 0, size)
 	if errors.Is(err, unix.EOPNOTSUPP) {
 		return nil
 	}
 	return err
 }
-
-// syncData syncs f's data and what is needed to read it (fdatasync).
-func syncData(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }

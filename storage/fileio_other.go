@@ -2,13 +2,15 @@
 
 package storage
 
-import "os"
+import (
+	"os"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
 
 // startWriteback does nothing here: the final fsync writes the file.
 func startWriteback(f *os.File, off, n int64) {}
 
-// preallocate does nothing here: the file grows as it is written.
-func preallocate(f *os.File, size int64) error { return nil }
-
-// syncData syncs f (fsync: no fdatasync here).
-func syncData(f *os.File) error { return f.Sync() }
+// preallocate leaves it to the file (vfs.File's Preallocate): here the
+// file may grow as it is written.
+func preallocate(f vfs.File, size int64) error { return f.Preallocate(0, size) }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"os"
+	"io"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // journal is RaftLogs' write-ahead log: RaftLogs' Pebble database runs
@@ -33,6 +34,7 @@ import (
 // every file into Pebble in order (records are blind writes: replaying one
 // already in Pebble changes nothing), flushes, and starts a new file.
 type journal struct {
+	fs   vfs.FS
 	dir  string
 	db   *pebble.DB
 	size int64 // a file's preallocated size
@@ -53,7 +55,7 @@ type journal struct {
 	// inflight are the records appended whose write is not yet in
 	// Pebble: a file is retired only when none at or below its last is.
 	inflight map[uint64]bool
-	file     *os.File // written only by the syncer
+	file     vfs.File // written only by the syncer
 	num      uint64   // file's number
 	off      int64    // bytes written to file
 	retiring chan retiree
@@ -75,20 +77,20 @@ func journalName(dir string, num uint64) string {
 }
 
 // journalFiles lists the numbers of dir's journal files, in order.
-func journalFiles(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+func journalFiles(fs vfs.FS, dir string) ([]uint64, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var nums []uint64
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".journal")
+	for _, file := range names {
+		name, ok := strings.CutSuffix(file, ".journal")
 		if !ok {
 			continue
 		}
 		n, err := strconv.ParseUint(name, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("storage: journal: unexpected file %s", e.Name())
+			return nil, fmt.Errorf("storage: journal: unexpected file %s", file)
 		}
 		nums = append(nums, n)
 	}
@@ -98,16 +100,16 @@ func journalFiles(dir string) ([]uint64, error) {
 
 // openJournal replays dir's journal into db, flushes db, removes the
 // replayed files and starts a new one.
-func openJournal(dir string, db *pebble.DB, size int64) (*journal, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64) (*journal, error) {
+	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
-	nums, err := journalFiles(dir)
+	nums, err := journalFiles(fs, dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range nums {
-		if err := replayJournal(journalName(dir, n), db); err != nil {
+		if err := replayJournal(fs, journalName(dir, n), db); err != nil {
 			return nil, err
 		}
 	}
@@ -116,12 +118,12 @@ func openJournal(dir string, db *pebble.DB, size int64) (*journal, error) {
 			return nil, fmt.Errorf("storage: journal: flush after replay: %w", err)
 		}
 		for _, n := range nums {
-			if err := os.Remove(journalName(dir, n)); err != nil {
+			if err := removeInOrder(fs, journalName(dir, n)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	j := &journal{dir: dir, db: db, size: size, inflight: map[uint64]bool{},
+	j := &journal{fs: fs, dir: dir, db: db, size: size, inflight: map[uint64]bool{},
 		retiring: make(chan retiree, 64), retired: make(chan struct{})}
 	j.syncedCond, j.appliedCond = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	next := uint64(1)
@@ -136,9 +138,13 @@ func openJournal(dir string, db *pebble.DB, size int64) (*journal, error) {
 }
 
 // replayJournal applies the records of one journal file to db.
-func replayJournal(name string, db *pebble.DB) error {
-	data, err := os.ReadFile(name)
+func replayJournal(fs vfs.FS, name string, db *pebble.DB) error {
+	f, err := fs.Open(name)
 	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(f)
+	if err = errors.Join(err, f.Close()); err != nil {
 		return err
 	}
 	for off := 0; off+journalHeader <= len(data); {
@@ -148,8 +154,13 @@ func replayJournal(name string, db *pebble.DB) error {
 		if n == 0 || n > len(rec) || crc32.Checksum(rec[:n], crcTable) != sum {
 			break // the unwritten tail, or a write cut short
 		}
+		// A copy: SetRepr makes the record the batch's own buffer, which
+		// Close hands to Pebble's batch pool (shared by every Pebble in
+		// the process); its capacity runs to the end of data, so the
+		// next batch to take it would write over the records this loop
+		// has yet to read (TestRaftLogsSurvivePowerCuts under -race).
 		b := db.NewBatch()
-		err := b.SetRepr(rec[:n])
+		err := b.SetRepr(slices.Clone(rec[:n]))
 		if err == nil {
 			err = b.Commit(pebble.NoSync)
 		}
@@ -165,7 +176,11 @@ func replayJournal(name string, db *pebble.DB) error {
 // create starts journal file num, preallocated to size bytes, and syncs
 // the directory.
 func (j *journal) create(num uint64, size int64) error {
-	f, err := os.OpenFile(journalName(j.dir, num), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	name := journalName(j.dir, num)
+	if _, err := j.fs.Stat(name); err == nil {
+		return fmt.Errorf("storage: journal: %s already exists", name)
+	}
+	f, err := j.fs.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -173,7 +188,7 @@ func (j *journal) create(num uint64, size int64) error {
 		f.Close()
 		return fmt.Errorf("storage: journal: preallocate: %w", err)
 	}
-	if err := errors.Join(f.Sync(), syncDir(j.dir)); err != nil {
+	if err := errors.Join(f.Sync(), syncFSDir(j.fs, j.dir)); err != nil {
 		f.Close()
 		return err
 	}
@@ -259,7 +274,7 @@ func (j *journal) write(buf []byte) error {
 	if _, err := j.file.WriteAt(buf, j.off); err != nil {
 		return err
 	}
-	if err := syncData(j.file); err != nil {
+	if err := j.file.SyncData(); err != nil {
 		return err
 	}
 	j.off += int64(len(buf))
@@ -281,7 +296,7 @@ func (j *journal) retire() {
 		}
 		err := j.db.Flush()
 		if err == nil {
-			err = os.Remove(journalName(j.dir, r.num))
+			err = removeInOrder(j.fs, journalName(j.dir, r.num))
 		}
 		if err != nil {
 			j.mu.Lock()
@@ -291,6 +306,52 @@ func (j *journal) retire() {
 			j.mu.Unlock()
 		}
 	}
+}
+
+// removeInOrder removes a journal file and syncs its directory before the
+// next is removed, so that after a crash the files left are always the
+// newest ones, never an old file without the newer ones that follow it
+// (replaying an old record without the later ones could bring back an
+// entry deleted since).
+func removeInOrder(fs vfs.FS, name string) error {
+	if err := fs.Remove(name); err != nil {
+		return err
+	}
+	return syncFSDir(fs, filepath.Dir(name))
+}
+
+// mkdirAllSynced makes dir and any missing parents, each one's entry
+// synced in its parent: a file synced in a new directory is lost in a
+// power cut if the directory itself is.
+func mkdirAllSynced(fs vfs.FS, dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range slices.Backward(missing) {
+		if err := syncFSDir(fs, filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncFSDir syncs directory dir of fs.
+func syncFSDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // pendingUpTo tells whether a record at or below last is not yet in

@@ -83,7 +83,7 @@ func (l Layout) ReadIdentity() (id Identity, ok bool, err error) {
 
 // WriteIdentity writes node.json atomically (temp file, fsync, rename).
 func (l Layout) WriteIdentity(id Identity) error {
-	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+	if err := mkdirAllSynced(vfs.Default, l.Dir); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(id, "", "  ")

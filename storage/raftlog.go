@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -55,14 +56,19 @@ const journalSize = 64 << 20
 
 // OpenRaftLogs opens (or creates) the node's Raft log store in dir,
 // replaying its journal.
-func OpenRaftLogs(dir string) (*RaftLogs, error) { return openRaftLogs(dir, journalSize) }
+func OpenRaftLogs(dir string) (*RaftLogs, error) {
+	return openRaftLogs(vfs.Default, dir, journalSize)
+}
 
-func openRaftLogs(dir string, journalSize int64) (*RaftLogs, error) {
+// openRaftLogs opens the store in dir of fs (tests: an in-memory one that
+// can lose what was not synced, as a power cut does).
+func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 	dbDir := filepath.Join(dir, "db")
-	if err := os.MkdirAll(dbDir, 0o755); err != nil {
+	if err := mkdirAllSynced(fs, dbDir); err != nil {
 		return nil, err
 	}
 	opts := &pebble.Options{
+		FS:     fs,
 		Logger: quietLogger{},
 		// Entries are deleted soon after they are applied everywhere (a
 		// snapshot compacts them): most never leave the memtable's
@@ -76,7 +82,7 @@ func openRaftLogs(dir string, journalSize int64) (*RaftLogs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	j, err := openJournal(filepath.Join(dir, "journal"), db, journalSize)
+	j, err := openJournal(fs, filepath.Join(dir, "journal"), db, journalSize)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)

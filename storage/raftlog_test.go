@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -32,7 +33,7 @@ func testLogs(t testing.TB, dir string) *RaftLogs {
 // and its group id, for a test that closes (or crashes) them itself.
 func openUnmanaged(t *testing.T, dir string, size int64, id uint32) (*RaftLogs, LogStore) {
 	t.Helper()
-	r, err := openRaftLogs(dir, size)
+	r, err := openRaftLogs(vfs.Default, dir, size)
 	if err != nil {
 		t.Fatal(err)
 	}

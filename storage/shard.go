@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
@@ -77,7 +78,7 @@ func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cache
 }
 
 func openPebble(dir string) (*pebble.DB, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirAllSynced(vfs.Default, dir); err != nil {
 		return nil, err
 	}
 	opts := &pebble.Options{
