@@ -228,6 +228,16 @@ func (rt *Runtime) RaftLog(group uint32, legacy string) (storage.LogStore, error
 	return st.logs.Group(group, legacy)
 }
 
+// RaftLogStats returns the counters of the node's Raft log store; false
+// while it is not open.
+func (rt *Runtime) RaftLogStats() (storage.RaftLogStats, bool) {
+	st := rt.stores.Load()
+	if st == nil {
+		return storage.RaftLogStats{}, false
+	}
+	return st.logs.Stats(), true
+}
+
 func (rt *Runtime) setMux(m *transport.Mux, r *transport.Remote) {
 	rt.mu.Lock()
 	rt.mux, rt.remote = m, r

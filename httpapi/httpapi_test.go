@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func startNode(t *testing.T) (*actors.Node, string) {
 	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: shards,
 		ClusterAddr: "127.0.0.1:0", ClientAddr: "127.0.0.1:0", Exec: okExec}
 	srv := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0",
-		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}})
+		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}, RaftLog: rt.RaftLogStats})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.Start(ctx, actors.Config{Runtime: rt, User: []supervisor.ChildSpec{srv.Spec()}}, nil)
@@ -188,10 +189,16 @@ func TestEndpoints(t *testing.T) {
 		`coppice_shard_cache_hits_total{shard="1"}`, `coppice_shard_cache_misses_total{shard="0"}`, `coppice_shard_cache_bytes{shard="1"}`,
 		`coppice_shard_filter_skips_total{shard="0"}`, `coppice_shard_filter_ready{shard="1"}`,
 		`coppice_supervisor_events_total{kind="child_exited"} 0`, "go_goroutines", "process_start_time_seconds",
+		"coppice_raftlog_syncs_total", "coppice_raftlog_records_total", "coppice_raftlog_synced_bytes_total",
+		`coppice_raftlog_sync_seconds_bucket{le="0.001"}`, `coppice_raftlog_sync_seconds_bucket{le="+Inf"}`, "coppice_raftlog_sync_seconds_count",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics has no %s", want)
 		}
+	}
+	// The shards' elections and first entries went through the journal.
+	if m := regexp.MustCompile(`(?m)^coppice_raftlog_syncs_total (\d+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+		t.Errorf("journal syncs: %v in %s", m, grep(body, "coppice_raftlog"))
 	}
 
 	// HEAD is GET without a body.

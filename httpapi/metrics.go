@@ -7,6 +7,7 @@ import (
 
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -30,6 +31,9 @@ func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
 		events,
 		&shardCollector{s: s},
 	)
+	if s.cfg.RaftLog != nil {
+		reg.MustRegister(raftLogCollector(s.cfg.RaftLog))
+	}
 	return reg, events
 }
 
@@ -97,6 +101,39 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFilterSkip, prometheus.CounterValue, float64(st.FilterSkips), shard)
 		ch <- prometheus.MustNewConstMetric(descFilterUp, shardGaugeType, boolGauge(st.FilterReady), shard)
 	}
+}
+
+var (
+	descLogSyncs   = prometheus.NewDesc("coppice_raftlog_syncs_total", "Writes of the Raft log store's journal, each followed by an fdatasync (one for every group's appends waiting then: group commit).", nil, nil)
+	descLogRecords = prometheus.NewDesc("coppice_raftlog_records_total", "Writes to the Raft log store (appends, stable values) the journal's syncs made durable; records/syncs is the group commit's batching.", nil, nil)
+	descLogBytes   = prometheus.NewDesc("coppice_raftlog_synced_bytes_total", "Bytes the journal wrote and synced.", nil, nil)
+	descLogSync    = prometheus.NewDesc("coppice_raftlog_sync_seconds", "Time of one journal write and its fdatasync: what every acknowledged write waits for.", nil, nil)
+)
+
+// raftLogCollector exports the Raft log store's counters at scrape time.
+type raftLogCollector func() (storage.RaftLogStats, bool)
+
+func (c raftLogCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLogSyncs, descLogRecords, descLogBytes, descLogSync} {
+		ch <- d
+	}
+}
+
+func (c raftLogCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := c()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descLogSyncs, prometheus.CounterValue, float64(st.Syncs))
+	ch <- prometheus.MustNewConstMetric(descLogRecords, prometheus.CounterValue, float64(st.Records))
+	ch <- prometheus.MustNewConstMetric(descLogBytes, prometheus.CounterValue, float64(st.Bytes))
+	buckets := make(map[float64]uint64, len(storage.SyncBucketBounds))
+	var cum uint64
+	for i, le := range storage.SyncBucketBounds {
+		cum += st.SyncBuckets[i]
+		buckets[le] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(descLogSync, st.Syncs, st.SyncSeconds, buckets)
 }
 
 // boolGauge is a yes/no gauge's value: 1 or 0.

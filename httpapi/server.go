@@ -33,6 +33,7 @@ import (
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -57,6 +58,9 @@ type Config struct {
 	Timeout time.Duration
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
+	// RaftLog reads the counters of the node's Raft log store
+	// (actors.Runtime.RaftLogStats) for /metrics; nil: not exported.
+	RaftLog func() (storage.RaftLogStats, bool)
 }
 
 // Server is the endpoint: its handlers and metrics, and the address its

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -50,7 +51,7 @@ type journal struct {
 	buf, spare       []byte
 	appended, synced uint64
 	syncing          bool
-	syncs            int // syncs done: what TestJournalGroupCommits counts
+	stats            RaftLogStats
 	err              error
 	// inflight are the records appended whose write is not yet in
 	// Pebble: a file is retired only when none at or below its last is.
@@ -238,7 +239,9 @@ func (j *journal) sync(seq uint64) error {
 		buf, upto := j.buf, j.appended
 		j.buf = j.spare[:0]
 		j.mu.Unlock()
+		start := time.Now()
 		err := j.write(buf)
+		took := time.Since(start)
 		j.mu.Lock()
 		if cap(buf) <= 4<<20 {
 			j.spare = buf[:0] // a large record's buffer is not kept
@@ -247,8 +250,8 @@ func (j *journal) sync(seq uint64) error {
 		if err != nil {
 			j.err = fmt.Errorf("storage: journal: %w", err)
 		} else {
+			j.stats.count(upto-j.synced, len(buf), took)
 			j.synced = upto
-			j.syncs++
 		}
 		j.syncedCond.Broadcast()
 	}
@@ -352,6 +355,37 @@ func syncFSDir(fs vfs.FS, dir string) error {
 		return err
 	}
 	return errors.Join(d.Sync(), d.Close())
+}
+
+// RaftLogStats counts what RaftLogs' journal made durable since the store
+// opened: /metrics exports it.
+type RaftLogStats struct {
+	// Syncs are the journal's writes, each followed by an fdatasync;
+	// Records the writes (appends, stable values) they made durable:
+	// Records/Syncs is how many the group commit put in each.
+	Syncs, Records, Bytes uint64
+	// SyncSeconds is the time spent in them (write and fdatasync), and
+	// SyncBuckets[i] how many took at most SyncBucketBounds[i] seconds
+	// (the last: any time).
+	SyncSeconds float64
+	SyncBuckets [len(SyncBucketBounds) + 1]uint64
+}
+
+// SyncBucketBounds are the upper bounds (seconds) of RaftLogStats'
+// latency buckets.
+var SyncBucketBounds = [...]float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1}
+
+func (s *RaftLogStats) count(records uint64, bytes int, took time.Duration) {
+	s.Syncs++
+	s.Records += records
+	s.Bytes += uint64(bytes)
+	sec := took.Seconds()
+	s.SyncSeconds += sec
+	i := 0
+	for i < len(SyncBucketBounds) && sec > SyncBucketBounds[i] {
+		i++
+	}
+	s.SyncBuckets[i]++
 }
 
 // pendingUpTo tells whether a record at or below last is not yet in

@@ -200,7 +200,7 @@ func TestJournalGroupCommits(t *testing.T) {
 	j := r.j
 	j.mu.Lock()
 	j.syncing = true // as if a sync were in flight
-	before := j.syncs
+	before := j.stats
 	j.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, g := range gs {
@@ -225,11 +225,16 @@ func TestJournalGroupCommits(t *testing.T) {
 	j.syncedCond.Broadcast()
 	j.mu.Unlock()
 	wg.Wait()
-	j.mu.Lock()
-	syncs := j.syncs - before
-	j.mu.Unlock()
-	if syncs != 1 {
-		t.Fatalf("%d syncs for %d appends that waited together, want 1", syncs, groups)
+	after := r.Stats()
+	if syncs, records := after.Syncs-before.Syncs, after.Records-before.Records; syncs != 1 || records != groups {
+		t.Fatalf("%d syncs of %d records for %d appends that waited together, want 1 of %d", syncs, records, groups, groups)
+	}
+	var inBuckets uint64
+	for _, n := range after.SyncBuckets {
+		inBuckets += n
+	}
+	if inBuckets != after.Syncs || after.SyncSeconds <= 0 || after.Bytes <= before.Bytes {
+		t.Fatalf("stats after the sync: %+v", after)
 	}
 	crash(t, r, gs...)
 	r2 := testLogs(t, dir)

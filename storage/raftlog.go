@@ -101,6 +101,13 @@ func (r *RaftLogs) Close() error {
 	return errors.Join(r.j.close(), r.db.Close())
 }
 
+// Stats returns the journal's counters.
+func (r *RaftLogs) Stats() RaftLogStats {
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	return r.j.stats
+}
+
 // Group opens group id's LogStore; one at a time per group. legacy names
 // the raft-wal directory an earlier coppice kept the group's log in: when
 // it exists, its entries and stable values are moved into the store (a
