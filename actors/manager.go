@@ -62,7 +62,9 @@ type managerActor struct {
 	syncs    map[syncKey]*messages.ShardSync
 	attempts map[syncKey]int
 	running  map[syncKey]*actor.PID
-	busy     bool
+	// busy while a reconcile pass runs; kick when another was asked for
+	// meanwhile (it runs when this one ends).
+	busy, kick bool
 	// balanced is when the last leader balancing pass ran.
 	balanced time.Time
 }
@@ -82,7 +84,11 @@ type retrySyncs struct{ op uint64 }
 type reconciled struct {
 	started  map[syncKey]*actor.PID
 	balanced bool
-	err      error
+	// again: the pass changed the cluster state (journaled an op, marked
+	// a shard synced), so the next step has its input now: the next pass
+	// runs at once, not at the next tick.
+	again bool
+	err   error
 }
 
 func (m *managerActor) Receive(ctx actor.Context) {
@@ -97,15 +103,11 @@ func (m *managerActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		close(m.stop)
 	case *messages.MemberEvent:
+		// A node joined, came back or failed: act on it now.
 		m.memberEvent(msg)
+		m.reconcileNow()
 	case managerTickMsg:
-		if !m.busy {
-			m.busy = true
-			in := m.inputs()
-			in.balanceDue = time.Since(m.balanced) >= leaderBalanceEvery
-			self, root := m.self, m.root
-			go func() { root.Send(self, in.reconcile()) }()
-		}
+		m.reconcileNow()
 	case *reconciled:
 		m.busy = false
 		if msg.balanced {
@@ -117,8 +119,15 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		if msg.err != nil && !errors.Is(msg.err, cluster.ErrNotCoordinator) {
 			m.rt.logger().Warn("cluster reconcile", "err", msg.err)
 		}
+		if msg.again || m.kick {
+			m.kick = false
+			m.reconcileNow()
+		}
 	case *messages.SyncProgress:
 		m.progress(msg)
+		if st := msg.Sync.GetState(); st == messages.SyncState_SYNC_SYNCED || st == messages.SyncState_SYNC_FAILED {
+			m.reconcileNow() // a shard's sync ended: the op's next step
+		}
 	case *messages.GossipMembers:
 		r := &messages.GossipMembersReply{}
 		for _, mem := range m.members {
@@ -138,6 +147,20 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.operate(msg.(proto.Message))) }()
 	}
+}
+
+// reconcileNow starts a reconcile pass, or has one start when the
+// running pass ends. Passes also run every managerTick.
+func (m *managerActor) reconcileNow() {
+	if m.busy {
+		m.kick = true
+		return
+	}
+	m.busy = true
+	in := m.inputs()
+	in.balanceDue = time.Since(m.balanced) >= leaderBalanceEvery
+	self, root := m.self, m.root
+	go func() { root.Send(self, in.reconcile()) }()
 }
 
 // ticker sends make() to pid every d until stop closes.
@@ -364,6 +387,8 @@ func (in *managerInputs) reconcile() *reconciled {
 		op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: memberOf(g), StartedMs: time.Now().UnixMilli(), Cause: "join"}
 		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 			errs = append(errs, err)
+		} else {
+			out.again = true
 		}
 	}
 	// Nodes down past the delay: one removal at a time, never one that
@@ -372,6 +397,8 @@ func (in *managerInputs) reconcile() *reconciled {
 		op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: "failed"}
 		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 			errs = append(errs, err)
+		} else {
+			out.again = true
 		}
 	}
 	for _, op := range st.Ops {

@@ -28,10 +28,10 @@ import (
 )
 
 const (
-	syncPoll    = 200 * time.Millisecond
+	syncPoll    = 100 * time.Millisecond
 	syncRequest = 10 * time.Second
 	// stablePolls is how many polls in a row a node must be caught up
-	// before it is promoted.
+	// before it is promoted: caught up for 300 ms.
 	stablePolls = 3
 	// syncTimeout bounds one attempt: copying a large shard and catching
 	// up with the writes made meanwhile.
