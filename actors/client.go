@@ -8,6 +8,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -174,10 +175,23 @@ func (p *proposal) issue() {
 	p.b.root.Send(p.b.pids[p.shard], &localPropose{cmd: p.cmd, reply: p.ch})
 }
 
+// answerTimers are answer's timers, reused: every client command waits
+// for one answer, and a timer each was a tenth of a busy node's
+// allocations. A stopped timer is safe to Reset (Go 1.23 timers).
+var answerTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
 // answer waits (bounded by timeout) for the one answer on ch.
 func answer(ch <-chan proto.Message, timeout time.Duration) (proto.Message, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+	t := answerTimers.Get().(*time.Timer)
+	t.Reset(timeout)
+	defer func() {
+		t.Stop()
+		answerTimers.Put(t)
+	}()
 	select {
 	case m := <-ch:
 		return m, nil

@@ -1336,7 +1336,11 @@ func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) {
 	// need to use the same value for all lines here to get the expected result.
 	maxAppendEntries := r.config().MaxAppendEntries
 
-	batch := make([]*commitTuple, 0, maxAppendEntries)
+	// coppice: a batch has room for the entries there are, not always
+	// for maxAppendEntries (256 here: 2 KiB for each commit of one entry,
+	// the largest allocation of a busy node).
+	batchCap := func(from uint64) int { return int(min(uint64(maxAppendEntries), index-from+1)) }
+	batch := make([]*commitTuple, 0, batchCap(lastApplied+1))
 
 	// Apply all the preceding logs
 	for idx := lastApplied + 1; idx <= index; idx++ {
@@ -1363,7 +1367,7 @@ func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) {
 			// If we have filled up a batch, send it to the FSM
 			if len(batch) >= maxAppendEntries {
 				applyBatch(batch)
-				batch = make([]*commitTuple, 0, maxAppendEntries)
+				batch = make([]*commitTuple, 0, batchCap(idx+1))
 			}
 
 		case futureOk:
