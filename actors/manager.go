@@ -3,9 +3,11 @@ package actors
 // manager: supervised by node (rest_for_one), permanent worker. The
 // cluster manager. Every node runs one; the one on the system group's
 // leader is the coordinator, the only one that changes membership. It
-// keeps what gossip says of every node (from the watcher), and every
-// managerTick it reconciles the cluster state with it on a goroutine of its
-// own (one at a time): new nodes get an add op, nodes down past
+// keeps what gossip says of every node (from the watcher), and reconciles
+// the cluster state with it on a goroutine of its own (one pass at a time),
+// when something prompts it (a member event that changes what it knew, a
+// sync's end, an op it journaled, this node becoming the coordinator) and
+// every Runtime.ManagerTick: new nodes get an add op, nodes down past
 // --remove-delay a removal, and every op in the journal is driven one
 // idempotent step further. Syncs run as sync children; their progress
 // comes back here. Operators' requests (AddNode, RemoveNode, LeaveCluster,
@@ -38,7 +40,10 @@ const (
 )
 
 const (
-	managerTick = 500 * time.Millisecond
+	defaultManagerTick = 500 * time.Millisecond
+	// leavePoll is how often a leaving node asks again whether the
+	// coordinator took its removal, and whether it is out.
+	leavePoll = 500 * time.Millisecond
 	// reconcileTimeout bounds one reconcile pass.
 	reconcileTimeout = 30 * time.Second
 	// systemVoters is how many voters the system group has at most.
@@ -99,14 +104,20 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.syncs, m.attempts, m.running = map[syncKey]*messages.ShardSync{}, map[syncKey]int{}, map[syncKey]*actor.PID{}
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
-		go ticker(m.root, m.self, m.stop, managerTick, func() any { return managerTickMsg{} })
+		tick := m.rt.ManagerTick
+		if tick <= 0 {
+			tick = defaultManagerTick
+		}
+		go ticker(m.root, m.self, m.stop, tick, func() any { return managerTickMsg{} })
 	case *actor.Stopping:
 		close(m.stop)
 	case *messages.MemberEvent:
-		// A node joined, came back or failed: act on it now.
-		m.memberEvent(msg)
-		m.reconcileNow()
-	case managerTickMsg:
+		// A node joined, changed, came back or failed: act on it now
+		// (the watcher's periodic resync repeats what is known).
+		if m.memberEvent(msg) {
+			m.reconcileNow()
+		}
+	case managerTickMsg, coordinatorNow:
 		m.reconcileNow()
 	case *reconciled:
 		m.busy = false
@@ -150,7 +161,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 }
 
 // reconcileNow starts a reconcile pass, or has one start when the
-// running pass ends. Passes also run every managerTick.
+// running pass ends. Passes also run every Runtime.ManagerTick.
 func (m *managerActor) reconcileNow() {
 	if m.busy {
 		m.kick = true
@@ -177,12 +188,20 @@ func ticker(root *actor.RootContext, pid *actor.PID, stop <-chan struct{}, d tim
 	}
 }
 
-func (m *managerActor) memberEvent(ev *messages.MemberEvent) {
+// memberEvent records what gossip says and tells whether it changed
+// anything.
+func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 	now := time.Now()
 	for _, mem := range ev.Members {
 		if ev.Kind == messages.MemberEventKind_MEMBER_REAP {
+			if _, ok := m.members[mem.Name]; ok {
+				changed = true
+			}
 			delete(m.members, mem.Name)
 			continue
+		}
+		if !proto.Equal(m.members[mem.Name], mem) {
+			changed = true
 		}
 		m.members[mem.Name] = mem
 		if mem.Status == messages.MemberStatus_ALIVE {
@@ -191,6 +210,7 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) {
 			m.downSince[mem.Name] = now
 		}
 	}
+	return changed
 }
 
 func (m *managerActor) progress(p *messages.SyncProgress) {
@@ -725,7 +745,7 @@ func (in *managerInputs) leave() proto.Message {
 		default:
 			return &messages.ManagerReply{Error: "leave: " + r.Error}
 		}
-		if err := sleepCtx(ctx, managerTick); err != nil {
+		if err := sleepCtx(ctx, leavePoll); err != nil {
 			return &messages.ManagerReply{Error: "leave: " + err.Error()}
 		}
 	}
@@ -741,7 +761,7 @@ func (in *managerInputs) leave() proto.Message {
 		if gone, err := in.departed(ctx, peers); err == nil && gone {
 			break
 		}
-		if err := sleepCtx(ctx, managerTick); err != nil {
+		if err := sleepCtx(ctx, leavePoll); err != nil {
 			return &messages.ManagerReply{Op: accepted.Op, Error: "leave: still a member: " + err.Error()}
 		}
 	}

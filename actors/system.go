@@ -31,16 +31,26 @@ const systemShard = ^uint32(0)
 type systemActor struct {
 	rt    *Runtime
 	root  *actor.RootContext
+	self  *actor.PID
 	state *cluster.State
 	logs  storage.LogStore
 	trans *raft.NetworkTransport
 	r     *raft.Raft
+	// observer tells the manager when this node becomes the group's
+	// leader (the coordinator), so it picks up the journal's ops at once.
+	observer *raft.Observer
+	obsStop  chan struct{}
+	obsDone  chan struct{}
 }
+
+// coordinatorNow tells the manager that this node just became the system
+// group's leader.
+type coordinatorNow struct{}
 
 func (a *systemActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.root = ctx.ActorSystem().Root
+		a.root, a.self = ctx.ActorSystem().Root, ctx.Self()
 		if err := a.start(); err != nil {
 			a.stop()
 			panic(err)
@@ -99,7 +109,32 @@ func (a *systemActor) start() error {
 		}
 	}
 	rt.setSystem(a.r, a.state)
+	a.watchLeadership()
 	return nil
+}
+
+// watchLeadership sends coordinatorNow to the manager whenever this node
+// becomes the group's leader.
+func (a *systemActor) watchLeadership() {
+	obs := make(chan raft.Observation, 4)
+	a.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		l, ok := o.Data.(raft.LeaderObservation)
+		return ok && string(l.LeaderID) == a.rt.Name
+	})
+	a.r.RegisterObserver(a.observer)
+	a.obsStop, a.obsDone = make(chan struct{}), make(chan struct{})
+	root, manager, stop, done := a.root, actor.NewPID(a.self.Address, ManagerPath), a.obsStop, a.obsDone
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-obs:
+				root.Send(manager, coordinatorNow{})
+			case <-stop:
+				return
+			}
+		}
+	}()
 }
 
 func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
@@ -130,6 +165,12 @@ func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
 }
 
 func (a *systemActor) stop() {
+	if a.obsStop != nil {
+		close(a.obsStop)
+		<-a.obsDone
+		a.r.DeregisterObserver(a.observer)
+		a.obsStop = nil
+	}
 	a.rt.setSystem(nil, nil)
 	if err := closeGroup(a.r, a.trans, a.logs); err != nil {
 		a.rt.logger().Error("system group shutdown", "err", err)

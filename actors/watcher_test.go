@@ -26,9 +26,19 @@ func freeAddr(t *testing.T) string {
 
 func startClusterNode(t *testing.T, name, gossip string, join ...string) *actors.Node {
 	t.Helper()
+	return startClusterNodeWith(t, name, gossip, nil, join...)
+}
+
+// startClusterNodeWith is startClusterNode with tune, if not nil, called
+// on the node's Runtime before it starts.
+func startClusterNodeWith(t *testing.T, name, gossip string, tune func(*actors.Runtime), join ...string) *actors.Node {
+	t.Helper()
 	rt := &actors.Runtime{Name: name, DataDir: t.TempDir(), Shards: 2, ClusterAddr: "127.0.0.1:0",
 		ClientAddr: "127.0.0.1:0", GossipAddr: gossip, GossipFast: true, Join: join, Exec: setExec,
 		Role: messages.Role_ROLE_VOTER, RemoveDelay: time.Hour, SyncRetries: 3}
+	if tune != nil {
+		tune(rt)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.Start(ctx, actors.Config{Runtime: rt}, nil)
