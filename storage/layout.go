@@ -180,11 +180,5 @@ func writeFileAtomic(path string, data []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// syncDir syncs directory dir on disk.
+func syncDir(dir string) error { return syncFSDir(vfs.Default, dir) }
