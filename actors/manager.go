@@ -5,8 +5,9 @@ package actors
 // leader is the coordinator, the only one that changes membership. It
 // keeps what gossip says of every node (from the watcher), and reconciles
 // the cluster state with it on a goroutine of its own (one pass at a time),
-// when something prompts it (a member event that changes what it knew, a
-// sync's end, an op it journaled, this node becoming the coordinator) and
+// when something prompts it (its start, a member event that changes what
+// it knew, a shard synced, an op it journaled, this node becoming the
+// coordinator) and
 // every Runtime.ManagerTick: new nodes get an add op, nodes down past
 // --remove-delay a removal, and every op in the journal is driven one
 // idempotent step further. Syncs run as sync children; their progress
@@ -109,6 +110,9 @@ func (m *managerActor) Receive(ctx actor.Context) {
 			tick = defaultManagerTick
 		}
 		go ticker(m.root, m.self, m.stop, tick, func() any { return managerTickMsg{} })
+		// A restarted manager (or one that started after the system
+		// group elected this node) looks at once.
+		m.reconcileNow()
 	case *actor.Stopping:
 		close(m.stop)
 	case *messages.MemberEvent:
@@ -136,8 +140,8 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 	case *messages.SyncProgress:
 		m.progress(msg)
-		if st := msg.Sync.GetState(); st == messages.SyncState_SYNC_SYNCED || st == messages.SyncState_SYNC_FAILED {
-			m.reconcileNow() // a shard's sync ended: the op's next step
+		if msg.Sync.GetState() == messages.SyncState_SYNC_SYNCED {
+			m.reconcileNow() // a shard is synced: the op's next step
 		}
 	case *messages.GossipMembers:
 		r := &messages.GossipMembersReply{}

@@ -13,7 +13,7 @@ import (
 // the system group's leader makes its cluster, the second node's join
 // event journals the add, the pass that journaled it runs the next one at
 // once (the node joins the system group, the shard syncs start), and each
-// shard's sync ending drives the op on until the node is a member. The
+// shard synced drives the op on until the node is a member. The
 // watcher's periodic resync, which changes nothing, prompts nothing.
 // Taking out any one of these prompts fails the test.
 func TestManagerActsOnEventsNotTheTick(t *testing.T) {

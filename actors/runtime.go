@@ -56,8 +56,8 @@ type Runtime struct {
 	// SyncParallel bounds the shard syncs the coordinator runs at once.
 	SyncParallel int
 	// ManagerTick is how often the manager reconciles the cluster when
-	// nothing prompts it (a member event that changes what it knew, a
-	// sync's end, an op it journaled, this node becoming the
+	// nothing prompts it (its start, a member event that changes what it
+	// knew, a shard synced, an op it journaled, this node becoming the
 	// coordinator); 0 for 500 ms.
 	ManagerTick time.Duration
 	// GossipFast tightens gossip timers (tests on loopback only).
