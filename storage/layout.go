@@ -179,6 +179,3 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return syncDir(filepath.Dir(path))
 }
-
-// syncDir syncs directory dir on disk.
-func syncDir(dir string) error { return syncFSDir(vfs.Default, dir) }
