@@ -4,13 +4,12 @@ package actors
 // cluster manager. Every node runs one; the one on the system group's
 // leader is the coordinator, the only one that changes membership. It
 // keeps what gossip says of every node (from the watcher), and reconciles
-// the cluster state with it on a goroutine of its own (one pass at a time),
+// the cluster state with it on a goroutine of its own (one pass at a time)
 // when something prompts it (its start, a member event that changes what
 // it knew, a shard synced, an op it journaled, this node becoming the
-// coordinator) and
-// every Runtime.ManagerTick: new nodes get an add op, nodes down past
-// --remove-delay a removal, and every op in the journal is driven one
-// idempotent step further. Syncs run as sync children; their progress
+// coordinator) and every Runtime.ManagerTick: new nodes get an add op,
+// nodes down past --remove-delay a removal, and every op in the journal
+// is driven one idempotent step further. Syncs run as sync children; their progress
 // comes back here. Operators' requests (AddNode, RemoveNode, LeaveCluster,
 // NodeStatusRequest) are forwarded to the coordinator when this node is
 // not it.
@@ -90,9 +89,8 @@ type retrySyncs struct{ op uint64 }
 type reconciled struct {
 	started  map[syncKey]*actor.PID
 	balanced bool
-	// again: the pass changed the cluster state (journaled an op, marked
-	// a shard synced), so the next step has its input now: the next pass
-	// runs at once, not at the next tick.
+	// again: the pass journaled a new op (an add or a removal), which
+	// only the next pass drives: it runs at once, not at the next tick.
 	again bool
 	err   error
 }

@@ -136,3 +136,40 @@ func closeGroup(r *raft.Raft, trans *raft.NetworkTransport, logs storage.LogStor
 	}
 	return errors.Join(errs...)
 }
+
+// watchRaft runs fn on a goroutine of its own: at once, on every
+// observation of r that keep accepts, and, with every > 0, at least that
+// often. The returned stop returns once fn has run for the last time, and
+// deregisters the observer.
+func watchRaft(r *raft.Raft, keep raft.FilterFn, every time.Duration, fn func()) (stop func()) {
+	obs := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(obs, false, keep)
+	r.RegisterObserver(observer)
+	var ticker *time.Ticker
+	var tick <-chan time.Time // nil: never
+	if every > 0 {
+		ticker = time.NewTicker(every)
+		tick = ticker.C
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			fn()
+			select {
+			case <-obs:
+			case <-tick:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+		if ticker != nil {
+			ticker.Stop()
+		}
+		r.DeregisterObserver(observer)
+	}
+}

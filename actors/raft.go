@@ -48,9 +48,7 @@ type raftActor struct {
 
 	applies    chan pendingApply
 	waiterDone chan struct{}
-	observer   *raft.Observer
-	watchStop  chan struct{}
-	watchDone  chan struct{}
+	unwatch    func() // stops watchLeadership
 
 	reads     []replyTo
 	verifying bool
@@ -267,44 +265,34 @@ func (a *raftActor) start() error {
 // watchLeadership keeps Runtime's sole-leader flag for this shard current:
 // it is recomputed on every leader and peer change.
 func (a *raftActor) watchLeadership() {
-	obs := make(chan raft.Observation, 16)
-	a.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+	keep := func(o *raft.Observation) bool {
 		switch o.Data.(type) {
 		case raft.LeaderObservation, raft.PeerObservation:
 			return true
 		}
 		return false
-	})
-	a.r.RegisterObserver(a.observer)
-	a.watchStop, a.watchDone = make(chan struct{}), make(chan struct{})
+	}
 	r, rt, shard, self := a.r, a.rt, a.shard, raft.ServerID(a.rt.Name)
-	stop, done := a.watchStop, a.watchDone
-	go func() {
-		defer close(done)
-		defer rt.setSole(shard, false)
-		for {
-			sole := false
-			if r.State() == raft.Leader {
-				if f := r.GetConfiguration(); f.Error() == nil {
-					voters, selfVoter := 0, false
-					for _, s := range f.Configuration().Servers {
-						if s.Suffrage == raft.Voter {
-							voters++
-							selfVoter = selfVoter || s.ID == self
-						}
+	unwatch := watchRaft(r, keep, time.Second, func() {
+		sole := false
+		if r.State() == raft.Leader {
+			if f := r.GetConfiguration(); f.Error() == nil {
+				voters, selfVoter := 0, false
+				for _, s := range f.Configuration().Servers {
+					if s.Suffrage == raft.Voter {
+						voters++
+						selfVoter = selfVoter || s.ID == self
 					}
-					sole = voters == 1 && selfVoter
 				}
-			}
-			rt.setSole(shard, sole)
-			select {
-			case <-obs:
-			case <-time.After(time.Second):
-			case <-stop:
-				return
+				sole = voters == 1 && selfVoter
 			}
 		}
-	}()
+		rt.setSole(shard, sole)
+	})
+	a.unwatch = func() {
+		unwatch()
+		rt.setSole(shard, false)
+	}
 }
 
 func (a *raftActor) stop() {
@@ -312,11 +300,9 @@ func (a *raftActor) stop() {
 		to.send(a.system.Root, &messages.ProposeReply{Error: "shard stopping"})
 	}
 	a.batch, a.batchTo = nil, nil
-	if a.watchStop != nil {
-		close(a.watchStop)
-		<-a.watchDone
-		a.r.DeregisterObserver(a.observer)
-		a.watchStop = nil
+	if a.unwatch != nil {
+		a.unwatch()
+		a.unwatch = nil
 	}
 	if a.applies != nil {
 		close(a.applies)

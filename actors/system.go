@@ -36,11 +36,9 @@ type systemActor struct {
 	logs  storage.LogStore
 	trans *raft.NetworkTransport
 	r     *raft.Raft
-	// observer tells the manager when this node becomes the group's
-	// leader (the coordinator), so it picks up the journal's ops at once.
-	observer *raft.Observer
-	obsStop  chan struct{}
-	obsDone  chan struct{}
+	// unwatch stops telling the manager when this node becomes the
+	// group's leader (watchLeadership).
+	unwatch func()
 }
 
 // coordinatorNow tells the manager that this node just became the system
@@ -114,27 +112,20 @@ func (a *systemActor) start() error {
 }
 
 // watchLeadership sends coordinatorNow to the manager whenever this node
-// becomes the group's leader.
+// becomes the group's leader, and at once if it already is (elected
+// before the observer was registered), so the coordinator picks up the
+// journal's ops without waiting for the manager's tick.
 func (a *systemActor) watchLeadership() {
-	obs := make(chan raft.Observation, 4)
-	a.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+	keep := func(o *raft.Observation) bool {
 		l, ok := o.Data.(raft.LeaderObservation)
 		return ok && string(l.LeaderID) == a.rt.Name
-	})
-	a.r.RegisterObserver(a.observer)
-	a.obsStop, a.obsDone = make(chan struct{}), make(chan struct{})
-	root, manager, stop, done := a.root, actor.NewPID(a.self.Address, ManagerPath), a.obsStop, a.obsDone
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-obs:
-				root.Send(manager, coordinatorNow{})
-			case <-stop:
-				return
-			}
+	}
+	r, root, manager := a.r, a.root, actor.NewPID(a.self.Address, ManagerPath)
+	a.unwatch = watchRaft(r, keep, 0, func() {
+		if r.State() == raft.Leader {
+			root.Send(manager, coordinatorNow{})
 		}
-	}()
+	})
 }
 
 func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
@@ -165,11 +156,9 @@ func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
 }
 
 func (a *systemActor) stop() {
-	if a.obsStop != nil {
-		close(a.obsStop)
-		<-a.obsDone
-		a.r.DeregisterObserver(a.observer)
-		a.obsStop = nil
+	if a.unwatch != nil {
+		a.unwatch()
+		a.unwatch = nil
 	}
 	a.rt.setSystem(nil, nil)
 	if err := closeGroup(a.r, a.trans, a.logs); err != nil {
