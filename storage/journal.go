@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -347,11 +348,7 @@ func (s *RaftLogStats) count(records uint64, bytes int, took time.Duration) {
 	s.Bytes += uint64(bytes)
 	sec := took.Seconds()
 	s.SyncSeconds += sec
-	i := 0
-	for i < len(SyncBucketBounds) && sec > SyncBucketBounds[i] {
-		i++
-	}
-	s.SyncBuckets[i]++
+	s.SyncBuckets[sort.SearchFloat64s(SyncBucketBounds[:], sec)]++
 }
 
 // pendingUpTo tells whether a record at or below last is not yet in
