@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -297,6 +296,3 @@ func (c *conn) info() string {
 
 // nowMs is the time a command is stamped with.
 func nowMs() int64 { return time.Now().UnixMilli() }
-
-var _ = strings.ToLower
-var _ kv.Reader
