@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
@@ -79,7 +80,10 @@ func NewSnapshotStore(dir string, retain int) (*SnapshotStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	// Synced into its parent (and any parent made with it): a snapshot
+	// lets Raft compact its log, so a store whose directory a power cut
+	// takes back would leave the shard's log with a gap at its start.
+	if err := mkdirAllSynced(vfs.Default, abs); err != nil {
 		return nil, err
 	}
 	// Leftovers of interrupted snapshots.
