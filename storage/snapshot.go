@@ -22,7 +22,13 @@ import (
 // A snapshot is a directory <snapshots>/<term>-<index>-<ms>/ holding
 // meta.json (raft.SnapshotMeta) and ckpt/, a Pebble checkpoint: hard links
 // to the store's immutable sstables plus copies of its small mutable files.
-// Taking one costs O(files), not O(data).
+// Taking one costs O(files), not O(data): nothing reads the files' bytes.
+// Its manifest (each file's size and CRC-32C, which the stream's header
+// carries) is kept beside them in manifest.json once known: a snapshot
+// that arrived as a stream has it from the stream's header, its files
+// checked against it as they were written; a checkpoint taken here gets it
+// when it is first opened to be sent, by reading its files once. A file
+// damaged at rest after that is then caught by the receiver's check.
 //
 // On the wire (InstallSnapshot, and the sync of a joining node) a snapshot
 // is a stream: a header, then each file's bytes in manifest order:
@@ -60,6 +66,9 @@ type SnapshotStore struct {
 	dir    string
 	retain int
 	mu     sync.Mutex // serialises reaping against opening
+	// scanMu serialises the computing of manifests (manifestOf), so two
+	// Opens of a new checkpoint read its files once.
+	scanMu sync.Mutex
 	// The snapshot being received (InstallSnapshot), if any: bytes of its
 	// files written so far, and in all.
 	recvDone, recvTotal atomic.Int64
@@ -185,7 +194,12 @@ func (st *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %v", ErrSnapshotMissing, id, err)
 	}
-	r, size, err := newStreamReader(filepath.Join(dir, "ckpt"), filepath.Join(dir, "ckpt"))
+	m, err := st.manifestOf(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	ckpt := filepath.Join(dir, "ckpt")
+	r, size, err := streamOf(ckpt, m, ckpt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -193,14 +207,36 @@ func (st *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, err
 	return meta, r, nil
 }
 
-// CheckpointDir returns the directory of snapshot id's checkpoint files,
-// for a sync that copies them file by file.
-func (st *SnapshotStore) CheckpointDir(id string) (string, error) {
-	meta, _, err := st.Open(id)
-	if err != nil {
-		return "", err
+// manifestFile holds a snapshot's manifest, beside meta.json.
+const manifestFile = "manifest.json"
+
+// manifestOf returns the manifest of the snapshot in dir: the one kept in
+// manifestFile, or else one read off its files, which is then kept (if
+// keeping it fails, the next Open reads the files again).
+func (st *SnapshotStore) manifestOf(dir string) (*manifest, error) {
+	st.scanMu.Lock()
+	defer st.scanMu.Unlock()
+	if b, err := os.ReadFile(filepath.Join(dir, manifestFile)); err == nil {
+		if m, err := decodeManifest(b); err == nil {
+			return m, nil
+		}
 	}
-	return filepath.Join(st.dir, meta.ID, "ckpt"), nil
+	m, err := scanManifest(filepath.Join(dir, "ckpt"))
+	if err != nil {
+		return nil, err
+	}
+	writeManifest(dir, m)
+	return m, nil
+}
+
+// writeManifest keeps m in dir's manifestFile (durably: written, synced,
+// renamed into place).
+func writeManifest(dir string, m *manifest) error {
+	b, err := json.Marshal(&manifest{Files: m.Files})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, manifestFile), b)
 }
 
 func (st *SnapshotStore) reap() {
@@ -270,12 +306,22 @@ func (s *snapshotSink) Close() error {
 		return fmt.Errorf("%w: snapshot %s closed with no data", ErrBadSnapshot, s.meta.ID)
 	}
 	final := filepath.Join(s.store.dir, s.meta.ID)
-	_, size, err := newStreamReader(s.ckptDir(), filepath.Join(final, "ckpt"))
-	if err != nil {
-		os.RemoveAll(s.dir)
-		return err
+	if s.stream != nil {
+		// The files were checked against this manifest as they arrived.
+		if err := writeManifest(s.dir, s.stream.m); err != nil {
+			os.RemoveAll(s.dir)
+			return err
+		}
+		s.meta.Size = streamSize(s.stream.m)
+	} else {
+		// Sizes only (O(files)); Open gives the stream's exact size.
+		size, err := dirBytes(s.ckptDir())
+		if err != nil {
+			os.RemoveAll(s.dir)
+			return err
+		}
+		s.meta.Size = size
 	}
-	s.meta.Size = size
 	b, err := json.Marshal(&s.meta)
 	if err != nil {
 		return err
@@ -310,7 +356,12 @@ func newStreamReader(dir, announceDir string) (io.ReadCloser, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	m.Dir = announceDir
+	return streamOf(dir, m, announceDir)
+}
+
+// streamOf streams the files of m from dir, announcing announceDir.
+func streamOf(dir string, m *manifest, announceDir string) (io.ReadCloser, int64, error) {
+	m = &manifest{Dir: announceDir, Files: m.Files}
 	hdr, err := encodeHeader(m)
 	if err != nil {
 		return nil, 0, err
@@ -320,6 +371,35 @@ func newStreamReader(dir, announceDir string) (io.ReadCloser, int64, error) {
 		size += f.Size
 	}
 	return &streamReader{dir: dir, m: m, hdr: hdr}, size, nil
+}
+
+// streamSize is the length of the stream of m's files.
+func streamSize(m *manifest) int64 {
+	_, size, err := streamOf("", m, "")
+	if err != nil {
+		return 0
+	}
+	return size
+}
+
+// dirBytes adds up the sizes of the regular files in dir.
+func dirBytes(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return 0, err
+		}
+		n += info.Size()
+	}
+	return n, nil
 }
 
 func scanManifest(dir string) (*manifest, error) {
@@ -370,6 +450,11 @@ func readStreamHeader(r io.Reader) (*manifest, error) {
 	if _, err := io.ReadFull(r, js); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrBadSnapshot, err)
 	}
+	return decodeManifest(js)
+}
+
+// decodeManifest parses a manifest, validating its file names.
+func decodeManifest(js []byte) (*manifest, error) {
 	var m manifest
 	if err := json.Unmarshal(js, &m); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrBadSnapshot, err)

@@ -3,11 +3,15 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
@@ -221,15 +225,36 @@ func TestCorruptedSnapshotStreamIsRejected(t *testing.T) {
 func TestSnapshotCostDoesNotGrowWithData(t *testing.T) {
 	s, snaps := openTestShard(t, t.TempDir())
 	defer s.Close()
-	big := string(bytes.Repeat([]byte("x"), 1<<20))
+	// 32 MiB that does not compress, so the files hold all of it.
+	rng := rand.NewChaCha8([32]byte{1})
 	for i := uint64(1); i <= 32; i++ {
-		s.Apply(entry(t, i, 1, "big"+string(rune('a'+i)), big))
+		big := make([]byte, 1<<20)
+		rng.Read(big)
+		s.Apply(entry(t, i, 1, "big"+string(rune('a'+i)), string(big)))
 	}
-	id := persist(t, s, snaps, 32)
-	dir, err := snaps.CheckpointDir(id)
-	if err != nil {
+	// Flushed, and Pebble's compactions of the flush done, so what is
+	// read next is the snapshot's doing.
+	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	quiet := false
+	for deadline := time.Now().Add(30 * time.Second); !quiet && time.Now().Before(deadline); {
+		quiet = s.db.Metrics().Compact.NumInProgress == 0
+		if !quiet {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !quiet {
+		t.Fatal("Pebble still compacting after 30s")
+	}
+	before := bytesRead(t)
+	id := persist(t, s, snaps, 32)
+	// Taking it reads no file's bytes: not to checksum them either (a
+	// manifest is made when the snapshot is first sent).
+	if n := bytesRead(t) - before; n > 4<<20 {
+		t.Errorf("taking a snapshot of 32 MiB read %d bytes", n)
+	}
+	dir := filepath.Join(snaps.Dir(), id, "ckpt")
 	// Every sstable in the checkpoint is a hard link to the live store's.
 	entries, _ := os.ReadDir(dir)
 	ssts := 0
@@ -247,6 +272,108 @@ func TestSnapshotCostDoesNotGrowWithData(t *testing.T) {
 	if ssts == 0 {
 		t.Fatal("checkpoint has no sstables: the data was not flushed")
 	}
+}
+
+// sendSnapshot streams snapshot id of from into a new snapshot of to, as
+// InstallSnapshot does, and returns the receiving sink's Close error.
+func sendSnapshot(t *testing.T, from, to *SnapshotStore, id string) (string, error) {
+	t.Helper()
+	meta, rc, err := from.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	sink, err := to.Create(1, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(sink, rc)
+	if err != nil {
+		sink.Cancel()
+		return "", err
+	}
+	if n != meta.Size {
+		t.Fatalf("stream of %d bytes, meta says %d", n, meta.Size)
+	}
+	return sink.ID(), sink.Close()
+}
+
+// damageCopiedFile flips a byte of a file of the checkpoint in dir that
+// is a copy (not a hard link into a live store), keeping its size.
+func damageCopiedFile(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "OPTIONS") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(path)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s: %d bytes, %v", path, len(b), err)
+		}
+		b[len(b)/2] ^= 0x20
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no OPTIONS file in %s", dir)
+}
+
+// A snapshot's manifest (its files' CRCs) is computed once and kept: a
+// file damaged at rest afterwards is sent with its recorded CRC and the
+// receiver rejects it. A snapshot received as a stream keeps the manifest
+// its files were checked against.
+func TestSnapshotManifestIsKept(t *testing.T) {
+	s, snaps := openTestShard(t, t.TempDir())
+	defer s.Close()
+	for i := uint64(1); i <= 20; i++ {
+		s.Apply(entry(t, i, 1, fmt.Sprintf("k%d", i), strings.Repeat("v", 1000)))
+	}
+	id := persist(t, s, snaps, 20)
+	_, snaps2 := openTestShard(t, t.TempDir())
+	got, err := sendSnapshot(t, snaps, snaps2, id)
+	if err != nil {
+		t.Fatalf("a sound snapshot was rejected: %v", err)
+	}
+
+	damageCopiedFile(t, filepath.Join(snaps.Dir(), id, "ckpt"))
+	_, snaps3 := openTestShard(t, t.TempDir())
+	if _, err := sendSnapshot(t, snaps, snaps3, id); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("a snapshot damaged after its first send was accepted: %v", err)
+	}
+	damageCopiedFile(t, filepath.Join(snaps2.Dir(), got, "ckpt"))
+	if _, err := sendSnapshot(t, snaps2, snaps3, got); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("a received snapshot damaged at rest was accepted: %v", err)
+	}
+	if metas, _ := snaps3.List(); len(metas) != 0 {
+		t.Fatalf("rejected snapshots were kept: %v", metas)
+	}
+}
+
+// bytesRead is how many bytes this process has read with read(2) and the
+// like (Linux's /proc/self/io rchar, page cache hits included).
+func bytesRead(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no rchar in /proc/self/io: %q", b)
+	return 0
 }
 
 func TestIdentityCheck(t *testing.T) {
