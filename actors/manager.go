@@ -72,6 +72,9 @@ type managerActor struct {
 	busy, kick bool
 	// balanced is when the last leader balancing pass ran.
 	balanced time.Time
+	// toldRemoved: removed nodes alive in gossip whose refusal was logged,
+	// once each until gossip sees them go again.
+	toldRemoved map[string]bool
 }
 
 type syncKey struct {
@@ -92,7 +95,10 @@ type reconciled struct {
 	// again: the pass journaled a new op (an add or a removal), which
 	// only the next pass drives: it runs at once, not at the next tick.
 	again bool
-	err   error
+	// removedAlive: nodes gossip sees alive that were removed (by an
+	// operator, or by leaving) and are not added back.
+	removedAlive []string
+	err          error
 }
 
 func (m *managerActor) Receive(ctx actor.Context) {
@@ -103,6 +109,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.syncs, m.attempts, m.running = map[syncKey]*messages.ShardSync{}, map[syncKey]int{}, map[syncKey]*actor.PID{}
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
+		m.toldRemoved = map[string]bool{}
 		tick := m.rt.ManagerTick
 		if tick <= 0 {
 			tick = defaultManagerTick
@@ -128,6 +135,13 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 		for k, pid := range msg.started {
 			m.running[k] = pid
+		}
+		for _, name := range msg.removedAlive {
+			if !m.toldRemoved[name] {
+				m.toldRemoved[name] = true
+				m.rt.logger().Warn("a removed node is alive in gossip; it is not added back unless an operator adds it",
+					"node", name, "add", "node add "+name+" (POST /v1/nodes)")
+			}
 		}
 		if msg.err != nil && !errors.Is(msg.err, cluster.ErrNotCoordinator) {
 			m.rt.logger().Warn("cluster reconcile", "err", msg.err)
@@ -200,6 +214,7 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 				changed = true
 			}
 			delete(m.members, mem.Name)
+			delete(m.toldRemoved, mem.Name)
 			continue
 		}
 		if !proto.Equal(m.members[mem.Name], mem) {
@@ -208,8 +223,11 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 		m.members[mem.Name] = mem
 		if mem.Status == messages.MemberStatus_ALIVE {
 			delete(m.downSince, mem.Name)
-		} else if _, ok := m.downSince[mem.Name]; !ok {
-			m.downSince[mem.Name] = now
+		} else {
+			delete(m.toldRemoved, mem.Name)
+			if _, ok := m.downSince[mem.Name]; !ok {
+				m.downSince[mem.Name] = now
+			}
 		}
 	}
 	return changed
@@ -395,7 +413,11 @@ func (in *managerInputs) reconcile() *reconciled {
 	// New nodes: an add op each, exactly once (the journal dedups).
 	for _, g := range in.members {
 		if g.Name == in.rt.Name || g.Status != messages.MemberStatus_ALIVE || cluster.Member(st, g.Name) != nil ||
-			opFor(st, g.Name) != nil || slices.Contains(st.Removed, g.Name) {
+			opFor(st, g.Name) != nil {
+			continue
+		}
+		if slices.Contains(st.Removed, g.Name) {
+			out.removedAlive = append(out.removedAlive, g.Name)
 			continue
 		}
 		if err := admissible(st, g); err != nil {
@@ -949,7 +971,8 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 	for _, g := range in.members {
 		seen[g.Name] = true
 		ns := &messages.GossipMemberStatus{Name: g.Name, Status: statusName(g.Status), Role: g.Role,
-			ClusterAddr: g.ClusterAddr, ClientAddr: g.ClientAddr, Member: cluster.Member(st, g.Name) != nil}
+			ClusterAddr: g.ClusterAddr, ClientAddr: g.ClientAddr, Member: cluster.Member(st, g.Name) != nil,
+			Removed: slices.Contains(st.Removed, g.Name)}
 		if t, ok := in.downSince[g.Name]; ok {
 			ns.DownSinceMs = t.UnixMilli()
 		}

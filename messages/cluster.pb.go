@@ -1115,14 +1115,17 @@ func (x *ShardSync) GetFinishedMs() int64 {
 }
 
 type GossipMemberStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"` // alive, leaving, left, failed
-	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
-	ClusterAddr   string                 `protobuf:"bytes,4,opt,name=cluster_addr,json=clusterAddr,proto3" json:"cluster_addr,omitempty"`
-	ClientAddr    string                 `protobuf:"bytes,5,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
-	Member        bool                   `protobuf:"varint,6,opt,name=member,proto3" json:"member,omitempty"` // in the cluster state
-	DownSinceMs   int64                  `protobuf:"varint,7,opt,name=down_since_ms,json=downSinceMs,proto3" json:"down_since_ms,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Status      string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"` // alive, leaving, left, failed
+	Role        string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	ClusterAddr string                 `protobuf:"bytes,4,opt,name=cluster_addr,json=clusterAddr,proto3" json:"cluster_addr,omitempty"`
+	ClientAddr  string                 `protobuf:"bytes,5,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	Member      bool                   `protobuf:"varint,6,opt,name=member,proto3" json:"member,omitempty"` // in the cluster state
+	DownSinceMs int64                  `protobuf:"varint,7,opt,name=down_since_ms,json=downSinceMs,proto3" json:"down_since_ms,omitempty"`
+	// Removed by an operator or by leaving, and not added back: gossip may
+	// see it again, but only an operator's add takes it back in.
+	Removed       bool `protobuf:"varint,8,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1204,6 +1207,13 @@ func (x *GossipMemberStatus) GetDownSinceMs() int64 {
 		return x.DownSinceMs
 	}
 	return 0
+}
+
+func (x *GossipMemberStatus) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
 }
 
 type NodeStatusReply struct {
@@ -1563,7 +1573,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"started_ms\x18\v \x01(\x03R\tstartedMs\x12\x1f\n" +
 	"\vfinished_ms\x18\f \x01(\x03R\n" +
-	"finishedMs\"\xd4\x01\n" +
+	"finishedMs\"\xee\x01\n" +
 	"\x12GossipMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
@@ -1572,7 +1582,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\vclient_addr\x18\x05 \x01(\tR\n" +
 	"clientAddr\x12\x16\n" +
 	"\x06member\x18\x06 \x01(\bR\x06member\x12\"\n" +
-	"\rdown_since_ms\x18\a \x01(\x03R\vdownSinceMs\"\xc4\x02\n" +
+	"\rdown_since_ms\x18\a \x01(\x03R\vdownSinceMs\x12\x18\n" +
+	"\aremoved\x18\b \x01(\bR\aremoved\"\xc4\x02\n" +
 	"\x0fNodeStatusReply\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12 \n" +
