@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,13 +17,15 @@ import (
 
 // joinWatch starts a node joining n1 and polls n1's /v1/status every
 // 200ms until it shows the node a voter of every shard and a member. It
-// returns the time from the start of the process, and the sync states seen
-// on the way, with when they were first seen.
-func joinWatch(bin, work, name string, shards int, n1 *node, timeout time.Duration) (time.Duration, []string, *node, error) {
+// returns the time from the start of the process, the sync states seen on
+// the way, with when they were first seen, and what the join cost the
+// members and the new node (usage).
+func joinWatch(bin, work, name string, shards int, n1 *node, members []*node, timeout time.Duration) (time.Duration, []string, string, *node, error) {
 	t0 := time.Now()
+	before := usageOf(members)
 	n, err := startNode(bin, work, name, shards, n1.gossip)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, "", nil, err
 	}
 	var events []string
 	seen := map[string]bool{}
@@ -42,7 +47,64 @@ func joinWatch(bin, work, name string, shards int, n1 *node, timeout time.Durati
 		}
 		return clusterHas(n1, name)
 	})
-	return time.Since(t0), events, n, err
+	took := time.Since(t0)
+	return took, events, usageSince(before, usageOf(append(slices.Clone(members), n))), n, err
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// usage is what a node process has used: CPU time (user and system) and
+// bytes read (Linux's /proc/PID/io rchar: files, page cache hits and
+// sockets alike).
+type usage struct {
+	cpu  time.Duration
+	read int64
+}
+
+// usageOf reads the usage of each node's process, by name; a process it
+// cannot read is left out.
+func usageOf(nodes []*node) map[string]usage {
+	out := map[string]usage{}
+	for _, n := range nodes {
+		pid := n.p.cmd.Process.Pid
+		stat, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		io, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		// The fields after the command's closing parenthesis; utime and
+		// stime are the 14th and 15th of the line, in clock ticks (100/s).
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		var u usage
+		u.cpu = time.Duration(ut+st) * 10 * time.Millisecond
+		for _, line := range strings.Split(string(io), "\n") {
+			if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+				u.read, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		out[n.name] = u
+	}
+	return out
+}
+
+// usageSince formats, node by node, what was used between two readings (a
+// node missing from before started in between).
+func usageSince(before, after map[string]usage) string {
+	names := slices.Sorted(maps.Keys(after))
+	var parts []string
+	var cpu time.Duration
+	var read int64
+	for _, name := range names {
+		d := usage{after[name].cpu - before[name].cpu, after[name].read - before[name].read}
+		cpu, read = cpu+d.cpu, read+d.read
+		parts = append(parts, fmt.Sprintf("%s %.2fs CPU, %.0f MiB read", name, d.cpu.Seconds(), mib(d.read)))
+	}
+	return fmt.Sprintf("%s; in all %.2fs CPU, %.0f MiB read", strings.Join(parts, ", "), cpu.Seconds(), mib(read))
 }
 
 // sameData waits (bounded) until every shard's applied index and checksum
@@ -115,7 +177,6 @@ func joinPart(c config, bin, work string) error {
 	}
 	shardsDir := filepath.Join(n1.dataDir, "shards")
 	size := dirSize(shardsDir)
-	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	fmt.Printf("load: SET of %d distinct keys, %d-byte values, 24 clients over 3 nodes, one SET at a time each (%d MiB of values): %.1fs, %.1f MiB/s of values (%s); DBSIZE %s; n1's shards dir %.0f MiB\n\n",
 		keys, valueBytes, keys*c.valueKiB/1024, loadTime.Seconds(),
 		float64(keys*c.valueKiB/1024)/loadTime.Seconds(), ld.errors(), strings.TrimPrefix(dbsize, ":"), mib(size))
@@ -151,10 +212,11 @@ func joinPart(c config, bin, work string) error {
 	// (b)+(c) n4 joins while the same writes go on.
 	var joinTime time.Duration
 	var events []string
+	var use4 string
 	var n4 *node
 	dl := startSetLoad([]string{n1.client}, 20, 64, 0)
 	dn, ds, dper, err := measure(dl, func() (err error) {
-		joinTime, events, n4, err = joinWatch(bin, work, "n4", c.joinShards, n1, c.joinTO)
+		joinTime, events, use4, n4, err = joinWatch(bin, work, "n4", c.joinShards, n1, nodes, c.joinTO)
 		return err
 	})
 	dl.finish()
@@ -169,8 +231,9 @@ func joinPart(c config, bin, work string) error {
 	// A 5th node joins with no writes: the sync alone.
 	var join5 time.Duration
 	var events5 []string
+	var use5 string
 	if c.secondJoin {
-		if join5, events5, _, err = joinWatch(bin, work, "n5", c.joinShards, n1, c.joinTO); err != nil {
+		if join5, events5, use5, _, err = joinWatch(bin, work, "n5", c.joinShards, n1, append(slices.Clone(nodes), n4), c.joinTO); err != nil {
 			return err
 		}
 	}
@@ -201,6 +264,12 @@ func joinPart(c config, bin, work string) error {
 		for _, e := range events5 {
 			fmt.Println("    " + e)
 		}
+	}
+	// Less noisy than the times: what each process used during the join
+	// (the writes' share included for n4's).
+	fmt.Printf("\nn4's join (with the writes) used: %s\n", use4)
+	if c.secondJoin {
+		fmt.Printf("n5's join used: %s\n", use5)
 	}
 	fmt.Printf("data check after n4's join: %s\n", check)
 	return nil
