@@ -221,12 +221,46 @@ func (st *SnapshotStore) manifestOf(dir string) (*manifest, error) {
 			return m, nil
 		}
 	}
-	m, err := scanManifest(filepath.Join(dir, "ckpt"))
+	m, err := scanManifest(filepath.Join(dir, "ckpt"), st.knownFiles(dir))
 	if err != nil {
 		return nil, err
 	}
 	writeManifest(dir, m)
 	return m, nil
+}
+
+// knownFiles gathers, from the manifests of the store's snapshots other
+// than the one in dir, the checksums of their files, with each file's
+// path: successive checkpoints of a shard hard-link mostly the same
+// sstables, and a file that is the same inode as one already checksummed
+// need not be read again (scanManifest).
+func (st *SnapshotStore) knownFiles(dir string) map[string]knownFile {
+	known := map[string]knownFile{}
+	entries, _ := os.ReadDir(st.dir)
+	for _, e := range entries {
+		other := filepath.Join(st.dir, e.Name())
+		if !e.IsDir() || other == filepath.Clean(dir) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(other, manifestFile))
+		if err != nil {
+			continue
+		}
+		m, err := decodeManifest(b)
+		if err != nil {
+			continue
+		}
+		for _, f := range m.Files {
+			known[f.Name] = knownFile{fileInfo: f, path: filepath.Join(other, "ckpt", f.Name)}
+		}
+	}
+	return known
+}
+
+// knownFile is a file some manifest checksummed, and where it is.
+type knownFile struct {
+	fileInfo
+	path string
 }
 
 // writeManifest keeps m in dir's manifestFile (durably: written, synced,
@@ -352,7 +386,7 @@ func (s *snapshotSink) Cancel() error {
 // newStreamReader streams the checkpoint in dir, announcing announceDir as
 // its location; it returns the stream's exact length too.
 func newStreamReader(dir, announceDir string) (io.ReadCloser, int64, error) {
-	m, err := scanManifest(dir)
+	m, err := scanManifest(dir, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -402,7 +436,12 @@ func dirBytes(dir string) (int64, error) {
 	return n, nil
 }
 
-func scanManifest(dir string) (*manifest, error) {
+// scanManifest checksums the files of the checkpoint in dir. A file that
+// is the very file (the same inode: a hard link) of one in known, at the
+// size known recorded, keeps the checksum known has: only Pebble's
+// immutable tables are hard-linked into checkpoints, and what a copy holds
+// is read afresh.
+func scanManifest(dir string, known map[string]knownFile) (*manifest, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
@@ -411,6 +450,14 @@ func scanManifest(dir string) (*manifest, error) {
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
 			continue
+		}
+		if k, ok := known[e.Name()]; ok {
+			this, err1 := os.Stat(filepath.Join(dir, e.Name()))
+			that, err2 := os.Stat(k.path)
+			if err1 == nil && err2 == nil && os.SameFile(this, that) && this.Size() == k.Size {
+				m.Files = append(m.Files, k.fileInfo)
+				continue
+			}
 		}
 		f, err := os.Open(filepath.Join(dir, e.Name()))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -232,21 +233,7 @@ func TestSnapshotCostDoesNotGrowWithData(t *testing.T) {
 		rng.Read(big)
 		s.Apply(entry(t, i, 1, "big"+string(rune('a'+i)), string(big)))
 	}
-	// Flushed, and Pebble's compactions of the flush done, so what is
-	// read next is the snapshot's doing.
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	quiet := false
-	for deadline := time.Now().Add(30 * time.Second); !quiet && time.Now().Before(deadline); {
-		quiet = s.db.Metrics().Compact.NumInProgress == 0
-		if !quiet {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	if !quiet {
-		t.Fatal("Pebble still compacting after 30s")
-	}
+	settle(t, s)
 	before := bytesRead(t)
 	id := persist(t, s, snaps, 32)
 	// Taking it reads no file's bytes: not to checksum them either (a
@@ -355,6 +342,21 @@ func TestSnapshotManifestIsKept(t *testing.T) {
 	}
 }
 
+// settle flushes s and waits (bounded) for Pebble's compactions to end,
+// so that what is read or rewritten next is the test's doing.
+func settle(t *testing.T, s *Shard) {
+	t.Helper()
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); s.db.Metrics().Compact.NumInProgress > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("Pebble still compacting after 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // bytesRead is how many bytes this process has read with read(2) and the
 // like (Linux's /proc/self/io rchar, page cache hits included).
 func bytesRead(t *testing.T) int64 {
@@ -374,6 +376,85 @@ func bytesRead(t *testing.T) int64 {
 	}
 	t.Fatalf("no rchar in /proc/self/io: %q", b)
 	return 0
+}
+
+// A snapshot's first send reads only the files no earlier manifest of the
+// store checksummed: the tables it shares with the previous snapshot are
+// the same inodes (hard links) and keep their checksums.
+func TestSnapshotReusesChecksumsOfSharedTables(t *testing.T) {
+	s, snaps := openTestShard(t, t.TempDir())
+	defer s.Close()
+	rng := rand.NewChaCha8([32]byte{2})
+	for i := uint64(1); i <= 32; i++ {
+		big := make([]byte, 1<<20)
+		rng.Read(big)
+		s.Apply(entry(t, i, 1, fmt.Sprintf("big%d", i), string(big)))
+	}
+	settle(t, s)
+	first := persist(t, s, snaps, 32)
+	_, other := openTestShard(t, t.TempDir())
+	if _, err := sendSnapshot(t, snaps, other, first); err != nil {
+		t.Fatal(err)
+	}
+	s.Apply(entry(t, 33, 1, "small", "v"))
+	second := persist(t, s, snaps, 33)
+	before := bytesRead(t)
+	_, rc, err := snaps.Open(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if n := bytesRead(t) - before; n > 4<<20 {
+		t.Errorf("opening a snapshot that shares 32 MiB of tables with one already sent read %d bytes", n)
+	}
+	_, third := openTestShard(t, t.TempDir())
+	got, err := sendSnapshot(t, snaps, third, second)
+	if err != nil {
+		t.Fatalf("the second snapshot was rejected: %v", err)
+	}
+	t2, _ := openTestShard(t, t.TempDir())
+	defer t2.Close()
+	_, rc, err = third.Open(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := t2.Restore(rc); err != nil {
+		t.Fatal(err)
+	}
+	if v := get(t, t2, "small"); v != "v" {
+		t.Fatalf("small = %q after restoring the second snapshot", v)
+	}
+}
+
+// scanManifest keeps a known checksum only for the very file it was
+// computed on (a hard link), never for another file of that name and size.
+func TestScanManifestReusesOnlyTheSameFile(t *testing.T) {
+	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, w := range []struct{ dir, content string }{{a, "aaaa"}, {b, "bbbb"}} {
+		if err := os.WriteFile(filepath.Join(w.dir, "000001.sst"), []byte(w.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(a, "000001.sst"), filepath.Join(c, "000001.sst")); err != nil {
+		t.Fatal(err)
+	}
+	const marked = 12345 // not the file's CRC: shows it was kept, not computed
+	known := map[string]knownFile{"000001.sst": {fileInfo: fileInfo{Name: "000001.sst", Size: 4, CRC32C: marked},
+		path: filepath.Join(a, "000001.sst")}}
+	other, err := scanManifest(b, known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := crc32.Checksum([]byte("bbbb"), castagnoli); other.Files[0].CRC32C != want {
+		t.Errorf("another file of the same name and size got CRC %d, want its own %d", other.Files[0].CRC32C, want)
+	}
+	linked, err := scanManifest(c, known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if linked.Files[0].CRC32C != marked {
+		t.Errorf("a hard link of a checksummed file was read again (CRC %d)", linked.Files[0].CRC32C)
+	}
 }
 
 func TestIdentityCheck(t *testing.T) {
