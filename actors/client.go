@@ -67,23 +67,18 @@ func (c *clientActor) Receive(ctx actor.Context) {
 			panic(err)
 		}
 		c.srv = srv
+		run := c.local.runForwarded
+		c.rt.forwarder.Store(&run)
 		c.rt.setClientAddr(srv.Addr().String())
 		c.rt.logger().Info("client port", "addr", srv.Addr().String(), "tls", c.rt.ClientTLS != nil)
 	case *messages.Forward:
 		// Waiting on the shard would block the mailbox: answer from a
-		// goroutine (the sender is a future).
+		// goroutine (the sender is a future). Peers' requests come here
+		// only while the transport cannot run them itself (forwarder).
 		to, root, b := ctx.Sender(), ctx.ActorSystem().Root, c.local
-		go func() {
-			reply := &messages.ForwardReply{}
-			p := b.forwarded(m)
-			if rp, ok := p.(retrying); ok {
-				reply.Reply, reply.NotApplied = rp.result()
-			} else {
-				reply.Reply = p.Wait()
-			}
-			root.Send(to, reply)
-		}()
+		go func() { root.Send(to, b.runForwarded(m)) }()
 	case *actor.Stopping:
+		c.rt.forwarder.Store(nil)
 		if c.srv != nil {
 			c.srv.Close()
 		}
@@ -106,6 +101,19 @@ func newBackend(rt *Runtime, sys *actor.ActorSystem) *backend {
 }
 
 func (b *backend) Shards() int { return b.rt.Shards }
+
+// runForwarded runs a command a peer forwarded to this node and waits for
+// its answer; NotApplied tells the peer it may try it again.
+func (b *backend) runForwarded(m *messages.Forward) *messages.ForwardReply {
+	reply := &messages.ForwardReply{}
+	p := b.forwarded(m)
+	if rp, ok := p.(retrying); ok {
+		reply.Reply, reply.NotApplied = rp.result()
+	} else {
+		reply.Reply = p.Wait()
+	}
+	return reply
+}
 
 // forwarded runs a command a peer forwarded to this node.
 func (b *backend) forwarded(m *messages.Forward) server.Pending {
@@ -168,9 +176,33 @@ type proposal struct {
 	shard int
 	cmd   *messages.Command
 	ch    chan proto.Message
+	// to is the leader the command goes to at once, when another node is
+	// known to lead the shard (remoteLeader); else the shard's Raft actor
+	// takes it, and names the leader if it is not one. Only the first try
+	// goes by the hint: a retry asks the Raft actor, which knows best.
+	to     leaderRef
+	hinted bool
+}
+
+// leaderRef names a shard's leader on another node.
+type leaderRef struct{ id, addr string }
+
+// firstTry is the leader on another node a command for shard goes to
+// straight away: on its first try (*hinted is set then), if one is known.
+// A forwarded command (b.local) is never forwarded again.
+func (b *backend) firstTry(hinted *bool, shard int) leaderRef {
+	if *hinted || b.local {
+		return leaderRef{}
+	}
+	*hinted = true
+	id, addr, _ := b.rt.remoteLeader(shard)
+	return leaderRef{id, addr}
 }
 
 func (p *proposal) issue() {
+	if p.to = p.b.firstTry(&p.hinted, p.shard); p.to.addr != "" {
+		return
+	}
 	p.ch = make(chan proto.Message, 1)
 	p.b.root.Send(p.b.pids[p.shard], &localPropose{cmd: p.cmd, reply: p.ch})
 }
@@ -203,6 +235,9 @@ func answer(ch <-chan proto.Message, timeout time.Duration) (proto.Message, erro
 func (p *proposal) Wait() *messages.Reply { return await(p.b, p) }
 
 func (p *proposal) result() (*messages.Reply, bool) {
+	if p.to.addr != "" {
+		return p.b.forward(p.shard, p.to.id, p.to.addr, &messages.Forward{Write: true, Command: p.cmd})
+	}
 	res, err := answer(p.ch, proposeTimeout+bytesTime(p.cmd))
 	if err != nil {
 		// A timeout: the write may or may not have been applied.
@@ -273,9 +308,15 @@ type read struct {
 	fwd   *messages.Forward
 	fn    func(r kv.Reader) *messages.Reply
 	ch    chan proto.Message
+	// as proposal's
+	to     leaderRef
+	hinted bool
 }
 
 func (r *read) issue() {
+	if r.to = r.b.firstTry(&r.hinted, r.shard); r.to.addr != "" {
+		return
+	}
 	r.ch = make(chan proto.Message, 1)
 	r.b.root.Send(r.b.pids[r.shard], &localReadBarrier{reply: r.ch})
 }
@@ -285,6 +326,9 @@ func (r *read) Wait() *messages.Reply { return await(r.b, r) }
 // result: a read changes nothing, so every failure to reach a leader is
 // safe to retry.
 func (r *read) result() (*messages.Reply, bool) {
+	if r.to.addr != "" {
+		return r.b.forward(r.shard, r.to.id, r.to.addr, r.fwd)
+	}
 	res, err := answer(r.ch, barrierTimeout)
 	if err != nil {
 		return tryAgain(r.shard, err.Error()), true

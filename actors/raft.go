@@ -262,8 +262,9 @@ func (a *raftActor) start() error {
 	return nil
 }
 
-// watchLeadership keeps Runtime's sole-leader flag for this shard current:
-// it is recomputed on every leader and peer change.
+// watchLeadership keeps what Runtime knows of this shard's leadership
+// current (setLead): it is recomputed on every leader and peer change, and
+// every second.
 func (a *raftActor) watchLeadership() {
 	keep := func(o *raft.Observation) bool {
 		switch o.Data.(type) {
@@ -274,24 +275,30 @@ func (a *raftActor) watchLeadership() {
 	}
 	r, rt, shard, self := a.r, a.rt, a.shard, raft.ServerID(a.rt.Name)
 	unwatch := watchRaft(r, keep, time.Second, func() {
-		sole := false
-		if r.State() == raft.Leader {
-			if f := r.GetConfiguration(); f.Error() == nil {
-				voters, selfVoter := 0, false
-				for _, s := range f.Configuration().Servers {
-					if s.Suffrage == raft.Voter {
-						voters++
-						selfVoter = selfVoter || s.ID == self
-					}
-				}
-				sole = voters == 1 && selfVoter
+		if r.State() != raft.Leader {
+			addr, id := r.LeaderWithID()
+			if id == self {
+				addr, id = "", "" // a stale view of itself
 			}
+			rt.setLead(shard, shardLead{id: string(id), addr: string(addr)})
+			return
 		}
-		rt.setSole(shard, sole)
+		sole := false
+		if f := r.GetConfiguration(); f.Error() == nil {
+			voters, selfVoter := 0, false
+			for _, s := range f.Configuration().Servers {
+				if s.Suffrage == raft.Voter {
+					voters++
+					selfVoter = selfVoter || s.ID == self
+				}
+			}
+			sole = voters == 1 && selfVoter
+		}
+		rt.setLead(shard, shardLead{sole: sole})
 	})
 	a.unwatch = func() {
 		unwatch()
-		rt.setSole(shard, false)
+		rt.setLead(shard, shardLead{})
 	}
 }
 

@@ -94,10 +94,12 @@ type Runtime struct {
 	sys    *actor.ActorSystem
 	// clusterID is the cluster this node belongs to, once known.
 	clusterID string
-	// sole[i] is set while this node leads shard i as its only voter: no
-	// other node can lead it, so reads need no barrier. Made by the first
-	// setSole; read on every client read.
-	sole        atomic.Pointer[[]atomic.Bool]
+	// lead[i] is what this node knows of shard i's leadership (setLead);
+	// read on every client command. Made by the first setLead.
+	lead atomic.Pointer[[]atomic.Pointer[shardLead]]
+	// forwarder runs a client command a peer forwarded, while the client
+	// actor is up (it sets it when it starts and clears it when it stops).
+	forwarder   atomic.Pointer[func(*messages.Forward) *messages.ForwardReply]
 	boundClient string
 }
 
@@ -249,18 +251,43 @@ func (rt *Runtime) setMux(m *transport.Mux, r *transport.Remote) {
 	rt.mu.Unlock()
 }
 
-func (rt *Runtime) setSole(shard int, v bool) {
-	if rt.sole.Load() == nil {
-		s := make([]atomic.Bool, rt.Shards)
-		rt.sole.CompareAndSwap(nil, &s)
+// shardLead is what a node knows of a shard's leadership.
+type shardLead struct {
+	// sole: this node leads the shard as its only voter, so no other node
+	// can lead it and reads need no barrier.
+	sole bool
+	// id and addr name another node this node last heard lead the shard;
+	// empty when this node leads it or knows no leader.
+	id, addr string
+}
+
+func (rt *Runtime) setLead(shard int, l shardLead) {
+	if rt.lead.Load() == nil {
+		s := make([]atomic.Pointer[shardLead], rt.Shards)
+		rt.lead.CompareAndSwap(nil, &s)
 	}
-	(*rt.sole.Load())[shard].Store(v)
+	(*rt.lead.Load())[shard].Store(&l)
+}
+
+func (rt *Runtime) shardLead(shard int) shardLead {
+	if s := rt.lead.Load(); s != nil {
+		if l := (*s)[shard].Load(); l != nil {
+			return *l
+		}
+	}
+	return shardLead{}
 }
 
 // soleLeader reports whether this node leads shard as its only voter.
-func (rt *Runtime) soleLeader(shard int) bool {
-	s := rt.sole.Load()
-	return s != nil && (*s)[shard].Load()
+func (rt *Runtime) soleLeader(shard int) bool { return rt.shardLead(shard).sole }
+
+// remoteLeader names the other node this node last heard lead shard, if
+// any: a client command for it can be forwarded there at once. The hint
+// can be stale; the leader then refuses and the command is tried again
+// through the shard's Raft actor.
+func (rt *Runtime) remoteLeader(shard int) (id, addr string, ok bool) {
+	l := rt.shardLead(shard)
+	return l.id, l.addr, l.addr != ""
 }
 
 func (rt *Runtime) logger() *slog.Logger {
@@ -281,7 +308,7 @@ func (rt *Runtime) ask(ctx context.Context, addr, path string, msg proto.Message
 		if sys == nil {
 			return nil, fmt.Errorf("node: not running")
 		}
-		return deliver(sys)(ctx, path, msg)
+		return deliver(rt, sys)(ctx, path, msg)
 	}
 	remote, err := rt.Remote()
 	if err != nil {
