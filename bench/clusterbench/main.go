@@ -6,6 +6,11 @@
 //	go run ./bench/clusterbench                    # both parts
 //	go run ./bench/clusterbench -only etcd -rounds 3
 //	go run ./bench/clusterbench -only join -data-mib 1024
+//	go run ./bench/clusterbench -only forward -n 30000 -rounds 4
+//
+// Part "forward" (only with -only): what a forward costs, 50 clients on
+// one key through the node that leads its shard and through another, SET
+// and GET, with the node processes' CPU time per request (forwardPart).
 //
 // Part "etcd": a 3-node coppice cluster (n1 standalone, n2 and n3 joining
 // n1's gossip address, every shard with 3 voters) and a 3-member etcd 3.4
@@ -70,10 +75,10 @@ type config struct {
 
 func main() {
 	var c config
-	only := flag.String("only", "", "run one part: etcd or join (default: both)")
-	flag.IntVar(&c.n, "n", 100000, "etcd part: requests per throughput run (one client: n/10)")
-	flag.IntVar(&c.rounds, "rounds", 1, "etcd part: run every row this many times, alternating the order, and print the median ratios")
-	flag.IntVar(&c.shards, "shards", 4, "etcd part: coppice shards")
+	only := flag.String("only", "", "run one part: etcd, join or forward (default: etcd and join)")
+	flag.IntVar(&c.n, "n", 100000, "etcd and forward parts: requests per throughput run (one client: n/10)")
+	flag.IntVar(&c.rounds, "rounds", 1, "etcd and forward parts: run every row this many times, alternating the order (etcd: and print the median ratios)")
+	flag.IntVar(&c.shards, "shards", 4, "etcd and forward parts: coppice shards")
 	flag.StringVar(&c.etcdAPI, "etcd-api", "grpc", "etcd part: grpc (native API) or gateway (JSON /v3/kv/put)")
 	flag.IntVar(&c.dataMiB, "data-mib", 1024, "join part: MiB of values to load before the join")
 	flag.IntVar(&c.valueKiB, "value-kib", 16, "join part: size of each loaded value, KiB")
@@ -86,10 +91,10 @@ func main() {
 	parts := []string{"etcd", "join"}
 	switch *only {
 	case "":
-	case "etcd", "join":
+	case "etcd", "join", "forward":
 		parts = []string{*only}
 	default:
-		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd or join\n", *only)
+		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd, join or forward\n", *only)
 		os.Exit(2)
 	}
 	if c.rounds < 1 || c.n < 30 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
@@ -144,9 +149,12 @@ func run(c config, parts []string, work string) error {
 			return err
 		}
 		var err error
-		if part == "etcd" {
+		switch part {
+		case "etcd":
 			err = etcdPart(c, bin, dir)
-		} else {
+		case "forward":
+			err = forwardPart(c, bin, dir)
+		default:
 			err = joinPart(c, bin, dir)
 		}
 		stopAll()
