@@ -131,13 +131,7 @@ func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
 
 	// Change the shard, then restore the snapshot in place.
 	s.Apply(entry(t, 51, 1, "kz", "after"))
-	_, rc, err := snaps.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Restore(rc); err != nil {
-		t.Fatal(err)
-	}
+	restoreFrom(t, snaps, id, s)
 	if i, _ := s.Applied(); i != 50 {
 		t.Fatalf("applied after restore %d", i)
 	}
@@ -176,13 +170,7 @@ func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
 	if done, total := snaps2.Receiving(); done != 0 || total != 0 {
 		t.Fatalf("receiving %d of %d after the transfer ended", done, total)
 	}
-	_, rc2, err := snaps2.Open(sink.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := t2.Restore(rc2); err != nil {
-		t.Fatal(err)
-	}
+	restoreFrom(t, snaps2, sink.ID(), t2)
 	if got := get(t, t2, "kz"); got != "Z" {
 		t.Fatalf("streamed restore: kz = %q", got)
 	}
@@ -258,6 +246,18 @@ func TestSnapshotCostDoesNotGrowWithData(t *testing.T) {
 	}
 	if ssts == 0 {
 		t.Fatal("checkpoint has no sstables: the data was not flushed")
+	}
+}
+
+// restoreFrom restores snapshot id of snaps into s.
+func restoreFrom(t *testing.T, snaps *SnapshotStore, id string, s *Shard) {
+	t.Helper()
+	_, rc, err := snaps.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restore(rc); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -414,13 +414,7 @@ func TestSnapshotReusesChecksumsOfSharedTables(t *testing.T) {
 	}
 	t2, _ := openTestShard(t, t.TempDir())
 	defer t2.Close()
-	_, rc, err = third.Open(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := t2.Restore(rc); err != nil {
-		t.Fatal(err)
-	}
+	restoreFrom(t, third, got, t2)
 	if v := get(t, t2, "small"); v != "v" {
 		t.Fatalf("small = %q after restoring the second snapshot", v)
 	}
