@@ -56,8 +56,8 @@ func deliver(rt *Runtime, sys *actor.ActorSystem) transport.Handler {
 		// A client command forwarded by a peer runs here, on the request's
 		// own goroutine, while the client actor is up: the actor would only
 		// hand it to a goroutine of its own, through a future and its
-		// mailbox, hops that cost a busy node's clients a tenth of their
-		// throughput.
+		// mailbox (with the sender's hint, 5-10% of a forwarded request's
+		// node CPU: docs/cluster-benchmarks.md).
 		if fwd, ok := msg.(*messages.Forward); ok && target == ClientPath {
 			if run := rt.forwarder.Load(); run != nil {
 				return (*run)(fwd), nil
