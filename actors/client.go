@@ -195,7 +195,7 @@ func (b *backend) firstTry(hinted *bool, shard int) leaderRef {
 		return leaderRef{}
 	}
 	*hinted = true
-	id, addr, _ := b.rt.remoteLeader(shard)
+	id, addr := b.rt.remoteLeader(shard)
 	return leaderRef{id, addr}
 }
 

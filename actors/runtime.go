@@ -281,13 +281,13 @@ func (rt *Runtime) shardLead(shard int) shardLead {
 // soleLeader reports whether this node leads shard as its only voter.
 func (rt *Runtime) soleLeader(shard int) bool { return rt.shardLead(shard).sole }
 
-// remoteLeader names the other node this node last heard lead shard, if
-// any: a client command for it can be forwarded there at once. The hint
-// can be stale; the leader then refuses and the command is tried again
-// through the shard's Raft actor.
-func (rt *Runtime) remoteLeader(shard int) (id, addr string, ok bool) {
+// remoteLeader names the other node this node last heard lead shard (an
+// empty addr when none): a client command for it can be forwarded there
+// at once. The hint can be stale; the leader then refuses and the command
+// is tried again through the shard's Raft actor.
+func (rt *Runtime) remoteLeader(shard int) (id, addr string) {
 	l := rt.shardLead(shard)
-	return l.id, l.addr, l.addr != ""
+	return l.id, l.addr
 }
 
 func (rt *Runtime) logger() *slog.Logger {
