@@ -176,31 +176,31 @@ type proposal struct {
 	shard int
 	cmd   *messages.Command
 	ch    chan proto.Message
-	// to is the leader the command goes to at once, when another node is
-	// known to lead the shard (remoteLeader); else the shard's Raft actor
-	// takes it, and names the leader if it is not one. Only the first try
-	// goes by the hint: a retry asks the Raft actor, which knows best.
+	leaderHint
+}
+
+// leaderHint is where a command goes on its first try: to the leader
+// another node is known to be (Runtime.remoteLeader), at once. Otherwise,
+// and on every retry, the shard's Raft actor takes it, and names the
+// leader if it is not one: it knows best.
+type leaderHint struct {
 	to     leaderRef
 	hinted bool
 }
 
-// leaderRef names a shard's leader on another node.
-type leaderRef struct{ id, addr string }
-
-// firstTry is the leader on another node a command for shard goes to
-// straight away: on its first try (*hinted is set then), if one is known.
-// A forwarded command (b.local) is never forwarded again.
-func (b *backend) firstTry(hinted *bool, shard int) leaderRef {
-	if *hinted || b.local {
-		return leaderRef{}
+// direct tells whether this try goes straight to the leader in h.to. A
+// forwarded command (b.local) is never forwarded again.
+func (h *leaderHint) direct(b *backend, shard int) bool {
+	h.to = leaderRef{}
+	if !h.hinted && !b.local {
+		h.to = b.rt.remoteLeader(shard)
 	}
-	*hinted = true
-	id, addr := b.rt.remoteLeader(shard)
-	return leaderRef{id, addr}
+	h.hinted = true
+	return h.to.addr != ""
 }
 
 func (p *proposal) issue() {
-	if p.to = p.b.firstTry(&p.hinted, p.shard); p.to.addr != "" {
+	if p.direct(p.b, p.shard) {
 		return
 	}
 	p.ch = make(chan proto.Message, 1)
@@ -308,13 +308,11 @@ type read struct {
 	fwd   *messages.Forward
 	fn    func(r kv.Reader) *messages.Reply
 	ch    chan proto.Message
-	// as proposal's
-	to     leaderRef
-	hinted bool
+	leaderHint
 }
 
 func (r *read) issue() {
-	if r.to = r.b.firstTry(&r.hinted, r.shard); r.to.addr != "" {
+	if r.direct(r.b, r.shard) {
 		return
 	}
 	r.ch = make(chan proto.Message, 1)

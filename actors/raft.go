@@ -280,7 +280,7 @@ func (a *raftActor) watchLeadership() {
 			if id == self {
 				addr, id = "", "" // a stale view of itself
 			}
-			rt.setLead(shard, shardLead{id: string(id), addr: string(addr)})
+			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}})
 			return
 		}
 		sole := false

@@ -256,10 +256,13 @@ type shardLead struct {
 	// sole: this node leads the shard as its only voter, so no other node
 	// can lead it and reads need no barrier.
 	sole bool
-	// id and addr name another node this node last heard lead the shard;
-	// empty when this node leads it or knows no leader.
-	id, addr string
+	// other is another node this node last heard lead the shard; empty
+	// when this node leads it or knows no leader.
+	other leaderRef
 }
+
+// leaderRef names a shard's leader on another node.
+type leaderRef struct{ id, addr string }
 
 func (rt *Runtime) setLead(shard int, l shardLead) {
 	if rt.lead.Load() == nil {
@@ -285,10 +288,7 @@ func (rt *Runtime) soleLeader(shard int) bool { return rt.shardLead(shard).sole 
 // empty addr when none): a client command for it can be forwarded there
 // at once. The hint can be stale; the leader then refuses and the command
 // is tried again through the shard's Raft actor.
-func (rt *Runtime) remoteLeader(shard int) (id, addr string) {
-	l := rt.shardLead(shard)
-	return l.id, l.addr
-}
+func (rt *Runtime) remoteLeader(shard int) leaderRef { return rt.shardLead(shard).other }
 
 func (rt *Runtime) logger() *slog.Logger {
 	if rt.Log == nil {
