@@ -330,32 +330,29 @@ func (s *snapshotSink) Close() error {
 	}
 	s.closed = true
 	defer s.received()
-	if s.stream != nil {
-		if err := s.stream.finish(); err != nil {
-			os.RemoveAll(s.dir)
-			return err
+	var err error
+	switch {
+	case s.stream != nil:
+		// The files are checked against the stream's manifest as they
+		// arrive (finish checks the last); it is kept beside them.
+		err = s.stream.finish()
+		if err == nil {
+			err = writeManifest(s.dir, s.stream.m)
 		}
-	} else if !s.checkpointed {
+		if err == nil {
+			_, s.meta.Size, err = streamOf(s.ckptDir(), s.stream.m, "")
+		}
+	case s.checkpointed:
+		// Sizes only (O(files)); Open gives the stream's exact size.
+		s.meta.Size, err = dirBytes(s.ckptDir())
+	default:
+		err = fmt.Errorf("%w: snapshot %s closed with no data", ErrBadSnapshot, s.meta.ID)
+	}
+	if err != nil {
 		os.RemoveAll(s.dir)
-		return fmt.Errorf("%w: snapshot %s closed with no data", ErrBadSnapshot, s.meta.ID)
+		return err
 	}
 	final := filepath.Join(s.store.dir, s.meta.ID)
-	if s.stream != nil {
-		// The files were checked against this manifest as they arrived.
-		if err := writeManifest(s.dir, s.stream.m); err != nil {
-			os.RemoveAll(s.dir)
-			return err
-		}
-		s.meta.Size = streamSize(s.stream.m)
-	} else {
-		// Sizes only (O(files)); Open gives the stream's exact size.
-		size, err := dirBytes(s.ckptDir())
-		if err != nil {
-			os.RemoveAll(s.dir)
-			return err
-		}
-		s.meta.Size = size
-	}
 	b, err := json.Marshal(&s.meta)
 	if err != nil {
 		return err
@@ -405,15 +402,6 @@ func streamOf(dir string, m *manifest, announceDir string) (io.ReadCloser, int64
 		size += f.Size
 	}
 	return &streamReader{dir: dir, m: m, hdr: hdr}, size, nil
-}
-
-// streamSize is the length of the stream of m's files.
-func streamSize(m *manifest) int64 {
-	_, size, err := streamOf("", m, "")
-	if err != nil {
-		return 0
-	}
-	return size
 }
 
 // dirBytes adds up the sizes of the regular files in dir.
