@@ -214,14 +214,7 @@ func TestCorruptedSnapshotStreamIsRejected(t *testing.T) {
 func TestSnapshotCostDoesNotGrowWithData(t *testing.T) {
 	s, snaps := openTestShard(t, t.TempDir())
 	defer s.Close()
-	// 32 MiB that does not compress, so the files hold all of it.
-	rng := rand.NewChaCha8([32]byte{1})
-	for i := uint64(1); i <= 32; i++ {
-		big := make([]byte, 1<<20)
-		rng.Read(big)
-		s.Apply(entry(t, i, 1, "big"+string(rune('a'+i)), string(big)))
-	}
-	settle(t, s)
+	fillIncompressible(t, s, 32)
 	before := bytesRead(t)
 	id := persist(t, s, snaps, 32)
 	// Taking it reads no file's bytes: not to checksum them either (a
@@ -342,6 +335,20 @@ func TestSnapshotManifestIsKept(t *testing.T) {
 	}
 }
 
+// fillIncompressible applies entries 1..mib to s, each setting a key to
+// 1 MiB that does not compress (so its files hold all of it), and settles
+// it.
+func fillIncompressible(t *testing.T, s *Shard, mib int) {
+	t.Helper()
+	rng := rand.NewChaCha8([32]byte{1})
+	for i := uint64(1); i <= uint64(mib); i++ {
+		big := make([]byte, 1<<20)
+		rng.Read(big)
+		s.Apply(entry(t, i, 1, fmt.Sprintf("big%d", i), string(big)))
+	}
+	settle(t, s)
+}
+
 // settle flushes s and waits (bounded) for Pebble's compactions to end,
 // so that what is read or rewritten next is the test's doing.
 func settle(t *testing.T, s *Shard) {
@@ -384,13 +391,7 @@ func bytesRead(t *testing.T) int64 {
 func TestSnapshotReusesChecksumsOfSharedTables(t *testing.T) {
 	s, snaps := openTestShard(t, t.TempDir())
 	defer s.Close()
-	rng := rand.NewChaCha8([32]byte{2})
-	for i := uint64(1); i <= 32; i++ {
-		big := make([]byte, 1<<20)
-		rng.Read(big)
-		s.Apply(entry(t, i, 1, fmt.Sprintf("big%d", i), string(big)))
-	}
-	settle(t, s)
+	fillIncompressible(t, s, 32)
 	first := persist(t, s, snaps, 32)
 	_, other := openTestShard(t, t.TempDir())
 	if _, err := sendSnapshot(t, snaps, other, first); err != nil {
