@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
@@ -356,12 +357,12 @@ func settle(t *testing.T, s *Shard) {
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); s.db.Metrics().Compact.NumInProgress > 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("Pebble still compacting after 30s")
+	testwait.For(t, 30*time.Second, 10*time.Millisecond, "Pebble's compactions done", func() error {
+		if n := s.db.Metrics().Compact.NumInProgress; n > 0 {
+			return fmt.Errorf("%d compactions in progress", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // bytesRead is how many bytes this process has read with read(2) and the
