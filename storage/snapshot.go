@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,26 +24,34 @@ import (
 // meta.json (raft.SnapshotMeta) and ckpt/, a Pebble checkpoint: hard links
 // to the store's immutable sstables plus copies of its small mutable files.
 // Taking one costs O(files), not O(data): nothing reads the files' bytes.
-// Its manifest (each file's size and CRC-32C, which the stream's header
-// carries) is kept beside them in manifest.json once known: a snapshot
-// that arrived as a stream has it from the stream's header, its files
-// checked against it as they were written; a checkpoint taken here gets it
-// when it is first opened to be sent, by reading its files once. A file
-// damaged at rest after that is then caught by the receiver's check.
 //
 // On the wire (InstallSnapshot, and the sync of a joining node) a snapshot
-// is a stream: a header, then each file's bytes in manifest order:
+// is a stream: a header naming the files and their sizes, then each file's
+// bytes followed by their CRC-32C:
 //
-//	"COPPICE-SNAPSHOT-1\n"
-//	uvarint length, JSON manifest {"dir": ..., "files": [{"name","size","crc32c"}]}
-//	file bytes...
+//	"COPPICE-SNAPSHOT-2\n"
+//	uvarint length, JSON manifest {"dir": ..., "files": [{"name","size"}]}
+//	for each file: its bytes, then their CRC-32C (4 bytes, big-endian)
 //
-// dir is the sender's local checkpoint dir; a receiver ignores it. A
-// receiving sink checks every file's size and CRC-32C, fsyncs it, and fails
-// its Close on any mismatch, so a corrupted transfer is rejected and Raft
-// retries it.
+// dir is the sender's local checkpoint dir; a receiver ignores it. The
+// sender checksums each file as it reads it for the stream, so opening a
+// snapshot reads nothing and a send reads each file once. A receiving sink
+// checks every file's size and checksum, fsyncs it, and fails its Close on
+// any mismatch, so a corrupted transfer is rejected and Raft retries it.
+//
+// The checksums are kept beside the files in manifest.json: a received
+// snapshot's as they were checked, a checkpoint taken here's once a first
+// send has read all its files. A later send checks each file against the
+// kept checksum and fails if a file was damaged at rest since.
 
-const streamMagic = "COPPICE-SNAPSHOT-1\n"
+const streamMagic = "COPPICE-SNAPSHOT-2\n"
+
+// streamMagicV1 opened the stream of coppice before 2026-12-03, which
+// carried the checksums in the header: it is recognised only to say so.
+const streamMagicV1 = "COPPICE-SNAPSHOT-1\n"
+
+// crcLen is the length of the checksum after each file in a stream.
+const crcLen = 4
 
 // maxManifest bounds the manifest a stream may announce.
 const maxManifest = 16 << 20
@@ -54,10 +63,13 @@ type manifest struct {
 	Files []fileInfo `json:"files"`
 }
 
+// fileInfo is a file of a snapshot. CRC32C is kept in manifest.json and
+// left out of a stream's header (a zero is omitted: it is also the
+// checksum of an empty file).
 type fileInfo struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
-	CRC32C uint32 `json:"crc32c"`
+	CRC32C uint32 `json:"crc32c,omitempty"`
 }
 
 // SnapshotStore keeps a shard's Raft snapshots as Pebble checkpoints
@@ -66,9 +78,9 @@ type SnapshotStore struct {
 	dir    string
 	retain int
 	mu     sync.Mutex // serialises reaping against opening
-	// scanMu serialises the computing of manifests (manifestOf), so two
-	// Opens of a new checkpoint read its files once.
-	scanMu sync.Mutex
+	// keepMu serialises the keeping of a manifest a send computed, so two
+	// sends of a new checkpoint at once do not write one file together.
+	keepMu sync.Mutex
 	// The snapshot being received (InstallSnapshot), if any: bytes of its
 	// files written so far, and in all.
 	recvDone, recvTotal atomic.Int64
@@ -194,14 +206,24 @@ func (st *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %v", ErrSnapshotMissing, id, err)
 	}
-	m, err := st.manifestOf(dir)
+	ckpt := filepath.Join(dir, "ckpt")
+	m, known, err := manifestOf(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	ckpt := filepath.Join(dir, "ckpt")
-	r, size, err := streamOf(ckpt, m, ckpt)
+	r, size, err := streamOf(ckpt, m, known, ckpt)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !known {
+		// Keeping it is a saving and a check for later sends, not a
+		// condition of this one: if it fails, the next send checksums
+		// the files again.
+		r.sent = func(m *manifest) {
+			st.keepMu.Lock()
+			defer st.keepMu.Unlock()
+			writeManifest(dir, m)
+		}
 	}
 	meta.Size = size
 	return meta, r, nil
@@ -211,56 +233,15 @@ func (st *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, err
 const manifestFile = "manifest.json"
 
 // manifestOf returns the manifest of the snapshot in dir: the one kept in
-// manifestFile, or else one read off its files, which is then kept (if
-// keeping it fails, the next Open reads the files again).
-func (st *SnapshotStore) manifestOf(dir string) (*manifest, error) {
-	st.scanMu.Lock()
-	defer st.scanMu.Unlock()
+// manifestFile, checksums known, or else its files' names and sizes.
+func manifestOf(dir string) (m *manifest, known bool, err error) {
 	if b, err := os.ReadFile(filepath.Join(dir, manifestFile)); err == nil {
 		if m, err := decodeManifest(b); err == nil {
-			return m, nil
+			return m, true, nil
 		}
 	}
-	m, err := scanManifest(filepath.Join(dir, "ckpt"), st.knownFiles(dir))
-	if err != nil {
-		return nil, err
-	}
-	writeManifest(dir, m)
-	return m, nil
-}
-
-// knownFiles gathers, from the manifests of the store's snapshots other
-// than the one in dir, the checksums of their files, with each file's
-// path: successive checkpoints of a shard hard-link mostly the same
-// sstables, and a file that is the same inode as one already checksummed
-// need not be read again (scanManifest).
-func (st *SnapshotStore) knownFiles(dir string) map[string]knownFile {
-	known := map[string]knownFile{}
-	entries, _ := os.ReadDir(st.dir)
-	for _, e := range entries {
-		other := filepath.Join(st.dir, e.Name())
-		if !e.IsDir() || other == filepath.Clean(dir) {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(other, manifestFile))
-		if err != nil {
-			continue
-		}
-		m, err := decodeManifest(b)
-		if err != nil {
-			continue
-		}
-		for _, f := range m.Files {
-			known[f.Name] = knownFile{fileInfo: f, path: filepath.Join(other, "ckpt", f.Name)}
-		}
-	}
-	return known
-}
-
-// knownFile is a file some manifest checksummed, and where it is.
-type knownFile struct {
-	fileInfo
-	path string
+	m, err = listFiles(filepath.Join(dir, "ckpt"))
+	return m, false, err
 }
 
 // writeManifest keeps m in dir's manifestFile (durably: written, synced,
@@ -340,11 +321,15 @@ func (s *snapshotSink) Close() error {
 			err = writeManifest(s.dir, s.stream.m)
 		}
 		if err == nil {
-			_, s.meta.Size, err = streamOf(s.ckptDir(), s.stream.m, "")
+			s.meta.Size = filesSize(s.stream.m)
 		}
 	case s.checkpointed:
-		// Sizes only (O(files)); Open gives the stream's exact size.
-		s.meta.Size, err = dirBytes(s.ckptDir())
+		// Sizes only (O(files)). Here and above, the header is left out
+		// of meta.Size: Open gives the exact size of the stream it makes.
+		var m *manifest
+		if m, err = listFiles(s.ckptDir()); err == nil {
+			s.meta.Size = filesSize(m)
+		}
 	default:
 		err = fmt.Errorf("%w: snapshot %s closed with no data", ErrBadSnapshot, s.meta.ID)
 	}
@@ -383,53 +368,37 @@ func (s *snapshotSink) Cancel() error {
 // newStreamReader streams the checkpoint in dir, announcing announceDir as
 // its location; it returns the stream's exact length too.
 func newStreamReader(dir, announceDir string) (io.ReadCloser, int64, error) {
-	m, err := scanManifest(dir, nil)
+	m, err := listFiles(dir)
 	if err != nil {
 		return nil, 0, err
 	}
-	return streamOf(dir, m, announceDir)
+	return streamOf(dir, m, false, announceDir)
 }
 
-// streamOf streams the files of m from dir, announcing announceDir.
-func streamOf(dir string, m *manifest, announceDir string) (io.ReadCloser, int64, error) {
-	m = &manifest{Dir: announceDir, Files: m.Files}
-	hdr, err := encodeHeader(m)
+// streamOf streams the files of m from dir, announcing announceDir; with
+// known, each file must match the checksum m has for it.
+func streamOf(dir string, m *manifest, known bool, announceDir string) (*streamReader, int64, error) {
+	hdr, err := encodeHeader(&manifest{Dir: announceDir, Files: m.Files})
 	if err != nil {
 		return nil, 0, err
 	}
-	size := int64(len(hdr))
+	r := &streamReader{dir: dir, m: m, known: known, hdr: hdr, sums: make([]uint32, len(m.Files))}
+	return r, int64(len(hdr)) + filesSize(m), nil
+}
+
+// filesSize is the length of the part of a stream after its header: each
+// file's bytes and checksum.
+func filesSize(m *manifest) int64 {
+	n := int64(len(m.Files)) * crcLen
 	for _, f := range m.Files {
-		size += f.Size
+		n += f.Size
 	}
-	return &streamReader{dir: dir, m: m, hdr: hdr}, size, nil
+	return n
 }
 
-// dirBytes adds up the sizes of the regular files in dir.
-func dirBytes(dir string) (int64, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			return 0, err
-		}
-		n += info.Size()
-	}
-	return n, nil
-}
-
-// scanManifest checksums the files of the checkpoint in dir. A file that
-// is the very file (the same inode: a hard link) of one in known, at the
-// size known recorded, keeps the checksum known has: only Pebble's
-// immutable tables are hard-linked into checkpoints, and what a copy holds
-// is read afresh.
-func scanManifest(dir string, known map[string]knownFile) (*manifest, error) {
+// listFiles lists the files of the checkpoint in dir, names and sizes
+// (O(files): no file is read).
+func listFiles(dir string) (*manifest, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
@@ -439,30 +408,20 @@ func scanManifest(dir string, known map[string]knownFile) (*manifest, error) {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		if k, ok := known[e.Name()]; ok {
-			this, err1 := os.Stat(filepath.Join(dir, e.Name()))
-			that, err2 := os.Stat(k.path)
-			if err1 == nil && err2 == nil && os.SameFile(this, that) && this.Size() == k.Size {
-				m.Files = append(m.Files, k.fileInfo)
-				continue
-			}
-		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
+		info, err := e.Info()
 		if err != nil {
 			return nil, err
 		}
-		h := crc32.New(castagnoli)
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
-		m.Files = append(m.Files, fileInfo{Name: e.Name(), Size: n, CRC32C: h.Sum32()})
+		m.Files = append(m.Files, fileInfo{Name: e.Name(), Size: info.Size()})
 	}
 	return m, nil
 }
 
 func encodeHeader(m *manifest) ([]byte, error) {
+	m = &manifest{Dir: m.Dir, Files: slices.Clone(m.Files)}
+	for i := range m.Files {
+		m.Files[i].CRC32C = 0 // each file's follows its bytes
+	}
 	js, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -475,6 +434,10 @@ func encodeHeader(m *manifest) ([]byte, error) {
 func readStreamHeader(r io.Reader) (*manifest, error) {
 	magic := make([]byte, len(streamMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != streamMagic {
+		if string(magic) == streamMagicV1 {
+			return nil, fmt.Errorf("%w: a stream of format 1, from a coppice older than this node (format 2): "+
+				"every node of a cluster must run the same version", ErrBadSnapshot)
+		}
 		return nil, fmt.Errorf("%w: not a coppice snapshot stream", ErrBadSnapshot)
 	}
 	n, err := binary.ReadUvarint(byteReader{r})
@@ -511,13 +474,25 @@ func (b byteReader) ReadByte() (byte, error) {
 	return p[0], err
 }
 
+// streamReader reads a stream of the files of m in dir, checksumming each
+// file as it goes.
 type streamReader struct {
-	dir  string
-	m    *manifest
-	hdr  []byte
-	next int
-	cur  *os.File
-	left int64
+	dir string
+	m   *manifest
+	// known: m has each file's checksum, which it must match.
+	known bool
+	// sent, if set, is given m with the checksums once the whole stream
+	// has been read.
+	sent    func(*manifest)
+	hdr     []byte
+	next    int // the index of the next file to open
+	cur     *os.File
+	left    int64 // bytes of cur still to read
+	crc     uint32
+	sums    []uint32
+	trailer []byte // the rest of the current file's checksum, to send
+	tbuf    [crcLen]byte
+	ended   bool
 }
 
 func (s *streamReader) Read(p []byte) (int, error) {
@@ -527,25 +502,33 @@ func (s *streamReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	for s.cur == nil || s.left == 0 {
+		if len(s.trailer) > 0 {
+			n := copy(p, s.trailer)
+			s.trailer = s.trailer[n:]
+			return n, nil
+		}
 		if s.cur != nil {
-			s.cur.Close()
-			s.cur = nil
+			if err := s.endFile(); err != nil {
+				return 0, err
+			}
+			continue
 		}
 		if s.next >= len(s.m.Files) {
+			s.end()
 			return 0, io.EOF
 		}
 		f := s.m.Files[s.next]
-		s.next++
 		fh, err := os.Open(filepath.Join(s.dir, f.Name))
 		if err != nil {
 			return 0, err
 		}
-		s.cur, s.left = fh, f.Size
+		s.cur, s.left, s.crc = fh, f.Size, 0
 	}
 	if int64(len(p)) > s.left {
 		p = p[:s.left]
 	}
 	n, err := s.cur.Read(p)
+	s.crc = crc32.Update(s.crc, castagnoli, p[:n])
 	s.left -= int64(n)
 	if err == io.EOF && s.left > 0 {
 		return n, fmt.Errorf("%w: file shrank while streaming", ErrBadSnapshot)
@@ -554,6 +537,35 @@ func (s *streamReader) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// endFile closes the file just read and queues its checksum, after
+// checking it against the known one.
+func (s *streamReader) endFile() error {
+	f := s.m.Files[s.next]
+	s.cur.Close()
+	s.cur = nil
+	if s.known && s.crc != f.CRC32C {
+		return fmt.Errorf("%w: %s: checksum %08x, recorded %08x: damaged since it was first sent",
+			ErrBadSnapshot, f.Name, s.crc, f.CRC32C)
+	}
+	s.sums[s.next] = s.crc
+	s.next++
+	s.trailer = binary.BigEndian.AppendUint32(s.tbuf[:0], s.crc)
+	return nil
+}
+
+// end hands the checksums to sent, once.
+func (s *streamReader) end() {
+	if s.ended || s.sent == nil {
+		return
+	}
+	s.ended = true
+	m := &manifest{Files: slices.Clone(s.m.Files)}
+	for i := range m.Files {
+		m.Files[i].CRC32C = s.sums[i]
+	}
+	s.sent(m)
 }
 
 func (s *streamReader) Close() error {
@@ -568,7 +580,8 @@ func (s *streamReader) Close() error {
 const writebackBytes = 8 << 20
 
 // streamWriter writes a stream's files into dir as the bytes arrive,
-// checking each one.
+// checking each one against the checksum that follows it, which it records
+// in m.
 type streamWriter struct {
 	dir     string
 	hdrBuf  []byte
@@ -577,6 +590,7 @@ type streamWriter struct {
 	cur     *os.File
 	bw      *bufio.Writer
 	crc     uint32
+	sum     []byte // the checksum after the current file, as it arrives
 	written int64
 	// flushed is how much of the current file has been handed to the
 	// kernel's writeback (startWriteback).
@@ -626,6 +640,19 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 			return 0, w.err
 		}
 		f := w.m.Files[w.idx]
+		if w.written == f.Size {
+			// The file is in: its checksum follows.
+			n := min(len(p), crcLen-len(w.sum))
+			w.sum = append(w.sum, p[:n]...)
+			p = p[n:]
+			if len(w.sum) == crcLen {
+				if err := w.closeCurrent(); err != nil {
+					w.err = err
+					return 0, err
+				}
+			}
+			continue
+		}
 		n := int64(len(p))
 		if rest := f.Size - w.written; n > rest {
 			n = rest
@@ -646,35 +673,32 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 			startWriteback(w.cur, w.flushed, w.written-w.flushed)
 			w.flushed = w.written
 		}
-		if w.written == f.Size {
-			if err := w.closeCurrent(); err != nil {
-				w.err = err
-				return 0, err
-			}
-		}
 	}
 	return total, nil
 }
 
-// openNext opens the next file to fill, creating empty files on the way.
+// openNext opens the next file to fill, if none is open.
 func (w *streamWriter) openNext() error {
-	for w.cur == nil && w.idx < len(w.m.Files) {
-		fh, err := os.OpenFile(filepath.Join(w.dir, w.m.Files[w.idx].Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return err
-		}
-		w.cur, w.bw, w.crc, w.written, w.flushed = fh, bufio.NewWriterSize(fh, 1<<20), 0, 0, 0
-		if w.m.Files[w.idx].Size == 0 {
-			if err := w.closeCurrent(); err != nil {
-				return err
-			}
-		}
+	if w.cur != nil || w.idx >= len(w.m.Files) {
+		return nil
+	}
+	fh, err := os.OpenFile(filepath.Join(w.dir, w.m.Files[w.idx].Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	w.cur, w.crc, w.sum, w.written, w.flushed = fh, 0, w.sum[:0], 0, 0
+	if w.bw == nil {
+		w.bw = bufio.NewWriterSize(fh, 1<<20)
+	} else {
+		w.bw.Reset(fh)
 	}
 	return nil
 }
 
+// closeCurrent fsyncs and closes the current file, whose bytes and
+// checksum are in, and checks the checksum.
 func (w *streamWriter) closeCurrent() error {
-	f := w.m.Files[w.idx]
+	f := &w.m.Files[w.idx]
 	err := w.bw.Flush()
 	if err == nil {
 		err = w.cur.Sync()
@@ -687,9 +711,10 @@ func (w *streamWriter) closeCurrent() error {
 	if err != nil {
 		return err
 	}
-	if w.crc != f.CRC32C {
-		return fmt.Errorf("%w: %s: checksum %08x, want %08x", ErrBadSnapshot, f.Name, w.crc, f.CRC32C)
+	if sent := binary.BigEndian.Uint32(w.sum); w.crc != sent {
+		return fmt.Errorf("%w: %s: checksum %08x, sent %08x", ErrBadSnapshot, f.Name, w.crc, sent)
 	}
+	f.CRC32C = w.crc
 	return nil
 }
 
@@ -699,9 +724,6 @@ func (w *streamWriter) finish() error {
 	}
 	if w.m == nil {
 		return fmt.Errorf("%w: stream ended in its header", ErrBadSnapshot)
-	}
-	if err := w.openNext(); err != nil {
-		return err
 	}
 	if w.cur != nil || w.idx < len(w.m.Files) {
 		if w.cur != nil {

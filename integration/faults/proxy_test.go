@@ -30,7 +30,7 @@ type corruptor struct {
 }
 
 // snapshotMagic opens every snapshot stream (storage/snapshot.go).
-var snapshotMagic = []byte("COPPICE-SNAPSHOT-1\n")
+var snapshotMagic = []byte("COPPICE-SNAPSHOT-2\n")
 
 func newCorruptor(t *testing.T, listen, target string, flipAt int) *corruptor {
 	t.Helper()
