@@ -360,6 +360,9 @@ func (s *snapshotSink) Close() error {
 }
 
 func (s *snapshotSink) Cancel() error {
+	if s.stream != nil {
+		s.stream.abort()
+	}
 	s.closed = true
 	s.received()
 	return os.RemoveAll(s.dir)
@@ -720,18 +723,26 @@ func (w *streamWriter) closeCurrent() error {
 
 func (w *streamWriter) finish() error {
 	if w.err != nil {
+		w.abort()
 		return w.err
 	}
 	if w.m == nil {
 		return fmt.Errorf("%w: stream ended in its header", ErrBadSnapshot)
 	}
 	if w.cur != nil || w.idx < len(w.m.Files) {
-		if w.cur != nil {
-			w.cur.Close()
-		}
+		w.abort()
 		return fmt.Errorf("%w: stream ended early, in file %d of %d", ErrBadSnapshot, w.idx+1, len(w.m.Files))
 	}
 	return syncDir(w.dir)
+}
+
+// abort closes the file being written, if any, leaving it unsynced: the
+// stream failed.
+func (w *streamWriter) abort() {
+	if w.cur != nil {
+		w.cur.Close()
+		w.cur = nil
+	}
 }
 
 // countingReader reads from a buffer, remembering whether it ran short.
@@ -758,6 +769,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // writeStreamFiles reads the files of a stream whose header was read.
 func writeStreamFiles(r io.Reader, m *manifest, dir string) error {
 	w := &streamWriter{dir: dir, m: m}
+	defer w.abort()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

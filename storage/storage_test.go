@@ -219,6 +219,47 @@ func TestCorruptedSnapshotStreamIsRejected(t *testing.T) {
 	}
 }
 
+// A transfer cancelled halfway (the leader went away) leaves no file open
+// and nothing in the store.
+func TestCancelledSnapshotLeavesNothingOpen(t *testing.T) {
+	s, snaps := openTestShard(t, t.TempDir())
+	defer s.Close()
+	for i := uint64(1); i <= 20; i++ {
+		s.Apply(entry(t, i, 1, fmt.Sprintf("k%d", i), strings.Repeat("v", 100000)))
+	}
+	id := persist(t, s, snaps, 20)
+	_, snaps2 := openTestShard(t, t.TempDir())
+	openFiles := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	meta, rc, err := snaps.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openFiles()
+	sink, err := snaps2.Create(1, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(sink, rc, meta.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close() // the sender's file
+	if n := openFiles(); n > before {
+		t.Errorf("%d files open after the cancel, %d before the transfer", n, before)
+	}
+	if metas, _ := snaps2.List(); len(metas) != 0 {
+		t.Errorf("a cancelled snapshot was kept: %v", metas)
+	}
+}
+
 func TestSnapshotCostDoesNotGrowWithData(t *testing.T) {
 	s, snaps := openTestShard(t, t.TempDir())
 	defer s.Close()
