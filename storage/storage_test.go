@@ -219,16 +219,24 @@ func TestCorruptedSnapshotStreamIsRejected(t *testing.T) {
 	}
 }
 
+// snapshotAndPeer opens a shard holding 20 keys of valueBytes each, takes a
+// snapshot of it, and opens a second, empty store to send it to.
+func snapshotAndPeer(t *testing.T, valueBytes int) (s *Shard, snaps *SnapshotStore, id string, peer *SnapshotStore) {
+	t.Helper()
+	s, snaps = openTestShard(t, t.TempDir())
+	for i := uint64(1); i <= 20; i++ {
+		s.Apply(entry(t, i, 1, fmt.Sprintf("k%d", i), strings.Repeat("v", valueBytes)))
+	}
+	id = persist(t, s, snaps, 20)
+	_, peer = openTestShard(t, t.TempDir())
+	return s, snaps, id, peer
+}
+
 // A transfer cancelled halfway (the leader went away) leaves no file open
 // and nothing in the store.
 func TestCancelledSnapshotLeavesNothingOpen(t *testing.T) {
-	s, snaps := openTestShard(t, t.TempDir())
+	s, snaps, id, snaps2 := snapshotAndPeer(t, 100000)
 	defer s.Close()
-	for i := uint64(1); i <= 20; i++ {
-		s.Apply(entry(t, i, 1, fmt.Sprintf("k%d", i), strings.Repeat("v", 100000)))
-	}
-	id := persist(t, s, snaps, 20)
-	_, snaps2 := openTestShard(t, t.TempDir())
 	openFiles := func() int {
 		entries, err := os.ReadDir("/proc/self/fd")
 		if err != nil {
@@ -357,13 +365,8 @@ func damageCopiedFile(t *testing.T, dir string) {
 // rest afterwards fails the next send. A snapshot received as a stream
 // keeps the checksums its files were checked against.
 func TestSnapshotManifestIsKept(t *testing.T) {
-	s, snaps := openTestShard(t, t.TempDir())
+	s, snaps, id, snaps2 := snapshotAndPeer(t, 1000)
 	defer s.Close()
-	for i := uint64(1); i <= 20; i++ {
-		s.Apply(entry(t, i, 1, fmt.Sprintf("k%d", i), strings.Repeat("v", 1000)))
-	}
-	id := persist(t, s, snaps, 20)
-	_, snaps2 := openTestShard(t, t.TempDir())
 	got, err := sendSnapshot(t, snaps, snaps2, id)
 	if err != nil {
 		t.Fatalf("a sound snapshot was rejected: %v", err)
