@@ -49,7 +49,7 @@ func forwardPart(c config, bin, work string) error {
 		after := usageOf(nodes)
 		var cpu time.Duration
 		for name, u := range after {
-			cpu += u.cpu - before[name].cpu
+			cpu += u.Sub(before[name]).CPU
 		}
 		return r.rps, cpu / time.Duration(c.n), nil
 	}

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/coppice-kv/coppice/bench/internal/benchkit"
 	"github.com/coppice-kv/coppice/internal/httpjson"
 )
 
@@ -53,56 +52,29 @@ func joinWatch(bin, work, name string, shards int, n1 *node, members []*node, ti
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// usage is what a node process has used: CPU time (user and system) and
-// bytes read (Linux's /proc/PID/io rchar: files, page cache hits and
-// sockets alike).
-type usage struct {
-	cpu  time.Duration
-	read int64
-}
-
 // usageOf reads the usage of each node's process, by name; a process it
 // cannot read is left out.
-func usageOf(nodes []*node) map[string]usage {
-	out := map[string]usage{}
+func usageOf(nodes []*node) map[string]benchkit.Usage {
+	out := map[string]benchkit.Usage{}
 	for _, n := range nodes {
-		pid := n.p.cmd.Process.Pid
-		stat, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		io, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-		if err1 != nil || err2 != nil {
-			continue
+		if u, err := benchkit.ProcUsage(n.p.cmd.Process.Pid); err == nil {
+			out[n.name] = u
 		}
-		// The fields after the command's closing parenthesis; utime and
-		// stime are the 14th and 15th of the line, in clock ticks (100/s).
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		var u usage
-		u.cpu = time.Duration(ut+st) * 10 * time.Millisecond
-		for _, line := range strings.Split(string(io), "\n") {
-			if v, ok := strings.CutPrefix(line, "rchar: "); ok {
-				u.read, _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-		out[n.name] = u
 	}
 	return out
 }
 
 // usageSince formats, node by node, what was used between two readings (a
 // node missing from before started in between).
-func usageSince(before, after map[string]usage) string {
+func usageSince(before, after map[string]benchkit.Usage) string {
 	names := slices.Sorted(maps.Keys(after))
 	var parts []string
 	var cpu time.Duration
 	var read int64
 	for _, name := range names {
-		d := usage{after[name].cpu - before[name].cpu, after[name].read - before[name].read}
-		cpu, read = cpu+d.cpu, read+d.read
-		parts = append(parts, fmt.Sprintf("%s %.2fs CPU, %.0f MiB read", name, d.cpu.Seconds(), mib(d.read)))
+		d := after[name].Sub(before[name])
+		cpu, read = cpu+d.CPU, read+d.Read
+		parts = append(parts, fmt.Sprintf("%s %.2fs CPU, %.0f MiB read", name, d.CPU.Seconds(), mib(d.Read)))
 	}
 	return fmt.Sprintf("%s; in all %.2fs CPU, %.0f MiB read", strings.Join(parts, ", "), cpu.Seconds(), mib(read))
 }
