@@ -53,10 +53,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coppice-kv/coppice/bench/internal/benchkit"
 )
 
 type config struct {
@@ -249,8 +250,8 @@ func etcdPart(c config, bin, work string) error {
 	fmt.Printf("\n| run | median rps ratio of %d (min-max) | median p50 ratio (min-max) | goal | met? |\n|---|---|---|---|---|\n", c.rounds)
 	for i, r := range rows {
 		goal, met := "", ""
-		rm, rlo, rhi := median(rpsRatio[i])
-		pm, plo, phi := median(p50Ratio[i])
+		rm, rlo, rhi := benchkit.Spread(rpsRatio[i])
+		pm, plo, phi := benchkit.Spread(p50Ratio[i])
 		switch i {
 		case 0, 1, 2:
 			goal, met = "rps ≥ 5x", yesNo(rm >= 5)
@@ -266,15 +267,6 @@ func etcdPart(c config, bin, work string) error {
 	fmt.Printf("\ncoppice keys after the run: %s\n", strings.TrimPrefix(dbsize, ":"))
 	ec.stop()
 	return nil
-}
-
-func median(xs []float64) (med, lo, hi float64) {
-	s := slices.Sorted(slices.Values(xs))
-	med = s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return med, s[0], s[len(s)-1]
 }
 
 func yesNo(ok bool) string {

@@ -260,8 +260,8 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 	if rounds > 1 {
 		fmt.Printf("\n| run | median ratio of %d | min | max | CPU per request, coppice over redis: median (min-max) |\n|---|---|---|---|---|\n", rounds)
 		for i, r := range runs {
-			med, lo, hi := spread(ratios[i])
-			cmed, clo, chi := spread(cpuRatios[i])
+			med, lo, hi := benchkit.Spread(ratios[i])
+			cmed, clo, chi := benchkit.Spread(cpuRatios[i])
 			fmt.Printf("| %s | %.2fx | %.2fx | %.2fx | %.2fx (%.2f-%.2f) |\n", r.name, med, lo, hi, cmed, clo, chi)
 		}
 	}
@@ -289,16 +289,6 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 		fmt.Printf("CPU profile of the node (%s): %s\n", profileRun, profile)
 	}
 	return nil
-}
-
-// spread returns the median, least and greatest of xs (not empty).
-func spread(xs []float64) (med, lo, hi float64) {
-	s := slices.Sorted(slices.Values(xs))
-	med = s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return med, s[0], s[len(s)-1]
 }
 
 // profileEnv names the file the overlay's profiler writes.

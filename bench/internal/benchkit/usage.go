@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,4 +52,14 @@ func ProcUsage(pid int) (Usage, error) {
 		}
 	}
 	return u, nil
+}
+
+// Spread returns the median, least and greatest of xs (not empty).
+func Spread(xs []float64) (med, lo, hi float64) {
+	s := slices.Sorted(slices.Values(xs))
+	med = s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return med, s[0], s[len(s)-1]
 }
