@@ -265,6 +265,16 @@ func (a *raftActor) start() error {
 // watchLeadership keeps what Runtime knows of this shard's leadership
 // current (setLead): it is recomputed on every leader and peer change, and
 // every second.
+//
+// A sole voter's reads skip the read barrier, which is right only once its
+// state machine has applied every entry of its log: a leader new in its
+// term may not have yet. After a kill -9 the shard's store lost the writes
+// Pebble had not yet written out, its applied index fell back with them,
+// and Raft applies them again only once the new term's first entry
+// commits; a read in between, without the barrier, missed acknowledged
+// writes. So a sole leader is marked sole only after its state machine has
+// caught up with its log, once per term; until then its reads take the
+// barrier, which waits for the same.
 func (a *raftActor) watchLeadership() {
 	keep := func(o *raft.Observation) bool {
 		switch o.Data.(type) {
@@ -273,7 +283,9 @@ func (a *raftActor) watchLeadership() {
 		}
 		return false
 	}
-	r, rt, shard, self := a.r, a.rt, a.shard, raft.ServerID(a.rt.Name)
+	r, rt, shard, self, fsm, logs := a.r, a.rt, a.shard, raft.ServerID(a.rt.Name), a.fsm, a.logs
+	ctx, cancel := context.WithCancel(context.Background())
+	var caughtUp uint64 // the last term in which the state machine caught up as sole leader
 	unwatch := watchRaft(r, keep, time.Second, func() {
 		if r.State() != raft.Leader {
 			addr, id := r.LeaderWithID()
@@ -294,9 +306,17 @@ func (a *raftActor) watchLeadership() {
 			}
 			sole = voters == 1 && selfVoter
 		}
+		if term := r.CurrentTerm(); sole && caughtUp != term {
+			rt.setLead(shard, shardLead{}) // reads take the barrier meanwhile
+			if catchUp(ctx, fsm, logs, r.LastIndex()) != nil || r.State() != raft.Leader || r.CurrentTerm() != term {
+				return // tried again on the next change or tick
+			}
+			caughtUp = term
+		}
 		rt.setLead(shard, shardLead{sole: sole})
 	})
 	a.unwatch = func() {
+		cancel()
 		unwatch()
 		rt.setLead(shard, shardLead{})
 	}
@@ -454,15 +474,21 @@ func (a *raftActor) verify() {
 		err := f.Error()
 		if err == nil {
 			// The leader's no-op at the start of its term never reaches
-			// the state machine: wait for the last entry that does.
-			applied, _ := fsm.Applied()
-			readIndex = storage.LastVisible(logs, readIndex, applied)
-			ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
-			err = fsm.WaitApplied(ctx, readIndex)
-			cancel()
+			// the state machine: catchUp waits for the last entry that does.
+			err = catchUp(context.Background(), fsm, logs, readIndex)
 		}
 		root.Send(self, &verifyDone{waiting: waiting, err: err})
 	}()
+}
+
+// catchUp waits (bounded by readTimeout) until fsm has applied the log up
+// to index, or its last entry before that which reaches a state machine.
+func catchUp(ctx context.Context, fsm *storage.Shard, logs raft.LogStore, index uint64) error {
+	applied, _ := fsm.Applied()
+	index = storage.LastVisible(logs, index, applied)
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	return fsm.WaitApplied(ctx, index)
 }
 
 func (a *raftActor) leaderError(err error) (text, addr, id string) {
