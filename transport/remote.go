@@ -71,6 +71,10 @@ type Remote struct {
 	closed bool
 	served map[net.Conn]struct{}
 	wg     sync.WaitGroup
+	// handling is the parent of every handler's context; Close cancels
+	// it, so a handler under way does not hold Close up.
+	handling context.Context
+	stop     context.CancelFunc
 }
 
 // NewRemote serves h on m's remote stream; timeout bounds each request it
@@ -78,13 +82,16 @@ type Remote struct {
 func NewRemote(m *Mux, h Handler, timeout time.Duration) *Remote {
 	r := &Remote{layer: m.Layer(StreamRemote), handler: h, log: m.log, timeout: timeout,
 		conns: map[string]*remoteConn{}, dials: map[string]*dial{}, served: map[net.Conn]struct{}{}}
+	r.handling, r.stop = context.WithCancel(context.Background())
 	r.wg.Add(1)
 	go r.accept()
 	return r
 }
 
-// Close stops serving and fails every request under way.
+// Close stops serving and fails every request under way, its own and the
+// ones it was handling (their contexts are cancelled).
 func (r *Remote) Close() error {
+	r.stop()
 	r.mu.Lock()
 	r.closed = true
 	conns := r.conns
@@ -550,7 +557,7 @@ func (r *Remote) answer(env *messages.Envelope) *messages.Envelope {
 		ans.Error = fmt.Sprintf("unknown message %s: %v", env.Body.TypeUrl, err)
 		return ans
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	ctx, cancel := context.WithTimeout(r.handling, r.timeout)
 	defer cancel()
 	reply, err := r.handler(ctx, env.Target, msg)
 	if err == nil && reply != nil {

@@ -90,7 +90,13 @@ func TestRemoteRequests(t *testing.T) {
 }
 
 func TestRemoteFailsFastWhenPeerGoes(t *testing.T) {
-	srv, srvRemote := listen(t, echo)
+	arrived := make(chan struct{}, 1)
+	srv, srvRemote := listen(t, func(ctx context.Context, target string, msg proto.Message) (proto.Message, error) {
+		if m, ok := msg.(*wrapperspb.StringValue); ok && m.Value == "slow" {
+			arrived <- struct{}{}
+		}
+		return echo(ctx, target, msg)
+	})
 	_, cli := listen(t, echo)
 	addr := srv.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -103,16 +109,12 @@ func TestRemoteFailsFastWhenPeerGoes(t *testing.T) {
 		_, err := cli.Request(ctx, addr, "x", wrapperspb.String("slow"))
 		done <- err
 	}()
-	// Give the request time to be in flight, then take the server away.
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		srvRemote.mu.Lock()
-		n := len(srvRemote.served)
-		srvRemote.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	// Take the server away once the request is in its handler (polling
+	// the connections served did not wait: the first request's is open).
+	select {
+	case <-arrived:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the slow request did not reach the server within 3s")
 	}
 	srvRemote.Close()
 	srv.Close()
