@@ -2,12 +2,15 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
@@ -100,13 +103,12 @@ func stopCatchUpNode(t *testing.T, n *Node) {
 // reads (bounded).
 func waitSole(t *testing.T, rt *Runtime, shard int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !rt.soleLeader(shard) {
-		if time.Now().After(deadline) {
-			t.Fatalf("shard %d never became a sole leader", shard)
+	testwait.For(t, 15*time.Second, 50*time.Microsecond, fmt.Sprintf("shard %d a sole leader", shard), func() error {
+		if !rt.soleLeader(shard) {
+			return errors.New("not yet")
 		}
-		time.Sleep(50 * time.Microsecond)
-	}
+		return nil
+	})
 }
 
 func copyFlatDir(t *testing.T, from, to string) {
