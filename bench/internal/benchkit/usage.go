@@ -48,10 +48,13 @@ func ProcUsage(pid int) (Usage, error) {
 	u := Usage{CPU: time.Duration(ut+st) * 10 * time.Millisecond}
 	for _, line := range strings.Split(string(io), "\n") {
 		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
-			u.Read, _ = strconv.ParseInt(v, 10, 64)
+			if u.Read, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return Usage{}, fmt.Errorf("benchkit: /proc/%d/io rchar: %w", pid, err)
+			}
+			return u, nil
 		}
 	}
-	return u, nil
+	return Usage{}, fmt.Errorf("benchkit: no rchar in /proc/%d/io", pid)
 }
 
 // Spread returns the median, least and greatest of xs (not empty).
