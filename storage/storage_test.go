@@ -207,8 +207,8 @@ func TestCorruptedSnapshotStreamIsRejected(t *testing.T) {
 		if !errors.Is(errors.Join(werr, cerr), ErrBadSnapshot) {
 			t.Errorf("corrupted stream accepted: write %v, close %v", werr, cerr)
 		}
-		if metas, _ := snaps2.List(); len(metas) != 0 {
-			t.Errorf("a rejected snapshot was kept: %v", metas)
+		if metas, err := snaps2.List(); err != nil || len(metas) != 0 {
+			t.Errorf("a rejected snapshot was kept: %v (%v)", metas, err)
 		}
 	}
 	// A stream of the format before checksums followed each file is
@@ -263,8 +263,8 @@ func TestCancelledSnapshotLeavesNothingOpen(t *testing.T) {
 	if n := openFiles(); n > before {
 		t.Errorf("%d files open after the cancel, %d before the transfer", n, before)
 	}
-	if metas, _ := snaps2.List(); len(metas) != 0 {
-		t.Errorf("a cancelled snapshot was kept: %v", metas)
+	if metas, err := snaps2.List(); err != nil || len(metas) != 0 {
+		t.Errorf("a cancelled snapshot was kept: %v (%v)", metas, err)
 	}
 }
 
@@ -381,8 +381,8 @@ func TestSnapshotManifestIsKept(t *testing.T) {
 	if _, err := sendSnapshot(t, snaps2, snaps3, got); !errors.Is(err, ErrBadSnapshot) {
 		t.Fatalf("a received snapshot damaged at rest was accepted: %v", err)
 	}
-	if metas, _ := snaps3.List(); len(metas) != 0 {
-		t.Fatalf("rejected snapshots were kept: %v", metas)
+	if metas, err := snaps3.List(); err != nil || len(metas) != 0 {
+		t.Fatalf("rejected snapshots were kept: %v (%v)", metas, err)
 	}
 }
 
