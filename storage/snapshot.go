@@ -381,7 +381,7 @@ func newStreamReader(dir, announceDir string) (io.ReadCloser, int64, error) {
 // streamOf streams the files of m from dir, announcing announceDir; with
 // known, each file must match the checksum m has for it.
 func streamOf(dir string, m *manifest, known bool, announceDir string) (*streamReader, int64, error) {
-	hdr, err := encodeHeader(&manifest{Dir: announceDir, Files: m.Files})
+	hdr, err := encodeHeader(announceDir, m.Files)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -420,10 +420,12 @@ func listFiles(dir string) (*manifest, error) {
 	return m, nil
 }
 
-func encodeHeader(m *manifest) ([]byte, error) {
-	m = &manifest{Dir: m.Dir, Files: slices.Clone(m.Files)}
-	for i := range m.Files {
-		m.Files[i].CRC32C = 0 // each file's follows its bytes
+// encodeHeader makes a stream's header announcing dir and the files' names
+// and sizes (each file's checksum follows its bytes).
+func encodeHeader(dir string, files []fileInfo) ([]byte, error) {
+	m := &manifest{Dir: dir, Files: make([]fileInfo, len(files))}
+	for i, f := range files {
+		m.Files[i] = fileInfo{Name: f.Name, Size: f.Size}
 	}
 	js, err := json.Marshal(m)
 	if err != nil {
