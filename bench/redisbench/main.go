@@ -99,7 +99,16 @@ func main() {
 	rounds := flag.Int("rounds", 1, "run every row this many times, alternating the order, and print the median ratios")
 	profileRun := flag.String("profile-run", "SET -c 50 -P 1", `the row whose node half is profiled, or "all" for the whole program`)
 	only := flag.String("only", "", "comma-separated rows to run (default: every row)")
+	floorAddr := flag.String("serve-floor", "", "(internal) serve the floor on this address, its log in -floor-dir")
+	floorDir := flag.String("floor-dir", "", "(internal) the floor's directory")
 	flag.Parse()
+	if *floorAddr != "" {
+		if err := serveFloor(*floorAddr, *floorDir, *shards); err != nil {
+			fmt.Fprintln(os.Stderr, "redisbench floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *only != "" {
 		var keep []run
 		for _, name := range strings.Split(*only, ",") {
@@ -199,17 +208,32 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 	defer nodeProc.stop()
 	prof := &profiler{node: node, path: profile}
 
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	floorPort, floorDir := freePort(), filepath.Join(work, "floor")
+	if err := os.MkdirAll(floorDir, 0o755); err != nil {
+		return err
+	}
+	floor := exec.Command(self, "-serve-floor", "127.0.0.1:"+floorPort, "-floor-dir", floorDir, "-shards", strconv.Itoa(shards))
+	floorProc, err := startAndWait(floor, floorPort, filepath.Join(work, "floor.log"))
+	if err != nil {
+		return err
+	}
+	defer floorProc.stop()
+
 	fmt.Printf("redis-benchmark -d 64 -r 100000 -n %d (one client: -n %d), %s, coppice %d shards, GOMAXPROCS default, %d CPUs\n\n",
 		n, n/10, time.Now().Format("2006-01-02 15:04"), shards, runtime.NumCPU())
-	fmt.Println("| run | first | redis rps | coppice rps | ratio | redis p50 ms | coppice p50 ms | redis p99 ms | coppice p99 ms | redis CPU us/req | coppice CPU us/req |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| run | first | redis rps | floor rps | coppice rps | ratio | coppice / floor | redis p50 ms | floor p50 ms | coppice p50 ms | redis p99 ms | coppice p99 ms | CPU us/req: redis, floor, coppice |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	if profile != "" && profileRun == "all" {
 		if err := prof.start(); err != nil {
 			return err
 		}
 	}
-	ratios := make([][]float64, len(runs))
-	cpuRatios := make([][]float64, len(runs)) // coppice's CPU per request over redis's
+	type figures struct{ ratio, ofFloor, cpu []float64 }
+	med := make([]figures, len(runs))
 	for round := 0; round < rounds; round++ {
 		for i, r := range runs {
 			count := n
@@ -217,52 +241,64 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 				count = n / 10
 			}
 			profiled := profile != "" && profileRun == r.name && round == 0
-			var rr, cr result
-			redisRun := func() (err error) {
-				rr, err = measured(redisProc, count, func() (result, error) { return redisBenchmark(redisPort, count, r.args) })
-				return err
-			}
-			nodeRun := func() error {
-				if profiled {
-					if err := prof.start(); err != nil {
+			var rr, fr, cr result
+			servers := []struct {
+				name string
+				run  func() error
+			}{
+				{"redis", func() (err error) {
+					rr, err = measured(redisProc, count, func() (result, error) { return redisBenchmark(redisPort, count, r.args) })
+					return err
+				}},
+				{"floor", func() (err error) {
+					fr, err = measured(floorProc, count, func() (result, error) { return redisBenchmark(floorPort, count, r.args) })
+					return err
+				}},
+				{"coppice", func() error {
+					if profiled {
+						if err := prof.start(); err != nil {
+							return err
+						}
+					}
+					var err error
+					if cr, err = measured(nodeProc, count, func() (result, error) { return redisBenchmark(nodePort, count, r.args) }); err != nil {
 						return err
 					}
-				}
-				var err error
-				if cr, err = measured(nodeProc, count, func() (result, error) { return redisBenchmark(nodePort, count, r.args) }); err != nil {
-					return err
-				}
-				if profiled {
-					return prof.stop()
-				}
-				return nil
+					if profiled {
+						return prof.stop()
+					}
+					return nil
+				}},
 			}
-			// Alternate which server goes first, to spread drift.
-			first, order := "redis", []func() error{redisRun, nodeRun}
-			if (i+round)%2 == 1 {
-				first, order = "coppice", []func() error{nodeRun, redisRun}
-			}
-			for _, f := range order {
-				if err := f(); err != nil {
-					return fmt.Errorf("%s: %w", r.name, err)
+			// Rotate which server goes first, to spread drift.
+			k := (i + round) % len(servers)
+			servers = append(servers[k:], servers[:k]...)
+			for _, sv := range servers {
+				if err := sv.run(); err != nil {
+					return fmt.Errorf("%s, %s: %w", r.name, sv.name, err)
 				}
 			}
 			name := r.name
 			if rounds > 1 {
 				name += fmt.Sprintf(" #%d", round+1)
 			}
-			ratios[i] = append(ratios[i], cr.rps/rr.rps)
-			cpuRatios[i] = append(cpuRatios[i], cr.cpuUs/rr.cpuUs)
-			fmt.Printf("| %s | %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %.3f | %.3f | %.1f | %.1f |\n",
-				name, first, rr.rps, cr.rps, cr.rps/rr.rps, rr.p50, cr.p50, rr.p99, cr.p99, rr.cpuUs, cr.cpuUs)
+			m := &med[i]
+			m.ratio = append(m.ratio, cr.rps/rr.rps)
+			m.ofFloor = append(m.ofFloor, cr.rps/fr.rps)
+			m.cpu = append(m.cpu, cr.cpuUs/rr.cpuUs)
+			fmt.Printf("| %s | %s | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f, %.1f, %.1f |\n",
+				name, servers[0].name, rr.rps, fr.rps, cr.rps, cr.rps/rr.rps, cr.rps/fr.rps,
+				rr.p50, fr.p50, cr.p50, rr.p99, cr.p99, rr.cpuUs, fr.cpuUs, cr.cpuUs)
 		}
 	}
 	if rounds > 1 {
-		fmt.Printf("\n| run | median ratio of %d | min | max | CPU per request, coppice over redis: median (min-max) |\n|---|---|---|---|---|\n", rounds)
+		fmt.Printf("\n| run | ratio: median of %d (min-max) | coppice / floor | CPU per request, coppice over redis |\n|---|---|---|---|\n", rounds)
 		for i, r := range runs {
-			med, lo, hi := benchkit.Spread(ratios[i])
-			cmed, clo, chi := benchkit.Spread(cpuRatios[i])
-			fmt.Printf("| %s | %.2fx | %.2fx | %.2fx | %.2fx (%.2f-%.2f) |\n", r.name, med, lo, hi, cmed, clo, chi)
+			spread := func(v []float64) string {
+				m, lo, hi := benchkit.Spread(v)
+				return fmt.Sprintf("%.2fx (%.2f-%.2f)", m, lo, hi)
+			}
+			fmt.Printf("| %s | %s | %s | %s |\n", r.name, spread(med[i].ratio), spread(med[i].ofFloor), spread(med[i].cpu))
 		}
 	}
 	if profile != "" && profileRun == "all" {
@@ -454,11 +490,21 @@ func (p *proc) stop() {
 	}
 }
 
+// handedOut holds the ports freePort gave, so that it never gives one
+// twice: a port closed after probing can come back from the next probe.
+var handedOut = map[string]bool{}
+
 func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+		if !handedOut[port] {
+			handedOut[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
