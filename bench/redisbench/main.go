@@ -14,10 +14,16 @@
 // (user and system, from /proc), which moves far less with the machine's
 // load than the request rates do.
 //
+// A third server runs in every row, the floor (floor.go): coppice's own
+// client port and command code on in-memory shards whose writes are
+// answered after a group-committed fdatasync, with no Raft, Pebble or
+// actors. "coppice / floor" is what the node's storage and replication
+// cost; the floor's own distance to Redis is Go's and the client port's.
+//
 // Each row runs redis-benchmark once against each server; which server
-// goes first alternates from row to row (the "first" column), to spread
-// drift; with -rounds, the order also alternates from round to round, and
-// the program ends with each row's median ratio. A redis-benchmark run
+// goes first rotates from row to row (the "first" column), to spread
+// drift; with -rounds, the order also rotates from round to round, and
+// the program ends with each row's median ratios. A redis-benchmark run
 // that fails or reports an error from the server (redis-benchmark 7 exits
 // on the first one) stops the program with its output.
 //
