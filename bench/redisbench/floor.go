@@ -56,7 +56,7 @@ type floorBackend struct {
 }
 
 func newFloorBackend(f *os.File, shards int) *floorBackend {
-	b := &floorBackend{log: &groupLog{f: f}, failed: make(chan error, 1)}
+	b := &floorBackend{log: &groupLog{f: f, open: newBatch()}, failed: make(chan error, 1)}
 	b.log.cond = sync.NewCond(&b.log.mu)
 	for range shards {
 		b.shards = append(b.shards, &memShard{m: map[string][]byte{}})
@@ -78,9 +78,9 @@ func (b *floorBackend) Propose(shard int, cmd *messages.Command) server.Pending 
 	s := b.shards[shard]
 	s.mu.Lock()
 	r := kv.Exec(s, cmd)
-	seq := b.log.append(rec)
+	batch := b.log.append(rec)
 	s.mu.Unlock()
-	return &floorWrite{log: b.log, seq: seq, r: r}
+	return &floorWrite{batch: batch, r: r}
 }
 
 func (b *floorBackend) Read(shard int, cmd *messages.Command) server.Pending {
@@ -103,68 +103,70 @@ type floorDone struct{ r *messages.Reply }
 func (d floorDone) Wait() *messages.Reply { return d.r }
 
 type floorWrite struct {
-	log *groupLog
-	seq uint64
-	r   *messages.Reply
+	batch *logBatch
+	r     *messages.Reply
 }
 
 func (w *floorWrite) Wait() *messages.Reply {
-	if err := w.log.wait(w.seq); err != nil {
-		return floorError(err)
+	<-w.batch.done
+	if w.batch.err != nil {
+		return floorError(w.batch.err)
 	}
 	return w.r
 }
 
-// groupLog appends records to one file; one goroutine writes what has
-// gathered and syncs it, while the next records gather.
+// groupLog appends records to one file; one goroutine writes the batch
+// that has gathered and syncs it, while the next batch gathers. Each
+// writer waits for its own batch only.
 type groupLog struct {
-	f      *os.File
-	mu     sync.Mutex
-	cond   *sync.Cond
-	buf    []byte
-	queued uint64 // records appended
-	synced uint64 // records written and synced
-	err    error
+	f    *os.File
+	mu   sync.Mutex
+	cond *sync.Cond // signalled when the open batch gets its first record
+	open *logBatch
 }
 
-func (l *groupLog) append(rec []byte) uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = fmt.Appendf(l.buf, "%d\n", len(rec))
-	l.buf = append(l.buf, rec...)
-	l.queued++
-	l.cond.Broadcast()
-	return l.queued
+type logBatch struct {
+	buf  []byte
+	done chan struct{} // closed once buf is written and synced, or failed
+	err  error
 }
 
-func (l *groupLog) wait(seq uint64) error {
+func newBatch() *logBatch { return &logBatch{done: make(chan struct{})} }
+
+func (l *groupLog) append(rec []byte) *logBatch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.synced < seq && l.err == nil {
-		l.cond.Wait()
+	b := l.open
+	if len(b.buf) == 0 {
+		l.cond.Signal()
 	}
-	return l.err
+	b.buf = fmt.Appendf(b.buf, "%d\n", len(rec))
+	b.buf = append(b.buf, rec...)
+	return b
 }
 
 func (l *groupLog) run() error {
-	var out []byte
 	for {
 		l.mu.Lock()
-		for l.queued == l.synced {
+		for len(l.open.buf) == 0 {
 			l.cond.Wait()
 		}
-		out, l.buf = l.buf, out[:0]
-		upto := l.queued
+		b := l.open
+		l.open = newBatch()
 		l.mu.Unlock()
-		_, err := l.f.Write(out)
+		_, err := l.f.Write(b.buf)
 		if err == nil {
 			err = syscall.Fdatasync(int(l.f.Fd())) // as Redis's appendfsync always
 		}
-		l.mu.Lock()
-		l.synced, l.err = upto, err
-		l.cond.Broadcast()
-		l.mu.Unlock()
+		b.err = err
+		close(b.done)
 		if err != nil {
+			// Later writers would wait forever: fail the open batch
+			// too, and every one after it, by never resetting open.
+			l.mu.Lock()
+			l.open.err = err
+			close(l.open.done)
+			l.mu.Unlock()
 			return err
 		}
 	}
