@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -49,6 +50,7 @@ type raftActor struct {
 	applies    chan pendingApply
 	waiterDone chan struct{}
 	unwatch    func() // stops watchLeadership
+	termStart  termStart
 
 	reads     []replyTo
 	verifying bool
@@ -64,6 +66,28 @@ type raftActor struct {
 	// waiter; at maxInflight, proposals wait for one to finish and go
 	// together in the next entry.
 	inflight int
+}
+
+// termStart is where a leader's log stood when watchLeadership first saw
+// it leading in a term (status reports it; readiness waits for it).
+type termStart struct {
+	mu          sync.Mutex
+	term, index uint64
+}
+
+func (t *termStart) set(term, index uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.term != term {
+		t.term, t.index = term, index
+	}
+}
+
+// in returns the index recorded for term, and whether there is one.
+func (t *termStart) in(term uint64) (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.index, t.term == term
 }
 
 // applyDone reports that the waiter answered an entry's proposals; apps
@@ -283,7 +307,7 @@ func (a *raftActor) watchLeadership() {
 		}
 		return false
 	}
-	r, rt, shard, self, fsm, logs := a.r, a.rt, a.shard, raft.ServerID(a.rt.Name), a.fsm, a.logs
+	r, rt, shard, self, fsm, logs, start := a.r, a.rt, a.shard, raft.ServerID(a.rt.Name), a.fsm, a.logs, &a.termStart
 	ctx, cancel := context.WithCancel(context.Background())
 	var caughtUp uint64 // the last term in which the state machine caught up as sole leader
 	unwatch := watchRaft(r, keep, time.Second, func() {
@@ -295,6 +319,7 @@ func (a *raftActor) watchLeadership() {
 			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}})
 			return
 		}
+		start.set(r.CurrentTerm(), r.LastIndex())
 		sole := false
 		if f := r.GetConfiguration(); f.Error() == nil {
 			voters, selfVoter := 0, false
@@ -496,10 +521,17 @@ func (a *raftActor) leaderError(err error) (text, addr, id string) {
 }
 
 func (a *raftActor) status(to *actor.PID, withSizes bool) {
-	r, logs, fsm, snaps, shard, root := a.r, a.logs, a.fsm, a.snaps, a.shard, a.system.Root
+	r, logs, fsm, snaps, shard, root, start := a.r, a.logs, a.fsm, a.snaps, a.shard, a.system.Root, &a.termStart
 	go func() {
 		applied, _ := fsm.Applied()
 		reply := groupStatus(r, logs, uint32(shard), applied)
+		if reply.State == raft.Leader.String() {
+			// Until watchLeadership has seen this term, the whole log.
+			var ok bool
+			if reply.TermStartIndex, ok = start.in(reply.Term); !ok {
+				reply.TermStartIndex = reply.LastIndex
+			}
+		}
 		done, total := snaps.Receiving()
 		reply.SnapshotBytesDone, reply.SnapshotBytesTotal = uint64(done), uint64(total)
 		cs := fsm.CacheStats()

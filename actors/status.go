@@ -105,16 +105,19 @@ type Operation struct {
 
 // ShardStatus is one shard's Raft state on this node.
 type ShardStatus struct {
-	ID           int            `json:"id"`
-	Leader       string         `json:"leader"`
-	LeaderAddr   string         `json:"leader_addr,omitempty"`
-	State        string         `json:"state"` // leader, follower, candidate, shutdown; unknown if it did not answer
-	Term         uint64         `json:"term"`
-	FirstIndex   uint64         `json:"first_index"`
-	LastIndex    uint64         `json:"last_index"`
-	CommitIndex  uint64         `json:"commit_index"`
-	AppliedIndex uint64         `json:"applied_index"`
-	Members      []MemberStatus `json:"members"`
+	ID           int    `json:"id"`
+	Leader       string `json:"leader"`
+	LeaderAddr   string `json:"leader_addr,omitempty"`
+	State        string `json:"state"` // leader, follower, candidate, shutdown; unknown if it did not answer
+	Term         uint64 `json:"term"`
+	FirstIndex   uint64 `json:"first_index"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// TermStartIndex, on a leader, is where its log stood when it took
+	// the lead in this term: it is not ready before it has applied that.
+	TermStartIndex uint64         `json:"term_start_index,omitempty"`
+	Members        []MemberStatus `json:"members"`
 	// Error is set when the shard did not answer, or answered in part.
 	Error string `json:"error,omitempty"`
 	// FilterError is why the shard's key filter could not be built (its
@@ -177,6 +180,8 @@ func (s *ShardStatus) Ready() (ok bool, reason string) {
 		return false, "no leader"
 	case s.AppliedIndex < s.CommitIndex:
 		return false, fmt.Sprintf("applied index %d is behind commit index %d", s.AppliedIndex, s.CommitIndex)
+	case s.State == "leader" && s.AppliedIndex < s.TermStartIndex:
+		return false, fmt.Sprintf("leader catching up: applied index %d, its log was at %d when it took the lead", s.AppliedIndex, s.TermStartIndex)
 	}
 	return true, ""
 }
@@ -409,7 +414,7 @@ func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) S
 	s.Leader, s.LeaderAddr = r.LeaderId, r.LeaderAddr
 	s.State = strings.ToLower(r.State)
 	s.Term, s.FirstIndex, s.LastIndex = r.Term, r.FirstIndex, r.LastIndex
-	s.CommitIndex, s.AppliedIndex = r.CommitIndex, r.AppliedIndex
+	s.CommitIndex, s.AppliedIndex, s.TermStartIndex = r.CommitIndex, r.AppliedIndex, r.TermStartIndex
 	s.Error, s.FilterError = r.Error, r.FilterError
 	for _, m := range r.Configuration {
 		ms := MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage)}

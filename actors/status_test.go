@@ -46,6 +46,13 @@ func TestShardReadiness(t *testing.T) {
 		{actors.ShardStatus{CommitIndex: 5, AppliedIndex: 5}, "no leader"},
 		{actors.ShardStatus{Leader: "n1", CommitIndex: 5, AppliedIndex: 4}, "applied index 4 is behind commit index 5"},
 		{actors.ShardStatus{Leader: "n1", Error: "shard 0: status: timeout"}, "shard 0: status: timeout"},
+		// A leader just restarted: its commit index not yet moved, its
+		// store behind the log it had when it took the lead.
+		{actors.ShardStatus{Leader: "n1", State: "leader", AppliedIndex: 3, TermStartIndex: 5},
+			"leader catching up: applied index 3, its log was at 5 when it took the lead"},
+		{actors.ShardStatus{Leader: "n1", State: "leader", CommitIndex: 6, AppliedIndex: 6, TermStartIndex: 5}, ""},
+		// A follower's term start index means nothing.
+		{actors.ShardStatus{Leader: "n2", State: "follower", CommitIndex: 3, AppliedIndex: 3, TermStartIndex: 5}, ""},
 	} {
 		ok, why := tc.s.Ready()
 		if ok != (tc.want == "") || why != tc.want {

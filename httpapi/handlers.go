@@ -61,8 +61,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// readyz is 200 when every shard has a leader and has applied up to its
-// commit index; else 503 with the shards that are not ready and why.
+// readyz is 200 when every shard is ready (actors.ShardStatus.Ready: a
+// leader, applied up to the commit index and, on this node's own leaders,
+// up to where the log stood at the election); else 503 with the shards
+// that are not ready and why.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	st, err := s.gather(r.Context())
 	if err != nil {

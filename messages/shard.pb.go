@@ -424,10 +424,15 @@ type ShardStatusReply struct {
 	FilterSkips uint64 `protobuf:"varint,19,opt,name=filter_skips,json=filterSkips,proto3" json:"filter_skips,omitempty"`
 	// Whether the key filter is built (until it is, every lookup reads the
 	// store), and why its last build failed, if it did.
-	FilterReady   bool   `protobuf:"varint,20,opt,name=filter_ready,json=filterReady,proto3" json:"filter_ready,omitempty"`
-	FilterError   string `protobuf:"bytes,21,opt,name=filter_error,json=filterError,proto3" json:"filter_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FilterReady bool   `protobuf:"varint,20,opt,name=filter_ready,json=filterReady,proto3" json:"filter_ready,omitempty"`
+	FilterError string `protobuf:"bytes,21,opt,name=filter_error,json=filterError,proto3" json:"filter_error,omitempty"`
+	// On a leader: the last index of its log when it was first seen leading
+	// in this term. Those entries are committed with the term's first one,
+	// and a leader whose state machine has not yet applied them (after a
+	// restart, the store's unsynced tail) is not ready.
+	TermStartIndex uint64 `protobuf:"varint,22,opt,name=term_start_index,json=termStartIndex,proto3" json:"term_start_index,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ShardStatusReply) Reset() {
@@ -605,6 +610,13 @@ func (x *ShardStatusReply) GetFilterError() string {
 		return x.FilterError
 	}
 	return ""
+}
+
+func (x *ShardStatusReply) GetTermStartIndex() uint64 {
+	if x != nil {
+		return x.TermStartIndex
+	}
+	return 0
 }
 
 // CompactLog asks a shard's leader to snapshot now and keep only trailing
@@ -846,7 +858,7 @@ const file_shard_proto_rawDesc = "" +
 	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\",\n" +
 	"\vShardStatus\x12\x1d\n" +
 	"\n" +
-	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xdc\x05\n" +
+	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\x86\x06\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -875,7 +887,8 @@ const file_shard_proto_rawDesc = "" +
 	"cacheBytes\x12!\n" +
 	"\ffilter_skips\x18\x13 \x01(\x04R\vfilterSkips\x12!\n" +
 	"\ffilter_ready\x18\x14 \x01(\bR\vfilterReady\x12!\n" +
-	"\ffilter_error\x18\x15 \x01(\tR\vfilterError\"(\n" +
+	"\ffilter_error\x18\x15 \x01(\tR\vfilterError\x12(\n" +
+	"\x10term_start_index\x18\x16 \x01(\x04R\x0etermStartIndex\"(\n" +
 	"\n" +
 	"CompactLog\x12\x1a\n" +
 	"\btrailing\x18\x01 \x01(\x04R\btrailing\"H\n" +
