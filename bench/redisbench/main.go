@@ -102,7 +102,7 @@ func main() {
 	n := flag.Int("n", 100000, "requests per redis-benchmark run (one client: n/10)")
 	shards := flag.Int("shards", 4, "coppice shards")
 	profile := flag.String("profile", "", "write a CPU profile of the node to this file (see -profile-run)")
-	rounds := flag.Int("rounds", 1, "run every row this many times, alternating the order, and print the median ratios")
+	rounds := flag.Int("rounds", 1, "run every row this many times, rotating the order, and print the median ratios")
 	profileRun := flag.String("profile-run", "SET -c 50 -P 1", `the row whose node half is profiled, or "all" for the whole program`)
 	only := flag.String("only", "", "comma-separated rows to run (default: every row)")
 	floorAddr := flag.String("serve-floor", "", "(internal) serve the floor on this address, its log in -floor-dir")
