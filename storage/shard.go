@@ -39,6 +39,7 @@ var appliedKey = []byte("\x00applied")
 type Shard struct {
 	id     int
 	layout Layout
+	fs     vfs.FS // the store's file system: vfs.Default but in tests
 	exec   Executor
 	snaps  *SnapshotStore
 
@@ -56,13 +57,19 @@ type Shard struct {
 // OpenShard opens (or creates) shard id's Pebble store, with a read cache
 // of cacheBytes in front of it (0: none).
 func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int) (*Shard, error) {
-	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
-		cache: newRecordCache(cacheBytes), filter: newKeyFilter()}
-	dir := layout.KVDir(id)
-	if err := recoverSwap(dir); err != nil {
+	if err := recoverSwap(layout.KVDir(id)); err != nil {
 		return nil, err
 	}
-	db, err := openPebble(dir)
+	return openShard(vfs.Default, layout, id, exec, snaps, cacheBytes)
+}
+
+// openShard opens the shard's store on fs. Restore moves directories with
+// the os package, so only vfs.Default can restore a snapshot; tests of the
+// apply path cut power under a crashable in-memory fs.
+func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int) (*Shard, error) {
+	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
+		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fs: fs}
+	db, err := openPebble(fs, layout.KVDir(id))
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +84,12 @@ func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cache
 	return s, nil
 }
 
-func openPebble(dir string) (*pebble.DB, error) {
-	if err := mkdirAllSynced(vfs.Default, dir); err != nil {
+func openPebble(fs vfs.FS, dir string) (*pebble.DB, error) {
+	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
 	opts := &pebble.Options{
+		FS:           fs,
 		Logger:       quietLogger{},
 		MemTableSize: 32 << 20,
 	}
@@ -419,7 +427,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	if err := swapIn(kvDir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
-	db, err := openPebble(kvDir)
+	db, err := openPebble(s.fs, kvDir)
 	if err != nil {
 		return err
 	}
