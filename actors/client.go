@@ -76,7 +76,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		// goroutine (the sender is a future). Peers' requests come here
 		// only while the transport cannot run them itself (forwarder).
 		to, root, b := ctx.Sender(), ctx.ActorSystem().Root, c.local
-		go func() { root.Send(to, b.runForwarded(m)) }()
+		go func() { root.Send(to, b.runForwarded(context.Background(), m)) }()
 	case *actor.Stopping:
 		c.rt.forwarder.Store(nil)
 		if c.srv != nil {
@@ -103,10 +103,11 @@ func newBackend(rt *Runtime, sys *actor.ActorSystem) *backend {
 func (b *backend) Shards() int { return b.rt.Shards }
 
 // runForwarded runs a command a peer forwarded to this node and waits for
-// its answer; NotApplied tells the peer it may try it again.
-func (b *backend) runForwarded(m *messages.Forward) *messages.ForwardReply {
+// its answer, or for ctx's end (the peer gave up, or its connection is
+// closing): NotApplied tells the peer it may try it again.
+func (b *backend) runForwarded(ctx context.Context, m *messages.Forward) *messages.ForwardReply {
 	reply := &messages.ForwardReply{}
-	p := b.forwarded(m)
+	p := b.forwarded(ctx, m)
 	if rp, ok := p.(retrying); ok {
 		reply.Reply, reply.NotApplied = rp.result()
 	} else {
@@ -115,14 +116,15 @@ func (b *backend) runForwarded(m *messages.Forward) *messages.ForwardReply {
 	return reply
 }
 
-// forwarded runs a command a peer forwarded to this node.
-func (b *backend) forwarded(m *messages.Forward) server.Pending {
+// forwarded runs a command a peer forwarded to this node; its waits end
+// with ctx.
+func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pending {
 	shard := int(m.Shard)
 	switch {
 	case shard < 0 || shard >= b.rt.Shards:
 		return ready{errReply(fmt.Sprintf("ERR shard %d does not exist (this node has %d)", shard, b.rt.Shards))}
 	case m.Scan != nil:
-		return b.Scan(shard, m.Scan)
+		return b.scan(ctx, shard, m.Scan)
 	case m.Command == nil:
 		return ready{errReply("ERR forwarded request without a command")}
 	case m.Write:
@@ -132,13 +134,17 @@ func (b *backend) forwarded(m *messages.Forward) server.Pending {
 		if limit, n := b.rt.MaxWriteBytes, kv.ArgsBytes(m.Command.Args); limit > 0 && n > limit {
 			return ready{errReply(fmt.Sprintf("ERR write of %d bytes is over the limit of %d bytes of node %s, the shard's leader (--max-write-mib)", n, limit, b.rt.Name))}
 		}
-		return b.Propose(shard, m.Command)
+		return b.propose(ctx, shard, m.Command)
 	}
-	return b.Read(shard, m.Command)
+	return b.readCommand(ctx, shard, m.Command)
 }
 
 func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
-	p := &proposal{b: b, shard: shard, cmd: cmd}
+	return b.propose(context.Background(), shard, cmd)
+}
+
+func (b *backend) propose(ctx context.Context, shard int, cmd *messages.Command) server.Pending {
+	p := &proposal{b: b, ctx: ctx, shard: shard, cmd: cmd}
 	p.issue()
 	return p
 }
@@ -173,6 +179,7 @@ func await(b *backend, p retrying) *messages.Reply {
 
 type proposal struct {
 	b     *backend
+	ctx   context.Context // a forwarded command's request: its end ends the wait
 	shard int
 	cmd   *messages.Command
 	ch    chan proto.Message
@@ -216,8 +223,8 @@ var answerTimers = sync.Pool{New: func() any {
 	return t
 }}
 
-// answer waits (bounded by timeout) for the one answer on ch.
-func answer(ch <-chan proto.Message, timeout time.Duration) (proto.Message, error) {
+// answer waits (bounded by timeout and ctx) for the one answer on ch.
+func answer(ctx context.Context, ch <-chan proto.Message, timeout time.Duration) (proto.Message, error) {
 	t := answerTimers.Get().(*time.Timer)
 	t.Reset(timeout)
 	defer func() {
@@ -229,6 +236,8 @@ func answer(ch <-chan proto.Message, timeout time.Duration) (proto.Message, erro
 		return m, nil
 	case <-t.C:
 		return nil, fmt.Errorf("no answer within %v", timeout)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("request ended: %w", context.Cause(ctx))
 	}
 }
 
@@ -238,9 +247,10 @@ func (p *proposal) result() (*messages.Reply, bool) {
 	if p.to.addr != "" {
 		return p.b.forward(p.shard, p.to.id, p.to.addr, &messages.Forward{Write: true, Command: p.cmd})
 	}
-	res, err := answer(p.ch, proposeTimeout+bytesTime(p.cmd))
+	res, err := answer(p.ctx, p.ch, proposeTimeout+bytesTime(p.cmd))
 	if err != nil {
-		// A timeout: the write may or may not have been applied.
+		// A timeout, or the request's end: the write may or may not
+		// have been applied.
 		return tryAgain(p.shard, err.Error()), false
 	}
 	pr, ok := res.(*messages.ProposeReply)
@@ -260,13 +270,21 @@ func (p *proposal) result() (*messages.Reply, bool) {
 }
 
 func (b *backend) Read(shard int, cmd *messages.Command) server.Pending {
-	return b.read(shard, &messages.Forward{Command: cmd}, func(r kv.Reader) *messages.Reply {
+	return b.readCommand(context.Background(), shard, cmd)
+}
+
+func (b *backend) readCommand(ctx context.Context, shard int, cmd *messages.Command) server.Pending {
+	return b.read(ctx, shard, &messages.Forward{Command: cmd}, func(r kv.Reader) *messages.Reply {
 		return kv.Read(r, cmd.Args, cmd.NowMs)
 	})
 }
 
 func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
-	return b.read(shard, &messages.Forward{Scan: req}, func(r kv.Reader) *messages.Reply {
+	return b.scan(context.Background(), shard, req)
+}
+
+func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) server.Pending {
+	return b.read(ctx, shard, &messages.Forward{Scan: req}, func(r kv.Reader) *messages.Reply {
 		keys, next, err := kv.Scan(r, req.After, int(req.Count), req.Match, req.Type, req.NowMs)
 		if err != nil {
 			return errReply("ERR " + err.Error())
@@ -286,13 +304,13 @@ func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
 
 // read runs fn on shard after a read barrier, or forwards fwd to the
 // shard's leader when this node does not lead it.
-func (b *backend) read(shard int, fwd *messages.Forward, fn func(r kv.Reader) *messages.Reply) server.Pending {
+func (b *backend) read(ctx context.Context, shard int, fwd *messages.Forward, fn func(r kv.Reader) *messages.Reply) server.Pending {
 	if b.rt.soleLeader(shard) || b.rt.Role == messages.Role_ROLE_READONLY {
 		// The only voter needs no barrier; a read-only node serves
 		// what it has applied (a stale read, by its role).
 		return ready{b.view(shard, fn)}
 	}
-	r := &read{b: b, shard: shard, fwd: fwd, fn: fn}
+	r := &read{b: b, ctx: ctx, shard: shard, fwd: fwd, fn: fn}
 	r.issue()
 	return r
 }
@@ -304,6 +322,7 @@ func (r ready) Wait() *messages.Reply { return r.r }
 
 type read struct {
 	b     *backend
+	ctx   context.Context // as proposal's
 	shard int
 	fwd   *messages.Forward
 	fn    func(r kv.Reader) *messages.Reply
@@ -327,7 +346,7 @@ func (r *read) result() (*messages.Reply, bool) {
 	if r.to.addr != "" {
 		return r.b.forward(r.shard, r.to.id, r.to.addr, r.fwd)
 	}
-	res, err := answer(r.ch, barrierTimeout)
+	res, err := answer(r.ctx, r.ch, barrierTimeout)
 	if err != nil {
 		return tryAgain(r.shard, err.Error()), true
 	}

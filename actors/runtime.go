@@ -99,7 +99,7 @@ type Runtime struct {
 	lead atomic.Pointer[[]atomic.Pointer[shardLead]]
 	// forwarder runs a client command a peer forwarded, while the client
 	// actor is up (it sets it when it starts and clears it when it stops).
-	forwarder   atomic.Pointer[func(*messages.Forward) *messages.ForwardReply]
+	forwarder   atomic.Pointer[func(context.Context, *messages.Forward) *messages.ForwardReply]
 	boundClient string
 }
 

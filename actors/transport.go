@@ -6,6 +6,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,7 +61,12 @@ func deliver(rt *Runtime, sys *actor.ActorSystem) transport.Handler {
 		// node CPU: docs/cluster-benchmarks.md).
 		if fwd, ok := msg.(*messages.Forward); ok && target == ClientPath {
 			if run := rt.forwarder.Load(); run != nil {
-				return (*run)(fwd), nil
+				// Bounded by the command's own timeouts, which grow
+				// with a write's bytes past the handler's deadline;
+				// ended early when the peer's connection goes.
+				ctx, stop := cancelOnly(ctx)
+				defer stop()
+				return (*run)(ctx, fwd), nil
 			}
 		}
 		if _, ok := sys.ProcessRegistry.GetLocal(target); !ok {
@@ -79,5 +85,20 @@ func deliver(rt *Runtime, sys *actor.ActorSystem) transport.Handler {
 			return nil, fmt.Errorf("%s answered %T, not a protobuf message", target, res)
 		}
 		return ans, nil
+	}
+}
+
+// cancelOnly returns a context that ends when parent is cancelled, but not
+// when parent's deadline passes.
+func cancelOnly(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		if !errors.Is(parent.Err(), context.DeadlineExceeded) {
+			cancel(context.Cause(parent))
+		}
+	})
+	return ctx, func() {
+		stop()
+		cancel(nil)
 	}
 }

@@ -55,7 +55,10 @@ func (e *RemoteError) Error() string {
 }
 
 // Handler answers a request for the actor at target on this node. It is
-// called on its own goroutine and must return within ctx.
+// called on its own goroutine and should return within ctx, which ends
+// after the Remote's timeout, when the requesting peer's connection
+// closes (its answer could not be sent), or on Close (which waits for the
+// handlers).
 type Handler func(ctx context.Context, target string, msg proto.Message) (proto.Message, error)
 
 // Remote sends requests to other nodes and serves theirs.
@@ -503,7 +506,13 @@ func (r *Remote) serve(nc net.Conn) {
 	rd, w := bufio.NewReader(nc), bufio.NewWriter(nc)
 	var wmu sync.Mutex
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// Answers go back on nc only: once it is closed (by the peer, or by
+	// Close), the handlers still running are cancelled.
+	conn, gone := context.WithCancelCause(r.handling)
+	defer func() {
+		gone(ErrConnLost)
+		wg.Wait()
+	}()
 	slots := make(chan struct{}, maxInFlight)
 	for {
 		req, err := readFrame(rd)
@@ -525,7 +534,7 @@ func (r *Remote) serve(nc net.Conn) {
 				nc.Close()
 				return
 			}
-			b, err := frame(r.answer(env))
+			b, err := frame(r.answer(conn, env))
 			if err != nil { // an answer too large to send: say so instead
 				b, err = frame(&messages.Envelope{Id: env.Id, Error: "transport: answer: " + err.Error()})
 			}
@@ -543,7 +552,7 @@ func (r *Remote) serve(nc net.Conn) {
 	}
 }
 
-func (r *Remote) answer(env *messages.Envelope) *messages.Envelope {
+func (r *Remote) answer(conn context.Context, env *messages.Envelope) *messages.Envelope {
 	ans := &messages.Envelope{Id: env.Id}
 	if env.Target == pingTarget {
 		return ans
@@ -557,7 +566,7 @@ func (r *Remote) answer(env *messages.Envelope) *messages.Envelope {
 		ans.Error = fmt.Sprintf("unknown message %s: %v", env.Body.TypeUrl, err)
 		return ans
 	}
-	ctx, cancel := context.WithTimeout(r.handling, r.timeout)
+	ctx, cancel := context.WithTimeout(conn, r.timeout)
 	defer cancel()
 	reply, err := r.handler(ctx, env.Target, msg)
 	if err == nil && reply != nil {

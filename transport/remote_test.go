@@ -319,3 +319,36 @@ func TestLargeFramesAreNotSilence(t *testing.T) {
 		}
 	}
 }
+
+// A handler's context ends when the requesting peer's connection closes:
+// its answer could not be sent, and Close waits for the handlers.
+func TestHandlerEndsWhenRequesterGoes(t *testing.T) {
+	arrived, ended := make(chan struct{}, 1), make(chan error, 1)
+	srv, _ := listen(t, func(ctx context.Context, target string, msg proto.Message) (proto.Message, error) {
+		arrived <- struct{}{}
+		<-ctx.Done()
+		ended <- context.Cause(ctx)
+		return nil, ctx.Err()
+	})
+	cliMux, cli := listen(t, echo)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go cli.Request(ctx, srv.Addr().String(), "x", wrapperspb.String("wait"))
+	select {
+	case <-arrived:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the request did not reach the handler within 3s")
+	}
+	cli.Close()
+	cliMux.Close()
+	// The handler's own deadline is 2s away: its end must come first,
+	// from the connection.
+	select {
+	case cause := <-ended:
+		if !errors.Is(cause, ErrConnLost) {
+			t.Fatalf("the handler ended with %v, want ErrConnLost", cause)
+		}
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatal("the handler still ran 1.5s after the requester's connection closed")
+	}
+}
