@@ -7,6 +7,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/resp"
 	"github.com/coppice-kv/coppice/server"
+	"github.com/coppice-kv/coppice/transport"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -251,7 +253,7 @@ func (p *proposal) result() (*messages.Reply, bool) {
 	if err != nil {
 		// A timeout, or the request's end: the write may or may not
 		// have been applied.
-		return tryAgain(p.shard, err.Error()), false
+		return ambiguous(p.shard, err.Error()), false
 	}
 	pr, ok := res.(*messages.ProposeReply)
 	switch {
@@ -260,7 +262,7 @@ func (p *proposal) result() (*messages.Reply, bool) {
 	case pr.Error == ErrNotLeader:
 		return p.b.forward(p.shard, pr.LeaderId, pr.LeaderAddr, &messages.Forward{Write: true, Command: p.cmd})
 	case pr.Error == ErrLeadershipLost:
-		return tryAgain(p.shard, "leadership lost: the write may or may not have been applied"), false
+		return ambiguous(p.shard, "leadership lost"), false
 	case pr.Error != "":
 		return errReply("ERR shard " + fmt.Sprint(p.shard) + ": " + pr.Error), false
 	case pr.Reply == nil:
@@ -375,7 +377,7 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 	}
 	remote, err := b.rt.Remote()
 	if err != nil {
-		return tryAgain(shard, err.Error()), !fwd.Write
+		return tryAgain(shard, err.Error()), true // not sent
 	}
 	fwd.Shard = uint32(shard)
 	timeout := proposeTimeout
@@ -386,9 +388,13 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	res, err := remote.Request(ctx, leaderAddr, ClientPath, fwd)
-	if err != nil {
+	switch {
+	case err == nil:
+	case !fwd.Write || errors.Is(err, transport.ErrNotSent):
+		return tryAgain(shard, fmt.Sprintf("leader %s: %v", leaderID, err)), true
+	default:
 		// A write that reached the leader may have been applied.
-		return tryAgain(shard, fmt.Sprintf("leader %s: %v", leaderID, err)), !fwd.Write
+		return ambiguous(shard, fmt.Sprintf("leader %s: %v", leaderID, err)), false
 	}
 	fr, ok := res.(*messages.ForwardReply)
 	if !ok || fr.Reply == nil {
@@ -410,9 +416,19 @@ func (b *backend) view(shard int, fn func(r kv.Reader) *messages.Reply) *message
 }
 
 // tryAgain is the retryable error a client gets while a shard has no
-// leader it can reach.
+// leader it can reach: the command was not applied.
 func tryAgain(shard int, why string) *messages.Reply {
 	return errReply(fmt.Sprintf("TRYAGAIN shard %d is not available: %s", shard, why))
+}
+
+// ambiguous is the error of a write whose outcome is not known: it reached
+// a leader that lost its leadership or did not answer in time, so it may
+// or may not have been applied. It is not TRYAGAIN, which Redis Cluster
+// clients retry on their own: retrying an INCR that was applied would
+// apply it twice. A client that knows its write is idempotent (SET) may
+// send it again.
+func ambiguous(shard int, why string) *messages.Reply {
+	return errReply(fmt.Sprintf("AMBIGUOUS shard %d: the write may or may not have been applied: %s", shard, why))
 }
 
 func errReply(s string) *messages.Reply {

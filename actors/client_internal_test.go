@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/transport"
+	"google.golang.org/protobuf/proto"
 )
 
 // A write's answer is waited for longer the more bytes it carries: a
@@ -39,10 +42,11 @@ func TestForwardedCommandEndsWithItsRequest(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		fwd            *messages.Forward
+		wantPrefix     string // a write's outcome is unknown; a read's is not
 		wantNotApplied bool
 	}{
-		{"write", &messages.Forward{Write: true, Command: &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}}, false},
-		{"read", &messages.Forward{Command: &messages.Command{Args: [][]byte{[]byte("GET"), []byte("k")}}}, true},
+		{"write", &messages.Forward{Write: true, Command: &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}}, "AMBIGUOUS ", false},
+		{"read", &messages.Forward{Command: &messages.Command{Args: [][]byte{[]byte("GET"), []byte("k")}}}, "TRYAGAIN ", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -51,8 +55,8 @@ func TestForwardedCommandEndsWithItsRequest(t *testing.T) {
 			go func() { done <- b.runForwarded(ctx, tc.fwd) }()
 			select {
 			case r := <-done:
-				if e := r.GetReply().GetError(); !strings.HasPrefix(e, "TRYAGAIN ") || !strings.Contains(e, "request ended") {
-					t.Errorf("reply %q, want TRYAGAIN naming the request's end", e)
+				if e := r.GetReply().GetError(); !strings.HasPrefix(e, tc.wantPrefix) || !strings.Contains(e, "request ended") {
+					t.Errorf("reply %q, want %snaming the request's end", e, tc.wantPrefix)
 				}
 				if r.NotApplied != tc.wantNotApplied {
 					t.Errorf("NotApplied %v, want %v", r.NotApplied, tc.wantNotApplied)
@@ -95,4 +99,85 @@ func TestCancelOnly(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("its parent's cancel did not end it within 2s")
 	}
+}
+
+// A command forwarded to a leader that never got it is safe to try again
+// (TRYAGAIN, retry); a write whose connection was lost after it went out
+// may have been applied (AMBIGUOUS, no retry: Redis Cluster clients retry
+// TRYAGAIN on their own); a read is always safe to try again.
+func TestForwardFailuresSayWhetherApplied(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoactorLogger(nil) }))
+	defer sys.Shutdown()
+	mux, err := transport.Listen("127.0.0.1:0", "", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	rt := &Runtime{Name: "n1", Shards: 1}
+	rt.remote = transport.NewRemote(mux, func(context.Context, string, proto.Message) (proto.Message, error) {
+		return nil, errors.New("n1 serves nothing here")
+	}, 2*time.Second)
+	defer rt.remote.Close()
+	b := newBackend(rt, sys)
+
+	// A leader whose connection goes once it holds the request.
+	arrived := make(chan struct{}, 2)
+	peerMux, err := transport.Listen("127.0.0.1:0", "", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := transport.NewRemote(peerMux, func(ctx context.Context, _ string, _ proto.Message) (proto.Message, error) {
+		arrived <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, 10*time.Second)
+	// An address nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := ln.Addr().String()
+	ln.Close()
+
+	set := &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}
+	get := &messages.Command{Args: [][]byte{[]byte("GET"), []byte("k")}}
+	type outcome struct {
+		reply *messages.Reply
+		retry bool
+	}
+	forward := func(addr string, fwd *messages.Forward) <-chan outcome {
+		out := make(chan outcome, 1)
+		go func() {
+			r, retry := b.forward(0, "n2", addr, fwd)
+			out <- outcome{r, retry}
+		}()
+		return out
+	}
+	check := func(name string, got <-chan outcome, wantPrefix string, wantRetry bool) {
+		t.Helper()
+		select {
+		case o := <-got:
+			if e := o.reply.GetError(); !strings.HasPrefix(e, wantPrefix) || o.retry != wantRetry {
+				t.Errorf("%s: %q, retry %v; want %s..., retry %v", name, e, o.retry, wantPrefix, wantRetry)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no outcome within 10s", name)
+		}
+	}
+	check("write to a dead address", forward(deadAddr, &messages.Forward{Write: true, Command: set}), "TRYAGAIN ", true)
+	check("read from a dead address", forward(deadAddr, &messages.Forward{Command: get}), "TRYAGAIN ", true)
+
+	write := forward(peerMux.Addr().String(), &messages.Forward{Write: true, Command: set})
+	read := forward(peerMux.Addr().String(), &messages.Forward{Command: get})
+	for range 2 {
+		select {
+		case <-arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the forwarded commands did not reach the leader within 5s")
+		}
+	}
+	peer.Close()
+	peerMux.Close()
+	check("write whose connection was lost", write, "AMBIGUOUS ", false)
+	check("read whose connection was lost", read, "TRYAGAIN ", true)
 }

@@ -41,10 +41,12 @@ const (
 	dialTimeout = 5 * time.Second
 )
 
-// Errors of remote messaging.
+// Errors of remote messaging. ErrNotSent wraps a request's failure before
+// any of it went out (no connection to the peer): the peer never saw it.
 var (
 	ErrFrameTooLarge = errors.New("transport: frame too large")
 	ErrConnLost      = errors.New("transport: connection lost")
+	ErrNotSent       = errors.New("transport: request not sent")
 )
 
 // RemoteError is a request the remote node could not deliver or answer.
@@ -144,7 +146,7 @@ func (r *Remote) Ping(ctx context.Context, addr string) error {
 func (r *Remote) roundTrip(ctx context.Context, addr string, env *messages.Envelope) (*messages.Envelope, error) {
 	c, err := r.conn(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 	}
 	ans, err := c.call(ctx, env)
 	if err != nil {

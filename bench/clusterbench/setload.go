@@ -15,13 +15,14 @@ import (
 // Go: each client has its own connection and sends one SET at a time. It
 // exists because redis-benchmark 7 exits on the first error reply, and a
 // join under load can cost a shard an election, which clients see as a
-// retryable TRYAGAIN: setLoad counts it, waits 10ms and goes on.
+// retryable TRYAGAIN, or as AMBIGUOUS for a SET caught in it: setLoad
+// counts them, waits 10ms and sends the same SET again (it is idempotent).
 type setLoad struct {
-	ok, tryagain, other, connErr atomic.Int64
-	next                         atomic.Int64 // the last key number taken, with a total
-	firstErr                     atomic.Value // string
-	stop                         atomic.Bool
-	wg                           sync.WaitGroup
+	ok, tryagain, ambiguous, other, connErr atomic.Int64
+	next                                    atomic.Int64 // the last key number taken, with a total
+	firstErr                                atomic.Value // string
+	stop                                    atomic.Bool
+	wg                                      sync.WaitGroup
 }
 
 // With total > 0, the clients write the keys load:1..load:total once each
@@ -77,6 +78,9 @@ func startSetLoad(addrs []string, clients, valueSize int, total int64) *setLoad 
 				case strings.HasPrefix(line, "-TRYAGAIN"):
 					l.tryagain.Add(1)
 					time.Sleep(10 * time.Millisecond)
+				case strings.HasPrefix(line, "-AMBIGUOUS"):
+					l.ambiguous.Add(1)
+					time.Sleep(10 * time.Millisecond)
 				default:
 					l.other.Add(1)
 					l.firstErr.CompareAndSwap(nil, strings.TrimSpace(line))
@@ -98,7 +102,8 @@ func (l *setLoad) finish() {
 }
 
 func (l *setLoad) errors() string {
-	s := fmt.Sprintf("TRYAGAIN %d, other error replies %d, connection errors %d", l.tryagain.Load(), l.other.Load(), l.connErr.Load())
+	s := fmt.Sprintf("TRYAGAIN %d, AMBIGUOUS %d, other error replies %d, connection errors %d",
+		l.tryagain.Load(), l.ambiguous.Load(), l.other.Load(), l.connErr.Load())
 	if e, ok := l.firstErr.Load().(string); ok {
 		s += ", first: " + e
 	}
