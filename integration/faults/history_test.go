@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,13 +103,14 @@ type workload struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
-	mu      sync.Mutex
-	history []porcupine.Operation
-	acked   map[string]string
-	setOK   int
-	setErr  int
-	getOK   int
-	getErr  int
+	mu         sync.Mutex
+	history    []porcupine.Operation
+	acked      map[string]string
+	setOK      int
+	setErr     int // failed, timed out or AMBIGUOUS: unknown
+	setRefused int // TRYAGAIN: not applied
+	getOK      int
+	getErr     int
 }
 
 // startWorkload starts perNode clients on each of nodes.
@@ -175,12 +177,18 @@ func (w *workload) client(id int, n *cnode, rng *rand.Rand) {
 				out.unknown, ret = true, math.MaxInt64
 			}
 			w.mu.Lock()
-			if err == nil {
+			switch {
+			case err == nil:
 				w.setOK++
-			} else {
+			case refused(err):
+				w.setRefused++
+			default:
 				w.setErr++
 			}
-			if !neverSent(err) {
+			// A SET that surely did not happen is left out: were it
+			// applied after all, a read of its value (written by no
+			// other SET) would fail the check.
+			if !neverSent(err) && !refused(err) {
 				w.history = append(w.history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
 			}
 			w.mu.Unlock()
@@ -193,6 +201,12 @@ func (w *workload) client(id int, n *cnode, rng *rand.Rand) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// refused reports the node's TRYAGAIN: the command was not applied (an
+// outcome it does not know is AMBIGUOUS).
+func refused(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "TRYAGAIN ")
 }
 
 // neverSent reports an error that says the command never left the client
@@ -213,7 +227,7 @@ func (w *workload) ops() int {
 func (w *workload) failures() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.setErr + w.getErr
+	return w.setErr + w.setRefused + w.getErr
 }
 
 // waitOps waits until at least more operations than now have succeeded:
@@ -245,8 +259,8 @@ func (w *workload) waitCount(what string, count func() int, more int, timeout ti
 func (w *workload) finish() {
 	close(w.stop)
 	w.wg.Wait()
-	w.t.Logf("workload: %d sets ok, %d sets failed or timed out (unknown), %d gets ok, %d gets failed, %d own keys acknowledged",
-		w.setOK, w.setErr, w.getOK, w.getErr, len(w.acked))
+	w.t.Logf("workload: %d sets ok, %d sets failed or timed out (unknown), %d sets refused (TRYAGAIN), %d gets ok, %d gets failed, %d own keys acknowledged",
+		w.setOK, w.setErr, w.setRefused, w.getOK, w.getErr, len(w.acked))
 }
 
 // check stops the workload and checks, once the cluster has healed: the
