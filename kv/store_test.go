@@ -4,78 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/coppice-kv/coppice/kv/kvmem"
 	"github.com/coppice-kv/coppice/messages"
 )
 
-// memStore is an in-memory Writer: a map, sorted when scanned.
-type memStore struct {
-	m map[string][]byte
-}
+// memStore is the in-memory Writer the engine's tests run on.
+type memStore = kvmem.Store
 
-func newMemStore() *memStore { return &memStore{m: map[string][]byte{}} }
-
-func (s *memStore) Get(key []byte) ([]byte, bool, error) {
-	v, ok := s.m[string(key)]
-	if !ok {
-		return nil, false, nil
-	}
-	return bytes.Clone(v), true, nil
-}
-
-func (s *memStore) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
-	var keys []string
-	for k := range s.m {
-		if k >= string(lower) && (upper == nil || k < string(upper)) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		// Hand out copies a callee may not keep, and scribble on them
-		// afterwards, to catch callers that keep them.
-		kb, vb := []byte(k), bytes.Clone(s.m[k])
-		more := fn(kb, vb)
-		for i := range kb {
-			kb[i] = '#'
-		}
-		for i := range vb {
-			vb[i] = '#'
-		}
-		if !more {
-			break
-		}
-	}
-	return nil
-}
-
-func (s *memStore) Set(key, value []byte) error {
-	if len(key) == 0 || key[0] == 0 {
-		return fmt.Errorf("memStore: engine wrote key %q", key)
-	}
-	s.m[string(key)] = bytes.Clone(value)
-	return nil
-}
-
-func (s *memStore) Delete(key []byte) error {
-	delete(s.m, string(key))
-	return nil
-}
-
-func (s *memStore) DeleteRange(lower, upper []byte) error {
-	for k := range s.m {
-		if k >= string(lower) && k < string(upper) {
-			delete(s.m, k)
-		}
-	}
-	return nil
-}
+func newMemStore() *memStore { return kvmem.New() }
 
 // pebbleStore runs the engine on a Pebble indexed batch, as a shard does.
 type pebbleStore struct {

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"sync"
 	"syscall"
 
 	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/kv/kvmem"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/server"
 	"google.golang.org/protobuf/proto"
@@ -59,7 +58,7 @@ func newFloorBackend(f *os.File, shards int) *floorBackend {
 	b := &floorBackend{log: &groupLog{f: f, open: newBatch()}, failed: make(chan error, 1)}
 	b.log.cond = sync.NewCond(&b.log.mu)
 	for range shards {
-		b.shards = append(b.shards, &memShard{m: map[string][]byte{}})
+		b.shards = append(b.shards, &memShard{Store: kvmem.New()})
 	}
 	go func() { b.failed <- b.log.run() }()
 	return b
@@ -172,50 +171,10 @@ func (l *groupLog) run() error {
 	}
 }
 
-// memShard is one shard's keys: kv.Writer on a map. Scan sorts the keys
-// it visits, which is slow and only for the few commands that scan
-// (DBSIZE, KEYS, FLUSHDB).
+// memShard is one shard's keys under a lock (kvmem.Store sorts the keys
+// it scans, which is slow and only for the few commands that scan:
+// DBSIZE, KEYS, FLUSHDB).
 type memShard struct {
 	mu sync.RWMutex
-	m  map[string][]byte
-}
-
-func (s *memShard) Get(key []byte) ([]byte, bool, error) {
-	v, ok := s.m[string(key)]
-	return bytes.Clone(v), ok, nil
-}
-
-func (s *memShard) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
-	var keys []string
-	for k := range s.m {
-		if k >= string(lower) && (upper == nil || k < string(upper)) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !fn([]byte(k), s.m[k]) {
-			break
-		}
-	}
-	return nil
-}
-
-func (s *memShard) Set(key, value []byte) error {
-	s.m[string(key)] = bytes.Clone(value)
-	return nil
-}
-
-func (s *memShard) Delete(key []byte) error {
-	delete(s.m, string(key))
-	return nil
-}
-
-func (s *memShard) DeleteRange(lower, upper []byte) error {
-	for k := range s.m {
-		if k >= string(lower) && (upper == nil || k < string(upper)) {
-			delete(s.m, k)
-		}
-	}
-	return nil
+	*kvmem.Store
 }
