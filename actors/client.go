@@ -388,13 +388,12 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	res, err := remote.Request(ctx, leaderAddr, ClientPath, fwd)
-	switch {
-	case err == nil:
-	case !fwd.Write || errors.Is(err, transport.ErrNotSent):
-		return tryAgain(shard, fmt.Sprintf("leader %s: %v", leaderID, err)), true
-	default:
-		// A write that reached the leader may have been applied.
-		return ambiguous(shard, fmt.Sprintf("leader %s: %v", leaderID, err)), false
+	if err != nil {
+		why := fmt.Sprintf("leader %s: %v", leaderID, err)
+		if fwd.Write && !errors.Is(err, transport.ErrNotSent) {
+			return ambiguous(shard, why), false // it reached the leader: it may have been applied
+		}
+		return tryAgain(shard, why), true
 	}
 	fr, ok := res.(*messages.ForwardReply)
 	if !ok || fr.Reply == nil {
