@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -379,13 +378,14 @@ func newStreamReader(dir, announceDir string) (io.ReadCloser, int64, error) {
 }
 
 // streamOf streams the files of m from dir, announcing announceDir; with
-// known, each file must match the checksum m has for it.
+// known, each file must match the checksum m has for it. The reader owns
+// m: it records in it each file's checksum as it reads the file.
 func streamOf(dir string, m *manifest, known bool, announceDir string) (*streamReader, int64, error) {
 	hdr, err := encodeHeader(announceDir, m.Files)
 	if err != nil {
 		return nil, 0, err
 	}
-	r := &streamReader{dir: dir, m: m, known: known, hdr: hdr, sums: make([]uint32, len(m.Files))}
+	r := &streamReader{dir: dir, m: m, known: known, hdr: hdr}
 	return r, int64(len(hdr)) + filesSize(m), nil
 }
 
@@ -494,7 +494,6 @@ type streamReader struct {
 	cur     *os.File
 	left    int64 // bytes of cur still to read
 	crc     uint32
-	sums    []uint32
 	trailer []byte // the rest of the current file's checksum, to send
 	tbuf    [crcLen]byte
 	ended   bool
@@ -554,23 +553,19 @@ func (s *streamReader) endFile() error {
 		return fmt.Errorf("%w: %s: checksum %08x, recorded %08x: damaged since it was first sent",
 			ErrBadSnapshot, f.Name, s.crc, f.CRC32C)
 	}
-	s.sums[s.next] = s.crc
+	s.m.Files[s.next].CRC32C = s.crc
 	s.next++
 	s.trailer = binary.BigEndian.AppendUint32(s.tbuf[:0], s.crc)
 	return nil
 }
 
-// end hands the checksums to sent, once.
+// end hands m, its checksums now all read, to sent, once.
 func (s *streamReader) end() {
 	if s.ended || s.sent == nil {
 		return
 	}
 	s.ended = true
-	m := &manifest{Files: slices.Clone(s.m.Files)}
-	for i := range m.Files {
-		m.Files[i].CRC32C = s.sums[i]
-	}
-	s.sent(m)
+	s.sent(s.m)
 }
 
 func (s *streamReader) Close() error {
