@@ -75,12 +75,15 @@ type termStart struct {
 	term, index uint64
 }
 
-func (t *termStart) set(term, index uint64) {
+// set records index for term unless one is recorded already, and returns
+// the one recorded.
+func (t *termStart) set(term, index uint64) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.term != term {
 		t.term, t.index = term, index
 	}
+	return t.index
 }
 
 // in returns the index recorded for term, and whether there is one.
@@ -319,7 +322,8 @@ func (a *raftActor) watchLeadership() {
 			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}})
 			return
 		}
-		start.set(r.CurrentTerm(), r.LastIndex())
+		term := r.CurrentTerm()
+		first := start.set(term, r.LastIndex())
 		sole := false
 		if f := r.GetConfiguration(); f.Error() == nil {
 			voters, selfVoter := 0, false
@@ -331,9 +335,12 @@ func (a *raftActor) watchLeadership() {
 			}
 			sole = voters == 1 && selfVoter
 		}
-		if term := r.CurrentTerm(); sole && caughtUp != term {
+		if sole && caughtUp != term {
+			// The same wait as readiness's: the log as it stood when
+			// this term's lead was first seen (later writes are
+			// answered only once applied).
 			rt.setLead(shard, shardLead{}) // reads take the barrier meanwhile
-			if catchUp(ctx, fsm, logs, r.LastIndex()) != nil || r.State() != raft.Leader || r.CurrentTerm() != term {
+			if catchUp(ctx, fsm, logs, first) != nil || r.State() != raft.Leader || r.CurrentTerm() != term {
 				return // tried again on the next change or tick
 			}
 			caughtUp = term
