@@ -29,6 +29,16 @@ func listen(t *testing.T, h Handler) (*Mux, *Remote) {
 	return m, r
 }
 
+// reached waits (up to 3s) for a handler's signal that a request is in it.
+func reached(t *testing.T, arrived <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-arrived:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("%s did not reach the server's handler within 3s", what)
+	}
+}
+
 func echo(ctx context.Context, target string, msg proto.Message) (proto.Message, error) {
 	switch m := msg.(type) {
 	case *wrapperspb.StringValue:
@@ -111,11 +121,7 @@ func TestRemoteFailsFastWhenPeerGoes(t *testing.T) {
 	}()
 	// Take the server away once the request is in its handler (polling
 	// the connections served did not wait: the first request's is open).
-	select {
-	case <-arrived:
-	case <-time.After(3 * time.Second):
-		t.Fatal("the slow request did not reach the server within 3s")
-	}
+	reached(t, arrived, "the slow request")
 	srvRemote.Close()
 	srv.Close()
 	select {
@@ -334,11 +340,7 @@ func TestHandlerEndsWhenRequesterGoes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	go cli.Request(ctx, srv.Addr().String(), "x", wrapperspb.String("wait"))
-	select {
-	case <-arrived:
-	case <-time.After(3 * time.Second):
-		t.Fatal("the request did not reach the handler within 3s")
-	}
+	reached(t, arrived, "the request")
 	cli.Close()
 	cliMux.Close()
 	// The handler's own deadline is 2s away: its end must come first,
