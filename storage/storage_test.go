@@ -143,14 +143,7 @@ func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
 	// Stream it to another node's store, as InstallSnapshot does.
 	t2, snaps2 := openTestShard(t, t.TempDir())
 	defer t2.Close()
-	meta, rc, err := snaps.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := snaps2.Create(1, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta, rc, sink := openTransfer(t, snaps, snaps2, id)
 	// Half the stream in: the receiving store reports its progress.
 	half, err := io.CopyN(sink, rc, meta.Size/2)
 	if err != nil {
@@ -252,14 +245,7 @@ func TestCancelledSnapshotLeavesNothingOpen(t *testing.T) {
 		}
 		return open
 	}
-	meta, rc, err := snaps.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := snaps2.Create(1, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta, rc, sink := openTransfer(t, snaps, snaps2, id)
 	if _, err := io.CopyN(sink, rc, meta.Size/2); err != nil {
 		t.Fatal(err)
 	}
@@ -322,15 +308,8 @@ func restoreFrom(t *testing.T, snaps *SnapshotStore, id string, s *Shard) {
 // InstallSnapshot does, and returns the receiving sink's Close error.
 func sendSnapshot(t *testing.T, from, to *SnapshotStore, id string) (string, error) {
 	t.Helper()
-	meta, rc, err := from.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta, rc, sink := openTransfer(t, from, to, id)
 	defer rc.Close()
-	sink, err := to.Create(1, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n, err := io.Copy(sink, rc)
 	if err != nil {
 		sink.Cancel()
@@ -340,6 +319,22 @@ func sendSnapshot(t *testing.T, from, to *SnapshotStore, id string) (string, err
 		t.Fatalf("stream of %d bytes, meta says %d", n, meta.Size)
 	}
 	return sink.ID(), sink.Close()
+}
+
+// openTransfer opens snapshot id of from and a sink for it in to, as
+// InstallSnapshot does on either side.
+func openTransfer(t *testing.T, from, to *SnapshotStore, id string) (*raft.SnapshotMeta, io.ReadCloser, raft.SnapshotSink) {
+	t.Helper()
+	meta, rc, err := from.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := to.Create(1, meta.Index, meta.Term, meta.Configuration, meta.ConfigurationIndex, nil)
+	if err != nil {
+		rc.Close()
+		t.Fatal(err)
+	}
+	return meta, rc, sink
 }
 
 // damageCopiedFile flips a byte of a file of the checkpoint in dir that
