@@ -29,14 +29,23 @@ func listen(t *testing.T, h Handler) (*Mux, *Remote) {
 	return m, r
 }
 
+// within receives from ch, or fails the test ("<what> within <d>") if
+// nothing comes in d.
+func within[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("no %s within %v", what, d)
+		panic("unreachable")
+	}
+}
+
 // reached waits (up to 3s) for a handler's signal that a request is in it.
 func reached(t *testing.T, arrived <-chan struct{}, what string) {
 	t.Helper()
-	select {
-	case <-arrived:
-	case <-time.After(3 * time.Second):
-		t.Fatalf("%s did not reach the server's handler within 3s", what)
-	}
+	within(t, arrived, 3*time.Second, what+" in the server's handler")
 }
 
 func echo(ctx context.Context, target string, msg proto.Message) (proto.Message, error) {
@@ -124,13 +133,8 @@ func TestRemoteFailsFastWhenPeerGoes(t *testing.T) {
 	reached(t, arrived, "the slow request")
 	srvRemote.Close()
 	srv.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrConnLost) {
-			t.Fatalf("got %v, want ErrConnLost", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("a request to a closed peer did not fail within 3s")
+	if err := within(t, done, 3*time.Second, "failure of a request to a closed peer"); !errors.Is(err, ErrConnLost) {
+		t.Fatalf("got %v, want ErrConnLost", err)
 	}
 	if _, err := cli.Request(ctx, addr, "x", wrapperspb.String("hi")); err == nil {
 		t.Fatal("a request to a closed peer succeeded")
@@ -345,12 +349,7 @@ func TestHandlerEndsWhenRequesterGoes(t *testing.T) {
 	cliMux.Close()
 	// The handler's own deadline is 2s away: its end must come first,
 	// from the connection.
-	select {
-	case cause := <-ended:
-		if !errors.Is(cause, ErrConnLost) {
-			t.Fatalf("the handler ended with %v, want ErrConnLost", cause)
-		}
-	case <-time.After(1500 * time.Millisecond):
-		t.Fatal("the handler still ran 1.5s after the requester's connection closed")
+	if cause := within(t, ended, 1500*time.Millisecond, "end of the handler after the requester's connection closed"); !errors.Is(cause, ErrConnLost) {
+		t.Fatalf("the handler ended with %v, want ErrConnLost", cause)
 	}
 }
