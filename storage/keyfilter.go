@@ -1,6 +1,10 @@
 package storage
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -224,4 +228,114 @@ func (f *keyFilter) state() (ready bool, failed error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.ready, f.failed
+}
+
+// keyFilterFile is the key filter a checkpoint carries: a receiver of the
+// snapshot starts with it ready instead of reading its whole store to
+// build one (that pass decompresses every value: seconds of CPU per GiB).
+const keyFilterFile = "COPPICE-KEYFILTER"
+
+// keyFilterMagic opens keyFilterFile: the encoding's version, and the
+// filter's parameters (bits per key, hashes), which a reader must share.
+const keyFilterMagic = "COPPICE-KEYFILTER-1 10 7\n"
+
+// readyGen is f's generation and whether it is ready.
+func (f *keyFilter) readyGen() (gen uint64, ready bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.gen, f.ready
+}
+
+// encode is f as keyFilterFile holds it, if f is ready and still of
+// generation gen: a filter ready at some moment and not cleared since
+// holds every key the store held at that moment (it only ever adds).
+func (f *keyFilter) encode(gen uint64) ([]byte, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if !f.ready || f.gen != gen {
+		return nil, false
+	}
+	b := []byte(keyFilterMagic)
+	for _, v := range []int{f.room, f.added, f.built, len(f.layers)} {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	for _, l := range f.layers {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, w := range l {
+			b = binary.LittleEndian.AppendUint64(b, w)
+		}
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), true
+}
+
+// decodedFilter is a keyFilterFile's content.
+type decodedFilter struct {
+	layers             [][]uint64
+	room, added, built int
+}
+
+// decodeKeyFilter reads what encode wrote, checking its checksum and every
+// length against the bytes there are (a damaged file allocates nothing
+// big and is refused).
+func decodeKeyFilter(b []byte) (*decodedFilter, error) {
+	if len(b) < len(keyFilterMagic)+crcLen || string(b[:len(keyFilterMagic)]) != keyFilterMagic {
+		return nil, errors.New("key filter file: not a filter of this version")
+	}
+	body := b[:len(b)-crcLen]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[len(body):]) {
+		return nil, errors.New("key filter file: checksum mismatch")
+	}
+	r := body[len(keyFilterMagic):]
+	next := func() (int, error) {
+		v, n := binary.Uvarint(r)
+		if n <= 0 || v > uint64(len(b))*8 {
+			return 0, errors.New("key filter file: bad number")
+		}
+		r = r[n:]
+		return int(v), nil
+	}
+	d := &decodedFilter{}
+	var layers int
+	for _, p := range []*int{&d.room, &d.added, &d.built, &layers} {
+		v, err := next()
+		if err != nil {
+			return nil, err
+		}
+		*p = v
+	}
+	if layers == 0 {
+		return nil, errors.New("key filter file: no layers")
+	}
+	for range layers {
+		words, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if words == 0 || words%8 != 0 || words*8 > len(r) {
+			return nil, fmt.Errorf("key filter file: a layer of %d words", words)
+		}
+		l := make([]uint64, words)
+		for i := range l {
+			l[i] = binary.LittleEndian.Uint64(r[i*8:])
+		}
+		r = r[words*8:]
+		d.layers = append(d.layers, l)
+	}
+	if len(r) != 0 {
+		return nil, fmt.Errorf("key filter file: %d bytes after the last layer", len(r))
+	}
+	return d, nil
+}
+
+// install makes d f's content, ready, unless f was cleared since
+// generation gen began (it reports whether it did).
+func (f *keyFilter) install(gen uint64, d *decodedFilter) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gen != gen {
+		return false
+	}
+	f.layers, f.room, f.added, f.built = d.layers, d.room, d.added, d.built
+	f.ready, f.failed = true, nil
+	return true
 }

@@ -1,8 +1,13 @@
 package storage
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -158,5 +163,169 @@ func TestKeyFilterBuildAndRestore(t *testing.T) {
 	}
 	if got, ok := readCached(t, s, "a00001"); !ok || got != "v" {
 		t.Fatalf("a00001 after the restore: %q %v", got, ok)
+	}
+}
+
+// A checkpoint carries the shard's ready key filter, and a restore from it
+// starts with that filter ready instead of reading the store: keys deleted
+// before the checkpoint are still in it (a build would drop them). A
+// damaged filter file costs a build; a filter that is not ready is not
+// carried.
+func TestRestoreTakesTheCheckpointsKeyFilter(t *testing.T) {
+	from, err := OpenShard(Layout{Dir: t.TempDir()}, 0, opsExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer from.Close()
+	waitFilterReady(t, from)
+	const kept, deleted = 1000, 200
+	var cmds [][]string
+	for i := range kept {
+		cmds = append(cmds, []string{"SET", fmt.Sprintf("k%04d", i), "v"})
+	}
+	for i := range deleted {
+		cmds = append(cmds, []string{"SET", fmt.Sprintf("d%04d", i), "v"})
+	}
+	from.ApplyBatch([]*raft.Log{opsEntry(t, 1, cmds...)})
+	cmds = nil
+	for i := range deleted {
+		cmds = append(cmds, []string{"DEL", fmt.Sprintf("d%04d", i)})
+	}
+	from.ApplyBatch([]*raft.Log{opsEntry(t, 2, cmds...)})
+	ckpt := t.TempDir() + "/ckpt"
+	if err := from.checkpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+
+	// mayHold counts the keys prefix0000.. the filter may hold.
+	mayHold := func(s *Shard, prefix string, n int) int {
+		held := 0
+		for i := range n {
+			if !s.filter.absent([]byte(fmt.Sprintf("%s%04d", prefix, i))) {
+				held++
+			}
+		}
+		return held
+	}
+	to, err := OpenShard(Layout{Dir: t.TempDir()}, 0, opsExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer to.Close()
+	waitFilterReady(t, to)
+	if err := to.RestoreDir(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if ready, _ := to.filter.state(); !ready {
+		t.Fatal("the filter is not ready once the restore returns: it was not taken from the checkpoint")
+	}
+	if n := mayHold(to, "k", kept); n != kept {
+		t.Fatalf("the carried filter holds %d of the store's %d keys", n, kept)
+	}
+	if n := mayHold(to, "d", deleted); n != deleted {
+		t.Fatalf("the carried filter holds %d of %d keys deleted before the checkpoint: it was rebuilt", n, deleted)
+	}
+	if n := mayHold(to, "never", 1000); n > 100 {
+		t.Fatalf("the carried filter may hold %d of 1000 keys never written", n)
+	}
+	if _, err := os.Stat(filepath.Join(to.layout.KVDir(0), keyFilterFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the filter file is in the restored store (it would go stale there): %v", err)
+	}
+	if got, ok := readCached(t, to, "k0007"); !ok || got != "v" {
+		t.Fatalf("k0007 after the restore: %q %v", got, ok)
+	}
+
+	// A damaged filter: the restore builds one from the store.
+	b, err := os.ReadFile(filepath.Join(ckpt, keyFilterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x10
+	if err := os.WriteFile(filepath.Join(ckpt, keyFilterFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := to.RestoreDir(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	waitFilterReady(t, to)
+	if n := mayHold(to, "k", kept); n != kept {
+		t.Fatalf("the built filter holds %d of the store's %d keys", n, kept)
+	}
+	if n := mayHold(to, "d", deleted); n > deleted/2 {
+		t.Fatalf("the filter built after a damaged one was refused holds %d of %d deleted keys", n, deleted)
+	}
+
+	// A filter that is not ready is not carried.
+	from.filter.reset()
+	ckpt2 := t.TempDir() + "/ckpt"
+	if err := from.checkpoint(ckpt2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(ckpt2, keyFilterFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a checkpoint taken while the filter was not ready carries one: %v", err)
+	}
+}
+
+// The filter file decodes to the filter encoded, and any damage (a flipped
+// bit, a cut, another version) is refused without a large allocation.
+func TestKeyFilterFileRefusesDamage(t *testing.T) {
+	f := newKeyFilter()
+	var keys [][]byte
+	for i := range 3 * filterFirstKeys / 2 { // two layers
+		keys = append(keys, fmt.Appendf(nil, "key%d", i))
+	}
+	gen := f.gen
+	if !f.addBuilt(gen, keys) {
+		t.Fatal("addBuilt refused")
+	}
+	f.finishBuild(gen, len(keys), nil)
+	if _, ok := f.encode(gen + 1); ok {
+		t.Fatal("encoded for a generation it is not")
+	}
+	b, ok := f.encode(gen)
+	if !ok {
+		t.Fatal("a ready filter was not encoded")
+	}
+	d, err := decodeKeyFilter(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.layers) != 2 || d.room != f.room || d.added != f.added || d.built != len(keys) {
+		t.Fatalf("decoded %d layers, room %d added %d built %d; encoded %d, %d, %d, %d",
+			len(d.layers), d.room, d.added, d.built, len(f.layers), f.room, f.added, len(keys))
+	}
+	g := newKeyFilter()
+	if !g.install(g.gen, d) {
+		t.Fatal("install refused")
+	}
+	for _, k := range keys {
+		if g.absent(k) {
+			t.Fatalf("%s was added; the decoded filter says absent", k)
+		}
+	}
+	if g.install(g.gen-1, d) {
+		t.Fatal("installed for a generation cleared since")
+	}
+
+	for _, bad := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"cut", b[:len(b)-1]},
+		{"header only", b[:len(keyFilterMagic)]},
+		{"another version", append([]byte("COPPICE-KEYFILTER-2"), b[len("COPPICE-KEYFILTER-1"):]...)},
+		{"a flipped bit", func() []byte { c := bytes.Clone(b); c[len(c)/3] ^= 4; return c }()},
+		{"a layer longer than the file", func() []byte {
+			c := []byte(keyFilterMagic)
+			for _, v := range []uint64{1, 0, 0, 1, 1 << 40} {
+				c = binary.AppendUvarint(c, v)
+			}
+			return binary.BigEndian.AppendUint32(c, crc32.Checksum(c, castagnoli))
+		}()},
+	} {
+		if _, err := decodeKeyFilter(bad.b); err == nil {
+			t.Errorf("%s: decoded", bad.name)
+		}
 	}
 }

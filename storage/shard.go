@@ -365,6 +365,7 @@ func (s *Shard) checkpoint(dir string) error {
 	if s.db == nil {
 		return ErrClosed
 	}
+	gen, ready := s.filter.readyGen()
 	// Flushing first keeps the checkpoint to hard links plus a near-empty
 	// WAL: what it copies is bounded by the memtable, whatever the data.
 	if err := s.db.Flush(); err != nil {
@@ -372,6 +373,17 @@ func (s *Shard) checkpoint(dir string) error {
 	}
 	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("storage: shard %d: checkpoint: %w", s.id, err)
+	}
+	// The key filter goes with it when it was ready before the checkpoint
+	// and is not cleared since: it then holds every key the checkpoint
+	// does. Otherwise the restore builds one.
+	if !ready {
+		return nil
+	}
+	if b, ok := s.filter.encode(gen); ok {
+		if err := writeFileAtomic(filepath.Join(dir, keyFilterFile), b); err != nil {
+			return fmt.Errorf("storage: shard %d: checkpoint: key filter: %w", s.id, err)
+		}
 	}
 	return nil
 }
@@ -407,6 +419,12 @@ func (s *Shard) RestoreDir(dir string) error {
 	kvDir := s.layout.KVDir(s.id)
 	next := kvDir + ".next"
 	os.RemoveAll(next)
+	// The filter the checkpoint carries, if any and intact; a damaged one
+	// only costs a build.
+	var carried *decodedFilter
+	if b, err := os.ReadFile(filepath.Join(dir, keyFilterFile)); err == nil {
+		carried, _ = decodeKeyFilter(b)
+	}
 	if err := linkTree(dir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
@@ -416,8 +434,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cache.reset()
-	gen := s.filter.reset()
-	defer func() { go s.buildFilter(gen) }() // after the swap: waits for mu
+	gen := s.filter.reset() // not ready: every key may be present
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
 			return fmt.Errorf("storage: shard %d: close before restore: %w", s.id, err)
@@ -434,6 +451,11 @@ func (s *Shard) RestoreDir(dir string) error {
 	s.db = db
 	index, term, err := readApplied(db)
 	s.setApplied(index, term)
+	// Applies wait for mu: no write comes between the swap and the filter.
+	if err == nil && carried != nil && s.filter.install(gen, carried) {
+		return nil
+	}
+	go s.buildFilter(gen) // waits for mu
 	return err
 }
 

@@ -787,8 +787,8 @@ func linkTree(src, dst string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
+		if !e.Type().IsRegular() || e.Name() == keyFilterFile {
+			continue // the filter is the restore's to read, not the store's
 		}
 		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
 		if strings.HasSuffix(e.Name(), ".sst") || strings.HasSuffix(e.Name(), ".blob") {

@@ -121,6 +121,7 @@ func persist(t *testing.T, s *Shard, snaps *SnapshotStore, index uint64) string 
 func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
 	s, snaps := openTestShard(t, t.TempDir())
 	defer s.Close()
+	waitFilterReady(t, s)
 	for i := uint64(1); i <= 50; i++ {
 		s.Apply(entry(t, i, 1, "k"+string(rune('a'+i%26)), string(rune('A'+i%26))))
 	}
@@ -164,9 +165,16 @@ func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
 	if done, total := snaps2.Receiving(); done != 0 || total != 0 {
 		t.Fatalf("receiving %d of %d after the transfer ended", done, total)
 	}
+	// The key filter went with the files.
+	if _, err := os.Stat(filepath.Join(snaps2.Dir(), sink.ID(), "ckpt", keyFilterFile)); err != nil {
+		t.Fatalf("the streamed snapshot has no key filter: %v", err)
+	}
 	restoreFrom(t, snaps2, sink.ID(), t2)
 	if got := get(t, t2, "kz"); got != "Z" {
 		t.Fatalf("streamed restore: kz = %q", got)
+	}
+	if ready, _ := t2.filter.state(); !ready || t2.filter.absent(append([]byte{1}, "kz"...)) {
+		t.Fatalf("after the streamed restore the filter is ready %v and holds kz %v", ready, !t2.filter.absent(append([]byte{1}, "kz"...)))
 	}
 }
 
