@@ -32,10 +32,15 @@ var appliedKey = []byte("\x00applied")
 // index and term they reflect, written in the same batch as the data. It
 // implements raft.FSM and raft.BatchingFSM.
 //
-// Commits do not fsync: the Raft log is the durable record, and whatever
-// Pebble loses in a crash is replayed from it (entries at or below the
-// applied index are skipped, so replay is safe). A snapshot flushes and syncs
-// Pebble's WAL before the Raft log behind it may be truncated.
+// Pebble runs without its WAL: the Raft log is the durable record, and
+// whatever Pebble loses in a crash (its memtables) is replayed from it
+// (entries at or below the applied index are skipped, so replay is safe).
+// What Pebble keeps is always a prefix of the log: the applied index is in
+// every batch. A snapshot flushes the memtables into sstables before the
+// Raft log behind it may be truncated, and Close flushes them so a restart
+// replays nothing. A WAL would write every value twice more on every node
+// (the WAL, then its copy in each checkpoint) for nothing the log does not
+// already give.
 type Shard struct {
 	id     int
 	layout Layout
@@ -92,6 +97,7 @@ func openPebble(fs vfs.FS, dir string) (*pebble.DB, error) {
 		FS:           fs,
 		Logger:       quietLogger{},
 		MemTableSize: 32 << 20,
+		DisableWAL:   true, // the Raft log is the WAL (Shard)
 	}
 	// Bloom filters in every table (lower levels inherit L0's): a Get of
 	// a key the key filter cannot rule out reads one table per level
@@ -177,14 +183,18 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 	return fn(s.reader())
 }
 
-// Close closes the Pebble store.
+// Close flushes the Pebble store's memtables (it has no WAL) and closes
+// it.
 func (s *Shard) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
 		return nil
 	}
-	err := s.db.Close()
+	err := s.db.Flush()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
 	s.db = nil
 	return err
 }
@@ -366,12 +376,14 @@ func (s *Shard) checkpoint(dir string) error {
 		return ErrClosed
 	}
 	gen, ready := s.filter.readyGen()
-	// Flushing first keeps the checkpoint to hard links plus a near-empty
-	// WAL: what it copies is bounded by the memtable, whatever the data.
+	// Flushing first puts everything applied so far into sstables, which
+	// the checkpoint hard-links: it copies only Pebble's small files,
+	// whatever the data. What is applied after the flush is not in it;
+	// the applied index it holds says so.
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("storage: shard %d: flush: %w", s.id, err)
 	}
-	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+	if err := s.db.Checkpoint(dir); err != nil {
 		return fmt.Errorf("storage: shard %d: checkpoint: %w", s.id, err)
 	}
 	// The key filter goes with it when it was ready before the checkpoint
