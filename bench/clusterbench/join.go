@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,7 +122,17 @@ func joinPart(c config, bin, work string) error {
 	}
 	n1 := nodes[0]
 	addrs := []string{nodes[0].client, nodes[1].client, nodes[2].client}
+	joinWork := work
+	if c.joinerWork != "" {
+		joinWork = filepath.Join(c.joinerWork, filepath.Base(work))
+		if err := os.MkdirAll(joinWork, 0o755); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("\n## a node joins a 3-node cluster holding %d MiB, vs cp -r\n\n", c.dataMiB)
+	if c.joinerWork != "" {
+		fmt.Printf("joining nodes' data dirs under %s\n\n", c.joinerDir)
+	}
 
 	// Load: distinct random keys (1e9 of them) with -value-kib values,
 	// through every node at once.
@@ -126,7 +140,7 @@ func joinPart(c config, bin, work string) error {
 	keys := c.dataMiB * 1024 / c.valueKiB
 	keys -= keys % 3
 	t0 := time.Now()
-	ld := startSetLoad(addrs, 24, valueBytes, int64(keys))
+	ld := startSetLoad(addrs, 24, valueBytes, c.values == "random", int64(keys))
 	lerr := waitFor(30*time.Minute, 100*time.Millisecond, "load", nil, func() error {
 		if n := ld.ok.Load(); n < int64(keys) {
 			return fmt.Errorf("%d of %d keys written", n, keys)
@@ -149,8 +163,8 @@ func joinPart(c config, bin, work string) error {
 	}
 	shardsDir := filepath.Join(n1.dataDir, "shards")
 	size := dirSize(shardsDir)
-	fmt.Printf("load: SET of %d distinct keys, %d-byte values, 24 clients over 3 nodes, one SET at a time each (%d MiB of values): %.1fs, %.1f MiB/s of values (%s); DBSIZE %s; n1's shards dir %.0f MiB\n\n",
-		keys, valueBytes, keys*c.valueKiB/1024, loadTime.Seconds(),
+	fmt.Printf("load: SET of %d distinct keys, %d-byte %s values, 24 clients over 3 nodes, one SET at a time each (%d MiB of values): %.1fs, %.1f MiB/s of values (%s); DBSIZE %s; n1's shards dir %.0f MiB\n\n",
+		keys, valueBytes, c.values, keys*c.valueKiB/1024, loadTime.Seconds(),
 		float64(keys*c.valueKiB/1024)/loadTime.Seconds(), ld.errors(), strings.TrimPrefix(dbsize, ":"), mib(size))
 
 	// (a) cp -r of n1's shard dirs, plus sync.
@@ -169,16 +183,20 @@ func joinPart(c config, bin, work string) error {
 	}
 
 	// Writes with no join going on: -write-secs after a 1s warm-up.
-	measure := func(l *setLoad, during func() error) (n int64, secs float64, per []int64, err error) {
+	// Each node's journal syncs are read around it too (syncs).
+	measure := func(l *setLoad, syncs *string, during func() error) (n int64, secs float64, per []int64, err error) {
 		time.Sleep(time.Second)
 		sm := sample(l)
+		js0 := journalSyncs(nodes)
 		n0, t0 := l.ok.Load(), time.Now()
 		err = during()
 		n, secs = l.ok.Load()-n0, time.Since(t0).Seconds()
+		*syncs = syncsSince(js0, journalSyncs(nodes), secs)
 		return n, secs, sm.finish(), err
 	}
-	bl := startSetLoad([]string{n1.client}, 20, 64, 0)
-	bn, bs, bper, _ := measure(bl, func() error { time.Sleep(time.Duration(c.writeSecs) * time.Second); return nil })
+	bl := startSetLoad([]string{n1.client}, 20, 64, false, 0)
+	var bsyncs, dsyncs string
+	bn, bs, bper, _ := measure(bl, &bsyncs, func() error { time.Sleep(time.Duration(c.writeSecs) * time.Second); return nil })
 	bl.finish()
 
 	// (b)+(c) n4 joins while the same writes go on.
@@ -186,9 +204,9 @@ func joinPart(c config, bin, work string) error {
 	var events []string
 	var use4 string
 	var n4 *node
-	dl := startSetLoad([]string{n1.client}, 20, 64, 0)
-	dn, ds, dper, err := measure(dl, func() (err error) {
-		joinTime, events, use4, n4, err = joinWatch(bin, work, "n4", c.joinShards, n1, nodes, c.joinTO)
+	dl := startSetLoad([]string{n1.client}, 20, 64, false, 0)
+	dn, ds, dper, err := measure(dl, &dsyncs, func() (err error) {
+		joinTime, events, use4, n4, err = joinWatch(bin, joinWork, "n4", c.joinShards, n1, nodes, c.joinTO)
 		return err
 	})
 	dl.finish()
@@ -205,7 +223,7 @@ func joinPart(c config, bin, work string) error {
 	var events5 []string
 	var use5 string
 	if c.secondJoin {
-		if join5, events5, use5, _, err = joinWatch(bin, work, "n5", c.joinShards, n1, append(slices.Clone(nodes), n4), c.joinTO); err != nil {
+		if join5, events5, use5, _, err = joinWatch(bin, joinWork, "n5", c.joinShards, n1, append(slices.Clone(nodes), n4), c.joinTO); err != nil {
 			return err
 		}
 	}
@@ -227,6 +245,7 @@ func joinPart(c config, bin, work string) error {
 	fmt.Printf("| while n4 syncs (start to voter everywhere + member) | %d | %.1f | %.0f | %.2fx | ≥ 0.5x | %s |\n", dn, ds, drps, drps/brps, yesNo(drps >= 0.5*brps))
 	fmt.Printf("\nerrors, no join: %s\nerrors, during n4's join: %s\n", bl.errors(), dl.errors())
 	fmt.Printf("acknowledged writes per second, no join: %v\nacknowledged writes per second, during n4's join: %v\n", bper, dper)
+	fmt.Printf("journal syncs (each a write and an fdatasync), no join: %s\njournal syncs during n4's join: %s\n", bsyncs, dsyncs)
 	fmt.Printf("\nn4's syncs as n1's /v1/status showed them (first seen):\n")
 	for _, e := range events {
 		fmt.Println("    " + e)
@@ -245,4 +264,53 @@ func joinPart(c config, bin, work string) error {
 	}
 	fmt.Printf("data check after n4's join: %s\n", check)
 	return nil
+}
+
+// journalSync is a node's journal syncs so far and their total time, from
+// its coppice_raftlog_sync_seconds histogram.
+type journalSync struct {
+	count float64
+	secs  float64
+}
+
+// journalSyncs reads each node's journal sync counters; a node it cannot
+// read is left out.
+func journalSyncs(nodes []*node) map[string]journalSync {
+	hc := http.Client{Timeout: 5 * time.Second}
+	out := map[string]journalSync{}
+	for _, n := range nodes {
+		resp, err := hc.Get("http://" + n.http + "/metrics")
+		if err != nil {
+			continue
+		}
+		var js journalSync
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			name, value, ok := strings.Cut(sc.Text(), " ")
+			v, err := strconv.ParseFloat(value, 64)
+			switch {
+			case !ok || err != nil:
+			case name == "coppice_raftlog_sync_seconds_count":
+				js.count = v
+			case name == "coppice_raftlog_sync_seconds_sum":
+				js.secs = v
+			}
+		}
+		resp.Body.Close()
+		out[n.name] = js
+	}
+	return out
+}
+
+// syncsSince formats, node by node, the journal syncs per second and their
+// mean time between two readings secs apart: what every write waited for.
+func syncsSince(before, after map[string]journalSync, secs float64) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(after)) {
+		b, ok := before[name]
+		if d := after[name].count - b.count; ok && d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f/s of %.2f ms", name, d/secs, 1000*(after[name].secs-b.secs)/d))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

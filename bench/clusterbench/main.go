@@ -28,8 +28,9 @@
 // row's median ratio.
 //
 // Part "join": a 3-node cluster with -join-shards shards is loaded with
-// about -data-mib MiB (redis-benchmark SET with -value-kib values to
-// distinct random keys, spread over the three nodes), then: `cp -r` of n1's
+// about -data-mib MiB (SET of -value-kib values, random bytes or with
+// -values repeated "xxx...", to distinct keys, spread over the three
+// nodes), then: `cp -r` of n1's
 // <data>/shards to a temp dir plus `sync` is timed; write throughput (SET
 // -c 20 -P 1 -d 64 -r 100000 to n1, from a Go client that retries
 // TRYAGAIN: redis-benchmark 7 exits on the first error reply, and a join
@@ -37,8 +38,10 @@
 // with no join going on; a 4th node is started with --join while those
 // writes go on, and timed until n1's /v1/status shows it a voter of every
 // shard and a member, the writes' rate over that time is the "during the
-// sync" figure; finally a 5th node joins with no writes, for the sync time
-// alone.
+// sync" figure, with each node's journal syncs (rate, mean time) in both
+// windows; finally a 5th node joins with no writes, for the sync time
+// alone. -joiner-dir puts the joining nodes' data dirs elsewhere (a tmpfs:
+// their writes then leave the disk the others sync to).
 //
 // Every process the program starts is stopped (SIGTERM, then SIGKILL after
 // 30s) and its temp dirs removed, also on SIGINT; every wait is bounded.
@@ -67,6 +70,9 @@ type config struct {
 	etcdAPI    string
 	dataMiB    int
 	valueKiB   int
+	values     string
+	joinerDir  string
+	joinerWork string // under joinerDir: the joining nodes' data dirs
 	joinShards int
 	writeSecs  int
 	joinTO     time.Duration
@@ -83,6 +89,8 @@ func main() {
 	flag.StringVar(&c.etcdAPI, "etcd-api", "grpc", "etcd part: grpc (native API) or gateway (JSON /v3/kv/put)")
 	flag.IntVar(&c.dataMiB, "data-mib", 1024, "join part: MiB of values to load before the join")
 	flag.IntVar(&c.valueKiB, "value-kib", 16, "join part: size of each loaded value, KiB")
+	flag.StringVar(&c.joinerDir, "joiner-dir", "", "join part: make the joining nodes' data dirs under this dir (default: beside the others). /dev/shm takes their writes off the disk the cluster's Raft logs sync to, as separate machines would")
+	flag.StringVar(&c.values, "values", "random", "join part: loaded values' bytes: random (incompressible) or repeated (\"xxx...\", which Pebble compresses ~20x)")
 	flag.IntVar(&c.joinShards, "join-shards", 4, "join part: coppice shards")
 	flag.IntVar(&c.writeSecs, "write-secs", 15, "join part: seconds of writes with no join, for the baseline rate")
 	flag.DurationVar(&c.joinTO, "join-timeout", 20*time.Minute, "join part: longest wait for a joining node")
@@ -99,7 +107,7 @@ func main() {
 		os.Exit(2)
 	}
 	if c.rounds < 1 || c.n < 30 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
-		(c.etcdAPI != "grpc" && c.etcdAPI != "gateway") {
+		(c.etcdAPI != "grpc" && c.etcdAPI != "gateway") || (c.values != "random" && c.values != "repeated") {
 		fmt.Fprintln(os.Stderr, "clusterbench: bad flag value (see -help)")
 		os.Exit(2)
 	}
@@ -114,12 +122,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "clusterbench:", err)
 		os.Exit(1)
 	}
+	if c.joinerDir != "" {
+		if c.joinerWork, err = os.MkdirTemp(c.joinerDir, "clusterbench-joiners-"); err != nil {
+			fmt.Fprintln(os.Stderr, "clusterbench: -joiner-dir:", err)
+			os.RemoveAll(work)
+			os.Exit(1)
+		}
+	}
 	cleanup := func() {
 		stopAll()
-		if c.logs != "" {
-			copyLogs(work, c.logs)
+		for _, w := range []string{work, c.joinerWork} {
+			if w == "" {
+				continue
+			}
+			if c.logs != "" {
+				copyLogs(w, c.logs)
+			}
+			os.RemoveAll(w)
 		}
-		os.RemoveAll(work)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)

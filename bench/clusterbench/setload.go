@@ -28,15 +28,24 @@ type setLoad struct {
 // With total > 0, the clients write the keys load:1..load:total once each
 // (a key that got an error is written again) and stop; otherwise random
 // keys among 100000, until finish. Client i uses addrs[i%len(addrs)].
-func startSetLoad(addrs []string, clients, valueSize int, total int64) *setLoad {
+// Values are valueSize bytes of "x" or, with random, random bytes of the
+// client's own (what a store compresses no more than a file copy does).
+func startSetLoad(addrs []string, clients, valueSize int, random bool, total int64) *setLoad {
 	l := &setLoad{}
-	value := strings.Repeat("x", valueSize)
 	for i := 0; i < clients; i++ {
 		addr := addrs[i%len(addrs)]
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
+			value := strings.Repeat("x", valueSize)
+			if random {
+				b := make([]byte, valueSize)
+				for j := range b {
+					b[j] = byte(rng.Uint32())
+				}
+				value = string(b)
+			}
 			var nc net.Conn
 			var r *bufio.Reader
 			key := ""
