@@ -157,7 +157,8 @@ func TestCopyCheaper(t *testing.T) {
 		{0, 1, 1000, 200 << 20, 600 << 20, true},      // replay 200 MiB costs as 800 MiB of copy
 		{0, 901, 1000, 100 << 20, 600 << 20, false},   // replay 100 MiB: as 400 MiB of copy
 		{900, 1, 1000, 1000 << 20, 600 << 20, false},  // a target with data replays
-		{0, 1, 1000, 1000 << 20, 32 << 20, false},     // a small shard replays
+		{0, 1, 1000, 1000 << 20, 32 << 20, true},      // compressed data: replay 1000 MiB, copy 32 MiB
+		{0, 1, 1000, 40 << 20, 8 << 20, false},        // replay 40 MiB: quick either way
 		{0, 1, 1000, 10 << 20, 600 << 20, false},      // small entries: replay 10 MiB
 		{1000, 1, 1000, 1000 << 20, 600 << 20, false}, // caught up
 		{0, 0, 0, 0, 0, false},                        // empty log
