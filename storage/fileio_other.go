@@ -8,8 +8,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// startWriteback does nothing here: the final fsync writes the file.
-func startWriteback(f *os.File, off, n int64) {}
+// writeback does nothing here: the final fsync writes the file.
+func writeback(f *os.File, doneOff, doneN, off, n int64) {}
 
 // preallocate leaves it to the file (vfs.File's Preallocate): here the
 // file may grow as it is written.

@@ -576,8 +576,8 @@ func (s *streamReader) Close() error {
 }
 
 // writebackBytes is how much of a received file is written before its
-// writeback is started (startWriteback).
-const writebackBytes = 8 << 20
+// writeback is started (writeback).
+const writebackBytes = 4 << 20
 
 // streamWriter writes a stream's files into dir as the bytes arrive,
 // checking each one against the checksum that follows it, which it records
@@ -593,8 +593,9 @@ type streamWriter struct {
 	sum     []byte // the checksum after the current file, as it arrives
 	written int64
 	// flushed is how much of the current file has been handed to the
-	// kernel's writeback (startWriteback).
-	flushed int64
+	// kernel's writeback, dropped how much of that is on the disk and out
+	// of the page cache (writeback).
+	flushed, dropped int64
 	// fileBytes counts every file byte written so far.
 	fileBytes int64
 	err       error
@@ -670,8 +671,8 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 				w.err = err
 				return 0, err
 			}
-			startWriteback(w.cur, w.flushed, w.written-w.flushed)
-			w.flushed = w.written
+			writeback(w.cur, w.dropped, w.flushed-w.dropped, w.flushed, w.written-w.flushed)
+			w.dropped, w.flushed = w.flushed, w.written
 		}
 	}
 	return total, nil
@@ -686,7 +687,7 @@ func (w *streamWriter) openNext() error {
 	if err != nil {
 		return err
 	}
-	w.cur, w.crc, w.sum, w.written, w.flushed = fh, 0, w.sum[:0], 0, 0
+	w.cur, w.crc, w.sum, w.written, w.flushed, w.dropped = fh, 0, w.sum[:0], 0, 0, 0
 	if w.bw == nil {
 		w.bw = bufio.NewWriterSize(fh, 1<<20)
 	} else {
@@ -702,6 +703,9 @@ func (w *streamWriter) closeCurrent() error {
 	err := w.bw.Flush()
 	if err == nil {
 		err = w.cur.Sync()
+	}
+	if err == nil {
+		writeback(w.cur, w.dropped, f.Size-w.dropped, 0, 0) // on the disk: drop the rest
 	}
 	if cerr := w.cur.Close(); err == nil {
 		err = cerr
