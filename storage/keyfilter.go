@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // keyFilter is a Bloom filter of every key a shard's store holds, so that
@@ -338,4 +341,74 @@ func (f *keyFilter) install(gen uint64, d *decodedFilter) bool {
 	f.layers, f.room, f.added, f.built = d.layers, d.room, d.added, d.built
 	f.ready, f.failed = true, nil
 	return true
+}
+
+// A shard's Close leaves its ready key filter in its store's dir, named
+// with the applied index it was taken at (keyFilterFile.<index>): the next
+// open takes it when the store is at that index, instead of reading every
+// key. The store's content at an index is the same whatever its history
+// (a restore of a snapshot at that index included), so the index alone
+// says the filter is whole. Open removes every such file it finds.
+
+// saveKeyFilter writes f, ready and of generation gen, into dir for
+// applied index index (temporary file, sync, rename, sync of dir).
+func saveKeyFilter(fs vfs.FS, dir string, f *keyFilter, gen, index uint64) error {
+	b, ok := f.encode(gen)
+	if !ok {
+		return nil
+	}
+	name := fs.PathJoin(dir, fmt.Sprintf("%s.%d", keyFilterFile, index))
+	tmp := name + ".tmp"
+	fh, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	_, err = fh.Write(b)
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, name)
+	}
+	if err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	return syncFSDir(fs, dir)
+}
+
+// takeKeyFilter reads the filter a Close left in dir for applied index
+// index, if there is one and it is intact, and removes every filter file
+// there (one for another index is stale).
+func takeKeyFilter(fs vfs.FS, dir string, index uint64) *decodedFilter {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil
+	}
+	var d *decodedFilter
+	want := fmt.Sprintf("%s.%d", keyFilterFile, index)
+	for _, n := range names {
+		if !strings.HasPrefix(n, keyFilterFile+".") {
+			continue
+		}
+		if n == want {
+			if b, err := readFSFile(fs, fs.PathJoin(dir, n)); err == nil {
+				d, _ = decodeKeyFilter(b)
+			}
+		}
+		fs.Remove(fs.PathJoin(dir, n))
+	}
+	return d
+}
+
+func readFSFile(fs vfs.FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

@@ -166,6 +166,41 @@ func TestKeyFilterBuildAndRestore(t *testing.T) {
 	}
 }
 
+// kept and deleted are how many keys writeKeptAndDeleted leaves in a store
+// (k0000..) and deletes from it (d0000..).
+const kept, deleted = 1000, 200
+
+// writeKeptAndDeleted applies, as entries 1 and 2, SETs of the kept and
+// the deleted keys, then DELs of the deleted ones: a filter built from the
+// store holds few of those, one that saw the writes holds them all.
+func writeKeptAndDeleted(t *testing.T, s *Shard) {
+	t.Helper()
+	var cmds [][]string
+	for i := range kept {
+		cmds = append(cmds, []string{"SET", fmt.Sprintf("k%04d", i), "v"})
+	}
+	for i := range deleted {
+		cmds = append(cmds, []string{"SET", fmt.Sprintf("d%04d", i), "v"})
+	}
+	s.ApplyBatch([]*raft.Log{opsEntry(t, 1, cmds...)})
+	cmds = nil
+	for i := range deleted {
+		cmds = append(cmds, []string{"DEL", fmt.Sprintf("d%04d", i)})
+	}
+	s.ApplyBatch([]*raft.Log{opsEntry(t, 2, cmds...)})
+}
+
+// mayHold counts the keys prefix0000.. s's filter may hold.
+func mayHold(s *Shard, prefix string, n int) int {
+	held := 0
+	for i := range n {
+		if !s.filter.absent([]byte(fmt.Sprintf("%s%04d", prefix, i))) {
+			held++
+		}
+	}
+	return held
+}
+
 // A checkpoint carries the shard's ready key filter, and a restore from it
 // starts with that filter ready instead of reading the store: keys deleted
 // before the checkpoint are still in it (a build would drop them). A
@@ -178,35 +213,12 @@ func TestRestoreTakesTheCheckpointsKeyFilter(t *testing.T) {
 	}
 	defer from.Close()
 	waitFilterReady(t, from)
-	const kept, deleted = 1000, 200
-	var cmds [][]string
-	for i := range kept {
-		cmds = append(cmds, []string{"SET", fmt.Sprintf("k%04d", i), "v"})
-	}
-	for i := range deleted {
-		cmds = append(cmds, []string{"SET", fmt.Sprintf("d%04d", i), "v"})
-	}
-	from.ApplyBatch([]*raft.Log{opsEntry(t, 1, cmds...)})
-	cmds = nil
-	for i := range deleted {
-		cmds = append(cmds, []string{"DEL", fmt.Sprintf("d%04d", i)})
-	}
-	from.ApplyBatch([]*raft.Log{opsEntry(t, 2, cmds...)})
+	writeKeptAndDeleted(t, from)
 	ckpt := t.TempDir() + "/ckpt"
 	if err := from.checkpoint(ckpt); err != nil {
 		t.Fatal(err)
 	}
 
-	// mayHold counts the keys prefix0000.. the filter may hold.
-	mayHold := func(s *Shard, prefix string, n int) int {
-		held := 0
-		for i := range n {
-			if !s.filter.absent([]byte(fmt.Sprintf("%s%04d", prefix, i))) {
-				held++
-			}
-		}
-		return held
-	}
 	to, err := OpenShard(Layout{Dir: t.TempDir()}, 0, opsExec, nil, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -327,5 +339,67 @@ func TestKeyFilterFileRefusesDamage(t *testing.T) {
 		if _, err := decodeKeyFilter(bad.b); err == nil {
 			t.Errorf("%s: decoded", bad.name)
 		}
+	}
+}
+
+// A shard closed with a ready filter leaves it beside its store, and the
+// next open takes it (ready at once, deleted keys still in it) and removes
+// the file; a filter left for another applied index is refused and
+// removed, and the open builds one.
+func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
+	l := Layout{Dir: t.TempDir()}
+	s, err := OpenShard(l, 0, opsExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFilterReady(t, s)
+	writeKeptAndDeleted(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(l.KVDir(0), keyFilterFile+".2")
+	if _, err := os.Stat(left); err != nil {
+		t.Fatalf("Close left no filter for applied index 2: %v", err)
+	}
+
+	s, err = OpenShard(l, 0, opsExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ready, _ := s.filter.state(); !ready {
+		t.Fatal("the filter is not ready once the open returns: the one Close left was not taken")
+	}
+	if n := mayHold(s, "k", kept); n != kept {
+		t.Fatalf("the kept filter holds %d of the store's %d keys", n, kept)
+	}
+	if n := mayHold(s, "d", deleted); n != deleted {
+		t.Fatalf("the kept filter holds %d of %d deleted keys: it was rebuilt", n, deleted)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the taken filter file is still there: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same file, said to be of another index: refused, removed, built.
+	stale := filepath.Join(l.KVDir(0), keyFilterFile+".3")
+	if err := os.Rename(left, stale); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenShard(l, 0, opsExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a filter file of another index is still there: %v", err)
+	}
+	waitFilterReady(t, s)
+	if n := mayHold(s, "k", kept); n != kept {
+		t.Fatalf("the built filter holds %d of the store's %d keys", n, kept)
+	}
+	if n := mayHold(s, "d", deleted); n > deleted/2 {
+		t.Fatalf("the filter built in place of a stale one holds %d of %d deleted keys", n, deleted)
 	}
 }

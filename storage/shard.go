@@ -85,7 +85,10 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
 	}
 	s.setApplied(index, term)
-	go s.buildFilter(s.filter.gen) // no other user yet: gen read unlocked
+	// No other user yet: gen is read unlocked.
+	if d := takeKeyFilter(fs, layout.KVDir(id), index); d == nil || !s.filter.install(s.filter.gen, d) {
+		go s.buildFilter(s.filter.gen)
+	}
 	return s, nil
 }
 
@@ -183,8 +186,8 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 	return fn(s.reader())
 }
 
-// Close flushes the Pebble store's memtables (it has no WAL) and closes
-// it.
+// Close flushes the Pebble store's memtables (it has no WAL), leaves the
+// key filter beside it for the next open (saveKeyFilter) and closes it.
 func (s *Shard) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,6 +195,11 @@ func (s *Shard) Close() error {
 		return nil
 	}
 	err := s.db.Flush()
+	if gen, ready := s.filter.readyGen(); err == nil && ready {
+		applied, _ := s.Applied()
+		// Not worth failing the close over: the next open builds one.
+		_ = saveKeyFilter(s.fs, s.layout.KVDir(s.id), s.filter, gen, applied)
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
