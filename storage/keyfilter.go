@@ -357,27 +357,7 @@ func saveKeyFilter(fs vfs.FS, dir string, f *keyFilter, gen, index uint64) error
 	if !ok {
 		return nil
 	}
-	name := fs.PathJoin(dir, fmt.Sprintf("%s.%d", keyFilterFile, index))
-	tmp := name + ".tmp"
-	fh, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return err
-	}
-	_, err = fh.Write(b)
-	if err == nil {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fs.Rename(tmp, name)
-	}
-	if err != nil {
-		fs.Remove(tmp)
-		return err
-	}
-	return syncFSDir(fs, dir)
+	return writeFSFileAtomic(fs, fs.PathJoin(dir, fmt.Sprintf("%s.%d", keyFilterFile, index)), b)
 }
 
 // takeKeyFilter reads the filter a Close left in dir for applied index

@@ -158,24 +158,30 @@ func hasPebbleMarker(dir string) bool {
 }
 
 func writeFileAtomic(path string, data []byte) error {
+	return writeFSFileAtomic(vfs.Default, path, data)
+}
+
+// writeFSFileAtomic writes data to path on fs: a temporary file, synced,
+// renamed into place, and the dir synced; a failed write leaves no file.
+func writeFSFileAtomic(fs vfs.FS, path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, path)
+	}
+	if err != nil {
+		fs.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return syncFSDir(fs, fs.PathDir(path))
 }
