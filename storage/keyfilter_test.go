@@ -201,6 +201,35 @@ func mayHold(s *Shard, prefix string, n int) int {
 	return held
 }
 
+// checkTaken fails t unless s's filter is ready already and holds every
+// kept and deleted key: it was taken whole from where (a checkpoint, the
+// file Close left), not built from the store.
+func checkTaken(t *testing.T, s *Shard, where string) {
+	t.Helper()
+	if ready, _ := s.filter.state(); !ready {
+		t.Fatalf("the filter is not ready at once: it was not taken from %s", where)
+	}
+	if n := mayHold(s, "k", kept); n != kept {
+		t.Fatalf("the filter taken from %s holds %d of the store's %d keys", where, n, kept)
+	}
+	if n := mayHold(s, "d", deleted); n != deleted {
+		t.Fatalf("the filter taken from %s holds %d of %d deleted keys: it was rebuilt", where, n, deleted)
+	}
+}
+
+// checkBuilt waits for s's filter to be built and fails t unless it holds
+// every kept key and at most half the deleted ones (a build drops them).
+func checkBuilt(t *testing.T, s *Shard, why string) {
+	t.Helper()
+	waitFilterReady(t, s)
+	if n := mayHold(s, "k", kept); n != kept {
+		t.Fatalf("%s: the built filter holds %d of the store's %d keys", why, n, kept)
+	}
+	if n := mayHold(s, "d", deleted); n > deleted/2 {
+		t.Fatalf("%s: the filter holds %d of %d deleted keys: it was not built", why, n, deleted)
+	}
+}
+
 // A checkpoint carries the shard's ready key filter, and a restore from it
 // starts with that filter ready instead of reading the store: keys deleted
 // before the checkpoint are still in it (a build would drop them). A
@@ -228,15 +257,7 @@ func TestRestoreTakesTheCheckpointsKeyFilter(t *testing.T) {
 	if err := to.RestoreDir(ckpt); err != nil {
 		t.Fatal(err)
 	}
-	if ready, _ := to.filter.state(); !ready {
-		t.Fatal("the filter is not ready once the restore returns: it was not taken from the checkpoint")
-	}
-	if n := mayHold(to, "k", kept); n != kept {
-		t.Fatalf("the carried filter holds %d of the store's %d keys", n, kept)
-	}
-	if n := mayHold(to, "d", deleted); n != deleted {
-		t.Fatalf("the carried filter holds %d of %d keys deleted before the checkpoint: it was rebuilt", n, deleted)
-	}
+	checkTaken(t, to, "the checkpoint")
 	if n := mayHold(to, "never", 1000); n > 100 {
 		t.Fatalf("the carried filter may hold %d of 1000 keys never written", n)
 	}
@@ -259,13 +280,7 @@ func TestRestoreTakesTheCheckpointsKeyFilter(t *testing.T) {
 	if err := to.RestoreDir(ckpt); err != nil {
 		t.Fatal(err)
 	}
-	waitFilterReady(t, to)
-	if n := mayHold(to, "k", kept); n != kept {
-		t.Fatalf("the built filter holds %d of the store's %d keys", n, kept)
-	}
-	if n := mayHold(to, "d", deleted); n > deleted/2 {
-		t.Fatalf("the filter built after a damaged one was refused holds %d of %d deleted keys", n, deleted)
-	}
+	checkBuilt(t, to, "a damaged filter")
 
 	// A filter that is not ready is not carried.
 	from.filter.reset()
@@ -366,15 +381,7 @@ func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ready, _ := s.filter.state(); !ready {
-		t.Fatal("the filter is not ready once the open returns: the one Close left was not taken")
-	}
-	if n := mayHold(s, "k", kept); n != kept {
-		t.Fatalf("the kept filter holds %d of the store's %d keys", n, kept)
-	}
-	if n := mayHold(s, "d", deleted); n != deleted {
-		t.Fatalf("the kept filter holds %d of %d deleted keys: it was rebuilt", n, deleted)
-	}
+	checkTaken(t, s, "the file Close left")
 	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the taken filter file is still there: %v", err)
 	}
@@ -395,11 +402,5 @@ func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a filter file of another index is still there: %v", err)
 	}
-	waitFilterReady(t, s)
-	if n := mayHold(s, "k", kept); n != kept {
-		t.Fatalf("the built filter holds %d of the store's %d keys", n, kept)
-	}
-	if n := mayHold(s, "d", deleted); n > deleted/2 {
-		t.Fatalf("the filter built in place of a stale one holds %d of %d deleted keys", n, deleted)
-	}
+	checkBuilt(t, s, "a filter left for another index")
 }
