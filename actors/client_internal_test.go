@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/transport"
 	"google.golang.org/protobuf/proto"
@@ -53,16 +54,12 @@ func TestForwardedCommandEndsWithItsRequest(t *testing.T) {
 			defer cancel()
 			done := make(chan *messages.ForwardReply, 1)
 			go func() { done <- b.runForwarded(ctx, tc.fwd) }()
-			select {
-			case r := <-done:
-				if e := r.GetReply().GetError(); !strings.HasPrefix(e, tc.wantPrefix) || !strings.Contains(e, "request ended") {
-					t.Errorf("reply %q, want %snaming the request's end", e, tc.wantPrefix)
-				}
-				if r.NotApplied != tc.wantNotApplied {
-					t.Errorf("NotApplied %v, want %v", r.NotApplied, tc.wantNotApplied)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("still waiting 5 s after its request ended")
+			r := testwait.Recv(t, done, 5*time.Second, "answer after its request ended")
+			if e := r.GetReply().GetError(); !strings.HasPrefix(e, tc.wantPrefix) || !strings.Contains(e, "request ended") {
+				t.Errorf("reply %q, want %snaming the request's end", e, tc.wantPrefix)
+			}
+			if r.NotApplied != tc.wantNotApplied {
+				t.Errorf("NotApplied %v, want %v", r.NotApplied, tc.wantNotApplied)
 			}
 		})
 	}
@@ -155,13 +152,9 @@ func TestForwardFailuresSayWhetherApplied(t *testing.T) {
 	}
 	check := func(name string, got <-chan outcome, wantPrefix string, wantRetry bool) {
 		t.Helper()
-		select {
-		case o := <-got:
-			if e := o.reply.GetError(); !strings.HasPrefix(e, wantPrefix) || o.retry != wantRetry {
-				t.Errorf("%s: %q, retry %v; want %s..., retry %v", name, e, o.retry, wantPrefix, wantRetry)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: no outcome within 10s", name)
+		o := testwait.Recv(t, got, 10*time.Second, name+": outcome")
+		if e := o.reply.GetError(); !strings.HasPrefix(e, wantPrefix) || o.retry != wantRetry {
+			t.Errorf("%s: %q, retry %v; want %s..., retry %v", name, e, o.retry, wantPrefix, wantRetry)
 		}
 	}
 	check("write to a dead address", forward(deadAddr, &messages.Forward{Write: true, Command: set}), "TRYAGAIN ", true)
@@ -170,11 +163,7 @@ func TestForwardFailuresSayWhetherApplied(t *testing.T) {
 	write := forward(peerMux.Addr().String(), &messages.Forward{Write: true, Command: set})
 	read := forward(peerMux.Addr().String(), &messages.Forward{Command: get})
 	for range 2 {
-		select {
-		case <-arrived:
-		case <-time.After(5 * time.Second):
-			t.Fatal("the forwarded commands did not reach the leader within 5s")
-		}
+		testwait.Recv(t, arrived, 5*time.Second, "forwarded command at the leader")
 	}
 	peer.Close()
 	peerMux.Close()

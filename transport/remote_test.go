@@ -29,23 +29,10 @@ func listen(t *testing.T, h Handler) (*Mux, *Remote) {
 	return m, r
 }
 
-// within receives from ch, or fails the test ("<what> within <d>") if
-// nothing comes in d.
-func within[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(d):
-		t.Fatalf("no %s within %v", what, d)
-		panic("unreachable")
-	}
-}
-
 // reached waits (up to 3s) for a handler's signal that a request is in it.
 func reached(t *testing.T, arrived <-chan struct{}, what string) {
 	t.Helper()
-	within(t, arrived, 3*time.Second, what+" in the server's handler")
+	testwait.Recv(t, arrived, 3*time.Second, what+" in the server's handler")
 }
 
 func echo(ctx context.Context, target string, msg proto.Message) (proto.Message, error) {
@@ -133,7 +120,7 @@ func TestRemoteFailsFastWhenPeerGoes(t *testing.T) {
 	reached(t, arrived, "the slow request")
 	srvRemote.Close()
 	srv.Close()
-	if err := within(t, done, 3*time.Second, "failure of a request to a closed peer"); !errors.Is(err, ErrConnLost) {
+	if err := testwait.Recv(t, done, 3*time.Second, "failure of a request to a closed peer"); !errors.Is(err, ErrConnLost) {
 		t.Fatalf("got %v, want ErrConnLost", err)
 	}
 	if _, err := cli.Request(ctx, addr, "x", wrapperspb.String("hi")); err == nil {
@@ -349,7 +336,7 @@ func TestHandlerEndsWhenRequesterGoes(t *testing.T) {
 	cliMux.Close()
 	// The handler's own deadline is 2s away: its end must come first,
 	// from the connection.
-	if cause := within(t, ended, 1500*time.Millisecond, "end of the handler after the requester's connection closed"); !errors.Is(cause, ErrConnLost) {
+	if cause := testwait.Recv(t, ended, 1500*time.Millisecond, "end of the handler after the requester's connection closed"); !errors.Is(cause, ErrConnLost) {
 		t.Fatalf("the handler ended with %v, want ErrConnLost", cause)
 	}
 }

@@ -29,3 +29,16 @@ func Until(timeout, interval time.Duration, cond func() error) error {
 		time.Sleep(interval)
 	}
 }
+
+// Recv receives from ch, or fails t ("no <what> within <d>") if nothing
+// comes in d.
+func Recv[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("no %s within %v", what, d)
+		panic("unreachable")
+	}
+}
