@@ -100,14 +100,9 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freePort is a loopback address on a port no other process of the run
+// got (benchkit.FreePort).
+func freePort() string { return "127.0.0.1:" + benchkit.FreePort() }
 
 // waitFor polls cond every interval until it returns nil, p (if not nil)
 // exits, or timeout passes.

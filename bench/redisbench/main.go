@@ -43,7 +43,6 @@ import (
 	"flag"
 	"fmt"
 	"github.com/coppice-kv/coppice/bench/internal/benchkit"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,7 +185,7 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 		return err
 	}
 
-	redisPort, nodePort := freePort(), freePort()
+	redisPort, nodePort := benchkit.FreePort(), benchkit.FreePort()
 	redisDir := filepath.Join(work, "redis")
 	if err := os.MkdirAll(redisDir, 0o755); err != nil {
 		return err
@@ -201,8 +200,8 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 
 	nodeArgs := []string{"--name", "bench", "--data-dir", filepath.Join(work, "node-data"),
 		"--shards", strconv.Itoa(shards), "--client-addr", "127.0.0.1:" + nodePort,
-		"--cluster-addr", "127.0.0.1:" + freePort(), "--gossip-addr", "127.0.0.1:" + freePort(),
-		"--http-addr", "127.0.0.1:" + freePort(), "--log-level", "warn"}
+		"--cluster-addr", "127.0.0.1:" + benchkit.FreePort(), "--gossip-addr", "127.0.0.1:" + benchkit.FreePort(),
+		"--http-addr", "127.0.0.1:" + benchkit.FreePort(), "--log-level", "warn"}
 	node := exec.Command(bin, nodeArgs...)
 	if profile != "" {
 		node.Env = append(os.Environ(), profileEnv+"="+profile)
@@ -218,7 +217,7 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 	if err != nil {
 		return err
 	}
-	floorPort, floorDir := freePort(), filepath.Join(work, "floor")
+	floorPort, floorDir := benchkit.FreePort(), filepath.Join(work, "floor")
 	if err := os.MkdirAll(floorDir, 0o755); err != nil {
 		return err
 	}
@@ -493,24 +492,5 @@ func (p *proc) stop() {
 	case <-time.After(30 * time.Second):
 		p.cmd.Process.Kill()
 		<-p.exited
-	}
-}
-
-// handedOut holds the ports freePort gave, so that it never gives one
-// twice: a port closed after probing can come back from the next probe.
-var handedOut = map[string]bool{}
-
-func freePort() string {
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-		l.Close()
-		if !handedOut[port] {
-			handedOut[port] = true
-			return port
-		}
 	}
 }
