@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -398,9 +399,25 @@ func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a filter file of another index is still there: %v", err)
 	}
 	checkBuilt(t, s, "a filter left for another index")
+
+	// A filter that cannot be kept (its temporary file's name is taken
+	// by a dir that is not empty) is reported by Close, which still
+	// closes the store.
+	blocker := filepath.Join(l.KVDir(0), keyFilterFile+".2.tmp")
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "keeping the key filter") {
+		t.Fatalf("Close with the filter's file blocked: %v, want the failure to keep it", err)
+	}
+	s, err = OpenShard(l, 0, opsExec, nil, 0)
+	if err != nil {
+		t.Fatalf("open after a close that could not keep the filter: %v", err)
+	}
+	defer s.Close()
+	checkBuilt(t, s, "a filter that could not be kept")
 }

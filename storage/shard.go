@@ -197,12 +197,12 @@ func (s *Shard) Close() error {
 	err := s.db.Flush()
 	if gen, ready := s.filter.readyGen(); err == nil && ready {
 		applied, _ := s.Applied()
-		// Not worth failing the close over: the next open builds one.
-		_ = saveKeyFilter(s.fs, s.layout.KVDir(s.id), s.filter, gen, applied)
+		if serr := saveKeyFilter(s.fs, s.layout.KVDir(s.id), s.filter, gen, applied); serr != nil {
+			// Reported, and the store still closes: the next open builds one.
+			err = fmt.Errorf("storage: shard %d: keeping the key filter for the next open: %w", s.id, serr)
+		}
 	}
-	if cerr := s.db.Close(); err == nil {
-		err = cerr
-	}
+	err = errors.Join(err, s.db.Close())
 	s.db = nil
 	return err
 }

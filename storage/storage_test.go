@@ -173,8 +173,9 @@ func TestSnapshotRestoreLocalAndStreamed(t *testing.T) {
 	if got := get(t, t2, "kz"); got != "Z" {
 		t.Fatalf("streamed restore: kz = %q", got)
 	}
-	if ready, _ := t2.filter.state(); !ready || t2.filter.absent(append([]byte{1}, "kz"...)) {
-		t.Fatalf("after the streamed restore the filter is ready %v and holds kz %v", ready, !t2.filter.absent(append([]byte{1}, "kz"...)))
+	ready, _ := t2.filter.state()
+	if holds := !t2.filter.absent(append([]byte{1}, "kz"...)); !ready || !holds {
+		t.Fatalf("after the streamed restore the filter is ready %v and holds kz %v", ready, holds)
 	}
 }
 
