@@ -169,16 +169,11 @@ func joinPart(c config, bin, work string) error {
 
 	// (a) cp -r of n1's shard dirs, plus sync.
 	dst := filepath.Join(work, "copy")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	t0 = time.Now()
-	out, err := exec.CommandContext(ctx, "sh", "-c", `cp -r "$1" "$2" && sync`, "sh", shardsDir, dst).CombinedOutput()
-	copyTime := time.Since(t0)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("cp -r: %v: %s", err, out)
+	copyTime, copied, err := copyShards(shardsDir, dst)
+	if err == nil {
+		err = removeAll(dst)
 	}
-	copied := dirSize(dst)
-	if err := removeAll(dst); err != nil {
+	if err != nil {
 		return err
 	}
 
@@ -198,6 +193,25 @@ func joinPart(c config, bin, work string) error {
 	var bsyncs, dsyncs string
 	bn, bs, bper, _ := measure(bl, &bsyncs, func() error { time.Sleep(time.Duration(c.writeSecs) * time.Second); return nil })
 	bl.finish()
+
+	// The same writes while cp -r copies the same bytes onto the same
+	// disk, with no network and no Raft: how much of the disk a copy at
+	// cp -r's speed leaves to the Raft logs' syncs, the most a join as
+	// fast can leave them.
+	var csyncs string
+	var copy2 time.Duration
+	cl := startSetLoad([]string{n1.client}, 20, 64, false, 0)
+	cn, cs, cper, err := measure(cl, &csyncs, func() (err error) {
+		copy2, _, err = copyShards(shardsDir, dst)
+		return err
+	})
+	cl.finish()
+	if err == nil {
+		err = removeAll(dst)
+	}
+	if err != nil {
+		return err
+	}
 
 	// (b)+(c) n4 joins while the same writes go on.
 	var joinTime time.Duration
@@ -243,9 +257,11 @@ func joinPart(c config, bin, work string) error {
 	fmt.Println("|---|---|---|---|---|---|---|")
 	fmt.Printf("| no join | %d | %.1f | %.0f | 1.00x | | |\n", bn, bs, brps)
 	fmt.Printf("| while n4 syncs (start to voter everywhere + member) | %d | %.1f | %.0f | %.2fx | ≥ 0.5x | %s |\n", dn, ds, drps, drps/brps, yesNo(drps >= 0.5*brps))
-	fmt.Printf("\nerrors, no join: %s\nerrors, during n4's join: %s\n", bl.errors(), dl.errors())
-	fmt.Printf("acknowledged writes per second, no join: %v\nacknowledged writes per second, during n4's join: %v\n", bper, dper)
-	fmt.Printf("journal syncs (each a write and an fdatasync), no join: %s\njournal syncs during n4's join: %s\n", bsyncs, dsyncs)
+	crps := float64(cn) / cs
+	fmt.Printf("| while cp -r n1/shards + sync runs again (%.1fs: the same bytes onto the same disk, no join) | %d | %.1f | %.0f | %.2fx | | |\n", copy2.Seconds(), cn, cs, crps, crps/brps)
+	fmt.Printf("\nerrors, no join: %s\nerrors, during n4's join: %s\nerrors, during cp -r: %s\n", bl.errors(), dl.errors(), cl.errors())
+	fmt.Printf("acknowledged writes per second, no join: %v\nacknowledged writes per second, during n4's join: %v\nacknowledged writes per second, during cp -r: %v\n", bper, dper, cper)
+	fmt.Printf("journal syncs (each a write and an fdatasync), no join: %s\njournal syncs during n4's join: %s\njournal syncs during cp -r: %s\n", bsyncs, dsyncs, csyncs)
 	fmt.Printf("\nn4's syncs as n1's /v1/status showed them (first seen):\n")
 	for _, e := range events {
 		fmt.Println("    " + e)
@@ -313,4 +329,17 @@ func syncsSince(before, after map[string]journalSync, secs float64) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// copyShards times `cp -r src dst` plus sync; the caller removes dst.
+func copyShards(src, dst string) (took time.Duration, bytes int64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	out, err := exec.CommandContext(ctx, "sh", "-c", `cp -r "$1" "$2" && sync`, "sh", src, dst).CombinedOutput()
+	took = time.Since(t0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cp -r: %v: %s", err, out)
+	}
+	return took, dirSize(dst), nil
 }
