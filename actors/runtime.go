@@ -55,6 +55,10 @@ type Runtime struct {
 	SyncRetries int
 	// SyncParallel bounds the shard syncs the coordinator runs at once.
 	SyncParallel int
+	// SnapshotRate bounds the snapshot bytes the node streams per
+	// second, sent and received together, over all its shards (0: no
+	// limit).
+	SnapshotRate int64
 	// ManagerTick is how often the manager reconciles the cluster when
 	// nothing prompts it (its start, a member event that changes what it
 	// knew, a shard synced, an op it journaled, this node becoming the

@@ -66,11 +66,13 @@ func (s *storeActor) open() error {
 		return err
 	}
 	snaps := make([]*storage.SnapshotStore, rt.Shards)
+	throttle := storage.NewThrottle(rt.SnapshotRate) // one for the node
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
 		if err != nil {
 			return err
 		}
+		st.SetThrottle(throttle)
 		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache())
 		if err != nil {
 			return err

@@ -83,7 +83,15 @@ type SnapshotStore struct {
 	// The snapshot being received (InstallSnapshot), if any: bytes of its
 	// files written so far, and in all.
 	recvDone, recvTotal atomic.Int64
+	// throttle paces the streams the store sends and receives (nil: no
+	// limit); set before the store is used.
+	throttle *Throttle
 }
+
+// SetThrottle makes the store's sends and receives share t's rate (nil:
+// no limit). Call it before the store is used; every store of a node is
+// given the same t.
+func (st *SnapshotStore) SetThrottle(t *Throttle) { st.throttle = t }
 
 // Receiving reports the transfer of a snapshot into the store under way:
 // file bytes written and in all (0, 0 when none is).
@@ -214,6 +222,7 @@ func (st *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, err
 	if err != nil {
 		return nil, nil, err
 	}
+	r.throttle = st.throttle
 	if !known {
 		// Keeping it is a saving and a check for later sends, not a
 		// condition of this one: if it fails, the next send checksums
@@ -281,6 +290,7 @@ func (s *snapshotSink) ID() string { return s.meta.ID }
 func (s *snapshotSink) Write(p []byte) (int, error) {
 	if s.stream == nil {
 		s.stream = newStreamWriter(s.ckptDir())
+		s.stream.throttle = s.store.throttle
 	}
 	n, err := s.stream.Write(p)
 	if m := s.stream.m; m != nil {
@@ -497,6 +507,8 @@ type streamReader struct {
 	trailer []byte // the rest of the current file's checksum, to send
 	tbuf    [crcLen]byte
 	ended   bool
+	// throttle paces the file bytes read (nil: no limit).
+	throttle *Throttle
 }
 
 func (s *streamReader) Read(p []byte) (int, error) {
@@ -532,6 +544,7 @@ func (s *streamReader) Read(p []byte) (int, error) {
 		p = p[:s.left]
 	}
 	n, err := s.cur.Read(p)
+	s.throttle.take(n)
 	s.crc = crc32.Update(s.crc, castagnoli, p[:n])
 	s.left -= int64(n)
 	if err == io.EOF && s.left > 0 {
@@ -599,6 +612,8 @@ type streamWriter struct {
 	// fileBytes counts every file byte written so far.
 	fileBytes int64
 	err       error
+	// throttle paces the bytes written (nil: no limit).
+	throttle *Throttle
 }
 
 func newStreamWriter(dir string) *streamWriter { return &streamWriter{dir: dir} }
@@ -607,6 +622,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	w.throttle.take(len(p))
 	total := len(p)
 	if w.m == nil {
 		w.hdrBuf = append(w.hdrBuf, p...)

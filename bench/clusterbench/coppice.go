@@ -17,6 +17,9 @@ import (
 	"github.com/coppice-kv/coppice/internal/httpjson"
 )
 
+// nodeFlags are given to every node the program starts (-node-flags).
+var nodeFlags []string
+
 // node is one cmd/node process.
 type node struct {
 	name    string
@@ -39,6 +42,7 @@ func startNode(bin, work, name string, shards int, join string) (*node, error) {
 	if join != "" {
 		args = append(args, "--join", join)
 	}
+	args = append(args, nodeFlags...)
 	p, err := start(name, exec.Command(bin, args...), filepath.Join(work, name+".log"))
 	if err != nil {
 		return nil, err

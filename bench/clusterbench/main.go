@@ -95,6 +95,10 @@ func main() {
 	flag.IntVar(&c.writeSecs, "write-secs", 15, "join part: seconds of writes with no join, for the baseline rate")
 	flag.DurationVar(&c.joinTO, "join-timeout", 20*time.Minute, "join part: longest wait for a joining node")
 	flag.BoolVar(&c.secondJoin, "second-join", true, "join part: after the join under writes, time a 5th node joining with no writes")
+	flag.Func("node-flags", `more flags for every coppice node, space-separated (such as "--snapshot-rate-mib 64")`, func(v string) error {
+		nodeFlags = strings.Fields(v)
+		return nil
+	})
 	flag.StringVar(&c.logs, "logs", "", "copy every process's log into this dir at the end")
 	flag.Parse()
 	parts := []string{"etcd", "join"}
@@ -164,6 +168,9 @@ func run(c config, parts []string, work string) error {
 		return err
 	}
 	fmt.Printf("%s, %d CPUs, GOMAXPROCS default\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU())
+	if len(nodeFlags) > 0 {
+		fmt.Printf("every node started with %s\n", strings.Join(nodeFlags, " "))
+	}
 	for _, part := range parts {
 		dir := filepath.Join(work, part)
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -187,6 +187,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		RemoveDelay:  cfg.RemoveDelay,
 		SyncRetries:  cfg.SyncRetries,
 		SyncParallel: cfg.SyncParallel,
+		SnapshotRate: int64(cfg.SnapshotRateMiB) << 20,
 		GossipFast:   cfg.GossipFast,
 		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
 			TrailingLogs: cfg.TrailingLogs},
