@@ -12,9 +12,14 @@ import (
 )
 
 // A received snapshot's files are on the disk and out of the page cache
-// once the stream is in: each range is dropped once written back
+// once the stream is in: written with O_DIRECT they never enter it, and
+// through the page cache each range is dropped once written back
 // (writeback), so receiving a large snapshot never fills fresh page cache.
 func TestReceivedFilesLeaveThePageCache(t *testing.T) {
+	forEachWriteMode(t, testReceivedFilesLeaveThePageCache)
+}
+
+func testReceivedFilesLeaveThePageCache(t *testing.T) {
 	// In the package's dir, not t.TempDir: /tmp may be a tmpfs, whose pages
 	// are the files themselves.
 	root, err := os.MkdirTemp(".", "pagecache-test-")

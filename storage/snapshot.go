@@ -592,16 +592,27 @@ func (s *streamReader) Close() error {
 // writeback is started (writeback).
 const writebackBytes = 4 << 20
 
+// directBuf is how much a received file's O_DIRECT writer writes at once.
+const directBuf = 1 << 20
+
+// directWrites: a received file is written with O_DIRECT where the file
+// system takes it (openDirect), else through the page cache with
+// writeback's help. A variable for the tests, which try both.
+var directWrites = true
+
 // streamWriter writes a stream's files into dir as the bytes arrive,
 // checking each one against the checksum that follows it, which it records
 // in m.
 type streamWriter struct {
-	dir     string
-	hdrBuf  []byte
-	m       *manifest
-	idx     int
-	cur     *os.File
-	bw      *bufio.Writer
+	dir    string
+	hdrBuf []byte
+	m      *manifest
+	idx    int
+	cur    *os.File
+	bw     *bufio.Writer
+	// direct, if set, writes the current file instead of cur and bw
+	// (O_DIRECT: openDirect).
+	direct  *directFile
 	crc     uint32
 	sum     []byte // the checksum after the current file, as it arrives
 	written int64
@@ -674,7 +685,13 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		if rest := f.Size - w.written; n > rest {
 			n = rest
 		}
-		if _, err := w.bw.Write(p[:n]); err != nil {
+		var err error
+		if w.direct != nil {
+			_, err = w.direct.Write(p[:n])
+		} else {
+			_, err = w.bw.Write(p[:n])
+		}
+		if err != nil {
 			w.err = err
 			return 0, err
 		}
@@ -682,7 +699,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		w.written += n
 		w.fileBytes += n
 		p = p[n:]
-		if w.written-w.flushed >= writebackBytes && w.written < f.Size {
+		if w.direct == nil && w.written-w.flushed >= writebackBytes && w.written < f.Size {
 			if err := w.bw.Flush(); err != nil {
 				w.err = err
 				return 0, err
@@ -699,11 +716,24 @@ func (w *streamWriter) openNext() error {
 	if w.cur != nil || w.idx >= len(w.m.Files) {
 		return nil
 	}
-	fh, err := os.OpenFile(filepath.Join(w.dir, w.m.Files[w.idx].Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	name := filepath.Join(w.dir, w.m.Files[w.idx].Name)
+	w.crc, w.sum, w.written, w.flushed, w.dropped = 0, w.sum[:0], 0, 0, 0
+	var err error
+	var df *directFile
+	if directWrites {
+		if df, err = openDirect(name, w.direct); err != nil {
+			return err
+		}
+	}
+	if w.direct = df; df != nil {
+		w.cur = df.f
+		return nil
+	}
+	fh, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	w.cur, w.crc, w.sum, w.written, w.flushed, w.dropped = fh, 0, w.sum[:0], 0, 0, 0
+	w.cur = fh
 	if w.bw == nil {
 		w.bw = bufio.NewWriterSize(fh, 1<<20)
 	} else {
@@ -716,12 +746,17 @@ func (w *streamWriter) openNext() error {
 // checksum are in, and checks the checksum.
 func (w *streamWriter) closeCurrent() error {
 	f := &w.m.Files[w.idx]
-	err := w.bw.Flush()
-	if err == nil {
-		err = w.cur.Sync()
-	}
-	if err == nil {
-		writeback(w.cur, w.dropped, f.Size-w.dropped, 0, 0) // on the disk: drop the rest
+	var err error
+	if w.direct != nil {
+		err = w.direct.finish(f.Size)
+	} else {
+		err = w.bw.Flush()
+		if err == nil {
+			err = w.cur.Sync()
+		}
+		if err == nil {
+			writeback(w.cur, w.dropped, f.Size-w.dropped, 0, 0) // on the disk: drop the rest
+		}
 	}
 	if cerr := w.cur.Close(); err == nil {
 		err = cerr

@@ -664,12 +664,30 @@ func TestRewrittenTailIsReadBack(t *testing.T) {
 }
 
 // Files larger than the writeback step arrive whole, byte for byte, in
-// uneven chunks (a file's writeback is started every writebackBytes).
+// uneven chunks (a file's writeback is started every writebackBytes; a
+// direct write is a whole buffer but for a file's padded tail), whether
+// written with O_DIRECT or through the page cache.
 func TestStreamOfLargeFiles(t *testing.T) {
+	forEachWriteMode(t, testStreamOfLargeFiles)
+}
+
+// forEachWriteMode runs test with received files written with O_DIRECT
+// (where the file system takes it) and through the page cache.
+func forEachWriteMode(t *testing.T, test func(t *testing.T)) {
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			directWrites = direct
+			t.Cleanup(func() { directWrites = true })
+			test(t)
+		})
+	}
+}
+
+func testStreamOfLargeFiles(t *testing.T) {
 	src := t.TempDir()
 	rng := rand.New(rand.NewPCG(3, 4))
 	want := map[string][]byte{}
-	for name, size := range map[string]int{"big.sst": 2*writebackBytes + 12345, "exact.sst": writebackBytes, "small": 10, "empty": 0} {
+	for name, size := range map[string]int{"big.sst": 2*writebackBytes + 12345, "exact.sst": writebackBytes, "buffer.sst": directBuf, "small": 10, "empty": 0} {
 		b := make([]byte, size)
 		for i := range b {
 			b[i] = byte(rng.IntN(256))
