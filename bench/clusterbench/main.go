@@ -35,13 +35,16 @@
 // -c 20 -P 1 -d 64 -r 100000 to n1, from a Go client that retries
 // TRYAGAIN: redis-benchmark 7 exits on the first error reply, and a join
 // under load can cost a shard an election) is measured for -write-secs
-// with no join going on; a 4th node is started with --join while those
-// writes go on, and timed until n1's /v1/status shows it a voter of every
-// shard and a member, the writes' rate over that time is the "during the
-// sync" figure, with each node's journal syncs (rate, mean time) in both
-// windows; finally a 5th node joins with no writes, for the sync time
-// alone. -joiner-dir puts the joining nodes' data dirs elsewhere (a tmpfs:
-// their writes then leave the disk the others sync to).
+// with no join going on, then while `cp -r` copies the same dirs again
+// (what a copy as fast as cp -r leaves the writes); a 4th node is started
+// with --join while those writes go on, and timed until n1's /v1/status
+// shows it a voter of every shard and a member, the writes' rate over that
+// time is the "during the sync" figure, with each node's journal syncs
+// (rate, mean time) in each window; finally a 5th node joins with no
+// writes, for the sync time alone. -joiner-dir puts the joining nodes'
+// data dirs elsewhere (a tmpfs: their writes then leave the disk the
+// others sync to); -node-flags adds flags to every node (such as
+// "--snapshot-rate-mib 128").
 //
 // Every process the program starts is stopped (SIGTERM, then SIGKILL after
 // 30s) and its temp dirs removed, also on SIGINT; every wait is bounded.
