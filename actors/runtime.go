@@ -59,6 +59,9 @@ type Runtime struct {
 	// second, sent and received together, over all its shards (0: no
 	// limit).
 	SnapshotRate int64
+	// SnapshotYield makes that rate follow the node's Raft log syncs
+	// (storage.NewYieldingThrottle), SnapshotRate its ceiling.
+	SnapshotYield bool
 	// ManagerTick is how often the manager reconciles the cluster when
 	// nothing prompts it (its start, a member event that changes what it
 	// knew, a shard synced, an op it journaled, this node becoming the

@@ -20,6 +20,8 @@ type storeActor struct {
 	rt     *Runtime
 	logs   *storage.RaftLogs
 	shards []*storage.Shard
+	// throttle paces the shards' snapshot streams (nil: no limit).
+	throttle *storage.Throttle
 }
 
 func (s *storeActor) Receive(ctx actor.Context) {
@@ -66,13 +68,21 @@ func (s *storeActor) open() error {
 		return err
 	}
 	snaps := make([]*storage.SnapshotStore, rt.Shards)
-	throttle := storage.NewThrottle(rt.SnapshotRate) // one for the node
+	// One throttle for the node's snapshot streams.
+	s.throttle = storage.NewThrottle(rt.SnapshotRate)
+	if rt.SnapshotYield {
+		logs := s.logs
+		s.throttle = storage.NewYieldingThrottle(func() (uint64, float64) {
+			st := logs.Stats()
+			return st.Syncs, st.SyncSeconds
+		}, rt.SnapshotRate)
+	}
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
 		if err != nil {
 			return err
 		}
-		st.SetThrottle(throttle)
+		st.SetThrottle(s.throttle)
 		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache())
 		if err != nil {
 			return err
@@ -102,6 +112,7 @@ func (s *storeActor) open() error {
 
 func (s *storeActor) close() {
 	s.rt.setStores(nil)
+	s.throttle.Close()
 	var errs []error
 	for _, sh := range s.shards {
 		errs = append(errs, sh.Close())

@@ -17,12 +17,18 @@ import (
 // then. Sleeps shorter than throttleMinSleep are not taken but carried, so
 // a stream waits tens of times a second at most, not once per read (each
 // wake-up costs a context switch, dear on a VM), and an idle second is
-// credited up to throttleBurst bytes.
+// credited up to throttleBurst bytes. A yielding throttle
+// (NewYieldingThrottle) sets its own rate as it goes.
 type Throttle struct {
-	nsPerByte float64 // 1/rate
 	mu        sync.Mutex
+	nsPerByte float64 // 1/rate; 0: no limit (a yielding throttle's, for now)
 	// paid is when the bytes taken so far are paid for at the rate.
 	paid time.Time
+	// taken counts the bytes taken since a yielding throttle's last look.
+	taken int64
+	// stop ends a yielding throttle's controller (Close).
+	stop     chan struct{}
+	stopOnce sync.Once
 	// Tests replace these.
 	now   func() time.Time
 	sleep func(time.Duration)
@@ -49,6 +55,11 @@ func (t *Throttle) take(n int) {
 		return
 	}
 	t.mu.Lock()
+	t.taken += int64(n)
+	if t.nsPerByte == 0 {
+		t.mu.Unlock()
+		return
+	}
 	now := t.now()
 	if floor := now.Add(-t.time(throttleBurst)); t.paid.Before(floor) {
 		t.paid = floor // credit for an idle spell, at most a burst

@@ -48,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		SyncRetries:       3,
 		SyncParallel:      4,
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
-		CacheMiB: 64, MaxBulkLen: 512 << 20, MaxWriteMiB: 16,
+		CacheMiB: 64, MaxBulkLen: 512 << 20, MaxWriteMiB: 16, SnapshotYield: true,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -70,12 +70,15 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
 		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946",
 		"--role", "readonly", "--requirepass", "s3cret", "--log-format", "json", "--log-level", "debug",
-		"--stop-timeout", "5s", "--cache-mib", "128", "--proto-max-bulk-len", "1048576", "--max-write-mib", "2", "--snapshot-rate-mib", "64", "--print-tree"}
+		"--stop-timeout", "5s", "--cache-mib", "128", "--proto-max-bulk-len", "1048576", "--max-write-mib", "2", "--snapshot-rate-mib", "64", "--snapshot-yield=false", "--print-tree"}
 	env := map[string]string{}
 	for i := 0; i < len(args); i++ {
-		name := strings.TrimPrefix(args[i], "--")
-		v := "true"
-		if name != "print-tree" {
+		name, v, set := strings.Cut(strings.TrimPrefix(args[i], "--"), "=")
+		switch {
+		case set:
+		case name == "print-tree":
+			v = "true"
+		default:
 			i++
 			v = args[i]
 		}
@@ -85,7 +88,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		"client-addr": "0.0.0.0:1", "cluster-addr": "10.0.0.1:2", "advertise-addr": "10.0.0.1:2",
 		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"],
 		"role": "readonly", "requirepass": "s3cret", "log-format": "json", "log-level": "debug",
-		"stop-timeout": "5s", "cache-mib": 128, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "print-tree": true}`)
+		"stop-timeout": "5s", "cache-mib": 128, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "print-tree": true}`)
 
 	for _, tc := range []struct {
 		source string
@@ -168,6 +171,7 @@ var badValues = []struct {
 	{"gossip-key", "c2hvcnQ=", "want base64 of 16, 24 or 32 bytes"},
 	{"gossip-fast", "maybe", "want true or false"},
 	{"pprof", "sometimes", "want true or false"},
+	{"snapshot-yield", "often", "want true or false"},
 	{"snapshot-threshold", "0", "want 1..1000000000"},
 	{"trailing-logs", "-3", "want 1..1000000000"},
 	{"cache-mib", "-1", "want 0..65536"},
@@ -220,7 +224,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" || bv.name == "cache-mib" || bv.name == "snapshot-rate-mib" || bv.name == "proto-max-bulk-len" || bv.name == "max-write-mib" {
 			val = bv.value
 		}
-		if bv.name == "print-tree" || bv.name == "gossip-fast" || bv.name == "pprof" {
+		if bv.name == "print-tree" || bv.name == "gossip-fast" || bv.name == "pprof" || bv.name == "snapshot-yield" {
 			continue // a JSON boolean cannot be "maybe": see TestBadConfigFiles
 		}
 		p := writeFile(t, `{"`+bv.name+`": `+val+`}`)
