@@ -536,7 +536,14 @@ func (r *Remote) serve(nc net.Conn) {
 				nc.Close()
 				return
 			}
-			b, err := frame(r.answer(conn, env))
+			ans := r.answer(conn, env)
+			if conn.Err() != nil {
+				// Closing, or the connection gone: a handler cut short
+				// says only "context canceled", and the caller must see
+				// the connection lost (retryable), not that answer.
+				return
+			}
+			b, err := frame(ans)
 			if err != nil { // an answer too large to send: say so instead
 				b, err = frame(&messages.Envelope{Id: env.Id, Error: "transport: answer: " + err.Error()})
 			}
