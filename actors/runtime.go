@@ -223,9 +223,10 @@ func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
 
 // openStores are the stores the store worker opened.
 type openStores struct {
-	logs   *storage.RaftLogs
-	shards []*storage.Shard
-	snaps  []*storage.SnapshotStore
+	logs     *storage.RaftLogs
+	shards   []*storage.Shard
+	snaps    []*storage.SnapshotStore
+	throttle *storage.Throttle
 }
 
 // setStores publishes what the store worker opened; nil when it closes.
@@ -240,6 +241,17 @@ func (rt *Runtime) RaftLog(group uint32, legacy string) (storage.LogStore, error
 		return nil, fmt.Errorf("node: the raft log store is not open")
 	}
 	return st.logs.Group(group, legacy)
+}
+
+// SnapshotThrottleStats returns the counters of the node's snapshot
+// throttle (storage.Throttle; zero with no limit); false while the stores
+// are not open.
+func (rt *Runtime) SnapshotThrottleStats() (storage.ThrottleStats, bool) {
+	st := rt.stores.Load()
+	if st == nil {
+		return storage.ThrottleStats{}, false
+	}
+	return st.throttle.Stats(), true
 }
 
 // RaftLogStats returns the counters of the node's Raft log store; false

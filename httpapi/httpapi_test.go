@@ -34,9 +34,10 @@ const shards = 2
 func startNode(t *testing.T) (*actors.Node, string) {
 	t.Helper()
 	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: shards,
-		ClusterAddr: "127.0.0.1:0", ClientAddr: "127.0.0.1:0", Exec: okExec}
+		ClusterAddr: "127.0.0.1:0", ClientAddr: "127.0.0.1:0", Exec: okExec, SnapshotRate: 64 << 20}
 	srv := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0",
-		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}, RaftLog: rt.RaftLogStats})
+		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}, RaftLog: rt.RaftLogStats,
+		SnapshotThrottle: rt.SnapshotThrottleStats})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.Start(ctx, actors.Config{Runtime: rt, User: []supervisor.ChildSpec{srv.Spec()}}, nil)
@@ -191,6 +192,7 @@ func TestEndpoints(t *testing.T) {
 		`coppice_supervisor_events_total{kind="child_exited"} 0`, "go_goroutines", "process_start_time_seconds",
 		"coppice_raftlog_syncs_total", "coppice_raftlog_records_total", "coppice_raftlog_synced_bytes_total",
 		`coppice_raftlog_sync_seconds_bucket{le="0.001"}`, `coppice_raftlog_sync_seconds_bucket{le="+Inf"}`, "coppice_raftlog_sync_seconds_count",
+		"coppice_snapshot_stream_bytes_total 0", "coppice_snapshot_throttled_seconds_total 0", "coppice_snapshot_rate_limit_bytes 6.7108864e+07",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics has no %s", want)

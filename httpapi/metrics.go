@@ -34,6 +34,9 @@ func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
 	if s.cfg.RaftLog != nil {
 		reg.MustRegister(raftLogCollector(s.cfg.RaftLog))
 	}
+	if s.cfg.SnapshotThrottle != nil {
+		reg.MustRegister(throttleCollector(s.cfg.SnapshotThrottle))
+	}
 	return reg, events
 }
 
@@ -134,6 +137,31 @@ func (c raftLogCollector) Collect(ch chan<- prometheus.Metric) {
 		buckets[le] = cum
 	}
 	ch <- prometheus.MustNewConstHistogram(descLogSync, st.Syncs, st.SyncSeconds, buckets)
+}
+
+var (
+	descThrottleBytes = prometheus.NewDesc("coppice_snapshot_stream_bytes_total", "Bytes of snapshots this node streamed, sent and received, through its throttle (--snapshot-yield, --snapshot-rate-mib).", nil, nil)
+	descThrottleSlept = prometheus.NewDesc("coppice_snapshot_throttled_seconds_total", "Time the node's snapshot streams waited on its throttle.", nil, nil)
+	descThrottleRate  = prometheus.NewDesc("coppice_snapshot_rate_limit_bytes", "The snapshot streams' limit now, bytes a second, sent and received together (0: none).", nil, nil)
+)
+
+// throttleCollector exports the snapshot throttle's counters at scrape time.
+type throttleCollector func() (storage.ThrottleStats, bool)
+
+func (c throttleCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descThrottleBytes, descThrottleSlept, descThrottleRate} {
+		ch <- d
+	}
+}
+
+func (c throttleCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := c()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descThrottleBytes, prometheus.CounterValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descThrottleSlept, prometheus.CounterValue, st.Slept.Seconds())
+	ch <- prometheus.MustNewConstMetric(descThrottleRate, prometheus.GaugeValue, st.Rate)
 }
 
 // boolGauge is a yes/no gauge's value: 1 or 0.

@@ -61,6 +61,9 @@ type Config struct {
 	// RaftLog reads the counters of the node's Raft log store
 	// (actors.Runtime.RaftLogStats) for /metrics; nil: not exported.
 	RaftLog func() (storage.RaftLogStats, bool)
+	// SnapshotThrottle reads the counters of the node's snapshot throttle
+	// (actors.Runtime.SnapshotThrottleStats); nil: not exported.
+	SnapshotThrottle func() (storage.ThrottleStats, bool)
 }
 
 // Server is the endpoint: its handlers and metrics, and the address its

@@ -26,6 +26,7 @@ type Throttle struct {
 	paid time.Time
 	// taken counts the bytes taken since a yielding throttle's last look.
 	taken int64
+	stats ThrottleStats
 	// stop ends a yielding throttle's controller (Close).
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -56,6 +57,7 @@ func (t *Throttle) take(n int) {
 	}
 	t.mu.Lock()
 	t.taken += int64(n)
+	t.stats.Bytes += uint64(n)
 	if t.nsPerByte == 0 {
 		t.mu.Unlock()
 		return
@@ -66,10 +68,37 @@ func (t *Throttle) take(n int) {
 	}
 	t.paid = t.paid.Add(t.time(n))
 	ahead := t.paid.Sub(now)
+	if ahead >= throttleMinSleep {
+		t.stats.Slept += ahead
+	}
 	t.mu.Unlock()
 	if ahead >= throttleMinSleep {
 		t.sleep(ahead)
 	}
+}
+
+// ThrottleStats is what a node's snapshot throttle did since it started:
+// /metrics exports it.
+type ThrottleStats struct {
+	// Bytes the streams sent and received; Slept the time they waited.
+	Bytes uint64
+	Slept time.Duration
+	// Rate is the limit now, bytes a second (0: none).
+	Rate float64
+}
+
+// Stats returns the throttle's counters; a nil throttle has none.
+func (t *Throttle) Stats() ThrottleStats {
+	if t == nil {
+		return ThrottleStats{}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stats
+	if t.nsPerByte > 0 {
+		st.Rate = float64(time.Second) / t.nsPerByte
+	}
+	return st
 }
 
 // time is how long n bytes take at the rate.

@@ -69,6 +69,12 @@ func TestThrottleHoldsItsRate(t *testing.T) {
 	if most := int(want / throttleMinSleep); n > most {
 		t.Fatalf("%d sleeps, want at most %d", n, most)
 	}
+	if st := th.Stats(); st.Bytes != 64<<20 || st.Slept != total || st.Rate != rate {
+		t.Fatalf("stats %+v, want 64 MiB taken, %v slept, a rate of %d", st, total, rate)
+	}
+	if st := none.Stats(); st != (ThrottleStats{}) {
+		t.Fatalf("no throttle's stats: %+v", st)
+	}
 
 	// After ten idle seconds one burst goes at once, and the next byte
 	// waits its share: the idle time is not all credited.

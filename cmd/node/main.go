@@ -200,7 +200,8 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		rt.ReadCache = -1 // none (zero is the default size)
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
-	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats})
+	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats,
+		SnapshotThrottle: rt.SnapshotThrottleStats})
 	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
 }
 
