@@ -113,30 +113,44 @@ var (
 	descLogSync    = prometheus.NewDesc("coppice_raftlog_sync_seconds", "Time of one journal write and its fdatasync: what every acknowledged write waits for.", nil, nil)
 )
 
-// raftLogCollector exports the Raft log store's counters at scrape time.
-type raftLogCollector func() (storage.RaftLogStats, bool)
+// statsCollector exports, at scrape time, what read returns (nothing when
+// it says false) as the metrics emit makes of it, all among descs.
+type statsCollector[T any] struct {
+	descs []*prometheus.Desc
+	read  func() (T, bool)
+	emit  func(T, chan<- prometheus.Metric)
+}
 
-func (c raftLogCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLogSyncs, descLogRecords, descLogBytes, descLogSync} {
+func (c statsCollector[T]) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
 		ch <- d
 	}
 }
 
-func (c raftLogCollector) Collect(ch chan<- prometheus.Metric) {
-	st, ok := c()
-	if !ok {
-		return
+func (c statsCollector[T]) Collect(ch chan<- prometheus.Metric) {
+	if st, ok := c.read(); ok {
+		c.emit(st, ch)
 	}
-	ch <- prometheus.MustNewConstMetric(descLogSyncs, prometheus.CounterValue, float64(st.Syncs))
-	ch <- prometheus.MustNewConstMetric(descLogRecords, prometheus.CounterValue, float64(st.Records))
-	ch <- prometheus.MustNewConstMetric(descLogBytes, prometheus.CounterValue, float64(st.Bytes))
-	buckets := make(map[float64]uint64, len(storage.SyncBucketBounds))
-	var cum uint64
-	for i, le := range storage.SyncBucketBounds {
-		cum += st.SyncBuckets[i]
-		buckets[le] = cum
+}
+
+// raftLogCollector exports the Raft log store's counters.
+func raftLogCollector(read func() (storage.RaftLogStats, bool)) prometheus.Collector {
+	return statsCollector[storage.RaftLogStats]{
+		descs: []*prometheus.Desc{descLogSyncs, descLogRecords, descLogBytes, descLogSync},
+		read:  read,
+		emit: func(st storage.RaftLogStats, ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(descLogSyncs, prometheus.CounterValue, float64(st.Syncs))
+			ch <- prometheus.MustNewConstMetric(descLogRecords, prometheus.CounterValue, float64(st.Records))
+			ch <- prometheus.MustNewConstMetric(descLogBytes, prometheus.CounterValue, float64(st.Bytes))
+			buckets := make(map[float64]uint64, len(storage.SyncBucketBounds))
+			var cum uint64
+			for i, le := range storage.SyncBucketBounds {
+				cum += st.SyncBuckets[i]
+				buckets[le] = cum
+			}
+			ch <- prometheus.MustNewConstHistogram(descLogSync, st.Syncs, st.SyncSeconds, buckets)
+		},
 	}
-	ch <- prometheus.MustNewConstHistogram(descLogSync, st.Syncs, st.SyncSeconds, buckets)
 }
 
 var (
@@ -145,23 +159,17 @@ var (
 	descThrottleRate  = prometheus.NewDesc("coppice_snapshot_rate_limit_bytes", "The snapshot streams' limit now, bytes a second, sent and received together (0: none).", nil, nil)
 )
 
-// throttleCollector exports the snapshot throttle's counters at scrape time.
-type throttleCollector func() (storage.ThrottleStats, bool)
-
-func (c throttleCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descThrottleBytes, descThrottleSlept, descThrottleRate} {
-		ch <- d
+// throttleCollector exports the snapshot throttle's counters.
+func throttleCollector(read func() (storage.ThrottleStats, bool)) prometheus.Collector {
+	return statsCollector[storage.ThrottleStats]{
+		descs: []*prometheus.Desc{descThrottleBytes, descThrottleSlept, descThrottleRate},
+		read:  read,
+		emit: func(st storage.ThrottleStats, ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(descThrottleBytes, prometheus.CounterValue, float64(st.Bytes))
+			ch <- prometheus.MustNewConstMetric(descThrottleSlept, prometheus.CounterValue, st.Slept.Seconds())
+			ch <- prometheus.MustNewConstMetric(descThrottleRate, prometheus.GaugeValue, st.Rate)
+		},
 	}
-}
-
-func (c throttleCollector) Collect(ch chan<- prometheus.Metric) {
-	st, ok := c()
-	if !ok {
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(descThrottleBytes, prometheus.CounterValue, float64(st.Bytes))
-	ch <- prometheus.MustNewConstMetric(descThrottleSlept, prometheus.CounterValue, st.Slept.Seconds())
-	ch <- prometheus.MustNewConstMetric(descThrottleRate, prometheus.GaugeValue, st.Rate)
 }
 
 // boolGauge is a yes/no gauge's value: 1 or 0.
