@@ -59,6 +59,8 @@ type directFile struct {
 	buf []byte // directBuf bytes, aligned to directAlign
 	n   int    // bytes in buf
 	off int64  // bytes of the file written out
+	// buffered: O_DIRECT was turned off after a write it refused.
+	buffered bool
 }
 
 // directAlign is the alignment O_DIRECT asks of offsets, lengths and
@@ -99,9 +101,24 @@ func (d *directFile) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// flush writes the buffer's first n bytes (aligned) at the file's end.
+// flush writes the buffer's first n bytes (aligned) at the file's end. A
+// file system that took O_DIRECT at open may still refuse a write (EINVAL:
+// a block size over directAlign, say): O_DIRECT is then turned off and the
+// rest of the file goes through the page cache.
 func (d *directFile) flush(n int) error {
-	if _, err := d.f.WriteAt(d.buf[:n], d.off); err != nil {
+	_, err := d.f.WriteAt(d.buf[:n], d.off)
+	if errors.Is(err, unix.EINVAL) && !d.buffered {
+		fd := int(d.f.Fd())
+		flags, ferr := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if ferr == nil {
+			_, ferr = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_DIRECT)
+		}
+		if ferr == nil {
+			d.buffered = true
+			_, err = d.f.WriteAt(d.buf[:n], d.off)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	d.off += int64(n)

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,41 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// A file system that refuses an O_DIRECT write (here: a buffer out of
+// alignment) gets the file through the page cache instead, whole.
+func TestDirectFileFallsBackWhenAWriteIsRefused(t *testing.T) {
+	root, err := os.MkdirTemp(".", "direct-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	name := filepath.Join(root, "f")
+	d, err := openDirect(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == nil {
+		t.Skip("the checkout's file system does not take O_DIRECT")
+	}
+	d.buf = d.buf[1 : directBuf/2+1] // misaligned: O_DIRECT writes fail with EINVAL
+	want := make([]byte, directBuf+12345)
+	rand.NewChaCha8([32]byte{7}).Read(want)
+	if _, err := d.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.finish(int64(len(want))); err != nil {
+		t.Fatal(err)
+	}
+	d.f.Close()
+	if !d.buffered {
+		t.Fatal("a misaligned O_DIRECT write was taken: the test tests nothing")
+	}
+	got, err := os.ReadFile(name)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%d bytes back (%v), want the %d written", len(got), err, len(want))
+	}
+}
 
 // A received snapshot's files are on the disk and out of the page cache
 // once the stream is in: written with O_DIRECT they never enter it, and
