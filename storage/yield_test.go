@@ -14,7 +14,8 @@ func (c *yieldControl) window(n uint64, lat float64, taken int64) float64 {
 
 const mib = 1 << 20
 
-// The rate falls while the syncs take more than twice their quiet time and
+// The rate falls while the syncs take more than yieldTarget times their
+// quiet time and
 // a copy runs, holds between 1.5 and 2 times, rises back to no limit when
 // they are quiet, and never falls below the floor.
 func TestYieldFollowsTheSyncs(t *testing.T) {
@@ -31,7 +32,7 @@ func TestYieldFollowsTheSyncs(t *testing.T) {
 	if r2 != r*yieldCut {
 		t.Fatalf("second slow window: rate %.0f MiB/s, want %.0f", r2/mib, r*yieldCut/mib)
 	}
-	// Between 1.5x and 2x: held.
+	// Between yieldRelax and yieldTarget times: held.
 	if r3 := c.window(100, 0.0017, int64(r2/10)); r3 != r2 {
 		t.Fatalf("syncs at 1.7x: rate %.0f MiB/s, want it held at %.0f", r3/mib, r2/mib)
 	}

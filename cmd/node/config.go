@@ -278,7 +278,7 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.TrailingLogs, v, 1, 1e9) }},
 	{name: "snapshot-rate-mib", kind: kindInt, def: constant("0"), usage: "MiB per second of snapshot data the node streams, sent and received together, over all its shards (a joining node's copy, a lagging follower's snapshot): a copy onto the disk the Raft logs sync to slows every write while it runs, and a limit trades the copy's time for the writes; 0: no limit, 0..100000",
 		set: func(c *Config, v string) error { return uintIn(&c.SnapshotRateMiB, v, 0, 100000) }},
-	{name: "snapshot-yield", kind: kindBool, def: constant("true"), usage: "snapshot streams (a joining node's copy) yield to writes: their rate follows the node's Raft log syncs, falling while they take more than twice their time with no copy and rising to no limit (or --snapshot-rate-mib) while they do not; false: only --snapshot-rate-mib limits them",
+	{name: "snapshot-yield", kind: kindBool, def: constant("true"), usage: "snapshot streams (a joining node's copy) yield to writes: their rate follows the node's Raft log syncs, falling while they take more than 1.8 times their time with no copy and rising to no limit (or --snapshot-rate-mib) while they do not; false: only --snapshot-rate-mib limits them",
 		set: boolean(func(c *Config) *bool { return &c.SnapshotYield })},
 	{name: "cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recently read and written values the node keeps in memory in front of its shards' stores, split evenly between them; 0: none, 0..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.CacheMiB, v, 0, 65536) }},
