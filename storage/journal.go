@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -141,12 +140,8 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64) (*journal, er
 
 // replayJournal applies the records of one journal file to db.
 func replayJournal(fs vfs.FS, name string, db *pebble.DB) error {
-	f, err := fs.Open(name)
+	data, err := readFSFile(fs, name)
 	if err != nil {
-		return err
-	}
-	data, err := io.ReadAll(f)
-	if err = errors.Join(err, f.Close()); err != nil {
 		return err
 	}
 	for off := 0; off+journalHeader <= len(data); {

@@ -384,11 +384,12 @@ func takeKeyFilter(fs vfs.FS, dir string, index uint64) *decodedFilter {
 	return d
 }
 
+// readFSFile is os.ReadFile on fs.
 func readFSFile(fs vfs.FS, name string) ([]byte, error) {
 	f, err := fs.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return io.ReadAll(f)
+	data, err := io.ReadAll(f)
+	return data, errors.Join(err, f.Close())
 }
