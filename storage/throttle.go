@@ -23,9 +23,7 @@ type Throttle struct {
 	mu        sync.Mutex
 	nsPerByte float64 // 1/rate; 0: no limit (a yielding throttle's, for now)
 	// paid is when the bytes taken so far are paid for at the rate.
-	paid time.Time
-	// taken counts the bytes taken since a yielding throttle's last look.
-	taken int64
+	paid  time.Time
 	stats ThrottleStats
 	// stop ends a yielding throttle's controller (Close).
 	stop     chan struct{}
@@ -56,7 +54,6 @@ func (t *Throttle) take(n int) {
 		return
 	}
 	t.mu.Lock()
-	t.taken += int64(n)
 	t.stats.Bytes += uint64(n)
 	if t.nsPerByte == 0 {
 		t.mu.Unlock()

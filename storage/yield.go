@@ -118,18 +118,17 @@ func NewYieldingThrottle(src LatencySource, maxBytesPerSec int64) *Throttle {
 	go func() {
 		tick := time.NewTicker(yieldWindow)
 		defer tick.Stop()
+		var bytes uint64 // the throttle's count at the last window
 		for {
 			select {
 			case <-t.stop:
 				return
 			case <-tick.C:
 			}
-			t.mu.Lock()
-			taken := t.taken
-			t.taken = 0
-			t.mu.Unlock()
+			now := t.Stats().Bytes
 			syncs, secs := src()
-			t.setRate(c.step(syncs, secs, taken, yieldWindow))
+			t.setRate(c.step(syncs, secs, int64(now-bytes), yieldWindow))
+			bytes = now
 		}
 	}()
 	return t
