@@ -195,7 +195,9 @@ func (s *Shard) Close() error {
 		return nil
 	}
 	err := s.db.Flush()
-	if gen, ready := s.filter.readyGen(); err == nil && ready {
+	if err == nil {
+		// Kept only if ready (saveKeyFilter).
+		gen, _ := s.filter.readyGen()
 		applied, _ := s.Applied()
 		if serr := saveKeyFilter(s.fs, s.layout.KVDir(s.id), s.filter, gen, applied); serr != nil {
 			// Reported, and the store still closes: the next open builds one.
