@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,7 +291,6 @@ type journalSync struct {
 // journalSyncs reads each node's journal sync counters; a node it cannot
 // read is left out.
 func journalSyncs(nodes []*node) map[string]journalSync {
-	hc := http.Client{Timeout: 5 * time.Second}
 	out := map[string]journalSync{}
 	for _, n := range nodes {
 		resp, err := hc.Get("http://" + n.http + "/metrics")
