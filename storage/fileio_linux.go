@@ -141,3 +141,5 @@ func (d *directFile) finish(size int64) error {
 	}
 	return d.f.Sync()
 }
+
+func (d *directFile) Close() error { return d.f.Close() }

@@ -37,7 +37,7 @@ func TestDirectFileFallsBackWhenAWriteIsRefused(t *testing.T) {
 	if err := d.finish(int64(len(want))); err != nil {
 		t.Fatal(err)
 	}
-	d.f.Close()
+	d.Close()
 	if !d.buffered {
 		t.Fatal("a misaligned O_DIRECT write was taken: the test tests nothing")
 	}

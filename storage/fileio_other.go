@@ -23,3 +23,5 @@ func openDirect(string, *directFile) (*directFile, error) { return nil, nil }
 func (d *directFile) Write(p []byte) (int, error) { return d.f.Write(p) }
 
 func (d *directFile) finish(size int64) error { return d.f.Sync() }
+
+func (d *directFile) Close() error { return d.f.Close() }

@@ -608,18 +608,14 @@ type streamWriter struct {
 	hdrBuf []byte
 	m      *manifest
 	idx    int
-	cur    *os.File
-	bw     *bufio.Writer
-	// direct, if set, writes the current file instead of cur and bw
-	// (O_DIRECT: openDirect).
+	// cur writes the current file (nil: none open); direct and paged
+	// are the last of each kind, whose buffer the next one reuses.
+	cur     receivedFile
 	direct  *directFile
+	paged   *pagedFile
 	crc     uint32
 	sum     []byte // the checksum after the current file, as it arrives
 	written int64
-	// flushed is how much of the current file has been handed to the
-	// kernel's writeback, dropped how much of that is on the disk and out
-	// of the page cache (writeback).
-	flushed, dropped int64
 	// fileBytes counts every file byte written so far.
 	fileBytes int64
 	err       error
@@ -685,13 +681,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		if rest := f.Size - w.written; n > rest {
 			n = rest
 		}
-		var err error
-		if w.direct != nil {
-			_, err = w.direct.Write(p[:n])
-		} else {
-			_, err = w.bw.Write(p[:n])
-		}
-		if err != nil {
+		if _, err := w.cur.Write(p[:n]); err != nil {
 			w.err = err
 			return 0, err
 		}
@@ -699,14 +689,6 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		w.written += n
 		w.fileBytes += n
 		p = p[n:]
-		if w.direct == nil && w.written-w.flushed >= writebackBytes && w.written < f.Size {
-			if err := w.bw.Flush(); err != nil {
-				w.err = err
-				return 0, err
-			}
-			writeback(w.cur, w.dropped, w.flushed-w.dropped, w.flushed, w.written-w.flushed)
-			w.dropped, w.flushed = w.flushed, w.written
-		}
 	}
 	return total, nil
 }
@@ -717,47 +699,90 @@ func (w *streamWriter) openNext() error {
 		return nil
 	}
 	name := filepath.Join(w.dir, w.m.Files[w.idx].Name)
-	w.crc, w.sum, w.written, w.flushed, w.dropped = 0, w.sum[:0], 0, 0, 0
-	var err error
-	var df *directFile
+	w.crc, w.sum, w.written = 0, w.sum[:0], 0
 	if directWrites {
-		if df, err = openDirect(name, w.direct); err != nil {
+		df, err := openDirect(name, w.direct)
+		if err != nil {
 			return err
 		}
+		if df != nil {
+			w.cur, w.direct = df, df
+			return nil
+		}
 	}
-	if w.direct = df; df != nil {
-		w.cur = df.f
-		return nil
-	}
-	fh, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	pf, err := openPaged(name, w.paged)
 	if err != nil {
 		return err
 	}
-	w.cur = fh
-	if w.bw == nil {
-		w.bw = bufio.NewWriterSize(fh, 1<<20)
-	} else {
-		w.bw.Reset(fh)
-	}
+	w.cur, w.paged = pf, pf
 	return nil
 }
+
+// receivedFile writes one file of a stream: a directFile where the file
+// system takes O_DIRECT, else a pagedFile.
+type receivedFile interface {
+	Write(p []byte) (int, error)
+	// finish writes what is buffered, cuts the file to size and fsyncs
+	// it; Close closes it either way.
+	finish(size int64) error
+	Close() error
+}
+
+// pagedFile writes a file through the page cache, and every writebackBytes
+// waits for the range before to be on the disk, drops it from the page
+// cache and starts the next (writeback).
+type pagedFile struct {
+	f  *os.File
+	bw *bufio.Writer
+	// written is how much went in, flushed how much of it has been
+	// handed to the kernel's writeback, dropped how much of that is on
+	// the disk and out of the page cache.
+	written, flushed, dropped int64
+}
+
+// openPaged creates name, reusing prev's buffer if prev is set.
+func openPaged(name string, prev *pagedFile) (*pagedFile, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if prev == nil {
+		return &pagedFile{f: f, bw: bufio.NewWriterSize(f, 1<<20)}, nil
+	}
+	prev.bw.Reset(f)
+	return &pagedFile{f: f, bw: prev.bw}, nil
+}
+
+func (p *pagedFile) Write(b []byte) (int, error) {
+	n, err := p.bw.Write(b)
+	p.written += int64(n)
+	if err == nil && p.written-p.flushed >= writebackBytes {
+		if err = p.bw.Flush(); err == nil {
+			writeback(p.f, p.dropped, p.flushed-p.dropped, p.flushed, p.written-p.flushed)
+			p.dropped, p.flushed = p.flushed, p.written
+		}
+	}
+	return n, err
+}
+
+func (p *pagedFile) finish(size int64) error {
+	err := p.bw.Flush()
+	if err == nil {
+		err = p.f.Sync()
+	}
+	if err == nil {
+		writeback(p.f, p.dropped, size-p.dropped, 0, 0) // on the disk: drop the rest
+	}
+	return err
+}
+
+func (p *pagedFile) Close() error { return p.f.Close() }
 
 // closeCurrent fsyncs and closes the current file, whose bytes and
 // checksum are in, and checks the checksum.
 func (w *streamWriter) closeCurrent() error {
 	f := &w.m.Files[w.idx]
-	var err error
-	if w.direct != nil {
-		err = w.direct.finish(f.Size)
-	} else {
-		err = w.bw.Flush()
-		if err == nil {
-			err = w.cur.Sync()
-		}
-		if err == nil {
-			writeback(w.cur, w.dropped, f.Size-w.dropped, 0, 0) // on the disk: drop the rest
-		}
-	}
+	err := w.cur.finish(f.Size)
 	if cerr := w.cur.Close(); err == nil {
 		err = cerr
 	}
