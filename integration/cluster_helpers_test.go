@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand"
 	"net/http"
 	"os"
@@ -112,10 +113,15 @@ type writer struct {
 	stop    chan struct{}
 	stopped sync.Once
 	done    sync.WaitGroup
+	// failed counts the writes not acknowledged, and lastErr is the
+	// last one's error by node: what a stalled writer reports.
+	failed  map[string]int
+	lastErr map[string]string
 }
 
 func startWriter(nodes []*node) *writer {
-	w := &writer{acked: map[string]string{}, stop: make(chan struct{})}
+	w := &writer{acked: map[string]string{}, stop: make(chan struct{}),
+		failed: map[string]int{}, lastErr: map[string]string{}}
 	for i, n := range nodes {
 		w.done.Add(1)
 		go func() {
@@ -135,6 +141,10 @@ func startWriter(nodes []*node) *writer {
 				if err != nil {
 					// Not acknowledged: it may or may not have happened.
 					// Pace the retries against a node that is down.
+					w.mu.Lock()
+					w.failed[n.name]++
+					w.lastErr[n.name] = fmt.Sprintf("SET %s: %v", k, err)
+					w.mu.Unlock()
 					time.Sleep(20 * time.Millisecond)
 					continue
 				}
@@ -154,6 +164,20 @@ func (w *writer) finish() map[string]string {
 	w.stopped.Do(func() { close(w.stop) })
 	w.done.Wait()
 	return w.acked
+}
+
+// failures describes the writes not acknowledged so far, by node.
+func (w *writer) failures() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(w.failed)) {
+		fmt.Fprintf(&b, "\n  %s: %d failed, the last %s", name, w.failed[name], w.lastErr[name])
+	}
+	if b.Len() == 0 {
+		return " none failed"
+	}
+	return b.String()
 }
 
 // running reports whether finish has not been called.

@@ -7,6 +7,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +62,7 @@ func cmdWriter(ts *testscript.TestScript, neg bool, args []string) {
 			return nil
 		})
 		if err != nil {
-			ts.Fatalf("writer wait %d: %v", n, err)
+			ts.Fatalf("writer wait %d: %v; writes not acknowledged:%s\n%s", n, err, slot.w.failures(), clusterView(ts))
 		}
 	case "stop":
 		if !slot.running() {
@@ -71,6 +73,34 @@ func cmdWriter(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("writer: unknown subcommand %q", args[0])
 	}
+}
+
+// clusterView describes, for a failure, every running node's shards as it
+// sees them and the last lines of its log.
+func clusterView(ts *testscript.TestScript) string {
+	var b strings.Builder
+	nodes := scriptNodes(ts)
+	for _, name := range slices.Sorted(maps.Keys(nodes)) {
+		n := nodes[name]
+		if n.proc == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s:\n", name)
+		if st, err := n.status(); err != nil {
+			fmt.Fprintf(&b, "  status: %v\n", err)
+		} else {
+			for _, sh := range st.Shards {
+				fmt.Fprintf(&b, "  shard %d: %s, leader %q, term %d, commit %d, applied %d, voters %v, nonvoters %v %s\n",
+					sh.ID, sh.State, sh.Leader, sh.Term, sh.CommitIndex, sh.AppliedIndex,
+					sh.WithSuffrage("voter"), sh.WithSuffrage("nonvoter"), sh.Error)
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(readFile(filepath.Join(ts.Getenv("WORK"), name+".log"))), "\n")
+		for _, l := range lines[max(0, len(lines)-15):] {
+			fmt.Fprintf(&b, "  | %s\n", l)
+		}
+	}
+	return b.String()
 }
 
 func argAt(args []string, i int) string {
