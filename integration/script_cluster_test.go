@@ -75,7 +75,7 @@ func cmdWriter(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// clusterView describes, for a failure, every running node's shards as it
+// clusterView describes, for a failed wait, every running node's shards as it
 // sees them and the last lines of its log.
 func clusterView(ts *testscript.TestScript) string {
 	var b strings.Builder

@@ -279,7 +279,7 @@ func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestSc
 			ts.Fatalf("%v", bad)
 		}
 		if err != nil {
-			ts.Fatalf("not within 60s: %v", err)
+			ts.Fatalf("not within 60s: %v\n%s", err, clusterView(ts))
 		}
 	}
 }
