@@ -35,7 +35,7 @@ func main() {
 	fmt.Printf("%d writes of %d bytes, each followed by the sync, in %s\n\n", *n, *size, *dir)
 	fmt.Println("| file | sync | wall us/op | process CPU us/op |")
 	fmt.Println("|---|---|---|---|")
-	for _, prealloc := range []bool{true, false} {
+	for _, prealloc := range []prealloc{fallocated, zeroFilled, growing} {
 		for _, s := range []struct {
 			name string
 			fn   func(*os.File) error
@@ -44,25 +44,48 @@ func main() {
 			if err != nil {
 				log.Fatal(err)
 			}
-			kind := "growing"
-			if prealloc {
-				kind = "preallocated"
-			}
-			fmt.Printf("| %s | %s | %.0f | %.0f |\n", kind, s.name, wall, cpu)
+			fmt.Printf("| %s | %s | %.0f | %.0f |\n", prealloc, s.name, wall, cpu)
 		}
 	}
 }
 
-func measure(dir string, n, size int, prealloc bool, sync func(*os.File) error) (wallUs, cpuUs float64, err error) {
+// prealloc is how the file is made before the timed writes.
+type prealloc int
+
+const (
+	// fallocated: fallocate(2), so the file's blocks are reserved but
+	// unwritten: the first write to each changes the file's extents,
+	// which the sync then commits to the file system's journal.
+	fallocated prealloc = iota
+	// zeroFilled: zeros written and synced first, so a sync has only the
+	// data to write.
+	zeroFilled
+	// growing: each write extends the file.
+	growing
+)
+
+func (p prealloc) String() string {
+	return [...]string{"fallocated", "zero-filled", "growing"}[p]
+}
+
+func measure(dir string, n, size int, prealloc prealloc, sync func(*os.File) error) (wallUs, cpuUs float64, err error) {
 	f, err := os.CreateTemp(dir, "fsynccost-*.dat")
 	if err != nil {
 		return 0, 0, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if prealloc {
+	switch prealloc {
+	case fallocated:
 		if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(n*size)); err != nil {
 			return 0, 0, fmt.Errorf("fallocate: %w", err)
+		}
+	case zeroFilled:
+		if _, err := f.Write(make([]byte, n*size)); err != nil {
+			return 0, 0, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, 0, err
 		}
 	}
 	buf := make([]byte, size)
