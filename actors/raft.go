@@ -252,7 +252,18 @@ func (a *raftActor) start() error {
 	conf.Logger = logger
 	conf.BatchApplyCh = true
 	conf.MaxAppendEntries = 256
-	conf.NoSnapshotRestoreOnStart = true // the Pebble store is already at its applied index
+	// The Pebble store is at its applied index and Raft need not restore
+	// a snapshot into it, unless a restore was cut short (storeBehind).
+	behind, err := storeBehind(fsm, snaps)
+	if err != nil {
+		return err
+	}
+	if behind != nil {
+		applied, _ := fsm.Applied()
+		rt.logger().Warn("shard store behind its newest snapshot (a restore cut short): restoring the snapshot",
+			"shard", a.shard, "applied_index", applied, "snapshot", behind.ID, "snapshot_index", behind.Index)
+	}
+	conf.NoSnapshotRestoreOnStart = behind == nil
 	setRaftTimers(conf)
 	conf.SnapshotThreshold = 16384
 	if rt.Snapshots.Threshold > 0 {
@@ -287,6 +298,25 @@ func (a *raftActor) start() error {
 	go a.waiter(a.applies, a.waiterDone)
 	a.watchLeadership()
 	return nil
+}
+
+// storeBehind returns the shard's newest snapshot if its store has not
+// applied up to it. That happens only when a restore was cut short: Raft
+// keeps a snapshot it receives before the state machine restores it, and
+// a crash (or a failed restore) in between leaves the store at its old
+// index. Raft's log may no longer hold the entries between the two (that
+// is why the snapshot was sent), and a Raft started with
+// NoSnapshotRestoreOnStart takes the snapshot's index as applied: without
+// the restore the store would silently lack those entries for good.
+func storeBehind(fsm *storage.Shard, snaps *storage.SnapshotStore) (*raft.SnapshotMeta, error) {
+	metas, err := snaps.List()
+	if err != nil {
+		return nil, fmt.Errorf("node: listing the shard's snapshots: %w", err)
+	}
+	if applied, _ := fsm.Applied(); len(metas) > 0 && metas[0].Index > applied {
+		return metas[0], nil
+	}
+	return nil, nil
 }
 
 // watchLeadership keeps what Runtime knows of this shard's leadership

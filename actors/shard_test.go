@@ -3,6 +3,8 @@ package actors_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
 )
 
 func setExec(w kv.Writer, c *messages.Command) *messages.Reply {
@@ -171,5 +174,65 @@ func TestLeaderHoldsForwardedWritesToItsLimit(t *testing.T) {
 	}
 	if st := waitLeader(t, n, 0); st.LastIndex <= before.LastIndex {
 		t.Fatalf("the write at the limit is not in the log: last index %d, before %d", st.LastIndex, before.LastIndex)
+	}
+}
+
+// A restore cut short leaves the shard's store behind the newest snapshot:
+// Raft keeps a snapshot it receives before the store swaps it in, and a
+// crash in between leaves the old store, while the log may no longer hold
+// the entries the snapshot covers. The shard restores that snapshot when
+// it starts, rather than take its index as applied and lack them for good.
+func TestShardStartFinishesACutShortRestore(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	set := func(n *actors.Node, key string) {
+		t.Helper()
+		cmd := &messages.Command{Args: [][]byte{[]byte("SET"), []byte(key), []byte("v")}}
+		if pr := request[*messages.ProposeReply](t, n, actors.RaftPath(1), &messages.Propose{Command: cmd}); pr.Error != "" {
+			t.Fatalf("set %s: %s", key, pr.Error)
+		}
+	}
+	n := startNode(t, dir)
+	waitLeader(t, n, 1)
+	set(n, "k1")
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kvDir := storage.Layout{Dir: dir}.KVDir(1)
+	old := filepath.Join(t.TempDir(), "kv")
+	if err := os.CopyFS(old, os.DirFS(kvDir)); err != nil {
+		t.Fatal(err)
+	}
+
+	n = startNode(t, dir)
+	waitLeader(t, n, 1)
+	set(n, "k2")
+	set(n, "k3")
+	c := request[*messages.CompactLogReply](t, n, actors.RaftPath(1), &messages.CompactLog{Trailing: 1})
+	if c.Error != "" {
+		t.Fatalf("compact: %s", c.Error)
+	}
+	want := request[*messages.ShardChecksumReply](t, n, actors.RaftPath(1), &messages.ShardChecksum{})
+	if want.Keys != 3 || c.FirstIndex != want.AppliedIndex {
+		t.Fatalf("before the cut: %d keys at %d, log from %d; want 3 keys and only the last entry left", want.Keys, want.AppliedIndex, c.FirstIndex)
+	}
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The store as it was before k2: what a restore cut short leaves.
+	if err := os.RemoveAll(kvDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(kvDir, os.DirFS(old)); err != nil {
+		t.Fatal(err)
+	}
+
+	n = startNode(t, dir)
+	defer n.Stop(ctx)
+	waitLeader(t, n, 1)
+	got := request[*messages.ShardChecksumReply](t, n, actors.RaftPath(1), &messages.ShardChecksum{})
+	if got.Keys != 3 || got.AppliedIndex < want.AppliedIndex || got.Crc32C != want.Crc32C {
+		t.Fatalf("after the restart: %d keys at %d (crc %x), want 3 at %d (crc %x)", got.Keys, got.AppliedIndex, got.Crc32C, want.AppliedIndex, want.Crc32C)
 	}
 }
