@@ -62,16 +62,16 @@ type Shard struct {
 // OpenShard opens (or creates) shard id's Pebble store, with a read cache
 // of cacheBytes in front of it (0: none).
 func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int) (*Shard, error) {
-	if err := recoverSwap(layout.KVDir(id)); err != nil {
-		return nil, err
-	}
 	return openShard(vfs.Default, layout, id, exec, snaps, cacheBytes)
 }
 
-// openShard opens the shard's store on fs. Restore moves directories with
-// the os package, so only vfs.Default can restore a snapshot; tests of the
-// apply path cut power under a crashable in-memory fs.
+// openShard opens the shard's store on fs, first finishing or undoing a
+// restore a crash cut short. Tests cut power under a crashable in-memory
+// fs; only a snapshot stream (Restore) is written with the os package.
 func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int) (*Shard, error) {
+	if err := recoverSwap(fs, layout.KVDir(id)); err != nil {
+		return nil, err
+	}
 	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
 		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fs: fs}
 	db, err := openPebble(fs, layout.KVDir(id))
@@ -403,7 +403,7 @@ func (s *Shard) checkpoint(dir string) error {
 		return nil
 	}
 	if b, ok := s.filter.encode(gen); ok {
-		if err := writeFileAtomic(filepath.Join(dir, keyFilterFile), b); err != nil {
+		if err := writeFSFileAtomic(s.fs, filepath.Join(dir, keyFilterFile), b); err != nil {
 			return fmt.Errorf("storage: shard %d: checkpoint: key filter: %w", s.id, err)
 		}
 	}
@@ -412,7 +412,7 @@ func (s *Shard) checkpoint(dir string) error {
 
 // Restore replaces the shard's data with a snapshot (raft.FSM). A snapshot
 // of this node's store is restored from its directory (hard links); any
-// other stream is first written out and checked.
+// other stream is first written out (on disk: the os package) and checked.
 func (s *Shard) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	m, err := readStreamHeader(rc)
@@ -440,17 +440,17 @@ func (s *Shard) Restore(rc io.ReadCloser) error {
 func (s *Shard) RestoreDir(dir string) error {
 	kvDir := s.layout.KVDir(s.id)
 	next := kvDir + ".next"
-	os.RemoveAll(next)
+	s.fs.RemoveAll(next)
 	// The filter the checkpoint carries, if any and intact; a damaged one
 	// only costs a build.
 	var carried *decodedFilter
-	if b, err := os.ReadFile(filepath.Join(dir, keyFilterFile)); err == nil {
+	if b, err := readFSFile(s.fs, filepath.Join(dir, keyFilterFile)); err == nil {
 		carried, _ = decodeKeyFilter(b)
 	}
-	if err := linkTree(dir, next); err != nil {
+	if err := linkTree(s.fs, dir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
-	if err := writeFileAtomic(filepath.Join(next, completeMarker), nil); err != nil {
+	if err := writeFSFileAtomic(s.fs, filepath.Join(next, completeMarker), nil); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -463,7 +463,7 @@ func (s *Shard) RestoreDir(dir string) error {
 		}
 		s.db = nil
 	}
-	if err := swapIn(kvDir, next); err != nil {
+	if err := swapIn(s.fs, kvDir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
 	db, err := openPebble(s.fs, kvDir)
@@ -483,45 +483,56 @@ func (s *Shard) RestoreDir(dir string) error {
 
 const completeMarker = "COPPICE-COMPLETE"
 
-// swapIn replaces dir by next (which holds completeMarker).
-func swapIn(dir, next string) error {
+// swapIn replaces dir by next (which holds completeMarker), on fs.
+func swapIn(fs vfs.FS, dir, next string) error {
 	old := dir + ".old"
-	os.RemoveAll(old)
-	if _, err := os.Stat(dir); err == nil {
-		if err := os.Rename(dir, old); err != nil {
+	if err := fs.RemoveAll(old); err != nil {
+		return err
+	}
+	if _, err := fs.Stat(dir); err == nil {
+		if err := fs.Rename(dir, old); err != nil {
 			return err
 		}
 	}
-	if err := os.Rename(next, dir); err != nil {
+	if err := fs.Rename(next, dir); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
+	if err := syncFSDir(fs, filepath.Dir(dir)); err != nil {
 		return err
 	}
-	os.Remove(filepath.Join(dir, completeMarker))
-	return os.RemoveAll(old)
+	return dropSwapLeftovers(fs, dir)
 }
 
-// recoverSwap finishes or undoes a restore a crash interrupted.
-func recoverSwap(dir string) error {
-	next, old := dir+".next", dir+".old"
-	if _, err := os.Stat(filepath.Join(next, completeMarker)); err == nil {
-		if _, err := os.Stat(dir); err == nil {
-			return swapIn(dir, next)
-		}
-		if err := os.Rename(next, dir); err != nil {
-			return err
-		}
+// dropSwapLeftovers removes what a swap into dir leaves once dir is in
+// place: the marker and the old store.
+func dropSwapLeftovers(fs vfs.FS, dir string) error {
+	if err := fs.Remove(filepath.Join(dir, completeMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	os.RemoveAll(next)
-	if _, err := os.Stat(dir); err != nil {
-		if _, err := os.Stat(old); err == nil {
-			return os.Rename(old, dir)
+	return fs.RemoveAll(dir + ".old")
+}
+
+// recoverSwap finishes or undoes a restore into dir that a crash cut
+// short: a complete next replaces dir, an incomplete one is dropped, and
+// a dir the crash left missing between the two renames is the old one.
+func recoverSwap(fs vfs.FS, dir string) error {
+	next, old := dir+".next", dir+".old"
+	if _, err := fs.Stat(filepath.Join(next, completeMarker)); err == nil {
+		return swapIn(fs, dir, next)
+	}
+	if err := fs.RemoveAll(next); err != nil {
+		return err
+	}
+	if _, err := fs.Stat(dir); err != nil {
+		if _, err := fs.Stat(old); err == nil {
+			if err := fs.Rename(old, dir); err != nil {
+				return err
+			}
+			return syncFSDir(fs, filepath.Dir(dir))
 		}
 		return nil
 	}
-	os.Remove(filepath.Join(dir, completeMarker))
-	return os.RemoveAll(old)
+	return dropSwapLeftovers(fs, dir)
 }
 
 // quietLogger drops Pebble's info logs and keeps its errors on stderr.

@@ -856,40 +856,43 @@ func writeStreamFiles(r io.Reader, m *manifest, dir string) error {
 	return w.finish()
 }
 
-// linkTree makes dst a copy of the flat directory src: immutable sstables
-// are hard-linked, everything else (manifest, WAL, options) copied.
-func linkTree(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+// linkTree makes dst, on fs, a copy of the flat directory src: immutable
+// sstables are hard-linked, everything else (manifest, options) copied
+// and synced; then dst itself is synced.
+func linkTree(fs vfs.FS, src, dst string) error {
+	if err := fs.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(src)
+	names, err := fs.List(src)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || e.Name() == keyFilterFile {
+	for _, name := range names {
+		from, to := fs.PathJoin(src, name), fs.PathJoin(dst, name)
+		if fi, err := fs.Stat(from); err != nil {
+			return err
+		} else if !fi.Mode().IsRegular() || name == keyFilterFile {
 			continue // the filter is the restore's to read, not the store's
 		}
-		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-		if strings.HasSuffix(e.Name(), ".sst") || strings.HasSuffix(e.Name(), ".blob") {
-			if err := os.Link(from, to); err == nil {
+		if strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob") {
+			if err := fs.Link(from, to); err == nil {
 				continue
 			}
 		}
-		if err := copyFile(from, to); err != nil {
+		if err := copyFile(fs, from, to); err != nil {
 			return err
 		}
 	}
-	return syncDir(dst)
+	return syncFSDir(fs, dst)
 }
 
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
+func copyFile(fs vfs.FS, from, to string) error {
+	in, err := fs.Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := fs.Create(to, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
