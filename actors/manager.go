@@ -162,11 +162,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 		ctx.Respond(r)
 	case retrySyncs:
-		for k := range m.attempts {
-			if k.op == msg.op && m.running[k] == nil {
-				delete(m.attempts, k)
-			}
-		}
+		m.retrySyncs(func(k syncKey) bool { return k.op == msg.op })
 	case *messages.LeaveCluster:
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.leave()) }()
@@ -217,8 +213,14 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 			delete(m.toldRemoved, mem.Name)
 			continue
 		}
-		if !proto.Equal(m.members[mem.Name], mem) {
+		prev := m.members[mem.Name]
+		if !proto.Equal(prev, mem) {
 			changed = true
+		}
+		if prev != nil && prev.Status != messages.MemberStatus_ALIVE && mem.Status == messages.MemberStatus_ALIVE {
+			// Back (restarted, or the network healed): syncs to it that
+			// gave up, its being down the likely cause, start over.
+			m.retrySyncs(func(k syncKey) bool { return m.syncs[k].GetNode() == mem.Name })
 		}
 		m.members[mem.Name] = mem
 		if mem.Status == messages.MemberStatus_ALIVE {
@@ -231,6 +233,16 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 		}
 	}
 	return changed
+}
+
+// retrySyncs gives the shard syncs that match, and are not running, a new
+// set of attempts.
+func (m *managerActor) retrySyncs(match func(syncKey) bool) {
+	for k := range m.attempts {
+		if m.running[k] == nil && match(k) {
+			delete(m.attempts, k)
+		}
+	}
 }
 
 func (m *managerActor) progress(p *messages.SyncProgress) {
@@ -620,6 +632,9 @@ func (in *managerInputs) driveAdd(ctx context.Context, r *raft.Raft, op *message
 		}
 		if in.running[k] != nil || in.attempts[k] >= in.rt.SyncRetries {
 			continue
+		}
+		if g := in.members[node.Name]; g == nil || g.Status != messages.MemberStatus_ALIVE {
+			continue // down in gossip: an attempt now would only fail
 		}
 		if len(in.running)+len(out.started) >= max(in.rt.SyncParallel, 1) {
 			continue // bounded parallelism: the next pass starts the rest
