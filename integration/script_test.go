@@ -197,7 +197,7 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%s exited during start:\n%s", name, readFile(logPath))
 	}
 	if err != nil {
-		ts.Fatalf("%s not ready within 60s: %v", name, err)
+		ts.Fatalf("%s not ready within 60s: %v\n%s", name, err, clusterView(ts))
 	}
 }
 
