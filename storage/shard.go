@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -70,6 +71,9 @@ func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cache
 // fs; only a snapshot stream (Restore) is written with the os package.
 func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int) (*Shard, error) {
 	if err := recoverSwap(fs, layout.KVDir(id)); err != nil {
+		return nil, err
+	}
+	if err := dropRestoreStreams(fs, layout.ShardDir(id)); err != nil {
 		return nil, err
 	}
 	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
@@ -421,7 +425,7 @@ func (s *Shard) Restore(rc io.ReadCloser) error {
 	}
 	dir := m.Dir
 	if dir == "" || s.snaps == nil || !s.snaps.owns(dir) {
-		tmp, err := os.MkdirTemp(s.layout.ShardDir(s.id), "restore-")
+		tmp, err := os.MkdirTemp(s.layout.ShardDir(s.id), restoreStreamPrefix)
 		if err != nil {
 			return err
 		}
@@ -432,6 +436,29 @@ func (s *Shard) Restore(rc io.ReadCloser) error {
 		dir = tmp
 	}
 	return s.RestoreDir(dir)
+}
+
+// restoreStreamPrefix names the directories Restore writes a stream to;
+// a crash leaves them behind, and the next open removes them.
+const restoreStreamPrefix = "restore-"
+
+// dropRestoreStreams removes the streams a crash left in shardDir.
+func dropRestoreStreams(fs vfs.FS, shardDir string) error {
+	names, err := fs.List(shardDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a new shard
+	}
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if strings.HasPrefix(name, restoreStreamPrefix) {
+			if err := fs.RemoveAll(fs.PathJoin(shardDir, name)); err != nil {
+				return fmt.Errorf("storage: removing an interrupted restore's files: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // RestoreDir replaces the shard's data with the checkpoint in dir,

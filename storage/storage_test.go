@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
@@ -716,5 +717,34 @@ func testStreamOfLargeFiles(t *testing.T) {
 		if err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("%s: %d bytes back (%v), want the %d written", name, len(got), err, len(b))
 		}
+	}
+}
+
+// A stream Restore was writing when the process died is removed when the
+// shard opens again; the shard's other files stay.
+func TestOpenRemovesInterruptedRestoreStreams(t *testing.T) {
+	fs := vfs.NewMem()
+	l := Layout{Dir: "/node"}
+	left := fs.PathJoin(l.ShardDir(0), restoreStreamPrefix+"123")
+	if err := fs.MkdirAll(left, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFSFileAtomic(fs, fs.PathJoin(left, "000001.sst"), []byte("part of a file")); err != nil {
+		t.Fatal(err)
+	}
+	other := fs.PathJoin(l.ShardDir(0), "other")
+	if err := writeFSFileAtomic(fs, other, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openShard(fs, l, 0, setExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := fs.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the interrupted stream's dir is still there (stat: %v)", err)
+	}
+	if _, err := fs.Stat(other); err != nil {
+		t.Fatalf("another file of the shard's dir went: %v", err)
 	}
 }
