@@ -87,6 +87,9 @@ type managerTickMsg struct{}
 // retrySyncs gives an op's shard syncs that gave up a new set of attempts.
 type retrySyncs struct{ op uint64 }
 
+// stopSyncs stops an op's running shard syncs: the op is no longer a join.
+type stopSyncs struct{ op uint64 }
+
 // reconciled reports a reconcile pass: the syncs it started, and whether
 // it looked at the shards' leaders.
 type reconciled struct {
@@ -163,6 +166,16 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		ctx.Respond(r)
 	case retrySyncs:
 		m.retrySyncs(func(k syncKey) bool { return k.op == msg.op })
+	case syncStopped:
+		if m.running[msg.k] == msg.pid {
+			delete(m.running, msg.k)
+		}
+	case stopSyncs:
+		for k := range m.running {
+			if k.op == msg.op {
+				m.stopSync(k)
+			}
+		}
 	case *messages.LeaveCluster:
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.leave()) }()
@@ -261,16 +274,31 @@ func (m *managerActor) progress(p *messages.SyncProgress) {
 		delete(m.running, k)
 	}
 	if m.attempts[k] >= m.rt.SyncRetries {
-		if pid := m.running[k]; pid != nil {
-			delete(m.running, k)
-			sup, root, log := actor.NewPID(m.self.Address, SyncsPath), m.root, m.rt.logger()
-			go func() {
-				if err := supervisor.TerminateChild(root, sup, pid.Id, askTimeout); err != nil {
-					log.Warn("stopping a sync that gave up", "sync", pid.Id, "err", err)
-				}
-			}()
-		}
+		m.stopSync(k)
 	}
+}
+
+// stopSync terminates sync k if it runs. It counts as running until its
+// supervisor has stopped it, so no pass starts it again or acts as if it
+// were gone in the meantime.
+func (m *managerActor) stopSync(k syncKey) {
+	pid := m.running[k]
+	if pid == nil {
+		return
+	}
+	sup, root, self, log := actor.NewPID(m.self.Address, SyncsPath), m.root, m.self, m.rt.logger()
+	go func() {
+		if err := supervisor.TerminateChild(root, sup, pid.Id, askTimeout); err != nil {
+			log.Warn("stopping a sync", "sync", pid.Id, "err", err)
+		}
+		root.Send(self, syncStopped{k: k, pid: pid})
+	}()
+}
+
+// syncStopped reports that stopSync's sync is gone.
+type syncStopped struct {
+	k   syncKey
+	pid *actor.PID
 }
 
 // keptOps is how many operations' sync results the manager keeps for
@@ -689,6 +717,13 @@ func (in *managerInputs) joinSystemGroup(r *raft.Raft, node *messages.ClusterMem
 // below quorum; then it leaves the system group and the cluster state.
 func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *messages.MembershipOp) error {
 	node := op.Node.GetName()
+	for k := range in.running {
+		if k.op == op.Id {
+			// An abandoned join's sync still stopping: it could yet add
+			// the node to its shard behind the removal.
+			return nil
+		}
+	}
 	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
 		if slices.Contains(op.DoneShards, shard) {
 			continue
@@ -932,14 +967,20 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 // removeNode journals a removal after checking, for every shard, that it
 // keeps quorum.
 func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterState, name, cause string) proto.Message {
-	mem := cluster.Member(st, name)
+	mem, o := cluster.Member(st, name), opFor(st, name)
+	if o != nil && o.Kind == messages.OpKind_REMOVE_NODE {
+		return &messages.ManagerReply{Op: o.Id, Detail: "removal of " + name + " under way"}
+	}
+	// A node still joining: its join is abandoned, and it leaves the
+	// shards it was added to, as a member would.
+	joining := mem == nil && o != nil
+	if joining {
+		mem = o.Node
+	}
 	if mem == nil {
 		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s", cluster.ErrUnknownNode, name)}
 	}
-	if o := opFor(st, name); o != nil {
-		if o.Kind == messages.OpKind_REMOVE_NODE {
-			return &messages.ManagerReply{Op: o.Id, Detail: "removal of " + name + " under way"}
-		}
+	if o != nil && !joining {
 		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s", cluster.ErrNodeSyncing, name)}
 	}
 	var mu sync.Mutex
@@ -971,12 +1012,30 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 	if err := errors.Join(errs...); err != nil {
 		return &messages.ManagerReply{Error: "refused: " + err.Error()}
 	}
+	if joining {
+		return in.abandonAdd(ctx, o, cause)
+	}
 	op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: cause}
 	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
 	if err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
 	}
 	return &messages.ManagerReply{Op: id, Detail: "removing " + name}
+}
+
+// abandonAdd turns a join under way into the node's removal: one journal
+// entry replaces the add op with a removal op, so the coordinator (this
+// one or the next) starts no more syncs to it, stops those running, and
+// takes it out of every shard it was added to so far. A join can need
+// this when the joining node is gone for good.
+func (in *managerInputs) abandonAdd(ctx context.Context, add *messages.MembershipOp, cause string) proto.Message {
+	op := &messages.MembershipOp{Id: add.Id, Kind: messages.OpKind_REMOVE_NODE, Node: add.Node,
+		StartedMs: time.Now().UnixMilli(), Cause: cause}
+	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
+		return &messages.ManagerReply{Error: err.Error()}
+	}
+	in.root.Send(in.self, stopSyncs{op: add.Id})
+	return &messages.ManagerReply{Op: add.Id, Detail: "join of " + add.Node.GetName() + " abandoned; removing it from the shards it was added to"}
 }
 
 func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messages.NodeStatusReply {

@@ -75,6 +75,24 @@ func cmdWriter(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// noOps checks that n's view of the cluster has no membership operation
+// under way:
+//
+//	noops n1
+func noOps(n *node, args ...string) error {
+	if len(args) != 0 {
+		return usage("noops NODE")
+	}
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	if st.ClusterError != "" || len(st.Operations) != 0 {
+		return fmt.Errorf("%s: operations %+v (cluster error %q)", n.name, st.Operations, st.ClusterError)
+	}
+	return nil
+}
+
 // clusterView describes, for a failed wait, every running node's shards as it
 // sees them and the last lines of its log.
 func clusterView(ts *testscript.TestScript) string {

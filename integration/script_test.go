@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"balanced":  cmdWait(balanced),
 			"cluster":   cmdWait(clusterClient),
 			"nodesflag": cmdWait(nodesFlag),
+			"noops":     cmdWait(noOps),
 		},
 	})
 }
