@@ -48,6 +48,11 @@ const (
 	reconcileTimeout = 30 * time.Second
 	// systemVoters is how many voters the system group has at most.
 	systemVoters = 3
+	// syncRearm is how long a shard sync that used its --sync-retries
+	// attempts waits before it gets a new set, while its join is under
+	// way (and no sync starts to a node gossip sees down): a joining node
+	// restarted faster than gossip notices is never seen down and back.
+	syncRearm = 30 * time.Second
 	// probeTimeout bounds the check that a new node answers on its
 	// cluster address.
 	probeTimeout = 3 * time.Second
@@ -67,6 +72,8 @@ type managerActor struct {
 	syncs    map[syncKey]*messages.ShardSync
 	attempts map[syncKey]int
 	running  map[syncKey]*actor.PID
+	// gaveUp is when each sync that used its attempts gave up.
+	gaveUp map[syncKey]time.Time
 	// busy while a reconcile pass runs; kick when another was asked for
 	// meanwhile (it runs when this one ends).
 	busy, kick bool
@@ -110,6 +117,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.self, m.root = ctx.Self(), ctx.ActorSystem().Root
 		m.members, m.downSince = map[string]*messages.Member{}, map[string]time.Time{}
 		m.syncs, m.attempts, m.running = map[syncKey]*messages.ShardSync{}, map[syncKey]int{}, map[syncKey]*actor.PID{}
+		m.gaveUp = map[syncKey]time.Time{}
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
 		m.toldRemoved = map[string]bool{}
@@ -129,7 +137,10 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		if m.memberEvent(msg) {
 			m.reconcileNow()
 		}
-	case managerTickMsg, coordinatorNow:
+	case managerTickMsg:
+		m.rearm(time.Now())
+		m.reconcileNow()
+	case coordinatorNow:
 		m.reconcileNow()
 	case *reconciled:
 		m.busy = false
@@ -254,8 +265,18 @@ func (m *managerActor) retrySyncs(match func(syncKey) bool) {
 	for k := range m.attempts {
 		if m.running[k] == nil && match(k) {
 			delete(m.attempts, k)
+			delete(m.gaveUp, k)
 		}
 	}
+}
+
+// rearm gives the syncs that gave up syncRearm or more before now a new
+// set of attempts.
+func (m *managerActor) rearm(now time.Time) {
+	m.retrySyncs(func(k syncKey) bool {
+		t, ok := m.gaveUp[k]
+		return ok && now.Sub(t) >= syncRearm
+	})
 }
 
 func (m *managerActor) progress(p *messages.SyncProgress) {
@@ -274,6 +295,9 @@ func (m *managerActor) progress(p *messages.SyncProgress) {
 		delete(m.running, k)
 	}
 	if m.attempts[k] >= m.rt.SyncRetries {
+		if _, ok := m.gaveUp[k]; !ok {
+			m.gaveUp[k] = time.Now()
+		}
 		m.stopSync(k)
 	}
 }
@@ -323,6 +347,7 @@ func (m *managerActor) pruneSyncs(op uint64) {
 		if k.op < oldest && m.running[k] == nil {
 			delete(m.syncs, k)
 			delete(m.attempts, k)
+			delete(m.gaveUp, k)
 		}
 	}
 }
