@@ -69,13 +69,14 @@ func (s *storeActor) open() error {
 	}
 	snaps := make([]*storage.SnapshotStore, rt.Shards)
 	// One throttle for the node's snapshot streams.
-	s.throttle = storage.NewThrottle(rt.SnapshotRate)
 	if rt.SnapshotYield {
 		logs := s.logs
 		s.throttle = storage.NewYieldingThrottle(func() (uint64, float64) {
 			st := logs.Stats()
 			return st.Syncs, st.SyncSeconds
 		}, rt.SnapshotRate)
+	} else {
+		s.throttle = storage.NewThrottle(rt.SnapshotRate)
 	}
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
