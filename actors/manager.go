@@ -94,13 +94,13 @@ type managerTickMsg struct{}
 // retrySyncs gives an op's shard syncs that gave up a new set of attempts.
 type retrySyncs struct{ op uint64 }
 
-// stopSyncs stops an op's running shard syncs: the op is no longer a join.
-type stopSyncs struct{ op uint64 }
-
 // reconciled reports a reconcile pass: the syncs it started, and whether
 // it looked at the shards' leaders.
 type reconciled struct {
-	started  map[syncKey]*actor.PID
+	started map[syncKey]*actor.PID
+	// stale: running syncs whose op is no longer a join in the journal
+	// (an abandoned join's, turned into a removal), for the actor to stop.
+	stale    []syncKey
 	balanced bool
 	// again: the pass journaled a new op (an add or a removal), which
 	// only the next pass drives: it runs at once, not at the next tick.
@@ -150,6 +150,9 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		for k, pid := range msg.started {
 			m.running[k] = pid
 		}
+		for _, k := range msg.stale {
+			m.stopSync(k)
+		}
 		for _, name := range msg.removedAlive {
 			if !m.toldRemoved[name] {
 				m.toldRemoved[name] = true
@@ -180,12 +183,6 @@ func (m *managerActor) Receive(ctx actor.Context) {
 	case syncStopped:
 		if m.running[msg.k] == msg.pid {
 			delete(m.running, msg.k)
-		}
-	case stopSyncs:
-		for k := range m.running {
-			if k.op == msg.op {
-				m.stopSync(k)
-			}
 		}
 	case *messages.LeaveCluster:
 		in, to, root := m.inputs(), ctx.Sender(), m.root
@@ -508,6 +505,13 @@ func (in *managerInputs) reconcile() *reconciled {
 			errs = append(errs, err)
 		} else {
 			out.again = true
+		}
+	}
+	for k := range in.running {
+		if !slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool {
+			return o.Id == k.op && o.Kind == messages.OpKind_ADD_NODE
+		}) {
+			out.stale = append(out.stale, k)
 		}
 	}
 	for _, op := range st.Ops {
@@ -1050,16 +1054,16 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 
 // abandonAdd turns a join under way into the node's removal: one journal
 // entry replaces the add op with a removal op, so the coordinator (this
-// one or the next) starts no more syncs to it, stops those running, and
-// takes it out of every shard it was added to so far. A join can need
-// this when the joining node is gone for good.
+// one or the next) starts no more syncs to it, stops those running (a
+// reconcile pass finds them stale), and takes it out of every shard it
+// was added to so far. A join can need this when the joining node is
+// gone for good.
 func (in *managerInputs) abandonAdd(ctx context.Context, add *messages.MembershipOp, cause string) proto.Message {
 	op := &messages.MembershipOp{Id: add.Id, Kind: messages.OpKind_REMOVE_NODE, Node: add.Node,
 		StartedMs: time.Now().UnixMilli(), Cause: cause}
 	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
 	}
-	in.root.Send(in.self, stopSyncs{op: add.Id})
 	return &messages.ManagerReply{Op: add.Id, Detail: "join of " + add.Node.GetName() + " abandoned; removing it from the shards it was added to"}
 }
 
