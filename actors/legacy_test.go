@@ -3,11 +3,13 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/hashicorp/raft"
@@ -59,11 +61,16 @@ func TestNodeMovesLegacyRaftLogsIn(t *testing.T) {
 
 	n = startNode(t, dir)
 	defer n.Stop(ctx)
-	after := waitLeader(t, n, 1)
-	if after.Term <= before.Term || after.LastIndex <= before.LastIndex || after.AppliedIndex < before.AppliedIndex {
-		t.Fatalf("shard 1 was at term %d, last %d, applied %d; after the move at term %d, last %d, applied %d",
-			before.Term, before.LastIndex, before.AppliedIndex, after.Term, after.LastIndex, after.AppliedIndex)
-	}
+	// A leader appends its term's first entry just after it takes the
+	// lead: wait (bounded) for it rather than read the status once.
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, "shard 1 led again, past where it was", func() error {
+		after := waitLeader(t, n, 1)
+		if after.Term <= before.Term || after.LastIndex <= before.LastIndex || after.AppliedIndex < before.AppliedIndex {
+			return fmt.Errorf("shard 1 was at term %d, last %d, applied %d; after the move at term %d, last %d, applied %d",
+				before.Term, before.LastIndex, before.AppliedIndex, after.Term, after.LastIndex, after.AppliedIndex)
+		}
+		return nil
+	})
 	if pr := request[*messages.ProposeReply](t, n, actors.RaftPath(1), set); pr.Error != "" {
 		t.Fatalf("propose after the move: %v", pr.Error)
 	}
