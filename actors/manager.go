@@ -387,6 +387,16 @@ func (m *managerActor) inputs() *managerInputs {
 	return in
 }
 
+// syncing reports whether a sync of op is running (or still stopping).
+func (in *managerInputs) syncing(op uint64) bool {
+	for k := range in.running {
+		if k.op == op {
+			return true
+		}
+	}
+	return false
+}
+
 func (in *managerInputs) alive(name string) bool {
 	if name == in.rt.Name {
 		return true
@@ -497,14 +507,16 @@ func (in *managerInputs) reconcile() *reconciled {
 			out.again = true
 		}
 	}
-	// Nodes down past the delay: one removal at a time, never one that
-	// is syncing.
-	if mem := cluster.DueRemoval(st, in.rt.Name, in.downSince, time.Now(), in.rt.RemoveDelay); mem != nil {
-		op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: "failed"}
+	// Nodes down past the delay, members or still joining: one removal
+	// at a time, never one that is syncing.
+	if op := cluster.DueRemoval(st, in.rt.Name, in.downSince, time.Now(), in.rt.RemoveDelay, in.syncing); op != nil {
 		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 			errs = append(errs, err)
 		} else {
 			out.again = true
+			if op.Id != 0 {
+				in.rt.logger().Warn("join abandoned: the node was down past the removal delay", "node", op.Node.Name, "op", op.Id, "delay", in.rt.RemoveDelay)
+			}
 		}
 	}
 	for k := range in.running {
@@ -746,12 +758,10 @@ func (in *managerInputs) joinSystemGroup(r *raft.Raft, node *messages.ClusterMem
 // below quorum; then it leaves the system group and the cluster state.
 func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *messages.MembershipOp) error {
 	node := op.Node.GetName()
-	for k := range in.running {
-		if k.op == op.Id {
-			// An abandoned join's sync still stopping: it could yet add
-			// the node to its shard behind the removal.
-			return nil
-		}
+	if in.syncing(op.Id) {
+		// An abandoned join's sync still stopping: it could yet add the
+		// node to its shard behind the removal.
+		return nil
 	}
 	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
 		if slices.Contains(op.DoneShards, shard) {

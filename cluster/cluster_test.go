@@ -181,39 +181,63 @@ func TestDueRemoval(t *testing.T) {
 		return out
 	}
 	op := func(kind messages.OpKind, node string) *messages.MembershipOp {
-		return &messages.MembershipOp{Kind: kind, Node: &messages.ClusterMember{Name: node}}
+		return &messages.MembershipOp{Id: 7, Kind: kind, Node: &messages.ClusterMember{Name: node}}
 	}
 	for _, c := range []struct {
-		name string
-		st   *messages.ClusterState
-		down map[string]time.Duration // how long each has been down
-		want string                   // "" for none
+		name    string
+		st      *messages.ClusterState
+		down    map[string]time.Duration // how long each has been down
+		want    string                   // "" for none
+		wantID  uint64                   // the op id the removal replaces (an abandoned join's)
+		syncing bool                     // a sync of op 7 runs
 	}{
-		{"all up", &messages.ClusterState{Members: members("a", "b", "c")}, nil, ""},
+		{"all up", &messages.ClusterState{Members: members("a", "b", "c")}, nil, "", 0, false},
 		{"down less than the delay", &messages.ClusterState{Members: members("a", "b", "c")},
-			map[string]time.Duration{"c": delay - time.Second}, ""},
+			map[string]time.Duration{"c": delay - time.Second}, "", 0, false},
 		{"down past the delay", &messages.ClusterState{Members: members("a", "b", "c")},
-			map[string]time.Duration{"c": delay}, "c"},
+			map[string]time.Duration{"c": delay}, "c", 0, false},
 		{"never self", &messages.ClusterState{Members: members("a", "b", "c")},
-			map[string]time.Duration{"a": 2 * delay}, ""},
+			map[string]time.Duration{"a": 2 * delay}, "", 0, false},
 		{"the one down longest first", &messages.ClusterState{Members: members("a", "b", "c", "d", "e")},
-			map[string]time.Duration{"b": 2 * delay, "c": 3 * delay, "d": 3 * delay}, "c"},
+			map[string]time.Duration{"b": 2 * delay, "c": 3 * delay, "d": 3 * delay}, "c", 0, false},
 		{"one removal at a time", &messages.ClusterState{Members: members("a", "b", "c", "d", "e"),
 			Ops: []*messages.MembershipOp{op(messages.OpKind_REMOVE_NODE, "d")}},
-			map[string]time.Duration{"c": 2 * delay, "d": 2 * delay}, ""},
+			map[string]time.Duration{"c": 2 * delay, "d": 2 * delay}, "", 0, false},
 		{"not one with an operation under way", &messages.ClusterState{Members: members("a", "b", "c", "d"),
 			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "c")}},
-			map[string]time.Duration{"c": 2 * delay, "d": delay}, "d"},
+			map[string]time.Duration{"c": 2 * delay, "d": delay}, "d", 0, false},
 		{"a node not a member is not removed", &messages.ClusterState{Members: members("a", "b")},
-			map[string]time.Duration{"x": 2 * delay}, ""},
+			map[string]time.Duration{"x": 2 * delay}, "", 0, false},
+		{"a joining node down past the delay: its join is abandoned", &messages.ClusterState{Members: members("a", "b", "c"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "d")}},
+			map[string]time.Duration{"d": delay}, "d", 7, false},
+		{"a joining node down less than the delay", &messages.ClusterState{Members: members("a", "b", "c"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "d")}},
+			map[string]time.Duration{"d": delay - time.Second}, "", 0, false},
+		{"never a joining node being synced", &messages.ClusterState{Members: members("a", "b", "c"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "d")}},
+			map[string]time.Duration{"d": 2 * delay}, "", 0, true},
+		{"a joiner down longer goes before a member", &messages.ClusterState{Members: members("a", "b", "c"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "d")}},
+			map[string]time.Duration{"c": delay, "d": 2 * delay}, "d", 7, false},
+		{"a member down longer goes before a joiner", &messages.ClusterState{Members: members("a", "b", "c"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "d")}},
+			map[string]time.Duration{"c": 3 * delay, "d": 2 * delay}, "c", 0, false},
+		{"no join abandoned while a removal is under way", &messages.ClusterState{Members: members("a", "b", "c"),
+			Ops: []*messages.MembershipOp{op(messages.OpKind_ADD_NODE, "d"), {Id: 8, Kind: messages.OpKind_REMOVE_NODE, Node: &messages.ClusterMember{Name: "c"}}}},
+			map[string]time.Duration{"d": 2 * delay}, "", 0, false},
 	} {
 		downSince := map[string]time.Time{}
 		for n, d := range c.down {
 			downSince[n] = now.Add(-d)
 		}
-		got := DueRemoval(c.st, "a", downSince, now, delay).GetName()
-		if got != c.want {
-			t.Errorf("%s: due %q, want %q", c.name, got, c.want)
+		syncing := func(op uint64) bool { return c.syncing && op == 7 }
+		got := DueRemoval(c.st, "a", downSince, now, delay, syncing)
+		if got.GetNode().GetName() != c.want || got.GetId() != c.wantID {
+			t.Errorf("%s: due %q (op %d), want %q (op %d)", c.name, got.GetNode().GetName(), got.GetId(), c.want, c.wantID)
+		}
+		if got != nil && (got.Kind != messages.OpKind_REMOVE_NODE || got.Cause != "failed" || got.StartedMs != now.UnixMilli()) {
+			t.Errorf("%s: due %v, want a removal with cause failed started now", c.name, got)
 		}
 	}
 }

@@ -91,24 +91,40 @@ func CopyCheaper(targetIndex, firstIndex, lastIndex, logBytes, dataBytes uint64)
 	return replay >= minCopyBytes && replay*replayCost > float64(dataBytes)
 }
 
-// DueRemoval picks the member the cluster should remove now, or nil: one
-// that gossip has seen down (downSince) for at least delay, that is not
-// self and has no operation under way (a node being synced is never
-// removed); of those, the one down longest (then by name). Removals go one
-// at a time: while one is in the journal, none is due.
-func DueRemoval(st *messages.ClusterState, self string, downSince map[string]time.Time, now time.Time, delay time.Duration) *messages.ClusterMember {
+// DueRemoval picks the removal the cluster should journal now, or nil:
+// of a node that gossip has seen down (downSince) for at least delay and
+// that is not self. That is a member with no operation under way, or a
+// node still joining: one with an add op that is not a member yet and no
+// sync to it running (syncing tells, by op id; a node being synced is
+// never removed). Its join is abandoned: the removal keeps the add op's id, replacing it,
+// so the syncs to it are found stale and it leaves the shards it was
+// added to so far. Of those due, the one down longest (then by name).
+// Removals go one at a time: while one is in the journal, none is due.
+// The op it returns has cause "failed": the node is added again if it
+// comes back.
+func DueRemoval(st *messages.ClusterState, self string, downSince map[string]time.Time, now time.Time, delay time.Duration, syncing func(op uint64) bool) *messages.MembershipOp {
 	if slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Kind == messages.OpKind_REMOVE_NODE }) {
 		return nil
 	}
-	var due *messages.ClusterMember
-	for _, m := range st.Members {
-		since, down := downSince[m.Name]
-		if m.Name == self || !down || now.Sub(since) < delay ||
-			slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Node.GetName() == m.Name }) {
-			continue
+	var due *messages.MembershipOp
+	consider := func(node *messages.ClusterMember, id uint64) {
+		since, down := downSince[node.GetName()]
+		if node.GetName() == self || !down || now.Sub(since) < delay {
+			return
 		}
-		if due == nil || cmp.Or(since.Compare(downSince[due.Name]), cmp.Compare(m.Name, due.Name)) < 0 {
-			due = m
+		if due == nil || cmp.Or(since.Compare(downSince[due.Node.Name]), cmp.Compare(node.Name, due.Node.Name)) < 0 {
+			due = &messages.MembershipOp{Id: id, Kind: messages.OpKind_REMOVE_NODE, Node: node,
+				StartedMs: now.UnixMilli(), Cause: "failed"}
+		}
+	}
+	for _, m := range st.Members {
+		if !slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Node.GetName() == m.Name }) {
+			consider(m, 0)
+		}
+	}
+	for _, o := range st.Ops {
+		if o.Kind == messages.OpKind_ADD_NODE && o.Node != nil && Member(st, o.Node.Name) == nil && !syncing(o.Id) {
+			consider(o.Node, o.Id)
 		}
 	}
 	return due
