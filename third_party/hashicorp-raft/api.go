@@ -946,12 +946,14 @@ func (r *Raft) VerifyLeader() Future {
 	}
 }
 
-// GetConfiguration returns the latest configuration. This may not yet be
-// committed. The main loop can access this directly.
+// GetConfiguration returns the latest configuration and (the future's
+// Index) the index of its log entry. This may not yet be committed. The
+// main loop can access this directly.
 func (r *Raft) GetConfiguration() ConfigurationFuture {
 	configReq := &configurationsFuture{}
 	configReq.init()
-	configReq.configurations = configurations{latest: r.getLatestConfiguration()}
+	c, index := r.getLatestIndexedConfiguration()
+	configReq.configurations = configurations{latest: c, latestIndex: index}
 	configReq.respond(nil)
 	return configReq
 }

@@ -2272,7 +2272,15 @@ func (r *Raft) timeoutNow(rpc RPC, req *TimeoutNowRequest) {
 func (r *Raft) setLatestConfiguration(c Configuration, i uint64) {
 	r.configurations.latest = c
 	r.configurations.latestIndex = i
-	r.latestConfiguration.Store(c.Clone())
+	r.latestConfiguration.Store(indexedConfiguration{c.Clone(), i})
+}
+
+// indexedConfiguration is what latestConfiguration holds: the latest
+// configuration and the index of its log entry, stored together so a
+// reader sees the two of one configuration.
+type indexedConfiguration struct {
+	configuration Configuration
+	index         uint64
 }
 
 // setCommittedConfiguration stores the committed configuration.
@@ -2285,12 +2293,19 @@ func (r *Raft) setCommittedConfiguration(c Configuration, i uint64) {
 // configuration, which means it can be accessed independently from the main
 // loop.
 func (r *Raft) getLatestConfiguration() Configuration {
+	c, _ := r.getLatestIndexedConfiguration()
+	return c
+}
+
+// getLatestIndexedConfiguration is getLatestConfiguration with the index
+// of the configuration's log entry.
+func (r *Raft) getLatestIndexedConfiguration() (Configuration, uint64) {
 	// this switch catches the case where this is called without having set
 	// a configuration previously.
 	switch c := r.latestConfiguration.Load().(type) {
-	case Configuration:
-		return c
+	case indexedConfiguration:
+		return c.configuration, c.index
 	default:
-		return Configuration{}
+		return Configuration{}, 0
 	}
 }

@@ -212,6 +212,14 @@ START:
 		select {
 		case <-time.After(backoff(failureWait, s.failures, maxFailureScale)):
 		case <-r.shutdownCh:
+		case <-s.stopCh:
+			// coppice fork: asked to stop (the peer left the
+			// configuration, or we stepped down) while backing off
+			// from a peer that failed. Upstream slept the backoff out
+			// (up to ~41 s) and then went on sending, the snapshot
+			// included, to a server that may since have been added
+			// back, beside its new replication.
+			return true
 		}
 	}
 
@@ -283,6 +291,15 @@ CHECK_MORE:
 	// SEND_SNAP is used when we fail to get a log, usually because the follower
 	// is too far behind, and we must ship a snapshot down instead
 SEND_SNAP:
+	// coppice fork: no snapshot once asked to stop. Installing one
+	// discards the follower's log, so a stopped replication's snapshot,
+	// arriving after the peer was added back and had caught up through
+	// its new replication, took it back to the snapshot's index.
+	select {
+	case <-s.stopCh:
+		return true
+	default:
+	}
 	if stop, err := r.sendLatestSnapshot(s); stop {
 		return true
 	} else if err != nil {
