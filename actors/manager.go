@@ -807,7 +807,11 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 		return err
 	}
 	if member(leader, node.Name) == messages.Suffrage_SUFFRAGE_UNSPECIFIED {
-		return nil
+		// Not there, but a sync's change to add it may still be on its
+		// way (an abandoned join's sync stopped as it sent one): a
+		// removal of an absent server moves the configuration's index
+		// on, and a change decided on the configuration before fails.
+		return s.change(ctx, leader, messages.ChangeMembership_REMOVE)
 	}
 	var voters []string
 	for _, srv := range leader.Configuration {

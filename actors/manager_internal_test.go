@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +68,52 @@ func TestGivenUpSyncsGetNewAttempts(t *testing.T) {
 	m.memberEvent(member(messages.MemberStatus_ALIVE))
 	if _, ok := m.attempts[k]; ok {
 		t.Fatalf("attempts %d after the node came back, want a new set", m.attempts[k])
+	}
+}
+
+// A sync stopped while its change adding the node to a shard was on its
+// way (an abandoned join's) must not add the node behind the removal: the
+// removal, finding the node absent, still moves the shard's configuration
+// on, and the change, decided on the configuration before, fails.
+func TestRemovalFencesAChangeOnItsWay(t *testing.T) {
+	n, rt := startCatchUpNode(t, t.TempDir())
+	defer stopCatchUpNode(t, n)
+	const shard = 0
+	waitSole(t, rt, shard)
+	ctx := context.Background()
+	ghost := &messages.ClusterMember{Name: "n9", ClusterAddr: "127.0.0.1:1"}
+	s := &shardSync{rt: rt, job: &messages.SyncShard{Shard: shard, Node: ghost}}
+	// What the sync read before deciding to add the node.
+	before, err := s.leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.ConfigurationIndex == 0 || member(before, ghost.Name) != messages.Suffrage_SUFFRAGE_UNSPECIFIED {
+		t.Fatalf("status before: configuration index %d, %s's suffrage %v", before.ConfigurationIndex, ghost.Name, member(before, ghost.Name))
+	}
+	in := &managerInputs{rt: rt, members: map[string]*messages.Member{}}
+	if err := in.removeFromShard(ctx, shard, ghost); err != nil {
+		t.Fatalf("removing the absent node: %v", err)
+	}
+	after, err := s.leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ConfigurationIndex <= before.ConfigurationIndex {
+		t.Fatalf("the removal left the configuration at index %d (was %d)", after.ConfigurationIndex, before.ConfigurationIndex)
+	}
+	err = s.change(ctx, before, messages.ChangeMembership_ADD_NONVOTER)
+	if err == nil || !strings.Contains(err.Error(), "configuration changed") {
+		t.Fatalf("the change decided before the removal: %v, want it refused", err)
+	}
+	if last, err := s.leader(ctx); err != nil || member(last, ghost.Name) != messages.Suffrage_SUFFRAGE_UNSPECIFIED {
+		t.Fatalf("after the refused change: %v, %s's suffrage %v", err, ghost.Name, member(last, ghost.Name))
+	}
+	// Decided on the current configuration, the same change lands.
+	if err := s.change(ctx, after, messages.ChangeMembership_ADD_NONVOTER); err != nil {
+		t.Fatalf("the change on the current configuration: %v", err)
+	}
+	if last, err := s.leader(ctx); err != nil || member(last, ghost.Name) != messages.Suffrage_NONVOTER {
+		t.Fatalf("after the change: %v, %s's suffrage %v", err, ghost.Name, member(last, ghost.Name))
 	}
 }

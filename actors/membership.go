@@ -104,6 +104,7 @@ func groupStatus(r *raft.Raft, logs raft.LogStore, shard uint32, applied uint64)
 		reply.Error = err.Error()
 		return reply
 	}
+	reply.ConfigurationIndex = f.Index()
 	for _, s := range f.Configuration().Servers {
 		reply.Configuration = append(reply.Configuration, &messages.RaftServer{
 			Id: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})

@@ -257,10 +257,16 @@ func (s *shardSync) compact(ctx context.Context, leader *messages.ShardStatusRep
 	return nil
 }
 
+// change makes op, for the job's node, on the shard's leader, conditional
+// on the configuration in the leader's status (PrevIndex): if the
+// configuration changed since, the change fails instead of landing on a
+// configuration it was not decided on. A removal fences a shard this way
+// (removeFromShard): a sync's change still on its way when the sync was
+// stopped cannot add the node back behind it.
 func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusReply, op messages.ChangeMembership_Op) error {
 	node := s.job.Node
 	res, err := s.rt.ask(ctx, leader.LeaderAddr, RaftPath(int(s.job.Shard)),
-		&messages.ChangeMembership{Op: op, Id: node.Name, Address: node.ClusterAddr})
+		&messages.ChangeMembership{Op: op, Id: node.Name, Address: node.ClusterAddr, PrevIndex: leader.ConfigurationIndex})
 	if err != nil {
 		return err
 	}

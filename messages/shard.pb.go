@@ -431,8 +431,12 @@ type ShardStatusReply struct {
 	// and a leader whose state machine has not yet applied them (after a
 	// restart, the store's unsynced tail) is not ready.
 	TermStartIndex uint64 `protobuf:"varint,22,opt,name=term_start_index,json=termStartIndex,proto3" json:"term_start_index,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The log index of the latest configuration (committed or not): a
+	// membership change made conditional on it (ChangeMembership.prev_index)
+	// fails if the configuration changed in between.
+	ConfigurationIndex uint64 `protobuf:"varint,23,opt,name=configuration_index,json=configurationIndex,proto3" json:"configuration_index,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ShardStatusReply) Reset() {
@@ -615,6 +619,13 @@ func (x *ShardStatusReply) GetFilterError() string {
 func (x *ShardStatusReply) GetTermStartIndex() uint64 {
 	if x != nil {
 		return x.TermStartIndex
+	}
+	return 0
+}
+
+func (x *ShardStatusReply) GetConfigurationIndex() uint64 {
+	if x != nil {
+		return x.ConfigurationIndex
 	}
 	return 0
 }
@@ -858,7 +869,7 @@ const file_shard_proto_rawDesc = "" +
 	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\",\n" +
 	"\vShardStatus\x12\x1d\n" +
 	"\n" +
-	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\x86\x06\n" +
+	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xb7\x06\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -888,7 +899,8 @@ const file_shard_proto_rawDesc = "" +
 	"\ffilter_skips\x18\x13 \x01(\x04R\vfilterSkips\x12!\n" +
 	"\ffilter_ready\x18\x14 \x01(\bR\vfilterReady\x12!\n" +
 	"\ffilter_error\x18\x15 \x01(\tR\vfilterError\x12(\n" +
-	"\x10term_start_index\x18\x16 \x01(\x04R\x0etermStartIndex\"(\n" +
+	"\x10term_start_index\x18\x16 \x01(\x04R\x0etermStartIndex\x12/\n" +
+	"\x13configuration_index\x18\x17 \x01(\x04R\x12configurationIndex\"(\n" +
 	"\n" +
 	"CompactLog\x12\x1a\n" +
 	"\btrailing\x18\x01 \x01(\x04R\btrailing\"H\n" +
