@@ -1909,6 +1909,24 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		r.setLeader(r.trans.DecodePeer(req.Leader), ServerID(req.ID))
 	}
 
+	// coppice fork: a follower that already holds the snapshot's last
+	// entry keeps its log and its state machine, and only reads the stream
+	// (the deferred copy) before it answers; the Raft paper's figure 13,
+	// step 6. Upstream installed any snapshot it was sent and discarded the
+	// log after it, so a snapshot that came late (from a replication the
+	// leader had stopped, or over a slow link) took a follower back behind
+	// entries it had acknowledged. Holding the entry: its log has it with
+	// the same term, or its last snapshot is that one, or it has applied
+	// that far (only committed entries are applied, and a snapshot is a
+	// prefix of them).
+	if r.holdsSnapshotEntry(req.LastLogIndex, req.LastLogTerm) {
+		r.logger.Info("already holds the snapshot's last entry; keeping the log",
+			"index", req.LastLogIndex, "term", req.LastLogTerm)
+		resp.Success = true
+		r.setLastContact()
+		return
+	}
+
 	// Create a new snapshot
 	var reqConfiguration Configuration
 	var reqConfigurationIndex uint64
@@ -2005,6 +2023,25 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	r.logger.Info("Installed remote snapshot")
 	resp.Success = true
 	r.setLastContact()
+}
+
+// holdsSnapshotEntry reports whether this server already holds the
+// entry at index and term (installSnapshot).
+func (r *Raft) holdsSnapshotEntry(index, term uint64) bool {
+	if index == 0 {
+		return false
+	}
+	if r.getLastApplied() >= index {
+		return true
+	}
+	if snapIndex, snapTerm := r.getLastSnapshot(); snapIndex == index && snapTerm == term {
+		return true
+	}
+	if index > r.getLastIndex() {
+		return false
+	}
+	var entry Log
+	return r.logs.GetLog(index, &entry) == nil && entry.Term == term
 }
 
 // setLastContact is used to set the last contact time to now
