@@ -96,12 +96,12 @@ func CopyCheaper(targetIndex, firstIndex, lastIndex, logBytes, dataBytes uint64)
 // that is not self. That is a member with no operation under way, or a
 // node still joining: one with an add op that is not a member yet and no
 // sync to it running (syncing tells, by op id; a node being synced is
-// never removed). Its join is abandoned: the removal keeps the add op's id, replacing it,
-// so the syncs to it are found stale and it leaves the shards it was
-// added to so far. Of those due, the one down longest (then by name).
-// Removals go one at a time: while one is in the journal, none is due.
-// The op it returns has cause "failed": the node is added again if it
-// comes back.
+// never removed). Its join is abandoned: the removal keeps the add op's
+// id, replacing it, so the syncs to it are found stale and it leaves the
+// shards it was added to so far. Of those due, the one down longest (then
+// by name). Removals go one at a time: while one is in the journal, none
+// is due. The op it returns has cause "failed": the node is added again
+// if it comes back.
 func DueRemoval(st *messages.ClusterState, self string, downSince map[string]time.Time, now time.Time, delay time.Duration, syncing func(op uint64) bool) *messages.MembershipOp {
 	if slices.ContainsFunc(st.Ops, func(o *messages.MembershipOp) bool { return o.Kind == messages.OpKind_REMOVE_NODE }) {
 		return nil
