@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/supervisor"
@@ -14,6 +15,7 @@ import (
 type Node struct {
 	System *actor.ActorSystem
 	Tree   *supervisor.Tree
+	rt     *Runtime // nil for a tree of user actors only
 }
 
 // Start builds the actor system and starts the tree in order. ctx bounds
@@ -28,13 +30,47 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		sys.Shutdown()
 		return nil, fmt.Errorf("node: start: %w", err)
 	}
-	return &Node{System: sys, Tree: tree}, nil
+	return &Node{System: sys, Tree: tree, rt: cfg.Runtime}, nil
 }
 
-// Stop shuts the tree down in reverse order and the actor system after it.
+// Stop hands over the leadership of every Raft group the node leads, then
+// shuts the tree down in reverse order and the actor system after it.
+// The hand-over comes first, while the node still serves the commands
+// other nodes forward to it: a group led here goes on under a new leader
+// at once instead of an election timeout after the node is gone. A group
+// that comes to lead again meanwhile hands over as its actor stops.
 func (n *Node) Stop(ctx context.Context) error {
 	defer n.System.Shutdown()
+	n.handOver(ctx)
 	return n.Tree.Stop(ctx)
+}
+
+// handOverWait bounds the hand-over of all groups at once (each is
+// bounded by Raft's transfer timeout, a second here).
+const handOverWait = 5 * time.Second
+
+// handOver asks every group's actor to hand its leadership over, all at
+// once, and waits for their answers (bounded by handOverWait and ctx; a
+// group without an actor answers at once, as a dead letter).
+func (n *Node) handOver(ctx context.Context) {
+	if n.rt == nil {
+		return
+	}
+	wait := handOverWait
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
+	paths := []string{SystemPath}
+	for i := range n.rt.Shards {
+		paths = append(paths, RaftPath(i))
+	}
+	var futures []*actor.Future
+	for _, p := range paths {
+		futures = append(futures, n.System.Root.RequestFuture(actor.NewPID(n.System.Address(), p), handOverNow{}, wait))
+	}
+	for _, f := range futures {
+		_, _ = f.Result() // a timeout or a dead letter: nothing to wait for
+	}
 }
 
 // protoactorLogger passes on protoactor-go's own logs at warning level and

@@ -205,6 +205,8 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		if len(a.reads) > 0 {
 			a.verify()
 		}
+	case handOverNow:
+		startHandOver(a.system.Root, ctx.Sender(), a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
 	case *messages.ShardStatus:
 		a.status(ctx.Sender(), m.WithSizes)
 	case *messages.ShardChecksum:
@@ -385,8 +387,16 @@ func (a *raftActor) watchLeadership() {
 }
 
 func (a *raftActor) stop() {
+	handOver(a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
+	// Commands not proposed yet: to the new leader, if there is one.
+	stopping := &messages.ProposeReply{Error: "shard stopping"}
+	if a.r != nil {
+		if e, addr, id := a.leaderError(raft.ErrNotLeader); id != "" && id != a.rt.Name {
+			stopping = &messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id}
+		}
+	}
 	for _, to := range a.batchTo {
-		to.send(a.system.Root, &messages.ProposeReply{Error: "shard stopping"})
+		to.send(a.system.Root, stopping)
 	}
 	a.batch, a.batchTo = nil, nil
 	if a.unwatch != nil {

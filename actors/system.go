@@ -64,6 +64,8 @@ func (a *systemActor) Receive(ctx actor.Context) {
 		changeMembership(a.root, ctx.Sender(), a.r, m)
 	case *messages.TransferLeadership:
 		transferLeadership(a.root, ctx.Sender(), a.r, m)
+	case handOverNow:
+		startHandOver(a.root, ctx.Sender(), a.r, a.rt.logger(), "system")
 	}
 }
 
@@ -156,6 +158,7 @@ func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
 }
 
 func (a *systemActor) stop() {
+	handOver(a.r, a.rt.logger(), "system")
 	if a.unwatch != nil {
 		a.unwatch()
 		a.unwatch = nil
