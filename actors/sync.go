@@ -18,6 +18,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -263,7 +264,39 @@ func (s *shardSync) compact(ctx context.Context, leader *messages.ShardStatusRep
 // configuration it was not decided on. A removal fences a shard this way
 // (removeFromShard): a sync's change still on its way when the sync was
 // stopped cannot add the node back behind it.
+//
+// A sync that is still running (its context not done) decides again when
+// another change came first (another node joining the same shard), up to
+// changeTries times, rather than fail an attempt that may have copied the
+// whole shard. A stopped sync's context is done before any removal of its
+// node runs, so it never decides again after a fence.
 func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusReply, op messages.ChangeMembership_Op) error {
+	for try := 1; ; try++ {
+		err := s.changeOnce(ctx, leader, op)
+		if err == nil || try == changeTries || ctx.Err() != nil ||
+			op == messages.ChangeMembership_REMOVE || !strings.Contains(err.Error(), configChanged) {
+			return err
+		}
+		if leader, err = s.leader(ctx); err != nil {
+			return err
+		}
+		switch suffrage := member(leader, s.job.Node.Name); {
+		case op == messages.ChangeMembership_ADD_NONVOTER && suffrage != messages.Suffrage_SUFFRAGE_UNSPECIFIED,
+			op == messages.ChangeMembership_ADD_VOTER && suffrage == messages.Suffrage_VOTER:
+			return nil
+		}
+	}
+}
+
+// changeTries bounds how often change decides again.
+const changeTries = 3
+
+// configChanged is in hashicorp/raft's refusal of a change whose
+// configuration is no longer the latest.
+const configChanged = "configuration changed since"
+
+// changeOnce sends one conditional change (change).
+func (s *shardSync) changeOnce(ctx context.Context, leader *messages.ShardStatusReply, op messages.ChangeMembership_Op) error {
 	node := s.job.Node
 	res, err := s.rt.ask(ctx, leader.LeaderAddr, RaftPath(int(s.job.Shard)),
 		&messages.ChangeMembership{Op: op, Id: node.Name, Address: node.ClusterAddr, PrevIndex: leader.ConfigurationIndex})
