@@ -277,6 +277,8 @@ func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusRepl
 			op == messages.ChangeMembership_REMOVE || !strings.Contains(err.Error(), configChanged) {
 			return err
 		}
+		s.rt.logger().Info("shard sync: another membership change came first; deciding again",
+			"shard", s.job.Shard, "node", s.job.Node.Name, "op", op, "err", err)
 		if leader, err = s.leader(ctx); err != nil {
 			return err
 		}
