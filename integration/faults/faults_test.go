@@ -70,6 +70,25 @@ func TestKillLeader(t *testing.T) {
 	})
 }
 
+// TestRollingRestart: every node in turn is stopped with SIGTERM under
+// load (it hands the leadership of every group it leads over first) and
+// started again on its data; the next one stops once every node sees all
+// three as voters with a leader in every shard.
+func TestRollingRestart(t *testing.T) {
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		for _, n := range nodes {
+			t.Logf("SIGTERM %s", n)
+			w.during(func() {
+				n.signal("TERM")
+				n.waitDown()
+			}, func() {
+				n.start()
+				c.waitVoters(opsWait, nodes...)
+			})
+		}
+	})
+}
+
 // TestKillFollower: kill -9 of a follower of shard 0 (it may lead other
 // shards) under load; it restarts and catches up.
 func TestKillFollower(t *testing.T) {
