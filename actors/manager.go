@@ -1058,7 +1058,7 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 	if joining {
 		return in.abandonAdd(ctx, o, cause)
 	}
-	op := &messages.MembershipOp{Kind: messages.OpKind_REMOVE_NODE, Node: mem, StartedMs: time.Now().UnixMilli(), Cause: cause}
+	op := cluster.RemovalOp(mem, 0, cause, time.Now())
 	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
 	if err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
@@ -1073,8 +1073,7 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 // was added to so far. A join can need this when the joining node is
 // gone for good.
 func (in *managerInputs) abandonAdd(ctx context.Context, add *messages.MembershipOp, cause string) proto.Message {
-	op := &messages.MembershipOp{Id: add.Id, Kind: messages.OpKind_REMOVE_NODE, Node: add.Node,
-		StartedMs: time.Now().UnixMilli(), Cause: cause}
+	op := cluster.RemovalOp(add.Node, add.Id, cause, time.Now())
 	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
 	}

@@ -108,13 +108,12 @@ func DueRemoval(st *messages.ClusterState, self string, downSince map[string]tim
 	}
 	var due *messages.MembershipOp
 	consider := func(node *messages.ClusterMember, id uint64) {
-		since, down := downSince[node.GetName()]
-		if node.GetName() == self || !down || now.Sub(since) < delay {
+		since, down := downSince[node.Name]
+		if node.Name == self || !down || now.Sub(since) < delay {
 			return
 		}
 		if due == nil || cmp.Or(since.Compare(downSince[due.Node.Name]), cmp.Compare(node.Name, due.Node.Name)) < 0 {
-			due = &messages.MembershipOp{Id: id, Kind: messages.OpKind_REMOVE_NODE, Node: node,
-				StartedMs: now.UnixMilli(), Cause: "failed"}
+			due = RemovalOp(node, id, "failed", now)
 		}
 	}
 	for _, m := range st.Members {
@@ -128,6 +127,15 @@ func DueRemoval(st *messages.ClusterState, self string, downSince map[string]tim
 		}
 	}
 	return due
+}
+
+// RemovalOp is the journal op that removes node for cause, started now.
+// replaces is the id of the node's add op it takes the place of (its join
+// abandoned: the syncs of that op then find it no longer a join), or 0 for
+// a new op.
+func RemovalOp(node *messages.ClusterMember, replaces uint64, cause string, now time.Time) *messages.MembershipOp {
+	return &messages.MembershipOp{Id: replaces, Kind: messages.OpKind_REMOVE_NODE, Node: node,
+		StartedMs: now.UnixMilli(), Cause: cause}
 }
 
 // LeaderMove is one leadership transfer: shard's leadership from From to
