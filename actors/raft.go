@@ -390,10 +390,8 @@ func (a *raftActor) stop() {
 	handOver(a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
 	// Commands not proposed yet: to the new leader, if there is one.
 	stopping := &messages.ProposeReply{Error: "shard stopping"}
-	if a.r != nil {
-		if e, addr, id := a.leaderError(raft.ErrNotLeader); id != "" && id != a.rt.Name {
-			stopping = &messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id}
-		}
+	if e, addr, id := a.leaderError(raft.ErrNotLeader); id != "" && id != a.rt.Name {
+		stopping = &messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id}
 	}
 	for _, to := range a.batchTo {
 		to.send(a.system.Root, stopping)
