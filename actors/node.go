@@ -51,7 +51,9 @@ const handOverWait = 5 * time.Second
 
 // handOver asks every group's actor to hand its leadership over, all at
 // once, and waits for their answers (bounded by handOverWait and ctx; a
-// group without an actor answers at once, as a dead letter).
+// group without an actor answers at once, as a dead letter). With ctx's
+// time already up it does nothing: protoactor gives a future with a
+// negative timeout no timer at all.
 func (n *Node) handOver(ctx context.Context) {
 	if n.rt == nil {
 		return
@@ -59,6 +61,9 @@ func (n *Node) handOver(ctx context.Context) {
 	wait := handOverWait
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d))
+	}
+	if wait <= 0 {
+		return
 	}
 	paths := []string{SystemPath}
 	for i := range n.rt.Shards {
