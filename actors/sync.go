@@ -130,10 +130,8 @@ func (s *shardSync) run(ctx context.Context) error {
 	}
 	s.st.TargetApplied, s.st.LeaderCommit = target.AppliedIndex, leader.CommitIndex
 	s.report(&s.st)
-	if member(leader, node.Name) == messages.Suffrage_SUFFRAGE_UNSPECIFIED {
-		if err := s.change(ctx, leader, messages.ChangeMembership_ADD_NONVOTER); err != nil {
-			return s.fail(err)
-		}
+	if err := s.change(ctx, leader, messages.ChangeMembership_ADD_NONVOTER); err != nil {
+		return s.fail(err)
 	}
 	stable := 0
 	for stable < stablePolls {
@@ -168,7 +166,7 @@ func (s *shardSync) run(ctx context.Context) error {
 		s.st.TargetApplied, s.st.LeaderCommit = target.AppliedIndex, leader.CommitIndex
 		s.report(&s.st)
 	}
-	if node.Role == messages.Role_ROLE_VOTER && member(leader, node.Name) != messages.Suffrage_VOTER {
+	if node.Role == messages.Role_ROLE_VOTER {
 		if err := s.change(ctx, leader, messages.ChangeMembership_ADD_VOTER); err != nil {
 			return s.fail(err)
 		}
@@ -265,13 +263,17 @@ func (s *shardSync) compact(ctx context.Context, leader *messages.ShardStatusRep
 // (removeFromShard): a sync's change still on its way when the sync was
 // stopped cannot add the node back behind it.
 //
-// A sync that is still running (its context not done) decides again when
-// another change came first (another node joining the same shard), up to
+// An addition already in effect in the status is done at once. A sync
+// that is still running (its context not done) decides again when another
+// change came first (another node joining the same shard), up to
 // changeTries times, rather than fail an attempt that may have copied the
 // whole shard. A stopped sync's context is done before any removal of its
 // node runs, so it never decides again after a fence.
 func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusReply, op messages.ChangeMembership_Op) error {
 	for try := 1; ; try++ {
+		if added(leader, s.job.Node.Name, op) {
+			return nil
+		}
 		err := s.changeOnce(ctx, leader, op)
 		if err == nil || try == changeTries || ctx.Err() != nil ||
 			op == messages.ChangeMembership_REMOVE || !strings.Contains(err.Error(), configChanged) {
@@ -282,12 +284,20 @@ func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusRepl
 		if leader, err = s.leader(ctx); err != nil {
 			return err
 		}
-		switch suffrage := member(leader, s.job.Node.Name); {
-		case op == messages.ChangeMembership_ADD_NONVOTER && suffrage != messages.Suffrage_SUFFRAGE_UNSPECIFIED,
-			op == messages.ChangeMembership_ADD_VOTER && suffrage == messages.Suffrage_VOTER:
-			return nil
-		}
 	}
+}
+
+// added reports whether op, an addition, is in effect for node in st's
+// configuration already: any suffrage for ADD_NONVOTER, a voter for
+// ADD_VOTER. Any other op is not.
+func added(st *messages.ShardStatusReply, node string, op messages.ChangeMembership_Op) bool {
+	switch op {
+	case messages.ChangeMembership_ADD_NONVOTER:
+		return member(st, node) != messages.Suffrage_SUFFRAGE_UNSPECIFIED
+	case messages.ChangeMembership_ADD_VOTER:
+		return member(st, node) == messages.Suffrage_VOTER
+	}
+	return false
 }
 
 // changeTries bounds how often change decides again.
