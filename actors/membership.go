@@ -139,13 +139,7 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 		return
 	}
 	_, self := r.LeaderWithID()
-	others := 0
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter && s.ID != self {
-			others++
-		}
-	}
-	if others == 0 {
+	if others, _ := countVoters(f.Configuration(), self); others == 0 {
 		return
 	}
 	start := time.Now()
@@ -154,6 +148,21 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 		return
 	}
 	log.Info("leadership handed over before stopping", "group", group, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// countVoters counts c's voters other than self, and tells whether self is one.
+func countVoters(c raft.Configuration, self raft.ServerID) (others int, selfVotes bool) {
+	for _, s := range c.Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		if s.ID == self {
+			selfVotes = true
+		} else {
+			others++
+		}
+	}
+	return others, selfVotes
 }
 
 // handOverNow asks a group's actor to hand its leadership over

@@ -358,14 +358,8 @@ func (a *raftActor) watchLeadership() {
 		first := start.set(term, r.LastIndex())
 		sole := false
 		if f := r.GetConfiguration(); f.Error() == nil {
-			voters, selfVoter := 0, false
-			for _, s := range f.Configuration().Servers {
-				if s.Suffrage == raft.Voter {
-					voters++
-					selfVoter = selfVoter || s.ID == self
-				}
-			}
-			sole = voters == 1 && selfVoter
+			others, selfVotes := countVoters(f.Configuration(), self)
+			sole = selfVotes && others == 0
 		}
 		if sole && caughtUp != term {
 			// The same wait as readiness's: the log as it stood when
