@@ -62,6 +62,11 @@ type followerReplication struct {
 	// triggerCh is notified every time new entries are appended to the log.
 	triggerCh chan struct{}
 
+	// peerChangedCh is notified when the configuration gives the follower
+	// a new address (coppice fork): a replication backing off from the
+	// old one tries the new one at once.
+	peerChangedCh chan struct{}
+
 	// triggerDeferErrorCh is used to provide a backchannel. By sending a
 	// deferErr, the sender can be notified when the replication is done.
 	triggerDeferErrorCh chan *deferError
@@ -220,6 +225,12 @@ START:
 			// included, to a server that may since have been added
 			// back, beside its new replication.
 			return true
+		case <-s.peerChangedCh:
+			// coppice fork: the follower has a new address (a node
+			// restarted elsewhere): the failures were the old one's.
+			// Upstream slept the backoff out first, up to ~41 s with
+			// the follower behind.
+			s.failures = 0
 		}
 	}
 

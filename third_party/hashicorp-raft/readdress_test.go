@@ -1,0 +1,53 @@
+package raft
+
+import (
+	"testing"
+	"time"
+)
+
+// coppice fork: a follower the configuration gives a new address (a node
+// restarted elsewhere) gets the entries it lacks at once. Upstream's
+// replication, backing off from the failures at the old address, slept
+// the backoff out first: here about 4 s more, up to ~41 s.
+func TestNewAddressEndsTheBackoff(t *testing.T) {
+	c := MakeCluster(3, t, inmemConfig(t))
+	defer c.Close()
+	leader := c.Leader()
+	follower := c.GetInState(Follower)[0]
+
+	// The follower's entry gets an address nothing answers at (and the
+	// follower is cut off, which ends the pipeline to it); writes go on
+	// with the other follower, and the replication to it fails and backs
+	// off: after 6 s of failures, its 11th backoff (5.12 s) runs until
+	// about 10.2 s.
+	c.Disconnect(follower.localAddr)
+	if err := leader.AddVoter(follower.localID, "nowhere", 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	failing := time.Now()
+	var f ApplyFuture
+	for time.Since(failing) < 6*time.Second {
+		f = leader.Apply([]byte("test"), 0)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	want := leader.getLastIndex()
+	if got := follower.getLastIndex(); got >= want {
+		t.Fatalf("the follower at no address has index %d, the leader %d", got, want)
+	}
+
+	c.FullyConnect()
+	moved := time.Now()
+	if err := leader.AddVoter(follower.localID, follower.localAddr, 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for follower.getLastIndex() < want {
+		if time.Since(moved) > 2*time.Second {
+			t.Fatalf("the follower at its new address is at %d after %v, the leader at %d",
+				follower.getLastIndex(), time.Since(moved), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
