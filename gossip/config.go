@@ -134,6 +134,10 @@ func loadKeyring(path string) (*memberlist.Keyring, error) {
 	return memberlist.NewKeyring(keys, keys[0])
 }
 
+// deadNodeReclaim is how long after a node is declared dead its name may
+// come back at another address (memberlist counts only a positive value).
+const deadNodeReclaim = time.Millisecond
+
 // serfConfig builds serf's config from a validated Config. The caller sets
 // EventCh and Merge.
 func (c Config) serfConfig(logger *log.Logger) (*serf.Config, error) {
@@ -152,6 +156,15 @@ func (c Config) serfConfig(logger *log.Logger) (*serf.Config, error) {
 		sc.ReapInterval = time.Second
 		sc.ReconnectInterval = time.Second
 	}
+	// A name whose node was declared dead may come back at another
+	// address at once: a node restarted on other ports or another host,
+	// that found the others through serf's snapshot rather than a join
+	// (which admit holds back until they forget the dead one).
+	// memberlist's default (0) never lets it: the others ignored the node
+	// until they forgot the dead one (GossipToTheDeadTime, 30 s on a LAN)
+	// and a push-pull brought it in. A dead one that was only cut off and
+	// comes back contends for the name through serf's conflict resolution.
+	ml.DeadNodeReclaimTime = deadNodeReclaim
 	host, port, _ := splitIPPort("BindAddr", c.BindAddr, true)
 	ml.BindAddr, ml.BindPort, ml.AdvertisePort = host, port, port
 	if c.AdvertiseAddr != "" {

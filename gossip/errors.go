@@ -1,6 +1,9 @@
 package gossip
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	ErrBadConfig       = errors.New("gossip: bad config")
@@ -13,3 +16,17 @@ var (
 	ErrJoin            = errors.New("gossip: join failed")
 	ErrKeyring         = errors.New("gossip: bad keyring file")
 )
+
+// NameConflictError is a refusal to join: a member alive in the cluster has
+// our name at another address. It is ErrNameConflict (errors.Is). Addr and
+// ClusterAddr are the member's: whoever holds the name can tell a live twin
+// from its own earlier run, not yet seen to fail, by asking there.
+type NameConflictError struct {
+	Name, Addr, ClusterAddr, Self string
+}
+
+func (e *NameConflictError) Error() string {
+	return fmt.Sprintf("%v: %q is already a member at %s, we are at %s", ErrNameConflict, e.Name, e.Addr, e.Self)
+}
+
+func (e *NameConflictError) Unwrap() error { return ErrNameConflict }

@@ -321,8 +321,11 @@ func (d mergeDelegate) NotifyMerge(members []*serf.Member) error {
 // admit decides whether a remote member may merge with us, whose name and
 // tags are given. When self (our address) is set, as while we join, a
 // member with our name at another address that has not left is a name
-// conflict. It must not call serf or memberlist: memberlist calls the
-// delegate with its node lock held.
+// conflict (*NameConflictError): serf tells a merge only whether a member
+// left, not whether it is alive, so a node restarted at new addresses is
+// refused until the others forget its earlier run (the caller tells the
+// two apart and tries again). It must not call serf or memberlist:
+// memberlist calls the delegate with its node lock held.
 func admit(m *serf.Member, name string, ours Tags, self string) error {
 	if err := ValidateName(m.Name); err != nil {
 		return err
@@ -338,7 +341,7 @@ func admit(m *serf.Member, name string, ours Tags, self string) error {
 		return fmt.Errorf("%w: member %q has %d shards, want %d", ErrShardsMismatch, m.Name, theirs.Shards, ours.Shards)
 	}
 	if addr := hostPort(m.Addr, m.Port); self != "" && m.Name == name && m.Status != serf.StatusLeft && addr != self {
-		return fmt.Errorf("%w: %q is already a member at %s, we are at %s", ErrNameConflict, name, addr, self)
+		return &NameConflictError{Name: name, Addr: addr, ClusterAddr: theirs.ClusterAddr, Self: self}
 	}
 	return nil
 }

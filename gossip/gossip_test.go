@@ -343,6 +343,36 @@ func TestNameConflictRefused(t *testing.T) {
 	}
 }
 
+// A node restarted at a new address with its name: while the others still
+// list its earlier run the join is refused, naming that run's addresses;
+// once they see it fail, the name takes the new address.
+func TestNameComesBackAtANewAddress(t *testing.T) {
+	ns := cluster(t, tags("c1", 4), "n1", "n2")
+	moved := tags("c1", 4)
+	moved.ClusterAddr = "127.0.0.1:7002"
+	again := start(t, config("n2", moved))
+
+	_, err := again.Join([]string{ns[0].Addr()})
+	var twin *NameConflictError
+	if !errors.As(err, &twin) || !errors.Is(err, ErrNameConflict) {
+		t.Fatalf("join while n2 runs = %v, want a *NameConflictError", err)
+	}
+	if twin.Addr != ns[1].Addr() || twin.ClusterAddr != "127.0.0.1:7001" || twin.Self != again.Addr() {
+		t.Errorf("conflict %+v: want n2's earlier run at %s, cluster address 127.0.0.1:7001, and us at %s", twin, ns[1].Addr(), again.Addr())
+	}
+
+	ns[1].Shutdown() // no leave: the run fails
+	eventually(t, "n1 sees n2's earlier run fail", func() bool { return ns[0].status("n2") == messages.MemberStatus_FAILED })
+	eventually(t, "n2 joins at its new address", func() bool {
+		_, err := again.Join([]string{ns[0].Addr()})
+		return err == nil
+	})
+	eventually(t, "n1 sees n2 alive at its new address", func() bool {
+		m := ns[0].member("n2")
+		return m.GetStatus() == messages.MemberStatus_ALIVE && m.GossipAddr == again.Addr() && m.ClusterAddr == "127.0.0.1:7002"
+	})
+}
+
 func TestEncryptionKeyMismatchRefused(t *testing.T) {
 	key := []byte("0123456789abcdef")
 	other := []byte("fedcba9876543210")
