@@ -9,8 +9,12 @@ package actors
 // --join seeds, retrying until one answers; a refusal (another cluster,
 // another shard count, a name in use) crashes it with the reason, so the
 // node's supervisor gives up with that error rather than run half-joined.
+// A name held at another address where nothing answers is this node's own
+// earlier run (it restarted at new addresses): it joins again until gossip
+// sees that run fail (earlierRun).
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"sync/atomic"
@@ -27,6 +31,10 @@ const WatcherPath = RootName + "/watcher"
 const (
 	watcherResync = 2 * time.Second
 	joinRetry     = time.Second
+	// twinWait bounds how long a join waits for gossip to see this
+	// node's earlier run, at other addresses, fail: a LAN's failure
+	// detection takes 5-30 s.
+	twinWait = 90 * time.Second
 )
 
 type watcherActor struct {
@@ -120,6 +128,7 @@ func (w *watcherActor) start(ctx actor.Context) error {
 		go ticker(root, self, stop, watcherResync, func() any { return resync{} })
 		root.Send(self, resync{})
 		joined := len(rt.Join) == 0
+		var twinSince time.Time // when a join first met this node's name held elsewhere
 		retry := time.NewTimer(0)
 		defer retry.Stop()
 		for {
@@ -140,6 +149,11 @@ func (w *watcherActor) start(ctx actor.Context) error {
 					continue
 				}
 				if _, err := g.Join(rt.Join); err != nil {
+					var twin *gossip.NameConflictError
+					if errors.As(err, &twin) && earlierRun(rt, twin, &twinSince) {
+						retry.Reset(joinRetry)
+						continue
+					}
 					if errors.Is(err, gossip.ErrClusterMismatch) || errors.Is(err, gossip.ErrShardsMismatch) || errors.Is(err, gossip.ErrNameConflict) {
 						root.Send(self, joinFailed{err})
 						return
@@ -154,6 +168,37 @@ func (w *watcherActor) start(ctx actor.Context) error {
 		}
 	}()
 	return nil
+}
+
+// earlierRun tells whether the member that holds this node's name at
+// another address is this node's own earlier run, gone (the node restarted
+// at new addresses) but not yet seen to fail by gossip: nothing answers at
+// its cluster address. While that holds the join is tried again, for at
+// most twinWait from since (set at the first call); the cluster then takes
+// the new addresses (the manager's readdress). A twin that answers is a
+// live node with this name: a refusal.
+func earlierRun(rt *Runtime, twin *gossip.NameConflictError, since *time.Time) bool {
+	first := since.IsZero()
+	if first {
+		*since = time.Now()
+	}
+	if twin.ClusterAddr == "" || time.Since(*since) > twinWait {
+		return false
+	}
+	remote, err := rt.Remote()
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	if remote.Ping(ctx, twin.ClusterAddr) == nil {
+		return false
+	}
+	if first {
+		rt.logger().Warn("this node's name is held at another address where nothing answers: taken for this node's earlier run; "+
+			"joining again until gossip sees it fail", "at", twin.Addr, "cluster_addr", twin.ClusterAddr, "wait", twinWait)
+	}
+	return true
 }
 
 func (w *watcherActor) shutdown() {
