@@ -507,6 +507,21 @@ func (in *managerInputs) reconcile() *reconciled {
 			out.again = true
 		}
 	}
+	// Nodes back at new addresses: every group they belong to, then the
+	// state, follow them. The ops are driven on the new state, by the
+	// next pass, which runs at once.
+	movedAny := false
+	for _, g := range in.members {
+		moved, err := in.readdress(ctx, r, st, g, out)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("re-addressing %s: %w", g.Name, err))
+		}
+		movedAny = movedAny || moved
+	}
+	if movedAny {
+		out.again, out.err = true, errors.Join(errs...)
+		return out
+	}
 	// Nodes down past the delay, members or still joining: one removal
 	// at a time, never one that is syncing.
 	if op := cluster.DueRemoval(st, in.rt.Name, in.downSince, time.Now(), in.rt.RemoveDelay, in.syncing); op != nil {

@@ -129,6 +129,9 @@ type ShardStatus struct {
 type MemberStatus struct {
 	Node     string `json:"node"`
 	Suffrage string `json:"suffrage"` // voter, nonvoter, staging
+	// Address is the member's cluster address in the configuration: the
+	// one the shard's leader sends to.
+	Address string `json:"address"`
 	// AppliedIndex is the member's own answer (null when it did not
 	// answer); Lag is how far it is behind the most advanced member.
 	AppliedIndex *uint64 `json:"applied_index"`
@@ -417,7 +420,7 @@ func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) S
 	s.CommitIndex, s.AppliedIndex, s.TermStartIndex = r.CommitIndex, r.AppliedIndex, r.TermStartIndex
 	s.Error, s.FilterError = r.Error, r.FilterError
 	for _, m := range r.Configuration {
-		ms := MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage)}
+		ms := MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage), Address: m.Address}
 		if m.Id == self {
 			applied := r.AppliedIndex
 			ms.AppliedIndex = &applied

@@ -329,3 +329,60 @@ func TestBalanceLeadersConverges(t *testing.T) {
 		}
 	}
 }
+
+func TestMoved(t *testing.T) {
+	at := func(name, port string) *messages.ClusterMember {
+		return &messages.ClusterMember{Name: name, Role: messages.Role_ROLE_VOTER, AddedMs: 5,
+			ClusterAddr: "10.0.0.1:" + port + "1", ClientAddr: "10.0.0.1:" + port + "0",
+			HttpAddr: "10.0.0.1:" + port + "3", GossipAddr: "10.0.0.1:" + port + "2"}
+	}
+	gossip := func(name, port string) *messages.ClusterMember {
+		m := at(name, port)
+		m.Role, m.AddedMs = messages.Role_ROLE_UNSPECIFIED, 0 // gossip tells neither
+		return m
+	}
+	op := func(id uint64, kind messages.OpKind, node *messages.ClusterMember) *messages.MembershipOp {
+		return &messages.MembershipOp{Id: id, Kind: kind, Node: node}
+	}
+	gossipOnly := gossip("b", "72")
+	gossipOnly.ClientAddr = "10.0.0.9:6379"
+	for _, c := range []struct {
+		name   string
+		st     *messages.ClusterState
+		now    *messages.ClusterMember
+		want   *messages.ClusterMember // nil: not moved
+		wantOp uint64
+	}{
+		{"same addresses", &messages.ClusterState{Members: []*messages.ClusterMember{at("a", "71"), at("b", "72")}},
+			gossip("b", "72"), nil, 0},
+		{"a member at a new cluster address", &messages.ClusterState{Members: []*messages.ClusterMember{at("a", "71"), at("b", "72")}},
+			gossip("b", "82"), at("b", "82"), 0},
+		{"a member at a new client address only", &messages.ClusterState{Members: []*messages.ClusterMember{at("b", "72")}},
+			gossipOnly, func() *messages.ClusterMember { m := at("b", "72"); m.ClientAddr = "10.0.0.9:6379"; return m }(), 0},
+		{"not announced yet", &messages.ClusterState{Members: []*messages.ClusterMember{at("b", "72")}},
+			&messages.ClusterMember{Name: "b"}, nil, 0},
+		{"unknown to the state", &messages.ClusterState{Members: []*messages.ClusterMember{at("a", "71")}},
+			gossip("b", "82"), nil, 0},
+		{"a joining node: its add op's node", &messages.ClusterState{Members: []*messages.ClusterMember{at("a", "71")},
+			Ops: []*messages.MembershipOp{op(4, messages.OpKind_ADD_NODE, at("b", "72"))}},
+			gossip("b", "82"), at("b", "82"), 4},
+		{"a node being removed is left alone", &messages.ClusterState{Members: []*messages.ClusterMember{at("a", "71"), at("b", "72")},
+			Ops: []*messages.MembershipOp{op(4, messages.OpKind_REMOVE_NODE, at("b", "72"))}},
+			gossip("b", "82"), nil, 0},
+		{"a member whose add op is ending: the member", &messages.ClusterState{Members: []*messages.ClusterMember{at("b", "72")},
+			Ops: []*messages.MembershipOp{op(4, messages.OpKind_ADD_NODE, at("b", "72"))}},
+			gossip("b", "82"), at("b", "82"), 0},
+	} {
+		before := proto.Clone(c.st)
+		got, gotOp := Moved(c.st, c.now)
+		if !proto.Equal(got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+		if id := gotOp.GetId(); id != c.wantOp {
+			t.Errorf("%s: op %d, want %d", c.name, id, c.wantOp)
+		}
+		if !proto.Equal(before, c.st) {
+			t.Errorf("%s: the state changed: %v", c.name, c.st)
+		}
+	}
+}

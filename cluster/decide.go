@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/messages"
+	"google.golang.org/protobuf/proto"
 )
 
 // WALBridgeable reports whether a node whose shard has applied up to
@@ -136,6 +137,44 @@ func DueRemoval(st *messages.ClusterState, self string, downSince map[string]tim
 func RemovalOp(node *messages.ClusterMember, replaces uint64, cause string, now time.Time) *messages.MembershipOp {
 	return &messages.MembershipOp{Id: replaces, Kind: messages.OpKind_REMOVE_NODE, Node: node,
 		StartedMs: now.UnixMilli(), Cause: cause}
+}
+
+// Moved tells whether the node gossip sees at the addresses of at is
+// recorded in st at other ones: a node restarted on other ports or on
+// another host, with its data. It returns the record to bring up to date
+// with at's addresses: the member, or, for a node still joining, its add
+// op's node, with the op (the role and the time it was added are kept). It
+// returns nil when st has no record of the node, when the addresses are
+// the ones recorded, and while the node is being removed: a removal goes
+// by name, and the node joins again at its new addresses if it comes back.
+func Moved(st *messages.ClusterState, at *messages.ClusterMember) (*messages.ClusterMember, *messages.MembershipOp) {
+	if at.ClusterAddr == "" {
+		return nil, nil // not announced yet
+	}
+	var op *messages.MembershipOp
+	for _, o := range st.Ops {
+		if o.Node.GetName() == at.Name {
+			op = o
+		}
+	}
+	rec := Member(st, at.Name)
+	switch {
+	case op != nil && op.Kind != messages.OpKind_ADD_NODE:
+		return nil, nil
+	case rec != nil:
+		op = nil
+	case op != nil && op.Node != nil:
+		rec = op.Node
+	default:
+		return nil, nil
+	}
+	if rec.ClusterAddr == at.ClusterAddr && rec.ClientAddr == at.ClientAddr &&
+		rec.HttpAddr == at.HttpAddr && rec.GossipAddr == at.GossipAddr {
+		return nil, nil
+	}
+	moved := proto.Clone(rec).(*messages.ClusterMember)
+	moved.ClusterAddr, moved.ClientAddr, moved.HttpAddr, moved.GossipAddr = at.ClusterAddr, at.ClientAddr, at.HttpAddr, at.GossipAddr
+	return moved, op
 }
 
 // LeaderMove is one leadership transfer: shard's leadership from From to
