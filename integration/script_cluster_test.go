@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/server"
@@ -469,4 +470,67 @@ func clusterClient(n *node, args ...string) error {
 		}
 	}
 	return nil
+}
+
+// move NAME: give the stopped node NAME new addresses (client, cluster,
+// gossip and HTTP ports) for its next start, on the data it has: a node
+// restarted elsewhere, as a container given a new IP is.
+func cmdMove(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: move NAME")
+	}
+	n := lookup(ts, args[0])
+	if n.proc != nil {
+		ts.Fatalf("move: %s is running; stop it first", args[0])
+	}
+	a, err := loopbackAddrs(4)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	n.client, n.http, n.gossip = a[0], a[1], a[2]
+	for flag, addr := range map[string]string{"--client-addr": a[0], "--http-addr": a[1], "--gossip-addr": a[2], "--cluster-addr": a[3]} {
+		i := slices.Index(n.args, flag)
+		if i < 0 || i+1 >= len(n.args) {
+			ts.Fatalf("move: %s has no %s", args[0], flag)
+		}
+		n.args[i+1] = addr
+	}
+}
+
+// addressed NODE TARGET: as NODE sees them (waits 60s), every shard's
+// configuration has TARGET at the cluster address it runs with now, gossip
+// gives that address, and TARGET answers with its applied index at the
+// address the cluster state records for it.
+func cmdAddressed(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: addressed NODE TARGET")
+	}
+	n, target := lookup(ts, args[0]).node, lookup(ts, args[1]).node
+	want := target.args[slices.Index(target.args, "--cluster-addr")+1]
+	err := waitFor(60*time.Second, func() error {
+		st, err := n.status()
+		if err != nil {
+			return err
+		}
+		for _, nd := range st.Nodes {
+			if nd.Name == target.name && nd.ClusterAddr != want {
+				return fmt.Errorf("gossip gives %s at %s, want %s", target.name, nd.ClusterAddr, want)
+			}
+		}
+		for _, sh := range st.Shards {
+			i := slices.IndexFunc(sh.Members, func(m actors.MemberStatus) bool { return m.Node == target.name })
+			switch {
+			case i < 0:
+				return fmt.Errorf("shard %d has no %s", sh.ID, target.name)
+			case sh.Members[i].Address != want:
+				return fmt.Errorf("shard %d has %s at %s, want %s", sh.ID, target.name, sh.Members[i].Address, want)
+			case sh.Members[i].AppliedIndex == nil:
+				return fmt.Errorf("shard %d: %s does not answer at the address the cluster state has", sh.ID, target.name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ts.Fatalf("addressed: %v\n%s", err, clusterView(ts))
+	}
 }

@@ -66,6 +66,8 @@ func TestScripts(t *testing.T) {
 			"cluster":   cmdWait(clusterClient),
 			"nodesflag": cmdWait(nodesFlag),
 			"noops":     cmdWait(noOps),
+			"move":      cmdMove,
+			"addressed": cmdAddressed,
 		},
 	})
 }
