@@ -35,6 +35,8 @@ type cluster struct {
 	// on the cluster port and TLS on the client port.
 	ca      *testcerts.CA
 	certDir string
+	// moves counts the nodes given new addresses (move).
+	moves int
 }
 
 // useTLS turns on mutual TLS between the nodes added from now on and TLS
@@ -52,6 +54,8 @@ type cnode struct {
 	clientIP string // on the client network
 	dir      string // the host directory mounted at /data
 	args     []string
+	// create is the docker create command line, for move.
+	create []string
 }
 
 // defaultFlags: fast failure detection on one host, and a removal delay
@@ -176,8 +180,8 @@ func (c *cluster) addWith(name string, join *cnode, o nodeOpts) *cnode {
 	if o.restart != "" {
 		create = append(create, "--restart", o.restart)
 	}
-	docker(c.t, append(append(create, image), n.args...)...)
-	docker(c.t, "network", "connect", "--ip", n.clientIP, c.netK, n.ctr)
+	n.create = append(append(create, image), n.args...)
+	n.made()
 	c.nodes = append(c.nodes, n)
 	c.t.Cleanup(n.remove)
 	n.start()
@@ -228,6 +232,30 @@ func (n *cnode) remove() {
 		}
 	}
 	n.c.cleanup("rm", "-f", "-v", n.ctr)
+}
+
+// made creates the container and connects it to the client network.
+func (n *cnode) made() {
+	docker(n.c.t, n.create...)
+	docker(n.c.t, "network", "connect", "--ip", n.clientIP, n.c.netK, n.ctr)
+}
+
+// move gives the stopped node another address on the cluster network, as
+// a container rescheduled elsewhere gets a new IP: the container is made
+// again on the same data, with the new address in its flags. Its client
+// address stays.
+func (n *cnode) move() {
+	old := n.ip
+	n.c.moves++
+	n.ip = host(n.c.subnetC, 100+n.c.moves)
+	for i, a := range n.create {
+		if a == old || strings.HasPrefix(a, old+":") {
+			n.create[i] = n.ip + strings.TrimPrefix(a, old)
+		}
+	}
+	docker(n.c.t, "rm", "-f", n.ctr)
+	n.made()
+	n.c.t.Logf("%s moved from %s to %s", n.name, old, n.ip)
 }
 
 func (n *cnode) String() string { return n.name }
@@ -359,6 +387,34 @@ func (c *cluster) waitVoters(timeout time.Duration, nodes ...*cnode) {
 			}
 			if err := votersAre(st, want); err != nil {
 				return fmt.Errorf("%s: %w", n.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// waitAddressed waits until, as each of nodes sees it, every shard has
+// target at its cluster address now, and target answers at the address the
+// cluster state has for it (its applied index is known).
+func (c *cluster) waitAddressed(timeout time.Duration, target *cnode, nodes ...*cnode) {
+	c.t.Helper()
+	want := target.ip + ":7380"
+	eventually(c.t, timeout, fmt.Sprintf("%s at %s in every shard", target, want), func() error {
+		for _, n := range nodes {
+			st, err := n.status()
+			if err != nil {
+				return err
+			}
+			for _, sh := range st.Shards {
+				i := slices.IndexFunc(sh.Members, func(m actors.MemberStatus) bool { return m.Node == target.name })
+				switch {
+				case i < 0:
+					return fmt.Errorf("%s: shard %d has no %s", n, sh.ID, target)
+				case sh.Members[i].Address != want:
+					return fmt.Errorf("%s: shard %d has %s at %s", n, sh.ID, target, sh.Members[i].Address)
+				case sh.Members[i].AppliedIndex == nil:
+					return fmt.Errorf("%s: shard %d: %s does not answer at its recorded address", n, sh.ID, target)
+				}
 			}
 		}
 		return nil

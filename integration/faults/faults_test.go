@@ -89,6 +89,25 @@ func TestRollingRestart(t *testing.T) {
 	})
 }
 
+// TestMovedNode: kill -9 of shard 0's leader under load, and its container
+// made again with a new IP on the cluster network (a node rescheduled
+// elsewhere) on its data: the cluster re-addresses it in every group, it
+// catches up and is a voter everywhere again.
+func TestMovedNode(t *testing.T) {
+	scenario(t, func(c *cluster, nodes []*cnode, w *workload) {
+		victim := c.leaderOf(nodes[0], 0)
+		t.Logf("kill -9 %s, the leader of shard 0, and move it", victim)
+		w.during(func() {
+			victim.kill9()
+			victim.move()
+		}, func() {
+			victim.start()
+			c.waitVoters(opsWait, nodes...)
+			c.waitAddressed(opsWait, victim, nodes...)
+		})
+	})
+}
+
 // TestKillFollower: kill -9 of a follower of shard 0 (it may lead other
 // shards) under load; it restarts and catches up.
 func TestKillFollower(t *testing.T) {
