@@ -232,7 +232,11 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 			}
 			delete(m.members, mem.Name)
 			delete(m.toldRemoved, mem.Name)
+			m.rt.addrs.set(mem.Name, "")
 			continue
+		}
+		if mem.ClusterAddr != "" {
+			m.rt.addrs.set(mem.Name, mem.ClusterAddr)
 		}
 		prev := m.members[mem.Name]
 		if !proto.Equal(prev, mem) {

@@ -108,6 +108,9 @@ type Runtime struct {
 	// actor is up (it sets it when it starts and clears it when it stops).
 	forwarder   atomic.Pointer[func(context.Context, *messages.Forward) *messages.ForwardReply]
 	boundClient string
+	// addrs is the nodes' cluster addresses as gossip gives them (the
+	// manager records them), which the Raft groups dial first.
+	addrs addrBook
 }
 
 // DefaultReadCache is the read cache of a Runtime that sets none.
