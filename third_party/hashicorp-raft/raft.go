@@ -601,7 +601,7 @@ func (r *Raft) startStopReplication() {
 				commitment:          r.leaderState.commitment,
 				stopCh:              make(chan uint64, 1),
 				triggerCh:           make(chan struct{}, 1),
-				peerChangedCh:       make(chan struct{}, 1),
+				resumeCh:            make(chan struct{}, 1),
 				triggerDeferErrorCh: make(chan *deferError, 1),
 				currentTerm:         r.getCurrentTerm(),
 				nextIndex:           lastIdx + 1,
@@ -626,7 +626,7 @@ func (r *Raft) startStopReplication() {
 				s.peerLock.Lock()
 				s.peer = server
 				s.peerLock.Unlock()
-				asyncNotifyCh(s.peerChangedCh) // coppice fork
+				asyncNotifyCh(s.resumeCh) // coppice fork
 			}
 		}
 	}

@@ -51,3 +51,39 @@ func TestNewAddressEndsTheBackoff(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// coppice fork: a follower back after a failure long enough for the
+// replication's backoff to grow gets the entries it lacks once a heartbeat
+// reaches it again, not when the backoff runs out. Upstream slept it out:
+// here about 4 s more, up to ~41 s, with the restarted follower behind
+// (and, in a 3-node group with another voter down, no commits).
+func TestFollowerBackEndsTheBackoff(t *testing.T) {
+	c := MakeCluster(3, t, inmemConfig(t))
+	defer c.Close()
+	leader := c.Leader()
+	follower := c.GetInState(Follower)[0]
+
+	// Cut off for 6 s under writes: the replication's 11th backoff
+	// (5.12 s) runs until about 10.2 s.
+	c.Disconnect(follower.localAddr)
+	failing := time.Now()
+	var f ApplyFuture
+	for time.Since(failing) < 6*time.Second {
+		f = leader.Apply([]byte("test"), 0)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	want := leader.getLastIndex()
+
+	c.FullyConnect()
+	back := time.Now()
+	for follower.getLastIndex() < want {
+		if time.Since(back) > 2*time.Second {
+			t.Fatalf("the follower is at %d %v after it is back, the leader at %d",
+				follower.getLastIndex(), time.Since(back), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -62,10 +62,11 @@ type followerReplication struct {
 	// triggerCh is notified every time new entries are appended to the log.
 	triggerCh chan struct{}
 
-	// peerChangedCh is notified when the configuration gives the follower
-	// a new address (coppice fork): a replication backing off from the
-	// old one tries the new one at once.
-	peerChangedCh chan struct{}
+	// resumeCh is notified when the follower may answer again (coppice
+	// fork): the configuration gave it a new address, or a heartbeat
+	// reached it after failures. A replication backing off from its
+	// failures tries again at once.
+	resumeCh chan struct{}
 
 	// triggerDeferErrorCh is used to provide a backchannel. By sending a
 	// deferErr, the sender can be notified when the replication is done.
@@ -225,9 +226,10 @@ START:
 			// included, to a server that may since have been added
 			// back, beside its new replication.
 			return true
-		case <-s.peerChangedCh:
+		case <-s.resumeCh:
 			// coppice fork: the follower has a new address (a node
-			// restarted elsewhere): the failures were the old one's.
+			// restarted elsewhere), or answers heartbeats again (a node
+			// restarted, a link healed): the failures are behind it.
 			// Upstream slept the backoff out first, up to ~41 s with
 			// the follower behind.
 			s.failures = 0
@@ -451,6 +453,7 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 		} else {
 			if failures > 0 {
 				r.observe(ResumedHeartbeatObservation{PeerID: peer.ID})
+				asyncNotifyCh(s.resumeCh) // coppice fork
 			}
 			s.setLastContact()
 			failures = 0
