@@ -67,8 +67,16 @@ func (in *managerInputs) readdress(ctx context.Context, r *raft.Raft, st *messag
 		// attempts at the new one.
 		in.root.Send(in.self, retrySyncs{op: op.Id})
 	}
-	in.rt.logger().Info("node moved: its new addresses are recorded", "node", g.Name,
-		"cluster_addr", moved.ClusterAddr, "was", old.ClusterAddr, "client_addr", moved.ClientAddr, "joining", op != nil)
+	log := in.rt.logger().Info
+	msg := "node moved: its new addresses are recorded"
+	if old.ClusterAddr == moved.ClusterAddr {
+		// Only the addresses clients and operators use differ (the
+		// first node's record, made from its listen addresses before
+		// gossip announced the ones it advertises, say).
+		log, msg = in.rt.logger().Debug, "node's recorded addresses brought up to date with gossip"
+	}
+	log(msg, "node", g.Name, "cluster_addr", moved.ClusterAddr, "was", old.ClusterAddr,
+		"client_addr", moved.ClientAddr, "http_addr", moved.HttpAddr, "gossip_addr", moved.GossipAddr, "joining", op != nil)
 	return true, nil
 }
 
