@@ -134,7 +134,8 @@ func (g *Gossip) pump() {
 // Join contacts seeds (host:port, or name/host:port) and merges with their
 // cluster. It returns how many seeds answered; err is non-nil only when
 // none did, and then wraps the refusal (ErrClusterMismatch,
-// ErrShardsMismatch, ErrNameConflict, ...) when there was one.
+// ErrShardsMismatch, ErrNameConflict, ...) when there was one. It logs a
+// failure at debug level only: the caller decides what it means.
 func (g *Gossip) Join(seeds []string) (int, error) {
 	if len(seeds) == 0 {
 		return 0, fmt.Errorf("%w: no seeds", ErrJoin)
@@ -160,7 +161,7 @@ func (g *Gossip) Join(seeds []string) (int, error) {
 			}
 			err = errors.New(strings.Join(msgs, "; "))
 		}
-		g.log.Warn("gossip join failed", "seeds", seeds, "contacted", n, "err", err)
+		g.log.Debug("gossip join failed", "seeds", seeds, "contacted", n, "err", err) // the caller tells
 		return n, fmt.Errorf("%w (seeds %s): %w", ErrJoin, strings.Join(seeds, ","), err)
 	}
 	g.log.Info("gossip joined", "seeds", seeds, "contacted", n)
@@ -308,9 +309,12 @@ func (d mergeDelegate) NotifyMerge(members []*serf.Member) error {
 			self = g.addr
 		}
 		if err := admit(m, g.name, g.tags, self); err != nil {
-			g.log.Warn("gossip refused member", "member", m.Name, "addr", hostPort(m.Addr, m.Port), "err", err)
 			if g.joining {
+				// Join returns it, and its caller tells.
+				g.log.Debug("gossip refused member", "member", m.Name, "addr", hostPort(m.Addr, m.Port), "err", err)
 				g.refusal = err
+			} else {
+				g.log.Warn("gossip refused member", "member", m.Name, "addr", hostPort(m.Addr, m.Port), "err", err)
 			}
 			return err
 		}
