@@ -13,6 +13,7 @@ import (
 	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 )
 
 // readdress brings the cluster's record of g, a node gossip sees alive, to
@@ -50,8 +51,8 @@ func (in *managerInputs) readdress(ctx context.Context, r *raft.Raft, st *messag
 	}
 	cmd := &messages.SystemCommand{Cmd: &messages.SystemCommand_PutMember{PutMember: moved}}
 	if op != nil {
-		next := &messages.MembershipOp{Id: op.Id, Kind: op.Kind, Node: moved, StartedMs: op.StartedMs,
-			Cause: op.Cause, DoneShards: op.DoneShards}
+		next := proto.Clone(op).(*messages.MembershipOp)
+		next.Node = moved
 		cmd = &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: next}}
 		for k := range in.running {
 			if k.op == op.Id {

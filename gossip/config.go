@@ -157,13 +157,15 @@ func (c Config) serfConfig(logger *log.Logger) (*serf.Config, error) {
 		sc.ReconnectInterval = time.Second
 	}
 	// A name whose node was declared dead may come back at another
-	// address at once: a node restarted on other ports or another host,
-	// that found the others through serf's snapshot rather than a join
-	// (which admit holds back until they forget the dead one).
-	// memberlist's default (0) never lets it: the others ignored the node
-	// until they forgot the dead one (GossipToTheDeadTime, 30 s on a LAN)
-	// and a push-pull brought it in. A dead one that was only cut off and
-	// comes back contends for the name through serf's conflict resolution.
+	// address at once: a node restarted on other ports or another host.
+	// Its joins are refused on its own side (admit) while a seed still
+	// lists its earlier run, but each pushes its state to the seed, which
+	// takes the new address once it has declared the earlier run dead; the
+	// next join passes. memberlist's default (0) never lets a dead name
+	// move: the others ignored the node until they forgot the dead one
+	// (GossipToTheDeadTime, 30 s on a LAN) and a push-pull brought it in.
+	// A dead one that was only cut off and comes back contends for the
+	// name through serf's conflict resolution.
 	ml.DeadNodeReclaimTime = deadNodeReclaim
 	host, port, _ := splitIPPort("BindAddr", c.BindAddr, true)
 	ml.BindAddr, ml.BindPort, ml.AdvertisePort = host, port, port

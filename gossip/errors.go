@@ -17,8 +17,9 @@ var (
 	ErrKeyring         = errors.New("gossip: bad keyring file")
 )
 
-// NameConflictError is a refusal to join: a member alive in the cluster has
-// our name at another address. It is ErrNameConflict (errors.Is). Addr and
+// NameConflictError is a refusal to join: a member of the cluster that has
+// not left (alive, or failed and not yet forgotten) has our name at another
+// address. It is ErrNameConflict (errors.Is). Addr and
 // ClusterAddr are the member's: whoever holds the name can tell a live twin
 // from its own earlier run, not yet seen to fail, by asking there.
 type NameConflictError struct {
