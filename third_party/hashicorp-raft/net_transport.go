@@ -198,6 +198,7 @@ func (n *netConn) Release() error {
 type netPipeline struct {
 	conn  *netConn
 	trans *NetworkTransport
+	id    ServerID // the server the pipeline is to (coppice fork)
 
 	doneCh       chan AppendFuture
 	inprogressCh chan *appendFuture
@@ -459,7 +460,9 @@ func (n *NetworkTransport) AppendEntriesPipeline(id ServerID, target ServerAddre
 	}
 
 	// Create the pipeline
-	return newNetPipeline(n, conn, n.maxInFlight), nil
+	p := newNetPipeline(n, conn, n.maxInFlight)
+	p.id = id // coppice fork: checkResponder
+	return p, nil
 }
 
 // AppendEntries implements the Transport interface.
@@ -497,10 +500,38 @@ func (n *NetworkTransport) genericRPC(id ServerID, target ServerAddress, rpcType
 
 	// Decode the response
 	canReturn, err := decodeResponse(conn, resp)
+	if err == nil {
+		if err = checkResponder(id, resp); err != nil {
+			canReturn = false // a good connection, to the wrong server
+			_ = conn.Release()
+		}
+	}
 	if canReturn {
 		n.returnConn(conn)
 	}
 	return err
+}
+
+// ErrWrongPeer (coppice fork) is a response from another server than the
+// one the RPC was for: the address dialled now belongs to another server
+// (a node restarted elsewhere, and its old address given to another).
+// Counted as the intended server's, its acknowledgement would commit an
+// entry one replica short, and its vote would be a second vote of one
+// server in the term; upstream counted both.
+var ErrWrongPeer = errors.New("raft: the response came from another server than the one dialled")
+
+// checkResponder (coppice fork) returns ErrWrongPeer when resp names a
+// server other than id. A response without an ID (protocol before 3) is
+// taken as it is.
+func checkResponder(id ServerID, resp interface{}) error {
+	h, ok := resp.(WithRPCHeader)
+	if !ok || id == "" {
+		return nil
+	}
+	if got := h.GetRPCHeader().ID; len(got) > 0 && ServerID(got) != id {
+		return fmt.Errorf("%w: %q answered for %q", ErrWrongPeer, got, id)
+	}
+	return nil
 }
 
 // InstallSnapshot implements the Transport interface.
@@ -538,6 +569,9 @@ func (n *NetworkTransport) InstallSnapshot(id ServerID, target ServerAddress, ar
 
 	// Decode the response, do not return conn
 	_, err = decodeResponse(conn, resp)
+	if err == nil {
+		err = checkResponder(id, resp) // coppice fork
+	}
 	return err
 }
 
@@ -845,6 +879,13 @@ func (n *netPipeline) decodeResponses() {
 			}
 
 			_, err := decodeResponse(n.conn, future.resp)
+			if err == nil {
+				if err = checkResponder(n.id, future.resp); err != nil {
+					// coppice fork: the replication reads the
+					// response, not the error: make it a failure.
+					*future.resp = AppendEntriesResponse{}
+				}
+			}
 			future.respond(err)
 			select {
 			case n.doneCh <- future:
