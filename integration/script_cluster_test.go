@@ -472,12 +472,13 @@ func clusterClient(n *node, args ...string) error {
 	return nil
 }
 
-// move NAME: give the stopped node NAME new addresses (client, cluster,
-// gossip and HTTP ports) for its next start, on the data it has: a node
-// restarted elsewhere, as a container given a new IP is.
+// move NAME [VAR]: give the stopped node NAME new addresses (client,
+// cluster, gossip and HTTP ports) for its next start, on the data it has: a
+// node restarted elsewhere, as a container given a new IP is. With VAR,
+// $VAR is set to its old cluster address (for another node to take).
 func cmdMove(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: move NAME")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: move NAME [VAR]")
 	}
 	n := lookup(ts, args[0])
 	if n.proc != nil {
@@ -492,6 +493,9 @@ func cmdMove(ts *testscript.TestScript, neg bool, args []string) {
 		i := slices.Index(n.args, flag)
 		if i < 0 || i+1 >= len(n.args) {
 			ts.Fatalf("move: %s has no %s", args[0], flag)
+		}
+		if flag == "--cluster-addr" && len(args) == 2 {
+			ts.Setenv(args[1], n.args[i+1])
 		}
 		n.args[i+1] = addr
 	}
