@@ -169,7 +169,10 @@ type NetworkTransportConfig struct {
 	MsgpackUseNewTimeFormat bool
 }
 
-// ServerAddressProvider is a target address to which we invoke an RPC when establishing a connection
+// ServerAddressProvider is a target address to which we invoke an RPC when establishing a connection.
+// coppice fork: an empty address with no error means no override: the RPC
+// goes to the address it was given, as when there is no provider (upstream
+// dialled "", and an error logged a warning on every RPC).
 type ServerAddressProvider interface {
 	ServerAddr(id ServerID) (ServerAddress, error)
 }
@@ -393,7 +396,7 @@ func (n *NetworkTransport) getProviderAddressOrFallback(id ServerID, target Serv
 		serverAddressOverride, err := n.serverAddressProvider.ServerAddr(id)
 		if err != nil {
 			n.logger.Warn("unable to get address for server, using fallback address", "id", id, "fallback", target, "error", err)
-		} else {
+		} else if serverAddressOverride != "" { // coppice fork: "" is no override
 			return serverAddressOverride
 		}
 	}

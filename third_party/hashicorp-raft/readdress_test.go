@@ -87,3 +87,31 @@ func TestFollowerBackEndsTheBackoff(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// coppice fork: a ServerAddressProvider that has no address for a server
+// answers "", and the RPC goes to the address it was given (coppice's
+// provider knows the addresses gossip gives; for any other server the
+// configuration's stands). Upstream dialled "".
+func TestNetworkTransport_NoOverride(t *testing.T) {
+	trans1, err := makeTransport(t, false, "localhost:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = trans1.Close() }()
+	go func() {
+		for rpc := range trans1.Consumer() {
+			resp := makeAppendRPCResponse()
+			rpc.Respond(&resp, nil)
+		}
+	}()
+	trans2, err := makeTransport(t, true, "") // a provider that answers ""
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = trans2.Close() }()
+	args := makeAppendRPC()
+	var resp AppendEntriesResponse
+	if err := trans2.AppendEntries("id1", trans1.LocalAddr(), &args, &resp); err != nil || !resp.Success {
+		t.Fatalf("append entries with no override: %v, %+v", err, resp)
+	}
+}
