@@ -246,10 +246,9 @@ func (a *raftActor) start() error {
 		return err
 	}
 	logger := raftLogger(rt.Log, raftName(a.shard))
-	addrs := &groupAddrs{book: &rt.addrs}
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.Layer(uint32(a.shard) + 1), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
-		ServerAddressProvider: addrs,
+		ServerAddressProvider: &rt.addrs,
 	})
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(rt.Name)
@@ -289,7 +288,6 @@ func (a *raftActor) start() error {
 	if a.r, err = raft.NewRaft(conf, fsm, a.logs, a.logs, snaps, a.trans); err != nil {
 		return fmt.Errorf("node: shard %d: raft: %w", a.shard, err)
 	}
-	addrs.r.Store(a.r)
 	if !existing && rt.bootstrap() {
 		f := a.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
 			{Suffrage: raft.Voter, ID: conf.LocalID, Address: a.trans.LocalAddr()},

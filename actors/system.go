@@ -84,10 +84,9 @@ func (a *systemActor) start() error {
 		return fmt.Errorf("node: system group snapshots: %w", err)
 	}
 	logger := raftLogger(rt.Log, "raft-system")
-	addrs := &groupAddrs{book: &rt.addrs}
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.Layer(transport.StreamSystem), MaxPool: 2, Timeout: 10 * time.Second, Logger: logger,
-		ServerAddressProvider: addrs,
+		ServerAddressProvider: &rt.addrs,
 	})
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(rt.Name)
@@ -102,7 +101,6 @@ func (a *systemActor) start() error {
 	if a.r, err = raft.NewRaft(conf, a.state, a.logs, a.logs, snaps, a.trans); err != nil {
 		return fmt.Errorf("node: system group: %w", err)
 	}
-	addrs.r.Store(a.r)
 	if !existing && rt.bootstrap() {
 		f := a.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
 			{Suffrage: raft.Voter, ID: conf.LocalID, Address: a.trans.LocalAddr()},
