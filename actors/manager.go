@@ -819,9 +819,28 @@ func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *mess
 	return err
 }
 
-func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *messages.ClusterMember) error {
+// shardLeader finds shard's leader and its status, and gives a shardSync
+// for node with which to change the shard's membership (change).
+func (in *managerInputs) shardLeader(ctx context.Context, shard int, node *messages.ClusterMember) (*shardSync, *messages.ShardStatusReply, error) {
 	s := &shardSync{rt: in.rt, job: &messages.SyncShard{Shard: uint32(shard), Node: node}}
 	leader, err := s.leader(ctx)
+	return s, leader, err
+}
+
+// checkRemoval is cluster.CheckRemoval on the voters in the leader's
+// status.
+func (in *managerInputs) checkRemoval(shard int, leader *messages.ShardStatusReply, node string) error {
+	var voters []string
+	for _, srv := range leader.Configuration {
+		if srv.Suffrage == messages.Suffrage_VOTER {
+			voters = append(voters, srv.Id)
+		}
+	}
+	return cluster.CheckRemoval(shard, voters, node, in.alive)
+}
+
+func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *messages.ClusterMember) error {
+	s, leader, err := in.shardLeader(ctx, shard, node)
 	if err != nil {
 		return err
 	}
@@ -832,13 +851,7 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 		// on, and a change decided on the configuration before fails.
 		return s.change(ctx, leader, messages.ChangeMembership_REMOVE)
 	}
-	var voters []string
-	for _, srv := range leader.Configuration {
-		if srv.Suffrage == messages.Suffrage_VOTER {
-			voters = append(voters, srv.Id)
-		}
-	}
-	if err := cluster.CheckRemoval(shard, voters, node.Name, in.alive); err != nil {
+	if err := in.checkRemoval(shard, leader, node.Name); err != nil {
 		return err
 	}
 	if leader.LeaderId == node.Name {
@@ -1052,16 +1065,9 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := &shardSync{rt: in.rt, job: &messages.SyncShard{Shard: uint32(shard), Node: mem}}
-			leader, err := s.leader(ctx)
+			_, leader, err := in.shardLeader(ctx, shard, mem)
 			if err == nil {
-				var voters []string
-				for _, srv := range leader.Configuration {
-					if srv.Suffrage == messages.Suffrage_VOTER {
-						voters = append(voters, srv.Id)
-					}
-				}
-				err = cluster.CheckRemoval(shard, voters, name, in.alive)
+				err = in.checkRemoval(shard, leader, name)
 			}
 			if err != nil {
 				mu.Lock()

@@ -105,8 +105,7 @@ func readdressSystem(r *raft.Raft, node, addr string) error {
 // through the shard's leader, keeping its suffrage: hashicorp/raft's
 // AddVoter and AddNonvoter change the address of a server already there.
 func (in *managerInputs) readdressShard(ctx context.Context, shard int, node *messages.ClusterMember) error {
-	s := &shardSync{rt: in.rt, job: &messages.SyncShard{Shard: uint32(shard), Node: node}}
-	leader, err := s.leader(ctx)
+	s, leader, err := in.shardLeader(ctx, shard, node)
 	if err != nil {
 		return err
 	}
