@@ -478,10 +478,20 @@ func (in *managerInputs) reconcile() *reconciled {
 		return out
 	}
 	if st.ClusterId == "" {
+		// A founder made its cluster's ID with its data dir; a data dir
+		// from before that has none yet.
+		id := in.rt.ClusterID()
+		if id == "" {
+			id = newClusterID()
+		}
 		_, out.err = in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_Init{Init: &messages.InitCluster{
-			ClusterId: newClusterID(), Shards: uint32(in.rt.Shards), First: in.selfMember()}}})
+			ClusterId: id, Shards: uint32(in.rt.Shards), First: in.selfMember()}}})
 		if out.err == nil {
 			in.learnClusterID()
+			// Nodes that joined gossip meanwhile are added by the next
+			// pass, at once: with the ID made beforehand, the tags do
+			// not change, so no gossip event prompts it.
+			out.again = true
 		}
 		return out
 	}

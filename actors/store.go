@@ -49,7 +49,17 @@ func (s *storeActor) open() error {
 	rt.setClusterID(id.ClusterID)
 	switch state {
 	case storage.DirNew:
-		if err := l.WriteIdentity(storage.Identity{Name: rt.Name, Shards: rt.Shards}); err != nil {
+		ident := storage.Identity{Name: rt.Name, Shards: rt.Shards}
+		if len(rt.Join) == 0 {
+			// A new node that joins no one founds a cluster: its ID is
+			// made now, before the node listens, so the cluster
+			// transport refuses other clusters' nodes from the first
+			// connection (a founder that took their Raft traffic before
+			// its system group ran could have its groups taken over).
+			ident.ClusterID = newClusterID()
+			rt.setClusterID(ident.ClusterID)
+		}
+		if err := l.WriteIdentity(ident); err != nil {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	case storage.DirClone:
