@@ -79,7 +79,7 @@ var (
 // the entire state. That socket is not re-used as the connection state
 // is not known if there is an error.
 type NetworkTransport struct {
-	connPool     map[ServerAddress][]*netConn
+	connPool     map[connKey][]*netConn // coppice fork: by server and address, not address alone
 	connPoolLock sync.Mutex
 
 	consumeCh chan RPC
@@ -186,7 +186,26 @@ type StreamLayer interface {
 	Dial(address ServerAddress, timeout time.Duration) (net.Conn, error)
 }
 
+// PeerStreamLayer (coppice fork) is a StreamLayer that dials a given
+// server: the far end learns which server the connection is meant for,
+// and another server answering at that address (an address handed out
+// again) refuses it, so it never takes RPCs meant for the one that had the
+// address. NetworkTransport dials through DialPeer when its stream layer
+// has it.
+type PeerStreamLayer interface {
+	StreamLayer
+	DialPeer(id ServerID, address ServerAddress, timeout time.Duration) (net.Conn, error)
+}
+
+// connKey (coppice fork) keys the connection pool: a connection dialled
+// to one server is not used for another that has the same address.
+type connKey struct {
+	id     ServerID
+	target ServerAddress
+}
+
 type netConn struct {
+	id     ServerID // coppice fork: the server it was dialled to
 	target ServerAddress
 	conn   net.Conn
 	w      *bufio.Writer
@@ -228,7 +247,7 @@ func NewNetworkTransportWithConfig(
 		maxInFlight = DefaultMaxRPCsInFlight
 	}
 	trans := &NetworkTransport{
-		connPool:                make(map[ServerAddress][]*netConn),
+		connPool:                make(map[connKey][]*netConn),
 		consumeCh:               make(chan RPC),
 		logger:                  config.Logger,
 		maxPool:                 config.MaxPool,
@@ -367,11 +386,11 @@ func (n *NetworkTransport) IsShutdown() bool {
 }
 
 // getExistingConn is used to grab a pooled connection.
-func (n *NetworkTransport) getPooledConn(target ServerAddress) *netConn {
+func (n *NetworkTransport) getPooledConn(key connKey) *netConn {
 	n.connPoolLock.Lock()
 	defer n.connPoolLock.Unlock()
 
-	conns, ok := n.connPool[target]
+	conns, ok := n.connPool[key]
 	if !ok || len(conns) == 0 {
 		return nil
 	}
@@ -379,14 +398,14 @@ func (n *NetworkTransport) getPooledConn(target ServerAddress) *netConn {
 	var conn *netConn
 	num := len(conns)
 	conn, conns[num-1] = conns[num-1], nil
-	n.connPool[target] = conns[:num-1]
+	n.connPool[key] = conns[:num-1]
 	return conn
 }
 
 // getConnFromAddressProvider returns a connection from the server address provider if available, or defaults to a connection using the target server address
 func (n *NetworkTransport) getConnFromAddressProvider(id ServerID, target ServerAddress) (*netConn, error) {
 	address := n.getProviderAddressOrFallback(id, target)
-	return n.getConn(address)
+	return n.getConn(id, address)
 }
 
 func (n *NetworkTransport) getProviderAddressOrFallback(id ServerID, target ServerAddress) ServerAddress {
@@ -404,20 +423,27 @@ func (n *NetworkTransport) getProviderAddressOrFallback(id ServerID, target Serv
 }
 
 // getConn is used to get a connection from the pool.
-func (n *NetworkTransport) getConn(target ServerAddress) (*netConn, error) {
+func (n *NetworkTransport) getConn(id ServerID, target ServerAddress) (*netConn, error) {
 	// Check for a pooled conn
-	if conn := n.getPooledConn(target); conn != nil {
+	if conn := n.getPooledConn(connKey{id, target}); conn != nil {
 		return conn, nil
 	}
 
 	// Dial a new connection
-	conn, err := n.stream.Dial(target, n.timeout)
+	var conn net.Conn
+	var err error
+	if p, ok := n.stream.(PeerStreamLayer); ok && id != "" {
+		conn, err = p.DialPeer(id, target, n.timeout)
+	} else {
+		conn, err = n.stream.Dial(target, n.timeout)
+	}
 	if err != nil {
 		return nil, err
 	}
 
 	// Wrap the conn
 	netConn := &netConn{
+		id:     id,
 		target: target,
 		conn:   conn,
 		dec:    codec.NewDecoder(bufio.NewReader(conn), &codec.MsgpackHandle{}),
@@ -437,7 +463,7 @@ func (n *NetworkTransport) returnConn(conn *netConn) {
 	n.connPoolLock.Lock()
 	defer n.connPoolLock.Unlock()
 
-	key := conn.target
+	key := connKey{conn.id, conn.target}
 	conns := n.connPool[key]
 
 	if !n.IsShutdown() && len(conns) < n.maxPool {

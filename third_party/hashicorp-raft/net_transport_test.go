@@ -122,13 +122,13 @@ func TestNetworkTransport_CloseStreams(t *testing.T) {
 
 		// Check the conn pool size
 		addr := trans1.LocalAddr()
-		if len(trans2.connPool[addr]) != 3 {
+		if len(trans2.connPool[connKey{"id1", addr}]) != 3 {
 			t.Fatalf("Expected 3 pooled conns!")
 		}
 
 		if i == 0 {
 			trans2.CloseStreams()
-			if len(trans2.connPool[addr]) != 0 {
+			if len(trans2.connPool[connKey{"id1", addr}]) != 0 {
 				t.Fatalf("Expected no pooled conns after closing streams!")
 			}
 		}
@@ -802,7 +802,7 @@ func TestNetworkTransport_PooledConn(t *testing.T) {
 
 	// Check the conn pool size
 	addr := trans1.LocalAddr()
-	if len(trans2.connPool[addr]) != 3 {
+	if len(trans2.connPool[connKey{"id1", addr}]) != 3 {
 		t.Fatalf("Expected 3 pooled conns!")
 	}
 }
