@@ -387,7 +387,7 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	res, err := remote.Request(ctx, leaderAddr, ClientPath, fwd)
+	res, err := remote.Request(ctx, transport.Peer{Name: leaderID, Addr: leaderAddr}, ClientPath, fwd)
 	if err != nil {
 		why := fmt.Sprintf("leader %s: %v", leaderID, err)
 		if fwd.Write && !errors.Is(err, transport.ErrNotSent) {

@@ -29,6 +29,7 @@ import (
 	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/supervisor"
+	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 )
@@ -424,7 +425,7 @@ func (in *managerInputs) coordinator() (*raft.Raft, *messages.ClusterState, erro
 
 // propose commits a command to the system group through its actor.
 func (in *managerInputs) propose(ctx context.Context, c *messages.SystemCommand) (uint64, error) {
-	res, err := in.rt.ask(ctx, "", SystemPath, c)
+	res, err := in.rt.ask(ctx, transport.Peer{}, SystemPath, c)
 	if err != nil {
 		return 0, err
 	}
@@ -619,7 +620,7 @@ func (in *managerInputs) balanceLeaders(ctx context.Context) error {
 			to = srv.Address
 		}
 	}
-	if err := in.transferLeadership(ctx, replies[m.Shard].Reply.LeaderAddr, m.Shard,
+	if err := in.transferLeadership(ctx, leaderPeer(replies[m.Shard].Reply), m.Shard,
 		&messages.TransferLeadership{ToId: m.To, ToAddress: to}); err != nil {
 		return fmt.Errorf("shard %d from %s to %s: %w", m.Shard, m.From, m.To, err)
 	}
@@ -627,10 +628,10 @@ func (in *managerInputs) balanceLeaders(ctx context.Context) error {
 	return nil
 }
 
-// transferLeadership asks shard's Raft actor on the leader at leaderAddr
-// to hand its leadership over as m says, and waits for the outcome.
-func (in *managerInputs) transferLeadership(ctx context.Context, leaderAddr string, shard int, m *messages.TransferLeadership) error {
-	res, err := in.rt.ask(ctx, leaderAddr, RaftPath(shard), m)
+// transferLeadership asks shard's Raft actor on its leader to hand its
+// leadership over as m says, and waits for the outcome.
+func (in *managerInputs) transferLeadership(ctx context.Context, leader transport.Peer, shard int, m *messages.TransferLeadership) error {
+	res, err := in.rt.ask(ctx, leader, RaftPath(shard), m)
 	if err != nil {
 		return err
 	}
@@ -691,7 +692,7 @@ func (in *managerInputs) reachable(ctx context.Context, g *messages.Member) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	if err := remote.Ping(ctx, g.ClusterAddr); err != nil {
+	if err := remote.Ping(ctx, transport.Peer{Name: g.Name, Addr: g.ClusterAddr}); err != nil {
 		return fmt.Errorf("%w: %s at %s: %v", cluster.ErrUnreachable, g.Name, g.ClusterAddr, err)
 	}
 	return nil
@@ -867,7 +868,7 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 	if leader.LeaderId == node.Name {
 		// Hand leadership to a caught-up voter first; the next pass
 		// removes the node from the new leader.
-		if err := in.transferLeadership(ctx, leader.LeaderAddr, shard, &messages.TransferLeadership{}); err != nil {
+		if err := in.transferLeadership(ctx, leaderPeer(leader), shard, &messages.TransferLeadership{}); err != nil {
 			return fmt.Errorf("shard %d: leadership transfer from %s: %w", shard, node.Name, err)
 		}
 		if leader, err = s.leader(ctx); err != nil {
@@ -924,7 +925,7 @@ func (in *managerInputs) leave() proto.Message {
 			return &messages.ManagerReply{Op: accepted.Op, Error: "leave: still a member: " + err.Error()}
 		}
 	}
-	if _, err := in.rt.ask(ctx, "", WatcherPath, &messages.LeaveCluster{}); err != nil {
+	if _, err := in.rt.ask(ctx, transport.Peer{}, WatcherPath, &messages.LeaveCluster{}); err != nil {
 		in.rt.logger().Warn("gossip leave", "err", err)
 	}
 	in.rt.logger().Info("left the cluster", "node", in.rt.Name)
@@ -943,7 +944,7 @@ func (in *managerInputs) departed(ctx context.Context, peers []*messages.Cluster
 		if p.Name == in.rt.Name || p.ClusterAddr == "" {
 			continue
 		}
-		res, err := in.rt.ask(ctx, p.ClusterAddr, ManagerPath, &messages.NodeStatusRequest{})
+		res, err := in.rt.ask(ctx, transport.Peer{Name: p.Name, Addr: p.ClusterAddr}, ManagerPath, &messages.NodeStatusRequest{})
 		st, ok := res.(*messages.NodeStatusReply)
 		if err != nil || !ok || st.Error != "" {
 			lastErr = fmt.Errorf("%s: %v", p.Name, err)
@@ -984,7 +985,7 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 		if addr == "" {
 			return managerError(msg, "no coordinator: the system group has no leader")
 		}
-		res, err := in.rt.ask(ctx, string(addr), ManagerPath, msg)
+		res, err := in.rt.ask(ctx, transport.Peer{Name: string(id), Addr: string(addr)}, ManagerPath, msg)
 		if err != nil {
 			return managerError(msg, fmt.Sprintf("coordinator %s: %v", id, err))
 		}
@@ -1166,14 +1167,14 @@ func (in *managerInputs) appliedEverywhere(members []*messages.ClusterMember) []
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, m := range members {
-		addr := m.ClusterAddr
+		at := memberPeer(m)
 		if m.Name == in.rt.Name {
-			addr = ""
+			at = transport.Peer{}
 		}
 		for shard := 0; shard < in.rt.Shards; shard++ {
 			wg.Go(func() {
 				a := &messages.MemberApplied{Node: m.Name, Shard: uint32(shard)}
-				res, err := in.rt.ask(ctx, addr, RaftPath(shard), &messages.ShardStatus{})
+				res, err := in.rt.ask(ctx, at, RaftPath(shard), &messages.ShardStatus{})
 				if r, ok := res.(*messages.ShardStatusReply); err == nil && ok {
 					a.AppliedIndex = r.AppliedIndex
 				} else if err != nil {

@@ -319,13 +319,14 @@ func (rt *Runtime) logger() *slog.Logger {
 	return rt.Log
 }
 
-// ask sends msg to the actor at path on the node whose cluster address is
-// addr ("" or this node's own address: locally) and waits for the answer,
-// within ctx and at most askTimeout.
-func (rt *Runtime) ask(ctx context.Context, addr, path string, msg proto.Message) (proto.Message, error) {
+// ask sends msg to the actor at path on node to (without an address:
+// locally) and waits for the answer, within ctx and at most askTimeout.
+// Another node than to at its address refuses the request
+// (transport.ErrOtherNode).
+func (rt *Runtime) ask(ctx context.Context, to transport.Peer, path string, msg proto.Message) (proto.Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, askTimeout)
 	defer cancel()
-	if addr == "" {
+	if to.Addr == "" {
 		sys := rt.actorSystem()
 		if sys == nil {
 			return nil, fmt.Errorf("node: not running")
@@ -336,7 +337,17 @@ func (rt *Runtime) ask(ctx context.Context, addr, path string, msg proto.Message
 	if err != nil {
 		return nil, err
 	}
-	return remote.Request(ctx, addr, path, msg)
+	return remote.Request(ctx, to, path, msg)
+}
+
+// leaderPeer is the leader a shard's status names.
+func leaderPeer(st *messages.ShardStatusReply) transport.Peer {
+	return transport.Peer{Name: st.LeaderId, Addr: st.LeaderAddr}
+}
+
+// memberPeer is a cluster member at the cluster address recorded for it.
+func memberPeer(m *messages.ClusterMember) transport.Peer {
+	return transport.Peer{Name: m.Name, Addr: m.ClusterAddr}
 }
 
 // recordClusterID writes the cluster's ID into node.json, once.

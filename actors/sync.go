@@ -25,6 +25,7 @@ import (
 	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/supervisor"
+	"github.com/coppice-kv/coppice/transport"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -107,7 +108,7 @@ func (s *shardSync) run(ctx context.Context) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	target, err := s.status(ctx, node.ClusterAddr)
+	target, err := s.status(ctx, memberPeer(node))
 	if err != nil {
 		return s.fail(fmt.Errorf("target %s: %w", node.Name, err))
 	}
@@ -143,7 +144,7 @@ func (s *shardSync) run(ctx context.Context) error {
 		if leader, err = s.leader(ctx); err != nil {
 			return s.fail(err)
 		}
-		if target, err = s.status(ctx, node.ClusterAddr); err != nil {
+		if target, err = s.status(ctx, memberPeer(node)); err != nil {
 			return s.fail(fmt.Errorf("target %s: %w", node.Name, err))
 		}
 		switch {
@@ -201,7 +202,7 @@ func (s *shardSync) leader(ctx context.Context) (*messages.ShardStatusReply, err
 // leaderOnce asks this node's view of the shard who leads it, and the
 // leader for its status.
 func (s *shardSync) leaderOnce(ctx context.Context) (*messages.ShardStatusReply, error) {
-	local, err := s.statusSized(ctx, "", true)
+	local, err := s.statusSized(ctx, transport.Peer{}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +212,7 @@ func (s *shardSync) leaderOnce(ctx context.Context) (*messages.ShardStatusReply,
 	if local.LeaderId == s.rt.Name {
 		return local, nil
 	}
-	st, err := s.statusSized(ctx, local.LeaderAddr, true)
+	st, err := s.statusSized(ctx, leaderPeer(local), true)
 	if err != nil {
 		return nil, fmt.Errorf("leader %s: %w", local.LeaderId, err)
 	}
@@ -221,14 +222,14 @@ func (s *shardSync) leaderOnce(ctx context.Context) (*messages.ShardStatusReply,
 	return st, nil
 }
 
-// status asks the shard's Raft actor on the node at addr ("" for this
-// node) for its status.
-func (s *shardSync) status(ctx context.Context, addr string) (*messages.ShardStatusReply, error) {
-	return s.statusSized(ctx, addr, false)
+// status asks the shard's Raft actor on node at (transport.Peer{} for
+// this node) for its status.
+func (s *shardSync) status(ctx context.Context, at transport.Peer) (*messages.ShardStatusReply, error) {
+	return s.statusSized(ctx, at, false)
 }
 
-func (s *shardSync) statusSized(ctx context.Context, addr string, sizes bool) (*messages.ShardStatusReply, error) {
-	res, err := s.rt.ask(ctx, addr, RaftPath(int(s.job.Shard)), &messages.ShardStatus{WithSizes: sizes})
+func (s *shardSync) statusSized(ctx context.Context, at transport.Peer, sizes bool) (*messages.ShardStatusReply, error) {
+	res, err := s.rt.ask(ctx, at, RaftPath(int(s.job.Shard)), &messages.ShardStatus{WithSizes: sizes})
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +247,7 @@ func (s *shardSync) statusSized(ctx context.Context, addr string, sizes bool) (*
 const compactTrailing = 64
 
 func (s *shardSync) compact(ctx context.Context, leader *messages.ShardStatusReply) error {
-	res, err := s.rt.ask(ctx, leader.LeaderAddr, RaftPath(int(s.job.Shard)), &messages.CompactLog{Trailing: compactTrailing})
+	res, err := s.rt.ask(ctx, leaderPeer(leader), RaftPath(int(s.job.Shard)), &messages.CompactLog{Trailing: compactTrailing})
 	if err != nil {
 		return fmt.Errorf("shard %d: compacting the leader's log: %w", s.job.Shard, err)
 	}
@@ -310,7 +311,7 @@ const configChanged = "configuration changed since"
 // changeOnce sends one conditional change (change).
 func (s *shardSync) changeOnce(ctx context.Context, leader *messages.ShardStatusReply, op messages.ChangeMembership_Op) error {
 	node := s.job.Node
-	res, err := s.rt.ask(ctx, leader.LeaderAddr, RaftPath(int(s.job.Shard)),
+	res, err := s.rt.ask(ctx, leaderPeer(leader), RaftPath(int(s.job.Shard)),
 		&messages.ChangeMembership{Op: op, Id: node.Name, Address: node.ClusterAddr, PrevIndex: leader.ConfigurationIndex})
 	if err != nil {
 		return err

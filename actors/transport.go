@@ -32,6 +32,10 @@ func (t *transportActor) Receive(ctx actor.Context) {
 		if err != nil {
 			panic(err)
 		}
+		if err := m.SetNode(t.rt.Name, t.rt.ClusterID); err != nil {
+			m.Close()
+			panic(err)
+		}
 		t.mux = m
 		t.rt.mu.Lock()
 		t.rt.sys = ctx.ActorSystem()

@@ -23,6 +23,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/gossip"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/transport"
 )
 
 // WatcherPath is the watcher's path.
@@ -172,11 +173,12 @@ func (w *watcherActor) start(ctx actor.Context) error {
 
 // earlierRun tells whether the member that holds this node's name at
 // another address is this node's own earlier run, gone (the node restarted
-// at new addresses) but not yet seen to fail by gossip: nothing answers at
-// its cluster address. While that holds the join is tried again, for at
-// most twinWait from since (set at the first call); the cluster then takes
-// the new addresses (the manager's readdress). A twin that answers is a
-// live node with this name: a refusal.
+// at new addresses) but not yet seen to fail by gossip: no node of this
+// name answers at its cluster address (nothing does, or another node
+// does: the address was handed out again). While that holds the join is
+// tried again, for at most twinWait from since (set at the first call);
+// the cluster then takes the new addresses (the manager's readdress). A
+// node of this name that answers there is a live twin: a refusal.
 func earlierRun(rt *Runtime, twin *gossip.NameConflictError, since *time.Time) bool {
 	first := since.IsZero()
 	if first {
@@ -191,12 +193,13 @@ func earlierRun(rt *Runtime, twin *gossip.NameConflictError, since *time.Time) b
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
-	if remote.Ping(ctx, twin.ClusterAddr) == nil {
+	err = remote.Ping(ctx, transport.Peer{Name: rt.Name, Addr: twin.ClusterAddr})
+	if err == nil {
 		return false
 	}
 	if first {
-		rt.logger().Warn("this node's name is held at another address where nothing answers: taken for this node's earlier run; "+
-			"joining again until gossip sees it fail", "at", twin.Addr, "cluster_addr", twin.ClusterAddr, "wait", twinWait)
+		rt.logger().Warn("this node's name is held at another address where no node of this name answers: taken for this node's earlier run; "+
+			"joining again until gossip sees it fail", "at", twin.Addr, "cluster_addr", twin.ClusterAddr, "there", err, "wait", twinWait)
 	}
 	return true
 }

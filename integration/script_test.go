@@ -68,6 +68,7 @@ func TestScripts(t *testing.T) {
 			"noops":     cmdWait(noOps),
 			"move":      cmdMove,
 			"addressed": cmdAddressed,
+			"logged":    cmdLogged,
 		},
 	})
 }
@@ -284,6 +285,32 @@ func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestSc
 		if err != nil {
 			ts.Fatalf("not within 60s: %v\n%s", err, clusterView(ts))
 		}
+	}
+}
+
+// logged NODE TEXT...: wait (60s) until the node's log has TEXT (the
+// arguments joined by spaces) in it; with !, check at once that it has
+// not.
+func cmdLogged(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: logged NODE TEXT...")
+	}
+	lookup(ts, args[0])
+	path, text := filepath.Join(ts.Getenv("WORK"), args[0]+".log"), strings.Join(args[1:], " ")
+	has := func() error {
+		if !strings.Contains(readFile(path), text) {
+			return fmt.Errorf("%s has not logged %q", args[0], text)
+		}
+		return nil
+	}
+	if neg {
+		if has() == nil {
+			ts.Fatalf("%s logged %q", args[0], text)
+		}
+		return
+	}
+	if err := waitFor(60*time.Second, has); err != nil {
+		ts.Fatalf("not within 60s: %v", err)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package transport carries every Raft group of a node (the shards, later
 // the system group and the sync streams) over one listener: the cluster
 // address. Each connection opens with a small header naming the stream it
-// belongs to; the mux hands it to that stream's raft.StreamLayer.
+// belongs to, and who dials whom (hello.go); the mux hands it to that
+// stream's raft.StreamLayer.
 //
 // The caller listens once (Listen), asks for a layer per Raft group
 // (Layer), builds a raft.NetworkTransport on each, and closes the mux last.
@@ -11,36 +12,28 @@
 // certificate signed by the cluster CA is dropped with a warning before
 // any stream sees it. Layer.Dial is the one way out of the node to a peer
 // (Raft, snapshots, remote requests), so nothing leaves in clear.
+//
+// A connection from a node of another cluster, or meant for another node,
+// is refused too, whatever its stream (SetNode, hello.go).
 package transport
 
 import (
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// Errors of the transport package.
-var (
-	ErrClosed      = errors.New("transport: closed")
-	ErrBadHeader   = errors.New("transport: bad stream header")
-	ErrUnknownPeer = errors.New("transport: no such stream")
-)
+// ErrClosed is the error of a closed mux, layer or remote.
+var ErrClosed = errors.New("transport: closed")
 
-// header: magic "CPX1", then the stream id, big-endian.
-const (
-	magic       = "CPX1"
-	headerLen   = len(magic) + 4
-	headerWait  = 5 * time.Second
-	acceptQueue = 16
-)
+const acceptQueue = 16
 
 // Mux accepts connections on one address and routes them by stream id.
 type Mux struct {
@@ -48,11 +41,13 @@ type Mux struct {
 	advertise net.Addr
 	log       *slog.Logger
 	tls       *MutualTLS
+	node      atomic.Pointer[nodeID]
 
-	mu     sync.Mutex
-	layers map[uint32]*Layer
-	closed bool
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	layers   map[uint32]*Layer
+	refusals map[string]time.Time // when each kind of refusal was last logged
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 // Listen listens on addr (host:port). advertise, if not empty, is the
@@ -82,6 +77,36 @@ func Listen(addr, advertise string, mtls *MutualTLS, log *slog.Logger) (*Mux, er
 
 // Addr is the address peers dial.
 func (m *Mux) Addr() net.Addr { return m.advertise }
+
+// nodeID is who the mux's node is: its name, and the ID of the cluster it
+// belongs to, read at every connection ("" while it belongs to none).
+type nodeID struct {
+	name      string
+	clusterID func() string
+}
+
+// SetNode tells the mux which node it serves: name, and clusterID, called
+// at every connection. Until it is called the mux's node has no name and
+// belongs to no cluster: it takes every connection.
+func (m *Mux) SetNode(name string, clusterID func() string) error {
+	if len(name) > maxString {
+		return fmt.Errorf("transport: node name of %d bytes, at most %d", len(name), maxString)
+	}
+	m.node.Store(&nodeID{name: name, clusterID: clusterID})
+	return nil
+}
+
+// self returns the node's name and its cluster's ID.
+func (m *Mux) self() (name, clusterID string) {
+	n := m.node.Load()
+	if n == nil {
+		return "", ""
+	}
+	if n.clusterID != nil {
+		clusterID = n.clusterID()
+	}
+	return n.name, clusterID
+}
 
 // Layer returns the stream layer for stream id, creating it.
 func (m *Mux) Layer(id uint32) *Layer {
@@ -150,28 +175,39 @@ func (m *Mux) route(c net.Conn) {
 		}
 		c = tc
 	}
-	var hdr [headerLen]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil || string(hdr[:len(magic)]) != magic {
-		m.log.Warn("transport: dropped connection with a bad header", "remote", c.RemoteAddr().String())
+	h, err := readHello(c)
+	if err != nil {
+		m.log.Warn("transport: dropped a connection with a bad header", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	name, clusterID := m.self()
+	ans := answer{status: helloOK, name: name, clusterID: clusterID}
+	m.mu.Lock()
+	l := m.layers[h.stream]
+	m.mu.Unlock()
+	switch {
+	case clusterID != "" && h.clusterID != "" && h.clusterID != clusterID:
+		ans.status = helloOtherCluster
+	case name != "" && h.to != "" && h.to != name:
+		ans.status = helloOtherNode
+	case l == nil:
+		ans.status = helloNoStream
+	}
+	if _, err := c.Write(ans.encode()); err != nil || ans.status != helloOK {
+		if ans.status != helloOK {
+			m.refused(c, h, ans)
+		}
 		c.Close()
 		return
 	}
 	c.SetDeadline(time.Time{})
-	id := binary.BigEndian.Uint32(hdr[len(magic):])
-	m.mu.Lock()
-	l := m.layers[id]
-	m.mu.Unlock()
-	if l == nil {
-		m.log.Warn("transport: connection for an unknown stream", "stream", id, "remote", c.RemoteAddr().String())
-		c.Close()
-		return
-	}
 	select {
 	case l.conns <- c:
 	case <-l.done:
 		c.Close()
 	case <-time.After(headerWait):
-		m.log.Warn("transport: stream not accepting", "stream", id)
+		m.log.Warn("transport: stream not accepting", "stream", h.stream)
 		c.Close()
 	}
 }
@@ -213,10 +249,24 @@ func (l *Layer) closeOnce() { l.once.Do(func() { close(l.done) }) }
 // Addr is the mux's advertised address.
 func (l *Layer) Addr() net.Addr { return l.mux.advertise }
 
-// Dial opens a connection to this stream on the node at address: with
-// TLS, the handshake (the peer's certificate checked against the cluster
-// CA) and the header together get timeout.
+// Dial opens a connection to this stream on the node at address,
+// whichever node it is.
 func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return l.DialPeer("", address, timeout)
+}
+
+// DialPeer opens a connection to this stream on node id at address ("":
+// whichever node answers there): with TLS, the handshake (the peer's
+// certificate checked against the cluster CA), then the hello and its
+// answer (hello.go), all within timeout. A node of another cluster, or
+// another node than id, refuses: ErrOtherCluster, ErrOtherNode.
+func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	name, clusterID := l.mux.self()
+	h := hello{stream: l.id, clusterID: clusterID, from: name, to: string(id)}
+	b, err := h.encode()
+	if err != nil {
+		return nil, err
+	}
 	c, err := net.DialTimeout("tcp", string(address), timeout)
 	if err != nil {
 		return nil, err
@@ -230,13 +280,55 @@ func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Con
 		}
 		c = tc
 	}
-	var hdr [headerLen]byte
-	copy(hdr[:], magic)
-	binary.BigEndian.PutUint32(hdr[len(magic):], l.id)
-	if _, err := c.Write(hdr[:]); err != nil {
+	if _, err := c.Write(b); err != nil {
+		c.Close()
+		return nil, err
+	}
+	ans, err := readAnswer(c)
+	if err == nil {
+		err = ans.err(string(address), h)
+	} else {
+		err = fmt.Errorf("transport: no answer to the hello from %s: %w", address, err)
+	}
+	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// refusalEvery bounds the mux's warnings of refused connections: one per
+// dialling node and reason in this time (a peer that still has an old
+// address for a node dials it again and again).
+const refusalEvery = time.Minute
+
+// refused logs the refusal of c, at most once per refusalEvery for the
+// same dialling node and reason.
+func (m *Mux) refused(c net.Conn, h hello, ans answer) {
+	key := fmt.Sprintf("%d\x00%s\x00%s\x00%s", ans.status, h.from, h.to, h.clusterID)
+	m.mu.Lock()
+	if len(m.refusals) > 1024 { // names and IDs are the dialler's: bound what they cost
+		m.refusals = nil
+	}
+	if m.refusals == nil {
+		m.refusals = map[string]time.Time{}
+	}
+	quiet := time.Since(m.refusals[key]) < refusalEvery
+	if !quiet {
+		m.refusals[key] = time.Now()
+	}
+	m.mu.Unlock()
+	if quiet {
+		return
+	}
+	args := []any{"remote", c.RemoteAddr().String(), "from", h.from, "stream", h.stream}
+	switch ans.status {
+	case helloOtherCluster:
+		m.log.Warn("transport: refused a node of another cluster", append(args, "cluster_id", h.clusterID, "ours", ans.clusterID)...)
+	case helloOtherNode:
+		m.log.Warn("transport: refused a connection meant for another node", append(args, "meant_for", h.to, "this_node", ans.name)...)
+	case helloNoStream:
+		m.log.Warn("transport: refused a connection for a stream not served", args...)
+	}
 }

@@ -71,8 +71,8 @@ type Remote struct {
 	timeout time.Duration
 
 	mu     sync.Mutex
-	conns  map[string]*remoteConn
-	dials  map[string]*dial
+	conns  map[Peer]*remoteConn
+	dials  map[Peer]*dial
 	closed bool
 	served map[net.Conn]struct{}
 	wg     sync.WaitGroup
@@ -86,7 +86,7 @@ type Remote struct {
 // handles.
 func NewRemote(m *Mux, h Handler, timeout time.Duration) *Remote {
 	r := &Remote{layer: m.Layer(StreamRemote), handler: h, log: m.log, timeout: timeout,
-		conns: map[string]*remoteConn{}, dials: map[string]*dial{}, served: map[net.Conn]struct{}{}}
+		conns: map[Peer]*remoteConn{}, dials: map[Peer]*dial{}, served: map[net.Conn]struct{}{}}
 	r.handling, r.stop = context.WithCancel(context.Background())
 	r.wg.Add(1)
 	go r.accept()
@@ -100,7 +100,7 @@ func (r *Remote) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	conns := r.conns
-	r.conns = map[string]*remoteConn{}
+	r.conns = map[Peer]*remoteConn{}
 	for c := range r.served {
 		c.Close()
 	}
@@ -113,19 +113,32 @@ func (r *Remote) Close() error {
 	return nil
 }
 
-// Request sends msg to the actor at target on the node whose cluster
-// address is addr, and waits for the answer or ctx's end.
-func (r *Remote) Request(ctx context.Context, addr, target string, msg proto.Message) (proto.Message, error) {
+// Peer is a node to send requests to: its name ("": whichever node
+// answers at the address) and its cluster address. A node of another name
+// there refuses the connection (ErrOtherNode), so a request never reaches
+// a node it was not meant for.
+type Peer struct{ Name, Addr string }
+
+func (p Peer) String() string {
+	if p.Name == "" {
+		return p.Addr
+	}
+	return p.Name + " at " + p.Addr
+}
+
+// Request sends msg to the actor at target on node to, and waits for the
+// answer or ctx's end.
+func (r *Remote) Request(ctx context.Context, to Peer, target string, msg proto.Message) (proto.Message, error) {
 	body, err := anypb.New(msg)
 	if err != nil {
 		return nil, err
 	}
-	env, err := r.roundTrip(ctx, addr, &messages.Envelope{Target: target, Body: body})
+	env, err := r.roundTrip(ctx, to, &messages.Envelope{Target: target, Body: body})
 	if err != nil {
 		return nil, err
 	}
 	if env.Body == nil {
-		return nil, &RemoteError{Addr: addr, Target: target, Text: "empty answer"}
+		return nil, &RemoteError{Addr: to.Addr, Target: target, Text: "empty answer"}
 	}
 	return env.Body.UnmarshalNew()
 }
@@ -133,18 +146,18 @@ func (r *Remote) Request(ctx context.Context, addr, target string, msg proto.Mes
 // pingTarget is Ping's target: the transport answers it itself.
 const pingTarget = "transport/ping"
 
-// Ping checks that the node whose cluster address is addr answers there:
-// a round trip, so with mutual TLS each side has accepted the other's
-// certificate.
-func (r *Remote) Ping(ctx context.Context, addr string) error {
-	_, err := r.roundTrip(ctx, addr, &messages.Envelope{Target: pingTarget})
+// Ping checks that node to answers at its address: a round trip, so with
+// mutual TLS each side has accepted the other's certificate, and the node
+// there is to (or, when to has no name, any node of this cluster).
+func (r *Remote) Ping(ctx context.Context, to Peer) error {
+	_, err := r.roundTrip(ctx, to, &messages.Envelope{Target: pingTarget})
 	return err
 }
 
-// roundTrip sends env to addr and returns the answer; an answer carrying
-// an error is a *RemoteError.
-func (r *Remote) roundTrip(ctx context.Context, addr string, env *messages.Envelope) (*messages.Envelope, error) {
-	c, err := r.conn(ctx, addr)
+// roundTrip sends env to node to and returns the answer; an answer
+// carrying an error is a *RemoteError.
+func (r *Remote) roundTrip(ctx context.Context, to Peer, env *messages.Envelope) (*messages.Envelope, error) {
+	c, err := r.conn(ctx, to)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 	}
@@ -153,28 +166,28 @@ func (r *Remote) roundTrip(ctx context.Context, addr string, env *messages.Envel
 		return nil, err
 	}
 	if ans.Error != "" {
-		return nil, &RemoteError{Addr: addr, Target: env.Target, Text: ans.Error}
+		return nil, &RemoteError{Addr: to.Addr, Target: env.Target, Text: ans.Error}
 	}
 	return ans, nil
 }
 
-// conn returns the connection to addr, dialing it when there is none. The
-// dial runs without the lock, bounded by ctx, and callers for the same
-// address share it; a failed dial answers for its address until
+// conn returns the connection to node to, dialing it when there is none.
+// The dial runs without the lock, bounded by ctx, and callers for the same
+// node share it; a failed dial answers for its node until
 // redialAfter has passed, so a dead node costs its callers one dial
 // timeout, not one each, and never holds up requests to other nodes.
-func (r *Remote) conn(ctx context.Context, addr string) (*remoteConn, error) {
+func (r *Remote) conn(ctx context.Context, to Peer) (*remoteConn, error) {
 	for {
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if c := r.conns[addr]; c != nil && !c.dead() {
+		if c := r.conns[to]; c != nil && !c.dead() {
 			r.mu.Unlock()
 			return c, nil
 		}
-		if d := r.dials[addr]; d != nil {
+		if d := r.dials[to]; d != nil {
 			select {
 			case <-d.done: // failed (a dial that worked is not kept)
 				if time.Since(d.at) < redialAfter {
@@ -186,27 +199,27 @@ func (r *Remote) conn(ctx context.Context, addr string) (*remoteConn, error) {
 				select {
 				case <-d.done:
 				case <-ctx.Done():
-					return nil, fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
+					return nil, fmt.Errorf("transport: dial %s: %w", to, ctx.Err())
 				}
 				continue
 			}
 		}
 		d := &dial{done: make(chan struct{})}
-		r.dials[addr] = d
+		r.dials[to] = d
 		r.mu.Unlock()
-		c, err := r.dial(ctx, addr)
+		c, err := r.dial(ctx, to)
 		r.mu.Lock()
 		d.err, d.at = err, time.Now()
 		close(d.done)
 		if err == nil {
-			delete(r.dials, addr)
+			delete(r.dials, to)
 			if r.closed {
 				r.mu.Unlock()
 				c.fail(ErrClosed)
 				return nil, ErrClosed
 			}
-			r.conns[addr] = c
-			r.start(addr, c)
+			r.conns[to] = c
+			r.start(to, c)
 		}
 		r.mu.Unlock()
 		return c, err
@@ -233,34 +246,34 @@ var (
 	pingTimeout = 2 * time.Second
 )
 
-// redialAfter is how long a failed dial answers for its address.
+// redialAfter is how long a failed dial answers for its node.
 const redialAfter = 500 * time.Millisecond
 
-func (r *Remote) dial(ctx context.Context, addr string) (*remoteConn, error) {
+func (r *Remote) dial(ctx context.Context, to Peer) (*remoteConn, error) {
 	timeout := dialTimeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
-	nc, err := r.layer.Dial(raft.ServerAddress(addr), timeout)
+	nc, err := r.layer.DialPeer(raft.ServerID(to.Name), raft.ServerAddress(to.Addr), timeout)
 	if err != nil {
-		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("transport: dial %s: %w", to, err)
 	}
 	return &remoteConn{nc: nc, w: bufio.NewWriter(nc), pending: map[uint64]*pendingCall{}, failed: make(chan struct{})}, nil
 }
 
 // start runs c's reply reader and its silence watch; r.mu is held.
-func (r *Remote) start(addr string, c *remoteConn) {
+func (r *Remote) start(to Peer, c *remoteConn) {
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		c.watch(func() error { return r.probe(addr) })
+		c.watch(func() error { return r.probe(to) })
 	}()
 	go func() {
 		defer r.wg.Done()
 		c.fail(c.readReplies())
 		r.mu.Lock()
-		if r.conns[addr] == c {
-			delete(r.conns, addr)
+		if r.conns[to] == c {
+			delete(r.conns, to)
 		}
 		r.mu.Unlock()
 	}()
@@ -416,9 +429,9 @@ func (c *remoteConn) watch(probe func() error) {
 	}
 }
 
-// probe pings the peer at addr on a new connection, within pingTimeout.
-func (r *Remote) probe(addr string) error {
-	nc, err := r.layer.Dial(raft.ServerAddress(addr), pingTimeout)
+// probe pings node to on a new connection, within pingTimeout.
+func (r *Remote) probe(to Peer) error {
+	nc, err := r.layer.DialPeer(raft.ServerID(to.Name), raft.ServerAddress(to.Addr), pingTimeout)
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func TestRemoteRequests(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			want := "a/b:" + strings.Repeat("x", i)
-			got, err := cli.Request(ctx, srv.Addr().String(), "a/b", wrapperspb.String(strings.Repeat("x", i)))
+			got, err := cli.Request(ctx, Peer{Addr: srv.Addr().String()}, "a/b", wrapperspb.String(strings.Repeat("x", i)))
 			if err != nil {
 				errs <- err
 				return
@@ -81,7 +81,7 @@ func TestRemoteRequests(t *testing.T) {
 	}
 
 	// A handler's error comes back as a RemoteError naming the target.
-	_, err := cli.Request(ctx, srv.Addr().String(), "a/b", wrapperspb.String("fail"))
+	_, err := cli.Request(ctx, Peer{Addr: srv.Addr().String()}, "a/b", wrapperspb.String("fail"))
 	var re *RemoteError
 	if !errors.As(err, &re) || re.Target != "a/b" || re.Text != "refused" {
 		t.Fatalf("got %v, want a RemoteError for a/b: refused", err)
@@ -90,7 +90,7 @@ func TestRemoteRequests(t *testing.T) {
 	// The caller's deadline bounds a request the far side does not answer.
 	short, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel2()
-	if _, err := cli.Request(short, srv.Addr().String(), "a/b", wrapperspb.String("slow")); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := cli.Request(short, Peer{Addr: srv.Addr().String()}, "a/b", wrapperspb.String("slow")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("slow request: got %v, want deadline exceeded", err)
 	}
 }
@@ -107,12 +107,12 @@ func TestRemoteFailsFastWhenPeerGoes(t *testing.T) {
 	addr := srv.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := cli.Request(ctx, addr, "x", wrapperspb.String("hi")); err != nil {
+	if _, err := cli.Request(ctx, Peer{Addr: addr}, "x", wrapperspb.String("hi")); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := cli.Request(ctx, addr, "x", wrapperspb.String("slow"))
+		_, err := cli.Request(ctx, Peer{Addr: addr}, "x", wrapperspb.String("slow"))
 		done <- err
 	}()
 	// Take the server away once the request is in its handler (polling
@@ -123,7 +123,7 @@ func TestRemoteFailsFastWhenPeerGoes(t *testing.T) {
 	if err := testwait.Recv(t, done, 3*time.Second, "failure of a request to a closed peer"); !errors.Is(err, ErrConnLost) {
 		t.Fatalf("got %v, want ErrConnLost", err)
 	}
-	if _, err := cli.Request(ctx, addr, "x", wrapperspb.String("hi")); err == nil {
+	if _, err := cli.Request(ctx, Peer{Addr: addr}, "x", wrapperspb.String("hi")); err == nil {
 		t.Fatal("a request to a closed peer succeeded")
 	}
 }
@@ -149,8 +149,9 @@ func TestRemoteRejectsOversizedFrame(t *testing.T) {
 
 // silentPeer listens on loopback, takes every connection and never reads
 // or answers (a frozen process, at the kernel's level); it returns the
-// address.
-func silentPeer(t *testing.T) string {
+// address. With hello, it answers each connection's hello first, then
+// goes silent (a process frozen once connected).
+func silentPeer(t *testing.T, hello bool) string {
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +175,13 @@ func silentPeer(t *testing.T) string {
 			mu.Lock()
 			held = append(held, c) // held open, never read
 			mu.Unlock()
+			if hello {
+				go func() {
+					if _, err := readHello(c); err == nil {
+						c.Write(answer{status: helloOK, name: "frozen"}.encode())
+					}
+				}()
+			}
 		}
 	}()
 	return silent.Addr().String()
@@ -187,7 +195,7 @@ func TestDeadPeerHoldsUpNobody(t *testing.T) {
 	ca := testcerts.NewCA(t, "cluster")
 	srv, _ := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "srv"), ca.Pool()), nil)
 	_, cli := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "cli"), ca.Pool()), nil)
-	dead := silentPeer(t)
+	dead := silentPeer(t, false)
 
 	const deadWait = 1500 * time.Millisecond
 	deadDone := make(chan error, 1)
@@ -195,14 +203,14 @@ func TestDeadPeerHoldsUpNobody(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deadWait)
 		defer cancel()
-		_, err := cli.Request(ctx, dead, "a/b", wrapperspb.String("x"))
+		_, err := cli.Request(ctx, Peer{Addr: dead}, "a/b", wrapperspb.String("x"))
 		deadDone <- err
 	}()
 	// The dead dial is under way (it holds no lock): a live request
 	// completes well before it ends.
 	ctx, cancel := context.WithTimeout(context.Background(), deadWait/2)
 	defer cancel()
-	if got, err := cli.Request(ctx, srv.Addr().String(), "a/b", wrapperspb.String("live")); err != nil || got.(*wrapperspb.StringValue).Value != "a/b:live" {
+	if got, err := cli.Request(ctx, Peer{Addr: srv.Addr().String()}, "a/b", wrapperspb.String("live")); err != nil || got.(*wrapperspb.StringValue).Value != "a/b:live" {
 		t.Fatalf("live request while a dead peer is dialed: %v, %v", got, err)
 	}
 	select {
@@ -220,7 +228,7 @@ func TestDeadPeerHoldsUpNobody(t *testing.T) {
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
 	t0 := time.Now()
-	if _, err := cli.Request(ctx2, dead, "a/b", wrapperspb.String("x")); err == nil {
+	if _, err := cli.Request(ctx2, Peer{Addr: dead}, "a/b", wrapperspb.String("x")); err == nil {
 		t.Fatal("second request to a silent peer succeeded")
 	}
 	if d := time.Since(t0); d > redialAfter/2 {
@@ -239,18 +247,18 @@ func TestSilentConnectionIsDropped(t *testing.T) {
 	conn := func(addr string) *remoteConn {
 		cli.mu.Lock()
 		defer cli.mu.Unlock()
-		return cli.conns[addr]
+		return cli.conns[Peer{Addr: addr}]
 	}
 	ask := func(addr string, timeout time.Duration, v string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		_, err := cli.Request(ctx, addr, "a/b", wrapperspb.String(v))
+		_, err := cli.Request(ctx, Peer{Addr: addr}, "a/b", wrapperspb.String(v))
 		return err
 	}
 
 	// The frozen peer: given up on after the silence and the ping, well
 	// before the request's 30s.
-	frozen := silentPeer(t)
+	frozen := silentPeer(t, true)
 	t0 := time.Now()
 	if err := ask(frozen, 30*time.Second, "x"); !errors.Is(err, ErrConnLost) {
 		t.Fatalf("request to a frozen peer: %v, want ErrConnLost", err)
@@ -306,7 +314,7 @@ func TestLargeFramesAreNotSilence(t *testing.T) {
 	big := strings.Repeat("v", 16<<20)
 	for i := 0; i < 2; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		res, err := cli.Request(ctx, srv.Addr().String(), "a/b", wrapperspb.String(big))
+		res, err := cli.Request(ctx, Peer{Addr: srv.Addr().String()}, "a/b", wrapperspb.String(big))
 		cancel()
 		if err != nil {
 			t.Fatalf("a 16 MiB request and answer: %v", err)
@@ -330,7 +338,7 @@ func TestHandlerEndsWhenRequesterGoes(t *testing.T) {
 	cliMux, cli := listen(t, echo)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	go cli.Request(ctx, srv.Addr().String(), "x", wrapperspb.String("wait"))
+	go cli.Request(ctx, Peer{Addr: srv.Addr().String()}, "x", wrapperspb.String("wait"))
 	reached(t, arrived, "the request")
 	cli.Close()
 	cliMux.Close()

@@ -83,7 +83,7 @@ func TestMutualTLS(t *testing.T) {
 
 	// A member: remote requests and a Raft stream both work.
 	good, goodRemote := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "good"), ca.Pool()), nil)
-	got, err := goodRemote.Request(ctx, addr, "a/b", wrapperspb.String("hi"))
+	got, err := goodRemote.Request(ctx, Peer{Addr: addr}, "a/b", wrapperspb.String("hi"))
 	if err != nil || got.(*wrapperspb.StringValue).Value != "a/b:hi" {
 		t.Fatalf("member's request: %v, %v", got, err)
 	}
@@ -146,13 +146,13 @@ func TestMutualTLS(t *testing.T) {
 	// The rogue's remote requests and pings fail too; a member's ping
 	// is answered.
 	_, rogueRemote := listenTLS(t, NewMutualTLS(rogue.KeyPair(t, "rogue"), ca.Pool()), nil)
-	if _, err := rogueRemote.Request(ctx, addr, "a/b", wrapperspb.String("hi")); err == nil {
+	if _, err := rogueRemote.Request(ctx, Peer{Addr: addr}, "a/b", wrapperspb.String("hi")); err == nil {
 		t.Fatal("a peer with another CA's certificate got an answer")
 	}
-	if err := rogueRemote.Ping(ctx, addr); err == nil {
+	if err := rogueRemote.Ping(ctx, Peer{Addr: addr}); err == nil {
 		t.Fatal("a peer with another CA's certificate got a ping answered")
 	}
-	if err := goodRemote.Ping(ctx, addr); err != nil {
+	if err := goodRemote.Ping(ctx, Peer{Addr: addr}); err != nil {
 		t.Fatalf("member's ping: %v", err)
 	}
 
@@ -182,7 +182,7 @@ func TestTLSHandshakeDoesNotHoldOthers(t *testing.T) {
 	_, cli := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "cli"), ca.Pool()), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, err := cli.Request(ctx, addr, "a/b", wrapperspb.String("hi")); err != nil {
+	if _, err := cli.Request(ctx, Peer{Addr: addr}, "a/b", wrapperspb.String("hi")); err != nil {
 		t.Fatalf("a member behind silent peers: %v", err)
 	}
 }

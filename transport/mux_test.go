@@ -1,0 +1,176 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// syncBuffer is a log sink the mux's goroutines write to while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// clusterNode listens as node name of the cluster clusterID ("": of
+// none yet) and serves echo.
+func clusterNode(t *testing.T, name, clusterID string) (*Mux, *Remote, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	m, err := Listen("127.0.0.1:0", "", nil, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetNode(name, func() string { return clusterID }); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRemote(m, echo, 2*time.Second)
+	t.Cleanup(func() { r.Close(); m.Close() })
+	return m, r, logs
+}
+
+// TestHelloRefusesOtherClustersAndNodes: a connection names the dialling
+// node's cluster and the node it is meant for, and the node that answers
+// refuses one of another cluster or meant for another node, before any
+// stream sees it, telling the dialler who it is (an address handed out
+// again must not let one node's Raft traffic or requests reach another).
+// A node of no cluster yet, on either side, and a dial to whichever node
+// answers, are let through.
+func TestHelloRefusesOtherClustersAndNodes(t *testing.T) {
+	srv, _, srvLog := clusterNode(t, "n1", "cluster-a")
+	_, same, _ := clusterNode(t, "n2", "cluster-a")
+	_, other, _ := clusterNode(t, "n2", "cluster-b")
+	_, newcomer, _ := clusterNode(t, "n4", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr := srv.Addr().String()
+
+	for _, c := range []struct {
+		what string
+		from *Remote
+		to   Peer
+	}{
+		{"same cluster, meant for n1", same, Peer{"n1", addr}},
+		{"same cluster, whichever node", same, Peer{"", addr}},
+		{"no cluster yet", newcomer, Peer{"n1", addr}},
+	} {
+		res, err := c.from.Request(ctx, c.to, "t", wrapperspb.String("hi"))
+		if err != nil || res.(*wrapperspb.StringValue).Value != "t:hi" {
+			t.Fatalf("%s: request = %v, %v; want t:hi", c.what, res, err)
+		}
+	}
+
+	_, err := other.Request(ctx, Peer{"n1", addr}, "t", wrapperspb.String("hi"))
+	if !errors.Is(err, ErrOtherCluster) || !strings.Contains(err.Error(), `is node "n1" of cluster "cluster-a", this node is of cluster "cluster-b"`) {
+		t.Fatalf("request from another cluster = %v, want ErrOtherCluster naming both", err)
+	}
+	if err := other.Ping(ctx, Peer{"n1", addr}); !errors.Is(err, ErrOtherCluster) {
+		t.Fatalf("ping from another cluster = %v, want ErrOtherCluster", err)
+	}
+	_, err = same.Request(ctx, Peer{"n3", addr}, "t", wrapperspb.String("hi"))
+	if !errors.Is(err, ErrOtherNode) || !strings.Contains(err.Error(), `is node "n1", not "n3"`) {
+		t.Fatalf("request meant for n3, at n1's address = %v, want ErrOtherNode", err)
+	}
+	// A refusal is not a connection: the same node is reached again.
+	if _, err := same.Request(ctx, Peer{"n1", addr}, "t", wrapperspb.String("hi")); err != nil {
+		t.Fatalf("request for n1 after the refusal: %v", err)
+	}
+
+	log := srvLog.String()
+	for _, want := range []string{
+		"refused a node of another cluster", "cluster_id=cluster-b", "ours=cluster-a",
+		"refused a connection meant for another node", "meant_for=n3", "this_node=n1",
+	} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("the refusals are not logged (%q):\n%s", want, log)
+		}
+	}
+	// Each kind of refusal from the same node is logged once a minute.
+	for range 3 {
+		_ = other.Ping(ctx, Peer{"n1", addr})
+	}
+	if n := strings.Count(srvLog.String(), "refused a node of another cluster"); n != 1 {
+		t.Fatalf("the refusal of cluster-b's n2 was logged %d times, want 1", n)
+	}
+
+	// A node of no cluster yet takes connections from any.
+	free, _, _ := clusterNode(t, "x", "")
+	if _, err := other.Request(ctx, Peer{"x", free.Addr().String()}, "t", wrapperspb.String("hi")); err != nil {
+		t.Fatalf("a node of no cluster refused one of cluster-b: %v", err)
+	}
+}
+
+// TestStreamNotServed: a connection for a stream the node does not serve
+// is refused with an answer that says so.
+func TestStreamNotServed(t *testing.T) {
+	srv, _, _ := clusterNode(t, "n1", "")
+	cli, _, _ := clusterNode(t, "n2", "")
+	_, err := cli.Layer(99).DialPeer("n1", raft.ServerAddress(srv.Addr().String()), time.Second)
+	if !errors.Is(err, ErrUnknownPeer) || !strings.Contains(err.Error(), `node "n1" at `) {
+		t.Fatalf("dial of a stream not served = %v, want ErrUnknownPeer", err)
+	}
+}
+
+// TestHelloRefusesOversizedStrings: a name or cluster ID that does not
+// fit the hello's length byte is an error, and nothing is sent.
+func TestHelloRefusesOversizedStrings(t *testing.T) {
+	long := strings.Repeat("x", maxString+1)
+	srv, _, _ := clusterNode(t, "n1", "")
+	cli, _, _ := clusterNode(t, "n2", long)
+	_, err := cli.Layer(StreamRemote).Dial(raft.ServerAddress(srv.Addr().String()), time.Second)
+	if err == nil || !strings.Contains(err.Error(), "at most 255 fit") {
+		t.Fatalf("dial with a %d-byte cluster ID = %v, want an error", len(long), err)
+	}
+	if err := cli.SetNode(long, nil); err == nil {
+		t.Fatalf("SetNode took a %d-byte name", len(long))
+	}
+	h := hello{stream: 7, clusterID: strings.Repeat("y", maxString), from: "a", to: "b"}
+	b, err := h.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readHello(bytes.NewReader(b)); err != nil || got != h {
+		t.Fatalf("hello read back = %+v, %v; want %+v", got, err, h)
+	}
+}
+
+// TestOldHeaderRefused: a connection with the header of before the hello
+// (CPX1) is dropped, not read as a stream.
+func TestOldHeaderRefused(t *testing.T) {
+	srv, _, srvLog := clusterNode(t, "n1", "")
+	c, err := net.DialTimeout("tcp", srv.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{'C', 'P', 'X', '1', 0x40, 0, 0, 1})
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("read after an old header = %v, want the connection closed", err)
+	}
+	if !strings.Contains(srvLog.String(), "bad header") {
+		t.Fatalf("not logged as a bad header:\n%s", srvLog.String())
+	}
+}
