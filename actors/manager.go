@@ -473,6 +473,7 @@ func (in *managerInputs) reconcile() *reconciled {
 	defer cancel()
 	out := &reconciled{started: map[syncKey]*actor.PID{}}
 	in.learnClusterID()
+	in.checkRole()
 	r, st, err := in.coordinator()
 	if err != nil {
 		out.err = err
@@ -661,6 +662,28 @@ func (in *managerInputs) learnClusterID() {
 		return
 	}
 	in.root.Send(actor.NewPID(in.self.Address, WatcherPath), announceTags{})
+}
+
+// checkRole warns, once per run, when this node runs with another --role
+// than the cluster records for it: a member's role is set when it is
+// added, and the recorded one decides its suffrage in every group (a
+// read-only node's stale reads follow its flag).
+func (in *managerInputs) checkRole() {
+	if in.rt.roleTold.Load() {
+		return
+	}
+	_, st, err := in.rt.System()
+	if err != nil {
+		return
+	}
+	m := cluster.Member(st.Get(), in.rt.Name)
+	if m == nil || m.Role == in.rt.Role {
+		return
+	}
+	in.rt.roleTold.Store(true)
+	in.rt.logger().Warn("this node runs with another --role than the cluster records for it; the recorded role stands "+
+		"(a role is set when a node is added: remove the node and add it again to change it)",
+		"flag", roleName(in.rt.Role), "recorded", roleName(m.Role))
 }
 
 func newClusterID() string {

@@ -101,6 +101,9 @@ type Runtime struct {
 	sys    *actor.ActorSystem
 	// clusterID is the cluster this node belongs to, once known.
 	clusterID string
+	// roleTold: the node has warned that it runs with another --role
+	// than the cluster records for it.
+	roleTold atomic.Bool
 	// lead[i] is what this node knows of shard i's leadership (setLead);
 	// read on every client command. Made by the first setLead.
 	lead atomic.Pointer[[]atomic.Pointer[shardLead]]
