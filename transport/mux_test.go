@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,30 +14,11 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// syncBuffer is a log sink the mux's goroutines write to while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // clusterNode listens as node name of the cluster clusterID ("": of
 // none yet) and serves echo.
-func clusterNode(t *testing.T, name, clusterID string) (*Mux, *Remote, *syncBuffer) {
+func clusterNode(t *testing.T, name, clusterID string) (*Mux, *Remote, *logBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logBuffer{}
 	m, err := Listen("127.0.0.1:0", "", nil, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -32,11 +32,13 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-func (b *logBuffer) count(s string) int {
+func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
+	return b.buf.String()
 }
+
+func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
 
 func listenTLS(t *testing.T, mtls *MutualTLS, log io.Writer) (*Mux, *Remote) {
 	t.Helper()
