@@ -682,7 +682,7 @@ func (in *managerInputs) checkRole() {
 	}
 	in.rt.roleTold.Store(true)
 	in.rt.logger().Warn("this node runs with another --role than the cluster records for it; the recorded role stands "+
-		"(a role is set when a node is added: remove the node and add it again to change it)",
+		"(node add NAME --role voter promotes a replica; any other change: remove the node and add it again with the role)",
 		"flag", roleName(in.rt.Role), "recorded", roleName(m.Role))
 }
 
@@ -776,8 +776,10 @@ func (in *managerInputs) driveAdd(ctx context.Context, r *raft.Raft, op *message
 		return err
 	}
 	_, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_DeleteOp{DeleteOp: op.Id}})
-	if err == nil {
-		in.rt.logger().Info("node added", "node", node.Name, "role", node.Role)
+	if err == nil && op.Cause == "promotion" {
+		in.rt.logger().Info("node promoted", "node", node.Name, "role", roleName(node.Role))
+	} else if err == nil {
+		in.rt.logger().Info("node added", "node", node.Name, "role", roleName(node.Role))
 	}
 	return err
 }
@@ -1040,7 +1042,7 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 	case m.Name == in.rt.Name:
 		return &messages.ManagerReply{Detail: "this node is a member already"}
 	case cluster.Member(st, m.Name) != nil:
-		return &messages.ManagerReply{Detail: m.Name + " is a member already"}
+		return in.changeRole(ctx, cluster.Member(st, m.Name), m.Role, opFor(st, m.Name))
 	case opFor(st, m.Name) != nil:
 		// Asked again: shards whose sync gave up get a new set of attempts.
 		in.root.Send(in.self, retrySyncs{op: opFor(st, m.Name).Id})
@@ -1073,6 +1075,34 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 	return &messages.ManagerReply{Op: id, Detail: "adding " + m.Name}
 }
 
+// changeRole answers the addition of a member: with no role or its own, a
+// no-op; a replica asked to be a voter is promoted, as a join is: an add op
+// for the member with the voter role, whose shard syncs find it a caught-up
+// non-voter, replay the little it lacks and make it a voter once it has
+// stayed caught up (resumed like a join after a crash or a new
+// coordinator). Any other change is refused, nothing changed: a voter
+// that becomes a non-voter takes its vote out of every group, as a removal
+// does, and is made by removing the node and adding it again.
+func (in *managerInputs) changeRole(ctx context.Context, mem *messages.ClusterMember, role messages.Role, under *messages.MembershipOp) proto.Message {
+	switch {
+	case role == messages.Role_ROLE_UNSPECIFIED || role == mem.Role:
+		return &messages.ManagerReply{Detail: mem.Name + " is a member already"}
+	case mem.Role != messages.Role_ROLE_REPLICA || role != messages.Role_ROLE_VOTER:
+		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s has role %s, asked %s: a member's role changes only from replica to voter "+
+			"(for another change, remove the node and add it again with the role)", cluster.ErrRoleChange, mem.Name, roleName(mem.Role), roleName(role))}
+	case under != nil:
+		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s: an operation on it is under way (op %d)", cluster.ErrRoleChange, mem.Name, under.Id)}
+	}
+	node := proto.Clone(mem).(*messages.ClusterMember)
+	node.Role = messages.Role_ROLE_VOTER
+	op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: "promotion"}
+	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
+	if err != nil {
+		return &messages.ManagerReply{Error: err.Error()}
+	}
+	return &messages.ManagerReply{Op: id, Detail: "promoting " + mem.Name + " to voter"}
+}
+
 // removeNode journals a removal after checking, for every shard, that it
 // keeps quorum.
 func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterState, name, cause string) proto.Message {
@@ -1080,17 +1110,15 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 	if o != nil && o.Kind == messages.OpKind_REMOVE_NODE {
 		return &messages.ManagerReply{Op: o.Id, Detail: "removal of " + name + " under way"}
 	}
-	// A node still joining: its join is abandoned, and it leaves the
-	// shards it was added to, as a member would.
-	joining := mem == nil && o != nil
-	if joining {
+	// A node still joining, or a replica being promoted: the add op is
+	// abandoned, and the node leaves the shards it was in, as a member
+	// would.
+	adding := o != nil // a removal under way answered above
+	if mem == nil && adding {
 		mem = o.Node
 	}
 	if mem == nil {
 		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s", cluster.ErrUnknownNode, name)}
-	}
-	if o != nil && !joining {
-		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s", cluster.ErrNodeSyncing, name)}
 	}
 	var mu sync.Mutex
 	var errs []error
@@ -1114,7 +1142,7 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 	if err := errors.Join(errs...); err != nil {
 		return &messages.ManagerReply{Error: "refused: " + err.Error()}
 	}
-	if joining {
+	if adding {
 		return in.abandonAdd(ctx, o, cause)
 	}
 	op := cluster.RemovalOp(mem, 0, cause, time.Now())
@@ -1136,7 +1164,11 @@ func (in *managerInputs) abandonAdd(ctx context.Context, add *messages.Membershi
 	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
 	}
-	return &messages.ManagerReply{Op: add.Id, Detail: "join of " + add.Node.GetName() + " abandoned; removing it from the shards it was added to"}
+	what := "join"
+	if add.Cause == "promotion" {
+		what = "promotion"
+	}
+	return &messages.ManagerReply{Op: add.Id, Detail: what + " of " + add.Node.GetName() + " abandoned; removing it from the shards it was added to"}
 }
 
 func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messages.NodeStatusReply {
@@ -1145,7 +1177,11 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 	seen := map[string]bool{}
 	for _, g := range in.members {
 		seen[g.Name] = true
-		ns := &messages.GossipMemberStatus{Name: g.Name, Status: statusName(g.Status), Role: g.Role,
+		role := g.Role // the role it asks for; a member's is the one recorded
+		if mem := cluster.Member(st, g.Name); mem != nil {
+			role = roleName(mem.Role)
+		}
+		ns := &messages.GossipMemberStatus{Name: g.Name, Status: statusName(g.Status), Role: role,
 			ClusterAddr: g.ClusterAddr, ClientAddr: g.ClientAddr, Member: cluster.Member(st, g.Name) != nil,
 			Removed: slices.Contains(st.Removed, g.Name)}
 		if t, ok := in.downSince[g.Name]; ok {
@@ -1155,7 +1191,11 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 	}
 	if !seen[in.rt.Name] {
 		seen[in.rt.Name] = true
-		out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: in.rt.Name, Status: "alive", Role: roleName(in.rt.Role),
+		role := in.rt.Role
+		if mem := cluster.Member(st, in.rt.Name); mem != nil {
+			role = mem.Role
+		}
+		out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: in.rt.Name, Status: "alive", Role: roleName(role),
 			Member: cluster.Member(st, in.rt.Name) != nil, ClientAddr: in.rt.BoundClientAddr()})
 	}
 	for _, mem := range st.Members {

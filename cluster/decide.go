@@ -95,11 +95,11 @@ func CopyCheaper(targetIndex, firstIndex, lastIndex, logBytes, dataBytes uint64)
 // DueRemoval picks the removal the cluster should journal now, or nil:
 // of a node that gossip has seen down (downSince) for at least delay and
 // that is not self. That is a member with no operation under way, or a
-// node still joining: one with an add op that is not a member yet and no
-// sync to it running (syncing tells, by op id; a node being synced is
-// never removed). Its join is abandoned: the removal keeps the add op's
-// id, replacing it, so the syncs to it are found stale and it leaves the
-// shards it was added to so far. Of those due, the one down longest (then
+// node with an add op (a node still joining, or a replica being promoted)
+// and no sync to it running (syncing tells, by op id; a node being synced
+// is never removed). Its join or promotion is abandoned: the removal
+// keeps the add op's id, replacing it, so the syncs to it are found stale
+// and it leaves the shards it was in. Of those due, the one down longest (then
 // by name). Removals go one at a time: while one is in the journal, none
 // is due. The op it returns has cause "failed": the node is added again
 // if it comes back.
@@ -123,7 +123,7 @@ func DueRemoval(st *messages.ClusterState, self string, downSince map[string]tim
 		}
 	}
 	for _, o := range st.Ops {
-		if o.Kind == messages.OpKind_ADD_NODE && o.Node != nil && Member(st, o.Node.Name) == nil && !syncing(o.Id) {
+		if o.Kind == messages.OpKind_ADD_NODE && o.Node != nil && !syncing(o.Id) {
 			consider(o.Node, o.Id)
 		}
 	}
