@@ -372,8 +372,11 @@ func TestMoved(t *testing.T) {
 		{"a node being removed is left alone", &messages.ClusterState{Members: []*messages.ClusterMember{at("a", "71"), at("b", "72")},
 			Ops: []*messages.MembershipOp{op(4, messages.OpKind_REMOVE_NODE, at("b", "72"))}},
 			gossip("b", "82"), nil, 0},
-		{"a member whose add op is ending: the member", &messages.ClusterState{Members: []*messages.ClusterMember{at("b", "72")},
+		{"a member with an add op (a promotion, or a join ending): the op's node first", &messages.ClusterState{Members: []*messages.ClusterMember{at("b", "72")},
 			Ops: []*messages.MembershipOp{op(4, messages.OpKind_ADD_NODE, at("b", "72"))}},
+			gossip("b", "82"), at("b", "82"), 4},
+		{"a member with an add op: then the member", &messages.ClusterState{Members: []*messages.ClusterMember{at("b", "72")},
+			Ops: []*messages.MembershipOp{op(4, messages.OpKind_ADD_NODE, at("b", "82"))}},
 			gossip("b", "82"), at("b", "82"), 0},
 	} {
 		before := proto.Clone(c.st)

@@ -142,8 +142,9 @@ func RemovalOp(node *messages.ClusterMember, replaces uint64, cause string, now 
 // Moved tells whether the node gossip sees at the addresses of at is
 // recorded in st at other ones: a node restarted on other ports or on
 // another host, with its data. It returns the record to bring up to date
-// with at's addresses: the member, or, for a node still joining, its add
-// op's node, with the op (the role and the time it was added are kept). It
+// with at's addresses: the node of its add op, with the op, for a node
+// still joining or a replica being promoted, then the member (the role and
+// the time it was added are kept); one record per call. It
 // returns nil when st has no record of the node, when the addresses are
 // the ones recorded, and while the node is being removed: a removal goes
 // by name, and the node joins again at its new addresses if it comes back.
@@ -157,24 +158,32 @@ func Moved(st *messages.ClusterState, at *messages.ClusterMember) (*messages.Clu
 			op = o
 		}
 	}
-	rec := Member(st, at.Name)
-	switch {
-	case op != nil && op.Kind != messages.OpKind_ADD_NODE:
-		return nil, nil
-	case rec != nil:
-		op = nil
-	case op != nil && op.Node != nil:
-		rec = op.Node
-	default:
+	if op != nil && op.Kind != messages.OpKind_ADD_NODE {
 		return nil, nil
 	}
-	if rec.ClusterAddr == at.ClusterAddr && rec.ClientAddr == at.ClientAddr &&
-		rec.HttpAddr == at.HttpAddr && rec.GossipAddr == at.GossipAddr {
-		return nil, nil
+	// A join's node, or a promotion's (the member's record with the voter
+	// role): its syncs go to that record's address, so it goes first; a
+	// member's own record once that one is up to date.
+	if op != nil && op.Node != nil && !sameAddrs(at, op.Node) {
+		return movedTo(op.Node, at), op
 	}
+	if rec := Member(st, at.Name); rec != nil && !sameAddrs(at, rec) {
+		return movedTo(rec, at), nil
+	}
+	return nil, nil
+}
+
+// sameAddrs tells whether rec has the addresses gossip gives, a.
+func sameAddrs(a, rec *messages.ClusterMember) bool {
+	return rec.ClusterAddr == a.ClusterAddr && rec.ClientAddr == a.ClientAddr &&
+		rec.HttpAddr == a.HttpAddr && rec.GossipAddr == a.GossipAddr
+}
+
+// movedTo is rec with the addresses gossip gives, at.
+func movedTo(rec, at *messages.ClusterMember) *messages.ClusterMember {
 	moved := proto.Clone(rec).(*messages.ClusterMember)
 	moved.ClusterAddr, moved.ClientAddr, moved.HttpAddr, moved.GossipAddr = at.ClusterAddr, at.ClientAddr, at.HttpAddr, at.GossipAddr
-	return moved, op
+	return moved
 }
 
 // LeaderMove is one leadership transfer: shard's leadership from From to
