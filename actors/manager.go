@@ -654,7 +654,7 @@ func (in *managerInputs) learnClusterID() {
 		return
 	}
 	id := st.Get().ClusterId
-	if id == "" || id == in.rt.ClusterID() {
+	if id == "" || (id == in.rt.ClusterID() && in.rt.clusterIDIsRecorded()) {
 		return
 	}
 	if err := in.rt.recordClusterID(id); err != nil {

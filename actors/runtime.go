@@ -99,8 +99,11 @@ type Runtime struct {
 	system *raft.Raft
 	state  *cluster.State
 	sys    *actor.ActorSystem
-	// clusterID is the cluster this node belongs to, once known.
-	clusterID string
+	// clusterID is the cluster this node belongs to, once known;
+	// clusterIDRecorded tells whether node.json has it (a joining node
+	// takes it from gossip before its system group records it).
+	clusterID         string
+	clusterIDRecorded bool
 	// roleTold: the node has warned that it runs with another --role
 	// than the cluster records for it.
 	roleTold atomic.Bool
@@ -215,10 +218,20 @@ func (rt *Runtime) ClusterID() string {
 	return rt.clusterID
 }
 
-func (rt *Runtime) setClusterID(id string) {
+// setClusterID sets the cluster ID; recorded tells whether node.json
+// holds it.
+func (rt *Runtime) setClusterID(id string, recorded bool) {
 	rt.mu.Lock()
-	rt.clusterID = id
+	rt.clusterID, rt.clusterIDRecorded = id, recorded
 	rt.mu.Unlock()
+}
+
+// clusterIDIsRecorded tells whether node.json holds the cluster ID the node
+// has.
+func (rt *Runtime) clusterIDIsRecorded() bool {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	return rt.clusterIDRecorded
 }
 
 func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
@@ -369,6 +382,6 @@ func (rt *Runtime) recordClusterID(id string) error {
 			return err
 		}
 	}
-	rt.setClusterID(id)
+	rt.setClusterID(id, true)
 	return nil
 }

@@ -46,7 +46,7 @@ func (s *storeActor) open() error {
 	clone := false
 	// The cluster this data belongs to, if any: gossip announces it from
 	// the start, so a node with another cluster's data is refused.
-	rt.setClusterID(id.ClusterID)
+	rt.setClusterID(id.ClusterID, id.ClusterID != "")
 	switch state {
 	case storage.DirNew:
 		ident := storage.Identity{Name: rt.Name, Shards: rt.Shards}
@@ -57,11 +57,11 @@ func (s *storeActor) open() error {
 			// connection (a founder that took their Raft traffic before
 			// its system group ran could have its groups taken over).
 			ident.ClusterID = newClusterID()
-			rt.setClusterID(ident.ClusterID)
 		}
 		if err := l.WriteIdentity(ident); err != nil {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
+		rt.setClusterID(ident.ClusterID, ident.ClusterID != "")
 	case storage.DirClone:
 		// A copy of another node's data dir: keep the data, drop the
 		// other node's Raft state, and join as this node.

@@ -165,10 +165,29 @@ func (w *watcherActor) start(ctx actor.Context) error {
 				}
 				joined = true
 				rt.logger().Info("joined the cluster's gossip", "seeds", rt.Join)
+				adoptClusterID(rt, g.Members())
 			}
 		}
 	}()
 	return nil
+}
+
+// adoptClusterID gives a node that belongs to no cluster yet the ID its
+// gossip peers announce, once it has joined them: the cluster transport
+// then refuses other clusters' nodes at once, not only once the system
+// group's state reaches this node (which records it in node.json). Until
+// the join a new node takes connections from any cluster.
+func adoptClusterID(rt *Runtime, members []*messages.Member) {
+	if rt.ClusterID() != "" {
+		return
+	}
+	for _, m := range members {
+		if m.Name != rt.Name && m.Status == messages.MemberStatus_ALIVE && m.ClusterId != "" {
+			rt.setClusterID(m.ClusterId, false)
+			rt.logger().Info("cluster ID taken from gossip", "cluster_id", m.ClusterId, "from", m.Name)
+			return
+		}
+	}
 }
 
 // earlierRun tells whether the member that holds this node's name at

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/gossip"
+	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/transport"
 	"google.golang.org/protobuf/proto"
 )
@@ -72,5 +73,32 @@ func TestEarlierRun(t *testing.T) {
 	conflict := &gossip.NameConflictError{Name: "n3", ClusterAddr: nothing}
 	if earlierRun(rt, conflict, &since) {
 		t.Error("still taken for the earlier run after twinWait")
+	}
+}
+
+// TestAdoptClusterID: a node of no cluster yet takes the ID its alive
+// gossip peers announce once it has joined them (not recorded in node.json:
+// the system group's state does that); a node with an ID keeps it.
+func TestAdoptClusterID(t *testing.T) {
+	members := []*messages.Member{
+		{Name: "n1", Status: messages.MemberStatus_FAILED, ClusterId: "old"},
+		{Name: "n2", Status: messages.MemberStatus_ALIVE, ClusterId: "c1"},
+		{Name: "n4", Status: messages.MemberStatus_ALIVE},
+	}
+	rt := &Runtime{Name: "n4"}
+	adoptClusterID(rt, members)
+	if rt.ClusterID() != "c1" || rt.clusterIDIsRecorded() {
+		t.Fatalf("cluster ID %q (recorded %v), want c1 taken from n2, not recorded", rt.ClusterID(), rt.clusterIDIsRecorded())
+	}
+	rt = &Runtime{Name: "n4"}
+	rt.setClusterID("c0", true)
+	adoptClusterID(rt, members)
+	if rt.ClusterID() != "c0" {
+		t.Fatalf("a node of cluster c0 took %q", rt.ClusterID())
+	}
+	rt = &Runtime{Name: "n4"}
+	adoptClusterID(rt, members[:1])
+	if rt.ClusterID() != "" {
+		t.Fatalf("took %q from a failed member", rt.ClusterID())
 	}
 }
