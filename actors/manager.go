@@ -681,8 +681,9 @@ func (in *managerInputs) checkRole() {
 		return
 	}
 	in.rt.roleTold.Store(true)
-	in.rt.logger().Warn("this node runs with another --role than the cluster records for it; the recorded role stands "+
-		"(node add NAME --role voter promotes a replica; any other change: remove the node and add it again with the role)",
+	in.rt.logger().Warn("this node runs with another --role than the cluster records for it; the recorded role stands: "+
+		"start it with that role to match, or change the role (node add NAME --role voter promotes a replica; "+
+		"for any other change, remove the node and add it again with the role)",
 		"flag", roleName(in.rt.Role), "recorded", roleName(m.Role))
 }
 
@@ -776,7 +777,7 @@ func (in *managerInputs) driveAdd(ctx context.Context, r *raft.Raft, op *message
 		return err
 	}
 	_, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_DeleteOp{DeleteOp: op.Id}})
-	if err == nil && op.Cause == "promotion" {
+	if err == nil && op.Cause == causePromotion {
 		in.rt.logger().Info("node promoted", "node", node.Name, "role", roleName(node.Role))
 	} else if err == nil {
 		in.rt.logger().Info("node added", "node", node.Name, "role", roleName(node.Role))
@@ -1075,6 +1076,9 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 	return &messages.ManagerReply{Op: id, Detail: "adding " + m.Name}
 }
 
+// causePromotion is the cause of a replica's promotion's add op.
+const causePromotion = "promotion"
+
 // changeRole answers the addition of a member: with no role or its own, a
 // no-op; a replica asked to be a voter is promoted, as a join is: an add op
 // for the member with the voter role, whose shard syncs find it a caught-up
@@ -1095,7 +1099,7 @@ func (in *managerInputs) changeRole(ctx context.Context, mem *messages.ClusterMe
 	}
 	node := proto.Clone(mem).(*messages.ClusterMember)
 	node.Role = messages.Role_ROLE_VOTER
-	op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: "promotion"}
+	op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: causePromotion}
 	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
 	if err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
@@ -1165,7 +1169,7 @@ func (in *managerInputs) abandonAdd(ctx context.Context, add *messages.Membershi
 		return &messages.ManagerReply{Error: err.Error()}
 	}
 	what := "join"
-	if add.Cause == "promotion" {
+	if add.Cause == causePromotion {
 		what = "promotion"
 	}
 	return &messages.ManagerReply{Op: add.Id, Detail: what + " of " + add.Node.GetName() + " abandoned; removing it from the shards it was added to"}

@@ -110,8 +110,9 @@ func readHello(r io.Reader) (hello, error) {
 
 func (a answer) encode() []byte {
 	b := []byte{a.status}
-	// The node's own name and cluster ID fit: both were checked when
-	// the mux was given them (SetNode), and a longer cluster ID is cut.
+	// The node's name fits (SetNode checks it); a cluster ID too long
+	// for a hello string (coppice makes 16 hex digits) is cut here, and
+	// this node's own dials with it fail (hello.encode).
 	b, _ = putString(b, a.name)
 	id := a.clusterID
 	if len(id) > maxString {
