@@ -169,7 +169,9 @@ func (m *Mux) route(c net.Conn) {
 	if m.tls != nil {
 		tc := tls.Server(c, m.tls.server)
 		if err := tc.Handshake(); err != nil {
-			m.log.Warn("transport: refused a peer: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			if !m.quiet("tls\x00" + remoteHost(c) + "\x00" + err.Error()) {
+				m.log.Warn("transport: refused a peer: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			}
 			c.Close()
 			return
 		}
@@ -177,7 +179,9 @@ func (m *Mux) route(c net.Conn) {
 	}
 	h, err := readHello(c)
 	if err != nil {
-		m.log.Warn("transport: dropped a connection with a bad header", "remote", c.RemoteAddr().String(), "err", err)
+		if !m.quiet("header\x00" + remoteHost(c)) {
+			m.log.Warn("transport: dropped a connection with a bad header", "remote", c.RemoteAddr().String(), "err", err)
+		}
 		c.Close()
 		return
 	}
@@ -299,27 +303,42 @@ func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout t
 }
 
 // refusalEvery bounds the mux's warnings of refused connections: one per
-// dialling node and reason in this time (a peer that still has an old
-// address for a node dials it again and again).
+// peer and reason in this time (a peer that still has an old address for a
+// node dials it again and again, and a scanner or a misconfigured client
+// may connect many times a second).
 const refusalEvery = time.Minute
 
-// refused logs the refusal of c, at most once per refusalEvery for the
-// same dialling node and reason.
-func (m *Mux) refused(c net.Conn, h hello, ans answer) {
-	key := fmt.Sprintf("%d\x00%s\x00%s\x00%s", ans.status, h.from, h.to, h.clusterID)
+// quiet reports whether a refusal of kind key was logged within
+// refusalEvery; if not, it notes one now (the caller logs it).
+func (m *Mux) quiet(key string) bool {
 	m.mu.Lock()
-	if len(m.refusals) > 1024 { // names and IDs are the dialler's: bound what they cost
+	defer m.mu.Unlock()
+	if len(m.refusals) > 1024 { // keys hold what peers send: bound what they cost
 		m.refusals = nil
 	}
 	if m.refusals == nil {
 		m.refusals = map[string]time.Time{}
 	}
-	quiet := time.Since(m.refusals[key]) < refusalEvery
-	if !quiet {
-		m.refusals[key] = time.Now()
+	if time.Since(m.refusals[key]) < refusalEvery {
+		return true
 	}
-	m.mu.Unlock()
-	if quiet {
+	m.refusals[key] = time.Now()
+	return false
+}
+
+// remoteHost is c's peer's host, the key of its refusals.
+func remoteHost(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+// refused logs the refusal of c, at most once per refusalEvery for the
+// same dialling node and reason.
+func (m *Mux) refused(c net.Conn, h hello, ans answer) {
+	if m.quiet(fmt.Sprintf("hello\x00%d\x00%s\x00%s\x00%s", ans.status, h.from, h.to, h.clusterID)) {
 		return
 	}
 	args := []any{"remote", c.RemoteAddr().String(), "from", h.from, "stream", h.stream}
