@@ -564,6 +564,8 @@ func (in *managerInputs) reconcile() *reconciled {
 			err = in.driveAdd(ctx, r, op, out)
 		case messages.OpKind_REMOVE_NODE:
 			err = in.driveRemove(ctx, r, op)
+		case messages.OpKind_DEMOTE_NODE:
+			err = in.driveDemote(ctx, st, op)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("op %d (%v %s): %w", op.Id, op.Kind, op.Node.GetName(), err))
@@ -666,8 +668,9 @@ func (in *managerInputs) learnClusterID() {
 
 // checkRole warns, once per run, when this node runs with another --role
 // than the cluster records for it: a member's role is set when it is
-// added, and the recorded one decides its suffrage in every group (a
-// read-only node's stale reads follow its flag).
+// added, or changed by adding it again with another (changeRole), and the
+// recorded one decides its suffrage in every group (a read-only node's
+// stale reads follow its flag).
 func (in *managerInputs) checkRole() {
 	if in.rt.roleTold.Load() {
 		return
@@ -682,8 +685,7 @@ func (in *managerInputs) checkRole() {
 	}
 	in.rt.roleTold.Store(true)
 	in.rt.logger().Warn("this node runs with another --role than the cluster records for it; the recorded role stands: "+
-		"start it with that role to match, or change the role (node add NAME --role voter promotes a replica; "+
-		"for any other change, remove the node and add it again with the role)",
+		"start it with that role to match, or change the recorded one (node add NAME --role ROLE)",
 		"flag", roleName(in.rt.Role), "recorded", roleName(m.Role))
 }
 
@@ -823,7 +825,7 @@ func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *mess
 		if slices.Contains(op.DoneShards, shard) {
 			continue
 		}
-		if err := in.removeFromShard(ctx, int(shard), op.Node); err != nil {
+		if err := in.removeFromShard(ctx, int(shard), op.Node, messages.ChangeMembership_REMOVE); err != nil {
 			return err
 		}
 		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: op.Id, Shard: shard}}}); err != nil {
@@ -876,12 +878,18 @@ func (in *managerInputs) checkRemoval(shard int, leader *messages.ShardStatusRep
 	return cluster.CheckRemoval(shard, voters, node, in.alive)
 }
 
-func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *messages.ClusterMember) error {
+// removeFromShard takes node out of shard's configuration (change
+// REMOVE), or only its vote (DEMOTE): never below quorum, leadership moved
+// off it first.
+func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *messages.ClusterMember, change messages.ChangeMembership_Op) error {
 	s, leader, err := in.shardLeader(ctx, shard, node)
 	if err != nil {
 		return err
 	}
-	if member(leader, node.Name) == messages.Suffrage_SUFFRAGE_UNSPECIFIED {
+	switch {
+	case change == messages.ChangeMembership_DEMOTE && member(leader, node.Name) != messages.Suffrage_VOTER:
+		return nil // no vote here (any more)
+	case member(leader, node.Name) == messages.Suffrage_SUFFRAGE_UNSPECIFIED:
 		// Not there, but a sync's change to add it may still be on its
 		// way (an abandoned join's sync stopped as it sent one): a
 		// removal of an absent server moves the configuration's index
@@ -892,8 +900,8 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 		return err
 	}
 	if leader.LeaderId == node.Name {
-		// Hand leadership to a caught-up voter first; the next pass
-		// removes the node from the new leader.
+		// Hand leadership to a caught-up voter first; the change goes
+		// to the new leader.
 		if err := in.transferLeadership(ctx, leaderPeer(leader), shard, &messages.TransferLeadership{}); err != nil {
 			return fmt.Errorf("shard %d: leadership transfer from %s: %w", shard, node.Name, err)
 		}
@@ -904,7 +912,41 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 			return fmt.Errorf("shard %d: %s still leads after the transfer", shard, node.Name)
 		}
 	}
-	return s.change(ctx, leader, messages.ChangeMembership_REMOVE)
+	return s.change(ctx, leader, change)
+}
+
+// driveDemote takes a demotion one step: for every shard, leadership moves
+// off the node, then its vote goes, never below quorum (a shard that would
+// lose it fails the step, and the next pass tries again); then the
+// member's record gets its new role. The node stays in the system group as
+// it was.
+func (in *managerInputs) driveDemote(ctx context.Context, st *messages.ClusterState, op *messages.MembershipOp) error {
+	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
+		if slices.Contains(op.DoneShards, shard) {
+			continue
+		}
+		if err := in.removeFromShard(ctx, int(shard), op.Node, messages.ChangeMembership_DEMOTE); err != nil {
+			return err
+		}
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: op.Id, Shard: shard}}}); err != nil {
+			return err
+		}
+	}
+	// The member's record as it is now (its addresses may have moved on
+	// since the op was journaled), with the new role.
+	node := op.Node
+	if mem := cluster.Member(st, node.Name); mem != nil {
+		node = proto.Clone(mem).(*messages.ClusterMember)
+		node.Role = op.Node.Role
+	}
+	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutMember{PutMember: node}}); err != nil {
+		return err
+	}
+	_, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_DeleteOp{DeleteOp: op.Id}})
+	if err == nil {
+		in.rt.logger().Info("node demoted", "node", node.Name, "role", roleName(node.Role))
+	}
+	return err
 }
 
 // leaveTimeout bounds leave(): every shard's leadership moves and the
@@ -1040,10 +1082,10 @@ func managerError(req proto.Message, text string) proto.Message {
 
 func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState, m *messages.AddNode) proto.Message {
 	switch {
-	case m.Name == in.rt.Name:
-		return &messages.ManagerReply{Detail: "this node is a member already"}
 	case cluster.Member(st, m.Name) != nil:
 		return in.changeRole(ctx, cluster.Member(st, m.Name), m.Role, opFor(st, m.Name))
+	case m.Name == in.rt.Name:
+		return &messages.ManagerReply{Detail: "this node is a member already"}
 	case opFor(st, m.Name) != nil:
 		// Asked again: shards whose sync gave up get a new set of attempts.
 		in.root.Send(in.self, retrySyncs{op: opFor(st, m.Name).Id})
@@ -1079,32 +1121,75 @@ func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState,
 // causePromotion is the cause of a replica's promotion's add op.
 const causePromotion = "promotion"
 
-// changeRole answers the addition of a member: with no role or its own, a
-// no-op; a replica asked to be a voter is promoted, as a join is: an add op
-// for the member with the voter role, whose shard syncs find it a caught-up
-// non-voter, replay the little it lacks and make it a voter once it has
-// stayed caught up (resumed like a join after a crash or a new
-// coordinator). Any other change is refused, nothing changed: a voter
-// that becomes a non-voter takes its vote out of every group, as a removal
-// does, and is made by removing the node and adding it again.
+// changeRole answers the addition of a member with role:
+//   - no role, or its own: a no-op;
+//   - a non-voter asked to be a voter is promoted, as a join is: an add op
+//     for the member with the voter role, whose shard syncs find it a
+//     caught-up non-voter, replay the little it lacks and make it a voter
+//     once it has stayed caught up;
+//   - a voter asked to be a non-voter is demoted: a demotion op takes its
+//     vote out of every shard, its leaderships first, refused up front
+//     (nothing changed) when a shard would be left without quorum, as a
+//     removal is;
+//   - between replica and readonly, both non-voters: the record only.
+//
+// Ops are resumed by a new coordinator, like any other.
 func (in *managerInputs) changeRole(ctx context.Context, mem *messages.ClusterMember, role messages.Role, under *messages.MembershipOp) proto.Message {
-	switch {
-	case role == messages.Role_ROLE_UNSPECIFIED || role == mem.Role:
+	if role == messages.Role_ROLE_UNSPECIFIED || role == mem.Role {
 		return &messages.ManagerReply{Detail: mem.Name + " is a member already"}
-	case mem.Role != messages.Role_ROLE_REPLICA || role != messages.Role_ROLE_VOTER:
-		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s has role %s, asked %s: a member's role changes only from replica to voter "+
-			"(for another change, remove the node and add it again with the role)", cluster.ErrRoleChange, mem.Name, roleName(mem.Role), roleName(role))}
-	case under != nil:
+	}
+	if under != nil {
 		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s: an operation on it is under way (op %d)", cluster.ErrRoleChange, mem.Name, under.Id)}
 	}
 	node := proto.Clone(mem).(*messages.ClusterMember)
-	node.Role = messages.Role_ROLE_VOTER
-	op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: causePromotion}
+	node.Role = role
+	var op *messages.MembershipOp
+	detail := ""
+	switch {
+	case role == messages.Role_ROLE_VOTER:
+		op = &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: causePromotion}
+		detail = "promoting " + mem.Name + " to voter"
+	case mem.Role == messages.Role_ROLE_VOTER:
+		if err := in.checkEveryShard(ctx, mem); err != nil {
+			return &messages.ManagerReply{Error: fmt.Sprintf("%v: demoting %s refused: %v", cluster.ErrRoleChange, mem.Name, err)}
+		}
+		op = &messages.MembershipOp{Kind: messages.OpKind_DEMOTE_NODE, Node: node, StartedMs: time.Now().UnixMilli(), Cause: "operator"}
+		detail = "demoting " + mem.Name + " to " + roleName(role)
+	default:
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutMember{PutMember: node}}); err != nil {
+			return &messages.ManagerReply{Error: err.Error()}
+		}
+		in.rt.logger().Info("node's role changed", "node", mem.Name, "role", roleName(role), "was", roleName(mem.Role))
+		return &messages.ManagerReply{Detail: mem.Name + "'s role is now " + roleName(role)}
+	}
 	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
 	if err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
 	}
-	return &messages.ManagerReply{Op: id, Detail: "promoting " + mem.Name + " to voter"}
+	return &messages.ManagerReply{Op: id, Detail: detail}
+}
+
+// checkEveryShard checks, in every shard at once, that taking node's vote
+// away keeps the shard's quorum (checkRemoval).
+func (in *managerInputs) checkEveryShard(ctx context.Context, node *messages.ClusterMember) error {
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for shard := 0; shard < in.rt.Shards; shard++ {
+		wg.Go(func() {
+			_, leader, err := in.shardLeader(ctx, shard, node)
+			if err == nil {
+				err = in.checkRemoval(shard, leader, node.Name)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // removeNode journals a removal after checking, for every shard, that it
@@ -1114,40 +1199,20 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 	if o != nil && o.Kind == messages.OpKind_REMOVE_NODE {
 		return &messages.ManagerReply{Op: o.Id, Detail: "removal of " + name + " under way"}
 	}
-	// A node still joining, or a replica being promoted: the add op is
+	// A node still joining, or a member whose role is changing: its op is
 	// abandoned, and the node leaves the shards it was in, as a member
-	// would.
-	adding := o != nil // a removal under way answered above
-	if mem == nil && adding {
+	// would (a removal under way was answered above).
+	if mem == nil && o != nil {
 		mem = o.Node
 	}
 	if mem == nil {
 		return &messages.ManagerReply{Error: fmt.Sprintf("%v: %s", cluster.ErrUnknownNode, name)}
 	}
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for shard := 0; shard < in.rt.Shards; shard++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, leader, err := in.shardLeader(ctx, shard, mem)
-			if err == nil {
-				err = in.checkRemoval(shard, leader, name)
-			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := in.checkEveryShard(ctx, mem); err != nil {
 		return &messages.ManagerReply{Error: "refused: " + err.Error()}
 	}
-	if adding {
-		return in.abandonAdd(ctx, o, cause)
+	if o != nil {
+		return in.abandonOp(ctx, o, cause)
 	}
 	op := cluster.RemovalOp(mem, 0, cause, time.Now())
 	id, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}})
@@ -1157,22 +1222,25 @@ func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterSta
 	return &messages.ManagerReply{Op: id, Detail: "removing " + name}
 }
 
-// abandonAdd turns a join under way into the node's removal: one journal
-// entry replaces the add op with a removal op, so the coordinator (this
-// one or the next) starts no more syncs to it, stops those running (a
-// reconcile pass finds them stale), and takes it out of every shard it
-// was added to so far. A join can need this when the joining node is
+// abandonOp turns a join, promotion or demotion under way into the node's
+// removal: one journal entry replaces the op with a removal op, so the
+// coordinator (this one or the next) starts no more syncs to it, stops
+// those running (a reconcile pass finds them stale), and takes it out of
+// every shard it was in. A join can need this when the joining node is
 // gone for good.
-func (in *managerInputs) abandonAdd(ctx context.Context, add *messages.MembershipOp, cause string) proto.Message {
-	op := cluster.RemovalOp(add.Node, add.Id, cause, time.Now())
+func (in *managerInputs) abandonOp(ctx context.Context, under *messages.MembershipOp, cause string) proto.Message {
+	op := cluster.RemovalOp(under.Node, under.Id, cause, time.Now())
 	if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutOp{PutOp: op}}); err != nil {
 		return &messages.ManagerReply{Error: err.Error()}
 	}
 	what := "join"
-	if add.Cause == causePromotion {
+	switch {
+	case under.Kind == messages.OpKind_DEMOTE_NODE:
+		what = "demotion"
+	case under.Cause == causePromotion:
 		what = "promotion"
 	}
-	return &messages.ManagerReply{Op: add.Id, Detail: what + " of " + add.Node.GetName() + " abandoned; removing it from the shards it was added to"}
+	return &messages.ManagerReply{Op: under.Id, Detail: what + " of " + under.Node.GetName() + " abandoned; removing it from the shards it was in"}
 }
 
 func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messages.NodeStatusReply {

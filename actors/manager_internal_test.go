@@ -93,7 +93,7 @@ func TestRemovalFencesAChangeOnItsWay(t *testing.T) {
 		t.Fatalf("status before: configuration index %d, %s's suffrage %v", before.ConfigurationIndex, ghost.Name, member(before, ghost.Name))
 	}
 	in := &managerInputs{rt: rt, members: map[string]*messages.Member{}}
-	if err := in.removeFromShard(ctx, shard, ghost); err != nil {
+	if err := in.removeFromShard(ctx, shard, ghost, messages.ChangeMembership_REMOVE); err != nil {
 		t.Fatalf("removing the absent node: %v", err)
 	}
 	after, err := s.leader(ctx)

@@ -277,7 +277,7 @@ func (s *shardSync) change(ctx context.Context, leader *messages.ShardStatusRepl
 		}
 		err := s.changeOnce(ctx, leader, op)
 		if err == nil || try == changeTries || ctx.Err() != nil ||
-			op == messages.ChangeMembership_REMOVE || !strings.Contains(err.Error(), configChanged) {
+			op == messages.ChangeMembership_REMOVE || op == messages.ChangeMembership_DEMOTE || !strings.Contains(err.Error(), configChanged) {
 			return err
 		}
 		s.rt.logger().Info("shard sync: another membership change came first; deciding again",

@@ -143,8 +143,8 @@ func RemovalOp(node *messages.ClusterMember, replaces uint64, cause string, now 
 // recorded in st at other ones: a node restarted on other ports or on
 // another host, with its data. It returns the record to bring up to date
 // with at's addresses: the node of its add op, with the op, for a node
-// still joining or a replica being promoted, then the member (the role and
-// the time it was added are kept); one record per call. It
+// still joining or a non-voter being promoted, then the member (the role
+// and the time it was added are kept); one record per call. It
 // returns nil when st has no record of the node, when the addresses are
 // the ones recorded, and while the node is being removed: a removal goes
 // by name, and the node joins again at its new addresses if it comes back.
@@ -158,13 +158,14 @@ func Moved(st *messages.ClusterState, at *messages.ClusterMember) (*messages.Clu
 			op = o
 		}
 	}
-	if op != nil && op.Kind != messages.OpKind_ADD_NODE {
+	if op != nil && op.Kind == messages.OpKind_REMOVE_NODE {
 		return nil, nil
 	}
 	// A join's node, or a promotion's (the member's record with the voter
 	// role): its syncs go to that record's address, so it goes first; a
-	// member's own record once that one is up to date.
-	if op != nil && op.Node != nil && !sameAddrs(at, op.Node) {
+	// member's own record once that one is up to date. (A demotion's node
+	// gives only its name and role.)
+	if op != nil && op.Kind == messages.OpKind_ADD_NODE && op.Node != nil && !sameAddrs(at, op.Node) {
 		return movedTo(op.Node, at), op
 	}
 	if rec := Member(st, at.Name); rec != nil && !sameAddrs(at, rec) {

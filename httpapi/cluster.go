@@ -4,7 +4,7 @@ package httpapi
 // shard's data checksum on this node.
 //
 //	GET    /v1/nodes               the coordinator's view: nodes, ops, syncs
-//	POST   /v1/nodes               {"name": "n4", "role": "voter"} add a node (or promote a replica member)
+//	POST   /v1/nodes               {"name": "n4", "role": "voter"} add a node, or change a member's role
 //	DELETE /v1/nodes/{name}        remove a node (leadership moves first)
 //	POST   /v1/leave               this node leaves the cluster
 //	GET    /v1/checksums           every shard's applied index and checksum here

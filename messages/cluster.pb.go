@@ -81,8 +81,12 @@ type OpKind int32
 
 const (
 	OpKind_OP_KIND_UNSPECIFIED OpKind = 0
-	OpKind_ADD_NODE            OpKind = 1
-	OpKind_REMOVE_NODE         OpKind = 2
+	// A node joins (or a non-voter member is promoted): syncs, then its role.
+	OpKind_ADD_NODE    OpKind = 1
+	OpKind_REMOVE_NODE OpKind = 2
+	// A voter member becomes a non-voter (the op's node has its new role):
+	// its vote leaves every shard, leadership first.
+	OpKind_DEMOTE_NODE OpKind = 3
 )
 
 // Enum value maps for OpKind.
@@ -91,11 +95,13 @@ var (
 		0: "OP_KIND_UNSPECIFIED",
 		1: "ADD_NODE",
 		2: "REMOVE_NODE",
+		3: "DEMOTE_NODE",
 	}
 	OpKind_value = map[string]int32{
 		"OP_KIND_UNSPECIFIED": 0,
 		"ADD_NODE":            1,
 		"REMOVE_NODE":         2,
+		"DEMOTE_NODE":         3,
 	}
 )
 
@@ -287,9 +293,11 @@ type MembershipOp struct {
 	Kind      OpKind                 `protobuf:"varint,2,opt,name=kind,proto3,enum=coppice.messages.OpKind" json:"kind,omitempty"`
 	Node      *ClusterMember         `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
 	StartedMs int64                  `protobuf:"varint,4,opt,name=started_ms,json=startedMs,proto3" json:"started_ms,omitempty"`
-	// Shards this op is done with (synced for an add, left for a removal).
+	// Shards this op is done with (synced for an add, left for a removal,
+	// voting no more for a demotion).
 	DoneShards []uint32 `protobuf:"varint,5,rep,packed,name=done_shards,json=doneShards,proto3" json:"done_shards,omitempty"`
-	// Why the op was started: "join", "operator", "failed", "leave".
+	// Why the op was started: "join", "operator", "failed", "leave",
+	// "promotion".
 	Cause         string `protobuf:"bytes,6,opt,name=cause,proto3" json:"cause,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1610,11 +1618,12 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_VOTER\x10\x01\x12\x10\n" +
 	"\fROLE_REPLICA\x10\x02\x12\x11\n" +
-	"\rROLE_READONLY\x10\x03*@\n" +
+	"\rROLE_READONLY\x10\x03*Q\n" +
 	"\x06OpKind\x12\x17\n" +
 	"\x13OP_KIND_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bADD_NODE\x10\x01\x12\x0f\n" +
-	"\vREMOVE_NODE\x10\x02*\x87\x01\n" +
+	"\vREMOVE_NODE\x10\x02\x12\x0f\n" +
+	"\vDEMOTE_NODE\x10\x03*\x87\x01\n" +
 	"\tSyncState\x12\x1a\n" +
 	"\x16SYNC_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SYNC_NOT_STARTED\x10\x01\x12\x10\n" +
