@@ -821,16 +821,8 @@ func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *mess
 		// node to its shard behind the removal.
 		return nil
 	}
-	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
-		if slices.Contains(op.DoneShards, shard) {
-			continue
-		}
-		if err := in.removeFromShard(ctx, int(shard), op.Node, messages.ChangeMembership_REMOVE); err != nil {
-			return err
-		}
-		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: op.Id, Shard: shard}}}); err != nil {
-			return err
-		}
+	if err := in.leaveShards(ctx, op, messages.ChangeMembership_REMOVE); err != nil {
+		return err
 	}
 	if node == in.rt.Name {
 		// The coordinator cannot take itself out of the system group
@@ -915,22 +907,31 @@ func (in *managerInputs) removeFromShard(ctx context.Context, shard int, node *m
 	return s.change(ctx, leader, change)
 }
 
+// leaveShards takes op's node out of every shard the op is not done with
+// (removeFromShard with change), marking each done in the journal.
+func (in *managerInputs) leaveShards(ctx context.Context, op *messages.MembershipOp, change messages.ChangeMembership_Op) error {
+	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
+		if slices.Contains(op.DoneShards, shard) {
+			continue
+		}
+		if err := in.removeFromShard(ctx, int(shard), op.Node, change); err != nil {
+			return err
+		}
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: op.Id, Shard: shard}}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // driveDemote takes a demotion one step: for every shard, leadership moves
 // off the node, then its vote goes, never below quorum (a shard that would
 // lose it fails the step, and the next pass tries again); then the
 // member's record gets its new role. The node stays in the system group as
 // it was.
 func (in *managerInputs) driveDemote(ctx context.Context, st *messages.ClusterState, op *messages.MembershipOp) error {
-	for shard := uint32(0); shard < uint32(in.rt.Shards); shard++ {
-		if slices.Contains(op.DoneShards, shard) {
-			continue
-		}
-		if err := in.removeFromShard(ctx, int(shard), op.Node, messages.ChangeMembership_DEMOTE); err != nil {
-			return err
-		}
-		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: op.Id, Shard: shard}}}); err != nil {
-			return err
-		}
+	if err := in.leaveShards(ctx, op, messages.ChangeMembership_DEMOTE); err != nil {
+		return err
 	}
 	// The member's record as it is now (its addresses may have moved on
 	// since the op was journaled), with the new role.
