@@ -198,10 +198,12 @@ func (m *Mux) route(c net.Conn) {
 	case l == nil:
 		ans.status = helloNoStream
 	}
+	if ans.status != helloOK {
+		// Logged before the answer goes: the dialler learns of the
+		// refusal after the log does.
+		m.refused(c, h, ans)
+	}
 	if _, err := c.Write(ans.encode()); err != nil || ans.status != helloOK {
-		if ans.status != helloOK {
-			m.refused(c, h, ans)
-		}
 		c.Close()
 		return
 	}
