@@ -571,6 +571,11 @@ func (in *managerInputs) reconcile() *reconciled {
 			errs = append(errs, fmt.Errorf("op %d (%v %s): %w", op.Id, op.Kind, op.Node.GetName(), err))
 		}
 	}
+	if len(st.Ops) == 0 && len(errs) == 0 {
+		if err := in.topUpSystemVoters(r, st); err != nil {
+			errs = append(errs, fmt.Errorf("system group voters: %w", err))
+		}
+	}
 	if in.balanceDue && len(st.Ops) == 0 && len(in.running) == 0 && len(errs) == 0 {
 		out.balanced = true
 		if err := in.balanceLeaders(ctx); err != nil {
@@ -809,6 +814,47 @@ func (in *managerInputs) joinSystemGroup(r *raft.Raft, node *messages.ClusterMem
 		return r.AddVoter(id, addr, 0, membershipTimeout).Error()
 	}
 	return r.AddNonvoter(id, addr, 0, membershipTimeout).Error()
+}
+
+// topUpSystemVoters gives the system group a voter for each it lacks
+// (fewer than systemVoters): a non-voter of the group that is a member with
+// the voter role and that gossip sees alive, in name order, one per pass.
+// Voters join the system group only while it has fewer than systemVoters;
+// without this, one removed (down past the delay, or by an operator) left
+// it with two, and the next failure left the cluster without a
+// coordinator: no more removals, joins or role changes.
+func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterState) error {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	others, selfVotes := countVoters(f.Configuration(), raft.ServerID(in.rt.Name))
+	voters := others
+	if selfVotes {
+		voters++
+	}
+	if voters >= systemVoters {
+		return nil
+	}
+	servers := f.Configuration().Servers
+	var pick *raft.Server
+	for i, srv := range servers {
+		m := cluster.Member(st, string(srv.ID))
+		if srv.Suffrage != raft.Nonvoter || m == nil || m.Role != messages.Role_ROLE_VOTER || !in.alive(m.Name) {
+			continue
+		}
+		if pick == nil || srv.ID < pick.ID {
+			pick = &servers[i]
+		}
+	}
+	if pick == nil {
+		return nil
+	}
+	if err := r.AddVoter(pick.ID, pick.Address, f.Index(), membershipTimeout).Error(); err != nil {
+		return err
+	}
+	in.rt.logger().Info("system group: a member made a voter, for one it lacked", "node", pick.ID, "voters", voters+1)
+	return nil
 }
 
 // driveRemove takes a removal one step: for every shard, leadership moves
