@@ -784,10 +784,12 @@ func (in *managerInputs) driveAdd(ctx context.Context, r *raft.Raft, op *message
 		return err
 	}
 	_, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_DeleteOp{DeleteOp: op.Id}})
-	if err == nil && op.Cause == causePromotion {
-		in.rt.logger().Info("node promoted", "node", node.Name, "role", roleName(node.Role))
-	} else if err == nil {
-		in.rt.logger().Info("node added", "node", node.Name, "role", roleName(node.Role))
+	if err == nil {
+		msg := "node added"
+		if op.Cause == causePromotion {
+			msg = "node promoted"
+		}
+		in.rt.logger().Info(msg, "node", node.Name, "role", roleName(node.Role))
 	}
 	return err
 }
@@ -828,11 +830,7 @@ func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterSta
 	if err := f.Error(); err != nil {
 		return err
 	}
-	others, selfVotes := countVoters(f.Configuration(), raft.ServerID(in.rt.Name))
-	voters := others
-	if selfVotes {
-		voters++
-	}
+	voters, _ := countVoters(f.Configuration(), "") // no server is "": all are others
 	if voters >= systemVoters {
 		return nil
 	}
@@ -1120,6 +1118,15 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 	return managerError(msg, fmt.Sprintf("unexpected %T", msg))
 }
 
+// recordedRole is the role status shows for a node: a member's recorded
+// one, else the one it asks for.
+func recordedRole(mem *messages.ClusterMember, asked string) string {
+	if mem != nil {
+		return roleName(mem.Role)
+	}
+	return asked
+}
+
 func managerError(req proto.Message, text string) proto.Message {
 	if _, ok := req.(*messages.NodeStatusRequest); ok {
 		return &messages.NodeStatusReply{Error: text}
@@ -1296,12 +1303,9 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 	seen := map[string]bool{}
 	for _, g := range in.members {
 		seen[g.Name] = true
-		role := g.Role // the role it asks for; a member's is the one recorded
-		if mem := cluster.Member(st, g.Name); mem != nil {
-			role = roleName(mem.Role)
-		}
-		ns := &messages.GossipMemberStatus{Name: g.Name, Status: statusName(g.Status), Role: role,
-			ClusterAddr: g.ClusterAddr, ClientAddr: g.ClientAddr, Member: cluster.Member(st, g.Name) != nil,
+		mem := cluster.Member(st, g.Name)
+		ns := &messages.GossipMemberStatus{Name: g.Name, Status: statusName(g.Status), Role: recordedRole(mem, g.Role),
+			ClusterAddr: g.ClusterAddr, ClientAddr: g.ClientAddr, Member: mem != nil,
 			Removed: slices.Contains(st.Removed, g.Name)}
 		if t, ok := in.downSince[g.Name]; ok {
 			ns.DownSinceMs = t.UnixMilli()
@@ -1310,12 +1314,9 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 	}
 	if !seen[in.rt.Name] {
 		seen[in.rt.Name] = true
-		role := in.rt.Role
-		if mem := cluster.Member(st, in.rt.Name); mem != nil {
-			role = mem.Role
-		}
-		out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: in.rt.Name, Status: "alive", Role: roleName(role),
-			Member: cluster.Member(st, in.rt.Name) != nil, ClientAddr: in.rt.BoundClientAddr()})
+		mem := cluster.Member(st, in.rt.Name)
+		out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: in.rt.Name, Status: "alive", Role: recordedRole(mem, roleName(in.rt.Role)),
+			Member: mem != nil, ClientAddr: in.rt.BoundClientAddr()})
 	}
 	for _, mem := range st.Members {
 		if !seen[mem.Name] {
