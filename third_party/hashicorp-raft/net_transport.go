@@ -432,7 +432,7 @@ func (n *NetworkTransport) getConn(id ServerID, target ServerAddress) (*netConn,
 	// Dial a new connection
 	var conn net.Conn
 	var err error
-	if p, ok := n.stream.(PeerStreamLayer); ok && id != "" {
+	if p, ok := n.stream.(PeerStreamLayer); ok {
 		conn, err = p.DialPeer(id, target, n.timeout)
 	} else {
 		conn, err = n.stream.Dial(target, n.timeout)
