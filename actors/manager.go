@@ -563,16 +563,16 @@ func (in *managerInputs) reconcile() *reconciled {
 		case messages.OpKind_ADD_NODE:
 			err = in.driveAdd(ctx, r, op, out)
 		case messages.OpKind_REMOVE_NODE:
-			err = in.driveRemove(ctx, r, op)
+			err = in.driveRemove(ctx, r, st, op)
 		case messages.OpKind_DEMOTE_NODE:
-			err = in.driveDemote(ctx, st, op)
+			err = in.driveDemote(ctx, r, st, op)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("op %d (%v %s): %w", op.Id, op.Kind, op.Node.GetName(), err))
 		}
 	}
 	if len(st.Ops) == 0 && len(errs) == 0 {
-		if err := in.topUpSystemVoters(r, st); err != nil {
+		if err := in.topUpSystemVoters(r, st, ""); err != nil {
 			errs = append(errs, fmt.Errorf("system group voters: %w", err))
 		}
 	}
@@ -819,18 +819,21 @@ func (in *managerInputs) joinSystemGroup(r *raft.Raft, node *messages.ClusterMem
 }
 
 // topUpSystemVoters gives the system group a voter for each it lacks
-// (fewer than systemVoters): a non-voter of the group that is a member with
-// the voter role and that gossip sees alive, in name order, one per pass.
-// Voters join the system group only while it has fewer than systemVoters;
-// without this, one removed (down past the delay, or by an operator) left
-// it with two, and the next failure left the cluster without a
-// coordinator: no more removals, joins or role changes.
-func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterState) error {
+// (fewer than systemVoters besides leaving, a voter about to leave it or
+// lose its vote; "" for none): a non-voter of the group that is a member
+// with the voter role and that gossip sees alive, in name order, one per
+// call. Voters join the system group only while it has fewer than
+// systemVoters; without this, one removed (down past the delay, or by an
+// operator) left it with two, and the next failure left the cluster
+// without a coordinator: no more removals, joins or role changes. Removals
+// and demotions call it before the voter goes, so the group never has two
+// voters between the two steps.
+func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterState, leaving string) error {
 	f := r.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
-	voters, _ := countVoters(f.Configuration(), "") // no server is "": all are others
+	voters, _ := countVoters(f.Configuration(), raft.ServerID(leaving))
 	if voters >= systemVoters {
 		return nil
 	}
@@ -838,7 +841,7 @@ func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterSta
 	var pick *raft.Server
 	for i, srv := range servers {
 		m := cluster.Member(st, string(srv.ID))
-		if srv.Suffrage != raft.Nonvoter || m == nil || m.Role != messages.Role_ROLE_VOTER || !in.alive(m.Name) {
+		if srv.Suffrage != raft.Nonvoter || m == nil || m.Role != messages.Role_ROLE_VOTER || m.Name == leaving || !in.alive(m.Name) {
 			continue
 		}
 		if pick == nil || srv.ID < pick.ID {
@@ -851,14 +854,48 @@ func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterSta
 	if err := r.AddVoter(pick.ID, pick.Address, f.Index(), membershipTimeout).Error(); err != nil {
 		return err
 	}
-	in.rt.logger().Info("system group: a member made a voter, for one it lacked", "node", pick.ID, "voters", voters+1)
+	in.rt.logger().Info("system group: a member made a voter, for one it lacked", "node", pick.ID, "voters", voters+1, "leaving", leaving)
 	return nil
+}
+
+// leaveSystemGroup takes node out of the system group (remove) or only its
+// vote, with a voter put in its place first (topUpSystemVoters). The
+// coordinator cannot do either to itself: it hands the group over, and
+// the next coordinator resumes the op from the journal; handedOver says
+// it did.
+func (in *managerInputs) leaveSystemGroup(r *raft.Raft, st *messages.ClusterState, node string, remove bool) (handedOver bool, err error) {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return false, err
+	}
+	var srv *raft.Server
+	servers := f.Configuration().Servers
+	for i := range servers {
+		if string(servers[i].ID) == node {
+			srv = &servers[i]
+		}
+	}
+	if srv == nil || (!remove && srv.Suffrage != raft.Voter) {
+		return false, nil // not in it, or no vote to take
+	}
+	if node == in.rt.Name {
+		return true, r.LeadershipTransfer().Error()
+	}
+	if srv.Suffrage == raft.Voter {
+		if err := in.topUpSystemVoters(r, st, node); err != nil {
+			return false, err
+		}
+	}
+	if remove {
+		return false, r.RemoveServer(srv.ID, 0, membershipTimeout).Error()
+	}
+	return false, r.DemoteVoter(srv.ID, 0, membershipTimeout).Error()
 }
 
 // driveRemove takes a removal one step: for every shard, leadership moves
 // off the node first, then the node leaves the shard's configuration, never
 // below quorum; then it leaves the system group and the cluster state.
-func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *messages.MembershipOp) error {
+func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, st *messages.ClusterState, op *messages.MembershipOp) error {
 	node := op.Node.GetName()
 	if in.syncing(op.Id) {
 		// An abandoned join's sync still stopping: it could yet add the
@@ -868,13 +905,7 @@ func (in *managerInputs) driveRemove(ctx context.Context, r *raft.Raft, op *mess
 	if err := in.leaveShards(ctx, op, messages.ChangeMembership_REMOVE); err != nil {
 		return err
 	}
-	if node == in.rt.Name {
-		// The coordinator cannot take itself out of the system group
-		// it leads: hand the group over; the next coordinator resumes
-		// the op from the journal.
-		return r.LeadershipTransfer().Error()
-	}
-	if err := r.RemoveServer(raft.ServerID(node), 0, membershipTimeout).Error(); err != nil {
+	if handedOver, err := in.leaveSystemGroup(r, st, node, true); handedOver || err != nil {
 		return err
 	}
 	if op.Cause != "failed" {
@@ -973,8 +1004,11 @@ func (in *managerInputs) leaveShards(ctx context.Context, op *messages.Membershi
 // lose it fails the step, and the next pass tries again); then the
 // member's record gets its new role. The node stays in the system group as
 // it was.
-func (in *managerInputs) driveDemote(ctx context.Context, st *messages.ClusterState, op *messages.MembershipOp) error {
+func (in *managerInputs) driveDemote(ctx context.Context, r *raft.Raft, st *messages.ClusterState, op *messages.MembershipOp) error {
 	if err := in.leaveShards(ctx, op, messages.ChangeMembership_DEMOTE); err != nil {
+		return err
+	}
+	if handedOver, err := in.leaveSystemGroup(r, st, op.Node.GetName(), false); handedOver || err != nil {
 		return err
 	}
 	// The member's record as it is now (its addresses may have moved on
@@ -1329,6 +1363,9 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 		out.Syncs = append(out.Syncs, s)
 	}
 	out.Applied = in.appliedEverywhere(st.Members)
+	if f := r.GetConfiguration(); f.Error() == nil {
+		out.SystemGroup = raftServers(f.Configuration())
+	}
 	slices.SortFunc(out.Syncs, func(a, b *messages.ShardSync) int {
 		if c := cmpString(a.Node, b.Node); c != 0 {
 			return c

@@ -106,11 +106,17 @@ func groupStatus(r *raft.Raft, logs raft.LogStore, shard uint32, applied uint64)
 		return reply
 	}
 	reply.ConfigurationIndex = f.Index()
-	for _, s := range f.Configuration().Servers {
-		reply.Configuration = append(reply.Configuration, &messages.RaftServer{
-			Id: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})
-	}
+	reply.Configuration = raftServers(f.Configuration())
 	return reply
+}
+
+// raftServers is c's servers as messages.
+func raftServers(c raft.Configuration) []*messages.RaftServer {
+	out := make([]*messages.RaftServer, 0, len(c.Servers))
+	for _, s := range c.Servers {
+		out = append(out, &messages.RaftServer{Id: string(s.ID), Address: string(s.Address), Suffrage: suffrage(s.Suffrage)})
+	}
+	return out
 }
 
 // setRaftTimers sets every group's timers: hashicorp/raft's defaults

@@ -55,11 +55,14 @@ type Status struct {
 	Shards     []ShardStatus `json:"shards"`
 	// The cluster, as its coordinator reports it (absent when it did not
 	// answer; ClusterError says why).
-	ClusterID    string      `json:"cluster_id,omitempty"`
-	Coordinator  string      `json:"coordinator,omitempty"`
-	Syncs        []SyncState `json:"syncs,omitempty"`
-	Operations   []Operation `json:"operations,omitempty"`
-	ClusterError string      `json:"cluster_error,omitempty"`
+	ClusterID   string      `json:"cluster_id,omitempty"`
+	Coordinator string      `json:"coordinator,omitempty"`
+	Syncs       []SyncState `json:"syncs,omitempty"`
+	Operations  []Operation `json:"operations,omitempty"`
+	// SystemGroup is the system group's configuration as the
+	// coordinator has it: the voters are the nodes that elect it.
+	SystemGroup  []MemberStatus `json:"system_group,omitempty"`
+	ClusterError string         `json:"cluster_error,omitempty"`
 }
 
 // NodeStatus is one node of the cluster as gossip and the cluster state
@@ -341,6 +344,9 @@ func addCluster(st *Status, cs *messages.NodeStatusReply) {
 		st.Mode = ModeCluster
 	}
 	addApplied(st, cs.Applied)
+	for _, m := range cs.SystemGroup {
+		st.SystemGroup = append(st.SystemGroup, MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage), Address: m.Address})
+	}
 	switch {
 	case self.Member:
 		st.SyncStatus = SyncSynced

@@ -62,6 +62,27 @@ func suffrage(n *node, kind string, want ...string) error {
 	return nil
 }
 
+// systemVoters checks that the system group's voters, as the coordinator
+// reports them through n, are exactly want.
+func systemVoters(n *node, want ...string) error {
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	var got []string
+	for _, m := range st.SystemGroup {
+		if m.Suffrage == "voter" {
+			got = append(got, m.Node)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("%s: system group voters %v, want %v (group %+v)", n.name, got, want, st.SystemGroup)
+	}
+	return nil
+}
+
 // members checks that n's cluster view lists exactly want as members.
 func members(n *node, want ...string) error {
 	st, err := n.status()

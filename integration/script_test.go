@@ -40,6 +40,7 @@ func TestScripts(t *testing.T) {
 			"start":     cmdStart,
 			"signal":    cmdSignal,
 			"voters":    cmdWait(voters),
+			"sysvoters": cmdWait(systemVoters),
 			"members":   cmdWait(members),
 			"same":      cmdSame,
 			"seen":      cmdWait(seen),

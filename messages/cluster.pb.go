@@ -1233,7 +1233,9 @@ type NodeStatusReply struct {
 	Syncs       []*ShardSync           `protobuf:"bytes,5,rep,name=syncs,proto3" json:"syncs,omitempty"`
 	Error       string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	// Every member's applied index in every shard, as each answered.
-	Applied       []*MemberApplied `protobuf:"bytes,7,rep,name=applied,proto3" json:"applied,omitempty"`
+	Applied []*MemberApplied `protobuf:"bytes,7,rep,name=applied,proto3" json:"applied,omitempty"`
+	// The system group's configuration, as the coordinator has it.
+	SystemGroup   []*RaftServer `protobuf:"bytes,8,rep,name=system_group,json=systemGroup,proto3" json:"system_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1313,6 +1315,13 @@ func (x *NodeStatusReply) GetError() string {
 func (x *NodeStatusReply) GetApplied() []*MemberApplied {
 	if x != nil {
 		return x.Applied
+	}
+	return nil
+}
+
+func (x *NodeStatusReply) GetSystemGroup() []*RaftServer {
+	if x != nil {
+		return x.SystemGroup
 	}
 	return nil
 }
@@ -1504,7 +1513,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x10coppice.messages\"\xec\x01\n" +
+	"\rcluster.proto\x12\x10coppice.messages\x1a\vshard.proto\"\xec\x01\n" +
 	"\rClusterMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x16.coppice.messages.RoleR\x04role\x12!\n" +
@@ -1591,7 +1600,7 @@ const file_cluster_proto_rawDesc = "" +
 	"clientAddr\x12\x16\n" +
 	"\x06member\x18\x06 \x01(\bR\x06member\x12\"\n" +
 	"\rdown_since_ms\x18\a \x01(\x03R\vdownSinceMs\x12\x18\n" +
-	"\aremoved\x18\b \x01(\bR\aremoved\"\xc4\x02\n" +
+	"\aremoved\x18\b \x01(\bR\aremoved\"\x85\x03\n" +
 	"\x0fNodeStatusReply\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12 \n" +
@@ -1600,7 +1609,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x03ops\x18\x04 \x03(\v2\x1e.coppice.messages.MembershipOpR\x03ops\x121\n" +
 	"\x05syncs\x18\x05 \x03(\v2\x1b.coppice.messages.ShardSyncR\x05syncs\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x129\n" +
-	"\aapplied\x18\a \x03(\v2\x1f.coppice.messages.MemberAppliedR\aapplied\"t\n" +
+	"\aapplied\x18\a \x03(\v2\x1f.coppice.messages.MemberAppliedR\aapplied\x12?\n" +
+	"\fsystem_group\x18\b \x03(\v2\x1c.coppice.messages.RaftServerR\vsystemGroup\"t\n" +
 	"\rMemberApplied\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12#\n" +
@@ -1667,6 +1677,7 @@ var file_cluster_proto_goTypes = []any{
 	(*MemberApplied)(nil),      // 17: coppice.messages.MemberApplied
 	(*SyncShard)(nil),          // 18: coppice.messages.SyncShard
 	(*SyncProgress)(nil),       // 19: coppice.messages.SyncProgress
+	(*RaftServer)(nil),         // 20: coppice.messages.RaftServer
 }
 var file_cluster_proto_depIdxs = []int32{
 	0,  // 0: coppice.messages.ClusterMember.role:type_name -> coppice.messages.Role
@@ -1685,13 +1696,14 @@ var file_cluster_proto_depIdxs = []int32{
 	4,  // 13: coppice.messages.NodeStatusReply.ops:type_name -> coppice.messages.MembershipOp
 	14, // 14: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
 	17, // 15: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
-	3,  // 16: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
-	14, // 17: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	20, // 16: coppice.messages.NodeStatusReply.system_group:type_name -> coppice.messages.RaftServer
+	3,  // 17: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
+	14, // 18: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1699,6 +1711,7 @@ func file_cluster_proto_init() {
 	if File_cluster_proto != nil {
 		return
 	}
+	file_shard_proto_init()
 	file_cluster_proto_msgTypes[3].OneofWrappers = []any{
 		(*SystemCommand_Init)(nil),
 		(*SystemCommand_PutMember)(nil),
