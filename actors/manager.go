@@ -671,21 +671,24 @@ func (in *managerInputs) learnClusterID() {
 	in.root.Send(actor.NewPID(in.self.Address, WatcherPath), announceTags{})
 }
 
-// checkRole warns, once per run, when this node runs with another --role
-// than the cluster records for it: a member's role is set when it is
-// added, or changed by adding it again with another (changeRole), and the
-// recorded one decides its suffrage in every group (a read-only node's
-// stale reads follow its flag).
+// checkRole takes this node's role from the cluster's record of it
+// (Runtime.role), and warns, once per run, when it runs with another
+// --role: a member's role is set when it is added, or changed by adding it
+// again with another (changeRole), and the recorded one decides its
+// suffrage in every group and whether it serves stale reads (readonly).
 func (in *managerInputs) checkRole() {
-	if in.rt.roleTold.Load() {
-		return
-	}
 	_, st, err := in.rt.System()
 	if err != nil {
 		return
 	}
 	m := cluster.Member(st.Get(), in.rt.Name)
-	if m == nil || m.Role == in.rt.Role {
+	if m == nil {
+		return
+	}
+	if was := messages.Role(in.rt.recordedRole.Swap(int32(m.Role))); was != m.Role && was != messages.Role_ROLE_UNSPECIFIED {
+		in.rt.logger().Info("the cluster records a new role for this node", "role", roleName(m.Role), "was", roleName(was))
+	}
+	if m.Role == in.rt.Role || in.rt.roleTold.Load() {
 		return
 	}
 	in.rt.roleTold.Store(true)

@@ -105,8 +105,11 @@ type Runtime struct {
 	clusterID         string
 	clusterIDRecorded bool
 	// roleTold: the node has warned that it runs with another --role
-	// than the cluster records for it.
-	roleTold atomic.Bool
+	// than the cluster records for it. recordedRole is the role the
+	// cluster records for it, once it is a member (0 before: Role
+	// stands).
+	roleTold     atomic.Bool
+	recordedRole atomic.Int32
 	// lead[i] is what this node knows of shard i's leadership (setLead);
 	// read on every client command. Made by the first setLead.
 	lead atomic.Pointer[[]atomic.Pointer[shardLead]]
@@ -202,6 +205,15 @@ func (rt *Runtime) System() (*raft.Raft, *cluster.State, error) {
 		return nil, nil, fmt.Errorf("node: the system group is not running")
 	}
 	return rt.system, rt.state, nil
+}
+
+// role is the node's role: the one the cluster records for it once it is
+// a member, its --role before.
+func (rt *Runtime) role() messages.Role {
+	if r := messages.Role(rt.recordedRole.Load()); r != messages.Role_ROLE_UNSPECIFIED {
+		return r
+	}
+	return rt.Role
 }
 
 func (rt *Runtime) actorSystem() *actor.ActorSystem {
