@@ -1004,9 +1004,9 @@ func (in *managerInputs) leaveShards(ctx context.Context, op *messages.Membershi
 
 // driveDemote takes a demotion one step: for every shard, leadership moves
 // off the node, then its vote goes, never below quorum (a shard that would
-// lose it fails the step, and the next pass tries again); then the
-// member's record gets its new role. The node stays in the system group as
-// it was.
+// lose it fails the step, and the next pass tries again); then its vote
+// in the system group (leaveSystemGroup: another voter is made first);
+// then the member's record gets its new role.
 func (in *managerInputs) driveDemote(ctx context.Context, r *raft.Raft, st *messages.ClusterState, op *messages.MembershipOp) error {
 	if err := in.leaveShards(ctx, op, messages.ChangeMembership_DEMOTE); err != nil {
 		return err

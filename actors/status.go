@@ -100,7 +100,7 @@ type SyncState struct {
 // Operation is a membership operation in the journal.
 type Operation struct {
 	ID         uint64   `json:"id"`
-	Kind       string   `json:"kind"` // add_node, remove_node
+	Kind       string   `json:"kind"` // add_node, remove_node, demote_node
 	Node       string   `json:"node"`
 	Cause      string   `json:"cause"`
 	DoneShards []uint32 `json:"done_shards"`
