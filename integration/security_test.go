@@ -130,17 +130,19 @@ func clusterTLSFlags(f testcerts.Files) []string {
 }
 
 // TestSecurityClusterMutualTLS: nodes with certificates the cluster CA
-// signed form a cluster over mutual TLS and replicate; a node whose
-// certificate another CA signed, and a node without TLS on its cluster
-// port, are seen by gossip but refused: never added to any group, the
-// cluster's members and voters unchanged.
+// signed, each for its own name (--cluster-tls-names), form a cluster over
+// mutual TLS and replicate; a node whose certificate another CA signed, a
+// node without TLS on its cluster port, and a node presenting a member's
+// certificate under its own name are seen by gossip but refused: never
+// added to any group, the cluster's members and voters unchanged.
 func TestSecurityClusterMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, rogueCA := testcerts.NewCA(t, "cluster"), testcerts.NewCA(t, "rogue")
-	n1 := newNode(t, "n1", filepath.Join(dir, "n1"), append(clusterTLSFlags(ca.Issue(t, dir, "n1")), clusterFlags...)...)
+	n1Files := ca.Issue(t, dir, "n1")
+	n1 := newNode(t, "n1", filepath.Join(dir, "n1"), append(append(clusterTLSFlags(n1Files), "--cluster-tls-names"), clusterFlags...)...)
 	n1.start()
 	n2 := newNode(t, "n2", filepath.Join(dir, "n2"),
-		append(append(clusterTLSFlags(ca.Issue(t, dir, "n2")), "--join", n1.gossip), clusterFlags...)...)
+		append(append(clusterTLSFlags(ca.Issue(t, dir, "n2")), "--cluster-tls-names", "--join", n1.gossip), clusterFlags...)...)
 	n2.start()
 	eventually(t, 20*time.Second, "two voters in every shard", func() error { return voters(n1, "n1", "n2") })
 	eventually(t, 10*time.Second, "two members", func() error { return members(n1, "n1", "n2") })
@@ -167,8 +169,11 @@ func TestSecurityClusterMutualTLS(t *testing.T) {
 	rogueFiles.CA = ca.Issue(t, dir, "unused").CA
 	rogue := newNode(t, "rogue", filepath.Join(dir, "rogue"), append(append(clusterTLSFlags(rogueFiles), "--join", n1.gossip), clusterFlags...)...)
 	plain := newNode(t, "plain", filepath.Join(dir, "plain"), append([]string{"--join", n1.gossip}, clusterFlags...)...)
+	// The thief has n1's certificate and key, and checks no names itself.
+	thief := newNode(t, "thief", filepath.Join(dir, "thief"), append(append(clusterTLSFlags(n1Files), "--join", n1.gossip), clusterFlags...)...)
 	rogue.launch()
 	plain.launch()
+	thief.launch()
 	refusedBy := func(name string) error {
 		for _, n := range []*node{n1, n2} {
 			if _, ok := n.logHas("does not answer on its cluster address: " + name); ok {
@@ -179,6 +184,16 @@ func TestSecurityClusterMutualTLS(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, "the rogue refused", func() error { return refusedBy("rogue") })
 	eventually(t, 10*time.Second, "the plaintext node refused", func() error { return refusedBy("plain") })
+	eventually(t, 10*time.Second, "the thief refused", func() error { return refusedBy("thief") })
+	eventually(t, 10*time.Second, "the thief's certificate named in a refusal", func() error {
+		for _, n := range []*node{n1, n2} {
+			if _, ok := n.logHas(`the peer's certificate does not carry its node name: node \"thief\" presented a certificate for [\"localhost\" \"n1\"]`); ok {
+				return nil
+			}
+		}
+		log, _ := n1.logHas()
+		return errors.New("no refusal of the thief's certificate logged:\n" + log)
+	})
 	if log, _ := n1.logHas(); !strings.Contains(log, "certificate signed by unknown authority") {
 		if log2, _ := n2.logHas(); !strings.Contains(log2, "certificate signed by unknown authority") {
 			t.Errorf("no certificate error logged for the rogue")
@@ -208,7 +223,7 @@ func TestSecurityClusterMutualTLS(t *testing.T) {
 	if err := n1.getJSON("/v1/nodes", &view); err != nil {
 		t.Fatal(err)
 	}
-	if ops := string(view["ops"]); strings.Contains(ops, "rogue") || strings.Contains(ops, "plain") {
+	if ops := string(view["ops"]); strings.Contains(ops, "rogue") || strings.Contains(ops, "plain") || strings.Contains(ops, "thief") {
 		t.Fatalf("an add op was journaled for a refused node: %s", ops)
 	}
 	if err := c2.Set(ctx, "after", "refusal", 0).Err(); err != nil {

@@ -20,7 +20,10 @@ import (
 //
 // The accepting node refuses (answers a status other than helloOK, then
 // closes) a dialler of another cluster, a connection meant for another
-// node, and a stream it does not serve. So an address handed out again (a
+// node, a stream it does not serve, and, when TLS checks names
+// (MutualTLS.WithNames), a dialler whose certificate does not carry the
+// name it gives; the dialler, with names checked, refuses an answer whose
+// name the acceptor's certificate does not carry. So an address handed out again (a
 // container's IP given to another node) never lets traffic meant for the
 // node that had it reach the one that has it now: with Raft, a leader
 // would otherwise append its entries to, and win the votes of, another
@@ -40,6 +43,7 @@ const (
 	helloOtherCluster
 	helloOtherNode
 	helloNoStream
+	helloCertName
 )
 
 // Errors of the hello: the accepting node refused the connection.
@@ -150,6 +154,8 @@ func (a answer) err(addr string, h hello) error {
 		return fmt.Errorf("%w: %s is node %q, not %q", ErrOtherNode, addr, a.name, h.to)
 	case helloNoStream:
 		return fmt.Errorf("%w: node %q at %s serves no stream %d", ErrUnknownPeer, a.name, addr, h.stream)
+	case helloCertName:
+		return fmt.Errorf("%w: node %q at %s refused this node's certificate: it does not carry the name %q", ErrCertName, a.name, addr, h.from)
 	}
 	return fmt.Errorf("%w: node %q at %s answered status %d", ErrBadHeader, a.name, addr, a.status)
 }

@@ -197,6 +197,8 @@ func (m *Mux) route(c net.Conn) {
 		ans.status = helloOtherNode
 	case l == nil:
 		ans.status = helloNoStream
+	case m.tls.checkName(c, h.from) != nil:
+		ans.status = helloCertName
 	}
 	if ans.status != helloOK {
 		// Logged before the answer goes: the dialler learns of the
@@ -265,7 +267,9 @@ func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Con
 // whichever node answers there): with TLS, the handshake (the peer's
 // certificate checked against the cluster CA), then the hello and its
 // answer (hello.go), all within timeout. A node of another cluster, or
-// another node than id, refuses: ErrOtherCluster, ErrOtherNode.
+// another node than id, refuses: ErrOtherCluster, ErrOtherNode; with names
+// checked, a certificate without its node's name is ErrCertName, on
+// either side.
 func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	name, clusterID := l.mux.self()
 	h := hello{stream: l.id, clusterID: clusterID, from: name, to: string(id)}
@@ -291,10 +295,12 @@ func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout t
 		return nil, err
 	}
 	ans, err := readAnswer(c)
-	if err == nil {
-		err = ans.err(string(address), h)
-	} else {
+	if err != nil {
 		err = fmt.Errorf("transport: no answer to the hello from %s: %w", address, err)
+	} else if err = ans.err(string(address), h); err == nil {
+		if nerr := l.mux.tls.checkName(c, ans.name); nerr != nil {
+			err = fmt.Errorf("transport: %s answered as node %q: %w", address, ans.name, nerr)
+		}
 	}
 	if err != nil {
 		c.Close()
@@ -351,5 +357,7 @@ func (m *Mux) refused(c net.Conn, h hello, ans answer) {
 		m.log.Warn("transport: refused a connection meant for another node", append(args, "meant_for", h.to, "this_node", ans.name)...)
 	case helloNoStream:
 		m.log.Warn("transport: refused a connection for a stream not served", args...)
+	case helloCertName:
+		m.log.Warn("transport: refused a peer whose certificate does not carry its node name", append(args, "err", m.tls.checkName(c, h.from))...)
 	}
 }

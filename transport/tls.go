@@ -4,15 +4,22 @@ package transport
 // remote requests' alike, is TLS 1.3 authenticated both ways: the listener
 // requires a client certificate and the dialer presents the node's, and
 // each side accepts the other only if its certificate chains to the
-// cluster CA. Names are not checked: peers dial each other by the IP:port
-// they advertise, which may change, so any certificate the cluster CA
-// signed is a member. The CA is the cluster's membership credential: give
-// it no other use.
+// cluster CA. Addresses are never checked: peers dial each other by the
+// IP:port they advertise, which may change. Node names are checked on
+// request (WithNames): then each side also wants the other's certificate
+// to carry, as a DNS name, the node name the other gives in the hello
+// (hello.go), so a member's certificate lets it act as itself only, not
+// as any node of the cluster. Without it, any certificate the cluster CA
+// signed is a member under any name: the CA is the cluster's membership
+// credential, give it no other use.
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"net"
+	"slices"
 
 	"github.com/coppice-kv/coppice/internal/tlsfiles"
 )
@@ -22,6 +29,54 @@ import (
 type MutualTLS struct {
 	server *tls.Config
 	client *tls.Config
+	// names: a peer's certificate must name it (WithNames).
+	names bool
+}
+
+// WithNames makes every connection also check that the peer's
+// certificate has the peer's node name among its DNS names, both ways: a
+// dialler names itself in its hello, an acceptor in its answer. It
+// returns t.
+func (t *MutualTLS) WithNames() *MutualTLS {
+	t.names = true
+	return t
+}
+
+// CertNames are the DNS names of the node's own certificate.
+func (t *MutualTLS) CertNames() []string {
+	c := t.server.Certificates[0]
+	if c.Leaf == nil {
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			return nil
+		}
+		return leaf.DNSNames
+	}
+	return c.Leaf.DNSNames
+}
+
+// ErrCertName is a peer whose certificate does not carry the node name it
+// gives (WithNames).
+var ErrCertName = errors.New("transport: the peer's certificate does not carry its node name")
+
+// checkName checks, when t checks names, that c's peer certificate
+// carries node among its DNS names.
+func (t *MutualTLS) checkName(c net.Conn, node string) error {
+	if t == nil || !t.names {
+		return nil
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return fmt.Errorf("%w: not a TLS connection", ErrCertName)
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return ErrNoPeerCert
+	}
+	if node == "" || !slices.Contains(certs[0].DNSNames, node) {
+		return fmt.Errorf("%w: node %q presented a certificate for %q", ErrCertName, node, certs[0].DNSNames)
+	}
+	return nil
 }
 
 // LoadMutualTLS reads the node's certificate and key and the cluster CA

@@ -177,6 +177,75 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
+// namedTLSNode listens as node name with a certificate for certName (the
+// cluster CA's), checking names.
+func namedTLSNode(t *testing.T, ca *testcerts.CA, name, certName string, log io.Writer) (*Mux, *Remote) {
+	t.Helper()
+	m, r := listenTLS(t, NewMutualTLS(ca.KeyPair(t, certName), ca.Pool()).WithNames(), log)
+	if err := m.SetNode(name, func() string { return "c1" }); err != nil {
+		t.Fatal(err)
+	}
+	return m, r
+}
+
+// TestMutualTLSNames: with names checked, a member's certificate lets it
+// act as itself only: a dialler whose certificate does not carry the name
+// it gives is refused, with a warning, and a dialler refuses a node that
+// answers with a name its certificate does not carry. A node whose
+// certificate is its own is served both ways.
+func TestMutualTLSNames(t *testing.T) {
+	ca := testcerts.NewCA(t, "cluster")
+	logs := &logBuffer{}
+	n1, n1Remote := namedTLSNode(t, ca, "n1", "n1", logs)
+	addr := n1.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	n2, n2Remote := namedTLSNode(t, ca, "n2", "n2", nil)
+	for _, to := range []Peer{{"n1", addr}, {"", addr}} {
+		if res, err := n2Remote.Request(ctx, to, "t", wrapperspb.String("hi")); err != nil || res.(*wrapperspb.StringValue).Value != "t:hi" {
+			t.Fatalf("n2 with its own certificate, to %+v: %v, %v", to, res, err)
+		}
+	}
+	if err := n1Remote.Ping(ctx, Peer{"n2", n2.Addr().String()}); err != nil {
+		t.Fatalf("n1 pinging n2: %v", err)
+	}
+
+	// n3's certificate, presented by a node calling itself n2.
+	_, impostor := namedTLSNode(t, ca, "n2", "n3", nil)
+	_, err := impostor.Request(ctx, Peer{"n1", addr}, "t", wrapperspb.String("hi"))
+	if !errors.Is(err, ErrCertName) || !strings.Contains(err.Error(), `refused this node's certificate: it does not carry the name "n2"`) {
+		t.Fatalf("a node with n3's certificate calling itself n2 = %v, want ErrCertName", err)
+	}
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the refusal logged", func() error {
+		if logs.count("refused a peer whose certificate does not carry its node name") != 1 || logs.count(`presented a certificate for [\"localhost\" \"n3\"]`) != 1 {
+			return fmt.Errorf("not logged once:\n%s", logs.String())
+		}
+		return nil
+	})
+
+	// A node answering as n4 with n5's certificate: the dialler refuses
+	// it, meant for n4 or for whichever node answers.
+	n4, _ := namedTLSNode(t, ca, "n4", "n5", nil)
+	for _, to := range []Peer{{"n4", n4.Addr().String()}, {"", n4.Addr().String()}} {
+		_, err := n2Remote.Request(ctx, to, "t", wrapperspb.String("hi"))
+		if !errors.Is(err, ErrCertName) || !strings.Contains(err.Error(), `answered as node "n4"`) {
+			t.Fatalf("n4 with n5's certificate, dialled as %+v = %v, want ErrCertName", to, err)
+		}
+	}
+
+	// Without names checked, a certificate the CA signed is enough, under
+	// any name.
+	loose, _ := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "n6"), ca.Pool()), nil)
+	looseImpostor, looseImpostorRemote := listenTLS(t, NewMutualTLS(ca.KeyPair(t, "n3"), ca.Pool()), nil)
+	if err := errors.Join(loose.SetNode("n1", func() string { return "c1" }), looseImpostor.SetNode("n2", func() string { return "c1" })); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := looseImpostorRemote.Request(ctx, Peer{"n1", loose.Addr().String()}, "t", wrapperspb.String("hi")); err != nil {
+		t.Fatalf("names not checked, n3's certificate as n2 to n6's as n1: %v", err)
+	}
+}
+
 // TestTLSHandshakeDoesNotHoldOthers: a peer that connects and says
 // nothing does not delay another's handshake.
 func TestTLSHandshakeDoesNotHoldOthers(t *testing.T) {

@@ -39,6 +39,7 @@ type Config struct {
 	ClusterTLSCertFile string
 	ClusterTLSKeyFile  string
 	ClusterTLSCAFile   string
+	ClusterTLSNames    bool
 	AdvertiseAddr      string
 	GossipAddr         string
 	HTTPAddr           string
@@ -182,6 +183,8 @@ var options = []*option{
 		set: text(func(c *Config) *string { return &c.ClusterTLSKeyFile })},
 	{name: "cluster-tls-ca-file", def: constant(""), usage: "PEM certificate of the cluster CA: a peer is a member if the CA signed its certificate",
 		set: text(func(c *Config) *string { return &c.ClusterTLSCAFile })},
+	{name: "cluster-tls-names", kind: kindBool, def: constant("false"), usage: "with cluster TLS, a peer's certificate must carry its node name as a DNS name (else any the CA signed will do)",
+		set: boolean(func(c *Config) *bool { return &c.ClusterTLSNames })},
 	{name: "advertise-addr", def: constant(""), usage: "cluster address peers dial (default: the cluster listener's)",
 		set: func(c *Config, v string) error {
 			if v == "" {
@@ -484,10 +487,21 @@ func (c *Config) loadTLS(src map[string]source) error {
 	if err := wantWith("cluster-tls-cert-file", "cluster-tls-key-file", "cluster-tls-ca-file"); err != nil {
 		return err
 	}
+	if c.ClusterTLSNames && c.ClusterTLSCertFile == "" {
+		return fmt.Errorf("%s: want --cluster-tls-cert-file, --cluster-tls-key-file and --cluster-tls-ca-file with it", named("cluster-tls-names"))
+	}
 	if c.ClusterTLSCertFile != "" {
 		m, err := transport.LoadMutualTLS(c.ClusterTLSCertFile, c.ClusterTLSKeyFile, c.ClusterTLSCAFile)
 		if err != nil {
 			return fileErr(err, map[string]string{tlsfiles.Cert: "cluster-tls-cert-file", tlsfiles.Key: "cluster-tls-key-file", tlsfiles.CA: "cluster-tls-ca-file"})
+		}
+		if c.ClusterTLSNames {
+			// Checked here, not by the first peer to refuse it.
+			if names := m.CertNames(); !slices.Contains(names, c.Name) {
+				return fmt.Errorf("%s: with --cluster-tls-names the certificate must carry this node's name %q as a DNS name; it carries %q",
+					named("cluster-tls-cert-file"), c.Name, names)
+			}
+			m.WithNames()
 		}
 		c.clusterTLS = m
 	}

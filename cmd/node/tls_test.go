@@ -93,9 +93,19 @@ func TestTLSSettings(t *testing.T) {
 			"--cluster-tls-ca-file " + q(missing) + ": open " + missing},
 		{nil, map[string]string{"COPPICE_CLUSTER_TLS_CERT_FILE": cluster.Cert, "COPPICE_CLUSTER_TLS_KEY_FILE": client.Key, "COPPICE_CLUSTER_TLS_CA_FILE": cluster.CA},
 			"COPPICE_CLUSTER_TLS_KEY_FILE " + q(client.Key) + ": the private key does not match"},
+		{[]string{"--cluster-tls-names"}, nil,
+			`--cluster-tls-names "true": want --cluster-tls-cert-file, --cluster-tls-key-file and --cluster-tls-ca-file with it`},
+		{[]string{"--name", "n1", "--cluster-tls-names", "--cluster-tls-cert-file", cluster.Cert, "--cluster-tls-key-file", cluster.Key, "--cluster-tls-ca-file", cluster.CA}, nil,
+			"--cluster-tls-cert-file " + q(cluster.Cert) + `: with --cluster-tls-names the certificate must carry this node's name "n1" as a DNS name; it carries ["localhost" "cluster"]`},
 	} {
 		_, err := loadConfig(tc.args, envOf(tc.env), nil)
 		checkErr(t, strings.Join(tc.args, " "), err, tc.want)
+	}
+	// With names checked, a certificate that carries the node's name.
+	cfg, err = loadConfig([]string{"--name", "cluster", "--cluster-tls-names", "--cluster-tls-cert-file", cluster.Cert,
+		"--cluster-tls-key-file", cluster.Key, "--cluster-tls-ca-file", cluster.CA}, envOf(nil), nil)
+	if err != nil || !cfg.ClusterTLSNames || cfg.clusterTLS == nil {
+		t.Fatalf("--cluster-tls-names with the node's own certificate: %v %+v", err, cfg)
 	}
 	p := writeFile(t, `{"tls-cert-file": "`+client.Cert+`", "tls-key-file": "`+missing+`"}`)
 	_, err = loadConfig([]string{"--config", p}, envOf(nil), nil)
