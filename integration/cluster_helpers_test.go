@@ -19,6 +19,7 @@ import (
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/internal/httpjson"
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/server"
 )
 
 // clusterFlags make failure detection and removal fast on loopback.
@@ -135,14 +136,16 @@ type writer struct {
 	stopped sync.Once
 	done    sync.WaitGroup
 	// failed counts the writes not acknowledged, and lastErr is the
-	// last one's error by node: what a stalled writer reports.
-	failed  map[string]int
-	lastErr map[string]string
+	// last one's error by node; failedShards counts them by shard (of
+	// scriptShards): what a stalled writer reports.
+	failed       map[string]int
+	lastErr      map[string]string
+	failedShards map[int]int
 }
 
 func startWriter(nodes []*node) *writer {
 	w := &writer{acked: map[string]string{}, stop: make(chan struct{}),
-		failed: map[string]int{}, lastErr: map[string]string{}}
+		failed: map[string]int{}, lastErr: map[string]string{}, failedShards: map[int]int{}}
 	for i, n := range nodes {
 		w.done.Add(1)
 		go func() {
@@ -164,6 +167,7 @@ func startWriter(nodes []*node) *writer {
 					// Pace the retries against a node that is down.
 					w.mu.Lock()
 					w.failed[n.name]++
+					w.failedShards[server.ShardOf(server.Slot([]byte(k)), scriptShards)]++
 					w.lastErr[n.name] = fmt.Sprintf("SET %s: %v", k, err)
 					w.mu.Unlock()
 					time.Sleep(20 * time.Millisecond)
@@ -198,6 +202,7 @@ func (w *writer) failures() string {
 	if b.Len() == 0 {
 		return " none failed"
 	}
+	fmt.Fprintf(&b, "\n  by shard (of %d): %v", scriptShards, w.failedShards)
 	return b.String()
 }
 

@@ -109,8 +109,8 @@ func clusterView(ts *testscript.TestScript) string {
 			fmt.Fprintf(&b, "  status: %v\n", err)
 		} else {
 			for _, sh := range st.Shards {
-				fmt.Fprintf(&b, "  shard %d: %s, leader %q, term %d, commit %d, applied %d, voters %v, nonvoters %v %s\n",
-					sh.ID, sh.State, sh.Leader, sh.Term, sh.CommitIndex, sh.AppliedIndex,
+				fmt.Fprintf(&b, "  shard %d: %s, leader %q, term %d, last %d, commit %d, applied %d, voters %v, nonvoters %v %s\n",
+					sh.ID, sh.State, sh.Leader, sh.Term, sh.LastIndex, sh.CommitIndex, sh.AppliedIndex,
 					sh.WithSuffrage("voter"), sh.WithSuffrage("nonvoter"), sh.Error)
 			}
 		}
