@@ -18,6 +18,14 @@ type commitment struct {
 	commitCh chan struct{}
 	// voter ID to log index: the server stores up through this log entry
 	matchIndexes map[ServerID]uint64
+	// coppice: the same for the configuration's non-voters, so a
+	// non-voter made a voter counts with what it was known to store. Its
+	// answer to the entry that promotes it can come before the leader has
+	// the new configuration here (the leader replicates while it writes),
+	// and was dropped: with no entry after it, the promoted voter counted
+	// as storing nothing, and a group that needed its vote never
+	// committed the promotion or what came before it.
+	nonvoterMatch map[ServerID]uint64
 	// a quorum stores up through this log entry. monotonically increases.
 	commitIndex uint64
 	// the first index of this leader's term: this needs to be replicated to a
@@ -34,16 +42,20 @@ type commitment struct {
 // its description above).
 func newCommitment(commitCh chan struct{}, configuration Configuration, startIndex uint64) *commitment {
 	matchIndexes := make(map[ServerID]uint64)
+	nonvoterMatch := make(map[ServerID]uint64)
 	for _, server := range configuration.Servers {
 		if server.Suffrage == Voter {
 			matchIndexes[server.ID] = 0
+		} else {
+			nonvoterMatch[server.ID] = 0
 		}
 	}
 	return &commitment{
-		commitCh:     commitCh,
-		matchIndexes: matchIndexes,
-		commitIndex:  0,
-		startIndex:   startIndex,
+		commitCh:      commitCh,
+		matchIndexes:  matchIndexes,
+		nonvoterMatch: nonvoterMatch,
+		commitIndex:   0,
+		startIndex:    startIndex,
 	}
 }
 
@@ -53,11 +65,17 @@ func newCommitment(commitCh chan struct{}, configuration Configuration, startInd
 func (c *commitment) setConfiguration(configuration Configuration) {
 	c.Lock()
 	defer c.Unlock()
-	oldMatchIndexes := c.matchIndexes
+	oldMatchIndexes, oldNonvoterMatch := c.matchIndexes, c.nonvoterMatch
 	c.matchIndexes = make(map[ServerID]uint64)
+	c.nonvoterMatch = make(map[ServerID]uint64)
 	for _, server := range configuration.Servers {
+		// A server that leaves the configuration is forgotten: added
+		// back, it counts from its answers from then on.
+		known := max(oldMatchIndexes[server.ID], oldNonvoterMatch[server.ID]) // defaults to 0
 		if server.Suffrage == Voter {
-			c.matchIndexes[server.ID] = oldMatchIndexes[server.ID] // defaults to 0
+			c.matchIndexes[server.ID] = known
+		} else {
+			c.nonvoterMatch[server.ID] = known
 		}
 	}
 	c.recalculate()
@@ -80,6 +98,13 @@ func (c *commitment) match(server ServerID, matchIndex uint64) {
 	if prev, hasVote := c.matchIndexes[server]; hasVote && matchIndex > prev {
 		c.matchIndexes[server] = matchIndex
 		c.recalculate()
+		return
+	}
+	if prev, ok := c.nonvoterMatch[server]; ok && matchIndex > prev {
+		// coppice: kept for a promotion (nonvoterMatch). Only for a
+		// server of the configuration: a late answer from one removed
+		// must not count for it once it is added back.
+		c.nonvoterMatch[server] = matchIndex
 	}
 }
 
