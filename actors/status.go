@@ -165,9 +165,14 @@ func (s *Status) Members() []string {
 
 // WithSuffrage are the shard's members of suffrage kind (voter, nonvoter,
 // staging), sorted.
-func (s *ShardStatus) WithSuffrage(kind string) []string {
+func (s *ShardStatus) WithSuffrage(kind string) []string { return withSuffrage(s.Members, kind) }
+
+// SystemGroupWith are the system group's members of suffrage kind, sorted.
+func (s *Status) SystemGroupWith(kind string) []string { return withSuffrage(s.SystemGroup, kind) }
+
+func withSuffrage(members []MemberStatus, kind string) []string {
 	var out []string
-	for _, m := range s.Members {
+	for _, m := range members {
 		if m.Suffrage == kind {
 			out = append(out, m.Node)
 		}
@@ -345,7 +350,7 @@ func addCluster(st *Status, cs *messages.NodeStatusReply) {
 	}
 	addApplied(st, cs.Applied)
 	for _, m := range cs.SystemGroup {
-		st.SystemGroup = append(st.SystemGroup, MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage), Address: m.Address})
+		st.SystemGroup = append(st.SystemGroup, memberStatus(m))
 	}
 	switch {
 	case self.Member:
@@ -426,7 +431,7 @@ func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) S
 	s.CommitIndex, s.AppliedIndex, s.TermStartIndex = r.CommitIndex, r.AppliedIndex, r.TermStartIndex
 	s.Error, s.FilterError = r.Error, r.FilterError
 	for _, m := range r.Configuration {
-		ms := MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage), Address: m.Address}
+		ms := memberStatus(m)
 		if m.Id == self {
 			applied := r.AppliedIndex
 			ms.AppliedIndex = &applied
@@ -434,6 +439,11 @@ func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) S
 		s.Members = append(s.Members, ms)
 	}
 	return s
+}
+
+// memberStatus is a Raft configuration's server, as status shows it.
+func memberStatus(m *messages.RaftServer) MemberStatus {
+	return MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage), Address: m.Address}
 }
 
 func suffrageName(s messages.Suffrage) string {

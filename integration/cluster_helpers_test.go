@@ -70,15 +70,8 @@ func systemVoters(n *node, want ...string) error {
 	if err != nil {
 		return err
 	}
-	var got []string
-	for _, m := range st.SystemGroup {
-		if m.Suffrage == "voter" {
-			got = append(got, m.Node)
-		}
-	}
-	slices.Sort(got)
 	slices.Sort(want)
-	if !slices.Equal(got, want) {
+	if got := st.SystemGroupWith("voter"); !slices.Equal(got, want) {
 		return fmt.Errorf("%s: system group voters %v, want %v (group %+v)", n.name, got, want, st.SystemGroup)
 	}
 	return nil

@@ -190,6 +190,7 @@ func (m *Mux) route(c net.Conn) {
 	m.mu.Lock()
 	l := m.layers[h.stream]
 	m.mu.Unlock()
+	nameErr := m.tls.checkName(c, h.from)
 	switch {
 	case clusterID != "" && h.clusterID != "" && h.clusterID != clusterID:
 		ans.status = helloOtherCluster
@@ -197,13 +198,13 @@ func (m *Mux) route(c net.Conn) {
 		ans.status = helloOtherNode
 	case l == nil:
 		ans.status = helloNoStream
-	case m.tls.checkName(c, h.from) != nil:
+	case nameErr != nil:
 		ans.status = helloCertName
 	}
 	if ans.status != helloOK {
 		// Logged before the answer goes: the dialler learns of the
 		// refusal after the log does.
-		m.refused(c, h, ans)
+		m.refused(c, h, ans, nameErr)
 	}
 	if _, err := c.Write(ans.encode()); err != nil || ans.status != helloOK {
 		c.Close()
@@ -344,8 +345,9 @@ func remoteHost(c net.Conn) string {
 }
 
 // refused logs the refusal of c, at most once per refusalEvery for the
-// same dialling node and reason.
-func (m *Mux) refused(c net.Conn, h hello, ans answer) {
+// same dialling node and reason; nameErr is the certificate's, for
+// helloCertName.
+func (m *Mux) refused(c net.Conn, h hello, ans answer, nameErr error) {
 	if m.quiet(fmt.Sprintf("hello\x00%d\x00%s\x00%s\x00%s", ans.status, h.from, h.to, h.clusterID)) {
 		return
 	}
@@ -358,6 +360,6 @@ func (m *Mux) refused(c net.Conn, h hello, ans answer) {
 	case helloNoStream:
 		m.log.Warn("transport: refused a connection for a stream not served", args...)
 	case helloCertName:
-		m.log.Warn("transport: refused a peer whose certificate does not carry its node name", append(args, "err", m.tls.checkName(c, h.from))...)
+		m.log.Warn("transport: refused a peer whose certificate does not carry its node name", append(args, "err", nameErr)...)
 	}
 }
