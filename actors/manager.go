@@ -681,7 +681,7 @@ func (in *managerInputs) checkRole() {
 	if err != nil {
 		return
 	}
-	m := cluster.Member(st.Get(), in.rt.Name)
+	m := st.Member(in.rt.Name)
 	if m == nil {
 		return
 	}

@@ -91,6 +91,14 @@ func TestStateIsIdempotent(t *testing.T) {
 	done := &messages.SystemCommand{Cmd: &messages.SystemCommand_ShardDone{ShardDone: &messages.ShardDone{Op: id1, Shard: 2}}}
 	apply(t, s, 6, done)
 	apply(t, s, 7, done)
+	if m := s.Member("n1"); m == nil || m.Name != "n1" {
+		t.Fatalf("Member(n1) = %v", m)
+	} else if m.Name = "changed"; s.Member("n1") == nil {
+		t.Fatal("Member handed out the state's own record: changing it changed the state")
+	}
+	if m := s.Member("n9"); m != nil {
+		t.Fatalf("Member(n9) = %v, want nil", m)
+	}
 	st := s.Get()
 	if len(st.Ops) != 1 || len(st.Ops[0].DoneShards) != 1 || st.ClusterId != "c1" || len(st.Members) != 1 {
 		t.Fatalf("state %v", st)

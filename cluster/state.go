@@ -116,6 +116,17 @@ func putMember(st *messages.ClusterState, m *messages.ClusterMember) {
 	st.Members = append(st.Members, m)
 }
 
+// Member returns a copy of the member named name, or nil: Get without
+// copying the whole state.
+func (s *State) Member(name string) *messages.ClusterMember {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if m := Member(s.st, name); m != nil {
+		return proto.Clone(m).(*messages.ClusterMember)
+	}
+	return nil
+}
+
 // Member returns the member named name, or nil.
 func Member(st *messages.ClusterState, name string) *messages.ClusterMember {
 	for _, m := range st.Members {
