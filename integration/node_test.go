@@ -5,7 +5,6 @@ package integration
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/freeport"
 	"github.com/coppice-kv/coppice/internal/srcdeps"
 	"github.com/redis/go-redis/v9"
 )
@@ -57,23 +57,6 @@ func buildNode() (string, error) {
 	return binPath, buildErr
 }
 
-// loopbackAddrs returns n distinct free loopback addresses: all n
-// listeners are held until every port is picked (picking one at a time
-// and closing it let the kernel hand the same port out twice: a node's
-// client and cluster ports, and a refused start).
-func loopbackAddrs(n int) ([]string, error) {
-	addrs := make([]string, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs, nil
-}
-
 // node is one cmd/node process.
 type node struct {
 	t       *testing.T
@@ -89,7 +72,7 @@ type node struct {
 }
 
 func newNode(t *testing.T, name, dataDir string, extra ...string) *node {
-	a, err := loopbackAddrs(4)
+	a, err := freeport.Loopback(4)
 	if err != nil {
 		t.Fatal(err)
 	}

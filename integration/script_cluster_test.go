@@ -16,6 +16,7 @@ import (
 
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/internal/freeport"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/server"
 	"github.com/redis/go-redis/v9"
@@ -484,7 +485,7 @@ func cmdMove(ts *testscript.TestScript, neg bool, args []string) {
 	if n.proc != nil {
 		ts.Fatalf("move: %s is running; stop it first", args[0])
 	}
-	a, err := loopbackAddrs(4)
+	a, err := freeport.Loopback(4)
 	if err != nil {
 		ts.Fatalf("%v", err)
 	}

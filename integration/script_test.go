@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/freeport"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/redis/go-redis/v9"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -130,7 +131,7 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	flags := extra
 	if n == nil {
-		a, err := loopbackAddrs(4)
+		a, err := freeport.Loopback(4)
 		if err != nil {
 			ts.Fatalf("%v", err)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/coppice-kv/coppice/bench/internal/benchkit"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +11,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/coppice-kv/coppice/bench/internal/benchkit"
+	"github.com/coppice-kv/coppice/internal/freeport"
 )
 
 // proc is one process this program started. Every proc is registered so
@@ -101,8 +103,8 @@ func tail(path string, n int) string {
 }
 
 // freePort is a loopback address on a port no other process of the run
-// got (benchkit.FreePort).
-func freePort() string { return "127.0.0.1:" + benchkit.FreePort() }
+// got (freeport.Port).
+func freePort() string { return "127.0.0.1:" + freeport.Port() }
 
 // waitFor polls cond every interval until it returns nil, p (if not nil)
 // exits, or timeout passes.

@@ -42,7 +42,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/coppice-kv/coppice/bench/internal/benchkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +51,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coppice-kv/coppice/bench/internal/benchkit"
+	"github.com/coppice-kv/coppice/internal/freeport"
 )
 
 type result struct {
@@ -185,7 +187,7 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 		return err
 	}
 
-	redisPort, nodePort := benchkit.FreePort(), benchkit.FreePort()
+	redisPort, nodePort := freeport.Port(), freeport.Port()
 	redisDir := filepath.Join(work, "redis")
 	if err := os.MkdirAll(redisDir, 0o755); err != nil {
 		return err
@@ -200,8 +202,8 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 
 	nodeArgs := []string{"--name", "bench", "--data-dir", filepath.Join(work, "node-data"),
 		"--shards", strconv.Itoa(shards), "--client-addr", "127.0.0.1:" + nodePort,
-		"--cluster-addr", "127.0.0.1:" + benchkit.FreePort(), "--gossip-addr", "127.0.0.1:" + benchkit.FreePort(),
-		"--http-addr", "127.0.0.1:" + benchkit.FreePort(), "--log-level", "warn"}
+		"--cluster-addr", "127.0.0.1:" + freeport.Port(), "--gossip-addr", "127.0.0.1:" + freeport.Port(),
+		"--http-addr", "127.0.0.1:" + freeport.Port(), "--log-level", "warn"}
 	node := exec.Command(bin, nodeArgs...)
 	if profile != "" {
 		node.Env = append(os.Environ(), profileEnv+"="+profile)
@@ -217,7 +219,7 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 	if err != nil {
 		return err
 	}
-	floorPort, floorDir := benchkit.FreePort(), filepath.Join(work, "floor")
+	floorPort, floorDir := freeport.Port(), filepath.Join(work, "floor")
 	if err := os.MkdirAll(floorDir, 0o755); err != nil {
 		return err
 	}
