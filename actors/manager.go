@@ -591,8 +591,8 @@ func (in *managerInputs) reconcile() *reconciled {
 const leaderBalanceEvery = 5 * time.Second
 
 // balanceLeaders moves one shard's leadership when the nodes lead uneven
-// numbers of shards (cluster.BalanceLeaders), only between nodes gossip
-// sees alive. A leader does more than a follower (it takes every write
+// numbers of shards (cluster.BalanceLeaders), only between nodes that are
+// up (down). A leader does more than a follower (it takes every write
 // first, forwards from other nodes land on it, reads wait for its
 // barrier): without this, a cluster grown from one node keeps every shard
 // led by that node. Cluster-aware clients (CLUSTER SLOTS) spread their
@@ -612,8 +612,9 @@ func (in *managerInputs) balanceLeaders(ctx context.Context) error {
 			return nil // mid-change: the next pass looks again
 		}
 		leaders[i] = r.Reply.LeaderId
+		down := in.down(configSilence(r.Reply.Configuration))
 		for _, srv := range r.Reply.Configuration {
-			if srv.Suffrage == messages.Suffrage_VOTER && in.alive(srv.Id) {
+			if srv.Suffrage == messages.Suffrage_VOTER && down(srv.Id) == "" {
 				voters[i] = append(voters[i], srv.Id)
 			}
 		}
@@ -824,7 +825,7 @@ func (in *managerInputs) joinSystemGroup(r *raft.Raft, node *messages.ClusterMem
 // topUpSystemVoters gives the system group a voter for each it lacks
 // (fewer than systemVoters besides leaving, a voter about to leave it or
 // lose its vote; "" for none): a non-voter of the group that is a member
-// with the voter role and that gossip sees alive, in name order, one per
+// with the voter role and is up (down), in name order, one per
 // call. Voters join the system group only while it has fewer than
 // systemVoters; without this, one removed (down past the delay, or by an
 // operator) left it with two, and the next failure left the cluster
@@ -841,10 +842,11 @@ func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterSta
 		return nil
 	}
 	servers := f.Configuration().Servers
+	down := in.down(groupSilence(r))
 	var pick *raft.Server
 	for i, srv := range servers {
 		m := cluster.Member(st, string(srv.ID))
-		if srv.Suffrage != raft.Nonvoter || m == nil || m.Role != messages.Role_ROLE_VOTER || m.Name == leaving || !in.alive(m.Name) {
+		if srv.Suffrage != raft.Nonvoter || m == nil || m.Role != messages.Role_ROLE_VOTER || m.Name == leaving || down(m.Name) != "" {
 			continue
 		}
 		if pick == nil || srv.ID < pick.ID {
@@ -862,7 +864,8 @@ func (in *managerInputs) topUpSystemVoters(r *raft.Raft, st *messages.ClusterSta
 }
 
 // leaveSystemGroup takes node out of the system group (remove) or only its
-// vote, with a voter put in its place first (topUpSystemVoters). The
+// vote, with a voter put in its place first (topUpSystemVoters), and never
+// below quorum (checkSystemRemoval). The
 // coordinator cannot do either to itself: it hands the group over, and
 // the next coordinator resumes the op from the journal; handedOver says
 // it did.
@@ -888,11 +891,30 @@ func (in *managerInputs) leaveSystemGroup(r *raft.Raft, st *messages.ClusterStat
 		if err := in.topUpSystemVoters(r, st, node); err != nil {
 			return false, err
 		}
+		if err := in.checkSystemRemoval(r, node); err != nil {
+			return false, err
+		}
 	}
 	if remove {
 		return false, r.RemoveServer(srv.ID, 0, membershipTimeout).Error()
 	}
 	return false, r.DemoteVoter(srv.ID, 0, membershipTimeout).Error()
+}
+
+// checkSystemRemoval is cluster.CheckRemoval on the system group, which
+// this node leads.
+func (in *managerInputs) checkSystemRemoval(r *raft.Raft, node string) error {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	var voters []string
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters = append(voters, string(srv.ID))
+		}
+	}
+	return cluster.CheckRemoval("the system group", voters, node, in.down(groupSilence(r)))
 }
 
 // driveRemove takes a removal one step: for every shard, leadership moves
@@ -945,7 +967,7 @@ func (in *managerInputs) checkRemoval(shard int, leader *messages.ShardStatusRep
 			voters = append(voters, srv.Id)
 		}
 	}
-	return cluster.CheckRemoval(shard, voters, node, in.alive)
+	return cluster.CheckRemoval(fmt.Sprintf("shard %d", shard), voters, node, in.down(configSilence(leader.Configuration)))
 }
 
 // removeFromShard takes node out of shard's configuration (change
@@ -1368,6 +1390,7 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 	out.Applied = in.appliedEverywhere(st.Members)
 	if f := r.GetConfiguration(); f.Error() == nil {
 		out.SystemGroup = raftServers(f.Configuration())
+		markSilence(r, out.SystemGroup)
 	}
 	slices.SortFunc(out.Syncs, func(a, b *messages.ShardSync) int {
 		if c := cmpString(a.Node, b.Node); c != 0 {

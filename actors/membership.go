@@ -107,6 +107,7 @@ func groupStatus(r *raft.Raft, logs raft.LogStore, shard uint32, applied uint64)
 	}
 	reply.ConfigurationIndex = f.Index()
 	reply.Configuration = raftServers(f.Configuration())
+	markSilence(r, reply.Configuration)
 	return reply
 }
 

@@ -139,6 +139,10 @@ type MemberStatus struct {
 	// answer); Lag is how far it is behind the most advanced member.
 	AppliedIndex *uint64 `json:"applied_index"`
 	Lag          *uint64 `json:"lag,omitempty"`
+	// SilentMs is, when this node leads the group, how long the member
+	// has not answered it; membership changes do not count on a voter
+	// silent for 2 s or more.
+	SilentMs *uint64 `json:"silent_ms,omitempty"`
 }
 
 // Leaders are the shards' leaders in shard order ("" for a shard
@@ -443,7 +447,7 @@ func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) S
 
 // memberStatus is a Raft configuration's server, as status shows it.
 func memberStatus(m *messages.RaftServer) MemberStatus {
-	return MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage), Address: m.Address}
+	return MemberStatus{Node: m.Id, Suffrage: suffrageName(m.Suffrage), Address: m.Address, SilentMs: m.SilentMs}
 }
 
 func suffrageName(s messages.Suffrage) string {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,21 +39,31 @@ func TestWALBridgeable(t *testing.T) {
 }
 
 func TestCheckRemoval(t *testing.T) {
-	up := map[string]bool{"a": true, "b": true, "c": true, "d": false}
-	alive := func(n string) bool { return up[n] }
-	if err := CheckRemoval(0, []string{"a", "b", "c"}, "c", alive); err != nil {
+	why := map[string]string{"d": "failed in gossip", "e": "silent for 3s"}
+	down := func(n string) string { return why[n] }
+	if err := CheckRemoval("shard 0", []string{"a", "b", "c"}, "c", down); err != nil {
 		t.Errorf("3 voters, all up, remove one: %v", err)
 	}
-	if err := CheckRemoval(0, []string{"a", "b", "d"}, "a", alive); !errors.Is(err, ErrQuorum) {
-		t.Errorf("remove a live voter with another dead: got %v, want ErrQuorum", err)
+	err := CheckRemoval("shard 0", []string{"a", "b", "d"}, "a", down)
+	if !errors.Is(err, ErrQuorum) || !strings.Contains(err.Error(), "1 are up (d failed in gossip)") {
+		t.Errorf("remove a live voter with another dead: got %v, want ErrQuorum naming d", err)
 	}
-	if err := CheckRemoval(0, []string{"a", "b", "d"}, "d", alive); err != nil {
+	// One down in gossip, one its leader does not hear from: of 4 left,
+	// 2 are up, not a majority.
+	err = CheckRemoval("shard 1", []string{"a", "b", "c", "d", "e"}, "c", down)
+	if !errors.Is(err, ErrQuorum) || !strings.Contains(err.Error(), "d failed in gossip; e silent for 3s") {
+		t.Errorf("remove a live voter of 5 with two down: got %v, want ErrQuorum naming d and e", err)
+	}
+	if err := CheckRemoval("shard 1", []string{"a", "b", "c", "d", "e"}, "d", down); err != nil {
+		t.Errorf("removing a down voter of 5 keeps quorum: %v", err)
+	}
+	if err := CheckRemoval("shard 0", []string{"a", "b", "d"}, "d", down); err != nil {
 		t.Errorf("removing the dead voter keeps quorum: %v", err)
 	}
-	if err := CheckRemoval(0, []string{"a"}, "a", alive); !errors.Is(err, ErrLastVoter) {
+	if err := CheckRemoval("shard 0", []string{"a"}, "a", down); !errors.Is(err, ErrLastVoter) {
 		t.Errorf("last voter: got %v", err)
 	}
-	if err := CheckRemoval(0, []string{"a", "d"}, "x", alive); err != nil {
+	if err := CheckRemoval("shard 0", []string{"a", "d"}, "x", down); err != nil {
 		t.Errorf("a non-voter never counts: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -34,26 +35,28 @@ func NeedsResync(targetApplied, leaderFirstIndex, leaderLastIndex uint64) bool {
 	return !WALBridgeable(targetApplied, leaderFirstIndex)
 }
 
-// CheckRemoval reports whether removing node from a shard whose voters are
-// voters leaves it able to make progress: the remaining voters must not be
-// empty, and those alive must be a majority of them. alive tells which
-// nodes gossip sees alive.
-func CheckRemoval(shard int, voters []string, node string, alive func(string) bool) error {
+// CheckRemoval reports whether removing node from a group (a shard, or the
+// system group; named in the error) whose voters are voters leaves it able to make progress: the remaining voters must not be
+// empty, and those up must be a majority of them. down tells why a voter
+// is not up, "" when it is: gossip sees it failed, or the group's leader
+// has not heard from it (a node gossip sees alive can be cut off from its
+// Raft peers, and a group left with it as the voter it needs stalls).
+func CheckRemoval(group string, voters []string, node string, down func(string) string) error {
 	if !slices.Contains(voters, node) {
 		return nil // a non-voter never counts toward quorum
 	}
 	rest := slices.DeleteFunc(slices.Clone(voters), func(v string) bool { return v == node })
 	if len(rest) == 0 {
-		return fmt.Errorf("%w: shard %d, node %s", ErrLastVoter, shard, node)
+		return fmt.Errorf("%w: %s, node %s", ErrLastVoter, group, node)
 	}
-	up := 0
+	var why []string
 	for _, v := range rest {
-		if alive(v) {
-			up++
+		if d := down(v); d != "" {
+			why = append(why, v+" "+d)
 		}
 	}
-	if up <= len(rest)/2 {
-		return fmt.Errorf("%w: shard %d would keep %d voters of which %d are alive", ErrQuorum, shard, len(rest), up)
+	if up := len(rest) - len(why); up <= len(rest)/2 {
+		return fmt.Errorf("%w: %s would keep %d voters of which %d are up (%s)", ErrQuorum, group, len(rest), up, strings.Join(why, "; "))
 	}
 	return nil
 }

@@ -12,11 +12,11 @@ import "errors"
 var (
 	ErrOtherCluster   = errors.New("cluster: node belongs to another cluster")
 	ErrShardCount     = errors.New("cluster: node has a different shard count")
-	ErrQuorum         = errors.New("cluster: removal would leave a shard without quorum")
+	ErrQuorum         = errors.New("cluster: removal would leave a Raft group without quorum")
 	ErrUnknownNode    = errors.New("cluster: no such node")
 	ErrBadCommand     = errors.New("cluster: bad system command")
 	ErrAlreadyInited  = errors.New("cluster: cluster already initialised")
-	ErrLastVoter      = errors.New("cluster: cannot remove a shard's last voter")
+	ErrLastVoter      = errors.New("cluster: cannot remove a Raft group's last voter")
 	ErrOpInFlight     = errors.New("cluster: another removal is in progress")
 	ErrNotCoordinator = errors.New("cluster: this node is not the coordinator")
 	ErrUnreachable    = errors.New("cluster: node does not answer on its cluster address")

@@ -289,10 +289,14 @@ func (x *ReadBarrierReply) GetLeaderAddr() string {
 }
 
 type RaftServer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Suffrage      Suffrage               `protobuf:"varint,3,opt,name=suffrage,proto3,enum=coppice.messages.Suffrage" json:"suffrage,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address  string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Suffrage Suffrage               `protobuf:"varint,3,opt,name=suffrage,proto3,enum=coppice.messages.Suffrage" json:"suffrage,omitempty"`
+	// In the group's leader's answer, for every server but itself: the
+	// milliseconds since the server last answered it (entries or a
+	// heartbeat). Unset in any other answer.
+	SilentMs      *uint64 `protobuf:"varint,4,opt,name=silent_ms,json=silentMs,proto3,oneof" json:"silent_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +350,13 @@ func (x *RaftServer) GetSuffrage() Suffrage {
 		return x.Suffrage
 	}
 	return Suffrage_SUFFRAGE_UNSPECIFIED
+}
+
+func (x *RaftServer) GetSilentMs() uint64 {
+	if x != nil && x.SilentMs != nil {
+		return *x.SilentMs
+	}
+	return 0
 }
 
 type ShardStatus struct {
@@ -861,12 +872,15 @@ const file_shard_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1f\n" +
 	"\vleader_addr\x18\x03 \x01(\tR\n" +
-	"leaderAddr\"n\n" +
+	"leaderAddr\"\x9e\x01\n" +
 	"\n" +
 	"RaftServer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x126\n" +
-	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\",\n" +
+	"\bsuffrage\x18\x03 \x01(\x0e2\x1a.coppice.messages.SuffrageR\bsuffrage\x12 \n" +
+	"\tsilent_ms\x18\x04 \x01(\x04H\x00R\bsilentMs\x88\x01\x01B\f\n" +
+	"\n" +
+	"_silent_ms\",\n" +
 	"\vShardStatus\x12\x1d\n" +
 	"\n" +
 	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xb7\x06\n" +
@@ -969,6 +983,7 @@ func file_shard_proto_init() {
 		return
 	}
 	file_kv_proto_init()
+	file_shard_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

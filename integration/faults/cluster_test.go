@@ -340,7 +340,16 @@ func (n *cnode) slow(rate, latency string) {
 	n.nsenter("tc", "qdisc", "replace", "dev", n.clusterIface(), "root", "tbf", "rate", rate, "burst", "32kbit", "latency", latency)
 }
 
-// cleanLinks undoes lossy and slow.
+// cutClusterPort drops every packet to or from the node's cluster port
+// (7380), its Raft and forwarding traffic, in and out; its gossip (7946)
+// goes on.
+func (n *cnode) cutClusterPort() {
+	for _, rule := range [][]string{{"INPUT", "--dport"}, {"INPUT", "--sport"}, {"OUTPUT", "--dport"}, {"OUTPUT", "--sport"}} {
+		n.nsenter("iptables", "-A", rule[0], "-p", "tcp", rule[1], "7380", "-j", "DROP")
+	}
+}
+
+// cleanLinks undoes lossy, slow and cutClusterPort.
 func (n *cnode) cleanLinks() {
 	n.nsenter("iptables", "-F", "INPUT")
 	n.nsenter("iptables", "-F", "OUTPUT")

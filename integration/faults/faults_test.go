@@ -7,11 +7,13 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/actors"
 	ccluster "github.com/coppice-kv/coppice/cluster"
 	"github.com/redis/go-redis/v9"
 )
@@ -303,6 +305,100 @@ func TestRemovedNodeReturns(t *testing.T) {
 	}
 	c.waitVoters(10*time.Second, n1, n2)
 	c.check(w, n1, n2)
+}
+
+// TestRemovalNeedsAnsweringVoters: n3's Raft traffic is cut (its cluster
+// port, both ways) while its gossip goes on, so gossip sees it alive and
+// the groups' leaders hear nothing from it. Removing n2 then would leave
+// every shard with n1 and n3, one of which does not answer, and the
+// shards' writes would stall: the removal is refused, naming n3, and
+// nothing changes. Healed, the same removal goes through.
+func TestRemovalNeedsAnsweringVoters(t *testing.T) {
+	c := newCluster(t)
+	nodes := c.form("n1", "n2", "n3")
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	w := c.startWorkload(2, n1)
+	w.waitOps(warmOps, opsWait)
+
+	t.Log("cut n3's cluster port; its gossip goes on")
+	n3.cutClusterPort()
+	eventually(t, 60*time.Second, "every group's leader silent about n3 for 2s, n3 alive in gossip", func() error {
+		return silentAbout(n1, "n3", 2000, n1, n2)
+	})
+	err := httpJSON("DELETE", n1.http()+"/v1/nodes/n2", nil)
+	if err == nil || !strings.Contains(err.Error(), "without quorum") || !strings.Contains(err.Error(), "n3 has not answered") {
+		t.Fatalf("removing n2 with n3 cut off: got %v, want a refusal naming n3's silence", err)
+	}
+	w.waitOps(faultOps, opsWait)
+	for _, n := range []*cnode{n1, n2} {
+		st, err := n.status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := votersAre(st, []string{"n1", "n2", "n3"}); err != nil {
+			t.Fatalf("after the refusal, as %s sees it: %v", n, err)
+		}
+		if len(st.Operations) != 0 {
+			t.Fatalf("after the refusal, as %s sees it: operations %+v", n, st.Operations)
+		}
+	}
+
+	t.Log("heal n3; the removal of n2 goes through")
+	n3.cleanLinks()
+	removeNode(t, n1, "n2")
+	c.waitVoters(120*time.Second, n1, n3)
+	w.waitOps(faultOps, opsWait)
+	c.check(w, n1, n3)
+}
+
+// silentAbout checks, as via's status shows each group's leader (one of
+// leaders), that it has not heard from node for at least ms, while gossip
+// sees node alive.
+func silentAbout(via *cnode, node string, ms uint64, leaders ...*cnode) error {
+	st, err := via.status()
+	if err != nil {
+		return err
+	}
+	byName := map[string]*cnode{}
+	for _, l := range leaders {
+		byName[l.name] = l
+	}
+	if i := slices.IndexFunc(st.Nodes, func(n actors.NodeStatus) bool { return n.Name == node }); i < 0 || st.Nodes[i].Status != "alive" {
+		return fmt.Errorf("%s is not alive in %s's gossip: %+v", node, via, st.Nodes)
+	}
+	silent := func(what string, members []actors.MemberStatus) error {
+		i := slices.IndexFunc(members, func(m actors.MemberStatus) bool { return m.Node == node })
+		switch {
+		case i < 0:
+			return fmt.Errorf("%s has no %s", what, node)
+		case members[i].SilentMs == nil:
+			return fmt.Errorf("%s: no silence told for %s", what, node)
+		case *members[i].SilentMs < ms:
+			return fmt.Errorf("%s: %s silent for %d ms", what, node, *members[i].SilentMs)
+		}
+		return nil
+	}
+	if err := silent("the system group (coordinator "+st.Coordinator+")", st.SystemGroup); err != nil {
+		return err
+	}
+	for _, sh := range st.Shards {
+		l := byName[sh.Leader]
+		if l == nil {
+			return fmt.Errorf("shard %d led by %q, not one of %v", sh.ID, sh.Leader, leaders)
+		}
+		lst, err := l.status()
+		if err != nil {
+			return err
+		}
+		j := slices.IndexFunc(lst.Shards, func(s actors.ShardStatus) bool { return s.ID == sh.ID })
+		if j < 0 {
+			return fmt.Errorf("%s shows no shard %d", l, sh.ID)
+		}
+		if err := silent(fmt.Sprintf("shard %d's leader %s", sh.ID, l), lst.Shards[j].Members); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // leadership is every shard's leader and term, as n sees them.

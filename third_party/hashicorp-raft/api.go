@@ -140,6 +140,12 @@ type Raft struct {
 	dispatchingLock sync.RWMutex
 	dispatching     []*Log
 
+	// replicating is, while this server leads, its replications by
+	// follower (a copy of leaderState.replState, made by the main loop at
+	// every change), for FollowerContacts; nil otherwise (coppice's
+	// change).
+	replicating atomic.Pointer[map[ServerID]*followerReplication]
+
 	// candidateFromLeadershipTransfer is used to indicate that this server became
 	// candidate because the leader tries to transfer leadership. This flag is
 	// used in RequestVoteRequest to express that a leadership transfer is going
@@ -1177,6 +1183,24 @@ func (r *Raft) LeaderCh() <-chan bool {
 // String returns a string representation of this Raft node.
 func (r *Raft) String() string {
 	return fmt.Sprintf("Node at %s [%v]", r.localAddr, r.getState())
+}
+
+// FollowerContacts returns, on the leader, when each other server of its
+// configuration last answered it (entries or a heartbeat; a replication
+// counts as answered when it starts, at the start of a term or when the
+// server joins), and nil on any other server. A voter the leader has not
+// heard from in a while is one a membership change should not count on
+// (coppice's change).
+func (r *Raft) FollowerContacts() map[ServerID]time.Time {
+	repl := r.replicating.Load()
+	if repl == nil || r.getState() != Leader {
+		return nil // stepped down; the main loop may not have cleared it yet
+	}
+	out := make(map[ServerID]time.Time, len(*repl))
+	for id, s := range *repl {
+		out[id] = s.LastContact()
+	}
+	return out
 }
 
 // LastContact returns the time of last contact by a leader.

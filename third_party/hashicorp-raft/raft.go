@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -531,6 +532,7 @@ func (r *Raft) runLeader() {
 		r.leaderState.commitment = nil
 		r.leaderState.inflight = nil
 		r.leaderState.replState = nil
+		r.replicating.Store(nil)
 		r.leaderState.notify = nil
 		r.leaderState.stepDown = nil
 
@@ -643,6 +645,10 @@ func (r *Raft) startStopReplication() {
 		delete(r.leaderState.replState, serverID)
 		r.observe(PeerObservation{Peer: repl.peer, Removed: true})
 	}
+
+	// Publish the replications for FollowerContacts (coppice's change).
+	published := maps.Clone(r.leaderState.replState)
+	r.replicating.Store(&published)
 
 	// Update peers metric
 	metrics.SetGauge([]string{"raft", "peers"}, float32(len(r.configurations.latest.Servers)))
