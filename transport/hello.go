@@ -31,6 +31,16 @@ import (
 // AppendEntries from any leader with a term at least its own). The answer
 // costs one round trip per connection; Raft and remote requests keep
 // theirs open.
+//
+// The hello's fourth byte is the wire version. A hello of a later version
+// than this node's is answered at once, after its first eight bytes, with
+// helloVersion and, in place of the cluster ID, the magic this node
+// speaks ("CPX2"): a later node can dial again in this version, so a
+// cluster can be upgraded one node at a time, and a later node that no
+// longer speaks this version answers this one's hello the same way, which
+// the dialler reports as ErrVersion. A hello of an earlier version (CPX1,
+// from before the hello, with no answer to read) is dropped as a bad
+// header.
 const (
 	magic      = "CPX2"
 	maxString  = 255
@@ -44,6 +54,7 @@ const (
 	helloOtherNode
 	helloNoStream
 	helloCertName
+	helloVersion
 )
 
 // Errors of the hello: the accepting node refused the connection.
@@ -52,6 +63,7 @@ var (
 	ErrOtherCluster = errors.New("transport: node of another cluster")
 	ErrOtherNode    = errors.New("transport: another node than the one meant")
 	ErrUnknownPeer  = errors.New("transport: no such stream")
+	ErrVersion      = errors.New("transport: wire version not spoken")
 )
 
 type hello struct {
@@ -98,6 +110,9 @@ func readHello(r io.Reader) (hello, error) {
 	var fixed [len(magic) + 4]byte
 	if _, err := io.ReadFull(r, fixed[:]); err != nil {
 		return hello{}, fmt.Errorf("%w: %v", ErrBadHeader, err)
+	}
+	if string(fixed[:len(magic)-1]) == magic[:len(magic)-1] && fixed[len(magic)-1] > magic[len(magic)-1] {
+		return hello{}, fmt.Errorf("%w: a hello of %q, this node speaks %q", ErrVersion, fixed[:len(magic)], magic)
 	}
 	if string(fixed[:len(magic)]) != magic {
 		return hello{}, fmt.Errorf("%w: starts %q, want %q", ErrBadHeader, fixed[:len(magic)], magic)
@@ -156,6 +171,8 @@ func (a answer) err(addr string, h hello) error {
 		return fmt.Errorf("%w: node %q at %s serves no stream %d", ErrUnknownPeer, a.name, addr, h.stream)
 	case helloCertName:
 		return fmt.Errorf("%w: node %q at %s refused this node's certificate: it does not carry the name %q", ErrCertName, a.name, addr, h.from)
+	case helloVersion:
+		return fmt.Errorf("%w: node %q at %s speaks %q, this node %q: start this node on a build that speaks its version", ErrVersion, a.name, addr, a.clusterID, magic)
 	}
 	return fmt.Errorf("%w: node %q at %s answered status %d", ErrBadHeader, a.name, addr, a.status)
 }

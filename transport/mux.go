@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -178,6 +179,10 @@ func (m *Mux) route(c net.Conn) {
 		c = tc
 	}
 	h, err := readHello(c)
+	if errors.Is(err, ErrVersion) {
+		m.laterVersion(c, err)
+		return
+	}
 	if err != nil {
 		if !m.quiet("header\x00" + remoteHost(c)) {
 			m.log.Warn("transport: dropped a connection with a bad header", "remote", c.RemoteAddr().String(), "err", err)
@@ -219,6 +224,22 @@ func (m *Mux) route(c net.Conn) {
 		m.log.Warn("transport: stream not accepting", "stream", h.stream)
 		c.Close()
 	}
+}
+
+// laterVersion answers a hello of a later wire version with the version
+// this node speaks (hello.go), reads what the dialler sent after the
+// hello's first bytes (closing with it unread would reset the connection,
+// and the answer could be lost with it), and closes.
+func (m *Mux) laterVersion(c net.Conn, err error) {
+	if !m.quiet("version\x00" + remoteHost(c)) {
+		m.log.Warn("transport: refused a peer of a later wire version; it can dial again in this one", "remote", c.RemoteAddr().String(), "err", err)
+	}
+	name, _ := m.self()
+	if _, err := c.Write(answer{status: helloVersion, name: name, clusterID: magic}.encode()); err == nil {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}
+	c.Close()
 }
 
 // Layer is one stream's raft.StreamLayer.

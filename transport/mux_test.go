@@ -157,3 +157,65 @@ func TestOldHeaderRefused(t *testing.T) {
 		t.Fatalf("3 bad headers from one host logged %d times, want 1:\n%s", n, srvLog.String())
 	}
 }
+
+// TestLaterVersionAnswered: a hello of a later wire version (CPX3, with
+// more after its first eight bytes than this version sends) is answered
+// with the version this node speaks, so a later node can dial again in
+// it; the refusal is logged once a minute per host.
+func TestLaterVersionAnswered(t *testing.T) {
+	srv, _, srvLog := clusterNode(t, "n1", "cluster-a")
+	for range 3 {
+		c, err := net.DialTimeout("tcp", srv.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		later := append([]byte{'C', 'P', 'X', '3', 0, 0, 0, 1}, bytes.Repeat([]byte{0xff}, 300)...)
+		if _, err := c.Write(later); err != nil {
+			t.Fatal(err)
+		}
+		a, err := readAnswer(c)
+		if err != nil {
+			t.Fatalf("no answer to a later hello: %v", err)
+		}
+		if a.status != helloVersion || a.name != "n1" || a.clusterID != magic {
+			t.Fatalf("answer to a later hello = %+v, want status %d from n1 naming %q", a, helloVersion, magic)
+		}
+		err = a.err(srv.Addr().String(), hello{})
+		if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), `node "n1" at `) {
+			t.Fatalf("the answer as a dialler reads it: %v, want ErrVersion naming n1", err)
+		}
+		c.Close()
+	}
+	if n := srvLog.count("later wire version"); n != 1 {
+		t.Fatalf("3 later hellos from one host logged %d times, want 1:\n%s", n, srvLog.String())
+	}
+}
+
+// TestDialerReportsLaterVersion: a node that speaks only a later version
+// answers this one's hello with helloVersion, and the dial fails with
+// ErrVersion naming that node and both versions.
+func TestDialerReportsLaterVersion(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := readHello(c); err != nil {
+			return
+		}
+		c.Write(answer{status: helloVersion, name: "n9", clusterID: "CPX3"}.encode())
+	}()
+	cli, _, _ := clusterNode(t, "n2", "cluster-a")
+	_, err = cli.Layer(StreamRemote).DialPeer("n9", raft.ServerAddress(l.Addr().String()), 3*time.Second)
+	if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), `node "n9" at `) || !strings.Contains(err.Error(), `speaks "CPX3", this node "CPX2"`) {
+		t.Fatalf("dial of a node of a later version = %v, want ErrVersion naming n9, CPX3 and CPX2", err)
+	}
+}
