@@ -58,8 +58,9 @@ var (
 	descCacheBytes = prometheus.NewDesc("coppice_shard_cache_bytes", "Bytes the shard's read cache holds (--cache-mib splits its size between the shards).", shardLabels, nil)
 	descFilterSkip = prometheus.NewDesc("coppice_shard_filter_skips_total", "Reads of the shard's store its key filter answered as absent without reading Pebble.", shardLabels, nil)
 	descFilterUp   = prometheus.NewDesc("coppice_shard_filter_ready", "1 once the shard's key filter is built; 0 while it reads the store, or when that failed (filter_error in /v1/status).", shardLabels, nil)
+	descSilent     = prometheus.NewDesc("coppice_shard_member_silent_seconds", "On the shard's leader, for each other member: time since it last answered the leader. Membership changes do not count on a voter silent for 2s or more.", []string{"shard", "node"}, nil)
 	shardDescs     = []*prometheus.Desc{descShardUp, descApplied, descCommit, descLast, descTerm, descIsLeader, descRecvDone, descRecvTotal,
-		descCacheHits, descCacheMiss, descCacheBytes, descFilterSkip, descFilterUp}
+		descCacheHits, descCacheMiss, descCacheBytes, descFilterSkip, descFilterUp, descSilent}
 	shardGaugeType = prometheus.GaugeValue
 )
 
@@ -103,6 +104,11 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCacheBytes, shardGaugeType, float64(st.CacheBytes), shard)
 		ch <- prometheus.MustNewConstMetric(descFilterSkip, prometheus.CounterValue, float64(st.FilterSkips), shard)
 		ch <- prometheus.MustNewConstMetric(descFilterUp, shardGaugeType, boolGauge(st.FilterReady), shard)
+		for _, srv := range st.Configuration {
+			if srv.SilentMs != nil {
+				ch <- prometheus.MustNewConstMetric(descSilent, shardGaugeType, float64(*srv.SilentMs)/1000, shard, srv.Id)
+			}
+		}
 	}
 }
 

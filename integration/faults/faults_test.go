@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -325,6 +328,9 @@ func TestRemovalNeedsAnsweringVoters(t *testing.T) {
 	eventually(t, 60*time.Second, "every group's leader silent about n3 for 2s, n3 alive in gossip", func() error {
 		return silentAbout(n1, "n3", 2000, n1, n2)
 	})
+	if err := silentMetric(c.leaderOf(n1, 0), 0, "n3", 2); err != nil {
+		t.Fatal(err)
+	}
 	err := httpJSON("DELETE", n1.http()+"/v1/nodes/n2", nil)
 	if err == nil || !strings.Contains(err.Error(), "without quorum") || !strings.Contains(err.Error(), "n3 has not answered") {
 		t.Fatalf("removing n2 with n3 cut off: got %v, want a refusal naming n3's silence", err)
@@ -349,6 +355,31 @@ func TestRemovalNeedsAnsweringVoters(t *testing.T) {
 	c.waitVoters(120*time.Second, n1, n3)
 	w.waitOps(faultOps, opsWait)
 	c.check(w, n1, n3)
+}
+
+// silentMetric checks that leader's /metrics has node silent in shard for
+// at least secs.
+func silentMetric(leader *cnode, shard int, node string, secs float64) error {
+	resp, err := http.Get(leader.http() + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	series := fmt.Sprintf(`coppice_shard_member_silent_seconds{node=%q,shard="%d"} `, node, shard)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series); ok {
+			got, err := strconv.ParseFloat(v, 64)
+			if err != nil || got < secs {
+				return fmt.Errorf("%s/metrics: %s%s, want at least %g", leader, series, v, secs)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s/metrics has no %s", leader, series)
 }
 
 // silentAbout checks, as via's status shows each group's leader (one of
