@@ -513,7 +513,12 @@ func (in *managerInputs) reconcile() *reconciled {
 			continue
 		}
 		if err := in.reachable(ctx, g); err != nil {
-			errs = append(errs, err)
+			if !errors.Is(err, transport.ErrNoCluster) {
+				// (A new node refuses connections for the moment
+				// between its gossip join and taking the cluster's
+				// ID from it: the next pass adds it.)
+				errs = append(errs, err)
+			}
 			continue
 		}
 		op := &messages.MembershipOp{Kind: messages.OpKind_ADD_NODE, Node: memberOf(g), StartedMs: time.Now().UnixMilli(), Cause: "join"}
@@ -728,7 +733,7 @@ func (in *managerInputs) reachable(ctx context.Context, g *messages.Member) erro
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	if err := remote.Ping(ctx, transport.Peer{Name: g.Name, Addr: g.ClusterAddr}); err != nil {
-		return fmt.Errorf("%w: %s at %s: %v", cluster.ErrUnreachable, g.Name, g.ClusterAddr, err)
+		return fmt.Errorf("%w: %s at %s: %w", cluster.ErrUnreachable, g.Name, g.ClusterAddr, err)
 	}
 	return nil
 }

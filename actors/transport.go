@@ -36,6 +36,12 @@ func (t *transportActor) Receive(ctx actor.Context) {
 			m.Close()
 			panic(err)
 		}
+		if len(t.rt.Join) > 0 {
+			// A node that joins takes no connection before it knows its
+			// cluster's ID (a new one learns it from gossip once it has
+			// joined); a founder has made its own already.
+			m.RefuseUntilCluster()
+		}
 		t.mux = m
 		t.rt.mu.Lock()
 		t.rt.sys = ctx.ActorSystem()

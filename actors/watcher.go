@@ -176,7 +176,7 @@ func (w *watcherActor) start(ctx actor.Context) error {
 // gossip peers announce, once it has joined them: the cluster transport
 // then refuses other clusters' nodes at once, not only once the system
 // group's state reaches this node (which records it in node.json). Until
-// the join a new node takes connections from any cluster.
+// then it takes no connection at all (Mux.RefuseUntilCluster).
 func adoptClusterID(rt *Runtime, members []*messages.Member) {
 	if rt.ClusterID() != "" {
 		return

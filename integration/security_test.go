@@ -7,14 +7,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/freeport"
 	"github.com/coppice-kv/coppice/internal/testcerts"
+	"github.com/coppice-kv/coppice/transport"
+	"github.com/hashicorp/raft"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -228,6 +233,44 @@ func TestSecurityClusterMutualTLS(t *testing.T) {
 	}
 	if err := c2.Set(ctx, "after", "refusal", 0).Err(); err != nil {
 		t.Fatalf("SET after the refusals: %v", err)
+	}
+}
+
+// TestJoinerTakesNoConnectionBeforeItsCluster: a new node started with
+// --join refuses every connection to its cluster port until it has
+// joined and taken its cluster's ID from gossip (here its seed never
+// answers, so it never does): a node of any cluster, or of none, that
+// dials it is told so, and nothing reaches its Raft groups.
+func TestJoinerTakesNoConnectionBeforeItsCluster(t *testing.T) {
+	dead, err := freeport.Loopback(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, "n3", filepath.Join(t.TempDir(), "n3"), append([]string{"--join", dead[0]}, clusterFlags...)...)
+	n.launch()
+	eventually(t, 20*time.Second, "n3 listening and trying to join", func() error {
+		if _, ok := n.logHas("joining the cluster"); !ok {
+			return errors.New("no join attempt logged")
+		}
+		return nil
+	})
+	addr := n.args[slices.Index(n.args, "--cluster-addr")+1]
+	for _, cluster := range []string{"cluster-of-another", ""} {
+		m, err := transport.Listen("127.0.0.1:0", "", nil, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.SetNode("n1", func() string { return cluster }); err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.Layer(transport.StreamRemote).DialPeer("n3", raft.ServerAddress(addr), 3*time.Second)
+		if !errors.Is(err, transport.ErrNoCluster) {
+			t.Fatalf("dial of n3 (joining, no cluster ID yet) from cluster %q = %v, want ErrNoCluster", cluster, err)
+		}
+	}
+	if _, ok := n.logHas("this node has not joined its cluster yet"); !ok {
+		t.Fatal("n3 logged no refusal")
 	}
 }
 

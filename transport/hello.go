@@ -20,7 +20,8 @@ import (
 //
 // The accepting node refuses (answers a status other than helloOK, then
 // closes) a dialler of another cluster, a connection meant for another
-// node, a stream it does not serve, and, when TLS checks names
+// node, a stream it does not serve, every dialler while it is joining a
+// cluster whose ID it has not learnt yet (Mux.RefuseUntilCluster), and, when TLS checks names
 // (MutualTLS.WithNames), a dialler whose certificate does not carry the
 // name it gives; the dialler, with names checked, refuses an answer whose
 // name the acceptor's certificate does not carry. So an address handed out again (a
@@ -55,6 +56,7 @@ const (
 	helloNoStream
 	helloCertName
 	helloVersion
+	helloNoCluster
 )
 
 // Errors of the hello: the accepting node refused the connection.
@@ -64,6 +66,7 @@ var (
 	ErrOtherNode    = errors.New("transport: another node than the one meant")
 	ErrUnknownPeer  = errors.New("transport: no such stream")
 	ErrVersion      = errors.New("transport: wire version not spoken")
+	ErrNoCluster    = errors.New("transport: node has not joined its cluster yet")
 )
 
 type hello struct {
@@ -171,6 +174,8 @@ func (a answer) err(addr string, h hello) error {
 		return fmt.Errorf("%w: node %q at %s serves no stream %d", ErrUnknownPeer, a.name, addr, h.stream)
 	case helloCertName:
 		return fmt.Errorf("%w: node %q at %s refused this node's certificate: it does not carry the name %q", ErrCertName, a.name, addr, h.from)
+	case helloNoCluster:
+		return fmt.Errorf("%w: node %q at %s is joining a cluster and does not know its ID yet", ErrNoCluster, a.name, addr)
 	case helloVersion:
 		return fmt.Errorf("%w: node %q at %s speaks %q, this node %q: start this node on a build that speaks its version", ErrVersion, a.name, addr, a.clusterID, magic)
 	}

@@ -43,6 +43,9 @@ type Mux struct {
 	log       *slog.Logger
 	tls       *MutualTLS
 	node      atomic.Pointer[nodeID]
+	// untilCluster: refuse every connection while the node has no
+	// cluster ID (RefuseUntilCluster).
+	untilCluster atomic.Bool
 
 	mu       sync.Mutex
 	layers   map[uint32]*Layer
@@ -85,6 +88,16 @@ type nodeID struct {
 	name      string
 	clusterID func() string
 }
+
+// RefuseUntilCluster makes the mux refuse every connection (helloNoCluster)
+// while its node's cluster ID is "": for a new node that joins a cluster
+// and learns its ID from gossip once it has joined. Until then no
+// dialler's cluster can be checked, and a node of another cluster that
+// once had a member of this node's name at this address (handed out
+// again) would have its leaders append their logs to this node's empty
+// groups, which its own cluster's sync could then take for its own
+// entries. Nothing of its own cluster dials it before it has joined.
+func (m *Mux) RefuseUntilCluster() { m.untilCluster.Store(true) }
 
 // SetNode tells the mux which node it serves: name, and clusterID, called
 // at every connection. Until it is called the mux's node has no name and
@@ -197,6 +210,8 @@ func (m *Mux) route(c net.Conn) {
 	m.mu.Unlock()
 	nameErr := m.tls.checkName(c, h.from)
 	switch {
+	case clusterID == "" && m.untilCluster.Load():
+		ans.status = helloNoCluster
 	case clusterID != "" && h.clusterID != "" && h.clusterID != clusterID:
 		ans.status = helloOtherCluster
 	case name != "" && h.to != "" && h.to != name:
@@ -382,5 +397,7 @@ func (m *Mux) refused(c net.Conn, h hello, ans answer, nameErr error) {
 		m.log.Warn("transport: refused a connection for a stream not served", args...)
 	case helloCertName:
 		m.log.Warn("transport: refused a peer whose certificate does not carry its node name", append(args, "err", nameErr)...)
+	case helloNoCluster:
+		m.log.Info("transport: refused a peer: this node has not joined its cluster yet", append(args, "cluster_id", h.clusterID)...)
 	}
 }

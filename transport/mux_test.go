@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,5 +218,47 @@ func TestDialerReportsLaterVersion(t *testing.T) {
 	_, err = cli.Layer(StreamRemote).DialPeer("n9", raft.ServerAddress(l.Addr().String()), 3*time.Second)
 	if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), `node "n9" at `) || !strings.Contains(err.Error(), `speaks "CPX3", this node "CPX2"`) {
 		t.Fatalf("dial of a node of a later version = %v, want ErrVersion naming n9, CPX3 and CPX2", err)
+	}
+}
+
+// TestRefuseUntilCluster: a node that joins refuses every dialler, of any
+// cluster or none, until it knows its cluster's ID; then it takes its own
+// cluster's and refuses others as any node does.
+func TestRefuseUntilCluster(t *testing.T) {
+	var id atomic.Value
+	id.Store("")
+	logs := &logBuffer{}
+	srv, err := Listen("127.0.0.1:0", "", nil, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetNode("n3", func() string { return id.Load().(string) }); err != nil {
+		t.Fatal(err)
+	}
+	srv.RefuseUntilCluster()
+	r := NewRemote(srv, echo, 2*time.Second)
+	t.Cleanup(func() { r.Close(); srv.Close() })
+	addr := raft.ServerAddress(srv.Addr().String())
+
+	for _, dialler := range []string{"cluster-a", "cluster-b", ""} {
+		cli, _, _ := clusterNode(t, "n1", dialler)
+		_, err := cli.Layer(StreamRemote).DialPeer("n3", addr, time.Second)
+		if !errors.Is(err, ErrNoCluster) || !strings.Contains(err.Error(), `node "n3" at `) {
+			t.Fatalf("dial from cluster %q before n3 knows its cluster = %v, want ErrNoCluster", dialler, err)
+		}
+	}
+	if n := logs.count("has not joined its cluster yet"); n != 3 {
+		t.Fatalf("3 refusals of different diallers logged %d times, want 3:\n%s", n, logs.String())
+	}
+	id.Store("cluster-a")
+	own, _, _ := clusterNode(t, "n1", "cluster-a")
+	c, err := own.Layer(StreamRemote).DialPeer("n3", addr, time.Second)
+	if err != nil {
+		t.Fatalf("dial from n3's own cluster once it knows it: %v", err)
+	}
+	c.Close()
+	other, _, _ := clusterNode(t, "n1", "cluster-b")
+	if _, err := other.Layer(StreamRemote).DialPeer("n3", addr, time.Second); !errors.Is(err, ErrOtherCluster) {
+		t.Fatalf("dial from another cluster once n3 knows its own = %v, want ErrOtherCluster", err)
 	}
 }
