@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -83,6 +84,9 @@ type managerActor struct {
 	// toldRemoved: removed nodes alive in gossip whose refusal was logged,
 	// once each until gossip sees them go again.
 	toldRemoved map[string]bool
+	// warned is when each reconcile error was last logged as a warning
+	// (warnReconcile), by its text without figures.
+	warned map[string]time.Time
 }
 
 type syncKey struct {
@@ -162,7 +166,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 			}
 		}
 		if msg.err != nil && !errors.Is(msg.err, cluster.ErrNotCoordinator) {
-			m.rt.logger().Warn("cluster reconcile", "err", msg.err)
+			m.warnReconcile(msg.err)
 		}
 		if msg.again || m.kick {
 			m.kick = false
@@ -206,6 +210,33 @@ func (m *managerActor) reconcileNow() {
 	in.balanceDue = time.Since(m.balanced) >= leaderBalanceEvery
 	self, root := m.self, m.root
 	go func() { root.Send(self, in.reconcile()) }()
+}
+
+// reconcileWarnEvery bounds the warnings of a reconcile pass that fails
+// the same way pass after pass, every 500 ms: a removal refused while
+// another voter is down, a node that gossip sees and the cluster
+// transport refuses. Once in this time it is a warning, the passes
+// between are logged at debug level.
+const reconcileWarnEvery = time.Minute
+
+// figures are what changes between two passes that fail the same way:
+// durations, indexes, ports.
+var figures = regexp.MustCompile(`[0-9][0-9.]*`)
+
+// warnReconcile logs a reconcile pass's error: a warning the first time
+// its text (figures aside) is seen in reconcileWarnEvery, at debug level
+// otherwise.
+func (m *managerActor) warnReconcile(err error) {
+	key, now := figures.ReplaceAllString(err.Error(), "#"), time.Now()
+	if at, ok := m.warned[key]; ok && now.Sub(at) < reconcileWarnEvery {
+		m.rt.logger().Debug("cluster reconcile, failed as before", "err", err)
+		return
+	}
+	if m.warned == nil || len(m.warned) > 256 { // keys hold peers' names and errors: bound them
+		m.warned = map[string]time.Time{}
+	}
+	m.warned[key] = now
+	m.rt.logger().Warn("cluster reconcile", "err", err)
 }
 
 // ticker sends make() to pid every d until stop closes.

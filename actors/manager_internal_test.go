@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +122,38 @@ func TestRemovalFencesAChangeOnItsWay(t *testing.T) {
 	}
 	if last, err := s.leader(ctx); err != nil || member(last, ghost.Name) != messages.Suffrage_NONVOTER {
 		t.Fatalf("after the change: %v, %s's suffrage %v", err, ghost.Name, member(last, ghost.Name))
+	}
+}
+
+// A reconcile pass that fails as the one before, figures aside, is a
+// warning once a minute and a debug line in between; another failure is
+// a warning at once.
+func TestReconcileWarningsAreNotRepeated(t *testing.T) {
+	var buf strings.Builder
+	m := &managerActor{rt: &Runtime{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}}
+	count := func(level, text string) int {
+		n := 0
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(line, "level="+level) && strings.Contains(line, text) {
+				n++
+			}
+		}
+		return n
+	}
+	m.warnReconcile(errors.New("shard 2 would keep 2 voters of which 1 are up (n3 has not answered the group's leader for 2.1s)"))
+	m.warnReconcile(errors.New("shard 2 would keep 2 voters of which 1 are up (n3 has not answered the group's leader for 2.6s)"))
+	m.warnReconcile(errors.New("node does not answer on its cluster address: rogue at 127.0.0.1:40411"))
+	if w, d := count("WARN", "n3 has not answered"), count("DEBUG", "n3 has not answered"); w != 1 || d != 1 {
+		t.Fatalf("the same refusal twice: %d warnings and %d debug lines, want 1 and 1:\n%s", w, d, buf.String())
+	}
+	if w := count("WARN", "rogue"); w != 1 {
+		t.Fatalf("another failure: %d warnings, want 1:\n%s", w, buf.String())
+	}
+	for key := range m.warned {
+		m.warned[key] = time.Now().Add(-reconcileWarnEvery)
+	}
+	m.warnReconcile(errors.New("shard 2 would keep 2 voters of which 1 are up (n3 has not answered the group's leader for 62.3s)"))
+	if w := count("WARN", "n3 has not answered"); w != 2 {
+		t.Fatalf("the same refusal a minute later: %d warnings, want 2:\n%s", w, buf.String())
 	}
 }

@@ -144,10 +144,13 @@ func TestSecurityClusterMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, rogueCA := testcerts.NewCA(t, "cluster"), testcerts.NewCA(t, "rogue")
 	n1Files := ca.Issue(t, dir, "n1")
-	n1 := newNode(t, "n1", filepath.Join(dir, "n1"), append(append(clusterTLSFlags(n1Files), "--cluster-tls-names"), clusterFlags...)...)
+	// At debug level the coordinator logs every pass's refusal (a
+	// warning once a minute, a debug line in between), counted below.
+	debug := append([]string{"--log-level", "debug"}, clusterFlags...)
+	n1 := newNode(t, "n1", filepath.Join(dir, "n1"), append(append(clusterTLSFlags(n1Files), "--cluster-tls-names"), debug...)...)
 	n1.start()
 	n2 := newNode(t, "n2", filepath.Join(dir, "n2"),
-		append(append(clusterTLSFlags(ca.Issue(t, dir, "n2")), "--cluster-tls-names", "--join", n1.gossip), clusterFlags...)...)
+		append(append(clusterTLSFlags(ca.Issue(t, dir, "n2")), "--cluster-tls-names", "--join", n1.gossip), debug...)...)
 	n2.start()
 	eventually(t, 20*time.Second, "two voters in every shard", func() error { return voters(n1, "n1", "n2") })
 	eventually(t, 10*time.Second, "two members", func() error { return members(n1, "n1", "n2") })
