@@ -220,8 +220,8 @@ func (m *managerActor) reconcileNow() {
 const reconcileWarnEvery = time.Minute
 
 // figures are what changes between two passes that fail the same way:
-// durations, indexes, ports.
-var figures = regexp.MustCompile(`[0-9][0-9.]*`)
+// durations, indexes, addresses (a number that starts a word: n3 stays).
+var figures = regexp.MustCompile(`\b[0-9][0-9.:]*`)
 
 // warnReconcile logs a reconcile pass's error: a warning the first time
 // its text (figures aside) is seen in reconcileWarnEvery, at debug level

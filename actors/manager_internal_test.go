@@ -143,6 +143,10 @@ func TestReconcileWarningsAreNotRepeated(t *testing.T) {
 	m.warnReconcile(errors.New("shard 2 would keep 2 voters of which 1 are up (n3 has not answered the group's leader for 2.1s)"))
 	m.warnReconcile(errors.New("shard 2 would keep 2 voters of which 1 are up (n3 has not answered the group's leader for 2.6s)"))
 	m.warnReconcile(errors.New("node does not answer on its cluster address: rogue at 127.0.0.1:40411"))
+	m.warnReconcile(errors.New("shard 2 would keep 2 voters of which 1 are up (n2 has not answered the group's leader for 2.6s)"))
+	if w := count("WARN", "n2 has not answered"); w != 1 {
+		t.Fatalf("the same refusal for another node: %d warnings, want 1:\n%s", w, buf.String())
+	}
 	if w, d := count("WARN", "n3 has not answered"), count("DEBUG", "n3 has not answered"); w != 1 || d != 1 {
 		t.Fatalf("the same refusal twice: %d warnings and %d debug lines, want 1 and 1:\n%s", w, d, buf.String())
 	}

@@ -35,12 +35,13 @@ func NeedsResync(targetApplied, leaderFirstIndex, leaderLastIndex uint64) bool {
 	return !WALBridgeable(targetApplied, leaderFirstIndex)
 }
 
-// CheckRemoval reports whether removing node from a group (a shard, or the
-// system group; named in the error) whose voters are voters leaves it able to make progress: the remaining voters must not be
-// empty, and those up must be a majority of them. down tells why a voter
-// is not up, "" when it is: gossip sees it failed, or the group's leader
-// has not heard from it (a node gossip sees alive can be cut off from its
-// Raft peers, and a group left with it as the voter it needs stalls).
+// CheckRemoval reports whether removing node from a group (a shard, or
+// the system group; named in the error) whose voters are voters leaves it
+// able to make progress: the remaining voters must not be empty, and
+// those up must be a majority of them. down tells why a voter is not up,
+// "" when it is: gossip sees it failed, or the group's leader has not
+// heard from it (a node gossip sees alive can be cut off from its Raft
+// peers, and a group left with it as the voter it needs stalls).
 func CheckRemoval(group string, voters []string, node string, down func(string) string) error {
 	if !slices.Contains(voters, node) {
 		return nil // a non-voter never counts toward quorum

@@ -21,10 +21,11 @@ import (
 // The accepting node refuses (answers a status other than helloOK, then
 // closes) a dialler of another cluster, a connection meant for another
 // node, a stream it does not serve, every dialler while it is joining a
-// cluster whose ID it has not learnt yet (Mux.RefuseUntilCluster), and, when TLS checks names
-// (MutualTLS.WithNames), a dialler whose certificate does not carry the
-// name it gives; the dialler, with names checked, refuses an answer whose
-// name the acceptor's certificate does not carry. So an address handed out again (a
+// cluster whose ID it has not learnt yet (Mux.RefuseUntilCluster), and,
+// when TLS checks names (MutualTLS.WithNames), a dialler whose
+// certificate does not carry the name it gives; the dialler, with names
+// checked, refuses an answer whose name the acceptor's certificate does
+// not carry. So an address handed out again (a
 // container's IP given to another node) never lets traffic meant for the
 // node that had it reach the one that has it now: with Raft, a leader
 // would otherwise append its entries to, and win the votes of, another
