@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -298,7 +299,7 @@ func (a *raftActor) start() error {
 	}
 	a.applies = make(chan pendingApply, pendingApplies)
 	a.waiterDone = make(chan struct{})
-	go a.waiter(a.applies, a.waiterDone)
+	go a.waiter(a.applies, a.waiterDone, a.r)
 	a.watchLeadership()
 	return nil
 }
@@ -407,13 +408,30 @@ func (a *raftActor) stop() {
 	a.r, a.trans, a.logs = nil, nil, nil
 }
 
-// waiter answers proposals in commit order (futures complete in order).
-func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}) {
+// stallWarnAfter is how long a proposed entry may go unanswered before
+// the shard's Raft actor logs what its group knows: the actor keeps one
+// entry in flight (maxInflight), so every later write of the shard waits
+// behind it, and clients see timeouts with nothing else to go on.
+const stallWarnAfter = 3 * time.Second
+
+// waiter answers proposals in commit order (futures complete in order);
+// an entry unanswered for stallWarnAfter is logged (warnStall).
+func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}, r *raft.Raft) {
 	defer close(done)
+	after, fsm := a.rt.StallWarnAfter, a.fsm
+	if after <= 0 {
+		after = stallWarnAfter
+	}
 	for p := range apps {
 		failed := &messages.ProposeReply{}
 		var replies []*messages.Reply
-		if err := p.f.Error(); err != nil {
+		since := time.Now()
+		stall := time.AfterFunc(after, func() { a.warnStall(r, fsm, since, len(p.to)) })
+		err := p.f.Error()
+		if !stall.Stop() {
+			a.rt.logger().Info("shard's stalled entry answered", "shard", a.shard, "after", time.Since(since).Round(time.Millisecond), "err", err)
+		}
+		if err != nil {
 			failed.Error, failed.LeaderAddr, failed.LeaderId = a.leaderError(err)
 		} else {
 			switch r := p.f.Response().(type) {
@@ -435,6 +453,27 @@ func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}) {
 		}
 		a.system.Root.Send(a.self, applyDone{apps: apps})
 	}
+}
+
+// warnStall logs an entry of commands proposed at since and still
+// unanswered, with r's view of the group: whether it is committed (commit
+// index at the last index) and waits for the state machine, or waits for
+// followers, and which of them its leader has not heard from.
+func (a *raftActor) warnStall(r *raft.Raft, fsm *storage.Shard, since time.Time, commands int) {
+	applied, _ := fsm.Applied()
+	var silent []string
+	for id, d := range groupSilence(r) {
+		if d >= time.Second {
+			silent = append(silent, fmt.Sprintf("%s=%s", id, d.Round(100*time.Millisecond)))
+		}
+	}
+	slices.Sort(silent)
+	_, leader := r.LeaderWithID()
+	a.rt.logger().Warn("a shard's proposed entry is not answered yet; its later writes wait behind it",
+		"shard", a.shard, "waited", time.Since(since).Round(time.Millisecond), "commands", commands,
+		"state", r.State().String(), "leader", string(leader), "term", r.CurrentTerm(),
+		"last_index", r.LastIndex(), "commit_index", r.CommitIndex(), "applied_index", applied,
+		"silent_followers", silent)
 }
 
 func (a *raftActor) propose(ctx actor.Context, cmd *messages.Command, to replyTo) {

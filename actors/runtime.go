@@ -67,6 +67,10 @@ type Runtime struct {
 	// knew, a shard synced, an op it journaled, this node becoming the
 	// coordinator); 0 for 500 ms.
 	ManagerTick time.Duration
+	// StallWarnAfter is how long a shard's proposed entry may go
+	// unanswered before its Raft actor logs what the group knows (the
+	// shard's later writes wait behind it); 0 for stallWarnAfter.
+	StallWarnAfter time.Duration
 	// GossipFast tightens gossip timers (tests on loopback only).
 	GossipFast bool
 	// Snapshots tunes when shards snapshot and compact their logs (zero

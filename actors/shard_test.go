@@ -1,10 +1,15 @@
 package actors_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,4 +243,74 @@ func TestShardStartFinishesACutShortRestore(t *testing.T) {
 	if got.Keys != 3 || got.AppliedIndex < want.AppliedIndex || got.Crc32C != want.Crc32C {
 		t.Fatalf("after the restart: %d keys at %d (crc %x), want 3 at %d (crc %x)", got.Keys, got.AppliedIndex, got.Crc32C, want.AppliedIndex, want.Crc32C)
 	}
+}
+
+// lockedBuffer is a log destination several goroutines write to.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// An entry that stays unanswered (here its command holds the state
+// machine) is logged once StallWarnAfter passes, with what the group
+// knows: committed (commit index at the last index), the state machine
+// behind; then its answer is logged too.
+func TestStalledEntryIsLogged(t *testing.T) {
+	gate := make(chan struct{})
+	exec := func(w kv.Writer, c *messages.Command) *messages.Reply {
+		if string(c.Args[1]) == "gate" {
+			<-gate
+		}
+		return setExec(w, c)
+	}
+	logs := &lockedBuffer{}
+	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: exec,
+		StallWarnAfter: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(logs, nil))})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer n.Stop(ctx)
+	waitLeader(t, n, 0)
+	cmd := &messages.Command{Args: [][]byte{[]byte("SET"), []byte("gate"), []byte("v")}}
+	f := n.System.Root.RequestFuture(actor.NewPID(n.System.Address(), actors.RaftPath(0)), &messages.Propose{Command: cmd}, 20*time.Second)
+	var warning string
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, "the stall logged", func() error {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "proposed entry is not answered yet") {
+				warning = line
+				return nil
+			}
+		}
+		return errors.New("no warning yet")
+	})
+	st := request[*messages.ShardStatusReply](t, n, actors.RaftPath(0), &messages.ShardStatus{})
+	for _, want := range []string{"shard=0", "commands=1", "state=Leader", "leader=n1", fmt.Sprintf("commit_index=%d", st.LastIndex), fmt.Sprintf("last_index=%d", st.LastIndex)} {
+		if !strings.Contains(warning, want) {
+			t.Fatalf("the stall's warning has no %q: %s", want, warning)
+		}
+	}
+	if strings.Contains(logs.String(), "stalled entry answered") {
+		t.Fatal("the entry logged as answered while the state machine still holds it")
+	}
+	close(gate)
+	if res, err := f.Result(); err != nil || res.(*messages.ProposeReply).Error != "" {
+		t.Fatalf("the held proposal: %v, %+v", err, res)
+	}
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, "the answer logged", func() error {
+		if !strings.Contains(logs.String(), "stalled entry answered") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 }
