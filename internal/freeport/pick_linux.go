@@ -3,7 +3,9 @@
 package freeport
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -57,6 +59,7 @@ func pick() (net.Listener, int, error) {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return ephemeral()
 	}
+	os.Chmod(dir, 0o777|os.ModeSticky) // shared by every user's tests, as /tmp is; fails unless ours
 	for range size {
 		port := next
 		next++
@@ -66,7 +69,10 @@ func pick() (net.Listener, int, error) {
 		if locks[port] != nil {
 			continue
 		}
-		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDONLY, 0o666) // flock needs no write access
+		if errors.Is(err, fs.ErrPermission) {
+			return ephemeral() // another user's lock dir or file: no locks for this process
+		}
 		if err != nil {
 			continue
 		}
