@@ -66,12 +66,12 @@ func TestLockedPortIsSkipped(t *testing.T) {
 			g.Close()
 			continue
 		}
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want))); err != nil {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want)))
+		if err != nil {
 			g.Close() // bound by something: pick would skip it for that
 			continue
-		} else {
-			l.Close()
 		}
+		l.Close()
 		f = g
 		break
 	}
