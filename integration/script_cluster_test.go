@@ -287,14 +287,21 @@ func syncsAtOnce(n *node, args ...string) error {
 	return nil
 }
 
-// leader NODE SHARD VAR [OTHER...]: wait (60s) until NODE reports a leader
-// for SHARD; set $VAR to its name and each $OTHER to one of the other
-// running nodes, in name order (there must be exactly as many):
+// leader [-not NAME] NODE SHARD VAR [OTHER...]: wait (60s) until NODE
+// reports a leader for SHARD (other than NAME, with -not: a new leader
+// once NODE has heard of it); set $VAR to its name and each $OTHER to one
+// of the other running nodes, in name order (there must be exactly as
+// many):
 //
 //	leader n1 0 L A B
+//	leader -not $L $B 0 M
 func cmdLeader(ts *testscript.TestScript, neg bool, args []string) {
+	var not string
+	if len(args) >= 2 && args[0] == "-not" {
+		not, args = args[1], args[2:]
+	}
 	if neg || len(args) < 3 {
-		ts.Fatalf("usage: leader NODE SHARD VAR [OTHER...]")
+		ts.Fatalf("usage: leader [-not NAME] NODE SHARD VAR [OTHER...]")
 	}
 	shard, err := strconv.Atoi(args[1])
 	if err != nil {
@@ -308,10 +315,13 @@ func cmdLeader(ts *testscript.TestScript, neg bool, args []string) {
 			return err
 		}
 		for _, sh := range st.Shards {
-			if sh.ID == shard && sh.Leader != "" {
+			if sh.ID == shard && sh.Leader != "" && sh.Leader != not {
 				name = sh.Leader
 				return nil
 			}
+		}
+		if not != "" {
+			return fmt.Errorf("%s reports no leader for shard %d other than %s", n.name, shard, not)
 		}
 		return fmt.Errorf("%s reports no leader for shard %d", n.name, shard)
 	})
@@ -368,7 +378,7 @@ func setPicked(ts *testscript.TestScript, name, varName string, otherVars []stri
 		}
 	}
 	slices.Sort(others)
-	if len(others) != len(otherVars) {
+	if len(otherVars) > 0 && len(others) != len(otherVars) {
 		ts.Fatalf("%d other running nodes %v for %d variables %v", len(others), others, len(otherVars), otherVars)
 	}
 	ts.Setenv(varName, name)

@@ -408,10 +408,18 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	c := lookup(ts, args[0]).redis()
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// One SET after another, so each is a log entry of its own (scripts
+	// count on the entries: snapshots, compacted logs). Each SET is given
+	// 10s and all of them 5 minutes: a minute for them all failed in CI
+	// (3000 SETs beside a writer, snapshots every 64 entries, the fault
+	// suite running beside: about 50 a second).
+	all, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for i := 0; i < count; i++ {
-		if err := c.Set(ctx, fmt.Sprintf("%s:%d", args[1], i), i, 0).Err(); err != nil {
+		ctx, cancel := context.WithTimeout(all, 10*time.Second)
+		err := c.Set(ctx, fmt.Sprintf("%s:%d", args[1], i), i, 0).Err()
+		cancel()
+		if err != nil {
 			ts.Fatalf("load: SET %s:%d: %v", args[1], i, err)
 		}
 	}
