@@ -154,7 +154,7 @@ func TestOldHeaderRefused(t *testing.T) {
 		}
 		c.Close()
 	}
-	if n := srvLog.count("bad header"); n != 1 {
+	if n := srvLog.Count("bad header"); n != 1 {
 		t.Fatalf("3 bad headers from one host logged %d times, want 1:\n%s", n, srvLog.String())
 	}
 }
@@ -188,7 +188,7 @@ func TestLaterVersionAnswered(t *testing.T) {
 		}
 		c.Close()
 	}
-	if n := srvLog.count("later wire version"); n != 1 {
+	if n := srvLog.Count("later wire version"); n != 1 {
 		t.Fatalf("3 later hellos from one host logged %d times, want 1:\n%s", n, srvLog.String())
 	}
 }
@@ -247,7 +247,7 @@ func TestRefuseUntilCluster(t *testing.T) {
 			t.Fatalf("dial from cluster %q before n3 knows its cluster = %v, want ErrNoCluster", dialler, err)
 		}
 	}
-	if n := logs.count("has not joined its cluster yet"); n != 3 {
+	if n := logs.Count("has not joined its cluster yet"); n != 3 {
 		t.Fatalf("3 refusals of different diallers logged %d times, want 3:\n%s", n, logs.String())
 	}
 	id.Store("cluster-a")

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,35 +9,18 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testcerts"
+	"github.com/coppice-kv/coppice/internal/testlog"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // logBuffer collects a mux's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
+type logBuffer = testlog.Buffer
 
 func listenTLS(t *testing.T, mtls *MutualTLS, log io.Writer) (*Mux, *Remote) {
 	t.Helper()
@@ -105,7 +87,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	sc.Close()
 	c.Close()
-	if n := logs.count("refused a peer"); n != 0 {
+	if n := logs.Count("refused a peer"); n != 0 {
 		t.Fatalf("a member was refused: %d warnings", n)
 	}
 
@@ -140,7 +122,7 @@ func TestMutualTLS(t *testing.T) {
 			c.Close()
 		}
 		testwait.For(t, 5*time.Second, 10*time.Millisecond, tc.name+": a warning logged", func() error {
-			if logs.count("refused a peer: TLS handshake failed") == 0 || logs.count(tc.why) == 0 {
+			if logs.Count("refused a peer: TLS handshake failed") == 0 || logs.Count(tc.why) == 0 {
 				return fmt.Errorf("no refusal for %q logged:\n%s", tc.why, logs.String())
 			}
 			return nil
@@ -150,7 +132,7 @@ func TestMutualTLS(t *testing.T) {
 		}
 	}
 
-	if n := logs.count("client didn't provide a certificate"); n != 1 {
+	if n := logs.Count("client didn't provide a certificate"); n != 1 {
 		t.Fatalf("the same refusal of the same host logged %d times within a minute, want 1:\n%s", n, logs.String())
 	}
 
@@ -218,7 +200,7 @@ func TestMutualTLSNames(t *testing.T) {
 		t.Fatalf("a node with n3's certificate calling itself n2 = %v, want ErrCertName", err)
 	}
 	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the refusal logged", func() error {
-		if logs.count("refused a peer whose certificate does not carry its node name") != 1 || logs.count(`presented a certificate for [\"localhost\" \"n3\"]`) != 1 {
+		if logs.Count("refused a peer whose certificate does not carry its node name") != 1 || logs.Count(`presented a certificate for [\"localhost\" \"n3\"]`) != 1 {
 			return fmt.Errorf("not logged once:\n%s", logs.String())
 		}
 		return nil
