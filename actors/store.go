@@ -8,6 +8,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/storage"
@@ -22,6 +23,8 @@ type storeActor struct {
 	shards []*storage.Shard
 	// throttle paces the shards' snapshot streams (nil: no limit).
 	throttle *storage.Throttle
+	// unwatch stops watchFaults.
+	unwatch chan struct{}
 }
 
 func (s *storeActor) Receive(ctx actor.Context) {
@@ -31,6 +34,8 @@ func (s *storeActor) Receive(ctx actor.Context) {
 			s.close()
 			panic(err)
 		}
+		s.unwatch = make(chan struct{})
+		s.watchFaults(s.unwatch)
 	case *actor.Stopping:
 		s.close()
 	}
@@ -121,7 +126,46 @@ func (s *storeActor) open() error {
 	return nil
 }
 
+// watchFaults reports the first store of the node that fails in a way
+// retrying does not mend (Failure) to Runtime.OnFault, until unwatch is
+// closed. A restart of this actor would open the same broken files, and
+// a node left running serves from a store it cannot write while Pebble
+// retries its failed flush in a busy loop; so the node stops, its
+// groups' other members carry on, and an operator mends the disk.
+func (s *storeActor) watchFaults(unwatch chan struct{}) {
+	type store interface {
+		Failed() <-chan struct{}
+		Failure() error
+	}
+	stores := []store{s.logs}
+	for _, sh := range s.shards {
+		stores = append(stores, sh)
+	}
+	var once sync.Once
+	rt := s.rt
+	for _, st := range stores {
+		go func() {
+			select {
+			case <-st.Failed():
+			case <-unwatch:
+				return
+			}
+			once.Do(func() {
+				err := st.Failure()
+				rt.logger().Error("a store failed; the node stops", "dir", rt.DataDir, "err", err)
+				if rt.OnFault != nil {
+					rt.OnFault(err)
+				}
+			})
+		}()
+	}
+}
+
 func (s *storeActor) close() {
+	if s.unwatch != nil {
+		close(s.unwatch)
+		s.unwatch = nil
+	}
 	s.rt.setStores(nil)
 	s.throttle.Close()
 	var errs []error

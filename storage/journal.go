@@ -62,6 +62,7 @@ type journal struct {
 	retiring chan retiree
 	closed   bool
 	retired  chan struct{}
+	fault    *fault // the store's: a failed write, sync or retirement is one
 }
 
 type retiree struct {
@@ -101,7 +102,7 @@ func journalFiles(fs vfs.FS, dir string) ([]uint64, error) {
 
 // openJournal replays dir's journal into db, flushes db, removes the
 // replayed files and starts a new one.
-func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64) (*journal, error) {
+func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*journal, error) {
 	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64) (*journal, er
 		}
 	}
 	if len(nums) > 0 {
-		if err := db.Flush(); err != nil {
+		if err := f.flush(db); err != nil {
 			return nil, fmt.Errorf("storage: journal: flush after replay: %w", err)
 		}
 		for _, n := range nums {
@@ -124,7 +125,7 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64) (*journal, er
 			}
 		}
 	}
-	j := &journal{fs: fs, dir: dir, db: db, size: size, inflight: map[uint64]bool{},
+	j := &journal{fs: fs, dir: dir, db: db, size: size, inflight: map[uint64]bool{}, fault: f,
 		retiring: make(chan retiree, 64), retired: make(chan struct{})}
 	j.syncedCond, j.appliedCond = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	next := uint64(1)
@@ -245,6 +246,7 @@ func (j *journal) sync(seq uint64) error {
 		j.syncing = false
 		if err != nil {
 			j.err = fmt.Errorf("storage: journal: %w", err)
+			j.fault.report(fmt.Errorf("journal: %w", err))
 		} else {
 			j.stats.count(upto-j.synced, len(buf), took)
 			j.synced = upto
@@ -293,11 +295,12 @@ func (j *journal) retire() {
 		if closed {
 			continue // replayed at the next open
 		}
-		err := j.db.Flush()
+		err := j.fault.flush(j.db)
 		if err == nil {
 			err = removeInOrder(j.fs, journalName(j.dir, r.num))
 		}
 		if err != nil {
+			j.fault.report(fmt.Errorf("journal: retiring file %d: %w", r.num, err))
 			j.mu.Lock()
 			if j.err == nil {
 				j.err = fmt.Errorf("storage: journal: retiring file %d: %w", r.num, err)

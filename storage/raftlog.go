@@ -34,8 +34,9 @@ import (
 // Pebble hands each sync to a flushing goroutine and back, which cost one
 // client 50 us per write (docs/storage.md).
 type RaftLogs struct {
-	db *pebble.DB
-	j  *journal
+	db    *pebble.DB
+	j     *journal
+	fault *fault
 
 	mu   sync.Mutex
 	open map[uint32]bool
@@ -67,9 +68,11 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 	if err := mkdirAllSynced(fs, dbDir); err != nil {
 		return nil, err
 	}
+	f := newFault("raft log at " + dir)
 	opts := &pebble.Options{
-		FS:     fs,
-		Logger: quietLogger{},
+		FS:            fs,
+		Logger:        quietLogger{},
+		EventListener: f.listener(),
 		// Entries are deleted soon after they are applied everywhere (a
 		// snapshot compacts them): most never leave the memtable's
 		// flush for a compaction.
@@ -82,12 +85,12 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	j, err := openJournal(fs, filepath.Join(dir, "journal"), db, journalSize)
+	j, err := openJournal(fs, filepath.Join(dir, "journal"), db, journalSize, f)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	return &RaftLogs{db: db, j: j, open: map[uint32]bool{}}, nil
+	return &RaftLogs{db: db, j: j, fault: f, open: map[uint32]bool{}}, nil
 }
 
 // Close closes the store; every group's LogStore must be closed first.

@@ -48,6 +48,7 @@ type Shard struct {
 	fs     vfs.FS // the store's file system: vfs.Default but in tests
 	exec   Executor
 	snaps  *SnapshotStore
+	fault  *fault
 
 	mu     sync.RWMutex // guards db: held for reading while in use, for writing to swap it
 	db     *pebble.DB
@@ -77,8 +78,8 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		return nil, err
 	}
 	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
-		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fs: fs}
-	db, err := openPebble(fs, layout.KVDir(id))
+		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fs: fs, fault: newFault(fmt.Sprintf("shard %d at %s", id, layout.KVDir(id)))}
+	db, err := openPebble(fs, layout.KVDir(id), s.fault)
 	if err != nil {
 		return nil, err
 	}
@@ -96,15 +97,16 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 	return s, nil
 }
 
-func openPebble(fs vfs.FS, dir string) (*pebble.DB, error) {
+func openPebble(fs vfs.FS, dir string, f *fault) (*pebble.DB, error) {
 	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
 	opts := &pebble.Options{
-		FS:           fs,
-		Logger:       quietLogger{},
-		MemTableSize: 32 << 20,
-		DisableWAL:   true, // the Raft log is the WAL (Shard)
+		FS:            fs,
+		Logger:        quietLogger{},
+		EventListener: f.listener(),
+		MemTableSize:  32 << 20,
+		DisableWAL:    true, // the Raft log is the WAL (Shard)
 	}
 	// Bloom filters in every table (lower levels inherit L0's): a Get of
 	// a key the key filter cannot rule out reads one table per level
@@ -191,14 +193,26 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 }
 
 // Close flushes the Pebble store's memtables (it has no WAL), leaves the
-// key filter beside it for the next open (saveKeyFilter) and closes it.
+// key filter beside it for the next open (saveKeyFilter) and closes it. A
+// failed store (Failure) is closed without a flush, and Close returns the
+// failure.
 func (s *Shard) Close() error {
+	if s.fault.get() != nil {
+		return s.fault.closeFailed(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.db != nil {
+				s.db.Close() // the failure is the error
+				s.db = nil
+			}
+		})
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
 		return nil
 	}
-	err := s.db.Flush()
+	err := s.fault.flush(s.db)
 	if err == nil {
 		// Kept only if ready (saveKeyFilter).
 		gen, _ := s.filter.readyGen()
@@ -394,7 +408,7 @@ func (s *Shard) checkpoint(dir string) error {
 	// the checkpoint hard-links: it copies only Pebble's small files,
 	// whatever the data. What is applied after the flush is not in it;
 	// the applied index it holds says so.
-	if err := s.db.Flush(); err != nil {
+	if err := s.fault.flush(s.db); err != nil {
 		return fmt.Errorf("storage: shard %d: flush: %w", s.id, err)
 	}
 	if err := s.db.Checkpoint(dir); err != nil {
@@ -493,7 +507,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	if err := swapIn(s.fs, kvDir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
-	db, err := openPebble(s.fs, kvDir)
+	db, err := openPebble(s.fs, kvDir, s.fault)
 	if err != nil {
 		return err
 	}

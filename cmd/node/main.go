@@ -59,7 +59,10 @@
 // SIGINT stops the node in order (the tree in reverse start order, within
 // --stop-timeout) and exits 0; a second signal during the stop kills it.
 // If the tree's root supervisor gives up, the node logs why and exits 1.
-// A bad setting exits 2.
+// If one of its stores fails in a way retrying does not mend (a Pebble
+// flush or compaction, or a Raft log journal write, failed: a data dir
+// removed, a disk full, failing or remounted read-only), the node logs
+// it, stops in order and exits 1. A bad setting exits 2.
 package main
 
 import (
@@ -129,6 +132,10 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	ctx, left := context.WithCancel(ctx)
 	defer left()
 	rt.OnLeave = left
+	// A store that failed stops the node too, which then exits 1.
+	ctx, failed := context.WithCancelCause(ctx)
+	defer failed(nil)
+	rt.OnFault = failed
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	node, err := actors.Start(startCtx, tree, log)
 	cancel()
@@ -146,11 +153,19 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	select {
 	case <-ctx.Done():
 		stopSignals() // a second signal kills the process
+		fault := context.Cause(ctx)
+		if !errors.Is(fault, storage.ErrStoreFailed) {
+			fault = nil
+		}
 		log.Info("stopping", "timeout", cfg.StopTimeout)
 		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
 		defer cancel()
 		if err := node.Stop(stopCtx); err != nil {
 			log.Error("stop", "err", err)
+			return 1
+		}
+		if fault != nil {
+			log.Error("stopped: a store failed", "err", fault)
 			return 1
 		}
 		log.Info("stopped")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -175,6 +177,65 @@ func TestSIGTERMStopsInOrderAndExits0(t *testing.T) {
 	}
 	if !strings.Contains(p.log.String(), `"msg":"stopped"`) {
 		t.Fatalf("no orderly stop in the log:\n%s", p.log.String())
+	}
+}
+
+// A store that fails while the node runs (here a shard's Pebble directory
+// removed, so the flush of its next snapshot fails) stops the node, which
+// says why once and exits 1, instead of serving on while Pebble retries
+// the flush in a busy loop (a line of log per try) and a stop waits for
+// it for good.
+func TestStoreFailureStopsTheNodeAndExits1(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	p := startProcess(t, "--name", "n1", "--data-dir", data, "--shards", "1",
+		"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--log-format", "json", "--snapshot-threshold", "4", "--snapshot-interval", "100ms")
+	client := p.waitLine(t, `"msg":"client port","addr":"([^"]+)"`)[1]
+	p.waitLine(t, `"msg":"node started"`)
+	conn, err := net.DialTimeout("tcp", client, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	set := func(i int) error {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		k := strconv.Itoa(i)
+		if _, err := fmt.Fprintf(conn, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", len(k), k); err != nil {
+			return err
+		}
+		line, err := r.ReadString('\n')
+		if err == nil && line != "+OK\r\n" {
+			err = fmt.Errorf("SET %s: %q", k, line)
+		}
+		return err
+	}
+	// A write the shard's store holds in memory only, then its directory
+	// goes.
+	if err := set(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(data, "shards", "0", "kv")); err != nil {
+		t.Fatal(err)
+	}
+	// Writes until the node stops taking them: the snapshot they bring
+	// flushes the store, which fails.
+	for i := 1; i <= 1000; i++ {
+		if set(i) != nil {
+			break
+		}
+	}
+	p.waitLine(t, `"level":"ERROR","msg":"a store failed; the node stops".*"err":"storage: store failed: shard 0`)
+	if code := p.wait(t); code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", code, p.log.String())
+	}
+	log := p.log.String()
+	if !strings.Contains(log, `"msg":"stopped: a store failed"`) {
+		t.Fatalf("the exit's reason is not logged:\n%s", log)
+	}
+	// Pebble's retries are counted, not logged one by one.
+	if n := strings.Count(log, "\n"); n > 200 {
+		t.Fatalf("%d lines of log:\n%s", n, log)
 	}
 }
 

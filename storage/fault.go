@@ -1,0 +1,116 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrStoreFailed marks a store failure that retrying does not mend (Failure
+// of Shard and RaftLogs): the node stops rather than serve from a store it
+// cannot write.
+var ErrStoreFailed = errors.New("storage: store failed")
+
+// fault is a store's first failure that retrying does not mend:
+//   - a Pebble flush or compaction that failed (a data dir removed or
+//     remounted read-only, a full or failing disk). Pebble retries a
+//     failed flush at once, for ever (a core busy and an error logged
+//     each time), and Flush waits for it as long; writes stall once the
+//     memtables it cannot flush fill up;
+//   - a journal write or sync that failed: after a failed fsync the
+//     file's pages are in no known state.
+//
+// The first failure is kept; later ones are only counted.
+type fault struct {
+	what    string // the store, for the error: "shard 2 at <dir>"
+	reports atomic.Uint64
+	err     error // set once, before failed is closed
+	failed  chan struct{}
+}
+
+func newFault(what string) *fault { return &fault{what: what, failed: make(chan struct{})} }
+
+// report records err, if it is the store's first failure. Pebble calls it
+// with its mutex held, as often as its flush is retried: it does nothing
+// else.
+func (f *fault) report(err error) {
+	if f.reports.Add(1) == 1 {
+		f.err = fmt.Errorf("%w: %s: %w", ErrStoreFailed, f.what, err)
+		close(f.failed)
+	}
+}
+
+// get returns the failure, or nil.
+func (f *fault) get() error {
+	select {
+	case <-f.failed:
+		return f.err
+	default:
+		return nil
+	}
+}
+
+// listener reports Pebble's background errors (failed flushes and
+// compactions) as the store's failure, in place of Pebble's log line per
+// retry.
+func (f *fault) listener() *pebble.EventListener {
+	return &pebble.EventListener{BackgroundError: f.report}
+}
+
+// flush flushes db's memtables, or returns the store's failure as soon as
+// there is one, where db.Flush would wait for good.
+func (f *fault) flush(db *pebble.DB) error {
+	if err := f.get(); err != nil {
+		return err
+	}
+	done, err := db.AsyncFlush()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-f.failed:
+		return f.err
+	}
+}
+
+// failedCloseWait bounds the close of a failed store: a write stalled on
+// memtables Pebble cannot flush holds the store for good.
+const failedCloseWait = 5 * time.Second
+
+// closeFailed closes a failed store's db once lock is taken (lock must
+// close it and release the lock), or gives up after failedCloseWait and
+// leaves it open: its files go with the process.
+func (f *fault) closeFailed(lockAndClose func()) error {
+	done := make(chan struct{})
+	go func() {
+		lockAndClose()
+		close(done)
+	}()
+	t := time.NewTimer(failedCloseWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return f.err
+	case <-t.C:
+		return fmt.Errorf("%w; left open: a write is stalled on it", f.err)
+	}
+}
+
+// Failed is closed when the shard's store fails in a way that retrying
+// does not mend (Failure says how).
+func (s *Shard) Failed() <-chan struct{} { return s.fault.failed }
+
+// Failure returns the shard store's failure (ErrStoreFailed), or nil.
+func (s *Shard) Failure() error { return s.fault.get() }
+
+// Failed is closed when the Raft log store fails in a way that retrying
+// does not mend (Failure says how).
+func (r *RaftLogs) Failed() <-chan struct{} { return r.fault.failed }
+
+// Failure returns the Raft log store's failure (ErrStoreFailed), or nil.
+func (r *RaftLogs) Failure() error { return r.fault.get() }

@@ -1,0 +1,102 @@
+package storage
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/hashicorp/raft"
+)
+
+// failingWrites returns fs wrapped so that every write operation fails
+// once the returned toggle is on: a disk gone bad, full or read-only.
+func failingWrites(fs vfs.FS) (vfs.FS, *errorfs.Toggle) {
+	t := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			return errorfs.ErrInjected
+		}
+		return nil
+	})}
+	return errorfs.Wrap(fs, t), t
+}
+
+// A shard whose memtable cannot be flushed reports the failure, and its
+// snapshot and Close return it instead of waiting for good on Pebble,
+// which retries a failed flush without end.
+func TestShardStoreFailure(t *testing.T) {
+	fs, bad := failingWrites(vfs.NewMem())
+	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.ApplyBatch([]*raft.Log{shardEntry(t, 1), shardEntry(t, 2)}) {
+		if err, ok := r.(error); ok {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Failure(); err != nil {
+		t.Fatalf("failure before any: %v", err)
+	}
+	bad.On()
+
+	err = s.checkpoint("/snap")
+	if !errors.Is(err, ErrStoreFailed) || !strings.Contains(err.Error(), "shard 0 at /node/shards/0/kv") {
+		t.Fatalf("checkpoint on a failing disk: %v", err)
+	}
+	select {
+	case <-s.Failed():
+	default:
+		t.Fatal("Failed is not closed")
+	}
+	if err := s.Failure(); !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("Failure() = %v, want the injected error", err)
+	}
+	if err := s.Close(); !errors.Is(err, ErrStoreFailed) {
+		t.Fatalf("Close() = %v, want the failure", err)
+	}
+	if r := s.ApplyBatch([]*raft.Log{shardEntry(t, 3)}); r[0] != ErrClosed {
+		t.Fatalf("apply after close: %v", r[0])
+	}
+}
+
+// A journal write that fails is the Raft log store's failure: every later
+// write fails with it, and Close returns.
+func TestRaftLogStoreFailure(t *testing.T) {
+	fs, bad := failingWrites(vfs.NewMem())
+	r, err := openRaftLogs(fs, "/node/raftlog", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := r.Group(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StoreLogs(entries(1, 2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	bad.On()
+	if err := g.StoreLogs(entries(3, 3, 1)); err == nil {
+		t.Fatal("a write on a failing disk succeeded")
+	}
+	err = r.Failure()
+	if !errors.Is(err, ErrStoreFailed) || !errors.Is(err, errorfs.ErrInjected) || !strings.Contains(err.Error(), "raft log at /node/raftlog: journal") {
+		t.Fatalf("Failure() = %v", err)
+	}
+	select {
+	case <-r.Failed():
+	default:
+		t.Fatal("Failed is not closed")
+	}
+	bad.Off() // the failure stays
+	if err := g.StoreLogs(entries(3, 3, 1)); err == nil {
+		t.Fatal("a write after the failure succeeded")
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("Close() = %v, want the failure", err)
+	}
+}
