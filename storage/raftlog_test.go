@@ -163,6 +163,13 @@ func TestRaftLogsReopen(t *testing.T) {
 	if err := errors.Join(err, g.Close(), r.Close()); err != nil {
 		t.Fatal(err)
 	}
+	// A clean close leaves it all in Pebble, and no journal to replay.
+	if nums, err := journalFiles(vfs.Default, filepath.Join(dir, "journal")); err != nil || len(nums) != 0 {
+		t.Fatalf("journal files after a clean close: %v, %v", nums, err)
+	}
+	if n := entriesInPebble(t, dir, 2); n != 60 {
+		t.Fatalf("Pebble holds %d entries after a clean close, want 60", n)
+	}
 	g = testGroup(t, testLogs(t, dir), 2)
 	wantRange(t, g, 41, 100)
 	for i := uint64(41); i <= 100; i++ {
