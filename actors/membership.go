@@ -79,8 +79,9 @@ func leaderError(r *raft.Raft, err error) (text, addr, id string) {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		text = ErrNotLeader // refused before it was appended
-	case errors.Is(err, raft.ErrLeadershipLost):
-		text = ErrLeadershipLost // appended, outcome unknown
+	case errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown):
+		// Appended, or queued when the group shut down: outcome unknown.
+		text = ErrLeadershipLost
 	default:
 		text = err.Error()
 	}
@@ -203,6 +204,31 @@ func closeGroup(r *raft.Raft, trans *raft.NetworkTransport, logs storage.LogStor
 		errs = append(errs, logs.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// alsoOnLogFailure shuts r down as soon as the node's Raft log store fails
+// (storage.RaftLogs.Failure) and returns unwatch extended to stop that
+// watch. A group whose log cannot be written can neither lead nor vote,
+// and hashicorp/raft panics when it cannot save a new term (the election
+// that follows its leader's step-down on the failed write): the process
+// would end in that panic, not in the node's orderly stop (OnFault).
+func alsoOnLogFailure(rt *Runtime, r *raft.Raft, group string, unwatch func()) func() {
+	failed := rt.raftLogFailed()
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-failed:
+			rt.logger().Error("the Raft log store failed: group shut down", "group", group)
+			r.Shutdown()
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		if unwatch != nil {
+			unwatch()
+		}
+	}
 }
 
 // watchRaft runs fn on a goroutine of its own: at once, on every

@@ -301,6 +301,7 @@ func (a *raftActor) start() error {
 	a.waiterDone = make(chan struct{})
 	go a.waiter(a.applies, a.waiterDone, a.r)
 	a.watchLeadership()
+	a.unwatch = alsoOnLogFailure(rt, a.r, fmt.Sprintf("shard %d", a.shard), a.unwatch)
 	return nil
 }
 

@@ -283,6 +283,16 @@ func (rt *Runtime) RaftLog(group uint32, legacy string) (storage.LogStore, error
 	return st.logs.Group(group, legacy)
 }
 
+// raftLogFailed is closed when the node's Raft log store fails (nil, which
+// never is, while the store is not open).
+func (rt *Runtime) raftLogFailed() <-chan struct{} {
+	st := rt.stores.Load()
+	if st == nil {
+		return nil
+	}
+	return st.logs.Failed()
+}
+
 // SnapshotThrottleStats returns the counters of the node's snapshot
 // throttle (storage.Throttle; zero with no limit); false while the stores
 // are not open.

@@ -111,6 +111,7 @@ func (a *systemActor) start() error {
 	}
 	rt.setSystem(a.r, a.state)
 	a.watchLeadership()
+	a.unwatch = alsoOnLogFailure(rt, a.r, "system", a.unwatch)
 	return nil
 }
 

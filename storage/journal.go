@@ -197,7 +197,7 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB) error {
 func (j *journal) create(num uint64, size int64) error {
 	name := journalName(j.dir, num)
 	if _, err := j.fs.Stat(name); err == nil {
-		return fmt.Errorf("storage: journal: %s already exists", name)
+		return fmt.Errorf("%s already exists", name)
 	}
 	f, err := j.fs.Create(name, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -205,7 +205,7 @@ func (j *journal) create(num uint64, size int64) error {
 	}
 	if err := preallocate(f, size); err != nil {
 		f.Close()
-		return fmt.Errorf("storage: journal: preallocate: %w", err)
+		return fmt.Errorf("preallocate %s: %w", name, err)
 	}
 	if err := errors.Join(f.Sync(), syncFSDir(j.fs, j.dir)); err != nil {
 		f.Close()

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -180,62 +181,89 @@ func TestSIGTERMStopsInOrderAndExits0(t *testing.T) {
 	}
 }
 
-// A store that fails while the node runs (here a shard's Pebble directory
-// removed, so the flush of its next snapshot fails) stops the node, which
-// says why once and exits 1, instead of serving on while Pebble retries
-// the flush in a busy loop (a line of log per try) and a stop waits for
-// it for good.
+// A store that fails while the node runs stops the node, which says why
+// once and exits 1 after an orderly stop, instead of serving on while
+// Pebble retries a failed flush in a busy loop (a line of log per try) and
+// a stop waits for that flush for good, or ending in hashicorp/raft's
+// panic when it cannot save a term.
+//   - A shard's Pebble directory removed: the flush of its next snapshot
+//     fails.
+//   - The Raft log's directory removed: the journal's next file (64 MiB
+//     in) cannot be made.
 func TestStoreFailureStopsTheNodeAndExits1(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	p := startProcess(t, "--name", "n1", "--data-dir", data, "--shards", "1",
-		"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--log-format", "json", "--snapshot-threshold", "4", "--snapshot-interval", "100ms")
-	client := p.waitLine(t, `"msg":"client port","addr":"([^"]+)"`)[1]
-	p.waitLine(t, `"msg":"node started"`)
-	conn, err := net.DialTimeout("tcp", client, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	set := func(i int) error {
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		k := strconv.Itoa(i)
-		if _, err := fmt.Fprintf(conn, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n", len(k), k); err != nil {
-			return err
-		}
-		line, err := r.ReadString('\n')
-		if err == nil && line != "+OK\r\n" {
-			err = fmt.Errorf("SET %s: %q", k, line)
-		}
-		return err
-	}
-	// A write the shard's store holds in memory only, then its directory
-	// goes.
-	if err := set(0); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(data, "shards", "0", "kv")); err != nil {
-		t.Fatal(err)
-	}
-	// Writes until the node stops taking them: the snapshot they bring
-	// flushes the store, which fails.
-	for i := 1; i <= 1000; i++ {
-		if set(i) != nil {
-			break
-		}
-	}
-	p.waitLine(t, `"level":"ERROR","msg":"a store failed; the node stops".*"err":"storage: store failed: shard 0`)
-	if code := p.wait(t); code != 1 {
-		t.Fatalf("exit code %d, want 1:\n%s", code, p.log.String())
-	}
-	log := p.log.String()
-	if !strings.Contains(log, `"msg":"stopped: a store failed"`) {
-		t.Fatalf("the exit's reason is not logged:\n%s", log)
-	}
-	// Pebble's retries are counted, not logged one by one.
-	if n := strings.Count(log, "\n"); n > 200 {
-		t.Fatalf("%d lines of log:\n%s", n, log)
+	for _, tc := range []struct {
+		name, remove, err string
+		value, writes     int // bytes per value, writes per writer
+		flags             []string
+	}{
+		{"shard", "shards/0/kv", "shard 0", 1, 200, []string{"--snapshot-threshold", "4", "--snapshot-interval", "100ms"}},
+		{"raft log", "raftlog", "raft log", 64 << 10, 200, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			p := startProcess(t, append([]string{"--name", "n1", "--data-dir", data, "--shards", "1",
+				"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+				"--log-format", "json", "--stop-timeout", "20s"}, tc.flags...)...)
+			client := p.waitLine(t, `"msg":"client port","addr":"([^"]+)"`)[1]
+			p.waitLine(t, `"msg":"node started"`)
+			value := strings.Repeat("v", tc.value)
+			// set writes keys from, from+1... on its own connection, n of
+			// them or until one fails.
+			set := func(from, n int) error {
+				conn, err := net.DialTimeout("tcp", client, 10*time.Second)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				r := bufio.NewReader(conn)
+				for i := from; i < from+n; i++ {
+					conn.SetDeadline(time.Now().Add(10 * time.Second))
+					k := strconv.Itoa(i)
+					if _, err := fmt.Fprintf(conn, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(k), k, len(value), value); err != nil {
+						return err
+					}
+					line, err := r.ReadString('\n')
+					if err == nil && line != "+OK\r\n" {
+						err = fmt.Errorf("SET %s: %q", k, line)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			// A write held in memory, then the directory goes.
+			if err := set(0, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(filepath.Join(data, tc.remove)); err != nil {
+				t.Fatal(err)
+			}
+			// Writes until the node stops taking them, from several
+			// clients at once: entries queue behind the one being written.
+			const writers = 8
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					set(1+w*tc.writes, tc.writes)
+				}()
+			}
+			wg.Wait()
+			p.waitLine(t, `"level":"ERROR","msg":"a store failed; the node stops".*"err":"storage: store failed: `+tc.err)
+			if code := p.wait(t); code != 1 {
+				t.Fatalf("exit code %d, want 1:\n%s", code, p.log.String())
+			}
+			log := p.log.String()
+			if !strings.Contains(log, `"msg":"stopped: a store failed"`) {
+				t.Fatalf("no orderly stop for the store's failure:\n%s", log)
+			}
+			// Pebble's retries are counted, not logged one by one.
+			if n := strings.Count(log, "\n"); n > 200 {
+				t.Fatalf("%d lines of log:\n%s", n, log)
+			}
+		})
 	}
 }
 

@@ -900,6 +900,10 @@ func (r *Raft) ApplyLog(log Log, timeout time.Duration) ApplyFuture {
 		},
 	}
 	logFuture.init()
+	// coppice: a future still queued for the leader loop when Raft shuts
+	// down is never taken, nor answered (hashicorp/raft#498): its waiter
+	// gets ErrRaftShutdown instead of waiting for good.
+	logFuture.ShutdownCh = r.shutdownCh
 
 	select {
 	case <-timer:
