@@ -3,7 +3,9 @@ package storage
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -97,6 +99,62 @@ func TestRaftLogStoreFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := r.Close(); !errors.Is(err, errorfs.ErrInjected) {
+		t.Fatalf("Close() = %v, want the failure", err)
+	}
+}
+
+// A journal write and sync that does not return (a disk that hangs) is
+// the Raft log store's failure once it has taken stallAfter: every write
+// of the node waits behind it.
+func TestRaftLogStoreStall(t *testing.T) {
+	hold := make(chan struct{})
+	var holding atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpFileSyncData && holding.Load() {
+			<-hold
+		}
+		return nil
+	}))
+	r, err := openRaftLogs(fs, "/node/raftlog", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := r.Group(0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StoreLogs(entries(1, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	r.j.mu.Lock()
+	r.j.stallAfter = 100 * time.Millisecond
+	r.j.mu.Unlock()
+	holding.Store(true)
+	stored := make(chan error, 1)
+	go func() { stored <- g.StoreLogs(entries(2, 2, 1)) }()
+	select {
+	case <-r.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a sync held for 10s is not a failure")
+	}
+	if err := r.Failure(); !errors.Is(err, ErrStoreFailed) || !strings.Contains(err.Error(), "the disk is stalled") {
+		t.Fatalf("Failure() = %v", err)
+	}
+	holding.Store(false)
+	close(hold)
+	select {
+	case err := <-stored:
+		if err != nil {
+			t.Fatalf("the held write, once released: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held write did not return once released")
+	}
+	// The failure stays: the node stops all the same.
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); !errors.Is(err, ErrStoreFailed) {
 		t.Fatalf("Close() = %v, want the failure", err)
 	}
 }

@@ -63,8 +63,13 @@ type journal struct {
 	off      int64    // bytes written to file
 	retiring chan retiree
 	closed   bool
-	retired  chan struct{}
-	fault    *fault // the store's: a failed write, sync or retirement is one
+	// syncStart is when the write and sync under way (syncing) began;
+	// watchStall reports one that has not returned in stallAfter.
+	syncStart  time.Time
+	stallAfter time.Duration
+	unwatch    chan struct{}
+	retired    chan struct{}
+	fault      *fault // the store's: a failed write, sync or retirement is one
 }
 
 type retiree struct {
@@ -128,6 +133,7 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 		}
 	}
 	j := &journal{fs: fs, dir: dir, db: db, size: size, inflight: map[uint64]bool{}, fault: f,
+		stallAfter: journalStallAfter, unwatch: make(chan struct{}),
 		retiring: make(chan retiree, 64), retired: make(chan struct{})}
 	j.syncedCond, j.appliedCond = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	next := uint64(1)
@@ -138,6 +144,7 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 		return nil, err
 	}
 	go j.retire()
+	go j.watchStall(time.NewTicker(time.Second))
 	return j, nil
 }
 
@@ -253,7 +260,7 @@ func (j *journal) sync(seq uint64) error {
 			j.syncedCond.Wait()
 			continue
 		}
-		j.syncing = true
+		j.syncing, j.syncStart = true, time.Now()
 		buf, upto := j.buf, j.appended
 		j.buf = j.spare[:0]
 		j.mu.Unlock()
@@ -301,6 +308,36 @@ func (j *journal) write(buf []byte) error {
 	}
 	j.off += int64(len(buf))
 	return nil
+}
+
+// journalStallAfter is how long a journal write and sync may take before
+// the store is taken for failed (a disk that hangs): every group's writes
+// on the node wait for it, and a leader whose log write hangs keeps its
+// followers from electing another one (its heartbeats go on) while it
+// commits nothing. CockroachDB's storage.max_sync_duration is the same
+// 20 s.
+const journalStallAfter = 20 * time.Second
+
+// watchStall reports a write and sync that has not returned in
+// j.stallAfter as the store's failure, checking at every tick until the
+// journal closes.
+func (j *journal) watchStall(tick *time.Ticker) {
+	defer tick.Stop()
+	for {
+		select {
+		case <-j.unwatch:
+			return
+		case <-tick.C:
+		}
+		j.mu.Lock()
+		stalled := j.syncing && time.Since(j.syncStart) > j.stallAfter
+		took := time.Since(j.syncStart).Round(time.Millisecond)
+		j.mu.Unlock()
+		if stalled {
+			j.fault.report(fmt.Errorf("journal: a write and sync has not returned in %s: the disk is stalled", took))
+			return
+		}
+	}
 }
 
 // retire removes full files once Pebble holds their writes durably.
@@ -400,6 +437,7 @@ func (j *journal) close() error {
 	j.appliedCond.Broadcast()
 	j.mu.Unlock()
 	close(j.retiring)
+	close(j.unwatch)
 	<-j.retired
 	err = errors.Join(err, j.file.Close())
 	if err != nil || !clean {

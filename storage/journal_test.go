@@ -31,6 +31,7 @@ func crash(t *testing.T, r *RaftLogs, groups ...LogStore) {
 	r.j.appliedCond.Broadcast()
 	r.j.mu.Unlock()
 	close(r.j.retiring)
+	close(r.j.unwatch)
 	<-r.j.retired
 	if err := r.j.file.Close(); err != nil {
 		t.Fatal(err)

@@ -61,8 +61,9 @@
 // If the tree's root supervisor gives up, the node logs why and exits 1.
 // If one of its stores fails in a way retrying does not mend (a Pebble
 // flush or compaction, or a Raft log journal write, failed: a data dir
-// removed, a disk full, failing or remounted read-only), the node logs
-// it, stops in order and exits 1. A bad setting exits 2.
+// removed, a disk full, failing or remounted read-only; or a journal
+// sync has not returned in 20 s), the node logs it, stops in order
+// (bounded by --stop-timeout) and exits 1. A bad setting exits 2.
 package main
 
 import (
