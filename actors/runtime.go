@@ -89,10 +89,11 @@ type Runtime struct {
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()
-	// OnFault is called, once, when one of the node's stores fails in a
-	// way retrying does not mend (storage.ErrStoreFailed: a flush, a
-	// compaction or a journal write failed): the node binary stops the
-	// process, which exits 1. Nil: the failure is only logged.
+	// OnFault is called when one of the node's stores fails in a way
+	// retrying does not mend (storage.ErrStoreFailed: a flush, a
+	// compaction or a journal write failed, or a journal sync stalled),
+	// once per opening of the stores: the node binary stops the process,
+	// which exits 1. Nil: the failure is only logged.
 	OnFault func(error)
 	Log     *slog.Logger
 	// Exec runs a write command on a shard (kv.Exec).

@@ -21,7 +21,9 @@ var ErrStoreFailed = errors.New("storage: store failed")
 //     each time), and Flush waits for it as long; writes stall once the
 //     memtables it cannot flush fill up;
 //   - a journal write or sync that failed: after a failed fsync the
-//     file's pages are in no known state.
+//     file's pages are in no known state;
+//   - a journal write and sync that has not returned in journalStallAfter
+//     (a disk that hangs).
 //
 // The first failure is kept; later ones are only counted.
 type fault struct {
@@ -82,9 +84,9 @@ func (f *fault) flush(db *pebble.DB) error {
 // memtables Pebble cannot flush holds the store for good.
 const failedCloseWait = 5 * time.Second
 
-// closeFailed closes a failed store's db once lock is taken (lock must
-// close it and release the lock), or gives up after failedCloseWait and
-// leaves it open: its files go with the process.
+// closeFailed runs lockAndClose (which takes the store's lock and closes
+// its db), or gives up after failedCloseWait and leaves the db open: its
+// files go with the process.
 func (f *fault) closeFailed(lockAndClose func()) error {
 	done := make(chan struct{})
 	go func() {
