@@ -295,3 +295,46 @@ func TestStalledEntryIsLogged(t *testing.T) {
 		return nil
 	})
 }
+
+// When the node's Raft log store fails (here its directory is removed, and
+// the journal cannot make its next file 64 MiB in), every Raft group of
+// the node shuts down at once: a group that cannot write its log can
+// neither lead nor vote, and hashicorp/raft panics when an election cannot
+// save its term. Runtime.OnFault hears of the failure.
+func TestRaftLogFailureShutsEveryGroupDown(t *testing.T) {
+	dir := t.TempDir()
+	faults := make(chan error, 1)
+	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: dir, Shards: 2, ClusterAddr: "127.0.0.1:0", Exec: setExec,
+		OnFault: func(err error) { faults <- err }})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer n.Stop(ctx)
+	waitLeader(t, n, 0)
+	waitLeader(t, n, 1)
+	if err := os.RemoveAll(filepath.Join(dir, "raftlog")); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 64<<10)
+	for i := 0; i < 2000; i++ {
+		cmd := &messages.Command{Args: [][]byte{[]byte("SET"), []byte(fmt.Sprint(i)), value}}
+		if pr := request[*messages.ProposeReply](t, n, actors.RaftPath(0), &messages.Propose{Command: cmd}); pr.Error != "" {
+			break
+		}
+	}
+	select {
+	case err := <-faults:
+		if !errors.Is(err, storage.ErrStoreFailed) {
+			t.Fatalf("OnFault(%v), want a store failure", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no store failure reported within 10s")
+	}
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, "every group shut down", func() error {
+		for _, path := range []string{actors.RaftPath(0), actors.RaftPath(1), actors.SystemPath} {
+			if st := request[*messages.ShardStatusReply](t, n, path, &messages.ShardStatus{}); st.State != "Shutdown" {
+				return fmt.Errorf("%s: %s", path, st.State)
+			}
+		}
+		return nil
+	})
+}
