@@ -63,10 +63,10 @@ func TestShardStoreFailure(t *testing.T) {
 	}
 }
 
-// A journal write that fails is the Raft log store's failure: every later
-// write fails with it, and Close returns.
-func TestRaftLogStoreFailure(t *testing.T) {
-	fs, bad := failingWrites(vfs.NewMem())
+// raftLogOn opens a Raft log store on fs with group 0 holding entries 1
+// and 2.
+func raftLogOn(t *testing.T, fs vfs.FS) (*RaftLogs, LogStore) {
+	t.Helper()
 	r, err := openRaftLogs(fs, "/node/raftlog", 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -78,11 +78,19 @@ func TestRaftLogStoreFailure(t *testing.T) {
 	if err := g.StoreLogs(entries(1, 2, 1)); err != nil {
 		t.Fatal(err)
 	}
+	return r, g
+}
+
+// A journal write that fails is the Raft log store's failure: every later
+// write fails with it, and Close returns.
+func TestRaftLogStoreFailure(t *testing.T) {
+	fs, bad := failingWrites(vfs.NewMem())
+	r, g := raftLogOn(t, fs)
 	bad.On()
 	if err := g.StoreLogs(entries(3, 3, 1)); err == nil {
 		t.Fatal("a write on a failing disk succeeded")
 	}
-	err = r.Failure()
+	err := r.Failure()
 	if !errors.Is(err, ErrStoreFailed) || !errors.Is(err, errorfs.ErrInjected) || !strings.Contains(err.Error(), "raft log at /node/raftlog: journal") {
 		t.Fatalf("Failure() = %v", err)
 	}
@@ -115,23 +123,13 @@ func TestRaftLogStoreStall(t *testing.T) {
 		}
 		return nil
 	}))
-	r, err := openRaftLogs(fs, "/node/raftlog", 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := r.Group(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.StoreLogs(entries(1, 1, 1)); err != nil {
-		t.Fatal(err)
-	}
+	r, g := raftLogOn(t, fs)
 	r.j.mu.Lock()
 	r.j.stallAfter = 100 * time.Millisecond
 	r.j.mu.Unlock()
 	holding.Store(true)
 	stored := make(chan error, 1)
-	go func() { stored <- g.StoreLogs(entries(2, 2, 1)) }()
+	go func() { stored <- g.StoreLogs(entries(3, 3, 1)) }()
 	select {
 	case <-r.Failed():
 	case <-time.After(10 * time.Second):
