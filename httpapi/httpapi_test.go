@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func startNode(t *testing.T) (*actors.Node, string) {
 		ClusterAddr: "127.0.0.1:0", ClientAddr: "127.0.0.1:0", Exec: okExec, SnapshotRate: 64 << 20}
 	srv := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0",
 		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}, RaftLog: rt.RaftLogStats,
-		SnapshotThrottle: rt.SnapshotThrottleStats})
+		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: rt.DataDir})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.Start(ctx, actors.Config{Runtime: rt, User: []supervisor.ChildSpec{srv.Spec()}}, nil)
@@ -203,6 +204,15 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("journal syncs: %v in %s", m, grep(body, "coppice_raftlog"))
 	}
 
+	// The data dir's file system: some bytes free, no more than its size.
+	free := regexp.MustCompile(`(?m)^coppice_data_dir_free_bytes (\S+)$`).FindStringSubmatch(body)
+	size := regexp.MustCompile(`(?m)^coppice_data_dir_size_bytes (\S+)$`).FindStringSubmatch(body)
+	if free == nil || size == nil {
+		t.Errorf("no data dir space in /metrics: %s", grep(body, "coppice_data_dir"))
+	} else if f, s := parseFloat(t, free[1]), parseFloat(t, size[1]); f <= 0 || s < f {
+		t.Errorf("data dir space: %v free of %v", f, s)
+	}
+
 	// HEAD is GET without a body.
 	if code, _, body := do(t, "HEAD", base+"/healthz"); code != 200 || body != "" {
 		t.Errorf("HEAD /healthz: %d %q", code, body)
@@ -268,4 +278,13 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 			t.Fatalf("Pprof off: %d, want 404", rec.Code)
 		}
 	}
+}
+
+func parseFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

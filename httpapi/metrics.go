@@ -37,6 +37,9 @@ func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
 	if s.cfg.SnapshotThrottle != nil {
 		reg.MustRegister(throttleCollector(s.cfg.SnapshotThrottle))
 	}
+	if s.cfg.DataDir != "" {
+		reg.MustRegister(diskCollector(s.cfg.DataDir))
+	}
 	return reg, events
 }
 
@@ -136,6 +139,28 @@ func (c statsCollector[T]) Describe(ch chan<- *prometheus.Desc) {
 func (c statsCollector[T]) Collect(ch chan<- prometheus.Metric) {
 	if st, ok := c.read(); ok {
 		c.emit(st, ch)
+	}
+}
+
+var (
+	descDiskFree  = prometheus.NewDesc("coppice_data_dir_free_bytes", "Bytes free to the node on the file system of its data dir: a store that cannot write stops the node.", nil, nil)
+	descDiskTotal = prometheus.NewDesc("coppice_data_dir_size_bytes", "Total bytes of the file system of the node's data dir.", nil, nil)
+)
+
+// diskCollector exports the free and total bytes of dir's file system
+// (nothing where storage.DiskSpace cannot tell).
+func diskCollector(dir string) prometheus.Collector {
+	type space struct{ free, total uint64 }
+	return statsCollector[space]{
+		descs: []*prometheus.Desc{descDiskFree, descDiskTotal},
+		read: func() (space, bool) {
+			free, total, err := storage.DiskSpace(dir)
+			return space{free, total}, err == nil
+		},
+		emit: func(s space, ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(s.free))
+			ch <- prometheus.MustNewConstMetric(descDiskTotal, prometheus.GaugeValue, float64(s.total))
+		},
 	}
 }
 

@@ -64,6 +64,10 @@ type Config struct {
 	// SnapshotThrottle reads the counters of the node's snapshot throttle
 	// (actors.Runtime.SnapshotThrottleStats); nil: not exported.
 	SnapshotThrottle func() (storage.ThrottleStats, bool)
+	// DataDir is the node's data dir: /metrics exports the free and total
+	// bytes of its file system (a node whose disk fills stops); "": not
+	// exported.
+	DataDir string
 }
 
 // Server is the endpoint: its handlers and metrics, and the address its

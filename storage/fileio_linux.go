@@ -143,3 +143,14 @@ func (d *directFile) finish(size int64) error {
 }
 
 func (d *directFile) Close() error { return d.f.Close() }
+
+// DiskSpace returns the bytes free to the node (not counting the file
+// system's reserve for root) and the total bytes of the file system that
+// holds dir.
+func DiskSpace(dir string) (free, total uint64, err error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+}

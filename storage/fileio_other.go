@@ -3,6 +3,7 @@
 package storage
 
 import (
+	"errors"
 	"os"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -25,3 +26,8 @@ func (d *directFile) Write(p []byte) (int, error) { return d.f.Write(p) }
 func (d *directFile) finish(size int64) error { return d.f.Sync() }
 
 func (d *directFile) Close() error { return d.f.Close() }
+
+// DiskSpace is Linux's (statfs); here it tells nothing.
+func DiskSpace(dir string) (free, total uint64, err error) {
+	return 0, 0, errors.ErrUnsupported
+}
