@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,7 +143,23 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 }
 
 func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
+	if node := b.rt.diskLowNode(); node != "" && !freesSpace(cmd) {
+		return ready{errReply(fmt.Sprintf("ERR disk space low on %s (under its --min-free-disk-mib): writes are refused until it has room again; DEL, UNLINK, HDEL, GETDEL, FLUSHDB and FLUSHALL still run", node))}
+	}
 	return b.propose(context.Background(), shard, cmd)
+}
+
+// freesSpace tells whether a write only removes data: such writes run
+// while a node's disk is low, so that space can be made.
+func freesSpace(cmd *messages.Command) bool {
+	if len(cmd.Args) == 0 {
+		return false
+	}
+	switch strings.ToUpper(string(cmd.Args[0])) {
+	case "DEL", "UNLINK", "HDEL", "GETDEL", "FLUSHDB", "FLUSHALL":
+		return true
+	}
+	return false
 }
 
 func (b *backend) propose(ctx context.Context, shard int, cmd *messages.Command) server.Pending {

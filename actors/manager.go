@@ -265,7 +265,11 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 			delete(m.members, mem.Name)
 			delete(m.toldRemoved, mem.Name)
 			m.rt.addrs.set(mem.Name, "")
+			m.rt.setDiskLow(mem.Name, false)
 			continue
+		}
+		if mem.Name != m.rt.Name { // this node's own: the watcher's
+			m.rt.setDiskLow(mem.Name, mem.DiskLow && mem.Status == messages.MemberStatus_ALIVE)
 		}
 		if mem.ClusterAddr != "" {
 			m.rt.addrs.set(mem.Name, mem.ClusterAddr)

@@ -161,3 +161,58 @@ func TestReconcileWarningsAreNotRepeated(t *testing.T) {
 		t.Fatalf("the same refusal a minute later: %d warnings, want 2:\n%s", w, buf.String())
 	}
 }
+
+// Gossip's word that a member's disk is low refuses writes that free
+// nothing on this node, naming the member, until the member says it has
+// room again, fails or is reaped; this node's own word is the watcher's.
+func TestDiskLowFromGossip(t *testing.T) {
+	m := &managerActor{rt: &Runtime{Name: "n1"}, members: map[string]*messages.Member{},
+		downSince: map[string]time.Time{}, toldRemoved: map[string]bool{}}
+	b := &backend{rt: m.rt}
+	set := &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}
+	del := &messages.Command{Args: [][]byte{[]byte("del"), []byte("k")}}
+	refused := func() string {
+		r := b.Propose(0, set)
+		if rd, ok := r.(ready); ok {
+			return rd.r.GetError()
+		}
+		return ""
+	}
+	event := func(kind messages.MemberEventKind, name string, status messages.MemberStatus, low bool) {
+		m.memberEvent(&messages.MemberEvent{Kind: kind, Members: []*messages.Member{{Name: name, Status: status, DiskLow: low}}})
+	}
+	alive, failed := messages.MemberStatus_ALIVE, messages.MemberStatus_FAILED
+	update, reap := messages.MemberEventKind_MEMBER_UPDATE, messages.MemberEventKind_MEMBER_REAP
+
+	event(update, "n3", alive, true)
+	if got := m.rt.diskLowNode(); got != "n3" {
+		t.Fatalf("low disk node %q, want n3", got)
+	}
+	if err := refused(); !strings.Contains(err, "disk space low on n3") {
+		t.Fatalf("SET with n3 low: %q", err)
+	}
+	if !freesSpace(del) || freesSpace(set) {
+		t.Fatal("DEL is not taken for a write that frees space, or SET is")
+	}
+	event(update, "n1", alive, false) // gossip's echo of this node: not its word
+	m.rt.setDiskLow("n1", true)       // the watcher's
+	event(update, "n1", alive, false)
+	if got := m.rt.diskLowNode(); got != "n1" {
+		t.Fatalf("low disk node %q, want this node first", got)
+	}
+	m.rt.setDiskLow("n1", false)
+	event(update, "n3", alive, false)
+	if got := m.rt.diskLowNode(); got != "" {
+		t.Fatalf("low disk node %q after n3 has room", got)
+	}
+	event(update, "n2", alive, true)
+	event(update, "n2", failed, true)
+	if got := m.rt.diskLowNode(); got != "" {
+		t.Fatalf("low disk node %q after n2 failed", got)
+	}
+	event(update, "n2", alive, true)
+	event(reap, "n2", failed, true)
+	if got := m.rt.diskLowNode(); got != "" {
+		t.Fatalf("low disk node %q after n2 was reaped", got)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +88,10 @@ type Runtime struct {
 	// MaxWriteBytes bounds a write command's bytes at the client port
 	// (server.Config.MaxWriteBytes); 0: no bound.
 	MaxWriteBytes int64
+	// MinFreeDisk is the data dir's free space, in bytes, below which
+	// this node says its disk is low (a gossip tag), and the cluster
+	// refuses writes that free nothing; 0: no floor.
+	MinFreeDisk uint64
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()
@@ -120,6 +126,12 @@ type Runtime struct {
 	// stands).
 	roleTold     atomic.Bool
 	recordedRole atomic.Int32
+	// lowDisk names the nodes whose data dir is below their free-space
+	// floor (Runtime.MinFreeDisk; gossip's DiskLow for the others);
+	// anyLowDisk is whether there is one, read on every write.
+	lowDiskMu  sync.Mutex
+	lowDisk    map[string]bool
+	anyLowDisk atomic.Bool
 	// lead[i] is what this node knows of shard i's leadership (setLead);
 	// read on every client command. Made by the first setLead.
 	lead atomic.Pointer[[]atomic.Pointer[shardLead]]
@@ -282,6 +294,39 @@ func (rt *Runtime) RaftLog(group uint32, legacy string) (storage.LogStore, error
 		return nil, fmt.Errorf("node: the raft log store is not open")
 	}
 	return st.logs.Group(group, legacy)
+}
+
+// setDiskLow records whether node's data dir is below its free-space
+// floor.
+func (rt *Runtime) setDiskLow(node string, low bool) {
+	rt.lowDiskMu.Lock()
+	defer rt.lowDiskMu.Unlock()
+	if low {
+		if rt.lowDisk == nil {
+			rt.lowDisk = map[string]bool{}
+		}
+		rt.lowDisk[node] = true
+	} else {
+		delete(rt.lowDisk, node)
+	}
+	rt.anyLowDisk.Store(len(rt.lowDisk) > 0)
+}
+
+// diskLowNode names a node whose data dir is below its free-space floor,
+// this one first, the first by name after it; "" when there is none.
+func (rt *Runtime) diskLowNode() string {
+	if !rt.anyLowDisk.Load() {
+		return ""
+	}
+	rt.lowDiskMu.Lock()
+	defer rt.lowDiskMu.Unlock()
+	if len(rt.lowDisk) == 0 {
+		return ""
+	}
+	if rt.lowDisk[rt.Name] {
+		return rt.Name
+	}
+	return slices.Min(slices.Collect(maps.Keys(rt.lowDisk)))
 }
 
 // raftLogFailed is closed when the node's Raft log store fails (nil, which

@@ -23,6 +23,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/gossip"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/transport"
 )
 
@@ -53,6 +54,13 @@ type joinFailed struct{ err error }
 // announceTags asks the watcher to gossip the node's tags again (the
 // cluster ID is known now).
 type announceTags struct{}
+
+// checkDisk asks the watcher to compare the data dir's free space with
+// the node's floor (Runtime.MinFreeDisk), every diskCheckEvery.
+type checkDisk struct{}
+
+const diskCheckEvery = time.Second
+
 type resync struct{}
 
 func (w *watcherActor) Receive(ctx actor.Context) {
@@ -65,6 +73,8 @@ func (w *watcherActor) Receive(ctx actor.Context) {
 		w.shutdown()
 	case resync:
 		ctx.Send(actor.NewPID(ctx.Self().Address, ManagerPath), &messages.MemberEvent{Kind: messages.MemberEventKind_MEMBER_UPDATE, Members: w.g.Members()})
+	case checkDisk:
+		w.checkDisk()
 	case announceTags:
 		// The manager learned the cluster ID: announce it.
 		if err := w.g.SetTags(w.tags()); err != nil {
@@ -91,11 +101,41 @@ func (w *watcherActor) Receive(ctx actor.Context) {
 func (w *watcherActor) tags() gossip.Tags {
 	rt := w.rt
 	t := gossip.Tags{ClientAddr: rt.BoundClientAddr(), HTTPAddr: rt.HTTPAddr, Role: roleName(rt.Role),
-		ClusterID: rt.ClusterID(), Shards: rt.Shards}
+		ClusterID: rt.ClusterID(), Shards: rt.Shards, DiskLow: rt.diskLowNode() == rt.Name}
 	if mux, err := rt.Mux(); err == nil {
 		t.ClusterAddr = mux.Addr().String()
 	}
 	return t
+}
+
+// checkDisk records whether the data dir's file system has less free
+// space than the node's floor, and gossips it when that changes: while any
+// member's is low, the cluster refuses writes that free nothing.
+func (w *watcherActor) checkDisk() {
+	rt := w.rt
+	if rt.MinFreeDisk == 0 {
+		return
+	}
+	free, _, err := storage.DiskSpace(rt.DataDir)
+	if err != nil {
+		return
+	}
+	low := free < rt.MinFreeDisk
+	if low == (rt.diskLowNode() == rt.Name) {
+		return
+	}
+	rt.setDiskLow(rt.Name, low)
+	if low {
+		rt.logger().Warn("disk space low: the cluster refuses writes that free nothing until it is back above the floor",
+			"dir", rt.DataDir, "free_mib", free>>20, "floor_mib", rt.MinFreeDisk>>20)
+	} else {
+		rt.logger().Info("disk space back above the floor: writes are taken again", "dir", rt.DataDir, "free_mib", free>>20)
+	}
+	if w.g != nil {
+		if err := w.g.SetTags(w.tags()); err != nil {
+			rt.logger().Warn("gossip tags", "err", err)
+		}
+	}
 }
 
 func roleName(r messages.Role) string {
@@ -111,6 +151,7 @@ func roleName(r messages.Role) string {
 func (w *watcherActor) start(ctx actor.Context) error {
 	rt := w.rt
 	w.events = make(chan *messages.MemberEvent, 256)
+	w.checkDisk() // the first tags tell
 	g, err := gossip.Start(gossip.Config{
 		Name: rt.Name, BindAddr: rt.GossipAddr, Tags: w.tags(), EncryptKey: rt.GossipKey,
 		KeyringFile: rt.KeyringFile, SnapshotPath: filepath.Join(rt.DataDir, "serf.snapshot"),
@@ -127,6 +168,7 @@ func (w *watcherActor) start(ctx actor.Context) error {
 	go func() {
 		defer close(done)
 		go ticker(root, self, stop, watcherResync, func() any { return resync{} })
+		go ticker(root, self, stop, diskCheckEvery, func() any { return checkDisk{} })
 		root.Send(self, resync{})
 		joined := len(rt.Join) == 0
 		var twinSince time.Time // when a join first met this node's name held elsewhere

@@ -289,7 +289,7 @@ func (g *Gossip) member(m *serf.Member) *messages.Member {
 		return pm
 	}
 	pm.ClusterAddr, pm.ClientAddr, pm.HttpAddr = t.ClusterAddr, t.ClientAddr, t.HTTPAddr
-	pm.Role, pm.ClusterId, pm.Shards = t.Role, t.ClusterID, uint32(t.Shards)
+	pm.Role, pm.ClusterId, pm.Shards, pm.DiskLow = t.Role, t.ClusterID, uint32(t.Shards), t.DiskLow
 	pm.Tags = extraTags(m.Tags)
 	return pm
 }

@@ -589,16 +589,22 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestTagsRoundTrip(t *testing.T) {
-	in := tags("c1", 16)
-	m := in.Encode()
-	if out, err := DecodeTags(m); err != nil || out != in {
-		t.Fatalf("DecodeTags(Encode(%v)) = %v, %v", in, out, err)
+	for _, low := range []bool{false, true} {
+		in := tags("c1", 16)
+		in.DiskLow = low
+		m := in.Encode()
+		if out, err := DecodeTags(m); err != nil || out != in {
+			t.Fatalf("DecodeTags(Encode(%v)) = %v, %v", in, out, err)
+		}
+		if _, ok := m["dl"]; ok != low {
+			t.Errorf("disk low %v encodes to %v", low, m)
+		}
 	}
 	if got := (Tags{}).Encode(); len(got) != 0 {
 		t.Errorf("empty tags encode to %v", got)
 	}
 	for _, bad := range []map[string]string{
-		{"sh": "four"}, {"sh": "-1"}, {"ca": "no-port"},
+		{"sh": "four"}, {"sh": "-1"}, {"ca": "no-port"}, {"dl": "yes"},
 	} {
 		if _, err := DecodeTags(bad); !errors.Is(err, ErrBadTags) {
 			t.Errorf("DecodeTags(%v) = %v, want ErrBadTags", bad, err)

@@ -16,6 +16,9 @@ type Tags struct {
 	Role        string
 	ClusterID   string // empty until the node belongs to a bootstrapped cluster
 	Shards      int    // 0 when not known yet
+	// DiskLow: the node's data dir has less free space than its floor
+	// (--min-free-disk-mib).
+	DiskLow bool
 }
 
 // Serf tag keys: short, because all tags together must fit in memberlist's
@@ -27,6 +30,7 @@ const (
 	tagRole        = "ro"
 	tagClusterID   = "id"
 	tagShards      = "sh"
+	tagDiskLow     = "dl"
 )
 
 // metaMaxSize is memberlist.MetaMaxSize: the limit on encoded tags.
@@ -60,6 +64,9 @@ func (t Tags) Encode() map[string]string {
 	if t.Shards != 0 {
 		m[tagShards] = strconv.Itoa(t.Shards)
 	}
+	if t.DiskLow {
+		m[tagDiskLow] = "1"
+	}
 	return m
 }
 
@@ -77,6 +84,13 @@ func DecodeTags(m map[string]string) (Tags, error) {
 		}
 		t.Shards = int(n)
 	}
+	switch v, ok := m[tagDiskLow]; {
+	case !ok:
+	case v == "1":
+		t.DiskLow = true
+	default:
+		return Tags{}, fmt.Errorf("%w: disk low %q (tag %q) is not 1", ErrBadTags, v, tagDiskLow)
+	}
 	if err := t.Validate(); err != nil {
 		return Tags{}, err
 	}
@@ -88,7 +102,7 @@ func extraTags(m map[string]string) map[string]string {
 	var extra map[string]string
 	for k, v := range m {
 		switch k {
-		case tagClusterAddr, tagClientAddr, tagHTTPAddr, tagRole, tagClusterID, tagShards:
+		case tagClusterAddr, tagClientAddr, tagHTTPAddr, tagRole, tagClusterID, tagShards, tagDiskLow:
 			continue
 		}
 		if extra == nil {

@@ -51,6 +51,7 @@ func TestScripts(t *testing.T) {
 			"clusterid": cmdWait(hasClusterID),
 			"nonvoters": cmdWait(nonvoters),
 			"reads":     cmdWait(reads),
+			"sets":      cmdWait(sets),
 			"syncedby":  cmdWait(syncedBy),
 			"snapshots": cmdWait(snapshotCount),
 			"load":      cmdLoad,
@@ -264,6 +265,8 @@ func cmdExited(ts *testscript.TestScript, neg bool, args []string) {
 //	nonvoters n1 r4 ro     every shard's non-voters, as n1 sees them
 //	members n1 n1 n2 n3    the cluster's members, as n1 sees them
 //	reads ro k v           a GET of k through ro answers v
+//	sets n1 k OK           a SET of k through n1 answers OK (or an error
+//	                       with the words given, joined by spaces)
 //	clusterid m1           m1 has recorded its cluster's ID
 //	syncedby n1 n4 replay  n1 reports every shard of n4 synced by replay
 //	snapshots n4 1         every shard of n4 keeps 1 snapshot
@@ -350,6 +353,30 @@ func reads(n *node, args ...string) error {
 		err = fmt.Errorf("GET %s through %s = %q, want %q", args[0], n.name, v, args[1])
 	}
 	return err
+}
+
+// sets checks that a SET of key (to "v") through n answers OK, or an
+// error that holds the words given after the key, joined by spaces:
+//
+//	sets n1 k OK
+//	sets n1 k disk space low on n3
+func sets(n *node, args ...string) error {
+	if len(args) < 2 {
+		return usage("sets NODE KEY OK|ERROR WORDS...")
+	}
+	c := n.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	want := strings.Join(args[1:], " ")
+	err := c.Set(ctx, args[0], "v", 0).Err()
+	switch {
+	case want == "OK" && err != nil:
+		return fmt.Errorf("SET %s through %s: %v, want OK", args[0], n.name, err)
+	case want != "OK" && (err == nil || !strings.Contains(err.Error(), want)):
+		return fmt.Errorf("SET %s through %s: %v, want an error with %q", args[0], n.name, err, want)
+	}
+	return nil
 }
 
 // syncedBy checks that, as n reports it, every shard of node was synced

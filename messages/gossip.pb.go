@@ -166,7 +166,10 @@ type Member struct {
 	ClusterId string `protobuf:"bytes,9,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	// Any other tags the member carries, or, when its tags could not be
 	// decoded, all of them as sent.
-	Tags          map[string]string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Tags map[string]string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The member's data dir has less free space than its
+	// --min-free-disk-mib: the cluster refuses writes that free nothing.
+	DiskLow       bool `protobuf:"varint,11,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -269,6 +272,13 @@ func (x *Member) GetTags() map[string]string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *Member) GetDiskLow() bool {
+	if x != nil {
+		return x.DiskLow
+	}
+	return false
 }
 
 // MemberEvent is one serf member event; members carry their state as of
@@ -411,7 +421,7 @@ var File_gossip_proto protoreflect.FileDescriptor
 
 const file_gossip_proto_rawDesc = "" +
 	"\n" +
-	"\fgossip.proto\x12\x10coppice.messages\"\x92\x03\n" +
+	"\fgossip.proto\x12\x10coppice.messages\"\xad\x03\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vgossip_addr\x18\x02 \x01(\tR\n" +
@@ -426,7 +436,8 @@ const file_gossip_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\t \x01(\tR\tclusterId\x126\n" +
 	"\x04tags\x18\n" +
-	" \x03(\v2\".coppice.messages.Member.TagsEntryR\x04tags\x1a7\n" +
+	" \x03(\v2\".coppice.messages.Member.TagsEntryR\x04tags\x12\x19\n" +
+	"\bdisk_low\x18\v \x01(\bR\adiskLow\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +

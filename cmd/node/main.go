@@ -211,6 +211,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		ReadCache:     int64(cfg.CacheMiB) << 20,
 		MaxBulkLen:    int64(cfg.MaxBulkLen),
 		MaxWriteBytes: int64(cfg.MaxWriteMiB) << 20,
+		MinFreeDisk:   cfg.MinFreeDiskMiB << 20,
 	}
 	if cfg.CacheMiB == 0 {
 		rt.ReadCache = -1 // none (zero is the default size)

@@ -267,6 +267,38 @@ func TestStoreFailureStopsTheNodeAndExits1(t *testing.T) {
 	}
 }
 
+// A node whose data dir has less free space than --min-free-disk-mib
+// (here a floor above any disk) says so, and refuses writes that free
+// nothing, naming itself; reads and DEL still run.
+func TestLowDiskRefusesWrites(t *testing.T) {
+	p := startProcess(t, "--name", "n1", "--data-dir", filepath.Join(t.TempDir(), "data"), "--shards", "1",
+		"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--log-format", "json", "--min-free-disk-mib", "1000000000")
+	client := p.waitLine(t, `"msg":"client port","addr":"([^"]+)"`)[1]
+	p.waitLine(t, `"level":"WARN","msg":"disk space low: the cluster refuses writes`)
+	p.waitLine(t, `"msg":"node started"`)
+	conn, err := net.DialTimeout("tcp", client, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	for _, c := range []struct{ cmd, want string }{
+		{"SET k v", "-ERR disk space low on n1 (under its --min-free-disk-mib): writes are refused"},
+		{"GET k", "$-1"},
+		{"DEL k", ":0"},
+	} {
+		if _, err := fmt.Fprintf(conn, "%s\r\n", c.cmd); err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, c.want) {
+			t.Fatalf("%s: %q, %v; want %q", c.cmd, line, err, c.want)
+		}
+	}
+}
+
 func TestFailedStartExits1(t *testing.T) {
 	// The data dir is a file: the store worker cannot start.
 	file := filepath.Join(t.TempDir(), "file")
