@@ -216,3 +216,19 @@ func TestDiskLowFromGossip(t *testing.T) {
 		t.Fatalf("low disk node %q after n2 was reaped", got)
 	}
 }
+
+// A disk is low below its floor, and back only a tenth above it.
+func TestDiskLowHasHysteresis(t *testing.T) {
+	const floor = 1000
+	for _, c := range []struct {
+		was  bool
+		free uint64
+		want bool
+	}{
+		{false, 1000, false}, {false, 999, true}, {true, 1000, true}, {true, 1099, true}, {true, 1100, false},
+	} {
+		if got := diskLow(c.was, c.free, floor); got != c.want {
+			t.Errorf("diskLow(was %v, %d free of floor %d) = %v", c.was, c.free, floor, got)
+		}
+	}
+}

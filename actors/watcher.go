@@ -110,7 +110,9 @@ func (w *watcherActor) tags() gossip.Tags {
 
 // checkDisk records whether the data dir's file system has less free
 // space than the node's floor, and gossips it when that changes: while any
-// member's is low, the cluster refuses writes that free nothing.
+// member's is low, the cluster refuses writes that free nothing. A low
+// disk is back once it has a tenth more than the floor, so that free
+// space hovering at the floor does not flap.
 func (w *watcherActor) checkDisk() {
 	rt := w.rt
 	if rt.MinFreeDisk == 0 {
@@ -120,8 +122,9 @@ func (w *watcherActor) checkDisk() {
 	if err != nil {
 		return
 	}
-	low := free < rt.MinFreeDisk
-	if low == (rt.diskLowNode() == rt.Name) {
+	was := rt.diskLowNode() == rt.Name
+	low := diskLow(was, free, rt.MinFreeDisk)
+	if low == was {
 		return
 	}
 	rt.setDiskLow(rt.Name, low)
@@ -136,6 +139,12 @@ func (w *watcherActor) checkDisk() {
 			rt.logger().Warn("gossip tags", "err", err)
 		}
 	}
+}
+
+// diskLow tells whether a disk with free bytes is low for floor, given
+// whether it was: below the floor, or, once low, below a tenth above it.
+func diskLow(was bool, free, floor uint64) bool {
+	return free < floor || (was && free < floor+floor/10)
 }
 
 func roleName(r messages.Role) string {
