@@ -1405,7 +1405,7 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 		mem := cluster.Member(st, g.Name)
 		ns := &messages.GossipMemberStatus{Name: g.Name, Status: statusName(g.Status), Role: recordedRole(mem, g.Role),
 			ClusterAddr: g.ClusterAddr, ClientAddr: g.ClientAddr, Member: mem != nil,
-			Removed: slices.Contains(st.Removed, g.Name)}
+			Removed: slices.Contains(st.Removed, g.Name), DiskLow: g.DiskLow}
 		if t, ok := in.downSince[g.Name]; ok {
 			ns.DownSinceMs = t.UnixMilli()
 		}
@@ -1415,7 +1415,7 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 		seen[in.rt.Name] = true
 		mem := cluster.Member(st, in.rt.Name)
 		out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: in.rt.Name, Status: "alive", Role: recordedRole(mem, roleName(in.rt.Role)),
-			Member: mem != nil, ClientAddr: in.rt.BoundClientAddr()})
+			Member: mem != nil, ClientAddr: in.rt.BoundClientAddr(), DiskLow: in.rt.diskLowNode() == in.rt.Name})
 	}
 	for _, mem := range st.Members {
 		if !seen[mem.Name] {

@@ -77,6 +77,10 @@ type NodeStatus struct {
 	ClusterAddr string `json:"cluster_addr,omitempty"`
 	ClientAddr  string `json:"client_addr,omitempty"`
 	DownSinceMs int64  `json:"down_since_ms,omitempty"`
+	// DiskLow: its data dir has less free space than its
+	// --min-free-disk-mib, and the cluster refuses writes that free
+	// nothing.
+	DiskLow bool `json:"disk_low,omitempty"`
 }
 
 // SyncState is one shard's sync to one node.
@@ -327,7 +331,7 @@ func addCluster(st *Status, cs *messages.NodeStatusReply) {
 	self := NodeStatus{}
 	for _, n := range cs.Nodes {
 		ns := NodeStatus{Name: n.Name, Status: n.Status, Role: n.Role, Member: n.Member,
-			ClusterAddr: n.ClusterAddr, ClientAddr: n.ClientAddr, DownSinceMs: n.DownSinceMs}
+			ClusterAddr: n.ClusterAddr, ClientAddr: n.ClientAddr, DownSinceMs: n.DownSinceMs, DiskLow: n.DiskLow}
 		if ns.Member {
 			members++
 		}

@@ -1133,7 +1133,10 @@ type GossipMemberStatus struct {
 	DownSinceMs int64                  `protobuf:"varint,7,opt,name=down_since_ms,json=downSinceMs,proto3" json:"down_since_ms,omitempty"`
 	// Removed by an operator or by leaving, and not added back: gossip may
 	// see it again, but only an operator's add takes it back in.
-	Removed       bool `protobuf:"varint,8,opt,name=removed,proto3" json:"removed,omitempty"`
+	Removed bool `protobuf:"varint,8,opt,name=removed,proto3" json:"removed,omitempty"`
+	// Its data dir has less free space than its --min-free-disk-mib: the
+	// cluster refuses writes that free nothing.
+	DiskLow       bool `protobuf:"varint,9,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1220,6 +1223,13 @@ func (x *GossipMemberStatus) GetDownSinceMs() int64 {
 func (x *GossipMemberStatus) GetRemoved() bool {
 	if x != nil {
 		return x.Removed
+	}
+	return false
+}
+
+func (x *GossipMemberStatus) GetDiskLow() bool {
+	if x != nil {
+		return x.DiskLow
 	}
 	return false
 }
@@ -1590,7 +1600,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"started_ms\x18\v \x01(\x03R\tstartedMs\x12\x1f\n" +
 	"\vfinished_ms\x18\f \x01(\x03R\n" +
-	"finishedMs\"\xee\x01\n" +
+	"finishedMs\"\x89\x02\n" +
 	"\x12GossipMemberStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
@@ -1600,7 +1610,8 @@ const file_cluster_proto_rawDesc = "" +
 	"clientAddr\x12\x16\n" +
 	"\x06member\x18\x06 \x01(\bR\x06member\x12\"\n" +
 	"\rdown_since_ms\x18\a \x01(\x03R\vdownSinceMs\x12\x18\n" +
-	"\aremoved\x18\b \x01(\bR\aremoved\"\x85\x03\n" +
+	"\aremoved\x18\b \x01(\bR\aremoved\x12\x19\n" +
+	"\bdisk_low\x18\t \x01(\bR\adiskLow\"\x85\x03\n" +
 	"\x0fNodeStatusReply\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12 \n" +
