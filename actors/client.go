@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -143,23 +142,22 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 }
 
 func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
-	if node := b.rt.diskLowNode(); node != "" && !freesSpace(cmd) {
-		return ready{errReply(fmt.Sprintf("ERR disk space low on %s (under its --min-free-disk-mib): writes are refused until it has room again; DEL, UNLINK, HDEL, GETDEL, FLUSHDB and FLUSHALL still run", node))}
+	if node := b.rt.diskLowNode(); node != "" && addsData(cmd) {
+		return ready{errReply(fmt.Sprintf("ERR disk space low on %s (under its --min-free-disk-mib): writes are refused until it has room again; writes that add no data (DEL, UNLINK, HDEL, GETDEL, EXPIRE, PERSIST, FLUSHDB...) still run", node))}
 	}
 	return b.propose(context.Background(), shard, cmd)
 }
 
-// freesSpace tells whether a write only removes data: such writes run
-// while a node's disk is low, so that space can be made.
-func freesSpace(cmd *messages.Command) bool {
+// addsData tells whether a write may add data: Redis's denyoom flag, the
+// writes Redis refuses once it reaches maxmemory. They are refused while a
+// node's disk is low; the others (DEL, UNLINK, HDEL, GETDEL, EXPIRE,
+// PERSIST, FLUSHDB...) run, so that room can be made.
+func addsData(cmd *messages.Command) bool {
 	if len(cmd.Args) == 0 {
 		return false
 	}
-	switch strings.ToUpper(string(cmd.Args[0])) {
-	case "DEL", "UNLINK", "HDEL", "GETDEL", "FLUSHDB", "FLUSHALL":
-		return true
-	}
-	return false
+	spec, ok := kv.Lookup(cmd.Args[0])
+	return ok && spec.Has("denyoom")
 }
 
 func (b *backend) propose(ctx context.Context, shard int, cmd *messages.Command) server.Pending {

@@ -1415,7 +1415,7 @@ func (in *managerInputs) status(r *raft.Raft, st *messages.ClusterState) *messag
 		seen[in.rt.Name] = true
 		mem := cluster.Member(st, in.rt.Name)
 		out.Nodes = append(out.Nodes, &messages.GossipMemberStatus{Name: in.rt.Name, Status: "alive", Role: recordedRole(mem, roleName(in.rt.Role)),
-			Member: mem != nil, ClientAddr: in.rt.BoundClientAddr(), DiskLow: in.rt.diskLowNode() == in.rt.Name})
+			Member: mem != nil, ClientAddr: in.rt.BoundClientAddr(), DiskLow: in.rt.diskLowHere()})
 	}
 	for _, mem := range st.Members {
 		if !seen[mem.Name] {

@@ -191,8 +191,8 @@ func TestDiskLowFromGossip(t *testing.T) {
 	if err := refused(); !strings.Contains(err, "disk space low on n3") {
 		t.Fatalf("SET with n3 low: %q", err)
 	}
-	if !freesSpace(del) || freesSpace(set) {
-		t.Fatal("DEL is not taken for a write that frees space, or SET is")
+	if addsData(del) || !addsData(set) {
+		t.Fatal("DEL is taken for a write that adds data, or SET is not")
 	}
 	event(update, "n1", alive, false) // gossip's echo of this node: not its word
 	m.rt.setDiskLow("n1", true)       // the watcher's

@@ -90,7 +90,7 @@ type Runtime struct {
 	MaxWriteBytes int64
 	// MinFreeDisk is the data dir's free space, in bytes, below which
 	// this node says its disk is low (a gossip tag), and the cluster
-	// refuses writes that free nothing; 0: no floor.
+	// refuses writes that may add data; 0: no floor.
 	MinFreeDisk uint64
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
@@ -328,6 +328,10 @@ func (rt *Runtime) diskLowNode() string {
 	}
 	return slices.Min(slices.Collect(maps.Keys(rt.lowDisk)))
 }
+
+// diskLowHere tells whether this node's data dir is below its free-space
+// floor.
+func (rt *Runtime) diskLowHere() bool { return rt.diskLowNode() == rt.Name }
 
 // raftLogFailed is closed when the node's Raft log store fails (nil, which
 // never is, while the store is not open).

@@ -101,7 +101,7 @@ func (w *watcherActor) Receive(ctx actor.Context) {
 func (w *watcherActor) tags() gossip.Tags {
 	rt := w.rt
 	t := gossip.Tags{ClientAddr: rt.BoundClientAddr(), HTTPAddr: rt.HTTPAddr, Role: roleName(rt.Role),
-		ClusterID: rt.ClusterID(), Shards: rt.Shards, DiskLow: rt.diskLowNode() == rt.Name}
+		ClusterID: rt.ClusterID(), Shards: rt.Shards, DiskLow: rt.diskLowHere()}
 	if mux, err := rt.Mux(); err == nil {
 		t.ClusterAddr = mux.Addr().String()
 	}
@@ -110,7 +110,7 @@ func (w *watcherActor) tags() gossip.Tags {
 
 // checkDisk records whether the data dir's file system has less free
 // space than the node's floor, and gossips it when that changes: while any
-// member's is low, the cluster refuses writes that free nothing. A low
+// member's is low, the cluster refuses writes that may add data. A low
 // disk is back once it has a tenth more than the floor, so that free
 // space hovering at the floor does not flap.
 func (w *watcherActor) checkDisk() {
@@ -122,14 +122,14 @@ func (w *watcherActor) checkDisk() {
 	if err != nil {
 		return
 	}
-	was := rt.diskLowNode() == rt.Name
+	was := rt.diskLowHere()
 	low := diskLow(was, free, rt.MinFreeDisk)
 	if low == was {
 		return
 	}
 	rt.setDiskLow(rt.Name, low)
 	if low {
-		rt.logger().Warn("disk space low: the cluster refuses writes that free nothing until it is back above the floor",
+		rt.logger().Warn("disk space low: the cluster refuses writes that may add data until it is back above the floor",
 			"dir", rt.DataDir, "free_mib", free>>20, "floor_mib", rt.MinFreeDisk>>20)
 	} else {
 		rt.logger().Info("disk space back above the floor: writes are taken again", "dir", rt.DataDir, "free_mib", free>>20)

@@ -1135,7 +1135,7 @@ type GossipMemberStatus struct {
 	// see it again, but only an operator's add takes it back in.
 	Removed bool `protobuf:"varint,8,opt,name=removed,proto3" json:"removed,omitempty"`
 	// Its data dir has less free space than its --min-free-disk-mib: the
-	// cluster refuses writes that free nothing.
+	// cluster refuses writes that may add data.
 	DiskLow       bool `protobuf:"varint,9,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

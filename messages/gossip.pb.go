@@ -168,7 +168,7 @@ type Member struct {
 	// decoded, all of them as sent.
 	Tags map[string]string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The member's data dir has less free space than its
-	// --min-free-disk-mib: the cluster refuses writes that free nothing.
+	// --min-free-disk-mib: the cluster refuses writes that may add data.
 	DiskLow       bool `protobuf:"varint,11,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

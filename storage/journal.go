@@ -330,11 +330,14 @@ func (j *journal) watchStall(tick *time.Ticker) {
 		case <-tick.C:
 		}
 		j.mu.Lock()
-		stalled := j.syncing && time.Since(j.syncStart) > j.stallAfter
-		took := time.Since(j.syncStart).Round(time.Millisecond)
+		var took time.Duration
+		if j.syncing {
+			took = time.Since(j.syncStart)
+		}
+		stalled := took > j.stallAfter
 		j.mu.Unlock()
 		if stalled {
-			j.fault.report(fmt.Errorf("journal: a write and sync has not returned in %s: the disk is stalled", took))
+			j.fault.report(fmt.Errorf("journal: a write and sync has not returned in %s: the disk is stalled", took.Round(time.Millisecond)))
 			return
 		}
 	}

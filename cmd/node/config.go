@@ -73,7 +73,7 @@ type Config struct {
 	// MaxWriteMiB bounds a write command's bytes.
 	MaxWriteMiB uint64
 	// MinFreeDiskMiB is the data dir's free space below which the
-	// cluster refuses writes that free nothing (0: no floor).
+	// cluster refuses writes that may add data (0: no floor).
 	MinFreeDiskMiB uint64
 	// ConfigFile is the file the configuration was read from, if any.
 	ConfigFile string
@@ -292,7 +292,7 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.MaxBulkLen, v, 1<<20, 512<<20) }},
 	{name: "max-write-mib", kind: kindInt, def: constant("16"), usage: "MiB a write command may carry; a bigger one gets an error and is not applied (a Raft entry is copied to every replica and held in memory several times over, and tens of MB stall a node long enough for its shards to lose their leaders), 1..512",
 		set: func(c *Config, v string) error { return uintIn(&c.MaxWriteMiB, v, 1, 512) }},
-	{name: "min-free-disk-mib", kind: kindInt, def: constant("256"), usage: "MiB of free space on the data dir's file system below which the whole cluster refuses writes that free nothing (DEL, UNLINK, HDEL, GETDEL, FLUSHDB and FLUSHALL still run) until this node has a tenth more than that free: a node whose disk fills stops, and its replicas fill theirs at the same pace; 0: no floor, 0..10^9",
+	{name: "min-free-disk-mib", kind: kindInt, def: constant("256"), usage: "MiB of free space on the data dir's file system below which the whole cluster refuses writes that may add data, those Redis refuses at maxmemory (DEL, EXPIRE, FLUSHDB and the other writes still run) until this node has a tenth more than that free: a node whose disk fills stops, and its replicas fill theirs at the same pace; 0: no floor, 0..10^9",
 		set: func(c *Config, v string) error { return uintIn(&c.MinFreeDiskMiB, v, 0, 1e9) }},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
 		set: text(func(c *Config) *string { return &c.RequirePass })},
