@@ -52,6 +52,7 @@ func TestScripts(t *testing.T) {
 			"nonvoters": cmdWait(nonvoters),
 			"reads":     cmdWait(reads),
 			"sets":      cmdWait(sets),
+			"disklow":   cmdWait(diskLowNodes),
 			"syncedby":  cmdWait(syncedBy),
 			"snapshots": cmdWait(snapshotCount),
 			"load":      cmdLoad,
@@ -267,6 +268,7 @@ func cmdExited(ts *testscript.TestScript, neg bool, args []string) {
 //	reads ro k v           a GET of k through ro answers v
 //	sets n1 k OK           a SET of k through n1 answers OK (or an error
 //	                       with the words given, joined by spaces)
+//	disklow n1 n3          n1's status marks n3, and no other, disk_low
 //	clusterid m1           m1 has recorded its cluster's ID
 //	syncedby n1 n4 replay  n1 reports every shard of n4 synced by replay
 //	snapshots n4 1         every shard of n4 keeps 1 snapshot
@@ -375,6 +377,28 @@ func sets(n *node, args ...string) error {
 		return fmt.Errorf("SET %s through %s: %v, want OK", args[0], n.name, err)
 	case want != "OK" && (err == nil || !strings.Contains(err.Error(), want)):
 		return fmt.Errorf("SET %s through %s: %v, want an error with %q", args[0], n.name, err, want)
+	}
+	return nil
+}
+
+// diskLowNodes checks that n's status marks exactly the named nodes as
+// low on disk:
+//
+//	disklow n1 n3
+func diskLowNodes(n *node, names ...string) error {
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	var low []string
+	for _, v := range st.Nodes {
+		if v.DiskLow {
+			low = append(low, v.Name)
+		}
+	}
+	slices.Sort(low)
+	if want := slices.Sorted(slices.Values(names)); !slices.Equal(low, want) {
+		return fmt.Errorf("%s's status marks %v low on disk, want %v", n.name, low, want)
 	}
 	return nil
 }
