@@ -3,10 +3,12 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // ErrStoreFailed marks a store failure that retrying does not mend (Failure
@@ -22,8 +24,8 @@ var ErrStoreFailed = errors.New("storage: store failed")
 //     memtables it cannot flush fill up;
 //   - a journal write or sync that failed: after a failed fsync the
 //     file's pages are in no known state;
-//   - a journal write and sync that has not returned in journalStallAfter
-//     (a disk that hangs).
+//   - a journal write and sync, or a write, sync or file operation of
+//     Pebble's, that has not returned in stallAfter (a disk that hangs).
 //
 // The first failure is kept; later ones are only counted.
 type fault struct {
@@ -43,6 +45,28 @@ func (f *fault) report(err error) {
 		f.err = fmt.Errorf("%w: %s: %w", ErrStoreFailed, f.what, err)
 		close(f.failed)
 	}
+}
+
+// stallAfter is how long a write or sync of a store may take before the
+// store is taken for failed (a disk that hangs). A Raft log write that
+// hangs holds every group's writes on the node, and a leader whose log
+// write hangs keeps its followers from electing another one (its
+// heartbeats go on) while it commits nothing; a Pebble flush that hangs
+// stalls the shard's applies once its memtables are full, so its
+// clients' writes commit and are never answered. CockroachDB's
+// storage.max_sync_duration is the same 20 s. A variable for tests.
+var stallAfter = 20 * time.Second
+
+// watchStalls returns fs wrapped so that a write, sync or file operation
+// (create, rename, remove...) of Pebble's that has not returned in
+// stallAfter is the store's failure, and what stops the watch. Pebble's
+// watch looks every 2 s, so a stall is seen 20-22 s in. The journal has
+// its own watch (watchStall), on its one sync at a time.
+func (f *fault) watchStalls(fs vfs.FS) (vfs.FS, io.Closer) {
+	return vfs.WithDiskHealthChecks(fs, stallAfter, nil, func(info vfs.DiskSlowInfo) {
+		f.report(fmt.Errorf("pebble: a %s of %s has not returned in %s: the disk is stalled",
+			info.OpType, info.Path, info.Duration.Round(time.Millisecond)))
+	})
 }
 
 // get returns the failure, or nil.

@@ -156,3 +156,55 @@ func TestRaftLogStoreStall(t *testing.T) {
 		t.Fatalf("Close() = %v, want the failure", err)
 	}
 }
+
+// A Pebble sync that does not return (a disk that hangs under a flush) is
+// the shard store's failure once it has taken stallAfter: the flush that
+// waited on it gives up, where it would wait for good, and so does Close.
+func TestShardStoreStall(t *testing.T) {
+	defer func(was time.Duration) { stallAfter = was }(stallAfter)
+	stallAfter = 100 * time.Millisecond
+	hold := make(chan struct{})
+	var holding atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if holding.Load() {
+				<-hold
+			}
+		}
+		return nil
+	}))
+	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.ApplyBatch([]*raft.Log{shardEntry(t, 1), shardEntry(t, 2)}) {
+		if err, ok := r.(error); ok {
+			t.Fatal(err)
+		}
+	}
+	holding.Store(true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.checkpoint("/snap") }() // flushes first
+	select {
+	case <-s.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a sync held for 10s is not a failure")
+	}
+	if err := s.Failure(); !errors.Is(err, ErrStoreFailed) || !strings.Contains(err.Error(), "shard 0 at /node/shards/0/kv") || !strings.Contains(err.Error(), "the disk is stalled") {
+		t.Fatalf("Failure() = %v", err)
+	}
+	select {
+	case err := <-flushed:
+		if !errors.Is(err, ErrStoreFailed) {
+			t.Fatalf("checkpoint on a stalled disk: %v, want the failure", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the checkpoint's flush still waits on the stalled disk")
+	}
+	holding.Store(false)
+	close(hold)
+	if err := s.Close(); !errors.Is(err, ErrStoreFailed) {
+		t.Fatalf("Close() = %v, want the failure", err)
+	}
+}

@@ -133,7 +133,7 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 		}
 	}
 	j := &journal{fs: fs, dir: dir, db: db, size: size, inflight: map[uint64]bool{}, fault: f,
-		stallAfter: journalStallAfter, unwatch: make(chan struct{}),
+		stallAfter: stallAfter, unwatch: make(chan struct{}),
 		retiring: make(chan retiree, 64), retired: make(chan struct{})}
 	j.syncedCond, j.appliedCond = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	next := uint64(1)
@@ -309,14 +309,6 @@ func (j *journal) write(buf []byte) error {
 	j.off += int64(len(buf))
 	return nil
 }
-
-// journalStallAfter is how long a journal write and sync may take before
-// the store is taken for failed (a disk that hangs): every group's writes
-// on the node wait for it, and a leader whose log write hangs keeps its
-// followers from electing another one (its heartbeats go on) while it
-// commits nothing. CockroachDB's storage.max_sync_duration is the same
-// 20 s.
-const journalStallAfter = 20 * time.Second
 
 // watchStall reports a write and sync that has not returned in
 // j.stallAfter as the store's failure, checking at every tick until the

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ type RaftLogs struct {
 	db    *pebble.DB
 	j     *journal
 	fault *fault
+	watch io.Closer // stops the watch of Pebble's file system for stalls
 
 	mu   sync.Mutex
 	open map[uint32]bool
@@ -69,8 +71,10 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		return nil, err
 	}
 	f := newFault("raft log at " + dir)
+	// The journal, on fs, watches its own syncs (watchStall).
+	pebbleFS, watch := f.watchStalls(fs)
 	opts := &pebble.Options{
-		FS:            fs,
+		FS:            pebbleFS,
 		Logger:        quietLogger{},
 		EventListener: f.listener(),
 		// Entries are deleted soon after they are applied everywhere (a
@@ -83,14 +87,16 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dbDir, opts)
 	if err != nil {
+		watch.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
 	j, err := openJournal(fs, filepath.Join(dir, "journal"), db, journalSize, f)
 	if err != nil {
 		db.Close()
+		watch.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	return &RaftLogs{db: db, j: j, fault: f, open: map[uint32]bool{}}, nil
+	return &RaftLogs{db: db, j: j, fault: f, watch: watch, open: map[uint32]bool{}}, nil
 }
 
 // Close closes the store; every group's LogStore must be closed first.
@@ -101,6 +107,7 @@ func (r *RaftLogs) Close() error {
 	if n > 0 {
 		return fmt.Errorf("storage: raft log: closed with %d groups open", n)
 	}
+	defer r.watch.Close()
 	return errors.Join(r.j.close(), r.db.Close())
 }
 

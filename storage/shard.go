@@ -45,7 +45,8 @@ var appliedKey = []byte("\x00applied")
 type Shard struct {
 	id     int
 	layout Layout
-	fs     vfs.FS // the store's file system: vfs.Default but in tests
+	fs     vfs.FS    // the store's file system (vfs.Default but in tests), watched for stalls
+	watch  io.Closer // stops the watch
 	exec   Executor
 	snaps  *SnapshotStore
 	fault  *fault
@@ -78,15 +79,18 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		return nil, err
 	}
 	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, appliedCh: make(chan struct{}),
-		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fs: fs, fault: newFault(fmt.Sprintf("shard %d at %s", id, layout.KVDir(id)))}
-	db, err := openPebble(fs, layout.KVDir(id), s.fault)
+		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fault: newFault(fmt.Sprintf("shard %d at %s", id, layout.KVDir(id)))}
+	s.fs, s.watch = s.fault.watchStalls(fs)
+	db, err := openPebble(s.fs, layout.KVDir(id), s.fault)
 	if err != nil {
+		s.watch.Close()
 		return nil, err
 	}
 	s.db = db
 	index, term, err := readApplied(db)
 	if err != nil {
 		db.Close()
+		s.watch.Close()
 		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
 	}
 	s.setApplied(index, term)
@@ -197,6 +201,7 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 // failed store (Failure) is closed without a flush, and Close returns the
 // failure.
 func (s *Shard) Close() error {
+	defer s.watch.Close()
 	if s.fault.get() != nil {
 		return s.fault.closeFailed(func() {
 			s.mu.Lock()

@@ -62,7 +62,8 @@
 // If one of its stores fails in a way retrying does not mend (a Pebble
 // flush or compaction, or a Raft log journal write, failed: a data dir
 // removed, a disk full, failing or remounted read-only; or a journal
-// sync has not returned in 20 s), the node logs it, stops in order
+// sync, or a write or sync of Pebble's, has not returned in 20 s), the
+// node logs it, stops in order
 // (bounded by --stop-timeout) and exits 1. A bad setting exits 2.
 package main
 
