@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,7 +41,38 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	return s.authorize(mux)
+}
+
+// authorize passes on the requests that carry Config.Token, and those of
+// the probes, which carry no data and need none. Any other path, even
+// one the mux would not serve, needs the token.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	if s.cfg.Token == "" {
+		return next
+	}
+	// Compared as hashes, in constant time: neither a token's bytes nor
+	// its length show in the time an answer takes.
+	want := sha256.Sum256([]byte(s.cfg.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		header := r.Header.Get("Authorization")
+		scheme, token, _ := strings.Cut(header, " ")
+		got := sha256.Sum256([]byte(token))
+		if strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		msg := "this node's HTTP port wants its --http-token, in the header Authorization: Bearer TOKEN"
+		if header != "" {
+			msg = "the Authorization header does not carry this node's --http-token as a Bearer token"
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="coppice"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": msg})
+	})
 }
 
 // healthz is 200 while the root supervisor answers: the process runs and

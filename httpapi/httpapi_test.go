@@ -288,3 +288,59 @@ func parseFloat(t *testing.T, s string) float64 {
 	}
 	return f
 }
+
+// With Config.Token, every path but the probes wants the bearer token:
+// without it, or with another, a request gets 401 and reaches no
+// handler.
+func TestTokenGuardsAllButTheProbes(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	h := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Token: token, Pprof: true}).Handler()
+	serve := func(method, path, auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	// The probes need none (503: no actor system in this test).
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if rec := serve("GET", p, ""); rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("GET %s without a token: %d, want the probe's own 503", p, rec.Code)
+		}
+	}
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/v1/status"}, {"GET", "/v1/nodes"}, {"POST", "/v1/nodes"}, {"DELETE", "/v1/nodes/n2"},
+		{"POST", "/v1/leave"}, {"GET", "/v1/checksums"}, {"GET", "/metrics"}, {"GET", "/debug/pprof/cmdline"},
+		{"GET", "/no/such/path"}, {"GET", "/healthz/../v1/status"},
+	} {
+		for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + token, "Bearer " + token + "x", token} {
+			rec := serve(tc.method, tc.path, auth)
+			want := "wants its --http-token, in the header Authorization: Bearer TOKEN"
+			if auth != "" {
+				want = "does not carry this node's --http-token"
+			}
+			if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Bearer realm="coppice"` ||
+				!strings.Contains(rec.Body.String(), want) || strings.Contains(rec.Body.String(), token) {
+				t.Errorf("%s %s with %q: %d %v %q, want 401 saying %q", tc.method, tc.path, auth, rec.Code, rec.Header(), rec.Body.String(), want)
+			}
+		}
+	}
+	// With it (the scheme in any case): served.
+	for _, auth := range []string{"Bearer " + token, "bearer " + token} {
+		if rec := serve("GET", "/metrics", auth); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "go_goroutines") {
+			t.Errorf("GET /metrics with %q: %d %.80q", auth, rec.Code, rec.Body.String())
+		}
+		if rec := serve("POST", "/v1/leave", auth); rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("POST /v1/leave with %q: %d %q, want the handler's 503 (no actor system)", auth, rec.Code, rec.Body.String())
+		}
+	}
+	// Without a token configured, nothing is asked.
+	open := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0"}).Handler()
+	rec := httptest.NewRecorder()
+	open.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET /metrics with no token configured: %d", rec.Code)
+	}
+}

@@ -9,7 +9,11 @@
 //	GET /v1/status  the node's status (actors.Status) as JSON
 //
 // Other paths are 404; other methods than GET and HEAD are 405 with an
-// Allow header.
+// Allow header (the cluster routes, cluster.go, add POST and DELETE).
+//
+// With Config.Token, every request but the probes (/healthz, /readyz)
+// must carry it (Authorization: Bearer <token>), or gets 401 and nothing
+// is done; with Config.TLS the port speaks HTTPS only.
 //
 // The listener is owned by an actor in the node's supervision tree: New
 // makes the Server (its metrics outlive restarts of the actor), and Spec
@@ -20,6 +24,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +73,12 @@ type Config struct {
 	// bytes of its file system (a node whose disk fills stops); "": not
 	// exported.
 	DataDir string
+	// Token, if set, is the bearer token every request but /healthz and
+	// /readyz must carry: the operations (add, remove, leave), the status,
+	// the metrics and the profiler.
+	Token string
+	// TLS, if set, makes the port serve HTTPS only.
+	TLS *tls.Config
 }
 
 // Server is the endpoint: its handlers and metrics, and the address its
@@ -172,6 +183,9 @@ func (a *httpActor) start(ctx actor.Context) error {
 	if err != nil {
 		return fmt.Errorf("httpapi: listen %s: %w", s.cfg.Addr, err)
 	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	a.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -189,7 +203,7 @@ func (a *httpActor) start(ctx actor.Context) error {
 		}
 	}()
 	s.setAddr(ln.Addr().String())
-	s.log.Info("http listener", "addr", ln.Addr().String())
+	s.log.Info("http listener", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil, "token", s.cfg.Token != "")
 	return nil
 }
 

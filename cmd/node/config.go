@@ -43,6 +43,9 @@ type Config struct {
 	AdvertiseAddr      string
 	GossipAddr         string
 	HTTPAddr           string
+	HTTPToken          string
+	HTTPTLSCertFile    string
+	HTTPTLSKeyFile     string
 	Join               []string
 	Role               string
 	RequirePass        string
@@ -81,6 +84,7 @@ type Config struct {
 	// Loaded by check from the files above (nil: no TLS).
 	clientTLS  *tls.Config
 	clusterTLS *transport.MutualTLS
+	httpTLS    *tls.Config
 }
 
 // text sets a plain string setting: field picks it in the Config.
@@ -130,6 +134,8 @@ type option struct {
 	def   func() string
 	usage string
 	set   func(c *Config, v string) error
+	// secret: an error about the value does not show it.
+	secret bool
 }
 
 func (o *option) env() string {
@@ -198,8 +204,20 @@ var options = []*option{
 		}},
 	{name: "gossip-addr", def: constant("127.0.0.1:7946"), usage: "gossip (serf) listen address",
 		set: func(c *Config, v string) error { return listenAddr(&c.GossipAddr, v) }},
-	{name: "http-addr", def: constant("127.0.0.1:7381"), usage: "HTTP listen address: /metrics, /healthz, /readyz, /v1/status",
+	{name: "http-addr", def: constant("127.0.0.1:7381"), usage: "HTTP listen address: /metrics, /healthz, /readyz, /v1/status and the operations (see --http-token)",
 		set: func(c *Config, v string) error { return listenAddr(&c.HTTPAddr, v) }},
+	{name: "http-token", def: constant(""), usage: "bearer token every HTTP request but /healthz and /readyz must carry (Authorization: Bearer TOKEN): the operations, status, metrics and profiler; 16 to 4096 of A-Z a-z 0-9 - . _ ~ + / = (empty: none); prefer the environment or the file to a flag",
+		set: func(c *Config, v string) error {
+			if err := checkToken(v); err != nil {
+				return err
+			}
+			c.HTTPToken = v
+			return nil
+		}, secret: true},
+	{name: "http-tls-cert-file", def: constant(""), usage: "PEM certificate of the HTTP port: with --http-tls-key-file, it serves HTTPS only",
+		set: text(func(c *Config) *string { return &c.HTTPTLSCertFile })},
+	{name: "http-tls-key-file", def: constant(""), usage: "PEM private key of --http-tls-cert-file",
+		set: text(func(c *Config) *string { return &c.HTTPTLSKeyFile })},
 	{name: "join", kind: kindList, def: constant(""), usage: "comma-separated host:port gossip addresses of nodes to join (none: standalone)",
 		set: func(c *Config, v string) error {
 			c.Join = nil
@@ -262,12 +280,12 @@ var options = []*option{
 			}
 			c.GossipKey = k
 			return nil
-		}},
+		}, secret: true},
 	{name: "keyring-file", def: constant(""), usage: "serf keyring file (JSON array of base64 keys, the first primary) for gossip encryption",
 		set: text(func(c *Config) *string { return &c.KeyringFile })},
 	{name: "gossip-fast", kind: kindBool, def: constant("false"), usage: "tight gossip timers, for tests on one host only",
 		set: boolean(func(c *Config) *bool { return &c.GossipFast })},
-	{name: "pprof", kind: kindBool, def: constant("false"), usage: "serve Go's profiler under /debug/pprof/ on the HTTP port (no authentication: a trusted network only)",
+	{name: "pprof", kind: kindBool, def: constant("false"), usage: "serve Go's profiler under /debug/pprof/ on the HTTP port (a trusted network only, or with --http-token)",
 		set: boolean(func(c *Config) *bool { return &c.Pprof })},
 	{name: "snapshot-threshold", kind: kindInt, def: constant("16384"), usage: "new log entries after which a shard snapshots and compacts its log, 1..10^9",
 		set: func(c *Config, v string) error { return uintIn(&c.SnapshotThreshold, v, 1, 1e9) }},
@@ -411,7 +429,11 @@ func loadConfig(args []string, env func(string) string, usage io.Writer) (Config
 			src = source{"default " + o.name, o.def()}
 		}
 		if err := o.set(&cfg, src.raw); err != nil {
-			return Config{}, fmt.Errorf("%s %s: %w", src.what, quote(src.raw), err)
+			shown := quote(src.raw)
+			if o.secret {
+				shown = "(a secret, not shown)"
+			}
+			return Config{}, fmt.Errorf("%s %s: %w", src.what, shown, err)
 		}
 		sources[o.name] = src
 	}
@@ -489,6 +511,17 @@ func (c *Config) loadTLS(src map[string]source) error {
 		c.clientTLS = cfg
 	}
 
+	if err := wantWith("http-tls-cert-file", "http-tls-key-file"); err != nil {
+		return err
+	}
+	if c.HTTPTLSCertFile != "" {
+		pair, err := tlsfiles.KeyPair(c.HTTPTLSCertFile, c.HTTPTLSKeyFile)
+		if err != nil {
+			return fileErr(err, map[string]string{tlsfiles.Cert: "http-tls-cert-file", tlsfiles.Key: "http-tls-key-file"})
+		}
+		c.httpTLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+
 	if err := wantWith("cluster-tls-cert-file", "cluster-tls-key-file", "cluster-tls-ca-file"); err != nil {
 		return err
 	}
@@ -509,6 +542,24 @@ func (c *Config) loadTLS(src map[string]source) error {
 			m.WithNames()
 		}
 		c.clusterTLS = m
+	}
+	return nil
+}
+
+// checkToken refuses an HTTP token that is not empty (none) and not 16
+// to 4096 characters a Bearer token may hold (RFC 6750's b64token):
+// short ones are guessed, and others do not survive a header.
+func checkToken(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) < 16 || len(v) > 4096 {
+		return fmt.Errorf("want 16 to 4096 characters, got %d", len(v))
+	}
+	for _, r := range v {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~+/=", r)) {
+			return fmt.Errorf("want only A-Z a-z 0-9 - . _ ~ + / =, got %q", r)
+		}
 	}
 	return nil
 }

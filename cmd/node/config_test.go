@@ -206,12 +206,25 @@ var badValues = []struct {
 	{"stop-timeout", "-5s", "want a positive duration"},
 	{"print-tree", "maybe", "want true or false"},
 	{"tls-auth-clients", "maybe", "want yes, optional or no"},
+	{"http-token", "short-token", "want 16 to 4096 characters, got 11"},
+	{"http-token", strings.Repeat("t", 4097), "want 16 to 4096 characters, got 4097"},
+	{"http-token", "0123456789abcdef ghi", `want only A-Z a-z 0-9 - . _ ~ + / =, got ' '`},
+	{"http-token", "0123456789abcdef:x", `want only A-Z a-z 0-9 - . _ ~ + / =, got ':'`},
 }
 
 func TestBadValuesNameTheirSource(t *testing.T) {
 	for _, bv := range badValues {
 		envName := "COPPICE_" + strings.ToUpper(strings.ReplaceAll(bv.name, "-", "_"))
 		shown := quote(bv.value)
+		for _, o := range options {
+			if o.name == bv.name && o.secret {
+				shown = "(a secret, not shown)"
+				_, err := loadConfig([]string{"--" + bv.name + "=" + bv.value}, envOf(nil), nil)
+				if err != nil && strings.Contains(err.Error(), bv.value) {
+					t.Errorf("--%s: the error shows the secret: %v", bv.name, err)
+				}
+			}
+		}
 		// Flag.
 		flagArg := "--" + bv.name + "=" + bv.value
 		_, err := loadConfig([]string{flagArg}, envOf(nil), nil)

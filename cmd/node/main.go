@@ -45,8 +45,11 @@
 // TLS: --tls-cert-file and --tls-key-file (with --tls-ca-file and
 // --tls-auth-clients for client certificates) put the client port on TLS;
 // --cluster-tls-cert-file, --cluster-tls-key-file and --cluster-tls-ca-file
-// (all three or none) put the cluster port on mutual TLS. The files are
-// read once at start; a missing or unusable one exits 2 naming its setting.
+// (all three or none) put the cluster port on mutual TLS;
+// --http-tls-cert-file and --http-tls-key-file put the HTTP port on TLS,
+// and --http-token makes every HTTP request but the probes carry it. The
+// files are read once at start; a missing or unusable one exits 2 naming
+// its setting.
 //
 // Every listen address defaults to loopback (127.0.0.1), so a node on the
 // defaults is reachable from its own host only; give 0.0.0.0:<port> (or
@@ -219,7 +222,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats,
-		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: cfg.DataDir})
+		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: cfg.DataDir, Token: cfg.HTTPToken, TLS: cfg.httpTLS})
 	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
 }
 

@@ -8,17 +8,27 @@ package main
 //	node leave [--http ...]
 //
 // Any node forwards an operation to the cluster's coordinator. The answer
-// is printed as JSON; a refusal exits 1 with its reason.
+// is printed as JSON; a refusal exits 1 with its reason. A node with
+// --http-token wants it: the subcommands send COPPICE_HTTP_TOKEN (or
+// --token). One with --http-tls-cert-file speaks HTTPS:
+// --http https://host:port, with --tls-ca-file for a certificate that
+// the system's authorities did not sign.
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
 	"time"
+
+	"github.com/coppice-kv/coppice/internal/tlsfiles"
 )
 
 var subcommands = map[string]bool{"status": true, "add": true, "remove": true, "leave": true}
@@ -27,7 +37,9 @@ var subcommands = map[string]bool{"status": true, "add": true, "remove": true, "
 func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("node "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("http", "127.0.0.1:7381", "the node's HTTP address")
+	addr := fs.String("http", "127.0.0.1:7381", "the node's HTTP address: host:port, http://host:port or https://host:port")
+	token := fs.String("token", os.Getenv("COPPICE_HTTP_TOKEN"), "the node's --http-token (default: $COPPICE_HTTP_TOKEN); prefer the environment")
+	caFile := fs.String("tls-ca-file", "", "with an https:// address, PEM certificates of the authorities to trust (default: the system's)")
 	role := fs.String("role", "voter", "role of the added node: voter, replica or readonly")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the answer")
 	// Flags may come before or after the node name.
@@ -46,9 +58,12 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node %s: want %d node name(s), got %q\n", cmd, want, names)
 		return 2
 	}
-	base := "http://" + *addr
+	base, hc, err := httpClient(*addr, *caFile, *timeout)
+	if err != nil {
+		fmt.Fprintf(stderr, "node %s: %v\n", cmd, err)
+		return 2
+	}
 	var req *http.Request
-	var err error
 	switch cmd {
 	case "status":
 		req, err = http.NewRequest(http.MethodGet, base+"/v1/nodes", nil)
@@ -64,7 +79,10 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node %s: %v\n", cmd, err)
 		return 2
 	}
-	resp, err := (&http.Client{Timeout: *timeout}).Do(req)
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "node %s: %v\n", cmd, err)
 		return 1
@@ -80,4 +98,34 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// httpClient is the base URL of addr (host:port is http://host:port) and
+// a client for it that trusts caFile's authorities, if given (https only).
+func httpClient(addr, caFile string, timeout time.Duration) (string, *http.Client, error) {
+	base := addr
+	if !strings.Contains(addr, "://") {
+		base = "http://" + addr
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return "", nil, fmt.Errorf("--http %q: want host:port, http://host:port or https://host:port", addr)
+	}
+	base = strings.TrimSuffix(base, "/")
+	hc := &http.Client{Timeout: timeout}
+	if caFile == "" {
+		return base, hc, nil
+	}
+	if u.Scheme != "https" {
+		return "", nil, fmt.Errorf("--tls-ca-file %q: want an https:// address in --http, got %q", caFile, addr)
+	}
+	pool, err := tlsfiles.CAPool(caFile)
+	if fe := (*tlsfiles.Error)(nil); errors.As(err, &fe) {
+		err = fe.Err // the flag names the file
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("--tls-ca-file %q: %w", caFile, err)
+	}
+	hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return base, hc, nil
 }

@@ -97,6 +97,11 @@ func TestTLSSettings(t *testing.T) {
 			`--cluster-tls-names "true": want --cluster-tls-cert-file, --cluster-tls-key-file and --cluster-tls-ca-file with it`},
 		{[]string{"--name", "n1", "--cluster-tls-names", "--cluster-tls-cert-file", cluster.Cert, "--cluster-tls-key-file", cluster.Key, "--cluster-tls-ca-file", cluster.CA}, nil,
 			"--cluster-tls-cert-file " + q(cluster.Cert) + `: with --cluster-tls-names the certificate must carry this node's name "n1" as a DNS name; it carries ["localhost" "cluster"]`},
+		{[]string{"--http-tls-cert-file", client.Cert}, nil, "--http-tls-cert-file " + q(client.Cert) + ": want --http-tls-key-file with it"},
+		{nil, map[string]string{"COPPICE_HTTP_TLS_KEY_FILE": client.Key}, "COPPICE_HTTP_TLS_KEY_FILE " + q(client.Key) + ": want --http-tls-cert-file with it"},
+		{[]string{"--http-tls-cert-file", missing, "--http-tls-key-file", client.Key}, nil, "--http-tls-cert-file " + q(missing) + ": open " + missing},
+		{[]string{"--http-tls-cert-file", client.Cert, "--http-tls-key-file", other.Key}, nil,
+			"--http-tls-key-file " + q(other.Key) + ": the private key does not match the certificate's public key in " + client.Cert},
 	} {
 		_, err := loadConfig(tc.args, envOf(tc.env), nil)
 		checkErr(t, strings.Join(tc.args, " "), err, tc.want)
@@ -106,6 +111,11 @@ func TestTLSSettings(t *testing.T) {
 		"--cluster-tls-key-file", cluster.Key, "--cluster-tls-ca-file", cluster.CA}, envOf(nil), nil)
 	if err != nil || !cfg.ClusterTLSNames || cfg.clusterTLS == nil {
 		t.Fatalf("--cluster-tls-names with the node's own certificate: %v %+v", err, cfg)
+	}
+	// The HTTP port's pair, alone: HTTPS there only.
+	cfg, err = loadConfig([]string{"--http-tls-cert-file", client.Cert, "--http-tls-key-file", client.Key}, envOf(nil), nil)
+	if err != nil || cfg.httpTLS == nil || len(cfg.httpTLS.Certificates) != 1 || cfg.clientTLS != nil || cfg.clusterTLS != nil {
+		t.Fatalf("HTTP TLS: %v %+v", err, cfg)
 	}
 	p := writeFile(t, `{"tls-cert-file": "`+client.Cert+`", "tls-key-file": "`+missing+`"}`)
 	_, err = loadConfig([]string{"--config", p}, envOf(nil), nil)
