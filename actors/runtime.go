@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
@@ -109,12 +110,15 @@ type Runtime struct {
 	// every client read and write, so an atomic load, not a lock whose
 	// reader count every core would write.
 	stores atomic.Pointer[openStores]
-	mu     sync.RWMutex
-	mux    *transport.Mux
-	remote *transport.Remote
-	system *raft.Raft
-	state  *cluster.State
-	sys    *actor.ActorSystem
+	// clients is what the client port counts; it outlives the port's
+	// restarts.
+	clients server.Stats
+	mu      sync.RWMutex
+	mux     *transport.Mux
+	remote  *transport.Remote
+	system  *raft.Raft
+	state   *cluster.State
+	sys     *actor.ActorSystem
 	// clusterID is the cluster this node belongs to, once known;
 	// clusterIDRecorded tells whether node.json has it (a joining node
 	// takes it from gossip before its system group records it).
@@ -353,6 +357,10 @@ func (rt *Runtime) SnapshotThrottleStats() (storage.ThrottleStats, bool) {
 	}
 	return st.throttle.Stats(), true
 }
+
+// ClientStats returns the client port's counters (connections, commands,
+// error replies, latencies) since the node started.
+func (rt *Runtime) ClientStats() (server.StatsSnapshot, bool) { return rt.clients.Snapshot(), true }
 
 // RaftLogStats returns the counters of the node's Raft log store; false
 // while it is not open.

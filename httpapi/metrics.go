@@ -7,6 +7,7 @@ import (
 
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -39,6 +40,9 @@ func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
 	}
 	if s.cfg.DataDir != "" {
 		reg.MustRegister(diskCollector(s.cfg.DataDir))
+	}
+	if s.cfg.Clients != nil {
+		reg.MustRegister(clientCollector(s.cfg.Clients))
 	}
 	return reg, events
 }
@@ -199,6 +203,39 @@ func throttleCollector(read func() (storage.ThrottleStats, bool)) prometheus.Col
 			ch <- prometheus.MustNewConstMetric(descThrottleBytes, prometheus.CounterValue, float64(st.Bytes))
 			ch <- prometheus.MustNewConstMetric(descThrottleSlept, prometheus.CounterValue, st.Slept.Seconds())
 			ch <- prometheus.MustNewConstMetric(descThrottleRate, prometheus.GaugeValue, st.Rate)
+		},
+	}
+}
+
+var (
+	descClientsOpen     = prometheus.NewDesc("coppice_client_connections", "Client connections open now.", nil, nil)
+	descClientsTotal    = prometheus.NewDesc("coppice_client_connections_received_total", "Client connections accepted.", nil, nil)
+	descClientsRejected = prometheus.NewDesc("coppice_client_connections_rejected_total", "Client connections refused at the limit of clients (Redis's maxclients).", nil, nil)
+	descCommands        = prometheus.NewDesc("coppice_client_commands_total", "Commands clients sent this node.", nil, nil)
+	descErrorReplies    = prometheus.NewDesc("coppice_client_error_replies_total", "Error replies sent to clients, by prefix (Redis's errorstats): TRYAGAIN and AMBIGUOUS come with leader changes, see the README.", []string{"prefix"}, nil)
+	descCommandSeconds  = prometheus.NewDesc("coppice_client_command_duration_seconds", "Time from reading a key-value command to its reply being ready, reads and writes (those that may change data) apart.", []string{"kind"}, nil)
+)
+
+// clientCollector exports the client port's counters.
+func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collector {
+	return statsCollector[server.StatsSnapshot]{
+		descs: []*prometheus.Desc{descClientsOpen, descClientsTotal, descClientsRejected, descCommands, descErrorReplies, descCommandSeconds},
+		read:  read,
+		emit: func(st server.StatsSnapshot, ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(descClientsOpen, prometheus.GaugeValue, float64(st.Open))
+			ch <- prometheus.MustNewConstMetric(descClientsTotal, prometheus.CounterValue, float64(st.Connections))
+			ch <- prometheus.MustNewConstMetric(descClientsRejected, prometheus.CounterValue, float64(st.Rejected))
+			ch <- prometheus.MustNewConstMetric(descCommands, prometheus.CounterValue, float64(st.Commands))
+			for prefix, n := range st.ErrorReplies {
+				ch <- prometheus.MustNewConstMetric(descErrorReplies, prometheus.CounterValue, float64(n), prefix)
+			}
+			for kind, l := range map[string]server.LatencySnapshot{"read": st.Reads, "write": st.Writes} {
+				buckets := make(map[float64]uint64, len(server.LatencyBuckets))
+				for i, le := range server.LatencyBuckets {
+					buckets[le] = l.Cumulative[i]
+				}
+				ch <- prometheus.MustNewConstHistogram(descCommandSeconds, l.Count, l.Sum.Seconds(), buckets, kind)
+			}
 		},
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,9 @@ type Config struct {
 	// bytes of its file system (a node whose disk fills stops); "": not
 	// exported.
 	DataDir string
+	// Clients reads the client port's counters (actors.Runtime.ClientStats)
+	// for /metrics; nil: not exported.
+	Clients func() (server.StatsSnapshot, bool)
 	// Token, if set, is the bearer token every request but /healthz and
 	// /readyz must carry: the operations (add, remove, leave), the status,
 	// the metrics and the profiler.

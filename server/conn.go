@@ -28,7 +28,8 @@ type conn struct {
 	proto  int
 	quit   bool
 
-	pending    []Pending
+	pending    []pendingReply
+	timing     timing       // of the key-value command being issued (data)
 	readShard  map[int]bool // shards with a read in pending
 	writeShard map[int]bool // shards with a write in pending
 	nameBuf    []byte
@@ -78,14 +79,41 @@ func (c *conn) serve() {
 	c.wr.Flush()
 }
 
-// reply queues a reply that is ready.
-func (c *conn) reply(r *messages.Reply) { c.pending = append(c.pending, done{r}) }
+// pendingReply is a reply to write in its turn, and when its command was
+// read (zero: not timed, a connection command).
+type pendingReply struct {
+	p Pending
+	timing
+}
 
-// drain writes every pending reply, in order.
+type timing struct {
+	start time.Time
+	write bool
+}
+
+// push queues a reply, timed if a key-value command is being issued.
+func (c *conn) push(p Pending) { c.pending = append(c.pending, pendingReply{p, c.timing}) }
+
+// reply queues a reply that is ready.
+func (c *conn) reply(r *messages.Reply) { c.push(done{r}) }
+
+// drain writes every pending reply, in order, and counts it.
 func (c *conn) drain() {
+	st := c.s.stats
 	for i, p := range c.pending {
-		c.wr.WriteReply(p.Wait(), c.proto)
-		c.pending[i] = nil
+		r := p.p.Wait()
+		if !p.start.IsZero() {
+			if p.write {
+				st.writes.observe(time.Since(p.start))
+			} else {
+				st.reads.observe(time.Since(p.start))
+			}
+		}
+		if e, ok := r.GetValue().(*messages.Reply_Error); ok {
+			st.errorReply(e.Error)
+		}
+		c.wr.WriteReply(r, c.proto)
+		c.pending[i] = pendingReply{}
 	}
 	c.pending = c.pending[:0]
 	clear(c.readShard)

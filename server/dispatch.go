@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
@@ -9,11 +10,15 @@ import (
 
 // data runs a key-value command: on its key's shard, or split by shard.
 func (c *conn) data(name string, args [][]byte) {
+	spec, known := kv.Lookup(args[0])
+	if known {
+		c.timing = timing{start: time.Now(), write: spec.Write}
+		defer func() { c.timing = timing{} }()
+	}
 	if r := kv.CheckArity(args); r != nil {
 		c.reply(r)
 		return
 	}
-	spec, _ := kv.Lookup(args[0])
 	if limit := c.s.cfg.MaxWriteBytes; spec.Write && limit > 0 {
 		if n := kv.ArgsBytes(args); n > limit {
 			c.reply(errorf(fmt.Sprintf("ERR write of %d bytes is over this node's limit of %d bytes (--max-write-mib)", n, limit)))
@@ -100,12 +105,12 @@ func (c *conn) issueRead(shard int, args [][]byte) Pending {
 
 func (c *conn) write(shard int, args [][]byte) {
 	p := c.issueWrite(shard, c.cloneArgs(args))
-	c.pending = append(c.pending, p)
+	c.push(p)
 }
 
 func (c *conn) read(shard int, args [][]byte) {
 	p := c.issueRead(shard, c.cloneArgs(args))
-	c.pending = append(c.pending, p)
+	c.push(p)
 }
 
 // multi combines the replies of a command's parts.
@@ -140,7 +145,7 @@ func (c *conn) mget(args [][]byte) {
 	keys := args[1:]
 	order, byShard := c.groups(keys)
 	if len(order) == 1 {
-		c.pending = append(c.pending, c.issueRead(order[0], args))
+		c.push(c.issueRead(order[0], args))
 		return
 	}
 	m := &multi{}
@@ -168,7 +173,7 @@ func (c *conn) mget(args [][]byte) {
 		}
 		return array(out...)
 	}
-	c.pending = append(c.pending, m)
+	c.push(m)
 }
 
 func (c *conn) mset(args [][]byte) {
@@ -187,7 +192,7 @@ func (c *conn) mset(args [][]byte) {
 		}
 		m.parts = append(m.parts, c.issueWrite(sh, sub))
 	}
-	c.pending = append(c.pending, m)
+	c.push(m)
 }
 
 // sumKeys runs DEL, UNLINK or EXISTS on each shard's keys and adds up.
@@ -207,7 +212,7 @@ func (c *conn) sumKeys(args [][]byte, write bool) {
 			m.parts = append(m.parts, c.issueRead(sh, sub))
 		}
 	}
-	c.pending = append(c.pending, m)
+	c.push(m)
 }
 
 // everyShard runs the command on every shard and combines the replies.
@@ -221,7 +226,7 @@ func (c *conn) everyShard(args [][]byte, write bool, combine func([]*messages.Re
 			m.parts = append(m.parts, c.issueRead(sh, args))
 		}
 	}
-	c.pending = append(c.pending, m)
+	c.push(m)
 }
 
 func sumIntegers(rs []*messages.Reply) *messages.Reply {

@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,18 +59,8 @@ func portOf(addr string) string {
 	return ""
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
-}
+// sortedKeys is m's keys in order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // info answers INFO [section ...].
 func (s *Server) info(args [][]byte) *messages.Reply {
@@ -107,12 +99,21 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 	)
 	section("clients", fmt.Sprintf("connected_clients:%d", s.Clients()), fmt.Sprintf("maxclients:%d", s.cfg.MaxClients))
 	section("persistence", "loading:0", "aof_enabled:1", "rdb_bgsave_in_progress:0")
+	st := s.stats.Snapshot()
+	var errReplies uint64
+	var errLines []string
+	for _, prefix := range sortedKeys(st.ErrorReplies) {
+		errReplies += st.ErrorReplies[prefix]
+		errLines = append(errLines, fmt.Sprintf("errorstat_%s:count=%d", prefix, st.ErrorReplies[prefix]))
+	}
 	section("stats",
-		fmt.Sprintf("total_connections_received:%d", s.stats.connections.Load()),
-		fmt.Sprintf("total_commands_processed:%d", s.stats.commands.Load()),
-		fmt.Sprintf("rejected_connections:%d", s.stats.rejected.Load()),
+		fmt.Sprintf("total_connections_received:%d", st.Connections),
+		fmt.Sprintf("total_commands_processed:%d", st.Commands),
+		fmt.Sprintf("rejected_connections:%d", st.Rejected),
+		fmt.Sprintf("total_error_replies:%d", errReplies),
 	)
 	section("replication", "role:master", "connected_slaves:0")
+	section("errorstats", errLines...)
 	if s.cfg.Cluster != nil {
 		section("cluster", "cluster_enabled:1")
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	NodeName string
 	Version  string
 	Log      *slog.Logger
+	// Stats, if set, is where the port counts (it may outlive the
+	// Server); else it counts in its own.
+	Stats *Stats
 }
 
 // Server accepts client connections until Close.
@@ -64,12 +67,7 @@ type Server struct {
 	conns  map[*conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
-
-	stats struct {
-		connections atomic.Int64
-		commands    atomic.Int64
-		rejected    atomic.Int64
-	}
+	stats  *Stats // cfg.Stats, or the Server's own
 }
 
 // Listen opens the client port and serves it in the background.
@@ -89,7 +87,10 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		// connection's goroutine (conn.serve), bounded.
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors()}
+	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), stats: cfg.Stats}
+	if s.stats == nil {
+		s.stats = &Stats{}
+	}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -158,6 +159,7 @@ func (s *Server) serve() {
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		s.stats.connections.Add(1)
+		s.stats.open.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -165,6 +167,7 @@ func (s *Server) serve() {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
+			s.stats.open.Add(-1)
 		}()
 	}
 }

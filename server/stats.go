@@ -1,0 +1,111 @@
+package server
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats counts what a client port did: connections, commands, error
+// replies by their prefix and command latencies. It outlives a Server:
+// a client port listening anew (its actor restarted) counts on with the
+// same Stats. Safe for concurrent use; the zero value is ready.
+type Stats struct {
+	open        atomic.Int64 // connections open now
+	connections atomic.Int64 // accepted, ever
+	rejected    atomic.Int64 // refused at --maxclients
+	commands    atomic.Int64
+	reads       Latency
+	writes      Latency
+
+	errMu sync.Mutex
+	errs  map[string]uint64 // error replies by prefix
+}
+
+// maxErrorPrefixes bounds the prefixes counted apart, as Redis's
+// errorstats does (128): any later one counts as "OTHER".
+const maxErrorPrefixes = 128
+
+// LatencyBuckets are the upper bounds, in seconds, of Latency's buckets
+// (a last one, +Inf, takes the rest): a read served from memory takes
+// tens of microseconds, a replicated write a millisecond or so, and a
+// write during a leader change up to its 15 s wait.
+var LatencyBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20}
+
+// Latency is a histogram of command durations over LatencyBuckets.
+type Latency struct {
+	buckets [len(LatencyBuckets) + 1]atomic.Uint64 // and the +Inf one
+	count   atomic.Uint64
+	sumNs   atomic.Uint64
+}
+
+func (l *Latency) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(LatencyBuckets) && s > LatencyBuckets[i] {
+		i++
+	}
+	l.buckets[i].Add(1)
+	l.count.Add(1)
+	l.sumNs.Add(uint64(d.Nanoseconds()))
+}
+
+// LatencySnapshot is a Latency read at one time: Cumulative[i] counts
+// the durations up to LatencyBuckets[i] (Prometheus's form).
+type LatencySnapshot struct {
+	Count      uint64
+	Sum        time.Duration
+	Cumulative []uint64
+}
+
+func (l *Latency) snapshot() LatencySnapshot {
+	out := LatencySnapshot{Count: l.count.Load(), Sum: time.Duration(l.sumNs.Load()), Cumulative: make([]uint64, len(LatencyBuckets))}
+	var n uint64
+	for i := range LatencyBuckets {
+		n += l.buckets[i].Load()
+		out.Cumulative[i] = n
+	}
+	return out
+}
+
+// StatsSnapshot is Stats read at one time.
+type StatsSnapshot struct {
+	Open, Connections, Rejected, Commands int64
+	// ErrorReplies counts the error replies by prefix ("ERR",
+	// "WRONGTYPE", "TRYAGAIN", "AMBIGUOUS"...).
+	ErrorReplies map[string]uint64
+	// Reads and Writes time the key-value commands from the moment the
+	// port read them to the moment their reply was ready.
+	Reads, Writes LatencySnapshot
+}
+
+// Snapshot reads s.
+func (s *Stats) Snapshot() StatsSnapshot {
+	out := StatsSnapshot{Open: s.open.Load(), Connections: s.connections.Load(), Rejected: s.rejected.Load(),
+		Commands: s.commands.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{}}
+	s.errMu.Lock()
+	for k, v := range s.errs {
+		out.ErrorReplies[k] = v
+	}
+	s.errMu.Unlock()
+	return out
+}
+
+// errorReply counts an error reply by its prefix: its first word when that
+// is in capitals (Redis's rule), else ERR.
+func (s *Stats) errorReply(msg string) {
+	prefix, _, _ := strings.Cut(msg, " ")
+	if prefix == "" || strings.IndexFunc(prefix, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+		prefix = "ERR"
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if s.errs == nil {
+		s.errs = map[string]uint64{}
+	}
+	if _, ok := s.errs[prefix]; !ok && len(s.errs) >= maxErrorPrefixes {
+		prefix = "OTHER"
+	}
+	s.errs[prefix]++
+}

@@ -1,0 +1,156 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// slowBackend answers reads at once with a nil bulk, and writes after
+// writeTakes with OK, or with a TRYAGAIN error for the key "busy".
+type slowBackend struct{ writeTakes time.Duration }
+
+type after struct {
+	d time.Duration
+	r *messages.Reply
+}
+
+func (a after) Wait() *messages.Reply { time.Sleep(a.d); return a.r }
+
+func (slowBackend) Shards() int { return 1 }
+func (b slowBackend) Propose(_ int, cmd *messages.Command) Pending {
+	if string(cmd.Args[1]) == "busy" {
+		return done{errorf("TRYAGAIN shard 0 is not available: no leader")}
+	}
+	return after{b.writeTakes, replyOK}
+}
+func (slowBackend) Read(int, *messages.Command) Pending { return done{&messages.Reply{}} }
+func (slowBackend) Scan(int, *messages.ScanShard) Pending {
+	return done{errorf("ERR no scan here")}
+}
+
+// The port counts connections, commands, error replies by prefix and the
+// key-value commands' latencies, reads and writes apart, in the Stats it
+// is given, and INFO shows the counts as Redis does (errorstats).
+func TestStatsCount(t *testing.T) {
+	st := &Stats{}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0", Stats: st, MaxClients: 1}, slowBackend{writeTakes: 30 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	nc, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	rd := bufio.NewReader(nc)
+	do := func(cmd string) string {
+		t.Helper()
+		if _, err := fmt.Fprintf(nc, "%s\r\n", cmd); err != nil {
+			t.Fatal(err)
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		return strings.TrimSpace(line)
+	}
+	for _, c := range []struct{ cmd, want string }{
+		{"PING", "+PONG"},
+		{"SET k v", "+OK"},
+		{"SET k v", "+OK"},
+		{"GET k", "$-1"},
+		{"SET busy v", "-TRYAGAIN shard 0 is not available: no leader"},
+		{"GET", "-ERR wrong number of arguments for 'get' command"},
+		{"NOSUCH", "-ERR unknown command 'NOSUCH', with args beginning with:"},
+	} {
+		if got := do(c.cmd); got != c.want {
+			t.Fatalf("%s: %q, want %q", c.cmd, got, c.want)
+		}
+	}
+	// A second client is refused at MaxClients.
+	extra, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra.SetDeadline(time.Now().Add(10 * time.Second))
+	if line, _ := bufio.NewReader(extra).ReadString('\n'); line != "-ERR max number of clients reached\r\n" {
+		t.Fatalf("a client over MaxClients: %q", line)
+	}
+	extra.Close()
+
+	got := st.Snapshot()
+	if got.Open != 1 || got.Connections != 1 || got.Rejected != 1 || got.Commands != 7 {
+		t.Errorf("open %d connections %d rejected %d commands %d, want 1 1 1 7", got.Open, got.Connections, got.Rejected, got.Commands)
+	}
+	if want := map[string]uint64{"TRYAGAIN": 1, "ERR": 2}; fmt.Sprint(got.ErrorReplies) != fmt.Sprint(want) {
+		t.Errorf("error replies %v, want %v", got.ErrorReplies, want)
+	}
+	// Timed: the three SETs (two took 30ms) and the two GETs (the arity
+	// error is a read too); not PING, nor the unknown command.
+	w, r := got.Writes, got.Reads
+	if w.Count != 3 || r.Count != 2 || w.Sum < 60*time.Millisecond || r.Sum >= 30*time.Millisecond {
+		t.Errorf("writes %d in %v, reads %d in %v", w.Count, w.Sum, r.Count, r.Sum)
+	}
+	// Two writes in the bucket of (25ms, 50ms], one (TRYAGAIN) far under.
+	for i, le := range LatencyBuckets {
+		want := uint64(1)
+		if le >= 0.05 {
+			want = 3
+		}
+		if le < 0.025 && w.Cumulative[i] > 1 || le >= 0.05 && w.Cumulative[i] != want {
+			t.Errorf("writes up to %gs: %d", le, w.Cumulative[i])
+		}
+	}
+	if r.Cumulative[len(LatencyBuckets)-1] != 2 {
+		t.Errorf("reads in the buckets: %v", r.Cumulative)
+	}
+
+	// INFO: stats and errorstats, as Redis 7 gives them.
+	if _, err := fmt.Fprintf(nc, "INFO\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	head, err := rd.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	fmt.Sscanf(head, "$%d", &n)
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"total_commands_processed:8\r\n", "rejected_connections:1\r\n", "total_error_replies:3\r\n",
+		"# Errorstats\r\nerrorstat_ERR:count=2\r\nerrorstat_TRYAGAIN:count=1\r\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("INFO has no %q:\n%s", want, body)
+		}
+	}
+}
+
+// Error prefixes: the first word in capitals, else ERR; past 128 of them,
+// OTHER (Redis's bound).
+func TestErrorPrefixes(t *testing.T) {
+	var st Stats
+	for _, msg := range []string{"WRONGTYPE Operation against a key", "ERR syntax error", "oops lower case", "", "MOVED"} {
+		st.errorReply(msg)
+	}
+	if got := fmt.Sprint(st.Snapshot().ErrorReplies); got != "map[ERR:3 MOVED:1 WRONGTYPE:1]" {
+		t.Fatalf("prefixes: %s", got)
+	}
+	for i := range 200 {
+		st.errorReply(fmt.Sprintf("E%s x", strings.Repeat("X", i)))
+	}
+	got := st.Snapshot().ErrorReplies
+	if len(got) != maxErrorPrefixes+1 || got["OTHER"] != 200-(maxErrorPrefixes-3) {
+		t.Fatalf("%d prefixes, OTHER %d", len(got), got["OTHER"])
+	}
+}
