@@ -29,21 +29,13 @@ func failingWrites(fs vfs.FS) (vfs.FS, *errorfs.Toggle) {
 // which retries a failed flush without end.
 func TestShardStoreFailure(t *testing.T) {
 	fs, bad := failingWrites(vfs.NewMem())
-	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range s.ApplyBatch([]*raft.Log{shardEntry(t, 1), shardEntry(t, 2)}) {
-		if err, ok := r.(error); ok {
-			t.Fatal(err)
-		}
-	}
+	s := shardOn(t, fs)
 	if err := s.Failure(); err != nil {
 		t.Fatalf("failure before any: %v", err)
 	}
 	bad.On()
 
-	err = s.checkpoint("/snap")
+	err := s.checkpoint("/snap")
 	if !errors.Is(err, ErrStoreFailed) || !strings.Contains(err.Error(), "shard 0 at /node/shards/0/kv") {
 		t.Fatalf("checkpoint on a failing disk: %v", err)
 	}
@@ -61,6 +53,38 @@ func TestShardStoreFailure(t *testing.T) {
 	if r := s.ApplyBatch([]*raft.Log{shardEntry(t, 3)}); r[0] != ErrClosed {
 		t.Fatalf("apply after close: %v", r[0])
 	}
+}
+
+// shardOn opens shard 0 on fs, holding entries 1 and 2.
+func shardOn(t *testing.T, fs vfs.FS) *Shard {
+	t.Helper()
+	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.ApplyBatch([]*raft.Log{shardEntry(t, 1), shardEntry(t, 2)}) {
+		if err, ok := r.(error); ok {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// heldSyncs returns fs wrapped so that every sync waits, once hold is
+// called, until release is: a disk that hangs.
+func heldSyncs(fs vfs.FS) (held vfs.FS, hold, release func()) {
+	ch := make(chan struct{})
+	var holding atomic.Bool
+	held = errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if holding.Load() {
+				<-ch
+			}
+		}
+		return nil
+	}))
+	return held, func() { holding.Store(true) }, func() { holding.Store(false); close(ch) }
 }
 
 // raftLogOn opens a Raft log store on fs with group 0 holding entries 1
@@ -115,19 +139,12 @@ func TestRaftLogStoreFailure(t *testing.T) {
 // the Raft log store's failure once it has taken stallAfter: every write
 // of the node waits behind it.
 func TestRaftLogStoreStall(t *testing.T) {
-	hold := make(chan struct{})
-	var holding atomic.Bool
-	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if op.Kind == errorfs.OpFileSyncData && holding.Load() {
-			<-hold
-		}
-		return nil
-	}))
+	fs, hold, release := heldSyncs(vfs.NewMem())
 	r, g := raftLogOn(t, fs)
 	r.j.mu.Lock()
 	r.j.stallAfter = 100 * time.Millisecond
 	r.j.mu.Unlock()
-	holding.Store(true)
+	hold()
 	stored := make(chan error, 1)
 	go func() { stored <- g.StoreLogs(entries(3, 3, 1)) }()
 	select {
@@ -138,8 +155,7 @@ func TestRaftLogStoreStall(t *testing.T) {
 	if err := r.Failure(); !errors.Is(err, ErrStoreFailed) || !strings.Contains(err.Error(), "the disk is stalled") {
 		t.Fatalf("Failure() = %v", err)
 	}
-	holding.Store(false)
-	close(hold)
+	release()
 	select {
 	case err := <-stored:
 		if err != nil {
@@ -163,27 +179,9 @@ func TestRaftLogStoreStall(t *testing.T) {
 func TestShardStoreStall(t *testing.T) {
 	defer func(was time.Duration) { stallAfter = was }(stallAfter)
 	stallAfter = 100 * time.Millisecond
-	hold := make(chan struct{})
-	var holding atomic.Bool
-	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if holding.Load() {
-				<-hold
-			}
-		}
-		return nil
-	}))
-	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range s.ApplyBatch([]*raft.Log{shardEntry(t, 1), shardEntry(t, 2)}) {
-		if err, ok := r.(error); ok {
-			t.Fatal(err)
-		}
-	}
-	holding.Store(true)
+	fs, hold, release := heldSyncs(vfs.NewMem())
+	s := shardOn(t, fs)
+	hold()
 	flushed := make(chan error, 1)
 	go func() { flushed <- s.checkpoint("/snap") }() // flushes first
 	select {
@@ -202,8 +200,7 @@ func TestShardStoreStall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the checkpoint's flush still waits on the stalled disk")
 	}
-	holding.Store(false)
-	close(hold)
+	release()
 	if err := s.Close(); !errors.Is(err, ErrStoreFailed) {
 		t.Fatalf("Close() = %v, want the failure", err)
 	}
