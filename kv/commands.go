@@ -50,7 +50,8 @@ func (s *Spec) Has(f string) bool {
 // Keys returns the key arguments of args (a whole command, name first), as
 // the key positions give them; nil for a command without keys. The node
 // routes a command by its keys (each command's keys must be on one shard,
-// except for the ones the node splits: MGET, MSET, DEL, UNLINK, EXISTS).
+// except for the ones the node splits: MGET, MSET, DEL, UNLINK, EXISTS,
+// TOUCH).
 func (s *Spec) Keys(args [][]byte) [][]byte {
 	if s.FirstKey <= 0 || s.FirstKey >= len(args) {
 		return nil
@@ -81,6 +82,9 @@ var (
 
 // key1 is the common key position: one key, args[1].
 func key1(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, 1, 1; return s }
+
+// keys12: two keys, args[1] and args[2].
+func keys12(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, 2, 1; return s }
 
 // keysAll: every argument from args[1] on is a key.
 func keysAll(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, -1, 1; return s }
@@ -120,6 +124,11 @@ var table = []*Spec{
 		s.FirstKey, s.LastKey, s.Step = 1, -1, 2
 		return s
 	}(),
+	func() *Spec {
+		s := cmd("msetnx", -3, fWriteOOM, cmdMSetNX)
+		s.FirstKey, s.LastKey, s.Step = 1, -1, 2
+		return s
+	}(),
 	key1(cmd("incr", 2, fWriteOOMFst, cmdIncr)),
 	key1(cmd("decr", 2, fWriteOOMFst, cmdDecr)),
 	key1(cmd("incrby", 3, fWriteOOMFst, cmdIncrBy)),
@@ -134,7 +143,11 @@ var table = []*Spec{
 	keysAll(cmd("del", -2, fWrite, cmdDel)),
 	keysAll(cmd("unlink", -2, fWriteFast, cmdDel)),
 	keysAll(cmd("exists", -2, fReadFast, cmdExists)),
+	keysAll(cmd("touch", -2, fReadFast, cmdExists)),
 	key1(cmd("type", 2, fReadFast, cmdType)),
+	keys12(cmd("rename", 3, fWrite, cmdRename)),
+	keys12(cmd("renamenx", 3, fWriteFast, cmdRenameNX)),
+	keys12(cmd("copy", -3, fWriteOOM, cmdCopy)),
 	key1(cmd("expire", -3, fWriteFast, cmdExpire)),
 	key1(cmd("pexpire", -3, fWriteFast, cmdPExpire)),
 	key1(cmd("expireat", -3, fWriteFast, cmdExpireAt)),
@@ -187,6 +200,7 @@ var table = []*Spec{
 		&Spec{Name: "client|getname", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
 		&Spec{Name: "client|id", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
 		&Spec{Name: "client|info", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
+		&Spec{Name: "client|list", Arity: -2, Flags: []string{"admin", "noscript", "loading", "stale"}},
 		&Spec{Name: "client|setname", Arity: 3, Flags: []string{"noscript", "loading", "stale"}},
 	),
 	nodeCmd("config", -2, []string{},
@@ -202,6 +216,7 @@ var table = []*Spec{
 		&Spec{Name: "cluster|shards", Arity: 2, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|slots", Arity: 2, Flags: []string{"stale"}},
 	),
+	nodeCmd("time", 1, []string{"loading", "stale", "fast"}),
 	nodeCmd("readonly", 1, []string{"loading", "stale", "fast"}),
 	nodeCmd("readwrite", 1, []string{"loading", "stale", "fast"}),
 }

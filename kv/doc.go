@@ -23,15 +23,17 @@
 //	}
 //
 // Spec.Node marks the commands the node answers itself (PING, HELLO, AUTH,
-// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND): they are in the table
+// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND, TIME): they are in the table
 // so that CheckArity accepts them and COMMAND lists them. Command answers
 // COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, GETKEYSANDFLAGS, HELP) from
 // the table and from Redis 7.0's own metadata (commands_redis.go, written
 // by kv/internal/gencommands).
 //
-// Commands the node splits across shards (MGET, MSET, DEL, UNLINK, EXISTS
-// by key; DBSIZE, KEYS, FLUSHDB, FLUSHALL on every shard; SCAN with Scan and
-// ParseScanArgs) run per shard on the keys of that shard. SCAN through Read
+// Commands the node splits across shards (MGET, MSET, DEL, UNLINK, EXISTS,
+// TOUCH by key; DBSIZE, KEYS, FLUSHDB, FLUSHALL on every shard; SCAN with Scan and
+// ParseScanArgs) run per shard on the keys of that shard. The other
+// commands with several keys (RENAME, RENAMENX, COPY, MSETNX) change them
+// together, so the node runs them only when every key is on one shard. SCAN through Read
 // is a one-shot scan of the whole shard that always answers cursor "0";
 // the node builds real cursors from Scan's `next` key.
 //
@@ -44,11 +46,11 @@
 //
 // Strings: GET SET (NX XX GET EX PX EXAT PXAT KEEPTTL) SETNX SETEX PSETEX
 // GETSET GETDEL GETEX (EX PX EXAT PXAT PERSIST) MGET MSET INCR DECR INCRBY
-// DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE.
+// DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE MSETNX.
 //
-// Keys: DEL UNLINK EXISTS TYPE EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX XX GT
-// LT) TTL PTTL EXPIRETIME PEXPIRETIME PERSIST KEYS DBSIZE FLUSHDB FLUSHALL
-// (ASYNC SYNC) SCAN.
+// Keys: DEL UNLINK EXISTS TOUCH TYPE EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX
+// XX GT LT) TTL PTTL EXPIRETIME PEXPIRETIME PERSIST RENAME RENAMENX COPY
+// (DB 0, REPLACE) KEYS DBSIZE FLUSHDB FLUSHALL (ASYNC SYNC) SCAN.
 //
 // Hashes: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN
 // HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -23,10 +24,15 @@ type conn struct {
 	rd     *resp.Reader
 	wr     *resp.Writer
 	id     int64
-	name   string
 	authed bool
-	proto  int
 	quit   bool
+	since  time.Time // when it was accepted
+
+	// name and proto are written by the connection's goroutine under
+	// metaMu, and read by others' CLIENT LIST under it too.
+	metaMu sync.Mutex
+	name   string
+	proto  int
 
 	pending    []pendingReply
 	timing     timing       // of the key-value command being issued (data)
@@ -36,7 +42,7 @@ type conn struct {
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, readShard: map[int]bool{}, writeShard: map[int]bool{}}
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{}}
 	c.rd = resp.NewReader(nc, s.cfg.Limits)
 	c.wr = resp.NewWriter(nc)
 	c.authed = s.cfg.RequirePass == ""
@@ -171,6 +177,14 @@ func (c *conn) command(args [][]byte) {
 		c.reply(c.s.info(args))
 	case "cluster":
 		c.cluster(args)
+	case "time":
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		now := time.Now()
+		c.reply(&messages.Reply{Value: &messages.Reply_Array{Array: &messages.Replies{Items: []*messages.Reply{
+			bulkString(strconv.FormatInt(now.Unix(), 10)), bulkString(strconv.Itoa(now.Nanosecond() / 1000))}}}})
 	case "readonly", "readwrite":
 		// Cluster clients send READONLY before reading from a replica.
 		// Every node serves every read as of the leader's latest write,
@@ -257,7 +271,7 @@ func (c *conn) hello(args [][]byte) {
 		c.reply(errorf("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"))
 		return
 	}
-	c.proto, c.name = proto, name
+	c.setMeta(name, proto)
 	c.reply(mapReply(
 		bulkString("server"), bulkString("redis"),
 		bulkString("version"), bulkString(redisVersion),
@@ -297,7 +311,7 @@ func (c *conn) client(args [][]byte) {
 			c.reply(errorf("ERR Client names cannot contain spaces, newlines or special characters."))
 			return
 		}
-		c.name = string(args[2])
+		c.setMeta(string(args[2]), c.proto)
 		c.reply(replyOK)
 	case sub == "getname" && len(args) == 2:
 		if c.name == "" {
@@ -311,6 +325,8 @@ func (c *conn) client(args [][]byte) {
 		c.reply(replyOK)
 	case sub == "info" && len(args) == 2:
 		c.reply(verbatim(c.info()))
+	case sub == "list":
+		c.reply(c.s.clientList(args[2:]))
 	case sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo" || sub == "info":
 		c.reply(errorf(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub)))
 	default:
@@ -318,8 +334,22 @@ func (c *conn) client(args [][]byte) {
 	}
 }
 
+// setMeta sets the connection's name and protocol, which CLIENT LIST
+// reads from other connections' goroutines.
+func (c *conn) setMeta(name string, proto int) {
+	c.metaMu.Lock()
+	c.name, c.proto = name, proto
+	c.metaMu.Unlock()
+}
+
+// info is the connection's line of CLIENT INFO and CLIENT LIST, Redis's
+// fields that apply here.
 func (c *conn) info() string {
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s db=0 resp=%d\n", c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, c.proto)
+	c.metaMu.Lock()
+	name, proto := c.name, c.proto
+	c.metaMu.Unlock()
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d db=0 user=default resp=%d\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), proto)
 }
 
 // nowMs is the time a command is stamped with.

@@ -34,7 +34,7 @@ func (c *conn) data(name string, args [][]byte) {
 			return
 		}
 		c.mset(args)
-	case "del", "unlink", "exists":
+	case "del", "unlink", "exists", "touch":
 		c.sumKeys(args, spec.Write)
 	case "dbsize":
 		c.everyShard(args, false, sumIntegers)
@@ -51,6 +51,13 @@ func (c *conn) data(name string, args [][]byte) {
 		if len(keys) > 0 {
 			shard = c.shardOf(keys[0])
 		}
+		for _, k := range keys[min(1, len(keys)):] {
+			if c.shardOf(k) != shard {
+				// RENAME, COPY, MSETNX: one entry on one shard, or none.
+				c.reply(errCrossShard)
+				return
+			}
+		}
 		if spec.Write {
 			c.write(shard, args)
 		} else {
@@ -58,6 +65,11 @@ func (c *conn) data(name string, args [][]byte) {
 		}
 	}
 }
+
+// errCrossShard refuses a command whose keys must change together but
+// are on different shards. Redis Cluster's prefix, which clients know; its
+// rule (one slot) is stricter than this one (one shard).
+var errCrossShard = errorf("CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}")
 
 func (c *conn) shardOf(key []byte) int { return ShardOf(Slot(key), c.s.backend.Shards()) }
 

@@ -15,15 +15,20 @@
 package server
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/resp"
 )
 
@@ -170,6 +175,50 @@ func (s *Server) serve() {
 			s.stats.open.Add(-1)
 		}()
 	}
+}
+
+// clientList answers CLIENT LIST [TYPE normal] [ID id ...]: a line per
+// connection, in the order of their ids.
+func (s *Server) clientList(opts [][]byte) *messages.Reply {
+	var ids map[int64]bool
+	for i := 0; i < len(opts); i++ {
+		switch opt := strings.ToLower(string(opts[i])); {
+		case opt == "type" && i+1 < len(opts):
+			i++
+			switch strings.ToLower(string(opts[i])) {
+			case "normal":
+			case "master", "replica", "pubsub":
+				return verbatim("")
+			default:
+				return errorf("ERR Unknown client type '" + string(opts[i]) + "'")
+			}
+		case opt == "id" && i+1 < len(opts):
+			ids = map[int64]bool{}
+			for i++; i < len(opts); i++ {
+				id, err := strconv.ParseInt(string(opts[i]), 10, 64)
+				if err != nil || id <= 0 {
+					return errorf("ERR Invalid client ID")
+				}
+				ids[id] = true
+			}
+		default:
+			return errorf("ERR syntax error")
+		}
+	}
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if ids == nil || ids[c.id] {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	var b strings.Builder
+	for _, c := range conns {
+		b.WriteString(c.info())
+	}
+	return verbatim(b.String())
 }
 
 // Clients is the number of open connections.

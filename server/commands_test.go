@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// recordingBackend has 4 shards and answers every command with its
+// shard's number, remembering what it ran where.
+type recordingBackend struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (b *recordingBackend) Shards() int { return 4 }
+func (b *recordingBackend) run(shard int, cmd *messages.Command) Pending {
+	b.mu.Lock()
+	b.ran = append(b.ran, fmt.Sprintf("%d:%s", shard, cmd.Args[0]))
+	b.mu.Unlock()
+	return done{integer(int64(shard))}
+}
+func (b *recordingBackend) Propose(shard int, cmd *messages.Command) Pending {
+	return b.run(shard, cmd)
+}
+func (b *recordingBackend) Read(shard int, cmd *messages.Command) Pending { return b.run(shard, cmd) }
+func (b *recordingBackend) Scan(int, *messages.ScanShard) Pending         { return done{errorf("ERR no scan")} }
+
+// client is a RESP2 connection to srv that sends inline commands and
+// reads one reply (a simple one, or a bulk string whole).
+type client struct {
+	t  *testing.T
+	nc net.Conn
+	rd *bufio.Reader
+}
+
+func dial(t *testing.T, srv *Server) *client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
+}
+
+func (c *client) do(cmd string) string {
+	c.t.Helper()
+	if _, err := fmt.Fprintf(c.nc, "%s\r\n", cmd); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.read()
+}
+
+func (c *client) read() string {
+	c.t.Helper()
+	line, err := c.rd.ReadString('\n')
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	switch line[0] {
+	case '$':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return line
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(c.rd, buf); err != nil {
+			c.t.Fatal(err)
+		}
+		return string(buf[:n])
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		items := make([]string, n)
+		for i := range items {
+			items[i] = c.read()
+		}
+		return "[" + strings.Join(items, " ") + "]"
+	}
+	return line
+}
+
+// Commands whose keys change together (RENAME, RENAMENX, COPY, MSETNX)
+// run on their shard when every key is on it, and are refused with
+// CROSSSLOT, nothing run, when not. TOUCH is split by shard, as EXISTS.
+func TestKeysOnOneShard(t *testing.T) {
+	b := &recordingBackend{}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := dial(t, srv)
+	// {a} and {b} are on different shards of 4; {a}x and {a}y share one.
+	sa, sb := ShardOf(Slot([]byte("a")), 4), ShardOf(Slot([]byte("b")), 4)
+	if sa == sb {
+		t.Fatalf("a and b share shard %d: pick other keys", sa)
+	}
+	cross := "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"
+	for _, cmd := range []string{"RENAME a b", "RENAMENX a b", "COPY a b", "COPY a b REPLACE", "MSETNX a 1 b 2", "MSETNX {a}x 1 {a}y 2 b 3"} {
+		if got := c.do(cmd); got != cross {
+			t.Errorf("%s: %q, want CROSSSLOT", cmd, got)
+		}
+	}
+	if len(b.ran) != 0 {
+		t.Fatalf("refused commands ran: %v", b.ran)
+	}
+	for _, cmd := range []string{"RENAME {a}x {a}y", "COPY {a}x {a}y DB 0", "MSETNX {a}x 1 {a}y 2", "RENAMENX a {a}z"} {
+		if got, want := c.do(cmd), ":"+strconv.Itoa(sa); got != want {
+			t.Errorf("%s: %q, want %q (its shard)", cmd, got, want)
+		}
+	}
+	// TOUCH: one read per shard (the fake answers its number), the replies
+	// summed.
+	b.ran = nil
+	if got, want := c.do("TOUCH a b {a}x"), ":"+strconv.Itoa(sa+sb); got != want {
+		t.Errorf("TOUCH a b {a}x: %q, want %q", got, want)
+	}
+	if len(b.ran) != 2 {
+		t.Errorf("TOUCH ran %v, want one read on each of two shards", b.ran)
+	}
+}
+
+// TIME is the node's clock as Redis gives it; CLIENT LIST lists every
+// connection, with its name, in the order of ids, and takes TYPE and ID.
+func TestTimeAndClientList(t *testing.T) {
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, &recordingBackend{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c1, c2 := dial(t, srv), dial(t, srv)
+	before := time.Now().Unix()
+	got := c1.do("TIME")
+	var secs, micros int64
+	if n, _ := fmt.Sscanf(got, "[%d %d]", &secs, &micros); n != 2 || secs < before || secs > time.Now().Unix() || micros < 0 || micros > 999999 {
+		t.Fatalf("TIME: %q", got)
+	}
+	if got := c1.do("TIME x"); got != "-ERR wrong number of arguments for 'time' command" {
+		t.Fatalf("TIME x: %q", got)
+	}
+	if got := c2.do("CLIENT SETNAME second"); got != "+OK" {
+		t.Fatal(got)
+	}
+	list := c1.do("CLIENT LIST")
+	lines := strings.Split(strings.TrimSuffix(list, "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "id=1 addr=") || !strings.Contains(lines[0], " name= ") ||
+		!strings.HasPrefix(lines[1], "id=2 addr=") || !strings.Contains(lines[1], " name=second ") || !strings.Contains(lines[1], " resp=2") {
+		t.Fatalf("CLIENT LIST:\n%s", list)
+	}
+	if got := c1.do("CLIENT LIST ID 2 99"); strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "id=2 ") {
+		t.Fatalf("CLIENT LIST ID 2 99: %q", got)
+	}
+	if got := c1.do("CLIENT LIST TYPE normal"); got != list {
+		t.Fatalf("CLIENT LIST TYPE normal: %q, want %q", got, list)
+	}
+	if got := c1.do("CLIENT LIST TYPE pubsub"); got != "" {
+		t.Fatalf("CLIENT LIST TYPE pubsub: %q", got)
+	}
+	for cmd, want := range map[string]string{
+		"CLIENT LIST TYPE nosuch": "-ERR Unknown client type 'nosuch'",
+		"CLIENT LIST ID x":        "-ERR Invalid client ID",
+		"CLIENT LIST bogus":       "-ERR syntax error",
+	} {
+		if got := c1.do(cmd); got != want {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+}
