@@ -302,7 +302,18 @@ func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
 
 func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) server.Pending {
 	return b.read(ctx, shard, &messages.Forward{Scan: req}, func(r kv.Reader) *messages.Reply {
-		keys, next, err := kv.Scan(r, req.After, int(req.Count), req.Match, req.Type, req.NowMs)
+		var keys [][]byte
+		var next []byte
+		var err error
+		if req.Hash != nil {
+			var wrong *messages.Reply
+			keys, next, wrong, err = kv.HScan(r, req.Hash, req.After, int(req.Count), req.Match, req.NowMs)
+			if wrong != nil {
+				return wrong
+			}
+		} else {
+			keys, next, err = kv.Scan(r, req.After, int(req.Count), req.Match, req.Type, req.NowMs)
+		}
 		if err != nil {
 			return errReply("ERR " + err.Error())
 		}

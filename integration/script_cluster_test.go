@@ -203,6 +203,51 @@ func scanCount(n *node, args ...string) error {
 	return nil
 }
 
+// hscanCount checks that HSCAN through n, COUNT 25 a call, pages through
+// hash KEY's N fields (hashload's: f<i> valued i, "" valued -1) and
+// returns each once at least, with its value:
+//
+//	hscancount n3 big 301
+func hscanCount(n *node, args ...string) error {
+	want, err := strconv.Atoi(argAt(args, 1))
+	if len(args) != 2 || err != nil {
+		return usage("hscancount NODE KEY N")
+	}
+	c := n.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	var cursor uint64
+	calls := 0
+	for ; ; calls++ {
+		if calls > 10000 {
+			return fmt.Errorf("HSCAN through %s did not end after %d calls", n.name, calls)
+		}
+		pairs, next, err := c.HScan(ctx, args[0], cursor, "", 25).Result()
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(pairs); i += 2 {
+			f, v := pairs[i], pairs[i+1]
+			if wantV := strings.TrimPrefix(f, "f"); (f == "" && v != "-1") || (f != "" && v != wantV) {
+				return fmt.Errorf("HSCAN %s through %s: field %q valued %q", args[0], n.name, f, v)
+			}
+			seen[f] = true
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(seen) != want || !seen[""] {
+		return fmt.Errorf("HSCAN %s through %s: %d fields (the empty one: %v), want %d", args[0], n.name, len(seen), seen[""], want)
+	}
+	if calls < want/25 {
+		return fmt.Errorf("HSCAN %s through %s: %d calls for %d fields at COUNT 25: it did not page", args[0], n.name, calls+1, want)
+	}
+	return nil
+}
+
 // noLag checks that n reports an applied index for every member of every
 // shard, and no lag:
 //

@@ -38,41 +38,43 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"start":     cmdStart,
-			"signal":    cmdSignal,
-			"voters":    cmdWait(voters),
-			"sysvoters": cmdWait(systemVoters),
-			"members":   cmdWait(members),
-			"same":      cmdSame,
-			"seen":      cmdWait(seen),
-			"redis":     cmdRedis,
-			"op":        cmdOp,
-			"exited":    cmdExited,
-			"clusterid": cmdWait(hasClusterID),
-			"nonvoters": cmdWait(nonvoters),
-			"reads":     cmdWait(reads),
-			"sets":      cmdWait(sets),
-			"disklow":   cmdWait(diskLowNodes),
-			"syncedby":  cmdWait(syncedBy),
-			"snapshots": cmdWait(snapshotCount),
-			"load":      cmdLoad,
-			"clone":     cmdClone,
-			"readback":  cmdWait(readBack),
-			"scancount": cmdWait(scanCount),
-			"nolag":     cmdWait(noLag),
-			"compacted": cmdWait(compacted),
-			"syncsonce": cmdWait(syncsAtOnce),
-			"writer":    cmdWriter,
-			"acked":     cmdAcked,
-			"leader":    cmdLeader,
-			"syncing":   cmdSyncing,
-			"balanced":  cmdWait(balanced),
-			"cluster":   cmdWait(clusterClient),
-			"nodesflag": cmdWait(nodesFlag),
-			"noops":     cmdWait(noOps),
-			"move":      cmdMove,
-			"addressed": cmdAddressed,
-			"logged":    cmdLogged,
+			"start":      cmdStart,
+			"signal":     cmdSignal,
+			"voters":     cmdWait(voters),
+			"sysvoters":  cmdWait(systemVoters),
+			"members":    cmdWait(members),
+			"same":       cmdSame,
+			"seen":       cmdWait(seen),
+			"redis":      cmdRedis,
+			"op":         cmdOp,
+			"exited":     cmdExited,
+			"clusterid":  cmdWait(hasClusterID),
+			"nonvoters":  cmdWait(nonvoters),
+			"reads":      cmdWait(reads),
+			"sets":       cmdWait(sets),
+			"disklow":    cmdWait(diskLowNodes),
+			"syncedby":   cmdWait(syncedBy),
+			"snapshots":  cmdWait(snapshotCount),
+			"load":       cmdLoad,
+			"clone":      cmdClone,
+			"readback":   cmdWait(readBack),
+			"scancount":  cmdWait(scanCount),
+			"hashload":   cmdHashLoad,
+			"hscancount": cmdWait(hscanCount),
+			"nolag":      cmdWait(noLag),
+			"compacted":  cmdWait(compacted),
+			"syncsonce":  cmdWait(syncsAtOnce),
+			"writer":     cmdWriter,
+			"acked":      cmdAcked,
+			"leader":     cmdLeader,
+			"syncing":    cmdSyncing,
+			"balanced":   cmdWait(balanced),
+			"cluster":    cmdWait(clusterClient),
+			"nodesflag":  cmdWait(nodesFlag),
+			"noops":      cmdWait(noOps),
+			"move":       cmdMove,
+			"addressed":  cmdAddressed,
+			"logged":     cmdLogged,
 		},
 	})
 }
@@ -473,6 +475,30 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 		if err != nil {
 			ts.Fatalf("load: SET %s:%d: %v", args[1], i, err)
 		}
+	}
+}
+
+// hashload NODE KEY N: one HSET through NODE gives hash KEY the fields
+// f0..f<N-1>, each valued by its number, and the empty field "" (valued
+// -1), which sorts first.
+func cmdHashLoad(ts *testscript.TestScript, neg bool, args []string) {
+	var count int
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: hashload NODE KEY N")
+	}
+	if _, err := fmt.Sscan(args[2], &count); err != nil || count < 1 {
+		ts.Fatalf("hashload: N must be a positive number, not %q", args[2])
+	}
+	c := lookup(ts, args[0]).redis()
+	defer c.Close()
+	pairs := []any{"", -1}
+	for i := range count {
+		pairs = append(pairs, fmt.Sprintf("f%d", i), i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.HSet(ctx, args[1], pairs...).Err(); err != nil {
+		ts.Fatalf("hashload: HSET %s: %v", args[1], err)
 	}
 }
 

@@ -178,6 +178,7 @@ var table = []*Spec{
 	key1(cmd("hstrlen", 3, fReadFast, cmdHStrlen)),
 	key1(cmd("hincrby", 4, fWriteOOMFst, cmdHIncrBy)),
 	key1(cmd("hincrbyfloat", 4, fWriteOOMFst, cmdHIncrByFloat)),
+	key1(cmd("hscan", -3, fRead, cmdHScan)),
 
 	// Served by the node.
 	nodeCmd("ping", -1, []string{"fast"}),

@@ -53,7 +53,8 @@
 // (DB 0, REPLACE) KEYS DBSIZE FLUSHDB FLUSHALL (ASYNC SYNC) SCAN.
 //
 // Hashes: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN
-// HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT.
+// HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT HSCAN (MATCH COUNT; through Read a
+// one-shot scan with cursor "0", the node pages with HScan).
 //
 // Replies and errors are Redis 7.0's, byte for byte (a differential test
 // runs over a thousand commands against a real redis-server; see

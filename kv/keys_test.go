@@ -252,6 +252,13 @@ func TestScan(t *testing.T) {
 		if _, _, err := Scan(h.w, nil, 0, nil, "", h.now); err != ErrScanCount {
 			t.Errorf("count 0: %v", err)
 		}
+		// The empty key sorts first, and is a place to go on after.
+		h.is("+OK", "SET", "", "v")
+		got, _ = scanAll(1, nil, "")
+		if len(got) != len(all)+1 || got[0] != "" || strings.Join(got[1:], " ") != strings.Join(all, " ") {
+			t.Errorf("scan by 1 with the empty key: %q", got)
+		}
+		h.is(":1", "DEL", "")
 		h.is(`["0" ["k20" "k21" "k22" "k23" "k24"]]`, "SCAN", "0", "MATCH", "k2*", "TYPE", "string")
 		h.is(`["0" ["h0" "h1" "h2"]]`, "SCAN", "0", "type", "hash", "count", "1")
 		h.fails("ERR invalid cursor", "SCAN", "x")

@@ -116,7 +116,7 @@ func Scan(r Reader, after []byte, count int, match []byte, typ string, nowMs int
 	}()
 	t := &txn{r: r, now: nowMs}
 	examined := 0
-	var last []byte
+	last := []byte{} // not nil: the empty key is a key to go on after
 	more := false
 	if len(match) == 1 && match[0] == '*' {
 		match = nil
@@ -170,4 +170,106 @@ func cmdScan(t *txn, a [][]byte) *messages.Reply {
 		items = []*messages.Reply{}
 	}
 	return array([]*messages.Reply{bulkString("0"), array(items)})
+}
+
+// HScan lists hash key's fields after the field `after` (nil: from the
+// first), in field order, with their values, for the node's HSCAN: it
+// examines at most count fields and returns the ones that match (a glob,
+// nil for all) as field, value pairs. next is the last field examined, to
+// pass as `after` to go on, or nil when there are no more. A hash of up
+// to smallScanHash fields is returned whole from the start, whatever the
+// count, as Redis does for its small (listpack) hashes. A key that is no
+// hash is WRONGTYPE's error reply; a missing one, no pairs.
+func HScan(r Reader, key, after []byte, count int, match []byte, nowMs int64) (pairs [][]byte, next []byte, reply *messages.Reply, err error) {
+	if count < 1 {
+		return nil, nil, nil, ErrScanCount
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			se, ok := p.(*StorageError)
+			if !ok {
+				panic(p)
+			}
+			pairs, next, reply, err = nil, nil, nil, se.Err
+		}
+	}()
+	t := &txn{r: r, now: nowMs}
+	e, wrong := t.hashFor(key)
+	if wrong != nil {
+		return nil, nil, wrong, nil
+	}
+	if !e.exists {
+		return nil, nil, nil, nil
+	}
+	if len(match) == 1 && match[0] == '*' {
+		match = nil
+	}
+	if after == nil && e.rec.hashLen() <= smallScanHash {
+		count = smallScanHash + 1
+	}
+	p := fieldPrefix(key)
+	from := p
+	if after != nil {
+		from = append(fieldKey(p, after), 0) // the first field past after
+	}
+	examined := 0
+	last := []byte{} // not nil: the empty field is a field to go on after
+	more := false
+	must(t.r.Scan(from, successor(p), func(k, v []byte) bool {
+		if examined == count {
+			more = true
+			return false
+		}
+		examined++
+		f := k[len(p):]
+		last = append(last[:0], f...)
+		if match == nil || matchGlob(match, f) {
+			pairs = append(pairs, bytes.Clone(f), bytes.Clone(v))
+		}
+		return true
+	}))
+	if more {
+		next = last
+	}
+	return pairs, next, nil, nil
+}
+
+// smallScanHash is the field count up to which Redis 7.0 keeps a hash in
+// a listpack, which HSCAN returns whole (hash-max-listpack-entries).
+const smallScanHash = 128
+
+// HSCAN key cursor [MATCH pattern] [COUNT count] through Read: the whole
+// hash in one reply, cursor "0" (whatever the cursor given), as Redis
+// answers for a small hash. The node pages with HScan and its own cursors.
+func cmdHScan(t *txn, a [][]byte) *messages.Reply {
+	sa, r := ParseHScanArgs(a)
+	if r != nil {
+		return r
+	}
+	e, r := t.hashFor(a[1])
+	if r != nil {
+		return r
+	}
+	items := []*messages.Reply{}
+	t.eachField(&e, func(f, v []byte) {
+		if sa.Match == nil || matchGlob(sa.Match, f) {
+			items = append(items, bulk(bytes.Clone(f)), bulk(bytes.Clone(v)))
+		}
+	})
+	return array([]*messages.Reply{bulkString("0"), array(items)})
+}
+
+// ParseHScanArgs parses HSCAN key cursor [MATCH pattern] [COUNT count]
+// (args is the whole command, name first) with Redis's errors, as
+// ParseScanArgs does SCAN's; TYPE is no option of HSCAN.
+func ParseHScanArgs(args [][]byte) (ScanArgs, *messages.Reply) {
+	if len(args) < 3 {
+		return ScanArgs{Count: 10}, errArity("hscan")
+	}
+	for i := 3; i < len(args); i += 2 {
+		if isOpt(args[i], "type") {
+			return ScanArgs{Count: 10}, errSyntax
+		}
+	}
+	return ParseScanArgs(args[1:])
 }

@@ -231,12 +231,18 @@ func (x *Forward) GetScan() *ScanShard {
 // is an array: the key to continue after (null when the shard is done),
 // then the keys.
 type ScanShard struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	After         []byte                 `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
-	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
-	Match         []byte                 `protobuf:"bytes,3,opt,name=match,proto3" json:"match,omitempty"`
-	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
-	NowMs         int64                  `protobuf:"varint,5,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// after is the key (or field) to go on after; absent: from the first.
+	// Present and empty is the empty key, which sorts first.
+	After []byte `protobuf:"bytes,1,opt,name=after,proto3,oneof" json:"after,omitempty"`
+	Count uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Match []byte `protobuf:"bytes,3,opt,name=match,proto3" json:"match,omitempty"`
+	Type  string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	NowMs int64  `protobuf:"varint,5,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	// hash, when present (the empty key too), scans that hash's fields (HSCAN) instead of the
+	// shard's keys: after is a field, and the reply's items are field, value
+	// pairs.
+	Hash          []byte `protobuf:"bytes,6,opt,name=hash,proto3,oneof" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -304,6 +310,13 @@ func (x *ScanShard) GetNowMs() int64 {
 		return x.NowMs
 	}
 	return 0
+}
+
+func (x *ScanShard) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
 }
 
 type ForwardReply struct {
@@ -612,13 +625,16 @@ const file_remote_proto_rawDesc = "" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05write\x18\x02 \x01(\bR\x05write\x123\n" +
 	"\acommand\x18\x03 \x01(\v2\x19.coppice.messages.CommandR\acommand\x12/\n" +
-	"\x04scan\x18\x04 \x01(\v2\x1b.coppice.messages.ScanShardR\x04scan\"x\n" +
-	"\tScanShard\x12\x14\n" +
-	"\x05after\x18\x01 \x01(\fR\x05after\x12\x14\n" +
+	"\x04scan\x18\x04 \x01(\v2\x1b.coppice.messages.ScanShardR\x04scan\"\xa9\x01\n" +
+	"\tScanShard\x12\x19\n" +
+	"\x05after\x18\x01 \x01(\fH\x00R\x05after\x88\x01\x01\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x14\n" +
 	"\x05match\x18\x03 \x01(\fR\x05match\x12\x12\n" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12\x15\n" +
-	"\x06now_ms\x18\x05 \x01(\x03R\x05nowMs\"^\n" +
+	"\x06now_ms\x18\x05 \x01(\x03R\x05nowMs\x12\x17\n" +
+	"\x04hash\x18\x06 \x01(\fH\x01R\x04hash\x88\x01\x01B\b\n" +
+	"\x06_afterB\a\n" +
+	"\x05_hash\"^\n" +
 	"\fForwardReply\x12-\n" +
 	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\x12\x1f\n" +
 	"\vnot_applied\x18\x02 \x01(\bR\n" +
@@ -697,6 +713,7 @@ func file_remote_proto_init() {
 		return
 	}
 	file_kv_proto_init()
+	file_remote_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

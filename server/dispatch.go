@@ -45,6 +45,9 @@ func (c *conn) data(name string, args [][]byte) {
 	case "scan":
 		c.drain()
 		c.reply(c.s.scan(args))
+	case "hscan":
+		c.drain()
+		c.reply(c.hscan(args))
 	default:
 		keys := spec.Keys(args)
 		shard := 0

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -20,9 +21,20 @@ const (
 )
 
 type scanState struct {
-	shard   int
-	after   []byte
+	shard int
+	after []byte // nil: from the first key (field); "": after the empty one
+	// hash is HSCAN's key (nil for SCAN): a cursor serves the scan that
+	// made it only.
+	hash    []byte
 	created time.Time
+}
+
+// nonNil is b, or an empty slice for nil: a position after the empty key.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 type scanCursors struct {
@@ -88,7 +100,7 @@ func (s *Server) scan(args [][]byte) *messages.Reply {
 	st := scanState{}
 	if cursor != 0 {
 		var ok bool
-		if st, ok = s.scans.get(cursor); !ok {
+		if st, ok = s.scans.get(cursor); !ok || st.hash != nil {
 			return errorf("ERR invalid cursor")
 		}
 	}
@@ -104,12 +116,11 @@ func (s *Server) scan(args [][]byte) *messages.Reply {
 		if len(items) == 0 {
 			return errorf(fmt.Sprintf("ERR shard %d: malformed scan reply", st.shard))
 		}
-		next := items[0].GetBulk()
 		keys = append(keys, items[1:]...)
-		if next == nil {
+		if items[0].GetNullBulk() {
 			st = scanState{shard: st.shard + 1}
 		} else {
-			st.after = next
+			st.after = nonNil(items[0].GetBulk()) // "" is the empty key
 		}
 	}
 	out := "0"
@@ -117,4 +128,37 @@ func (s *Server) scan(args [][]byte) *messages.Reply {
 		out = strconv.FormatUint(s.scans.put(st), 10)
 	}
 	return array(bulkString(out), array(keys...))
+}
+
+// hscan: HSCAN key cursor [MATCH pattern] [COUNT count], paged with the
+// node's cursors as SCAN is, on the key's shard.
+func (c *conn) hscan(args [][]byte) *messages.Reply {
+	sa, r := kv.ParseHScanArgs(args)
+	if r != nil {
+		return r
+	}
+	key := bytes.Clone(args[1])
+	st := scanState{hash: key}
+	if sa.Cursor != 0 {
+		var ok bool
+		if st, ok = c.s.scans.get(sa.Cursor); !ok || st.hash == nil || !bytes.Equal(st.hash, key) {
+			return errorf("ERR invalid cursor")
+		}
+	}
+	shard := c.shardOf(key)
+	r = c.s.backend.Scan(shard, &messages.ScanShard{Hash: key, After: st.after, Count: uint32(min(sa.Count, 100000)),
+		Match: sa.Match, NowMs: nowMs()}).Wait()
+	if r.GetError() != "" {
+		return r
+	}
+	items := r.GetArray().GetItems()
+	if len(items) == 0 {
+		return errorf(fmt.Sprintf("ERR shard %d: malformed scan reply", shard))
+	}
+	out := "0"
+	if !items[0].GetNullBulk() {
+		st.after = nonNil(items[0].GetBulk())
+		out = strconv.FormatUint(c.s.scans.put(st), 10)
+	}
+	return array(bulkString(out), array(items[1:]...))
 }
