@@ -125,8 +125,10 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 	switch {
 	case shard < 0 || shard >= b.rt.Shards:
 		return ready{errReply(fmt.Sprintf("ERR shard %d does not exist (this node has %d)", shard, b.rt.Shards))}
-	case m.Scan != nil:
+	case m.Scan != nil && m.Scan.Hash == nil:
 		return b.scan(ctx, shard, m.Scan)
+	case m.HashScan != nil && m.HashScan.Hash != nil:
+		return b.scan(ctx, shard, m.HashScan)
 	case m.Command == nil:
 		return ready{errReply("ERR forwarded request without a command")}
 	case m.Write:
@@ -301,7 +303,11 @@ func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
 }
 
 func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) server.Pending {
-	return b.read(ctx, shard, &messages.Forward{Scan: req}, func(r kv.Reader) *messages.Reply {
+	fwd := &messages.Forward{Scan: req}
+	if req.Hash != nil {
+		fwd = &messages.Forward{HashScan: req}
+	}
+	return b.read(ctx, shard, fwd, func(r kv.Reader) *messages.Reply {
 		var keys [][]byte
 		var next []byte
 		var err error

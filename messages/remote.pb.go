@@ -163,7 +163,11 @@ type Forward struct {
 	Write   bool                   `protobuf:"varint,2,opt,name=write,proto3" json:"write,omitempty"`
 	Command *Command               `protobuf:"bytes,3,opt,name=command,proto3" json:"command,omitempty"`
 	// Set instead of command for one step of SCAN on the shard.
-	Scan          *ScanShard `protobuf:"bytes,4,opt,name=scan,proto3" json:"scan,omitempty"`
+	Scan *ScanShard `protobuf:"bytes,4,opt,name=scan,proto3" json:"scan,omitempty"`
+	// Set instead of command for one step of HSCAN (hash_scan.hash is
+	// present). Apart from scan so that a node of a build before HSCAN,
+	// which knows neither, answers an error rather than the shard's keys.
+	HashScan      *ScanShard `protobuf:"bytes,5,opt,name=hash_scan,json=hashScan,proto3" json:"hash_scan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -226,10 +230,17 @@ func (x *Forward) GetScan() *ScanShard {
 	return nil
 }
 
+func (x *Forward) GetHashScan() *ScanShard {
+	if x != nil {
+		return x.HashScan
+	}
+	return nil
+}
+
 // ScanShard is one step of a SCAN over one shard: up to count keys after
-// the key after (empty: from the start), matching match and type. Its reply
-// is an array: the key to continue after (null when the shard is done),
-// then the keys.
+// the key after (absent: from the start), matching match and type; or of
+// an HSCAN over one hash (hash). Its reply is an array: the key (field) to
+// continue after (null when done), then the keys (field, value pairs).
 type ScanShard struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// after is the key (or field) to go on after; absent: from the first.
@@ -620,12 +631,13 @@ const file_remote_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12(\n" +
 	"\x04body\x18\x03 \x01(\v2\x14.google.protobuf.AnyR\x04body\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\x9b\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xd5\x01\n" +
 	"\aForward\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05write\x18\x02 \x01(\bR\x05write\x123\n" +
 	"\acommand\x18\x03 \x01(\v2\x19.coppice.messages.CommandR\acommand\x12/\n" +
-	"\x04scan\x18\x04 \x01(\v2\x1b.coppice.messages.ScanShardR\x04scan\"\xa9\x01\n" +
+	"\x04scan\x18\x04 \x01(\v2\x1b.coppice.messages.ScanShardR\x04scan\x128\n" +
+	"\thash_scan\x18\x05 \x01(\v2\x1b.coppice.messages.ScanShardR\bhashScan\"\xa9\x01\n" +
 	"\tScanShard\x12\x19\n" +
 	"\x05after\x18\x01 \x01(\fH\x00R\x05after\x88\x01\x01\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x14\n" +
@@ -698,13 +710,14 @@ var file_remote_proto_depIdxs = []int32{
 	9,  // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
 	10, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
 	3,  // 2: coppice.messages.Forward.scan:type_name -> coppice.messages.ScanShard
-	11, // 3: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
-	0,  // 4: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	3,  // 3: coppice.messages.Forward.hash_scan:type_name -> coppice.messages.ScanShard
+	11, // 4: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
+	0,  // 5: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_remote_proto_init() }
