@@ -250,9 +250,9 @@ type ScanShard struct {
 	Match []byte `protobuf:"bytes,3,opt,name=match,proto3" json:"match,omitempty"`
 	Type  string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	NowMs int64  `protobuf:"varint,5,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
-	// hash, when present (the empty key too), scans that hash's fields (HSCAN) instead of the
-	// shard's keys: after is a field, and the reply's items are field, value
-	// pairs.
+	// hash, when present (the empty key too), scans that hash's fields
+	// (HSCAN) instead of the shard's keys: after is a field, and the reply's
+	// items are field, value pairs.
 	Hash          []byte `protobuf:"bytes,6,opt,name=hash,proto3,oneof" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
