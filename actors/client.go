@@ -62,6 +62,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		srv, err := server.Listen(server.Config{
 			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS,
 			Limits: limits, MaxWriteBytes: c.rt.MaxWriteBytes,
+			SlowlogSlowerThan: c.rt.SlowlogSlowerThan, SlowlogMaxLen: c.rt.SlowlogMaxLen,
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(), Stats: &c.rt.clients,
 			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)

@@ -89,6 +89,10 @@ type Runtime struct {
 	// MaxWriteBytes bounds a write command's bytes at the client port
 	// (server.Config.MaxWriteBytes); 0: no bound.
 	MaxWriteBytes int64
+	// SlowlogSlowerThan and SlowlogMaxLen configure the client port's slow
+	// log (server.Config).
+	SlowlogSlowerThan time.Duration
+	SlowlogMaxLen     int
 	// MinFreeDisk is the data dir's free space, in bytes, below which
 	// this node says its disk is low (a gossip tag), and the cluster
 	// refuses writes that may add data; 0: no floor.

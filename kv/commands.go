@@ -218,6 +218,12 @@ var table = []*Spec{
 		&Spec{Name: "cluster|slots", Arity: 2, Flags: []string{"stale"}},
 	),
 	nodeCmd("time", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("slowlog", -2, []string{},
+		&Spec{Name: "slowlog|get", Arity: -2, Flags: []string{"admin", "loading", "stale"}},
+		&Spec{Name: "slowlog|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "slowlog|len", Arity: 2, Flags: []string{"admin", "loading", "stale"}},
+		&Spec{Name: "slowlog|reset", Arity: 2, Flags: []string{"admin", "loading", "stale"}},
+	),
 	nodeCmd("readonly", 1, []string{"loading", "stale", "fast"}),
 	nodeCmd("readwrite", 1, []string{"loading", "stale", "fast"}),
 }

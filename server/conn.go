@@ -95,6 +95,7 @@ type pendingReply struct {
 type timing struct {
 	start time.Time
 	write bool
+	args  [][]byte // the command, as issued: for the slow log
 }
 
 // push queues a reply, timed if a key-value command is being issued.
@@ -109,10 +110,14 @@ func (c *conn) drain() {
 	for i, p := range c.pending {
 		r := p.p.Wait()
 		if !p.start.IsZero() {
+			took := time.Since(p.start)
 			if p.write {
-				st.writes.observe(time.Since(p.start))
+				st.writes.observe(took)
 			} else {
-				st.reads.observe(time.Since(p.start))
+				st.reads.observe(took)
+			}
+			if cfg := &c.s.cfg; cfg.SlowlogMaxLen > 0 && cfg.SlowlogSlowerThan >= 0 && took >= cfg.SlowlogSlowerThan {
+				st.slow.add(cfg.SlowlogMaxLen, took, p.args, c.nc.RemoteAddr().String(), c.name)
 			}
 		}
 		if e, ok := r.GetValue().(*messages.Reply_Error); ok {
@@ -177,14 +182,15 @@ func (c *conn) command(args [][]byte) {
 		c.reply(c.s.info(args))
 	case "cluster":
 		c.cluster(args)
+	case "slowlog":
+		c.reply(c.s.slowlogCmd(args))
 	case "time":
 		if len(args) != 1 {
 			c.reply(arityError(name))
 			return
 		}
 		now := time.Now()
-		c.reply(&messages.Reply{Value: &messages.Reply_Array{Array: &messages.Replies{Items: []*messages.Reply{
-			bulkString(strconv.FormatInt(now.Unix(), 10)), bulkString(strconv.Itoa(now.Nanosecond() / 1000))}}}})
+		c.reply(array(bulkString(strconv.FormatInt(now.Unix(), 10)), bulkString(strconv.Itoa(now.Nanosecond()/1000))))
 	case "readonly", "readwrite":
 		// Cluster clients send READONLY before reading from a replica.
 		// Every node serves every read as of the leader's latest write,

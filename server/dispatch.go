@@ -44,10 +44,10 @@ func (c *conn) data(name string, args [][]byte) {
 		c.everyShard(args, true, firstErrorOr(replyOK))
 	case "scan":
 		c.drain()
-		c.reply(c.s.scan(args))
+		c.reply(c.s.scan(c.own(args)))
 	case "hscan":
 		c.drain()
-		c.reply(c.hscan(args))
+		c.reply(c.hscan(c.own(args)))
 	default:
 		keys := spec.Keys(args)
 		shard := 0
@@ -75,6 +75,14 @@ func (c *conn) data(name string, args [][]byte) {
 var errCrossShard = errorf("CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}")
 
 func (c *conn) shardOf(key []byte) int { return ShardOf(Slot(key), c.s.backend.Shards()) }
+
+// own copies the command being issued (cloneArgs) and keeps the copy for
+// the slow log.
+func (c *conn) own(args [][]byte) [][]byte {
+	owned := c.cloneArgs(args)
+	c.timing.args = owned
+	return owned
+}
 
 // cloneArgs copies the command just read into one allocation, as the
 // reader reuses its buffers; a big argument the reader gave up for good
@@ -119,12 +127,12 @@ func (c *conn) issueRead(shard int, args [][]byte) Pending {
 }
 
 func (c *conn) write(shard int, args [][]byte) {
-	p := c.issueWrite(shard, c.cloneArgs(args))
+	p := c.issueWrite(shard, c.own(args))
 	c.push(p)
 }
 
 func (c *conn) read(shard int, args [][]byte) {
-	p := c.issueRead(shard, c.cloneArgs(args))
+	p := c.issueRead(shard, c.own(args))
 	c.push(p)
 }
 
@@ -156,7 +164,7 @@ func (c *conn) groups(keys [][]byte) (order []int, byShard map[int][]int) {
 }
 
 func (c *conn) mget(args [][]byte) {
-	args = c.cloneArgs(args)
+	args = c.own(args)
 	keys := args[1:]
 	order, byShard := c.groups(keys)
 	if len(order) == 1 {
@@ -192,7 +200,7 @@ func (c *conn) mget(args [][]byte) {
 }
 
 func (c *conn) mset(args [][]byte) {
-	args = c.cloneArgs(args)
+	args = c.own(args)
 	pairs := args[1:]
 	keys := make([][]byte, 0, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
@@ -212,7 +220,7 @@ func (c *conn) mset(args [][]byte) {
 
 // sumKeys runs DEL, UNLINK or EXISTS on each shard's keys and adds up.
 func (c *conn) sumKeys(args [][]byte, write bool) {
-	args = c.cloneArgs(args)
+	args = c.own(args)
 	keys := args[1:]
 	order, byShard := c.groups(keys)
 	m := &multi{combine: sumIntegers}
@@ -232,7 +240,7 @@ func (c *conn) sumKeys(args [][]byte, write bool) {
 
 // everyShard runs the command on every shard and combines the replies.
 func (c *conn) everyShard(args [][]byte, write bool, combine func([]*messages.Reply) *messages.Reply) {
-	args = c.cloneArgs(args)
+	args = c.own(args)
 	m := &multi{combine: combine}
 	for sh := 0; sh < c.s.backend.Shards(); sh++ {
 		if write {

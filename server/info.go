@@ -33,7 +33,9 @@ func (s *Server) config(args [][]byte) *messages.Reply {
 		params := map[string]string{
 			"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
 			"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
-			"proto-max-bulk-len": fmt.Sprint(s.cfg.Limits.MaxBulkLen),
+			"proto-max-bulk-len":      fmt.Sprint(s.cfg.Limits.MaxBulkLen),
+			"slowlog-log-slower-than": fmt.Sprint(max(s.cfg.SlowlogSlowerThan.Microseconds(), -1)),
+			"slowlog-max-len":         fmt.Sprint(s.cfg.SlowlogMaxLen),
 		}
 		var items []*messages.Reply
 		for _, pat := range args[2:] {

@@ -54,6 +54,12 @@ type Config struct {
 	NodeName string
 	Version  string
 	Log      *slog.Logger
+	// SlowlogSlowerThan and SlowlogMaxLen are Redis's slowlog-log-slower-than
+	// (negative: log nothing; 0: every key-value command) and
+	// slowlog-max-len (0: log nothing); the node's defaults are
+	// DefaultSlowlogSlowerThan and DefaultSlowlogMaxLen.
+	SlowlogSlowerThan time.Duration
+	SlowlogMaxLen     int
 	// Stats, if set, is where the port counts (it may outlive the
 	// Server); else it counts in its own.
 	Stats *Stats

@@ -21,6 +21,8 @@ type Stats struct {
 
 	errMu sync.Mutex
 	errs  map[string]uint64 // error replies by prefix
+
+	slow slowlog
 }
 
 // maxErrorPrefixes bounds the prefixes counted apart, as Redis's

@@ -154,3 +154,67 @@ func TestErrorPrefixes(t *testing.T) {
 		t.Fatalf("%d prefixes, OTHER %d", len(got), got["OTHER"])
 	}
 }
+
+// Key-value commands slower than the threshold land in the slow log, the
+// newest first and at most SlowlogMaxLen, their arguments cut as Redis
+// cuts them; SLOWLOG GET, LEN and RESET read it as Redis's do.
+func TestSlowlog(t *testing.T) {
+	srv, err := Listen(Config{Addr: "127.0.0.1:0", SlowlogSlowerThan: 20 * time.Millisecond, SlowlogMaxLen: 2},
+		slowBackend{writeTakes: 30 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := dial(t, srv)
+	if got := c.do("CLIENT SETNAME slowpoke"); got != "+OK" {
+		t.Fatal(got)
+	}
+	if got := c.do("GET k"); got != "$-1" {
+		t.Fatal(got)
+	}
+	if got := c.do("SLOWLOG LEN"); got != ":0" {
+		t.Fatalf("SLOWLOG LEN after a fast read: %q", got)
+	}
+	long := strings.Repeat("v", 200)
+	many := "SET k2 " + strings.Repeat("x ", 38) + "x"
+	for _, cmd := range []string{"SET k1 a", "SET k " + long, many} {
+		if got := c.do(cmd); !strings.HasPrefix(got, "+OK") && !strings.HasPrefix(got, "-ERR syntax") {
+			t.Fatalf("%s: %q", cmd, got)
+		}
+	}
+	if got := c.do("SLOWLOG LEN"); got != ":2" {
+		t.Fatalf("SLOWLOG LEN: %q, want the newest 2", got)
+	}
+	got := c.do("SLOWLOG GET")
+	var id1, id2, at, us1 int64
+	var rest string
+	if n, _ := fmt.Sscanf(got, "[[:%d :%d :%d [", &id1, &at, &us1); n != 3 || id1 != 2 || us1 < 30000 || at < time.Now().Add(-time.Minute).Unix() {
+		t.Fatalf("SLOWLOG GET: %q", got)
+	}
+	// The newest: 41 arguments kept as 31 and a count of the rest.
+	if !strings.Contains(got, "[SET k2 x x") || !strings.Contains(got, "x ... (10 more arguments)] ") || !strings.HasSuffix(got, " slowpoke]]") {
+		t.Fatalf("SLOWLOG GET, newest entry: %q", got)
+	}
+	// The one before: its long argument cut at 128 bytes.
+	rest = got[strings.Index(got, "] [:")+2:]
+	if n, _ := fmt.Sscanf(rest, "[:%d ", &id2); n != 1 || id2 != 1 || !strings.Contains(rest, "[SET k "+strings.Repeat("v", 128)+"... (72 more bytes)] 127.0.0.1:") {
+		t.Fatalf("SLOWLOG GET, older entry: %q", rest)
+	}
+	if got := c.do("SLOWLOG GET 1"); strings.Count(got, "[:") != 1 {
+		t.Fatalf("SLOWLOG GET 1: %q", got)
+	}
+	for cmd, want := range map[string]string{
+		"SLOWLOG GET -2":   "-ERR count should be greater than or equal to -1",
+		"SLOWLOG GET x":    "-ERR count should be greater than or equal to -1",
+		"SLOWLOG LEN 1":    "-ERR wrong number of arguments for 'slowlog|len' command",
+		"SLOWLOG BOGUS":    "-ERR unknown subcommand 'BOGUS'. Try SLOWLOG HELP.",
+		"SLOWLOG":          "-ERR wrong number of arguments for 'slowlog' command",
+		"SLOWLOG RESET":    "+OK",
+		"SLOWLOG LEN":      ":0",
+		"CONFIG GET slow*": "[slowlog-log-slower-than 20000 slowlog-max-len 2]",
+	} {
+		if got := c.do(cmd); got != want {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+}

@@ -49,6 +49,7 @@ func TestDefaults(t *testing.T) {
 		SyncParallel:      4,
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 		CacheMiB: 64, MaxBulkLen: 512 << 20, MaxWriteMiB: 16, SnapshotYield: true, MinFreeDiskMiB: 256,
+		SlowlogSlowerThanUs: 10000, SlowlogMaxLen: 128,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -65,8 +66,9 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		RemoveDelay: time.Minute, SyncRetries: 3, SyncParallel: 4, TLSAuthClients: "yes",
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 		CacheMiB: 128, MaxBulkLen: 1 << 20, MaxWriteMiB: 2, SnapshotRateMiB: 64, MinFreeDiskMiB: 1024,
+		SlowlogSlowerThanUs: -1, SlowlogMaxLen: 64, HTTPToken: "0123456789abcdef-tok",
 	}
-	args := []string{"--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
+	args := []string{"--slowlog-log-slower-than", "-1", "--slowlog-max-len", "64", "--http-token", "0123456789abcdef-tok", "--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
 		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946",
 		"--role", "readonly", "--requirepass", "s3cret", "--log-format", "json", "--log-level", "debug",
@@ -88,7 +90,8 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		"client-addr": "0.0.0.0:1", "cluster-addr": "10.0.0.1:2", "advertise-addr": "10.0.0.1:2",
 		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"],
 		"role": "readonly", "requirepass": "s3cret", "log-format": "json", "log-level": "debug",
-		"stop-timeout": "5s", "cache-mib": 128, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "min-free-disk-mib": 1024, "print-tree": true}`)
+		"stop-timeout": "5s", "cache-mib": 128, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "min-free-disk-mib": 1024, "print-tree": true,
+		"slowlog-log-slower-than": -1, "slowlog-max-len": 64, "http-token": "0123456789abcdef-tok"}`)
 
 	for _, tc := range []struct {
 		source string
@@ -184,6 +187,9 @@ var badValues = []struct {
 	{"max-write-mib", "513", "want 1..512"},
 	{"min-free-disk-mib", "-1", "want 0..1000000000"},
 	{"min-free-disk-mib", "1000000001", "want 0..1000000000"},
+	{"slowlog-log-slower-than", "-2", "want -1..1000000000"},
+	{"slowlog-log-slower-than", "1.5", "want -1..1000000000"},
+	{"slowlog-max-len", "1000001", "want 0..1000000"},
 	{"snapshot-interval", "1ms", "want a duration of at least 10ms such as 2m"},
 	{"client-addr", "foo", "want host:port"},
 	{"client-addr", "127.0.0.1", "want host:port"},
@@ -236,7 +242,8 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		}
 		// File, as a JSON string (a number for shards).
 		val := `"` + bv.value + `"`
-		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" || bv.name == "cache-mib" || bv.name == "snapshot-rate-mib" || bv.name == "proto-max-bulk-len" || bv.name == "max-write-mib" || bv.name == "min-free-disk-mib" {
+		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" || bv.name == "cache-mib" || bv.name == "snapshot-rate-mib" || bv.name == "proto-max-bulk-len" || bv.name == "max-write-mib" || bv.name == "min-free-disk-mib" ||
+			strings.HasPrefix(bv.name, "slowlog-") {
 			val = bv.value
 		}
 		if bv.name == "print-tree" || bv.name == "gossip-fast" || bv.name == "pprof" || bv.name == "snapshot-yield" {

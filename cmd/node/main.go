@@ -212,10 +212,12 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		GossipFast:    cfg.GossipFast,
 		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
 			TrailingLogs: cfg.TrailingLogs},
-		ReadCache:     int64(cfg.CacheMiB) << 20,
-		MaxBulkLen:    int64(cfg.MaxBulkLen),
-		MaxWriteBytes: int64(cfg.MaxWriteMiB) << 20,
-		MinFreeDisk:   cfg.MinFreeDiskMiB << 20,
+		ReadCache:         int64(cfg.CacheMiB) << 20,
+		MaxBulkLen:        int64(cfg.MaxBulkLen),
+		MaxWriteBytes:     int64(cfg.MaxWriteMiB) << 20,
+		SlowlogSlowerThan: time.Duration(cfg.SlowlogSlowerThanUs) * time.Microsecond,
+		SlowlogMaxLen:     int(cfg.SlowlogMaxLen),
+		MinFreeDisk:       cfg.MinFreeDiskMiB << 20,
 	}
 	if cfg.CacheMiB == 0 {
 		rt.ReadCache = -1 // none (zero is the default size)
