@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -45,35 +44,18 @@ func TestStatsCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	nc, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	rd := bufio.NewReader(nc)
-	do := func(cmd string) string {
-		t.Helper()
-		if _, err := fmt.Fprintf(nc, "%s\r\n", cmd); err != nil {
-			t.Fatal(err)
-		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%s: %v", cmd, err)
-		}
-		return strings.TrimSpace(line)
-	}
-	for _, c := range []struct{ cmd, want string }{
+	c := dial(t, srv)
+	for _, tc := range []struct{ cmd, want string }{
 		{"PING", "+PONG"},
 		{"SET k v", "+OK"},
 		{"SET k v", "+OK"},
 		{"GET k", "$-1"},
 		{"SET busy v", "-TRYAGAIN shard 0 is not available: no leader"},
 		{"GET", "-ERR wrong number of arguments for 'get' command"},
-		{"NOSUCH", "-ERR unknown command 'NOSUCH', with args beginning with:"},
+		{"NOSUCH", "-ERR unknown command 'NOSUCH', with args beginning with: "},
 	} {
-		if got := do(c.cmd); got != c.want {
-			t.Fatalf("%s: %q, want %q", c.cmd, got, c.want)
+		if got := c.do(tc.cmd); got != tc.want {
+			t.Fatalf("%s: %q, want %q", tc.cmd, got, tc.want)
 		}
 	}
 	// A second client is refused at MaxClients.
@@ -115,19 +97,7 @@ func TestStatsCount(t *testing.T) {
 	}
 
 	// INFO: stats and errorstats, as Redis 7 gives them.
-	if _, err := fmt.Fprintf(nc, "INFO\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	head, err := rd.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	fmt.Sscanf(head, "$%d", &n)
-	body := make([]byte, n+2)
-	if _, err := io.ReadFull(rd, body); err != nil {
-		t.Fatal(err)
-	}
+	body := c.do("INFO")
 	for _, want := range []string{"total_commands_processed:8\r\n", "rejected_connections:1\r\n", "total_error_replies:3\r\n",
 		"# Errorstats\r\nerrorstat_ERR:count=2\r\nerrorstat_TRYAGAIN:count=1\r\n"} {
 		if !strings.Contains(string(body), want) {
