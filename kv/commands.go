@@ -201,6 +201,7 @@ var table = []*Spec{
 		&Spec{Name: "client|getname", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
 		&Spec{Name: "client|id", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
 		&Spec{Name: "client|info", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
+		&Spec{Name: "client|kill", Arity: -3, Flags: []string{"admin", "noscript", "loading", "stale"}},
 		&Spec{Name: "client|list", Arity: -2, Flags: []string{"admin", "noscript", "loading", "stale"}},
 		&Spec{Name: "client|setname", Arity: 3, Flags: []string{"noscript", "loading", "stale"}},
 	),

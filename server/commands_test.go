@@ -177,3 +177,52 @@ func TestTimeAndClientList(t *testing.T) {
 		}
 	}
 }
+
+// CLIENT KILL closes other connections by filter (and the caller's own
+// only with SKIPME no, after its reply), or by address in the old form.
+func TestClientKill(t *testing.T) {
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, &recordingBackend{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c1, c2, c3 := dial(t, srv), dial(t, srv), dial(t, srv)
+	for _, c := range []*client{c2, c3} { // accepted for sure
+		if got := c.do("PING"); got != "+PONG" {
+			t.Fatal(got)
+		}
+	}
+	closed := func(c *client) bool {
+		_, err := c.rd.ReadByte()
+		return err != nil
+	}
+	for cmd, want := range map[string]string{
+		"CLIENT KILL ID 0":                       "-ERR client-id should be greater than 0",
+		"CLIENT KILL ID x":                       "-ERR client-id should be greater than 0",
+		"CLIENT KILL ID 2 SKIPME maybe":          "-ERR syntax error",
+		"CLIENT KILL ID 2 BOGUS 1":               "-ERR syntax error",
+		"CLIENT KILL ID 2 TYPE":                  "-ERR syntax error",
+		"CLIENT KILL TYPE nosuch":                "-ERR Unknown client type 'nosuch'",
+		"CLIENT KILL":                            "-ERR wrong number of arguments for 'client|kill' command",
+		"CLIENT KILL 10.9.9.9:1":                 "-ERR No such client",
+		"CLIENT KILL ID 99":                      ":0",
+		"CLIENT KILL ID 1":                       ":0", // itself, skipped
+		"CLIENT KILL TYPE pubsub":                ":0",
+		"CLIENT KILL USER someone":               ":0",
+		"CLIENT KILL ID 2 ADDR 10.9.9.9:1":       ":0",
+		"CLIENT KILL LADDR 10.9.9.9:1 SKIPME no": ":0",
+	} {
+		if got := c1.do(cmd); got != want {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+	if got := c1.do("CLIENT KILL ID 2"); got != ":1" || !closed(c2) {
+		t.Fatalf("CLIENT KILL ID 2: %q", got)
+	}
+	if got := c1.do("CLIENT KILL " + c3.nc.LocalAddr().String()); got != "+OK" || !closed(c3) {
+		t.Fatalf("CLIENT KILL <c3's address>: %q", got)
+	}
+	if got := c1.do("CLIENT KILL ID 1 SKIPME no"); got != ":1" || !closed(c1) {
+		t.Fatalf("CLIENT KILL ID 1 SKIPME no: %q", got)
+	}
+}

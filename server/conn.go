@@ -333,7 +333,9 @@ func (c *conn) client(args [][]byte) {
 		c.reply(verbatim(c.info()))
 	case sub == "list":
 		c.reply(c.s.clientList(args[2:]))
-	case sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo" || sub == "info":
+	case sub == "kill" && len(args) >= 3:
+		c.reply(c.s.clientKill(c, args[2:]))
+	case sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo" || sub == "info" || sub == "kill":
 		c.reply(errorf(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub)))
 	default:
 		c.reply(errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", args[1])))

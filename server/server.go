@@ -227,6 +227,95 @@ func (s *Server) clientList(opts [][]byte) *messages.Reply {
 	return verbatim(b.String())
 }
 
+// clientKill answers CLIENT KILL ip:port (OK, or an error when no
+// connection comes from there) and CLIENT KILL <filter value> ... with the
+// filters ID, ADDR, LADDR, TYPE, USER and SKIPME (the number of
+// connections closed; by default not the caller's own). A connection is
+// closed under its goroutine's feet; the caller's own is closed once its
+// reply is written.
+func (s *Server) clientKill(self *conn, opts [][]byte) *messages.Reply {
+	var match func(c *conn) bool
+	skipMe, oldStyle := true, len(opts) == 1
+	if oldStyle {
+		addr := string(opts[0])
+		match = func(c *conn) bool { return c.nc.RemoteAddr().String() == addr }
+		skipMe = false
+	} else {
+		if len(opts)%2 != 0 {
+			return errorf("ERR syntax error")
+		}
+		var tests []func(*conn) bool
+		for i := 0; i < len(opts); i += 2 {
+			val := string(opts[i+1])
+			switch strings.ToLower(string(opts[i])) {
+			case "id":
+				id, err := strconv.ParseInt(val, 10, 64)
+				if err != nil || id <= 0 {
+					return errorf("ERR client-id should be greater than 0")
+				}
+				tests = append(tests, func(c *conn) bool { return c.id == id })
+			case "addr":
+				tests = append(tests, func(c *conn) bool { return c.nc.RemoteAddr().String() == val })
+			case "laddr":
+				tests = append(tests, func(c *conn) bool { return c.nc.LocalAddr().String() == val })
+			case "type":
+				switch strings.ToLower(val) {
+				case "normal":
+				case "master", "replica", "slave", "pubsub":
+					tests = append(tests, func(*conn) bool { return false })
+				default:
+					return errorf("ERR Unknown client type '" + val + "'")
+				}
+			case "user":
+				if val != "default" {
+					tests = append(tests, func(*conn) bool { return false })
+				}
+			case "skipme":
+				switch strings.ToLower(val) {
+				case "yes":
+					skipMe = true
+				case "no":
+					skipMe = false
+				default:
+					return errorf("ERR syntax error")
+				}
+			default:
+				return errorf("ERR syntax error")
+			}
+		}
+		match = func(c *conn) bool {
+			for _, t := range tests {
+				if !t(c) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	s.mu.Lock()
+	var victims []*conn
+	for c := range s.conns {
+		if (c != self || !skipMe) && match(c) {
+			victims = append(victims, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		if c == self {
+			self.quit = true // after this reply
+		} else {
+			c.nc.Close()
+		}
+	}
+	if oldStyle {
+		if len(victims) == 0 {
+			return errorf("ERR No such client")
+		}
+		return replyOK
+	}
+	return integer(int64(len(victims)))
+}
+
 // Clients is the number of open connections.
 func (s *Server) Clients() int {
 	s.mu.Lock()
