@@ -214,13 +214,17 @@ var (
 	descCommands        = prometheus.NewDesc("coppice_client_commands_total", "Commands clients sent this node.", nil, nil)
 	descErrorReplies    = prometheus.NewDesc("coppice_client_error_replies_total", "Error replies sent to clients, by prefix (Redis's errorstats): TRYAGAIN and AMBIGUOUS come with leader changes, see the README.", []string{"prefix"}, nil)
 	descCommandSeconds  = prometheus.NewDesc("coppice_client_command_duration_seconds", "Time from reading a key-value command to its reply being ready, reads and writes (those that may change data) apart.", []string{"kind"}, nil)
+	descCmdCalls        = prometheus.NewDesc("coppice_client_command_calls_total", "Calls of each command clients sent this node (Redis's commandstats; a subcommand counts with its command).", []string{"command"}, nil)
+	descCmdFailed       = prometheus.NewDesc("coppice_client_command_failed_total", "Error replies to each command.", []string{"command"}, nil)
+	descCmdTime         = prometheus.NewDesc("coppice_client_command_seconds_total", "Time of each key-value command from its read to its reply, summed.", []string{"command"}, nil)
 )
 
 // clientCollector exports the client port's counters.
 func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collector {
 	return statsCollector[server.StatsSnapshot]{
-		descs: []*prometheus.Desc{descClientsOpen, descClientsTotal, descClientsRejected, descCommands, descErrorReplies, descCommandSeconds},
-		read:  read,
+		descs: []*prometheus.Desc{descClientsOpen, descClientsTotal, descClientsRejected, descCommands, descErrorReplies, descCommandSeconds,
+			descCmdCalls, descCmdFailed, descCmdTime},
+		read: read,
 		emit: func(st server.StatsSnapshot, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descClientsOpen, prometheus.GaugeValue, float64(st.Open))
 			ch <- prometheus.MustNewConstMetric(descClientsTotal, prometheus.CounterValue, float64(st.Connections))
@@ -228,6 +232,11 @@ func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collec
 			ch <- prometheus.MustNewConstMetric(descCommands, prometheus.CounterValue, float64(st.Commands))
 			for prefix, n := range st.ErrorReplies {
 				ch <- prometheus.MustNewConstMetric(descErrorReplies, prometheus.CounterValue, float64(n), prefix)
+			}
+			for name, cs := range st.ByCommand {
+				ch <- prometheus.MustNewConstMetric(descCmdCalls, prometheus.CounterValue, float64(cs.Calls), name)
+				ch <- prometheus.MustNewConstMetric(descCmdFailed, prometheus.CounterValue, float64(cs.Failed), name)
+				ch <- prometheus.MustNewConstMetric(descCmdTime, prometheus.CounterValue, cs.Time.Seconds(), name)
 			}
 			for kind, l := range map[string]server.LatencySnapshot{"read": st.Reads, "write": st.Writes} {
 				buckets := make(map[float64]uint64, len(server.LatencyBuckets))

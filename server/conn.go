@@ -35,7 +35,8 @@ type conn struct {
 	proto  int
 
 	pending    []pendingReply
-	timing     timing       // of the key-value command being issued (data)
+	spec       *kv.Spec     // of the command being issued, nil if unknown
+	timing     timing       // of the command being issued
 	readShard  map[int]bool // shards with a read in pending
 	writeShard map[int]bool // shards with a write in pending
 	nameBuf    []byte
@@ -73,7 +74,13 @@ func (c *conn) serve() {
 			continue
 		}
 		c.s.stats.commands.Add(1)
+		c.spec, _ = kv.Lookup(args[0])
+		c.timing = timing{stat: c.s.stats.command(c.spec)}
+		if c.timing.stat != nil {
+			c.timing.stat.calls.Add(1)
+		}
 		c.command(args)
+		c.timing = timing{}
 		if c.rd.Buffered() == 0 || len(c.pending) >= maxPipeline {
 			c.drain()
 			if err := c.wr.Flush(); err != nil {
@@ -85,15 +92,16 @@ func (c *conn) serve() {
 	c.wr.Flush()
 }
 
-// pendingReply is a reply to write in its turn, and when its command was
-// read (zero: not timed, a connection command).
+// pendingReply is a reply to write in its turn, with its command's
+// counters and, for a key-value command, when it was read.
 type pendingReply struct {
 	p Pending
 	timing
 }
 
 type timing struct {
-	start time.Time
+	stat  *cmdStat  // the command's counters (nil: an unknown command)
+	start time.Time // when a key-value command was read (data)
 	write bool
 	args  [][]byte // the command, as issued: for the slow log
 }
@@ -111,6 +119,9 @@ func (c *conn) drain() {
 		r := p.p.Wait()
 		if !p.start.IsZero() {
 			took := time.Since(p.start)
+			if p.stat != nil {
+				p.stat.ns.Add(uint64(took))
+			}
 			if p.write {
 				st.writes.observe(took)
 			} else {
@@ -122,6 +133,9 @@ func (c *conn) drain() {
 		}
 		if e, ok := r.GetValue().(*messages.Reply_Error); ok {
 			st.errorReply(e.Error)
+			if p.stat != nil {
+				p.stat.failed.Add(1)
+			}
 		}
 		c.wr.WriteReply(r, c.proto)
 		c.pending[i] = pendingReply{}

@@ -10,10 +10,9 @@ import (
 
 // data runs a key-value command: on its key's shard, or split by shard.
 func (c *conn) data(name string, args [][]byte) {
-	spec, known := kv.Lookup(args[0])
-	if known {
-		c.timing = timing{start: time.Now(), write: spec.Write}
-		defer func() { c.timing = timing{} }()
+	spec := c.spec
+	if spec != nil {
+		c.timing.start, c.timing.write = time.Now(), spec.Write
 	}
 	if r := kv.CheckArity(args); r != nil {
 		c.reply(r)

@@ -116,6 +116,16 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 	)
 	section("replication", "role:master", "connected_slaves:0")
 	section("errorstats", errLines...)
+	if want["commandstats"] || want["all"] || want["everything"] { // not in the default INFO, as in Redis
+		var lines []string
+		for _, name := range sortedKeys(st.ByCommand) {
+			cs := st.ByCommand[name]
+			usec := cs.Time.Microseconds()
+			lines = append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=0,failed_calls=%d",
+				name, cs.Calls, usec, float64(usec)/float64(cs.Calls), cs.Failed))
+		}
+		section("commandstats", lines...)
+	}
 	if s.cfg.Cluster != nil {
 		section("cluster", "cluster_enabled:1")
 	}

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coppice-kv/coppice/kv"
 )
 
 // Stats counts what a client port did: connections, commands, error
@@ -23,6 +25,46 @@ type Stats struct {
 	errs  map[string]uint64 // error replies by prefix
 
 	slow slowlog
+
+	cmdsOnce sync.Once
+	cmds     []cmdStat // by cmdIndex
+}
+
+// cmdStat counts one command: calls, the time of the key-value ones from
+// their read to their reply, and error replies.
+type cmdStat struct {
+	calls, ns, failed atomic.Uint64
+}
+
+// cmdIndex numbers the commands of kv's table (not their subcommands,
+// which count with their container: CLIENT LIST as client).
+var cmdIndex = func() map[*kv.Spec]int {
+	m := map[*kv.Spec]int{}
+	for i, s := range kv.Commands() {
+		m[s] = i
+	}
+	return m
+}()
+
+// command returns spec's counters; nil for nil (an unknown command).
+func (s *Stats) command(spec *kv.Spec) *cmdStat {
+	if spec == nil {
+		return nil
+	}
+	s.cmdsOnce.Do(func() { s.cmds = make([]cmdStat, len(cmdIndex)) })
+	i, ok := cmdIndex[spec]
+	if !ok {
+		return nil
+	}
+	return &s.cmds[i]
+}
+
+// CommandStats are one command's counts (Redis's commandstats).
+type CommandStats struct {
+	Calls, Failed uint64
+	// Time is the key-value commands' time from their read to their
+	// reply; the node's own commands (PING, INFO...) count none.
+	Time time.Duration
 }
 
 // maxErrorPrefixes bounds the prefixes counted apart, as Redis's
@@ -80,6 +122,8 @@ type StatsSnapshot struct {
 	// Reads and Writes time the key-value commands from the moment the
 	// port read them to the moment their reply was ready.
 	Reads, Writes LatencySnapshot
+	// ByCommand counts each command called at least once, by its name.
+	ByCommand map[string]CommandStats
 }
 
 // Snapshot reads s.
@@ -91,6 +135,12 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		out.ErrorReplies[k] = v
 	}
 	s.errMu.Unlock()
+	out.ByCommand = map[string]CommandStats{}
+	for spec := range cmdIndex {
+		if st := s.command(spec); st.calls.Load() > 0 {
+			out.ByCommand[spec.Name] = CommandStats{Calls: st.calls.Load(), Failed: st.failed.Load(), Time: time.Duration(st.ns.Load())}
+		}
+	}
 	return out
 }
 

@@ -188,3 +188,37 @@ func TestSlowlog(t *testing.T) {
 		}
 	}
 }
+
+// Each command counts its calls, error replies and (a key-value one) its
+// time; INFO commandstats gives them as Redis does, and the default INFO
+// leaves them out, as Redis's does.
+func TestCommandStats(t *testing.T) {
+	st := &Stats{}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0", Stats: st}, slowBackend{writeTakes: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := dial(t, srv)
+	for _, cmd := range []string{"PING", "PING", "SET k v", "SET busy v", "GET k", "get k", "GET", "CLIENT LIST", "NOSUCH"} {
+		c.do(cmd)
+	}
+	got := st.Snapshot().ByCommand
+	if len(got) != 4 || got["ping"].Calls != 2 || got["ping"].Time != 0 ||
+		got["set"].Calls != 2 || got["set"].Failed != 1 || got["set"].Time < 20*time.Millisecond ||
+		got["get"].Calls != 3 || got["get"].Failed != 1 || got["client"].Calls != 1 {
+		t.Fatalf("by command: %+v", got)
+	}
+	info := c.do("INFO commandstats")
+	if !strings.HasPrefix(info, "# Commandstats\r\ncmdstat_client:calls=1,") ||
+		!strings.Contains(info, "cmdstat_get:calls=3,usec=") || !strings.Contains(info, ",rejected_calls=0,failed_calls=1\r\n") ||
+		!strings.Contains(info, "cmdstat_ping:calls=2,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0\r\n") {
+		t.Fatalf("INFO commandstats:\n%s", info)
+	}
+	if all := c.do("INFO everything"); !strings.Contains(all, "# Commandstats\r\n") {
+		t.Fatalf("INFO everything has no commandstats:\n%s", all)
+	}
+	if def := c.do("INFO"); strings.Contains(def, "cmdstat_") {
+		t.Fatalf("the default INFO has commandstats:\n%s", def)
+	}
+}
