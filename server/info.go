@@ -47,6 +47,7 @@ func (s *Server) config(args [][]byte) *messages.Reply {
 		}
 		return mapReply(items...)
 	case "resetstat":
+		s.stats.resetInfo()
 		return replyOK
 	case "set":
 		return errorf("ERR CONFIG SET is not supported: configure the node with flags")
@@ -101,7 +102,7 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 	)
 	section("clients", fmt.Sprintf("connected_clients:%d", s.Clients()), fmt.Sprintf("maxclients:%d", s.cfg.MaxClients))
 	section("persistence", "loading:0", "aof_enabled:1", "rdb_bgsave_in_progress:0")
-	st := s.stats.Snapshot()
+	st := s.stats.sinceReset()
 	var errReplies uint64
 	var errLines []string
 	for _, prefix := range sortedKeys(st.ErrorReplies) {

@@ -28,6 +28,12 @@ type Stats struct {
 
 	cmdsOnce sync.Once
 	cmds     []cmdStat // by cmdIndex
+
+	// resetAt is the counts at the last CONFIG RESETSTAT, which INFO
+	// subtracts: /metrics keeps counting from the start, as Prometheus
+	// wants of a counter.
+	resetMu sync.Mutex
+	resetAt *StatsSnapshot
 }
 
 // cmdStat counts one command: calls, the time of the key-value ones from
@@ -160,4 +166,44 @@ func (s *Stats) errorReply(msg string) {
 		prefix = "OTHER"
 	}
 	s.errs[prefix]++
+}
+
+// resetInfo makes INFO count from now on (CONFIG RESETSTAT).
+func (s *Stats) resetInfo() {
+	now := s.Snapshot()
+	s.resetMu.Lock()
+	s.resetAt = &now
+	s.resetMu.Unlock()
+}
+
+// sinceReset is Snapshot less the counts at the last resetInfo: what INFO
+// shows. Connections open and latencies are as they are.
+func (s *Stats) sinceReset() StatsSnapshot {
+	out := s.Snapshot()
+	s.resetMu.Lock()
+	base := s.resetAt
+	s.resetMu.Unlock()
+	if base == nil {
+		return out
+	}
+	out.Connections -= base.Connections
+	out.Rejected -= base.Rejected
+	out.Commands -= base.Commands
+	for k, n := range out.ErrorReplies {
+		if n -= base.ErrorReplies[k]; n > 0 {
+			out.ErrorReplies[k] = n
+		} else {
+			delete(out.ErrorReplies, k)
+		}
+	}
+	for name, cs := range out.ByCommand {
+		b := base.ByCommand[name]
+		cs.Calls, cs.Failed, cs.Time = cs.Calls-b.Calls, cs.Failed-b.Failed, cs.Time-b.Time
+		if cs.Calls > 0 {
+			out.ByCommand[name] = cs
+		} else {
+			delete(out.ByCommand, name)
+		}
+	}
+	return out
 }

@@ -222,3 +222,32 @@ func TestCommandStats(t *testing.T) {
 		t.Fatalf("the default INFO has commandstats:\n%s", def)
 	}
 }
+
+// CONFIG RESETSTAT zeroes what INFO counts, and not what the node
+// exports (Stats.Snapshot, /metrics), whose counters only grow.
+func TestResetStat(t *testing.T) {
+	st := &Stats{}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0", Stats: st}, slowBackend{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := dial(t, srv)
+	for _, cmd := range []string{"SET k v", "SET busy v", "GET k", "CONFIG RESETSTAT", "GET k", "SET busy v"} {
+		c.do(cmd)
+	}
+	info := c.do("INFO everything")
+	for _, want := range []string{"total_commands_processed:3\r\n", "total_error_replies:1\r\n", "errorstat_TRYAGAIN:count=1\r\n",
+		"cmdstat_get:calls=1,", "cmdstat_set:calls=1,", "cmdstat_info:calls=1,", "total_connections_received:0\r\n"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("INFO after RESETSTAT has no %q:\n%s", want, info)
+		}
+	}
+	if strings.Contains(info, "cmdstat_config") {
+		t.Errorf("INFO after RESETSTAT counts the RESETSTAT:\n%s", info)
+	}
+	got := st.Snapshot()
+	if got.Commands != 7 || got.ErrorReplies["TRYAGAIN"] != 2 || got.ByCommand["set"].Calls != 3 || got.Connections != 1 {
+		t.Errorf("Snapshot after RESETSTAT: %+v", got)
+	}
+}
