@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,9 +80,9 @@ func (s *Server) slowlogCmd(args [][]byte) *messages.Reply {
 			if err != nil || n < -1 {
 				return errorf("ERR count should be greater than or equal to -1")
 			}
-			count = int(min(n, 1<<31-1))
+			count = int(min(n, math.MaxInt32))
 			if n == -1 {
-				count = 1 << 31
+				count = math.MaxInt
 			}
 		}
 		l.mu.Lock()

@@ -316,7 +316,7 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.MaxWriteMiB, v, 1, 512) }},
 	{name: "min-free-disk-mib", kind: kindInt, def: constant("256"), usage: "MiB of free space on the data dir's file system below which the whole cluster refuses writes that may add data, those Redis refuses at maxmemory (DEL, EXPIRE, FLUSHDB and the other writes still run) until this node has a tenth more than that free: a node whose disk fills stops, and its replicas fill theirs at the same pace; 0: no floor, 0..10^9",
 		set: func(c *Config, v string) error { return uintIn(&c.MinFreeDiskMiB, v, 0, 1e9) }},
-	{name: "slowlog-log-slower-than", kind: kindInt, def: constant("10000"), usage: "microseconds a key-value command may take, from its read to its reply (a write's Raft round included), before SLOWLOG keeps it, as Redis's slowlog-log-slower-than; 0: every one; -1: none",
+	{name: "slowlog-log-slower-than", kind: kindInt, def: constant(fmt.Sprint(server.DefaultSlowlogSlowerThan.Microseconds())), usage: "microseconds a key-value command may take, from its read to its reply (a write's Raft round included), before SLOWLOG keeps it, as Redis's slowlog-log-slower-than; 0: every one; -1: none",
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < -1 || n > 1e9 {
@@ -325,7 +325,7 @@ var options = []*option{
 			c.SlowlogSlowerThanUs = n
 			return nil
 		}},
-	{name: "slowlog-max-len", kind: kindInt, def: constant("128"), usage: "commands SLOWLOG keeps, the newest, as Redis's slowlog-max-len; 0..1000000",
+	{name: "slowlog-max-len", kind: kindInt, def: constant(fmt.Sprint(server.DefaultSlowlogMaxLen)), usage: "commands SLOWLOG keeps, the newest, as Redis's slowlog-max-len; 0..1000000",
 		set: func(c *Config, v string) error { return uintIn(&c.SlowlogMaxLen, v, 0, 1e6) }},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
 		set: text(func(c *Config) *string { return &c.RequirePass })},
