@@ -5,6 +5,7 @@ package integration
 // free loopback ports, with data under the script's work dir.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -297,19 +298,24 @@ func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestSc
 	}
 }
 
-// logged NODE TEXT...: wait (60s) until the node's log has TEXT (the
-// arguments joined by spaces) in it.
+// logged NODE[,NODE...] TEXT...: wait (60s) until a node's log has TEXT
+// (the arguments joined by spaces) in it; with several nodes, any one's
+// (what the coordinator logs, when the coordinator may have moved).
 func cmdLogged(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
-		ts.Fatalf("usage: logged NODE TEXT...")
+		ts.Fatalf("usage: logged NODE[,NODE...] TEXT...")
 	}
-	lookup(ts, args[0])
-	path, text := filepath.Join(ts.Getenv("WORK"), args[0]+".log"), strings.Join(args[1:], " ")
+	names, text := strings.Split(args[0], ","), strings.Join(args[1:], " ")
+	for _, name := range names {
+		lookup(ts, name)
+	}
 	has := func() error {
-		if !strings.Contains(readFile(path), text) {
-			return fmt.Errorf("%s has not logged %q", args[0], text)
+		for _, name := range names {
+			if strings.Contains(readFile(filepath.Join(ts.Getenv("WORK"), name+".log")), text) {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("%s has not logged %q", args[0], text)
 	}
 	if err := waitFor(60*time.Second, has); err != nil {
 		ts.Fatalf("not within 60s: %v", err)
@@ -603,9 +609,26 @@ func cmdOp(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("%v", err)
 	}
-	cmd := exec.Command(bin, append(args[1:], "--http", lookup(ts, args[0]).http)...)
-	cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
-	err = cmd.Run()
+	// An operation the coordinator could not finish because the system
+	// group's leadership moved (a slow machine) is tried again, as an
+	// operator would: every step of an op is idempotent, and a second
+	// removal answers that the first is under way.
+	var stdout, stderr bytes.Buffer
+	for try := 1; ; try++ {
+		stdout.Reset()
+		stderr.Reset()
+		cmd := exec.Command(bin, append(args[1:], "--http", lookup(ts, args[0]).http)...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err = cmd.Run()
+		moved := strings.Contains(stdout.String(), `"leadership_lost"`) || strings.Contains(stdout.String(), "no coordinator")
+		if err == nil || neg || !moved || try == 5 {
+			break
+		}
+		ts.Logf("op %s: the coordinator moved (%s); again in 1s", strings.Join(args[1:], " "), strings.TrimSpace(stdout.String()))
+		time.Sleep(time.Second)
+	}
+	ts.Stdout().Write(stdout.Bytes())
+	ts.Stderr().Write(stderr.Bytes())
 	if (err != nil) != neg {
 		ts.Fatalf("node %s: %v", strings.Join(args[1:], " "), err)
 	}
