@@ -180,6 +180,23 @@ var table = []*Spec{
 	key1(cmd("hincrbyfloat", 4, fWriteOOMFst, cmdHIncrByFloat)),
 	key1(cmd("hscan", -3, fRead, cmdHScan)),
 
+	// Sets.
+	key1(cmd("sadd", -3, fWriteOOMFst, cmdSAdd)),
+	key1(cmd("srem", -3, fWriteFast, cmdSRem)),
+	key1(cmd("smembers", 2, fRead, cmdSMembers)),
+	key1(cmd("sismember", 3, fReadFast, cmdSIsMember)),
+	key1(cmd("smismember", -3, fReadFast, cmdSMIsMember)),
+	key1(cmd("scard", 2, fReadFast, cmdSCard)),
+	keys12(cmd("smove", 4, fWriteFast, cmdSMove)),
+	keysAll(cmd("sinter", -2, fRead, setCmd(opInter))),
+	keysAll(cmd("sunion", -2, fRead, setCmd(opUnion))),
+	keysAll(cmd("sdiff", -2, fRead, setCmd(opDiff))),
+	keysAll(cmd("sinterstore", -3, fWriteOOM, setStoreCmd(opInter))),
+	keysAll(cmd("sunionstore", -3, fWriteOOM, setStoreCmd(opUnion))),
+	keysAll(cmd("sdiffstore", -3, fWriteOOM, setStoreCmd(opDiff))),
+	key1(cmd("spop", -2, fWriteFast, cmdSPop)),
+	key1(cmd("srandmember", -2, fRead, cmdSRandMember)),
+
 	// Served by the node.
 	nodeCmd("ping", -1, []string{"fast"}),
 	nodeCmd("echo", 2, []string{"loading", "stale", "fast"}),

@@ -9,7 +9,7 @@ import (
 // RENAME, RENAMENX and COPY move or copy a key with its value and expiry;
 // MSETNX sets keys only if none exists. Their keys must be on one shard
 // (the node refuses others with CROSSSLOT), so each is one entry, applied
-// whole. A hash's fields are copied one by one: the cost grows with them,
+// whole. A hash's fields (a set's members) are copied one by one: the cost grows with them,
 // where Redis moves a key in O(1).
 
 var (
@@ -88,7 +88,7 @@ func (t *txn) copyTo(src *entry, dst []byte) {
 	}
 	hasExp, when := src.rec.hasExp, src.rec.expire
 	t.setExpiry(&d, hasExp, when)
-	if src.rec.typ != typeHash {
+	if src.rec.typ == typeString {
 		t.set(d.mk, append(appendHeader(nil, typeString, hasExp, when), src.rec.payload...))
 		return
 	}
@@ -101,7 +101,7 @@ func (t *txn) copyTo(src *entry, dst []byte) {
 	for _, f := range fields {
 		t.set(f[0], f[1])
 	}
-	t.set(d.mk, hashRecord(src.rec.hashLen(), hasExp, when))
+	t.set(d.mk, countRecord(src.rec.typ, src.rec.hashLen(), hasExp, when))
 }
 
 // MSETNX key value [key value ...]: all or none, and none if any exists.

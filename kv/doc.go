@@ -1,5 +1,5 @@
 // Package kv is coppice's command engine: Redis 7 command semantics for
-// strings, hashes and keys, over one shard's ordered key-value store.
+// strings, hashes, sets and keys, over one shard's ordered key-value store.
 //
 // The engine is a pure function of the store and the command. It does no
 // I/O except through the Reader and Writer interfaces (store.go), and reads
@@ -32,8 +32,9 @@
 // Commands the node splits across shards (MGET, MSET, DEL, UNLINK, EXISTS,
 // TOUCH by key; DBSIZE, KEYS, FLUSHDB, FLUSHALL on every shard; SCAN with Scan and
 // ParseScanArgs) run per shard on the keys of that shard. The other
-// commands with several keys (RENAME, RENAMENX, COPY, MSETNX) change them
-// together, so the node runs them only when every key is on one shard. SCAN through Read
+// commands with several keys (RENAME, RENAMENX, COPY, MSETNX, SMOVE,
+// SINTER, SUNION, SDIFF and their STORE forms) use them together, so the
+// node runs them only when every key is on one shard. SCAN through Read
 // is a one-shot scan of the whole shard that always answers cursor "0";
 // the node builds real cursors from Scan's `next` key.
 //
@@ -55,6 +56,10 @@
 // Hashes: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN
 // HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT HSCAN (MATCH COUNT; through Read a
 // one-shot scan with cursor "0", the node pages with HScan).
+//
+// Sets: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SMOVE SINTER SUNION
+// SDIFF SINTERSTORE SUNIONSTORE SDIFFSTORE SPOP (its choice seeded by the
+// command's time and key: every replica pops the same) SRANDMEMBER.
 //
 // Replies and errors are Redis 7.0's, byte for byte (a differential test
 // runs over a thousand commands against a real redis-server; see

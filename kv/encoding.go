@@ -16,6 +16,7 @@ const (
 const (
 	typeString byte = 1
 	typeHash   byte = 2
+	typeSet    byte = 3 // members are field keys with empty values
 
 	flagExpire byte = 0x80 // the record's header carries an expiry
 	typeMask   byte = 0x7f
@@ -106,7 +107,7 @@ func decodeRecord(v []byte) (record, bool) {
 	} else {
 		r.payload = v[1:]
 	}
-	return r, r.typ == typeString || r.typ == typeHash
+	return r, r.typ == typeString || r.typ == typeHash || r.typ == typeSet
 }
 
 // expired reports whether r is past its expiry at now: a key lives up to
@@ -132,8 +133,14 @@ func appendHeader(b []byte, typ byte, hasExp bool, expire int64) []byte {
 
 // hashRecord encodes a hash record of n fields.
 func hashRecord(n int64, hasExp bool, expire int64) []byte {
+	return countRecord(typeHash, n, hasExp, expire)
+}
+
+// countRecord encodes the record of a key whose elements are field keys
+// (a hash's fields, a set's members): its type and their count.
+func countRecord(typ byte, n int64, hasExp bool, expire int64) []byte {
 	b := make([]byte, 0, headerLen(hasExp)+binary.MaxVarintLen64)
-	b = appendHeader(b, typeHash, hasExp, expire)
+	b = appendHeader(b, typ, hasExp, expire)
 	return binary.AppendUvarint(b, uint64(n))
 }
 

@@ -153,7 +153,7 @@ func (t *txn) deleteKey(e *entry) {
 	if e.rec.hasExp {
 		t.del(expiryKey(e.rec.expire, e.key))
 	}
-	if e.rec.typ == typeHash {
+	if e.rec.typ != typeString {
 		t.deleteFields(e.key, e.rec.hashLen())
 	}
 	e.exists = false
@@ -207,7 +207,7 @@ func (t *txn) putStringParts(e *entry, keepTTL, hasExp bool, when int64, n int, 
 	if keepTTL {
 		hasExp, when = e.exists && e.rec.hasExp, e.rec.expire
 	}
-	if e.exists && e.rec.typ == typeHash {
+	if e.exists && e.rec.typ != typeString {
 		t.deleteFields(e.key, e.rec.hashLen())
 	}
 	t.setExpiry(e, hasExp, when)

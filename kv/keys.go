@@ -39,6 +39,8 @@ func cmdType(t *txn, a [][]byte) *messages.Reply {
 		return statusNone
 	case e.rec.typ == typeHash:
 		return statusHash
+	case e.rec.typ == typeSet:
+		return statusSet
 	default:
 		return statusString
 	}
@@ -47,6 +49,9 @@ func cmdType(t *txn, a [][]byte) *messages.Reply {
 func typeName(typ byte) string {
 	if typ == typeHash {
 		return "hash"
+	}
+	if typ == typeSet {
+		return "set"
 	}
 	return "string"
 }

@@ -59,4 +59,5 @@ var (
 	statusNone   = status("none")
 	statusString = status("string")
 	statusHash   = status("hash")
+	statusSet    = status("set")
 )

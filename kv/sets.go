@@ -1,0 +1,387 @@
+package kv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/fnv"
+	"math/rand/v2"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Sets: a record with the member count, and each member a field key (as a
+// hash's fields) with an empty value, so members are kept in byte order.
+// SINTER, SUNION, SDIFF, their STORE forms and SMOVE take several keys:
+// the node runs them only when every key is on one shard.
+
+var errOutOfRange = errReply("ERR value is out of range, must be positive")
+
+// setFor looks key up for a set command: the entry, or WRONGTYPE.
+func (t *txn) setFor(key []byte) (entry, *messages.Reply) {
+	e := t.lookup(key)
+	if e.exists && e.rec.typ != typeSet {
+		return e, errWrongType
+	}
+	return e, nil
+}
+
+// setLen writes e's record with n members (keeping its expiry), or
+// deletes the key when n is 0.
+func (t *txn) setLen(e *entry, n int64) {
+	if n == 0 {
+		if e.exists {
+			t.del(e.mk)
+			if e.rec.hasExp {
+				t.del(expiryKey(e.rec.expire, e.key))
+			}
+			e.exists = false
+		}
+		return
+	}
+	hasExp, when := e.exists && e.rec.hasExp, e.rec.expire
+	t.set(e.mk, countRecord(typeSet, n, hasExp, when))
+	e.rec = record{typ: typeSet, hasExp: hasExp, expire: when, payload: binary.AppendUvarint(nil, uint64(n))}
+	e.exists = true
+}
+
+// isMember reports whether m is in the live set e.
+func (t *txn) isMember(e *entry, m []byte) bool {
+	if !e.exists {
+		return false
+	}
+	_, ok := t.get(fieldKey(fieldPrefix(e.key), m))
+	return ok
+}
+
+// members returns the live set e's members, in byte order.
+func (t *txn) members(e *entry) [][]byte {
+	var out [][]byte
+	t.eachField(e, func(m, _ []byte) { out = append(out, bytes.Clone(m)) })
+	return out
+}
+
+// sadd adds members to e and returns how many were new.
+func (t *txn) sadd(e *entry, members [][]byte) int64 {
+	p := fieldPrefix(e.key)
+	n := int64(0)
+	if e.exists {
+		n = e.rec.hashLen()
+	}
+	added := int64(0)
+	for _, m := range members {
+		fk := fieldKey(p, m)
+		if (e.exists || added > 0) && t.has(fk) {
+			continue
+		}
+		t.set(fk, nil)
+		added++
+	}
+	if added > 0 {
+		t.setLen(e, n+added)
+	}
+	return added
+}
+
+func (t *txn) has(k []byte) bool {
+	_, ok := t.get(k)
+	return ok
+}
+
+// SADD key member [member ...]
+func cmdSAdd(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	return integer(t.sadd(&e, a[2:]))
+}
+
+// srem removes members from e and returns how many were there.
+func (t *txn) srem(e *entry, members [][]byte) int64 {
+	if !e.exists {
+		return 0
+	}
+	p := fieldPrefix(e.key)
+	removed := int64(0)
+	for _, m := range members {
+		fk := fieldKey(p, m)
+		if t.has(fk) {
+			t.del(fk)
+			removed++
+		}
+	}
+	if removed > 0 {
+		t.setLen(e, e.rec.hashLen()-removed)
+	}
+	return removed
+}
+
+// SREM key member [member ...]
+func cmdSRem(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	return integer(t.srem(&e, a[2:]))
+}
+
+// SMEMBERS key
+func cmdSMembers(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	return setOf(t.members(&e))
+}
+
+func setOf(members [][]byte) *messages.Reply {
+	items := make([]*messages.Reply, len(members))
+	for i, m := range members {
+		items[i] = bulk(m)
+	}
+	return setReply(items)
+}
+
+// SISMEMBER key member
+func cmdSIsMember(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	if t.isMember(&e, a[2]) {
+		return one
+	}
+	return zero
+}
+
+// SMISMEMBER key member [member ...]
+func cmdSMIsMember(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	items := make([]*messages.Reply, len(a)-2)
+	for i, m := range a[2:] {
+		items[i] = zero
+		if t.isMember(&e, m) {
+			items[i] = one
+		}
+	}
+	return array(items)
+}
+
+// SCARD key
+func cmdSCard(t *txn, a [][]byte) *messages.Reply {
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	if !e.exists {
+		return zero
+	}
+	return integer(e.rec.hashLen())
+}
+
+// SMOVE source destination member
+func cmdSMove(t *txn, a [][]byte) *messages.Reply {
+	src, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	dst, r := t.setFor(a[2])
+	if r != nil {
+		return r
+	}
+	if !t.isMember(&src, a[3]) {
+		return zero
+	}
+	if bytes.Equal(a[1], a[2]) {
+		return one
+	}
+	t.srem(&src, a[3:4])
+	t.sadd(&dst, a[3:4])
+	return one
+}
+
+// setOp is SINTER's, SUNION's or SDIFF's.
+type setOp int
+
+const (
+	opInter setOp = iota
+	opUnion
+	opDiff
+)
+
+// combine runs op over the sets at keys (a missing key is an empty set),
+// in byte order; WRONGTYPE if a key holds something else.
+func (t *txn) combine(op setOp, keys [][]byte) ([][]byte, *messages.Reply) {
+	sets := make([][][]byte, len(keys))
+	for i, k := range keys {
+		e, r := t.setFor(k)
+		if r != nil {
+			return nil, r
+		}
+		sets[i] = t.members(&e)
+	}
+	count := map[string]int{}
+	inFirst := map[string]bool{}
+	for i, s := range sets {
+		for _, m := range s {
+			if i == 0 {
+				inFirst[string(m)] = true
+			}
+			count[string(m)]++
+		}
+	}
+	var out [][]byte
+	switch op {
+	case opInter:
+		for _, m := range sets[0] {
+			if count[string(m)] == len(sets) {
+				out = append(out, m)
+			}
+		}
+	case opDiff:
+		for _, m := range sets[0] {
+			if count[string(m)] == 1 {
+				out = append(out, m)
+			}
+		}
+	case opUnion:
+		seen := map[string]bool{}
+		for _, s := range sets {
+			for _, m := range s {
+				if !seen[string(m)] {
+					seen[string(m)] = true
+					out = append(out, m)
+				}
+			}
+		}
+		sortBytes(out)
+	}
+	return out, nil
+}
+
+func sortBytes(b [][]byte) {
+	for i := 1; i < len(b); i++ {
+		for j := i; j > 0 && bytes.Compare(b[j], b[j-1]) < 0; j-- {
+			b[j], b[j-1] = b[j-1], b[j]
+		}
+	}
+}
+
+func setCmd(op setOp) func(*txn, [][]byte) *messages.Reply {
+	return func(t *txn, a [][]byte) *messages.Reply {
+		out, r := t.combine(op, a[1:])
+		if r != nil {
+			return r
+		}
+		return setOf(out)
+	}
+}
+
+// SINTERSTORE, SUNIONSTORE, SDIFFSTORE destination key [key ...]: the
+// result replaces destination, whatever it held; an empty one deletes it.
+func setStoreCmd(op setOp) func(*txn, [][]byte) *messages.Reply {
+	return func(t *txn, a [][]byte) *messages.Reply {
+		out, r := t.combine(op, a[2:])
+		if r != nil {
+			return r
+		}
+		dst := t.lookup(a[1])
+		if dst.exists {
+			t.deleteKey(&dst)
+		}
+		if len(out) > 0 {
+			t.sadd(&dst, out)
+			// A new key: no expiry (deleteKey dropped the old one's).
+		}
+		return integer(int64(len(out)))
+	}
+}
+
+// SPOP key [count]: removes and returns members chosen at random, the
+// same ones on every replica: the choice is seeded by the command's time
+// and key, which every replica applies alike.
+func cmdSPop(t *txn, a [][]byte) *messages.Reply {
+	count, withCount := int64(1), len(a) == 3
+	if withCount {
+		n, ok := parseInt(a[2])
+		if !ok || n < 0 {
+			return errOutOfRange
+		}
+		count = n
+	} else if len(a) > 3 {
+		return errSyntax
+	}
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	if !e.exists {
+		if withCount {
+			return setReply([]*messages.Reply{})
+		}
+		return nullBulk
+	}
+	all := t.members(&e)
+	chosen := all
+	if count < int64(len(all)) {
+		h := fnv.New64a()
+		h.Write(a[1])
+		rng := rand.New(rand.NewPCG(uint64(t.now), h.Sum64()))
+		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		chosen = all[:count]
+	}
+	t.srem(&e, chosen)
+	if !withCount {
+		return bulk(chosen[0])
+	}
+	return setOf(chosen)
+}
+
+// SRANDMEMBER key [count]: members chosen at random, without removing
+// them (a read: each node chooses its own); a negative count may repeat
+// members.
+func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
+	count, withCount := int64(1), len(a) == 3
+	if withCount {
+		n, ok := parseInt(a[2])
+		if !ok {
+			return errNotInteger
+		}
+		count = n
+	} else if len(a) > 3 {
+		return errSyntax
+	}
+	e, r := t.setFor(a[1])
+	if r != nil {
+		return r
+	}
+	if !e.exists {
+		if withCount {
+			return array([]*messages.Reply{})
+		}
+		return nullBulk
+	}
+	all := t.members(&e)
+	if !withCount {
+		return bulk(all[rand.IntN(len(all))])
+	}
+	var items []*messages.Reply
+	switch {
+	case count < 0:
+		for range -count {
+			items = append(items, bulk(all[rand.IntN(len(all))]))
+		}
+	default:
+		rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		for _, m := range all[:min(count, int64(len(all)))] {
+			items = append(items, bulk(m))
+		}
+	}
+	if items == nil {
+		items = []*messages.Reply{}
+	}
+	return array(items)
+}
