@@ -2,15 +2,20 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 
 	"github.com/coppice-kv/coppice/messages"
 )
 
 // hashFor looks key up for a hash command: the entry, or WRONGTYPE.
-func (t *txn) hashFor(key []byte) (entry, *messages.Reply) {
+func (t *txn) hashFor(key []byte) (entry, *messages.Reply) { return t.lookupAs(key, typeHash) }
+
+// lookupAs looks key up for a command on keys of type typ: the entry, or
+// WRONGTYPE when the key holds another type.
+func (t *txn) lookupAs(key []byte, typ byte) (entry, *messages.Reply) {
 	e := t.lookup(key)
-	if e.exists && e.rec.typ != typeHash {
+	if e.exists && e.rec.typ != typ {
 		return e, errWrongType
 	}
 	return e, nil
@@ -18,7 +23,12 @@ func (t *txn) hashFor(key []byte) (entry, *messages.Reply) {
 
 // setHashLen writes e's record with n fields (keeping its expiry), or
 // deletes the key when n is 0.
-func (t *txn) setHashLen(e *entry, n int64) {
+func (t *txn) setHashLen(e *entry, n int64) { t.setCount(e, typeHash, n) }
+
+// setCount writes the record of e, a key of type typ whose elements are
+// field keys, with n of them (keeping its expiry), or deletes the key when
+// n is 0 (its elements are gone already).
+func (t *txn) setCount(e *entry, typ byte, n int64) {
 	if n == 0 {
 		if e.exists {
 			t.del(e.mk)
@@ -30,7 +40,9 @@ func (t *txn) setHashLen(e *entry, n int64) {
 		return
 	}
 	hasExp, when := e.exists && e.rec.hasExp, e.rec.expire
-	t.set(e.mk, hashRecord(n, hasExp, when))
+	t.set(e.mk, countRecord(typ, n, hasExp, when))
+	e.rec = record{typ: typ, hasExp: hasExp, expire: when, payload: binary.AppendUvarint(nil, uint64(n))}
+	e.exists = true
 }
 
 // hset sets field/value pairs and returns how many fields are new.

@@ -2,7 +2,6 @@ package kv
 
 import (
 	"bytes"
-	"encoding/binary"
 	"hash/fnv"
 	"math/rand/v2"
 
@@ -17,32 +16,11 @@ import (
 var errOutOfRange = errReply("ERR value is out of range, must be positive")
 
 // setFor looks key up for a set command: the entry, or WRONGTYPE.
-func (t *txn) setFor(key []byte) (entry, *messages.Reply) {
-	e := t.lookup(key)
-	if e.exists && e.rec.typ != typeSet {
-		return e, errWrongType
-	}
-	return e, nil
-}
+func (t *txn) setFor(key []byte) (entry, *messages.Reply) { return t.lookupAs(key, typeSet) }
 
 // setLen writes e's record with n members (keeping its expiry), or
 // deletes the key when n is 0.
-func (t *txn) setLen(e *entry, n int64) {
-	if n == 0 {
-		if e.exists {
-			t.del(e.mk)
-			if e.rec.hasExp {
-				t.del(expiryKey(e.rec.expire, e.key))
-			}
-			e.exists = false
-		}
-		return
-	}
-	hasExp, when := e.exists && e.rec.hasExp, e.rec.expire
-	t.set(e.mk, countRecord(typeSet, n, hasExp, when))
-	e.rec = record{typ: typeSet, hasExp: hasExp, expire: when, payload: binary.AppendUvarint(nil, uint64(n))}
-	e.exists = true
-}
+func (t *txn) setLen(e *entry, n int64) { t.setCount(e, typeSet, n) }
 
 // isMember reports whether m is in the live set e.
 func (t *txn) isMember(e *entry, m []byte) bool {
@@ -300,31 +278,52 @@ func setStoreCmd(op setOp) func(*txn, [][]byte) *messages.Reply {
 	}
 }
 
+// countArg parses SPOP's and SRANDMEMBER's optional count (a[2]; 1 when
+// not given), negative only if negative: with their errors.
+func countArg(a [][]byte, negative bool) (count int64, given bool, r *messages.Reply) {
+	switch {
+	case len(a) > 3:
+		return 0, false, errSyntax
+	case len(a) < 3:
+		return 1, false, nil
+	}
+	n, ok := parseInt(a[2])
+	switch {
+	case !ok && negative:
+		return 0, true, errNotInteger
+	case !ok || (n < 0 && !negative):
+		return 0, true, errOutOfRange
+	}
+	return n, true, nil
+}
+
+// pickFrom parses SPOP's or SRANDMEMBER's arguments and reads the set:
+// its members, or the reply to give at once: an error, or for a missing
+// set nil, or none (none's shape) with a count.
+func (t *txn) pickFrom(a [][]byte, negative bool, none *messages.Reply) (e entry, all [][]byte, count int64, withCount bool, r *messages.Reply) {
+	if count, withCount, r = countArg(a, negative); r != nil {
+		return e, nil, 0, false, r
+	}
+	if e, r = t.setFor(a[1]); r != nil {
+		return e, nil, 0, false, r
+	}
+	if !e.exists {
+		if withCount {
+			return e, nil, 0, true, none
+		}
+		return e, nil, 0, false, nullBulk
+	}
+	return e, t.members(&e), count, withCount, nil
+}
+
 // SPOP key [count]: removes and returns members chosen at random, the
 // same ones on every replica: the choice is seeded by the command's time
 // and key, which every replica applies alike.
 func cmdSPop(t *txn, a [][]byte) *messages.Reply {
-	count, withCount := int64(1), len(a) == 3
-	if withCount {
-		n, ok := parseInt(a[2])
-		if !ok || n < 0 {
-			return errOutOfRange
-		}
-		count = n
-	} else if len(a) > 3 {
-		return errSyntax
-	}
-	e, r := t.setFor(a[1])
+	e, all, count, withCount, r := t.pickFrom(a, false, setReply([]*messages.Reply{}))
 	if r != nil {
 		return r
 	}
-	if !e.exists {
-		if withCount {
-			return setReply([]*messages.Reply{})
-		}
-		return nullBulk
-	}
-	all := t.members(&e)
 	chosen := all
 	if count < int64(len(all)) {
 		h := fnv.New64a()
@@ -344,27 +343,10 @@ func cmdSPop(t *txn, a [][]byte) *messages.Reply {
 // them (a read: each node chooses its own); a negative count may repeat
 // members.
 func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
-	count, withCount := int64(1), len(a) == 3
-	if withCount {
-		n, ok := parseInt(a[2])
-		if !ok {
-			return errNotInteger
-		}
-		count = n
-	} else if len(a) > 3 {
-		return errSyntax
-	}
-	e, r := t.setFor(a[1])
+	_, all, count, withCount, r := t.pickFrom(a, true, array([]*messages.Reply{}))
 	if r != nil {
 		return r
 	}
-	if !e.exists {
-		if withCount {
-			return array([]*messages.Reply{})
-		}
-		return nullBulk
-	}
-	all := t.members(&e)
 	if !withCount {
 		return bulk(all[rand.IntN(len(all))])
 	}

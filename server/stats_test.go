@@ -173,18 +173,18 @@ func TestSlowlog(t *testing.T) {
 	if got := c.do("SLOWLOG GET 1"); strings.Count(got, "[:") != 1 {
 		t.Fatalf("SLOWLOG GET 1: %q", got)
 	}
-	for cmd, want := range map[string]string{
-		"SLOWLOG GET -2":   "-ERR count should be greater than or equal to -1",
-		"SLOWLOG GET x":    "-ERR count should be greater than or equal to -1",
-		"SLOWLOG LEN 1":    "-ERR wrong number of arguments for 'slowlog|len' command",
-		"SLOWLOG BOGUS":    "-ERR unknown subcommand 'BOGUS'. Try SLOWLOG HELP.",
-		"SLOWLOG":          "-ERR wrong number of arguments for 'slowlog' command",
-		"SLOWLOG RESET":    "+OK",
-		"SLOWLOG LEN":      ":0",
-		"CONFIG GET slow*": "[slowlog-log-slower-than 20000 slowlog-max-len 2]",
+	for _, tc := range []struct{ cmd, want string }{
+		{"SLOWLOG GET -2", "-ERR count should be greater than or equal to -1"},
+		{"SLOWLOG GET x", "-ERR count should be greater than or equal to -1"},
+		{"SLOWLOG LEN 1", "-ERR wrong number of arguments for 'slowlog|len' command"},
+		{"SLOWLOG BOGUS", "-ERR unknown subcommand 'BOGUS'. Try SLOWLOG HELP."},
+		{"SLOWLOG", "-ERR wrong number of arguments for 'slowlog' command"},
+		{"SLOWLOG RESET", "+OK"},
+		{"SLOWLOG LEN", ":0"},
+		{"CONFIG GET slow*", "[slowlog-log-slower-than 20000 slowlog-max-len 2]"},
 	} {
-		if got := c.do(cmd); got != want {
-			t.Errorf("%s: %q, want %q", cmd, got, want)
+		if got := c.do(tc.cmd); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
 		}
 	}
 }
