@@ -131,11 +131,6 @@ func appendHeader(b []byte, typ byte, hasExp bool, expire int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(expire))
 }
 
-// hashRecord encodes a hash record of n fields.
-func hashRecord(n int64, hasExp bool, expire int64) []byte {
-	return countRecord(typeHash, n, hasExp, expire)
-}
-
 // countRecord encodes the record of a key whose elements are field keys
 // (a hash's fields, a set's members): its type and their count.
 func countRecord(typ byte, n int64, hasExp bool, expire int64) []byte {
