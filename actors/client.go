@@ -130,6 +130,8 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 		return b.scan(ctx, shard, m.Scan)
 	case m.HashScan != nil && m.HashScan.Hash != nil:
 		return b.scan(ctx, shard, m.HashScan)
+	case m.SetScan != nil && m.SetScan.Set != nil && m.SetScan.Hash == nil:
+		return b.scan(ctx, shard, m.SetScan)
 	case m.Command == nil:
 		return ready{errReply("ERR forwarded request without a command")}
 	case m.Write:
@@ -305,16 +307,23 @@ func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
 
 func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) server.Pending {
 	fwd := &messages.Forward{Scan: req}
-	if req.Hash != nil {
+	switch {
+	case req.Hash != nil:
 		fwd = &messages.Forward{HashScan: req}
+	case req.Set != nil:
+		fwd = &messages.Forward{SetScan: req}
 	}
 	return b.read(ctx, shard, fwd, func(r kv.Reader) *messages.Reply {
 		var keys [][]byte
 		var next []byte
 		var err error
-		if req.Hash != nil {
+		if req.Hash != nil || req.Set != nil {
 			var wrong *messages.Reply
-			keys, next, wrong, err = kv.HScan(r, req.Hash, req.After, int(req.Count), req.Match, req.NowMs)
+			if req.Hash != nil {
+				keys, next, wrong, err = kv.HScan(r, req.Hash, req.After, int(req.Count), req.Match, req.NowMs)
+			} else {
+				keys, next, wrong, err = kv.SScan(r, req.Set, req.After, int(req.Count), req.Match, req.NowMs)
+			}
 			if wrong != nil {
 				return wrong
 			}

@@ -249,6 +249,39 @@ func hscanCount(n *node, args ...string) error {
 	return nil
 }
 
+// sscanCount checks that SSCAN through n, COUNT 25 a call, pages through
+// set KEY.set's N members (hashload's: f<i> and "") and returns each once
+// at least:
+//
+//	sscancount n3 big 301
+func sscanCount(n *node, args ...string) error {
+	want, err := strconv.Atoi(argAt(args, 1))
+	if len(args) != 2 || err != nil {
+		return usage("sscancount NODE KEY N")
+	}
+	key := args[0] + ".set"
+	members, calls, err := scanThrough(n, "SSCAN", func(ctx context.Context, c *redis.Client, cursor uint64) ([]string, uint64, error) {
+		return c.SScan(ctx, key, cursor, "", 25).Result()
+	})
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, m := range members {
+		if m != "" && !strings.HasPrefix(m, "f") {
+			return fmt.Errorf("SSCAN %s through %s: member %q", key, n.name, m)
+		}
+		seen[m] = true
+	}
+	if len(seen) != want || !seen[""] {
+		return fmt.Errorf("SSCAN %s through %s: %d members (the empty one: %v), want %d", key, n.name, len(seen), seen[""], want)
+	}
+	if calls <= want/25 {
+		return fmt.Errorf("SSCAN %s through %s: %d calls for %d members at COUNT 25: it did not page", key, n.name, calls, want)
+	}
+	return nil
+}
+
 // noLag checks that n reports an applied index for every member of every
 // shard, and no lag:
 //

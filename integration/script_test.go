@@ -62,6 +62,7 @@ func TestScripts(t *testing.T) {
 			"scancount":  cmdWait(scanCount),
 			"hashload":   cmdHashLoad,
 			"hscancount": cmdWait(hscanCount),
+			"sscancount": cmdWait(sscanCount),
 			"nolag":      cmdWait(noLag),
 			"compacted":  cmdWait(compacted),
 			"syncsonce":  cmdWait(syncsAtOnce),
@@ -484,9 +485,9 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// hashload NODE KEY N: one HSET through NODE gives hash KEY the fields
+// hashload NODE KEY N: through NODE, one HSET gives hash KEY the fields
 // f0..f<N-1>, each valued by its number, and the empty field "" (valued
-// -1), which sorts first.
+// -1), which sorts first; one SADD gives set KEY.set the same members.
 func cmdHashLoad(ts *testscript.TestScript, neg bool, args []string) {
 	var count int
 	if neg || len(args) != 3 {
@@ -497,14 +498,18 @@ func cmdHashLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	c := lookup(ts, args[0]).redis()
 	defer c.Close()
-	pairs := []any{"", -1}
+	pairs, members := []any{"", -1}, []any{""}
 	for i := range count {
 		pairs = append(pairs, fmt.Sprintf("f%d", i), i)
+		members = append(members, fmt.Sprintf("f%d", i))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.HSet(ctx, args[1], pairs...).Err(); err != nil {
 		ts.Fatalf("hashload: HSET %s: %v", args[1], err)
+	}
+	if err := c.SAdd(ctx, args[1]+".set", members...).Err(); err != nil {
+		ts.Fatalf("hashload: SADD %s.set: %v", args[1], err)
 	}
 }
 

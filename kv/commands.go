@@ -196,6 +196,7 @@ var table = []*Spec{
 	keysAll(cmd("sdiffstore", -3, fWriteOOM, setStoreCmd(opDiff))),
 	key1(cmd("spop", -2, fWriteFast, cmdSPop)),
 	key1(cmd("srandmember", -2, fRead, cmdSRandMember)),
+	key1(cmd("sscan", -3, fRead, cmdSScan)),
 
 	// Served by the node.
 	nodeCmd("ping", -1, []string{"fast"}),

@@ -59,7 +59,8 @@
 //
 // Sets: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SMOVE SINTER SUNION
 // SDIFF SINTERSTORE SUNIONSTORE SDIFFSTORE SPOP (its choice seeded by the
-// command's time and key: every replica pops the same) SRANDMEMBER.
+// command's time and key: every replica pops the same) SRANDMEMBER SSCAN
+// (as HSCAN; the node pages with SScan).
 //
 // Replies and errors are Redis 7.0's, byte for byte (a differential test
 // runs over a thousand commands against a real redis-server; see

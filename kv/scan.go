@@ -181,6 +181,17 @@ func cmdScan(t *txn, a [][]byte) *messages.Reply {
 // count, as Redis does for its small (listpack) hashes. A key that is no
 // hash is WRONGTYPE's error reply; a missing one, no pairs.
 func HScan(r Reader, key, after []byte, count int, match []byte, nowMs int64) (pairs [][]byte, next []byte, reply *messages.Reply, err error) {
+	return scanElements(r, typeHash, key, after, count, match, nowMs)
+}
+
+// SScan is HScan for set key's members (SSCAN): the members, no values.
+func SScan(r Reader, key, after []byte, count int, match []byte, nowMs int64) (members [][]byte, next []byte, reply *messages.Reply, err error) {
+	return scanElements(r, typeSet, key, after, count, match, nowMs)
+}
+
+// scanElements is HScan's and SScan's: over key of type typ, a hash's
+// fields with their values or a set's members.
+func scanElements(r Reader, typ byte, key, after []byte, count int, match []byte, nowMs int64) (out [][]byte, next []byte, reply *messages.Reply, err error) {
 	if count < 1 {
 		return nil, nil, nil, ErrScanCount
 	}
@@ -190,11 +201,11 @@ func HScan(r Reader, key, after []byte, count int, match []byte, nowMs int64) (p
 			if !ok {
 				panic(p)
 			}
-			pairs, next, reply, err = nil, nil, nil, se.Err
+			out, next, reply, err = nil, nil, nil, se.Err
 		}
 	}()
 	t := &txn{r: r, now: nowMs}
-	e, wrong := t.hashFor(key)
+	e, wrong := t.lookupAs(key, typ)
 	if wrong != nil {
 		return nil, nil, wrong, nil
 	}
@@ -224,14 +235,17 @@ func HScan(r Reader, key, after []byte, count int, match []byte, nowMs int64) (p
 		f := k[len(p):]
 		last = append(last[:0], f...)
 		if match == nil || matchGlob(match, f) {
-			pairs = append(pairs, bytes.Clone(f), bytes.Clone(v))
+			out = append(out, bytes.Clone(f))
+			if typ == typeHash {
+				out = append(out, bytes.Clone(v))
+			}
 		}
 		return true
 	}))
 	if more {
 		next = last
 	}
-	return pairs, next, nil, nil
+	return out, next, nil, nil
 }
 
 // smallScanHash is the field count up to which Redis 7.0 keeps a hash in
@@ -241,30 +255,40 @@ const smallScanHash = 128
 // HSCAN key cursor [MATCH pattern] [COUNT count] through Read: the whole
 // hash in one reply, cursor "0" (whatever the cursor given), as Redis
 // answers for a small hash. The node pages with HScan and its own cursors.
-func cmdHScan(t *txn, a [][]byte) *messages.Reply {
+func cmdHScan(t *txn, a [][]byte) *messages.Reply { return t.scanWhole(a, typeHash) }
+
+// SSCAN key cursor [MATCH pattern] [COUNT count] through Read: as HSCAN's,
+// the set's members.
+func cmdSScan(t *txn, a [][]byte) *messages.Reply { return t.scanWhole(a, typeSet) }
+
+// scanWhole is HSCAN's and SSCAN's one-shot scan through Read.
+func (t *txn) scanWhole(a [][]byte, typ byte) *messages.Reply {
 	sa, r := ParseHScanArgs(a)
 	if r != nil {
 		return r
 	}
-	e, r := t.hashFor(a[1])
+	e, r := t.lookupAs(a[1], typ)
 	if r != nil {
 		return r
 	}
 	items := []*messages.Reply{}
 	t.eachField(&e, func(f, v []byte) {
 		if sa.Match == nil || matchGlob(sa.Match, f) {
-			items = append(items, bulk(bytes.Clone(f)), bulk(bytes.Clone(v)))
+			items = append(items, bulk(bytes.Clone(f)))
+			if typ == typeHash {
+				items = append(items, bulk(bytes.Clone(v)))
+			}
 		}
 	})
 	return array([]*messages.Reply{bulkString("0"), array(items)})
 }
 
-// ParseHScanArgs parses HSCAN key cursor [MATCH pattern] [COUNT count]
-// (args is the whole command, name first) with Redis's errors, as
-// ParseScanArgs does SCAN's; TYPE is no option of HSCAN.
+// ParseHScanArgs parses HSCAN (or SSCAN) key cursor [MATCH pattern]
+// [COUNT count] (args is the whole command, name first) with Redis's
+// errors, as ParseScanArgs does SCAN's; TYPE is no option of theirs.
 func ParseHScanArgs(args [][]byte) (ScanArgs, *messages.Reply) {
 	if len(args) < 3 {
-		return ScanArgs{Count: 10}, errArity("hscan")
+		return ScanArgs{Count: 10}, errArity(string(bytes.ToLower(args[0])))
 	}
 	for i := 3; i < len(args); i += 2 {
 		if isOpt(args[i], "type") {

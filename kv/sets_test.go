@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 
@@ -65,4 +66,42 @@ func TestSPopIsTheSameOnEveryReplica(t *testing.T) {
 			t.Fatalf("SPOP pops %s at every time", a)
 		}
 	}
+}
+
+// SScan pages through a set as HScan through a hash: members in order,
+// the empty one first, each once; a hash is WRONGTYPE to it.
+func TestSScanPages(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		args := []string{"SADD", "s", ""}
+		for i := range smallScanHash + 2 {
+			args = append(args, fmt.Sprintf("m%03d", i))
+		}
+		h.is(":"+strconv.Itoa(smallScanHash+3), args...)
+		var got []string
+		var after []byte
+		for calls := 0; ; calls++ {
+			if calls > 1000 {
+				t.Fatal("SScan does not end")
+			}
+			members, next, wrong, err := SScan(h.w, []byte("s"), after, 1, nil, h.now)
+			if err != nil || wrong != nil || len(members) != 1 {
+				t.Fatalf("call %d after %q: %q, %v, %v", calls, after, members, wrong, err)
+			}
+			got = append(got, string(members[0]))
+			if next == nil {
+				break
+			}
+			after = next
+		}
+		if len(got) != smallScanHash+3 || got[0] != "" || got[1] != "m000" {
+			t.Fatalf("%d members: %q ...", len(got), got[:3])
+		}
+		h.is(":1", "HSET", "h", "f", "v")
+		if _, _, wrong, _ := SScan(h.w, []byte("h"), nil, 5, nil, h.now); wrong != errWrongType {
+			t.Fatalf("a hash: %v", wrong)
+		}
+		if _, _, wrong, _ := HScan(h.w, []byte("s"), nil, 5, nil, h.now); wrong != errWrongType {
+			t.Fatalf("HScan of a set: %v", wrong)
+		}
+	})
 }

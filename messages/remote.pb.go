@@ -167,7 +167,10 @@ type Forward struct {
 	// Set instead of command for one step of HSCAN (hash_scan.hash is
 	// present). Apart from scan so that a node of a build before HSCAN,
 	// which knows neither, answers an error rather than the shard's keys.
-	HashScan      *ScanShard `protobuf:"bytes,5,opt,name=hash_scan,json=hashScan,proto3" json:"hash_scan,omitempty"`
+	HashScan *ScanShard `protobuf:"bytes,5,opt,name=hash_scan,json=hashScan,proto3" json:"hash_scan,omitempty"`
+	// Set instead of command for one step of SSCAN (set_scan.set is present),
+	// apart from the others for the same reason.
+	SetScan       *ScanShard `protobuf:"bytes,6,opt,name=set_scan,json=setScan,proto3" json:"set_scan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -237,6 +240,13 @@ func (x *Forward) GetHashScan() *ScanShard {
 	return nil
 }
 
+func (x *Forward) GetSetScan() *ScanShard {
+	if x != nil {
+		return x.SetScan
+	}
+	return nil
+}
+
 // ScanShard is one step of a SCAN over one shard: up to count keys after
 // the key after (absent: from the start), matching match and type; or of
 // an HSCAN over one hash (hash). Its reply is an array: the key (field) to
@@ -253,7 +263,10 @@ type ScanShard struct {
 	// hash, when present (the empty key too), scans that hash's fields
 	// (HSCAN) instead of the shard's keys: after is a field, and the reply's
 	// items are field, value pairs.
-	Hash          []byte `protobuf:"bytes,6,opt,name=hash,proto3,oneof" json:"hash,omitempty"`
+	Hash []byte `protobuf:"bytes,6,opt,name=hash,proto3,oneof" json:"hash,omitempty"`
+	// set, when present, scans that set's members (SSCAN): after is a member,
+	// and the reply's items are members.
+	Set           []byte `protobuf:"bytes,7,opt,name=set,proto3,oneof" json:"set,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -326,6 +339,13 @@ func (x *ScanShard) GetNowMs() int64 {
 func (x *ScanShard) GetHash() []byte {
 	if x != nil {
 		return x.Hash
+	}
+	return nil
+}
+
+func (x *ScanShard) GetSet() []byte {
+	if x != nil {
+		return x.Set
 	}
 	return nil
 }
@@ -631,22 +651,25 @@ const file_remote_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12(\n" +
 	"\x04body\x18\x03 \x01(\v2\x14.google.protobuf.AnyR\x04body\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xd5\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x8d\x02\n" +
 	"\aForward\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05write\x18\x02 \x01(\bR\x05write\x123\n" +
 	"\acommand\x18\x03 \x01(\v2\x19.coppice.messages.CommandR\acommand\x12/\n" +
 	"\x04scan\x18\x04 \x01(\v2\x1b.coppice.messages.ScanShardR\x04scan\x128\n" +
-	"\thash_scan\x18\x05 \x01(\v2\x1b.coppice.messages.ScanShardR\bhashScan\"\xa9\x01\n" +
+	"\thash_scan\x18\x05 \x01(\v2\x1b.coppice.messages.ScanShardR\bhashScan\x126\n" +
+	"\bset_scan\x18\x06 \x01(\v2\x1b.coppice.messages.ScanShardR\asetScan\"\xc8\x01\n" +
 	"\tScanShard\x12\x19\n" +
 	"\x05after\x18\x01 \x01(\fH\x00R\x05after\x88\x01\x01\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x14\n" +
 	"\x05match\x18\x03 \x01(\fR\x05match\x12\x12\n" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12\x15\n" +
 	"\x06now_ms\x18\x05 \x01(\x03R\x05nowMs\x12\x17\n" +
-	"\x04hash\x18\x06 \x01(\fH\x01R\x04hash\x88\x01\x01B\b\n" +
+	"\x04hash\x18\x06 \x01(\fH\x01R\x04hash\x88\x01\x01\x12\x15\n" +
+	"\x03set\x18\a \x01(\fH\x02R\x03set\x88\x01\x01B\b\n" +
 	"\x06_afterB\a\n" +
-	"\x05_hash\"^\n" +
+	"\x05_hashB\x06\n" +
+	"\x04_set\"^\n" +
 	"\fForwardReply\x12-\n" +
 	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\x12\x1f\n" +
 	"\vnot_applied\x18\x02 \x01(\bR\n" +
@@ -711,13 +734,14 @@ var file_remote_proto_depIdxs = []int32{
 	10, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
 	3,  // 2: coppice.messages.Forward.scan:type_name -> coppice.messages.ScanShard
 	3,  // 3: coppice.messages.Forward.hash_scan:type_name -> coppice.messages.ScanShard
-	11, // 4: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
-	0,  // 5: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	3,  // 4: coppice.messages.Forward.set_scan:type_name -> coppice.messages.ScanShard
+	11, // 5: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
+	0,  // 6: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_remote_proto_init() }

@@ -44,9 +44,9 @@ func (c *conn) data(name string, args [][]byte) {
 	case "scan":
 		c.drain()
 		c.reply(c.s.scan(c.own(args)))
-	case "hscan":
+	case "hscan", "sscan":
 		c.drain()
-		c.reply(c.hscan(c.own(args)))
+		c.reply(c.elementScan(c.own(args), name == "sscan"))
 	default:
 		keys := spec.Keys(args)
 		shard := 0

@@ -23,9 +23,10 @@ const (
 type scanState struct {
 	shard int
 	after []byte // nil: from the first key (field); "": after the empty one
-	// hash is HSCAN's key (nil for SCAN): a cursor serves the scan that
-	// made it only.
-	hash    []byte
+	// key is HSCAN's or SSCAN's key (nil for SCAN), and set tells SSCAN:
+	// a cursor serves the scan that made it only.
+	key     []byte
+	set     bool
 	created time.Time
 }
 
@@ -100,7 +101,7 @@ func (s *Server) scan(args [][]byte) *messages.Reply {
 	st := scanState{}
 	if cursor != 0 {
 		var ok bool
-		if st, ok = s.scans.get(cursor); !ok || st.hash != nil {
+		if st, ok = s.scans.get(cursor); !ok || st.key != nil {
 			return errorf("ERR invalid cursor")
 		}
 	}
@@ -130,24 +131,29 @@ func (s *Server) scan(args [][]byte) *messages.Reply {
 	return array(bulkString(out), array(keys...))
 }
 
-// hscan: HSCAN key cursor [MATCH pattern] [COUNT count], paged with the
-// node's cursors as SCAN is, on the key's shard.
-func (c *conn) hscan(args [][]byte) *messages.Reply {
+// elementScan: HSCAN or SSCAN key cursor [MATCH pattern] [COUNT count],
+// paged with the node's cursors as SCAN is, on the key's shard.
+func (c *conn) elementScan(args [][]byte, set bool) *messages.Reply {
 	sa, r := kv.ParseHScanArgs(args)
 	if r != nil {
 		return r
 	}
 	key := bytes.Clone(args[1])
-	st := scanState{hash: key}
+	st := scanState{key: key, set: set}
 	if sa.Cursor != 0 {
 		var ok bool
-		if st, ok = c.s.scans.get(sa.Cursor); !ok || st.hash == nil || !bytes.Equal(st.hash, key) {
+		if st, ok = c.s.scans.get(sa.Cursor); !ok || st.key == nil || st.set != set || !bytes.Equal(st.key, key) {
 			return errorf("ERR invalid cursor")
 		}
 	}
 	shard := c.shardOf(key)
-	r = c.s.backend.Scan(shard, &messages.ScanShard{Hash: key, After: st.after, Count: uint32(min(sa.Count, 100000)),
-		Match: sa.Match, NowMs: nowMs()}).Wait()
+	req := &messages.ScanShard{After: st.after, Count: uint32(min(sa.Count, 100000)), Match: sa.Match, NowMs: nowMs()}
+	if set {
+		req.Set = key
+	} else {
+		req.Hash = key
+	}
+	r = c.s.backend.Scan(shard, req).Wait()
 	if r.GetError() != "" {
 		return r
 	}
