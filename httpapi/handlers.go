@@ -44,16 +44,22 @@ func (s *Server) Handler() http.Handler {
 	return s.authorize(mux)
 }
 
-// authorize passes on the requests that carry Config.Token, and those of
-// the probes, which carry no data and need none. Any other path, even
-// one the mux would not serve, needs the token.
+// authorize passes on the requests that carry Config.Token, the reads
+// (GET and HEAD, but the profiler's) that carry Config.ReadToken, and
+// those of the probes, which carry no data and need none. Any other path,
+// even one the mux would not serve, needs a token.
 func (s *Server) authorize(next http.Handler) http.Handler {
 	if s.cfg.Token == "" {
 		return next
 	}
 	// Compared as hashes, in constant time: neither a token's bytes nor
 	// its length show in the time an answer takes.
-	want := sha256.Sum256([]byte(s.cfg.Token))
+	admin := sha256.Sum256([]byte(s.cfg.Token))
+	var reader *[sha256.Size]byte
+	if s.cfg.ReadToken != "" {
+		h := sha256.Sum256([]byte(s.cfg.ReadToken))
+		reader = &h
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			next.ServeHTTP(w, r)
@@ -62,8 +68,17 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		header := r.Header.Get("Authorization")
 		scheme, token, _ := strings.Cut(header, " ")
 		got := sha256.Sum256([]byte(token))
-		if strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+		bearer := strings.EqualFold(scheme, "Bearer")
+		if bearer && subtle.ConstantTimeCompare(got[:], admin[:]) == 1 {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if bearer && reader != nil && subtle.ConstantTimeCompare(got[:], reader[:]) == 1 {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/debug/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the --http-read-token reads status and metrics only: this wants the --http-token"})
 			return
 		}
 		msg := "this node's HTTP port wants its --http-token, in the header Authorization: Bearer TOKEN"

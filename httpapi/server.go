@@ -13,7 +13,8 @@
 //
 // With Config.Token, every request but the probes (/healthz, /readyz)
 // must carry it (Authorization: Bearer <token>), or gets 401 and nothing
-// is done; with Config.TLS the port speaks HTTPS only.
+// is done; Config.ReadToken may read (403 for the rest). With Config.TLS
+// the port speaks HTTPS only.
 //
 // The listener is owned by an actor in the node's supervision tree: New
 // makes the Server (its metrics outlive restarts of the actor), and Spec
@@ -81,6 +82,10 @@ type Config struct {
 	// /readyz must carry: the operations (add, remove, leave), the status,
 	// the metrics and the profiler.
 	Token string
+	// ReadToken, if set (with Token), lets its bearer read: GET and HEAD
+	// of the status, nodes, checksums and metrics; not the operations, nor
+	// the profiler. For a scraper or a dashboard.
+	ReadToken string
 	// TLS, if set, makes the port serve HTTPS only.
 	TLS *tls.Config
 }

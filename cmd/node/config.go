@@ -44,6 +44,7 @@ type Config struct {
 	GossipAddr         string
 	HTTPAddr           string
 	HTTPToken          string
+	HTTPReadToken      string
 	HTTPTLSCertFile    string
 	HTTPTLSKeyFile     string
 	Join               []string
@@ -94,6 +95,17 @@ type Config struct {
 // text sets a plain string setting: field picks it in the Config.
 func text(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+// token is the setter of a bearer token (checkToken).
+func token(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if err := checkToken(v); err != nil {
+			return err
+		}
+		*field(c) = v
+		return nil
+	}
 }
 
 // boolean is the setter of a true/false setting.
@@ -211,13 +223,9 @@ var options = []*option{
 	{name: "http-addr", def: constant("127.0.0.1:7381"), usage: "HTTP listen address: /metrics, /healthz, /readyz, /v1/status and the operations (see --http-token)",
 		set: func(c *Config, v string) error { return listenAddr(&c.HTTPAddr, v) }},
 	{name: "http-token", def: constant(""), usage: "bearer token every HTTP request but /healthz and /readyz must carry (Authorization: Bearer TOKEN): the operations, status, metrics and profiler; 16 to 4096 of A-Z a-z 0-9 - . _ ~ + / = (empty: none); prefer the environment or the file to a flag",
-		set: func(c *Config, v string) error {
-			if err := checkToken(v); err != nil {
-				return err
-			}
-			c.HTTPToken = v
-			return nil
-		}, secret: true},
+		set: token(func(c *Config) *string { return &c.HTTPToken }), secret: true},
+	{name: "http-read-token", def: constant(""), usage: "with --http-token, a second bearer token that may only read: GET of the status, nodes, checksums and metrics (for a scraper), not the operations or the profiler; same form; prefer the environment or the file to a flag",
+		set: token(func(c *Config) *string { return &c.HTTPReadToken }), secret: true},
 	{name: "http-tls-cert-file", def: constant(""), usage: "PEM certificate of the HTTP port: with --http-tls-key-file, it serves HTTPS only",
 		set: text(func(c *Config) *string { return &c.HTTPTLSCertFile })},
 	{name: "http-tls-key-file", def: constant(""), usage: "PEM private key of --http-tls-cert-file",
@@ -473,6 +481,12 @@ func (c *Config) check(src map[string]source) error {
 	}
 	if host, _, _ := net.SplitHostPort(c.ClusterAddr); server.UnspecifiedHost(host) && c.AdvertiseAddr == "" {
 		return fmt.Errorf("%s %q listens on every interface: set --advertise-addr to the address peers dial", src["cluster-addr"].what, c.ClusterAddr)
+	}
+	if c.HTTPReadToken != "" && c.HTTPToken == "" {
+		return fmt.Errorf("%s (a secret, not shown): want --http-token with it: else the operations would be open and the reads closed", src["http-read-token"].what)
+	}
+	if c.HTTPReadToken != "" && c.HTTPReadToken == c.HTTPToken {
+		return fmt.Errorf("%s (a secret, not shown): want another token than --http-token", src["http-read-token"].what)
 	}
 	return c.loadTLS(src)
 }

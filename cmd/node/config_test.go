@@ -216,6 +216,7 @@ var badValues = []struct {
 	{"http-token", strings.Repeat("t", 4097), "want 16 to 4096 characters, got 4097"},
 	{"http-token", "0123456789abcdef ghi", `want only A-Z a-z 0-9 - . _ ~ + / =, got ' '`},
 	{"http-token", "0123456789abcdef:x", `want only A-Z a-z 0-9 - . _ ~ + / =, got ':'`},
+	{"http-read-token", "short", "want 16 to 4096 characters, got 5"},
 }
 
 func TestBadValuesNameTheirSource(t *testing.T) {
@@ -350,5 +351,28 @@ func checkErr(t *testing.T, what string, err error, want string) {
 	}
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("%s:\n got %q\nwant it to contain %q", what, err, want)
+	}
+}
+
+// --http-read-token comes with --http-token, and is another token; errors
+// about it do not show it.
+func TestHTTPReadTokenSettings(t *testing.T) {
+	const a, b = "0123456789abcdef-aaa", "0123456789abcdef-bbb"
+	cfg, err := loadConfig([]string{"--http-token", a}, envOf(map[string]string{"COPPICE_HTTP_READ_TOKEN": b}), nil)
+	if err != nil || cfg.HTTPToken != a || cfg.HTTPReadToken != b {
+		t.Fatalf("both tokens: %v %q %q", err, cfg.HTTPToken, cfg.HTTPReadToken)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--http-read-token", b}, "--http-read-token (a secret, not shown): want --http-token with it"},
+		{[]string{"--http-token", a, "--http-read-token", a}, "--http-read-token (a secret, not shown): want another token than --http-token"},
+	} {
+		_, err := loadConfig(tc.args, envOf(nil), nil)
+		checkErr(t, strings.Join(tc.args, " "), err, tc.want)
+		if err != nil && strings.Contains(err.Error(), "0123456789abcdef") {
+			t.Errorf("%s: the error shows a token: %v", tc.args, err)
+		}
 	}
 }

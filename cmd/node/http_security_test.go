@@ -14,8 +14,9 @@ import (
 	"github.com/coppice-kv/coppice/internal/testwait"
 )
 
-// A node with --http-token and --http-tls-*: its HTTP port speaks HTTPS
-// only, and everything but the probes wants the token. The subcommands
+// A node with --http-token, --http-read-token and --http-tls-*: its HTTP
+// port speaks HTTPS only, everything but the probes wants the token, and
+// the read token reads only. The subcommands
 // reach it with https://, --tls-ca-file and the token; without the token
 // an operation is refused (exit 1) and nothing is done: a leave leaves
 // the node running.
@@ -25,6 +26,8 @@ func TestHTTPTokenAndTLS(t *testing.T) {
 	files := ca.Issue(t, dir, "web")
 	const token = "s3cret-token-0123456789"
 	t.Setenv("COPPICE_HTTP_TOKEN", token) // the node's, and the subcommands' default
+	const reader = "r3ader-token-0123456789"
+	t.Setenv("COPPICE_HTTP_READ_TOKEN", reader)
 	p := startProcess(t, "--name", "n1", "--data-dir", filepath.Join(dir, "data"), "--shards", "2",
 		"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--log-format", "json", "--http-tls-cert-file", files.Cert, "--http-tls-key-file", files.Key)
@@ -53,6 +56,13 @@ func TestHTTPTokenAndTLS(t *testing.T) {
 				t.Fatalf("node %s with token %q: exit %d\n%s%s", cmd, tok, code, out, errOut)
 			}
 		}
+	}
+	// The read token reads, and may not leave.
+	if code, out, errOut := op("status", "--http", https, "--tls-ca-file", files.CA, "--token", reader); code != 0 || !strings.Contains(out, `"n1"`) {
+		t.Fatalf("node status with the read token: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := op("leave", "--http", https, "--tls-ca-file", files.CA, "--token", reader); code != 1 || !strings.Contains(errOut, "403 Forbidden") {
+		t.Fatalf("node leave with the read token: exit %d\n%s%s", code, out, errOut)
 	}
 	// The CA is needed, and plain HTTP is not spoken.
 	if code, _, errOut := op("status", "--http", https); code != 1 || !strings.Contains(errOut, "certificate signed by unknown authority") {
