@@ -24,8 +24,8 @@ var ErrStoreFailed = errors.New("storage: store failed")
 //     memtables it cannot flush fill up;
 //   - a journal write or sync that failed: after a failed fsync the
 //     file's pages are in no known state;
-//   - a journal write and sync, or a write, sync or file operation of
-//     Pebble's, that has not returned in stallAfter (a disk that hangs).
+//   - a write, sync or file operation of the journal's or Pebble's that
+//     has not returned in stallAfter (a disk that hangs).
 //
 // The first failure is kept; later ones are only counted.
 type fault struct {
@@ -58,13 +58,13 @@ func (f *fault) report(err error) {
 var stallAfter = 20 * time.Second
 
 // watchStalls returns fs wrapped so that a write, sync or file operation
-// (create, rename, remove...) of Pebble's that has not returned in
-// stallAfter is the store's failure, and what stops the watch. Pebble's
-// watch looks every 2 s, so a stall is seen 20-22 s in. The journal has
-// its own watch (watchStall), on its one sync at a time.
+// (create, rename, remove...) made through it that has not returned in
+// stallAfter is the store's failure, and what stops the watch: Pebble's
+// disk-health checker, which looks every 2 s, so a stall is seen 20-22 s
+// in.
 func (f *fault) watchStalls(fs vfs.FS) (vfs.FS, io.Closer) {
 	return vfs.WithDiskHealthChecks(fs, stallAfter, nil, func(info vfs.DiskSlowInfo) {
-		f.report(fmt.Errorf("pebble: a %s of %s has not returned in %s: the disk is stalled",
+		f.report(fmt.Errorf("a %s of %s has not returned in %s: the disk is stalled",
 			info.OpType, info.Path, info.Duration.Round(time.Millisecond)))
 	})
 }

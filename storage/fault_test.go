@@ -139,11 +139,10 @@ func TestRaftLogStoreFailure(t *testing.T) {
 // the Raft log store's failure once it has taken stallAfter: every write
 // of the node waits behind it.
 func TestRaftLogStoreStall(t *testing.T) {
+	defer func(was time.Duration) { stallAfter = was }(stallAfter)
+	stallAfter = 100 * time.Millisecond
 	fs, hold, release := heldSyncs(vfs.NewMem())
 	r, g := raftLogOn(t, fs)
-	r.j.mu.Lock()
-	r.j.stallAfter = 100 * time.Millisecond
-	r.j.mu.Unlock()
 	hold()
 	stored := make(chan error, 1)
 	go func() { stored <- g.StoreLogs(entries(3, 3, 1)) }()

@@ -63,13 +63,8 @@ type journal struct {
 	off      int64    // bytes written to file
 	retiring chan retiree
 	closed   bool
-	// syncStart is when the write and sync under way (syncing) began;
-	// watchStall reports one that has not returned in stallAfter.
-	syncStart  time.Time
-	stallAfter time.Duration
-	unwatch    chan struct{}
-	retired    chan struct{}
-	fault      *fault // the store's: a failed write, sync or retirement is one
+	retired  chan struct{}
+	fault    *fault // the store's: a failed write, sync or retirement is one
 }
 
 type retiree struct {
@@ -133,7 +128,6 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 		}
 	}
 	j := &journal{fs: fs, dir: dir, db: db, size: size, inflight: map[uint64]bool{}, fault: f,
-		stallAfter: stallAfter, unwatch: make(chan struct{}),
 		retiring: make(chan retiree, 64), retired: make(chan struct{})}
 	j.syncedCond, j.appliedCond = sync.NewCond(&j.mu), sync.NewCond(&j.mu)
 	next := uint64(1)
@@ -144,7 +138,6 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 		return nil, err
 	}
 	go j.retire()
-	go j.watchStall(time.NewTicker(time.Second))
 	return j, nil
 }
 
@@ -260,7 +253,7 @@ func (j *journal) sync(seq uint64) error {
 			j.syncedCond.Wait()
 			continue
 		}
-		j.syncing, j.syncStart = true, time.Now()
+		j.syncing = true
 		buf, upto := j.buf, j.appended
 		j.buf = j.spare[:0]
 		j.mu.Unlock()
@@ -308,31 +301,6 @@ func (j *journal) write(buf []byte) error {
 	}
 	j.off += int64(len(buf))
 	return nil
-}
-
-// watchStall reports a write and sync that has not returned in
-// j.stallAfter as the store's failure, checking at every tick until the
-// journal closes.
-func (j *journal) watchStall(tick *time.Ticker) {
-	defer tick.Stop()
-	for {
-		select {
-		case <-j.unwatch:
-			return
-		case <-tick.C:
-		}
-		j.mu.Lock()
-		var took time.Duration
-		if j.syncing {
-			took = time.Since(j.syncStart)
-		}
-		stalled := took > j.stallAfter
-		j.mu.Unlock()
-		if stalled {
-			j.fault.report(fmt.Errorf("journal: a write and sync has not returned in %s: the disk is stalled", took.Round(time.Millisecond)))
-			return
-		}
-	}
 }
 
 // retire removes full files once Pebble holds their writes durably.
@@ -432,7 +400,6 @@ func (j *journal) close() error {
 	j.appliedCond.Broadcast()
 	j.mu.Unlock()
 	close(j.retiring)
-	close(j.unwatch)
 	<-j.retired
 	err = errors.Join(err, j.file.Close())
 	if err != nil || !clean {

@@ -31,7 +31,6 @@ func crash(t *testing.T, r *RaftLogs, groups ...LogStore) {
 	r.j.appliedCond.Broadcast()
 	r.j.mu.Unlock()
 	close(r.j.retiring)
-	close(r.j.unwatch)
 	<-r.j.retired
 	if err := r.j.file.Close(); err != nil {
 		t.Fatal(err)

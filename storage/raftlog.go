@@ -71,10 +71,10 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		return nil, err
 	}
 	f := newFault("raft log at " + dir)
-	// The journal, on fs, watches its own syncs (watchStall).
-	pebbleFS, watch := f.watchStalls(fs)
+	// Pebble and the journal write through one watch for stalls.
+	fs, watch := f.watchStalls(fs)
 	opts := &pebble.Options{
-		FS:            pebbleFS,
+		FS:            fs,
 		Logger:        quietLogger{},
 		EventListener: f.listener(),
 		// Entries are deleted soon after they are applied everywhere (a
