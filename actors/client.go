@@ -316,19 +316,18 @@ func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) 
 	return b.read(ctx, shard, fwd, func(r kv.Reader) *messages.Reply {
 		var keys [][]byte
 		var next []byte
+		var wrong *messages.Reply
 		var err error
-		if req.Hash != nil || req.Set != nil {
-			var wrong *messages.Reply
-			if req.Hash != nil {
-				keys, next, wrong, err = kv.HScan(r, req.Hash, req.After, int(req.Count), req.Match, req.NowMs)
-			} else {
-				keys, next, wrong, err = kv.SScan(r, req.Set, req.After, int(req.Count), req.Match, req.NowMs)
-			}
-			if wrong != nil {
-				return wrong
-			}
-		} else {
+		switch {
+		case req.Hash != nil:
+			keys, next, wrong, err = kv.HScan(r, req.Hash, req.After, int(req.Count), req.Match, req.NowMs)
+		case req.Set != nil:
+			keys, next, wrong, err = kv.SScan(r, req.Set, req.After, int(req.Count), req.Match, req.NowMs)
+		default:
 			keys, next, err = kv.Scan(r, req.After, int(req.Count), req.Match, req.Type, req.NowMs)
+		}
+		if wrong != nil {
+			return wrong
 		}
 		if err != nil {
 			return errReply("ERR " + err.Error())

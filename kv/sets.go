@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -201,13 +202,9 @@ func (t *txn) combine(op setOp, keys [][]byte) ([][]byte, *messages.Reply) {
 		}
 		sets[i] = t.members(&e)
 	}
-	count := map[string]int{}
-	inFirst := map[string]bool{}
-	for i, s := range sets {
+	count := map[string]int{} // the sets each member is in
+	for _, s := range sets {
 		for _, m := range s {
-			if i == 0 {
-				inFirst[string(m)] = true
-			}
 			count[string(m)]++
 		}
 	}
@@ -226,26 +223,11 @@ func (t *txn) combine(op setOp, keys [][]byte) ([][]byte, *messages.Reply) {
 			}
 		}
 	case opUnion:
-		seen := map[string]bool{}
-		for _, s := range sets {
-			for _, m := range s {
-				if !seen[string(m)] {
-					seen[string(m)] = true
-					out = append(out, m)
-				}
-			}
-		}
-		sortBytes(out)
+		out = slices.Concat(sets...)
+		slices.SortFunc(out, bytes.Compare)
+		out = slices.CompactFunc(out, bytes.Equal)
 	}
 	return out, nil
-}
-
-func sortBytes(b [][]byte) {
-	for i := 1; i < len(b); i++ {
-		for j := i; j > 0 && bytes.Compare(b[j], b[j-1]) < 0; j-- {
-			b[j], b[j-1] = b[j-1], b[j]
-		}
-	}
 }
 
 func setCmd(op setOp) func(*txn, [][]byte) *messages.Reply {

@@ -191,12 +191,12 @@ func (s *Server) clientList(opts [][]byte) *messages.Reply {
 		switch opt := strings.ToLower(string(opts[i])); {
 		case opt == "type" && i+1 < len(opts):
 			i++
-			switch strings.ToLower(string(opts[i])) {
-			case "normal":
-			case "master", "replica", "pubsub":
+			normal, r := clientType(string(opts[i]))
+			if r != nil {
+				return r
+			}
+			if !normal {
 				return verbatim("")
-			default:
-				return errorf("ERR Unknown client type '" + string(opts[i]) + "'")
 			}
 		case opt == "id" && i+1 < len(opts):
 			ids = map[int64]bool{}
@@ -225,6 +225,19 @@ func (s *Server) clientList(opts [][]byte) *messages.Reply {
 		b.WriteString(c.info())
 	}
 	return verbatim(b.String())
+}
+
+// clientType reads CLIENT LIST's and CLIENT KILL's TYPE: whether it is
+// normal, the type of every connection here (master, replica and pubsub
+// are no connection's), or its error.
+func clientType(v string) (normal bool, r *messages.Reply) {
+	switch strings.ToLower(v) {
+	case "normal":
+		return true, nil
+	case "master", "replica", "slave", "pubsub":
+		return false, nil
+	}
+	return false, errorf("ERR Unknown client type '" + v + "'")
 }
 
 // clientKill answers CLIENT KILL ip:port (OK, or an error when no
@@ -259,12 +272,12 @@ func (s *Server) clientKill(self *conn, opts [][]byte) *messages.Reply {
 			case "laddr":
 				tests = append(tests, func(c *conn) bool { return c.nc.LocalAddr().String() == val })
 			case "type":
-				switch strings.ToLower(val) {
-				case "normal":
-				case "master", "replica", "slave", "pubsub":
+				normal, r := clientType(val)
+				if r != nil {
+					return r
+				}
+				if !normal {
 					tests = append(tests, func(*conn) bool { return false })
-				default:
-					return errorf("ERR Unknown client type '" + val + "'")
 				}
 			case "user":
 				if val != "default" {
