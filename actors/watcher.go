@@ -47,6 +47,9 @@ type watcherActor struct {
 	done   chan struct{}
 	// leaving is set once this node leaves: serf stopping is expected then.
 	leaving atomic.Bool
+	// diskErr is the last error reading the data dir's free space, logged
+	// when it changes, not every second.
+	diskErr string
 }
 
 type joinFailed struct{ err error }
@@ -120,8 +123,13 @@ func (w *watcherActor) checkDisk() {
 	}
 	free, _, err := storage.DiskSpace(rt.DataDir)
 	if err != nil {
+		if err.Error() != w.diskErr {
+			rt.logger().Warn("cannot read the data dir's free space: the disk floor keeps its last state", "dir", rt.DataDir, "err", err)
+			w.diskErr = err.Error()
+		}
 		return
 	}
+	w.diskErr = ""
 	was := rt.diskLowHere()
 	low := diskLow(was, free, rt.MinFreeDisk)
 	if low == was {
