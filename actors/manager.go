@@ -16,8 +16,6 @@ package actors
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -29,6 +27,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/supervisor"
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
@@ -519,7 +518,7 @@ func (in *managerInputs) reconcile() *reconciled {
 		// from before that has none yet.
 		id := in.rt.ClusterID()
 		if id == "" {
-			id = newClusterID()
+			id = storage.NewClusterID()
 		}
 		_, out.err = in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_Init{Init: &messages.InitCluster{
 			ClusterId: id, Shards: uint32(in.rt.Shards), First: in.selfMember()}}})
@@ -736,12 +735,6 @@ func (in *managerInputs) checkRole() {
 	in.rt.logger().Warn("this node runs with another --role than the cluster records for it; the recorded role stands: "+
 		"start it with that role to match, or change the recorded one (node add NAME --role ROLE)",
 		"flag", roleName(in.rt.Role), "recorded", roleName(m.Role))
-}
-
-func newClusterID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // admissible refuses a node of another cluster or with another shard

@@ -61,7 +61,7 @@ func (s *storeActor) open() error {
 			// transport refuses other clusters' nodes from the first
 			// connection (a founder that took their Raft traffic before
 			// its system group ran could have its groups taken over).
-			ident.ClusterID = newClusterID()
+			ident.ClusterID = storage.NewClusterID()
 		}
 		if err := l.WriteIdentity(ident); err != nil {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)

@@ -229,18 +229,7 @@ func (s *shardSync) status(ctx context.Context, at transport.Peer) (*messages.Sh
 }
 
 func (s *shardSync) statusSized(ctx context.Context, at transport.Peer, sizes bool) (*messages.ShardStatusReply, error) {
-	res, err := s.rt.ask(ctx, at, RaftPath(int(s.job.Shard)), &messages.ShardStatus{WithSizes: sizes})
-	if err != nil {
-		return nil, err
-	}
-	st, ok := res.(*messages.ShardStatusReply)
-	if !ok {
-		return nil, fmt.Errorf("shard status: got %T", res)
-	}
-	if st.Error != "" {
-		return nil, fmt.Errorf("shard %d: %s", s.job.Shard, st.Error)
-	}
-	return st, nil
+	return s.rt.shardStatusAt(ctx, at, int(s.job.Shard), sizes)
 }
 
 // compactTrailing is how many entries a compaction for a copy keeps.

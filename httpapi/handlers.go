@@ -33,6 +33,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/backup", s.backup)
 	s.clusterRoutes(mux)
 	if s.cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -45,7 +46,8 @@ func (s *Server) Handler() http.Handler {
 }
 
 // authorize passes on the requests that carry Config.Token, the reads
-// (GET and HEAD, but the profiler's) that carry Config.ReadToken, and
+// (GET and HEAD, but the profiler's and the backup's, which is all the
+// data) that carry Config.ReadToken, and
 // those of the probes, which carry no data and need none. Any other path,
 // even one the mux would not serve, needs a token.
 func (s *Server) authorize(next http.Handler) http.Handler {
@@ -74,7 +76,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			return
 		}
 		if bearer && reader != nil && subtle.ConstantTimeCompare(got[:], reader[:]) == 1 {
-			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/debug/") {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/debug/") && r.URL.Path != "/v1/backup" {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -7,6 +7,8 @@
 //	GET /readyz     200 when every shard has a leader and has applied up to
 //	                its commit index; 503 and the shards that are not
 //	GET /v1/status  the node's status (actors.Status) as JSON
+//	GET /v1/backup  every shard of the node, checkpointed after a read
+//	                barrier, in storage's backup format (backup.go)
 //
 // Other paths are 404; other methods than GET and HEAD are 405 with an
 // Allow header (the cluster routes, cluster.go, add POST and DELETE).
@@ -28,6 +30,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -88,6 +91,15 @@ type Config struct {
 	ReadToken string
 	// TLS, if set, makes the port serve HTTPS only.
 	TLS *tls.Config
+	// Backup, if set, checkpoints the node's shards for GET /v1/backup
+	// (actors.Runtime.Backup).
+	Backup func(ctx context.Context) (Backup, error)
+}
+
+// Backup is a node's shards checkpointed for a backup (actors.Backup).
+type Backup interface {
+	Write(w io.Writer) (storage.BackupInfo, error)
+	Close() error
 }
 
 // Server is the endpoint: its handlers and metrics, and the address its

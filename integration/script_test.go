@@ -77,6 +77,7 @@ func TestScripts(t *testing.T) {
 			"move":       cmdMove,
 			"addressed":  cmdAddressed,
 			"logged":     cmdLogged,
+			"restore":    cmdRestore,
 		},
 	})
 }
@@ -601,6 +602,32 @@ func cmdRedis(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("redis %s: want an error, got %v", strings.Join(args[1:], " "), res)
 	}
 	fmt.Fprintln(ts.Stdout(), res)
+}
+
+// restore FILE NAME: run `node restore --from FILE` into the data dir of
+// a node NAME not started yet (start NAME runs it there); output to stdout
+// and stderr, a failure fails unless !.
+func cmdRestore(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: [!] restore FILE NAME")
+	}
+	if scriptNodes(ts)[args[1]] != nil {
+		ts.Fatalf("restore: %s was started already", args[1])
+	}
+	bin, err := buildNode()
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "restore", "--from", ts.MkAbs(args[0]),
+		"--data-dir", filepath.Join(ts.Getenv("WORK"), "data", args[1]), "--name", args[1])
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	ts.Stdout().Write(stdout.Bytes())
+	ts.Stderr().Write(stderr.Bytes())
+	if (err != nil) != neg {
+		ts.Fatalf("node restore: %v", err)
+	}
 }
 
 // op NODE SUBCOMMAND [ARGS...]: run `node SUBCOMMAND ARGS --http` against

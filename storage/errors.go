@@ -11,4 +11,5 @@ var (
 	ErrBadSnapshot     = errors.New("storage: bad snapshot")
 	ErrSnapshotMissing = errors.New("storage: snapshot not found")
 	ErrClosed          = errors.New("storage: shard is closed")
+	ErrRestoring       = errors.New("storage: data dir is being restored")
 )

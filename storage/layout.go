@@ -106,6 +106,9 @@ const (
 
 // Check compares node.json with the node about to use the dir.
 func (l Layout) Check(name string, shards int) (DirState, Identity, error) {
+	if l.restoring() {
+		return 0, Identity{}, fmt.Errorf("%w: %s: a restore into it did not finish: run node restore again, or empty the dir", ErrRestoring, l.Dir)
+	}
 	id, ok, err := l.ReadIdentity()
 	switch {
 	case err != nil:

@@ -377,7 +377,7 @@ func (p *shardSnapshot) Persist(sink raft.SnapshotSink) error {
 		cs.checkpointed = true
 		return sink.Close()
 	}
-	tmp, err := os.MkdirTemp(p.s.layout.ShardDir(p.s.id), "snapshot-stream-")
+	tmp, err := os.MkdirTemp(p.s.layout.ShardDir(p.s.id), sendStreamPrefix)
 	if err != nil {
 		sink.Cancel()
 		return err
@@ -457,11 +457,17 @@ func (s *Shard) Restore(rc io.ReadCloser) error {
 	return s.RestoreDir(dir)
 }
 
-// restoreStreamPrefix names the directories Restore writes a stream to;
-// a crash leaves them behind, and the next open removes them.
-const restoreStreamPrefix = "restore-"
+// restoreStreamPrefix names the directories Restore writes a stream to,
+// and sendStreamPrefix those a snapshot sent to another store is
+// checkpointed into (Persist); a crash leaves them behind (and backups'
+// checkpoints, backupPrefix), and the next open removes them.
+const (
+	restoreStreamPrefix = "restore-"
+	sendStreamPrefix    = "snapshot-stream-"
+)
 
-// dropRestoreStreams removes the streams a crash left in shardDir.
+// dropRestoreStreams removes the streams and checkpoints a crash left in
+// shardDir.
 func dropRestoreStreams(fs vfs.FS, shardDir string) error {
 	names, err := fs.List(shardDir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -471,7 +477,7 @@ func dropRestoreStreams(fs vfs.FS, shardDir string) error {
 		return err
 	}
 	for _, name := range names {
-		if strings.HasPrefix(name, restoreStreamPrefix) {
+		if strings.HasPrefix(name, restoreStreamPrefix) || strings.HasPrefix(name, sendStreamPrefix) || strings.HasPrefix(name, backupPrefix) {
 			if err := fs.RemoveAll(fs.PathJoin(shardDir, name)); err != nil {
 				return fmt.Errorf("storage: removing an interrupted restore's files: %w", err)
 			}

@@ -725,12 +725,17 @@ func testStreamOfLargeFiles(t *testing.T) {
 func TestOpenRemovesInterruptedRestoreStreams(t *testing.T) {
 	fs := vfs.NewMem()
 	l := Layout{Dir: "/node"}
-	left := fs.PathJoin(l.ShardDir(0), restoreStreamPrefix+"123")
-	if err := fs.MkdirAll(left, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFSFileAtomic(fs, fs.PathJoin(left, "000001.sst"), []byte("part of a file")); err != nil {
-		t.Fatal(err)
+	// A received stream, a stream being sent, a backup's checkpoint.
+	var left []string
+	for _, prefix := range []string{restoreStreamPrefix, sendStreamPrefix, backupPrefix} {
+		dir := fs.PathJoin(l.ShardDir(0), prefix+"123")
+		if err := fs.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFSFileAtomic(fs, fs.PathJoin(dir, "000001.sst"), []byte("part of a file")); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, dir)
 	}
 	other := fs.PathJoin(l.ShardDir(0), "other")
 	if err := writeFSFileAtomic(fs, other, nil); err != nil {
@@ -741,8 +746,10 @@ func TestOpenRemovesInterruptedRestoreStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := fs.Stat(left); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the interrupted stream's dir is still there (stat: %v)", err)
+	for _, dir := range left {
+		if _, err := fs.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s is still there (stat: %v)", dir, err)
+		}
 	}
 	if _, err := fs.Stat(other); err != nil {
 		t.Fatalf("another file of the shard's dir went: %v", err)

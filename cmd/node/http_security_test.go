@@ -64,6 +64,23 @@ func TestHTTPTokenAndTLS(t *testing.T) {
 	if code, out, errOut := op("leave", "--http", https, "--tls-ca-file", files.CA, "--token", reader); code != 1 || !strings.Contains(errOut, "403 Forbidden") {
 		t.Fatalf("node leave with the read token: exit %d\n%s%s", code, out, errOut)
 	}
+	// A backup wants the token: the read token is refused (and no file is
+	// written), the token is served, over HTTPS.
+	file := filepath.Join(dir, "n1.backup")
+	var out, errOut bytes.Buffer
+	if code := backupCmd([]string{"--out", file, "--http", https, "--tls-ca-file", files.CA, "--token", reader}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "403 Forbidden") {
+		t.Fatalf("node backup with the read token: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if left, _ := filepath.Glob(file + "*"); len(left) > 0 {
+		t.Fatalf("a refused backup left %v", left)
+	}
+	if code := backupCmd([]string{"--out", file, "--http", https, "--tls-ca-file", files.CA}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"node": "n1"`) {
+		t.Fatalf("node backup: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := restoreCmd([]string{"--from", file, "--check"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"applied_index"`) {
+		t.Fatalf("node restore --check of the backup: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
 	// The CA is needed, and plain HTTP is not spoken.
 	if code, _, errOut := op("status", "--http", https); code != 1 || !strings.Contains(errOut, "certificate signed by unknown authority") {
 		t.Fatalf("node status without the CA: exit %d %s", code, errOut)

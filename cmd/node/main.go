@@ -113,8 +113,15 @@ func extraProc(env func(string) string) {
 }
 
 func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && subcommands[args[0]] {
-		return operate(args[0], args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch {
+		case args[0] == "backup":
+			return backupCmd(args[1:], stdout, stderr)
+		case args[0] == "restore":
+			return restoreCmd(args[1:], stdout, stderr)
+		case subcommands[args[0]]:
+			return operate(args[0], args[1:], stdout, stderr)
+		}
 	}
 	cfg, err := loadConfig(args, env, stdout)
 	if errors.Is(err, errHelp) {
@@ -224,7 +231,14 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats,
-		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: cfg.DataDir, Clients: rt.ClientStats, Token: cfg.HTTPToken, ReadToken: cfg.HTTPReadToken, TLS: cfg.httpTLS})
+		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: cfg.DataDir, Clients: rt.ClientStats, Token: cfg.HTTPToken, ReadToken: cfg.HTTPReadToken, TLS: cfg.httpTLS,
+		Backup: func(ctx context.Context) (httpapi.Backup, error) {
+			b, err := rt.Backup(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return b, nil
+		}})
 	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
 }
 

@@ -37,11 +37,8 @@ var subcommands = map[string]bool{"status": true, "add": true, "remove": true, "
 func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("node "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("http", "127.0.0.1:7381", "the node's HTTP address: host:port, http://host:port or https://host:port")
-	token := fs.String("token", os.Getenv("COPPICE_HTTP_TOKEN"), "the node's --http-token (default: $COPPICE_HTTP_TOKEN); prefer the environment")
-	caFile := fs.String("tls-ca-file", "", "with an https:// address, PEM certificates of the authorities to trust (default: the system's)")
+	hf := addHTTPFlags(fs, time.Minute)
 	role := fs.String("role", "voter", "role of the added node: voter, replica or readonly")
-	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the answer")
 	// Flags may come before or after the node name.
 	var names []string
 	for len(args) > 0 {
@@ -58,7 +55,7 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node %s: want %d node name(s), got %q\n", cmd, want, names)
 		return 2
 	}
-	base, hc, err := httpClient(*addr, *caFile, *timeout)
+	base, hc, err := httpClient(*hf.addr, *hf.caFile, *hf.timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "node %s: %v\n", cmd, err)
 		return 2
@@ -79,9 +76,7 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "node %s: %v\n", cmd, err)
 		return 2
 	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
+	hf.authorize(req)
 	resp, err := hc.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "node %s: %v\n", cmd, err)
@@ -98,6 +93,29 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// httpFlags are the flags of a subcommand that talks to a node's HTTP
+// port.
+type httpFlags struct {
+	addr, token, caFile *string
+	timeout             *time.Duration
+}
+
+func addHTTPFlags(fs *flag.FlagSet, timeout time.Duration) httpFlags {
+	return httpFlags{
+		addr:    fs.String("http", "127.0.0.1:7381", "the node's HTTP address: host:port, http://host:port or https://host:port"),
+		token:   fs.String("token", os.Getenv("COPPICE_HTTP_TOKEN"), "the node's --http-token (default: $COPPICE_HTTP_TOKEN); prefer the environment"),
+		caFile:  fs.String("tls-ca-file", "", "with an https:// address, PEM certificates of the authorities to trust (default: the system's)"),
+		timeout: fs.Duration("timeout", timeout, "how long to wait for the answer (0: no limit)"),
+	}
+}
+
+// authorize adds the token, if any, to req.
+func (h httpFlags) authorize(req *http.Request) {
+	if *h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+*h.token)
+	}
 }
 
 // httpClient is the base URL of addr (host:port is http://host:port) and
