@@ -51,9 +51,15 @@ func (rt *Runtime) Backup(ctx context.Context) (*Backup, error) {
 	return b, nil
 }
 
-// Write writes the backup to w.
+// Write writes the backup to w, paced as the node's snapshot streams are
+// (--snapshot-yield, --snapshot-rate-mib): it yields to writes as a
+// joining node's copy does.
 func (b *Backup) Write(w io.Writer) (storage.BackupInfo, error) {
-	return storage.WriteBackup(w, b.rt.ClusterID(), b.rt.Name, b.ckpts)
+	var throttle *storage.Throttle
+	if st := b.rt.stores.Load(); st != nil {
+		throttle = st.throttle
+	}
+	return storage.WriteBackup(w, b.rt.ClusterID(), b.rt.Name, b.ckpts, throttle)
 }
 
 // Close removes the checkpoints.

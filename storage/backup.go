@@ -133,8 +133,9 @@ func readAppliedAt(dir string) (index, term uint64, err error) {
 }
 
 // WriteBackup writes a backup of the checkpoints, one per shard in shard
-// order, to w, and returns the header it wrote.
-func WriteBackup(w io.Writer, clusterID, node string, ckpts []*ShardCheckpoint) (BackupInfo, error) {
+// order, to w, its files' bytes paced by throttle (nil: no limit), and
+// returns the header it wrote.
+func WriteBackup(w io.Writer, clusterID, node string, ckpts []*ShardCheckpoint, throttle *Throttle) (BackupInfo, error) {
 	info := BackupInfo{Format: BackupFormat, ClusterID: clusterID, Node: node, Created: time.Now().UTC()}
 	for i, c := range ckpts {
 		if c.Info.Shard != i {
@@ -155,6 +156,7 @@ func WriteBackup(w io.Writer, clusterID, node string, ckpts []*ShardCheckpoint) 
 		if err != nil {
 			return info, err
 		}
+		r.throttle = throttle
 		_, err = io.Copy(w, r)
 		r.Close()
 		if err != nil {

@@ -47,7 +47,7 @@ func backupOf(t *testing.T) ([]byte, BackupInfo) {
 		ckpts = append(ckpts, c)
 	}
 	var buf bytes.Buffer
-	info, err := WriteBackup(&buf, "c0ffee", "n1", ckpts)
+	info, err := WriteBackup(&buf, "c0ffee", "n1", ckpts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,6 @@ func joinPart(c config, bin, work string) error {
 		return err
 	}
 	n1 := nodes[0]
-	addrs := []string{nodes[0].client, nodes[1].client, nodes[2].client}
 	joinWork := work
 	if c.joinerWork != "" {
 		joinWork = filepath.Join(c.joinerWork, filepath.Base(work))
@@ -133,38 +132,12 @@ func joinPart(c config, bin, work string) error {
 		fmt.Printf("joining nodes' data dirs under %s\n\n", c.joinerDir)
 	}
 
-	// Load: distinct random keys (1e9 of them) with -value-kib values,
-	// through every node at once.
-	valueBytes := c.valueKiB * 1024
-	keys := c.dataMiB * 1024 / c.valueKiB
-	keys -= keys % 3
-	t0 := time.Now()
-	ld := startSetLoad(addrs, 24, valueBytes, c.values == "random", int64(keys))
-	lerr := waitFor(30*time.Minute, 100*time.Millisecond, "load", nil, func() error {
-		if n := ld.ok.Load(); n < int64(keys) {
-			return fmt.Errorf("%d of %d keys written", n, keys)
-		}
-		return nil
-	})
-	ld.finish()
-	if lerr != nil {
-		return lerr
-	}
-	loadTime := time.Since(t0)
-	dbsize, err := command(n1.client, "DBSIZE")
+	ld, err := loadCluster(c, nodes)
 	if err != nil {
-		return fmt.Errorf("DBSIZE: %w", err)
+		return err
 	}
-	for _, n := range nodes {
-		if err := waitFor(120*time.Second, 100*time.Millisecond, n.name+" applied everything", n.p, n.ready); err != nil {
-			return err
-		}
-	}
+	size := ld.size
 	shardsDir := filepath.Join(n1.dataDir, "shards")
-	size := dirSize(shardsDir)
-	fmt.Printf("load: SET of %d distinct keys, %d-byte %s values, 24 clients over 3 nodes, one SET at a time each (%d MiB of values): %.1fs, %.1f MiB/s of values (%s); DBSIZE %s; n1's shards dir %.0f MiB\n\n",
-		keys, valueBytes, c.values, keys*c.valueKiB/1024, loadTime.Seconds(),
-		float64(keys*c.valueKiB/1024)/loadTime.Seconds(), ld.errors(), strings.TrimPrefix(dbsize, ":"), mib(size))
 
 	// (a) cp -r of n1's shard dirs, plus sync.
 	dst := filepath.Join(work, "copy")
@@ -176,17 +149,9 @@ func joinPart(c config, bin, work string) error {
 		return err
 	}
 
-	// Writes with no join going on: -write-secs after a 1s warm-up.
-	// Each node's journal syncs are read around it too (syncs).
+	// Writes with no join going on: -write-secs.
 	measure := func(l *setLoad, syncs *string, during func() error) (n int64, secs float64, per []int64, err error) {
-		time.Sleep(time.Second)
-		sm := sample(l)
-		js0 := journalSyncs(nodes)
-		n0, t0 := l.ok.Load(), time.Now()
-		err = during()
-		n, secs = l.ok.Load()-n0, time.Since(t0).Seconds()
-		*syncs = syncsSince(js0, journalSyncs(nodes), secs)
-		return n, secs, sm.finish(), err
+		return measureWrites(nodes, l, syncs, during)
 	}
 	bl := startSetLoad([]string{n1.client}, 20, 64, false, 0)
 	var bsyncs, dsyncs string
@@ -243,7 +208,7 @@ func joinPart(c config, bin, work string) error {
 
 	fmt.Println("| step | seconds | MiB | MiB/s | vs cp -r | goal | met? |")
 	fmt.Println("|---|---|---|---|---|---|---|")
-	fmt.Printf("| load (24 clients, 3 nodes) | %.1f | %d | %.1f | | | |\n", loadTime.Seconds(), keys*c.valueKiB/1024, float64(keys*c.valueKiB/1024)/loadTime.Seconds())
+	fmt.Printf("| load (24 clients, 3 nodes) | %.1f | %d | %.1f | | | |\n", ld.took.Seconds(), ld.mib, float64(ld.mib)/ld.took.Seconds())
 	fmt.Printf("| cp -r n1/shards + sync | %.1f | %.0f | %.1f | 1.00x | | |\n", copyTime.Seconds(), mib(copied), mib(copied)/copyTime.Seconds())
 	fmt.Printf("| n4 joins under writes: start to voter everywhere + member | %.1f | %.0f | %.1f | %.2fx | ≤ 1.5x | %s |\n",
 		joinTime.Seconds(), mib(size), mib(size)/joinTime.Seconds(), joinTime.Seconds()/copyTime.Seconds(), yesNo(joinTime.Seconds() <= 1.5*copyTime.Seconds()))
@@ -279,6 +244,71 @@ func joinPart(c config, bin, work string) error {
 	}
 	fmt.Printf("data check after n4's join: %s\n", check)
 	return nil
+}
+
+// loaded is what loadCluster did.
+type loaded struct {
+	size      int64 // the first node's shards dir
+	keys, mib int
+	took      time.Duration
+}
+
+// loadCluster loads about -data-mib MiB into the cluster: distinct random
+// keys (1e9 of them) with -value-kib values, 24 clients over the nodes;
+// it waits until every node has applied it, prints what it did, and
+// returns the size of the first node's shards dir.
+func loadCluster(c config, nodes []*node) (loaded, error) {
+	n1 := nodes[0]
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.client)
+	}
+	// Load: distinct random keys (1e9 of them) with -value-kib values,
+	// through every node at once.
+	valueBytes := c.valueKiB * 1024
+	keys := c.dataMiB * 1024 / c.valueKiB
+	keys -= keys % len(nodes)
+	t0 := time.Now()
+	ld := startSetLoad(addrs, 24, valueBytes, c.values == "random", int64(keys))
+	lerr := waitFor(30*time.Minute, 100*time.Millisecond, "load", nil, func() error {
+		if n := ld.ok.Load(); n < int64(keys) {
+			return fmt.Errorf("%d of %d keys written", n, keys)
+		}
+		return nil
+	})
+	ld.finish()
+	if lerr != nil {
+		return loaded{}, lerr
+	}
+	loadTime := time.Since(t0)
+	dbsize, err := command(n1.client, "DBSIZE")
+	if err != nil {
+		return loaded{}, fmt.Errorf("DBSIZE: %w", err)
+	}
+	for _, n := range nodes {
+		if err := waitFor(120*time.Second, 100*time.Millisecond, n.name+" applied everything", n.p, n.ready); err != nil {
+			return loaded{}, err
+		}
+	}
+	size := dirSize(filepath.Join(n1.dataDir, "shards"))
+	fmt.Printf("load: SET of %d distinct keys, %d-byte %s values, 24 clients over %d nodes, one SET at a time each (%d MiB of values): %.1fs, %.1f MiB/s of values (%s); DBSIZE %s; n1's shards dir %.0f MiB\n\n",
+		keys, valueBytes, c.values, len(nodes), keys*c.valueKiB/1024, loadTime.Seconds(),
+		float64(keys*c.valueKiB/1024)/loadTime.Seconds(), ld.errors(), strings.TrimPrefix(dbsize, ":"), mib(size))
+	return loaded{size: size, keys: keys, mib: keys * c.valueKiB / 1024, took: loadTime}, nil
+}
+
+// measureWrites measures load l's acknowledged writes while during runs,
+// after a 1s warm-up: how many, over how long, and per second; syncs gets
+// each node's journal syncs (rate, mean time) over that time.
+func measureWrites(nodes []*node, l *setLoad, syncs *string, during func() error) (n int64, secs float64, per []int64, err error) {
+	time.Sleep(time.Second)
+	sm := sample(l)
+	js0 := journalSyncs(nodes)
+	n0, t0 := l.ok.Load(), time.Now()
+	err = during()
+	n, secs = l.ok.Load()-n0, time.Since(t0).Seconds()
+	*syncs = syncsSince(js0, journalSyncs(nodes), secs)
+	return n, secs, sm.finish(), err
 }
 
 // journalSync is a node's journal syncs so far and their total time, from
@@ -331,6 +361,20 @@ func syncsSince(before, after map[string]journalSync, secs float64) string {
 
 // copyShards times `cp -r src dst` plus sync; the caller removes dst.
 func copyShards(src, dst string) (took time.Duration, bytes int64, err error) {
+	// A live store's compactions may delete a file between cp's listing
+	// and its read: then the copy is made again (3 tries).
+	for try := 1; ; try++ {
+		took, bytes, err = copyShardsOnce(src, dst)
+		if err == nil || try == 3 || !strings.Contains(err.Error(), "No such file") {
+			return took, bytes, err
+		}
+		if err := removeAll(dst); err != nil {
+			return 0, 0, err
+		}
+	}
+}
+
+func copyShardsOnce(src, dst string) (took time.Duration, bytes int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	t0 := time.Now()

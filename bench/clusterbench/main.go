@@ -7,7 +7,12 @@
 //	go run ./bench/clusterbench -only etcd -rounds 3
 //	go run ./bench/clusterbench -only join -data-mib 1024
 //	go run ./bench/clusterbench -only forward -n 30000 -rounds 4
+//	go run ./bench/clusterbench -only backup -data-mib 1024
 //
+// Part "backup" (only with -only): the join part's cluster and load, then
+// `cp -r` of n2's shards dir, `node backup` from n2 while writes go on
+// (and the writes' rate against none), `node restore` of the file, and a
+// node started on the restored dir (backupPart).
 // Part "forward" (only with -only): what a forward costs, 50 clients on
 // one key through the node that leads its shard and through another, SET
 // and GET, with the node processes' CPU time per request (forwardPart).
@@ -85,7 +90,7 @@ type config struct {
 
 func main() {
 	var c config
-	only := flag.String("only", "", "run one part: etcd, join or forward (default: etcd and join)")
+	only := flag.String("only", "", "run one part: etcd, join, forward or backup (default: etcd and join)")
 	flag.IntVar(&c.n, "n", 100000, "etcd and forward parts: requests per throughput run (one client: n/10)")
 	flag.IntVar(&c.rounds, "rounds", 1, "etcd and forward parts: run every row this many times, alternating the order (etcd: and print the median ratios)")
 	flag.IntVar(&c.shards, "shards", 4, "etcd and forward parts: coppice shards")
@@ -107,10 +112,10 @@ func main() {
 	parts := []string{"etcd", "join"}
 	switch *only {
 	case "":
-	case "etcd", "join", "forward":
+	case "etcd", "join", "forward", "backup":
 		parts = []string{*only}
 	default:
-		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd, join or forward\n", *only)
+		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd, join, forward or backup\n", *only)
 		os.Exit(2)
 	}
 	if c.rounds < 1 || c.n < 30 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
@@ -185,6 +190,8 @@ func run(c config, parts []string, work string) error {
 			err = etcdPart(c, bin, dir)
 		case "forward":
 			err = forwardPart(c, bin, dir)
+		case "backup":
+			err = backupPart(c, bin, dir)
 		default:
 			err = joinPart(c, bin, dir)
 		}
