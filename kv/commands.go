@@ -198,6 +198,24 @@ var table = []*Spec{
 	key1(cmd("srandmember", -2, fRead, cmdSRandMember)),
 	key1(cmd("sscan", -3, fRead, cmdSScan)),
 
+	// Lists.
+	key1(cmd("lpush", -3, fWriteOOMFst, pushCmd(true, false))),
+	key1(cmd("rpush", -3, fWriteOOMFst, pushCmd(false, false))),
+	key1(cmd("lpushx", -3, fWriteOOMFst, pushCmd(true, true))),
+	key1(cmd("rpushx", -3, fWriteOOMFst, pushCmd(false, true))),
+	key1(cmd("lpop", -2, fWriteFast, popCmd(true))),
+	key1(cmd("rpop", -2, fWriteFast, popCmd(false))),
+	key1(cmd("llen", 2, fReadFast, cmdLLen)),
+	key1(cmd("lindex", 3, fRead, cmdLIndex)),
+	key1(cmd("lset", 4, fWriteOOM, cmdLSet)),
+	key1(cmd("lrange", 4, fRead, cmdLRange)),
+	key1(cmd("ltrim", 4, fWrite, cmdLTrim)),
+	key1(cmd("lrem", 4, fWrite, cmdLRem)),
+	key1(cmd("linsert", 5, fWriteOOM, cmdLInsert)),
+	key1(cmd("lpos", -3, fRead, cmdLPos)),
+	keys12(cmd("lmove", 5, fWriteOOM, cmdLMove)),
+	keys12(cmd("rpoplpush", 3, fWriteOOM, cmdRPopLPush)),
+
 	// Served by the node.
 	nodeCmd("ping", -1, []string{"fast"}),
 	nodeCmd("echo", 2, []string{"loading", "stale", "fast"}),

@@ -88,8 +88,11 @@ func (t *txn) copyTo(src *entry, dst []byte) {
 	}
 	hasExp, when := src.rec.hasExp, src.rec.expire
 	t.setExpiry(&d, hasExp, when)
+	// The payload as it is: a string's bytes, or what the type keeps of
+	// its elements (their count; a list's positions too, which its
+	// elements' keys carry).
+	t.set(d.mk, append(appendHeader(nil, src.rec.typ, hasExp, when), src.rec.payload...))
 	if src.rec.typ == typeString {
-		t.set(d.mk, append(appendHeader(nil, typeString, hasExp, when), src.rec.payload...))
 		return
 	}
 	from, to := fieldPrefix(src.key), fieldPrefix(dst)
@@ -101,7 +104,6 @@ func (t *txn) copyTo(src *entry, dst []byte) {
 	for _, f := range fields {
 		t.set(f[0], f[1])
 	}
-	t.set(d.mk, countRecord(src.rec.typ, src.rec.hashLen(), hasExp, when))
 }
 
 // MSETNX key value [key value ...]: all or none, and none if any exists.

@@ -33,7 +33,7 @@
 // TOUCH by key; DBSIZE, KEYS, FLUSHDB, FLUSHALL on every shard; SCAN with Scan and
 // ParseScanArgs) run per shard on the keys of that shard. The other
 // commands with several keys (RENAME, RENAMENX, COPY, MSETNX, SMOVE,
-// SINTER, SUNION, SDIFF and their STORE forms) use them together, so the
+// SINTER, SUNION, SDIFF and their STORE forms, LMOVE, RPOPLPUSH) use them together, so the
 // node runs them only when every key is on one shard. SCAN through Read
 // is a one-shot scan of the whole shard that always answers cursor "0";
 // the node builds real cursors from Scan's `next` key.
@@ -62,6 +62,10 @@
 // command's time and key: every replica pops the same) SRANDMEMBER SSCAN
 // (as HSCAN; the node pages with SScan).
 //
+// Lists: LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP (with a count) LLEN LINDEX
+// LSET LRANGE LTRIM LREM LINSERT LPOS (RANK COUNT MAXLEN) LMOVE
+// RPOPLPUSH. No blocking forms (BLPOP ...) and no LMPOP.
+//
 // Replies and errors are Redis 7.0's, byte for byte (a differential test
 // runs over a thousand commands against a real redis-server; see
 // testdata/diff). INCRBYFLOAT and HINCRBYFLOAT compute in x87 80-bit long
@@ -80,14 +84,19 @@
 //	0x03 be64(expiry ^ 1<<63) key          -> "" (the expiry index)
 //
 // A record is a header and a payload. The header's first byte is the type
-// (1 string, 2 hash), with bit 0x80 set when the key has an expiry; the
+// (1 string, 2 hash, 3 set, 4 list), with bit 0x80 set when the key has an expiry; the
 // expiry then follows as 8 bytes, big-endian, Unix milliseconds. A string's
 // payload is its value, so GET is one Get and SET one Get (the old record:
 // its expiry entry and, for a hash, its fields must go) and one Set. A
 // hash's payload is its field count as a uvarint (HLEN is one Get); each
 // field is a key of its own under the 0x02 prefix, where the length of the
 // user key keeps one key's fields apart from another's. An empty hash does
-// not exist: HDEL of the last field deletes the key.
+// not exist: HDEL of the last field deletes the key. A set is a hash whose
+// fields (its members) have empty values. A list's payload is its length
+// (a uvarint) and the position of its first element (a varint); its
+// elements are fields named by their position (8 bytes, big-endian, the
+// sign bit flipped), so pushes and pops at either end, LINDEX and LSET
+// touch only their elements (lists.go).
 //
 // The expiry index orders keys by expiry time (the sign bit flipped, so
 // that signed times sort as unsigned bytes): ExpireDue scans it from the

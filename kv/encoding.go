@@ -17,6 +17,7 @@ const (
 	typeString byte = 1
 	typeHash   byte = 2
 	typeSet    byte = 3 // members are field keys with empty values
+	typeList   byte = 4 // elements are field keys suffixed by their position (lists.go)
 
 	flagExpire byte = 0x80 // the record's header carries an expiry
 	typeMask   byte = 0x7f
@@ -84,7 +85,8 @@ func successor(p []byte) []byte {
 }
 
 // record is a decoded meta record: a header (type, optional expiry) and a
-// payload (a string's bytes, or a hash's field count as a uvarint).
+// payload (a string's bytes; a hash's or set's element count as a uvarint;
+// a list's count, then the position of its first element as a varint).
 type record struct {
 	typ     byte
 	hasExp  bool
@@ -107,7 +109,7 @@ func decodeRecord(v []byte) (record, bool) {
 	} else {
 		r.payload = v[1:]
 	}
-	return r, r.typ == typeString || r.typ == typeHash || r.typ == typeSet
+	return r, r.typ == typeString || r.typ == typeHash || r.typ == typeSet || r.typ == typeList
 }
 
 // expired reports whether r is past its expiry at now: a key lives up to

@@ -41,6 +41,8 @@ func cmdType(t *txn, a [][]byte) *messages.Reply {
 		return statusHash
 	case e.rec.typ == typeSet:
 		return statusSet
+	case e.rec.typ == typeList:
+		return statusList
 	default:
 		return statusString
 	}
@@ -52,6 +54,9 @@ func typeName(typ byte) string {
 	}
 	if typ == typeSet {
 		return "set"
+	}
+	if typ == typeList {
+		return "list"
 	}
 	return "string"
 }

@@ -60,4 +60,6 @@ var (
 	statusString = status("string")
 	statusHash   = status("hash")
 	statusSet    = status("set")
+	statusList   = status("list")
+	nullArray    = &messages.Reply{Value: &messages.Reply_NullArray{NullArray: true}}
 )

@@ -91,7 +91,8 @@ func (c *client) read() string {
 }
 
 // Commands whose keys change or are read together (RENAME, RENAMENX,
-// COPY, MSETNX, SMOVE, SINTER, SUNION, SDIFF and their STORE forms)
+// COPY, MSETNX, SMOVE, SINTER, SUNION, SDIFF and their STORE forms, LMOVE,
+// RPOPLPUSH)
 // run on their shard when every key is on it, and are refused with
 // CROSSSLOT, nothing run, when not. TOUCH is split by shard, as EXISTS.
 func TestKeysOnOneShard(t *testing.T) {
@@ -109,7 +110,8 @@ func TestKeysOnOneShard(t *testing.T) {
 	}
 	cross := "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"
 	for _, cmd := range []string{"RENAME a b", "RENAMENX a b", "COPY a b", "COPY a b REPLACE", "MSETNX a 1 b 2", "MSETNX {a}x 1 {a}y 2 b 3",
-		"SMOVE a b m", "SINTER a b", "SUNION {a}x b", "SDIFF a {a}x b", "SINTERSTORE {a}x a b", "SDIFFSTORE b a"} {
+		"SMOVE a b m", "SINTER a b", "SUNION {a}x b", "SDIFF a {a}x b", "SINTERSTORE {a}x a b", "SDIFFSTORE b a",
+		"LMOVE a b LEFT RIGHT", "RPOPLPUSH a b"} {
 		if got := c.do(cmd); got != cross {
 			t.Errorf("%s: %q, want CROSSSLOT", cmd, got)
 		}
@@ -117,7 +119,8 @@ func TestKeysOnOneShard(t *testing.T) {
 	if len(b.ran) != 0 {
 		t.Fatalf("refused commands ran: %v", b.ran)
 	}
-	for _, cmd := range []string{"RENAME {a}x {a}y", "COPY {a}x {a}y DB 0", "MSETNX {a}x 1 {a}y 2", "RENAMENX a {a}z", "SINTER a {a}x", "SUNIONSTORE a {a}y {a}z"} {
+	for _, cmd := range []string{"RENAME {a}x {a}y", "COPY {a}x {a}y DB 0", "MSETNX {a}x 1 {a}y 2", "RENAMENX a {a}z", "SINTER a {a}x", "SUNIONSTORE a {a}y {a}z",
+		"LMOVE a {a}x LEFT LEFT", "RPOPLPUSH {a}x a"} {
 		if got, want := c.do(cmd), ":"+strconv.Itoa(sa); got != want {
 			t.Errorf("%s: %q, want %q (its shard)", cmd, got, want)
 		}
