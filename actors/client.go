@@ -157,13 +157,7 @@ func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
 // writes Redis refuses once it reaches maxmemory. They are refused while a
 // node's disk is low; the others (DEL, UNLINK, HDEL, GETDEL, EXPIRE,
 // PERSIST, FLUSHDB...) run, so that room can be made.
-func addsData(cmd *messages.Command) bool {
-	if len(cmd.Args) == 0 {
-		return false
-	}
-	spec, ok := kv.Lookup(cmd.Args[0])
-	return ok && spec.Has("denyoom")
-}
+func addsData(cmd *messages.Command) bool { return kv.AddsData(cmd.Args) }
 
 func (b *backend) propose(ctx context.Context, shard int, cmd *messages.Command) server.Pending {
 	p := &proposal{b: b, ctx: ctx, shard: shard, cmd: cmd}

@@ -262,6 +262,11 @@ var table = []*Spec{
 		&Spec{Name: "slowlog|reset", Arity: 2, Flags: []string{"admin", "loading", "stale"}},
 	),
 	nodeCmd("readonly", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("multi", 1, []string{"noscript", "loading", "stale", "fast", "allow_busy"}),
+	nodeCmd("exec", 1, []string{"noscript", "loading", "stale", "skip_slowlog"}),
+	nodeCmd("discard", 1, []string{"noscript", "loading", "stale", "fast", "allow_busy"}),
+	keysAll(nodeCmd("watch", -2, []string{"noscript", "loading", "stale", "fast", "allow_busy"})),
+	nodeCmd("unwatch", 1, []string{"noscript", "loading", "stale", "fast", "allow_busy"}),
 	nodeCmd("readwrite", 1, []string{"loading", "stale", "fast"}),
 }
 

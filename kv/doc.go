@@ -66,6 +66,10 @@
 // LSET LRANGE LTRIM LREM LINSERT LPOS (RANK COUNT MAXLEN) LMOVE
 // RPOPLPUSH. No blocking forms (BLPOP ...) and no LMPOP.
 //
+// Transactions: the node queues MULTI's commands and proposes them to
+// their shard as the internal ExecName command, with WATCH's digests
+// (DigestName, a read); see multi.go.
+//
 // Replies and errors are Redis 7.0's, byte for byte (a differential test
 // runs over a thousand commands against a real redis-server; see
 // testdata/diff). INCRBYFLOAT and HINCRBYFLOAT compute in x87 80-bit long

@@ -26,7 +26,8 @@ func ExpireDueCommand(nowMs int64, limit int) *messages.Command {
 
 // Exec runs one command on w (a shard's batch) at time cmd.NowMs and
 // returns its reply. It runs any command of the table the engine serves,
-// reads too (with the batch's view), and the internal ExpireDueName.
+// reads too (with the batch's view), and the internal ExpireDueName and
+// ExecName.
 //
 // A command writes only after checking its input: a command that replies
 // with an error has written nothing. A Writer error panics with a
@@ -35,6 +36,9 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 	args := cmd.GetArgs()
 	if len(args) > 0 && string(args[0]) == ExpireDueName {
 		return execExpireDue(w, args, cmd.GetNowMs())
+	}
+	if len(args) > 0 && string(args[0]) == ExecName {
+		return execMulti(w, args, cmd.GetNowMs())
 	}
 	s, r := resolve(args)
 	if r != nil {
@@ -46,14 +50,18 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 
 // Read runs a read-only command on r at time nowMs: the node's reads go to
 // a shard's live store, without the Raft log. A write command gets an
-// error reply. Storage errors become "ERR kv: storage: ..." replies.
+// error reply. The internal DigestName runs here. Storage errors become "ERR kv: storage: ..." replies.
 func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
-	s, e := resolve(args)
-	if e != nil {
-		return e
-	}
-	if s.Write {
-		return errReadWrite
+	run := readDigests
+	if len(args) == 0 || string(args[0]) != DigestName {
+		s, e := resolve(args)
+		if e != nil {
+			return e
+		}
+		if s.Write {
+			return errReadWrite
+		}
+		run = s.run
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -65,7 +73,7 @@ func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 		}
 	}()
 	t := &txn{r: r, now: nowMs}
-	return s.run(t, args)
+	return run(t, args)
 }
 
 // resolve finds args' command and checks its arity.

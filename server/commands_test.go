@@ -81,6 +81,9 @@ func (c *client) read() string {
 		return string(buf[:n])
 	case '*':
 		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return line
+		}
 		items := make([]string, n)
 		for i := range items {
 			items[i] = c.read()

@@ -40,6 +40,9 @@ type conn struct {
 	readShard  map[int]bool // shards with a read in pending
 	writeShard map[int]bool // shards with a write in pending
 	nameBuf    []byte
+
+	tx    *tx      // the transaction being queued (MULTI), if any
+	watch *watched // the keys WATCH watches, if any
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -159,6 +162,9 @@ func (c *conn) command(args [][]byte) {
 	name := c.lower(args[0])
 	if !c.authed && name != "auth" && name != "hello" && name != "quit" {
 		c.reply(errorf("NOAUTH Authentication required."))
+		return
+	}
+	if c.txCommand(name, args) {
 		return
 	}
 	switch name {

@@ -1,0 +1,109 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/server"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestWatchedIncrementsThroughTwoNodes: clients of two nodes increment
+// counters, one per shard, with WATCH, GET, MULTI, SET, EXEC (go-redis's
+// Watch), retrying when EXEC answers nil. Every increment is counted
+// once: a transaction whose watched key changed ran nothing. Through the
+// node that does not lead a shard, the transaction is forwarded to its
+// leader as one command.
+func TestWatchedIncrementsThroughTwoNodes(t *testing.T) {
+	n1 := newNode(t, "n1", t.TempDir())
+	n1.start()
+	n2 := newNode(t, "n2", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
+	n2.start()
+	clients := []*redis.Client{n1.redis(), n2.redis()}
+	for _, c := range clients {
+		defer c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// One counter on each shard.
+	var keys []string
+	seen := map[int]bool{}
+	for i := 0; len(keys) < 4 && i < 1000; i++ {
+		k := fmt.Sprintf("{c%d}", i)
+		if sh := server.ShardOf(server.Slot([]byte(k)), 4); !seen[sh] {
+			seen[sh] = true
+			keys = append(keys, k)
+		}
+	}
+	const workers, each = 3, 12
+	var wg sync.WaitGroup
+	errs := make(chan error, len(keys)*workers)
+	var retried atomic.Int64
+	for _, key := range keys {
+		for w := range workers {
+			c := clients[w%2]
+			wg.Go(func() {
+				for range each {
+					if err := increment(ctx, c, key, &retried); err != nil {
+						errs <- fmt.Errorf("%s through %s: %w", key, c.Options().Addr, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, key := range keys {
+		for _, c := range clients {
+			if got, err := c.Get(ctx, key).Int(); err != nil || got != workers*each {
+				t.Fatalf("%s through %s: %d, %v; want %d", key, c.Options().Addr, got, err, workers*each)
+			}
+		}
+	}
+	t.Logf("%d increments, %d transactions retried after a conflict", len(keys)*workers*each, retried.Load())
+
+	// A transaction's commands answer in EXEC's array, errors included.
+	c := clients[1]
+	cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "{t}a", "1", 0)
+		p.LPush(ctx, "{t}a", "x") // WRONGTYPE
+		p.Incr(ctx, "{t}a")
+		return nil
+	})
+	if len(cmds) != 3 || cmds[0].Err() != nil || cmds[1].Err() == nil || cmds[2].(*redis.IntCmd).Val() != 2 {
+		t.Fatalf("transaction: %v, %v", cmds, err)
+	}
+}
+
+// increment adds one to key with WATCH and a transaction, again after a
+// conflict (at most 500 times).
+func increment(ctx context.Context, c *redis.Client, key string, retried *atomic.Int64) error {
+	for try := range 500 {
+		err := c.Watch(ctx, func(tx *redis.Tx) error {
+			n, err := tx.Get(ctx, key).Int()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, strconv.Itoa(n+1), 0)
+				return nil
+			})
+			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			retried.Add(int64(try))
+			return err
+		}
+	}
+	return fmt.Errorf("500 conflicts in a row")
+}

@@ -1,0 +1,216 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Transactions: MULTI queues key-value commands, EXEC proposes them to
+// their shard as one command (kv.ExecName), which applies them in one Raft
+// entry and one Pebble batch: no other command comes between them, and
+// they commit together or not at all. Their keys, and the keys WATCH
+// watches, must be on one shard. WATCH reads a digest of each key's value
+// (kv.DigestName) at once; EXEC hands the digests to the shard, which runs
+// nothing, and EXEC answers nil, when a key's value changed since.
+//
+// As in Redis: a command refused while queueing (unknown, wrong arity,
+// keys on another shard) discards the transaction at EXEC (EXECABORT); a
+// command that fails when it runs answers its error in EXEC's array and
+// the others run; EXEC and DISCARD forget the watched keys.
+
+// tx is a connection's transaction being queued.
+type tx struct {
+	cmds    [][][]byte
+	bytes   int64
+	shard   int // -1: no key yet
+	aborted bool
+}
+
+// watched is a connection's watched keys, their shard and digests.
+type watched struct {
+	shard   int
+	keys    [][]byte
+	digests [][]byte
+}
+
+var (
+	errNestedMulti  = errorf("ERR MULTI calls can not be nested")
+	errExecNoMulti  = errorf("ERR EXEC without MULTI")
+	errDiscardNo    = errorf("ERR DISCARD without MULTI")
+	errWatchInMulti = errorf("ERR WATCH inside MULTI is not allowed")
+	errExecAbort    = errorf("EXECABORT Transaction discarded because of previous errors.")
+	replyQueued     = &messages.Reply{Value: &messages.Reply_Status{Status: "QUEUED"}}
+)
+
+// txCommand handles MULTI, EXEC, DISCARD, WATCH and UNWATCH, and queues
+// any other command while a transaction is open; it reports whether it
+// took the command.
+func (c *conn) txCommand(name string, args [][]byte) bool {
+	switch name {
+	case "multi", "exec", "discard", "watch", "unwatch":
+		if r := kv.CheckArity(args); r != nil {
+			c.reply(r)
+			c.abortTx()
+			return true
+		}
+	}
+	switch name {
+	case "multi":
+		if c.tx != nil {
+			c.reply(errNestedMulti)
+			return true
+		}
+		c.tx = &tx{shard: -1}
+		if c.watch != nil {
+			c.tx.shard = c.watch.shard
+		}
+		c.reply(replyOK)
+	case "exec":
+		c.exec()
+	case "discard":
+		if c.tx == nil {
+			c.reply(errDiscardNo)
+			return true
+		}
+		c.tx, c.watch = nil, nil
+		c.reply(replyOK)
+	case "watch":
+		if c.tx != nil {
+			c.reply(errWatchInMulti)
+			return true
+		}
+		c.watchKeys(args[1:])
+	case "unwatch":
+		if c.tx != nil {
+			return c.queue(name, args)
+		}
+		c.watch = nil
+		c.reply(replyOK)
+	default:
+		if c.tx == nil || name == "quit" {
+			return false
+		}
+		return c.queue(name, args)
+	}
+	return true
+}
+
+// abortTx marks the open transaction, if any, for EXECABORT.
+func (c *conn) abortTx() {
+	if c.tx != nil {
+		c.tx.aborted = true
+	}
+}
+
+// queue checks a command of an open transaction and queues it (QUEUED),
+// or refuses it (its error) and marks the transaction aborted.
+func (c *conn) queue(name string, args [][]byte) bool {
+	refuse := func(r *messages.Reply) bool {
+		c.reply(r)
+		c.tx.aborted = true
+		return true
+	}
+	if r := kv.CheckArity(args); r != nil {
+		return refuse(r)
+	}
+	spec := c.spec
+	if spec.Node {
+		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands only", name)))
+	}
+	switch name {
+	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan":
+		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction", name)))
+	}
+	for _, k := range spec.Keys(args) {
+		sh := c.shardOf(k)
+		if c.tx.shard == -1 {
+			c.tx.shard = sh
+		}
+		if sh != c.tx.shard {
+			return refuse(errCrossShard)
+		}
+	}
+	n := kv.ArgsBytes(args)
+	if limit := c.s.cfg.MaxWriteBytes; limit > 0 && c.tx.bytes+n > limit {
+		return refuse(errorf(fmt.Sprintf("ERR transaction of over %d bytes is over this node's limit of %d bytes (--max-write-mib)", c.tx.bytes+n, limit)))
+	}
+	c.tx.bytes += n
+	c.tx.cmds = append(c.tx.cmds, c.cloneArgs(args))
+	c.reply(replyQueued)
+	return true
+}
+
+// exec runs the open transaction on its shard.
+func (c *conn) exec() {
+	t, w := c.tx, c.watch
+	c.tx, c.watch = nil, nil
+	switch {
+	case t == nil:
+		c.reply(errExecNoMulti)
+		return
+	case t.aborted:
+		c.reply(errExecAbort)
+		return
+	case len(t.cmds) == 0 && w == nil:
+		c.reply(array())
+		return
+	}
+	var keys, digests [][]byte
+	shard := t.shard
+	if w != nil {
+		keys, digests, shard = w.keys, w.digests, w.shard
+	}
+	if shard < 0 {
+		shard = 0 // no key at all (no command has none today)
+	}
+	c.timing.start, c.timing.write = time.Now(), true
+	cmd := kv.ExecCommand(nowMs(), keys, digests, t.cmds)
+	if c.readShard[shard] {
+		c.drain() // reads issued earlier must not see it
+	}
+	c.writeShard[shard] = true
+	c.timing.args = [][]byte{[]byte("EXEC")} // for the slow log
+	c.push(c.s.backend.Propose(shard, cmd))
+}
+
+// watchKeys reads the digests of keys (one shard, the watched keys' if
+// any) and adds them to the watched keys.
+func (c *conn) watchKeys(keys [][]byte) {
+	shard := -1
+	if c.watch != nil {
+		shard = c.watch.shard
+	}
+	for _, k := range keys {
+		sh := c.shardOf(k)
+		if shard == -1 {
+			shard = sh
+		}
+		if sh != shard {
+			c.reply(errCrossShard)
+			return
+		}
+	}
+	owned := c.cloneArgs(keys)
+	args := append([][]byte{[]byte(kv.DigestName)}, owned...)
+	c.drain() // the digests are needed now, and this answer in its turn
+	r := c.issueRead(shard, args).Wait()
+	items := r.GetArray().GetItems()
+	if r.GetError() != "" || len(items) != len(keys) {
+		if r.GetError() == "" {
+			r = errorf(fmt.Sprintf("ERR WATCH: the shard answered %d digests for %d keys", len(items), len(keys)))
+		}
+		c.reply(r)
+		return
+	}
+	if c.watch == nil {
+		c.watch = &watched{shard: shard}
+	}
+	for i, k := range owned {
+		c.watch.keys = append(c.watch.keys, k)
+		c.watch.digests = append(c.watch.digests, items[i].GetBulk())
+	}
+	c.reply(replyOK)
+}

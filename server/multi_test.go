@@ -1,0 +1,210 @@
+package server
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/kv/kvmem"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// engineBackend runs commands with the engine on four in-memory shards,
+// one command at a time: what the node's shards do, without Raft. It
+// records each proposal's command name.
+type engineBackend struct {
+	mu       sync.Mutex
+	shards   []*kvmem.Store
+	proposed []string
+}
+
+func newEngineBackend() *engineBackend {
+	b := &engineBackend{}
+	for range 4 {
+		b.shards = append(b.shards, kvmem.New())
+	}
+	return b
+}
+
+func (b *engineBackend) Shards() int { return len(b.shards) }
+func (b *engineBackend) Propose(shard int, cmd *messages.Command) Pending {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.proposed = append(b.proposed, strings.ToLower(string(cmd.Args[0])))
+	return done{kv.Exec(b.shards[shard], cmd)}
+}
+func (b *engineBackend) Read(shard int, cmd *messages.Command) Pending {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return done{kv.Read(b.shards[shard], cmd.Args, cmd.NowMs)}
+}
+func (b *engineBackend) Scan(int, *messages.ScanShard) Pending {
+	return done{errorf("ERR no SCAN in this test")}
+}
+
+func (b *engineBackend) takeProposed() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.proposed
+	b.proposed = nil
+	return p
+}
+
+func txServer(t *testing.T) (*engineBackend, *client, *client) {
+	t.Helper()
+	b := newEngineBackend()
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return b, dial(t, srv), dial(t, srv)
+}
+
+// script sends each command and checks each answer.
+func script(t *testing.T, c *client, steps ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(steps); i += 2 {
+		if got := c.do(steps[i]); got != steps[i+1] {
+			t.Fatalf("%s: %q, want %q", steps[i], got, steps[i+1])
+		}
+	}
+}
+
+// A transaction's commands are proposed as one command to their shard
+// (one Raft entry), and EXEC answers each one's reply; a command that
+// fails when it runs answers its error, and the others run.
+func TestMultiExecIsOneProposal(t *testing.T) {
+	b, c, _ := txServer(t)
+	script(t, c,
+		"MULTI", "+OK",
+		"SET {a}x 1", "+QUEUED",
+		"INCR {a}x", "+QUEUED",
+		"LPUSH {a}x v", "+QUEUED", // WRONGTYPE when it runs
+		"GET {a}x", "+QUEUED",
+		"MGET {a}x {a}y", "+QUEUED",
+		"EXEC", "[+OK :2 -WRONGTYPE Operation against a key holding the wrong kind of value 2 [2 $-1]]",
+	)
+	if p := b.takeProposed(); len(p) != 1 || p[0] != kv.ExecName {
+		t.Fatalf("proposed %q, want one transaction", p)
+	}
+	script(t, c,
+		"MULTI", "+OK",
+		"EXEC", "[]",
+		"GET {a}x", "2",
+	)
+	if p := b.takeProposed(); len(p) != 0 {
+		t.Fatalf("an empty transaction proposed %q", p)
+	}
+}
+
+// Refusals, as Redis's: the control commands out of place, and a command
+// refused while queueing, which discards the transaction: nothing runs.
+func TestMultiRefusals(t *testing.T) {
+	b, c, _ := txServer(t)
+	script(t, c,
+		"EXEC", "-ERR EXEC without MULTI",
+		"DISCARD", "-ERR DISCARD without MULTI",
+		"MULTI x", "-ERR wrong number of arguments for 'multi' command",
+		"MULTI", "+OK",
+		"MULTI", "-ERR MULTI calls can not be nested", // the transaction goes on
+		"WATCH k", "-ERR WATCH inside MULTI is not allowed",
+		"SET k 1", "+QUEUED",
+		"EXEC", "[+OK]",
+	)
+	refused := []struct{ cmd, want string }{
+		{"NOSUCH a", "-ERR unknown command 'NOSUCH', with args beginning with: 'a' "},
+		{"GET", "-ERR wrong number of arguments for 'get' command"},
+		{"SET b 1", "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"},
+		{"PING", "-ERR 'ping' inside MULTI: coppice queues key-value commands only"},
+		{"DBSIZE", "-ERR 'dbsize' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction"},
+		{"UNWATCH", "-ERR 'unwatch' inside MULTI: coppice queues key-value commands only"},
+	}
+	for _, r := range refused {
+		script(t, c,
+			"MULTI", "+OK",
+			"SET a 2", "+QUEUED",
+			r.cmd, r.want,
+			"SET a 3", "+QUEUED",
+			"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
+		)
+	}
+	script(t, c,
+		"MULTI", "+OK",
+		"SET a 4", "+QUEUED",
+		"DISCARD", "+OK",
+		"EXEC", "-ERR EXEC without MULTI",
+		"GET a", "$-1",
+		"GET k", "1",
+	)
+	if p := b.takeProposed(); len(p) != 1 {
+		t.Fatalf("proposed %q: only the first transaction should have run", p)
+	}
+}
+
+// WATCH: EXEC runs nothing and answers nil when a watched key changed
+// (written, deleted, created, a field of a hash changed) since, through
+// any connection; EXEC and DISCARD forget the watched keys; WATCH wants
+// one shard.
+func TestWatch(t *testing.T) {
+	_, c, other := txServer(t)
+	script(t, other, "SET {k}1 a", "+OK", "HSET {k}h f 1 g 2", ":2")
+	changes := []string{"SET {k}1 b", "DEL {k}1", "SET {k}new x", "HSET {k}h f 3", "HDEL {k}h g"}
+	for _, change := range changes {
+		script(t, c,
+			"WATCH {k}1 {k}new", "+OK",
+			"WATCH {k}h", "+OK",
+		)
+		if got := other.do(change); strings.HasPrefix(got, "-") {
+			t.Fatalf("%s: %s", change, got)
+		}
+		script(t, c,
+			"MULTI", "+OK",
+			"SET {k}mine 1", "+QUEUED",
+			"EXEC", "*-1",
+			"EXISTS {k}mine", ":0",
+		)
+		other.do("SET {k}1 a")
+		other.do("DEL {k}new")
+		other.do("HSET {k}h f 1 g 2")
+	}
+	// Untouched (a write that leaves the bytes as they were included):
+	// it runs.
+	script(t, c,
+		"WATCH {k}1 {k}h", "+OK",
+	)
+	other.do("SET {k}1 a")
+	script(t, c,
+		"MULTI", "+OK",
+		"SET {k}1 mine", "+QUEUED",
+		"EXEC", "[+OK]",
+		"GET {k}1", "mine",
+	)
+	// EXEC forgot them: a change now does not matter.
+	other.do("SET {k}1 theirs")
+	script(t, c,
+		"MULTI", "+OK",
+		"SET {k}2 x", "+QUEUED",
+		"EXEC", "[+OK]",
+	)
+	// DISCARD and UNWATCH forget them too.
+	script(t, c, "WATCH {k}1", "+OK", "MULTI", "+OK", "DISCARD", "+OK")
+	other.do("SET {k}1 again")
+	script(t, c, "MULTI", "+OK", "SET {k}3 x", "+QUEUED", "EXEC", "[+OK]")
+	script(t, c, "WATCH {k}1", "+OK", "UNWATCH", "+OK")
+	other.do("SET {k}1 more")
+	script(t, c, "MULTI", "+OK", "SET {k}4 x", "+QUEUED", "EXEC", "[+OK]")
+	// One shard: keys of two refused, and a transaction on another
+	// shard than the watched keys' is refused while queueing.
+	cross := "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"
+	script(t, c,
+		"WATCH a b", cross,
+		"WATCH a", "+OK",
+		"WATCH b", cross,
+		"MULTI", "+OK",
+		"SET b 1", cross,
+		"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
+		"WATCH", "-ERR wrong number of arguments for 'watch' command",
+	)
+}
