@@ -295,6 +295,21 @@ func (b *backend) readCommand(ctx context.Context, shard int, cmd *messages.Comm
 	})
 }
 
+// Watch wakes a blocked command (BLPOP...) when this node's replica of
+// shard applies a write of one of keys (server.Watcher). A node without
+// the shard open gives a channel that never fires: the command polls.
+func (b *backend) Watch(shard int, keys [][]byte) (<-chan struct{}, func()) {
+	sh, _, err := b.rt.Shard(shard)
+	if err != nil {
+		return nil, func() {}
+	}
+	records := make([][]byte, len(keys))
+	for i, k := range keys {
+		records[i] = kv.RecordKey(k)
+	}
+	return sh.Watch(records)
+}
+
 func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
 	return b.scan(context.Background(), shard, req)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,13 +15,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestWatchedIncrementsThroughTwoNodes: clients of two nodes increment
+// TestTransactionsAndBlockingThroughTwoNodes: clients of two nodes increment
 // counters, one per shard, with WATCH, GET, MULTI, SET, EXEC (go-redis's
 // Watch), retrying when EXEC answers nil. Every increment is counted
 // once: a transaction whose watched key changed ran nothing. Through the
 // node that does not lead a shard, the transaction is forwarded to its
-// leader as one command.
-func TestWatchedIncrementsThroughTwoNodes(t *testing.T) {
+// leader as one command. Then a client blocked in BLPOP on one node is
+// woken by a push through the other, on every shard.
+func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 	n1 := newNode(t, "n1", t.TempDir())
 	n1.start()
 	n2 := newNode(t, "n2", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
@@ -83,6 +85,54 @@ func TestWatchedIncrementsThroughTwoNodes(t *testing.T) {
 	if len(cmds) != 3 || cmds[0].Err() != nil || cmds[1].Err() == nil || cmds[2].(*redis.IntCmd).Val() != 2 {
 		t.Fatalf("transaction: %v, %v", cmds, err)
 	}
+
+	// Blocked on n2, woken by a push through n1 (n2's replica applies
+	// it), each shard's list in turn; and a timeout.
+	for i, key := range keys {
+		q := key + ":queue"
+		got := make(chan []string, 1)
+		go func() {
+			v, err := clients[1].BLPop(ctx, 30*time.Second, q).Result()
+			if err != nil {
+				v = []string{"error", err.Error()}
+			}
+			got <- v
+		}()
+		// Until n2 has the client blocked: its reply is not in yet.
+		if err := waitBlocked(ctx, clients[1], 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := clients[0].RPush(ctx, q, fmt.Sprintf("job%d", i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-got:
+			if len(v) != 2 || v[0] != q || v[1] != fmt.Sprintf("job%d", i) {
+				t.Fatalf("BLPOP %s: %q", q, v)
+			}
+		case <-ctx.Done():
+			t.Fatalf("BLPOP %s: not woken", q)
+		}
+	}
+	if v, err := clients[1].BRPop(ctx, time.Second, keys[0]+":empty").Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("BRPOP of an empty list: %q, %v; want a timeout (nil)", v, err)
+	}
+}
+
+// waitBlocked waits until the node c talks to has n clients in a
+// blocking command (CLIENT LIST's flag b).
+func waitBlocked(ctx context.Context, c *redis.Client, n int) error {
+	for range 500 {
+		list, err := c.ClientList(ctx).Result()
+		if err != nil {
+			return err
+		}
+		if strings.Count(list, " flags=b ") >= n {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("no client blocked in BLPOP after 5s")
 }
 
 // increment adds one to key with WATCH and a transaction, again after a

@@ -33,6 +33,9 @@ type Spec struct {
 	Node bool
 	// Subcommands of a container command (COMMAND, CLIENT, CONFIG).
 	Subcommands []*Spec
+	// keysFn, if set, finds the keys instead of the positions: for the
+	// commands whose keys follow a count (LMPOP numkeys key ...).
+	keysFn func(args [][]byte) [][]byte
 
 	run func(t *txn, args [][]byte) *messages.Reply
 }
@@ -53,6 +56,9 @@ func (s *Spec) Has(f string) bool {
 // except for the ones the node splits: MGET, MSET, DEL, UNLINK, EXISTS,
 // TOUCH).
 func (s *Spec) Keys(args [][]byte) [][]byte {
+	if s.keysFn != nil {
+		return s.keysFn(args)
+	}
 	if s.FirstKey <= 0 || s.FirstKey >= len(args) {
 		return nil
 	}
@@ -80,8 +86,28 @@ var (
 	fReadFast    = []string{"readonly", "fast"}
 )
 
+// numkeysAt gives s the keys of a command whose key count is args[i], the
+// keys following it (none when the count is not one, or runs past the
+// arguments).
+func numkeysAt(i int, s *Spec) *Spec {
+	s.keysFn = func(args [][]byte) [][]byte {
+		if i >= len(args) {
+			return nil
+		}
+		n, ok := parseInt(args[i])
+		if !ok || n < 1 || n > int64(len(args)-i-1) {
+			return nil
+		}
+		return args[i+1 : i+1+int(n)]
+	}
+	return s
+}
+
 // key1 is the common key position: one key, args[1].
 func key1(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, 1, 1; return s }
+
+// keysTo: every argument from args[1] to args[len+last] is a key.
+func keysTo(last int, s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, last, 1; return s }
 
 // keys12: two keys, args[1] and args[2].
 func keys12(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, 2, 1; return s }
@@ -215,6 +241,14 @@ var table = []*Spec{
 	key1(cmd("lpos", -3, fRead, cmdLPos)),
 	keys12(cmd("lmove", 5, fWriteOOM, cmdLMove)),
 	keys12(cmd("rpoplpush", 3, fWriteOOM, cmdRPopLPush)),
+	numkeysAt(1, cmd("lmpop", -4, []string{"write", "movablekeys"}, cmdLMPop)),
+	// The blocking forms are the node's: it runs the forms above until
+	// one answers or the timeout passes (server/blocking.go).
+	keysTo(-2, nodeCmd("blpop", -3, []string{"write", "noscript", "blocking"})),
+	keysTo(-2, nodeCmd("brpop", -3, []string{"write", "noscript", "blocking"})),
+	keys12(nodeCmd("blmove", 6, []string{"write", "denyoom", "noscript", "blocking"})),
+	keys12(nodeCmd("brpoplpush", 4, []string{"write", "denyoom", "noscript", "blocking"})),
+	numkeysAt(2, nodeCmd("blmpop", -5, []string{"write", "blocking", "movablekeys"})),
 
 	// Served by the node.
 	nodeCmd("ping", -1, []string{"fast"}),

@@ -64,7 +64,8 @@
 //
 // Lists: LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP (with a count) LLEN LINDEX
 // LSET LRANGE LTRIM LREM LINSERT LPOS (RANK COUNT MAXLEN) LMOVE
-// RPOPLPUSH. No blocking forms (BLPOP ...) and no LMPOP.
+// RPOPLPUSH LMPOP. The blocking forms (BLPOP BRPOP BLMPOP BLMOVE
+// BRPOPLPUSH) are the node's: it runs these until they pop something.
 //
 // Transactions: the node queues MULTI's commands and proposes them to
 // their shard as the internal ExecName command, with WATCH's digests

@@ -145,3 +145,8 @@ func (r *record) hashLen() int64 {
 	n, _ := binary.Uvarint(r.payload)
 	return int64(n)
 }
+
+// RecordKey is the store key of key's record, which every write of key
+// sets or deletes: what a shard's Watch is given to wait for writes of
+// key.
+func RecordKey(key []byte) []byte { return metaKey(key) }

@@ -523,3 +523,49 @@ func (t *txn) lmove(srcKey, dstKey []byte, fromLeft, toLeft bool) *messages.Repl
 	t.push(dst, toLeft, [][]byte{v})
 	return bulk(v)
 }
+
+var (
+	errNumkeys = errReply("ERR numkeys should be greater than 0")
+	errCountGT = errReply("ERR count should be greater than 0")
+)
+
+// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: pops up to count
+// elements (1) from the first of the keys that holds a list: [key,
+// [elements]], or a nil array when none does.
+func cmdLMPop(t *txn, a [][]byte) *messages.Reply {
+	n, ok := parseInt(a[1])
+	if !ok || n < 1 {
+		return errNumkeys
+	}
+	if n > int64(len(a)-3) {
+		return errSyntax
+	}
+	keys, rest := a[2:2+n], a[2+n:]
+	left, r := whereArg(rest[0])
+	if r != nil {
+		return r
+	}
+	count := int64(-1)
+	for j := 1; j < len(rest); j++ {
+		if count == -1 && isOpt(rest[j], "count") && j+1 < len(rest) {
+			j++
+			if count, ok = parseInt(rest[j]); !ok || count < 1 {
+				return errCountGT
+			}
+			continue
+		}
+		return errSyntax
+	}
+	count = max(count, 1)
+	for _, k := range keys {
+		l, r := t.listFor(k)
+		if r != nil {
+			return r
+		}
+		if !l.e.exists {
+			continue
+		}
+		return array([]*messages.Reply{bulk(k), bulks(t.pop(l, left, count))})
+	}
+	return nullArray
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -21,6 +22,7 @@ const maxPipeline = 256
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	in     heldReader // what rd reads: nc, after any byte a probe held
 	rd     *resp.Reader
 	wr     *resp.Writer
 	id     int64
@@ -43,11 +45,14 @@ type conn struct {
 
 	tx    *tx      // the transaction being queued (MULTI), if any
 	watch *watched // the keys WATCH watches, if any
+	// flag is CLIENT LIST's flags: 'b' blocked, 'x' in MULTI, 'N' none.
+	flag atomic.Uint32
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{}}
-	c.rd = resp.NewReader(nc, s.cfg.Limits)
+	c.in.r = nc
+	c.rd = resp.NewReader(&c.in, s.cfg.Limits)
 	c.wr = resp.NewWriter(nc)
 	c.authed = s.cfg.RequirePass == ""
 	return c
@@ -211,6 +216,8 @@ func (c *conn) command(args [][]byte) {
 		}
 		now := time.Now()
 		c.reply(array(bulkString(strconv.FormatInt(now.Unix(), 10)), bulkString(strconv.Itoa(now.Nanosecond()/1000))))
+	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush":
+		c.blocking(name, args)
 	case "readonly", "readwrite":
 		// Cluster clients send READONLY before reading from a replica.
 		// Every node serves every read as of the leader's latest write,
@@ -376,8 +383,12 @@ func (c *conn) info() string {
 	c.metaMu.Lock()
 	name, proto := c.name, c.proto
 	c.metaMu.Unlock()
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d db=0 user=default resp=%d\n",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), proto)
+	flag := c.flag.Load()
+	if flag == 0 {
+		flag = 'N'
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d flags=%c db=0 user=default resp=%d\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), flag, proto)
 }
 
 // nowMs is the time a command is stamped with.

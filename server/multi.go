@@ -64,6 +64,7 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 			return true
 		}
 		c.tx = &tx{shard: -1}
+		c.flag.Store('x')
 		if c.watch != nil {
 			c.tx.shard = c.watch.shard
 		}
@@ -76,6 +77,7 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 			return true
 		}
 		c.tx, c.watch = nil, nil
+		c.flag.Store(0)
 		c.reply(replyOK)
 	case "watch":
 		if c.tx != nil {
@@ -147,6 +149,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 func (c *conn) exec() {
 	t, w := c.tx, c.watch
 	c.tx, c.watch = nil, nil
+	c.flag.Store(0)
 	switch {
 	case t == nil:
 		c.reply(errExecNoMulti)

@@ -17,7 +17,17 @@ type engineBackend struct {
 	mu       sync.Mutex
 	shards   []*kvmem.Store
 	proposed []string
+	watches  map[chan struct{}][][]byte // each watch's record keys
 }
+
+// written is a shard's store that records the keys a command writes.
+type written struct {
+	*kvmem.Store
+	keys map[string]bool
+}
+
+func (w *written) Set(k, v []byte) error { w.keys[string(k)] = true; return w.Store.Set(k, v) }
+func (w *written) Delete(k []byte) error { w.keys[string(k)] = true; return w.Store.Delete(k) }
 
 func newEngineBackend() *engineBackend {
 	b := &engineBackend{}
@@ -32,7 +42,18 @@ func (b *engineBackend) Propose(shard int, cmd *messages.Command) Pending {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.proposed = append(b.proposed, strings.ToLower(string(cmd.Args[0])))
-	return done{kv.Exec(b.shards[shard], cmd)}
+	w := &written{Store: b.shards[shard], keys: map[string]bool{}}
+	r := kv.Exec(w, cmd)
+	for ch, keys := range b.watches {
+		for _, k := range keys {
+			if w.keys[string(k)] {
+				close(ch)
+				delete(b.watches, ch)
+				break
+			}
+		}
+	}
+	return done{r}
 }
 func (b *engineBackend) Read(shard int, cmd *messages.Command) Pending {
 	b.mu.Lock()
@@ -207,4 +228,23 @@ func TestWatch(t *testing.T) {
 		"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
 		"WATCH", "-ERR wrong number of arguments for 'watch' command",
 	)
+}
+
+// Watch wakes when a proposal writes one of keys' records, as a shard
+// does (server.Watcher); the test's shards are not told apart.
+func (b *engineBackend) Watch(shard int, keys [][]byte) (<-chan struct{}, func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch := make(chan struct{})
+	if b.watches == nil {
+		b.watches = map[chan struct{}][][]byte{}
+	}
+	for _, k := range keys {
+		b.watches[ch] = append(b.watches[ch], kv.RecordKey(k))
+	}
+	return ch, func() {
+		b.mu.Lock()
+		delete(b.watches, ch)
+		b.mu.Unlock()
+	}
 }

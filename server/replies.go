@@ -16,6 +16,9 @@ func bulkString(s string) *messages.Reply {
 func nullBulk() *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_NullBulk{NullBulk: true}}
 }
+func nullArray() *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_NullArray{NullArray: true}}
+}
 func array(items ...*messages.Reply) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Array{Array: &messages.Replies{Items: items}}}
 }

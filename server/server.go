@@ -77,6 +77,7 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
+	done   chan struct{} // closed by Close: blocked commands end
 	wg     sync.WaitGroup
 	stats  *Stats // cfg.Stats, or the Server's own
 }
@@ -98,7 +99,8 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		// connection's goroutine (conn.serve), bounded.
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), stats: cfg.Stats}
+	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), stats: cfg.Stats,
+		done: make(chan struct{})}
 	if s.stats == nil {
 		s.stats = &Stats{}
 	}
@@ -118,6 +120,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.done)
 	for c := range s.conns {
 		c.nc.Close()
 	}

@@ -56,6 +56,8 @@ type Shard struct {
 	cache  *recordCache
 	filter *keyFilter
 
+	watches keyWatches // keys waited for (Watch)
+
 	appliedMu sync.Mutex // guards applied, term and appliedCh
 	applied   uint64
 	term      uint64
@@ -293,6 +295,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
+	s.watches.written(w.writes, false)
 	if gen, due := s.filter.rebuildDue(); due {
 		go s.buildFilter(gen)
 	}
@@ -525,6 +528,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	s.db = db
 	index, term, err := readApplied(db)
 	s.setApplied(index, term)
+	s.watches.written(nil, true) // any key may have changed
 	// Applies wait for mu: no write comes between the swap and the filter.
 	if err == nil && carried != nil && s.filter.install(gen, carried) {
 		return nil

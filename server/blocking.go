@@ -1,0 +1,267 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Blocking list commands: BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH run
+// their non-blocking form (LMPOP, LMOVE, RPOPLPUSH) through the shard's
+// Raft log until it pops something, the timeout passes (0: never), the
+// client goes away or the server stops. Between tries the connection
+// waits for this node's replica of the shard to apply a write of one of
+// the keys (Watcher), so an idle blocked client costs nothing; without a
+// watch (the shard is not on this node) it tries again every blockPoll.
+// The keys must be on one shard. As in Redis, the connection runs nothing
+// else while blocked: the commands it sent after wait their turn.
+
+// Watcher is a Backend that can wake a blocked command: Watch's channel
+// closes once this node applies a write of one of keys on shard (once;
+// stop drops the watch). A nil channel never fires.
+type Watcher interface {
+	Watch(shard int, keys [][]byte) (wake <-chan struct{}, stop func())
+}
+
+// blockPoll is how often a blocked command tries again with no watch.
+const blockPoll = time.Second
+
+var (
+	errTimeoutFloat = errorf("ERR timeout is not a float or out of range")
+	errTimeoutNeg   = errorf("ERR timeout is negative")
+	errTimeoutRange = errorf("ERR timeout is out of range")
+)
+
+// parseTimeout parses a blocking command's timeout, in seconds (a float)
+// as Redis does: truncated to milliseconds, 0 for none.
+func parseTimeout(b []byte) (time.Duration, *messages.Reply) {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsNaN(f) {
+		return 0, errTimeoutFloat
+	}
+	ms := f * 1000
+	switch {
+	case ms < 0 || math.IsInf(ms, 0):
+		// Redis casts an infinite timeout to a negative integer.
+		return 0, errTimeoutNeg
+	case ms >= float64(math.MaxInt64/int64(time.Millisecond)):
+		return 0, errTimeoutRange
+	}
+	return time.Duration(int64(ms)) * time.Millisecond, nil
+}
+
+// blockingCall is a blocking command taken apart: its timeout, the
+// non-blocking command to try, and how to shape what that answers.
+type blockingCall struct {
+	timeout []byte
+	try     [][]byte
+	keys    [][]byte
+	shape   func(*messages.Reply) *messages.Reply // nil: as it is
+	none    *messages.Reply                       // the answer on timeout
+}
+
+// blockingForm makes name's call of args (their arity checked).
+func blockingForm(name string, args [][]byte) (blockingCall, *messages.Reply) {
+	spec, _ := kv.Lookup(args[0])
+	b := blockingCall{keys: spec.Keys(args), none: nullArray()}
+	n := len(args)
+	switch name {
+	case "blpop", "brpop":
+		where := "LEFT"
+		if name == "brpop" {
+			where = "RIGHT"
+		}
+		b.timeout = args[n-1]
+		b.try = append([][]byte{[]byte("LMPOP"), strconv.AppendInt(nil, int64(n-2), 10)}, args[1:n-1]...)
+		b.try = append(b.try, []byte(where))
+		b.shape = func(r *messages.Reply) *messages.Reply {
+			// LMPOP's [key, [element]] is BLPOP's [key, element].
+			if items := r.GetArray().GetItems(); len(items) == 2 && len(items[1].GetArray().GetItems()) == 1 {
+				return array(items[0], items[1].GetArray().GetItems()[0])
+			}
+			return r
+		}
+	case "blmpop":
+		b.timeout = args[1]
+		b.try = append([][]byte{[]byte("LMPOP")}, args[2:]...)
+	case "blmove", "brpoplpush":
+		if name == "blmove" {
+			// Redis checks the directions before the timeout.
+			for _, w := range args[3:5] {
+				if !bytes.EqualFold(w, []byte("left")) && !bytes.EqualFold(w, []byte("right")) {
+					return b, errorf("ERR syntax error")
+				}
+			}
+			b.try = append([][]byte{[]byte("LMOVE")}, args[1:5]...)
+		} else {
+			b.try = [][]byte{[]byte("RPOPLPUSH"), args[1], args[2]}
+		}
+		b.timeout = args[n-1]
+		b.none = nullBulk()
+	}
+	return b, nil
+}
+
+// blocking runs a blocking command to its end; the connection's earlier
+// replies are written first, and nothing after it runs meanwhile.
+func (c *conn) blocking(name string, args [][]byte) {
+	if r := kv.CheckArity(args); r != nil {
+		c.reply(r)
+		return
+	}
+	b, r := blockingForm(name, args)
+	if r != nil {
+		c.reply(r)
+		return
+	}
+	timeout, r := parseTimeout(b.timeout)
+	if r != nil {
+		c.reply(r)
+		return
+	}
+	shard := 0
+	for i, k := range b.keys {
+		if sh := c.shardOf(k); i == 0 {
+			shard = sh
+		} else if sh != shard {
+			c.reply(errCrossShard)
+			return
+		}
+	}
+	try := c.cloneArgs(b.try)
+	keys := c.cloneArgs(b.keys)
+	c.drain()
+	c.flag.Store('b')
+	defer c.flag.Store(0)
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	gone, stopProbe := c.probe()
+	defer stopProbe()
+	watcher, _ := c.s.backend.(Watcher)
+	for {
+		var wake <-chan struct{}
+		stop := func() {}
+		if watcher != nil {
+			// Before the try: a write right after it wakes this wait.
+			wake, stop = watcher.Watch(shard, keys)
+		}
+		r := c.issueWrite(shard, try).Wait()
+		c.drain() // nothing is pending; resets the shard marks
+		if !isNil(r) {
+			stop()
+			if b.shape != nil {
+				r = b.shape(r)
+			}
+			c.reply(r)
+			return
+		}
+		if end := c.waitBlocked(wake, deadline, gone); end != nil {
+			stop()
+			if *end == blockTimedOut {
+				c.reply(b.none)
+			} else {
+				c.quit = true // the client or the server is going: no answer
+			}
+			return
+		}
+		stop()
+	}
+}
+
+type blockEnd int
+
+const (
+	blockTimedOut blockEnd = iota
+	blockGone
+)
+
+// waitBlocked waits for a reason to try again (nil: wake, or blockPoll
+// without a watch) or to end.
+func (c *conn) waitBlocked(wake <-chan struct{}, deadline <-chan time.Time, gone <-chan struct{}) *blockEnd {
+	var poll <-chan time.Time
+	if wake == nil {
+		t := time.NewTimer(blockPoll)
+		defer t.Stop()
+		poll = t.C
+	}
+	end := func(e blockEnd) *blockEnd { return &e }
+	select {
+	case <-wake:
+	case <-poll:
+	case <-deadline:
+		return end(blockTimedOut)
+	case <-gone:
+		return end(blockGone)
+	case <-c.s.done:
+		return end(blockGone)
+	}
+	return nil
+}
+
+func isNil(r *messages.Reply) bool {
+	switch r.GetValue().(type) {
+	case *messages.Reply_NullArray, *messages.Reply_NullBulk:
+		return true
+	}
+	return false
+}
+
+// heldReader reads r, after the bytes a probe read while a command
+// blocked: the client's next command, which the connection then reads as
+// if the probe had not.
+type heldReader struct {
+	r    io.Reader
+	held []byte
+}
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	if len(h.held) > 0 {
+		n := copy(p, h.held)
+		h.held = h.held[n:]
+		return n, nil
+	}
+	return h.r.Read(p)
+}
+
+// probe watches the connection while a command blocks: gone closes when
+// the client closes it (or it fails). Only with nothing buffered: the
+// probe reads the connection itself, one byte, which it keeps for the
+// reader; after a byte (the client sent its next command) it stops
+// looking. stop ends the probe (and waits for it).
+func (c *conn) probe() (gone <-chan struct{}, stop func()) {
+	if c.rd.Buffered() > 0 || len(c.in.held) > 0 {
+		return nil, func() {}
+	}
+	ch := make(chan struct{})
+	ended := make(chan struct{})
+	var b [1]byte
+	var n int
+	var err error
+	go func() {
+		defer close(ended)
+		n, err = c.nc.Read(b[:])
+		var ne net.Error
+		if n == 0 && err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			close(ch)
+		}
+	}()
+	return ch, func() {
+		c.nc.SetReadDeadline(time.Now())
+		<-ended
+		c.nc.SetReadDeadline(time.Time{})
+		if n == 1 {
+			c.in.held = append(c.in.held, b[0])
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/internal/testwait"
+)
+
+// send writes a command without reading its answer.
+func (c *client) send(cmd string) {
+	c.t.Helper()
+	if _, err := fmt.Fprintf(c.nc, "%s\r\n", cmd); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// A blocked pop answers once another client pushes; the blocked
+// connection runs nothing else meanwhile (its next command waits); a
+// timeout answers nil.
+func TestBlockingPops(t *testing.T) {
+	b, c, other := txServer(t)
+	c.send("BLPOP {q}a {q}b 10")
+	c.send("SET {q}after 1")
+	// Blocked: the SET sent after it has not run.
+	script(t, other, "GET {q}after", "$-1")
+	script(t, other, "RPUSH {q}b x y", ":2")
+	if got := c.read(); got != "[{q}b x]" {
+		t.Fatalf("BLPOP: %q", got)
+	}
+	if got := c.read(); got != "+OK" {
+		t.Fatalf("the SET after BLPOP: %q", got)
+	}
+	script(t, c,
+		"BRPOP {q}a {q}b 0", "[{q}b y]", // a list there: at once
+		"BLPOP {q}a 0.05", "*-1",
+		"BRPOP {q}a 0.001", "*-1",
+		"BRPOPLPUSH {q}a {q}c 0.05", "$-1",
+		"BLMOVE {q}a {q}c LEFT RIGHT 0.05", "$-1",
+		"BLMPOP 0.05 2 {q}a {q}b LEFT", "*-1",
+	)
+	c.send("BLMPOP 10 2 {q}a {q}b RIGHT COUNT 2")
+	script(t, other, "LPUSH {q}b 1 2 3", ":3")
+	if got := c.read(); got != "[{q}b [1 2]]" {
+		t.Fatalf("BLMPOP: %q", got)
+	}
+	c.send("BLMOVE {q}src {q}dst RIGHT LEFT 10")
+	script(t, other, "RPUSH {q}src m", ":1")
+	if got := c.read(); got != "m" {
+		t.Fatalf("BLMOVE: %q", got)
+	}
+	script(t, c, "LRANGE {q}dst 0 -1", "[m]")
+	// The tries: one at the start and one after each write of a key
+	// waited for, not one per poll.
+	b.takeProposed()
+	c.send("BRPOPLPUSH {q}e {q}dst 10")
+	script(t, other, "SET {q}unrelated 1", "+OK", "RPUSH {q}e last", ":1")
+	if got := c.read(); got != "last" {
+		t.Fatalf("BRPOPLPUSH: %q", got)
+	}
+	if p := b.takeProposed(); len(p) != 4 {
+		t.Fatalf("proposed %q: want the first try, the two writes, the try they woke", p)
+	}
+}
+
+// Refusals, as Redis's, with nothing run: a bad timeout, a bad
+// direction (before the timeout), keys on two shards, a key of another
+// type (at once), arity; and inside MULTI.
+func TestBlockingRefusals(t *testing.T) {
+	_, c, _ := txServer(t)
+	script(t, c,
+		"SET {q}s v", "+OK",
+		"BLPOP {q}a x", "-ERR timeout is not a float or out of range",
+		"BLPOP {q}a -1", "-ERR timeout is negative",
+		"BLPOP {q}a inf", "-ERR timeout is negative",
+		"BLPOP {q}a nan", "-ERR timeout is not a float or out of range",
+		"BLMOVE {q}a {q}b UP LEFT x", "-ERR syntax error",
+		"BLPOP a b 1", "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}",
+		"BLPOP {q}a {q}s 1", "-WRONGTYPE Operation against a key holding the wrong kind of value",
+		"BLMPOP 1 0 {q}a LEFT", "-ERR numkeys should be greater than 0",
+		"BLMPOP 1 1 {q}a UP", "-ERR syntax error",
+		"BLPOP {q}a", "-ERR wrong number of arguments for 'blpop' command",
+		"BLMOVE {q}a {q}b LEFT LEFT", "-ERR wrong number of arguments for 'blmove' command",
+		"MULTI", "+OK",
+		"BLPOP {q}a 1", "-ERR 'blpop' inside MULTI: coppice queues key-value commands only",
+		"DISCARD", "+OK",
+	)
+}
+
+// A client that goes away while blocked is no longer waited for: a push
+// after it stays in the list.
+func TestBlockedClientGone(t *testing.T) {
+	_, c, other := txServer(t)
+	c.send("BLPOP {q}gone 0")
+	c.nc.Close()
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, "the blocked client gone", func() error {
+		if n := strings.Count(other.do("CLIENT LIST"), "\n"); n != 1 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+	script(t, other, "RPUSH {q}gone x", ":1", "LLEN {q}gone", ":1")
+}
