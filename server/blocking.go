@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -19,7 +20,9 @@ import (
 // client goes away or the server stops. Between tries the connection
 // waits for this node's replica of the shard to apply a write of one of
 // the keys (Watcher), so an idle blocked client costs nothing; without a
-// watch (the shard is not on this node) it tries again every blockPoll.
+// watch (the shard is not on this node), or after a TRYAGAIN (the shard
+// is electing a leader: nothing was popped), it tries again every
+// blockPoll.
 // The keys must be on one shard. As in Redis, the connection runs nothing
 // else while blocked: the commands it sent after wait their turn.
 
@@ -158,7 +161,12 @@ func (c *conn) blocking(name string, args [][]byte) {
 		}
 		r := c.issueWrite(shard, try).Wait()
 		c.drain() // nothing is pending; resets the shard marks
-		if !isNil(r) {
+		if strings.HasPrefix(r.GetError(), "TRYAGAIN") {
+			// The shard has no leader now (an election): the pop was not
+			// applied. Wait on, and try again in a while.
+			stop()
+			wake, stop = nil, func() {}
+		} else if !isNil(r) {
 			stop()
 			if b.shape != nil {
 				r = b.shape(r)

@@ -103,3 +103,21 @@ func TestBlockedClientGone(t *testing.T) {
 	})
 	script(t, other, "RPUSH {q}gone x", ":1", "LLEN {q}gone", ":1")
 }
+
+// A try that finds the shard electing (TRYAGAIN: nothing popped) is made
+// again, within the timeout, not answered.
+func TestBlockedTryAgain(t *testing.T) {
+	b, c, other := txServer(t)
+	script(t, other, "RPUSH {q}t x", ":1")
+	b.mu.Lock()
+	b.tryAgain = 2
+	b.mu.Unlock()
+	script(t, c, "BLPOP {q}t 10", "[{q}t x]")
+	if p := b.takeProposed(); len(p) != 4 {
+		t.Fatalf("proposed %q: want the push and three tries", p)
+	}
+	b.mu.Lock()
+	b.tryAgain = 100
+	b.mu.Unlock()
+	script(t, c, "BRPOP {q}t 0.5", "*-1")
+}

@@ -18,6 +18,7 @@ type engineBackend struct {
 	shards   []*kvmem.Store
 	proposed []string
 	watches  map[chan struct{}][][]byte // each watch's record keys
+	tryAgain int                        // proposals to answer TRYAGAIN, running nothing
 }
 
 // written is a shard's store that records the keys a command writes.
@@ -42,6 +43,10 @@ func (b *engineBackend) Propose(shard int, cmd *messages.Command) Pending {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.proposed = append(b.proposed, strings.ToLower(string(cmd.Args[0])))
+	if b.tryAgain > 0 {
+		b.tryAgain--
+		return done{errorf("TRYAGAIN shard is electing")}
+	}
 	w := &written{Store: b.shards[shard], keys: map[string]bool{}}
 	r := kv.Exec(w, cmd)
 	for ch, keys := range b.watches {
