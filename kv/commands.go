@@ -223,6 +223,7 @@ var table = []*Spec{
 	key1(cmd("spop", -2, fWriteFast, cmdSPop)),
 	key1(cmd("srandmember", -2, fRead, cmdSRandMember)),
 	key1(cmd("sscan", -3, fRead, cmdSScan)),
+	numkeysAt(1, cmd("sintercard", -3, []string{"readonly", "movablekeys"}, cmdSInterCard)),
 
 	// Lists.
 	key1(cmd("lpush", -3, fWriteOOMFst, pushCmd(true, false))),

@@ -9312,6 +9312,102 @@ func redisCommandMeta() map[string]commandMeta {
 				),
 			),
 		},
+		"sintercard": {
+			info: ma(
+				mb("sintercard"),
+				mi(-3),
+				mset(
+					ms("readonly"),
+					ms("movablekeys"),
+				),
+				mi(0),
+				mi(0),
+				mi(0),
+				mset(
+					ms("@read"),
+					ms("@set"),
+					ms("@slow"),
+				),
+				mset(),
+				mset(
+					mmap(
+						mb("flags"),
+						mset(
+							ms("RO"),
+							ms("access"),
+						),
+						mb("begin_search"),
+						mmap(
+							mb("type"),
+							mb("index"),
+							mb("spec"),
+							mmap(
+								mb("index"),
+								mi(1),
+							),
+						),
+						mb("find_keys"),
+						mmap(
+							mb("type"),
+							mb("keynum"),
+							mb("spec"),
+							mmap(
+								mb("keynumidx"),
+								mi(0),
+								mb("firstkey"),
+								mi(1),
+								mb("keystep"),
+								mi(1),
+							),
+						),
+					),
+				),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Intersect multiple sets and return the cardinality of the result"),
+				mb("since"),
+				mb("7.0.0"),
+				mb("group"),
+				mb("set"),
+				mb("complexity"),
+				mb("O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets."),
+				mb("arguments"),
+				ma(
+					mmap(
+						mb("name"),
+						mb("numkeys"),
+						mb("type"),
+						mb("integer"),
+					),
+					mmap(
+						mb("name"),
+						mb("key"),
+						mb("type"),
+						mb("key"),
+						mb("key_spec_index"),
+						mi(0),
+						mb("flags"),
+						mset(
+							ms("multiple"),
+						),
+					),
+					mmap(
+						mb("name"),
+						mb("limit"),
+						mb("type"),
+						mb("integer"),
+						mb("token"),
+						mb("LIMIT"),
+						mb("flags"),
+						mset(
+							ms("optional"),
+						),
+					),
+				),
+			),
+		},
 		"sinterstore": {
 			info: ma(
 				mb("sinterstore"),

@@ -33,7 +33,8 @@
 // TOUCH by key; DBSIZE, KEYS, FLUSHDB, FLUSHALL on every shard; SCAN with Scan and
 // ParseScanArgs) run per shard on the keys of that shard. The other
 // commands with several keys (RENAME, RENAMENX, COPY, MSETNX, SMOVE,
-// SINTER, SUNION, SDIFF and their STORE forms, LMOVE, RPOPLPUSH) use them together, so the
+// SINTER, SUNION, SDIFF and their STORE forms, SINTERCARD, LMOVE, RPOPLPUSH,
+// LMPOP) use them together, so the
 // node runs them only when every key is on one shard. SCAN through Read
 // is a one-shot scan of the whole shard that always answers cursor "0";
 // the node builds real cursors from Scan's `next` key.
@@ -58,7 +59,7 @@
 // one-shot scan with cursor "0", the node pages with HScan).
 //
 // Sets: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SMOVE SINTER SUNION
-// SDIFF SINTERSTORE SUNIONSTORE SDIFFSTORE SPOP (its choice seeded by the
+// SDIFF SINTERSTORE SUNIONSTORE SDIFFSTORE SINTERCARD SPOP (its choice seeded by the
 // command's time and key: every replica pops the same) SRANDMEMBER SSCAN
 // (as HSCAN; the node pages with SScan).
 //

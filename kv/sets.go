@@ -349,3 +349,37 @@ func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
 	}
 	return array(items)
 }
+
+var errLimitNegative = errReply("ERR LIMIT can't be negative")
+
+// SINTERCARD numkeys key [key ...] [LIMIT limit]: the size of the
+// intersection, counting up to limit (0: no limit).
+func cmdSInterCard(t *txn, a [][]byte) *messages.Reply {
+	n, ok := parseInt(a[1])
+	if !ok || n < 1 {
+		return errNumkeys
+	}
+	if n > int64(len(a)-2) {
+		return errReply("ERR Number of keys can't be greater than number of args")
+	}
+	keys, rest := a[2:2+n], a[2+n:]
+	limit := int64(0)
+	for j := 0; j < len(rest); j++ {
+		if isOpt(rest[j], "limit") && j+1 < len(rest) {
+			j++
+			if limit, ok = parseInt(rest[j]); !ok || limit < 0 {
+				return errLimitNegative
+			}
+			continue
+		}
+		return errSyntax
+	}
+	out, r := t.combine(opInter, keys)
+	if r != nil {
+		return r
+	}
+	if limit > 0 {
+		return integer(min(int64(len(out)), limit))
+	}
+	return integer(int64(len(out)))
+}
