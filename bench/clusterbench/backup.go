@@ -28,11 +28,7 @@ func backupPart(c config, bin, work string) error {
 		return err
 	}
 	shardsDir := filepath.Join(n2.dataDir, "shards")
-	dst := filepath.Join(work, "copy")
-	copyTime, copied, err := copyShards(shardsDir, dst)
-	if err == nil {
-		err = removeAll(dst)
-	}
+	copyTime, copied, err := copyShards(shardsDir, filepath.Join(work, "copy"))
 	if err != nil {
 		return err
 	}

@@ -142,9 +142,6 @@ func joinPart(c config, bin, work string) error {
 	// (a) cp -r of n1's shard dirs, plus sync.
 	dst := filepath.Join(work, "copy")
 	copyTime, copied, err := copyShards(shardsDir, dst)
-	if err == nil {
-		err = removeAll(dst)
-	}
 	if err != nil {
 		return err
 	}
@@ -170,9 +167,6 @@ func joinPart(c config, bin, work string) error {
 		return err
 	})
 	cl.finish()
-	if err == nil {
-		err = removeAll(dst)
-	}
 	if err != nil {
 		return err
 	}
@@ -359,17 +353,17 @@ func syncsSince(before, after map[string]journalSync, secs float64) string {
 	return strings.Join(parts, ", ")
 }
 
-// copyShards times `cp -r src dst` plus sync; the caller removes dst.
+// copyShards times `cp -r src dst` plus sync, and removes dst.
 func copyShards(src, dst string) (took time.Duration, bytes int64, err error) {
 	// A live store's compactions may delete a file between cp's listing
 	// and its read: then the copy is made again (3 tries).
 	for try := 1; ; try++ {
 		took, bytes, err = copyShardsOnce(src, dst)
+		if rerr := removeAll(dst); err == nil {
+			err = rerr
+		}
 		if err == nil || try == 3 || !strings.Contains(err.Error(), "No such file") {
 			return took, bytes, err
-		}
-		if err := removeAll(dst); err != nil {
-			return 0, 0, err
 		}
 	}
 }
