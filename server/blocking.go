@@ -119,6 +119,9 @@ func (c *conn) blocking(name string, args [][]byte) {
 		c.reply(r)
 		return
 	}
+	// Owned now (the reader reuses its buffers), as the command is
+	// issued: the tries are made of its arguments.
+	args = c.cloneArgs(args)
 	b, r := blockingForm(name, args)
 	if r != nil {
 		c.reply(r)
@@ -138,8 +141,7 @@ func (c *conn) blocking(name string, args [][]byte) {
 			return
 		}
 	}
-	try := c.cloneArgs(b.try)
-	keys := c.cloneArgs(b.keys)
+	try, keys := b.try, b.keys
 	c.drain()
 	c.flag.Store('b')
 	defer c.flag.Store(0)

@@ -84,7 +84,7 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 			c.reply(errWatchInMulti)
 			return true
 		}
-		c.watchKeys(args[1:])
+		c.watchKeys(args)
 	case "unwatch":
 		if c.tx != nil {
 			return c.queue(name, args)
@@ -179,9 +179,10 @@ func (c *conn) exec() {
 	c.push(c.s.backend.Propose(shard, cmd))
 }
 
-// watchKeys reads the digests of keys (one shard, the watched keys' if
-// any) and adds them to the watched keys.
-func (c *conn) watchKeys(keys [][]byte) {
+// watchKeys reads the digests of WATCH's keys (one shard, the watched
+// keys' if any) and adds them to the watched keys.
+func (c *conn) watchKeys(args [][]byte) {
+	keys := args[1:]
 	shard := -1
 	if c.watch != nil {
 		shard = c.watch.shard
@@ -196,10 +197,10 @@ func (c *conn) watchKeys(keys [][]byte) {
 			return
 		}
 	}
-	owned := c.cloneArgs(keys)
-	args := append([][]byte{[]byte(kv.DigestName)}, owned...)
+	owned := c.cloneArgs(args)[1:] // cloneArgs knows the command's own arguments
+	read := append([][]byte{[]byte(kv.DigestName)}, owned...)
 	c.drain() // the digests are needed now, and this answer in its turn
-	r := c.issueRead(shard, args).Wait()
+	r := c.issueRead(shard, read).Wait()
 	items := r.GetArray().GetItems()
 	if r.GetError() != "" || len(items) != len(keys) {
 		if r.GetError() == "" {

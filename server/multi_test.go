@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -252,4 +254,34 @@ func (b *engineBackend) Watch(shard int, keys [][]byte) (<-chan struct{}, func()
 		delete(b.watches, ch)
 		b.mu.Unlock()
 	}
+}
+
+// doArgs sends a command as a RESP array (big arguments too) and reads
+// its answer.
+func (c *client) doArgs(args ...string) string {
+	c.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := io.WriteString(c.nc, b.String()); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.read()
+}
+
+// WATCH keeps its keys past the commands read after it, a big key among
+// them (the reader gives a big argument memory of its own, and reuses its
+// buffers for the others).
+func TestWatchWithABigKey(t *testing.T) {
+	_, c, other := txServer(t)
+	big := "{k}" + strings.Repeat("b", 40<<10)
+	if got := c.doArgs("WATCH", big, "{k}small"); got != "+OK" {
+		t.Fatalf("WATCH: %q", got)
+	}
+	// Commands read after it reuse the reader's buffers.
+	script(t, c, "GET {k}zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "$-1", "PING", "+PONG")
+	script(t, other, "SET {k}small changed", "+OK")
+	script(t, c, "MULTI", "+OK", "SET {k}x 1", "+QUEUED", "EXEC", "*-1")
 }
