@@ -137,7 +137,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 	}
 	n := kv.ArgsBytes(args)
 	if limit := c.s.cfg.MaxWriteBytes; limit > 0 && c.tx.bytes+n > limit {
-		return refuse(errorf(fmt.Sprintf("ERR transaction of over %d bytes is over this node's limit of %d bytes (--max-write-mib)", c.tx.bytes+n, limit)))
+		return refuse(errorf(fmt.Sprintf("ERR transaction of %d bytes is over this node's limit of %d bytes (--max-write-mib)", c.tx.bytes+n, limit)))
 	}
 	c.tx.bytes += n
 	c.tx.cmds = append(c.tx.cmds, c.cloneArgs(args))

@@ -285,3 +285,22 @@ func TestWatchWithABigKey(t *testing.T) {
 	script(t, other, "SET {k}small changed", "+OK")
 	script(t, c, "MULTI", "+OK", "SET {k}x 1", "+QUEUED", "EXEC", "*-1")
 }
+
+// A transaction is bounded as one write is (--max-write-mib): the command
+// that takes it past the limit is refused, and EXEC discards it.
+func TestMultiOverTheWriteLimit(t *testing.T) {
+	srv, err := Listen(Config{Addr: "127.0.0.1:0", MaxWriteBytes: 100}, newEngineBackend())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := dial(t, srv)
+	v := strings.Repeat("v", 50)
+	script(t, c,
+		"MULTI", "+OK",
+		"SET a "+v, "+QUEUED",
+		"SET a "+v, "-ERR transaction of 108 bytes is over this node's limit of 100 bytes (--max-write-mib)",
+		"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
+		"GET a", "$-1",
+	)
+}
