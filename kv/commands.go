@@ -205,6 +205,7 @@ var table = []*Spec{
 	key1(cmd("hincrby", 4, fWriteOOMFst, cmdHIncrBy)),
 	key1(cmd("hincrbyfloat", 4, fWriteOOMFst, cmdHIncrByFloat)),
 	key1(cmd("hscan", -3, fRead, cmdHScan)),
+	key1(cmd("hrandfield", -2, fRead, cmdHRandField)),
 
 	// Sets.
 	key1(cmd("sadd", -3, fWriteOOMFst, cmdSAdd)),

@@ -179,7 +179,7 @@ func TestCommand(t *testing.T) {
 		{"COMMAND foo", "-ERR unknown subcommand 'foo'. Try COMMAND HELP."},
 		{"COMMAND LIST FILTERBY PATTERN hinc*", `["hincrby" "hincrbyfloat"]`},
 		{"COMMAND LIST FILTERBY PATTERN command|c*", `["command|count"]`},
-		{"COMMAND LIST FILTERBY ACLCAT HASH", `["hdel" "hexists" "hget" "hgetall" "hincrby" "hincrbyfloat" "hkeys" "hlen" "hmget" "hmset" "hscan" "hset" "hsetnx" "hstrlen" "hvals"]`},
+		{"COMMAND LIST FILTERBY ACLCAT HASH", `["hdel" "hexists" "hget" "hgetall" "hincrby" "hincrbyfloat" "hkeys" "hlen" "hmget" "hmset" "hrandfield" "hscan" "hset" "hsetnx" "hstrlen" "hvals"]`},
 		{"COMMAND LIST FILTERBY MODULE x", `[]`},
 		{"COMMAND LIST FILTERBY x y", "-ERR syntax error"},
 		{"COMMAND LIST x", "-ERR syntax error"},

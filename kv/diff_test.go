@@ -229,6 +229,8 @@ func toResp2(r *messages.Reply) resp {
 		return respArray(v.Map.GetItems())
 	case *messages.Reply_Set:
 		return respArray(v.Set.GetItems())
+	case *messages.Reply_Pairs:
+		return respArray(v.Pairs.GetItems())
 	}
 	panic(fmt.Sprintf("reply without a value: %v", r))
 }

@@ -56,7 +56,9 @@
 //
 // Hashes: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN
 // HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT HSCAN (MATCH COUNT; through Read a
-// one-shot scan with cursor "0", the node pages with HScan).
+// one-shot scan with cursor "0", the node pages with HScan) HRANDFIELD (its
+// WITHVALUES reply is messages.Reply's pairs: flat in RESP2, nested in
+// RESP3).
 //
 // Sets: SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SMOVE SINTER SUNION
 // SDIFF SINTERSTORE SUNIONSTORE SDIFFSTORE SINTERCARD SPOP (its choice seeded by the

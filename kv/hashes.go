@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
+	"slices"
 
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -310,4 +312,72 @@ func cmdHIncrByFloat(t *txn, a [][]byte) *messages.Reply {
 	s := formatLD(sum)
 	t.hset(&e, [][]byte{a[2], s})
 	return bulk(s)
+}
+
+var errRangeLong = errReply("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+
+// HRANDFIELD key [count [WITHVALUES]]: a field chosen at random; with a
+// count, up to count distinct ones (all of them when count is at least the
+// hash's size), or -count with repeats; WITHVALUES pairs each with its
+// value (a flat array in RESP2, pairs in RESP3). A read: each node
+// chooses its own.
+func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
+	var count int64
+	withValues := false
+	if len(a) >= 3 {
+		var ok bool
+		if count, ok = parseInt(a[2]); !ok {
+			return errNotInteger
+		}
+		switch {
+		case count == math.MinInt64:
+			return errRangeLong
+		case len(a) > 4 || (len(a) == 4 && !isOpt(a[3], "withvalues")):
+			return errSyntax
+		case len(a) == 4 && (count < -math.MaxInt64/2 || count > math.MaxInt64/2):
+			return errReply("ERR value is out of range")
+		case count < -maxRandomRepeats:
+			return errTooManyRepeats
+		}
+		withValues = len(a) == 4
+	}
+	e, r := t.hashFor(a[1])
+	switch {
+	case r != nil:
+		return r
+	case !e.exists && len(a) < 3:
+		return nullBulk
+	case !e.exists || count == 0 && len(a) >= 3:
+		return array([]*messages.Reply{})
+	}
+	var fields, values [][]byte
+	t.eachField(&e, func(f, v []byte) {
+		fields, values = append(fields, bytes.Clone(f)), append(values, bytes.Clone(v))
+	})
+	if len(a) < 3 {
+		return bulk(fields[rand.IntN(len(fields))])
+	}
+	var picks []int
+	switch {
+	case count < 0:
+		for range -count {
+			picks = append(picks, rand.IntN(len(fields)))
+		}
+	default:
+		picks = rand.Perm(len(fields))[:min(count, int64(len(fields)))]
+		if count >= int64(len(fields)) {
+			slices.Sort(picks) // the whole hash, in its order, as Redis gives it
+		}
+	}
+	items := make([]*messages.Reply, 0, 2*len(picks))
+	for _, i := range picks {
+		items = append(items, bulk(fields[i]))
+		if withValues {
+			items = append(items, bulk(values[i]))
+		}
+	}
+	if withValues {
+		return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: items}}}
+	}
+	return array(items)
 }

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
@@ -334,6 +335,8 @@ func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
 	}
 	var items []*messages.Reply
 	switch {
+	case count < -maxRandomRepeats:
+		return errTooManyRepeats
 	case count < 0:
 		for range -count {
 			items = append(items, bulk(all[rand.IntN(len(all))]))
@@ -351,6 +354,13 @@ func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
 }
 
 var errLimitNegative = errReply("ERR LIMIT can't be negative")
+
+// maxRandomRepeats bounds the elements SRANDMEMBER and HRANDFIELD give
+// for a negative count (with repeats): Redis builds a reply of any size,
+// and one command could make the node allocate gigabytes.
+const maxRandomRepeats = 1_000_000
+
+var errTooManyRepeats = errReply(fmt.Sprintf("ERR count with repeats is over %d: coppice caps the elements of one reply", maxRandomRepeats))
 
 // SINTERCARD numkeys key [key ...] [LIMIT limit]: the size of the
 // intersection, counting up to limit (0: no limit).

@@ -94,6 +94,22 @@ func (w *Writer) reply(r *messages.Reply, resp3 bool) {
 		if len(items)%2 == 1 {
 			w.nullBulk(resp3)
 		}
+	case *messages.Reply_Pairs:
+		items := v.Pairs.GetItems()
+		if !resp3 {
+			w.aggregate('*', items, resp3)
+			break
+		}
+		w.header('*', int64((len(items)+1)/2))
+		for i := 0; i < len(items); i += 2 {
+			w.header('*', 2)
+			w.reply(items[i], resp3)
+			if i+1 < len(items) {
+				w.reply(items[i+1], resp3)
+			} else {
+				w.nullBulk(resp3)
+			}
+		}
 	case *messages.Reply_Set:
 		if resp3 {
 			w.aggregate('~', v.Set.GetItems(), resp3)

@@ -42,6 +42,9 @@ func mapOf(items ...*messages.Reply) *messages.Reply {
 func set(items ...*messages.Reply) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Set{Set: &messages.Replies{Items: items}}}
 }
+func pairs(items ...*messages.Reply) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: items}}}
+}
 func double(f float64) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Double{Double: f}}
 }
@@ -91,6 +94,11 @@ func TestWriteReply(t *testing.T) {
 		{"odd map", mapOf(bulk("a")), "*2\r\n$1\r\na\r\n$-1\r\n", "%1\r\n$1\r\na\r\n_\r\n"},
 		{"set", set(bulk("a"), bulk("b")), "*2\r\n$1\r\na\r\n$1\r\nb\r\n", "~2\r\n$1\r\na\r\n$1\r\nb\r\n"},
 		{"empty set", set(), "*0\r\n", "~0\r\n"},
+		{"pairs", pairs(bulk("f"), bulk("1"), bulk("g"), integer(2)),
+			"*4\r\n$1\r\nf\r\n$1\r\n1\r\n$1\r\ng\r\n:2\r\n",
+			"*2\r\n*2\r\n$1\r\nf\r\n$1\r\n1\r\n*2\r\n$1\r\ng\r\n:2\r\n"},
+		{"empty pairs", pairs(), "*0\r\n", "*0\r\n"},
+		{"odd pairs", pairs(bulk("f")), "*1\r\n$1\r\nf\r\n", "*1\r\n*2\r\n$1\r\nf\r\n_\r\n"},
 		{"double", double(1.5), "$3\r\n1.5\r\n", ",1.5\r\n"},
 		{"double 0.1", double(0.1), "$19\r\n0.10000000000000001\r\n", ",0.10000000000000001\r\n"},
 		{"integral double", double(3), "$1\r\n3\r\n", ",3\r\n"},
@@ -277,8 +285,8 @@ func randomReply(rng *rand.Rand, depth int) *messages.Reply {
 		}
 		return out
 	}
-	k := rng.Intn(15)
-	if depth <= 0 && k >= 6 && k <= 8 {
+	k := rng.Intn(16)
+	if depth <= 0 && (k >= 6 && k <= 8 || k == 13) {
 		k = 0
 	}
 	switch k {
@@ -315,6 +323,8 @@ func randomReply(rng *rand.Rand, depth int) *messages.Reply {
 		return verbatim(randStr())
 	case 12:
 		return nil
+	case 13:
+		return pairs(items()...)
 	default:
 		return bulk(randStr())
 	}
@@ -368,6 +378,20 @@ func expected(r *messages.Reply, resp3 bool) string {
 			return list("set", v.Set.GetItems())
 		}
 		return list("array", v.Set.GetItems())
+	case *messages.Reply_Pairs:
+		items := v.Pairs.GetItems()
+		if !resp3 {
+			return list("array", items)
+		}
+		var nested []*messages.Reply
+		for i := 0; i < len(items); i += 2 {
+			pair := []*messages.Reply{items[i], nullBulk()}
+			if i+1 < len(items) {
+				pair[1] = items[i+1]
+			}
+			nested = append(nested, array(pair...))
+		}
+		return list("array", nested)
 	case *messages.Reply_Double:
 		s := string(appendDouble(nil, v.Double))
 		if resp3 {
