@@ -226,6 +226,25 @@ var table = []*Spec{
 	key1(cmd("sscan", -3, fRead, cmdSScan)),
 	numkeysAt(1, cmd("sintercard", -3, []string{"readonly", "movablekeys"}, cmdSInterCard)),
 
+	// Sorted sets.
+	key1(cmd("zadd", -4, fWriteOOMFst, cmdZAdd)),
+	key1(cmd("zincrby", 4, fWriteOOMFst, cmdZIncrBy)),
+	key1(cmd("zrem", -3, fWriteFast, cmdZRem)),
+	key1(cmd("zcard", 2, fReadFast, cmdZCard)),
+	key1(cmd("zscore", 3, fReadFast, cmdZScore)),
+	key1(cmd("zmscore", -3, fReadFast, cmdZMScore)),
+	key1(cmd("zrank", 3, fReadFast, rankCmd(false))),
+	key1(cmd("zrevrank", 3, fReadFast, rankCmd(true))),
+	key1(cmd("zcount", 4, fReadFast, cmdZCount)),
+	key1(cmd("zrange", -4, fRead, zrangeCmd(zrangeAny))),
+	key1(cmd("zrangebyscore", -4, fRead, zrangeCmd(zrangeByScore))),
+	key1(cmd("zrevrangebyscore", -4, fRead, zrangeCmd(zrangeRevByScore))),
+	key1(cmd("zrevrange", -4, fRead, zrangeCmd(zrangeRev))),
+	key1(cmd("zremrangebyscore", 4, fWrite, cmdZRemRangeByScore)),
+	key1(cmd("zremrangebyrank", 4, fWrite, cmdZRemRangeByRank)),
+	key1(cmd("zpopmin", -2, fWriteFast, zpopCmd(false))),
+	key1(cmd("zpopmax", -2, fWriteFast, zpopCmd(true))),
+
 	// Lists.
 	key1(cmd("lpush", -3, fWriteOOMFst, pushCmd(true, false))),
 	key1(cmd("rpush", -3, fWriteOOMFst, pushCmd(false, false))),

@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -218,6 +219,14 @@ func toResp2(r *messages.Reply) resp {
 	case *messages.Reply_Verbatim:
 		return resp{kind: '$', str: []byte(v.Verbatim)}
 	case *messages.Reply_Double:
+		// As the client port writes it in RESP2 (resp.Writer): %.17g,
+		// and inf, -inf.
+		switch {
+		case math.IsInf(v.Double, 1):
+			return resp{kind: '$', str: []byte("inf")}
+		case math.IsInf(v.Double, -1):
+			return resp{kind: '$', str: []byte("-inf")}
+		}
 		return resp{kind: '$', str: strconv.AppendFloat(nil, v.Double, 'g', 17, 64)}
 	case *messages.Reply_NullBulk:
 		return resp{kind: '$', null: true}

@@ -70,6 +70,12 @@
 // RPOPLPUSH LMPOP. The blocking forms (BLPOP BRPOP BLMPOP BLMOVE
 // BRPOPLPUSH) are the node's: it runs these until they pop something.
 //
+// Sorted sets: ZADD (NX XX GT LT CH INCR) ZINCRBY ZREM ZCARD ZSCORE ZMSCORE
+// ZRANK ZREVRANK ZCOUNT ZRANGE (BYSCORE REV LIMIT WITHSCORES; no BYLEX)
+// ZRANGEBYSCORE ZREVRANGEBYSCORE ZREVRANGE ZREMRANGEBYSCORE
+// ZREMRANGEBYRANK ZPOPMIN ZPOPMAX; scores are RESP3 doubles, WITHSCORES
+// pairs (zsets.go).
+//
 // Transactions: the node queues MULTI's commands and proposes them to
 // their shard as the internal ExecName command, with WATCH's digests
 // (DigestName, a read); see multi.go.
@@ -104,7 +110,10 @@
 // (a uvarint) and the position of its first element (a varint); its
 // elements are fields named by their position (8 bytes, big-endian, the
 // sign bit flipped), so pushes and pops at either end, LINDEX and LSET
-// touch only their elements (lists.go).
+// touch only their elements (lists.go). A sorted set keeps, under its
+// field prefix, each member (0x00 member -> its score) and a score index
+// (0x01 sortable score, member -> ""), so ranges by score are seeks
+// (zsets.go).
 //
 // The expiry index orders keys by expiry time (the sign bit flipped, so
 // that signed times sort as unsigned bytes): ExpireDue scans it from the

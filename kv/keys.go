@@ -43,6 +43,8 @@ func cmdType(t *txn, a [][]byte) *messages.Reply {
 		return statusSet
 	case e.rec.typ == typeList:
 		return statusList
+	case e.rec.typ == typeZSet:
+		return statusZSet
 	default:
 		return statusString
 	}
@@ -57,6 +59,9 @@ func typeName(typ byte) string {
 	}
 	if typ == typeList {
 		return "list"
+	}
+	if typ == typeZSet {
+		return "zset"
 	}
 	return "string"
 }

@@ -61,5 +61,6 @@ var (
 	statusHash   = status("hash")
 	statusSet    = status("set")
 	statusList   = status("list")
+	statusZSet   = status("zset")
 	nullArray    = &messages.Reply{Value: &messages.Reply_NullArray{NullArray: true}}
 )

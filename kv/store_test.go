@@ -158,7 +158,7 @@ func dump(t *testing.T, r Reader) string {
 }
 
 // render writes a reply compactly: +OK, -ERR ..., :3, "bulk", nil,
-// [a b], {k v}, ~[a b].
+// [a b], {k v}, ~[a b], p[k v] (pairs), ,1.5 (a double).
 func render(r *messages.Reply) string {
 	switch v := r.GetValue().(type) {
 	case *messages.Reply_Status:
@@ -177,6 +177,8 @@ func render(r *messages.Reply) string {
 		return "{" + renderItems(v.Map.GetItems()) + "}"
 	case *messages.Reply_Set:
 		return "~[" + renderItems(v.Set.GetItems()) + "]"
+	case *messages.Reply_Pairs:
+		return "p[" + renderItems(v.Pairs.GetItems()) + "]"
 	case *messages.Reply_Double:
 		return "," + strconv.FormatFloat(v.Double, 'g', -1, 64)
 	}

@@ -1,0 +1,625 @@
+package kv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Sorted sets: a record with the member count, and under the key's field
+// prefix two entries per member:
+//
+//	0x00 member                -> its score (8 bytes, the float64's bits)
+//	0x01 sortable(score) member -> ""   (the score index)
+//
+// sortable makes a float64's bits sort as the numbers do (the sign bit
+// flipped for positives, every bit for negatives; -0 as 0), so the index
+// orders members by score, then by their bytes, as Redis does. ZSCORE is
+// one Get; ranges by score seek into the index; ranks and index ranges
+// count through it from the lowest score (O(rank), where Redis's skiplist
+// takes O(log N)); reverse ranges read their range forward and turn it
+// round. DEL, RENAME, COPY and expiry treat the entries as a hash's fields.
+
+const (
+	zMember byte = 0x00
+	zIndex  byte = 0x01
+)
+
+var (
+	errMinMaxFloat   = errReply("ERR min or max is not a float")
+	errScoreNaN      = errReply("ERR resulting score is not a number (NaN)")
+	errXXNX          = errReply("ERR XX and NX options at the same time are not compatible")
+	errGTLTNX        = errReply("ERR GT, LT, and/or NX options at the same time are not compatible")
+	errIncrPair      = errReply("ERR INCR option supports a single increment-element pair")
+	errLimitRank     = errReply("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+	errBylexUnsupp   = errReply("ERR BYLEX is not supported by coppice")
+	errPositiveCount = errReply("ERR value is out of range, must be positive")
+)
+
+func sortable(score float64) uint64 {
+	if score == 0 {
+		score = 0 // -0 sorts as 0
+	}
+	b := math.Float64bits(score)
+	if b>>63 == 1 {
+		return ^b
+	}
+	return b | 1<<63
+}
+
+// zset is a sorted set key as a command sees it.
+type zset struct {
+	e      entry
+	n      int64
+	prefix []byte
+}
+
+func (t *txn) zsetFor(key []byte) (*zset, *messages.Reply) {
+	e, r := t.lookupAs(key, typeZSet)
+	if r != nil {
+		return nil, r
+	}
+	z := &zset{e: e, prefix: fieldPrefix(key)}
+	if e.exists {
+		z.n = e.rec.hashLen()
+	}
+	return z, nil
+}
+
+func (z *zset) memberKey(m []byte) []byte {
+	return append(append(slices.Clip(z.prefix), zMember), m...)
+}
+
+func (z *zset) indexKey(score float64, m []byte) []byte {
+	k := binary.BigEndian.AppendUint64(append(slices.Clip(z.prefix), zIndex), sortable(score))
+	return append(k, m...)
+}
+
+// indexFrom is the first index key of scores at or above score.
+func (z *zset) indexFrom(score float64) []byte {
+	return binary.BigEndian.AppendUint64(append(slices.Clip(z.prefix), zIndex), sortable(score))
+}
+
+func (z *zset) indexEnd() []byte { return append(slices.Clip(z.prefix), zIndex+1) }
+
+// score is m's score, if m is a member.
+func (t *txn) score(z *zset, m []byte) (float64, bool) {
+	if !z.e.exists {
+		return 0, false
+	}
+	v, ok := t.get(z.memberKey(m))
+	if !ok || len(v) != 8 {
+		return 0, false
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(v)), true
+}
+
+func (t *txn) putMember(z *zset, m []byte, score float64) {
+	t.set(z.memberKey(m), binary.BigEndian.AppendUint64(nil, math.Float64bits(score)))
+	t.set(z.indexKey(score, m), nil)
+}
+
+func (t *txn) dropMember(z *zset, m []byte, score float64) {
+	t.del(z.memberKey(m))
+	t.del(z.indexKey(score, m))
+}
+
+// scored is a member with its score.
+type scored struct {
+	member []byte
+	score  float64
+}
+
+// each calls fn with the members from the lowest score in order (from
+// the first whose score is at least from, when given), until fn says
+// stop.
+func (t *txn) each(z *zset, from *float64, fn func(s scored) bool) {
+	if !z.e.exists {
+		return
+	}
+	lower := z.indexFrom(math.Inf(-1))
+	if from != nil {
+		lower = z.indexFrom(*from)
+	}
+	skip := len(z.prefix) + 1
+	must(t.r.Scan(lower, z.indexEnd(), func(k, _ []byte) bool {
+		bits := binary.BigEndian.Uint64(k[skip:])
+		if bits>>63 == 1 {
+			bits &^= 1 << 63
+		} else {
+			bits = ^bits
+		}
+		return fn(scored{member: bytes.Clone(k[skip+8:]), score: math.Float64frombits(bits)})
+	}))
+}
+
+// save writes z's record with its count, or deletes the key when empty.
+func (t *txn) saveZSet(z *zset) { t.setCount(&z.e, typeZSet, z.n) }
+
+// parseScore parses a score as Redis's string2d: strtod over the whole
+// argument, no leading space, no NaN, no overflow or underflow to zero.
+func parseScore(b []byte) (float64, bool) {
+	if len(b) == 0 || isCSpace(b[0]) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) {
+		return 0, false
+	}
+	return f, true
+}
+
+func isCSpace(c byte) bool { return c == ' ' || (c >= '\t' && c <= '\r') }
+
+// parseBound parses a range bound as Redis's zslParseRange: "(" for an
+// open bound, then strtod's reading of the rest (leading spaces skipped,
+// overflow to infinity, an empty string 0), no NaN.
+func parseBound(b []byte) (v float64, open, ok bool) {
+	if len(b) > 0 && b[0] == '(' {
+		open, b = true, b[1:]
+	}
+	s := string(bytes.TrimLeft(b, " \t\n\v\f\r"))
+	if s == "" {
+		return 0, open, true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) || math.IsNaN(f) {
+		return 0, false, false
+	}
+	return f, open, true
+}
+
+// scoreRange is a parsed min-max range.
+type scoreRange struct {
+	min, max         float64
+	minOpen, maxOpen bool
+}
+
+func parseRange(minArg, maxArg []byte) (scoreRange, *messages.Reply) {
+	var r scoreRange
+	var ok1, ok2 bool
+	r.min, r.minOpen, ok1 = parseBound(minArg)
+	r.max, r.maxOpen, ok2 = parseBound(maxArg)
+	if !ok1 || !ok2 {
+		return r, errMinMaxFloat
+	}
+	return r, nil
+}
+
+func (r scoreRange) aboveMin(s float64) bool { return s > r.min || !r.minOpen && s == r.min }
+func (r scoreRange) belowMax(s float64) bool { return s < r.max || !r.maxOpen && s == r.max }
+
+// inRange lists the members in r, lowest score first.
+func (t *txn) inRange(z *zset, r scoreRange) []scored {
+	var out []scored
+	if r.min > r.max || (r.min == r.max && (r.minOpen || r.maxOpen)) {
+		return out
+	}
+	from := r.min
+	t.each(z, &from, func(s scored) bool {
+		if !r.aboveMin(s.score) {
+			return true
+		}
+		if !r.belowMax(s.score) {
+			return false
+		}
+		out = append(out, s)
+		return true
+	})
+	return out
+}
+
+// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
+func cmdZAdd(t *txn, a [][]byte) *messages.Reply { return t.zadd(a, false) }
+
+// ZINCRBY key increment member
+func cmdZIncrBy(t *txn, a [][]byte) *messages.Reply { return t.zadd(a, true) }
+
+func (t *txn) zadd(a [][]byte, incrby bool) *messages.Reply {
+	var nx, xx, gt, lt, ch, incr bool
+	i := 2
+	for ; !incrby && i < len(a); i++ {
+		switch {
+		case isOpt(a[i], "nx"):
+			nx = true
+		case isOpt(a[i], "xx"):
+			xx = true
+		case isOpt(a[i], "ch"):
+			ch = true
+		case isOpt(a[i], "incr"):
+			incr = true
+		case isOpt(a[i], "gt"):
+			gt = true
+		case isOpt(a[i], "lt"):
+			lt = true
+		default:
+			goto pairs
+		}
+	}
+pairs:
+	incr = incr || incrby
+	rest := a[i:]
+	switch {
+	case len(rest)%2 != 0 || len(rest) == 0:
+		return errSyntax
+	case nx && xx:
+		return errXXNX
+	case gt && nx || lt && nx || gt && lt:
+		return errGTLTNX
+	case incr && len(rest) > 2:
+		return errIncrPair
+	}
+	scores := make([]float64, len(rest)/2)
+	for j := range scores {
+		f, ok := parseScore(rest[2*j])
+		if !ok {
+			return errNotFloat
+		}
+		scores[j] = f
+	}
+	z, r := t.zsetFor(a[1])
+	if r != nil {
+		return r
+	}
+	var added, updated, processed int64
+	var last float64
+	if z.e.exists || !xx {
+		for j, score := range scores {
+			m := rest[2*j+1]
+			cur, exists := t.score(z, m)
+			switch {
+			case exists && nx:
+				continue
+			case exists:
+				if incr {
+					score += cur
+					if math.IsNaN(score) {
+						return errScoreNaN
+					}
+				}
+				if lt && score >= cur || gt && score <= cur {
+					continue
+				}
+				if score != cur {
+					t.dropMember(z, m, cur)
+					t.putMember(z, m, score)
+					updated++
+				}
+			case xx:
+				continue
+			default:
+				t.putMember(z, m, score)
+				z.n++
+				added++
+				z.e.exists = true // a member given twice is found the second time
+			}
+			processed++
+			last = score
+		}
+		if added > 0 {
+			t.saveZSet(z)
+		}
+	}
+	switch {
+	case incr && processed > 0:
+		return double(last)
+	case incr:
+		return nullBulk
+	case ch:
+		return integer(added + updated)
+	}
+	return integer(added)
+}
+
+func double(f float64) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Double{Double: f}}
+}
+
+// ZREM key member [member ...]
+func cmdZRem(t *txn, a [][]byte) *messages.Reply {
+	z, r := t.zsetFor(a[1])
+	if r != nil || !z.e.exists {
+		return or(r, zero)
+	}
+	removed := int64(0)
+	for _, m := range a[2:] {
+		if s, ok := t.score(z, m); ok {
+			t.dropMember(z, m, s)
+			removed++
+			z.n--
+		}
+	}
+	if removed > 0 {
+		t.saveZSet(z)
+	}
+	return integer(removed)
+}
+
+// ZCARD key
+func cmdZCard(t *txn, a [][]byte) *messages.Reply {
+	z, r := t.zsetFor(a[1])
+	if r != nil {
+		return r
+	}
+	return integer(z.n)
+}
+
+// ZSCORE key member
+func cmdZScore(t *txn, a [][]byte) *messages.Reply {
+	z, r := t.zsetFor(a[1])
+	if r != nil {
+		return r
+	}
+	if s, ok := t.score(z, a[2]); ok {
+		return double(s)
+	}
+	return nullBulk
+}
+
+// ZMSCORE key member [member ...]
+func cmdZMScore(t *txn, a [][]byte) *messages.Reply {
+	z, r := t.zsetFor(a[1])
+	if r != nil {
+		return r
+	}
+	items := make([]*messages.Reply, len(a)-2)
+	for i, m := range a[2:] {
+		items[i] = nullBulk
+		if s, ok := t.score(z, m); ok {
+			items[i] = double(s)
+		}
+	}
+	return array(items)
+}
+
+// ZRANK, ZREVRANK key member
+func rankCmd(rev bool) func(*txn, [][]byte) *messages.Reply {
+	return func(t *txn, a [][]byte) *messages.Reply {
+		z, r := t.zsetFor(a[1])
+		if r != nil {
+			return r
+		}
+		s, ok := t.score(z, a[2])
+		if !ok {
+			return nullBulk
+		}
+		// Members before it: the lower scores, and its own score's
+		// members with smaller bytes.
+		rank := int64(0)
+		t.each(z, nil, func(o scored) bool {
+			if o.score > s || o.score == s && bytes.Compare(o.member, a[2]) >= 0 {
+				return false
+			}
+			rank++
+			return true
+		})
+		if rev {
+			rank = z.n - 1 - rank
+		}
+		return integer(rank)
+	}
+}
+
+// ZCOUNT key min max
+func cmdZCount(t *txn, a [][]byte) *messages.Reply {
+	rg, r := parseRange(a[2], a[3])
+	if r != nil {
+		return r
+	}
+	z, r := t.zsetFor(a[1])
+	if r != nil {
+		return r
+	}
+	return integer(int64(len(t.inRange(z, rg))))
+}
+
+// zrangeForm is how a range command reads its arguments.
+type zrangeForm int
+
+const (
+	zrangeAny     zrangeForm = iota // ZRANGE: BYSCORE and REV are options
+	zrangeByScore                   // ZRANGEBYSCORE
+	zrangeRevByScore
+	zrangeRev // ZREVRANGE
+)
+
+// ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count]
+// [WITHSCORES], and ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZREVRANGE.
+func zrangeCmd(form zrangeForm) func(*txn, [][]byte) *messages.Reply {
+	return func(t *txn, a [][]byte) *messages.Reply {
+		byScore := form == zrangeByScore || form == zrangeRevByScore
+		rev := form == zrangeRev || form == zrangeRevByScore
+		withScores, limited := false, false
+		var offset, limit int64 = 0, -1
+		for j := 4; j < len(a); j++ {
+			switch {
+			case isOpt(a[j], "withscores"):
+				withScores = true
+			case isOpt(a[j], "limit") && len(a)-j-1 >= 2:
+				var ok1, ok2 bool
+				offset, ok1 = parseInt(a[j+1])
+				limit, ok2 = parseInt(a[j+2])
+				if !ok1 || !ok2 {
+					return errNotInteger
+				}
+				limited = true
+				j += 2
+			case form == zrangeAny && !rev && isOpt(a[j], "rev"):
+				rev = true
+			case form == zrangeAny && !byScore && isOpt(a[j], "byscore"):
+				byScore = true
+			case form == zrangeAny && !byScore && isOpt(a[j], "bylex"):
+				return errBylexUnsupp
+			default:
+				return errSyntax
+			}
+		}
+		if limited && limit != -1 && !byScore {
+			return errLimitRank
+		}
+		lo, hi := a[2], a[3]
+		if rev && byScore {
+			lo, hi = hi, lo
+		}
+		var out []scored
+		if byScore {
+			rg, r := parseRange(lo, hi)
+			if r != nil {
+				return r
+			}
+			z, r := t.zsetFor(a[1])
+			if r != nil {
+				return r
+			}
+			out = t.inRange(z, rg)
+			if rev {
+				slices.Reverse(out)
+			}
+			switch {
+			case offset < 0 || offset > 0 && offset >= z.n:
+				out = nil
+			case offset > 0:
+				out = out[min(offset, int64(len(out))):]
+			}
+			if limit >= 0 {
+				out = out[:min(limit, int64(len(out)))]
+			}
+		} else {
+			start, ok1 := parseInt(lo)
+			stop, ok2 := parseInt(hi)
+			if !ok1 || !ok2 {
+				return errNotInteger
+			}
+			z, r := t.zsetFor(a[1])
+			if r != nil {
+				return r
+			}
+			from, to := (&list{n: z.n}).span(start, stop)
+			if rev {
+				from, to = z.n-to, z.n-from
+			}
+			i := int64(0)
+			t.each(z, nil, func(s scored) bool {
+				if i >= from && i < to {
+					out = append(out, s)
+				}
+				i++
+				return i < to
+			})
+			if rev {
+				slices.Reverse(out)
+			}
+		}
+		return scoredReply(out, withScores)
+	}
+}
+
+// scoredReply is members, with their scores when withScores (pairs:
+// flat in RESP2, nested in RESP3).
+func scoredReply(out []scored, withScores bool) *messages.Reply {
+	items := make([]*messages.Reply, 0, 2*len(out))
+	for _, s := range out {
+		items = append(items, bulk(s.member))
+		if withScores {
+			items = append(items, double(s.score))
+		}
+	}
+	if withScores {
+		return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: items}}}
+	}
+	return array(items)
+}
+
+// ZREMRANGEBYSCORE key min max
+func cmdZRemRangeByScore(t *txn, a [][]byte) *messages.Reply {
+	rg, r := parseRange(a[2], a[3])
+	if r != nil {
+		return r
+	}
+	z, r := t.zsetFor(a[1])
+	if r != nil || !z.e.exists {
+		return or(r, zero)
+	}
+	return t.zremove(z, t.inRange(z, rg))
+}
+
+// ZREMRANGEBYRANK key start stop
+func cmdZRemRangeByRank(t *txn, a [][]byte) *messages.Reply {
+	start, ok1 := parseInt(a[2])
+	stop, ok2 := parseInt(a[3])
+	if !ok1 || !ok2 {
+		return errNotInteger
+	}
+	z, r := t.zsetFor(a[1])
+	if r != nil || !z.e.exists {
+		return or(r, zero)
+	}
+	from, to := (&list{n: z.n}).span(start, stop)
+	var out []scored
+	i := int64(0)
+	t.each(z, nil, func(s scored) bool {
+		if i >= from && i < to {
+			out = append(out, s)
+		}
+		i++
+		return i < to
+	})
+	return t.zremove(z, out)
+}
+
+func (t *txn) zremove(z *zset, out []scored) *messages.Reply {
+	for _, s := range out {
+		t.dropMember(z, s.member, s.score)
+	}
+	if len(out) > 0 {
+		z.n -= int64(len(out))
+		t.saveZSet(z)
+	}
+	return integer(int64(len(out)))
+}
+
+// ZPOPMIN, ZPOPMAX key [count]: a member and its score, flat; with a
+// count, up to count of them (pairs: nested in RESP3).
+func zpopCmd(highest bool) func(*txn, [][]byte) *messages.Reply {
+	return func(t *txn, a [][]byte) *messages.Reply {
+		if len(a) > 3 {
+			return errSyntax
+		}
+		count := int64(-1)
+		if len(a) == 3 {
+			var ok bool
+			if count, ok = parseInt(a[2]); !ok || count < 0 {
+				return errPositiveCount
+			}
+		}
+		z, r := t.zsetFor(a[1])
+		switch {
+		case r != nil:
+			return r
+		case !z.e.exists || count == 0:
+			return array([]*messages.Reply{})
+		}
+		n := max(count, 1)
+		var out []scored
+		if highest {
+			all := t.inRange(z, scoreRange{min: math.Inf(-1), max: math.Inf(1)})
+			slices.Reverse(all)
+			out = all[:min(n, int64(len(all)))]
+		} else {
+			t.each(z, nil, func(s scored) bool {
+				out = append(out, s)
+				return int64(len(out)) < n
+			})
+		}
+		t.zremove(z, out)
+		if count == -1 {
+			return array([]*messages.Reply{bulk(out[0].member), double(out[0].score)})
+		}
+		return scoredReply(out, true)
+	}
+}
