@@ -43,7 +43,7 @@ var (
 
 func sortable(score float64) uint64 {
 	if score == 0 {
-		score = 0 // -0 sorts as 0
+		score = 0 // -0 sorts as 0 (putMember keeps none)
 	}
 	b := math.Float64bits(score)
 	if b>>63 == 1 {
@@ -100,6 +100,9 @@ func (t *txn) score(z *zset, m []byte) (float64, bool) {
 }
 
 func (t *txn) putMember(z *zset, m []byte, score float64) {
+	if score == 0 {
+		score = 0 // -0 is kept as 0, as Redis keeps it
+	}
 	t.set(z.memberKey(m), binary.BigEndian.AppendUint64(nil, math.Float64bits(score)))
 	t.set(z.indexKey(score, m), nil)
 }
