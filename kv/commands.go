@@ -244,6 +244,10 @@ var table = []*Spec{
 	key1(cmd("zremrangebyrank", 4, fWrite, cmdZRemRangeByRank)),
 	key1(cmd("zpopmin", -2, fWriteFast, zpopCmd(false))),
 	key1(cmd("zpopmax", -2, fWriteFast, zpopCmd(true))),
+	numkeysAt(1, cmd("zmpop", -4, []string{"write", "movablekeys"}, cmdZMPop)),
+	keysTo(-2, nodeCmd("bzpopmin", -3, []string{"write", "noscript", "blocking", "fast"})),
+	keysTo(-2, nodeCmd("bzpopmax", -3, []string{"write", "noscript", "blocking", "fast"})),
+	numkeysAt(2, nodeCmd("bzmpop", -5, []string{"write", "blocking", "movablekeys"})),
 
 	// Lists.
 	key1(cmd("lpush", -3, fWriteOOMFst, pushCmd(true, false))),

@@ -73,8 +73,9 @@
 // Sorted sets: ZADD (NX XX GT LT CH INCR) ZINCRBY ZREM ZCARD ZSCORE ZMSCORE
 // ZRANK ZREVRANK ZCOUNT ZRANGE (BYSCORE REV LIMIT WITHSCORES; no BYLEX)
 // ZRANGEBYSCORE ZREVRANGEBYSCORE ZREVRANGE ZREMRANGEBYSCORE
-// ZREMRANGEBYRANK ZPOPMIN ZPOPMAX; scores are RESP3 doubles, WITHSCORES
-// pairs (zsets.go).
+// ZREMRANGEBYRANK ZPOPMIN ZPOPMAX ZMPOP; scores are RESP3 doubles,
+// WITHSCORES pairs (zsets.go). BZPOPMIN BZPOPMAX BZMPOP are the node's, as
+// the blocking list pops are.
 //
 // Transactions: the node queues MULTI's commands and proposes them to
 // their shard as the internal ExecName command, with WATCH's digests

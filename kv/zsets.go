@@ -575,6 +575,24 @@ func cmdZRemRangeByRank(t *txn, a [][]byte) *messages.Reply {
 	return t.zremove(z, out)
 }
 
+// zpop removes and returns up to n members of the live z, from the
+// lowest score, or the highest.
+func (t *txn) zpop(z *zset, highest bool, n int64) []scored {
+	var out []scored
+	if highest {
+		all := t.inRange(z, scoreRange{min: math.Inf(-1), max: math.Inf(1)})
+		slices.Reverse(all)
+		out = all[:min(n, int64(len(all)))]
+	} else {
+		t.each(z, nil, func(s scored) bool {
+			out = append(out, s)
+			return int64(len(out)) < n
+		})
+	}
+	t.zremove(z, out)
+	return out
+}
+
 func (t *txn) zremove(z *zset, out []scored) *messages.Reply {
 	for _, s := range out {
 		t.dropMember(z, s.member, s.score)
@@ -607,22 +625,59 @@ func zpopCmd(highest bool) func(*txn, [][]byte) *messages.Reply {
 		case !z.e.exists || count == 0:
 			return array([]*messages.Reply{})
 		}
-		n := max(count, 1)
-		var out []scored
-		if highest {
-			all := t.inRange(z, scoreRange{min: math.Inf(-1), max: math.Inf(1)})
-			slices.Reverse(all)
-			out = all[:min(n, int64(len(all)))]
-		} else {
-			t.each(z, nil, func(s scored) bool {
-				out = append(out, s)
-				return int64(len(out)) < n
-			})
-		}
-		t.zremove(z, out)
+		out := t.zpop(z, highest, max(count, 1))
 		if count == -1 {
 			return array([]*messages.Reply{bulk(out[0].member), double(out[0].score)})
 		}
 		return scoredReply(out, true)
 	}
+}
+
+// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: pops up to count
+// members (1) from the first of the keys that holds a sorted set:
+// [key, [[member, score], ...]] (nested in RESP2 too), or a nil array.
+func cmdZMPop(t *txn, a [][]byte) *messages.Reply {
+	n, ok := parseInt(a[1])
+	if !ok || n < 1 {
+		return errNumkeys
+	}
+	if n > int64(len(a)-3) {
+		return errSyntax
+	}
+	keys, rest := a[2:2+n], a[2+n:]
+	var highest bool
+	switch {
+	case isOpt(rest[0], "min"):
+	case isOpt(rest[0], "max"):
+		highest = true
+	default:
+		return errSyntax
+	}
+	count := int64(-1)
+	for j := 1; j < len(rest); j++ {
+		if count == -1 && isOpt(rest[j], "count") && j+1 < len(rest) {
+			j++
+			if count, ok = parseInt(rest[j]); !ok || count < 1 {
+				return errCountGT
+			}
+			continue
+		}
+		return errSyntax
+	}
+	for _, k := range keys {
+		z, r := t.zsetFor(k)
+		if r != nil {
+			return r
+		}
+		if !z.e.exists {
+			continue
+		}
+		out := t.zpop(z, highest, max(count, 1))
+		items := make([]*messages.Reply, len(out))
+		for i, s := range out {
+			items[i] = array([]*messages.Reply{bulk(s.member), double(s.score)})
+		}
+		return array([]*messages.Reply{bulk(k), array(items)})
+	}
+	return nullArray
 }

@@ -14,8 +14,9 @@ import (
 	"github.com/coppice-kv/coppice/messages"
 )
 
-// Blocking list commands: BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH run
-// their non-blocking form (LMPOP, LMOVE, RPOPLPUSH) through the shard's
+// Blocking pops: BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN,
+// BZPOPMAX, BZMPOP run their non-blocking form (LMPOP, LMOVE, RPOPLPUSH,
+// ZMPOP) through the shard's
 // Raft log until it pops something, the timeout passes (0: never), the
 // client goes away or the server stops. Between tries the connection
 // waits for this node's replica of the shard to apply a write of one of
@@ -91,9 +92,28 @@ func blockingForm(name string, args [][]byte) (blockingCall, *messages.Reply) {
 			}
 			return r
 		}
-	case "blmpop":
+	case "blmpop", "bzmpop":
 		b.timeout = args[1]
-		b.try = append([][]byte{[]byte("LMPOP")}, args[2:]...)
+		b.try = append([][]byte{[]byte(name[1:])}, args[2:]...) // LMPOP, ZMPOP
+	case "bzpopmin", "bzpopmax":
+		where := "MIN"
+		if name == "bzpopmax" {
+			where = "MAX"
+		}
+		b.timeout = args[n-1]
+		b.try = append([][]byte{[]byte("ZMPOP"), strconv.AppendInt(nil, int64(n-2), 10)}, args[1:n-1]...)
+		b.try = append(b.try, []byte(where))
+		b.shape = func(r *messages.Reply) *messages.Reply {
+			// ZMPOP's [key, [[member, score]]] is BZPOPMIN's [key,
+			// member, score].
+			items := r.GetArray().GetItems()
+			if len(items) == 2 && len(items[1].GetArray().GetItems()) == 1 {
+				if pair := items[1].GetArray().GetItems()[0].GetArray().GetItems(); len(pair) == 2 {
+					return array(items[0], pair[0], pair[1])
+				}
+			}
+			return r
+		}
 	case "blmove", "brpoplpush":
 		if name == "blmove" {
 			// Redis checks the directions before the timeout.

@@ -52,6 +52,22 @@ func TestBlockingPops(t *testing.T) {
 		t.Fatalf("BLMOVE: %q", got)
 	}
 	script(t, c, "LRANGE {q}dst 0 -1", "[m]")
+	// Sorted sets: the lowest (or highest) member, with its score.
+	c.send("BZPOPMIN {q}z1 {q}z2 10")
+	script(t, other, "ZADD {q}z2 2 b 1 a", ":2")
+	if got := c.read(); got != "[{q}z2 a 1]" {
+		t.Fatalf("BZPOPMIN: %q", got)
+	}
+	script(t, c,
+		"BZPOPMAX {q}z1 {q}z2 0", "[{q}z2 b 2]",
+		"BZPOPMIN {q}z2 0.05", "*-1",
+		"BZMPOP 0.05 1 {q}z2 MIN", "*-1",
+	)
+	c.send("BZMPOP 10 2 {q}z1 {q}z2 MAX COUNT 2")
+	script(t, other, "ZADD {q}z1 1 x 2 y 3 z", ":3")
+	if got := c.read(); got != "[{q}z1 [[z 3] [y 2]]]" {
+		t.Fatalf("BZMPOP: %q", got)
+	}
 	// The tries: one at the start and one after each write of a key
 	// waited for, not one per poll.
 	b.takeProposed()
@@ -81,6 +97,9 @@ func TestBlockingRefusals(t *testing.T) {
 		"BLPOP {q}a {q}s 1", "-WRONGTYPE Operation against a key holding the wrong kind of value",
 		"BLMPOP 1 0 {q}a LEFT", "-ERR numkeys should be greater than 0",
 		"BLMPOP 1 1 {q}a UP", "-ERR syntax error",
+		"BZPOPMIN {q}a x", "-ERR timeout is not a float or out of range",
+		"BZPOPMIN {q}a {q}s 1", "-WRONGTYPE Operation against a key holding the wrong kind of value",
+		"BZMPOP 1 1 {q}a UP", "-ERR syntax error",
 		"BLPOP {q}a", "-ERR wrong number of arguments for 'blpop' command",
 		"BLMOVE {q}a {q}b LEFT LEFT", "-ERR wrong number of arguments for 'blmove' command",
 		"MULTI", "+OK",

@@ -216,7 +216,7 @@ func (c *conn) command(args [][]byte) {
 		}
 		now := time.Now()
 		c.reply(array(bulkString(strconv.FormatInt(now.Unix(), 10)), bulkString(strconv.Itoa(now.Nanosecond()/1000))))
-	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush":
+	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
 		c.blocking(name, args)
 	case "readonly", "readwrite":
 		// Cluster clients send READONLY before reading from a replica.
