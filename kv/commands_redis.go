@@ -12058,6 +12058,92 @@ func redisCommandMeta() map[string]commandMeta {
 				),
 			),
 		},
+		"zlexcount": {
+			info: ma(
+				mb("zlexcount"),
+				mi(4),
+				mset(
+					ms("readonly"),
+					ms("fast"),
+				),
+				mi(1),
+				mi(1),
+				mi(1),
+				mset(
+					ms("@read"),
+					ms("@sortedset"),
+					ms("@fast"),
+				),
+				mset(),
+				mset(
+					mmap(
+						mb("flags"),
+						mset(
+							ms("RO"),
+							ms("access"),
+						),
+						mb("begin_search"),
+						mmap(
+							mb("type"),
+							mb("index"),
+							mb("spec"),
+							mmap(
+								mb("index"),
+								mi(1),
+							),
+						),
+						mb("find_keys"),
+						mmap(
+							mb("type"),
+							mb("range"),
+							mb("spec"),
+							mmap(
+								mb("lastkey"),
+								mi(0),
+								mb("keystep"),
+								mi(1),
+								mb("limit"),
+								mi(0),
+							),
+						),
+					),
+				),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Count the number of members in a sorted set between a given lexicographical range"),
+				mb("since"),
+				mb("2.8.9"),
+				mb("group"),
+				mb("sorted-set"),
+				mb("complexity"),
+				mb("O(log(N)) with N being the number of elements in the sorted set."),
+				mb("arguments"),
+				ma(
+					mmap(
+						mb("name"),
+						mb("key"),
+						mb("type"),
+						mb("key"),
+						mb("key_spec_index"),
+						mi(0),
+					),
+					mmap(
+						mb("name"),
+						mb("min"),
+						mb("type"),
+						mb("string"),
+					),
+					mmap(
+						mb("name"),
+						mb("max"),
+						mb("type"),
+						mb("string"),
+					),
+				),
+			),
+		},
 		"zmpop": {
 			info: ma(
 				mb("zmpop"),
@@ -12612,6 +12698,126 @@ func redisCommandMeta() map[string]commandMeta {
 				),
 			),
 		},
+		"zrangebylex": {
+			info: ma(
+				mb("zrangebylex"),
+				mi(-4),
+				mset(
+					ms("readonly"),
+				),
+				mi(1),
+				mi(1),
+				mi(1),
+				mset(
+					ms("@read"),
+					ms("@sortedset"),
+					ms("@slow"),
+				),
+				mset(),
+				mset(
+					mmap(
+						mb("flags"),
+						mset(
+							ms("RO"),
+							ms("access"),
+						),
+						mb("begin_search"),
+						mmap(
+							mb("type"),
+							mb("index"),
+							mb("spec"),
+							mmap(
+								mb("index"),
+								mi(1),
+							),
+						),
+						mb("find_keys"),
+						mmap(
+							mb("type"),
+							mb("range"),
+							mb("spec"),
+							mmap(
+								mb("lastkey"),
+								mi(0),
+								mb("keystep"),
+								mi(1),
+								mb("limit"),
+								mi(0),
+							),
+						),
+					),
+				),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Return a range of members in a sorted set, by lexicographical range"),
+				mb("since"),
+				mb("2.8.9"),
+				mb("group"),
+				mb("sorted-set"),
+				mb("complexity"),
+				mb("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N))."),
+				mb("doc_flags"),
+				mset(
+					ms("deprecated"),
+				),
+				mb("deprecated_since"),
+				mb("6.2.0"),
+				mb("replaced_by"),
+				mb("`ZRANGE` with the `BYLEX` argument"),
+				mb("arguments"),
+				ma(
+					mmap(
+						mb("name"),
+						mb("key"),
+						mb("type"),
+						mb("key"),
+						mb("key_spec_index"),
+						mi(0),
+					),
+					mmap(
+						mb("name"),
+						mb("min"),
+						mb("type"),
+						mb("string"),
+					),
+					mmap(
+						mb("name"),
+						mb("max"),
+						mb("type"),
+						mb("string"),
+					),
+					mmap(
+						mb("name"),
+						mb("offset_count"),
+						mb("type"),
+						mb("block"),
+						mb("token"),
+						mb("LIMIT"),
+						mb("flags"),
+						mset(
+							ms("optional"),
+						),
+						mb("arguments"),
+						ma(
+							mmap(
+								mb("name"),
+								mb("offset"),
+								mb("type"),
+								mb("integer"),
+							),
+							mmap(
+								mb("name"),
+								mb("count"),
+								mb("type"),
+								mb("integer"),
+							),
+						),
+					),
+				),
+			),
+		},
 		"zrangebyscore": {
 			info: ma(
 				mb("zrangebyscore"),
@@ -12924,6 +13130,91 @@ func redisCommandMeta() map[string]commandMeta {
 				),
 			),
 		},
+		"zremrangebylex": {
+			info: ma(
+				mb("zremrangebylex"),
+				mi(4),
+				mset(
+					ms("write"),
+				),
+				mi(1),
+				mi(1),
+				mi(1),
+				mset(
+					ms("@write"),
+					ms("@sortedset"),
+					ms("@slow"),
+				),
+				mset(),
+				mset(
+					mmap(
+						mb("flags"),
+						mset(
+							ms("RW"),
+							ms("delete"),
+						),
+						mb("begin_search"),
+						mmap(
+							mb("type"),
+							mb("index"),
+							mb("spec"),
+							mmap(
+								mb("index"),
+								mi(1),
+							),
+						),
+						mb("find_keys"),
+						mmap(
+							mb("type"),
+							mb("range"),
+							mb("spec"),
+							mmap(
+								mb("lastkey"),
+								mi(0),
+								mb("keystep"),
+								mi(1),
+								mb("limit"),
+								mi(0),
+							),
+						),
+					),
+				),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Remove all members in a sorted set between the given lexicographical range"),
+				mb("since"),
+				mb("2.8.9"),
+				mb("group"),
+				mb("sorted-set"),
+				mb("complexity"),
+				mb("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation."),
+				mb("arguments"),
+				ma(
+					mmap(
+						mb("name"),
+						mb("key"),
+						mb("type"),
+						mb("key"),
+						mb("key_spec_index"),
+						mi(0),
+					),
+					mmap(
+						mb("name"),
+						mb("min"),
+						mb("type"),
+						mb("string"),
+					),
+					mmap(
+						mb("name"),
+						mb("max"),
+						mb("type"),
+						mb("string"),
+					),
+				),
+			),
+		},
 		"zremrangebyrank": {
 			info: ma(
 				mb("zremrangebyrank"),
@@ -13194,6 +13485,126 @@ func redisCommandMeta() map[string]commandMeta {
 						mb("flags"),
 						mset(
 							ms("optional"),
+						),
+					),
+				),
+			),
+		},
+		"zrevrangebylex": {
+			info: ma(
+				mb("zrevrangebylex"),
+				mi(-4),
+				mset(
+					ms("readonly"),
+				),
+				mi(1),
+				mi(1),
+				mi(1),
+				mset(
+					ms("@read"),
+					ms("@sortedset"),
+					ms("@slow"),
+				),
+				mset(),
+				mset(
+					mmap(
+						mb("flags"),
+						mset(
+							ms("RO"),
+							ms("access"),
+						),
+						mb("begin_search"),
+						mmap(
+							mb("type"),
+							mb("index"),
+							mb("spec"),
+							mmap(
+								mb("index"),
+								mi(1),
+							),
+						),
+						mb("find_keys"),
+						mmap(
+							mb("type"),
+							mb("range"),
+							mb("spec"),
+							mmap(
+								mb("lastkey"),
+								mi(0),
+								mb("keystep"),
+								mi(1),
+								mb("limit"),
+								mi(0),
+							),
+						),
+					),
+				),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
+				mb("since"),
+				mb("2.8.9"),
+				mb("group"),
+				mb("sorted-set"),
+				mb("complexity"),
+				mb("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N))."),
+				mb("doc_flags"),
+				mset(
+					ms("deprecated"),
+				),
+				mb("deprecated_since"),
+				mb("6.2.0"),
+				mb("replaced_by"),
+				mb("`ZRANGE` with the `REV` and `BYLEX` arguments"),
+				mb("arguments"),
+				ma(
+					mmap(
+						mb("name"),
+						mb("key"),
+						mb("type"),
+						mb("key"),
+						mb("key_spec_index"),
+						mi(0),
+					),
+					mmap(
+						mb("name"),
+						mb("max"),
+						mb("type"),
+						mb("string"),
+					),
+					mmap(
+						mb("name"),
+						mb("min"),
+						mb("type"),
+						mb("string"),
+					),
+					mmap(
+						mb("name"),
+						mb("offset_count"),
+						mb("type"),
+						mb("block"),
+						mb("token"),
+						mb("LIMIT"),
+						mb("flags"),
+						mset(
+							ms("optional"),
+						),
+						mb("arguments"),
+						ma(
+							mmap(
+								mb("name"),
+								mb("offset"),
+								mb("type"),
+								mb("integer"),
+							),
+							mmap(
+								mb("name"),
+								mb("count"),
+								mb("type"),
+								mb("integer"),
+							),
 						),
 					),
 				),

@@ -37,7 +37,6 @@ var (
 	errGTLTNX        = errReply("ERR GT, LT, and/or NX options at the same time are not compatible")
 	errIncrPair      = errReply("ERR INCR option supports a single increment-element pair")
 	errLimitRank     = errReply("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
-	errBylexUnsupp   = errReply("ERR BYLEX is not supported by coppice")
 	errPositiveCount = errReply("ERR value is out of range, must be positive")
 )
 
@@ -421,22 +420,40 @@ func cmdZCount(t *txn, a [][]byte) *messages.Reply {
 	return integer(int64(len(t.inRange(z, rg))))
 }
 
-// zrangeForm is how a range command reads its arguments.
-type zrangeForm int
+// zrangeBy is what a range command's start and stop are.
+type zrangeBy int
 
 const (
-	zrangeAny     zrangeForm = iota // ZRANGE: BYSCORE and REV are options
-	zrangeByScore                   // ZRANGEBYSCORE
-	zrangeRevByScore
-	zrangeRev // ZREVRANGE
+	byRank zrangeBy = iota
+	byScore
+	byLex
 )
 
+// zrangeForm is how a range command reads its arguments: ZRANGE takes
+// BYSCORE, BYLEX and REV as options; the others have them fixed.
+type zrangeForm struct {
+	any bool
+	by  zrangeBy
+	rev bool
+}
+
+var (
+	zrangeAny        = zrangeForm{any: true}
+	zrangeByScore    = zrangeForm{by: byScore}
+	zrangeRevByScore = zrangeForm{by: byScore, rev: true}
+	zrangeRev        = zrangeForm{rev: true}
+	zrangeByLex      = zrangeForm{by: byLex}
+	zrangeRevByLex   = zrangeForm{by: byLex, rev: true}
+)
+
+var errWithScoresLex = errReply("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+
 // ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count]
-// [WITHSCORES], and ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZREVRANGE.
+// [WITHSCORES], and ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZREVRANGE,
+// ZRANGEBYLEX, ZREVRANGEBYLEX.
 func zrangeCmd(form zrangeForm) func(*txn, [][]byte) *messages.Reply {
 	return func(t *txn, a [][]byte) *messages.Reply {
-		byScore := form == zrangeByScore || form == zrangeRevByScore
-		rev := form == zrangeRev || form == zrangeRevByScore
+		by, rev := form.by, form.rev
 		withScores, limited := false, false
 		var offset, limit int64 = 0, -1
 		for j := 4; j < len(a); j++ {
@@ -452,47 +469,28 @@ func zrangeCmd(form zrangeForm) func(*txn, [][]byte) *messages.Reply {
 				}
 				limited = true
 				j += 2
-			case form == zrangeAny && !rev && isOpt(a[j], "rev"):
+			case form.any && !rev && isOpt(a[j], "rev"):
 				rev = true
-			case form == zrangeAny && !byScore && isOpt(a[j], "byscore"):
-				byScore = true
-			case form == zrangeAny && !byScore && isOpt(a[j], "bylex"):
-				return errBylexUnsupp
+			case form.any && by == byRank && isOpt(a[j], "byscore"):
+				by = byScore
+			case form.any && by == byRank && isOpt(a[j], "bylex"):
+				by = byLex
 			default:
 				return errSyntax
 			}
 		}
-		if limited && limit != -1 && !byScore {
+		switch {
+		case limited && limit != -1 && by == byRank:
 			return errLimitRank
+		case withScores && by == byLex:
+			return errWithScoresLex
 		}
 		lo, hi := a[2], a[3]
-		if rev && byScore {
+		if rev && by != byRank {
 			lo, hi = hi, lo
 		}
 		var out []scored
-		if byScore {
-			rg, r := parseRange(lo, hi)
-			if r != nil {
-				return r
-			}
-			z, r := t.zsetFor(a[1])
-			if r != nil {
-				return r
-			}
-			out = t.inRange(z, rg)
-			if rev {
-				slices.Reverse(out)
-			}
-			switch {
-			case offset < 0 || offset > 0 && offset >= z.n:
-				out = nil
-			case offset > 0:
-				out = out[min(offset, int64(len(out))):]
-			}
-			if limit >= 0 {
-				out = out[:min(limit, int64(len(out)))]
-			}
-		} else {
+		if by == byRank {
 			start, ok1 := parseInt(lo)
 			stop, ok2 := parseInt(hi)
 			if !ok1 || !ok2 {
@@ -506,20 +504,152 @@ func zrangeCmd(form zrangeForm) func(*txn, [][]byte) *messages.Reply {
 			if rev {
 				from, to = z.n-to, z.n-from
 			}
-			i := int64(0)
-			t.each(z, nil, func(s scored) bool {
-				if i >= from && i < to {
-					out = append(out, s)
-				}
-				i++
-				return i < to
-			})
+			out = t.byRank(z, from, to)
 			if rev {
 				slices.Reverse(out)
 			}
+			return scoredReply(out, withScores)
+		}
+		var inRange func(z *zset) []scored
+		if by == byScore {
+			rg, r := parseRange(lo, hi)
+			if r != nil {
+				return r
+			}
+			inRange = func(z *zset) []scored { return t.inRange(z, rg) }
+		} else {
+			rg, r := parseLexRange(lo, hi)
+			if r != nil {
+				return r
+			}
+			inRange = func(z *zset) []scored { return t.inLexRange(z, rg) }
+		}
+		z, r := t.zsetFor(a[1])
+		if r != nil {
+			return r
+		}
+		out = inRange(z)
+		if rev {
+			slices.Reverse(out)
+		}
+		switch {
+		case offset < 0 || offset > 0 && offset >= z.n:
+			out = nil
+		case offset > 0:
+			out = out[min(offset, int64(len(out))):]
+		}
+		if limit >= 0 {
+			out = out[:min(limit, int64(len(out)))]
 		}
 		return scoredReply(out, withScores)
 	}
+}
+
+// byRank lists the members at ranks [from, to), lowest score first.
+func (t *txn) byRank(z *zset, from, to int64) []scored {
+	var out []scored
+	i := int64(0)
+	t.each(z, nil, func(s scored) bool {
+		if i >= from && i < to {
+			out = append(out, s)
+		}
+		i++
+		return i < to
+	})
+	return out
+}
+
+// lexBound is a bound of a lex range: "-", "+", "[value" or "(value".
+type lexBound struct {
+	inf  int // -1: "-", 1: "+", 0: a value
+	v    []byte
+	open bool
+}
+
+var errLexRange = errReply("ERR min or max not valid string range item")
+
+func parseLexBound(b []byte) (lexBound, bool) {
+	switch {
+	case len(b) == 1 && b[0] == '-':
+		return lexBound{inf: -1}, true
+	case len(b) == 1 && b[0] == '+':
+		return lexBound{inf: 1}, true
+	case len(b) > 0 && (b[0] == '[' || b[0] == '('):
+		return lexBound{v: b[1:], open: b[0] == '('}, true
+	}
+	return lexBound{}, false
+}
+
+type lexRange struct{ min, max lexBound }
+
+func parseLexRange(minArg, maxArg []byte) (lexRange, *messages.Reply) {
+	lo, ok1 := parseLexBound(minArg)
+	hi, ok2 := parseLexBound(maxArg)
+	if !ok1 || !ok2 {
+		return lexRange{}, errLexRange
+	}
+	return lexRange{lo, hi}, nil
+}
+
+func (r lexRange) aboveMin(m []byte) bool {
+	if r.min.inf != 0 {
+		return r.min.inf < 0
+	}
+	c := bytes.Compare(m, r.min.v)
+	return c > 0 || !r.min.open && c == 0
+}
+
+func (r lexRange) belowMax(m []byte) bool {
+	if r.max.inf != 0 {
+		return r.max.inf > 0
+	}
+	c := bytes.Compare(m, r.max.v)
+	return c < 0 || !r.max.open && c == 0
+}
+
+// inLexRange lists, in order, the members from the first at or above the
+// range's min while they are at or below its max: for a set whose members
+// share one score (the only kind lex ranges are meant for, as in Redis),
+// the members in the range.
+func (t *txn) inLexRange(z *zset, r lexRange) []scored {
+	var out []scored
+	t.each(z, nil, func(s scored) bool {
+		if len(out) == 0 && !r.aboveMin(s.member) {
+			return true
+		}
+		if !r.belowMax(s.member) {
+			return false
+		}
+		out = append(out, s)
+		return true
+	})
+	return out
+}
+
+// ZLEXCOUNT key min max
+func cmdZLexCount(t *txn, a [][]byte) *messages.Reply {
+	rg, r := parseLexRange(a[2], a[3])
+	if r != nil {
+		return r
+	}
+	z, r := t.zsetFor(a[1])
+	if r != nil {
+		return r
+	}
+	return integer(int64(len(t.inLexRange(z, rg))))
+}
+
+// ZREMRANGEBYLEX key min max
+func cmdZRemRangeByLex(t *txn, a [][]byte) *messages.Reply {
+	rg, r := parseLexRange(a[2], a[3])
+	if r != nil {
+		return r
+	}
+	z, r := t.zsetFor(a[1])
+	if r != nil || !z.e.exists {
+		return or(r, zero)
+	}
+	return t.zremove(z, t.inLexRange(z, rg))
 }
 
 // scoredReply is members, with their scores when withScores (pairs:
@@ -563,16 +693,7 @@ func cmdZRemRangeByRank(t *txn, a [][]byte) *messages.Reply {
 		return or(r, zero)
 	}
 	from, to := (&list{n: z.n}).span(start, stop)
-	var out []scored
-	i := int64(0)
-	t.each(z, nil, func(s scored) bool {
-		if i >= from && i < to {
-			out = append(out, s)
-		}
-		i++
-		return i < to
-	})
-	return t.zremove(z, out)
+	return t.zremove(z, t.byRank(z, from, to))
 }
 
 // zpop removes and returns up to n members of the live z, from the
