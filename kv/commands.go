@@ -245,6 +245,7 @@ var table = []*Spec{
 	key1(cmd("zrangebylex", -4, fRead, zrangeCmd(zrangeByLex))),
 	key1(cmd("zrevrangebylex", -4, fRead, zrangeCmd(zrangeRevByLex))),
 	key1(cmd("zlexcount", 4, fReadFast, cmdZLexCount)),
+	key1(cmd("zrandmember", -2, fRead, cmdZRandMember)),
 	key1(cmd("zremrangebylex", 4, fWrite, cmdZRemRangeByLex)),
 	key1(cmd("zpopmin", -2, fWriteFast, zpopCmd(false))),
 	key1(cmd("zpopmax", -2, fWriteFast, zpopCmd(true))),

@@ -322,6 +322,30 @@ var errRangeLong = errReply("ERR value is out of range, value must between -9223
 // value (a flat array in RESP2, pairs in RESP3). A read: each node
 // chooses its own.
 func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
+	return t.randomElements(a, "withvalues", func() (bool, []randomElement, *messages.Reply) {
+		e, r := t.hashFor(a[1])
+		if r != nil || !e.exists {
+			return false, nil, r
+		}
+		var all []randomElement
+		t.eachField(&e, func(f, v []byte) {
+			all = append(all, randomElement{bytes.Clone(f), bulk(bytes.Clone(v))})
+		})
+		return true, all, nil
+	})
+}
+
+// randomElement is an element HRANDFIELD or ZRANDMEMBER may give: a
+// field and its value, or a member and its score.
+type randomElement struct {
+	name  []byte
+	value *messages.Reply
+}
+
+// randomElements is HRANDFIELD's and ZRANDMEMBER's: key [count [with]];
+// load reads the key: whether it exists, its elements in order, or an
+// error (WRONGTYPE).
+func (t *txn) randomElements(a [][]byte, with string, load func() (bool, []randomElement, *messages.Reply)) *messages.Reply {
 	var count int64
 	withValues := false
 	if len(a) >= 3 {
@@ -332,7 +356,7 @@ func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
 		switch {
 		case count == math.MinInt64:
 			return errRangeLong
-		case len(a) > 4 || (len(a) == 4 && !isOpt(a[3], "withvalues")):
+		case len(a) > 4 || (len(a) == 4 && !isOpt(a[3], with)):
 			return errSyntax
 		case len(a) == 4 && (count < -math.MaxInt64/2 || count > math.MaxInt64/2):
 			return errReply("ERR value is out of range")
@@ -341,39 +365,35 @@ func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
 		}
 		withValues = len(a) == 4
 	}
-	e, r := t.hashFor(a[1])
+	exists, all, r := load()
 	switch {
 	case r != nil:
 		return r
-	case !e.exists && len(a) < 3:
+	case !exists && len(a) < 3:
 		return nullBulk
-	case !e.exists || count == 0 && len(a) >= 3:
+	case !exists || count == 0 && len(a) >= 3:
 		return array([]*messages.Reply{})
 	}
-	var fields, values [][]byte
-	t.eachField(&e, func(f, v []byte) {
-		fields, values = append(fields, bytes.Clone(f)), append(values, bytes.Clone(v))
-	})
 	if len(a) < 3 {
-		return bulk(fields[rand.IntN(len(fields))])
+		return bulk(all[rand.IntN(len(all))].name)
 	}
 	var picks []int
 	switch {
 	case count < 0:
 		for range -count {
-			picks = append(picks, rand.IntN(len(fields)))
+			picks = append(picks, rand.IntN(len(all)))
 		}
 	default:
-		picks = rand.Perm(len(fields))[:min(count, int64(len(fields)))]
-		if count >= int64(len(fields)) {
-			slices.Sort(picks) // the whole hash, in its order, as Redis gives it
+		picks = rand.Perm(len(all))[:min(count, int64(len(all)))]
+		if count >= int64(len(all)) {
+			slices.Sort(picks) // the whole key, in its order, as Redis gives it
 		}
 	}
 	items := make([]*messages.Reply, 0, 2*len(picks))
 	for _, i := range picks {
-		items = append(items, bulk(fields[i]))
+		items = append(items, bulk(all[i].name))
 		if withValues {
-			items = append(items, bulk(values[i]))
+			items = append(items, all[i].value)
 		}
 	}
 	if withValues {

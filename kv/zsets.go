@@ -802,3 +802,20 @@ func cmdZMPop(t *txn, a [][]byte) *messages.Reply {
 	}
 	return nullArray
 }
+
+// ZRANDMEMBER key [count [WITHSCORES]]: as HRANDFIELD, members and their
+// scores.
+func cmdZRandMember(t *txn, a [][]byte) *messages.Reply {
+	return t.randomElements(a, "withscores", func() (bool, []randomElement, *messages.Reply) {
+		z, r := t.zsetFor(a[1])
+		if r != nil || !z.e.exists {
+			return false, nil, r
+		}
+		var all []randomElement
+		t.each(z, nil, func(s scored) bool {
+			all = append(all, randomElement{s.member, double(s.score)})
+			return true
+		})
+		return true, all, nil
+	})
+}
