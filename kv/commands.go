@@ -103,6 +103,20 @@ func numkeysAt(i int, s *Spec) *Spec {
 	return s
 }
 
+// destAndNumkeys gives s the keys of a STORE command: the destination,
+// args[1], then the keys its count at args[2] gives.
+func destAndNumkeys(s *Spec) *Spec {
+	sources := numkeysAt(2, &Spec{}).keysFn
+	s.FirstKey, s.LastKey, s.Step = 1, 1, 1 // as COMMAND reports them
+	s.keysFn = func(args [][]byte) [][]byte {
+		if len(args) < 2 {
+			return nil
+		}
+		return append([][]byte{args[1]}, sources(args)...)
+	}
+	return s
+}
+
 // key1 is the common key position: one key, args[1].
 func key1(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, 1, 1; return s }
 
@@ -246,6 +260,14 @@ var table = []*Spec{
 	key1(cmd("zrevrangebylex", -4, fRead, zrangeCmd(zrangeRevByLex))),
 	key1(cmd("zlexcount", 4, fReadFast, cmdZLexCount)),
 	key1(cmd("zrandmember", -2, fRead, cmdZRandMember)),
+	keys12(cmd("zrangestore", -5, fWriteOOM, cmdZRangeStore)),
+	numkeysAt(1, cmd("zunion", -3, []string{"readonly", "movablekeys"}, zalgebraCmd(zUnion))),
+	numkeysAt(1, cmd("zinter", -3, []string{"readonly", "movablekeys"}, zalgebraCmd(zInter))),
+	numkeysAt(1, cmd("zdiff", -3, []string{"readonly", "movablekeys"}, zalgebraCmd(zDiff))),
+	numkeysAt(1, cmd("zintercard", -3, []string{"readonly", "movablekeys"}, cmdZInterCard)),
+	destAndNumkeys(cmd("zunionstore", -4, []string{"write", "denyoom", "movablekeys"}, zalgebraStoreCmd(zUnion))),
+	destAndNumkeys(cmd("zinterstore", -4, []string{"write", "denyoom", "movablekeys"}, zalgebraStoreCmd(zInter))),
+	destAndNumkeys(cmd("zdiffstore", -4, []string{"write", "denyoom", "movablekeys"}, zalgebraStoreCmd(zDiff))),
 	key1(cmd("zremrangebylex", 4, fWrite, cmdZRemRangeByLex)),
 	key1(cmd("zpopmin", -2, fWriteFast, zpopCmd(false))),
 	key1(cmd("zpopmax", -2, fWriteFast, zpopCmd(true))),

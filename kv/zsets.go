@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -453,96 +454,131 @@ var errWithScoresLex = errReply("ERR syntax error, WITHSCORES not supported in c
 // ZRANGEBYLEX, ZREVRANGEBYLEX.
 func zrangeCmd(form zrangeForm) func(*txn, [][]byte) *messages.Reply {
 	return func(t *txn, a [][]byte) *messages.Reply {
-		by, rev := form.by, form.rev
-		withScores, limited := false, false
-		var offset, limit int64 = 0, -1
-		for j := 4; j < len(a); j++ {
-			switch {
-			case isOpt(a[j], "withscores"):
-				withScores = true
-			case isOpt(a[j], "limit") && len(a)-j-1 >= 2:
-				var ok1, ok2 bool
-				offset, ok1 = parseInt(a[j+1])
-				limit, ok2 = parseInt(a[j+2])
-				if !ok1 || !ok2 {
-					return errNotInteger
-				}
-				limited = true
-				j += 2
-			case form.any && !rev && isOpt(a[j], "rev"):
-				rev = true
-			case form.any && by == byRank && isOpt(a[j], "byscore"):
-				by = byScore
-			case form.any && by == byRank && isOpt(a[j], "bylex"):
-				by = byLex
-			default:
-				return errSyntax
-			}
-		}
-		switch {
-		case limited && limit != -1 && by == byRank:
-			return errLimitRank
-		case withScores && by == byLex:
-			return errWithScoresLex
-		}
-		lo, hi := a[2], a[3]
-		if rev && by != byRank {
-			lo, hi = hi, lo
-		}
-		var out []scored
-		if by == byRank {
-			start, ok1 := parseInt(lo)
-			stop, ok2 := parseInt(hi)
-			if !ok1 || !ok2 {
-				return errNotInteger
-			}
-			z, r := t.zsetFor(a[1])
-			if r != nil {
-				return r
-			}
-			from, to := (&list{n: z.n}).span(start, stop)
-			if rev {
-				from, to = z.n-to, z.n-from
-			}
-			out = t.byRank(z, from, to)
-			if rev {
-				slices.Reverse(out)
-			}
-			return scoredReply(out, withScores)
-		}
-		var inRange func(z *zset) []scored
-		if by == byScore {
-			rg, r := parseRange(lo, hi)
-			if r != nil {
-				return r
-			}
-			inRange = func(z *zset) []scored { return t.inRange(z, rg) }
-		} else {
-			rg, r := parseLexRange(lo, hi)
-			if r != nil {
-				return r
-			}
-			inRange = func(z *zset) []scored { return t.inLexRange(z, rg) }
-		}
-		z, r := t.zsetFor(a[1])
+		out, withScores, r := t.zrange(a[1:], form, false)
 		if r != nil {
 			return r
 		}
-		out = inRange(z)
+		return scoredReply(out, withScores)
+	}
+}
+
+// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]:
+// the range replaces dst (an empty one, or a missing src, deletes it).
+func cmdZRangeStore(t *txn, a [][]byte) *messages.Reply {
+	out, _, r := t.zrange(a[2:], zrangeAny, true)
+	if r != nil {
+		return r
+	}
+	return t.storeZSet(a[1], out)
+}
+
+// zrange selects a range: a is key start stop [options...]; store
+// refuses WITHSCORES (ZRANGESTORE).
+func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, withScores bool, _ *messages.Reply) {
+	by, rev := form.by, form.rev
+	limited := false
+	var offset, limit int64 = 0, -1
+	for j := 3; j < len(a); j++ {
+		switch {
+		case !store && isOpt(a[j], "withscores"):
+			withScores = true
+		case isOpt(a[j], "limit") && len(a)-j-1 >= 2:
+			var ok1, ok2 bool
+			offset, ok1 = parseInt(a[j+1])
+			limit, ok2 = parseInt(a[j+2])
+			if !ok1 || !ok2 {
+				return nil, false, errNotInteger
+			}
+			limited = true
+			j += 2
+		case form.any && !rev && isOpt(a[j], "rev"):
+			rev = true
+		case form.any && by == byRank && isOpt(a[j], "byscore"):
+			by = byScore
+		case form.any && by == byRank && isOpt(a[j], "bylex"):
+			by = byLex
+		default:
+			return nil, false, errSyntax
+		}
+	}
+	switch {
+	case limited && limit != -1 && by == byRank:
+		return nil, false, errLimitRank
+	case withScores && by == byLex:
+		return nil, false, errWithScoresLex
+	}
+	lo, hi := a[1], a[2]
+	if rev && by != byRank {
+		lo, hi = hi, lo
+	}
+	if by == byRank {
+		start, ok1 := parseInt(lo)
+		stop, ok2 := parseInt(hi)
+		if !ok1 || !ok2 {
+			return nil, false, errNotInteger
+		}
+		z, r := t.zsetFor(a[0])
+		if r != nil {
+			return nil, false, r
+		}
+		from, to := (&list{n: z.n}).span(start, stop)
+		if rev {
+			from, to = z.n-to, z.n-from
+		}
+		out = t.byRank(z, from, to)
 		if rev {
 			slices.Reverse(out)
 		}
-		switch {
-		case offset < 0 || offset > 0 && offset >= z.n:
-			out = nil
-		case offset > 0:
-			out = out[min(offset, int64(len(out))):]
-		}
-		if limit >= 0 {
-			out = out[:min(limit, int64(len(out)))]
-		}
-		return scoredReply(out, withScores)
+		return out, withScores, nil
 	}
+	var inRange func(z *zset) []scored
+	if by == byScore {
+		rg, r := parseRange(lo, hi)
+		if r != nil {
+			return nil, false, r
+		}
+		inRange = func(z *zset) []scored { return t.inRange(z, rg) }
+	} else {
+		rg, r := parseLexRange(lo, hi)
+		if r != nil {
+			return nil, false, r
+		}
+		inRange = func(z *zset) []scored { return t.inLexRange(z, rg) }
+	}
+	z, r := t.zsetFor(a[0])
+	if r != nil {
+		return nil, false, r
+	}
+	out = inRange(z)
+	if rev {
+		slices.Reverse(out)
+	}
+	switch {
+	case offset < 0 || offset > 0 && offset >= z.n:
+		out = nil
+	case offset > 0:
+		out = out[min(offset, int64(len(out))):]
+	}
+	if limit >= 0 {
+		out = out[:min(limit, int64(len(out)))]
+	}
+	return out, withScores, nil
+}
+
+// storeZSet makes key a sorted set of out, whatever it held (an empty out
+// deletes it), and answers its size.
+func (t *txn) storeZSet(key []byte, out []scored) *messages.Reply {
+	d := t.lookup(key)
+	if d.exists {
+		t.deleteKey(&d)
+	}
+	z := &zset{e: d, prefix: fieldPrefix(key)}
+	for _, s := range out {
+		t.putMember(z, s.member, s.score)
+	}
+	z.n = int64(len(out))
+	t.saveZSet(z)
+	return integer(z.n)
 }
 
 // byRank lists the members at ranks [from, to), lowest score first.
@@ -819,3 +855,191 @@ func cmdZRandMember(t *txn, a [][]byte) *messages.Reply {
 		return true, all, nil
 	})
 }
+
+// zsetOp is ZUNION's, ZINTER's or ZDIFF's.
+type zsetOp int
+
+const (
+	zUnion zsetOp = iota
+	zInter
+	zDiff
+)
+
+// zsource is an input of ZUNION, ZINTER, ZDIFF: a sorted set, or a set
+// (its members scored 1), with its weight.
+type zsource struct {
+	members []scored
+	index   map[string]float64
+	weight  float64
+}
+
+// zalgebra runs ZUNION, ZINTER, ZDIFF and their STORE forms, and
+// ZINTERCARD: a is the whole command, numkeys at a[at]; store is the
+// destination (nil: none); card counts (ZINTERCARD).
+func (t *txn) zalgebra(a [][]byte, at int, op zsetOp, store []byte, card bool) *messages.Reply {
+	n, ok := parseInt(a[at])
+	switch {
+	case !ok:
+		return errNotInteger
+	case n < 1:
+		return errReply("ERR at least 1 input key is needed for '" + string(bytes.ToLower(a[0])) + "' command")
+	case n > int64(len(a)-at-1):
+		return errSyntax
+	}
+	srcs := make([]zsource, n)
+	for i, k := range a[at+1 : at+1+int(n)] {
+		srcs[i] = zsource{weight: 1, index: map[string]float64{}}
+		e := t.lookup(k)
+		switch {
+		case !e.exists:
+		case e.rec.typ == typeZSet:
+			z := &zset{e: e, n: e.rec.hashLen(), prefix: fieldPrefix(k)}
+			t.each(z, nil, func(s scored) bool {
+				srcs[i].members = append(srcs[i].members, s)
+				return true
+			})
+		case e.rec.typ == typeSet:
+			t.eachField(&e, func(m, _ []byte) {
+				srcs[i].members = append(srcs[i].members, scored{member: bytes.Clone(m), score: 1})
+			})
+		default:
+			return errWrongType
+		}
+		for _, s := range srcs[i].members {
+			srcs[i].index[string(s.member)] = s.score
+		}
+	}
+	aggregate, withScores, limit := "sum", false, int64(0)
+	for j := at + 1 + int(n); j < len(a); j++ {
+		left := len(a) - j
+		switch {
+		case op != zDiff && !card && left > int(n) && isOpt(a[j], "weights"):
+			for i := range srcs {
+				j++
+				w, ok := parseScore(a[j])
+				if !ok {
+					return errReply("ERR weight value is not a float")
+				}
+				srcs[i].weight = w
+			}
+		case op != zDiff && !card && left >= 2 && isOpt(a[j], "aggregate"):
+			j++
+			switch {
+			case isOpt(a[j], "sum"), isOpt(a[j], "min"), isOpt(a[j], "max"):
+				aggregate = string(bytes.ToLower(a[j]))
+			default:
+				return errSyntax
+			}
+		case store == nil && !card && isOpt(a[j], "withscores"):
+			withScores = true
+		case card && left >= 2 && isOpt(a[j], "limit"):
+			j++
+			if limit, ok = parseInt(a[j]); !ok || limit < 0 {
+				return errReply("ERR LIMIT can't be negative")
+			}
+		default:
+			return errSyntax
+		}
+	}
+	weighted := func(src *zsource, s float64) float64 {
+		if v := s * src.weight; !math.IsNaN(v) {
+			return v
+		}
+		return 0
+	}
+	combine := func(x, y float64) float64 {
+		switch aggregate {
+		case "min":
+			return min(x, y)
+		case "max":
+			return max(x, y)
+		}
+		if v := x + y; !math.IsNaN(v) {
+			return v
+		}
+		return 0
+	}
+	var out []scored
+	switch op {
+	case zUnion:
+		at := map[string]int{}
+		for i := range srcs {
+			for _, s := range srcs[i].members {
+				v := weighted(&srcs[i], s.score)
+				if k, ok := at[string(s.member)]; ok {
+					out[k].score = combine(out[k].score, v)
+					continue
+				}
+				at[string(s.member)] = len(out)
+				out = append(out, scored{s.member, v})
+			}
+		}
+	case zInter:
+		// From the smallest input, as Redis does (the order its scores
+		// are combined in).
+		order := make([]*zsource, len(srcs))
+		for i := range srcs {
+			order[i] = &srcs[i]
+		}
+		slices.SortStableFunc(order, func(x, y *zsource) int { return len(x.members) - len(y.members) })
+	next:
+		for _, s := range order[0].members {
+			v := weighted(order[0], s.score)
+			for _, o := range order[1:] {
+				os, ok := o.index[string(s.member)]
+				if !ok {
+					continue next
+				}
+				v = combine(v, weighted(o, os))
+			}
+			out = append(out, scored{s.member, v})
+			if card && limit > 0 && int64(len(out)) >= limit {
+				break
+			}
+		}
+	case zDiff:
+	diff:
+		for _, s := range srcs[0].members {
+			for _, o := range srcs[1:] {
+				if _, ok := o.index[string(s.member)]; ok {
+					continue diff
+				}
+			}
+			out = append(out, s)
+		}
+	}
+	if card {
+		return integer(int64(len(out)))
+	}
+	for i := range out {
+		if out[i].score == 0 {
+			out[i].score = 0 // no -0, as in a stored set
+		}
+	}
+	slices.SortFunc(out, func(x, y scored) int {
+		if c := cmp.Compare(x.score, y.score); c != 0 {
+			return c
+		}
+		return bytes.Compare(x.member, y.member)
+	})
+	if store != nil {
+		return t.storeZSet(store, out)
+	}
+	return scoredReply(out, withScores)
+}
+
+// ZUNION, ZINTER, ZDIFF numkeys key [key ...] [WEIGHTS w ...]
+// [AGGREGATE SUM|MIN|MAX] [WITHSCORES] (no options for ZDIFF's but
+// WITHSCORES).
+func zalgebraCmd(op zsetOp) func(*txn, [][]byte) *messages.Reply {
+	return func(t *txn, a [][]byte) *messages.Reply { return t.zalgebra(a, 1, op, nil, false) }
+}
+
+// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE destination numkeys key [key ...]
+// [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX].
+func zalgebraStoreCmd(op zsetOp) func(*txn, [][]byte) *messages.Reply {
+	return func(t *txn, a [][]byte) *messages.Reply { return t.zalgebra(a, 2, op, a[1], false) }
+}
+
+// ZINTERCARD numkeys key [key ...] [LIMIT limit]
+func cmdZInterCard(t *txn, a [][]byte) *messages.Reply { return t.zalgebra(a, 1, zInter, nil, true) }

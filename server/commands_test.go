@@ -114,7 +114,8 @@ func TestKeysOnOneShard(t *testing.T) {
 	cross := "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"
 	for _, cmd := range []string{"RENAME a b", "RENAMENX a b", "COPY a b", "COPY a b REPLACE", "MSETNX a 1 b 2", "MSETNX {a}x 1 {a}y 2 b 3",
 		"SMOVE a b m", "SINTER a b", "SUNION {a}x b", "SDIFF a {a}x b", "SINTERSTORE {a}x a b", "SDIFFSTORE b a",
-		"LMOVE a b LEFT RIGHT", "RPOPLPUSH a b", "SINTERCARD 2 a b", "LMPOP 2 {a}x b LEFT"} {
+		"LMOVE a b LEFT RIGHT", "RPOPLPUSH a b", "SINTERCARD 2 a b", "LMPOP 2 {a}x b LEFT",
+		"ZUNIONSTORE a 2 {a}x b", "ZUNIONSTORE b 1 a", "ZINTER 2 a b", "ZRANGESTORE a b 0 1"} {
 		if got := c.do(cmd); got != cross {
 			t.Errorf("%s: %q, want CROSSSLOT", cmd, got)
 		}
@@ -123,7 +124,8 @@ func TestKeysOnOneShard(t *testing.T) {
 		t.Fatalf("refused commands ran: %v", b.ran)
 	}
 	for _, cmd := range []string{"RENAME {a}x {a}y", "COPY {a}x {a}y DB 0", "MSETNX {a}x 1 {a}y 2", "RENAMENX a {a}z", "SINTER a {a}x", "SUNIONSTORE a {a}y {a}z",
-		"LMOVE a {a}x LEFT LEFT", "RPOPLPUSH {a}x a", "SINTERCARD 2 a {a}x LIMIT 1", "LMPOP 2 {a}x a RIGHT"} {
+		"LMOVE a {a}x LEFT LEFT", "RPOPLPUSH {a}x a", "SINTERCARD 2 a {a}x LIMIT 1", "LMPOP 2 {a}x a RIGHT",
+		"ZUNIONSTORE {a}d 2 a {a}x WEIGHTS 1 2", "ZDIFF 2 a {a}y", "ZRANGESTORE {a}z a 0 -1"} {
 		if got, want := c.do(cmd), ":"+strconv.Itoa(sa); got != want {
 			t.Errorf("%s: %q, want %q (its shard)", cmd, got, want)
 		}
