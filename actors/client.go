@@ -132,6 +132,8 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 		return b.scan(ctx, shard, m.HashScan)
 	case m.SetScan != nil && m.SetScan.Set != nil && m.SetScan.Hash == nil:
 		return b.scan(ctx, shard, m.SetScan)
+	case m.ZsetScan != nil && m.ZsetScan.Zset != nil && m.ZsetScan.Hash == nil && m.ZsetScan.Set == nil:
+		return b.scan(ctx, shard, m.ZsetScan)
 	case m.Command == nil:
 		return ready{errReply("ERR forwarded request without a command")}
 	case m.Write:
@@ -321,6 +323,8 @@ func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) 
 		fwd = &messages.Forward{HashScan: req}
 	case req.Set != nil:
 		fwd = &messages.Forward{SetScan: req}
+	case req.Zset != nil:
+		fwd = &messages.Forward{ZsetScan: req}
 	}
 	return b.read(ctx, shard, fwd, func(r kv.Reader) *messages.Reply {
 		var keys [][]byte
@@ -332,6 +336,8 @@ func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) 
 			keys, next, wrong, err = kv.HScan(r, req.Hash, req.After, int(req.Count), req.Match, req.NowMs)
 		case req.Set != nil:
 			keys, next, wrong, err = kv.SScan(r, req.Set, req.After, int(req.Count), req.Match, req.NowMs)
+		case req.Zset != nil:
+			keys, next, wrong, err = kv.ZScan(r, req.Zset, req.After, int(req.Count), req.Match, req.NowMs)
 		default:
 			keys, next, err = kv.Scan(r, req.After, int(req.Count), req.Match, req.Type, req.NowMs)
 		}

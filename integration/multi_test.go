@@ -117,6 +117,34 @@ func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 	if v, err := clients[1].BRPop(ctx, time.Second, keys[0]+":empty").Result(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("BRPOP of an empty list: %q, %v; want a timeout (nil)", v, err)
 	}
+
+	// ZSCAN pages through a sorted set too big to come whole, through the
+	// node that does not hold it, with the node's cursors.
+	var members []redis.Z
+	for i := range 300 {
+		members = append(members, redis.Z{Score: float64(i) + 0.5, Member: fmt.Sprintf("m%03d", i)})
+	}
+	if err := clients[0].ZAdd(ctx, "{zs}", members...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	scanned := map[string]string{}
+	var cursor uint64
+	calls := 0
+	for ; calls == 0 || cursor != 0; calls++ {
+		if calls > 1000 {
+			t.Fatal("ZSCAN does not end")
+		}
+		var page []string
+		if page, cursor, err = clients[1].ZScan(ctx, "{zs}", cursor, "", 25).Result(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(page); i += 2 {
+			scanned[page[i]] = page[i+1]
+		}
+	}
+	if len(scanned) != 300 || scanned["m007"] != "7.5" || calls < 300/25 {
+		t.Fatalf("ZSCAN: %d members in %d calls (m007 scored %q)", len(scanned), calls, scanned["m007"])
+	}
 }
 
 // waitBlocked waits until the node c talks to has n clients in a

@@ -260,6 +260,7 @@ var table = []*Spec{
 	key1(cmd("zrevrangebylex", -4, fRead, zrangeCmd(zrangeRevByLex))),
 	key1(cmd("zlexcount", 4, fReadFast, cmdZLexCount)),
 	key1(cmd("zrandmember", -2, fRead, cmdZRandMember)),
+	key1(cmd("zscan", -3, fRead, cmdZScan)),
 	keys12(cmd("zrangestore", -5, fWriteOOM, cmdZRangeStore)),
 	numkeysAt(1, cmd("zunion", -3, []string{"readonly", "movablekeys"}, zalgebraCmd(zUnion))),
 	numkeysAt(1, cmd("zinter", -3, []string{"readonly", "movablekeys"}, zalgebraCmd(zInter))),

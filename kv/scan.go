@@ -2,6 +2,8 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"strconv"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -189,8 +191,15 @@ func SScan(r Reader, key, after []byte, count int, match []byte, nowMs int64) (m
 	return scanElements(r, typeSet, key, after, count, match, nowMs)
 }
 
-// scanElements is HScan's and SScan's: over key of type typ, a hash's
-// fields with their values or a set's members.
+// ZScan is HScan for sorted set key's members (ZSCAN), in member order,
+// each with its score as Redis writes it (%.17g, inf, -inf).
+func ZScan(r Reader, key, after []byte, count int, match []byte, nowMs int64) (pairs [][]byte, next []byte, reply *messages.Reply, err error) {
+	return scanElements(r, typeZSet, key, after, count, match, nowMs)
+}
+
+// scanElements is HScan's, SScan's and ZScan's: over key of type typ, a
+// hash's fields with their values, a set's members, or a sorted set's
+// members with their scores.
 func scanElements(r Reader, typ byte, key, after []byte, count int, match []byte, nowMs int64) (out [][]byte, next []byte, reply *messages.Reply, err error) {
 	if count < 1 {
 		return nil, nil, nil, ErrScanCount
@@ -219,6 +228,9 @@ func scanElements(r Reader, typ byte, key, after []byte, count int, match []byte
 		count = smallScanHash + 1
 	}
 	p := fieldPrefix(key)
+	if typ == typeZSet {
+		p = append(p, zMember) // the members, not the score index
+	}
 	from := p
 	if after != nil {
 		from = append(fieldKey(p, after), 0) // the first field past after
@@ -236,8 +248,11 @@ func scanElements(r Reader, typ byte, key, after []byte, count int, match []byte
 		last = append(last[:0], f...)
 		if match == nil || matchGlob(match, f) {
 			out = append(out, bytes.Clone(f))
-			if typ == typeHash {
+			switch typ {
+			case typeHash:
 				out = append(out, bytes.Clone(v))
+			case typeZSet:
+				out = append(out, formatScore(v))
 			}
 		}
 		return true
@@ -261,26 +276,42 @@ func cmdHScan(t *txn, a [][]byte) *messages.Reply { return t.scanWhole(a, typeHa
 // the set's members.
 func cmdSScan(t *txn, a [][]byte) *messages.Reply { return t.scanWhole(a, typeSet) }
 
-// scanWhole is HSCAN's and SSCAN's one-shot scan through Read.
+// scanWhole is HSCAN's, SSCAN's and ZSCAN's one-shot scan through Read.
 func (t *txn) scanWhole(a [][]byte, typ byte) *messages.Reply {
 	sa, r := ParseHScanArgs(a)
 	if r != nil {
 		return r
 	}
-	e, r := t.lookupAs(a[1], typ)
-	if r != nil {
-		return r
+	out, _, wrong, err := scanElements(t.r, typ, a[1], nil, math.MaxInt32, sa.Match, t.now)
+	must(err)
+	if wrong != nil {
+		return wrong
 	}
-	items := []*messages.Reply{}
-	t.eachField(&e, func(f, v []byte) {
-		if sa.Match == nil || matchGlob(sa.Match, f) {
-			items = append(items, bulk(bytes.Clone(f)))
-			if typ == typeHash {
-				items = append(items, bulk(bytes.Clone(v)))
-			}
-		}
-	})
+	items := make([]*messages.Reply, len(out))
+	for i, b := range out {
+		items[i] = bulk(b)
+	}
 	return array([]*messages.Reply{bulkString("0"), array(items)})
+}
+
+// ZSCAN key cursor [MATCH pattern] [COUNT count] through Read: as HSCAN's,
+// the members with their scores.
+func cmdZScan(t *txn, a [][]byte) *messages.Reply { return t.scanWhole(a, typeZSet) }
+
+// formatScore is a score's 8 bytes written as Redis writes a double in
+// text: %.17g, inf, -inf.
+func formatScore(v []byte) []byte {
+	if len(v) != 8 {
+		return nil
+	}
+	f := math.Float64frombits(binary.BigEndian.Uint64(v))
+	switch {
+	case math.IsInf(f, 1):
+		return []byte("inf")
+	case math.IsInf(f, -1):
+		return []byte("-inf")
+	}
+	return strconv.AppendFloat(nil, f, 'g', 17, 64)
 }
 
 // ParseHScanArgs parses HSCAN (or SSCAN) key cursor [MATCH pattern]

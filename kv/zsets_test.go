@@ -115,3 +115,38 @@ func countIn(all []zmember, lo, hi int) int {
 	}
 	return n
 }
+
+// ZScan pages through a sorted set's members in member order, each with
+// its score as text, the index entries left out; a set is WRONGTYPE to it.
+func TestZScanPages(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		args := []string{"ZADD", "z", "-inf", ""}
+		for i := range smallScanHash + 2 {
+			args = append(args, strconv.Itoa(i)+".5", fmt.Sprintf("m%03d", i))
+		}
+		h.is(":"+strconv.Itoa(smallScanHash+3), args...)
+		var got []string
+		var after []byte
+		for calls := 0; ; calls++ {
+			if calls > 1000 {
+				t.Fatal("ZScan does not end")
+			}
+			pairs, next, wrong, err := ZScan(h.w, []byte("z"), after, 1, nil, h.now)
+			if err != nil || wrong != nil || len(pairs) != 2 {
+				t.Fatalf("call %d after %q: %q, %v, %v", calls, after, pairs, wrong, err)
+			}
+			got = append(got, string(pairs[0])+"="+string(pairs[1]))
+			if next == nil {
+				break
+			}
+			after = next
+		}
+		if len(got) != smallScanHash+3 || got[0] != "=-inf" || got[1] != "m000=0.5" || got[len(got)-1] != fmt.Sprintf("m%03d=%d.5", smallScanHash+1, smallScanHash+1) {
+			t.Fatalf("%d members: %q ... %q", len(got), got[:3], got[len(got)-1])
+		}
+		h.is(":1", "SADD", "s", "m")
+		if _, _, wrong, _ := ZScan(h.w, []byte("s"), nil, 5, nil, h.now); wrong != errWrongType {
+			t.Fatalf("a set: %v", wrong)
+		}
+	})
+}

@@ -170,7 +170,10 @@ type Forward struct {
 	HashScan *ScanShard `protobuf:"bytes,5,opt,name=hash_scan,json=hashScan,proto3" json:"hash_scan,omitempty"`
 	// Set instead of command for one step of SSCAN (set_scan.set is present),
 	// apart from the others for the same reason.
-	SetScan       *ScanShard `protobuf:"bytes,6,opt,name=set_scan,json=setScan,proto3" json:"set_scan,omitempty"`
+	SetScan *ScanShard `protobuf:"bytes,6,opt,name=set_scan,json=setScan,proto3" json:"set_scan,omitempty"`
+	// Set instead of command for one step of ZSCAN (zset_scan.zset is
+	// present), apart from the others for the same reason.
+	ZsetScan      *ScanShard `protobuf:"bytes,7,opt,name=zset_scan,json=zsetScan,proto3" json:"zset_scan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,6 +250,13 @@ func (x *Forward) GetSetScan() *ScanShard {
 	return nil
 }
 
+func (x *Forward) GetZsetScan() *ScanShard {
+	if x != nil {
+		return x.ZsetScan
+	}
+	return nil
+}
+
 // ScanShard is one step of a SCAN over one shard: up to count keys after
 // the key after (absent: from the start), matching match and type; or of
 // an HSCAN over one hash (hash). Its reply is an array: the key (field) to
@@ -266,7 +276,10 @@ type ScanShard struct {
 	Hash []byte `protobuf:"bytes,6,opt,name=hash,proto3,oneof" json:"hash,omitempty"`
 	// set, when present, scans that set's members (SSCAN): after is a member,
 	// and the reply's items are members.
-	Set           []byte `protobuf:"bytes,7,opt,name=set,proto3,oneof" json:"set,omitempty"`
+	Set []byte `protobuf:"bytes,7,opt,name=set,proto3,oneof" json:"set,omitempty"`
+	// zset, when present, scans that sorted set's members (ZSCAN): after is
+	// a member, and the reply's items are member, score pairs.
+	Zset          []byte `protobuf:"bytes,8,opt,name=zset,proto3,oneof" json:"zset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +359,13 @@ func (x *ScanShard) GetHash() []byte {
 func (x *ScanShard) GetSet() []byte {
 	if x != nil {
 		return x.Set
+	}
+	return nil
+}
+
+func (x *ScanShard) GetZset() []byte {
+	if x != nil {
+		return x.Zset
 	}
 	return nil
 }
@@ -651,14 +671,15 @@ const file_remote_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12(\n" +
 	"\x04body\x18\x03 \x01(\v2\x14.google.protobuf.AnyR\x04body\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\x8d\x02\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xc7\x02\n" +
 	"\aForward\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05write\x18\x02 \x01(\bR\x05write\x123\n" +
 	"\acommand\x18\x03 \x01(\v2\x19.coppice.messages.CommandR\acommand\x12/\n" +
 	"\x04scan\x18\x04 \x01(\v2\x1b.coppice.messages.ScanShardR\x04scan\x128\n" +
 	"\thash_scan\x18\x05 \x01(\v2\x1b.coppice.messages.ScanShardR\bhashScan\x126\n" +
-	"\bset_scan\x18\x06 \x01(\v2\x1b.coppice.messages.ScanShardR\asetScan\"\xc8\x01\n" +
+	"\bset_scan\x18\x06 \x01(\v2\x1b.coppice.messages.ScanShardR\asetScan\x128\n" +
+	"\tzset_scan\x18\a \x01(\v2\x1b.coppice.messages.ScanShardR\bzsetScan\"\xea\x01\n" +
 	"\tScanShard\x12\x19\n" +
 	"\x05after\x18\x01 \x01(\fH\x00R\x05after\x88\x01\x01\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x14\n" +
@@ -666,10 +687,12 @@ const file_remote_proto_rawDesc = "" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12\x15\n" +
 	"\x06now_ms\x18\x05 \x01(\x03R\x05nowMs\x12\x17\n" +
 	"\x04hash\x18\x06 \x01(\fH\x01R\x04hash\x88\x01\x01\x12\x15\n" +
-	"\x03set\x18\a \x01(\fH\x02R\x03set\x88\x01\x01B\b\n" +
+	"\x03set\x18\a \x01(\fH\x02R\x03set\x88\x01\x01\x12\x17\n" +
+	"\x04zset\x18\b \x01(\fH\x03R\x04zset\x88\x01\x01B\b\n" +
 	"\x06_afterB\a\n" +
 	"\x05_hashB\x06\n" +
-	"\x04_set\"^\n" +
+	"\x04_setB\a\n" +
+	"\x05_zset\"^\n" +
 	"\fForwardReply\x12-\n" +
 	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\x12\x1f\n" +
 	"\vnot_applied\x18\x02 \x01(\bR\n" +
@@ -735,13 +758,14 @@ var file_remote_proto_depIdxs = []int32{
 	3,  // 2: coppice.messages.Forward.scan:type_name -> coppice.messages.ScanShard
 	3,  // 3: coppice.messages.Forward.hash_scan:type_name -> coppice.messages.ScanShard
 	3,  // 4: coppice.messages.Forward.set_scan:type_name -> coppice.messages.ScanShard
-	11, // 5: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
-	0,  // 6: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	3,  // 5: coppice.messages.Forward.zset_scan:type_name -> coppice.messages.ScanShard
+	11, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
+	0,  // 7: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_remote_proto_init() }

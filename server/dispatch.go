@@ -44,9 +44,9 @@ func (c *conn) data(name string, args [][]byte) {
 	case "scan":
 		c.drain()
 		c.reply(c.s.scan(c.own(args)))
-	case "hscan", "sscan":
+	case "hscan", "sscan", "zscan":
 		c.drain()
-		c.reply(c.elementScan(c.own(args), name == "sscan"))
+		c.reply(c.elementScan(c.own(args), name))
 	default:
 		keys := spec.Keys(args)
 		shard := 0

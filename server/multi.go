@@ -123,7 +123,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands only", name)))
 	}
 	switch name {
-	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan":
+	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan", "zscan":
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction", name)))
 	}
 	for _, k := range spec.Keys(args) {

@@ -23,10 +23,10 @@ const (
 type scanState struct {
 	shard int
 	after []byte // nil: from the first key (field); "": after the empty one
-	// key is HSCAN's or SSCAN's key (nil for SCAN), and set tells SSCAN:
-	// a cursor serves the scan that made it only.
+	// key is HSCAN's, SSCAN's or ZSCAN's key (nil for SCAN), and cmd
+	// which of them: a cursor serves the scan that made it only.
 	key     []byte
-	set     bool
+	cmd     string
 	created time.Time
 }
 
@@ -131,26 +131,29 @@ func (s *Server) scan(args [][]byte) *messages.Reply {
 	return array(bulkString(out), array(keys...))
 }
 
-// elementScan: HSCAN or SSCAN key cursor [MATCH pattern] [COUNT count],
+// elementScan: HSCAN, SSCAN or ZSCAN (cmd) key cursor [MATCH pattern] [COUNT count],
 // paged with the node's cursors as SCAN is, on the key's shard.
-func (c *conn) elementScan(args [][]byte, set bool) *messages.Reply {
+func (c *conn) elementScan(args [][]byte, cmd string) *messages.Reply {
 	sa, r := kv.ParseHScanArgs(args)
 	if r != nil {
 		return r
 	}
 	key := bytes.Clone(args[1])
-	st := scanState{key: key, set: set}
+	st := scanState{key: key, cmd: cmd}
 	if sa.Cursor != 0 {
 		var ok bool
-		if st, ok = c.s.scans.get(sa.Cursor); !ok || st.key == nil || st.set != set || !bytes.Equal(st.key, key) {
+		if st, ok = c.s.scans.get(sa.Cursor); !ok || st.key == nil || st.cmd != cmd || !bytes.Equal(st.key, key) {
 			return errorf("ERR invalid cursor")
 		}
 	}
 	shard := c.shardOf(key)
 	req := &messages.ScanShard{After: st.after, Count: uint32(min(sa.Count, 100000)), Match: sa.Match, NowMs: nowMs()}
-	if set {
+	switch cmd {
+	case "sscan":
 		req.Set = key
-	} else {
+	case "zscan":
+		req.Zset = key
+	default:
 		req.Hash = key
 	}
 	r = c.s.backend.Scan(shard, req).Wait()
