@@ -529,34 +529,48 @@ var (
 	errCountGT = errReply("ERR count should be greater than 0")
 )
 
-// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: pops up to count
-// elements (1) from the first of the keys that holds a list: [key,
-// [elements]], or a nil array when none does.
-func cmdLMPop(t *txn, a [][]byte) *messages.Reply {
+// parseMPop parses LMPOP's and ZMPOP's numkeys key [key ...] WHERE
+// [COUNT count] (a is the whole command): the keys, whether WHERE is the
+// first of the two it may be (LEFT of LEFT|RIGHT, MIN of MIN|MAX), and
+// the count (1 when not given).
+func parseMPop(a [][]byte, first, second string) (keys [][]byte, isFirst bool, count int64, r *messages.Reply) {
 	n, ok := parseInt(a[1])
 	if !ok || n < 1 {
-		return errNumkeys
+		return nil, false, 0, errNumkeys
 	}
 	if n > int64(len(a)-3) {
-		return errSyntax
+		return nil, false, 0, errSyntax
 	}
 	keys, rest := a[2:2+n], a[2+n:]
-	left, r := whereArg(rest[0])
-	if r != nil {
-		return r
+	switch {
+	case isOpt(rest[0], first):
+		isFirst = true
+	case isOpt(rest[0], second):
+	default:
+		return nil, false, 0, errSyntax
 	}
-	count := int64(-1)
+	count = -1
 	for j := 1; j < len(rest); j++ {
 		if count == -1 && isOpt(rest[j], "count") && j+1 < len(rest) {
 			j++
 			if count, ok = parseInt(rest[j]); !ok || count < 1 {
-				return errCountGT
+				return nil, false, 0, errCountGT
 			}
 			continue
 		}
-		return errSyntax
+		return nil, false, 0, errSyntax
 	}
-	count = max(count, 1)
+	return keys, isFirst, max(count, 1), nil
+}
+
+// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: pops up to count
+// elements (1) from the first of the keys that holds a list: [key,
+// [elements]], or a nil array when none does.
+func cmdLMPop(t *txn, a [][]byte) *messages.Reply {
+	keys, left, count, r := parseMPop(a, "left", "right")
+	if r != nil {
+		return r
+	}
 	for _, k := range keys {
 		l, r := t.listFor(k)
 		if r != nil {

@@ -794,32 +794,9 @@ func zpopCmd(highest bool) func(*txn, [][]byte) *messages.Reply {
 // members (1) from the first of the keys that holds a sorted set:
 // [key, [[member, score], ...]] (nested in RESP2 too), or a nil array.
 func cmdZMPop(t *txn, a [][]byte) *messages.Reply {
-	n, ok := parseInt(a[1])
-	if !ok || n < 1 {
-		return errNumkeys
-	}
-	if n > int64(len(a)-3) {
-		return errSyntax
-	}
-	keys, rest := a[2:2+n], a[2+n:]
-	var highest bool
-	switch {
-	case isOpt(rest[0], "min"):
-	case isOpt(rest[0], "max"):
-		highest = true
-	default:
-		return errSyntax
-	}
-	count := int64(-1)
-	for j := 1; j < len(rest); j++ {
-		if count == -1 && isOpt(rest[j], "count") && j+1 < len(rest) {
-			j++
-			if count, ok = parseInt(rest[j]); !ok || count < 1 {
-				return errCountGT
-			}
-			continue
-		}
-		return errSyntax
+	keys, lowest, count, r := parseMPop(a, "min", "max")
+	if r != nil {
+		return r
 	}
 	for _, k := range keys {
 		z, r := t.zsetFor(k)
@@ -829,7 +806,7 @@ func cmdZMPop(t *txn, a [][]byte) *messages.Reply {
 		if !z.e.exists {
 			continue
 		}
-		out := t.zpop(z, highest, max(count, 1))
+		out := t.zpop(z, !lowest, count)
 		items := make([]*messages.Reply, len(out))
 		for i, s := range out {
 			items[i] = array([]*messages.Reply{bulk(s.member), double(s.score)})
