@@ -82,8 +82,8 @@ func TestBlockingPops(t *testing.T) {
 }
 
 // Refusals, as Redis's, with nothing run: a bad timeout, a bad
-// direction (before the timeout), keys on two shards, a key of another
-// type (at once), arity; and inside MULTI.
+// direction (before the timeout), keys on two shards (inside MULTI too),
+// a key of another type (at once), arity.
 func TestBlockingRefusals(t *testing.T) {
 	_, c, _ := txServer(t)
 	script(t, c,
@@ -103,7 +103,7 @@ func TestBlockingRefusals(t *testing.T) {
 		"BLPOP {q}a", "-ERR wrong number of arguments for 'blpop' command",
 		"BLMOVE {q}a {q}b LEFT LEFT", "-ERR wrong number of arguments for 'blmove' command",
 		"MULTI", "+OK",
-		"BLPOP {q}a 1", "-ERR 'blpop' inside MULTI: coppice queues key-value commands only",
+		"BLPOP a b 1", "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}",
 		"DISCARD", "+OK",
 	)
 }

@@ -16,17 +16,30 @@ import (
 // (kv.DigestName) at once; EXEC hands the digests to the shard, which runs
 // nothing, and EXEC answers nil, when a key's value changed since.
 //
-// As in Redis: a command refused while queueing (unknown, wrong arity,
-// keys on another shard) discards the transaction at EXEC (EXECABORT); a
+// PING and ECHO are answered by the node in their places in EXEC's array;
+// a blocking pop runs as its non-blocking form (in MULTI it does not
+// block, as in Redis). As in Redis: a command refused while queueing
+// (unknown, wrong arity, keys on another shard) discards the transaction
+// at EXEC (EXECABORT); a
 // command that fails when it runs answers its error in EXEC's array and
 // the others run; EXEC and DISCARD forget the watched keys.
 
 // tx is a connection's transaction being queued.
 type tx struct {
-	cmds    [][][]byte
+	cmds    [][][]byte // what the shard runs
+	entries []txEntry  // each queued command's answer, in order
 	bytes   int64
 	shard   int // -1: no key yet
 	aborted bool
+}
+
+// txEntry is how a queued command is answered in EXEC's array: by the
+// node (PING, ECHO; a blocking pop's bad timeout), or by the shard's next
+// reply, reshaped if shape is set (a blocking pop, run as its
+// non-blocking form: inside MULTI it does not block, as in Redis).
+type txEntry struct {
+	local *messages.Reply
+	shape func(*messages.Reply) *messages.Reply
 }
 
 // watched is a connection's watched keys, their shard and digests.
@@ -119,8 +132,40 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		return refuse(r)
 	}
 	spec := c.spec
+	var shape func(*messages.Reply) *messages.Reply
+	switch name {
+	case "ping", "echo":
+		r := replyPong
+		switch {
+		case len(args) > 2:
+			r = arityError(name) // Redis answers it in EXEC's array
+		case len(args) == 2:
+			r = bulk(clone(args[1]))
+		}
+		c.tx.entries = append(c.tx.entries, txEntry{local: r})
+		c.reply(replyQueued)
+		return true
+	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
+		b, r := blockingForm(name, args)
+		if r == nil {
+			_, r = parseTimeout(b.timeout)
+		}
+		if r != nil {
+			// Redis answers it in EXEC's array.
+			c.tx.entries = append(c.tx.entries, txEntry{local: r})
+			c.reply(replyQueued)
+			return true
+		}
+		args, shape = b.try, b.shape
+		if shape == nil {
+			shape = func(r *messages.Reply) *messages.Reply { return r }
+		}
+		if spec, _ = kv.Lookup(args[0]); spec == nil {
+			return refuse(errorf("ERR " + name + ": no non-blocking form"))
+		}
+	}
 	if spec.Node {
-		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands only", name)))
+		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands, PING and ECHO only", name)))
 	}
 	switch name {
 	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan", "zscan":
@@ -140,7 +185,12 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		return refuse(errorf(fmt.Sprintf("ERR transaction of %d bytes is over this node's limit of %d bytes (--max-write-mib)", c.tx.bytes+n, limit)))
 	}
 	c.tx.bytes += n
-	c.tx.cmds = append(c.tx.cmds, c.cloneArgs(args))
+	if shape != nil {
+		c.tx.cmds = append(c.tx.cmds, cloneAll(args)) // made of the command's arguments
+	} else {
+		c.tx.cmds = append(c.tx.cmds, c.cloneArgs(args))
+	}
+	c.tx.entries = append(c.tx.entries, txEntry{shape: shape})
 	c.reply(replyQueued)
 	return true
 }
@@ -158,7 +208,7 @@ func (c *conn) exec() {
 		c.reply(errExecAbort)
 		return
 	case len(t.cmds) == 0 && w == nil:
-		c.reply(array())
+		c.reply(assemble(t.entries, nil))
 		return
 	}
 	var keys, digests [][]byte
@@ -176,7 +226,61 @@ func (c *conn) exec() {
 	}
 	c.writeShard[shard] = true
 	c.timing.args = [][]byte{[]byte("EXEC")} // for the slow log
-	c.push(c.s.backend.Propose(shard, cmd))
+	c.push(&execReply{p: c.s.backend.Propose(shard, cmd), entries: t.entries})
+}
+
+// execReply is EXEC's answer: the shard's replies, with the node's own
+// answers put in their places.
+type execReply struct {
+	p       Pending
+	entries []txEntry
+}
+
+func (e *execReply) Wait() *messages.Reply {
+	r := e.p.Wait()
+	if _, ok := r.GetValue().(*messages.Reply_Array); !ok {
+		return r // nil (a watched key changed), or an error for all
+	}
+	return assemble(e.entries, r.GetArray().GetItems())
+}
+
+// assemble is EXEC's array: each entry's answer, the shard's replies in
+// turn for the entries the shard ran.
+func assemble(entries []txEntry, shard []*messages.Reply) *messages.Reply {
+	out := make([]*messages.Reply, 0, len(entries))
+	for _, e := range entries {
+		switch {
+		case e.local != nil:
+			out = append(out, e.local)
+		case len(shard) == 0:
+			out = append(out, errorf("ERR the shard answered fewer replies than commands"))
+		default:
+			r := shard[0]
+			shard = shard[1:]
+			if e.shape != nil && !isNil(r) && r.GetError() == "" {
+				r = e.shape(r)
+			}
+			out = append(out, r)
+		}
+	}
+	return array(out...)
+}
+
+// cloneAll copies args into one allocation (args not the command as
+// read: cloneArgs is for that).
+func cloneAll(args [][]byte) [][]byte {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		start := len(buf)
+		buf = append(buf, a...)
+		out[i] = buf[start:len(buf):len(buf)]
+	}
+	return out
 }
 
 // watchKeys reads the digests of WATCH's keys (one shard, the watched

@@ -145,9 +145,9 @@ func TestMultiRefusals(t *testing.T) {
 		{"NOSUCH a", "-ERR unknown command 'NOSUCH', with args beginning with: 'a' "},
 		{"GET", "-ERR wrong number of arguments for 'get' command"},
 		{"SET b 1", "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"},
-		{"PING", "-ERR 'ping' inside MULTI: coppice queues key-value commands only"},
+		{"CLIENT ID", "-ERR 'client' inside MULTI: coppice queues key-value commands, PING and ECHO only"},
 		{"DBSIZE", "-ERR 'dbsize' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction"},
-		{"UNWATCH", "-ERR 'unwatch' inside MULTI: coppice queues key-value commands only"},
+		{"UNWATCH", "-ERR 'unwatch' inside MULTI: coppice queues key-value commands, PING and ECHO only"},
 	}
 	for _, r := range refused {
 		script(t, c,
@@ -303,4 +303,35 @@ func TestMultiOverTheWriteLimit(t *testing.T) {
 		"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
 		"GET a", "$-1",
 	)
+}
+
+// Inside MULTI, PING and ECHO are answered in their places in EXEC's
+// array, and a blocking pop runs as its non-blocking form (nil when
+// there is nothing to pop, as in Redis), its bad timeout answered in the
+// array too.
+func TestMultiWithPingEchoAndBlockingPops(t *testing.T) {
+	b, c, _ := txServer(t)
+	script(t, c,
+		"RPUSH {q}l a b", ":2",
+		"ZADD {q}z 1 m", ":1",
+		"MULTI", "+OK",
+		"PING", "+QUEUED",
+		"BLPOP {q}l 0", "+QUEUED",
+		"ECHO hi", "+QUEUED",
+		"BRPOP {q}empty 0", "+QUEUED",
+		"BZPOPMIN {q}z 0", "+QUEUED",
+		"BLMOVE {q}l {q}m LEFT LEFT 0", "+QUEUED",
+		"BLPOP {q}l x", "+QUEUED",
+		"PING a b", "+QUEUED",
+		"PING hello", "+QUEUED",
+		"EXEC", "[+PONG [{q}l a] hi *-1 [{q}z m 1] b -ERR timeout is not a float or out of range -ERR wrong number of arguments for 'ping' command hello]",
+		"LRANGE {q}m 0 -1", "[b]",
+	)
+	if p := b.takeProposed(); len(p) != 3 || p[2] != kv.ExecName {
+		t.Fatalf("proposed %q: want the RPUSH, the ZADD and one transaction", p)
+	}
+	script(t, c, "MULTI", "+OK", "PING", "+QUEUED", "EXEC", "[+PONG]")
+	if p := b.takeProposed(); len(p) != 0 {
+		t.Fatalf("a transaction of PING alone proposed %q", p)
+	}
 }
