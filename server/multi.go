@@ -20,9 +20,9 @@ import (
 // a blocking pop runs as its non-blocking form (in MULTI it does not
 // block, as in Redis). As in Redis: a command refused while queueing
 // (unknown, wrong arity, keys on another shard) discards the transaction
-// at EXEC (EXECABORT); a
-// command that fails when it runs answers its error in EXEC's array and
-// the others run; EXEC and DISCARD forget the watched keys.
+// at EXEC (EXECABORT); a command that fails when it runs answers its error
+// in EXEC's array and the others run; EXEC and DISCARD forget the watched
+// keys.
 
 // tx is a connection's transaction being queued.
 type tx struct {
