@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/server"
 	"github.com/redis/go-redis/v9"
 )
@@ -150,17 +151,13 @@ func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 // waitBlocked waits until the node c talks to has n clients in a
 // blocking command (CLIENT LIST's flag b).
 func waitBlocked(ctx context.Context, c *redis.Client, n int) error {
-	for range 500 {
+	return testwait.Until(5*time.Second, 10*time.Millisecond, func() error {
 		list, err := c.ClientList(ctx).Result()
-		if err != nil {
-			return err
+		if err == nil && strings.Count(list, " flags=b ") < n {
+			err = fmt.Errorf("%d clients blocked in BLPOP, want %d", strings.Count(list, " flags=b "), n)
 		}
-		if strings.Count(list, " flags=b ") >= n {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("no client blocked in BLPOP after 5s")
+		return err
+	})
 }
 
 // increment adds one to key with WATCH and a transaction, again after a

@@ -86,17 +86,21 @@ func (c *conn) own(args [][]byte) [][]byte {
 // cloneArgs copies the command just read into one allocation, as the
 // reader reuses its buffers; a big argument the reader gave up for good
 // (resp.Reader.Owned) is kept as it is rather than copied.
-func (c *conn) cloneArgs(args [][]byte) [][]byte {
+func (c *conn) cloneArgs(args [][]byte) [][]byte { return cloneExcept(args, c.rd.Owned) }
+
+// cloneExcept copies args into one allocation, but those keep says to
+// keep as they are.
+func cloneExcept(args [][]byte, keep func(i int) bool) [][]byte {
 	n := 0
 	for i, a := range args {
-		if !c.rd.Owned(i) {
+		if !keep(i) {
 			n += len(a)
 		}
 	}
 	buf := make([]byte, 0, n)
 	out := make([][]byte, len(args))
 	for i, a := range args {
-		if c.rd.Owned(i) {
+		if keep(i) {
 			out[i] = a
 			continue
 		}

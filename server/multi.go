@@ -268,20 +268,7 @@ func assemble(entries []txEntry, shard []*messages.Reply) *messages.Reply {
 
 // cloneAll copies args into one allocation (args not the command as
 // read: cloneArgs is for that).
-func cloneAll(args [][]byte) [][]byte {
-	n := 0
-	for _, a := range args {
-		n += len(a)
-	}
-	buf := make([]byte, 0, n)
-	out := make([][]byte, len(args))
-	for i, a := range args {
-		start := len(buf)
-		buf = append(buf, a...)
-		out[i] = buf[start:len(buf):len(buf)]
-	}
-	return out
-}
+func cloneAll(args [][]byte) [][]byte { return cloneExcept(args, func(int) bool { return false }) }
 
 // watchKeys reads the digests of WATCH's keys (one shard, the watched
 // keys' if any) and adds them to the watched keys.

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -135,12 +134,7 @@ func ReadLastApplied(dataDir string, shard int) (index, term uint64) {
 			return 0, 0
 		}
 	}
-	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, FS: vfs.Default, Logger: quietLogger{}})
-	if err != nil {
-		return 0, 0
-	}
-	defer db.Close()
-	index, term, err = readApplied(db)
+	index, term, err := readAppliedAt(dir)
 	if err != nil {
 		return 0, 0
 	}
