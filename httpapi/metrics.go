@@ -217,19 +217,25 @@ var (
 	descCmdCalls        = prometheus.NewDesc("coppice_client_command_calls_total", "Calls of each command clients sent this node (Redis's commandstats; a subcommand counts with its command).", []string{"command"}, nil)
 	descCmdFailed       = prometheus.NewDesc("coppice_client_command_failed_total", "Error replies to each command.", []string{"command"}, nil)
 	descCmdTime         = prometheus.NewDesc("coppice_client_command_seconds_total", "Time of each key-value command from its read to its reply, summed.", []string{"command"}, nil)
+	descPubMessages     = prometheus.NewDesc("coppice_pubsub_messages_total", "Messages offered to this node's subscribers: published here (PUBLISH, SPUBLISH) or on another node.", nil, nil)
+	descPubDeliveries   = prometheus.NewDesc("coppice_pubsub_deliveries_total", "Messages queued to this node's subscribers (one per subscriber reached).", nil, nil)
+	descPubSlow         = prometheus.NewDesc("coppice_pubsub_slow_subscribers_total", "Subscribers disconnected for not reading their messages (over 32 MiB queued, or 8 MiB for 60 s).", nil, nil)
 )
 
 // clientCollector exports the client port's counters.
 func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collector {
 	return statsCollector[server.StatsSnapshot]{
 		descs: []*prometheus.Desc{descClientsOpen, descClientsTotal, descClientsRejected, descCommands, descErrorReplies, descCommandSeconds,
-			descCmdCalls, descCmdFailed, descCmdTime},
+			descCmdCalls, descCmdFailed, descCmdTime, descPubMessages, descPubDeliveries, descPubSlow},
 		read: read,
 		emit: func(st server.StatsSnapshot, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descClientsOpen, prometheus.GaugeValue, float64(st.Open))
 			ch <- prometheus.MustNewConstMetric(descClientsTotal, prometheus.CounterValue, float64(st.Connections))
 			ch <- prometheus.MustNewConstMetric(descClientsRejected, prometheus.CounterValue, float64(st.Rejected))
 			ch <- prometheus.MustNewConstMetric(descCommands, prometheus.CounterValue, float64(st.Commands))
+			ch <- prometheus.MustNewConstMetric(descPubMessages, prometheus.CounterValue, float64(st.Published))
+			ch <- prometheus.MustNewConstMetric(descPubDeliveries, prometheus.CounterValue, float64(st.Delivered))
+			ch <- prometheus.MustNewConstMetric(descPubSlow, prometheus.CounterValue, float64(st.SlowSubscribers))
 			for prefix, n := range st.ErrorReplies {
 				ch <- prometheus.MustNewConstMetric(descErrorReplies, prometheus.CounterValue, float64(n), prefix)
 			}

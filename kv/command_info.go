@@ -210,6 +210,11 @@ func Command(args [][]byte) *messages.Reply {
 			return errReply("ERR Invalid number of arguments specified for command")
 		}
 		keys := s.Keys(cmdArgs)
+		if s.Has("pubsub") {
+			// SSUBSCRIBE's and SPUBLISH's channels route as keys but
+			// are not_key: Redis leaves them out.
+			keys = nil
+		}
 		if len(keys) == 0 {
 			return errReply("ERR The command has no key arguments")
 		}
@@ -249,7 +254,7 @@ func commandList(args [][]byte) *messages.Reply {
 			}
 		case isOpt(kind, "pattern"):
 			p := bytes.ToLower(arg)
-			filter = func(name string) bool { return matchGlob(p, []byte(name)) }
+			filter = func(name string) bool { return MatchGlob(p, []byte(name)) }
 		default:
 			return errSyntax
 		}

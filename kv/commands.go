@@ -355,6 +355,23 @@ var table = []*Spec{
 	keysAll(nodeCmd("watch", -2, []string{"noscript", "loading", "stale", "fast", "allow_busy"})),
 	nodeCmd("unwatch", 1, []string{"noscript", "loading", "stale", "fast", "allow_busy"}),
 	nodeCmd("readwrite", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("reset", 1, []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}),
+	nodeCmd("subscribe", -2, []string{"pubsub", "noscript", "loading", "stale"}),
+	nodeCmd("psubscribe", -2, []string{"pubsub", "noscript", "loading", "stale"}),
+	keysAll(nodeCmd("ssubscribe", -2, []string{"pubsub", "noscript", "loading", "stale"})),
+	nodeCmd("unsubscribe", -1, []string{"pubsub", "noscript", "loading", "stale"}),
+	nodeCmd("punsubscribe", -1, []string{"pubsub", "noscript", "loading", "stale"}),
+	keysAll(nodeCmd("sunsubscribe", -1, []string{"pubsub", "noscript", "loading", "stale"})),
+	nodeCmd("publish", 3, []string{"pubsub", "loading", "stale", "fast"}),
+	key1(nodeCmd("spublish", 3, []string{"pubsub", "loading", "stale", "fast"})),
+	nodeCmd("pubsub", -2, []string{},
+		&Spec{Name: "pubsub|channels", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
+		&Spec{Name: "pubsub|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "pubsub|numpat", Arity: 2, Flags: []string{"pubsub", "loading", "stale"}},
+		&Spec{Name: "pubsub|numsub", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
+		&Spec{Name: "pubsub|shardchannels", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
+		&Spec{Name: "pubsub|shardnumsub", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
+	),
 }
 
 // byName indexes table by lower-case name.

@@ -25,7 +25,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -34,15 +33,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/redistest"
 	"github.com/coppice-kv/coppice/messages"
 )
 
 func TestDifferentialRedis(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not on PATH: install it (apt-get install -y redis-server) to run the differential test")
-	}
-	rc := startRedis(t, bin)
+	rc := startRedis(t)
 	files, err := filepath.Glob("testdata/diff/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scripts in testdata/diff: %v", err)
@@ -79,44 +75,20 @@ type respConn struct {
 	version string
 }
 
-func startRedis(t *testing.T, bin string) *respConn {
+// startRedis starts a redis-server and connects to it.
+func startRedis(t *testing.T) *respConn {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	c, err := net.DialTimeout("unix", redistest.Start(t), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--save", "", "--appendonly", "no", "--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1", "--dir", dir, "--daemonize", "no")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { c.Close() })
+	rc := &respConn{c: c, r: bufio.NewReader(c)}
+	info := rc.do(t, [][]byte{[]byte("INFO"), []byte("server")})
+	if m := regexp.MustCompile(`redis_version:(\S+)`).FindSubmatch(info.str); m != nil {
+		rc.version = "Redis " + string(m[1])
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			rc := &respConn{c: c, r: bufio.NewReader(c)}
-			t.Cleanup(func() { c.Close() })
-			info := rc.do(t, [][]byte{[]byte("INFO"), []byte("server")})
-			if m := regexp.MustCompile(`redis_version:(\S+)`).FindSubmatch(info.str); m != nil {
-				rc.version = "Redis " + string(m[1])
-			}
-			return rc
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not start on %s: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return rc
 }
 
 // resp is a RESP2 value.

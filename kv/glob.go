@@ -1,6 +1,6 @@
 package kv
 
-// matchGlob reports whether s matches the glob pattern p, with the
+// MatchGlob reports whether s matches the glob pattern p, with the
 // semantics of Redis's stringmatchlen (KEYS, SCAN MATCH): '*' matches any
 // run of bytes, also empty; '?' any one byte; "[abc]" one of the listed
 // bytes, "[^abc]" any other; "[a-z]" a range (either order; ranges compare
@@ -11,7 +11,7 @@ package kv
 // backslash matches a backslash. As in Redis, recursion on '*' is cut at
 // 1000 levels (the match then fails) and a failed '*' stops earlier '*'s
 // from trying longer matches.
-func matchGlob(p, s []byte) bool {
+func MatchGlob(p, s []byte) bool {
 	skip := false
 	return globImpl(p, s, &skip, 0)
 }

@@ -54,14 +54,14 @@ func TestGlob(t *testing.T) {
 		{"ab*", "ab", true},
 		{"ab?*", "ab", false},
 	} {
-		if got := matchGlob([]byte(c.p), []byte(c.s)); got != c.want {
+		if got := MatchGlob([]byte(c.p), []byte(c.s)); got != c.want {
 			t.Errorf("match(%q, %q) = %v, want %v", c.p, c.s, got, c.want)
 		}
 	}
 	// Abusive patterns end quickly: nesting beyond 1000 fails, and a failed
 	// '*' stops earlier ones from retrying.
 	p := strings.Repeat("*a", 2000) + "b"
-	if matchGlob([]byte(p), []byte(strings.Repeat("a", 5000))) {
+	if MatchGlob([]byte(p), []byte(strings.Repeat("a", 5000))) {
 		t.Error("abusive pattern matched")
 	}
 }

@@ -205,7 +205,7 @@ func cmdKeys(t *txn, a [][]byte) *messages.Reply {
 	var items []*messages.Reply
 	all := len(a[1]) == 1 && a[1][0] == '*'
 	t.eachKey(nil, literalPrefix(a[1]), func(key []byte, rec *record) bool {
-		if all || matchGlob(a[1], key) {
+		if all || MatchGlob(a[1], key) {
 			items = append(items, bulk(bytes.Clone(key)))
 		}
 		return true

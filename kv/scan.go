@@ -137,7 +137,7 @@ func Scan(r Reader, after []byte, count int, match []byte, typ string, nowMs int
 		if typ != "" && !isOpt([]byte(typ), typeName(rec.typ)) {
 			return true
 		}
-		if match != nil && !matchGlob(match, key) {
+		if match != nil && !MatchGlob(match, key) {
 			return true
 		}
 		keys = append(keys, bytes.Clone(key))
@@ -162,7 +162,7 @@ func cmdScan(t *txn, a [][]byte) *messages.Reply {
 		if sa.Type != "" && !isOpt([]byte(sa.Type), typeName(rec.typ)) {
 			return true
 		}
-		if sa.Match != nil && !matchGlob(sa.Match, key) {
+		if sa.Match != nil && !MatchGlob(sa.Match, key) {
 			return true
 		}
 		items = append(items, bulk(bytes.Clone(key)))
@@ -246,7 +246,7 @@ func scanElements(r Reader, typ byte, key, after []byte, count int, match []byte
 		examined++
 		f := k[len(p):]
 		last = append(last[:0], f...)
-		if match == nil || matchGlob(match, f) {
+		if match == nil || MatchGlob(match, f) {
 			out = append(out, bytes.Clone(f))
 			switch typ {
 			case typeHash:

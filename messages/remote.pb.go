@@ -78,7 +78,7 @@ func (x ChangeMembership_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeMembership_Op.Descriptor instead.
 func (ChangeMembership_Op) EnumDescriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{4, 0}
+	return file_remote_proto_rawDescGZIP(), []int{7, 0}
 }
 
 // Envelope is one frame on the cluster port's request stream: a request to
@@ -424,6 +424,160 @@ func (x *ForwardReply) GetNotApplied() bool {
 	return false
 }
 
+// Publish carries messages published on the sending node (PUBLISH,
+// SPUBLISH) to the subscribers on the receiving one, which delivers them in
+// their order. The reply is a PublishReply.
+type Publish struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*Published           `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Publish) Reset() {
+	*x = Publish{}
+	mi := &file_remote_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Publish) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Publish) ProtoMessage() {}
+
+func (x *Publish) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Publish.ProtoReflect.Descriptor instead.
+func (*Publish) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Publish) GetMessages() []*Published {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+type Published struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Channel []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Message []byte                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// A shard channel's (SPUBLISH, to SSUBSCRIBE's subscribers).
+	Sharded       bool `protobuf:"varint,3,opt,name=sharded,proto3" json:"sharded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Published) Reset() {
+	*x = Published{}
+	mi := &file_remote_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Published) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Published) ProtoMessage() {}
+
+func (x *Published) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Published.ProtoReflect.Descriptor instead.
+func (*Published) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Published) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *Published) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *Published) GetSharded() bool {
+	if x != nil {
+		return x.Sharded
+	}
+	return false
+}
+
+// PublishReply counts, for each message of a Publish in its order, the
+// clients of the receiving node it reached.
+type PublishReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receivers     []uint32               `protobuf:"varint,1,rep,packed,name=receivers,proto3" json:"receivers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishReply) Reset() {
+	*x = PublishReply{}
+	mi := &file_remote_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishReply) ProtoMessage() {}
+
+func (x *PublishReply) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishReply.ProtoReflect.Descriptor instead.
+func (*PublishReply) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PublishReply) GetReceivers() []uint32 {
+	if x != nil {
+		return x.Receivers
+	}
+	return nil
+}
+
 // ChangeMembership asks a shard's (or the system group's) Raft actor, on
 // its leader, to change the group's configuration. prev_index guards it as
 // in hashicorp/raft (0: no guard).
@@ -439,7 +593,7 @@ type ChangeMembership struct {
 
 func (x *ChangeMembership) Reset() {
 	*x = ChangeMembership{}
-	mi := &file_remote_proto_msgTypes[4]
+	mi := &file_remote_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +605,7 @@ func (x *ChangeMembership) String() string {
 func (*ChangeMembership) ProtoMessage() {}
 
 func (x *ChangeMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[4]
+	mi := &file_remote_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +618,7 @@ func (x *ChangeMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembership.ProtoReflect.Descriptor instead.
 func (*ChangeMembership) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{4}
+	return file_remote_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChangeMembership) GetOp() ChangeMembership_Op {
@@ -508,7 +662,7 @@ type ChangeMembershipReply struct {
 
 func (x *ChangeMembershipReply) Reset() {
 	*x = ChangeMembershipReply{}
-	mi := &file_remote_proto_msgTypes[5]
+	mi := &file_remote_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +674,7 @@ func (x *ChangeMembershipReply) String() string {
 func (*ChangeMembershipReply) ProtoMessage() {}
 
 func (x *ChangeMembershipReply) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[5]
+	mi := &file_remote_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +687,7 @@ func (x *ChangeMembershipReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipReply.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipReply) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{5}
+	return file_remote_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChangeMembershipReply) GetIndex() uint64 {
@@ -576,7 +730,7 @@ type TransferLeadership struct {
 
 func (x *TransferLeadership) Reset() {
 	*x = TransferLeadership{}
-	mi := &file_remote_proto_msgTypes[6]
+	mi := &file_remote_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +742,7 @@ func (x *TransferLeadership) String() string {
 func (*TransferLeadership) ProtoMessage() {}
 
 func (x *TransferLeadership) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[6]
+	mi := &file_remote_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +755,7 @@ func (x *TransferLeadership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadership.ProtoReflect.Descriptor instead.
 func (*TransferLeadership) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{6}
+	return file_remote_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TransferLeadership) GetToId() string {
@@ -627,7 +781,7 @@ type TransferLeadershipReply struct {
 
 func (x *TransferLeadershipReply) Reset() {
 	*x = TransferLeadershipReply{}
-	mi := &file_remote_proto_msgTypes[7]
+	mi := &file_remote_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +793,7 @@ func (x *TransferLeadershipReply) String() string {
 func (*TransferLeadershipReply) ProtoMessage() {}
 
 func (x *TransferLeadershipReply) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[7]
+	mi := &file_remote_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +806,7 @@ func (x *TransferLeadershipReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipReply.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipReply) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{7}
+	return file_remote_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferLeadershipReply) GetError() string {
@@ -696,7 +850,15 @@ const file_remote_proto_rawDesc = "" +
 	"\fForwardReply\x12-\n" +
 	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\x12\x1f\n" +
 	"\vnot_applied\x18\x02 \x01(\bR\n" +
-	"notApplied\"\xe5\x01\n" +
+	"notApplied\"B\n" +
+	"\aPublish\x127\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1b.coppice.messages.PublishedR\bmessages\"Y\n" +
+	"\tPublished\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\fR\amessage\x12\x18\n" +
+	"\asharded\x18\x03 \x01(\bR\asharded\",\n" +
+	"\fPublishReply\x12\x1c\n" +
+	"\treceivers\x18\x01 \x03(\rR\treceivers\"\xe5\x01\n" +
 	"\x10ChangeMembership\x125\n" +
 	"\x02op\x18\x01 \x01(\x0e2%.coppice.messages.ChangeMembership.OpR\x02op\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
@@ -737,35 +899,39 @@ func file_remote_proto_rawDescGZIP() []byte {
 }
 
 var file_remote_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_remote_proto_goTypes = []any{
 	(ChangeMembership_Op)(0),        // 0: coppice.messages.ChangeMembership.Op
 	(*Envelope)(nil),                // 1: coppice.messages.Envelope
 	(*Forward)(nil),                 // 2: coppice.messages.Forward
 	(*ScanShard)(nil),               // 3: coppice.messages.ScanShard
 	(*ForwardReply)(nil),            // 4: coppice.messages.ForwardReply
-	(*ChangeMembership)(nil),        // 5: coppice.messages.ChangeMembership
-	(*ChangeMembershipReply)(nil),   // 6: coppice.messages.ChangeMembershipReply
-	(*TransferLeadership)(nil),      // 7: coppice.messages.TransferLeadership
-	(*TransferLeadershipReply)(nil), // 8: coppice.messages.TransferLeadershipReply
-	(*anypb.Any)(nil),               // 9: google.protobuf.Any
-	(*Command)(nil),                 // 10: coppice.messages.Command
-	(*Reply)(nil),                   // 11: coppice.messages.Reply
+	(*Publish)(nil),                 // 5: coppice.messages.Publish
+	(*Published)(nil),               // 6: coppice.messages.Published
+	(*PublishReply)(nil),            // 7: coppice.messages.PublishReply
+	(*ChangeMembership)(nil),        // 8: coppice.messages.ChangeMembership
+	(*ChangeMembershipReply)(nil),   // 9: coppice.messages.ChangeMembershipReply
+	(*TransferLeadership)(nil),      // 10: coppice.messages.TransferLeadership
+	(*TransferLeadershipReply)(nil), // 11: coppice.messages.TransferLeadershipReply
+	(*anypb.Any)(nil),               // 12: google.protobuf.Any
+	(*Command)(nil),                 // 13: coppice.messages.Command
+	(*Reply)(nil),                   // 14: coppice.messages.Reply
 }
 var file_remote_proto_depIdxs = []int32{
-	9,  // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
-	10, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
+	12, // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
+	13, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
 	3,  // 2: coppice.messages.Forward.scan:type_name -> coppice.messages.ScanShard
 	3,  // 3: coppice.messages.Forward.hash_scan:type_name -> coppice.messages.ScanShard
 	3,  // 4: coppice.messages.Forward.set_scan:type_name -> coppice.messages.ScanShard
 	3,  // 5: coppice.messages.Forward.zset_scan:type_name -> coppice.messages.ScanShard
-	11, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
-	0,  // 7: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
+	6,  // 7: coppice.messages.Publish.messages:type_name -> coppice.messages.Published
+	0,  // 8: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_remote_proto_init() }
@@ -781,7 +947,7 @@ func file_remote_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remote_proto_rawDesc), len(file_remote_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

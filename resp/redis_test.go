@@ -12,56 +12,15 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/redistest"
 	"github.com/coppice-kv/coppice/messages"
 )
-
-// startRedis starts a redis-server listening on a unix socket only, and
-// returns the socket's path.
-func startRedis(t *testing.T, extra ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("COPPICE_REQUIRE_REDIS") != "" {
-			t.Fatal("redis-server is not on PATH, and COPPICE_REQUIRE_REDIS is set")
-		}
-		t.Skip("redis-server is not on PATH: install it (apt-get install -y redis-server) to compare the protocol with Redis's")
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "redis.sock")
-	args := append([]string{"--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no"}, extra...)
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not start: %v\n%s", err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // talk sends in on a new connection and returns what comes back: until
 // the server closes the connection when expectClose, or else until want's
@@ -191,7 +150,7 @@ func runRedisCases(t *testing.T, sock string, lim Limits, auth bool, cases []red
 }
 
 func TestRedisProtocolErrors(t *testing.T) {
-	sock := startRedis(t)
+	sock := redistest.Start(t)
 	// over is line, filled up with c to one byte over the 64KB limit. The
 	// input must end there: Redis stops reading at the error, and a unix
 	// socket closed with unread bytes resets the connection, losing the
@@ -242,7 +201,7 @@ func TestRedisProtocolErrors(t *testing.T) {
 }
 
 func TestRedisUnauthenticated(t *testing.T) {
-	sock := startRedis(t, "--requirepass", "secret")
+	sock := redistest.Start(t, "--requirepass", "secret")
 	runRedisCases(t, sock, Limits{}, true, []redisCase{
 		{"11 arguments", "*11\r\n"},
 		// Redis checks the command's name and arity before authentication:
@@ -257,7 +216,7 @@ func TestRedisUnauthenticated(t *testing.T) {
 }
 
 func TestRedisQueryBufferLimit(t *testing.T) {
-	sock := startRedis(t, "--client-query-buffer-limit", "1mb", "--proto-max-bulk-len", "1mb")
+	sock := redistest.Start(t, "--client-query-buffer-limit", "1mb", "--proto-max-bulk-len", "1mb")
 	lim := Limits{MaxBulkLen: 1 << 20, MaxQueryBuffer: 1 << 20}
 	runRedisCases(t, sock, lim, false, []redisCase{
 		{"over the limit", "*1\r\n$1048576\r\n" + strings.Repeat("x", 1<<20) + "\r\n"},
@@ -269,7 +228,7 @@ func TestRedisQueryBufferLimit(t *testing.T) {
 // Inline requests: Redis's split of inlineCases' lines, read back with
 // LRANGE.
 func TestRedisInline(t *testing.T) {
-	sock := startRedis(t)
+	sock := redistest.Start(t)
 	cases := make([]redisCase, len(inlineCases))
 	for i, c := range inlineCases {
 		key := fmt.Sprintf("k%d", i)
@@ -283,7 +242,7 @@ func TestRedisInline(t *testing.T) {
 // Replies: what Redis writes for commands whose reply is of each type, in
 // RESP2 and RESP3, is what the Writer writes for the same Reply.
 func TestRedisReplies(t *testing.T) {
-	sock := startRedis(t)
+	sock := redistest.Start(t)
 	for _, proto := range []int{2, 3} {
 		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
 			c, err := net.Dial("unix", sock)

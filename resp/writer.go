@@ -116,6 +116,12 @@ func (w *Writer) reply(r *messages.Reply, resp3 bool) {
 		} else {
 			w.aggregate('*', v.Set.GetItems(), resp3)
 		}
+	case *messages.Reply_Push:
+		if resp3 {
+			w.aggregate('>', v.Push.GetItems(), resp3)
+		} else {
+			w.aggregate('*', v.Push.GetItems(), resp3)
+		}
 	case *messages.Reply_Double:
 		w.double(v.Double, resp3)
 	case *messages.Reply_Boolean:

@@ -47,6 +47,13 @@ type conn struct {
 	watch *watched // the keys WATCH watches, if any
 	// flag is CLIENT LIST's flags: 'b' blocked, 'x' in MULTI, 'N' none.
 	flag atomic.Uint32
+
+	// subs is what the connection subscribes to (pubsub.go), nsubs their
+	// number for other goroutines (CLIENT LIST); box, once it subscribed,
+	// is where its output goes.
+	subs  subscriptions
+	nsubs atomic.Int32
+	box   *outbox
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -60,6 +67,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer c.closeOutbox()
+	defer c.dropAllSubs()
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(handshakeWait))
 		if err := tc.Handshake(); err != nil {
@@ -73,9 +82,9 @@ func (c *conn) serve() {
 		if err != nil {
 			c.drain()
 			if msg, fatal := resp.ProtocolError(err); fatal {
-				c.wr.WriteError(msg)
+				c.out(errorf(msg))
 			}
-			c.wr.Flush()
+			c.flush()
 			return
 		}
 		if len(args) == 0 {
@@ -91,13 +100,38 @@ func (c *conn) serve() {
 		c.timing = timing{}
 		if c.rd.Buffered() == 0 || len(c.pending) >= maxPipeline {
 			c.drain()
-			if err := c.wr.Flush(); err != nil {
+			if err := c.flush(); err != nil {
 				return
 			}
 		}
 	}
 	c.drain()
-	c.wr.Flush()
+	c.flush()
+}
+
+// out writes a reply: to the socket's buffer, or to the outbox of a
+// connection that has one.
+func (c *conn) out(r *messages.Reply) {
+	if c.box != nil {
+		c.box.reply(r)
+		return
+	}
+	c.wr.WriteReply(r, c.proto)
+}
+
+// flush sends what out buffered; the outbox's writer flushes its own.
+func (c *conn) flush() error {
+	if c.box != nil {
+		return nil
+	}
+	return c.wr.Flush()
+}
+
+// protocol is the connection's RESP version, for other goroutines.
+func (c *conn) protocol() int {
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
+	return c.proto
 }
 
 // pendingReply is a reply to write in its turn, with its command's
@@ -145,7 +179,7 @@ func (c *conn) drain() {
 				p.stat.failed.Add(1)
 			}
 		}
-		c.wr.WriteReply(r, c.proto)
+		c.out(r)
 		c.pending[i] = pendingReply{}
 	}
 	c.pending = c.pending[:0]
@@ -165,22 +199,29 @@ func (c *conn) lower(b []byte) string {
 
 func (c *conn) command(args [][]byte) {
 	name := c.lower(args[0])
-	if !c.authed && name != "auth" && name != "hello" && name != "quit" {
+	if !c.authed && name != "auth" && name != "hello" && name != "quit" && name != "reset" {
 		c.reply(errorf("NOAUTH Authentication required."))
 		return
 	}
-	if c.txCommand(name, args) {
+	if c.subscribedOnly(name, args) || c.txCommand(name, args) {
 		return
 	}
 	switch name {
 	case "ping":
-		switch len(args) {
-		case 1:
-			c.reply(replyPong)
-		case 2:
-			c.reply(bulk(clone(args[1])))
-		default:
+		switch {
+		case len(args) > 2:
 			c.reply(arityError(name))
+		case c.proto == 2 && c.subscribed():
+			// Redis's answer in this context: a pub/sub-like array.
+			arg := []byte{}
+			if len(args) == 2 {
+				arg = clone(args[1])
+			}
+			c.reply(array(bulkString("pong"), bulk(arg)))
+		case len(args) == 1:
+			c.reply(replyPong)
+		default:
+			c.reply(bulk(clone(args[1])))
 		}
 	case "echo":
 		if len(args) != 2 {
@@ -216,6 +257,26 @@ func (c *conn) command(args [][]byte) {
 		}
 		now := time.Now()
 		c.reply(array(bulkString(strconv.FormatInt(now.Unix(), 10)), bulkString(strconv.Itoa(now.Nanosecond()/1000))))
+	case "subscribe":
+		c.subscribe(channelSub, args)
+	case "psubscribe":
+		c.subscribe(patternSub, args)
+	case "ssubscribe":
+		c.subscribe(shardSub, args)
+	case "unsubscribe":
+		c.unsubscribe(channelSub, args)
+	case "punsubscribe":
+		c.unsubscribe(patternSub, args)
+	case "sunsubscribe":
+		c.unsubscribe(shardSub, args)
+	case "publish":
+		c.publish(false, args)
+	case "spublish":
+		c.publish(true, args)
+	case "pubsub":
+		c.pubsubCmd(args)
+	case "reset":
+		c.reset(args)
 	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
 		c.blocking(name, args)
 	case "readonly", "readwrite":
@@ -316,6 +377,24 @@ func (c *conn) hello(args [][]byte) {
 	))
 }
 
+// reset: RESET, a connection as new: no transaction, no watched keys, no
+// subscriptions, no name, RESP2, and not authenticated when the port wants
+// a password.
+func (c *conn) reset(args [][]byte) {
+	if len(args) != 1 {
+		c.reply(arityError("reset"))
+		return
+	}
+	c.tx, c.watch = nil, nil
+	c.flag.Store(0)
+	if c.subscribed() {
+		c.dropAllSubs()
+	}
+	c.setMeta("", 2)
+	c.authed = c.s.cfg.RequirePass == ""
+	c.reply(status("RESET"))
+}
+
 func (c *conn) selectDB(args [][]byte) {
 	if len(args) != 2 {
 		c.reply(arityError("select"))
@@ -383,12 +462,18 @@ func (c *conn) info() string {
 	c.metaMu.Lock()
 	name, proto := c.name, c.proto
 	c.metaMu.Unlock()
-	flag := c.flag.Load()
-	if flag == 0 {
-		flag = 'N'
+	var flags []byte
+	if c.nsubs.Load() > 0 {
+		flags = append(flags, 'P')
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d flags=%c db=0 user=default resp=%d\n",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), flag, proto)
+	if f := c.flag.Load(); f != 0 {
+		flags = append(flags, byte(f))
+	}
+	if len(flags) == 0 {
+		flags = append(flags, 'N')
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d flags=%s db=0 user=default resp=%d\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), flags, proto)
 }
 
 // nowMs is the time a command is stamped with.

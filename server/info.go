@@ -114,6 +114,9 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		fmt.Sprintf("total_commands_processed:%d", st.Commands),
 		fmt.Sprintf("rejected_connections:%d", st.Rejected),
 		fmt.Sprintf("total_error_replies:%d", errReplies),
+		fmt.Sprintf("pubsub_channels:%d", s.hub.count(channelSub)),
+		fmt.Sprintf("pubsub_patterns:%d", s.hub.count(patternSub)),
+		fmt.Sprintf("pubsubshard_channels:%d", s.hub.count(shardSub)),
 	)
 	section("replication", "role:master", "connected_slaves:0")
 	section("errorstats", errLines...)

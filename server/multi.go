@@ -105,7 +105,7 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 		c.watch = nil
 		c.reply(replyOK)
 	default:
-		if c.tx == nil || name == "quit" {
+		if c.tx == nil || name == "quit" || name == "reset" {
 			return false
 		}
 		return c.queue(name, args)

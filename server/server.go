@@ -72,6 +72,7 @@ type Server struct {
 	ln      net.Listener
 	started time.Time
 	scans   *scanCursors
+	hub     *hub
 
 	nextID atomic.Int64
 	mu     sync.Mutex
@@ -99,7 +100,7 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		// connection's goroutine (conn.serve), bounded.
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), stats: cfg.Stats,
+	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), hub: newHub(), stats: cfg.Stats,
 		done: make(chan struct{})}
 	if s.stats == nil {
 		s.stats = &Stats{}
@@ -190,17 +191,16 @@ func (s *Server) serve() {
 // connection, in the order of their ids.
 func (s *Server) clientList(opts [][]byte) *messages.Reply {
 	var ids map[int64]bool
+	typed := func(*conn) bool { return true }
 	for i := 0; i < len(opts); i++ {
 		switch opt := strings.ToLower(string(opts[i])); {
 		case opt == "type" && i+1 < len(opts):
 			i++
-			normal, r := clientType(string(opts[i]))
+			match, r := clientType(string(opts[i]))
 			if r != nil {
 				return r
 			}
-			if !normal {
-				return verbatim("")
-			}
+			typed = match
 		case opt == "id" && i+1 < len(opts):
 			ids = map[int64]bool{}
 			for i++; i < len(opts); i++ {
@@ -217,7 +217,7 @@ func (s *Server) clientList(opts [][]byte) *messages.Reply {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		if ids == nil || ids[c.id] {
+		if (ids == nil || ids[c.id]) && typed(c) {
 			conns = append(conns, c)
 		}
 	}
@@ -230,17 +230,19 @@ func (s *Server) clientList(opts [][]byte) *messages.Reply {
 	return verbatim(b.String())
 }
 
-// clientType reads CLIENT LIST's and CLIENT KILL's TYPE: whether it is
-// normal, the type of every connection here (master, replica and pubsub
-// are no connection's), or its error.
-func clientType(v string) (normal bool, r *messages.Reply) {
+// clientType reads CLIENT LIST's and CLIENT KILL's TYPE: a test of a
+// connection (normal, or pubsub: with subscriptions; master and replica
+// are no connection's here), or its error.
+func clientType(v string) (match func(*conn) bool, r *messages.Reply) {
 	switch strings.ToLower(v) {
 	case "normal":
-		return true, nil
-	case "master", "replica", "slave", "pubsub":
-		return false, nil
+		return func(c *conn) bool { return c.nsubs.Load() == 0 }, nil
+	case "pubsub":
+		return func(c *conn) bool { return c.nsubs.Load() > 0 }, nil
+	case "master", "replica", "slave":
+		return func(*conn) bool { return false }, nil
 	}
-	return false, errorf("ERR Unknown client type '" + v + "'")
+	return nil, errorf("ERR Unknown client type '" + v + "'")
 }
 
 // clientKill answers CLIENT KILL ip:port (OK, or an error when no
@@ -275,13 +277,11 @@ func (s *Server) clientKill(self *conn, opts [][]byte) *messages.Reply {
 			case "laddr":
 				tests = append(tests, func(c *conn) bool { return c.nc.LocalAddr().String() == val })
 			case "type":
-				normal, r := clientType(val)
+				match, r := clientType(val)
 				if r != nil {
 					return r
 				}
-				if !normal {
-					tests = append(tests, func(*conn) bool { return false })
-				}
+				tests = append(tests, match)
 			case "user":
 				if val != "default" {
 					tests = append(tests, func(*conn) bool { return false })

@@ -18,8 +18,12 @@ type Stats struct {
 	connections atomic.Int64 // accepted, ever
 	rejected    atomic.Int64 // refused at --maxclients
 	commands    atomic.Int64
-	reads       Latency
-	writes      Latency
+	// Pub/sub: messages published (here, or on a peer and delivered
+	// here), deliveries to this node's subscribers, and subscribers
+	// disconnected for not reading theirs.
+	published, delivered, slowSubscribers atomic.Uint64
+	reads                                 Latency
+	writes                                Latency
 
 	errMu sync.Mutex
 	errs  map[string]uint64 // error replies by prefix
@@ -130,12 +134,17 @@ type StatsSnapshot struct {
 	Reads, Writes LatencySnapshot
 	// ByCommand counts each command called at least once, by its name.
 	ByCommand map[string]CommandStats
+	// Published counts the messages this node's subscribers were offered
+	// (published here, or on a peer); Delivered the deliveries to them;
+	// SlowSubscribers the subscribers disconnected for not reading.
+	Published, Delivered, SlowSubscribers uint64
 }
 
 // Snapshot reads s.
 func (s *Stats) Snapshot() StatsSnapshot {
 	out := StatsSnapshot{Open: s.open.Load(), Connections: s.connections.Load(), Rejected: s.rejected.Load(),
-		Commands: s.commands.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{}}
+		Commands: s.commands.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{},
+		Published: s.published.Load(), Delivered: s.delivered.Load(), SlowSubscribers: s.slowSubscribers.Load()}
 	s.errMu.Lock()
 	for k, v := range s.errs {
 		out.ErrorReplies[k] = v

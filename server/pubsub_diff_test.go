@@ -1,0 +1,269 @@
+package server
+
+// The pub/sub differential test: testdata/pubsub/*.txt run on a real
+// redis-server and on a Server over the engine (engineBackend), with
+// several connections, and what each connection receives must be the same
+// bytes.
+//
+// A line is a connection's name (a word; the first use of a name dials
+// it), then a command, arguments split at spaces (an argument in double
+// quotes is a Go string literal, with no space in it). The command is sent,
+// then PING with a token, and every frame that comes before the token's
+// answer is what the line received: the command's replies, and the
+// messages that came to the connection meanwhile. A line with a name alone
+// sends only the PING: it collects the messages that came. "@sort" before
+// the name compares the line's frames, and the items of an array of bulk
+// strings, in any order (Redis answers an UNSUBSCRIBE of every channel,
+// PUBSUB CHANNELS and a message's pmessages in its hash tables' order):
+// the counts that end confirmations are compared as a set of their own,
+// apart from the names they come with; "@ignore" does not compare
+// them (HELLO's answer has the connection's id). '#' starts a comment.
+// Each file starts on new connections to an empty database on both sides.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/internal/redistest"
+)
+
+func TestPubSubAgainstRedis(t *testing.T) {
+	sock := redistest.Start(t)
+	files, err := filepath.Glob("testdata/pubsub/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts in testdata/pubsub: %v", err)
+	}
+	lines := 0
+	for _, f := range files {
+		srv, err := Listen(Config{Addr: "127.0.0.1:0"}, newEngineBackend())
+		if err != nil {
+			t.Fatal(err)
+		}
+		redis := func() (net.Conn, error) { return net.DialTimeout("unix", sock, 5*time.Second) }
+		ours := func() (net.Conn, error) { return net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second) }
+		lines += runPubSubScript(t, f, redis, ours)
+		srv.Close()
+	}
+	t.Logf("%d lines in %d files compared with redis-server", lines, len(files))
+}
+
+// frameConn is one connection of a script, on one side.
+type frameConn struct {
+	nc net.Conn
+	rd *bufio.Reader
+}
+
+func runPubSubScript(t *testing.T, file string, dials ...func() (net.Conn, error)) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]map[string]*frameConn, len(dials))
+	for i := range conns {
+		conns[i] = map[string]*frameConn{}
+	}
+	defer func() {
+		for _, side := range conns {
+			for _, c := range side {
+				c.nc.Close()
+			}
+		}
+	}()
+	n := 0
+	for lineNo, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		n++
+		where := fmt.Sprintf("%s:%d: %s", file, lineNo+1, line)
+		sorted, ignore := false, false
+		if rest, ok := strings.CutPrefix(line, "@sort "); ok {
+			sorted, line = true, rest
+		}
+		if rest, ok := strings.CutPrefix(line, "@ignore "); ok {
+			ignore, line = true, rest
+		}
+		fields := strings.Fields(line)
+		name, args := fields[0], fields[1:]
+		for i, a := range args {
+			if strings.HasPrefix(a, `"`) {
+				u, err := strconv.Unquote(a)
+				if err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				args[i] = u
+			}
+		}
+		token := fmt.Sprintf("token-%d", n)
+		var got [][]string
+		for side, dial := range dials {
+			c := conns[side][name]
+			if c == nil {
+				nc, err := dial()
+				if err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				c = &frameConn{nc: nc, rd: bufio.NewReader(nc)}
+				conns[side][name] = c
+				if side == 0 && n == 1 {
+					// Redis keeps its data between files: start empty.
+					fmt.Fprintf(nc, "FLUSHALL\r\n")
+					if _, err := readFrame(c.rd); err != nil {
+						t.Fatalf("%s: FLUSHALL: %v", where, err)
+					}
+				}
+			}
+			frames, err := c.exchange(args, token)
+			if err != nil {
+				t.Fatalf("%s: side %d: %v (received %q)", where, side, err, frames)
+			}
+			if sorted {
+				frames = unordered(frames)
+			}
+			got = append(got, frames)
+		}
+		if !ignore && !slices.Equal(got[0], got[1]) {
+			t.Errorf("%s\n  redis:  %q\n  coppice: %q", where, got[0], got[1])
+		}
+	}
+	return n
+}
+
+// exchange sends args (if any), then PING token, and returns the frames
+// that come before the token's answer. After QUIT, it returns the answer
+// and "closed" once the connection is.
+func (c *frameConn) exchange(args []string, token string) ([]string, error) {
+	var b bytes.Buffer
+	quit := len(args) > 0 && strings.EqualFold(args[0], "quit")
+	ping := []string{"PING", token}
+	if quit {
+		ping = nil
+	}
+	for _, cmd := range [][]string{args, ping} {
+		if len(cmd) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+	}
+	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(b.Bytes()); err != nil {
+		return nil, err
+	}
+	tokenReplies := []string{
+		fmt.Sprintf("$%d\r\n%s\r\n", len(token), token),
+		fmt.Sprintf("*2\r\n$4\r\npong\r\n$%d\r\n%s\r\n", len(token), token),
+	}
+	var frames []string
+	for len(frames) < 1000 {
+		f, err := readFrame(c.rd)
+		if quit && len(frames) == 1 && err == io.EOF && f == "" {
+			return append(frames, "closed"), nil
+		}
+		if err != nil {
+			return frames, err
+		}
+		if slices.Contains(tokenReplies, f) {
+			return frames, nil
+		}
+		frames = append(frames, f)
+	}
+	return frames, fmt.Errorf("no answer to PING %s in 1000 frames", token)
+}
+
+// readFrame reads one RESP2 or RESP3 value whole and returns its bytes.
+func readFrame(rd *bufio.Reader) (string, error) {
+	var out strings.Builder
+	var read func() error
+	read = func() error {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		out.WriteString(line)
+		if len(line) < 3 {
+			return fmt.Errorf("short line %q", line)
+		}
+		body := strings.TrimSuffix(line[1:], "\r\n")
+		switch line[0] {
+		case '+', '-', ':', '_', '#', ',', '(':
+			return nil
+		case '$', '=', '!':
+			n, err := strconv.Atoi(body)
+			if err != nil || n < 0 {
+				return err // a null bulk ($-1) is whole
+			}
+			buf := make([]byte, n+2)
+			if _, err := io.ReadFull(rd, buf); err != nil {
+				return err
+			}
+			out.Write(buf)
+			return nil
+		case '*', '~', '>', '%', '|':
+			n, err := strconv.Atoi(body)
+			if err != nil {
+				return err
+			}
+			if line[0] == '%' || line[0] == '|' {
+				n *= 2
+			}
+			for range max(n, 0) {
+				if err := read(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("unknown frame %q", line)
+	}
+	err := read()
+	return out.String(), err
+}
+
+// unordered puts frames in a canonical order: a lone array of bulk strings
+// sorted (PUBSUB CHANNELS), each confirmation's count (a last integer) taken off and the
+// counts sorted after the sorted frames.
+func unordered(frames []string) []string {
+	var out, counts []string
+	for _, f := range frames {
+		rd := bufio.NewReader(strings.NewReader(f))
+		head, _ := rd.ReadString('\n')
+		n, err := strconv.Atoi(strings.TrimSuffix(head[1:], "\r\n"))
+		if (head[0] != '*' && head[0] != '>') || err != nil {
+			out = append(out, f)
+			continue
+		}
+		var items []string
+		for range n {
+			item, err := readFrame(rd)
+			if err != nil {
+				break
+			}
+			items = append(items, item)
+		}
+		if len(items) > 0 && items[len(items)-1][0] == ':' && len(items) == 3 {
+			counts = append(counts, items[2])
+			items = items[:2]
+		} else if len(frames) == 1 && !slices.ContainsFunc(items, func(s string) bool { return s[0] != '$' }) {
+			slices.Sort(items)
+		}
+		out = append(out, head+strings.Join(items, ""))
+	}
+	slices.Sort(out)
+	slices.Sort(counts)
+	return append(out, counts...)
+}

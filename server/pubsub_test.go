@@ -1,0 +1,161 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// broadcastBackend is an engineBackend whose node has peers: it records
+// what it broadcasts and answers that others clients got each message.
+type broadcastBackend struct {
+	*engineBackend
+	others int64
+	mu     sync.Mutex
+	sent   []string
+}
+
+func (b *broadcastBackend) Broadcast(channel, message []byte, sharded bool) Pending {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent = append(b.sent, fmt.Sprintf("%s=%s sharded=%v", channel, message, sharded))
+	return done{integer(b.others)}
+}
+
+// PUBLISH answers the clients it reached here and on the other nodes, and
+// hands each message to the backend in order; Deliver hands a peer's
+// messages to this node's subscribers, in order, and counts them.
+func TestPublishReachesOtherNodes(t *testing.T) {
+	b := &broadcastBackend{engineBackend: newEngineBackend(), others: 5}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	sub, pub := dial(t, srv), dial(t, srv)
+	script(t, sub, "SUBSCRIBE ch", "[subscribe ch :1]")
+	script(t, pub,
+		"PUBLISH ch one", ":6",
+		"PUBLISH other two", ":5",
+		"SPUBLISH ch three", ":5",
+	)
+	want := []string{"ch=one sharded=false", "other=two sharded=false", "ch=three sharded=true"}
+	if strings.Join(b.sent, ",") != strings.Join(want, ",") {
+		t.Fatalf("broadcast %q, want %q", b.sent, want)
+	}
+	if got := sub.read(); got != "[message ch one]" {
+		t.Fatalf("subscriber got %q", got)
+	}
+	counts := srv.Deliver([]*messages.Published{
+		{Channel: []byte("ch"), Message: []byte("a")},
+		{Channel: []byte("nobody"), Message: []byte("b")},
+		{Channel: []byte("ch"), Message: []byte("c")},
+		{Channel: []byte("ch"), Message: []byte("d"), Sharded: true},
+	})
+	if fmt.Sprint(counts) != "[1 0 1 0]" {
+		t.Fatalf("Deliver counted %v", counts)
+	}
+	for _, want := range []string{"[message ch a]", "[message ch c]"} {
+		if got := sub.read(); got != want {
+			t.Fatalf("subscriber got %q, want %q", got, want)
+		}
+	}
+	st := srv.stats.Snapshot()
+	if st.Published != 7 || st.Delivered != 3 {
+		t.Fatalf("stats: %d published, %d delivered; want 7 and 3", st.Published, st.Delivered)
+	}
+}
+
+// One publisher's messages reach a subscriber in the order published,
+// pipelined or not, and INFO counts the subscriptions.
+func TestPubSubOrder(t *testing.T) {
+	_, sub, pub := txServer(t)
+	script(t, sub, "SUBSCRIBE a", "[subscribe a :1]", "PSUBSCRIBE *", "[psubscribe * :2]")
+	const n = 2000
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "PUBLISH a %d\r\n", i)
+	}
+	if _, err := pub.nc.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if got := pub.read(); got != ":2" {
+			t.Fatalf("PUBLISH %d answered %q", i, got)
+		}
+		want := []string{fmt.Sprintf("[message a %d]", i), fmt.Sprintf("[pmessage * a %d]", i)}
+		for _, w := range want {
+			if got := sub.read(); got != w {
+				t.Fatalf("message %d: got %q, want %q", i, got, w)
+			}
+		}
+	}
+	info := pub.do("INFO stats")
+	for _, line := range []string{"pubsub_channels:1", "pubsub_patterns:1", "pubsubshard_channels:0"} {
+		if !strings.Contains(info, line+"\r\n") {
+			t.Fatalf("INFO stats lacks %q:\n%s", line, info)
+		}
+	}
+}
+
+// CLIENT LIST shows a subscriber's P flag, and TYPE pubsub picks the
+// subscribers; CLIENT KILL TYPE pubsub closes them.
+func TestClientTypePubSub(t *testing.T) {
+	_, sub, other := txServer(t)
+	script(t, sub, "SUBSCRIBE a", "[subscribe a :1]")
+	list := other.do("CLIENT LIST TYPE pubsub")
+	if strings.Count(list, "id=") != 1 || !strings.Contains(list, "flags=P ") {
+		t.Fatalf("CLIENT LIST TYPE pubsub: %q", list)
+	}
+	if list := other.do("CLIENT LIST TYPE normal"); strings.Count(list, "id=") != 1 || !strings.Contains(list, "flags=N ") {
+		t.Fatalf("CLIENT LIST TYPE normal: %q", list)
+	}
+	script(t, other, "CLIENT KILL TYPE pubsub", ":1", "PUBLISH a x", ":0")
+	sub.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(sub.rd); err != nil {
+		t.Fatalf("the killed subscriber's connection: %v", err)
+	}
+}
+
+// A subscriber that does not read its messages is disconnected once 32
+// MiB wait for it (Redis's pubsub output limit); the publisher and other
+// subscribers go on.
+func TestSlowSubscriberDisconnected(t *testing.T) {
+	st := &Stats{}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0", Stats: st}, newEngineBackend())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	slow, pub := dial(t, srv), dial(t, srv)
+	script(t, slow, "SUBSCRIBE big", "[subscribe big :1]")
+	payload := strings.Repeat("x", 1<<20)
+	cmd := fmt.Sprintf("*3\r\n$7\r\nPUBLISH\r\n$3\r\nbig\r\n$%d\r\n%s\r\n", len(payload), payload)
+	// The socket's buffers take some MiB before the queue grows; 256 MiB
+	// is far past them and the limit.
+	for i := 0; st.slowSubscribers.Load() == 0; i++ {
+		if i == 256 {
+			t.Fatalf("a subscriber that reads nothing was sent %d MiB and is still connected", i)
+		}
+		if _, err := io.WriteString(pub.nc, cmd); err != nil {
+			t.Fatal(err)
+		}
+		if got := pub.read(); got != ":1" && got != ":0" {
+			t.Fatalf("PUBLISH answered %q", got)
+		}
+	}
+	script(t, pub, "PUBLISH big y", ":0", "PUBSUB NUMSUB big", "[big :0]")
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the slow subscriber's connection to close", func() error {
+		if n := srv.Clients(); n != 1 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+}
