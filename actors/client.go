@@ -43,6 +43,7 @@ const ClientPath = RootName + "/client"
 type clientActor struct {
 	rt  *Runtime
 	srv *server.Server
+	pub *publisher
 	// local runs forwarded commands: it answers here or fails, and never
 	// forwards again, so a stale leader hint cannot bounce a command around.
 	local *backend
@@ -52,7 +53,8 @@ func (c *clientActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		sys := ctx.ActorSystem()
-		b := newBackend(c.rt, sys)
+		c.pub = newPublisher(c.rt)
+		b := &broadcastingBackend{newBackend(c.rt, sys), c.pub}
 		c.local = newBackend(c.rt, sys)
 		c.local.local = true
 		limits := resp.DefaultLimits()
@@ -72,6 +74,8 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		c.srv = srv
 		run := c.local.runForwarded
 		c.rt.forwarder.Store(&run)
+		deliver := srv.Deliver
+		c.rt.deliverer.Store(&deliver)
 		c.rt.setClientAddr(srv.Addr().String())
 		c.rt.logger().Info("client port", "addr", srv.Addr().String(), "tls", c.rt.ClientTLS != nil)
 	case *messages.Forward:
@@ -82,10 +86,21 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		go func() { root.Send(to, b.runForwarded(context.Background(), m)) }()
 	case *actor.Stopping:
 		c.rt.forwarder.Store(nil)
+		c.rt.deliverer.Store(nil)
 		if c.srv != nil {
 			c.srv.Close()
 		}
+		if c.pub != nil {
+			c.pub.close()
+		}
 	}
+}
+
+// broadcastingBackend is the client port's backend: the shards, and the
+// other nodes for pub/sub (server.Broadcaster).
+type broadcastingBackend struct {
+	*backend
+	*publisher
 }
 
 type backend struct {

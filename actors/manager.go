@@ -273,6 +273,7 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 		if mem.ClusterAddr != "" {
 			m.rt.addrs.set(mem.Name, mem.ClusterAddr)
 		}
+		m.rt.addrs.setDown(mem.Name, mem.Status != messages.MemberStatus_ALIVE)
 		prev := m.members[mem.Name]
 		if !proto.Equal(prev, mem) {
 			changed = true

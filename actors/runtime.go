@@ -145,7 +145,10 @@ type Runtime struct {
 	lead atomic.Pointer[[]atomic.Pointer[shardLead]]
 	// forwarder runs a client command a peer forwarded, while the client
 	// actor is up (it sets it when it starts and clears it when it stops).
-	forwarder   atomic.Pointer[func(context.Context, *messages.Forward) *messages.ForwardReply]
+	forwarder atomic.Pointer[func(context.Context, *messages.Forward) *messages.ForwardReply]
+	// deliverer hands pub/sub messages a peer published to this node's
+	// subscribers, while the client actor is up.
+	deliverer   atomic.Pointer[func([]*messages.Published) []uint32]
 	boundClient string
 	// addrs is the nodes' cluster addresses as gossip gives them (the
 	// manager records them), which the Raft groups dial first.

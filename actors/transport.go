@@ -79,6 +79,18 @@ func deliver(rt *Runtime, sys *actor.ActorSystem) transport.Handler {
 				return (*run)(ctx, fwd), nil
 			}
 		}
+		if pub, ok := msg.(*messages.Publish); ok && target == ClientPath {
+			// Pub/sub messages: the client port queues them for its
+			// subscribers, without waiting. While it is down there is
+			// no subscriber here: none reached.
+			reply := &messages.PublishReply{}
+			if run := rt.deliverer.Load(); run != nil {
+				reply.Receivers = (*run)(pub.Messages)
+			} else {
+				reply.Receivers = make([]uint32, len(pub.Messages))
+			}
+			return reply, nil
+		}
 		if _, ok := sys.ProcessRegistry.GetLocal(target); !ok {
 			return nil, fmt.Errorf("no actor %s on this node", target)
 		}

@@ -16,7 +16,9 @@ import (
 // (kv.DigestName) at once; EXEC hands the digests to the shard, which runs
 // nothing, and EXEC answers nil, when a key's value changed since.
 //
-// PING and ECHO are answered by the node in their places in EXEC's array;
+// PING and ECHO are answered by the node in their places in EXEC's array,
+// and PUBLISH and SPUBLISH publish once the shard has run the others
+// (subscribers that read the keys then see the transaction's writes);
 // a blocking pop runs as its non-blocking form (in MULTI it does not
 // block, as in Redis). As in Redis: a command refused while queueing
 // (unknown, wrong arity, keys on another shard) discards the transaction
@@ -38,8 +40,9 @@ type tx struct {
 // reply, reshaped if shape is set (a blocking pop, run as its
 // non-blocking form: inside MULTI it does not block, as in Redis).
 type txEntry struct {
-	local *messages.Reply
-	shape func(*messages.Reply) *messages.Reply
+	local   *messages.Reply
+	shape   func(*messages.Reply) *messages.Reply
+	publish func() *messages.Reply // PUBLISH, SPUBLISH: run at EXEC
 }
 
 // watched is a connection's watched keys, their shard and digests.
@@ -145,6 +148,14 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		c.tx.entries = append(c.tx.entries, txEntry{local: r})
 		c.reply(replyQueued)
 		return true
+	case "publish", "spublish":
+		args := c.cloneArgs(args)
+		sharded := name == "spublish"
+		c.tx.entries = append(c.tx.entries, txEntry{publish: func() *messages.Reply {
+			return c.publishNow(sharded, args[1], args[2]).Wait()
+		}})
+		c.reply(replyQueued)
+		return true
 	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
 		b, r := blockingForm(name, args)
 		if r == nil {
@@ -165,7 +176,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		}
 	}
 	if spec.Node {
-		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands, PING and ECHO only", name)))
+		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only", name)))
 	}
 	switch name {
 	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan", "zscan":
@@ -252,6 +263,8 @@ func assemble(entries []txEntry, shard []*messages.Reply) *messages.Reply {
 		switch {
 		case e.local != nil:
 			out = append(out, e.local)
+		case e.publish != nil:
+			out = append(out, e.publish())
 		case len(shard) == 0:
 			out = append(out, errorf("ERR the shard answered fewer replies than commands"))
 		default:

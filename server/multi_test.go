@@ -145,9 +145,9 @@ func TestMultiRefusals(t *testing.T) {
 		{"NOSUCH a", "-ERR unknown command 'NOSUCH', with args beginning with: 'a' "},
 		{"GET", "-ERR wrong number of arguments for 'get' command"},
 		{"SET b 1", "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"},
-		{"CLIENT ID", "-ERR 'client' inside MULTI: coppice queues key-value commands, PING and ECHO only"},
+		{"CLIENT ID", "-ERR 'client' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only"},
 		{"DBSIZE", "-ERR 'dbsize' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction"},
-		{"UNWATCH", "-ERR 'unwatch' inside MULTI: coppice queues key-value commands, PING and ECHO only"},
+		{"UNWATCH", "-ERR 'unwatch' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only"},
 	}
 	for _, r := range refused {
 		script(t, c,

@@ -280,12 +280,18 @@ func (c *conn) publish(sharded bool, args [][]byte) {
 		return
 	}
 	args = c.cloneArgs(args) // queued for subscribers and peers as they are
-	n := c.s.hub.publish(c.s, args[1], args[2], sharded)
+	c.push(c.publishNow(sharded, args[1], args[2]))
+}
+
+// publishNow delivers a message to this node's subscribers, hands it to
+// the other nodes, and returns the pending count of the clients reached.
+// channel and message must be the connection's own (not the reader's).
+func (c *conn) publishNow(sharded bool, channel, message []byte) Pending {
+	n := c.s.hub.publish(c.s, channel, message, sharded)
 	if b, ok := c.s.backend.(Broadcaster); ok {
-		c.push(published{local: n, others: b.Broadcast(args[1], args[2], sharded)})
-		return
+		return published{local: n, others: b.Broadcast(channel, message, sharded)}
 	}
-	c.reply(integer(int64(n)))
+	return done{integer(int64(n))}
 }
 
 // published is PUBLISH's reply: this node's receivers and the others'.

@@ -17,7 +17,9 @@ package server
 // PUBSUB CHANNELS and a message's pmessages in its hash tables' order):
 // the counts that end confirmations are compared as a set of their own,
 // apart from the names they come with; "@ignore" does not compare
-// them (HELLO's answer has the connection's id). '#' starts a comment.
+// them (HELLO's answer has the connection's id); "@one" sends no PING and
+// reads one frame (in MULTI, where the PING would be queued). '#' starts a
+// comment.
 // Each file starts on new connections to an empty database on both sides.
 
 import (
@@ -88,7 +90,10 @@ func runPubSubScript(t *testing.T, file string, dials ...func() (net.Conn, error
 		}
 		n++
 		where := fmt.Sprintf("%s:%d: %s", file, lineNo+1, line)
-		sorted, ignore := false, false
+		sorted, ignore, one := false, false, false
+		if rest, ok := strings.CutPrefix(line, "@one "); ok {
+			one, line = true, rest
+		}
 		if rest, ok := strings.CutPrefix(line, "@sort "); ok {
 			sorted, line = true, rest
 		}
@@ -125,6 +130,9 @@ func runPubSubScript(t *testing.T, file string, dials ...func() (net.Conn, error
 					}
 				}
 			}
+			if one {
+				token = ""
+			}
 			frames, err := c.exchange(args, token)
 			if err != nil {
 				t.Fatalf("%s: side %d: %v (received %q)", where, side, err, frames)
@@ -143,12 +151,13 @@ func runPubSubScript(t *testing.T, file string, dials ...func() (net.Conn, error
 
 // exchange sends args (if any), then PING token, and returns the frames
 // that come before the token's answer. After QUIT, it returns the answer
-// and "closed" once the connection is.
+// and "closed" once the connection is. With no token it sends no PING and
+// returns one frame.
 func (c *frameConn) exchange(args []string, token string) ([]string, error) {
 	var b bytes.Buffer
 	quit := len(args) > 0 && strings.EqualFold(args[0], "quit")
 	ping := []string{"PING", token}
-	if quit {
+	if quit || token == "" {
 		ping = nil
 	}
 	for _, cmd := range [][]string{args, ping} {
@@ -176,6 +185,9 @@ func (c *frameConn) exchange(args []string, token string) ([]string, error) {
 		}
 		if err != nil {
 			return frames, err
+		}
+		if token == "" && !quit {
+			return []string{f}, nil
 		}
 		if slices.Contains(tokenReplies, f) {
 			return frames, nil

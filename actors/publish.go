@@ -1,0 +1,221 @@
+package actors
+
+// Pub/sub across nodes: a message published on this node goes to every
+// other node the gossip says is up, through the cluster port to the
+// peer's client path (messages.Publish), where its client port hands it to
+// its subscribers (server.Server.Deliver). Each peer has a queue and one
+// sender here, so a peer gets this node's messages in the order they were
+// published; the sender takes everything queued as one request. PUBLISH
+// waits up to publishWait for the peers' counts of the clients reached
+// (a peer that answers later, or fails, counts none; its messages still
+// go, in order, or are dropped with its request).
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/server"
+	"github.com/coppice-kv/coppice/transport"
+)
+
+const (
+	// publishWait bounds PUBLISH's wait for the peers' counts.
+	publishWait = 2 * time.Second
+	// publishTimeout bounds one request of messages to a peer.
+	publishTimeout = 10 * time.Second
+	// publishQueueBytes bounds the bytes waiting for one peer: past it,
+	// messages to the peer are dropped (and count no client there).
+	publishQueueBytes = 64 << 20
+	// publishBatchBytes bounds one request's messages.
+	publishBatchBytes = 4 << 20
+)
+
+// publisher owns the per-peer queues; close stops their senders.
+type publisher struct {
+	rt     *Runtime
+	mu     sync.Mutex
+	qs     map[string]*peerQueue
+	ctx    context.Context // ended by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newPublisher(rt *Runtime) *publisher {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &publisher{rt: rt, qs: map[string]*peerQueue{}, ctx: ctx, cancel: cancel}
+}
+
+// pubItem is one message for one peer, and where its count goes.
+type pubItem struct {
+	msg  *messages.Published
+	size int
+	done chan uint32 // buffered: the sender never waits on it
+}
+
+type peerQueue struct {
+	mu    sync.Mutex
+	peer  transport.Peer
+	items []*pubItem
+	bytes int
+	wake  chan struct{} // buffered 1
+	// failing is set while the peer's requests fail, so that a streak
+	// of failures logs once.
+	failing bool
+}
+
+// Broadcast queues the message for every peer up now and returns the
+// pending count of the clients it reaches there.
+func (p *publisher) Broadcast(channel, message []byte, sharded bool) server.Pending {
+	peers := p.rt.addrs.peers(p.rt.Name)
+	if len(peers) == 0 {
+		return ready{&messages.Reply{Value: &messages.Reply_Integer{}}}
+	}
+	msg := &messages.Published{Channel: channel, Message: message, Sharded: sharded}
+	size := len(channel) + len(message) + 16
+	items := make([]*pubItem, 0, len(peers))
+	for _, peer := range peers {
+		it := &pubItem{msg: msg, size: size, done: make(chan uint32, 1)}
+		if p.queue(peer).add(it) {
+			items = append(items, it)
+		}
+	}
+	return &broadcast{items: items, deadline: time.Now().Add(publishWait)}
+}
+
+// queue is peer's queue, made (with its sender) on first use; the
+// address is gossip's latest.
+func (p *publisher) queue(peer transport.Peer) *peerQueue {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.qs[peer.Name]
+	if q == nil {
+		q = &peerQueue{peer: peer, wake: make(chan struct{}, 1)}
+		p.qs[peer.Name] = q
+		if p.ctx.Err() == nil { // else closed: the item waits out publishWait, uncounted
+			p.wg.Add(1)
+			go p.send(q)
+		}
+	}
+	q.mu.Lock()
+	q.peer = peer
+	q.mu.Unlock()
+	return q
+}
+
+// add queues it; false when the peer's queue is full (it is dropped).
+func (q *peerQueue) add(it *pubItem) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.bytes+it.size > publishQueueBytes {
+		return false
+	}
+	q.items = append(q.items, it)
+	q.bytes += it.size
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take takes the queue's first items, up to publishBatchBytes (one at
+// least).
+func (q *peerQueue) take() ([]*pubItem, transport.Peer) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n, bytes := 0, 0
+	for n < len(q.items) && (n == 0 || bytes+q.items[n].size <= publishBatchBytes) {
+		bytes += q.items[n].size
+		n++
+	}
+	batch := q.items[:n:n]
+	q.items = q.items[n:]
+	q.bytes -= bytes
+	return batch, q.peer
+}
+
+// send delivers q's messages to its peer, in order, until close.
+func (p *publisher) send(q *peerQueue) {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-q.wake:
+		}
+		for {
+			batch, peer := q.take()
+			if len(batch) == 0 {
+				break
+			}
+			counts, err := p.deliver(peer, batch)
+			for i, it := range batch {
+				var n uint32
+				if err == nil && i < len(counts) {
+					n = counts[i]
+				}
+				it.done <- n
+			}
+			q.mu.Lock()
+			tell := err != nil && !q.failing
+			q.failing = err != nil
+			q.mu.Unlock()
+			if tell {
+				p.rt.logger().Warn("pub/sub: messages to a node were lost", "node", peer.Name, "err", err)
+			}
+		}
+	}
+}
+
+// deliver sends one batch to peer and returns its counts.
+func (p *publisher) deliver(peer transport.Peer, batch []*pubItem) ([]uint32, error) {
+	remote, err := p.rt.Remote()
+	if err != nil {
+		return nil, err
+	}
+	req := &messages.Publish{Messages: make([]*messages.Published, len(batch))}
+	for i, it := range batch {
+		req.Messages[i] = it.msg
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, publishTimeout)
+	defer cancel()
+	res, err := remote.Request(ctx, peer, ClientPath, req)
+	if err != nil {
+		return nil, err
+	}
+	reply, ok := res.(*messages.PublishReply)
+	if !ok {
+		return nil, fmt.Errorf("answered %T", res)
+	}
+	return reply.Receivers, nil
+}
+
+// close stops the senders; what they held is lost.
+func (p *publisher) close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+// broadcast is a message's pending count on the peers.
+type broadcast struct {
+	items    []*pubItem
+	deadline time.Time
+}
+
+func (b *broadcast) Wait() *messages.Reply {
+	var n int64
+	t := time.NewTimer(time.Until(b.deadline))
+	defer t.Stop()
+	for _, it := range b.items {
+		select {
+		case c := <-it.done:
+			n += int64(c)
+		case <-t.C:
+			return &messages.Reply{Value: &messages.Reply_Integer{Integer: n}}
+		}
+	}
+	return &messages.Reply{Value: &messages.Reply_Integer{Integer: n}}
+}
