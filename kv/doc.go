@@ -23,7 +23,9 @@
 //	}
 //
 // Spec.Node marks the commands the node answers itself (PING, HELLO, AUTH,
-// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND, TIME): they are in the table
+// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND, TIME, RESET, the
+// blocking pops, MULTI and the rest of the transactions', and pub/sub's
+// SUBSCRIBE, PUBLISH, PUBSUB and the like): they are in the table
 // so that CheckArity accepts them and COMMAND lists them. Command answers
 // COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, GETKEYSANDFLAGS, HELP) from
 // the table and from Redis 7.0's own metadata (commands_redis.go, written
