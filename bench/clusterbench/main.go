@@ -8,7 +8,10 @@
 //	go run ./bench/clusterbench -only join -data-mib 1024
 //	go run ./bench/clusterbench -only forward -n 30000 -rounds 4
 //	go run ./bench/clusterbench -only backup -data-mib 1024
+//	go run ./bench/clusterbench -only pubsub -n 20000 -rounds 3
 //
+// Part "pubsub" (only with -only): pub/sub fan-out, the 3-node cluster
+// against one redis-server (pubsubPart).
 // Part "backup" (only with -only): the join part's cluster and load, then
 // `cp -r` of n2's shards dir, `node backup` from n2 while writes go on
 // (and the writes' rate against none), `node restore` of the file, and a
@@ -86,11 +89,12 @@ type config struct {
 	joinTO     time.Duration
 	secondJoin bool
 	logs       string
+	subs       int
 }
 
 func main() {
 	var c config
-	only := flag.String("only", "", "run one part: etcd, join, forward or backup (default: etcd and join)")
+	only := flag.String("only", "", "run one part: etcd, join, forward, backup or pubsub (default: etcd and join)")
 	flag.IntVar(&c.n, "n", 100000, "etcd and forward parts: requests per throughput run (one client: n/10)")
 	flag.IntVar(&c.rounds, "rounds", 1, "etcd and forward parts: run every row this many times, alternating the order (etcd: and print the median ratios)")
 	flag.IntVar(&c.shards, "shards", 4, "etcd and forward parts: coppice shards")
@@ -108,22 +112,27 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&c.logs, "logs", "", "copy every process's log into this dir at the end")
+	flag.IntVar(&c.subs, "subs", 30, "pubsub part: subscribers of the channel")
 	flag.Parse()
 	parts := []string{"etcd", "join"}
 	switch *only {
 	case "":
-	case "etcd", "join", "forward", "backup":
+	case "etcd", "join", "forward", "backup", "pubsub":
 		parts = []string{*only}
 	default:
-		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd, join, forward or backup\n", *only)
+		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd, join, forward, backup or pubsub\n", *only)
 		os.Exit(2)
 	}
-	if c.rounds < 1 || c.n < 30 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
+	if c.rounds < 1 || c.n < 30 || c.subs < 1 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
 		(c.etcdAPI != "grpc" && c.etcdAPI != "gateway") || (c.values != "random" && c.values != "repeated") {
 		fmt.Fprintln(os.Stderr, "clusterbench: bad flag value (see -help)")
 		os.Exit(2)
 	}
-	for _, tool := range []string{"redis-benchmark", "etcd", "etcdctl"} {
+	tools := []string{"redis-benchmark", "etcd", "etcdctl"}
+	if *only == "pubsub" {
+		tools = []string{"redis-server"}
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			fmt.Fprintf(os.Stderr, "clusterbench: %s not found\n", tool)
 			os.Exit(1)
@@ -192,6 +201,8 @@ func run(c config, parts []string, work string) error {
 			err = forwardPart(c, bin, dir)
 		case "backup":
 			err = backupPart(c, bin, dir)
+		case "pubsub":
+			err = pubsubPart(c, bin, dir)
 		default:
 			err = joinPart(c, bin, dir)
 		}
