@@ -22,7 +22,8 @@ import (
 // once: a transaction whose watched key changed ran nothing. Through the
 // node that does not lead a shard, the transaction is forwarded to its
 // leader as one command. Then a client blocked in BLPOP on one node is
-// woken by a push through the other, on every shard.
+// woken by a push through the other, on every shard, and one blocked in
+// XREAD by an XADD.
 func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 	n1 := newNode(t, "n1", t.TempDir())
 	n1.start()
@@ -117,6 +118,36 @@ func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 	}
 	if v, err := clients[1].BRPop(ctx, time.Second, keys[0]+":empty").Result(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("BRPOP of an empty list: %q, %v; want a timeout (nil)", v, err)
+	}
+
+	// XREAD BLOCK on n2 with "$", woken by an XADD through n1, on every
+	// shard.
+	for i, key := range keys {
+		st := key + ":stream"
+		got := make(chan string, 1)
+		go func() {
+			res, err := clients[1].XRead(ctx, &redis.XReadArgs{Streams: []string{st, "$"}, Block: 30 * time.Second}).Result()
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- fmt.Sprint(res)
+		}()
+		if err := waitBlocked(ctx, clients[1], 1); err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("%d-1", i+1)
+		if err := clients[0].XAdd(ctx, &redis.XAddArgs{Stream: st, ID: id, Values: []string{"job", strconv.Itoa(i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-got:
+			if want := fmt.Sprintf("[{%s [{%s map[job:%d] 0 0}]}]", st, id, i); v != want {
+				t.Fatalf("XREAD %s: %s, want %s", st, v, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("XREAD %s: not woken", st)
+		}
 	}
 
 	// ZSCAN pages through a sorted set too big to come whole, through the

@@ -303,6 +303,19 @@ var table = []*Spec{
 	keys12(nodeCmd("brpoplpush", 4, []string{"write", "denyoom", "noscript", "blocking"})),
 	numkeysAt(2, nodeCmd("blmpop", -5, []string{"write", "blocking", "movablekeys"})),
 
+	key1(cmd("xadd", -5, fWriteOOMFst, cmdXAdd)),
+	key1(cmd("xtrim", -4, fWrite, cmdXTrim)),
+	key1(cmd("xdel", -3, fWriteFast, cmdXDel)),
+	key1(cmd("xlen", 2, fReadFast, cmdXLen)),
+	key1(cmd("xrange", -4, fRead, xrangeCmd(false))),
+	key1(cmd("xrevrange", -4, fRead, xrangeCmd(true))),
+	func() *Spec {
+		// Its keys follow STREAMS; BLOCK is the node's (server).
+		s := cmd("xread", -4, []string{"readonly", "blocking", "movablekeys"}, cmdXRead)
+		s.FirstKey, s.LastKey, s.Step, s.keysFn = 0, 0, 0, xreadKeys
+		return s
+	}(),
+
 	// Served by the node.
 	nodeCmd("ping", -1, []string{"fast"}),
 	nodeCmd("echo", 2, []string{"loading", "stale", "fast"}),

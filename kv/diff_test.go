@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/coppice-kv/coppice/internal/redistest"
 	"github.com/coppice-kv/coppice/messages"
+	respw "github.com/coppice-kv/coppice/resp"
 )
 
 func TestDifferentialRedis(t *testing.T) {
@@ -172,56 +172,22 @@ func readResp(r *bufio.Reader) (resp, error) {
 	return v, err
 }
 
-// toResp2 renders an engine reply as a RESP2 client receives it.
+// toResp2 renders an engine reply as a RESP2 client receives it: written
+// by the client port's writer, read back.
 func toResp2(r *messages.Reply) resp {
-	switch v := r.GetValue().(type) {
-	case *messages.Reply_Status:
-		return resp{kind: '+', str: []byte(v.Status)}
-	case *messages.Reply_Error:
-		return resp{kind: '-', str: []byte(v.Error)}
-	case *messages.Reply_Integer:
-		return resp{kind: ':', n: v.Integer}
-	case *messages.Reply_Boolean:
-		if v.Boolean {
-			return resp{kind: ':', n: 1}
-		}
-		return resp{kind: ':', n: 0}
-	case *messages.Reply_Bulk:
-		return resp{kind: '$', str: v.Bulk}
-	case *messages.Reply_Verbatim:
-		return resp{kind: '$', str: []byte(v.Verbatim)}
-	case *messages.Reply_Double:
-		// As the client port writes it in RESP2 (resp.Writer): %.17g,
-		// and inf, -inf.
-		switch {
-		case math.IsInf(v.Double, 1):
-			return resp{kind: '$', str: []byte("inf")}
-		case math.IsInf(v.Double, -1):
-			return resp{kind: '$', str: []byte("-inf")}
-		}
-		return resp{kind: '$', str: strconv.AppendFloat(nil, v.Double, 'g', 17, 64)}
-	case *messages.Reply_NullBulk:
-		return resp{kind: '$', null: true}
-	case *messages.Reply_NullArray:
-		return resp{kind: '*', null: true}
-	case *messages.Reply_Array:
-		return respArray(v.Array.GetItems())
-	case *messages.Reply_Map:
-		return respArray(v.Map.GetItems())
-	case *messages.Reply_Set:
-		return respArray(v.Set.GetItems())
-	case *messages.Reply_Pairs:
-		return respArray(v.Pairs.GetItems())
+	var b bytes.Buffer
+	w := respw.NewWriter(&b)
+	if err := w.WriteReply(r, 2); err != nil {
+		panic(err)
 	}
-	panic(fmt.Sprintf("reply without a value: %v", r))
-}
-
-func respArray(items []*messages.Reply) resp {
-	out := resp{kind: '*', items: make([]resp, len(items))}
-	for i, it := range items {
-		out.items[i] = toResp2(it)
+	if err := w.Flush(); err != nil {
+		panic(err)
 	}
-	return out
+	v, err := readResp(bufio.NewReader(&b))
+	if err != nil {
+		panic(fmt.Sprintf("the writer's RESP2 of %v: %v", r, err))
+	}
+	return v
 }
 
 // wire writes v in RESP2.

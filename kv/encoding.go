@@ -19,6 +19,7 @@ const (
 	typeSet    byte = 3 // members are field keys with empty values
 	typeList   byte = 4 // elements are field keys suffixed by their position (lists.go)
 	typeZSet   byte = 5 // members and a score index are field keys (zsets.go)
+	typeStream byte = 6 // entries are field keys by ID (streams.go)
 
 	flagExpire byte = 0x80 // the record's header carries an expiry
 	typeMask   byte = 0x7f
@@ -110,7 +111,7 @@ func decodeRecord(v []byte) (record, bool) {
 	} else {
 		r.payload = v[1:]
 	}
-	return r, r.typ == typeString || r.typ == typeHash || r.typ == typeSet || r.typ == typeList || r.typ == typeZSet
+	return r, r.typ == typeString || r.typ == typeHash || r.typ == typeSet || r.typ == typeList || r.typ == typeZSet || r.typ == typeStream
 }
 
 // expired reports whether r is past its expiry at now: a key lives up to

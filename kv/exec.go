@@ -53,7 +53,9 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 // error reply. The internal DigestName runs here. Storage errors become "ERR kv: storage: ..." replies.
 func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 	run := readDigests
-	if len(args) == 0 || string(args[0]) != DigestName {
+	if len(args) > 0 && string(args[0]) == StreamLastIDsName {
+		run = readStreamLastIDs
+	} else if len(args) == 0 || string(args[0]) != DigestName {
 		s, e := resolve(args)
 		if e != nil {
 			return e

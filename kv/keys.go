@@ -45,6 +45,8 @@ func cmdType(t *txn, a [][]byte) *messages.Reply {
 		return statusList
 	case e.rec.typ == typeZSet:
 		return statusZSet
+	case e.rec.typ == typeStream:
+		return statusStream
 	default:
 		return statusString
 	}
@@ -62,6 +64,9 @@ func typeName(typ byte) string {
 	}
 	if typ == typeZSet {
 		return "zset"
+	}
+	if typ == typeStream {
+		return "stream"
 	}
 	return "string"
 }

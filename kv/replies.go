@@ -62,5 +62,6 @@ var (
 	statusSet    = status("set")
 	statusList   = status("list")
 	statusZSet   = status("zset")
+	statusStream = status("stream")
 	nullArray    = &messages.Reply{Value: &messages.Reply_NullArray{NullArray: true}}
 )

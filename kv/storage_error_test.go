@@ -30,6 +30,13 @@ func (f *failStore) Scan(lo, hi []byte, fn func(k, v []byte) bool) error {
 	return f.memStore.Scan(lo, hi, fn)
 }
 
+func (f *failStore) ReverseScan(lo, hi []byte, fn func(k, v []byte) bool) error {
+	if f.failing {
+		return errDisk
+	}
+	return f.memStore.ReverseScan(lo, hi, fn)
+}
+
 func (f *failStore) Set(k, v []byte) error {
 	if f.failing {
 		return errDisk

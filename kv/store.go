@@ -9,6 +9,8 @@ type Reader interface {
 	// Scan calls fn for each key in [lower, upper) in order, until fn
 	// returns false. k and v are only valid during the call.
 	Scan(lower, upper []byte, fn func(k, v []byte) bool) error
+	// ReverseScan is Scan from the last key down.
+	ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) error
 }
 
 // Writer reads and writes one shard's keys, seeing its own writes. All the

@@ -51,11 +51,23 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 }
 
 func (s *pebbleStore) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return s.scan(lower, upper, false, fn)
+}
+
+func (s *pebbleStore) ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return s.scan(lower, upper, true, fn)
+}
+
+func (s *pebbleStore) scan(lower, upper []byte, reverse bool, fn func(k, v []byte) bool) error {
 	it, err := s.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
-	for ok := it.First(); ok; ok = it.Next() {
+	first, next := it.First, it.Next
+	if reverse {
+		first, next = it.Last, it.Prev
+	}
+	for ok := first(); ok; ok = next() {
 		if !fn(it.Key(), it.Value()) {
 			break
 		}
@@ -158,7 +170,7 @@ func dump(t *testing.T, r Reader) string {
 }
 
 // render writes a reply compactly: +OK, -ERR ..., :3, "bulk", nil,
-// [a b], {k v}, ~[a b], p[k v] (pairs), ,1.5 (a double).
+// [a b], {k v}, ~[a b], p[k v] (pairs), k{k v} (keyed), ,1.5 (a double).
 func render(r *messages.Reply) string {
 	switch v := r.GetValue().(type) {
 	case *messages.Reply_Status:
@@ -179,6 +191,8 @@ func render(r *messages.Reply) string {
 		return "~[" + renderItems(v.Set.GetItems()) + "]"
 	case *messages.Reply_Pairs:
 		return "p[" + renderItems(v.Pairs.GetItems()) + "]"
+	case *messages.Reply_Keyed:
+		return "k{" + renderItems(v.Keyed.GetItems()) + "}"
 	case *messages.Reply_Double:
 		return "," + strconv.FormatFloat(v.Double, 'g', -1, 64)
 	}

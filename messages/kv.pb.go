@@ -147,6 +147,7 @@ type Reply struct {
 	//	*Reply_Verbatim
 	//	*Reply_Pairs
 	//	*Reply_Push
+	//	*Reply_Keyed
 	Value         isReply_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -315,6 +316,15 @@ func (x *Reply) GetPush() *Replies {
 	return nil
 }
 
+func (x *Reply) GetKeyed() *Replies {
+	if x != nil {
+		if x, ok := x.Value.(*Reply_Keyed); ok {
+			return x.Keyed
+		}
+	}
+	return nil
+}
+
 type isReply_Value interface {
 	isReply_Value()
 }
@@ -375,6 +385,10 @@ type Reply_Push struct {
 	Push *Replies `protobuf:"bytes,14,opt,name=push,proto3,oneof"` // >n in RESP3; *n in RESP2 (pub/sub messages and confirmations)
 }
 
+type Reply_Keyed struct {
+	Keyed *Replies `protobuf:"bytes,15,opt,name=keyed,proto3,oneof"` // keys and values alternate: %n in RESP3; *n of *2 arrays in RESP2 (XREAD)
+}
+
 func (*Reply_Status) isReply_Value() {}
 
 func (*Reply_Error) isReply_Value() {}
@@ -402,6 +416,8 @@ func (*Reply_Verbatim) isReply_Value() {}
 func (*Reply_Pairs) isReply_Value() {}
 
 func (*Reply_Push) isReply_Value() {}
+
+func (*Reply_Keyed) isReply_Value() {}
 
 type Replies struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -456,7 +472,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x04args\x18\x01 \x03(\fR\x04args\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\"E\n" +
 	"\fCommandBatch\x125\n" +
-	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xfd\x03\n" +
+	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xb0\x04\n" +
 	"\x05Reply\x12\x18\n" +
 	"\x06status\x18\x01 \x01(\tH\x00R\x06status\x12\x16\n" +
 	"\x05error\x18\x02 \x01(\tH\x00R\x05error\x12\x1a\n" +
@@ -473,7 +489,8 @@ const file_kv_proto_rawDesc = "" +
 	"\aboolean\x18\v \x01(\bH\x00R\aboolean\x12\x1c\n" +
 	"\bverbatim\x18\f \x01(\tH\x00R\bverbatim\x121\n" +
 	"\x05pairs\x18\r \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05pairs\x12/\n" +
-	"\x04push\x18\x0e \x01(\v2\x19.coppice.messages.RepliesH\x00R\x04pushB\a\n" +
+	"\x04push\x18\x0e \x01(\v2\x19.coppice.messages.RepliesH\x00R\x04push\x121\n" +
+	"\x05keyed\x18\x0f \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05keyedB\a\n" +
 	"\x05value\"8\n" +
 	"\aReplies\x12-\n" +
 	"\x05items\x18\x01 \x03(\v2\x17.coppice.messages.ReplyR\x05itemsB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
@@ -504,12 +521,13 @@ var file_kv_proto_depIdxs = []int32{
 	3, // 3: coppice.messages.Reply.set:type_name -> coppice.messages.Replies
 	3, // 4: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
 	3, // 5: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
-	2, // 6: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	3, // 6: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
+	2, // 7: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -532,6 +550,7 @@ func file_kv_proto_init() {
 		(*Reply_Verbatim)(nil),
 		(*Reply_Pairs)(nil),
 		(*Reply_Push)(nil),
+		(*Reply_Keyed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -116,6 +116,24 @@ func (w *Writer) reply(r *messages.Reply, resp3 bool) {
 		} else {
 			w.aggregate('*', v.Set.GetItems(), resp3)
 		}
+	case *messages.Reply_Keyed:
+		items := v.Keyed.GetItems()
+		if resp3 {
+			w.header('%', int64((len(items)+1)/2))
+		} else {
+			w.header('*', int64((len(items)+1)/2))
+		}
+		for i := 0; i < len(items); i += 2 {
+			if !resp3 {
+				w.header('*', 2)
+			}
+			w.reply(items[i], resp3)
+			if i+1 < len(items) {
+				w.reply(items[i+1], resp3)
+			} else {
+				w.nullBulk(resp3)
+			}
+		}
 	case *messages.Reply_Push:
 		if resp3 {
 			w.aggregate('>', v.Push.GetItems(), resp3)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,6 +133,45 @@ func blockingForm(name string, args [][]byte) (blockingCall, *messages.Reply) {
 	return b, nil
 }
 
+// xread: XREAD, which blocks with BLOCK (the engine reads once): "$"
+// becomes each stream's last ID as it begins to wait.
+func (c *conn) xread(args [][]byte) {
+	if r := kv.CheckArity(args); r != nil {
+		c.reply(r)
+		return
+	}
+	if x, r := kv.ParseXRead(args); r != nil || !x.Blocks {
+		c.data("xread", args) // one read; the engine answers an error
+		return
+	}
+	args = c.cloneArgs(args) // owned: the tries are made of them
+	x, _ := kv.ParseXRead(args)
+	shard, ok := c.oneShard(x.Keys)
+	if !ok {
+		c.reply(errCrossShard)
+		return
+	}
+	ids := slices.Clone(x.IDs)
+	if slices.ContainsFunc(ids, func(id []byte) bool { return string(id) == "$" }) {
+		last := c.issueRead(shard, append([][]byte{[]byte(kv.StreamLastIDsName)}, x.Keys...)).Wait()
+		if last.GetError() != "" {
+			c.reply(last)
+			return
+		}
+		for i, id := range last.GetArray().GetItems() {
+			if string(ids[i]) == "$" {
+				ids[i] = id.GetBulk()
+			}
+		}
+	}
+	try := [][]byte{[]byte("XREAD")}
+	if x.Count >= 0 {
+		try = append(try, []byte("COUNT"), strconv.AppendInt(nil, x.Count, 10))
+	}
+	try = append(append(append(try, []byte("STREAMS")), x.Keys...), ids...)
+	c.block(shard, blockingCall{try: try, keys: x.Keys, none: nullArray()}, time.Duration(x.Block)*time.Millisecond, true)
+}
+
 // blocking runs a blocking command to its end; the connection's earlier
 // replies are written first, and nothing after it runs meanwhile.
 func (c *conn) blocking(name string, args [][]byte) {
@@ -152,15 +192,31 @@ func (c *conn) blocking(name string, args [][]byte) {
 		c.reply(r)
 		return
 	}
+	shard, ok := c.oneShard(b.keys)
+	if !ok {
+		c.reply(errCrossShard)
+		return
+	}
+	c.block(shard, b, timeout, false)
+}
+
+// oneShard is the shard of keys, all on one; false when they are not.
+func (c *conn) oneShard(keys [][]byte) (int, bool) {
 	shard := 0
-	for i, k := range b.keys {
+	for i, k := range keys {
 		if sh := c.shardOf(k); i == 0 {
 			shard = sh
 		} else if sh != shard {
-			c.reply(errCrossShard)
-			return
+			return 0, false
 		}
 	}
+	return shard, true
+}
+
+// block tries b until it answers something but nil, the timeout passes
+// (0: none), the client goes or the server stops; a try is a write (a
+// pop), or with read a read (XREAD).
+func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool) {
 	try, keys := b.try, b.keys
 	c.drain()
 	c.flag.Store('b')
@@ -181,7 +237,12 @@ func (c *conn) blocking(name string, args [][]byte) {
 			// Before the try: a write right after it wakes this wait.
 			wake, stop = watcher.Watch(shard, keys)
 		}
-		r := c.issueWrite(shard, try).Wait()
+		var r *messages.Reply
+		if read {
+			r = c.issueRead(shard, try).Wait()
+		} else {
+			r = c.issueWrite(shard, try).Wait()
+		}
 		c.drain() // nothing is pending; resets the shard marks
 		if strings.HasPrefix(r.GetError(), "TRYAGAIN") {
 			// The shard has no leader now (an election): the pop was not

@@ -140,3 +140,33 @@ func TestBlockedTryAgain(t *testing.T) {
 	b.mu.Unlock()
 	script(t, c, "BRPOP {q}t 0.5", "*-1")
 }
+
+// XREAD BLOCK waits for an entry after the IDs it names, "$" standing for
+// each stream's last ID when it begins; with data there it answers at
+// once, and a timeout answers nil.
+func TestXReadBlock(t *testing.T) {
+	_, c, other := txServer(t)
+	script(t, other, "XADD {s}a 1-0 f old", "1-0")
+	c.send("XREAD BLOCK 0 STREAMS {s}a {s}b $ $")
+	c.send("SET {s}after 1")
+	script(t, other, "GET {s}after", "$-1") // blocked: the SET waits
+	script(t, other, "XADD {s}b 5-0 f new", "5-0")
+	if got := c.read(); got != "[[{s}b [[5-0 [f new]]]]]" {
+		t.Fatalf("XREAD BLOCK: %q", got)
+	}
+	if got := c.read(); got != "+OK" {
+		t.Fatalf("the SET after XREAD: %q", got)
+	}
+	script(t, c,
+		"XREAD BLOCK 0 COUNT 1 STREAMS {s}a {s}b 0 0", "[[{s}a [[1-0 [f old]]]] [{s}b [[5-0 [f new]]]]]",
+		"XREAD BLOCK 50 STREAMS {s}a $", "*-1",
+		"XREAD BLOCK 50 STREAMS {s}a 1", "*-1",
+		"XREAD BLOCK 10 STREAMS {s}a {other}b 0 0", "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}",
+		"XREAD BLOCK -1 STREAMS {s}a 0", "-ERR timeout is negative",
+		"XREAD BLOCK x STREAMS {s}a 0", "-ERR timeout is not an integer or out of range",
+		"XREAD BLOCK 10 STREAMS {s}after $", "-WRONGTYPE Operation against a key holding the wrong kind of value",
+	)
+	// Inside MULTI it reads once, as in Redis.
+	script(t, c, "MULTI", "+OK", "XREAD BLOCK 0 STREAMS {s}a 0", "+QUEUED", "XREAD BLOCK 0 STREAMS {s}a $", "+QUEUED",
+		"EXEC", "[[[{s}a [[1-0 [f old]]]]] *-1]")
+}

@@ -277,6 +277,8 @@ func (c *conn) command(args [][]byte) {
 		c.pubsubCmd(args)
 	case "reset":
 		c.reset(args)
+	case "xread":
+		c.xread(args)
 	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
 		c.blocking(name, args)
 	case "readonly", "readwrite":

@@ -28,11 +28,23 @@ func (p pebbleRW) Get(key []byte) ([]byte, bool, error) {
 }
 
 func (p pebbleRW) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return p.scan(lower, upper, false, fn)
+}
+
+func (p pebbleRW) ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return p.scan(lower, upper, true, fn)
+}
+
+func (p pebbleRW) scan(lower, upper []byte, reverse bool, fn func(k, v []byte) bool) error {
 	it, err := p.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
-	for ok := it.First(); ok; ok = it.Next() {
+	first, next := it.First, it.Next
+	if reverse {
+		first, next = it.Last, it.Prev
+	}
+	for ok := first(); ok; ok = next() {
 		if !fn(it.Key(), it.Value()) {
 			break
 		}
@@ -97,6 +109,10 @@ func (a *applyRW) Get(key []byte) ([]byte, bool, error) {
 
 func (a *applyRW) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 	return a.batch.Scan(lower, upper, fn)
+}
+
+func (a *applyRW) ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return a.batch.ReverseScan(lower, upper, fn)
 }
 
 func (a *applyRW) Set(key, value []byte) error {

@@ -29,6 +29,15 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 // fn returns, so a caller that keeps them (kv.Reader says they are valid
 // only during the call) shows at once.
 func (s *Store) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return s.scan(lower, upper, false, fn)
+}
+
+// ReverseScan is Scan from the last key down.
+func (s *Store) ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return s.scan(lower, upper, true, fn)
+}
+
+func (s *Store) scan(lower, upper []byte, reverse bool, fn func(k, v []byte) bool) error {
 	var keys []string
 	for k := range s.m {
 		if inRange(k, lower, upper) {
@@ -36,6 +45,9 @@ func (s *Store) Scan(lower, upper []byte, fn func(k, v []byte) bool) error {
 		}
 	}
 	slices.Sort(keys)
+	if reverse {
+		slices.Reverse(keys)
+	}
 	for _, k := range keys {
 		kb, vb := []byte(k), bytes.Clone(s.m[k])
 		more := fn(kb, vb)

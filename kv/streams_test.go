@@ -1,0 +1,86 @@
+package kv
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Automatic IDs come from the command's time (the Raft log's, the same on
+// every replica), and never go back when it does; "ms-*" numbers within
+// a millisecond. (Replies are Redis's: testdata/diff/streams.txt.)
+func TestStreamIDsFromTheCommandsTime(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		h.now = 1000
+		h.is(`"1000-0"`, "XADD", "s", "*", "f", "1")
+		h.is(`"1000-1"`, "XADD", "s", "*", "f", "2")
+		h.now = 999 // a clock that went back
+		h.is(`"1000-2"`, "XADD", "s", "*", "f", "3")
+		h.now = 2000
+		h.is(`"2000-0"`, "XADD", "s", "*", "f", "4")
+		h.is(`"2000-1"`, "XADD", "s", "2000-*", "f", "5")
+		h.is(`"3000-0"`, "XADD", "s", "3000-*", "f", "6")
+		h.is(`"0-1"`, "XADD", "t", "0-*", "f", "1")
+		h.is(`"18446744073709551615-18446744073709551615"`, "XADD", "u", "18446744073709551615-18446744073709551615", "f", "1")
+		h.fails("ERR The stream has exhausted the last possible ID, unable to add more items", "XADD", "u", "*", "f", "1")
+		h.is(`[["1000-2" ["f" "3"]]]`, "XRANGE", "s", "1000-2", "1000")
+		h.is(":6", "XLEN", "s")
+	})
+}
+
+// A stream past the range-deletion threshold: ranges both ways (a reverse
+// range with COUNT reads from the end), trimming, XREAD after an ID, and
+// every way of removing it leaves nothing behind.
+func TestStreamsLeaveNothingBehind(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		n := 3 * smallHash
+		var ids []string
+		for i := 1; i <= n; i++ {
+			id := fmt.Sprintf("%d-%d", i/4, i%4)
+			ids = append(ids, id)
+			h.is(strconv.Quote(id), "XADD", "s", id, "i", strconv.Itoa(i))
+		}
+		entry := func(i int) string { return fmt.Sprintf(`[%q ["i" "%d"]]`, ids[i], i+1) }
+		var all, last3 []string
+		for i := range ids {
+			all = append(all, entry(i))
+		}
+		for i := n - 1; i >= n-3; i-- {
+			last3 = append(last3, entry(i))
+		}
+		h.is("["+strings.Join(all, " ")+"]", "XRANGE", "s", "-", "+")
+		h.is("["+strings.Join(last3, " ")+"]", "XREVRANGE", "s", "+", "-", "COUNT", "3")
+		h.is(`k{"s" [`+entry(n-1)+`]}`, "XREAD", "STREAMS", "s", ids[n-2])
+		h.is("nil", "XREAD", "STREAMS", "s", "$")
+		if got := render(Read(h.w, [][]byte{[]byte(StreamLastIDsName), []byte("s"), []byte("nope")}, h.now)); got != `["`+ids[n-1]+`" "0-0"]` {
+			t.Errorf("the last IDs: %s", got)
+		}
+		h.is(":"+strconv.Itoa(smallHash+1), "XTRIM", "s", "MAXLEN", strconv.Itoa(n-smallHash-1))
+		h.is("["+strings.Join(all[smallHash+1:smallHash+3], " ")+"]", "XRANGE", "s", "-", "+", "COUNT", "2")
+		h.is(":1", "COPY", "s", "s2")
+		h.is("+OK", "RENAME", "s2", "s3")
+		h.is(":"+strconv.Itoa(n-smallHash-1), "XLEN", "s3")
+		h.is("+stream", "TYPE", "s3")
+		h.is(`["0" ["s" "s3"]]`, "SCAN", "0", "TYPE", "stream")
+		h.is(":1", "DEL", "s3")
+		h.is("+OK", "SET", "s", "a string now") // over a stream
+		h.is(":1", "DEL", "s")
+		if d := dump(t, h.w); d != "" {
+			t.Fatalf("left behind: %s", d)
+		}
+	})
+}
+
+// Refused input changes nothing.
+func TestStreamRefusals(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		h.is(`"5-0"`, "XADD", "s", "5-0", "f", "v")
+		h.fails("ERR The ID specified in XADD is equal or smaller than the target stream top item", "XADD", "s", "5-0", "f", "v")
+		h.fails("ERR Invalid stream ID specified as stream command argument", "XADD", "s", "MAXLEN", "1", "x-1", "f", "v")
+		h.fails("ERR Invalid stream ID specified as stream command argument", "XDEL", "s", "5-0", "bad")
+		h.fails("ERR syntax error, MAXLEN and MINID options at the same time are not compatible", "XTRIM", "s", "MAXLEN", "0", "MINID", "9")
+		h.fails("ERR timeout is negative", "XREAD", "BLOCK", "-1", "STREAMS", "s", "0")
+		h.fails("ERR wrong number of arguments for 'xadd' command", "XADD", "s", "6-0", "f")
+	})
+}
