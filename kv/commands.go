@@ -126,6 +126,15 @@ func keysTo(last int, s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, last, 
 // keys12: two keys, args[1] and args[2].
 func keys12(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, 2, 1; return s }
 
+// key2 finds a container's key, args[2] (XGROUP CREATE key ...), for
+// routing; COMMAND gives the subcommands' positions.
+func key2(args [][]byte) [][]byte {
+	if len(args) < 3 {
+		return nil
+	}
+	return args[2:3]
+}
+
 // keysAll: every argument from args[1] on is a key.
 func keysAll(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, -1, 1; return s }
 
@@ -309,6 +318,40 @@ var table = []*Spec{
 	key1(cmd("xlen", 2, fReadFast, cmdXLen)),
 	key1(cmd("xrange", -4, fRead, xrangeCmd(false))),
 	key1(cmd("xrevrange", -4, fRead, xrangeCmd(true))),
+	key1(cmd("xack", -4, fWriteFast, cmdXAck)),
+	key1(cmd("xpending", -3, fRead, cmdXPending)),
+	key1(cmd("xclaim", -6, fWriteFast, cmdXClaim)),
+	key1(cmd("xautoclaim", -6, fWriteFast, cmdXAutoClaim)),
+	func() *Spec {
+		// Its keys follow STREAMS; BLOCK is the node's (server).
+		s := cmd("xreadgroup", -7, []string{"write", "blocking", "movablekeys"}, cmdXReadGroup)
+		s.keysFn = xreadgroupKeys
+		return s
+	}(),
+	func() *Spec {
+		s := cmd("xgroup", -2, []string{}, cmdXGroup)
+		s.Write, s.keysFn = true, key2
+		s.Subcommands = []*Spec{
+			{Name: "xgroup|create", Arity: -5, Flags: fWriteOOM, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "xgroup|createconsumer", Arity: 5, Flags: fWriteOOM, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "xgroup|delconsumer", Arity: 5, Flags: fWrite, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "xgroup|destroy", Arity: 4, Flags: fWrite, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "xgroup|help", Arity: 2, Flags: []string{"loading", "stale"}},
+			{Name: "xgroup|setid", Arity: -5, Flags: fWrite, FirstKey: 2, LastKey: 2, Step: 1},
+		}
+		return s
+	}(),
+	func() *Spec {
+		s := cmd("xinfo", -2, []string{}, cmdXInfo)
+		s.keysFn = key2
+		s.Subcommands = []*Spec{
+			{Name: "xinfo|consumers", Arity: 4, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "xinfo|groups", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "xinfo|help", Arity: 2, Flags: []string{"loading", "stale"}},
+			{Name: "xinfo|stream", Arity: -3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
+		}
+		return s
+	}(),
 	func() *Spec {
 		// Its keys follow STREAMS; BLOCK is the node's (server).
 		s := cmd("xread", -4, []string{"readonly", "blocking", "movablekeys"}, cmdXRead)

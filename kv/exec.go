@@ -90,6 +90,11 @@ func resolve(args [][]byte) (*Spec, *messages.Reply) {
 		}
 		return nil, errReply(fmt.Sprintf("ERR kv: '%s' is served by the node, not the engine", s.Name))
 	}
+	if len(s.Subcommands) > 0 {
+		if r := CheckSubcommand(args); r != nil {
+			return nil, r
+		}
+	}
 	return s, nil
 }
 

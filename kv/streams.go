@@ -59,7 +59,8 @@ type stream struct {
 	last    streamID // the last ID generated
 	added   uint64   // entries ever added
 	maxDel  streamID // the greatest ID deleted
-	prefix  []byte   // its entries' key prefix
+	base    []byte   // its field prefix
+	prefix  []byte   // its entries' key prefix (base, 0x00)
 	changed bool
 }
 
@@ -68,7 +69,8 @@ func (t *txn) streamFor(key []byte) (*stream, *messages.Reply) {
 	if r != nil {
 		return nil, r
 	}
-	s := &stream{e: e, prefix: append(fieldPrefix(key), 0x00)}
+	base := fieldPrefix(key)
+	s := &stream{e: e, base: base, prefix: append(bytes.Clone(base), 0x00)}
 	if e.exists {
 		p := e.rec.payload
 		var vals [6]uint64
@@ -168,15 +170,6 @@ func (t *txn) entries(s *stream, from, to streamID, count int64, rev bool) []str
 		must(t.r.Scan(lo, hi, fn))
 	}
 	return out
-}
-
-// first is the ID of s's first entry; false when it has none.
-func (t *txn) firstID(s *stream) (streamID, bool) {
-	es := t.entries(s, streamID{}, maxStreamID, 1, false)
-	if len(es) == 0 {
-		return streamID{}, false
-	}
-	return es[0].id, true
 }
 
 func entriesReply(es []streamEntry) *messages.Reply {

@@ -84,3 +84,53 @@ func TestStreamRefusals(t *testing.T) {
 		h.fails("ERR wrong number of arguments for 'xadd' command", "XADD", "s", "6-0", "f")
 	})
 }
+
+// Consumer groups' times are the commands' (the Raft log's): idle times,
+// XCLAIM's and XAUTOCLAIM's minimum idle time, delivery counts. (Replies
+// without times are Redis's: testdata/diff/streamgroups.txt.)
+func TestStreamGroupTimes(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		h.now = 10_000
+		for i := 1; i <= 5; i++ {
+			h.do("XADD", "s", fmt.Sprintf("%d-0", i), "f", strconv.Itoa(i))
+		}
+		h.is("+OK", "XGROUP", "CREATE", "s", "g", "0")
+		h.do("XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", "s", ">")
+		h.now = 10_500
+		h.do("XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">")
+		h.now = 11_000
+		h.is(`[["1-0" "alice" :1000 :1] ["2-0" "alice" :1000 :1] ["3-0" "bob" :500 :1] ["4-0" "bob" :500 :1] ["5-0" "bob" :500 :1]]`,
+			"XPENDING", "s", "g", "-", "+", "10")
+		h.is(`[["1-0" "alice" :1000 :1] ["2-0" "alice" :1000 :1]]`, "XPENDING", "s", "g", "IDLE", "600", "-", "+", "10")
+		h.is(`[["3-0" "bob" :500 :1]]`, "XPENDING", "s", "g", "-", "+", "1", "bob")
+		h.is(`[{"name" "alice" "pending" :2 "idle" :1000} {"name" "bob" "pending" :3 "idle" :500}]`, "XINFO", "CONSUMERS", "s", "g")
+		// Alice reads her history again: counted, and not idle now.
+		h.is(`k{"s" [["1-0" ["f" "1"]] ["2-0" ["f" "2"]]]}`, "XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0")
+		h.now = 11_200
+		// Only bob's entries are idle for 600 ms.
+		h.is(`["3-0" "4-0" "5-0"]`, "XCLAIM", "s", "g", "carol", "600", "1-0", "3-0", "4-0", "5-0", "JUSTID")
+		h.is(`[["1-0" "alice" :200 :2] ["2-0" "alice" :200 :2] ["3-0" "carol" :0 :1]]`, "XPENDING", "s", "g", "-", "+", "3")
+		h.is(`[["3-0" ["f" "3"]]]`, "XCLAIM", "s", "g", "dave", "0", "3-0", "IDLE", "5000", "RETRYCOUNT", "9")
+		h.is(`[["3-0" "dave" :5000 :9]]`, "XPENDING", "s", "g", "3", "3", "1")
+		h.now = 12_000
+		// XAUTOCLAIM walks from a cursor, claims what is idle enough.
+		h.is(`["0-0" [["1-0" ["f" "1"]] ["2-0" ["f" "2"]] ["3-0" ["f" "3"]]] []]`, "XAUTOCLAIM", "s", "g", "erin", "900", "0")
+		h.is(`[["1-0" "erin" :0 :3] ["2-0" "erin" :0 :3] ["3-0" "erin" :0 :10] ["4-0" "carol" :800 :1] ["5-0" "carol" :800 :1]]`,
+			"XPENDING", "s", "g", "-", "+", "10")
+		h.is(`["5-0" ["4-0"] []]`, "XAUTOCLAIM", "s", "g", "frank", "0", "4", "COUNT", "1", "JUSTID")
+		// A FORCE claim of an entry no one was given counts one delivery,
+		// then the claim's.
+		h.do("XADD", "s", "6-0", "f", "6")
+		h.is(`[["6-0" ["f" "6"]]]`, "XCLAIM", "s", "g", "gina", "0", "6-0", "FORCE")
+		h.is(`[["6-0" "gina" :0 :2]]`, "XPENDING", "s", "g", "6", "6", "1")
+		// Every way of removing a group, or the stream, leaves nothing.
+		h.is(":1", "XGROUP", "DELCONSUMER", "s", "g", "gina")
+		h.is(":1", "XGROUP", "DESTROY", "s", "g")
+		h.is("+OK", "XGROUP", "CREATE", "s", "g2", "0")
+		h.do("XREADGROUP", "GROUP", "g2", "x", "STREAMS", "s", ">")
+		h.is(":1", "DEL", "s")
+		if d := dump(t, h.w); d != "" {
+			t.Fatalf("left behind: %s", d)
+		}
+	})
+}

@@ -172,6 +172,33 @@ func (c *conn) xread(args [][]byte) {
 	c.block(shard, blockingCall{try: try, keys: x.Keys, none: nullArray()}, time.Duration(x.Block)*time.Millisecond, true)
 }
 
+// xreadgroup: XREADGROUP, which blocks with BLOCK when every ID is ">"
+// (new entries; with an ID it answers the consumer's history at once).
+// Each try is a write through the shard's Raft log (it moves the group and
+// its pending entries), and so is an empty one (the consumer is seen).
+func (c *conn) xreadgroup(args [][]byte) {
+	if r := kv.CheckArity(args); r != nil {
+		c.reply(r)
+		return
+	}
+	if x, onlyNew, r := kv.ParseXReadGroup(args); r != nil || !x.Blocks || !onlyNew {
+		c.data("xreadgroup", args)
+		return
+	}
+	args = c.cloneArgs(args)
+	x, _, _ := kv.ParseXReadGroup(args)
+	shard, ok := c.oneShard(x.Keys)
+	if !ok {
+		c.reply(errCrossShard)
+		return
+	}
+	if limit := c.s.cfg.MaxWriteBytes; limit > 0 && kv.ArgsBytes(args) > limit {
+		c.data("xreadgroup", args) // refused there
+		return
+	}
+	c.block(shard, blockingCall{try: args, keys: x.Keys, none: nullArray()}, time.Duration(x.Block)*time.Millisecond, false)
+}
+
 // blocking runs a blocking command to its end; the connection's earlier
 // replies are written first, and nothing after it runs meanwhile.
 func (c *conn) blocking(name string, args [][]byte) {

@@ -170,3 +170,36 @@ func TestXReadBlock(t *testing.T) {
 	script(t, c, "MULTI", "+OK", "XREAD BLOCK 0 STREAMS {s}a 0", "+QUEUED", "XREAD BLOCK 0 STREAMS {s}a $", "+QUEUED",
 		"EXEC", "[[[{s}a [[1-0 [f old]]]]] *-1]")
 }
+
+// XREADGROUP BLOCK with ">" waits for an entry no consumer of the group
+// was given; with an ID it answers the consumer's history at once.
+func TestXReadGroupBlock(t *testing.T) {
+	_, c, other := txServer(t)
+	script(t, other, "XGROUP CREATE {s}a g $ MKSTREAM", "+OK")
+	c.send("XREADGROUP GROUP g alice BLOCK 0 STREAMS {s}a >")
+	script(t, other, "XADD {s}a 1-0 f v", "1-0")
+	if got := c.read(); got != "[[{s}a [[1-0 [f v]]]]]" {
+		t.Fatalf("XREADGROUP BLOCK: %q", got)
+	}
+	script(t, c,
+		"XREADGROUP GROUP g alice BLOCK 0 STREAMS {s}a 0", "[[{s}a [[1-0 [f v]]]]]",
+		"XREADGROUP GROUP g bob BLOCK 50 STREAMS {s}a >", "*-1",
+		"XPENDING {s}a g", "[:1 1-0 1-0 [[alice 1]]]",
+		"XREADGROUP GROUP nogroup bob BLOCK 50 STREAMS {s}a >", "-NOGROUP No such key '{s}a' or consumer group 'nogroup' in XREADGROUP with GROUP option",
+	)
+	// The group destroyed while a consumer waits: its error.
+	c.send("XREADGROUP GROUP g bob BLOCK 0 STREAMS {s}a >")
+	waitFor := func() {
+		testwait.For(t, 5*time.Second, 5*time.Millisecond, "the consumer to block", func() error {
+			if list := other.do("CLIENT LIST"); !strings.Contains(list, "flags=b") {
+				return fmt.Errorf("not blocked: %s", list)
+			}
+			return nil
+		})
+	}
+	waitFor()
+	script(t, other, "XGROUP DESTROY {s}a g", ":1")
+	if got := c.read(); !strings.HasPrefix(got, "-NOGROUP") {
+		t.Fatalf("XREADGROUP of a destroyed group: %q", got)
+	}
+}

@@ -279,6 +279,8 @@ func (c *conn) command(args [][]byte) {
 		c.reset(args)
 	case "xread":
 		c.xread(args)
+	case "xreadgroup":
+		c.xreadgroup(args)
 	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
 		c.blocking(name, args)
 	case "readonly", "readwrite":
