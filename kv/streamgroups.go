@@ -339,9 +339,9 @@ func errNoGroup(key, g []byte) *messages.Reply {
 }
 
 var (
-	errXGroupKey    = errReply("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.")
-	errBusyGroup    = errReply("BUSYGROUP Consumer Group name already exists")
-	errEntriesRead  = errReply("ERR value for ENTRIESREAD must be positive or -1")
+	errXGroupKey   = errReply("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.")
+	errBusyGroup   = errReply("BUSYGROUP Consumer Group name already exists")
+	errEntriesRead = errReply("ERR value for ENTRIESREAD must be positive or -1")
 )
 
 // XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP, in Redis's
@@ -754,7 +754,7 @@ func cmdXPending(t *txn, a [][]byte) *messages.Reply {
 // claimOpts is XCLAIM's options.
 type claimOpts struct {
 	minIdle        int64
-	idle, time     int64
+	time           int64 // IDLE's or TIME's delivery time
 	setTime        bool
 	retry          int64
 	setRetry       bool
