@@ -82,6 +82,11 @@
 // WITHSCORES pairs (zsets.go). BZPOPMIN BZPOPMAX BZMPOP are the node's, as
 // the blocking list pops are.
 //
+// Streams: XADD XLEN XRANGE XREVRANGE XDEL XTRIM XREAD (BLOCK is the
+// node's: it resolves "$" with the internal StreamLastIDsName read and runs
+// XREAD until it answers), and consumer groups: XGROUP XREADGROUP XACK
+// XPENDING XCLAIM XAUTOCLAIM XINFO (streams.go, streamgroups.go).
+//
 // Transactions: the node queues MULTI's commands and proposes them to
 // their shard as the internal ExecName command, with WATCH's digests
 // (DigestName, a read); see multi.go.
@@ -104,7 +109,7 @@
 //	0x03 be64(expiry ^ 1<<63) key          -> "" (the expiry index)
 //
 // A record is a header and a payload. The header's first byte is the type
-// (1 string, 2 hash, 3 set, 4 list), with bit 0x80 set when the key has an expiry; the
+// (1 string, 2 hash, 3 set, 4 list, 5 sorted set, 6 stream), with bit 0x80 set when the key has an expiry; the
 // expiry then follows as 8 bytes, big-endian, Unix milliseconds. A string's
 // payload is its value, so GET is one Get and SET one Get (the old record:
 // its expiry entry and, for a hash, its fields must go) and one Set. A
@@ -119,7 +124,10 @@
 // touch only their elements (lists.go). A sorted set keeps, under its
 // field prefix, each member (0x00 member -> its score) and a score index
 // (0x01 sortable score, member -> ""), so ranges by score are seeks
-// (zsets.go).
+// (zsets.go). A stream's payload is its length, last ID, entries added and
+// greatest deleted ID (uvarints); under its field prefix are its entries
+// (0x00 ID -> its fields) and its consumer groups, their pending entries
+// and consumers (streamgroups.go). An empty stream is a key.
 //
 // The expiry index orders keys by expiry time (the sign bit flipped, so
 // that signed times sort as unsigned bytes): ExpireDue scans it from the
