@@ -23,7 +23,8 @@ import (
 // node that does not lead a shard, the transaction is forwarded to its
 // leader as one command. Then a client blocked in BLPOP on one node is
 // woken by a push through the other, on every shard, and one blocked in
-// XREAD by an XADD.
+// XREAD by an XADD; a consumer group read by a consumer on each node
+// delivers every entry once.
 func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 	n1 := newNode(t, "n1", t.TempDir())
 	n1.start()
@@ -148,6 +149,60 @@ func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("XREAD %s: not woken", st)
 		}
+	}
+
+	// A work queue: a consumer group read by a consumer on each node
+	// (XREADGROUP BLOCK), entries added through either; every entry is
+	// delivered to one consumer once, and acknowledged.
+	const jobs = 40
+	if err := clients[0].XGroupCreateMkStream(ctx, "{wq}", "workers", "$").Err(); err != nil {
+		t.Fatal(err)
+	}
+	delivered := make(chan string, 2*jobs)
+	var consumers sync.WaitGroup
+	for i, c := range clients {
+		consumers.Go(func() {
+			for {
+				res, err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: fmt.Sprintf("w%d", i),
+					Streams: []string{"{wq}", ">"}, Block: 2 * time.Second}).Result()
+				if errors.Is(err, redis.Nil) {
+					return // idle for 2 s: the queue is done
+				}
+				if err != nil {
+					delivered <- "error: " + err.Error()
+					return
+				}
+				for _, m := range res[0].Messages {
+					if err := c.XAck(ctx, "{wq}", "workers", m.ID).Err(); err != nil {
+						delivered <- "error: " + err.Error()
+						return
+					}
+					delivered <- m.Values["job"].(string)
+				}
+			}
+		})
+	}
+	for j := range jobs {
+		if err := clients[j%2].XAdd(ctx, &redis.XAddArgs{Stream: "{wq}", Values: []string{"job", strconv.Itoa(j)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumers.Wait()
+	close(delivered)
+	seenJobs := map[string]int{}
+	for d := range delivered {
+		if strings.HasPrefix(d, "error") {
+			t.Fatal(d)
+		}
+		seenJobs[d]++
+	}
+	for j := range jobs {
+		if n := seenJobs[strconv.Itoa(j)]; n != 1 {
+			t.Fatalf("job %d delivered %d times (all: %v)", j, n, seenJobs)
+		}
+	}
+	if p, err := clients[1].XPending(ctx, "{wq}", "workers").Result(); err != nil || p.Count != 0 {
+		t.Fatalf("pending after every ack: %+v, %v", p, err)
 	}
 
 	// ZSCAN pages through a sorted set too big to come whole, through the
