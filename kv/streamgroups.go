@@ -334,8 +334,21 @@ func (t *txn) delivered(s *stream, g *group, id streamID) {
 	g.changed = true
 }
 
-func errNoGroup(key, g []byte) *messages.Reply {
-	return errReply(fmt.Sprintf("NOGROUP No such key '%s' or consumer group '%s'", key, g))
+// streamGroup looks up a stream key and its group g: WRONGTYPE, or
+// NOGROUP when either is missing.
+func (t *txn) streamGroup(key, g []byte) (*stream, *group, *messages.Reply) {
+	s, r := t.streamFor(key)
+	if r != nil {
+		return nil, nil, r
+	}
+	var grp *group
+	if s.e.exists {
+		grp = t.groupOf(s, g)
+	}
+	if grp == nil {
+		return nil, nil, errReply(fmt.Sprintf("NOGROUP No such key '%s' or consumer group '%s'", key, g))
+	}
+	return s, grp, nil
 }
 
 var (
@@ -480,8 +493,6 @@ type xreadGroupArgs struct {
 	XReadArgs
 }
 
-var errXReadGroupUnbalanced = errReply("ERR Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified.")
-
 // ParseXReadGroup reads XREADGROUP GROUP group consumer [COUNT count]
 // [BLOCK ms] [NOACK] STREAMS key... id...; it returns the XREAD part (the
 // node blocks on it) and whether every ID is ">" (only then it blocks).
@@ -497,59 +508,8 @@ func ParseXReadGroup(a [][]byte) (x XReadArgs, onlyNew bool, r *messages.Reply) 
 	return xg.XReadArgs, onlyNew, nil
 }
 
-func parseXReadGroup(a [][]byte) (xg xreadGroupArgs, r *messages.Reply) {
-	xg.Count = -1
-	for i := 1; i < len(a); i++ {
-		switch {
-		case isOpt(a[i], "group") && i+2 < len(a):
-			xg.group, xg.consumer = a[i+1], a[i+2]
-			i += 2
-		case isOpt(a[i], "count") && i+1 < len(a):
-			n, ok := parseInt(a[i+1])
-			if !ok {
-				return xg, errNotInteger
-			}
-			if n > 0 {
-				xg.Count = n
-			}
-			i++
-		case isOpt(a[i], "block") && i+1 < len(a):
-			ms, ok := parseInt(a[i+1])
-			if !ok {
-				return xg, errTimeoutInt
-			}
-			if ms < 0 {
-				return xg, errTimeoutNeg
-			}
-			xg.Block, xg.Blocks = ms, true
-			i++
-		case isOpt(a[i], "noack"):
-			xg.noAck = true
-		case isOpt(a[i], "streams"):
-			rest := a[i+1:]
-			if len(rest) == 0 || len(rest)%2 != 0 {
-				return xg, errXReadGroupUnbalanced
-			}
-			xg.Keys, xg.IDs = rest[:len(rest)/2], rest[len(rest)/2:]
-			if xg.group == nil {
-				return xg, errReply("ERR Missing GROUP option for XREADGROUP")
-			}
-			for _, id := range xg.IDs {
-				if string(id) == "$" {
-					return xg, errReply("ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.")
-				}
-				if string(id) != ">" {
-					if _, _, ok := parseStreamID(id, 0, false); !ok {
-						return xg, errStreamID
-					}
-				}
-			}
-			return xg, nil
-		default:
-			return xg, errSyntax
-		}
-	}
-	return xg, errSyntax
+func parseXReadGroup(a [][]byte) (xreadGroupArgs, *messages.Reply) {
+	return parseStreamRead(a, true)
 }
 
 // xreadgroupKeys finds XREADGROUP's keys for routing.
@@ -709,16 +669,9 @@ func cmdXPending(t *txn, a [][]byte) *messages.Reply {
 			consumerName = a[i+3]
 		}
 	}
-	s, r := t.streamFor(a[1])
+	s, g, r := t.streamGroup(a[1], a[2])
 	if r != nil {
 		return r
-	}
-	var g *group
-	if s.e.exists {
-		g = t.groupOf(s, a[2])
-	}
-	if g == nil {
-		return errReply(fmt.Sprintf("NOGROUP No such key '%s' or consumer group '%s'", a[1], a[2]))
 	}
 	if !extended {
 		ps := t.pendings(s, g.name, nil, streamID{}, maxStreamID, -1)
@@ -824,16 +777,9 @@ func cmdXClaim(t *txn, a [][]byte) *messages.Reply {
 	if o.setTime {
 		o.time = min(o.time, t.now) // a time in the future is now
 	}
-	s, r := t.streamFor(a[1])
+	s, g, r := t.streamGroup(a[1], o.group)
 	if r != nil {
 		return r
-	}
-	var g *group
-	if s.e.exists {
-		g = t.groupOf(s, o.group)
-	}
-	if g == nil {
-		return errNoGroup(a[1], o.group)
 	}
 	if o.hasLast && g.last.less(o.lastID) {
 		g.last = o.lastID
@@ -911,16 +857,9 @@ func cmdXAutoClaim(t *txn, a [][]byte) *messages.Reply {
 			return errSyntax
 		}
 	}
-	s, r := t.streamFor(a[1])
+	s, g, r := t.streamGroup(a[1], a[2])
 	if r != nil {
 		return r
-	}
-	var g *group
-	if s.e.exists {
-		g = t.groupOf(s, a[2])
-	}
-	if g == nil {
-		return errNoGroup(a[1], a[2])
 	}
 	cs := map[string]*consumer{}
 	c := t.consumerOf(s, g.name, a[3])

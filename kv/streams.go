@@ -640,10 +640,26 @@ type XReadArgs struct {
 // ParseXRead reads XREAD [COUNT count] [BLOCK ms] STREAMS key... id...;
 // the IDs are checked ("$" passes).
 func ParseXRead(a [][]byte) (XReadArgs, *messages.Reply) {
-	x := XReadArgs{Count: -1}
-	i := 1
-	for ; i < len(a); i++ {
+	x, r := parseStreamRead(a, false)
+	return x.XReadArgs, r
+}
+
+var (
+	errXReadGroupUnbalanced = errReply("ERR Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified.")
+	errXReadGroupDollar     = errReply("ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.")
+)
+
+// parseStreamRead reads XREAD's arguments, or with group XREADGROUP's
+// (GROUP and NOACK besides; ">" for "$").
+func parseStreamRead(a [][]byte, group bool) (x xreadGroupArgs, r *messages.Reply) {
+	x.Count = -1
+	for i := 1; i < len(a); i++ {
 		switch {
+		case group && isOpt(a[i], "group") && i+2 < len(a):
+			x.group, x.consumer = a[i+1], a[i+2]
+			i += 2
+		case group && isOpt(a[i], "noack"):
+			x.noAck = true
 		case isOpt(a[i], "count") && i+1 < len(a):
 			n, ok := parseInt(a[i+1])
 			if !ok {
@@ -666,14 +682,22 @@ func ParseXRead(a [][]byte) (XReadArgs, *messages.Reply) {
 		case isOpt(a[i], "streams"):
 			rest := a[i+1:]
 			if len(rest) == 0 || len(rest)%2 != 0 {
+				if group {
+					return x, errXReadGroupUnbalanced
+				}
 				return x, errXReadUnbalanced
 			}
 			x.Keys, x.IDs = rest[:len(rest)/2], rest[len(rest)/2:]
+			if group && x.group == nil {
+				return x, errReply("ERR Missing GROUP option for XREADGROUP")
+			}
 			for _, id := range x.IDs {
-				switch string(id) {
-				case "$":
-				case ">":
+				switch {
+				case string(id) == "$" && group:
+					return x, errXReadGroupDollar
+				case string(id) == ">" && !group:
 					return x, errXReadGroupID
+				case string(id) == "$" || string(id) == ">":
 				default:
 					if _, _, ok := parseStreamID(id, 0, false); !ok {
 						return x, errStreamID

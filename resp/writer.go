@@ -82,12 +82,11 @@ func (w *Writer) reply(r *messages.Reply, resp3 bool) {
 		w.aggregate('*', v.Array.GetItems(), resp3)
 	case *messages.Reply_Map:
 		items := v.Map.GetItems()
-		pairs := (len(items) + 1) / 2
 		if resp3 {
-			w.header('%', int64(pairs))
-		} else {
-			w.header('*', int64(2*pairs))
+			w.pairwise('%', false, items, resp3)
+			break
 		}
+		w.header('*', int64(2*((len(items)+1)/2)))
 		for _, it := range items {
 			w.reply(it, resp3)
 		}
@@ -95,44 +94,22 @@ func (w *Writer) reply(r *messages.Reply, resp3 bool) {
 			w.nullBulk(resp3)
 		}
 	case *messages.Reply_Pairs:
-		items := v.Pairs.GetItems()
-		if !resp3 {
-			w.aggregate('*', items, resp3)
-			break
+		if resp3 {
+			w.pairwise('*', true, v.Pairs.GetItems(), resp3)
+		} else {
+			w.aggregate('*', v.Pairs.GetItems(), resp3)
 		}
-		w.header('*', int64((len(items)+1)/2))
-		for i := 0; i < len(items); i += 2 {
-			w.header('*', 2)
-			w.reply(items[i], resp3)
-			if i+1 < len(items) {
-				w.reply(items[i+1], resp3)
-			} else {
-				w.nullBulk(resp3)
-			}
+	case *messages.Reply_Keyed:
+		if resp3 {
+			w.pairwise('%', false, v.Keyed.GetItems(), resp3)
+		} else {
+			w.pairwise('*', true, v.Keyed.GetItems(), resp3)
 		}
 	case *messages.Reply_Set:
 		if resp3 {
 			w.aggregate('~', v.Set.GetItems(), resp3)
 		} else {
 			w.aggregate('*', v.Set.GetItems(), resp3)
-		}
-	case *messages.Reply_Keyed:
-		items := v.Keyed.GetItems()
-		if resp3 {
-			w.header('%', int64((len(items)+1)/2))
-		} else {
-			w.header('*', int64((len(items)+1)/2))
-		}
-		for i := 0; i < len(items); i += 2 {
-			if !resp3 {
-				w.header('*', 2)
-			}
-			w.reply(items[i], resp3)
-			if i+1 < len(items) {
-				w.reply(items[i+1], resp3)
-			} else {
-				w.nullBulk(resp3)
-			}
 		}
 	case *messages.Reply_Push:
 		if resp3 {
@@ -148,6 +125,23 @@ func (w *Writer) reply(r *messages.Reply, resp3 bool) {
 		w.verbatim(v.Verbatim, resp3)
 	default:
 		w.nullBulk(resp3)
+	}
+}
+
+// pairwise writes items two by two under a header of kind counting the
+// pairs, each pair an array of 2 if nested; an odd last item gets a null.
+func (w *Writer) pairwise(kind byte, nested bool, items []*messages.Reply, resp3 bool) {
+	w.header(kind, int64((len(items)+1)/2))
+	for i := 0; i < len(items); i += 2 {
+		if nested {
+			w.header('*', 2)
+		}
+		w.reply(items[i], resp3)
+		if i+1 < len(items) {
+			w.reply(items[i+1], resp3)
+		} else {
+			w.nullBulk(resp3)
+		}
 	}
 }
 

@@ -45,6 +45,12 @@ func set(items ...*messages.Reply) *messages.Reply {
 func pairs(items ...*messages.Reply) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: items}}}
 }
+func keyed(items ...*messages.Reply) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Keyed{Keyed: &messages.Replies{Items: items}}}
+}
+func push(items ...*messages.Reply) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Push{Push: &messages.Replies{Items: items}}}
+}
 func double(f float64) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Double{Double: f}}
 }
@@ -99,6 +105,13 @@ func TestWriteReply(t *testing.T) {
 			"*2\r\n*2\r\n$1\r\nf\r\n$1\r\n1\r\n*2\r\n$1\r\ng\r\n:2\r\n"},
 		{"empty pairs", pairs(), "*0\r\n", "*0\r\n"},
 		{"odd pairs", pairs(bulk("f")), "*1\r\n$1\r\nf\r\n", "*1\r\n*2\r\n$1\r\nf\r\n_\r\n"},
+		{"keyed", keyed(bulk("s"), array(), bulk("t"), integer(2)),
+			"*2\r\n*2\r\n$1\r\ns\r\n*0\r\n*2\r\n$1\r\nt\r\n:2\r\n",
+			"%2\r\n$1\r\ns\r\n*0\r\n$1\r\nt\r\n:2\r\n"},
+		{"odd keyed", keyed(bulk("s")), "*1\r\n*2\r\n$1\r\ns\r\n$-1\r\n", "%1\r\n$1\r\ns\r\n_\r\n"},
+		{"push", push(bulk("message"), bulk("c"), bulk("m")),
+			"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n",
+			">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"},
 		{"double", double(1.5), "$3\r\n1.5\r\n", ",1.5\r\n"},
 		{"double 0.1", double(0.1), "$19\r\n0.10000000000000001\r\n", ",0.10000000000000001\r\n"},
 		{"integral double", double(3), "$1\r\n3\r\n", ",3\r\n"},
