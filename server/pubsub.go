@@ -122,6 +122,7 @@ func (h *hub) publish(s *Server, channel, message []byte, sharded bool) int {
 	s.stats.delivered.Add(uint64(n))
 	for _, c := range slow {
 		if c.box.kill() {
+			h.forget(c)
 			s.stats.slowSubscribers.Add(1)
 			s.cfg.Log.Warn("pub/sub client disconnected: it does not read its messages",
 				"id", c.id, "addr", c.nc.RemoteAddr().String(), "limit", "32 MiB, or 8 MiB for 60 s")
@@ -131,7 +132,26 @@ func (h *hub) publish(s *Server, channel, message []byte, sharded bool) int {
 	return n
 }
 
-// counts is PUBSUB's: channels (with at least one subscriber) of kind
+// forget takes c off every subscription at once, for a connection being
+// closed under its goroutine's feet (CLIENT KILL, a slow subscriber): it
+// no longer counts, though its goroutine drops its own subscriptions only
+// once it sees the connection closed.
+func (h *hub) forget(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for kind := range h.subs {
+		for name, conns := range h.subs[kind] {
+			if _, ok := conns[c]; ok {
+				delete(conns, c)
+				if len(conns) == 0 {
+					delete(h.subs[kind], name)
+				}
+			}
+		}
+	}
+}
+
+// channels is PUBSUB's: channels (with at least one subscriber) of kind
 // matching pattern (nil: all), sorted.
 func (h *hub) channels(kind subKind, pattern []byte) []string {
 	h.mu.RLock()

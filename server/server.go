@@ -320,6 +320,7 @@ func (s *Server) clientKill(self *conn, opts [][]byte) *messages.Reply {
 		if c == self {
 			self.quit = true // after this reply
 		} else {
+			s.hub.forget(c)
 			c.nc.Close()
 		}
 	}
