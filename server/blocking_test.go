@@ -24,6 +24,7 @@ func TestBlockingPops(t *testing.T) {
 	b, c, other := txServer(t)
 	c.send("BLPOP {q}a {q}b 10")
 	c.send("SET {q}after 1")
+	waitBlockedClient(t, other)
 	// Blocked: the SET sent after it has not run.
 	script(t, other, "GET {q}after", "$-1")
 	script(t, other, "RPUSH {q}b x y", ":2")
@@ -72,6 +73,7 @@ func TestBlockingPops(t *testing.T) {
 	// waited for, not one per poll.
 	b.takeProposed()
 	c.send("BRPOPLPUSH {q}e {q}dst 10")
+	waitBlockedClient(t, other) // its first try made
 	script(t, other, "SET {q}unrelated 1", "+OK", "RPUSH {q}e last", ":1")
 	if got := c.read(); got != "last" {
 		t.Fatalf("BRPOPLPUSH: %q", got)
@@ -149,6 +151,7 @@ func TestXReadBlock(t *testing.T) {
 	script(t, other, "XADD {s}a 1-0 f old", "1-0")
 	c.send("XREAD BLOCK 0 STREAMS {s}a {s}b $ $")
 	c.send("SET {s}after 1")
+	waitBlockedClient(t, other) // "$" is resolved by then
 	script(t, other, "GET {s}after", "$-1") // blocked: the SET waits
 	script(t, other, "XADD {s}b 5-0 f new", "5-0")
 	if got := c.read(); got != "[[{s}b [[5-0 [f new]]]]]" {
@@ -189,17 +192,21 @@ func TestXReadGroupBlock(t *testing.T) {
 	)
 	// The group destroyed while a consumer waits: its error.
 	c.send("XREADGROUP GROUP g bob BLOCK 0 STREAMS {s}a >")
-	waitFor := func() {
-		testwait.For(t, 5*time.Second, 5*time.Millisecond, "the consumer to block", func() error {
-			if list := other.do("CLIENT LIST"); !strings.Contains(list, "flags=b") {
-				return fmt.Errorf("not blocked: %s", list)
-			}
-			return nil
-		})
-	}
-	waitFor()
+	waitBlockedClient(t, other)
 	script(t, other, "XGROUP DESTROY {s}a g", ":1")
 	if got := c.read(); !strings.HasPrefix(got, "-NOGROUP") {
 		t.Fatalf("XREADGROUP of a destroyed group: %q", got)
 	}
+}
+
+// waitBlockedClient waits until CLIENT LIST, through other, shows a
+// blocked client.
+func waitBlockedClient(t *testing.T, other *client) {
+	t.Helper()
+	testwait.For(t, 5*time.Second, 5*time.Millisecond, "a client to block", func() error {
+		if list := other.do("CLIENT LIST"); !strings.Contains(list, "flags=b") {
+			return fmt.Errorf("not blocked: %s", list)
+		}
+		return nil
+	})
 }
