@@ -151,7 +151,7 @@ func TestXReadBlock(t *testing.T) {
 	script(t, other, "XADD {s}a 1-0 f old", "1-0")
 	c.send("XREAD BLOCK 0 STREAMS {s}a {s}b $ $")
 	c.send("SET {s}after 1")
-	waitBlockedClient(t, other) // "$" is resolved by then
+	waitBlockedClient(t, other)             // "$" is resolved by then
 	script(t, other, "GET {s}after", "$-1") // blocked: the SET waits
 	script(t, other, "XADD {s}b 5-0 f new", "5-0")
 	if got := c.read(); got != "[[{s}b [[5-0 [f new]]]]]" {
