@@ -8,7 +8,9 @@ package actors
 // published; the sender takes everything queued as one request. PUBLISH
 // waits up to publishWait for the peers' counts of the clients reached
 // (a peer that answers later, or fails, counts none; its messages still
-// go, in order, or are dropped with its request).
+// go, in order, or are dropped with its request). While a peer's requests
+// fail (it is down, and gossip does not say so yet), PUBLISH does not wait
+// for it.
 
 import (
 	"context"
@@ -61,8 +63,9 @@ type peerQueue struct {
 	items []*pubItem
 	bytes int
 	wake  chan struct{} // buffered 1
-	// failing is set while the peer's requests fail, so that a streak
-	// of failures logs once.
+	// failing is set while the peer's requests fail: a streak of
+	// failures logs once, and PUBLISH does not wait for the peer's count
+	// (its messages are still sent, and counted once it answers again).
 	failing bool
 }
 
@@ -78,7 +81,7 @@ func (p *publisher) Broadcast(channel, message []byte, sharded bool) server.Pend
 	items := make([]*pubItem, 0, len(peers))
 	for _, peer := range peers {
 		it := &pubItem{msg: msg, size: size, done: make(chan uint32, 1)}
-		if p.queue(peer).add(it) {
+		if queued, failing := p.queue(peer).add(it); queued && !failing {
 			items = append(items, it)
 		}
 	}
@@ -105,12 +108,13 @@ func (p *publisher) queue(peer transport.Peer) *peerQueue {
 	return q
 }
 
-// add queues it; false when the peer's queue is full (it is dropped).
-func (q *peerQueue) add(it *pubItem) bool {
+// add queues it, and tells whether the peer's requests are failing;
+// queued is false when the peer's queue is full (it is dropped).
+func (q *peerQueue) add(it *pubItem) (queued, failing bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.bytes+it.size > publishQueueBytes {
-		return false
+		return false, q.failing
 	}
 	q.items = append(q.items, it)
 	q.bytes += it.size
@@ -118,7 +122,7 @@ func (q *peerQueue) add(it *pubItem) bool {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return true
+	return true, q.failing
 }
 
 // take takes the queue's first items, up to publishBatchBytes (one at
@@ -152,19 +156,19 @@ func (p *publisher) send(q *peerQueue) {
 				break
 			}
 			counts, err := p.deliver(peer, batch)
+			q.mu.Lock() // before the counts: a PUBLISH after them sees it
+			tell := err != nil && !q.failing
+			q.failing = err != nil
+			q.mu.Unlock()
+			if tell {
+				p.rt.logger().Warn("pub/sub: messages to a node were lost", "node", peer.Name, "err", err)
+			}
 			for i, it := range batch {
 				var n uint32
 				if err == nil && i < len(counts) {
 					n = counts[i]
 				}
 				it.done <- n
-			}
-			q.mu.Lock()
-			tell := err != nil && !q.failing
-			q.failing = err != nil
-			q.mu.Unlock()
-			if tell {
-				p.rt.logger().Warn("pub/sub: messages to a node were lost", "node", peer.Name, "err", err)
 			}
 		}
 	}
