@@ -837,9 +837,9 @@ func cmdXAutoClaim(t *txn, a [][]byte) *messages.Reply {
 		return errReply("ERR Invalid min-idle-time argument for XAUTOCLAIM")
 	}
 	minIdle := max(n, 0)
-	start, _, ok := parseStreamID(a[5], 0, false)
-	if !ok {
-		return errStreamID
+	start, _, r := parseInterval(a[5], []byte("+")) // "(" too
+	if r != nil {
+		return r
 	}
 	count, justID := int64(100), false
 	for i := 6; i < len(a); i++ {
@@ -857,29 +857,29 @@ func cmdXAutoClaim(t *txn, a [][]byte) *messages.Reply {
 			return errSyntax
 		}
 	}
-	s, g, r := t.streamGroup(a[1], a[2])
-	if r != nil {
-		return r
+	s, g, r2 := t.streamGroup(a[1], a[2])
+	if r2 != nil {
+		return r2
 	}
 	cs := map[string]*consumer{}
 	c := t.consumerOf(s, g.name, a[3])
 	c.seen = t.now
 	cs[string(c.name)] = c
-	// Redis looks at up to count*10 pending entries.
-	ps := t.pendings(s, g.name, nil, start, maxStreamID, count*10)
+	// As Redis: up to count*10 pending entries looked at, up to count
+	// answered (claimed or deleted), and the cursor is the entry after
+	// the last one looked at (0-0 past the end).
+	attempts, budget := count*10, count
+	ps := t.pendings(s, g.name, nil, start, maxStreamID, attempts+1)
 	var claimed, deleted []*messages.Reply
-	next := streamID{}
-	examined := 0
-	for _, p := range ps {
-		if int64(len(claimed)) == count {
-			next = p.id
-			break
-		}
-		examined++
+	i := 0
+	for ; i < len(ps) && attempts > 0 && budget > 0; i++ {
+		attempts--
+		p := ps[i]
 		es := t.entries(s, p.id, p.id, 1, false)
 		if len(es) == 0 {
 			t.unpend(s, g.name, p, cs)
 			deleted = append(deleted, bulkString(p.id.String()))
+			budget--
 			continue
 		}
 		if minIdle > 0 && t.now-p.time < minIdle {
@@ -896,12 +896,11 @@ func cmdXAutoClaim(t *txn, a [][]byte) *messages.Reply {
 		} else {
 			claimed = append(claimed, entriesReply(es).GetArray().GetItems()[0])
 		}
+		budget--
 	}
-	if next == (streamID{}) && examined == len(ps) && int64(len(ps)) == count*10 {
-		// Stopped by the attempts: go on after the last one.
-		if last, ok := ps[len(ps)-1].id.next(); ok {
-			next = last
-		}
+	next := streamID{}
+	if i < len(ps) {
+		next = ps[i].id
 	}
 	t.saveConsumers(s, g.name, cs)
 	return array([]*messages.Reply{bulkString(next.String()), array(claimed), array(deleted)})
