@@ -74,8 +74,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		c.srv = srv
 		run := c.local.runForwarded
 		c.rt.forwarder.Store(&run)
-		deliver := srv.Deliver
-		c.rt.deliverer.Store(&deliver)
+		c.rt.port.Store(srv)
 		c.rt.setClientAddr(srv.Addr().String())
 		c.rt.logger().Info("client port", "addr", srv.Addr().String(), "tls", c.rt.ClientTLS != nil)
 	case *messages.Forward:
@@ -86,7 +85,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		go func() { root.Send(to, b.runForwarded(context.Background(), m)) }()
 	case *actor.Stopping:
 		c.rt.forwarder.Store(nil)
-		c.rt.deliverer.Store(nil)
+		c.rt.port.Store(nil)
 		if c.srv != nil {
 			c.srv.Close()
 		}

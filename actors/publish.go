@@ -197,6 +197,33 @@ func (p *publisher) deliver(peer transport.Peer, batch []*pubItem) ([]uint32, er
 	return reply.Receivers, nil
 }
 
+// AskPubSub asks every peer up for its answer to a PUBSUB query, all at
+// once, and returns those that came within publishWait.
+func (p *publisher) AskPubSub(q *messages.PubSubQuery) []*messages.PubSubAnswer {
+	peers := p.rt.addrs.peers(p.rt.Name)
+	remote, err := p.rt.Remote()
+	if len(peers) == 0 || err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, publishWait)
+	defer cancel()
+	answers := make(chan *messages.PubSubAnswer, len(peers))
+	for _, peer := range peers {
+		go func() {
+			res, _ := remote.Request(ctx, peer, ClientPath, q)
+			a, _ := res.(*messages.PubSubAnswer) // nil: none in time
+			answers <- a
+		}()
+	}
+	var out []*messages.PubSubAnswer
+	for range peers {
+		if a := <-answers; a != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // close stops the senders; what they held is lost.
 func (p *publisher) close() {
 	p.cancel()

@@ -146,9 +146,9 @@ type Runtime struct {
 	// forwarder runs a client command a peer forwarded, while the client
 	// actor is up (it sets it when it starts and clears it when it stops).
 	forwarder atomic.Pointer[func(context.Context, *messages.Forward) *messages.ForwardReply]
-	// deliverer hands pub/sub messages a peer published to this node's
-	// subscribers, while the client actor is up.
-	deliverer   atomic.Pointer[func([]*messages.Published) []uint32]
+	// port is the client port while the client actor is up: peers' pub/sub
+	// messages and PUBSUB queries go to it.
+	port        atomic.Pointer[server.Server]
 	boundClient string
 	// addrs is the nodes' cluster addresses as gossip gives them (the
 	// manager records them), which the Raft groups dial first.

@@ -79,17 +79,25 @@ func deliver(rt *Runtime, sys *actor.ActorSystem) transport.Handler {
 				return (*run)(ctx, fwd), nil
 			}
 		}
-		if pub, ok := msg.(*messages.Publish); ok && target == ClientPath {
-			// Pub/sub messages: the client port queues them for its
-			// subscribers, without waiting. While it is down there is
-			// no subscriber here: none reached.
-			reply := &messages.PublishReply{}
-			if run := rt.deliverer.Load(); run != nil {
-				reply.Receivers = (*run)(pub.Messages)
-			} else {
-				reply.Receivers = make([]uint32, len(pub.Messages))
+		// Pub/sub: the client port queues a peer's messages for its
+		// subscribers without waiting, and answers PUBSUB's queries.
+		// While it is down there is no subscriber here.
+		switch m := msg.(type) {
+		case *messages.Publish:
+			if target == ClientPath {
+				reply := &messages.PublishReply{Receivers: make([]uint32, len(m.Messages))}
+				if port := rt.port.Load(); port != nil {
+					reply.Receivers = port.Deliver(m.Messages)
+				}
+				return reply, nil
 			}
-			return reply, nil
+		case *messages.PubSubQuery:
+			if target == ClientPath {
+				if port := rt.port.Load(); port != nil {
+					return port.AnswerPubSub(m), nil
+				}
+				return &messages.PubSubAnswer{Subscribers: make([]uint64, len(m.Channels))}, nil
+			}
 		}
 		if _, ok := sys.ProcessRegistry.GetLocal(target); !ok {
 			return nil, fmt.Errorf("no actor %s on this node", target)

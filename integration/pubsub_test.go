@@ -11,7 +11,7 @@ import (
 
 // TestPubSubAcrossNodes: a message published on any node reaches the
 // subscribers of every node, one node's messages in the order published
-// there, and PUBLISH counts the clients reached on all of them. A node
+// there, and PUBLISH and PUBSUB count the clients of all of them. A node
 // killed stops counting (once gossip says it failed) and PUBLISH goes on
 // answering.
 func TestPubSubAcrossNodes(t *testing.T) {
@@ -46,6 +46,22 @@ func TestPubSubAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
+	// PUBSUB counts every node's subscribers, as PUBLISH does.
+	if got, err := c1.PubSubNumSub(ctx, "news", "other").Result(); err != nil || got["news"] != 1 || got["other"] != 0 {
+		t.Fatalf("PUBSUB NUMSUB through n1: %v, %v; want news 1 (n2's), other 0", got, err)
+	}
+	if got, err := c1.PubSubNumPat(ctx).Result(); err != nil || got != 1 {
+		t.Fatalf("PUBSUB NUMPAT through n1: %d, %v; want 1 (n3's)", got, err)
+	}
+	if got, err := c3.PubSubChannels(ctx, "n*").Result(); err != nil || fmt.Sprint(got) != "[news]" {
+		t.Fatalf("PUBSUB CHANNELS n* through n3: %v, %v", got, err)
+	}
+	if got, err := c2.PubSubShardChannels(ctx, "*").Result(); err != nil || fmt.Sprint(got) != "[{s}orders]" {
+		t.Fatalf("PUBSUB SHARDCHANNELS through n2: %v, %v", got, err)
+	}
+	if got, err := c3.PubSubShardNumSub(ctx, "{s}orders").Result(); err != nil || got["{s}orders"] != 1 {
+		t.Fatalf("PUBSUB SHARDNUMSUB through n3: %v, %v", got, err)
+	}
 	const count = 500
 	p := c1.Pipeline()
 	for i := range count {
@@ -90,6 +106,9 @@ func TestPubSubAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
+	if got, err := c1.PubSubNumPat(ctx).Result(); err != nil || got != 0 {
+		t.Fatalf("PUBSUB NUMPAT with n3 (the pattern's node) down: %d, %v", got, err)
+	}
 	start := time.Now()
 	if n, err := c2.Publish(ctx, "news", "quick").Result(); err != nil || n != 1 {
 		t.Fatalf("PUBLISH on n2 with n3 down: %d, %v", n, err)

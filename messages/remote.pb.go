@@ -78,7 +78,7 @@ func (x ChangeMembership_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeMembership_Op.Descriptor instead.
 func (ChangeMembership_Op) EnumDescriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{7, 0}
+	return file_remote_proto_rawDescGZIP(), []int{9, 0}
 }
 
 // Envelope is one frame on the cluster port's request stream: a request to
@@ -578,6 +578,149 @@ func (x *PublishReply) GetReceivers() []uint32 {
 	return nil
 }
 
+// PubSubQuery asks a node about its subscribers, for PUBSUB: the active
+// channels (shard channels if sharded) matching pattern (all when absent),
+// the subscribers of each of channels, and its patterns. The reply is a
+// PubSubAnswer.
+type PubSubQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sharded       bool                   `protobuf:"varint,1,opt,name=sharded,proto3" json:"sharded,omitempty"`
+	ListChannels  bool                   `protobuf:"varint,2,opt,name=list_channels,json=listChannels,proto3" json:"list_channels,omitempty"`
+	Pattern       []byte                 `protobuf:"bytes,3,opt,name=pattern,proto3,oneof" json:"pattern,omitempty"`
+	Channels      [][]byte               `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
+	ListPatterns  bool                   `protobuf:"varint,5,opt,name=list_patterns,json=listPatterns,proto3" json:"list_patterns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubQuery) Reset() {
+	*x = PubSubQuery{}
+	mi := &file_remote_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubQuery) ProtoMessage() {}
+
+func (x *PubSubQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubQuery.ProtoReflect.Descriptor instead.
+func (*PubSubQuery) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PubSubQuery) GetSharded() bool {
+	if x != nil {
+		return x.Sharded
+	}
+	return false
+}
+
+func (x *PubSubQuery) GetListChannels() bool {
+	if x != nil {
+		return x.ListChannels
+	}
+	return false
+}
+
+func (x *PubSubQuery) GetPattern() []byte {
+	if x != nil {
+		return x.Pattern
+	}
+	return nil
+}
+
+func (x *PubSubQuery) GetChannels() [][]byte {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *PubSubQuery) GetListPatterns() bool {
+	if x != nil {
+		return x.ListPatterns
+	}
+	return false
+}
+
+type PubSubAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The active channels matching the query's pattern, if it lists them.
+	Channels [][]byte `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
+	// The subscribers of each of the query's channels, in its order.
+	Subscribers []uint64 `protobuf:"varint,2,rep,packed,name=subscribers,proto3" json:"subscribers,omitempty"`
+	// Every pattern subscribed to, if the query lists them.
+	Patterns      [][]byte `protobuf:"bytes,3,rep,name=patterns,proto3" json:"patterns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PubSubAnswer) Reset() {
+	*x = PubSubAnswer{}
+	mi := &file_remote_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PubSubAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PubSubAnswer) ProtoMessage() {}
+
+func (x *PubSubAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PubSubAnswer.ProtoReflect.Descriptor instead.
+func (*PubSubAnswer) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PubSubAnswer) GetChannels() [][]byte {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *PubSubAnswer) GetSubscribers() []uint64 {
+	if x != nil {
+		return x.Subscribers
+	}
+	return nil
+}
+
+func (x *PubSubAnswer) GetPatterns() [][]byte {
+	if x != nil {
+		return x.Patterns
+	}
+	return nil
+}
+
 // ChangeMembership asks a shard's (or the system group's) Raft actor, on
 // its leader, to change the group's configuration. prev_index guards it as
 // in hashicorp/raft (0: no guard).
@@ -593,7 +736,7 @@ type ChangeMembership struct {
 
 func (x *ChangeMembership) Reset() {
 	*x = ChangeMembership{}
-	mi := &file_remote_proto_msgTypes[7]
+	mi := &file_remote_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +748,7 @@ func (x *ChangeMembership) String() string {
 func (*ChangeMembership) ProtoMessage() {}
 
 func (x *ChangeMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[7]
+	mi := &file_remote_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +761,7 @@ func (x *ChangeMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembership.ProtoReflect.Descriptor instead.
 func (*ChangeMembership) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{7}
+	return file_remote_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangeMembership) GetOp() ChangeMembership_Op {
@@ -662,7 +805,7 @@ type ChangeMembershipReply struct {
 
 func (x *ChangeMembershipReply) Reset() {
 	*x = ChangeMembershipReply{}
-	mi := &file_remote_proto_msgTypes[8]
+	mi := &file_remote_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +817,7 @@ func (x *ChangeMembershipReply) String() string {
 func (*ChangeMembershipReply) ProtoMessage() {}
 
 func (x *ChangeMembershipReply) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[8]
+	mi := &file_remote_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +830,7 @@ func (x *ChangeMembershipReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembershipReply.ProtoReflect.Descriptor instead.
 func (*ChangeMembershipReply) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{8}
+	return file_remote_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChangeMembershipReply) GetIndex() uint64 {
@@ -730,7 +873,7 @@ type TransferLeadership struct {
 
 func (x *TransferLeadership) Reset() {
 	*x = TransferLeadership{}
-	mi := &file_remote_proto_msgTypes[9]
+	mi := &file_remote_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +885,7 @@ func (x *TransferLeadership) String() string {
 func (*TransferLeadership) ProtoMessage() {}
 
 func (x *TransferLeadership) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[9]
+	mi := &file_remote_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +898,7 @@ func (x *TransferLeadership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadership.ProtoReflect.Descriptor instead.
 func (*TransferLeadership) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{9}
+	return file_remote_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TransferLeadership) GetToId() string {
@@ -781,7 +924,7 @@ type TransferLeadershipReply struct {
 
 func (x *TransferLeadershipReply) Reset() {
 	*x = TransferLeadershipReply{}
-	mi := &file_remote_proto_msgTypes[10]
+	mi := &file_remote_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +936,7 @@ func (x *TransferLeadershipReply) String() string {
 func (*TransferLeadershipReply) ProtoMessage() {}
 
 func (x *TransferLeadershipReply) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[10]
+	mi := &file_remote_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +949,7 @@ func (x *TransferLeadershipReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipReply.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipReply) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{10}
+	return file_remote_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TransferLeadershipReply) GetError() string {
@@ -858,7 +1001,19 @@ const file_remote_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\fR\amessage\x12\x18\n" +
 	"\asharded\x18\x03 \x01(\bR\asharded\",\n" +
 	"\fPublishReply\x12\x1c\n" +
-	"\treceivers\x18\x01 \x03(\rR\treceivers\"\xe5\x01\n" +
+	"\treceivers\x18\x01 \x03(\rR\treceivers\"\xb8\x01\n" +
+	"\vPubSubQuery\x12\x18\n" +
+	"\asharded\x18\x01 \x01(\bR\asharded\x12#\n" +
+	"\rlist_channels\x18\x02 \x01(\bR\flistChannels\x12\x1d\n" +
+	"\apattern\x18\x03 \x01(\fH\x00R\apattern\x88\x01\x01\x12\x1a\n" +
+	"\bchannels\x18\x04 \x03(\fR\bchannels\x12#\n" +
+	"\rlist_patterns\x18\x05 \x01(\bR\flistPatternsB\n" +
+	"\n" +
+	"\b_pattern\"h\n" +
+	"\fPubSubAnswer\x12\x1a\n" +
+	"\bchannels\x18\x01 \x03(\fR\bchannels\x12 \n" +
+	"\vsubscribers\x18\x02 \x03(\x04R\vsubscribers\x12\x1a\n" +
+	"\bpatterns\x18\x03 \x03(\fR\bpatterns\"\xe5\x01\n" +
 	"\x10ChangeMembership\x125\n" +
 	"\x02op\x18\x01 \x01(\x0e2%.coppice.messages.ChangeMembership.OpR\x02op\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
@@ -899,7 +1054,7 @@ func file_remote_proto_rawDescGZIP() []byte {
 }
 
 var file_remote_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_remote_proto_goTypes = []any{
 	(ChangeMembership_Op)(0),        // 0: coppice.messages.ChangeMembership.Op
 	(*Envelope)(nil),                // 1: coppice.messages.Envelope
@@ -909,22 +1064,24 @@ var file_remote_proto_goTypes = []any{
 	(*Publish)(nil),                 // 5: coppice.messages.Publish
 	(*Published)(nil),               // 6: coppice.messages.Published
 	(*PublishReply)(nil),            // 7: coppice.messages.PublishReply
-	(*ChangeMembership)(nil),        // 8: coppice.messages.ChangeMembership
-	(*ChangeMembershipReply)(nil),   // 9: coppice.messages.ChangeMembershipReply
-	(*TransferLeadership)(nil),      // 10: coppice.messages.TransferLeadership
-	(*TransferLeadershipReply)(nil), // 11: coppice.messages.TransferLeadershipReply
-	(*anypb.Any)(nil),               // 12: google.protobuf.Any
-	(*Command)(nil),                 // 13: coppice.messages.Command
-	(*Reply)(nil),                   // 14: coppice.messages.Reply
+	(*PubSubQuery)(nil),             // 8: coppice.messages.PubSubQuery
+	(*PubSubAnswer)(nil),            // 9: coppice.messages.PubSubAnswer
+	(*ChangeMembership)(nil),        // 10: coppice.messages.ChangeMembership
+	(*ChangeMembershipReply)(nil),   // 11: coppice.messages.ChangeMembershipReply
+	(*TransferLeadership)(nil),      // 12: coppice.messages.TransferLeadership
+	(*TransferLeadershipReply)(nil), // 13: coppice.messages.TransferLeadershipReply
+	(*anypb.Any)(nil),               // 14: google.protobuf.Any
+	(*Command)(nil),                 // 15: coppice.messages.Command
+	(*Reply)(nil),                   // 16: coppice.messages.Reply
 }
 var file_remote_proto_depIdxs = []int32{
-	12, // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
-	13, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
+	14, // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
+	15, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
 	3,  // 2: coppice.messages.Forward.scan:type_name -> coppice.messages.ScanShard
 	3,  // 3: coppice.messages.Forward.hash_scan:type_name -> coppice.messages.ScanShard
 	3,  // 4: coppice.messages.Forward.set_scan:type_name -> coppice.messages.ScanShard
 	3,  // 5: coppice.messages.Forward.zset_scan:type_name -> coppice.messages.ScanShard
-	14, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
+	16, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
 	6,  // 7: coppice.messages.Publish.messages:type_name -> coppice.messages.Published
 	0,  // 8: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
 	9,  // [9:9] is the sub-list for method output_type
@@ -941,13 +1098,14 @@ func file_remote_proto_init() {
 	}
 	file_kv_proto_init()
 	file_remote_proto_msgTypes[2].OneofWrappers = []any{}
+	file_remote_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remote_proto_rawDesc), len(file_remote_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

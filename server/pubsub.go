@@ -10,7 +10,8 @@ package server
 // number of clients it reached on every node that answered in time (Redis
 // Cluster answers the receiving node's only). Shard channels (SSUBSCRIBE,
 // SPUBLISH) are a namespace of their own, delivered the same way: every
-// node serves every slot. PUBSUB's answers are this node's subscriptions.
+// node serves every slot. PUBSUB's answers count every node's subscribers
+// too (a backend that is a PubSubAsker asks the others).
 //
 // A subscribed connection writes through its outbox, which a goroutine of
 // its own empties onto the socket: messages come while the connection's
@@ -25,6 +26,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -324,8 +326,41 @@ func (p published) Wait() *messages.Reply {
 	return integer(int64(p.local) + p.others.Wait().GetInteger())
 }
 
+// PubSubAsker is a Broadcaster that can ask the other nodes about their
+// subscribers (PUBSUB): the answers of those that answered in time.
+type PubSubAsker interface {
+	AskPubSub(q *messages.PubSubQuery) []*messages.PubSubAnswer
+}
+
+// AnswerPubSub is this node's answer to a PUBSUB query (a peer's, or its
+// own).
+func (s *Server) AnswerPubSub(q *messages.PubSubQuery) *messages.PubSubAnswer {
+	h := s.hub
+	kind := channelSub
+	if q.Sharded {
+		kind = shardSub
+	}
+	a := &messages.PubSubAnswer{}
+	if q.ListChannels {
+		for _, ch := range h.channels(kind, q.Pattern) {
+			a.Channels = append(a.Channels, []byte(ch))
+		}
+	}
+	for _, ch := range q.Channels {
+		a.Subscribers = append(a.Subscribers, uint64(h.numsub(kind, ch)))
+	}
+	if q.ListPatterns {
+		for _, p := range h.channels(patternSub, nil) {
+			a.Patterns = append(a.Patterns, []byte(p))
+		}
+	}
+	return a
+}
+
 // pubsubCmd: PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB,
-// HELP; about this node's subscribers.
+// HELP. On a node with peers (PubSubAsker) the answers count every node's
+// subscribers, as PUBLISH counts them: channels and patterns as a union,
+// subscribers summed.
 func (c *conn) pubsubCmd(args [][]byte) {
 	if r := kv.CheckArity(args); r != nil {
 		c.reply(r)
@@ -335,41 +370,8 @@ func (c *conn) pubsubCmd(args [][]byte) {
 		c.reply(r)
 		return
 	}
-	h := c.s.hub
-	names := func(kind subKind) {
-		if len(args) > 3 {
-			c.reply(errorf(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try PUBSUB HELP.", args[1])))
-			return
-		}
-		var pattern []byte
-		if len(args) > 2 {
-			pattern = args[2]
-		}
-		var items []*messages.Reply
-		for _, ch := range h.channels(kind, pattern) {
-			items = append(items, bulkString(ch))
-		}
-		c.reply(array(items...))
-	}
-	numsub := func(kind subKind) {
-		items := make([]*messages.Reply, 0, 2*(len(args)-2))
-		for _, ch := range args[2:] {
-			items = append(items, bulk(clone(ch)), integer(int64(h.numsub(kind, ch))))
-		}
-		c.reply(array(items...))
-	}
-	switch c.lower(args[1]) {
-	case "channels":
-		names(channelSub)
-	case "shardchannels":
-		names(shardSub)
-	case "numsub":
-		numsub(channelSub)
-	case "shardnumsub":
-		numsub(shardSub)
-	case "numpat":
-		c.reply(integer(int64(h.count(patternSub))))
-	case "help":
+	sub := c.lower(args[1])
+	if sub == "help" {
 		lines := []string{
 			"PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"CHANNELS [<pattern>]",
@@ -391,7 +393,72 @@ func (c *conn) pubsubCmd(args [][]byte) {
 			items[i] = status(l)
 		}
 		c.reply(array(items...))
+		return
 	}
+	q := &messages.PubSubQuery{Sharded: strings.HasPrefix(sub, "shard")}
+	switch sub {
+	case "channels", "shardchannels":
+		if len(args) > 3 {
+			c.reply(errorf(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try PUBSUB HELP.", args[1])))
+			return
+		}
+		q.ListChannels = true
+		if len(args) > 2 {
+			q.Pattern = clone(args[2])
+		}
+	case "numsub", "shardnumsub":
+		for _, ch := range args[2:] {
+			q.Channels = append(q.Channels, clone(ch))
+		}
+	default: // numpat
+		q.ListPatterns = true
+	}
+	answers := []*messages.PubSubAnswer{c.s.AnswerPubSub(q)}
+	asker, ok := c.s.backend.(PubSubAsker)
+	if !ok {
+		c.reply(mergePubSub(q, answers))
+		return
+	}
+	ch := make(chan *messages.Reply, 1)
+	go func() { ch <- mergePubSub(q, append(answers, asker.AskPubSub(q)...)) }()
+	c.push(waiting(ch))
+}
+
+// waiting is a reply a goroutine of its own makes.
+type waiting chan *messages.Reply
+
+func (w waiting) Wait() *messages.Reply { return <-w }
+
+// mergePubSub is PUBSUB's reply from the nodes' answers to q.
+func mergePubSub(q *messages.PubSubQuery, answers []*messages.PubSubAnswer) *messages.Reply {
+	switch {
+	case q.ListChannels || q.ListPatterns:
+		seen := map[string]bool{}
+		for _, a := range answers {
+			for _, name := range append(a.Channels, a.Patterns...) {
+				seen[string(name)] = true
+			}
+		}
+		if q.ListPatterns {
+			return integer(int64(len(seen)))
+		}
+		items := make([]*messages.Reply, 0, len(seen))
+		for _, name := range slices.Sorted(maps.Keys(seen)) {
+			items = append(items, bulkString(name))
+		}
+		return array(items...)
+	}
+	items := make([]*messages.Reply, 0, 2*len(q.Channels))
+	for i, ch := range q.Channels {
+		var n uint64
+		for _, a := range answers {
+			if i < len(a.Subscribers) {
+				n += a.Subscribers[i]
+			}
+		}
+		items = append(items, bulk(ch), integer(int64(n)))
+	}
+	return array(items...)
 }
 
 // subscribedOnly refuses, on a RESP2 connection with subscriptions, what

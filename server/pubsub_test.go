@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -27,6 +28,55 @@ func (b *broadcastBackend) Broadcast(channel, message []byte, sharded bool) Pend
 	defer b.mu.Unlock()
 	b.sent = append(b.sent, fmt.Sprintf("%s=%s sharded=%v", channel, message, sharded))
 	return done{integer(b.others)}
+}
+
+// AskPubSub answers as one other node with a subscriber of "ch" and
+// "far", and the pattern "p*".
+func (b *broadcastBackend) AskPubSub(q *messages.PubSubQuery) []*messages.PubSubAnswer {
+	a := &messages.PubSubAnswer{}
+	if q.ListChannels && !q.Sharded {
+		for _, ch := range []string{"ch", "far"} {
+			if q.Pattern == nil || kv.MatchGlob(q.Pattern, []byte(ch)) {
+				a.Channels = append(a.Channels, []byte(ch))
+			}
+		}
+	}
+	for _, ch := range q.Channels {
+		n := uint64(0)
+		if !q.Sharded && (string(ch) == "ch" || string(ch) == "far") {
+			n = 1
+		}
+		a.Subscribers = append(a.Subscribers, n)
+	}
+	if q.ListPatterns {
+		a.Patterns = [][]byte{[]byte("p*")}
+	}
+	return []*messages.PubSubAnswer{a}
+}
+
+// PUBSUB merges this node's subscribers with the other nodes': channels
+// and patterns as a union, subscribers summed.
+func TestPubSubCountsOtherNodes(t *testing.T) {
+	b := &broadcastBackend{engineBackend: newEngineBackend()}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	sub, c := dial(t, srv), dial(t, srv)
+	script(t, sub, "SUBSCRIBE ch near", "[subscribe ch :1]")
+	if got := sub.read(); got != "[subscribe near :2]" {
+		t.Fatalf("second confirmation: %q", got)
+	}
+	script(t, sub, "PSUBSCRIBE p* q*", "[psubscribe p* :3]")
+	script(t, c,
+		"PUBSUB CHANNELS", "[ch far near]",
+		"PUBSUB CHANNELS n*", "[near]",
+		"PUBSUB NUMSUB ch far near none", "[ch :2 far :1 near :1 none :0]",
+		"PUBSUB NUMPAT", ":2",
+		"PUBSUB SHARDCHANNELS", "[]",
+		"PUBSUB SHARDNUMSUB ch", "[ch :0]",
+	)
 }
 
 // PUBLISH answers the clients it reached here and on the other nodes, and
