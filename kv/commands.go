@@ -312,6 +312,17 @@ var table = []*Spec{
 	keys12(nodeCmd("brpoplpush", 4, []string{"write", "denyoom", "noscript", "blocking"})),
 	numkeysAt(2, nodeCmd("blmpop", -5, []string{"write", "blocking", "movablekeys"})),
 
+	key1(cmd("setbit", 4, fWriteOOM, cmdSetBit)),
+	key1(cmd("getbit", 3, fReadFast, cmdGetBit)),
+	key1(cmd("bitcount", -2, fRead, cmdBitCount)),
+	key1(cmd("bitpos", -3, fRead, cmdBitPos)),
+	func() *Spec {
+		s := cmd("bitop", -4, fWriteOOM, cmdBitOp)
+		s.FirstKey, s.LastKey, s.Step = 2, -1, 1
+		return s
+	}(),
+	key1(cmd("bitfield", -2, fWriteOOM, bitfieldCmd(false))),
+	key1(cmd("bitfield_ro", -2, fReadFast, bitfieldCmd(true))),
 	key1(cmd("xadd", -5, fWriteOOMFst, cmdXAdd)),
 	key1(cmd("xtrim", -4, fWrite, cmdXTrim)),
 	key1(cmd("xdel", -3, fWriteFast, cmdXDel)),

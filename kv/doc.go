@@ -82,6 +82,9 @@
 // WITHSCORES pairs (zsets.go). BZPOPMIN BZPOPMAX BZMPOP are the node's, as
 // the blocking list pops are.
 //
+// Bitmaps: SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO, on
+// strings (bits.go).
+//
 // Streams: XADD XLEN XRANGE XREVRANGE XDEL XTRIM XREAD (BLOCK is the
 // node's: it resolves "$" with the internal StreamLastIDsName read and runs
 // XREAD until it answers), and consumer groups: XGROUP XREADGROUP XACK
