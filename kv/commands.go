@@ -312,6 +312,9 @@ var table = []*Spec{
 	keys12(nodeCmd("brpoplpush", 4, []string{"write", "denyoom", "noscript", "blocking"})),
 	numkeysAt(2, nodeCmd("blmpop", -5, []string{"write", "blocking", "movablekeys"})),
 
+	key1(cmd("pfadd", -2, fWriteOOMFst, cmdPFAdd)),
+	keysAll(cmd("pfcount", -2, fRead, cmdPFCount)),
+	keysAll(cmd("pfmerge", -2, fWriteOOM, cmdPFMerge)),
 	key1(cmd("setbit", 4, fWriteOOM, cmdSetBit)),
 	key1(cmd("getbit", 3, fReadFast, cmdGetBit)),
 	key1(cmd("bitcount", -2, fRead, cmdBitCount)),

@@ -83,7 +83,8 @@
 // the blocking list pops are.
 //
 // Bitmaps: SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO, on
-// strings (bits.go).
+// strings (bits.go). HyperLogLogs: PFADD PFCOUNT PFMERGE, strings in
+// Redis's HLL format (hll.go).
 //
 // Streams: XADD XLEN XRANGE XREVRANGE XDEL XTRIM XREAD (BLOCK is the
 // node's: it resolves "$" with the internal StreamLastIDsName read and runs
