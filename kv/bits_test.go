@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // Random bitmaps and random ranges, types and offsets, against a real
@@ -13,9 +12,6 @@ import (
 // SETBIT, must answer the same and leave the same string. (The edge cases
 // by hand are in testdata/diff/bits.txt.)
 func TestBitsAgainstRedisRandomly(t *testing.T) {
-	rc := startRedis(t)
-	ps := newPebbleStore(t)
-	rc.do(t, [][]byte{[]byte("FLUSHALL")})
 	rng := rand.New(rand.NewPCG(7, 11))
 	num := func(lo, hi int) string { return strconv.Itoa(lo + rng.IntN(hi-lo+1)) }
 	types := []string{"u1", "u3", "u8", "u13", "u32", "u63", "i1", "i5", "i8", "i17", "i32", "i63", "i64"}
@@ -63,15 +59,5 @@ func TestBitsAgainstRedisRandomly(t *testing.T) {
 		}
 		cmds = append(cmds, []string{"GET", "k"})
 	}
-	for i, c := range cmds {
-		args := make([][]byte, len(c))
-		for j, s := range c {
-			args[j] = []byte(s)
-		}
-		want := rc.do(t, args)
-		got := toResp2(engineDo(t, ps, args, time.Now().UnixMilli()))
-		if got.wire() != want.wire() {
-			t.Fatalf("command %d %q:\n  redis:  %q\n  engine: %q", i, c, want.wire(), got.wire())
-		}
-	}
+	againstRedis(t, cmds, nil)
 }

@@ -316,6 +316,30 @@ func engineDo(t *testing.T, ps *pebbleStore, args [][]byte, now int64) *messages
 	return r
 }
 
+// againstRedis runs cmds in order on a real redis-server and on the
+// engine, and fails at the first reply that differs; seen, if set, gets
+// each command with Redis's reply.
+func againstRedis(t *testing.T, cmds [][]string, seen func(cmd []string, want resp)) {
+	t.Helper()
+	rc := startRedis(t)
+	ps := newPebbleStore(t)
+	rc.do(t, [][]byte{[]byte("FLUSHALL")})
+	for i, c := range cmds {
+		args := make([][]byte, len(c))
+		for j, s := range c {
+			args[j] = []byte(s)
+		}
+		want := rc.do(t, args)
+		got := toResp2(engineDo(t, ps, args, time.Now().UnixMilli()))
+		if got.wire() != want.wire() {
+			t.Fatalf("command %d %.80q:\n  redis:  %.300q\n  engine: %.300q", i, c, want.wire(), got.wire())
+		}
+		if seen != nil {
+			seen(c, want)
+		}
+	}
+}
+
 func runDiffScript(t *testing.T, rc *respConn, file string) (n, mismatches int) {
 	data, err := os.ReadFile(file)
 	if err != nil {

@@ -155,31 +155,41 @@ func sparseToDense(h []byte) ([]byte, bool) {
 	copy(d, h[:hllHdrSize])
 	d[4] = hllDense
 	regs := d[hllHdrSize:]
+	ok := eachRun(h, func(idx, n int, v uint8) {
+		for i := idx; v > 0 && i < idx+n; i++ {
+			denseSet(regs, i, v)
+		}
+	})
+	return d, ok
+}
+
+// eachRun walks h's sparse opcodes, handing fn each run of registers (a
+// value of 0 for zeros); false when h is corrupt (runs past the registers,
+// or short of them).
+func eachRun(h []byte, fn func(idx, n int, v uint8)) bool {
 	idx := 0
 	for p := h[hllHdrSize:]; len(p) > 0; {
+		var n, size int
+		var v uint8
 		switch {
 		case isZero(p[0]):
-			idx += zeroLen(p[0])
-			p = p[1:]
+			n, size = zeroLen(p[0]), 1
 		case isXZero(p[0]):
 			if len(p) < 2 {
-				return nil, false
+				return false
 			}
-			idx += xzeroLen(p)
-			p = p[2:]
+			n, size = xzeroLen(p), 2
 		default:
-			n, v := valLen(p[0]), valValue(p[0])
-			if idx+n > hllRegisters {
-				return nil, false
-			}
-			for range n {
-				denseSet(regs, idx, v)
-				idx++
-			}
-			p = p[1:]
+			n, v, size = valLen(p[0]), valValue(p[0]), 1
 		}
+		if idx+n > hllRegisters {
+			return false
+		}
+		fn(idx, n, v)
+		idx += n
+		p = p[size:]
 	}
-	return d, idx == hllRegisters
+	return idx == hllRegisters
 }
 
 // hllSet raises register index to count if lower: 1 if it changed, 0 if
@@ -318,30 +328,7 @@ func histogram(h []byte, hist *[64]int) bool {
 		}
 		return true
 	}
-	idx := 0
-	for p := h[hllHdrSize:]; len(p) > 0; {
-		switch {
-		case isZero(p[0]):
-			n := zeroLen(p[0])
-			hist[0] += n
-			idx += n
-			p = p[1:]
-		case isXZero(p[0]):
-			if len(p) < 2 {
-				return false
-			}
-			n := xzeroLen(p)
-			hist[0] += n
-			idx += n
-			p = p[2:]
-		default:
-			n := valLen(p[0])
-			hist[valValue(p[0])] += n
-			idx += n
-			p = p[1:]
-		}
-	}
-	return idx == hllRegisters
+	return eachRun(h, func(_, n int, v uint8) { hist[v] += n })
 }
 
 // mergeInto raises max's registers to h's; false when h is corrupt.
@@ -355,33 +342,13 @@ func mergeInto(max *[hllRegisters]uint8, h []byte) bool {
 		}
 		return true
 	}
-	idx := 0
-	for p := h[hllHdrSize:]; len(p) > 0; {
-		switch {
-		case isZero(p[0]):
-			idx += zeroLen(p[0])
-			p = p[1:]
-		case isXZero(p[0]):
-			if len(p) < 2 {
-				return false
+	return eachRun(h, func(idx, n int, v uint8) {
+		for i := idx; i < idx+n; i++ {
+			if v > max[i] {
+				max[i] = v
 			}
-			idx += xzeroLen(p)
-			p = p[2:]
-		default:
-			n, v := valLen(p[0]), valValue(p[0])
-			if idx+n > hllRegisters {
-				return false
-			}
-			for range n {
-				if v > max[idx] {
-					max[idx] = v
-				}
-				idx++
-			}
-			p = p[1:]
 		}
-	}
-	return idx == hllRegisters
+	})
 }
 
 func hllSigma(x float64) float64 {

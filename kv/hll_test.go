@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // HLLs grown at random through the sparse encoding and past its promotion
@@ -12,9 +11,6 @@ import (
 // values' bytes, and the counts (PFCOUNT of a key and a missing one, which
 // Redis does not cache in the value) must be the same.
 func TestHLLAgainstRedisRandomly(t *testing.T) {
-	rc := startRedis(t)
-	ps := newPebbleStore(t)
-	rc.do(t, [][]byte{[]byte("FLUSHALL")})
 	rng := rand.New(rand.NewPCG(3, 5))
 	var cmds [][]string
 	// Small additions, so that every step of the sparse encoding and the
@@ -40,20 +36,11 @@ func TestHLLAgainstRedisRandomly(t *testing.T) {
 		}
 	}
 	dense := 0
-	for i, c := range cmds {
-		args := make([][]byte, len(c))
-		for j, s := range c {
-			args[j] = []byte(s)
-		}
-		want := rc.do(t, args)
-		got := toResp2(engineDo(t, ps, args, time.Now().UnixMilli()))
-		if got.wire() != want.wire() {
-			t.Fatalf("command %d %.80q:\n  redis:  %.300q\n  engine: %.300q", i, c, want.wire(), got.wire())
-		}
+	againstRedis(t, cmds, func(c []string, want resp) {
 		if c[0] == "GET" && len(want.str) > 4 && want.str[4] == hllDense {
 			dense++
 		}
-	}
+	})
 	if dense == 0 {
 		t.Fatal("no HLL was promoted to dense: the test does not reach it")
 	}
