@@ -312,6 +312,13 @@ var table = []*Spec{
 	keys12(nodeCmd("brpoplpush", 4, []string{"write", "denyoom", "noscript", "blocking"})),
 	numkeysAt(2, nodeCmd("blmpop", -5, []string{"write", "blocking", "movablekeys"})),
 
+	func() *Spec {
+		// Its key, and STORE's destination (one shard).
+		s := key1(cmd("sort", -2, []string{"write", "denyoom", "movablekeys"}, sortCmd(false)))
+		s.keysFn = sortKeys
+		return s
+	}(),
+	key1(cmd("sort_ro", -2, []string{"readonly", "movablekeys"}, sortCmd(true))),
 	key1(cmd("pfadd", -2, fWriteOOMFst, cmdPFAdd)),
 	keysAll(cmd("pfcount", -2, fRead, cmdPFCount)),
 	keysAll(cmd("pfmerge", -2, fWriteOOM, cmdPFMerge)),

@@ -82,6 +82,9 @@
 // WITHSCORES pairs (zsets.go). BZPOPMIN BZPOPMAX BZMPOP are the node's, as
 // the blocking list pops are.
 //
+// SORT and SORT_RO: lists, sets and sorted sets, by their elements or by
+// patterns' keys and hash fields, with GET, LIMIT and STORE (sort.go).
+//
 // Bitmaps: SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO, on
 // strings (bits.go). HyperLogLogs: PFADD PFCOUNT PFMERGE, strings in
 // Redis's HLL format (hll.go).

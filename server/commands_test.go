@@ -236,3 +236,28 @@ func TestClientKill(t *testing.T) {
 		t.Fatalf("CLIENT KILL ID 1 SKIPME no: %q", got)
 	}
 }
+
+// SORT's BY and GET patterns must form keys on the sorted key's shard:
+// a {hash tag} before the '*' does it; patterns that may reach another
+// shard are refused, nothing run.
+func TestSortPatternsStayOnTheShard(t *testing.T) {
+	_, c, _ := txServer(t)
+	other := "other"
+	for i := 0; ShardOf(Slot([]byte(other)), 4) == ShardOf(Slot([]byte("{u}")), 4); i++ {
+		other = fmt.Sprintf("other%d", i)
+	}
+	script(t, c,
+		"RPUSH {u}l 1 2 3", ":3",
+		"MSET {u}w_1 3 {u}w_2 2 {u}w_3 1", "+OK",
+		"SET {u}v_2 two", "+OK",
+		"SORT {u}l BY {u}w_*", "[3 2 1]",
+		"SORT {u}l BY {u}w_* GET # GET {u}v_*", "[3 $-1 2 two 1 $-1]",
+		"SORT {u}l BY nosort DESC", "[3 2 1]",
+		"SORT {u}l BY w_*", "-ERR BY option of SORT denied: the keys the pattern forms may be on another shard than the key's; give the pattern the key's {hash tag} before its '*'",
+		"SORT {u}l GET v_*", "-ERR GET option of SORT denied: the keys the pattern forms may be on another shard than the key's; give the pattern the key's {hash tag} before its '*'",
+		"SORT_RO {u}l BY w_*{u}", "-ERR BY option of SORT denied: the keys the pattern forms may be on another shard than the key's; give the pattern the key's {hash tag} before its '*'",
+		"SORT {u}l STORE {u}out", ":3",
+		"SORT {u}l STORE "+other, "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}",
+		"EXISTS "+other, ":0",
+	)
+}

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -21,6 +23,12 @@ func (c *conn) data(name string, args [][]byte) {
 	if limit := c.s.cfg.MaxWriteBytes; spec.Write && limit > 0 {
 		if n := kv.ArgsBytes(args); n > limit {
 			c.reply(errorf(fmt.Sprintf("ERR write of %d bytes is over this node's limit of %d bytes (--max-write-mib)", n, limit)))
+			return
+		}
+	}
+	if (name == "sort" || name == "sort_ro") && c.s.backend.Shards() > 1 {
+		if r := c.sortPatterns(args); r != nil {
+			c.reply(r)
 			return
 		}
 	}
@@ -286,4 +294,31 @@ func firstErrorOr(ok *messages.Reply) func([]*messages.Reply) *messages.Reply {
 		}
 		return ok
 	}
+}
+
+// sortPatterns refuses SORT's BY and GET patterns whose keys may be on
+// another shard than the sorted key's (Redis Cluster refuses them unless
+// they are in its slot; one shard is enough here): such a pattern needs
+// the key's {hash tag} before its '*'.
+func (c *conn) sortPatterns(args [][]byte) *messages.Reply {
+	shard := c.shardOf(args[1])
+	for i := 2; i+1 < len(args); i++ {
+		opt := string(bytes.ToLower(args[i]))
+		switch opt {
+		case "limit":
+			i += 2
+		case "store":
+			i++
+		case "by", "get":
+			i++
+			p := args[i]
+			if (opt == "by" && bytes.IndexByte(p, '*') < 0) || (opt == "get" && string(p) == "#") {
+				continue
+			}
+			if slot := patternSlot(p); slot < 0 || ShardOf(slot, c.s.backend.Shards()) != shard {
+				return errorf(fmt.Sprintf("ERR %s option of SORT denied: the keys the pattern forms may be on another shard than the key's; give the pattern the key's {hash tag} before its '*'", strings.ToUpper(opt)))
+			}
+		}
+	}
+	return nil
 }

@@ -49,3 +49,23 @@ func Slot(key []byte) int {
 // ShardOf maps a slot to one of shards shards: contiguous slot ranges, as
 // Redis Cluster assigns them to masters.
 func ShardOf(slot, shards int) int { return slot * shards / SlotCount }
+
+// patternSlot is Redis Cluster's patternHashSlot: the one slot every key a
+// glob pattern matches is in (its hash tag's, or the whole pattern's when
+// it has no wildcard), or -1 when they may be in any.
+func patternSlot(p []byte) int {
+	open := -1 // the first '{'
+	for i, c := range p {
+		switch {
+		case c == '*' || c == '?' || c == '[' || c == '\\':
+			return -1
+		case open == -1 && c == '{':
+			open = i
+		case open >= 0 && c == '}' && i == open+1:
+			open = -2 // "{}": the whole key is hashed
+		case open >= 0 && c == '}':
+			return int(crc16(p[open+1:i]) & (SlotCount - 1))
+		}
+	}
+	return int(crc16(p) & (SlotCount - 1))
+}
