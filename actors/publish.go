@@ -210,8 +210,11 @@ func (p *publisher) AskPubSub(q *messages.PubSubQuery) []*messages.PubSubAnswer 
 	answers := make(chan *messages.PubSubAnswer, len(peers))
 	for _, peer := range peers {
 		go func() {
-			res, _ := remote.Request(ctx, peer, ClientPath, q)
+			res, err := remote.Request(ctx, peer, ClientPath, q)
 			a, _ := res.(*messages.PubSubAnswer) // nil: none in time
+			if a == nil {
+				p.rt.logger().Debug("pub/sub: a node left out of PUBSUB's count", "node", peer.Name, "err", err, "answer", fmt.Sprintf("%T", res))
+			}
 			answers <- a
 		}()
 	}

@@ -117,16 +117,7 @@ func bitRange(n, start, end int64, endGiven, isBit bool) (from, to int64, firstM
 	if isBit {
 		total <<= 3
 	}
-	if start < 0 {
-		start += total
-	}
-	if end < 0 {
-		end += total
-	}
-	start, end = max(start, 0), max(end, 0)
-	if end >= total {
-		end = total - 1
-	}
+	start, end = clampIndexes(start, end, total)
 	if isBit && start <= end {
 		firstMask = ^byte((1<<(8-(start&7)))-1) & 0xff
 		lastMask = byte((1 << (7 - (end & 7))) - 1)
@@ -307,13 +298,19 @@ func cmdBitPos(t *txn, a [][]byte) *messages.Reply {
 
 // BITOP AND|OR|XOR|NOT destkey key [key ...]
 func cmdBitOp(t *txn, a [][]byte) *messages.Reply {
-	op := string(a[1])
+	var op byte
 	switch {
-	case isOpt(a[1], "and"), isOpt(a[1], "or"), isOpt(a[1], "xor"):
+	case isOpt(a[1], "and"):
+		op = '&'
+	case isOpt(a[1], "or"):
+		op = '|'
+	case isOpt(a[1], "xor"):
+		op = '^'
 	case isOpt(a[1], "not"):
 		if len(a) != 4 {
 			return errBitOpNot
 		}
+		op = '~'
 	default:
 		return errSyntax
 	}
@@ -336,13 +333,13 @@ func cmdBitOp(t *txn, a [][]byte) *messages.Reply {
 				c = s[i]
 			}
 			switch {
-			case isOpt([]byte(op), "not"):
+			case op == '~':
 				b = ^c
 			case j == 0:
 				b = c
-			case isOpt([]byte(op), "and"):
+			case op == '&':
 				b &= c
-			case isOpt([]byte(op), "or"):
+			case op == '|':
 				b |= c
 			default:
 				b ^= c

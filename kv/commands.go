@@ -346,7 +346,7 @@ var table = []*Spec{
 	func() *Spec {
 		// Its keys follow STREAMS; BLOCK is the node's (server).
 		s := cmd("xreadgroup", -7, []string{"write", "blocking", "movablekeys"}, cmdXReadGroup)
-		s.keysFn = xreadgroupKeys
+		s.keysFn = xreadKeys
 		return s
 	}(),
 	func() *Spec {
@@ -511,14 +511,14 @@ func CheckArity(args [][]byte) *messages.Reply {
 }
 
 // CheckSubcommand checks that args (a container command, a subcommand,
-// its arguments) name a known subcommand given an allowed number of
-// arguments; it returns Redis's error reply, or nil. The container's own
-// arity is CheckArity's to check first.
+// its arguments) have the container's arity and name a known subcommand
+// given an allowed number of arguments; it returns Redis's error reply,
+// or nil.
 func CheckSubcommand(args [][]byte) *messages.Reply {
-	s, ok := Lookup(args[0])
-	if !ok || len(args) < 2 {
-		return CheckArity(args)
+	if r := CheckArity(args); r != nil || len(args) < 2 {
+		return r
 	}
+	s, _ := Lookup(args[0])
 	name := s.Name + "|" + strings.ToLower(string(args[1]))
 	for _, sub := range s.Subcommands {
 		if sub.Name == name {

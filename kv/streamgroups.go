@@ -512,9 +512,6 @@ func parseXReadGroup(a [][]byte) (xreadGroupArgs, *messages.Reply) {
 	return parseStreamRead(a, true)
 }
 
-// xreadgroupKeys finds XREADGROUP's keys for routing.
-func xreadgroupKeys(a [][]byte) [][]byte { return xreadKeys(a) }
-
 // XREADGROUP GROUP group consumer [COUNT count] [BLOCK ms] [NOACK] STREAMS
 // key [key ...] id [id ...]: ">" delivers entries no consumer of the group
 // was given (and adds them to the group's pending entries, unless NOACK);

@@ -712,7 +712,8 @@ func parseStreamRead(a [][]byte, group bool) (x xreadGroupArgs, r *messages.Repl
 	return x, errSyntax
 }
 
-// xreadKeys finds XREAD's keys for routing: after STREAMS, the first half.
+// xreadKeys finds XREAD's and XREADGROUP's keys for routing: after
+// STREAMS, the first half.
 func xreadKeys(a [][]byte) [][]byte {
 	for i := 1; i < len(a); i++ {
 		if isOpt(a[i], "streams") {

@@ -378,20 +378,24 @@ func cmdGetRange(t *txn, a [][]byte) *messages.Reply {
 	if start < 0 && end < 0 && start > end {
 		return emptyBulk
 	}
+	start, end = clampIndexes(start, end, n)
+	if start > end || n == 0 {
+		return emptyBulk
+	}
+	return bulk(s[start : end+1])
+}
+
+// clampIndexes makes start and end (negative from the end) indexes of n
+// items as Redis's GETRANGE and BITCOUNT do: both at least 0, end at most
+// n-1 (so end < start for an empty range).
+func clampIndexes(start, end, n int64) (int64, int64) {
 	if start < 0 {
 		start += n
 	}
 	if end < 0 {
 		end += n
 	}
-	start, end = max(start, 0), max(end, 0)
-	if end >= n {
-		end = n - 1
-	}
-	if start > end || n == 0 {
-		return emptyBulk
-	}
-	return bulk(s[start : end+1])
+	return max(start, 0), min(max(end, 0), n-1)
 }
 
 // SETRANGE key offset value

@@ -136,10 +136,7 @@ func blockingForm(name string, args [][]byte) (blockingCall, *messages.Reply) {
 // xread: XREAD, which blocks with BLOCK (the engine reads once): "$"
 // becomes each stream's last ID as it begins to wait.
 func (c *conn) xread(args [][]byte) {
-	if r := kv.CheckArity(args); r != nil {
-		c.reply(r)
-		return
-	}
+	// Malformed (its arity too) or not blocking: data answers.
 	if x, r := kv.ParseXRead(args); r != nil || !x.Blocks {
 		c.data("xread", args) // one read; the engine answers an error
 		return
@@ -177,10 +174,7 @@ func (c *conn) xread(args [][]byte) {
 // Each try is a write through the shard's Raft log (it moves the group and
 // its pending entries), and so is an empty one (the consumer is seen).
 func (c *conn) xreadgroup(args [][]byte) {
-	if r := kv.CheckArity(args); r != nil {
-		c.reply(r)
-		return
-	}
+	// Malformed (its arity too) or not blocking: data answers.
 	if x, onlyNew, r := kv.ParseXReadGroup(args); r != nil || !x.Blocks || !onlyNew {
 		c.data("xreadgroup", args)
 		return

@@ -75,10 +75,6 @@ func ShardSlots(shard, shards int) (first, last int) {
 
 // cluster answers CLUSTER <subcommand>.
 func (c *conn) cluster(args [][]byte) {
-	if r := kv.CheckArity(args); r != nil {
-		c.reply(r)
-		return
-	}
 	if r := kv.CheckSubcommand(args); r != nil {
 		c.reply(r)
 		return

@@ -362,10 +362,6 @@ func (s *Server) AnswerPubSub(q *messages.PubSubQuery) *messages.PubSubAnswer {
 // subscribers, as PUBLISH counts them: channels and patterns as a union,
 // subscribers summed.
 func (c *conn) pubsubCmd(args [][]byte) {
-	if r := kv.CheckArity(args); r != nil {
-		c.reply(r)
-		return
-	}
 	if r := kv.CheckSubcommand(args); r != nil {
 		c.reply(r)
 		return
