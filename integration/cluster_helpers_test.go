@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"github.com/coppice-kv/coppice/kv"
 	"io/fs"
 	"maps"
 	"math/rand"
@@ -19,7 +20,6 @@ import (
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/internal/httpjson"
 	"github.com/coppice-kv/coppice/internal/testwait"
-	"github.com/coppice-kv/coppice/server"
 )
 
 // clusterFlags make failure detection and removal fast on loopback.
@@ -160,7 +160,7 @@ func startWriter(nodes []*node) *writer {
 					// Pace the retries against a node that is down.
 					w.mu.Lock()
 					w.failed[n.name]++
-					w.failedShards[server.ShardOf(server.Slot([]byte(k)), scriptShards)]++
+					w.failedShards[kv.ShardOf(kv.Slot([]byte(k)), scriptShards)]++
 					w.lastErr[n.name] = fmt.Sprintf("SET %s: %v", k, err)
 					w.mu.Unlock()
 					time.Sleep(20 * time.Millisecond)

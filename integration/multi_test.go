@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coppice-kv/coppice/kv"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testwait"
-	"github.com/coppice-kv/coppice/server"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -41,7 +41,7 @@ func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 	seen := map[int]bool{}
 	for i := 0; len(keys) < 4 && i < 1000; i++ {
 		k := fmt.Sprintf("{c%d}", i)
-		if sh := server.ShardOf(server.Slot([]byte(k)), 4); !seen[sh] {
+		if sh := kv.ShardOf(kv.Slot([]byte(k)), 4); !seen[sh] {
 			seen[sh] = true
 			keys = append(keys, k)
 		}

@@ -7,6 +7,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"github.com/coppice-kv/coppice/kv"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -543,7 +544,7 @@ func clusterClient(n *node, args ...string) error {
 	defer cancel()
 	for i := range count {
 		key := fmt.Sprintf("%s:%d", args[0], i)
-		shard := server.ShardOf(server.Slot([]byte(key)), len(st.Shards))
+		shard := kv.ShardOf(kv.Slot([]byte(key)), len(st.Shards))
 		want := addr[st.Shards[shard].Leader]
 		master, err := c.MasterForKey(ctx, key)
 		if err != nil {

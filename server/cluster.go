@@ -68,8 +68,8 @@ func NodeID(name string) string {
 // ShardSlots is the slot range [first, last] of shard among shards (the
 // inverse of ShardOf).
 func ShardSlots(shard, shards int) (first, last int) {
-	first = (shard*SlotCount + shards - 1) / shards
-	last = ((shard+1)*SlotCount+shards-1)/shards - 1
+	first = (shard*kv.SlotCount + shards - 1) / shards
+	last = ((shard+1)*kv.SlotCount+shards-1)/shards - 1
 	return first, last
 }
 
@@ -82,7 +82,7 @@ func (c *conn) cluster(args [][]byte) {
 	sub := c.lower(args[1])
 	switch sub {
 	case "keyslot":
-		c.reply(integer(int64(Slot(args[2]))))
+		c.reply(integer(int64(kv.Slot(args[2]))))
 		return
 	case "myid":
 		c.reply(bulkString(NodeID(c.s.cfg.NodeName)))
@@ -210,16 +210,16 @@ func (t *topology) info() string {
 		}
 	}
 	state := "ok"
-	if ok < SlotCount {
+	if ok < kv.SlotCount {
 		state = "fail"
 	}
 	lines := []string{
 		"cluster_enabled:1",
 		"cluster_state:" + state,
-		fmt.Sprintf("cluster_slots_assigned:%d", SlotCount),
+		fmt.Sprintf("cluster_slots_assigned:%d", kv.SlotCount),
 		fmt.Sprintf("cluster_slots_ok:%d", ok),
 		"cluster_slots_pfail:0",
-		fmt.Sprintf("cluster_slots_fail:%d", SlotCount-ok),
+		fmt.Sprintf("cluster_slots_fail:%d", kv.SlotCount-ok),
 		fmt.Sprintf("cluster_known_nodes:%d", len(t.order)),
 		fmt.Sprintf("cluster_size:%d", masters),
 		fmt.Sprintf("cluster_current_epoch:%d", epoch),

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/coppice-kv/coppice/kv"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,13 +20,13 @@ func TestShardSlots(t *testing.T) {
 				t.Fatalf("%d shards: shard %d has [%d, %d], want it to start at %d", shards, sh, first, last, next)
 			}
 			for _, slot := range []int{first, last} {
-				if got := ShardOf(slot, shards); got != sh {
+				if got := kv.ShardOf(slot, shards); got != sh {
 					t.Fatalf("%d shards: slot %d in shard %d's range, ShardOf says %d", shards, slot, sh, got)
 				}
 			}
 			next = last + 1
 		}
-		if next != SlotCount {
+		if next != kv.SlotCount {
 			t.Fatalf("%d shards: ranges end at %d", shards, next)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/kv"
+
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -107,7 +109,7 @@ func TestKeysOnOneShard(t *testing.T) {
 	defer srv.Close()
 	c := dial(t, srv)
 	// {a} and {b} are on different shards of 4; {a}x and {a}y share one.
-	sa, sb := ShardOf(Slot([]byte("a")), 4), ShardOf(Slot([]byte("b")), 4)
+	sa, sb := kv.ShardOf(kv.Slot([]byte("a")), 4), kv.ShardOf(kv.Slot([]byte("b")), 4)
 	if sa == sb {
 		t.Fatalf("a and b share shard %d: pick other keys", sa)
 	}
@@ -243,7 +245,7 @@ func TestClientKill(t *testing.T) {
 func TestSortPatternsStayOnTheShard(t *testing.T) {
 	_, c, _ := txServer(t)
 	other := "other"
-	for i := 0; ShardOf(Slot([]byte(other)), 4) == ShardOf(Slot([]byte("{u}")), 4); i++ {
+	for i := 0; kv.ShardOf(kv.Slot([]byte(other)), 4) == kv.ShardOf(kv.Slot([]byte("{u}")), 4); i++ {
 		other = fmt.Sprintf("other%d", i)
 	}
 	script(t, c,

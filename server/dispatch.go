@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -27,7 +25,7 @@ func (c *conn) data(name string, args [][]byte) {
 		}
 	}
 	if (name == "sort" || name == "sort_ro") && c.s.backend.Shards() > 1 {
-		if r := c.sortPatterns(args); r != nil {
+		if r := kv.CheckSortPatterns(args, c.s.backend.Shards()); r != nil {
 			c.reply(r)
 			return
 		}
@@ -81,7 +79,7 @@ func (c *conn) data(name string, args [][]byte) {
 // rule (one slot) is stricter than this one (one shard).
 var errCrossShard = errorf("CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}")
 
-func (c *conn) shardOf(key []byte) int { return ShardOf(Slot(key), c.s.backend.Shards()) }
+func (c *conn) shardOf(key []byte) int { return kv.ShardOf(kv.Slot(key), c.s.backend.Shards()) }
 
 // own copies the command being issued (cloneArgs) and keeps the copy for
 // the slow log.
@@ -294,31 +292,4 @@ func firstErrorOr(ok *messages.Reply) func([]*messages.Reply) *messages.Reply {
 		}
 		return ok
 	}
-}
-
-// sortPatterns refuses SORT's BY and GET patterns whose keys may be on
-// another shard than the sorted key's (Redis Cluster refuses them unless
-// they are in its slot; one shard is enough here): such a pattern needs
-// the key's {hash tag} before its '*'.
-func (c *conn) sortPatterns(args [][]byte) *messages.Reply {
-	shard := c.shardOf(args[1])
-	for i := 2; i+1 < len(args); i++ {
-		opt := string(bytes.ToLower(args[i]))
-		switch opt {
-		case "limit":
-			i += 2
-		case "store":
-			i++
-		case "by", "get":
-			i++
-			p := args[i]
-			if (opt == "by" && bytes.IndexByte(p, '*') < 0) || (opt == "get" && string(p) == "#") {
-				continue
-			}
-			if slot := patternSlot(p); slot < 0 || ShardOf(slot, c.s.backend.Shards()) != shard {
-				return errorf(fmt.Sprintf("ERR %s option of SORT denied: the keys the pattern forms may be on another shard than the key's; give the pattern the key's {hash tag} before its '*'", strings.ToUpper(opt)))
-			}
-		}
-	}
-	return nil
 }

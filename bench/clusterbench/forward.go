@@ -2,9 +2,8 @@ package main
 
 import (
 	"fmt"
+	"github.com/coppice-kv/coppice/kv"
 	"time"
-
-	"github.com/coppice-kv/coppice/server"
 )
 
 // forwardKey is the key every request of the forward part names:
@@ -25,7 +24,7 @@ func forwardPart(c config, bin, work string) error {
 	if err != nil {
 		return err
 	}
-	shard := server.ShardOf(server.Slot([]byte(forwardKey)), c.shards)
+	shard := kv.ShardOf(kv.Slot([]byte(forwardKey)), c.shards)
 	var direct, forwarded *node
 	for _, n := range nodes {
 		if n.name == st.Shards[shard].Leader {

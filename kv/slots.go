@@ -1,4 +1,12 @@
-package server
+package kv
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/coppice-kv/coppice/messages"
+)
 
 // SlotCount is the number of hash slots, as in Redis Cluster.
 const SlotCount = 16384
@@ -68,4 +76,31 @@ func patternSlot(p []byte) int {
 		}
 	}
 	return int(crc16(p) & (SlotCount - 1))
+}
+
+// CheckSortPatterns refuses SORT's BY and GET patterns whose keys may be on
+// another shard than the sorted key's (Redis Cluster refuses them unless
+// they are in its slot; one shard is enough here): such a pattern needs
+// the key's {hash tag} before its '*'.
+func CheckSortPatterns(args [][]byte, shards int) *messages.Reply {
+	shard := ShardOf(Slot(args[1]), shards)
+	for i := 2; i+1 < len(args); i++ {
+		opt := string(bytes.ToLower(args[i]))
+		switch opt {
+		case "limit":
+			i += 2
+		case "store":
+			i++
+		case "by", "get":
+			i++
+			p := args[i]
+			if (opt == "by" && bytes.IndexByte(p, '*') < 0) || (opt == "get" && string(p) == "#") {
+				continue
+			}
+			if slot := patternSlot(p); slot < 0 || ShardOf(slot, shards) != shard {
+				return errReply(fmt.Sprintf("ERR %s option of SORT denied: the keys the pattern forms may be on another shard than the key's; give the pattern the key's {hash tag} before its '*'", strings.ToUpper(opt)))
+			}
+		}
+	}
+	return nil
 }
