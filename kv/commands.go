@@ -3,6 +3,7 @@ package kv
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -441,6 +442,19 @@ var table = []*Spec{
 	keysAll(nodeCmd("sunsubscribe", -1, []string{"pubsub", "noscript", "loading", "stale"})),
 	nodeCmd("publish", 3, []string{"pubsub", "loading", "stale", "fast"}),
 	key1(nodeCmd("spublish", 3, []string{"pubsub", "loading", "stale", "fast"})),
+	// Scripting: the node turns EVAL and EVALSHA into EvalName (eval.go).
+	evalCmd("eval", true),
+	evalCmd("evalsha", true),
+	evalCmd("eval_ro", false),
+	evalCmd("evalsha_ro", false),
+	nodeCmd("script", -2, []string{},
+		&Spec{Name: "script|debug", Arity: 3, Flags: []string{"noscript"}},
+		&Spec{Name: "script|exists", Arity: -3, Flags: []string{"noscript"}},
+		&Spec{Name: "script|flush", Arity: -2, Flags: []string{"noscript"}},
+		&Spec{Name: "script|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "script|kill", Arity: 2, Flags: []string{"noscript", "allow_busy"}},
+		&Spec{Name: "script|load", Arity: 3, Flags: []string{"noscript", "stale"}},
+	),
 	nodeCmd("pubsub", -2, []string{},
 		&Spec{Name: "pubsub|channels", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
 		&Spec{Name: "pubsub|help", Arity: 2, Flags: []string{"loading", "stale"}},
@@ -449,6 +463,21 @@ var table = []*Spec{
 		&Spec{Name: "pubsub|shardchannels", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
 		&Spec{Name: "pubsub|shardnumsub", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
 	),
+}
+
+// evalCmd is EVAL's, EVALSHA's, EVAL_RO's or EVALSHA_RO's entry: keys
+// after their count, args[2]. The engine never runs it as it is: the node
+// sends EvalName.
+func evalCmd(name string, write bool) *Spec {
+	flags := []string{"noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"}
+	if !write {
+		flags = append([]string{"readonly"}, flags...)
+	}
+	s := numkeysAt(2, cmd(name, -3, flags, func(*txn, [][]byte) *messages.Reply {
+		return errReply("ERR kv: a script reaches the engine as " + strconv.Quote(EvalName))
+	}))
+	s.Write = write
+	return s
 }
 
 // byName indexes table by lower-case name.

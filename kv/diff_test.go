@@ -13,6 +13,8 @@ package kv
 //	             order: compare it sorted
 //	@pairs       the reply is a flat field/value array (HGETALL): compare sorted pairs
 //	@approx=N    an integer reply may differ by N (TTLs: clocks differ)
+//	@error       both replies are errors, the same up to the end of the first
+//	             "user_script:N:" (Lua's own messages differ from gopher-lua's)
 //
 // A line "@sleep N" sleeps N ms. '#' starts a comment line. Each file starts
 // with an empty database on both sides.
@@ -308,6 +310,16 @@ func engineDo(t *testing.T, ps *pebbleStore, args [][]byte, now int64) *messages
 		return r
 	}
 	s, _ := Lookup(args[0])
+	switch s.Name {
+	case "eval", "evalsha", "eval_ro", "evalsha_ro":
+		// As the node does (one shard), with a cache of the EVALs run.
+		cmd, _, read, sc, r := PrepareEval(s.Name, args, func(sha string) []byte { return diffScripts[sha] }, 1)
+		if r != nil {
+			return r
+		}
+		diffScripts[sc.SHA] = sc.Body
+		args, s = cmd, &Spec{Write: !read}
+	}
 	if !s.Write {
 		return Read(ps, args, now)
 	}
@@ -315,6 +327,10 @@ func engineDo(t *testing.T, ps *pebbleStore, args [][]byte, now int64) *messages
 	ps.commit(t)
 	return r
 }
+
+// diffScripts is the differential test's script cache: the bodies of the
+// EVALs run, by SHA.
+var diffScripts = map[string][]byte{}
 
 // againstRedis runs cmds in order on a real redis-server and on the
 // engine, and fails at the first reply that differs; seen, if set, gets
@@ -375,6 +391,8 @@ func runDiffScript(t *testing.T, rc *respConn, file string) (n, mismatches int) 
 		approx := int64(0)
 		for _, d := range dirs {
 			switch {
+			case d == "error":
+				want, got = want.luaErrorPrefix(), got.luaErrorPrefix()
 			case d == "sort":
 				want, got = want.sorted(), got.sorted()
 			case d == "pairs":
@@ -396,6 +414,20 @@ func runDiffScript(t *testing.T, rc *respConn, file string) (n, mismatches int) 
 	}
 	return n, mismatches
 }
+
+// luaErrorPrefix keeps an error up to the end of its first
+// "user_script:N:" (a reply that is not an error is kept whole).
+func (r resp) luaErrorPrefix() resp {
+	if r.kind != '-' {
+		return r
+	}
+	if loc := luaPosition.FindIndex(r.str); loc != nil {
+		r.str = r.str[:loc[1]]
+	}
+	return r
+}
+
+var luaPosition = regexp.MustCompile(`user_script:\d+:`)
 
 // clip quotes a reply for a message, cut at 1000 bytes.
 func clip(s string) string {

@@ -3,6 +3,7 @@ package kv
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -40,6 +41,9 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 	if len(args) > 0 && string(args[0]) == ExecName {
 		return execMulti(w, args, cmd.GetNowMs())
 	}
+	if len(args) > 0 && string(args[0]) == EvalName {
+		return execEval(w, w, args, cmd.GetNowMs())
+	}
 	s, r := resolve(args)
 	if r != nil {
 		return r
@@ -50,11 +54,14 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 
 // Read runs a read-only command on r at time nowMs: the node's reads go to
 // a shard's live store, without the Raft log. A write command gets an
-// error reply. The internal DigestName runs here. Storage errors become "ERR kv: storage: ..." replies.
+// error reply. The internal DigestName, StreamLastIDsName and EvalName (a
+// script that may not write) run here. Storage errors become "ERR kv: storage: ..." replies.
 func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 	run := readDigests
 	if len(args) > 0 && string(args[0]) == StreamLastIDsName {
 		run = readStreamLastIDs
+	} else if len(args) > 0 && string(args[0]) == EvalName {
+		run = func(t *txn, args [][]byte) *messages.Reply { return execEval(t.r, nil, args, t.now) }
 	} else if len(args) == 0 || string(args[0]) != DigestName {
 		s, e := resolve(args)
 		if e != nil {
@@ -120,6 +127,31 @@ type txn struct {
 	r   Reader
 	w   Writer
 	now int64
+	rng *rand.Rand // a script's: its random reads are the same on every replica
+}
+
+// intN, perm and shuffle are the command's random choices: a script's
+// source in a script, the process's otherwise.
+func (t *txn) intN(n int) int {
+	if t.rng != nil {
+		return t.rng.IntN(n)
+	}
+	return rand.IntN(n)
+}
+
+func (t *txn) perm(n int) []int {
+	if t.rng != nil {
+		return t.rng.Perm(n)
+	}
+	return rand.Perm(n)
+}
+
+func (t *txn) shuffle(n int, swap func(i, j int)) {
+	if t.rng != nil {
+		t.rng.Shuffle(n, swap)
+		return
+	}
+	rand.Shuffle(n, swap)
 }
 
 func (t *txn) get(k []byte) ([]byte, bool) {

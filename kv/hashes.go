@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
-	"math/rand/v2"
 	"slices"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -375,16 +374,16 @@ func (t *txn) randomElements(a [][]byte, with string, load func() (bool, []rando
 		return array([]*messages.Reply{})
 	}
 	if len(a) < 3 {
-		return bulk(all[rand.IntN(len(all))].name)
+		return bulk(all[t.intN(len(all))].name)
 	}
 	var picks []int
 	switch {
 	case count < 0:
 		for range -count {
-			picks = append(picks, rand.IntN(len(all)))
+			picks = append(picks, t.intN(len(all)))
 		}
 	default:
-		picks = rand.Perm(len(all))[:min(count, int64(len(all)))]
+		picks = t.perm(len(all))[:min(count, int64(len(all)))]
 		if count >= int64(len(all)) {
 			slices.Sort(picks) // the whole key, in its order, as Redis gives it
 		}

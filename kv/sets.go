@@ -331,7 +331,7 @@ func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
 		return r
 	}
 	if !withCount {
-		return bulk(all[rand.IntN(len(all))])
+		return bulk(all[t.intN(len(all))])
 	}
 	var items []*messages.Reply
 	switch {
@@ -339,10 +339,10 @@ func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
 		return errTooManyRepeats
 	case count < 0:
 		for range -count {
-			items = append(items, bulk(all[rand.IntN(len(all))]))
+			items = append(items, bulk(all[t.intN(len(all))]))
 		}
 	default:
-		rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		t.shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 		for _, m := range all[:min(count, int64(len(all)))] {
 			items = append(items, bulk(m))
 		}

@@ -275,6 +275,8 @@ func (c *conn) command(args [][]byte) {
 		c.publish(true, args)
 	case "pubsub":
 		c.pubsubCmd(args)
+	case "script":
+		c.scriptCmd(args)
 	case "reset":
 		c.reset(args)
 	case "xread":

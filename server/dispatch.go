@@ -31,6 +31,8 @@ func (c *conn) data(name string, args [][]byte) {
 		}
 	}
 	switch name {
+	case "eval", "evalsha", "eval_ro", "evalsha_ro":
+		c.eval(name, args)
 	case "mget":
 		c.mget(args)
 	case "mset":
@@ -74,10 +76,7 @@ func (c *conn) data(name string, args [][]byte) {
 	}
 }
 
-// errCrossShard refuses a command whose keys must change together but
-// are on different shards. Redis Cluster's prefix, which clients know; its
-// rule (one slot) is stricter than this one (one shard).
-var errCrossShard = errorf("CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}")
+var errCrossShard = kv.ErrCrossShard
 
 func (c *conn) shardOf(key []byte) int { return kv.ShardOf(kv.Slot(key), c.s.backend.Shards()) }
 

@@ -148,6 +148,15 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		c.tx.entries = append(c.tx.entries, txEntry{local: r})
 		c.reply(replyQueued)
 		return true
+	case "eval", "evalsha", "eval_ro", "evalsha_ro":
+		cmd, shard, _, r := c.s.evalCommand(name, args)
+		if r != nil {
+			// Redis answers it in EXEC's array.
+			c.tx.entries = append(c.tx.entries, txEntry{local: r})
+			c.reply(replyQueued)
+			return true
+		}
+		return c.enqueue(shard, cmd, nil) // exec gives a script without keys the transaction's shard
 	case "publish", "spublish":
 		args := c.cloneArgs(args)
 		sharded := name == "spublish"
@@ -182,25 +191,46 @@ func (c *conn) queue(name string, args [][]byte) bool {
 	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan", "zscan":
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction", name)))
 	}
+	shard := -1
 	for _, k := range spec.Keys(args) {
 		sh := c.shardOf(k)
-		if c.tx.shard == -1 {
-			c.tx.shard = sh
+		if shard == -1 {
+			shard = sh
 		}
-		if sh != c.tx.shard {
+		if sh != shard {
 			return refuse(errCrossShard)
 		}
 	}
-	n := kv.ArgsBytes(args)
+	if shape != nil {
+		args = cloneAll(args) // made of the command's arguments
+	} else {
+		args = c.cloneArgs(args)
+	}
+	return c.enqueue(shard, args, shape)
+}
+
+// enqueue adds cmd (owned), on shard (-1: any), to the open transaction,
+// or refuses it: on another shard than the transaction's commands, or
+// past the node's write limit.
+func (c *conn) enqueue(shard int, cmd [][]byte, shape func(*messages.Reply) *messages.Reply) bool {
+	if shard != -1 {
+		if c.tx.shard == -1 {
+			c.tx.shard = shard
+		}
+		if shard != c.tx.shard {
+			c.tx.aborted = true
+			c.reply(errCrossShard)
+			return true
+		}
+	}
+	n := kv.ArgsBytes(cmd)
 	if limit := c.s.cfg.MaxWriteBytes; limit > 0 && c.tx.bytes+n > limit {
-		return refuse(errorf(fmt.Sprintf("ERR transaction of %d bytes is over this node's limit of %d bytes (--max-write-mib)", c.tx.bytes+n, limit)))
+		c.tx.aborted = true
+		c.reply(errorf(fmt.Sprintf("ERR transaction of %d bytes is over this node's limit of %d bytes (--max-write-mib)", c.tx.bytes+n, limit)))
+		return true
 	}
 	c.tx.bytes += n
-	if shape != nil {
-		c.tx.cmds = append(c.tx.cmds, cloneAll(args)) // made of the command's arguments
-	} else {
-		c.tx.cmds = append(c.tx.cmds, c.cloneArgs(args))
-	}
+	c.tx.cmds = append(c.tx.cmds, cmd)
 	c.tx.entries = append(c.tx.entries, txEntry{shape: shape})
 	c.reply(replyQueued)
 	return true
@@ -228,7 +258,12 @@ func (c *conn) exec() {
 		keys, digests, shard = w.keys, w.digests, w.shard
 	}
 	if shard < 0 {
-		shard = 0 // no key at all (no command has none today)
+		shard = 0 // no key at all (scripts without keys only)
+	}
+	for _, cmd := range t.cmds {
+		if string(cmd[0]) == kv.EvalName {
+			kv.EvalOnShard(cmd, c.s.backend.Shards(), shard)
+		}
 	}
 	c.timing.start, c.timing.write = time.Now(), true
 	cmd := kv.ExecCommand(nowMs(), keys, digests, t.cmds)

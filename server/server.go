@@ -73,6 +73,7 @@ type Server struct {
 	started time.Time
 	scans   *scanCursors
 	hub     *hub
+	scripts *scripts
 
 	nextID atomic.Int64
 	mu     sync.Mutex
@@ -100,7 +101,7 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		// connection's goroutine (conn.serve), bounded.
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), hub: newHub(), stats: cfg.Stats,
+	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), hub: newHub(), scripts: newScripts(), stats: cfg.Stats,
 		done: make(chan struct{})}
 	if s.stats == nil {
 		s.stats = &Stats{}

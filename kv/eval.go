@@ -1,0 +1,224 @@
+package kv
+
+import (
+	"bytes"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"github.com/coppice-kv/coppice/kv/luascript"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Scripts (EVAL and its kin) run in the engine, as the Raft log applies
+// them, on every replica of the shard: the log holds the script's body,
+// its keys and arguments and the node's time, and package script makes
+// every run of them the same (see its doc). The node turns EVAL and
+// EVALSHA into EvalName, with the script's body (EVALSHA's looked up in
+// the node's cache) and the shard the keys are on.
+
+// EvalName is the internal command of a script: args
+//
+//	["\x00eval", "<shards>:<shard>[:ro]", body, numkeys, key..., arg...]
+//
+// shards is the node's shard count and shard the one the command runs on:
+// a key the script touches must be on it. On the write path (Exec) the
+// script may write, unless its shebang says no-writes or the command says
+// ro (EVAL_RO in a transaction); on the read path (Read: EVAL_RO,
+// EVALSHA_RO, no-writes scripts) it may not.
+const EvalName = "\x00eval"
+
+// EvalCommand makes EvalName's arguments from EVAL's (or EVALSHA's, the
+// body in place of the SHA): eval[1] is replaced by body.
+func EvalCommand(shards, shard int, readOnly bool, body []byte, eval [][]byte) [][]byte {
+	where := []byte(":ro")
+	if !readOnly {
+		where = nil
+	}
+	args := make([][]byte, 0, len(eval)+1)
+	args = append(args, []byte(EvalName), where, body)
+	args = append(args, eval[2:]...)
+	EvalOnShard(args, shards, shard)
+	return args
+}
+
+// EvalOnShard makes EvalName's command cmd run on shard (a transaction's
+// script without keys runs on the transaction's shard).
+func EvalOnShard(cmd [][]byte, shards, shard int) {
+	where := strconv.Itoa(shards) + ":" + strconv.Itoa(shard)
+	if bytes.HasSuffix(cmd[1], []byte(":ro")) {
+		where += ":ro"
+	}
+	cmd[1] = []byte(where)
+}
+
+var (
+	errNoScript   = errReply("NOSCRIPT No matching script. Please use EVAL.")
+	errROWithFlag = errReply("ERR Can not execute a script with write flag using *_ro command.")
+)
+
+// PrepareEval turns EVAL, EVALSHA, EVAL_RO or EVALSHA_RO (name lower-case,
+// args arity checked) into EvalName's command, on a node of shards shards,
+// or returns Redis's error: the numkeys, NOSCRIPT (lookup gives EVALSHA's
+// body by SHA, nil if unknown), a compile error, a script that may write
+// under *_RO, keys on different shards. shard is the keys' shard, -1 for a
+// script without keys (the command gives shard 0); read tells that the
+// script may not write (it runs on the read path). The command's
+// arguments are args' own slices.
+func PrepareEval(name string, args [][]byte, lookup func(sha string) []byte, shards int) (cmd [][]byte, shard int, read bool, s *luascript.Script, r *messages.Reply) {
+	keys, r := ScriptKeys(args)
+	if r != nil {
+		return nil, 0, false, nil, r
+	}
+	body := args[1]
+	if name == "evalsha" || name == "evalsha_ro" {
+		if body = lookup(strings.ToLower(string(args[1]))); body == nil {
+			return nil, 0, false, nil, errNoScript
+		}
+	}
+	s, r = luascript.Compile(body)
+	if r != nil {
+		return nil, 0, false, nil, r
+	}
+	ro := strings.HasSuffix(name, "_ro")
+	if ro && s.Shebang && !s.NoWrites {
+		return nil, 0, false, nil, errROWithFlag
+	}
+	shard = -1
+	for _, k := range keys {
+		sh := ShardOf(Slot(k), shards)
+		if shard == -1 {
+			shard = sh
+		} else if sh != shard {
+			return nil, 0, false, nil, ErrCrossShard
+		}
+	}
+	return EvalCommand(shards, max(shard, 0), ro, body, args), shard, ro || s.NoWrites, s, nil
+}
+
+// ErrCrossShard refuses a command whose keys must change together but
+// are on different shards. Redis Cluster's prefix, which clients know; its
+// rule (one slot) is stricter than this one (one shard).
+var ErrCrossShard = errReply("CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}")
+
+// ScriptKeys checks EVAL's numkeys (eval is EVAL's or EVALSHA's arguments)
+// and returns its keys, or Redis's error.
+func ScriptKeys(eval [][]byte) ([][]byte, *messages.Reply) {
+	n, ok := parseInt(eval[2])
+	switch {
+	case !ok:
+		return nil, errNotInteger
+	case n > int64(len(eval)-3):
+		return nil, errReply("ERR Number of keys can't be greater than number of args")
+	case n < 0:
+		return nil, errReply("ERR Number of keys can't be negative")
+	}
+	return eval[3 : 3+n], nil
+}
+
+var errBadEval = errReply("ERR kv: malformed script command")
+
+// execEval runs EvalName's args: on the write path when w is not nil.
+func execEval(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
+	if len(args) < 4 {
+		return errBadEval
+	}
+	where := bytes.Split(args[1], []byte(":"))
+	readOnly := len(where) == 3 && string(where[2]) == "ro"
+	if len(where) != 2 && !readOnly {
+		return errBadEval
+	}
+	shards, err1 := strconv.Atoi(string(where[0]))
+	shard, err2 := strconv.Atoi(string(where[1]))
+	if err1 != nil || err2 != nil || shards < 1 || shard < 0 || shard >= shards {
+		return errBadEval
+	}
+	s, e := luascript.Compile(args[2])
+	if e != nil {
+		return e
+	}
+	keys, e := ScriptKeys(args[1:]) // args[1:] is laid out as EVAL's
+	if e != nil {
+		return e
+	}
+	argv := args[4+len(keys):]
+	h := fnv.New64a()
+	h.Write([]byte(s.SHA))
+	seed := h.Sum64() ^ uint64(now)
+	host := &scriptHost{
+		t:      &txn{r: r, now: now, rng: rand.New(rand.NewPCG(seed, uint64(now)))},
+		shards: shards, shard: shard,
+	}
+	if w != nil && !s.NoWrites && !readOnly {
+		host.t.w = w
+	}
+	return s.Run(keys, argv, int32(seed), host)
+}
+
+// scriptHost runs a script's redis.call: the command on the script's
+// batch (its writes seen by its next reads), with the script's random
+// source, if Redis allows it in a script and its keys are on the shard.
+type scriptHost struct {
+	t             *txn
+	shards, shard int
+}
+
+func (h *scriptHost) Call(args [][]byte) *messages.Reply {
+	s, ok := Lookup(args[0])
+	if !ok {
+		return errReply("ERR Unknown Redis command called from script")
+	}
+	if !arityOK(s.Arity, len(args)) {
+		return errReply("ERR Wrong number of args calling Redis command from script")
+	}
+	switch s.Name {
+	case "ping":
+		if len(args) > 2 {
+			return errReply("ERR Wrong number of args calling Redis command from script")
+		}
+		if len(args) == 2 {
+			return bulk(args[1])
+		}
+		return status("PONG")
+	case "echo":
+		return bulk(args[1])
+	case "time":
+		// The command's time, which every replica shares.
+		return array([]*messages.Reply{
+			bulkString(strconv.FormatInt(h.t.now/1000, 10)),
+			bulkString(strconv.FormatInt(h.t.now%1000*1000, 10)),
+		})
+	}
+	if s.Has("noscript") || (s.Node && s.Name != "command") {
+		return errReply("ERR This Redis command is not allowed from script")
+	}
+	if len(s.Subcommands) > 0 {
+		if r := CheckSubcommand(args); r != nil {
+			return r
+		}
+	}
+	if s.Write && h.t.w == nil {
+		return errReply("ERR Write commands are not allowed from read-only scripts.")
+	}
+	if h.shards > 1 {
+		switch s.Name {
+		case "keys", "scan", "dbsize", "flushdb", "flushall":
+			return errReply(fmt.Sprintf("ERR '%s' from a script sees one shard of %d here: run it outside the script", s.Name, h.shards))
+		case "sort", "sort_ro":
+			if r := CheckSortPatterns(args, h.shards); r != nil {
+				return r
+			}
+		}
+	}
+	for _, k := range s.Keys(args) {
+		if ShardOf(Slot(k), h.shards) != h.shard {
+			return errReply("ERR Script attempted to access a non local key in a cluster node")
+		}
+	}
+	if s.run == nil { // COMMAND
+		return Command(args)
+	}
+	return s.run(h.t, args)
+}

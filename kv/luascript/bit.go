@@ -1,0 +1,69 @@
+package luascript
+
+import (
+	"math"
+	"math/bits"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// bitLib is LuaBitOp's bit library, as Redis ships it: 32-bit operations
+// on numbers, results signed.
+func (r *run) bitLib() *lua.LTable {
+	L := r.L
+	t := L.NewTable()
+	arg := func(L *lua.LState, n int) uint32 {
+		return uint32(int64(math.RoundToEven(float64(L.CheckNumber(n)))))
+	}
+	ret := func(L *lua.LState, v uint32) int { L.Push(lua.LNumber(int32(v))); return 1 }
+	fold := func(op func(a, b uint32) uint32) lua.LGFunction {
+		return func(L *lua.LState) int {
+			v := arg(L, 1)
+			for i := 2; i <= L.GetTop(); i++ {
+				v = op(v, arg(L, i))
+			}
+			return ret(L, v)
+		}
+	}
+	shift := func(op func(v uint32, n uint) uint32) lua.LGFunction {
+		return func(L *lua.LState) int { return ret(L, op(arg(L, 1), uint(arg(L, 2)&31))) }
+	}
+	for name, fn := range map[string]lua.LGFunction{
+		"tobit":  func(L *lua.LState) int { return ret(L, arg(L, 1)) },
+		"bnot":   func(L *lua.LState) int { return ret(L, ^arg(L, 1)) },
+		"bswap":  func(L *lua.LState) int { return ret(L, bits.ReverseBytes32(arg(L, 1))) },
+		"band":   fold(func(a, b uint32) uint32 { return a & b }),
+		"bor":    fold(func(a, b uint32) uint32 { return a | b }),
+		"bxor":   fold(func(a, b uint32) uint32 { return a ^ b }),
+		"lshift": shift(func(v uint32, n uint) uint32 { return v << n }),
+		"rshift": shift(func(v uint32, n uint) uint32 { return v >> n }),
+		"arshift": shift(func(v uint32, n uint) uint32 {
+			return uint32(int32(v) >> n)
+		}),
+		"rol": shift(func(v uint32, n uint) uint32 { return bits.RotateLeft32(v, int(n)) }),
+		"ror": shift(func(v uint32, n uint) uint32 { return bits.RotateLeft32(v, -int(n)) }),
+		"tohex": func(L *lua.LState) int {
+			v := arg(L, 1)
+			n := 8
+			if L.GetTop() >= 2 {
+				n = int(int32(arg(L, 2)))
+			}
+			digits := "0123456789abcdef"
+			if n < 0 {
+				n, digits = -n, strings.ToUpper(digits)
+			}
+			n = min(n, 8)
+			out := make([]byte, n)
+			for i := n - 1; i >= 0; i-- {
+				out[i] = digits[v&15]
+				v >>= 4
+			}
+			L.Push(lua.LString(out))
+			return 1
+		},
+	} {
+		t.RawSetString(name, L.NewFunction(fn))
+	}
+	return t
+}

@@ -1,0 +1,455 @@
+package luascript
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Redis's version as the scripts see it (redis.REDIS_VERSION).
+const (
+	redisVersion    = "7.0.15"
+	redisVersionNum = 0x07000f
+)
+
+// openLibs opens what Redis opens (base, table, string, math, bit; cjson,
+// struct and cmsgpack are not here), with the functions that could differ
+// between replicas or make unbounded values replaced.
+func (r *run) openLibs() {
+	L := r.L
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.TabLibName, lua.OpenTable},
+		{lua.StringLibName, lua.OpenString},
+		{lua.MathLibName, lua.OpenMath},
+	} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	g := L.G.Global
+	r.global = g
+	for _, name := range []string{"dofile", "loadfile", "print", "_printregs", "_GOPHER_LUA_VERSION", "module", "require"} {
+		g.RawSetString(name, lua.LNil)
+	}
+	g.RawSetString("_VERSION", lua.LString("Lua 5.1"))
+	set := func(t *lua.LTable, name string, fn lua.LGFunction) { t.RawSetString(name, L.NewFunction(fn)) }
+	set(g, concatName, r.b.concat)
+	set(g, "tostring", r.tostring)
+	set(g, "unpack", r.unpack)
+	set(g, "pcall", r.pcall)
+	set(g, "loadstring", r.loadstring)
+	set(g, "load", r.load)
+	set(g, "collectgarbage", func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 })
+	set(g, "gcinfo", func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 })
+
+	str := g.RawGetString("string").(*lua.LTable)
+	str.RawSetString("dump", lua.LNil)
+	set(str, "rep", r.strRep)
+	set(str, "format", r.strFormat)
+	set(str, "gsub", r.strGsub)
+	set(str, "byte", r.charged(str.RawGetString("byte").(*lua.LFunction), false))
+	for _, name := range []string{"lower", "upper", "reverse", "char"} {
+		set(str, name, r.charged(str.RawGetString(name).(*lua.LFunction), true))
+	}
+	tab := g.RawGetString("table").(*lua.LTable)
+	set(tab, "concat", r.tableConcat)
+	math := g.RawGetString("math").(*lua.LTable)
+	set(math, "random", r.random)
+	set(math, "randomseed", r.randomseed)
+	g.RawSetString("bit", r.bitLib())
+	g.RawSetString("redis", r.redisLib())
+	// gopher-lua fills a library's table from a Go map, in an order that
+	// differs from one run to the next: pairs(string) would list the
+	// functions in a different order on each replica. Refill each in
+	// name order.
+	for _, name := range []string{"string", "table", "math", "bit", "redis"} {
+		g.RawSetString(name, sorted(L, g.RawGetString(name).(*lua.LTable)))
+	}
+	strMeta := L.NewTable()
+	strMeta.RawSetString("__index", g.RawGetString("string"))
+	L.SetMetatable(lua.LString(""), strMeta)
+}
+
+// sorted is a copy of t's string keys, inserted in name order.
+func sorted(L *lua.LState, t *lua.LTable) *lua.LTable {
+	var names []string
+	t.ForEach(func(k, _ lua.LValue) {
+		if s, ok := k.(lua.LString); ok && s != "__index" {
+			names = append(names, string(s))
+		}
+	})
+	slices.Sort(names)
+	out := L.CreateTable(0, len(names))
+	for _, n := range names {
+		out.RawSetString(n, t.RawGetString(n))
+	}
+	return out
+}
+
+func (r *run) redisLib() *lua.LTable {
+	L := r.L
+	t := L.NewTable()
+	set := func(name string, fn lua.LGFunction) { t.RawSetString(name, L.NewFunction(fn)) }
+	set("call", r.call(true))
+	set("pcall", r.call(false))
+	set("sha1hex", func(L *lua.LState) int {
+		if L.GetTop() != 1 {
+			L.Error(errTable(L, "wrong number of arguments"), 0)
+		}
+		L.Push(lua.LString(SHA1([]byte(r.toString(L.Get(1))))))
+		return 1
+	})
+	set("error_reply", func(L *lua.LState) int {
+		s, ok := L.Get(1).(lua.LString)
+		if L.GetTop() != 1 || !ok {
+			L.Push(errTable(L, "wrong number or type of arguments"))
+			return 1
+		}
+		msg := string(s)
+		if !strings.HasPrefix(msg, "-") {
+			msg = "-" + msg
+		}
+		L.Push(errTable(L, msg))
+		return 1
+	})
+	set("status_reply", func(L *lua.LState) int {
+		s, ok := L.Get(1).(lua.LString)
+		if L.GetTop() != 1 || !ok {
+			L.Push(errTable(L, "wrong number or type of arguments"))
+			return 1
+		}
+		st := L.NewTable()
+		st.RawSetString("ok", s)
+		L.Push(st)
+		return 1
+	})
+	set("setresp", func(L *lua.LState) int {
+		if L.GetTop() != 1 {
+			L.Error(errTable(L, "redis.setresp() requires one argument."), 0)
+		}
+		n := int(lua.LVAsNumber(L.Get(1)))
+		if n != 2 && n != 3 {
+			L.Error(errTable(L, "RESP version must be 2 or 3."), 0)
+		}
+		r.resp = n
+		return 0
+	})
+	set("log", func(L *lua.LState) int {
+		switch {
+		case L.GetTop() < 2:
+			L.Error(errTable(L, "redis.log() requires two arguments or more."), 0)
+		case L.Get(1).Type() != lua.LTNumber:
+			L.Error(errTable(L, "First argument must be a number (log level)."), 0)
+		case L.Get(1).(lua.LNumber) < 0 || L.Get(1).(lua.LNumber) > 3:
+			L.Error(errTable(L, "Invalid debug level."), 0)
+		}
+		// Every replica runs the script: logging it would log it on every
+		// node, once per replica. The log stays empty.
+		return 0
+	})
+	set("set_repl", func(L *lua.LState) int {
+		if L.GetTop() != 1 {
+			L.Error(errTable(L, "redis.set_repl() requires two arguments."), 0)
+		}
+		if f := int(lua.LVAsNumber(L.Get(1))); f&^3 != 0 {
+			L.Error(errTable(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."), 0)
+		}
+		// Every replica runs the whole script: there is nothing to hold
+		// back from replicas.
+		return 0
+	})
+	set("replicate_commands", func(L *lua.LState) int { L.Push(lua.LTrue); return 1 })
+	set("breakpoint", func(L *lua.LState) int { L.Push(lua.LFalse); return 1 })
+	set("debug", func(L *lua.LState) int { return 0 })
+	for name, v := range map[string]int{
+		"LOG_DEBUG": 0, "LOG_VERBOSE": 1, "LOG_NOTICE": 2, "LOG_WARNING": 3,
+		"REPL_NONE": 0, "REPL_AOF": 1, "REPL_SLAVE": 2, "REPL_REPLICA": 2, "REPL_ALL": 3,
+		"REDIS_VERSION_NUM": redisVersionNum,
+	} {
+		t.RawSetString(name, lua.LNumber(v))
+	}
+	t.RawSetString("REDIS_VERSION", lua.LString(redisVersion))
+	return t
+}
+
+// numberString is Lua 5.1's number to string ("%.14g", as C prints it).
+func numberString(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	case math.IsNaN(f) && math.Signbit(f):
+		return "-nan"
+	case math.IsNaN(f):
+		return "nan"
+	}
+	return strconv.FormatFloat(f, 'g', 14, 64)
+}
+
+// toString is tostring without metamethods: numbers as Lua prints them,
+// tables and functions numbered in the order the run first asks (their
+// addresses would differ between replicas).
+func (r *run) toString(v lua.LValue) string {
+	switch v := v.(type) {
+	case lua.LString:
+		return string(v)
+	case lua.LNumber:
+		return numberString(float64(v))
+	case *lua.LNilType:
+		return "nil"
+	case lua.LBool:
+		if v {
+			return "true"
+		}
+		return "false"
+	}
+	id, ok := r.ids[v]
+	if !ok {
+		id = int64(len(r.ids) + 1)
+		r.ids[v] = id
+	}
+	return fmt.Sprintf("%s: 0x%08x", v.Type().String(), id)
+}
+
+func (r *run) tostring(L *lua.LState) int {
+	v := L.CheckAny(1)
+	if mm := L.GetMetaField(v, "__tostring"); mm != lua.LNil {
+		L.Push(mm)
+		L.Push(v)
+		L.Call(1, 1)
+		return 1
+	}
+	s := r.toString(v)
+	r.b.charge(L, len(s))
+	L.Push(lua.LString(s))
+	return 1
+}
+
+// str is an argument as a string (numbers as Lua prints them).
+func (r *run) str(L *lua.LState, n int, fn string) string {
+	switch v := L.Get(n).(type) {
+	case lua.LString:
+		return string(v)
+	case lua.LNumber:
+		return numberString(float64(v))
+	}
+	argError(L, n, fn, "string expected, got "+L.Get(n).Type().String())
+	return ""
+}
+
+// argError is Lua's "bad argument #n to 'fn' (msg)".
+func argError(L *lua.LState, n int, fn, msg string) {
+	L.RaiseError("bad argument #%d to '%s' (%s)", n, fn, msg)
+}
+
+// charged wraps a string function whose result is charged: lower, upper
+// and reverse make a string as long as their argument, char one byte per
+// argument (strings); byte pushes a value per byte (values).
+func (r *run) charged(fn *lua.LFunction, strings bool) lua.LGFunction {
+	return func(L *lua.LState) int {
+		top := L.GetTop()
+		if strings {
+			n := top
+			if v, ok := L.Get(1).(lua.LString); ok {
+				n = max(n, len(v))
+			}
+			r.b.chargeString(L, n)
+		}
+		L.Insert(fn, 1)
+		L.Call(top, lua.MultRet)
+		if !strings {
+			r.b.chargeSlots(L, L.GetTop())
+		}
+		return L.GetTop()
+	}
+}
+
+func (r *run) strRep(L *lua.LState) int {
+	s := r.str(L, 1, "rep")
+	n := L.CheckInt(2)
+	if n <= 0 || len(s) == 0 {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	if len(s) > maxString/n {
+		L.RaiseError("%s", errLong.Error())
+	}
+	r.b.chargeString(L, len(s)*n)
+	L.Push(lua.LString(strings.Repeat(s, n)))
+	return 1
+}
+
+func (r *run) tableConcat(L *lua.LState) int {
+	t := L.CheckTable(1)
+	sep := lua.LString("")
+	if L.GetTop() >= 2 && L.Get(2) != lua.LNil {
+		sep = lua.LString(r.str(L, 2, "concat"))
+	}
+	i := L.OptInt(3, 1)
+	j := L.OptInt(4, t.Len())
+	size := 0
+	for k := i; k <= j; k++ {
+		v := t.RawGetInt(k)
+		if !lua.LVCanConvToString(v) {
+			L.RaiseError("invalid value (%s) at index %d in table for 'concat'", v.Type().String(), k)
+		}
+		size += len(r.toString(v))
+		if k < j {
+			size += len(sep)
+		}
+		if size > maxString {
+			L.RaiseError("%s", errLong.Error())
+		}
+	}
+	r.b.chargeString(L, size)
+	var sb strings.Builder
+	sb.Grow(size)
+	for k := i; k <= j; k++ {
+		sb.WriteString(r.toString(t.RawGetInt(k)))
+		if k < j {
+			sb.WriteString(string(sep))
+		}
+	}
+	L.Push(lua.LString(sb.String()))
+	return 1
+}
+
+// unpack is Lua's, its values charged (unpack(t, 1, 1e8) would push a
+// hundred million nils).
+func (r *run) unpack(L *lua.LState) int {
+	t := L.CheckTable(1)
+	i := L.OptInt(2, 1)
+	j := L.OptInt(3, t.Len())
+	if i > j {
+		return 0
+	}
+	n := int64(j) - int64(i) + 1
+	if n >= 8000 {
+		// Lua 5.1's C stack limit (LUAI_MAXCSTACK).
+		L.RaiseError("too many results to unpack")
+	}
+	r.b.chargeSlots(L, int(n))
+	for k := i; k <= j; k++ {
+		L.Push(t.RawGetInt(k))
+	}
+	return int(n)
+}
+
+// pcall is Redis's: an error table's message is the error pcall gives.
+func (r *run) pcall(L *lua.LState) int {
+	L.CheckAny(1)
+	nargs := L.GetTop() - 1
+	if err := L.PCall(nargs, lua.MultRet, nil); err != nil {
+		var obj lua.LValue = lua.LString(err.Error())
+		if e, ok := err.(*lua.ApiError); ok && e.Object != nil {
+			obj = e.Object
+		}
+		if t, ok := obj.(*lua.LTable); ok {
+			if msg, ok := t.RawGetString("err").(lua.LString); ok {
+				obj = msg
+			}
+		}
+		L.Push(lua.LFalse)
+		L.Push(obj)
+		return 2
+	}
+	L.Insert(lua.LTrue, 1)
+	return L.GetTop()
+}
+
+// loadstring and load compile with the same rewrite as the script, so a
+// loaded chunk's '..' is counted too.
+func (r *run) loadstring(L *lua.LState) int {
+	return r.loadChunk(L, r.str(L, 1, "loadstring"), L.OptString(2, "=(load)"))
+}
+
+func (r *run) load(L *lua.LState) int {
+	fn := L.CheckFunction(1)
+	name := L.OptString(2, "=(load)")
+	var sb strings.Builder
+	for {
+		L.Push(fn)
+		L.Call(0, 1)
+		v := L.Get(-1)
+		L.Pop(1)
+		s, ok := v.(lua.LString)
+		if v == lua.LNil || (ok && len(s) == 0) {
+			break
+		}
+		if !ok {
+			L.Push(lua.LNil)
+			L.Push(lua.LString("reader function must return a string"))
+			return 2
+		}
+		r.b.chargeString(L, sb.Len()+len(s))
+		sb.WriteString(string(s))
+	}
+	return r.loadChunk(L, sb.String(), name)
+}
+
+func (r *run) loadChunk(L *lua.LState, src, name string) int {
+	proto, err := compileChunk([]byte(src), name)
+	if err != nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString(err.Error()))
+		return 2
+	}
+	fn := L.NewFunctionFromProto(proto)
+	fn.Env = r.view // Lua's loadstring gives the global environment
+	L.Push(fn)
+	return 1
+}
+
+// rand48 is Redis's redisLrand48: the 48-bit linear congruential
+// generator of drand48, so math.random after math.randomseed(n) gives
+// Redis's numbers.
+type rand48 struct{ x uint64 }
+
+const (
+	rand48Mask = 1<<48 - 1
+	rand48Max  = math.MaxInt32
+)
+
+func (g *rand48) seed(s int32) { g.x = uint64(uint32(s))<<16 | 0x330E }
+
+func (g *rand48) next() int32 {
+	g.x = (g.x*0x5DEECE66D + 0xB) & rand48Mask
+	return int32(g.x >> 17)
+}
+
+func (r *run) random(L *lua.LState) int {
+	f := float64(r.rand.next()%rand48Max) / rand48Max
+	switch L.GetTop() {
+	case 0:
+		L.Push(lua.LNumber(f))
+	case 1:
+		u := L.CheckInt(1)
+		if u < 1 {
+			L.ArgError(1, "interval is empty")
+		}
+		L.Push(lua.LNumber(math.Floor(f*float64(u)) + 1))
+	case 2:
+		l, u := L.CheckInt(1), L.CheckInt(2)
+		if l > u {
+			L.ArgError(2, "interval is empty")
+		}
+		L.Push(lua.LNumber(math.Floor(f*float64(u-l+1)) + float64(l)))
+	default:
+		L.RaiseError("wrong number of arguments")
+	}
+	return 1
+}
+
+func (r *run) randomseed(L *lua.LState) int {
+	r.rand.seed(int32(L.CheckInt(1)))
+	return 0
+}

@@ -1,0 +1,406 @@
+// Package luascript runs Redis's Lua scripts (EVAL and its kin) for the
+// engine: a sandbox of Lua 5.1 (gopher-lua) with Redis's libraries and its
+// redis.* API, whose every run is deterministic and bounded, because the
+// engine runs a script on every replica of its shard, as the Raft log
+// applies it (see budget.go).
+//
+// What makes a run the same everywhere: a new VM for each run (no global
+// left over from an earlier script), no clock, no os, no print; math.random
+// is Redis's rand48, seeded by the caller; tostring of a table or function
+// numbers it in the order the script asks (not its address);
+// collectgarbage answers 0; coroutines are not there (a coroutine's
+// instructions escape the VM's instruction count). Table iteration in
+// gopher-lua follows insertion order.
+package luascript
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/coppice-kv/coppice/messages"
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+)
+
+// chunkName is the name Redis gives a script's chunk: its errors read
+// "user_script:3: ..." and "on @user_script:3.".
+const chunkName = "user_script"
+
+// Script is a compiled script. It is immutable and shared: many runs, on
+// many goroutines, use one.
+type Script struct {
+	SHA  string // lower-case hex SHA-1 of Body
+	Body []byte
+	// Shebang is true when the script starts with "#!lua": Redis 7's
+	// flags then apply, and a script without no-writes may write (EVAL_RO
+	// refuses it).
+	Shebang bool
+	// NoWrites is the shebang's flags=no-writes: the script may only
+	// read, and runs as a read.
+	NoWrites bool
+	proto    *lua.FunctionProto
+}
+
+// SHA1 is the lower-case hex SHA-1 of body: a script's name in EVALSHA.
+func SHA1(body []byte) string {
+	sum := sha1.Sum(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// Compile compiles body, or returns the error reply Redis gives for it.
+// Compiled scripts are kept (up to maxCompiled), so a script the node
+// runs again is not compiled again.
+func Compile(body []byte) (*Script, *messages.Reply) {
+	sha := SHA1(body)
+	compiled.Lock()
+	s := compiled.m[sha]
+	compiled.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, r := compile(sha, body)
+	if r != nil {
+		return nil, r
+	}
+	compiled.Lock()
+	if len(compiled.m) >= maxCompiled {
+		clear(compiled.m) // a node that runs this many different scripts compiles again
+	}
+	compiled.m[sha] = s
+	compiled.Unlock()
+	return s, nil
+}
+
+const maxCompiled = 1000
+
+var compiled = struct {
+	sync.Mutex
+	m map[string]*Script
+}{m: map[string]*Script{}}
+
+func compile(sha string, body []byte) (*Script, *messages.Reply) {
+	s := &Script{SHA: sha, Body: body}
+	src := body
+	if bytes.HasPrefix(body, []byte("#!")) {
+		s.Shebang = true
+		line, rest, _ := bytes.Cut(body, []byte("\n"))
+		if r := s.shebang(string(line)); r != nil {
+			return nil, r
+		}
+		// Keep the line count: the shebang line becomes an empty one.
+		src = append([]byte("\n"), rest...)
+	}
+	proto, err := compileChunk(src, chunkName)
+	if err != nil {
+		return nil, errorf("ERR Error compiling script (new function): %s", err)
+	}
+	s.proto = proto
+	return s, nil
+}
+
+// shebang reads "#!lua [flags=a,b]" (Redis 7's script flags).
+func (s *Script) shebang(line string) *messages.Reply {
+	parts := strings.Fields(line[2:])
+	if len(parts) == 0 || parts[0] != "lua" {
+		return errorf("ERR Unexpected engine in script shebang: %s", line)
+	}
+	for _, p := range parts[1:] {
+		flags, ok := strings.CutPrefix(p, "flags=")
+		if !ok {
+			return errorf("ERR Unknown lua shebang option: %s", p)
+		}
+		for _, f := range strings.Split(flags, ",") {
+			switch f {
+			case "no-writes":
+				s.NoWrites = true
+			case "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys", "":
+				// allow-stale: every node reads as of its leader already;
+				// no-cluster and allow-cross-slot-keys: a script's keys
+				// are one shard's, as always here.
+			default:
+				return errorf("ERR Unexpected flag in script shebang: %s", f)
+			}
+		}
+	}
+	return nil
+}
+
+// compileChunk parses src, rewrites its '..' (rewriteConcat) and
+// compiles it; a syntax error reads as Lua's "name:line: message".
+func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(bytes.NewReader(src), name)
+	if err != nil {
+		if e, ok := err.(*parse.Error); ok {
+			line := e.Pos.Line
+			if line < 1 { // at the end of the source
+				line = bytes.Count(src, []byte("\n")) + 1
+			}
+			return nil, fmt.Errorf("%s:%d: %s near '%s'", name, line, e.Message, e.Token)
+		}
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	rewriteConcat(chunk)
+	proto, err := lua.Compile(chunk, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return proto, nil
+}
+
+// Host runs the commands a script calls.
+type Host interface {
+	// Call runs one command (name first) and returns its reply, an error
+	// reply for an error. It may panic with a storage failure: the run
+	// stops and Run panics with it again.
+	Call(args [][]byte) *messages.Reply
+}
+
+// Run runs s with KEYS and ARGV, math.random seeded with seed, and gives
+// the reply for the client, or an error reply.
+func (s *Script) Run(keys, argv [][]byte, seed int32, host Host) *messages.Reply {
+	r := newRun(s, host, seed)
+	defer r.L.Close()
+	return r.run(keys, argv)
+}
+
+// run is one run: its VM, budget and state.
+type run struct {
+	L      *lua.LState
+	s      *Script
+	host   Host
+	b      budget
+	rand   rand48
+	resp   int           // redis.setresp: how replies reach the script
+	ids    map[any]int64 // tostring's numbers for tables and functions
+	global *lua.LTable   // the real globals
+	view   *lua.LTable   // what the script sees of them (env)
+	panic  any           // a storage failure from the host, raised again
+}
+
+func newRun(s *Script, host Host, seed int32) *run {
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:     true,
+		CallStackSize:    1000,
+		RegistrySize:     1024,
+		RegistryMaxSize:  1 << 20,
+		RegistryGrowStep: 1024,
+	})
+	r := &run{L: L, s: s, host: host, resp: 2, ids: map[any]int64{}}
+	r.rand.seed(seed)
+	L.SetContext(&r.b)
+	r.openLibs()
+	return r
+}
+
+func (r *run) run(keys, argv [][]byte) (reply *messages.Reply) {
+	L := r.L
+	r.global.RawSetString("KEYS", r.strings(keys))
+	r.global.RawSetString("ARGV", r.strings(argv))
+	fn := L.NewFunctionFromProto(r.s.proto)
+	r.view = r.env()
+	fn.Env = r.view
+	L.Push(fn)
+	err := L.PCall(0, 1, L.NewFunction(r.errorHandler))
+	if r.panic != nil {
+		panic(r.panic)
+	}
+	if err != nil {
+		var obj lua.LValue = lua.LString(err.Error())
+		if e, ok := err.(*lua.ApiError); ok && e.Object != nil {
+			obj = e.Object
+		}
+		return r.errorReply(obj)
+	}
+	ret := L.Get(-1)
+	L.Pop(1)
+	return r.toReply(ret, 0)
+}
+
+func (r *run) strings(items [][]byte) *lua.LTable {
+	t := r.L.CreateTable(len(items), 0)
+	for i, it := range items {
+		t.RawSetInt(i+1, lua.LString(it))
+	}
+	return t
+}
+
+// env is the script's view of the globals (Redis 7's): reading a global
+// that does not exist is an error, and so is setting one.
+func (r *run) env() *lua.LTable {
+	L := r.L
+	view := L.NewTable()
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		name := L.Get(2)
+		v := r.global.RawGet(name)
+		if v == lua.LNil {
+			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(name))
+		}
+		L.Push(v)
+		return 1
+	}))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("Attempt to modify a readonly table")
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LFalse)
+	L.SetMetatable(view, mt)
+	r.global.RawSetString("_G", view)
+	return view
+}
+
+// errorHandler gives an error the place it was raised, as Redis's error
+// handler does: a table {err=..., source=..., line=...}.
+func (r *run) errorHandler(L *lua.LState) int {
+	obj := L.Get(1)
+	t, ok := obj.(*lua.LTable)
+	if !ok {
+		t = L.NewTable()
+		msg := "ERR " + lua.LVAsString(obj)
+		if obj.Type() != lua.LTString && obj.Type() != lua.LTNumber {
+			msg = "ERR " + r.toString(obj)
+		}
+		t.RawSetString("err", lua.LString(msg))
+	}
+	if line := callerLine(L); line > 0 && t.RawGetString("line") == lua.LNil {
+		t.RawSetString("source", lua.LString("@"+chunkName))
+		t.RawSetString("line", lua.LNumber(line))
+	}
+	L.Push(t)
+	return 1
+}
+
+// callerLine is the line of the innermost Lua function on the stack (the
+// script's line that called a Go function, or raised the error).
+func callerLine(L *lua.LState) int {
+	for i := 0; i < 200; i++ {
+		dbg, ok := L.GetStack(i)
+		if !ok {
+			return 0
+		}
+		if _, err := L.GetInfo("Sl", dbg, lua.LNil); err == nil && dbg.CurrentLine > 0 {
+			return dbg.CurrentLine
+		}
+	}
+	return 0
+}
+
+// errorReply is the reply for a run that failed with obj: Redis's
+// "<err> script: <sha>, on @user_script:<line>.".
+func (r *run) errorReply(obj lua.LValue) *messages.Reply {
+	t, ok := obj.(*lua.LTable)
+	if !ok {
+		return errorf("ERR Error running script (call to f_%s): %s", r.s.SHA, lua.LVAsString(obj))
+	}
+	msg := lua.LVAsString(t.RawGetString("err"))
+	if msg == "" {
+		msg = "ERR unknown error"
+	}
+	source, line := t.RawGetString("source"), t.RawGetString("line")
+	if source != lua.LNil && line != lua.LNil {
+		msg = fmt.Sprintf("%s script: %s, on %s:%s.", msg, r.s.SHA, lua.LVAsString(source), lua.LVAsString(line))
+	}
+	return errorText(msg)
+}
+
+// errorText is an error reply of msg as Redis sends it ("-" then msg, on
+// one line): the writer drops one leading '-', so an error a script
+// spells "-X" (Redis sends "--X") keeps its own.
+func errorText(msg string) *messages.Reply {
+	msg = oneLine(msg)
+	if strings.HasPrefix(msg, "-") {
+		msg = "-" + msg
+	}
+	return &messages.Reply{Value: &messages.Reply_Error{Error: msg}}
+}
+
+// oneLine keeps an error on one line, as the protocol needs.
+func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
+
+func errorf(format string, args ...any) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Error{Error: oneLine(fmt.Sprintf(format, args...))}}
+}
+
+// call is redis.call (raise true) and redis.pcall (raise false).
+func (r *run) call(raise bool) lua.LGFunction {
+	return func(L *lua.LState) int {
+		n := L.GetTop()
+		if n == 0 {
+			return r.callError(L, raise, "Please specify at least one argument for this redis lib call")
+		}
+		args := make([][]byte, n)
+		for i := 1; i <= n; i++ {
+			switch v := L.Get(i).(type) {
+			case lua.LString:
+				args[i-1] = []byte(v)
+			case lua.LNumber:
+				args[i-1] = strconv.AppendFloat(nil, float64(v), 'g', 17, 64)
+			default:
+				return r.callError(L, raise, "Lua redis lib command arguments must be strings or integers")
+			}
+		}
+		L.SetTop(0)
+		reply := r.hostCall(L, args)
+		if e, ok := reply.GetValue().(*messages.Reply_Error); ok {
+			return r.callError(L, raise, "-"+e.Error)
+		}
+		L.Push(r.toLua(L, reply))
+		return 1
+	}
+}
+
+// hostCall runs args on the host; a storage failure stops the run for
+// good, and is raised again once the VM has returned.
+func (r *run) hostCall(L *lua.LState, args [][]byte) (reply *messages.Reply) {
+	failed := false
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				r.panic, failed = p, true
+				r.b.fatal = fmt.Errorf("ERR storage failure")
+			}
+		}()
+		reply = r.host.Call(args)
+	}()
+	if failed {
+		L.RaiseError("ERR storage failure")
+	}
+	return reply
+}
+
+// callError raises the error table of msg (errTable) (redis.call) or
+// returns it (redis.pcall). A raised table carries the script's line, as
+// Redis's.
+func (r *run) callError(L *lua.LState, raise bool, msg string) int {
+	t := errTable(L, msg)
+	if raise {
+		if line := callerLine(L); line > 0 {
+			t.RawSetString("source", lua.LString("@"+chunkName))
+			t.RawSetString("line", lua.LNumber(line))
+		}
+		L.Error(t, 0)
+	}
+	L.Push(t)
+	return 1
+}
+
+// errTable is Redis's error table (luaPushErrorBuff): {err="CODE msg"}.
+// msg is "-CODE msg" (a reply's error: its first word is the code) or a
+// bare message (code ERR).
+func errTable(L *lua.LState, msg string) *lua.LTable {
+	code := "ERR"
+	if m, ok := strings.CutPrefix(msg, "-"); ok {
+		msg = m
+		if c, rest, ok := strings.Cut(m, " "); ok {
+			code, msg = c, rest
+		}
+	}
+	t := L.NewTable()
+	t.RawSetString("err", lua.LString(code+" "+strings.TrimRight(msg, "\r\n")))
+	return t
+}

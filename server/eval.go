@@ -1,0 +1,172 @@
+package server
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/kv/luascript"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// scripts is the node's script cache: EVALSHA's bodies by SHA. SCRIPT
+// LOAD's stay until SCRIPT FLUSH; EVAL's too, up to maxEvalScripts, the
+// oldest dropped first (Redis 7.4's rule: a client that sends a new script
+// each time must not grow the node without bound). Each node has its own,
+// as each Redis Cluster node has: a cluster client loads a script on
+// every node (go-redis's ScriptLoad on a cluster client does), or sends
+// EVAL on NOSCRIPT.
+type scripts struct {
+	mu     sync.Mutex
+	loaded map[string][]byte
+	evald  map[string][]byte
+	order  []string // evald's SHAs, oldest first
+}
+
+const maxEvalScripts = 500
+
+func newScripts() *scripts {
+	return &scripts{loaded: map[string][]byte{}, evald: map[string][]byte{}}
+}
+
+func (sc *scripts) get(sha string) []byte {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if b, ok := sc.loaded[sha]; ok {
+		return b
+	}
+	return sc.evald[sha]
+}
+
+func (sc *scripts) load(sha string, body []byte) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.loaded[sha] = body
+}
+
+func (sc *scripts) remember(sha string, body []byte) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if _, ok := sc.loaded[sha]; ok {
+		return
+	}
+	if _, ok := sc.evald[sha]; ok {
+		return
+	}
+	if len(sc.order) >= maxEvalScripts {
+		delete(sc.evald, sc.order[0])
+		sc.order = sc.order[1:]
+	}
+	sc.evald[sha] = body
+	sc.order = append(sc.order, sha)
+}
+
+func (sc *scripts) flush() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	clear(sc.loaded)
+	clear(sc.evald)
+	sc.order = nil
+}
+
+// evalCommand turns EVAL, EVALSHA, EVAL_RO or EVALSHA_RO (args, arity
+// checked) into the engine's kv.EvalName command, owned (a copy of the
+// client's arguments), as kv.PrepareEval does; an EVAL's script joins the
+// cache.
+func (s *Server) evalCommand(name string, args [][]byte) (cmd [][]byte, shard int, read bool, r *messages.Reply) {
+	cmd, shard, read, sc, r := kv.PrepareEval(name, args, s.scripts.get, s.backend.Shards())
+	if r != nil {
+		return nil, 0, false, r
+	}
+	body := sc.Body
+	if name == "eval" || name == "eval_ro" {
+		body = bytes.Clone(body)
+		s.scripts.remember(sc.SHA, body)
+	}
+	// The body is the cache's (never changed); the rest is copied from
+	// the reader's buffers.
+	owned := cloneAll(append([][]byte{cmd[0], cmd[1]}, cmd[3:]...))
+	return append([][]byte{owned[0], owned[1], body}, owned[2:]...), shard, read, nil
+}
+
+// eval runs a script on its keys' shard: through the log, or as a read
+// when it may not write.
+func (c *conn) eval(name string, args [][]byte) {
+	cmd, shard, read, r := c.s.evalCommand(name, args)
+	if r != nil {
+		c.reply(r)
+		return
+	}
+	c.timing.args = append([][]byte{[]byte(strings.ToUpper(name))}, cmd[2:]...) // the slow log's view
+	shard = max(shard, 0)
+	if read {
+		c.push(c.issueRead(shard, cmd))
+	} else {
+		c.push(c.issueWrite(shard, cmd))
+	}
+}
+
+// scriptCmd is SCRIPT LOAD, EXISTS, FLUSH, KILL, HELP (and DEBUG,
+// refused).
+func (c *conn) scriptCmd(args [][]byte) {
+	if r := kv.CheckSubcommand(args); r != nil {
+		c.reply(r)
+		return
+	}
+	switch strings.ToLower(string(args[1])) {
+	case "load":
+		sc, r := luascript.Compile(args[2])
+		if r != nil {
+			c.reply(r)
+			return
+		}
+		c.s.scripts.load(sc.SHA, bytes.Clone(args[2]))
+		c.reply(bulkString(sc.SHA))
+	case "exists":
+		items := make([]*messages.Reply, len(args)-2)
+		for i, sha := range args[2:] {
+			items[i] = integer(0)
+			if c.s.scripts.get(strings.ToLower(string(sha))) != nil {
+				items[i] = integer(1)
+			}
+		}
+		c.reply(array(items...))
+	case "flush":
+		if len(args) > 3 || (len(args) == 3 && !strings.EqualFold(string(args[2]), "sync") && !strings.EqualFold(string(args[2]), "async")) {
+			c.reply(errorf("ERR SCRIPT FLUSH only support SYNC|ASYNC option"))
+			return
+		}
+		c.s.scripts.flush()
+		c.reply(replyOK)
+	case "kill":
+		// A script runs in its shard's apply loop, bounded by its
+		// instruction count, on every replica: there is none to kill.
+		c.reply(errorf("NOTBUSY No scripts in execution right now."))
+	case "debug":
+		c.reply(errorf("ERR SCRIPT DEBUG is not supported: a script runs on every replica of its shard, not in a debugging session"))
+	case "help":
+		lines := []string{
+			"SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"EXISTS <sha1> [<sha1> ...]",
+			"    Return information about the existence of the scripts in the script cache.",
+			"FLUSH [ASYNC|SYNC]",
+			"    Flush the Lua scripts cache. Very dangerous on replicas.",
+			"    When called without the optional mode argument, the behavior is determined by the",
+			"    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+			"    * ASYNC: Asynchronously flush the scripts cache.",
+			"    * SYNC: Synchronously flush the scripts cache.",
+			"KILL",
+			"    Kill the currently executing Lua script.",
+			"LOAD <script>",
+			"    Load a script into the scripts cache without executing it.",
+			"HELP",
+			"    Prints this help.",
+		}
+		items := make([]*messages.Reply, len(lines))
+		for i, l := range lines {
+			items[i] = &messages.Reply{Value: &messages.Reply_Status{Status: l}}
+		}
+		c.reply(array(items...))
+	}
+}
