@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 
@@ -79,15 +78,13 @@ func (s *Server) evalCommand(name string, args [][]byte) (cmd [][]byte, shard in
 	if r != nil {
 		return nil, 0, false, r
 	}
-	body := sc.Body
 	if name == "eval" || name == "eval_ro" {
-		body = bytes.Clone(body)
-		s.scripts.remember(sc.SHA, body)
+		s.scripts.remember(sc.SHA, sc.Body)
 	}
-	// The body is the cache's (never changed); the rest is copied from
-	// the reader's buffers.
+	// The body is the compiled script's copy (never changed); the rest is
+	// copied from the reader's buffers.
 	owned := cloneAll(append([][]byte{cmd[0], cmd[1]}, cmd[3:]...))
-	return append([][]byte{owned[0], owned[1], body}, owned[2:]...), shard, read, nil
+	return append([][]byte{owned[0], owned[1], sc.Body}, owned[2:]...), shard, read, nil
 }
 
 // eval runs a script on its keys' shard: through the log, or as a read
@@ -121,7 +118,7 @@ func (c *conn) scriptCmd(args [][]byte) {
 			c.reply(r)
 			return
 		}
-		c.s.scripts.load(sc.SHA, bytes.Clone(args[2]))
+		c.s.scripts.load(sc.SHA, sc.Body)
 		c.reply(bulkString(sc.SHA))
 	case "exists":
 		items := make([]*messages.Reply, len(args)-2)

@@ -12,7 +12,7 @@ import (
 // on numbers, results signed.
 func (r *run) bitLib() *lua.LTable {
 	L := r.L
-	t := L.NewTable()
+	m := map[string]lua.LValue{}
 	arg := func(L *lua.LState, n int) uint32 {
 		return uint32(int64(math.RoundToEven(float64(L.CheckNumber(n)))))
 	}
@@ -63,7 +63,7 @@ func (r *run) bitLib() *lua.LTable {
 			return 1
 		},
 	} {
-		t.RawSetString(name, L.NewFunction(fn))
+		m[name] = L.NewFunction(fn)
 	}
-	return t
+	return tableOf(L, m)
 }

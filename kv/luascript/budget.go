@@ -35,6 +35,12 @@ const (
 	slotBytes = 16
 )
 
+// stepLimit and byteLimit are MaxSteps and MaxBytes; tests lower them.
+var (
+	stepLimit int64 = MaxSteps
+	byteLimit int64 = MaxBytes
+)
+
 var (
 	errSteps = fmt.Errorf("ERR script exceeded %d Lua instructions: coppice runs a script on every replica and stops it at the same instruction on each", MaxSteps)
 	errBytes = fmt.Errorf("ERR script made more than %d bytes of strings and values: coppice runs a script on every replica and bounds what it makes (build big strings with table.concat, not '..' in a loop)", MaxBytes)
@@ -56,7 +62,7 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 
 func (b *budget) Done() <-chan struct{} {
 	b.steps++
-	if b.steps > MaxSteps && b.fatal == nil {
+	if b.steps > stepLimit && b.fatal == nil {
 		b.fatal = errSteps
 	}
 	if b.fatal != nil {
@@ -75,7 +81,7 @@ func (b *budget) chargeString(L *lua.LState, n int) { b.checkLen(L, n); b.charge
 // chargeBytes counts n bytes, and raises for good past MaxBytes.
 func (b *budget) chargeBytes(L *lua.LState, n int64) {
 	b.bytes += n
-	if b.bytes > MaxBytes {
+	if b.bytes > byteLimit {
 		b.fatal = errBytes
 		L.RaiseError("%s", errBytes.Error())
 	}

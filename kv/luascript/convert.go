@@ -134,7 +134,7 @@ var errStackLimit = &messages.Reply{Value: &messages.Reply_Error{Error: "ERR rea
 // whole reply is its error.
 func (r *run) toReply(v lua.LValue, depth int) (reply *messages.Reply) {
 	defer func() {
-		if depth == 0 && r.b.bytes > MaxBytes {
+		if depth == 0 && r.b.bytes > byteLimit {
 			reply = &messages.Reply{Value: &messages.Reply_Error{Error: errBytes.Error()}}
 		}
 	}()
@@ -142,7 +142,7 @@ func (r *run) toReply(v lua.LValue, depth int) (reply *messages.Reply) {
 		return errStackLimit
 	}
 	r.b.bytes += slotBytes
-	if r.b.bytes > MaxBytes {
+	if r.b.bytes > byteLimit {
 		return nil
 	}
 	switch v := v.(type) {
@@ -202,7 +202,7 @@ func (r *run) tableReply(t *lua.LTable, depth int) *messages.Reply {
 	var items []*messages.Reply
 	for i := 1; ; i++ {
 		v := t.RawGetInt(i)
-		if v == lua.LNil || r.b.bytes > MaxBytes {
+		if v == lua.LNil || r.b.bytes > byteLimit {
 			break
 		}
 		items = append(items, r.toReply(v, depth+1))

@@ -2,6 +2,7 @@ package luascript
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -18,22 +19,15 @@ const (
 
 // openLibs opens what Redis opens (base, table, string, math, bit; cjson,
 // struct and cmsgpack are not here), with the functions that could differ
-// between replicas or make unbounded values replaced.
+// between replicas or make unbounded values replaced. Only the base
+// functions and redis are made at once; string, table, math and bit when
+// the script first names them (most scripts name none, and a VM's
+// libraries cost more than a short script's run).
 func (r *run) openLibs() {
 	L := r.L
-	for _, lib := range []struct {
-		name string
-		open lua.LGFunction
-	}{
-		{lua.BaseLibName, lua.OpenBase},
-		{lua.TabLibName, lua.OpenTable},
-		{lua.StringLibName, lua.OpenString},
-		{lua.MathLibName, lua.OpenMath},
-	} {
-		L.Push(L.NewFunction(lib.open))
-		L.Push(lua.LString(lib.name))
-		L.Call(1, 0)
-	}
+	L.Push(L.NewFunction(lua.OpenBase))
+	L.Push(lua.LString(lua.BaseLibName))
+	L.Call(1, 0)
 	g := L.G.Global
 	r.global = g
 	for _, name := range []string{"dofile", "loadfile", "print", "_printregs", "_GOPHER_LUA_VERSION", "module", "require"} {
@@ -49,55 +43,83 @@ func (r *run) openLibs() {
 	set(g, "load", r.load)
 	set(g, "collectgarbage", func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 })
 	set(g, "gcinfo", func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 })
-
-	str := g.RawGetString("string").(*lua.LTable)
-	str.RawSetString("dump", lua.LNil)
-	set(str, "rep", r.strRep)
-	set(str, "format", r.strFormat)
-	set(str, "gsub", r.strGsub)
-	set(str, "byte", r.charged(str.RawGetString("byte").(*lua.LFunction), false))
-	for _, name := range []string{"lower", "upper", "reverse", "char"} {
-		set(str, name, r.charged(str.RawGetString(name).(*lua.LFunction), true))
-	}
-	tab := g.RawGetString("table").(*lua.LTable)
-	set(tab, "concat", r.tableConcat)
-	math := g.RawGetString("math").(*lua.LTable)
-	set(math, "random", r.random)
-	set(math, "randomseed", r.randomseed)
-	g.RawSetString("bit", r.bitLib())
 	g.RawSetString("redis", r.redisLib())
+	// A string's methods ("x"):rep(3) are string's: made when first used.
+	r.strMeta = L.NewTable()
+	set(r.strMeta, "__index", func(L *lua.LState) int {
+		L.Push(r.lib("string").RawGet(L.Get(2)))
+		return 1
+	})
+	L.SetMetatable(lua.LString(""), r.strMeta)
+}
+
+// lazyLibs are the libraries lib makes when the script first names them.
+var lazyLibs = map[string]bool{"string": true, "table": true, "math": true, "bit": true}
+
+// lib is the library name (one of lazyLibs), made on first use.
+func (r *run) lib(name string) *lua.LTable {
+	if t, ok := r.global.RawGetString(name).(*lua.LTable); ok {
+		return t
+	}
+	L := r.L
+	open := func(fn lua.LGFunction) *lua.LTable {
+		L.Push(L.NewFunction(fn))
+		L.Push(lua.LString(name))
+		L.Call(1, 1)
+		t := L.Get(-1).(*lua.LTable)
+		L.Pop(1)
+		return t
+	}
+	set := func(t *lua.LTable, name string, fn lua.LGFunction) { t.RawSetString(name, L.NewFunction(fn)) }
+	var t *lua.LTable
+	switch name {
+	case "string":
+		t = open(lua.OpenString)
+		t.RawSetString("dump", lua.LNil)
+		set(t, "rep", r.strRep)
+		set(t, "format", r.strFormat)
+		set(t, "gsub", r.strGsub)
+		set(t, "byte", r.charged(t.RawGetString("byte").(*lua.LFunction), false))
+		for _, name := range []string{"lower", "upper", "reverse", "char"} {
+			set(t, name, r.charged(t.RawGetString(name).(*lua.LFunction), true))
+		}
+		L.SetMetatable(lua.LString(""), r.strMeta) // OpenString set its own
+	case "table":
+		t = open(lua.OpenTable)
+		set(t, "concat", r.tableConcat)
+	case "math":
+		t = open(lua.OpenMath)
+		set(t, "random", r.random)
+		set(t, "randomseed", r.randomseed)
+	case "bit":
+		t = r.bitLib()
+	}
 	// gopher-lua fills a library's table from a Go map, in an order that
 	// differs from one run to the next: pairs(string) would list the
-	// functions in a different order on each replica. Refill each in
-	// name order.
-	for _, name := range []string{"string", "table", "math", "bit", "redis"} {
-		g.RawSetString(name, sorted(L, g.RawGetString(name).(*lua.LTable)))
+	// functions in a different order on each replica. Refill it in name
+	// order.
+	if name != "bit" {
+		t = sorted(L, t)
 	}
-	strMeta := L.NewTable()
-	strMeta.RawSetString("__index", g.RawGetString("string"))
-	L.SetMetatable(lua.LString(""), strMeta)
+	r.global.RawSetString(name, t)
+	return t
 }
 
 // sorted is a copy of t's string keys, inserted in name order.
 func sorted(L *lua.LState, t *lua.LTable) *lua.LTable {
-	var names []string
-	t.ForEach(func(k, _ lua.LValue) {
+	m := map[string]lua.LValue{}
+	t.ForEach(func(k, v lua.LValue) {
 		if s, ok := k.(lua.LString); ok && s != "__index" {
-			names = append(names, string(s))
+			m[string(s)] = v
 		}
 	})
-	slices.Sort(names)
-	out := L.CreateTable(0, len(names))
-	for _, n := range names {
-		out.RawSetString(n, t.RawGetString(n))
-	}
-	return out
+	return tableOf(L, m)
 }
 
 func (r *run) redisLib() *lua.LTable {
 	L := r.L
-	t := L.NewTable()
-	set := func(name string, fn lua.LGFunction) { t.RawSetString(name, L.NewFunction(fn)) }
+	m := map[string]lua.LValue{}
+	set := func(name string, fn lua.LGFunction) { m[name] = L.NewFunction(fn) }
 	set("call", r.call(true))
 	set("pcall", r.call(false))
 	set("sha1hex", func(L *lua.LState) int {
@@ -174,9 +196,19 @@ func (r *run) redisLib() *lua.LTable {
 		"REPL_NONE": 0, "REPL_AOF": 1, "REPL_SLAVE": 2, "REPL_REPLICA": 2, "REPL_ALL": 3,
 		"REDIS_VERSION_NUM": redisVersionNum,
 	} {
-		t.RawSetString(name, lua.LNumber(v))
+		m[name] = lua.LNumber(v)
 	}
-	t.RawSetString("REDIS_VERSION", lua.LString(redisVersion))
+	m["REDIS_VERSION"] = lua.LString(redisVersion)
+	return tableOf(L, m)
+}
+
+// tableOf is a table of m's entries, inserted in name order (the order
+// pairs gives them on every replica).
+func tableOf(L *lua.LState, m map[string]lua.LValue) *lua.LTable {
+	t := L.CreateTable(0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		t.RawSetString(name, m[name])
+	}
 	return t
 }
 

@@ -53,6 +53,7 @@ func SHA1(body []byte) string {
 }
 
 // Compile compiles body, or returns the error reply Redis gives for it.
+// The Script holds a copy of body.
 // Compiled scripts are kept (up to maxCompiled), so a script the node
 // runs again is not compiled again.
 func Compile(body []byte) (*Script, *messages.Reply) {
@@ -84,6 +85,7 @@ var compiled = struct {
 }{m: map[string]*Script{}}
 
 func compile(sha string, body []byte) (*Script, *messages.Reply) {
+	body = bytes.Clone(body) // the caller's may be a reader's buffer
 	s := &Script{SHA: sha, Body: body}
 	src := body
 	if bytes.HasPrefix(body, []byte("#!")) {
@@ -170,25 +172,27 @@ func (s *Script) Run(keys, argv [][]byte, seed int32, host Host) *messages.Reply
 
 // run is one run: its VM, budget and state.
 type run struct {
-	L      *lua.LState
-	s      *Script
-	host   Host
-	b      budget
-	rand   rand48
-	resp   int           // redis.setresp: how replies reach the script
-	ids    map[any]int64 // tostring's numbers for tables and functions
-	global *lua.LTable   // the real globals
-	view   *lua.LTable   // what the script sees of them (env)
-	panic  any           // a storage failure from the host, raised again
+	L       *lua.LState
+	s       *Script
+	host    Host
+	b       budget
+	rand    rand48
+	resp    int           // redis.setresp: how replies reach the script
+	ids     map[any]int64 // tostring's numbers for tables and functions
+	global  *lua.LTable   // the real globals
+	view    *lua.LTable   // what the script sees of them (env)
+	strMeta *lua.LTable   // strings' metatable
+	panic   any           // a storage failure from the host, raised again
 }
 
 func newRun(s *Script, host Host, seed int32) *run {
 	L := lua.NewState(lua.Options{
-		SkipOpenLibs:     true,
-		CallStackSize:    1000,
-		RegistrySize:     1024,
-		RegistryMaxSize:  1 << 20,
-		RegistryGrowStep: 1024,
+		SkipOpenLibs:        true,
+		CallStackSize:       1000,
+		MinimizeStackMemory: true, // the call stack grows as needed
+		RegistrySize:        256,
+		RegistryMaxSize:     1 << 20,
+		RegistryGrowStep:    256,
 	})
 	r := &run{L: L, s: s, host: host, resp: 2, ids: map[any]int64{}}
 	r.rand.seed(seed)
@@ -238,6 +242,9 @@ func (r *run) env() *lua.LTable {
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		name := L.Get(2)
 		v := r.global.RawGet(name)
+		if s, ok := name.(lua.LString); ok && v == lua.LNil && lazyLibs[string(s)] {
+			v = r.lib(string(s))
+		}
 		if v == lua.LNil {
 			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(name))
 		}

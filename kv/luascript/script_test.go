@@ -1,0 +1,172 @@
+package luascript
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// run compiles and runs src with no keys and a host that answers every
+// call with 1.
+func runScript(t *testing.T, src string, seed int32, host Host) *messages.Reply {
+	t.Helper()
+	s, r := Compile([]byte(src))
+	if r != nil {
+		t.Fatalf("compile %q: %s", src, r.GetError())
+	}
+	if host == nil {
+		host = okHost
+	}
+	return s.Run(nil, nil, seed, host)
+}
+
+// lowerLimits makes the budget small enough to reach in a test.
+func lowerLimits(t *testing.T, steps, bytes int64) {
+	old1, old2 := stepLimit, byteLimit
+	stepLimit, byteLimit = steps, bytes
+	t.Cleanup(func() { stepLimit, byteLimit = old1, old2 })
+}
+
+// Every way a script can make a value that grows faster than its
+// instructions ends in an error, the same one each time, before the value
+// is made; and pcall cannot catch the stop and go on.
+func TestBudgetStopsEveryBomb(t *testing.T) {
+	lowerLimits(t, 2_000_000, 64<<20)
+	for _, c := range []struct{ src, want string }{
+		{"local s = 'x' for i = 1, 40 do s = s .. s end return #s", "bytes of strings"},
+		{"local s = 'x' for i = 1, 40 do s = s .. 'y' .. s end return #s", "bytes of strings"},
+		{"local s = 'x' for i = 1, 40 do s = ('%s%s'):format(s, s) end return #s", "bytes of strings"},
+		{"return #string.rep('x', 1e9)", "longer than"},
+		{"local t = {} for i = 1, 100 do t[i] = string.rep('x', 1e6) end return #t", "bytes of strings"},
+		{"return #string.gsub(string.rep('x', 1000), 'x', string.rep('y', 1e5))", "bytes of strings"},
+		{"return #string.gsub(string.rep('x', 1000), 'x', function() return string.rep('y', 1e5) end)", "bytes of strings"},
+		{"local t = {} for i = 1, 100 do t[i] = string.rep('x', 1e5) end for i = 1, 100 do table.concat(t) end return 1", "bytes of strings"},
+		{"return select('#', unpack({}, 1, 1e8))", "too many results"},
+		{"return loadstring(\"local s = 'x' for i = 1, 40 do s = s .. s end return #s\")()", "bytes of strings"},
+		{"local n = 0 return #load(function() n = n + 1 if n < 100 then return string.rep('x', 1e6) end end)", "bytes of strings"},
+		{"while true do end", "Lua instructions"},
+		{"local n = 0 while true do pcall(function() while true do n = n + 1 end end) end", "Lua instructions"},
+		{"local s = string.rep('x', 1e6) local t = {} for i = 1, 1000 do t[i] = s:upper() end return #t", "bytes of strings"},
+		{"local t = {} for i = 1, 1e5 do t[i] = 'x' end local r = {} for i = 1, 100 do r[i] = t end return r", "bytes of strings"},
+	} {
+		got := runScript(t, c.src, 1, nil)
+		if e := got.GetError(); !strings.Contains(e, c.want) {
+			t.Errorf("%s:\n  got %v, want an error with %q", c.src, got, c.want)
+		}
+		again := runScript(t, c.src, 1, nil)
+		if again.GetError() != got.GetError() {
+			t.Errorf("%s: ended %q, then %q", c.src, got.GetError(), again.GetError())
+		}
+	}
+}
+
+// Two runs with the same seed give the same reply, whatever the script
+// looks at: table and function names, library orders, random numbers,
+// random replies; a different seed changes the random numbers.
+func TestRunsAreDeterministic(t *testing.T) {
+	src := `
+local out = {}
+out[#out+1] = tostring({}) .. tostring(tostring) .. tostring(function() end) .. tostring({})
+for _, lib in ipairs({string, table, math, bit, redis}) do
+  for k in pairs(lib) do out[#out+1] = k end
+end
+for i = 1, 5 do out[#out+1] = tostring(math.random()) end
+out[#out+1] = collectgarbage('count')
+return out`
+	a := runScript(t, src, 7, nil)
+	if a.GetError() != "" {
+		t.Fatal(a.GetError())
+	}
+	for range 5 {
+		if b := runScript(t, src, 7, nil); b.String() != a.String() {
+			t.Fatalf("two runs differ:\n%v\n%v", a, b)
+		}
+	}
+	items := a.GetArray().GetItems()
+	if first := string(items[0].GetBulk()); first != "table: 0x00000001function: 0x00000002function: 0x00000003table: 0x00000004" {
+		t.Errorf("tostring numbering: %q", first)
+	}
+	if c := runScript(t, src, 8, nil); c.String() == a.String() {
+		t.Errorf("another seed gave the same random numbers")
+	}
+}
+
+// A storage failure in a command the script calls stops the run, even
+// under pcall, and reaches the caller as the same panic.
+func TestStorageFailureStopsTheRun(t *testing.T) {
+	type failure struct{ msg string }
+	calls := 0
+	host := hostFunc(func(args [][]byte) *messages.Reply {
+		calls++
+		panic(&failure{"disk gone"})
+	})
+	s, r := Compile([]byte("for i = 1, 10 do pcall(redis.call, 'set', 'k', i) end return 'went on'"))
+	if r != nil {
+		t.Fatal(r)
+	}
+	defer func() {
+		p := recover()
+		if f, ok := p.(*failure); !ok || f.msg != "disk gone" {
+			t.Fatalf("recovered %v, want the host's failure", p)
+		}
+		if calls != 1 {
+			t.Fatalf("%d calls after the failure, want 1", calls)
+		}
+	}()
+	s.Run(nil, nil, 1, host)
+	t.Fatal("Run returned")
+}
+
+// Errors carry the script's line, as Redis's do: a call's, an error's, a
+// nested function's.
+func TestErrorLines(t *testing.T) {
+	errHost := hostFunc(func(args [][]byte) *messages.Reply {
+		return &messages.Reply{Value: &messages.Reply_Error{Error: "WRONGTYPE nope"}}
+	})
+	for src, want := range map[string]string{
+		"local a = 1\nlocal b = 2\nreturn redis.call('get', 'k')":          "WRONGTYPE nope script: %s, on @user_script:3.",
+		"local function f()\n\n  error('deep')\nend\nreturn f()":           "ERR user_script:3: deep script: %s, on @user_script:3.",
+		"local function f()\n  return redis.call('x')\nend\n\nreturn f()":  "WRONGTYPE nope script: %s, on @user_script:2.",
+		"#!lua\nreturn redis.call('x')":                                    "WRONGTYPE nope script: %s, on @user_script:2.",
+		"return redis.pcall('x').err":                                      "",
+		"local ok, e = pcall(redis.call, 'x') return e":                    "",
+		"local ok, e = pcall(redis.call, 'x') return redis.error_reply(e)": "WRONGTYPE nope",
+	} {
+		s, r := Compile([]byte(src))
+		if r != nil {
+			t.Fatal(r)
+		}
+		got := s.Run(nil, nil, 1, errHost)
+		if want == "" {
+			if string(got.GetBulk()) != "WRONGTYPE nope" {
+				t.Errorf("%q: got %v, want the bulk WRONGTYPE nope", src, got)
+			}
+			continue
+		}
+		if strings.Contains(want, "%s") {
+			want = strings.Replace(want, "%s", s.SHA, 1)
+		}
+		if got.GetError() != want {
+			t.Errorf("%q:\n  got  %q\n  want %q", src, got.GetError(), want)
+		}
+	}
+}
+
+// Bad scripts are refused when compiled, with the line.
+func TestCompileErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		"return +":                "ERR Error compiling script (new function): user_script:1:",
+		"\n\nlocal x = = 1":       "ERR Error compiling script (new function): user_script:3:",
+		"#!lua flags=no-writes,x": "ERR Unexpected flag in script shebang: x",
+		"#!python\nreturn 1":      "ERR Unexpected engine in script shebang: #!python",
+	} {
+		if _, r := Compile([]byte(src)); !strings.HasPrefix(r.GetError(), want) {
+			t.Errorf("%q: %v, want %q...", src, r, want)
+		}
+	}
+	s, r := Compile([]byte("#!lua flags=no-writes,allow-oom\nreturn 1"))
+	if r != nil || !s.NoWrites || !s.Shebang {
+		t.Errorf("shebang flags: %v %+v", r, s)
+	}
+}
