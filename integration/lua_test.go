@@ -1,0 +1,100 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestLuaScriptsOnEveryReplica: scripts sent through every node of three,
+// with EVALSHA from each node's cache (go-redis's Script sends EVAL on
+// NOSCRIPT), run once each, on their keys' shard; and every replica of a
+// shard ends with the same data though the scripts write what they drew
+// at random (SRANDMEMBER, math.random) and the names of their tables:
+// each replica runs the script itself, and must draw the same.
+func TestLuaScriptsOnEveryReplica(t *testing.T) {
+	n1 := newNode(t, "n1", t.TempDir(), "--gossip-fast")
+	n1.start()
+	n2 := newNode(t, "n2", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
+	n2.start()
+	n3 := newNode(t, "n3", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
+	n3.start()
+	nodes := []*node{n1, n2, n3}
+	for _, n := range nodes {
+		eventually(t, 60*time.Second, n.name+" a voter of every shard", func() error { return voters(n, "n1", "n2", "n3") })
+	}
+	clients := []*redis.Client{n1.redis(), n2.redis(), n3.redis()}
+	for _, c := range clients {
+		defer c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// A hash tag on each shard.
+	var tags []string
+	seen := map[int]bool{}
+	for i := 0; len(tags) < 4 && i < 1000; i++ {
+		tag := fmt.Sprintf("{t%d}", i)
+		if sh := kv.ShardOf(kv.Slot([]byte(tag)), 4); !seen[sh] {
+			seen[sh] = true
+			tags = append(tags, tag)
+		}
+	}
+	draw := redis.NewScript(`
+redis.call('sadd', KEYS[1], unpack(ARGV))
+local m = redis.call('srandmember', KEYS[1])
+local some = redis.call('srandmember', KEYS[1], -3)
+redis.call('rpush', KEYS[2], m, table.concat(some, ','), tostring(math.random()), tostring({}))
+return redis.call('incr', KEYS[3])`)
+	const each = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, len(tags)*len(clients))
+	for _, tag := range tags {
+		keys := []string{tag + "set", tag + "log", tag + "count"}
+		for ci, c := range clients {
+			wg.Go(func() {
+				for i := range each {
+					_, err := draw.Run(ctx, c, keys, "a", "b", "c", strconv.Itoa(ci*each+i)).Int()
+					if err != nil {
+						errs <- fmt.Errorf("%s through %s: %w", tag, c.Options().Addr, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		for _, c := range clients {
+			if n, err := c.Get(ctx, tag+"count").Int(); err != nil || n != each*len(clients) {
+				t.Fatalf("%scount through %s: %d, %v; want %d runs", tag, c.Options().Addr, n, err, each*len(clients))
+			}
+			if n, err := c.LLen(ctx, tag+"log").Result(); err != nil || n != 4*each*int64(len(clients)) {
+				t.Fatalf("%slog through %s: %d entries, %v", tag, c.Options().Addr, n, err)
+			}
+		}
+	}
+	eventually(t, 30*time.Second, "every shard the same on every replica", func() error { return sameData(nodes...) })
+
+	// A script on a key of another shard than its keys' is refused on any
+	// node; a read-only script reads through any node.
+	if err := clients[1].Eval(ctx, "return redis.call('get', ARGV[1])", []string{tags[0] + "x"}, tags[1]+"count").Err(); err == nil ||
+		err.Error()[:len("ERR Script attempted to access a non local key")] != "ERR Script attempted to access a non local key" {
+		t.Fatalf("a key of another shard: %v", err)
+	}
+	for _, c := range clients {
+		if n, err := c.EvalRO(ctx, "return tonumber(redis.call('get', KEYS[1])) * 2", []string{tags[2] + "count"}).Int(); err != nil || n != 2*each*len(clients) {
+			t.Fatalf("EVAL_RO through %s: %d, %v", c.Options().Addr, n, err)
+		}
+	}
+}
