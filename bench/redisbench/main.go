@@ -93,6 +93,10 @@ var runs = []run{
 	{"GET -c 50 -P 16", []string{"-t", "get", "-c", "50", "-P", "16"}},
 	{"SET -c 1 -P 1", []string{"-t", "set", "-c", "1", "-P", "1"}},
 	{"GET -c 1 -P 1", []string{"-t", "get", "-c", "1", "-P", "1"}},
+	// A script: a counter's INCR through EVAL (Redis runs it once and
+	// replicates its effect; coppice runs it on its shard's replica, from
+	// the log, in a new Lua VM).
+	{"EVAL -c 50 -P 1", []string{"-c", "50", "-P", "1", "EVAL", "return redis.call('incr', KEYS[1])", "1", "counter:__rand_int__"}},
 }
 
 // runTimeout bounds one redis-benchmark run: redis-benchmark 7.0 spins

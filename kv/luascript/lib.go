@@ -19,38 +19,110 @@ const (
 
 // openLibs opens what Redis opens (base, table, string, math, bit; cjson,
 // struct and cmsgpack are not here), with the functions that could differ
-// between replicas or make unbounded values replaced. Only the base
-// functions and redis are made at once; string, table, math and bit when
-// the script first names them (most scripts name none, and a VM's
-// libraries cost more than a short script's run).
+// between replicas or make unbounded values replaced. Nothing is made
+// before the script names it (global makes it then): a VM's libraries
+// cost more than a short script's run, and most scripts name few.
 func (r *run) openLibs() {
 	L := r.L
-	L.Push(L.NewFunction(lua.OpenBase))
-	L.Push(lua.LString(lua.BaseLibName))
-	L.Call(1, 0)
-	g := L.G.Global
-	r.global = g
-	for _, name := range []string{"dofile", "loadfile", "print", "_printregs", "_GOPHER_LUA_VERSION", "module", "require"} {
-		g.RawSetString(name, lua.LNil)
-	}
-	g.RawSetString("_VERSION", lua.LString("Lua 5.1"))
-	set := func(t *lua.LTable, name string, fn lua.LGFunction) { t.RawSetString(name, L.NewFunction(fn)) }
-	set(g, concatName, r.b.concat)
-	set(g, "tostring", r.tostring)
-	set(g, "unpack", r.unpack)
-	set(g, "pcall", r.pcall)
-	set(g, "loadstring", r.loadstring)
-	set(g, "load", r.load)
-	set(g, "collectgarbage", func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 })
-	set(g, "gcinfo", func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 })
-	g.RawSetString("redis", r.redisLib())
+	r.global = L.G.Global
 	// A string's methods ("x"):rep(3) are string's: made when first used.
-	r.strMeta = L.NewTable()
-	set(r.strMeta, "__index", func(L *lua.LState) int {
+	r.strMeta = L.CreateTable(0, 1)
+	r.strMeta.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		L.Push(r.lib("string").RawGet(L.Get(2)))
 		return 1
-	})
+	}))
 	L.SetMetatable(lua.LString(""), r.strMeta)
+}
+
+// global is the global name, made the first time the script names it;
+// LNil for a name that is none.
+func (r *run) globalValue(name string) lua.LValue {
+	if v := r.global.RawGetString(name); v != lua.LNil {
+		return v
+	}
+	L := r.L
+	var v lua.LValue = lua.LNil
+	switch {
+	case lazyLibs[name]:
+		return r.lib(name)
+	case name == "redis":
+		v = r.redisLib()
+	case name == "_G":
+		v = r.view
+	case name == "_VERSION":
+		v = lua.LString("Lua 5.1")
+	case ownFuncs[name] != nil:
+		v = L.NewFunction(ownFuncs[name](r))
+	case baseFuncs[name] != nil:
+		if aux := baseIterators[name]; aux != nil {
+			v = L.NewClosure(baseFuncs[name], L.NewFunction(aux))
+		} else {
+			v = L.NewFunction(baseFuncs[name])
+		}
+	default:
+		return lua.LNil
+	}
+	r.global.RawSetString(name, v)
+	return v
+}
+
+// ownFuncs replace gopher-lua's base functions that could differ between
+// replicas or make unbounded values, and add '..' (concatName).
+var ownFuncs = map[string]func(r *run) lua.LGFunction{
+	concatName:       func(r *run) lua.LGFunction { return r.b.concat },
+	"tostring":       func(r *run) lua.LGFunction { return r.tostring },
+	"unpack":         func(r *run) lua.LGFunction { return r.unpack },
+	"pcall":          func(r *run) lua.LGFunction { return r.pcall },
+	"loadstring":     func(r *run) lua.LGFunction { return r.loadstring },
+	"load":           func(r *run) lua.LGFunction { return r.load },
+	"getfenv":        func(r *run) lua.LGFunction { return r.getfenv },
+	"collectgarbage": func(*run) lua.LGFunction { return zero },
+	"gcinfo":         func(*run) lua.LGFunction { return zero },
+}
+
+func zero(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 }
+
+// baseFuncs are gopher-lua's base functions Redis keeps, by name, taken
+// once from a VM: Go functions of the VM they are called in, holding
+// nothing. baseIterators are ipairs's and pairs's iterators (their
+// upvalues).
+var baseFuncs, baseIterators = func() (funcs, iters map[string]lua.LGFunction) {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true})
+	defer L.Close()
+	L.Push(L.NewFunction(lua.OpenBase))
+	L.Call(0, 0)
+	funcs, iters = map[string]lua.LGFunction{}, map[string]lua.LGFunction{}
+	L.G.Global.ForEach(func(k, v lua.LValue) {
+		fn, ok := v.(*lua.LFunction)
+		if !ok || !fn.IsG {
+			return
+		}
+		name := lua.LVAsString(k)
+		switch name {
+		case "dofile", "loadfile", "print", "_printregs", "module", "require":
+			return // not in Redis's sandbox
+		}
+		funcs[name] = fn.GFunction
+		if len(fn.Upvalues) == 1 {
+			if it, ok := fn.Upvalues[0].Value().(*lua.LFunction); ok && it.IsG {
+				iters[name] = it.GFunction
+			}
+		}
+	})
+	return funcs, iters
+}()
+
+// getfenv is Lua's, but gives the script's view of the globals where
+// gopher-lua's gives the globals themselves.
+func (r *run) getfenv(L *lua.LState) int {
+	n := L.GetTop()
+	L.Insert(L.NewFunction(baseFuncs["getfenv"]), 1)
+	L.Call(n, 1)
+	if L.Get(-1) == r.global {
+		L.Pop(1)
+		L.Push(r.view)
+	}
+	return 1
 }
 
 // lazyLibs are the libraries lib makes when the script first names them.
@@ -148,7 +220,7 @@ func (r *run) redisLib() *lua.LTable {
 			L.Push(errTable(L, "wrong number or type of arguments"))
 			return 1
 		}
-		st := L.NewTable()
+		st := L.CreateTable(0, 1)
 		st.RawSetString("ok", s)
 		L.Push(st)
 		return 1

@@ -237,13 +237,13 @@ func (r *run) strings(items [][]byte) *lua.LTable {
 // that does not exist is an error, and so is setting one.
 func (r *run) env() *lua.LTable {
 	L := r.L
-	view := L.NewTable()
-	mt := L.NewTable()
+	view := L.CreateTable(0, 0)
+	mt := L.CreateTable(0, 3)
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		name := L.Get(2)
 		v := r.global.RawGet(name)
-		if s, ok := name.(lua.LString); ok && v == lua.LNil && lazyLibs[string(s)] {
-			v = r.lib(string(s))
+		if s, ok := name.(lua.LString); ok && v == lua.LNil {
+			v = r.globalValue(string(s))
 		}
 		if v == lua.LNil {
 			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(name))
@@ -257,7 +257,6 @@ func (r *run) env() *lua.LTable {
 	}))
 	mt.RawSetString("__metatable", lua.LFalse)
 	L.SetMetatable(view, mt)
-	r.global.RawSetString("_G", view)
 	return view
 }
 
@@ -267,7 +266,7 @@ func (r *run) errorHandler(L *lua.LState) int {
 	obj := L.Get(1)
 	t, ok := obj.(*lua.LTable)
 	if !ok {
-		t = L.NewTable()
+		t = L.CreateTable(0, 3)
 		msg := "ERR " + lua.LVAsString(obj)
 		if obj.Type() != lua.LTString && obj.Type() != lua.LTNumber {
 			msg = "ERR " + r.toString(obj)
@@ -407,7 +406,7 @@ func errTable(L *lua.LState, msg string) *lua.LTable {
 			code, msg = c, rest
 		}
 	}
-	t := L.NewTable()
+	t := L.CreateTable(0, 3)
 	t.RawSetString("err", lua.LString(code+" "+strings.TrimRight(msg, "\r\n")))
 	return t
 }
