@@ -177,12 +177,13 @@ type run struct {
 	host    Host
 	b       budget
 	rand    rand48
-	resp    int           // redis.setresp: how replies reach the script
-	ids     map[any]int64 // tostring's numbers for tables and functions
-	global  *lua.LTable   // the real globals
-	view    *lua.LTable   // what the script sees of them (env)
-	strMeta *lua.LTable   // strings' metatable
-	panic   any           // a storage failure from the host, raised again
+	resp    int            // redis.setresp: how replies reach the script
+	ids     map[any]int64  // tostring's numbers for tables and functions
+	global  *lua.LTable    // the real globals
+	view    *lua.LTable    // what the script sees of them (env)
+	strMeta *lua.LTable    // strings' metatable
+	null    *lua.LUserData // cjson.null
+	panic   any            // a storage failure from the host, raised again
 }
 
 func newRun(s *Script, host Host, seed int32) *run {

@@ -32,7 +32,7 @@ func lowerLimits(t *testing.T, steps, bytes int64) {
 // instructions ends in an error, the same one each time, before the value
 // is made; and pcall cannot catch the stop and go on.
 func TestBudgetStopsEveryBomb(t *testing.T) {
-	lowerLimits(t, 2_000_000, 64<<20)
+	lowerLimits(t, 2_000_000, 16<<20)
 	for _, c := range []struct{ src, want string }{
 		{"local s = 'x' for i = 1, 40 do s = s .. s end return #s", "bytes of strings"},
 		{"local s = 'x' for i = 1, 40 do s = s .. 'y' .. s end return #s", "bytes of strings"},
@@ -45,6 +45,8 @@ func TestBudgetStopsEveryBomb(t *testing.T) {
 		{"return select('#', unpack({}, 1, 1e8))", "too many results"},
 		{"return loadstring(\"local s = 'x' for i = 1, 40 do s = s .. s end return #s\")()", "bytes of strings"},
 		{"local n = 0 return #load(function() n = n + 1 if n < 100 then return string.rep('x', 1e6) end end)", "bytes of strings"},
+		{"local a = {'x'} for i = 1, 40 do a = {a, a} end return #cjson.encode(a)", "bytes of strings"},
+		{"return #cjson.decode(string.rep('[', 2000))", "too many nested"},
 		{"while true do end", "Lua instructions"},
 		{"local n = 0 while true do pcall(function() while true do n = n + 1 end end) end", "Lua instructions"},
 		{"local s = string.rep('x', 1e6) local t = {} for i = 1, 1000 do t[i] = s:upper() end return #t", "bytes of strings"},

@@ -1,0 +1,379 @@
+package luascript
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// cjsonLib is lua-cjson's encode and decode, with its defaults as Redis
+// ships them: numbers as "%.14g", '/' escaped, an empty table an object,
+// arrays as sparse as twice their items (past 10), nesting to 1000, null
+// as cjson.null. Objects list their keys in the table's order, which here
+// is the order they were set (Redis's follows its hash table).
+func (r *run) cjsonLib() *lua.LTable {
+	L := r.L
+	r.null = L.NewUserData()
+	return tableOf(L, map[string]lua.LValue{
+		"encode":   L.NewFunction(r.cjsonEncode),
+		"decode":   L.NewFunction(r.cjsonDecode),
+		"null":     r.null,
+		"_NAME":    lua.LString("cjson"),
+		"_VERSION": lua.LString("2.1.0"),
+	})
+}
+
+const cjsonMaxDepth = 1000
+
+func (r *run) cjsonEncode(L *lua.LState) int {
+	if L.GetTop() != 1 {
+		L.RaiseError("bad argument #1 to 'encode' (expected 1 argument)")
+	}
+	out := builder{r: r, L: L}
+	r.encodeJSON(L, &out, L.Get(1), 0)
+	L.Push(lua.LString(out.sb.String()))
+	return 1
+}
+
+func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
+	switch v := v.(type) {
+	case *lua.LNilType:
+		out.add("null")
+	case lua.LBool:
+		out.add(strconv.FormatBool(bool(v)))
+	case lua.LNumber:
+		f := float64(v)
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			L.RaiseError("Cannot serialise number: must not be NaN or Inf")
+		}
+		out.add(numberString(f))
+	case lua.LString:
+		out.add(jsonQuote(string(v)))
+	case *lua.LUserData:
+		if v != r.null {
+			L.RaiseError("Cannot serialise userdata: type not supported")
+		}
+		out.add("null")
+	case *lua.LTable:
+		depth++
+		if depth > cjsonMaxDepth {
+			L.RaiseError("Cannot serialise, excessive nesting (%d)", depth)
+		}
+		n := arrayLength(L, v)
+		if n > 0 {
+			out.add("[")
+			for i := 1; i <= n; i++ {
+				if i > 1 {
+					out.add(",")
+				}
+				r.encodeJSON(L, out, v.RawGetInt(i), depth)
+			}
+			out.add("]")
+			return
+		}
+		out.add("{")
+		first := true
+		v.ForEach(func(k, val lua.LValue) {
+			if !first {
+				out.add(",")
+			}
+			first = false
+			switch k := k.(type) {
+			case lua.LString:
+				out.add(jsonQuote(string(k)))
+			case lua.LNumber:
+				out.add(`"` + numberString(float64(k)) + `"`)
+			default:
+				L.RaiseError("Cannot serialise %s: table key must be a number or string", k.Type().String())
+			}
+			out.add(":")
+			r.encodeJSON(L, out, val, depth)
+		})
+		out.add("}")
+	default:
+		L.RaiseError("Cannot serialise %s: type not supported", v.Type().String())
+	}
+}
+
+// arrayLength is lua-cjson's: the greatest key when every key is a
+// positive integer (0 for an empty table), -1 when one is not; an array
+// sparser than twice its items, past 10, is refused.
+func arrayLength(L *lua.LState, t *lua.LTable) int {
+	top, items := 0, 0
+	ok := true
+	t.ForEach(func(k, _ lua.LValue) {
+		n, isNum := k.(lua.LNumber)
+		if !ok || !isNum || float64(n) < 1 || float64(n) != math.Floor(float64(n)) {
+			ok = false
+			return
+		}
+		top = max(top, int(n))
+		items++
+	})
+	if !ok {
+		return -1
+	}
+	if top > 10 && top > 2*items {
+		L.RaiseError("Cannot serialise table: excessively sparse array")
+	}
+	return top
+}
+
+// jsonQuote is a string as lua-cjson writes it.
+func jsonQuote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\' || c == '/':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '\b':
+			b.WriteString(`\b`)
+		case c == '\f':
+			b.WriteString(`\f`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\u%04x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func (r *run) cjsonDecode(L *lua.LState) int {
+	if L.GetTop() != 1 {
+		L.RaiseError("bad argument #1 to 'decode' (expected 1 argument)")
+	}
+	d := &jsonDecoder{r: r, L: L, s: r.str(L, 1, "decode")}
+	tok := d.next()
+	v := d.value(tok, 0)
+	if tok = d.next(); tok.kind != "T_END" {
+		d.fail("the end", tok)
+	}
+	L.Push(v)
+	return 1
+}
+
+// jsonDecoder is lua-cjson's parser: tokens, and its errors ("Expected X
+// but found Y at character N").
+type jsonDecoder struct {
+	r   *run
+	L   *lua.LState
+	s   string
+	pos int
+}
+
+type jsonToken struct {
+	kind  string // lua-cjson's token names: T_STRING, T_END, ...; "" for an invalid one
+	err   string // an invalid token's error
+	at    int    // its first byte's index
+	value lua.LValue
+}
+
+var jsonNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?`)
+
+func (d *jsonDecoder) next() jsonToken {
+	for d.pos < len(d.s) && strings.IndexByte(" \t\n\r", d.s[d.pos]) >= 0 {
+		d.pos++
+	}
+	t := jsonToken{at: d.pos}
+	if d.pos == len(d.s) {
+		t.kind = "T_END"
+		return t
+	}
+	c := d.s[d.pos]
+	if k, ok := map[byte]string{'{': "T_OBJ_BEGIN", '}': "T_OBJ_END", '[': "T_ARR_BEGIN", ']': "T_ARR_END", ',': "T_COMMA", ':': "T_COLON"}[c]; ok {
+		d.pos++
+		t.kind = k
+		return t
+	}
+	switch {
+	case c == '"':
+		return d.str(t)
+	case c == '-' || ('0' <= c && c <= '9'):
+		p := d.s[d.pos:]
+		digits := strings.TrimPrefix(p, "-")
+		if len(digits) > 1 && digits[0] == '0' && (digits[1]|0x20 == 'x' || ('0' <= digits[1] && digits[1] <= '9')) {
+			t.err = "invalid number"
+			return t
+		}
+		m := jsonNumber.FindString(p)
+		f, err := strconv.ParseFloat(m, 64)
+		if m == "" || (err != nil && !strings.Contains(err.Error(), "range")) {
+			t.err = "invalid number"
+			return t
+		}
+		d.pos += len(m)
+		t.kind, t.value = "T_NUMBER", lua.LNumber(f)
+		return t
+	}
+	for word, v := range map[string]lua.LValue{"true": lua.LTrue, "false": lua.LFalse, "null": d.r.null} {
+		if strings.HasPrefix(d.s[d.pos:], word) {
+			d.pos += len(word)
+			t.kind, t.value = "T_BOOLEAN", v
+			if word == "null" {
+				t.kind = "T_NULL"
+			}
+			return t
+		}
+	}
+	t.err = "invalid token"
+	return t
+}
+
+// str reads a string token (d.pos at its quote).
+func (d *jsonDecoder) str(t jsonToken) jsonToken {
+	var b strings.Builder
+	i := d.pos + 1
+	for {
+		if i >= len(d.s) {
+			t.err = "unexpected end of string"
+			return t
+		}
+		c := d.s[i]
+		if c == '"' {
+			break
+		}
+		if c != '\\' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		if i+1 >= len(d.s) {
+			t.err = "unexpected end of string"
+			return t
+		}
+		switch e := d.s[i+1]; e {
+		case '"', '\\', '/':
+			b.WriteByte(e)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, n := d.unicode(i)
+			if n == 0 {
+				t.err = "invalid unicode escape code"
+				return t
+			}
+			b.WriteRune(r)
+			i += n
+			continue
+		default:
+			t.err = "invalid escape code"
+			return t
+		}
+		i += 2
+	}
+	d.pos = i + 1
+	d.r.b.charge(d.L, b.Len())
+	t.kind, t.value = "T_STRING", lua.LString(b.String())
+	return t
+}
+
+// unicode reads \uXXXX at i (a surrogate pair as one), and how many bytes
+// it took; 0 if it is not one.
+func (d *jsonDecoder) unicode(i int) (rune, int) {
+	hex := func(at int) (rune, bool) {
+		if at+6 > len(d.s) || d.s[at+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(d.s[at+2:at+6], 16, 16)
+		return rune(n), err == nil
+	}
+	r, ok := hex(i)
+	switch {
+	case !ok:
+		return 0, 0
+	case r >= 0xD800 && r < 0xDC00:
+		lo, ok := hex(i + 6)
+		if i+6 >= len(d.s) || d.s[i+6] != '\\' || !ok || lo < 0xDC00 || lo > 0xDFFF {
+			return 0, 0
+		}
+		return 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00), 12
+	case r >= 0xDC00 && r <= 0xDFFF:
+		return 0, 0
+	}
+	if !utf8.ValidRune(r) {
+		return 0, 0
+	}
+	return r, 6
+}
+
+func (d *jsonDecoder) fail(expected string, t jsonToken) {
+	found := t.kind
+	if found == "" {
+		found = t.err
+	}
+	d.L.RaiseError("Expected %s but found %s at character %d", expected, found, t.at+1)
+}
+
+func (d *jsonDecoder) value(t jsonToken, depth int) lua.LValue {
+	switch t.kind {
+	case "T_STRING", "T_NUMBER", "T_BOOLEAN", "T_NULL":
+		d.r.b.chargeSlots(d.L, 1)
+		return t.value
+	case "T_OBJ_BEGIN", "T_ARR_BEGIN":
+		depth++
+		if depth > cjsonMaxDepth {
+			d.L.RaiseError("Found too many nested data structures (%d) at character %d", depth, t.at+1)
+		}
+		tbl := d.L.CreateTable(0, 0)
+		d.r.b.chargeSlots(d.L, 1)
+		if t.kind == "T_ARR_BEGIN" {
+			tok := d.next()
+			for i := 1; tok.kind != "T_ARR_END"; i++ {
+				tbl.RawSetInt(i, d.value(tok, depth))
+				if tok = d.next(); tok.kind == "T_ARR_END" {
+					break
+				}
+				if tok.kind != "T_COMMA" {
+					d.fail("comma or array end", tok)
+				}
+				tok = d.next()
+			}
+			return tbl
+		}
+		tok := d.next()
+		for tok.kind != "T_OBJ_END" {
+			if tok.kind != "T_STRING" {
+				d.fail("object key string", tok)
+			}
+			key := tok.value
+			if tok = d.next(); tok.kind != "T_COLON" {
+				d.fail("colon", tok)
+			}
+			d.L.RawSet(tbl, key, d.value(d.next(), depth))
+			if tok = d.next(); tok.kind == "T_OBJ_END" {
+				break
+			}
+			if tok.kind != "T_COMMA" {
+				d.fail("comma or object end", tok)
+			}
+			tok = d.next()
+		}
+		return tbl
+	}
+	d.fail("value", t)
+	return lua.LNil
+}
