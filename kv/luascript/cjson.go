@@ -184,7 +184,10 @@ type jsonToken struct {
 	value lua.LValue
 }
 
-var jsonNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?`)
+var (
+	jsonNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?`)
+	jsonHex    = regexp.MustCompile(`^-?0[xX][0-9a-fA-F]+`)
+)
 
 func (d *jsonDecoder) next() jsonToken {
 	for d.pos < len(d.s) && strings.IndexByte(" \t\n\r", d.s[d.pos]) >= 0 {
@@ -206,9 +209,15 @@ func (d *jsonDecoder) next() jsonToken {
 		return d.str(t)
 	case c == '-' || ('0' <= c && c <= '9'):
 		p := d.s[d.pos:]
-		digits := strings.TrimPrefix(p, "-")
-		if len(digits) > 1 && digits[0] == '0' && (digits[1]|0x20 == 'x' || ('0' <= digits[1] && digits[1] <= '9')) {
-			t.err = "invalid number"
+		if m := jsonHex.FindString(p); m != "" {
+			// lua-cjson reads numbers with strtod, which reads hex.
+			n, err := strconv.ParseInt(m, 0, 64)
+			if err != nil {
+				t.err = "invalid number"
+				return t
+			}
+			d.pos += len(m)
+			t.kind, t.value = "T_NUMBER", lua.LNumber(n)
 			return t
 		}
 		m := jsonNumber.FindString(p)
@@ -235,14 +244,15 @@ func (d *jsonDecoder) next() jsonToken {
 	return t
 }
 
-// str reads a string token (d.pos at its quote).
+// str reads a string token (d.pos at its quote); an invalid one is
+// placed where it goes wrong, as lua-cjson places it.
 func (d *jsonDecoder) str(t jsonToken) jsonToken {
 	var b strings.Builder
 	i := d.pos + 1
+	bad := func(err string) jsonToken { t.err, t.at = err, i; return t }
 	for {
 		if i >= len(d.s) {
-			t.err = "unexpected end of string"
-			return t
+			return bad("unexpected end of string")
 		}
 		c := d.s[i]
 		if c == '"' {
@@ -254,8 +264,7 @@ func (d *jsonDecoder) str(t jsonToken) jsonToken {
 			continue
 		}
 		if i+1 >= len(d.s) {
-			t.err = "unexpected end of string"
-			return t
+			return bad("invalid escape code")
 		}
 		switch e := d.s[i+1]; e {
 		case '"', '\\', '/':
@@ -273,15 +282,13 @@ func (d *jsonDecoder) str(t jsonToken) jsonToken {
 		case 'u':
 			r, n := d.unicode(i)
 			if n == 0 {
-				t.err = "invalid unicode escape code"
-				return t
+				return bad("invalid unicode escape code")
 			}
 			b.WriteRune(r)
 			i += n
 			continue
 		default:
-			t.err = "invalid escape code"
-			return t
+			return bad("invalid escape code")
 		}
 		i += 2
 	}
@@ -342,20 +349,25 @@ func (d *jsonDecoder) value(t jsonToken, depth int) lua.LValue {
 		d.r.b.chargeSlots(d.L, 1)
 		if t.kind == "T_ARR_BEGIN" {
 			tok := d.next()
-			for i := 1; tok.kind != "T_ARR_END"; i++ {
+			if tok.kind == "T_ARR_END" {
+				return tbl
+			}
+			for i := 1; ; i++ {
 				tbl.RawSetInt(i, d.value(tok, depth))
 				if tok = d.next(); tok.kind == "T_ARR_END" {
-					break
+					return tbl
 				}
 				if tok.kind != "T_COMMA" {
 					d.fail("comma or array end", tok)
 				}
 				tok = d.next()
 			}
-			return tbl
 		}
 		tok := d.next()
-		for tok.kind != "T_OBJ_END" {
+		if tok.kind == "T_OBJ_END" {
+			return tbl
+		}
+		for {
 			if tok.kind != "T_STRING" {
 				d.fail("object key string", tok)
 			}
@@ -365,14 +377,13 @@ func (d *jsonDecoder) value(t jsonToken, depth int) lua.LValue {
 			}
 			d.L.RawSet(tbl, key, d.value(d.next(), depth))
 			if tok = d.next(); tok.kind == "T_OBJ_END" {
-				break
+				return tbl
 			}
 			if tok.kind != "T_COMMA" {
 				d.fail("comma or object end", tok)
 			}
 			tok = d.next()
 		}
-		return tbl
 	}
 	d.fail("value", t)
 	return lua.LNil
