@@ -270,3 +270,29 @@ func copyDir(src, dst string) error {
 		return os.WriteFile(to, b, 0o644)
 	})
 }
+
+// gossipTrio starts n1, then n2 and n3 joining it, with fast gossip.
+func gossipTrio(t *testing.T) (n1, n2, n3 *node) {
+	n1 = newNode(t, "n1", t.TempDir(), "--gossip-fast")
+	n1.start()
+	n2 = newNode(t, "n2", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
+	n2.start()
+	n3 = newNode(t, "n3", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
+	n3.start()
+	return n1, n2, n3
+}
+
+// tagOnEachShard gives, for each of a 4-shard node's shards, a hash tag
+// ({prefix0}, {prefix1}, ...) whose keys are on it.
+func tagOnEachShard(prefix string) []string {
+	var tags []string
+	seen := map[int]bool{}
+	for i := 0; len(tags) < 4 && i < 1000; i++ {
+		tag := fmt.Sprintf("{%s%d}", prefix, i)
+		if sh := kv.ShardOf(kv.Slot([]byte(tag)), 4); !seen[sh] {
+			seen[sh] = true
+			tags = append(tags, tag)
+		}
+	}
+	return tags
+}

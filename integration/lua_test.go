@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coppice-kv/coppice/kv"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,12 +18,7 @@ import (
 // at random (SRANDMEMBER, math.random) and the names of their tables:
 // each replica runs the script itself, and must draw the same.
 func TestLuaScriptsOnEveryReplica(t *testing.T) {
-	n1 := newNode(t, "n1", t.TempDir(), "--gossip-fast")
-	n1.start()
-	n2 := newNode(t, "n2", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
-	n2.start()
-	n3 := newNode(t, "n3", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
-	n3.start()
+	n1, n2, n3 := gossipTrio(t)
 	nodes := []*node{n1, n2, n3}
 	for _, n := range nodes {
 		eventually(t, 60*time.Second, n.name+" a voter of every shard", func() error { return voters(n, "n1", "n2", "n3") })
@@ -36,16 +30,7 @@ func TestLuaScriptsOnEveryReplica(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	// A hash tag on each shard.
-	var tags []string
-	seen := map[int]bool{}
-	for i := 0; len(tags) < 4 && i < 1000; i++ {
-		tag := fmt.Sprintf("{t%d}", i)
-		if sh := kv.ShardOf(kv.Slot([]byte(tag)), 4); !seen[sh] {
-			seen[sh] = true
-			tags = append(tags, tag)
-		}
-	}
+	tags := tagOnEachShard("t")
 	draw := redis.NewScript(`
 redis.call('sadd', KEYS[1], unpack(ARGV))
 local m = redis.call('srandmember', KEYS[1])

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/coppice-kv/coppice/kv"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,16 +35,7 @@ func TestTransactionsAndBlockingThroughTwoNodes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	// One counter on each shard.
-	var keys []string
-	seen := map[int]bool{}
-	for i := 0; len(keys) < 4 && i < 1000; i++ {
-		k := fmt.Sprintf("{c%d}", i)
-		if sh := kv.ShardOf(kv.Slot([]byte(k)), 4); !seen[sh] {
-			seen[sh] = true
-			keys = append(keys, k)
-		}
-	}
+	keys := tagOnEachShard("c") // one counter on each shard
 	const workers, each = 3, 12
 	var wg sync.WaitGroup
 	errs := make(chan error, len(keys)*workers)

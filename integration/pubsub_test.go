@@ -15,12 +15,7 @@ import (
 // killed stops counting (once gossip says it failed) and PUBLISH goes on
 // answering.
 func TestPubSubAcrossNodes(t *testing.T) {
-	n1 := newNode(t, "n1", t.TempDir(), "--gossip-fast")
-	n1.start()
-	n2 := newNode(t, "n2", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
-	n2.start()
-	n3 := newNode(t, "n3", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
-	n3.start()
+	n1, n2, n3 := gossipTrio(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c1, c2, c3 := n1.redis(), n2.redis(), n3.redis()

@@ -146,9 +146,7 @@ func TestErrorLines(t *testing.T) {
 			}
 			continue
 		}
-		if strings.Contains(want, "%s") {
-			want = strings.Replace(want, "%s", s.SHA, 1)
-		}
+		want = strings.Replace(want, "%s", s.SHA, 1)
 		if got.GetError() != want {
 			t.Errorf("%q:\n  got  %q\n  want %q", src, got.GetError(), want)
 		}
