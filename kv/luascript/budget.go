@@ -53,6 +53,7 @@ var (
 // makes the VM raise Err. A failure for good keeps raising at every
 // instruction, so pcall cannot swallow it and go on.
 type budget struct {
+	run   *run // the run it bounds
 	steps int64
 	bytes int64
 	fatal error

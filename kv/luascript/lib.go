@@ -190,20 +190,37 @@ func sorted(L *lua.LState, t *lua.LTable) *lua.LTable {
 	return tableOf(L, m)
 }
 
+// redisLib is the redis table: redisAPI's entries, in name order.
 func (r *run) redisLib() *lua.LTable {
 	L := r.L
-	m := map[string]lua.LValue{}
-	set := func(name string, fn lua.LGFunction) { m[name] = L.NewFunction(fn) }
-	set("call", r.call(true))
-	set("pcall", r.call(false))
-	set("sha1hex", func(L *lua.LState) int {
+	t := L.CreateTable(0, len(redisNames))
+	for _, name := range redisNames {
+		switch v := redisAPI[name].(type) {
+		case lua.LGFunction:
+			t.RawSetString(name, L.NewFunction(v))
+		case lua.LValue:
+			t.RawSetString(name, v)
+		}
+	}
+	return t
+}
+
+// runOf is the run L belongs to (its context is the run's budget).
+func runOf(L *lua.LState) *run { return L.Context().(*budget).run }
+
+// redisAPI is Redis's redis table: functions (of the run their VM
+// belongs to) and constants. redisNames are its names, sorted.
+var redisAPI = map[string]any{
+	"call":  lua.LGFunction(func(L *lua.LState) int { return runOf(L).call(L, true) }),
+	"pcall": lua.LGFunction(func(L *lua.LState) int { return runOf(L).call(L, false) }),
+	"sha1hex": lua.LGFunction(func(L *lua.LState) int {
 		if L.GetTop() != 1 {
 			L.Error(errTable(L, "wrong number of arguments"), 0)
 		}
-		L.Push(lua.LString(SHA1([]byte(r.toString(L.Get(1))))))
+		L.Push(lua.LString(SHA1([]byte(runOf(L).toString(L.Get(1))))))
 		return 1
-	})
-	set("error_reply", func(L *lua.LState) int {
+	}),
+	"error_reply": lua.LGFunction(func(L *lua.LState) int {
 		s, ok := L.Get(1).(lua.LString)
 		if L.GetTop() != 1 || !ok {
 			L.Push(errTable(L, "wrong number or type of arguments"))
@@ -215,8 +232,8 @@ func (r *run) redisLib() *lua.LTable {
 		}
 		L.Push(errTable(L, msg))
 		return 1
-	})
-	set("status_reply", func(L *lua.LState) int {
+	}),
+	"status_reply": lua.LGFunction(func(L *lua.LState) int {
 		s, ok := L.Get(1).(lua.LString)
 		if L.GetTop() != 1 || !ok {
 			L.Push(errTable(L, "wrong number or type of arguments"))
@@ -226,8 +243,8 @@ func (r *run) redisLib() *lua.LTable {
 		st.RawSetString("ok", s)
 		L.Push(st)
 		return 1
-	})
-	set("setresp", func(L *lua.LState) int {
+	}),
+	"setresp": lua.LGFunction(func(L *lua.LState) int {
 		if L.GetTop() != 1 {
 			L.Error(errTable(L, "redis.setresp() requires one argument."), 0)
 		}
@@ -235,10 +252,10 @@ func (r *run) redisLib() *lua.LTable {
 		if n != 2 && n != 3 {
 			L.Error(errTable(L, "RESP version must be 2 or 3."), 0)
 		}
-		r.resp = n
+		runOf(L).resp = n
 		return 0
-	})
-	set("log", func(L *lua.LState) int {
+	}),
+	"log": lua.LGFunction(func(L *lua.LState) int {
 		switch {
 		case L.GetTop() < 2:
 			L.Error(errTable(L, "redis.log() requires two arguments or more."), 0)
@@ -250,8 +267,8 @@ func (r *run) redisLib() *lua.LTable {
 		// Every replica runs the script: logging it would log it on every
 		// node, once per replica. The log stays empty.
 		return 0
-	})
-	set("set_repl", func(L *lua.LState) int {
+	}),
+	"set_repl": lua.LGFunction(func(L *lua.LState) int {
 		if L.GetTop() != 1 {
 			L.Error(errTable(L, "redis.set_repl() requires two arguments."), 0)
 		}
@@ -261,20 +278,24 @@ func (r *run) redisLib() *lua.LTable {
 		// Every replica runs the whole script: there is nothing to hold
 		// back from replicas.
 		return 0
-	})
-	set("replicate_commands", func(L *lua.LState) int { L.Push(lua.LTrue); return 1 })
-	set("breakpoint", func(L *lua.LState) int { L.Push(lua.LFalse); return 1 })
-	set("debug", func(L *lua.LState) int { return 0 })
-	for name, v := range map[string]int{
-		"LOG_DEBUG": 0, "LOG_VERBOSE": 1, "LOG_NOTICE": 2, "LOG_WARNING": 3,
-		"REPL_NONE": 0, "REPL_AOF": 1, "REPL_SLAVE": 2, "REPL_REPLICA": 2, "REPL_ALL": 3,
-		"REDIS_VERSION_NUM": redisVersionNum,
-	} {
-		m[name] = lua.LNumber(v)
-	}
-	m["REDIS_VERSION"] = lua.LString(redisVersion)
-	return tableOf(L, m)
+	}),
+	"replicate_commands": lua.LGFunction(func(L *lua.LState) int { L.Push(lua.LTrue); return 1 }),
+	"breakpoint":         lua.LGFunction(func(L *lua.LState) int { L.Push(lua.LFalse); return 1 }),
+	"debug":              lua.LGFunction(func(L *lua.LState) int { return 0 }),
+	"LOG_DEBUG":          lua.LNumber(0),
+	"LOG_VERBOSE":        lua.LNumber(1),
+	"LOG_NOTICE":         lua.LNumber(2),
+	"LOG_WARNING":        lua.LNumber(3),
+	"REPL_NONE":          lua.LNumber(0),
+	"REPL_AOF":           lua.LNumber(1),
+	"REPL_SLAVE":         lua.LNumber(2),
+	"REPL_REPLICA":       lua.LNumber(2),
+	"REPL_ALL":           lua.LNumber(3),
+	"REDIS_VERSION_NUM":  lua.LNumber(redisVersionNum),
+	"REDIS_VERSION":      lua.LString(redisVersion),
 }
+
+var redisNames = slices.Sorted(maps.Keys(redisAPI))
 
 // tableOf is a table of m's entries, inserted in name order (the order
 // pairs gives them on every replica).

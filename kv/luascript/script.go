@@ -197,6 +197,7 @@ func newRun(s *Script, host Host, seed int32) *run {
 	})
 	r := &run{L: L, s: s, host: host, resp: 2, ids: map[any]int64{}}
 	r.rand.seed(seed)
+	r.b.run = r
 	L.SetContext(&r.b)
 	r.openLibs()
 	return r
@@ -334,31 +335,29 @@ func errorf(format string, args ...any) *messages.Reply {
 }
 
 // call is redis.call (raise true) and redis.pcall (raise false).
-func (r *run) call(raise bool) lua.LGFunction {
-	return func(L *lua.LState) int {
-		n := L.GetTop()
-		if n == 0 {
-			return r.callError(L, raise, "Please specify at least one argument for this redis lib call")
-		}
-		args := make([][]byte, n)
-		for i := 1; i <= n; i++ {
-			switch v := L.Get(i).(type) {
-			case lua.LString:
-				args[i-1] = []byte(v)
-			case lua.LNumber:
-				args[i-1] = strconv.AppendFloat(nil, float64(v), 'g', 17, 64)
-			default:
-				return r.callError(L, raise, "Lua redis lib command arguments must be strings or integers")
-			}
-		}
-		L.SetTop(0)
-		reply := r.hostCall(L, args)
-		if e, ok := reply.GetValue().(*messages.Reply_Error); ok {
-			return r.callError(L, raise, "-"+e.Error)
-		}
-		L.Push(r.toLua(L, reply))
-		return 1
+func (r *run) call(L *lua.LState, raise bool) int {
+	n := L.GetTop()
+	if n == 0 {
+		return r.callError(L, raise, "Please specify at least one argument for this redis lib call")
 	}
+	args := make([][]byte, n)
+	for i := 1; i <= n; i++ {
+		switch v := L.Get(i).(type) {
+		case lua.LString:
+			args[i-1] = []byte(v)
+		case lua.LNumber:
+			args[i-1] = strconv.AppendFloat(nil, float64(v), 'g', 17, 64)
+		default:
+			return r.callError(L, raise, "Lua redis lib command arguments must be strings or integers")
+		}
+	}
+	L.SetTop(0)
+	reply := r.hostCall(L, args)
+	if e, ok := reply.GetValue().(*messages.Reply_Error); ok {
+		return r.callError(L, raise, "-"+e.Error)
+	}
+	L.Push(r.toLua(L, reply))
+	return 1
 }
 
 // hostCall runs args on the host; a storage failure stops the run for
