@@ -442,6 +442,17 @@ var table = []*Spec{
 	keysAll(nodeCmd("sunsubscribe", -1, []string{"pubsub", "noscript", "loading", "stale"})),
 	nodeCmd("publish", 3, []string{"pubsub", "loading", "stale", "fast"}),
 	key1(nodeCmd("spublish", 3, []string{"pubsub", "loading", "stale", "fast"})),
+	// Geospatial: sorted sets of geohashes (geo.go).
+	key1(cmd("geoadd", -5, fWriteOOM, cmdGeoAdd)),
+	key1(cmd("geodist", -4, fRead, cmdGeoDist)),
+	key1(cmd("geohash", -2, fRead, cmdGeoHash)),
+	key1(cmd("geopos", -2, fRead, cmdGeoPos)),
+	geoStoreKeys(6, cmd("georadius", -6, []string{"write", "denyoom", "movablekeys"}, geoCmd(geoByCoords))),
+	key1(cmd("georadius_ro", -6, fRead, geoCmd(geoByCoords|geoNoStore))),
+	geoStoreKeys(5, cmd("georadiusbymember", -5, []string{"write", "denyoom", "movablekeys"}, geoCmd(geoByMember))),
+	key1(cmd("georadiusbymember_ro", -5, fRead, geoCmd(geoByMember|geoNoStore))),
+	key1(cmd("geosearch", -7, fRead, geoCmd(geoSearch))),
+	keys12(cmd("geosearchstore", -8, fWriteOOM, geoCmd(geoSearch|geoSearchStore))),
 	// Scripting: the node turns EVAL and EVALSHA into EvalName (eval.go).
 	evalCmd("eval", true),
 	evalCmd("evalsha", true),
