@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coppice-kv/coppice/kv/luascript"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/transport"
@@ -219,6 +220,52 @@ func (p *publisher) AskPubSub(q *messages.PubSubQuery) []*messages.PubSubAnswer 
 		}()
 	}
 	var out []*messages.PubSubAnswer
+	for range peers {
+		if a := <-answers; a != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// AskScript asks every peer up for a script by its SHA-1, all at once,
+// and returns the first body that came within publishWait whose SHA-1 is
+// sha (nil if none).
+func (p *publisher) AskScript(sha string) []byte {
+	for _, a := range p.askScripts(&messages.ScriptQuery{Sha: sha}) {
+		if b := a.GetBody(); b != nil && luascript.SHA1(b) == sha {
+			return b
+		}
+	}
+	return nil
+}
+
+// FlushScripts has every peer up empty its script cache, and waits for
+// them (up to publishWait).
+func (p *publisher) FlushScripts() { p.askScripts(&messages.ScriptQuery{Flush: true}) }
+
+// askScripts sends q to every peer up at once, and returns the answers
+// that came within publishWait.
+func (p *publisher) askScripts(q *messages.ScriptQuery) []*messages.ScriptAnswer {
+	peers := p.rt.addrs.peers(p.rt.Name)
+	remote, err := p.rt.Remote()
+	if len(peers) == 0 || err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, publishWait)
+	defer cancel()
+	answers := make(chan *messages.ScriptAnswer, len(peers))
+	for _, peer := range peers {
+		go func() {
+			res, err := remote.Request(ctx, peer, ClientPath, q)
+			a, _ := res.(*messages.ScriptAnswer)
+			if a == nil {
+				p.rt.logger().Debug("scripts: a node did not answer", "node", peer.Name, "err", err)
+			}
+			answers <- a
+		}()
+	}
+	var out []*messages.ScriptAnswer
 	for range peers {
 		if a := <-answers; a != nil {
 			out = append(out, a)

@@ -98,6 +98,15 @@ func deliver(rt *Runtime, sys *actor.ActorSystem) transport.Handler {
 				}
 				return &messages.PubSubAnswer{Subscribers: make([]uint64, len(m.Channels))}, nil
 			}
+		case *messages.ScriptQuery:
+			// EVALSHA on a node that lacks the script asks its peers'
+			// script caches.
+			if target == ClientPath {
+				if port := rt.port.Load(); port != nil {
+					return port.AnswerScript(m), nil
+				}
+				return &messages.ScriptAnswer{}, nil
+			}
 		}
 		if _, ok := sys.ProcessRegistry.GetLocal(target); !ok {
 			return nil, fmt.Errorf("no actor %s on this node", target)

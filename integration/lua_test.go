@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +13,9 @@ import (
 )
 
 // TestLuaScriptsOnEveryReplica: scripts sent through every node of three,
-// with EVALSHA from each node's cache (go-redis's Script sends EVAL on
-// NOSCRIPT), run once each, on their keys' shard; and every replica of a
+// with EVALSHA (go-redis's Script sends EVAL on NOSCRIPT), run once each,
+// on their keys' shard; a script loaded through one node runs through the
+// others, and SCRIPT FLUSH through one empties them all; every replica of a
 // shard ends with the same data though the scripts write what they drew
 // at random (SRANDMEMBER, math.random) and the names of their tables:
 // each replica runs the script itself, and must draw the same.
@@ -76,6 +78,23 @@ return redis.call('incr', KEYS[3])`)
 	if err := clients[1].Eval(ctx, "return redis.call('get', ARGV[1])", []string{tags[0] + "x"}, tags[1]+"count").Err(); err == nil ||
 		err.Error()[:len("ERR Script attempted to access a non local key")] != "ERR Script attempted to access a non local key" {
 		t.Fatalf("a key of another shard: %v", err)
+	}
+	sha, err := clients[0].ScriptLoad(ctx, "return 'loaded through n1'").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients[1:] {
+		if got, err := c.EvalSha(ctx, sha, nil).Text(); err != nil || got != "loaded through n1" {
+			t.Fatalf("EVALSHA of n1's script through %s: %q, %v", c.Options().Addr, got, err)
+		}
+	}
+	if err := clients[2].ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		if err := c.EvalSha(ctx, sha, nil).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			t.Fatalf("EVALSHA through %s after SCRIPT FLUSH through n3: %v", c.Options().Addr, err)
+		}
 	}
 	for _, c := range clients {
 		if n, err := c.EvalRO(ctx, "return tonumber(redis.call('get', KEYS[1])) * 2", []string{tags[2] + "count"}).Int(); err != nil || n != 2*each*len(clients) {

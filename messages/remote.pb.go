@@ -959,6 +959,107 @@ func (x *TransferLeadershipReply) GetError() string {
 	return ""
 }
 
+// ScriptQuery asks a node for a Lua script's body by its SHA-1 (lower-case
+// hex), for an EVALSHA its own script cache does not know; or, with flush,
+// to empty its script cache (SCRIPT FLUSH through another node). The reply
+// is a ScriptAnswer.
+type ScriptQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha           string                 `protobuf:"bytes,1,opt,name=sha,proto3" json:"sha,omitempty"`
+	Flush         bool                   `protobuf:"varint,2,opt,name=flush,proto3" json:"flush,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptQuery) Reset() {
+	*x = ScriptQuery{}
+	mi := &file_remote_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptQuery) ProtoMessage() {}
+
+func (x *ScriptQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptQuery.ProtoReflect.Descriptor instead.
+func (*ScriptQuery) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ScriptQuery) GetSha() string {
+	if x != nil {
+		return x.Sha
+	}
+	return ""
+}
+
+func (x *ScriptQuery) GetFlush() bool {
+	if x != nil {
+		return x.Flush
+	}
+	return false
+}
+
+type ScriptAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The script, if the node's cache holds it.
+	Body          []byte `protobuf:"bytes,1,opt,name=body,proto3,oneof" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptAnswer) Reset() {
+	*x = ScriptAnswer{}
+	mi := &file_remote_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptAnswer) ProtoMessage() {}
+
+func (x *ScriptAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptAnswer.ProtoReflect.Descriptor instead.
+func (*ScriptAnswer) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ScriptAnswer) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
 var File_remote_proto protoreflect.FileDescriptor
 
 const file_remote_proto_rawDesc = "" +
@@ -1039,7 +1140,13 @@ const file_remote_proto_rawDesc = "" +
 	"\n" +
 	"to_address\x18\x02 \x01(\tR\ttoAddress\"/\n" +
 	"\x17TransferLeadershipReply\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05errorB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
+	"\x05error\x18\x01 \x01(\tR\x05error\"5\n" +
+	"\vScriptQuery\x12\x10\n" +
+	"\x03sha\x18\x01 \x01(\tR\x03sha\x12\x14\n" +
+	"\x05flush\x18\x02 \x01(\bR\x05flush\"0\n" +
+	"\fScriptAnswer\x12\x17\n" +
+	"\x04body\x18\x01 \x01(\fH\x00R\x04body\x88\x01\x01B\a\n" +
+	"\x05_bodyB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
 
 var (
 	file_remote_proto_rawDescOnce sync.Once
@@ -1054,7 +1161,7 @@ func file_remote_proto_rawDescGZIP() []byte {
 }
 
 var file_remote_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_remote_proto_goTypes = []any{
 	(ChangeMembership_Op)(0),        // 0: coppice.messages.ChangeMembership.Op
 	(*Envelope)(nil),                // 1: coppice.messages.Envelope
@@ -1070,18 +1177,20 @@ var file_remote_proto_goTypes = []any{
 	(*ChangeMembershipReply)(nil),   // 11: coppice.messages.ChangeMembershipReply
 	(*TransferLeadership)(nil),      // 12: coppice.messages.TransferLeadership
 	(*TransferLeadershipReply)(nil), // 13: coppice.messages.TransferLeadershipReply
-	(*anypb.Any)(nil),               // 14: google.protobuf.Any
-	(*Command)(nil),                 // 15: coppice.messages.Command
-	(*Reply)(nil),                   // 16: coppice.messages.Reply
+	(*ScriptQuery)(nil),             // 14: coppice.messages.ScriptQuery
+	(*ScriptAnswer)(nil),            // 15: coppice.messages.ScriptAnswer
+	(*anypb.Any)(nil),               // 16: google.protobuf.Any
+	(*Command)(nil),                 // 17: coppice.messages.Command
+	(*Reply)(nil),                   // 18: coppice.messages.Reply
 }
 var file_remote_proto_depIdxs = []int32{
-	14, // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
-	15, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
+	16, // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
+	17, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
 	3,  // 2: coppice.messages.Forward.scan:type_name -> coppice.messages.ScanShard
 	3,  // 3: coppice.messages.Forward.hash_scan:type_name -> coppice.messages.ScanShard
 	3,  // 4: coppice.messages.Forward.set_scan:type_name -> coppice.messages.ScanShard
 	3,  // 5: coppice.messages.Forward.zset_scan:type_name -> coppice.messages.ScanShard
-	16, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
+	18, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
 	6,  // 7: coppice.messages.Publish.messages:type_name -> coppice.messages.Published
 	0,  // 8: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
 	9,  // [9:9] is the sub-list for method output_type
@@ -1099,13 +1208,14 @@ func file_remote_proto_init() {
 	file_kv_proto_init()
 	file_remote_proto_msgTypes[2].OneofWrappers = []any{}
 	file_remote_proto_msgTypes[7].OneofWrappers = []any{}
+	file_remote_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remote_proto_rawDesc), len(file_remote_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -13,9 +13,9 @@ import (
 // LOAD's stay until SCRIPT FLUSH; EVAL's too, up to maxEvalScripts, the
 // oldest dropped first (Redis 7.4's rule: a client that sends a new script
 // each time must not grow the node without bound). Each node has its own,
-// as each Redis Cluster node has: a cluster client loads a script on
-// every node (go-redis's ScriptLoad on a cluster client does), or sends
-// EVAL on NOSCRIPT.
+// as each Redis Cluster node has, but an EVALSHA a node's cache does not
+// know asks the other nodes' (Server.script), so a script loaded through
+// one node runs through every node.
 type scripts struct {
 	mu     sync.Mutex
 	loaded map[string][]byte
@@ -74,7 +74,7 @@ func (sc *scripts) flush() {
 // client's arguments), as kv.PrepareEval does; an EVAL's script joins the
 // cache.
 func (s *Server) evalCommand(name string, args [][]byte) (cmd [][]byte, shard int, read bool, r *messages.Reply) {
-	cmd, shard, read, sc, r := kv.PrepareEval(name, args, s.scripts.get, s.backend.Shards())
+	cmd, shard, read, sc, r := kv.PrepareEval(name, args, s.script, s.backend.Shards())
 	if r != nil {
 		return nil, 0, false, r
 	}
@@ -85,6 +85,41 @@ func (s *Server) evalCommand(name string, args [][]byte) (cmd [][]byte, shard in
 	// copied from the reader's buffers.
 	owned := cloneAll(append([][]byte{cmd[0], cmd[1]}, cmd[3:]...))
 	return append([][]byte{owned[0], owned[1], sc.Body}, owned[2:]...), shard, read, nil
+}
+
+// ScriptAsker is a backend whose node has peers: AskScript asks them for
+// a script by its SHA-1 (nil if none has it, or none answers in time),
+// FlushScripts has them empty their script caches.
+type ScriptAsker interface {
+	AskScript(sha string) []byte
+	FlushScripts()
+}
+
+// script is the body of the script sha: from this node's cache, or from a
+// peer's (then kept here, as an EVAL's is), so that a script loaded
+// through one node runs through any; nil if none has it.
+func (s *Server) script(sha string) []byte {
+	if b := s.scripts.get(sha); b != nil {
+		return b
+	}
+	asker, ok := s.backend.(ScriptAsker)
+	if !ok || len(sha) != 40 {
+		return nil
+	}
+	b := asker.AskScript(sha)
+	if b != nil {
+		s.scripts.remember(sha, b)
+	}
+	return b
+}
+
+// AnswerScript is this node's answer to a peer's ScriptQuery.
+func (s *Server) AnswerScript(q *messages.ScriptQuery) *messages.ScriptAnswer {
+	if q.GetFlush() {
+		s.scripts.flush()
+		return &messages.ScriptAnswer{}
+	}
+	return &messages.ScriptAnswer{Body: s.scripts.get(q.GetSha())}
 }
 
 // eval runs a script on its keys' shard: through the log, or as a read
@@ -134,7 +169,15 @@ func (c *conn) scriptCmd(args [][]byte) {
 			c.reply(errorf("ERR SCRIPT FLUSH only support SYNC|ASYNC option"))
 			return
 		}
+		// Every node's cache: an EVALSHA through any node would find the
+		// script in another's.
 		c.s.scripts.flush()
+		if asker, ok := c.s.backend.(ScriptAsker); ok {
+			ch := make(chan *messages.Reply, 1)
+			go func() { asker.FlushScripts(); ch <- replyOK }()
+			c.push(waiting(ch))
+			return
+		}
 		c.reply(replyOK)
 	case "kill":
 		// A script runs in its shard's apply loop, bounded by its
