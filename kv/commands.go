@@ -209,6 +209,7 @@ var table = []*Spec{
 	key1(cmd("persist", 2, fWriteFast, cmdPersist)),
 	cmd("keys", 2, fRead, cmdKeys),
 	cmd("dbsize", 1, fReadFast, cmdDBSize),
+	cmd("randomkey", 1, fRead, cmdRandomKey),
 	cmd("flushdb", -1, fWrite, cmdFlush),
 	cmd("flushall", -1, fWrite, cmdFlush),
 	cmd("scan", -2, fRead, cmdScan),

@@ -12282,6 +12282,39 @@ func redisCommandMeta() map[string]commandMeta {
 				mb("O(1)"),
 			),
 		},
+		"randomkey": {
+			info: ma(
+				mb("randomkey"),
+				mi(1),
+				mset(
+					ms("readonly"),
+				),
+				mi(0),
+				mi(0),
+				mi(0),
+				mset(
+					ms("@keyspace"),
+					ms("@read"),
+					ms("@slow"),
+				),
+				mset(
+					mb("request_policy:all_shards"),
+					mb("nondeterministic_output"),
+				),
+				mset(),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Return a random key from the keyspace"),
+				mb("since"),
+				mb("1.0.0"),
+				mb("group"),
+				mb("generic"),
+				mb("complexity"),
+				mb("O(1)"),
+			),
+		},
 		"readonly": {
 			info: ma(
 				mb("readonly"),

@@ -14,7 +14,7 @@ import (
 
 // Scripts (EVAL and its kin) run in the engine, as the Raft log applies
 // them, on every replica of the shard: the log holds the script's body,
-// its keys and arguments and the node's time, and package script makes
+// its keys and arguments and the node's time, and package luascript makes
 // every run of them the same (see its doc). The node turns EVAL and
 // EVALSHA into EvalName, with the script's body (EVALSHA's looked up in
 // the node's cache) and the shard the keys are on.
@@ -204,7 +204,7 @@ func (h *scriptHost) Call(args [][]byte) *messages.Reply {
 	}
 	if h.shards > 1 {
 		switch s.Name {
-		case "keys", "scan", "dbsize", "flushdb", "flushall":
+		case "keys", "scan", "dbsize", "flushdb", "flushall", "randomkey":
 			return errReply(fmt.Sprintf("ERR '%s' from a script sees one shard of %d here: run it outside the script", s.Name, h.shards))
 		case "sort", "sort_ro":
 			if r := CheckSortPatterns(args, h.shards); r != nil {

@@ -259,6 +259,27 @@ func (t *txn) eachKey(after, prefix []byte, fn func(key []byte, rec *record) boo
 	}))
 }
 
+// RANDOMKEY: a live key of the shard, the first after a random point of
+// the key space (wrapping round to the first), or nil when there is none.
+// (Keys after a wide gap come up more often; Redis's choice is not even
+// either: a random bucket, then a random key of its chain.)
+func cmdRandomKey(t *txn, _ [][]byte) *messages.Reply {
+	var from [8]byte
+	for i := range from {
+		from[i] = byte(t.intN(256))
+	}
+	var found []byte
+	first := func(key []byte, _ *record) bool { found = bytes.Clone(key); return false }
+	t.eachKey(from[:], nil, first)
+	if found == nil {
+		t.eachKey(nil, nil, first)
+	}
+	if found == nil {
+		return nullBulk
+	}
+	return bulk(found)
+}
+
 // DBSIZE: the number of live keys (a scan of the shard's keys).
 func cmdDBSize(t *txn, _ [][]byte) *messages.Reply {
 	n := int64(0)

@@ -263,3 +263,35 @@ func TestSortPatternsStayOnTheShard(t *testing.T) {
 		"EXISTS "+other, ":0",
 	)
 }
+
+// RANDOMKEY on a node of four shards: nil when every shard is empty, the
+// key when there is one (whatever shard it is on), and over enough tries
+// every key, from every shard.
+func TestRandomKeyAcrossShards(t *testing.T) {
+	_, c, _ := txServer(t)
+	script(t, c, "RANDOMKEY", "$-1")
+	keys := map[string]bool{}
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		keys[k] = true
+		script(t, c, "SET "+k+" 1", "+OK")
+	}
+	shards := map[int]bool{}
+	for k := range keys {
+		shards[kv.ShardOf(kv.Slot([]byte(k)), 4)] = true
+	}
+	if len(shards) < 3 {
+		t.Fatalf("the keys are on %d shards: pick others", len(shards))
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 2000 && len(seen) < len(keys); i++ {
+		k := c.do("RANDOMKEY")
+		if !keys[k] {
+			t.Fatalf("RANDOMKEY answered %q", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != len(keys) {
+		t.Fatalf("2000 RANDOMKEYs saw %d keys of %d", len(seen), len(keys))
+	}
+	script(t, c, "DEL a b c d e f g", ":7", "RANDOMKEY", "h", "RANDOMKEY x", "-ERR wrong number of arguments for 'randomkey' command")
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -45,6 +46,8 @@ func (c *conn) data(name string, args [][]byte) {
 		c.sumKeys(args, spec.Write)
 	case "dbsize":
 		c.everyShard(args, false, sumIntegers)
+	case "randomkey":
+		c.randomKey(args)
 	case "keys":
 		c.everyShard(args, false, concatArrays)
 	case "flushdb", "flushall":
@@ -291,4 +294,20 @@ func firstErrorOr(ok *messages.Reply) func([]*messages.Reply) *messages.Reply {
 		}
 		return ok
 	}
+}
+
+// randomKey is RANDOMKEY on a node of several shards: a random key of a
+// random shard, the next shard (in a random order) when one is empty, nil
+// when all are.
+func (c *conn) randomKey(args [][]byte) {
+	c.drain() // the answer is needed now, and in its turn
+	owned := c.own(args)
+	for _, sh := range rand.Perm(c.s.backend.Shards()) {
+		r := c.issueRead(sh, owned).Wait()
+		if _, empty := r.GetValue().(*messages.Reply_NullBulk); !empty {
+			c.reply(r)
+			return
+		}
+	}
+	c.reply(nullBulk())
 }

@@ -98,5 +98,8 @@ func TestScriptsInMulti(t *testing.T) {
 		"SET {a}x 1", "+QUEUED",
 		"EVAL \"return 1\" 1 b", "-"+kv.ErrCrossShard.GetError(),
 		"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
+		"MULTI", "+OK",
+		"EVAL \"return 1\" 2 {a}x b", "-"+kv.ErrCrossShard.GetError(),
+		"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
 	)
 }

@@ -150,6 +150,9 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		return true
 	case "eval", "evalsha", "eval_ro", "evalsha_ro":
 		cmd, shard, _, r := c.s.evalCommand(name, args)
+		if r == errCrossShard {
+			return refuse(r) // keys on several shards: refused at once, as any command's
+		}
 		if r != nil {
 			// Redis answers it in EXEC's array.
 			c.tx.entries = append(c.tx.entries, txEntry{local: r})
@@ -188,7 +191,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only", name)))
 	}
 	switch name {
-	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan", "zscan":
+	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan", "zscan", "randomkey":
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction", name)))
 	}
 	shard := -1

@@ -42,9 +42,9 @@ var (
 )
 
 var (
-	errSteps = fmt.Errorf("ERR script exceeded %d Lua instructions: coppice runs a script on every replica and stops it at the same instruction on each", MaxSteps)
-	errBytes = fmt.Errorf("ERR script made more than %d bytes of strings and values: coppice runs a script on every replica and bounds what it makes (build big strings with table.concat, not '..' in a loop)", MaxBytes)
-	errLong  = fmt.Errorf("ERR string longer than %d bytes", maxString)
+	errSteps = fmt.Errorf("script exceeded %d Lua instructions: coppice runs a script on every replica and stops it at the same instruction on each", MaxSteps)
+	errBytes = fmt.Errorf("script made more than %d bytes of strings and values: coppice runs a script on every replica and bounds what it makes (build big strings with table.concat, not '..' in a loop)", MaxBytes)
+	errLong  = fmt.Errorf("string longer than %d bytes", maxString)
 )
 
 // budget is the context the VM checks before every instruction: Done

@@ -135,7 +135,7 @@ var errStackLimit = &messages.Reply{Value: &messages.Reply_Error{Error: "ERR rea
 func (r *run) toReply(v lua.LValue, depth int) (reply *messages.Reply) {
 	defer func() {
 		if depth == 0 && r.b.bytes > byteLimit {
-			reply = &messages.Reply{Value: &messages.Reply_Error{Error: errBytes.Error()}}
+			reply = &messages.Reply{Value: &messages.Reply_Error{Error: "ERR " + errBytes.Error()}}
 		}
 	}()
 	if depth > maxDepth {

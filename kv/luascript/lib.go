@@ -339,6 +339,9 @@ func (r *run) toString(v lua.LValue) string {
 		}
 		return "false"
 	}
+	if r.ids == nil {
+		r.ids = map[any]int64{}
+	}
 	id, ok := r.ids[v]
 	if !ok {
 		id = int64(len(r.ids) + 1)

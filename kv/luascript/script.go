@@ -195,7 +195,7 @@ func newRun(s *Script, host Host, seed int32) *run {
 		RegistryMaxSize:     1 << 20,
 		RegistryGrowStep:    256,
 	})
-	r := &run{L: L, s: s, host: host, resp: 2, ids: map[any]int64{}}
+	r := &run{L: L, s: s, host: host, resp: 2}
 	r.rand.seed(seed)
 	r.b.run = r
 	L.SetContext(&r.b)
@@ -368,13 +368,13 @@ func (r *run) hostCall(L *lua.LState, args [][]byte) (reply *messages.Reply) {
 		defer func() {
 			if p := recover(); p != nil {
 				r.panic, failed = p, true
-				r.b.fatal = fmt.Errorf("ERR storage failure")
+				r.b.fatal = fmt.Errorf("storage failure")
 			}
 		}()
 		reply = r.host.Call(args)
 	}()
 	if failed {
-		L.RaiseError("ERR storage failure")
+		L.RaiseError("storage failure")
 	}
 	return reply
 }

@@ -170,3 +170,28 @@ func TestCompileErrors(t *testing.T) {
 		t.Errorf("shebang flags: %v %+v", r, s)
 	}
 }
+
+// One compiled script runs on many shards' goroutines at once (the node
+// compiles each script once): runs share nothing but the compiled code.
+func TestConcurrentRuns(t *testing.T) {
+	src := "local t = {} for i = 1, 200 do t[#t+1] = string.format('%d', i) .. cjson.encode({i}) end return table.concat(t, ',') .. redis.call('x') .. tostring(math.random())"
+	want := runScript(t, src, 1, nil).String()
+	done := make(chan string)
+	for range 8 {
+		go func() {
+			s, _ := Compile([]byte(src))
+			for range 20 {
+				if got := s.Run(nil, nil, 1, okHost).String(); got != want {
+					done <- got
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 8 {
+		if got := <-done; got != "" {
+			t.Fatalf("a concurrent run answered %s, want %s", got, want)
+		}
+	}
+}
