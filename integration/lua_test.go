@@ -71,7 +71,6 @@ return redis.call('incr', KEYS[3])`)
 			}
 		}
 	}
-	eventually(t, 30*time.Second, "every shard the same on every replica", func() error { return sameData(nodes...) })
 
 	// A script on a key of another shard than its keys' is refused on any
 	// node; a read-only script reads through any node.
@@ -79,6 +78,7 @@ return redis.call('incr', KEYS[3])`)
 		err.Error()[:len("ERR Script attempted to access a non local key")] != "ERR Script attempted to access a non local key" {
 		t.Fatalf("a key of another shard: %v", err)
 	}
+	eventually(t, 30*time.Second, "every shard the same on every replica", func() error { return sameData(nodes...) })
 	sha, err := clients[0].ScriptLoad(ctx, "return 'loaded through n1'").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +96,19 @@ return redis.call('incr', KEYS[3])`)
 			t.Fatalf("EVALSHA through %s after SCRIPT FLUSH through n3: %v", c.Options().Addr, err)
 		}
 	}
+	// A library loaded through one node is on every shard of every node.
+	lib := "#!lua name=counters\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)"
+	if name, err := clients[1].FunctionLoad(ctx, lib).Result(); err != nil || name != "counters" {
+		t.Fatalf("FUNCTION LOAD through n2: %q, %v", name, err)
+	}
+	for i, c := range clients {
+		for _, tag := range tags {
+			if n, err := c.FCall(ctx, "bump", []string{tag + "bumped"}, 1).Int(); err != nil || n != i+1 {
+				t.Fatalf("FCALL bump on %s through %s: %d, %v", tag, c.Options().Addr, n, err)
+			}
+		}
+	}
+	eventually(t, 30*time.Second, "every shard, its functions too, the same on every replica", func() error { return sameData(nodes...) })
 	for _, c := range clients {
 		if n, err := c.EvalRO(ctx, "return tonumber(redis.call('get', KEYS[1])) * 2", []string{tags[2] + "count"}).Int(); err != nil || n != 2*each*len(clients) {
 			t.Fatalf("EVAL_RO through %s: %d, %v", c.Options().Addr, n, err)

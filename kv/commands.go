@@ -459,6 +459,19 @@ var table = []*Spec{
 	evalCmd("evalsha", true),
 	evalCmd("eval_ro", false),
 	evalCmd("evalsha_ro", false),
+	evalCmd("fcall", true),
+	evalCmd("fcall_ro", false),
+	nodeCmd("function", -2, []string{},
+		&Spec{Name: "function|delete", Arity: 3, Flags: []string{"write", "noscript"}},
+		&Spec{Name: "function|dump", Arity: 2, Flags: []string{"noscript"}},
+		&Spec{Name: "function|flush", Arity: -2, Flags: []string{"write", "noscript"}},
+		&Spec{Name: "function|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		&Spec{Name: "function|kill", Arity: 2, Flags: []string{"noscript", "allow_busy"}},
+		&Spec{Name: "function|list", Arity: -2, Flags: []string{"noscript"}},
+		&Spec{Name: "function|load", Arity: -3, Flags: []string{"write", "denyoom", "noscript"}},
+		&Spec{Name: "function|restore", Arity: -3, Flags: []string{"write", "denyoom", "noscript"}},
+		&Spec{Name: "function|stats", Arity: 2, Flags: []string{"noscript", "allow_busy"}},
+	),
 	nodeCmd("script", -2, []string{},
 		&Spec{Name: "script|debug", Arity: 3, Flags: []string{"noscript"}},
 		&Spec{Name: "script|exists", Arity: -3, Flags: []string{"noscript"}},
@@ -477,16 +490,16 @@ var table = []*Spec{
 	),
 }
 
-// evalCmd is EVAL's, EVALSHA's, EVAL_RO's or EVALSHA_RO's entry: keys
-// after their count, args[2]. The engine never runs it as it is: the node
-// sends EvalName.
+// evalCmd is EVAL's, EVALSHA's, EVAL_RO's, EVALSHA_RO's, FCALL's or
+// FCALL_RO's entry: keys after their count, args[2]. The engine never runs
+// it as it is: the node sends EvalName or FcallName.
 func evalCmd(name string, write bool) *Spec {
 	flags := []string{"noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"}
 	if !write {
 		flags = append([]string{"readonly"}, flags...)
 	}
 	s := numkeysAt(2, cmd(name, -3, flags, func(*txn, [][]byte) *messages.Reply {
-		return errReply("ERR kv: a script reaches the engine as " + strconv.Quote(EvalName))
+		return errReply("ERR kv: a script reaches the engine as " + strconv.Quote(EvalName) + " or " + strconv.Quote(FcallName))
 	}))
 	s.Write = write
 	return s

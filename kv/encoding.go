@@ -9,7 +9,11 @@ const (
 	prefixMeta   byte = 0x01 // 0x01 key -> record
 	prefixField  byte = 0x02 // 0x02 uvarint(len(key)) key field -> value
 	prefixExpiry byte = 0x03 // 0x03 be64(when^1<<63) key -> empty
-	prefixEnd    byte = 0x04 // no engine key starts at or above this byte
+	// Function libraries (FUNCTION LOAD): 0x04 'L' library -> code, and
+	// 0x04 'F' function -> its library's name. Not keys: FLUSHALL leaves
+	// them (FUNCTION FLUSH removes them).
+	prefixFunction byte = 0x04
+	prefixEnd      byte = 0x05 // no engine key starts at or above this byte
 )
 
 // Record types (the low bits of a record's first byte).

@@ -3,8 +3,6 @@ package kv
 import (
 	"bytes"
 	"fmt"
-	"hash/fnv"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 
@@ -44,9 +42,13 @@ func EvalCommand(shards, shard int, readOnly bool, body []byte, eval [][]byte) [
 	return args
 }
 
-// EvalOnShard makes EvalName's command cmd run on shard (a transaction's
-// script without keys runs on the transaction's shard).
+// EvalOnShard makes EvalName's or FcallName's command cmd run on shard (a
+// transaction's script without keys runs on the transaction's shard); it
+// leaves any other command as it is.
 func EvalOnShard(cmd [][]byte, shards, shard int) {
+	if string(cmd[0]) != EvalName && string(cmd[0]) != FcallName {
+		return
+	}
 	where := strconv.Itoa(shards) + ":" + strconv.Itoa(shard)
 	if bytes.HasSuffix(cmd[1], []byte(":ro")) {
 		where += ":ro"
@@ -86,16 +88,25 @@ func PrepareEval(name string, args [][]byte, lookup func(sha string) []byte, sha
 	if ro && s.Shebang && !s.NoWrites {
 		return nil, 0, false, nil, errROWithFlag
 	}
-	shard = -1
+	if shard, r = keysShard(keys, shards); r != nil {
+		return nil, 0, false, nil, r
+	}
+	return EvalCommand(shards, max(shard, 0), ro, body, args), shard, ro || s.NoWrites, s, nil
+}
+
+// keysShard is the shard of keys (-1 when there are none), or CROSSSLOT
+// when they are on several.
+func keysShard(keys [][]byte, shards int) (int, *messages.Reply) {
+	shard := -1
 	for _, k := range keys {
 		sh := ShardOf(Slot(k), shards)
 		if shard == -1 {
 			shard = sh
 		} else if sh != shard {
-			return nil, 0, false, nil, ErrCrossShard
+			return 0, ErrCrossShard
 		}
 	}
-	return EvalCommand(shards, max(shard, 0), ro, body, args), shard, ro || s.NoWrites, s, nil
+	return shard, nil
 }
 
 // ErrCrossShard refuses a command whose keys must change together but
@@ -122,17 +133,8 @@ var errBadEval = errReply("ERR kv: malformed script command")
 
 // execEval runs EvalName's args: on the write path when w is not nil.
 func execEval(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
-	if len(args) < 4 {
-		return errBadEval
-	}
-	where := bytes.Split(args[1], []byte(":"))
-	readOnly := len(where) == 3 && string(where[2]) == "ro"
-	if len(where) != 2 && !readOnly {
-		return errBadEval
-	}
-	shards, err1 := strconv.Atoi(string(where[0]))
-	shard, err2 := strconv.Atoi(string(where[1]))
-	if err1 != nil || err2 != nil || shards < 1 || shard < 0 || shard >= shards {
+	shards, shard, readOnly, ok := parseWhere(args)
+	if !ok || len(args) < 4 {
 		return errBadEval
 	}
 	s, e := luascript.Compile(args[2])
@@ -143,18 +145,11 @@ func execEval(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
 	if e != nil {
 		return e
 	}
-	argv := args[4+len(keys):]
-	h := fnv.New64a()
-	h.Write([]byte(s.SHA))
-	seed := h.Sum64() ^ uint64(now)
-	host := &scriptHost{
-		t:      &txn{r: r, now: now, rng: rand.New(rand.NewPCG(seed, uint64(now)))},
-		shards: shards, shard: shard,
-	}
+	host, seed := newScriptHost(r, shards, shard, s.SHA, now)
 	if w != nil && !s.NoWrites && !readOnly {
 		host.t.w = w
 	}
-	return s.Run(keys, argv, int32(seed), host)
+	return s.Run(keys, args[4+len(keys):], seed, host)
 }
 
 // scriptHost runs a script's redis.call: the command on the script's

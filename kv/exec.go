@@ -44,6 +44,12 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 	if len(args) > 0 && string(args[0]) == EvalName {
 		return execEval(w, w, args, cmd.GetNowMs())
 	}
+	if len(args) > 0 && string(args[0]) == FcallName {
+		return execFcall(w, w, args, cmd.GetNowMs())
+	}
+	if len(args) > 0 && string(args[0]) == FunctionName {
+		return execFunction(w, w, args)
+	}
 	s, r := resolve(args)
 	if r != nil {
 		return r
@@ -54,14 +60,19 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 
 // Read runs a read-only command on r at time nowMs: the node's reads go to
 // a shard's live store, without the Raft log. A write command gets an
-// error reply. The internal DigestName, StreamLastIDsName and EvalName (a
-// script that may not write) run here. Storage errors become "ERR kv: storage: ..." replies.
+// error reply. The internal DigestName, StreamLastIDsName, EvalName and
+// FcallName (a script that may not write) and FunctionName's list run
+// here. Storage errors become "ERR kv: storage: ..." replies.
 func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 	run := readDigests
 	if len(args) > 0 && string(args[0]) == StreamLastIDsName {
 		run = readStreamLastIDs
 	} else if len(args) > 0 && string(args[0]) == EvalName {
 		run = func(t *txn, args [][]byte) *messages.Reply { return execEval(t.r, nil, args, t.now) }
+	} else if len(args) > 0 && string(args[0]) == FcallName {
+		run = func(t *txn, args [][]byte) *messages.Reply { return execFcall(t.r, nil, args, t.now) }
+	} else if len(args) > 0 && string(args[0]) == FunctionName {
+		run = func(t *txn, args [][]byte) *messages.Reply { return execFunction(t.r, nil, args) }
 	} else if len(args) == 0 || string(args[0]) != DigestName {
 		s, e := resolve(args)
 		if e != nil {

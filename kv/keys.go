@@ -293,6 +293,6 @@ func cmdFlush(t *txn, a [][]byte) *messages.Reply {
 	if len(a) > 2 || (len(a) == 2 && !isOpt(a[1], "sync") && !isOpt(a[1], "async")) {
 		return errSyntax
 	}
-	must(t.w.DeleteRange([]byte{prefixMeta}, []byte{prefixEnd}))
+	must(t.w.DeleteRange([]byte{prefixMeta}, []byte{prefixFunction})) // the keys, not the functions
 	return replyOK
 }

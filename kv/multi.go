@@ -92,7 +92,7 @@ func execMulti(w Writer, args [][]byte, now int64) *messages.Reply {
 	}
 	replies := make([]*messages.Reply, len(cmds))
 	for i, c := range cmds {
-		if internal(c[0]) && string(c[0]) != EvalName {
+		if internal(c[0]) && string(c[0]) != EvalName && string(c[0]) != FcallName {
 			replies[i] = errBadExec
 			continue
 		}
@@ -144,7 +144,7 @@ func AddsData(args [][]byte) bool {
 	if len(args) == 0 {
 		return false
 	}
-	if string(args[0]) == EvalName {
+	if string(args[0]) == EvalName || string(args[0]) == FcallName || string(args[0]) == FunctionName {
 		return true // a script may write anything
 	}
 	if string(args[0]) == ExecName {

@@ -277,6 +277,8 @@ func (c *conn) command(args [][]byte) {
 		c.pubsubCmd(args)
 	case "script":
 		c.scriptCmd(args)
+	case "function":
+		c.functionCmd(args)
 	case "reset":
 		c.reset(args)
 	case "xread":

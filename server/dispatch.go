@@ -34,6 +34,8 @@ func (c *conn) data(name string, args [][]byte) {
 	switch name {
 	case "eval", "evalsha", "eval_ro", "evalsha_ro":
 		c.eval(name, args)
+	case "fcall", "fcall_ro":
+		c.fcall(name, args)
 	case "mget":
 		c.mget(args)
 	case "mset":
@@ -251,7 +253,11 @@ func (c *conn) sumKeys(args [][]byte, write bool) {
 
 // everyShard runs the command on every shard and combines the replies.
 func (c *conn) everyShard(args [][]byte, write bool, combine func([]*messages.Reply) *messages.Reply) {
-	args = c.own(args)
+	c.everyShardOwned(c.own(args), write, combine)
+}
+
+// everyShardOwned is everyShard of a command the caller made (owned).
+func (c *conn) everyShardOwned(args [][]byte, write bool, combine func([]*messages.Reply) *messages.Reply) {
 	m := &multi{combine: combine}
 	for sh := 0; sh < c.s.backend.Shards(); sh++ {
 		if write {

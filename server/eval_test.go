@@ -93,6 +93,16 @@ func TestScriptsInMulti(t *testing.T) {
 	if p := b.takeProposed(); len(p) != 1 || p[0] != kv.ExecName {
 		t.Fatalf("proposed %q, want one transaction", p)
 	}
+	// A function in a transaction, and one without keys on its shard.
+	script(t, c,
+		"FUNCTION LOAD \"#!lua name=l\\nredis.register_function('get', function(keys) return redis.call('get', keys[1] or '{a}x') end)\"", "l",
+		"MULTI", "+OK",
+		"SET {a}x 5", "+QUEUED",
+		"FCALL get 1 {a}x", "+QUEUED",
+		"FCALL_RO get 0", "+QUEUED",
+		"FCALL nope 0", "+QUEUED",
+		"EXEC", "[+OK 5 -ERR Can not execute a script with write flag using *_ro command. -ERR Function not found]",
+	)
 	script(t, c,
 		"MULTI", "+OK",
 		"SET {a}x 1", "+QUEUED",

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -148,8 +149,15 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		c.tx.entries = append(c.tx.entries, txEntry{local: r})
 		c.reply(replyQueued)
 		return true
-	case "eval", "evalsha", "eval_ro", "evalsha_ro":
-		cmd, shard, _, r := c.s.evalCommand(name, args)
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
+		var cmd [][]byte
+		var shard int
+		var r *messages.Reply
+		if strings.HasPrefix(name, "fcall") {
+			cmd, shard, _, r = c.fcallCommand(name, args)
+		} else {
+			cmd, shard, _, r = c.s.evalCommand(name, args)
+		}
 		if r == errCrossShard {
 			return refuse(r) // keys on several shards: refused at once, as any command's
 		}
@@ -264,9 +272,7 @@ func (c *conn) exec() {
 		shard = 0 // no key at all (scripts without keys only)
 	}
 	for _, cmd := range t.cmds {
-		if string(cmd[0]) == kv.EvalName {
-			kv.EvalOnShard(cmd, c.s.backend.Shards(), shard)
-		}
+		kv.EvalOnShard(cmd, c.s.backend.Shards(), shard) // a script's, a function's
 	}
 	c.timing.start, c.timing.write = time.Now(), true
 	cmd := kv.ExecCommand(nowMs(), keys, digests, t.cmds)

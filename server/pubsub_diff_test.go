@@ -100,17 +100,11 @@ func runPubSubScript(t *testing.T, file string, dials ...func() (net.Conn, error
 		if rest, ok := strings.CutPrefix(line, "@ignore "); ok {
 			ignore, line = true, rest
 		}
-		fields := strings.Fields(line)
-		name, args := fields[0], fields[1:]
-		for i, a := range args {
-			if strings.HasPrefix(a, `"`) {
-				u, err := strconv.Unquote(a)
-				if err != nil {
-					t.Fatalf("%s: %v", where, err)
-				}
-				args[i] = u
-			}
+		fields, err := splitArgs(line)
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
 		}
+		name, args := fields[0], fields[1:]
 		token := fmt.Sprintf("token-%d", n)
 		var got [][]string
 		for side, dial := range dials {
@@ -278,4 +272,37 @@ func unordered(frames []string) []string {
 	slices.Sort(out)
 	slices.Sort(counts)
 	return append(out, counts...)
+}
+
+// splitArgs splits a script line at spaces; an argument in double quotes
+// is a Go string literal (spaces, "\n", "\x00" inside).
+func splitArgs(line string) ([]string, error) {
+	var out []string
+	s := strings.TrimSpace(line)
+	for len(s) > 0 {
+		if s[0] != '"' {
+			end := strings.IndexByte(s, ' ')
+			if end < 0 {
+				end = len(s)
+			}
+			out, s = append(out, s[:end]), strings.TrimSpace(s[end:])
+			continue
+		}
+		end := 1
+		for end < len(s) && s[end] != '"' {
+			if s[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(s) {
+			return nil, fmt.Errorf("unterminated quote")
+		}
+		u, err := strconv.Unquote(s[:end+1])
+		if err != nil {
+			return nil, err
+		}
+		out, s = append(out, u), strings.TrimSpace(s[end+1:])
+	}
+	return out, nil
 }

@@ -211,8 +211,8 @@ func runOf(L *lua.LState) *run { return L.Context().(*budget).run }
 // redisAPI is Redis's redis table: functions (of the run their VM
 // belongs to) and constants. redisNames are its names, sorted.
 var redisAPI = map[string]any{
-	"call":  lua.LGFunction(func(L *lua.LState) int { return runOf(L).call(L, true) }),
-	"pcall": lua.LGFunction(func(L *lua.LState) int { return runOf(L).call(L, false) }),
+	"call":  lua.LGFunction(func(L *lua.LState) int { return runOf(L).redisCall(L, true) }),
+	"pcall": lua.LGFunction(func(L *lua.LState) int { return runOf(L).redisCall(L, false) }),
 	"sha1hex": lua.LGFunction(func(L *lua.LState) int {
 		if L.GetTop() != 1 {
 			L.Error(errTable(L, "wrong number of arguments"), 0)

@@ -165,15 +165,20 @@ type Host interface {
 // Run runs s with KEYS and ARGV, math.random seeded with seed, and gives
 // the reply for the client, or an error reply.
 func (s *Script) Run(keys, argv [][]byte, seed int32, host Host) *messages.Reply {
-	r := newRun(s, host, seed)
+	r := newRun(s.SHA, chunkName, host, seed)
 	defer r.L.Close()
-	return r.run(keys, argv)
+	r.global.RawSetString("KEYS", r.strings(keys))
+	r.global.RawSetString("ARGV", r.strings(argv))
+	fn := r.L.NewFunctionFromProto(s.proto)
+	fn.Env = r.view
+	return r.call(fn)
 }
 
 // run is one run: its VM, budget and state.
 type run struct {
 	L       *lua.LState
-	s       *Script
+	name    string // what its errors name: the script's SHA, the function's name
+	chunk   string // its chunk's name: user_script, user_function
 	host    Host
 	b       budget
 	rand    rand48
@@ -184,9 +189,10 @@ type run struct {
 	strMeta *lua.LTable    // strings' metatable
 	null    *lua.LUserData // cjson.null
 	panic   any            // a storage failure from the host, raised again
+	loading *library       // a library being loaded: its redis table registers functions
 }
 
-func newRun(s *Script, host Host, seed int32) *run {
+func newRun(name, chunk string, host Host, seed int32) *run {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       1000,
@@ -195,23 +201,25 @@ func newRun(s *Script, host Host, seed int32) *run {
 		RegistryMaxSize:     1 << 20,
 		RegistryGrowStep:    256,
 	})
-	r := &run{L: L, s: s, host: host, resp: 2}
+	r := &run{L: L, name: name, chunk: chunk, host: host, resp: 2}
 	r.rand.seed(seed)
 	r.b.run = r
 	L.SetContext(&r.b)
 	r.openLibs()
+	r.view = r.env()
 	return r
 }
 
-func (r *run) run(keys, argv [][]byte) (reply *messages.Reply) {
+// call calls fn with args, and gives its result as the client's reply, or
+// the error it raised as Redis words it. A storage failure in a command
+// it called panics again here.
+func (r *run) call(fn *lua.LFunction, args ...lua.LValue) *messages.Reply {
 	L := r.L
-	r.global.RawSetString("KEYS", r.strings(keys))
-	r.global.RawSetString("ARGV", r.strings(argv))
-	fn := L.NewFunctionFromProto(r.s.proto)
-	r.view = r.env()
-	fn.Env = r.view
 	L.Push(fn)
-	err := L.PCall(0, 1, L.NewFunction(r.errorHandler))
+	for _, a := range args {
+		L.Push(a)
+	}
+	err := L.PCall(len(args), 1, L.NewFunction(r.errorHandler))
 	if r.panic != nil {
 		panic(r.panic)
 	}
@@ -276,7 +284,7 @@ func (r *run) errorHandler(L *lua.LState) int {
 		t.RawSetString("err", lua.LString(msg))
 	}
 	if line := callerLine(L); line > 0 && t.RawGetString("line") == lua.LNil {
-		t.RawSetString("source", lua.LString("@"+chunkName))
+		t.RawSetString("source", lua.LString("@"+r.chunk))
 		t.RawSetString("line", lua.LNumber(line))
 	}
 	L.Push(t)
@@ -303,15 +311,15 @@ func callerLine(L *lua.LState) int {
 func (r *run) errorReply(obj lua.LValue) *messages.Reply {
 	t, ok := obj.(*lua.LTable)
 	if !ok {
-		return errorf("ERR Error running script (call to f_%s): %s", r.s.SHA, lua.LVAsString(obj))
+		return errorf("ERR Error running script (call to f_%s): %s", r.name, lua.LVAsString(obj))
 	}
 	msg := lua.LVAsString(t.RawGetString("err"))
 	if msg == "" {
 		msg = "ERR unknown error"
 	}
 	source, line := t.RawGetString("source"), t.RawGetString("line")
-	if source != lua.LNil && line != lua.LNil {
-		msg = fmt.Sprintf("%s script: %s, on %s:%s.", msg, r.s.SHA, lua.LVAsString(source), lua.LVAsString(line))
+	if source != lua.LNil && line != lua.LNil && r.name != "" { // a library's loading has no name: Redis gives its errors bare
+		msg = fmt.Sprintf("%s script: %s, on %s:%s.", msg, r.name, lua.LVAsString(source), lua.LVAsString(line))
 	}
 	return errorText(msg)
 }
@@ -334,8 +342,8 @@ func errorf(format string, args ...any) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Error{Error: oneLine(fmt.Sprintf(format, args...))}}
 }
 
-// call is redis.call (raise true) and redis.pcall (raise false).
-func (r *run) call(L *lua.LState, raise bool) int {
+// redisCall is redis.call (raise true) and redis.pcall (raise false).
+func (r *run) redisCall(L *lua.LState, raise bool) int {
 	n := L.GetTop()
 	if n == 0 {
 		return r.callError(L, raise, "Please specify at least one argument for this redis lib call")
@@ -386,7 +394,7 @@ func (r *run) callError(L *lua.LState, raise bool, msg string) int {
 	t := errTable(L, msg)
 	if raise {
 		if line := callerLine(L); line > 0 {
-			t.RawSetString("source", lua.LString("@"+chunkName))
+			t.RawSetString("source", lua.LString("@"+r.chunk))
 			t.RawSetString("line", lua.LNumber(line))
 		}
 		L.Error(t, 0)

@@ -1,0 +1,204 @@
+package kv
+
+import (
+	"bytes"
+	"hash/fnv"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/coppice-kv/coppice/kv/luascript"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Functions (FUNCTION LOAD, FCALL): every shard keeps every library, under
+// prefixFunction, so that FCALL finds its function on whatever shard its
+// keys are; the node sends FUNCTION LOAD, DELETE and FLUSH to every shard.
+// FCALL runs as a script does (eval.go), the function's library loaded
+// from the shard's own state.
+
+// FunctionName is the internal command of FUNCTION LOAD, DELETE, FLUSH
+// (writes, on every shard) and LIST (a read):
+//
+//	["\x00function", "load", "0"|"1" (REPLACE), code]
+//	["\x00function", "delete", library]
+//	["\x00function", "flush"]
+//	["\x00function", "list"]   every library: [name, code] pairs
+const FunctionName = "\x00function"
+
+// FcallName is the internal command of FCALL and FCALL_RO:
+//
+//	["\x00fcall", "<shards>:<shard>[:ro]", function, numkeys, key..., arg...]
+//
+// as EvalName's, with the function's name for the body.
+const FcallName = "\x00fcall"
+
+func libKey(name []byte) []byte  { return append([]byte{prefixFunction, 'L'}, name...) }
+func funcKey(name []byte) []byte { return append([]byte{prefixFunction, 'F'}, name...) }
+
+var (
+	errLibNotFound  = errReply("ERR Library not found")
+	errFuncNotFound = errReply("ERR Function not found")
+	errBadFunction  = errReply("ERR kv: malformed function command")
+)
+
+func execFunction(r Reader, w Writer, args [][]byte) *messages.Reply {
+	t := &txn{r: r, w: w}
+	if len(args) < 2 {
+		return errBadFunction
+	}
+	op := string(args[1])
+	if op != "list" && w == nil {
+		return errReadWrite
+	}
+	switch {
+	case op == "load" && len(args) == 4:
+		return t.functionLoad(string(args[2]) == "1", args[3])
+	case op == "delete" && len(args) == 3:
+		lib, ok := t.get(libKey(args[2]))
+		if !ok {
+			return errLibNotFound
+		}
+		t.dropLibrary(args[2], lib)
+		return replyOK
+	case op == "flush" && len(args) == 2:
+		must(t.w.DeleteRange([]byte{prefixFunction}, []byte{prefixEnd}))
+		return replyOK
+	case op == "list" && len(args) == 2:
+		var items []*messages.Reply
+		p := []byte{prefixFunction, 'L'}
+		must(t.r.Scan(p, successor(p), func(k, v []byte) bool {
+			items = append(items, bulk(bytes.Clone(k[2:])), bulk(bytes.Clone(v)))
+			return true
+		}))
+		return array(items)
+	}
+	return errBadFunction
+}
+
+// functionLoad stores a library and indexes its functions.
+func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
+	libName, r := luascript.LibraryName(code)
+	if r != nil {
+		return r
+	}
+	name := []byte(libName)
+	old, exists := t.get(libKey(name))
+	if exists && !replace {
+		return errReply("ERR Library '" + libName + "' already exists") // before compiling, as Redis
+	}
+	lib, r := luascript.LoadLibrary(code)
+	if r != nil {
+		return r
+	}
+	for _, f := range lib.Funcs {
+		if owner, ok := t.get(funcKey([]byte(f.Name))); ok && !bytes.Equal(owner, name) {
+			return errReply("ERR Function " + f.Name + " already exists")
+		}
+	}
+	if exists {
+		t.dropLibrary(name, old)
+	}
+	t.set(libKey(name), lib.Code)
+	for _, f := range lib.Funcs {
+		t.set(funcKey([]byte(f.Name)), name)
+	}
+	return bulkString(lib.Name)
+}
+
+// dropLibrary removes library name (its code) and its functions' index.
+func (t *txn) dropLibrary(name, code []byte) {
+	if lib, r := luascript.LoadLibrary(code); r == nil {
+		for _, f := range lib.Funcs {
+			t.del(funcKey([]byte(f.Name)))
+		}
+	}
+	t.del(libKey(name))
+}
+
+// PrepareFcall turns FCALL or FCALL_RO (name lower-case, args arity
+// checked) into FcallName's command on a node of shards shards, or returns
+// Redis's error: shard is the keys' shard (-1 for none: the command gives
+// shard 0), read tells that it runs on the read path (FCALL_RO). The
+// command's arguments are args' own slices.
+func PrepareFcall(name string, args [][]byte, shards int) (cmd [][]byte, shard int, read bool, r *messages.Reply) {
+	if _, ok := parseInt(args[2]); !ok {
+		return nil, 0, false, errReply("ERR Bad number of keys provided")
+	}
+	keys, r := ScriptKeys(args)
+	if r != nil {
+		return nil, 0, false, r
+	}
+	if shard, r = keysShard(keys, shards); r != nil {
+		return nil, 0, false, r
+	}
+	ro := name == "fcall_ro"
+	cmd = EvalCommand(shards, max(shard, 0), ro, args[1], args)
+	cmd[0] = []byte(FcallName)
+	return cmd, shard, ro, nil
+}
+
+// execFcall runs FcallName's args: on the write path when w is not nil.
+func execFcall(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
+	shards, shard, readOnly, ok := parseWhere(args)
+	if !ok || len(args) < 4 {
+		return errBadEval
+	}
+	keys, e := ScriptKeys(args[1:])
+	if e != nil {
+		return e
+	}
+	t := &txn{r: r, now: now}
+	owner, found := t.get(funcKey(args[2]))
+	if !found {
+		return errFuncNotFound
+	}
+	code, found := t.get(libKey(owner))
+	if !found {
+		return errFuncNotFound
+	}
+	lib, e := luascript.LoadLibrary(code)
+	if e != nil {
+		return e
+	}
+	name := string(args[2])
+	f, found := lib.Function(name)
+	if !found {
+		return errFuncNotFound
+	}
+	if readOnly && !f.NoWrites {
+		return errROWithFlag
+	}
+	host, seed := newScriptHost(r, shards, shard, name, now)
+	if w != nil && !f.NoWrites && !readOnly {
+		host.t.w = w
+	}
+	return lib.Call(name, keys, args[4+len(keys):], seed, host)
+}
+
+// newScriptHost is the host of a script or function (named name) run at
+// now on shard, with the random source its name and time seed.
+func newScriptHost(r Reader, shards, shard int, name string, now int64) (*scriptHost, int32) {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	seed := h.Sum64() ^ uint64(now)
+	return &scriptHost{
+		t:      &txn{r: r, now: now, rng: rand.New(rand.NewPCG(seed, uint64(now)))},
+		shards: shards, shard: shard,
+	}, int32(seed)
+}
+
+// parseWhere reads EvalName's and FcallName's args[1]: "shards:shard[:ro]".
+func parseWhere(args [][]byte) (shards, shard int, readOnly, ok bool) {
+	if len(args) < 2 {
+		return 0, 0, false, false
+	}
+	where := bytes.Split(args[1], []byte(":"))
+	readOnly = len(where) == 3 && string(where[2]) == "ro"
+	if len(where) != 2 && !readOnly {
+		return 0, 0, false, false
+	}
+	shards, err1 := strconv.Atoi(string(where[0]))
+	shard, err2 := strconv.Atoi(string(where[1]))
+	ok = err1 == nil && err2 == nil && shards >= 1 && shard >= 0 && shard < shards
+	return shards, shard, readOnly, ok
+}

@@ -1,0 +1,279 @@
+package luascript
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+
+	"github.com/coppice-kv/coppice/messages"
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Functions (Redis 7's FUNCTION LOAD and FCALL): a library is Lua code
+// whose first line names it ("#!lua name=mylib") and whose top level
+// registers functions with redis.register_function. Redis runs the top
+// level once and keeps the functions in its VM; here a library's code is
+// in its shard's state, and each FCALL runs the top level again in a new
+// VM (registering the functions, as deterministic as any script) and then
+// calls the function with its keys and arguments.
+
+// funcChunk is the name of a library's chunk in its errors.
+const funcChunk = "user_function"
+
+// Library is a loaded library: its name, its code, its functions in the
+// order it registered them. Immutable and shared.
+type Library struct {
+	Name  string
+	Code  []byte
+	Funcs []Function
+	proto *lua.FunctionProto
+}
+
+// Function is a function a library registered.
+type Function struct {
+	Name, Description string // Description "" when it has none
+	Flags             []string
+	NoWrites          bool
+}
+
+// library is what a library's top level registers, as it runs.
+type library struct {
+	funcs     []Function
+	callbacks map[string]*lua.LFunction
+}
+
+var functionFlags = map[string]bool{"no-writes": true, "allow-oom": true, "allow-stale": true, "no-cluster": true, "allow-cross-slot-keys": true}
+
+// LoadLibrary checks a library's code, runs its top level and returns what
+// it registered, or the error reply Redis gives. Libraries are kept by
+// their code's SHA-1, as compiled scripts are.
+func LoadLibrary(code []byte) (*Library, *messages.Reply) {
+	sha := SHA1(code)
+	libraries.Lock()
+	l := libraries.m[sha]
+	libraries.Unlock()
+	if l != nil {
+		return l, nil
+	}
+	l, r := loadLibrary(code)
+	if r != nil {
+		return nil, r
+	}
+	libraries.Lock()
+	if len(libraries.m) >= maxCompiled {
+		clear(libraries.m)
+	}
+	libraries.m[sha] = l
+	libraries.Unlock()
+	return l, nil
+}
+
+var libraries = struct {
+	sync.Mutex
+	m map[string]*Library
+}{m: map[string]*Library{}}
+
+// LibraryName is the name a library's first line gives it, or the error
+// reply Redis gives for the line; the rest of the library is not read.
+func LibraryName(code []byte) (string, *messages.Reply) {
+	if !bytes.HasPrefix(code, []byte("#!")) {
+		return "", errorf("ERR Missing library metadata")
+	}
+	line, _, _ := bytes.Cut(code, []byte("\n"))
+	parts := strings.Fields(string(line[2:]))
+	if len(parts) == 0 || parts[0] != "lua" {
+		engine := ""
+		if len(parts) > 0 {
+			engine = parts[0]
+		}
+		return "", errorf("ERR Engine '%s' not found", engine)
+	}
+	name, named := "", false
+	for _, p := range parts[1:] {
+		n, ok := strings.CutPrefix(p, "name=")
+		if !ok {
+			return "", errorf("ERR Invalid metadata value given: %s", p)
+		}
+		name, named = n, true
+	}
+	if !named {
+		return "", errorf("ERR Library name was not given")
+	}
+	if !validName(name) {
+		return "", errNameChars
+	}
+	return name, nil
+}
+
+func loadLibrary(code []byte) (*Library, *messages.Reply) {
+	name, e := LibraryName(code)
+	if e != nil {
+		return nil, e
+	}
+	l := &Library{Name: name, Code: bytes.Clone(code)}
+	_, rest, _ := bytes.Cut(code, []byte("\n"))
+	proto, err := compileChunk(append([]byte("\n"), rest...), funcChunk)
+	if err != nil {
+		return nil, errorf("ERR Error compiling function: %s", err)
+	}
+	l.proto = proto
+	r := newRun("", funcChunk, nil, 0)
+	defer r.L.Close()
+	reg, e := r.register(proto)
+	if e != nil {
+		return nil, errorf("ERR Error registering functions: %s", e.GetError())
+	}
+	if len(reg.funcs) == 0 {
+		return nil, errorf("ERR No functions registered")
+	}
+	l.Funcs = reg.funcs
+	return l, nil
+}
+
+// errNameChars is Redis 7.0's refusal of a library's or a function's name.
+var errNameChars = errorf("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
+
+func validName(s string) bool {
+	for _, c := range s {
+		if !(c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// register runs a library's top level with the loading API (redis has
+// register_function and log, not call), and returns what it registered.
+func (r *run) register(proto *lua.FunctionProto) (*library, *messages.Reply) {
+	reg := &library{callbacks: map[string]*lua.LFunction{}}
+	r.loading = reg
+	defer func() { r.loading = nil }()
+	r.global.RawSetString("redis", r.loadingAPI())
+	fn := r.L.NewFunctionFromProto(proto)
+	fn.Env = r.view
+	if e := r.call(fn); e.GetError() != "" {
+		return nil, &messages.Reply{Value: &messages.Reply_Error{Error: strings.TrimPrefix(e.GetError(), "-")}}
+	}
+	r.global.RawSetString("redis", lua.LNil) // the full API, made when next named
+	return reg, nil
+}
+
+// loadingAPI is redis as a library's top level sees it: naming anything
+// else (redis.call) is an error, as in Redis.
+func (r *run) loadingAPI() *lua.LTable {
+	L := r.L
+	t := L.CreateTable(0, 8)
+	t.RawSetString("register_function", L.NewFunction(r.registerFunction))
+	for _, name := range []string{"log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING", "REDIS_VERSION", "REDIS_VERSION_NUM"} {
+		switch v := redisAPI[name].(type) {
+		case lua.LGFunction:
+			t.RawSetString(name, L.NewFunction(v))
+		case lua.LValue:
+			t.RawSetString(name, v)
+		}
+	}
+	mt := L.CreateTable(0, 1)
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(L.Get(2)))
+		return 0
+	}))
+	L.SetMetatable(t, mt)
+	return t
+}
+
+// registerFunction is redis.register_function(name, callback) or
+// redis.register_function{function_name=, callback=, flags=, description=}.
+func (r *run) registerFunction(L *lua.LState) int {
+	fail := func(msg string) { L.Error(errTable(L, msg), 0) }
+	var f Function
+	var cb *lua.LFunction
+	switch L.GetTop() {
+	case 1:
+		t, ok := L.Get(1).(*lua.LTable)
+		if !ok {
+			fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
+		}
+		var bad bool
+		t.ForEach(func(k, v lua.LValue) {
+			switch lua.LVAsString(k) {
+			case "function_name":
+				if s, ok := v.(lua.LString); ok {
+					f.Name = string(s)
+				} else {
+					bad = true
+				}
+			case "callback":
+				cb, _ = v.(*lua.LFunction)
+			case "description":
+				if s, ok := v.(lua.LString); ok {
+					f.Description = string(s)
+				}
+			case "flags":
+				flags, ok := v.(*lua.LTable)
+				if !ok {
+					fail("flags argument to redis.register_function must be a table representing function flags")
+				}
+				flags.ForEach(func(_, fl lua.LValue) {
+					s, ok := fl.(lua.LString)
+					if !ok || !functionFlags[string(s)] {
+						fail("unknown flag given")
+					}
+					f.Flags = append(f.Flags, string(s))
+					f.NoWrites = f.NoWrites || s == "no-writes"
+				})
+			default:
+				bad = true
+			}
+		})
+		switch {
+		case bad:
+			fail("unknown argument given to redis.register_function")
+		case f.Name == "":
+			fail("redis.register_function must get a function name argument")
+		case cb == nil:
+			fail("redis.register_function must get a callback argument")
+		}
+	case 2:
+		s, ok := L.Get(1).(lua.LString)
+		if !ok {
+			fail("first argument to redis.register_function must be a string")
+		}
+		if cb, ok = L.Get(2).(*lua.LFunction); !ok {
+			fail("second argument to redis.register_function must be a function")
+		}
+		f.Name = string(s)
+	default:
+		fail("wrong number of arguments to redis.register_function")
+	}
+	if !validName(f.Name) {
+		fail(strings.TrimPrefix(errNameChars.GetError(), "ERR "))
+	}
+	if _, dup := r.loading.callbacks[f.Name]; dup {
+		fail("Function already exists in the library")
+	}
+	r.loading.callbacks[f.Name] = cb
+	r.loading.funcs = append(r.loading.funcs, f)
+	return 0
+}
+
+// Function is the library's function name, if it has it.
+func (l *Library) Function(name string) (Function, bool) {
+	for _, f := range l.Funcs {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Function{}, false
+}
+
+// Call runs the library's function name (one it has) with its keys and
+// arguments, as Run runs a script.
+func (l *Library) Call(name string, keys, argv [][]byte, seed int32, host Host) *messages.Reply {
+	r := newRun(name, funcChunk, host, seed)
+	defer r.L.Close()
+	reg, e := r.register(l.proto)
+	if e != nil {
+		return e // as it loaded before, only a storage failure or the budget
+	}
+	return r.call(reg.callbacks[name], r.strings(keys), r.strings(argv))
+}

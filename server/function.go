@@ -1,0 +1,205 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/kv/luascript"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Functions: every shard keeps every library (kv/function.go), so FUNCTION
+// LOAD, DELETE and FLUSH go to every shard, FUNCTION LIST and STATS read
+// shard 0's, and FCALL runs on its keys' shard as EVAL does.
+
+// fcall runs FCALL or FCALL_RO on its keys' shard.
+func (c *conn) fcall(name string, args [][]byte) {
+	cmd, shard, read, r := c.fcallCommand(name, args)
+	if r != nil {
+		c.reply(r)
+		return
+	}
+	c.timing.args = append([][]byte{[]byte(strings.ToUpper(name))}, cmd[2:]...) // the slow log's view
+	if read {
+		c.push(c.issueRead(max(shard, 0), cmd))
+	} else {
+		c.push(c.issueWrite(max(shard, 0), cmd))
+	}
+}
+
+// fcallCommand is kv.PrepareFcall's command, owned.
+func (c *conn) fcallCommand(name string, args [][]byte) ([][]byte, int, bool, *messages.Reply) {
+	cmd, shard, read, r := kv.PrepareFcall(name, args, c.s.backend.Shards())
+	if r != nil {
+		return nil, 0, false, r
+	}
+	return cloneAll(cmd), shard, read, nil
+}
+
+// functionCmd is FUNCTION LOAD, DELETE, FLUSH, LIST, STATS, KILL, HELP
+// (DUMP and RESTORE refused).
+func (c *conn) functionCmd(args [][]byte) {
+	if r := kv.CheckSubcommand(args); r != nil {
+		c.reply(r)
+		return
+	}
+	fn := func(op string, rest ...[]byte) [][]byte {
+		return cloneAll(append([][]byte{[]byte(kv.FunctionName), []byte(op)}, rest...))
+	}
+	switch strings.ToLower(string(args[1])) {
+	case "load":
+		replace, code := "0", args[len(args)-1]
+		switch {
+		case len(args) == 4 && strings.EqualFold(string(args[2]), "replace"):
+			replace = "1"
+		case len(args) == 4:
+			c.reply(errorf("ERR Unknown option given: " + string(args[2])))
+			return
+		case len(args) > 4:
+			c.reply(errorf("ERR syntax error"))
+			return
+		}
+		// Every shard checks it alike: a bad library changes none.
+		c.everyShardOwned(fn("load", []byte(replace), code), true, func(rs []*messages.Reply) *messages.Reply {
+			return firstErrorOr(rs[0])(rs) // the library's name
+		})
+	case "delete":
+		c.everyShardOwned(fn("delete", args[2]), true, firstErrorOr(replyOK))
+	case "flush":
+		if len(args) > 3 || (len(args) == 3 && !strings.EqualFold(string(args[2]), "sync") && !strings.EqualFold(string(args[2]), "async")) {
+			c.reply(errorf("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"))
+			return
+		}
+		c.everyShardOwned(fn("flush"), true, firstErrorOr(replyOK))
+	case "list":
+		var pattern []byte
+		withCode := false
+		for i := 2; i < len(args); i++ {
+			switch {
+			case strings.EqualFold(string(args[i]), "withcode") && !withCode:
+				withCode = true
+			case strings.EqualFold(string(args[i]), "libraryname") && pattern == nil:
+				if i+1 == len(args) {
+					c.reply(errorf("ERR library name argument was not given"))
+					return
+				}
+				pattern = clone(args[i+1])
+				i++
+			default:
+				c.reply(errorf("ERR Unknown argument " + string(args[i])))
+				return
+			}
+		}
+		c.libraries(func(libs []*luascript.Library) *messages.Reply { return listLibraries(libs, pattern, withCode) })
+	case "stats":
+		c.libraries(func(libs []*luascript.Library) *messages.Reply {
+			funcs := 0
+			for _, l := range libs {
+				funcs += len(l.Funcs)
+			}
+			return mapReply(bulkString("running_script"), nullBulk(), bulkString("engines"),
+				mapReply(bulkString("LUA"), mapReply(
+					bulkString("libraries_count"), integer(int64(len(libs))),
+					bulkString("functions_count"), integer(int64(funcs)))))
+		})
+	case "kill":
+		c.reply(errorf("NOTBUSY No scripts in execution right now."))
+	case "dump", "restore":
+		c.reply(errorf("ERR FUNCTION DUMP and RESTORE are not supported: FUNCTION LIST WITHCODE gives each library's code, which FUNCTION LOAD takes"))
+	case "help":
+		lines := []string{
+			"FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"LOAD [REPLACE] <FUNCTION CODE>",
+			"    Create a new library with the given library name and code.",
+			"DELETE <LIBRARY NAME>",
+			"    Delete the given library.",
+			"LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+			"    Return general information on all the libraries:",
+			"    * Library name",
+			"    * The engine used to run the Library",
+			"    * Library description",
+			"    * Functions list",
+			"    * Library code (if WITHCODE is given)",
+			"    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+			"STATS",
+			"    Return information about the current function running:",
+			"    * Function name",
+			"    * Command used to run the function",
+			"    * Duration in MS that the function is running",
+			"    If no function is running, return nil",
+			"    In addition, returns a list of available engines.",
+			"KILL",
+			"    Kill the current running function.",
+			"FLUSH [ASYNC|SYNC]",
+			"    Delete all the libraries.",
+			"    When called without the optional mode argument, the behavior is determined by the",
+			"    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+			"    * ASYNC: Asynchronously flush the libraries.",
+			"    * SYNC: Synchronously flush the libraries.",
+			"HELP",
+			"    Prints this help.",
+		}
+		items := make([]*messages.Reply, len(lines))
+		for i, l := range lines {
+			items[i] = status(l)
+		}
+		c.reply(array(items...))
+	}
+}
+
+// libraries answers with answer's reply to shard 0's libraries (every
+// shard has the same).
+func (c *conn) libraries(answer func([]*luascript.Library) *messages.Reply) {
+	p := c.issueRead(0, cloneAll([][]byte{[]byte(kv.FunctionName), []byte("list")}))
+	ch := make(chan *messages.Reply, 1)
+	go func() {
+		r := p.Wait()
+		if r.GetError() != "" {
+			ch <- r
+			return
+		}
+		items := r.GetArray().GetItems()
+		var libs []*luascript.Library
+		for i := 0; i+1 < len(items); i += 2 {
+			lib, e := luascript.LoadLibrary(items[i+1].GetBulk())
+			if e != nil {
+				ch <- e
+				return
+			}
+			libs = append(libs, lib)
+		}
+		ch <- answer(libs)
+	}()
+	c.push(waiting(ch))
+}
+
+// listLibraries is FUNCTION LIST's reply: the libraries whose name
+// matches pattern (all when nil), in name order.
+func listLibraries(libs []*luascript.Library, pattern []byte, withCode bool) *messages.Reply {
+	var out []*messages.Reply
+	for _, l := range libs {
+		if pattern != nil && !kv.MatchGlob(pattern, []byte(l.Name)) {
+			continue
+		}
+		funcs := make([]*messages.Reply, len(l.Funcs))
+		for i, f := range l.Funcs {
+			desc := nullBulk()
+			if f.Description != "" {
+				desc = bulkString(f.Description)
+			}
+			flags := make([]*messages.Reply, len(f.Flags))
+			for j, fl := range f.Flags {
+				flags[j] = status(fl)
+			}
+			funcs[i] = mapReply(bulkString("name"), bulkString(f.Name), bulkString("description"), desc,
+				bulkString("flags"), &messages.Reply{Value: &messages.Reply_Set{Set: &messages.Replies{Items: flags}}})
+		}
+		item := []*messages.Reply{bulkString("library_name"), bulkString(l.Name), bulkString("engine"), bulkString("LUA"),
+			bulkString("functions"), array(funcs...)}
+		if withCode {
+			item = append(item, bulkString("library_code"), bulk(l.Code))
+		}
+		out = append(out, mapReply(item...))
+	}
+	return array(out...)
+}
