@@ -22,6 +22,7 @@ import (
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/transport"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -201,6 +202,13 @@ func (p *publisher) deliver(peer transport.Peer, batch []*pubItem) ([]uint32, er
 // AskPubSub asks every peer up for its answer to a PUBSUB query, all at
 // once, and returns those that came within publishWait.
 func (p *publisher) AskPubSub(q *messages.PubSubQuery) []*messages.PubSubAnswer {
+	return askPeers[*messages.PubSubAnswer](p, q, "PUBSUB")
+}
+
+// askPeers sends q to every peer up's client port at once, and returns
+// the answers (of type A) that came within publishWait; what names the
+// question in the log of those that did not.
+func askPeers[A any](p *publisher, q proto.Message, what string) []A {
 	peers := p.rt.addrs.peers(p.rt.Name)
 	remote, err := p.rt.Remote()
 	if len(peers) == 0 || err != nil {
@@ -208,21 +216,25 @@ func (p *publisher) AskPubSub(q *messages.PubSubQuery) []*messages.PubSubAnswer 
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, publishWait)
 	defer cancel()
-	answers := make(chan *messages.PubSubAnswer, len(peers))
+	type answer struct {
+		a  A
+		ok bool
+	}
+	answers := make(chan answer, len(peers))
 	for _, peer := range peers {
 		go func() {
 			res, err := remote.Request(ctx, peer, ClientPath, q)
-			a, _ := res.(*messages.PubSubAnswer) // nil: none in time
-			if a == nil {
-				p.rt.logger().Debug("pub/sub: a node left out of PUBSUB's count", "node", peer.Name, "err", err, "answer", fmt.Sprintf("%T", res))
+			a, ok := res.(A) // not: none in time
+			if !ok {
+				p.rt.logger().Debug("a node did not answer", "question", what, "node", peer.Name, "err", err, "answer", fmt.Sprintf("%T", res))
 			}
-			answers <- a
+			answers <- answer{a, ok}
 		}()
 	}
-	var out []*messages.PubSubAnswer
+	var out []A
 	for range peers {
-		if a := <-answers; a != nil {
-			out = append(out, a)
+		if a := <-answers; a.ok {
+			out = append(out, a.a)
 		}
 	}
 	return out
@@ -247,31 +259,7 @@ func (p *publisher) FlushScripts() { p.askScripts(&messages.ScriptQuery{Flush: t
 // askScripts sends q to every peer up at once, and returns the answers
 // that came within publishWait.
 func (p *publisher) askScripts(q *messages.ScriptQuery) []*messages.ScriptAnswer {
-	peers := p.rt.addrs.peers(p.rt.Name)
-	remote, err := p.rt.Remote()
-	if len(peers) == 0 || err != nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(p.ctx, publishWait)
-	defer cancel()
-	answers := make(chan *messages.ScriptAnswer, len(peers))
-	for _, peer := range peers {
-		go func() {
-			res, err := remote.Request(ctx, peer, ClientPath, q)
-			a, _ := res.(*messages.ScriptAnswer)
-			if a == nil {
-				p.rt.logger().Debug("scripts: a node did not answer", "node", peer.Name, "err", err)
-			}
-			answers <- a
-		}()
-	}
-	var out []*messages.ScriptAnswer
-	for range peers {
-		if a := <-answers; a != nil {
-			out = append(out, a)
-		}
-	}
-	return out
+	return askPeers[*messages.ScriptAnswer](p, q, "scripts")
 }
 
 // close stops the senders; what they held is lost.

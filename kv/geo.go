@@ -367,6 +367,14 @@ func (t *txn) geoZSet(key []byte) (*zset, *messages.Reply) {
 
 // GEOPOS key member [...]
 func cmdGeoPos(t *txn, a [][]byte) *messages.Reply {
+	return t.eachPlace(a, nullArray, func(lon, lat float64) *messages.Reply {
+		return array([]*messages.Reply{humanDouble(lon), humanDouble(lat)})
+	})
+}
+
+// eachPlace answers GEOPOS and GEOHASH (key member [...]): each member's
+// answer from its position, missing for a member (or key) that is not.
+func (t *txn) eachPlace(a [][]byte, missing *messages.Reply, answer func(lon, lat float64) *messages.Reply) *messages.Reply {
 	z, r := t.geoZSet(a[1])
 	if r != nil {
 		return r
@@ -378,11 +386,10 @@ func cmdGeoPos(t *txn, a [][]byte) *messages.Reply {
 			s, ok = t.score(z, m)
 		}
 		if !ok {
-			out = append(out, nullArray)
+			out = append(out, missing)
 			continue
 		}
-		lon, lat := geoPoint(s)
-		out = append(out, array([]*messages.Reply{humanDouble(lon), humanDouble(lat)}))
+		out = append(out, answer(geoPoint(s)))
 	}
 	return array(out)
 }
@@ -437,21 +444,7 @@ func orNull(r *messages.Reply) *messages.Reply {
 // latitudes -90 to 90, where the score's are Mercator's).
 func cmdGeoHash(t *txn, a [][]byte) *messages.Reply {
 	const alphabet = "0123456789bcdefghjkmnpqrstuvwxyz"
-	z, r := t.geoZSet(a[1])
-	if r != nil {
-		return r
-	}
-	out := make([]*messages.Reply, 0, len(a)-2)
-	for _, m := range a[2:] {
-		s, ok := 0.0, false
-		if z != nil {
-			s, ok = t.score(z, m)
-		}
-		if !ok {
-			out = append(out, nullBulk)
-			continue
-		}
-		lon, lat := geoPoint(s)
+	return t.eachPlace(a, nullBulk, func(lon, lat float64) *messages.Reply {
 		h, _ := geoEncode(geoRange{-180, 180}, geoRange{-90, 90}, lon, lat, 26)
 		buf := make([]byte, 11)
 		for i := range buf {
@@ -461,9 +454,8 @@ func cmdGeoHash(t *txn, a [][]byte) *messages.Reply {
 			}
 			buf[i] = alphabet[idx]
 		}
-		out = append(out, bulk(buf))
-	}
-	return array(out)
+		return bulk(buf)
+	})
 }
 
 // The forms of the search commands.

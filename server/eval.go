@@ -203,10 +203,6 @@ func (c *conn) scriptCmd(args [][]byte) {
 			"HELP",
 			"    Prints this help.",
 		}
-		items := make([]*messages.Reply, len(lines))
-		for i, l := range lines {
-			items[i] = &messages.Reply{Value: &messages.Reply_Status{Status: l}}
-		}
-		c.reply(array(items...))
+		c.reply(helpReply(lines))
 	}
 }

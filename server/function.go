@@ -139,11 +139,7 @@ func (c *conn) functionCmd(args [][]byte) {
 			"HELP",
 			"    Prints this help.",
 		}
-		items := make([]*messages.Reply, len(lines))
-		for i, l := range lines {
-			items[i] = status(l)
-		}
-		c.reply(array(items...))
+		c.reply(helpReply(lines))
 	}
 }
 

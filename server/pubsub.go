@@ -384,11 +384,7 @@ func (c *conn) pubsubCmd(args [][]byte) {
 			"HELP",
 			"    Prints this help.",
 		}
-		items := make([]*messages.Reply, len(lines))
-		for i, l := range lines {
-			items[i] = status(l)
-		}
-		c.reply(array(items...))
+		c.reply(helpReply(lines))
 		return
 	}
 	q := &messages.PubSubQuery{Sharded: strings.HasPrefix(sub, "shard")}
