@@ -131,8 +131,8 @@ func ScriptKeys(eval [][]byte) ([][]byte, *messages.Reply) {
 
 var errBadEval = errReply("ERR kv: malformed script command")
 
-// execEval runs EvalName's args: on the write path when w is not nil.
-func execEval(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
+// execEval runs EvalName's args: on the write path when t.w is not nil.
+func execEval(t *txn, args [][]byte) *messages.Reply {
 	shards, shard, readOnly, ok := parseWhere(args)
 	if !ok || len(args) < 4 {
 		return errBadEval
@@ -145,9 +145,9 @@ func execEval(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
 	if e != nil {
 		return e
 	}
-	host, seed := newScriptHost(r, shards, shard, s.SHA, now)
-	if w != nil && !s.NoWrites && !readOnly {
-		host.t.w = w
+	host, seed := newScriptHost(t.r, shards, shard, s.SHA, t.now)
+	if t.w != nil && !s.NoWrites && !readOnly {
+		host.t.w = t.w
 	}
 	return s.Run(keys, args[4+len(keys):], seed, host)
 }

@@ -35,20 +35,16 @@ func ExpireDueCommand(nowMs int64, limit int) *messages.Command {
 // *StorageError (see its doc): the batch may then hold part of the command.
 func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 	args := cmd.GetArgs()
-	if len(args) > 0 && string(args[0]) == ExpireDueName {
-		return execExpireDue(w, args, cmd.GetNowMs())
-	}
-	if len(args) > 0 && string(args[0]) == ExecName {
-		return execMulti(w, args, cmd.GetNowMs())
-	}
-	if len(args) > 0 && string(args[0]) == EvalName {
-		return execEval(w, w, args, cmd.GetNowMs())
-	}
-	if len(args) > 0 && string(args[0]) == FcallName {
-		return execFcall(w, w, args, cmd.GetNowMs())
-	}
-	if len(args) > 0 && string(args[0]) == FunctionName {
-		return execFunction(w, w, args)
+	if len(args) > 0 && internal(args[0]) {
+		switch string(args[0]) {
+		case ExpireDueName:
+			return execExpireDue(w, args, cmd.GetNowMs())
+		case ExecName:
+			return execMulti(w, args, cmd.GetNowMs())
+		}
+		if run := scriptCommands[string(args[0])]; run != nil {
+			return run(&txn{r: w, w: w, now: cmd.GetNowMs()}, args)
+		}
 	}
 	s, r := resolve(args)
 	if r != nil {
@@ -58,22 +54,33 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 	return s.run(t, args)
 }
 
+// scriptCommands are the internal commands of scripts and functions: on
+// the write path (Exec) and the read path (Read, where t.w is nil: a
+// script that may not write, FUNCTION LIST's read).
+var scriptCommands = map[string]func(t *txn, args [][]byte) *messages.Reply{
+	EvalName:     execEval,
+	FcallName:    execFcall,
+	FunctionName: execFunction,
+}
+
 // Read runs a read-only command on r at time nowMs: the node's reads go to
 // a shard's live store, without the Raft log. A write command gets an
-// error reply. The internal DigestName, StreamLastIDsName, EvalName and
-// FcallName (a script that may not write) and FunctionName's list run
-// here. Storage errors become "ERR kv: storage: ..." replies.
+// error reply. The internal DigestName, StreamLastIDsName and the
+// scriptCommands run here. Storage errors become "ERR kv: storage: ..."
+// replies.
 func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
-	run := readDigests
-	if len(args) > 0 && string(args[0]) == StreamLastIDsName {
-		run = readStreamLastIDs
-	} else if len(args) > 0 && string(args[0]) == EvalName {
-		run = func(t *txn, args [][]byte) *messages.Reply { return execEval(t.r, nil, args, t.now) }
-	} else if len(args) > 0 && string(args[0]) == FcallName {
-		run = func(t *txn, args [][]byte) *messages.Reply { return execFcall(t.r, nil, args, t.now) }
-	} else if len(args) > 0 && string(args[0]) == FunctionName {
-		run = func(t *txn, args [][]byte) *messages.Reply { return execFunction(t.r, nil, args) }
-	} else if len(args) == 0 || string(args[0]) != DigestName {
+	var run func(t *txn, args [][]byte) *messages.Reply
+	if len(args) > 0 {
+		switch name := string(args[0]); name {
+		case DigestName:
+			run = readDigests
+		case StreamLastIDsName:
+			run = readStreamLastIDs
+		default:
+			run = scriptCommands[name]
+		}
+	}
+	if run == nil {
 		s, e := resolve(args)
 		if e != nil {
 			return e

@@ -41,13 +41,14 @@ var (
 	errBadFunction  = errReply("ERR kv: malformed function command")
 )
 
-func execFunction(r Reader, w Writer, args [][]byte) *messages.Reply {
-	t := &txn{r: r, w: w}
+// execFunction runs FunctionName's args: LOAD, DELETE and FLUSH on the write
+// path, LIST on either.
+func execFunction(t *txn, args [][]byte) *messages.Reply {
 	if len(args) < 2 {
 		return errBadFunction
 	}
 	op := string(args[1])
-	if op != "list" && w == nil {
+	if op != "list" && t.w == nil {
 		return errReadWrite
 	}
 	switch {
@@ -137,8 +138,8 @@ func PrepareFcall(name string, args [][]byte, shards int) (cmd [][]byte, shard i
 	return cmd, shard, ro, nil
 }
 
-// execFcall runs FcallName's args: on the write path when w is not nil.
-func execFcall(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
+// execFcall runs FcallName's args: on the write path when t.w is not nil.
+func execFcall(t *txn, args [][]byte) *messages.Reply {
 	shards, shard, readOnly, ok := parseWhere(args)
 	if !ok || len(args) < 4 {
 		return errBadEval
@@ -147,7 +148,6 @@ func execFcall(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
 	if e != nil {
 		return e
 	}
-	t := &txn{r: r, now: now}
 	owner, found := t.get(funcKey(args[2]))
 	if !found {
 		return errFuncNotFound
@@ -168,9 +168,9 @@ func execFcall(r Reader, w Writer, args [][]byte, now int64) *messages.Reply {
 	if readOnly && !f.NoWrites {
 		return errROWithFlag
 	}
-	host, seed := newScriptHost(r, shards, shard, name, now)
-	if w != nil && !f.NoWrites && !readOnly {
-		host.t.w = w
+	host, seed := newScriptHost(t.r, shards, shard, name, t.now)
+	if t.w != nil && !f.NoWrites && !readOnly {
+		host.t.w = t.w
 	}
 	return lib.Call(name, keys, args[4+len(keys):], seed, host)
 }
