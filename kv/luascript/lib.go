@@ -18,7 +18,7 @@ const (
 )
 
 // openLibs opens what Redis opens (base, table, string, math, bit, cjson,
-// cmsgpack; struct is not here), with the functions that could differ
+// cmsgpack, struct), with the functions that could differ
 // between replicas or make unbounded values replaced. Nothing is made
 // before the script names it (global makes it then): a VM's libraries
 // cost more than a short script's run, and most scripts name few.
@@ -126,7 +126,7 @@ func (r *run) getfenv(L *lua.LState) int {
 }
 
 // lazyLibs are the libraries lib makes when the script first names them.
-var lazyLibs = map[string]bool{"string": true, "table": true, "math": true, "bit": true, "cjson": true, "cmsgpack": true}
+var lazyLibs = map[string]bool{"string": true, "table": true, "math": true, "bit": true, "cjson": true, "cmsgpack": true, "struct": true}
 
 // lib is the library name (one of lazyLibs), made on first use.
 func (r *run) lib(name string) *lua.LTable {
@@ -169,12 +169,14 @@ func (r *run) lib(name string) *lua.LTable {
 		t = r.cjsonLib()
 	case "cmsgpack":
 		t = r.cmsgpackLib()
+	case "struct":
+		t = r.structLib()
 	}
 	// gopher-lua fills a library's table from a Go map, in an order that
 	// differs from one run to the next: pairs(string) would list the
 	// functions in a different order on each replica. Refill it in name
 	// order.
-	if name != "bit" && name != "cjson" && name != "cmsgpack" { // tableOf made those in order
+	if name != "bit" && name != "cjson" && name != "cmsgpack" && name != "struct" { // tableOf made those in order
 		t = sorted(L, t)
 	}
 	r.global.RawSetString(name, t)

@@ -49,6 +49,7 @@ func TestBudgetStopsEveryBomb(t *testing.T) {
 		{"return #cjson.decode(string.rep('[', 2000))", "too many nested"},
 		{"local a = {string.rep('x', 1e5)} for i = 1, 15 do a = {a, a} end return #cmsgpack.pack(a)", "bytes of strings"},
 		{"return #cmsgpack.unpack(string.rep('\\220\\255\\255', 1000))", "Missing bytes"},
+		{"local t = {} for i = 1, 100 do t[i] = struct.pack('c0', string.rep('x', 1e6)) end return #t", "bytes of strings"},
 		{"while true do end", "Lua instructions"},
 		{"local n = 0 while true do pcall(function() while true do n = n + 1 end end) end", "Lua instructions"},
 		{"local s = string.rep('x', 1e6) local t = {} for i = 1, 1000 do t[i] = s:upper() end return #t", "bytes of strings"},
