@@ -160,6 +160,12 @@ type scriptHost struct {
 	shards, shard int
 }
 
+// Known tells whether name is a command (redis.acl_check_cmd).
+func (h *scriptHost) Known(name []byte) bool {
+	_, ok := Lookup(name)
+	return ok
+}
+
 func (h *scriptHost) Call(args [][]byte) *messages.Reply {
 	s, ok := Lookup(args[0])
 	if !ok {

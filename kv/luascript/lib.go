@@ -283,6 +283,18 @@ var redisAPI = map[string]any{
 		// back from replicas.
 		return 0
 	}),
+	"acl_check_cmd": lua.LGFunction(func(L *lua.LState) int {
+		args, fail := callArgs(L)
+		if fail != "" {
+			L.Error(errTable(L, fail), 0)
+		}
+		known, ok := runOf(L).host.(interface{ Known(name []byte) bool })
+		if !ok || !known.Known(args[0]) {
+			L.Error(errTable(L, "Invalid command passed to redis.acl_check_cmd()"), 0)
+		}
+		L.Push(lua.LTrue)
+		return 1
+	}),
 	"replicate_commands": lua.LGFunction(func(L *lua.LState) int { L.Push(lua.LTrue); return 1 }),
 	"breakpoint":         lua.LGFunction(func(L *lua.LState) int { L.Push(lua.LFalse); return 1 }),
 	"debug":              lua.LGFunction(func(L *lua.LState) int { return 0 }),

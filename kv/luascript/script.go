@@ -154,7 +154,9 @@ func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {
 	return proto, nil
 }
 
-// Host runs the commands a script calls.
+// Host runs the commands a script calls. A Host that also has
+// Known(name []byte) bool answers redis.acl_check_cmd (there are no ACLs:
+// a command that exists may be run).
 type Host interface {
 	// Call runs one command (name first) and returns its reply, an error
 	// reply for an error. It may panic with a storage failure: the run
@@ -344,9 +346,25 @@ func errorf(format string, args ...any) *messages.Reply {
 
 // redisCall is redis.call (raise true) and redis.pcall (raise false).
 func (r *run) redisCall(L *lua.LState, raise bool) int {
+	args, fail := callArgs(L)
+	if fail != "" {
+		return r.callError(L, raise, fail)
+	}
+	L.SetTop(0)
+	reply := r.hostCall(L, args)
+	if e, ok := reply.GetValue().(*messages.Reply_Error); ok {
+		return r.callError(L, raise, "-"+e.Error)
+	}
+	L.Push(r.toLua(L, reply))
+	return 1
+}
+
+// callArgs are a call's arguments as a command's (numbers as "%.17g"),
+// or the error Redis gives for them.
+func callArgs(L *lua.LState) ([][]byte, string) {
 	n := L.GetTop()
 	if n == 0 {
-		return r.callError(L, raise, "Please specify at least one argument for this redis lib call")
+		return nil, "Please specify at least one argument for this redis lib call"
 	}
 	args := make([][]byte, n)
 	for i := 1; i <= n; i++ {
@@ -356,16 +374,10 @@ func (r *run) redisCall(L *lua.LState, raise bool) int {
 		case lua.LNumber:
 			args[i-1] = strconv.AppendFloat(nil, float64(v), 'g', 17, 64)
 		default:
-			return r.callError(L, raise, "Lua redis lib command arguments must be strings or integers")
+			return nil, "Lua redis lib command arguments must be strings or integers"
 		}
 	}
-	L.SetTop(0)
-	reply := r.hostCall(L, args)
-	if e, ok := reply.GetValue().(*messages.Reply_Error); ok {
-		return r.callError(L, raise, "-"+e.Error)
-	}
-	L.Push(r.toLua(L, reply))
-	return 1
+	return args, ""
 }
 
 // hostCall runs args on the host; a storage failure stops the run for
