@@ -34,7 +34,7 @@ func (r *run) openLibs() {
 	L.SetMetatable(lua.LString(""), r.strMeta)
 }
 
-// global is the global name, made the first time the script names it;
+// globalValue is the global name, made the first time the script names it;
 // LNil for a name that is none.
 func (r *run) globalValue(name string) lua.LValue {
 	if v := r.global.RawGetString(name); v != lua.LNil {
