@@ -337,11 +337,21 @@ func TestRemovalNeedsAnsweringVoters(t *testing.T) {
 	}
 	w.waitOps(faultOps, opsWait)
 	for _, n := range []*cnode{n1, n2} {
+		// The voters are as they were. A shard may be between leaders for
+		// a moment (CI once saw shard 1 without one, at 9f07110): a leader
+		// is a liveness fact, waited for; the voters must not change.
+		eventually(t, 30*time.Second, fmt.Sprintf("after the refusal, as %s sees it, the same voters and a leader for each shard", n), func() error {
+			st, err := n.status()
+			if err != nil {
+				return err
+			}
+			return votersAre(st, []string{"n1", "n2", "n3"})
+		})
 		st, err := n.status()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := votersAre(st, []string{"n1", "n2", "n3"}); err != nil {
+		if err := votersAre(st, []string{"n1", "n2", "n3"}); err != nil && !strings.Contains(err.Error(), "no leader") {
 			t.Fatalf("after the refusal, as %s sees it: %v", n, err)
 		}
 		if len(st.Operations) != 0 {

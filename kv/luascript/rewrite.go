@@ -1,6 +1,8 @@
 package luascript
 
 import (
+	"errors"
+
 	"github.com/yuin/gopher-lua/ast"
 )
 
@@ -14,62 +16,82 @@ const concatName = "@concat"
 // concatenation allocates the whole result at once, with no hook before
 // it, and a loop of forty s = s..s would ask for a terabyte. The function
 // that replaces it charges the result to the script's budget first.
-func rewriteConcat(stmts []ast.Stmt) {
+func rewriteConcat(stmts []ast.Stmt) { rewriteStmts(stmts, 0) }
+
+// maxSyntaxDepth bounds a chunk's nesting (Lua 5.1's is 200 levels of C
+// calls in its parser): gopher-lua's compiler recurses through the syntax
+// tree, and a tree millions deep ("- - - ... x", a long chain of '+')
+// would exhaust the goroutine's stack, which no recover survives. The
+// walk below stops there (errTooDeep), long before.
+const maxSyntaxDepth = 1000
+
+// errTooDeep is what the walk panics with past maxSyntaxDepth.
+var errTooDeep = errors.New("chunk has too many syntax levels")
+
+func rewriteStmts(stmts []ast.Stmt, depth int) {
 	for _, s := range stmts {
-		rewriteStmt(s)
+		rewriteStmt(s, depth)
 	}
 }
 
-func rewriteStmt(s ast.Stmt) {
+func rewriteStmt(s ast.Stmt, depth int) {
+	depth++
+	if depth > maxSyntaxDepth {
+		panic(errTooDeep)
+	}
 	switch s := s.(type) {
 	case *ast.AssignStmt:
-		rewriteExprs(s.Lhs)
-		rewriteExprs(s.Rhs)
+		rewriteExprs(s.Lhs, depth)
+		rewriteExprs(s.Rhs, depth)
 	case *ast.LocalAssignStmt:
-		rewriteExprs(s.Exprs)
+		rewriteExprs(s.Exprs, depth)
 	case *ast.FuncCallStmt:
-		s.Expr = rewriteExpr(s.Expr)
+		s.Expr = rewriteExpr(s.Expr, depth)
 	case *ast.DoBlockStmt:
-		rewriteConcat(s.Stmts)
+		rewriteStmts(s.Stmts, depth)
 	case *ast.WhileStmt:
-		s.Condition = rewriteExpr(s.Condition)
-		rewriteConcat(s.Stmts)
+		s.Condition = rewriteExpr(s.Condition, depth)
+		rewriteStmts(s.Stmts, depth)
 	case *ast.RepeatStmt:
-		s.Condition = rewriteExpr(s.Condition)
-		rewriteConcat(s.Stmts)
+		s.Condition = rewriteExpr(s.Condition, depth)
+		rewriteStmts(s.Stmts, depth)
 	case *ast.IfStmt:
-		s.Condition = rewriteExpr(s.Condition)
-		rewriteConcat(s.Then)
-		rewriteConcat(s.Else)
+		s.Condition = rewriteExpr(s.Condition, depth)
+		rewriteStmts(s.Then, depth)
+		rewriteStmts(s.Else, depth)
 	case *ast.NumberForStmt:
-		s.Init, s.Limit = rewriteExpr(s.Init), rewriteExpr(s.Limit)
+		s.Init, s.Limit = rewriteExpr(s.Init, depth), rewriteExpr(s.Limit, depth)
 		if s.Step != nil {
-			s.Step = rewriteExpr(s.Step)
+			s.Step = rewriteExpr(s.Step, depth)
 		}
-		rewriteConcat(s.Stmts)
+		rewriteStmts(s.Stmts, depth)
 	case *ast.GenericForStmt:
-		rewriteExprs(s.Exprs)
-		rewriteConcat(s.Stmts)
+		rewriteExprs(s.Exprs, depth)
+		rewriteStmts(s.Stmts, depth)
 	case *ast.FuncDefStmt:
 		if s.Name != nil {
-			s.Name.Func = rewriteExpr(s.Name.Func)
+			s.Name.Func = rewriteExpr(s.Name.Func, depth)
 			if s.Name.Receiver != nil {
-				s.Name.Receiver = rewriteExpr(s.Name.Receiver)
+				s.Name.Receiver = rewriteExpr(s.Name.Receiver, depth)
 			}
 		}
-		rewriteConcat(s.Func.Stmts)
+		rewriteStmts(s.Func.Stmts, depth)
 	case *ast.ReturnStmt:
-		rewriteExprs(s.Exprs)
+		rewriteExprs(s.Exprs, depth)
 	}
 }
 
-func rewriteExprs(es []ast.Expr) {
+func rewriteExprs(es []ast.Expr, depth int) {
 	for i, e := range es {
-		es[i] = rewriteExpr(e)
+		es[i] = rewriteExpr(e, depth)
 	}
 }
 
-func rewriteExpr(e ast.Expr) ast.Expr {
+func rewriteExpr(e ast.Expr, depth int) ast.Expr {
+	depth++
+	if depth > maxSyntaxDepth {
+		panic(errTooDeep)
+	}
 	switch x := e.(type) {
 	case nil:
 		return nil
@@ -81,10 +103,10 @@ func rewriteExpr(e ast.Expr) ast.Expr {
 		for {
 			c, ok := cur.(*ast.StringConcatOpExpr)
 			if !ok {
-				args = append(args, rewriteExpr(cur))
+				args = append(args, rewriteExpr(cur, depth))
 				break
 			}
-			args = append(args, rewriteExpr(c.Lhs))
+			args = append(args, rewriteExpr(c.Lhs, depth))
 			cur = c.Rhs
 		}
 		fn := &ast.IdentExpr{Value: concatName}
@@ -95,28 +117,28 @@ func rewriteExpr(e ast.Expr) ast.Expr {
 		call.SetLastLine(x.LastLine())
 		return call
 	case *ast.AttrGetExpr:
-		x.Object, x.Key = rewriteExpr(x.Object), rewriteExpr(x.Key)
+		x.Object, x.Key = rewriteExpr(x.Object, depth), rewriteExpr(x.Key, depth)
 	case *ast.TableExpr:
 		for _, f := range x.Fields {
-			f.Key, f.Value = rewriteExpr(f.Key), rewriteExpr(f.Value)
+			f.Key, f.Value = rewriteExpr(f.Key, depth), rewriteExpr(f.Value, depth)
 		}
 	case *ast.FuncCallExpr:
-		x.Func, x.Receiver = rewriteExpr(x.Func), rewriteExpr(x.Receiver)
-		rewriteExprs(x.Args)
+		x.Func, x.Receiver = rewriteExpr(x.Func, depth), rewriteExpr(x.Receiver, depth)
+		rewriteExprs(x.Args, depth)
 	case *ast.LogicalOpExpr:
-		x.Lhs, x.Rhs = rewriteExpr(x.Lhs), rewriteExpr(x.Rhs)
+		x.Lhs, x.Rhs = rewriteExpr(x.Lhs, depth), rewriteExpr(x.Rhs, depth)
 	case *ast.RelationalOpExpr:
-		x.Lhs, x.Rhs = rewriteExpr(x.Lhs), rewriteExpr(x.Rhs)
+		x.Lhs, x.Rhs = rewriteExpr(x.Lhs, depth), rewriteExpr(x.Rhs, depth)
 	case *ast.ArithmeticOpExpr:
-		x.Lhs, x.Rhs = rewriteExpr(x.Lhs), rewriteExpr(x.Rhs)
+		x.Lhs, x.Rhs = rewriteExpr(x.Lhs, depth), rewriteExpr(x.Rhs, depth)
 	case *ast.UnaryMinusOpExpr:
-		x.Expr = rewriteExpr(x.Expr)
+		x.Expr = rewriteExpr(x.Expr, depth)
 	case *ast.UnaryNotOpExpr:
-		x.Expr = rewriteExpr(x.Expr)
+		x.Expr = rewriteExpr(x.Expr, depth)
 	case *ast.UnaryLenOpExpr:
-		x.Expr = rewriteExpr(x.Expr)
+		x.Expr = rewriteExpr(x.Expr, depth)
 	case *ast.FunctionExpr:
-		rewriteConcat(x.Stmts)
+		rewriteStmts(x.Stmts, depth)
 	}
 	return e
 }

@@ -134,7 +134,14 @@ func (s *Script) shebang(line string) *messages.Reply {
 
 // compileChunk parses src, rewrites its '..' (rewriteConcat) and
 // compiles it; a syntax error reads as Lua's "name:line: message".
-func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {
+func compileChunk(src []byte, name string) (proto *lua.FunctionProto, err error) {
+	defer func() {
+		// A chunk too deep for the walk, or one gopher-lua's compiler
+		// fails on: refused, not a crash of the node that got it.
+		if p := recover(); p != nil {
+			proto, err = nil, fmt.Errorf("%s: %v", name, p)
+		}
+	}()
 	chunk, err := parse.Parse(bytes.NewReader(src), name)
 	if err != nil {
 		if e, ok := err.(*parse.Error); ok {
@@ -147,8 +154,7 @@ func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	rewriteConcat(chunk)
-	proto, err := lua.Compile(chunk, name)
-	if err != nil {
+	if proto, err = lua.Compile(chunk, name); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	return proto, nil

@@ -1,6 +1,7 @@
 package luascript
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -197,4 +198,63 @@ func TestConcurrentRuns(t *testing.T) {
 			t.Fatalf("a concurrent run answered %s, want %s", got, want)
 		}
 	}
+}
+
+// A chunk nested deeper than the compiler's walk allows is refused, not a
+// crash of the node (the compiler recurses through the syntax tree: a
+// million levels would exhaust the stack): unary chains, chains of '+'
+// (Lua's parser loops through them, but the tree is as deep), brackets,
+// nested functions.
+func TestDeepChunksAreRefused(t *testing.T) {
+	for _, src := range []string{
+		"return " + strings.Repeat("-", 200000) + "1",
+		"return 1" + strings.Repeat("+1", 200000),
+		"return " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000),
+		"return " + strings.Repeat("{", 100000) + strings.Repeat("}", 100000),
+		strings.Repeat("do ", 50000) + strings.Repeat("end ", 50000),
+		"return " + strings.Repeat("function() return ", 20000) + "1" + strings.Repeat(" end", 20000),
+	} {
+		if _, r := Compile([]byte(src)); !strings.Contains(r.GetError(), "too many syntax levels") {
+			t.Errorf("%.40s...: %v, want too many syntax levels", src, r)
+		}
+	}
+	if got := runScript(t, "return 1"+strings.Repeat("+1", 300), 1, nil); got.GetInteger() != 301 {
+		t.Errorf("a chain of 300 additions: %v", got)
+	}
+}
+
+// Any source compiles or is refused, and a script that compiles runs the
+// same twice (its reply, and the commands it calls): what every replica
+// relies on. The seeds are scripts of the tests above; go test -fuzz
+// FuzzScriptsRunAlike looks further.
+func FuzzScriptsRunAlike(f *testing.F) {
+	for _, seed := range []string{
+		"return 1", "return redis.call('set', 'k', tostring({}))", "local t = {} for i = 1, 10 do t[i] = math.random() end return t",
+		"return cjson.encode({a = {1, 2}, b = 'x'})", "return string.format('%5.2f %s', 1.5, 'x')",
+		"for k in pairs(string) do redis.call('rpush', 'l', k) end", "return {string.gsub('abc', '%w', '%0%0')}",
+		"return cmsgpack.unpack(cmsgpack.pack({1, 'a', {b = true}}))", "return struct.pack('>i4 s', 7, 'x')",
+		"error({err = 'E'})", "local s = 'x' for i = 1, 30 do s = s .. s end", "return (function(...) return select('#', ...) end)(1, 2, 3)",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		old1, old2 := stepLimit, byteLimit
+		stepLimit, byteLimit = 200_000, 8<<20
+		defer func() { stepLimit, byteLimit = old1, old2 }()
+		s, r := Compile([]byte(src))
+		if r != nil {
+			return
+		}
+		run := func() string {
+			var calls []string
+			host := hostFunc(func(args [][]byte) *messages.Reply {
+				calls = append(calls, fmt.Sprintf("%q", args))
+				return &messages.Reply{Value: &messages.Reply_Bulk{Bulk: []byte("v")}}
+			})
+			return s.Run([][]byte{[]byte("k")}, [][]byte{[]byte("a")}, 9, host).String() + strings.Join(calls, ",")
+		}
+		if a, b := run(), run(); a != b {
+			t.Fatalf("%q ran two ways:\n%s\n%s", src, a, b)
+		}
+	})
 }
