@@ -78,7 +78,7 @@ func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
 		}
 		out.add("{")
 		first := true
-		v.ForEach(func(k, val lua.LValue) {
+		eachPair(v, func(k, val lua.LValue) {
 			if !first {
 				out.add(",")
 			}
@@ -106,7 +106,7 @@ func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
 func arrayLength(L *lua.LState, t *lua.LTable) int {
 	top, items := 0, 0
 	ok := true
-	t.ForEach(func(k, _ lua.LValue) {
+	eachPair(t, func(k, _ lua.LValue) {
 		n, isNum := k.(lua.LNumber)
 		if !ok || !isNum || float64(n) < 1 || float64(n) != math.Floor(float64(n)) {
 			ok = false

@@ -77,9 +77,9 @@ func (r *run) msgpackAppend(L *lua.LState, out []byte, v lua.LValue, depth int) 
 			return out
 		}
 		n := 0
-		v.ForEach(func(_, _ lua.LValue) { n++ })
+		eachPair(v, func(_, _ lua.LValue) { n++ })
 		out = charged(msgpackHeader(out, n, 0x80, 0xde, 0xdf))
-		v.ForEach(func(k, val lua.LValue) {
+		eachPair(v, func(k, val lua.LValue) {
 			out = r.msgpackAppend(L, out, k, depth+1)
 			out = r.msgpackAppend(L, out, val, depth+1)
 		})
@@ -92,7 +92,7 @@ func (r *run) msgpackAppend(L *lua.LState, out []byte, v lua.LValue, depth int) 
 // missing.
 func msgpackArrayLen(t *lua.LTable) (int, bool) {
 	count, top, ok := 0, 0, true
-	t.ForEach(func(k, _ lua.LValue) {
+	eachPair(t, func(k, _ lua.LValue) {
 		n, isNum := k.(lua.LNumber)
 		if !isNum || float64(n) < 1 || float64(n) != math.Floor(float64(n)) {
 			ok = false

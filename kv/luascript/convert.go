@@ -189,14 +189,14 @@ func (r *run) tableReply(t *lua.LTable, depth int) *messages.Reply {
 	}
 	if m, ok := t.RawGetString("map").(*lua.LTable); ok {
 		var items []*messages.Reply
-		m.ForEach(func(k, v lua.LValue) {
+		eachPair(m, func(k, v lua.LValue) {
 			items = append(items, r.toReply(k, depth+1), r.toReply(v, depth+1))
 		})
 		return &messages.Reply{Value: &messages.Reply_Map{Map: &messages.Replies{Items: items}}}
 	}
 	if s, ok := t.RawGetString("set").(*lua.LTable); ok {
 		var items []*messages.Reply
-		s.ForEach(func(k, _ lua.LValue) { items = append(items, r.toReply(k, depth+1)) })
+		eachPair(s, func(k, _ lua.LValue) { items = append(items, r.toReply(k, depth+1)) })
 		return &messages.Reply{Value: &messages.Reply_Set{Set: &messages.Replies{Items: items}}}
 	}
 	var items []*messages.Reply

@@ -194,7 +194,7 @@ func (r *run) registerFunction(L *lua.LState) int {
 			fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
 		}
 		var bad bool
-		t.ForEach(func(k, v lua.LValue) {
+		eachPair(t, func(k, v lua.LValue) {
 			switch lua.LVAsString(k) {
 			case "function_name":
 				if s, ok := v.(lua.LString); ok {
@@ -213,7 +213,7 @@ func (r *run) registerFunction(L *lua.LState) int {
 				if !ok {
 					fail("flags argument to redis.register_function must be a table representing function flags")
 				}
-				flags.ForEach(func(_, fl lua.LValue) {
+				eachPair(flags, func(_, fl lua.LValue) {
 					s, ok := fl.(lua.LString)
 					if !ok || !functionFlags[string(s)] {
 						fail("unknown flag given")

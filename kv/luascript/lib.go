@@ -92,7 +92,7 @@ var baseFuncs, baseIterators = func() (funcs, iters map[string]lua.LGFunction) {
 	L.Push(L.NewFunction(lua.OpenBase))
 	L.Call(0, 0)
 	funcs, iters = map[string]lua.LGFunction{}, map[string]lua.LGFunction{}
-	L.G.Global.ForEach(func(k, v lua.LValue) {
+	eachPair(L.G.Global, func(k, v lua.LValue) {
 		fn, ok := v.(*lua.LFunction)
 		if !ok || !fn.IsG {
 			return
@@ -186,7 +186,7 @@ func (r *run) lib(name string) *lua.LTable {
 // sorted is a copy of t's string keys, inserted in name order.
 func sorted(L *lua.LState, t *lua.LTable) *lua.LTable {
 	m := map[string]lua.LValue{}
-	t.ForEach(func(k, v lua.LValue) {
+	eachPair(t, func(k, v lua.LValue) {
 		if s, ok := k.(lua.LString); ok && s != "__index" {
 			m[string(s)] = v
 		}

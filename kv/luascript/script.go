@@ -299,6 +299,16 @@ func (r *run) errorHandler(L *lua.LState) int {
 	return 1
 }
 
+// eachPair calls fn with t's pairs in the order pairs gives them (the
+// array part, then the other keys in the order they were set), the same
+// on every replica. Never LTable.ForEach: it walks Go maps, in an order
+// that differs from one run to the next.
+func eachPair(t *lua.LTable, fn func(k, v lua.LValue)) {
+	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+		fn(k, v)
+	}
+}
+
 // callerLine is the line of the innermost Lua function on the stack (the
 // script's line that called a Go function, or raised the error).
 func callerLine(L *lua.LState) int {

@@ -203,13 +203,13 @@ func TestConcurrentRuns(t *testing.T) {
 // A chunk nested deeper than the compiler's walk allows is refused, not a
 // crash of the node (the compiler recurses through the syntax tree: a
 // million levels would exhaust the stack): unary chains, chains of '+'
-// (Lua's parser loops through them, but the tree is as deep), brackets,
-// nested functions.
+// (Lua's parser loops through them, but the tree is as deep), tables,
+// blocks, nested functions. (Parentheses leave no level in the tree.)
 func TestDeepChunksAreRefused(t *testing.T) {
 	for _, src := range []string{
-		"return " + strings.Repeat("-", 200000) + "1",
+		"return " + strings.Repeat("- ", 200000) + "1",
+		"return " + strings.Repeat("not ", 200000) + "1",
 		"return 1" + strings.Repeat("+1", 200000),
-		"return " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000),
 		"return " + strings.Repeat("{", 100000) + strings.Repeat("}", 100000),
 		strings.Repeat("do ", 50000) + strings.Repeat("end ", 50000),
 		"return " + strings.Repeat("function() return ", 20000) + "1" + strings.Repeat(" end", 20000),
@@ -220,6 +220,9 @@ func TestDeepChunksAreRefused(t *testing.T) {
 	}
 	if got := runScript(t, "return 1"+strings.Repeat("+1", 300), 1, nil); got.GetInteger() != 301 {
 		t.Errorf("a chain of 300 additions: %v", got)
+	}
+	if got := runScript(t, "return "+strings.Repeat("(", 100000)+"1"+strings.Repeat(")", 100000), 1, nil); got.GetInteger() != 1 {
+		t.Errorf("100000 parentheses: %v", got)
 	}
 }
 
