@@ -17,7 +17,8 @@ import (
 // on their keys' shard; a script loaded through one node runs through the
 // others, and SCRIPT FLUSH through one empties them all; every replica of a
 // shard ends with the same data though the scripts write what they drew
-// at random (SRANDMEMBER, math.random) and the names of their tables:
+// at random (SRANDMEMBER, math.random), the names of their tables, and
+// tables encoded (cjson, cmsgpack: a table's keys in one order everywhere):
 // each replica runs the script itself, and must draw the same.
 func TestLuaScriptsOnEveryReplica(t *testing.T) {
 	n1, n2, n3 := gossipTrio(t)
@@ -37,7 +38,7 @@ func TestLuaScriptsOnEveryReplica(t *testing.T) {
 redis.call('sadd', KEYS[1], unpack(ARGV))
 local m = redis.call('srandmember', KEYS[1])
 local some = redis.call('srandmember', KEYS[1], -3)
-redis.call('rpush', KEYS[2], m, table.concat(some, ','), tostring(math.random()), tostring({}))
+redis.call('rpush', KEYS[2], m, table.concat(some, ','), tostring(math.random()), tostring({}), cjson.encode({m = m, some = some, n = #some}), cmsgpack.pack({m = m, x = 1, y = 2}))
 return redis.call('incr', KEYS[3])`)
 	const each = 30
 	var wg sync.WaitGroup
@@ -66,7 +67,7 @@ return redis.call('incr', KEYS[3])`)
 			if n, err := c.Get(ctx, tag+"count").Int(); err != nil || n != each*len(clients) {
 				t.Fatalf("%scount through %s: %d, %v; want %d runs", tag, c.Options().Addr, n, err, each*len(clients))
 			}
-			if n, err := c.LLen(ctx, tag+"log").Result(); err != nil || n != 4*each*int64(len(clients)) {
+			if n, err := c.LLen(ctx, tag+"log").Result(); err != nil || n != 6*each*int64(len(clients)) {
 				t.Fatalf("%slog through %s: %d entries, %v", tag, c.Options().Addr, n, err)
 			}
 		}
