@@ -209,6 +209,18 @@ var table = []*Spec{
 	key1(cmd("persist", 2, fWriteFast, cmdPersist)),
 	cmd("keys", 2, fRead, cmdKeys),
 	cmd("dbsize", 1, fReadFast, cmdDBSize),
+	func() *Spec {
+		s := cmd("object", -2, []string{}, cmdObject)
+		s.keysFn = key2
+		s.Subcommands = []*Spec{
+			{Name: "object|encoding", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "object|freq", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "object|help", Arity: 2, Flags: []string{"loading", "stale"}},
+			{Name: "object|idletime", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
+			{Name: "object|refcount", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
+		}
+		return s
+	}(),
 	cmd("randomkey", 1, fRead, cmdRandomKey),
 	cmd("flushdb", -1, fWrite, cmdFlush),
 	cmd("flushall", -1, fWrite, cmdFlush),
