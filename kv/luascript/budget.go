@@ -103,21 +103,26 @@ func (b *budget) concat(L *lua.LState) int {
 	acc := L.Get(n)
 	for i := n - 1; i >= 1; {
 		lhs := L.Get(i)
-		if lua.LVCanConvToString(lhs) && lua.LVCanConvToString(acc) {
-			// Join the run of strings and numbers that ends here at once.
+		if accStr, ok := asString(acc); ok && lua.LVCanConvToString(lhs) {
+			// Join the run of strings and numbers that ends here at once,
+			// numbers as Lua writes them.
+			parts := []string{accStr}
+			size := len(accStr)
 			j := i
-			size := len(lua.LVAsString(acc))
-			for j >= 1 && lua.LVCanConvToString(L.Get(j)) {
-				size += len(lua.LVAsString(L.Get(j)))
-				j--
+			for ; j >= 1; j-- {
+				part, ok := asString(L.Get(j))
+				if !ok {
+					break
+				}
+				parts = append(parts, part)
+				size += len(part)
 			}
 			b.chargeString(L, size)
 			var sb strings.Builder
 			sb.Grow(size)
-			for k := j + 1; k <= i; k++ {
-				sb.WriteString(lua.LVAsString(L.Get(k)))
+			for k := len(parts) - 1; k >= 0; k-- {
+				sb.WriteString(parts[k])
 			}
-			sb.WriteString(lua.LVAsString(acc))
 			acc = lua.LString(sb.String())
 			i = j
 			continue

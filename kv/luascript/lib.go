@@ -342,11 +342,10 @@ func numberString(f float64) string {
 // tables and functions numbered in the order the run first asks (their
 // addresses would differ between replicas).
 func (r *run) toString(v lua.LValue) string {
+	if s, ok := asString(v); ok {
+		return s
+	}
 	switch v := v.(type) {
-	case lua.LString:
-		return string(v)
-	case lua.LNumber:
-		return numberString(float64(v))
 	case *lua.LNilType:
 		return "nil"
 	case lua.LBool:
@@ -380,13 +379,23 @@ func (r *run) tostring(L *lua.LState) int {
 	return 1
 }
 
+// asString is a string, or a number as Lua 5.1 writes it ("%.14g");
+// ok is false for any other value. (gopher-lua's own conversion writes
+// numbers as Go does: 1e15 as 1000000000000000.)
+func asString(v lua.LValue) (string, bool) {
+	switch v := v.(type) {
+	case lua.LString:
+		return string(v), true
+	case lua.LNumber:
+		return numberString(float64(v)), true
+	}
+	return "", false
+}
+
 // str is an argument as a string (numbers as Lua prints them).
 func (r *run) str(L *lua.LState, n int, fn string) string {
-	switch v := L.Get(n).(type) {
-	case lua.LString:
-		return string(v)
-	case lua.LNumber:
-		return numberString(float64(v))
+	if s, ok := asString(L.Get(n)); ok {
+		return s
 	}
 	argError(L, n, fn, "string expected, got "+L.Get(n).Type().String())
 	return ""
@@ -442,28 +451,30 @@ func (r *run) tableConcat(L *lua.LState) int {
 	}
 	i := L.OptInt(3, 1)
 	j := L.OptInt(4, t.Len())
+	var parts []string
 	size := 0
 	for k := i; k <= j; k++ {
 		v := t.RawGetInt(k)
-		if !lua.LVCanConvToString(v) {
+		part, ok := asString(v)
+		if !ok {
 			L.RaiseError("invalid value (%s) at index %d in table for 'concat'", v.Type().String(), k)
 		}
-		size += len(r.toString(v))
-		if k < j {
+		if size += len(part); k < j {
 			size += len(sep)
 		}
 		if size > maxString {
 			L.RaiseError("%s", errLong.Error())
 		}
+		parts = append(parts, part)
 	}
 	r.b.chargeString(L, size)
 	var sb strings.Builder
 	sb.Grow(size)
-	for k := i; k <= j; k++ {
-		sb.WriteString(r.toString(t.RawGetInt(k)))
-		if k < j {
+	for k, part := range parts {
+		if k > 0 {
 			sb.WriteString(string(sep))
 		}
+		sb.WriteString(part)
 	}
 	L.Push(lua.LString(sb.String()))
 	return 1
