@@ -3,7 +3,6 @@ package luascript
 import (
 	"bytes"
 	"strings"
-	"sync"
 
 	"github.com/coppice-kv/coppice/messages"
 	lua "github.com/yuin/gopher-lua"
@@ -46,32 +45,10 @@ var functionFlags = map[string]bool{"no-writes": true, "allow-oom": true, "allow
 
 // LoadLibrary checks a library's code, runs its top level and returns what
 // it registered, or the error reply Redis gives. Libraries are kept by
-// their code's SHA-1, as compiled scripts are.
+// their code, as compiled scripts are.
 func LoadLibrary(code []byte) (*Library, *messages.Reply) {
-	sha := SHA1(code)
-	libraries.Lock()
-	l := libraries.m[sha]
-	libraries.Unlock()
-	if l != nil {
-		return l, nil
-	}
-	l, r := loadLibrary(code)
-	if r != nil {
-		return nil, r
-	}
-	libraries.Lock()
-	if len(libraries.m) >= maxCompiled {
-		clear(libraries.m)
-	}
-	libraries.m[sha] = l
-	libraries.Unlock()
-	return l, nil
+	return libraries.get(code, func() (*Library, *messages.Reply) { return loadLibrary(code) })
 }
-
-var libraries = struct {
-	sync.Mutex
-	m map[string]*Library
-}{m: map[string]*Library{}}
 
 // LibraryName is the name a library's first line gives it, or the error
 // reply Redis gives for the line; the rest of the library is not read.

@@ -53,36 +53,50 @@ func SHA1(body []byte) string {
 }
 
 // Compile compiles body, or returns the error reply Redis gives for it.
-// The Script holds a copy of body.
-// Compiled scripts are kept (up to maxCompiled), so a script the node
-// runs again is not compiled again.
+// The Script holds a copy of body. Compiled scripts are kept by their
+// source (up to maxCompiled), so a script the node runs again is neither
+// compiled nor hashed again.
 func Compile(body []byte) (*Script, *messages.Reply) {
-	sha := SHA1(body)
-	compiled.Lock()
-	s := compiled.m[sha]
-	compiled.Unlock()
-	if s != nil {
-		return s, nil
-	}
-	s, r := compile(sha, body)
-	if r != nil {
-		return nil, r
-	}
-	compiled.Lock()
-	if len(compiled.m) >= maxCompiled {
-		clear(compiled.m) // a node that runs this many different scripts compiles again
-	}
-	compiled.m[sha] = s
-	compiled.Unlock()
-	return s, nil
+	return compiled.get(body, func() (*Script, *messages.Reply) { return compile(SHA1(body), body) })
 }
 
 const maxCompiled = 1000
 
-var compiled = struct {
-	sync.Mutex
-	m map[string]*Script
-}{m: map[string]*Script{}}
+var (
+	compiled  = newSourceCache[*Script]()
+	libraries = newSourceCache[*Library]()
+)
+
+// sourceCache keeps what was made of a source (a script, a library) by
+// the source itself: a hit costs a map lookup, not a hash of the source.
+type sourceCache[T any] struct {
+	mu sync.Mutex
+	m  map[string]T
+}
+
+func newSourceCache[T any]() *sourceCache[T] { return &sourceCache[T]{m: map[string]T{}} }
+
+// get is what build made of src, built now if it is not kept; what build
+// refuses (its error) is not kept.
+func (c *sourceCache[T]) get(src []byte, build func() (T, *messages.Reply)) (T, *messages.Reply) {
+	c.mu.Lock()
+	v, ok := c.m[string(src)]
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, r := build()
+	if r != nil {
+		return v, r
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxCompiled {
+		clear(c.m) // a node that runs this many different sources makes them again
+	}
+	c.m[string(src)] = v
+	c.mu.Unlock()
+	return v, nil
+}
 
 func compile(sha string, body []byte) (*Script, *messages.Reply) {
 	body = bytes.Clone(body) // the caller's may be a reader's buffer
