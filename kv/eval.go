@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -31,15 +30,9 @@ const EvalName = "\x00eval"
 // EvalCommand makes EvalName's arguments from EVAL's (or EVALSHA's, the
 // body in place of the SHA): eval[1] is replaced by body.
 func EvalCommand(shards, shard int, readOnly bool, body []byte, eval [][]byte) [][]byte {
-	where := []byte(":ro")
-	if !readOnly {
-		where = nil
-	}
 	args := make([][]byte, 0, len(eval)+1)
-	args = append(args, []byte(EvalName), where, body)
-	args = append(args, eval[2:]...)
-	EvalOnShard(args, shards, shard)
-	return args
+	args = append(args, []byte(EvalName), scriptWhere(shards, shard, readOnly), body)
+	return append(args, eval[2:]...)
 }
 
 // EvalOnShard makes EvalName's or FcallName's command cmd run on shard (a
@@ -49,11 +42,18 @@ func EvalOnShard(cmd [][]byte, shards, shard int) {
 	if string(cmd[0]) != EvalName && string(cmd[0]) != FcallName {
 		return
 	}
+	_, _, readOnly, _ := parseWhere(cmd)
+	cmd[1] = scriptWhere(shards, shard, readOnly)
+}
+
+// scriptWhere is EvalName's and FcallName's args[1], "shards:shard[:ro]"
+// (parseWhere reads it).
+func scriptWhere(shards, shard int, readOnly bool) []byte {
 	where := strconv.Itoa(shards) + ":" + strconv.Itoa(shard)
-	if bytes.HasSuffix(cmd[1], []byte(":ro")) {
+	if readOnly {
 		where += ":ro"
 	}
-	cmd[1] = []byte(where)
+	return []byte(where)
 }
 
 var (
@@ -145,10 +145,7 @@ func execEval(t *txn, args [][]byte) *messages.Reply {
 	if e != nil {
 		return e
 	}
-	host, seed := newScriptHost(t.r, shards, shard, s.SHA, t.now)
-	if t.w != nil && !s.NoWrites && !readOnly {
-		host.t.w = t.w
-	}
+	host, seed := newScriptHost(t, shards, shard, s.SHA, !s.NoWrites && !readOnly)
 	return s.Run(keys, args[4+len(keys):], seed, host)
 }
 

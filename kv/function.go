@@ -55,11 +55,10 @@ func execFunction(t *txn, args [][]byte) *messages.Reply {
 	case op == "load" && len(args) == 4:
 		return t.functionLoad(string(args[2]) == "1", args[3])
 	case op == "delete" && len(args) == 3:
-		lib, ok := t.get(libKey(args[2]))
-		if !ok {
+		if _, ok := t.get(libKey(args[2])); !ok {
 			return errLibNotFound
 		}
-		t.dropLibrary(args[2], lib)
+		t.dropLibrary(args[2])
 		return replyOK
 	case op == "flush" && len(args) == 2:
 		must(t.w.DeleteRange([]byte{prefixFunction}, []byte{prefixEnd}))
@@ -83,7 +82,7 @@ func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
 		return r
 	}
 	name := []byte(libName)
-	old, exists := t.get(libKey(name))
+	_, exists := t.get(libKey(name))
 	if exists && !replace {
 		return errReply("ERR Library '" + libName + "' already exists") // before compiling, as Redis
 	}
@@ -97,7 +96,7 @@ func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
 		}
 	}
 	if exists {
-		t.dropLibrary(name, old)
+		t.dropLibrary(name)
 	}
 	t.set(libKey(name), lib.Code)
 	for _, f := range lib.Funcs {
@@ -106,12 +105,19 @@ func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
 	return bulkString(lib.Name)
 }
 
-// dropLibrary removes library name (its code) and its functions' index.
-func (t *txn) dropLibrary(name, code []byte) {
-	if lib, r := luascript.LoadLibrary(code); r == nil {
-		for _, f := range lib.Funcs {
-			t.del(funcKey([]byte(f.Name)))
+// dropLibrary removes library name (its code) and its functions' index
+// entries (those that name it).
+func (t *txn) dropLibrary(name []byte) {
+	p := []byte{prefixFunction, 'F'}
+	var funcs [][]byte
+	must(t.r.Scan(p, successor(p), func(k, v []byte) bool {
+		if bytes.Equal(v, name) {
+			funcs = append(funcs, bytes.Clone(k))
 		}
+		return true
+	}))
+	for _, k := range funcs {
+		t.del(k)
 	}
 	t.del(libKey(name))
 }
@@ -168,23 +174,26 @@ func execFcall(t *txn, args [][]byte) *messages.Reply {
 	if readOnly && !f.NoWrites {
 		return errROWithFlag
 	}
-	host, seed := newScriptHost(t.r, shards, shard, name, t.now)
-	if t.w != nil && !f.NoWrites && !readOnly {
-		host.t.w = t.w
-	}
+	host, seed := newScriptHost(t, shards, shard, name, !f.NoWrites && !readOnly)
 	return lib.Call(name, keys, args[4+len(keys):], seed, host)
 }
 
-// newScriptHost is the host of a script or function (named name) run at
-// now on shard, with the random source its name and time seed.
-func newScriptHost(r Reader, shards, shard int, name string, now int64) (*scriptHost, int32) {
+// newScriptHost is the host of a script or function (named name) that t
+// runs on shard: it writes to t's batch when t has one (the write path)
+// and mayWrite, and draws from a random source its name and t's time
+// seed.
+func newScriptHost(t *txn, shards, shard int, name string, mayWrite bool) (*scriptHost, int32) {
 	h := fnv.New64a()
 	h.Write([]byte(name))
-	seed := h.Sum64() ^ uint64(now)
-	return &scriptHost{
-		t:      &txn{r: r, now: now, rng: rand.New(rand.NewPCG(seed, uint64(now)))},
+	seed := h.Sum64() ^ uint64(t.now)
+	host := &scriptHost{
+		t:      &txn{r: t.r, now: t.now, rng: rand.New(rand.NewPCG(seed, uint64(t.now)))},
 		shards: shards, shard: shard,
-	}, int32(seed)
+	}
+	if mayWrite {
+		host.t.w = t.w
+	}
+	return host, int32(seed)
 }
 
 // parseWhere reads EvalName's and FcallName's args[1]: "shards:shard[:ro]".
