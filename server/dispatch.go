@@ -32,10 +32,8 @@ func (c *conn) data(name string, args [][]byte) {
 		}
 	}
 	switch name {
-	case "eval", "evalsha", "eval_ro", "evalsha_ro":
-		c.eval(name, args)
-	case "fcall", "fcall_ro":
-		c.fcall(name, args)
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
+		c.runScript(name, args)
 	case "mget":
 		c.mget(args)
 	case "mset":

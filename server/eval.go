@@ -83,8 +83,8 @@ func (s *Server) evalCommand(name string, args [][]byte) (cmd [][]byte, shard in
 	}
 	// The body is the compiled script's copy (never changed); the rest is
 	// copied from the reader's buffers.
-	owned := cloneAll(append([][]byte{cmd[0], cmd[1]}, cmd[3:]...))
-	return append([][]byte{owned[0], owned[1], sc.Body}, owned[2:]...), shard, read, nil
+	cmd[2] = sc.Body
+	return cloneExcept(cmd, func(i int) bool { return i == 2 }), shard, read, nil
 }
 
 // ScriptAsker is a backend whose node has peers: AskScript asks them for
@@ -122,10 +122,20 @@ func (s *Server) AnswerScript(q *messages.ScriptQuery) *messages.ScriptAnswer {
 	return &messages.ScriptAnswer{Body: s.scripts.get(q.GetSha())}
 }
 
-// eval runs a script on its keys' shard: through the log, or as a read
-// when it may not write.
-func (c *conn) eval(name string, args [][]byte) {
-	cmd, shard, read, r := c.s.evalCommand(name, args)
+// scriptCommand is the engine's command of EVAL and its kin
+// (evalCommand) or of FCALL and FCALL_RO (fcallCommand), owned: the shard
+// it runs on (-1 for a script without keys) and whether it is a read.
+func (c *conn) scriptCommand(name string, args [][]byte) (cmd [][]byte, shard int, read bool, r *messages.Reply) {
+	if name == "fcall" || name == "fcall_ro" {
+		return c.fcallCommand(name, args)
+	}
+	return c.s.evalCommand(name, args)
+}
+
+// runScript runs a script or a function on its keys' shard (shard 0 for
+// none): through the log, or as a read when it may not write.
+func (c *conn) runScript(name string, args [][]byte) {
+	cmd, shard, read, r := c.scriptCommand(name, args)
 	if r != nil {
 		c.reply(r)
 		return

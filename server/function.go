@@ -12,21 +12,6 @@ import (
 // LOAD, DELETE and FLUSH go to every shard, FUNCTION LIST and STATS read
 // shard 0's, and FCALL runs on its keys' shard as EVAL does.
 
-// fcall runs FCALL or FCALL_RO on its keys' shard.
-func (c *conn) fcall(name string, args [][]byte) {
-	cmd, shard, read, r := c.fcallCommand(name, args)
-	if r != nil {
-		c.reply(r)
-		return
-	}
-	c.timing.args = append([][]byte{[]byte(strings.ToUpper(name))}, cmd[2:]...) // the slow log's view
-	if read {
-		c.push(c.issueRead(max(shard, 0), cmd))
-	} else {
-		c.push(c.issueWrite(max(shard, 0), cmd))
-	}
-}
-
 // fcallCommand is kv.PrepareFcall's command, owned.
 func (c *conn) fcallCommand(name string, args [][]byte) ([][]byte, int, bool, *messages.Reply) {
 	cmd, shard, read, r := kv.PrepareFcall(name, args, c.s.backend.Shards())

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -146,26 +145,14 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		case len(args) == 2:
 			r = bulk(clone(args[1]))
 		}
-		c.tx.entries = append(c.tx.entries, txEntry{local: r})
-		c.reply(replyQueued)
-		return true
+		return c.queueAnswer(r)
 	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
-		var cmd [][]byte
-		var shard int
-		var r *messages.Reply
-		if strings.HasPrefix(name, "fcall") {
-			cmd, shard, _, r = c.fcallCommand(name, args)
-		} else {
-			cmd, shard, _, r = c.s.evalCommand(name, args)
-		}
+		cmd, shard, _, r := c.scriptCommand(name, args)
 		if r == errCrossShard {
 			return refuse(r) // keys on several shards: refused at once, as any command's
 		}
 		if r != nil {
-			// Redis answers it in EXEC's array.
-			c.tx.entries = append(c.tx.entries, txEntry{local: r})
-			c.reply(replyQueued)
-			return true
+			return c.queueAnswer(r) // Redis answers it in EXEC's array
 		}
 		return c.enqueue(shard, cmd, nil) // exec gives a script without keys the transaction's shard
 	case "publish", "spublish":
@@ -182,10 +169,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 			_, r = parseTimeout(b.timeout)
 		}
 		if r != nil {
-			// Redis answers it in EXEC's array.
-			c.tx.entries = append(c.tx.entries, txEntry{local: r})
-			c.reply(replyQueued)
-			return true
+			return c.queueAnswer(r) // Redis answers it in EXEC's array
 		}
 		args, shape = b.try, b.shape
 		if shape == nil {
@@ -218,6 +202,14 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		args = c.cloneArgs(args)
 	}
 	return c.enqueue(shard, args, shape)
+}
+
+// queueAnswer queues the node's own answer r, given in its place in EXEC's
+// array.
+func (c *conn) queueAnswer(r *messages.Reply) bool {
+	c.tx.entries = append(c.tx.entries, txEntry{local: r})
+	c.reply(replyQueued)
+	return true
 }
 
 // enqueue adds cmd (owned), on shard (-1: any), to the open transaction,
