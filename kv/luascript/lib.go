@@ -134,13 +134,17 @@ func (r *run) lib(name string) *lua.LTable {
 		return t
 	}
 	L := r.L
+	// gopher-lua fills a library's table from a Go map, in an order that
+	// differs from one run to the next (pairs(string) would list the
+	// functions in a different order on each replica): open refills it in
+	// name order. (Our own libraries are made in that order by tableOf.)
 	open := func(fn lua.LGFunction) *lua.LTable {
 		L.Push(L.NewFunction(fn))
 		L.Push(lua.LString(name))
 		L.Call(1, 1)
 		t := L.Get(-1).(*lua.LTable)
 		L.Pop(1)
-		return t
+		return sorted(L, t)
 	}
 	set := func(t *lua.LTable, name string, fn lua.LGFunction) { t.RawSetString(name, L.NewFunction(fn)) }
 	var t *lua.LTable
@@ -171,13 +175,6 @@ func (r *run) lib(name string) *lua.LTable {
 		t = r.cmsgpackLib()
 	case "struct":
 		t = r.structLib()
-	}
-	// gopher-lua fills a library's table from a Go map, in an order that
-	// differs from one run to the next: pairs(string) would list the
-	// functions in a different order on each replica. Refill it in name
-	// order.
-	if name != "bit" && name != "cjson" && name != "cmsgpack" && name != "struct" { // tableOf made those in order
-		t = sorted(L, t)
 	}
 	r.global.RawSetString(name, t)
 	return t

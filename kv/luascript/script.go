@@ -9,8 +9,9 @@
 // is Redis's rand48, seeded by the caller; tostring of a table or function
 // numbers it in the order the script asks (not its address);
 // collectgarbage answers 0; coroutines are not there (a coroutine's
-// instructions escape the VM's instruction count). Table iteration in
-// gopher-lua follows insertion order.
+// instructions escape the VM's instruction count). pairs and next follow
+// the order keys were set in; this package walks tables that way too
+// (eachPair), never with gopher-lua's ForEach, which walks Go maps.
 package luascript
 
 import (
