@@ -76,7 +76,7 @@ return redis.call('incr', KEYS[3])`)
 	// A script on a key of another shard than its keys' is refused on any
 	// node; a read-only script reads through any node.
 	if err := clients[1].Eval(ctx, "return redis.call('get', ARGV[1])", []string{tags[0] + "x"}, tags[1]+"count").Err(); err == nil ||
-		err.Error()[:len("ERR Script attempted to access a non local key")] != "ERR Script attempted to access a non local key" {
+		!strings.HasPrefix(err.Error(), "ERR Script attempted to access a non local key") {
 		t.Fatalf("a key of another shard: %v", err)
 	}
 	eventually(t, 30*time.Second, "every shard the same on every replica", func() error { return sameData(nodes...) })
