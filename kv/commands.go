@@ -136,6 +136,25 @@ func key2(args [][]byte) [][]byte {
 	return args[2:3]
 }
 
+// keyedContainer is a container the engine runs (XGROUP, XINFO, OBJECT)
+// whose subcommands take the key at args[2]; write says it goes through
+// the log.
+func keyedContainer(name string, write bool, run func(*txn, [][]byte) *messages.Reply, subs ...*Spec) *Spec {
+	s := cmd(name, -2, []string{}, run)
+	s.Write, s.keysFn, s.Subcommands = write, key2, subs
+	return s
+}
+
+// keyedSub is a keyedContainer's subcommand, its key at args[2].
+func keyedSub(name string, arity int, flags []string) *Spec {
+	return &Spec{Name: name, Arity: arity, Flags: flags, FirstKey: 2, LastKey: 2, Step: 1}
+}
+
+// helpSub is a container's HELP subcommand.
+func helpSub(name string) *Spec {
+	return &Spec{Name: name, Arity: 2, Flags: []string{"loading", "stale"}}
+}
+
 // keysAll: every argument from args[1] on is a key.
 func keysAll(s *Spec) *Spec { s.FirstKey, s.LastKey, s.Step = 1, -1, 1; return s }
 
@@ -209,18 +228,13 @@ var table = []*Spec{
 	key1(cmd("persist", 2, fWriteFast, cmdPersist)),
 	cmd("keys", 2, fRead, cmdKeys),
 	cmd("dbsize", 1, fReadFast, cmdDBSize),
-	func() *Spec {
-		s := cmd("object", -2, []string{}, cmdObject)
-		s.keysFn = key2
-		s.Subcommands = []*Spec{
-			{Name: "object|encoding", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "object|freq", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "object|help", Arity: 2, Flags: []string{"loading", "stale"}},
-			{Name: "object|idletime", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "object|refcount", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
-		}
-		return s
-	}(),
+	keyedContainer("object", false, cmdObject,
+		keyedSub("object|encoding", 3, fRead),
+		keyedSub("object|freq", 3, fRead),
+		helpSub("object|help"),
+		keyedSub("object|idletime", 3, fRead),
+		keyedSub("object|refcount", 3, fRead),
+	),
 	cmd("randomkey", 1, fRead, cmdRandomKey),
 	cmd("flushdb", -1, fWrite, cmdFlush),
 	cmd("flushall", -1, fWrite, cmdFlush),
@@ -363,30 +377,20 @@ var table = []*Spec{
 		s.keysFn = xreadKeys
 		return s
 	}(),
-	func() *Spec {
-		s := cmd("xgroup", -2, []string{}, cmdXGroup)
-		s.Write, s.keysFn = true, key2
-		s.Subcommands = []*Spec{
-			{Name: "xgroup|create", Arity: -5, Flags: fWriteOOM, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "xgroup|createconsumer", Arity: 5, Flags: fWriteOOM, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "xgroup|delconsumer", Arity: 5, Flags: fWrite, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "xgroup|destroy", Arity: 4, Flags: fWrite, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "xgroup|help", Arity: 2, Flags: []string{"loading", "stale"}},
-			{Name: "xgroup|setid", Arity: -5, Flags: fWrite, FirstKey: 2, LastKey: 2, Step: 1},
-		}
-		return s
-	}(),
-	func() *Spec {
-		s := cmd("xinfo", -2, []string{}, cmdXInfo)
-		s.keysFn = key2
-		s.Subcommands = []*Spec{
-			{Name: "xinfo|consumers", Arity: 4, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "xinfo|groups", Arity: 3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
-			{Name: "xinfo|help", Arity: 2, Flags: []string{"loading", "stale"}},
-			{Name: "xinfo|stream", Arity: -3, Flags: fRead, FirstKey: 2, LastKey: 2, Step: 1},
-		}
-		return s
-	}(),
+	keyedContainer("xgroup", true, cmdXGroup,
+		keyedSub("xgroup|create", -5, fWriteOOM),
+		keyedSub("xgroup|createconsumer", 5, fWriteOOM),
+		keyedSub("xgroup|delconsumer", 5, fWrite),
+		keyedSub("xgroup|destroy", 4, fWrite),
+		helpSub("xgroup|help"),
+		keyedSub("xgroup|setid", -5, fWrite),
+	),
+	keyedContainer("xinfo", false, cmdXInfo,
+		keyedSub("xinfo|consumers", 4, fRead),
+		keyedSub("xinfo|groups", 3, fRead),
+		helpSub("xinfo|help"),
+		keyedSub("xinfo|stream", -3, fRead),
+	),
 	func() *Spec {
 		// Its keys follow STREAMS; BLOCK is the node's (server).
 		s := cmd("xread", -4, []string{"readonly", "blocking", "movablekeys"}, cmdXRead)
@@ -407,7 +411,7 @@ var table = []*Spec{
 		&Spec{Name: "command|docs", Arity: -2, Flags: []string{"loading", "stale"}},
 		&Spec{Name: "command|getkeys", Arity: -4, Flags: []string{"loading", "stale"}},
 		&Spec{Name: "command|getkeysandflags", Arity: -4, Flags: []string{"loading", "stale"}},
-		&Spec{Name: "command|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		helpSub("command|help"),
 		&Spec{Name: "command|info", Arity: -2, Flags: []string{"loading", "stale"}},
 		&Spec{Name: "command|list", Arity: -2, Flags: []string{"loading", "stale"}},
 	),
@@ -435,7 +439,7 @@ var table = []*Spec{
 	nodeCmd("time", 1, []string{"loading", "stale", "fast"}),
 	nodeCmd("slowlog", -2, []string{},
 		&Spec{Name: "slowlog|get", Arity: -2, Flags: []string{"admin", "loading", "stale"}},
-		&Spec{Name: "slowlog|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		helpSub("slowlog|help"),
 		&Spec{Name: "slowlog|len", Arity: 2, Flags: []string{"admin", "loading", "stale"}},
 		&Spec{Name: "slowlog|reset", Arity: 2, Flags: []string{"admin", "loading", "stale"}},
 	),
@@ -477,7 +481,7 @@ var table = []*Spec{
 		&Spec{Name: "function|delete", Arity: 3, Flags: []string{"write", "noscript"}},
 		&Spec{Name: "function|dump", Arity: 2, Flags: []string{"noscript"}},
 		&Spec{Name: "function|flush", Arity: -2, Flags: []string{"write", "noscript"}},
-		&Spec{Name: "function|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		helpSub("function|help"),
 		&Spec{Name: "function|kill", Arity: 2, Flags: []string{"noscript", "allow_busy"}},
 		&Spec{Name: "function|list", Arity: -2, Flags: []string{"noscript"}},
 		&Spec{Name: "function|load", Arity: -3, Flags: []string{"write", "denyoom", "noscript"}},
@@ -488,13 +492,13 @@ var table = []*Spec{
 		&Spec{Name: "script|debug", Arity: 3, Flags: []string{"noscript"}},
 		&Spec{Name: "script|exists", Arity: -3, Flags: []string{"noscript"}},
 		&Spec{Name: "script|flush", Arity: -2, Flags: []string{"noscript"}},
-		&Spec{Name: "script|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		helpSub("script|help"),
 		&Spec{Name: "script|kill", Arity: 2, Flags: []string{"noscript", "allow_busy"}},
 		&Spec{Name: "script|load", Arity: 3, Flags: []string{"noscript", "stale"}},
 	),
 	nodeCmd("pubsub", -2, []string{},
 		&Spec{Name: "pubsub|channels", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
-		&Spec{Name: "pubsub|help", Arity: 2, Flags: []string{"loading", "stale"}},
+		helpSub("pubsub|help"),
 		&Spec{Name: "pubsub|numpat", Arity: 2, Flags: []string{"pubsub", "loading", "stale"}},
 		&Spec{Name: "pubsub|numsub", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
 		&Spec{Name: "pubsub|shardchannels", Arity: -2, Flags: []string{"pubsub", "loading", "stale"}},
