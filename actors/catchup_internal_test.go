@@ -110,7 +110,7 @@ func rolledBackStore(t *testing.T) (dir string, lastApplied uint64) {
 
 func startCatchUpNode(t *testing.T, dir string) (*Node, *Runtime) {
 	t.Helper()
-	rt := &Runtime{Name: "n1", DataDir: dir, Shards: 2, ClusterAddr: "127.0.0.1:0", Exec: func(w kv.Writer, c *messages.Command) *messages.Reply {
+	rt := &Runtime{Name: "n1", DataDir: dir, Shards: 2, ClusterAddr: "127.0.0.1:0", Exec: func(w kv.Writer, c *messages.Command, _ *kv.EventLog) *messages.Reply {
 		if err := w.Set(append([]byte{1}, c.Args[1]...), c.Args[2]); err != nil {
 			return &messages.Reply{Value: &messages.Reply_Error{Error: err.Error()}}
 		}

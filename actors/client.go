@@ -65,7 +65,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS,
 			Limits: limits, MaxWriteBytes: c.rt.MaxWriteBytes,
 			SlowlogSlowerThan: c.rt.SlowlogSlowerThan, SlowlogMaxLen: c.rt.SlowlogMaxLen,
-			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(), Stats: &c.rt.clients,
+			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(), Stats: &c.rt.clients, Notify: c.rt.Notify,
 			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/supervisor"
 )
 
@@ -25,6 +26,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		return protoactorLogger(log)
 	}))
 	sys.EventStream.Subscribe(func(ev any) { logEvent(log, ev) })
+	if cfg.Runtime != nil && cfg.Runtime.Notify == nil {
+		cfg.Runtime.Notify = &kv.NotifyConfig{}
+	}
 	tree, err := supervisor.Start(ctx, sys, RootName, Tree(cfg))
 	if err != nil {
 		sys.Shutdown()

@@ -67,6 +67,14 @@ type raftActor struct {
 	// waiter; at maxInflight, proposals wait for one to finish and go
 	// together in the next entry.
 	inflight int
+
+	// expiring is set while an active expiry look or entry is under way
+	// (expiry.go); stopExpiry stops its ticks. expiryFrom is the floor of
+	// the looks, expiryFull the time of the last look from the start.
+	expiring   bool
+	stopExpiry func()
+	expiryFrom int64
+	expiryFull time.Time
 }
 
 // termStart is where a leader's log stood when watchLeadership first saw
@@ -229,6 +237,8 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		changeMembership(a.system.Root, ctx.Sender(), a.r, m)
 	case *messages.TransferLeadership:
 		transferLeadership(a.system.Root, ctx.Sender(), a.r, m)
+	default:
+		a.expiryReceive(ctx, m)
 	}
 }
 
@@ -302,6 +312,7 @@ func (a *raftActor) start() error {
 	go a.waiter(a.applies, a.waiterDone, a.r)
 	a.watchLeadership()
 	a.unwatch = alsoOnLogFailure(rt, a.r, fmt.Sprintf("shard %d", a.shard), a.unwatch)
+	a.stopExpiry = a.startExpiry()
 	return nil
 }
 
@@ -384,6 +395,11 @@ func (a *raftActor) watchLeadership() {
 }
 
 func (a *raftActor) stop() {
+	if a.stopExpiry != nil {
+		a.stopExpiry()
+		a.stopExpiry = nil
+	}
+	a.expiring = false
 	handOver(a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
 	// Commands not proposed yet: to the new leader, if there is one.
 	stopping := &messages.ProposeReply{Error: "shard stopping"}

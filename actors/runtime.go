@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/storage"
@@ -74,6 +75,13 @@ type Runtime struct {
 	// unanswered before its Raft actor logs what the group knows (the
 	// shard's later writes wait behind it); 0 for stallWarnAfter.
 	StallWarnAfter time.Duration
+	// Notify is the node's notify-keyspace-events: the shards collect the
+	// events it asks for and the client port publishes them (CONFIG SET
+	// changes it). Nil: Start makes one, off.
+	Notify *kv.NotifyConfig
+	// ExpiryEvery is how often each shard's leader looks for expired keys
+	// to delete (active expiry, expiry.go); 0: every 100 ms.
+	ExpiryEvery time.Duration
 	// GossipFast tightens gossip timers (tests on loopback only).
 	GossipFast bool
 	// Snapshots tunes when shards snapshot and compact their logs (zero

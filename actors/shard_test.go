@@ -20,7 +20,7 @@ import (
 	"github.com/coppice-kv/coppice/storage"
 )
 
-func setExec(w kv.Writer, c *messages.Command) *messages.Reply {
+func setExec(w kv.Writer, c *messages.Command, _ *kv.EventLog) *messages.Reply {
 	if err := w.Set(append([]byte{1}, c.Args[1]...), c.Args[2]); err != nil {
 		return &messages.Reply{Value: &messages.Reply_Error{Error: err.Error()}}
 	}
@@ -107,11 +107,11 @@ func TestShardProposesReadsAndSurvivesRestart(t *testing.T) {
 // fifty.
 func TestBusyShardGroupsProposals(t *testing.T) {
 	gate := make(chan struct{})
-	exec := func(w kv.Writer, c *messages.Command) *messages.Reply {
+	exec := func(w kv.Writer, c *messages.Command, _ *kv.EventLog) *messages.Reply {
 		if string(c.Args[1]) == "gate" {
 			<-gate // holds the state machine, so entries stay in flight
 		}
-		return setExec(w, c)
+		return setExec(w, c, nil)
 	}
 	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: exec})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -250,11 +250,11 @@ func TestShardStartFinishesACutShortRestore(t *testing.T) {
 // behind; then its answer is logged too.
 func TestStalledEntryIsLogged(t *testing.T) {
 	gate := make(chan struct{})
-	exec := func(w kv.Writer, c *messages.Command) *messages.Reply {
+	exec := func(w kv.Writer, c *messages.Command, _ *kv.EventLog) *messages.Reply {
 		if string(c.Args[1]) == "gate" {
 			<-gate
 		}
-		return setExec(w, c)
+		return setExec(w, c, nil)
 	}
 	logs := &testlog.Buffer{}
 	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: exec,

@@ -68,7 +68,7 @@ func TestShardReadiness(t *testing.T) {
 	}
 }
 
-func okWrite(kv.Writer, *messages.Command) *messages.Reply {
+func okWrite(kv.Writer, *messages.Command, *kv.EventLog) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Status{Status: "OK"}}
 }
 

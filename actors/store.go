@@ -103,6 +103,7 @@ func (s *storeActor) open() error {
 		if err != nil {
 			return err
 		}
+		sh.SetNotifier(keyspaceNotifier{rt: rt})
 		snaps[i] = st
 		s.shards = append(s.shards, sh)
 		if clone {

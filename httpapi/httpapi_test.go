@@ -24,7 +24,7 @@ import (
 )
 
 // okExec is a trivial executor: every write is OK and changes nothing.
-func okExec(kv.Writer, *messages.Command) *messages.Reply {
+func okExec(kv.Writer, *messages.Command, *kv.EventLog) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Status{Status: "OK"}}
 }
 

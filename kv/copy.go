@@ -87,6 +87,7 @@ func (t *txn) copyTo(src *entry, dst []byte) {
 		t.deleteKey(&d)
 	}
 	hasExp, when := src.rec.hasExp, src.rec.expire
+	t.added(&d)
 	t.setExpiry(&d, hasExp, when)
 	// The payload as it is: a string's bytes, or what the type keeps of
 	// its elements (their count; a list's positions too, which its
@@ -119,6 +120,7 @@ func cmdMSetNX(t *txn, a [][]byte) *messages.Reply {
 	for i := 1; i < len(a); i += 2 {
 		e := t.lookup(a[i])
 		t.putString(&e, a[i+1], false, false, 0)
+		t.notify(ClassString, "set", a[i])
 	}
 	return integer(1)
 }

@@ -157,16 +157,25 @@
 // up deletes it first (lazy expiry, like Redis's lookupKeyWrite), so SET on
 // an expired key starts afresh. EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT and
 // GETEX EXAT/PXAT with a time not after now delete the key, as Redis does;
-// SET with an EXAT/PXAT before now deletes the key instead of storing one
-// that can never be read.
+// SET with an expiry before now stores a key no command sees, as Redis
+// does, for the next write or active expiry to delete.
 //
 // Active expiry: ExpireDue(w, now, limit) deletes up to limit keys whose
-// expiry is before now, oldest first. The node runs it through Raft, so
-// that every replica deletes the same keys, with the internal command
-// ExpireDueCommand builds: args ["\x00expire-due", limit], now_ms the
-// proposer's clock. The name is not in the table, so a client cannot send
-// it (CheckArity refuses it); only Exec runs it. Its reply is the number of
-// keys deleted.
+// expiry is before now, oldest first. Each shard's leader runs it through
+// Raft every 100 ms while keys are due (actors/expiry.go), so that every
+// replica deletes the same keys, with the internal command
+// ExpireDueCommand builds: args ["\x00expire-due", limit, from], now_ms
+// the proposer's clock, from a floor below which no key is due (the scan
+// need not step over the index's tombstones). The name is not in the
+// table, so a client cannot send it (CheckArity refuses it); only Exec
+// runs it. Its reply is the number of keys deleted.
+//
+// # Keyspace notifications
+//
+// ExecEvents collects the keyspace events a write fires (notify.go): the
+// events of Redis 7.0's notifyKeyspaceEvent calls, by the same commands,
+// in the same order ("new" as a key is added, "expired" as lazy or active
+// expiry deletes one). The node publishes them once the batch commits.
 //
 // # Atomicity
 //

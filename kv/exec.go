@@ -3,6 +3,7 @@ package kv
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 
@@ -10,19 +11,21 @@ import (
 )
 
 // ExpireDueName is the name of the internal command that runs ExpireDue
-// through a shard's Raft log: args ["\x00expire-due", limit]. It is not in
-// the command table, so Lookup and CheckArity refuse it and a client cannot
-// send it through the node; only Exec runs it. Its reply is the number of
-// keys deleted.
+// through a shard's Raft log: args ["\x00expire-due", limit] or
+// ["\x00expire-due", limit, from]. It is not in the command table, so
+// Lookup and CheckArity refuse it and a client cannot send it through the
+// node; only Exec runs it. Its reply is the number of keys deleted.
 const ExpireDueName = "\x00expire-due"
 
 // ExpireDueCommand returns the command that deletes up to limit keys whose
-// expiry is before nowMs (see ExpireDue).
-func ExpireDueCommand(nowMs int64, limit int) *messages.Command {
-	return &messages.Command{
-		Args:  [][]byte{[]byte(ExpireDueName), strconv.AppendInt(nil, int64(limit), 10)},
-		NowMs: nowMs,
+// expiry is in [fromMs, nowMs) (see ExpireDue; math.MinInt64: every due
+// key).
+func ExpireDueCommand(fromMs, nowMs int64, limit int) *messages.Command {
+	args := [][]byte{[]byte(ExpireDueName), strconv.AppendInt(nil, int64(limit), 10)}
+	if fromMs != math.MinInt64 {
+		args = append(args, strconv.AppendInt(nil, fromMs, 10))
 	}
+	return &messages.Command{Args: args, NowMs: nowMs}
 }
 
 // Exec runs one command on w (a shard's batch) at time cmd.NowMs and
@@ -34,23 +37,27 @@ func ExpireDueCommand(nowMs int64, limit int) *messages.Command {
 // with an error has written nothing. A Writer error panics with a
 // *StorageError (see its doc): the batch may then hold part of the command.
 func Exec(w Writer, cmd *messages.Command) *messages.Reply {
+	return exec(w, cmd, nil)
+}
+
+func exec(w Writer, cmd *messages.Command, ev *EventLog) *messages.Reply {
 	args := cmd.GetArgs()
+	t := &txn{r: w, w: w, now: cmd.GetNowMs(), ev: ev}
 	if len(args) > 0 && internal(args[0]) {
 		switch string(args[0]) {
 		case ExpireDueName:
-			return execExpireDue(w, args, cmd.GetNowMs())
+			return execExpireDue(t, args)
 		case ExecName:
-			return execMulti(w, args, cmd.GetNowMs())
+			return execMulti(t, args)
 		}
 		if run := scriptCommands[string(args[0])]; run != nil {
-			return run(&txn{r: w, w: w, now: cmd.GetNowMs()}, args)
+			return run(t, args)
 		}
 	}
 	s, r := resolve(args)
 	if r != nil {
 		return r
 	}
-	t := &txn{r: w, w: w, now: cmd.GetNowMs()}
 	return s.run(t, args)
 }
 
@@ -125,15 +132,21 @@ func resolve(args [][]byte) (*Spec, *messages.Reply) {
 
 var commandSpec = &Spec{Name: "command", Arity: -1, run: func(_ *txn, args [][]byte) *messages.Reply { return Command(args) }}
 
-func execExpireDue(w Writer, args [][]byte, now int64) *messages.Reply {
-	if len(args) != 2 {
+func execExpireDue(t *txn, args [][]byte) *messages.Reply {
+	if len(args) != 2 && len(args) != 3 {
 		return errArity(ExpireDueName)
 	}
 	limit, ok := parseInt(args[1])
+	from := int64(math.MinInt64)
+	if len(args) == 3 {
+		var okFrom bool
+		from, okFrom = parseInt(args[2])
+		ok = ok && okFrom
+	}
 	if !ok || limit < 0 {
 		return errNotInteger
 	}
-	n, err := ExpireDue(w, now, int(limit))
+	n, err := t.expireDue(from, int(limit))
 	must(err)
 	return integer(int64(n))
 }
@@ -146,6 +159,7 @@ type txn struct {
 	w   Writer
 	now int64
 	rng *rand.Rand // a script's: its random reads are the same on every replica
+	ev  *EventLog  // where the keyspace events go (nil: nowhere)
 }
 
 // intN, perm and shuffle are the command's random choices: a script's
@@ -205,6 +219,7 @@ func (t *txn) lookup(key []byte) entry {
 	if rec.expired(t.now) {
 		if t.w != nil {
 			t.deleteKey(&e)
+			t.notify(ClassExpired, "expired", key)
 		}
 		return entry{key: key, mk: e.mk}
 	}
@@ -275,6 +290,7 @@ func (t *txn) putStringParts(e *entry, keepTTL, hasExp bool, when int64, n int, 
 	if e.exists && e.rec.typ != typeString {
 		t.deleteFields(e.key, e.rec.hashLen())
 	}
+	t.added(e)
 	t.setExpiry(e, hasExp, when)
 	rec := make([]byte, headerLen(hasExp)+n)
 	h := len(appendHeader(rec[:0], typeString, hasExp, when))
@@ -285,11 +301,27 @@ func (t *txn) putStringParts(e *entry, keepTTL, hasExp bool, when int64, n int, 
 	t.set(e.mk, rec)
 }
 
+// added fires "new" if e is about to be written and does not exist: Redis
+// fires it as a key is added (dbAdd), before the command's own event.
+func (t *txn) added(e *entry) {
+	if !e.exists {
+		t.notify(ClassNew, "new", e.key)
+	}
+}
+
 // ExpireDue deletes up to limit keys whose expiry is before nowMs (the keys
 // lazy expiry already treats as absent), oldest expiry first, and returns
 // how many it deleted. The node runs it through Raft with ExpireDueCommand,
 // so every replica deletes the same keys.
 func ExpireDue(w Writer, nowMs int64, limit int) (deleted int, err error) {
+	return (&txn{r: w, w: w, now: nowMs}).expireDue(math.MinInt64, limit)
+}
+
+// expireDue is ExpireDue at t's time for the keys whose expiry is at or
+// after fromMs only: the start of the expiry index holds the tombstones of
+// the keys deleted before, which a scan from fromMs need not step over.
+// Each key deleted fires "expired".
+func (t *txn) expireDue(fromMs int64, limit int) (deleted int, err error) {
 	if limit < 1 {
 		return 0, nil
 	}
@@ -308,7 +340,7 @@ func ExpireDue(w Writer, nowMs int64, limit int) (deleted int, err error) {
 		key  []byte
 	}
 	var dues []due
-	must(w.Scan([]byte{prefixExpiry}, expiryBound(nowMs), func(k, _ []byte) bool {
+	must(t.w.Scan(expiryBound(fromMs), expiryBound(t.now), func(k, _ []byte) bool {
 		when, key, ok := decodeExpiryKey(k)
 		if ok {
 			ik := bytes.Clone(k)
@@ -316,7 +348,6 @@ func ExpireDue(w Writer, nowMs int64, limit int) (deleted int, err error) {
 		}
 		return len(dues) < limit
 	}))
-	t := &txn{r: w, w: w, now: nowMs}
 	for _, d := range dues {
 		e := entry{key: d.key, mk: metaKey(d.key)}
 		v, ok := t.get(e.mk)
@@ -327,9 +358,23 @@ func ExpireDue(w Writer, nowMs int64, limit int) (deleted int, err error) {
 		}
 		e.rec, e.exists = rec, true
 		t.deleteKey(&e)
+		t.notify(ClassExpired, "expired", d.key)
 		deleted++
 	}
 	return deleted, nil
+}
+
+// AnyExpired reports whether r holds a key whose expiry is in [fromMs,
+// nowMs): whether ExpireDueCommand(fromMs, nowMs, ...) would delete
+// something. A shard's leader asks it before proposing that command, so an
+// idle shard's log stays still.
+func AnyExpired(r Reader, fromMs, nowMs int64) (bool, error) {
+	found := false
+	err := r.Scan(expiryBound(fromMs), expiryBound(nowMs), func(_, _ []byte) bool {
+		found = true
+		return false
+	})
+	return found, err
 }
 
 func errCorruptKey(key []byte) error {

@@ -191,7 +191,7 @@ func newScriptHost(t *txn, shards, shard int, name string, mayWrite bool) (*scri
 		shards: shards, shard: shard,
 	}
 	if mayWrite {
-		host.t.w = t.w
+		host.t.w, host.t.ev = t.w, t.ev
 	}
 	return host, int32(seed)
 }

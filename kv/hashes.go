@@ -41,6 +41,7 @@ func (t *txn) setCount(e *entry, typ byte, n int64) {
 		return
 	}
 	hasExp, when := e.exists && e.rec.hasExp, e.rec.expire
+	t.added(e)
 	t.set(e.mk, countRecord(typ, n, hasExp, when))
 	e.rec = record{typ: typ, hasExp: hasExp, expire: when, payload: binary.AppendUvarint(nil, uint64(n))}
 	e.exists = true
@@ -87,7 +88,9 @@ func cmdHSet(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	return integer(t.hset(&e, a[2:]))
+	n := t.hset(&e, a[2:])
+	t.notify(ClassHash, "hset", a[1])
+	return integer(n)
 }
 
 // HMSET key field value [field value ...]
@@ -100,6 +103,7 @@ func cmdHMSet(t *txn, a [][]byte) *messages.Reply {
 		return r
 	}
 	t.hset(&e, a[2:])
+	t.notify(ClassHash, "hset", a[1])
 	return replyOK
 }
 
@@ -115,6 +119,7 @@ func cmdHSetNX(t *txn, a [][]byte) *messages.Reply {
 		}
 	}
 	t.hset(&e, a[2:4])
+	t.notify(ClassHash, "hset", a[1])
 	return one
 }
 

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -133,12 +134,22 @@ func TestExpireDue(t *testing.T) {
 		h.is(":1", "PEXPIRE", "h", "5")
 		h.is("+OK", "SET", "forever", "v")
 		run := func(now int64, limit int) *messages.Reply {
-			return Exec(h.w, ExpireDueCommand(now, limit))
+			return Exec(h.w, ExpireDueCommand(math.MinInt64, now, limit))
 		}
 		if got := render(run(h.now+5, 100)); got != ":0" {
 			t.Errorf("nothing due yet: %s", got)
 		}
-		if got := render(run(h.now+12, 100)); got != ":3" { // h (5), k0 (10), k1 (11)
+		// From a floor: the keys due before it stay.
+		if got := render(Exec(h.w, ExpireDueCommand(h.now+10, h.now+12, 100))); got != ":2" { // k0 (10), k1 (11)
+			t.Errorf("due at +12 from +10: %s", got)
+		}
+		if due, err := AnyExpired(h.w, h.now+6, h.now+12); err != nil || due {
+			t.Errorf("due in [+6, +12) once k0 and k1 are gone: %v, %v", due, err)
+		}
+		if due, err := AnyExpired(h.w, math.MinInt64, h.now+12); err != nil || !due {
+			t.Errorf("h (5) not due at +12: %v, %v", due, err)
+		}
+		if got := render(run(h.now+12, 100)); got != ":1" { // h (5)
 			t.Errorf("due at +12: %s", got)
 		}
 		if got := render(run(h.now+100, 4)); got != ":4" {

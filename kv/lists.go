@@ -63,6 +63,7 @@ func (t *txn) save(l *list) {
 		return
 	}
 	hasExp, when := l.e.exists && l.e.rec.hasExp, l.e.rec.expire
+	t.added(&l.e)
 	v := listRecord(l.n, l.head, hasExp, when)
 	t.set(l.e.mk, v)
 	l.e.rec, _ = decodeRecord(v)

@@ -79,12 +79,12 @@ func parseExec(args [][]byte) (watched, digests [][]byte, cmds [][][]byte, ok bo
 }
 
 // execMulti runs a transaction on w at time now.
-func execMulti(w Writer, args [][]byte, now int64) *messages.Reply {
+func execMulti(t *txn, args [][]byte) *messages.Reply {
 	watched, digests, cmds, ok := parseExec(args)
 	if !ok {
 		return errBadExec
 	}
-	view := &txn{r: w, now: now} // a look, which deletes nothing
+	view := &txn{r: t.r, now: t.now} // a look, which deletes nothing
 	for i, k := range watched {
 		if !bytes.Equal(view.digest(k), digests[i]) {
 			return nullArray
@@ -96,7 +96,7 @@ func execMulti(w Writer, args [][]byte, now int64) *messages.Reply {
 			replies[i] = errBadExec
 			continue
 		}
-		replies[i] = Exec(w, &messages.Command{Args: c, NowMs: now})
+		replies[i] = exec(t.w, &messages.Command{Args: c, NowMs: t.now}, t.ev)
 	}
 	return array(replies)
 }

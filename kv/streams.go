@@ -89,6 +89,7 @@ func (t *txn) streamFor(key []byte) (*stream, *messages.Reply) {
 // save writes s's record, keeping its expiry; an empty stream stays.
 func (t *txn) saveStream(s *stream) {
 	hasExp, when := s.e.exists && s.e.rec.hasExp, s.e.rec.expire
+	t.added(&s.e)
 	b := make([]byte, 0, headerLen(hasExp)+6*binary.MaxVarintLen64)
 	b = appendHeader(b, typeStream, hasExp, when)
 	for _, v := range []uint64{uint64(s.n), s.last.ms, s.last.seq, s.added, s.maxDel.ms, s.maxDel.seq} {

@@ -129,13 +129,13 @@ func (t *txn) setGeneric(o strOpts, key, val []byte, cmd string, okReply, abortR
 		}
 		return nullBulk
 	}
-	if o.expKind != 0 && when < t.now {
-		// Already past: the key would never be seen again.
-		if e.exists {
-			t.deleteKey(&e)
-		}
-	} else {
-		t.putString(&e, val, o.keepTTL, o.expKind != 0, when)
+	// An expiry already past stores a key no command will see, as Redis
+	// does (and fires its events): the next write to it, or the shard's
+	// active expiry, deletes it and fires "expired".
+	t.putString(&e, val, o.keepTTL, o.expKind != 0, when)
+	t.notify(ClassString, "set", key)
+	if o.expKind != 0 {
+		t.notify(ClassGeneric, "expire", key)
 	}
 	if reply != nil {
 		return reply
@@ -181,6 +181,7 @@ func cmdGetSet(t *txn, a [][]byte) *messages.Reply {
 		reply = bulk(e.rec.payload)
 	}
 	t.putString(&e, a[2], false, false, 0)
+	t.notify(ClassString, "set", a[1])
 	return reply
 }
 
@@ -195,6 +196,7 @@ func cmdGetDel(t *txn, a [][]byte) *messages.Reply {
 	}
 	reply := bulk(e.rec.payload)
 	t.deleteKey(&e)
+	t.notify(ClassGeneric, "del", a[1])
 	return reply
 }
 
@@ -221,10 +223,13 @@ func cmdGetEx(t *txn, a [][]byte) *messages.Reply {
 	switch {
 	case (o.expKind == expEXAT || o.expKind == expPXAT) && when <= t.now:
 		t.deleteKey(&e)
+		t.notify(ClassGeneric, "del", a[1])
 	case o.expKind != 0:
 		t.putString(&e, e.rec.payload, false, true, when)
+		t.notify(ClassGeneric, "expire", a[1])
 	case o.persist && e.rec.hasExp:
 		t.putString(&e, e.rec.payload, false, false, 0)
+		t.notify(ClassGeneric, "persist", a[1])
 	}
 	return reply
 }
@@ -251,6 +256,7 @@ func cmdMSet(t *txn, a [][]byte) *messages.Reply {
 	for i := 1; i < len(a); i += 2 {
 		e := t.lookup(a[i])
 		t.putString(&e, a[i+1], false, false, 0)
+		t.notify(ClassString, "set", a[i])
 	}
 	return replyOK
 }
@@ -297,6 +303,7 @@ func (t *txn) incrBy(key []byte, incr int64) *messages.Reply {
 	v += incr
 	var buf [20]byte
 	t.putString(&e, appendInt(buf[:0], v), true, false, 0)
+	t.notify(ClassString, "incrby", key)
 	return integer(v)
 }
 
@@ -323,6 +330,7 @@ func cmdIncrByFloat(t *txn, a [][]byte) *messages.Reply {
 	}
 	s := formatLD(sum)
 	t.putString(&e, s, true, false, 0)
+	t.notify(ClassString, "incrbyfloat", a[1])
 	return bulk(s)
 }
 
@@ -331,6 +339,7 @@ func cmdAppend(t *txn, a [][]byte) *messages.Reply {
 	e := t.lookup(a[1])
 	if !e.exists {
 		t.putString(&e, a[2], false, false, 0)
+		t.notify(ClassString, "append", a[1])
 		return integer(int64(len(a[2])))
 	}
 	if e.rec.typ != typeString {
@@ -341,6 +350,7 @@ func cmdAppend(t *txn, a [][]byte) *messages.Reply {
 		return errStringTooLong
 	}
 	t.putStringParts(&e, true, false, 0, n, e.rec.payload, a[2])
+	t.notify(ClassString, "append", a[1])
 	return integer(int64(n))
 }
 
@@ -431,5 +441,6 @@ func cmdSetRange(t *txn, a [][]byte) *messages.Reply {
 		// Zeros between cur and val.
 		t.putStringParts(&e, true, false, 0, int(n), cur, make([]byte, off-int64(len(cur))), val)
 	}
+	t.notify(ClassString, "setrange", a[1])
 	return integer(n)
 }

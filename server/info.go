@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -19,7 +20,8 @@ import (
 const redisVersion = "7.0.15"
 
 // config answers CONFIG GET with the few parameters clients ask for
-// (redis-benchmark asks for save and appendonly).
+// (redis-benchmark asks for save and appendonly), and CONFIG SET of the
+// one a client may change, notify-keyspace-events (for this node).
 func (s *Server) config(args [][]byte) *messages.Reply {
 	if len(args) < 2 {
 		return arityError("config")
@@ -30,13 +32,7 @@ func (s *Server) config(args [][]byte) *messages.Reply {
 		if len(args) < 3 {
 			return errorf("ERR wrong number of arguments for 'config|get' command")
 		}
-		params := map[string]string{
-			"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
-			"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
-			"proto-max-bulk-len":      fmt.Sprint(s.cfg.Limits.MaxBulkLen),
-			"slowlog-log-slower-than": fmt.Sprint(max(s.cfg.SlowlogSlowerThan.Microseconds(), -1)),
-			"slowlog-max-len":         fmt.Sprint(s.cfg.SlowlogMaxLen),
-		}
+		params := s.configParams()
 		var items []*messages.Reply
 		for _, pat := range args[2:] {
 			for _, name := range sortedKeys(params) {
@@ -50,9 +46,55 @@ func (s *Server) config(args [][]byte) *messages.Reply {
 		s.stats.resetInfo()
 		return replyOK
 	case "set":
-		return errorf("ERR CONFIG SET is not supported: configure the node with flags")
+		return s.configSet(args[2:])
 	}
 	return errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
+}
+
+// configParams are the parameters CONFIG GET answers, with their values.
+func (s *Server) configParams() map[string]string {
+	return map[string]string{
+		"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
+		"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
+		"proto-max-bulk-len":      fmt.Sprint(s.cfg.Limits.MaxBulkLen),
+		"slowlog-log-slower-than": fmt.Sprint(max(s.cfg.SlowlogSlowerThan.Microseconds(), -1)),
+		"slowlog-max-len":         fmt.Sprint(s.cfg.SlowlogMaxLen),
+		"notify-keyspace-events":  s.cfg.Notify.Load().String(),
+	}
+}
+
+// configSet is CONFIG SET name value [name value ...], all or nothing, as
+// Redis's: only notify-keyspace-events may change; the node's flags set
+// the others.
+func (s *Server) configSet(pairs [][]byte) *messages.Reply {
+	if len(pairs) < 2 || len(pairs)%2 != 0 {
+		return errorf("ERR wrong number of arguments for 'config|set' command")
+	}
+	failed := func(name []byte, why string) *messages.Reply {
+		return errorf(fmt.Sprintf("ERR CONFIG SET failed (possibly related to argument '%s') - %s", name, why))
+	}
+	known := s.configParams()
+	var classes kv.Classes
+	seen := map[string]bool{}
+	for i := 0; i < len(pairs); i += 2 {
+		name := strings.ToLower(string(pairs[i]))
+		if _, ok := known[name]; !ok {
+			return errorf(fmt.Sprintf("ERR Unknown option or number of arguments for CONFIG SET - '%s'", pairs[i]))
+		}
+		if seen[name] {
+			return failed(pairs[i], "duplicate parameter")
+		}
+		seen[name] = true
+		if name != "notify-keyspace-events" {
+			return failed(pairs[i], "not settable on a coppice node: set it with the node's flags")
+		}
+		var ok bool
+		if classes, ok = kv.ParseClasses(string(pairs[i+1])); !ok {
+			return failed(pairs[i], kv.BadEventClass)
+		}
+	}
+	s.cfg.Notify.Store(classes)
+	return replyOK
 }
 
 func portOf(addr string) string {

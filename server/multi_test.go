@@ -21,6 +21,10 @@ type engineBackend struct {
 	proposed []string
 	watches  map[chan struct{}][][]byte // each watch's record keys
 	tryAgain int                        // proposals to answer TRYAGAIN, running nothing
+	// notify is the server's notify-keyspace-events (Config.Notify), and
+	// fire its Notify: the events of each write go there, as a shard's.
+	notify *kv.NotifyConfig
+	fire   func([]kv.Event)
 }
 
 // written is a shard's store that records the keys a command writes.
@@ -33,7 +37,7 @@ func (w *written) Set(k, v []byte) error { w.keys[string(k)] = true; return w.St
 func (w *written) Delete(k []byte) error { w.keys[string(k)] = true; return w.Store.Delete(k) }
 
 func newEngineBackend() *engineBackend {
-	b := &engineBackend{}
+	b := &engineBackend{notify: &kv.NotifyConfig{}}
 	for range 4 {
 		b.shards = append(b.shards, kvmem.New())
 	}
@@ -50,7 +54,11 @@ func (b *engineBackend) Propose(shard int, cmd *messages.Command) Pending {
 		return done{errorf("TRYAGAIN shard is electing")}
 	}
 	w := &written{Store: b.shards[shard], keys: map[string]bool{}}
-	r := kv.Exec(w, cmd)
+	ev := &kv.EventLog{Want: b.notify.Load()}
+	r := kv.ExecEvents(w, cmd, ev)
+	if b.fire != nil && len(ev.Events) > 0 {
+		b.fire(ev.Events)
+	}
 	for ch, keys := range b.watches {
 		for _, k := range keys {
 			if w.keys[string(k)] {

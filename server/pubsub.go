@@ -134,6 +134,13 @@ func (h *hub) publish(s *Server, channel, message []byte, sharded bool) int {
 	return n
 }
 
+// empty reports whether nobody subscribes to a channel or a pattern.
+func (h *hub) empty() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[channelSub]) == 0 && len(h.subs[patternSub]) == 0
+}
+
 // forget takes c off every subscription at once, for a connection being
 // closed under its goroutine's feet (CLIENT KILL, a slow subscriber): it
 // no longer counts, though its goroutine drops its own subscriptions only
@@ -188,6 +195,30 @@ func (s *Server) Deliver(msgs []*messages.Published) []uint32 {
 		out[i] = uint32(s.hub.publish(s, m.Channel, m.Message, m.Sharded))
 	}
 	return out
+}
+
+// Notify publishes keyspace events to this node's subscribers, as Redis's
+// notifyKeyspaceEvent: each on "__keyspace@0__:<key>" with the event's
+// name (class K) and on "__keyevent@0__:<name>" with the key (class E).
+// The node's shards call it with the events of each batch they apply
+// (every replica applies every write: each node tells its own
+// subscribers), so unlike PUBLISH it reaches no other node.
+func (s *Server) Notify(events []kv.Event) {
+	classes := s.cfg.Notify.Load()
+	if !classes.Fires() || s.hub.empty() {
+		return
+	}
+	for _, e := range events {
+		if classes&e.Class == 0 {
+			continue
+		}
+		if classes&kv.ClassKeyspace != 0 {
+			s.hub.publish(s, append([]byte("__keyspace@0__:"), e.Key...), []byte(e.Name), false)
+		}
+		if classes&kv.ClassKeyevent != 0 {
+			s.hub.publish(s, append([]byte("__keyevent@0__:"), e.Name...), e.Key, false)
+		}
+	}
 }
 
 func push(items ...*messages.Reply) *messages.Reply {

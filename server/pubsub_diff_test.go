@@ -47,14 +47,18 @@ func TestPubSubAgainstRedis(t *testing.T) {
 	}
 	lines := 0
 	for _, f := range files {
-		srv, err := Listen(Config{Addr: "127.0.0.1:0"}, newEngineBackend())
-		if err != nil {
-			t.Fatal(err)
-		}
-		redis := func() (net.Conn, error) { return net.DialTimeout("unix", sock, 5*time.Second) }
-		ours := func() (net.Conn, error) { return net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second) }
-		lines += runPubSubScript(t, f, redis, ours)
-		srv.Close()
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+			b := newEngineBackend()
+			srv, err := Listen(Config{Addr: "127.0.0.1:0", Notify: b.notify}, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			b.fire = srv.Notify
+			redis := func() (net.Conn, error) { return net.DialTimeout("unix", sock, 5*time.Second) }
+			ours := func() (net.Conn, error) { return net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second) }
+			lines += runPubSubScript(t, f, redis, ours)
+		})
 	}
 	t.Logf("%d lines in %d files compared with redis-server", lines, len(files))
 }

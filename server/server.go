@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/resp"
 )
@@ -63,6 +64,10 @@ type Config struct {
 	// Stats, if set, is where the port counts (it may outlive the
 	// Server); else it counts in its own.
 	Stats *Stats
+	// Notify, if set, is the node's notify-keyspace-events, which CONFIG
+	// SET changes (the node's shards read it to collect events: see
+	// Notify); else the Server keeps its own.
+	Notify *kv.NotifyConfig
 }
 
 // Server accepts client connections until Close.
@@ -91,6 +96,9 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = &kv.NotifyConfig{}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

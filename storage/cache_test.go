@@ -13,7 +13,7 @@ import (
 
 // opsExec runs the commands the cache test sends: SET k v, DEL k,
 // DELRANGE lo hi, and INCR k (a read of the batch's view, then a write).
-func opsExec(w kv.Writer, c *messages.Command) *messages.Reply {
+func opsExec(w kv.Writer, c *messages.Command, _ *kv.EventLog) *messages.Reply {
 	a := c.Args
 	var err error
 	switch string(a[0]) {

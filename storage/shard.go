@@ -22,8 +22,19 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Executor runs one write command on a shard's batch (kv.Exec).
-type Executor func(w kv.Writer, cmd *messages.Command) *messages.Reply
+// Executor runs one write command on a shard's batch (kv.ExecEvents),
+// adding the keyspace events it fires to ev when ev is not nil.
+type Executor func(w kv.Writer, cmd *messages.Command, ev *kv.EventLog) *messages.Reply
+
+// Notifier takes the keyspace events of a shard's writes.
+type Notifier interface {
+	// Wanted is the classes of events to collect; it is read once per
+	// batch of entries.
+	Wanted() kv.Classes
+	// Fire gets a batch's events, in order, once the batch has committed
+	// and before the writes are answered.
+	Fire(events []kv.Event)
+}
 
 // appliedKey holds the shard's applied Raft index and term. Keys starting
 // with 0x00 belong to storage; the engine never sees them.
@@ -48,6 +59,7 @@ type Shard struct {
 	fs     vfs.FS    // the store's file system (vfs.Default but in tests), watched for stalls
 	watch  io.Closer // stops the watch
 	exec   Executor
+	notify Notifier // set before the shard applies anything; nil: no events
 	snaps  *SnapshotStore
 	fault  *fault
 
@@ -198,6 +210,11 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 	return fn(s.reader())
 }
 
+// SetNotifier makes the shard hand n the keyspace events of its writes.
+// Call it before the shard applies anything (before its Raft group
+// starts).
+func (s *Shard) SetNotifier(n Notifier) { s.notify = n }
+
 // Close flushes the Pebble store's memtables (it has no WAL), leaves the
 // key filter beside it for the next open (saveKeyFilter) and closes it. A
 // failed store (Failure) is closed without a flush, and Close returns the
@@ -255,6 +272,12 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	w := &applyRW{batch: pebbleRW{r: b, w: b}, store: s.reader(), writes: map[string][]byte{}}
+	var ev *kv.EventLog
+	if s.notify != nil {
+		if want := s.notify.Wanted(); want.Fires() {
+			ev = &kv.EventLog{Want: want}
+		}
+	}
 	applied, _ := s.Applied()
 	last, lastTerm := applied, uint64(0)
 	for i, l := range logs {
@@ -272,7 +295,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 		}
 		replies := make([]*messages.Reply, len(batch.Commands))
 		for j, c := range batch.Commands {
-			replies[j] = s.exec(w, c)
+			replies[j] = s.exec(w, c, ev)
 		}
 		out[i] = replies
 	}
@@ -296,6 +319,9 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
 	s.watches.written(w.writes, false)
+	if ev != nil && len(ev.Events) > 0 {
+		s.notify.Fire(ev.Events)
+	}
 	if gen, due := s.filter.rebuildDue(); due {
 		go s.buildFilter(gen)
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 // setExec is a minimal executor: SET k v, and counts applications.
-func setExec(w kv.Writer, c *messages.Command) *messages.Reply {
+func setExec(w kv.Writer, c *messages.Command, _ *kv.EventLog) *messages.Reply {
 	if err := w.Set(append([]byte{1}, c.Args[1]...), c.Args[2]); err != nil {
 		return &messages.Reply{Value: &messages.Reply_Error{Error: err.Error()}}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/tlsfiles"
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/server"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/transport"
@@ -83,6 +84,9 @@ type Config struct {
 	// slowlog-log-slower-than (microseconds, -1: off) and slowlog-max-len.
 	SlowlogSlowerThanUs int64
 	SlowlogMaxLen       uint64
+	// NotifyKeyspaceEvents is Redis's notify-keyspace-events (CONFIG SET
+	// changes it at run time, on one node).
+	NotifyKeyspaceEvents kv.Classes
 	// ConfigFile is the file the configuration was read from, if any.
 	ConfigFile string
 
@@ -335,6 +339,15 @@ var options = []*option{
 		}},
 	{name: "slowlog-max-len", kind: kindInt, def: constant(fmt.Sprint(server.DefaultSlowlogMaxLen)), usage: "commands SLOWLOG keeps, the newest, as Redis's slowlog-max-len; 0..1000000",
 		set: func(c *Config, v string) error { return uintIn(&c.SlowlogMaxLen, v, 0, 1e6) }},
+	{name: "notify-keyspace-events", def: constant(""), usage: "keyspace events the node publishes to its own subscribers, as Redis's notify-keyspace-events: letters of KEg$lshzxetdmnA (K: on __keyspace@0__:<key>, E: on __keyevent@0__:<event>, and the classes; \"KEA\": every event both ways); empty: none. CONFIG SET changes it on one node",
+		set: func(c *Config, v string) error {
+			classes, ok := kv.ParseClasses(v)
+			if !ok {
+				return errors.New("want letters of KEg$lshzxetdmnA, such as KEA or Ex")
+			}
+			c.NotifyKeyspaceEvents = classes
+			return nil
+		}},
 	{name: "requirepass", def: constant(""), usage: "password clients must AUTH with (empty: none); prefer the environment or the file to a flag",
 		set: text(func(c *Config) *string { return &c.RequirePass })},
 	{name: "log-format", def: constant("text"), usage: "log format: text or json",

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"github.com/coppice-kv/coppice/kv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -67,8 +68,9 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 		CacheMiB: 128, MaxBulkLen: 1 << 20, MaxWriteMiB: 2, SnapshotRateMiB: 64, MinFreeDiskMiB: 1024,
 		SlowlogSlowerThanUs: -1, SlowlogMaxLen: 64, HTTPToken: "0123456789abcdef-tok",
+		NotifyKeyspaceEvents: kv.ClassKeyevent | kv.ClassExpired,
 	}
-	args := []string{"--slowlog-log-slower-than", "-1", "--slowlog-max-len", "64", "--http-token", "0123456789abcdef-tok", "--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
+	args := []string{"--notify-keyspace-events", "Ex", "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "64", "--http-token", "0123456789abcdef-tok", "--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
 		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946",
 		"--role", "readonly", "--requirepass", "s3cret", "--log-format", "json", "--log-level", "debug",

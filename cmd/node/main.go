@@ -224,6 +224,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		MaxWriteBytes:     int64(cfg.MaxWriteMiB) << 20,
 		SlowlogSlowerThan: time.Duration(cfg.SlowlogSlowerThanUs) * time.Microsecond,
 		SlowlogMaxLen:     int(cfg.SlowlogMaxLen),
+		Notify:            notifyConfig(cfg.NotifyKeyspaceEvents),
 		MinFreeDisk:       cfg.MinFreeDiskMiB << 20,
 	}
 	if cfg.CacheMiB == 0 {
@@ -242,8 +243,15 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 	return actors.Config{Runtime: rt, User: []supervisor.ChildSpec{web.Spec()}}, rt, info
 }
 
+// notifyConfig is the node's notify-keyspace-events, starting at classes.
+func notifyConfig(classes kv.Classes) *kv.NotifyConfig {
+	n := &kv.NotifyConfig{}
+	n.Store(classes)
+	return n
+}
+
 // executor runs a shard's write commands.
-func executor() storage.Executor { return kv.Exec }
+func executor() storage.Executor { return kv.ExecEvents }
 
 func modeOf(info actors.StatusInfo) string {
 	if len(info.Join) > 0 {

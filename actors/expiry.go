@@ -1,0 +1,129 @@
+package actors
+
+import (
+	"math"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// Active expiry. A key past its expiry is invisible at once (every command
+// checks its expiry), but only deleted when a write looks it up: a key
+// written with a TTL and never touched again would stay on disk for good.
+// So each shard's leader deletes expired keys itself, as Redis's active
+// expiry cycle does: every expiryEvery it looks at the start of the
+// shard's expiry index and, when a key is due, proposes kv.ExpireDueCommand
+// (up to expiryBatch keys, at the leader's clock) through the shard's Raft
+// log, so every replica deletes the same keys and fires the same "expired"
+// events. A full batch is followed at once by the next, until none is due.
+// One such entry at a time per shard; an idle shard's log stays still.
+//
+// The index's deleted entries stay in the store as tombstones until
+// compactions drop them, and a scan from the index's start would step over
+// every one of them (at 10k expiries a second, a minute's worth is 600k
+// per look). So the leader looks from a floor: once an entry at time N has
+// deleted every key due, no index entry below N is left, and a later
+// command adds none below its own time, stamped by its proposer shortly
+// before the shard applies it. The floor is N less expiryMargin, for the
+// commands stamped before N and applied after, and for clocks that differ
+// between nodes; once every expiryFullEvery a look starts from the index's
+// start, for a key a command stamped longer ago than that added below it.
+const (
+	expiryEvery     = 100 * time.Millisecond
+	expiryBatch     = 200
+	expiryMargin    = 2 * time.Second
+	expiryFullEvery = time.Minute
+)
+
+// expiryTick asks the shard's Raft actor to look for expired keys.
+type expiryTick struct{}
+
+// expiryChecked reports what a look from `from` found.
+type expiryChecked struct {
+	due  bool
+	from int64
+}
+
+// expiryDone is the outcome of a proposed kv.ExpireDueCommand.
+type expiryDone struct {
+	from, now int64
+	reply     *messages.ProposeReply
+}
+
+// startExpiry ticks the actor every rt.ExpiryEvery (expiryEvery when 0)
+// until stop is called.
+func (a *raftActor) startExpiry() (stop func()) {
+	every := a.rt.ExpiryEvery
+	if every <= 0 {
+		every = expiryEvery
+	}
+	root, self, done := a.system.Root, a.self, make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				root.Send(self, expiryTick{})
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// expiryReceive handles the messages of active expiry; it reports whether
+// m was one.
+func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
+	switch m := m.(type) {
+	case expiryTick:
+		if a.expiring || a.r == nil || a.r.State() != raft.Leader {
+			return true
+		}
+		a.expiring = true
+		from := a.expiryFrom
+		if time.Since(a.expiryFull) >= expiryFullEvery {
+			from, a.expiryFull = math.MinInt64, time.Now()
+		}
+		fsm, root, self := a.fsm, a.system.Root, a.self
+		go func() { // a read of the store, off the mailbox
+			var due bool
+			err := fsm.View(func(r kv.Reader) (err error) {
+				due, err = kv.AnyExpired(r, from, time.Now().UnixMilli())
+				return err
+			})
+			root.Send(self, expiryChecked{due: due && err == nil, from: from})
+		}()
+	case expiryChecked:
+		if !m.due || a.r == nil || a.r.State() != raft.Leader {
+			a.expiring = false
+			return true
+		}
+		now := time.Now().UnixMilli()
+		reply := make(chan proto.Message, 1)
+		a.propose(ctx, kv.ExpireDueCommand(m.from, now, expiryBatch), replyTo{ch: reply})
+		root, self := a.system.Root, a.self
+		go func() {
+			pr, _ := (<-reply).(*messages.ProposeReply)
+			root.Send(self, expiryDone{from: m.from, now: now, reply: pr})
+		}()
+	case expiryDone:
+		a.expiring = false
+		n := m.reply.GetReply().GetInteger()
+		switch {
+		case m.reply.GetError() != "" || m.reply.GetReply().GetError() != "":
+		case n >= expiryBatch:
+			ctx.Send(a.self, expiryTick{}) // more may be due
+		default: // every key due at m.now is gone
+			a.expiryFrom = max(a.expiryFrom, m.now-expiryMargin.Milliseconds())
+		}
+	default:
+		return false
+	}
+	return true
+}
