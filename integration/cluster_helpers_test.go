@@ -271,13 +271,14 @@ func copyDir(src, dst string) error {
 	})
 }
 
-// gossipTrio starts n1, then n2 and n3 joining it, with fast gossip.
-func gossipTrio(t *testing.T) (n1, n2, n3 *node) {
-	n1 = newNode(t, "n1", t.TempDir(), "--gossip-fast")
+// gossipTrio starts n1, then n2 and n3 joining it, with fast gossip and
+// the extra flags.
+func gossipTrio(t *testing.T, extra ...string) (n1, n2, n3 *node) {
+	n1 = newNode(t, "n1", t.TempDir(), append([]string{"--gossip-fast"}, extra...)...)
 	n1.start()
-	n2 = newNode(t, "n2", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
+	n2 = newNode(t, "n2", t.TempDir(), append([]string{"--join", n1.gossip, "--gossip-fast"}, extra...)...)
 	n2.start()
-	n3 = newNode(t, "n3", t.TempDir(), "--join", n1.gossip, "--gossip-fast")
+	n3 = newNode(t, "n3", t.TempDir(), append([]string{"--join", n1.gossip, "--gossip-fast"}, extra...)...)
 	n3.start()
 	return n1, n2, n3
 }

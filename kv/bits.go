@@ -91,7 +91,13 @@ func cmdSetBit(t *txn, a [][]byte) *messages.Reply {
 	} else {
 		buf[off>>3] &^= 1 << (7 - off&7)
 	}
+	// Redis fires "setbit" only for a new or grown string, or a bit
+	// changed.
+	changed := !e.exists || len(buf) > len(s) || old != byte(v)
 	t.putString(&e, buf, true, false, 0)
+	if changed {
+		t.notify(ClassString, "setbit", a[1])
+	}
 	return integer(int64(old))
 }
 
@@ -351,10 +357,12 @@ func cmdBitOp(t *txn, a [][]byte) *messages.Reply {
 	if n == 0 {
 		if e.exists {
 			t.deleteKey(&e)
+			t.notify(ClassGeneric, "del", a[2])
 		}
 		return zero
 	}
 	t.putString(&e, out, false, false, 0)
+	t.notify(ClassString, "set", a[2])
 	return integer(int64(n))
 }
 
@@ -451,6 +459,10 @@ func bitfieldCmd(ro bool) func(t *txn, a [][]byte) *messages.Reply {
 			buf = grown(s, need)
 		}
 		out := make([]*messages.Reply, 0, len(ops))
+		// Redis fires "setbit" if a write (one not failed by OVERFLOW
+		// FAIL) changed its field, or any did on a new or grown string.
+		grew := !e.exists || len(buf) > len(s)
+		changed := false
 		for _, op := range ops {
 			if op.kind == 'g' {
 				out = append(out, integer(getField(buf, op)))
@@ -463,6 +475,7 @@ func bitfieldCmd(ro bool) func(t *txn, a [][]byte) *messages.Reply {
 				continue
 			}
 			setField(buf, op, next)
+			changed = changed || grew || getField(buf, op) != old
 			if op.kind == 'i' {
 				out = append(out, integer(next))
 			} else {
@@ -472,6 +485,9 @@ func bitfieldCmd(ro bool) func(t *txn, a [][]byte) *messages.Reply {
 		if writes {
 			// Grown even when every write failed (OVERFLOW FAIL), as Redis.
 			t.putString(&e, buf, true, false, 0)
+			if changed {
+				t.notify(ClassString, "setbit", a[1])
+			}
 		}
 		return array(out)
 	}

@@ -27,6 +27,8 @@ func cmdRename(t *txn, a [][]byte) *messages.Reply {
 	if !bytes.Equal(a[1], a[2]) {
 		t.copyTo(&src, a[2])
 		t.deleteKey(&src)
+		t.notify(ClassGeneric, "rename_from", a[1])
+		t.notify(ClassGeneric, "rename_to", a[2])
 	}
 	return replyOK
 }
@@ -42,6 +44,8 @@ func cmdRenameNX(t *txn, a [][]byte) *messages.Reply {
 	}
 	t.copyTo(&src, a[2])
 	t.deleteKey(&src)
+	t.notify(ClassGeneric, "rename_from", a[1])
+	t.notify(ClassGeneric, "rename_to", a[2])
 	return integer(1)
 }
 
@@ -76,6 +80,7 @@ func cmdCopy(t *txn, a [][]byte) *messages.Reply {
 		return integer(0)
 	}
 	t.copyTo(&src, a[2])
+	t.notify(ClassGeneric, "copy_to", a[2])
 	return integer(1)
 }
 

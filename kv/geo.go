@@ -599,9 +599,13 @@ func (t *txn) georadius(a [][]byte, flags int) *messages.Reply {
 	case any && count == 0:
 		return errReply("ERR the ANY argument requires COUNT argument")
 	}
+	storeEvent := "georadiusstore"
+	if flags&geoSearchStore != 0 {
+		storeEvent = "geosearchstore"
+	}
 	if z == nil {
 		if store != nil {
-			return t.storeZSet(store, nil)
+			return t.storeZSet(store, nil, storeEvent)
 		}
 		return array(nil)
 	}
@@ -635,7 +639,7 @@ func (t *txn) georadius(a [][]byte, flags int) *messages.Reply {
 				out[i].score = f.dist / shape.conv
 			}
 		}
-		return t.storeZSet(store, out)
+		return t.storeZSet(store, out, storeEvent)
 	}
 	items := make([]*messages.Reply, len(found))
 	for i, f := range found {

@@ -181,6 +181,10 @@ func cmdHDel(t *txn, a [][]byte) *messages.Reply {
 	}
 	if deleted > 0 {
 		t.setHashLen(&e, e.rec.hashLen()-deleted)
+		t.notify(ClassHash, "hdel", a[1])
+		if !e.exists {
+			t.notify(ClassGeneric, "del", a[1])
+		}
 	}
 	return integer(deleted)
 }
@@ -287,6 +291,7 @@ func cmdHIncrBy(t *txn, a [][]byte) *messages.Reply {
 	}
 	v += incr
 	t.hset(&e, [][]byte{a[2], appendInt(nil, v)})
+	t.notify(ClassHash, "hincrby", a[1])
 	return integer(v)
 }
 
@@ -315,6 +320,7 @@ func cmdHIncrByFloat(t *txn, a [][]byte) *messages.Reply {
 	}
 	s := formatLD(sum)
 	t.hset(&e, [][]byte{a[2], s})
+	t.notify(ClassHash, "hincrbyfloat", a[1])
 	return bulk(s)
 }
 

@@ -434,6 +434,7 @@ func cmdPFAdd(t *txn, a [][]byte) *messages.Reply {
 	}
 	invalidateCache(h)
 	t.putString(&e, h, true, false, 0)
+	t.notify(ClassString, "pfadd", a[1])
 	return one
 }
 
@@ -511,5 +512,7 @@ func cmdPFMerge(t *txn, a [][]byte) *messages.Reply {
 	}
 	invalidateCache(h)
 	t.putString(&e, h, true, false, 0)
+	// Redis fires "pfadd" for a merge too (a mass add).
+	t.notify(ClassString, "pfadd", a[1])
 	return replyOK
 }

@@ -14,6 +14,7 @@ func cmdDel(t *txn, a [][]byte) *messages.Reply {
 		e := t.lookup(k)
 		if e.exists {
 			t.deleteKey(&e)
+			t.notify(ClassGeneric, "del", k)
 			n++
 		}
 	}
@@ -142,10 +143,12 @@ func (t *txn) expire(a [][]byte, basetime, unit int64) *messages.Reply {
 	}
 	if when <= t.now {
 		t.deleteKey(&e)
+		t.notify(ClassGeneric, "del", a[1])
 		return one
 	}
 	t.setExpiry(&e, true, when)
 	t.rewriteRecord(&e, true, when)
+	t.notify(ClassGeneric, "expire", a[1])
 	return one
 }
 
@@ -202,6 +205,7 @@ func cmdPersist(t *txn, a [][]byte) *messages.Reply {
 	}
 	t.setExpiry(&e, false, 0)
 	t.rewriteRecord(&e, false, 0)
+	t.notify(ClassGeneric, "persist", a[1])
 	return one
 }
 

@@ -152,6 +152,7 @@ func pushCmd(left, onlyExisting bool) func(*txn, [][]byte) *messages.Reply {
 			return zero
 		}
 		t.push(l, left, a[2:])
+		t.notify(ClassList, listPushEvent(left), a[1])
 		return integer(l.n)
 	}
 }
@@ -179,10 +180,41 @@ func popCmd(left bool) func(*txn, [][]byte) *messages.Reply {
 			return array([]*messages.Reply{})
 		}
 		out := t.pop(l, left, count)
+		t.listPopped(l, left)
 		if !withCount {
 			return bulk(out[0])
 		}
 		return bulks(out)
+	}
+}
+
+// listPushEvent and listPopEvent are the events of a push and a pop.
+func listPushEvent(left bool) string {
+	if left {
+		return "lpush"
+	}
+	return "rpush"
+}
+
+func listPopEvent(left bool) string {
+	if left {
+		return "lpop"
+	}
+	return "rpop"
+}
+
+// listPopped fires the events of a pop off l: "lpop" or "rpop", then "del"
+// if it emptied l (Redis's listElementsRemoved).
+func (t *txn) listPopped(l *list, left bool) {
+	t.notify(ClassList, listPopEvent(left), l.e.key)
+	t.lzEmptied(&l.e, l.n)
+}
+
+// lzEmptied fires "del" on e's key if a command left it with n elements,
+// none (and deleted it).
+func (t *txn) lzEmptied(e *entry, n int64) {
+	if n == 0 {
+		t.notify(ClassGeneric, "del", e.key)
 	}
 }
 
@@ -254,6 +286,7 @@ func cmdLSet(t *txn, a [][]byte) *messages.Reply {
 		return errIndexRange
 	}
 	t.set(l.at(i), a[3])
+	t.notify(ClassList, "lset", a[1])
 	return replyOK
 }
 
@@ -313,6 +346,8 @@ func cmdLTrim(t *txn, a [][]byte) *messages.Reply {
 	l.head += from
 	l.n = to - from
 	t.save(l)
+	t.notify(ClassList, "ltrim", a[1])
+	t.lzEmptied(&l.e, l.n)
 	return replyOK
 }
 
@@ -363,6 +398,8 @@ func cmdLRem(t *txn, a [][]byte) *messages.Reply {
 		}
 	}
 	t.rewrite(l, int64(first), kept)
+	t.notify(ClassList, "lrem", a[1])
+	t.lzEmptied(&l.e, l.n)
 	return integer(int64(removed))
 }
 
@@ -390,6 +427,7 @@ func cmdLInsert(t *txn, a [][]byte) *messages.Reply {
 		at++
 	}
 	t.rewrite(l, int64(at), append([][]byte{a[4]}, all[at:]...))
+	t.notify(ClassList, "linsert", a[1])
 	return integer(l.n)
 }
 
@@ -503,25 +541,40 @@ func cmdRPopLPush(t *txn, a [][]byte) *messages.Reply { return t.lmove(a[1], a[2
 
 // lmove pops an element off src and pushes it onto dst: nil if src is
 // missing (whatever dst is), WRONGTYPE if either is not a list, nothing
-// changed then.
+// changed then. Its events are Redis's: the push onto dst ("new" first if
+// dst is new), then the pop off src ("del" after if that emptied it).
 func (t *txn) lmove(srcKey, dstKey []byte, fromLeft, toLeft bool) *messages.Reply {
 	src, r := t.listFor(srcKey)
 	if r != nil || !src.e.exists {
 		return or(r, nullBulk)
 	}
-	dst := src
-	if bytes.Equal(srcKey, dstKey) && src.n == 1 {
-		// A rotation of one element: nothing moves (and the key, with
-		// its expiry, stays).
-		return bulk(t.elems(src, 0, 1)[0])
-	}
-	if !bytes.Equal(srcKey, dstKey) {
-		if dst, r = t.listFor(dstKey); r != nil {
-			return r
+	if bytes.Equal(srcKey, dstKey) {
+		var v []byte
+		if src.n == 1 {
+			// A rotation of one element: nothing moves (and the key,
+			// with its expiry, stays).
+			v = t.elems(src, 0, 1)[0]
+		} else {
+			v = t.pop(src, fromLeft, 1)[0]
+			t.push(src, toLeft, [][]byte{v})
 		}
+		t.notify(ClassList, listPushEvent(toLeft), dstKey)
+		t.notify(ClassList, listPopEvent(fromLeft), srcKey)
+		return bulk(v)
 	}
-	v := t.pop(src, fromLeft, 1)[0]
+	dst, r := t.listFor(dstKey)
+	if r != nil {
+		return r
+	}
+	i := int64(0)
+	if !fromLeft {
+		i = src.n - 1
+	}
+	v := t.elems(src, i, i+1)[0]
 	t.push(dst, toLeft, [][]byte{v})
+	t.notify(ClassList, listPushEvent(toLeft), dstKey)
+	t.pop(src, fromLeft, 1)
+	t.listPopped(src, fromLeft)
 	return bulk(v)
 }
 
@@ -580,7 +633,9 @@ func cmdLMPop(t *txn, a [][]byte) *messages.Reply {
 		if !l.e.exists {
 			continue
 		}
-		return array([]*messages.Reply{bulk(k), bulks(t.pop(l, left, count))})
+		out := t.pop(l, left, count)
+		t.listPopped(l, left)
+		return array([]*messages.Reply{bulk(k), bulks(out)})
 	}
 	return nullArray
 }

@@ -62,6 +62,14 @@ func (t *txn) sadd(e *entry, members [][]byte) int64 {
 	return added
 }
 
+// deletedIfEmpty fires "del" if a command removed e's last element (its
+// key is gone): after the command's own event, as Redis fires them.
+func (t *txn) deletedIfEmpty(e *entry) {
+	if !e.exists {
+		t.notify(ClassGeneric, "del", e.key)
+	}
+}
+
 func (t *txn) has(k []byte) bool {
 	_, ok := t.get(k)
 	return ok
@@ -73,7 +81,11 @@ func cmdSAdd(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	return integer(t.sadd(&e, a[2:]))
+	n := t.sadd(&e, a[2:])
+	if n > 0 {
+		t.notify(ClassSet, "sadd", a[1])
+	}
+	return integer(n)
 }
 
 // srem removes members from e and returns how many were there.
@@ -102,7 +114,12 @@ func cmdSRem(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	return integer(t.srem(&e, a[2:]))
+	n := t.srem(&e, a[2:])
+	if n > 0 {
+		t.notify(ClassSet, "srem", a[1])
+		t.deletedIfEmpty(&e)
+	}
+	return integer(n)
 }
 
 // SMEMBERS key
@@ -164,13 +181,17 @@ func cmdSCard(t *txn, a [][]byte) *messages.Reply {
 
 // SMOVE source destination member
 func cmdSMove(t *txn, a [][]byte) *messages.Reply {
-	src, r := t.setFor(a[1])
-	if r != nil {
-		return r
-	}
-	dst, r := t.setFor(a[2])
-	if r != nil {
-		return r
+	// Both looked up first (an expired one goes), then Redis's order: a
+	// missing source answers 0 whatever the destination holds.
+	src, srcErr := t.setFor(a[1])
+	dst, dstErr := t.setFor(a[2])
+	switch {
+	case srcErr == nil && !src.exists:
+		return zero
+	case srcErr != nil:
+		return srcErr
+	case dstErr != nil:
+		return dstErr
 	}
 	if !t.isMember(&src, a[3]) {
 		return zero
@@ -179,7 +200,11 @@ func cmdSMove(t *txn, a [][]byte) *messages.Reply {
 		return one
 	}
 	t.srem(&src, a[3:4])
-	t.sadd(&dst, a[3:4])
+	t.notify(ClassSet, "srem", a[1])
+	t.deletedIfEmpty(&src)
+	if t.sadd(&dst, a[3:4]) > 0 {
+		t.notify(ClassSet, "sadd", a[2])
+	}
 	return one
 }
 
@@ -241,6 +266,9 @@ func setCmd(op setOp) func(*txn, [][]byte) *messages.Reply {
 	}
 }
 
+// storeEvents are the events of the STORE forms.
+var storeEvents = [...]string{opInter: "sinterstore", opUnion: "sunionstore", opDiff: "sdiffstore"}
+
 // SINTERSTORE, SUNIONSTORE, SDIFFSTORE destination key [key ...]: the
 // result replaces destination, whatever it held; an empty one deletes it.
 func setStoreCmd(op setOp) func(*txn, [][]byte) *messages.Reply {
@@ -250,13 +278,28 @@ func setStoreCmd(op setOp) func(*txn, [][]byte) *messages.Reply {
 			return r
 		}
 		dst := t.lookup(a[1])
-		if dst.exists {
+		existed := dst.exists
+		if existed {
 			t.deleteKey(&dst)
 		}
-		if len(out) > 0 {
-			t.sadd(&dst, out)
-			// A new key: no expiry (deleteKey dropped the old one's).
+		if len(out) == 0 {
+			if existed {
+				t.notify(ClassGeneric, "del", a[1])
+			}
+			return zero
 		}
+		// The result (distinct members) replaces the old value, with no
+		// expiry; it is a new key only if there was none: Redis's setKey
+		// fires "new" only then.
+		p := fieldPrefix(a[1])
+		for _, m := range out {
+			t.set(fieldKey(p, m), nil)
+		}
+		if !existed {
+			t.added(&dst)
+		}
+		t.set(dst.mk, countRecord(typeSet, int64(len(out)), false, 0))
+		t.notify(ClassSet, storeEvents[op], a[1])
 		return integer(int64(len(out)))
 	}
 }
@@ -315,7 +358,12 @@ func cmdSPop(t *txn, a [][]byte) *messages.Reply {
 		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 		chosen = all[:count]
 	}
+	if len(chosen) > 0 {
+		// Redis fires "spop" before it removes the members.
+		t.notify(ClassSet, "spop", a[1])
+	}
 	t.srem(&e, chosen)
+	t.deletedIfEmpty(&e)
 	if !withCount {
 		return bulk(chosen[0])
 	}

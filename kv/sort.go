@@ -262,13 +262,22 @@ func sortCmd(ro bool) func(t *txn, a [][]byte) *messages.Reply {
 			return array(nonNil(out))
 		}
 		d := t.lookup(store)
-		if d.exists {
+		existed := d.exists
+		if existed {
 			t.deleteKey(&d)
 		}
-		if len(stored) > 0 {
-			l, _ := t.listFor(store)
-			t.push(l, false, stored)
+		if len(stored) == 0 {
+			if existed {
+				t.notify(ClassGeneric, "del", store)
+			}
+			return zero
 		}
+		l, _ := t.listFor(store)
+		// A new list replaces the old value, with no expiry; it is a new
+		// key only if there was none: Redis's setKey fires "new" only then.
+		l.e.exists = existed
+		t.push(l, false, stored)
+		t.notify(ClassList, "sortstore", store)
 		return integer(int64(len(stored)))
 	}
 }

@@ -258,6 +258,31 @@ func (t *txn) saveConsumers(s *stream, g []byte, cs map[string]*consumer) {
 	}
 }
 
+// consumerMade fires "xgroup-createconsumer" on s's key when a command
+// made the consumer it acts for (made: it did not exist), as Redis's
+// streamCreateConsumer does.
+func (t *txn) consumerMade(s *stream, made bool) {
+	if made {
+		t.notify(ClassStream, "xgroup-createconsumer", s.e.key)
+	}
+}
+
+// lazyConsumer saves the consumers XCLAIM and XAUTOCLAIM touched: as
+// Redis 7.0, the claimer c is made, and its seen time refreshed, only when
+// the command claimed an entry (made: it did not exist; seen: its old
+// seen time).
+func (t *txn) lazyConsumer(s *stream, g []byte, c *consumer, cs map[string]*consumer, made bool, seen int64, claimed bool) {
+	if !claimed {
+		if made {
+			delete(cs, string(c.name))
+		} else {
+			c.seen = seen
+		}
+	}
+	t.saveConsumers(s, g, cs)
+	t.consumerMade(s, made && claimed)
+}
+
 // firstID is the ID of s's first entry; false when it has none.
 func (t *txn) firstID(s *stream) (streamID, bool) {
 	es := t.entries(s, streamID{}, maxStreamID, 1, false)
@@ -436,11 +461,13 @@ func cmdXGroup(t *txn, a [][]byte) *messages.Reply {
 			return errBusyGroup
 		}
 		t.saveGroup(s, &group{name: gname, last: id, read: read})
+		t.notify(ClassStream, "xgroup-create", key)
 		return replyOK
 	case "setid":
 		g.last, g.read = id, read
 		t.saveGroup(s, g)
 		t.saveStream(s) // the record written: blocked readers wake (RecordKey)
+		t.notify(ClassStream, "xgroup-setid", key)
 		return replyOK
 	case "destroy":
 		if g == nil {
@@ -452,6 +479,7 @@ func cmdXGroup(t *txn, a [][]byte) *messages.Reply {
 		}
 		t.del(s.gkey(sgGroup, gname))
 		t.saveStream(s) // wakes the group's blocked consumers, to their error
+		t.notify(ClassStream, "xgroup-destroy", key)
 		return one
 	case "createconsumer":
 		c := t.consumerOf(s, gname, a[4])
@@ -460,6 +488,7 @@ func cmdXGroup(t *txn, a [][]byte) *messages.Reply {
 		}
 		c.seen = t.now
 		t.saveConsumer(s, gname, c)
+		t.notify(ClassStream, "xgroup-createconsumer", key)
 		return one
 	default: // delconsumer
 		c := t.consumerOf(s, gname, a[4])
@@ -472,6 +501,7 @@ func cmdXGroup(t *txn, a [][]byte) *messages.Reply {
 		p := s.ownedPrefix(gname, a[4])
 		must(t.w.DeleteRange(p, successor(p)))
 		t.del(s.consumerKey(gname, a[4]))
+		t.notify(ClassStream, "xgroup-delconsumer", key)
 		return integer(c.pending)
 	}
 }
@@ -546,6 +576,7 @@ func cmdXReadGroup(t *txn, a [][]byte) *messages.Reply {
 		s, g := tg.s, tg.g
 		cs := map[string]*consumer{}
 		c := t.consumerOf(s, g.name, xg.consumer)
+		made := !c.exists
 		c.seen = t.now
 		cs[string(c.name)] = c
 		if string(xg.IDs[i]) != ">" {
@@ -568,6 +599,7 @@ func cmdXReadGroup(t *txn, a [][]byte) *messages.Reply {
 			}
 			items = append(items, bulk(xg.Keys[i]), array(out))
 			t.saveConsumers(s, g.name, cs)
+			t.consumerMade(s, made)
 			continue
 		}
 		from, ok := g.last.next()
@@ -590,10 +622,12 @@ func cmdXReadGroup(t *txn, a [][]byte) *messages.Reply {
 		if g.changed {
 			t.saveGroup(s, g)
 		}
-		t.saveConsumers(s, g.name, cs)
-		if len(es) > 0 {
-			items = append(items, bulk(xg.Keys[i]), entriesReply(es))
+		if len(es) == 0 {
+			continue // Redis 7.0 neither makes nor refreshes the consumer
 		}
+		t.saveConsumers(s, g.name, cs)
+		t.consumerMade(s, made)
+		items = append(items, bulk(xg.Keys[i]), entriesReply(es))
 	}
 	if len(items) == 0 {
 		return nullArray
@@ -784,6 +818,7 @@ func cmdXClaim(t *txn, a [][]byte) *messages.Reply {
 	}
 	cs := map[string]*consumer{}
 	c := t.consumerOf(s, g.name, o.claimer)
+	made, seen := !c.exists, c.seen
 	c.seen = t.now
 	cs[string(c.name)] = c
 	var out []*messages.Reply
@@ -823,7 +858,7 @@ func cmdXClaim(t *txn, a [][]byte) *messages.Reply {
 			out = append(out, entriesReply(es).GetArray().GetItems()[0])
 		}
 	}
-	t.saveConsumers(s, g.name, cs)
+	t.lazyConsumer(s, g.name, c, cs, made, seen, len(out) > 0)
 	return array(out)
 }
 
@@ -860,6 +895,7 @@ func cmdXAutoClaim(t *txn, a [][]byte) *messages.Reply {
 	}
 	cs := map[string]*consumer{}
 	c := t.consumerOf(s, g.name, a[3])
+	made, seen := !c.exists, c.seen
 	c.seen = t.now
 	cs[string(c.name)] = c
 	// As Redis: up to count*10 pending entries looked at, up to count
@@ -899,7 +935,7 @@ func cmdXAutoClaim(t *txn, a [][]byte) *messages.Reply {
 	if i < len(ps) {
 		next = ps[i].id
 	}
-	t.saveConsumers(s, g.name, cs)
+	t.lazyConsumer(s, g.name, c, cs, made, seen, len(claimed) > 0)
 	return array([]*messages.Reply{bulkString(next.String()), array(claimed), array(deleted)})
 }
 

@@ -449,8 +449,12 @@ func cmdXAdd(t *txn, a [][]byte) *messages.Reply {
 	s.n++
 	s.added++
 	s.last = id
-	t.trim(s, ts)
-	t.saveStream(s)
+	trimmed := t.trim(s, ts)
+	t.saveStream(s) // "new" for a new key: Redis makes it before adding
+	t.notify(ClassStream, "xadd", a[1])
+	if trimmed > 0 {
+		t.notify(ClassStream, "xtrim", a[1])
+	}
 	return bulkString(id.String())
 }
 
@@ -470,6 +474,9 @@ func cmdXTrim(t *txn, a [][]byte) *messages.Reply {
 	n := t.trim(s, ts)
 	if s.changed {
 		t.saveStream(s)
+	}
+	if n > 0 {
+		t.notify(ClassStream, "xtrim", a[1])
 	}
 	return integer(n)
 }
@@ -506,6 +513,7 @@ func cmdXDel(t *txn, a [][]byte) *messages.Reply {
 	}
 	if n > 0 {
 		t.saveStream(s)
+		t.notify(ClassStream, "xdel", a[1])
 	}
 	return integer(n)
 }

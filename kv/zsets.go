@@ -271,6 +271,7 @@ pairs:
 	}
 	var added, updated, processed int64
 	var last float64
+	existed := z.e.exists
 	if z.e.exists || !xx {
 		for j, score := range scores {
 			m := rest[2*j+1]
@@ -305,7 +306,15 @@ pairs:
 			last = score
 		}
 		if added > 0 {
+			z.e.exists = existed // a new key fires "new"
 			t.saveZSet(z)
+		}
+		if added+updated > 0 {
+			event := "zadd"
+			if incr {
+				event = "zincr"
+			}
+			t.notify(ClassZset, event, a[1])
 		}
 	}
 	switch {
@@ -339,6 +348,8 @@ func cmdZRem(t *txn, a [][]byte) *messages.Reply {
 	}
 	if removed > 0 {
 		t.saveZSet(z)
+		t.notify(ClassZset, "zrem", a[1])
+		t.lzEmptied(&z.e, z.n)
 	}
 	return integer(removed)
 }
@@ -469,7 +480,7 @@ func cmdZRangeStore(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	return t.storeZSet(a[1], out)
+	return t.storeZSet(a[1], out, "zrangestore")
 }
 
 // zrange selects a range: a is key start stop [options...]; store
@@ -566,18 +577,31 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 }
 
 // storeZSet makes key a sorted set of out, whatever it held (an empty out
-// deletes it), and answers its size.
-func (t *txn) storeZSet(key []byte, out []scored) *messages.Reply {
+// deletes it), and answers its size. It fires event on key ("new" before
+// it if key did not exist: Redis's setKey overwrites a key that does), or
+// "del" if an empty out deleted key.
+func (t *txn) storeZSet(key []byte, out []scored, event string) *messages.Reply {
 	d := t.lookup(key)
-	if d.exists {
+	existed := d.exists
+	if existed {
 		t.deleteKey(&d)
 	}
+	if len(out) == 0 {
+		if existed {
+			t.notify(ClassGeneric, "del", key)
+		}
+		return zero
+	}
+	// An overwrite fires no "new": the record is written as if for a
+	// key that exists, with no expiry (deleteKey cleared it).
+	d.exists = existed
 	z := &zset{e: d, prefix: fieldPrefix(key)}
 	for _, s := range out {
 		t.putMember(z, s.member, s.score)
 	}
 	z.n = int64(len(out))
 	t.saveZSet(z)
+	t.notify(ClassZset, event, key)
 	return integer(z.n)
 }
 
@@ -685,7 +709,7 @@ func cmdZRemRangeByLex(t *txn, a [][]byte) *messages.Reply {
 	if r != nil || !z.e.exists {
 		return or(r, zero)
 	}
-	return t.zremove(z, t.inLexRange(z, rg))
+	return t.zremove(z, t.inLexRange(z, rg), "zremrangebylex")
 }
 
 // scoredReply is members, with their scores when withScores (pairs:
@@ -714,7 +738,7 @@ func cmdZRemRangeByScore(t *txn, a [][]byte) *messages.Reply {
 	if r != nil || !z.e.exists {
 		return or(r, zero)
 	}
-	return t.zremove(z, t.inRange(z, rg))
+	return t.zremove(z, t.inRange(z, rg), "zremrangebyscore")
 }
 
 // ZREMRANGEBYRANK key start stop
@@ -729,7 +753,7 @@ func cmdZRemRangeByRank(t *txn, a [][]byte) *messages.Reply {
 		return or(r, zero)
 	}
 	from, to := (&list{n: z.n}).span(start, stop)
-	return t.zremove(z, t.byRank(z, from, to))
+	return t.zremove(z, t.byRank(z, from, to), "zremrangebyrank")
 }
 
 // zpop removes and returns up to n members of the live z, from the
@@ -746,17 +770,25 @@ func (t *txn) zpop(z *zset, highest bool, n int64) []scored {
 			return int64(len(out)) < n
 		})
 	}
-	t.zremove(z, out)
+	event := "zpopmin"
+	if highest {
+		event = "zpopmax"
+	}
+	t.zremove(z, out, event)
 	return out
 }
 
-func (t *txn) zremove(z *zset, out []scored) *messages.Reply {
+// zremove removes out's members from z and, if it removed any, fires
+// event on z's key, then "del" if z is left empty.
+func (t *txn) zremove(z *zset, out []scored, event string) *messages.Reply {
 	for _, s := range out {
 		t.dropMember(z, s.member, s.score)
 	}
 	if len(out) > 0 {
 		z.n -= int64(len(out))
 		t.saveZSet(z)
+		t.notify(ClassZset, event, z.e.key)
+		t.lzEmptied(&z.e, z.n)
 	}
 	return integer(int64(len(out)))
 }
@@ -1000,7 +1032,7 @@ func (t *txn) zalgebra(a [][]byte, at int, op zsetOp, store []byte, card bool) *
 		return bytes.Compare(x.member, y.member)
 	})
 	if store != nil {
-		return t.storeZSet(store, out)
+		return t.storeZSet(store, out, [...]string{zUnion: "zunionstore", zInter: "zinterstore", zDiff: "zdiffstore"}[op])
 	}
 	return scoredReply(out, withScores)
 }
