@@ -20,3 +20,16 @@ func (n keyspaceNotifier) Fire(events []kv.Event) {
 		port.Notify(events)
 	}
 }
+
+// Tracking and Modified hand the client port what the shards' writes
+// change, for its clients' CLIENT TRACKING.
+func (n keyspaceNotifier) Tracking() bool {
+	port := n.rt.port.Load()
+	return port != nil && port.Tracking()
+}
+
+func (n keyspaceNotifier) Modified(mods []kv.Modification) {
+	if port := n.rt.port.Load(); port != nil {
+		port.Modified(mods)
+	}
+}

@@ -1,6 +1,8 @@
 package kv
 
 import (
+	"bytes"
+	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -143,4 +145,53 @@ func (t *txn) notify(c Classes, name string, key []byte) {
 	if t.ev != nil && t.ev.Want&c != 0 {
 		t.ev.Events = append(t.ev.Events, Event{Class: c, Name: name, Key: key})
 	}
+}
+
+// Modification is what one write command changed, for CLIENT TRACKING:
+// the keys it wrote (from the store keys it set and deleted: UserKey,
+// RangeKey; a key may come more than once), or every key (All: FLUSHALL,
+// a store replaced by a snapshot), and the client that sent it
+// (messages.Command.Origin).
+type Modification struct {
+	Origin string
+	Keys   []string
+	All    bool
+}
+
+// UserKey is the key a store key of the engine belongs to: a key's
+// record, one of its fields (a hash's, a list's...) or its expiry index
+// entry. ok is false for a store key of no key (the applied index, a
+// function library).
+func UserKey(stored string) (key string, ok bool) {
+	if stored == "" {
+		return "", false
+	}
+	switch stored[0] {
+	case prefixMeta:
+		return stored[1:], true
+	case prefixField:
+		n, k := binary.Uvarint([]byte(stored[1:min(len(stored), 1+binary.MaxVarintLen64)]))
+		if k <= 0 || uint64(len(stored)-1-k) < n {
+			return "", false
+		}
+		return stored[1+k : 1+k+int(n)], true
+	case prefixExpiry:
+		if len(stored) < 9 {
+			return "", false
+		}
+		return stored[9:], true
+	}
+	return "", false
+}
+
+// RangeKey is the key a range the engine deleted belongs to: a big
+// hash's (or list's...) fields, [fieldPrefix(key), its successor). ok is
+// false for any other range (FLUSHDB and FLUSHALL's: every key).
+func RangeKey(lower, upper []byte) (key string, ok bool) {
+	k, ok := UserKey(string(lower))
+	if !ok || lower[0] != prefixField || !bytes.Equal(upper, successor(lower)) ||
+		!bytes.Equal(lower, fieldPrefix([]byte(k))) {
+		return "", false
+	}
+	return k, true
 }

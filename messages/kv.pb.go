@@ -33,7 +33,11 @@ type Command struct {
 	// args[0] is the command name as the client sent it.
 	Args [][]byte `protobuf:"bytes,1,rep,name=args,proto3" json:"args,omitempty"`
 	// Unix time in milliseconds.
-	NowMs         int64 `protobuf:"varint,2,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	NowMs int64 `protobuf:"varint,2,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	// origin names the client connection that sent a write, for CLIENT
+	// TRACKING (its node's port instance, the connection and its write);
+	// empty unless that client tracks keys. The engine ignores it.
+	Origin        string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +84,13 @@ func (x *Command) GetNowMs() int64 {
 		return x.NowMs
 	}
 	return 0
+}
+
+func (x *Command) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
 }
 
 // CommandBatch is one Raft log entry: commands proposed together.
@@ -467,10 +478,11 @@ var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
 	"\n" +
-	"\bkv.proto\x12\x10coppice.messages\"4\n" +
+	"\bkv.proto\x12\x10coppice.messages\"L\n" +
 	"\aCommand\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\fR\x04args\x12\x15\n" +
-	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\"E\n" +
+	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\"E\n" +
 	"\fCommandBatch\x125\n" +
 	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xb0\x04\n" +
 	"\x05Reply\x12\x18\n" +

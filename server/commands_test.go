@@ -81,10 +81,13 @@ func (c *client) read() string {
 			c.t.Fatal(err)
 		}
 		return string(buf[:n])
-	case '*':
+	case '*', '>', '%', '~':
 		n, _ := strconv.Atoi(line[1:])
 		if n < 0 {
 			return line
+		}
+		if line[0] == '%' {
+			n *= 2
 		}
 		items := make([]string, n)
 		for i := range items {

@@ -54,6 +54,11 @@ type conn struct {
 	subs  subscriptions
 	nsubs atomic.Int32
 	box   *outbox
+
+	// seq numbers the replies issued (push); trk is CLIENT TRACKING's
+	// state, once the connection asked for it (tracking.go).
+	seq uint64
+	trk *tracking
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -69,6 +74,7 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.closeOutbox()
 	defer c.dropAllSubs()
+	defer c.untrack()
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(handshakeWait))
 		if err := tc.Handshake(); err != nil {
@@ -96,7 +102,11 @@ func (c *conn) serve() {
 		if c.timing.stat != nil {
 			c.timing.stat.calls.Add(1)
 		}
+		c.issuing()
 		c.command(args)
+		if c.trk != nil {
+			c.afterCommand(c.lower(args[0]))
+		}
 		c.timing = timing{}
 		if c.rd.Buffered() == 0 || len(c.pending) >= maxPipeline {
 			c.drain()
@@ -137,7 +147,8 @@ func (c *conn) protocol() int {
 // pendingReply is a reply to write in its turn, with its command's
 // counters and, for a key-value command, when it was read.
 type pendingReply struct {
-	p Pending
+	p   Pending
+	seq uint64
 	timing
 }
 
@@ -149,7 +160,13 @@ type timing struct {
 }
 
 // push queues a reply, timed if a key-value command is being issued.
-func (c *conn) push(p Pending) { c.pending = append(c.pending, pendingReply{p, c.timing}) }
+func (c *conn) push(p Pending) {
+	c.seq++
+	if c.trk != nil {
+		c.trk.issued.Store(c.seq)
+	}
+	c.pending = append(c.pending, pendingReply{p, c.seq, c.timing})
+}
 
 // reply queues a reply that is ready.
 func (c *conn) reply(r *messages.Reply) { c.push(done{r}) }
@@ -180,6 +197,9 @@ func (c *conn) drain() {
 			}
 		}
 		c.out(r)
+		if c.trk != nil {
+			c.written(p.seq, i == len(c.pending)-1)
+		}
 		c.pending[i] = pendingReply{}
 	}
 	c.pending = c.pending[:0]
@@ -205,6 +225,9 @@ func (c *conn) command(args [][]byte) {
 	}
 	if c.subscribedOnly(name, args) || c.txCommand(name, args) {
 		return
+	}
+	if c.trk != nil {
+		c.rememberRead(name, args)
 	}
 	switch name {
 	case "ping":
@@ -449,6 +472,7 @@ func (c *conn) client(args [][]byte) {
 		c.reply(c.s.clientList(args[2:]))
 	case sub == "kill" && len(args) >= 3:
 		c.reply(c.s.clientKill(c, args[2:]))
+	case c.trackingCmd(sub, args):
 	case sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo" || sub == "info" || sub == "kill":
 		c.reply(errorf(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub)))
 	default:
@@ -477,6 +501,7 @@ func (c *conn) info() string {
 	if f := c.flag.Load(); f != 0 {
 		flags = append(flags, byte(f))
 	}
+	flags = append(flags, c.trackingFlags()...)
 	if len(flags) == 0 {
 		flags = append(flags, 'N')
 	}

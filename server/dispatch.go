@@ -125,7 +125,14 @@ func (c *conn) issueWrite(shard int, args [][]byte) Pending {
 		c.drain()
 	}
 	c.writeShard[shard] = true
-	return c.s.backend.Propose(shard, &messages.Command{Args: args, NowMs: nowMs()})
+	cmd := &messages.Command{Args: args, NowMs: nowMs()}
+	if c.trk != nil {
+		cmd.Origin = c.origin()
+	}
+	if c.spec != nil && (c.spec.Name == "flushall" || c.spec.Name == "flushdb") {
+		cmd.Origin = c.originAlways() // every shard's part, one invalidation
+	}
+	return c.s.backend.Propose(shard, cmd)
 }
 
 func (c *conn) issueRead(shard int, args [][]byte) Pending {

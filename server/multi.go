@@ -268,6 +268,12 @@ func (c *conn) exec() {
 	}
 	c.timing.start, c.timing.write = time.Now(), true
 	cmd := kv.ExecCommand(nowMs(), keys, digests, t.cmds)
+	if c.trk != nil {
+		for _, q := range t.cmds {
+			c.rememberRead(c.lower(q[0]), q)
+		}
+		cmd.Origin = c.origin()
+	}
 	if c.readShard[shard] {
 		c.drain() // reads issued earlier must not see it
 	}

@@ -23,18 +23,36 @@ type engineBackend struct {
 	tryAgain int                        // proposals to answer TRYAGAIN, running nothing
 	// notify is the server's notify-keyspace-events (Config.Notify), and
 	// fire its Notify: the events of each write go there, as a shard's.
-	notify *kv.NotifyConfig
-	fire   func([]kv.Event)
+	notify   *kv.NotifyConfig
+	fire     func([]kv.Event)
+	modified func([]kv.Modification) // the server's Modified, once set
 }
 
-// written is a shard's store that records the keys a command writes.
+// written is a shard's store that records the keys a command writes,
+// and what it changed for CLIENT TRACKING.
 type written struct {
 	*kvmem.Store
 	keys map[string]bool
+	mod  kv.Modification
 }
 
-func (w *written) Set(k, v []byte) error { w.keys[string(k)] = true; return w.Store.Set(k, v) }
-func (w *written) Delete(k []byte) error { w.keys[string(k)] = true; return w.Store.Delete(k) }
+func (w *written) Set(k, v []byte) error { w.touch(k); return w.Store.Set(k, v) }
+func (w *written) Delete(k []byte) error { w.touch(k); return w.Store.Delete(k) }
+func (w *written) DeleteRange(lower, upper []byte) error {
+	if k, ok := kv.RangeKey(lower, upper); ok {
+		w.mod.Keys = append(w.mod.Keys, k)
+	} else {
+		w.mod.All = true
+	}
+	return w.Store.DeleteRange(lower, upper)
+}
+
+func (w *written) touch(k []byte) {
+	w.keys[string(k)] = true
+	if key, ok := kv.UserKey(string(k)); ok {
+		w.mod.Keys = append(w.mod.Keys, key)
+	}
+}
 
 func newEngineBackend() *engineBackend {
 	b := &engineBackend{notify: &kv.NotifyConfig{}}
@@ -58,6 +76,10 @@ func (b *engineBackend) Propose(shard int, cmd *messages.Command) Pending {
 	r := kv.ExecEvents(w, cmd, ev)
 	if b.fire != nil && len(ev.Events) > 0 {
 		b.fire(ev.Events)
+	}
+	if b.modified != nil && (len(w.mod.Keys) > 0 || w.mod.All) {
+		w.mod.Origin = cmd.Origin
+		b.modified([]kv.Modification{w.mod})
 	}
 	for ch, keys := range b.watches {
 		for _, k := range keys {

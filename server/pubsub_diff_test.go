@@ -54,7 +54,7 @@ func TestPubSubAgainstRedis(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			b.fire = srv.Notify
+			b.fire, b.modified = srv.Notify, srv.Modified
 			redis := func() (net.Conn, error) { return net.DialTimeout("unix", sock, 5*time.Second) }
 			ours := func() (net.Conn, error) { return net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second) }
 			lines += runPubSubScript(t, f, redis, ours)

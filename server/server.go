@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -83,6 +84,8 @@ type Server struct {
 	nextID atomic.Int64
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
+	byID   map[int64]*conn // the same, by id
+	track  trackingTable
 	closed bool
 	done   chan struct{} // closed by Close: blocked commands end
 	wg     sync.WaitGroup
@@ -109,11 +112,12 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		// connection's goroutine (conn.serve), bounded.
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, scans: newScanCursors(), hub: newHub(), scripts: newScripts(), stats: cfg.Stats,
+	s := &Server{cfg: cfg, backend: backend, ln: ln, started: time.Now(), conns: map[*conn]struct{}{}, byID: map[int64]*conn{}, scans: newScanCursors(), hub: newHub(), scripts: newScripts(), stats: cfg.Stats,
 		done: make(chan struct{})}
 	if s.stats == nil {
 		s.stats = &Stats{}
 	}
+	s.track.instance = strconv.FormatUint(rand.Uint64(), 36)
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -181,6 +185,7 @@ func (s *Server) serve() {
 			continue
 		}
 		s.conns[c] = struct{}{}
+		s.byID[c.id] = c
 		s.mu.Unlock()
 		s.stats.connections.Add(1)
 		s.stats.open.Add(1)
@@ -190,6 +195,7 @@ func (s *Server) serve() {
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
+			delete(s.byID, c.id)
 			s.mu.Unlock()
 			s.stats.open.Add(-1)
 		}()

@@ -95,6 +95,10 @@ type applyRW struct {
 	// wrote before a range that covers it. With a range deleted, Gets go
 	// to the indexed batch.
 	ranges [][2][]byte
+	// touched and touchedRanges list every key set or deleted and every
+	// range deleted, in order, for CLIENT TRACKING (Shard.modified).
+	touched       []string
+	touchedRanges [][2][]byte
 }
 
 func (a *applyRW) Get(key []byte) ([]byte, bool, error) {
@@ -117,12 +121,16 @@ func (a *applyRW) ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) er
 
 func (a *applyRW) Set(key, value []byte) error {
 	// A copy: the caller may reuse value; the cache keeps this one.
-	a.writes[string(key)] = append(make([]byte, 0, len(value)), value...)
+	k := string(key)
+	a.writes[k] = append(make([]byte, 0, len(value)), value...)
+	a.touched = append(a.touched, k)
 	return a.batch.Set(key, value)
 }
 
 func (a *applyRW) Delete(key []byte) error {
-	a.writes[string(key)] = nil
+	k := string(key)
+	a.writes[k] = nil
+	a.touched = append(a.touched, k)
 	return a.batch.Delete(key)
 }
 
@@ -133,6 +141,7 @@ func (a *applyRW) DeleteRange(lower, upper []byte) error {
 		}
 	}
 	a.ranges = append(a.ranges, [2][]byte{bytes.Clone(lower), bytes.Clone(upper)})
+	a.touchedRanges = append(a.touchedRanges, a.ranges[len(a.ranges)-1])
 	return a.batch.DeleteRange(lower, upper)
 }
 

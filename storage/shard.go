@@ -34,6 +34,12 @@ type Notifier interface {
 	// Fire gets a batch's events, in order, once the batch has committed
 	// and before the writes are answered.
 	Fire(events []kv.Event)
+	// Tracking reports whether a client tracks keys (CLIENT TRACKING):
+	// Modified then gets what each command of a committed batch changed,
+	// before the writes are answered, and every key when a snapshot
+	// replaces the store.
+	Tracking() bool
+	Modified(mods []kv.Modification)
 }
 
 // appliedKey holds the shard's applied Raft index and term. Keys starting
@@ -280,6 +286,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	applied, _ := s.Applied()
 	last, lastTerm := applied, uint64(0)
+	var changed []changedBy // the commands that wrote, for Modified
 	for i, l := range logs {
 		if l.Index <= last {
 			continue
@@ -295,7 +302,11 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 		}
 		replies := make([]*messages.Reply, len(batch.Commands))
 		for j, c := range batch.Commands {
+			keys, ranges := len(w.touched), len(w.touchedRanges)
 			replies[j] = s.exec(w, c, ev)
+			if len(w.touched) > keys || len(w.touchedRanges) > ranges {
+				changed = append(changed, changedBy{c.Origin, keys, ranges})
+			}
 		}
 		out[i] = replies
 	}
@@ -322,10 +333,48 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	if ev != nil && len(ev.Events) > 0 {
 		s.notify.Fire(ev.Events)
 	}
+	if len(changed) > 0 && s.notify != nil && s.notify.Tracking() {
+		s.notify.Modified(modifications(w, changed))
+	}
 	if gen, due := s.filter.rebuildDue(); due {
 		go s.buildFilter(gen)
 	}
 	return out
+}
+
+// changedBy is a command that wrote: its origin, and where its writes
+// start in the batch's touched keys and ranges.
+type changedBy struct {
+	origin       string
+	keys, ranges int
+}
+
+// modifications is what each command in changed wrote: the keys its store
+// keys belong to, or every key for a range of more than one key's fields
+// (FLUSHALL's).
+func modifications(w *applyRW, changed []changedBy) []kv.Modification {
+	mods := make([]kv.Modification, len(changed))
+	for i, c := range changed {
+		keysEnd, rangesEnd := len(w.touched), len(w.touchedRanges)
+		if i+1 < len(changed) {
+			keysEnd, rangesEnd = changed[i+1].keys, changed[i+1].ranges
+		}
+		m := kv.Modification{Origin: c.origin}
+		for _, sk := range w.touched[c.keys:keysEnd] {
+			if k, ok := kv.UserKey(sk); ok {
+				m.Keys = append(m.Keys, k)
+			}
+		}
+		for _, r := range w.touchedRanges[c.ranges:rangesEnd] {
+			if k, ok := kv.RangeKey(r[0], r[1]); ok {
+				m.Keys = append(m.Keys, k)
+			} else {
+				m.All = true
+			}
+		}
+		mods[i] = m
+	}
+	return mods
 }
 
 // reader reads the shard's committed state. Called with mu held.
@@ -555,6 +604,9 @@ func (s *Shard) RestoreDir(dir string) error {
 	index, term, err := readApplied(db)
 	s.setApplied(index, term)
 	s.watches.written(nil, true) // any key may have changed
+	if s.notify != nil && s.notify.Tracking() {
+		s.notify.Modified([]kv.Modification{{All: true}})
+	}
 	// Applies wait for mu: no write comes between the swap and the filter.
 	if err == nil && carried != nil && s.filter.install(gen, carried) {
 		return nil
