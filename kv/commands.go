@@ -206,6 +206,12 @@ var table = []*Spec{
 	key1(cmd("append", 3, fWriteOOMFst, cmdAppend)),
 	key1(cmd("strlen", 2, fReadFast, cmdStrlen)),
 	key1(cmd("getrange", 4, fRead, cmdGetRange)),
+	key1(cmd("substr", 4, fRead, cmdGetRange)),
+	func() *Spec {
+		s := cmd("lcs", -3, fRead, cmdLCS)
+		s.FirstKey, s.LastKey, s.Step = 1, 2, 1
+		return s
+	}(),
 	key1(cmd("setrange", 4, fWriteOOM, cmdSetRange)),
 
 	// Keys.

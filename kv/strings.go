@@ -2,6 +2,7 @@ package kv
 
 import (
 	"math"
+	"strings"
 
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -443,4 +444,112 @@ func cmdSetRange(t *txn, a [][]byte) *messages.Reply {
 	}
 	t.notify(ClassString, "setrange", a[1])
 	return integer(n)
+}
+
+// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest
+// common subsequence of two strings, by Redis's dynamic programming, with
+// its ranges walked back from the end as Redis emits them.
+func cmdLCS(t *txn, a [][]byte) *messages.Reply {
+	ea, eb := t.lookup(a[1]), t.lookup(a[2])
+	if (ea.exists && ea.rec.typ != typeString) || (eb.exists && eb.rec.typ != typeString) {
+		return errReply("ERR The specified keys must contain string values")
+	}
+	x, y := ea.rec.payload, eb.rec.payload
+	var getLen, getIdx, withMatchLen bool
+	var minMatchLen int64
+	for j := 3; j < len(a); j++ {
+		switch opt := strings.ToLower(string(a[j])); {
+		case opt == "idx":
+			getIdx = true
+		case opt == "len":
+			getLen = true
+		case opt == "withmatchlen":
+			withMatchLen = true
+		case opt == "minmatchlen" && j+1 < len(a):
+			n, ok := parseInt(a[j+1])
+			if !ok {
+				return errNotInteger
+			}
+			minMatchLen = max(n, 0)
+			j++
+		default:
+			return errSyntax
+		}
+	}
+	if getLen && getIdx {
+		return errReply("ERR If you want both the length and indexes, please just use IDX.")
+	}
+	if uint64(len(x)+1)*uint64(len(y)+1)*4 > maxString { // its table, as Redis bounds it
+
+		return errReply("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+	}
+	w := len(y) + 1
+	table := make([]uint32, (len(x)+1)*w)
+	at := func(i, j int) uint32 { return table[j+i*w] }
+	for i := 1; i <= len(x); i++ {
+		for j := 1; j <= len(y); j++ {
+			if x[i-1] == y[j-1] {
+				table[j+i*w] = at(i-1, j-1) + 1
+			} else {
+				table[j+i*w] = max(at(i-1, j), at(i, j-1))
+			}
+		}
+	}
+	n := at(len(x), len(y))
+	if getLen {
+		return integer(int64(n))
+	}
+	result := make([]byte, n)
+	matches := []*messages.Reply{}
+	idx := n
+	const unset = -1
+	aStart, aEnd, bStart, bEnd := unset, 0, 0, 0
+	for i, j := len(x), len(y); i > 0 && j > 0; {
+		emit := false
+		if x[i-1] == y[j-1] {
+			result[idx-1] = x[i-1]
+			switch {
+			case aStart == unset:
+				aStart, aEnd, bStart, bEnd = i-1, i-1, j-1, j-1
+			case aStart == i && bStart == j: // contiguous: extend backward
+				aStart--
+				bStart--
+			default:
+				emit = true
+			}
+			if aStart == 0 || bStart == 0 {
+				emit = true
+			}
+			idx--
+			i--
+			j--
+		} else {
+			if at(i-1, j) > at(i, j-1) {
+				i--
+			} else {
+				j--
+			}
+			if aStart != unset {
+				emit = true
+			}
+		}
+		if emit {
+			matchLen := int64(aEnd - aStart + 1)
+			if getIdx && (minMatchLen == 0 || matchLen >= minMatchLen) {
+				m := []*messages.Reply{
+					array([]*messages.Reply{integer(int64(aStart)), integer(int64(aEnd))}),
+					array([]*messages.Reply{integer(int64(bStart)), integer(int64(bEnd))}),
+				}
+				if withMatchLen {
+					m = append(m, integer(matchLen))
+				}
+				matches = append(matches, array(m))
+			}
+			aStart = unset
+		}
+	}
+	if getIdx {
+		return mapReply([]*messages.Reply{bulkString("matches"), array(matches), bulkString("len"), integer(int64(n))})
+	}
+	return bulk(result)
 }

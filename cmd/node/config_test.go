@@ -93,7 +93,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"],
 		"role": "readonly", "requirepass": "s3cret", "log-format": "json", "log-level": "debug",
 		"stop-timeout": "5s", "cache-mib": 128, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "min-free-disk-mib": 1024, "print-tree": true,
-		"slowlog-log-slower-than": -1, "slowlog-max-len": 64, "http-token": "0123456789abcdef-tok"}`)
+		"slowlog-log-slower-than": -1, "slowlog-max-len": 64, "http-token": "0123456789abcdef-tok", "notify-keyspace-events": "Ex"}`)
 
 	for _, tc := range []struct {
 		source string
