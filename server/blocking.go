@@ -240,6 +240,10 @@ func (c *conn) oneShard(keys [][]byte) (int, bool) {
 func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool) {
 	try, keys := b.try, b.keys
 	c.drain()
+	select {
+	case <-c.unblocked: // an UNBLOCK that came after the last wait ended
+	default:
+	}
 	c.flag.Store('b')
 	defer c.flag.Store(0)
 	var deadline <-chan time.Time
@@ -280,9 +284,12 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 		}
 		if end := c.waitBlocked(wake, deadline, gone); end != nil {
 			stop()
-			if *end == blockTimedOut {
+			switch *end {
+			case blockTimedOut:
 				c.reply(b.none)
-			} else {
+			case blockUnblocked:
+				c.reply(errorf("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+			default:
 				c.quit = true // the client or the server is going: no answer
 			}
 			return
@@ -296,6 +303,7 @@ type blockEnd int
 const (
 	blockTimedOut blockEnd = iota
 	blockGone
+	blockUnblocked // CLIENT UNBLOCK ... ERROR
 )
 
 // waitBlocked waits for a reason to try again (nil: wake, or blockPoll
@@ -311,6 +319,8 @@ func (c *conn) waitBlocked(wake <-chan struct{}, deadline <-chan time.Time, gone
 	select {
 	case <-wake:
 	case <-poll:
+	case how := <-c.unblocked:
+		return end(how)
 	case <-deadline:
 		return end(blockTimedOut)
 	case <-gone:

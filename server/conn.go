@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,10 +60,17 @@ type conn struct {
 	// state, once the connection asked for it (tracking.go).
 	seq uint64
 	trk *tracking
+
+	// replyOff and skipNext are CLIENT REPLY OFF's and SKIP's; skipThis
+	// silences the command being run. unblocked is CLIENT UNBLOCK's way
+	// into a blocked command's wait.
+	replyOff, skipNext, skipThis bool
+	unblocked                    chan blockEnd
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{}}
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{},
+		unblocked: make(chan blockEnd, 1)}
 	c.in.r = nc
 	c.rd = resp.NewReader(&c.in, s.cfg.Limits)
 	c.wr = resp.NewWriter(nc)
@@ -103,6 +111,7 @@ func (c *conn) serve() {
 			c.timing.stat.calls.Add(1)
 		}
 		c.issuing()
+		c.skipThis, c.skipNext = c.skipNext, false
 		c.command(args)
 		if c.trk != nil {
 			c.afterCommand(c.lower(args[0]))
@@ -147,8 +156,9 @@ func (c *conn) protocol() int {
 // pendingReply is a reply to write in its turn, with its command's
 // counters and, for a key-value command, when it was read.
 type pendingReply struct {
-	p   Pending
-	seq uint64
+	p      Pending
+	seq    uint64
+	silent bool // CLIENT REPLY OFF or SKIP: not written
 	timing
 }
 
@@ -165,7 +175,7 @@ func (c *conn) push(p Pending) {
 	if c.trk != nil {
 		c.trk.issued.Store(c.seq)
 	}
-	c.pending = append(c.pending, pendingReply{p, c.seq, c.timing})
+	c.pending = append(c.pending, pendingReply{p, c.seq, c.replyOff || c.skipThis, c.timing})
 }
 
 // reply queues a reply that is ready.
@@ -196,7 +206,9 @@ func (c *conn) drain() {
 				p.stat.failed.Add(1)
 			}
 		}
-		c.out(r)
+		if !p.silent {
+			c.out(r)
+		}
 		if c.trk != nil {
 			c.written(p.seq, i == len(c.pending)-1)
 		}
@@ -226,6 +238,7 @@ func (c *conn) command(args [][]byte) {
 	if c.subscribedOnly(name, args) || c.txCommand(name, args) {
 		return
 	}
+	c.waitPause(c.spec != nil && (c.spec.Write || c.spec.Has("may_replicate")))
 	if c.trk != nil {
 		c.rememberRead(name, args)
 	}
@@ -447,6 +460,10 @@ func (c *conn) client(args [][]byte) {
 		c.reply(arityError("client"))
 		return
 	}
+	if r := kv.CheckSubcommand(args); r != nil && strings.HasPrefix(r.GetError(), "ERR wrong number") {
+		c.reply(r) // a subcommand of the table, with the wrong arity
+		return
+	}
 	sub := c.lower(args[1])
 	switch {
 	case sub == "setname" && len(args) == 3:
@@ -472,7 +489,7 @@ func (c *conn) client(args [][]byte) {
 		c.reply(c.s.clientList(args[2:]))
 	case sub == "kill" && len(args) >= 3:
 		c.reply(c.s.clientKill(c, args[2:]))
-	case c.trackingCmd(sub, args):
+	case c.trackingCmd(sub, args), c.moreClient(sub, args):
 	case sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo" || sub == "info" || sub == "kill":
 		c.reply(errorf(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub)))
 	default:

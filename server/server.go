@@ -86,6 +86,7 @@ type Server struct {
 	conns  map[*conn]struct{}
 	byID   map[int64]*conn // the same, by id
 	track  trackingTable
+	pause  clientPause
 	closed bool
 	done   chan struct{} // closed by Close: blocked commands end
 	wg     sync.WaitGroup

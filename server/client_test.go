@@ -1,0 +1,65 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coppice-kv/coppice/internal/testwait"
+)
+
+// CLIENT REPLY OFF silences every reply (errors too) until ON; SKIP the
+// next command's only (and a SKIP under OFF nothing more): the bytes
+// redis-server 7.0.15 sent for the same pipeline.
+func TestClientReplyOffAndSkip(t *testing.T) {
+	srv := trackingServer(t)
+	c := dial(t, srv)
+	c.send("CLIENT REPLY OFF\r\nSET k v\r\nGET k\r\nCLIENT REPLY ON\r\nGET k\r\nCLIENT REPLY SKIP\r\nSET k s\r\nGET k\r\n" +
+		"CLIENT REPLY SKIP\r\nCLIENT REPLY SKIP\r\nGET k\r\nPING\r\nCLIENT REPLY OFF\r\nCLIENT REPLY SKIP\r\nGET k\r\n" +
+		"CLIENT REPLY ON\r\nBLAH\r\nCLIENT REPLY SKIP\r\nBLAH\r\nPING")
+	want := "+OK\r\n$1\r\nv\r\n$1\r\ns\r\n+PONG\r\n+OK\r\n-ERR unknown command 'BLAH', with args beginning with: \r\n+PONG\r\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c.rd, got); err != nil || string(got) != want {
+		t.Fatalf("got %q, %v\nwant %q", got, err, want)
+	}
+}
+
+// CLIENT UNBLOCK ends a blocked command as its timeout would (nil), or
+// with an UNBLOCKED error; a client not blocked is not touched.
+func TestClientUnblock(t *testing.T) {
+	srv := trackingServer(t)
+	c, other := dial(t, srv), dial(t, srv)
+	id := strings.TrimPrefix(c.do("CLIENT ID"), ":")
+	script(t, other, "CLIENT UNBLOCK "+id, ":0")
+	for _, tc := range []struct{ how, want string }{{"", "*-1"}, {" TIMEOUT", "*-1"}, {" ERROR", "-UNBLOCKED client unblocked via CLIENT UNBLOCK"}} {
+		c.send("BLPOP {q}nothing 0")
+		waitBlockedClient(t, other)
+		script(t, other, "CLIENT UNBLOCK "+id+tc.how, ":1")
+		if got := c.read(); got != tc.want {
+			t.Fatalf("unblocked%s: %s, want %s", tc.how, got, tc.want)
+		}
+	}
+	script(t, c, "PING", "+PONG") // the connection goes on
+}
+
+// CLIENT PAUSE WRITE holds writes, not reads, until it ends (UNPAUSE
+// here); the held write then runs.
+func TestClientPauseHoldsWrites(t *testing.T) {
+	srv := trackingServer(t)
+	c, reader, admin := dial(t, srv), dial(t, srv), dial(t, srv)
+	script(t, admin, "CLIENT PAUSE 100000 WRITE", "+OK")
+	c.send("SET k held")
+	script(t, reader, "GET k", "$-1", "PING", "+PONG")
+	script(t, admin, "CLIENT UNPAUSE", "+OK")
+	testwait.For(t, 5*time.Second, 5*time.Millisecond, "the held SET to run", func() error {
+		if got := reader.do("GET k"); got != "held" {
+			return fmt.Errorf("GET k: %s", got)
+		}
+		return nil
+	})
+	if got := c.read(); got != "+OK" {
+		t.Fatalf("the held SET: %s", got)
+	}
+}
