@@ -453,6 +453,7 @@ var table = []*Spec{
 		&Spec{Name: "cluster|slots", Arity: 2, Flags: []string{"stale"}},
 	),
 	nodeCmd("time", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("monitor", 1, []string{"admin", "noscript", "loading", "stale"}),
 	nodeCmd("slowlog", -2, []string{},
 		&Spec{Name: "slowlog|get", Arity: -2, Flags: []string{"admin", "loading", "stale"}},
 		helpSub("slowlog|help"),

@@ -12085,6 +12085,37 @@ func redisCommandMeta() map[string]commandMeta {
 				),
 			),
 		},
+		"monitor": {
+			info: ma(
+				mb("monitor"),
+				mi(1),
+				mset(
+					ms("admin"),
+					ms("noscript"),
+					ms("loading"),
+					ms("stale"),
+				),
+				mi(0),
+				mi(0),
+				mi(0),
+				mset(
+					ms("@admin"),
+					ms("@slow"),
+					ms("@dangerous"),
+				),
+				mset(),
+				mset(),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Listen for all requests received by the server in real time"),
+				mb("since"),
+				mb("1.0.0"),
+				mb("group"),
+				mb("server"),
+			),
+		},
 		"mset": {
 			info: ma(
 				mb("mset"),

@@ -66,6 +66,7 @@ type conn struct {
 	// into a blocked command's wait.
 	replyOff, skipNext, skipThis bool
 	unblocked                    chan blockEnd
+	monitoring                   atomic.Bool // MONITOR's: read by CLIENT LIST
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -83,6 +84,7 @@ func (c *conn) serve() {
 	defer c.closeOutbox()
 	defer c.dropAllSubs()
 	defer c.untrack()
+	defer c.unmonitor()
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(handshakeWait))
 		if err := tc.Handshake(); err != nil {
@@ -235,6 +237,13 @@ func (c *conn) command(args [][]byte) {
 		c.reply(errorf("NOAUTH Authentication required."))
 		return
 	}
+	if c.monitoring.Load() && c.spec != nil && !c.spec.Node {
+		c.reply(errorf("ERR Replica can't interact with the keyspace"))
+		return
+	}
+	if (c.tx == nil && name != "exec") || name == "discard" {
+		c.feedMonitors(args) // a transaction's at its EXEC
+	}
 	if c.subscribedOnly(name, args) || c.txCommand(name, args) {
 		return
 	}
@@ -286,6 +295,12 @@ func (c *conn) command(args [][]byte) {
 		c.cluster(args)
 	case "slowlog":
 		c.reply(c.s.slowlogCmd(args))
+	case "monitor":
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		c.monitor()
 	case "time":
 		if len(args) != 1 {
 			c.reply(arityError(name))
@@ -519,6 +534,9 @@ func (c *conn) info() string {
 		flags = append(flags, byte(f))
 	}
 	flags = append(flags, c.trackingFlags()...)
+	if c.monitoring.Load() {
+		flags = append(flags, 'O')
+	}
 	if len(flags) == 0 {
 		flags = append(flags, 'N')
 	}

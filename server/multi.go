@@ -241,6 +241,12 @@ func (c *conn) enqueue(shard int, cmd [][]byte, shape func(*messages.Reply) *mes
 
 // exec runs the open transaction on its shard.
 func (c *conn) exec() {
+	if t := c.tx; t != nil && !t.aborted {
+		for _, q := range t.cmds {
+			c.feedMonitors(q)
+		}
+	}
+	c.feedMonitors([][]byte{[]byte("EXEC")})
 	t, w := c.tx, c.watch
 	c.tx, c.watch = nil, nil
 	c.flag.Store(0)

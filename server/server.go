@@ -81,16 +81,17 @@ type Server struct {
 	hub     *hub
 	scripts *scripts
 
-	nextID atomic.Int64
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	byID   map[int64]*conn // the same, by id
-	track  trackingTable
-	pause  clientPause
-	closed bool
-	done   chan struct{} // closed by Close: blocked commands end
-	wg     sync.WaitGroup
-	stats  *Stats // cfg.Stats, or the Server's own
+	nextID   atomic.Int64
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	byID     map[int64]*conn // the same, by id
+	track    trackingTable
+	pause    clientPause
+	monitors monitors
+	closed   bool
+	done     chan struct{} // closed by Close: blocked commands end
+	wg       sync.WaitGroup
+	stats    *Stats // cfg.Stats, or the Server's own
 }
 
 // Listen opens the client port and serves it in the background.

@@ -1,0 +1,153 @@
+package server
+
+// MONITOR, as Redis 7.0's: every command this node's clients run, as a
+// status line to each monitoring connection ("+<time> [0 <addr>] "cmd"
+// "arg" ..."), but the ones Redis leaves out (unknown, wrong arity, admin
+// commands), with AUTH's and HELLO's secrets redacted; a transaction's
+// commands at its EXEC, before it. A node's monitor sees that node's
+// clients (as a Redis Cluster node's does its own), and a script as its
+// EVAL: its calls run inside its shard on every replica.
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+)
+
+// monitors are the connections in MONITOR mode.
+type monitors struct {
+	n     atomic.Int32
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+// monitor: MONITOR turns the connection into a monitor.
+func (c *conn) monitor() {
+	c.openOutbox()
+	m := &c.s.monitors
+	m.mu.Lock()
+	if m.conns == nil {
+		m.conns = map[*conn]struct{}{}
+	}
+	if _, ok := m.conns[c]; !ok {
+		m.conns[c] = struct{}{}
+		m.n.Add(1)
+	}
+	m.mu.Unlock()
+	c.monitoring.Store(true)
+	c.reply(replyOK)
+}
+
+// unmonitor takes the connection off the monitors as it goes.
+func (c *conn) unmonitor() {
+	if !c.monitoring.Load() {
+		return
+	}
+	m := &c.s.monitors
+	m.mu.Lock()
+	if _, ok := m.conns[c]; ok {
+		delete(m.conns, c)
+		m.n.Add(-1)
+	}
+	m.mu.Unlock()
+}
+
+// feedMonitors shows a command the connection runs to the monitors.
+func (c *conn) feedMonitors(args [][]byte) {
+	m := &c.s.monitors
+	if m.n.Load() == 0 || !monitored(args) {
+		return
+	}
+	now := time.Now()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d.%06d [0 %s]", now.Unix(), now.Nanosecond()/1000, c.nc.RemoteAddr())
+	redact := redacted(args)
+	for i, a := range args {
+		b.WriteByte(' ')
+		if redact(i) {
+			b.WriteString(`"(redacted)"`)
+			continue
+		}
+		b.WriteString(quoteRepr(a))
+	}
+	line := status(b.String())
+	size := int64(b.Len() + 8)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for mc := range m.conns {
+		if !mc.box.add(line, size) && mc.box.kill() {
+			mc.nc.Close() // a monitor that does not read
+		}
+	}
+}
+
+// monitored reports whether Redis shows args to its monitors: a known
+// command with its arity, not an admin one (nor an admin subcommand).
+func monitored(args [][]byte) bool {
+	spec, ok := kv.Lookup(args[0])
+	if !ok || kv.CheckArity(args) != nil || spec.Has("admin") {
+		return false
+	}
+	if len(spec.Subcommands) > 0 && len(args) > 1 {
+		name := spec.Name + "|" + strings.ToLower(string(args[1]))
+		for _, sub := range spec.Subcommands {
+			if sub.Name == name {
+				return !sub.Has("admin")
+			}
+		}
+	}
+	return true
+}
+
+// redacted tells which arguments of args a monitor sees as
+// "(redacted)": AUTH's, and HELLO's AUTH username and password.
+func redacted(args [][]byte) func(i int) bool {
+	switch strings.ToLower(string(args[0])) {
+	case "auth":
+		return func(i int) bool { return i > 0 }
+	case "hello":
+		for i := 2; i+2 < len(args); i++ {
+			if strings.EqualFold(string(args[i]), "auth") {
+				return func(j int) bool { return j == i+1 || j == i+2 }
+			}
+		}
+	}
+	return func(int) bool { return false }
+}
+
+// quoteRepr is Redis's sdscatrepr: a string in double quotes, with \\,
+// \", \n, \r, \t, \a, \b escaped and other bytes outside printable ASCII
+// as \xhh.
+func quoteRepr(s []byte) string {
+	b := []byte{'"'}
+	for _, ch := range s {
+		switch ch {
+		case '\\', '"':
+			b = append(b, '\\', ch)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\a':
+			b = append(b, '\\', 'a')
+		case '\b':
+			b = append(b, '\\', 'b')
+		default:
+			if ch >= 0x20 && ch < 0x7f {
+				b = append(b, ch)
+			} else {
+				b = append(b, `\x`...)
+				b = strconv.AppendUint(b, uint64(ch>>4), 16)
+				b = strconv.AppendUint(b, uint64(ch&15), 16)
+			}
+		}
+	}
+	return string(append(b, '"'))
+}
