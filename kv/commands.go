@@ -370,6 +370,7 @@ var table = []*Spec{
 	key1(cmd("xadd", -5, fWriteOOMFst, cmdXAdd)),
 	key1(cmd("xtrim", -4, fWrite, cmdXTrim)),
 	key1(cmd("xdel", -3, fWriteFast, cmdXDel)),
+	key1(cmd("xsetid", -3, fWriteOOMFst, cmdXSetID)),
 	key1(cmd("xlen", 2, fReadFast, cmdXLen)),
 	key1(cmd("xrange", -4, fRead, xrangeCmd(false))),
 	key1(cmd("xrevrange", -4, fRead, xrangeCmd(true))),

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -765,4 +766,74 @@ func cmdXRead(t *txn, a [][]byte) *messages.Reply {
 		return nullArray
 	}
 	return &messages.Reply{Value: &messages.Reply_Keyed{Keyed: &messages.Replies{Items: items}}}
+}
+
+// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id]: sets a stream's
+// last generated ID (and its count of entries ever added, its greatest
+// deleted ID), with Redis 7.0's checks in its order.
+func cmdXSetID(t *txn, a [][]byte) *messages.Reply {
+	id, ok := parseStrictStreamID(a[2])
+	if !ok {
+		return errStreamID
+	}
+	added := int64(-1)
+	var maxDel streamID
+	for i := 3; i < len(a); i += 2 {
+		more := i+1 < len(a)
+		switch opt := strings.ToLower(string(a[i])); {
+		case opt == "entriesadded" && more:
+			n, ok := parseInt(a[i+1])
+			switch {
+			case !ok:
+				return errNotInteger
+			case n < 0:
+				return errReply("ERR entries_added must be positive")
+			}
+			added = n
+		case opt == "maxdeletedid" && more:
+			if maxDel, ok = parseStrictStreamID(a[i+1]); !ok {
+				return errStreamID
+			}
+			if id.less(maxDel) {
+				return errReply("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id")
+			}
+		default:
+			return errSyntax
+		}
+	}
+	s, r := t.streamFor(a[1])
+	if r != nil {
+		return r
+	}
+	if !s.e.exists {
+		return errReply("ERR no such key")
+	}
+	if s.n > 0 {
+		if top := t.entries(s, streamID{}, maxStreamID, 1, true); len(top) == 1 && id.less(top[0].id) {
+			return errReply("ERR The ID specified in XSETID is smaller than the target stream top item")
+		}
+		if added != -1 && s.n > added {
+			return errReply("ERR The entries_added specified in XSETID is smaller than the target stream length")
+		}
+	}
+	s.last = id
+	if added != -1 {
+		s.added = uint64(added)
+	}
+	if maxDel != (streamID{}) {
+		s.maxDel = maxDel
+	}
+	t.saveStream(s)
+	t.notify(ClassStream, "xsetid", a[1])
+	return replyOK
+}
+
+// parseStrictStreamID reads an ID as Redis's strict parse does: "ms-seq"
+// or "ms" (seq 0), not "-", "+" nor "*".
+func parseStrictStreamID(b []byte) (streamID, bool) {
+	if string(b) == "-" || string(b) == "+" {
+		return streamID{}, false
+	}
+	id, _, ok := parseStreamID(b, 0, false)
+	return id, ok
 }
