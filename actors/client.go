@@ -66,7 +66,8 @@ func (c *clientActor) Receive(ctx actor.Context) {
 			Limits: limits, MaxWriteBytes: c.rt.MaxWriteBytes,
 			SlowlogSlowerThan: c.rt.SlowlogSlowerThan, SlowlogMaxLen: c.rt.SlowlogMaxLen,
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(), Stats: &c.rt.clients, Notify: c.rt.Notify,
-			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
+			Shutdown: c.rt.OnShutdown,
+			Cluster:  func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)
 		if err != nil {
 			panic(err)

@@ -108,6 +108,9 @@ type Runtime struct {
 	// OnLeave is called once the node has left the cluster (leave()): the
 	// node binary stops the process.
 	OnLeave func()
+	// OnShutdown is called when a client sends SHUTDOWN: the node binary
+	// stops the node as on SIGTERM. Nil: SHUTDOWN is refused.
+	OnShutdown func()
 	// OnFault is called when one of the node's stores fails in a way
 	// retrying does not mend (storage.ErrStoreFailed: a flush, a
 	// compaction or a journal write failed, or a journal sync stalled),

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -201,4 +202,38 @@ func (n *node) redis() *redis.Client {
 func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
+}
+
+// TestShutdownStopsTheNode: SHUTDOWN from a client stops the node as
+// SIGTERM does: it exits 0, and its data is there when it starts again.
+func TestShutdownStopsTheNode(t *testing.T) {
+	n := newNode(t, "n1", t.TempDir())
+	n.start()
+	c := n.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.Set(ctx, "k", "kept", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "SHUTDOWN").Err(); err == nil {
+		t.Fatal("SHUTDOWN answered: want the connection closed")
+	}
+	select {
+	case <-n.exited:
+	case <-time.After(60 * time.Second):
+		n.kill()
+		t.Fatal("the node did not stop within 60s of SHUTDOWN")
+	}
+	if st := n.cmd.ProcessState; !st.Success() {
+		t.Fatalf("the node exited with %v", st)
+	}
+	n.cmd = nil
+	n.start()
+	defer n.stop()
+	c2 := n.redis()
+	defer c2.Close()
+	if v, err := c2.Get(ctx, "k").Result(); err != nil || v != "kept" {
+		t.Fatalf("after the restart: %q, %v", v, err)
+	}
 }

@@ -455,6 +455,7 @@ var table = []*Spec{
 	),
 	nodeCmd("time", 1, []string{"loading", "stale", "fast"}),
 	nodeCmd("monitor", 1, []string{"admin", "noscript", "loading", "stale"}),
+	nodeCmd("shutdown", -1, []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}),
 	nodeCmd("slowlog", -2, []string{},
 		&Spec{Name: "slowlog|get", Arity: -2, Flags: []string{"admin", "loading", "stale"}},
 		helpSub("slowlog|help"),

@@ -221,3 +221,41 @@ func (c *conn) waitPause(write bool) {
 		}
 	}
 }
+
+// shutdown: SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], Redis 7.0's
+// checks. The node stops in order, as on SIGTERM (every write is durable
+// already: SAVE and NOSAVE change nothing, nor do NOW and FORCE), and the
+// connection closes with no answer, as Redis's. ABORT has nothing to
+// abort: a stop, once begun, goes on.
+func (c *conn) shutdown(args [][]byte) {
+	var save, nosave, other, abort bool
+	for _, a := range args[1:] {
+		switch strings.ToLower(string(a)) {
+		case "nosave":
+			nosave = true
+		case "save":
+			save = true
+		case "now", "force":
+			other = true
+		case "abort":
+			abort = true
+		default:
+			c.reply(errorf("ERR syntax error"))
+			return
+		}
+	}
+	switch {
+	case (abort && (save || nosave || other)) || (save && nosave):
+		c.reply(errorf("ERR syntax error"))
+	case abort:
+		c.reply(errorf("ERR No shutdown in progress."))
+	case c.s.cfg.Shutdown == nil:
+		c.reply(errorf("ERR Errors trying to SHUTDOWN. Check logs."))
+	default:
+		c.drain()
+		c.flush()
+		c.s.cfg.Log.Warn("SHUTDOWN", "client", c.nc.RemoteAddr().String(), "id", c.id)
+		c.s.cfg.Shutdown()
+		c.quit = true
+	}
+}

@@ -63,3 +63,38 @@ func TestClientPauseHoldsWrites(t *testing.T) {
 		t.Fatalf("the held SET: %s", got)
 	}
 }
+
+// SHUTDOWN stops the node through its hook and closes the connection with
+// no answer; Redis's refusals change nothing.
+func TestShutdown(t *testing.T) {
+	stopped := make(chan struct{})
+	srv, err := Listen(Config{Addr: "127.0.0.1:0", Shutdown: func() { close(stopped) }}, newEngineBackend())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := dial(t, srv)
+	script(t, c,
+		"SHUTDOWN BOGUS", "-ERR syntax error",
+		"SHUTDOWN SAVE NOSAVE", "-ERR syntax error",
+		"SHUTDOWN ABORT NOW", "-ERR syntax error",
+		"SHUTDOWN ABORT", "-ERR No shutdown in progress.",
+	)
+	select {
+	case <-stopped:
+		t.Fatal("a refused SHUTDOWN stopped the node")
+	default:
+	}
+	c.send("SHUTDOWN NOSAVE NOW")
+	if b, err := c.rd.ReadByte(); err != io.EOF {
+		t.Fatalf("SHUTDOWN answered %q, %v: want the connection closed", b, err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SHUTDOWN did not stop the node")
+	}
+	// A port with no way to stop its node refuses it.
+	bare := trackingServer(t)
+	script(t, dial(t, bare), "SHUTDOWN", "-ERR Errors trying to SHUTDOWN. Check logs.")
+}

@@ -295,6 +295,8 @@ func (c *conn) command(args [][]byte) {
 		c.cluster(args)
 	case "slowlog":
 		c.reply(c.s.slowlogCmd(args))
+	case "shutdown":
+		c.shutdown(args)
 	case "monitor":
 		if len(args) != 1 {
 			c.reply(arityError(name))

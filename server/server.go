@@ -65,6 +65,9 @@ type Config struct {
 	// Stats, if set, is where the port counts (it may outlive the
 	// Server); else it counts in its own.
 	Stats *Stats
+	// Shutdown, if set, stops the node in order (SHUTDOWN): it returns at
+	// once, the stop goes on without it.
+	Shutdown func()
 	// Notify, if set, is the node's notify-keyspace-events, which CONFIG
 	// SET changes (the node's shards read it to collect events: see
 	// Notify); else the Server keeps its own.

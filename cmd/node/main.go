@@ -144,6 +144,13 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	ctx, left := context.WithCancel(ctx)
 	defer left()
 	rt.OnLeave = left
+	// SHUTDOWN from a client stops it as SIGTERM does.
+	ctx, shutdown := context.WithCancel(ctx)
+	defer shutdown()
+	rt.OnShutdown = func() {
+		log.Info("SHUTDOWN from a client")
+		shutdown()
+	}
 	// A store that failed stops the node too, which then exits 1.
 	ctx, failed := context.WithCancelCause(ctx)
 	defer failed(nil)
