@@ -251,6 +251,7 @@ func (c *conn) subscribe(kind subKind, args [][]byte) {
 	c.openOutbox()
 	h := c.s.hub
 	h.mu.Lock()
+	confirms := make([]*messages.Reply, 0, len(args)-1)
 	for _, a := range args[1:] {
 		name := string(a)
 		if c.subs[kind] == nil {
@@ -265,9 +266,14 @@ func (c *conn) subscribe(kind subKind, args [][]byte) {
 			}
 			conns[c] = struct{}{}
 		}
-		c.box.add(push(bulkString(verbs[kind].sub), bulkString(name), integer(int64(c.subCount(kind)))), int64(len(name)+32))
+		confirms = append(confirms, push(bulkString(verbs[kind].sub), bulkString(name), integer(int64(c.subCount(kind)))))
 	}
+	// Counted before confirmed: a client that read the confirmation finds
+	// the subscription in CLIENT LIST.
 	c.nsubs.Store(int32(len(c.subs[channelSub]) + len(c.subs[patternSub]) + len(c.subs[shardSub])))
+	for _, r := range confirms {
+		c.box.add(r, int64(proto.Size(r)))
+	}
 	h.mu.Unlock()
 }
 
@@ -300,6 +306,7 @@ func (c *conn) dropSubs(kind subKind, names []string, confirm bool) {
 	h := c.s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var confirms []*messages.Reply
 	for _, name := range names {
 		if _, ok := c.subs[kind][name]; ok {
 			delete(c.subs[kind], name)
@@ -310,10 +317,13 @@ func (c *conn) dropSubs(kind subKind, names []string, confirm bool) {
 			}
 		}
 		if confirm {
-			c.box.add(push(bulkString(verbs[kind].unsub), bulkString(name), integer(int64(c.subCount(kind)))), int64(len(name)+32))
+			confirms = append(confirms, push(bulkString(verbs[kind].unsub), bulkString(name), integer(int64(c.subCount(kind)))))
 		}
 	}
 	c.nsubs.Store(int32(len(c.subs[channelSub]) + len(c.subs[patternSub]) + len(c.subs[shardSub])))
+	for _, r := range confirms {
+		c.box.add(r, int64(proto.Size(r)))
+	}
 }
 
 // dropAllSubs ends every subscription of c, silently (RESET, a closed
