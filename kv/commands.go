@@ -218,6 +218,8 @@ var table = []*Spec{
 	keysAll(cmd("del", -2, fWrite, cmdDel)),
 	keysAll(cmd("unlink", -2, fWriteFast, cmdDel)),
 	keysAll(cmd("exists", -2, fReadFast, cmdExists)),
+	key1(cmd("dump", 2, fRead, cmdDump)),
+	key1(cmd("restore", -4, fWriteOOM, cmdRestore)),
 	keysAll(cmd("touch", -2, fReadFast, cmdExists)),
 	key1(cmd("type", 2, fReadFast, cmdType)),
 	keys12(cmd("rename", 3, fWrite, cmdRename)),
