@@ -376,6 +376,7 @@ func (s *Server) Modified(mods []kv.Modification) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	bcast := map[*conn][]*messages.Reply{}
+	told := map[*conn]map[string]bool{} // a key once in a message
 	for _, m := range mods {
 		by, seq := s.originOf(m.Origin)
 		if m.All {
@@ -394,9 +395,14 @@ func (s *Server) Modified(mods []kv.Modification) {
 					continue
 				}
 				for c := range who {
-					if !(c.trk.noloop && c == by) {
-						bcast[c] = append(bcast[c], bulkString(k))
+					if (c.trk.noloop && c == by) || told[c][k] {
+						continue
 					}
+					if told[c] == nil {
+						told[c] = map[string]bool{}
+					}
+					told[c][k] = true
+					bcast[c] = append(bcast[c], bulkString(k))
 				}
 			}
 		}
@@ -610,13 +616,10 @@ func (c *conn) untrack() {
 // trackingFlags are CLIENT LIST's: t tracking, R its redirect broken, B
 // broadcasting.
 func (c *conn) trackingFlags() []byte {
-	if c.trk == nil {
-		return nil
-	}
-	c.s.track.mu.Lock()
+	c.s.track.mu.Lock() // c.trk is set under it, by another goroutine
 	defer c.s.track.mu.Unlock()
 	var f []byte
-	if t := c.trk; t.on {
+	if t := c.trk; t != nil && t.on {
 		f = append(f, 't')
 		if t.broken {
 			f = append(f, 'R')
