@@ -83,6 +83,8 @@ func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 			run = readDigests
 		case StreamLastIDsName:
 			run = readStreamLastIDs
+		case ExpiresName:
+			run = readExpires
 		default:
 			run = scriptCommands[name]
 		}
@@ -362,6 +364,25 @@ func (t *txn) expireDue(fromMs int64, limit int) (deleted int, err error) {
 		deleted++
 	}
 	return deleted, nil
+}
+
+// ExpiresName is the internal read INFO keyspace makes of each shard:
+// [keys with an expiry still to come, the sum of their times to live in
+// milliseconds]. Not in the table: clients cannot send it.
+const ExpiresName = "\x00expires"
+
+// readExpires counts the keys whose expiry is at or after t's time, from
+// the expiry index (a pass over it: INFO's, as DBSIZE's over the keys).
+func readExpires(t *txn, _ [][]byte) *messages.Reply {
+	var n, sum int64
+	must(t.r.Scan(expiryBound(t.now), []byte{prefixExpiry + 1}, func(k, _ []byte) bool {
+		if when, _, ok := decodeExpiryKey(k); ok {
+			n++
+			sum += min(when-t.now, math.MaxInt64-sum)
+		}
+		return true
+	}))
+	return array([]*messages.Reply{integer(n), integer(sum)})
 }
 
 // AnyExpired reports whether r holds a key whose expiry is in [fromMs,

@@ -176,11 +176,25 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		section("cluster", "cluster_enabled:1")
 	}
 	if all || want["keyspace"] {
-		var keys int64
+		// Redis's avg_ttl is an estimate its expiry cycle keeps; this one
+		// is the average of every key's time to live, read now.
+		var keys, expires, ttl int64
 		for sh := 0; sh < s.backend.Shards(); sh++ {
 			keys += s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte("DBSIZE")}, NowMs: nowMs()}).Wait().GetInteger()
+			if r := s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte(kv.ExpiresName)}, NowMs: nowMs()}).Wait(); len(r.GetArray().GetItems()) == 2 {
+				expires += r.GetArray().Items[0].GetInteger()
+				ttl += r.GetArray().Items[1].GetInteger()
+			}
 		}
-		section("keyspace", fmt.Sprintf("db0:keys=%d,expires=0,avg_ttl=0", keys))
+		avg := int64(0)
+		if expires > 0 {
+			avg = ttl / expires
+		}
+		if keys > 0 {
+			section("keyspace", fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=%d", keys, expires, avg))
+		} else {
+			section("keyspace")
+		}
 	}
 	return verbatim(b.String())
 }

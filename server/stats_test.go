@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +251,25 @@ func TestResetStat(t *testing.T) {
 	got := st.Snapshot()
 	if got.Commands != 7 || got.ErrorReplies["TRYAGAIN"] != 2 || got.ByCommand["set"].Calls != 3 || got.Connections != 1 {
 		t.Errorf("Snapshot after RESETSTAT: %+v", got)
+	}
+}
+
+// INFO keyspace counts the keys, those with an expiry to come and their
+// average time to live (Redis's estimate, exact here), and shows no db0
+// line for an empty database, as Redis.
+func TestInfoKeyspaceCountsExpires(t *testing.T) {
+	srv := trackingServer(t)
+	c := dial(t, srv)
+	if got := c.do("INFO keyspace"); got != "# Keyspace\r\n" {
+		t.Fatalf("empty: %q", got)
+	}
+	script(t, c, "SET a 1 EX 100", "+OK", "SET b 1 PX 50000", "+OK", "SET c 1", "+OK", "SET gone 1 PXAT 1", "+OK")
+	got := c.do("INFO keyspace")
+	m := regexp.MustCompile(`^# Keyspace\r\ndb0:keys=3,expires=2,avg_ttl=(\d+)\r\n$`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("INFO keyspace: %q", got)
+	}
+	if avg, _ := strconv.Atoi(m[1]); avg > 75000 || avg < 70000 {
+		t.Fatalf("avg_ttl %d, want about (100000+50000)/2", avg)
 	}
 }
