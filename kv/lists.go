@@ -207,15 +207,7 @@ func listPopEvent(left bool) string {
 // if it emptied l (Redis's listElementsRemoved).
 func (t *txn) listPopped(l *list, left bool) {
 	t.notify(ClassList, listPopEvent(left), l.e.key)
-	t.lzEmptied(&l.e, l.n)
-}
-
-// lzEmptied fires "del" on e's key if a command left it with n elements,
-// none (and deleted it).
-func (t *txn) lzEmptied(e *entry, n int64) {
-	if n == 0 {
-		t.notify(ClassGeneric, "del", e.key)
-	}
+	t.deletedIfEmpty(&l.e)
 }
 
 func bulks(vs [][]byte) *messages.Reply {
@@ -347,7 +339,7 @@ func cmdLTrim(t *txn, a [][]byte) *messages.Reply {
 	l.n = to - from
 	t.save(l)
 	t.notify(ClassList, "ltrim", a[1])
-	t.lzEmptied(&l.e, l.n)
+	t.deletedIfEmpty(&l.e)
 	return replyOK
 }
 
@@ -399,7 +391,7 @@ func cmdLRem(t *txn, a [][]byte) *messages.Reply {
 	}
 	t.rewrite(l, int64(first), kept)
 	t.notify(ClassList, "lrem", a[1])
-	t.lzEmptied(&l.e, l.n)
+	t.deletedIfEmpty(&l.e)
 	return integer(int64(removed))
 }
 

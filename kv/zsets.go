@@ -349,7 +349,7 @@ func cmdZRem(t *txn, a [][]byte) *messages.Reply {
 	if removed > 0 {
 		t.saveZSet(z)
 		t.notify(ClassZset, "zrem", a[1])
-		t.lzEmptied(&z.e, z.n)
+		t.deletedIfEmpty(&z.e)
 	}
 	return integer(removed)
 }
@@ -788,7 +788,7 @@ func (t *txn) zremove(z *zset, out []scored, event string) *messages.Reply {
 		z.n -= int64(len(out))
 		t.saveZSet(z)
 		t.notify(ClassZset, event, z.e.key)
-		t.lzEmptied(&z.e, z.n)
+		t.deletedIfEmpty(&z.e)
 	}
 	return integer(int64(len(out)))
 }
