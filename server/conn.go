@@ -198,8 +198,8 @@ func (c *conn) drain() {
 			} else {
 				st.reads.observe(took)
 			}
-			if cfg := &c.s.cfg; cfg.SlowlogMaxLen > 0 && cfg.SlowlogSlowerThan >= 0 && took >= cfg.SlowlogSlowerThan {
-				st.slow.add(cfg.SlowlogMaxLen, took, p.args, c.nc.RemoteAddr().String(), c.name)
+			if st.slow.slow(took) {
+				st.slow.add(took, p.args, c.nc.RemoteAddr().String(), c.name)
 			}
 		}
 		if e, ok := r.GetValue().(*messages.Reply_Error); ok {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,15 +59,16 @@ func (s *Server) configParams() map[string]string {
 		"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
 		"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
 		"proto-max-bulk-len":      fmt.Sprint(s.cfg.Limits.MaxBulkLen),
-		"slowlog-log-slower-than": fmt.Sprint(max(s.cfg.SlowlogSlowerThan.Microseconds(), -1)),
-		"slowlog-max-len":         fmt.Sprint(s.cfg.SlowlogMaxLen),
+		"slowlog-log-slower-than": fmt.Sprint(max(time.Duration(s.stats.slow.slowerThan.Load()).Microseconds(), -1)),
+		"slowlog-max-len":         fmt.Sprint(s.stats.slow.maxLen.Load()),
 		"notify-keyspace-events":  s.cfg.Notify.Load().String(),
 	}
 }
 
 // configSet is CONFIG SET name value [name value ...], all or nothing, as
-// Redis's: only notify-keyspace-events may change; the node's flags set
-// the others.
+// Redis's: notify-keyspace-events, slowlog-log-slower-than and
+// slowlog-max-len may change (on this node); the node's flags set the
+// others.
 func (s *Server) configSet(pairs [][]byte) *messages.Reply {
 	if len(pairs) < 2 || len(pairs)%2 != 0 {
 		return errorf("ERR wrong number of arguments for 'config|set' command")
@@ -74,7 +77,7 @@ func (s *Server) configSet(pairs [][]byte) *messages.Reply {
 		return errorf(fmt.Sprintf("ERR CONFIG SET failed (possibly related to argument '%s') - %s", name, why))
 	}
 	known := s.configParams()
-	var classes kv.Classes
+	var apply []func()
 	seen := map[string]bool{}
 	for i := 0; i < len(pairs); i += 2 {
 		name := strings.ToLower(string(pairs[i]))
@@ -85,15 +88,42 @@ func (s *Server) configSet(pairs [][]byte) *messages.Reply {
 			return failed(pairs[i], "duplicate parameter")
 		}
 		seen[name] = true
-		if name != "notify-keyspace-events" {
+		value := string(pairs[i+1])
+		switch name {
+		case "notify-keyspace-events":
+			classes, ok := kv.ParseClasses(value)
+			if !ok {
+				return failed(pairs[i], kv.BadEventClass)
+			}
+			apply = append(apply, func() { s.cfg.Notify.Store(classes) })
+		case "slowlog-log-slower-than", "slowlog-max-len":
+			lo := int64(-1)
+			if name == "slowlog-max-len" {
+				lo = 0
+			}
+			n, err := strconv.ParseInt(value, 10, 64)
+			switch {
+			case err != nil:
+				return failed(pairs[i], "argument couldn't be parsed into an integer")
+			case n < lo:
+				return failed(pairs[i], fmt.Sprintf("argument must be between %d and 9223372036854775807 inclusive", lo))
+			}
+			if name == "slowlog-max-len" {
+				apply = append(apply, func() { s.stats.slow.maxLen.Store(n) })
+			} else {
+				ns := int64(-1)
+				if n >= 0 {
+					ns = int64(time.Duration(min(n, math.MaxInt64/1000)) * time.Microsecond)
+				}
+				apply = append(apply, func() { s.stats.slow.slowerThan.Store(ns) })
+			}
+		default:
 			return failed(pairs[i], "not settable on a coppice node: set it with the node's flags")
 		}
-		var ok bool
-		if classes, ok = kv.ParseClasses(string(pairs[i+1])); !ok {
-			return failed(pairs[i], kv.BadEventClass)
-		}
 	}
-	s.cfg.Notify.Store(classes)
+	for _, f := range apply {
+		f()
+	}
 	return replyOK
 }
 

@@ -123,6 +123,7 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		s.stats = &Stats{}
 	}
 	s.track.instance = strconv.FormatUint(rand.Uint64(), 36)
+	s.stats.slow.configure(cfg)
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -39,11 +40,33 @@ type slowlog struct {
 	mu      sync.Mutex
 	nextID  int64
 	entries []slowEntry // newest last, at most maxLen
+
+	// slowerThan (negative: log nothing) and maxLen are
+	// slowlog-log-slower-than and slowlog-max-len: from the port's
+	// configuration when it first opens, from CONFIG SET since (the log
+	// outlives the port's restarts, and so do they).
+	slowerThan, maxLen atomic.Int64
+	configured         atomic.Bool
+}
+
+// configure takes cfg's thresholds unless the log has some already.
+func (l *slowlog) configure(cfg Config) {
+	if l.configured.CompareAndSwap(false, true) {
+		l.slowerThan.Store(int64(cfg.SlowlogSlowerThan))
+		l.maxLen.Store(int64(cfg.SlowlogMaxLen))
+	}
+}
+
+// slow reports whether a command that took took goes into the log.
+func (l *slowlog) slow(took time.Duration) bool {
+	limit := l.slowerThan.Load()
+	return l.maxLen.Load() > 0 && limit >= 0 && int64(took) >= limit
 }
 
 // add records a command that took took (over the threshold: the caller
 // checks); the log keeps the newest maxLen.
-func (l *slowlog) add(maxLen int, took time.Duration, args [][]byte, addr, name string) {
+func (l *slowlog) add(took time.Duration, args [][]byte, addr, name string) {
+	maxLen := int(min(l.maxLen.Load(), math.MaxInt32))
 	kept := make([][]byte, 0, min(len(args), slowlogMaxArgs))
 	for i, a := range args {
 		if i == slowlogMaxArgs-1 && len(args) > slowlogMaxArgs {

@@ -273,3 +273,19 @@ func TestInfoKeyspaceCountsExpires(t *testing.T) {
 		t.Fatalf("avg_ttl %d, want about (100000+50000)/2", avg)
 	}
 }
+
+// CONFIG SET changes what the slow log keeps, at once, and CONFIG GET
+// answers it.
+func TestConfigSetSlowlog(t *testing.T) {
+	srv := trackingServer(t)
+	c := dial(t, srv)
+	script(t, c,
+		"CONFIG SET slowlog-log-slower-than -1 slowlog-max-len 2", "+OK",
+		"SET a 1", "+OK", "SLOWLOG LEN", ":0",
+		"CONFIG SET slowlog-log-slower-than 0", "+OK",
+		"SET a 1", "+OK", "GET a", "1", "SET b 2", "+OK", "SLOWLOG LEN", ":2",
+		"CONFIG GET slowlog-log-slower-than", "[slowlog-log-slower-than 0]",
+		"CONFIG SET slowlog-max-len 0", "+OK", "SLOWLOG RESET", "+OK", "SET c 3", "+OK", "SLOWLOG LEN", ":0",
+		"CONFIG SET maxclients 10", "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - not settable on a coppice node: set it with the node's flags",
+	)
+}
