@@ -211,6 +211,9 @@ func (t *txn) lookup(key []byte) entry {
 	e := entry{key: key, mk: metaKey(key)}
 	v, ok := t.get(e.mk)
 	if !ok {
+		if t.w == nil {
+			keyspace.misses.Add(1)
+		}
 		return e
 	}
 	rec, valid := decodeRecord(v)
@@ -222,8 +225,14 @@ func (t *txn) lookup(key []byte) entry {
 		if t.w != nil {
 			t.deleteKey(&e)
 			t.notify(ClassExpired, "expired", key)
+			keyspace.expired.Add(1)
+		} else {
+			keyspace.misses.Add(1)
 		}
 		return entry{key: key, mk: e.mk}
+	}
+	if t.w == nil {
+		keyspace.hits.Add(1)
 	}
 	e.exists = true
 	return e
@@ -361,6 +370,7 @@ func (t *txn) expireDue(fromMs int64, limit int) (deleted int, err error) {
 		e.rec, e.exists = rec, true
 		t.deleteKey(&e)
 		t.notify(ClassExpired, "expired", d.key)
+		keyspace.expired.Add(1)
 		deleted++
 	}
 	return deleted, nil

@@ -181,10 +181,15 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		errReplies += st.ErrorReplies[prefix]
 		errLines = append(errLines, fmt.Sprintf("errorstat_%s:count=%d", prefix, st.ErrorReplies[prefix]))
 	}
+	hits, misses, expired := kv.KeyspaceStats()
 	section("stats",
 		fmt.Sprintf("total_connections_received:%d", st.Connections),
 		fmt.Sprintf("total_commands_processed:%d", st.Commands),
 		fmt.Sprintf("rejected_connections:%d", st.Rejected),
+		fmt.Sprintf("expired_keys:%d", expired),
+		"evicted_keys:0",
+		fmt.Sprintf("keyspace_hits:%d", hits),
+		fmt.Sprintf("keyspace_misses:%d", misses),
 		fmt.Sprintf("total_error_replies:%d", errReplies),
 		fmt.Sprintf("pubsub_channels:%d", s.hub.count(channelSub)),
 		fmt.Sprintf("pubsub_patterns:%d", s.hub.count(patternSub)),

@@ -289,3 +289,32 @@ func TestConfigSetSlowlog(t *testing.T) {
 		"CONFIG SET maxclients 10", "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - not settable on a coppice node: set it with the node's flags",
 	)
 }
+
+// INFO stats counts the reads that found their key or not, and the keys
+// deleted at their expiry, as Redis's keyspace_hits, keyspace_misses and
+// expired_keys.
+func TestInfoCountsHitsMissesExpired(t *testing.T) {
+	srv := trackingServer(t)
+	c := dial(t, srv)
+	counts := func() (hits, misses, expired int) {
+		info := c.do("INFO stats")
+		for _, f := range []struct {
+			name string
+			to   *int
+		}{{"keyspace_hits", &hits}, {"keyspace_misses", &misses}, {"expired_keys", &expired}} {
+			m := regexp.MustCompile(f.name + `:(\d+)\r\n`).FindStringSubmatch(info)
+			if m == nil {
+				t.Fatalf("INFO stats lacks %s:\n%s", f.name, info)
+			}
+			*f.to, _ = strconv.Atoi(m[1])
+		}
+		return
+	}
+	h0, m0, e0 := counts()
+	script(t, c, "GET {a}1", "$-1", "SET {a}1 v", "+OK", "GET {a}1", "v", "MGET {a}1 {a}2", "[v $-1]",
+		"SET {a}3 v PXAT 1", "+OK", "GET {a}3", "$-1", "SET {a}3 again", "+OK")
+	h, m, e := counts()
+	if h-h0 != 2 || m-m0 != 3 || e-e0 != 1 {
+		t.Fatalf("hits +%d, misses +%d, expired +%d; want +2, +3 (the expired key read counts as a miss), +1", h-h0, m-m0, e-e0)
+	}
+}
