@@ -598,17 +598,10 @@ func listpackElems(lp []byte) ([][]byte, error) {
 		c := p[0]
 		var head, size int
 		var elem []byte
-		integer := func(width int, bits uint) error {
-			if len(p) < 1+width {
-				return errBadDump
-			}
-			var u uint64
-			for i := range width {
-				u |= uint64(p[1+i]) << (8 * i)
-			}
-			x := int64(u<<(64-bits)) >> (64 - bits) // sign-extend
-			elem, head, size = strconv.AppendInt(nil, x, 10), 1+width, 0
-			return nil
+		integer := func(width int) (err error) {
+			elem, err = leInt(p[1:], width)
+			head = 1 + width
+			return err
 		}
 		var err error
 		switch {
@@ -633,13 +626,13 @@ func listpackElems(lp []byte) ([][]byte, error) {
 			}
 			head, size = 5, int(binary.LittleEndian.Uint32(p[1:]))
 		case c == 0xf1:
-			err = integer(2, 16)
+			err = integer(2)
 		case c == 0xf2:
-			err = integer(3, 24)
+			err = integer(3)
 		case c == 0xf3:
-			err = integer(4, 32)
+			err = integer(4)
 		case c == 0xf4:
-			err = integer(8, 64)
+			err = integer(8)
 		default:
 			return nil, errBadDump
 		}
@@ -658,6 +651,20 @@ func listpackElems(lp []byte) ([][]byte, error) {
 		p = p[head+size+back:]
 	}
 	return out, nil
+}
+
+// leInt reads a little-endian signed integer of width bytes at the start
+// of b, as its decimal string (listpacks' and ziplists' integers).
+func leInt(b []byte, width int) ([]byte, error) {
+	if len(b) < width {
+		return nil, errBadDump
+	}
+	var u uint64
+	for i := range width {
+		u |= uint64(b[i]) << (8 * i)
+	}
+	bits := uint(8 * width)
+	return strconv.AppendInt(nil, int64(u<<(64-bits))>>(64-bits), 10), nil // sign-extended
 }
 
 // ziplistElems reads a ziplist's entries (Redis before 7.0), integers as
@@ -684,17 +691,10 @@ func ziplistElems(zl []byte) ([][]byte, error) {
 		c := p[0]
 		var head, size int
 		var elem []byte
-		intOf := func(width int) error {
-			if len(p) < 1+width {
-				return errBadDump
-			}
-			var u uint64
-			for i := range width {
-				u |= uint64(p[1+i]) << (8 * i)
-			}
-			bits := uint(8 * width)
-			elem, head = strconv.AppendInt(nil, int64(u<<(64-bits))>>(64-bits), 10), 1+width
-			return nil
+		intOf := func(width int) (err error) {
+			elem, err = leInt(p[1:], width)
+			head = 1 + width
+			return err
 		}
 		var err error
 		switch {
