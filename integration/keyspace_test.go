@@ -97,6 +97,9 @@ func TestKeyspaceEventsOnEveryNode(t *testing.T) {
 	}
 	expect(0, "set {ks}quiet")
 	expect(2, "set {ks}quiet")
+	// n2 applies the write in its own time: events back on only once it
+	// has (every shard at one index on every node).
+	eventually(t, 30*time.Second, "n2 to apply the write", func() error { return sameData(nodes...) })
 	if err := clients[1].ConfigSet(ctx, "notify-keyspace-events", "E$").Err(); err != nil {
 		t.Fatal(err)
 	}
