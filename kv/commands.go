@@ -610,16 +610,24 @@ func CheckSubcommand(args [][]byte) *messages.Reply {
 		return r
 	}
 	s, _ := Lookup(args[0])
-	name := s.Name + "|" + strings.ToLower(string(args[1]))
-	for _, sub := range s.Subcommands {
-		if sub.Name == name {
-			if !arityOK(sub.Arity, len(args)) {
-				return errArity(sub.Name)
-			}
-			return nil
+	if sub := s.Sub(args[1]); sub != nil {
+		if !arityOK(sub.Arity, len(args)) {
+			return errArity(sub.Name)
 		}
+		return nil
 	}
 	return errReply(fmt.Sprintf("ERR unknown subcommand '%s'. Try %s HELP.", args[1], strings.ToUpper(s.Name)))
+}
+
+// Sub is the container s's subcommand named name (any case), or nil.
+func (s *Spec) Sub(name []byte) *Spec {
+	full := s.Name + "|" + strings.ToLower(string(name))
+	for _, sub := range s.Subcommands {
+		if sub.Name == full {
+			return sub
+		}
+	}
+	return nil
 }
 
 func arityOK(arity, n int) bool {

@@ -93,12 +93,9 @@ func monitored(args [][]byte) bool {
 	if !ok || kv.CheckArity(args) != nil || spec.Has("admin") {
 		return false
 	}
-	if len(spec.Subcommands) > 0 && len(args) > 1 {
-		name := spec.Name + "|" + strings.ToLower(string(args[1]))
-		for _, sub := range spec.Subcommands {
-			if sub.Name == name {
-				return !sub.Has("admin")
-			}
+	if len(args) > 1 {
+		if sub := spec.Sub(args[1]); sub != nil {
+			return !sub.Has("admin")
 		}
 	}
 	return true
