@@ -35,11 +35,11 @@ func TestClientSideCacheStaysFresh(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for w, n := range []*node{n1, n3, n1} {
+		c := dialRESP3(t, n.client) // here: t.Fatal only on the test's goroutine
 		wg.Go(func() {
-			c := dialRESP3(t, n.client)
 			for i := 0; !stop.Load(); i++ {
-				if got := c.do("SET", key(rand.IntN(keys)), fmt.Sprintf("w%d-%d", w, i)); got != "OK" {
-					t.Errorf("SET through %s: %v", n.name, got)
+				if got, err := c.try("SET", key(rand.IntN(keys)), fmt.Sprintf("w%d-%d", w, i)); err != nil || got != "OK" {
+					t.Errorf("SET through %s: %v, %v", n.name, got, err)
 					return
 				}
 			}
@@ -109,21 +109,31 @@ func dialRESP3(t *testing.T, addr string) *resp3 {
 // error text as an error, or a []any), handling the pushes before it.
 func (c *resp3) do(args ...string) any {
 	c.t.Helper()
+	v, err := c.try(args...)
+	if err != nil {
+		c.t.Fatalf("%v: %v", args, err)
+	}
+	return v
+}
+
+// try is do that returns its error, for another goroutine than the
+// test's (which alone may call t.Fatal).
+func (c *resp3) try(args ...string) (any, error) {
 	c.nc.SetDeadline(time.Now().Add(20 * time.Second))
 	b := []byte("*" + strconv.Itoa(len(args)) + "\r\n")
 	for _, a := range args {
 		b = append(b, "$"+strconv.Itoa(len(a))+"\r\n"+a+"\r\n"...)
 	}
 	if _, err := c.nc.Write(b); err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
 	for {
 		v, isPush, err := c.read()
 		if err != nil {
-			c.t.Fatalf("%v: %v", args, err)
+			return nil, err
 		}
 		if !isPush {
-			return v
+			return v, nil
 		}
 		if items, _ := v.([]any); len(items) == 2 && items[0] == "invalidate" {
 			c.invalidated++
