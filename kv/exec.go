@@ -83,8 +83,8 @@ func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 			run = readDigests
 		case StreamLastIDsName:
 			run = readStreamLastIDs
-		case ExpiresName:
-			run = readExpires
+		case KeyspaceInfoName:
+			run = readKeyspaceInfo
 		default:
 			run = scriptCommands[name]
 		}
@@ -376,14 +376,17 @@ func (t *txn) expireDue(fromMs int64, limit int) (deleted int, err error) {
 	return deleted, nil
 }
 
-// ExpiresName is the internal read INFO keyspace makes of each shard:
-// [keys with an expiry still to come, the sum of their times to live in
-// milliseconds]. Not in the table: clients cannot send it.
-const ExpiresName = "\x00expires"
+// KeyspaceInfoName is the internal read INFO keyspace makes of each
+// shard: [DBSIZE's count, the keys with an expiry still to come, the sum
+// of their times to live in milliseconds]. Not in the table: clients
+// cannot send it.
+const KeyspaceInfoName = "\x00keyspace-info"
 
-// readExpires counts the keys whose expiry is at or after t's time, from
-// the expiry index (a pass over it: INFO's, as DBSIZE's over the keys).
-func readExpires(t *txn, _ [][]byte) *messages.Reply {
+// readKeyspaceInfo counts the keys (a pass over them, as DBSIZE's), and
+// those whose expiry is at or after t's time (a pass over the expiry
+// index).
+func readKeyspaceInfo(t *txn, a [][]byte) *messages.Reply {
+	keys := cmdDBSize(t, a).GetInteger()
 	var n, sum int64
 	must(t.r.Scan(expiryBound(t.now), []byte{prefixExpiry + 1}, func(k, _ []byte) bool {
 		if when, _, ok := decodeExpiryKey(k); ok {
@@ -392,7 +395,7 @@ func readExpires(t *txn, _ [][]byte) *messages.Reply {
 		}
 		return true
 	}))
-	return array([]*messages.Reply{integer(n), integer(sum)})
+	return array([]*messages.Reply{integer(keys), integer(n), integer(sum)})
 }
 
 // AnyExpired reports whether r holds a key whose expiry is in [fromMs,

@@ -215,10 +215,11 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		// is the average of every key's time to live, read now.
 		var keys, expires, ttl int64
 		for sh := 0; sh < s.backend.Shards(); sh++ {
-			keys += s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte("DBSIZE")}, NowMs: nowMs()}).Wait().GetInteger()
-			if r := s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte(kv.ExpiresName)}, NowMs: nowMs()}).Wait(); len(r.GetArray().GetItems()) == 2 {
-				expires += r.GetArray().Items[0].GetInteger()
-				ttl += r.GetArray().Items[1].GetInteger()
+			r := s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte(kv.KeyspaceInfoName)}, NowMs: nowMs()}).Wait()
+			if items := r.GetArray().GetItems(); len(items) == 3 {
+				keys += items[0].GetInteger()
+				expires += items[1].GetInteger()
+				ttl += items[2].GetInteger()
 			}
 		}
 		avg := int64(0)
