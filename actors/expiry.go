@@ -97,6 +97,8 @@ func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
 				due, err = kv.AnyExpired(r, from, time.Now().UnixMilli())
 				return err
 			})
+			// A read that fails counts as nothing due: the next tick
+			// looks again (a store that fails stops the node on its own).
 			root.Send(self, expiryChecked{due: due && err == nil, from: from})
 		}()
 	case expiryChecked:
@@ -109,14 +111,24 @@ func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
 		a.propose(ctx, kv.ExpireDueCommand(m.from, now, expiryBatch), replyTo{ch: reply})
 		root, self := a.system.Root, a.self
 		go func() {
-			pr, _ := (<-reply).(*messages.ProposeReply)
+			// Every proposal is answered (applied, refused, or at the
+			// shard's stop); bounded all the same, so that expiry never
+			// waits for good. No answer counts as a failure.
+			var pr *messages.ProposeReply
+			t := time.NewTimer(2 * applyTimeout)
+			defer t.Stop()
+			select {
+			case r := <-reply:
+				pr, _ = r.(*messages.ProposeReply)
+			case <-t.C:
+			}
 			root.Send(self, expiryDone{from: m.from, now: now, reply: pr})
 		}()
 	case expiryDone:
 		a.expiring = false
 		n := m.reply.GetReply().GetInteger()
 		switch {
-		case m.reply.GetError() != "" || m.reply.GetReply().GetError() != "":
+		case m.reply == nil || m.reply.GetError() != "" || m.reply.GetReply().GetError() != "":
 		case n >= expiryBatch:
 			ctx.Send(a.self, expiryTick{}) // more may be due
 		default: // every key due at m.now is gone
