@@ -223,7 +223,7 @@ func TestClientKill(t *testing.T) {
 		"CLIENT KILL ID 99":                      ":0",
 		"CLIENT KILL ID 1":                       ":0", // itself, skipped
 		"CLIENT KILL TYPE pubsub":                ":0",
-		"CLIENT KILL USER someone":               ":0",
+		"CLIENT KILL USER someone":               "-ERR No such user 'someone'",
 		"CLIENT KILL ID 2 ADDR 10.9.9.9:1":       ":0",
 		"CLIENT KILL LADDR 10.9.9.9:1 SKIPME no": ":0",
 	} {

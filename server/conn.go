@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -28,8 +27,14 @@ type conn struct {
 	wr     *resp.Writer
 	id     int64
 	authed bool
-	quit   bool
-	since  time.Time // when it was accepted
+	// user is the ACL user the connection runs as (under metaMu: CLIENT
+	// LIST reads it); aclUserNow is that user as of aclSeen, the node's
+	// users when the connection last looked.
+	user       string
+	aclSeen    *kv.ACLUsers
+	aclUserNow *kv.ACLUser
+	quit       bool
+	since      time.Time // when it was accepted
 
 	// name and proto are written by the connection's goroutine under
 	// metaMu, and read by others' CLIENT LIST under it too.
@@ -75,7 +80,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.in.r = nc
 	c.rd = resp.NewReader(&c.in, s.cfg.Limits)
 	c.wr = resp.NewWriter(nc)
-	c.authed = s.cfg.RequirePass == ""
+	c.authed, c.user = s.loginFree(), "default"
 	return c
 }
 
@@ -233,8 +238,16 @@ func (c *conn) lower(b []byte) string {
 
 func (c *conn) command(args [][]byte) {
 	name := c.lower(args[0])
-	if !c.authed && name != "auth" && name != "hello" && name != "quit" && name != "reset" {
+	if c.authRequired() && name != "auth" && name != "hello" && name != "quit" && name != "reset" {
 		c.reply(errorf("NOAUTH Authentication required."))
+		return
+	}
+	u := c.aclUser()
+	if u == nil {
+		c.quit = true // its user was deleted: SetACL closes it
+		return
+	}
+	if !u.Open() && !c.checkACL(u, args) {
 		return
 	}
 	if c.monitoring.Load() && c.spec != nil && !c.spec.Node {
@@ -279,6 +292,8 @@ func (c *conn) command(args [][]byte) {
 		c.quit = true
 	case "auth":
 		c.auth(args)
+	case "acl":
+		c.acl(args)
 	case "hello":
 		c.hello(args)
 	case "select":
@@ -360,33 +375,6 @@ func arityError(name string) *messages.Reply {
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
-func (c *conn) auth(args [][]byte) {
-	var pass []byte
-	switch len(args) {
-	case 2:
-		pass = args[1]
-	case 3:
-		if !bytes.Equal(args[1], []byte("default")) {
-			c.reply(errorf("WRONGPASS invalid username-password pair or user is disabled."))
-			return
-		}
-		pass = args[2]
-	default:
-		c.reply(errorf("ERR syntax error"))
-		return
-	}
-	if c.s.cfg.RequirePass == "" {
-		c.reply(errorf("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
-		return
-	}
-	if subtle.ConstantTimeCompare(pass, []byte(c.s.cfg.RequirePass)) != 1 {
-		c.reply(errorf("WRONGPASS invalid username-password pair or user is disabled."))
-		return
-	}
-	c.authed = true
-	c.reply(replyOK)
-}
-
 // hello: HELLO [protover [AUTH username password] [SETNAME clientname]]
 func (c *conn) hello(args [][]byte) {
 	proto := c.proto
@@ -407,12 +395,10 @@ func (c *conn) hello(args [][]byte) {
 		opt := c.lower(args[i])
 		switch {
 		case opt == "auth" && i+2 < len(args):
-			if c.s.cfg.RequirePass == "" || !bytes.Equal(args[i+1], []byte("default")) ||
-				subtle.ConstantTimeCompare(args[i+2], []byte(c.s.cfg.RequirePass)) != 1 {
-				c.reply(errorf("WRONGPASS invalid username-password pair or user is disabled."))
+			if !c.login(args[i+1], args[i+2], string(args[0])) {
+				c.reply(errWrongPass)
 				return
 			}
-			c.authed = true
 			i += 2
 		case opt == "setname" && i+1 < len(args):
 			name = string(args[i+1])
@@ -422,7 +408,7 @@ func (c *conn) hello(args [][]byte) {
 			return
 		}
 	}
-	if !c.authed {
+	if c.authRequired() {
 		c.reply(errorf("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"))
 		return
 	}
@@ -452,7 +438,8 @@ func (c *conn) reset(args [][]byte) {
 		c.dropAllSubs()
 	}
 	c.setMeta("", 2)
-	c.authed = c.s.cfg.RequirePass == ""
+	c.setUser("default")
+	c.authed = c.s.loginFree()
 	c.reply(status("RESET"))
 }
 
@@ -542,8 +529,8 @@ func (c *conn) info() string {
 	if len(flags) == 0 {
 		flags = append(flags, 'N')
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d flags=%s db=0 user=default resp=%d\n",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), flags, proto)
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d flags=%s db=0 user=%s resp=%d\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), flags, c.userName(), proto)
 }
 
 // nowMs is the time a command is stamped with.

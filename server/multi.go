@@ -43,6 +43,9 @@ type txEntry struct {
 	local   *messages.Reply
 	shape   func(*messages.Reply) *messages.Reply
 	publish func() *messages.Reply // PUBLISH, SPUBLISH: run at EXEC
+	// aclArgs is the command as queued, kept for a user whose ACL rules
+	// are checked again at EXEC.
+	aclArgs [][]byte
 }
 
 // watched is a connection's watched keys, their shard and digests.
@@ -111,9 +114,47 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 		if c.tx == nil || name == "quit" || name == "reset" {
 			return false
 		}
-		return c.queue(name, args)
+		return c.queueKept(name, args)
 	}
 	return true
+}
+
+// queueKept queues a command, and keeps it for EXEC's ACL check when the
+// connection's user has rules to check.
+func (c *conn) queueKept(name string, args [][]byte) bool {
+	n := len(c.tx.entries)
+	done := c.queue(name, args)
+	if u := c.aclUser(); u != nil && !u.Open() && len(c.tx.entries) > n {
+		c.tx.entries[len(c.tx.entries)-1].aclArgs = cloneAll(args)
+	}
+	return done
+}
+
+// recheckACL checks the queued commands again with the user's rules as
+// they are at EXEC (they may have changed since): a command now refused
+// is not run, and answers NOPERM in its place, as in Redis.
+func (c *conn) recheckACL(t *tx) {
+	u := c.aclUser()
+	if u == nil || u.Open() {
+		return
+	}
+	k := 0 // the next of t.cmds
+	for i := range t.entries {
+		e := &t.entries[i]
+		runs := e.local == nil && e.publish == nil
+		if e.aclArgs != nil {
+			if r := c.execDenied(u, e.aclArgs); r != nil {
+				if runs {
+					t.cmds = append(t.cmds[:k], t.cmds[k+1:]...)
+				}
+				*e = txEntry{local: r}
+				continue
+			}
+		}
+		if runs {
+			k++
+		}
+	}
 }
 
 // abortTx marks the open transaction, if any, for EXECABORT.
@@ -250,6 +291,9 @@ func (c *conn) exec() {
 	t, w := c.tx, c.watch
 	c.tx, c.watch = nil, nil
 	c.flag.Store(0)
+	if t != nil && !t.aborted {
+		c.recheckACL(t)
+	}
 	switch {
 	case t == nil:
 		c.reply(errExecNoMulti)

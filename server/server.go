@@ -16,6 +16,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -68,6 +69,15 @@ type Config struct {
 	// Shutdown, if set, stops the node in order (SHUTDOWN): it returns at
 	// once, the stop goes on without it.
 	Shutdown func()
+	// ACL, if set, is the users the port starts with; else the default
+	// user alone, with RequirePass as its password if set.
+	ACL *kv.ACLUsers
+	// ACLUpdate, if set, makes a change to the users for the whole
+	// cluster: users (ACL LIST's lines) replace version from, and the
+	// new version is returned; ErrACLChanged if from is not the current
+	// one. Every node then gets the new users through SetACL. Unset, the
+	// Server changes its own users.
+	ACLUpdate func(ctx context.Context, from uint64, users []string) (uint64, error)
 	// Notify, if set, is the node's notify-keyspace-events, which CONFIG
 	// SET changes (the node's shards read it to collect events: see
 	// Notify); else the Server keeps its own.
@@ -95,6 +105,11 @@ type Server struct {
 	done     chan struct{} // closed by Close: blocked commands end
 	wg       sync.WaitGroup
 	stats    *Stats // cfg.Stats, or the Server's own
+
+	acl     atomic.Pointer[kv.ACLUsers]
+	aclMu   sync.Mutex    // orders SetACL's swaps
+	aclWake chan struct{} // closed by each SetACL
+	aclLog  aclLog
 }
 
 // Listen opens the client port and serves it in the background.
@@ -121,6 +136,12 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		done: make(chan struct{})}
 	if s.stats == nil {
 		s.stats = &Stats{}
+	}
+	s.aclWake = make(chan struct{})
+	if cfg.ACL != nil {
+		s.acl.Store(cfg.ACL)
+	} else {
+		s.acl.Store(kv.NewACLUsers(kv.DefaultACLUser(cfg.RequirePass)))
 	}
 	s.track.instance = strconv.FormatUint(rand.Uint64(), 36)
 	s.stats.slow.configure(cfg)
@@ -304,9 +325,10 @@ func (s *Server) clientKill(self *conn, opts [][]byte) *messages.Reply {
 				}
 				tests = append(tests, match)
 			case "user":
-				if val != "default" {
-					tests = append(tests, func(*conn) bool { return false })
+				if s.acl.Load().Get(val) == nil {
+					return errorf(fmt.Sprintf("ERR No such user '%s'", val))
 				}
+				tests = append(tests, func(c *conn) bool { return c.userName() == val })
 			case "skipme":
 				switch strings.ToLower(val) {
 				case "yes":

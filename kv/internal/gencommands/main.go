@@ -222,7 +222,8 @@ func main() {
 		goExpr(&b, dv, "\t\t\t")
 		b.WriteString(",\n\t\t},\n")
 	}
-	b.WriteString("\t}\n}\n")
+	b.WriteString("\t}\n}\n\n")
+	writeACLTable(&b, c.do("COMMAND"))
 	src, err := format.Source([]byte(b.String()))
 	if err != nil {
 		log.Fatal(err)
@@ -230,4 +231,49 @@ func main() {
 	if err := os.WriteFile(*out, src, 0o644); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// writeACLTable writes redisACLCommands: every command and subcommand
+// Redis has (all of COMMAND's answer, not only kv's), with its ACL
+// categories and whether it runs unauthenticated (no_auth). ACL rules
+// name and count Redis's whole table: a category's size decides how ACL
+// LIST describes a user.
+func writeACLTable(b *strings.Builder, all value) {
+	type entry struct {
+		name, cats string
+		arity      int64
+		noAuth     bool
+	}
+	var entries []entry
+	var add func(info value)
+	add = func(info value) {
+		e := entry{name: info.items[0].str, arity: info.items[1].n}
+		for _, f := range info.items[2].items {
+			if f.str == "no_auth" {
+				e.noAuth = true
+			}
+		}
+		var cats []string
+		for _, c := range info.items[6].items {
+			cats = append(cats, strings.TrimPrefix(c.str, "@"))
+		}
+		e.cats = strings.Join(cats, " ")
+		entries = append(entries, e)
+		if len(info.items) > 9 {
+			for _, sub := range info.items[9].items {
+				add(sub)
+			}
+		}
+	}
+	for _, info := range all.items {
+		add(info)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	b.WriteString("// redisACLCommands is every command and subcommand of Redis, with its ACL\n")
+	b.WriteString("// categories (without '@'), its arity and its no_auth flag.\n")
+	b.WriteString("func redisACLCommands() []aclTableEntry {\n\treturn []aclTableEntry{\n")
+	for _, e := range entries {
+		fmt.Fprintf(b, "\t\t{%q, %q, %d, %v},\n", e.name, e.cats, e.arity, e.noAuth)
+	}
+	b.WriteString("\t}\n}\n")
 }
