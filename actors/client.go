@@ -67,7 +67,8 @@ func (c *clientActor) Receive(ctx actor.Context) {
 			SlowlogSlowerThan: c.rt.SlowlogSlowerThan, SlowlogMaxLen: c.rt.SlowlogMaxLen,
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(), Stats: &c.rt.clients, Notify: c.rt.Notify,
 			Shutdown: c.rt.OnShutdown,
-			Cluster:  func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
+			ACL:      c.rt.aclUsers(), ACLUpdate: c.rt.proposeACL,
+			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
 		}, b)
 		if err != nil {
 			panic(err)
@@ -76,6 +77,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		run := c.local.runForwarded
 		c.rt.forwarder.Store(&run)
 		c.rt.port.Store(srv)
+		srv.SetACL(c.rt.aclUsers()) // any applied since Listen read them
 		c.rt.setClientAddr(srv.Addr().String())
 		c.rt.logger().Info("client port", "addr", srv.Addr().String(), "tls", c.rt.ClientTLS != nil)
 	case *messages.Forward:

@@ -159,7 +159,10 @@ type Runtime struct {
 	forwarder atomic.Pointer[func(context.Context, *messages.Forward) *messages.ForwardReply]
 	// port is the client port while the client actor is up: peers' pub/sub
 	// messages and PUBSUB queries go to it.
-	port        atomic.Pointer[server.Server]
+	port atomic.Pointer[server.Server]
+	// aclCur is the cluster's ACL users as this node has them (acl.go).
+	aclMu       sync.Mutex
+	aclCur      *kv.ACLUsers
 	boundClient string
 	// addrs is the nodes' cluster addresses as gossip gives them (the
 	// manager records them), which the Raft groups dial first.

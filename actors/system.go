@@ -94,6 +94,7 @@ func (a *systemActor) start() error {
 	setRaftTimers(conf)
 	conf.SnapshotThreshold = 1024
 	a.state = cluster.NewState()
+	a.state.OnACL = rt.aclApplied
 	existing, err := raft.HasExistingState(a.logs, a.logs, snaps)
 	if err != nil {
 		return err
@@ -151,6 +152,10 @@ func (a *systemActor) propose(to *actor.PID, c *messages.SystemCommand) {
 			switch res := f.Response().(type) {
 			case error:
 				reply.Error = res.Error()
+				var changed *cluster.ACLChangedError
+				if errors.As(res, &changed) {
+					reply.Op = changed.Version // the users' version now
+				}
 			case uint64:
 				reply.Op = res
 			}

@@ -21,4 +21,5 @@ var (
 	ErrNotCoordinator = errors.New("cluster: this node is not the coordinator")
 	ErrUnreachable    = errors.New("cluster: node does not answer on its cluster address")
 	ErrRoleChange     = errors.New("cluster: role change not made")
+	ErrACLChanged     = errors.New("cluster: the ACL users changed meanwhile")
 )

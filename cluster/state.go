@@ -18,6 +18,9 @@ import (
 type State struct {
 	mu sync.RWMutex
 	st *messages.ClusterState
+	// OnACL, if set, is told the ACL users whenever they change: by an
+	// entry, or by a snapshot restored. It runs on Raft's FSM goroutine.
+	OnACL func(version uint64, users []string)
 }
 
 // NewState is an empty state (no cluster yet).
@@ -31,7 +34,7 @@ func (s *State) Get() *messages.ClusterState {
 }
 
 // Apply applies one log entry (raft.FSM). The result is the op id for
-// put_op, or an error.
+// put_op, the new version for acl_update, or an error.
 func (s *State) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -41,8 +44,15 @@ func (s *State) Apply(l *raft.Log) any {
 		return fmt.Errorf("%w: entry %d: %v", ErrBadCommand, l.Index, err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return Step(s.st, &c)
+	res := Step(s.st, &c)
+	version, users := s.st.AclVersion, slices.Clone(s.st.AclUsers)
+	s.mu.Unlock()
+	if _, ok := c.Cmd.(*messages.SystemCommand_AclUpdate); ok && s.OnACL != nil {
+		if _, failed := res.(error); !failed {
+			s.OnACL(version, users)
+		}
+	}
+	return res
 }
 
 // Step applies c to st in place. It is Apply without Raft, for tests and
@@ -98,6 +108,15 @@ func Step(st *messages.ClusterState, c *messages.SystemCommand) any {
 		if !slices.Contains(st.Removed, c.Tombstone) {
 			st.Removed = append(st.Removed, c.Tombstone)
 		}
+	case *messages.SystemCommand_AclUpdate:
+		// All or nothing, and only on the users the change was made
+		// from: a concurrent change came first otherwise.
+		if c.AclUpdate.FromVersion != st.AclVersion {
+			return &ACLChangedError{Version: st.AclVersion, From: c.AclUpdate.FromVersion}
+		}
+		st.AclUsers = slices.Clone(c.AclUpdate.Users)
+		st.AclVersion++
+		return st.AclVersion
 	case *messages.SystemCommand_ClearTombstone:
 		st.Removed = slices.DeleteFunc(st.Removed, func(n string) bool { return n == c.ClearTombstone })
 	default:
@@ -160,6 +179,9 @@ func (s *State) Restore(rc io.ReadCloser) error {
 	s.mu.Lock()
 	s.st = st
 	s.mu.Unlock()
+	if s.OnACL != nil && st.AclVersion > 0 {
+		s.OnACL(st.AclVersion, slices.Clone(st.AclUsers))
+	}
 	return nil
 }
 
@@ -174,3 +196,13 @@ func (b stateSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (stateSnapshot) Release() {}
+
+// ACLChangedError refuses an ACL change made from another version of the
+// users than the current one.
+type ACLChangedError struct{ Version, From uint64 }
+
+func (e *ACLChangedError) Error() string {
+	return fmt.Sprintf("%v: version %d, not %d", ErrACLChanged, e.Version, e.From)
+}
+
+func (e *ACLChangedError) Is(target error) bool { return target == ErrACLChanged }

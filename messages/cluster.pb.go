@@ -385,7 +385,11 @@ type ClusterState struct {
 	NextOp    uint64                 `protobuf:"varint,5,opt,name=next_op,json=nextOp,proto3" json:"next_op,omitempty"`
 	// Nodes an operator removed (or that left): gossip may still see them,
 	// but they are not added again unless an operator adds them.
-	Removed       []string `protobuf:"bytes,6,rep,name=removed,proto3" json:"removed,omitempty"`
+	Removed []string `protobuf:"bytes,6,rep,name=removed,proto3" json:"removed,omitempty"`
+	// The ACL users (ACL LIST's lines), every node's, and how many times
+	// they changed.
+	AclUsers      []string `protobuf:"bytes,7,rep,name=acl_users,json=aclUsers,proto3" json:"acl_users,omitempty"`
+	AclVersion    uint64   `protobuf:"varint,8,opt,name=acl_version,json=aclVersion,proto3" json:"acl_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +466,20 @@ func (x *ClusterState) GetRemoved() []string {
 	return nil
 }
 
+func (x *ClusterState) GetAclUsers() []string {
+	if x != nil {
+		return x.AclUsers
+	}
+	return nil
+}
+
+func (x *ClusterState) GetAclVersion() uint64 {
+	if x != nil {
+		return x.AclVersion
+	}
+	return 0
+}
+
 // SystemCommand is one entry of the system group's log.
 type SystemCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -475,6 +493,7 @@ type SystemCommand struct {
 	//	*SystemCommand_ShardDone
 	//	*SystemCommand_Tombstone
 	//	*SystemCommand_ClearTombstone
+	//	*SystemCommand_AclUpdate
 	Cmd           isSystemCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -589,6 +608,15 @@ func (x *SystemCommand) GetClearTombstone() string {
 	return ""
 }
 
+func (x *SystemCommand) GetAclUpdate() *AclUpdate {
+	if x != nil {
+		if x, ok := x.Cmd.(*SystemCommand_AclUpdate); ok {
+			return x.AclUpdate
+		}
+	}
+	return nil
+}
+
 type isSystemCommand_Cmd interface {
 	isSystemCommand_Cmd()
 }
@@ -625,6 +653,10 @@ type SystemCommand_ClearTombstone struct {
 	ClearTombstone string `protobuf:"bytes,8,opt,name=clear_tombstone,json=clearTombstone,proto3,oneof"`
 }
 
+type SystemCommand_AclUpdate struct {
+	AclUpdate *AclUpdate `protobuf:"bytes,9,opt,name=acl_update,json=aclUpdate,proto3,oneof"`
+}
+
 func (*SystemCommand_Init) isSystemCommand_Cmd() {}
 
 func (*SystemCommand_PutMember) isSystemCommand_Cmd() {}
@@ -641,6 +673,61 @@ func (*SystemCommand_Tombstone) isSystemCommand_Cmd() {}
 
 func (*SystemCommand_ClearTombstone) isSystemCommand_Cmd() {}
 
+func (*SystemCommand_AclUpdate) isSystemCommand_Cmd() {}
+
+// AclUpdate replaces the ACL users, if they still are version from_version.
+type AclUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromVersion   uint64                 `protobuf:"varint,1,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	Users         []string               `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclUpdate) Reset() {
+	*x = AclUpdate{}
+	mi := &file_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclUpdate) ProtoMessage() {}
+
+func (x *AclUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclUpdate.ProtoReflect.Descriptor instead.
+func (*AclUpdate) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AclUpdate) GetFromVersion() uint64 {
+	if x != nil {
+		return x.FromVersion
+	}
+	return 0
+}
+
+func (x *AclUpdate) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
 type InitCluster struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
@@ -652,7 +739,7 @@ type InitCluster struct {
 
 func (x *InitCluster) Reset() {
 	*x = InitCluster{}
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +751,7 @@ func (x *InitCluster) String() string {
 func (*InitCluster) ProtoMessage() {}
 
 func (x *InitCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +764,7 @@ func (x *InitCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitCluster.ProtoReflect.Descriptor instead.
 func (*InitCluster) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InitCluster) GetClusterId() string {
@@ -711,7 +798,7 @@ type ShardDone struct {
 
 func (x *ShardDone) Reset() {
 	*x = ShardDone{}
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +810,7 @@ func (x *ShardDone) String() string {
 func (*ShardDone) ProtoMessage() {}
 
 func (x *ShardDone) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +823,7 @@ func (x *ShardDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardDone.ProtoReflect.Descriptor instead.
 func (*ShardDone) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ShardDone) GetOp() uint64 {
@@ -765,7 +852,7 @@ type AddNode struct {
 
 func (x *AddNode) Reset() {
 	*x = AddNode{}
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +864,7 @@ func (x *AddNode) String() string {
 func (*AddNode) ProtoMessage() {}
 
 func (x *AddNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +877,7 @@ func (x *AddNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNode.ProtoReflect.Descriptor instead.
 func (*AddNode) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AddNode) GetName() string {
@@ -816,7 +903,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +915,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +928,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoveNode) GetName() string {
@@ -859,7 +946,7 @@ type LeaveCluster struct {
 
 func (x *LeaveCluster) Reset() {
 	*x = LeaveCluster{}
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +958,7 @@ func (x *LeaveCluster) String() string {
 func (*LeaveCluster) ProtoMessage() {}
 
 func (x *LeaveCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +971,7 @@ func (x *LeaveCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveCluster.ProtoReflect.Descriptor instead.
 func (*LeaveCluster) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 type ManagerReply struct {
@@ -900,7 +987,7 @@ type ManagerReply struct {
 
 func (x *ManagerReply) Reset() {
 	*x = ManagerReply{}
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +999,7 @@ func (x *ManagerReply) String() string {
 func (*ManagerReply) ProtoMessage() {}
 
 func (x *ManagerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1012,7 @@ func (x *ManagerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerReply.ProtoReflect.Descriptor instead.
 func (*ManagerReply) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ManagerReply) GetError() string {
@@ -957,7 +1044,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1056,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1069,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 // ShardSync is one shard's sync to one node.
@@ -1010,7 +1097,7 @@ type ShardSync struct {
 
 func (x *ShardSync) Reset() {
 	*x = ShardSync{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1109,7 @@ func (x *ShardSync) String() string {
 func (*ShardSync) ProtoMessage() {}
 
 func (x *ShardSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1122,7 @@ func (x *ShardSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardSync.ProtoReflect.Descriptor instead.
 func (*ShardSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ShardSync) GetShard() uint32 {
@@ -1143,7 +1230,7 @@ type GossipMemberStatus struct {
 
 func (x *GossipMemberStatus) Reset() {
 	*x = GossipMemberStatus{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1242,7 @@ func (x *GossipMemberStatus) String() string {
 func (*GossipMemberStatus) ProtoMessage() {}
 
 func (x *GossipMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1255,7 @@ func (x *GossipMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipMemberStatus.ProtoReflect.Descriptor instead.
 func (*GossipMemberStatus) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GossipMemberStatus) GetName() string {
@@ -1252,7 +1339,7 @@ type NodeStatusReply struct {
 
 func (x *NodeStatusReply) Reset() {
 	*x = NodeStatusReply{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1351,7 @@ func (x *NodeStatusReply) String() string {
 func (*NodeStatusReply) ProtoMessage() {}
 
 func (x *NodeStatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1364,7 @@ func (x *NodeStatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusReply.ProtoReflect.Descriptor instead.
 func (*NodeStatusReply) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NodeStatusReply) GetClusterId() string {
@@ -1348,7 +1435,7 @@ type MemberApplied struct {
 
 func (x *MemberApplied) Reset() {
 	*x = MemberApplied{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1447,7 @@ func (x *MemberApplied) String() string {
 func (*MemberApplied) ProtoMessage() {}
 
 func (x *MemberApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1460,7 @@ func (x *MemberApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberApplied.ProtoReflect.Descriptor instead.
 func (*MemberApplied) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MemberApplied) GetNode() string {
@@ -1417,7 +1504,7 @@ type SyncShard struct {
 
 func (x *SyncShard) Reset() {
 	*x = SyncShard{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1516,7 @@ func (x *SyncShard) String() string {
 func (*SyncShard) ProtoMessage() {}
 
 func (x *SyncShard) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1529,7 @@ func (x *SyncShard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncShard.ProtoReflect.Descriptor instead.
 func (*SyncShard) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SyncShard) GetOp() uint64 {
@@ -1477,7 +1564,7 @@ type SyncProgress struct {
 
 func (x *SyncProgress) Reset() {
 	*x = SyncProgress{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1576,7 @@ func (x *SyncProgress) String() string {
 func (*SyncProgress) ProtoMessage() {}
 
 func (x *SyncProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1589,7 @@ func (x *SyncProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncProgress.ProtoReflect.Descriptor instead.
 func (*SyncProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SyncProgress) GetOp() uint64 {
@@ -1542,7 +1629,7 @@ const file_cluster_proto_rawDesc = "" +
 	"started_ms\x18\x04 \x01(\x03R\tstartedMs\x12\x1f\n" +
 	"\vdone_shards\x18\x05 \x03(\rR\n" +
 	"doneShards\x12\x14\n" +
-	"\x05cause\x18\x06 \x01(\tR\x05cause\"\xe5\x01\n" +
+	"\x05cause\x18\x06 \x01(\tR\x05cause\"\xa3\x02\n" +
 	"\fClusterState\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
@@ -1550,7 +1637,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\amembers\x18\x03 \x03(\v2\x1f.coppice.messages.ClusterMemberR\amembers\x120\n" +
 	"\x03ops\x18\x04 \x03(\v2\x1e.coppice.messages.MembershipOpR\x03ops\x12\x17\n" +
 	"\anext_op\x18\x05 \x01(\x04R\x06nextOp\x12\x18\n" +
-	"\aremoved\x18\x06 \x03(\tR\aremoved\"\x95\x03\n" +
+	"\aremoved\x18\x06 \x03(\tR\aremoved\x12\x1b\n" +
+	"\tacl_users\x18\a \x03(\tR\baclUsers\x12\x1f\n" +
+	"\vacl_version\x18\b \x01(\x04R\n" +
+	"aclVersion\"\xd3\x03\n" +
 	"\rSystemCommand\x123\n" +
 	"\x04init\x18\x01 \x01(\v2\x1d.coppice.messages.InitClusterH\x00R\x04init\x12@\n" +
 	"\n" +
@@ -1561,8 +1651,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"shard_done\x18\x06 \x01(\v2\x1b.coppice.messages.ShardDoneH\x00R\tshardDone\x12\x1e\n" +
 	"\ttombstone\x18\a \x01(\tH\x00R\ttombstone\x12)\n" +
-	"\x0fclear_tombstone\x18\b \x01(\tH\x00R\x0eclearTombstoneB\x05\n" +
-	"\x03cmd\"{\n" +
+	"\x0fclear_tombstone\x18\b \x01(\tH\x00R\x0eclearTombstone\x12<\n" +
+	"\n" +
+	"acl_update\x18\t \x01(\v2\x1b.coppice.messages.AclUpdateH\x00R\taclUpdateB\x05\n" +
+	"\x03cmd\"D\n" +
+	"\tAclUpdate\x12!\n" +
+	"\ffrom_version\x18\x01 \x01(\x04R\vfromVersion\x12\x14\n" +
+	"\x05users\x18\x02 \x03(\tR\x05users\"{\n" +
 	"\vInitCluster\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
@@ -1666,7 +1761,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_cluster_proto_goTypes = []any{
 	(Role)(0),                  // 0: coppice.messages.Role
 	(OpKind)(0),                // 1: coppice.messages.OpKind
@@ -1675,20 +1770,21 @@ var file_cluster_proto_goTypes = []any{
 	(*MembershipOp)(nil),       // 4: coppice.messages.MembershipOp
 	(*ClusterState)(nil),       // 5: coppice.messages.ClusterState
 	(*SystemCommand)(nil),      // 6: coppice.messages.SystemCommand
-	(*InitCluster)(nil),        // 7: coppice.messages.InitCluster
-	(*ShardDone)(nil),          // 8: coppice.messages.ShardDone
-	(*AddNode)(nil),            // 9: coppice.messages.AddNode
-	(*RemoveNode)(nil),         // 10: coppice.messages.RemoveNode
-	(*LeaveCluster)(nil),       // 11: coppice.messages.LeaveCluster
-	(*ManagerReply)(nil),       // 12: coppice.messages.ManagerReply
-	(*NodeStatusRequest)(nil),  // 13: coppice.messages.NodeStatusRequest
-	(*ShardSync)(nil),          // 14: coppice.messages.ShardSync
-	(*GossipMemberStatus)(nil), // 15: coppice.messages.GossipMemberStatus
-	(*NodeStatusReply)(nil),    // 16: coppice.messages.NodeStatusReply
-	(*MemberApplied)(nil),      // 17: coppice.messages.MemberApplied
-	(*SyncShard)(nil),          // 18: coppice.messages.SyncShard
-	(*SyncProgress)(nil),       // 19: coppice.messages.SyncProgress
-	(*RaftServer)(nil),         // 20: coppice.messages.RaftServer
+	(*AclUpdate)(nil),          // 7: coppice.messages.AclUpdate
+	(*InitCluster)(nil),        // 8: coppice.messages.InitCluster
+	(*ShardDone)(nil),          // 9: coppice.messages.ShardDone
+	(*AddNode)(nil),            // 10: coppice.messages.AddNode
+	(*RemoveNode)(nil),         // 11: coppice.messages.RemoveNode
+	(*LeaveCluster)(nil),       // 12: coppice.messages.LeaveCluster
+	(*ManagerReply)(nil),       // 13: coppice.messages.ManagerReply
+	(*NodeStatusRequest)(nil),  // 14: coppice.messages.NodeStatusRequest
+	(*ShardSync)(nil),          // 15: coppice.messages.ShardSync
+	(*GossipMemberStatus)(nil), // 16: coppice.messages.GossipMemberStatus
+	(*NodeStatusReply)(nil),    // 17: coppice.messages.NodeStatusReply
+	(*MemberApplied)(nil),      // 18: coppice.messages.MemberApplied
+	(*SyncShard)(nil),          // 19: coppice.messages.SyncShard
+	(*SyncProgress)(nil),       // 20: coppice.messages.SyncProgress
+	(*RaftServer)(nil),         // 21: coppice.messages.RaftServer
 }
 var file_cluster_proto_depIdxs = []int32{
 	0,  // 0: coppice.messages.ClusterMember.role:type_name -> coppice.messages.Role
@@ -1696,25 +1792,26 @@ var file_cluster_proto_depIdxs = []int32{
 	3,  // 2: coppice.messages.MembershipOp.node:type_name -> coppice.messages.ClusterMember
 	3,  // 3: coppice.messages.ClusterState.members:type_name -> coppice.messages.ClusterMember
 	4,  // 4: coppice.messages.ClusterState.ops:type_name -> coppice.messages.MembershipOp
-	7,  // 5: coppice.messages.SystemCommand.init:type_name -> coppice.messages.InitCluster
+	8,  // 5: coppice.messages.SystemCommand.init:type_name -> coppice.messages.InitCluster
 	3,  // 6: coppice.messages.SystemCommand.put_member:type_name -> coppice.messages.ClusterMember
 	4,  // 7: coppice.messages.SystemCommand.put_op:type_name -> coppice.messages.MembershipOp
-	8,  // 8: coppice.messages.SystemCommand.shard_done:type_name -> coppice.messages.ShardDone
-	3,  // 9: coppice.messages.InitCluster.first:type_name -> coppice.messages.ClusterMember
-	0,  // 10: coppice.messages.AddNode.role:type_name -> coppice.messages.Role
-	2,  // 11: coppice.messages.ShardSync.state:type_name -> coppice.messages.SyncState
-	15, // 12: coppice.messages.NodeStatusReply.nodes:type_name -> coppice.messages.GossipMemberStatus
-	4,  // 13: coppice.messages.NodeStatusReply.ops:type_name -> coppice.messages.MembershipOp
-	14, // 14: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
-	17, // 15: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
-	20, // 16: coppice.messages.NodeStatusReply.system_group:type_name -> coppice.messages.RaftServer
-	3,  // 17: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
-	14, // 18: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	9,  // 8: coppice.messages.SystemCommand.shard_done:type_name -> coppice.messages.ShardDone
+	7,  // 9: coppice.messages.SystemCommand.acl_update:type_name -> coppice.messages.AclUpdate
+	3,  // 10: coppice.messages.InitCluster.first:type_name -> coppice.messages.ClusterMember
+	0,  // 11: coppice.messages.AddNode.role:type_name -> coppice.messages.Role
+	2,  // 12: coppice.messages.ShardSync.state:type_name -> coppice.messages.SyncState
+	16, // 13: coppice.messages.NodeStatusReply.nodes:type_name -> coppice.messages.GossipMemberStatus
+	4,  // 14: coppice.messages.NodeStatusReply.ops:type_name -> coppice.messages.MembershipOp
+	15, // 15: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
+	18, // 16: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
+	21, // 17: coppice.messages.NodeStatusReply.system_group:type_name -> coppice.messages.RaftServer
+	3,  // 18: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
+	15, // 19: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1732,6 +1829,7 @@ func file_cluster_proto_init() {
 		(*SystemCommand_ShardDone)(nil),
 		(*SystemCommand_Tombstone)(nil),
 		(*SystemCommand_ClearTombstone)(nil),
+		(*SystemCommand_AclUpdate)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1739,7 +1837,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -27,8 +27,8 @@ import (
 var ErrACLChanged = errors.New("the ACL changed meanwhile")
 
 // aclUpdateTries bounds how often a change is made again after a
-// concurrent one.
-const aclUpdateTries = 5
+// concurrent one (each time on the users that came first).
+const aclUpdateTries = 20
 
 // aclApplyWait bounds the wait for this node to apply its own change.
 const aclApplyWait = 10 * time.Second
@@ -107,7 +107,9 @@ func (s *Server) updateACL(change func(*kv.ACLUsers) (*kv.ACLUsers, error)) erro
 		version, err := s.cfg.ACLUpdate(ctx, cur.Version, next.List())
 		cancel()
 		if errors.Is(err, ErrACLChanged) && try < aclUpdateTries {
-			if err := s.awaitACL(cur.Version + 1); err != nil {
+			// Made again once this node has the change that came
+			// first (version: the users' version now).
+			if err := s.awaitACL(max(version, cur.Version+1)); err != nil {
 				return err
 			}
 			continue

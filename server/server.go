@@ -74,9 +74,9 @@ type Config struct {
 	ACL *kv.ACLUsers
 	// ACLUpdate, if set, makes a change to the users for the whole
 	// cluster: users (ACL LIST's lines) replace version from, and the
-	// new version is returned; ErrACLChanged if from is not the current
-	// one. Every node then gets the new users through SetACL. Unset, the
-	// Server changes its own users.
+	// new version is returned; ErrACLChanged, with the current version,
+	// if from is not the current one. Every node then gets the new users
+	// through SetACL. Unset, the Server changes its own users.
 	ACLUpdate func(ctx context.Context, from uint64, users []string) (uint64, error)
 	// Notify, if set, is the node's notify-keyspace-events, which CONFIG
 	// SET changes (the node's shards read it to collect events: see

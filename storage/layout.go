@@ -19,6 +19,7 @@ import (
 //	<data>/raftlog/db/           Pebble: every group's Raft log and stable store (RaftLogs)
 //	<data>/raftlog/journal/      RaftLogs' write-ahead journal
 //	<data>/system/               the system group: snapshots
+//	<data>/system/acl.json       the cluster's ACL users as this node last applied them
 //	<data>/shards/<i>/kv/        Pebble: the shard's keys, plus its applied index and term
 //	<data>/shards/<i>/snapshots/ checkpoints that serve as Raft snapshots and sync sources
 //
@@ -152,6 +153,66 @@ func hasPebbleMarker(dir string) bool {
 		}
 	}
 	return false
+}
+
+// ACLUsers is the cluster's ACL users as a node last applied them: its
+// client port starts with them, before the system group catches up.
+type ACLUsers struct {
+	ClusterID string   `json:"cluster_id"`
+	Version   uint64   `json:"version"`
+	Users     []string `json:"users"` // ACL LIST's lines
+}
+
+// ACLFile is where the node keeps the ACL users it last applied.
+func (l Layout) ACLFile() string { return filepath.Join(l.SystemDir(), "acl.json") }
+
+// WriteACL writes the ACL users, whole or not at all, readable by the
+// node's user only (they hold password hashes).
+func (l Layout) WriteACL(a ACLUsers) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	path := l.ACLFile()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncFSDir(vfs.Default, filepath.Dir(path))
+}
+
+// ReadACL reads the ACL users the node last applied; ok is false when it
+// has none.
+func (l Layout) ReadACL() (a ACLUsers, ok bool, err error) {
+	data, err := os.ReadFile(l.ACLFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return a, false, nil
+	}
+	if err != nil {
+		return a, false, err
+	}
+	if err := json.Unmarshal(data, &a); err != nil {
+		return a, false, fmt.Errorf("storage: %s: %w", l.ACLFile(), err)
+	}
+	return a, true, nil
 }
 
 func writeFileAtomic(path string, data []byte) error {
