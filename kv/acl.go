@@ -1090,3 +1090,62 @@ func ParseACLUsers(version uint64, lines []string, def *ACLUser) (*ACLUsers, err
 	}
 	return us, nil
 }
+
+// Permissions are the user's selectors in rules, without its flags and
+// passwords: what a script's calls are checked against (ScriptACL).
+func (u *ACLUser) Permissions() string {
+	var b strings.Builder
+	for i, s := range u.selectors {
+		if i == 0 {
+			b.WriteString(s.describe())
+		} else {
+			b.WriteString(" (" + s.describe() + ")")
+		}
+	}
+	return b.String()
+}
+
+var (
+	scriptUsersMu sync.Mutex
+	scriptUsers   = map[string]*ACLUser{}
+)
+
+// scriptUser is a user with the permissions rules (ACLUser.Permissions
+// made them), made once for the same rules.
+func scriptUser(rules string) (*ACLUser, error) {
+	scriptUsersMu.Lock()
+	defer scriptUsersMu.Unlock()
+	if u := scriptUsers[rules]; u != nil {
+		return u, nil
+	}
+	ops, err := mergeSelectorArgs(strings.Fields(rules))
+	if err != nil {
+		return nil, err
+	}
+	u := newACLUser("script")
+	for _, op := range ops {
+		if err := u.set(op); err != nil {
+			return nil, fmt.Errorf("rule %q: %v", op, err)
+		}
+	}
+	u.update()
+	if len(scriptUsers) >= 256 {
+		clear(scriptUsers)
+	}
+	scriptUsers[rules] = u
+	return u, nil
+}
+
+// aclScriptDenied ends Redis's error for a script's refused call ("The
+// user executing the script " ...).
+func aclScriptDenied(result int) string {
+	switch result {
+	case ACLDeniedCmd:
+		return "can't run this command or subcommand"
+	case ACLDeniedKey:
+		return "can't access at least one of the keys mentioned in the command arguments"
+	case ACLDeniedChannel:
+		return "can't publish to the channel mentioned in the command"
+	}
+	return "is lacking the permissions for the command"
+}

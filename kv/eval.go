@@ -42,8 +42,18 @@ func EvalOnShard(cmd [][]byte, shards, shard int) {
 	if string(cmd[0]) != EvalName && string(cmd[0]) != FcallName {
 		return
 	}
-	_, _, readOnly, _ := parseWhere(cmd)
+	_, _, readOnly, rules, _ := parseWhere(cmd)
 	cmd[1] = scriptWhere(shards, shard, readOnly)
+	if rules != "" {
+		ScriptACL(cmd, rules)
+	}
+}
+
+// ScriptACL makes EvalName's or FcallName's command cmd check every
+// command the script calls against rules (ACLUser.Permissions: its
+// caller's), as Redis checks a script's calls against its user's.
+func ScriptACL(cmd [][]byte, rules string) {
+	cmd[1] = append(append(append([]byte(nil), cmd[1]...), 0), rules...)
 }
 
 // scriptWhere is EvalName's and FcallName's args[1], "shards:shard[:ro]"
@@ -133,7 +143,7 @@ var errBadEval = errReply("ERR kv: malformed script command")
 
 // execEval runs EvalName's args: on the write path when t.w is not nil.
 func execEval(t *txn, args [][]byte) *messages.Reply {
-	shards, shard, readOnly, ok := parseWhere(args)
+	shards, shard, readOnly, rules, ok := parseWhere(args)
 	if !ok || len(args) < 4 {
 		return errBadEval
 	}
@@ -145,7 +155,10 @@ func execEval(t *txn, args [][]byte) *messages.Reply {
 	if e != nil {
 		return e
 	}
-	host, seed := newScriptHost(t, shards, shard, s.SHA, !s.NoWrites && !readOnly)
+	host, seed, e := newScriptHost(t, shards, shard, s.SHA, !s.NoWrites && !readOnly, rules)
+	if e != nil {
+		return e
+	}
 	return s.Run(keys, args[4+len(keys):], seed, host)
 }
 
@@ -155,12 +168,20 @@ func execEval(t *txn, args [][]byte) *messages.Reply {
 type scriptHost struct {
 	t             *txn
 	shards, shard int
+	user          *ACLUser // the caller's rules, when they are checked
 }
 
-// Known tells whether name is a command (redis.acl_check_cmd).
-func (h *scriptHost) Known(name []byte) bool {
-	_, ok := Lookup(name)
-	return ok
+// Allowed answers redis.acl_check_cmd: whether args name a command, and
+// whether the script's caller may run it so.
+func (h *scriptHost) Allowed(args [][]byte) (known, allowed bool) {
+	if _, ok := Lookup(args[0]); !ok {
+		return false, false
+	}
+	if h.user == nil {
+		return true, true
+	}
+	r, _ := h.user.Check(args)
+	return true, r == ACLOK
 }
 
 func (h *scriptHost) Call(args [][]byte) *messages.Reply {
@@ -170,6 +191,11 @@ func (h *scriptHost) Call(args [][]byte) *messages.Reply {
 	}
 	if !arityOK(s.Arity, len(args)) {
 		return errReply("ERR Wrong number of args calling Redis command from script")
+	}
+	if h.user != nil && !s.Has("noscript") {
+		if r, _ := h.user.Check(args); r != ACLOK {
+			return errReply("ERR The user executing the script " + aclScriptDenied(r))
+		}
 	}
 	switch s.Name {
 	case "ping":

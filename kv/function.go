@@ -146,7 +146,7 @@ func PrepareFcall(name string, args [][]byte, shards int) (cmd [][]byte, shard i
 
 // execFcall runs FcallName's args: on the write path when t.w is not nil.
 func execFcall(t *txn, args [][]byte) *messages.Reply {
-	shards, shard, readOnly, ok := parseWhere(args)
+	shards, shard, readOnly, rules, ok := parseWhere(args)
 	if !ok || len(args) < 4 {
 		return errBadEval
 	}
@@ -174,7 +174,10 @@ func execFcall(t *txn, args [][]byte) *messages.Reply {
 	if readOnly && !f.NoWrites {
 		return errROWithFlag
 	}
-	host, seed := newScriptHost(t, shards, shard, name, !f.NoWrites && !readOnly)
+	host, seed, e := newScriptHost(t, shards, shard, name, !f.NoWrites && !readOnly, rules)
+	if e != nil {
+		return e
+	}
 	return lib.Call(name, keys, args[4+len(keys):], seed, host)
 }
 
@@ -182,7 +185,7 @@ func execFcall(t *txn, args [][]byte) *messages.Reply {
 // runs on shard: it writes to t's batch when t has one (the write path)
 // and mayWrite, and draws from a random source its name and t's time
 // seed.
-func newScriptHost(t *txn, shards, shard int, name string, mayWrite bool) (*scriptHost, int32) {
+func newScriptHost(t *txn, shards, shard int, name string, mayWrite bool, rules string) (*scriptHost, int32, *messages.Reply) {
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	seed := h.Sum64() ^ uint64(t.now)
@@ -193,21 +196,31 @@ func newScriptHost(t *txn, shards, shard int, name string, mayWrite bool) (*scri
 	if mayWrite {
 		host.t.w, host.t.ev = t.w, t.ev
 	}
-	return host, int32(seed)
+	if rules != "" {
+		u, err := scriptUser(rules)
+		if err != nil {
+			return nil, 0, errReply("ERR kv: a script's ACL rules: " + err.Error())
+		}
+		host.user = u
+	}
+	return host, int32(seed), nil
 }
 
-// parseWhere reads EvalName's and FcallName's args[1]: "shards:shard[:ro]".
-func parseWhere(args [][]byte) (shards, shard int, readOnly, ok bool) {
+// parseWhere reads EvalName's and FcallName's args[1]:
+// "shards:shard[:ro]", then, for a caller whose ACL rules its calls must
+// follow, "\x00" and the rules (ScriptACL).
+func parseWhere(args [][]byte) (shards, shard int, readOnly bool, rules string, ok bool) {
 	if len(args) < 2 {
-		return 0, 0, false, false
+		return 0, 0, false, "", false
 	}
-	where := bytes.Split(args[1], []byte(":"))
+	at, r, _ := bytes.Cut(args[1], []byte{0})
+	where := bytes.Split(at, []byte(":"))
 	readOnly = len(where) == 3 && string(where[2]) == "ro"
 	if len(where) != 2 && !readOnly {
-		return 0, 0, false, false
+		return 0, 0, false, "", false
 	}
 	shards, err1 := strconv.Atoi(string(where[0]))
 	shard, err2 := strconv.Atoi(string(where[1]))
 	ok = err1 == nil && err2 == nil && shards >= 1 && shard >= 0 && shard < shards
-	return shards, shard, readOnly, ok
+	return shards, shard, readOnly, string(r), ok
 }

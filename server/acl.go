@@ -260,9 +260,21 @@ func (c *conn) checkACL(u *kv.ACLUser, args [][]byte) bool {
 		context = "multi"
 	}
 	c.logDenied(result, pos, args, context)
-	c.reply(errorf(kv.ACLDeniedText(result, kv.ACLCommandName(args))))
-	c.abortTx()
+	c.reject(args, kv.ACLDeniedText(result, kv.ACLCommandName(args)))
 	return false
+}
+
+// reject refuses a command before it runs, as Redis's rejectCommand: a
+// transaction being queued is aborted, and a refused EXEC ends it.
+func (c *conn) reject(args [][]byte, text string) {
+	if strings.EqualFold(string(args[0]), "exec") {
+		c.tx, c.watch = nil, nil
+		c.flag.Store(0)
+		c.reply(errorf("EXECABORT Transaction discarded because of: " + text))
+		return
+	}
+	c.reply(errorf(text))
+	c.abortTx()
 }
 
 // execDenied is the error for a queued command the user may no longer

@@ -239,7 +239,7 @@ func (c *conn) lower(b []byte) string {
 func (c *conn) command(args [][]byte) {
 	name := c.lower(args[0])
 	if c.authRequired() && name != "auth" && name != "hello" && name != "quit" && name != "reset" {
-		c.reply(errorf("NOAUTH Authentication required."))
+		c.reject(args, "NOAUTH Authentication required.")
 		return
 	}
 	u := c.aclUser()

@@ -127,9 +127,16 @@ func (s *Server) AnswerScript(q *messages.ScriptQuery) *messages.ScriptAnswer {
 // it runs on (-1 for a script without keys) and whether it is a read.
 func (c *conn) scriptCommand(name string, args [][]byte) (cmd [][]byte, shard int, read bool, r *messages.Reply) {
 	if name == "fcall" || name == "fcall_ro" {
-		return c.fcallCommand(name, args)
+		cmd, shard, read, r = c.fcallCommand(name, args)
+	} else {
+		cmd, shard, read, r = c.s.evalCommand(name, args)
 	}
-	return c.s.evalCommand(name, args)
+	if u := c.aclUser(); r == nil && u != nil && !u.Open() {
+		// The script's calls are checked against its caller's rules,
+		// on every replica: they travel with the command.
+		kv.ScriptACL(cmd, u.Permissions())
+	}
+	return cmd, shard, read, r
 }
 
 // runScript runs a script or a function on its keys' shard (shard 0 for

@@ -285,11 +285,17 @@ var redisAPI = map[string]any{
 		if fail != "" {
 			L.Error(errTable(L, fail), 0)
 		}
-		known, ok := runOf(L).host.(interface{ Known(name []byte) bool })
-		if !ok || !known.Known(args[0]) {
+		host, ok := runOf(L).host.(interface {
+			Allowed(args [][]byte) (known, allowed bool)
+		})
+		known, allowed := false, false
+		if ok {
+			known, allowed = host.Allowed(args)
+		}
+		if !known {
 			L.Error(errTable(L, "Invalid command passed to redis.acl_check_cmd()"), 0)
 		}
-		L.Push(lua.LTrue)
+		L.Push(lua.LBool(allowed))
 		return 1
 	}),
 	"replicate_commands": lua.LGFunction(func(L *lua.LState) int { L.Push(lua.LTrue); return 1 }),

@@ -176,8 +176,8 @@ func compileChunk(src []byte, name string) (proto *lua.FunctionProto, err error)
 }
 
 // Host runs the commands a script calls. A Host that also has
-// Known(name []byte) bool answers redis.acl_check_cmd (there are no ACLs:
-// a command that exists may be run).
+// Allowed(args [][]byte) (known, allowed bool) answers
+// redis.acl_check_cmd.
 type Host interface {
 	// Call runs one command (name first) and returns its reply, an error
 	// reply for an error. It may panic with a storage failure: the run
