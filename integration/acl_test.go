@@ -57,6 +57,16 @@ func TestACLUsersAcrossTheCluster(t *testing.T) {
 		if err := c.FlushAll(ctx).Err(); err == nil || !strings.Contains(err.Error(), "'flushall' command") {
 			t.Fatalf("FLUSHALL as app on %s: %v, want NOPERM", n.name, err)
 		}
+		// A script's calls follow its caller's rules, on the shard's
+		// replicas.
+		err := c.Eval(ctx, "return redis.call('set', KEYS[1], 'v')", []string{"other"}).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+			t.Fatalf("EVAL on the key other as app on %s: %v, want NOPERM", n.name, err)
+		}
+		err = c.Eval(ctx, "return redis.call('set', 'other{app:1}', 'v')", []string{"app:1"}).Err()
+		if err == nil || !strings.Contains(err.Error(), "The user executing the script can't access at least one of the keys") {
+			t.Fatalf("EVAL calling SET other{app:1} as app on %s: %v", n.name, err)
+		}
 	}
 
 	// Two nodes make users at once: each change made on users the other
