@@ -2,16 +2,15 @@ package kv
 
 import (
 	"bytes"
-	"errors"
 	"math"
 	"strings"
 
 	"github.com/coppice-kv/coppice/messages"
 )
 
-// DUMP key: the key's value in Redis 7.0's RDB format (rdb.go), which
-// RESTORE takes here or in Redis; nil for a missing key. A stream is
-// refused.
+// DUMP key: the key's value in Redis 7.0's RDB format (rdb.go,
+// rdbstream.go), which RESTORE takes here or in Redis; nil for a missing
+// key.
 func cmdDump(t *txn, a [][]byte) *messages.Reply {
 	e := t.lookup(a[1])
 	if !e.exists {
@@ -34,8 +33,9 @@ func cmdDump(t *txn, a [][]byte) *messages.Reply {
 			v.elems, v.scores = append(v.elems, s.member), append(v.scores, s.score)
 			return true
 		})
-	default:
-		return errReply("ERR DUMP of a stream is not supported by coppice: copy its entries with XRANGE and XADD")
+	case typeStream:
+		s, _ := t.streamFor(a[1])
+		v.stream = t.dumpStreamOf(s)
 	}
 	return bulk(encodeDump(v))
 }
@@ -92,10 +92,7 @@ func cmdRestore(t *txn, a [][]byte) *messages.Reply {
 		return errReply("ERR DUMP payload version or checksum are wrong")
 	}
 	v, err := decodeDump(body)
-	switch {
-	case errors.Is(err, errStreamDump):
-		return errReply("ERR RESTORE of a stream is not supported by coppice: copy its entries with XRANGE and XADD")
-	case err == nil && !v.valid():
+	if err == nil && !v.valid() {
 		err = errBadDump
 	}
 	if err != nil {
@@ -135,8 +132,8 @@ func (v dumpValue) valid() bool {
 	if v.typ == typeHash {
 		step = 2
 	}
-	if v.typ == typeString || v.typ == typeList {
-		return true
+	if v.typ == typeString || v.typ == typeList || v.typ == typeStream {
+		return true // a stream's reader checked it
 	}
 	for i := 0; i < len(v.elems); i += step {
 		if seen[string(v.elems[i])] {
@@ -163,6 +160,10 @@ func (t *txn) restore(e *entry, v dumpValue) {
 		t.push(l, false, v.elems)
 		t.save(l)
 		*e = l.e
+	case typeStream:
+		s, _ := t.streamFor(e.key)
+		t.restoreStream(s, v.stream)
+		*e = s.e
 	case typeZSet:
 		z := &zset{e: *e, prefix: fieldPrefix(e.key)}
 		for i, m := range v.elems {

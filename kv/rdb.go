@@ -66,13 +66,11 @@ type dumpValue struct {
 	str    []byte   // a string
 	elems  [][]byte // a list's elements, a set's members, a hash's fields and values (alternating)
 	scores []float64
+	stream *dumpStream
 }
 
 // errBadDump is RESTORE's answer to a payload it cannot read.
 var errBadDump = errors.New("bad data format")
-
-// errStreamDump: streams are neither dumped nor restored here.
-var errStreamDump = errors.New("stream")
 
 // encodeDump is v's DUMP payload.
 func encodeDump(v dumpValue) []byte {
@@ -105,6 +103,9 @@ func encodeDump(v dumpValue) []byte {
 		for _, x := range v.elems {
 			b = appendRDBString(b, x)
 		}
+	case typeStream:
+		b = append(b, rdbStreams2)
+		b = appendStream(b, v.stream)
 	}
 	b = binary.LittleEndian.AppendUint16(b, rdbVersion)
 	return binary.LittleEndian.AppendUint64(b, crc64Redis(b))
@@ -424,7 +425,9 @@ func (r *rdbReader) value(t byte) (v dumpValue, err error) {
 			err = v.pairsToZSet(elems)
 		}
 	case rdbStreams, rdbStreams2:
-		return v, errStreamDump
+		v.typ = typeStream
+		v.stream, err = r.stream(t == rdbStreams2)
+		return v, err
 	default:
 		return v, errBadDump
 	}
