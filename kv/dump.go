@@ -17,27 +17,37 @@ func cmdDump(t *txn, a [][]byte) *messages.Reply {
 	if !e.exists {
 		return nullBulk
 	}
+	v, ok := t.dumpValueOf(&e)
+	if !ok {
+		return errReply("ERR DUMP of a stream is not supported by coppice: copy its entries with XRANGE and XADD")
+	}
+	return bulk(encodeDump(v))
+}
+
+// dumpValueOf reads e's value (a live key) for encodeDump; false for a
+// stream, which has no encoding here.
+func (t *txn) dumpValueOf(e *entry) (dumpValue, bool) {
 	v := dumpValue{typ: e.rec.typ}
 	switch e.rec.typ {
 	case typeString:
 		v.str = e.rec.payload
 	case typeHash:
-		t.eachField(&e, func(f, val []byte) { v.elems = append(v.elems, bytes.Clone(f), bytes.Clone(val)) })
+		t.eachField(e, func(f, val []byte) { v.elems = append(v.elems, bytes.Clone(f), bytes.Clone(val)) })
 	case typeSet:
-		v.elems = t.members(&e)
+		v.elems = t.members(e)
 	case typeList:
-		l, _ := t.listFor(a[1])
+		l, _ := t.listFor(e.key)
 		v.elems = t.elems(l, 0, l.n)
 	case typeZSet:
-		z, _ := t.zsetFor(a[1])
+		z, _ := t.zsetFor(e.key)
 		t.each(z, nil, func(s scored) bool {
 			v.elems, v.scores = append(v.elems, s.member), append(v.scores, s.score)
 			return true
 		})
 	default:
-		return errReply("ERR DUMP of a stream is not supported by coppice: copy its entries with XRANGE and XADD")
+		return v, false
 	}
-	return bulk(encodeDump(v))
+	return v, true
 }
 
 // RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME s]
