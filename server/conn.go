@@ -108,9 +108,13 @@ func (c *conn) serve() {
 		}
 		c.s.stats.commands.Add(1)
 		c.spec, _ = kv.Lookup(args[0])
-		c.timing = timing{stat: c.s.stats.command(c.spec)}
+		c.timing = timing{stat: c.s.stats.command(c.spec), begin: time.Now()}
 		if c.timing.stat != nil {
 			c.timing.stat.calls.Add(1)
+		}
+		if c.tx == nil || c.spec == nil || c.spec.Name == "exec" || c.spec.Name == "discard" {
+			// Not a command MULTI queues: one that runs.
+			c.timing.hist, c.timing.fast = c.s.stats.histFor(c.spec, args)
 		}
 		c.issuing()
 		c.skipThis, c.skipNext = c.skipNext, false
@@ -166,7 +170,14 @@ type pendingReply struct {
 
 type timing struct {
 	stat  *cmdStat  // the command's counters (nil: an unknown command)
+	begin time.Time // when the port began to run it
 	start time.Time // when a key-value command was read (data)
+	// hist is the command's latency histogram (nil: none to count in, or
+	// counted already); fast, whether Redis flags it fast; took, the run
+	// of a command the node served, once its reply is ready.
+	hist *cmdHist
+	fast bool
+	took time.Duration
 	write bool
 	args  [][]byte // the command, as issued: for the slow log
 }
@@ -177,7 +188,12 @@ func (c *conn) push(p Pending) {
 	if c.trk != nil {
 		c.trk.issued.Store(c.seq)
 	}
-	c.pending = append(c.pending, pendingReply{p, c.seq, c.replyOff || c.skipThis, c.timing})
+	t := c.timing
+	if t.hist != nil && t.start.IsZero() {
+		t.took = time.Since(t.begin)
+	}
+	c.timing.hist = nil // a command's first reply counts it
+	c.pending = append(c.pending, pendingReply{p, c.seq, c.replyOff || c.skipThis, t})
 }
 
 // reply queues a reply that is ready.
@@ -188,8 +204,9 @@ func (c *conn) drain() {
 	st := c.s.stats
 	for i, p := range c.pending {
 		r := p.p.Wait()
+		took := p.took
 		if !p.start.IsZero() {
-			took := time.Since(p.start)
+			took = time.Since(p.start)
 			if p.stat != nil {
 				p.stat.ns.Add(uint64(took))
 			}
@@ -201,6 +218,9 @@ func (c *conn) drain() {
 			if st.slow.slow(took) {
 				st.slow.add(took, p.args, c.nc.RemoteAddr().String(), c.name)
 			}
+		}
+		if p.hist != nil {
+			st.commandTook(p.hist, p.fast, took, r)
 		}
 		if e, ok := r.GetValue().(*messages.Reply_Error); ok {
 			st.errorReply(e.Error)
@@ -295,6 +315,24 @@ func (c *conn) command(args [][]byte) {
 		c.cluster(args)
 	case "slowlog":
 		c.reply(c.s.slowlogCmd(args))
+	case "latency":
+		c.reply(c.s.latencyCmd(args))
+	case "memory":
+		c.memory(args)
+	case "debug":
+		c.debugCmd(args)
+	case "role":
+		c.role(args)
+	case "lastsave":
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		c.reply(integer(c.s.lastSave()))
+	case "save", "bgsave", "bgrewriteaof":
+		c.persistence(name, args)
+	case "lolwut":
+		c.reply(lolwut(args))
 	case "shutdown":
 		c.shutdown(args)
 	case "monitor":

@@ -1,0 +1,317 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// Redis's server commands that the node serves: MEMORY (but USAGE, the
+// engine's on the key's shard), DEBUG (but OBJECT, the engine's), ROLE,
+// LASTSAVE, SAVE, BGSAVE, BGREWRITEAOF, LOLWUT. LATENCY is latency.go's.
+
+// memory answers MEMORY: USAGE goes to the key's shard (kv's cmdMemory);
+// DOCTOR, STATS, MALLOC-STATS, PURGE and HELP are the node's.
+func (c *conn) memory(args [][]byte) {
+	if r := kv.CheckSubcommand(args); r != nil {
+		c.reply(r)
+		return
+	}
+	switch strings.ToLower(string(args[1])) {
+	case "usage":
+		c.data("memory", args)
+	case "stats":
+		c.reply(c.s.memoryStats())
+	case "doctor":
+		c.reply(verbatim(memoryDoctor()))
+	case "malloc-stats":
+		c.reply(bulkString(mallocStats()))
+	case "purge":
+		debug.FreeOSMemory()
+		c.reply(replyOK)
+	case "help":
+		c.reply(helpReply([]string{
+			"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"DOCTOR",
+			"    Return memory problems reports.",
+			"MALLOC-STATS",
+			"    Return internal statistics report from the memory allocator.",
+			"PURGE",
+			"    Attempt to purge dirty pages for reclamation by the allocator.",
+			"STATS",
+			"    Return information about the memory usage of the server.",
+			"USAGE <key> [SAMPLES <count>]",
+			"    Return memory in bytes used by <key> and its value. Nested values are",
+			"    sampled up to <count> times (default: 5, 0 means sample all).",
+			"HELP",
+			"    Prints this help.",
+		}))
+	}
+}
+
+// memoryStats answers MEMORY STATS with the figures a Go process has, under
+// Redis's names where they mean the same: total.allocated and
+// allocator.allocated the bytes of live heap objects (Redis's
+// zmalloc_used_memory and the allocator's "allocated"), allocator.active
+// the heap's spans in use, allocator.resident the memory the Go runtime
+// holds from the OS and has not returned, their ratios as Redis computes
+// them, keys.count the node's keys (every shard it holds, read now), and
+// the process's resident set where the OS tells it (Linux). Redis's
+// figures of its own structures (replication backlog, client buffers,
+// Lua caches, dataset overhead) have no counterpart and are left out;
+// go.* fields are the Go runtime's own. The keys' data is in Pebble, on
+// disk and in its caches, not on the Go heap: MEMORY USAGE estimates a
+// key's bytes.
+func (s *Server) memoryStats() *messages.Reply {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	allocated, active := int64(ms.HeapAlloc), int64(ms.HeapInuse)
+	resident := int64(ms.Sys - ms.HeapReleased)
+	var keys int64
+	for sh := 0; sh < s.backend.Shards(); sh++ {
+		r := s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte(kv.KeyspaceInfoName)}, NowMs: nowMs()}).Wait()
+		if items := r.GetArray().GetItems(); len(items) == 3 {
+			keys += items[0].GetInteger()
+		}
+	}
+	ratio := func(a, b int64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
+	}
+	items := []*messages.Reply{
+		bulkString("total.allocated"), integer(allocated),
+		bulkString("keys.count"), integer(keys),
+		bulkString("allocator.allocated"), integer(allocated),
+		bulkString("allocator.active"), integer(active),
+		bulkString("allocator.resident"), integer(resident),
+		bulkString("allocator-fragmentation.ratio"), double(ratio(active, allocated)),
+		bulkString("allocator-fragmentation.bytes"), integer(active - allocated),
+		bulkString("allocator.rss-ratio"), double(ratio(resident, active)),
+		bulkString("allocator.rss-bytes"), integer(resident - active),
+	}
+	if rss := residentSet(); rss > 0 {
+		items = append(items,
+			bulkString("rss-overhead.ratio"), double(ratio(rss, resident)),
+			bulkString("rss-overhead.bytes"), integer(rss-resident),
+			bulkString("fragmentation"), double(ratio(rss, allocated)),
+			bulkString("fragmentation.bytes"), integer(rss-allocated))
+	}
+	items = append(items,
+		bulkString("go.sys"), integer(int64(ms.Sys)),
+		bulkString("go.heap.objects"), integer(int64(ms.HeapObjects)),
+		bulkString("go.gc.cycles"), integer(int64(ms.NumGC)),
+		bulkString("go.goroutines"), integer(int64(runtime.NumGoroutine())))
+	return mapReply(items...)
+}
+
+func double(f float64) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Double{Double: f}}
+}
+
+// residentSet is the process's resident set in bytes, from
+// /proc/self/statm; 0 where there is none.
+func residentSet() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// memoryDoctor is MEMORY DOCTOR's text: Redis's advice is about its own
+// allocator and structures, none of which a coppice node has.
+func memoryDoctor() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return fmt.Sprintf("Hi Sam, this is a coppice node: its keys are stored in Pebble, on disk and in Pebble's caches, not in the process's heap, so I have none of Redis's memory issues to look for. "+
+		"The Go heap holds %d bytes in %d objects (%d bytes taken from the OS, %d returned to it; %d garbage collections so far). "+
+		"MEMORY STATS has these figures, MEMORY USAGE a key's size in the store.\n",
+		ms.HeapAlloc, ms.HeapObjects, ms.Sys, ms.HeapReleased, ms.NumGC)
+}
+
+// mallocStats is MEMORY MALLOC-STATS's text: the Go runtime's memory
+// statistics (there is no jemalloc here).
+func mallocStats() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Go runtime memory statistics (%s)\n", runtime.Version())
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{
+		{"sys", ms.Sys}, {"heap_alloc", ms.HeapAlloc}, {"heap_sys", ms.HeapSys}, {"heap_idle", ms.HeapIdle},
+		{"heap_inuse", ms.HeapInuse}, {"heap_released", ms.HeapReleased}, {"heap_objects", ms.HeapObjects},
+		{"total_alloc", ms.TotalAlloc}, {"mallocs", ms.Mallocs}, {"frees", ms.Frees},
+		{"stack_inuse", ms.StackInuse}, {"stack_sys", ms.StackSys}, {"mspan_inuse", ms.MSpanInuse},
+		{"mcache_inuse", ms.MCacheInuse}, {"gc_sys", ms.GCSys}, {"other_sys", ms.OtherSys},
+		{"next_gc", ms.NextGC}, {"num_gc", uint64(ms.NumGC)},
+	} {
+		fmt.Fprintf(&b, "%s: %d\n", f.name, f.v)
+	}
+	return b.String()
+}
+
+// debugCmd answers DEBUG as Redis 7.0 does with enable-debug-command set
+// (Redis refuses DEBUG by default; the node serves the subcommands below,
+// which are safe): HELP, SLEEP seconds (this connection sleeps: Redis's
+// whole server would, a node's other connections go on), SET-ACTIVE-EXPIRE
+// 0|1 (this node's active expiry, where the node lets it be switched) and
+// OBJECT key (on the key's shard: kv's cmdDebug). Any other subcommand,
+// Redis's included, gets Redis's unknown-subcommand error.
+func (c *conn) debugCmd(args [][]byte) {
+	if len(args) < 2 {
+		c.reply(arityError("debug"))
+		return
+	}
+	switch sub := strings.ToLower(string(args[1])); {
+	case sub == "help" && len(args) == 2:
+		c.reply(helpReply([]string{
+			"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"OBJECT <key>",
+			"    Show low level info about `key` and associated value.",
+			"SET-ACTIVE-EXPIRE <0|1>",
+			"    Setting it to 0 disables expiring keys in background when they are not",
+			"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+			"    default.",
+			"SLEEP <seconds>",
+			"    Stop the server for <seconds>. Decimals allowed.",
+			"HELP",
+			"    Prints this help.",
+		}))
+	case sub == "sleep" && len(args) == 3:
+		// Redis's strtod: the number the argument starts with, 0 if none.
+		d := time.Duration(leadingFloat(string(args[2])) * 1e6) * time.Microsecond
+		if d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-c.s.done:
+				t.Stop()
+			}
+		}
+		c.reply(replyOK)
+	case sub == "set-active-expire" && len(args) == 3:
+		if c.s.cfg.ActiveExpire == nil {
+			c.reply(errorf("ERR DEBUG SET-ACTIVE-EXPIRE: this node's active expiry cannot be switched"))
+			return
+		}
+		c.s.cfg.ActiveExpire(atoi(args[2]) != 0)
+		c.reply(replyOK)
+	case sub == "object" && len(args) == 3:
+		c.data("debug", args)
+	default:
+		c.reply(kv.DebugUnknown(args[1]))
+	}
+}
+
+// leadingFloat is C's strtod of s, without its hexadecimal and infinity
+// forms: the longest prefix (after spaces) that is a decimal number.
+func leadingFloat(s string) float64 {
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	for end := len(s); end > 0; end-- {
+		if f, err := strconv.ParseFloat(s[:end], 64); err == nil && !strings.ContainsAny(s[:end], "xXnN_") {
+			return f
+		}
+	}
+	return 0
+}
+
+// atoi is C's atoi: the integer the argument starts with, 0 if none.
+func atoi(b []byte) int64 {
+	s := strings.TrimLeft(string(b), " \t\n\v\f\r")
+	end := 0
+	if end < len(s) && (s[end] == '-' || s[end] == '+') {
+		end++
+	}
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.ParseInt(s[:end], 10, 32)
+	return n
+}
+
+// role answers ROLE as a Redis master without replicas does: ["master", 0,
+// []]. A coppice node replicates through Raft, not Redis's replication: no
+// Redis replica follows it, and it follows none.
+func (c *conn) role(args [][]byte) {
+	if len(args) != 1 {
+		c.reply(arityError("role"))
+		return
+	}
+	c.reply(array(bulkString("master"), integer(0), array()))
+}
+
+// lastSave is LASTSAVE's time: the node's latest Raft snapshot of a shard
+// it holds, where the node tells it, else when the port opened (every
+// write is on disk once it is acknowledged: see SAVE).
+func (s *Server) lastSave() int64 {
+	if s.cfg.LastSave != nil {
+		if t := s.cfg.LastSave(); !t.IsZero() {
+			return t.Unix()
+		}
+	}
+	return s.started.Unix()
+}
+
+// persistence answers SAVE, BGSAVE [SCHEDULE] and BGREWRITEAOF. A coppice
+// node has no RDB file or AOF: every write is in its shard's Raft log,
+// synced to disk before it is acknowledged, and in Pebble, and each shard
+// snapshots on its own. So SAVE and BGSAVE have nothing to save that is
+// not saved already: with a node that can snapshot on demand
+// (Config.Save), SAVE snapshots every shard this node leads and waits for
+// it, BGSAVE starts that and answers at once; else both only answer as
+// Redis does. BGREWRITEAOF answers as Redis's does and does nothing: there
+// is no AOF to rewrite (the Raft logs are compacted at snapshots).
+func (c *conn) persistence(name string, args [][]byte) {
+	switch name {
+	case "save":
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		if c.s.cfg.Save != nil {
+			if err := c.s.cfg.Save(); err != nil {
+				c.reply(errorf("ERR " + err.Error()))
+				return
+			}
+		}
+		c.reply(replyOK)
+	case "bgsave":
+		if len(args) > 2 || (len(args) == 2 && !strings.EqualFold(string(args[1]), "schedule")) {
+			c.reply(errorf("ERR syntax error"))
+			return
+		}
+		if save := c.s.cfg.Save; save != nil {
+			go func() {
+				if err := save(); err != nil {
+					c.s.cfg.Log.Warn("BGSAVE", "err", err)
+				}
+			}()
+		}
+		c.reply(status("Background saving started"))
+	case "bgrewriteaof":
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		c.reply(status("Background append only file rewriting started"))
+	}
+}
