@@ -198,7 +198,7 @@ func (c *conn) debugCmd(args [][]byte) {
 		}))
 	case sub == "sleep" && len(args) == 3:
 		// Redis's strtod: the number the argument starts with, 0 if none.
-		d := time.Duration(leadingFloat(string(args[2])) * 1e6) * time.Microsecond
+		d := time.Duration(leadingFloat(string(args[2]))*1e6) * time.Microsecond
 		if d > 0 {
 			t := time.NewTimer(d)
 			select {

@@ -175,9 +175,9 @@ type timing struct {
 	// hist is the command's latency histogram (nil: none to count in, or
 	// counted already); fast, whether Redis flags it fast; took, the run
 	// of a command the node served, once its reply is ready.
-	hist *cmdHist
-	fast bool
-	took time.Duration
+	hist  *cmdHist
+	fast  bool
+	took  time.Duration
 	write bool
 	args  [][]byte // the command, as issued: for the slow log
 }

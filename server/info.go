@@ -85,10 +85,10 @@ func (s *Server) configParams() map[string]string {
 	return map[string]string{
 		"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
 		"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
-		"proto-max-bulk-len":      fmt.Sprint(s.cfg.Limits.MaxBulkLen),
-		"slowlog-log-slower-than": fmt.Sprint(max(time.Duration(s.stats.slow.slowerThan.Load()).Microseconds(), -1)),
-		"slowlog-max-len":         fmt.Sprint(s.stats.slow.maxLen.Load()),
-		"notify-keyspace-events":  s.cfg.Notify.Load().String(),
+		"proto-max-bulk-len":        fmt.Sprint(s.cfg.Limits.MaxBulkLen),
+		"slowlog-log-slower-than":   fmt.Sprint(max(time.Duration(s.stats.slow.slowerThan.Load()).Microseconds(), -1)),
+		"slowlog-max-len":           fmt.Sprint(s.stats.slow.maxLen.Load()),
+		"notify-keyspace-events":    s.cfg.Notify.Load().String(),
 		"latency-monitor-threshold": fmt.Sprint(s.stats.latency.threshold.Load()),
 		"latency-tracking":          yesNo(!s.stats.latencyTrackingOff.Load()),
 	}
