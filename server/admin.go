@@ -260,8 +260,8 @@ func (c *conn) role(args [][]byte) {
 }
 
 // lastSave is LASTSAVE's time: the node's latest Raft snapshot of a shard
-// it holds, where the node tells it, else when the port opened (every
-// write is on disk once it is acknowledged: see SAVE).
+// it holds, where the node tells it (Config.LastSave), else when the port
+// opened (every write is on disk once it is acknowledged: see SAVE).
 func (s *Server) lastSave() int64 {
 	if s.cfg.LastSave != nil {
 		if t := s.cfg.LastSave(); !t.IsZero() {
@@ -271,47 +271,29 @@ func (s *Server) lastSave() int64 {
 	return s.started.Unix()
 }
 
-// persistence answers SAVE, BGSAVE [SCHEDULE] and BGREWRITEAOF. A coppice
-// node has no RDB file or AOF: every write is in its shard's Raft log,
-// synced to disk before it is acknowledged, and in Pebble, and each shard
-// snapshots on its own. So SAVE and BGSAVE have nothing to save that is
-// not saved already: with a node that can snapshot on demand
-// (Config.Save), SAVE snapshots every shard this node leads and waits for
-// it, BGSAVE starts that and answers at once; else both only answer as
-// Redis does. BGREWRITEAOF answers as Redis's does and does nothing: there
-// is no AOF to rewrite (the Raft logs are compacted at snapshots).
+// persistence answers SAVE, BGSAVE [SCHEDULE] and BGREWRITEAOF as Redis
+// does, and does nothing: a coppice node has no RDB file or AOF to write.
+// Every write is in its shard's Raft log, synced to disk before it is
+// acknowledged, and applied to Pebble; each shard snapshots (and compacts
+// its log) on its own schedule. So once a write is acknowledged it is as
+// saved as SAVE would make it, and there is no AOF to rewrite.
 func (c *conn) persistence(name string, args [][]byte) {
 	switch name {
-	case "save":
+	case "save", "bgrewriteaof":
 		if len(args) != 1 {
 			c.reply(arityError(name))
 			return
 		}
-		if c.s.cfg.Save != nil {
-			if err := c.s.cfg.Save(); err != nil {
-				c.reply(errorf("ERR " + err.Error()))
-				return
-			}
+		if name == "save" {
+			c.reply(replyOK)
+		} else {
+			c.reply(status("Background append only file rewriting started"))
 		}
-		c.reply(replyOK)
 	case "bgsave":
 		if len(args) > 2 || (len(args) == 2 && !strings.EqualFold(string(args[1]), "schedule")) {
 			c.reply(errorf("ERR syntax error"))
 			return
 		}
-		if save := c.s.cfg.Save; save != nil {
-			go func() {
-				if err := save(); err != nil {
-					c.s.cfg.Log.Warn("BGSAVE", "err", err)
-				}
-			}()
-		}
 		c.reply(status("Background saving started"))
-	case "bgrewriteaof":
-		if len(args) != 1 {
-			c.reply(arityError(name))
-			return
-		}
-		c.reply(status("Background append only file rewriting started"))
 	}
 }

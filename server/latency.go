@@ -199,6 +199,7 @@ func (s *Stats) commandTook(h *cmdHist, fast bool, took time.Duration, r *messag
 
 // resetHistograms empties every histogram (CONFIG RESETSTAT).
 func (s *Stats) resetHistograms() {
+	s.histsOnce.Do(func() { s.hists = make([]cmdHist, len(histSpecs)) })
 	for i := range s.hists {
 		for j := range s.hists[i].buckets {
 			s.hists[i].buckets[j].Store(0)

@@ -72,9 +72,6 @@ type Config struct {
 	// SET changes (the node's shards read it to collect events: see
 	// Notify); else the Server keeps its own.
 	Notify *kv.NotifyConfig
-	// Save, if set, snapshots every shard the node leads and waits for
-	// it (SAVE; BGSAVE starts it); else SAVE and BGSAVE only answer.
-	Save func() error
 	// LastSave, if set, is the time of the node's latest snapshot of a
 	// shard (LASTSAVE; zero: none yet); else LASTSAVE is when the port
 	// opened.
