@@ -474,6 +474,8 @@ var table = []*Spec{
 		&Spec{Name: "config|set", Arity: -4, Flags: []string{"admin", "noscript", "loading", "stale"}},
 	),
 	nodeCmd("cluster", -2, []string{},
+		&Spec{Name: "cluster|countkeysinslot", Arity: 3, Flags: []string{"stale"}},
+		&Spec{Name: "cluster|getkeysinslot", Arity: 4, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|info", Arity: 2, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|keyslot", Arity: 3, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|myid", Arity: 2, Flags: []string{"stale"}},

@@ -3057,6 +3057,40 @@ func redisCommandMeta() map[string]commandMeta {
 				mset(),
 				ma(
 					ma(
+						mb("cluster|countkeysinslot"),
+						mi(3),
+						mset(
+							ms("stale"),
+						),
+						mi(0),
+						mi(0),
+						mi(0),
+						mset(
+							ms("@slow"),
+						),
+						mset(),
+						mset(),
+						mset(),
+					),
+					ma(
+						mb("cluster|getkeysinslot"),
+						mi(4),
+						mset(
+							ms("stale"),
+						),
+						mi(0),
+						mi(0),
+						mi(0),
+						mset(
+							ms("@slow"),
+						),
+						mset(
+							mb("nondeterministic_output"),
+						),
+						mset(),
+						mset(),
+					),
+					ma(
 						mb("cluster|info"),
 						mi(2),
 						mset(
@@ -3173,6 +3207,52 @@ func redisCommandMeta() map[string]commandMeta {
 				mb("Depends on subcommand."),
 				mb("subcommands"),
 				mmap(
+					mb("cluster|countkeysinslot"),
+					mmap(
+						mb("summary"),
+						mb("Return the number of local keys in the specified hash slot"),
+						mb("since"),
+						mb("3.0.0"),
+						mb("group"),
+						mb("cluster"),
+						mb("complexity"),
+						mb("O(1)"),
+						mb("arguments"),
+						ma(
+							mmap(
+								mb("name"),
+								mb("slot"),
+								mb("type"),
+								mb("integer"),
+							),
+						),
+					),
+					mb("cluster|getkeysinslot"),
+					mmap(
+						mb("summary"),
+						mb("Return local key names in the specified hash slot"),
+						mb("since"),
+						mb("3.0.0"),
+						mb("group"),
+						mb("cluster"),
+						mb("complexity"),
+						mb("O(log(N)) where N is the number of requested keys"),
+						mb("arguments"),
+						ma(
+							mmap(
+								mb("name"),
+								mb("slot"),
+								mb("type"),
+								mb("integer"),
+							),
+							mmap(
+								mb("name"),
+								mb("count"),
+								mb("type"),
+								mb("integer"),
+							),
+						),
+					),
 					mb("cluster|info"),
 					mmap(
 						mb("summary"),

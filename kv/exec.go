@@ -85,6 +85,8 @@ func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 			run = readStreamLastIDs
 		case KeyspaceInfoName:
 			run = readKeyspaceInfo
+		case SlotKeysName:
+			run = readSlotKeys
 		default:
 			run = scriptCommands[name]
 		}

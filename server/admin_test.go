@@ -295,3 +295,43 @@ func lookup(t *testing.T, name string) *kv.Spec {
 	}
 	return s
 }
+
+// CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT read the slot's shard, with
+// Redis's checks.
+func TestKeysInSlot(t *testing.T) {
+	srv, _ := engineServer(t, Config{Cluster: func() (*ClusterView, error) { return testView(), nil }})
+	c := dial(t, srv)
+	for _, k := range []string{"{a}3", "{a}1", "{a}2", "b", "c"} {
+		c.do("SET " + k + " v")
+	}
+	c.do("SET {a}gone v PX 1")
+	slot := strconv.Itoa(kv.Slot([]byte("a")))
+	deadline := time.Now().Add(10 * time.Second)
+	for c.do("EXISTS {a}gone") != ":0" { // past its expiry: not counted
+		if time.Now().After(deadline) {
+			t.Fatal("{a}gone does not expire")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for cmd, want := range map[string]string{
+		"CLUSTER COUNTKEYSINSLOT " + slot:       ":3",
+		"CLUSTER GETKEYSINSLOT " + slot + " 2":  "[{a}1 {a}2]",
+		"CLUSTER GETKEYSINSLOT " + slot + " 10": "[{a}1 {a}2 {a}3]",
+		"CLUSTER GETKEYSINSLOT " + slot + " 0":  "[]",
+		"CLUSTER COUNTKEYSINSLOT 0":             ":0",
+		"CLUSTER COUNTKEYSINSLOT x":             "-ERR value is not an integer or out of range",
+		"CLUSTER COUNTKEYSINSLOT -1":            "-ERR Invalid slot",
+		"CLUSTER COUNTKEYSINSLOT 16384":         "-ERR Invalid slot",
+		"CLUSTER COUNTKEYSINSLOT 01":            "-ERR value is not an integer or out of range",
+		"CLUSTER GETKEYSINSLOT x -1":            "-ERR value is not an integer or out of range",
+		"CLUSTER GETKEYSINSLOT 16384 x":         "-ERR value is not an integer or out of range",
+		"CLUSTER GETKEYSINSLOT 16384 1":         "-ERR Invalid slot or number of keys",
+		"CLUSTER GETKEYSINSLOT 0 -1":            "-ERR Invalid slot or number of keys",
+		"CLUSTER GETKEYSINSLOT 0":               "-ERR wrong number of arguments for 'cluster|getkeysinslot' command",
+		"CLUSTER COUNTKEYSINSLOT":               "-ERR wrong number of arguments for 'cluster|countkeysinslot' command",
+	} {
+		if got := c.do(cmd); got != want {
+			t.Errorf("%s: %s, want %s", cmd, got, want)
+		}
+	}
+}
