@@ -287,6 +287,43 @@ func TestLolwut5(t *testing.T) {
 	}
 }
 
+// LOLWUT VERSION 6 draws a skyline: at its default size, 20 lines of 80
+// pixels in the terminal's four grays, white sky above, buildings (never
+// white) from the bottom up, lit windows in the black ones.
+func TestLolwut6(t *testing.T) {
+	r := lolwut([][]byte{[]byte("lolwut"), []byte("version"), []byte("6")})
+	text := r.GetVerbatim()
+	art, caption, ok := strings.Cut(text, "\nDedicated to the 8 bit game developers of past and present.\n"+
+		"Original 8 bit image from Plaguemon by hikikomori. Redis ver. "+redisVersion+"\n")
+	if !ok || caption != "" {
+		t.Fatalf("LOLWUT VERSION 6: %q", text)
+	}
+	pixel := regexp.MustCompile("\033\\[0;(30;40|90;100|37;47|97;107)m \033\\[0m")
+	lines := strings.Split(art, "\n")
+	if len(lines) != 20 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	colors := map[string]int{}
+	for i, l := range lines {
+		ps := pixel.FindAllStringSubmatch(l, -1)
+		if len(ps) != 80 || pixel.ReplaceAllString(l, "") != "" {
+			t.Fatalf("line %d: %d pixels: %q", i, len(ps), l)
+		}
+		for _, p := range ps {
+			colors[p[1]]++
+		}
+		if i == 0 && len(ps) > 0 && strings.Count(l, "97;107") != 80 {
+			t.Errorf("the top line is not all sky: %q", l)
+		}
+		if i == len(lines)-1 && strings.Contains(l, "97;107") {
+			t.Errorf("sky at the bottom: %q", l)
+		}
+	}
+	if len(colors) != 4 {
+		t.Errorf("colors: %v", colors)
+	}
+}
+
 func lookup(t *testing.T, name string) *kv.Spec {
 	t.Helper()
 	s, ok := kv.Lookup([]byte(name))
