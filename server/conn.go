@@ -112,13 +112,17 @@ func (c *conn) serve() {
 		if c.timing.stat != nil {
 			c.timing.stat.calls.Add(1)
 		}
-		if c.tx == nil || c.spec == nil || c.spec.Name == "exec" || c.spec.Name == "discard" {
-			// Not a command MULTI queues: one that runs.
+		runs := c.tx == nil || c.spec == nil || c.spec.Name == "exec" || c.spec.Name == "discard" // not queued by MULTI
+		if runs {
 			c.timing.hist, c.timing.fast = c.s.stats.histFor(c.spec, args)
 		}
 		c.issuing()
 		c.skipThis, c.skipNext = c.skipNext, false
+		pushed := len(c.pending)
 		c.command(args)
+		if runs && c.spec != nil && c.timing.start.IsZero() && !c.spec.Has("skip_slowlog") && len(c.pending) > pushed {
+			c.slowNodeCommand(args, c.pending[pushed])
+		}
 		if c.trk != nil {
 			c.afterCommand(c.lower(args[0]))
 		}
@@ -132,6 +136,21 @@ func (c *conn) serve() {
 	}
 	c.drain()
 	c.flush()
+}
+
+// slowNodeCommand puts a command the node served into the slow log when
+// it ran long enough, as Redis logs every command it runs (DEBUG SLEEP
+// included); first is its first reply. A key-value command goes there
+// when its reply is ready (drain).
+func (c *conn) slowNodeCommand(args [][]byte, first pendingReply) {
+	took := time.Since(c.timing.begin)
+	if !c.s.stats.slow.slow(took) {
+		return
+	}
+	if d, ok := first.p.(done); ok && notRun(d.r) {
+		return
+	}
+	c.s.stats.slow.add(took, args, c.nc.RemoteAddr().String(), c.name)
 }
 
 // out writes a reply: to the socket's buffer, or to the outbox of a

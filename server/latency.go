@@ -33,7 +33,8 @@ import (
 // number of calls up to it, for the buckets where that number grows. It is
 // kept while latency-tracking is yes (the default) and reset by CONFIG
 // RESETSTAT, as Redis's is. Calls refused for their arity or an unknown
-// subcommand are not counted, as Redis does not run them.
+// subcommand are not counted, as Redis does not run them; the commands
+// MULTI queues count in their EXEC's time, not apart.
 
 const (
 	latencyTSLen     = 160 // Redis's LATENCY_TS_LEN
@@ -182,7 +183,7 @@ func equalFold(b []byte, s string) bool {
 // reply: a call refused for its arity or an unknown subcommand is none
 // Redis would run.
 func (s *Stats) commandTook(h *cmdHist, fast bool, took time.Duration, r *messages.Reply) {
-	if e := r.GetError(); e != "" && (strings.HasPrefix(e, "ERR wrong number of arguments") || strings.HasPrefix(e, "ERR unknown subcommand '")) {
+	if notRun(r) {
 		return
 	}
 	if !s.latencyTrackingOff.Load() {
@@ -195,6 +196,13 @@ func (s *Stats) commandTook(h *cmdHist, fast bool, took time.Duration, r *messag
 		}
 		s.latency.addIfNeeded(event, took)
 	}
+}
+
+// notRun reports whether r refuses a command Redis would not have run:
+// the wrong number of arguments, an unknown subcommand.
+func notRun(r *messages.Reply) bool {
+	e := r.GetError()
+	return e != "" && (strings.HasPrefix(e, "ERR wrong number of arguments") || strings.HasPrefix(e, "ERR unknown subcommand '"))
 }
 
 // resetHistograms empties every histogram (CONFIG RESETSTAT).
