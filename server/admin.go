@@ -173,8 +173,9 @@ func mallocStats() string {
 // (Redis refuses DEBUG by default; the node serves the subcommands below,
 // which are safe): HELP, SLEEP seconds (this connection sleeps: Redis's
 // whole server would, a node's other connections go on), SET-ACTIVE-EXPIRE
-// 0|1 (this node's active expiry, where the node lets it be switched) and
-// OBJECT key (on the key's shard: kv's cmdDebug). Any other subcommand,
+// 0|1 (this node's active expiry, where the node lets it be switched),
+// ERROR, LOG, PROTOCOL (debugProtocol) and OBJECT key (on the key's shard:
+// kv's cmdDebug). Any other subcommand,
 // Redis's included, gets Redis's unknown-subcommand error.
 func (c *conn) debugCmd(args [][]byte) {
 	if len(args) < 2 {
@@ -185,8 +186,17 @@ func (c *conn) debugCmd(args [][]byte) {
 	case sub == "help" && len(args) == 2:
 		c.reply(helpReply([]string{
 			"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"ERROR <string>",
+			"    Return a Redis protocol error with <string> as message. Useful for clients",
+			"    unit tests to simulate Redis errors.",
+			"LOG <message>",
+			"    Write <message> to the server log.",
 			"OBJECT <key>",
 			"    Show low level info about `key` and associated value.",
+			"PROTOCOL <type>",
+			"    Reply with a test value of the specified type. <type> can be: string,",
+			"    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+			"    true, false.",
 			"SET-ACTIVE-EXPIRE <0|1>",
 			"    Setting it to 0 disables expiring keys in background when they are not",
 			"    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -215,11 +225,64 @@ func (c *conn) debugCmd(args [][]byte) {
 		}
 		c.s.cfg.ActiveExpire(atoi(args[2]) != 0)
 		c.reply(replyOK)
+	case sub == "error" && len(args) == 3:
+		// The string as the whole error, no newline in it.
+		c.reply(errorf(strings.NewReplacer("\r", " ", "\n", " ").Replace(string(args[2]))))
+	case sub == "log" && len(args) == 3:
+		c.s.cfg.Log.Warn("DEBUG LOG: " + string(args[2]))
+		c.reply(replyOK)
+	case sub == "protocol" && len(args) == 3:
+		c.debugProtocol(strings.ToLower(string(args[2])))
 	case sub == "object" && len(args) == 3:
 		c.data("debug", args)
 	default:
 		c.reply(kv.DebugUnknown(args[1]))
 	}
+}
+
+// debugProtocol answers DEBUG PROTOCOL type with Redis's test values.
+// Two of RESP3's types have no form here: a bignum is sent as a bulk
+// string (RESP2's form), and an attribute is left out before the reply
+// that follows it (as in RESP2).
+func (c *conn) debugProtocol(typ string) {
+	ints := func() []*messages.Reply { return []*messages.Reply{integer(0), integer(1), integer(2)} }
+	switch typ {
+	case "string":
+		c.reply(bulkString("Hello World"))
+	case "integer":
+		c.reply(integer(12345))
+	case "double":
+		c.reply(double(3.141))
+	case "bignum":
+		c.reply(bulkString("1234567999999999999999999999999999999"))
+	case "null":
+		c.reply(nullBulk())
+	case "array":
+		c.reply(array(ints()...))
+	case "set":
+		c.reply(&messages.Reply{Value: &messages.Reply_Set{Set: &messages.Replies{Items: ints()}}})
+	case "map":
+		c.reply(mapReply(integer(0), boolean(false), integer(1), boolean(true), integer(2), boolean(false)))
+	case "attrib":
+		c.reply(bulkString("Some real reply following the attribute"))
+	case "push":
+		if c.proto < 3 {
+			c.reply(errorf("ERR RESP2 is not supported by this command"))
+			return
+		}
+		c.reply(&messages.Reply{Value: &messages.Reply_Push{Push: &messages.Replies{Items: []*messages.Reply{bulkString("server-cpu-usage"), integer(42)}}}})
+		c.reply(bulkString("Some real reply following the push reply"))
+	case "true", "false":
+		c.reply(boolean(typ == "true"))
+	case "verbatim":
+		c.reply(verbatim("This is a verbatim\nstring"))
+	default:
+		c.reply(errorf("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"))
+	}
+}
+
+func boolean(b bool) *messages.Reply {
+	return &messages.Reply{Value: &messages.Reply_Boolean{Boolean: b}}
 }
 
 // leadingFloat is C's strtod of s, without its hexadecimal and infinity
