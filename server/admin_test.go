@@ -155,6 +155,33 @@ func TestLatencyHistogram(t *testing.T) {
 	if got := c.do("LATENCY HISTOGRAM"); !regexp.MustCompile(`^\[config\|get \[.*\] get \[.*\] latency\|histogram \[calls :2 .*\] set \[.*\]\]$`).MatchString(got) {
 		t.Errorf("LATENCY HISTOGRAM: %s", got)
 	}
+	// INFO latencystats: each command's percentiles, the upper bounds of
+	// the buckets they fall in.
+	info := c.do("INFO latencystats")
+	for _, want := range []string{
+		`(?m)^latency_percentiles_usec_set:p50=\d+\.\d{3},p99=\d+\.\d{3},p99\.9=\d+\.\d{3}\r$`,
+		`(?m)^latency_percentiles_usec_config\|get:p50=(\d+\.\d{3}),p99=(\d+\.\d{3}),p99\.9=(\d+\.\d{3})\r$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(info) {
+			t.Errorf("INFO latencystats lacks %s:\n%s", want, info)
+		}
+	}
+	if !strings.HasPrefix(info, "# Latencystats\r\n") || strings.Contains(c.do("INFO"), "Latencystats") {
+		t.Errorf("INFO latencystats:\n%s", info)
+	}
+	c.do("CONFIG SET latency-tracking-info-percentiles \"0 100\"")
+	m = regexp.MustCompile(`(?m)^latency_percentiles_usec_set:p0=(\d+\.\d{3}),p100=(\d+\.\d{3})\r$`).FindStringSubmatch(c.do("INFO latencystats"))
+	exact := func(label string) string { // a bucket's bound, from its name in whole µs
+		n, _ := strconv.ParseInt(label, 10, 64)
+		k := 0
+		for int64(1024)<<k/1000 < n {
+			k++
+		}
+		return fmt.Sprintf("%.3f", float64(int64(1024)<<k)/1000)
+	}
+	if m == nil || m[1] != exact(cdf[0]) || m[2] != exact(cdf[len(cdf)-2]) {
+		t.Errorf("INFO latencystats with percentiles 0 and 100: %v; set's buckets %v", m, cdf)
+	}
 	c.do("CONFIG SET latency-tracking no")
 	c.do("GET k")
 	c.do("CONFIG SET latency-tracking yes")

@@ -85,12 +85,13 @@ func (s *Server) configParams() map[string]string {
 	return map[string]string{
 		"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
 		"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
-		"proto-max-bulk-len":        fmt.Sprint(s.cfg.Limits.MaxBulkLen),
-		"slowlog-log-slower-than":   fmt.Sprint(max(time.Duration(s.stats.slow.slowerThan.Load()).Microseconds(), -1)),
-		"slowlog-max-len":           fmt.Sprint(s.stats.slow.maxLen.Load()),
-		"notify-keyspace-events":    s.cfg.Notify.Load().String(),
-		"latency-monitor-threshold": fmt.Sprint(s.stats.latency.threshold.Load()),
-		"latency-tracking":          yesNo(!s.stats.latencyTrackingOff.Load()),
+		"proto-max-bulk-len":                fmt.Sprint(s.cfg.Limits.MaxBulkLen),
+		"slowlog-log-slower-than":           fmt.Sprint(max(time.Duration(s.stats.slow.slowerThan.Load()).Microseconds(), -1)),
+		"slowlog-max-len":                   fmt.Sprint(s.stats.slow.maxLen.Load()),
+		"notify-keyspace-events":            s.cfg.Notify.Load().String(),
+		"latency-monitor-threshold":         fmt.Sprint(s.stats.latency.threshold.Load()),
+		"latency-tracking":                  yesNo(!s.stats.latencyTrackingOff.Load()),
+		"latency-tracking-info-percentiles": formatPercentiles(s.stats.percentiles()),
 	}
 }
 
@@ -134,6 +135,12 @@ func (s *Server) configSet(pairs [][]byte) *messages.Reply {
 				return failed(pairs[i], "argument must be between 0 and 9223372036854775807 inclusive")
 			}
 			apply = append(apply, func() { s.stats.latency.threshold.Store(n) })
+		case "latency-tracking-info-percentiles":
+			ps, why := parsePercentiles(value)
+			if why != "" {
+				return failed(pairs[i], why)
+			}
+			apply = append(apply, func() { s.stats.latencyPercentiles.Store(&ps) })
 		case "latency-tracking":
 			on, ok := parseYesNo(value)
 			if !ok {
@@ -260,6 +267,9 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 	)
 	section("replication", "role:master", "connected_slaves:0")
 	section("errorstats", errLines...)
+	if want["latencystats"] || want["all"] || want["everything"] { // not in the default INFO, as in Redis
+		section("latencystats", s.latencyStats()...)
+	}
 	if want["commandstats"] || want["all"] || want["everything"] { // not in the default INFO, as in Redis
 		var lines []string
 		for _, name := range sortedKeys(st.ByCommand) {

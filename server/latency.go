@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
+	"strconv"
 	"slices"
 	"strings"
 	"sync"
@@ -568,4 +570,88 @@ func (s *Server) latencyReport() string {
 		}
 	}
 	return b.String()
+}
+
+// defaultPercentiles is Redis's latency-tracking-info-percentiles.
+var defaultPercentiles = []float64{50, 99, 99.9}
+
+// percentiles is latency-tracking-info-percentiles.
+func (s *Stats) percentiles() []float64 {
+	if p := s.latencyPercentiles.Load(); p != nil {
+		return *p
+	}
+	return defaultPercentiles
+}
+
+// parsePercentiles reads latency-tracking-info-percentiles as Redis does:
+// numbers from 0 to 100, apart by spaces ("" for none); else why not.
+func parsePercentiles(v string) ([]float64, string) {
+	ps := []float64{}
+	for _, f := range strings.Fields(v) {
+		p, err := strconv.ParseFloat(f, 64)
+		if err != nil || math.IsNaN(p) || strings.ContainsAny(f, "xX_") {
+			return nil, "Invalid latency-tracking-info-percentiles parameters"
+		}
+		if p > 100 || p < 0 {
+			return nil, "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+		}
+		ps = append(ps, p)
+	}
+	return ps, ""
+}
+
+// trimDouble is a percentile as Redis writes it: "%f" without its
+// trailing zeros.
+func trimDouble(p float64) string {
+	f := strconv.FormatFloat(p, 'f', 6, 64)
+	return strings.TrimSuffix(strings.TrimRight(f, "0"), ".")
+}
+
+func formatPercentiles(ps []float64) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = trimDouble(p)
+	}
+	return strings.Join(out, " ")
+}
+
+// latencyStats is INFO latencystats: for each command with calls, its
+// latency-tracking-info-percentiles, in microseconds. A percentile is the
+// upper bound of the histogram's bucket it falls in (a power of two of
+// nanoseconds: 1.024, 2.048, 4.096...), where Redis's HDR histogram gives
+// a value within 1% of one seen.
+func (s *Server) latencyStats() []string {
+	st := s.stats
+	st.histsOnce.Do(func() { st.hists = make([]cmdHist, len(histSpecs)) })
+	ps := st.percentiles()
+	specs := slices.Clone(histSpecs)
+	slices.SortFunc(specs, func(a, b *kv.Spec) int { return strings.Compare(a.Name, b.Name) })
+	var lines []string
+	for _, spec := range specs {
+		h := &st.hists[histIndex[spec]]
+		var counts [histBuckets]uint64
+		total := uint64(0)
+		for i := range counts {
+			counts[i] = h.buckets[i].Load()
+			total += counts[i]
+		}
+		if total == 0 {
+			continue
+		}
+		parts := make([]string, len(ps))
+		for j, p := range ps {
+			// As hdr_value_at_percentile: the bucket where the count
+			// reaches p% of the calls (one call at least).
+			want := max(uint64(p/100*float64(total)+0.5), 1)
+			k, cum := 0, uint64(0)
+			for k = range counts {
+				if cum += counts[k]; cum >= want {
+					break
+				}
+			}
+			parts[j] = fmt.Sprintf("p%s=%.3f", trimDouble(p), float64(int64(1024)<<k)/1000)
+		}
+		lines = append(lines, "latency_percentiles_usec_"+spec.Name+":"+strings.Join(parts, ","))
+	}
+	return lines
 }

@@ -35,6 +35,7 @@ type Stats struct {
 	// latencyTrackingOff (latency.go).
 	latency            latencyMonitor
 	latencyTrackingOff atomic.Bool
+	latencyPercentiles atomic.Pointer[[]float64] // nil: defaultPercentiles
 	histsOnce          sync.Once
 	hists              []cmdHist
 
