@@ -282,6 +282,9 @@ func TestPersistenceAndActiveExpire(t *testing.T) {
 	if got := c2.do("LASTSAVE"); got != ":1234" {
 		t.Errorf("LASTSAVE: %s", got)
 	}
+	if got := c2.do("INFO persistence"); !strings.Contains(got, "\r\nrdb_last_save_time:1234\r\n") {
+		t.Errorf("INFO persistence: %q", got)
+	}
 	c2.do("DEBUG SET-ACTIVE-EXPIRE 0")
 	c2.do("DEBUG SET-ACTIVE-EXPIRE 1")
 	c2.do("DEBUG SET-ACTIVE-EXPIRE x") // C's atoi: 0

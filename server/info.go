@@ -243,7 +243,7 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		"hostname:"+host,
 	)
 	section("clients", fmt.Sprintf("connected_clients:%d", s.Clients()), fmt.Sprintf("maxclients:%d", s.cfg.MaxClients))
-	section("persistence", "loading:0", "aof_enabled:1", "rdb_bgsave_in_progress:0")
+	section("persistence", "loading:0", "aof_enabled:1", "rdb_bgsave_in_progress:0", fmt.Sprintf("rdb_last_save_time:%d", s.lastSave()))
 	st := s.stats.sinceReset()
 	var errReplies uint64
 	var errLines []string
