@@ -118,10 +118,9 @@ func (c *conn) serve() {
 		}
 		c.issuing()
 		c.skipThis, c.skipNext = c.skipNext, false
-		pushed := len(c.pending)
 		c.command(args)
-		if runs && c.spec != nil && c.timing.start.IsZero() && !c.spec.Has("skip_slowlog") && len(c.pending) > pushed {
-			c.slowNodeCommand(args, c.pending[pushed])
+		if runs && c.spec != nil && c.timing.start.IsZero() && !c.spec.Has("skip_slowlog") && c.timing.first != nil {
+			c.slowNodeCommand(args, c.timing.first)
 		}
 		if c.trk != nil {
 			c.afterCommand(c.lower(args[0]))
@@ -142,12 +141,12 @@ func (c *conn) serve() {
 // it ran long enough, as Redis logs every command it runs (DEBUG SLEEP
 // included); first is its first reply. A key-value command goes there
 // when its reply is ready (drain).
-func (c *conn) slowNodeCommand(args [][]byte, first pendingReply) {
+func (c *conn) slowNodeCommand(args [][]byte, first Pending) {
 	took := time.Since(c.timing.begin)
 	if !c.s.stats.slow.slow(took) {
 		return
 	}
-	if d, ok := first.p.(done); ok && notRun(d.r) {
+	if d, ok := first.(done); ok && notRun(d.r) {
 		return
 	}
 	c.s.stats.slow.add(took, args, c.nc.RemoteAddr().String(), c.name)
@@ -197,6 +196,7 @@ type timing struct {
 	hist  *cmdHist
 	fast  bool
 	took  time.Duration
+	first Pending // the command's first reply, once it has one
 	write bool
 	args  [][]byte // the command, as issued: for the slow log
 }
@@ -212,6 +212,9 @@ func (c *conn) push(p Pending) {
 		t.took = time.Since(t.begin)
 	}
 	c.timing.hist = nil // a command's first reply counts it
+	if c.timing.first == nil {
+		c.timing.first = p
+	}
 	c.pending = append(c.pending, pendingReply{p, c.seq, c.replyOff || c.skipThis, t})
 }
 
