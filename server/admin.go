@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -207,14 +209,19 @@ func (c *conn) debugCmd(args [][]byte) {
 			"    Prints this help.",
 		}))
 	case sub == "sleep" && len(args) == 3:
-		// Redis's strtod: the number the argument starts with, 0 if none.
-		d := time.Duration(leadingFloat(string(args[2]))*1e6) * time.Microsecond
-		if d > 0 {
-			t := time.NewTimer(d)
+		// Redis's strtod: the number the argument starts with, 0 if none;
+		// to the microsecond. A sleep too long for a time.Duration lasts
+		// until the port closes.
+		if us := math.Floor(leadingFloat(string(args[2])) * 1e6); us >= 1 {
+			var wake <-chan time.Time
+			if us < math.MaxInt64/1000 {
+				t := time.NewTimer(time.Duration(us) * time.Microsecond)
+				defer t.Stop()
+				wake = t.C
+			}
 			select {
-			case <-t.C:
+			case <-wake:
 			case <-c.s.done:
-				t.Stop()
 			}
 		}
 		c.reply(replyOK)
@@ -285,17 +292,15 @@ func boolean(b bool) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Boolean{Boolean: b}}
 }
 
-// leadingFloat is C's strtod of s, without its hexadecimal and infinity
-// forms: the longest prefix (after spaces) that is a decimal number.
+// leadingFloat is C's strtod of s, without its hexadecimal, infinity and
+// NaN forms: the decimal number s starts with (after spaces), 0 if none.
 func leadingFloat(s string) float64 {
-	s = strings.TrimLeft(s, " \t\n\v\f\r")
-	for end := len(s); end > 0; end-- {
-		if f, err := strconv.ParseFloat(s[:end], 64); err == nil && !strings.ContainsAny(s[:end], "xXnN_") {
-			return f
-		}
-	}
-	return 0
+	m := decimalPrefix.FindString(strings.TrimLeft(s, " \t\n\v\f\r"))
+	f, _ := strconv.ParseFloat(m, 64) // 0 for ""; ±Inf past float64's range
+	return f
 }
+
+var decimalPrefix = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?`)
 
 // atoi is C's atoi: the integer the argument starts with, 0 if none.
 func atoi(b []byte) int64 {

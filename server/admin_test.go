@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -414,5 +415,16 @@ func TestSlowlogHasNodeCommands(t *testing.T) {
 	}
 	if us, _ := strconv.Atoi(m[1]); us < 30000 {
 		t.Errorf("DEBUG SLEEP 0.03 took %d µs", us)
+	}
+}
+
+// DEBUG SLEEP reads its seconds as C's strtod: the number the argument
+// starts with.
+func TestLeadingFloat(t *testing.T) {
+	for in, want := range map[string]float64{"0.5": 0.5, " 2x": 2, "x": 0, "": 0, "-1": -1, ".25s": 0.25, "1e-3": 0.001, "3.": 3, "+4": 4,
+		"1e": 1, "inf": 0, strings.Repeat("9", 100000) + "x": math.Inf(1)} {
+		if got := leadingFloat(in); got != want {
+			t.Errorf("%.20q: %v, want %v", in, got, want)
+		}
 	}
 }
