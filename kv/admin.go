@@ -1,6 +1,9 @@
 package kv
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -113,6 +116,9 @@ func (t *txn) keyBytes(e *entry, samples int64) int64 {
 // a list is no quicklist here. A stream has no RDB encoding here: its
 // serializedlength is 0.
 func cmdDebug(t *txn, a [][]byte) *messages.Reply {
+	if isOpt(a[1], "digest-value") {
+		return debugDigestValue(t, a[2:])
+	}
 	if !isOpt(a[1], "object") || len(a) != 3 {
 		return DebugUnknown(a[1])
 	}
@@ -139,13 +145,150 @@ func DebugUnknown(sub []byte) *messages.Reply {
 	return errReply(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try DEBUG HELP.", sub))
 }
 
-// debugKeys routes DEBUG: DEBUG OBJECT's key; the other subcommands have
-// none the node routes by.
+// debugKeys routes DEBUG: DEBUG OBJECT's key, DIGEST-VALUE's keys (the
+// node sends each to its shard); the other subcommands have none.
 func debugKeys(args [][]byte) [][]byte {
-	if len(args) == 3 && isOpt(args[1], "object") {
+	switch {
+	case len(args) == 3 && isOpt(args[1], "object"):
 		return args[2:3]
+	case len(args) >= 3 && isOpt(args[1], "digest-value"):
+		return args[2:]
 	}
 	return nil
+}
+
+// DEBUG DIGEST-VALUE key...: each key's digest as Redis 7.0 computes it
+// (debug.c's xorObjectDigest), in hex; 40 zeros for a missing key. Equal
+// values have equal digests here and in Redis.
+func debugDigestValue(t *txn, keys [][]byte) *messages.Reply {
+	items := make([]*messages.Reply, len(keys))
+	for i, k := range keys {
+		var d [20]byte
+		if e := t.lookup(k); e.exists {
+			t.objectDigest(&e, &d)
+		}
+		items[i] = status(fmt.Sprintf("%x", d))
+	}
+	return array(items)
+}
+
+// DatasetDigestName is DEBUG DIGEST's internal read of a shard: its reply
+// is [the XOR of its live keys' digests (20 bytes), their number]. The
+// node XORs the shards' and, when there are keys, mixes in database 0
+// first, as Redis's computeDatasetDigest does (DatasetDigest).
+const DatasetDigestName = "\x00dataset-digest"
+
+func readDatasetDigest(t *txn, _ [][]byte) *messages.Reply {
+	var all [20]byte
+	n := int64(0)
+	t.eachKey(nil, nil, func(key []byte, rec *record) bool {
+		e := entry{key: bytes.Clone(key), mk: metaKey(key), rec: *rec, exists: true}
+		e.rec.payload = bytes.Clone(rec.payload)
+		var d [20]byte
+		mixDigest(&d, key)
+		t.objectDigest(&e, &d)
+		xorDigest(&all, d[:])
+		n++
+		return true
+	})
+	return array([]*messages.Reply{bulk(all[:]), integer(n)})
+}
+
+// DatasetDigest combines the shards' DatasetDigestName replies into DEBUG
+// DIGEST's: 40 hex digits (all zeros for no keys).
+func DatasetDigest(parts []*messages.Reply) *messages.Reply {
+	var all [20]byte
+	n := int64(0)
+	for _, r := range parts {
+		if r.GetError() != "" {
+			return r
+		}
+		items := r.GetArray().GetItems()
+		if len(items) != 2 || len(items[0].GetBulk()) != 20 {
+			return errReply("ERR kv: bad dataset digest reply")
+		}
+		for i, b := range items[0].GetBulk() {
+			all[i] ^= b
+		}
+		n += items[1].GetInteger()
+	}
+	if n > 0 {
+		var db [20]byte
+		mixDigest(&db, []byte{0, 0, 0, 0}) // htonl(0): database 0
+		for i := range all {
+			all[i] ^= db[i]
+		}
+	}
+	return status(fmt.Sprintf("%x", all))
+}
+
+// xorDigest and mixDigest are Redis's (debug.c): XOR in SHA1(b); then, for
+// mix, the digest becomes SHA1 of itself, so that order counts.
+func xorDigest(d *[20]byte, b []byte) {
+	h := sha1.Sum(b)
+	for i := range d {
+		d[i] ^= h[i]
+	}
+}
+
+func mixDigest(d *[20]byte, b []byte) {
+	h := sha1.Sum(b)
+	for i := range d {
+		d[i] ^= h[i]
+	}
+	*d = sha1.Sum(d[:])
+}
+
+// objectDigest is Redis's xorObjectDigest of e's value into d: its type,
+// then a string's bytes, a list's elements in order, a set's members and a
+// hash's fields and values in any order, a sorted set's members with
+// their scores (%.17g), a stream's entries ("ms.seq", fields and values),
+// and whether it has an expiry.
+func (t *txn) objectDigest(e *entry, d *[20]byte) {
+	redisType := map[byte]uint32{typeString: 0, typeList: 1, typeSet: 2, typeZSet: 3, typeHash: 4, typeStream: 6}[e.rec.typ]
+	var aux [4]byte
+	binary.BigEndian.PutUint32(aux[:], redisType)
+	mixDigest(d, aux[:])
+	switch e.rec.typ {
+	case typeString:
+		mixDigest(d, e.rec.payload)
+	case typeList:
+		l, _ := t.listFor(e.key)
+		for _, el := range t.elems(l, 0, l.n) {
+			mixDigest(d, el)
+		}
+	case typeSet:
+		for _, m := range t.members(e) {
+			xorDigest(d, m)
+		}
+	case typeZSet:
+		z, _ := t.zsetFor(e.key)
+		t.each(z, nil, func(s scored) bool {
+			var ed [20]byte
+			mixDigest(&ed, s.member)
+			mixDigest(&ed, formatScore(binary.BigEndian.AppendUint64(nil, math.Float64bits(s.score))))
+			xorDigest(d, ed[:])
+			return true
+		})
+	case typeHash:
+		t.eachField(e, func(f, v []byte) {
+			var ed [20]byte
+			mixDigest(&ed, f)
+			mixDigest(&ed, v)
+			xorDigest(d, ed[:])
+		})
+	case typeStream:
+		s, _ := t.streamFor(e.key)
+		for _, en := range t.entries(s, streamID{}, maxStreamID, -1, false) {
+			mixDigest(d, []byte(fmt.Sprintf("%d.%d", en.id.ms, en.id.seq)))
+			for _, f := range en.fields {
+				mixDigest(d, f)
+			}
+		}
+	}
+	if e.rec.hasExp {
+		xorDigest(d, []byte("!!expire!!"))
+	}
 }
 
 // memoryKeys routes MEMORY: MEMORY USAGE's key.

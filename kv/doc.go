@@ -59,8 +59,9 @@
 // with one database: admin.go).
 //
 // Server commands with a key: MEMORY USAGE (an estimate of the key's
-// bytes in the store) and DEBUG OBJECT (admin.go); the node serves
-// MEMORY's and DEBUG's other subcommands.
+// bytes in the store), DEBUG OBJECT and DEBUG DIGEST-VALUE (Redis's
+// digests; DEBUG DIGEST combines every shard's DatasetDigestName read)
+// (admin.go); the node serves MEMORY's and DEBUG's other subcommands.
 //
 // Hashes: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN
 // HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT HSCAN (MATCH COUNT; through Read a

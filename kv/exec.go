@@ -87,6 +87,8 @@ func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 			run = readKeyspaceInfo
 		case SlotKeysName:
 			run = readSlotKeys
+		case DatasetDigestName:
+			run = readDatasetDigest
 		default:
 			run = scriptCommands[name]
 		}

@@ -176,8 +176,9 @@ func mallocStats() string {
 // which are safe): HELP, SLEEP seconds (this connection sleeps: Redis's
 // whole server would, a node's other connections go on), SET-ACTIVE-EXPIRE
 // 0|1 (this node's active expiry, where the node lets it be switched),
-// ERROR, LOG, PROTOCOL (debugProtocol) and OBJECT key (on the key's shard:
-// kv's cmdDebug). Any other subcommand,
+// ERROR, LOG, PROTOCOL (debugProtocol), OBJECT key and DIGEST-VALUE key...
+// (on the keys' shards: kv's cmdDebug) and DIGEST (every shard's keys,
+// kv.DatasetDigest). Any other subcommand,
 // Redis's included, gets Redis's unknown-subcommand error.
 func (c *conn) debugCmd(args [][]byte) {
 	if len(args) < 2 {
@@ -188,6 +189,10 @@ func (c *conn) debugCmd(args [][]byte) {
 	case sub == "help" && len(args) == 2:
 		c.reply(helpReply([]string{
 			"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"DIGEST",
+			"    Output a hex signature representing the current DB content.",
+			"DIGEST-VALUE <key> [<key> ...]",
+			"    Output a hex signature of the values of all the specified keys.",
 			"ERROR <string>",
 			"    Return a Redis protocol error with <string> as message. Useful for clients",
 			"    unit tests to simulate Redis errors.",
@@ -242,6 +247,15 @@ func (c *conn) debugCmd(args [][]byte) {
 		c.debugProtocol(strings.ToLower(string(args[2])))
 	case sub == "object" && len(args) == 3:
 		c.data("debug", args)
+	case sub == "digest" && len(args) == 2:
+		c.everyShardOwned([][]byte{[]byte(kv.DatasetDigestName)}, false, kv.DatasetDigest)
+	case sub == "digest-value":
+		// Each key on its shard, the digests in the keys' order.
+		m := &multi{combine: concatArrays}
+		for _, k := range c.cloneArgs(args[2:]) {
+			m.parts = append(m.parts, c.issueRead(c.shardOf(k), [][]byte{[]byte("debug"), []byte("digest-value"), k}))
+		}
+		c.push(m)
 	default:
 		c.reply(kv.DebugUnknown(args[1]))
 	}
