@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -66,9 +68,11 @@ func (c *clientActor) Receive(ctx actor.Context) {
 			Limits: limits, MaxWriteBytes: c.rt.MaxWriteBytes,
 			SlowlogSlowerThan: c.rt.SlowlogSlowerThan, SlowlogMaxLen: c.rt.SlowlogMaxLen,
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(), Stats: &c.rt.clients, Notify: c.rt.Notify,
-			Shutdown: c.rt.OnShutdown,
-			ACL:      c.rt.aclUsers(), ACLUpdate: c.rt.proposeACL,
-			Cluster: func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
+			Shutdown:     c.rt.OnShutdown,
+			Cluster:      func() (*server.ClusterView, error) { return c.rt.clusterView(sys) },
+			LastSave:     c.rt.LastSnapshot,
+			ActiveExpire: c.rt.SetActiveExpiry,
+			ACL:          c.rt.aclUsers(), ACLUpdate: c.rt.proposeACL,
 		}, b)
 		if err != nil {
 			panic(err)
@@ -505,4 +509,25 @@ func ambiguous(shard int, why string) *messages.Reply {
 
 func errReply(s string) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Error{Error: s}}
+}
+
+// LastSnapshot is when the newest Raft snapshot of the shards this node
+// holds was written (its meta.json's time), taken or received; zero when
+// there is none (LASTSAVE).
+func (rt *Runtime) LastSnapshot() time.Time {
+	var last time.Time
+	for i := range rt.Shards {
+		_, snaps, err := rt.Shard(i)
+		if err != nil {
+			continue
+		}
+		metas, err := snaps.List()
+		if err != nil || len(metas) == 0 {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(snaps.Dir(), metas[0].ID, "meta.json")); err == nil && fi.ModTime().After(last) {
+			last = fi.ModTime()
+		}
+	}
+	return last
 }

@@ -82,7 +82,7 @@ func (a *raftActor) startExpiry() (stop func()) {
 func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
 	switch m := m.(type) {
 	case expiryTick:
-		if a.expiring || a.r == nil || a.r.State() != raft.Leader {
+		if a.expiring || a.r == nil || a.r.State() != raft.Leader || a.rt.activeExpiryOff.Load() {
 			return true
 		}
 		a.expiring = true

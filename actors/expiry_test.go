@@ -16,10 +16,12 @@ import (
 // A key past its expiry is deleted from the store by the shard's leader
 // (active expiry), not only hidden: a key written with a TTL and never
 // touched again does not stay on disk. Many due keys go in several
-// entries of expiryBatch; an idle shard proposes nothing.
+// entries of expiryBatch; an idle shard proposes nothing; switched off, it
+// deletes nothing.
 func TestLeaderDeletesExpiredKeys(t *testing.T) {
-	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0",
-		Exec: kv.ExecEvents, ExpiryEvery: 10 * time.Millisecond})
+	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0",
+		Exec: kv.ExecEvents, ExpiryEvery: 10 * time.Millisecond}
+	n := startRuntime(t, rt)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -72,4 +74,20 @@ func TestLeaderDeletesExpiredKeys(t *testing.T) {
 	if got := waitRecords(1); got != applied+2 {
 		t.Fatalf("applied index went from %d to %d: want the SET and one expiry entry", applied, got)
 	}
+
+	// Switched off (DEBUG SET-ACTIVE-EXPIRE 0), the leader deletes
+	// nothing: a due key stays through many ticks; switched on again, it
+	// goes.
+	rt.SetActiveExpiry(false)
+	set("off", "v", "PX", "20")
+	keys, at := records()
+	deadline := time.Now().Add(300 * time.Millisecond) // 30 ticks, and the key due after 2
+	for time.Now().Before(deadline) {
+		if got, applied := records(); got != keys || applied != at {
+			t.Fatalf("with active expiry off: %d records at index %d, then %d at %d", keys, at, got, applied)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rt.SetActiveExpiry(true)
+	waitRecords(1)
 }

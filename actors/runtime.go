@@ -125,6 +125,10 @@ type Runtime struct {
 	// every client read and write, so an atomic load, not a lock whose
 	// reader count every core would write.
 	stores atomic.Pointer[openStores]
+	// activeExpiryOff stops this node's shard leaders' active expiry
+	// (DEBUG SET-ACTIVE-EXPIRE 0); keys past their expiry stay invisible.
+	activeExpiryOff atomic.Bool
+
 	// clients is what the client port counts; it outlives the port's
 	// restarts.
 	clients server.Stats
@@ -196,6 +200,10 @@ type SnapshotPolicy struct {
 // voter of every group (standalone), rather than wait to be added to a
 // cluster it joins (--join).
 func (rt *Runtime) bootstrap() bool { return len(rt.Join) == 0 }
+
+// SetActiveExpiry switches the active expiry of the shards this node
+// leads on or off (DEBUG SET-ACTIVE-EXPIRE); it is on from the start.
+func (rt *Runtime) SetActiveExpiry(on bool) { rt.activeExpiryOff.Store(!on) }
 
 // Layout is the data dir's layout.
 func (rt *Runtime) Layout() storage.Layout { return storage.Layout{Dir: rt.DataDir} }

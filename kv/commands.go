@@ -243,6 +243,30 @@ var table = []*Spec{
 		keyedSub("object|idletime", 3, fRead),
 		keyedSub("object|refcount", 3, fRead),
 	),
+	key1(cmd("move", 3, fWriteFast, cmdMove)),
+	cmd("swapdb", 3, fWriteFast, cmdSwapDB),
+	func() *Spec {
+		// MEMORY USAGE is the engine's, on its key's shard; the node
+		// serves the other subcommands (server/admin.go).
+		s := cmd("memory", -2, []string{}, cmdMemory)
+		s.keysFn = memoryKeys
+		s.Subcommands = []*Spec{
+			{Name: "memory|doctor", Arity: 2, Flags: []string{}},
+			helpSub("memory|help"),
+			{Name: "memory|malloc-stats", Arity: 2, Flags: []string{}},
+			{Name: "memory|purge", Arity: 2, Flags: []string{}},
+			{Name: "memory|stats", Arity: 2, Flags: []string{}},
+			keyedSub("memory|usage", -3, fRead),
+		}
+		return s
+	}(),
+	func() *Spec {
+		// DEBUG OBJECT is the engine's, on its key's shard; the node
+		// serves the other subcommands (server/admin.go).
+		s := cmd("debug", -2, []string{"admin", "noscript", "loading", "stale"}, cmdDebug)
+		s.keysFn = debugKeys
+		return s
+	}(),
 	cmd("randomkey", 1, fRead, cmdRandomKey),
 	cmd("flushdb", -1, fWrite, cmdFlush),
 	cmd("flushall", -1, fWrite, cmdFlush),
@@ -444,10 +468,14 @@ var table = []*Spec{
 	),
 	nodeCmd("config", -2, []string{},
 		&Spec{Name: "config|get", Arity: -3, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		helpSub("config|help"),
 		&Spec{Name: "config|resetstat", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		&Spec{Name: "config|rewrite", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}},
 		&Spec{Name: "config|set", Arity: -4, Flags: []string{"admin", "noscript", "loading", "stale"}},
 	),
 	nodeCmd("cluster", -2, []string{},
+		&Spec{Name: "cluster|countkeysinslot", Arity: 3, Flags: []string{"stale"}},
+		&Spec{Name: "cluster|getkeysinslot", Arity: 4, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|info", Arity: 2, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|keyslot", Arity: 3, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|myid", Arity: 2, Flags: []string{"stale"}},
@@ -479,6 +507,21 @@ var table = []*Spec{
 		&Spec{Name: "slowlog|len", Arity: 2, Flags: []string{"admin", "loading", "stale"}},
 		&Spec{Name: "slowlog|reset", Arity: 2, Flags: []string{"admin", "loading", "stale"}},
 	),
+	nodeCmd("latency", -2, []string{},
+		&Spec{Name: "latency|doctor", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		&Spec{Name: "latency|graph", Arity: 3, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		helpSub("latency|help"),
+		&Spec{Name: "latency|histogram", Arity: -2, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		&Spec{Name: "latency|history", Arity: 3, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		&Spec{Name: "latency|latest", Arity: 2, Flags: []string{"admin", "noscript", "loading", "stale"}},
+		&Spec{Name: "latency|reset", Arity: -2, Flags: []string{"admin", "noscript", "loading", "stale"}},
+	),
+	nodeCmd("role", 1, []string{"noscript", "loading", "stale", "fast"}),
+	nodeCmd("lastsave", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("save", 1, []string{"admin", "noscript", "no_async_loading", "no_multi"}),
+	nodeCmd("bgsave", -1, []string{"admin", "noscript", "no_async_loading"}),
+	nodeCmd("bgrewriteaof", 1, []string{"admin", "noscript", "no_async_loading"}),
+	nodeCmd("lolwut", -1, []string{"readonly", "fast"}),
 	nodeCmd("readonly", 1, []string{"loading", "stale", "fast"}),
 	nodeCmd("multi", 1, []string{"noscript", "loading", "stale", "fast", "allow_busy"}),
 	nodeCmd("exec", 1, []string{"noscript", "loading", "stale", "skip_slowlog"}),

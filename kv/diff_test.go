@@ -52,6 +52,10 @@ func TestDifferentialRedis(t *testing.T) {
 			t.Logf("%s: skipped: the COMMAND metadata is %s's, the server is %s", f, redisMetaVersion, rc.version)
 			continue
 		}
+		rc := rc
+		if extra := diffRedisArgs[filepath.Base(f)]; extra != nil {
+			rc = startRedis(t, extra...)
+		}
 		n, m := runDiffScript(t, rc, f)
 		total += n
 		mismatches += m
@@ -78,10 +82,16 @@ type respConn struct {
 	version string
 }
 
-// startRedis starts a redis-server and connects to it.
-func startRedis(t *testing.T) *respConn {
+// diffRedisArgs are the scripts that run on a redis-server of their own,
+// with these arguments: coppice has one database, so MOVE and SWAPDB are
+// compared with a Redis that has one too.
+var diffRedisArgs = map[string][]string{"databases.txt": {"--databases", "1"}}
+
+// startRedis starts a redis-server, with DEBUG allowed (coppice serves
+// DEBUG OBJECT) and extra arguments, and connects to it.
+func startRedis(t *testing.T, extra ...string) *respConn {
 	t.Helper()
-	c, err := net.DialTimeout("unix", redistest.Start(t), 5*time.Second)
+	c, err := net.DialTimeout("unix", redistest.Start(t, append([]string{"--enable-debug-command", "yes"}, extra...)...), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,13 @@
 // Keys: DEL UNLINK EXISTS TOUCH TYPE EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX
 // XX GT LT) TTL PTTL EXPIRETIME PEXPIRETIME PERSIST RENAME RENAMENX COPY
 // (DB 0, REPLACE) DUMP RESTORE (Redis 7.0's RDB format: rdb.go) KEYS
-// DBSIZE FLUSHDB FLUSHALL (ASYNC SYNC) SCAN.
+// DBSIZE FLUSHDB FLUSHALL (ASYNC SYNC) SCAN; MOVE and SWAPDB (as Redis
+// with one database: admin.go).
+//
+// Server commands with a key: MEMORY USAGE (an estimate of the key's
+// bytes in the store), DEBUG OBJECT and DEBUG DIGEST-VALUE (Redis's
+// digests; DEBUG DIGEST combines every shard's DatasetDigestName read)
+// (admin.go); the node serves MEMORY's and DEBUG's other subcommands.
 //
 // Hashes: HSET HMSET HSETNX HGET HMGET HDEL HGETALL HKEYS HVALS HLEN
 // HEXISTS HSTRLEN HINCRBY HINCRBYFLOAT HSCAN (MATCH COUNT; through Read a

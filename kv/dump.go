@@ -16,28 +16,33 @@ func cmdDump(t *txn, a [][]byte) *messages.Reply {
 	if !e.exists {
 		return nullBulk
 	}
+	return bulk(encodeDump(t.dumpValueOf(&e)))
+}
+
+// dumpValueOf reads e's value (a live key) for encodeDump.
+func (t *txn) dumpValueOf(e *entry) dumpValue {
 	v := dumpValue{typ: e.rec.typ}
 	switch e.rec.typ {
 	case typeString:
 		v.str = e.rec.payload
 	case typeHash:
-		t.eachField(&e, func(f, val []byte) { v.elems = append(v.elems, bytes.Clone(f), bytes.Clone(val)) })
+		t.eachField(e, func(f, val []byte) { v.elems = append(v.elems, bytes.Clone(f), bytes.Clone(val)) })
 	case typeSet:
-		v.elems = t.members(&e)
+		v.elems = t.members(e)
 	case typeList:
-		l, _ := t.listFor(a[1])
+		l, _ := t.listFor(e.key)
 		v.elems = t.elems(l, 0, l.n)
 	case typeZSet:
-		z, _ := t.zsetFor(a[1])
+		z, _ := t.zsetFor(e.key)
 		t.each(z, nil, func(s scored) bool {
 			v.elems, v.scores = append(v.elems, s.member), append(v.scores, s.score)
 			return true
 		})
 	case typeStream:
-		s, _ := t.streamFor(a[1])
+		s, _ := t.streamFor(e.key)
 		v.stream = t.dumpStreamOf(s)
 	}
-	return bulk(encodeDump(v))
+	return v
 }
 
 // RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME s]

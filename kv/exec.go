@@ -85,6 +85,10 @@ func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 			run = readStreamLastIDs
 		case KeyspaceInfoName:
 			run = readKeyspaceInfo
+		case SlotKeysName:
+			run = readSlotKeys
+		case DatasetDigestName:
+			run = readDatasetDigest
 		default:
 			run = scriptCommands[name]
 		}

@@ -139,7 +139,21 @@ func appendRDBLen(b []byte, n uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(b, 0x81), n)
 }
 
+// appendRDBString writes s as Redis's rdbSaveRawString does, but for its
+// LZF compression: a string of at most 11 bytes that is an integer in
+// canonical form and fits 32 bits as that integer (0xc0, 0xc1, 0xc2 and
+// 1, 2 or 4 bytes, little-endian), any other by its length and bytes.
 func appendRDBString(b, s []byte) []byte {
+	if n, ok := parseInt(s); ok && len(s) <= 11 {
+		switch {
+		case n >= math.MinInt8 && n <= math.MaxInt8:
+			return append(b, 0xc0, byte(n))
+		case n >= math.MinInt16 && n <= math.MaxInt16:
+			return binary.LittleEndian.AppendUint16(append(b, 0xc1), uint16(n))
+		case n >= math.MinInt32 && n <= math.MaxInt32:
+			return binary.LittleEndian.AppendUint32(append(b, 0xc2), uint32(n))
+		}
+	}
 	return append(appendRDBLen(b, uint64(len(s))), s...)
 }
 

@@ -104,3 +104,47 @@ func CheckSortPatterns(args [][]byte, shards int) *messages.Reply {
 	}
 	return nil
 }
+
+// SlotKeysName is the internal read of CLUSTER COUNTKEYSINSLOT and
+// GETKEYSINSLOT, on the shard that holds the slot: args [SlotKeysName,
+// slot, max]. With max negative its reply is the number of the slot's
+// live keys; else an array of up to max of them, in key order. Keys are
+// stored by name, not by slot: both scan the shard's keys (all of them
+// for the count, until max are found for the keys).
+const SlotKeysName = "\x00slot-keys"
+
+// SlotKeysCommand is the SlotKeysName read of slot, up to max keys
+// (negative: the count).
+func SlotKeysCommand(slot int, max int64, nowMs int64) *messages.Command {
+	return &messages.Command{Args: [][]byte{[]byte(SlotKeysName), []byte(fmt.Sprint(slot)), []byte(fmt.Sprint(max))}, NowMs: nowMs}
+}
+
+func readSlotKeys(t *txn, a [][]byte) *messages.Reply {
+	if len(a) != 3 {
+		return errArity(SlotKeysName)
+	}
+	slot, ok1 := parseInt(a[1])
+	limit, ok2 := parseInt(a[2])
+	if !ok1 || !ok2 || slot < 0 || slot >= SlotCount {
+		return errNotInteger
+	}
+	var n int64
+	var keys []*messages.Reply
+	if limit != 0 {
+		t.eachKey(nil, nil, func(key []byte, _ *record) bool {
+			if Slot(key) != int(slot) {
+				return true
+			}
+			n++
+			if limit > 0 {
+				keys = append(keys, bulk(bytes.Clone(key)))
+				return n < limit
+			}
+			return true
+		})
+	}
+	if limit < 0 {
+		return integer(n)
+	}
+	return array(keys)
+}

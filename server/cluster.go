@@ -108,7 +108,40 @@ func (c *conn) cluster(args [][]byte) {
 		c.reply(t.shards())
 	case "nodes":
 		c.reply(verbatim(t.nodes()))
+	case "countkeysinslot", "getkeysinslot":
+		c.keysInSlot(sub, args)
 	}
+}
+
+// keysInSlot answers CLUSTER COUNTKEYSINSLOT slot and GETKEYSINSLOT slot
+// count with Redis's checks, from the shard that holds the slot (any node
+// reads any shard, through its leader). Keys are stored by name, not by
+// slot: COUNTKEYSINSLOT scans the shard's keys, GETKEYSINSLOT until it
+// has count of the slot's (kv.SlotKeysName). As DBSIZE here, they count
+// no key past its expiry (Redis counts those not deleted yet).
+func (c *conn) keysInSlot(sub string, args [][]byte) {
+	slot, err := strconv.ParseInt(string(args[2]), 10, 64)
+	if err != nil || !canonicalInt(args[2]) {
+		c.reply(errorf("ERR value is not an integer or out of range"))
+		return
+	}
+	limit := int64(-1) // the count
+	if sub == "getkeysinslot" {
+		limit, err = strconv.ParseInt(string(args[3]), 10, 64)
+		if err != nil || !canonicalInt(args[3]) {
+			c.reply(errorf("ERR value is not an integer or out of range"))
+			return
+		}
+		if slot < 0 || slot >= kv.SlotCount || limit < 0 {
+			c.reply(errorf("ERR Invalid slot or number of keys"))
+			return
+		}
+	} else if slot < 0 || slot >= kv.SlotCount {
+		c.reply(errorf("ERR Invalid slot"))
+		return
+	}
+	shard := kv.ShardOf(int(slot), c.s.backend.Shards())
+	c.push(c.issueRead(shard, kv.SlotKeysCommand(int(slot), limit, 0).Args))
 }
 
 // topology is a ClusterView with every node's announced addresses

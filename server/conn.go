@@ -113,13 +113,20 @@ func (c *conn) serve() {
 		}
 		c.s.stats.commands.Add(1)
 		c.spec, _ = kv.Lookup(args[0])
-		c.timing = timing{stat: c.s.stats.command(c.spec)}
+		c.timing = timing{stat: c.s.stats.command(c.spec), begin: time.Now()}
 		if c.timing.stat != nil {
 			c.timing.stat.calls.Add(1)
+		}
+		runs := c.tx == nil || c.spec == nil || c.spec.Name == "exec" || c.spec.Name == "discard" // not queued by MULTI
+		if runs {
+			c.timing.hist, c.timing.fast = c.s.stats.histFor(c.spec, args)
 		}
 		c.issuing()
 		c.skipThis, c.skipNext = c.skipNext, false
 		c.command(args)
+		if runs && c.spec != nil && c.timing.start.IsZero() && !c.spec.Has("skip_slowlog") && c.timing.first != nil {
+			c.slowNodeCommand(args, c.timing.first)
+		}
 		if c.trk != nil {
 			c.afterCommand(c.lower(args[0]))
 		}
@@ -133,6 +140,21 @@ func (c *conn) serve() {
 	}
 	c.drain()
 	c.flush()
+}
+
+// slowNodeCommand puts a command the node served into the slow log when
+// it ran long enough, as Redis logs every command it runs (DEBUG SLEEP
+// included); first is its first reply. A key-value command goes there
+// when its reply is ready (drain).
+func (c *conn) slowNodeCommand(args [][]byte, first Pending) {
+	took := time.Since(c.timing.begin)
+	if !c.s.stats.slow.slow(took) {
+		return
+	}
+	if d, ok := first.(done); ok && notRun(d.r) {
+		return
+	}
+	c.s.stats.slow.add(took, args, c.nc.RemoteAddr().String(), c.name)
 }
 
 // out writes a reply: to the socket's buffer, or to the outbox of a
@@ -171,7 +193,15 @@ type pendingReply struct {
 
 type timing struct {
 	stat  *cmdStat  // the command's counters (nil: an unknown command)
+	begin time.Time // when the port began to run it
 	start time.Time // when a key-value command was read (data)
+	// hist is the command's latency histogram (nil: none to count in, or
+	// counted already); fast, whether Redis flags it fast; took, the run
+	// of a command the node served, once its reply is ready.
+	hist  *cmdHist
+	fast  bool
+	took  time.Duration
+	first Pending // the command's first reply, once it has one
 	write bool
 	args  [][]byte // the command, as issued: for the slow log
 }
@@ -182,7 +212,15 @@ func (c *conn) push(p Pending) {
 	if c.trk != nil {
 		c.trk.issued.Store(c.seq)
 	}
-	c.pending = append(c.pending, pendingReply{p, c.seq, c.replyOff || c.skipThis, c.timing})
+	t := c.timing
+	if t.hist != nil && t.start.IsZero() {
+		t.took = time.Since(t.begin)
+	}
+	c.timing.hist = nil // a command's first reply counts it
+	if c.timing.first == nil {
+		c.timing.first = p
+	}
+	c.pending = append(c.pending, pendingReply{p, c.seq, c.replyOff || c.skipThis, t})
 }
 
 // reply queues a reply that is ready.
@@ -193,8 +231,9 @@ func (c *conn) drain() {
 	st := c.s.stats
 	for i, p := range c.pending {
 		r := p.p.Wait()
+		took := p.took
 		if !p.start.IsZero() {
-			took := time.Since(p.start)
+			took = time.Since(p.start)
 			if p.stat != nil {
 				p.stat.ns.Add(uint64(took))
 			}
@@ -206,6 +245,9 @@ func (c *conn) drain() {
 			if st.slow.slow(took) {
 				st.slow.add(took, p.args, c.nc.RemoteAddr().String(), c.name)
 			}
+		}
+		if p.hist != nil {
+			st.commandTook(p.hist, p.fast, took, r)
 		}
 		if e, ok := r.GetValue().(*messages.Reply_Error); ok {
 			st.errorReply(e.Error)
@@ -310,6 +352,24 @@ func (c *conn) command(args [][]byte) {
 		c.cluster(args)
 	case "slowlog":
 		c.reply(c.s.slowlogCmd(args))
+	case "latency":
+		c.reply(c.s.latencyCmd(args))
+	case "memory":
+		c.memory(args)
+	case "debug":
+		c.debugCmd(args)
+	case "role":
+		c.role(args)
+	case "lastsave":
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		c.reply(integer(c.s.lastSave()))
+	case "save", "bgsave", "bgrewriteaof":
+		c.persistence(name, args)
+	case "lolwut":
+		c.reply(lolwut(args))
 	case "shutdown":
 		c.shutdown(args)
 	case "monitor":

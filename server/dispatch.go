@@ -13,7 +13,11 @@ import (
 func (c *conn) data(name string, args [][]byte) {
 	spec := c.spec
 	if spec != nil {
-		c.timing.start, c.timing.write = time.Now(), spec.Write
+		start := c.timing.begin // when the port read it (serve)
+		if start.IsZero() {
+			start = time.Now()
+		}
+		c.timing.start, c.timing.write = start, spec.Write
 	}
 	if r := kv.CheckArity(args); r != nil {
 		c.reply(r)

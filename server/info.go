@@ -45,10 +45,37 @@ func (s *Server) config(args [][]byte) *messages.Reply {
 		}
 		return mapReply(items...)
 	case "resetstat":
+		if len(args) != 2 {
+			return errorf("ERR wrong number of arguments for 'config|resetstat' command")
+		}
 		s.stats.resetInfo()
+		s.stats.resetHistograms()
 		return replyOK
 	case "set":
 		return s.configSet(args[2:])
+	case "rewrite":
+		// No configuration file: the node's flags configure it.
+		if len(args) != 2 {
+			return errorf("ERR wrong number of arguments for 'config|rewrite' command")
+		}
+		return errorf("ERR The server is running without a config file")
+	case "help":
+		if len(args) != 2 {
+			return errorf("ERR wrong number of arguments for 'config|help' command")
+		}
+		return helpReply([]string{
+			"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"GET <pattern>",
+			"    Return parameters matching the glob-like <pattern> and their values.",
+			"SET <directive> <value>",
+			"    Set the configuration <directive> to <value>.",
+			"RESETSTAT",
+			"    Reset statistics reported by the INFO command.",
+			"REWRITE",
+			"    Rewrite the configuration file.",
+			"HELP",
+			"    Prints this help.",
+		})
 	}
 	return errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
 }
@@ -58,10 +85,13 @@ func (s *Server) configParams() map[string]string {
 	return map[string]string{
 		"save": "", "appendonly": "yes", "appendfsync": "always", "databases": "1",
 		"maxclients": fmt.Sprint(s.cfg.MaxClients), "port": portOf(s.Addr().String()),
-		"proto-max-bulk-len":      fmt.Sprint(s.cfg.Limits.MaxBulkLen),
-		"slowlog-log-slower-than": fmt.Sprint(max(time.Duration(s.stats.slow.slowerThan.Load()).Microseconds(), -1)),
-		"slowlog-max-len":         fmt.Sprint(s.stats.slow.maxLen.Load()),
-		"notify-keyspace-events":  s.cfg.Notify.Load().String(),
+		"proto-max-bulk-len":                fmt.Sprint(s.cfg.Limits.MaxBulkLen),
+		"slowlog-log-slower-than":           fmt.Sprint(max(time.Duration(s.stats.slow.slowerThan.Load()).Microseconds(), -1)),
+		"slowlog-max-len":                   fmt.Sprint(s.stats.slow.maxLen.Load()),
+		"notify-keyspace-events":            s.cfg.Notify.Load().String(),
+		"latency-monitor-threshold":         fmt.Sprint(s.stats.latency.threshold.Load()),
+		"latency-tracking":                  yesNo(!s.stats.latencyTrackingOff.Load()),
+		"latency-tracking-info-percentiles": formatPercentiles(s.stats.percentiles()),
 	}
 }
 
@@ -96,6 +126,27 @@ func (s *Server) configSet(pairs [][]byte) *messages.Reply {
 				return failed(pairs[i], kv.BadEventClass)
 			}
 			apply = append(apply, func() { s.cfg.Notify.Store(classes) })
+		case "latency-monitor-threshold":
+			n, err := strconv.ParseInt(value, 10, 64)
+			switch {
+			case err != nil:
+				return failed(pairs[i], "argument couldn't be parsed into an integer")
+			case n < 0:
+				return failed(pairs[i], "argument must be between 0 and 9223372036854775807 inclusive")
+			}
+			apply = append(apply, func() { s.stats.latency.threshold.Store(n) })
+		case "latency-tracking-info-percentiles":
+			ps, why := parsePercentiles(value)
+			if why != "" {
+				return failed(pairs[i], why)
+			}
+			apply = append(apply, func() { s.stats.latencyPercentiles.Store(&ps) })
+		case "latency-tracking":
+			on, ok := parseYesNo(value)
+			if !ok {
+				return failed(pairs[i], "argument must be 'yes' or 'no'")
+			}
+			apply = append(apply, func() { s.stats.latencyTrackingOff.Store(!on) })
 		case "slowlog-log-slower-than", "slowlog-max-len":
 			lo := int64(-1)
 			if name == "slowlog-max-len" {
@@ -125,6 +176,25 @@ func (s *Server) configSet(pairs [][]byte) *messages.Reply {
 		f()
 	}
 	return replyOK
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// parseYesNo reads a boolean parameter as Redis does: yes or no, in any
+// case.
+func parseYesNo(v string) (on, ok bool) {
+	switch strings.ToLower(v) {
+	case "yes":
+		return true, true
+	case "no":
+		return false, true
+	}
+	return false, false
 }
 
 func portOf(addr string) string {
@@ -173,7 +243,7 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		"hostname:"+host,
 	)
 	section("clients", fmt.Sprintf("connected_clients:%d", s.Clients()), fmt.Sprintf("maxclients:%d", s.cfg.MaxClients))
-	section("persistence", "loading:0", "aof_enabled:1", "rdb_bgsave_in_progress:0")
+	section("persistence", "loading:0", "aof_enabled:1", "rdb_bgsave_in_progress:0", fmt.Sprintf("rdb_last_save_time:%d", s.lastSave()))
 	st := s.stats.sinceReset()
 	var errReplies uint64
 	var errLines []string
@@ -197,6 +267,9 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 	)
 	section("replication", "role:master", "connected_slaves:0")
 	section("errorstats", errLines...)
+	if want["latencystats"] || want["all"] || want["everything"] { // not in the default INFO, as in Redis
+		section("latencystats", s.latencyStats()...)
+	}
 	if want["commandstats"] || want["all"] || want["everything"] { // not in the default INFO, as in Redis
 		var lines []string
 		for _, name := range sortedKeys(st.ByCommand) {

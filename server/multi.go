@@ -220,6 +220,9 @@ func (c *conn) queue(name string, args [][]byte) bool {
 			return refuse(errorf("ERR " + name + ": no non-blocking form"))
 		}
 	}
+	if (name == "memory" && !equalFold(args[1], "usage")) || (name == "debug" && !(len(args) == 3 && equalFold(args[1], "object"))) {
+		spec = &kv.Spec{Node: true} // the node's part of MEMORY and DEBUG
+	}
 	if spec.Node {
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only", name)))
 	}

@@ -44,7 +44,7 @@ import (
 )
 
 func TestPubSubAgainstRedis(t *testing.T) {
-	sock := redistest.Start(t)
+	sock := redistest.Start(t, "--enable-debug-command", "yes") // the node serves DEBUG's safe subcommands
 	files, err := filepath.Glob("testdata/pubsub/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scripts in testdata/pubsub: %v", err)

@@ -82,6 +82,13 @@ type Config struct {
 	// SET changes (the node's shards read it to collect events: see
 	// Notify); else the Server keeps its own.
 	Notify *kv.NotifyConfig
+	// LastSave, if set, is the time of the node's latest snapshot of a
+	// shard (LASTSAVE; zero: none yet); else LASTSAVE is when the port
+	// opened.
+	LastSave func() time.Time
+	// ActiveExpire, if set, switches the node's active expiry on or off
+	// (DEBUG SET-ACTIVE-EXPIRE); else DEBUG SET-ACTIVE-EXPIRE is refused.
+	ActiveExpire func(on bool)
 }
 
 // Server accepts client connections until Close.

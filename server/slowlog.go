@@ -12,9 +12,11 @@ import (
 	"github.com/coppice-kv/coppice/messages"
 )
 
-// The slow log: key-value commands that took longer than a threshold, from
-// the moment the port read them to their reply (so a write's Raft round,
-// and its wait through a leader change, are in it). SLOWLOG GET, LEN and
+// The slow log: commands that took longer than a threshold; a key-value
+// command from the moment the port read it to its reply (so a write's
+// Raft round, and its wait through a leader change, are in it), a command
+// the node serves (DEBUG SLEEP, CONFIG...) over its run, unless Redis
+// flags it skip_slowlog (EXEC) or refuses it for its arity. SLOWLOG GET, LEN and
 // RESET read it as Redis's do; its entries are Redis's, with arguments cut
 // as Redis cuts them.
 const (

@@ -30,6 +30,15 @@ type Stats struct {
 
 	slow slowlog
 
+	// latency is the latency monitor; hists the commands' and
+	// subcommands' latency histograms, by histIndex, kept unless
+	// latencyTrackingOff (latency.go).
+	latency            latencyMonitor
+	latencyTrackingOff atomic.Bool
+	latencyPercentiles atomic.Pointer[[]float64] // nil: defaultPercentiles
+	histsOnce          sync.Once
+	hists              []cmdHist
+
 	cmdsOnce sync.Once
 	cmds     []cmdStat // by cmdIndex
 

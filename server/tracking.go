@@ -594,8 +594,14 @@ func (c *conn) rememberRead(name string, args [][]byte) {
 	if !ok || kv.CheckArity(args) != nil || spec.Has("pubsub") {
 		return
 	}
+	flags := spec // a container's subcommand has the flags (OBJECT, MEMORY USAGE)
+	if len(spec.Subcommands) > 0 && len(args) > 1 {
+		if sub := spec.Sub(args[1]); sub != nil {
+			flags = sub
+		}
+	}
 	switch {
-	case spec.Has("readonly"):
+	case flags.Has("readonly"):
 	case name == "eval", name == "evalsha", name == "fcall":
 	default:
 		return
