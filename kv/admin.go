@@ -131,7 +131,7 @@ func cmdDebug(t *txn, a [][]byte) *messages.Reply {
 		refcount = r.GetInteger()
 	}
 	serialized := len(encodeDump(t.dumpValueOf(&e))) - 1 - 10 // less the type byte, the version and the checksum
-	lru := (t.now / 1000) & (1<<24 - 1) // Redis's LRU_CLOCK: seconds, 24 bits
+	lru := (t.now / 1000) & (1<<24 - 1)                       // Redis's LRU_CLOCK: seconds, 24 bits
 	return status(fmt.Sprintf("Value at:0x0 refcount:%d encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0",
 		refcount, t.encoding(&e), serialized, lru))
 }
