@@ -220,6 +220,8 @@ var table = []*Spec{
 	keysAll(cmd("exists", -2, fReadFast, cmdExists)),
 	key1(cmd("dump", 2, fRead, cmdDump)),
 	key1(cmd("restore", -4, fWriteOOM, cmdRestore)),
+	// RESTORE-ASKING: what a Redis Cluster node's MIGRATE sends.
+	key1(cmd("restore-asking", -4, []string{"write", "denyoom", "asking"}, cmdRestore)),
 	keysAll(cmd("touch", -2, fReadFast, cmdExists)),
 	key1(cmd("type", 2, fReadFast, cmdType)),
 	keys12(cmd("rename", 3, fWrite, cmdRename)),
@@ -499,6 +501,13 @@ var table = []*Spec{
 		&Spec{Name: "acl|whoami", Arity: 2, Flags: []string{"noscript", "loading", "stale"}},
 	),
 	nodeCmd("time", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("asking", 1, []string{"fast"}),
+	func() *Spec {
+		s := nodeCmd("migrate", -6, []string{"write", "movablekeys"})
+		s.FirstKey, s.LastKey, s.Step = 3, 3, 1 // as COMMAND reports them
+		s.Write = true                          // held by CLIENT PAUSE WRITE
+		return s
+	}(),
 	nodeCmd("monitor", 1, []string{"admin", "noscript", "loading", "stale"}),
 	nodeCmd("shutdown", -1, []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}),
 	nodeCmd("slowlog", -2, []string{},

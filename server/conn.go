@@ -336,6 +336,16 @@ func (c *conn) command(args [][]byte) {
 		c.auth(args)
 	case "acl":
 		c.acl(args)
+	case "migrate":
+		c.migrate(args)
+	case "asking":
+		// A Redis Cluster client's, before a command an -ASK redirect
+		// sent it with; this cluster never redirects so.
+		if len(args) != 1 {
+			c.reply(arityError(name))
+			return
+		}
+		c.reply(replyOK)
 	case "hello":
 		c.hello(args)
 	case "select":

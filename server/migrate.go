@@ -1,0 +1,207 @@
+package server
+
+// MIGRATE: keys moved (or copied) to another Redis-protocol server, as
+// Redis's MIGRATE does it: each key's DUMP sent with RESTORE, then, unless
+// COPY, the key deleted here.
+//
+// Redis runs MIGRATE with every other command held; here writes to the
+// keys may go on meanwhile. So a key is deleted only if it is still what
+// was sent (its digest, read before its DUMP, unchanged: the delete runs
+// as a WATCHed transaction on its shard). A key changed in between is
+// left here as well as there, and MIGRATE answers an error naming it:
+// nothing written is lost.
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
+)
+
+// migrate: MIGRATE host port key|"" destination-db timeout [COPY]
+// [REPLACE] [AUTH password | AUTH2 username password] [KEYS key ...].
+func (c *conn) migrate(args [][]byte) {
+	if r := kv.CheckArity(args); r != nil {
+		c.reply(r)
+		return
+	}
+	var copyKeys, replace bool
+	var user, pass []byte
+	keys := args[3:4]
+	for j := 6; j < len(args); j++ {
+		more := len(args) - j - 1
+		switch opt := strings.ToLower(string(args[j])); {
+		case opt == "copy":
+			copyKeys = true
+		case opt == "replace":
+			replace = true
+		case opt == "auth":
+			if more == 0 {
+				c.reply(errorf("ERR syntax error"))
+				return
+			}
+			j++
+			user, pass = nil, args[j]
+		case opt == "auth2":
+			if more < 2 {
+				c.reply(errorf("ERR syntax error"))
+				return
+			}
+			user, pass = args[j+1], args[j+2]
+			j += 2
+		case opt == "keys":
+			if len(args[3]) != 0 {
+				c.reply(errorf("ERR When using MIGRATE KEYS option, the key argument must be set to the empty string"))
+				return
+			}
+			keys = args[j+1:]
+			j = len(args)
+		default:
+			c.reply(errorf("ERR syntax error"))
+			return
+		}
+	}
+	timeout, err1 := strconv.ParseInt(string(args[5]), 10, 64)
+	db, err2 := strconv.ParseInt(string(args[4]), 10, 64)
+	if err1 != nil || err2 != nil {
+		c.reply(errorf("ERR value is not an integer or out of range"))
+		return
+	}
+	if timeout <= 0 {
+		timeout = 1000
+	}
+	c.drain() // the keys as every command before this one left them
+	// Each key's digest, then its TTL and its value.
+	type sent struct {
+		key, digest, payload []byte
+		ttl                  int64
+	}
+	var move []sent
+	for _, k := range keys {
+		k = clone(k)
+		shard := c.shardOf(k)
+		d := c.issueRead(shard, [][]byte{[]byte(kv.DigestName), k}).Wait()
+		pttl := c.issueRead(shard, [][]byte{[]byte("PTTL"), k}).Wait()
+		dump := c.issueRead(shard, [][]byte{[]byte("DUMP"), k}).Wait()
+		for _, r := range []*messages.Reply{d, pttl, dump} {
+			if e := r.GetError(); e != "" {
+				c.reply(r)
+				return
+			}
+		}
+		if dump.GetNullBulk() || dump.GetBulk() == nil {
+			continue // missing, or expired meanwhile
+		}
+		ttl := pttl.GetInteger()
+		if ttl == -1 {
+			ttl = 0
+		} else if ttl < 1 {
+			ttl = 1
+		}
+		var digest []byte
+		if items := d.GetArray().GetItems(); len(items) == 1 {
+			digest = items[0].GetBulk()
+		}
+		move = append(move, sent{k, digest, dump.GetBulk(), ttl})
+	}
+	if len(move) == 0 {
+		c.reply(status("NOKEY"))
+		return
+	}
+	wait := time.Duration(timeout) * time.Millisecond
+	nc, err := net.DialTimeout("tcp", net.JoinHostPort(string(args[1]), string(args[2])), wait)
+	if err != nil {
+		c.reply(errorf("IOERR error or timeout connecting to the client"))
+		return
+	}
+	defer nc.Close()
+	var cmds [][][]byte
+	if pass != nil {
+		if user != nil {
+			cmds = append(cmds, [][]byte{[]byte("AUTH"), user, pass})
+		} else {
+			cmds = append(cmds, [][]byte{[]byte("AUTH"), pass})
+		}
+	}
+	cmds = append(cmds, [][]byte{[]byte("SELECT"), []byte(strconv.FormatInt(db, 10))})
+	for _, m := range move {
+		cmd := [][]byte{[]byte("RESTORE-ASKING"), m.key, []byte(strconv.FormatInt(m.ttl, 10)), m.payload}
+		if replace {
+			cmd = append(cmd, []byte("REPLACE"))
+		}
+		cmds = append(cmds, cmd)
+	}
+	w := bufio.NewWriter(nc)
+	for _, cmd := range cmds {
+		fmt.Fprintf(w, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(w, "$%d\r\n", len(a))
+			w.Write(a)
+			w.WriteString("\r\n")
+		}
+	}
+	nc.SetDeadline(time.Now().Add(wait))
+	if err := w.Flush(); err != nil {
+		c.reply(errorf("IOERR error or timeout writing to target instance"))
+		return
+	}
+	rd := bufio.NewReader(nc)
+	var targetErr string
+	var moved [][]byte
+	for i := range cmds {
+		nc.SetDeadline(time.Now().Add(wait))
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			c.reply(errorf("IOERR error or timeout reading to target instance"))
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "-") {
+			if targetErr == "" {
+				targetErr = line[1:]
+			}
+			continue
+		}
+		if restored := i - (len(cmds) - len(move)); restored >= 0 && line == "+OK" {
+			moved = append(moved, move[restored].key)
+		}
+	}
+	var kept []string
+	if !copyKeys {
+		for _, m := range move {
+			if !containsKey(moved, m.key) {
+				continue
+			}
+			cmd := kv.ExecCommand(nowMs(), [][]byte{m.key}, [][]byte{m.digest}, [][][]byte{{[]byte("DEL"), m.key}})
+			r := c.s.backend.Propose(c.shardOf(m.key), cmd).Wait()
+			if e := r.GetError(); e != "" && targetErr == "" {
+				targetErr = e
+			}
+			if r.GetNullArray() || r.GetNullBulk() {
+				kept = append(kept, string(m.key))
+			}
+		}
+	}
+	switch {
+	case targetErr != "":
+		c.reply(errorf("ERR Target instance replied with error: " + targetErr))
+	case len(kept) > 0:
+		c.reply(errorf(fmt.Sprintf("ERR MIGRATE: %s changed while being sent: now on both servers, the target holding the value sent", strings.Join(kept, ", "))))
+	default:
+		c.reply(replyOK)
+	}
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	for _, x := range keys {
+		if string(x) == string(k) {
+			return true
+		}
+	}
+	return false
+}
