@@ -95,6 +95,9 @@ type Server struct {
 	done     chan struct{} // closed by Close: blocked commands end
 	wg       sync.WaitGroup
 	stats    *Stats // cfg.Stats, or the Server's own
+
+	// replicas is backend when it can answer WAIT (wait.go), else nil.
+	replicas ReplicaBackend
 }
 
 // Listen opens the client port and serves it in the background.
@@ -122,6 +125,7 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 	if s.stats == nil {
 		s.stats = &Stats{}
 	}
+	s.replicas, _ = backend.(ReplicaBackend)
 	s.track.instance = strconv.FormatUint(rand.Uint64(), 36)
 	s.stats.slow.configure(cfg)
 	s.wg.Add(1)
