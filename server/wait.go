@@ -142,9 +142,14 @@ func parseWait(args [][]byte) (want int64, timeout time.Duration, r *messages.Re
 	return want, time.Duration(ms) * time.Millisecond, nil
 }
 
-// wait: WAIT numreplicas timeout. The connection's earlier replies are
-// written first (its writes are then answered, their indexes known), and
-// nothing after it runs meanwhile.
+// wait: WAIT numreplicas timeout. It answers how many replicas store
+// every write the connection made (a replica of a write: another member
+// of its shard's Raft group whose match index, as the leader tracks it,
+// reaches the write's log index; the least over the shards written; with
+// no write, the members the leaders reach: see the top of this file),
+// blocking until numreplicas do or the timeout passes. The connection's
+// earlier replies are written first (its writes are then answered, their
+// indexes known), and nothing after it runs meanwhile.
 func (c *conn) wait(args [][]byte) {
 	want, timeout, r := parseWait(args)
 	if r != nil {
