@@ -115,18 +115,26 @@ func countAcks(matches map[raft.ServerID]uint64, contacts map[raft.ServerID]time
 // than itself store its log up to index (index 0: how many it reaches),
 // waiting up to wait for want of them (server.ReplicaBackend: WAIT). The
 // shard's Raft actor on this node is asked, or the leader this node last
-// heard of, and then the leader a follower names.
+// heard of (if that fails, the one here), and then the leader a follower
+// names.
 func (b *backend) ReplicaAcks(ctx context.Context, shard int, index uint64, want int, wait time.Duration) (int, error) {
 	if shard < 0 || shard >= b.rt.Shards {
 		return 0, fmt.Errorf("shard %d does not exist", shard)
 	}
 	req := &messages.ReplicaAcks{Index: index, Want: uint32(max(want, 0)), WaitMs: uint32(min(wait, maxAcksWait).Milliseconds())}
 	at := transport.Peer{} // this node
+	hinted := false
 	if l := b.rt.remoteLeader(shard); l.addr != "" {
-		at = transport.Peer{Name: l.id, Addr: l.addr}
+		at, hinted = transport.Peer{Name: l.id, Addr: l.addr}, true
 	}
 	for hops := 0; ; hops++ {
 		res, err := b.rt.ask(ctx, at, RaftPath(shard), req)
+		if err != nil && hinted && ctx.Err() == nil {
+			// The hint may be stale (a leader gone): the shard's Raft
+			// actor here names the leader.
+			at, hinted = transport.Peer{}, false
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -113,6 +113,11 @@ func TestWaitCountsReplicas(t *testing.T) {
 		})
 	}
 	if got, took := wait(conn1, 2, 1000); got != 1 || took < 950*time.Millisecond || took > 3*time.Second {
-		t.Fatalf("WAIT 2 1000 through n1 after writes to every shard with n3 killed: %d after %v; want 1 after about 1s", got, took)
+		st, err := n1.status()
+		var leaders []string
+		if err == nil {
+			leaders = st.Leaders()
+		}
+		t.Fatalf("WAIT 2 1000 through n1 after writes to every shard with n3 killed: %d after %v; want 1 after about 1s (leaders now %v, %v)", got, took, leaders, err)
 	}
 }

@@ -21,7 +21,8 @@ package server
 // blocked WAIT ends with CLIENT UNBLOCK (TIMEOUT answers the count, ERROR
 // the UNBLOCKED error), the connection's close or the server's stop. Each
 // shard's leader answers once enough members store the index, as its Raft
-// tells it (no polling); the node asks it again every waitRound, so a
+// tells it (no polling); the node asks it again every waitRound, and a
+// shard whose ask fails (a leader stepping down) every waitRetry, so a
 // leader that changed is found. A write whose outcome is unknown
 // (AMBIGUOUS) has no index: WAIT does not wait for it.
 
@@ -283,17 +284,34 @@ func replicaRounds(ctx context.Context, rb ReplicaBackend, targets []shardIndex,
 // countReplicas asks, in parallel, each target shard's leader how many
 // other members store its index, each waiting up to wait for want of
 // them, and answers the least: a write is held by a replica only as far
-// as the shard that holds it least. A shard that does not answer counts
-// 0; so does every shard of a backend that is not a ReplicaBackend.
+// as the shard that holds it least. A shard whose ask fails (no leader
+// known, a leader that stepped down meanwhile) is asked again within the
+// wait, every waitRetry, and counts 0 if it never answers; so does every
+// shard of a backend that is not a ReplicaBackend.
 func countReplicas(ctx context.Context, rb ReplicaBackend, targets []shardIndex, want int64, wait time.Duration) int64 {
 	if rb == nil || len(targets) == 0 {
 		return 0
 	}
 	ask := int(min(max(want, 0), math.MaxUint32))
 	counts := make([]int64, len(targets))
+	end := time.Now().Add(wait)
 	one := func(i int) {
-		if n, err := rb.ReplicaAcks(ctx, targets[i].shard, targets[i].index, ask, wait); err == nil {
-			counts[i] = int64(n)
+		for {
+			n, err := rb.ReplicaAcks(ctx, targets[i].shard, targets[i].index, ask, max(time.Until(end), 0))
+			if err == nil {
+				counts[i] = int64(n)
+				return
+			}
+			if time.Until(end) <= waitRetry {
+				return
+			}
+			t := time.NewTimer(waitRetry)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
 		}
 	}
 	if len(targets) == 1 {

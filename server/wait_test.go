@@ -223,6 +223,16 @@ func TestCountReplicas(t *testing.T) {
 	if got := countReplicas(ctx, b, []shardIndex{{0, 5}, {1, 7}}, 0, 0); got != 0 {
 		t.Errorf("with the failing shard: %d, want 0", got)
 	}
+	// Asked with a wait, a shard that fails (a leader stepping down) is
+	// asked again within it.
+	time.AfterFunc(100*time.Millisecond, func() { b.setFailing(1, false) })
+	start := time.Now()
+	if got := countReplicas(ctx, b, []shardIndex{{0, 5}, {1, 7}}, 1, 5*time.Second); got != 1 {
+		t.Errorf("with the shard failing for 100 ms of a 5 s wait: %d, want 1", got)
+	}
+	if took := time.Since(start); took < 100*time.Millisecond || took > 4*time.Second {
+		t.Errorf("with the shard failing for 100 ms: answered after %v", took)
+	}
 	if got := countReplicas(ctx, nil, []shardIndex{{0, 5}}, 0, 0); got != 0 {
 		t.Errorf("no ReplicaBackend: %d, want 0", got)
 	}
