@@ -137,6 +137,9 @@ func (b *backend) runForwarded(ctx context.Context, m *messages.Forward) *messag
 	} else {
 		reply.Reply = p.Wait()
 	}
+	if w, ok := p.(*proposal); ok {
+		reply.Index = w.index
+	}
 	return reply
 }
 
@@ -174,6 +177,16 @@ func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
 		return ready{errReply(fmt.Sprintf("ERR disk space low on %s (under its --min-free-disk-mib): writes are refused until it has room again; writes that add no data (DEL, UNLINK, HDEL, GETDEL, EXPIRE, PERSIST, FLUSHDB...) still run", node))}
 	}
 	return b.propose(context.Background(), shard, cmd)
+}
+
+// ProposeIndexed is Propose, noting the write's log index in to once it
+// is committed (server.ReplicaBackend: WAIT).
+func (b *backend) ProposeIndexed(shard int, cmd *messages.Command, to *server.LogIndexes) server.Pending {
+	p := b.Propose(shard, cmd)
+	if w, ok := p.(*proposal); ok {
+		w.noted = to
+	}
+	return p
 }
 
 // addsData tells whether a write may add data: Redis's denyoom flag, the
@@ -223,6 +236,18 @@ type proposal struct {
 	cmd   *messages.Command
 	ch    chan proto.Message
 	leaderHint
+	// index is the log index of the entry that carried the write, once
+	// committed (0 before, or when unknown); noted, if set, is told it.
+	index uint64
+	noted *server.LogIndexes
+}
+
+// committed records the log index of the entry that carried the write.
+func (p *proposal) committed(index uint64) {
+	p.index = index
+	if p.noted != nil && index > 0 {
+		p.noted.Note(p.shard, index)
+	}
 }
 
 // leaderHint is where a command goes on its first try: to the leader
@@ -284,7 +309,7 @@ func (p *proposal) Wait() *messages.Reply { return await(p.b, p) }
 
 func (p *proposal) result() (*messages.Reply, bool) {
 	if p.to.addr != "" {
-		return p.b.forward(p.shard, p.to.id, p.to.addr, &messages.Forward{Write: true, Command: p.cmd})
+		return p.forward(p.to.id, p.to.addr)
 	}
 	res, err := answer(p.ctx, p.ch, proposeTimeout+bytesTime(p.cmd))
 	if err != nil {
@@ -297,7 +322,7 @@ func (p *proposal) result() (*messages.Reply, bool) {
 	case !ok:
 		return errReply(fmt.Sprintf("ERR shard %d answered %T", p.shard, res)), false
 	case pr.Error == ErrNotLeader:
-		return p.b.forward(p.shard, pr.LeaderId, pr.LeaderAddr, &messages.Forward{Write: true, Command: p.cmd})
+		return p.forward(pr.LeaderId, pr.LeaderAddr)
 	case pr.Error == ErrLeadershipLost:
 		return ambiguous(p.shard, "leadership lost"), false
 	case pr.Error != "":
@@ -305,7 +330,15 @@ func (p *proposal) result() (*messages.Reply, bool) {
 	case pr.Reply == nil:
 		return errReply(fmt.Sprintf("ERR shard %d: no reply", p.shard)), false
 	}
+	p.committed(pr.Index)
 	return pr.Reply, false
+}
+
+// forward sends the write to the shard's leader on another node.
+func (p *proposal) forward(leaderID, leaderAddr string) (*messages.Reply, bool) {
+	r, retry, index := p.b.forward(p.shard, leaderID, leaderAddr, &messages.Forward{Write: true, Command: p.cmd})
+	p.committed(index)
+	return r, retry
 }
 
 func (b *backend) Read(shard int, cmd *messages.Command) server.Pending {
@@ -423,7 +456,8 @@ func (r *read) Wait() *messages.Reply { return await(r.b, r) }
 // safe to retry.
 func (r *read) result() (*messages.Reply, bool) {
 	if r.to.addr != "" {
-		return r.b.forward(r.shard, r.to.id, r.to.addr, r.fwd)
+		reply, retry, _ := r.b.forward(r.shard, r.to.id, r.to.addr, r.fwd)
+		return reply, retry
 	}
 	res, err := answer(r.ctx, r.ch, barrierTimeout)
 	if err != nil {
@@ -434,7 +468,8 @@ func (r *read) result() (*messages.Reply, bool) {
 	case !ok:
 		return errReply(fmt.Sprintf("ERR shard %d answered %T", r.shard, res)), false
 	case rb.Error == ErrNotLeader || rb.Error == ErrLeadershipLost:
-		return r.b.forward(r.shard, rb.LeaderId, rb.LeaderAddr, r.fwd)
+		reply, retry, _ := r.b.forward(r.shard, rb.LeaderId, rb.LeaderAddr, r.fwd)
+		return reply, retry
 	case rb.Error != "":
 		return tryAgain(r.shard, rb.Error), true
 	}
@@ -444,17 +479,18 @@ func (r *read) result() (*messages.Reply, bool) {
 // forward sends a command this node cannot run to the shard's leader, and
 // waits for its reply. retry tells the command surely was not applied (no
 // leader known, or the leader moved before it took the command), so it may
-// be tried again; a forwarded command is never forwarded again.
-func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.Forward) (reply *messages.Reply, retry bool) {
+// be tried again; a forwarded command is never forwarded again. index is
+// a committed write's log index (0 for a read, or when unknown).
+func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.Forward) (reply *messages.Reply, retry bool, index uint64) {
 	switch {
 	case b.local:
-		return tryAgain(shard, "leadership moved"), true
+		return tryAgain(shard, "leadership moved"), true, 0
 	case leaderAddr == "" || leaderID == b.rt.Name:
-		return tryAgain(shard, "no leader known"), true
+		return tryAgain(shard, "no leader known"), true, 0
 	}
 	remote, err := b.rt.Remote()
 	if err != nil {
-		return tryAgain(shard, err.Error()), true // not sent
+		return tryAgain(shard, err.Error()), true, 0 // not sent
 	}
 	fwd.Shard = uint32(shard)
 	timeout := proposeTimeout
@@ -468,15 +504,15 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 	if err != nil {
 		why := fmt.Sprintf("leader %s: %v", leaderID, err)
 		if fwd.Write && !errors.Is(err, transport.ErrNotSent) {
-			return ambiguous(shard, why), false // it reached the leader: it may have been applied
+			return ambiguous(shard, why), false, 0 // it reached the leader: it may have been applied
 		}
-		return tryAgain(shard, why), true
+		return tryAgain(shard, why), true, 0
 	}
 	fr, ok := res.(*messages.ForwardReply)
 	if !ok || fr.Reply == nil {
-		return errReply(fmt.Sprintf("ERR shard %d: leader %s answered %T", shard, leaderID, res)), false
+		return errReply(fmt.Sprintf("ERR shard %d: leader %s answered %T", shard, leaderID, res)), false, 0
 	}
-	return fr.Reply, fr.NotApplied
+	return fr.Reply, fr.NotApplied, fr.Index
 }
 
 func (b *backend) view(shard int, fn func(r kv.Reader) *messages.Reply) *messages.Reply {

@@ -145,7 +145,7 @@ func TestForwardFailuresSayWhetherApplied(t *testing.T) {
 	forward := func(addr string, fwd *messages.Forward) <-chan outcome {
 		out := make(chan outcome, 1)
 		go func() {
-			r, retry := b.forward(0, "n2", addr, fwd)
+			r, retry, _ := b.forward(0, "n2", addr, fwd)
 			out <- outcome{r, retry}
 		}()
 		return out

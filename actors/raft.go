@@ -218,6 +218,8 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		startHandOver(a.system.Root, ctx.Sender(), a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
 	case *messages.ShardStatus:
 		a.status(ctx.Sender(), m.WithSizes)
+	case *messages.ReplicaAcks:
+		a.replicaAcks(ctx.Sender(), m)
 	case *messages.ShardChecksum:
 		fsm, to, shard := a.fsm, ctx.Sender(), uint32(a.shard)
 		go func() {
@@ -461,11 +463,12 @@ func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}, r *raft
 				failed.Error = fmt.Sprintf("entry %d: %d replies for %d commands", p.f.Index(), len(replies), len(p.to))
 			}
 		}
+		index := p.f.Index()
 		for i, to := range p.to {
 			if failed.Error != "" {
 				to.send(a.system.Root, failed)
 			} else {
-				to.send(a.system.Root, &messages.ProposeReply{Reply: replies[i]})
+				to.send(a.system.Root, &messages.ProposeReply{Reply: replies[i], Index: index})
 			}
 		}
 		a.system.Root.Send(a.self, applyDone{apps: apps})

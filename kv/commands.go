@@ -538,6 +538,7 @@ var table = []*Spec{
 	keysAll(nodeCmd("watch", -2, []string{"noscript", "loading", "stale", "fast", "allow_busy"})),
 	nodeCmd("unwatch", 1, []string{"noscript", "loading", "stale", "fast", "allow_busy"}),
 	nodeCmd("readwrite", 1, []string{"loading", "stale", "fast"}),
+	nodeCmd("wait", 3, []string{"noscript"}),
 	nodeCmd("reset", 1, []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}),
 	nodeCmd("subscribe", -2, []string{"pubsub", "noscript", "loading", "stale"}),
 	nodeCmd("psubscribe", -2, []string{"pubsub", "noscript", "loading", "stale"}),

@@ -21383,6 +21383,53 @@ func redisCommandMeta() map[string]commandMeta {
 				mb("O(1)"),
 			),
 		},
+		"wait": {
+			info: ma(
+				mb("wait"),
+				mi(3),
+				mset(
+					ms("noscript"),
+				),
+				mi(0),
+				mi(0),
+				mi(0),
+				mset(
+					ms("@slow"),
+					ms("@connection"),
+				),
+				mset(
+					mb("request_policy:all_shards"),
+					mb("response_policy:agg_min"),
+				),
+				mset(),
+				mset(),
+			),
+			docs: mmap(
+				mb("summary"),
+				mb("Wait for the synchronous replication of all the write commands sent in the context of the current connection"),
+				mb("since"),
+				mb("3.0.0"),
+				mb("group"),
+				mb("generic"),
+				mb("complexity"),
+				mb("O(1)"),
+				mb("arguments"),
+				ma(
+					mmap(
+						mb("name"),
+						mb("numreplicas"),
+						mb("type"),
+						mb("integer"),
+					),
+					mmap(
+						mb("name"),
+						mb("timeout"),
+						mb("type"),
+						mb("integer"),
+					),
+				),
+			),
+		},
 		"watch": {
 			info: ma(
 				mb("watch"),

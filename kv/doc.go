@@ -23,8 +23,8 @@
 //	}
 //
 // Spec.Node marks the commands the node answers itself (PING, HELLO, AUTH,
-// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND, TIME, RESET, the
-// blocking pops, MULTI and the rest of the transactions', and pub/sub's
+// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND, TIME, RESET, WAIT,
+// the blocking pops, MULTI and the rest of the transactions', and pub/sub's
 // SUBSCRIBE, PUBLISH, PUBSUB and the like): they are in the table
 // so that CheckArity accepts them and COMMAND lists them. Command answers
 // COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, GETKEYSANDFLAGS, HELP) from

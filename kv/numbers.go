@@ -7,6 +7,10 @@ import (
 	"strconv"
 )
 
+// ParseInt parses b as Redis's string2ll does (parseInt): for the node's
+// own commands' integer arguments (WAIT).
+func ParseInt(b []byte) (int64, bool) { return parseInt(b) }
+
 // parseInt parses b as Redis's string2ll does: an optional '-', then no
 // leading zeros (except "0" itself), no '+', no spaces, at most 20 bytes,
 // within int64.

@@ -375,7 +375,10 @@ type ForwardReply struct {
 	Reply *Reply                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
 	// The command surely was not applied (this node did not lead the shard
 	// either): the forwarding node may try it again.
-	NotApplied    bool `protobuf:"varint,2,opt,name=not_applied,json=notApplied,proto3" json:"not_applied,omitempty"`
+	NotApplied bool `protobuf:"varint,2,opt,name=not_applied,json=notApplied,proto3" json:"not_applied,omitempty"`
+	// A write's: the log index of the entry that carried it, once committed
+	// (ProposeReply.index).
+	Index         uint64 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +425,13 @@ func (x *ForwardReply) GetNotApplied() bool {
 		return x.NotApplied
 	}
 	return false
+}
+
+func (x *ForwardReply) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 // Publish carries messages published on the sending node (PUBLISH,
@@ -1090,11 +1100,12 @@ const file_remote_proto_rawDesc = "" +
 	"\x06_afterB\a\n" +
 	"\x05_hashB\x06\n" +
 	"\x04_setB\a\n" +
-	"\x05_zset\"^\n" +
+	"\x05_zset\"t\n" +
 	"\fForwardReply\x12-\n" +
 	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\x12\x1f\n" +
 	"\vnot_applied\x18\x02 \x01(\bR\n" +
-	"notApplied\"B\n" +
+	"notApplied\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"B\n" +
 	"\aPublish\x127\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1b.coppice.messages.PublishedR\bmessages\"Y\n" +
 	"\tPublished\x12\x18\n" +

@@ -124,9 +124,12 @@ type ProposeReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Reply *Reply                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
 	// Set when the command was not committed: not_leader (see leader) or why.
-	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	LeaderId      string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	LeaderAddr    string `protobuf:"bytes,4,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	Error      string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	LeaderId   string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderAddr string `protobuf:"bytes,4,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	// The log index of the entry that carried the command, once committed
+	// (WAIT counts the group's members that store it).
+	Index         uint64 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +192,147 @@ func (x *ProposeReply) GetLeaderAddr() string {
 	return ""
 }
 
+func (x *ProposeReply) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// ReplicaAcks asks the shard's leader how many members of its group other
+// than itself store its log up to index (their match index, as the leader
+// knows it), or with index 0 how many it reaches (they answered it in the
+// last 2 s). The leader answers once want of them do, or after wait_ms,
+// whichever comes first (WAIT). A follower answers not_leader at once.
+type ReplicaAcks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Want          uint32                 `protobuf:"varint,2,opt,name=want,proto3" json:"want,omitempty"`
+	WaitMs        uint32                 `protobuf:"varint,3,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaAcks) Reset() {
+	*x = ReplicaAcks{}
+	mi := &file_shard_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaAcks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaAcks) ProtoMessage() {}
+
+func (x *ReplicaAcks) ProtoReflect() protoreflect.Message {
+	mi := &file_shard_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaAcks.ProtoReflect.Descriptor instead.
+func (*ReplicaAcks) Descriptor() ([]byte, []int) {
+	return file_shard_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReplicaAcks) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReplicaAcks) GetWant() uint32 {
+	if x != nil {
+		return x.Want
+	}
+	return 0
+}
+
+func (x *ReplicaAcks) GetWaitMs() uint32 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
+
+type ReplicaAcksReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Acks  uint32                 `protobuf:"varint,1,opt,name=acks,proto3" json:"acks,omitempty"`
+	// Set when this node does not lead the shard (not_leader, see leader).
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	LeaderId      string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderAddr    string `protobuf:"bytes,4,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaAcksReply) Reset() {
+	*x = ReplicaAcksReply{}
+	mi := &file_shard_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaAcksReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaAcksReply) ProtoMessage() {}
+
+func (x *ReplicaAcksReply) ProtoReflect() protoreflect.Message {
+	mi := &file_shard_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaAcksReply.ProtoReflect.Descriptor instead.
+func (*ReplicaAcksReply) Descriptor() ([]byte, []int) {
+	return file_shard_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReplicaAcksReply) GetAcks() uint32 {
+	if x != nil {
+		return x.Acks
+	}
+	return 0
+}
+
+func (x *ReplicaAcksReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ReplicaAcksReply) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ReplicaAcksReply) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
+}
+
 // ReadBarrier asks the shard's leader to confirm it still leads and that its
 // state machine has applied everything committed when the barrier arrived:
 // a read after the reply is linearizable.
@@ -200,7 +344,7 @@ type ReadBarrier struct {
 
 func (x *ReadBarrier) Reset() {
 	*x = ReadBarrier{}
-	mi := &file_shard_proto_msgTypes[2]
+	mi := &file_shard_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -212,7 +356,7 @@ func (x *ReadBarrier) String() string {
 func (*ReadBarrier) ProtoMessage() {}
 
 func (x *ReadBarrier) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[2]
+	mi := &file_shard_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -225,7 +369,7 @@ func (x *ReadBarrier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBarrier.ProtoReflect.Descriptor instead.
 func (*ReadBarrier) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{2}
+	return file_shard_proto_rawDescGZIP(), []int{4}
 }
 
 type ReadBarrierReply struct {
@@ -239,7 +383,7 @@ type ReadBarrierReply struct {
 
 func (x *ReadBarrierReply) Reset() {
 	*x = ReadBarrierReply{}
-	mi := &file_shard_proto_msgTypes[3]
+	mi := &file_shard_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +395,7 @@ func (x *ReadBarrierReply) String() string {
 func (*ReadBarrierReply) ProtoMessage() {}
 
 func (x *ReadBarrierReply) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[3]
+	mi := &file_shard_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +408,7 @@ func (x *ReadBarrierReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBarrierReply.ProtoReflect.Descriptor instead.
 func (*ReadBarrierReply) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{3}
+	return file_shard_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadBarrierReply) GetError() string {
@@ -303,7 +447,7 @@ type RaftServer struct {
 
 func (x *RaftServer) Reset() {
 	*x = RaftServer{}
-	mi := &file_shard_proto_msgTypes[4]
+	mi := &file_shard_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +459,7 @@ func (x *RaftServer) String() string {
 func (*RaftServer) ProtoMessage() {}
 
 func (x *RaftServer) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[4]
+	mi := &file_shard_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +472,7 @@ func (x *RaftServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftServer.ProtoReflect.Descriptor instead.
 func (*RaftServer) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{4}
+	return file_shard_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RaftServer) GetId() string {
@@ -369,7 +513,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_shard_proto_msgTypes[5]
+	mi := &file_shard_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +525,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[5]
+	mi := &file_shard_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +538,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{5}
+	return file_shard_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ShardStatus) GetWithSizes() bool {
@@ -452,7 +596,7 @@ type ShardStatusReply struct {
 
 func (x *ShardStatusReply) Reset() {
 	*x = ShardStatusReply{}
-	mi := &file_shard_proto_msgTypes[6]
+	mi := &file_shard_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +608,7 @@ func (x *ShardStatusReply) String() string {
 func (*ShardStatusReply) ProtoMessage() {}
 
 func (x *ShardStatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[6]
+	mi := &file_shard_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +621,7 @@ func (x *ShardStatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatusReply.ProtoReflect.Descriptor instead.
 func (*ShardStatusReply) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{6}
+	return file_shard_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ShardStatusReply) GetShard() uint32 {
@@ -653,7 +797,7 @@ type CompactLog struct {
 
 func (x *CompactLog) Reset() {
 	*x = CompactLog{}
-	mi := &file_shard_proto_msgTypes[7]
+	mi := &file_shard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +809,7 @@ func (x *CompactLog) String() string {
 func (*CompactLog) ProtoMessage() {}
 
 func (x *CompactLog) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[7]
+	mi := &file_shard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +822,7 @@ func (x *CompactLog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactLog.ProtoReflect.Descriptor instead.
 func (*CompactLog) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{7}
+	return file_shard_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CompactLog) GetTrailing() uint64 {
@@ -698,7 +842,7 @@ type CompactLogReply struct {
 
 func (x *CompactLogReply) Reset() {
 	*x = CompactLogReply{}
-	mi := &file_shard_proto_msgTypes[8]
+	mi := &file_shard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +854,7 @@ func (x *CompactLogReply) String() string {
 func (*CompactLogReply) ProtoMessage() {}
 
 func (x *CompactLogReply) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[8]
+	mi := &file_shard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +867,7 @@ func (x *CompactLogReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactLogReply.ProtoReflect.Descriptor instead.
 func (*CompactLogReply) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{8}
+	return file_shard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CompactLogReply) GetFirstIndex() uint64 {
@@ -750,7 +894,7 @@ type ShardChecksum struct {
 
 func (x *ShardChecksum) Reset() {
 	*x = ShardChecksum{}
-	mi := &file_shard_proto_msgTypes[9]
+	mi := &file_shard_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +906,7 @@ func (x *ShardChecksum) String() string {
 func (*ShardChecksum) ProtoMessage() {}
 
 func (x *ShardChecksum) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[9]
+	mi := &file_shard_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +919,7 @@ func (x *ShardChecksum) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardChecksum.ProtoReflect.Descriptor instead.
 func (*ShardChecksum) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{9}
+	return file_shard_proto_rawDescGZIP(), []int{11}
 }
 
 type ShardChecksumReply struct {
@@ -791,7 +935,7 @@ type ShardChecksumReply struct {
 
 func (x *ShardChecksumReply) Reset() {
 	*x = ShardChecksumReply{}
-	mi := &file_shard_proto_msgTypes[10]
+	mi := &file_shard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +947,7 @@ func (x *ShardChecksumReply) String() string {
 func (*ShardChecksumReply) ProtoMessage() {}
 
 func (x *ShardChecksumReply) ProtoReflect() protoreflect.Message {
-	mi := &file_shard_proto_msgTypes[10]
+	mi := &file_shard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +960,7 @@ func (x *ShardChecksumReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardChecksumReply.ProtoReflect.Descriptor instead.
 func (*ShardChecksumReply) Descriptor() ([]byte, []int) {
-	return file_shard_proto_rawDescGZIP(), []int{10}
+	return file_shard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ShardChecksumReply) GetShard() uint32 {
@@ -860,9 +1004,20 @@ const file_shard_proto_rawDesc = "" +
 	"\n" +
 	"\vshard.proto\x12\x10coppice.messages\x1a\bkv.proto\">\n" +
 	"\aPropose\x123\n" +
-	"\acommand\x18\x01 \x01(\v2\x19.coppice.messages.CommandR\acommand\"\x91\x01\n" +
+	"\acommand\x18\x01 \x01(\v2\x19.coppice.messages.CommandR\acommand\"\xa7\x01\n" +
 	"\fProposeReply\x12-\n" +
 	"\x05reply\x18\x01 \x01(\v2\x17.coppice.messages.ReplyR\x05reply\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1f\n" +
+	"\vleader_addr\x18\x04 \x01(\tR\n" +
+	"leaderAddr\x12\x14\n" +
+	"\x05index\x18\x05 \x01(\x04R\x05index\"P\n" +
+	"\vReplicaAcks\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04want\x18\x02 \x01(\rR\x04want\x12\x17\n" +
+	"\await_ms\x18\x03 \x01(\rR\x06waitMs\"z\n" +
+	"\x10ReplicaAcksReply\x12\x12\n" +
+	"\x04acks\x18\x01 \x01(\rR\x04acks\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1b\n" +
 	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1f\n" +
 	"\vleader_addr\x18\x04 \x01(\tR\n" +
@@ -948,28 +1103,30 @@ func file_shard_proto_rawDescGZIP() []byte {
 }
 
 var file_shard_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shard_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_shard_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_shard_proto_goTypes = []any{
 	(Suffrage)(0),              // 0: coppice.messages.Suffrage
 	(*Propose)(nil),            // 1: coppice.messages.Propose
 	(*ProposeReply)(nil),       // 2: coppice.messages.ProposeReply
-	(*ReadBarrier)(nil),        // 3: coppice.messages.ReadBarrier
-	(*ReadBarrierReply)(nil),   // 4: coppice.messages.ReadBarrierReply
-	(*RaftServer)(nil),         // 5: coppice.messages.RaftServer
-	(*ShardStatus)(nil),        // 6: coppice.messages.ShardStatus
-	(*ShardStatusReply)(nil),   // 7: coppice.messages.ShardStatusReply
-	(*CompactLog)(nil),         // 8: coppice.messages.CompactLog
-	(*CompactLogReply)(nil),    // 9: coppice.messages.CompactLogReply
-	(*ShardChecksum)(nil),      // 10: coppice.messages.ShardChecksum
-	(*ShardChecksumReply)(nil), // 11: coppice.messages.ShardChecksumReply
-	(*Command)(nil),            // 12: coppice.messages.Command
-	(*Reply)(nil),              // 13: coppice.messages.Reply
+	(*ReplicaAcks)(nil),        // 3: coppice.messages.ReplicaAcks
+	(*ReplicaAcksReply)(nil),   // 4: coppice.messages.ReplicaAcksReply
+	(*ReadBarrier)(nil),        // 5: coppice.messages.ReadBarrier
+	(*ReadBarrierReply)(nil),   // 6: coppice.messages.ReadBarrierReply
+	(*RaftServer)(nil),         // 7: coppice.messages.RaftServer
+	(*ShardStatus)(nil),        // 8: coppice.messages.ShardStatus
+	(*ShardStatusReply)(nil),   // 9: coppice.messages.ShardStatusReply
+	(*CompactLog)(nil),         // 10: coppice.messages.CompactLog
+	(*CompactLogReply)(nil),    // 11: coppice.messages.CompactLogReply
+	(*ShardChecksum)(nil),      // 12: coppice.messages.ShardChecksum
+	(*ShardChecksumReply)(nil), // 13: coppice.messages.ShardChecksumReply
+	(*Command)(nil),            // 14: coppice.messages.Command
+	(*Reply)(nil),              // 15: coppice.messages.Reply
 }
 var file_shard_proto_depIdxs = []int32{
-	12, // 0: coppice.messages.Propose.command:type_name -> coppice.messages.Command
-	13, // 1: coppice.messages.ProposeReply.reply:type_name -> coppice.messages.Reply
+	14, // 0: coppice.messages.Propose.command:type_name -> coppice.messages.Command
+	15, // 1: coppice.messages.ProposeReply.reply:type_name -> coppice.messages.Reply
 	0,  // 2: coppice.messages.RaftServer.suffrage:type_name -> coppice.messages.Suffrage
-	5,  // 3: coppice.messages.ShardStatusReply.configuration:type_name -> coppice.messages.RaftServer
+	7,  // 3: coppice.messages.ShardStatusReply.configuration:type_name -> coppice.messages.RaftServer
 	4,  // [4:4] is the sub-list for method output_type
 	4,  // [4:4] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
@@ -983,14 +1140,14 @@ func file_shard_proto_init() {
 		return
 	}
 	file_kv_proto_init()
-	file_shard_proto_msgTypes[4].OneofWrappers = []any{}
+	file_shard_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shard_proto_rawDesc), len(file_shard_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

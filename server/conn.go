@@ -72,12 +72,17 @@ type conn struct {
 	replyOff, skipNext, skipThis bool
 	unblocked                    chan blockEnd
 	monitoring                   atomic.Bool // MONITOR's: read by CLIENT LIST
+
+	// writes is the log index of the connection's last write on each
+	// shard, which WAIT waits for (wait.go).
+	writes LogIndexes
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{},
 		unblocked: make(chan blockEnd, 1)}
 	c.in.r = nc
+	c.writes.shards = s.backend.Shards()
 	c.rd = resp.NewReader(&c.in, s.cfg.Limits)
 	c.wr = resp.NewWriter(nc)
 	c.authed, c.user = s.loginFree(), "default"
@@ -425,6 +430,8 @@ func (c *conn) command(args [][]byte) {
 		c.xreadgroup(args)
 	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
 		c.blocking(name, args)
+	case "wait":
+		c.wait(args)
 	case "readonly", "readwrite":
 		// Cluster clients send READONLY before reading from a replica.
 		// Every node serves every read as of the leader's latest write,

@@ -136,6 +136,15 @@ func (c *conn) issueWrite(shard int, args [][]byte) Pending {
 	if c.spec != nil && (c.spec.Name == "flushall" || c.spec.Name == "flushdb") {
 		cmd.Origin = c.originAlways() // every shard's part, one invalidation
 	}
+	return c.propose(shard, cmd)
+}
+
+// propose commits a write of the connection on shard; a backend that can
+// answer WAIT notes its log index in the connection's writes.
+func (c *conn) propose(shard int, cmd *messages.Command) Pending {
+	if c.s.replicas != nil {
+		return c.s.replicas.ProposeIndexed(shard, cmd, &c.writes)
+	}
 	return c.s.backend.Propose(shard, cmd)
 }
 

@@ -18,8 +18,9 @@ import (
 //
 // PING and ECHO are answered by the node in their places in EXEC's array,
 // and PUBLISH and SPUBLISH publish once the shard has run the others
-// (subscribers that read the keys then see the transaction's writes);
-// a blocking pop runs as its non-blocking form (in MULTI it does not
+// (subscribers that read the keys then see the transaction's writes),
+// and WAIT answers its count then, without blocking (wait.go); a
+// blocking pop runs as its non-blocking form (in MULTI it does not
 // block, as in Redis). As in Redis: a command refused while queueing
 // (unknown, wrong arity, keys on another shard) discards the transaction
 // at EXEC (EXECABORT); a command that fails when it runs answers its error
@@ -40,9 +41,9 @@ type tx struct {
 // reply, reshaped if shape is set (a blocking pop, run as its
 // non-blocking form: inside MULTI it does not block, as in Redis).
 type txEntry struct {
-	local   *messages.Reply
-	shape   func(*messages.Reply) *messages.Reply
-	publish func() *messages.Reply // PUBLISH, SPUBLISH: run at EXEC
+	local  *messages.Reply
+	shape  func(*messages.Reply) *messages.Reply
+	atExec func() *messages.Reply // PUBLISH, SPUBLISH, WAIT: run at EXEC
 	// aclArgs is the command as queued, kept for a user whose ACL rules
 	// are checked again at EXEC.
 	aclArgs [][]byte
@@ -141,7 +142,7 @@ func (c *conn) recheckACL(t *tx) {
 	k := 0 // the next of t.cmds
 	for i := range t.entries {
 		e := &t.entries[i]
-		runs := e.local == nil && e.publish == nil
+		runs := e.local == nil && e.atExec == nil
 		if e.aclArgs != nil {
 			if r := c.execDenied(u, e.aclArgs); r != nil {
 				if runs {
@@ -199,9 +200,16 @@ func (c *conn) queue(name string, args [][]byte) bool {
 	case "publish", "spublish":
 		args := c.cloneArgs(args)
 		sharded := name == "spublish"
-		c.tx.entries = append(c.tx.entries, txEntry{publish: func() *messages.Reply {
+		c.tx.entries = append(c.tx.entries, txEntry{atExec: func() *messages.Reply {
 			return c.publishNow(sharded, args[1], args[2]).Wait()
 		}})
+		c.reply(replyQueued)
+		return true
+	case "wait":
+		// As in Redis: the count once the transaction's commands ran,
+		// with no wait (its argument errors in EXEC's array).
+		args := c.cloneArgs(args)
+		c.tx.entries = append(c.tx.entries, txEntry{atExec: func() *messages.Reply { return c.waitNow(args) }})
 		c.reply(replyQueued)
 		return true
 	case "blpop", "brpop", "blmpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "bzmpop":
@@ -332,7 +340,7 @@ func (c *conn) exec() {
 	}
 	c.writeShard[shard] = true
 	c.timing.args = [][]byte{[]byte("EXEC")} // for the slow log
-	c.push(&execReply{p: c.s.backend.Propose(shard, cmd), entries: t.entries})
+	c.push(&execReply{p: c.propose(shard, cmd), entries: t.entries})
 }
 
 // execReply is EXEC's answer: the shard's replies, with the node's own
@@ -358,8 +366,8 @@ func assemble(entries []txEntry, shard []*messages.Reply) *messages.Reply {
 		switch {
 		case e.local != nil:
 			out = append(out, e.local)
-		case e.publish != nil:
-			out = append(out, e.publish())
+		case e.atExec != nil:
+			out = append(out, e.atExec())
 		case len(shard) == 0:
 			out = append(out, errorf("ERR the shard answered fewer replies than commands"))
 		default:

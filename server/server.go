@@ -117,6 +117,8 @@ type Server struct {
 	aclMu   sync.Mutex    // orders SetACL's swaps
 	aclWake chan struct{} // closed by each SetACL
 	aclLog  aclLog
+	// replicas is backend when it can answer WAIT (wait.go), else nil.
+	replicas ReplicaBackend
 }
 
 // Listen opens the client port and serves it in the background.
@@ -150,6 +152,7 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 	} else {
 		s.acl.Store(kv.NewACLUsers(kv.DefaultACLUser(cfg.RequirePass)))
 	}
+	s.replicas, _ = backend.(ReplicaBackend)
 	s.track.instance = strconv.FormatUint(rand.Uint64(), 36)
 	s.stats.slow.configure(cfg)
 	s.wg.Add(1)

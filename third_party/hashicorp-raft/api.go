@@ -1207,6 +1207,31 @@ func (r *Raft) FollowerContacts() map[ServerID]time.Time {
 	return out
 }
 
+// FollowerMatches returns, on the leader, each other server's match index:
+// the index up to which the leader knows the server's log stores its own
+// (the server acknowledged the entries, or installed a snapshot up to
+// there), as the leader's commitment counts it; a server that has not
+// answered in this term counts 0. It returns nil on any other server. The
+// channel closes at the next change of any of them, or of the
+// configuration, or when the leader steps down (coppice's change: the
+// WAIT command waits for followers to store a write).
+func (r *Raft) FollowerMatches() (map[ServerID]uint64, <-chan struct{}) {
+	repl := r.replicating.Load()
+	if repl == nil || r.getState() != Leader {
+		return nil, nil // stepped down; the main loop may not have cleared it yet
+	}
+	ids := make([]ServerID, 0, len(*repl))
+	var c *commitment
+	for id, s := range *repl {
+		ids = append(ids, id)
+		c = s.commitment // the same for every replication of a term
+	}
+	if c == nil {
+		return map[ServerID]uint64{}, nil // no other server: nothing changes
+	}
+	return c.matchesOf(ids)
+}
+
 // LastContact returns the time of last contact by a leader.
 // This only makes sense if we are currently a follower.
 func (r *Raft) LastContact() time.Time {

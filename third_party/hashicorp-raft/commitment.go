@@ -26,6 +26,10 @@ type commitment struct {
 	// as storing nothing, and a group that needed its vote never
 	// committed the promotion or what came before it.
 	nonvoterMatch map[ServerID]uint64
+	// coppice: matchWake, once FollowerMatches asked for it, is closed at
+	// the next change of a server's match index (or of the configuration),
+	// and cleared; nil while nobody waits, so matching costs nothing more.
+	matchWake chan struct{}
 	// a quorum stores up through this log entry. monotonically increases.
 	commitIndex uint64
 	// the first index of this leader's term: this needs to be replicated to a
@@ -78,7 +82,33 @@ func (c *commitment) setConfiguration(configuration Configuration) {
 			c.nonvoterMatch[server.ID] = known
 		}
 	}
+	c.wakeMatches()
 	c.recalculate()
+}
+
+// wakeMatches closes matchWake, if anyone waits on it (coppice). Must be
+// called with the lock held.
+func (c *commitment) wakeMatches() {
+	if c.matchWake != nil {
+		close(c.matchWake)
+		c.matchWake = nil
+	}
+}
+
+// matchesOf returns the match index of each of ids (a voter's or a
+// non-voter's; 0 for a server it does not know) and a channel closed at the
+// next change (coppice, for Raft.FollowerMatches).
+func (c *commitment) matchesOf(ids []ServerID) (map[ServerID]uint64, <-chan struct{}) {
+	c.Lock()
+	defer c.Unlock()
+	out := make(map[ServerID]uint64, len(ids))
+	for _, id := range ids {
+		out[id] = max(c.matchIndexes[id], c.nonvoterMatch[id])
+	}
+	if c.matchWake == nil {
+		c.matchWake = make(chan struct{})
+	}
+	return out, c.matchWake
 }
 
 // Called by leader after commitCh is notified
@@ -97,6 +127,7 @@ func (c *commitment) match(server ServerID, matchIndex uint64) {
 	defer c.Unlock()
 	if prev, hasVote := c.matchIndexes[server]; hasVote && matchIndex > prev {
 		c.matchIndexes[server] = matchIndex
+		c.wakeMatches()
 		c.recalculate()
 		return
 	}
@@ -105,6 +136,7 @@ func (c *commitment) match(server ServerID, matchIndex uint64) {
 		// server of the configuration: a late answer from one removed
 		// must not count for it once it is added back.
 		c.nonvoterMatch[server] = matchIndex
+		c.wakeMatches()
 	}
 }
 

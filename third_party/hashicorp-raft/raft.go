@@ -527,6 +527,13 @@ func (r *Raft) runLeader() {
 			future.respond(ErrLeadershipLost)
 		}
 
+		// Wake FollowerMatches' waiters (coppice's change).
+		if c := r.leaderState.commitment; c != nil {
+			c.Lock()
+			c.wakeMatches()
+			c.Unlock()
+		}
+
 		// Clear all the state
 		r.leaderState.commitCh = nil
 		r.leaderState.commitment = nil
