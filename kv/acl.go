@@ -684,13 +684,7 @@ func (u *ACLUser) Describe() string {
 	for _, p := range u.passwords {
 		b.WriteString("#" + p + " ")
 	}
-	for i, s := range u.selectors {
-		if i == 0 {
-			b.WriteString(s.describe())
-		} else {
-			b.WriteString(" (" + s.describe() + ")")
-		}
-	}
+	b.WriteString(u.Permissions())
 	return b.String()
 }
 

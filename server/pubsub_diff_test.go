@@ -43,15 +43,31 @@ import (
 	"github.com/coppice-kv/coppice/internal/redistest"
 )
 
-func TestPubSubAgainstRedis(t *testing.T) {
-	sock := redistest.Start(t, "--enable-debug-command", "yes") // the node serves DEBUG's safe subcommands
-	files, err := filepath.Glob("testdata/pubsub/*.txt")
+func TestPubSubAgainstRedis(t *testing.T) { compareScripts(t, "testdata/pubsub/*.txt", false) }
+
+// compareScripts runs the scripts glob names, each on a new Server over
+// the engine and on a redis-server: one for all (freshRedis false: each
+// file starts with a FLUSHALL there) or one per file (users and other
+// server state outlive a file).
+func compareScripts(t *testing.T, glob string, freshRedis bool) {
+	files, err := filepath.Glob(glob)
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no scripts in testdata/pubsub: %v", err)
+		t.Fatalf("no scripts in %s: %v", glob, err)
+	}
+	start := func(t *testing.T) string {
+		return redistest.Start(t, "--enable-debug-command", "yes") // the node serves DEBUG's safe subcommands
+	}
+	var sock string
+	if !freshRedis {
+		sock = start(t)
 	}
 	lines := 0
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+			sock := sock
+			if freshRedis {
+				sock = start(t)
+			}
 			b := newEngineBackend()
 			srv, err := Listen(Config{Addr: "127.0.0.1:0", Notify: b.notify}, b)
 			if err != nil {

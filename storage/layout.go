@@ -177,26 +177,9 @@ func (l Layout) WriteACL(a ACLUsers) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncFSDir(vfs.Default, filepath.Dir(path))
+	return writeAtomic(vfs.Default, path, data, func(tmp string) (syncWriter, error) {
+		return os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	})
 }
 
 // ReadACL reads the ACL users the node last applied; ok is false when it
@@ -222,8 +205,23 @@ func writeFileAtomic(path string, data []byte) error {
 // writeFSFileAtomic writes data to path on fs: a temporary file, synced,
 // renamed into place, and the dir synced; a failed write leaves no file.
 func writeFSFileAtomic(fs vfs.FS, path string, data []byte) error {
+	return writeAtomic(fs, path, data, func(tmp string) (syncWriter, error) {
+		return fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	})
+}
+
+// syncWriter is a file writeAtomic writes: vfs's, or the os's.
+type syncWriter interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+// writeAtomic is writeFSFileAtomic with the temporary file made by
+// create.
+func writeAtomic(fs vfs.FS, path string, data []byte, create func(tmp string) (syncWriter, error)) error {
 	tmp := path + ".tmp"
-	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	f, err := create(tmp)
 	if err != nil {
 		return err
 	}
