@@ -217,15 +217,19 @@ func (s *Stats) resetHistograms() {
 	}
 }
 
-// histogramReply is fillCommandCDF's: calls, then histogram_usec, the
-// cumulative counts of the buckets where they grow.
-func histogramReply(h *cmdHist) (*messages.Reply, bool) {
-	var counts [histBuckets]uint64
-	total := uint64(0)
+// snapshot reads the histogram's buckets, and their total.
+func (h *cmdHist) snapshot() (counts [histBuckets]uint64, total uint64) {
 	for i := range counts {
 		counts[i] = h.buckets[i].Load()
 		total += counts[i]
 	}
+	return counts, total
+}
+
+// histogramReply is fillCommandCDF's: calls, then histogram_usec, the
+// cumulative counts of the buckets where they grow.
+func histogramReply(h *cmdHist) (*messages.Reply, bool) {
+	counts, total := h.snapshot()
 	if total == 0 {
 		return nil, false
 	}
@@ -628,13 +632,7 @@ func (s *Server) latencyStats() []string {
 	slices.SortFunc(specs, func(a, b *kv.Spec) int { return strings.Compare(a.Name, b.Name) })
 	var lines []string
 	for _, spec := range specs {
-		h := &st.hists[histIndex[spec]]
-		var counts [histBuckets]uint64
-		total := uint64(0)
-		for i := range counts {
-			counts[i] = h.buckets[i].Load()
-			total += counts[i]
-		}
+		counts, total := st.hists[histIndex[spec]].snapshot()
 		if total == 0 {
 			continue
 		}
