@@ -38,18 +38,30 @@ const aclApplyWait = 10 * time.Second
 // subscribers whose channels their user may no longer use.
 func (s *Server) SetACL(us *kv.ACLUsers) {
 	s.aclMu.Lock()
-	old := s.acl.Load()
+	old, ok := s.swapACL(us)
+	s.aclMu.Unlock()
+	if ok {
+		s.closeRevoked(old, us)
+	}
+}
+
+// swapACL makes us the users, unless older than the current ones; called
+// with aclMu held.
+func (s *Server) swapACL(us *kv.ACLUsers) (old *kv.ACLUsers, ok bool) {
+	old = s.acl.Load()
 	if old != nil && us.Version < old.Version {
-		s.aclMu.Unlock()
-		return
+		return old, false
 	}
 	s.acl.Store(us)
 	close(s.aclWake)
 	s.aclWake = make(chan struct{})
-	s.aclMu.Unlock()
-	if old == nil {
-		return
-	}
+	return old, old != nil
+}
+
+// closeRevoked closes the connections of users us no longer has, and the
+// subscribers whose user changed and may no longer use one of their
+// channels or patterns.
+func (s *Server) closeRevoked(old, us *kv.ACLUsers) {
 	victims := map[*conn]bool{}
 	s.mu.Lock()
 	for c := range s.conns {
@@ -58,8 +70,6 @@ func (s *Server) SetACL(us *kv.ACLUsers) {
 		}
 	}
 	s.mu.Unlock()
-	// A subscriber whose user changed and may no longer use one of its
-	// channels or patterns.
 	s.hub.mu.RLock()
 	for kind, byName := range s.hub.subs {
 		for name, conns := range byName {
@@ -96,11 +106,12 @@ func (s *Server) updateACL(change func(*kv.ACLUsers) (*kv.ACLUsers, error)) erro
 			s.aclMu.Lock()
 			if s.acl.Load() != cur {
 				s.aclMu.Unlock()
-				continue
+				continue // another change came first
 			}
-			s.aclMu.Unlock()
 			next.Version = cur.Version + 1
-			s.SetACL(next)
+			s.swapACL(next)
+			s.aclMu.Unlock()
+			s.closeRevoked(cur, next)
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), aclApplyWait)
@@ -147,7 +158,6 @@ func (s *Server) awaitACL(v uint64) error {
 type aclLog struct {
 	mu      sync.Mutex
 	entries []*aclLogEntry
-	max     int
 }
 
 type aclLogEntry struct {
