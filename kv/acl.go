@@ -18,7 +18,6 @@ package kv
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -254,15 +253,20 @@ func (s *aclSelector) setAll(allow bool) {
 	s.allCommands, s.future, s.firstArgs = allow, allow, nil
 }
 
-// The reasons a rule is refused, Redis's words.
-var (
-	errACLSyntax       = errors.New("Syntax error")
-	errACLUnknown      = errors.New("Unknown command or category name in ACL")
-	errACLKeyAfterAll  = errors.New("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns")
-	errACLChanAfterAll = errors.New("Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels")
-	errACLNoSuchPass   = errors.New("The password you are trying to remove from the user does not exist")
-	errACLBadHash      = errors.New("The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")
-	errACLSubFirstArg  = errors.New("Allowing first-arg of a subcommand is not supported")
+// aclRuleReason is why a rule is refused, in Redis's words (sentences
+// that end its error, so capitalised).
+type aclRuleReason string
+
+func (r aclRuleReason) Error() string { return string(r) }
+
+const (
+	errACLSyntax       aclRuleReason = "Syntax error"
+	errACLUnknown      aclRuleReason = "Unknown command or category name in ACL"
+	errACLKeyAfterAll  aclRuleReason = "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
+	errACLChanAfterAll aclRuleReason = "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels"
+	errACLNoSuchPass   aclRuleReason = "The password you are trying to remove from the user does not exist"
+	errACLBadHash      aclRuleReason = "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
+	errACLSubFirstArg  aclRuleReason = "Allowing first-arg of a subcommand is not supported"
 )
 
 func hasSpaces(s string) bool {
