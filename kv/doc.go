@@ -23,13 +23,16 @@
 //	}
 //
 // Spec.Node marks the commands the node answers itself (PING, HELLO, AUTH,
-// SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND, TIME, RESET, WAIT,
+// ACL, MIGRATE, ASKING, SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND,
+// TIME, RESET, WAIT,
 // the blocking pops, MULTI and the rest of the transactions', and pub/sub's
 // SUBSCRIBE, PUBLISH, PUBSUB and the like): they are in the table
 // so that CheckArity accepts them and COMMAND lists them. Command answers
 // COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, GETKEYSANDFLAGS, HELP) from
 // the table and from Redis 7.0's own metadata (commands_redis.go, written
-// by kv/internal/gencommands).
+// by kv/internal/gencommands). ACL rules (acl.go) check commands by
+// Redis's whole command table and their keys by Redis's key specs
+// (keyspecs.go).
 //
 // Commands the node splits across shards (MGET, MSET, DEL, UNLINK, EXISTS,
 // TOUCH by key; DBSIZE, KEYS, FLUSHDB, FLUSHALL on every shard; SCAN with Scan and
