@@ -17,6 +17,7 @@ package kv
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -714,15 +715,11 @@ func (u *ACLUser) Authenticates(password []byte) bool {
 		return true
 	}
 	h := sha256.Sum256(password)
-	got := hex.EncodeToString(h[:])
+	got := []byte(hex.EncodeToString(h[:]))
 	ok := false
 	for _, p := range u.passwords {
 		// Every hash is compared, in constant time each.
-		diff := byte(0)
-		for i := 0; i < len(p) && i < len(got); i++ {
-			diff |= p[i] ^ got[i]
-		}
-		if diff == 0 && len(p) == len(got) {
+		if subtle.ConstantTimeCompare([]byte(p), got) == 1 {
 			ok = true
 		}
 	}
@@ -746,7 +743,7 @@ func (u *ACLUser) Check(args [][]byte) (result, pos int) {
 
 func (u *ACLUser) check(c *aclCmd, args [][]byte) (result, pos int) {
 	result = ACLDeniedCmd
-	var keys []keyRef
+	var keys []KeyRef
 	keysDone := false
 	for _, s := range u.selectors {
 		r, p := s.check(c, args, &keys, &keysDone)
@@ -760,7 +757,7 @@ func (u *ACLUser) check(c *aclCmd, args [][]byte) (result, pos int) {
 	return result, pos
 }
 
-func (s *aclSelector) check(c *aclCmd, args [][]byte, keys *[]keyRef, keysDone *bool) (int, int) {
+func (s *aclSelector) check(c *aclCmd, args [][]byte, keys *[]KeyRef, keysDone *bool) (int, int) {
 	if !s.allCommands && !c.noAuth && !s.bit(c.id) {
 		allowed := false
 		idx := 1

@@ -41,9 +41,6 @@ type KeyRef struct {
 	Flags KeyFlags
 }
 
-// keyRef is KeyRef, for this package's ACL code.
-type keyRef = KeyRef
-
 type keySpec struct {
 	flags KeyFlags
 	// begin_search: an index, or a keyword searched from startFrom (a

@@ -178,31 +178,14 @@ func appendQuicklist(b []byte, elems [][]byte) []byte {
 	return b
 }
 
-// listpack encodes elems as a listpack of strings (the reader of Redis
-// takes integers written as strings as it takes its own).
+// listpack encodes elems as a listpack, integers in listpack's integer
+// encodings as Redis writes them (listpackBuilder).
 func listpack(elems [][]byte) []byte {
-	b := make([]byte, 6, 7+len(elems)*8)
+	lp := newListpack()
 	for _, e := range elems {
-		start := len(b)
-		switch n := len(e); {
-		case n < 64:
-			b = append(b, 0x80|byte(n))
-		case n < 4096:
-			b = append(b, 0xe0|byte(n>>8), byte(n))
-		default:
-			b = binary.LittleEndian.AppendUint32(append(b, 0xf0), uint32(n))
-		}
-		b = append(b, e...)
-		b = appendBacklen(b, uint64(len(b)-start))
+		lp.str(e)
 	}
-	b = append(b, 0xff)
-	binary.LittleEndian.PutUint32(b, uint32(len(b)))
-	count := uint16(65535) // unknown, as Redis writes it past 65534
-	if len(elems) < 65535 {
-		count = uint16(len(elems))
-	}
-	binary.LittleEndian.PutUint16(b[4:], count)
-	return b
+	return lp.bytes()
 }
 
 // appendBacklen writes a listpack entry's length backwards, 7 bits a byte.

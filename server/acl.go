@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -522,8 +521,8 @@ func getUserReply(u *kv.ACLUser) *messages.Reply {
 func genpass(args [][]byte) *messages.Reply {
 	bits := int64(256)
 	if len(args) == 3 {
-		n, err := strconv.ParseInt(string(args[2]), 10, 64)
-		if err != nil {
+		n, ok := kv.ParseInt(args[2])
+		if !ok {
 			return errorf("ERR value is not an integer or out of range")
 		}
 		bits = n
@@ -553,8 +552,8 @@ func (s *Server) aclLogCmd(args [][]byte) *messages.Reply {
 			l.mu.Unlock()
 			return replyOK
 		}
-		n, err := strconv.ParseInt(string(args[2]), 10, 64)
-		if err != nil {
+		n, ok := kv.ParseInt(args[2])
+		if !ok {
 			return errorf("ERR value is not an integer or out of range")
 		}
 		count = max(n, 0)

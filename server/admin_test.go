@@ -118,7 +118,7 @@ func TestLatencySamples(t *testing.T) {
 // apart; calls refused for their arity not counted; CONFIG RESETSTAT and
 // latency-tracking no as Redis's.
 func TestLatencyHistogram(t *testing.T) {
-	srv, st := engineServer(t, Config{})
+	srv, _ := engineServer(t, Config{})
 	c := dial(t, srv)
 	for range 5 {
 		c.do("SET k v")
@@ -193,7 +193,6 @@ func TestLatencyHistogram(t *testing.T) {
 	if got := c.do("LATENCY HISTOGRAM set get"); got != "[]" {
 		t.Errorf("after CONFIG RESETSTAT: %s", got)
 	}
-	_ = st
 }
 
 // Histograms: bucket i holds up to 1024<<i ns, the last one everything

@@ -66,9 +66,9 @@ func (c *conn) migrate(args [][]byte) {
 			return
 		}
 	}
-	timeout, err1 := strconv.ParseInt(string(args[5]), 10, 64)
-	db, err2 := strconv.ParseInt(string(args[4]), 10, 64)
-	if err1 != nil || err2 != nil {
+	timeout, ok1 := kv.ParseInt(args[5])
+	db, ok2 := kv.ParseInt(args[4])
+	if !ok1 || !ok2 {
 		c.reply(errorf("ERR value is not an integer or out of range"))
 		return
 	}
@@ -76,18 +76,25 @@ func (c *conn) migrate(args [][]byte) {
 		timeout = 1000
 	}
 	c.drain() // the keys as every command before this one left them
-	// Each key's digest, then its TTL and its value.
+	// Each key's digest, then its TTL and its value: every read issued
+	// before the first is waited for.
 	type sent struct {
 		key, digest, payload []byte
 		ttl                  int64
+		restored             bool
+	}
+	reads := make([][3]Pending, len(keys))
+	for i, k := range keys {
+		k = clone(k)
+		keys[i] = k
+		shard := c.shardOf(k)
+		for j, cmd := range [][][]byte{{[]byte(kv.DigestName), k}, {[]byte("PTTL"), k}, {[]byte("DUMP"), k}} {
+			reads[i][j] = c.issueRead(shard, cmd)
+		}
 	}
 	var move []sent
-	for _, k := range keys {
-		k = clone(k)
-		shard := c.shardOf(k)
-		d := c.issueRead(shard, [][]byte{[]byte(kv.DigestName), k}).Wait()
-		pttl := c.issueRead(shard, [][]byte{[]byte("PTTL"), k}).Wait()
-		dump := c.issueRead(shard, [][]byte{[]byte("DUMP"), k}).Wait()
+	for i, k := range keys {
+		d, pttl, dump := reads[i][0].Wait(), reads[i][1].Wait(), reads[i][2].Wait()
 		for _, r := range []*messages.Reply{d, pttl, dump} {
 			if e := r.GetError(); e != "" {
 				c.reply(r)
@@ -107,7 +114,7 @@ func (c *conn) migrate(args [][]byte) {
 		if items := d.GetArray().GetItems(); len(items) == 1 {
 			digest = items[0].GetBulk()
 		}
-		move = append(move, sent{k, digest, dump.GetBulk(), ttl})
+		move = append(move, sent{key: k, digest: digest, payload: dump.GetBulk(), ttl: ttl})
 	}
 	if len(move) == 0 {
 		c.reply(status("NOKEY"))
@@ -152,7 +159,6 @@ func (c *conn) migrate(args [][]byte) {
 	}
 	rd := bufio.NewReader(nc)
 	var targetErr string
-	var moved [][]byte
 	for i := range cmds {
 		nc.SetDeadline(time.Now().Add(wait))
 		line, err := rd.ReadString('\n')
@@ -167,14 +173,14 @@ func (c *conn) migrate(args [][]byte) {
 			}
 			continue
 		}
-		if restored := i - (len(cmds) - len(move)); restored >= 0 && line == "+OK" {
-			moved = append(moved, move[restored].key)
+		if m := i - (len(cmds) - len(move)); m >= 0 && line == "+OK" {
+			move[m].restored = true
 		}
 	}
 	var kept []string
 	if !copyKeys {
 		for _, m := range move {
-			if !containsKey(moved, m.key) {
+			if !m.restored {
 				continue
 			}
 			cmd := kv.ExecCommand(nowMs(), [][]byte{m.key}, [][]byte{m.digest}, [][][]byte{{[]byte("DEL"), m.key}})
@@ -195,13 +201,4 @@ func (c *conn) migrate(args [][]byte) {
 	default:
 		c.reply(replyOK)
 	}
-}
-
-func containsKey(keys [][]byte, k []byte) bool {
-	for _, x := range keys {
-		if string(x) == string(k) {
-			return true
-		}
-	}
-	return false
 }
