@@ -64,7 +64,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 			limits.MaxBulkLen = c.rt.MaxBulkLen
 		}
 		srv, err := server.Listen(server.Config{
-			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, TLS: c.rt.ClientTLS,
+			Addr: c.rt.ClientAddr, RequirePass: c.rt.RequirePass, DataDir: c.rt.DataDir, TLS: c.rt.ClientTLS,
 			Limits: limits, MaxWriteBytes: c.rt.MaxWriteBytes,
 			SlowlogSlowerThan: c.rt.SlowlogSlowerThan, SlowlogMaxLen: c.rt.SlowlogMaxLen,
 			NodeName: c.rt.Name, Version: c.rt.Version, Log: c.rt.logger(), Stats: &c.rt.clients, Notify: c.rt.Notify,

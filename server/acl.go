@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -157,6 +158,7 @@ func (s *Server) awaitACL(v uint64) error {
 type aclLog struct {
 	mu      sync.Mutex
 	entries []*aclLogEntry
+	maxLen  atomic.Int64 // acllog-max-len
 }
 
 type aclLogEntry struct {
@@ -169,6 +171,7 @@ type aclLogEntry struct {
 	client   string
 }
 
+// aclLogMaxLen is acllog-max-len's default.
 const aclLogMaxLen = 128
 
 func (l *aclLog) add(e *aclLogEntry) {
@@ -187,8 +190,8 @@ func (l *aclLog) add(e *aclLogEntry) {
 	}
 	e.count = 1
 	l.entries = append([]*aclLogEntry{e}, l.entries...)
-	if len(l.entries) > aclLogMaxLen {
-		l.entries = l.entries[:aclLogMaxLen]
+	if n := l.maxLen.Load(); int64(len(l.entries)) > n {
+		l.entries = l.entries[:n]
 	}
 }
 

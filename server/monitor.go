@@ -101,8 +101,11 @@ func monitored(args [][]byte) bool {
 	return true
 }
 
-// redacted tells which arguments of args a monitor sees as
-// "(redacted)": AUTH's, and HELLO's AUTH username and password.
+// redacted tells which arguments of args the monitors and the slow log
+// see as "(redacted)", as Redis's redactClientCommandArgument: AUTH's,
+// HELLO's AUTH username and password, every argument of ACL SETUSER after
+// the subcommand, MIGRATE's AUTH and AUTH2 credentials, and the values of
+// CONFIG SET's secret parameters.
 func redacted(args [][]byte) func(i int) bool {
 	switch strings.ToLower(string(args[0])) {
 	case "auth":
@@ -113,9 +116,36 @@ func redacted(args [][]byte) func(i int) bool {
 				return func(j int) bool { return j == i+1 || j == i+2 }
 			}
 		}
+	case "acl":
+		if len(args) > 2 && strings.EqualFold(string(args[1]), "setuser") {
+			return func(i int) bool { return i >= 2 }
+		}
+	case "migrate":
+		// Its options in order, as MIGRATE reads them, up to KEYS.
+		secret := map[int]bool{}
+		for j := 6; j < len(args); j++ {
+			switch strings.ToLower(string(args[j])) {
+			case "auth":
+				secret[j+1] = true
+				j++
+			case "auth2":
+				secret[j+1], secret[j+2] = true, true
+				j += 2
+			case "keys":
+				j = len(args)
+			}
+		}
+		return func(j int) bool { return secret[j] }
+	case "config":
+		if len(args) > 3 && strings.EqualFold(string(args[1]), "set") {
+			return func(j int) bool { return j > 2 && j%2 == 1 && secretConfigs[strings.ToLower(string(args[j-1]))] }
+		}
 	}
 	return func(int) bool { return false }
 }
+
+// secretConfigs are Redis's SENSITIVE_CONFIG parameters.
+var secretConfigs = map[string]bool{"requirepass": true, "masterauth": true, "tls-key-file-pass": true, "tls-client-key-file-pass": true}
 
 // quoteRepr is Redis's sdscatrepr: a string in double quotes, with \\,
 // \", \n, \r, \t, \a, \b escaped and other bytes outside printable ASCII

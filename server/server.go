@@ -40,6 +40,8 @@ type Config struct {
 	Addr string
 	// RequirePass, when set, makes clients AUTH first.
 	RequirePass string
+	// DataDir is the node's data directory (CONFIG GET dir).
+	DataDir string
 	// TLS, when set, serves the port over TLS only (LoadTLS).
 	TLS *tls.Config
 	// MaxClients bounds open connections (Redis's maxclients).
@@ -117,6 +119,10 @@ type Server struct {
 	aclMu   sync.Mutex    // orders SetACL's swaps
 	aclWake chan struct{} // closed by each SetACL
 	aclLog  aclLog
+	// requirePass is CONFIG GET requirepass: RequirePass, or the last
+	// CONFIG SET of it on this node.
+	requirePass atomic.Pointer[string]
+	maxClients  atomic.Int64 // maxclients: Config.MaxClients, then CONFIG SET's
 	// replicas is backend when it can answer WAIT (wait.go), else nil.
 	replicas ReplicaBackend
 }
@@ -147,6 +153,9 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		s.stats = &Stats{}
 	}
 	s.aclWake = make(chan struct{})
+	s.aclLog.maxLen.Store(aclLogMaxLen)
+	s.maxClients.Store(int64(cfg.MaxClients))
+	s.requirePass.Store(&cfg.RequirePass)
 	if cfg.ACL != nil {
 		s.acl.Store(cfg.ACL)
 	} else {
@@ -207,7 +216,7 @@ func (s *Server) serve() {
 			nc.Close()
 			continue
 		}
-		if len(s.conns) >= s.cfg.MaxClients {
+		if int64(len(s.conns)) >= s.maxClients.Load() {
 			s.stats.rejected.Add(1)
 			// Redis answers and closes; off the accept loop, since on TLS
 			// the answer needs a handshake first.

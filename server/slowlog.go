@@ -70,10 +70,15 @@ func (l *slowlog) slow(took time.Duration) bool {
 func (l *slowlog) add(took time.Duration, args [][]byte, addr, name string) {
 	maxLen := int(min(l.maxLen.Load(), math.MaxInt32))
 	kept := make([][]byte, 0, min(len(args), slowlogMaxArgs))
+	redact := redacted(args)
 	for i, a := range args {
 		if i == slowlogMaxArgs-1 && len(args) > slowlogMaxArgs {
 			kept = append(kept, fmt.Appendf(nil, "... (%d more arguments)", len(args)-i))
 			break
+		}
+		if redact(i) {
+			kept = append(kept, []byte("(redacted)"))
+			continue
 		}
 		if len(a) > slowlogMaxArgBytes {
 			kept = append(kept, fmt.Appendf(append([]byte(nil), a[:slowlogMaxArgBytes]...), "... (%d more bytes)", len(a)-slowlogMaxArgBytes))

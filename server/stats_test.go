@@ -286,7 +286,7 @@ func TestConfigSetSlowlog(t *testing.T) {
 		"SET a 1", "+OK", "GET a", "1", "SET b 2", "+OK", "SLOWLOG LEN", ":2",
 		"CONFIG GET slowlog-log-slower-than", "[slowlog-log-slower-than 0]",
 		"CONFIG SET slowlog-max-len 0", "+OK", "SLOWLOG RESET", "+OK", "SET c 3", "+OK", "SLOWLOG LEN", ":0",
-		"CONFIG SET maxclients 10", "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - not settable on a coppice node: set it with the node's flags",
+		"CONFIG SET maxmemory-policy allkeys-lru", "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - not changeable on coppice, where it is \"noeviction\": coppice keeps its data on disk and never evicts a key (--min-free-disk-mib refuses writes when the disk is low)",
 	)
 }
 
