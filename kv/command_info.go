@@ -218,11 +218,21 @@ func Command(args [][]byte) *messages.Reply {
 		if len(keys) == 0 {
 			return errReply("ERR The command has no key arguments")
 		}
+		// Each key's flags are its key spec's, where the specs find the
+		// same keys (LMOVE's source and destination differ).
+		refs := KeyRefs(cmdArgs)
+		lined := s.Name != "set" && len(refs) == len(keys)
+		for i := 0; lined && i < len(refs); i++ {
+			lined = string(cmdArgs[refs[i].Pos]) == string(keys[i])
+		}
 		items := make([]*messages.Reply, len(keys))
 		for i, k := range keys {
-			if spec.Name == "command|getkeys" {
+			switch {
+			case spec.Name == "command|getkeys":
 				items[i] = bulk(k)
-			} else {
+			case lined:
+				items[i] = array([]*messages.Reply{bulk(k), refs[i].Flags.reply()})
+			default:
 				items[i] = array([]*messages.Reply{bulk(k), keyFlags(s, cmdArgs)})
 			}
 		}

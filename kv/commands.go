@@ -506,6 +506,21 @@ var table = []*Spec{
 		s := nodeCmd("migrate", -6, []string{"write", "movablekeys"})
 		s.FirstKey, s.LastKey, s.Step = 3, 3, 1 // as COMMAND reports them
 		s.Write = true                          // held by CLIENT PAUSE WRITE
+		// Its keys, as Redis's migrateGetKeys finds them: the one at 3,
+		// or, when that is empty, those after a KEYS from the options on.
+		s.keysFn = func(args [][]byte) [][]byte {
+			if len(args) > 6 && len(args[3]) == 0 {
+				for i := 6; i < len(args); i++ {
+					if isOpt(args[i], "keys") {
+						return args[i+1:]
+					}
+				}
+			}
+			if len(args) > 3 {
+				return args[3:4]
+			}
+			return nil
+		}
 		return s
 	}(),
 	nodeCmd("monitor", 1, []string{"admin", "noscript", "loading", "stale"}),

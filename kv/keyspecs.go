@@ -31,9 +31,29 @@ const (
 	KeyVariableFlags
 )
 
-var keyFlagNames = map[string]KeyFlags{"RO": KeyRO, "RW": KeyRW, "OW": KeyOW, "RM": KeyRM,
-	"access": KeyAccess, "update": KeyUpdate, "insert": KeyInsert, "delete": KeyDelete,
-	"not_key": KeyNotKey, "incomplete": KeyIncomplete, "variable_flags": KeyVariableFlags}
+// keyFlagNames is each flag by its name.
+var keyFlagNames = func() map[string]KeyFlags {
+	m := map[string]KeyFlags{}
+	for i, name := range keyFlagOrder {
+		m[name] = 1 << i
+	}
+	return m
+}()
+
+// reply is f as COMMAND GETKEYSANDFLAGS gives it: the names of its
+// flags, in Redis's order.
+func (f KeyFlags) reply() *messages.Reply {
+	var items []*messages.Reply
+	for i, name := range keyFlagOrder {
+		if f&(1<<i) != 0 {
+			items = append(items, ms(name))
+		}
+	}
+	return mset(items...)
+}
+
+// keyFlagOrder is the flags' names, bit by bit.
+var keyFlagOrder = []string{"RO", "RW", "OW", "RM", "access", "update", "insert", "delete", "not_key", "incomplete", "variable_flags"}
 
 // KeyRef is a key argument of a command: its position and its flags.
 type KeyRef struct {
