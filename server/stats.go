@@ -22,8 +22,11 @@ type Stats struct {
 	// here), deliveries to this node's subscribers, and subscribers
 	// disconnected for not reading theirs.
 	published, delivered, slowSubscribers atomic.Uint64
-	reads                                 Latency
-	writes                                Latency
+	// netIn and netOut count the bytes read from and written to the
+	// clients' connections: one add per read or write call.
+	netIn, netOut atomic.Uint64
+	reads         Latency
+	writes        Latency
 
 	errMu sync.Mutex
 	errs  map[string]uint64 // error replies by prefix
@@ -147,13 +150,17 @@ type StatsSnapshot struct {
 	// (published here, or on a peer); Delivered the deliveries to them;
 	// SlowSubscribers the subscribers disconnected for not reading.
 	Published, Delivered, SlowSubscribers uint64
+	// NetIn and NetOut are the bytes read from and written to the
+	// clients' connections.
+	NetIn, NetOut uint64
 }
 
 // Snapshot reads s.
 func (s *Stats) Snapshot() StatsSnapshot {
 	out := StatsSnapshot{Open: s.open.Load(), Connections: s.connections.Load(), Rejected: s.rejected.Load(),
 		Commands: s.commands.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{},
-		Published: s.published.Load(), Delivered: s.delivered.Load(), SlowSubscribers: s.slowSubscribers.Load()}
+		Published: s.published.Load(), Delivered: s.delivered.Load(), SlowSubscribers: s.slowSubscribers.Load(),
+		NetIn: s.netIn.Load(), NetOut: s.netOut.Load()}
 	s.errMu.Lock()
 	for k, v := range s.errs {
 		out.ErrorReplies[k] = v
@@ -207,6 +214,8 @@ func (s *Stats) sinceReset() StatsSnapshot {
 	out.Connections -= base.Connections
 	out.Rejected -= base.Rejected
 	out.Commands -= base.Commands
+	out.NetIn -= base.NetIn
+	out.NetOut -= base.NetOut
 	for k, n := range out.ErrorReplies {
 		if n -= base.ErrorReplies[k]; n > 0 {
 			out.ErrorReplies[k] = n
