@@ -50,6 +50,11 @@ type Stats struct {
 	// wants of a counter.
 	resetMu sync.Mutex
 	resetAt *StatsSnapshot
+
+	// inst is INFO's instantaneous rates' samples; peakMemory the
+	// highest used_memory INFO has seen (info.go).
+	inst       instantaneous
+	peakMemory atomic.Uint64
 }
 
 // cmdStat counts one command: calls, the time of the key-value ones from
@@ -199,6 +204,8 @@ func (s *Stats) resetInfo() {
 	s.resetMu.Lock()
 	s.resetAt = &now
 	s.resetMu.Unlock()
+	s.inst.reset()
+	s.peakMemory.Store(0)
 }
 
 // sinceReset is Snapshot less the counts at the last resetInfo: what INFO
