@@ -267,7 +267,22 @@ func TestInfoValues(t *testing.T) {
 			f["used_memory_rss"], f["used_memory_rss_human"], f["used_memory_peak"], f["total_system_memory"])
 	}
 
+	// Scripts cached, function libraries and their functions.
+	c.do("SCRIPT LOAD \"return 1\"")
+	lib := "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)\nredis.register_function('f2', function() return 2 end)"
+	if got := c.doArgs("FUNCTION", "LOAD", lib); got != "mylib" {
+		t.Fatalf("FUNCTION LOAD: %s", got)
+	}
+	f = infoFields(t, c, "memory")
+	for name, want := range map[string]string{"number_of_cached_scripts": "1", "used_memory_scripts_eval": "8",
+		"number_of_libraries": "1", "number_of_functions": "2", "used_memory_functions": strconv.Itoa(len(lib))} {
+		if f[name] != want {
+			t.Errorf("%s:%s, want %s", name, f[name], want)
+		}
+	}
+
 	// Bytes in and out: the command and its reply, at least.
+	f = infoFields(t, c, "stats")
 	in0, out0 := infoInt(t, f, "total_net_input_bytes"), infoInt(t, f, "total_net_output_bytes")
 	value := strings.Repeat("v", 5000)
 	c.do("SET k " + value)
