@@ -307,7 +307,7 @@ func (s *Server) infoClients() []string {
 	return []string{
 		fmt.Sprintf("connected_clients:%d", open),
 		"cluster_connections:0", // no Redis cluster bus
-		fmt.Sprintf("maxclients:%d", s.cfg.MaxClients),
+		fmt.Sprintf("maxclients:%d", s.maxClients.Load()),
 		"client_recent_max_input_buffer:0",
 		"client_recent_max_output_buffer:0",
 		fmt.Sprintf("blocked_clients:%d", blocked),
