@@ -355,6 +355,12 @@ func TestInfoValues(t *testing.T) {
 		t.Errorf("used_cpu_user:%s used_cpu_sys:%s after a burst", f["used_cpu_user"], f["used_cpu_sys"])
 	}
 
+	// maxclients is CONFIG SET's.
+	c.do("CONFIG SET maxclients 50")
+	if got := infoFields(t, c, "clients")["maxclients"]; got != "50" {
+		t.Errorf("maxclients:%s after CONFIG SET maxclients 50", got)
+	}
+
 	// CONFIG RESETSTAT counts the bytes anew.
 	c.do("CONFIG RESETSTAT")
 	if in := infoInt(t, infoFields(t, c, "stats"), "total_net_input_bytes"); in > 100 {
