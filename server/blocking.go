@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -248,6 +249,8 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 	defer c.flag.Store(0)
 	var deadline <-chan time.Time
 	if timeout > 0 {
+		c.timed.Store(true)
+		defer c.timed.Store(false)
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		deadline = t.C
@@ -341,19 +344,42 @@ func isNil(r *messages.Reply) bool {
 
 // heldReader reads r, after the bytes a probe read while a command
 // blocked: the client's next command, which the connection then reads as
-// if the probe had not.
+// if the probe had not. It counts what it reads in count (INFO's
+// total_net_input_bytes): one add per call.
 type heldReader struct {
-	r    io.Reader
-	held []byte
+	r     io.Reader
+	held  []byte
+	count *atomic.Uint64
 }
 
 func (h *heldReader) Read(p []byte) (int, error) {
 	if len(h.held) > 0 {
 		n := copy(p, h.held)
 		h.held = h.held[n:]
+		h.count.Add(uint64(n))
 		return n, nil
 	}
-	return h.r.Read(p)
+	n, err := h.r.Read(p)
+	if n > 0 {
+		h.count.Add(uint64(n))
+	}
+	return n, err
+}
+
+// countingWriter writes to w and counts the bytes written in count
+// (INFO's total_net_output_bytes): one add per call, which the
+// connection's buffered writer makes once per flush or full buffer.
+type countingWriter struct {
+	w     io.Writer
+	count *atomic.Uint64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if n > 0 {
+		c.count.Add(uint64(n))
+	}
+	return n, err
 }
 
 // probe watches the connection while a command blocks: gone closes when

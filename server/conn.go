@@ -51,8 +51,11 @@ type conn struct {
 
 	tx    *tx      // the transaction being queued (MULTI), if any
 	watch *watched // the keys WATCH watches, if any
-	// flag is CLIENT LIST's flags: 'b' blocked, 'x' in MULTI, 'N' none.
-	flag atomic.Uint32
+	// flag is CLIENT LIST's flags: 'b' blocked, 'x' in MULTI, 'N' none;
+	// timed, whether a blocked command has a timeout (INFO's
+	// clients_in_timeout_table).
+	flag  atomic.Uint32
+	timed atomic.Bool
 
 	// subs is what the connection subscribes to (pubsub.go), nsubs their
 	// number for other goroutines (CLIENT LIST); box, once it subscribed,
@@ -81,10 +84,10 @@ type conn struct {
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{},
 		unblocked: make(chan blockEnd, 1)}
-	c.in.r = nc
+	c.in.r, c.in.count = nc, &s.stats.netIn
 	c.writes.shards = s.backend.Shards()
 	c.rd = resp.NewReader(&c.in, s.cfg.Limits)
-	c.wr = resp.NewWriter(nc)
+	c.wr = resp.NewWriter(countingWriter{nc, &s.stats.netOut})
 	c.authed, c.user = s.loginFree(), "default"
 	return c
 }

@@ -125,6 +125,9 @@ type Server struct {
 	maxClients  atomic.Int64 // maxclients: Config.MaxClients, then CONFIG SET's
 	// replicas is backend when it can answer WAIT (wait.go), else nil.
 	replicas ReplicaBackend
+	// startHeap is the Go heap's live bytes when the port opened (INFO's
+	// used_memory_startup).
+	startHeap uint64
 }
 
 // Listen opens the client port and serves it in the background.
@@ -162,6 +165,7 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		s.acl.Store(kv.NewACLUsers(kv.DefaultACLUser(cfg.RequirePass)))
 	}
 	s.replicas, _ = backend.(ReplicaBackend)
+	s.startHeap = readGoMemory().allocated
 	s.track.instance = strconv.FormatUint(rand.Uint64(), 36)
 	s.stats.slow.configure(cfg)
 	s.wg.Add(1)

@@ -22,8 +22,11 @@ type Stats struct {
 	// here), deliveries to this node's subscribers, and subscribers
 	// disconnected for not reading theirs.
 	published, delivered, slowSubscribers atomic.Uint64
-	reads                                 Latency
-	writes                                Latency
+	// netIn and netOut count the bytes read from and written to the
+	// clients' connections: one add per read or write call.
+	netIn, netOut atomic.Uint64
+	reads         Latency
+	writes        Latency
 
 	errMu sync.Mutex
 	errs  map[string]uint64 // error replies by prefix
@@ -47,6 +50,11 @@ type Stats struct {
 	// wants of a counter.
 	resetMu sync.Mutex
 	resetAt *StatsSnapshot
+
+	// inst is INFO's instantaneous rates' samples; peakMemory the
+	// highest used_memory INFO has seen (info.go).
+	inst       instantaneous
+	peakMemory atomic.Uint64
 }
 
 // cmdStat counts one command: calls, the time of the key-value ones from
@@ -147,13 +155,17 @@ type StatsSnapshot struct {
 	// (published here, or on a peer); Delivered the deliveries to them;
 	// SlowSubscribers the subscribers disconnected for not reading.
 	Published, Delivered, SlowSubscribers uint64
+	// NetIn and NetOut are the bytes read from and written to the
+	// clients' connections.
+	NetIn, NetOut uint64
 }
 
 // Snapshot reads s.
 func (s *Stats) Snapshot() StatsSnapshot {
 	out := StatsSnapshot{Open: s.open.Load(), Connections: s.connections.Load(), Rejected: s.rejected.Load(),
 		Commands: s.commands.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{},
-		Published: s.published.Load(), Delivered: s.delivered.Load(), SlowSubscribers: s.slowSubscribers.Load()}
+		Published: s.published.Load(), Delivered: s.delivered.Load(), SlowSubscribers: s.slowSubscribers.Load(),
+		NetIn: s.netIn.Load(), NetOut: s.netOut.Load()}
 	s.errMu.Lock()
 	for k, v := range s.errs {
 		out.ErrorReplies[k] = v
@@ -192,6 +204,8 @@ func (s *Stats) resetInfo() {
 	s.resetMu.Lock()
 	s.resetAt = &now
 	s.resetMu.Unlock()
+	s.inst.reset()
+	s.peakMemory.Store(0)
 }
 
 // sinceReset is Snapshot less the counts at the last resetInfo: what INFO
@@ -207,6 +221,8 @@ func (s *Stats) sinceReset() StatsSnapshot {
 	out.Connections -= base.Connections
 	out.Rejected -= base.Rejected
 	out.Commands -= base.Commands
+	out.NetIn -= base.NetIn
+	out.NetOut -= base.NetOut
 	for k, n := range out.ErrorReplies {
 		if n -= base.ErrorReplies[k]; n > 0 {
 			out.ErrorReplies[k] = n

@@ -207,6 +207,8 @@ func (c *conn) awaitReplicas(want int64, timeout time.Duration) (n int64, end *b
 	var deadline time.Time
 	var backstop <-chan time.Time
 	if timeout > 0 {
+		c.timed.Store(true)
+		defer c.timed.Store(false)
 		deadline = time.Now().Add(timeout)
 		t := time.NewTimer(timeout + waitGrace)
 		defer t.Stop()
