@@ -447,7 +447,9 @@ func cmdXGroup(t *txn, a [][]byte) *messages.Reply {
 			id = s.last
 		} else {
 			var ok bool
-			if id, _, ok = parseStreamID(a[4], 0, false); !ok || string(a[4]) == "-" || string(a[4]) == "+" {
+			// CREATE's ID is strict; SETID's may be "-" or "+", as Redis
+			// reads them (streamParseIDOrReply).
+			if id, _, ok = parseStreamID(a[4], 0, false); !ok || sub == "create" && (string(a[4]) == "-" || string(a[4]) == "+") {
 				return errStreamID
 			}
 		}

@@ -6,8 +6,8 @@ import (
 )
 
 const (
-	// defaultBufSize is the input buffer's size (PROTO_IOBUF_LEN).
-	defaultBufSize = 16 * 1024
+	// ReadBufSize is the input buffer's size (PROTO_IOBUF_LEN).
+	ReadBufSize = 16 * 1024
 	// bigArg: an argument this long or longer gets its own allocation and is
 	// read straight into it (PROTO_MBULK_BIG_ARG). Shorter ones are copied
 	// into the Reader's arena.
@@ -47,7 +47,7 @@ type Reader struct {
 	authRequired bool
 	onWait       func() error
 
-	// The sizes, variables for tests: defaultBufSize, bigArg, bigArgChunk.
+	// The sizes, variables for tests: ReadBufSize, bigArg, bigArgChunk.
 	bufSize, bigArg, bigChunk int
 }
 
@@ -57,8 +57,8 @@ func NewReader(rd io.Reader, limits Limits) *Reader {
 	return &Reader{
 		rd:       rd,
 		lim:      limits.withDefaults(),
-		buf:      make([]byte, defaultBufSize),
-		bufSize:  defaultBufSize,
+		buf:      make([]byte, ReadBufSize),
+		bufSize:  ReadBufSize,
 		bigArg:   bigArg,
 		bigChunk: bigArgChunk,
 	}

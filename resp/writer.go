@@ -10,8 +10,8 @@ import (
 	"github.com/coppice-kv/coppice/messages"
 )
 
-// writeBufSize is the reply buffer's size (PROTO_REPLY_CHUNK_BYTES).
-const writeBufSize = 16 * 1024
+// WriteBufSize is the reply buffer's size (PROTO_REPLY_CHUNK_BYTES).
+const WriteBufSize = 16 * 1024
 
 // Writer writes replies, buffered: nothing reaches the connection before
 // Flush (or before the buffer fills). It speaks RESP2 until SetProto(3). It
@@ -27,7 +27,7 @@ type Writer struct {
 
 // NewWriter returns a Writer of replies to w, speaking RESP2.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{b: bufio.NewWriterSize(w, writeBufSize), proto: 2}
+	return &Writer{b: bufio.NewWriterSize(w, WriteBufSize), proto: 2}
 }
 
 // SetProto sets the protocol of the connection: 3 for RESP3, anything else

@@ -1,12 +1,16 @@
 package server
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/redistest"
 	"github.com/coppice-kv/coppice/internal/testwait"
 )
 
@@ -97,4 +101,70 @@ func TestShutdown(t *testing.T) {
 	// A port with no way to stop its node refuses it.
 	bare := trackingServer(t)
 	script(t, dial(t, bare), "SHUTDOWN", "-ERR Errors trying to SHUTDOWN. Check logs.")
+}
+
+// clientFields is a CLIENT LIST or CLIENT INFO line's fields, in order,
+// and their values.
+func clientFields(line string) (names []string, values map[string]string) {
+	values = map[string]string{}
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		names = append(names, k)
+		values[k] = v
+	}
+	return names, values
+}
+
+// CLIENT INFO and CLIENT LIST give Redis 7.0's fields in its order, with
+// the connection's subscriptions, queued commands, last command, idle
+// time and tracking redirect.
+func TestClientListFields(t *testing.T) {
+	sock := redistest.Start(t)
+	nc, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	redis := &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
+	want, _ := clientFields(redis.do("CLIENT INFO"))
+	srv := trackingServer(t)
+	c := dial(t, srv)
+	got, v := clientFields(c.do("CLIENT INFO"))
+	if !slices.Equal(got, want) {
+		t.Fatalf("CLIENT INFO's fields\n%v\nwant Redis's\n%v", got, want)
+	}
+	if v["cmd"] != "client|info" || v["multi"] != "-1" || v["redir"] != "-1" || v["idle"] != "0" || v["fd"] == "-1" || v["sub"] != "0" {
+		t.Fatalf("CLIENT INFO: %v", v)
+	}
+	sub := dial(t, srv)
+	script(t, sub, "CLIENT ID", ":2")
+	fmt.Fprintf(sub.nc, "SUBSCRIBE a b\r\nPSUBSCRIBE p*\r\n")
+	for range 3 {
+		sub.read()
+	}
+	tx := dial(t, srv)
+	script(t, tx, "CLIENT TRACKING on REDIRECT 2", "+OK", "MULTI", "+OK", "SET k 1", "+QUEUED", "GET k", "+QUEUED")
+	lines := map[string]map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(c.do("CLIENT LIST")), "\n") {
+		_, v := clientFields(line)
+		lines[v["id"]] = v
+	}
+	if s := lines["2"]; s["sub"] != "2" || s["psub"] != "1" || s["ssub"] != "0" || s["cmd"] != "psubscribe" || s["flags"] != "P" {
+		t.Errorf("the subscriber's line: %v", s)
+	}
+	if x := lines["3"]; x["multi"] != "2" || x["redir"] != "2" || x["cmd"] != "get" || x["flags"] != "xt" {
+		t.Errorf("the transaction's line: %v", x)
+	}
+	// idle counts the seconds since the connection's last command.
+	testwait.For(t, 5*time.Second, 50*time.Millisecond, "the subscriber idle for a second", func() error {
+		_, v := clientFields(c.do("CLIENT LIST ID 2"))
+		if v["idle"] == "0" {
+			return fmt.Errorf("idle=0")
+		}
+		if v["idle"] != "1" || v["age"] == "0" {
+			t.Fatalf("the subscriber's idle time: %v", v)
+		}
+		return nil
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -60,9 +61,18 @@ type conn struct {
 	// subs is what the connection subscribes to (pubsub.go), nsubs their
 	// number for other goroutines (CLIENT LIST); box, once it subscribed,
 	// is where its output goes.
-	subs  subscriptions
-	nsubs atomic.Int32
-	box   *outbox
+	subs    subscriptions
+	nsubs   atomic.Int32
+	nsubsBy [3]atomic.Int32 // by kind: CLIENT LIST's sub, psub, ssub
+	box     *outbox
+
+	// For CLIENT LIST: the socket's descriptor (-1: none), the last
+	// command (its subcommand, for a container) and when it came, and
+	// the commands MULTI queued (-1 outside MULTI).
+	fd      int
+	lastCmd atomic.Pointer[kv.Spec]
+	lastAt  atomic.Int64 // unix ns
+	queued  atomic.Int32
 
 	// seq numbers the replies issued (push); trk is CLIENT TRACKING's
 	// state, once the connection asked for it (tracking.go).
@@ -89,7 +99,28 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.rd = resp.NewReader(&c.in, s.cfg.Limits)
 	c.wr = resp.NewWriter(countingWriter{nc, &s.stats.netOut})
 	c.authed, c.user = s.loginFree(), "default"
+	c.fd = sockFD(nc)
+	c.queued.Store(-1)
+	c.lastAt.Store(c.since.UnixNano())
 	return c
+}
+
+// sockFD is nc's socket descriptor, or -1.
+func sockFD(nc net.Conn) int {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	raw.Control(func(f uintptr) { fd = int(f) })
+	return fd
 }
 
 func (c *conn) serve() {
@@ -122,6 +153,7 @@ func (c *conn) serve() {
 		c.s.stats.commands.Add(1)
 		c.spec, _ = kv.Lookup(args[0])
 		c.timing = timing{stat: c.s.stats.command(c.spec), begin: time.Now()}
+		c.noteCommand(args)
 		if c.timing.stat != nil {
 			c.timing.stat.calls.Add(1)
 		}
@@ -137,6 +169,11 @@ func (c *conn) serve() {
 		}
 		if c.trk != nil {
 			c.afterCommand(c.lower(args[0]))
+		}
+		if c.tx != nil {
+			c.queued.Store(int32(len(c.tx.entries)))
+		} else {
+			c.queued.Store(-1)
 		}
 		c.timing = timing{}
 		if c.rd.Buffered() == 0 || len(c.pending) >= maxPipeline {
@@ -602,15 +639,46 @@ func (c *conn) info() string {
 	if f := c.flag.Load(); f != 0 {
 		flags = append(flags, byte(f))
 	}
-	flags = append(flags, c.trackingFlags()...)
+	tflags, redir := c.trackingState()
+	flags = append(flags, tflags...)
 	if c.monitoring.Load() {
 		flags = append(flags, 'O')
 	}
 	if len(flags) == 0 {
 		flags = append(flags, 'N')
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d flags=%s db=0 user=%s resp=%d\n",
-		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), name, int64(time.Since(c.since).Seconds()), flags, c.userName(), proto)
+	cmd := "NULL"
+	if sp := c.lastCmd.Load(); sp != nil {
+		cmd = sp.Name
+	}
+	now := time.Now()
+	// Redis's fields, in its order. The query buffer is the connection's
+	// reader's, not readable from here: 0; the reply buffer is the
+	// writer's, a fixed size; nothing waits in an output list.
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d "+
+		"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%d rbp=%d obl=0 oll=0 omem=0 tot-mem=%d events=r cmd=%s user=%s redir=%d resp=%d\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.fd, name, int64(now.Sub(c.since).Seconds()),
+		(now.UnixNano()-c.lastAt.Load())/int64(time.Second), flags,
+		c.nsubsBy[channelSub].Load(), c.nsubsBy[patternSub].Load(), c.nsubsBy[shardSub].Load(), c.queued.Load(),
+		resp.WriteBufSize, resp.WriteBufSize, resp.WriteBufSize+resp.ReadBufSize, cmd, c.userName(), redir, proto)
+}
+
+// noteCommand records the command being run, for CLIENT LIST's cmd and
+// idle (Redis names a subcommand with its container: client|list).
+func (c *conn) noteCommand(args [][]byte) {
+	c.lastAt.Store(c.timing.begin.UnixNano())
+	sp := c.spec
+	if sp != nil && len(sp.Subcommands) > 0 && len(args) > 1 {
+		for _, sub := range sp.Subcommands {
+			if _, name, _ := strings.Cut(sub.Name, "|"); strings.EqualFold(name, string(args[1])) {
+				sp = sub
+				break
+			}
+		}
+	}
+	if sp != nil {
+		c.lastCmd.Store(sp)
+	}
 }
 
 // nowMs is the time a command is stamped with.

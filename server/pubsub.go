@@ -229,6 +229,18 @@ func push(items ...*messages.Reply) *messages.Reply {
 // goroutine changes it, under the hub's lock.
 type subscriptions [3]map[string]struct{}
 
+// countSubs publishes the connection's subscription counts to other
+// goroutines (CLIENT LIST).
+func (c *conn) countSubs() {
+	total := 0
+	for k := range c.subs {
+		n := len(c.subs[k])
+		c.nsubsBy[k].Store(int32(n))
+		total += n
+	}
+	c.nsubs.Store(int32(total))
+}
+
 // total is the count Redis's confirmations carry: channels and patterns
 // together, shard channels on their own.
 func (c *conn) subCount(kind subKind) int {
@@ -270,7 +282,7 @@ func (c *conn) subscribe(kind subKind, args [][]byte) {
 	}
 	// Counted before confirmed: a client that read the confirmation finds
 	// the subscription in CLIENT LIST.
-	c.nsubs.Store(int32(len(c.subs[channelSub]) + len(c.subs[patternSub]) + len(c.subs[shardSub])))
+	c.countSubs()
 	for _, r := range confirms {
 		c.box.add(r, int64(proto.Size(r)))
 	}
@@ -320,7 +332,7 @@ func (c *conn) dropSubs(kind subKind, names []string, confirm bool) {
 			confirms = append(confirms, push(bulkString(verbs[kind].unsub), bulkString(name), integer(int64(c.subCount(kind)))))
 		}
 	}
-	c.nsubs.Store(int32(len(c.subs[channelSub]) + len(c.subs[patternSub]) + len(c.subs[shardSub])))
+	c.countSubs()
 	for _, r := range confirms {
 		c.box.add(r, int64(proto.Size(r)))
 	}

@@ -619,20 +619,21 @@ func (c *conn) untrack() {
 	c.s.track.mu.Unlock()
 }
 
-// trackingFlags are CLIENT LIST's: t tracking, R its redirect broken, B
-// broadcasting.
-func (c *conn) trackingFlags() []byte {
+// trackingState is CLIENT LIST's tracking flags (t tracking, R its
+// redirect broken, B broadcasting) and redir (the redirect's client id,
+// 0 for none, -1 when not tracking).
+func (c *conn) trackingState() (flags []byte, redir int64) {
 	c.s.track.mu.Lock() // c.trk is set under it, by another goroutine
 	defer c.s.track.mu.Unlock()
-	var f []byte
+	redir = -1
 	if t := c.trk; t != nil && t.on {
-		f = append(f, 't')
+		flags, redir = append(flags, 't'), t.redirect
 		if t.broken {
-			f = append(f, 'R')
+			flags = append(flags, 'R')
 		}
 		if t.bcast {
-			f = append(f, 'B')
+			flags = append(flags, 'B')
 		}
 	}
-	return f
+	return flags, redir
 }

@@ -58,7 +58,7 @@ func LibraryName(code []byte) (string, *messages.Reply) {
 	}
 	line, _, _ := bytes.Cut(code, []byte("\n"))
 	parts := strings.Fields(string(line[2:]))
-	if len(parts) == 0 || parts[0] != "lua" {
+	if len(parts) == 0 || !strings.EqualFold(parts[0], "lua") { // engines are found in any case
 		engine := ""
 		if len(parts) > 0 {
 			engine = parts[0]
@@ -67,11 +67,10 @@ func LibraryName(code []byte) (string, *messages.Reply) {
 	}
 	name, named := "", false
 	for _, p := range parts[1:] {
-		n, ok := strings.CutPrefix(p, "name=")
-		if !ok {
+		if len(p) < 5 || !strings.EqualFold(p[:5], "name=") {
 			return "", errorf("ERR Invalid metadata value given: %s", p)
 		}
-		name, named = n, true
+		name, named = p[5:], true
 	}
 	if !named {
 		return "", errorf("ERR Library name was not given")
