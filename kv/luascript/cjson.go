@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -11,36 +12,155 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// cjsonLib is lua-cjson's encode and decode, with its defaults as Redis
-// ships them: numbers as "%.14g", '/' escaped, an empty table an object,
-// arrays as sparse as twice their items (past 10), nesting to 1000, null
-// as cjson.null. Objects list their keys in the table's order, which here
-// is the order they were set (Redis's follows its hash table).
+// cjsonLib is lua-cjson 2.1.0 as Redis ships it: encode and decode, with
+// its defaults (numbers as "%.14g", '/' escaped, an empty table an
+// object, arrays as sparse as twice their items past 10, nesting to 1000,
+// NaN and Inf refused by encode and read by decode, null as cjson.null),
+// the functions that change them, and new, which makes a module with
+// settings of its own. Objects list their keys in the table's order, which
+// here is the order they were set (Redis's follows its hash table).
 func (r *run) cjsonLib() *lua.LTable {
+	r.null = r.L.NewUserData()
+	return r.cjsonModule()
+}
+
+// cjsonConfig is a cjson module's settings (lua-cjson's json_config_t).
+type cjsonConfig struct {
+	sparseConvert                  bool
+	sparseRatio, sparseSafe        int
+	encodeMaxDepth, decodeMaxDepth int
+	precision                      int
+	keepBuffer                     bool // no effect: lua-cjson's buffer reuse
+	encodeInvalid                  int  // 0 refuse NaN and Inf, 1 write them, 2 write null
+	decodeInvalid                  bool // read NaN, Inf, hex, + and leading zeros
+}
+
+func (r *run) cjsonModule() *lua.LTable {
 	L := r.L
-	r.null = L.NewUserData()
+	cfg := &cjsonConfig{sparseRatio: 2, sparseSafe: 10, encodeMaxDepth: 1000, decodeMaxDepth: 1000,
+		precision: 14, keepBuffer: true, decodeInvalid: true}
+	fn := func(f func(*lua.LState) int) lua.LValue { return L.NewFunction(f) }
 	return tableOf(L, map[string]lua.LValue{
-		"encode":   L.NewFunction(r.cjsonEncode),
-		"decode":   L.NewFunction(r.cjsonDecode),
+		"encode": fn(func(L *lua.LState) int { return r.cjsonEncode(L, cfg) }),
+		"decode": fn(func(L *lua.LState) int { return r.cjsonDecode(L, cfg) }),
+		"encode_sparse_array": fn(func(L *lua.LState) int {
+			cjsonArgs(L, "encode_sparse_array", 3)
+			cjsonBool(L, "encode_sparse_array", 1, &cfg.sparseConvert)
+			cjsonInt(L, "encode_sparse_array", 2, &cfg.sparseRatio, 0, math.MaxInt32)
+			cjsonInt(L, "encode_sparse_array", 3, &cfg.sparseSafe, 0, math.MaxInt32)
+			return 3
+		}),
+		"encode_max_depth": fn(func(L *lua.LState) int {
+			cjsonArgs(L, "encode_max_depth", 1)
+			cjsonInt(L, "encode_max_depth", 1, &cfg.encodeMaxDepth, 1, math.MaxInt32)
+			return 1
+		}),
+		"decode_max_depth": fn(func(L *lua.LState) int {
+			cjsonArgs(L, "decode_max_depth", 1)
+			cjsonInt(L, "decode_max_depth", 1, &cfg.decodeMaxDepth, 1, math.MaxInt32)
+			return 1
+		}),
+		"encode_number_precision": fn(func(L *lua.LState) int {
+			cjsonArgs(L, "encode_number_precision", 1)
+			cjsonInt(L, "encode_number_precision", 1, &cfg.precision, 1, 14)
+			return 1
+		}),
+		"encode_keep_buffer": fn(func(L *lua.LState) int {
+			cjsonArgs(L, "encode_keep_buffer", 1)
+			cjsonBool(L, "encode_keep_buffer", 1, &cfg.keepBuffer)
+			return 1
+		}),
+		"encode_invalid_numbers": fn(func(L *lua.LState) int {
+			cjsonArgs(L, "encode_invalid_numbers", 1)
+			cjsonOption(L, "encode_invalid_numbers", 1, &cfg.encodeInvalid, []string{"off", "on", "null"})
+			return 1
+		}),
+		"decode_invalid_numbers": fn(func(L *lua.LState) int {
+			cjsonArgs(L, "decode_invalid_numbers", 1)
+			cjsonBool(L, "decode_invalid_numbers", 1, &cfg.decodeInvalid)
+			return 1
+		}),
+		"new":      fn(func(L *lua.LState) int { L.Push(r.cjsonModule()); return 1 }),
 		"null":     r.null,
 		"_NAME":    lua.LString("cjson"),
 		"_VERSION": lua.LString("2.1.0"),
 	})
 }
 
-const cjsonMaxDepth = 1000
+// cjsonArgs is lua-cjson's json_arg_init: at most max arguments, the
+// missing ones nil, so that the settings pushed come after them.
+func cjsonArgs(L *lua.LState, name string, max int) {
+	if L.GetTop() > max {
+		argError(L, max+1, name, "found too many arguments")
+	}
+	L.SetTop(max)
+}
 
-func (r *run) cjsonEncode(L *lua.LState) int {
+// cjsonInt is json_integer_option: argument i, if given, sets *v (within
+// min and max); the setting is pushed.
+func cjsonInt(L *lua.LState, name string, i int, v *int, min, max int) {
+	if L.Get(i) != lua.LNil {
+		// lua-cjson names argument 1 whichever it checks.
+		if n := int64(checkNumber(L, i, name)); n >= int64(min) && n <= int64(max) {
+			*v = int(n)
+		} else {
+			argError(L, 1, name, fmt.Sprintf("expected integer between %d and %d", min, max))
+		}
+	}
+	L.Push(lua.LNumber(*v))
+}
+
+// cjsonBool is json_enum_option for on and off: a boolean, "on" or "off"
+// sets *v; the setting is pushed as a boolean.
+func cjsonBool(L *lua.LState, name string, i int, v *bool) {
+	n := 0
+	if *v {
+		n = 1
+	}
+	cjsonOption(L, name, i, &n, []string{"off", "on"})
+	*v = n == 1
+}
+
+// cjsonOption is json_enum_option: argument i, a boolean (off or on) or
+// one of options, sets *v; the setting is pushed, a boolean for off and
+// on, else its name.
+func cjsonOption(L *lua.LState, name string, i int, v *int, options []string) {
+	switch a := L.Get(i).(type) {
+	case *lua.LNilType:
+	case lua.LBool:
+		*v = 0
+		if a {
+			*v = 1
+		}
+	default:
+		s, ok := asString(a)
+		if !ok {
+			argError(L, i, name, "string expected, got "+a.Type().String())
+		}
+		at := slices.Index(options, s)
+		if at < 0 {
+			argError(L, i, name, "invalid option '"+s+"'")
+		}
+		*v = at
+	}
+	if *v <= 1 {
+		L.Push(lua.LBool(*v == 1))
+	} else {
+		L.Push(lua.LString(options[*v]))
+	}
+}
+
+func (r *run) cjsonEncode(L *lua.LState, cfg *cjsonConfig) int {
 	if L.GetTop() != 1 {
 		L.RaiseError("bad argument #1 to 'encode' (expected 1 argument)")
 	}
 	out := builder{r: r, L: L}
-	r.encodeJSON(L, &out, L.Get(1), 0)
+	r.encodeJSON(L, cfg, &out, L.Get(1), 0)
 	L.Push(lua.LString(out.sb.String()))
 	return 1
 }
 
-func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
+func (r *run) encodeJSON(L *lua.LState, cfg *cjsonConfig, out *builder, v lua.LValue, depth int) {
 	switch v := v.(type) {
 	case *lua.LNilType:
 		out.add("null")
@@ -48,10 +168,16 @@ func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
 		out.add(strconv.FormatBool(bool(v)))
 	case lua.LNumber:
 		f := float64(v)
-		if math.IsInf(f, 0) || math.IsNaN(f) {
+		switch invalid := math.IsInf(f, 0) || math.IsNaN(f); {
+		case invalid && cfg.encodeInvalid == 0:
 			L.RaiseError("Cannot serialise number: must not be NaN or Inf")
+		case invalid && cfg.encodeInvalid == 2:
+			out.add("null")
+		case math.IsNaN(f):
+			out.add("nan")
+		default:
+			out.add(cfg.number(f))
 		}
-		out.add(numberString(f))
 	case lua.LString:
 		out.add(jsonQuote(string(v)))
 	case *lua.LUserData:
@@ -61,17 +187,17 @@ func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
 		out.add("null")
 	case *lua.LTable:
 		depth++
-		if depth > cjsonMaxDepth {
+		if depth > cfg.encodeMaxDepth {
 			L.RaiseError("Cannot serialise, excessive nesting (%d)", depth)
 		}
-		n := arrayLength(L, v)
+		n := cfg.arrayLength(L, v)
 		if n > 0 {
 			out.add("[")
 			for i := 1; i <= n; i++ {
 				if i > 1 {
 					out.add(",")
 				}
-				r.encodeJSON(L, out, v.RawGetInt(i), depth)
+				r.encodeJSON(L, cfg, out, v.RawGetInt(i), depth)
 			}
 			out.add("]")
 			return
@@ -87,12 +213,12 @@ func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
 			case lua.LString:
 				out.add(jsonQuote(string(k)))
 			case lua.LNumber:
-				out.add(`"` + numberString(float64(k)) + `"`)
+				out.add(`"` + cfg.number(float64(k)) + `"`)
 			default:
 				L.RaiseError("Cannot serialise %s: table key must be a number or string", k.Type().String())
 			}
 			out.add(":")
-			r.encodeJSON(L, out, val, depth)
+			r.encodeJSON(L, cfg, out, val, depth)
 		})
 		out.add("}")
 	default:
@@ -100,10 +226,19 @@ func (r *run) encodeJSON(L *lua.LState, out *builder, v lua.LValue, depth int) {
 	}
 }
 
+// number is f as "%.<precision>g".
+func (cfg *cjsonConfig) number(f float64) string {
+	if cfg.precision == 14 {
+		return numberString(f)
+	}
+	return strconv.FormatFloat(f, 'g', cfg.precision, 64)
+}
+
 // arrayLength is lua-cjson's: the greatest key when every key is a
 // positive integer (0 for an empty table), -1 when one is not; an array
-// sparser than twice its items, past 10, is refused.
-func arrayLength(L *lua.LState, t *lua.LTable) int {
+// sparser than the ratio allows, past the safe length, is refused, or
+// written as an object when sparse arrays are converted.
+func (cfg *cjsonConfig) arrayLength(L *lua.LState, t *lua.LTable) int {
 	top, items := 0, 0
 	ok := true
 	eachPair(t, func(k, _ lua.LValue) {
@@ -118,8 +253,11 @@ func arrayLength(L *lua.LState, t *lua.LTable) int {
 	if !ok {
 		return -1
 	}
-	if top > 10 && top > 2*items {
-		L.RaiseError("Cannot serialise table: excessively sparse array")
+	if cfg.sparseRatio > 0 && top > items*cfg.sparseRatio && top > cfg.sparseSafe {
+		if !cfg.sparseConvert {
+			L.RaiseError("Cannot serialise table: excessively sparse array")
+		}
+		return -1
 	}
 	return top
 }
@@ -154,11 +292,11 @@ func jsonQuote(s string) string {
 	return b.String()
 }
 
-func (r *run) cjsonDecode(L *lua.LState) int {
+func (r *run) cjsonDecode(L *lua.LState, cfg *cjsonConfig) int {
 	if L.GetTop() != 1 {
 		L.RaiseError("bad argument #1 to 'decode' (expected 1 argument)")
 	}
-	d := &jsonDecoder{r: r, L: L, s: r.str(L, 1, "decode")}
+	d := &jsonDecoder{r: r, L: L, cfg: cfg, s: r.str(L, 1, "decode")}
 	tok := d.next()
 	v := d.value(tok, 0)
 	if tok = d.next(); tok.kind != "T_END" {
@@ -173,6 +311,7 @@ func (r *run) cjsonDecode(L *lua.LState) int {
 type jsonDecoder struct {
 	r   *run
 	L   *lua.LState
+	cfg *cjsonConfig
 	s   string
 	pos int
 }
@@ -208,27 +347,11 @@ func (d *jsonDecoder) next() jsonToken {
 	case c == '"':
 		return d.str(t)
 	case c == '-' || ('0' <= c && c <= '9'):
-		p := d.s[d.pos:]
-		if m := jsonHex.FindString(p); m != "" {
-			// lua-cjson reads numbers with strtod, which reads hex.
-			n, err := strconv.ParseInt(m, 0, 64)
-			if err != nil {
-				t.err = "invalid number"
-				return t
-			}
-			d.pos += len(m)
-			t.kind, t.value = "T_NUMBER", lua.LNumber(n)
-			return t
-		}
-		m := jsonNumber.FindString(p)
-		f, err := strconv.ParseFloat(m, 64)
-		if m == "" || (err != nil && !strings.Contains(err.Error(), "range")) {
+		if !d.cfg.decodeInvalid && jsonInvalidNumber(d.s[d.pos:]) {
 			t.err = "invalid number"
 			return t
 		}
-		d.pos += len(m)
-		t.kind, t.value = "T_NUMBER", lua.LNumber(f)
-		return t
+		return d.number(t)
 	}
 	for word, v := range map[string]lua.LValue{"true": lua.LTrue, "false": lua.LFalse, "null": d.r.null} {
 		if strings.HasPrefix(d.s[d.pos:], word) {
@@ -240,7 +363,78 @@ func (d *jsonDecoder) next() jsonToken {
 			return t
 		}
 	}
+	if d.cfg.decodeInvalid && jsonInvalidNumber(d.s[d.pos:]) {
+		return d.number(t) // Inf, NaN, +1: what strtod reads
+	}
 	t.err = "invalid token"
+	return t
+}
+
+// jsonInvalidNumber is lua-cjson's json_is_invalid_number: a number JSON
+// does not allow but strtod reads (a leading +, hex, a leading zero, Inf,
+// NaN).
+func jsonInvalidNumber(p string) bool {
+	if strings.HasPrefix(p, "+") {
+		return true
+	}
+	p = strings.TrimPrefix(p, "-")
+	switch {
+	case strings.HasPrefix(p, "0"):
+		return len(p) > 1 && (p[1]|0x20 == 'x' || '0' <= p[1] && p[1] <= '9')
+	case p != "" && p[0] <= '9':
+		return false
+	}
+	return len(p) >= 3 && (strings.EqualFold(p[:3], "inf") || strings.EqualFold(p[:3], "nan"))
+}
+
+// number reads a number token as strtod does: a sign, then Inf (or
+// Infinity), NaN, hex digits, or a decimal number.
+func (d *jsonDecoder) number(t jsonToken) jsonToken {
+	p := d.s[d.pos:]
+	sign, body := 1.0, p
+	if body != "" && (body[0] == '-' || body[0] == '+') {
+		if body[0] == '-' {
+			sign = -1
+		}
+		body = body[1:]
+	}
+	for _, w := range []struct {
+		word string
+		v    float64
+	}{{"infinity", math.Inf(1)}, {"inf", math.Inf(1)}, {"nan", math.NaN()}} {
+		if len(body) >= len(w.word) && strings.EqualFold(body[:len(w.word)], w.word) {
+			d.pos += len(p) - len(body) + len(w.word)
+			t.kind, t.value = "T_NUMBER", lua.LNumber(sign*w.v)
+			return t
+		}
+	}
+	if strings.HasPrefix(p, "+") {
+		if strings.HasPrefix(p, "+-") {
+			t.err = "invalid number"
+			return t
+		}
+		p = p[1:]
+		d.pos++
+	}
+	if m := jsonHex.FindString(p); m != "" {
+		// lua-cjson reads numbers with strtod, which reads hex.
+		n, err := strconv.ParseInt(m, 0, 64)
+		if err != nil {
+			t.err = "invalid number"
+			return t
+		}
+		d.pos += len(m)
+		t.kind, t.value = "T_NUMBER", lua.LNumber(n)
+		return t
+	}
+	m := jsonNumber.FindString(p)
+	f, err := strconv.ParseFloat(m, 64)
+	if m == "" || (err != nil && !strings.Contains(err.Error(), "range")) {
+		t.err = "invalid number"
+		return t
+	}
+	d.pos += len(m)
+	t.kind, t.value = "T_NUMBER", lua.LNumber(f)
 	return t
 }
 
@@ -342,7 +536,7 @@ func (d *jsonDecoder) value(t jsonToken, depth int) lua.LValue {
 		return t.value
 	case "T_OBJ_BEGIN", "T_ARR_BEGIN":
 		depth++
-		if depth > cjsonMaxDepth {
+		if depth > d.cfg.decodeMaxDepth {
 			d.L.RaiseError("Found too many nested data structures (%d) at character %d", depth, t.at+1)
 		}
 		tbl := d.L.CreateTable(0, 0)
