@@ -100,6 +100,14 @@ func (r *Reader) splitArgs(line []byte) bool {
 	}
 }
 
+// SplitArgs splits line as Redis's sdssplitargs does (see splitArgs);
+// ok is false for unbalanced quotes.
+func SplitArgs(line []byte) (args [][]byte, ok bool) {
+	var r Reader
+	ok = r.splitArgs(line)
+	return r.args, ok
+}
+
 // isSpace is C's isspace in the C locale.
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -34,15 +35,12 @@ func (c *conn) functionCmd(args [][]byte) {
 	switch strings.ToLower(string(args[1])) {
 	case "load":
 		replace, code := "0", args[len(args)-1]
-		switch {
-		case len(args) == 4 && strings.EqualFold(string(args[2]), "replace"):
+		for _, opt := range args[2 : len(args)-1] { // as Redis reads them: REPLACE, any number of times
+			if !strings.EqualFold(string(opt), "replace") {
+				c.reply(errorf("ERR Unknown option given: " + string(opt)))
+				return
+			}
 			replace = "1"
-		case len(args) == 4:
-			c.reply(errorf("ERR Unknown option given: " + string(args[2])))
-			return
-		case len(args) > 4:
-			c.reply(errorf("ERR syntax error"))
-			return
 		}
 		// Every shard checks it alike: a bad library changes none.
 		c.everyShardOwned(fn("load", []byte(replace), code), true, func(rs []*messages.Reply) *messages.Reply {
@@ -51,7 +49,11 @@ func (c *conn) functionCmd(args [][]byte) {
 	case "delete":
 		c.everyShardOwned(fn("delete", args[2]), true, firstErrorOr(replyOK))
 	case "flush":
-		if len(args) > 3 || (len(args) == 3 && !strings.EqualFold(string(args[2]), "sync") && !strings.EqualFold(string(args[2]), "async")) {
+		if len(args) > 3 {
+			c.reply(errorf(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try FUNCTION HELP.", args[1])))
+			return
+		}
+		if len(args) == 3 && !strings.EqualFold(string(args[2]), "sync") && !strings.EqualFold(string(args[2]), "async") {
 			c.reply(errorf("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"))
 			return
 		}

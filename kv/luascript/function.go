@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/resp"
 	lua "github.com/yuin/gopher-lua"
 )
 
@@ -51,32 +52,37 @@ func LoadLibrary(code []byte) (*Library, *messages.Reply) {
 }
 
 // LibraryName is the name a library's first line gives it, or the error
-// reply Redis gives for the line; the rest of the library is not read.
+// reply Redis gives for the line (functionExtractLibMetaData, then the
+// name's check, then the engine's); the rest of the library is not read.
+// The line is split as Redis splits it, quotes and all: #!lua name="x".
 func LibraryName(code []byte) (string, *messages.Reply) {
 	if !bytes.HasPrefix(code, []byte("#!")) {
 		return "", errorf("ERR Missing library metadata")
 	}
 	line, _, _ := bytes.Cut(code, []byte("\n"))
-	parts := strings.Fields(string(line[2:]))
-	if len(parts) == 0 || !strings.EqualFold(parts[0], "lua") { // engines are found in any case
-		engine := ""
-		if len(parts) > 0 {
-			engine = parts[0]
-		}
-		return "", errorf("ERR Engine '%s' not found", engine)
+	parts, ok := resp.SplitArgs(line)
+	if !ok || len(parts) == 0 {
+		return "", errorf("ERR Invalid library metadata")
 	}
+	engine := string(parts[0][min(2, len(parts[0])):])
 	name, named := "", false
 	for _, p := range parts[1:] {
-		if len(p) < 5 || !strings.EqualFold(p[:5], "name=") {
+		if len(p) < 5 || !strings.EqualFold(string(p[:5]), "name=") {
 			return "", errorf("ERR Invalid metadata value given: %s", p)
 		}
-		name, named = p[5:], true
+		if named {
+			return "", errorf("ERR Invalid metadata value, name argument was given multiple times")
+		}
+		name, named = string(p[5:]), true
 	}
 	if !named {
 		return "", errorf("ERR Library name was not given")
 	}
 	if !validName(name) {
 		return "", errNameChars
+	}
+	if !strings.EqualFold(engine, "lua") { // engines are found in any case
+		return "", errorf("ERR Engine '%s' not found", engine)
 	}
 	return name, nil
 }
@@ -169,21 +175,24 @@ func (r *run) registerFunction(L *lua.LState) int {
 		if !ok {
 			fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
 		}
-		var bad bool
 		eachPair(t, func(k, v lua.LValue) {
-			switch lua.LVAsString(k) {
+			switch strings.ToLower(lua.LVAsString(k)) {
 			case "function_name":
-				if s, ok := v.(lua.LString); ok {
-					f.Name = string(s)
-				} else {
-					bad = true
+				s, ok := asString(v)
+				if !ok {
+					fail("function_name argument given to redis.register_function must be a string")
 				}
+				f.Name = s
 			case "callback":
-				cb, _ = v.(*lua.LFunction)
-			case "description":
-				if s, ok := v.(lua.LString); ok {
-					f.Description = string(s)
+				if cb, ok = v.(*lua.LFunction); !ok {
+					fail("callback argument given to redis.register_function must be a function")
 				}
+			case "description":
+				s, ok := asString(v)
+				if !ok {
+					fail("description argument given to redis.register_function must be a string")
+				}
+				f.Description = s
 			case "flags":
 				flags, ok := v.(*lua.LTable)
 				if !ok {
@@ -198,26 +207,24 @@ func (r *run) registerFunction(L *lua.LState) int {
 					f.NoWrites = f.NoWrites || s == "no-writes"
 				})
 			default:
-				bad = true
+				fail("unknown argument given to redis.register_function")
 			}
 		})
 		switch {
-		case bad:
-			fail("unknown argument given to redis.register_function")
 		case f.Name == "":
 			fail("redis.register_function must get a function name argument")
 		case cb == nil:
 			fail("redis.register_function must get a callback argument")
 		}
 	case 2:
-		s, ok := L.Get(1).(lua.LString)
+		s, ok := asString(L.Get(1))
 		if !ok {
 			fail("first argument to redis.register_function must be a string")
 		}
 		if cb, ok = L.Get(2).(*lua.LFunction); !ok {
 			fail("second argument to redis.register_function must be a function")
 		}
-		f.Name = string(s)
+		f.Name = s
 	default:
 		fail("wrong number of arguments to redis.register_function")
 	}

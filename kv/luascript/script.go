@@ -274,6 +274,11 @@ func (r *run) env() *lua.LTable {
 	mt := L.CreateTable(0, 3)
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		name := L.Get(2)
+		if r.loading != nil && lua.LVAsString(name) != "redis" {
+			// A library's top level sees redis alone (its loading API),
+			// as in Redis 7.0: no libraries, no base functions.
+			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(name))
+		}
 		v := r.global.RawGet(name)
 		if s, ok := name.(lua.LString); ok && v == lua.LNil {
 			v = r.globalValue(string(s))
