@@ -216,6 +216,9 @@ func Command(args [][]byte) *messages.Reply {
 			keys = nil
 		}
 		if len(keys) == 0 {
+			if s.Has("no_mandatory_keys") { // EVAL with no keys: none, as in Redis
+				return array(nil)
+			}
 			return errReply("ERR The command has no key arguments")
 		}
 		// Each key's flags are its key spec's, where the specs find the

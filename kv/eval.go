@@ -241,8 +241,29 @@ func (h *scriptHost) Call(args [][]byte) *messages.Reply {
 			return errReply("ERR Script attempted to access a non local key in a cluster node")
 		}
 	}
+	if (s.Name == "xread" || s.Name == "xreadgroup") && blockOption(args) {
+		return errReply("ERR " + s.Name + " command is not allowed with BLOCK option from scripts")
+	}
 	if s.run == nil { // COMMAND
 		return Command(args)
 	}
 	return s.run(h.t, args)
+}
+
+// blockOption tells whether XREAD's or XREADGROUP's options, read in
+// order up to STREAMS, have a BLOCK with its argument.
+func blockOption(args [][]byte) bool {
+	for i := 1; i < len(args)-1; i++ {
+		switch {
+		case isOpt(args[i], "streams"):
+			return false
+		case isOpt(args[i], "block"):
+			return true
+		case isOpt(args[i], "count"):
+			i++
+		case isOpt(args[i], "group"):
+			i += 2
+		}
+	}
+	return false
 }

@@ -168,3 +168,14 @@ func TestClientListFields(t *testing.T) {
 		return nil
 	})
 }
+
+// RESET turns CLIENT REPLY OFF's replies on again, its own first.
+func TestResetTurnsRepliesOn(t *testing.T) {
+	c := dial(t, trackingServer(t))
+	fmt.Fprintf(c.nc, "CLIENT REPLY OFF\r\nSET k 2\r\nRESET\r\nGET k\r\n")
+	for _, want := range []string{"+RESET", "2"} {
+		if got := c.read(); got != want {
+			t.Fatalf("after CLIENT REPLY OFF and RESET: %q, want %q", got, want)
+		}
+	}
+}

@@ -541,14 +541,21 @@ func (c *conn) hello(args [][]byte) {
 	))
 }
 
-// reset: RESET, a connection as new: no transaction, no watched keys, no
-// subscriptions, no name, RESP2, and not authenticated when the port wants
-// a password.
+// reset: RESET, a connection as new: no MONITOR, no tracking, no
+// transaction, no watched keys, no subscriptions, no name, RESP2, CLIENT
+// REPLY ON, and not authenticated when the port wants a password.
 func (c *conn) reset(args [][]byte) {
 	if len(args) != 1 {
 		c.reply(arityError("reset"))
 		return
 	}
+	// Redis's clearClientConnectionState: MONITOR, tracking, the
+	// transaction, subscriptions, name, protocol and user all go, and
+	// CLIENT REPLY is ON again.
+	c.unmonitor()
+	c.s.track.mu.Lock()
+	c.trackingOff()
+	c.s.track.mu.Unlock()
 	c.tx, c.watch = nil, nil
 	c.flag.Store(0)
 	if c.subscribed() {
@@ -557,6 +564,7 @@ func (c *conn) reset(args [][]byte) {
 	c.setMeta("", 2)
 	c.setUser("default")
 	c.authed = c.s.loginFree()
+	c.replyOff, c.skipNext = false, false
 	c.reply(status("RESET"))
 }
 

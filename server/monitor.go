@@ -43,7 +43,7 @@ func (c *conn) monitor() {
 	c.reply(replyOK)
 }
 
-// unmonitor takes the connection off the monitors as it goes.
+// unmonitor takes the connection off the monitors (RESET, or as it goes).
 func (c *conn) unmonitor() {
 	if !c.monitoring.Load() {
 		return
@@ -55,6 +55,7 @@ func (c *conn) unmonitor() {
 		m.n.Add(-1)
 	}
 	m.mu.Unlock()
+	c.monitoring.Store(false)
 }
 
 // feedMonitors shows a command the connection runs to the monitors.
@@ -80,6 +81,9 @@ func (c *conn) feedMonitors(args [][]byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for mc := range m.conns {
+		if mc == c && strings.EqualFold(string(args[0]), "reset") {
+			continue // it stops monitoring with it, as in Redis, where monitors see a command once it ran
+		}
 		if !mc.box.add(line, size) && mc.box.kill() {
 			mc.nc.Close() // a monitor that does not read
 		}

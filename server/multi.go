@@ -231,6 +231,9 @@ func (c *conn) queue(name string, args [][]byte) bool {
 	if (name == "memory" && !equalFold(args[1], "usage")) || (name == "debug" && !(len(args) == 3 && equalFold(args[1], "object"))) {
 		spec = &kv.Spec{Node: true} // the node's part of MEMORY and DEBUG
 	}
+	if spec.Has("no_multi") {
+		return refuse(errorf("ERR Command not allowed inside a transaction")) // Redis's words
+	}
 	if spec.Node {
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only", name)))
 	}
