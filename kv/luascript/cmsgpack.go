@@ -53,7 +53,7 @@ func (r *run) msgpackAppend(L *lua.LState, out []byte, v lua.LValue, depth int) 
 		return charged(msgpackNumber(out, float64(v)))
 	case lua.LString:
 		n := len(v)
-		r.b.chargeString(L, len(out)+n) // the whole packed string must stay under the longest
+		r.b.checkLen(L, len(out)+n) // the whole packed string must stay under the longest
 		switch {
 		case n < 32:
 			out = append(out, 0xa0|byte(n))
@@ -64,7 +64,7 @@ func (r *run) msgpackAppend(L *lua.LState, out []byte, v lua.LValue, depth int) 
 		default:
 			out = binary.BigEndian.AppendUint32(append(out, 0xdb), uint32(n))
 		}
-		return append(out, v...)
+		return charged(append(out, v...)) // its bytes, not the whole output's again
 	case *lua.LTable:
 		if depth >= msgpackMaxNesting {
 			return charged(append(out, 0xc0))
