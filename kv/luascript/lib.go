@@ -550,7 +550,8 @@ func (r *run) load(L *lua.LState) int {
 			L.Push(lua.LString("reader function must return a string"))
 			return 2
 		}
-		r.b.chargeString(L, sb.Len()+len(s))
+		r.b.checkLen(L, sb.Len()+len(s)) // the chunk stays under the longest string
+		r.b.charge(L, len(s))            // each piece once
 		sb.WriteString(string(s))
 	}
 	return r.loadChunk(L, sb.String(), name)

@@ -69,15 +69,18 @@ func TestBudgetStopsEveryBomb(t *testing.T) {
 
 // What a library makes is charged once: packing a map of 100000 keys
 // (1.4 MB) costs about what it makes, not the output so far for every key
-// (which charged cmsgpack.pack 70 GB here once).
+// (which charged cmsgpack.pack 70 GB here once), and so does a chunk load
+// reads in 20000 pieces.
 func TestBudgetChargesOutputOnce(t *testing.T) {
 	lowerLimits(t, 50_000_000, 64<<20)
 	src := `local m = {} for i = 1, 100000 do m[tostring(i)] = i end
 		local s = string.rep('x', 100000)
-		return {#cmsgpack.pack(m, s), #cjson.encode(m), #struct.pack('c0', s)}`
+		local n = 0
+		local f = load(function() n = n + 1 if n <= 20000 then return '-- padding\n' end end)
+		return {#cmsgpack.pack(m, s), #cjson.encode(m), #struct.pack('c0', s), type(f)}`
 	got := runScript(t, src, 1, nil)
 	items := got.GetArray().GetItems()
-	if len(items) != 3 || items[0].GetInteger() < 1_000_000 || items[1].GetInteger() < 1_000_000 {
+	if len(items) != 4 || items[0].GetInteger() < 1_000_000 || items[1].GetInteger() < 1_000_000 || string(items[3].GetBulk()) != "function" {
 		t.Fatalf("packing 100000 keys within 64 MB: %v", got)
 	}
 }
