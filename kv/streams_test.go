@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Automatic IDs come from the command's time (the Raft log's, the same on
@@ -133,4 +134,79 @@ func TestStreamGroupTimes(t *testing.T) {
 			t.Fatalf("left behind: %s", d)
 		}
 	})
+}
+
+// XINFO STREAM FULL gives what Redis 7.0 gives (the same commands run on
+// both), but for Redis's radix tree sizes, left out, and the consumers'
+// seen times, which are each server's clock (delivery times are set with
+// XCLAIM TIME, so they are compared).
+func TestXinfoStreamFull(t *testing.T) {
+	var cmds [][]string
+	for i := 1; i <= 13; i++ {
+		cmds = append(cmds, []string{"XADD", "s", fmt.Sprintf("%d-1", i), "f", strconv.Itoa(i)})
+	}
+	cmds = append(cmds, [][]string{
+		{"XDEL", "s", "2-1"},
+		{"XGROUP", "CREATE", "s", "g1", "0"},
+		{"XGROUP", "CREATE", "s", "g2", "$"},
+		{"XREADGROUP", "GROUP", "g1", "alice", "COUNT", "4", "STREAMS", "s", ">"},
+		{"XREADGROUP", "GROUP", "g1", "bob", "COUNT", "12", "STREAMS", "s", ">"},
+		{"XGROUP", "CREATECONSUMER", "s", "g1", "carol"},
+		{"XACK", "s", "g1", "5-1"},
+	}...)
+	for i, c := range []string{"alice", "alice", "alice", "bob", "bob", "bob", "bob", "bob", "bob", "bob", "bob"} {
+		id := []string{"1-1", "3-1", "4-1", "6-1", "7-1", "8-1", "9-1", "10-1", "11-1", "12-1", "13-1"}[i]
+		cmds = append(cmds, []string{"XCLAIM", "s", "g1", c, "0", id, "TIME", strconv.Itoa(1000 + i), "RETRYCOUNT", strconv.Itoa(i), "JUSTID"})
+	}
+	var full [][]string
+	for _, count := range [][]string{nil, {"COUNT", "0"}, {"COUNT", "2"}, {"COUNT", "-3"}, {"count", "100"}} {
+		full = append(full, append([]string{"XINFO", "STREAM", "s", "FULL"}, count...))
+	}
+	rc := startRedis(t)
+	ps := newPebbleStore(t)
+	rc.do(t, [][]byte{[]byte("FLUSHALL")})
+	for _, c := range append(cmds, full...) {
+		args := make([][]byte, len(c))
+		for j, s := range c {
+			args[j] = []byte(s)
+		}
+		want := rc.do(t, args)
+		got := toResp2(engineDo(t, ps, args, time.Now().UnixMilli()))
+		if c[0] == "XINFO" {
+			want, got = withoutClocks(want, true), withoutClocks(got, false)
+			if len(want.items) != 14 || string(want.items[12].str) != "groups" || len(want.items[13].items) != 2 {
+				t.Fatalf("%q: redis answered %q", c, want.wire())
+			}
+		}
+		if got.wire() != want.wire() {
+			t.Fatalf("%q:\n  redis:  %.2000q\n  engine: %.2000q", c, want.wire(), got.wire())
+		}
+	}
+}
+
+// withoutClocks is r with every consumer's seen-time 0 and, from Redis's
+// (radix true), the radix tree's sizes taken out.
+func withoutClocks(r resp, radix bool) resp {
+	if r.kind != '*' {
+		return r
+	}
+	var items []resp
+	for i := 0; i < len(r.items); i++ {
+		it := r.items[i]
+		name := string(it.str)
+		if it.kind == '$' && i+1 < len(r.items) {
+			if radix && (name == "radix-tree-keys" || name == "radix-tree-nodes") {
+				i++
+				continue
+			}
+			if name == "seen-time" {
+				items = append(items, it, resp{kind: ':'})
+				i++
+				continue
+			}
+		}
+		items = append(items, withoutClocks(it, radix))
+	}
+	r.items = items
+	return r
 }
