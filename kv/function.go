@@ -2,8 +2,11 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"github.com/coppice-kv/coppice/kv/luascript"
@@ -23,6 +26,7 @@ import (
 //	["\x00function", "delete", library]
 //	["\x00function", "flush"]
 //	["\x00function", "list"]   every library: [name, code] pairs
+//	["\x00function", "restore", "append"|"replace"|"flush", code...]
 const FunctionName = "\x00function"
 
 // FcallName is the internal command of FCALL and FCALL_RO:
@@ -63,6 +67,8 @@ func execFunction(t *txn, args [][]byte) *messages.Reply {
 	case op == "flush" && len(args) == 2:
 		must(t.w.DeleteRange([]byte{prefixFunction}, []byte{prefixEnd}))
 		return replyOK
+	case op == "restore" && len(args) >= 3:
+		return t.functionRestore(string(args[2]), args[3:])
 	case op == "list" && len(args) == 2:
 		var items []*messages.Reply
 		p := []byte{prefixFunction, 'L'}
@@ -103,6 +109,107 @@ func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
 		t.set(funcKey([]byte(f.Name)), name)
 	}
 	return bulkString(lib.Name)
+}
+
+// functionRestore is FUNCTION RESTORE's libraries (codes) joined to the
+// shard's as Redis's libraryJoin joins them: with policy append a library
+// the shard has refuses them all, with replace it is replaced, with flush
+// the shard's go first; a function another library has refuses them all.
+// Nothing changes unless all go in.
+func (t *txn) functionRestore(policy string, codes [][]byte) *messages.Reply {
+	libs := map[string]*luascript.Library{}
+	owners := map[string]string{} // the payload's functions, by name: their library
+	for _, code := range codes {
+		lib, r := luascript.LoadLibrary(code)
+		if r != nil {
+			return r
+		}
+		if libs[lib.Name] != nil {
+			return errReply("ERR Library '" + lib.Name + "' already exists")
+		}
+		for _, f := range lib.Funcs {
+			if _, dup := owners[f.Name]; dup {
+				return errReply("ERR Function " + f.Name + " already exists")
+			}
+			owners[f.Name] = lib.Name
+		}
+		libs[lib.Name] = lib
+	}
+	replaced := map[string]bool{}
+	if policy != "flush" {
+		for _, name := range slices.Sorted(maps.Keys(libs)) {
+			if _, ok := t.get(libKey([]byte(name))); ok {
+				if policy != "replace" {
+					return errReply("ERR Library " + name + " already exists")
+				}
+				replaced[name] = true
+			}
+		}
+		for _, f := range slices.Sorted(maps.Keys(owners)) {
+			if owner, ok := t.get(funcKey([]byte(f))); ok && !replaced[string(owner)] {
+				return errReply("ERR Function " + f + " already exists")
+			}
+		}
+	}
+	if policy == "flush" {
+		must(t.w.DeleteRange([]byte{prefixFunction}, []byte{prefixEnd}))
+	}
+	for name := range replaced {
+		t.dropLibrary([]byte(name))
+	}
+	for _, name := range slices.Sorted(maps.Keys(libs)) {
+		t.set(libKey([]byte(name)), libs[name].Code)
+		for _, f := range libs[name].Funcs {
+			t.set(funcKey([]byte(f.Name)), []byte(name))
+		}
+	}
+	return replyOK
+}
+
+// rdbFunction2 is RDB_OPCODE_FUNCTION2, before each library's code in a
+// FUNCTION DUMP payload; rdbFunctionPreGA, a Redis 7.0 release
+// candidate's.
+const (
+	rdbFunction2     = 245
+	rdbFunctionPreGA = 246
+)
+
+// FunctionDump is FUNCTION DUMP's payload of libraries (their codes):
+// each as RDB_OPCODE_FUNCTION2 and its code, then the RDB version and the
+// CRC64, as Redis's.
+func FunctionDump(codes [][]byte) []byte {
+	var b []byte
+	for _, code := range codes {
+		b = appendRDBString(append(b, rdbFunction2), code)
+	}
+	b = binary.LittleEndian.AppendUint16(b, rdbVersion)
+	return binary.LittleEndian.AppendUint64(b, crc64Redis(b))
+}
+
+// FunctionCodes reads a FUNCTION DUMP payload's libraries' codes, or gives
+// Redis's error for one it cannot read.
+func FunctionCodes(payload []byte) ([][]byte, *messages.Reply) {
+	body, ok := checkDump(payload)
+	if !ok {
+		return nil, errReply("ERR DUMP payload version or checksum are wrong")
+	}
+	r := &rdbReader{p: body}
+	var codes [][]byte
+	for len(r.p) > 0 {
+		switch typ, _ := r.byte(); typ {
+		case rdbFunction2:
+		case rdbFunctionPreGA:
+			return nil, errReply("ERR Pre-GA function format not supported")
+		default:
+			return nil, errReply("ERR given type is not a function")
+		}
+		code, err := r.string()
+		if err != nil {
+			return nil, errReply("ERR Failed loading library payload")
+		}
+		codes = append(codes, bytes.Clone(code))
+	}
+	return codes, nil
 }
 
 // dropLibrary removes library name (its code) and its functions' index

@@ -23,7 +23,7 @@ func (c *conn) fcallCommand(name string, args [][]byte) ([][]byte, int, bool, *m
 }
 
 // functionCmd is FUNCTION LOAD, DELETE, FLUSH, LIST, STATS, KILL, HELP
-// (DUMP and RESTORE refused).
+// (DUMP and RESTORE: Redis's payload of the libraries' codes).
 func (c *conn) functionCmd(args [][]byte) {
 	if r := kv.CheckSubcommand(args); r != nil {
 		c.reply(r)
@@ -91,8 +91,35 @@ func (c *conn) functionCmd(args [][]byte) {
 		})
 	case "kill":
 		c.reply(errorf("NOTBUSY No scripts in execution right now."))
-	case "dump", "restore":
-		c.reply(errorf("ERR FUNCTION DUMP and RESTORE are not supported: FUNCTION LIST WITHCODE gives each library's code, which FUNCTION LOAD takes"))
+	case "dump":
+		c.libraries(func(libs []*luascript.Library) *messages.Reply {
+			codes := make([][]byte, len(libs))
+			for i, l := range libs {
+				codes[i] = l.Code
+			}
+			return bulk(kv.FunctionDump(codes))
+		})
+	case "restore":
+		// As Redis checks it: the arguments, the policy, the payload;
+		// then every shard joins the libraries to its own alike.
+		if len(args) > 4 {
+			c.reply(errorf(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try FUNCTION HELP.", args[1])))
+			return
+		}
+		policy := "append"
+		if len(args) == 4 {
+			policy = strings.ToLower(string(args[3]))
+			if policy != "append" && policy != "replace" && policy != "flush" {
+				c.reply(errorf("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."))
+				return
+			}
+		}
+		codes, r := kv.FunctionCodes(args[2])
+		if r != nil {
+			c.reply(r)
+			return
+		}
+		c.everyShardOwned(fn("restore", append([][]byte{[]byte(policy)}, codes...)...), true, firstErrorOr(replyOK))
 	case "help":
 		lines := []string{
 			"FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -123,6 +150,16 @@ func (c *conn) functionCmd(args [][]byte) {
 			"    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
 			"    * ASYNC: Asynchronously flush the libraries.",
 			"    * SYNC: Synchronously flush the libraries.",
+			"DUMP",
+			"    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+			"RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+			"    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+			"    control how to handle existing libraries (default APPEND):",
+			"    * FLUSH: delete all existing libraries.",
+			"    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+			"    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+			"      libraries with the new libraries (notice that even on this option there is a chance of failure",
+			"      in case of functions name collision with another library).",
 			"HELP",
 			"    Prints this help.",
 		}
