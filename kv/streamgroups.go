@@ -1006,17 +1006,11 @@ func cmdXInfo(t *txn, a [][]byte) *messages.Reply {
 		first = entriesReply(es).GetArray().GetItems()[0]
 		last = entriesReply(t.entries(s, streamID{}, maxStreamID, 1, true)).GetArray().GetItems()[0]
 	}
-	firstID, _ := t.firstID(s)
-	return mapReply([]*messages.Reply{
-		bulkString("length"), integer(s.n),
-		bulkString("last-generated-id"), bulkString(s.last.String()),
-		bulkString("max-deleted-entry-id"), bulkString(s.maxDel.String()),
-		bulkString("entries-added"), integer(int64(s.added)),
-		bulkString("recorded-first-entry-id"), bulkString(firstID.String()),
+	return mapReply(append(t.streamHead(s),
 		bulkString("groups"), integer(int64(len(t.groups(s)))),
 		bulkString("first-entry"), first,
 		bulkString("last-entry"), last,
-	})
+	))
 }
 
 // xinfoStreamFull is XINFO STREAM key FULL [COUNT n]: the stream, its
@@ -1041,7 +1035,6 @@ func (t *txn) xinfoStreamFull(s *stream, a [][]byte) *messages.Reply {
 	if count == 0 {
 		count = -1 // all
 	}
-	firstID, _ := t.firstID(s)
 	var groups []*messages.Reply
 	for _, g := range t.groups(s) {
 		read, lag := nullBulk, nullBulk
@@ -1078,13 +1071,20 @@ func (t *txn) xinfoStreamFull(s *stream, a [][]byte) *messages.Reply {
 			bulkString("consumers"), array(consumers),
 		}))
 	}
-	return mapReply([]*messages.Reply{
+	return mapReply(append(t.streamHead(s),
+		bulkString("entries"), entriesReply(t.entries(s, streamID{}, maxStreamID, count, false)),
+		bulkString("groups"), array(groups),
+	))
+}
+
+// streamHead is XINFO STREAM's first fields, with FULL or without.
+func (t *txn) streamHead(s *stream) []*messages.Reply {
+	firstID, _ := t.firstID(s)
+	return []*messages.Reply{
 		bulkString("length"), integer(s.n),
 		bulkString("last-generated-id"), bulkString(s.last.String()),
 		bulkString("max-deleted-entry-id"), bulkString(s.maxDel.String()),
 		bulkString("entries-added"), integer(int64(s.added)),
 		bulkString("recorded-first-entry-id"), bulkString(firstID.String()),
-		bulkString("entries"), entriesReply(t.entries(s, streamID{}, maxStreamID, count, false)),
-		bulkString("groups"), array(groups),
-	})
+	}
 }

@@ -1,16 +1,13 @@
 package server
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coppice-kv/coppice/internal/redistest"
 	"github.com/coppice-kv/coppice/internal/testwait"
 )
 
@@ -119,14 +116,7 @@ func clientFields(line string) (names []string, values map[string]string) {
 // the connection's subscriptions, queued commands, last command, idle
 // time and tracking redirect.
 func TestClientListFields(t *testing.T) {
-	sock := redistest.Start(t)
-	nc, err := net.DialTimeout("unix", sock, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	redis := &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
+	redis := dialRedis(t)
 	want, _ := clientFields(redis.do("CLIENT INFO"))
 	srv := trackingServer(t)
 	c := dial(t, srv)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/redistest"
+
 	"github.com/coppice-kv/coppice/kv"
 
 	"github.com/coppice-kv/coppice/messages"
@@ -52,6 +54,19 @@ func dial(t *testing.T, srv *Server) *client {
 	}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
+}
+
+// dialRedis starts a redis-server (with args) and connects to it, as
+// dial connects to a Server.
+func dialRedis(t *testing.T, args ...string) *client {
+	t.Helper()
+	nc, err := net.DialTimeout("unix", redistest.Start(t, args...), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	return &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
 }
 

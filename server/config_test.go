@@ -1,18 +1,13 @@
 package server
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/coppice-kv/coppice/internal/redistest"
 )
 
 // configMap sends CONFIG GET pattern (RESP2) and reads its answer, an
@@ -50,14 +45,7 @@ func configMap(t *testing.T, c *client, pattern string) map[string]string {
 // CONFIG GET * names every parameter redis-server 7.0 names: nothing a
 // tool asks for is missing, and nothing is made up.
 func TestConfigGetNamesRedisParameters(t *testing.T) {
-	sock := redistest.Start(t)
-	nc, err := net.DialTimeout("unix", sock, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	redis := &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
+	redis := dialRedis(t)
 	want := slices.Sorted(maps.Keys(configMap(t, redis, "*")))
 	if len(want) < 180 {
 		t.Fatalf("redis-server named %d parameters", len(want))
@@ -105,15 +93,7 @@ func TestConfigSetMaxclientsAndACLLogLength(t *testing.T) {
 		"CONFIG SET maxclients 1", "+OK",
 		"CONFIG GET maxclients", "[maxclients 1]",
 	)
-	extra, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	extra.SetDeadline(time.Now().Add(10 * time.Second))
-	if line, _ := bufio.NewReader(extra).ReadString('\n'); line != "-ERR max number of clients reached\r\n" {
-		t.Fatalf("a client over maxclients 1: %q", line)
-	}
+	turnedAway(t, srv)
 	script(t, c,
 		"CONFIG SET maxclients 10000", "+OK",
 		"ACL SETUSER u on nopass +get ~*", "+OK",

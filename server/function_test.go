@@ -1,26 +1,15 @@
 package server
 
 import (
-	"bufio"
-	"net"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/coppice-kv/coppice/internal/redistest"
 )
 
 // FUNCTION DUMP and RESTORE move libraries between redis-server and
 // coppice either way, and RESTORE's policies and errors are Redis's: each
 // step runs on both, with the same payloads.
 func TestFunctionDumpRestoreWithRedis(t *testing.T) {
-	nc, err := net.DialTimeout("unix", redistest.Start(t), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	redis := &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
+	redis := dialRedis(t)
 	ours := dial(t, trackingServer(t))
 	lib := func(name, fn, ret string) string {
 		return "#!lua name=" + name + "\nredis.register_function('" + fn + "', function() return '" + ret + "' end)"

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -11,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coppice-kv/coppice/internal/redistest"
 )
 
 // infoLeftOut are the fields Redis 7.0's INFO prints that coppice's does
@@ -98,21 +94,8 @@ func TestBytesToHuman(t *testing.T) {
 // server's content (commandstats, errorstats, latencystats, keyspace)
 // have lines of Redis's shape after the same commands.
 func TestInfoAgainstRedis(t *testing.T) {
-	sock := redistest.Start(t)
-	b := newEngineBackend()
-	srv, err := Listen(Config{Addr: "127.0.0.1:0", Notify: b.notify}, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	nc, err := net.DialTimeout("unix", sock, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	redis := &client{t: t, nc: nc, rd: bufio.NewReader(nc)}
-	ours := dial(t, srv)
+	redis := dialRedis(t)
+	ours := dial(t, trackingServer(t))
 
 	var infos [2][]infoSection
 	for side, c := range []*client{redis, ours} {

@@ -60,16 +60,7 @@ func TestStatsCount(t *testing.T) {
 			t.Fatalf("%s: %q, want %q", tc.cmd, got, tc.want)
 		}
 	}
-	// A second client is refused at MaxClients.
-	extra, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	extra.SetDeadline(time.Now().Add(10 * time.Second))
-	if line, _ := bufio.NewReader(extra).ReadString('\n'); line != "-ERR max number of clients reached\r\n" {
-		t.Fatalf("a client over MaxClients: %q", line)
-	}
-	extra.Close()
+	turnedAway(t, srv) // a second client, at MaxClients
 
 	got := st.Snapshot()
 	if got.Open != 1 || got.Connections != 1 || got.Rejected != 1 || got.Commands != 7 {
@@ -316,5 +307,19 @@ func TestInfoCountsHitsMissesExpired(t *testing.T) {
 	h, m, e := counts()
 	if h-h0 != 2 || m-m0 != 3 || e-e0 != 1 {
 		t.Fatalf("hits +%d, misses +%d, expired +%d; want +2, +3 (the expired key read counts as a miss), +1", h-h0, m-m0, e-e0)
+	}
+}
+
+// turnedAway checks that a new client of srv is refused, over maxclients.
+func turnedAway(t *testing.T, srv *Server) {
+	t.Helper()
+	extra, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetDeadline(time.Now().Add(10 * time.Second))
+	if line, _ := bufio.NewReader(extra).ReadString('\n'); line != "-ERR max number of clients reached\r\n" {
+		t.Fatalf("a client over maxclients: %q", line)
 	}
 }
