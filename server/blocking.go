@@ -258,6 +258,7 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 	gone, stopProbe := c.probe()
 	defer stopProbe()
 	watcher, _ := c.s.backend.(Watcher)
+	waiting := false // a try found nothing: the command blocks
 	for {
 		var wake <-chan struct{}
 		stop := func() {}
@@ -272,18 +273,25 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 			r = c.issueWrite(shard, try).Wait()
 		}
 		c.drain() // nothing is pending; resets the shard marks
-		if strings.HasPrefix(r.GetError(), "TRYAGAIN") {
+		switch {
+		case strings.HasPrefix(r.GetError(), "TRYAGAIN"):
 			// The shard has no leader now (an election): the pop was not
 			// applied. Wait on, and try again in a while.
 			stop()
 			wake, stop = nil, func() {}
-		} else if !isNil(r) {
+		case waiting && strings.HasPrefix(r.GetError(), "WRONGTYPE"):
+			// A key it waits on became another type since it blocked: as
+			// in Redis, that serves nothing, and it waits on (before it
+			// blocks, WRONGTYPE is the answer, as in Redis).
+		case !isNil(r):
 			stop()
 			if b.shape != nil {
 				r = b.shape(r)
 			}
 			c.reply(r)
 			return
+		default:
+			waiting = true
 		}
 		if end := c.waitBlocked(wake, deadline, gone); end != nil {
 			stop()

@@ -210,3 +210,25 @@ func waitBlockedClient(t *testing.T, other *client) {
 		return nil
 	})
 }
+
+// A key a blocked command waits on that becomes another type serves
+// nothing: the command waits on, as in Redis, and is served once the key
+// is of its type again; before it blocks, another type is WRONGTYPE.
+func TestBlockedWaitsThroughOtherTypes(t *testing.T) {
+	_, c, other := txServer(t)
+	script(t, other, "SET {w}s x", "+OK")
+	script(t, c, "BLPOP {w}s 1", "-WRONGTYPE Operation against a key holding the wrong kind of value")
+	c.send("BLPOP {w}l 10")
+	waitBlockedClient(t, other)
+	script(t, other, "SET {w}l x", "+OK", "DEL {w}l", ":1", "RPUSH {w}l v", ":1")
+	if got := c.read(); got != "[{w}l v]" {
+		t.Fatalf("BLPOP after its key was a string: %q", got)
+	}
+	c.send("XREAD BLOCK 10000 STREAMS {w}x $")
+	waitBlockedClient(t, other)
+	script(t, other, "MULTI", "+OK", "XADD {w}x 1-1 old v", "+QUEUED", "DEL {w}x", "+QUEUED", "LPUSH {w}x a", "+QUEUED", "EXEC", "[1-1 :1 :1]")
+	script(t, other, "DEL {w}x", ":1", "XADD {w}x 2-1 new v", "2-1")
+	if got := c.read(); got != "[[{w}x [[2-1 [new v]]]]]" {
+		t.Fatalf("XREAD after its key was a list: %q", got)
+	}
+}
