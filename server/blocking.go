@@ -71,6 +71,9 @@ type blockingCall struct {
 	keys    [][]byte
 	shape   func(*messages.Reply) *messages.Reply // nil: as it is
 	none    *messages.Reply                       // the answer on timeout
+	// group: XREADGROUP's, which ends with an error when its stream or
+	// its group goes while it waits (Redis's UNBLOCKED or NOGROUP).
+	group bool
 }
 
 // blockingForm makes name's call of args (their arity checked).
@@ -191,7 +194,26 @@ func (c *conn) xreadgroup(args [][]byte) {
 		c.data("xreadgroup", args) // refused there
 		return
 	}
-	c.block(shard, blockingCall{try: args, keys: x.Keys, none: nullArray()}, time.Duration(x.Block)*time.Millisecond, false)
+	c.block(shard, blockingCall{try: args, keys: x.Keys, none: nullArray(), group: true}, time.Duration(x.Block)*time.Millisecond, false)
+}
+
+// groupLost is a blocked XREADGROUP's end when a try, after it blocked,
+// answered r, an error: Redis's NOGROUP when its streams are all there
+// (a group went), else its UNBLOCKED (a stream was deleted, flushed or
+// made another type).
+func (c *conn) groupLost(shard int, keys [][]byte, r *messages.Reply) *messages.Reply {
+	if strings.HasPrefix(r.GetError(), "NOGROUP") {
+		streams := true
+		for _, k := range keys {
+			typ := c.issueRead(shard, [][]byte{[]byte("TYPE"), k}).Wait()
+			streams = streams && typ.GetStatus() == "stream"
+		}
+		c.drain()
+		if streams {
+			return errorf("NOGROUP the consumer group this client was blocked on no longer exists")
+		}
+	}
+	return errorf("UNBLOCKED the stream key no longer exists")
 }
 
 // blocking runs a blocking command to its end; the connection's earlier
@@ -279,6 +301,10 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 			// applied. Wait on, and try again in a while.
 			stop()
 			wake, stop = nil, func() {}
+		case waiting && b.group && (strings.HasPrefix(r.GetError(), "WRONGTYPE") || strings.HasPrefix(r.GetError(), "NOGROUP")):
+			stop()
+			c.reply(c.groupLost(shard, keys, r))
+			return
 		case waiting && strings.HasPrefix(r.GetError(), "WRONGTYPE"):
 			// A key it waits on became another type since it blocked: as
 			// in Redis, that serves nothing, and it waits on (before it

@@ -232,3 +232,28 @@ func TestBlockedWaitsThroughOtherTypes(t *testing.T) {
 		t.Fatalf("XREAD after its key was a list: %q", got)
 	}
 }
+
+// A blocked XREADGROUP ends with Redis's error when its stream goes
+// (deleted, flushed, made another type: UNBLOCKED) or its group does
+// (NOGROUP), where a blocked XREAD waits on.
+func TestBlockedXReadGroupLosesItsStream(t *testing.T) {
+	_, c, other := txServer(t)
+	for _, lose := range [][]string{
+		{"DEL {g}s", ":1"},
+		{"SET {g}s v", "+OK"},
+		{"FLUSHALL", "+OK"},
+		{"XGROUP DESTROY {g}s grp", ":1"},
+	} {
+		script(t, other, "DEL {g}s", other.do("EXISTS {g}s"), "XADD {g}s 1-1 f v", "1-1", "XGROUP CREATE {g}s grp $", "+OK")
+		c.send("XREADGROUP GROUP grp alice BLOCK 0 STREAMS {g}s >")
+		waitBlockedClient(t, other)
+		script(t, other, lose...)
+		want := "-UNBLOCKED the stream key no longer exists"
+		if lose[0] == "XGROUP DESTROY {g}s grp" {
+			want = "-NOGROUP the consumer group this client was blocked on no longer exists"
+		}
+		if got := c.read(); got != want {
+			t.Fatalf("XREADGROUP blocked, then %s: %q, want %q", lose[0], got, want)
+		}
+	}
+}

@@ -83,7 +83,7 @@ func (b *engineBackend) Propose(shard int, cmd *messages.Command) Pending {
 	}
 	for ch, keys := range b.watches {
 		for _, k := range keys {
-			if w.keys[string(k)] {
+			if w.keys[string(k)] || w.mod.All { // FLUSHALL: every key
 				close(ch)
 				delete(b.watches, ch)
 				break

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -53,8 +54,9 @@ func (ws *keyWatches) drop(w *keyWatch, fire bool) {
 	}
 }
 
-// written fires the watches of the keys in writes (all of them with all).
-func (ws *keyWatches) written(writes map[string][]byte, all bool) {
+// written fires the watches of the keys in writes or in one of ranges,
+// [lower, upper) deleted (FLUSHDB), or all of them with all.
+func (ws *keyWatches) written(writes map[string][]byte, ranges [][2][]byte, all bool) {
 	if ws.n.Load() == 0 {
 		return
 	}
@@ -62,7 +64,8 @@ func (ws *keyWatches) written(writes map[string][]byte, all bool) {
 	defer ws.mu.Unlock()
 	for w := range ws.set {
 		for _, k := range w.keys {
-			if _, ok := writes[string(k)]; ok || all {
+			_, ok := writes[string(k)]
+			if ok || all || slices.ContainsFunc(ranges, func(r [2][]byte) bool { return inRange(string(k), r[0], r[1]) }) {
 				ws.drop(w, true)
 				break
 			}

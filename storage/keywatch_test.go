@@ -2,11 +2,16 @@ package storage
 
 import (
 	"testing"
+
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 )
 
 // A watch fires once an applied entry writes one of its keys, not for
 // other keys, nor for an entry at or below the applied index; a dropped
-// watch never fires; a restore fires every watch.
+// watch never fires; a restore fires every watch, a deleted range the
+// watches of its keys.
 func TestShardWatch(t *testing.T) {
 	s, snaps := openTestShard(t, t.TempDir())
 	defer s.Close()
@@ -42,6 +47,19 @@ func TestShardWatch(t *testing.T) {
 		t.Fatal("a restore did not fire the watch")
 	}
 	stopC()
+	// A range deleted (FLUSHALL) fires the watches of the keys in it.
+	f, stopF := s.Watch([][]byte{[]byte("\x01x")})
+	g, stopG := s.Watch([][]byte{[]byte("\x02y")})
+	flush, err := proto.Marshal(&messages.CommandBatch{Commands: []*messages.Command{{Args: [][]byte{[]byte("DELRANGE"), {1}, {2}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Apply(&raft.Log{Index: 4, Term: 1, Type: raft.LogCommand, Data: flush})
+	if !fired(f) || fired(g) {
+		t.Fatalf("a range deleted: the watch of a key in it fired %v, of a key past it %v", fired(f), fired(g))
+	}
+	stopF()
+	stopG()
 	if n := s.watches.n.Load(); n != 0 {
 		t.Fatalf("%d watches left", n)
 	}

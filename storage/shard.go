@@ -329,7 +329,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
-	s.watches.written(w.writes, false)
+	s.watches.written(w.writes, w.ranges, false)
 	if ev != nil && len(ev.Events) > 0 {
 		s.notify.Fire(ev.Events)
 	}
@@ -603,7 +603,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	s.db = db
 	index, term, err := readApplied(db)
 	s.setApplied(index, term)
-	s.watches.written(nil, true) // any key may have changed
+	s.watches.written(nil, nil, true) // any key may have changed
 	if s.notify != nil && s.notify.Tracking() {
 		s.notify.Modified([]kv.Modification{{All: true}})
 	}

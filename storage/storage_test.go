@@ -22,8 +22,15 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// setExec is a minimal executor: SET k v, and counts applications.
+// setExec is a minimal executor: SET k v, and counts applications; and
+// DELRANGE lo hi, a range deletion (as FLUSHALL's).
 func setExec(w kv.Writer, c *messages.Command, _ *kv.EventLog) *messages.Reply {
+	if string(c.Args[0]) == "DELRANGE" {
+		if err := w.DeleteRange(c.Args[1], c.Args[2]); err != nil {
+			return &messages.Reply{Value: &messages.Reply_Error{Error: err.Error()}}
+		}
+		return &messages.Reply{Value: &messages.Reply_Status{Status: "OK"}}
+	}
 	if err := w.Set(append([]byte{1}, c.Args[1]...), c.Args[2]); err != nil {
 		return &messages.Reply{Value: &messages.Reply_Error{Error: err.Error()}}
 	}
