@@ -146,8 +146,8 @@ func (s *Server) configTable() map[string]*configParam {
 		"appendonly": "yes", "appendfsync": "always", "save": "", "databases": "1",
 		"daemonize": "no", "supervised": "no", "pidfile": "", "logfile": "", "syslog-enabled": "no",
 		"maxmemory": "0", "maxmemory-policy": "noeviction", "io-threads": "1",
-		"enable-debug-command": "local", "enable-module-command": "no", "protected-mode": "no",
-		"tcp-keepalive":             "15", // Go's keep-alive period on accepted connections
+		"enable-debug-command":      "yes", // its safe subcommands, to every client "enable-module-command": "no", "protected-mode": "no",
+		"tcp-keepalive":             "15",  // Go's keep-alive period on accepted connections
 		"timeout":                   "0",
 		"proto-max-bulk-len":        fmt.Sprint(s.cfg.Limits.MaxBulkLen),
 		"client-query-buffer-limit": fmt.Sprint(s.cfg.Limits.MaxQueryBuffer),
@@ -450,12 +450,14 @@ func parseYesNo(v string) (on, ok bool) {
 	return false, false
 }
 
-// hostOf is addr's host ("" for none).
+// hostOf is addr's host as Redis's bind names it: every address
+// ("* -::*") for none or a wildcard.
 func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil || h == "" || h == "::" || h == "0.0.0.0" {
+		return "* -::*"
 	}
-	return ""
+	return h
 }
 
 func portOf(addr string) string {
