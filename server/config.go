@@ -146,8 +146,10 @@ func (s *Server) configTable() map[string]*configParam {
 		"appendonly": "yes", "appendfsync": "always", "save": "", "databases": "1",
 		"daemonize": "no", "supervised": "no", "pidfile": "", "logfile": "", "syslog-enabled": "no",
 		"maxmemory": "0", "maxmemory-policy": "noeviction", "io-threads": "1",
-		"enable-debug-command":      "yes", // its safe subcommands, to every client "enable-module-command": "no", "protected-mode": "no",
-		"tcp-keepalive":             "15",  // Go's keep-alive period on accepted connections
+		"enable-debug-command":      "yes", // its safe subcommands, to every client
+		"enable-module-command":     "no",
+		"protected-mode":            "no",
+		"tcp-keepalive":             "15", // Go's keep-alive period on accepted connections
 		"timeout":                   "0",
 		"proto-max-bulk-len":        fmt.Sprint(s.cfg.Limits.MaxBulkLen),
 		"client-query-buffer-limit": fmt.Sprint(s.cfg.Limits.MaxQueryBuffer),
