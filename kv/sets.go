@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -317,6 +318,8 @@ func countArg(a [][]byte, negative bool) (count int64, given bool, r *messages.R
 	switch {
 	case !ok && negative:
 		return 0, true, errNotInteger
+	case ok && negative && n == math.MinInt64: // SRANDMEMBER's range is ±LONG_MAX
+		return 0, true, errRangeLong
 	case !ok || (n < 0 && !negative):
 		return 0, true, errOutOfRange
 	}
