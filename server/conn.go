@@ -684,9 +684,7 @@ func (c *conn) noteCommand(args [][]byte) {
 			}
 		}
 	}
-	if sp != nil {
-		c.lastCmd.Store(sp)
-	}
+	c.lastCmd.Store(sp) // an unknown command: NULL, as Redis shows it
 }
 
 // nowMs is the time a command is stamped with.
