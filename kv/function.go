@@ -36,8 +36,23 @@ const FunctionName = "\x00function"
 // as EvalName's, with the function's name for the body.
 const FcallName = "\x00fcall"
 
-func libKey(name []byte) []byte  { return append([]byte{prefixFunction, 'L'}, name...) }
-func funcKey(name []byte) []byte { return append([]byte{prefixFunction, 'F'}, name...) }
+func libKey(name []byte) []byte { return append([]byte{prefixFunction, 'L'}, name...) }
+
+// funcKey is the index entry of function name: under the name in lower
+// case, as Redis finds functions in any case.
+func funcKey(name []byte) []byte {
+	return append([]byte{prefixFunction, 'F'}, bytes.ToLower(name)...)
+}
+
+// funcOwner is the library that has function name, in any case. A
+// library loaded before functions were found in any case may have its
+// entry under the name as written.
+func (t *txn) funcOwner(name []byte) ([]byte, bool) {
+	if owner, ok := t.get(funcKey(name)); ok {
+		return owner, true
+	}
+	return t.get(append([]byte{prefixFunction, 'F'}, name...))
+}
 
 var (
 	errLibNotFound  = errReply("ERR Library not found")
@@ -97,7 +112,7 @@ func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
 		return r
 	}
 	for _, f := range lib.Funcs {
-		if owner, ok := t.get(funcKey([]byte(f.Name))); ok && !bytes.Equal(owner, name) {
+		if owner, ok := t.funcOwner([]byte(f.Name)); ok && !bytes.Equal(owner, name) {
 			return errReply("ERR Function " + f.Name + " already exists")
 		}
 	}
@@ -146,7 +161,7 @@ func (t *txn) functionRestore(policy string, codes [][]byte) *messages.Reply {
 			}
 		}
 		for _, f := range slices.Sorted(maps.Keys(owners)) {
-			if owner, ok := t.get(funcKey([]byte(f))); ok && !replaced[string(owner)] {
+			if owner, ok := t.funcOwner([]byte(f)); ok && !replaced[string(owner)] {
 				return errReply("ERR Function " + f + " already exists")
 			}
 		}
@@ -261,7 +276,7 @@ func execFcall(t *txn, args [][]byte) *messages.Reply {
 	if e != nil {
 		return e
 	}
-	owner, found := t.get(funcKey(args[2]))
+	owner, found := t.funcOwner(args[2])
 	if !found {
 		return errFuncNotFound
 	}
@@ -273,11 +288,11 @@ func execFcall(t *txn, args [][]byte) *messages.Reply {
 	if e != nil {
 		return e
 	}
-	name := string(args[2])
-	f, found := lib.Function(name)
+	f, found := lib.Function(string(args[2]))
 	if !found {
 		return errFuncNotFound
 	}
+	name := f.Name // as registered: FCALL names it in any case
 	if readOnly && !f.NoWrites {
 		return errROWithFlag
 	}

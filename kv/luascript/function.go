@@ -231,7 +231,7 @@ func (r *run) registerFunction(L *lua.LState) int {
 	if !validName(f.Name) {
 		fail(strings.TrimPrefix(errNameChars.GetError(), "ERR "))
 	}
-	if _, dup := r.loading.callbacks[f.Name]; dup {
+	if _, dup := r.loading.callbacks[f.Name]; dup { // in its exact case, as Redis's library dict
 		fail("Function already exists in the library")
 	}
 	r.loading.callbacks[f.Name] = cb
@@ -239,10 +239,11 @@ func (r *run) registerFunction(L *lua.LState) int {
 	return 0
 }
 
-// Function is the library's function name, if it has it.
+// Function is the library's function name (in any case, as Redis finds
+// functions), if it has it.
 func (l *Library) Function(name string) (Function, bool) {
 	for _, f := range l.Funcs {
-		if f.Name == name {
+		if strings.EqualFold(f.Name, name) {
 			return f, true
 		}
 	}
