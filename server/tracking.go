@@ -22,6 +22,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -375,7 +376,11 @@ func (s *Server) Modified(mods []kv.Modification) {
 	}
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	bcast := map[*conn][]*messages.Reply{}
+	type bucket struct { // a BCAST client's prefix: a message of its own
+		c *conn
+		p string
+	}
+	bcast := map[bucket][]*messages.Reply{}
 	told := map[*conn]map[string]bool{} // a key once in a message
 	for _, m := range mods {
 		by, seq := s.originOf(m.Origin)
@@ -402,13 +407,15 @@ func (s *Server) Modified(mods []kv.Modification) {
 						told[c] = map[string]bool{}
 					}
 					told[c][k] = true
-					bcast[c] = append(bcast[c], bulkString(k))
+					bcast[bucket{c, p}] = append(bcast[bucket{c, p}], bulkString(k))
 				}
 			}
 		}
 	}
-	for c, keys := range bcast {
-		s.sendTracking(c, array(keys...), 0, true)
+	// A message per client and prefix, in prefix order, as Redis's
+	// trackingBroadcastInvalidationMessages sends them.
+	for _, b := range slices.SortedFunc(maps.Keys(bcast), func(x, y bucket) int { return strings.Compare(x.p, y.p) }) {
+		s.sendTracking(b.c, array(bcast[b]...), 0, true)
 	}
 }
 
