@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/coppice-kv/coppice/kv/luascript"
 	"github.com/coppice-kv/coppice/messages"
@@ -133,7 +134,7 @@ func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
 // Nothing changes unless all go in.
 func (t *txn) functionRestore(policy string, codes [][]byte) *messages.Reply {
 	libs := map[string]*luascript.Library{}
-	owners := map[string]string{} // the payload's functions, by name: their library
+	owners := map[string]string{} // the payload's functions, by name in lower case: their library
 	for _, code := range codes {
 		lib, r := luascript.LoadLibrary(code)
 		if r != nil {
@@ -143,10 +144,11 @@ func (t *txn) functionRestore(policy string, codes [][]byte) *messages.Reply {
 			return errReply("ERR Library '" + lib.Name + "' already exists")
 		}
 		for _, f := range lib.Funcs {
-			if _, dup := owners[f.Name]; dup {
+			lower := strings.ToLower(f.Name) // functions collide in any case
+			if _, dup := owners[lower]; dup {
 				return errReply("ERR Function " + f.Name + " already exists")
 			}
-			owners[f.Name] = lib.Name
+			owners[lower] = lib.Name
 		}
 		libs[lib.Name] = lib
 	}

@@ -61,4 +61,22 @@ func TestFcallFindsFunctionsInAnyCase(t *testing.T) {
 	if err := ps.Scan(p, successor(p), func(k, _ []byte) bool { n++; return true }); err != nil || n != 1 {
 		t.Fatalf("function index entries after the replace: %d, %v", n, err)
 	}
+	// A payload whose two libraries have functions named alike in
+	// another case is refused whole.
+	payload := FunctionDump([][]byte{
+		[]byte("#!lua name=l1\nredis.register_function('Twin', function() return 1 end)"),
+		[]byte("#!lua name=l2\nredis.register_function('twin', function() return 2 end)"),
+	})
+	codes, r := FunctionCodes(payload)
+	if r != nil {
+		t.Fatal(r)
+	}
+	args := [][]byte{[]byte(FunctionName), []byte("restore"), []byte("append")}
+	if r := Exec(ps, &messages.Command{Args: append(args, codes...)}); r.GetError() != "ERR Function twin already exists" {
+		t.Fatalf("RESTORE of twins: %v", r)
+	}
+	ps.commit(t)
+	if r := fcall("twin"); r.GetError() != "ERR Function not found" {
+		t.Fatalf("FCALL twin after the refused RESTORE: %v", r)
+	}
 }
