@@ -328,9 +328,12 @@ func TestRemovalNeedsAnsweringVoters(t *testing.T) {
 	eventually(t, 60*time.Second, "every group's leader silent about n3 for 2s, n3 alive in gossip", func() error {
 		return silentAbout(n1, "n3", 2000, n1, n2)
 	})
-	if err := silentMetric(c.leaderOf(n1, 0), 0, "n3", 2); err != nil {
-		t.Fatal(err)
-	}
+	// The metric is the leader's own reading, taken when scraped, of a
+	// silence status saw a moment before on another node: it reaches 2 s
+	// too (CI once read 1.999 right after status said 2000 ms).
+	eventually(t, 10*time.Second, "the leader's metric of n3's silence at 2 s", func() error {
+		return silentMetric(c.leaderOf(n1, 0), 0, "n3", 2)
+	})
 	err := httpJSON("DELETE", n1.http()+"/v1/nodes/n2", nil)
 	if err == nil || !strings.Contains(err.Error(), "without quorum") || !strings.Contains(err.Error(), "n3 has not answered") {
 		t.Fatalf("removing n2 with n3 cut off: got %v, want a refusal naming n3's silence", err)
