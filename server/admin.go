@@ -62,7 +62,7 @@ func (c *conn) memory(args [][]byte) {
 // Redis's names where they mean the same: total.allocated and
 // allocator.allocated the bytes of live heap objects (Redis's
 // zmalloc_used_memory and the allocator's "allocated"), allocator.active
-// the heap's spans in use, allocator.resident the memory the Go runtime
+// those and the heap's unused room in their spans, allocator.resident the memory the Go runtime
 // holds from the OS and has not returned, their ratios as Redis computes
 // them, keys.count the node's keys (every shard it holds, read now), and
 // the process's resident set where the OS tells it (Linux). Redis's
@@ -72,23 +72,10 @@ func (c *conn) memory(args [][]byte) {
 // disk and in its caches, not on the Go heap: MEMORY USAGE estimates a
 // key's bytes.
 func (s *Server) memoryStats() *messages.Reply {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	allocated, active := int64(ms.HeapAlloc), int64(ms.HeapInuse)
-	resident := int64(ms.Sys - ms.HeapReleased)
-	var keys int64
-	for sh := 0; sh < s.backend.Shards(); sh++ {
-		r := s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte(kv.KeyspaceInfoName)}, NowMs: nowMs()}).Wait()
-		if items := r.GetArray().GetItems(); len(items) == 3 {
-			keys += items[0].GetInteger()
-		}
-	}
-	ratio := func(a, b int64) float64 {
-		if b == 0 {
-			return 0
-		}
-		return float64(a) / float64(b)
-	}
+	m := readGoMemory() // INFO memory's figures, without stopping the world
+	allocated, active, resident := int64(m.allocated), int64(m.active), int64(m.resident)
+	keys, _, _ := s.keyspaceTotals()
+	ratio := func(a, b int64) float64 { return ratio(uint64(max(a, 0)), uint64(max(b, 0))) }
 	items := []*messages.Reply{
 		bulkString("total.allocated"), integer(allocated),
 		bulkString("keys.count"), integer(keys),
@@ -108,9 +95,9 @@ func (s *Server) memoryStats() *messages.Reply {
 			bulkString("fragmentation.bytes"), integer(rss-allocated))
 	}
 	items = append(items,
-		bulkString("go.sys"), integer(int64(ms.Sys)),
-		bulkString("go.heap.objects"), integer(int64(ms.HeapObjects)),
-		bulkString("go.gc.cycles"), integer(int64(ms.NumGC)),
+		bulkString("go.sys"), integer(int64(m.sys)),
+		bulkString("go.heap.objects"), integer(int64(m.objects)),
+		bulkString("go.gc.cycles"), integer(int64(m.gcCycles)),
 		bulkString("go.goroutines"), integer(int64(runtime.NumGoroutine())))
 	return mapReply(items...)
 }

@@ -191,15 +191,7 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 	if has("keyspace") {
 		// Redis's avg_ttl is an estimate its expiry cycle keeps; this one
 		// is the average of every key's time to live, read now.
-		var keys, expires, ttl int64
-		for sh := 0; sh < s.backend.Shards(); sh++ {
-			r := s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte(kv.KeyspaceInfoName)}, NowMs: nowMs()}).Wait()
-			if items := r.GetArray().GetItems(); len(items) == 3 {
-				keys += items[0].GetInteger()
-				expires += items[1].GetInteger()
-				ttl += items[2].GetInteger()
-			}
-		}
+		keys, expires, ttl := s.keyspaceTotals()
 		avg := int64(0)
 		if expires > 0 {
 			avg = ttl / expires
@@ -320,13 +312,16 @@ func (s *Server) infoClients() []string {
 // unlike runtime.ReadMemStats, does not stop the world): allocated, the
 // heap's objects; active, its spans in use; resident, what the runtime
 // holds from the OS and has not returned.
-type goMemory struct{ allocated, active, resident uint64 }
+// goMemory is the Go runtime's memory: INFO's and MEMORY STATS' figures.
+type goMemory struct{ allocated, active, resident, sys, objects, gcCycles uint64 }
 
 var goMemoryMetrics = []string{
 	"/memory/classes/heap/objects:bytes",
 	"/memory/classes/heap/unused:bytes",
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/released:bytes",
+	"/gc/heap/objects:objects",
+	"/gc/cycles/total:gc-cycles",
 }
 
 func readGoMemory() goMemory {
@@ -341,7 +336,7 @@ func readGoMemory() goMemory {
 			v[i] = sm.Value.Uint64()
 		}
 	}
-	return goMemory{allocated: v[0], active: v[0] + v[1], resident: v[2] - v[3]}
+	return goMemory{allocated: v[0], active: v[0] + v[1], resident: v[2] - v[3], sys: v[2], objects: v[4], gcCycles: v[5]}
 }
 
 // bytesToHuman formats n as Redis's bytesToHuman does: 943.37K, 1.05M,
@@ -359,6 +354,23 @@ func bytesToHuman(n uint64) string {
 		d /= 1024
 	}
 	return fmt.Sprintf("%dB", n)
+}
+
+// keyspaceTotals is every shard's keys, keys with an expiry and their
+// times to live summed, the shards asked at once.
+func (s *Server) keyspaceTotals() (keys, expires, ttl int64) {
+	pending := make([]Pending, s.backend.Shards())
+	for sh := range pending {
+		pending[sh] = s.backend.Read(sh, &messages.Command{Args: [][]byte{[]byte(kv.KeyspaceInfoName)}, NowMs: nowMs()})
+	}
+	for _, p := range pending {
+		if items := p.Wait().GetArray().GetItems(); len(items) == 3 {
+			keys += items[0].GetInteger()
+			expires += items[1].GetInteger()
+			ttl += items[2].GetInteger()
+		}
+	}
+	return keys, expires, ttl
 }
 
 // ratio is a/b, 0 when b is.
