@@ -70,13 +70,13 @@ func cmdMemory(t *txn, a [][]byte) *messages.Reply {
 		must(errCorruptKey(a[2]))
 	}
 	e.rec, e.exists = rec, true
-	return integer(t.keyBytes(&e, samples))
+	return integer(t.keyBytes(&e, len(v), samples))
 }
 
-// keyBytes is MEMORY USAGE's estimate for e (a live key): see cmdMemory.
-func (t *txn) keyBytes(e *entry, samples int64) int64 {
-	v, _ := t.get(e.mk)
-	size := int64(len(e.mk) + len(v))
+// keyBytes is MEMORY USAGE's estimate for e (a live key, whose record is
+// recordLen bytes): see cmdMemory.
+func (t *txn) keyBytes(e *entry, recordLen int, samples int64) int64 {
+	size := int64(len(e.mk) + recordLen)
 	if e.rec.hasExp {
 		size += int64(9 + len(e.key)) // its expiry index entry, an empty value
 	}
@@ -113,8 +113,7 @@ func (t *txn) keyBytes(e *entry, samples int64) int64 {
 // may be shorter), lru (Redis's LRU clock now: keys keep no access time
 // here, so they read as just used, as OBJECT IDLETIME's 0 does) and
 // lru_seconds_idle 0. A list's quicklist fields (ql_nodes...) are left out:
-// a list is no quicklist here. A stream has no RDB encoding here: its
-// serializedlength is 0.
+// a list is no quicklist here.
 func cmdDebug(t *txn, a [][]byte) *messages.Reply {
 	if isOpt(a[1], "digest-value") {
 		return debugDigestValue(t, a[2:])
@@ -126,14 +125,10 @@ func cmdDebug(t *txn, a [][]byte) *messages.Reply {
 	if !e.exists {
 		return errReply("ERR no such key")
 	}
-	refcount := int64(1)
-	if r := cmdObject(t, [][]byte{[]byte("object"), []byte("refcount"), a[2]}); r.GetInteger() > 1 {
-		refcount = r.GetInteger()
-	}
 	serialized := len(encodeDump(t.dumpValueOf(&e))) - 1 - 10 // less the type byte, the version and the checksum
 	lru := (t.now / 1000) & (1<<24 - 1)                       // Redis's LRU_CLOCK: seconds, 24 bits
 	return status(fmt.Sprintf("Value at:0x0 refcount:%d encoding:%s serializedlength:%d lru:%d lru_seconds_idle:0",
-		refcount, t.encoding(&e), serialized, lru))
+		refcount(&e), t.encoding(&e), serialized, lru))
 }
 
 // DebugUnknown is Redis's answer to a DEBUG subcommand it does not know

@@ -44,14 +44,19 @@ func cmdObject(t *txn, a [][]byte) *messages.Reply {
 	case "idletime":
 		return zero
 	case "refcount":
-		// Redis shares the integers below 10000: their count is its
-		// OBJ_SHARED_REFCOUNT.
-		if n, ok := parseInt(e.rec.payload); e.rec.typ == typeString && ok && n >= 0 && n < 10000 && len(e.rec.payload) <= 20 {
-			return integer(math.MaxInt32)
-		}
-		return one
+		return integer(refcount(&e))
 	}
 	return bulkString(t.encoding(&e))
+}
+
+// refcount is OBJECT REFCOUNT's answer for e: Redis shares the integers
+// below 10000, whose count is its OBJ_SHARED_REFCOUNT; any other value
+// has one reference.
+func refcount(e *entry) int64 {
+	if n, ok := parseInt(e.rec.payload); e.rec.typ == typeString && ok && n >= 0 && n < 10000 && len(e.rec.payload) <= 20 {
+		return math.MaxInt32
+	}
+	return 1
 }
 
 // encoding is the name of the encoding Redis would give e's value.
