@@ -704,9 +704,8 @@ func CheckSubcommand(args [][]byte) *messages.Reply {
 
 // Sub is the container s's subcommand named name (any case), or nil.
 func (s *Spec) Sub(name []byte) *Spec {
-	full := s.Name + "|" + strings.ToLower(string(name))
 	for _, sub := range s.Subcommands {
-		if sub.Name == full {
+		if _, n, _ := strings.Cut(sub.Name, "|"); strings.EqualFold(n, string(name)) {
 			return sub
 		}
 	}

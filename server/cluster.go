@@ -120,15 +120,14 @@ func (c *conn) cluster(args [][]byte) {
 // has count of the slot's (kv.SlotKeysName). As DBSIZE here, they count
 // no key past its expiry (Redis counts those not deleted yet).
 func (c *conn) keysInSlot(sub string, args [][]byte) {
-	slot, err := strconv.ParseInt(string(args[2]), 10, 64)
-	if err != nil || !canonicalInt(args[2]) {
+	slot, ok := kv.ParseInt(args[2])
+	if !ok {
 		c.reply(errorf("ERR value is not an integer or out of range"))
 		return
 	}
 	limit := int64(-1) // the count
 	if sub == "getkeysinslot" {
-		limit, err = strconv.ParseInt(string(args[3]), 10, 64)
-		if err != nil || !canonicalInt(args[3]) {
+		if limit, ok = kv.ParseInt(args[3]); !ok {
 			c.reply(errorf("ERR value is not an integer or out of range"))
 			return
 		}

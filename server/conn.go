@@ -553,9 +553,7 @@ func (c *conn) reset(args [][]byte) {
 	// transaction, subscriptions, name, protocol and user all go, and
 	// CLIENT REPLY is ON again.
 	c.unmonitor()
-	c.s.track.mu.Lock()
-	c.trackingOff()
-	c.s.track.mu.Unlock()
+	c.untrack()
 	c.tx, c.watch = nil, nil
 	c.flag.Store(0)
 	if c.subscribed() {
@@ -677,11 +675,8 @@ func (c *conn) noteCommand(args [][]byte) {
 	c.lastAt.Store(c.timing.begin.UnixNano())
 	sp := c.spec
 	if sp != nil && len(sp.Subcommands) > 0 && len(args) > 1 {
-		for _, sub := range sp.Subcommands {
-			if _, name, _ := strings.Cut(sub.Name, "|"); strings.EqualFold(name, string(args[1])) {
-				sp = sub
-				break
-			}
+		if sub := sp.Sub(args[1]); sub != nil {
+			sp = sub
 		}
 	}
 	c.lastCmd.Store(sp) // an unknown command: NULL, as Redis shows it

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -50,7 +49,7 @@ func (c *conn) functionCmd(args [][]byte) {
 		c.everyShardOwned(fn("delete", args[2]), true, firstErrorOr(replyOK))
 	case "flush":
 		if len(args) > 3 {
-			c.reply(errorf(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try FUNCTION HELP.", args[1])))
+			c.reply(subSyntaxError(args))
 			return
 		}
 		if len(args) == 3 && !strings.EqualFold(string(args[2]), "sync") && !strings.EqualFold(string(args[2]), "async") {
@@ -103,7 +102,7 @@ func (c *conn) functionCmd(args [][]byte) {
 		// As Redis checks it: the arguments, the policy, the payload;
 		// then every shard joins the libraries to its own alike.
 		if len(args) > 4 {
-			c.reply(errorf(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%.128s'. Try FUNCTION HELP.", args[1])))
+			c.reply(subSyntaxError(args))
 			return
 		}
 		policy := "append"

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -19,8 +20,8 @@ func lolwut(args [][]byte) *messages.Reply {
 	v := "7"
 	rest := args[1:]
 	if len(args) >= 3 && strings.EqualFold(string(args[1]), "version") {
-		n, err := strconv.ParseInt(string(args[2]), 10, 64)
-		if err != nil || !canonicalInt(args[2]) {
+		n, ok := kv.ParseInt(args[2])
+		if !ok {
 			return errorf("ERR value is not an integer or out of range")
 		}
 		v = strconv.FormatUint(uint64(uint32(n)), 10)
@@ -38,24 +39,13 @@ func lolwut(args [][]byte) *messages.Reply {
 // lolwutArgs reads LOLWUT's numeric arguments over defaults, as longs.
 func lolwutArgs(args [][]byte, defaults ...int64) ([]int64, *messages.Reply) {
 	for i := range min(len(args), len(defaults)) {
-		n, err := strconv.ParseInt(string(args[i]), 10, 64)
-		if err != nil || !canonicalInt(args[i]) {
+		n, ok := kv.ParseInt(args[i])
+		if !ok {
 			return nil, errorf("ERR value is not an integer or out of range")
 		}
 		defaults[i] = n
 	}
 	return defaults, nil
-}
-
-// canonicalInt reports whether b is an integer as Redis's string2ll reads
-// one: no sign but '-', no leading zero, no spaces.
-func canonicalInt(b []byte) bool {
-	s := string(b)
-	if s == "0" {
-		return true
-	}
-	s = strings.TrimPrefix(s, "-")
-	return s != "" && s[0] >= '1' && s[0] <= '9' && strings.Trim(s, "0123456789") == ""
 }
 
 // lolwut5 is Redis's lolwut5Command: LOLWUT [columns] [squares-per-row]
