@@ -341,6 +341,11 @@ func (c *conn) command(args [][]byte) {
 		c.reply(errorf("ERR Replica can't interact with the keyspace"))
 		return
 	}
+	if name == "reset" {
+		// Redis feeds monitors once a command ran: a monitor's RESET
+		// is not shown to itself.
+		c.unmonitor()
+	}
 	if (c.tx == nil && name != "exec") || name == "discard" {
 		c.feedMonitors(args) // a transaction's at its EXEC
 	}

@@ -81,9 +81,6 @@ func (c *conn) feedMonitors(args [][]byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for mc := range m.conns {
-		if mc == c && strings.EqualFold(string(args[0]), "reset") {
-			continue // it stops monitoring with it, as in Redis, where monitors see a command once it ran
-		}
 		if !mc.box.add(line, size) && mc.box.kill() {
 			mc.nc.Close() // a monitor that does not read
 		}
