@@ -181,7 +181,6 @@ func (p aclKeyPattern) String() string {
 // aclSelector is a set of permissions. A user may run a command if any of
 // its selectors allows it.
 type aclSelector struct {
-	root        bool
 	allKeys     bool
 	allChannels bool
 	allCommands bool // no command check at all
@@ -192,8 +191,8 @@ type aclSelector struct {
 	channels    []string
 }
 
-func newSelector(root bool) *aclSelector {
-	return &aclSelector{root: root, bits: make([]uint64, (aclCommandTable().n+63)/64)}
+func newSelector() *aclSelector {
+	return &aclSelector{bits: make([]uint64, (aclCommandTable().n+63)/64)}
 }
 
 func (s *aclSelector) clone() *aclSelector {
@@ -403,7 +402,7 @@ func (s *aclSelector) commandRules() string {
 	t := aclCommandTable()
 	var rules []string
 	additive := !s.future
-	fake := newSelector(false)
+	fake := newSelector()
 	if additive {
 		rules = append(rules, "-@all")
 		fake.setAll(false)
@@ -411,7 +410,7 @@ func (s *aclSelector) commandRules() string {
 		rules = append(rules, "+@all")
 		fake.setAll(true)
 	}
-	temp := newSelector(false)
+	temp := newSelector()
 	copy(temp.bits, s.bits)
 	applied := make([]bool, len(aclCategoryNames))
 	for {
@@ -546,11 +545,8 @@ type ACLUser struct {
 
 // newACLUser is a user as ACL SETUSER creates it: off, allowed nothing.
 func newACLUser(name string) *ACLUser {
-	return &ACLUser{name: name, selectors: []*aclSelector{newSelector(true)}}
+	return &ACLUser{name: name, selectors: []*aclSelector{newSelector()}}
 }
-
-// Name is the user's name.
-func (u *ACLUser) Name() string { return u.name }
 
 // Enabled tells whether the user is on.
 func (u *ACLUser) Enabled() bool { return u.enabled }
@@ -641,7 +637,7 @@ func (u *ACLUser) set(op string) error {
 		}
 		u.passwords = slices.Delete(u.passwords, i, i+1)
 	case op[0] == '(' && op[len(op)-1] == ')':
-		s := newSelector(false)
+		s := newSelector()
 		for _, o := range strings.Fields(op[1 : len(op)-1]) {
 			if err := s.set(o); err != nil {
 				return err
@@ -905,7 +901,7 @@ func ACLDryRun(u *ACLUser, args [][]byte) (string, error) {
 	if c == nil {
 		return "", fmt.Errorf("ERR Command '%s' not found", args[0])
 	}
-	if (c.arity > 0 && c.arity != len(args)) || len(args) < -c.arity {
+	if !arityOK(c.arity, len(args)) {
 		return "", fmt.Errorf("ERR wrong number of arguments for '%s' command", c.name)
 	}
 	if u.open {

@@ -88,9 +88,6 @@ func (s *Server) closeRevoked(old, us *kv.ACLUsers) {
 	}
 }
 
-// ACL returns the node's users.
-func (s *Server) ACL() *kv.ACLUsers { return s.acl.Load() }
-
 // updateACL makes a change to the users (change maps the current users
 // to the new ones), through Config.ACLUpdate when set, and waits until
 // this node has it. The change is made again, on the new users, when
