@@ -1049,7 +1049,9 @@ func (t *txn) xinfoStreamFull(s *stream, a [][]byte) *messages.Reply {
 			pel = append(pel, array([]*messages.Reply{bulkString(p.id.String()), bulk(p.consumer), integer(p.time), integer(int64(p.count))}))
 		}
 		var consumers []*messages.Reply
+		var pelCount int64 // every pending entry has one consumer
 		for _, c := range t.consumers(s, g.name) {
+			pelCount += c.pending
 			var owned []*messages.Reply
 			for _, p := range t.pendings(s, g.name, c.name, streamID{}, maxStreamID, count) {
 				owned = append(owned, array([]*messages.Reply{bulkString(p.id.String()), integer(p.time), integer(int64(p.count))}))
@@ -1066,7 +1068,7 @@ func (t *txn) xinfoStreamFull(s *stream, a [][]byte) *messages.Reply {
 			bulkString("last-delivered-id"), bulkString(g.last.String()),
 			bulkString("entries-read"), read,
 			bulkString("lag"), lag,
-			bulkString("pel-count"), integer(int64(len(t.pendings(s, g.name, nil, streamID{}, maxStreamID, -1)))),
+			bulkString("pel-count"), integer(pelCount),
 			bulkString("pending"), array(pel),
 			bulkString("consumers"), array(consumers),
 		}))
