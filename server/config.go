@@ -96,8 +96,7 @@ const (
 
 // redisConfig is one of Redis's parameters: its default, the kind of
 // value it takes, an integer's bounds, an enum's values (multi: several,
-// space-separated, as the shutdown-on-* flags), and Redis's reason for
-// refusing a special one's bad value.
+// space-separated, as the shutdown-on-* flags).
 type redisConfig struct {
 	name     string
 	kind     configKind
@@ -105,18 +104,16 @@ type redisConfig struct {
 	min, max int64
 	values   []string
 	multi    bool
-	reason   string
 }
 
 // configParam is a parameter as this node has it: get reads its value
 // (nil: the fixed value), set applies a checked value (nil: the node does
-// not act on it, and fixed says why).
+// not act on it: fixedReason says why).
 type configParam struct {
 	*redisConfig
 	value string
 	get   func() string
 	set   func(v string) (apply func() error, why string)
-	fixed string
 }
 
 func (p *configParam) current() string {
@@ -132,7 +129,7 @@ func (s *Server) configTable() map[string]*configParam {
 	t := make(map[string]*configParam, len(redisConfigs))
 	for i := range redisConfigs {
 		rc := &redisConfigs[i]
-		t[rc.name] = &configParam{redisConfig: rc, value: rc.def, fixed: fixedReason(rc.name)}
+		t[rc.name] = &configParam{redisConfig: rc, value: rc.def}
 	}
 	value := func(name, v string) { t[name].value = v }
 	getter := func(name string, get func() string) { t[name].get = get }
@@ -319,7 +316,7 @@ func (s *Server) configSet(pairs [][]byte) *messages.Reply {
 			continue
 		}
 		if cur, _ := p.check(p.current()); norm != cur {
-			return failed(name, "not changeable on coppice, where it is "+strconv.Quote(p.current())+": "+p.fixed)
+			return failed(name, "not changeable on coppice, where it is "+strconv.Quote(p.current())+": "+fixedReason(p.name))
 		}
 	}
 	for _, f := range apply {

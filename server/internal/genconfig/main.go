@@ -33,10 +33,10 @@ import (
 const probe = "coppice-probe!"
 
 type param struct {
-	name, def, kind, reason string
-	min, max                int64
-	values                  []string
-	multi                   bool
+	name, def, kind string
+	min, max        int64
+	values          []string
+	multi           bool
 }
 
 // startedWith are Redis 7.0's defaults of the parameters the command line
@@ -134,7 +134,7 @@ func main() {
 				restore(name, def)
 			}
 		default:
-			p.kind, p.reason = "configSpecial", r
+			p.kind = "configSpecial" // read Redis's own way: its refusal r is its own
 		}
 	}
 	// The probing server's own start-up settings are not Redis's defaults.
@@ -157,9 +157,6 @@ func main() {
 		}
 		if p.multi {
 			b.WriteString(", multi: true")
-		}
-		if p.reason != "" {
-			fmt.Fprintf(&b, ", reason: %q", p.reason)
 		}
 		b.WriteString("},\n")
 	}
