@@ -48,8 +48,7 @@ func (rt *Runtime) aclUsersLocked() *kv.ACLUsers {
 		rt.logger().Error("ACL users kept on disk: not read; the port starts with the default user until the system group catches up", "err", err)
 		return rt.aclCur
 	}
-	ident, known, _ := l.ReadIdentity()
-	if !ok || !known || ident.ClusterID == "" || ident.ClusterID != kept.ClusterID {
+	if id := rt.recordedClusterID(); !ok || id == "" || id != kept.ClusterID {
 		return rt.aclCur
 	}
 	us, err := kv.ParseACLUsers(kept.Version, kept.Users, rt.aclDefault())
@@ -65,22 +64,23 @@ func (rt *Runtime) aclUsersLocked() *kv.ACLUsers {
 // entry, or a snapshot restored). An older version than the node has (a
 // replay after a restart) changes nothing.
 func (rt *Runtime) aclApplied(version uint64, users []string) {
-	us, err := kv.ParseACLUsers(version, users, rt.aclDefault())
-	if err != nil {
-		// Every node made the same list from the same rules: this
-		// cannot happen short of a bug; the node keeps its users.
-		rt.logger().Error("ACL users from the system group not understood: kept the previous ones", "version", version, "err", err)
-		return
-	}
 	rt.aclMu.Lock()
 	if cur := rt.aclUsersLocked(); version < cur.Version {
 		rt.aclMu.Unlock()
 		return
 	}
+	us, err := kv.ParseACLUsers(version, users, rt.aclDefault())
+	if err != nil {
+		rt.aclMu.Unlock()
+		// Every node made the same list from the same rules: this
+		// cannot happen short of a bug; the node keeps its users.
+		rt.logger().Error("ACL users from the system group not understood: kept the previous ones", "version", version, "err", err)
+		return
+	}
 	rt.aclCur = us
 	rt.aclMu.Unlock()
-	if ident, ok, err := rt.Layout().ReadIdentity(); err == nil && ok && ident.ClusterID != "" {
-		if err := rt.Layout().WriteACL(storage.ACLUsers{ClusterID: ident.ClusterID, Version: version, Users: users}); err != nil {
+	if id := rt.recordedClusterID(); id != "" {
+		if err := rt.Layout().WriteACL(storage.ACLUsers{ClusterID: id, Version: version, Users: users}); err != nil {
 			rt.logger().Error("ACL users: not kept on disk (a restart starts with older ones until the system group catches up)", "err", err)
 		}
 	}

@@ -295,6 +295,16 @@ func (rt *Runtime) setClusterID(id string, recorded bool) {
 
 // clusterIDIsRecorded tells whether node.json holds the cluster ID the node
 // has.
+// recordedClusterID is the cluster ID once node.json holds it, else "".
+func (rt *Runtime) recordedClusterID() string {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	if !rt.clusterIDRecorded {
+		return ""
+	}
+	return rt.clusterID
+}
+
 func (rt *Runtime) clusterIDIsRecorded() bool {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
