@@ -539,8 +539,10 @@ type ACLUser struct {
 	passwords []string
 	selectors []*aclSelector
 	// open: a selector allows every command, key and channel, so no
-	// command needs checking (the default user's usual case).
-	open bool
+	// command needs checking (the default user's usual case); perms is
+	// Permissions', made once, as the rest is, by update.
+	open  bool
+	perms string
 }
 
 // newACLUser is a user as ACL SETUSER creates it: off, allowed nothing.
@@ -569,13 +571,21 @@ func (u *ACLUser) clone(name string) *ACLUser {
 	return &c
 }
 
+// update derives what the user's rules imply, once they are set.
 func (u *ACLUser) update() {
 	u.open = false
-	for _, s := range u.selectors {
+	var b strings.Builder
+	for i, s := range u.selectors {
 		if s.allCommands && s.allKeys && s.allChannels {
 			u.open = true
 		}
+		if i == 0 {
+			b.WriteString(s.describe())
+		} else {
+			b.WriteString(" (" + s.describe() + ")")
+		}
 	}
+	u.perms = b.String()
 }
 
 func hashPassword(p string) string {
@@ -1084,17 +1094,7 @@ func ParseACLUsers(version uint64, lines []string, def *ACLUser) (*ACLUsers, err
 
 // Permissions are the user's selectors in rules, without its flags and
 // passwords: what a script's calls are checked against (ScriptACL).
-func (u *ACLUser) Permissions() string {
-	var b strings.Builder
-	for i, s := range u.selectors {
-		if i == 0 {
-			b.WriteString(s.describe())
-		} else {
-			b.WriteString(" (" + s.describe() + ")")
-		}
-	}
-	return b.String()
-}
+func (u *ACLUser) Permissions() string { return u.perms }
 
 var (
 	scriptUsersMu sync.Mutex
