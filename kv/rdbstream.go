@@ -80,7 +80,7 @@ type listpackBuilder struct {
 func newListpack() *listpackBuilder { return &listpackBuilder{b: make([]byte, 6, 256)} }
 
 func (lp *listpackBuilder) str(s []byte) {
-	if v, err := strconv.ParseInt(string(s), 10, 64); err == nil && strconv.FormatInt(v, 10) == string(s) {
+	if v, ok := parseInt(s); ok {
 		lp.int(v) // as Redis's lpAppend: a string that is an integer
 		return
 	}
