@@ -172,24 +172,32 @@ func (c *conn) libraries(answer func([]*luascript.Library) *messages.Reply) {
 	p := c.issueRead(0, cloneAll([][]byte{[]byte(kv.FunctionName), []byte("list")}))
 	ch := make(chan *messages.Reply, 1)
 	go func() {
-		r := p.Wait()
-		if r.GetError() != "" {
-			ch <- r
+		libs, e := decodeLibraries(p.Wait())
+		if e != nil {
+			ch <- e
 			return
-		}
-		items := r.GetArray().GetItems()
-		var libs []*luascript.Library
-		for i := 0; i+1 < len(items); i += 2 {
-			lib, e := luascript.LoadLibrary(items[i+1].GetBulk())
-			if e != nil {
-				ch <- e
-				return
-			}
-			libs = append(libs, lib)
 		}
 		ch <- answer(libs)
 	}()
 	c.push(waiting(ch))
+}
+
+// decodeLibraries reads the libraries of a shard's FUNCTION LIST read
+// (kv.FunctionName's "list"), or the error it or a library gave.
+func decodeLibraries(r *messages.Reply) ([]*luascript.Library, *messages.Reply) {
+	if r.GetError() != "" {
+		return nil, r
+	}
+	items := r.GetArray().GetItems()
+	var libs []*luascript.Library
+	for i := 0; i+1 < len(items); i += 2 {
+		lib, e := luascript.LoadLibrary(items[i+1].GetBulk())
+		if e != nil {
+			return nil, e
+		}
+		libs = append(libs, lib)
+	}
+	return libs, nil
 }
 
 // listLibraries is FUNCTION LIST's reply: the libraries whose name

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/kv"
-	"github.com/coppice-kv/coppice/kv/luascript"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -479,18 +478,12 @@ func (sc *scripts) size() (n int, bytes uint64) {
 // same), their functions and their code's bytes; zeros when shard 0 does
 // not answer.
 func (s *Server) functionsSize() (libs, funcs int, code uint64) {
-	r := s.backend.Read(0, &messages.Command{Args: [][]byte{[]byte(kv.FunctionName), []byte("list")}, NowMs: nowMs()}).Wait()
-	items := r.GetArray().GetItems()
-	for i := 0; i+1 < len(items); i += 2 {
-		lib, e := luascript.LoadLibrary(items[i+1].GetBulk())
-		if e != nil {
-			continue
-		}
-		libs++
+	all, _ := decodeLibraries(s.backend.Read(0, &messages.Command{Args: [][]byte{[]byte(kv.FunctionName), []byte("list")}, NowMs: nowMs()}).Wait())
+	for _, lib := range all { // none when shard 0 cannot say: INFO answers anyway
 		funcs += len(lib.Funcs)
 		code += uint64(len(lib.Code))
 	}
-	return libs, funcs, code
+	return len(all), funcs, code
 }
 
 func (s *Server) infoPersistence() []string {
