@@ -179,17 +179,24 @@ func (c *conn) migrate(args [][]byte) {
 	}
 	var kept []string
 	if !copyKeys {
-		for _, m := range move {
-			if !m.restored {
+		// Every key's guarded delete proposed, then each answer read.
+		dels := make([]Pending, len(move))
+		for i, m := range move {
+			if m.restored {
+				cmd := kv.ExecCommand(nowMs(), [][]byte{m.key}, [][]byte{m.digest}, [][][]byte{{[]byte("DEL"), m.key}})
+				dels[i] = c.s.backend.Propose(c.shardOf(m.key), cmd)
+			}
+		}
+		for i, p := range dels {
+			if p == nil {
 				continue
 			}
-			cmd := kv.ExecCommand(nowMs(), [][]byte{m.key}, [][]byte{m.digest}, [][][]byte{{[]byte("DEL"), m.key}})
-			r := c.s.backend.Propose(c.shardOf(m.key), cmd).Wait()
+			r := p.Wait()
 			if e := r.GetError(); e != "" && targetErr == "" {
 				targetErr = e
 			}
 			if r.GetNullArray() || r.GetNullBulk() {
-				kept = append(kept, string(m.key))
+				kept = append(kept, string(move[i].key))
 			}
 		}
 	}
