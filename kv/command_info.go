@@ -224,7 +224,7 @@ func Command(args [][]byte) *messages.Reply {
 		// Each key's flags are its key spec's, where the specs find the
 		// same keys (LMOVE's source and destination differ).
 		refs := KeyRefs(cmdArgs)
-		lined := s.Name != "set" && len(refs) == len(keys)
+		lined := len(refs) == len(keys)
 		for i := 0; lined && i < len(refs); i++ {
 			lined = string(cmdArgs[refs[i].Pos]) == string(keys[i])
 		}
@@ -236,7 +236,7 @@ func Command(args [][]byte) *messages.Reply {
 			case lined:
 				items[i] = array([]*messages.Reply{bulk(k), refs[i].Flags.reply()})
 			default:
-				items[i] = array([]*messages.Reply{bulk(k), keyFlags(s, cmdArgs)})
+				items[i] = array([]*messages.Reply{bulk(k), keyFlags(s)})
 			}
 		}
 		return array(items)
@@ -287,26 +287,12 @@ func commandList(args [][]byte) *messages.Reply {
 	return array(items)
 }
 
-// keyFlags is COMMAND GETKEYSANDFLAGS's flags for the keys of cmdArgs: the
-// flags of the command's (only) key spec; SET's depend on its GET option.
-func keyFlags(s *Spec, cmdArgs [][]byte) *messages.Reply {
-	if s.Name == "set" {
-		for _, a := range cmdArgs[3:] {
-			if isOpt(a, "get") {
-				return mset(ms("RW"), ms("access"), ms("update"))
-			}
-		}
-		return mset(ms("OW"), ms("update"))
-	}
-	specs := meta[s.Name].info.GetArray().GetItems()
-	if len(specs) < 9 || len(specs[8].GetSet().GetItems()) == 0 {
-		return mset()
-	}
-	m := specs[8].GetSet().GetItems()[0].GetMap().GetItems()
-	for i := 0; i+1 < len(m); i += 2 {
-		if string(m[i].GetBulk()) == "flags" {
-			return m[i+1]
-		}
+// keyFlags is COMMAND GETKEYSANDFLAGS's flags for the keys of a command
+// whose key specs do not find them (a movable-keys command's own way):
+// its first key spec's.
+func keyFlags(s *Spec) *messages.Reply {
+	if ks := keySpecs(s.Name); len(ks) > 0 {
+		return ks[0].flags.reply()
 	}
 	return mset()
 }

@@ -159,7 +159,7 @@ func KeyRefs(args [][]byte) []KeyRef {
 		}
 		for _, a := range args[min(3, len(args)):] {
 			if isOpt(a, "get") {
-				return []KeyRef{{1, KeyRW | KeyAccess | KeyUpdate | KeyVariableFlags}}
+				return []KeyRef{{1, KeyRW | KeyAccess | KeyUpdate}} // as Redis's setGetKeys
 			}
 		}
 		return []KeyRef{{1, KeyOW | KeyUpdate}}
