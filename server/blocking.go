@@ -74,6 +74,51 @@ type blockingCall struct {
 	// group: XREADGROUP's, which ends with an error when its stream or
 	// its group goes while it waits (Redis's UNBLOCKED or NOGROUP).
 	group bool
+	// move: BLMOVE's or BRPOPLPUSH's, which ends with WRONGTYPE when its
+	// destination is of another type as its source gets an element.
+	move bool
+	// queue is the kind of the queues it waits in, in line with the
+	// node's other clients blocked on its keys (blockQueues); "" for
+	// none (XREAD). served are the keys it takes from, and narrow makes
+	// the try of those lead keeps, nil when it keeps none.
+	queue  string
+	served [][]byte
+	narrow func(lead map[string]bool) [][]byte
+}
+
+// mpopNarrow narrows an LMPOP or ZMPOP try (count, n keys, the rest).
+func mpopNarrow(try [][]byte, n int) func(map[string]bool) [][]byte {
+	return func(lead map[string]bool) [][]byte {
+		out := [][]byte{try[0], nil}
+		for _, k := range try[2 : 2+n] {
+			if lead[string(k)] {
+				out = append(out, k)
+			}
+		}
+		if len(out) == 2 {
+			return nil
+		}
+		out[1] = strconv.AppendInt(nil, int64(len(out)-2), 10)
+		return append(out, try[2+n:]...)
+	}
+}
+
+// groupNarrow narrows an XREADGROUP try, whose n streams and their IDs
+// end it.
+func groupNarrow(try [][]byte, n int) func(map[string]bool) [][]byte {
+	keys, ids := try[len(try)-2*n:len(try)-n], try[len(try)-n:]
+	return func(lead map[string]bool) [][]byte {
+		var ks, is [][]byte
+		for i, k := range keys {
+			if lead[string(k)] {
+				ks, is = append(ks, k), append(is, ids[i])
+			}
+		}
+		if len(ks) == 0 {
+			return nil
+		}
+		return slices.Concat(try[:len(try)-2*n], ks, is)
+	}
 }
 
 // blockingForm makes name's call of args (their arity checked).
@@ -81,6 +126,10 @@ func blockingForm(name string, args [][]byte) (blockingCall, *messages.Reply) {
 	spec, _ := kv.Lookup(args[0])
 	b := blockingCall{keys: spec.Keys(args), none: nullArray()}
 	n := len(args)
+	b.queue, b.served = "l", b.keys
+	if strings.HasPrefix(name, "bz") {
+		b.queue = "z"
+	}
 	switch name {
 	case "blpop", "brpop":
 		where := "LEFT"
@@ -133,7 +182,19 @@ func blockingForm(name string, args [][]byte) (blockingCall, *messages.Reply) {
 		}
 		b.timeout = args[n-1]
 		b.none = nullBulk()
+		b.move = true
+		// Served from its source alone, which it leads or not.
+		src, try := b.keys[0], b.try
+		b.served = [][]byte{src}
+		b.narrow = func(lead map[string]bool) [][]byte {
+			if lead[string(src)] {
+				return try
+			}
+			return nil
+		}
+		return b, nil
 	}
+	b.narrow = mpopNarrow(b.try, len(b.keys))
 	return b, nil
 }
 
@@ -194,7 +255,9 @@ func (c *conn) xreadgroup(args [][]byte) {
 		c.data("xreadgroup", args) // refused there
 		return
 	}
-	c.block(shard, blockingCall{try: args, keys: x.Keys, none: nullArray(), group: true}, time.Duration(x.Block)*time.Millisecond, false)
+	b := blockingCall{try: args, keys: x.Keys, none: nullArray(), group: true,
+		queue: "g" + string(args[2]), served: x.Keys, narrow: groupNarrow(args, len(x.Keys))}
+	c.block(shard, b, time.Duration(x.Block)*time.Millisecond, false)
 }
 
 // groupLost is a blocked XREADGROUP's end when a try, after it blocked,
@@ -205,15 +268,19 @@ func (c *conn) groupLost(shard int, keys [][]byte, r *messages.Reply) *messages.
 	if strings.HasPrefix(r.GetError(), "NOGROUP") {
 		streams := true
 		for _, k := range keys {
-			typ := c.issueRead(shard, [][]byte{[]byte("TYPE"), k}).Wait()
-			streams = streams && typ.GetStatus() == "stream"
+			streams = streams && c.keyType(shard, k) == "stream"
 		}
-		c.drain()
 		if streams {
 			return errorf("NOGROUP the consumer group this client was blocked on no longer exists")
 		}
 	}
 	return errorf("UNBLOCKED the stream key no longer exists")
+}
+
+// keyType is TYPE of key, read on shard.
+func (c *conn) keyType(shard int, key []byte) string {
+	defer c.drain()
+	return c.issueRead(shard, [][]byte{[]byte("TYPE"), key}).Wait().GetStatus()
 }
 
 // blocking runs a blocking command to its end; the connection's earlier
@@ -267,6 +334,14 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 	case <-c.unblocked: // an UNBLOCK that came after the last wait ended
 	default:
 	}
+	var inLine *blockWaiter
+	if b.queue != "" {
+		// In line from the start (before it counts as blocked): behind
+		// those blocked before it, ahead of those that come while it
+		// makes its first try.
+		inLine = c.s.blocked.join(shard, b.queue, b.served)
+		defer c.s.blocked.leave(inLine)
+	}
 	c.flag.Store('b')
 	defer c.flag.Store(0)
 	var deadline <-chan time.Time
@@ -288,10 +363,17 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 			// Before the try: a write right after it wakes this wait.
 			wake, stop = watcher.Watch(shard, keys)
 		}
-		var r *messages.Reply
-		if read {
+		if waiting && inLine != nil {
+			// Blocked: it takes only from the keys it is first in line
+			// for, and waits its turn for the rest.
+			try = b.narrow(c.s.blocked.first(inLine))
+		}
+		r := nilTry
+		switch {
+		case try == nil:
+		case read:
 			r = c.issueRead(shard, try).Wait()
-		} else {
+		default:
 			r = c.issueWrite(shard, try).Wait()
 		}
 		c.drain() // nothing is pending; resets the shard marks
@@ -305,10 +387,12 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 			stop()
 			c.reply(c.groupLost(shard, keys, r))
 			return
-		case waiting && strings.HasPrefix(r.GetError(), "WRONGTYPE"):
+		case waiting && strings.HasPrefix(r.GetError(), "WRONGTYPE") && !(b.move && c.keyType(shard, b.served[0]) == "list"):
 			// A key it waits on became another type since it blocked: as
 			// in Redis, that serves nothing, and it waits on (before it
-			// blocks, WRONGTYPE is the answer, as in Redis).
+			// blocks, WRONGTYPE is the answer, as in Redis). But a move
+			// whose source has an element for it and whose destination
+			// is of another type ends with WRONGTYPE, as in Redis.
 		case !isNil(r):
 			stop()
 			if b.shape != nil {
@@ -319,7 +403,11 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 		default:
 			waiting = true
 		}
-		if end := c.waitBlocked(wake, deadline, gone); end != nil {
+		var turn <-chan struct{}
+		if inLine != nil {
+			turn = inLine.turn
+		}
+		if end := c.waitBlocked(wake, turn, deadline, gone); end != nil {
 			stop()
 			switch *end {
 			case blockTimedOut:
@@ -343,9 +431,13 @@ const (
 	blockUnblocked // CLIENT UNBLOCK ... ERROR
 )
 
-// waitBlocked waits for a reason to try again (nil: wake, or blockPoll
-// without a watch) or to end.
-func (c *conn) waitBlocked(wake <-chan struct{}, deadline <-chan time.Time, gone <-chan struct{}) *blockEnd {
+// nilTry stands for the answer of a try not made (its command is not
+// first in line for any of its keys): nothing.
+var nilTry = nullArray()
+
+// waitBlocked waits for a reason to try again (nil: wake, its turn, or
+// blockPoll without a watch) or to end.
+func (c *conn) waitBlocked(wake, turn <-chan struct{}, deadline <-chan time.Time, gone <-chan struct{}) *blockEnd {
 	var poll <-chan time.Time
 	if wake == nil {
 		t := time.NewTimer(blockPoll)
@@ -355,6 +447,7 @@ func (c *conn) waitBlocked(wake <-chan struct{}, deadline <-chan time.Time, gone
 	end := func(e blockEnd) *blockEnd { return &e }
 	select {
 	case <-wake:
+	case <-turn:
 	case <-poll:
 	case how := <-c.unblocked:
 		return end(how)

@@ -214,6 +214,7 @@ func waitBlockedClient(t *testing.T, other *client) {
 // A key a blocked command waits on that becomes another type serves
 // nothing: the command waits on, as in Redis, and is served once the key
 // is of its type again; before it blocks, another type is WRONGTYPE.
+// A move's destination of another type is WRONGTYPE, as in Redis.
 func TestBlockedWaitsThroughOtherTypes(t *testing.T) {
 	_, c, other := txServer(t)
 	script(t, other, "SET {w}s x", "+OK")
@@ -224,6 +225,16 @@ func TestBlockedWaitsThroughOtherTypes(t *testing.T) {
 	if got := c.read(); got != "[{w}l v]" {
 		t.Fatalf("BLPOP after its key was a string: %q", got)
 	}
+	// A move whose source gets an element while its destination is of
+	// another type ends with WRONGTYPE, and moves nothing.
+	script(t, other, "SET {w}dst s", "+OK")
+	c.send("BRPOPLPUSH {w}src {w}dst 10")
+	waitBlockedClient(t, other)
+	script(t, other, "RPUSH {w}src foo", ":1")
+	if got := c.read(); got != "-WRONGTYPE Operation against a key holding the wrong kind of value" {
+		t.Fatalf("BRPOPLPUSH to a string: %q", got)
+	}
+	script(t, other, "LRANGE {w}src 0 -1", "[foo]")
 	c.send("XREAD BLOCK 10000 STREAMS {w}x $")
 	waitBlockedClient(t, other)
 	script(t, other, "MULTI", "+OK", "XADD {w}x 1-1 old v", "+QUEUED", "DEL {w}x", "+QUEUED", "LPUSH {w}x a", "+QUEUED", "EXEC", "[1-1 :1 :1]")
@@ -256,4 +267,94 @@ func TestBlockedXReadGroupLosesItsStream(t *testing.T) {
 			t.Fatalf("XREADGROUP blocked, then %s: %q, want %q", lose[0], got, want)
 		}
 	}
+}
+
+// waitBlockedClients waits until n clients are blocked.
+func waitBlockedClients(t *testing.T, other *client, n int) {
+	t.Helper()
+	want := fmt.Sprintf("blocked_clients:%d\r", n)
+	testwait.For(t, 5*time.Second, 5*time.Millisecond, want, func() error {
+		if info := other.do("INFO clients"); !strings.Contains(info, want) {
+			return fmt.Errorf("%s", info)
+		}
+		return nil
+	})
+}
+
+// Clients blocked on a key are served in the order they blocked, as in
+// Redis: one write's elements go to the longest waiting first, a client
+// waiting on several keys takes its place in each key's line, a client
+// that leaves the line (timed out, gone) lets the next one in, and pops
+// of another kind (a sorted set's, another consumer group's) are in
+// lines of their own.
+func TestBlockedClientsServedInOrder(t *testing.T) {
+	b := newEngineBackend()
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	other := dial(t, srv)
+	var cs []*client
+	for range 6 {
+		cs = append(cs, dial(t, srv))
+	}
+	// block sends each command on the next client, once the one before
+	// it is blocked.
+	block := func(cmds ...string) {
+		t.Helper()
+		for i, cmd := range cmds {
+			cs[i].send(cmd)
+			waitBlockedClients(t, other, i+1)
+		}
+	}
+	expect := func(want ...string) {
+		t.Helper()
+		for i, w := range want {
+			if w == "" {
+				continue
+			}
+			if got := cs[i].read(); got != w {
+				t.Fatalf("client %d: %q, want %q", i, got, w)
+			}
+		}
+	}
+
+	block("BLPOP {o}q 0", "BRPOP {o}q 0", "BLMPOP 0 1 {o}q LEFT COUNT 2", "BLMOVE {o}q {o}d LEFT LEFT 0", "BRPOPLPUSH {o}q {o}d 0", "BLPOP {o}q 0")
+	script(t, other, "RPUSH {o}q a b c d e f g", ":7")
+	expect("[{o}q a]", "[{o}q g]", "[{o}q [b c]]", "d", "f", "[{o}q e]")
+
+	// Several keys: the first client is first in line for both.
+	block("BLPOP {o}x {o}y 0", "BLPOP {o}y 0", "BLPOP {o}x 0")
+	script(t, other, "RPUSH {o}y 1", ":1")
+	expect("[{o}y 1]")
+	script(t, other, "RPUSH {o}x 2", ":1", "RPUSH {o}y 3", ":1")
+	if got := cs[1].read(); got != "[{o}y 3]" {
+		t.Fatalf("second in line for y: %q", got)
+	}
+	if got := cs[2].read(); got != "[{o}x 2]" {
+		t.Fatalf("second in line for x: %q", got)
+	}
+
+	// The first in line times out, the second goes away: the third is
+	// served.
+	block("BLPOP {o}t 0.2", "BLPOP {o}t 0", "BLPOP {o}t 0")
+	expect("*-1")
+	cs[1].nc.Close()
+	waitBlockedClients(t, other, 1)
+	script(t, other, "RPUSH {o}t v", ":1")
+	expect("", "", "[{o}t v]")
+	cs[1] = dial(t, srv)
+
+	// A sorted set's pops, and two consumer groups, in lines of their own.
+	block("BZPOPMIN {o}z 0", "BZPOPMAX {o}z 0", "BZPOPMIN {o}z 0")
+	script(t, other, "ZADD {o}z 1 a 2 b 3 c", ":3")
+	expect("[{o}z a 1]", "[{o}z c 3]", "[{o}z b 2]")
+	script(t, other, "XGROUP CREATE {o}s g1 $ MKSTREAM", "+OK", "XGROUP CREATE {o}s g2 $", "+OK")
+	block("XREADGROUP GROUP g1 a BLOCK 0 STREAMS {o}s >", "XREADGROUP GROUP g2 a BLOCK 0 STREAMS {o}s >",
+		"XREADGROUP GROUP g1 b BLOCK 0 STREAMS {o}s >", "XREADGROUP GROUP g2 b BLOCK 0 STREAMS {o}s >")
+	script(t, other, "XADD {o}s 1-1 f v", "1-1")
+	expect("[[{o}s [[1-1 [f v]]]]]", "[[{o}s [[1-1 [f v]]]]]")
+	script(t, other, "XADD {o}s 2-1 f v", "2-1")
+	expect("", "", "[[{o}s [[2-1 [f v]]]]]", "[[{o}s [[2-1 [f v]]]]]")
 }

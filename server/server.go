@@ -110,6 +110,7 @@ type Server struct {
 	track    trackingTable
 	pause    clientPause
 	monitors monitors
+	blocked  blockQueues // the node's blocked commands, in line per key
 	closed   bool
 	done     chan struct{} // closed by Close: blocked commands end
 	wg       sync.WaitGroup
