@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +40,13 @@ type Spec struct {
 	keysFn func(args [][]byte) [][]byte
 
 	run func(t *txn, args [][]byte) *messages.Reply
+	// place is 1 + the spec's index in Specs(); 0 for a spec of no table.
+	place int
 }
+
+// Index is the spec's place in Specs() (false for a spec not in the
+// table): per-command counters index slices by it, with no map lookup.
+func (s *Spec) Index() (int, bool) { return s.place - 1, s.place > 0 }
 
 // Has reports whether the spec carries flag f ("fast", "admin", ...).
 func (s *Spec) Has(f string) bool {
@@ -633,6 +640,24 @@ var byName = func() map[string]*Spec {
 	}
 	return m
 }()
+
+// specs is every command of the table, sorted by name, each followed by
+// its subcommands (Specs); each spec's place is set to its index here.
+var specs = func() []*Spec {
+	var out []*Spec
+	for _, s := range Commands() {
+		out = append(out, s)
+		out = append(out, s.Subcommands...)
+	}
+	for i, s := range out {
+		s.place = i + 1
+	}
+	return out
+}()
+
+// Specs returns every command and subcommand of the table: the commands
+// sorted by name, each followed by its subcommands (Spec.Index).
+func Specs() []*Spec { return slices.Clone(specs) }
 
 // Lookup finds a command by name, in any case.
 func Lookup(name []byte) (*Spec, bool) {

@@ -112,21 +112,16 @@ func (h *cmdHist) observe(took time.Duration) {
 	h.buckets[i].Add(1)
 }
 
-// histIndex numbers the commands and subcommands of kv's table, for
-// their histograms; histSpecs is the other way round.
-var histIndex, histSpecs = func() (map[*kv.Spec]int, []*kv.Spec) {
-	m := map[*kv.Spec]int{}
-	var specs []*kv.Spec
-	for _, s := range kv.Commands() {
-		m[s] = len(specs)
-		specs = append(specs, s)
-		for _, sub := range s.Subcommands {
-			m[sub] = len(specs)
-			specs = append(specs, sub)
-		}
-	}
-	return m, specs
-}()
+// allSpecs is every command and subcommand of kv's table: the commands'
+// counters and histograms are indexed by their Spec.Index.
+var allSpecs = kv.Specs()
+
+// histograms is every command's and subcommand's histogram, by
+// Spec.Index.
+func (s *Stats) histograms() []cmdHist {
+	s.histsOnce.Do(func() { s.hists = make([]cmdHist, len(allSpecs)) })
+	return s.hists
+}
 
 // histFor is the histogram of the command args runs (spec, or its
 // subcommand args[1]) and whether Redis flags that fast; nil when spec is
@@ -143,18 +138,17 @@ func (s *Stats) histFor(spec *kv.Spec, args [][]byte) (*cmdHist, bool) {
 			}
 		}
 	}
-	i, ok := histIndex[spec]
+	i, ok := spec.Index()
 	if !ok {
 		return nil, false
 	}
-	s.histsOnce.Do(func() { s.hists = make([]cmdHist, len(histSpecs)) })
-	return &s.hists[i], histFast[i]
+	return &s.histograms()[i], histFast[i]
 }
 
-// histFast says which of histSpecs Redis flags fast.
+// histFast says which of allSpecs Redis flags fast.
 var histFast = func() []bool {
-	f := make([]bool, len(histSpecs))
-	for i, s := range histSpecs {
+	f := make([]bool, len(allSpecs))
+	for i, s := range allSpecs {
 		f[i] = s.Has("fast")
 	}
 	return f
@@ -209,10 +203,10 @@ func notRun(r *messages.Reply) bool {
 
 // resetHistograms empties every histogram (CONFIG RESETSTAT).
 func (s *Stats) resetHistograms() {
-	s.histsOnce.Do(func() { s.hists = make([]cmdHist, len(histSpecs)) })
-	for i := range s.hists {
-		for j := range s.hists[i].buckets {
-			s.hists[i].buckets[j].Store(0)
+	hists := s.histograms()
+	for i := range hists {
+		for j := range hists[i].buckets {
+			hists[i].buckets[j].Store(0)
 		}
 	}
 }
@@ -249,16 +243,16 @@ func histogramReply(h *cmdHist) (*messages.Reply, bool) {
 // command's with calls, by name, or the ones named (a container's
 // subcommands too), in the order given, unknown names left out.
 func (s *Server) latencyHistogram(names [][]byte) *messages.Reply {
-	st := s.stats
-	st.histsOnce.Do(func() { st.hists = make([]cmdHist, len(histSpecs)) })
+	hists := s.stats.histograms()
 	var items []*messages.Reply
 	add := func(spec *kv.Spec) {
-		if r, ok := histogramReply(&st.hists[histIndex[spec]]); ok {
+		i, _ := spec.Index()
+		if r, ok := histogramReply(&hists[i]); ok {
 			items = append(items, bulkString(spec.Name), r)
 		}
 	}
 	if len(names) == 0 {
-		specs := slices.Clone(histSpecs)
+		specs := slices.Clone(allSpecs)
 		slices.SortFunc(specs, func(a, b *kv.Spec) int { return strings.Compare(a.Name, b.Name) })
 		for _, spec := range specs {
 			add(spec)
@@ -625,14 +619,14 @@ func formatPercentiles(ps []float64) string {
 // nanoseconds: 1.024, 2.048, 4.096...), where Redis's HDR histogram gives
 // a value within 1% of one seen.
 func (s *Server) latencyStats() []string {
-	st := s.stats
-	st.histsOnce.Do(func() { st.hists = make([]cmdHist, len(histSpecs)) })
-	ps := st.percentiles()
-	specs := slices.Clone(histSpecs)
+	hists := s.stats.histograms()
+	ps := s.stats.percentiles()
+	specs := slices.Clone(allSpecs)
 	slices.SortFunc(specs, func(a, b *kv.Spec) int { return strings.Compare(a.Name, b.Name) })
 	var lines []string
 	for _, spec := range specs {
-		counts, total := st.hists[histIndex[spec]].snapshot()
+		i, _ := spec.Index()
+		counts, total := hists[i].snapshot()
 		if total == 0 {
 			continue
 		}

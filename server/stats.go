@@ -34,7 +34,7 @@ type Stats struct {
 	slow slowlog
 
 	// latency is the latency monitor; hists the commands' and
-	// subcommands' latency histograms, by histIndex, kept unless
+	// subcommands' latency histograms, by Spec.Index, kept unless
 	// latencyTrackingOff (latency.go).
 	latency            latencyMonitor
 	latencyTrackingOff atomic.Bool
@@ -43,7 +43,7 @@ type Stats struct {
 	hists              []cmdHist
 
 	cmdsOnce sync.Once
-	cmds     []cmdStat // by cmdIndex
+	cmds     []cmdStat // by Spec.Index
 
 	// resetAt is the counts at the last CONFIG RESETSTAT, which INFO
 	// subtracts: /metrics keeps counting from the start, as Prometheus
@@ -63,26 +63,18 @@ type cmdStat struct {
 	calls, ns, failed atomic.Uint64
 }
 
-// cmdIndex numbers the commands of kv's table (not their subcommands,
-// which count with their container: CLIENT LIST as client).
-var cmdIndex = func() map[*kv.Spec]int {
-	m := map[*kv.Spec]int{}
-	for i, s := range kv.Commands() {
-		m[s] = i
-	}
-	return m
-}()
-
-// command returns spec's counters; nil for nil (an unknown command).
+// command returns spec's counters; nil for nil (an unknown command). A
+// subcommand counts with its container (CLIENT LIST as client): callers
+// pass the container.
 func (s *Stats) command(spec *kv.Spec) *cmdStat {
 	if spec == nil {
 		return nil
 	}
-	s.cmdsOnce.Do(func() { s.cmds = make([]cmdStat, len(cmdIndex)) })
-	i, ok := cmdIndex[spec]
+	i, ok := spec.Index()
 	if !ok {
 		return nil
 	}
+	s.cmdsOnce.Do(func() { s.cmds = make([]cmdStat, len(allSpecs)) })
 	return &s.cmds[i]
 }
 
@@ -172,7 +164,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	}
 	s.errMu.Unlock()
 	out.ByCommand = map[string]CommandStats{}
-	for spec := range cmdIndex {
+	for _, spec := range allSpecs {
 		if st := s.command(spec); st.calls.Load() > 0 {
 			out.ByCommand[spec.Name] = CommandStats{Calls: st.calls.Load(), Failed: st.failed.Load(), Time: time.Duration(st.ns.Load())}
 		}
