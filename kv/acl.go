@@ -229,17 +229,23 @@ func (s *aclSelector) changePerm(c *aclCmd, allow bool) {
 	}
 }
 
-func (s *aclSelector) setCategory(cat uint32, allow bool) {
-	for _, c := range aclCommandTable().top {
+// inCategory calls fn with every command of category cat, each command
+// of the table followed by its subcommands.
+func (t *aclTable) inCategory(cat uint32, fn func(c *aclCmd)) {
+	for _, c := range t.top {
 		if c.cats&cat != 0 {
-			s.changePerm(c, allow)
+			fn(c)
 		}
 		for _, sub := range c.subs {
 			if sub.cats&cat != 0 {
-				s.changePerm(sub, allow)
+				fn(sub)
 			}
 		}
 	}
+}
+
+func (s *aclSelector) setCategory(cat uint32, allow bool) {
+	aclCommandTable().inCategory(cat, func(c *aclCmd) { s.changePerm(c, allow) })
 }
 
 func (s *aclSelector) setAll(allow bool) {
@@ -467,21 +473,13 @@ func (s *aclSelector) commandRules() string {
 // countCategory counts the commands of a category the selector allows
 // and denies.
 func (s *aclSelector) countCategory(cat uint32) (on, off int) {
-	count := func(c *aclCmd) {
-		if c.cats&cat != 0 {
-			if s.bit(c.id) {
-				on++
-			} else {
-				off++
-			}
+	aclCommandTable().inCategory(cat, func(c *aclCmd) {
+		if s.bit(c.id) {
+			on++
+		} else {
+			off++
 		}
-	}
-	for _, c := range aclCommandTable().top {
-		count(c)
-		for _, sub := range c.subs {
-			count(sub)
-		}
-	}
+	})
 	return on, off
 }
 
@@ -890,16 +888,7 @@ func ACLCategoryCommands(category string) ([]string, bool) {
 		return nil, false
 	}
 	var out []string
-	for _, c := range aclCommandTable().top {
-		if c.cats&cat != 0 {
-			out = append(out, c.name)
-		}
-		for _, sub := range c.subs {
-			if sub.cats&cat != 0 {
-				out = append(out, sub.name)
-			}
-		}
-	}
+	aclCommandTable().inCategory(cat, func(c *aclCmd) { out = append(out, c.name) })
 	return out, true
 }
 
