@@ -86,12 +86,13 @@ func (s *Spec) Keys(args [][]byte) [][]byte {
 }
 
 var (
-	fWrite       = []string{"write"}
-	fWriteFast   = []string{"write", "fast"}
-	fWriteOOM    = []string{"write", "denyoom"}
-	fWriteOOMFst = []string{"write", "denyoom", "fast"}
-	fRead        = []string{"readonly"}
-	fReadFast    = []string{"readonly", "fast"}
+	fWrite        = []string{"write"}
+	fWriteFast    = []string{"write", "fast"}
+	fWriteOOM     = []string{"write", "denyoom"}
+	fWriteOOMFst  = []string{"write", "denyoom", "fast"}
+	fClusterAdmin = []string{"admin", "stale", "no_async_loading"}
+	fRead         = []string{"readonly"}
+	fReadFast     = []string{"readonly", "fast"}
 )
 
 // numkeysAt gives s the keys of a command whose key count is args[i], the
@@ -391,6 +392,12 @@ var table = []*Spec{
 	key1(cmd("pfadd", -2, fWriteOOMFst, cmdPFAdd)),
 	keysAll(cmd("pfcount", -2, fRead, cmdPFCount)),
 	keysAll(cmd("pfmerge", -2, fWriteOOM, cmdPFMerge)),
+	func() *Spec {
+		s := cmd("pfdebug", 3, []string{"write", "denyoom", "admin"}, cmdPFDebug)
+		s.FirstKey, s.LastKey, s.Step = 2, 2, 1
+		return s
+	}(),
+	nodeCmd("pfselftest", 1, []string{"admin"}),
 	key1(cmd("setbit", 4, fWriteOOM, cmdSetBit)),
 	key1(cmd("getbit", 3, fReadFast, cmdGetBit)),
 	key1(cmd("bitcount", -2, fRead, cmdBitCount)),
@@ -483,15 +490,49 @@ var table = []*Spec{
 		&Spec{Name: "config|set", Arity: -4, Flags: []string{"admin", "noscript", "loading", "stale"}},
 	),
 	nodeCmd("cluster", -2, []string{},
+		&Spec{Name: "cluster|addslots", Arity: -3, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|addslotsrange", Arity: -4, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|bumpepoch", Arity: 2, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|count-failure-reports", Arity: 3, Flags: []string{"admin", "stale"}},
 		&Spec{Name: "cluster|countkeysinslot", Arity: 3, Flags: []string{"stale"}},
+		&Spec{Name: "cluster|delslots", Arity: -3, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|delslotsrange", Arity: -4, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|failover", Arity: -2, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|flushslots", Arity: 2, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|forget", Arity: 3, Flags: fClusterAdmin},
 		&Spec{Name: "cluster|getkeysinslot", Arity: 4, Flags: []string{"stale"}},
+		helpSub("cluster|help"),
 		&Spec{Name: "cluster|info", Arity: 2, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|keyslot", Arity: 3, Flags: []string{"stale"}},
+		&Spec{Name: "cluster|links", Arity: 2, Flags: []string{"stale"}},
+		&Spec{Name: "cluster|meet", Arity: -4, Flags: fClusterAdmin},
 		&Spec{Name: "cluster|myid", Arity: 2, Flags: []string{"stale"}},
 		&Spec{Name: "cluster|nodes", Arity: 2, Flags: []string{"stale"}},
+		&Spec{Name: "cluster|replicas", Arity: 3, Flags: []string{"admin", "stale"}},
+		&Spec{Name: "cluster|replicate", Arity: 3, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|reset", Arity: -2, Flags: []string{"admin", "noscript", "stale"}},
+		&Spec{Name: "cluster|saveconfig", Arity: 2, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|set-config-epoch", Arity: 3, Flags: fClusterAdmin},
+		&Spec{Name: "cluster|setslot", Arity: -4, Flags: fClusterAdmin},
 		&Spec{Name: "cluster|shards", Arity: 2, Flags: []string{"stale"}},
+		&Spec{Name: "cluster|slaves", Arity: 3, Flags: []string{"admin", "stale"}},
 		&Spec{Name: "cluster|slots", Arity: 2, Flags: []string{"stale"}},
 	),
+	// Redis's modules and replication: the node answers them as a Redis
+	// Cluster node without modules would (server/replication.go).
+	nodeCmd("module", -2, []string{},
+		helpSub("module|help"),
+		&Spec{Name: "module|list", Arity: 2, Flags: []string{"admin", "noscript"}},
+		&Spec{Name: "module|load", Arity: -3, Flags: []string{"admin", "noscript", "no_async_loading"}},
+		&Spec{Name: "module|loadex", Arity: -3, Flags: []string{"admin", "noscript", "no_async_loading"}},
+		&Spec{Name: "module|unload", Arity: 3, Flags: []string{"admin", "noscript", "no_async_loading"}},
+	),
+	nodeCmd("replicaof", 3, []string{"admin", "noscript", "stale", "no_async_loading"}),
+	nodeCmd("slaveof", 3, []string{"admin", "noscript", "stale", "no_async_loading"}),
+	nodeCmd("failover", -1, []string{"admin", "noscript", "stale"}),
+	nodeCmd("sync", 1, []string{"admin", "noscript", "no_async_loading", "no_multi"}),
+	nodeCmd("psync", -3, []string{"admin", "noscript", "no_async_loading", "no_multi"}),
+	nodeCmd("replconf", -1, []string{"admin", "noscript", "loading", "stale", "allow_busy"}),
 	nodeCmd("acl", -2, []string{},
 		&Spec{Name: "acl|cat", Arity: -2, Flags: []string{"noscript", "loading", "stale"}},
 		&Spec{Name: "acl|deluser", Arity: -3, Flags: []string{"admin", "noscript", "loading", "stale"}},

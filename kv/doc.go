@@ -96,7 +96,7 @@
 // patterns' keys and hash fields, with GET, LIMIT and STORE (sort.go).
 //
 // Bitmaps: SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO, on
-// strings (bits.go). HyperLogLogs: PFADD PFCOUNT PFMERGE, strings in
+// strings (bits.go). HyperLogLogs: PFADD PFCOUNT PFMERGE PFDEBUG, strings in
 // Redis's HLL format (hll.go).
 //
 // Streams: XADD XLEN XRANGE XREVRANGE XDEL XTRIM XSETID XREAD (BLOCK is the

@@ -19,7 +19,7 @@ import (
 func cmdObject(t *txn, a [][]byte) *messages.Reply {
 	sub := string(bytes.ToLower(a[1])) // resolve checked it
 	if sub == "help" {
-		return helpReply("OBJECT",
+		return HelpReply("OBJECT",
 			"ENCODING <key>",
 			"    Return the kind of internal representation used in order to store the value",
 			"    associated with a <key>.",

@@ -387,7 +387,7 @@ var (
 func cmdXGroup(t *txn, a [][]byte) *messages.Reply {
 	sub := string(bytes.ToLower(a[1])) // resolve checked it
 	if sub == "help" {
-		return helpReply("XGROUP",
+		return HelpReply("XGROUP",
 			"CREATE <key> <groupname> <id|$> [option]",
 			"    Create a new consumer group. Options are:",
 			"    * MKSTREAM",
@@ -508,8 +508,9 @@ func cmdXGroup(t *txn, a [][]byte) *messages.Reply {
 	}
 }
 
-// helpReply is a command's HELP: its lines, then Redis's last one.
-func helpReply(name string, lines ...string) *messages.Reply {
+// HelpReply is a command's HELP, as Redis's addReplyHelp gives it: a
+// first line naming the command, its lines, then HELP's own.
+func HelpReply(name string, lines ...string) *messages.Reply {
 	items := []*messages.Reply{status(name + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")}
 	for _, l := range lines {
 		items = append(items, status(l))
@@ -945,7 +946,7 @@ func cmdXAutoClaim(t *txn, a [][]byte) *messages.Reply {
 func cmdXInfo(t *txn, a [][]byte) *messages.Reply {
 	sub := string(bytes.ToLower(a[1])) // resolve checked it
 	if sub == "help" {
-		return helpReply("XINFO",
+		return HelpReply("XINFO",
 			"CONSUMERS <key> <groupname>",
 			"    Show consumers of <groupname>.",
 			"GROUPS <key>",

@@ -349,7 +349,6 @@ func (c *conn) auth(args [][]byte) {
 }
 
 var aclHelp = []string{
-	"ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 	"CAT [<category>]",
 	"    List all commands that belong to <category>, or all command categories",
 	"    when no category is specified.",
@@ -376,8 +375,6 @@ var aclHelp = []string{
 	"    List all the registered usernames.",
 	"WHOAMI",
 	"    Return the current connection username.",
-	"HELP",
-	"    Prints this help.",
 }
 
 // acl answers ACL and its subcommands.
@@ -472,7 +469,7 @@ func (c *conn) acl(args [][]byte) {
 			c.reply(replyOK)
 		}
 	case "help":
-		c.reply(helpReply(aclHelp))
+		c.reply(kv.HelpReply("ACL", aclHelp...))
 	}
 }
 

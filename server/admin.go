@@ -39,8 +39,7 @@ func (c *conn) memory(args [][]byte) {
 		debug.FreeOSMemory()
 		c.reply(replyOK)
 	case "help":
-		c.reply(helpReply([]string{
-			"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		c.reply(kv.HelpReply("MEMORY",
 			"DOCTOR",
 			"    Return memory problems reports.",
 			"MALLOC-STATS",
@@ -52,9 +51,7 @@ func (c *conn) memory(args [][]byte) {
 			"USAGE <key> [SAMPLES <count>]",
 			"    Return memory in bytes used by <key> and its value. Nested values are",
 			"    sampled up to <count> times (default: 5, 0 means sample all).",
-			"HELP",
-			"    Prints this help.",
-		}))
+		))
 	}
 }
 
@@ -174,8 +171,7 @@ func (c *conn) debugCmd(args [][]byte) {
 	}
 	switch sub := strings.ToLower(string(args[1])); {
 	case sub == "help" && len(args) == 2:
-		c.reply(helpReply([]string{
-			"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		c.reply(kv.HelpReply("DEBUG",
 			"DIGEST",
 			"    Output a hex signature representing the current DB content.",
 			"DIGEST-VALUE <key> [<key> ...]",
@@ -197,9 +193,7 @@ func (c *conn) debugCmd(args [][]byte) {
 			"    default.",
 			"SLEEP <seconds>",
 			"    Stop the server for <seconds>. Decimals allowed.",
-			"HELP",
-			"    Prints this help.",
-		}))
+		))
 	case sub == "sleep" && len(args) == 3:
 		// Redis's strtod: the number the argument starts with, 0 if none;
 		// to the microsecond. A sleep too long for a time.Duration lasts
@@ -365,4 +359,17 @@ func (c *conn) persistence(name string, args [][]byte) {
 		}
 		c.reply(status("Background saving started"))
 	}
+}
+
+// pfSelfTest answers PFSELFTEST: kv's HyperLogLog checks, Redis's.
+func (c *conn) pfSelfTest(args [][]byte) {
+	if r := kv.CheckArity(args); r != nil {
+		c.reply(r)
+		return
+	}
+	if failed := kv.HLLSelfTest(); failed != "" {
+		c.reply(errorf(failed))
+		return
+	}
+	c.reply(replyOK)
 }

@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
 var clientHelp = []string{
-	"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 	"CACHING (YES|NO)",
 	"    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
 	"GETREDIR",
@@ -59,8 +59,6 @@ var clientHelp = []string{
 	"    Report tracking status for the current connection.",
 	"NO-EVICT (ON|OFF)",
 	"    Protect current client connection from eviction.",
-	"HELP",
-	"    Prints this help.",
 }
 
 // moreClient answers CLIENT HELP, NO-EVICT, REPLY, UNBLOCK, PAUSE and
@@ -68,7 +66,7 @@ var clientHelp = []string{
 func (c *conn) moreClient(sub string, args [][]byte) bool {
 	switch {
 	case sub == "help" && len(args) == 2:
-		c.reply(helpReply(clientHelp))
+		c.reply(kv.HelpReply("CLIENT", clientHelp...))
 	case sub == "no-evict" && len(args) == 3:
 		// Nothing is evicted here: ON and OFF change nothing.
 		switch strings.ToLower(string(args[2])) {
@@ -80,7 +78,8 @@ func (c *conn) moreClient(sub string, args [][]byte) bool {
 	case sub == "reply" && len(args) == 3:
 		switch strings.ToLower(string(args[2])) {
 		case "on":
-			c.replyOff, c.skipNext = false, false
+			// ON's own reply is sent, even right after a SKIP.
+			c.replyOff, c.skipNext, c.skipThis = false, false, false
 			c.reply(replyOK)
 		case "off":
 			c.replyOff = true

@@ -12,15 +12,16 @@ import (
 )
 
 // CLIENT REPLY OFF silences every reply (errors too) until ON; SKIP the
-// next command's only (and a SKIP under OFF nothing more): the bytes
+// next command's only (and a SKIP under OFF nothing more; ON right after
+// a SKIP answers OK): the bytes
 // redis-server 7.0.15 sent for the same pipeline.
 func TestClientReplyOffAndSkip(t *testing.T) {
 	srv := trackingServer(t)
 	c := dial(t, srv)
 	c.send("CLIENT REPLY OFF\r\nSET k v\r\nGET k\r\nCLIENT REPLY ON\r\nGET k\r\nCLIENT REPLY SKIP\r\nSET k s\r\nGET k\r\n" +
 		"CLIENT REPLY SKIP\r\nCLIENT REPLY SKIP\r\nGET k\r\nPING\r\nCLIENT REPLY OFF\r\nCLIENT REPLY SKIP\r\nGET k\r\n" +
-		"CLIENT REPLY ON\r\nBLAH\r\nCLIENT REPLY SKIP\r\nBLAH\r\nPING")
-	want := "+OK\r\n$1\r\nv\r\n$1\r\ns\r\n+PONG\r\n+OK\r\n-ERR unknown command 'BLAH', with args beginning with: \r\n+PONG\r\n"
+		"CLIENT REPLY ON\r\nBLAH\r\nCLIENT REPLY SKIP\r\nBLAH\r\nPING\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING")
+	want := "+OK\r\n$1\r\nv\r\n$1\r\ns\r\n+PONG\r\n+OK\r\n-ERR unknown command 'BLAH', with args beginning with: \r\n+PONG\r\n+OK\r\n+PONG\r\n"
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c.rd, got); err != nil || string(got) != want {
 		t.Fatalf("got %q, %v\nwant %q", got, err, want)

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,11 +82,29 @@ func (c *conn) cluster(args [][]byte) {
 	}
 	sub := c.lower(args[1])
 	switch sub {
+	case "help":
+		c.reply(kv.HelpReply("CLUSTER", clusterHelp...))
+		return
 	case "keyslot":
 		c.reply(integer(int64(kv.Slot(args[2]))))
 		return
 	case "myid":
 		c.reply(bulkString(NodeID(c.s.cfg.NodeName)))
+		return
+	case "saveconfig":
+		// The cluster's configuration is in its system Raft group,
+		// on every voter's disk, as each change commits.
+		c.reply(replyOK)
+		return
+	case "count-failure-reports":
+		c.reply(errorf("ERR CLUSTER COUNT-FAILURE-REPORTS is not served: coppice's nodes find failures by gossip (serf), which keeps no count of reports; CLUSTER NODES flags a failed node fail"))
+		return
+	case "links":
+		c.reply(errorf("ERR CLUSTER LINKS is not served: coppice's nodes are linked by their Raft groups' and gossip's connections; GET /v1/status shows each node and each shard's members"))
+		return
+	case "addslots", "addslotsrange", "delslots", "delslotsrange", "flushslots", "setslot",
+		"meet", "forget", "replicate", "reset", "failover", "bumpepoch", "set-config-epoch":
+		c.reply(errorf("ERR CLUSTER " + strings.ToUpper(sub) + " is not served: coppice's nodes place slots in shards, elect each shard's leader by Raft and move leaderships themselves; add, remove or drain a node with its join (--join), `node remove` or `node leave`"))
 		return
 	}
 	if c.s.cfg.Cluster == nil {
@@ -110,7 +129,65 @@ func (c *conn) cluster(args [][]byte) {
 		c.reply(verbatim(t.nodes()))
 	case "countkeysinslot", "getkeysinslot":
 		c.keysInSlot(sub, args)
+	case "replicas", "slaves":
+		c.reply(t.replicasOf(string(args[2])))
 	}
+}
+
+var clusterHelp = []string{
+	"ADDSLOTS <slot> [<slot> ...]",
+	"    Assign slots to current node.",
+	"ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+	"    Assign slots which are between <start-slot> and <end-slot> to current node.",
+	"BUMPEPOCH",
+	"    Advance the cluster config epoch.",
+	"COUNT-FAILURE-REPORTS <node-id>",
+	"    Return number of failure reports for <node-id>.",
+	"COUNTKEYSINSLOT <slot>",
+	"    Return the number of keys in <slot>.",
+	"DELSLOTS <slot> [<slot> ...]",
+	"    Delete slots information from current node.",
+	"DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+	"    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+	"FAILOVER [FORCE|TAKEOVER]",
+	"    Promote current replica node to being a master.",
+	"FORGET <node-id>",
+	"    Remove a node from the cluster.",
+	"GETKEYSINSLOT <slot> <count>",
+	"    Return key names stored by current node in a slot.",
+	"FLUSHSLOTS",
+	"    Delete current node own slots information.",
+	"INFO",
+	"    Return information about the cluster.",
+	"KEYSLOT <key>",
+	"    Return the hash slot for <key>.",
+	"MEET <ip> <port> [<bus-port>]",
+	"    Connect nodes into a working cluster.",
+	"MYID",
+	"    Return the node id.",
+	"NODES",
+	"    Return cluster configuration seen by node. Output format:",
+	"    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+	"REPLICATE <node-id>",
+	"    Configure current node as replica to <node-id>.",
+	"RESET [HARD|SOFT]",
+	"    Reset current node (default: soft).",
+	"SET-CONFIG-EPOCH <epoch>",
+	"    Set config epoch of current node.",
+	"SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
+	"    Set slot state.",
+	"REPLICAS <node-id>",
+	"    Return <node-id> replicas.",
+	"SAVECONFIG",
+	"    Force saving cluster configuration on disk.",
+	"SLOTS",
+	"    Return information about slots range mappings. Each range is made of:",
+	"    start, end, master and replicas IP addresses, ports and ids",
+	"SHARDS",
+	"    Return information about slot range mappings and the nodes associated with them.",
+	"LINKS",
+	"    Return information about all network links between this node and its peers.",
+	"    Output format is an array where each array element is a map containing attributes of a link",
 }
 
 // keysInSlot answers CLUSTER COUNTKEYSINSLOT slot and GETKEYSINSLOT slot
@@ -329,6 +406,32 @@ func (n *topoNode) health() string {
 // nodes answers CLUSTER NODES: a line per node; a node that leads shards
 // is a master of their slot ranges, any other a replica of the first
 // shard's leader.
+// replicasOf is CLUSTER REPLICAS id: the CLUSTER NODES lines of the
+// nodes it shows as id's replicas.
+func (t *topology) replicasOf(id string) *messages.Reply {
+	known := false
+	var out []*messages.Reply
+	for _, line := range strings.Split(strings.TrimSuffix(t.nodes(), "\n"), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		if f[0] == id {
+			known = true
+			if !slices.Contains(strings.Split(f[2], ","), "master") {
+				return errorf("ERR The specified node is not a master")
+			}
+		}
+		if f[3] == id {
+			out = append(out, bulkString(line))
+		}
+	}
+	if !known {
+		return errorf("ERR Unknown node " + id)
+	}
+	return array(out...)
+}
+
 func (t *topology) nodes() string {
 	var firstLeader string
 	for i := range t.view.Shards {

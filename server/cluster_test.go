@@ -150,3 +150,55 @@ func TestClusterFailedNode(t *testing.T) {
 		t.Fatalf("CLUSTER SHARDS health: %v", health)
 	}
 }
+
+// The CLUSTER subcommands of Redis Cluster's own management answer with
+// why coppice does not serve them; HELP, REPLICAS (SLAVES) and
+// SAVECONFIG answer as Redis's. REPLICAOF, FAILOVER and a replica's
+// handshake get Redis Cluster's refusals, or coppice's reason.
+func TestClusterAndReplicationRefusals(t *testing.T) {
+	srv, _ := engineServer(t, Config{Cluster: func() (*ClusterView, error) { return testView(), nil }})
+	c := dial(t, srv)
+	help := c.do("CLUSTER HELP")
+	if !strings.HasPrefix(help, "[+CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are: +ADDSLOTS <slot>") ||
+		!strings.HasSuffix(help, "+HELP +    Prints this help.]") || strings.Count(help, " +") != 55 {
+		t.Errorf("CLUSTER HELP: %s", help)
+	}
+	n1, n3, n4 := NodeID("n1"), NodeID("n3"), NodeID("n4")
+	for _, sub := range []string{"REPLICAS", "SLAVES"} {
+		want := "[" + n3 + " 10.0.0.3:7003@8003 slave " + n1 + " 0 0 0 connected " +
+			n4 + " 10.0.0.4:7004@8004 slave " + n1 + " 0 0 0 connected]"
+		script(t, c,
+			"CLUSTER "+sub+" "+n1, want,
+			"CLUSTER "+sub+" "+NodeID("n2"), "[]",
+			"CLUSTER "+sub+" "+n3, "-ERR The specified node is not a master",
+			"CLUSTER "+sub+" nope", "-ERR Unknown node nope",
+			"CLUSTER "+sub, "-ERR wrong number of arguments for 'cluster|"+strings.ToLower(sub)+"' command",
+		)
+	}
+	script(t, c, "CLUSTER SAVECONFIG", "+OK")
+	for _, cmd := range []string{"CLUSTER MEET 10.0.0.9 7000", "CLUSTER ADDSLOTS 1", "CLUSTER ADDSLOTSRANGE 1 2", "CLUSTER DELSLOTS 1",
+		"CLUSTER DELSLOTSRANGE 1 2", "CLUSTER FLUSHSLOTS", "CLUSTER SETSLOT 1 STABLE", "CLUSTER FORGET " + n3,
+		"CLUSTER REPLICATE " + n1, "CLUSTER RESET", "CLUSTER FAILOVER", "CLUSTER BUMPEPOCH", "CLUSTER SET-CONFIG-EPOCH 1"} {
+		sub := strings.Fields(cmd)[1]
+		if got := c.do(cmd); !strings.HasPrefix(got, "-ERR CLUSTER "+sub+" is not served: coppice's nodes place slots in shards") {
+			t.Errorf("%s: %s", cmd, got)
+		}
+	}
+	for cmd, want := range map[string]string{
+		"CLUSTER COUNT-FAILURE-REPORTS " + n3: "-ERR CLUSTER COUNT-FAILURE-REPORTS is not served",
+		"CLUSTER LINKS":                       "-ERR CLUSTER LINKS is not served",
+		"CLUSTER MEET 10.0.0.9":               "-ERR wrong number of arguments for 'cluster|meet' command",
+		"REPLICAOF 10.0.0.9 6379":             "-ERR REPLICAOF not allowed in cluster mode.",
+		"SLAVEOF NO ONE":                      "-ERR REPLICAOF not allowed in cluster mode.",
+		"REPLICAOF NO":                        "-ERR wrong number of arguments for 'replicaof' command",
+		"FAILOVER":                            "-ERR FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+		"SYNC":                                "-ERR SYNC is not served: coppice replicates each shard through its own Raft group",
+		"PSYNC ? -1":                          "-ERR PSYNC is not served",
+		"PSYNC ?":                             "-ERR wrong number of arguments for 'psync' command",
+		"REPLCONF listening-port 7000":        "-ERR REPLCONF is not served",
+	} {
+		if got := c.do(cmd); !strings.HasPrefix(got, want) {
+			t.Errorf("%s: %s, want %s...", cmd, got, want)
+		}
+	}
+}

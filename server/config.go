@@ -46,8 +46,7 @@ func (s *Server) config(args [][]byte) *messages.Reply {
 		if len(args) != 2 {
 			return errorf("ERR wrong number of arguments for 'config|help' command")
 		}
-		return helpReply([]string{
-			"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		return kv.HelpReply("CONFIG",
 			"GET <pattern>",
 			"    Return parameters matching the glob-like <pattern> and their values.",
 			"SET <directive> <value>",
@@ -56,9 +55,7 @@ func (s *Server) config(args [][]byte) *messages.Reply {
 			"    Reset statistics reported by the INFO command.",
 			"REWRITE",
 			"    Rewrite the configuration file.",
-			"HELP",
-			"    Prints this help.",
-		})
+		)
 	}
 	return errorf(fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
 }

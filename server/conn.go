@@ -477,6 +477,12 @@ func (c *conn) command(args [][]byte) {
 		c.blocking(name, args)
 	case "wait":
 		c.wait(args)
+	case "module":
+		c.module(args)
+	case "replicaof", "slaveof", "failover", "sync", "psync", "replconf":
+		c.replication(name, args)
+	case "pfselftest":
+		c.pfSelfTest(args)
 	case "readonly", "readwrite":
 		// Cluster clients send READONLY before reading from a replica.
 		// Every node serves every read as of the leader's latest write,

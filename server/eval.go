@@ -204,7 +204,6 @@ func (c *conn) scriptCmd(args [][]byte) {
 		c.reply(errorf("ERR SCRIPT DEBUG is not supported: a script runs on every replica of its shard, not in a debugging session"))
 	case "help":
 		lines := []string{
-			"SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"EXISTS <sha1> [<sha1> ...]",
 			"    Return information about the existence of the scripts in the script cache.",
 			"FLUSH [ASYNC|SYNC]",
@@ -217,9 +216,7 @@ func (c *conn) scriptCmd(args [][]byte) {
 			"    Kill the currently executing Lua script.",
 			"LOAD <script>",
 			"    Load a script into the scripts cache without executing it.",
-			"HELP",
-			"    Prints this help.",
 		}
-		c.reply(helpReply(lines))
+		c.reply(kv.HelpReply("SCRIPT", lines...))
 	}
 }

@@ -121,7 +121,6 @@ func (c *conn) functionCmd(args [][]byte) {
 		c.everyShardOwned(fn("restore", append([][]byte{[]byte(policy)}, codes...)...), true, firstErrorOr(replyOK))
 	case "help":
 		lines := []string{
-			"FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"LOAD [REPLACE] <FUNCTION CODE>",
 			"    Create a new library with the given library name and code.",
 			"DELETE <LIBRARY NAME>",
@@ -159,10 +158,8 @@ func (c *conn) functionCmd(args [][]byte) {
 			"    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
 			"      libraries with the new libraries (notice that even on this option there is a chance of failure",
 			"      in case of functions name collision with another library).",
-			"HELP",
-			"    Prints this help.",
 		}
-		c.reply(helpReply(lines))
+		c.reply(kv.HelpReply("FUNCTION", lines...))
 	}
 }
 

@@ -288,8 +288,7 @@ func (s *Server) latencyCmd(args [][]byte) *messages.Reply {
 	case "histogram":
 		return s.latencyHistogram(args[2:])
 	case "help":
-		return helpReply([]string{
-			"LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+		return kv.HelpReply("LATENCY",
 			"DOCTOR",
 			"    Return a human readable latency analysis report.",
 			"GRAPH <event>",
@@ -304,9 +303,7 @@ func (s *Server) latencyCmd(args [][]byte) *messages.Reply {
 			"HISTOGRAM [COMMAND ...]",
 			"    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
 			"    If no commands are specified then all histograms are replied.",
-			"HELP",
-			"    Prints this help.",
-		})
+		)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

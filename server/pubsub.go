@@ -422,7 +422,6 @@ func (c *conn) pubsubCmd(args [][]byte) {
 	sub := c.lower(args[1])
 	if sub == "help" {
 		lines := []string{
-			"PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 			"CHANNELS [<pattern>]",
 			"    Return the currently active channels matching a <pattern> (default: '*').",
 			"NUMPAT",
@@ -434,10 +433,8 @@ func (c *conn) pubsubCmd(args [][]byte) {
 			"    Return the currently active shard level channels matching a <pattern> (default: '*').",
 			"SHARDNUMSUB [<shardchannel> ...]",
 			"    Return the number of subscribers for the specified shard level channel(s)",
-			"HELP",
-			"    Prints this help.",
 		}
-		c.reply(helpReply(lines))
+		c.reply(kv.HelpReply("PUBSUB", lines...))
 		return
 	}
 	q := &messages.PubSubQuery{Sharded: strings.HasPrefix(sub, "shard")}

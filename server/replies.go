@@ -29,15 +29,6 @@ func verbatim(s string) *messages.Reply {
 	return &messages.Reply{Value: &messages.Reply_Verbatim{Verbatim: s}}
 }
 
-// helpReply is a HELP subcommand's answer: its lines as status replies.
-func helpReply(lines []string) *messages.Reply {
-	items := make([]*messages.Reply, len(lines))
-	for i, l := range lines {
-		items[i] = status(l)
-	}
-	return array(items...)
-}
-
 var (
 	replyOK   = status("OK")
 	replyPong = status("PONG")

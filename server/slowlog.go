@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -138,14 +139,16 @@ func (s *Server) slowlogCmd(args [][]byte) *messages.Reply {
 		l.entries = nil
 		return replyOK
 	case sub == "help" && len(args) == 2:
-		return array(bulkString("SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
-			bulkString("GET [<count>]"), bulkString("    Return top <count> entries from the slowlog (default: 10, -1 mean all)."),
-			bulkString("    Entries are made of:"),
-			bulkString("    id, timestamp, time in microseconds, arguments array, client IP and port,"),
-			bulkString("    client name"),
-			bulkString("LEN"), bulkString("    Return the length of the slowlog."),
-			bulkString("RESET"), bulkString("    Reset the slowlog."),
-			bulkString("HELP"), bulkString("    Prints this help."))
+		return kv.HelpReply("SLOWLOG",
+			"GET [<count>]",
+			"    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+			"    Entries are made of:",
+			"    id, timestamp, time in microseconds, arguments array, client IP and port,",
+			"    client name",
+			"LEN",
+			"    Return the length of the slowlog.",
+			"RESET",
+			"    Reset the slowlog.")
 	case sub == "get" || sub == "len" || sub == "reset" || sub == "help":
 		return errorf(fmt.Sprintf("ERR wrong number of arguments for 'slowlog|%s' command", sub))
 	case len(args) < 2:
