@@ -347,7 +347,7 @@ func (b *backend) Read(shard int, cmd *messages.Command) server.Pending {
 
 func (b *backend) readCommand(ctx context.Context, shard int, cmd *messages.Command) server.Pending {
 	return b.read(ctx, shard, &messages.Forward{Command: cmd}, func(r kv.Reader) *messages.Reply {
-		return kv.Read(r, cmd.Args, cmd.NowMs)
+		return kv.ReadCommand(r, cmd)
 	})
 }
 

@@ -67,6 +67,14 @@ func TestACLUsersAcrossTheCluster(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "The user executing the script can't access at least one of the keys") {
 			t.Fatalf("EVAL calling SET other{app:1} as app on %s: %v", n.name, err)
 		}
+		// The refused call is in the ACL log of the client's node, in
+		// context lua, whichever node leads the key's shard.
+		admin := n.redis()
+		entry, err := admin.Do(ctx, "ACL", "LOG", "1").Result()
+		admin.Close()
+		if got := fmt.Sprint(entry); err != nil || !strings.Contains(got, "context lua object other{app:1}") {
+			t.Fatalf("ACL LOG 1 on %s: %v, %v", n.name, got, err)
+		}
 	}
 
 	// Two nodes make users at once: each change made on users the other

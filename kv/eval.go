@@ -39,7 +39,7 @@ func EvalCommand(shards, shard int, readOnly bool, body []byte, eval [][]byte) [
 // transaction's script without keys runs on the transaction's shard); it
 // leaves any other command as it is.
 func EvalOnShard(cmd [][]byte, shards, shard int) {
-	if string(cmd[0]) != EvalName && string(cmd[0]) != FcallName {
+	if !IsScript(cmd) {
 		return
 	}
 	_, _, readOnly, rules, _ := parseWhere(cmd)
@@ -47,6 +47,12 @@ func EvalOnShard(cmd [][]byte, shards, shard int) {
 	if rules != "" {
 		ScriptACL(cmd, rules)
 	}
+}
+
+// IsScript tells whether cmd is a script's or a function's internal
+// command (EvalName, FcallName).
+func IsScript(cmd [][]byte) bool {
+	return len(cmd) > 0 && (string(cmd[0]) == EvalName || string(cmd[0]) == FcallName)
 }
 
 // ScriptACL makes EvalName's or FcallName's command cmd check every
@@ -189,65 +195,77 @@ func (h *scriptHost) Call(args [][]byte) *messages.Reply {
 	if !ok {
 		return errReply("ERR Unknown Redis command called from script")
 	}
+	r, ran := h.call(s, args)
+	if ran {
+		h.t.trace.ran(s, args, r)
+	}
+	return r
+}
+
+// call runs a script's call of s (known) with args, as Redis's scriptCall:
+// ran is false when it refused it before it ran (the caller's ACL rules'
+// refusals are traced).
+func (h *scriptHost) call(s *Spec, args [][]byte) (r *messages.Reply, ran bool) {
 	if !arityOK(s.Arity, len(args)) {
-		return errReply("ERR Wrong number of args calling Redis command from script")
+		return errReply("ERR Wrong number of args calling Redis command from script"), false
 	}
 	if h.user != nil && !s.Has("noscript") {
-		if r, _ := h.user.Check(args); r != ACLOK {
-			return errReply("ERR The user executing the script " + aclScriptDenied(r))
+		if r, pos := h.user.Check(args); r != ACLOK {
+			h.t.trace.denied(r, pos, args)
+			return errReply("ERR The user executing the script " + aclScriptDenied(r)), false
 		}
 	}
 	switch s.Name {
 	case "ping":
 		if len(args) > 2 {
-			return errReply("ERR Wrong number of args calling Redis command from script")
+			return errReply("ERR Wrong number of args calling Redis command from script"), false
 		}
 		if len(args) == 2 {
-			return bulk(args[1])
+			return bulk(args[1]), true
 		}
-		return status("PONG")
+		return status("PONG"), true
 	case "echo":
-		return bulk(args[1])
+		return bulk(args[1]), true
 	case "time":
 		// The command's time, which every replica shares.
 		return array([]*messages.Reply{
 			bulkString(strconv.FormatInt(h.t.now/1000, 10)),
 			bulkString(strconv.FormatInt(h.t.now%1000*1000, 10)),
-		})
+		}), true
 	}
 	if s.Has("noscript") || (s.Node && s.Name != "command") {
-		return errReply("ERR This Redis command is not allowed from script")
+		return errReply("ERR This Redis command is not allowed from script"), false
 	}
 	if len(s.Subcommands) > 0 {
 		if r := CheckSubcommand(args); r != nil {
-			return r
+			return r, false
 		}
 	}
 	if s.Write && h.t.w == nil {
-		return errReply("ERR Write commands are not allowed from read-only scripts.")
+		return errReply("ERR Write commands are not allowed from read-only scripts."), false
 	}
 	if h.shards > 1 {
 		switch s.Name {
 		case "keys", "scan", "dbsize", "flushdb", "flushall", "randomkey":
-			return errReply(fmt.Sprintf("ERR '%s' from a script sees one shard of %d here: run it outside the script", s.Name, h.shards))
+			return errReply(fmt.Sprintf("ERR '%s' from a script sees one shard of %d here: run it outside the script", s.Name, h.shards)), false
 		case "sort", "sort_ro":
 			if r := CheckSortPatterns(args, h.shards); r != nil {
-				return r
+				return r, false
 			}
 		}
 	}
 	for _, k := range s.Keys(args) {
 		if ShardOf(Slot(k), h.shards) != h.shard {
-			return errReply("ERR Script attempted to access a non local key in a cluster node")
+			return errReply("ERR Script attempted to access a non local key in a cluster node"), false
 		}
 	}
 	if (s.Name == "xread" || s.Name == "xreadgroup") && blockOption(args) {
-		return errReply("ERR " + s.Name + " command is not allowed with BLOCK option from scripts")
+		return errReply("ERR " + s.Name + " command is not allowed with BLOCK option from scripts"), false
 	}
 	if s.run == nil { // COMMAND
-		return Command(args)
+		return Command(args), true
 	}
-	return s.run(h.t, args)
+	return s.run(h.t, args), true
 }
 
 // blockOption tells whether XREAD's or XREADGROUP's options, read in

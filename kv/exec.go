@@ -41,8 +41,14 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 }
 
 func exec(w Writer, cmd *messages.Command, ev *EventLog) *messages.Reply {
-	args := cmd.GetArgs()
-	t := &txn{r: w, w: w, now: cmd.GetNowMs(), ev: ev}
+	trace := newCallTrace(cmd.GetTrace())
+	return trace.attach(execArgs(w, cmd.GetArgs(), cmd.GetNowMs(), ev, trace))
+}
+
+// execArgs runs args on w at time now, its events to ev and its scripts'
+// calls to trace (each may be nil).
+func execArgs(w Writer, args [][]byte, now int64, ev *EventLog, trace *callTrace) *messages.Reply {
+	t := &txn{r: w, w: w, now: now, ev: ev, trace: trace}
 	if len(args) > 0 && internal(args[0]) {
 		switch string(args[0]) {
 		case ExpireDueName:
@@ -75,7 +81,11 @@ var scriptCommands = map[string]func(t *txn, args [][]byte) *messages.Reply{
 // error reply. The internal DigestName, StreamLastIDsName and the
 // scriptCommands run here. Storage errors become "ERR kv: storage: ..."
 // replies.
-func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
+func Read(r Reader, args [][]byte, nowMs int64) *messages.Reply {
+	return read(r, args, nowMs, nil)
+}
+
+func read(r Reader, args [][]byte, nowMs int64, trace *callTrace) (reply *messages.Reply) {
 	var run func(t *txn, args [][]byte) *messages.Reply
 	if len(args) > 0 {
 		switch name := string(args[0]); name {
@@ -112,8 +122,8 @@ func Read(r Reader, args [][]byte, nowMs int64) (reply *messages.Reply) {
 			reply = errReply("ERR " + se.Error())
 		}
 	}()
-	t := &txn{r: r, now: nowMs}
-	return run(t, args)
+	t := &txn{r: r, now: nowMs, trace: trace}
+	return trace.attach(run(t, args))
 }
 
 // resolve finds args' command and checks its arity.
@@ -166,6 +176,9 @@ type txn struct {
 	now int64
 	rng *rand.Rand // a script's: its random reads are the same on every replica
 	ev  *EventLog  // where the keyspace events go (nil: nowhere)
+	// trace collects the scripts' calls when the command asked (nil:
+	// it did not).
+	trace *callTrace
 }
 
 // intN, perm and shuffle are the command's random choices: a script's

@@ -314,7 +314,7 @@ func newScriptHost(t *txn, shards, shard int, name string, mayWrite bool, rules 
 	h.Write([]byte(name))
 	seed := h.Sum64() ^ uint64(t.now)
 	host := &scriptHost{
-		t:      &txn{r: t.r, now: t.now, rng: rand.New(rand.NewPCG(seed, uint64(t.now)))},
+		t:      &txn{r: t.r, now: t.now, rng: rand.New(rand.NewPCG(seed, uint64(t.now))), trace: t.trace},
 		shards: shards, shard: shard,
 	}
 	if mayWrite {

@@ -96,7 +96,7 @@ func execMulti(t *txn, args [][]byte) *messages.Reply {
 			replies[i] = errBadExec
 			continue
 		}
-		replies[i] = exec(t.w, &messages.Command{Args: c, NowMs: t.now}, t.ev)
+		replies[i] = execArgs(t.w, c, t.now, t.ev, t.trace)
 	}
 	return array(replies)
 }

@@ -37,7 +37,13 @@ type Command struct {
 	// origin names the client connection that sent a write, for CLIENT
 	// TRACKING (its node's port instance, the connection and its write);
 	// empty unless that client tracks keys. The engine ignores it.
-	Origin        string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
+	Origin string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
+	// trace asks a script's (or a transaction's scripts') reply to report
+	// the script's calls (Reply.trace), for the command statistics, MONITOR
+	// and ACL LOG of the node that runs the script for its client: 0 none,
+	// 1 each call's command and outcome, 2 its arguments too. Only the
+	// reply to the proposer carries it; replicas ignore it.
+	Trace         uint32 `protobuf:"varint,4,opt,name=trace,proto3" json:"trace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -93,6 +99,146 @@ func (x *Command) GetOrigin() string {
 	return ""
 }
 
+func (x *Command) GetTrace() uint32 {
+	if x != nil {
+		return x.Trace
+	}
+	return 0
+}
+
+// ScriptTrace is the calls a script made (redis.call, redis.pcall), in
+// their order, as Command.trace asked.
+type ScriptTrace struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*ScriptCall          `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptTrace) Reset() {
+	*x = ScriptTrace{}
+	mi := &file_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptTrace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptTrace) ProtoMessage() {}
+
+func (x *ScriptTrace) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptTrace.ProtoReflect.Descriptor instead.
+func (*ScriptTrace) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ScriptTrace) GetCalls() []*ScriptCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// ScriptCall is a call that ran, or one the caller's ACL rules refused
+// (acl_denied set); calls refused otherwise (arity, a key of another
+// shard...) are not reported, as Redis does not count them.
+type ScriptCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the command's name in lower case, a subcommand's container's
+	// ("set", "client"), of a call that ran.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// args, with trace 2: the call's arguments, its name first, as the
+	// script gave them.
+	Args [][]byte `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	// failed: the call ran and answered an error.
+	Failed bool `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	// acl_denied: the caller's rules refused the call (kv.ACLDeniedCmd,
+	// ACLDeniedKey, ACLDeniedChannel; 0: they did not), and acl_object the
+	// command, key or channel they refused.
+	AclDenied     int32  `protobuf:"varint,4,opt,name=acl_denied,json=aclDenied,proto3" json:"acl_denied,omitempty"`
+	AclObject     string `protobuf:"bytes,5,opt,name=acl_object,json=aclObject,proto3" json:"acl_object,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptCall) Reset() {
+	*x = ScriptCall{}
+	mi := &file_kv_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptCall) ProtoMessage() {}
+
+func (x *ScriptCall) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptCall.ProtoReflect.Descriptor instead.
+func (*ScriptCall) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ScriptCall) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ScriptCall) GetArgs() [][]byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ScriptCall) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+func (x *ScriptCall) GetAclDenied() int32 {
+	if x != nil {
+		return x.AclDenied
+	}
+	return 0
+}
+
+func (x *ScriptCall) GetAclObject() string {
+	if x != nil {
+		return x.AclObject
+	}
+	return ""
+}
+
 // CommandBatch is one Raft log entry: commands proposed together.
 type CommandBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -103,7 +249,7 @@ type CommandBatch struct {
 
 func (x *CommandBatch) Reset() {
 	*x = CommandBatch{}
-	mi := &file_kv_proto_msgTypes[1]
+	mi := &file_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +261,7 @@ func (x *CommandBatch) String() string {
 func (*CommandBatch) ProtoMessage() {}
 
 func (x *CommandBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[1]
+	mi := &file_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +274,7 @@ func (x *CommandBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandBatch.ProtoReflect.Descriptor instead.
 func (*CommandBatch) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{1}
+	return file_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CommandBatch) GetCommands() []*Command {
@@ -159,14 +305,17 @@ type Reply struct {
 	//	*Reply_Pairs
 	//	*Reply_Push
 	//	*Reply_Keyed
-	Value         isReply_Value `protobuf_oneof:"value"`
+	Value isReply_Value `protobuf_oneof:"value"`
+	// trace is a script's calls, on the reply to the command that ran it
+	// when its Command.trace asked for them; the port never writes it.
+	Trace         *ScriptTrace `protobuf:"bytes,16,opt,name=trace,proto3" json:"trace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -178,7 +327,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -191,7 +340,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{2}
+	return file_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Reply) GetValue() isReply_Value {
@@ -336,6 +485,13 @@ func (x *Reply) GetKeyed() *Replies {
 	return nil
 }
 
+func (x *Reply) GetTrace() *ScriptTrace {
+	if x != nil {
+		return x.Trace
+	}
+	return nil
+}
+
 type isReply_Value interface {
 	isReply_Value()
 }
@@ -439,7 +595,7 @@ type Replies struct {
 
 func (x *Replies) Reset() {
 	*x = Replies{}
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +607,7 @@ func (x *Replies) String() string {
 func (*Replies) ProtoMessage() {}
 
 func (x *Replies) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +620,7 @@ func (x *Replies) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replies.ProtoReflect.Descriptor instead.
 func (*Replies) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{3}
+	return file_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Replies) GetItems() []*Reply {
@@ -478,13 +634,25 @@ var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
 	"\n" +
-	"\bkv.proto\x12\x10coppice.messages\"L\n" +
+	"\bkv.proto\x12\x10coppice.messages\"b\n" +
 	"\aCommand\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\fR\x04args\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x12\x16\n" +
-	"\x06origin\x18\x03 \x01(\tR\x06origin\"E\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x14\n" +
+	"\x05trace\x18\x04 \x01(\rR\x05trace\"A\n" +
+	"\vScriptTrace\x122\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1c.coppice.messages.ScriptCallR\x05calls\"\x8a\x01\n" +
+	"\n" +
+	"ScriptCall\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\fR\x04args\x12\x16\n" +
+	"\x06failed\x18\x03 \x01(\bR\x06failed\x12\x1d\n" +
+	"\n" +
+	"acl_denied\x18\x04 \x01(\x05R\taclDenied\x12\x1d\n" +
+	"\n" +
+	"acl_object\x18\x05 \x01(\tR\taclObject\"E\n" +
 	"\fCommandBatch\x125\n" +
-	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xb0\x04\n" +
+	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xe5\x04\n" +
 	"\x05Reply\x12\x18\n" +
 	"\x06status\x18\x01 \x01(\tH\x00R\x06status\x12\x16\n" +
 	"\x05error\x18\x02 \x01(\tH\x00R\x05error\x12\x1a\n" +
@@ -502,7 +670,8 @@ const file_kv_proto_rawDesc = "" +
 	"\bverbatim\x18\f \x01(\tH\x00R\bverbatim\x121\n" +
 	"\x05pairs\x18\r \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05pairs\x12/\n" +
 	"\x04push\x18\x0e \x01(\v2\x19.coppice.messages.RepliesH\x00R\x04push\x121\n" +
-	"\x05keyed\x18\x0f \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05keyedB\a\n" +
+	"\x05keyed\x18\x0f \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05keyed\x123\n" +
+	"\x05trace\x18\x10 \x01(\v2\x1d.coppice.messages.ScriptTraceR\x05traceB\a\n" +
 	"\x05value\"8\n" +
 	"\aReplies\x12-\n" +
 	"\x05items\x18\x01 \x03(\v2\x17.coppice.messages.ReplyR\x05itemsB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
@@ -519,27 +688,31 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_kv_proto_goTypes = []any{
 	(*Command)(nil),      // 0: coppice.messages.Command
-	(*CommandBatch)(nil), // 1: coppice.messages.CommandBatch
-	(*Reply)(nil),        // 2: coppice.messages.Reply
-	(*Replies)(nil),      // 3: coppice.messages.Replies
+	(*ScriptTrace)(nil),  // 1: coppice.messages.ScriptTrace
+	(*ScriptCall)(nil),   // 2: coppice.messages.ScriptCall
+	(*CommandBatch)(nil), // 3: coppice.messages.CommandBatch
+	(*Reply)(nil),        // 4: coppice.messages.Reply
+	(*Replies)(nil),      // 5: coppice.messages.Replies
 }
 var file_kv_proto_depIdxs = []int32{
-	0, // 0: coppice.messages.CommandBatch.commands:type_name -> coppice.messages.Command
-	3, // 1: coppice.messages.Reply.array:type_name -> coppice.messages.Replies
-	3, // 2: coppice.messages.Reply.map:type_name -> coppice.messages.Replies
-	3, // 3: coppice.messages.Reply.set:type_name -> coppice.messages.Replies
-	3, // 4: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
-	3, // 5: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
-	3, // 6: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
-	2, // 7: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	2,  // 0: coppice.messages.ScriptTrace.calls:type_name -> coppice.messages.ScriptCall
+	0,  // 1: coppice.messages.CommandBatch.commands:type_name -> coppice.messages.Command
+	5,  // 2: coppice.messages.Reply.array:type_name -> coppice.messages.Replies
+	5,  // 3: coppice.messages.Reply.map:type_name -> coppice.messages.Replies
+	5,  // 4: coppice.messages.Reply.set:type_name -> coppice.messages.Replies
+	5,  // 5: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
+	5,  // 6: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
+	5,  // 7: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
+	1,  // 8: coppice.messages.Reply.trace:type_name -> coppice.messages.ScriptTrace
+	4,  // 9: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -547,7 +720,7 @@ func file_kv_proto_init() {
 	if File_kv_proto != nil {
 		return
 	}
-	file_kv_proto_msgTypes[2].OneofWrappers = []any{
+	file_kv_proto_msgTypes[4].OneofWrappers = []any{
 		(*Reply_Status)(nil),
 		(*Reply_Error)(nil),
 		(*Reply_Integer)(nil),
@@ -570,7 +743,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

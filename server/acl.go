@@ -194,15 +194,25 @@ func (l *aclLog) add(e *aclLogEntry) {
 
 // logDenied records a refusal of args for c (context: toplevel, multi).
 func (c *conn) logDenied(result, pos int, args [][]byte, context string) {
+	object := kv.ACLCommandName(args)
+	if result == kv.ACLDeniedKey || result == kv.ACLDeniedChannel {
+		object = string(args[pos])
+	}
+	c.logDeniedObject(result, object, context)
+}
+
+// logDeniedObject records a refusal (kv.ACLDenied*) of object, the
+// command, key or channel refused, for c (context: toplevel, multi, lua).
+func (c *conn) logDeniedObject(result int, object, context string) {
 	e := &aclLogEntry{context: context, username: c.userName(), at: time.Now(),
-		client: strings.TrimSuffix(c.info(), "\n")}
+		client: strings.TrimSuffix(c.info(), "\n"), object: object}
 	switch result {
 	case kv.ACLDeniedCmd:
-		e.reason, e.object = "command", kv.ACLCommandName(args)
+		e.reason = "command"
 	case kv.ACLDeniedKey:
-		e.reason, e.object = "key", string(args[pos])
+		e.reason = "key"
 	case kv.ACLDeniedChannel:
-		e.reason, e.object = "channel", string(args[pos])
+		e.reason = "channel"
 	}
 	c.s.aclLog.add(e)
 }

@@ -40,7 +40,7 @@ func TestACLLogAsRedis(t *testing.T) {
 	for side, connect := range []func() *client{redisConn, func() *client { return dial(t, srv) }} {
 		admin, user := connect(), connect()
 		for _, cmd := range []string{
-			"ACL SETUSER app on >pw ~app:* +get +set +multi +exec +auth",
+			"ACL SETUSER app on >pw ~app:* +get +set +multi +exec +auth +eval",
 			"AUTH app nope",
 			"AUTH nobody pw",
 			"AUTH app pw",
@@ -53,6 +53,11 @@ func TestACLLogAsRedis(t *testing.T) {
 			"SET other v",
 			"DISCARD",
 			"INCR app:1",
+			"EXEC",
+			// A script's refused calls: context lua.
+			`EVAL "return redis.pcall('incr', KEYS[1])" 1 app:1`,
+			`EVAL "return redis.pcall('get', 'other')" 0`,
+			`EVAL "return redis.pcall('get', 'other')" 0`,
 		} {
 			c := user
 			if strings.HasPrefix(cmd, "ACL") {
@@ -73,5 +78,13 @@ func TestACLLogAsRedis(t *testing.T) {
 	// transaction DISCARD (not allowed) left open, another.
 	if !strings.Contains(logs[1][0], "[count :2 reason command context toplevel object incr username app") {
 		t.Errorf("ACL LOG: the two INCRs are not one entry: %s", logs[1][0])
+	}
+	// A script's refused calls are logged in context lua, the two alike
+	// as one entry.
+	for _, want := range []string{"[count :1 reason command context lua object incr username app",
+		"[count :2 reason key context lua object other username app"} {
+		if !strings.Contains(logs[1][0], want) {
+			t.Errorf("ACL LOG lacks %q: %s", want, logs[1][0])
+		}
 	}
 }

@@ -276,6 +276,9 @@ func (c *conn) drain() {
 	st := c.s.stats
 	for i, p := range c.pending {
 		r := p.p.Wait()
+		if tr := r.GetTrace(); tr != nil {
+			c.scriptCalls(tr)
+		}
 		took := p.took
 		if !p.start.IsZero() {
 			took = time.Since(p.start)

@@ -124,12 +124,16 @@ func cloneExcept(args [][]byte, keep func(i int) bool) [][]byte {
 }
 
 func (c *conn) issueWrite(shard int, args [][]byte) Pending {
+	return c.issueWriteCmd(shard, &messages.Command{Args: args, NowMs: nowMs()})
+}
+
+// issueWriteCmd is issueWrite of a command made already.
+func (c *conn) issueWriteCmd(shard int, cmd *messages.Command) Pending {
 	if c.readShard[shard] {
 		// Reads issued earlier must not see this write.
 		c.drain()
 	}
 	c.writeShard[shard] = true
-	cmd := &messages.Command{Args: args, NowMs: nowMs()}
 	if c.trk != nil {
 		cmd.Origin = c.origin()
 	}
@@ -149,12 +153,17 @@ func (c *conn) propose(shard int, cmd *messages.Command) Pending {
 }
 
 func (c *conn) issueRead(shard int, args [][]byte) Pending {
+	return c.issueReadCmd(shard, &messages.Command{Args: args, NowMs: nowMs()})
+}
+
+// issueReadCmd is issueRead of a command made already.
+func (c *conn) issueReadCmd(shard int, cmd *messages.Command) Pending {
 	if c.writeShard[shard] {
 		// A read must see the writes issued before it: wait for them.
 		c.drain()
 	}
 	c.readShard[shard] = true
-	return c.s.backend.Read(shard, &messages.Command{Args: args, NowMs: nowMs()})
+	return c.s.backend.Read(shard, cmd)
 }
 
 func (c *conn) write(shard int, args [][]byte) {

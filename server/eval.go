@@ -149,10 +149,47 @@ func (c *conn) runScript(name string, args [][]byte) {
 	}
 	c.timing.args = append([][]byte{[]byte(strings.ToUpper(name))}, cmd[2:]...) // the slow log's view
 	shard = max(shard, 0)
+	command := &messages.Command{Args: cmd, NowMs: nowMs(), Trace: c.s.scriptTrace()}
 	if read {
-		c.push(c.issueRead(shard, cmd))
+		c.push(c.issueReadCmd(shard, command))
 	} else {
-		c.push(c.issueWrite(shard, cmd))
+		c.push(c.issueWriteCmd(shard, command))
+	}
+}
+
+// scriptTrace is the trace a script's command asks for: its calls always
+// (for the command statistics and ACL LOG), their arguments too while a
+// MONITOR is on.
+func (s *Server) scriptTrace() uint32 {
+	if s.monitors.n.Load() > 0 {
+		return kv.TraceArgs
+	}
+	return kv.TraceCalls
+}
+
+// scriptCalls accounts for the calls a script made for this connection's
+// client (its reply's trace) as Redis accounts for a script's calls: each
+// counts in its command's statistics, the monitors see it as the client
+// "lua", and one the client's ACL rules refused goes to the ACL log
+// (context "lua").
+func (c *conn) scriptCalls(tr *messages.ScriptTrace) {
+	st := c.s.stats
+	for _, call := range tr.GetCalls() {
+		if denied := call.GetAclDenied(); denied != 0 {
+			c.logDeniedObject(int(denied), call.GetAclObject(), "lua")
+			continue
+		}
+		spec, _ := kv.Lookup([]byte(call.GetName()))
+		st.commands.Add(1)
+		if cs := st.command(spec); cs != nil {
+			cs.calls.Add(1)
+			if call.GetFailed() {
+				cs.failed.Add(1)
+			}
+		}
+		if args := call.GetArgs(); len(args) > 0 {
+			c.s.feedMonitors("lua", args)
+		}
 	}
 }
 

@@ -5,8 +5,10 @@ package server
 // "arg" ..."), but the ones Redis leaves out (unknown, wrong arity, admin
 // commands), with AUTH's and HELLO's secrets redacted; a transaction's
 // commands at its EXEC, before it. A node's monitor sees that node's
-// clients (as a Redis Cluster node's does its own), and a script as its
-// EVAL: its calls run inside its shard on every replica.
+// clients (as a Redis Cluster node's does its own), a script as its EVAL
+// (or FCALL), then its calls as the client "lua", as Redis shows them:
+// they run inside the script's shard, and come back with its reply
+// (messages.ScriptTrace).
 
 import (
 	"fmt"
@@ -60,13 +62,19 @@ func (c *conn) unmonitor() {
 
 // feedMonitors shows a command the connection runs to the monitors.
 func (c *conn) feedMonitors(args [][]byte) {
-	m := &c.s.monitors
+	c.s.feedMonitors(c.nc.RemoteAddr().String(), args)
+}
+
+// feedMonitors shows the monitors a command run by the client at addr
+// ("lua" for a script's call, as Redis names it).
+func (s *Server) feedMonitors(addr string, args [][]byte) {
+	m := &s.monitors
 	if m.n.Load() == 0 || !monitored(args) {
 		return
 	}
 	now := time.Now()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d.%06d [0 %s]", now.Unix(), now.Nanosecond()/1000, c.nc.RemoteAddr())
+	fmt.Fprintf(&b, "%d.%06d [0 %s]", now.Unix(), now.Nanosecond()/1000, addr)
 	redact := redacted(args)
 	for i, a := range args {
 		b.WriteByte(' ')

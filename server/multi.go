@@ -44,9 +44,10 @@ type txEntry struct {
 	local  *messages.Reply
 	shape  func(*messages.Reply) *messages.Reply
 	atExec func() *messages.Reply // PUBLISH, SPUBLISH, WAIT: run at EXEC
-	// aclArgs is the command as queued, kept for a user whose ACL rules
-	// are checked again at EXEC.
-	aclArgs [][]byte
+	// queued is the command as the client sent it, kept for a user whose
+	// ACL rules are checked again at EXEC, and for the monitors, which
+	// see it at EXEC (kept while one is on).
+	queued [][]byte
 }
 
 // watched is a connection's watched keys, their shard and digests.
@@ -120,13 +121,14 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 	return true
 }
 
-// queueKept queues a command, and keeps it for EXEC's ACL check when the
-// connection's user has rules to check.
+// queueKept queues a command, and keeps it as sent for EXEC's ACL check
+// when the connection's user has rules to check, and for the monitors
+// while one is on.
 func (c *conn) queueKept(name string, args [][]byte) bool {
 	n := len(c.tx.entries)
 	done := c.queue(name, args)
-	if u := c.aclUser(); u != nil && !u.Open() && len(c.tx.entries) > n {
-		c.tx.entries[len(c.tx.entries)-1].aclArgs = cloneAll(args)
+	if u := c.aclUser(); len(c.tx.entries) > n && (c.s.monitors.n.Load() > 0 || (u != nil && !u.Open())) {
+		c.tx.entries[len(c.tx.entries)-1].queued = cloneAll(args)
 	}
 	return done
 }
@@ -143,8 +145,8 @@ func (c *conn) recheckACL(t *tx) {
 	for i := range t.entries {
 		e := &t.entries[i]
 		runs := e.local == nil && e.atExec == nil
-		if e.aclArgs != nil {
-			if r := c.execDenied(u, e.aclArgs); r != nil {
+		if e.queued != nil {
+			if r := c.execDenied(u, e.queued); r != nil {
 				if runs {
 					t.cmds = append(t.cmds[:k], t.cmds[k+1:]...)
 				}
@@ -297,8 +299,10 @@ func (c *conn) enqueue(shard int, cmd [][]byte, shape func(*messages.Reply) *mes
 // exec runs the open transaction on its shard.
 func (c *conn) exec() {
 	if t := c.tx; t != nil && !t.aborted {
-		for _, q := range t.cmds {
-			c.feedMonitors(q)
+		for _, e := range t.entries {
+			if e.queued != nil {
+				c.feedMonitors(e.queued)
+			}
 		}
 	}
 	c.feedMonitors([][]byte{[]byte("EXEC")})
@@ -332,6 +336,12 @@ func (c *conn) exec() {
 	}
 	c.timing.start, c.timing.write = time.Now(), true
 	cmd := kv.ExecCommand(nowMs(), keys, digests, t.cmds)
+	for _, q := range t.cmds {
+		if kv.IsScript(q) {
+			cmd.Trace = c.s.scriptTrace() // its scripts' calls
+			break
+		}
+	}
 	if c.trk != nil {
 		for _, q := range t.cmds {
 			c.rememberRead(c.lower(q[0]), q)
@@ -358,7 +368,9 @@ func (e *execReply) Wait() *messages.Reply {
 	if _, ok := r.GetValue().(*messages.Reply_Array); !ok {
 		return r // nil (a watched key changed), or an error for all
 	}
-	return assemble(e.entries, r.GetArray().GetItems())
+	a := assemble(e.entries, r.GetArray().GetItems())
+	a.Trace = r.GetTrace() // its scripts' calls
+	return a
 }
 
 // assemble is EXEC's array: each entry's answer, the shard's replies in

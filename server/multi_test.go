@@ -95,7 +95,7 @@ func (b *engineBackend) Propose(shard int, cmd *messages.Command) Pending {
 func (b *engineBackend) Read(shard int, cmd *messages.Command) Pending {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return done{kv.Read(b.shards[shard], cmd.Args, cmd.NowMs)}
+	return done{kv.ReadCommand(b.shards[shard], cmd)}
 }
 func (b *engineBackend) Scan(int, *messages.ScanShard) Pending {
 	return done{errorf("ERR no SCAN in this test")}

@@ -86,7 +86,7 @@ func (b *floorBackend) Read(shard int, cmd *messages.Command) server.Pending {
 	s := b.shards[shard]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return floorDone{kv.Read(s, cmd.GetArgs(), cmd.GetNowMs())}
+	return floorDone{kv.ReadCommand(s, cmd)}
 }
 
 func (b *floorBackend) Scan(int, *messages.ScanShard) server.Pending {
