@@ -41,13 +41,13 @@ func Exec(w Writer, cmd *messages.Command) *messages.Reply {
 }
 
 func exec(w Writer, cmd *messages.Command, ev *EventLog) *messages.Reply {
-	trace := newCallTrace(cmd.GetTrace())
+	trace := newTrace(cmd.GetTrace())
 	return trace.attach(execArgs(w, cmd.GetArgs(), cmd.GetNowMs(), ev, trace))
 }
 
-// execArgs runs args on w at time now, its events to ev and its scripts'
-// calls to trace (each may be nil).
-func execArgs(w Writer, args [][]byte, now int64, ev *EventLog, trace *callTrace) *messages.Reply {
+// execArgs runs args on w at time now, its events to ev and what its
+// trace asks for to trace (each may be nil).
+func execArgs(w Writer, args [][]byte, now int64, ev *EventLog, trace *cmdTrace) *messages.Reply {
 	t := &txn{r: w, w: w, now: now, ev: ev, trace: trace}
 	if len(args) > 0 && internal(args[0]) {
 		switch string(args[0]) {
@@ -85,7 +85,7 @@ func Read(r Reader, args [][]byte, nowMs int64) *messages.Reply {
 	return read(r, args, nowMs, nil)
 }
 
-func read(r Reader, args [][]byte, nowMs int64, trace *callTrace) (reply *messages.Reply) {
+func read(r Reader, args [][]byte, nowMs int64, trace *cmdTrace) (reply *messages.Reply) {
 	var run func(t *txn, args [][]byte) *messages.Reply
 	if len(args) > 0 {
 		switch name := string(args[0]); name {
@@ -176,9 +176,9 @@ type txn struct {
 	now int64
 	rng *rand.Rand // a script's: its random reads are the same on every replica
 	ev  *EventLog  // where the keyspace events go (nil: nowhere)
-	// trace collects the scripts' calls when the command asked (nil:
-	// it did not).
-	trace *callTrace
+	// trace collects what the command's trace asked for (nil: nothing):
+	// its scripts' calls, its reads' missing keys.
+	trace *cmdTrace
 }
 
 // intN, perm and shuffle are the command's random choices: a script's
@@ -230,6 +230,7 @@ func (t *txn) lookup(key []byte) entry {
 	if !ok {
 		if t.w == nil {
 			keyspace.misses.Add(1)
+			t.trace.missed(key)
 		}
 		return e
 	}
@@ -245,6 +246,7 @@ func (t *txn) lookup(key []byte) entry {
 			keyspace.expired.Add(1)
 		} else {
 			keyspace.misses.Add(1)
+			t.trace.missed(key)
 		}
 		return entry{key: key, mk: e.mk}
 	}

@@ -32,7 +32,7 @@ const (
 	ClassExpired                      // x: a key deleted at its expiry
 	ClassEvicted                      // e: never fired (no eviction)
 	ClassStream                       // t
-	ClassKeyMiss                      // m: never fired (reads do not notify)
+	ClassKeyMiss                      // m: a key a read did not find (TraceMisses)
 	ClassModule                       // d: never fired (no modules)
 	ClassNew                          // n: a key added
 )

@@ -38,11 +38,12 @@ type Command struct {
 	// TRACKING (its node's port instance, the connection and its write);
 	// empty unless that client tracks keys. The engine ignores it.
 	Origin string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
-	// trace asks a script's (or a transaction's scripts') reply to report
-	// the script's calls (Reply.trace), for the command statistics, MONITOR
-	// and ACL LOG of the node that runs the script for its client: 0 none,
-	// 1 each call's command and outcome, 2 its arguments too. Only the
-	// reply to the proposer carries it; replicas ignore it.
+	// trace asks the reply to report what the command did that the node
+	// the client is on accounts for (Reply.trace), flags: 1 a script's (or
+	// a transaction's scripts') calls, each call's command and outcome, for
+	// its command statistics and ACL LOG; 2 their arguments too, for
+	// MONITOR; 4 the keys a read found missing, for its keymiss events. Only
+	// the reply to the proposer carries it; replicas ignore it.
 	Trace         uint32 `protobuf:"varint,4,opt,name=trace,proto3" json:"trace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -106,29 +107,32 @@ func (x *Command) GetTrace() uint32 {
 	return 0
 }
 
-// ScriptTrace is the calls a script made (redis.call, redis.pcall), in
-// their order, as Command.trace asked.
-type ScriptTrace struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Calls         []*ScriptCall          `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+// Trace is what Command.trace asked of a command.
+type Trace struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// calls: a script's calls (redis.call, redis.pcall), in their order.
+	Calls []*ScriptCall `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	// missed: the keys a read looked up and did not find (a key past its
+	// expiry included), in their order, as Redis fires keymiss.
+	Missed        [][]byte `protobuf:"bytes,2,rep,name=missed,proto3" json:"missed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ScriptTrace) Reset() {
-	*x = ScriptTrace{}
+func (x *Trace) Reset() {
+	*x = Trace{}
 	mi := &file_kv_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ScriptTrace) String() string {
+func (x *Trace) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ScriptTrace) ProtoMessage() {}
+func (*Trace) ProtoMessage() {}
 
-func (x *ScriptTrace) ProtoReflect() protoreflect.Message {
+func (x *Trace) ProtoReflect() protoreflect.Message {
 	mi := &file_kv_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -140,14 +144,21 @@ func (x *ScriptTrace) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ScriptTrace.ProtoReflect.Descriptor instead.
-func (*ScriptTrace) Descriptor() ([]byte, []int) {
+// Deprecated: Use Trace.ProtoReflect.Descriptor instead.
+func (*Trace) Descriptor() ([]byte, []int) {
 	return file_kv_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *ScriptTrace) GetCalls() []*ScriptCall {
+func (x *Trace) GetCalls() []*ScriptCall {
 	if x != nil {
 		return x.Calls
+	}
+	return nil
+}
+
+func (x *Trace) GetMissed() [][]byte {
+	if x != nil {
+		return x.Missed
 	}
 	return nil
 }
@@ -306,9 +317,9 @@ type Reply struct {
 	//	*Reply_Push
 	//	*Reply_Keyed
 	Value isReply_Value `protobuf_oneof:"value"`
-	// trace is a script's calls, on the reply to the command that ran it
-	// when its Command.trace asked for them; the port never writes it.
-	Trace         *ScriptTrace `protobuf:"bytes,16,opt,name=trace,proto3" json:"trace,omitempty"`
+	// trace is what the command's Command.trace asked for, on its reply;
+	// the port never writes it.
+	Trace         *Trace `protobuf:"bytes,16,opt,name=trace,proto3" json:"trace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,7 +496,7 @@ func (x *Reply) GetKeyed() *Replies {
 	return nil
 }
 
-func (x *Reply) GetTrace() *ScriptTrace {
+func (x *Reply) GetTrace() *Trace {
 	if x != nil {
 		return x.Trace
 	}
@@ -639,9 +650,10 @@ const file_kv_proto_rawDesc = "" +
 	"\x04args\x18\x01 \x03(\fR\x04args\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x12\x16\n" +
 	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x14\n" +
-	"\x05trace\x18\x04 \x01(\rR\x05trace\"A\n" +
-	"\vScriptTrace\x122\n" +
-	"\x05calls\x18\x01 \x03(\v2\x1c.coppice.messages.ScriptCallR\x05calls\"\x8a\x01\n" +
+	"\x05trace\x18\x04 \x01(\rR\x05trace\"S\n" +
+	"\x05Trace\x122\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1c.coppice.messages.ScriptCallR\x05calls\x12\x16\n" +
+	"\x06missed\x18\x02 \x03(\fR\x06missed\"\x8a\x01\n" +
 	"\n" +
 	"ScriptCall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -652,7 +664,7 @@ const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"acl_object\x18\x05 \x01(\tR\taclObject\"E\n" +
 	"\fCommandBatch\x125\n" +
-	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xe5\x04\n" +
+	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xdf\x04\n" +
 	"\x05Reply\x12\x18\n" +
 	"\x06status\x18\x01 \x01(\tH\x00R\x06status\x12\x16\n" +
 	"\x05error\x18\x02 \x01(\tH\x00R\x05error\x12\x1a\n" +
@@ -670,8 +682,8 @@ const file_kv_proto_rawDesc = "" +
 	"\bverbatim\x18\f \x01(\tH\x00R\bverbatim\x121\n" +
 	"\x05pairs\x18\r \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05pairs\x12/\n" +
 	"\x04push\x18\x0e \x01(\v2\x19.coppice.messages.RepliesH\x00R\x04push\x121\n" +
-	"\x05keyed\x18\x0f \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05keyed\x123\n" +
-	"\x05trace\x18\x10 \x01(\v2\x1d.coppice.messages.ScriptTraceR\x05traceB\a\n" +
+	"\x05keyed\x18\x0f \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05keyed\x12-\n" +
+	"\x05trace\x18\x10 \x01(\v2\x17.coppice.messages.TraceR\x05traceB\a\n" +
 	"\x05value\"8\n" +
 	"\aReplies\x12-\n" +
 	"\x05items\x18\x01 \x03(\v2\x17.coppice.messages.ReplyR\x05itemsB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
@@ -691,14 +703,14 @@ func file_kv_proto_rawDescGZIP() []byte {
 var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_kv_proto_goTypes = []any{
 	(*Command)(nil),      // 0: coppice.messages.Command
-	(*ScriptTrace)(nil),  // 1: coppice.messages.ScriptTrace
+	(*Trace)(nil),        // 1: coppice.messages.Trace
 	(*ScriptCall)(nil),   // 2: coppice.messages.ScriptCall
 	(*CommandBatch)(nil), // 3: coppice.messages.CommandBatch
 	(*Reply)(nil),        // 4: coppice.messages.Reply
 	(*Replies)(nil),      // 5: coppice.messages.Replies
 }
 var file_kv_proto_depIdxs = []int32{
-	2,  // 0: coppice.messages.ScriptTrace.calls:type_name -> coppice.messages.ScriptCall
+	2,  // 0: coppice.messages.Trace.calls:type_name -> coppice.messages.ScriptCall
 	0,  // 1: coppice.messages.CommandBatch.commands:type_name -> coppice.messages.Command
 	5,  // 2: coppice.messages.Reply.array:type_name -> coppice.messages.Replies
 	5,  // 3: coppice.messages.Reply.map:type_name -> coppice.messages.Replies
@@ -706,7 +718,7 @@ var file_kv_proto_depIdxs = []int32{
 	5,  // 5: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
 	5,  // 6: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
 	5,  // 7: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
-	1,  // 8: coppice.messages.Reply.trace:type_name -> coppice.messages.ScriptTrace
+	1,  // 8: coppice.messages.Reply.trace:type_name -> coppice.messages.Trace
 	4,  // 9: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
 	10, // [10:10] is the sub-list for method output_type
 	10, // [10:10] is the sub-list for method input_type

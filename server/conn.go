@@ -277,7 +277,7 @@ func (c *conn) drain() {
 	for i, p := range c.pending {
 		r := p.p.Wait()
 		if tr := r.GetTrace(); tr != nil {
-			c.scriptCalls(tr)
+			c.traced(tr)
 		}
 		took := p.took
 		if !p.start.IsZero() {

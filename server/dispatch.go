@@ -172,8 +172,13 @@ func (c *conn) write(shard int, args [][]byte) {
 }
 
 func (c *conn) read(shard int, args [][]byte) {
-	p := c.issueRead(shard, c.own(args))
-	c.push(p)
+	c.push(c.issueClientRead(shard, c.own(args)))
+}
+
+// issueClientRead is issueRead of a client's read (owned), which reports
+// the keys it finds missing while keymiss events are wanted.
+func (c *conn) issueClientRead(shard int, args [][]byte) Pending {
+	return c.issueReadCmd(shard, &messages.Command{Args: args, NowMs: nowMs(), Trace: c.s.missTrace()})
 }
 
 // multi combines the replies of a command's parts.
@@ -184,10 +189,16 @@ type multi struct {
 
 func (m *multi) Wait() *messages.Reply {
 	rs := make([]*messages.Reply, len(m.parts))
+	var missed [][]byte // the parts' traces: reads' missing keys
 	for i, p := range m.parts {
 		rs[i] = p.Wait()
+		missed = append(missed, rs[i].GetTrace().GetMissed()...)
 	}
-	return m.combine(rs)
+	r := m.combine(rs)
+	if len(missed) > 0 {
+		r = &messages.Reply{Value: r.GetValue(), Trace: &messages.Trace{Missed: missed}}
+	}
+	return r
 }
 
 // groups splits keys by shard, keeping each key's position.
@@ -208,7 +219,7 @@ func (c *conn) mget(args [][]byte) {
 	keys := args[1:]
 	order, byShard := c.groups(keys)
 	if len(order) == 1 {
-		c.push(c.issueRead(order[0], args))
+		c.push(c.issueClientRead(order[0], args))
 		return
 	}
 	m := &multi{}
@@ -217,7 +228,7 @@ func (c *conn) mget(args [][]byte) {
 		for _, i := range byShard[sh] {
 			sub = append(sub, keys[i])
 		}
-		m.parts = append(m.parts, c.issueRead(sh, sub))
+		m.parts = append(m.parts, c.issueClientRead(sh, sub))
 	}
 	m.combine = func(rs []*messages.Reply) *messages.Reply {
 		out := make([]*messages.Reply, len(keys))
@@ -272,7 +283,7 @@ func (c *conn) sumKeys(args [][]byte, write bool) {
 		if write {
 			m.parts = append(m.parts, c.issueWrite(sh, sub))
 		} else {
-			m.parts = append(m.parts, c.issueRead(sh, sub))
+			m.parts = append(m.parts, c.issueClientRead(sh, sub))
 		}
 	}
 	c.push(m)

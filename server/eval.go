@@ -144,12 +144,19 @@ func (c *conn) scriptCommand(name string, args [][]byte) (cmd [][]byte, shard in
 func (c *conn) runScript(name string, args [][]byte) {
 	cmd, shard, read, r := c.scriptCommand(name, args)
 	if r != nil {
+		// The slow log's view of a refusal, which may have taken time
+		// (an EVALSHA's script asked of the peers).
+		c.own(args)
 		c.reply(r)
 		return
 	}
 	c.timing.args = append([][]byte{[]byte(strings.ToUpper(name))}, cmd[2:]...) // the slow log's view
 	shard = max(shard, 0)
-	command := &messages.Command{Args: cmd, NowMs: nowMs(), Trace: c.s.scriptTrace()}
+	trace := c.s.scriptTrace()
+	if read {
+		trace |= c.s.missTrace()
+	}
+	command := &messages.Command{Args: cmd, NowMs: nowMs(), Trace: trace}
 	if read {
 		c.push(c.issueReadCmd(shard, command))
 	} else {
@@ -167,12 +174,29 @@ func (s *Server) scriptTrace() uint32 {
 	return kv.TraceCalls
 }
 
-// scriptCalls accounts for the calls a script made for this connection's
-// client (its reply's trace) as Redis accounts for a script's calls: each
-// counts in its command's statistics, the monitors see it as the client
-// "lua", and one the client's ACL rules refused goes to the ACL log
-// (context "lua").
-func (c *conn) scriptCalls(tr *messages.ScriptTrace) {
+// missTrace is the trace a client's read asks for: the keys it finds
+// missing while keymiss events are wanted (notify-keyspace-events' m).
+func (s *Server) missTrace() uint32 {
+	if n := s.cfg.Notify.Load(); n.Fires() && n&kv.ClassKeyMiss != 0 {
+		return kv.TraceMisses
+	}
+	return 0
+}
+
+// traced accounts for what a command did for this connection's client,
+// as its reply's trace tells: the keys its reads found missing fire
+// keymiss events on this node, as Redis's lookups do; and a script's
+// calls are accounted for as Redis accounts for them: each counts in its
+// command's statistics, the monitors see it as the client "lua", and one
+// the client's ACL rules refused goes to the ACL log (context "lua").
+func (c *conn) traced(tr *messages.Trace) {
+	if missed := tr.GetMissed(); len(missed) > 0 {
+		events := make([]kv.Event, len(missed))
+		for i, k := range missed {
+			events[i] = kv.Event{Class: kv.ClassKeyMiss, Name: "keymiss", Key: k}
+		}
+		c.s.Notify(events)
+	}
 	st := c.s.stats
 	for _, call := range tr.GetCalls() {
 		if denied := call.GetAclDenied(); denied != 0 {

@@ -113,3 +113,19 @@ func TestScriptsInMulti(t *testing.T) {
 		"EXEC", "-EXECABORT Transaction discarded because of previous errors.",
 	)
 }
+
+// A refused script command goes into the slow log as the client sent it
+// (an EVALSHA's refusal may take time: its script is asked of the peers).
+// The port once panicked here, the refusal having no arguments kept.
+func TestSlowScriptRefusalLogged(t *testing.T) {
+	_, c, _ := txServer(t)
+	sha := strings.Repeat("ab", 20)
+	script(t, c,
+		"CONFIG SET slowlog-log-slower-than 0", "+OK",
+		"CONFIG SET slowlog-max-len 10", "+OK",
+		"EVALSHA "+sha+" 0", "-NOSCRIPT No matching script. Please use EVAL.",
+	)
+	if got := c.do("SLOWLOG GET 1"); !strings.Contains(got, "[EVALSHA "+sha+" 0]") {
+		t.Fatalf("SLOWLOG GET 1: %s", got)
+	}
+}

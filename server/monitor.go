@@ -116,6 +116,9 @@ func monitored(args [][]byte) bool {
 // the subcommand, MIGRATE's AUTH and AUTH2 credentials, and the values of
 // CONFIG SET's secret parameters.
 func redacted(args [][]byte) func(i int) bool {
+	if len(args) == 0 {
+		return func(int) bool { return false }
+	}
 	switch strings.ToLower(string(args[0])) {
 	case "auth":
 		return func(i int) bool { return i > 0 }
