@@ -45,3 +45,10 @@ func TestHLLAgainstRedisRandomly(t *testing.T) {
 		t.Fatal("no HLL was promoted to dense: the test does not reach it")
 	}
 }
+
+// PFSELFTEST's checks (Redis's own, on this implementation) pass.
+func TestHLLSelfTest(t *testing.T) {
+	if failed := HLLSelfTest(); failed != "" {
+		t.Fatal(failed)
+	}
+}
