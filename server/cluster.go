@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -411,19 +410,15 @@ func (n *topoNode) health() string {
 func (t *topology) replicasOf(id string) *messages.Reply {
 	known := false
 	var out []*messages.Reply
-	for _, line := range strings.Split(strings.TrimSuffix(t.nodes(), "\n"), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			continue
-		}
-		if f[0] == id {
+	for _, l := range t.nodeLines() {
+		if l.id == id {
 			known = true
-			if !slices.Contains(strings.Split(f[2], ","), "master") {
+			if !l.lead {
 				return errorf("ERR The specified node is not a master")
 			}
 		}
-		if f[3] == id {
-			out = append(out, bulkString(line))
+		if l.master == id {
+			out = append(out, bulkString(l.text))
 		}
 	}
 	if !known {
@@ -432,7 +427,26 @@ func (t *topology) replicasOf(id string) *messages.Reply {
 	return array(out...)
 }
 
+// nodeLine is a node's line of CLUSTER NODES, with what CLUSTER
+// REPLICAS asks of it.
+type nodeLine struct {
+	id, master string // master: "-" for a master
+	lead       bool
+	text       string
+}
+
 func (t *topology) nodes() string {
+	var b strings.Builder
+	for _, l := range t.nodeLines() {
+		b.WriteString(l.text)
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// nodeLines are CLUSTER NODES' lines: a node that leads a shard is a
+// master of its slots; any other, a replica of the first shard's leader.
+func (t *topology) nodeLines() []nodeLine {
 	var firstLeader string
 	for i := range t.view.Shards {
 		if n := t.serving(i); n != nil {
@@ -440,7 +454,7 @@ func (t *topology) nodes() string {
 			break
 		}
 	}
-	var b strings.Builder
+	var lines []nodeLine
 	for _, n := range t.order {
 		var flags []string
 		if n.self {
@@ -460,6 +474,7 @@ func (t *topology) nodes() string {
 			flags = append(flags, "fail")
 			link = "disconnected"
 		}
+		var b strings.Builder
 		fmt.Fprintf(&b, "%s %s:%d@%d %s %s 0 0 0 %s", n.id, n.host, n.port, n.bus, strings.Join(flags, ","), master, link)
 		for i, s := range t.view.Shards {
 			if n.lead && s.Leader == n.Name {
@@ -467,7 +482,7 @@ func (t *topology) nodes() string {
 				fmt.Fprintf(&b, " %d-%d", first, last)
 			}
 		}
-		b.WriteString("\n")
+		lines = append(lines, nodeLine{id: n.id, master: master, lead: n.lead, text: b.String()})
 	}
-	return b.String()
+	return lines
 }
