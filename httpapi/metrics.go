@@ -214,9 +214,10 @@ var (
 	descCommands        = prometheus.NewDesc("coppice_client_commands_total", "Commands clients sent this node.", nil, nil)
 	descErrorReplies    = prometheus.NewDesc("coppice_client_error_replies_total", "Error replies sent to clients, by prefix (Redis's errorstats): TRYAGAIN and AMBIGUOUS come with leader changes, see the README.", []string{"prefix"}, nil)
 	descCommandSeconds  = prometheus.NewDesc("coppice_client_command_duration_seconds", "Time from reading a key-value command to its reply being ready, reads and writes (those that may change data) apart.", []string{"kind"}, nil)
-	descCmdCalls        = prometheus.NewDesc("coppice_client_command_calls_total", "Calls of each command clients sent this node (Redis's commandstats; a subcommand counts with its command).", []string{"command"}, nil)
-	descCmdFailed       = prometheus.NewDesc("coppice_client_command_failed_total", "Error replies to each command.", []string{"command"}, nil)
-	descCmdTime         = prometheus.NewDesc("coppice_client_command_seconds_total", "Time of each key-value command from its read to its reply, summed.", []string{"command"}, nil)
+	descCmdCalls        = prometheus.NewDesc("coppice_client_command_calls_total", "Calls that ran of each command, for this node's clients and their scripts (Redis's commandstats: a subcommand apart, as config|get).", []string{"command"}, nil)
+	descCmdFailed       = prometheus.NewDesc("coppice_client_command_failed_total", "Calls of each command that ran and answered an error.", []string{"command"}, nil)
+	descCmdRejected     = prometheus.NewDesc("coppice_client_command_rejected_total", "Calls of each command refused before they ran: arity, authentication, ACL rules, a leader change's TRYAGAIN...", []string{"command"}, nil)
+	descCmdTime         = prometheus.NewDesc("coppice_client_command_seconds_total", "Time of each command's calls, summed: a key-value command's from its read to its reply.", []string{"command"}, nil)
 	descPubMessages     = prometheus.NewDesc("coppice_pubsub_messages_total", "Messages offered to this node's subscribers: published here (PUBLISH, SPUBLISH) or on another node.", nil, nil)
 	descPubDeliveries   = prometheus.NewDesc("coppice_pubsub_deliveries_total", "Messages queued to this node's subscribers (one per subscriber reached).", nil, nil)
 	descPubSlow         = prometheus.NewDesc("coppice_pubsub_slow_subscribers_total", "Subscribers disconnected for not reading their messages (over 32 MiB queued, or 8 MiB for 60 s).", nil, nil)
@@ -226,7 +227,7 @@ var (
 func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collector {
 	return statsCollector[server.StatsSnapshot]{
 		descs: []*prometheus.Desc{descClientsOpen, descClientsTotal, descClientsRejected, descCommands, descErrorReplies, descCommandSeconds,
-			descCmdCalls, descCmdFailed, descCmdTime, descPubMessages, descPubDeliveries, descPubSlow},
+			descCmdCalls, descCmdFailed, descCmdRejected, descCmdTime, descPubMessages, descPubDeliveries, descPubSlow},
 		read: read,
 		emit: func(st server.StatsSnapshot, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descClientsOpen, prometheus.GaugeValue, float64(st.Open))
@@ -242,6 +243,7 @@ func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collec
 			for name, cs := range st.ByCommand {
 				ch <- prometheus.MustNewConstMetric(descCmdCalls, prometheus.CounterValue, float64(cs.Calls), name)
 				ch <- prometheus.MustNewConstMetric(descCmdFailed, prometheus.CounterValue, float64(cs.Failed), name)
+				ch <- prometheus.MustNewConstMetric(descCmdRejected, prometheus.CounterValue, float64(cs.Rejected), name)
 				ch <- prometheus.MustNewConstMetric(descCmdTime, prometheus.CounterValue, cs.Time.Seconds(), name)
 			}
 			for kind, l := range map[string]server.LatencySnapshot{"read": st.Reads, "write": st.Writes} {

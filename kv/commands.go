@@ -768,14 +768,27 @@ func CheckSubcommand(args [][]byte) *messages.Reply {
 	return errReply(fmt.Sprintf("ERR unknown subcommand '%s'. Try %s HELP.", args[1], strings.ToUpper(s.Name)))
 }
 
-// Sub is the container s's subcommand named name (any case), or nil.
+// Sub is the container s's subcommand named name (any case), or nil. It
+// allocates nothing.
 func (s *Spec) Sub(name []byte) *Spec {
 	for _, sub := range s.Subcommands {
-		if _, n, _ := strings.Cut(sub.Name, "|"); strings.EqualFold(n, string(name)) {
+		if equalFoldASCII(name, sub.Name[len(s.Name)+1:]) { // "client|list"
 			return sub
 		}
 	}
 	return nil
+}
+
+// StatSpec is the command Redis counts args under (s is args[0]'s spec):
+// a container's subcommand (CONFIG GET counts as config|get), the
+// container itself when args name no subcommand (CONFIG alone, which
+// Redis refuses for its arity), nil for an unknown subcommand (which
+// Redis counts nowhere, as an unknown command).
+func StatSpec(s *Spec, args [][]byte) *Spec {
+	if s == nil || len(s.Subcommands) == 0 || len(args) < 2 {
+		return s
+	}
+	return s.Sub(args[1])
 }
 
 func arityOK(arity, n int) bool {

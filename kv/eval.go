@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coppice-kv/coppice/kv/luascript"
 	"github.com/coppice-kv/coppice/messages"
@@ -191,81 +192,101 @@ func (h *scriptHost) Allowed(args [][]byte) (known, allowed bool) {
 }
 
 func (h *scriptHost) Call(args [][]byte) *messages.Reply {
-	s, ok := Lookup(args[0])
-	if !ok {
-		return errReply("ERR Unknown Redis command called from script")
+	s, _ := Lookup(args[0])
+	stat := StatSpec(s, args) // the subcommand, for its flags and arity
+	if stat == nil {
+		r := errReply("ERR Unknown Redis command called from script")
+		h.t.trace.refused(nil, args, r)
+		return r
 	}
-	r, ran := h.call(s, args)
-	if ran {
-		h.t.trace.ran(s, args, r)
+	var start time.Time
+	if h.t.trace != nil {
+		start = time.Now()
+	}
+	r, how := h.call(s, stat, args)
+	switch how {
+	case callRan:
+		h.t.trace.ran(stat, args, r, time.Since(start))
+	case callRefused:
+		h.t.trace.refused(stat, args, r)
 	}
 	return r
 }
 
-// call runs a script's call of s (known) with args, as Redis's scriptCall:
-// ran is false when it refused it before it ran (the caller's ACL rules'
-// refusals are traced).
-func (h *scriptHost) call(s *Spec, args [][]byte) (r *messages.Reply, ran bool) {
-	if !arityOK(s.Arity, len(args)) {
-		return errReply("ERR Wrong number of args calling Redis command from script"), false
+// ErrorCounted is luascript.Counter's: the script's reply is an error one
+// of its calls answered, which the call's statistics count.
+func (h *scriptHost) ErrorCounted() { h.t.trace.errorCounted() }
+
+// What became of a script's call (scriptHost.call).
+const (
+	callRan     = iota
+	callRefused // before it ran
+	callDenied  // by the caller's ACL rules (traced with what they refused)
+)
+
+// call runs a script's call of s (known; stat is kv.StatSpec's, the
+// subcommand) with args, as Redis's scriptCall, whose checks it makes in
+// its order, and tells what became of it (callRan...; the caller's ACL
+// rules' refusals are traced here).
+func (h *scriptHost) call(s, stat *Spec, args [][]byte) (r *messages.Reply, how int) {
+	if !arityOK(s.Arity, len(args)) || !arityOK(stat.Arity, len(args)) {
+		return errReply("ERR Wrong number of args calling Redis command from script"), callRefused
 	}
-	if h.user != nil && !s.Has("noscript") {
+	if stat.Has("noscript") {
+		return errReply("ERR This Redis command is not allowed from script"), callRefused
+	}
+	if h.user != nil {
 		if r, pos := h.user.Check(args); r != ACLOK {
-			h.t.trace.denied(r, pos, args)
-			return errReply("ERR The user executing the script " + aclScriptDenied(r)), false
+			h.t.trace.denied(stat, r, pos, args)
+			return errReply("ERR The user executing the script " + aclScriptDenied(r)), callDenied
 		}
 	}
 	switch s.Name {
 	case "ping":
 		if len(args) > 2 {
-			return errReply("ERR Wrong number of args calling Redis command from script"), false
+			return errReply("ERR Wrong number of args calling Redis command from script"), callRefused
 		}
 		if len(args) == 2 {
-			return bulk(args[1]), true
+			return bulk(args[1]), callRan
 		}
-		return status("PONG"), true
+		return status("PONG"), callRan
 	case "echo":
-		return bulk(args[1]), true
+		return bulk(args[1]), callRan
 	case "time":
 		// The command's time, which every replica shares.
 		return array([]*messages.Reply{
 			bulkString(strconv.FormatInt(h.t.now/1000, 10)),
 			bulkString(strconv.FormatInt(h.t.now%1000*1000, 10)),
-		}), true
+		}), callRan
 	}
-	if s.Has("noscript") || (s.Node && s.Name != "command") {
-		return errReply("ERR This Redis command is not allowed from script"), false
-	}
-	if len(s.Subcommands) > 0 {
-		if r := CheckSubcommand(args); r != nil {
-			return r, false
-		}
+	if s.Node && s.Name != "command" { // the node's own: not the shard's to run
+		return errReply("ERR This Redis command is not allowed from script"), callRefused
 	}
 	if s.Write && h.t.w == nil {
-		return errReply("ERR Write commands are not allowed from read-only scripts."), false
+		return errReply("ERR Write commands are not allowed from read-only scripts."), callRefused
 	}
 	if h.shards > 1 {
 		switch s.Name {
 		case "keys", "scan", "dbsize", "flushdb", "flushall", "randomkey":
-			return errReply(fmt.Sprintf("ERR '%s' from a script sees one shard of %d here: run it outside the script", s.Name, h.shards)), false
+			return errReply(fmt.Sprintf("ERR '%s' from a script sees one shard of %d here: run it outside the script", s.Name, h.shards)), callRefused
 		case "sort", "sort_ro":
 			if r := CheckSortPatterns(args, h.shards); r != nil {
-				return r, false
+				return r, callRefused
 			}
 		}
 	}
 	for _, k := range s.Keys(args) {
 		if ShardOf(Slot(k), h.shards) != h.shard {
-			return errReply("ERR Script attempted to access a non local key in a cluster node"), false
+			return errReply("ERR Script attempted to access a non local key in a cluster node"), callRefused
 		}
 	}
 	if (s.Name == "xread" || s.Name == "xreadgroup") && blockOption(args) {
-		return errReply("ERR " + s.Name + " command is not allowed with BLOCK option from scripts"), false
+		return errReply("ERR " + s.Name + " command is not allowed with BLOCK option from scripts"), callRan // the command's own refusal, in Redis
 	}
 	if s.run == nil { // COMMAND
-		return Command(args), true
+		return Command(args), callRan
 	}
-	return s.run(h.t, args), true
+	return s.run(h.t, args), callRan
 }
 
 // blockOption tells whether XREAD's or XREADGROUP's options, read in

@@ -1,6 +1,11 @@
 package kv
 
-import "github.com/coppice-kv/coppice/messages"
+import (
+	"strings"
+	"time"
+
+	"github.com/coppice-kv/coppice/messages"
+)
 
 // Traces: what a command did that the node its client is on accounts for
 // (messages.Command.trace): a script's calls, which that node counts in
@@ -37,35 +42,76 @@ func (tr *cmdTrace) missed(key []byte) {
 	}
 }
 
-// ran records a call of spec with args that ran and answered r.
-func (tr *cmdTrace) ran(spec *Spec, args [][]byte, r *messages.Reply) {
+// ran records a call of stat (kv.StatSpec's) with args that ran for
+// took and answered r.
+func (tr *cmdTrace) ran(stat *Spec, args [][]byte, r *messages.Reply, took time.Duration) {
 	if tr == nil || !tr.calls {
 		return
 	}
-	c := &messages.ScriptCall{Name: spec.Name, Failed: r.GetError() != ""}
+	c := &messages.ScriptCall{Name: stat.Name, Ns: int64(took)}
+	if e := r.GetError(); e != "" {
+		c.Failed, c.Error = true, errorCode(e)
+	}
+	tr.add(c, args)
+}
+
+// refused records a call of stat (nil: an unknown command or
+// subcommand) refused before it ran with the error r.
+func (tr *cmdTrace) refused(stat *Spec, args [][]byte, r *messages.Reply) {
+	if tr == nil || !tr.calls {
+		return
+	}
+	c := &messages.ScriptCall{Rejected: true, Error: errorCode(r.GetError())}
+	if stat != nil {
+		c.Name = stat.Name
+	}
+	tr.add(c, nil)
+}
+
+// denied records a call of stat the caller's ACL rules refused (result,
+// and the position of the key or channel refused), which did not run.
+func (tr *cmdTrace) denied(stat *Spec, result, pos int, args [][]byte) {
+	if tr == nil || !tr.calls {
+		return
+	}
+	c := &messages.ScriptCall{Name: stat.Name, Rejected: true, Error: "ERR", AclDenied: int32(result), AclObject: ACLCommandName(args)}
+	if result != ACLDeniedCmd {
+		c.AclObject = string(args[pos])
+	}
+	tr.add(c, nil)
+}
+
+// errorCounted records that the command's reply is an error a call
+// answered, which the call's statistics count already.
+func (tr *cmdTrace) errorCounted() {
+	if tr != nil && tr.calls {
+		tr.out.ErrorCounted = true
+	}
+}
+
+// add appends c, with args when the trace wants them (a call that ran:
+// the monitors see it).
+func (tr *cmdTrace) add(c *messages.ScriptCall, args [][]byte) {
 	if tr.args {
 		c.Args = args
 	}
 	tr.out.Calls = append(tr.out.Calls, c)
 }
 
-// denied records a call the caller's ACL rules refused (result, and the
-// position of the key or channel refused), which did not run.
-func (tr *cmdTrace) denied(result, pos int, args [][]byte) {
-	if tr == nil || !tr.calls {
-		return
+// errorCode is an error reply's first word ("WRONGTYPE"), or ERR when
+// that is not one in capitals, as Redis's errorstats take it.
+func errorCode(msg string) string {
+	code, _, _ := strings.Cut(msg, " ")
+	if code == "" || strings.IndexFunc(code, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+		return "ERR"
 	}
-	c := &messages.ScriptCall{AclDenied: int32(result), AclObject: ACLCommandName(args)}
-	if result != ACLDeniedCmd {
-		c.AclObject = string(args[pos])
-	}
-	tr.out.Calls = append(tr.out.Calls, c)
+	return code
 }
 
 // attach returns r with the trace (r itself when there is nothing in it);
 // a copy, as r may be one of the engine's shared replies.
 func (tr *cmdTrace) attach(r *messages.Reply) *messages.Reply {
-	if tr == nil || (len(tr.out.Calls) == 0 && len(tr.out.Missed) == 0) || r == nil {
+	if tr == nil || (len(tr.out.Calls) == 0 && len(tr.out.Missed) == 0 && !tr.out.ErrorCounted) || r == nil {
 		return r
 	}
 	return &messages.Reply{Value: r.Value, Trace: &tr.out}

@@ -114,7 +114,11 @@ type Trace struct {
 	Calls []*ScriptCall `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
 	// missed: the keys a read looked up and did not find (a key past its
 	// expiry included), in their order, as Redis fires keymiss.
-	Missed        [][]byte `protobuf:"bytes,2,rep,name=missed,proto3" json:"missed,omitempty"`
+	Missed [][]byte `protobuf:"bytes,2,rep,name=missed,proto3" json:"missed,omitempty"`
+	// error_counted: the reply is an error one of the calls answered,
+	// which its errorstats count already (the error table's
+	// ignore_error_stats_update in Redis).
+	ErrorCounted  bool `protobuf:"varint,3,opt,name=error_counted,json=errorCounted,proto3" json:"error_counted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,13 +167,21 @@ func (x *Trace) GetMissed() [][]byte {
 	return nil
 }
 
-// ScriptCall is a call that ran, or one the caller's ACL rules refused
-// (acl_denied set); calls refused otherwise (arity, a key of another
-// shard...) are not reported, as Redis does not count them.
+func (x *Trace) GetErrorCounted() bool {
+	if x != nil {
+		return x.ErrorCounted
+	}
+	return false
+}
+
+// ScriptCall is a script's call, as Redis's statistics count it: one that
+// ran, one refused before it ran (rejected, acl_denied), or one of an
+// unknown command or subcommand (no name: it counts in the errorstats
+// alone).
 type ScriptCall struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// name is the command's name in lower case, a subcommand's container's
-	// ("set", "client"), of a call that ran.
+	// name is the command's name as the statistics count it, in lower
+	// case: "set", a subcommand's "client|list".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// args, with trace 2: the call's arguments, its name first, as the
 	// script gave them.
@@ -179,8 +191,17 @@ type ScriptCall struct {
 	// acl_denied: the caller's rules refused the call (kv.ACLDeniedCmd,
 	// ACLDeniedKey, ACLDeniedChannel; 0: they did not), and acl_object the
 	// command, key or channel they refused.
-	AclDenied     int32  `protobuf:"varint,4,opt,name=acl_denied,json=aclDenied,proto3" json:"acl_denied,omitempty"`
-	AclObject     string `protobuf:"bytes,5,opt,name=acl_object,json=aclObject,proto3" json:"acl_object,omitempty"`
+	AclDenied int32  `protobuf:"varint,4,opt,name=acl_denied,json=aclDenied,proto3" json:"acl_denied,omitempty"`
+	AclObject string `protobuf:"bytes,5,opt,name=acl_object,json=aclObject,proto3" json:"acl_object,omitempty"`
+	// rejected: the call was refused before it ran (arity, a command
+	// scripts may not call, the caller's ACL rules, a write in a read-only
+	// script, a key of another shard), as Redis's rejected_calls.
+	Rejected bool `protobuf:"varint,6,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// error is the first word of the error the call answered, failed or
+	// rejected ("ERR", "WRONGTYPE"), for the errorstats.
+	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// ns is the time the call ran, in nanoseconds.
+	Ns            int64 `protobuf:"varint,8,opt,name=ns,proto3" json:"ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -248,6 +269,27 @@ func (x *ScriptCall) GetAclObject() string {
 		return x.AclObject
 	}
 	return ""
+}
+
+func (x *ScriptCall) GetRejected() bool {
+	if x != nil {
+		return x.Rejected
+	}
+	return false
+}
+
+func (x *ScriptCall) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ScriptCall) GetNs() int64 {
+	if x != nil {
+		return x.Ns
+	}
+	return 0
 }
 
 // CommandBatch is one Raft log entry: commands proposed together.
@@ -650,10 +692,11 @@ const file_kv_proto_rawDesc = "" +
 	"\x04args\x18\x01 \x03(\fR\x04args\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x12\x16\n" +
 	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x14\n" +
-	"\x05trace\x18\x04 \x01(\rR\x05trace\"S\n" +
+	"\x05trace\x18\x04 \x01(\rR\x05trace\"x\n" +
 	"\x05Trace\x122\n" +
 	"\x05calls\x18\x01 \x03(\v2\x1c.coppice.messages.ScriptCallR\x05calls\x12\x16\n" +
-	"\x06missed\x18\x02 \x03(\fR\x06missed\"\x8a\x01\n" +
+	"\x06missed\x18\x02 \x03(\fR\x06missed\x12#\n" +
+	"\rerror_counted\x18\x03 \x01(\bR\ferrorCounted\"\xcc\x01\n" +
 	"\n" +
 	"ScriptCall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -662,7 +705,10 @@ const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"acl_denied\x18\x04 \x01(\x05R\taclDenied\x12\x1d\n" +
 	"\n" +
-	"acl_object\x18\x05 \x01(\tR\taclObject\"E\n" +
+	"acl_object\x18\x05 \x01(\tR\taclObject\x12\x1a\n" +
+	"\brejected\x18\x06 \x01(\bR\brejected\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x0e\n" +
+	"\x02ns\x18\b \x01(\x03R\x02ns\"E\n" +
 	"\fCommandBatch\x125\n" +
 	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xdf\x04\n" +
 	"\x05Reply\x12\x18\n" +

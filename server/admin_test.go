@@ -86,7 +86,7 @@ func TestLatencyMonitor(t *testing.T) {
 func TestLatencySamples(t *testing.T) {
 	st := &Stats{}
 	st.latency.threshold.Store(5)
-	h, fast := st.histFor(lookup(t, "get"), nil)
+	h, fast := st.histFor(lookup(t, "get"))
 	if !fast {
 		t.Fatal("GET is not fast")
 	}

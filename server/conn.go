@@ -152,18 +152,23 @@ func (c *conn) serve() {
 		}
 		c.s.stats.commands.Add(1)
 		c.spec, _ = kv.Lookup(args[0])
-		c.timing = timing{stat: c.s.stats.command(c.spec), begin: time.Now()}
+		stat := kv.StatSpec(c.spec, args)
+		queued := c.tx != nil && c.spec != nil && !runsInMulti(c.spec.Name)
+		c.timing = timing{stat: c.s.stats.command(stat), begin: time.Now(), queued: queued}
 		c.noteCommand(args)
-		if c.timing.stat != nil {
-			c.timing.stat.calls.Add(1)
-		}
-		runs := c.tx == nil || c.spec == nil || c.spec.Name == "exec" || c.spec.Name == "discard" // not queued by MULTI
+		runs := !queued
 		if runs {
-			c.timing.hist, c.timing.fast = c.s.stats.histFor(c.spec, args)
+			c.timing.hist, c.timing.fast = c.s.stats.histFor(stat)
 		}
 		c.issuing()
 		c.skipThis, c.skipNext = c.skipNext, false
 		c.command(args)
+		if cs := c.timing.stat; cs != nil && !queued {
+			// Answered outside the pending replies (pub/sub's
+			// confirmations go to the outbox): it ran.
+			c.s.stats.ran(cs)
+			cs.ns.Add(uint64(time.Since(c.timing.begin)))
+		}
 		if runs && c.spec != nil && c.timing.start.IsZero() && !c.spec.Has("skip_slowlog") && c.timing.first != nil {
 			c.slowNodeCommand(args, c.timing.first)
 		}
@@ -196,7 +201,7 @@ func (c *conn) slowNodeCommand(args [][]byte, first Pending) {
 	if !c.s.stats.slow.slow(took) {
 		return
 	}
-	if d, ok := first.(done); ok && notRun(d.r) {
+	if d, ok := first.(done); ok && rejected(d.r) {
 		return
 	}
 	c.s.stats.slow.add(took, args, c.nc.RemoteAddr().String(), c.name)
@@ -237,9 +242,15 @@ type pendingReply struct {
 }
 
 type timing struct {
-	stat  *cmdStat  // the command's counters (nil: an unknown command)
-	begin time.Time // when the port began to run it
-	start time.Time // when a key-value command was read (data)
+	// stat is the command's counters (nil: an unknown command, or
+	// counted already: a command's first reply counts it); ran, whether
+	// that reply counted it as a call, which its next (drain) may find
+	// failed; queued, that MULTI queues it (EXEC counts it).
+	stat   *cmdStat
+	ran    bool
+	queued bool
+	begin  time.Time // when the port began to run it
+	start  time.Time // when a key-value command was read (data)
 	// hist is the command's latency histogram (nil: none to count in, or
 	// counted already); fast, whether Redis flags it fast; took, the run
 	// of a command the node served, once its reply is ready.
@@ -258,10 +269,13 @@ func (c *conn) push(p Pending) {
 		c.trk.issued.Store(c.seq)
 	}
 	t := c.timing
-	if t.hist != nil && t.start.IsZero() {
-		t.took = time.Since(t.begin)
+	if t.stat != nil || t.hist != nil {
+		if t.start.IsZero() {
+			t.took = time.Since(t.begin)
+		}
+		t.ran = c.count(p)
 	}
-	c.timing.hist = nil // a command's first reply counts it
+	c.timing.hist, c.timing.stat = nil, nil // a command's first reply counts it
 	if c.timing.first == nil {
 		c.timing.first = p
 	}
@@ -279,12 +293,15 @@ func (c *conn) drain() {
 		if tr := r.GetTrace(); tr != nil {
 			c.traced(tr)
 		}
+		if p.ran && rejected(r) { // refused where it was sent (the leader)
+			p.stat.calls.Add(^uint64(0))
+			st.processed.Add(-1)
+			p.stat.rejected.Add(1)
+			p.ran = false
+		}
 		took := p.took
 		if !p.start.IsZero() {
 			took = time.Since(p.start)
-			if p.stat != nil {
-				p.stat.ns.Add(uint64(took))
-			}
 			if p.write {
 				st.writes.observe(took)
 			} else {
@@ -294,14 +311,22 @@ func (c *conn) drain() {
 				st.slow.add(took, p.args, c.nc.RemoteAddr().String(), c.name)
 			}
 		}
+		if p.ran {
+			p.stat.ns.Add(uint64(took))
+		}
 		if p.hist != nil {
 			st.commandTook(p.hist, p.fast, took, r)
 		}
 		if e, ok := r.GetValue().(*messages.Reply_Error); ok {
-			st.errorReply(e.Error)
-			if p.stat != nil {
+			if !r.GetTrace().GetErrorCounted() {
+				st.errorReply(e.Error)
+			}
+			if p.ran {
 				p.stat.failed.Add(1)
 			}
+		}
+		if x, ok := p.p.(*execReply); ok {
+			x.count(st, r)
 		}
 		if !p.silent {
 			c.out(r)
@@ -314,6 +339,61 @@ func (c *conn) drain() {
 	c.pending = c.pending[:0]
 	clear(c.readShard)
 	clear(c.writeShard)
+}
+
+// count counts the command being issued by its first reply p, as Redis
+// counts a command: refused before it ran (a rejected call), queued by
+// MULTI (EXEC counts it, unless MULTI refused it), or a call that ran
+// (ran true: drain counts its time, and its error if it answers one).
+func (c *conn) count(p Pending) (ran bool) {
+	cs := c.timing.stat
+	if cs == nil {
+		return false
+	}
+	d, ready := p.(done)
+	switch {
+	case c.timing.queued && ready && d.r.GetError() != "", ready && rejected(d.r):
+		cs.rejected.Add(1)
+		return false
+	case c.timing.queued:
+		return false
+	}
+	c.s.stats.ran(cs)
+	return true
+}
+
+// rejected reports whether r refuses a command before it ran, as Redis's
+// processCommand refuses one (rejected_calls): its arity, an unknown
+// subcommand, authentication, ACL rules, the context (pub/sub, MONITOR),
+// a read-only replica, a cluster's redirections and retries.
+func rejected(r *messages.Reply) bool {
+	e := r.GetError()
+	if e == "" {
+		return false
+	}
+	for _, p := range rejections {
+		if strings.HasPrefix(e, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var rejections = []string{
+	"ERR wrong number of arguments", "ERR unknown subcommand '", "NOAUTH ", "NOPERM ",
+	"ERR Can't execute '", "ERR Replica can't interact with the keyspace", "ERR Command not allowed inside a transaction",
+	"READONLY ", "LOADING ", "BUSY ", "MISCONF ", "OOM ", "MASTERDOWN ", "NOREPLICAS ",
+	"MOVED ", "ASK ", "TRYAGAIN ", "CROSSSLOT ", "CLUSTERDOWN ",
+}
+
+// runsInMulti reports whether a command runs at once in MULTI instead of
+// being queued, as in Redis.
+func runsInMulti(name string) bool {
+	switch name {
+	case "exec", "discard", "multi", "watch", "quit", "reset":
+		return true
+	}
+	return false
 }
 
 func (c *conn) lower(b []byte) string {

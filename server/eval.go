@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/kv/luascript"
@@ -201,14 +202,25 @@ func (c *conn) traced(tr *messages.Trace) {
 	for _, call := range tr.GetCalls() {
 		if denied := call.GetAclDenied(); denied != 0 {
 			c.logDeniedObject(int(denied), call.GetAclObject(), "lua")
-			continue
 		}
-		spec, _ := kv.Lookup([]byte(call.GetName()))
-		st.commands.Add(1)
-		if cs := st.command(spec); cs != nil {
-			cs.calls.Add(1)
+		if e := call.GetError(); e != "" {
+			st.errorReply(e)
+		}
+		spec := specNamed[call.GetName()]
+		cs := st.command(spec)
+		switch {
+		case cs == nil: // an unknown command: its error alone counts
+		case call.GetRejected():
+			cs.rejected.Add(1)
+		default:
+			took := time.Duration(call.GetNs())
+			st.ran(cs)
+			cs.ns.Add(uint64(took))
 			if call.GetFailed() {
 				cs.failed.Add(1)
+			}
+			if h, fast := st.histFor(spec); h != nil {
+				st.commandTook(h, fast, took, nil)
 			}
 		}
 		if args := call.GetArgs(); len(args) > 0 {
@@ -216,6 +228,16 @@ func (c *conn) traced(tr *messages.Trace) {
 		}
 	}
 }
+
+// specNamed is every command and subcommand by its full name
+// ("client|list"), as a script's traced calls name them.
+var specNamed = func() map[string]*kv.Spec {
+	m := make(map[string]*kv.Spec, len(allSpecs))
+	for _, s := range allSpecs {
+		m[s.Name] = s
+	}
+	return m
+}()
 
 // scriptCmd is SCRIPT LOAD, EXISTS, FLUSH, KILL, HELP (and DEBUG,
 // refused).

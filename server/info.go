@@ -164,9 +164,12 @@ func (s *Server) info(args [][]byte) *messages.Reply {
 		var lines []string
 		for _, name := range sortedKeys(st.ByCommand) {
 			cs := st.ByCommand[name]
-			usec := cs.Time.Microseconds()
-			lines = append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=0,failed_calls=%d",
-				name, cs.Calls, usec, float64(usec)/float64(cs.Calls), cs.Failed))
+			usec, perCall := cs.Time.Microseconds(), float32(0)
+			if cs.Calls > 0 {
+				perCall = float32(usec) / float32(cs.Calls) // Redis's (float) division
+			}
+			lines = append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d",
+				name, cs.Calls, usec, perCall, cs.Rejected, cs.Failed))
 		}
 		section("Commandstats", lines)
 	}
@@ -522,7 +525,7 @@ func (s *Server) infoPersistence() []string {
 }
 
 func (s *Server) infoStats(st StatsSnapshot) []string {
-	ops, inKbps, outKbps := s.stats.inst.rates(instSample{at: time.Now(), commands: s.stats.commands.Load(),
+	ops, inKbps, outKbps := s.stats.inst.rates(instSample{at: time.Now(), commands: s.stats.processed.Load(),
 		in: s.stats.netIn.Load(), out: s.stats.netOut.Load()})
 	var errReplies uint64
 	for _, n := range st.ErrorReplies {
@@ -532,7 +535,7 @@ func (s *Server) infoStats(st StatsSnapshot) []string {
 	keys, items, prefixes := s.track.sizes()
 	return []string{
 		fmt.Sprintf("total_connections_received:%d", st.Connections),
-		fmt.Sprintf("total_commands_processed:%d", st.Commands),
+		fmt.Sprintf("total_commands_processed:%d", st.Processed),
 		fmt.Sprintf("instantaneous_ops_per_sec:%d", int64(ops)),
 		fmt.Sprintf("total_net_input_bytes:%d", st.NetIn),
 		fmt.Sprintf("total_net_output_bytes:%d", st.NetOut),

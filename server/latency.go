@@ -123,20 +123,11 @@ func (s *Stats) histograms() []cmdHist {
 	return s.hists
 }
 
-// histFor is the histogram of the command args runs (spec, or its
-// subcommand args[1]) and whether Redis flags that fast; nil when spec is
-// nil. It allocates nothing.
-func (s *Stats) histFor(spec *kv.Spec, args [][]byte) (*cmdHist, bool) {
+// histFor is the histogram of a command (kv.StatSpec's spec: a
+// subcommand's own) and whether Redis flags it fast; nil when spec is nil.
+func (s *Stats) histFor(spec *kv.Spec) (*cmdHist, bool) {
 	if spec == nil {
 		return nil, false
-	}
-	if len(spec.Subcommands) > 0 && len(args) >= 2 {
-		for _, sub := range spec.Subcommands {
-			if name := sub.Name[len(spec.Name)+1:]; equalFold(args[1], name) {
-				spec = sub
-				break
-			}
-		}
 	}
 	i, ok := spec.Index()
 	if !ok {
@@ -176,10 +167,10 @@ func equalFold(b []byte, s string) bool {
 
 // commandTook records a command that ran: its histogram h, and the
 // latency monitor's "fast-command" (fast) or "command" event. r is its
-// reply: a call refused for its arity or an unknown subcommand is none
-// Redis would run.
+// reply: a call refused before it ran (rejected) is none Redis would
+// time.
 func (s *Stats) commandTook(h *cmdHist, fast bool, took time.Duration, r *messages.Reply) {
-	if notRun(r) {
+	if rejected(r) {
 		return
 	}
 	if !s.latencyTrackingOff.Load() {
@@ -192,13 +183,6 @@ func (s *Stats) commandTook(h *cmdHist, fast bool, took time.Duration, r *messag
 		}
 		s.latency.addIfNeeded(event, took)
 	}
-}
-
-// notRun reports whether r refuses a command Redis would not have run:
-// the wrong number of arguments, an unknown subcommand.
-func notRun(r *messages.Reply) bool {
-	e := r.GetError()
-	return e != "" && (strings.HasPrefix(e, "ERR wrong number of arguments") || strings.HasPrefix(e, "ERR unknown subcommand '"))
 }
 
 // resetHistograms empties every histogram (CONFIG RESETSTAT).

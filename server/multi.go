@@ -41,6 +41,7 @@ type tx struct {
 // reply, reshaped if shape is set (a blocking pop, run as its
 // non-blocking form: inside MULTI it does not block, as in Redis).
 type txEntry struct {
+	stat   *cmdStat // the command's counters, which EXEC counts it in
 	local  *messages.Reply
 	shape  func(*messages.Reply) *messages.Reply
 	atExec func() *messages.Reply // PUBLISH, SPUBLISH, WAIT: run at EXEC
@@ -108,7 +109,7 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 		c.watchKeys(args)
 	case "unwatch":
 		if c.tx != nil {
-			return c.queue(name, args)
+			return c.queueKept(name, args)
 		}
 		c.watch = nil
 		c.reply(replyOK)
@@ -125,10 +126,14 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 // when the connection's user has rules to check, and for the monitors
 // while one is on.
 func (c *conn) queueKept(name string, args [][]byte) bool {
-	n := len(c.tx.entries)
+	n, stat := len(c.tx.entries), c.timing.stat // the QUEUED reply takes it
 	done := c.queue(name, args)
-	if u := c.aclUser(); len(c.tx.entries) > n && (c.s.monitors.n.Load() > 0 || (u != nil && !u.Open())) {
-		c.tx.entries[len(c.tx.entries)-1].queued = cloneAll(args)
+	if len(c.tx.entries) > n {
+		e := &c.tx.entries[len(c.tx.entries)-1]
+		e.stat = stat
+		if u := c.aclUser(); c.s.monitors.n.Load() > 0 || (u != nil && !u.Open()) {
+			e.queued = cloneAll(args)
+		}
 	}
 	return done
 }
@@ -371,6 +376,30 @@ func (e *execReply) Wait() *messages.Reply {
 	a := assemble(e.entries, r.GetArray().GetItems())
 	a.Trace = r.GetTrace() // its scripts' calls
 	return a
+}
+
+// count counts EXEC's commands as Redis counts the calls EXEC makes, by
+// their replies in r, EXEC's answer: each ran (unless the ACL refused it
+// at EXEC), failed if it answered an error, which counts in the error
+// statistics too. Nothing ran when r is not an array (a watched key
+// changed, EXECABORT).
+func (e *execReply) count(st *Stats, r *messages.Reply) {
+	items := r.GetArray().GetItems()
+	if len(items) != len(e.entries) {
+		return
+	}
+	for i, it := range items {
+		msg := it.GetError()
+		if msg != "" {
+			st.errorReply(msg)
+		}
+		if cs := e.entries[i].stat; cs != nil && !rejected(it) {
+			st.ran(cs)
+			if msg != "" {
+				cs.failed.Add(1)
+			}
+		}
+	}
 }
 
 // assemble is EXEC's array: each entry's answer, the shard's replies in

@@ -20,8 +20,8 @@ package server
 // them (HELLO's answer has the connection's id); "@one" sends no PING and
 // reads one frame (in MULTI, where the PING would be queued); "@words"
 // compares each line of the frames with its words in any order (ACL
-// rules); "@closed" expects the connection closed by the server. '#'
-// starts a comment.
+// rules); "@closed" expects the connection closed by the server;
+// "@stats" compares INFO's counters (statsLines). '#' starts a comment.
 // Each file starts on new connections to an empty database on both sides.
 
 import (
@@ -33,6 +33,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,7 +122,10 @@ func runPubSubScript(t *testing.T, file string, dials ...func() (net.Conn, error
 		if rest, ok := strings.CutPrefix(line, "@words "); ok {
 			words, line = true, rest
 		}
-		closed := false
+		closed, stats := false, false
+		if rest, ok := strings.CutPrefix(line, "@stats "); ok {
+			stats, line = true, rest
+		}
 		if rest, ok := strings.CutPrefix(line, "@closed "); ok {
 			closed, line = true, rest
 		}
@@ -170,6 +174,9 @@ func runPubSubScript(t *testing.T, file string, dials ...func() (net.Conn, error
 			}
 			if words {
 				frames = sortedWords(frames)
+			}
+			if stats {
+				frames = statsLines(frames)
 			}
 			got = append(got, frames)
 		}
@@ -325,6 +332,30 @@ func sortedWords(frames []string) []string {
 			lines[j] = strings.Join(w, " ")
 		}
 		out[i] = strings.Join(lines, "\r\n")
+	}
+	return out
+}
+
+// statsLines keeps of INFO's text the counters two servers that ran the
+// same commands share: each command's calls, rejected and failed calls
+// (cmdstat_, in Redis's hash table order: sorted here; the time masked),
+// the errors by prefix (errorstat_), total_commands_processed and
+// total_error_replies.
+func statsLines(frames []string) []string {
+	usec := regexp.MustCompile(`usec=\d+,usec_per_call=[\d.]+,`)
+	out := make([]string, len(frames))
+	for i, f := range frames {
+		var keep []string
+		for _, l := range strings.Split(f, "\r\n") {
+			switch {
+			case strings.HasPrefix(l, "cmdstat_"):
+				keep = append(keep, usec.ReplaceAllString(l, ""))
+			case strings.HasPrefix(l, "errorstat_"), strings.HasPrefix(l, "total_commands_processed:"), strings.HasPrefix(l, "total_error_replies:"):
+				keep = append(keep, l)
+			}
+		}
+		slices.Sort(keep)
+		out[i] = strings.Join(keep, "\n")
 	}
 	return out
 }

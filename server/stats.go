@@ -17,7 +17,11 @@ type Stats struct {
 	open        atomic.Int64 // connections open now
 	connections atomic.Int64 // accepted, ever
 	rejected    atomic.Int64 // refused at --maxclients
-	commands    atomic.Int64
+	commands    atomic.Int64 // read from clients, whatever became of them
+	// processed counts the commands that ran (Redis's
+	// total_commands_processed): not those refused before running, and
+	// a script's calls and a transaction's commands each.
+	processed atomic.Int64
 	// Pub/sub: messages published (here, or on a peer and delivered
 	// here), deliveries to this node's subscribers, and subscribers
 	// disconnected for not reading theirs.
@@ -57,15 +61,18 @@ type Stats struct {
 	peakMemory atomic.Uint64
 }
 
-// cmdStat counts one command: calls, the time of the key-value ones from
-// their read to their reply, and error replies.
+// cmdStat counts one command as Redis's commandstats do: the calls that
+// ran, their time (a key-value command's from its read to its reply, a
+// node command's while it ran), those of them that answered an error
+// (failed), and the calls refused before running (rejected: arity, ACL,
+// authentication, a transaction's queue...).
 type cmdStat struct {
-	calls, ns, failed atomic.Uint64
+	calls, ns, failed, rejected atomic.Uint64
 }
 
-// command returns spec's counters; nil for nil (an unknown command). A
-// subcommand counts with its container (CLIENT LIST as client): callers
-// pass the container.
+// command returns spec's counters; nil for nil (an unknown command or
+// subcommand). A subcommand counts apart from its container (CONFIG GET
+// as config|get): callers pass kv.StatSpec's spec.
 func (s *Stats) command(spec *kv.Spec) *cmdStat {
 	if spec == nil {
 		return nil
@@ -78,11 +85,20 @@ func (s *Stats) command(spec *kv.Spec) *cmdStat {
 	return &s.cmds[i]
 }
 
+// ran counts a call of cs (nil: none to count) that ran.
+func (s *Stats) ran(cs *cmdStat) {
+	if cs != nil {
+		cs.calls.Add(1)
+		s.processed.Add(1)
+	}
+}
+
 // CommandStats are one command's counts (Redis's commandstats).
 type CommandStats struct {
-	Calls, Failed uint64
-	// Time is the key-value commands' time from their read to their
-	// reply; the node's own commands (PING, INFO...) count none.
+	Calls, Failed, Rejected uint64
+	// Time is the calls' time: a key-value command's from its read to
+	// its reply, a node command's (PING, INFO...) while it ran, a
+	// script's call's on the node that ran the script.
 	Time time.Duration
 }
 
@@ -135,13 +151,16 @@ func (l *Latency) snapshot() LatencySnapshot {
 // StatsSnapshot is Stats read at one time.
 type StatsSnapshot struct {
 	Open, Connections, Rejected, Commands int64
+	// Processed counts the commands that ran (total_commands_processed).
+	Processed int64
 	// ErrorReplies counts the error replies by prefix ("ERR",
 	// "WRONGTYPE", "TRYAGAIN", "AMBIGUOUS"...).
 	ErrorReplies map[string]uint64
 	// Reads and Writes time the key-value commands from the moment the
 	// port read them to the moment their reply was ready.
 	Reads, Writes LatencySnapshot
-	// ByCommand counts each command called at least once, by its name.
+	// ByCommand counts each command called or refused at least once, by
+	// its name (a subcommand's is "config|get").
 	ByCommand map[string]CommandStats
 	// Published counts the messages this node's subscribers were offered
 	// (published here, or on a peer); Delivered the deliveries to them;
@@ -155,7 +174,7 @@ type StatsSnapshot struct {
 // Snapshot reads s.
 func (s *Stats) Snapshot() StatsSnapshot {
 	out := StatsSnapshot{Open: s.open.Load(), Connections: s.connections.Load(), Rejected: s.rejected.Load(),
-		Commands: s.commands.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{},
+		Commands: s.commands.Load(), Processed: s.processed.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{},
 		Published: s.published.Load(), Delivered: s.delivered.Load(), SlowSubscribers: s.slowSubscribers.Load(),
 		NetIn: s.netIn.Load(), NetOut: s.netOut.Load()}
 	s.errMu.Lock()
@@ -165,8 +184,9 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	s.errMu.Unlock()
 	out.ByCommand = map[string]CommandStats{}
 	for _, spec := range allSpecs {
-		if st := s.command(spec); st.calls.Load() > 0 {
-			out.ByCommand[spec.Name] = CommandStats{Calls: st.calls.Load(), Failed: st.failed.Load(), Time: time.Duration(st.ns.Load())}
+		st := s.command(spec)
+		if cs := (CommandStats{Calls: st.calls.Load(), Failed: st.failed.Load(), Rejected: st.rejected.Load(), Time: time.Duration(st.ns.Load())}); cs != (CommandStats{}) {
+			out.ByCommand[spec.Name] = cs
 		}
 	}
 	return out
@@ -213,6 +233,7 @@ func (s *Stats) sinceReset() StatsSnapshot {
 	out.Connections -= base.Connections
 	out.Rejected -= base.Rejected
 	out.Commands -= base.Commands
+	out.Processed -= base.Processed
 	out.NetIn -= base.NetIn
 	out.NetOut -= base.NetOut
 	for k, n := range out.ErrorReplies {
@@ -224,8 +245,8 @@ func (s *Stats) sinceReset() StatsSnapshot {
 	}
 	for name, cs := range out.ByCommand {
 		b := base.ByCommand[name]
-		cs.Calls, cs.Failed, cs.Time = cs.Calls-b.Calls, cs.Failed-b.Failed, cs.Time-b.Time
-		if cs.Calls > 0 {
+		cs.Calls, cs.Failed, cs.Rejected, cs.Time = cs.Calls-b.Calls, cs.Failed-b.Failed, cs.Rejected-b.Rejected, cs.Time-b.Time
+		if cs != (CommandStats{}) {
 			out.ByCommand[name] = cs
 		} else {
 			delete(out.ByCommand, name)

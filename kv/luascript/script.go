@@ -251,11 +251,37 @@ func (r *run) call(fn *lua.LFunction, args ...lua.LValue) *messages.Reply {
 		if e, ok := err.(*lua.ApiError); ok && e.Object != nil {
 			obj = e.Object
 		}
+		r.counted(obj)
 		return r.errorReply(obj)
 	}
 	ret := L.Get(-1)
 	L.Pop(1)
-	return r.toReply(ret, 0)
+	reply := r.toReply(ret, 0)
+	if reply.GetError() != "" {
+		r.counted(ret)
+	}
+	return reply
+}
+
+// ignoreStats is the field of an error table that says a command answered
+// the error, which its statistics counted (Redis's).
+const ignoreStats = "ignore_error_stats_update"
+
+// Counter is a Host told when the run's reply is an error a command it
+// called answered (an error table with ignore_error_stats_update), which
+// Redis does not count in its error statistics twice.
+type Counter interface {
+	ErrorCounted()
+}
+
+// counted tells the host, if it is a Counter, that v, the run's error, is
+// a command's.
+func (r *run) counted(v lua.LValue) {
+	if t, ok := v.(*lua.LTable); ok && lua.LVAsBool(t.RawGetString(ignoreStats)) {
+		if c, ok := r.host.(Counter); ok {
+			c.ErrorCounted()
+		}
+	}
 }
 
 func (r *run) strings(items [][]byte) *lua.LTable {
@@ -384,12 +410,12 @@ func errorf(format string, args ...any) *messages.Reply {
 func (r *run) redisCall(L *lua.LState, raise bool) int {
 	args, fail := callArgs(L)
 	if fail != "" {
-		return r.callError(L, raise, fail)
+		return r.callError(L, raise, fail, false)
 	}
 	L.SetTop(0)
 	reply := r.hostCall(L, args)
 	if e, ok := reply.GetValue().(*messages.Reply_Error); ok {
-		return r.callError(L, raise, "-"+e.Error)
+		return r.callError(L, raise, "-"+e.Error, true)
 	}
 	L.Push(r.toLua(L, reply))
 	return 1
@@ -437,9 +463,14 @@ func (r *run) hostCall(L *lua.LState, args [][]byte) (reply *messages.Reply) {
 
 // callError raises the error table of msg (errTable) (redis.call) or
 // returns it (redis.pcall). A raised table carries the script's line, as
-// Redis's.
-func (r *run) callError(L *lua.LState, raise bool, msg string) int {
+// Redis's; the table of an error a command answered (counted) says so, as
+// Redis's does: the run's reply, if it is that error, does not count in
+// the error statistics again (Counter).
+func (r *run) callError(L *lua.LState, raise bool, msg string, counted bool) int {
 	t := errTable(L, msg)
+	if counted {
+		t.RawSetString(ignoreStats, lua.LTrue)
+	}
 	if raise {
 		if line := callerLine(L); line > 0 {
 			t.RawSetString("source", lua.LString("@"+r.chunk))
