@@ -19,6 +19,10 @@ const (
 	// MaxSteps bounds the Lua instructions of one run (a second or two of
 	// this machine's VM).
 	MaxSteps = 100_000_000
+	// MaxLoadSteps bounds the instructions of a library's top level
+	// (FUNCTION LOAD), which only registers its functions: about Redis's
+	// 500 ms load timeout of this machine's VM, as a count.
+	MaxLoadSteps = 10_000_000
 	// MaxBytes bounds the bytes one run creates: strings made by '..',
 	// string.rep, string.format, string.gsub, table.concat and the other
 	// string builders, the replies of redis.call and the values unpack
@@ -35,16 +39,21 @@ const (
 	slotBytes = 16
 )
 
-// stepLimit and byteLimit are MaxSteps and MaxBytes; tests lower them.
+// stepLimit, loadStepLimit and byteLimit are MaxSteps, MaxLoadSteps and
+// MaxBytes; tests lower them.
 var (
-	stepLimit int64 = MaxSteps
-	byteLimit int64 = MaxBytes
+	stepLimit     int64 = MaxSteps
+	loadStepLimit int64 = MaxLoadSteps
+	byteLimit     int64 = MaxBytes
 )
 
 var (
 	errSteps = fmt.Errorf("script exceeded %d Lua instructions: coppice runs a script on every replica and stops it at the same instruction on each", MaxSteps)
 	errBytes = fmt.Errorf("script made more than %d bytes of strings and values: coppice runs a script on every replica and bounds what it makes (build big strings with table.concat, not '..' in a loop)", MaxBytes)
 	errLong  = fmt.Errorf("string longer than %d bytes", maxString)
+	// errLoadTimeout is Redis's error for a library's top level that
+	// runs too long.
+	errLoadTimeout = fmt.Errorf("FUNCTION LOAD timeout")
 )
 
 // budget is the context the VM checks before every instruction: Done
@@ -55,16 +64,23 @@ var (
 type budget struct {
 	run   *run // the run it bounds
 	steps int64
-	bytes int64
-	fatal error
+	// loading: the run is a library's top level (MaxLoadSteps).
+	loading bool
+	bytes   int64
+	fatal   error
 }
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (b *budget) Done() <-chan struct{} {
 	b.steps++
-	if b.steps > stepLimit && b.fatal == nil {
-		b.fatal = errSteps
+	if b.fatal == nil {
+		switch {
+		case b.loading && b.steps > loadStepLimit:
+			b.fatal = errLoadTimeout
+		case b.steps > stepLimit:
+			b.fatal = errSteps
+		}
 	}
 	if b.fatal != nil {
 		return closed

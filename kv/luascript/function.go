@@ -128,12 +128,15 @@ func validName(s string) bool {
 // register_function and log, not call), and returns what it registered.
 func (r *run) register(proto *lua.FunctionProto) (*library, *messages.Reply) {
 	reg := &library{callbacks: map[string]*lua.LFunction{}}
-	r.loading = reg
-	defer func() { r.loading = nil }()
+	r.loading, r.b.loading = reg, true
+	defer func() { r.loading, r.b.loading = nil, false }()
 	r.global.RawSetString("redis", r.loadingAPI())
 	fn := r.L.NewFunctionFromProto(proto)
 	fn.Env = r.view
 	if e := r.call(fn); e.GetError() != "" {
+		if r.b.fatal == errLoadTimeout {
+			return nil, errorf("ERR FUNCTION LOAD timeout")
+		}
 		return nil, &messages.Reply{Value: &messages.Reply_Error{Error: strings.TrimPrefix(e.GetError(), "-")}}
 	}
 	r.global.RawSetString("redis", lua.LNil) // the full API, made when next named

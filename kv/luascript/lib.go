@@ -433,7 +433,7 @@ func (r *run) charged(fn *lua.LFunction, strings bool) lua.LGFunction {
 
 func (r *run) strRep(L *lua.LState) int {
 	s := r.str(L, 1, "rep")
-	n := L.CheckInt(2)
+	n := checkInt(L, 2, "rep")
 	if n <= 0 || len(s) == 0 {
 		L.Push(lua.LString(""))
 		return 1
@@ -593,13 +593,13 @@ func (r *run) random(L *lua.LState) int {
 	case 0:
 		L.Push(lua.LNumber(f))
 	case 1:
-		u := L.CheckInt(1)
+		u := checkInt(L, 1, "random")
 		if u < 1 {
 			L.ArgError(1, "interval is empty")
 		}
 		L.Push(lua.LNumber(math.Floor(f*float64(u)) + 1))
 	case 2:
-		l, u := L.CheckInt(1), L.CheckInt(2)
+		l, u := checkInt(L, 1, "random"), checkInt(L, 2, "random")
 		if l > u {
 			L.ArgError(2, "interval is empty")
 		}
@@ -611,6 +611,6 @@ func (r *run) random(L *lua.LState) int {
 }
 
 func (r *run) randomseed(L *lua.LState) int {
-	r.rand.seed(int32(L.CheckInt(1)))
+	r.rand.seed(int32(checkInt(L, 1, "randomseed")))
 	return 0
 }

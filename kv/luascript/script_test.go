@@ -279,3 +279,24 @@ func FuzzScriptsRunAlike(f *testing.F) {
 		}
 	})
 }
+
+// A library's top level that runs past MaxLoadSteps (a count standing for
+// Redis's 500 ms load timeout) is refused with Redis's error; the same
+// loop in a function it registers runs to MaxSteps.
+func TestLibraryLoadTimeout(t *testing.T) {
+	old := loadStepLimit
+	loadStepLimit = 100_000
+	t.Cleanup(func() { loadStepLimit = old })
+	_, r := LoadLibrary([]byte("#!lua name=loadtimeout\nlocal a = 1\nwhile 1 do a = a + 1 end"))
+	if got := r.GetError(); got != "ERR Error registering functions: ERR FUNCTION LOAD timeout" {
+		t.Fatalf("a looping top level: %q", got)
+	}
+	lib, r := LoadLibrary([]byte("#!lua name=loadok\nlocal n = 0 for i = 1, 20000 do n = n + i end\n" +
+		"redis.register_function('f', function() local m = 0 for i = 1, 200000 do m = m + i end return m end)"))
+	if r != nil {
+		t.Fatalf("a top level within its budget: %v", r)
+	}
+	if got := lib.Call("f", nil, nil, 1, okHost); got.GetInteger() != 200000*200001/2 {
+		t.Fatalf("a function past the load budget: %v", got)
+	}
+}

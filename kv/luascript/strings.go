@@ -82,17 +82,17 @@ func (r *run) strFormat(L *lua.LState) int {
 		}
 		switch conv {
 		case 'c':
-			out.add(pad(spec, string([]byte{byte(L.CheckInt(arg))})))
+			out.add(pad(spec, string([]byte{byte(checkInt(L, arg, "format"))})))
 		case 'd', 'i':
-			out.add(fmt.Sprintf("%"+spec+"d", int64(float64(L.CheckNumber(arg)))))
+			out.add(fmt.Sprintf("%"+spec+"d", int64(checkNumber(L, arg, "format"))))
 		case 'o', 'u', 'x', 'X':
 			c := string(conv)
 			if conv == 'u' {
 				c = "d"
 			}
-			out.add(fmt.Sprintf("%"+spec+c, uint64(int64(float64(L.CheckNumber(arg))))))
+			out.add(fmt.Sprintf("%"+spec+c, uint64(int64(checkNumber(L, arg, "format")))))
 		case 'e', 'E', 'f', 'g', 'G':
-			n := float64(L.CheckNumber(arg))
+			n := checkNumber(L, arg, "format")
 			if math.IsInf(n, 0) || math.IsNaN(n) {
 				s := numberString(n)
 				if strings.Contains(spec, "+") && s[0] != '-' {

@@ -254,19 +254,28 @@ func (r *run) structUnpack(L *lua.LState) int {
 }
 
 // checkNumber is Lua's luaL_checknumber (a number, or a string that reads
-// as one), with Lua's error.
+// as one: luaO_str2d's decimal or hexadecimal, spaces around), with Lua's
+// error. gopher-lua's own CheckNumber takes no string.
 func checkNumber(L *lua.LState, n int, fn string) float64 {
 	switch v := L.Get(n).(type) {
 	case lua.LNumber:
 		return float64(v)
 	case lua.LString:
-		if f, err := strconv.ParseFloat(strings.TrimSpace(string(v)), 64); err == nil {
+		s := strings.TrimSpace(string(v))
+		if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+			if u, err := strconv.ParseUint(h, 16, 64); err == nil {
+				return float64(u)
+			}
+		} else if f, err := strconv.ParseFloat(s, 64); err == nil {
 			return f
 		}
 	}
 	argError(L, n, fn, "number expected, got "+L.Get(n).Type().String())
 	return 0
 }
+
+// checkInt is Lua's luaL_checkint: checkNumber, truncated.
+func checkInt(L *lua.LState, n int, fn string) int { return int(checkNumber(L, n, fn)) }
 
 // lastNumber is the last value unpacked, as c0's length.
 func lastNumber(vals []lua.LValue) (int, bool) {
