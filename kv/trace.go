@@ -50,7 +50,7 @@ func (tr *cmdTrace) ran(stat *Spec, args [][]byte, r *messages.Reply, took time.
 	}
 	c := &messages.ScriptCall{Name: stat.Name, Ns: int64(took)}
 	if e := r.GetError(); e != "" {
-		c.Failed, c.Error = true, errorCode(e)
+		c.Failed, c.Error = true, ErrorCode(e)
 	}
 	tr.add(c, args)
 }
@@ -61,7 +61,7 @@ func (tr *cmdTrace) refused(stat *Spec, args [][]byte, r *messages.Reply) {
 	if tr == nil || !tr.calls {
 		return
 	}
-	c := &messages.ScriptCall{Rejected: true, Error: errorCode(r.GetError())}
+	c := &messages.ScriptCall{Rejected: true, Error: ErrorCode(r.GetError())}
 	if stat != nil {
 		c.Name = stat.Name
 	}
@@ -98,14 +98,15 @@ func (tr *cmdTrace) add(c *messages.ScriptCall, args [][]byte) {
 	tr.out.Calls = append(tr.out.Calls, c)
 }
 
-// errorCode is an error reply's first word ("WRONGTYPE"), or ERR when
-// that is not one in capitals, as Redis's errorstats take it.
-func errorCode(msg string) string {
-	code, _, _ := strings.Cut(msg, " ")
-	if code == "" || strings.IndexFunc(code, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
-		return "ERR"
+// ErrorCode is the code Redis's errorstats count an error reply under:
+// msg's first word ("WRONGTYPE", a script's "MY_CODE"), when a space ends
+// it within the reply line's first 32 bytes (its '-' and msg's first 31),
+// else ERR (afterErrorReply's rule).
+func ErrorCode(msg string) string {
+	if i := strings.IndexByte(msg[:min(len(msg), 31)], ' '); i >= 0 {
+		return msg[:i]
 	}
-	return code
+	return "ERR"
 }
 
 // attach returns r with the trace (r itself when there is nothing in it);

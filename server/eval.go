@@ -204,7 +204,7 @@ func (c *conn) traced(tr *messages.Trace) {
 			c.logDeniedObject(int(denied), call.GetAclObject(), "lua")
 		}
 		if e := call.GetError(); e != "" {
-			st.errorReply(e)
+			st.errorCode(e)
 		}
 		spec := specNamed[call.GetName()]
 		cs := st.command(spec)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,13 +191,11 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	return out
 }
 
-// errorReply counts an error reply by its prefix: its first word when that
-// is in capitals (Redis's rule), else ERR.
-func (s *Stats) errorReply(msg string) {
-	prefix, _, _ := strings.Cut(msg, " ")
-	if prefix == "" || strings.IndexFunc(prefix, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
-		prefix = "ERR"
-	}
+// errorReply counts an error reply by its code (kv.ErrorCode).
+func (s *Stats) errorReply(msg string) { s.errorCode(kv.ErrorCode(msg)) }
+
+// errorCode counts an error reply of that code.
+func (s *Stats) errorCode(prefix string) {
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
 	if s.errs == nil {
