@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"fmt"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"io"
 	"net"
 	"strconv"
@@ -246,8 +247,18 @@ func TestClientKill(t *testing.T) {
 			t.Errorf("%s: %q, want %q", cmd, got, want)
 		}
 	}
-	if got := c1.do("CLIENT KILL ID 2"); got != ":1" || !closed(c2) {
-		t.Fatalf("CLIENT KILL ID 2: %q", got)
+	// Counted out at once, as Redis frees a killed client before it
+	// answers (Redis's "CLIENT KILL SKIPME YES/NO will kill all
+	// clients"), even while its goroutine is busy (in DEBUG SLEEP).
+	c2.send("DEBUG SLEEP 1")
+	testwait.For(t, 5*time.Second, 5*time.Millisecond, "c2 in its DEBUG SLEEP", func() error {
+		if l := c1.do("CLIENT LIST ID 2"); !strings.Contains(l, "cmd=debug") {
+			return fmt.Errorf("CLIENT LIST ID 2: %s", l)
+		}
+		return nil
+	})
+	if got, info := c1.do("CLIENT KILL ID 2"), c1.do("INFO clients"); got != ":1" || !strings.Contains(info, "connected_clients:2\r\n") || !closed(c2) {
+		t.Fatalf("CLIENT KILL ID 2: %q, then INFO:\n%s", got, info)
 	}
 	if got := c1.do("CLIENT KILL " + c3.nc.LocalAddr().String()); got != "+OK" || !closed(c3) {
 		t.Fatalf("CLIENT KILL <c3's address>: %q", got)

@@ -17,7 +17,7 @@ func TestMonitorShowsWhatRedisShows(t *testing.T) {
 	for _, cmd := range []string{
 		"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$6\r\na b\n\x01\t", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n\x00\xff\"", "GET k",
 		"AUTH foo", "HELLO 2 AUTH default pw", "CONFIG GET port", "CLIENT ID", "CLIENT LIST",
-		"MULTI", "INCR n", "EXEC", "PING", "NOSUCH x", "GET", "SUBSCRIBE ch",
+		"MULTI", "INCR n", "exec", "PING", "NOSUCH x", "GET", "SUBSCRIBE ch",
 	} {
 		c.send(cmd)
 		c.read()
@@ -25,7 +25,7 @@ func TestMonitorShowsWhatRedisShows(t *testing.T) {
 	want := []string{
 		`"SET" "k" "a b\n\x01\t"`, `"SET" "k" "\x00\xff\""`, `"GET" "k"`,
 		`"AUTH" "(redacted)"`, `"HELLO" "2" "AUTH" "(redacted)" "(redacted)"`, `"CLIENT" "ID"`,
-		`"MULTI"`, `"INCR" "n"`, `"EXEC"`, `"PING"`, `"SUBSCRIBE" "ch"`,
+		`"MULTI"`, `"INCR" "n"`, `"exec"`, `"PING"`, `"SUBSCRIBE" "ch"`,
 	}
 	line := regexp.MustCompile(`^\+\d+\.\d{6} \[0 127\.0\.0\.1:\d+\] (.*)$`)
 	for _, w := range want {

@@ -92,7 +92,7 @@ func (c *conn) txCommand(name string, args [][]byte) bool {
 		}
 		c.reply(replyOK)
 	case "exec":
-		c.exec()
+		c.exec(args)
 	case "discard":
 		if c.tx == nil {
 			c.reply(errDiscardNo)
@@ -302,7 +302,7 @@ func (c *conn) enqueue(shard int, cmd [][]byte, shape func(*messages.Reply) *mes
 }
 
 // exec runs the open transaction on its shard.
-func (c *conn) exec() {
+func (c *conn) exec(args [][]byte) {
 	if t := c.tx; t != nil && !t.aborted {
 		for _, e := range t.entries {
 			if e.queued != nil {
@@ -310,7 +310,7 @@ func (c *conn) exec() {
 			}
 		}
 	}
-	c.feedMonitors([][]byte{[]byte("EXEC")})
+	c.feedMonitors(args) // as the client sent it ("exec"), as Redis shows it
 	t, w := c.tx, c.watch
 	c.tx, c.watch = nil, nil
 	c.flag.Store(0)
@@ -357,7 +357,7 @@ func (c *conn) exec() {
 		c.drain() // reads issued earlier must not see it
 	}
 	c.writeShard[shard] = true
-	c.timing.args = [][]byte{[]byte("EXEC")} // for the slow log
+	c.timing.args = cloneAll(args) // for the slow log
 	c.push(&execReply{p: c.propose(shard, cmd), entries: t.entries})
 }
 

@@ -244,12 +244,22 @@ func (s *Server) serve() {
 		go func() {
 			defer s.wg.Done()
 			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			delete(s.byID, c.id)
-			s.mu.Unlock()
-			s.stats.open.Add(-1)
+			s.drop(c)
 		}()
+	}
+}
+
+// drop takes c off the port's connections, once: when its goroutine ends,
+// or at once when CLIENT KILL closes it (Redis frees a killed client
+// before it answers: connected_clients no longer counts it).
+func (s *Server) drop(c *conn) {
+	s.mu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	delete(s.byID, c.id)
+	s.mu.Unlock()
+	if ok {
+		s.stats.open.Add(-1)
 	}
 }
 
@@ -389,6 +399,7 @@ func (s *Server) clientKill(self *conn, opts [][]byte) *messages.Reply {
 		} else {
 			s.hub.forget(c)
 			c.nc.Close()
+			s.drop(c)
 		}
 	}
 	if oldStyle {
