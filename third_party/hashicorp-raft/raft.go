@@ -97,6 +97,11 @@ type leaderState struct {
 	replState                    map[ServerID]*followerReplication
 	notify                       map[*verifyFuture]struct{}
 	stepDown                     chan struct{}
+	// commitProp is notified commitPropagateDelay after a commit, by
+	// commitTimer, armed while commitArmed (coppice fork, replication.go).
+	commitProp  chan struct{}
+	commitTimer *time.Timer
+	commitArmed bool
 }
 
 // setLeader is used to modify the current leader Address and ID of the cluster
@@ -464,6 +469,8 @@ func (r *Raft) setupLeaderState() {
 	r.leaderState.replState = make(map[ServerID]*followerReplication)
 	r.leaderState.notify = make(map[*verifyFuture]struct{})
 	r.leaderState.stepDown = make(chan struct{}, 1)
+	r.leaderState.commitProp = make(chan struct{}, 1)
+	r.leaderState.commitTimer, r.leaderState.commitArmed = nil, false
 }
 
 // runLeader runs the main loop while in leader state. Do the setup here and drop into
@@ -515,6 +522,9 @@ func (r *Raft) runLeader() {
 		// Stop replication
 		for _, p := range r.leaderState.replState {
 			close(p.stopCh)
+		}
+		if t := r.leaderState.commitTimer; t != nil {
+			t.Stop()
 		}
 
 		// Respond to all inflight operations
@@ -612,6 +622,7 @@ func (r *Raft) startStopReplication() {
 				triggerCh:           make(chan struct{}, 1),
 				resumeCh:            make(chan struct{}, 1),
 				triggerDeferErrorCh: make(chan *deferError, 1),
+				commitCh:            make(chan struct{}, 1),
 				currentTerm:         r.getCurrentTerm(),
 				nextIndex:           lastIdx + 1,
 				lastContact:         time.Now(),
@@ -799,12 +810,31 @@ func (r *Raft) leaderLoop() {
 			r.setLeadershipTransferInProgress(true)
 			go r.leadershipTransfer(*id, *address, state, stopCh, doneCh)
 
+		case <-r.leaderState.commitProp:
+			// A commit is commitPropagateDelay old: the replications whose
+			// requests have not carried it send it (coppice fork).
+			r.leaderState.commitArmed = false
+			for _, f := range r.leaderState.replState {
+				if r.commitPending(f) {
+					asyncNotifyCh(f.commitCh)
+				}
+			}
+
 		case <-r.leaderState.commitCh:
 			r.mainThreadSaturation.working()
 			// Process the newly committed entries
 			oldCommitIndex := r.getCommitIndex()
 			commitIndex := r.leaderState.commitment.getCommitIndex()
 			r.setCommitIndex(commitIndex)
+			if commitIndex > oldCommitIndex && !r.leaderState.commitArmed { // the followers hear of it soon (coppice fork)
+				r.leaderState.commitArmed = true
+				if r.leaderState.commitTimer == nil {
+					ch := r.leaderState.commitProp
+					r.leaderState.commitTimer = time.AfterFunc(commitPropagateDelay, func() { asyncNotifyCh(ch) })
+				} else {
+					r.leaderState.commitTimer.Reset(commitPropagateDelay)
+				}
+			}
 
 			// New configuration has been committed, set it as the committed
 			// value.

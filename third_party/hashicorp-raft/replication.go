@@ -72,6 +72,15 @@ type followerReplication struct {
 	// deferErr, the sender can be notified when the replication is done.
 	triggerDeferErrorCh chan *deferError
 
+	// commitCh is notified when a commit index no request to the
+	// follower carried is commitPropagateDelay old (coppice fork), and
+	// sentCommit is the commit index the last request to it carried: the
+	// replication then sends it on its own, so a follower applies a write
+	// within milliseconds, not at the next CommitTimeout (50-100 ms) when
+	// no other write follows it.
+	commitCh   chan struct{}
+	sentCommit atomic.Uint64
+
 	// lastContact is updated to the current time whenever any response is
 	// received from the follower (successful or not). This is used to check
 	// whether the leader should step down (Raft.checkLeaderLease()).
@@ -138,6 +147,20 @@ func (s *followerReplication) setLastContact() {
 	s.lastContactLock.Unlock()
 }
 
+// commitPropagateDelay is how long the leader waits for its requests to
+// carry a new commit index before a replication sends one for it alone
+// (coppice fork): under load the next entries carry it and nothing more is
+// sent. One timer per leader, armed by a commit when it is not already
+// (leaderLoop), so a stream of writes costs one wake-up per delay, not
+// per commit.
+const commitPropagateDelay = 5 * time.Millisecond
+
+// commitPending reports whether the leader's commit index is past what the
+// last request to s carried.
+func (r *Raft) commitPending(s *followerReplication) bool {
+	return s.sentCommit.Load() < r.getCommitIndex()
+}
+
 // replicate is a long running routine that replicates log entries to a single
 // follower.
 func (r *Raft) replicate(s *followerReplication) {
@@ -150,6 +173,10 @@ RPC:
 	shouldStop := false
 	for !shouldStop {
 		select {
+		case <-s.commitCh:
+			if r.commitPending(s) {
+				shouldStop = r.replicateTo(s, r.replicationLastIndex())
+			}
 		case maxIndex := <-s.stopCh:
 			// Make a best effort to replicate up to this index
 			if maxIndex > 0 {
@@ -504,6 +531,10 @@ func (r *Raft) pipelineReplicate(s *followerReplication) error {
 SEND:
 	for !shouldStop {
 		select {
+		case <-s.commitCh:
+			if r.commitPending(s) {
+				shouldStop = r.pipelineSend(s, pipeline, &nextIndex, r.replicationLastIndex())
+			}
 		case <-finishCh:
 			break SEND
 		case maxIndex := <-s.stopCh:
@@ -604,6 +635,7 @@ func (r *Raft) setupAppendEntries(s *followerReplication, req *AppendEntriesRequ
 	// this is needed for retro compatibility, before RPCHeader.Addr was added
 	req.Leader = r.trans.EncodePeer(r.localID, r.localAddr)
 	req.LeaderCommitIndex = r.getCommitIndex()
+	s.sentCommit.Store(req.LeaderCommitIndex)
 	if err := r.setPreviousLog(req, nextIndex); err != nil {
 		return err
 	}
