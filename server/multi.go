@@ -325,7 +325,9 @@ func (c *conn) exec(args [][]byte) {
 		c.reply(errExecAbort)
 		return
 	case len(t.cmds) == 0 && w == nil:
-		c.reply(assemble(t.entries, nil))
+		// The node's answers alone (PING, PUBLISH...): no shard to ask,
+		// and each entry counts in its command's statistics.
+		c.push(&execReply{p: done{array()}, entries: t.entries})
 		return
 	}
 	var keys, digests [][]byte
