@@ -106,13 +106,13 @@ func aclCommandTable() *aclTable {
 		for _, e := range redisACLCommands() {
 			add(e.name, strings.Fields(e.cats), e.arity, e.noAuth)
 		}
-		names := make([]string, 0, len(allSpecs))
-		for name := range allSpecs {
+		names := make([]string, 0, len(byFullName))
+		for name := range byFullName {
 			names = append(names, name)
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			s := allSpecs[name]
+			s := byFullName[name]
 			add(name, aclCategories(name), s.Arity, s.Has("no_auth"))
 		}
 		for _, c := range t.byName {

@@ -39,15 +39,12 @@ func nonNil(items []*messages.Reply) []*messages.Reply {
 var (
 	metaOnce sync.Once
 	meta     map[string]commandMeta // by full name ("get", "config|get")
-	allSpecs map[string]*Spec       // by full name, subcommands too
 )
 
 func loadMeta() {
 	metaOnce.Do(func() {
 		meta = redisCommandMeta()
-		allSpecs = map[string]*Spec{}
 		for _, s := range table {
-			allSpecs[s.Name] = s
 			if m, ok := meta[s.Name]; ok {
 				// A container's subcommands: their own entries.
 				if items := m.info.GetArray().GetItems(); len(items) > 9 {
@@ -60,7 +57,6 @@ func loadMeta() {
 				meta[s.Name] = synthMeta(s)
 			}
 			for _, sub := range s.Subcommands {
-				allSpecs[sub.Name] = sub
 				if _, ok := meta[sub.Name]; !ok {
 					meta[sub.Name] = synthMeta(sub)
 				}
@@ -151,7 +147,7 @@ func Command(args [][]byte) *messages.Reply {
 		return array(items)
 	}
 	sub := "command|" + string(bytes.ToLower(args[1]))
-	spec, ok := allSpecs[sub]
+	spec, ok := byFullName[sub]
 	if !ok {
 		return errReply(fmt.Sprintf("ERR unknown subcommand '%s'. Try COMMAND HELP.", cString(args[1], 128)))
 	}
@@ -274,7 +270,7 @@ func commandList(args [][]byte) *messages.Reply {
 		i += 2
 	}
 	var names []string
-	for name := range allSpecs {
+	for name := range byFullName {
 		if filter(name) {
 			names = append(names, name)
 		}

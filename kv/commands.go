@@ -682,6 +682,24 @@ var byName = func() map[string]*Spec {
 	return m
 }()
 
+// byFullName indexes every command and subcommand by its full name
+// ("get", "config|get"); SpecNamed reads it.
+var byFullName = func() map[string]*Spec {
+	m := make(map[string]*Spec, len(specs))
+	for _, s := range specs {
+		m[s.Name] = s
+	}
+	return m
+}()
+
+// SpecNamed finds a command or a subcommand by its full name in lower
+// case ("config|get"), as statistics and traces name them; Lookup is for
+// a client's command name.
+func SpecNamed(name string) (*Spec, bool) {
+	s, ok := byFullName[name]
+	return s, ok
+}
+
 // specs is every command of the table, sorted by name, each followed by
 // its subcommands (Specs); each spec's place is set to its index here.
 var specs = func() []*Spec {

@@ -206,7 +206,7 @@ func (c *conn) traced(tr *messages.Trace) {
 		if e := call.GetError(); e != "" {
 			st.errorCode(e)
 		}
-		spec := specNamed[call.GetName()]
+		spec, _ := kv.SpecNamed(call.GetName())
 		cs := st.command(spec)
 		switch {
 		case cs == nil: // an unknown command: its error alone counts
@@ -228,16 +228,6 @@ func (c *conn) traced(tr *messages.Trace) {
 		}
 	}
 }
-
-// specNamed is every command and subcommand by its full name
-// ("client|list"), as a script's traced calls name them.
-var specNamed = func() map[string]*kv.Spec {
-	m := make(map[string]*kv.Spec, len(allSpecs))
-	for _, s := range allSpecs {
-		m[s.Name] = s
-	}
-	return m
-}()
 
 // scriptCmd is SCRIPT LOAD, EXISTS, FLUSH, KILL, HELP (and DEBUG,
 // refused).
