@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/coppice-kv/coppice/kv/luascript"
 	"github.com/coppice-kv/coppice/messages"
@@ -196,19 +195,16 @@ func (h *scriptHost) Call(args [][]byte) *messages.Reply {
 	stat := StatSpec(s, args) // the subcommand, for its flags and arity
 	if stat == nil {
 		r := errReply("ERR Unknown Redis command called from script")
-		h.t.trace.refused(nil, args, r)
+		h.t.trace.refused(nil, r)
 		return r
 	}
-	var start time.Time
-	if h.t.trace != nil {
-		start = time.Now()
-	}
+	start := h.t.trace.callStart()
 	r, how := h.call(s, stat, args)
 	switch how {
 	case callRan:
-		h.t.trace.ran(stat, args, r, time.Since(start))
+		h.t.trace.ran(stat, args, r, start)
 	case callRefused:
-		h.t.trace.refused(stat, args, r)
+		h.t.trace.refused(stat, r)
 	}
 	return r
 }

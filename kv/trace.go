@@ -42,13 +42,22 @@ func (tr *cmdTrace) missed(key []byte) {
 	}
 }
 
-// ran records a call of stat (kv.StatSpec's) with args that ran for
-// took and answered r.
-func (tr *cmdTrace) ran(stat *Spec, args [][]byte, r *messages.Reply, took time.Duration) {
+// callStart is when a call begins, for ran; the zero time when the trace
+// takes no calls, which then cost no clock read.
+func (tr *cmdTrace) callStart() time.Time {
+	if tr == nil || !tr.calls {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// ran records a call of stat (kv.StatSpec's) with args that ran from
+// start (callStart's) and answered r.
+func (tr *cmdTrace) ran(stat *Spec, args [][]byte, r *messages.Reply, start time.Time) {
 	if tr == nil || !tr.calls {
 		return
 	}
-	c := &messages.ScriptCall{Name: stat.Name, Ns: int64(took)}
+	c := &messages.ScriptCall{Name: stat.Name, Ns: int64(time.Since(start))}
 	if e := r.GetError(); e != "" {
 		c.Failed, c.Error = true, ErrorCode(e)
 	}
@@ -57,7 +66,7 @@ func (tr *cmdTrace) ran(stat *Spec, args [][]byte, r *messages.Reply, took time.
 
 // refused records a call of stat (nil: an unknown command or
 // subcommand) refused before it ran with the error r.
-func (tr *cmdTrace) refused(stat *Spec, args [][]byte, r *messages.Reply) {
+func (tr *cmdTrace) refused(stat *Spec, r *messages.Reply) {
 	if tr == nil || !tr.calls {
 		return
 	}
