@@ -64,10 +64,8 @@ var (
 type budget struct {
 	run   *run // the run it bounds
 	steps int64
-	// loading: the run is a library's top level (MaxLoadSteps).
-	loading bool
-	bytes   int64
-	fatal   error
+	bytes int64
+	fatal error
 }
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -76,7 +74,7 @@ func (b *budget) Done() <-chan struct{} {
 	b.steps++
 	if b.fatal == nil {
 		switch {
-		case b.loading && b.steps > loadStepLimit:
+		case b.run.loading != nil && b.steps > loadStepLimit: // a library's top level
 			b.fatal = errLoadTimeout
 		case b.steps > stepLimit:
 			b.fatal = errSteps

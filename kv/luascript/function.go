@@ -128,8 +128,8 @@ func validName(s string) bool {
 // register_function and log, not call), and returns what it registered.
 func (r *run) register(proto *lua.FunctionProto) (*library, *messages.Reply) {
 	reg := &library{callbacks: map[string]*lua.LFunction{}}
-	r.loading, r.b.loading = reg, true
-	defer func() { r.loading, r.b.loading = nil, false }()
+	r.loading = reg
+	defer func() { r.loading = nil }()
 	r.global.RawSetString("redis", r.loadingAPI())
 	fn := r.L.NewFunctionFromProto(proto)
 	fn.Env = r.view
