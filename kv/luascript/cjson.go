@@ -21,7 +21,7 @@ import (
 // here is the order they were set (Redis's follows its hash table).
 func (r *run) cjsonLib() *lua.LTable {
 	r.null = r.L.NewUserData()
-	return r.cjsonModule()
+	return r.cjsonModule(&r.cjson)
 }
 
 // cjsonConfig is a cjson module's settings (lua-cjson's json_config_t).
@@ -35,10 +35,14 @@ type cjsonConfig struct {
 	decodeInvalid                  bool // read NaN, Inf, hex, + and leading zeros
 }
 
-func (r *run) cjsonModule() *lua.LTable {
+// cjsonDefaults are lua-cjson's settings as a module starts with them.
+var cjsonDefaults = cjsonConfig{sparseRatio: 2, sparseSafe: 10, encodeMaxDepth: 1000, decodeMaxDepth: 1000,
+	precision: 14, keepBuffer: true, decodeInvalid: true}
+
+// cjsonModule is a cjson module with the settings cfg (cjson's are the
+// run's, set back for each run; cjson.new makes a module with its own).
+func (r *run) cjsonModule(cfg *cjsonConfig) *lua.LTable {
 	L := r.L
-	cfg := &cjsonConfig{sparseRatio: 2, sparseSafe: 10, encodeMaxDepth: 1000, decodeMaxDepth: 1000,
-		precision: 14, keepBuffer: true, decodeInvalid: true}
 	fn := func(f func(*lua.LState) int) lua.LValue { return L.NewFunction(f) }
 	return tableOf(L, map[string]lua.LValue{
 		"encode": fn(func(L *lua.LState) int { return r.cjsonEncode(L, cfg) }),
@@ -80,7 +84,11 @@ func (r *run) cjsonModule() *lua.LTable {
 			cjsonBool(L, "decode_invalid_numbers", 1, &cfg.decodeInvalid)
 			return 1
 		}),
-		"new":      fn(func(L *lua.LState) int { L.Push(r.cjsonModule()); return 1 }),
+		"new": fn(func(L *lua.LState) int {
+			cfg := cjsonDefaults
+			L.Push(r.cjsonModule(&cfg))
+			return 1
+		}),
 		"null":     r.null,
 		"_NAME":    lua.LString("cjson"),
 		"_VERSION": lua.LString("2.1.0"),

@@ -100,8 +100,8 @@ func loadLibrary(code []byte) (*Library, *messages.Reply) {
 	}
 	l.proto = proto
 	r := newRun("", funcChunk, nil, 0)
-	defer r.L.Close()
 	reg, e := r.register(proto)
+	r.release()
 	if e != nil {
 		return nil, errorf("ERR Error registering functions: %s", e.GetError())
 	}
@@ -129,8 +129,11 @@ func validName(s string) bool {
 func (r *run) register(proto *lua.FunctionProto) (*library, *messages.Reply) {
 	reg := &library{callbacks: map[string]*lua.LFunction{}}
 	r.loading = reg
-	defer func() { r.loading = nil }()
 	r.global.RawSetString("redis", r.loadingAPI())
+	defer func() {
+		r.loading = nil
+		r.global.RawSetString("redis", lua.LNil) // the full API (globalValue)
+	}()
 	fn := r.L.NewFunctionFromProto(proto)
 	fn.Env = r.view
 	if e := r.call(fn); e.GetError() != "" {
@@ -139,13 +142,15 @@ func (r *run) register(proto *lua.FunctionProto) (*library, *messages.Reply) {
 		}
 		return nil, &messages.Reply{Value: &messages.Reply_Error{Error: strings.TrimPrefix(e.GetError(), "-")}}
 	}
-	r.global.RawSetString("redis", lua.LNil) // the full API, made when next named
 	return reg, nil
 }
 
 // loadingAPI is redis as a library's top level sees it: naming anything
 // else (redis.call) is an error, as in Redis.
 func (r *run) loadingAPI() *lua.LTable {
+	if r.loadAPI != nil {
+		return r.loadAPI
+	}
 	L := r.L
 	t := L.CreateTable(0, 8)
 	t.RawSetString("register_function", L.NewFunction(r.registerFunction))
@@ -157,13 +162,15 @@ func (r *run) loadingAPI() *lua.LTable {
 			t.RawSetString(name, v)
 		}
 	}
-	mt := L.CreateTable(0, 1)
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(L.Get(2)))
-		return 0
+	r.loadAPI = r.readonly(t, L.NewFunction(func(L *lua.LState) int {
+		v := t.RawGet(L.Get(2))
+		if v == lua.LNil {
+			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(L.Get(2)))
+		}
+		L.Push(v)
+		return 1
 	}))
-	L.SetMetatable(t, mt)
-	return t
+	return r.loadAPI
 }
 
 // registerFunction is redis.register_function(name, callback) or
@@ -257,7 +264,12 @@ func (l *Library) Function(name string) (Function, bool) {
 // arguments, as Run runs a script.
 func (l *Library) Call(name string, keys, argv [][]byte, seed int32, host Host) *messages.Reply {
 	r := newRun(name, funcChunk, host, seed)
-	defer r.L.Close()
+	reply := l.call(r, name, keys, argv)
+	r.release()
+	return reply
+}
+
+func (l *Library) call(r *run, name string, keys, argv [][]byte) *messages.Reply {
 	reg, e := r.register(l.proto)
 	if e != nil {
 		return e // as it loaded before, only a storage failure or the budget

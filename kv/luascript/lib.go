@@ -44,9 +44,13 @@ func (r *run) globalValue(name string) lua.LValue {
 	var v lua.LValue = lua.LNil
 	switch {
 	case lazyLibs[name]:
-		return r.lib(name)
+		r.lib(name)
+		return r.global.RawGetString(name)
 	case name == "redis":
-		v = r.redisLib()
+		if r.redis == nil {
+			r.redis = r.readonly(r.redisLib(), nil)
+		}
+		v = r.redis
 	case name == "_G":
 		v = r.view
 	case name == "_VERSION":
@@ -75,8 +79,13 @@ var ownFuncs = map[string]func(r *run) lua.LGFunction{
 	"pcall":          func(r *run) lua.LGFunction { return r.pcall },
 	"loadstring":     func(r *run) lua.LGFunction { return r.loadstring },
 	"load":           func(r *run) lua.LGFunction { return r.load },
-	"getfenv":        func(r *run) lua.LGFunction { return r.getfenv },
 	"collectgarbage": func(*run) lua.LGFunction { return zero },
+	"rawset":         func(r *run) lua.LGFunction { return r.rawset },
+	"rawget":         func(r *run) lua.LGFunction { return r.rawget },
+	"next":           func(r *run) lua.LGFunction { return r.next },
+	"pairs":          func(r *run) lua.LGFunction { return r.pairs },
+	"setmetatable":   func(r *run) lua.LGFunction { return r.setmetatable },
+	"getmetatable":   func(r *run) lua.LGFunction { return r.getmetatable },
 	"gcinfo":         func(*run) lua.LGFunction { return zero },
 }
 
@@ -99,7 +108,8 @@ var baseFuncs, baseIterators = func() (funcs, iters map[string]lua.LGFunction) {
 		}
 		name := lua.LVAsString(k)
 		switch name {
-		case "dofile", "loadfile", "print", "_printregs", "module", "require":
+		case "dofile", "loadfile", "print", "_printregs", "module", "require",
+			"setfenv", "getfenv", "newproxy": // deprecated, off by default since 7.0.15-1~deb12u10 (lua-enable-deprecated-api)
 			return // not in Redis's sandbox
 		}
 		funcs[name] = fn.GFunction
@@ -112,25 +122,13 @@ var baseFuncs, baseIterators = func() (funcs, iters map[string]lua.LGFunction) {
 	return funcs, iters
 }()
 
-// getfenv is Lua's, but gives the script's view of the globals where
-// gopher-lua's gives the globals themselves.
-func (r *run) getfenv(L *lua.LState) int {
-	n := L.GetTop()
-	L.Insert(L.NewFunction(baseFuncs["getfenv"]), 1)
-	L.Call(n, 1)
-	if L.Get(-1) == r.global {
-		L.Pop(1)
-		L.Push(r.view)
-	}
-	return 1
-}
-
 // lazyLibs are the libraries lib makes when the script first names them.
 var lazyLibs = map[string]bool{"string": true, "table": true, "math": true, "bit": true, "cjson": true, "cmsgpack": true, "struct": true}
 
-// lib is the library name (one of lazyLibs), made on first use.
+// lib is the library name (one of lazyLibs), made on first use; the
+// script sees a read-only view of it (readonly).
 func (r *run) lib(name string) *lua.LTable {
-	if t, ok := r.global.RawGetString(name).(*lua.LTable); ok {
+	if t := r.libs[name]; t != nil {
 		return t
 	}
 	L := r.L
@@ -163,6 +161,7 @@ func (r *run) lib(name string) *lua.LTable {
 	case "table":
 		t = open(lua.OpenTable)
 		set(t, "concat", r.tableConcat)
+		set(t, "insert", r.tableInsert(t.RawGetString("insert").(*lua.LFunction)))
 	case "math":
 		t = open(lua.OpenMath)
 		set(t, "random", r.random)
@@ -176,7 +175,8 @@ func (r *run) lib(name string) *lua.LTable {
 	case "struct":
 		t = r.structLib()
 	}
-	r.global.RawSetString(name, t)
+	r.libs[name] = t
+	r.global.RawSetString(name, r.readonly(t, nil))
 	return t
 }
 

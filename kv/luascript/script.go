@@ -4,8 +4,9 @@
 // engine runs a script on every replica of its shard, as the Raft log
 // applies it (see budget.go).
 //
-// What makes a run the same everywhere: a new VM for each run (no global
-// left over from an earlier script), no clock, no os, no print; math.random
+// What makes a run the same everywhere: a VM that is, for each run, as a
+// new one (every table a script finds is read-only, readonly.go, and the
+// rest set again for each run: release), no clock, no os, no print; math.random
 // is Redis's rand48, seeded by the caller; tostring of a table or function
 // numbers it in the order the script asks (not its address);
 // collectgarbage answers 0; coroutines are not there (a coroutine's
@@ -189,7 +190,12 @@ type Host interface {
 // the reply for the client, or an error reply.
 func (s *Script) Run(keys, argv [][]byte, seed int32, host Host) *messages.Reply {
 	r := newRun(s.SHA, chunkName, host, seed)
-	defer r.L.Close()
+	reply := s.run(r, keys, argv)
+	r.release()
+	return reply
+}
+
+func (s *Script) run(r *run, keys, argv [][]byte) *messages.Reply {
 	r.global.RawSetString("KEYS", r.strings(keys))
 	r.global.RawSetString("ARGV", r.strings(argv))
 	fn := r.L.NewFunctionFromProto(s.proto)
@@ -197,7 +203,13 @@ func (s *Script) Run(keys, argv [][]byte, seed int32, host Host) *messages.Reply
 	return r.call(fn)
 }
 
-// run is one run: its VM, budget and state.
+// run is one run: its VM, budget and state. A VM outlives its run: a run
+// that ends cleanly leaves it to the next (release), as Redis keeps one VM
+// for every script. Nothing one run does can reach the next: the globals
+// and every library are read-only (readonly), what a run sets up (KEYS,
+// ARGV, the settings of cjson and math.random, the numbers tostring gives)
+// is set again for each, and the libraries a run makes on first use are
+// the same whichever run made them.
 type run struct {
 	L       *lua.LState
 	name    string // what its errors name: the script's SHA, the function's name
@@ -205,17 +217,53 @@ type run struct {
 	host    Host
 	b       budget
 	rand    rand48
-	resp    int            // redis.setresp: how replies reach the script
-	ids     map[any]int64  // tostring's numbers for tables and functions
-	global  *lua.LTable    // the real globals
-	view    *lua.LTable    // what the script sees of them (env)
-	strMeta *lua.LTable    // strings' metatable
-	null    *lua.LUserData // cjson.null
-	panic   any            // a storage failure from the host, raised again
-	loading *library       // a library being loaded: its redis table registers functions
+	resp    int           // redis.setresp: how replies reach the script
+	ids     map[any]int64 // tostring's numbers for tables and functions
+	cjson   cjsonConfig   // cjson's settings
+	panic   any           // a storage failure from the host, raised again
+	loading *library      // a library being loaded: its redis table registers functions
+
+	// The VM's, kept from run to run.
+	global    *lua.LTable                 // the real globals
+	view      *lua.LTable                 // what the script sees of them (env)
+	strMeta   *lua.LTable                 // strings' metatable
+	null      *lua.LUserData              // cjson.null
+	libs      map[string]*lua.LTable      // the libraries made so far, by name
+	ro        map[*lua.LTable]*lua.LTable // read-only views, and the tables they show
+	redis     *lua.LTable                 // the redis table's read-only view, once made
+	loadAPI   *lua.LTable                 // a library's top level's redis table, once made
+	metaViews map[*lua.LTable]*lua.LTable // getmetatable's read-only views of the VM's metatables
+	refuse    *lua.LFunction              // a read-only view's __newindex
+	pairsNext *lua.LFunction              // pairs\'s iterator, once made
+	onError   *lua.LFunction              // errorHandler
 }
 
+// vms are VMs their last run left clean, each ready for a run.
+var vms sync.Pool
+
+// A run past these leaves its VM to be collected, not to the next run: a
+// VM keeps the stack and registry a run grew.
+const (
+	reuseSteps = 1_000_000
+	reuseBytes = 1 << 20
+)
+
 func newRun(name, chunk string, host Host, seed int32) *run {
+	r, _ := vms.Get().(*run)
+	if r == nil {
+		r = newVM()
+	}
+	r.start(name, chunk, host, seed)
+	return r
+}
+
+func (r *run) start(name, chunk string, host Host, seed int32) {
+	r.name, r.chunk, r.host = name, chunk, host
+	r.rand.seed(seed)
+}
+
+// newVM is a run with a new VM, its state as release leaves it.
+func newVM() *run {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       1000,
@@ -224,13 +272,44 @@ func newRun(name, chunk string, host Host, seed int32) *run {
 		RegistryMaxSize:     1 << 20,
 		RegistryGrowStep:    256,
 	})
-	r := &run{L: L, name: name, chunk: chunk, host: host, resp: 2}
-	r.rand.seed(seed)
+	r := &run{L: L, resp: 2, cjson: cjsonDefaults, libs: map[string]*lua.LTable{}, ro: map[*lua.LTable]*lua.LTable{}}
 	r.b.run = r
 	L.SetContext(&r.b)
+	r.refuse = L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("Attempt to modify a readonly table")
+		return 0
+	})
+	r.onError = L.NewFunction(r.errorHandler)
 	r.openLibs()
 	r.view = r.env()
 	return r
+}
+
+// release ends the run: its VM goes to the next run, set back to what
+// newVM made, unless the run failed for good (its budget, a storage
+// failure) or grew it past reuseSteps or reuseBytes. A run that panics
+// is never released.
+func (r *run) release() {
+	if r.reset() {
+		vms.Put(r)
+	} else {
+		r.L.Close()
+	}
+}
+
+// reset sets the run's VM back to what newVM made, or is false when it is
+// not to serve again.
+func (r *run) reset() bool {
+	if r.b.fatal != nil || r.panic != nil || r.b.steps > reuseSteps || r.b.bytes > reuseBytes {
+		return false
+	}
+	r.global.RawSetString("KEYS", lua.LNil)
+	r.global.RawSetString("ARGV", lua.LNil)
+	r.host, r.ids, r.loading = nil, nil, nil
+	r.resp, r.cjson = 2, cjsonDefaults
+	r.b = budget{run: r}
+	r.L.SetTop(0)
+	return true
 }
 
 // call calls fn with args, and gives its result as the client's reply, or
@@ -242,7 +321,7 @@ func (r *run) call(fn *lua.LFunction, args ...lua.LValue) *messages.Reply {
 	for _, a := range args {
 		L.Push(a)
 	}
-	err := L.PCall(len(args), 1, L.NewFunction(r.errorHandler))
+	err := L.PCall(len(args), 1, r.onError)
 	if r.panic != nil {
 		panic(r.panic)
 	}
@@ -297,7 +376,7 @@ func (r *run) strings(items [][]byte) *lua.LTable {
 func (r *run) env() *lua.LTable {
 	L := r.L
 	view := L.CreateTable(0, 0)
-	mt := L.CreateTable(0, 3)
+	mt := L.CreateTable(0, 2)
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		name := L.Get(2)
 		if r.loading != nil && lua.LVAsString(name) != "redis" {
@@ -315,12 +394,9 @@ func (r *run) env() *lua.LTable {
 		L.Push(v)
 		return 1
 	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("Attempt to modify a readonly table")
-		return 0
-	}))
-	mt.RawSetString("__metatable", lua.LFalse)
-	L.SetMetatable(view, mt)
+	mt.RawSetString("__newindex", r.refuse)
+	view.Metatable = mt
+	r.ro[view] = view // pairs(_G) lists nothing: which globals were made differs from VM to VM
 	return view
 }
 
