@@ -177,6 +177,9 @@ func (r *run) loadingAPI() *lua.LTable {
 // redis.register_function{function_name=, callback=, flags=, description=}.
 func (r *run) registerFunction(L *lua.LState) int {
 	fail := func(msg string) { L.Error(errTable(L, msg), 0) }
+	if r.loading == nil { // a function kept the loading API and calls it
+		fail("redis.register_function can only be called on FUNCTION LOAD command")
+	}
 	var f Function
 	var cb *lua.LFunction
 	switch L.GetTop() {

@@ -287,8 +287,9 @@ func newVM() *run {
 
 // release ends the run: its VM goes to the next run, set back to what
 // newVM made, unless the run failed for good (its budget, a storage
-// failure) or grew it past reuseSteps or reuseBytes. A run that panics
-// is never released.
+// failure) or grew it past reuseSteps or reuseBytes. A run that panics is
+// never released. (A Go panic in the VM's Go functions, recovered by
+// its pcall, unwinds as a Lua error does: the VM stays sound.)
 func (r *run) release() {
 	if r.reset() {
 		vms.Put(r)
