@@ -233,17 +233,24 @@ func TestMemory(t *testing.T) {
 	if got := c.do("MEMORY MALLOC-STATS"); !strings.Contains(got, "heap_alloc: ") {
 		t.Errorf("MEMORY MALLOC-STATS: %s", got)
 	}
-	// Inside MULTI, USAGE is queued, the node's subcommands refused.
+	// Inside MULTI, USAGE is queued to the key's shard, the node's
+	// subcommands run at EXEC; DEBUG is refused.
 	c.do("MULTI")
-	if got := c.do("MEMORY USAGE key3"); got != "+QUEUED" {
-		t.Errorf("MEMORY USAGE in MULTI: %s", got)
-	}
-	for _, cmd := range []string{"MEMORY STATS", "DEBUG SLEEP 0"} {
-		if got := c.do(cmd); !strings.HasPrefix(got, "-ERR '") || !strings.Contains(got, "inside MULTI") {
+	for _, cmd := range []string{"MEMORY USAGE key3", "MEMORY DOCTOR"} {
+		if got := c.do(cmd); got != "+QUEUED" {
 			t.Errorf("%s in MULTI: %s", cmd, got)
 		}
 	}
+	if got := c.do("DEBUG SLEEP 0"); !strings.HasPrefix(got, "-ERR '") || !strings.Contains(got, "inside MULTI") {
+		t.Errorf("DEBUG SLEEP in MULTI: %s", got)
+	}
 	c.do("DISCARD")
+	c.do("MULTI")
+	c.do("MEMORY USAGE key3")
+	c.do("MEMORY DOCTOR")
+	if got := c.do("EXEC"); !strings.HasPrefix(got, "[:"+strconv.Itoa(1+4+1+5)+" Hi Sam, this is a coppice node") {
+		t.Errorf("EXEC of MEMORY USAGE and DOCTOR: %s", got)
+	}
 }
 
 // LASTSAVE is the node's latest snapshot, or when the port opened; SAVE,

@@ -46,6 +46,7 @@ type conn struct {
 	pending    []pendingReply
 	spec       *kv.Spec     // of the command being issued, nil if unknown
 	timing     timing       // of the command being issued
+	capture    *[]Pending   // where push puts replies while a queued command runs at EXEC (atExecRun)
 	readShard  map[int]bool // shards with a read in pending
 	writeShard map[int]bool // shards with a write in pending
 	nameBuf    []byte
@@ -264,6 +265,10 @@ type timing struct {
 
 // push queues a reply, timed if a key-value command is being issued.
 func (c *conn) push(p Pending) {
+	if c.capture != nil {
+		*c.capture = append(*c.capture, p)
+		return
+	}
 	c.seq++
 	if c.trk != nil {
 		c.trk.issued.Store(c.seq)
@@ -287,6 +292,9 @@ func (c *conn) reply(r *messages.Reply) { c.push(done{r}) }
 
 // drain writes every pending reply, in order, and counts it.
 func (c *conn) drain() {
+	if c.capture != nil {
+		return // a command run at EXEC, inside drain: what came before it is written
+	}
 	st := c.s.stats
 	for i, p := range c.pending {
 		r := p.p.Wait()
@@ -439,6 +447,11 @@ func (c *conn) command(args [][]byte) {
 	if c.trk != nil {
 		c.rememberRead(name, args)
 	}
+	c.dispatch(name, args)
+}
+
+// dispatch runs a command that passed command's checks.
+func (c *conn) dispatch(name string, args [][]byte) {
 	switch name {
 	case "ping":
 		switch {

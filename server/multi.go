@@ -17,7 +17,8 @@ import (
 // nothing, and EXEC answers nil, when a key's value changed since.
 //
 // PING and ECHO are answered by the node in their places in EXEC's array,
-// and PUBLISH and SPUBLISH publish once the shard has run the others
+// the node's other commands (atExecCommands) run there once the shard has
+// run the others, and PUBLISH and SPUBLISH publish then too
 // (subscribers that read the keys then see the transaction's writes),
 // and WAIT answers its count then, without blocking (wait.go); a
 // blocking pop runs as its non-blocking form (in MULTI it does not
@@ -212,6 +213,8 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		}})
 		c.reply(replyQueued)
 		return true
+	case "unwatch":
+		return c.queueAnswer(replyOK) // EXEC forgets the watched keys anyway
 	case "wait":
 		// As in Redis: the count once the transaction's commands ran,
 		// with no wait (its argument errors in EXEC's array).
@@ -241,12 +244,20 @@ func (c *conn) queue(name string, args [][]byte) bool {
 	if spec.Has("no_multi") {
 		return refuse(errorf("ERR Command not allowed inside a transaction")) // Redis's words
 	}
-	if spec.Node {
-		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only", name)))
+	if atExecCommands[name] {
+		if sub := c.lower(args[min(1, len(args)-1)]); name == "client" && clientConnState[sub] {
+			return refuse(errorf(fmt.Sprintf("ERR 'client|%s' inside MULTI: coppice does not queue it (it changes how the node writes to the connection)", sub)))
+		}
+		args := c.cloneArgs(args)
+		c.tx.entries = append(c.tx.entries, txEntry{atExec: func() *messages.Reply { return c.atExecRun(name, spec, args) }})
+		c.reply(replyQueued)
+		return true
 	}
-	switch name {
-	case "dbsize", "keys", "flushdb", "flushall", "scan", "hscan", "sscan", "zscan", "randomkey":
-		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction", name)))
+	if name == "flushdb" || name == "flushall" {
+		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: it writes every shard, which one shard's transaction cannot", name)))
+	}
+	if spec.Node {
+		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice does not queue this command (it subscribes, authenticates, or acts on the node's persistence, replication or cluster)", name)))
 	}
 	shard := -1
 	for _, k := range spec.Keys(args) {
@@ -264,6 +275,38 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		args = c.cloneArgs(args)
 	}
 	return c.enqueue(shard, args, shape)
+}
+
+// atExecCommands are the node's commands a transaction queues, run at
+// EXEC in their places (atExecRun): the node's reads and the connection's
+// settings, and the commands that read every shard or page through the
+// node (DBSIZE, KEYS, RANDOMKEY, SCAN) or a key (HSCAN...).
+var atExecCommands = map[string]bool{
+	"time": true, "info": true, "config": true, "command": true, "slowlog": true, "latency": true,
+	"lastsave": true, "lolwut": true, "role": true, "select": true, "client": true, "pubsub": true,
+	"memory": true, "script": true, "readonly": true, "readwrite": true, "asking": true,
+	"dbsize": true, "keys": true, "randomkey": true, "scan": true, "hscan": true, "sscan": true, "zscan": true,
+}
+
+// clientConnState are the CLIENT subcommands that change how the node
+// writes to the connection (tracking, replies): not queued.
+var clientConnState = map[string]bool{"tracking": true, "caching": true, "reply": true}
+
+// atExecRun runs a queued node command (atExecCommands) at EXEC, inside
+// the connection's drain, once the shard has answered the transaction's
+// commands: a DBSIZE or KEYS sees the transaction's writes (and, unlike
+// Redis, any another client made on other shards since). Its reply is
+// captured, not queued, and the command being issued keeps its state.
+func (c *conn) atExecRun(name string, spec *kv.Spec, args [][]byte) *messages.Reply {
+	var got []Pending
+	saved, savedSpec, savedTiming := c.capture, c.spec, c.timing
+	c.capture, c.spec, c.timing = &got, spec, timing{}
+	c.dispatch(name, args)
+	c.capture, c.spec, c.timing = saved, savedSpec, savedTiming
+	if len(got) != 1 {
+		return errorf(fmt.Sprintf("ERR '%s' inside MULTI gave %d replies", name, len(got)))
+	}
+	return got[0].Wait()
 }
 
 // queueAnswer queues the node's own answer r, given in its place in EXEC's

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -175,9 +176,11 @@ func TestMultiRefusals(t *testing.T) {
 		{"NOSUCH a", "-ERR unknown command 'NOSUCH', with args beginning with: 'a' "},
 		{"GET", "-ERR wrong number of arguments for 'get' command"},
 		{"SET b 1", "-CROSSSLOT Keys in request don't hash to the same shard: give them one {hash tag}"},
-		{"CLIENT ID", "-ERR 'client' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only"},
-		{"DBSIZE", "-ERR 'dbsize' inside MULTI: it runs on every shard or pages through the node, not in one shard's transaction"},
-		{"UNWATCH", "-ERR 'unwatch' inside MULTI: coppice queues key-value commands, PING, ECHO, PUBLISH and SPUBLISH only"},
+		{"CLIENT TRACKING on", "-ERR 'client|tracking' inside MULTI: coppice does not queue it (it changes how the node writes to the connection)"},
+		{"CLIENT REPLY off", "-ERR 'client|reply' inside MULTI: coppice does not queue it (it changes how the node writes to the connection)"},
+		{"FLUSHALL", "-ERR 'flushall' inside MULTI: it writes every shard, which one shard's transaction cannot"},
+		{"SUBSCRIBE ch", "-ERR 'subscribe' inside MULTI: coppice does not queue this command (it subscribes, authenticates, or acts on the node's persistence, replication or cluster)"},
+		{"CLIENT", "-ERR wrong number of arguments for 'client' command"},
 	}
 	for _, r := range refused {
 		script(t, c,
@@ -198,6 +201,47 @@ func TestMultiRefusals(t *testing.T) {
 	)
 	if p := b.takeProposed(); len(p) != 1 {
 		t.Fatalf("proposed %q: only the first transaction should have run", p)
+	}
+}
+
+// The node's own commands queue too, and run at EXEC in their places, once
+// the shard has run the transaction's commands: DBSIZE and KEYS see its
+// writes, CLIENT SETNAME names the connection then, not before.
+func TestMultiNodeCommands(t *testing.T) {
+	b, c, _ := txServer(t)
+	script(t, c,
+		"SET {a}old 1", "+OK",
+		"MULTI", "+OK",
+		"SET {a}x 1", "+QUEUED",
+		"DBSIZE", "+QUEUED",
+		"CLIENT SETNAME tx", "+QUEUED",
+		"CLIENT GETNAME", "+QUEUED",
+		"KEYS {a}*", "+QUEUED",
+		"SELECT 0", "+QUEUED",
+		"SELECT 1", "+QUEUED",
+		"CONFIG GET databases", "+QUEUED",
+		"ECHO hi", "+QUEUED",
+		"UNWATCH", "+QUEUED",
+		"INCR {a}x", "+QUEUED",
+		"EXEC", "[+OK :2 +OK tx [{a}old {a}x] +OK -ERR DB index is out of range [databases 1] hi +OK :2]",
+		"CLIENT GETNAME", "tx",
+	)
+	if p := b.takeProposed(); len(p) != 2 || p[1] != kv.ExecName {
+		t.Fatalf("proposed %q, want a SET and one transaction", p)
+	}
+	// Before EXEC the name is not set; DISCARD runs nothing.
+	script(t, c,
+		"MULTI", "+OK",
+		"CLIENT SETNAME other", "+QUEUED",
+		"CLIENT GETNAME", "+QUEUED",
+		"DISCARD", "+OK",
+		"CLIENT GETNAME", "tx",
+		"MULTI", "+OK",
+		"TIME", "+QUEUED",
+		"INFO keyspace", "+QUEUED",
+	)
+	if got := c.do("EXEC"); !regexp.MustCompile(`^\[\[\d{10} \d+\] # Keyspace\r\ndb0:keys=2,`).MatchString(got) {
+		t.Fatalf("EXEC of TIME and INFO: %q", got)
 	}
 }
 
