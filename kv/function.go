@@ -97,6 +97,24 @@ func execFunction(t *txn, args [][]byte) *messages.Reply {
 	return errBadFunction
 }
 
+// FunctionMayWrite tells, from list (the libraries a shard answered to
+// FunctionName "list"), whether the function name may write: false for
+// one registered with no-writes; true when no library has it (FCALL then
+// answers its error, after what waits on writes).
+func FunctionMayWrite(list *messages.Reply, name []byte) bool {
+	items := list.GetArray().GetItems()
+	for i := 1; i < len(items); i += 2 {
+		lib, r := luascript.LoadLibrary(items[i].GetBulk())
+		if r != nil {
+			continue
+		}
+		if f, ok := lib.Function(string(name)); ok {
+			return !f.NoWrites
+		}
+	}
+	return true
+}
+
 // functionLoad stores a library and indexes its functions.
 func (t *txn) functionLoad(replace bool, code []byte) *messages.Reply {
 	libName, r := luascript.LibraryName(code)

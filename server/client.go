@@ -196,16 +196,20 @@ func (s *Server) pauseClients(args [][]byte) *messages.Reply {
 }
 
 // waitPause holds the command about to run while the node's clients are
-// paused for it (write: it may write), its earlier replies written first.
-// CLIENT UNPAUSE waits too under an ALL pause, as in Redis.
-func (c *conn) waitPause(write bool) {
+// paused for it (write tells, when a WRITE pause is on, whether it may
+// write), its earlier replies written first. CLIENT UNPAUSE waits too
+// under an ALL pause, as in Redis. A held client counts as blocked (INFO's
+// blocked_clients; 'b' in CLIENT LIST), as Redis's postponed clients do;
+// CLIENT UNBLOCK does not end its wait.
+func (c *conn) waitPause(write func() bool) {
 	for {
 		until, all, wake := c.s.pause.state()
-		if until.IsZero() || (!all && !write) {
+		if until.IsZero() || (!all && !write()) {
 			return
 		}
 		c.drain()
 		c.flush()
+		c.flag.Store('p')
 		t := time.NewTimer(time.Until(until))
 		select {
 		case <-t.C:
@@ -213,6 +217,7 @@ func (c *conn) waitPause(write bool) {
 		case <-c.s.done:
 		}
 		t.Stop()
+		c.flag.Store(0)
 		select {
 		case <-c.s.done:
 			return
@@ -220,6 +225,38 @@ func (c *conn) waitPause(write bool) {
 		}
 	}
 }
+
+// pausesAsWrite tells whether a command waits out a WRITE pause: a write,
+// a command that may replicate (PUBLISH, PFCOUNT...), or a script or
+// function that may write (not one with no-writes, not EVAL_RO and its
+// kin), as Redis decides from the script's flags.
+func (c *conn) pausesAsWrite(name string, args [][]byte) bool {
+	if kv.CheckArity(args) != nil {
+		return false // refused at once, as in Redis
+	}
+	switch name {
+	case "eval", "evalsha", "fcall":
+		_, shard, read, r := c.scriptCommand(name, args)
+		if r == nil && !read && name == "fcall" {
+			return c.functionMayWrite(args[1], shard)
+		}
+		return r != nil || !read
+	}
+	return c.spec != nil && (c.spec.Write || mayReplicate[name])
+}
+
+// functionMayWrite tells whether FCALL's function name may write, as the
+// libraries of its shard (-1: shard 0, where FCALL with no key runs) say:
+// the node does not keep functions' flags, so it reads them, only while
+// a WRITE pause is on.
+func (c *conn) functionMayWrite(name []byte, shard int) bool {
+	list := c.issueRead(max(shard, 0), [][]byte{[]byte(kv.FunctionName), []byte("list")}).Wait()
+	return kv.FunctionMayWrite(list, name)
+}
+
+// mayReplicate are Redis's MAY_REPLICATE commands besides the scripts'
+// (a flag COMMAND does not show): a WRITE pause holds them.
+var mayReplicate = map[string]bool{"pfcount": true, "publish": true, "spublish": true}
 
 // shutdown: SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], Redis 7.0's
 // checks. The node stops in order, as on SIGTERM (every write is durable

@@ -66,6 +66,67 @@ func TestClientPauseHoldsWrites(t *testing.T) {
 	}
 }
 
+// What a WRITE pause holds, as Redis decides: a write script (EVAL, a
+// shebang without no-writes), a transaction with a write, PUBLISH and
+// PFCOUNT (which may replicate); not a
+// no-writes script, EVAL_RO, nor a transaction of reads. A held client
+// counts in blocked_clients and shows 'b' in CLIENT LIST, and CLIENT
+// UNBLOCK does not end its wait.
+func TestClientPauseHoldsWhatMayWrite(t *testing.T) {
+	srv := trackingServer(t)
+	admin, rd := dial(t, srv), dial(t, srv)
+	script(t, admin, "SET k v", "+OK",
+		`FUNCTION LOAD "#!lua name=lib\nredis.register_function{function_name='ro', callback=function() return 'r' end, flags={'no-writes'}}\nredis.register_function('rw', function() return 'w' end)"`, "lib",
+		"CLIENT PAUSE 100000 WRITE", "+OK")
+	script(t, rd,
+		"SET k", "-ERR wrong number of arguments for 'set' command", // at once
+		`EVAL "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])" 1 k`, "v",
+		`EVAL_RO "return redis.call('get', KEYS[1])" 1 k`, "v",
+		"FCALL ro 0", "r",
+		"MULTI", "+OK", "GET k", "+QUEUED", `EVAL_RO "return 1" 0`, "+QUEUED", "FCALL ro 0", "+QUEUED", "EXEC", "[v :1 r]",
+	)
+	held := []struct {
+		setup     []string
+		cmd, want string
+	}{
+		{nil, `EVAL "return 1" 0`, ":1"},
+		{nil, `EVAL "#!lua\nreturn 2" 0`, ":2"},
+		{nil, "PUBLISH ch m", ":0"},
+		{nil, "PFCOUNT hll", ":0"},
+		{nil, "FCALL rw 0", "w"},
+		{[]string{"MULTI", "+OK", "FCALL ro 0", "+QUEUED", "FCALL rw 0", "+QUEUED"}, "EXEC", "[r w]"},
+		{[]string{"MULTI", "+OK", "GET k", "+QUEUED", "SET k w", "+QUEUED"}, "EXEC", "[v +OK]"},
+	}
+	var clients []*client
+	for i, h := range held {
+		c := dial(t, srv)
+		script(t, c, h.setup...)
+		if i == 0 {
+			id := strings.TrimPrefix(c.do("CLIENT ID"), ":")
+			c.send(h.cmd)
+			waitBlockedClients(t, admin, 1)
+			script(t, admin, "CLIENT UNBLOCK "+id, ":0") // a pause is not a blocking command
+		} else {
+			c.send(h.cmd)
+			waitBlockedClients(t, admin, i+1)
+		}
+		clients = append(clients, c)
+	}
+	list := admin.do("CLIENT LIST")
+	if n := strings.Count(list, "flags=b"); n != len(held) {
+		t.Fatalf("%d clients with flags=b, want %d:\n%s", n, len(held), list)
+	}
+	script(t, rd, "GET k", "v") // nothing held ran
+	script(t, admin, "CLIENT UNPAUSE", "+OK")
+	for i, h := range held {
+		if got := clients[i].read(); got != h.want {
+			t.Errorf("%s: %s, want %s", h.cmd, got, h.want)
+		}
+	}
+	waitBlockedClients(t, admin, 0)
+	script(t, rd, "GET k", "w")
+}
+
 // SHUTDOWN stops the node through its hook and closes the connection with
 // no answer; Redis's refusals change nothing.
 func TestShutdown(t *testing.T) {

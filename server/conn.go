@@ -443,7 +443,7 @@ func (c *conn) command(args [][]byte) {
 	if c.subscribedOnly(name, args) || c.txCommand(name, args) {
 		return
 	}
-	c.waitPause(c.spec != nil && (c.spec.Write || c.spec.Has("may_replicate")))
+	c.waitPause(func() bool { return c.pausesAsWrite(name, args) })
 	if c.trk != nil {
 		c.rememberRead(name, args)
 	}
@@ -749,7 +749,9 @@ func (c *conn) info() string {
 	if c.nsubs.Load() > 0 {
 		flags = append(flags, 'P')
 	}
-	if f := c.flag.Load(); f != 0 {
+	if f := c.flag.Load(); f == 'p' { // held by CLIENT PAUSE: blocked, to Redis
+		flags = append(flags, 'b')
+	} else if f != 0 {
 		flags = append(flags, byte(f))
 	}
 	tflags, redir := c.trackingState()

@@ -64,7 +64,8 @@ const redisVersion = "7.0.15"
 //     made at start (as Redis's), and the offsets and backlog Redis's idle
 //     ones.
 //   - Clients: blocked_clients counts the connections in a blocking
-//     command or WAIT, clients_in_timeout_table those of them with a
+//     command or WAIT, or held by CLIENT PAUSE, clients_in_timeout_table
+//     those of the first two with a
 //     timeout; the input and output buffers are the connections' own and
 //     not measured (0).
 //
@@ -290,7 +291,7 @@ func (s *Server) infoClients() []string {
 	s.mu.Lock()
 	open := len(s.conns)
 	for c := range s.conns {
-		if c.flag.Load() == 'b' {
+		if f := c.flag.Load(); f == 'b' || f == 'p' {
 			blocked++
 			if c.timed.Load() {
 				timed++

@@ -35,6 +35,29 @@ type tx struct {
 	bytes   int64
 	shard   int // -1: no key yet
 	aborted bool
+	writes  bool // a queued command may write: EXEC waits out a WRITE pause
+	fcalls  []fcallRef
+}
+
+// fcallRef is a queued FCALL's function and shard: whether it may write
+// is read only when EXEC meets a WRITE pause.
+type fcallRef struct {
+	name  []byte
+	shard int
+}
+
+// txMayWrite tells whether the transaction t may write (EXEC waits out a
+// WRITE pause).
+func (c *conn) txMayWrite(t *tx) bool {
+	if t.writes {
+		return true
+	}
+	for _, f := range t.fcalls {
+		if c.functionMayWrite(f.name, f.shard) {
+			return true
+		}
+	}
+	return false
 }
 
 // txEntry is how a queued command is answered in EXEC's array: by the
@@ -197,17 +220,23 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		}
 		return c.queueAnswer(r)
 	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
-		cmd, shard, _, r := c.scriptCommand(name, args)
+		cmd, shard, read, r := c.scriptCommand(name, args)
 		if r == errCrossShard {
 			return refuse(r) // keys on several shards: refused at once, as any command's
 		}
 		if r != nil {
 			return c.queueAnswer(r) // Redis answers it in EXEC's array
 		}
+		if name == "fcall" {
+			c.tx.fcalls = append(c.tx.fcalls, fcallRef{clone(args[1]), shard})
+		} else {
+			c.tx.writes = c.tx.writes || !read
+		}
 		return c.enqueue(shard, cmd, nil) // exec gives a script without keys the transaction's shard
 	case "publish", "spublish":
 		args := c.cloneArgs(args)
 		sharded := name == "spublish"
+		c.tx.writes = true // may replicate
 		c.tx.entries = append(c.tx.entries, txEntry{atExec: func() *messages.Reply {
 			return c.publishNow(sharded, args[1], args[2]).Wait()
 		}})
@@ -259,6 +288,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 	if spec.Node {
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice does not queue this command (it subscribes, authenticates, or acts on the node's persistence, replication or cluster)", name)))
 	}
+	c.tx.writes = c.tx.writes || spec.Write || mayReplicate[name]
 	shard := -1
 	for _, k := range spec.Keys(args) {
 		sh := c.shardOf(k)
@@ -358,6 +388,7 @@ func (c *conn) exec(args [][]byte) {
 	c.tx, c.watch = nil, nil
 	c.flag.Store(0)
 	if t != nil && !t.aborted {
+		c.waitPause(func() bool { return c.txMayWrite(t) })
 		c.recheckACL(t)
 	}
 	switch {
