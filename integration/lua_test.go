@@ -115,4 +115,33 @@ return redis.call('incr', KEYS[3])`)
 			t.Fatalf("EVAL_RO through %s: %d, %v", c.Options().Addr, n, err)
 		}
 	}
+
+	// A script's PUBLISH, through any node, on any shard (every replica
+	// runs the script), reaches a subscriber once, after the script's
+	// writes; then a plain PUBLISH, sent after them all, comes last.
+	sub := clients[0].Subscribe(ctx, "news")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for ci, c := range clients {
+		for _, tag := range tags {
+			msg := fmt.Sprintf("%s via n%d", tag, ci+1)
+			if err := c.Eval(ctx, "redis.call('set', KEYS[1], ARGV[1]) return redis.call('publish', 'news', ARGV[1])", []string{tag + "news"}, msg).Err(); err != nil {
+				t.Fatalf("a script's PUBLISH through %s: %v", c.Options().Addr, err)
+			}
+			want = append(want, msg)
+		}
+	}
+	if err := clients[2].Publish(ctx, "news", "end").Err(); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "end")
+	for _, w := range want {
+		m, err := sub.ReceiveMessage(ctx)
+		if err != nil || m.Payload != w {
+			t.Fatalf("message: %v, %v; want %q (each script's message once, in order)", m, err, w)
+		}
+	}
 }

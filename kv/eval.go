@@ -255,11 +255,23 @@ func (h *scriptHost) call(s, stat *Spec, args [][]byte) (r *messages.Reply, how 
 			bulkString(strconv.FormatInt(h.t.now%1000*1000, 10)),
 		}), callRan
 	}
+	// Redis takes the commands that may replicate (PUBLISH, SPUBLISH,
+	// PFCOUNT) for writes here.
+	if (s.Write || s.Name == "publish" || s.Name == "spublish" || s.Name == "pfcount") && h.t.w == nil {
+		return errReply("ERR Write commands are not allowed from read-only scripts."), callRefused
+	}
+	if s.Name == "publish" || s.Name == "spublish" {
+		// Every replica runs the script: the message goes back with the
+		// reply, and the node the client sent the script to publishes it
+		// then. The script cannot know how many clients it reaches: 0.
+		if s.Name == "spublish" && ShardOf(Slot(args[1]), h.shards) != h.shard {
+			return errReply("ERR Script attempted to access a non local key in a cluster node"), callRefused
+		}
+		h.t.trace.publish(args[1], args[2], s.Name == "spublish")
+		return integer(0), callRan
+	}
 	if s.Node && s.Name != "command" { // the node's own: not the shard's to run
 		return errReply("ERR This Redis command is not allowed from script"), callRefused
-	}
-	if s.Write && h.t.w == nil {
-		return errReply("ERR Write commands are not allowed from read-only scripts."), callRefused
 	}
 	if h.shards > 1 {
 		switch s.Name {

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
@@ -90,6 +91,15 @@ func (tr *cmdTrace) denied(stat *Spec, result, pos int, args [][]byte) {
 	tr.add(c, nil)
 }
 
+// publish records a message a script published: the client's node
+// publishes it when the reply comes back. Always kept (it is no
+// statistic: without it the message is lost).
+func (tr *cmdTrace) publish(channel, message []byte, sharded bool) {
+	if tr != nil {
+		tr.out.Published = append(tr.out.Published, &messages.ScriptPublish{Channel: bytes.Clone(channel), Message: bytes.Clone(message), Sharded: sharded})
+	}
+}
+
 // errorCounted records that the command's reply is an error a call
 // answered, which the call's statistics count already.
 func (tr *cmdTrace) errorCounted() {
@@ -121,7 +131,7 @@ func ErrorCode(msg string) string {
 // attach returns r with the trace (r itself when there is nothing in it);
 // a copy, as r may be one of the engine's shared replies.
 func (tr *cmdTrace) attach(r *messages.Reply) *messages.Reply {
-	if tr == nil || (len(tr.out.Calls) == 0 && len(tr.out.Missed) == 0 && !tr.out.ErrorCounted) || r == nil {
+	if tr == nil || (len(tr.out.Calls) == 0 && len(tr.out.Missed) == 0 && len(tr.out.Published) == 0 && !tr.out.ErrorCounted) || r == nil {
 		return r
 	}
 	return &messages.Reply{Value: r.Value, Trace: &tr.out}

@@ -118,7 +118,11 @@ type Trace struct {
 	// error_counted: the reply is an error one of the calls answered,
 	// which its errorstats count already (the error table's
 	// ignore_error_stats_update in Redis).
-	ErrorCounted  bool `protobuf:"varint,3,opt,name=error_counted,json=errorCounted,proto3" json:"error_counted,omitempty"`
+	ErrorCounted bool `protobuf:"varint,3,opt,name=error_counted,json=errorCounted,proto3" json:"error_counted,omitempty"`
+	// published: what a script published (PUBLISH, SPUBLISH), in its order:
+	// the node the client sent the script to publishes it once the reply
+	// comes back (every replica runs the script; one must publish).
+	Published     []*ScriptPublish `protobuf:"bytes,4,rep,name=published,proto3" json:"published,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -174,6 +178,74 @@ func (x *Trace) GetErrorCounted() bool {
 	return false
 }
 
+func (x *Trace) GetPublished() []*ScriptPublish {
+	if x != nil {
+		return x.Published
+	}
+	return nil
+}
+
+// ScriptPublish is one message a script published.
+type ScriptPublish struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       []byte                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Message       []byte                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Sharded       bool                   `protobuf:"varint,3,opt,name=sharded,proto3" json:"sharded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptPublish) Reset() {
+	*x = ScriptPublish{}
+	mi := &file_kv_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptPublish) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptPublish) ProtoMessage() {}
+
+func (x *ScriptPublish) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptPublish.ProtoReflect.Descriptor instead.
+func (*ScriptPublish) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ScriptPublish) GetChannel() []byte {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *ScriptPublish) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ScriptPublish) GetSharded() bool {
+	if x != nil {
+		return x.Sharded
+	}
+	return false
+}
+
 // ScriptCall is a script's call, as Redis's statistics count it: one that
 // ran, one refused before it ran (rejected, acl_denied), or one of an
 // unknown command or subcommand (no name: it counts in the errorstats
@@ -208,7 +280,7 @@ type ScriptCall struct {
 
 func (x *ScriptCall) Reset() {
 	*x = ScriptCall{}
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +292,7 @@ func (x *ScriptCall) String() string {
 func (*ScriptCall) ProtoMessage() {}
 
 func (x *ScriptCall) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[2]
+	mi := &file_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +305,7 @@ func (x *ScriptCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScriptCall.ProtoReflect.Descriptor instead.
 func (*ScriptCall) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{2}
+	return file_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ScriptCall) GetName() string {
@@ -302,7 +374,7 @@ type CommandBatch struct {
 
 func (x *CommandBatch) Reset() {
 	*x = CommandBatch{}
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +386,7 @@ func (x *CommandBatch) String() string {
 func (*CommandBatch) ProtoMessage() {}
 
 func (x *CommandBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[3]
+	mi := &file_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +399,7 @@ func (x *CommandBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandBatch.ProtoReflect.Descriptor instead.
 func (*CommandBatch) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{3}
+	return file_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CommandBatch) GetCommands() []*Command {
@@ -368,7 +440,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +452,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[4]
+	mi := &file_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +465,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{4}
+	return file_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Reply) GetValue() isReply_Value {
@@ -648,7 +720,7 @@ type Replies struct {
 
 func (x *Replies) Reset() {
 	*x = Replies{}
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +732,7 @@ func (x *Replies) String() string {
 func (*Replies) ProtoMessage() {}
 
 func (x *Replies) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[5]
+	mi := &file_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +745,7 @@ func (x *Replies) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replies.ProtoReflect.Descriptor instead.
 func (*Replies) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{5}
+	return file_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Replies) GetItems() []*Reply {
@@ -692,11 +764,16 @@ const file_kv_proto_rawDesc = "" +
 	"\x04args\x18\x01 \x03(\fR\x04args\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x12\x16\n" +
 	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x14\n" +
-	"\x05trace\x18\x04 \x01(\rR\x05trace\"x\n" +
+	"\x05trace\x18\x04 \x01(\rR\x05trace\"\xb7\x01\n" +
 	"\x05Trace\x122\n" +
 	"\x05calls\x18\x01 \x03(\v2\x1c.coppice.messages.ScriptCallR\x05calls\x12\x16\n" +
 	"\x06missed\x18\x02 \x03(\fR\x06missed\x12#\n" +
-	"\rerror_counted\x18\x03 \x01(\bR\ferrorCounted\"\xcc\x01\n" +
+	"\rerror_counted\x18\x03 \x01(\bR\ferrorCounted\x12=\n" +
+	"\tpublished\x18\x04 \x03(\v2\x1f.coppice.messages.ScriptPublishR\tpublished\"]\n" +
+	"\rScriptPublish\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\fR\achannel\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\fR\amessage\x12\x18\n" +
+	"\asharded\x18\x03 \x01(\bR\asharded\"\xcc\x01\n" +
 	"\n" +
 	"ScriptCall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -746,31 +823,33 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_kv_proto_goTypes = []any{
-	(*Command)(nil),      // 0: coppice.messages.Command
-	(*Trace)(nil),        // 1: coppice.messages.Trace
-	(*ScriptCall)(nil),   // 2: coppice.messages.ScriptCall
-	(*CommandBatch)(nil), // 3: coppice.messages.CommandBatch
-	(*Reply)(nil),        // 4: coppice.messages.Reply
-	(*Replies)(nil),      // 5: coppice.messages.Replies
+	(*Command)(nil),       // 0: coppice.messages.Command
+	(*Trace)(nil),         // 1: coppice.messages.Trace
+	(*ScriptPublish)(nil), // 2: coppice.messages.ScriptPublish
+	(*ScriptCall)(nil),    // 3: coppice.messages.ScriptCall
+	(*CommandBatch)(nil),  // 4: coppice.messages.CommandBatch
+	(*Reply)(nil),         // 5: coppice.messages.Reply
+	(*Replies)(nil),       // 6: coppice.messages.Replies
 }
 var file_kv_proto_depIdxs = []int32{
-	2,  // 0: coppice.messages.Trace.calls:type_name -> coppice.messages.ScriptCall
-	0,  // 1: coppice.messages.CommandBatch.commands:type_name -> coppice.messages.Command
-	5,  // 2: coppice.messages.Reply.array:type_name -> coppice.messages.Replies
-	5,  // 3: coppice.messages.Reply.map:type_name -> coppice.messages.Replies
-	5,  // 4: coppice.messages.Reply.set:type_name -> coppice.messages.Replies
-	5,  // 5: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
-	5,  // 6: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
-	5,  // 7: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
-	1,  // 8: coppice.messages.Reply.trace:type_name -> coppice.messages.Trace
-	4,  // 9: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 0: coppice.messages.Trace.calls:type_name -> coppice.messages.ScriptCall
+	2,  // 1: coppice.messages.Trace.published:type_name -> coppice.messages.ScriptPublish
+	0,  // 2: coppice.messages.CommandBatch.commands:type_name -> coppice.messages.Command
+	6,  // 3: coppice.messages.Reply.array:type_name -> coppice.messages.Replies
+	6,  // 4: coppice.messages.Reply.map:type_name -> coppice.messages.Replies
+	6,  // 5: coppice.messages.Reply.set:type_name -> coppice.messages.Replies
+	6,  // 6: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
+	6,  // 7: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
+	6,  // 8: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
+	1,  // 9: coppice.messages.Reply.trace:type_name -> coppice.messages.Trace
+	5,  // 10: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -778,7 +857,7 @@ func file_kv_proto_init() {
 	if File_kv_proto != nil {
 		return
 	}
-	file_kv_proto_msgTypes[4].OneofWrappers = []any{
+	file_kv_proto_msgTypes[5].OneofWrappers = []any{
 		(*Reply_Status)(nil),
 		(*Reply_Error)(nil),
 		(*Reply_Integer)(nil),
@@ -801,7 +880,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -190,7 +190,14 @@ func (s *Server) missTrace() uint32 {
 // calls are accounted for as Redis accounts for them: each counts in its
 // command's statistics, the monitors see it as the client "lua", and one
 // the client's ACL rules refused goes to the ACL log (context "lua").
+// What the script published (PUBLISH, SPUBLISH) is published here, once:
+// every replica ran the script, only this reply comes back.
 func (c *conn) traced(tr *messages.Trace) {
+	for _, p := range tr.GetPublished() {
+		// Waited for as PUBLISH's: once the script answers, every node's
+		// subscribers have its messages.
+		c.publishNow(p.GetSharded(), p.GetChannel(), p.GetMessage()).Wait()
+	}
 	if missed := tr.GetMissed(); len(missed) > 0 {
 		events := make([]kv.Event, len(missed))
 		for i, k := range missed {

@@ -155,6 +155,27 @@ func TestPubSubOrder(t *testing.T) {
 	}
 }
 
+// A script's PUBLISH and SPUBLISH reach the subscribers once, after the
+// script's writes (a subscriber that reads the key sees them); inside the
+// script PUBLISH answers 0. A script that fails after publishing has
+// published, as in Redis; a read-only script may not publish.
+func TestScriptPublishes(t *testing.T) {
+	_, sub, c := txServer(t)
+	script(t, sub, "SUBSCRIBE news", "[subscribe news :1]", "SSUBSCRIBE {k}s", "[ssubscribe {k}s :1]")
+	script(t, c,
+		`EVAL "redis.call('set', KEYS[1], 'v1') return {redis.call('publish', 'news', 'first'), redis.call('spublish', '{k}s', 'sharded')}" 1 {k}x`, "[:0 :0]",
+		`EVAL "redis.call('publish', 'news', 'before the error') error('boom')" 0`, "-ERR user_script:1: boom script: a8e8decbaa247831551a3beda41cae5e76bc0300, on @user_script:1.",
+		`EVAL_RO "return redis.call('publish', 'news', 'no')" 0`, "-ERR Write commands are not allowed from read-only scripts. script: 097d36c6ac5982cfa94281d4d992646fe5ca48fa, on @user_script:1.",
+		"PUBLISH news last", ":1",
+	)
+	for _, want := range []string{"[message news first]", "[smessage {k}s sharded]", "[message news before the error]", "[message news last]"} {
+		if got := sub.read(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	script(t, c, "GET {k}x", "v1")
+}
+
 // CLIENT LIST shows a subscriber's P flag, and TYPE pubsub picks the
 // subscribers; CLIENT KILL TYPE pubsub closes them.
 func TestClientTypePubSub(t *testing.T) {
