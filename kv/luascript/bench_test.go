@@ -42,3 +42,19 @@ func BenchmarkRunLoop(b *testing.B) {
 		s.Run(nil, nil, 1, okHost)
 	}
 }
+
+// One FCALL of a one-call function: its library's top level runs again
+// (registering its functions), then the function.
+func BenchmarkFcallOneCall(b *testing.B) {
+	lib, r := LoadLibrary([]byte("#!lua name=bench\nredis.register_function('f', function(keys, args) return redis.call('incr', keys[1]) end)"))
+	if r != nil {
+		b.Fatal(r)
+	}
+	keys := [][]byte{[]byte("k")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := lib.Call("f", keys, nil, 1, okHost); got.GetInteger() != 1 {
+			b.Fatal(got)
+		}
+	}
+}
