@@ -234,7 +234,7 @@ type run struct {
 	loadAPI   *lua.LTable                 // a library's top level's redis table, once made
 	metaViews map[*lua.LTable]*lua.LTable // getmetatable's read-only views of the VM's metatables
 	refuse    *lua.LFunction              // a read-only view's __newindex
-	pairsNext *lua.LFunction              // pairs\'s iterator, once made
+	pairsNext *lua.LFunction              // pairs's iterator, once made
 	onError   *lua.LFunction              // errorHandler
 }
 
