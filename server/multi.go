@@ -274,8 +274,8 @@ func (c *conn) queue(name string, args [][]byte) bool {
 		return refuse(errorf("ERR Command not allowed inside a transaction")) // Redis's words
 	}
 	if atExecCommands[name] {
-		if sub := c.lower(args[min(1, len(args)-1)]); name == "client" && clientConnState[sub] {
-			return refuse(errorf(fmt.Sprintf("ERR 'client|%s' inside MULTI: coppice does not queue it (it changes how the node writes to the connection)", sub)))
+		if name == "client" && clientConnState[c.lower(args[1])] { // CLIENT's arity: a subcommand
+			return refuse(errorf(fmt.Sprintf("ERR 'client|%s' inside MULTI: coppice does not queue it (it changes how the node writes to the connection)", c.lower(args[1]))))
 		}
 		args := c.cloneArgs(args)
 		c.tx.entries = append(c.tx.entries, txEntry{atExec: func() *messages.Reply { return c.atExecRun(name, spec, args) }})
@@ -325,7 +325,7 @@ var clientConnState = map[string]bool{"tracking": true, "caching": true, "reply"
 // atExecRun runs a queued node command (atExecCommands) at EXEC, inside
 // the connection's drain, once the shard has answered the transaction's
 // commands: a DBSIZE or KEYS sees the transaction's writes (and, unlike
-// Redis, any another client made on other shards since). Its reply is
+// Redis, what other clients wrote to other shards since). Its reply is
 // captured, not queued, and the command being issued keeps its state.
 func (c *conn) atExecRun(name string, spec *kv.Spec, args [][]byte) *messages.Reply {
 	var got []Pending
