@@ -48,6 +48,19 @@ type Spec struct {
 // table): per-command counters index slices by it, with no map lookup.
 func (s *Spec) Index() (int, bool) { return s.place - 1, s.place > 0 }
 
+// MayWrite reports whether the command counts as a write where Redis
+// takes its MAY_REPLICATE commands for writes (a flag COMMAND does not
+// show): a read-only script may not call it, and a WRITE pause holds it.
+// Besides the writes: PUBLISH, SPUBLISH and PFCOUNT (the scripts', EVAL's
+// and FCALL's, depend on the script).
+func (s *Spec) MayWrite() bool {
+	switch s.Name {
+	case "publish", "spublish", "pfcount":
+		return true
+	}
+	return s.Write
+}
+
 // Has reports whether the spec carries flag f ("fast", "admin", ...).
 func (s *Spec) Has(f string) bool {
 	for _, x := range s.Flags {

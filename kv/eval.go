@@ -255,9 +255,7 @@ func (h *scriptHost) call(s, stat *Spec, args [][]byte) (r *messages.Reply, how 
 			bulkString(strconv.FormatInt(h.t.now%1000*1000, 10)),
 		}), callRan
 	}
-	// Redis takes the commands that may replicate (PUBLISH, SPUBLISH,
-	// PFCOUNT) for writes here.
-	if (s.Write || s.Name == "publish" || s.Name == "spublish" || s.Name == "pfcount") && h.t.w == nil {
+	if s.MayWrite() && h.t.w == nil {
 		return errReply("ERR Write commands are not allowed from read-only scripts."), callRefused
 	}
 	if s.Name == "publish" || s.Name == "spublish" {

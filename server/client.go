@@ -226,8 +226,8 @@ func (c *conn) waitPause(write func() bool) {
 	}
 }
 
-// pausesAsWrite tells whether a command waits out a WRITE pause: a write,
-// a command that may replicate (PUBLISH, PFCOUNT...), or a script or
+// pausesAsWrite tells whether a command waits out a WRITE pause: a write
+// or a command that may replicate (kv.Spec.MayWrite), or a script or
 // function that may write (not one with no-writes, not EVAL_RO and its
 // kin), as Redis decides from the script's flags.
 func (c *conn) pausesAsWrite(name string, args [][]byte) bool {
@@ -242,7 +242,7 @@ func (c *conn) pausesAsWrite(name string, args [][]byte) bool {
 		}
 		return r != nil || !read
 	}
-	return c.spec != nil && (c.spec.Write || mayReplicate[name])
+	return c.spec != nil && c.spec.MayWrite()
 }
 
 // functionMayWrite tells whether FCALL's function name may write, as the
@@ -253,10 +253,6 @@ func (c *conn) functionMayWrite(name []byte, shard int) bool {
 	list := c.issueRead(max(shard, 0), [][]byte{[]byte(kv.FunctionName), []byte("list")}).Wait()
 	return kv.FunctionMayWrite(list, name)
 }
-
-// mayReplicate are Redis's MAY_REPLICATE commands besides the scripts'
-// (a flag COMMAND does not show): a WRITE pause holds them.
-var mayReplicate = map[string]bool{"pfcount": true, "publish": true, "spublish": true}
 
 // shutdown: SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT], Redis 7.0's
 // checks. The node stops in order, as on SIGTERM (every write is durable

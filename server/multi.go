@@ -288,7 +288,7 @@ func (c *conn) queue(name string, args [][]byte) bool {
 	if spec.Node {
 		return refuse(errorf(fmt.Sprintf("ERR '%s' inside MULTI: coppice does not queue this command (it subscribes, authenticates, or acts on the node's persistence, replication or cluster)", name)))
 	}
-	c.tx.writes = c.tx.writes || spec.Write || mayReplicate[name]
+	c.tx.writes = c.tx.writes || spec.MayWrite()
 	shard := -1
 	for _, k := range spec.Keys(args) {
 		sh := c.shardOf(k)
