@@ -103,9 +103,6 @@ func (r *run) next(L *lua.LState) int {
 // table and nil.
 func (r *run) pairs(L *lua.LState) int {
 	t := checkTable(L, 1, "pairs")
-	if r.pairsNext == nil {
-		r.pairsNext = L.NewFunction(r.next)
-	}
 	L.Push(r.pairsNext)
 	L.Push(t)
 	L.Push(lua.LNil)
@@ -133,30 +130,22 @@ func (r *run) setmetatable(L *lua.LState) int {
 // strings' metatables is a read-only view, and a library has none.
 func (r *run) getmetatable(L *lua.LState) int {
 	v := checkAny(L, 1, "getmetatable")
-	var mt lua.LValue
-	switch v := v.(type) {
-	case lua.LString:
-		mt = r.metaView(r.strMeta)
-	case *lua.LTable:
-		switch _, view := r.ro[v]; {
-		case v == r.view:
-			mt = r.metaView(v.Metatable.(*lua.LTable))
-		case view:
-			mt = lua.LNil
-		}
+	t, _ := v.(*lua.LTable)
+	switch {
+	case v.Type() == lua.LTString:
+		L.Push(r.metaView(r.strMeta))
+	case t != nil && t == r.view:
+		L.Push(r.metaView(t.Metatable.(*lua.LTable)))
+	case r.ro[t] != nil: // a library's view: a library has none
+		L.Push(lua.LNil)
+	default:
+		L.Push(L.GetMetatable(v))
 	}
-	if mt == nil {
-		mt = L.GetMetatable(v)
-	}
-	L.Push(mt)
 	return 1
 }
 
 // metaView is the read-only view of mt, one of the VM's metatables.
 func (r *run) metaView(mt *lua.LTable) *lua.LTable {
-	if r.metaViews == nil {
-		r.metaViews = map[*lua.LTable]*lua.LTable{}
-	}
 	view := r.metaViews[mt]
 	if view == nil {
 		view = r.readonly(mt, nil)

@@ -234,7 +234,7 @@ type run struct {
 	loadAPI   *lua.LTable                 // a library's top level's redis table, once made
 	metaViews map[*lua.LTable]*lua.LTable // getmetatable's read-only views of the VM's metatables
 	refuse    *lua.LFunction              // a read-only view's __newindex
-	pairsNext *lua.LFunction              // pairs's iterator, once made
+	pairsNext *lua.LFunction              // pairs's iterator
 	onError   *lua.LFunction              // errorHandler
 }
 
@@ -272,7 +272,8 @@ func newVM() *run {
 		RegistryMaxSize:     1 << 20,
 		RegistryGrowStep:    256,
 	})
-	r := &run{L: L, resp: 2, cjson: cjsonDefaults, libs: map[string]*lua.LTable{}, ro: map[*lua.LTable]*lua.LTable{}}
+	r := &run{L: L, resp: 2, cjson: cjsonDefaults, libs: map[string]*lua.LTable{},
+		ro: map[*lua.LTable]*lua.LTable{}, metaViews: map[*lua.LTable]*lua.LTable{}}
 	r.b.run = r
 	L.SetContext(&r.b)
 	r.refuse = L.NewFunction(func(L *lua.LState) int {
@@ -280,16 +281,18 @@ func newVM() *run {
 		return 0
 	})
 	r.onError = L.NewFunction(r.errorHandler)
+	r.pairsNext = L.NewFunction(r.next)
 	r.openLibs()
 	r.view = r.env()
 	return r
 }
 
 // release ends the run: its VM goes to the next run, set back to what
-// newVM made, unless the run failed for good (its budget, a storage
-// failure) or grew it past reuseSteps or reuseBytes. A run that panics is
-// never released. (A Go panic in the VM's Go functions, recovered by
-// its pcall, unwinds as a Lua error does: the VM stays sound.)
+// newVM made, unless the run failed for good (its budget) or grew it past
+// reuseSteps or reuseBytes. A run that panics (a storage failure, raised
+// again by call) never reaches it: its VM is dropped. (A Go panic in the
+// VM's Go functions, recovered by its pcall, unwinds as a Lua error does:
+// the VM stays sound.)
 func (r *run) release() {
 	if r.reset() {
 		vms.Put(r)
@@ -301,7 +304,7 @@ func (r *run) release() {
 // reset sets the run's VM back to what newVM made, or is false when it is
 // not to serve again.
 func (r *run) reset() bool {
-	if r.b.fatal != nil || r.panic != nil || r.b.steps > reuseSteps || r.b.bytes > reuseBytes {
+	if r.b.fatal != nil || r.b.steps > reuseSteps || r.b.bytes > reuseBytes {
 		return false
 	}
 	r.global.RawSetString("KEYS", lua.LNil)
@@ -374,11 +377,11 @@ func (r *run) strings(items [][]byte) *lua.LTable {
 
 // env is the script's view of the globals (Redis 7's): reading a global
 // that does not exist is an error, and so is setting one.
+// It is a read-only view (readonly) that shows an empty table, so
+// pairs(_G) lists nothing: which globals were made differs from VM to VM.
 func (r *run) env() *lua.LTable {
 	L := r.L
-	view := L.CreateTable(0, 0)
-	mt := L.CreateTable(0, 2)
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+	return r.readonly(L.CreateTable(0, 0), L.NewFunction(func(L *lua.LState) int {
 		name := L.Get(2)
 		if r.loading != nil && lua.LVAsString(name) != "redis" {
 			// A library's top level sees redis alone (its loading API),
@@ -395,10 +398,6 @@ func (r *run) env() *lua.LTable {
 		L.Push(v)
 		return 1
 	}))
-	mt.RawSetString("__newindex", r.refuse)
-	view.Metatable = mt
-	r.ro[view] = view // pairs(_G) lists nothing: which globals were made differs from VM to VM
-	return view
 }
 
 // errorHandler gives an error the place it was raised, as Redis's error
