@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"fmt"
-	"github.com/coppice-kv/coppice/internal/testwait"
 	"io"
 	"net"
 	"strconv"
@@ -13,9 +12,8 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/redistest"
-
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
-
 	"github.com/coppice-kv/coppice/messages"
 )
 

@@ -65,9 +65,8 @@ const redisVersion = "7.0.15"
 //     ones.
 //   - Clients: blocked_clients counts the connections in a blocking
 //     command or WAIT, or held by CLIENT PAUSE, clients_in_timeout_table
-//     those of the first two with a
-//     timeout; the input and output buffers are the connections' own and
-//     not measured (0).
+//     those in a blocking command or WAIT with a timeout; the input and
+//     output buffers are the connections' own and not measured (0).
 //
 // Two fields Redis prints are left out (infoLeftOut in the test):
 // total_reads_processed and total_writes_processed, the read and write
