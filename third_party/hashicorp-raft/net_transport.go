@@ -563,6 +563,28 @@ func checkResponder(id ServerID, resp interface{}) error {
 	return nil
 }
 
+// DeliverHeartbeat (coppice fork) hands this transport's Raft a heartbeat
+// that came by another way (a HeartbeatBatcher's batch), as if it had come
+// on one of the transport's connections, and returns the channel its
+// answer comes on.
+func (n *NetworkTransport) DeliverHeartbeat(req *AppendEntriesRequest) (<-chan RPCResponse, error) {
+	respCh := make(chan RPCResponse, 1)
+	rpc := RPC{Command: req, RespChan: respCh}
+	n.heartbeatFnLock.Lock()
+	fn := n.heartbeatFn
+	n.heartbeatFnLock.Unlock()
+	if fn != nil {
+		fn(rpc)
+		return respCh, nil
+	}
+	select {
+	case n.consumeCh <- rpc:
+		return respCh, nil
+	case <-n.shutdownCh:
+		return nil, ErrTransportShutdown
+	}
+}
+
 // InstallSnapshot implements the Transport interface.
 func (n *NetworkTransport) InstallSnapshot(id ServerID, target ServerAddress, args *InstallSnapshotRequest, resp *InstallSnapshotResponse, data io.Reader) error {
 	// Get a conn, always close for InstallSnapshot

@@ -452,11 +452,22 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 	}
 
 	var resp AppendEntriesResponse
+	batcher, _ := r.trans.(HeartbeatBatcher) // coppice fork
 	for {
 		// Wait for the next heartbeat interval or forced notify
+		var timeout <-chan time.Time
+		var tick <-chan struct{}
+		if batcher != nil {
+			tick = batcher.HeartbeatTick()
+		} else {
+			timeout = randomTimeout(r.config().HeartbeatTimeout / 10)
+		}
+		batched := false
 		select {
 		case <-s.notifyCh:
-		case <-randomTimeout(r.config().HeartbeatTimeout / 10):
+		case <-timeout:
+		case <-tick:
+			batched = true
 		case <-stopCh:
 			return
 		}
@@ -466,7 +477,16 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 		s.peerLock.RUnlock()
 
 		start := time.Now()
-		if err := r.trans.AppendEntries(peer.ID, peer.Address, &req, &resp); err != nil {
+		err := ErrHeartbeatNotBatched
+		if batched {
+			if err = batcher.BatchedHeartbeat(peer.ID, peer.Address, &req, &resp); err == nil {
+				err = checkResponder(peer.ID, &resp)
+			}
+		}
+		if err == ErrHeartbeatNotBatched {
+			err = r.trans.AppendEntries(peer.ID, peer.Address, &req, &resp)
+		}
+		if err != nil {
 			nextBackoffTime := cappedExponentialBackoff(failureWait, failures, maxFailureScale, r.config().HeartbeatTimeout/2)
 			r.logger.Error("failed to heartbeat to", "peer", peer.Address, "backoff time",
 				nextBackoffTime, "error", err)
@@ -481,6 +501,14 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 			if failures > 0 {
 				r.observe(ResumedHeartbeatObservation{PeerID: peer.ID})
 				asyncNotifyCh(s.resumeCh) // coppice fork
+			}
+			if resp.Term > req.Term {
+				// coppice fork: a follower in a later term ends this
+				// leadership. Upstream's leader learnt it from the next
+				// AppendEntries, which an idle leader now no longer
+				// sends (pipelineReplicate).
+				r.handleStaleTerm(s)
+				return
 			}
 			s.setLastContact()
 			failures = 0
@@ -554,9 +582,18 @@ SEND:
 		case <-s.triggerCh:
 			lastLogIdx := r.replicationLastIndex()
 			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, lastLogIdx)
-		case <-randomTimeout(r.config().CommitTimeout):
+		case <-randomTimeout(pipelineSafetyNet(r.config())):
+			// coppice fork: only when there is something to send, and
+			// not every CommitTimeout. New entries come through
+			// triggerCh and the commit through commitCh; an idle
+			// follower hears from the heartbeats. Upstream's empty
+			// request every CommitTimeout (50-100 ms) was an RPC per
+			// follower for nothing, in every group, and its timer a
+			// wake-up.
 			lastLogIdx := r.replicationLastIndex()
-			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, lastLogIdx)
+			if nextIndex <= lastLogIdx || r.commitPending(s) {
+				shouldStop = r.pipelineSend(s, pipeline, &nextIndex, lastLogIdx)
+			}
 		}
 	}
 
@@ -567,6 +604,16 @@ SEND:
 	case <-r.shutdownCh:
 	}
 	return nil
+}
+
+// pipelineSafetyNet (coppice fork) is how often a pipeline looks for
+// entries or a commit its follower lacks with no trigger: at most every
+// HeartbeatTimeout, never more often than CommitTimeout.
+func pipelineSafetyNet(c Config) time.Duration {
+	if c.CommitTimeout > c.HeartbeatTimeout {
+		return c.CommitTimeout
+	}
+	return c.HeartbeatTimeout
 }
 
 // pipelineSend is used to send data over a pipeline. It is a helper to

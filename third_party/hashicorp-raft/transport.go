@@ -4,6 +4,7 @@
 package raft
 
 import (
+	"errors"
 	"io"
 	"time"
 )
@@ -139,3 +140,26 @@ type AppendFuture interface {
 	// method returns, and will only be valid on success.
 	Response() *AppendEntriesResponse
 }
+
+// HeartbeatBatcher (coppice fork) is a Transport that sends the periodic
+// heartbeats of many Raft groups to the same server together. A node
+// running hundreds of groups otherwise sends each follower one RPC per
+// group every HeartbeatTimeout/10, most of what it does when idle. With
+// it, a group's periodic heartbeats go at HeartbeatTick, through
+// BatchedHeartbeat; a heartbeat that must go at once (VerifyLeader's)
+// still goes alone, through AppendEntries.
+type HeartbeatBatcher interface {
+	// HeartbeatTick returns a channel that is closed at the next
+	// periodic heartbeat, the same for every group of the transport's
+	// batch.
+	HeartbeatTick() <-chan struct{}
+	// BatchedHeartbeat sends a periodic heartbeat, with the other
+	// groups' of its tick, and returns the follower's answer, as
+	// AppendEntries would. ErrHeartbeatNotBatched: this one cannot go
+	// with others (the server does not take batches); it is sent alone.
+	BatchedHeartbeat(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error
+}
+
+// ErrHeartbeatNotBatched (coppice fork) is a HeartbeatBatcher's answer for a
+// heartbeat it did not send: the caller sends it alone.
+var ErrHeartbeatNotBatched = errors.New("raft: heartbeat not batched")
