@@ -55,20 +55,22 @@ type expiryDone struct {
 }
 
 // startExpiry ticks the actor every rt.ExpiryEvery (expiryEvery when 0)
-// until stop is called.
+// while its group's Raft leads, until stop is called.
 func (a *raftActor) startExpiry() (stop func()) {
 	every := a.rt.ExpiryEvery
 	if every <= 0 {
 		every = expiryEvery
 	}
-	root, self, done := a.system.Root, a.self, make(chan struct{})
+	root, self, r, done := a.system.Root, a.self, a.r, make(chan struct{})
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				root.Send(self, expiryTick{})
+				if r.State() == raft.Leader {
+					root.Send(self, expiryTick{})
+				}
 			case <-done:
 				return
 			}
