@@ -121,12 +121,16 @@ func raftServers(c raft.Configuration) []*messages.RaftServer {
 	return out
 }
 
+// raftHeartbeatTimeout is every group's HeartbeatTimeout; its leaders
+// send heartbeats ten times as often (heartbeats).
+const raftHeartbeatTimeout = time.Second
+
 // setRaftTimers sets every group's timers: hashicorp/raft's defaults
 // (heartbeat and election 1s, leader lease 500ms). Half of those made
 // leaders step down under ordinary write load on a 2-core machine, where
 // an fsync or a scheduling stall can take a few hundred milliseconds.
 func setRaftTimers(conf *raft.Config) {
-	conf.HeartbeatTimeout = time.Second
+	conf.HeartbeatTimeout = raftHeartbeatTimeout
 	conf.ElectionTimeout = time.Second
 	conf.LeaderLeaseTimeout = 500 * time.Millisecond
 }
@@ -190,14 +194,16 @@ func startHandOver(root *actor.RootContext, to *actor.PID, r *raft.Raft, log *sl
 	}()
 }
 
-// closeGroup shuts a group's Raft down, then its transport and log store;
-// any of them may be nil (a start that failed half-way).
-func closeGroup(r *raft.Raft, trans *raft.NetworkTransport, logs storage.LogStore) error {
+// closeGroup shuts the Raft down of the group on mux stream, then its
+// transport (which then gets no more batched heartbeats) and log store; any
+// of them may be nil (a start that failed half-way).
+func closeGroup(rt *Runtime, stream uint32, r *raft.Raft, trans *raft.NetworkTransport, logs storage.LogStore) error {
 	var errs []error
 	if r != nil {
 		errs = append(errs, r.Shutdown().Error())
 	}
 	if trans != nil {
+		rt.beats.forget(stream, trans)
 		errs = append(errs, trans.Close())
 	}
 	if logs != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
+	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 )
@@ -260,7 +261,7 @@ func (a *raftActor) start() error {
 	}
 	logger := raftLogger(rt.Log, raftName(a.shard))
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: mux.Layer(uint32(a.shard) + 1), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
+		Stream: mux.Layer(transport.ShardStream(a.shard)), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
 		ServerAddressProvider: &rt.addrs,
 	})
 	conf := raft.DefaultConfig()
@@ -298,7 +299,7 @@ func (a *raftActor) start() error {
 	if err != nil {
 		return err
 	}
-	if a.r, err = raft.NewRaft(conf, fsm, a.logs, a.logs, snaps, a.trans); err != nil {
+	if a.r, err = raft.NewRaft(conf, fsm, a.logs, a.logs, snaps, rt.raftTransport(transport.ShardStream(a.shard), a.trans)); err != nil {
 		return fmt.Errorf("node: shard %d: raft: %w", a.shard, err)
 	}
 	if !existing && rt.bootstrap() {
@@ -421,7 +422,7 @@ func (a *raftActor) stop() {
 		<-a.waiterDone
 		a.applies, a.inflight = nil, 0
 	}
-	if err := closeGroup(a.r, a.trans, a.logs); err != nil {
+	if err := closeGroup(a.rt, transport.ShardStream(a.shard), a.r, a.trans, a.logs); err != nil {
 		a.rt.logger().Error("raft shutdown", "shard", a.shard, "err", err)
 	}
 	a.r, a.trans, a.logs = nil, nil, nil

@@ -135,9 +135,11 @@ type Runtime struct {
 	mu      sync.RWMutex
 	mux     *transport.Mux
 	remote  *transport.Remote
-	system  *raft.Raft
-	state   *cluster.State
-	sys     *actor.ActorSystem
+	// beatsRemote carries the batched Raft heartbeats (heartbeats).
+	beatsRemote *transport.Remote
+	system      *raft.Raft
+	state       *cluster.State
+	sys         *actor.ActorSystem
 	// clusterID is the cluster this node belongs to, once known;
 	// clusterIDRecorded tells whether node.json has it (a joining node
 	// takes it from gossip before its system group records it).
@@ -171,6 +173,9 @@ type Runtime struct {
 	// addrs is the nodes' cluster addresses as gossip gives them (the
 	// manager records them), which the Raft groups dial first.
 	addrs addrBook
+	// beats batches the Raft groups' periodic heartbeats by follower
+	// node, and hands the batches peers send to the groups here.
+	beats heartbeats
 }
 
 // DefaultReadCache is the read cache of a Runtime that sets none.
@@ -411,9 +416,9 @@ func (rt *Runtime) RaftLogStats() (storage.RaftLogStats, bool) {
 	return st.logs.Stats(), true
 }
 
-func (rt *Runtime) setMux(m *transport.Mux, r *transport.Remote) {
+func (rt *Runtime) setMux(m *transport.Mux, r, beats *transport.Remote) {
 	rt.mu.Lock()
-	rt.mux, rt.remote = m, r
+	rt.mux, rt.remote, rt.beatsRemote = m, r, beats
 	rt.mu.Unlock()
 }
 

@@ -99,7 +99,7 @@ func (a *systemActor) start() error {
 	if err != nil {
 		return err
 	}
-	if a.r, err = raft.NewRaft(conf, a.state, a.logs, a.logs, snaps, a.trans); err != nil {
+	if a.r, err = raft.NewRaft(conf, a.state, a.logs, a.logs, snaps, rt.raftTransport(transport.StreamSystem, a.trans)); err != nil {
 		return fmt.Errorf("node: system group: %w", err)
 	}
 	if !existing && rt.bootstrap() {
@@ -171,7 +171,7 @@ func (a *systemActor) stop() {
 		a.unwatch = nil
 	}
 	a.rt.setSystem(nil, nil)
-	if err := closeGroup(a.r, a.trans, a.logs); err != nil {
+	if err := closeGroup(a.rt, transport.StreamSystem, a.r, a.trans, a.logs); err != nil {
 		a.rt.logger().Error("system group shutdown", "err", err)
 	}
 	a.r, a.trans, a.logs = nil, nil, nil

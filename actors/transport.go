@@ -20,9 +20,9 @@ import (
 const remoteTimeout = 20 * time.Second
 
 type transportActor struct {
-	rt     *Runtime
-	mux    *transport.Mux
-	remote *transport.Remote
+	rt            *Runtime
+	mux           *transport.Mux
+	remote, beats *transport.Remote
 }
 
 func (t *transportActor) Receive(ctx actor.Context) {
@@ -47,12 +47,15 @@ func (t *transportActor) Receive(ctx actor.Context) {
 		t.rt.sys = ctx.ActorSystem()
 		t.rt.mu.Unlock()
 		t.remote = transport.NewRemote(m, deliver(t.rt, ctx.ActorSystem()), remoteTimeout)
-		t.rt.setMux(m, t.remote)
+		t.beats = transport.NewRemoteOn(m, transport.StreamHeartbeats, t.rt.beats.handler, batchTimeout)
+		t.rt.setMux(m, t.remote, t.beats)
 		t.rt.logger().Info("cluster listener", "addr", m.Addr().String(), "mutual_tls", t.rt.ClusterTLS != nil)
 	case *actor.Stopping:
-		t.rt.setMux(nil, nil)
-		if t.remote != nil {
-			t.remote.Close()
+		t.rt.setMux(nil, nil, nil)
+		for _, r := range []*transport.Remote{t.remote, t.beats} {
+			if r != nil {
+				r.Close()
+			}
 		}
 		if t.mux != nil {
 			t.mux.Close()

@@ -38,6 +38,9 @@ func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
 	if s.cfg.SnapshotThrottle != nil {
 		reg.MustRegister(throttleCollector(s.cfg.SnapshotThrottle))
 	}
+	if s.cfg.Heartbeats != nil {
+		reg.MustRegister(heartbeatCollector(s.cfg.Heartbeats))
+	}
 	if s.cfg.DataDir != "" {
 		reg.MustRegister(diskCollector(s.cfg.DataDir))
 	}
@@ -184,6 +187,25 @@ func raftLogCollector(read func() (storage.RaftLogStats, bool)) prometheus.Colle
 				buckets[le] = cum
 			}
 			ch <- prometheus.MustNewConstHistogram(descLogSync, st.Syncs, st.SyncSeconds, buckets)
+		},
+	}
+}
+
+var (
+	descBeatBatches = prometheus.NewDesc("coppice_raft_heartbeat_batches_total", "Requests carrying the periodic Raft heartbeats of every group this node leads to one follower node.", nil, nil)
+	descBeats       = prometheus.NewDesc("coppice_raft_heartbeats_batched_total", "Raft heartbeats those requests carried.", nil, nil)
+	descBeatFailed  = prometheus.NewDesc("coppice_raft_heartbeat_batch_failures_total", "Requests of heartbeats that got no answer: the follower node down or unreachable, or too old to take them together (its heartbeats then go one by one for a minute).", nil, nil)
+)
+
+// heartbeatCollector exports the heartbeat batching's counters.
+func heartbeatCollector(read func() (actors.HeartbeatStats, bool)) prometheus.Collector {
+	return statsCollector[actors.HeartbeatStats]{
+		descs: []*prometheus.Desc{descBeatBatches, descBeats, descBeatFailed},
+		read:  read,
+		emit: func(st actors.HeartbeatStats, ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(descBeatBatches, prometheus.CounterValue, float64(st.Batches))
+			ch <- prometheus.MustNewConstMetric(descBeats, prometheus.CounterValue, float64(st.Beats))
+			ch <- prometheus.MustNewConstMetric(descBeatFailed, prometheus.CounterValue, float64(st.Failed))
 		},
 	}
 }

@@ -74,6 +74,9 @@ type Config struct {
 	// SnapshotThrottle reads the counters of the node's snapshot throttle
 	// (actors.Runtime.SnapshotThrottleStats); nil: not exported.
 	SnapshotThrottle func() (storage.ThrottleStats, bool)
+	// Heartbeats reads the counters of the node's Raft heartbeat batches
+	// (actors.Runtime.HeartbeatStats); nil: not exported.
+	Heartbeats func() (actors.HeartbeatStats, bool)
 	// DataDir is the node's data dir: /metrics exports the free and total
 	// bytes of its file system (a node whose disk fills stops); "": not
 	// exported.

@@ -1070,6 +1070,288 @@ func (x *ScriptAnswer) GetBody() []byte {
 	return nil
 }
 
+// RaftHeartbeats carries the periodic Raft heartbeats of every group the
+// sending node leads with the receiving node as a follower, one request per
+// tick instead of one RPC per group (actors/heartbeats.go). The reply is a
+// RaftHeartbeatAnswers, one answer per beat in its order.
+type RaftHeartbeats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Beats         []*RaftHeartbeat       `protobuf:"bytes,1,rep,name=beats,proto3" json:"beats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftHeartbeats) Reset() {
+	*x = RaftHeartbeats{}
+	mi := &file_remote_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftHeartbeats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftHeartbeats) ProtoMessage() {}
+
+func (x *RaftHeartbeats) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftHeartbeats.ProtoReflect.Descriptor instead.
+func (*RaftHeartbeats) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RaftHeartbeats) GetBeats() []*RaftHeartbeat {
+	if x != nil {
+		return x.Beats
+	}
+	return nil
+}
+
+// RaftHeartbeat is hashicorp/raft's heartbeat (an AppendEntriesRequest with
+// no entries) for the group on mux stream `stream`.
+type RaftHeartbeat struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream uint32                 `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Term   uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	// The RPC header: the leader's protocol version, ID and address.
+	ProtocolVersion int32  `protobuf:"varint,3,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	Id              []byte `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	Addr            []byte `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
+	// The leader's address in its pre-header field.
+	Leader        []byte `protobuf:"bytes,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftHeartbeat) Reset() {
+	*x = RaftHeartbeat{}
+	mi := &file_remote_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftHeartbeat) ProtoMessage() {}
+
+func (x *RaftHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftHeartbeat.ProtoReflect.Descriptor instead.
+func (*RaftHeartbeat) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RaftHeartbeat) GetStream() uint32 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *RaftHeartbeat) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *RaftHeartbeat) GetProtocolVersion() int32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *RaftHeartbeat) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *RaftHeartbeat) GetAddr() []byte {
+	if x != nil {
+		return x.Addr
+	}
+	return nil
+}
+
+func (x *RaftHeartbeat) GetLeader() []byte {
+	if x != nil {
+		return x.Leader
+	}
+	return nil
+}
+
+type RaftHeartbeatAnswers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Answers       []*RaftHeartbeatAnswer `protobuf:"bytes,1,rep,name=answers,proto3" json:"answers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftHeartbeatAnswers) Reset() {
+	*x = RaftHeartbeatAnswers{}
+	mi := &file_remote_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftHeartbeatAnswers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftHeartbeatAnswers) ProtoMessage() {}
+
+func (x *RaftHeartbeatAnswers) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftHeartbeatAnswers.ProtoReflect.Descriptor instead.
+func (*RaftHeartbeatAnswers) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RaftHeartbeatAnswers) GetAnswers() []*RaftHeartbeatAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+// RaftHeartbeatAnswer is the follower's AppendEntriesResponse, or why the
+// heartbeat did not reach its group (error).
+type RaftHeartbeatAnswer struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Error           string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Term            uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	LastLog         uint64                 `protobuf:"varint,3,opt,name=last_log,json=lastLog,proto3" json:"last_log,omitempty"`
+	Success         bool                   `protobuf:"varint,4,opt,name=success,proto3" json:"success,omitempty"`
+	NoRetryBackoff  bool                   `protobuf:"varint,5,opt,name=no_retry_backoff,json=noRetryBackoff,proto3" json:"no_retry_backoff,omitempty"`
+	ProtocolVersion int32                  `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	Id              []byte                 `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
+	Addr            []byte                 `protobuf:"bytes,8,opt,name=addr,proto3" json:"addr,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RaftHeartbeatAnswer) Reset() {
+	*x = RaftHeartbeatAnswer{}
+	mi := &file_remote_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftHeartbeatAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftHeartbeatAnswer) ProtoMessage() {}
+
+func (x *RaftHeartbeatAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftHeartbeatAnswer.ProtoReflect.Descriptor instead.
+func (*RaftHeartbeatAnswer) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RaftHeartbeatAnswer) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RaftHeartbeatAnswer) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *RaftHeartbeatAnswer) GetLastLog() uint64 {
+	if x != nil {
+		return x.LastLog
+	}
+	return 0
+}
+
+func (x *RaftHeartbeatAnswer) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *RaftHeartbeatAnswer) GetNoRetryBackoff() bool {
+	if x != nil {
+		return x.NoRetryBackoff
+	}
+	return false
+}
+
+func (x *RaftHeartbeatAnswer) GetProtocolVersion() int32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *RaftHeartbeatAnswer) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *RaftHeartbeatAnswer) GetAddr() []byte {
+	if x != nil {
+		return x.Addr
+	}
+	return nil
+}
+
 var File_remote_proto protoreflect.FileDescriptor
 
 const file_remote_proto_rawDesc = "" +
@@ -1157,7 +1439,27 @@ const file_remote_proto_rawDesc = "" +
 	"\x05flush\x18\x02 \x01(\bR\x05flush\"0\n" +
 	"\fScriptAnswer\x12\x17\n" +
 	"\x04body\x18\x01 \x01(\fH\x00R\x04body\x88\x01\x01B\a\n" +
-	"\x05_bodyB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
+	"\x05_body\"G\n" +
+	"\x0eRaftHeartbeats\x125\n" +
+	"\x05beats\x18\x01 \x03(\v2\x1f.coppice.messages.RaftHeartbeatR\x05beats\"\xa2\x01\n" +
+	"\rRaftHeartbeat\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\rR\x06stream\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12)\n" +
+	"\x10protocol_version\x18\x03 \x01(\x05R\x0fprotocolVersion\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\fR\x02id\x12\x12\n" +
+	"\x04addr\x18\x05 \x01(\fR\x04addr\x12\x16\n" +
+	"\x06leader\x18\x06 \x01(\fR\x06leader\"W\n" +
+	"\x14RaftHeartbeatAnswers\x12?\n" +
+	"\aanswers\x18\x01 \x03(\v2%.coppice.messages.RaftHeartbeatAnswerR\aanswers\"\xed\x01\n" +
+	"\x13RaftHeartbeatAnswer\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x19\n" +
+	"\blast_log\x18\x03 \x01(\x04R\alastLog\x12\x18\n" +
+	"\asuccess\x18\x04 \x01(\bR\asuccess\x12(\n" +
+	"\x10no_retry_backoff\x18\x05 \x01(\bR\x0enoRetryBackoff\x12)\n" +
+	"\x10protocol_version\x18\x06 \x01(\x05R\x0fprotocolVersion\x12\x0e\n" +
+	"\x02id\x18\a \x01(\fR\x02id\x12\x12\n" +
+	"\x04addr\x18\b \x01(\fR\x04addrB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
 
 var (
 	file_remote_proto_rawDescOnce sync.Once
@@ -1172,7 +1474,7 @@ func file_remote_proto_rawDescGZIP() []byte {
 }
 
 var file_remote_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_remote_proto_goTypes = []any{
 	(ChangeMembership_Op)(0),        // 0: coppice.messages.ChangeMembership.Op
 	(*Envelope)(nil),                // 1: coppice.messages.Envelope
@@ -1190,25 +1492,31 @@ var file_remote_proto_goTypes = []any{
 	(*TransferLeadershipReply)(nil), // 13: coppice.messages.TransferLeadershipReply
 	(*ScriptQuery)(nil),             // 14: coppice.messages.ScriptQuery
 	(*ScriptAnswer)(nil),            // 15: coppice.messages.ScriptAnswer
-	(*anypb.Any)(nil),               // 16: google.protobuf.Any
-	(*Command)(nil),                 // 17: coppice.messages.Command
-	(*Reply)(nil),                   // 18: coppice.messages.Reply
+	(*RaftHeartbeats)(nil),          // 16: coppice.messages.RaftHeartbeats
+	(*RaftHeartbeat)(nil),           // 17: coppice.messages.RaftHeartbeat
+	(*RaftHeartbeatAnswers)(nil),    // 18: coppice.messages.RaftHeartbeatAnswers
+	(*RaftHeartbeatAnswer)(nil),     // 19: coppice.messages.RaftHeartbeatAnswer
+	(*anypb.Any)(nil),               // 20: google.protobuf.Any
+	(*Command)(nil),                 // 21: coppice.messages.Command
+	(*Reply)(nil),                   // 22: coppice.messages.Reply
 }
 var file_remote_proto_depIdxs = []int32{
-	16, // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
-	17, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
+	20, // 0: coppice.messages.Envelope.body:type_name -> google.protobuf.Any
+	21, // 1: coppice.messages.Forward.command:type_name -> coppice.messages.Command
 	3,  // 2: coppice.messages.Forward.scan:type_name -> coppice.messages.ScanShard
 	3,  // 3: coppice.messages.Forward.hash_scan:type_name -> coppice.messages.ScanShard
 	3,  // 4: coppice.messages.Forward.set_scan:type_name -> coppice.messages.ScanShard
 	3,  // 5: coppice.messages.Forward.zset_scan:type_name -> coppice.messages.ScanShard
-	18, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
+	22, // 6: coppice.messages.ForwardReply.reply:type_name -> coppice.messages.Reply
 	6,  // 7: coppice.messages.Publish.messages:type_name -> coppice.messages.Published
 	0,  // 8: coppice.messages.ChangeMembership.op:type_name -> coppice.messages.ChangeMembership.Op
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	17, // 9: coppice.messages.RaftHeartbeats.beats:type_name -> coppice.messages.RaftHeartbeat
+	19, // 10: coppice.messages.RaftHeartbeatAnswers.answers:type_name -> coppice.messages.RaftHeartbeatAnswer
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_remote_proto_init() }
@@ -1226,7 +1534,7 @@ func file_remote_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remote_proto_rawDesc), len(file_remote_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

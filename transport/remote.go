@@ -26,11 +26,19 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Stream ids on the mux besides the shards' (shard i is stream i+1).
+// Stream ids on the mux besides the shards' (ShardStream).
 const (
 	StreamSystem uint32 = 1 << 30 // the system Raft group
 	StreamRemote uint32 = 1<<30 + 1
+	// StreamHeartbeats carries the Raft groups' heartbeats, batched
+	// (actors/heartbeats.go), on connections of their own: behind a
+	// forwarded command's large value on the remote stream, they would
+	// wait for it.
+	StreamHeartbeats uint32 = 1<<30 + 2
 )
+
+// ShardStream is the mux stream of shard's Raft group.
+func ShardStream(shard int) uint32 { return uint32(shard) + 1 }
 
 const (
 	// maxFrame bounds one envelope: a forwarded command carries a client's
@@ -85,7 +93,13 @@ type Remote struct {
 // NewRemote serves h on m's remote stream; timeout bounds each request it
 // handles.
 func NewRemote(m *Mux, h Handler, timeout time.Duration) *Remote {
-	r := &Remote{layer: m.Layer(StreamRemote), handler: h, log: m.log, timeout: timeout,
+	return NewRemoteOn(m, StreamRemote, h, timeout)
+}
+
+// NewRemoteOn is NewRemote on another stream of m: its requests go to the
+// peers' Remote on that stream, on connections of their own.
+func NewRemoteOn(m *Mux, stream uint32, h Handler, timeout time.Duration) *Remote {
+	r := &Remote{layer: m.Layer(stream), handler: h, log: m.log, timeout: timeout,
 		conns: map[Peer]*remoteConn{}, dials: map[Peer]*dial{}, served: map[net.Conn]struct{}{}}
 	r.handling, r.stop = context.WithCancel(context.Background())
 	r.wg.Add(1)
