@@ -582,18 +582,24 @@ SEND:
 		case <-s.triggerCh:
 			lastLogIdx := r.replicationLastIndex()
 			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, lastLogIdx)
+		case <-s.resumeCh:
+			// coppice fork: the follower answers heartbeats again after
+			// failing them. It may have restarted, its log whole but
+			// its commit index lost, and heartbeats do not carry it:
+			// send it the commit now, not at the next safety net (on a
+			// pipeline that broke with the restart, the send fails and
+			// replicate sends it anew).
+			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, r.replicationLastIndex())
 		case <-randomTimeout(pipelineSafetyNet(r.config())):
-			// coppice fork: only when there is something to send, and
-			// not every CommitTimeout. New entries come through
-			// triggerCh and the commit through commitCh; an idle
-			// follower hears from the heartbeats. Upstream's empty
-			// request every CommitTimeout (50-100 ms) was an RPC per
-			// follower for nothing, in every group, and its timer a
-			// wake-up.
-			lastLogIdx := r.replicationLastIndex()
-			if nextIndex <= lastLogIdx || r.commitPending(s) {
-				shouldStop = r.pipelineSend(s, pipeline, &nextIndex, lastLogIdx)
-			}
+			// coppice fork: every HeartbeatTimeout, not every
+			// CommitTimeout. New entries come through triggerCh and the
+			// commit through commitCh; this request is for a follower
+			// that restarted between two heartbeats, its log whole but
+			// its commit index lost (heartbeats do not carry it), behind
+			// a pipeline whose connection died unseen. Upstream's
+			// request every CommitTimeout (50-100 ms) was, in a node
+			// running hundreds of groups, most of its idle work.
+			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, r.replicationLastIndex())
 		}
 	}
 
@@ -606,9 +612,8 @@ SEND:
 	return nil
 }
 
-// pipelineSafetyNet (coppice fork) is how often a pipeline looks for
-// entries or a commit its follower lacks with no trigger: at most every
-// HeartbeatTimeout, never more often than CommitTimeout.
+// pipelineSafetyNet (coppice fork) is how often a pipeline sends with no
+// trigger: every HeartbeatTimeout, never more often than CommitTimeout.
 func pipelineSafetyNet(c Config) time.Duration {
 	if c.CommitTimeout > c.HeartbeatTimeout {
 		return c.CommitTimeout
