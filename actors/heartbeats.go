@@ -19,7 +19,7 @@ import (
 // HeartbeatBatcher). hashicorp/raft has every group's leader send each
 // follower a heartbeat RPC every 100-200 ms, on the group's own
 // connection: a 3-node cluster with --shards 256 made about 3,400 of them a
-// second while idle, 77% of a core. Here every group's periodic heartbeats
+// second while idle, most of what it did. Here every group's periodic heartbeats
 // go at one tick every raftHeartbeatTimeout/10, and those for one follower
 // node go together, as one RaftHeartbeats request on a messaging stream
 // of their own (transport.StreamHeartbeats: not behind a forwarded
@@ -35,9 +35,8 @@ import (
 // batchRefusedFor.
 type heartbeats struct {
 	mu sync.Mutex
-	// tick is closed at the next tick (tickAt); nil until a group asks.
-	tick   chan struct{}
-	tickAt time.Time
+	// tick is closed at the next tick; nil until a group asks for it.
+	tick chan struct{}
 	// pending is the heartbeats waiting for their batch's flush, by peer.
 	pending map[transport.Peer][]*beat
 	// refused is when each peer that could not take a batch may be tried
@@ -110,16 +109,20 @@ func (h *heartbeats) forget(stream uint32, trans *raft.NetworkTransport) {
 	}
 }
 
-// nextTick returns the channel closed at the next tick.
+// nextTick returns the channel closed at the next tick, a tick period
+// after the first group asked for it.
 func (h *heartbeats) nextTick() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := time.Now()
-	if h.tick == nil || !now.Before(h.tickAt) {
-		period := raftHeartbeatTimeout / 10
+	if h.tick == nil {
 		tick := make(chan struct{})
-		h.tick, h.tickAt = tick, now.Truncate(period).Add(period)
-		time.AfterFunc(h.tickAt.Sub(now), func() { close(tick) })
+		h.tick = tick
+		time.AfterFunc(raftHeartbeatTimeout/10, func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			close(tick)
+			h.tick = nil
+		})
 	}
 	return h.tick
 }
@@ -167,7 +170,7 @@ func (h *heartbeats) flush(rt *Runtime, peer transport.Peer) {
 			ProtocolVersion: int32(b.req.ProtocolVersion), Id: b.req.ID, Addr: b.req.Addr,
 		}
 	}
-	answers, err := request(rt, peer, msg)
+	answers, err := requestBeats(rt, peer, msg)
 	h.batches.Add(1)
 	h.beats.Add(uint64(len(batch)))
 	if err != nil {
@@ -204,8 +207,8 @@ func (h *heartbeats) flush(rt *Runtime, peer transport.Peer) {
 	}
 }
 
-// request sends msg to peer and returns its answers, one per heartbeat.
-func request(rt *Runtime, peer transport.Peer, msg *messages.RaftHeartbeats) ([]*messages.RaftHeartbeatAnswer, error) {
+// requestBeats sends msg to peer and returns its answers, one per heartbeat.
+func requestBeats(rt *Runtime, peer transport.Peer, msg *messages.RaftHeartbeats) ([]*messages.RaftHeartbeatAnswer, error) {
 	rt.mu.RLock()
 	remote := rt.beatsRemote
 	rt.mu.RUnlock()
