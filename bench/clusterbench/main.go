@@ -67,6 +67,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -90,11 +91,13 @@ type config struct {
 	secondJoin bool
 	logs       string
 	subs       int
+	idleShards []int
+	idleSecs   int
 }
 
 func main() {
 	var c config
-	only := flag.String("only", "", "run one part: etcd, join, forward, backup or pubsub (default: etcd and join)")
+	only := flag.String("only", "", "run one part: etcd, join, forward, backup, pubsub or idle (default: etcd and join)")
 	flag.IntVar(&c.n, "n", 100000, "etcd and forward parts: requests per throughput run (one client: n/10)")
 	flag.IntVar(&c.rounds, "rounds", 1, "etcd and forward parts: run every row this many times, alternating the order (etcd: and print the median ratios)")
 	flag.IntVar(&c.shards, "shards", 4, "etcd and forward parts: coppice shards")
@@ -113,20 +116,30 @@ func main() {
 	})
 	flag.StringVar(&c.logs, "logs", "", "copy every process's log into this dir at the end")
 	flag.IntVar(&c.subs, "subs", 30, "pubsub part: subscribers of the channel")
+	idleShards := flag.String("idle-shards", "4,64,256", "idle part: comma-separated shard counts, a 3-node cluster each")
+	flag.IntVar(&c.idleSecs, "idle-secs", 30, "idle part: seconds of CPU time measured per cluster")
 	flag.Parse()
 	parts := []string{"etcd", "join"}
 	switch *only {
 	case "":
-	case "etcd", "join", "forward", "backup", "pubsub":
+	case "etcd", "join", "forward", "backup", "pubsub", "idle":
 		parts = []string{*only}
 	default:
-		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd, join, forward, backup or pubsub\n", *only)
+		fmt.Fprintf(os.Stderr, "clusterbench: -only %q: want etcd, join, forward, backup, pubsub or idle\n", *only)
 		os.Exit(2)
 	}
-	if c.rounds < 1 || c.n < 30 || c.subs < 1 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
+	if c.rounds < 1 || c.n < 30 || c.subs < 1 || c.idleSecs < 1 || c.dataMiB < 1 || c.valueKiB < 1 || c.writeSecs < 1 ||
 		(c.etcdAPI != "grpc" && c.etcdAPI != "gateway") || (c.values != "random" && c.values != "repeated") {
 		fmt.Fprintln(os.Stderr, "clusterbench: bad flag value (see -help)")
 		os.Exit(2)
+	}
+	for _, f := range strings.Split(*idleShards, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			fmt.Fprintf(os.Stderr, "clusterbench: -idle-shards: %q is not a shard count (1..1024)\n", f)
+			os.Exit(2)
+		}
+		c.idleShards = append(c.idleShards, n)
 	}
 	tools := []string{"redis-benchmark", "etcd", "etcdctl"}
 	if *only == "pubsub" {
@@ -203,6 +216,8 @@ func run(c config, parts []string, work string) error {
 			err = backupPart(c, bin, dir)
 		case "pubsub":
 			err = pubsubPart(c, bin, dir)
+		case "idle":
+			err = idlePart(c, bin, dir)
 		default:
 			err = joinPart(c, bin, dir)
 		}
