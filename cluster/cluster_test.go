@@ -414,3 +414,44 @@ func TestMoved(t *testing.T) {
 		}
 	}
 }
+
+// PlanLeaderMoves gives the moves BalanceLeaders gives one after another,
+// at most max, each of another shard; passes of them even the leaders out
+// in about shards/max passes.
+func TestPlanLeaderMoves(t *testing.T) {
+	nodes := []string{"a", "b", "c"}
+	leaders, voters := make([]string, 64), make([][]string, 64)
+	for i := range leaders {
+		leaders[i], voters[i] = "a", nodes
+	}
+	if got := PlanLeaderMoves(leaders, voters, 0); len(got) != 0 {
+		t.Fatalf("max 0: %v", got)
+	}
+	passes := 0
+	for {
+		moves := PlanLeaderMoves(leaders, voters, 8)
+		if len(moves) == 0 {
+			break
+		}
+		if len(moves) > 8 {
+			t.Fatalf("%d moves, max 8", len(moves))
+		}
+		shards := map[int]bool{}
+		for _, m := range moves {
+			if shards[m.Shard] || leaders[m.Shard] != m.From || !slices.Contains(voters[m.Shard], m.To) {
+				t.Fatalf("pass %d: move %+v with leaders %v", passes, m, leaders)
+			}
+			shards[m.Shard] = true
+			leaders[m.Shard] = m.To
+		}
+		if passes++; passes > 6 {
+			t.Fatalf("more than 6 passes of 8 for 64 shards: %v", leaders)
+		}
+	}
+	if err := EvenLeaders(leaders, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if passes < 6 {
+		t.Fatalf("%d passes moved the 42 shards 8 at a time", passes)
+	}
+}

@@ -252,6 +252,24 @@ func BalanceLeaders(leaders []string, voters [][]string) (LeaderMove, bool) {
 	return best, found
 }
 
+// PlanLeaderMoves is up to max of BalanceLeaders' moves, one after another
+// as if each were done, each of another shard: the moves one balancing
+// pass can make at once. A cluster grown from one node with hundreds of
+// shards would otherwise take a pass per shard to even out.
+func PlanLeaderMoves(leaders []string, voters [][]string, max int) []LeaderMove {
+	leaders = slices.Clone(leaders)
+	var moves []LeaderMove
+	for len(moves) < max {
+		m, ok := BalanceLeaders(leaders, voters)
+		if !ok || slices.ContainsFunc(moves, func(p LeaderMove) bool { return p.Shard == m.Shard }) {
+			break
+		}
+		moves = append(moves, m)
+		leaders[m.Shard] = m.To
+	}
+	return moves
+}
+
 // EvenLeaders returns nil when every shard is led by one of nodes and each
 // of them leads as many shards as any other, give or take one: where
 // BalanceLeaders stops when every node is a voter of every shard.
