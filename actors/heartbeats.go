@@ -18,15 +18,16 @@ import (
 // heartbeats batches the node's Raft heartbeats (the Raft fork's
 // HeartbeatBatcher). hashicorp/raft has every group's leader send each
 // follower a heartbeat RPC every 100-200 ms, on the group's own
-// connection: a 3-node cluster with --shards 256 made about 3,400 of them a
-// second while idle, most of what it did. Here every group's periodic heartbeats
-// go at one tick every raftHeartbeatTimeout/10, and those for one follower
-// node go together, as one RaftHeartbeats request on a messaging stream
-// of their own (transport.StreamHeartbeats: not behind a forwarded
-// command's value); the follower node hands each to its group's transport
-// (DeliverHeartbeat) and answers them together. The heartbeats a leader
-// sends at once to confirm its leadership (VerifyLeader: the read barrier)
-// still go alone, on the group's connection, as do every other RPC.
+// connection: a 3-node cluster with --shards 256 made about 3,400 of them
+// a second while idle, most of what it did. Here every group's periodic
+// heartbeats go at one tick every raftHeartbeatTimeout/10, and those for
+// one follower node go together, as one RaftHeartbeats request on a
+// messaging stream of their own (transport.StreamHeartbeats: not behind a
+// forwarded command's value); the follower node hands each to its group's
+// transport (DeliverHeartbeat) and answers them together. The heartbeats
+// a leader sends at once to confirm its leadership (VerifyLeader: the read
+// barrier) still go alone, on the group's connection, as do all other
+// RPCs.
 //
 // A batch that gets no answer fails each of its heartbeats, as the
 // follower node's silence would have failed them alone. A peer that
@@ -74,6 +75,9 @@ const (
 	// batchRefusedFor is how long a peer that could not take a batch is
 	// sent heartbeats alone.
 	batchRefusedFor = time.Minute
+	// beatAnswerWait bounds how long a follower node waits for its groups'
+	// answers to a batch.
+	beatAnswerWait = 100 * time.Millisecond
 )
 
 // beat is one group's heartbeat in a batch, and where its answer goes.
@@ -259,26 +263,45 @@ func (h *heartbeats) serve(ctx context.Context, m *messages.RaftHeartbeats) *mes
 			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: err.Error()}
 		}
 	}
+	// A group answers a heartbeat as it takes it (Raft's heartbeat
+	// handler); one shutting down never does, and must not hold up the
+	// others' answers past the leader's lease.
+	late := time.NewTimer(beatAnswerWait)
+	defer late.Stop()
+	waiting := true
 	for i, wait := range waits {
 		if wait == nil {
 			continue
 		}
-		select {
-		case r := <-wait:
-			resp, ok := r.Response.(*raft.AppendEntriesResponse)
-			switch {
-			case r.Error != nil:
-				out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: r.Error.Error()}
-			case !ok:
-				out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("answered %T", r.Response)}
-			default:
-				out.Answers[i] = &messages.RaftHeartbeatAnswer{
-					Term: resp.Term, LastLog: resp.LastLog, Success: resp.Success, NoRetryBackoff: resp.NoRetryBackoff,
-					ProtocolVersion: int32(resp.ProtocolVersion), Id: resp.ID, Addr: resp.Addr,
-				}
+		var r raft.RPCResponse
+		got := false
+		if waiting {
+			select {
+			case r, got = <-wait:
+			case <-late.C:
+				waiting = false
+			case <-ctx.Done():
+				waiting = false
 			}
-		case <-ctx.Done():
-			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: "no answer: " + ctx.Err().Error()}
+		} else {
+			select {
+			case r, got = <-wait:
+			default:
+			}
+		}
+		resp, ok := r.Response.(*raft.AppendEntriesResponse)
+		switch {
+		case !got:
+			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("no answer within %v", beatAnswerWait)}
+		case r.Error != nil:
+			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: r.Error.Error()}
+		case !ok:
+			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("answered %T", r.Response)}
+		default:
+			out.Answers[i] = &messages.RaftHeartbeatAnswer{
+				Term: resp.Term, LastLog: resp.LastLog, Success: resp.Success, NoRetryBackoff: resp.NoRetryBackoff,
+				ProtocolVersion: int32(resp.ProtocolVersion), Id: resp.ID, Addr: resp.Addr,
+			}
 		}
 	}
 	return out

@@ -164,3 +164,34 @@ func TestHeartbeatsBatchedAndServed(t *testing.T) {
 		t.Errorf("a forgotten group's heartbeat was answered: %v", ans)
 	}
 }
+
+// TestHeartbeatBatchNotHeldUp: a group that never answers (a Raft shutting
+// down) gets an error within beatAnswerWait, and the others of the batch
+// their answers, not the batch's timeout later.
+func TestHeartbeatBatchNotHeldUp(t *testing.T) {
+	rt := &Runtime{Name: "n2"}
+	for stream, answers := range map[uint32]bool{1: true, 2: false} {
+		nt, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, time.Second, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nt.Close() })
+		rt.raftTransport(stream, nt).SetHeartbeatHandler(func(rpc raft.RPC) {
+			if answers {
+				rpc.Respond(&raft.AppendEntriesResponse{Term: 5, Success: true}, nil)
+			}
+		})
+	}
+	// The request's own deadline, far beyond the wait: the batch must
+	// not run into it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	ans := rt.beats.serve(ctx, &messages.RaftHeartbeats{Beats: []*messages.RaftHeartbeat{{Stream: 2, Term: 5}, {Stream: 1, Term: 5}}})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the batch took %v, its groups' answers are waited for %v", took, beatAnswerWait)
+	}
+	if len(ans.Answers) != 2 || ans.Answers[0].Error == "" || ans.Answers[1].Error != "" || !ans.Answers[1].Success {
+		t.Errorf("answers %v: want an error for the silent group, success for the other", ans.Answers)
+	}
+}
