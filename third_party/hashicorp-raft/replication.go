@@ -505,8 +505,8 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 			if resp.Term > req.Term {
 				// coppice fork: a follower in a later term ends this
 				// leadership. Upstream's leader learnt it from the next
-				// AppendEntries, which an idle leader now no longer
-				// sends (pipelineReplicate).
+				// AppendEntries, which an idle leader now sends only
+				// every HeartbeatTimeout (pipelineReplicate).
 				r.handleStaleTerm(s)
 				return
 			}
