@@ -170,7 +170,7 @@ func (h *heartbeats) flush(rt *Runtime, peer transport.Peer) {
 	msg := &messages.RaftHeartbeats{Beats: make([]*messages.RaftHeartbeat, len(batch))}
 	for i, b := range batch {
 		msg.Beats[i] = &messages.RaftHeartbeat{
-			Stream: b.stream, Term: b.req.Term, Leader: b.req.Leader,
+			Stream: b.stream, Term: b.req.Term,
 			ProtocolVersion: int32(b.req.ProtocolVersion), Id: b.req.ID, Addr: b.req.Addr,
 		}
 	}
@@ -256,7 +256,7 @@ func (h *heartbeats) serve(ctx context.Context, m *messages.RaftHeartbeats) *mes
 		}
 		req := &raft.AppendEntriesRequest{
 			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(b.ProtocolVersion), ID: b.Id, Addr: b.Addr},
-			Term:      b.Term, Leader: b.Leader,
+			Term:      b.Term,
 		}
 		var err error
 		if waits[i], err = trans.DeliverHeartbeat(req); err != nil {

@@ -1124,14 +1124,13 @@ type RaftHeartbeat struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Stream uint32                 `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
 	Term   uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
-	// The RPC header: the leader's protocol version, ID and address.
+	// The RPC header: the leader's protocol version, ID and address (the
+	// request's deprecated Leader field is not carried: Addr replaces it).
 	ProtocolVersion int32  `protobuf:"varint,3,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	Id              []byte `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
 	Addr            []byte `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
-	// The leader's address in its pre-header field.
-	Leader        []byte `protobuf:"bytes,6,opt,name=leader,proto3" json:"leader,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RaftHeartbeat) Reset() {
@@ -1195,13 +1194,6 @@ func (x *RaftHeartbeat) GetId() []byte {
 func (x *RaftHeartbeat) GetAddr() []byte {
 	if x != nil {
 		return x.Addr
-	}
-	return nil
-}
-
-func (x *RaftHeartbeat) GetLeader() []byte {
-	if x != nil {
-		return x.Leader
 	}
 	return nil
 }
@@ -1441,14 +1433,13 @@ const file_remote_proto_rawDesc = "" +
 	"\x04body\x18\x01 \x01(\fH\x00R\x04body\x88\x01\x01B\a\n" +
 	"\x05_body\"G\n" +
 	"\x0eRaftHeartbeats\x125\n" +
-	"\x05beats\x18\x01 \x03(\v2\x1f.coppice.messages.RaftHeartbeatR\x05beats\"\xa2\x01\n" +
+	"\x05beats\x18\x01 \x03(\v2\x1f.coppice.messages.RaftHeartbeatR\x05beats\"\x8a\x01\n" +
 	"\rRaftHeartbeat\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\rR\x06stream\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12)\n" +
 	"\x10protocol_version\x18\x03 \x01(\x05R\x0fprotocolVersion\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\fR\x02id\x12\x12\n" +
-	"\x04addr\x18\x05 \x01(\fR\x04addr\x12\x16\n" +
-	"\x06leader\x18\x06 \x01(\fR\x06leader\"W\n" +
+	"\x04addr\x18\x05 \x01(\fR\x04addr\"W\n" +
 	"\x14RaftHeartbeatAnswers\x12?\n" +
 	"\aanswers\x18\x01 \x03(\v2%.coppice.messages.RaftHeartbeatAnswerR\aanswers\"\xed\x01\n" +
 	"\x13RaftHeartbeatAnswer\x12\x14\n" +
