@@ -21,6 +21,10 @@ import (
 // log, so every replica deletes the same keys and fires the same "expired"
 // events. A full batch is followed at once by the next, until none is due.
 // One such entry at a time per shard; an idle shard's log stays still.
+// A look that finds nothing due tells when the next key is (kv.NextExpiry):
+// the leader looks again then, or once the shard applies another entry or
+// its leadership moves, and at least every expiryFullEvery; so a node with
+// a thousand shards does not scan each of them ten times a second.
 //
 // The index's deleted entries stay in the store as tombstones until
 // compactions drop them, and a scan from the index's start would step over
@@ -42,10 +46,14 @@ const (
 // expiryTick asks the shard's Raft actor to look for expired keys.
 type expiryTick struct{}
 
-// expiryChecked reports what a look from `from` found.
+// expiryChecked reports what a look from `from` found, in term, in the
+// store as of applied index `applied` or later: due, or else nothing is
+// until quiet.
 type expiryChecked struct {
-	due  bool
-	from int64
+	due           bool
+	from          int64
+	quiet         time.Time
+	term, applied uint64
 }
 
 // expiryDone is the outcome of a proposed kv.ExpireDueCommand.
@@ -87,6 +95,12 @@ func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
 		if a.expiring || a.r == nil || a.r.State() != raft.Leader || a.rt.activeExpiryOff.Load() {
 			return true
 		}
+		term := a.r.CurrentTerm()
+		if q := a.expiryQuiet; q.term == term && time.Now().Before(q.quiet) {
+			if applied, _ := a.fsm.Applied(); applied == q.applied {
+				return true // nothing due yet, nothing applied since the look
+			}
+		}
 		a.expiring = true
 		from := a.expiryFrom
 		if time.Since(a.expiryFull) >= expiryFullEvery {
@@ -94,18 +108,36 @@ func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
 		}
 		fsm, root, self := a.fsm, a.system.Root, a.self
 		go func() { // a read of the store, off the mailbox
-			var due bool
+			// Read before the store: the look sees at least what
+			// this index covers, and anything applied after it
+			// ends the quiet.
+			applied, _ := fsm.Applied()
+			var when int64
+			var found bool
 			err := fsm.View(func(r kv.Reader) (err error) {
-				due, err = kv.AnyExpired(r, from, time.Now().UnixMilli())
+				when, found, err = kv.NextExpiry(r, from)
 				return err
 			})
-			// A read that fails counts as nothing due: the next tick
-			// looks again (a store that fails stops the node on its own).
-			root.Send(self, expiryChecked{due: due && err == nil, from: from})
+			now := time.Now()
+			m := expiryChecked{from: from, term: term, applied: applied}
+			switch {
+			case err != nil:
+				// Counts as nothing due, and the next tick looks again
+				// (a store that fails stops the node on its own).
+			case found && when < now.UnixMilli():
+				m.due = true
+			default:
+				m.quiet = now.Add(expiryFullEvery)
+				if next := time.UnixMilli(when); found && next.Before(m.quiet) {
+					m.quiet = next
+				}
+			}
+			root.Send(self, m)
 		}()
 	case expiryChecked:
 		if !m.due || a.r == nil || a.r.State() != raft.Leader {
 			a.expiring = false
+			a.expiryQuiet = m // an entry applied since the look, or a new term, ends it
 			return true
 		}
 		now := time.Now().UnixMilli()

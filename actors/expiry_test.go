@@ -16,8 +16,9 @@ import (
 // A key past its expiry is deleted from the store by the shard's leader
 // (active expiry), not only hidden: a key written with a TTL and never
 // touched again does not stay on disk. Many due keys go in several
-// entries of expiryBatch; an idle shard proposes nothing; switched off, it
-// deletes nothing.
+// entries of expiryBatch; an idle shard proposes nothing; a shard with
+// nothing due soon still deletes a key written then at once; switched off,
+// it deletes nothing.
 func TestLeaderDeletesExpiredKeys(t *testing.T) {
 	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: 1, ClusterAddr: "127.0.0.1:0",
 		Exec: kv.ExecEvents, ExpiryEvery: 10 * time.Millisecond}
@@ -75,12 +76,27 @@ func TestLeaderDeletesExpiredKeys(t *testing.T) {
 		t.Fatalf("applied index went from %d to %d: want the SET and one expiry entry", applied, got)
 	}
 
+	// A look that finds nothing due before a far key's time looks no more
+	// until then, unless the shard is written: a key written meanwhile
+	// with a short TTL still goes at once. Ten ticks, nothing due and
+	// nothing proposed, first.
+	set("far", "v", "PX", "600000")
+	keys, at := records()
+	for deadline := time.Now().Add(100 * time.Millisecond); time.Now().Before(deadline); {
+		if got, applied := records(); got != keys || applied != at {
+			t.Fatalf("nothing due: %d records at index %d, then %d at %d", keys, at, got, applied)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	set("soon", "v", "PX", "20")
+	waitRecords(keys)
+
 	// Switched off (DEBUG SET-ACTIVE-EXPIRE 0), the leader deletes
 	// nothing: a due key stays through many ticks; switched on again, it
 	// goes.
 	rt.SetActiveExpiry(false)
 	set("off", "v", "PX", "20")
-	keys, at := records()
+	keys, at = records()
 	deadline := time.Now().Add(300 * time.Millisecond) // 30 ticks, and the key due after 2
 	for time.Now().Before(deadline) {
 		if got, applied := records(); got != keys || applied != at {
@@ -89,5 +105,5 @@ func TestLeaderDeletesExpiredKeys(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	rt.SetActiveExpiry(true)
-	waitRecords(1)
+	waitRecords(keys - 2)
 }

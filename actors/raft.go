@@ -76,6 +76,9 @@ type raftActor struct {
 	stopExpiry func()
 	expiryFrom int64
 	expiryFull time.Time
+	// expiryQuiet is the last look that found nothing due, and until
+	// when (expiry.go).
+	expiryQuiet expiryChecked
 }
 
 // termStart is where a leader's log stood when watchLeadership first saw

@@ -417,17 +417,17 @@ func readKeyspaceInfo(t *txn, a [][]byte) *messages.Reply {
 	return array([]*messages.Reply{integer(keys), integer(n), integer(sum)})
 }
 
-// AnyExpired reports whether r holds a key whose expiry is in [fromMs,
-// nowMs): whether ExpireDueCommand(fromMs, nowMs, ...) would delete
-// something. A shard's leader asks it before proposing that command, so an
-// idle shard's log stays still.
-func AnyExpired(r Reader, fromMs, nowMs int64) (bool, error) {
-	found := false
-	err := r.Scan(expiryBound(fromMs), expiryBound(nowMs), func(_, _ []byte) bool {
-		found = true
+// NextExpiry returns the earliest expiry at or after fromMs of a key r
+// holds (ok false: none): ExpireDueCommand(fromMs, nowMs, ...) deletes
+// something if and only if it is below nowMs. A shard's leader asks it
+// before proposing that command, so an idle shard's log stays still, and
+// looks no more until then unless the shard is written.
+func NextExpiry(r Reader, fromMs int64) (whenMs int64, ok bool, err error) {
+	err = r.Scan(expiryBound(fromMs), []byte{prefixExpiry + 1}, func(k, _ []byte) bool {
+		whenMs, _, ok = decodeExpiryKey(k)
 		return false
 	})
-	return found, err
+	return whenMs, ok, err
 }
 
 func errCorruptKey(key []byte) error {

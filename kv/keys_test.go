@@ -143,11 +143,11 @@ func TestExpireDue(t *testing.T) {
 		if got := render(Exec(h.w, ExpireDueCommand(h.now+10, h.now+12, 100))); got != ":2" { // k0 (10), k1 (11)
 			t.Errorf("due at +12 from +10: %s", got)
 		}
-		if due, err := AnyExpired(h.w, h.now+6, h.now+12); err != nil || due {
-			t.Errorf("due in [+6, +12) once k0 and k1 are gone: %v, %v", due, err)
+		if when, ok, err := NextExpiry(h.w, h.now+6); err != nil || !ok || when < h.now+12 {
+			t.Errorf("due in [+6, +12) once k0 and k1 are gone: at %d (+%d), %v, %v", when, when-h.now, ok, err)
 		}
-		if due, err := AnyExpired(h.w, math.MinInt64, h.now+12); err != nil || !due {
-			t.Errorf("h (5) not due at +12: %v, %v", due, err)
+		if when, ok, err := NextExpiry(h.w, math.MinInt64); err != nil || !ok || when != h.now+5 {
+			t.Errorf("h (5) not the next due: at %d (+%d), %v, %v", when, when-h.now, ok, err)
 		}
 		if got := render(run(h.now+12, 100)); got != ":1" { // h (5)
 			t.Errorf("due at +12: %s", got)
