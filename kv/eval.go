@@ -262,8 +262,8 @@ func (h *scriptHost) call(s, stat *Spec, args [][]byte) (r *messages.Reply, how 
 		// Every replica runs the script: the message goes back with the
 		// reply, and the node the client sent the script to publishes it
 		// then. The script cannot know how many clients it reaches: 0.
-		if s.Name == "spublish" && ShardOf(Slot(args[1]), h.shards) != h.shard {
-			return errReply("ERR Script attempted to access a non local key in a cluster node"), callRefused
+		if s.Name == "spublish" && !h.local(args[1]) {
+			return errNonLocalKey, callRefused
 		}
 		h.t.trace.publish(args[1], args[2], s.Name == "spublish")
 		return integer(0), callRan
@@ -282,8 +282,8 @@ func (h *scriptHost) call(s, stat *Spec, args [][]byte) (r *messages.Reply, how 
 		}
 	}
 	for _, k := range s.Keys(args) {
-		if ShardOf(Slot(k), h.shards) != h.shard {
-			return errReply("ERR Script attempted to access a non local key in a cluster node"), callRefused
+		if !h.local(k) {
+			return errNonLocalKey, callRefused
 		}
 	}
 	if (s.Name == "xread" || s.Name == "xreadgroup") && blockOption(args) {
@@ -294,6 +294,13 @@ func (h *scriptHost) call(s, stat *Spec, args [][]byte) (r *messages.Reply, how 
 	}
 	return s.run(h.t, args), callRan
 }
+
+// errNonLocalKey is Redis Cluster's answer to a script's call of a key (or
+// a shard channel) of another shard.
+var errNonLocalKey = errReply("ERR Script attempted to access a non local key in a cluster node")
+
+// local tells whether key (or a shard channel) is on the script's shard.
+func (h *scriptHost) local(key []byte) bool { return ShardOf(Slot(key), h.shards) == h.shard }
 
 // blockOption tells whether XREAD's or XREADGROUP's options, read in
 // order up to STREAMS, have a BLOCK with its argument.

@@ -421,7 +421,7 @@ func readKeyspaceInfo(t *txn, a [][]byte) *messages.Reply {
 // holds (ok false: none): ExpireDueCommand(fromMs, nowMs, ...) deletes
 // something if and only if it is below nowMs. A shard's leader asks it
 // before proposing that command, so an idle shard's log stays still, and
-// looks no more until then unless the shard is written.
+// looks no more until then unless the shard applies another entry.
 func NextExpiry(r Reader, fromMs int64) (whenMs int64, ok bool, err error) {
 	err = r.Scan(expiryBound(fromMs), []byte{prefixExpiry + 1}, func(k, _ []byte) bool {
 		whenMs, _, ok = decodeExpiryKey(k)
