@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/storage"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 )
@@ -56,6 +57,16 @@ type expiryChecked struct {
 	term, applied uint64
 }
 
+// holds tells whether the quiet of look q still holds: nothing due yet,
+// nothing applied since the look, the same term (nil: no quiet).
+func (q *expiryChecked) holds(r *raft.Raft, fsm *storage.Shard) bool {
+	if q == nil || q.term != r.CurrentTerm() || !time.Now().Before(q.quiet) {
+		return false
+	}
+	applied, _ := fsm.Applied()
+	return applied == q.applied
+}
+
 // expiryDone is the outcome of a proposed kv.ExpireDueCommand.
 type expiryDone struct {
 	from, now int64
@@ -63,20 +74,21 @@ type expiryDone struct {
 }
 
 // startExpiry ticks the actor every rt.ExpiryEvery (expiryEvery when 0)
-// while its group's Raft leads, until stop is called.
+// while its group's Raft leads and its last look's quiet holds, until stop
+// is called.
 func (a *raftActor) startExpiry() (stop func()) {
 	every := a.rt.ExpiryEvery
 	if every <= 0 {
 		every = expiryEvery
 	}
-	root, self, r, done := a.system.Root, a.self, a.r, make(chan struct{})
+	root, self, r, fsm, quiet, done := a.system.Root, a.self, a.r, a.fsm, &a.expiryQuiet, make(chan struct{})
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				if r.State() == raft.Leader {
+				if r.State() == raft.Leader && !quiet.Load().holds(r, fsm) {
 					root.Send(self, expiryTick{})
 				}
 			case <-done:
@@ -96,11 +108,6 @@ func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
 			return true
 		}
 		term := a.r.CurrentTerm()
-		if q := a.expiryQuiet; q.term == term && time.Now().Before(q.quiet) {
-			if applied, _ := a.fsm.Applied(); applied == q.applied {
-				return true // nothing due yet, nothing applied since the look
-			}
-		}
 		a.expiring = true
 		from := a.expiryFrom
 		if time.Since(a.expiryFull) >= expiryFullEvery {
@@ -137,7 +144,7 @@ func (a *raftActor) expiryReceive(ctx actor.Context, m any) bool {
 	case expiryChecked:
 		if !m.due || a.r == nil || a.r.State() != raft.Leader {
 			a.expiring = false
-			a.expiryQuiet = m // an entry applied since the look, or a new term, ends it
+			a.expiryQuiet.Store(&m) // an entry applied since the look, or a new term, ends it
 			return true
 		}
 		now := time.Now().UnixMilli()

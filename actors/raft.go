@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -77,8 +78,9 @@ type raftActor struct {
 	expiryFrom int64
 	expiryFull time.Time
 	// expiryQuiet is the last look that found nothing due, and until
-	// when (expiry.go).
-	expiryQuiet expiryChecked
+	// when (expiry.go): the expiry ticker reads it and sends no tick
+	// while it holds.
+	expiryQuiet atomic.Pointer[expiryChecked]
 }
 
 // termStart is where a leader's log stood when watchLeadership first saw
