@@ -2,6 +2,7 @@ package actors
 
 import (
 	"math"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -75,28 +76,89 @@ type expiryDone struct {
 
 // startExpiry ticks the actor every rt.ExpiryEvery (expiryEvery when 0)
 // while its group's Raft leads and its last look's quiet holds, until stop
-// is called.
+// is called. One ticker serves every shard of the node (expiryTicker).
 func (a *raftActor) startExpiry() (stop func()) {
-	every := a.rt.ExpiryEvery
+	root, self, r, fsm, quiet := a.system.Root, a.self, a.r, a.fsm, &a.expiryQuiet
+	return a.rt.expiry.add(a.rt.ExpiryEvery, func() {
+		if r.State() == raft.Leader && !quiet.Load().holds(r, fsm) {
+			root.Send(self, expiryTick{})
+		}
+	})
+}
+
+// expiryTicker is the node's one expiry ticker: each tick it calls every
+// shard's check, which costs a few atomic loads when the shard follows or
+// its quiet holds. A goroutine and ticker per shard woke a node with a
+// thousand shards ten thousand times a second to find nothing to do. The
+// ticker runs only while some shard has a check.
+type expiryTicker struct {
+	mu     sync.Mutex
+	checks map[*func()]struct{}
+	stop   chan struct{} // closed to stop the running ticker; nil: none runs
+	dirty  bool          // checks changed since the ticker copied them
+}
+
+// add calls check every `every` (expiryEvery when 0) until the returned
+// function is called. Every check of a node has the same period: the
+// first one's.
+func (t *expiryTicker) add(every time.Duration, check func()) (remove func()) {
 	if every <= 0 {
 		every = expiryEvery
 	}
-	root, self, r, fsm, quiet, done := a.system.Root, a.self, a.r, a.fsm, &a.expiryQuiet, make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				if r.State() == raft.Leader && !quiet.Load().holds(r, fsm) {
-					root.Send(self, expiryTick{})
-				}
-			case <-done:
-				return
-			}
+	key := &check
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.checks == nil {
+		t.checks = map[*func()]struct{}{}
+	}
+	t.checks[key] = struct{}{}
+	t.dirty = true
+	if t.stop == nil {
+		t.stop = make(chan struct{})
+		go t.run(every, t.stop)
+	}
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if _, ok := t.checks[key]; !ok {
+			return
 		}
-	}()
-	return func() { close(done) }
+		delete(t.checks, key)
+		t.dirty = true
+		if len(t.checks) == 0 {
+			close(t.stop)
+			t.stop = nil
+		}
+	}
+}
+
+func (t *expiryTicker) run(every time.Duration, stop chan struct{}) {
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	var list []func()
+	for {
+		select {
+		case <-tk.C:
+		case <-stop:
+			return
+		}
+		t.mu.Lock()
+		if t.stop != stop {
+			t.mu.Unlock() // stopped, and maybe another ticker started
+			return
+		}
+		if t.dirty {
+			list = list[:0]
+			for c := range t.checks {
+				list = append(list, *c)
+			}
+			t.dirty = false
+		}
+		t.mu.Unlock()
+		for _, check := range list {
+			check()
+		}
+	}
 }
 
 // expiryReceive handles the messages of active expiry; it reports whether

@@ -176,6 +176,8 @@ type Runtime struct {
 	// beats batches the Raft groups' periodic heartbeats by follower
 	// node, and hands the batches peers send to the groups here.
 	beats heartbeats
+	// expiry ticks the shards' active expiry (expiry.go).
+	expiry expiryTicker
 }
 
 // DefaultReadCache is the read cache of a Runtime that sets none.
