@@ -93,13 +93,15 @@ func (s *storeActor) open() error {
 	} else {
 		s.throttle = storage.NewThrottle(rt.SnapshotRate)
 	}
+	// One compaction scheduler for the node's shards (storage.CompactionPool).
+	pool := storage.NewCompactionPool(0)
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
 		if err != nil {
 			return err
 		}
 		st.SetThrottle(s.throttle)
-		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache())
+		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache(), pool)
 		if err != nil {
 			return err
 		}

@@ -330,7 +330,7 @@ func clearApplied(dir string) error {
 	if err := os.Rename(filter, fmt.Sprintf("%s.%d", filter, 0)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	db, err := openPebble(vfs.Default, dir, newFault("restore of "+dir))
+	db, err := openPebble(vfs.Default, dir, newFault("restore of "+dir), nil)
 	if err != nil {
 		return err
 	}

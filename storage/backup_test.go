@@ -24,7 +24,7 @@ func backupOf(t *testing.T) ([]byte, BackupInfo) {
 	l := Layout{Dir: t.TempDir()}
 	var ckpts []*ShardCheckpoint
 	for i := range 2 {
-		s, err := OpenShard(l, i, setExec, nil, 1<<20)
+		s, err := OpenShard(l, i, setExec, nil, 1<<20, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("the restored dir holds %v, want node.json and shards", got)
 	}
 	for i := range 2 {
-		s, err := OpenShard(l, i, setExec, nil, 1<<20)
+		s, err := OpenShard(l, i, setExec, nil, 1<<20, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

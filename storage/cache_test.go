@@ -68,7 +68,7 @@ func TestCacheMirrorsTheStore(t *testing.T) {
 // cacheBytes, and its key filter, against Pebble.
 func mirrorsTheStore(t *testing.T, cacheBytes int) {
 	l := Layout{Dir: t.TempDir()}
-	s, err := OpenShard(l, 0, opsExec, nil, cacheBytes)
+	s, err := OpenShard(l, 0, opsExec, nil, cacheBytes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

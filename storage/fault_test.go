@@ -58,7 +58,7 @@ func TestShardStoreFailure(t *testing.T) {
 // shardOn opens shard 0 on fs, holding entries 1 and 2.
 func shardOn(t *testing.T, fs vfs.FS) *Shard {
 	t.Helper()
-	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0)
+	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func waitFilterReady(t *testing.T, s *Shard) {
 // restore replaces the filter with one of the new store.
 func TestKeyFilterBuildAndRestore(t *testing.T) {
 	l := Layout{Dir: t.TempDir()}
-	s, err := OpenShard(l, 0, opsExec, nil, 0)
+	s, err := OpenShard(l, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestKeyFilterBuildAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = OpenShard(l, 0, opsExec, nil, 0)
+	s, err = OpenShard(l, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func checkBuilt(t *testing.T, s *Shard, why string) {
 // damaged filter file costs a build; a filter that is not ready is not
 // carried.
 func TestRestoreTakesTheCheckpointsKeyFilter(t *testing.T) {
-	from, err := OpenShard(Layout{Dir: t.TempDir()}, 0, opsExec, nil, 0)
+	from, err := OpenShard(Layout{Dir: t.TempDir()}, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestRestoreTakesTheCheckpointsKeyFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	to, err := OpenShard(Layout{Dir: t.TempDir()}, 0, opsExec, nil, 0)
+	to, err := OpenShard(Layout{Dir: t.TempDir()}, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestKeyFilterFileRefusesDamage(t *testing.T) {
 // removed, and the open builds one.
 func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
 	l := Layout{Dir: t.TempDir()}
-	s, err := OpenShard(l, 0, opsExec, nil, 0)
+	s, err := OpenShard(l, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
 		t.Fatalf("Close left no filter for applied index 2: %v", err)
 	}
 
-	s, err = OpenShard(l, 0, opsExec, nil, 0)
+	s, err = OpenShard(l, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
 	if err := os.Rename(left, stale); err != nil {
 		t.Fatal(err)
 	}
-	s, err = OpenShard(l, 0, opsExec, nil, 0)
+	s, err = OpenShard(l, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestKeyFilterKeptAcrossACleanRestart(t *testing.T) {
 	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "keeping the key filter") {
 		t.Fatalf("Close with the filter's file blocked: %v, want the failure to keep it", err)
 	}
-	s, err = OpenShard(l, 0, opsExec, nil, 0)
+	s, err = OpenShard(l, 0, opsExec, nil, 0, nil)
 	if err != nil {
 		t.Fatalf("open after a close that could not keep the filter: %v", err)
 	}

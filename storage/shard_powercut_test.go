@@ -28,7 +28,7 @@ import (
 func TestShardSurvivesPowerCuts(t *testing.T) {
 	fs := vfs.NewCrashableMem()
 	l := Layout{Dir: "/node"}
-	s, err := openShard(fs, l, 0, setExec, nil, 0)
+	s, err := openShard(fs, l, 0, setExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestShardSurvivesPowerCuts(t *testing.T) {
 // whole log. It returns the applied index found.
 func checkPowerCutShard(t *testing.T, image *vfs.MemFS, l Layout) uint64 {
 	t.Helper()
-	s, err := openShard(image, l, 0, setExec, nil, 0)
+	s, err := openShard(image, l, 0, setExec, nil, 0, nil)
 	if err != nil {
 		t.Fatalf("opening after the power cut: %v", err)
 	}
@@ -202,7 +202,7 @@ func TestRestoreSurvivesPowerCuts(t *testing.T) {
 
 	// The checkpoint to restore, and the store it replaces (closed and
 	// opened again: durable).
-	src, err := openShard(mem, Layout{Dir: "/src"}, 0, setExec, nil, 0)
+	src, err := openShard(mem, Layout{Dir: "/src"}, 0, setExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestRestoreSurvivesPowerCuts(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := Layout{Dir: "/node"}
-	s, err := openShard(mem, l, 0, setExec, nil, 0)
+	s, err := openShard(mem, l, 0, setExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestRestoreSurvivesPowerCuts(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = openShard(mem, l, 0, setExec, nil, 0); err != nil {
+	if s, err = openShard(mem, l, 0, setExec, nil, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	wantOld := stateOf(s)
@@ -281,7 +281,7 @@ func TestRestoreSurvivesPowerCuts(t *testing.T) {
 
 	var olds, news int
 	for i, image := range images {
-		s, err := openShard(image, l, 0, setExec, nil, 0)
+		s, err := openShard(image, l, 0, setExec, nil, 0, nil)
 		if err != nil {
 			t.Fatalf("image %d of %d: opening after the power cut: %v", i, len(images), err)
 		}

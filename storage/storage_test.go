@@ -72,7 +72,7 @@ func openTestShard(t *testing.T, dir string) (*Shard, *SnapshotStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenShard(l, 0, setExec, snaps, 1<<20)
+	s, err := OpenShard(l, 0, setExec, snaps, 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -748,7 +748,7 @@ func TestOpenRemovesInterruptedRestoreStreams(t *testing.T) {
 	if err := writeFSFileAtomic(fs, other, nil); err != nil {
 		t.Fatal(err)
 	}
-	s, err := openShard(fs, l, 0, setExec, nil, 0)
+	s, err := openShard(fs, l, 0, setExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

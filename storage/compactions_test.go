@@ -1,0 +1,100 @@
+package storage
+
+import (
+	"fmt"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/coppice-kv/coppice/internal/testwait"
+)
+
+// TestCompactionPoolSharesItsLimit: six shards that each need compacting
+// (eight overlapping tables in L0, where Pebble compacts from four) under
+// a pool that runs one compaction at a time: every shard is compacted,
+// never two at once, and once they are the pool waits for nothing.
+func TestCompactionPoolSharesItsLimit(t *testing.T) {
+	pool := NewCompactionPool(1)
+	l := Layout{Dir: t.TempDir()}
+	var shards []*Shard
+	for i := range 6 {
+		s, err := OpenShard(l, i, setExec, nil, 0, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		shards = append(shards, s)
+	}
+	for flush := range 8 {
+		for _, s := range shards {
+			for k := range 200 {
+				if err := s.db.Set(fmt.Appendf(nil, "k%03d", k), fmt.Appendf(nil, "v%d", flush), pebble.NoSync); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testwait.For(t, 30*time.Second, 10*time.Millisecond, "every shard's L0 compacted", func() error {
+		for i, s := range shards {
+			if n := s.db.Metrics().Levels[0].TablesCount; n >= 4 {
+				return fmt.Errorf("shard %d has %d tables in L0", i, n)
+			}
+		}
+		return nil
+	})
+	if _, peak := pool.Running(); peak != 1 {
+		t.Fatalf("at most %d compactions ran at once, want 1 (the pool's limit)", peak)
+	}
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, "the pool idle", func() error {
+		pool.mu.Lock()
+		defer pool.mu.Unlock()
+		if pool.running != 0 || len(pool.waiting) != 0 || pool.armed {
+			return fmt.Errorf("%d running, %d stores waiting, recheck armed %v", pool.running, len(pool.waiting), pool.armed)
+		}
+		return nil
+	})
+}
+
+// TestCompactionPoolHasNoTicker: Pebble's own scheduler keeps a goroutine
+// per store that wakes every 100 ms; shards on a pool have none.
+func TestCompactionPoolHasNoTicker(t *testing.T) {
+	granters := func() int {
+		var b strings.Builder
+		if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, g := range strings.Split(b.String(), "\n\n") {
+			if strings.Contains(g, "periodicGranter") {
+				var count int
+				fmt.Sscanf(g, "%d @", &count)
+				n += count
+			}
+		}
+		return n
+	}
+	before := granters()
+	open := func(pool *CompactionPool) {
+		l := Layout{Dir: t.TempDir()}
+		for i := range 3 {
+			s, err := OpenShard(l, i, setExec, nil, 0, pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+		}
+	}
+	open(NewCompactionPool(0))
+	if n := granters() - before; n != 0 {
+		t.Fatalf("3 shards on a pool added %d periodic granters, want none", n)
+	}
+	open(nil)
+	if n := granters() - before; n != 3 {
+		t.Fatalf("3 shards on their own added %d periodic granters, want 3 (the check sees them)", n)
+	}
+}
