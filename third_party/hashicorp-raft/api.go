@@ -158,6 +158,9 @@ type Raft struct {
 	// Stores our local addr
 	localAddr ServerAddress
 
+	// coppice: the header of every RPC this server sends (getRPCHeader)
+	rpcHeader RPCHeader
+
 	// Used for our logging
 	logger hclog.Logger
 
@@ -602,6 +605,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	}
 
 	r.conf.Store(*conf)
+	r.rpcHeader = r.makeRPCHeader()
 
 	// Initialize as a follower.
 	r.setState(Follower)
