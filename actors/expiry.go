@@ -75,11 +75,15 @@ type expiryDone struct {
 }
 
 // startExpiry ticks the actor every rt.ExpiryEvery (expiryEvery when 0)
-// while its group's Raft leads and its last look's quiet holds, until stop
-// is called. One ticker serves every shard of the node (expiryTicker).
+// while its group's Raft leads, unless its last look's quiet holds or a
+// CLIENT PAUSE holds the node's clients, until stop is called. One ticker
+// serves every shard of the node (expiryTicker).
 func (a *raftActor) startExpiry() (stop func()) {
-	root, self, r, fsm, quiet := a.system.Root, a.self, a.r, a.fsm, &a.expiryQuiet
-	return a.rt.expiry.add(a.rt.ExpiryEvery, func() {
+	rt, root, self, r, fsm, quiet := a.rt, a.system.Root, a.self, a.r, a.fsm, &a.expiryQuiet
+	return rt.expiry.add(rt.ExpiryEvery, func() {
+		if port := rt.port.Load(); port != nil && port.Paused() {
+			return // CLIENT PAUSE: no key expires, as in Redis
+		}
 		if r.State() == raft.Leader && !quiet.Load().holds(r, fsm) {
 			root.Send(self, expiryTick{})
 		}

@@ -114,3 +114,63 @@ func TestKeyspaceEventsOnEveryNode(t *testing.T) {
 		t.Fatalf("CONFIG SET of a bad class: %v", err)
 	}
 }
+
+// TestNoKeyExpiresDuringClientPause: under CLIENT PAUSE WRITE the node's
+// shard leaders delete no expired key (Redis's pause.tcl "Test both active
+// and passive expires are skipped during client pause"): the keys read as
+// gone once due, INFO's expired_keys stays where it was through ten expiry
+// ticks, and once the pause is lifted they are deleted.
+func TestNoKeyExpiresDuringClientPause(t *testing.T) {
+	n := newNode(t, "n1", t.TempDir())
+	n.start()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.redis()
+	defer c.Close()
+	expired := func() string {
+		t.Helper()
+		info, err := c.Info(ctx, "stats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "expired_keys:"); ok {
+				return v
+			}
+		}
+		t.Fatalf("no expired_keys in INFO stats:\n%s", info)
+		return ""
+	}
+	before := expired()
+	for _, k := range []string{"{a}foo", "{b}bar"} { // two shards
+		if err := c.Set(ctx, k, "v", 300*time.Millisecond).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Do(ctx, "CLIENT", "PAUSE", "50000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the keys read as gone", func() error {
+		if n, err := c.Exists(ctx, "{a}foo", "{b}bar").Result(); err != nil || n != 0 {
+			return fmt.Errorf("EXISTS: %d, %v", n, err)
+		}
+		return nil
+	})
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got := expired(); got != before {
+			t.Fatalf("expired_keys went from %s to %s during the pause", before, got)
+		}
+	}
+	if err := c.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "both keys deleted after the pause", func() error {
+		var b, a int
+		fmt.Sscan(before, &b)
+		fmt.Sscan(expired(), &a)
+		if a != b+2 {
+			return fmt.Errorf("expired_keys %d, want %d", a, b+2)
+		}
+		return nil
+	})
+}

@@ -172,6 +172,14 @@ func (p *clientPause) state() (time.Time, bool, chan struct{}) {
 	return p.until, p.all, p.wake
 }
 
+// Paused tells whether a CLIENT PAUSE (WRITE or ALL) holds this node's
+// clients now: the node's shard leaders then delete no expired key
+// (active expiry), as Redis expires none during a pause.
+func (s *Server) Paused() bool {
+	until, _, _ := s.pause.state()
+	return !until.IsZero()
+}
+
 // pauseClients: CLIENT PAUSE timeout [WRITE|ALL].
 func (s *Server) pauseClients(args [][]byte) *messages.Reply {
 	ms, err := strconv.ParseInt(string(args[0]), 10, 64)
