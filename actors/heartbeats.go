@@ -27,7 +27,10 @@ import (
 // transport (DeliverHeartbeat) and answers them together. The heartbeats
 // a leader sends at once to confirm its leadership (VerifyLeader: the read
 // barrier) still go alone, on the group's connection, as do all other
-// RPCs.
+// RPCs. Each answer carries the group's commit index on the follower:
+// the leader sends the commit again at once to a follower that lost it
+// (restarted between two heartbeats), and its replication needs no timer
+// for that (the Raft fork's noteFollowerCommit).
 //
 // A batch that gets no answer fails each of its heartbeats, as the
 // follower node's silence would have failed them alone. A peer that
@@ -206,6 +209,7 @@ func (h *heartbeats) flush(rt *Runtime, peer transport.Peer) {
 		*b.resp = raft.AppendEntriesResponse{
 			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(a.ProtocolVersion), ID: a.Id, Addr: a.Addr},
 			Term:      a.Term, LastLog: a.LastLog, Success: a.Success, NoRetryBackoff: a.NoRetryBackoff,
+			FollowerCommit: a.GetCommitIndex(), FollowerCommitKnown: a.CommitIndex != nil,
 		}
 		b.done <- nil
 	}
@@ -301,6 +305,7 @@ func (h *heartbeats) serve(ctx context.Context, m *messages.RaftHeartbeats) *mes
 			out.Answers[i] = &messages.RaftHeartbeatAnswer{
 				Term: resp.Term, LastLog: resp.LastLog, Success: resp.Success, NoRetryBackoff: resp.NoRetryBackoff,
 				ProtocolVersion: int32(resp.ProtocolVersion), Id: resp.ID, Addr: resp.Addr,
+				CommitIndex: proto.Uint64(resp.FollowerCommit),
 			}
 		}
 	}

@@ -79,8 +79,9 @@ func TestHeartbeatsToANodeBeforeThem(t *testing.T) {
 
 // TestHeartbeatsBatchedAndServed: heartbeats of two groups sent at once to
 // a node go in one request; the node hands each to its group's transport
-// and each caller gets its group's answer; a heartbeat for a group the
-// node does not run, or no longer runs, gets an error.
+// and each caller gets its group's answer, its commit index included; a
+// heartbeat for a group the node does not run, or no longer runs, gets an
+// error.
 func TestHeartbeatsBatchedAndServed(t *testing.T) {
 	follower := &Runtime{Name: "n2"}
 	fm, fr := listenBeats(t, follower.beats.handler)
@@ -95,6 +96,7 @@ func TestHeartbeatsBatchedAndServed(t *testing.T) {
 			req := rpc.Command.(*raft.AppendEntriesRequest)
 			rpc.Respond(&raft.AppendEntriesResponse{
 				RPCHeader: raft.RPCHeader{ID: []byte("n2")}, Term: req.Term, LastLog: uint64(stream) * 10, Success: true,
+				FollowerCommit: uint64(stream) * 7,
 			}, nil)
 		})
 	}
@@ -129,7 +131,8 @@ func TestHeartbeatsBatchedAndServed(t *testing.T) {
 					}
 				case r.err != nil:
 					t.Errorf("stream %d: %v", r.stream, r.err)
-				case !r.resp.Success || r.resp.Term != 5 || r.resp.LastLog != uint64(r.stream)*10 || string(r.resp.ID) != "n2":
+				case !r.resp.Success || r.resp.Term != 5 || r.resp.LastLog != uint64(r.stream)*10 || string(r.resp.ID) != "n2" ||
+					!r.resp.FollowerCommitKnown || r.resp.FollowerCommit != uint64(r.stream)*7:
 					t.Errorf("stream %d: answer %+v", r.stream, r.resp)
 				}
 			case <-time.After(10 * time.Second):

@@ -1254,8 +1254,13 @@ type RaftHeartbeatAnswer struct {
 	ProtocolVersion int32                  `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	Id              []byte                 `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
 	Addr            []byte                 `protobuf:"bytes,8,opt,name=addr,proto3" json:"addr,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The group's commit index on the follower as it answered (absent from
+	// a node of a version before it): the leader sends the commit again to
+	// a follower that lost it, and needs no timer to (Raft fork,
+	// noteFollowerCommit).
+	CommitIndex   *uint64 `protobuf:"varint,9,opt,name=commit_index,json=commitIndex,proto3,oneof" json:"commit_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RaftHeartbeatAnswer) Reset() {
@@ -1342,6 +1347,13 @@ func (x *RaftHeartbeatAnswer) GetAddr() []byte {
 		return x.Addr
 	}
 	return nil
+}
+
+func (x *RaftHeartbeatAnswer) GetCommitIndex() uint64 {
+	if x != nil && x.CommitIndex != nil {
+		return *x.CommitIndex
+	}
+	return 0
 }
 
 var File_remote_proto protoreflect.FileDescriptor
@@ -1441,7 +1453,7 @@ const file_remote_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\fR\x02id\x12\x12\n" +
 	"\x04addr\x18\x05 \x01(\fR\x04addr\"W\n" +
 	"\x14RaftHeartbeatAnswers\x12?\n" +
-	"\aanswers\x18\x01 \x03(\v2%.coppice.messages.RaftHeartbeatAnswerR\aanswers\"\xed\x01\n" +
+	"\aanswers\x18\x01 \x03(\v2%.coppice.messages.RaftHeartbeatAnswerR\aanswers\"\xa6\x02\n" +
 	"\x13RaftHeartbeatAnswer\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x19\n" +
@@ -1450,7 +1462,9 @@ const file_remote_proto_rawDesc = "" +
 	"\x10no_retry_backoff\x18\x05 \x01(\bR\x0enoRetryBackoff\x12)\n" +
 	"\x10protocol_version\x18\x06 \x01(\x05R\x0fprotocolVersion\x12\x0e\n" +
 	"\x02id\x18\a \x01(\fR\x02id\x12\x12\n" +
-	"\x04addr\x18\b \x01(\fR\x04addrB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
+	"\x04addr\x18\b \x01(\fR\x04addr\x12&\n" +
+	"\fcommit_index\x18\t \x01(\x04H\x00R\vcommitIndex\x88\x01\x01B\x0f\n" +
+	"\r_commit_indexB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
 
 var (
 	file_remote_proto_rawDescOnce sync.Once
@@ -1519,6 +1533,7 @@ func file_remote_proto_init() {
 	file_remote_proto_msgTypes[2].OneofWrappers = []any{}
 	file_remote_proto_msgTypes[7].OneofWrappers = []any{}
 	file_remote_proto_msgTypes[14].OneofWrappers = []any{}
+	file_remote_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

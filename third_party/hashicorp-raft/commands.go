@@ -66,6 +66,13 @@ type AppendEntriesResponse struct {
 	// There are scenarios where this request didn't succeed
 	// but there's no need to wait/back-off the next attempt.
 	NoRetryBackoff bool
+
+	// coppice fork: FollowerCommit is the follower's commit index as it
+	// answered, and FollowerCommitKnown whether the answer carried it: a
+	// HeartbeatBatcher may carry it back with a heartbeat's answer.
+	// Neither goes on the wire of hashicorp/raft's own transports.
+	FollowerCommit      uint64 `codec:"-"`
+	FollowerCommitKnown bool   `codec:"-"`
 }
 
 // GetRPCHeader - See WithRPCHeader.

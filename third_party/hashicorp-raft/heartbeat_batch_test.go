@@ -4,10 +4,13 @@
 package raft
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
 // batchingTransport is an InmemTransport that is a HeartbeatBatcher whose
@@ -17,6 +20,7 @@ type batchingTransport struct {
 	mu      sync.Mutex
 	tick    chan struct{}
 	refuse  atomic.Bool // answer ErrHeartbeatNotBatched
+	report  atomic.Bool // carry the follower's commit index back
 	batched atomic.Int64
 	alone   atomic.Int64 // heartbeats through AppendEntries
 }
@@ -40,7 +44,11 @@ func (b *batchingTransport) BatchedHeartbeat(id ServerID, target ServerAddress, 
 		return ErrHeartbeatNotBatched
 	}
 	b.batched.Add(1)
-	return b.InmemTransport.AppendEntries(id, target, args, resp)
+	if err := b.InmemTransport.AppendEntries(id, target, args, resp); err != nil {
+		return err
+	}
+	resp.FollowerCommitKnown = b.report.Load()
+	return nil
 }
 
 func (b *batchingTransport) AppendEntries(id ServerID, target ServerAddress, args *AppendEntriesRequest, resp *AppendEntriesResponse) error {
@@ -171,5 +179,146 @@ func TestDeliverHeartbeat(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no answer after 5 s")
+	}
+}
+
+// TestHeartbeatsReportTheCommit: when the batcher carries the follower's
+// commit index back with its heartbeats' answers, an idle leader sends
+// the follower nothing but heartbeats (no safety net, where
+// TestIdleReplication allows one request per HeartbeatTimeout),
+// and a follower that restarted between two heartbeats, its log whole but
+// its commit index lost, is sent the commit at once.
+func TestHeartbeatsReportTheCommit(t *testing.T) {
+	conf := inmemConfig(t)
+	conf.LocalID = "leader"
+	store, snaps := NewInmemStore(), NewInmemSnapshotStore()
+	leaderAddr, inner := NewInmemTransport("leader")
+	trans := &batchingTransport{InmemTransport: inner, tick: make(chan struct{})}
+	trans.report.Store(true)
+	followerAddr, followerTrans := NewInmemTransport("follower")
+	inner.Connect(followerAddr, followerTrans)
+	followerTrans.Connect(leaderAddr, inner)
+	if err := BootstrapCluster(conf, store, store, snaps, trans, Configuration{
+		Servers: []Server{{Suffrage: Voter, ID: "leader", Address: leaderAddr}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRaft(conf, &MockFSM{}, store, store, snaps, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown().Error() }()
+
+	// The follower is the test's, as in TestIdleReplication; its answers
+	// carry its commit index.
+	var (
+		mu                   sync.Mutex
+		heartbeats, requests int
+		commit, last         uint64
+	)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case rpc := <-followerTrans.Consumer():
+				req, ok := rpc.Command.(*AppendEntriesRequest)
+				if !ok {
+					rpc.Respond(nil, ErrUnsupportedProtocol)
+					continue
+				}
+				mu.Lock()
+				if req.PrevLogEntry == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0 {
+					heartbeats++
+				} else {
+					requests++
+					last = max(last, req.PrevLogEntry+uint64(len(req.Entries)))
+					commit = max(commit, min(req.LeaderCommitIndex, last))
+				}
+				resp := &AppendEntriesResponse{RPCHeader: RPCHeader{ID: []byte("follower")}, Term: req.Term,
+					LastLog: last, Success: true, FollowerCommit: commit}
+				mu.Unlock()
+				rpc.Respond(resp, nil)
+			case <-time.After(5 * time.Millisecond):
+				trans.next() // the batcher's ticks
+			case <-stop:
+				return
+			}
+		}
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 5 s: %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	holds := func(i uint64) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return commit >= i && last >= i
+		}
+	}
+	waitFor("no leader", func() bool { return r.State() == Leader })
+	if err := r.AddNonvoter("follower", followerAddr, 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Apply([]byte("one"), time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the follower holds the entry and its commit", holds(r.getLastIndex()))
+
+	mu.Lock()
+	h0, n0 := heartbeats, requests
+	mu.Unlock()
+	time.Sleep(time.Second) // the idle time measured: nothing to wait for
+	mu.Lock()
+	h1, n1 := heartbeats, requests
+	mu.Unlock()
+	// At most one: a safety net armed before the first answer reported
+	// the commit (without the reports, one per 50-100 ms: 10-20).
+	if n := n1 - n0; n > 1 {
+		t.Errorf("an idle second brought the follower %d requests besides heartbeats, want at most one", n)
+	}
+	if h1-h0 < 10 {
+		t.Errorf("an idle second brought the follower %d heartbeats, want one every 5-10 ms", h1-h0)
+	}
+
+	// A restart between two heartbeats: its commit index back to 0.
+	mu.Lock()
+	commit = 0
+	mu.Unlock()
+	waitFor("the restarted follower sent the commit", holds(r.getCommitIndex()))
+
+	// The batcher no longer carries the commit: the safety net is back.
+	trans.report.Store(false)
+	mu.Lock()
+	commit = 0
+	mu.Unlock()
+	waitFor("the safety net sent the commit", holds(r.getCommitIndex()))
+}
+
+// TestFollowerCommitNotOnTheWire: the fork's fields of an
+// AppendEntriesResponse stay off the NetworkTransport's msgpack, which a
+// server of another version decodes.
+func TestFollowerCommitNotOnTheWire(t *testing.T) {
+	var buf bytes.Buffer
+	in := AppendEntriesResponse{Term: 3, LastLog: 9, Success: true, FollowerCommit: 7, FollowerCommitKnown: true}
+	if err := codec.NewEncoder(&buf, &codec.MsgpackHandle{}).Encode(&in); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(buf.Bytes(), []byte("FollowerCommit")) {
+		t.Fatalf("the encoding names the fork's fields: %q", buf.Bytes())
+	}
+	var out AppendEntriesResponse
+	if err := codec.NewDecoder(&buf, &codec.MsgpackHandle{}).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Term != 3 || out.LastLog != 9 || !out.Success || out.FollowerCommit != 0 || out.FollowerCommitKnown {
+		t.Fatalf("decoded %+v", out)
 	}
 }

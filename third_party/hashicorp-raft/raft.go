@@ -1551,6 +1551,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		LastLog:        r.getLastIndex(),
 		Success:        false,
 		NoRetryBackoff: false,
+		FollowerCommit: r.getCommitIndex(), // coppice fork
 	}
 	var rpcErr error
 	defer func() {

@@ -81,6 +81,11 @@ type followerReplication struct {
 	commitCh   chan struct{}
 	sentCommit atomic.Uint64
 
+	// commitReported is whether the follower's last heartbeat answer
+	// told its commit index (coppice fork, noteFollowerCommit): the
+	// pipeline then needs no safety net.
+	commitReported atomic.Bool
+
 	// lastContact is updated to the current time whenever any response is
 	// received from the follower (successful or not). This is used to check
 	// whether the leader should step down (Raft.checkLeaderLease()).
@@ -477,6 +482,8 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 		s.peerLock.RUnlock()
 
 		start := time.Now()
+		sent := s.sentCommit.Load()
+		resp.FollowerCommitKnown = false
 		err := ErrHeartbeatNotBatched
 		if batched {
 			if err = batcher.BatchedHeartbeat(peer.ID, peer.Address, &req, &resp); err == nil {
@@ -512,6 +519,7 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 			}
 			s.setLastContact()
 			failures = 0
+			noteFollowerCommit(s, &resp, sent)
 			labels := []metrics.Label{{Name: "peer_id", Value: string(peer.ID)}}
 			metrics.MeasureSinceWithLabels([]string{"raft", "replication", "heartbeat"}, start, labels)
 
@@ -590,15 +598,17 @@ SEND:
 			// pipeline that broke with the restart, the send fails and
 			// replicate sends it anew).
 			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, r.replicationLastIndex())
-		case <-randomTimeout(pipelineSafetyNet(r.config())):
+		case <-r.pipelineSafetyNet(s):
 			// coppice fork: every HeartbeatTimeout, not every
-			// CommitTimeout. New entries come through triggerCh and the
-			// commit through commitCh; this request is for a follower
-			// that restarted between two heartbeats, its log whole but
-			// its commit index lost (heartbeats do not carry it), behind
-			// a pipeline whose connection died unseen. Upstream's
-			// request every CommitTimeout (50-100 ms) was, in a node
-			// running hundreds of groups, most of its idle work.
+			// CommitTimeout, and never while the follower's heartbeats
+			// report its commit index (noteFollowerCommit). New entries
+			// come through triggerCh and the commit through commitCh;
+			// this request is for a follower that restarted between two
+			// heartbeats, its log whole but its commit index lost
+			// (hashicorp/raft's heartbeats do not carry it), behind a
+			// pipeline whose connection died unseen. Upstream's request
+			// every CommitTimeout (50-100 ms) was, in a node running
+			// hundreds of groups, most of its idle work.
 			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, r.replicationLastIndex())
 		}
 	}
@@ -612,13 +622,36 @@ SEND:
 	return nil
 }
 
-// pipelineSafetyNet (coppice fork) is how often a pipeline sends with no
-// trigger: every HeartbeatTimeout, never more often than CommitTimeout.
-func pipelineSafetyNet(c Config) time.Duration {
-	if c.CommitTimeout > c.HeartbeatTimeout {
-		return c.CommitTimeout
+// pipelineSafetyNet (coppice fork) is when a pipeline sends with no
+// trigger: every HeartbeatTimeout, never more often than CommitTimeout;
+// never (nil) while the follower's heartbeats report its commit index.
+func (r *Raft) pipelineSafetyNet(s *followerReplication) <-chan time.Time {
+	if s.commitReported.Load() {
+		return nil
 	}
-	return c.HeartbeatTimeout
+	c := r.config()
+	if c.CommitTimeout > c.HeartbeatTimeout {
+		return randomTimeout(c.CommitTimeout)
+	}
+	return randomTimeout(c.HeartbeatTimeout)
+}
+
+// noteFollowerCommit (coppice fork) takes the follower's commit index
+// from a heartbeat's answer, when the transport carried it: below the
+// commit index the requests had carried when the heartbeat went (sent),
+// the follower lost it (it restarted, its log whole), and the replication
+// sends it again at once; and as long as the answers carry it, the
+// pipeline needs no safety net. A follower only a request behind (one
+// on its way as the heartbeat overtook it) costs one request more.
+func noteFollowerCommit(s *followerReplication, resp *AppendEntriesResponse, sent uint64) {
+	known := resp.FollowerCommitKnown
+	if s.commitReported.Swap(known) && !known {
+		// The pipeline waits with no safety net: it takes it up again.
+		asyncNotifyCh(s.commitCh)
+	}
+	if known && resp.FollowerCommit < sent && s.sentCommit.CompareAndSwap(sent, resp.FollowerCommit) {
+		asyncNotifyCh(s.commitCh)
+	}
 }
 
 // pipelineSend is used to send data over a pipeline. It is a helper to
