@@ -209,43 +209,12 @@ func TestHeartbeatsReportTheCommit(t *testing.T) {
 	}
 	defer func() { _ = r.Shutdown().Error() }()
 
-	// The follower is the test's, as in TestIdleReplication; its answers
-	// carry its commit index.
-	var (
-		mu                   sync.Mutex
-		heartbeats, requests int
-		commit, last         uint64
-	)
+	// The follower is the test's (testFollower); its answers carry its
+	// commit index, and it makes the batcher's ticks.
+	f := new(testFollower)
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() {
-		for {
-			select {
-			case rpc := <-followerTrans.Consumer():
-				req, ok := rpc.Command.(*AppendEntriesRequest)
-				if !ok {
-					rpc.Respond(nil, ErrUnsupportedProtocol)
-					continue
-				}
-				mu.Lock()
-				if req.PrevLogEntry == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0 {
-					heartbeats++
-				} else {
-					requests++
-					last = max(last, req.PrevLogEntry+uint64(len(req.Entries)))
-					commit = max(commit, min(req.LeaderCommitIndex, last))
-				}
-				resp := &AppendEntriesResponse{RPCHeader: RPCHeader{ID: []byte("follower")}, Term: req.Term,
-					LastLog: last, Success: true, FollowerCommit: commit}
-				mu.Unlock()
-				rpc.Respond(resp, nil)
-			case <-time.After(5 * time.Millisecond):
-				trans.next() // the batcher's ticks
-			case <-stop:
-				return
-			}
-		}
-	}()
+	go f.serve(followerTrans, trans.next, stop)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -256,13 +225,7 @@ func TestHeartbeatsReportTheCommit(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	holds := func(i uint64) func() bool {
-		return func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return commit >= i && last >= i
-		}
-	}
+	holds := func(i uint64) func() bool { return func() bool { return f.holds(i) } }
 	waitFor("no leader", func() bool { return r.State() == Leader })
 	if err := r.AddNonvoter("follower", followerAddr, 0, 0).Error(); err != nil {
 		t.Fatal(err)
@@ -272,13 +235,9 @@ func TestHeartbeatsReportTheCommit(t *testing.T) {
 	}
 	waitFor("the follower holds the entry and its commit", holds(r.getLastIndex()))
 
-	mu.Lock()
-	h0, n0 := heartbeats, requests
-	mu.Unlock()
+	h0, n0 := f.counts()
 	time.Sleep(time.Second) // the idle time measured: nothing to wait for
-	mu.Lock()
-	h1, n1 := heartbeats, requests
-	mu.Unlock()
+	h1, n1 := f.counts()
 	// At most one: a safety net armed before the first answer reported
 	// the commit (without the reports, one per 50-100 ms: 10-20).
 	if n := n1 - n0; n > 1 {
@@ -288,17 +247,13 @@ func TestHeartbeatsReportTheCommit(t *testing.T) {
 		t.Errorf("an idle second brought the follower %d heartbeats, want one every 5-10 ms", h1-h0)
 	}
 
-	// A restart between two heartbeats: its commit index back to 0.
-	mu.Lock()
-	commit = 0
-	mu.Unlock()
+	// A restart between two heartbeats: its commit index lost.
+	f.restart()
 	waitFor("the restarted follower sent the commit", holds(r.getCommitIndex()))
 
 	// The batcher no longer carries the commit: the safety net is back.
 	trans.report.Store(false)
-	mu.Lock()
-	commit = 0
-	mu.Unlock()
+	f.restart()
 	waitFor("the safety net sent the commit", holds(r.getCommitIndex()))
 }
 

@@ -39,63 +39,18 @@ func TestIdleReplication(t *testing.T) {
 	}
 	defer func() { _ = r.Shutdown().Error() }()
 
-	// The follower is the test: it takes every request, and tells apart
-	// heartbeats (no log position, no entries, no commit) from the rest.
-	var (
-		mu                   sync.Mutex
-		heartbeats, requests int
-		commit, last         uint64
-		down                 bool // failing every request, as a follower down does
-		failed               int  // heartbeats failed while down
-	)
+	f := new(testFollower)
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() {
-		for {
-			select {
-			case rpc := <-followerTrans.Consumer():
-				req, ok := rpc.Command.(*AppendEntriesRequest)
-				if !ok {
-					rpc.Respond(nil, ErrUnsupportedProtocol)
-					continue
-				}
-				mu.Lock()
-				if down {
-					if req.PrevLogEntry == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0 {
-						failed++
-					}
-					mu.Unlock()
-					rpc.Respond(nil, errors.New("down"))
-					continue
-				}
-				if req.PrevLogEntry == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0 {
-					heartbeats++
-				} else {
-					requests++
-					last = max(last, req.PrevLogEntry+uint64(len(req.Entries)))
-					commit = max(commit, req.LeaderCommitIndex)
-				}
-				resp := &AppendEntriesResponse{RPCHeader: RPCHeader{ID: []byte("follower")}, Term: req.Term, LastLog: last, Success: true}
-				mu.Unlock()
-				rpc.Respond(resp, nil)
-			case <-stop:
-				return
-			}
-		}
-	}()
+	go f.serve(followerTrans, nil, stop)
 	// seen waits until the follower holds and knows committed index i.
 	seen := func(i uint64) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
-		for {
-			mu.Lock()
-			c, l := commit, last
-			mu.Unlock()
-			if c >= i && l >= i {
-				return
-			}
+		for !f.holds(i) {
 			if time.Now().After(deadline) {
-				t.Fatalf("after 5 s the follower holds %d with commit %d, want %d", l, c, i)
+				f.mu.Lock()
+				t.Fatalf("after 5 s the follower holds %d with commit %d, want %d", f.last, f.commit, i)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -113,13 +68,9 @@ func TestIdleReplication(t *testing.T) {
 	}
 	seen(r.getCommitIndex())
 
-	mu.Lock()
-	h0, n0 := heartbeats, requests
-	mu.Unlock()
+	h0, n0 := f.counts()
 	time.Sleep(time.Second) // the idle time measured: nothing to wait for
-	mu.Lock()
-	h1, n1 := heartbeats, requests
-	mu.Unlock()
+	h1, n1 := f.counts()
 	if n := n1 - n0; n > int(time.Second/conf.HeartbeatTimeout) {
 		t.Errorf("an idle second brought the follower %d requests besides heartbeats, want at most one per HeartbeatTimeout (%v)", n, conf.HeartbeatTimeout)
 	}
@@ -136,30 +87,104 @@ func TestIdleReplication(t *testing.T) {
 	// log but not the commit index, which a restarted Raft learns from
 	// its leader: with nothing new to send, the leader sends it the
 	// commit once its heartbeats are answered again.
-	mu.Lock()
-	down = true
-	mu.Unlock()
+	f.mu.Lock()
+	f.down = true
+	f.mu.Unlock()
 	deadline = time.Now().Add(5 * time.Second)
 	for {
-		mu.Lock()
-		f := failed
-		mu.Unlock()
-		if f >= 3 {
+		f.mu.Lock()
+		failed := f.failed
+		f.mu.Unlock()
+		if failed >= 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 5 s, %d heartbeats failed", f)
+			t.Fatalf("after 5 s, %d heartbeats failed", failed)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	mu.Lock()
-	down, commit = false, 0
-	mu.Unlock()
+	f.mu.Lock()
+	f.down = false
+	f.mu.Unlock()
+	f.restart()
 	seen(r.getCommitIndex())
 
 	// And a restart between two heartbeats, none failed: the safety net.
-	mu.Lock()
-	commit = 0
-	mu.Unlock()
+	f.restart()
 	seen(r.getCommitIndex())
+}
+
+// testFollower is a follower the test plays: it takes every
+// AppendEntries, tells heartbeats (no log position, no entries, no commit)
+// from the rest, holds what those carry, and answers with its commit
+// index; down, it fails every request.
+type testFollower struct {
+	mu                   sync.Mutex
+	heartbeats, requests int
+	commit, last         uint64
+	down                 bool
+	failed               int // heartbeats failed while down
+}
+
+// serve answers trans's requests, and calls tick (if not nil) every 5 ms,
+// until stop.
+func (f *testFollower) serve(trans *InmemTransport, tick func(), stop <-chan struct{}) {
+	for {
+		select {
+		case rpc := <-trans.Consumer():
+			req, ok := rpc.Command.(*AppendEntriesRequest)
+			if !ok {
+				rpc.Respond(nil, ErrUnsupportedProtocol)
+				continue
+			}
+			heartbeat := req.PrevLogEntry == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0
+			f.mu.Lock()
+			if f.down {
+				if heartbeat {
+					f.failed++
+				}
+				f.mu.Unlock()
+				rpc.Respond(nil, errors.New("down"))
+				continue
+			}
+			if heartbeat {
+				f.heartbeats++
+			} else {
+				f.requests++
+				f.last = max(f.last, req.PrevLogEntry+uint64(len(req.Entries)))
+				f.commit = max(f.commit, min(req.LeaderCommitIndex, f.last))
+			}
+			resp := &AppendEntriesResponse{RPCHeader: RPCHeader{ID: []byte("follower")}, Term: req.Term,
+				LastLog: f.last, Success: true, FollowerCommit: f.commit}
+			f.mu.Unlock()
+			rpc.Respond(resp, nil)
+		case <-time.After(5 * time.Millisecond):
+			if tick != nil {
+				tick()
+			}
+		case <-stop:
+			return
+		}
+	}
+}
+
+// holds tells whether the follower holds index i and knows it committed.
+func (f *testFollower) holds(i uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.commit >= i && f.last >= i
+}
+
+// counts returns the heartbeats and the other requests taken so far.
+func (f *testFollower) counts() (heartbeats, requests int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.heartbeats, f.requests
+}
+
+// restart loses the commit index, as a Raft restarted with its log whole.
+func (f *testFollower) restart() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commit = 0
 }
