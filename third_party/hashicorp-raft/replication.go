@@ -519,7 +519,12 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 			}
 			s.setLastContact()
 			failures = 0
-			noteFollowerCommit(s, &resp, sent)
+			if batched {
+				// A periodic heartbeat: one VerifyLeader sent at once
+				// never goes through the batcher, and tells nothing of
+				// whether the batches carry the commit index.
+				noteFollowerCommit(s, &resp, sent)
+			}
 			labels := []metrics.Label{{Name: "peer_id", Value: string(peer.ID)}}
 			metrics.MeasureSinceWithLabels([]string{"raft", "replication", "heartbeat"}, start, labels)
 
