@@ -326,10 +326,11 @@ func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
 
 // openStores are the stores the store worker opened.
 type openStores struct {
-	logs     *storage.RaftLogs
-	shards   []*storage.Shard
-	snaps    []*storage.SnapshotStore
-	throttle *storage.Throttle
+	logs        *storage.RaftLogs
+	shards      []*storage.Shard
+	snaps       []*storage.SnapshotStore
+	throttle    *storage.Throttle
+	compactions *storage.CompactionPool
 }
 
 // setStores publishes what the store worker opened; nil when it closes.
@@ -407,6 +408,16 @@ func (rt *Runtime) SnapshotThrottleStats() (storage.ThrottleStats, bool) {
 // ClientStats returns the client port's counters (connections, commands,
 // error replies, latencies) since the node started.
 func (rt *Runtime) ClientStats() (server.StatsSnapshot, bool) { return rt.clients.Snapshot(), true }
+
+// CompactionStats returns the counters of the node's shards' compaction
+// scheduler; false while the stores are closed.
+func (rt *Runtime) CompactionStats() (storage.CompactionStats, bool) {
+	st := rt.stores.Load()
+	if st == nil || st.compactions == nil {
+		return storage.CompactionStats{}, false
+	}
+	return st.compactions.Stats(), true
+}
 
 // RaftLogStats returns the counters of the node's Raft log store; false
 // while it is not open.

@@ -120,7 +120,7 @@ func (s *storeActor) open() error {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	}
-	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps, throttle: s.throttle})
+	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps, throttle: s.throttle, compactions: pool})
 	idx := make([]uint64, len(s.shards))
 	for i, sh := range s.shards {
 		idx[i], _ = sh.Applied()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func startNode(t *testing.T) (*actors.Node, string) {
 		ClusterAddr: "127.0.0.1:0", ClientAddr: "127.0.0.1:0", Exec: okExec, SnapshotRate: 64 << 20}
 	srv := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0",
 		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}, RaftLog: rt.RaftLogStats,
-		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: rt.DataDir, Clients: rt.ClientStats})
+		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: rt.DataDir, Clients: rt.ClientStats, Compactions: rt.CompactionStats})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.Start(ctx, actors.Config{Runtime: rt, User: []supervisor.ChildSpec{srv.Spec()}}, nil)
@@ -190,6 +191,9 @@ func TestEndpoints(t *testing.T) {
 		"coppice_raftlog_syncs_total", "coppice_raftlog_records_total", "coppice_raftlog_synced_bytes_total",
 		`coppice_raftlog_sync_seconds_bucket{le="0.001"}`, `coppice_raftlog_sync_seconds_bucket{le="+Inf"}`, "coppice_raftlog_sync_seconds_count",
 		"coppice_snapshot_stream_bytes_total 0", "coppice_snapshot_throttled_seconds_total 0", "coppice_snapshot_rate_limit_bytes 6.7108864e+07",
+		"coppice_shard_compactions_running 0", fmt.Sprintf("coppice_shard_compactions_limit %d", max(4, runtime.GOMAXPROCS(0))),
+		"coppice_shard_compactions_waiting_stores 0",
+		"coppice_shard_compactions_started_total",
 		"coppice_client_connections 0", "coppice_client_connections_received_total 0", "coppice_client_connections_rejected_total 0",
 		"coppice_client_commands_total 0", `coppice_client_command_duration_seconds_bucket{kind="write",le="0.001"} 0`,
 		`coppice_client_command_duration_seconds_bucket{kind="read",le="+Inf"} 0`, `coppice_client_command_duration_seconds_count{kind="read"} 0`,

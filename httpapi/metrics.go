@@ -41,6 +41,9 @@ func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
 	if s.cfg.Heartbeats != nil {
 		reg.MustRegister(heartbeatCollector(s.cfg.Heartbeats))
 	}
+	if s.cfg.Compactions != nil {
+		reg.MustRegister(compactionCollector(s.cfg.Compactions))
+	}
 	if s.cfg.DataDir != "" {
 		reg.MustRegister(diskCollector(s.cfg.DataDir))
 	}
@@ -187,6 +190,27 @@ func raftLogCollector(read func() (storage.RaftLogStats, bool)) prometheus.Colle
 				buckets[le] = cum
 			}
 			ch <- prometheus.MustNewConstHistogram(descLogSync, st.Syncs, st.SyncSeconds, buckets)
+		},
+	}
+}
+
+var (
+	descCompRunning = prometheus.NewDesc("coppice_shard_compactions_running", "Pebble compactions the node's shard stores run now (all of them share one scheduler).", nil, nil)
+	descCompLimit   = prometheus.NewDesc("coppice_shard_compactions_limit", "Compactions the node's shard stores may run at once.", nil, nil)
+	descCompWaiting = prometheus.NewDesc("coppice_shard_compactions_waiting_stores", "Shard stores waiting to start a compaction: the node's limit reached, or their own.", nil, nil)
+	descCompStarted = prometheus.NewDesc("coppice_shard_compactions_started_total", "Compactions the node's shard stores started through the scheduler.", nil, nil)
+)
+
+// compactionCollector exports the shards' compaction scheduler's counters.
+func compactionCollector(read func() (storage.CompactionStats, bool)) prometheus.Collector {
+	return statsCollector[storage.CompactionStats]{
+		descs: []*prometheus.Desc{descCompRunning, descCompLimit, descCompWaiting, descCompStarted},
+		read:  read,
+		emit: func(st storage.CompactionStats, ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(descCompRunning, prometheus.GaugeValue, float64(st.Running))
+			ch <- prometheus.MustNewConstMetric(descCompLimit, prometheus.GaugeValue, float64(st.Limit))
+			ch <- prometheus.MustNewConstMetric(descCompWaiting, prometheus.GaugeValue, float64(st.Waiting))
+			ch <- prometheus.MustNewConstMetric(descCompStarted, prometheus.CounterValue, float64(st.Started))
 		},
 	}
 }

@@ -34,6 +34,7 @@ type CompactionPool struct {
 	mu       sync.Mutex
 	running  int
 	peak     int                     // the most running at once
+	started  uint64                  // compactions begun, in all
 	waiting  map[*poolStore]struct{} // stores that asked and were refused
 	granting bool                    // a grant pass runs
 	again    bool                    // something changed during the pass
@@ -54,18 +55,29 @@ func NewCompactionPool(limit int) *CompactionPool {
 	return &CompactionPool{limit: limit, waiting: map[*poolStore]struct{}{}}
 }
 
-// Running returns the compactions the pool's stores run now, and the
-// most they ran at once.
-func (p *CompactionPool) Running() (now, peak int) {
+// CompactionStats is what a CompactionPool's stores compact.
+type CompactionStats struct {
+	// Running is the compactions running now, Peak the most that ran at
+	// once, Limit the pool's limit, Started the compactions begun.
+	Running, Peak, Limit int
+	Started              uint64
+	// Waiting is the stores that asked for one more and wait for a slot
+	// (or for their own allowance).
+	Waiting int
+}
+
+// Stats returns the pool's counters.
+func (p *CompactionPool) Stats() CompactionStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.running, p.peak
+	return CompactionStats{Running: p.running, Peak: p.peak, Limit: p.limit, Started: p.started, Waiting: len(p.waiting)}
 }
 
 // startLocked counts a compaction of s begun.
 func (p *CompactionPool) startLocked(s *poolStore) {
 	p.running++
 	s.running++
+	p.started++
 	p.peak = max(p.peak, p.running)
 }
 

@@ -47,14 +47,15 @@ func TestCompactionPoolSharesItsLimit(t *testing.T) {
 		}
 		return nil
 	})
-	if _, peak := pool.Running(); peak != 1 {
-		t.Fatalf("at most %d compactions ran at once, want 1 (the pool's limit)", peak)
+	if st := pool.Stats(); st.Peak != 1 || st.Limit != 1 || st.Started < uint64(len(shards)) {
+		t.Fatalf("stats %+v: want at most 1 at once (the limit), a compaction of each shard at least", st)
 	}
 	testwait.For(t, 10*time.Second, 10*time.Millisecond, "the pool idle", func() error {
 		pool.mu.Lock()
-		defer pool.mu.Unlock()
-		if pool.running != 0 || len(pool.waiting) != 0 || pool.armed {
-			return fmt.Errorf("%d running, %d stores waiting, recheck armed %v", pool.running, len(pool.waiting), pool.armed)
+		armed := pool.armed
+		pool.mu.Unlock()
+		if st := pool.Stats(); st.Running != 0 || st.Waiting != 0 || armed {
+			return fmt.Errorf("stats %+v, recheck armed %v", st, armed)
 		}
 		return nil
 	})

@@ -239,7 +239,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats,
-		SnapshotThrottle: rt.SnapshotThrottleStats, Heartbeats: rt.HeartbeatStats, DataDir: cfg.DataDir, Clients: rt.ClientStats, Token: cfg.HTTPToken, ReadToken: cfg.HTTPReadToken, TLS: cfg.httpTLS,
+		SnapshotThrottle: rt.SnapshotThrottleStats, Heartbeats: rt.HeartbeatStats, Compactions: rt.CompactionStats, DataDir: cfg.DataDir, Clients: rt.ClientStats, Token: cfg.HTTPToken, ReadToken: cfg.HTTPReadToken, TLS: cfg.httpTLS,
 		Backup: func(ctx context.Context) (httpapi.Backup, error) {
 			b, err := rt.Backup(ctx)
 			if err != nil {
