@@ -79,15 +79,19 @@ type expiryDone struct {
 // CLIENT PAUSE holds the node's clients, until stop is called. One ticker
 // serves every shard of the node (expiryTicker).
 func (a *raftActor) startExpiry() (stop func()) {
-	rt, root, self, r, fsm, quiet := a.rt, a.system.Root, a.self, a.r, a.fsm, &a.expiryQuiet
-	return rt.expiry.add(rt.ExpiryEvery, func() {
-		if port := rt.port.Load(); port != nil && port.Paused() {
-			return // CLIENT PAUSE: no key expires, as in Redis
-		}
+	root, self, r, fsm, quiet := a.system.Root, a.self, a.r, a.fsm, &a.expiryQuiet
+	return a.rt.expiry.add(a.rt.ExpiryEvery, a.rt.clientsPaused, func() {
 		if r.State() == raft.Leader && !quiet.Load().holds(r, fsm) {
 			root.Send(self, expiryTick{})
 		}
 	})
+}
+
+// clientsPaused tells whether a CLIENT PAUSE holds this node's clients:
+// then no key expires, as in Redis.
+func (rt *Runtime) clientsPaused() bool {
+	port := rt.port.Load()
+	return port != nil && port.Paused()
 }
 
 // expiryTicker is the node's one expiry ticker: each tick it calls every
@@ -102,10 +106,11 @@ type expiryTicker struct {
 	dirty  bool          // checks changed since the ticker copied them
 }
 
-// add calls check every `every` (expiryEvery when 0) until the returned
-// function is called. Every check of a node has the same period: the
-// first one's.
-func (t *expiryTicker) add(every time.Duration, check func()) (remove func()) {
+// add calls check every `every` (expiryEvery when 0), but at the ticks
+// when held (if not nil) says the node holds its expiry, until the
+// returned function is called. Every check of a node has the same period
+// and hold: the first one's.
+func (t *expiryTicker) add(every time.Duration, held func() bool, check func()) (remove func()) {
 	if every <= 0 {
 		every = expiryEvery
 	}
@@ -119,7 +124,7 @@ func (t *expiryTicker) add(every time.Duration, check func()) (remove func()) {
 	t.dirty = true
 	if t.stop == nil {
 		t.stop = make(chan struct{})
-		go t.run(every, t.stop)
+		go t.run(every, held, t.stop)
 	}
 	return func() {
 		t.mu.Lock()
@@ -136,7 +141,7 @@ func (t *expiryTicker) add(every time.Duration, check func()) (remove func()) {
 	}
 }
 
-func (t *expiryTicker) run(every time.Duration, stop chan struct{}) {
+func (t *expiryTicker) run(every time.Duration, held func() bool, stop chan struct{}) {
 	tk := time.NewTicker(every)
 	defer tk.Stop()
 	var list []func()
@@ -159,6 +164,9 @@ func (t *expiryTicker) run(every time.Duration, stop chan struct{}) {
 			t.dirty = false
 		}
 		t.mu.Unlock()
+		if held != nil && held() {
+			continue
+		}
 		for _, check := range list {
 			check()
 		}
