@@ -250,10 +250,14 @@ func (h *heartbeats) handler(ctx context.Context, target string, msg proto.Messa
 func (h *heartbeats) serve(ctx context.Context, m *messages.RaftHeartbeats) *messages.RaftHeartbeatAnswers {
 	out := &messages.RaftHeartbeatAnswers{Answers: make([]*messages.RaftHeartbeatAnswer, len(m.Beats))}
 	waits := make([]<-chan raft.RPCResponse, len(m.Beats))
+	groups := make([]*raft.NetworkTransport, len(m.Beats))
+	h.mu.Lock()
 	for i, b := range m.Beats {
-		h.mu.Lock()
-		trans := h.groups[b.Stream]
-		h.mu.Unlock()
+		groups[i] = h.groups[b.Stream]
+	}
+	h.mu.Unlock()
+	for i, b := range m.Beats {
+		trans := groups[i]
 		if trans == nil {
 			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("no Raft group on stream %d on this node", b.Stream)}
 			continue
