@@ -1,14 +1,14 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coppice-kv/coppice/internal/promtext"
 )
 
 // TestHeartbeatsBatched: each node of a 3-node cluster sends the periodic
@@ -56,10 +56,14 @@ func TestHeartbeatsBatched(t *testing.T) {
 	// counts sums the nodes' batches, heartbeats and failed batches.
 	counts := func() (c [3]float64, err error) {
 		for _, n := range nodes {
+			m, err := n.metrics()
+			if err != nil {
+				return c, err
+			}
 			for i, name := range []string{"coppice_raft_heartbeat_batches_total", "coppice_raft_heartbeats_batched_total", "coppice_raft_heartbeat_batch_failures_total"} {
-				v, err := n.metric(name)
-				if err != nil {
-					return c, err
+				v, ok := m[name]
+				if !ok {
+					return c, fmt.Errorf("%s: no %s in /metrics", n.name, name)
 				}
 				c[i] += v
 			}
@@ -103,23 +107,7 @@ func TestHeartbeatsBatched(t *testing.T) {
 	t.Logf("%.0f heartbeats in %.0f batches", beats, batches)
 }
 
-// metric reads the value of an unlabelled metric from n's /metrics.
-func (n *node) metric(name string) (float64, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + n.http + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%s: no %s in /metrics", n.name, name)
+// metrics reads n's /metrics (promtext.Get).
+func (n *node) metrics() (map[string]float64, error) {
+	return promtext.Get(&http.Client{Timeout: 5 * time.Second}, "http://"+n.http+"/metrics")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"maps"
@@ -9,12 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coppice-kv/coppice/bench/internal/benchkit"
 	"github.com/coppice-kv/coppice/internal/httpjson"
+	"github.com/coppice-kv/coppice/internal/promtext"
 )
 
 // joinWatch starts a node joining n1 and polls n1's /v1/status every
@@ -317,25 +316,11 @@ type journalSync struct {
 func journalSyncs(nodes []*node) map[string]journalSync {
 	out := map[string]journalSync{}
 	for _, n := range nodes {
-		resp, err := hc.Get("http://" + n.http + "/metrics")
+		m, err := promtext.Get(hc, "http://"+n.http+"/metrics")
 		if err != nil {
 			continue
 		}
-		var js journalSync
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			name, value, ok := strings.Cut(sc.Text(), " ")
-			v, err := strconv.ParseFloat(value, 64)
-			switch {
-			case !ok || err != nil:
-			case name == "coppice_raftlog_sync_seconds_count":
-				js.count = v
-			case name == "coppice_raftlog_sync_seconds_sum":
-				js.secs = v
-			}
-		}
-		resp.Body.Close()
-		out[n.name] = js
+		out[n.name] = journalSync{count: m["coppice_raftlog_sync_seconds_count"], secs: m["coppice_raftlog_sync_seconds_sum"]}
 	}
 	return out
 }

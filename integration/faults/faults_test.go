@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/coppice-kv/coppice/actors"
 	ccluster "github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/internal/promtext"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -373,26 +372,19 @@ func TestRemovalNeedsAnsweringVoters(t *testing.T) {
 // silentMetric checks that leader's /metrics has node silent in shard for
 // at least secs.
 func silentMetric(leader *cnode, shard int, node string, secs float64) error {
-	resp, err := http.Get(leader.http() + "/metrics")
+	m, err := promtext.Get(http.DefaultClient, leader.http()+"/metrics")
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
+	series := fmt.Sprintf(`coppice_shard_member_silent_seconds{node=%q,shard="%d"}`, node, shard)
+	got, ok := m[series]
+	switch {
+	case !ok:
+		return fmt.Errorf("%s/metrics has no %s", leader, series)
+	case got < secs:
+		return fmt.Errorf("%s/metrics: %s %g, want at least %g", leader, series, got, secs)
 	}
-	series := fmt.Sprintf(`coppice_shard_member_silent_seconds{node=%q,shard="%d"} `, node, shard)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series); ok {
-			got, err := strconv.ParseFloat(v, 64)
-			if err != nil || got < secs {
-				return fmt.Errorf("%s/metrics: %s%s, want at least %g", leader, series, v, secs)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("%s/metrics has no %s", leader, series)
+	return nil
 }
 
 // silentAbout checks, as via's status shows each group's leader (one of
