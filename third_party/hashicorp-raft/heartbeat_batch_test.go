@@ -5,6 +5,7 @@ package raft
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,15 +118,14 @@ func TestHeartbeatBatcher(t *testing.T) {
 	}()
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 5 s: %s", what)
+		waitFor(t, what, func() error {
+			if !cond() {
+				return fmt.Errorf("%d batched, %d alone", trans.batched.Load(), trans.alone.Load())
 			}
-			time.Sleep(time.Millisecond)
-		}
+			return nil
+		})
 	}
-	waitFor("no leader", func() bool { return leader.State() == Leader })
+	waitFor("leader", func() bool { return leader.State() == Leader })
 	if err := leader.Apply([]byte("one"), time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +142,12 @@ func TestHeartbeatBatcher(t *testing.T) {
 	if err := leader.VerifyLeader().Error(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("VerifyLeader sent no heartbeat alone", func() bool { return trans.alone.Load() > alone })
+	waitFor("heartbeat alone from VerifyLeader", func() bool { return trans.alone.Load() > alone })
 
 	// Refused, the ticks' heartbeats go alone, and the group goes on.
 	trans.refuse.Store(true)
 	alone = trans.alone.Load()
-	waitFor("refused batches sent no heartbeat alone", func() bool { return trans.alone.Load() > alone+5 })
+	waitFor("heartbeats alone after the refusals", func() bool { return trans.alone.Load() > alone+5 })
 	if leader.State() != Leader {
 		t.Fatal("the leader lost its leadership")
 	}
@@ -191,50 +191,27 @@ func TestDeliverHeartbeat(t *testing.T) {
 // its commit index lost, is sent the commit at once.
 func TestHeartbeatsReportTheCommit(t *testing.T) {
 	conf := inmemConfig(t)
-	conf.LocalID = "leader"
-	store, snaps := NewInmemStore(), NewInmemSnapshotStore()
-	leaderAddr, inner := NewInmemTransport("leader")
+	_, inner := NewInmemTransport("leader")
 	trans := &batchingTransport{InmemTransport: inner, tick: make(chan struct{})}
 	trans.report.Store(true)
-	followerAddr, followerTrans := NewInmemTransport("follower")
-	inner.Connect(followerAddr, followerTrans)
-	followerTrans.Connect(leaderAddr, inner)
-	if err := BootstrapCluster(conf, store, store, snaps, trans, Configuration{
-		Servers: []Server{{Suffrage: Voter, ID: "leader", Address: leaderAddr}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRaft(conf, &MockFSM{}, store, store, snaps, trans)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = r.Shutdown().Error() }()
-
-	// The follower is the test's (testFollower); its answers carry its
-	// commit index, and it makes the batcher's ticks.
-	f := new(testFollower)
-	stop := make(chan struct{})
-	defer close(stop)
-	go f.serve(followerTrans, trans.next, stop)
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 5 s: %s", what)
+	// The follower's answers carry its commit index, and it makes the
+	// batcher's ticks.
+	r, f, followerAddr := soleLeader(t, conf, inner, trans, trans.next)
+	holds := func(i uint64) func() error {
+		return func() error {
+			if !f.holds(i) {
+				return fmt.Errorf("the follower does not hold index %d committed", i)
 			}
-			time.Sleep(time.Millisecond)
+			return nil
 		}
 	}
-	holds := func(i uint64) func() bool { return func() bool { return f.holds(i) } }
-	waitFor("no leader", func() bool { return r.State() == Leader })
 	if err := r.AddVoter("follower", followerAddr, 0, 0).Error(); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Apply([]byte("one"), time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the follower holds the entry and its commit", holds(r.getLastIndex()))
+	waitFor(t, "follower holding the entry and its commit", holds(r.getLastIndex()))
 
 	// The idle second measured; VerifyLeader's heartbeats, which go
 	// alone, ten times in it (they tell nothing of the batches).
@@ -257,12 +234,12 @@ func TestHeartbeatsReportTheCommit(t *testing.T) {
 
 	// A restart between two heartbeats: its commit index lost.
 	f.restart()
-	waitFor("the restarted follower sent the commit", holds(r.getCommitIndex()))
+	waitFor(t, "commit sent to the restarted follower", holds(r.getCommitIndex()))
 
 	// The batcher no longer carries the commit: the safety net is back.
 	trans.report.Store(false)
 	f.restart()
-	waitFor("the safety net sent the commit", holds(r.getCommitIndex()))
+	waitFor(t, "commit sent by the safety net", holds(r.getCommitIndex()))
 }
 
 // TestFollowerCommitNotOnTheWire: the fork's fields of an

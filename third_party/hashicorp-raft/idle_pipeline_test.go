@@ -6,6 +6,7 @@ package raft
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -21,47 +22,19 @@ import (
 // restarts.
 func TestIdleReplication(t *testing.T) {
 	conf := inmemConfig(t)
-	conf.LocalID = "leader"
-	store := NewInmemStore()
-	snaps := NewInmemSnapshotStore()
-	leaderAddr, leaderTrans := NewInmemTransport("leader")
-	followerAddr, followerTrans := NewInmemTransport("follower")
-	leaderTrans.Connect(followerAddr, followerTrans)
-	followerTrans.Connect(leaderAddr, leaderTrans)
-	if err := BootstrapCluster(conf, store, store, snaps, leaderTrans, Configuration{
-		Servers: []Server{{Suffrage: Voter, ID: "leader", Address: leaderAddr}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRaft(conf, &MockFSM{}, store, store, snaps, leaderTrans)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = r.Shutdown().Error() }()
-
-	f := new(testFollower)
-	stop := make(chan struct{})
-	defer close(stop)
-	go f.serve(followerTrans, nil, stop)
+	_, leaderTrans := NewInmemTransport("leader")
+	r, f, followerAddr := soleLeader(t, conf, leaderTrans, leaderTrans, nil)
 	// seen waits until the follower holds and knows committed index i.
 	seen := func(i uint64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !f.holds(i) {
-			if time.Now().After(deadline) {
-				f.mu.Lock()
-				t.Fatalf("after 5 s the follower holds %d with commit %d, want %d", f.last, f.commit, i)
+		waitFor(t, fmt.Sprintf("follower holding and knowing committed index %d", i), func() error {
+			if f.holds(i) {
+				return nil
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-
-	deadline := time.Now().Add(5 * time.Second)
-	for r.State() != Leader {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader after 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return fmt.Errorf("the follower holds %d with commit %d", f.last, f.commit)
+		})
 	}
 	if err := r.AddNonvoter("follower", followerAddr, 0, 0).Error(); err != nil {
 		t.Fatal(err)
@@ -90,19 +63,14 @@ func TestIdleReplication(t *testing.T) {
 	f.mu.Lock()
 	f.down = true
 	f.mu.Unlock()
-	deadline = time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, "three heartbeats failed", func() error {
 		f.mu.Lock()
-		failed := f.failed
-		f.mu.Unlock()
-		if failed >= 3 {
-			break
+		defer f.mu.Unlock()
+		if f.failed < 3 {
+			return fmt.Errorf("%d failed", f.failed)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 5 s, %d heartbeats failed", failed)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	f.mu.Lock()
 	f.down = false
 	f.mu.Unlock()
@@ -187,4 +155,54 @@ func (f *testFollower) restart() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.commit = 0
+}
+
+// waitFor fails t unless cond holds (returns nil) within 5 s.
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s, no %s: %v", what, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// soleLeader starts a Raft "leader" that leads alone on trans (leaderTrans
+// is the InmemTransport under it), connected to a testFollower on an
+// InmemTransport of its own, which serves with tick (see serve); it
+// returns once the Raft leads. Both stop with the test.
+func soleLeader(t *testing.T, conf *Config, leaderTrans *InmemTransport, trans Transport, tick func()) (*Raft, *testFollower, ServerAddress) {
+	t.Helper()
+	conf.LocalID = "leader"
+	store, snaps := NewInmemStore(), NewInmemSnapshotStore()
+	followerAddr, followerTrans := NewInmemTransport("follower")
+	leaderTrans.Connect(followerAddr, followerTrans)
+	followerTrans.Connect(leaderTrans.LocalAddr(), leaderTrans)
+	if err := BootstrapCluster(conf, store, store, snaps, trans, Configuration{
+		Servers: []Server{{Suffrage: Voter, ID: "leader", Address: leaderTrans.LocalAddr()}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRaft(conf, &MockFSM{}, store, store, snaps, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Shutdown().Error() })
+	f := new(testFollower)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go f.serve(followerTrans, tick, stop)
+	waitFor(t, "leader", func() error {
+		if r.State() != Leader {
+			return fmt.Errorf("state %v", r.State())
+		}
+		return nil
+	})
+	return r, f, followerAddr
 }
