@@ -85,13 +85,39 @@ func TestIdleReplication(t *testing.T) {
 // testFollower is a follower the test plays: it takes every
 // AppendEntries, tells heartbeats (no log position, no entries, no commit)
 // from the rest, holds what those carry, and answers with its commit
-// index; down, it fails every request.
+// index; down, it fails every request. While hold is set it keeps its
+// answers until release; from newTerm on (not 0) it answers that it is in
+// that term.
 type testFollower struct {
 	mu                   sync.Mutex
 	heartbeats, requests int
 	commit, last         uint64
 	down                 bool
 	failed               int // heartbeats failed while down
+	hold                 bool
+	held                 []heldAnswer
+	newTerm              uint64
+}
+
+// heldAnswer is an answer the follower keeps (testFollower.hold).
+type heldAnswer struct {
+	rpc       RPC
+	resp      *AppendEntriesResponse
+	heartbeat bool
+}
+
+// release gives the first n answers held (all: n < 0).
+func (f *testFollower) release(n int) {
+	f.mu.Lock()
+	if n < 0 || n > len(f.held) {
+		n = len(f.held)
+	}
+	out := f.held[:n:n]
+	f.held = f.held[n:]
+	f.mu.Unlock()
+	for _, h := range out {
+		h.rpc.Respond(h.resp, nil)
+	}
 }
 
 // serve answers trans's requests, and calls tick (if not nil) every 5 ms,
@@ -124,6 +150,14 @@ func (f *testFollower) serve(trans *InmemTransport, tick func(), stop <-chan str
 			}
 			resp := &AppendEntriesResponse{RPCHeader: RPCHeader{ID: []byte("follower")}, Term: req.Term,
 				LastLog: f.last, Success: true, FollowerCommit: f.commit}
+			if f.newTerm != 0 {
+				resp.Term, resp.Success = f.newTerm, false
+			}
+			if f.hold {
+				f.held = append(f.held, heldAnswer{rpc: rpc, resp: resp, heartbeat: heartbeat})
+				f.mu.Unlock()
+				continue
+			}
 			f.mu.Unlock()
 			rpc.Respond(resp, nil)
 		case <-time.After(5 * time.Millisecond):

@@ -101,8 +101,9 @@ type followerReplication struct {
 	// this server is still leader.
 	notifyCh chan struct{}
 	// notify is a map of futures to be resolved upon receipt of an
-	// acknowledgement, then cleared from this map.
-	notify map[*verifyFuture]struct{}
+	// acknowledgement, then cleared from this map; each with the time it
+	// was registered (coppice fork: see notifyAll).
+	notify map[*verifyFuture]time.Time
 	// notifyLock protects 'notify'.
 	notifyLock sync.Mutex
 
@@ -117,15 +118,30 @@ type followerReplication struct {
 
 // notifyAll is used to notify all the waiting verify futures
 // if the follower believes we are still the leader.
-func (s *followerReplication) notifyAll(leader bool) {
-	// Clear the waiting notifies minimizing lock time
+//
+// coppice fork: an acknowledgement of a request sent at `sent` votes only
+// for the futures registered before then. Upstream counted it for every
+// future waiting when the answer came: a leader paused (SIGSTOP, a VM
+// stall) with a heartbeat in flight, woken after another leader was
+// elected, took the answer its follower gave before that election as
+// confirming a VerifyLeader asked after it woke, and served a stale read
+// (coppice's fault suite, TestPauseLeader, saw it: a read sent during the
+// pause answered the value of before it). A later future waits for a
+// request sent after it (VerifyLeader's own heartbeat). A refusal (not
+// leader) ends every future: failing one is always safe.
+func (s *followerReplication) notifyAll(leader bool, sent time.Time) {
+	var n []*verifyFuture
 	s.notifyLock.Lock()
-	n := s.notify
-	s.notify = make(map[*verifyFuture]struct{})
+	for v, registered := range s.notify {
+		if !leader || registered.Before(sent) {
+			n = append(n, v)
+			delete(s.notify, v)
+		}
+	}
 	s.notifyLock.Unlock()
 
 	// Submit our votes
-	for v := range n {
+	for _, v := range n {
 		v.vote(leader)
 	}
 }
@@ -300,7 +316,7 @@ START:
 	// Update s based on success
 	if resp.Success {
 		// Update our replication state
-		updateLastAppended(s, &req)
+		updateLastAppended(s, &req, start)
 
 		// Clear any failures, allow pipelining
 		s.failures = 0
@@ -436,7 +452,7 @@ func (r *Raft) sendLatestSnapshot(s *followerReplication) (bool, error) {
 		s.failures = 0
 
 		// Notify we are still leader
-		s.notifyAll(true)
+		s.notifyAll(true, start)
 	} else {
 		s.failures++
 		r.logger.Warn("installSnapshot rejected to", "peer", peer.ID, "id", snapID)
@@ -533,7 +549,7 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 				metrics.MeasureSince([]string{"raft", "replication", "heartbeat", string(peer.ID)}, start)
 			}
 
-			s.notifyAll(resp.Success)
+			s.notifyAll(resp.Success, start)
 		}
 	}
 }
@@ -711,7 +727,7 @@ func (r *Raft) pipelineDecode(s *followerReplication, p AppendPipeline, stopCh, 
 			}
 
 			// Update our replication state
-			updateLastAppended(s, req)
+			updateLastAppended(s, req, ready.Start())
 		case <-stopCh:
 			return
 		}
@@ -798,14 +814,14 @@ func appendStats(peer string, start time.Time, logs float32, skipLegacy bool) {
 // handleStaleTerm is used when a follower indicates that we have a stale term.
 func (r *Raft) handleStaleTerm(s *followerReplication) {
 	r.logger.Error("peer has newer term, stopping replication", "peer", s.peer)
-	s.notifyAll(false) // No longer leader
+	s.notifyAll(false, time.Time{}) // No longer leader
 	asyncNotifyCh(s.stepDown)
 }
 
 // updateLastAppended is used to update follower replication state after a
-// successful AppendEntries RPC.
+// successful AppendEntries RPC, sent at sent.
 // TODO: This isn't used during InstallSnapshot, but the code there is similar.
-func updateLastAppended(s *followerReplication, req *AppendEntriesRequest) {
+func updateLastAppended(s *followerReplication, req *AppendEntriesRequest, sent time.Time) {
 	// Mark any inflight logs as committed
 	if logs := req.Entries; len(logs) > 0 {
 		last := logs[len(logs)-1]
@@ -814,7 +830,7 @@ func updateLastAppended(s *followerReplication, req *AppendEntriesRequest) {
 	}
 
 	// Notify still leader
-	s.notifyAll(true)
+	s.notifyAll(true, sent)
 }
 
 // replicationLastIndex is the last index replication may send: that of the
