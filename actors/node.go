@@ -17,6 +17,7 @@ type Node struct {
 	System *actor.ActorSystem
 	Tree   *supervisor.Tree
 	rt     *Runtime // nil for a tree of user actors only
+	log    *slog.Logger
 }
 
 // Start builds the actor system and starts the tree in order. ctx bounds
@@ -34,7 +35,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		sys.Shutdown()
 		return nil, fmt.Errorf("node: start: %w", err)
 	}
-	return &Node{System: sys, Tree: tree, rt: cfg.Runtime}, nil
+	return &Node{System: sys, Tree: tree, rt: cfg.Runtime, log: log}, nil
 }
 
 // Stop hands over the leadership of every Raft group the node leads, then
@@ -43,11 +44,23 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 // other nodes forward to it: a group led here goes on under a new leader
 // at once instead of an election timeout after the node is gone. A group
 // that comes to lead again meanwhile hands over as its actor stops.
+// A stop still under way after slowStop logs what it waits for, so that a
+// node killed in the middle of a hung stop leaves a trace.
 func (n *Node) Stop(ctx context.Context) error {
 	defer n.System.Shutdown()
 	n.handOver(ctx)
+	slow := time.AfterFunc(slowStop, func() {
+		if n.log != nil {
+			n.log.Warn("stop is slow", "after", slowStop, "stopping", n.Tree.Stopping(time.Second))
+		}
+	})
+	defer slow.Stop()
 	return n.Tree.Stop(ctx)
 }
+
+// slowStop is how long the tree's stop may take before Stop logs the
+// children it still waits for (a variable for tests).
+var slowStop = 10 * time.Second
 
 // handOverWait bounds the hand-over of all groups at once (each is
 // bounded by Raft's transfer timeout, a second here).

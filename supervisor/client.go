@@ -85,15 +85,66 @@ func (t *Tree) Err() error {
 }
 
 // Stop shuts the tree down in order (reverse start order, each child within
-// its shutdown time) and waits for it, or for ctx.
+// its shutdown time) and waits for it, or for ctx. When ctx ends first, the
+// error names the children still stopping (Stopping).
 func (t *Tree) Stop(ctx context.Context) error {
 	t.system.Root.Send(t.pid, &messages.Shutdown{})
 	select {
 	case <-t.done:
 		return t.Err()
 	case <-ctx.Done():
-		return fmt.Errorf("%w: stopping %s: %v", ErrTimeout, t.pid.Id, ctx.Err())
+		err := fmt.Errorf("%w: stopping %s: %v", ErrTimeout, t.pid.Id, ctx.Err())
+		if stuck := t.Stopping(stoppingAsk); len(stuck) > 0 {
+			err = fmt.Errorf("%w; still stopping: %s", err, strings.Join(stuck, ", "))
+		}
+		return err
 	}
+}
+
+// stoppingAsk bounds each supervisor's answer in Stopping.
+const stoppingAsk = time.Second
+
+// Stopping names the children that are stopping now, deepest first: for a
+// supervisor stopping, the children it waits for (a worker's path, as
+// "root/shards/shard-2/raft-2"), or the supervisor itself when none of its
+// children is stopping. A supervisor that does not answer within timeout
+// is named with "(no answer)". Nil when nothing is stopping or the tree
+// has ended.
+func (t *Tree) Stopping(timeout time.Duration) []string {
+	select {
+	case <-t.done:
+		return nil
+	default:
+	}
+	return t.stopping(t.pid, t.pid.Id, timeout, false)
+}
+
+// stopping lists what sup waits for. self says sup itself is stopping: it
+// is named when none of its children is.
+func (t *Tree) stopping(sup *actor.PID, path string, timeout time.Duration, self bool) []string {
+	children, err := WhichChildren(t.system.Root, sup, timeout)
+	if err != nil {
+		if self {
+			return []string{path + " (no answer)"}
+		}
+		return nil
+	}
+	var out []string
+	for _, c := range children {
+		if c.State != messages.ChildState_STOPPING || c.Pid == "" {
+			continue
+		}
+		p := path + "/" + c.Id
+		if c.Type == messages.ChildType_SUPERVISOR {
+			out = append(out, t.stopping(actor.NewPID(sup.Address, c.Pid), p, timeout, true)...)
+		} else {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 && self {
+		out = []string{path}
+	}
+	return out
 }
 
 // request sends msg to a supervisor and waits up to timeout for the reply.

@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,4 +144,57 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// stuck blocks in Stopping until release is closed.
+type stuck struct{ release chan struct{} }
+
+func (s *stuck) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Stopping); ok {
+		<-s.release
+	}
+}
+
+// A stop that outlasts its context names the child it still waits for,
+// down a nested supervisor, and the tree ends once that child does.
+func TestStopTimeoutNamesTheStuckChild(t *testing.T) {
+	sys := actor.NewActorSystem()
+	rec := &recorder{}
+	release := make(chan struct{})
+	slow := supervisor.Worker("slow", func() actor.Actor { return &stuck{release: release} })
+	slow.Shutdown = supervisor.Infinity
+	tree, err := supervisor.Start(context.Background(), sys, "root", supervisor.Spec{
+		Children: []supervisor.ChildSpec{
+			probeSpec(rec, "a"),
+			supervisor.Sup("inner", supervisor.Spec{Children: []supervisor.ChildSpec{probeSpec(rec, "b"), slow}}),
+			probeSpec(rec, "c"),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = tree.Stop(ctx)
+	if !errors.Is(err, supervisor.ErrTimeout) {
+		t.Fatalf("Stop: %v, want ErrTimeout", err)
+	}
+	if want := "still stopping: root/inner/slow"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("Stop: %v, want it to say %q", err, want)
+	}
+	if got := tree.Stopping(time.Second); !equal(got, []string{"root/inner/slow"}) {
+		t.Fatalf("Stopping: %v", got)
+	}
+	close(release)
+	select {
+	case <-tree.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the tree did not end after its stuck child stopped")
+	}
+	if got := tree.Stopping(time.Second); got != nil {
+		t.Fatalf("Stopping after the end: %v", got)
+	}
+	if want := []string{"start a", "start b", "start c", "stop c", "stop b", "stop a"}; !equal(rec.snapshot(), want) {
+		t.Fatalf("got %v, want %v", rec.snapshot(), want)
+	}
 }

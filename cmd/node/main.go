@@ -61,6 +61,9 @@
 // Logs are key/value (log/slog), text or JSON, on stderr. SIGTERM or
 // SIGINT stops the node in order (the tree in reverse start order, within
 // --stop-timeout) and exits 0; a second signal during the stop kills it.
+// A stop past 10 s logs the actors it waits for; one past --stop-timeout
+// logs them in its error, writes every goroutine's stack to stderr and
+// exits 1.
 // If the tree's root supervisor gives up, the node logs why and exits 1.
 // If one of its stores fails in a way retrying does not mend (a Pebble
 // flush or compaction, or a Raft log journal write, failed: a data dir
@@ -80,6 +83,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -181,6 +185,9 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		defer cancel()
 		if err := node.Stop(stopCtx); err != nil {
 			log.Error("stop", "err", err)
+			// Where it hangs: every goroutine's stack, alike ones once.
+			fmt.Fprintln(os.Stderr, "goroutines at the stop's timeout:")
+			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 			return 1
 		}
 		if fault != nil {

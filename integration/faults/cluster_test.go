@@ -225,6 +225,11 @@ func (c *cluster) teardown() {
 func (n *cnode) remove() {
 	if n.c.t.Failed() {
 		logs, err := runCombined(30*time.Second, "docker", "logs", "--tail", "80", n.ctr)
+		if strings.Contains(logs, "goroutines at the stop's timeout") {
+			// A hung stop: its report whole (the stacks follow the line).
+			logs, err = runCombined(30*time.Second, "docker", "logs", n.ctr)
+			logs = logs[max(0, strings.LastIndex(logs, "stop is slow")-2000):]
+		}
 		n.c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
 		if keep() {
 			n.c.t.Logf("COPPICE_FAULT_KEEP=1: container %s left in place", n.ctr)
@@ -274,9 +279,11 @@ func (n *cnode) kill9() {
 	n.waitDown()
 }
 
-// waitDown waits until the container stopped.
+// waitDown waits until the container stopped: longer than the node's own
+// --stop-timeout (30 s), so that a stop that hangs ends in the node's
+// report of what it waited for (remove logs it).
 func (n *cnode) waitDown() {
-	eventually(n.c.t, 30*time.Second, n.name+" stopped", func() error {
+	eventually(n.c.t, 45*time.Second, n.name+" stopped", func() error {
 		if n.running() {
 			return fmt.Errorf("still running")
 		}
