@@ -235,6 +235,7 @@ type proposal struct {
 	shard int
 	cmd   *messages.Command
 	ch    chan proto.Message
+	msg   localPropose // what issue sends the shard's actor (no allocation of its own)
 	leaderHint
 	// index is the log index of the entry that carried the write, once
 	// committed (0 before, or when unknown); noted, if set, is told it.
@@ -275,7 +276,10 @@ func (p *proposal) issue() {
 		return
 	}
 	p.ch = make(chan proto.Message, 1)
-	p.b.root.Send(p.b.pids[p.shard], &localPropose{cmd: p.cmd, reply: p.ch})
+	// A try is issued again only once the last one was answered: the
+	// actor is done with msg.
+	p.msg = localPropose{cmd: p.cmd, reply: p.ch}
+	p.b.root.Send(p.b.pids[p.shard], &p.msg)
 }
 
 // answerTimers are answer's timers, reused: every client command waits

@@ -72,7 +72,8 @@ func (s *Spec) Has(f string) bool {
 }
 
 // Keys returns the key arguments of args (a whole command, name first), as
-// the key positions give them; nil for a command without keys. The node
+// the key positions give them (a slice of args when they are contiguous),
+// nil for a command without keys. The node
 // routes a command by its keys (each command's keys must be on one shard,
 // except for the ones the node splits: MGET, MSET, DEL, UNLINK, EXISTS,
 // TOUCH).
@@ -90,7 +91,14 @@ func (s *Spec) Keys(args [][]byte) [][]byte {
 	if last >= len(args) {
 		last = len(args) - 1
 	}
+	if last < s.FirstKey {
+		return nil
+	}
 	step := max(s.Step, 1)
+	if step == 1 {
+		// No copy: every command routes by its keys.
+		return args[s.FirstKey : last+1 : last+1]
+	}
 	keys := make([][]byte, 0, (last-s.FirstKey)/step+1)
 	for i := s.FirstKey; i <= last; i += step {
 		keys = append(keys, args[i])

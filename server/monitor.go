@@ -62,6 +62,9 @@ func (c *conn) unmonitor() {
 
 // feedMonitors shows a command the connection runs to the monitors.
 func (c *conn) feedMonitors(args [][]byte) {
+	if c.s.monitors.n.Load() == 0 {
+		return // no monitor: no address to format
+	}
 	c.s.feedMonitors(c.nc.RemoteAddr().String(), args)
 }
 
