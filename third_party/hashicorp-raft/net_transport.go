@@ -705,7 +705,13 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 		}
 
 		if err := n.handleCommand(r, dec, enc); err != nil {
-			if err != io.EOF {
+			switch {
+			case err == io.EOF:
+			case errors.Is(err, ErrTransportShutdown):
+				// This side is closing: a request that came in the
+				// meantime is not a fault.
+				n.logger.Debug("incoming command refused: transport shut down")
+			default:
 				n.logger.Error("failed to decode incoming command", "error", err)
 			}
 			return
