@@ -264,7 +264,7 @@ func (a *raftActor) start() error {
 	if a.logs, err = rt.RaftLog(uint32(a.shard), rt.Layout().LegacyRaftDir(a.shard)); err != nil {
 		return err
 	}
-	logger := raftLogger(rt.Log, raftName(a.shard))
+	logger := raftLogger(rt.Log, raftName(a.shard), &rt.raftRepeats)
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.Layer(transport.ShardStream(a.shard)), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
 		ServerAddressProvider: &rt.addrs,

@@ -2,7 +2,10 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -11,12 +14,76 @@ import (
 // logger, so they come out in the node's format (text or JSON) with a
 // "component" attribute. Raft's info lines (every election step, every
 // snapshot) pass only when the node logs at debug; warnings and errors
-// always pass.
-func raftLogger(log *slog.Logger, name string) hclog.Logger {
+// always pass, but a line that repeats (the same message about the same
+// peer, from any of the groups that share rep) passes once per
+// repeatWindow. rep nil: every line passes.
+func raftLogger(log *slog.Logger, name string, rep *repeats) hclog.Logger {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &slogHCLog{Logger: hclog.NewNullLogger(), log: log.With("component", name), name: name}
+	return &slogHCLog{Logger: hclog.NewNullLogger(), log: log.With("component", name), name: name, rep: rep}
+}
+
+// repeatWindow is how often a repeated warning or error of the node's Raft
+// groups passes: raft logs every failed request to a peer that is down
+// (several a second per group; through a rolling restart of 3 nodes with 4
+// shards, a thousand lines per node).
+const repeatWindow = 10 * time.Second
+
+// repeats counts the node's groups' repeated warnings and errors (its
+// zero value is ready).
+type repeats struct {
+	now  func() time.Time // time.Now when nil
+	mu   sync.Mutex
+	seen map[string]*repeated
+}
+
+type repeated struct {
+	logged time.Time
+	left   int // lines left out since
+}
+
+// maxRepeatKeys bounds the lines remembered; past it they are forgotten.
+const maxRepeatKeys = 1024
+
+// pass tells whether the line keyed key is logged now, and how many like
+// it were left out since it last was.
+func (r *repeats) pass(key string) (left int, ok bool) {
+	now := time.Now()
+	if r.now != nil {
+		now = r.now()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil || len(r.seen) >= maxRepeatKeys {
+		r.seen = map[string]*repeated{}
+	}
+	p := r.seen[key]
+	switch {
+	case p == nil:
+		r.seen[key] = &repeated{logged: now}
+		return 0, true
+	case now.Sub(p.logged) < repeatWindow:
+		p.left++
+		return 0, false
+	}
+	left = p.left
+	p.logged, p.left = now, 0
+	return left, true
+}
+
+// repeatKey is what makes two lines alike: the message and the peer the
+// line is about, if any, whichever group logs it.
+func repeatKey(msg string, kvs ...[]any) string {
+	key := msg
+	for _, args := range kvs {
+		for i := 0; i+1 < len(args); i += 2 {
+			if k, _ := args[i].(string); k == "peer" {
+				key += "\x00" + fmt.Sprint(args[i+1])
+			}
+		}
+	}
+	return key
 }
 
 // slogHCLog implements hclog.Logger on slog. The embedded null logger
@@ -26,6 +93,7 @@ type slogHCLog struct {
 	log     *slog.Logger
 	name    string
 	implied []any
+	rep     *repeats // the node's, shared by every group's logger
 }
 
 func (l *slogHCLog) level(lv hclog.Level) (slog.Level, bool) {
@@ -47,9 +115,21 @@ func (l *slogHCLog) level(lv hclog.Level) (slog.Level, bool) {
 }
 
 func (l *slogHCLog) Log(lv hclog.Level, msg string, args ...any) {
-	if s, ok := l.level(lv); ok {
-		l.log.Log(context.Background(), s, msg, append(l.implied[:len(l.implied):len(l.implied)], args...)...)
+	s, ok := l.level(lv)
+	if !ok {
+		return
 	}
+	all := append(l.implied[:len(l.implied):len(l.implied)], args...)
+	if s >= slog.LevelWarn && l.rep != nil {
+		left, pass := l.rep.pass(repeatKey(msg, all))
+		if !pass {
+			return
+		}
+		if left > 0 {
+			all = append(all, "repeated", left)
+		}
+	}
+	l.log.Log(context.Background(), s, msg, all...)
 }
 
 func (l *slogHCLog) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }

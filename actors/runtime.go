@@ -132,9 +132,12 @@ type Runtime struct {
 	// clients is what the client port counts; it outlives the port's
 	// restarts.
 	clients server.Stats
-	mu      sync.RWMutex
-	mux     *transport.Mux
-	remote  *transport.Remote
+	// raftRepeats collapses the groups' repeated Raft warnings and errors
+	// (raftLogger).
+	raftRepeats repeats
+	mu          sync.RWMutex
+	mux         *transport.Mux
+	remote      *transport.Remote
 	// beatsRemote carries the batched Raft heartbeats (heartbeats).
 	beatsRemote *transport.Remote
 	system      *raft.Raft

@@ -83,7 +83,7 @@ func (a *systemActor) start() error {
 	if err != nil {
 		return fmt.Errorf("node: system group snapshots: %w", err)
 	}
-	logger := raftLogger(rt.Log, "raft-system")
+	logger := raftLogger(rt.Log, "raft-system", &rt.raftRepeats)
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.Layer(transport.StreamSystem), MaxPool: 2, Timeout: 10 * time.Second, Logger: logger,
 		ServerAddressProvider: &rt.addrs,
