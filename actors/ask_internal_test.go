@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/messages"
 )
 
 // ask answers as a request does, and ends with its context when no answer
@@ -34,5 +35,27 @@ func TestAskEndsWithItsContext(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("ask took %v after its context ended", took)
+	}
+}
+
+// A peer's request to an actor that never answers (one that stopped with
+// the request in its mailbox) ends when the transport cancels its
+// handlers, not after remoteTimeout: the transport's Close waits for them.
+func TestDeliverEndsWithTheRequest(t *testing.T) {
+	sys := actor.NewActorSystem()
+	defer sys.Shutdown()
+	if _, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), "deaf"); err != nil {
+		t.Fatal(err)
+	}
+	handle := deliver(&Runtime{}, sys)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	res, err := handle(ctx, "deaf", &messages.ShardStatus{})
+	if !errors.Is(err, context.Canceled) || res != nil {
+		t.Fatalf("deliver: %v, %v; want the request's end", res, err)
+	}
+	if took := time.Since(start); took >= remoteTimeout/2 {
+		t.Fatalf("deliver took %v after its request ended", took)
 	}
 }
