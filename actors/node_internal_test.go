@@ -1,35 +1,16 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/internal/testlog"
 	"github.com/coppice-kv/coppice/supervisor"
 )
-
-// syncBuffer is a log destination safe for several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A stop that takes long logs the actor it waits for, while it waits.
 func TestSlowStopNamesTheActor(t *testing.T) {
@@ -44,7 +25,7 @@ func TestSlowStopNamesTheActor(t *testing.T) {
 		})
 	})
 	stuck.Shutdown = supervisor.Infinity
-	var out syncBuffer
+	var out testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&out, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
