@@ -15,8 +15,8 @@ import (
 // "component" attribute. Raft's info lines (every election step, every
 // snapshot) pass only when the node logs at debug; warnings and errors
 // always pass, but a line that repeats (the same message about the same
-// peer, from any of the groups that share rep) passes once per
-// repeatWindow. rep nil: every line passes.
+// peer from any of the groups that share rep, or about no peer from the
+// same group) passes once per repeatWindow. rep nil: every line passes.
 func raftLogger(log *slog.Logger, name string, rep *repeats) hclog.Logger {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -73,17 +73,16 @@ func (r *repeats) pass(key string) (left int, ok bool) {
 }
 
 // repeatKey is what makes two lines alike: the message and the peer the
-// line is about, if any, whichever group logs it.
-func repeatKey(msg string, kvs ...[]any) string {
-	key := msg
-	for _, args := range kvs {
-		for i := 0; i+1 < len(args); i += 2 {
-			if k, _ := args[i].(string); k == "peer" {
-				key += "\x00" + fmt.Sprint(args[i+1])
-			}
+// line is about, whichever group logs it (a peer that is down fails every
+// group's requests); for a line about no peer, the message and the group
+// (name): a group's own trouble is told group by group.
+func repeatKey(name, msg string, args []any) string {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, _ := args[i].(string); k == "peer" {
+			return msg + "\x00peer\x00" + fmt.Sprint(args[i+1])
 		}
 	}
-	return key
+	return msg + "\x00group\x00" + name
 }
 
 // slogHCLog implements hclog.Logger on slog. The embedded null logger
@@ -121,7 +120,7 @@ func (l *slogHCLog) Log(lv hclog.Level, msg string, args ...any) {
 	}
 	all := append(l.implied[:len(l.implied):len(l.implied)], args...)
 	if s >= slog.LevelWarn && l.rep != nil {
-		left, pass := l.rep.pass(repeatKey(msg, all))
+		left, pass := l.rep.pass(repeatKey(l.name, msg, all))
 		if !pass {
 			return
 		}

@@ -53,7 +53,7 @@ func TestRaftLoggerFollowsTheNodeLog(t *testing.T) {
 // TestRaftLoggerCollapsesRepeats: a warning or error that repeats about the
 // same peer, from any group of the node, passes once per repeatWindow, the
 // next one saying how many were left out; another peer's, another
-// message's and debug lines pass.
+// message's and debug lines pass; a line about no peer repeats per group.
 func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 	var buf bytes.Buffer
 	node := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -68,6 +68,10 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 	log.Error("failed to appendEntries to", "peer", "n2", "error", "connection refused")
 	log.Warn("failed to heartbeat to", "peer", "n3")
 	log.Debug("failed to appendEntries to", "peer", "n3")
+	// About no peer: each group's own.
+	log.Error("failed to take snapshot", "error", "disk full")
+	log.Error("failed to take snapshot", "error", "disk full")
+	other.Error("failed to take snapshot", "error", "disk full")
 	now = now.Add(repeatWindow)
 	log.Error("failed to appendEntries to", "peer", "n3", "error", "no such stream")
 	log.Error("failed to appendEntries to", "peer", "n3", "error", "no such stream")
@@ -85,6 +89,8 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 		"ERROR failed to appendEntries to n2 connection refused <nil>",
 		"WARN failed to heartbeat to n3 <nil> <nil>",
 		"DEBUG failed to appendEntries to n3 <nil> <nil>",
+		"ERROR failed to take snapshot <nil> disk full <nil>",
+		"ERROR failed to take snapshot <nil> disk full <nil>",
 		"ERROR failed to appendEntries to n3 no such stream 4",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
