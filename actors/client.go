@@ -329,6 +329,9 @@ func (p *proposal) result() (*messages.Reply, bool) {
 		return p.forward(pr.LeaderId, pr.LeaderAddr)
 	case pr.Error == ErrLeadershipLost:
 		return ambiguous(p.shard, "leadership lost"), false
+	case pr.Error == ErrNotTaken:
+		// The shard's actor stopped before proposing it: not applied.
+		return tryAgain(p.shard, "shard restarting"), true
 	case pr.Error != "":
 		return errReply("ERR shard " + fmt.Sprint(p.shard) + ": " + pr.Error), false
 	case pr.Reply == nil:

@@ -170,3 +170,36 @@ func TestForwardFailuresSayWhetherApplied(t *testing.T) {
 	check("write whose connection was lost", write, "AMBIGUOUS ", false)
 	check("read whose connection was lost", read, "TRYAGAIN ", true)
 }
+
+// A write or a read sent to a shard whose actor is not there (stopped,
+// between two incarnations) is refused at once and tried again, not left
+// to its 15 s timeout and an AMBIGUOUS answer: it was never proposed.
+func TestCommandToAnAbsentShardActorIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := Start(ctx, Config{}, nil) // a tree: it answers what cannot be delivered
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(ctx)
+	b := newBackend(&Runtime{Name: "n1", Shards: 1}, n.System)
+	set := &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}
+	get := &messages.Command{Args: [][]byte{[]byte("GET"), []byte("k")}}
+	for _, c := range []struct {
+		name string
+		p    func() *messages.Reply
+	}{
+		{"SET", func() *messages.Reply { return b.Propose(0, set).Wait() }},
+		{"GET", func() *messages.Reply { return b.Read(0, get).Wait() }},
+	} {
+		start := time.Now()
+		r := c.p()
+		took := time.Since(start)
+		if e := r.GetError(); !strings.HasPrefix(e, "TRYAGAIN shard 0") {
+			t.Fatalf("%s: %v, want TRYAGAIN", c.name, r)
+		}
+		if took > retryWindow+2*time.Second {
+			t.Fatalf("%s: answered after %v, beyond its retries (%v)", c.name, took, retryWindow)
+		}
+	}
+}

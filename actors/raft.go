@@ -32,10 +32,13 @@ const (
 
 // Error texts replies carry: ErrNotLeader when this node does not lead the
 // shard (the request was not taken), ErrLeadershipLost when it lost
-// leadership with the request in its log (it may or may not be applied).
+// leadership with the request in its log (it may or may not be applied),
+// ErrNotTaken when the shard's actor stopped (a node's stop, a crash)
+// before proposing it (it was not applied: safe to try again).
 const (
 	ErrNotLeader      = "not_leader"
 	ErrLeadershipLost = "leadership_lost"
+	ErrNotTaken       = "not_taken"
 )
 
 type raftActor struct {
@@ -167,6 +170,24 @@ type localPropose struct {
 }
 
 type localReadBarrier struct{ reply chan<- proto.Message }
+
+// Refuse answers a proposal its actor never took (supervisor.Refuser): it
+// stopped first, or is between two incarnations. Once only: the channel
+// holds one answer.
+func (m *localPropose) Refuse() {
+	select {
+	case m.reply <- &messages.ProposeReply{Error: ErrNotTaken}:
+	default:
+	}
+}
+
+// Refuse answers a read barrier its actor never took (supervisor.Refuser).
+func (m *localReadBarrier) Refuse() {
+	select {
+	case m.reply <- &messages.ReadBarrierReply{Error: ErrNotTaken}:
+	default:
+	}
+}
 
 // verifyDone reports a batched read barrier.
 type verifyDone struct {
@@ -410,7 +431,7 @@ func (a *raftActor) stop() {
 	a.expiring = false
 	handOver(a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
 	// Commands not proposed yet: to the new leader, if there is one.
-	stopping := &messages.ProposeReply{Error: "shard stopping"}
+	stopping := &messages.ProposeReply{Error: ErrNotTaken}
 	if e, addr, id := a.leaderError(raft.ErrNotLeader); id != "" && id != a.rt.Name {
 		stopping = &messages.ProposeReply{Error: e, LeaderAddr: addr, LeaderId: id}
 	}

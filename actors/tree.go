@@ -107,3 +107,9 @@ func worker(id, kind string, shutdown time.Duration, start func() actor.Actor) s
 	c.Shutdown = shutdown
 	return c
 }
+
+// The shard actor's local requests are answered when it cannot take them.
+var (
+	_ supervisor.Refuser = (*localPropose)(nil)
+	_ supervisor.Refuser = (*localReadBarrier)(nil)
+)

@@ -23,6 +23,8 @@ type Tree struct {
 	exitOnce  sync.Once
 	done      chan struct{}
 	err       error
+	// unrefuse ends the tree's answering of undeliverable Refusers.
+	unrefuse func()
 }
 
 // Start spawns a root supervisor named name and waits until every child
@@ -35,6 +37,7 @@ func Start(ctx context.Context, system *actor.ActorSystem, name string, spec Spe
 		return nil, err
 	}
 	t := &Tree{system: system, started: make(chan struct{}), done: make(chan struct{})}
+	t.unrefuse = refuseDeadLetters(system)
 	props := actor.PropsFromProducer(func() actor.Actor {
 		s := newSupervisor(&spec)
 		s.tree = t
@@ -42,6 +45,7 @@ func Start(ctx context.Context, system *actor.ActorSystem, name string, spec Spe
 	})
 	pid, err := system.Root.SpawnNamed(props, name)
 	if err != nil {
+		t.unrefuse()
 		return nil, fmt.Errorf("supervisor: spawn root %q: %w", name, err)
 	}
 	t.pid = pid
@@ -63,6 +67,7 @@ func (t *Tree) signalStarted() { t.startOnce.Do(func() { close(t.started) }) }
 func (t *Tree) exit(err error) {
 	t.exitOnce.Do(func() {
 		t.err = err
+		t.unrefuse()
 		close(t.done)
 	})
 }

@@ -80,6 +80,10 @@ type ChildSpec struct {
 	Type    messages.ChildType
 	Backoff *Backoff
 	// Props are extra protoactor-go props options (mailbox, middleware).
+	// A mailbox of the child's own replaces the supervisor's, which turns
+	// what is left in it when the child stops into dead letters (a
+	// request among them answered at once, a Refuser refused) where
+	// protoactor-go's drops them.
 	Props []actor.PropsOption
 	// Supervisor is the spec of a supervisor child (see Sup).
 	Supervisor *Spec

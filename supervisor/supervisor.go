@@ -314,9 +314,12 @@ func (s *supervisorActor) spawn(c *child) {
 	ctl := &control{}
 	l := &link{parent: s.self, ctl: ctl}
 	spec, args := c.spec, c.args
+	// The spec's own props come after: a mailbox of its own replaces
+	// the refusing one.
+	opts := append([]actor.PropsOption{actor.WithMailbox(refusingMailbox(s.ctx.ActorSystem(), ctl))}, spec.Props...)
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return produce(spec, args, l)
-	}, spec.Props...)
+	}, opts...)
 	c.state = messages.ChildState_STARTING
 	c.ctl = ctl
 	c.failure = nil

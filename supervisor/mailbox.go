@@ -1,0 +1,59 @@
+package supervisor
+
+import "github.com/asynkron/protoactor-go/actor"
+
+// Refuser is a message that is answered when it cannot be delivered (a
+// request answered on a channel of its own, which protoactor-go knows
+// nothing of): sent to no actor, or left in the mailbox of an actor that
+// stopped. A running tree calls Refuse for such a message; Refuse answers
+// that the actor is gone, at once, and must be safe to call more than
+// once (two trees on one actor system both call it).
+type Refuser interface{ Refuse() }
+
+// refusingMailbox is protoactor-go's unbounded mailbox, except that once
+// the child has stopped (its control is no longer alive) the messages left
+// in it become dead letters instead of being dropped: protoactor-go drops
+// them silently, so a request among them waited for its whole timeout.
+// As a dead letter, a request with a sender (a future, an actor's Request)
+// gets a DeadLetterResponse at once, and a Refuser is refused.
+func refusingMailbox(sys *actor.ActorSystem, ctl *control) actor.MailboxProducer {
+	inner := actor.Unbounded()
+	return func() actor.Mailbox { return &refusing{Mailbox: inner(), sys: sys, ctl: ctl} }
+}
+
+type refusing struct {
+	actor.Mailbox
+	sys *actor.ActorSystem
+	ctl *control
+}
+
+func (m *refusing) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+	m.Mailbox.RegisterHandlers(&refusingInvoker{MessageInvoker: invoker, m: m}, dispatcher)
+}
+
+type refusingInvoker struct {
+	actor.MessageInvoker
+	m *refusing
+}
+
+func (i *refusingInvoker) InvokeUserMessage(msg any) {
+	if i.m.ctl.state.Load() == ctlAlive {
+		i.MessageInvoker.InvokeUserMessage(msg)
+		return
+	}
+	_, body, sender := actor.UnwrapEnvelope(msg)
+	i.m.sys.EventStream.Publish(&actor.DeadLetterEvent{Message: body, Sender: sender})
+}
+
+// refuseDeadLetters calls Refuse for every Refuser that becomes a dead
+// letter on sys, until the returned function is called.
+func refuseDeadLetters(sys *actor.ActorSystem) (stop func()) {
+	sub := sys.EventStream.Subscribe(func(ev any) {
+		if dl, ok := ev.(*actor.DeadLetterEvent); ok {
+			if r, ok := dl.Message.(Refuser); ok {
+				r.Refuse()
+			}
+		}
+	})
+	return func() { sys.EventStream.Unsubscribe(sub) }
+}

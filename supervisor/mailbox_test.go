@@ -1,0 +1,97 @@
+package supervisor_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/supervisor"
+)
+
+// refusable records its refusal.
+type refusable struct {
+	once    sync.Once
+	refused chan struct{}
+}
+
+func newRefusable() *refusable { return &refusable{refused: make(chan struct{})} }
+
+func (r *refusable) Refuse() { r.once.Do(func() { close(r.refused) }) }
+
+func (r *refusable) wait(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-r.refused:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: not refused within 5s", what)
+	}
+}
+
+// What is left in a child's mailbox when it stops is answered at once (a
+// request as a dead letter, a Refuser refused) instead of dropped, and a
+// Refuser sent after the stop, to no actor, is refused too.
+func TestStoppedChildsMailboxIsAnswered(t *testing.T) {
+	sys := actor.NewActorSystem()
+	defer sys.Shutdown()
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocker := supervisor.Worker("blocker", func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case string:
+				if m == "block" {
+					close(entered)
+					<-release
+				}
+				ctx.Respond("answered " + m)
+			}
+		})
+	})
+	tree, err := supervisor.Start(context.Background(), sys, "root", supervisor.Spec{Children: []supervisor.ChildSpec{blocker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tree.Stop(ctx)
+	}()
+	pid := actor.NewPID(sys.Address(), "root/blocker")
+	sys.Root.Send(pid, "block")
+	<-entered
+	// Queued behind the blocked message: a request and a Refuser.
+	queued := sys.Root.RequestFuture(pid, "ping", 20*time.Second)
+	left := newRefusable()
+	sys.Root.Send(pid, left)
+	terminated := make(chan error, 1)
+	go func() { terminated <- supervisor.TerminateChild(sys.Root, tree.PID(), "blocker", 10*time.Second) }()
+	// The stop is queued as a system message once the child is stopping,
+	// and taken before "ping" when "block" returns.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		children, err := supervisor.WhichChildren(sys.Root, tree.PID(), time.Second)
+		if err == nil && children[0].State == messages.ChildState_STOPPING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child is not stopping after 5s: %v %v", children, err)
+		}
+	}
+	close(release)
+	start := time.Now()
+	if _, err := queued.Result(); !errors.Is(err, actor.ErrDeadLetter) {
+		t.Fatalf("the queued request: %v, want a dead letter", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the queued request was answered after %v", took)
+	}
+	left.wait(t, "the Refuser left in the mailbox")
+	if err := <-terminated; err != nil {
+		t.Fatal(err)
+	}
+	after := newRefusable()
+	sys.Root.Send(pid, after)
+	after.wait(t, "a Refuser sent to the stopped child")
+}
