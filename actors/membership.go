@@ -139,9 +139,9 @@ func setRaftTimers(conf *raft.Config) {
 // group stops (a node stopped with SIGTERM, or restarting), so the group's
 // writes go on under a new leader at once, not after an election timeout,
 // and the entries in flight commit instead of failing with the shutdown.
-// Bounded by Raft's own transfer timeout (its ElectionTimeout). A group
-// this node does not lead, or with no other voter, has nothing to hand
-// over.
+// Each try is bounded by Raft's own transfer timeout (its ElectionTimeout),
+// one try per other voter at most. A group this node does not lead, or
+// with no other voter, has nothing to hand over.
 func handOver(r *raft.Raft, log *slog.Logger, group string) {
 	if r == nil || r.State() != raft.Leader {
 		return
@@ -155,7 +155,19 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 		return
 	}
 	start := time.Now()
-	if err := r.LeadershipTransfer().Error(); err != nil {
+	err := r.LeadershipTransfer().Error()
+	// Raft offers it to the follower furthest along; when that one cannot
+	// take it (a node restarting, its group not served yet), to each other
+	// voter in turn.
+	for _, s := range f.Configuration().Servers {
+		if err == nil || r.State() != raft.Leader {
+			break
+		}
+		if s.Suffrage == raft.Voter && s.ID != self {
+			err = r.LeadershipTransferToServer(s.ID, s.Address).Error()
+		}
+	}
+	if err != nil && r.State() == raft.Leader {
 		log.Warn("leadership not handed over before stopping", "group", group, "err", err)
 		return
 	}
