@@ -87,7 +87,8 @@ func TestIdleReplication(t *testing.T) {
 // from the rest, holds what those carry, and answers with its commit
 // index; down, it fails every request. While hold is set it keeps its
 // answers until release; from newTerm on (not 0) it answers that it is in
-// that term.
+// that term; with refuse, it refuses every request but heartbeats (a log
+// that does not match).
 type testFollower struct {
 	mu                   sync.Mutex
 	heartbeats, requests int
@@ -97,6 +98,7 @@ type testFollower struct {
 	hold                 bool
 	held                 []heldAnswer
 	newTerm              uint64
+	refuse               bool // answers requests but heartbeats with Success false
 }
 
 // heldAnswer is an answer the follower keeps (testFollower.hold).
@@ -152,6 +154,9 @@ func (f *testFollower) serve(trans *InmemTransport, tick func(), stop <-chan str
 				LastLog: f.last, Success: true, FollowerCommit: f.commit}
 			if f.newTerm != 0 {
 				resp.Term, resp.Success = f.newTerm, false
+			}
+			if f.refuse && !heartbeat {
+				resp.Success = false
 			}
 			if f.hold {
 				f.held = append(f.held, heldAnswer{rpc: rpc, resp: resp, heartbeat: heartbeat})

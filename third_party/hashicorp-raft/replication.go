@@ -701,6 +701,16 @@ func (r *Raft) pipelineSend(s *followerReplication, p AppendPipeline, nextIdx *u
 // pipelineDecode is used to decode the responses of pipelined requests.
 func (r *Raft) pipelineDecode(s *followerReplication, p AppendPipeline, stopCh, finishCh chan struct{}) {
 	defer close(finishCh)
+	// coppice fork: a pipeline nobody decodes any more is closed at once.
+	// NetworkTransport hands each request to its decoder and each answer
+	// to this consumer through channels of MaxRPCsInFlight-2 (none by
+	// default): once this returns (a refusal, a newer term), the next
+	// send waits for the decoder, which waits for this consumer, for good
+	// (the SEND loop picks a ready trigger as readily as finishCh), and
+	// the replication goroutine with it: the follower gets no entry
+	// again, and Shutdown waits forever. Closing the pipeline fails that
+	// send instead (ErrPipelineShutdown).
+	defer func() { _ = p.Close() }()
 	respCh := p.Consumer()
 	for {
 		select {
