@@ -1,11 +1,13 @@
 package actors
 
 import (
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testlog"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/hashicorp/raft"
 )
 
@@ -33,11 +35,12 @@ func TestHandOverTriesEveryVoter(t *testing.T) {
 	}
 	last := leader.LastIndex()
 	for _, fl := range c.Followers() {
-		for deadline := time.Now().Add(5 * time.Second); fl.LastIndex() < last; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("a follower holds %d of %d entries after 5s", fl.LastIndex(), last)
+		testwait.For(t, 5*time.Second, 10*time.Millisecond, "a follower holding every entry", func() error {
+			if n := fl.LastIndex(); n < last {
+				return fmt.Errorf("%d of %d", n, last)
 			}
-		}
+			return nil
+		})
 	}
 	c.Disconnect(voters[0].Address)
 	var out testlog.Buffer
@@ -45,13 +48,10 @@ func TestHandOverTriesEveryVoter(t *testing.T) {
 	if leader.State() == raft.Leader {
 		t.Fatalf("still the leader after the hand-over; log:\n%s", out.String())
 	}
-	var got raft.ServerID
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, got = leader.LeaderWithID(); got != "" && got != self {
-			break
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the leadership at "+string(voters[1].ID)+", the voter that can take it", func() error {
+		if _, got := leader.LeaderWithID(); got != voters[1].ID {
+			return fmt.Errorf("leader %q; log:\n%s", got, out.String())
 		}
-	}
-	if got != voters[1].ID {
-		t.Fatalf("the leadership went to %q, want %s (the voter that can take it); log:\n%s", got, voters[1].ID, out.String())
-	}
+		return nil
+	})
 }

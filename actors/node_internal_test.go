@@ -2,13 +2,16 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/internal/testlog"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/supervisor"
 )
 
@@ -36,14 +39,16 @@ func TestSlowStopNamesTheActor(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- n.Stop(ctx) }()
 	want := "node/user/stuck"
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "stop is slow"); {
-		if time.Now().After(deadline) {
-			close(release)
-			t.Fatalf("no slow-stop line within 5s; log:\n%s", out.String())
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // a failed wait below leaves no actor stuck
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "a slow-stop line", func() error {
+		if !strings.Contains(out.String(), "stop is slow") {
+			return fmt.Errorf("log:\n%s", out.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(release)
+		return nil
+	})
+	free()
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}

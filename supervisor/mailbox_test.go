@@ -3,11 +3,13 @@ package supervisor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/supervisor"
 )
@@ -24,11 +26,7 @@ func (r *refusable) Refuse() { r.once.Do(func() { close(r.refused) }) }
 
 func (r *refusable) wait(t *testing.T, what string) {
 	t.Helper()
-	select {
-	case <-r.refused:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: not refused within 5s", what)
-	}
+	testwait.Recv(t, r.refused, 5*time.Second, what+" refused")
 }
 
 // What is left in a child's mailbox when it stops is answered at once (a
@@ -70,15 +68,13 @@ func TestStoppedChildsMailboxIsAnswered(t *testing.T) {
 	go func() { terminated <- supervisor.TerminateChild(sys.Root, tree.PID(), "blocker", 10*time.Second) }()
 	// The stop is queued as a system message once the child is stopping,
 	// and taken before "ping" when "block" returns.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	testwait.For(t, 5*time.Second, 5*time.Millisecond, "the child stopping", func() error {
 		children, err := supervisor.WhichChildren(sys.Root, tree.PID(), time.Second)
-		if err == nil && children[0].State == messages.ChildState_STOPPING {
-			break
+		if err == nil && children[0].State != messages.ChildState_STOPPING {
+			err = fmt.Errorf("state %v", children[0].State)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the child is not stopping after 5s: %v %v", children, err)
-		}
-	}
+		return err
+	})
 	close(release)
 	start := time.Now()
 	if _, err := queued.Result(); !errors.Is(err, actor.ErrDeadLetter) {
