@@ -11,8 +11,7 @@ import (
 )
 
 // ask answers as a request does, and ends with its context when no answer
-// comes (the actor stopped with the request in its mailbox, here one that
-// never answers).
+// comes (here from an actor that never answers).
 func TestAskEndsWithItsContext(t *testing.T) {
 	sys := actor.NewActorSystem()
 	defer sys.Shutdown()
@@ -38,8 +37,8 @@ func TestAskEndsWithItsContext(t *testing.T) {
 	}
 }
 
-// A peer's request to an actor that never answers (one that stopped with
-// the request in its mailbox) ends when the transport cancels its
+// A peer's request to an actor that does not answer (busy, or outside a
+// supervisor's refusing mailbox) ends when the transport cancels its
 // handlers, not after remoteTimeout: the transport's Close waits for them.
 func TestDeliverEndsWithTheRequest(t *testing.T) {
 	sys := actor.NewActorSystem()

@@ -21,28 +21,27 @@ func refusingMailbox(sys *actor.ActorSystem, ctl *control) actor.MailboxProducer
 	return func() actor.Mailbox { return &refusing{Mailbox: inner(), sys: sys, ctl: ctl} }
 }
 
+// refusing is the mailbox and, once its handlers are registered, the
+// invoker that stands between it and the actor.
 type refusing struct {
 	actor.Mailbox
+	actor.MessageInvoker
 	sys *actor.ActorSystem
 	ctl *control
 }
 
 func (m *refusing) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
-	m.Mailbox.RegisterHandlers(&refusingInvoker{MessageInvoker: invoker, m: m}, dispatcher)
+	m.MessageInvoker = invoker
+	m.Mailbox.RegisterHandlers(m, dispatcher)
 }
 
-type refusingInvoker struct {
-	actor.MessageInvoker
-	m *refusing
-}
-
-func (i *refusingInvoker) InvokeUserMessage(msg any) {
-	if i.m.ctl.state.Load() == ctlAlive {
-		i.MessageInvoker.InvokeUserMessage(msg)
+func (m *refusing) InvokeUserMessage(msg any) {
+	if m.ctl.state.Load() == ctlAlive {
+		m.MessageInvoker.InvokeUserMessage(msg)
 		return
 	}
 	_, body, sender := actor.UnwrapEnvelope(msg)
-	i.m.sys.EventStream.Publish(&actor.DeadLetterEvent{Message: body, Sender: sender})
+	m.sys.EventStream.Publish(&actor.DeadLetterEvent{Message: body, Sender: sender})
 }
 
 // refuseDeadLetters calls Refuse for every Refuser that becomes a dead
