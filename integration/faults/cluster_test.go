@@ -224,11 +224,14 @@ func (c *cluster) teardown() {
 // remove removes the container, logging its last lines if the test failed.
 func (n *cnode) remove() {
 	if n.c.t.Failed() {
-		logs, err := runCombined(30*time.Second, "docker", "logs", "--tail", "80", n.ctr)
-		if strings.Contains(logs, "goroutines at the stop's timeout") {
-			// A hung stop: its report whole (the stacks follow the line).
-			logs, err = runCombined(30*time.Second, "docker", "logs", n.ctr)
-			logs = logs[max(0, strings.LastIndex(logs, "stop is slow")-2000):]
+		logs, err := runCombined(30*time.Second, "docker", "logs", n.ctr)
+		if i := strings.LastIndex(logs, "stop is slow"); i >= 0 && strings.Contains(logs[i:], "goroutines at the stop's timeout") {
+			// A hung stop: its report whole (the stacks follow it,
+			// hundreds of lines), and what led to it.
+			logs = logs[max(0, i-2000):]
+		} else {
+			lines := strings.SplitAfter(logs, "\n")
+			logs = strings.Join(lines[max(0, len(lines)-81):], "")
 		}
 		n.c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
 		if keep() {
