@@ -73,12 +73,13 @@ func (r *repeats) pass(key string) (left int, ok bool) {
 }
 
 // repeatKey is what makes two lines alike: the message and the peer the
-// line is about, whichever group logs it (a peer that is down fails every
-// group's requests); for a line about no peer, the message and the group
-// (name): a group's own trouble is told group by group.
+// line is about (raft names it "peer", or "target" in its vote requests),
+// whichever group logs it (a peer that is down fails every group's
+// requests); for a line about no peer, the message and the group (name): a
+// group's own trouble is told group by group.
 func repeatKey(name, msg string, args []any) string {
 	for i := 0; i+1 < len(args); i += 2 {
-		if k, _ := args[i].(string); k == "peer" {
+		if k, _ := args[i].(string); k == "peer" || k == "target" {
 			return msg + "\x00peer\x00" + fmt.Sprint(args[i+1])
 		}
 	}

@@ -68,6 +68,9 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 	log.Error("failed to appendEntries to", "peer", "n2", "error", "connection refused")
 	log.Warn("failed to heartbeat to", "peer", "n3")
 	log.Debug("failed to appendEntries to", "peer", "n3")
+	// A vote request names its peer "target", with the term.
+	log.Error("failed to make requestVote RPC", "target", "n3", "error", "connection refused", "term", 4)
+	other.Error("failed to make requestVote RPC", "target", "n3", "error", "connection refused", "term", 5)
 	// About no peer: each group's own.
 	log.Error("failed to take snapshot", "error", "disk full")
 	log.Error("failed to take snapshot", "error", "disk full")
@@ -82,13 +85,18 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, fmt.Sprintf("%s %s %v %v %v", m["level"], m["msg"], m["peer"], m["error"], m["repeated"]))
+		peer := m["peer"]
+		if peer == nil {
+			peer = m["target"]
+		}
+		got = append(got, fmt.Sprintf("%s %s %v %v %v", m["level"], m["msg"], peer, m["error"], m["repeated"]))
 	}
 	want := []string{
 		"ERROR failed to appendEntries to n3 connection refused <nil>",
 		"ERROR failed to appendEntries to n2 connection refused <nil>",
 		"WARN failed to heartbeat to n3 <nil> <nil>",
 		"DEBUG failed to appendEntries to n3 <nil> <nil>",
+		"ERROR failed to make requestVote RPC n3 connection refused <nil>",
 		"ERROR failed to take snapshot <nil> disk full <nil>",
 		"ERROR failed to take snapshot <nil> disk full <nil>",
 		"ERROR failed to appendEntries to n3 no such stream 4",
