@@ -10,13 +10,13 @@ import (
 // askEnded completes a future whose asker's context ended.
 type askEnded struct{}
 
-// ask sends msg to pid and waits for the answer, up to timeout or until
+// Ask sends msg to pid and waits for the answer, up to timeout or until
 // ctx ends. A protoactor future knows nothing of its caller: a peer's
 // request whose connection went, or which the transport's Close cancels,
 // would wait for a busy actor's answer until the timeout, and Close with
 // it. (An actor that stops with the request in its mailbox answers it as
 // a dead letter: supervisor's refusing mailbox.)
-func ask(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any, timeout time.Duration) (any, error) {
+func Ask(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any, timeout time.Duration) (any, error) {
 	f := sys.Root.RequestFuture(pid, msg, timeout)
 	// A future takes any message as its answer; after its end the
 	// message is a dead letter, which nothing waits for.

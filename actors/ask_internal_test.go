@@ -20,7 +20,7 @@ func TestAskEndsWithItsContext(t *testing.T) {
 			ctx.Respond("pong")
 		}
 	}))
-	res, err := ask(context.Background(), sys, pid, "ping", 5*time.Second)
+	res, err := Ask(context.Background(), sys, pid, "ping", 5*time.Second)
 	if err != nil || res != "pong" {
 		t.Fatalf("ask ping: %v, %v", res, err)
 	}
@@ -28,7 +28,7 @@ func TestAskEndsWithItsContext(t *testing.T) {
 	why := errors.New("the transport closes")
 	time.AfterFunc(50*time.Millisecond, func() { cancel(why) })
 	start := time.Now()
-	res, err = ask(ctx, sys, pid, "unanswered", time.Minute)
+	res, err = Ask(ctx, sys, pid, "unanswered", time.Minute)
 	if !errors.Is(err, why) || res != nil {
 		t.Fatalf("ask unanswered: %v, %v; want the context's cause", res, err)
 	}

@@ -305,7 +305,7 @@ func askManager[T proto.Message](ctx context.Context, sys *actor.ActorSystem, ms
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	res, err := ask(ctx, sys, actor.NewPID(sys.Address(), ManagerPath), msg, timeout)
+	res, err := Ask(ctx, sys, actor.NewPID(sys.Address(), ManagerPath), msg, timeout)
 	if err != nil {
 		return zero, err
 	}

@@ -118,7 +118,7 @@ func deliver(rt *Runtime, sys *actor.ActorSystem) transport.Handler {
 		if d, ok := ctx.Deadline(); ok {
 			timeout = time.Until(d)
 		}
-		res, err := ask(ctx, sys, actor.NewPID(sys.Address(), target), msg, timeout)
+		res, err := Ask(ctx, sys, actor.NewPID(sys.Address(), target), msg, timeout)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", target, err)
 		}

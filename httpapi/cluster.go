@@ -30,14 +30,14 @@ import (
 
 func (s *Server) clusterRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
-		s.managerOp(w, &messages.NodeStatusRequest{})
+		s.managerOp(w, r, &messages.NodeStatusRequest{})
 	})
 	mux.HandleFunc("POST /v1/nodes", s.addNode)
 	mux.HandleFunc("DELETE /v1/nodes/{name}", func(w http.ResponseWriter, r *http.Request) {
-		s.managerOp(w, &messages.RemoveNode{Name: r.PathValue("name")})
+		s.managerOp(w, r, &messages.RemoveNode{Name: r.PathValue("name")})
 	})
 	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
-		s.managerOp(w, &messages.LeaveCluster{})
+		s.managerOp(w, r, &messages.LeaveCluster{})
 	})
 	mux.HandleFunc("GET /v1/checksums", s.checksums)
 }
@@ -59,36 +59,38 @@ func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("name %q, role %q: want a name and role voter, replica or readonly", req.Name, req.Role)})
 		return
 	}
-	s.managerOp(w, &messages.AddNode{Name: req.Name, Role: role})
+	s.managerOp(w, r, &messages.AddNode{Name: req.Name, Role: role})
 }
 
-// managerOp sends msg to this node's manager and writes its answer.
-func (s *Server) managerOp(w http.ResponseWriter, msg proto.Message) {
+// managerOp sends msg to this node's manager and writes its answer. The
+// wait ends with the request (a client gone): an operation the manager
+// took goes on without it.
+func (s *Server) managerOp(w http.ResponseWriter, r *http.Request, msg proto.Message) {
 	sys := s.system()
 	if sys == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": errNotStarted.Error()})
 		return
 	}
-	res, err := sys.Root.RequestFuture(actor.NewPID(sys.Address(), actors.ManagerPath), msg, s.cfg.Timeout+30*time.Second).Result()
+	res, err := actors.Ask(r.Context(), sys, actor.NewPID(sys.Address(), actors.ManagerPath), msg, s.cfg.Timeout+30*time.Second)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "manager: " + err.Error()})
 		return
 	}
 	code := http.StatusOK
-	switch r := res.(type) {
+	switch a := res.(type) {
 	case *messages.ManagerReply:
 		switch {
-		case r.Error != "" && strings.Contains(r.Error, "no coordinator"):
+		case a.Error != "" && strings.Contains(a.Error, "no coordinator"):
 			code = http.StatusServiceUnavailable
-		case r.Error != "" && strings.Contains(r.Error, "no such node"):
+		case a.Error != "" && strings.Contains(a.Error, "no such node"):
 			code = http.StatusNotFound
-		case r.Error != "":
+		case a.Error != "":
 			code = http.StatusConflict
-		case r.Op != 0:
+		case a.Op != 0:
 			code = http.StatusAccepted
 		}
 	case *messages.NodeStatusReply:
-		if r.Error != "" {
+		if a.Error != "" {
 			code = http.StatusServiceUnavailable
 		}
 	}
