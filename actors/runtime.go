@@ -66,6 +66,9 @@ type Runtime struct {
 	// SnapshotYield makes that rate follow the node's Raft log syncs
 	// (storage.NewYieldingThrottle), SnapshotRate its ceiling.
 	SnapshotYield bool
+	// Compactions bounds the Pebble compactions the shard stores run at
+	// once (storage.CompactionPool; 0: max(4, GOMAXPROCS)).
+	Compactions int
 	// ManagerTick is how often the manager reconciles the cluster when
 	// nothing prompts it (its start, a member event that changes what it
 	// knew, a shard synced, an op it journaled, this node becoming the

@@ -94,7 +94,7 @@ func (s *storeActor) open() error {
 		s.throttle = storage.NewThrottle(rt.SnapshotRate)
 	}
 	// One compaction scheduler for the node's shards (storage.CompactionPool).
-	pool := storage.NewCompactionPool(0)
+	pool := storage.NewCompactionPool(rt.Compactions)
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
 		if err != nil {

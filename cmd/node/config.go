@@ -67,6 +67,9 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 	CacheMiB          uint64
+	// Compactions bounds the Pebble compactions the node's shard stores
+	// run at once (0: max(4, GOMAXPROCS)).
+	Compactions uint64
 	// SnapshotRateMiB bounds the snapshot bytes a node streams per
 	// second, sent and received together (0: no limit).
 	SnapshotRateMiB uint64
@@ -322,6 +325,8 @@ var options = []*option{
 		set: boolean(func(c *Config) *bool { return &c.SnapshotYield })},
 	{name: "cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recently read and written values the node keeps in memory in front of its shards' stores, split evenly between them; 0: none, 0..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.CacheMiB, v, 0, 65536) }},
+	{name: "compactions", kind: kindInt, def: constant("0"), usage: "Pebble compactions the node's shard stores run at once, all shards together (each store also within its own allowance); fewer leave more of the CPU and disk to writes while a burst is compacted, more clear a backlog sooner; 0: max(4, cores), 0..1024",
+		set: func(c *Config, v string) error { return uintIn(&c.Compactions, v, 0, 1024) }},
 	{name: "proto-max-bulk-len", kind: kindInt, def: constant("536870912"), usage: "longest argument a client may send, in bytes, as Redis's proto-max-bulk-len (a longer one closes the connection), 1048576..536870912",
 		set: func(c *Config, v string) error { return uintIn(&c.MaxBulkLen, v, 1<<20, 512<<20) }},
 	{name: "max-write-mib", kind: kindInt, def: constant("16"), usage: "MiB a write command may carry; a bigger one gets an error and is not applied (a Raft entry is copied to every replica and held in memory several times over, and tens of MB stall a node long enough for its shards to lose their leaders), 1..512",

@@ -234,6 +234,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
 			TrailingLogs: cfg.TrailingLogs},
 		ReadCache:         int64(cfg.CacheMiB) << 20,
+		Compactions:       int(cfg.Compactions),
 		MaxBulkLen:        int64(cfg.MaxBulkLen),
 		MaxWriteBytes:     int64(cfg.MaxWriteMiB) << 20,
 		SlowlogSlowerThan: time.Duration(cfg.SlowlogSlowerThanUs) * time.Microsecond,

@@ -152,7 +152,7 @@ func TestSIGTERMStopsInOrderAndExits0(t *testing.T) {
 	dir := t.TempDir()
 	p := startProcess(t, "--name", "n1", "--data-dir", filepath.Join(dir, "data"), "--shards", "2",
 		"--client-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--log-format", "json", "--stop-timeout", "20s")
+		"--log-format", "json", "--stop-timeout", "20s", "--compactions", "3")
 	addr := p.waitLine(t, `"msg":"http listener","addr":"([^"]+)"`)[1]
 	p.waitLine(t, `"msg":"node started"`)
 
@@ -169,6 +169,16 @@ func TestSIGTERMStopsInOrderAndExits0(t *testing.T) {
 	res.Body.Close()
 	if err != nil || st.Node != "n1" || len(st.Shards) != 2 {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+	// --compactions reaches the shards' compaction scheduler.
+	res, err = (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || !regexp.MustCompile(`(?m)^coppice_shard_compactions_limit 3$`).Match(metrics) {
+		t.Fatalf("no coppice_shard_compactions_limit 3 in /metrics (%v):\n%s", err, metrics)
 	}
 
 	p.cmd.Process.Signal(syscall.SIGTERM)
