@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Rolling SIGTERM stops of a local 3-node cluster under writes: how long
-# each orderly stop takes, and whether one hangs.
+# each orderly stop takes, whether one hangs, and how long the cluster
+# takes to be whole again after the restart.
 #
 #   bash bench/rollingstops/run.sh [ROUNDS]      (default 20)
+#   SIGNAL=KILL bash bench/rollingstops/run.sh   (kill -9 instead: no
+#                                                  hand-over, no clean stop)
 #
 # Three cmd/node processes on loopback (ports 21379-23946, data under
 # $WORK, default a new temp dir), --gossip-fast, 4 shards. Each round stops
@@ -11,11 +14,15 @@
 # waits until the peer sees three voters and a leader in every shard. A
 # stop still running after 3 s gets SIGQUIT (its goroutines go to its
 # log) and ends the run with exit 1. Prints each stop's time, then a
-# summary: the slowest stops, actors killed on their shutdown time, and
-# the hand-overs that failed. Needs redis-benchmark, curl and python3.
+# summary: the slowest stops and returns (restart until every shard has
+# three voters and a leader again, seen from a peer, and the restarted
+# node is ready), actors killed on
+# their shutdown time, and the hand-overs that failed. Needs
+# redis-benchmark, curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-20}
+SIGNAL=${SIGNAL:-TERM}
 WORK=${WORK:-$(mktemp -d)}
 BIN=$WORK/node
 go build -o "$BIN" ./cmd/node
@@ -40,6 +47,14 @@ sys.exit(0 if ok else 1)' 2>/dev/null; then return 0; fi
   echo "no three voters with a leader in every shard, seen from n$1, after 60 s" >&2
   return 1
 }
+ready() { # node $1 answers /readyz with 200: every shard has a leader and it applied what was committed
+  for _ in $(seq 300); do
+    if curl -sf "127.0.0.1:2${1}381/readyz" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "n$1 not ready after 60 s" >&2
+  return 1
+}
 stopall() {
   for n in n1 n2 n3; do kill -TERM "${PID[$n]}" 2>/dev/null || true; done
   pkill -P $$ redis-benchmark 2>/dev/null || true
@@ -47,7 +62,7 @@ stopall() {
 }
 trap stopall EXIT
 start n1 1
-voters 1 >/dev/null 2>&1 || true
+ready 1
 start n2 2
 start n3 3
 voters 1
@@ -60,7 +75,7 @@ for round in $(seq "$ROUNDS"); do
     b2=$!
     sleep 1
     t0=$(date +%s%N)
-    kill -TERM "${PID[n$i]}"
+    kill "-$SIGNAL" "${PID[n$i]}"
     while kill -0 "${PID[n$i]}" 2>/dev/null; do
       if (( $(date +%s%N) - t0 > 3000000000 )); then
         kill -QUIT "${PID[n$i]}"
@@ -71,14 +86,18 @@ for round in $(seq "$ROUNDS"); do
       sleep 0.05
     done
     t1=$(date +%s%N)
-    printf 'round %d n%d stop %d ms\n' "$round" "$i" $(( (t1 - t0) / 1000000 )) | tee -a "$WORK/stops.txt"
     start "n$i" "$i"
     voters "$o"
+    ready "$i"
+    t2=$(date +%s%N)
+    printf 'round %d n%d stop %d ms back %d ms\n' "$round" "$i" $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) | tee -a "$WORK/stops.txt"
     kill "$b1" "$b2" 2>/dev/null || true
     wait "$b1" "$b2" 2>/dev/null || true
   done
 done
 echo "slowest stops:"
 sort -k5 -n -r "$WORK/stops.txt" | head -3
+echo "slowest returns:"
+sort -k8 -n -r "$WORK/stops.txt" | head -3
 echo "actors killed on their shutdown time: $(cat "$WORK"/n?.log | grep -c CHILD_KILLED || true)"
 echo "hand-overs: $(cat "$WORK"/n?.log | grep -c 'leadership handed over before stopping' || true) done, $(cat "$WORK"/n?.log | grep -c 'leadership not handed over' || true) failed"
