@@ -51,6 +51,61 @@ func (c *logCache) GetLog(index uint64, log *raft.Log) error {
 	return c.LogStore.GetLog(index, log)
 }
 
+// ScanLogs calls fn with each entry from..to (raft.LogScanner): those in
+// the cache from it, the others from the store, by its ScanLogs when it
+// has one.
+func (c *logCache) ScanLogs(from, to uint64, fn func(*raft.Log) error) error {
+	if from > to {
+		return nil
+	}
+	// The cached part of from..to, copied, as GetLog copies.
+	var cached []*raft.Log
+	c.mu.RLock()
+	if c.n > 0 {
+		lo, hi := max(from, c.first), min(to, c.first+uint64(c.n)-1)
+		for i := lo; i <= hi; i++ {
+			l := *c.ring[(c.start+int(i-c.first))%len(c.ring)]
+			cached = append(cached, &l)
+		}
+	}
+	c.mu.RUnlock()
+	if len(cached) == 0 {
+		return c.scanStore(from, to, fn)
+	}
+	lo, hi := cached[0].Index, cached[len(cached)-1].Index
+	if from < lo {
+		if err := c.scanStore(from, lo-1, fn); err != nil {
+			return err
+		}
+	}
+	for _, l := range cached {
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	if hi < to {
+		return c.scanStore(hi+1, to, fn)
+	}
+	return nil
+}
+
+// scanStore reads from..to from the store under the cache.
+func (c *logCache) scanStore(from, to uint64, fn func(*raft.Log) error) error {
+	if s, ok := c.LogStore.(raft.LogScanner); ok {
+		return s.ScanLogs(from, to, fn)
+	}
+	for i := from; i <= to; i++ {
+		l := new(raft.Log)
+		if err := c.LogStore.GetLog(i, l); err != nil {
+			return err
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *logCache) StoreLog(l *raft.Log) error { return c.StoreLogs([]*raft.Log{l}) }
 
 // StoreLogs stores logs, then keeps them; on an error it keeps nothing.

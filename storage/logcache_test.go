@@ -118,3 +118,37 @@ func TestLogCacheFollowsTheStore(t *testing.T) {
 type failStore struct{ *raft.InmemStore }
 
 func (failStore) StoreLogs([]*raft.Log) error { return fmt.Errorf("disk full") }
+
+// A cache over a store that reads only entry by entry scans a range from
+// both: the cached part without reaching the store.
+func TestLogCacheScansOverAPlainStore(t *testing.T) {
+	s := &countingStore{InmemStore: raft.NewInmemStore()}
+	c := newLogCache(s, 8, 1000)
+	for i := uint64(1); i <= 20; i++ {
+		if err := c.StoreLogs([]*raft.Log{logEntry(i, 10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64
+	err := c.ScanLogs(5, 20, func(l *raft.Log) error {
+		if !bytes.Equal(l.Data, logEntry(l.Index, 10).Data) {
+			return fmt.Errorf("entry %d holds %v", l.Index, l.Data)
+		}
+		got = append(got, l.Index)
+		return nil
+	})
+	if err != nil || len(got) != 16 || got[0] != 5 || got[15] != 20 {
+		t.Fatalf("5..20: %v, %v", got, err)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("5..20 out of order: %v", got)
+		}
+	}
+	if s.gets != 8 { // 5..12; 13..20 are cached
+		t.Fatalf("%d reads reached the store, want 8", s.gets)
+	}
+	if err := c.ScanLogs(19, 21, func(*raft.Log) error { return nil }); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("19..21: %v, want raft.ErrLogNotFound", err)
+	}
+}

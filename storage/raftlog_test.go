@@ -363,3 +363,83 @@ func TestDecodeLogRejectsMalformed(t *testing.T) {
 		t.Fatal("unknown version: no error")
 	}
 }
+
+// scan collects what s.ScanLogs(from, to) hands over.
+func scan(s raft.LogScanner, from, to uint64) ([]*raft.Log, error) {
+	var got []*raft.Log
+	err := s.ScanLogs(from, to, func(l *raft.Log) error {
+		got = append(got, l)
+		return nil
+	})
+	return got, err
+}
+
+// A range read in one pass is what GetLog reads entry by entry: from the
+// store alone (the group reopened: nothing cached), and across the cache
+// and the store; a range the log does not hold whole is
+// raft.ErrLogNotFound; fn's error stops the scan.
+func TestRaftLogsScanRanges(t *testing.T) {
+	dir := t.TempDir()
+	want := entries(1, 3000, 2)
+	want[1500].Type, want[1500].Extensions = raft.LogConfiguration, []byte("ext")
+	r, g := openUnmanaged(t, dir, journalSize, 5)
+	t.Cleanup(func() { r.Close() }) // after the groups' (cleanups run last first)
+	if err := g.StoreLogs(want[:2000]); err != nil {
+		t.Fatal(err)
+	}
+	// Another group's entries around it, and this group's head compacted.
+	other := testGroup(t, r, 6)
+	if err := errors.Join(other.StoreLogs(entries(1, 3000, 9)), g.DeleteRange(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s raft.LogScanner, from, to uint64) {
+		t.Helper()
+		got, err := scan(s, from, to)
+		if err != nil || len(got) != int(to-from+1) {
+			t.Fatalf("%d..%d: %d entries, %v", from, to, len(got), err)
+		}
+		for i, l := range got {
+			w := want[from-1+uint64(i)]
+			if l.Index != w.Index || l.Term != w.Term || l.Type != w.Type || !bytes.Equal(l.Data, w.Data) || !bytes.Equal(l.Extensions, w.Extensions) {
+				t.Fatalf("%d..%d: entry %d is %+v, want %+v", from, to, from+uint64(i), l, w)
+			}
+		}
+	}
+	gs := g.(*groupStore)
+	check(gs.groupLog, 11, 2000)
+	check(gs, 11, 2000)
+	// The latest entries are cached (logCacheEntries of them): a range
+	// across both parts, and one within the cache.
+	if err := g.StoreLogs(want[2000:]); err != nil {
+		t.Fatal(err)
+	}
+	check(gs, 1000, 3000)
+	check(gs, 2990, 3000)
+	check(gs, 1501, 1501)
+
+	for _, c := range []struct{ from, to uint64 }{{5, 20}, {2990, 3001}, {1, 3}} {
+		if got, err := scan(gs, c.from, c.to); !errors.Is(err, raft.ErrLogNotFound) {
+			t.Errorf("%d..%d: %d entries, %v; want raft.ErrLogNotFound", c.from, c.to, len(got), err)
+		}
+	}
+	if got, err := scan(gs, 20, 19); err != nil || len(got) != 0 {
+		t.Errorf("20..19: %d entries, %v; want none", len(got), err)
+	}
+	stop := errors.New("enough")
+	for _, s := range []raft.LogScanner{gs, gs.groupLog} {
+		n := 0
+		err := s.ScanLogs(100, 2500, func(*raft.Log) error {
+			if n++; n == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || n != 3 {
+			t.Errorf("%T: fn's error after 3 entries: the scan went on to %d, %v", s, n, err)
+		}
+	}
+	g.Close()
+	if err := gs.ScanLogs(100, 200, func(*raft.Log) error { return nil }); !errors.Is(err, errLogClosed) {
+		t.Errorf("a closed group's scan: %v, want %v", err, errLogClosed)
+	}
+}

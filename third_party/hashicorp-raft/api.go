@@ -626,14 +626,31 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	// Scan through the log for any configuration change entries.
 	snapshotIndex, _ := r.getLastSnapshot()
 	lastappliedIndex := r.getLastApplied()
-	for index := max(snapshotIndex, lastappliedIndex) + 1; index <= lastLog.Index; index++ {
-		var entry Log
-		if err := r.logs.GetLog(index, &entry); err != nil {
-			r.logger.Error("failed to get log", "index", index, "error", err)
+	// coppice: in one pass when the store can (LogScanner).
+	from := max(snapshotIndex, lastappliedIndex) + 1
+	if scanner, ok := r.logs.(LogScanner); ok {
+		var confErr error
+		err := scanner.ScanLogs(from, lastLog.Index, func(entry *Log) error {
+			confErr = r.processConfigurationLogEntry(entry)
+			return confErr
+		})
+		if confErr != nil {
+			return nil, confErr
+		}
+		if err != nil {
+			r.logger.Error("failed to get logs", "from", from, "to", lastLog.Index, "error", err)
 			panic(err)
 		}
-		if err := r.processConfigurationLogEntry(&entry); err != nil {
-			return nil, err
+	} else {
+		for index := from; index <= lastLog.Index; index++ {
+			var entry Log
+			if err := r.logs.GetLog(index, &entry); err != nil {
+				r.logger.Error("failed to get log", "index", index, "error", err)
+				panic(err)
+			}
+			if err := r.processConfigurationLogEntry(&entry); err != nil {
+				return nil, err
+			}
 		}
 	}
 	r.logger.Info("initial configuration",

@@ -142,6 +142,18 @@ type MonotonicLogStore interface {
 	IsMonotonic() bool
 }
 
+// LogScanner is an optional interface for LogStore implementations
+// (coppice): ScanLogs calls fn with each entry from..to, in index order,
+// each a new Log that fn may keep, and stops at fn's first error, which it
+// returns. An entry of the range that is missing is ErrLogNotFound, as
+// GetLog's; from > to calls fn for nothing. Raft reads whole ranges through it where it would call GetLog
+// once per entry: the scan for the latest configuration when it starts,
+// and the replay of committed entries its FSM has not applied. A store
+// whose GetLog seeks (an LSM tree, a B-tree) reads a range in one pass.
+type LogScanner interface {
+	ScanLogs(from, to uint64, fn func(*Log) error) error
+}
+
 func oldestLog(s LogStore) (Log, error) {
 	var l Log
 

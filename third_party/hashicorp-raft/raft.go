@@ -1406,18 +1406,42 @@ func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) {
 	batchCap := func(from uint64) int { return int(min(uint64(maxAppendEntries), index-from+1)) }
 	batch := make([]*commitTuple, 0, batchCap(lastApplied+1))
 
+	// coppice: entries that have no future are read ahead, up to
+	// maxAppendEntries at a time, when the store can (LogScanner), not
+	// with a GetLog each: a node that restarts replays what its FSM lost.
+	scanner, _ := r.logs.(LogScanner)
+	var ahead []*Log
+
 	// Apply all the preceding logs
 	for idx := lastApplied + 1; idx <= index; idx++ {
 		var preparedLog *commitTuple
 		// Get the log, either from the future or from our log store
 		future, futureOk := futures[idx]
+		for len(ahead) > 0 && ahead[0].Index < idx {
+			ahead = ahead[1:]
+		}
 		if futureOk {
 			preparedLog = r.prepareLog(&future.log, future)
 		} else {
-			l := new(Log)
-			if err := r.logs.GetLog(idx, l); err != nil {
-				r.logger.Error("failed to get log", "index", idx, "error", err)
-				panic(err)
+			if len(ahead) == 0 && scanner != nil {
+				to := min(index, idx+uint64(maxAppendEntries)-1)
+				if err := scanner.ScanLogs(idx, to, func(l *Log) error {
+					ahead = append(ahead, l)
+					return nil
+				}); err != nil {
+					r.logger.Error("failed to get logs", "from", idx, "to", to, "error", err)
+					panic(err)
+				}
+			}
+			var l *Log
+			if len(ahead) > 0 && ahead[0].Index == idx {
+				l, ahead = ahead[0], ahead[1:]
+			} else {
+				l = new(Log)
+				if err := r.logs.GetLog(idx, l); err != nil {
+					r.logger.Error("failed to get log", "index", idx, "error", err)
+					panic(err)
+				}
 			}
 			preparedLog = r.prepareLog(l, nil)
 		}
