@@ -14,7 +14,8 @@
 # waits until the peer sees three voters and a leader in every shard. A
 # stop still running after 3 s gets SIGQUIT (its goroutines go to its
 # log) and ends the run with exit 1. Prints each stop's time, then a
-# summary: the slowest stops and returns (restart until every shard has
+# summary: each shard's data checksum, equal on the three nodes (or exit
+# 1), the slowest stops and returns (restart until every shard has
 # three voters and a leader again, seen from a peer, and the restarted
 # node is ready), actors killed on
 # their shutdown time, and the hand-overs that failed. Needs
@@ -53,6 +54,27 @@ ready() { # node $1 answers /readyz with 200: every shard has a leader and it ap
     sleep 0.2
   done
   echo "n$1 not ready after 60 s" >&2
+  return 1
+}
+same() { # every shard's replicas hold the same data: equal checksums at an equal applied index
+  for _ in $(seq 300); do
+    if python3 - <<'PY'
+import json, sys, urllib.request
+sums = [json.load(urllib.request.urlopen(f"http://127.0.0.1:2{i}381/v1/checksums", timeout=10)) for i in (1, 2, 3)]
+shards = list(zip(*sums))
+if any(len({(c["applied_index"], c.get("error")) for c in s}) != 1 for s in shards):
+    sys.exit(1)  # still applying (or a shard answered an error): ask again
+bad = [s for s in shards if len({c["crc32c"] for c in s}) != 1]
+for s in bad:
+    print("shard", s[0]["shard"], "differs at applied index", s[0]["applied_index"], [c["crc32c"] for c in s], file=sys.stderr)
+for s in shards if not bad else []:
+    print("shard", s[0]["shard"], "applied", s[0]["applied_index"], "keys", s[0]["keys"], "crc32c", s[0]["crc32c"], "on all three")
+sys.exit(2 if bad else 0)
+PY
+    then return 0; elif [ $? = 2 ]; then return 1; fi
+    sleep 0.2
+  done
+  echo "the replicas never stood at the same applied index in 60 s" >&2
   return 1
 }
 stopall() {
@@ -95,6 +117,8 @@ for round in $(seq "$ROUNDS"); do
     wait "$b1" "$b2" 2>/dev/null || true
   done
 done
+echo "replicas after the last round:"
+same
 echo "slowest stops:"
 sort -k5 -n -r "$WORK/stops.txt" | head -3
 echo "slowest returns:"
