@@ -69,6 +69,14 @@ type Runtime struct {
 	// Compactions bounds the Pebble compactions the shard stores run at
 	// once (storage.CompactionPool; 0: max(4, GOMAXPROCS)).
 	Compactions int
+	// MemTables is the bytes of the shard stores' memtables, all shards
+	// together, and BlockCache of the Pebble block cache they share
+	// (storage.Stores; 0: the defaults).
+	MemTables, BlockCache int64
+	// LogCache is the bytes of recent Raft log entries the node's groups
+	// keep in memory, all together (storage.RaftLogs.SplitLogCache; 0:
+	// the default).
+	LogCache int64
 	// ManagerTick is how often the manager reconciles the cluster when
 	// nothing prompts it (its start, a member event that changes what it
 	// knew, a shard synced, an op it journaled, this node becoming the
@@ -332,11 +340,11 @@ func (rt *Runtime) setSystem(r *raft.Raft, st *cluster.State) {
 
 // openStores are the stores the store worker opened.
 type openStores struct {
-	logs        *storage.RaftLogs
-	shards      []*storage.Shard
-	snaps       []*storage.SnapshotStore
-	throttle    *storage.Throttle
-	compactions *storage.CompactionPool
+	logs     *storage.RaftLogs
+	shards   []*storage.Shard
+	snaps    []*storage.SnapshotStore
+	throttle *storage.Throttle
+	shared   *storage.Stores
 }
 
 // setStores publishes what the store worker opened; nil when it closes.
@@ -415,14 +423,14 @@ func (rt *Runtime) SnapshotThrottleStats() (storage.ThrottleStats, bool) {
 // error replies, latencies) since the node started.
 func (rt *Runtime) ClientStats() (server.StatsSnapshot, bool) { return rt.clients.Snapshot(), true }
 
-// CompactionStats returns the counters of the node's shards' compaction
-// scheduler; false while the stores are closed.
-func (rt *Runtime) CompactionStats() (storage.CompactionStats, bool) {
+// StoresStats returns the figures of what the node's shard stores share
+// (compactions, memtables, block cache); false while they are closed.
+func (rt *Runtime) StoresStats() (storage.StoresStats, bool) {
 	st := rt.stores.Load()
-	if st == nil || st.compactions == nil {
-		return storage.CompactionStats{}, false
+	if st == nil || st.shared == nil {
+		return storage.StoresStats{}, false
 	}
-	return st.compactions.Stats(), true
+	return st.shared.Stats(), true
 }
 
 // RaftLogStats returns the counters of the node's Raft log store; false

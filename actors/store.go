@@ -21,6 +21,9 @@ type storeActor struct {
 	rt     *Runtime
 	logs   *storage.RaftLogs
 	shards []*storage.Shard
+	// shared is what the shards' stores share (compactions, block
+	// cache, memtable budget).
+	shared *storage.Stores
 	// throttle paces the shards' snapshot streams (nil: no limit).
 	throttle *storage.Throttle
 	// unwatch stops watchFaults.
@@ -82,6 +85,7 @@ func (s *storeActor) open() error {
 	if s.logs, err = storage.OpenRaftLogs(l.RaftLogDir()); err != nil {
 		return err
 	}
+	s.logs.SplitLogCache(rt.LogCache, rt.Shards+1) // and the system group
 	snaps := make([]*storage.SnapshotStore, rt.Shards)
 	// One throttle for the node's snapshot streams.
 	if rt.SnapshotYield {
@@ -93,15 +97,17 @@ func (s *storeActor) open() error {
 	} else {
 		s.throttle = storage.NewThrottle(rt.SnapshotRate)
 	}
-	// One compaction scheduler for the node's shards (storage.CompactionPool).
-	pool := storage.NewCompactionPool(rt.Compactions)
+	// One compaction scheduler, block cache and memtable budget for the
+	// node's shards (storage.Stores).
+	s.shared = storage.NewStores(storage.StoresConfig{Shards: rt.Shards, Compactions: rt.Compactions,
+		MemTables: rt.MemTables, BlockCache: rt.BlockCache})
 	for i := 0; i < rt.Shards; i++ {
 		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
 		if err != nil {
 			return err
 		}
 		st.SetThrottle(s.throttle)
-		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache(), pool)
+		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache(), s.shared)
 		if err != nil {
 			return err
 		}
@@ -120,7 +126,7 @@ func (s *storeActor) open() error {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	}
-	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps, throttle: s.throttle, compactions: pool})
+	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps, throttle: s.throttle, shared: s.shared})
 	idx := make([]uint64, len(s.shards))
 	for i, sh := range s.shards {
 		idx[i], _ = sh.Applied()
@@ -178,7 +184,8 @@ func (s *storeActor) close() {
 	if s.logs != nil {
 		errs = append(errs, s.logs.Close())
 	}
-	s.shards, s.logs = nil, nil
+	s.shared.Close()
+	s.shards, s.logs, s.shared = nil, nil, nil
 	if err := errors.Join(errs...); err != nil {
 		s.rt.logger().Error("closing storage", "err", err)
 	}

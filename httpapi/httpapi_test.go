@@ -39,7 +39,7 @@ func startNode(t *testing.T) (*actors.Node, string) {
 		ClusterAddr: "127.0.0.1:0", ClientAddr: "127.0.0.1:0", Exec: okExec, SnapshotRate: 64 << 20}
 	srv := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0",
 		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}, RaftLog: rt.RaftLogStats,
-		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: rt.DataDir, Clients: rt.ClientStats, Compactions: rt.CompactionStats})
+		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: rt.DataDir, Clients: rt.ClientStats, Stores: rt.StoresStats})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := actors.Start(ctx, actors.Config{Runtime: rt, User: []supervisor.ChildSpec{srv.Spec()}}, nil)
@@ -194,6 +194,8 @@ func TestEndpoints(t *testing.T) {
 		"coppice_shard_compactions_running 0", fmt.Sprintf("coppice_shard_compactions_limit %d", max(4, runtime.GOMAXPROCS(0))),
 		"coppice_shard_compactions_waiting_stores 0",
 		"coppice_shard_compactions_started_total",
+		"coppice_shard_memtable_size_bytes 3.3554432e+07", "coppice_shard_block_cache_size_bytes 3.3554432e+07",
+		"coppice_shard_block_cache_bytes", "coppice_shard_block_cache_hits_total", "coppice_shard_block_cache_misses_total",
 		"coppice_client_connections 0", "coppice_client_connections_received_total 0", "coppice_client_connections_rejected_total 0",
 		"coppice_client_commands_total 0", `coppice_client_command_duration_seconds_bucket{kind="write",le="0.001"} 0`,
 		`coppice_client_command_duration_seconds_bucket{kind="read",le="+Inf"} 0`, `coppice_client_command_duration_seconds_count{kind="read"} 0`,

@@ -41,8 +41,8 @@ func newRegistry(s *Server) (*prometheus.Registry, *prometheus.CounterVec) {
 	if s.cfg.Heartbeats != nil {
 		reg.MustRegister(heartbeatCollector(s.cfg.Heartbeats))
 	}
-	if s.cfg.Compactions != nil {
-		reg.MustRegister(compactionCollector(s.cfg.Compactions))
+	if s.cfg.Stores != nil {
+		reg.MustRegister(storesCollector(s.cfg.Stores))
 	}
 	if s.cfg.DataDir != "" {
 		reg.MustRegister(diskCollector(s.cfg.DataDir))
@@ -199,18 +199,29 @@ var (
 	descCompLimit   = prometheus.NewDesc("coppice_shard_compactions_limit", "Compactions the node's shard stores may run at once.", nil, nil)
 	descCompWaiting = prometheus.NewDesc("coppice_shard_compactions_waiting_stores", "Shard stores waiting to start a compaction: the node's limit reached, or their own.", nil, nil)
 	descCompStarted = prometheus.NewDesc("coppice_shard_compactions_started_total", "Compactions the node's shard stores started through the scheduler.", nil, nil)
+	descMemTable    = prometheus.NewDesc("coppice_shard_memtable_size_bytes", "Each shard store's memtable size: its share of --memtable-mib.", nil, nil)
+	descBCSize      = prometheus.NewDesc("coppice_shard_block_cache_size_bytes", "Capacity of the Pebble block cache the node's shard stores share (--block-cache-mib).", nil, nil)
+	descBCBytes     = prometheus.NewDesc("coppice_shard_block_cache_bytes", "Bytes the shared block cache holds.", nil, nil)
+	descBCHits      = prometheus.NewDesc("coppice_shard_block_cache_hits_total", "Lookups the shared block cache answered.", nil, nil)
+	descBCMisses    = prometheus.NewDesc("coppice_shard_block_cache_misses_total", "Lookups the shared block cache missed (read from the files).", nil, nil)
 )
 
-// compactionCollector exports the shards' compaction scheduler's counters.
-func compactionCollector(read func() (storage.CompactionStats, bool)) prometheus.Collector {
-	return statsCollector[storage.CompactionStats]{
-		descs: []*prometheus.Desc{descCompRunning, descCompLimit, descCompWaiting, descCompStarted},
+// storesCollector exports what the shards' stores share: the compaction
+// scheduler's counters, the memtable size, the block cache's figures.
+func storesCollector(read func() (storage.StoresStats, bool)) prometheus.Collector {
+	return statsCollector[storage.StoresStats]{
+		descs: []*prometheus.Desc{descCompRunning, descCompLimit, descCompWaiting, descCompStarted, descMemTable, descBCSize, descBCBytes, descBCHits, descBCMisses},
 		read:  read,
-		emit: func(st storage.CompactionStats, ch chan<- prometheus.Metric) {
+		emit: func(st storage.StoresStats, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descCompRunning, prometheus.GaugeValue, float64(st.Running))
 			ch <- prometheus.MustNewConstMetric(descCompLimit, prometheus.GaugeValue, float64(st.Limit))
 			ch <- prometheus.MustNewConstMetric(descCompWaiting, prometheus.GaugeValue, float64(st.Waiting))
 			ch <- prometheus.MustNewConstMetric(descCompStarted, prometheus.CounterValue, float64(st.Started))
+			ch <- prometheus.MustNewConstMetric(descMemTable, prometheus.GaugeValue, float64(st.MemTableSize))
+			ch <- prometheus.MustNewConstMetric(descBCSize, prometheus.GaugeValue, float64(st.BlockCacheSize))
+			ch <- prometheus.MustNewConstMetric(descBCBytes, prometheus.GaugeValue, float64(st.BlockCacheBytes))
+			ch <- prometheus.MustNewConstMetric(descBCHits, prometheus.CounterValue, float64(st.BlockCacheHits))
+			ch <- prometheus.MustNewConstMetric(descBCMisses, prometheus.CounterValue, float64(st.BlockCacheMisses))
 		},
 	}
 }

@@ -74,9 +74,9 @@ type Config struct {
 	// SnapshotThrottle reads the counters of the node's snapshot throttle
 	// (actors.Runtime.SnapshotThrottleStats); nil: not exported.
 	SnapshotThrottle func() (storage.ThrottleStats, bool)
-	// Compactions reads the counters of the node's shards' compaction
-	// scheduler (actors.Runtime.CompactionStats); nil: not exported.
-	Compactions func() (storage.CompactionStats, bool)
+	// Stores reads the figures of what the node's shard stores share
+	// (actors.Runtime.StoresStats); nil: not exported.
+	Stores func() (storage.StoresStats, bool)
 	// Heartbeats reads the counters of the node's Raft heartbeat batches
 	// (actors.Runtime.HeartbeatStats); nil: not exported.
 	Heartbeats func() (actors.HeartbeatStats, bool)

@@ -16,11 +16,13 @@ import (
 // a pool that runs one compaction at a time: every shard is compacted,
 // never two at once, and once they are the pool waits for nothing.
 func TestCompactionPoolSharesItsLimit(t *testing.T) {
-	pool := NewCompactionPool(1)
+	shared := NewStores(StoresConfig{Shards: 6, Compactions: 1})
+	t.Cleanup(shared.Close)
+	pool := shared.pool
 	l := Layout{Dir: t.TempDir()}
 	var shards []*Shard
 	for i := range 6 {
-		s, err := OpenShard(l, i, setExec, nil, 0, pool)
+		s, err := OpenShard(l, i, setExec, nil, 0, shared)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,17 +82,19 @@ func TestCompactionPoolHasNoTicker(t *testing.T) {
 		return n
 	}
 	before := granters()
-	open := func(pool *CompactionPool) {
+	open := func(shared *Stores) {
 		l := Layout{Dir: t.TempDir()}
 		for i := range 3 {
-			s, err := OpenShard(l, i, setExec, nil, 0, pool)
+			s, err := OpenShard(l, i, setExec, nil, 0, shared)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
 		}
 	}
-	open(NewCompactionPool(0))
+	shared := NewStores(StoresConfig{Shards: 3})
+	t.Cleanup(shared.Close)
+	open(shared)
 	if n := granters() - before; n != 0 {
 		t.Fatalf("3 shards on a pool added %d periodic granters, want none", n)
 	}

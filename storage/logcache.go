@@ -108,15 +108,19 @@ func (c *logCache) scanStore(from, to uint64, fn func(*raft.Log) error) error {
 
 func (c *logCache) StoreLog(l *raft.Log) error { return c.StoreLogs([]*raft.Log{l}) }
 
-// StoreLogs stores logs, then keeps them; on an error it keeps nothing.
+// StoreLogs stores logs, then keeps copies of them (a leader's entries
+// are fields of their Apply futures, which the cache would keep alive
+// with their channels); on an error it keeps nothing.
 func (c *logCache) StoreLogs(logs []*raft.Log) error {
 	if err := c.LogStore.StoreLogs(logs); err != nil {
 		return err
 	}
+	copies := make([]raft.Log, len(logs))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, l := range logs {
-		c.add(l)
+	for i, l := range logs {
+		copies[i] = *l
+		c.add(&copies[i])
 	}
 	return nil
 }

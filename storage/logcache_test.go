@@ -152,3 +152,39 @@ func TestLogCacheScansOverAPlainStore(t *testing.T) {
 		t.Fatalf("19..21: %v, want raft.ErrLogNotFound", err)
 	}
 }
+
+// The cache keeps copies of the entries it is given (a leader's are
+// fields of their Apply futures), and a group's cache is bounded by its
+// share of the node's budget.
+func TestLogCacheKeepsCopiesWithinItsShare(t *testing.T) {
+	s := &countingStore{InmemStore: raft.NewInmemStore()}
+	c := newLogCache(s, 8, 1000)
+	given := logEntry(1, 10)
+	if err := c.StoreLogs([]*raft.Log{given}); err != nil {
+		t.Fatal(err)
+	}
+	given.Term = 99 // the caller's struct, not the cache's
+	var l raft.Log
+	if err := c.GetLog(1, &l); err != nil || l.Term != 1 || s.gets != 0 {
+		t.Fatalf("entry 1: term %d, %v, %d store reads; want the cached copy of term 1", l.Term, err, s.gets)
+	}
+
+	r := testLogs(t, t.TempDir())
+	for _, c := range []struct {
+		total  int64
+		groups int
+		want   int
+	}{
+		{0, 5, DefaultLogCache / 5},
+		{64 << 20, 257, MinLogCache},
+		{1 << 30, 2, MaxLogCache},
+		{8 << 20, 4, 2 << 20},
+	} {
+		r.SplitLogCache(c.total, c.groups)
+		g := testGroup(t, r, 1)
+		if got := g.(*groupStore).cache.maxBytes; got != c.want {
+			t.Errorf("%d bytes over %d groups: a group's cache holds %d bytes, want %d", c.total, c.groups, got, c.want)
+		}
+		g.Close()
+	}
+}

@@ -40,8 +40,9 @@ type RaftLogs struct {
 	fault *fault
 	watch io.Closer // stops the watch of Pebble's file system for stalls
 
-	mu   sync.Mutex
-	open map[uint32]bool
+	mu         sync.Mutex
+	open       map[uint32]bool
+	cacheBytes int // each group's log cache's bound (SplitLogCache)
 }
 
 // SystemGroup is the system Raft group's id in RaftLogs; shard i's is i.
@@ -96,7 +97,7 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		watch.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	return &RaftLogs{db: db, j: j, fault: f, watch: watch, open: map[uint32]bool{}}, nil
+	return &RaftLogs{db: db, j: j, fault: f, watch: watch, open: map[uint32]bool{}, cacheBytes: MaxLogCache}, nil
 }
 
 // Close closes the store; every group's LogStore must be closed first.
@@ -141,15 +142,35 @@ func (r *RaftLogs) Group(id uint32, legacy string) (LogStore, error) {
 		r.mu.Unlock()
 	}
 	r.open[id] = true
-	return &groupStore{groupLog: g, cache: newLogCache(g, logCacheEntries, logCacheBytes)}, nil
+	return &groupStore{groupLog: g, cache: newLogCache(g, logCacheEntries, r.cacheBytes)}, nil
 }
 
-// A LogStore keeps its latest entries in memory (logCache): at most this
-// many, and this many bytes of them.
+// A LogStore keeps its latest entries in memory (logCache): at most
+// logCacheEntries of them, and a share of the node's budget of their
+// bytes (SplitLogCache), between MinLogCache and MaxLogCache.
 const (
 	logCacheEntries = 1024
-	logCacheBytes   = 16 << 20
+	// DefaultLogCache is the node's budget: 4 shards' and the system
+	// group's caches of 12.8 MiB.
+	DefaultLogCache = 64 << 20
+	MaxLogCache     = 16 << 20
+	MinLogCache     = 256 << 10
 )
+
+// SplitLogCache bounds the log caches of the groups opened from now on to
+// an even share of total bytes (0: DefaultLogCache) over groups. The cache
+// serves a new entry's reads (each follower's replication, the apply): a
+// group's share need only hold what its followers and state machine have
+// yet to read, where a fixed 16 MiB a group let a node of 256 shards hold
+// 4 GiB of its log in memory.
+func (r *RaftLogs) SplitLogCache(total int64, groups int) {
+	if total <= 0 {
+		total = DefaultLogCache
+	}
+	r.mu.Lock()
+	r.cacheBytes = int(min(max(total/int64(max(groups, 1)), MinLogCache), MaxLogCache))
+	r.mu.Unlock()
+}
 
 // groupStore is a group's LogStore: its log in RaftLogs with a logCache in
 // front.

@@ -68,7 +68,7 @@ type Shard struct {
 	notify Notifier // set before the shard applies anything; nil: no events
 	snaps  *SnapshotStore
 	fault  *fault
-	pool   *CompactionPool // schedules the store's compactions (nil: its own)
+	shared *Stores // what the node's stores share (nil: on its own)
 
 	mu     sync.RWMutex // guards db: held for reading while in use, for writing to swap it
 	db     *pebble.DB
@@ -84,26 +84,26 @@ type Shard struct {
 }
 
 // OpenShard opens (or creates) shard id's Pebble store, with a read cache
-// of cacheBytes in front of it (0: none), its compactions scheduled by
-// pool with the node's other shards' (nil: on their own).
-func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int, pool *CompactionPool) (*Shard, error) {
-	return openShard(vfs.Default, layout, id, exec, snaps, cacheBytes, pool)
+// of cacheBytes in front of it (0: none), its compactions, block cache and
+// memtable budget shared with the node's other shards (nil: on its own).
+func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int, shared *Stores) (*Shard, error) {
+	return openShard(vfs.Default, layout, id, exec, snaps, cacheBytes, shared)
 }
 
 // openShard opens the shard's store on fs, first finishing or undoing a
 // restore a crash cut short. Tests cut power under a crashable in-memory
 // fs; only a snapshot stream (Restore) is written with the os package.
-func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int, pool *CompactionPool) (*Shard, error) {
+func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int, shared *Stores) (*Shard, error) {
 	if err := recoverSwap(fs, layout.KVDir(id)); err != nil {
 		return nil, err
 	}
 	if err := dropRestoreStreams(fs, layout.ShardDir(id)); err != nil {
 		return nil, err
 	}
-	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, pool: pool, appliedCh: make(chan struct{}),
+	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, shared: shared, appliedCh: make(chan struct{}),
 		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fault: newFault(fmt.Sprintf("shard %d at %s", id, layout.KVDir(id)))}
 	s.fs, s.watch = s.fault.watchStalls(fs)
-	db, err := openPebble(s.fs, layout.KVDir(id), s.fault, pool)
+	db, err := openPebble(s.fs, layout.KVDir(id), s.fault, shared)
 	if err != nil {
 		s.watch.Close()
 		return nil, err
@@ -123,7 +123,7 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 	return s, nil
 }
 
-func openPebble(fs vfs.FS, dir string, f *fault, pool *CompactionPool) (*pebble.DB, error) {
+func openPebble(fs vfs.FS, dir string, f *fault, shared *Stores) (*pebble.DB, error) {
 	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
@@ -131,16 +131,13 @@ func openPebble(fs vfs.FS, dir string, f *fault, pool *CompactionPool) (*pebble.
 		FS:            fs,
 		Logger:        quietLogger{},
 		EventListener: f.listener(),
-		MemTableSize:  32 << 20,
 		DisableWAL:    true, // the Raft log is the WAL (Shard)
 	}
+	shared.options(opts)
 	// Bloom filters in every table (lower levels inherit L0's): a Get of
 	// a key the key filter cannot rule out reads one table per level
 	// that may hold it, not every level's index.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	if pool != nil {
-		opts.Experimental.CompactionScheduler = pool.scheduler()
-	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -601,7 +598,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	if err := swapIn(s.fs, kvDir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
-	db, err := openPebble(s.fs, kvDir, s.fault, s.pool)
+	db, err := openPebble(s.fs, kvDir, s.fault, s.shared)
 	if err != nil {
 		return err
 	}

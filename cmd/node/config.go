@@ -70,6 +70,11 @@ type Config struct {
 	// Compactions bounds the Pebble compactions the node's shard stores
 	// run at once (0: max(4, GOMAXPROCS)).
 	Compactions uint64
+	// MemTableMiB and BlockCacheMiB size the shard stores' memtables and
+	// their shared block cache, all shards together.
+	MemTableMiB, BlockCacheMiB uint64
+	// LogCacheMiB bounds the recent Raft log entries kept in memory.
+	LogCacheMiB uint64
 	// SnapshotRateMiB bounds the snapshot bytes a node streams per
 	// second, sent and received together (0: no limit).
 	SnapshotRateMiB uint64
@@ -327,6 +332,12 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.CacheMiB, v, 0, 65536) }},
 	{name: "compactions", kind: kindInt, def: constant("0"), usage: "Pebble compactions the node's shard stores run at once, all shards together (each store also within its own allowance); fewer leave more of the CPU and disk to writes while a burst is compacted, more clear a backlog sooner; 0: max(4, cores), 0..1024",
 		set: func(c *Config, v string) error { return uintIn(&c.Compactions, v, 0, 1024) }},
+	{name: "memtable-mib", kind: kindInt, def: constant("256"), usage: "MiB of Pebble memtables the node's shard stores fill before they flush, all shards together, split evenly (each at least 1 and at most 32; a store holds up to twice its share while one flushes): the shards' writes not yet flushed are held there, and a crash replays them from the Raft log, 1..65536",
+		set: func(c *Config, v string) error { return uintIn(&c.MemTableMiB, v, 1, 65536) }},
+	{name: "block-cache-mib", kind: kindInt, def: constant("32"), usage: "MiB of Pebble block cache the node's shard stores share (what --cache-mib does not hold is read through it), 1..65536",
+		set: func(c *Config, v string) error { return uintIn(&c.BlockCacheMiB, v, 1, 65536) }},
+	{name: "log-cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recent Raft log entries the node keeps in memory for its followers' replication and its own apply, all groups together, split evenly (each at least 0.25 and at most 16): a follower further behind is sent entries read from disk, 1..65536",
+		set: func(c *Config, v string) error { return uintIn(&c.LogCacheMiB, v, 1, 65536) }},
 	{name: "proto-max-bulk-len", kind: kindInt, def: constant("536870912"), usage: "longest argument a client may send, in bytes, as Redis's proto-max-bulk-len (a longer one closes the connection), 1048576..536870912",
 		set: func(c *Config, v string) error { return uintIn(&c.MaxBulkLen, v, 1<<20, 512<<20) }},
 	{name: "max-write-mib", kind: kindInt, def: constant("16"), usage: "MiB a write command may carry; a bigger one gets an error and is not applied (a Raft entry is copied to every replica and held in memory several times over, and tens of MB stall a node long enough for its shards to lose their leaders), 1..512",

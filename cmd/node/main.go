@@ -235,6 +235,9 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 			TrailingLogs: cfg.TrailingLogs},
 		ReadCache:         int64(cfg.CacheMiB) << 20,
 		Compactions:       int(cfg.Compactions),
+		MemTables:         int64(cfg.MemTableMiB) << 20,
+		BlockCache:        int64(cfg.BlockCacheMiB) << 20,
+		LogCache:          int64(cfg.LogCacheMiB) << 20,
 		MaxBulkLen:        int64(cfg.MaxBulkLen),
 		MaxWriteBytes:     int64(cfg.MaxWriteMiB) << 20,
 		SlowlogSlowerThan: time.Duration(cfg.SlowlogSlowerThanUs) * time.Microsecond,
@@ -247,7 +250,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
 	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats,
-		SnapshotThrottle: rt.SnapshotThrottleStats, Heartbeats: rt.HeartbeatStats, Compactions: rt.CompactionStats, DataDir: cfg.DataDir, Clients: rt.ClientStats, Token: cfg.HTTPToken, ReadToken: cfg.HTTPReadToken, TLS: cfg.httpTLS,
+		SnapshotThrottle: rt.SnapshotThrottleStats, Heartbeats: rt.HeartbeatStats, Stores: rt.StoresStats, DataDir: cfg.DataDir, Clients: rt.ClientStats, Token: cfg.HTTPToken, ReadToken: cfg.HTTPReadToken, TLS: cfg.httpTLS,
 		Backup: func(ctx context.Context) (httpapi.Backup, error) {
 			b, err := rt.Backup(ctx)
 			if err != nil {

@@ -1,0 +1,113 @@
+package storage
+
+import (
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Stores is what a node's shard stores share, so that what they hold in
+// memory and run at once follows the node's settings, not its shard
+// count: one compaction scheduler (CompactionPool), one Pebble block
+// cache, and a memtable budget split between them. With a Pebble of its
+// own settings each, 256 shards could fill 256 memtables of 32 MiB (and
+// as many again while they flush: 16 GiB, as their stores keep no WAL
+// they only flush when full or for a snapshot) and 256 block caches of
+// 8 MiB. A nil *Stores opens a store on its own, with those settings.
+type Stores struct {
+	pool      *CompactionPool
+	cache     *pebble.Cache
+	cacheSize int64
+	memTable  uint64 // each store's MemTableSize
+	closed    atomic.Bool
+}
+
+// StoresConfig sizes a node's Stores; zero fields take the defaults.
+type StoresConfig struct {
+	// Shards is how many stores share them.
+	Shards int
+	// Compactions bounds the compactions the stores run at once (0:
+	// max(4, GOMAXPROCS)).
+	Compactions int
+	// MemTables is the stores' memtables' bytes, split evenly (each
+	// between MinMemTable and MaxMemTable); a store holds up to twice its
+	// share while one flushes.
+	MemTables int64
+	// BlockCache is the bytes of the block cache the stores share.
+	BlockCache int64
+}
+
+const (
+	// DefaultMemTables gives up to 8 shards memtables of MaxMemTable, and
+	// 64 shards Pebble's default of 4 MiB: below that, writes of 4 KiB
+	// values to 64 shards ran 14% slower (docs/storage.md).
+	DefaultMemTables = 256 << 20
+	// DefaultBlockCache is 4 shards' Pebble default (8 MiB each).
+	DefaultBlockCache = 32 << 20
+	// MaxMemTable is a store's memtable when it has a store of its own,
+	// and its most in a node: a bigger one made no write cheaper
+	// (docs/node-benchmarks.md).
+	MaxMemTable = 32 << 20
+	// MinMemTable is the least a store's memtable gets from the budget:
+	// Pebble's memtables start at 256 KiB and double up to their size.
+	MinMemTable = 1 << 20
+)
+
+// NewStores returns what c's stores share; Close it once they are closed.
+func NewStores(c StoresConfig) *Stores {
+	if c.MemTables <= 0 {
+		c.MemTables = DefaultMemTables
+	}
+	if c.BlockCache <= 0 {
+		c.BlockCache = DefaultBlockCache
+	}
+	mem := uint64(c.MemTables) / uint64(max(c.Shards, 1))
+	return &Stores{
+		pool:      NewCompactionPool(c.Compactions),
+		cache:     pebble.NewCache(c.BlockCache),
+		cacheSize: c.BlockCache,
+		memTable:  min(max(mem, MinMemTable), MaxMemTable),
+	}
+}
+
+// Close releases the block cache: a store that is open keeps it until it
+// closes.
+func (s *Stores) Close() {
+	if s != nil && !s.closed.Swap(true) {
+		s.cache.Unref()
+	}
+}
+
+// MemTableSize is each store's memtable size.
+func (s *Stores) MemTableSize() uint64 { return s.memTable }
+
+// StoresStats is what the stores share, in figures.
+type StoresStats struct {
+	CompactionStats
+	// MemTableSize is each store's memtable size.
+	MemTableSize uint64
+	// BlockCacheSize is the block cache's capacity, BlockCacheBytes what
+	// it holds, BlockCacheHits and BlockCacheMisses its lookups.
+	BlockCacheSize, BlockCacheBytes, BlockCacheHits, BlockCacheMisses int64
+}
+
+// Stats returns the stores' shared figures.
+func (s *Stores) Stats() StoresStats {
+	st := StoresStats{CompactionStats: s.pool.Stats(), MemTableSize: s.memTable, BlockCacheSize: s.cacheSize}
+	if !s.closed.Load() {
+		m := s.cache.Metrics()
+		st.BlockCacheBytes, st.BlockCacheHits, st.BlockCacheMisses = m.Size, m.Hits, m.Misses
+	}
+	return st
+}
+
+// options sets a store's shared settings in o.
+func (s *Stores) options(o *pebble.Options) {
+	if s == nil {
+		o.MemTableSize = MaxMemTable
+		return
+	}
+	o.MemTableSize = s.memTable
+	o.Cache = s.cache
+	o.Experimental.CompactionScheduler = s.pool.scheduler()
+}
