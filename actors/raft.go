@@ -25,9 +25,16 @@ import (
 )
 
 const (
-	applyTimeout   = 10 * time.Second
-	readTimeout    = 5 * time.Second
-	pendingApplies = 4096
+	applyTimeout = 10 * time.Second
+	readTimeout  = 5 * time.Second
+	// pendingApplies is the room in a shard actor's queue of entries in
+	// flight to its waiter. Entries go one at a time (maxInflight) but
+	// for full batches (maxBatchCommands, maxBatchBytes), which a flood
+	// of pipelined writes makes; past this many the actor waits for the
+	// waiter to take one. 256 full batches are a quarter million
+	// commands; the queue's 40 bytes a slot are paid by every shard
+	// (4096 were 10 MB at 64 shards).
+	pendingApplies = 256
 )
 
 // Error texts replies carry: ErrNotLeader when this node does not lead the
