@@ -44,9 +44,8 @@ const (
 	DefaultMemTables = 256 << 20
 	// DefaultBlockCache is 4 shards' Pebble default (8 MiB each).
 	DefaultBlockCache = 32 << 20
-	// MaxMemTable is a store's memtable when it has a store of its own,
-	// and its most in a node: a bigger one made no write cheaper
-	// (docs/node-benchmarks.md).
+	// MaxMemTable is a store's memtable on its own, and the most one
+	// gets from the budget.
 	MaxMemTable = 32 << 20
 	// MinMemTable is the least a store's memtable gets from the budget:
 	// Pebble's memtables start at 256 KiB and double up to their size.
