@@ -9,7 +9,8 @@ import (
 )
 
 // logEvent writes supervisor events to the node's log: failures at warning
-// level, the rest at debug.
+// level, the rest (a child that exited normally among them: a sync done)
+// at debug.
 func logEvent(log *slog.Logger, ev any) {
 	e, ok := ev.(*messages.SupervisorEvent)
 	if !ok || log == nil {
@@ -17,7 +18,11 @@ func logEvent(log *slog.Logger, ev any) {
 	}
 	level := slog.LevelDebug
 	switch e.Kind {
-	case messages.EventKind_CHILD_EXITED, messages.EventKind_CHILD_START_FAILED, messages.EventKind_CHILD_KILLED,
+	case messages.EventKind_CHILD_EXITED:
+		if k := e.GetReason().GetKind(); k != messages.ExitKind_EXIT_NORMAL && k != messages.ExitKind_EXIT_SHUTDOWN {
+			level = slog.LevelWarn
+		}
+	case messages.EventKind_CHILD_START_FAILED, messages.EventKind_CHILD_KILLED,
 		messages.EventKind_INTENSITY_EXCEEDED, messages.EventKind_SUPERVISOR_START_FAILED:
 		level = slog.LevelWarn
 	}

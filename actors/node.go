@@ -113,3 +113,15 @@ type levelFilter struct {
 func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= f.min && f.Handler.Enabled(ctx, l)
 }
+
+// WithAttrs and WithGroup keep the filter: the embedded handler's would
+// return a handler without it (protoactor's logger is made With "lib",
+// and its info lines, a "Recovering" for every crash and every Exit,
+// came out at the node's info level).
+func (f levelFilter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelFilter{f.Handler.WithAttrs(attrs), f.min}
+}
+
+func (f levelFilter) WithGroup(name string) slog.Handler {
+	return levelFilter{f.Handler.WithGroup(name), f.min}
+}
