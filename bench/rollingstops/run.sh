@@ -6,6 +6,9 @@
 #   bash bench/rollingstops/run.sh [ROUNDS]      (default 20)
 #   SIGNAL=KILL bash bench/rollingstops/run.sh   (kill -9 instead: no
 #                                                  hand-over, no clean stop)
+#   WIPE=1 SIGNAL=KILL bash ...                    (and its data dir lost:
+#                                                  it restarts empty, joins
+#                                                  a peer, and syncs)
 #
 # Three cmd/node processes on loopback (ports 21379-23946, data under
 # $WORK, default a new temp dir), --gossip-fast, 4 shards. Each round stops
@@ -24,15 +27,17 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-20}
 SIGNAL=${SIGNAL:-TERM}
+WIPE=${WIPE:-}
 WORK=${WORK:-$(mktemp -d)}
 BIN=$WORK/node
 go build -o "$BIN" ./cmd/node
 echo "work dir $WORK"
 declare -A PID
-start() { # name index
+start() { # name index [index of the node to join: default n1, none for n1]
   local args=(--name "$1" --data-dir "$WORK/$1" --client-addr "127.0.0.1:2${2}379" --cluster-addr "127.0.0.1:2${2}380"
     --http-addr "127.0.0.1:2${2}381" --gossip-addr "127.0.0.1:2${2}946" --gossip-fast --log-level debug)
-  if [ "$2" != 1 ]; then args+=(--join 127.0.0.1:21946); fi
+  local join=${3:-1}
+  if [ "$join" != "$2" ]; then args+=(--join "127.0.0.1:2${join}946"); fi
   "$BIN" "${args[@]}" >>"$WORK/$1.log" 2>&1 &
   PID[$1]=$!
 }
@@ -108,7 +113,12 @@ for round in $(seq "$ROUNDS"); do
       sleep 0.05
     done
     t1=$(date +%s%N)
-    start "n$i" "$i"
+    if [ -n "$WIPE" ]; then
+      rm -rf "${WORK:?}/n$i" # a lost disk: the node comes back empty and joins a peer
+      start "n$i" "$i" "$o"
+    else
+      start "n$i" "$i"
+    fi
     voters "$o"
     ready "$i"
     t2=$(date +%s%N)
