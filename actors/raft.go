@@ -302,6 +302,10 @@ func (a *raftActor) start() error {
 	conf.Logger = logger
 	conf.BatchApplyCh = true
 	conf.MaxAppendEntries = 256
+	// A node whose data dir was lost and that comes back under its name is
+	// still a voter to the others: it votes only once it has caught up
+	// (the Raft fork's LostStoreGuard; README, "A lost data dir").
+	conf.LostStoreGuard = true
 	// The Pebble store is at its applied index and Raft need not restore
 	// a snapshot into it, unless a restore was cut short (storeBehind).
 	behind, err := storeBehind(fsm, snaps)

@@ -91,6 +91,7 @@ func (a *systemActor) start() error {
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(rt.Name)
 	conf.Logger = logger
+	conf.LostStoreGuard = true // as the shards' (raft.go)
 	setRaftTimers(conf)
 	conf.SnapshotThreshold = 1024
 	a.state = cluster.NewState()

@@ -245,6 +245,11 @@ type Raft struct {
 	// RestoreCommittedLogs is used to enable restore committed logs mode
 	// restore committed logs mode is disabled if set to false.
 	RestoreCommittedLogs bool
+
+	// coppice: unverified is set while this server, started on empty
+	// stores, has not yet caught up with a leader (keyUnverified,
+	// unverified.go): it grants no vote.
+	unverified atomic.Bool
 }
 
 // BootstrapCluster initializes a server's storage with the given cluster
@@ -529,6 +534,12 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	// Ensure we have a LogOutput.
 	logger := conf.getOrCreateLogger()
 
+	// coppice: a server whose stores are empty is marked (unverified.go).
+	existing, err := HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return nil, err
+	}
+
 	// Try to restore the current term.
 	currentTerm, err := stable.GetUint64(keyCurrentTerm)
 	if err != nil && err.Error() != "not found" {
@@ -609,6 +620,10 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 
 	// Initialize as a follower.
 	r.setState(Follower)
+
+	if err := r.initUnverified(existing); err != nil {
+		return nil, err
+	}
 
 	// Restore the current term and the last log.
 	r.setCurrentTerm(currentTerm)

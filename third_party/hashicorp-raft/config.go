@@ -232,6 +232,15 @@ type Config struct {
 	// raft's configuration and index values.
 	NoSnapshotRestoreOnStart bool
 
+	// coppice: LostStoreGuard makes a server that starts on empty stores
+	// grant no vote, and not stand for election, until it has caught up
+	// with a leader or bootstraps the cluster (unverified.go): a voter
+	// whose disk was lost cannot then break election safety or lose
+	// committed entries. A cluster whose servers all start empty and are
+	// bootstrapped with several voters at once cannot elect a leader with
+	// it: bootstrap a single voter and add the others.
+	LostStoreGuard bool
+
 	// PreVoteDisabled deactivate the pre-vote feature when set to true
 	PreVoteDisabled bool
 

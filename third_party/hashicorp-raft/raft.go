@@ -257,7 +257,13 @@ func (r *Raft) runFollower() {
 				}
 			} else {
 				metrics.IncrCounter([]string{"raft", "transition", "heartbeat_timeout"}, 1)
-				if hasVote(r.configurations.latest, r.localID) {
+				if r.unverified.Load() {
+					// coppice: it would vote for itself (unverified.go).
+					if !didWarn {
+						r.logger.Warn("heartbeat timeout reached, not triggering a leader election: this server started on empty stores and has not caught up with a leader yet")
+						didWarn = true
+					}
+				} else if hasVote(r.configurations.latest, r.localID) {
 					r.logger.Warn("heartbeat timeout reached, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
 					r.setState(Candidate)
 					return
@@ -296,6 +302,7 @@ func (r *Raft) liveBootstrap(configuration Configuration) error {
 	}
 	r.setCurrentTerm(1)
 	r.setLastLog(entry.Index, entry.Term)
+	r.verified("bootstrapped the cluster")
 	return r.processConfigurationLogEntry(&entry)
 }
 
@@ -1709,6 +1716,11 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		metrics.MeasureSince([]string{"raft", "rpc", "appendEntries", "processLogs"}, start)
 	}
 
+	// coppice: caught up with this leader's commit: votes again.
+	if r.unverified.Load() && r.getLastIndex() >= a.LeaderCommitIndex {
+		r.verified("caught up with the leader's commit index")
+	}
+
 	// Everything went well, set success
 	resp.Success = true
 	r.setLastContact()
@@ -1817,6 +1829,10 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 			return
 		}
 	}
+	if r.refuseUnverified("vote", candidate) {
+		return
+	}
+
 	// Check if we have voted yet
 	lastVoteTerm, err := r.stable.GetUint64(keyLastVoteTerm)
 	if err != nil && err.Error() != "not found" {
@@ -1918,6 +1934,9 @@ func (r *Raft) requestPreVote(rpc RPC, req *RequestPreVoteRequest) {
 	// This could happen when a node, previously voter, is converted to non-voter
 	if len(r.configurations.latest.Servers) > 0 && !hasVote(r.configurations.latest, candidateID) {
 		r.logger.Warn("rejecting pre-vote request since node is not a voter", "from", candidate)
+		return
+	}
+	if r.refuseUnverified("pre-vote", candidate) {
 		return
 	}
 

@@ -1,0 +1,77 @@
+// coppice: a server that starts on empty stores grants no vote until it
+// has caught up with a leader.
+
+package raft
+
+import "fmt"
+
+// keyUnverified marks, in the stable store, a server that started on empty
+// stores and has not caught up with a leader since (1; 0 or absent once it
+// has), so the mark outlives a restart half-way.
+//
+// A voter whose stores were lost (a replaced disk, a wiped data dir) and
+// that comes back under its ID is still counted a voter by the others, but
+// has forgotten the entries it acknowledged and the votes it cast. Raft's
+// election safety and leader completeness both rest on those: granting its
+// vote to a candidate that lacks an entry it had acknowledged can elect a
+// leader without a committed entry, and a second vote in a term it had
+// voted in can elect two leaders. So such a server grants no vote (nor
+// pre-vote), and does not stand (it would vote for itself), until it holds
+// everything a leader tells it is committed (an AppendEntries after which
+// its last index reaches the leader's commit index), or it bootstraps the
+// cluster. A new server that joins first as a
+// non-voter has caught up before it is promoted, so this changes nothing
+// for it; a new server added straight as a voter votes once it has caught
+// up. What it costs: a group whose other voters cannot elect a leader
+// without this server's vote stays without one until they can; and a
+// cluster whose servers all start empty, bootstrapped with several voters
+// at once, elects no leader. Hence an option, Config.LostStoreGuard.
+var keyUnverified = []byte("CoppiceUnverified")
+
+// initUnverified marks a server that starts on empty stores, and restores
+// the mark of one that has not caught up since (Config.LostStoreGuard).
+func (r *Raft) initUnverified(existing bool) error {
+	if !r.config().LostStoreGuard {
+		return nil
+	}
+	if !existing {
+		if err := r.stable.SetUint64(keyUnverified, 1); err != nil {
+			return fmt.Errorf("failed to mark the server unverified: %v", err)
+		}
+		r.unverified.Store(true)
+		return nil
+	}
+	v, err := r.stable.GetUint64(keyUnverified)
+	if err != nil && err.Error() != "not found" {
+		return fmt.Errorf("failed to read the unverified mark: %v", err)
+	}
+	r.unverified.Store(v == 1)
+	if v == 1 {
+		r.logger.Warn("this server has not caught up with a leader since it started on empty stores: it grants no vote until it has")
+	}
+	return nil
+}
+
+// verified clears the mark: the server votes again.
+func (r *Raft) verified(why string) {
+	if !r.unverified.Load() {
+		return
+	}
+	if err := r.stable.SetUint64(keyUnverified, 0); err != nil {
+		r.logger.Error("failed to clear the unverified mark", "error", err)
+		return
+	}
+	r.unverified.Store(false)
+	r.logger.Info("this server grants votes again", "why", why)
+}
+
+// refuseUnverified tells whether a vote (or pre-vote) request is refused
+// because the server is unverified.
+func (r *Raft) refuseUnverified(kind string, candidate ServerAddress) bool {
+	if !r.unverified.Load() {
+		return false
+	}
+	r.logger.Warn("rejecting "+kind+" request since this server started on empty stores and has not caught up with a leader yet",
+		"candidate", candidate)
+	return true
+}
