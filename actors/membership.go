@@ -100,6 +100,7 @@ func groupStatus(r *raft.Raft, logs raft.LogStore, shard uint32, applied uint64)
 	reply.State, reply.LeaderAddr, reply.LeaderId = r.State().String(), string(la), string(lid)
 	reply.Term, reply.LastIndex, reply.CommitIndex = r.CurrentTerm(), r.LastIndex(), r.CommitIndex()
 	reply.AppliedIndex = applied
+	reply.VotesWithheld = r.VotesWithheld()
 	reply.FirstIndex, _ = logs.FirstIndex()
 	f := r.GetConfiguration()
 	if err := f.Error(); err != nil {

@@ -123,8 +123,12 @@ type ShardStatus struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	// TermStartIndex, on a leader, is where its log stood when it took
 	// the lead in this term: it is not ready before it has applied that.
-	TermStartIndex uint64         `json:"term_start_index,omitempty"`
-	Members        []MemberStatus `json:"members"`
+	TermStartIndex uint64 `json:"term_start_index,omitempty"`
+	// VotesWithheld: the group here started on empty stores (a new or
+	// lost data dir) and has not caught up with a leader; it grants no
+	// vote until it has, and is not ready.
+	VotesWithheld bool           `json:"votes_withheld,omitempty"`
+	Members       []MemberStatus `json:"members"`
 	// Error is set when the shard did not answer, or answered in part.
 	Error string `json:"error,omitempty"`
 	// FilterError is why the shard's key filter could not be built (its
@@ -201,6 +205,8 @@ func (s *ShardStatus) Ready() (ok bool, reason string) {
 		return false, fmt.Sprintf("applied index %d is behind commit index %d", s.AppliedIndex, s.CommitIndex)
 	case s.State == "leader" && s.AppliedIndex < s.TermStartIndex:
 		return false, fmt.Sprintf("leader catching up: applied index %d, its log was at %d when it took the lead", s.AppliedIndex, s.TermStartIndex)
+	case s.VotesWithheld:
+		return false, "started on an empty data dir and not yet caught up with a leader: it grants no vote"
 	}
 	return true, ""
 }
@@ -437,6 +443,7 @@ func shardStatus(id int, self string, r *messages.ShardStatusReply, err error) S
 	s.State = strings.ToLower(r.State)
 	s.Term, s.FirstIndex, s.LastIndex = r.Term, r.FirstIndex, r.LastIndex
 	s.CommitIndex, s.AppliedIndex, s.TermStartIndex = r.CommitIndex, r.AppliedIndex, r.TermStartIndex
+	s.VotesWithheld = r.VotesWithheld
 	s.Error, s.FilterError = r.Error, r.FilterError
 	for _, m := range r.Configuration {
 		ms := memberStatus(m)

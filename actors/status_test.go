@@ -53,6 +53,9 @@ func TestShardReadiness(t *testing.T) {
 		{actors.ShardStatus{Leader: "n1", State: "leader", CommitIndex: 6, AppliedIndex: 6, TermStartIndex: 5}, ""},
 		// A follower's term start index means nothing.
 		{actors.ShardStatus{Leader: "n2", State: "follower", CommitIndex: 3, AppliedIndex: 3, TermStartIndex: 5}, ""},
+		// On a new or lost data dir, not yet caught up with a leader.
+		{actors.ShardStatus{Leader: "n2", State: "follower", CommitIndex: 3, AppliedIndex: 3, VotesWithheld: true},
+			"started on an empty data dir and not yet caught up with a leader: it grants no vote"},
 	} {
 		ok, why := tc.s.Ready()
 		if ok != (tc.want == "") || why != tc.want {

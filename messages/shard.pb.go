@@ -590,8 +590,11 @@ type ShardStatusReply struct {
 	// membership change made conditional on it (ChangeMembership.prev_index)
 	// fails if the configuration changed in between.
 	ConfigurationIndex uint64 `protobuf:"varint,23,opt,name=configuration_index,json=configurationIndex,proto3" json:"configuration_index,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The group on this node started on empty stores (a new or lost data
+	// dir) and has not caught up with a leader yet: it grants no vote.
+	VotesWithheld bool `protobuf:"varint,24,opt,name=votes_withheld,json=votesWithheld,proto3" json:"votes_withheld,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ShardStatusReply) Reset() {
@@ -783,6 +786,13 @@ func (x *ShardStatusReply) GetConfigurationIndex() uint64 {
 		return x.ConfigurationIndex
 	}
 	return 0
+}
+
+func (x *ShardStatusReply) GetVotesWithheld() bool {
+	if x != nil {
+		return x.VotesWithheld
+	}
+	return false
 }
 
 // CompactLog asks a shard's leader to snapshot now and keep only trailing
@@ -1038,7 +1048,7 @@ const file_shard_proto_rawDesc = "" +
 	"_silent_ms\",\n" +
 	"\vShardStatus\x12\x1d\n" +
 	"\n" +
-	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xb7\x06\n" +
+	"with_sizes\x18\x01 \x01(\bR\twithSizes\"\xde\x06\n" +
 	"\x10ShardStatusReply\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -1069,7 +1079,8 @@ const file_shard_proto_rawDesc = "" +
 	"\ffilter_ready\x18\x14 \x01(\bR\vfilterReady\x12!\n" +
 	"\ffilter_error\x18\x15 \x01(\tR\vfilterError\x12(\n" +
 	"\x10term_start_index\x18\x16 \x01(\x04R\x0etermStartIndex\x12/\n" +
-	"\x13configuration_index\x18\x17 \x01(\x04R\x12configurationIndex\"(\n" +
+	"\x13configuration_index\x18\x17 \x01(\x04R\x12configurationIndex\x12%\n" +
+	"\x0evotes_withheld\x18\x18 \x01(\bR\rvotesWithheld\"(\n" +
 	"\n" +
 	"CompactLog\x12\x1a\n" +
 	"\btrailing\x18\x01 \x01(\x04R\btrailing\"H\n" +

@@ -65,6 +65,10 @@ func (r *Raft) verified(why string) {
 	r.logger.Info("this server grants votes again", "why", why)
 }
 
+// VotesWithheld tells whether the server grants no vote: it started on
+// empty stores and has not caught up with a leader (LostStoreGuard).
+func (r *Raft) VotesWithheld() bool { return r.unverified.Load() }
+
 // refuseUnverified tells whether a vote (or pre-vote) request is refused
 // because the server is unverified.
 func (r *Raft) refuseUnverified(kind string, candidate ServerAddress) bool {

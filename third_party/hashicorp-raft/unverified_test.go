@@ -137,7 +137,7 @@ func TestRaft_BootstrapVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Shutdown()
-	if !r.unverified.Load() {
+	if !r.VotesWithheld() {
 		t.Fatal("a server on empty stores is not marked")
 	}
 	if err := r.BootstrapCluster(Configuration{Servers: []Server{{Suffrage: Voter, ID: conf.LocalID, Address: addr}}}).Error(); err != nil {
