@@ -21,8 +21,10 @@
 # 1), the slowest stops and returns (restart until every shard has
 # three voters and a leader again, seen from a peer, and the restarted
 # node is ready), actors killed on
-# their shutdown time, and the hand-overs that failed. Needs
-# redis-benchmark, curl and python3.
+# their shutdown time, the hand-overs that failed, and the votes and
+# pre-votes refused by groups that started on empty stores (WIPE: the
+# restarted node before it caught up). Needs redis-benchmark, curl and
+# python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-20}
@@ -135,3 +137,4 @@ echo "slowest returns:"
 sort -k8 -n -r "$WORK/stops.txt" | head -3
 echo "actors killed on their shutdown time: $(cat "$WORK"/n?.log | grep -c CHILD_KILLED || true)"
 echo "hand-overs: $(cat "$WORK"/n?.log | grep -c 'leadership handed over before stopping' || true) done, $(cat "$WORK"/n?.log | grep -c 'leadership not handed over' || true) failed"
+echo "votes and pre-votes refused by groups that started on empty stores: $(cat "$WORK"/n?.log | grep -c 'request since this server started on empty stores' || true)"
