@@ -179,19 +179,17 @@ type localPropose struct {
 type localReadBarrier struct{ reply chan<- proto.Message }
 
 // Refuse answers a proposal its actor never took (supervisor.Refuser): it
-// stopped first, or is between two incarnations. Once only: the channel
-// holds one answer.
-func (m *localPropose) Refuse() {
-	select {
-	case m.reply <- &messages.ProposeReply{Error: ErrNotTaken}:
-	default:
-	}
-}
+// stopped first, or is between two incarnations.
+func (m *localPropose) Refuse() { refuse(m.reply, &messages.ProposeReply{Error: ErrNotTaken}) }
 
 // Refuse answers a read barrier its actor never took (supervisor.Refuser).
-func (m *localReadBarrier) Refuse() {
+func (m *localReadBarrier) Refuse() { refuse(m.reply, &messages.ReadBarrierReply{Error: ErrNotTaken}) }
+
+// refuse answers on reply once only: the channel holds one answer, and a
+// Refuser may be refused more than once.
+func refuse(reply chan<- proto.Message, m proto.Message) {
 	select {
-	case m.reply <- &messages.ReadBarrierReply{Error: ErrNotTaken}:
+	case reply <- m:
 	default:
 	}
 }
