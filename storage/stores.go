@@ -15,11 +15,10 @@ import (
 // they only flush when full or for a snapshot) and 256 block caches of
 // 8 MiB. A nil *Stores opens a store on its own, with those settings.
 type Stores struct {
-	pool      *CompactionPool
-	cache     *pebble.Cache
-	cacheSize int64
-	memTable  uint64 // each store's MemTableSize
-	closed    atomic.Bool
+	pool     *CompactionPool
+	cache    *pebble.Cache
+	memTable uint64 // each store's MemTableSize
+	closed   atomic.Bool
 }
 
 // StoresConfig sizes a node's Stores; zero fields take the defaults.
@@ -62,10 +61,9 @@ func NewStores(c StoresConfig) *Stores {
 	}
 	mem := uint64(c.MemTables) / uint64(max(c.Shards, 1))
 	return &Stores{
-		pool:      NewCompactionPool(c.Compactions),
-		cache:     pebble.NewCache(c.BlockCache),
-		cacheSize: c.BlockCache,
-		memTable:  min(max(mem, MinMemTable), MaxMemTable),
+		pool:     NewCompactionPool(c.Compactions),
+		cache:    pebble.NewCache(c.BlockCache),
+		memTable: min(max(mem, MinMemTable), MaxMemTable),
 	}
 }
 
@@ -92,9 +90,10 @@ type StoresStats struct {
 
 // Stats returns the stores' shared figures.
 func (s *Stores) Stats() StoresStats {
-	st := StoresStats{CompactionStats: s.pool.Stats(), MemTableSize: s.memTable, BlockCacheSize: s.cacheSize}
+	st := StoresStats{CompactionStats: s.pool.Stats(), MemTableSize: s.memTable}
 	if !s.closed.Load() {
 		m := s.cache.Metrics()
+		st.BlockCacheSize = s.cache.MaxSize()
 		st.BlockCacheBytes, st.BlockCacheHits, st.BlockCacheMisses = m.Size, m.Hits, m.Misses
 	}
 	return st
