@@ -36,6 +36,9 @@ func TestStoppedChildsMailboxIsAnswered(t *testing.T) {
 	sys := actor.NewActorSystem()
 	defer sys.Shutdown()
 	entered, release := make(chan struct{}), make(chan struct{})
+	// The blocked child is let go also when the test fails before it is.
+	free := sync.OnceFunc(func() { close(release) })
+	defer free()
 	blocker := supervisor.Worker("blocker", func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			switch m := ctx.Message().(type) {
@@ -55,11 +58,13 @@ func TestStoppedChildsMailboxIsAnswered(t *testing.T) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = tree.Stop(ctx)
+		if err := tree.Stop(ctx); err != nil {
+			t.Errorf("stopping the tree: %v", err)
+		}
 	}()
 	pid := actor.NewPID(sys.Address(), "root/blocker")
 	sys.Root.Send(pid, "block")
-	<-entered
+	testwait.Recv(t, entered, 5*time.Second, "the child blocked")
 	// Queued behind the blocked message: a request and a Refuser.
 	queued := sys.Root.RequestFuture(pid, "ping", 20*time.Second)
 	left := newRefusable()
@@ -75,7 +80,7 @@ func TestStoppedChildsMailboxIsAnswered(t *testing.T) {
 		}
 		return err
 	})
-	close(release)
+	free()
 	start := time.Now()
 	if _, err := queued.Result(); !errors.Is(err, actor.ErrDeadLetter) {
 		t.Fatalf("the queued request: %v, want a dead letter", err)
@@ -84,7 +89,7 @@ func TestStoppedChildsMailboxIsAnswered(t *testing.T) {
 		t.Fatalf("the queued request was answered after %v", took)
 	}
 	left.wait(t, "the Refuser left in the mailbox")
-	if err := <-terminated; err != nil {
+	if err := testwait.Recv(t, terminated, 15*time.Second, "TerminateChild's answer"); err != nil {
 		t.Fatal(err)
 	}
 	after := newRefusable()
