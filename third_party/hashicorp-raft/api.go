@@ -534,12 +534,6 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	// Ensure we have a LogOutput.
 	logger := conf.getOrCreateLogger()
 
-	// coppice: a server whose stores are empty is marked (unverified.go).
-	existing, err := HasExistingState(logs, stable, snaps)
-	if err != nil {
-		return nil, err
-	}
-
 	// Try to restore the current term.
 	currentTerm, err := stable.GetUint64(keyCurrentTerm)
 	if err != nil && err.Error() != "not found" {
@@ -621,10 +615,6 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	// Initialize as a follower.
 	r.setState(Follower)
 
-	if err := r.initUnverified(existing); err != nil {
-		return nil, err
-	}
-
 	// Restore the current term and the last log.
 	r.setCurrentTerm(currentTerm)
 	r.setLastLog(lastLog.Index, lastLog.Term)
@@ -634,12 +624,18 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		return nil, err
 	}
 
+	// coppice: a server whose stores are empty is marked (unverified.go);
+	// what HasExistingState reads, NewRaft has read already.
+	snapshotIndex, _ := r.getLastSnapshot()
+	if err := r.initUnverified(currentTerm > 0 || lastLog.Index > 0 || snapshotIndex > 0); err != nil {
+		return nil, err
+	}
+
 	if err := r.restoreFromCommittedLogs(); err != nil {
 		return nil, err
 	}
 
 	// Scan through the log for any configuration change entries.
-	snapshotIndex, _ := r.getLastSnapshot()
 	lastappliedIndex := r.getLastApplied()
 	// coppice: in one pass when the store can (LogScanner).
 	from := max(snapshotIndex, lastappliedIndex) + 1
