@@ -26,6 +26,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/cluster"
+	"github.com/coppice-kv/coppice/gossip"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/supervisor"
@@ -86,7 +87,21 @@ type managerActor struct {
 	// warned is when each reconcile error was last logged as a warning
 	// (warnReconcile), by its text without figures.
 	warned map[string]time.Time
+	// toldForeign is when each member gossip refused for another cluster
+	// ID was last explained (foreignMember).
+	toldForeign map[string]time.Time
 }
+
+// memberRefused is gossip keeping a member out outside a join
+// (gossip.Config.OnRefused).
+type memberRefused struct {
+	name string
+	err  error
+}
+
+// foreignWarnEvery is how often the coordinator explains a member that
+// came back as a node of another cluster.
+const foreignWarnEvery = 10 * time.Minute
 
 type syncKey struct {
 	op    uint64
@@ -125,6 +140,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
 		m.toldRemoved = map[string]bool{}
+		m.toldForeign = map[string]time.Time{}
 		tick := m.rt.ManagerTick
 		if tick <= 0 {
 			tick = defaultManagerTick
@@ -144,6 +160,8 @@ func (m *managerActor) Receive(ctx actor.Context) {
 	case managerTickMsg:
 		m.rearm(time.Now())
 		m.reconcileNow()
+	case memberRefused:
+		m.foreignMember(msg, time.Now())
 	case coordinatorNow:
 		m.reconcileNow()
 	case *reconciled:
@@ -195,6 +213,30 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.operate(msg.(proto.Message))) }()
 	}
+}
+
+// foreignMember explains, on the coordinator, a member of this cluster
+// that gossip refuses because it announces another cluster ID: a node
+// that lost its data dir and was started again without --join founds a
+// cluster of its own, empty, and serves it to its clients. Gossip only
+// says "cluster id mismatch", and the cluster sees the member down.
+func (m *managerActor) foreignMember(r memberRefused, now time.Time) {
+	if !errors.Is(r.err, gossip.ErrClusterMismatch) {
+		return
+	}
+	sys, st, err := m.rt.System()
+	if err != nil || sys.State() != raft.Leader || st.Member(r.name) == nil {
+		return
+	}
+	if t, ok := m.toldForeign[r.name]; ok && now.Sub(t) < foreignWarnEvery {
+		return
+	}
+	m.toldForeign[r.name] = now
+	m.rt.logger().Error("a member of this cluster answers as a node of another cluster: its data dir was probably lost and, "+
+		"started again without --join, it founded a new, empty cluster, which it serves to its clients; here it counts as down "+
+		"(removed after --remove-delay). Stop it, empty its data dir and start it with --join, the other nodes' gossip addresses: "+
+		"it rejoins and gets its data back (--bootstrap-expect on every node keeps a node from founding a second cluster)",
+		"node", r.name, "err", r.err)
 }
 
 // reconcileNow starts a reconcile pass, or has one start when the

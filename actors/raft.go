@@ -200,6 +200,35 @@ type verifyDone struct {
 	err     error
 }
 
+// bootstrapGroup asks a group's actor to make this node the group's only
+// voter if the group has no Raft state yet: the node has just founded its
+// cluster (watcherActor.found).
+type bootstrapGroup struct{}
+
+// bootstrapAlone makes this node (id, at trans's address) the only voter
+// of r's group, unless the group has Raft state already.
+func bootstrapAlone(r *raft.Raft, id raft.ServerID, trans raft.Transport) error {
+	f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+		{Suffrage: raft.Voter, ID: id, Address: trans.LocalAddr()},
+	}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return err
+	}
+	return nil
+}
+
+// bootstrapLater runs bootstrapAlone off the actor's mailbox (the Raft
+// main loop answers it) and logs a failure: the group then waits to be
+// added, as a joining node's does, and its next start bootstraps it
+// (Runtime.bootstrap).
+func bootstrapLater(rt *Runtime, r *raft.Raft, trans raft.Transport, group string) {
+	go func() {
+		if err := bootstrapAlone(r, raft.ServerID(rt.Name), trans); err != nil {
+			rt.logger().Error("founding the cluster: the group did not bootstrap", "group", group, "err", err)
+		}
+	}()
+}
+
 func shardName(i int) string { return "shard-" + strconv.Itoa(i) }
 func raftName(i int) string  { return "raft-" + strconv.Itoa(i) }
 
@@ -248,6 +277,8 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		}
 	case handOverNow:
 		startHandOver(a.system.Root, ctx.Sender(), a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
+	case bootstrapGroup:
+		bootstrapLater(a.rt, a.r, a.trans, fmt.Sprintf("shard %d", a.shard))
 	case *messages.ShardStatus:
 		a.status(ctx.Sender(), m.WithSizes)
 	case *messages.ReplicaAcks:
@@ -338,10 +369,7 @@ func (a *raftActor) start() error {
 		return fmt.Errorf("node: shard %d: raft: %w", a.shard, err)
 	}
 	if !existing && rt.bootstrap() {
-		f := a.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
-			{Suffrage: raft.Voter, ID: conf.LocalID, Address: a.trans.LocalAddr()},
-		}})
-		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		if err := bootstrapAlone(a.r, conf.LocalID, a.trans); err != nil {
 			return fmt.Errorf("node: shard %d: bootstrap: %w", a.shard, err)
 		}
 	}

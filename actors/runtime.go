@@ -49,14 +49,20 @@ type Runtime struct {
 	// The cluster: gossip's address, seeds to join, the role this node
 	// asks for, gossip encryption, how long a failed node stays before
 	// its removal, and how many attempts a shard's sync gets.
-	GossipAddr  string
-	HTTPAddr    string
-	Join        []string
-	Role        messages.Role
-	GossipKey   []byte
-	KeyringFile string
-	RemoveDelay time.Duration
-	SyncRetries int
+	GossipAddr string
+	HTTPAddr   string
+	Join       []string
+	// BootstrapExpect, with Join, lets a node on a new data dir found the
+	// cluster: once gossip shows it that many nodes, none of them in a
+	// cluster and all asking for as many, the first of them by name
+	// founds it and the others join it (cluster.Founding). 0: a node
+	// with Join only joins.
+	BootstrapExpect int
+	Role            messages.Role
+	GossipKey       []byte
+	KeyringFile     string
+	RemoveDelay     time.Duration
+	SyncRetries     int
 	// SyncParallel bounds the shard syncs the coordinator runs at once.
 	SyncParallel int
 	// SnapshotRate bounds the snapshot bytes the node streams per
@@ -159,6 +165,9 @@ type Runtime struct {
 	// takes it from gossip before its system group records it).
 	clusterID         string
 	clusterIDRecorded bool
+	// founder: this node founded its cluster although started with
+	// --join (Identity.Founder).
+	founder atomic.Bool
 	// roleTold: the node has warned that it runs with another --role
 	// than the cluster records for it. recordedRole is the role the
 	// cluster records for it, once it is a member (0 before: Role
@@ -218,9 +227,9 @@ type SnapshotPolicy struct {
 }
 
 // bootstrap tells whether a node with no Raft state makes itself the first
-// voter of every group (standalone), rather than wait to be added to a
-// cluster it joins (--join).
-func (rt *Runtime) bootstrap() bool { return len(rt.Join) == 0 }
+// voter of every group (standalone, or the founder of --bootstrap-expect),
+// rather than wait to be added to a cluster it joins (--join).
+func (rt *Runtime) bootstrap() bool { return len(rt.Join) == 0 || rt.founder.Load() }
 
 // SetActiveExpiry switches the active expiry of the shards this node
 // leads on or off (DEBUG SET-ACTIVE-EXPIRE); it is on from the start.
@@ -527,7 +536,20 @@ func memberPeer(m *messages.ClusterMember) transport.Peer {
 }
 
 // recordClusterID writes the cluster's ID into node.json, once.
-func (rt *Runtime) recordClusterID(id string) error {
+func (rt *Runtime) recordClusterID(id string) error { return rt.writeClusterID(id, false) }
+
+// recordFounding makes this node the founder of a new cluster of ID id
+// (--bootstrap-expect): node.json records both before any group
+// bootstraps, so a restart finishes what this started.
+func (rt *Runtime) recordFounding(id string) error {
+	if err := rt.writeClusterID(id, true); err != nil {
+		return err
+	}
+	rt.founder.Store(true)
+	return nil
+}
+
+func (rt *Runtime) writeClusterID(id string, founder bool) error {
 	l := rt.Layout()
 	ident, ok, err := l.ReadIdentity()
 	if err != nil {
@@ -536,8 +558,8 @@ func (rt *Runtime) recordClusterID(id string) error {
 	if !ok {
 		ident = storage.Identity{Name: rt.Name, Shards: rt.Shards}
 	}
-	if ident.ClusterID != id {
-		ident.ClusterID = id
+	if ident.ClusterID != id || (founder && !ident.Founder) {
+		ident.ClusterID, ident.Founder = id, ident.Founder || founder
 		if err := l.WriteIdentity(ident); err != nil {
 			return err
 		}

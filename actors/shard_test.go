@@ -338,3 +338,34 @@ func TestRaftLogFailureShutsEveryGroupDown(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFounderRestartBootstraps: a node started with --join that recorded
+// in node.json that it founds its cluster (--bootstrap-expect), and was
+// stopped before its groups bootstrapped, makes itself their voter when
+// it starts again; the same node.json without the mark waits to be
+// added, as any node with --join does.
+func TestFounderRestartBootstraps(t *testing.T) {
+	for _, founder := range []bool{true, false} {
+		dir := t.TempDir()
+		id := storage.Identity{Name: "n1", ClusterID: "c0ffee", Shards: 2, Founder: founder}
+		if err := (storage.Layout{Dir: dir}).WriteIdentity(id); err != nil {
+			t.Fatal(err)
+		}
+		n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: dir, Shards: 2, ClusterAddr: "127.0.0.1:0", Exec: setExec,
+			Join: []string{"127.0.0.1:1"}, BootstrapExpect: 3})
+		for shard := range 2 {
+			st := request[*messages.ShardStatusReply](t, n, actors.RaftPath(shard), &messages.ShardStatus{})
+			if got := len(st.Configuration); (got == 1) != founder {
+				t.Errorf("founder %v: shard %d has %d servers in its configuration", founder, shard, got)
+			}
+		}
+		if founder {
+			waitLeader(t, n, 0)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := n.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		cancel()
+	}
+}

@@ -55,6 +55,7 @@ func (s *storeActor) open() error {
 	// The cluster this data belongs to, if any: gossip announces it from
 	// the start, so a node with another cluster's data is refused.
 	rt.setClusterID(id.ClusterID, id.ClusterID != "")
+	rt.founder.Store(state == storage.DirSame && id.Founder)
 	switch state {
 	case storage.DirNew:
 		ident := storage.Identity{Name: rt.Name, Shards: rt.Shards}

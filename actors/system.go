@@ -66,6 +66,8 @@ func (a *systemActor) Receive(ctx actor.Context) {
 		transferLeadership(a.root, ctx.Sender(), a.r, m)
 	case handOverNow:
 		startHandOver(a.root, ctx.Sender(), a.r, a.rt.logger(), "system")
+	case bootstrapGroup:
+		bootstrapLater(a.rt, a.r, a.trans, "system")
 	}
 }
 
@@ -104,10 +106,7 @@ func (a *systemActor) start() error {
 		return fmt.Errorf("node: system group: %w", err)
 	}
 	if !existing && rt.bootstrap() {
-		f := a.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
-			{Suffrage: raft.Voter, ID: conf.LocalID, Address: a.trans.LocalAddr()},
-		}})
-		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		if err := bootstrapAlone(a.r, conf.LocalID, a.trans); err != nil {
 			return fmt.Errorf("node: system group: bootstrap: %w", err)
 		}
 	}

@@ -11,16 +11,21 @@ package actors
 // node's supervisor gives up with that error rather than run half-joined.
 // A name held at another address where nothing answers is this node's own
 // earlier run (it restarted at new addresses): it joins again until gossip
-// sees that run fail (earlierRun).
+// sees that run fail (earlierRun). A node on a new data dir started with
+// --bootstrap-expect founds the cluster when gossip shows it the nodes to
+// found it with, and it is the first of them by name (foundCluster); it
+// joins instead as soon as one of them belongs to a cluster.
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/cluster"
 	"github.com/coppice-kv/coppice/gossip"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
@@ -37,6 +42,13 @@ const (
 	// node's earlier run, at other addresses, fail: a LAN's failure
 	// detection takes 5-30 s.
 	twinWait = 90 * time.Second
+	// foundingCheck is how often a node of --bootstrap-expect looks at its
+	// gossip members while it belongs to no cluster, and foundingSettle
+	// how long the first of them by name must have seen the founding
+	// nodes before it founds: the time for gossip to show all of them a
+	// cluster ID that one of the others may already have.
+	foundingCheck  = 250 * time.Millisecond
+	foundingSettle = time.Second
 )
 
 type watcherActor struct {
@@ -65,6 +77,9 @@ type checkDisk struct{}
 const diskCheckEvery = time.Second
 
 type resync struct{}
+
+// foundCluster makes this node found the cluster (--bootstrap-expect).
+type foundCluster struct{}
 
 func (w *watcherActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -96,15 +111,49 @@ func (w *watcherActor) Receive(ctx actor.Context) {
 				root.Send(to, reply)
 			}
 		}()
+	case foundCluster:
+		w.found(ctx)
 	case joinFailed:
 		panic(m.err)
 	}
+}
+
+// found makes this node the founder of a new cluster: node.json records
+// the new ID and that this node founded it, then every Raft group with no
+// state makes this node its only voter (a group that restarts meanwhile
+// does so as it starts: Runtime.bootstrap), and gossip announces the ID.
+// The manager, on the system group's leader (this node), initializes the
+// cluster state and adds the other nodes as they join.
+func (w *watcherActor) found(ctx actor.Context) {
+	rt := w.rt
+	if rt.ClusterID() != "" {
+		return // a member's cluster ID came first: this node joins it
+	}
+	id := storage.NewClusterID()
+	if err := rt.recordFounding(id); err != nil {
+		panic(fmt.Errorf("node: found the cluster: %w", err))
+	}
+	paths := []string{SystemPath}
+	for i := range rt.Shards {
+		paths = append(paths, RaftPath(i))
+	}
+	for _, p := range paths {
+		ctx.Send(actor.NewPID(ctx.Self().Address, p), bootstrapGroup{})
+	}
+	if err := w.g.SetTags(w.tags()); err != nil {
+		rt.logger().Warn("gossip tags", "err", err)
+	}
+	rt.logger().Info("founded the cluster: the nodes of --bootstrap-expect see each other and this one is the first by name",
+		"cluster_id", id, "expect", rt.BootstrapExpect)
 }
 
 func (w *watcherActor) tags() gossip.Tags {
 	rt := w.rt
 	t := gossip.Tags{ClientAddr: rt.BoundClientAddr(), HTTPAddr: rt.HTTPAddr, Role: roleName(rt.Role),
 		ClusterID: rt.ClusterID(), Shards: rt.Shards, DiskLow: rt.diskLowHere()}
+	if t.ClusterID == "" {
+		t.BootstrapExpect = rt.BootstrapExpect
+	}
 	if mux, err := rt.Mux(); err == nil {
 		t.ClusterAddr = mux.Addr().String()
 	}
@@ -169,18 +218,19 @@ func (w *watcherActor) start(ctx actor.Context) error {
 	rt := w.rt
 	w.events = make(chan *messages.MemberEvent, 256)
 	w.checkDisk() // the first tags tell
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	manager := actor.NewPID(self.Address, ManagerPath)
 	g, err := gossip.Start(gossip.Config{
 		Name: rt.Name, BindAddr: rt.GossipAddr, Tags: w.tags(), EncryptKey: rt.GossipKey,
 		KeyringFile: rt.KeyringFile, SnapshotPath: filepath.Join(rt.DataDir, "serf.snapshot"),
 		Log: rt.logger(), Fast: rt.GossipFast,
+		OnRefused: func(member string, err error) { root.Send(manager, memberRefused{member, err}) },
 	}, w.events)
 	if err != nil {
 		return err
 	}
 	w.g = g
 	w.stop, w.done = make(chan struct{}), make(chan struct{})
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	manager := actor.NewPID(self.Address, ManagerPath)
 	stop, done, events := w.stop, w.done, w.events
 	go func() {
 		defer close(done)
@@ -191,10 +241,42 @@ func (w *watcherActor) start(ctx actor.Context) error {
 		var twinSince time.Time // when a join first met this node's name held elsewhere
 		retry := time.NewTimer(0)
 		defer retry.Stop()
+		var founding <-chan time.Time
+		if rt.BootstrapExpect > 0 && rt.ClusterID() == "" {
+			t := time.NewTicker(foundingCheck)
+			defer t.Stop()
+			founding = t.C
+		}
+		var foundSince time.Time // since when DecideFounding has said found
+		lastWait := ""
 		for {
 			select {
 			case <-stop:
 				return
+			case <-founding:
+				if rt.ClusterID() != "" {
+					founding = nil
+					continue
+				}
+				members := g.Members()
+				switch d := cluster.DecideFounding(rt.Name, rt.BootstrapExpect, members); {
+				case d.Join != "":
+					adoptClusterID(rt, members)
+					founding = nil
+				case d.Found:
+					if foundSince.IsZero() {
+						foundSince = time.Now()
+					} else if time.Since(foundSince) >= foundingSettle {
+						root.Send(self, foundCluster{})
+						founding = nil
+					}
+				default:
+					foundSince = time.Time{}
+					if d.Wait != lastWait {
+						rt.logger().Info("not founding a cluster yet", "why", d.Wait)
+						lastWait = d.Wait
+					}
+				}
 			case ev := <-events:
 				root.Send(manager, ev)
 			case <-g.Done():

@@ -44,6 +44,12 @@ type Config struct {
 	// Fast sets tight timers for tests on loopback: failures are detected
 	// in well under a second. Never use it across a real network.
 	Fast bool
+	// OnRefused, if set, is told of each member the merge checks keep out
+	// outside a Join (a member already known that comes back with another
+	// cluster ID, say), with the refusal. It is called with memberlist's
+	// lock held, as often as the member's messages arrive: it must only
+	// pass the news on (and must not call serf or memberlist).
+	OnRefused func(member string, err error)
 }
 
 // ValidateName checks a node name: 1 to MaxNameLen bytes of [A-Za-z0-9._-],

@@ -45,6 +45,7 @@ type Gossip struct {
 	limit      int
 	dropped    atomic.Uint64
 	shutdown   sync.Once
+	onRefused  func(member string, err error) // Config.OnRefused
 
 	joinMu sync.Mutex // one Join at a time
 
@@ -82,6 +83,7 @@ func Start(cfg Config, events chan<- *messages.MemberEvent) (*Gossip, error) {
 		pumpDone:   make(chan struct{}),
 		limit:      queueLimit,
 		tags:       cfg.Tags,
+		onRefused:  cfg.OnRefused,
 	}
 	sc.EventCh = g.serfEvents
 	sc.Merge = mergeDelegate{g}
@@ -290,6 +292,7 @@ func (g *Gossip) member(m *serf.Member) *messages.Member {
 	}
 	pm.ClusterAddr, pm.ClientAddr, pm.HttpAddr = t.ClusterAddr, t.ClientAddr, t.HTTPAddr
 	pm.Role, pm.ClusterId, pm.Shards, pm.DiskLow = t.Role, t.ClusterID, uint32(t.Shards), t.DiskLow
+	pm.BootstrapExpect = uint32(t.BootstrapExpect)
 	pm.Tags = extraTags(m.Tags)
 	return pm
 }
@@ -315,6 +318,9 @@ func (d mergeDelegate) NotifyMerge(members []*serf.Member) error {
 				g.refusal = err
 			} else {
 				g.log.Warn("gossip refused member", "member", m.Name, "addr", hostPort(m.Addr, m.Port), "err", err)
+				if g.onRefused != nil {
+					g.onRefused(m.Name, err)
+				}
 			}
 			return err
 		}

@@ -333,6 +333,45 @@ func TestClusterIDMismatchRefused(t *testing.T) {
 	}
 }
 
+// TestRefusalsOutsideAJoinReported: a member refused outside this node's
+// own Join (another node's join, its alive messages) is told to
+// Config.OnRefused, with the refusal.
+func TestRefusalsOutsideAJoinReported(t *testing.T) {
+	type refusal struct {
+		name string
+		err  error
+	}
+	got := make(chan refusal, 64)
+	cfg := config("n1", tags("c1", 4))
+	cfg.OnRefused = func(name string, err error) {
+		select {
+		case got <- refusal{name, err}:
+		default:
+		}
+	}
+	n1 := start(t, cfg)
+	sc := serf.DefaultConfig()
+	sc.NodeName, sc.Tags = "bare", tags("c2", 4).Encode()
+	sc.MemberlistConfig.BindAddr, sc.MemberlistConfig.BindPort = "127.0.0.1", 0
+	sc.LogOutput, sc.MemberlistConfig.LogOutput = io.Discard, io.Discard
+	bare, err := serf.Create(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Shutdown()
+	if _, err := bare.Join([]string{n1.Addr()}, true); err != nil {
+		t.Fatalf("bare join: %v", err)
+	}
+	select {
+	case r := <-got:
+		if r.name != "bare" || !errors.Is(r.err, ErrClusterMismatch) {
+			t.Errorf("OnRefused(%q, %v), want bare and ErrClusterMismatch", r.name, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnRefused not called within 10s")
+	}
+}
+
 func TestShardCountMismatchRefused(t *testing.T) {
 	ns := cluster(t, tags("", 4), "n1", "n2")
 	stranger := start(t, config("x1", tags("", 8)))
@@ -603,8 +642,13 @@ func TestTagsRoundTrip(t *testing.T) {
 	if got := (Tags{}).Encode(); len(got) != 0 {
 		t.Errorf("empty tags encode to %v", got)
 	}
+	in := tags("", 4)
+	in.BootstrapExpect = 3
+	if out, err := DecodeTags(in.Encode()); err != nil || out != in || in.Encode()["bx"] != "3" {
+		t.Errorf("bootstrap expect: DecodeTags(%v) = %v, %v", in.Encode(), out, err)
+	}
 	for _, bad := range []map[string]string{
-		{"sh": "four"}, {"sh": "-1"}, {"ca": "no-port"}, {"dl": "yes"},
+		{"sh": "four"}, {"sh": "-1"}, {"ca": "no-port"}, {"dl": "yes"}, {"bx": "three"}, {"bx": "70000"},
 	} {
 		if _, err := DecodeTags(bad); !errors.Is(err, ErrBadTags) {
 			t.Errorf("DecodeTags(%v) = %v, want ErrBadTags", bad, err)

@@ -19,6 +19,10 @@ type Tags struct {
 	// DiskLow: the node's data dir has less free space than its floor
 	// (--min-free-disk-mib).
 	DiskLow bool
+	// BootstrapExpect is the node's --bootstrap-expect while it belongs to
+	// no cluster: how many nodes must see each other before the first of
+	// them by name founds one (0: none asked).
+	BootstrapExpect int
 }
 
 // Serf tag keys: short, because all tags together must fit in memberlist's
@@ -31,6 +35,7 @@ const (
 	tagClusterID   = "id"
 	tagShards      = "sh"
 	tagDiskLow     = "dl"
+	tagBootstrap   = "bx"
 )
 
 // metaMaxSize is memberlist.MetaMaxSize: the limit on encoded tags.
@@ -67,6 +72,9 @@ func (t Tags) Encode() map[string]string {
 	if t.DiskLow {
 		m[tagDiskLow] = "1"
 	}
+	if t.BootstrapExpect != 0 {
+		m[tagBootstrap] = strconv.Itoa(t.BootstrapExpect)
+	}
 	return m
 }
 
@@ -83,6 +91,13 @@ func DecodeTags(m map[string]string) (Tags, error) {
 			return Tags{}, fmt.Errorf("%w: shard count %q (tag %q) is not a number", ErrBadTags, s, tagShards)
 		}
 		t.Shards = int(n)
+	}
+	if s, ok := m[tagBootstrap]; ok {
+		n, err := strconv.ParseUint(s, 10, 16)
+		if err != nil {
+			return Tags{}, fmt.Errorf("%w: bootstrap expect %q (tag %q) is not a number", ErrBadTags, s, tagBootstrap)
+		}
+		t.BootstrapExpect = int(n)
 	}
 	switch v, ok := m[tagDiskLow]; {
 	case !ok:
@@ -102,7 +117,7 @@ func extraTags(m map[string]string) map[string]string {
 	var extra map[string]string
 	for k, v := range m {
 		switch k {
-		case tagClusterAddr, tagClientAddr, tagHTTPAddr, tagRole, tagClusterID, tagShards, tagDiskLow:
+		case tagClusterAddr, tagClientAddr, tagHTTPAddr, tagRole, tagClusterID, tagShards, tagDiskLow, tagBootstrap:
 			continue
 		}
 		if extra == nil {
@@ -129,6 +144,9 @@ func (t Tags) Validate() error {
 	}
 	if t.Shards < 0 || int64(t.Shards) > math.MaxUint32 {
 		return fmt.Errorf("%w: shard count %d out of range", ErrBadTags, t.Shards)
+	}
+	if t.BootstrapExpect < 0 || t.BootstrapExpect > math.MaxUint16 {
+		return fmt.Errorf("%w: bootstrap expect %d out of range", ErrBadTags, t.BootstrapExpect)
 	}
 	// Serf msgpack-encodes the map behind one magic byte: a map header of
 	// at most 3 bytes and, per string, at most 3 header bytes. Bounding it

@@ -579,7 +579,7 @@ func cmdMove(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("%v", err)
 	}
-	n.client, n.http, n.gossip = a[0], a[1], a[2]
+	n.client, n.http, n.gossip, n.cluster = a[0], a[1], a[2], a[3]
 	for flag, addr := range map[string]string{"--client-addr": a[0], "--http-addr": a[1], "--gossip-addr": a[2], "--cluster-addr": a[3]} {
 		i := slices.Index(n.args, flag)
 		if i < 0 || i+1 >= len(n.args) {

@@ -90,8 +90,27 @@ const scriptShards = 4
 // scriptNode is a node process a script started.
 type scriptNode struct {
 	*node
-	proc *exec.Cmd
-	done chan struct{}
+	cluster string // --cluster-addr
+	proc    *exec.Cmd
+	done    chan struct{}
+}
+
+// declare returns the script's node called name, giving it free loopback
+// ports and a data dir under the script's work dir the first time. Its
+// args stay nil until its first start.
+func declare(ts *testscript.TestScript, name string) *scriptNode {
+	nodes := scriptNodes(ts)
+	if n := nodes[name]; n != nil {
+		return n
+	}
+	a, err := freeport.Loopback(4)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	n := &scriptNode{node: &node{name: name, dataDir: filepath.Join(ts.Getenv("WORK"), "data", name),
+		client: a[0], http: a[1], gossip: a[2]}, cluster: a[3]}
+	nodes[name] = n
+	return n
 }
 
 func scriptNodes(ts *testscript.TestScript) map[string]*scriptNode {
@@ -106,13 +125,16 @@ func lookup(ts *testscript.TestScript, name string) *scriptNode {
 	return n
 }
 
-// start [--no-wait] NAME [--join PEER] [flags...]: start a node and wait
-// (60s) until /readyz answers (with --no-wait, only start it: a joining
-// node is ready once it is synced). --join takes another node's name. The
-// flags given the first time are the node's for good; flags given when a
-// stopped node is started again are added for that start only. Example:
+// start [--no-wait] NAME [--join PEER[,PEER...]] [flags...]: start a node
+// and wait (60s) until /readyz answers (with --no-wait, only start it: a
+// joining node is ready once it is synced). --join takes other nodes'
+// names; one not started yet gets its addresses then, for its own start
+// later (nodes that join each other). The flags given the first time are
+// the node's for good; flags given when a stopped node is started again
+// are added for that start only. Example:
 //
 //	start n2 --join n1 --role replica
+//	start --no-wait n1 --join n2,n3 --bootstrap-expect 3
 //
 // ! start NAME [flags...]: the start is refused: the process exits (60s)
 // with a failure, and its log is the command's stdout.
@@ -125,29 +147,25 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: [!] start [--no-wait] NAME [--join PEER] [flags...]")
 	}
 	name, rest := args[0], args[1:]
-	nodes := scriptNodes(ts)
-	n := nodes[name]
+	n := declare(ts, name)
 	var extra []string
 	for i := 0; i < len(rest); i++ {
 		if rest[i] == "--join" && i+1 < len(rest) {
-			extra = append(extra, "--join", lookup(ts, rest[i+1]).gossip)
+			var seeds []string
+			for _, peer := range strings.Split(rest[i+1], ",") {
+				seeds = append(seeds, declare(ts, peer).gossip)
+			}
+			extra = append(extra, "--join", strings.Join(seeds, ","))
 			i++
 			continue
 		}
 		extra = append(extra, rest[i])
 	}
 	flags := extra
-	if n == nil {
-		a, err := freeport.Loopback(4)
-		if err != nil {
-			ts.Fatalf("%v", err)
-		}
-		n = &scriptNode{node: &node{name: name, dataDir: filepath.Join(ts.Getenv("WORK"), "data", name),
-			client: a[0], http: a[1], gossip: a[2]}}
+	if n.args == nil {
 		n.args = append([]string{"--name", name, "--data-dir", n.dataDir, "--shards", strconv.Itoa(scriptShards),
-			"--client-addr", n.client, "--cluster-addr", a[3], "--gossip-addr", n.gossip,
+			"--client-addr", n.client, "--cluster-addr", n.cluster, "--gossip-addr", n.gossip,
 			"--http-addr", n.http, "--gossip-fast", "--remove-delay", "4s"}, extra...)
-		nodes[name] = n
 		flags = nil
 	}
 	if n.proc != nil {
@@ -274,7 +292,7 @@ func cmdExited(ts *testscript.TestScript, neg bool, args []string) {
 //	sets n1 k OK           a SET of k through n1 answers OK (or an error
 //	                       with the words given, joined by spaces)
 //	disklow n1 n3          n1's status marks n3, and no other, disk_low
-//	clusterid m1           m1 has recorded its cluster's ID
+//	clusterid m1 [m2...]   m1 has recorded its cluster's ID (and m2... the same)
 //	syncedby n1 n4 replay  n1 reports every shard of n4 synced by replay
 //	snapshots n4 1         every shard of n4 keeps 1 snapshot
 func cmdWait(check func(n *node, names ...string) error) func(*testscript.TestScript, bool, []string) {
@@ -525,7 +543,7 @@ func cmdClone(ts *testscript.TestScript, neg bool, args []string) {
 	if src.proc != nil {
 		ts.Fatalf("clone: %s is running; stop it first", args[0])
 	}
-	if scriptNodes(ts)[args[1]] != nil {
+	if n := scriptNodes(ts)[args[1]]; n != nil && n.args != nil {
 		ts.Fatalf("clone: %s was started already", args[1])
 	}
 	if err := copyDir(src.dataDir, filepath.Join(ts.Getenv("WORK"), "data", args[1])); err != nil {
@@ -535,21 +553,40 @@ func cmdClone(ts *testscript.TestScript, neg bool, args []string) {
 
 // hasClusterID checks that n has recorded the ID of its cluster in its
 // data dir (node.json), as a standalone node does once its system group
-// runs:
+// runs, and that each of the others named has recorded the same:
 //
-//	clusterid m1
-func hasClusterID(n *node, _ ...string) error {
+//	clusterid n2
+//	clusterid n1 n2 n3
+func hasClusterID(n *node, others ...string) error {
+	id, err := recordedClusterID(n.dataDir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.name, err)
+	}
+	for _, o := range others {
+		their, err := recordedClusterID(filepath.Join(filepath.Dir(n.dataDir), o))
+		if err != nil {
+			return fmt.Errorf("%s: %w", o, err)
+		}
+		if their != id {
+			return fmt.Errorf("%s records cluster id %s, %s %s", n.name, id, o, their)
+		}
+	}
+	return nil
+}
+
+// recordedClusterID is the cluster ID in dataDir's node.json.
+func recordedClusterID(dataDir string) (string, error) {
 	var id struct {
 		ClusterID string `json:"cluster_id"`
 	}
-	b, err := os.ReadFile(filepath.Join(n.dataDir, "node.json"))
+	b, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
 	if err == nil {
 		err = json.Unmarshal(b, &id)
 	}
 	if err == nil && id.ClusterID == "" {
-		err = fmt.Errorf("%s: no cluster id in node.json yet", n.name)
+		err = errors.New("no cluster id in node.json yet")
 	}
-	return err
+	return id.ClusterID, err
 }
 
 // same NODES...: every shard's applied index and checksum agree on the
@@ -611,7 +648,7 @@ func cmdRestore(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: [!] restore FILE NAME")
 	}
-	if scriptNodes(ts)[args[1]] != nil {
+	if n := scriptNodes(ts)[args[1]]; n != nil && n.args != nil {
 		ts.Fatalf("restore: %s was started already", args[1])
 	}
 	bin, err := buildNode()

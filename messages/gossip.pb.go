@@ -169,9 +169,13 @@ type Member struct {
 	Tags map[string]string `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The member's data dir has less free space than its
 	// --min-free-disk-mib: the cluster refuses writes that may add data.
-	DiskLow       bool `protobuf:"varint,11,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DiskLow bool `protobuf:"varint,11,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
+	// The member's --bootstrap-expect while it belongs to no cluster (0:
+	// none asked): how many nodes must see each other before the first of
+	// them by name founds one.
+	BootstrapExpect uint32 `protobuf:"varint,12,opt,name=bootstrap_expect,json=bootstrapExpect,proto3" json:"bootstrap_expect,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -279,6 +283,13 @@ func (x *Member) GetDiskLow() bool {
 		return x.DiskLow
 	}
 	return false
+}
+
+func (x *Member) GetBootstrapExpect() uint32 {
+	if x != nil {
+		return x.BootstrapExpect
+	}
+	return 0
 }
 
 // MemberEvent is one serf member event; members carry their state as of
@@ -421,7 +432,7 @@ var File_gossip_proto protoreflect.FileDescriptor
 
 const file_gossip_proto_rawDesc = "" +
 	"\n" +
-	"\fgossip.proto\x12\x10coppice.messages\"\xad\x03\n" +
+	"\fgossip.proto\x12\x10coppice.messages\"\xd8\x03\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vgossip_addr\x18\x02 \x01(\tR\n" +
@@ -437,7 +448,8 @@ const file_gossip_proto_rawDesc = "" +
 	"cluster_id\x18\t \x01(\tR\tclusterId\x126\n" +
 	"\x04tags\x18\n" +
 	" \x03(\v2\".coppice.messages.Member.TagsEntryR\x04tags\x12\x19\n" +
-	"\bdisk_low\x18\v \x01(\bR\adiskLow\x1a7\n" +
+	"\bdisk_low\x18\v \x01(\bR\adiskLow\x12)\n" +
+	"\x10bootstrap_expect\x18\f \x01(\rR\x0fbootstrapExpect\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +

@@ -49,6 +49,11 @@ type Identity struct {
 	Name      string `json:"name"`
 	ClusterID string `json:"cluster_id,omitempty"`
 	Shards    int    `json:"shards"`
+	// Founder is set on a node started with --join that founded its
+	// cluster (--bootstrap-expect): like a node started without --join,
+	// it makes itself the first voter of every group that has no Raft
+	// state yet, also after a restart between this record and that.
+	Founder bool `json:"founder,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)

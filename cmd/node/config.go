@@ -49,6 +49,7 @@ type Config struct {
 	HTTPTLSCertFile    string
 	HTTPTLSKeyFile     string
 	Join               []string
+	BootstrapExpect    int
 	Role               string
 	RequirePass        string
 	LogFormat          string
@@ -255,6 +256,15 @@ var options = []*option{
 				}
 				c.Join = append(c.Join, addr)
 			}
+			return nil
+		}},
+	{name: "bootstrap-expect", kind: kindInt, def: constant("0"), usage: "with --join, on a new data dir: found the cluster together with this many nodes, 2..1000, all given the same count and each other's gossip addresses (the first of them by name founds it, the others join it); a node that finds a cluster among them joins it instead, so a node whose data dir is lost never founds a second cluster when started again; 0: a node with --join only joins",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || (n != 0 && (n < 2 || n > 1000)) {
+				return errors.New("want 0 (none) or 2..1000: a node that founds alone is started without --join")
+			}
+			c.BootstrapExpect = n
 			return nil
 		}},
 	{name: "role", def: constant("voter"), usage: "role when joining: voter, replica or readonly",
@@ -510,6 +520,9 @@ func (c *Config) check(src map[string]source) error {
 	}
 	if host, _, _ := net.SplitHostPort(c.ClusterAddr); server.UnspecifiedHost(host) && c.AdvertiseAddr == "" {
 		return fmt.Errorf("%s %q listens on every interface: set --advertise-addr to the address peers dial", src["cluster-addr"].what, c.ClusterAddr)
+	}
+	if c.BootstrapExpect > 0 && len(c.Join) == 0 {
+		return fmt.Errorf("%s %s: want --join with it: the gossip addresses of the nodes to found the cluster with", src["bootstrap-expect"].what, quote(src["bootstrap-expect"].raw))
 	}
 	if c.HTTPReadToken != "" && c.HTTPToken == "" {
 		return fmt.Errorf("%s (a secret, not shown): want --http-token with it: else the operations would be open and the reads closed", src["http-read-token"].what)

@@ -62,7 +62,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		Name: "n1", DataDir: "/tmp/d", Shards: 8,
 		ClientAddr: "0.0.0.0:1", ClusterAddr: "10.0.0.1:2", AdvertiseAddr: "10.0.0.1:2",
 		GossipAddr: "[::1]:3", HTTPAddr: ":0",
-		Join: []string{"a.example:7946", "10.0.0.2:7946"}, Role: "readonly", RequirePass: "s3cret",
+		Join: []string{"a.example:7946", "10.0.0.2:7946"}, BootstrapExpect: 3, Role: "readonly", RequirePass: "s3cret",
 		LogFormat: "json", LogLevel: slog.LevelDebug, StopTimeout: 5 * time.Second, PrintTree: true,
 		RemoveDelay: time.Minute, SyncRetries: 3, SyncParallel: 4, TLSAuthClients: "yes",
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
@@ -72,7 +72,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 	}
 	args := []string{"--notify-keyspace-events", "Ex", "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "64", "--http-token", "0123456789abcdef-tok", "--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
-		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946",
+		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946", "--bootstrap-expect", "3",
 		"--role", "readonly", "--requirepass", "s3cret", "--log-format", "json", "--log-level", "debug",
 		"--stop-timeout", "5s", "--cache-mib", "128", "--compactions", "2", "--memtable-mib", "64", "--block-cache-mib", "16", "--log-cache-mib", "8", "--proto-max-bulk-len", "1048576", "--max-write-mib", "2", "--snapshot-rate-mib", "64", "--snapshot-yield=false", "--min-free-disk-mib", "1024", "--print-tree"}
 	env := map[string]string{}
@@ -90,7 +90,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 	}
 	file := writeFile(t, `{"name": "n1", "data-dir": "/tmp/d", "shards": 8,
 		"client-addr": "0.0.0.0:1", "cluster-addr": "10.0.0.1:2", "advertise-addr": "10.0.0.1:2",
-		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"],
+		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"], "bootstrap-expect": 3,
 		"role": "readonly", "requirepass": "s3cret", "log-format": "json", "log-level": "debug",
 		"stop-timeout": "5s", "cache-mib": 128, "compactions": 2, "memtable-mib": 64, "block-cache-mib": 16, "log-cache-mib": 8, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "min-free-disk-mib": 1024, "print-tree": true,
 		"slowlog-log-slower-than": -1, "slowlog-max-len": 64, "http-token": "0123456789abcdef-tok", "notify-keyspace-events": "Ex"}`)
@@ -213,6 +213,8 @@ var badValues = []struct {
 	{"join", "h1:7946,,h2:7946", `"": want host:port`},
 	{"join", ":7946", `":7946": want host:port with a host others can dial`},
 	{"role", "leader", "want voter, replica, readonly"},
+	{"bootstrap-expect", "1", "want 0 (none) or 2..1000: a node that founds alone is started without --join"},
+	{"bootstrap-expect", "1001", "want 0 (none) or 2..1000"},
 	{"log-format", "xml", "want text or json"},
 	{"log-level", "loud", "want debug, info, warn or error"},
 	{"stop-timeout", "0s", "want a positive duration"},
@@ -251,7 +253,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		}
 		// File, as a JSON string (a number for shards).
 		val := `"` + bv.value + `"`
-		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" || bv.name == "cache-mib" || bv.name == "compactions" || bv.name == "memtable-mib" || bv.name == "block-cache-mib" || bv.name == "log-cache-mib" || bv.name == "snapshot-rate-mib" || bv.name == "proto-max-bulk-len" || bv.name == "max-write-mib" || bv.name == "min-free-disk-mib" ||
+		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" || bv.name == "cache-mib" || bv.name == "compactions" || bv.name == "memtable-mib" || bv.name == "block-cache-mib" || bv.name == "log-cache-mib" || bv.name == "snapshot-rate-mib" || bv.name == "proto-max-bulk-len" || bv.name == "max-write-mib" || bv.name == "min-free-disk-mib" || bv.name == "bootstrap-expect" ||
 			strings.HasPrefix(bv.name, "slowlog-") {
 			val = bv.value
 		}
@@ -307,6 +309,8 @@ func TestSettingsThatDoNotGoTogether(t *testing.T) {
 		{nil, map[string]string{"COPPICE_CLUSTER_ADDR": "0.0.0.0:7380"},
 			`COPPICE_CLUSTER_ADDR "0.0.0.0:7380" listens on every interface: set --advertise-addr`},
 		{[]string{"--cluster-addr", ":7380"}, nil, `--cluster-addr ":7380" listens on every interface`},
+		{[]string{"--bootstrap-expect", "3"}, nil, `--bootstrap-expect 3: want --join with it`},
+		{nil, map[string]string{"COPPICE_BOOTSTRAP_EXPECT": "3"}, `COPPICE_BOOTSTRAP_EXPECT 3: want --join with it`},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 		{[]string{"--no-such-flag"}, nil, `flag provided but not defined: -no-such-flag`},
 	} {

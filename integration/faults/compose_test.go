@@ -59,6 +59,22 @@ func TestComposeFile(t *testing.T) {
 	if v, err := get.Get(ctx, "hello").Result(); err != nil || v != "world" {
 		t.Fatalf("GET through node4: %q, %v", v, err)
 	}
+
+	// node1's volume is lost: it comes back empty with the same settings,
+	// finds the others in their cluster and rejoins it (with
+	// --bootstrap-expect, not a founder of a second, empty cluster behind
+	// the published port).
+	run(2*time.Minute, "rm", "-f", "-s", "node1")
+	if out, err := exec.Command("docker", "volume", "rm", project+"_node1").CombinedOutput(); err != nil {
+		t.Fatalf("docker volume rm %s_node1: %v\n%s", project, err, out)
+	}
+	run(3*time.Minute, "up", "-d", "--no-build", "node1")
+	waitVotersAt(t, node1, "node1", "node2", "node3", "node4")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if v, err := set.Get(ctx2, "hello").Result(); err != nil || v != "world" {
+		t.Fatalf("GET through node1's published port after its volume was lost: %q, %v", v, err)
+	}
 }
 
 // composeCommand is docker-compose (v1) or docker compose (the plugin).
