@@ -12,4 +12,7 @@ var (
 	ErrSnapshotMissing = errors.New("storage: snapshot not found")
 	ErrClosed          = errors.New("storage: shard is closed")
 	ErrRestoring       = errors.New("storage: data dir is being restored")
+	// ErrCorrupt is on-disk corruption Pebble found (a block whose
+	// checksum does not match): this node's copy of the data is damaged.
+	ErrCorrupt = errors.New("storage: on-disk corruption")
 )

@@ -83,7 +83,25 @@ func (f *fault) get() error {
 // compactions) as the store's failure, in place of Pebble's log line per
 // retry.
 func (f *fault) listener() *pebble.EventListener {
-	return &pebble.EventListener{BackgroundError: f.report}
+	return &pebble.EventListener{BackgroundError: f.report, DataCorruption: f.corrupt}
+}
+
+// corrupt reports on-disk corruption (a read, a compaction or a checkpoint
+// met a block whose checksum does not match) as the store's failure, with
+// what to do about it: the read that met it returns the error, and the
+// node stops in order. Pebble's default is its logger's Fatalf, which
+// ended the process there and then, leadership and clients included, and
+// the next start ended the same way at the first read of that block.
+func (f *fault) corrupt(info pebble.DataCorruptionInfo) {
+	f.report(corruption(info.Path, info.Details))
+}
+
+// corruption is err, corruption Pebble found in path, as ErrCorrupt with
+// what to do about it.
+func corruption(path string, err error) error {
+	return fmt.Errorf("%w in %s: %w: this node's copy of the data is damaged: in a cluster, empty the node's data dir "+
+		"and start it again with --join, and it gets every shard back from the others; standalone, restore a backup (node restore)",
+		ErrCorrupt, path, err)
 }
 
 // flush flushes db's memtables, or returns the store's failure as soon as

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -52,6 +53,104 @@ func TestShardStoreFailure(t *testing.T) {
 	}
 	if r := s.ApplyBatch([]*raft.Log{shardEntry(t, 3)}); r[0] != ErrClosed {
 		t.Fatalf("apply after close: %v", r[0])
+	}
+}
+
+// A block whose checksum does not match, met by a read, is the store's
+// failure (ErrCorrupt, naming the file, saying what to do) and an error
+// of the read; met as the shard opens, the open's error. Pebble's default
+// ends the process on the spot.
+func TestShardCorruptionIsAFailure(t *testing.T) {
+	fs := vfs.NewMem()
+	table := damagedTable(t, fs)
+	st, err := fs.Stat(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A block near the end: the open reads the applied index record,
+	// which sorts first, and Checksum reads every key.
+	flipByte(t, fs, table, st.Size()*2/3)
+	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, _, err := s.Checksum(); err == nil {
+		t.Fatal("a read of the damaged block succeeded")
+	}
+	select {
+	case <-s.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Failed not closed within 10s")
+	}
+	checkCorruptionErr(t, s.Failure(), table)
+
+	// The first block, which the open reads.
+	fs = vfs.NewMem()
+	table = damagedTable(t, fs)
+	flipByte(t, fs, table, 8)
+	_, err = openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
+	checkCorruptionErr(t, err, table)
+}
+
+func checkCorruptionErr(t *testing.T, err error, table string) {
+	t.Helper()
+	for _, want := range []string{table, "checksum", "empty the node's data dir and start it again with --join"} {
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want ErrCorrupt saying %q", err, want)
+		}
+	}
+}
+
+// damagedTable writes 400 keys into shard 0 on fs, closes it, and returns
+// the path of the table that holds them.
+func damagedTable(t *testing.T, fs vfs.FS) string {
+	t.Helper()
+	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []*raft.Log
+	for i := uint64(1); i <= 400; i++ {
+		batch = append(batch, entry(t, i, 1, fmt.Sprintf("key%04d", i), strings.Repeat("v", 100)))
+	}
+	for _, r := range s.ApplyBatch(batch) {
+		if err, ok := r.(error); ok {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil { // flushes: the keys are in a table
+		t.Fatal(err)
+	}
+	dir := Layout{Dir: "/node"}.KVDir(0)
+	names, err := fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".sst") {
+			return fs.PathJoin(dir, n)
+		}
+	}
+	t.Fatalf("no table in %v", names)
+	return ""
+}
+
+// flipByte inverts the byte at off of the file at path on fs.
+func flipByte(t *testing.T, fs vfs.FS, path string, off int64) {
+	t.Helper()
+	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }
 

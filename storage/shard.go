@@ -106,6 +106,9 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 	db, err := openPebble(s.fs, layout.KVDir(id), s.fault, shared)
 	if err != nil {
 		s.watch.Close()
+		if pebble.IsCorruptionError(err) {
+			err = corruption(layout.KVDir(id), err)
+		}
 		return nil, err
 	}
 	s.db = db
@@ -113,6 +116,9 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 	if err != nil {
 		db.Close()
 		s.watch.Close()
+		if ferr := s.fault.get(); ferr != nil {
+			err = ferr // corruption met by the read, explained
+		}
 		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
 	}
 	s.setApplied(index, term)

@@ -163,6 +163,12 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	node, err := actors.Start(startCtx, tree, log)
 	cancel()
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, storage.ErrStoreFailed) {
+			// A store failed while the node started (corruption met by
+			// the first reads, say): a failure, not a stop.
+			log.Error("node failed to start", "err", cause)
+			return 1
+		}
 		if ctx.Err() != nil {
 			log.Info("stopped during start")
 			return 0
