@@ -524,6 +524,9 @@ func (c *Config) check(src map[string]source) error {
 	if c.BootstrapExpect > 0 && len(c.Join) == 0 {
 		return fmt.Errorf("%s %s: want --join with it: the gossip addresses of the nodes to found the cluster with", src["bootstrap-expect"].what, quote(src["bootstrap-expect"].raw))
 	}
+	if c.BootstrapExpect > 0 && c.Role != "voter" {
+		return fmt.Errorf("%s %s: want --role voter with it, not %s: the node that founds the cluster is its first voter", src["bootstrap-expect"].what, quote(src["bootstrap-expect"].raw), c.Role)
+	}
 	if c.HTTPReadToken != "" && c.HTTPToken == "" {
 		return fmt.Errorf("%s (a secret, not shown): want --http-token with it: else the operations would be open and the reads closed", src["http-read-token"].what)
 	}

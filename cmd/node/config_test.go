@@ -62,7 +62,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		Name: "n1", DataDir: "/tmp/d", Shards: 8,
 		ClientAddr: "0.0.0.0:1", ClusterAddr: "10.0.0.1:2", AdvertiseAddr: "10.0.0.1:2",
 		GossipAddr: "[::1]:3", HTTPAddr: ":0",
-		Join: []string{"a.example:7946", "10.0.0.2:7946"}, BootstrapExpect: 3, Role: "readonly", RequirePass: "s3cret",
+		Join: []string{"a.example:7946", "10.0.0.2:7946"}, Role: "readonly", RequirePass: "s3cret",
 		LogFormat: "json", LogLevel: slog.LevelDebug, StopTimeout: 5 * time.Second, PrintTree: true,
 		RemoveDelay: time.Minute, SyncRetries: 3, SyncParallel: 4, TLSAuthClients: "yes",
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
@@ -72,7 +72,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 	}
 	args := []string{"--notify-keyspace-events", "Ex", "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "64", "--http-token", "0123456789abcdef-tok", "--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
-		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946", "--bootstrap-expect", "3",
+		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946",
 		"--role", "readonly", "--requirepass", "s3cret", "--log-format", "json", "--log-level", "debug",
 		"--stop-timeout", "5s", "--cache-mib", "128", "--compactions", "2", "--memtable-mib", "64", "--block-cache-mib", "16", "--log-cache-mib", "8", "--proto-max-bulk-len", "1048576", "--max-write-mib", "2", "--snapshot-rate-mib", "64", "--snapshot-yield=false", "--min-free-disk-mib", "1024", "--print-tree"}
 	env := map[string]string{}
@@ -90,7 +90,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 	}
 	file := writeFile(t, `{"name": "n1", "data-dir": "/tmp/d", "shards": 8,
 		"client-addr": "0.0.0.0:1", "cluster-addr": "10.0.0.1:2", "advertise-addr": "10.0.0.1:2",
-		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"], "bootstrap-expect": 3,
+		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"],
 		"role": "readonly", "requirepass": "s3cret", "log-format": "json", "log-level": "debug",
 		"stop-timeout": "5s", "cache-mib": 128, "compactions": 2, "memtable-mib": 64, "block-cache-mib": 16, "log-cache-mib": 8, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "min-free-disk-mib": 1024, "print-tree": true,
 		"slowlog-log-slower-than": -1, "slowlog-max-len": 64, "http-token": "0123456789abcdef-tok", "notify-keyspace-events": "Ex"}`)
@@ -122,6 +122,26 @@ func TestEverySettingFromEachSource(t *testing.T) {
 	got, err := loadConfig([]string{"--config", writeFile(t, `{"join": "a:1,b:2"}`)}, envOf(nil), nil)
 	if err != nil || !reflect.DeepEqual(got.Join, []string{"a:1", "b:2"}) {
 		t.Errorf("join as a string: %v %v", got.Join, err)
+	}
+}
+
+// --bootstrap-expect (with --join and the voter role, which
+// TestEverySettingFromEachSource cannot give it: its role is readonly).
+func TestBootstrapExpectFromEachSource(t *testing.T) {
+	file := writeFile(t, `{"join": "h:7946", "bootstrap-expect": 5}`)
+	for _, tc := range []struct {
+		source string
+		args   []string
+		env    map[string]string
+	}{
+		{"flags", []string{"--join", "h:7946", "--bootstrap-expect", "5"}, nil},
+		{"environment", nil, map[string]string{"COPPICE_JOIN": "h:7946", "COPPICE_BOOTSTRAP_EXPECT": "5"}},
+		{"file", []string{"--config", file}, nil},
+	} {
+		got, err := loadConfig(tc.args, envOf(tc.env), nil)
+		if err != nil || got.BootstrapExpect != 5 {
+			t.Errorf("%s: bootstrap expect %d, %v", tc.source, got.BootstrapExpect, err)
+		}
 	}
 }
 
@@ -311,6 +331,7 @@ func TestSettingsThatDoNotGoTogether(t *testing.T) {
 		{[]string{"--cluster-addr", ":7380"}, nil, `--cluster-addr ":7380" listens on every interface`},
 		{[]string{"--bootstrap-expect", "3"}, nil, `--bootstrap-expect 3: want --join with it`},
 		{nil, map[string]string{"COPPICE_BOOTSTRAP_EXPECT": "3"}, `COPPICE_BOOTSTRAP_EXPECT 3: want --join with it`},
+		{[]string{"--bootstrap-expect", "3", "--join", "h:7946", "--role", "readonly"}, nil, `--bootstrap-expect 3: want --role voter with it, not readonly`},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 		{[]string{"--no-such-flag"}, nil, `flag provided but not defined: -no-such-flag`},
 	} {
