@@ -9,6 +9,14 @@
 #   WIPE=1 SIGNAL=KILL bash ...                    (and its data dir lost:
 #                                                  it restarts empty, joins
 #                                                  a peer, and syncs)
+#   FOUND=1 ...                                    (the three found the
+#                                                  cluster together with
+#                                                  --bootstrap-expect 3, each
+#                                                  joining the other two, and
+#                                                  restart with the same flags:
+#                                                  with WIPE=1, n1, the
+#                                                  founder, rejoins rather
+#                                                  than found again)
 #
 # Three cmd/node processes on loopback (ports 21379-23946, data under
 # $WORK, default a new temp dir), --gossip-fast, 4 shards. Each round stops
@@ -30,6 +38,7 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-20}
 SIGNAL=${SIGNAL:-TERM}
 WIPE=${WIPE:-}
+FOUND=${FOUND:-}
 WORK=${WORK:-$(mktemp -d)}
 BIN=$WORK/node
 go build -o "$BIN" ./cmd/node
@@ -39,7 +48,11 @@ start() { # name index [index of the node to join: default n1, none for n1]
   local args=(--name "$1" --data-dir "$WORK/$1" --client-addr "127.0.0.1:2${2}379" --cluster-addr "127.0.0.1:2${2}380"
     --http-addr "127.0.0.1:2${2}381" --gossip-addr "127.0.0.1:2${2}946" --gossip-fast --log-level debug)
   local join=${3:-1}
-  if [ "$join" != "$2" ]; then args+=(--join "127.0.0.1:2${join}946"); fi
+  if [ -n "$FOUND" ]; then
+    local seeds=()
+    for j in 1 2 3; do if [ "$j" != "$2" ]; then seeds+=("127.0.0.1:2${j}946"); fi; done
+    args+=(--join "$(IFS=,; echo "${seeds[*]}")" --bootstrap-expect 3)
+  elif [ "$join" != "$2" ]; then args+=(--join "127.0.0.1:2${join}946"); fi
   "$BIN" "${args[@]}" >>"$WORK/$1.log" 2>&1 &
   PID[$1]=$!
 }
@@ -90,10 +103,16 @@ stopall() {
   wait 2>/dev/null || true
 }
 trap stopall EXIT
-start n1 1
-ready 1
-start n2 2
-start n3 3
+if [ -n "$FOUND" ]; then
+  start n3 3
+  start n2 2
+  start n1 1
+else
+  start n1 1
+  ready 1
+  start n2 2
+  start n3 3
+fi
 voters 1
 for round in $(seq "$ROUNDS"); do
   for i in 1 2 3; do
@@ -117,7 +136,7 @@ for round in $(seq "$ROUNDS"); do
     t1=$(date +%s%N)
     if [ -n "$WIPE" ]; then
       rm -rf "${WORK:?}/n$i" # a lost disk: the node comes back empty and joins a peer
-      start "n$i" "$i" "$o"
+      start "n$i" "$i" "$o" # (FOUND: with its own flags)
     else
       start "n$i" "$i"
     fi
@@ -138,3 +157,8 @@ sort -k8 -n -r "$WORK/stops.txt" | head -3
 echo "actors killed on their shutdown time: $(cat "$WORK"/n?.log | grep -c CHILD_KILLED || true)"
 echo "hand-overs: $(cat "$WORK"/n?.log | grep -c 'leadership handed over before stopping' || true) done, $(cat "$WORK"/n?.log | grep -c 'leadership not handed over' || true) failed"
 echo "votes and pre-votes refused by groups that started on empty stores: $(cat "$WORK"/n?.log | grep -c 'request since this server started on empty stores' || true)"
+if [ -n "$FOUND" ]; then
+  founded=$(cat "$WORK"/n?.log | grep -c 'founded the cluster' || true)
+  echo "clusters founded: $founded"
+  if [ "$founded" != 1 ]; then echo "founded $founded times, want once" >&2; exit 1; fi
+fi
