@@ -493,6 +493,9 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 	case b.local:
 		return tryAgain(shard, "leadership moved"), true, 0
 	case leaderAddr == "" || leaderID == b.rt.Name:
+		if why := b.rt.foundingWait(); why != "" {
+			return tryAgain(shard, "this node is in no cluster yet: "+why), true, 0
+		}
 		return tryAgain(shard, "no leader known"), true, 0
 	}
 	remote, err := b.rt.Remote()

@@ -1239,6 +1239,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func (in *managerInputs) operate(msg proto.Message) proto.Message {
 	ctx, cancel := context.WithTimeout(context.Background(), reconcileTimeout)
 	defer cancel()
+	if why := in.rt.foundingWait(); why != "" {
+		return managerError(msg, "this node is in no cluster yet: "+why)
+	}
 	r, st, err := in.coordinator()
 	if errors.Is(err, cluster.ErrNotCoordinator) {
 		addr, id := r.LeaderWithID()

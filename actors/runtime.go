@@ -166,8 +166,11 @@ type Runtime struct {
 	clusterID         string
 	clusterIDRecorded bool
 	// founder: this node founded its cluster although started with
-	// --join (Identity.Founder).
-	founder atomic.Bool
+	// --join (Identity.Founder). founding is why a node of
+	// --bootstrap-expect has neither founded nor joined a cluster yet
+	// (cluster.Founding.Wait), nil once it has.
+	founder  atomic.Bool
+	founding atomic.Pointer[string]
 	// roleTold: the node has warned that it runs with another --role
 	// than the cluster records for it. recordedRole is the role the
 	// cluster records for it, once it is a member (0 before: Role
@@ -537,6 +540,15 @@ func memberPeer(m *messages.ClusterMember) transport.Peer {
 
 // recordClusterID writes the cluster's ID into node.json, once.
 func (rt *Runtime) recordClusterID(id string) error { return rt.writeClusterID(id, false) }
+
+// foundingWait is why this node, of --bootstrap-expect, is in no cluster
+// yet, or "".
+func (rt *Runtime) foundingWait() string {
+	if p := rt.founding.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // recordFounding makes this node the founder of a new cluster of ID id
 // (--bootstrap-expect): node.json records both before any group

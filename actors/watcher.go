@@ -133,6 +133,7 @@ func (w *watcherActor) found(ctx actor.Context) {
 	if err := rt.recordFounding(id); err != nil {
 		panic(fmt.Errorf("node: found the cluster: %w", err))
 	}
+	rt.founding.Store(nil)
 	paths := []string{SystemPath}
 	for i := range rt.Shards {
 		paths = append(paths, RaftPath(i))
@@ -255,6 +256,7 @@ func (w *watcherActor) start(ctx actor.Context) error {
 				return
 			case <-founding:
 				if rt.ClusterID() != "" {
+					rt.founding.Store(nil)
 					founding = nil
 					continue
 				}
@@ -262,6 +264,7 @@ func (w *watcherActor) start(ctx actor.Context) error {
 				switch d := cluster.DecideFounding(rt.Name, rt.BootstrapExpect, members); {
 				case d.Join != "":
 					adoptClusterID(rt, members)
+					rt.founding.Store(nil)
 					founding = nil
 				case d.Found:
 					if foundSince.IsZero() {
@@ -272,6 +275,7 @@ func (w *watcherActor) start(ctx actor.Context) error {
 					}
 				default:
 					foundSince = time.Time{}
+					rt.founding.Store(&d.Wait)
 					if d.Wait != lastWait {
 						rt.logger().Info("not founding a cluster yet", "why", d.Wait)
 						lastWait = d.Wait

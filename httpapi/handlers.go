@@ -123,7 +123,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if bad := st.NotReady(); len(bad) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "shards": bad})
+		body := map[string]any{"ready": false, "shards": bad}
+		if st.ClusterError != "" {
+			body["cluster_error"] = st.ClusterError // a node in no cluster yet says why
+		}
+		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true})

@@ -35,10 +35,20 @@ const shards = 2
 // worker under the user supervisor, and returns the HTTP base URL.
 func startNode(t *testing.T) (*actors.Node, string) {
 	t.Helper()
+	return startNodeWith(t, nil)
+}
+
+// startNodeWith is startNode with tune, if not nil, called on the node's
+// Runtime before it starts.
+func startNodeWith(t *testing.T, tune func(*actors.Runtime)) (*actors.Node, string) {
+	t.Helper()
 	rt := &actors.Runtime{Name: "n1", DataDir: t.TempDir(), Shards: shards,
 		ClusterAddr: "127.0.0.1:0", ClientAddr: "127.0.0.1:0", Exec: okExec, SnapshotRate: 64 << 20}
+	if tune != nil {
+		tune(rt)
+	}
 	srv := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0",
-		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter"}, RaftLog: rt.RaftLogStats,
+		Info: actors.StatusInfo{Name: "n1", Shards: shards, Role: "voter", Join: rt.Join}, RaftLog: rt.RaftLogStats,
 		SnapshotThrottle: rt.SnapshotThrottleStats, DataDir: rt.DataDir, Clients: rt.ClientStats, Stores: rt.StoresStats})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -122,6 +132,22 @@ func TestReadyWithoutWrites(t *testing.T) {
 		code, _, body := do(t, "GET", base+"/readyz")
 		return code == 200, body
 	})
+}
+
+// A node of --bootstrap-expect that has not found the nodes to found a
+// cluster with says so in /readyz and /v1/status, beside its shards' "no
+// leader".
+func TestReadyzSaysWhyANodeIsInNoCluster(t *testing.T) {
+	_, base := startNodeWith(t, func(rt *actors.Runtime) {
+		rt.GossipAddr, rt.GossipFast, rt.Join, rt.BootstrapExpect = "127.0.0.1:0", true, []string{"127.0.0.1:1"}, 2
+	})
+	want := "this node is in no cluster yet: 1 of the 2 nodes of --bootstrap-expect seen (n1), and no cluster"
+	for _, path := range []string{"/readyz", "/v1/status"} {
+		eventually(t, path+" says why", func() (bool, string) {
+			code, _, body := do(t, "GET", base+path)
+			return strings.Contains(body, want) && (path != "/readyz" || code == 503), body
+		})
+	}
 }
 
 func TestEndpoints(t *testing.T) {
