@@ -279,6 +279,8 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		startHandOver(a.system.Root, ctx.Sender(), a.r, a.rt.logger(), fmt.Sprintf("shard %d", a.shard))
 	case bootstrapGroup:
 		bootstrapLater(a.rt, a.r, a.trans, fmt.Sprintf("shard %d", a.shard))
+	case trustStores:
+		answerTrust(a.system.Root, ctx.Sender(), a.r)
 	case *messages.ShardStatus:
 		a.status(ctx.Sender(), m.WithSizes)
 	case *messages.ReplicaAcks:

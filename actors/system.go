@@ -68,6 +68,8 @@ func (a *systemActor) Receive(ctx actor.Context) {
 		startHandOver(a.root, ctx.Sender(), a.r, a.rt.logger(), "system")
 	case bootstrapGroup:
 		bootstrapLater(a.rt, a.r, a.trans, "system")
+	case trustStores:
+		answerTrust(a.root, ctx.Sender(), a.r)
 	}
 }
 

@@ -8,6 +8,8 @@ package httpapi
 //	DELETE /v1/nodes/{name}        remove a node (leadership moves first)
 //	POST   /v1/leave               this node leaves the cluster
 //	GET    /v1/checksums           every shard's applied index and checksum here
+//	POST   /v1/trust-stores        unsafe: this node's groups that withhold their votes
+//	                               (started on empty stores) grant them again
 //
 // An operation answers 202 with {"op": id, "detail": ...} when accepted,
 // 200 when there was nothing to do, and 400 or 409 with {"error": ...}
@@ -40,6 +42,30 @@ func (s *Server) clusterRoutes(mux *http.ServeMux) {
 		s.managerOp(w, r, &messages.LeaveCluster{})
 	})
 	mux.HandleFunc("GET /v1/checksums", s.checksums)
+	mux.HandleFunc("POST /v1/trust-stores", s.trustStores)
+}
+
+// trustStores ends the wait of this node's Raft groups that withhold their
+// votes until a leader catches them up (actors.TrustStores): for a node
+// whose data dir was lost when the others that could catch it up lost
+// theirs too. Unsafe; the answer names the groups it changed.
+func (s *Server) trustStores(w http.ResponseWriter, r *http.Request) {
+	sys := s.system()
+	if sys == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": errNotStarted.Error()})
+		return
+	}
+	groups, err := actors.TrustStores(r.Context(), sys, s.cfg.Info.Shards)
+	body := map[string]any{"trusted": groups}
+	if groups == nil {
+		body["trusted"] = []string{}
+	}
+	if err != nil {
+		body["error"] = err.Error()
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {

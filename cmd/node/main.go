@@ -6,7 +6,7 @@
 //	go run ./cmd/node --print-tree             # print the supervision tree and exit
 //	go run ./cmd/node --help                   # every setting, its variable and default
 //	go run ./cmd/node --join 127.0.0.1:7946 ...  # join the cluster a node at that gossip address is in
-//	go run ./cmd/node status|add NAME|remove NAME|leave [--http addr]   # operate a running cluster
+//	go run ./cmd/node status|add NAME|remove NAME|leave|trust-stores [--http addr]   # operate a running cluster
 //
 // # Settings
 //

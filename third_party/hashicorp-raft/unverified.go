@@ -69,6 +69,25 @@ func (r *Raft) verified(why string) {
 // empty stores and has not caught up with a leader (LostStoreGuard).
 func (r *Raft) VotesWithheld() bool { return r.unverified.Load() }
 
+// TrustStores ends LostStoreGuard's wait on an operator's word: the server
+// grants votes and stands again although it has not caught up with a
+// leader since it started on empty stores. It tells whether the server
+// was withholding its votes.
+//
+// For when the wait cannot end: the other voters lost their stores too
+// (two disks of a three-voter group), so no leader can be elected to
+// catch it up. It is unsafe: an entry that was committed with the lost
+// stores' acknowledgements and that no remaining voter holds is gone, and
+// a vote this server cast before it lost its stores may be cast again in
+// the same term. The operator decides that availability is worth it.
+func (r *Raft) TrustStores() bool {
+	if !r.unverified.Load() {
+		return false
+	}
+	r.verified("an operator trusted its stores")
+	return !r.unverified.Load()
+}
+
 // refuseUnverified tells whether a vote (or pre-vote) request is refused
 // because the server is unverified.
 func (r *Raft) refuseUnverified(kind string, candidate ServerAddress) bool {

@@ -123,6 +123,34 @@ func TestRaft_UnverifiedServerGrantsNoVote(t *testing.T) {
 	}
 }
 
+// TestRaft_TrustStores: an operator's word ends the wait: the server grants
+// votes (and keeps doing so after a restart) without having caught up.
+func TestRaft_TrustStores(t *testing.T) {
+	store, snaps := NewInmemStore(), NewInmemSnapshotStore()
+	s := startLostDisk(t, store, snaps, "", "")
+	if s.vote(t, 5, 3, 5) {
+		t.Fatal("a server on empty stores granted a vote")
+	}
+	if !s.r.TrustStores() {
+		t.Fatal("TrustStores: the server was not withholding its votes")
+	}
+	if s.r.VotesWithheld() || s.r.TrustStores() {
+		t.Fatal("trusted, the server still withholds its votes")
+	}
+	if !s.vote(t, 6, 3, 5) {
+		t.Fatal("trusted, the server refused its vote")
+	}
+	if err := s.r.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	s.trans.Close()
+	s.p.Close()
+	s = startLostDisk(t, store, snaps, s.addr, s.pAddr)
+	if s.r.VotesWithheld() || !s.vote(t, 7, 3, 5) {
+		t.Fatal("restarted after it was trusted, the server withholds its votes")
+	}
+}
+
 // TestRaft_BootstrapVerifies: the server that bootstraps a cluster on
 // empty stores votes (and so can hand its leadership over), as does one
 // started on stores BootstrapCluster wrote.
