@@ -341,7 +341,7 @@ func TestTokenGuardsAllButTheProbes(t *testing.T) {
 	}
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/v1/status"}, {"GET", "/v1/nodes"}, {"POST", "/v1/nodes"}, {"DELETE", "/v1/nodes/n2"},
-		{"POST", "/v1/leave"}, {"GET", "/v1/checksums"}, {"GET", "/metrics"}, {"GET", "/debug/pprof/cmdline"},
+		{"POST", "/v1/leave"}, {"POST", "/v1/trust-stores"}, {"GET", "/v1/checksums"}, {"GET", "/metrics"}, {"GET", "/debug/pprof/cmdline"},
 		{"GET", "/v1/backup"}, {"GET", "/no/such/path"}, {"GET", "/healthz/../v1/status"},
 	} {
 		for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + token, "Bearer " + token + "x", token} {
@@ -396,7 +396,7 @@ func TestReadToken(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ method, path string }{
-		{"POST", "/v1/nodes"}, {"DELETE", "/v1/nodes/n2"}, {"POST", "/v1/leave"}, {"GET", "/debug/pprof/cmdline"},
+		{"POST", "/v1/nodes"}, {"DELETE", "/v1/nodes/n2"}, {"POST", "/v1/leave"}, {"POST", "/v1/trust-stores"}, {"GET", "/debug/pprof/cmdline"},
 		{"GET", "/v1/backup"}, {"HEAD", "/v1/backup"}, // all the data
 	} {
 		if code := serve(tc.method, tc.path, reader); code != http.StatusForbidden {
