@@ -316,6 +316,17 @@ func TestClusterIDMismatchRefused(t *testing.T) {
 	// The joined side refuses by itself too: a bare serf with no merge
 	// checks joins (from its side) but n1 refuses both the merge and its
 	// alive messages, so nobody in the cluster ever lists it.
+	bareJoin(t, ns[0])
+	for _, n := range ns {
+		steady(t, time.Second, n.cfg.Name+" never lists bare", func() bool { return n.member("bare") == nil })
+	}
+}
+
+// bareJoin starts "bare", a serf of cluster c2 with no merge checks, and
+// has it join to (which refuses it: the merge, and its alive messages
+// after). It shuts down with the test.
+func bareJoin(t *testing.T, to *node) {
+	t.Helper()
 	sc := serf.DefaultConfig()
 	sc.NodeName, sc.Tags = "bare", tags("c2", 4).Encode()
 	sc.MemberlistConfig.BindAddr, sc.MemberlistConfig.BindPort = "127.0.0.1", 0
@@ -324,12 +335,9 @@ func TestClusterIDMismatchRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bare.Shutdown()
-	if _, err := bare.Join([]string{ns[0].Addr()}, true); err != nil {
+	t.Cleanup(func() { bare.Shutdown() })
+	if _, err := bare.Join([]string{to.Addr()}, true); err != nil {
 		t.Fatalf("bare join: %v", err)
-	}
-	for _, n := range ns {
-		steady(t, time.Second, n.cfg.Name+" never lists bare", func() bool { return n.member("bare") == nil })
 	}
 }
 
@@ -349,19 +357,7 @@ func TestRefusalsOutsideAJoinReported(t *testing.T) {
 		default:
 		}
 	}
-	n1 := start(t, cfg)
-	sc := serf.DefaultConfig()
-	sc.NodeName, sc.Tags = "bare", tags("c2", 4).Encode()
-	sc.MemberlistConfig.BindAddr, sc.MemberlistConfig.BindPort = "127.0.0.1", 0
-	sc.LogOutput, sc.MemberlistConfig.LogOutput = io.Discard, io.Discard
-	bare, err := serf.Create(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bare.Shutdown()
-	if _, err := bare.Join([]string{n1.Addr()}, true); err != nil {
-		t.Fatalf("bare join: %v", err)
-	}
+	bareJoin(t, start(t, cfg))
 	select {
 	case r := <-got:
 		if r.name != "bare" || !errors.Is(r.err, ErrClusterMismatch) {
