@@ -55,7 +55,7 @@ type Runtime struct {
 	// BootstrapExpect, with Join, lets a node on a new data dir found the
 	// cluster: once gossip shows it that many nodes, none of them in a
 	// cluster and all asking for as many, the first of them by name
-	// founds it and the others join it (cluster.Founding). 0: a node
+	// founds it and the others join it (cluster.DecideFounding). 0: a node
 	// with Join only joins.
 	BootstrapExpect int
 	Role            messages.Role
