@@ -520,7 +520,7 @@ func (in *managerInputs) propose(ctx context.Context, c *messages.SystemCommand)
 func (in *managerInputs) selfMember() *messages.ClusterMember {
 	rt := in.rt
 	m := &messages.ClusterMember{Name: rt.Name, Role: rt.Role, ClientAddr: rt.BoundClientAddr(),
-		HttpAddr: rt.HTTPAddr, GossipAddr: rt.GossipAddr, AddedMs: time.Now().UnixMilli()}
+		HttpAddr: rt.HTTPAddr, GossipAddr: rt.GossipAddr, AddedMs: time.Now().UnixMilli(), DataDirId: rt.DataDirID()}
 	if mux, err := rt.Mux(); err == nil {
 		m.ClusterAddr = mux.Addr().String()
 	}
@@ -529,7 +529,7 @@ func (in *managerInputs) selfMember() *messages.ClusterMember {
 
 func memberOf(g *messages.Member) *messages.ClusterMember {
 	return &messages.ClusterMember{Name: g.Name, Role: RoleOf(g.Role), ClusterAddr: g.ClusterAddr,
-		ClientAddr: g.ClientAddr, HttpAddr: g.HttpAddr, GossipAddr: g.GossipAddr}
+		ClientAddr: g.ClientAddr, HttpAddr: g.HttpAddr, GossipAddr: g.GossipAddr, DataDirId: g.DataDirId}
 }
 
 // RoleOf is the role named s (voter, replica, readonly); anything else is
@@ -619,6 +619,26 @@ func (in *managerInputs) reconcile() *reconciled {
 	if movedAny {
 		out.again, out.err = true, errors.Join(errs...)
 		return out
+	}
+	// Members back on a new data dir (a lost or replaced disk): the new
+	// ID is recorded, and the change told once. Their groups catch up
+	// from the leaders; each withholds its votes until it has (the Raft
+	// fork's LostStoreGuard).
+	for _, g := range in.members {
+		rec, was := cluster.NewDataDir(st, memberOf(g))
+		if rec == nil || g.Status != messages.MemberStatus_ALIVE {
+			continue
+		}
+		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutMember{PutMember: rec}}); err != nil {
+			errs = append(errs, fmt.Errorf("recording %s's data dir: %w", g.Name, err))
+			continue
+		}
+		if was != "" {
+			in.rt.logger().Warn("a member came back on a new data dir (lost or replaced): it holds none of what it had; "+
+				"its groups catch up from the leaders and grant no vote until they have (votes_withheld in its /v1/status); "+
+				"if the others that could catch it up lost theirs too, see node trust-stores",
+				"node", g.Name, "data_dir_id", rec.DataDirId, "was", was)
+		}
 	}
 	// Nodes down past the delay, members or still joining: one removal
 	// at a time, never one that is syncing.

@@ -171,6 +171,9 @@ type Runtime struct {
 	// (cluster.Founding.Wait), nil once it has.
 	founder  atomic.Bool
 	founding atomic.Pointer[string]
+	// dataDirID is node.json's data_dir_id, once the store worker has
+	// read it (gossip announces it).
+	dataDirID atomic.Pointer[string]
 	// roleTold: the node has warned that it runs with another --role
 	// than the cluster records for it. recordedRole is the role the
 	// cluster records for it, once it is a member (0 before: Role
@@ -540,6 +543,17 @@ func memberPeer(m *messages.ClusterMember) transport.Peer {
 
 // recordClusterID writes the cluster's ID into node.json, once.
 func (rt *Runtime) recordClusterID(id string) error { return rt.writeClusterID(id, false) }
+
+func (rt *Runtime) setDataDirID(id string) { rt.dataDirID.Store(&id) }
+
+// DataDirID is the ID of the data dir the node runs on ("" before the
+// store worker has opened it).
+func (rt *Runtime) DataDirID() string {
+	if p := rt.dataDirID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // foundingWait is why this node, of --bootstrap-expect, is in no cluster
 // yet, or "".

@@ -369,3 +369,40 @@ func TestFounderRestartBootstraps(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestDataDirID: node.json gets the data dir's ID with the dir, keeps it
+// across restarts, and a data dir from before the IDs gets one at its
+// next start.
+func TestDataDirID(t *testing.T) {
+	dir := t.TempDir()
+	l := storage.Layout{Dir: dir}
+	restart := func() string {
+		t.Helper()
+		n := startNode(t, dir)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		id, ok, err := l.ReadIdentity()
+		if err != nil || !ok {
+			t.Fatalf("node.json: %v %v", ok, err)
+		}
+		return id.DataDirID
+	}
+	first := restart()
+	if len(first) != 16 {
+		t.Fatalf("data dir ID %q, want 16 hex digits", first)
+	}
+	if again := restart(); again != first {
+		t.Fatalf("the ID changed across a restart: %q, then %q", first, again)
+	}
+	id, _, _ := l.ReadIdentity()
+	id.DataDirID = ""
+	if err := l.WriteIdentity(id); err != nil {
+		t.Fatal(err)
+	}
+	if older := restart(); len(older) != 16 || older == first {
+		t.Fatalf("a data dir from before the IDs got %q (had %q)", older, first)
+	}
+}

@@ -58,7 +58,7 @@ func (s *storeActor) open() error {
 	rt.founder.Store(state == storage.DirSame && id.Founder)
 	switch state {
 	case storage.DirNew:
-		ident := storage.Identity{Name: rt.Name, Shards: rt.Shards}
+		ident := storage.Identity{Name: rt.Name, Shards: rt.Shards, DataDirID: storage.NewDataDirID()}
 		if len(rt.Join) == 0 {
 			// A new node that joins no one founds a cluster: its ID is
 			// made now, before the node listens, so the cluster
@@ -71,6 +71,14 @@ func (s *storeActor) open() error {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 		rt.setClusterID(ident.ClusterID, ident.ClusterID != "")
+		id = ident
+	case storage.DirSame:
+		if id.DataDirID == "" { // a data dir from before the ID
+			id.DataDirID = storage.NewDataDirID()
+			if err := l.WriteIdentity(id); err != nil {
+				return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
+			}
+		}
 	case storage.DirClone:
 		// A copy of another node's data dir: keep the data, drop the
 		// other node's Raft state, and join as this node.
@@ -123,10 +131,12 @@ func (s *storeActor) open() error {
 	}
 	if clone {
 		// Written last: a crash before this point finds a clone again.
-		if err := l.WriteIdentity(storage.Identity{Name: rt.Name, Shards: rt.Shards, ClusterID: id.ClusterID}); err != nil {
+		id = storage.Identity{Name: rt.Name, Shards: rt.Shards, ClusterID: id.ClusterID, DataDirID: storage.NewDataDirID()}
+		if err := l.WriteIdentity(id); err != nil {
 			return fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 		}
 	}
+	rt.setDataDirID(id.DataDirID)
 	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps, throttle: s.throttle, shared: s.shared})
 	idx := make([]uint64, len(s.shards))
 	for i, sh := range s.shards {

@@ -151,7 +151,7 @@ func (w *watcherActor) found(ctx actor.Context) {
 func (w *watcherActor) tags() gossip.Tags {
 	rt := w.rt
 	t := gossip.Tags{ClientAddr: rt.BoundClientAddr(), HTTPAddr: rt.HTTPAddr, Role: roleName(rt.Role),
-		ClusterID: rt.ClusterID(), Shards: rt.Shards, DiskLow: rt.diskLowHere()}
+		ClusterID: rt.ClusterID(), Shards: rt.Shards, DiskLow: rt.diskLowHere(), DataDirID: rt.DataDirID()}
 	if t.ClusterID == "" {
 		t.BootstrapExpect = rt.BootstrapExpect
 	}

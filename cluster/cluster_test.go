@@ -455,3 +455,33 @@ func TestPlanLeaderMoves(t *testing.T) {
 		t.Fatalf("%d passes moved the 42 shards 8 at a time", passes)
 	}
 }
+
+func TestNewDataDir(t *testing.T) {
+	member := func(dd string) *messages.ClusterMember {
+		return &messages.ClusterMember{Name: "b", Role: messages.Role_ROLE_VOTER, ClusterAddr: "10.0.0.1:7380", AddedMs: 5, DataDirId: dd}
+	}
+	seen := func(dd string) *messages.ClusterMember { return &messages.ClusterMember{Name: "b", DataDirId: dd} }
+	state := func(rec *messages.ClusterMember, ops ...*messages.MembershipOp) *messages.ClusterState {
+		return &messages.ClusterState{Members: []*messages.ClusterMember{{Name: "a", DataDirId: "a1"}, rec}, Ops: ops}
+	}
+	for _, c := range []struct {
+		name string
+		st   *messages.ClusterState
+		at   *messages.ClusterMember
+		want *messages.ClusterMember // nil: nothing to record
+		was  string
+	}{
+		{"the same data dir", state(member("d1")), seen("d1"), nil, ""},
+		{"a new data dir", state(member("d1")), seen("d2"), member("d2"), "d1"},
+		{"a record from before the IDs: filled in", state(member("")), seen("d1"), member("d1"), ""},
+		{"gossip gives no ID (a node from before them)", state(member("d1")), seen(""), nil, ""},
+		{"not a member", state(member("d1")), &messages.ClusterMember{Name: "c", DataDirId: "d9"}, nil, ""},
+		{"an op under way for it", state(member("d1"), &messages.MembershipOp{Id: 3, Kind: messages.OpKind_DEMOTE_NODE, Node: seen("d1")}),
+			seen("d2"), nil, ""},
+	} {
+		got, was := NewDataDir(c.st, c.at)
+		if !proto.Equal(got, c.want) || (c.want == nil) != (got == nil) || was != c.was {
+			t.Errorf("%s: got %v, %q; want %v, %q", c.name, got, was, c.want, c.was)
+		}
+	}
+}

@@ -178,6 +178,27 @@ func Moved(st *messages.ClusterState, at *messages.ClusterMember) (*messages.Clu
 	return nil, nil
 }
 
+// NewDataDir tells whether the member gossip sees as at runs on another
+// data dir than its record says: it returns the record with at's data
+// dir ID, and the ID recorded ("" in a record from before the IDs, which
+// only needs filling in), or nil when there is nothing to record: the IDs
+// agree, gossip gives none, or a membership op for the node is under way
+// (it records the node as the op ends).
+func NewDataDir(st *messages.ClusterState, at *messages.ClusterMember) (*messages.ClusterMember, string) {
+	rec := Member(st, at.Name)
+	if rec == nil || at.DataDirId == "" || rec.DataDirId == at.DataDirId {
+		return nil, ""
+	}
+	for _, o := range st.Ops {
+		if o.Node.GetName() == at.Name {
+			return nil, ""
+		}
+	}
+	next := proto.Clone(rec).(*messages.ClusterMember)
+	next.DataDirId = at.DataDirId
+	return next, rec.DataDirId
+}
+
 // sameAddrs tells whether rec has the addresses gossip gives, a.
 func sameAddrs(a, rec *messages.ClusterMember) bool {
 	return rec.ClusterAddr == a.ClusterAddr && rec.ClientAddr == a.ClientAddr &&

@@ -292,7 +292,7 @@ func (g *Gossip) member(m *serf.Member) *messages.Member {
 	}
 	pm.ClusterAddr, pm.ClientAddr, pm.HttpAddr = t.ClusterAddr, t.ClientAddr, t.HTTPAddr
 	pm.Role, pm.ClusterId, pm.Shards, pm.DiskLow = t.Role, t.ClusterID, uint32(t.Shards), t.DiskLow
-	pm.BootstrapExpect = uint32(t.BootstrapExpect)
+	pm.BootstrapExpect, pm.DataDirId = uint32(t.BootstrapExpect), t.DataDirID
 	pm.Tags = extraTags(m.Tags)
 	return pm
 }

@@ -23,6 +23,9 @@ type Tags struct {
 	// no cluster: how many nodes must see each other before the first of
 	// them by name founds one (0: none asked).
 	BootstrapExpect int
+	// DataDirID is the ID of the node's data dir (node.json): a node
+	// whose ID changed runs on a new data dir.
+	DataDirID string
 }
 
 // Serf tag keys: short, because all tags together must fit in memberlist's
@@ -36,6 +39,7 @@ const (
 	tagShards      = "sh"
 	tagDiskLow     = "dl"
 	tagBootstrap   = "bx"
+	tagDataDir     = "dd"
 )
 
 // metaMaxSize is memberlist.MetaMaxSize: the limit on encoded tags.
@@ -55,6 +59,7 @@ func (t *Tags) fields() []tagField {
 		{tagHTTPAddr, &t.HTTPAddr},
 		{tagRole, &t.Role},
 		{tagClusterID, &t.ClusterID},
+		{tagDataDir, &t.DataDirID},
 	}
 }
 
@@ -117,7 +122,7 @@ func extraTags(m map[string]string) map[string]string {
 	var extra map[string]string
 	for k, v := range m {
 		switch k {
-		case tagClusterAddr, tagClientAddr, tagHTTPAddr, tagRole, tagClusterID, tagShards, tagDiskLow, tagBootstrap:
+		case tagClusterAddr, tagClientAddr, tagHTTPAddr, tagRole, tagClusterID, tagShards, tagDiskLow, tagBootstrap, tagDataDir:
 			continue
 		}
 		if extra == nil {

@@ -201,7 +201,11 @@ type ClusterMember struct {
 	HttpAddr    string                 `protobuf:"bytes,5,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	GossipAddr  string                 `protobuf:"bytes,6,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
 	// Unix ms when it became a member (every shard synced).
-	AddedMs       int64 `protobuf:"varint,7,opt,name=added_ms,json=addedMs,proto3" json:"added_ms,omitempty"`
+	AddedMs int64 `protobuf:"varint,7,opt,name=added_ms,json=addedMs,proto3" json:"added_ms,omitempty"`
+	// The ID of the data dir it runs on, as gossip last told it (empty in
+	// records from before): another one means its data dir was lost or
+	// replaced.
+	DataDirId     string `protobuf:"bytes,8,opt,name=data_dir_id,json=dataDirId,proto3" json:"data_dir_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -283,6 +287,13 @@ func (x *ClusterMember) GetAddedMs() int64 {
 		return x.AddedMs
 	}
 	return 0
+}
+
+func (x *ClusterMember) GetDataDirId() string {
+	if x != nil {
+		return x.DataDirId
+	}
+	return ""
 }
 
 // MembershipOp is an operation in the journal: the coordinator drives it
@@ -1610,7 +1621,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x10coppice.messages\x1a\vshard.proto\"\xec\x01\n" +
+	"\rcluster.proto\x12\x10coppice.messages\x1a\vshard.proto\"\x8c\x02\n" +
 	"\rClusterMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x16.coppice.messages.RoleR\x04role\x12!\n" +
@@ -1620,7 +1631,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12\x1f\n" +
 	"\vgossip_addr\x18\x06 \x01(\tR\n" +
 	"gossipAddr\x12\x19\n" +
-	"\badded_ms\x18\a \x01(\x03R\aaddedMs\"\xd7\x01\n" +
+	"\badded_ms\x18\a \x01(\x03R\aaddedMs\x12\x1e\n" +
+	"\vdata_dir_id\x18\b \x01(\tR\tdataDirId\"\xd7\x01\n" +
 	"\fMembershipOp\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x18.coppice.messages.OpKindR\x04kind\x123\n" +

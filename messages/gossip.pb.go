@@ -174,8 +174,11 @@ type Member struct {
 	// none asked): how many nodes must see each other before the first of
 	// them by name founds one.
 	BootstrapExpect uint32 `protobuf:"varint,12,opt,name=bootstrap_expect,json=bootstrapExpect,proto3" json:"bootstrap_expect,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The member's data dir's ID (node.json): a new one means a new data
+	// dir, the last one lost or replaced.
+	DataDirId     string `protobuf:"bytes,13,opt,name=data_dir_id,json=dataDirId,proto3" json:"data_dir_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -290,6 +293,13 @@ func (x *Member) GetBootstrapExpect() uint32 {
 		return x.BootstrapExpect
 	}
 	return 0
+}
+
+func (x *Member) GetDataDirId() string {
+	if x != nil {
+		return x.DataDirId
+	}
+	return ""
 }
 
 // MemberEvent is one serf member event; members carry their state as of
@@ -432,7 +442,7 @@ var File_gossip_proto protoreflect.FileDescriptor
 
 const file_gossip_proto_rawDesc = "" +
 	"\n" +
-	"\fgossip.proto\x12\x10coppice.messages\"\xd8\x03\n" +
+	"\fgossip.proto\x12\x10coppice.messages\"\xf8\x03\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vgossip_addr\x18\x02 \x01(\tR\n" +
@@ -449,7 +459,8 @@ const file_gossip_proto_rawDesc = "" +
 	"\x04tags\x18\n" +
 	" \x03(\v2\".coppice.messages.Member.TagsEntryR\x04tags\x12\x19\n" +
 	"\bdisk_low\x18\v \x01(\bR\adiskLow\x12)\n" +
-	"\x10bootstrap_expect\x18\f \x01(\rR\x0fbootstrapExpect\x1a7\n" +
+	"\x10bootstrap_expect\x18\f \x01(\rR\x0fbootstrapExpect\x12\x1e\n" +
+	"\vdata_dir_id\x18\r \x01(\tR\tdataDirId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +

@@ -342,7 +342,13 @@ func clearApplied(dir string) error {
 }
 
 // NewClusterID makes a cluster ID: 16 random hex digits.
-func NewClusterID() string {
+func NewClusterID() string { return randomID() }
+
+// NewDataDirID makes a data dir's ID (Identity.DataDirID): 16 random hex
+// digits.
+func NewDataDirID() string { return randomID() }
+
+func randomID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)

@@ -54,6 +54,9 @@ type Identity struct {
 	// it makes itself the first voter of every group that has no Raft
 	// state yet, also after a restart between this record and that.
 	Founder bool `json:"founder,omitempty"`
+	// DataDirID is made with the data dir (NewClusterID's form): a node
+	// that comes back with another one runs on a new data dir.
+	DataDirID string `json:"data_dir_id,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
