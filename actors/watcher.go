@@ -38,6 +38,7 @@ const WatcherPath = RootName + "/watcher"
 const (
 	watcherResync = 2 * time.Second
 	joinRetry     = time.Second
+	joinWarnEvery = 30 * time.Second
 	// twinWait bounds how long a join waits for gossip to see this
 	// node's earlier run, at other addresses, fail: a LAN's failure
 	// detection takes 5-30 s.
@@ -248,6 +249,10 @@ func (w *watcherActor) start(ctx actor.Context) error {
 			defer t.Stop()
 			founding = t.C
 		}
+		// The join is tried every joinRetry; the same failure is warned
+		// of every joinWarnEvery (nodes of --bootstrap-expect wait for
+		// each other that way), the others at debug level.
+		joinErr, joinWarned := "", time.Time{}
 		var foundSince time.Time // since when DecideFounding has said found
 		lastWait := ""
 		for {
@@ -304,7 +309,12 @@ func (w *watcherActor) start(ctx actor.Context) error {
 						root.Send(self, joinFailed{err})
 						return
 					}
-					rt.logger().Warn("joining the cluster", "seeds", rt.Join, "err", err)
+					if err.Error() != joinErr || time.Since(joinWarned) >= joinWarnEvery {
+						rt.logger().Warn("joining the cluster", "seeds", rt.Join, "err", err)
+						joinErr, joinWarned = err.Error(), time.Now()
+					} else {
+						rt.logger().Debug("joining the cluster", "seeds", rt.Join, "err", err)
+					}
 					retry.Reset(joinRetry)
 					continue
 				}

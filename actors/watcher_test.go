@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/internal/testlog"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -121,5 +123,25 @@ func TestWatcherCrashRestartsItAloneAndKeepsMembership(t *testing.T) {
 		if e.ChildId != "watcher" {
 			t.Errorf("a watcher crash touched %s: %v", e.ChildId, e)
 		}
+	}
+}
+
+// TestJoinFailureWarnedOnce: a node whose seeds do not answer tries again
+// every second and warns of the same failure once (then every 30 s), the
+// other tries at debug level: nodes of --bootstrap-expect started minutes
+// apart wait that way.
+func TestJoinFailureWarnedOnce(t *testing.T) {
+	var logs testlog.Buffer
+	startClusterNodeWith(t, "n1", freeAddr(t), func(rt *actors.Runtime) {
+		rt.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}, freeAddr(t))
+	waitFor(t, 15*time.Second, "three tries", func() error {
+		if n := logs.Count(`msg="joining the cluster"`); n < 3 {
+			return fmt.Errorf("%d tries", n)
+		}
+		return nil
+	})
+	if n := logs.Count(`level=WARN msg="joining the cluster"`); n != 1 {
+		t.Fatalf("%d warnings of the same failure, want 1:\n%s", n, logs.String())
 	}
 }
