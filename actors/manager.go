@@ -215,7 +215,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 	}
 }
 
-// foreignMember explains, on the coordinator, a member of this cluster
+// foreignMember explains, on the coordinator, a node this cluster knows
 // that gossip refuses because it announces another cluster ID: a node
 // that lost its data dir and was started again without --join founds a
 // cluster of its own, empty, and serves it to its clients. Gossip only
@@ -224,15 +224,17 @@ func (m *managerActor) foreignMember(r memberRefused, now time.Time) {
 	if !errors.Is(r.err, gossip.ErrClusterMismatch) {
 		return
 	}
+	// A member, or one gossip knew (removed for being down since: gossip
+	// keeps a failed member until it reaps it, and tries it again).
 	sys, st, err := m.rt.System()
-	if err != nil || sys.State() != raft.Leader || st.Member(r.name) == nil {
+	if err != nil || sys.State() != raft.Leader || (st.Member(r.name) == nil && m.members[r.name] == nil) {
 		return
 	}
 	if t, ok := m.toldForeign[r.name]; ok && now.Sub(t) < foreignWarnEvery {
 		return
 	}
 	m.toldForeign[r.name] = now
-	m.rt.logger().Error("a member of this cluster answers as a node of another cluster: its data dir was probably lost and, "+
+	m.rt.logger().Error("a node this cluster knows answers as a node of another cluster: its data dir was probably lost and, "+
 		"started again without --join, it founded a new, empty cluster, which it serves to its clients; here it counts as down "+
 		"(removed after --remove-delay). Stop it, empty its data dir and start it with --join, the other nodes' gossip addresses: "+
 		"it rejoins and gets its data back (--bootstrap-expect on every node keeps a node from founding a second cluster)",

@@ -82,12 +82,8 @@ func (n *Node) handOver(ctx context.Context) {
 	if wait <= 0 {
 		return
 	}
-	paths := []string{SystemPath}
-	for i := range n.rt.Shards {
-		paths = append(paths, RaftPath(i))
-	}
 	var futures []*actor.Future
-	for _, p := range paths {
+	for _, p := range groupPaths(n.rt.Shards) {
 		futures = append(futures, n.System.Root.RequestFuture(actor.NewPID(n.System.Address(), p), handOverNow{}, wait))
 	}
 	for _, f := range futures {

@@ -232,6 +232,16 @@ func bootstrapLater(rt *Runtime, r *raft.Raft, trans raft.Transport, group strin
 func shardName(i int) string { return "shard-" + strconv.Itoa(i) }
 func raftName(i int) string  { return "raft-" + strconv.Itoa(i) }
 
+// groupPaths are the actor paths of every Raft group's actor on a node of
+// shards shards: the system group's, then each shard's.
+func groupPaths(shards int) []string {
+	paths := []string{SystemPath}
+	for i := range shards {
+		paths = append(paths, RaftPath(i))
+	}
+	return paths
+}
+
 // RaftPath is the actor path of shard i's Raft actor.
 func RaftPath(i int) string { return RootName + "/shards/" + shardName(i) + "/" + raftName(i) }
 

@@ -36,13 +36,13 @@ func answerTrust(root *actor.RootContext, to *actor.PID, r *raft.Raft) {
 // running in sys (its system group and its shards' groups) that withholds
 // its votes, and returns those groups ("system", "shard 2").
 func TrustStores(ctx context.Context, sys *actor.ActorSystem, shards int) ([]string, error) {
-	names, paths := []string{"system"}, []string{SystemPath}
+	names := []string{"system"}
 	for i := range shards {
-		names, paths = append(names, fmt.Sprintf("shard %d", i)), append(paths, RaftPath(i))
+		names = append(names, fmt.Sprintf("shard %d", i))
 	}
 	var out []string
 	var errs []error
-	for i, p := range paths {
+	for i, p := range groupPaths(shards) {
 		res, err := Ask(ctx, sys, actor.NewPID(sys.Address(), p), trustStores{}, askTimeout)
 		t, ok := res.(trusted)
 		switch {

@@ -135,11 +135,7 @@ func (w *watcherActor) found(ctx actor.Context) {
 		panic(fmt.Errorf("node: found the cluster: %w", err))
 	}
 	rt.founding.Store(nil)
-	paths := []string{SystemPath}
-	for i := range rt.Shards {
-		paths = append(paths, RaftPath(i))
-	}
-	for _, p := range paths {
+	for _, p := range groupPaths(rt.Shards) {
 		ctx.Send(actor.NewPID(ctx.Self().Address, p), bootstrapGroup{})
 	}
 	if err := w.g.SetTags(w.tags()); err != nil {

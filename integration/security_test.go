@@ -302,8 +302,10 @@ func TestKeyringRefusesNodeWithoutTheKey(t *testing.T) {
 	n2.start()
 	eventually(t, 20*time.Second, "two voters in every shard", func() error { return voters(n1, "n1", "n2") })
 
-	nokey := newNode(t, "nokey", filepath.Join(dir, "nokey"), append([]string{"--join", n1.gossip}, clusterFlags...)...)
-	wrong := newNode(t, "wrongkey", filepath.Join(dir, "wrongkey"), append([]string{"--keyring-file", other, "--join", n1.gossip}, clusterFlags...)...)
+	// At debug level: a join's failure is warned of once, and its tries
+	// again are debug lines.
+	nokey := newNode(t, "nokey", filepath.Join(dir, "nokey"), append([]string{"--join", n1.gossip, "--log-level", "debug"}, clusterFlags...)...)
+	wrong := newNode(t, "wrongkey", filepath.Join(dir, "wrongkey"), append([]string{"--keyring-file", other, "--join", n1.gossip, "--log-level", "debug"}, clusterFlags...)...)
 	nokey.launch()
 	wrong.launch()
 	for _, tc := range []struct {
