@@ -23,11 +23,12 @@ type trustStores struct{}
 type trusted struct{ was bool }
 
 // answerTrust ends r's wait off the actor's mailbox (it writes the
-// stable store) and answers to.
+// stable store) and answers to, if there is one to answer.
 func answerTrust(root *actor.RootContext, to *actor.PID, r *raft.Raft) {
 	go func() {
+		was := r.TrustStores()
 		if to != nil {
-			root.Send(to, trusted{was: r.TrustStores()})
+			root.Send(to, trusted{was: was})
 		}
 	}()
 }
