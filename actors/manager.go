@@ -87,9 +87,9 @@ type managerActor struct {
 	// warned is when each reconcile error was last logged as a warning
 	// (warnReconcile), by its text without figures.
 	warned map[string]time.Time
-	// toldForeign is when each member gossip refused for another cluster
-	// ID was last explained (foreignMember).
-	toldForeign map[string]time.Time
+	// toldForeign passes the explanation of a node gossip refused for
+	// another cluster ID once every foreignWarnEvery (foreignMember).
+	toldForeign *repeats
 }
 
 // memberRefused is gossip keeping a member out outside a join
@@ -140,7 +140,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
 		m.toldRemoved = map[string]bool{}
-		m.toldForeign = map[string]time.Time{}
+		m.toldForeign = &repeats{window: foreignWarnEvery}
 		tick := m.rt.ManagerTick
 		if tick <= 0 {
 			tick = defaultManagerTick
@@ -161,7 +161,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.rearm(time.Now())
 		m.reconcileNow()
 	case memberRefused:
-		m.foreignMember(msg, time.Now())
+		m.foreignMember(msg)
 	case coordinatorNow:
 		m.reconcileNow()
 	case *reconciled:
@@ -220,7 +220,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 // that lost its data dir and was started again without --join founds a
 // cluster of its own, empty, and serves it to its clients. Gossip only
 // says "cluster id mismatch", and the cluster sees the member down.
-func (m *managerActor) foreignMember(r memberRefused, now time.Time) {
+func (m *managerActor) foreignMember(r memberRefused) {
 	if !errors.Is(r.err, gossip.ErrClusterMismatch) {
 		return
 	}
@@ -230,10 +230,9 @@ func (m *managerActor) foreignMember(r memberRefused, now time.Time) {
 	if err != nil || sys.State() != raft.Leader || (st.Member(r.name) == nil && m.members[r.name] == nil) {
 		return
 	}
-	if t, ok := m.toldForeign[r.name]; ok && now.Sub(t) < foreignWarnEvery {
+	if _, ok := m.toldForeign.pass(r.name); !ok {
 		return
 	}
-	m.toldForeign[r.name] = now
 	m.rt.logger().Error("a node this cluster knows answers as a node of another cluster: its data dir was probably lost and, "+
 		"started again without --join, it founded a new, empty cluster, which it serves to its clients; here it counts as down "+
 		"(removed after --remove-delay). Stop it, empty its data dir and start it with --join, the other nodes' gossip addresses: "+
@@ -580,7 +579,7 @@ func (in *managerInputs) reconcile() *reconciled {
 	// New nodes: an add op each, exactly once (the journal dedups).
 	for _, g := range in.members {
 		if g.Name == in.rt.Name || g.Status != messages.MemberStatus_ALIVE || cluster.Member(st, g.Name) != nil ||
-			opFor(st, g.Name) != nil {
+			cluster.OpFor(st, g.Name) != nil {
 			continue
 		}
 		if slices.Contains(st.Removed, g.Name) {
@@ -839,15 +838,6 @@ func (in *managerInputs) reachable(ctx context.Context, g *messages.Member) erro
 	defer cancel()
 	if err := remote.Ping(ctx, transport.Peer{Name: g.Name, Addr: g.ClusterAddr}); err != nil {
 		return fmt.Errorf("%w: %s at %s: %w", cluster.ErrUnreachable, g.Name, g.ClusterAddr, err)
-	}
-	return nil
-}
-
-func opFor(st *messages.ClusterState, name string) *messages.MembershipOp {
-	for _, o := range st.Ops {
-		if o.Node.GetName() == name {
-			return o
-		}
 	}
 	return nil
 }
@@ -1309,13 +1299,13 @@ func managerError(req proto.Message, text string) proto.Message {
 func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState, m *messages.AddNode) proto.Message {
 	switch {
 	case cluster.Member(st, m.Name) != nil:
-		return in.changeRole(ctx, cluster.Member(st, m.Name), m.Role, opFor(st, m.Name))
+		return in.changeRole(ctx, cluster.Member(st, m.Name), m.Role, cluster.OpFor(st, m.Name))
 	case m.Name == in.rt.Name:
 		return &messages.ManagerReply{Detail: "this node is a member already"}
-	case opFor(st, m.Name) != nil:
+	case cluster.OpFor(st, m.Name) != nil:
 		// Asked again: shards whose sync gave up get a new set of attempts.
-		in.root.Send(in.self, retrySyncs{op: opFor(st, m.Name).Id})
-		return &messages.ManagerReply{Op: opFor(st, m.Name).Id, Detail: "an operation on " + m.Name + " is under way; failed shard syncs are retried"}
+		in.root.Send(in.self, retrySyncs{op: cluster.OpFor(st, m.Name).Id})
+		return &messages.ManagerReply{Op: cluster.OpFor(st, m.Name).Id, Detail: "an operation on " + m.Name + " is under way; failed shard syncs are retried"}
 	}
 	g := in.members[m.Name]
 	if g == nil || g.Status != messages.MemberStatus_ALIVE {
@@ -1421,7 +1411,7 @@ func (in *managerInputs) checkEveryShard(ctx context.Context, node *messages.Clu
 // removeNode journals a removal after checking, for every shard, that it
 // keeps quorum.
 func (in *managerInputs) removeNode(ctx context.Context, st *messages.ClusterState, name, cause string) proto.Message {
-	mem, o := cluster.Member(st, name), opFor(st, name)
+	mem, o := cluster.Member(st, name), cluster.OpFor(st, name)
 	if o != nil && o.Kind == messages.OpKind_REMOVE_NODE {
 		return &messages.ManagerReply{Op: o.Id, Detail: "removal of " + name + " under way"}
 	}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -30,12 +31,15 @@ func raftLogger(log *slog.Logger, name string, rep *repeats) hclog.Logger {
 // shards, a thousand lines per node).
 const repeatWindow = 10 * time.Second
 
-// repeats counts the node's groups' repeated warnings and errors (its
-// zero value is ready).
+// repeats passes a line once per window by its key and counts the lines
+// left out in between: the node's groups' repeated warnings and errors,
+// a join's failures, a foreign node's explanation (its zero value is
+// ready, with repeatWindow).
 type repeats struct {
-	now  func() time.Time // time.Now when nil
-	mu   sync.Mutex
-	seen map[string]*repeated
+	window time.Duration    // repeatWindow when 0
+	now    func() time.Time // time.Now when nil
+	mu     sync.Mutex
+	seen   map[string]*repeated
 }
 
 type repeated struct {
@@ -63,7 +67,7 @@ func (r *repeats) pass(key string) (left int, ok bool) {
 	case p == nil:
 		r.seen[key] = &repeated{logged: now}
 		return 0, true
-	case now.Sub(p.logged) < repeatWindow:
+	case now.Sub(p.logged) < cmp.Or(r.window, repeatWindow):
 		p.left++
 		return 0, false
 	}

@@ -167,8 +167,8 @@ type Runtime struct {
 	clusterIDRecorded bool
 	// founder: this node founded its cluster although started with
 	// --join (Identity.Founder). founding is why a node of
-	// --bootstrap-expect has neither founded nor joined a cluster yet
-	// (cluster.Founding.Wait), nil once it has.
+	// --bootstrap-expect was in no cluster when it last looked
+	// (cluster.Founding.Wait; foundingWait).
 	founder  atomic.Bool
 	founding atomic.Pointer[string]
 	// dataDirID is node.json's data_dir_id, once the store worker has
@@ -548,18 +548,21 @@ func (rt *Runtime) setDataDirID(id string) { rt.dataDirID.Store(&id) }
 
 // DataDirID is the ID of the data dir the node runs on ("" before the
 // store worker has opened it).
-func (rt *Runtime) DataDirID() string {
-	if p := rt.dataDirID.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
+func (rt *Runtime) DataDirID() string { return loadString(&rt.dataDirID) }
 
 // foundingWait is why this node, of --bootstrap-expect, is in no cluster
-// yet, or "".
+// yet, or "" (also once it is in one).
 func (rt *Runtime) foundingWait() string {
-	if p := rt.founding.Load(); p != nil {
-		return *p
+	if rt.ClusterID() != "" {
+		return ""
+	}
+	return loadString(&rt.founding)
+}
+
+// loadString is the string p points to, or "".
+func loadString(p *atomic.Pointer[string]) string {
+	if s := p.Load(); s != nil {
+		return *s
 	}
 	return ""
 }

@@ -134,7 +134,6 @@ func (w *watcherActor) found(ctx actor.Context) {
 	if err := rt.recordFounding(id); err != nil {
 		panic(fmt.Errorf("node: found the cluster: %w", err))
 	}
-	rt.founding.Store(nil)
 	for _, p := range groupPaths(rt.Shards) {
 		ctx.Send(actor.NewPID(ctx.Self().Address, p), bootstrapGroup{})
 	}
@@ -240,6 +239,7 @@ func (w *watcherActor) start(ctx actor.Context) error {
 		retry := time.NewTimer(0)
 		defer retry.Stop()
 		var founding <-chan time.Time
+		fw := &foundingWatch{rt: rt}
 		if rt.BootstrapExpect > 0 && rt.ClusterID() == "" {
 			t := time.NewTicker(foundingCheck)
 			defer t.Stop()
@@ -247,40 +247,15 @@ func (w *watcherActor) start(ctx actor.Context) error {
 		}
 		// The join is tried every joinRetry; the same failure is warned
 		// of every joinWarnEvery (nodes of --bootstrap-expect wait for
-		// each other that way), the others at debug level.
-		joinErr, joinWarned := "", time.Time{}
-		var foundSince time.Time // since when DecideFounding has said found
-		lastWait := ""
+		// each other that way), the tries between at debug level.
+		joinWarns := repeats{window: joinWarnEvery}
 		for {
 			select {
 			case <-stop:
 				return
 			case <-founding:
-				if rt.ClusterID() != "" {
-					rt.founding.Store(nil)
+				if fw.step(g.Members(), func() { root.Send(self, foundCluster{}) }) {
 					founding = nil
-					continue
-				}
-				members := g.Members()
-				switch d := cluster.DecideFounding(rt.Name, rt.BootstrapExpect, members); {
-				case d.Join != "":
-					adoptClusterID(rt, members)
-					rt.founding.Store(nil)
-					founding = nil
-				case d.Found:
-					if foundSince.IsZero() {
-						foundSince = time.Now()
-					} else if time.Since(foundSince) >= foundingSettle {
-						root.Send(self, foundCluster{})
-						founding = nil
-					}
-				default:
-					foundSince = time.Time{}
-					rt.founding.Store(&d.Wait)
-					if d.Wait != lastWait {
-						rt.logger().Info("not founding a cluster yet", "why", d.Wait)
-						lastWait = d.Wait
-					}
 				}
 			case ev := <-events:
 				root.Send(manager, ev)
@@ -305,9 +280,8 @@ func (w *watcherActor) start(ctx actor.Context) error {
 						root.Send(self, joinFailed{err})
 						return
 					}
-					if err.Error() != joinErr || time.Since(joinWarned) >= joinWarnEvery {
+					if _, ok := joinWarns.pass(err.Error()); ok {
 						rt.logger().Warn("joining the cluster", "seeds", rt.Join, "err", err)
-						joinErr, joinWarned = err.Error(), time.Now()
 					} else {
 						rt.logger().Debug("joining the cluster", "seeds", rt.Join, "err", err)
 					}
@@ -321,6 +295,46 @@ func (w *watcherActor) start(ctx actor.Context) error {
 		}
 	}()
 	return nil
+}
+
+// foundingWatch follows, for a node of --bootstrap-expect in no cluster
+// yet, what cluster.DecideFounding makes of its gossip members.
+type foundingWatch struct {
+	rt       *Runtime
+	since    time.Time // since when DecideFounding has said found
+	lastWait string
+}
+
+// step looks at members once and tells whether the watch is over: the
+// node is in a cluster (it took a member's ID), or DecideFounding has
+// said found for foundingSettle, and found was called.
+func (f *foundingWatch) step(members []*messages.Member, found func()) (over bool) {
+	rt := f.rt
+	if rt.ClusterID() != "" {
+		return true
+	}
+	switch d := cluster.DecideFounding(rt.Name, rt.BootstrapExpect, members); {
+	case d.Join != "":
+		adoptClusterID(rt, members)
+		return true
+	case d.Found:
+		if f.since.IsZero() {
+			f.since = time.Now()
+		}
+		if time.Since(f.since) < foundingSettle {
+			return false
+		}
+		found()
+		return true
+	default:
+		f.since = time.Time{}
+		rt.founding.Store(&d.Wait)
+		if d.Wait != f.lastWait {
+			rt.logger().Info("not founding a cluster yet", "why", d.Wait)
+			f.lastWait = d.Wait
+		}
+		return false
+	}
 }
 
 // adoptClusterID gives a node that belongs to no cluster yet the ID its

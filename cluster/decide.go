@@ -186,13 +186,8 @@ func Moved(st *messages.ClusterState, at *messages.ClusterMember) (*messages.Clu
 // (it records the node as the op ends).
 func NewDataDir(st *messages.ClusterState, at *messages.ClusterMember) (*messages.ClusterMember, string) {
 	rec := Member(st, at.Name)
-	if rec == nil || at.DataDirId == "" || rec.DataDirId == at.DataDirId {
+	if rec == nil || at.DataDirId == "" || rec.DataDirId == at.DataDirId || OpFor(st, at.Name) != nil {
 		return nil, ""
-	}
-	for _, o := range st.Ops {
-		if o.Node.GetName() == at.Name {
-			return nil, ""
-		}
 	}
 	next := proto.Clone(rec).(*messages.ClusterMember)
 	next.DataDirId = at.DataDirId

@@ -9,7 +9,8 @@ import (
 )
 
 // Founding is what a node on a new data dir, started with --join and
-// --bootstrap-expect, makes of the members its gossip sees (Decide).
+// --bootstrap-expect, makes of the members its gossip sees
+// (DecideFounding).
 type Founding struct {
 	// Found: this node founds the cluster now.
 	Found bool
@@ -41,28 +42,20 @@ type Founding struct {
 // founding node must be given the same count, that of the nodes started
 // together.
 func DecideFounding(self string, expect int, members []*messages.Member) Founding {
-	var seen, other []string
-	selfSeen := false
+	seen, other := []string{self}, []string(nil) // self, also before gossip lists it
 	for _, m := range members {
-		if m.Status != messages.MemberStatus_ALIVE {
+		if m.Status != messages.MemberStatus_ALIVE || m.Name == self {
 			continue
 		}
-		if m.Name != self && m.ClusterId != "" {
-			return Founding{Join: m.ClusterId}
-		}
 		switch {
-		case m.Name == self:
-			selfSeen = true
-			seen = append(seen, m.Name)
+		case m.ClusterId != "":
+			return Founding{Join: m.ClusterId}
 		case m.BootstrapExpect == 0:
 		case int(m.BootstrapExpect) == expect:
 			seen = append(seen, m.Name)
 		default:
 			other = append(other, fmt.Sprintf("%s %d", m.Name, m.BootstrapExpect))
 		}
-	}
-	if !selfSeen {
-		seen = append(seen, self)
 	}
 	if len(other) > 0 {
 		return Founding{Wait: fmt.Sprintf("nodes ask for another --bootstrap-expect than this node's %d (%s): give every founding node the same",

@@ -156,6 +156,16 @@ func Member(st *messages.ClusterState, name string) *messages.ClusterMember {
 	return nil
 }
 
+// OpFor returns the journal's op for the node named name, or nil.
+func OpFor(st *messages.ClusterState, name string) *messages.MembershipOp {
+	for _, o := range st.Ops {
+		if o.Node.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
 // Snapshot captures the state (raft.FSM).
 func (s *State) Snapshot() (raft.FSMSnapshot, error) {
 	b, err := proto.Marshal(s.Get())
