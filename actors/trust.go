@@ -35,13 +35,14 @@ func answerTrust(root *actor.RootContext, to *actor.PID, r *raft.Raft) {
 
 // TrustStores ends the LostStoreGuard wait of every Raft group of the node
 // running in sys (its system group and its shards' groups) that withholds
-// its votes, and returns those groups ("system", "shard 2").
+// its votes, and returns those groups ("system", "shard 2"; empty, not
+// nil, when none did).
 func TrustStores(ctx context.Context, sys *actor.ActorSystem, shards int) ([]string, error) {
 	names := []string{"system"}
 	for i := range shards {
 		names = append(names, fmt.Sprintf("shard %d", i))
 	}
-	var out []string
+	out := []string{}
 	var errs []error
 	for i, p := range groupPaths(shards) {
 		res, err := Ask(ctx, sys, actor.NewPID(sys.Address(), p), trustStores{}, askTimeout)

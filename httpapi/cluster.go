@@ -57,9 +57,6 @@ func (s *Server) trustStores(w http.ResponseWriter, r *http.Request) {
 	}
 	groups, err := actors.TrustStores(r.Context(), sys, s.cfg.Info.Shards)
 	body := map[string]any{"trusted": groups}
-	if groups == nil {
-		body["trusted"] = []string{}
-	}
 	if err != nil {
 		body["error"] = err.Error()
 		writeJSON(w, http.StatusServiceUnavailable, body)
