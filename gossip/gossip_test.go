@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -358,13 +359,8 @@ func TestRefusalsOutsideAJoinReported(t *testing.T) {
 		}
 	}
 	bareJoin(t, start(t, cfg))
-	select {
-	case r := <-got:
-		if r.name != "bare" || !errors.Is(r.err, ErrClusterMismatch) {
-			t.Errorf("OnRefused(%q, %v), want bare and ErrClusterMismatch", r.name, r.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("OnRefused not called within 10s")
+	if r := testwait.Recv(t, got, 10*time.Second, "call of OnRefused"); r.name != "bare" || !errors.Is(r.err, ErrClusterMismatch) {
+		t.Errorf("OnRefused(%q, %v), want bare and ErrClusterMismatch", r.name, r.err)
 	}
 }
 

@@ -7,7 +7,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/coppice-kv/coppice/internal/freeport"
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/storage"
 	"github.com/redis/go-redis/v9"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -576,17 +576,16 @@ func hasClusterID(n *node, others ...string) error {
 
 // recordedClusterID is the cluster ID in dataDir's node.json.
 func recordedClusterID(dataDir string) (string, error) {
-	var id struct {
-		ClusterID string `json:"cluster_id"`
+	id, ok, err := storage.Layout{Dir: dataDir}.ReadIdentity()
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return "", errors.New("no node.json yet")
+	case id.ClusterID == "":
+		return "", errors.New("no cluster id in node.json yet")
 	}
-	b, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &id)
-	}
-	if err == nil && id.ClusterID == "" {
-		err = errors.New("no cluster id in node.json yet")
-	}
-	return id.ClusterID, err
+	return id.ClusterID, nil
 }
 
 // same NODES...: every shard's applied index and checksum agree on the
