@@ -52,6 +52,21 @@ func (r *Raft) initUnverified(existing bool) error {
 	return nil
 }
 
+// MarkUnverified marks a server whose stores are about to be emptied while
+// its stable values (term and vote) stay, so that once started on them it
+// grants no vote until it has caught up with a leader, as one that starts
+// on empty stores (Config.LostStoreGuard). For a server that drops its log
+// and snapshots by itself (coppice rebuilds a shard whose state machine
+// store is damaged): HasExistingState still finds the term, so without the
+// mark it would vote at once with an empty log. Call it before the log is
+// emptied, with the server shut down.
+func MarkUnverified(stable StableStore) error {
+	if err := stable.SetUint64(keyUnverified, 1); err != nil {
+		return fmt.Errorf("failed to mark the server unverified: %v", err)
+	}
+	return nil
+}
+
 // verified clears the mark: the server votes again.
 func (r *Raft) verified(why string) {
 	if !r.unverified.Load() {

@@ -234,3 +234,38 @@ func TestRaft_LostStoreGuardJoinsAsCoppiceDoes(t *testing.T) {
 		return fmt.Errorf("none leads")
 	})
 }
+
+// TestRaft_MarkUnverified: a server that kept its term and vote but whose
+// log was emptied after MarkUnverified grants no vote until it has caught
+// up; without the mark it would (HasExistingState finds the term).
+func TestRaft_MarkUnverified(t *testing.T) {
+	store, snaps := NewInmemStore(), NewInmemSnapshotStore()
+	s := startLostDisk(t, store, snaps, "", "")
+	s.appendEntries(t, 5, 1, 3, 3) // caught up: it votes
+	if !s.vote(t, 6, 3, 5) {
+		t.Fatal("a caught-up server refused its vote")
+	}
+	if err := s.r.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	s.trans.Close()
+	s.p.Close()
+
+	if err := MarkUnverified(store); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.DeleteRange(1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := HasExistingState(store, store, snaps); err != nil || !ok {
+		t.Fatalf("HasExistingState after the log was emptied: %v, %v; want true (the term)", ok, err)
+	}
+	s = startLostDisk(t, store, snaps, s.addr, s.pAddr)
+	if !s.r.VotesWithheld() || s.vote(t, 7, 3, 5) {
+		t.Fatal("marked and emptied, the server granted a vote")
+	}
+	s.appendEntries(t, 7, 1, 3, 3)
+	if !s.vote(t, 8, 3, 5) {
+		t.Fatal("caught up again, the server refused its vote")
+	}
+}
