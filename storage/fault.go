@@ -62,9 +62,12 @@ var stallAfter = 20 * time.Second
 // stallAfter is the store's failure, and what stops the watch: Pebble's
 // disk-health checker, which looks every 2 s, so a stall is seen 20-22 s
 // in.
-func (f *fault) watchStalls(fs vfs.FS) (vfs.FS, io.Closer) {
+func (f *fault) watchStalls(fs vfs.FS) (vfs.FS, io.Closer) { return watchStalls(fs, f.report) }
+
+// watchStalls is fault.watchStalls reporting to report.
+func watchStalls(fs vfs.FS, report func(error)) (vfs.FS, io.Closer) {
 	return vfs.WithDiskHealthChecks(fs, stallAfter, nil, func(info vfs.DiskSlowInfo) {
-		f.report(fmt.Errorf("a %s of %s has not returned in %s: the disk is stalled",
+		report(fmt.Errorf("a %s of %s has not returned in %s: the disk is stalled",
 			info.OpType, info.Path, info.Duration.Round(time.Millisecond)))
 	})
 }
@@ -145,12 +148,19 @@ func (f *fault) closeFailed(lockAndClose func()) error {
 	}
 }
 
+// fault is the shard's current store's fault.
+func (s *Shard) fault() *fault { return s.faults.Load() }
+
+func (s *Shard) newFault() *fault {
+	return newFault(fmt.Sprintf("shard %d at %s", s.id, s.layout.KVDir(s.id)))
+}
+
 // Failed is closed when the shard's store fails in a way that retrying
-// does not mend (Failure says how).
-func (s *Shard) Failed() <-chan struct{} { return s.fault.failed }
+// does not mend (Failure says how). After a Renew it is the new store's.
+func (s *Shard) Failed() <-chan struct{} { return s.fault().failed }
 
 // Failure returns the shard store's failure (ErrStoreFailed), or nil.
-func (s *Shard) Failure() error { return s.fault.get() }
+func (s *Shard) Failure() error { return s.fault().get() }
 
 // Failed is closed when the Raft log store fails in a way that retrying
 // does not mend (Failure says how).

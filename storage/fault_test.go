@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/kv"
 	"github.com/hashicorp/raft"
 )
 
@@ -82,12 +83,98 @@ func TestShardCorruptionIsAFailure(t *testing.T) {
 	testwait.Recv(t, s.Failed(), 10*time.Second, "close of Failed")
 	checkCorruptionErr(t, s.Failure(), table)
 
-	// The first block, which the open reads.
+	// The first block, which the open reads: the shard opens without a
+	// store, damaged.
 	fs = vfs.NewMem()
 	table = damagedTable(t, fs)
 	flipByte(t, fs, table, 8)
-	_, err = openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
-	checkCorruptionErr(t, err, table)
+	s, err = openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
+	if err != nil {
+		t.Fatalf("open of a damaged store: %v, want a damaged shard", err)
+	}
+	checkCorruptionErr(t, s.Failure(), table)
+	if err := s.View(func(kv.Reader) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a read of a shard opened damaged: %v, want ErrClosed", err)
+	}
+	if r := s.ApplyBatch([]*raft.Log{shardEntry(t, 1)}); r[0] != ErrClosed {
+		t.Fatalf("an apply on a shard opened damaged: %v, want ErrClosed", r[0])
+	}
+	if err := s.Renew(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Failure(); err != nil {
+		t.Fatalf("renewed: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged shard renewed is an empty store with a fault of its own: it
+// applies and reads again, its Failed channel is a new one, Renewed was
+// closed, and nothing of the damaged store is left for the next open.
+func TestShardRenewReplacesADamagedStore(t *testing.T) {
+	fs := vfs.NewMem()
+	table := damagedTable(t, fs)
+	st, err := fs.Stat(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, fs, table, st.Size()*2/3)
+	l := Layout{Dir: "/node"}
+	s, err := openShard(fs, l, 0, setExec, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, _, err := s.Checksum(); err == nil {
+		t.Fatal("a read of the damaged block succeeded")
+	}
+	failed, renewed := s.Failed(), s.Renewed()
+	testwait.Recv(t, failed, 10*time.Second, "close of Failed")
+
+	if err := s.Renew(); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Recv(t, renewed, time.Second, "close of Renewed")
+	if err := s.Failure(); err != nil {
+		t.Fatalf("Failure() after Renew = %v, want nil", err)
+	}
+	select {
+	case <-s.Failed():
+		t.Fatal("the renewed store's Failed is closed")
+	default:
+	}
+	if i, term := s.Applied(); i != 0 || term != 0 {
+		t.Fatalf("applied %d/%d after Renew, want 0/0", i, term)
+	}
+	if applied, _, keys, err := s.Checksum(); err != nil || applied != 0 || keys != 0 {
+		t.Fatalf("Checksum after Renew: applied %d, %d keys, %v; want an empty store", applied, keys, err)
+	}
+	if r := s.ApplyBatch([]*raft.Log{entry(t, 1, 1, "a", "1")}); r[0] != nil {
+		if _, ok := r[0].(error); ok {
+			t.Fatalf("apply after Renew: %v", r[0])
+		}
+	}
+	if got := get(t, s, "a"); got != "1" {
+		t.Fatalf("a = %q after Renew and an apply, want 1", got)
+	}
+	if _, err := fs.Stat(table); err == nil {
+		t.Fatalf("the damaged table %s is still there", table)
+	}
+	if _, err := fs.Stat(l.KVDir(0) + ".old"); err == nil {
+		t.Fatal("the damaged store's dir is still there")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = openShard(fs, l, 0, setExec, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := s.Applied(); i != 1 || get(t, s, "a") != "1" {
+		t.Fatalf("reopened: applied %d, a = %q; want 1 and 1", i, get(t, s, "a"))
+	}
 }
 
 func checkCorruptionErr(t *testing.T, err error, table string) {

@@ -7,6 +7,8 @@ import "github.com/hashicorp/raft"
 type LogStore interface {
 	raft.LogStore
 	raft.StableStore
+	// DropAll deletes every entry, durably; the stable values stay.
+	DropAll() error
 	Close() error
 }
 

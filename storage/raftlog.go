@@ -408,6 +408,35 @@ func (g *groupLog) DeleteRange(min, max uint64) error {
 	return nil
 }
 
+// DropAll deletes every entry of the group's log, durably; its stable
+// values (term, vote) stay. For a group whose state machine store is
+// renewed (the Raft actor's rebuild): once the store is empty, no entry
+// of the old log may be applied over it.
+func (s *groupStore) DropAll() error {
+	if s.closed.Load() {
+		return errLogClosed
+	}
+	first, last, err := s.span()
+	if err != nil || first == 0 {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(s.logKey(first), s.logKey(last+1), nil); err != nil {
+		return err
+	}
+	if err := s.write(b, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.first, s.last = 0, 0
+	s.mu.Unlock()
+	s.cache.mu.Lock()
+	s.cache.reset()
+	s.cache.mu.Unlock()
+	return nil
+}
+
 func (g *groupLog) stableKey(key []byte) []byte { return append(g.prefix(kindStable), key...) }
 
 // Set stores a stable value (Raft's term and vote), synced.

@@ -443,3 +443,54 @@ func TestRaftLogsScanRanges(t *testing.T) {
 		t.Errorf("a closed group's scan: %v, want %v", err, errLogClosed)
 	}
 }
+
+// DropAll empties a group's log for good (also across a reopen) and
+// keeps its stable values and the other groups' entries.
+func TestRaftLogsDropAll(t *testing.T) {
+	dir := t.TempDir()
+	r, g := openUnmanaged(t, dir, journalSize, 1)
+	other, err := r.Group(2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []LogStore{g, other} {
+		if err := s.StoreLogs(entries(5, 20, 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.SetUint64([]byte("CurrentTerm"), 3); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := g.GetLog(20, &l); err != nil { // in the cache
+		t.Fatal(err)
+	}
+	if err := g.DropAll(); err != nil {
+		t.Fatal(err)
+	}
+	wantRange(t, g, 0, 0)
+	if err := g.GetLog(20, &l); err == nil {
+		t.Fatal("an entry dropped is still read (the cache)")
+	}
+	if err := g.DropAll(); err != nil { // nothing left: nothing to do
+		t.Fatal(err)
+	}
+	wantRange(t, other, 5, 20)
+	g.Close()
+	other.Close()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r2, g2 := openUnmanaged(t, dir, journalSize, 1)
+	defer r2.Close()
+	defer g2.Close()
+	wantRange(t, g2, 0, 0)
+	if v, err := g2.GetUint64([]byte("CurrentTerm")); err != nil || v != 3 {
+		t.Fatalf("term after DropAll and a reopen: %d, %v; want 3", v, err)
+	}
+	if err := g2.StoreLogs(entries(1, 2, 4)); err != nil { // a log that starts again from 1
+		t.Fatal(err)
+	}
+	wantRange(t, g2, 1, 2)
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -67,8 +68,13 @@ type Shard struct {
 	exec   Executor
 	notify Notifier // set before the shard applies anything; nil: no events
 	snaps  *SnapshotStore
-	fault  *fault
+	// faults holds the store's fault; Renew gives the new store a new
+	// one. The stall watch of fs reports to the current one.
+	faults atomic.Pointer[fault]
 	shared *Stores // what the node's stores share (nil: on its own)
+	// renewed is closed and replaced by Renew.
+	renewMu sync.Mutex
+	renewed chan struct{}
 
 	mu     sync.RWMutex // guards db: held for reading while in use, for writing to swap it
 	db     *pebble.DB
@@ -86,6 +92,9 @@ type Shard struct {
 // OpenShard opens (or creates) shard id's Pebble store, with a read cache
 // of cacheBytes in front of it (0: none), its compactions, block cache and
 // memtable budget shared with the node's other shards (nil: on its own).
+// A store found damaged as it opens is not an error: the shard opens
+// without one, its Failure ErrCorrupt; reads and applies fail, Close
+// returns the failure, and Renew gives it an empty store.
 func OpenShard(layout Layout, id int, exec Executor, snaps *SnapshotStore, cacheBytes int, shared *Stores) (*Shard, error) {
 	return openShard(vfs.Default, layout, id, exec, snaps, cacheBytes, shared)
 }
@@ -101,24 +110,27 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		return nil, err
 	}
 	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, shared: shared, appliedCh: make(chan struct{}),
-		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), fault: newFault(fmt.Sprintf("shard %d at %s", id, layout.KVDir(id)))}
-	s.fs, s.watch = s.fault.watchStalls(fs)
-	db, err := openPebble(s.fs, layout.KVDir(id), s.fault, shared)
+		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), renewed: make(chan struct{})}
+	s.faults.Store(s.newFault())
+	s.fs, s.watch = watchStalls(fs, func(err error) { s.fault().report(err) })
+	db, err := openPebble(s.fs, layout.KVDir(id), s.fault(), shared)
 	if err != nil {
-		s.watch.Close()
 		if pebble.IsCorruptionError(err) {
-			err = corruption(layout.KVDir(id), err)
+			s.fault().report(corruption(layout.KVDir(id), err))
+			return s, nil // damaged
 		}
+		s.watch.Close()
 		return nil, err
 	}
 	s.db = db
 	index, term, err := readApplied(db)
 	if err != nil {
 		db.Close()
-		s.watch.Close()
-		if ferr := s.fault.get(); ferr != nil {
-			err = ferr // corruption met by the read, explained
+		if errors.Is(s.fault().get(), ErrCorrupt) {
+			s.db = nil
+			return s, nil // damaged: corruption met by the read
 		}
+		s.watch.Close()
 		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
 	}
 	s.setApplied(index, term)
@@ -235,8 +247,8 @@ func (s *Shard) SetNotifier(n Notifier) { s.notify = n }
 // failure.
 func (s *Shard) Close() error {
 	defer s.watch.Close()
-	if s.fault.get() != nil {
-		return s.fault.closeFailed(func() {
+	if f := s.fault(); f.get() != nil {
+		return f.closeFailed(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if s.db != nil {
@@ -250,7 +262,7 @@ func (s *Shard) Close() error {
 	if s.db == nil {
 		return nil
 	}
-	err := s.fault.flush(s.db)
+	err := s.fault().flush(s.db)
 	if err == nil {
 		// Kept only if ready (saveKeyFilter).
 		gen, _ := s.filter.readyGen()
@@ -499,7 +511,7 @@ func (s *Shard) checkpoint(dir string) error {
 	// the checkpoint hard-links: it copies only Pebble's small files,
 	// whatever the data. What is applied after the flush is not in it;
 	// the applied index it holds says so.
-	if err := s.fault.flush(s.db); err != nil {
+	if err := s.fault().flush(s.db); err != nil {
 		return fmt.Errorf("storage: shard %d: flush: %w", s.id, err)
 	}
 	if err := s.db.Checkpoint(dir); err != nil {
@@ -604,7 +616,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	if err := swapIn(s.fs, kvDir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
-	db, err := openPebble(s.fs, kvDir, s.fault, s.shared)
+	db, err := openPebble(s.fs, kvDir, s.fault(), s.shared)
 	if err != nil {
 		return err
 	}
@@ -621,6 +633,70 @@ func (s *Shard) RestoreDir(dir string) error {
 	}
 	go s.buildFilter(gen) // waits for mu
 	return err
+}
+
+// Renew replaces the shard's store with an empty one, at applied index 0
+// and with a fault of its own: for a store that is damaged (ErrCorrupt)
+// and whose group has other members to send the data back (the Raft
+// actor's rebuild, which has stopped the group and dropped its log and
+// snapshots first). Reads meanwhile see the old store, or the empty one.
+//
+// A crash half-way leaves the damaged store (it is met again and renewed
+// again) or the empty one: the damaged dir is renamed aside and an empty
+// dir made in its place before anything is removed, so the next open
+// (recoverSwap) drops the aside dir rather than bring it back.
+func (s *Shard) Renew() error {
+	kvDir := s.layout.KVDir(s.id)
+	aside := kvDir + ".old"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		// A damaged store's close may fail; its files are dropped next.
+		s.db.Close()
+		s.db = nil
+	}
+	if err := s.fs.RemoveAll(kvDir + ".next"); err != nil {
+		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
+	}
+	if err := s.fs.RemoveAll(aside); err != nil {
+		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
+	}
+	if err := s.fs.Rename(kvDir, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
+	}
+	if err := mkdirAllSynced(s.fs, kvDir); err != nil {
+		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
+	}
+	f := s.newFault()
+	db, err := openPebble(s.fs, kvDir, f, s.shared)
+	if err != nil {
+		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
+	}
+	s.db = db
+	s.faults.Store(f)
+	if err := s.fs.RemoveAll(aside); err != nil {
+		return fmt.Errorf("storage: shard %d: renew: removing the damaged store: %w", s.id, err)
+	}
+	s.cache.reset()
+	gen := s.filter.reset()
+	s.setApplied(0, 0)
+	s.watches.written(nil, nil, true) // every key is gone
+	if s.notify != nil && s.notify.Tracking() {
+		s.notify.Modified([]kv.Modification{{All: true}})
+	}
+	go s.buildFilter(gen) // waits for mu
+	s.renewMu.Lock()
+	close(s.renewed)
+	s.renewed = make(chan struct{})
+	s.renewMu.Unlock()
+	return nil
+}
+
+// Renewed is closed by the next Renew.
+func (s *Shard) Renewed() <-chan struct{} {
+	s.renewMu.Lock()
+	defer s.renewMu.Unlock()
+	return s.renewed
 }
 
 const completeMarker = "COPPICE-COMPLETE"

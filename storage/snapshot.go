@@ -262,6 +262,24 @@ func writeManifest(dir string, m *manifest) error {
 	return writeFileAtomic(filepath.Join(dir, manifestFile), b)
 }
 
+// DropAll removes every snapshot of the store, kept or half-written, for
+// good: the checkpoints are hard links to the shard's tables, so when the
+// shard's store is damaged they may be too (the Raft actor's rebuild).
+func (st *SnapshotStore) DropAll() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	entries, err := os.ReadDir(st.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(st.dir, e.Name())); err != nil {
+			return fmt.Errorf("storage: dropping snapshot %s: %w", e.Name(), err)
+		}
+	}
+	return syncFSDir(vfs.Default, st.dir)
+}
+
 func (st *SnapshotStore) reap() {
 	metas, err := st.list()
 	if err != nil {

@@ -762,3 +762,27 @@ func TestOpenRemovesInterruptedRestoreStreams(t *testing.T) {
 		t.Fatalf("another file of the shard's dir went: %v", err)
 	}
 }
+
+// DropAll leaves the snapshot store empty: kept snapshots and a
+// half-written one.
+func TestSnapshotStoreDropAll(t *testing.T) {
+	s, snaps := openTestShard(t, t.TempDir())
+	defer s.Close()
+	s.Apply(entry(t, 1, 1, "a", "1"))
+	persist(t, s, snaps, 1)
+	if _, err := snaps.Create(1, 2, 1, raft.Configuration{}, 1, nil); err != nil { // left half-written
+		t.Fatal(err)
+	}
+	if metas, err := snaps.List(); err != nil || len(metas) != 1 {
+		t.Fatalf("before DropAll: %d snapshots, %v", len(metas), err)
+	}
+	if err := snaps.DropAll(); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := os.ReadDir(snaps.Dir()); err != nil || len(left) != 0 {
+		t.Fatalf("after DropAll the store holds %v (%v)", left, err)
+	}
+	if got := get(t, s, "a"); got != "1" {
+		t.Fatalf("the shard's own key after DropAll: %q", got)
+	}
+}

@@ -86,6 +86,9 @@ type StoresStats struct {
 	// BlockCacheSize is the block cache's capacity, BlockCacheBytes what
 	// it holds, BlockCacheHits and BlockCacheMisses its lookups.
 	BlockCacheSize, BlockCacheBytes, BlockCacheHits, BlockCacheMisses int64
+	// Rebuilds counts the shard stores found damaged and rebuilt from
+	// their groups since the node started (the node's runtime sets it).
+	Rebuilds uint64
 }
 
 // Stats returns the stores' shared figures.
