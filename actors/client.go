@@ -424,9 +424,10 @@ func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) 
 // read runs fn on shard after a read barrier, or forwards fwd to the
 // shard's leader when this node does not lead it.
 func (b *backend) read(ctx context.Context, shard int, fwd *messages.Forward, fn func(r kv.Reader) *messages.Reply) server.Pending {
-	if b.rt.soleLeader(shard) || b.rt.role() == messages.Role_ROLE_READONLY {
+	if b.rt.soleLeader(shard) || b.rt.staleReads(shard) {
 		// The only voter needs no barrier; a read-only node serves
-		// what it has applied (a stale read, by its role).
+		// what it has applied (a stale read, by its role), once its
+		// replica is current.
 		return ready{b.view(shard, fn)}
 	}
 	r := &read{b: b, ctx: ctx, shard: shard, fwd: fwd, fn: fn}

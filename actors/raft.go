@@ -91,6 +91,10 @@ type raftActor struct {
 	// when (expiry.go): the expiry ticker reads it and sends no tick
 	// while it holds.
 	expiryQuiet atomic.Pointer[expiryChecked]
+
+	// rebuilt is when the shard's damaged store was last rebuilt
+	// (rebuild).
+	rebuilt time.Time
 }
 
 // termStart is where a leader's log stood when watchLeadership first saw
@@ -291,6 +295,8 @@ func (a *raftActor) Receive(ctx actor.Context) {
 		bootstrapLater(a.rt, a.r, a.trans, fmt.Sprintf("shard %d", a.shard))
 	case trustStores:
 		answerTrust(a.system.Root, ctx.Sender(), a.r)
+	case shardDamaged:
+		a.rebuild()
 	case *messages.ShardStatus:
 		a.status(ctx.Sender(), m.WithSizes)
 	case *messages.ReplicaAcks:
@@ -334,6 +340,9 @@ func (a *raftActor) start() error {
 		return err
 	}
 	logger := raftLogger(rt.Log, raftName(a.shard), &rt.raftRepeats)
+	if err := a.rebuildIfDamaged(logger); err != nil {
+		return err
+	}
 	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mux.Layer(transport.ShardStream(a.shard)), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
 		ServerAddressProvider: &rt.addrs,
@@ -443,7 +452,7 @@ func (a *raftActor) watchLeadership() {
 			if id == self {
 				addr, id = "", "" // a stale view of itself
 			}
-			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}})
+			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}, current: !r.VotesWithheld()})
 			return
 		}
 		term := r.CurrentTerm()
@@ -463,7 +472,7 @@ func (a *raftActor) watchLeadership() {
 			}
 			caughtUp = term
 		}
-		rt.setLead(shard, shardLead{sole: sole})
+		rt.setLead(shard, shardLead{sole: sole, current: !r.VotesWithheld()})
 	})
 	a.unwatch = func() {
 		cancel()

@@ -149,6 +149,9 @@ type Runtime struct {
 	// clients is what the client port counts; it outlives the port's
 	// restarts.
 	clients server.Stats
+	// rebuilds counts the shards whose damaged store was rebuilt from
+	// their group (rebuild).
+	rebuilds atomic.Uint64
 	// raftRepeats collapses the groups' repeated Raft warnings and errors
 	// (raftLogger).
 	raftRepeats repeats
@@ -360,6 +363,16 @@ type openStores struct {
 	snaps    []*storage.SnapshotStore
 	throttle *storage.Throttle
 	shared   *storage.Stores
+	// fail reports a store failure that stops the node (Runtime.OnFault),
+	// once per opening of the stores.
+	fail func(error)
+}
+
+// storeFailed stops the node for err, a store failure (openStores.fail).
+func (rt *Runtime) storeFailed(err error) {
+	if st := rt.stores.Load(); st != nil {
+		st.fail(err)
+	}
 }
 
 // setStores publishes what the store worker opened; nil when it closes.
@@ -445,7 +458,9 @@ func (rt *Runtime) StoresStats() (storage.StoresStats, bool) {
 	if st == nil || st.shared == nil {
 		return storage.StoresStats{}, false
 	}
-	return st.shared.Stats(), true
+	stats := st.shared.Stats()
+	stats.Rebuilds = rt.rebuilds.Load()
+	return stats, true
 }
 
 // RaftLogStats returns the counters of the node's Raft log store; false
@@ -472,6 +487,12 @@ type shardLead struct {
 	// other is another node this node last heard lead the shard; empty
 	// when this node leads it or knows no leader.
 	other leaderRef
+	// current: the replica here holds what it held before its last start
+	// or has caught up with a leader since (not the Raft fork's
+	// VotesWithheld: a replica that started on empty stores, or whose
+	// damaged store was rebuilt, is empty or behind until it has). Only a
+	// current replica serves a read-only node's stale reads.
+	current bool
 }
 
 // leaderRef names a shard's leader on another node.
@@ -496,6 +517,13 @@ func (rt *Runtime) shardLead(shard int) shardLead {
 
 // soleLeader reports whether this node leads shard as its only voter.
 func (rt *Runtime) soleLeader(shard int) bool { return rt.shardLead(shard).sole }
+
+// staleReads reports whether this node may serve shard's reads from its
+// own replica without a barrier: it is read-only, and its replica is
+// current (shardLead.current).
+func (rt *Runtime) staleReads(shard int) bool {
+	return rt.role() == messages.Role_ROLE_READONLY && rt.shardLead(shard).current
+}
 
 // remoteLeader names the other node this node last heard lead shard (an
 // empty addr when none): a client command for it can be forwarded there

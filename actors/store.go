@@ -38,7 +38,7 @@ func (s *storeActor) Receive(ctx actor.Context) {
 			panic(err)
 		}
 		s.unwatch = make(chan struct{})
-		s.watchFaults(s.unwatch)
+		s.watchFaults(ctx.ActorSystem().Root, ctx.Self().Address, s.unwatch)
 	case *actor.Stopping:
 		s.close()
 	}
@@ -120,6 +120,10 @@ func (s *storeActor) open() error {
 		if err != nil {
 			return err
 		}
+		if err := sh.Failure(); err != nil {
+			// Its Raft actor rebuilds it, or stops the node (rebuild).
+			rt.logger().Warn("shard store damaged", "shard", i, "err", err)
+		}
 		sh.SetNotifier(keyspaceNotifier{rt: rt})
 		snaps[i] = st
 		s.shards = append(s.shards, sh)
@@ -137,7 +141,7 @@ func (s *storeActor) open() error {
 		}
 	}
 	rt.setDataDirID(id.DataDirID)
-	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps, throttle: s.throttle, shared: s.shared})
+	rt.setStores(&openStores{logs: s.logs, shards: s.shards, snaps: snaps, throttle: s.throttle, shared: s.shared, fail: s.failOnce()})
 	idx := make([]uint64, len(s.shards))
 	for i, sh := range s.shards {
 		idx[i], _ = sh.Applied()
@@ -152,32 +156,59 @@ func (s *storeActor) open() error {
 // a node left running serves from a store it cannot write while Pebble
 // retries its failed flush in a busy loop; so the node stops, its
 // groups' other members carry on, and an operator mends the disk.
-func (s *storeActor) watchFaults(unwatch chan struct{}) {
-	type store interface {
-		Failed() <-chan struct{}
-		Failure() error
+//
+// A shard's store that found on-disk corruption (storage.ErrCorrupt) is
+// the shard's Raft actor's to act on (rebuild): it gets the store
+// renewed from its group's other members when they can send it, and
+// stops the node when they cannot. The watch then goes on with the
+// renewed store.
+func (s *storeActor) watchFaults(root *actor.RootContext, addr string, unwatch chan struct{}) {
+	rt, logs := s.rt, s.logs
+	go func() {
+		select {
+		case <-logs.Failed():
+			rt.storeFailed(logs.Failure())
+		case <-unwatch:
+		}
+	}()
+	for i, sh := range s.shards {
+		go func() {
+			for {
+				renewed, failed := sh.Renewed(), sh.Failed()
+				select {
+				case <-failed:
+				case <-unwatch:
+					return
+				}
+				err := sh.Failure()
+				if !errors.Is(err, storage.ErrCorrupt) {
+					rt.storeFailed(err)
+					return
+				}
+				root.Send(actor.NewPID(addr, RaftPath(i)), shardDamaged{err: err})
+				select {
+				case <-renewed:
+				case <-unwatch:
+					return
+				}
+			}
+		}()
 	}
-	stores := []store{s.logs}
-	for _, sh := range s.shards {
-		stores = append(stores, sh)
-	}
+}
+
+// failOnce returns the node's way to stop on a store failure
+// (openStores.fail): the first failure is logged and reported to
+// Runtime.OnFault, later ones are not.
+func (s *storeActor) failOnce() func(error) {
 	var once sync.Once
 	rt := s.rt
-	for _, st := range stores {
-		go func() {
-			select {
-			case <-st.Failed():
-			case <-unwatch:
-				return
+	return func(err error) {
+		once.Do(func() {
+			rt.logger().Error("a store failed; the node stops", "dir", rt.DataDir, "err", err)
+			if rt.OnFault != nil {
+				rt.OnFault(err)
 			}
-			once.Do(func() {
-				err := st.Failure()
-				rt.logger().Error("a store failed; the node stops", "dir", rt.DataDir, "err", err)
-				if rt.OnFault != nil {
-					rt.OnFault(err)
-				}
-			})
-		}()
+		})
 	}
 }
 

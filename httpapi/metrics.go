@@ -202,6 +202,7 @@ var (
 	descMemTable    = prometheus.NewDesc("coppice_shard_memtable_size_bytes", "Each shard store's memtable size: its share of --memtable-mib.", nil, nil)
 	descBCSize      = prometheus.NewDesc("coppice_shard_block_cache_size_bytes", "Capacity of the Pebble block cache the node's shard stores share (--block-cache-mib).", nil, nil)
 	descBCBytes     = prometheus.NewDesc("coppice_shard_block_cache_bytes", "Bytes the shared block cache holds.", nil, nil)
+	descRebuilds    = prometheus.NewDesc("coppice_shard_store_rebuilds_total", "Shard stores this node found damaged (on-disk corruption) and emptied, for their groups to send the data back, since it started.", nil, nil)
 	descBCHits      = prometheus.NewDesc("coppice_shard_block_cache_hits_total", "Lookups the shared block cache answered.", nil, nil)
 	descBCMisses    = prometheus.NewDesc("coppice_shard_block_cache_misses_total", "Lookups the shared block cache missed (read from the files).", nil, nil)
 )
@@ -210,7 +211,7 @@ var (
 // scheduler's counters, the memtable size, the block cache's figures.
 func storesCollector(read func() (storage.StoresStats, bool)) prometheus.Collector {
 	return statsCollector[storage.StoresStats]{
-		descs: []*prometheus.Desc{descCompRunning, descCompLimit, descCompWaiting, descCompStarted, descMemTable, descBCSize, descBCBytes, descBCHits, descBCMisses},
+		descs: []*prometheus.Desc{descCompRunning, descCompLimit, descCompWaiting, descCompStarted, descMemTable, descBCSize, descBCBytes, descBCHits, descBCMisses, descRebuilds},
 		read:  read,
 		emit: func(st storage.StoresStats, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descCompRunning, prometheus.GaugeValue, float64(st.Running))
@@ -222,6 +223,7 @@ func storesCollector(read func() (storage.StoresStats, bool)) prometheus.Collect
 			ch <- prometheus.MustNewConstMetric(descBCBytes, prometheus.GaugeValue, float64(st.BlockCacheBytes))
 			ch <- prometheus.MustNewConstMetric(descBCHits, prometheus.CounterValue, float64(st.BlockCacheHits))
 			ch <- prometheus.MustNewConstMetric(descBCMisses, prometheus.CounterValue, float64(st.BlockCacheMisses))
+			ch <- prometheus.MustNewConstMetric(descRebuilds, prometheus.CounterValue, float64(st.Rebuilds))
 		},
 	}
 }

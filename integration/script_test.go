@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,6 +59,8 @@ func TestScripts(t *testing.T) {
 			"snapshots":  cmdWait(snapshotCount),
 			"load":       cmdLoad,
 			"clone":      cmdClone,
+			"damage":     cmdDamage,
+			"scrub":      cmdScrub,
 			"readback":   cmdWait(readBack),
 			"scancount":  cmdWait(scanCount),
 			"hashload":   cmdHashLoad,
@@ -535,6 +538,63 @@ func cmdHashLoad(ts *testscript.TestScript, neg bool, args []string) {
 // clone SRC DST: copy stopped node SRC's data dir to where node DST will
 // keep its data (DST must not have been started), as an operator's cp -r
 // would.
+// damage NODE SHARD first|middle: flips one byte of every table of the
+// stopped node's shard store (as bit rot does), in its first block (which
+// the store's open reads) or at 2/5 of the file, in a later data block of
+// a table of a few thousand keys (met by the first read of that block: a
+// checksum of the shard reads every key).
+func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 || (args[2] != "first" && args[2] != "middle") {
+		ts.Fatalf("usage: damage NODE SHARD first|middle")
+	}
+	n := lookup(ts, args[0])
+	if n.proc != nil {
+		ts.Fatalf("damage: %s is running; stop it first", args[0])
+	}
+	shard, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("damage: shard %q: %v", args[1], err)
+	}
+	tables, _ := filepath.Glob(filepath.Join(storage.Layout{Dir: n.dataDir}.KVDir(shard), "*.sst"))
+	if len(tables) == 0 {
+		ts.Fatalf("damage: %s's shard %d has no table", args[0], shard)
+	}
+	for _, table := range tables {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			ts.Fatalf("damage: %v", err)
+		}
+		off := len(b) * 2 / 5
+		if args[2] == "first" {
+			off = 8
+		}
+		b[off] ^= 0xff
+		if err := os.WriteFile(table, b, 0o644); err != nil {
+			ts.Fatalf("damage: %v", err)
+		}
+	}
+	ts.Logf("damaged %d table(s) of %s's shard %d", len(tables), args[0], shard)
+}
+
+// scrub NODE: one GET of the node's /v1/checksums (every shard's store
+// read whole), its body to stdout whatever the status: a damaged store's
+// shard answers its error.
+func cmdScrub(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: scrub NODE")
+	}
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Get("http://" + lookup(ts, args[0]).http + "/v1/checksums")
+	if err != nil {
+		ts.Fatalf("scrub: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ts.Fatalf("scrub: %v", err)
+	}
+	ts.Stdout().Write(body)
+}
+
 func cmdClone(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: clone SRC DST")

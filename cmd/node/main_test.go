@@ -309,11 +309,13 @@ func TestLowDiskRefusesWrites(t *testing.T) {
 	}
 }
 
-// A shard whose table holds a block that no longer matches its checksum
-// (bit rot, a bad disk) stops the node in order and it exits 1, saying
-// what is damaged and what to do, whether the damage is met as it starts
-// or by a read after; Pebble's default ended the process with its own
-// stack dump, and a start met by it exited 0.
+// A standalone node's shard whose table holds a block that no longer
+// matches its checksum (bit rot, a bad disk) cannot be rebuilt from its
+// group (no other member holds the data): the node stops in order and
+// exits 1, saying what is damaged and what to do, whether the damage is
+// met as it starts or by a read after; Pebble's default ended the process
+// with its own stack dump, and a start met by it exited 0. In a cluster
+// the shard is rebuilt (damaged_shard.txtar).
 func TestCorruptStoreExits1(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	args := []string{"--name", "n1", "--data-dir", data, "--shards", "1",
@@ -385,7 +387,8 @@ func TestCorruptStoreExits1(t *testing.T) {
 		t.Fatalf("exit code %d, want 1:\n%s", code, p.log.String())
 	}
 	log := p.log.String()
-	for _, want := range []string{"storage: on-disk corruption in " + filepath.Dir(tables[0]) + "/", "checksum mismatch", "empty the node's data dir and start it again with --join"} {
+	for _, want := range []string{"storage: on-disk corruption in " + filepath.Dir(tables[0]) + "/", "checksum mismatch", "empty the node's data dir and start it again with --join",
+		"shard 0 cannot be rebuilt from its group: no other voter of its group holds the data"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log does not say %q:\n%s", want, log)
 		}
