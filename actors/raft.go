@@ -447,32 +447,36 @@ func (a *raftActor) watchLeadership() {
 	ctx, cancel := context.WithCancel(context.Background())
 	var caughtUp uint64 // the last term in which the state machine caught up as sole leader
 	unwatch := watchRaft(r, keep, time.Second, func() {
+		others, selfVotes := 0, false
+		if f := r.GetConfiguration(); f.Error() == nil {
+			others, selfVotes = countVoters(f.Configuration(), self)
+		}
+		voters := others
+		if selfVotes {
+			voters++
+		}
 		if r.State() != raft.Leader {
 			addr, id := r.LeaderWithID()
 			if id == self {
 				addr, id = "", "" // a stale view of itself
 			}
-			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}, current: !r.VotesWithheld()})
+			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}, current: !r.VotesWithheld(), voters: voters})
 			return
 		}
 		term := r.CurrentTerm()
 		first := start.set(term, r.LastIndex())
-		sole := false
-		if f := r.GetConfiguration(); f.Error() == nil {
-			others, selfVotes := countVoters(f.Configuration(), self)
-			sole = selfVotes && others == 0
-		}
+		sole := selfVotes && others == 0
 		if sole && caughtUp != term {
 			// The same wait as readiness's: the log as it stood when
 			// this term's lead was first seen (later writes are
 			// answered only once applied).
-			rt.setLead(shard, shardLead{}) // reads take the barrier meanwhile
+			rt.setLead(shard, shardLead{voters: voters}) // reads take the barrier meanwhile
 			if catchUp(ctx, fsm, logs, first) != nil || r.State() != raft.Leader || r.CurrentTerm() != term {
 				return // tried again on the next change or tick
 			}
 			caughtUp = term
 		}
-		rt.setLead(shard, shardLead{sole: sole, current: !r.VotesWithheld()})
+		rt.setLead(shard, shardLead{sole: sole, current: !r.VotesWithheld(), voters: voters})
 	})
 	a.unwatch = func() {
 		cancel()

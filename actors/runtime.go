@@ -487,6 +487,9 @@ type shardLead struct {
 	// other is another node this node last heard lead the shard; empty
 	// when this node leads it or knows no leader.
 	other leaderRef
+	// voters is how many voters the group has, as this node last saw
+	// its configuration.
+	voters int
 	// current: the replica here holds what it held before its last start
 	// or has caught up with a leader since (not the Raft fork's
 	// VotesWithheld: a replica that started on empty stores, or whose

@@ -117,10 +117,35 @@ func countAcks(matches map[raft.ServerID]uint64, contacts map[raft.ServerID]time
 // shard's Raft actor on this node is asked, or the leader this node last
 // heard of (if that fails, the one here), and then the leader a follower
 // names.
+//
+// An index WAIT asks about is a write's that was acknowledged, so
+// committed: stored by a majority of the group's voters, at least
+// committedFloor of them besides any leader. The count is never less,
+// also when no leader answers: a leader new in its term counts its
+// followers' match indexes from 0 until they answer it, and one that
+// stepped down answers nothing, where the write is as durable as before.
 func (b *backend) ReplicaAcks(ctx context.Context, shard int, index uint64, want int, wait time.Duration) (int, error) {
 	if shard < 0 || shard >= b.rt.Shards {
 		return 0, fmt.Errorf("shard %d does not exist", shard)
 	}
+	floor := 0
+	if index > 0 {
+		floor = committedFloor(b.rt.shardLead(shard).voters)
+	}
+	n, err := b.replicaAcks(ctx, shard, index, want, wait)
+	if err != nil && floor > 0 {
+		return floor, nil
+	}
+	return max(n, floor), err
+}
+
+// committedFloor is how many voters of a group of voters, besides its
+// leader, store a committed entry at least: a majority stores it, and the
+// leader may be one of them.
+func committedFloor(voters int) int { return voters / 2 }
+
+// replicaAcks is ReplicaAcks's ask of the leader.
+func (b *backend) replicaAcks(ctx context.Context, shard int, index uint64, want int, wait time.Duration) (int, error) {
 	req := &messages.ReplicaAcks{Index: index, Want: uint32(max(want, 0)), WaitMs: uint32(min(wait, maxAcksWait).Milliseconds())}
 	at := transport.Peer{} // this node
 	hinted := false

@@ -35,3 +35,13 @@ func TestCountAcks(t *testing.T) {
 		t.Errorf("index 0 with no contacts known: %d, want 0", got)
 	}
 }
+
+// A committed entry is on a majority of the voters: at least this many
+// besides whichever of them leads.
+func TestCommittedFloor(t *testing.T) {
+	for voters, want := range []int{0, 0, 1, 1, 2, 2, 3} {
+		if got := committedFloor(voters); got != want {
+			t.Errorf("committedFloor(%d) = %d, want %d", voters, got, want)
+		}
+	}
+}

@@ -24,7 +24,10 @@ package server
 // tells it (no polling); the node asks it again every waitRound, and a
 // shard whose ask fails (a leader stepping down) every waitRetry, so a
 // leader that changed is found. A write whose outcome is unknown
-// (AMBIGUOUS) has no index: WAIT does not wait for it.
+// (AMBIGUOUS) has no index: WAIT does not wait for it. A write that was
+// acknowledged is on a majority of its shard's voters: coppice's backend
+// never counts it on fewer than half of them (a group of 3: 1), also while
+// its shard's leadership changes and no leader answers.
 
 import (
 	"context"
