@@ -72,6 +72,12 @@ type Runtime struct {
 	// SnapshotYield makes that rate follow the node's Raft log syncs
 	// (storage.NewYieldingThrottle), SnapshotRate its ceiling.
 	SnapshotYield bool
+	// ScrubInterval is how long after the start, and after each pass,
+	// the node reads every table of its shard stores back and checks
+	// their checksums (0: never); ScrubRate bounds the bytes it reads a
+	// second (0: no limit).
+	ScrubInterval time.Duration
+	ScrubRate     int64
 	// Compactions bounds the Pebble compactions the shard stores run at
 	// once (storage.CompactionPool; 0: max(4, GOMAXPROCS)).
 	Compactions int
@@ -152,6 +158,8 @@ type Runtime struct {
 	// rebuilds counts the shards whose damaged store was rebuilt from
 	// their group (rebuild).
 	rebuilds atomic.Uint64
+	// scrubs is what the scrubs of the shard stores did (scrub.go).
+	scrubs scrubCounters
 	// raftRepeats collapses the groups' repeated Raft warnings and errors
 	// (raftLogger).
 	raftRepeats repeats
@@ -460,6 +468,8 @@ func (rt *Runtime) StoresStats() (storage.StoresStats, bool) {
 	}
 	stats := st.shared.Stats()
 	stats.Rebuilds = rt.rebuilds.Load()
+	stats.ScrubPasses, stats.ScrubTables, stats.ScrubBytes = rt.scrubs.passes.Load(), rt.scrubs.tables.Load(), rt.scrubs.bytes.Load()
+	stats.ScrubLast = rt.scrubs.last.Load()
 	return stats, true
 }
 

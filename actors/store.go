@@ -39,6 +39,7 @@ func (s *storeActor) Receive(ctx actor.Context) {
 		}
 		s.unwatch = make(chan struct{})
 		s.watchFaults(ctx.ActorSystem().Root, ctx.Self().Address, s.unwatch)
+		s.scrub(s.unwatch)
 	case *actor.Stopping:
 		s.close()
 	}

@@ -202,6 +202,10 @@ var (
 	descMemTable    = prometheus.NewDesc("coppice_shard_memtable_size_bytes", "Each shard store's memtable size: its share of --memtable-mib.", nil, nil)
 	descBCSize      = prometheus.NewDesc("coppice_shard_block_cache_size_bytes", "Capacity of the Pebble block cache the node's shard stores share (--block-cache-mib).", nil, nil)
 	descBCBytes     = prometheus.NewDesc("coppice_shard_block_cache_bytes", "Bytes the shared block cache holds.", nil, nil)
+	descScrubPasses = prometheus.NewDesc("coppice_shard_scrub_passes_total", "Scrubs of every shard store of the node ended (--scrub-interval): each reads every table back from the disk and checks its blocks' checksums.", nil, nil)
+	descScrubTables = prometheus.NewDesc("coppice_shard_scrub_tables_total", "Tables the scrubs checked.", nil, nil)
+	descScrubBytes  = prometheus.NewDesc("coppice_shard_scrub_bytes_total", "Bytes the scrubs read back (at most --scrub-rate-mib a second).", nil, nil)
+	descScrubLast   = prometheus.NewDesc("coppice_shard_scrub_last_pass_seconds", "When the last scrub of every shard store ended, in Unix seconds; 0: none yet.", nil, nil)
 	descRebuilds    = prometheus.NewDesc("coppice_shard_store_rebuilds_total", "Shard stores this node found damaged (on-disk corruption) and emptied, for their groups to send the data back, since it started.", nil, nil)
 	descBCHits      = prometheus.NewDesc("coppice_shard_block_cache_hits_total", "Lookups the shared block cache answered.", nil, nil)
 	descBCMisses    = prometheus.NewDesc("coppice_shard_block_cache_misses_total", "Lookups the shared block cache missed (read from the files).", nil, nil)
@@ -211,7 +215,7 @@ var (
 // scheduler's counters, the memtable size, the block cache's figures.
 func storesCollector(read func() (storage.StoresStats, bool)) prometheus.Collector {
 	return statsCollector[storage.StoresStats]{
-		descs: []*prometheus.Desc{descCompRunning, descCompLimit, descCompWaiting, descCompStarted, descMemTable, descBCSize, descBCBytes, descBCHits, descBCMisses, descRebuilds},
+		descs: []*prometheus.Desc{descCompRunning, descCompLimit, descCompWaiting, descCompStarted, descMemTable, descBCSize, descBCBytes, descBCHits, descBCMisses, descRebuilds, descScrubPasses, descScrubTables, descScrubBytes, descScrubLast},
 		read:  read,
 		emit: func(st storage.StoresStats, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descCompRunning, prometheus.GaugeValue, float64(st.Running))
@@ -224,6 +228,10 @@ func storesCollector(read func() (storage.StoresStats, bool)) prometheus.Collect
 			ch <- prometheus.MustNewConstMetric(descBCHits, prometheus.CounterValue, float64(st.BlockCacheHits))
 			ch <- prometheus.MustNewConstMetric(descBCMisses, prometheus.CounterValue, float64(st.BlockCacheMisses))
 			ch <- prometheus.MustNewConstMetric(descRebuilds, prometheus.CounterValue, float64(st.Rebuilds))
+			ch <- prometheus.MustNewConstMetric(descScrubPasses, prometheus.CounterValue, float64(st.ScrubPasses))
+			ch <- prometheus.MustNewConstMetric(descScrubTables, prometheus.CounterValue, float64(st.ScrubTables))
+			ch <- prometheus.MustNewConstMetric(descScrubBytes, prometheus.CounterValue, float64(st.ScrubBytes))
+			ch <- prometheus.MustNewConstMetric(descScrubLast, prometheus.GaugeValue, float64(st.ScrubLast))
 		},
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
@@ -75,6 +76,8 @@ type Shard struct {
 	// renewed is closed and replaced by Renew.
 	renewMu sync.Mutex
 	renewed chan struct{}
+	// tableOpts reads the store's tables on their own (Scrub).
+	tableOpts sstable.ReaderOptions
 
 	mu     sync.RWMutex // guards db: held for reading while in use, for writing to swap it
 	db     *pebble.DB
@@ -113,6 +116,7 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), renewed: make(chan struct{})}
 	s.faults.Store(s.newFault())
 	s.fs, s.watch = watchStalls(fs, func(err error) { s.fault().report(err) })
+	s.tableOpts = shardOptions(s.fs, s.fault(), shared).MakeReaderOptions()
 	db, err := openPebble(s.fs, layout.KVDir(id), s.fault(), shared)
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
@@ -145,6 +149,16 @@ func openPebble(fs vfs.FS, dir string, f *fault, shared *Stores) (*pebble.DB, er
 	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
+	db, err := pebble.Open(dir, shardOptions(fs, f, shared))
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// shardOptions are a shard store's Pebble options, its failures reported
+// to f.
+func shardOptions(fs vfs.FS, f *fault, shared *Stores) *pebble.Options {
 	opts := &pebble.Options{
 		FS:            fs,
 		Logger:        quietLogger{},
@@ -157,11 +171,7 @@ func openPebble(fs vfs.FS, dir string, f *fault, shared *Stores) (*pebble.DB, er
 	// that may hold it, not every level's index.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	opts.EnsureDefaults()
-	db, err := pebble.Open(dir, opts)
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
-	}
-	return db, nil
+	return opts
 }
 
 func readApplied(r pebble.Reader) (index, term uint64, err error) {

@@ -87,8 +87,13 @@ type StoresStats struct {
 	// it holds, BlockCacheHits and BlockCacheMisses its lookups.
 	BlockCacheSize, BlockCacheBytes, BlockCacheHits, BlockCacheMisses int64
 	// Rebuilds counts the shard stores found damaged and rebuilt from
-	// their groups since the node started (the node's runtime sets it).
-	Rebuilds uint64
+	// their groups since the node started; ScrubPasses the scrubs of
+	// every shard store ended, ScrubTables and ScrubBytes what they
+	// read, ScrubLast when the last pass ended (Unix seconds, 0: none
+	// yet). The node's runtime sets them.
+	Rebuilds                             uint64
+	ScrubPasses, ScrubTables, ScrubBytes uint64
+	ScrubLast                            int64
 }
 
 // Stats returns the stores' shared figures.

@@ -76,6 +76,11 @@ type Config struct {
 	MemTableMiB, BlockCacheMiB uint64
 	// LogCacheMiB bounds the recent Raft log entries kept in memory.
 	LogCacheMiB uint64
+	// ScrubInterval is how often the node reads its shard stores back
+	// and checks their checksums (0: never); ScrubRateMiB bounds the
+	// read (0: no limit).
+	ScrubInterval time.Duration
+	ScrubRateMiB  uint64
 	// SnapshotRateMiB bounds the snapshot bytes a node streams per
 	// second, sent and received together (0: no limit).
 	SnapshotRateMiB uint64
@@ -338,6 +343,17 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.SnapshotRateMiB, v, 0, 100000) }},
 	{name: "snapshot-yield", kind: kindBool, def: constant("true"), usage: "snapshot streams (a joining node's copy) yield to writes: their rate follows the node's Raft log syncs, falling while they take more than 1.8 times their time with no copy and rising to no limit (or --snapshot-rate-mib) while they do not; false: only --snapshot-rate-mib limits them",
 		set: boolean(func(c *Config) *bool { return &c.SnapshotYield })},
+	{name: "scrub-interval", kind: kindDuration, def: constant("24h"), usage: "how often the node reads every table of its shard stores back from the disk and checks each block's checksum (the first time one interval after it starts), so damage to data nobody reads is found, and the shard rebuilt from its group, while the other replicas hold good copies; 0: never, else 1s..8760h",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || (d > 0 && d < time.Second) || d > 8760*time.Hour {
+				return errors.New("want 0 or a duration from 1s to 8760h, such as 24h")
+			}
+			c.ScrubInterval = d
+			return nil
+		}},
+	{name: "scrub-rate-mib", kind: kindInt, def: constant("8"), usage: "MiB per second a scrub reads, so it takes little of the disk from writes; 0: no limit, 0..100000",
+		set: func(c *Config, v string) error { return uintIn(&c.ScrubRateMiB, v, 0, 100000) }},
 	{name: "cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recently read and written values the node keeps in memory in front of its shards' stores, split evenly between them; 0: none, 0..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.CacheMiB, v, 0, 65536) }},
 	{name: "compactions", kind: kindInt, def: constant("0"), usage: "Pebble compactions the node's shard stores run at once, all shards together (each store also within its own allowance); fewer leave more of the CPU and disk to writes while a burst is compacted, more clear a backlog sooner; 0: max(4, cores), 0..1024",

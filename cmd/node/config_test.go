@@ -50,7 +50,7 @@ func TestDefaults(t *testing.T) {
 		SyncParallel:      4,
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 		CacheMiB: 64, MemTableMiB: 256, BlockCacheMiB: 32, LogCacheMiB: 64, MaxBulkLen: 512 << 20, MaxWriteMiB: 16, SnapshotYield: true, MinFreeDiskMiB: 256,
-		SlowlogSlowerThanUs: 10000, SlowlogMaxLen: 128,
+		SlowlogSlowerThanUs: 10000, SlowlogMaxLen: 128, ScrubInterval: 24 * time.Hour, ScrubRateMiB: 8,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -68,9 +68,9 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
 		CacheMiB: 128, Compactions: 2, MemTableMiB: 64, BlockCacheMiB: 16, LogCacheMiB: 8, MaxBulkLen: 1 << 20, MaxWriteMiB: 2, SnapshotRateMiB: 64, MinFreeDiskMiB: 1024,
 		SlowlogSlowerThanUs: -1, SlowlogMaxLen: 64, HTTPToken: "0123456789abcdef-tok",
-		NotifyKeyspaceEvents: kv.ClassKeyevent | kv.ClassExpired,
+		NotifyKeyspaceEvents: kv.ClassKeyevent | kv.ClassExpired, ScrubInterval: time.Hour, ScrubRateMiB: 16,
 	}
-	args := []string{"--notify-keyspace-events", "Ex", "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "64", "--http-token", "0123456789abcdef-tok", "--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
+	args := []string{"--scrub-interval", "1h", "--scrub-rate-mib", "16", "--notify-keyspace-events", "Ex", "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "64", "--http-token", "0123456789abcdef-tok", "--name", "n1", "--data-dir", "/tmp/d", "--shards", "8",
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
 		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946",
 		"--role", "readonly", "--requirepass", "s3cret", "--log-format", "json", "--log-level", "debug",
@@ -88,7 +88,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		}
 		env["COPPICE_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = v
 	}
-	file := writeFile(t, `{"name": "n1", "data-dir": "/tmp/d", "shards": 8,
+	file := writeFile(t, `{"name": "n1", "data-dir": "/tmp/d", "shards": 8, "scrub-interval": "1h", "scrub-rate-mib": 16,
 		"client-addr": "0.0.0.0:1", "cluster-addr": "10.0.0.1:2", "advertise-addr": "10.0.0.1:2",
 		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"],
 		"role": "readonly", "requirepass": "s3cret", "log-format": "json", "log-level": "debug",
@@ -201,6 +201,12 @@ var badValues = []struct {
 	{"trailing-logs", "-3", "want 1..1000000000"},
 	{"cache-mib", "-1", "want 0..65536"},
 	{"snapshot-rate-mib", "-1", "want 0..100000"},
+	{"scrub-interval", "500ms", "want 0 or a duration from 1s to 8760h, such as 24h"},
+	{"scrub-interval", "-1s", "want 0 or a duration from 1s to 8760h, such as 24h"},
+	{"scrub-interval", "daily", "want 0 or a duration from 1s to 8760h, such as 24h"},
+	{"scrub-interval", "8761h", "want 0 or a duration from 1s to 8760h, such as 24h"},
+	{"scrub-rate-mib", "-1", "want 0..100000"},
+	{"scrub-rate-mib", "100001", "want 0..100000"},
 	{"compactions", "-1", "want 0..1024"},
 	{"compactions", "1025", "want 0..1024"},
 	{"memtable-mib", "0", "want 1..65536"},
@@ -273,7 +279,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		}
 		// File, as a JSON string (a number for shards).
 		val := `"` + bv.value + `"`
-		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" || bv.name == "cache-mib" || bv.name == "compactions" || bv.name == "memtable-mib" || bv.name == "block-cache-mib" || bv.name == "log-cache-mib" || bv.name == "snapshot-rate-mib" || bv.name == "proto-max-bulk-len" || bv.name == "max-write-mib" || bv.name == "min-free-disk-mib" || bv.name == "bootstrap-expect" ||
+		if (bv.name == "shards" && bv.value != "four") || bv.name == "sync-retries" || bv.name == "sync-parallel" || bv.name == "snapshot-threshold" || bv.name == "trailing-logs" || bv.name == "cache-mib" || bv.name == "compactions" || bv.name == "memtable-mib" || bv.name == "block-cache-mib" || bv.name == "log-cache-mib" || bv.name == "snapshot-rate-mib" || bv.name == "scrub-rate-mib" || bv.name == "proto-max-bulk-len" || bv.name == "max-write-mib" || bv.name == "min-free-disk-mib" || bv.name == "bootstrap-expect" ||
 			strings.HasPrefix(bv.name, "slowlog-") {
 			val = bv.value
 		}

@@ -236,6 +236,8 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		SyncRetries:     cfg.SyncRetries,
 		SyncParallel:    cfg.SyncParallel,
 		SnapshotRate:    int64(cfg.SnapshotRateMiB) << 20,
+		ScrubInterval:   cfg.ScrubInterval,
+		ScrubRate:       int64(cfg.ScrubRateMiB) << 20,
 		SnapshotYield:   cfg.SnapshotYield,
 		GossipFast:      cfg.GossipFast,
 		Snapshots: actors.SnapshotPolicy{Threshold: cfg.SnapshotThreshold, Interval: cfg.SnapshotInterval,
