@@ -64,19 +64,7 @@ func TestShardStoreFailure(t *testing.T) {
 // of the read; met as the shard opens, the open's error. Pebble's default
 // ends the process on the spot.
 func TestShardCorruptionIsAFailure(t *testing.T) {
-	fs := vfs.NewMem()
-	table := damagedTable(t, fs)
-	st, err := fs.Stat(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A block near the end: the open reads the applied index record,
-	// which sorts first, and Checksum reads every key.
-	flipByte(t, fs, table, st.Size()*2/3)
-	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, table := openDamaged(t, nearTheEnd)
 	defer s.Close()
 	if _, _, _, err := s.Checksum(); err == nil {
 		t.Fatal("a read of the damaged block succeeded")
@@ -86,13 +74,7 @@ func TestShardCorruptionIsAFailure(t *testing.T) {
 
 	// The first block, which the open reads: the shard opens without a
 	// store, damaged.
-	fs = vfs.NewMem()
-	table = damagedTable(t, fs)
-	flipByte(t, fs, table, 8)
-	s, err = openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
-	if err != nil {
-		t.Fatalf("open of a damaged store: %v, want a damaged shard", err)
-	}
+	s, _, table = openDamaged(t, func(int64) int64 { return 8 })
 	checkCorruptionErr(t, s.Failure(), table)
 	if err := s.View(func(kv.Reader) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("a read of a shard opened damaged: %v, want ErrClosed", err)
@@ -115,18 +97,8 @@ func TestShardCorruptionIsAFailure(t *testing.T) {
 // applies and reads again, its Failed channel is a new one, Renewed was
 // closed, and nothing of the damaged store is left for the next open.
 func TestShardRenewReplacesADamagedStore(t *testing.T) {
-	fs := vfs.NewMem()
-	table := damagedTable(t, fs)
-	st, err := fs.Stat(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flipByte(t, fs, table, st.Size()*2/3)
+	s, fs, table := openDamaged(t, nearTheEnd)
 	l := Layout{Dir: "/node"}
-	s, err := openShard(fs, l, 0, setExec, nil, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer s.Close()
 	if _, _, _, err := s.Checksum(); err == nil {
 		t.Fatal("a read of the damaged block succeeded")
@@ -169,12 +141,13 @@ func TestShardRenewReplacesADamagedStore(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = openShard(fs, l, 0, setExec, nil, 0, nil)
+	reopened, err := openShard(fs, l, 0, setExec, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i, _ := s.Applied(); i != 1 || get(t, s, "a") != "1" {
-		t.Fatalf("reopened: applied %d, a = %q; want 1 and 1", i, get(t, s, "a"))
+	defer reopened.Close()
+	if i, _ := reopened.Applied(); i != 1 || get(t, reopened, "a") != "1" {
+		t.Fatalf("reopened: applied %d, a = %q; want 1 and 1", i, get(t, reopened, "a"))
 	}
 }
 
@@ -228,6 +201,29 @@ func checkCorruptionErr(t *testing.T, err error, table string) {
 		}
 	}
 }
+
+// openDamaged writes a table into shard 0 on a new in-memory fs, flips
+// its byte at at(size), and opens the shard again (the open itself may
+// meet the damage); it returns the shard, the fs and the table's path.
+func openDamaged(t *testing.T, at func(size int64) int64) (*Shard, vfs.FS, string) {
+	t.Helper()
+	fs := vfs.NewMem()
+	table := damagedTable(t, fs)
+	st, err := fs.Stat(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, fs, table, at(st.Size()))
+	s, err := openShard(fs, Layout{Dir: "/node"}, 0, setExec, nil, 0, nil)
+	if err != nil {
+		t.Fatalf("open of a damaged store: %v, want a shard", err)
+	}
+	return s, fs, table
+}
+
+// nearTheEnd is a block near a table's end: the open reads the applied
+// index record, which sorts first, and a Checksum every key.
+func nearTheEnd(size int64) int64 { return size * 2 / 3 }
 
 // damagedTable writes 400 keys into shard 0 on fs, closes it, and returns
 // the path of the table that holds them.

@@ -376,7 +376,10 @@ func (g *groupLog) StoreLogs(logs []*raft.Log) error {
 // again after a crash is a compaction to redo, and a tail is deleted only
 // before an append, whose sync covers it (its record comes first in the
 // journal).
-func (g *groupLog) DeleteRange(min, max uint64) error {
+func (g *groupLog) DeleteRange(min, max uint64) error { return g.deleteRange(min, max, false) }
+
+// deleteRange is DeleteRange, waiting for a sync when durable.
+func (g *groupLog) deleteRange(min, max uint64, durable bool) error {
 	first, last, err := g.span()
 	if err != nil {
 		return err
@@ -392,7 +395,7 @@ func (g *groupLog) DeleteRange(min, max uint64) error {
 	if err := b.DeleteRange(g.logKey(min), g.logKey(max+1), nil); err != nil {
 		return err
 	}
-	if err := g.write(b, false); err != nil {
+	if err := g.write(b, durable); err != nil {
 		return err
 	}
 	g.mu.Lock()
@@ -420,21 +423,10 @@ func (s *groupStore) DropAll() error {
 	if err != nil || first == 0 {
 		return err
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange(s.logKey(first), s.logKey(last+1), nil); err != nil {
-		return err
-	}
-	if err := s.write(b, true); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.first, s.last = 0, 0
-	s.mu.Unlock()
 	s.cache.mu.Lock()
 	s.cache.reset()
 	s.cache.mu.Unlock()
-	return nil
+	return s.deleteRange(first, last, true)
 }
 
 func (g *groupLog) stableKey(key []byte) []byte { return append(g.prefix(kindStable), key...) }
