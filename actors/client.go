@@ -329,6 +329,8 @@ func (p *proposal) result() (*messages.Reply, bool) {
 		return p.forward(pr.LeaderId, pr.LeaderAddr)
 	case pr.Error == ErrLeadershipLost:
 		return ambiguous(p.shard, "leadership lost"), false
+	case pr.Error == ErrNotApplied:
+		return ambiguous(p.shard, "it is in the shard's log, and the store of the node that applied it failed"), false
 	case pr.Error == ErrNotTaken:
 		// The shard's actor stopped before proposing it: not applied.
 		return tryAgain(p.shard, "shard restarting"), true

@@ -41,11 +41,16 @@ const (
 // shard (the request was not taken), ErrLeadershipLost when it lost
 // leadership with the request in its log (it may or may not be applied),
 // ErrNotTaken when the shard's actor stopped (a node's stop, a crash)
-// before proposing it (it was not applied: safe to try again).
+// before proposing it (it was not applied: safe to try again),
+// ErrNotApplied when it committed and the store here failed to apply it.
 const (
 	ErrNotLeader      = "not_leader"
 	ErrLeadershipLost = "leadership_lost"
 	ErrNotTaken       = "not_taken"
+	// ErrNotApplied: the write is committed in the shard's log, but this
+	// node's store failed as it applied it (the store is rebuilt, or the
+	// node stops): its reply is unknown.
+	ErrNotApplied = "not_applied"
 )
 
 type raftActor struct {
@@ -547,6 +552,12 @@ func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}, r *raft
 				replies = r
 			case error:
 				failed.Error = r.Error()
+				if errors.Is(r, storage.ErrStoreFailed) {
+					// Committed, so applied on the group's other
+					// replicas; not here (storage.Shard.ApplyBatch).
+					failed.Error = ErrNotApplied
+					a.rt.logger().Warn("a committed entry was not applied: the shard's store failed", "shard", a.shard, "index", p.f.Index(), "err", r)
+				}
 			}
 			if failed.Error == "" && len(replies) != len(p.to) {
 				failed.Error = fmt.Sprintf("entry %d: %d replies for %d commands", p.f.Index(), len(replies), len(p.to))

@@ -199,8 +199,10 @@
 //
 // A Writer or Reader error inside Exec panics with a *StorageError: the
 // batch may hold half a command, and the state machine can neither skip the
-// entry (replicas would diverge) nor commit it; the shard should crash and
-// replay the entry from its log. Read and Scan return storage errors
+// entry (replicas would diverge) nor commit it; the shard's store takes it
+// for its failure and applies nothing more, and the shard is rebuilt from
+// its group or the node stops and replays the entry from its log at its
+// next start (storage.Shard.ApplyBatch). Read and Scan return storage errors
 // instead ("ERR kv: storage: ..." for Read).
 //
 // Replies may be shared between calls (+OK, small integers, fixed errors):

@@ -43,9 +43,10 @@ func errArity(name string) *messages.Reply {
 
 // StorageError is what Exec panics with when its Writer fails. A write
 // command may have written part of its changes to the batch when a read or a
-// write fails, so the batch must not be committed: the state machine cannot
-// skip the entry (replicas would diverge), so the shard should crash and
-// replay it from the Raft log. Read turns storage errors into error replies.
+// write fails, so the batch must not be committed, nor the entry skipped
+// (replicas would diverge): the shard's store takes it for its failure and
+// applies nothing more (storage.Shard.ApplyBatch). Read turns storage
+// errors into error replies.
 type StorageError struct{ Err error }
 
 func (e *StorageError) Error() string { return "kv: storage: " + e.Err.Error() }

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
+	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
 )
 
@@ -90,6 +91,52 @@ func TestShardCorruptionIsAFailure(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An apply whose read meets a damaged block does not end the process (a
+// panic on Raft's goroutine did): the store takes it for its failure,
+// commits none of the batch, answers every entry with the failure, keeps
+// its applied index, and applies nothing more until it is renewed.
+func TestApplyMeetingDamageFailsTheStore(t *testing.T) {
+	s, _, table := openDamaged(t, nearTheEnd)
+	defer s.Close()
+	// As kv.Exec: a SET reads the key first, and a read error panics
+	// with a kv.StorageError.
+	s.exec = func(w kv.Writer, c *messages.Command, ev *kv.EventLog) *messages.Reply {
+		if _, _, err := w.Get(append([]byte{1}, c.Args[1]...)); err != nil {
+			panic(&kv.StorageError{Err: err})
+		}
+		return setExec(w, c, ev)
+	}
+	before, _ := s.Applied()
+	var batch []*raft.Log
+	for i := uint64(1); i <= 400; i++ {
+		batch = append(batch, entry(t, before+i, 2, fmt.Sprintf("key%04d", i), "new"))
+	}
+	for i, r := range s.ApplyBatch(batch) {
+		if err, ok := r.(error); !ok || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("entry %d of a batch that met the damage: %v, want the store's failure", i, r)
+		}
+	}
+	checkCorruptionErr(t, s.Failure(), table)
+	if after, _ := s.Applied(); after != before {
+		t.Fatalf("applied index %d after a failed batch, want %d", after, before)
+	}
+	if got := get(t, s, "key0001"); got != strings.Repeat("v", 100) {
+		t.Fatalf("key0001 = %q after a failed batch: part of it was committed", got)
+	}
+	r := s.ApplyBatch([]*raft.Log{entry(t, before+401, 2, "other", "v")})
+	if err, ok := r[0].(error); !ok || !errors.Is(err, ErrStoreFailed) {
+		t.Fatalf("an apply on a failed store: %v, want the failure", r[0])
+	}
+	if err := s.Renew(); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.ApplyBatch([]*raft.Log{entry(t, 1, 3, "other", "v")}); r[0] == nil {
+		t.Fatal("no result for an entry applied after Renew")
+	} else if err, ok := r[0].(error); ok {
+		t.Fatalf("an apply after Renew: %v", err)
 	}
 }
 

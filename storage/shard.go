@@ -295,15 +295,24 @@ func (s *Shard) Apply(l *raft.Log) any {
 // ApplyBatch applies Raft entries in one Pebble batch (raft.BatchingFSM).
 // Each command entry's result is its []*messages.Reply; entries at or below
 // the applied index are skipped (nil result).
+//
+// A store that fails as it applies them (a read of a damaged block, a
+// failed commit) makes that its failure (Failure) and commits none of the
+// batch: every entry's result is the failure, and a failed store applies
+// nothing more, so its applied index stays where its data is. Raft counts
+// the entries applied; the store is rebuilt from its group (corruption)
+// or the node stops and replays them from the log at its next start. The
+// process does not crash: the apply runs on Raft's goroutine, where a
+// panic ended the node on the spot.
 func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]any, len(logs))
 	if s.db == nil {
-		for i := range out {
-			out[i] = ErrClosed
-		}
-		return out
+		return fill(out, ErrClosed)
+	}
+	if err := s.fault().get(); err != nil {
+		return fill(out, err)
 	}
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
@@ -333,7 +342,10 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 		replies := make([]*messages.Reply, len(batch.Commands))
 		for j, c := range batch.Commands {
 			keys, ranges := len(w.touched), len(w.touchedRanges)
-			replies[j] = s.exec(w, c, ev)
+			var err error
+			if replies[j], err = s.execCommand(w, c, ev); err != nil {
+				return fill(out, s.applyFailed(fmt.Errorf("entry %d: %w", l.Index, err)))
+			}
 			if len(w.touched) > keys || len(w.touchedRanges) > ranges {
 				changed = append(changed, changedBy{c.Origin, keys, ranges})
 			}
@@ -352,10 +364,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 		err = b.Commit(pebble.NoSync)
 	}
 	if err != nil {
-		// The state machine cannot go on without its store: a replica
-		// that skips an entry diverges. Crash; the supervisor restarts
-		// the shard and Raft replays.
-		panic(fmt.Sprintf("storage: shard %d: commit entries up to %d: %v", s.id, last, err))
+		return fill(out, s.applyFailed(fmt.Errorf("commit of entries up to %d: %w", last, err)))
 	}
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
@@ -368,6 +377,42 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	if gen, due := s.filter.rebuildDue(); due {
 		go s.buildFilter(gen)
+	}
+	return out
+}
+
+// execCommand runs one command on the apply's batch, with the error a
+// read or write of the store met (kv.StorageError: the batch may hold part
+// of the command, and must not be committed).
+func (s *Shard) execCommand(w *applyRW, c *messages.Command, ev *kv.EventLog) (reply *messages.Reply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			se, ok := p.(*kv.StorageError)
+			if !ok {
+				panic(p)
+			}
+			err = se.Err
+		}
+	}()
+	return s.exec(w, c, ev), nil
+}
+
+// applyFailed makes err, met applying entries, the store's failure (the
+// first one it has: a corruption Pebble reported already, with the
+// file), and returns the failure.
+func (s *Shard) applyFailed(err error) error {
+	if pebble.IsCorruptionError(err) {
+		err = corruption(s.layout.KVDir(s.id), err)
+	}
+	f := s.fault()
+	f.report(fmt.Errorf("applying: %w", err))
+	return f.get()
+}
+
+// fill sets every element of out to v and returns out.
+func fill(out []any, v any) []any {
+	for i := range out {
+		out[i] = v
 	}
 	return out
 }
