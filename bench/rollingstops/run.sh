@@ -9,6 +9,13 @@
 #   WIPE=1 SIGNAL=KILL bash ...                    (and its data dir lost:
 #                                                  it restarts empty, joins
 #                                                  a peer, and syncs)
+#   DAMAGE=1 bash ...                              (every table of the
+#                                                  stopped node's shards gets
+#                                                  a byte flipped, bit rot: it
+#                                                  restarts, a read of every
+#                                                  key meets the damage, and
+#                                                  each damaged shard is
+#                                                  rebuilt from its group)
 #   FOUND=1 ...                                    (the three found the
 #                                                  cluster together with
 #                                                  --bootstrap-expect 3, each
@@ -39,6 +46,7 @@ ROUNDS=${1:-20}
 SIGNAL=${SIGNAL:-TERM}
 WIPE=${WIPE:-}
 FOUND=${FOUND:-}
+DAMAGE=${DAMAGE:-}
 WORK=${WORK:-$(mktemp -d)}
 BIN=$WORK/node
 go build -o "$BIN" ./cmd/node
@@ -97,6 +105,18 @@ PY
   echo "the replicas never stood at the same applied index in 60 s" >&2
   return 1
 }
+damage() { # flip the byte at 2/5 of every table of node $1's shard stores; print how many
+  python3 - "$WORK/$1" <<'PY'
+import glob, sys
+n = 0
+for f in glob.glob(sys.argv[1] + "/shards/*/kv/*.sst"):
+    b = bytearray(open(f, "rb").read())
+    b[len(b) * 2 // 5] ^= 0xFF
+    open(f, "wb").write(b)
+    n += 1
+print(n)
+PY
+}
 stopall() {
   for n in n1 n2 n3; do kill -TERM "${PID[$n]}" 2>/dev/null || true; done
   pkill -P $$ redis-benchmark 2>/dev/null || true
@@ -137,6 +157,12 @@ for round in $(seq "$ROUNDS"); do
     if [ -n "$WIPE" ]; then
       rm -rf "${WORK:?}/n$i" # a lost disk: the node comes back empty and joins a peer
       start "n$i" "$i" "$o" # (FOUND: with its own flags)
+    elif [ -n "$DAMAGE" ]; then
+      echo "round $round n$i: $(damage "n$i") tables damaged" >>"$WORK/damage.txt"
+      start "n$i" "$i"
+      # A read of every key of every shard there (answered with an error
+      # for a damaged one), once the node answers.
+      for _ in $(seq 300); do curl -s -o /dev/null "127.0.0.1:2${i}381/v1/checksums" && break; sleep 0.2; done
     else
       start "n$i" "$i"
     fi
@@ -157,6 +183,9 @@ sort -k8 -n -r "$WORK/stops.txt" | head -3
 echo "actors killed on their shutdown time: $(cat "$WORK"/n?.log | grep -c CHILD_KILLED || true)"
 echo "hand-overs: $(cat "$WORK"/n?.log | grep -c 'leadership handed over before stopping' || true) done, $(cat "$WORK"/n?.log | grep -c 'leadership not handed over' || true) failed"
 echo "votes and pre-votes refused by groups that started on empty stores: $(cat "$WORK"/n?.log | grep -c 'request since this server started on empty stores' || true)"
+if [ -n "$DAMAGE" ]; then
+  echo "tables damaged: $(awk '{n += $4} END {print n}' "$WORK/damage.txt"); shard stores rebuilt from their groups: $(cat "$WORK"/n?.log | grep -c 'shard store damaged: emptying it' || true); nodes stopped by a store failure: $(cat "$WORK"/n?.log | grep -c 'a store failed; the node stops' || true)"
+fi
 if [ -n "$FOUND" ]; then
   founded=$(cat "$WORK"/n?.log | grep -c 'founded the cluster' || true)
   echo "clusters founded: $founded"
