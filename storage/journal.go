@@ -112,8 +112,8 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range nums {
-		if err := replayJournal(fs, journalName(dir, n), db); err != nil {
+	for i, n := range nums {
+		if err := replayJournal(fs, journalName(dir, n), db, i == len(nums)-1); err != nil {
 			return nil, err
 		}
 	}
@@ -145,7 +145,14 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 // the file as it goes and stops at the first record that is not whole: a
 // file is preallocated (journalSize), and reading all of it cost a restart
 // 750 ms with a few KiB written.
-func replayJournal(fs vfs.FS, name string, db *pebble.DB) error {
+//
+// In the newest file such a record is the write a crash cut short, never
+// acknowledged. In an older one it is damage (bit rot): the writes after
+// it, in that file and the next, were synced and acknowledged, and
+// replaying on without them would leave a hole in a group's log or lose a
+// vote; so it is ErrCorrupt, and the store does not open. A file's
+// unwritten tail (zeros: the next write did not fit) ends it either way.
+func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool) error {
 	f, err := fs.Open(name)
 	if err != nil {
 		return err
@@ -166,8 +173,14 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB) error {
 		}
 		n := int64(binary.LittleEndian.Uint32(h[:]))
 		sum := binary.LittleEndian.Uint32(h[4:])
+		if n == 0 && (sum == 0 || newest) {
+			return nil // the unwritten tail
+		}
 		if n == 0 || n > size-off-journalHeader {
-			return nil // the unwritten tail, or a write cut short
+			if newest {
+				return nil // a write cut short
+			}
+			return corruption(name, fmt.Errorf("record at %d: header promises %d bytes, %d left in the file", off, n, size-off-journalHeader))
 		}
 		// The record's own buffer: SetRepr makes it the batch's, which
 		// Close hands to Pebble's batch pool (shared by every Pebble in
@@ -176,8 +189,11 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB) error {
 		if _, err := io.ReadFull(r, rec); err != nil {
 			return fmt.Errorf("storage: journal %s: record at %d: %w", name, off, err)
 		}
-		if crc32.Checksum(rec, crcTable) != sum {
-			return nil // a write cut short
+		if got := crc32.Checksum(rec, crcTable); got != sum {
+			if newest {
+				return nil // a write cut short
+			}
+			return corruption(name, fmt.Errorf("record at %d: crc32c checksum mismatch %x != %x", off, got, sum))
 		}
 		b := db.NewBatch()
 		err := b.SetRepr(rec)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,6 +135,47 @@ func TestJournalStopsAtATornRecord(t *testing.T) {
 	if err := g.StoreLogs(entries(11, 11, 1)); err != nil {
 		t.Fatalf("an append after the replay: %v", err)
 	}
+}
+
+// A bad record in a journal file older than the newest is damage, not a
+// write cut short: the records after it were acknowledged. The store does
+// not open (ErrCorrupt, naming the file) rather than replay on without
+// them; in the newest file the same bytes end the replay.
+func TestJournalDamagedOlderFileIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	r, g := openUnmanaged(t, dir, journalSize, 0)
+	for i := uint64(1); i <= 30; i += 10 {
+		if err := g.StoreLogs(entries(i, i+9, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name, num := journalName(r.j.dir, r.j.num), r.j.num
+	crash(t, r, g)
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[journalHeader+3] ^= 0xff // inside the first record's data
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A newer file after it, as when the damaged one had filled up.
+	newer := journalName(r.j.dir, num+1)
+	if err := os.WriteFile(newer, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenRaftLogs(dir)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("open with a damaged older journal file: %v, want ErrCorrupt naming %s", err, name)
+	}
+
+	// The same file as the newest: its first record is taken for a write
+	// cut short, and the replay ends there.
+	if err := os.Remove(newer); err != nil {
+		t.Fatal(err)
+	}
+	g = testGroup(t, testLogs(t, dir), 0)
+	wantRange(t, g, 0, 0)
 }
 
 // Full files are retired once Pebble holds their writes; a crash after
