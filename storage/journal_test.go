@@ -41,6 +41,20 @@ func crash(t *testing.T, r *RaftLogs, groups ...LogStore) {
 	}
 }
 
+// crashAfter stores entries 1..last (term 1) in group 0 of a new store
+// in dir and crashes it; it returns the journal file they went to, its
+// number, and the offset after them.
+func crashAfter(t *testing.T, dir string, last uint64) (name string, num uint64, off int64) {
+	t.Helper()
+	r, g := openUnmanaged(t, dir, journalSize, 0)
+	if err := g.StoreLogs(entries(1, last, 1)); err != nil {
+		t.Fatal(err)
+	}
+	name, num, off = journalName(r.j.dir, r.j.num), r.j.num, r.j.off
+	crash(t, r, g)
+	return name, num, off
+}
+
 // entriesInPebble counts group id's entries Pebble alone holds in dir.
 func entriesInPebble(t *testing.T, dir string, id uint32) int {
 	t.Helper()
@@ -113,12 +127,7 @@ func TestJournalReplaysAfterACrash(t *testing.T) {
 // the replay; what came before it is kept.
 func TestJournalStopsAtATornRecord(t *testing.T) {
 	dir := t.TempDir()
-	r, g := openUnmanaged(t, dir, journalSize, 0)
-	if err := g.StoreLogs(entries(1, 10, 1)); err != nil {
-		t.Fatal(err)
-	}
-	name, off := journalName(r.j.dir, r.j.num), r.j.off
-	crash(t, r, g)
+	name, _, off := crashAfter(t, dir, 10)
 	// The next record's header promises 100 bytes; 3 follow, and its
 	// CRC is wrong.
 	f, err := os.OpenFile(name, os.O_WRONLY, 0)
@@ -130,7 +139,7 @@ func TestJournalStopsAtATornRecord(t *testing.T) {
 	}
 	f.Close()
 
-	g = testGroup(t, testLogs(t, dir), 0)
+	g := testGroup(t, testLogs(t, dir), 0)
 	wantRange(t, g, 1, 10)
 	if err := g.StoreLogs(entries(11, 11, 1)); err != nil {
 		t.Fatalf("an append after the replay: %v", err)
@@ -143,12 +152,7 @@ func TestJournalStopsAtATornRecord(t *testing.T) {
 // them; in the newest file the same bytes end the replay.
 func TestJournalDamagedOlderFileIsCorruption(t *testing.T) {
 	dir := t.TempDir()
-	r, g := openUnmanaged(t, dir, journalSize, 0)
-	if err := g.StoreLogs(entries(1, 30, 1)); err != nil {
-		t.Fatal(err)
-	}
-	name, num := journalName(r.j.dir, r.j.num), r.j.num
-	crash(t, r, g)
+	name, num, _ := crashAfter(t, dir, 30)
 	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +162,7 @@ func TestJournalDamagedOlderFileIsCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A newer file after it, as when the damaged one had filled up.
-	newer := journalName(r.j.dir, num+1)
+	newer := journalName(filepath.Join(dir, "journal"), num+1)
 	if err := os.WriteFile(newer, make([]byte, 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +176,7 @@ func TestJournalDamagedOlderFileIsCorruption(t *testing.T) {
 	if err := os.Remove(newer); err != nil {
 		t.Fatal(err)
 	}
-	g = testGroup(t, testLogs(t, dir), 0)
+	g := testGroup(t, testLogs(t, dir), 0)
 	wantRange(t, g, 0, 0)
 }
 
