@@ -203,3 +203,16 @@ func TestCommandToAnAbsentShardActorIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A write committed in its shard's log whose apply failed on the node's
+// store (ErrNotApplied) is answered AMBIGUOUS, and not tried again: it is
+// applied on the group's other replicas.
+func TestNotAppliedWriteIsAmbiguous(t *testing.T) {
+	p := &proposal{ctx: context.Background(), shard: 2, ch: make(chan proto.Message, 1),
+		cmd: &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}}
+	p.ch <- &messages.ProposeReply{Error: ErrNotApplied}
+	r, retry := p.result()
+	if e := r.GetError(); !strings.HasPrefix(e, "AMBIGUOUS shard 2: ") || !strings.Contains(e, "in the shard's log") || retry {
+		t.Fatalf("a write not applied here: %q, retry %v; want AMBIGUOUS, no retry", e, retry)
+	}
+}
