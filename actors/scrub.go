@@ -6,29 +6,38 @@ package actors
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coppice-kv/coppice/storage"
 )
 
-// scrubCounters is what the node's scrubs did (/metrics).
+// scrubCounters is what the node's scrubs did (/metrics), and the asks
+// for one now.
 type scrubCounters struct {
 	passes, tables, bytes atomic.Uint64
 	last                  atomic.Int64 // Unix seconds of the last pass's end
+	running               atomic.Bool
+	nowOnce               sync.Once
+	now                   chan struct{} // ScrubNow: room for one ask (asks)
+}
+
+// asks is where ScrubNow asks for a pass.
+func (c *scrubCounters) asks() chan struct{} {
+	c.nowOnce.Do(func() { c.now = make(chan struct{}, 1) })
+	return c.now
 }
 
 // scrub reads back every shard store of the node every
-// Runtime.ScrubInterval (the first pass one interval after the start),
-// until unwatch is closed. Damage a scrub finds is the shard's store
-// failure, which the store watch hands to the shard's Raft actor
-// (rebuild); the pass goes on with the other shards. A shard that cannot
-// be scrubbed now (closed, being rebuilt) waits for the next pass.
+// Runtime.ScrubInterval (the first pass one interval after the start; 0:
+// only when asked, ScrubNow), until unwatch is closed. Damage a scrub
+// finds is the shard's store failure, which the store watch hands to the
+// shard's Raft actor (rebuild); the pass goes on with the other shards. A
+// shard that cannot be scrubbed now (closed, being rebuilt) waits for the
+// next pass.
 func (s *storeActor) scrub(unwatch chan struct{}) {
 	rt := s.rt
-	if rt.ScrubInterval <= 0 {
-		return
-	}
 	shards, throttle := s.shards, storage.NewThrottle(rt.ScrubRate)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -36,35 +45,63 @@ func (s *storeActor) scrub(unwatch chan struct{}) {
 		cancel()
 	}()
 	go func() {
-		t := time.NewTimer(rt.ScrubInterval)
-		defer t.Stop()
+		var tick <-chan time.Time
+		if rt.ScrubInterval > 0 {
+			t := time.NewTicker(rt.ScrubInterval)
+			defer t.Stop()
+			tick = t.C
+		}
 		for {
 			select {
-			case <-t.C:
+			case <-tick:
+			case <-rt.scrubs.asks():
 			case <-ctx.Done():
 				return
 			}
-			start := time.Now()
-			var tables, bytes uint64
-			for i, sh := range shards {
-				res, err := sh.Scrub(ctx, throttle)
-				rt.scrubs.tables.Add(res.Tables)
-				rt.scrubs.bytes.Add(res.Bytes)
-				tables, bytes = tables+res.Tables, bytes+res.Bytes
-				switch {
-				case ctx.Err() != nil:
-					return
-				case errors.Is(err, storage.ErrCorrupt):
-					rt.logger().Error("scrub: shard store damaged", "shard", i, "err", err)
-				case err != nil:
-					rt.logger().Warn("scrub: shard not scrubbed", "shard", i, "err", err)
-				}
+			if !scrubPass(ctx, rt, shards, throttle) {
+				return
 			}
-			rt.scrubs.passes.Add(1)
-			rt.scrubs.last.Store(time.Now().Unix())
-			rt.logger().Info("scrub: every shard store read back", "tables", tables, "bytes", bytes,
-				"took", time.Since(start).Round(time.Millisecond))
-			t.Reset(rt.ScrubInterval)
 		}
 	}()
+}
+
+// scrubPass scrubs every shard once; false when ctx ended it.
+func scrubPass(ctx context.Context, rt *Runtime, shards []*storage.Shard, throttle *storage.Throttle) bool {
+	rt.scrubs.running.Store(true)
+	defer rt.scrubs.running.Store(false)
+	start := time.Now()
+	var tables, bytes uint64
+	for i, sh := range shards {
+		res, err := sh.Scrub(ctx, throttle)
+		rt.scrubs.tables.Add(res.Tables)
+		rt.scrubs.bytes.Add(res.Bytes)
+		tables, bytes = tables+res.Tables, bytes+res.Bytes
+		switch {
+		case ctx.Err() != nil:
+			return false
+		case errors.Is(err, storage.ErrCorrupt):
+			rt.logger().Error("scrub: shard store damaged", "shard", i, "err", err)
+		case err != nil:
+			rt.logger().Warn("scrub: shard not scrubbed", "shard", i, "err", err)
+		}
+	}
+	rt.scrubs.passes.Add(1)
+	rt.scrubs.last.Store(time.Now().Unix())
+	rt.logger().Info("scrub: every shard store read back", "tables", tables, "bytes", bytes,
+		"took", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
+// ScrubNow asks for a scrub of every shard store of the node now (POST
+// /v1/scrub): started is false when one is asked for already (it runs
+// once), running tells that a pass was under way (the asked one follows
+// it). The pass ends as the timed ones do, in the log and /metrics.
+func (rt *Runtime) ScrubNow() (started bool, running bool) {
+	running = rt.scrubs.running.Load()
+	select {
+	case rt.scrubs.asks() <- struct{}{}:
+		return true, running
+	default:
+		return false, running
+	}
 }

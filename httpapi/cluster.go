@@ -10,6 +10,7 @@ package httpapi
 //	GET    /v1/checksums           every shard's applied index and checksum here
 //	POST   /v1/trust-stores        unsafe: this node's groups that withhold their votes
 //	                               (started on empty stores) grant them again
+//	POST   /v1/scrub               read every table of this node's shard stores back now
 //
 // An operation answers 202 with {"op": id, "detail": ...} when accepted,
 // 200 when there was nothing to do, and 400 or 409 with {"error": ...}
@@ -43,6 +44,27 @@ func (s *Server) clusterRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /v1/checksums", s.checksums)
 	mux.HandleFunc("POST /v1/trust-stores", s.trustStores)
+	mux.HandleFunc("POST /v1/scrub", s.scrub)
+}
+
+// scrub asks for a scrub of the node's shard stores now: 202 when this
+// ask starts one (after the pass under way, if any), 200 when one is
+// asked for already; its end is in the log and /metrics
+// (coppice_shard_scrub_last_pass_seconds).
+func (s *Server) scrub(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Scrub == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": errNotStarted.Error()})
+		return
+	}
+	started, running := s.cfg.Scrub()
+	switch {
+	case started && running:
+		writeJSON(w, http.StatusAccepted, map[string]string{"scrub": "asked for: it starts when the pass under way ends"})
+	case started:
+		writeJSON(w, http.StatusAccepted, map[string]string{"scrub": "started"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"scrub": "asked for already: nothing more to do"})
+	}
 }
 
 // trustStores ends the wait of this node's Raft groups that withhold their

@@ -294,6 +294,34 @@ func grep(body, prefix string) string {
 	return strings.Join(out, "\n")
 }
 
+// POST /v1/scrub asks the node for a scrub: 202 when the ask starts one
+// (now, or after the pass under way), 200 when one is asked for already,
+// 503 on a server with no node behind it.
+func TestScrubAsks(t *testing.T) {
+	for _, tc := range []struct {
+		started, running bool
+		code             int
+		says             string
+	}{
+		{true, false, http.StatusAccepted, `"scrub": "started"`},
+		{true, true, http.StatusAccepted, "starts when the pass under way ends"},
+		{false, true, http.StatusOK, "asked for already"},
+	} {
+		asks := 0
+		h := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Scrub: func() (bool, bool) { asks++; return tc.started, tc.running }}).Handler()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/scrub", nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.says) || asks != 1 {
+			t.Errorf("started %v, running %v: %d %q after %d asks; want %d saying %q after 1", tc.started, tc.running, rec.Code, rec.Body.String(), asks, tc.code, tc.says)
+		}
+	}
+	rec := httptest.NewRecorder()
+	httpapi.New(httpapi.Config{Addr: "127.0.0.1:0"}).Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/scrub", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("no node: %d, want 503", rec.Code)
+	}
+}
+
 // The profiler is served only when Config.Pprof asks for it (--pprof).
 func TestPprofOnlyWhenAsked(t *testing.T) {
 	for _, on := range []bool{false, true} {
@@ -341,7 +369,7 @@ func TestTokenGuardsAllButTheProbes(t *testing.T) {
 	}
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/v1/status"}, {"GET", "/v1/nodes"}, {"POST", "/v1/nodes"}, {"DELETE", "/v1/nodes/n2"},
-		{"POST", "/v1/leave"}, {"POST", "/v1/trust-stores"}, {"GET", "/v1/checksums"}, {"GET", "/metrics"}, {"GET", "/debug/pprof/cmdline"},
+		{"POST", "/v1/leave"}, {"POST", "/v1/trust-stores"}, {"POST", "/v1/scrub"}, {"GET", "/v1/checksums"}, {"GET", "/metrics"}, {"GET", "/debug/pprof/cmdline"},
 		{"GET", "/v1/backup"}, {"GET", "/no/such/path"}, {"GET", "/healthz/../v1/status"},
 	} {
 		for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + token, "Bearer " + token + "x", token} {
@@ -396,7 +424,7 @@ func TestReadToken(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ method, path string }{
-		{"POST", "/v1/nodes"}, {"DELETE", "/v1/nodes/n2"}, {"POST", "/v1/leave"}, {"POST", "/v1/trust-stores"}, {"GET", "/debug/pprof/cmdline"},
+		{"POST", "/v1/nodes"}, {"DELETE", "/v1/nodes/n2"}, {"POST", "/v1/leave"}, {"POST", "/v1/trust-stores"}, {"POST", "/v1/scrub"}, {"GET", "/debug/pprof/cmdline"},
 		{"GET", "/v1/backup"}, {"HEAD", "/v1/backup"}, // all the data
 	} {
 		if code := serve(tc.method, tc.path, reader); code != http.StatusForbidden {

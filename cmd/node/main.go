@@ -6,7 +6,7 @@
 //	go run ./cmd/node --print-tree             # print the supervision tree and exit
 //	go run ./cmd/node --help                   # every setting, its variable and default
 //	go run ./cmd/node --join 127.0.0.1:7946 ...  # join the cluster a node at that gossip address is in
-//	go run ./cmd/node status|add NAME|remove NAME|leave|trust-stores [--http addr]   # operate a running cluster
+//	go run ./cmd/node status|add NAME|remove NAME|leave|trust-stores|scrub [--http addr]   # operate a running node
 //
 // # Settings
 //
@@ -258,7 +258,7 @@ func nodeConfig(cfg Config, log *slog.Logger) (actors.Config, *actors.Runtime, a
 		rt.ReadCache = -1 // none (zero is the default size)
 	}
 	info := actors.StatusInfo{Name: cfg.Name, Shards: cfg.Shards, Role: cfg.Role, Join: cfg.Join}
-	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats,
+	web := httpapi.New(httpapi.Config{Addr: cfg.HTTPAddr, Info: info, Log: log, Pprof: cfg.Pprof, RaftLog: rt.RaftLogStats, Scrub: rt.ScrubNow,
 		SnapshotThrottle: rt.SnapshotThrottleStats, Heartbeats: rt.HeartbeatStats, Stores: rt.StoresStats, DataDir: cfg.DataDir, Clients: rt.ClientStats, Token: cfg.HTTPToken, ReadToken: cfg.HTTPReadToken, TLS: cfg.httpTLS,
 		Backup: func(ctx context.Context) (httpapi.Backup, error) {
 			b, err := rt.Backup(ctx)

@@ -7,6 +7,7 @@ package main
 //	node remove NAME [--http ...]
 //	node leave [--http ...]
 //	node trust-stores [--http ...]   (unsafe: see the README, "A lost data dir")
+//	node scrub [--http ...]          (read every table of the node's shard stores back now)
 //
 // Any node forwards an operation to the cluster's coordinator. The answer
 // is printed as JSON; a refusal exits 1 with its reason. A node with
@@ -32,7 +33,7 @@ import (
 	"github.com/coppice-kv/coppice/internal/tlsfiles"
 )
 
-var subcommands = map[string]bool{"status": true, "add": true, "remove": true, "leave": true, "trust-stores": true}
+var subcommands = map[string]bool{"status": true, "add": true, "remove": true, "leave": true, "trust-stores": true, "scrub": true}
 
 // operate runs subcommand cmd with args; it returns the exit code.
 func operate(cmd string, args []string, stdout, stderr io.Writer) int {
@@ -51,7 +52,7 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 			names, args = append(names, args[0]), args[1:]
 		}
 	}
-	want := map[string]int{"status": 0, "add": 1, "remove": 1, "leave": 0, "trust-stores": 0}[cmd]
+	want := map[string]int{"status": 0, "add": 1, "remove": 1, "leave": 0, "trust-stores": 0, "scrub": 0}[cmd]
 	if len(names) != want {
 		fmt.Fprintf(stderr, "node %s: want %d node name(s), got %q\n", cmd, want, names)
 		return 2
@@ -74,6 +75,8 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 		req, err = http.NewRequest(http.MethodPost, base+"/v1/leave", nil)
 	case "trust-stores":
 		req, err = http.NewRequest(http.MethodPost, base+"/v1/trust-stores", nil)
+	case "scrub":
+		req, err = http.NewRequest(http.MethodPost, base+"/v1/scrub", nil)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "node %s: %v\n", cmd, err)
