@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
 )
 
@@ -40,6 +41,32 @@ func TestRebuildRefusal(t *testing.T) {
 		got := rebuildRefusal(tc.c, "n1")
 		if (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("rebuildRefusal(%v) = %q, want %q", tc.c.Servers, got, tc.want)
+		}
+	}
+}
+
+// A read-only node serves a shard's reads from its own replica only once
+// that replica is current (not started on empty stores, or caught up
+// since); a voter never does (its reads take the barrier, or it is the
+// sole voter).
+func TestStaleReadsOnlyFromACurrentReplica(t *testing.T) {
+	for _, tc := range []struct {
+		role    messages.Role
+		current bool
+		want    bool
+	}{
+		{messages.Role_ROLE_READONLY, true, true},
+		{messages.Role_ROLE_READONLY, false, false},
+		{messages.Role_ROLE_VOTER, true, false},
+		{messages.Role_ROLE_REPLICA, true, false},
+	} {
+		rt := &Runtime{Name: "n1", Shards: 2, Role: tc.role}
+		rt.setLead(1, shardLead{current: tc.current})
+		if got := rt.staleReads(1); got != tc.want {
+			t.Errorf("%v, current %v: staleReads %v, want %v", tc.role, tc.current, got, tc.want)
+		}
+		if rt.staleReads(0) {
+			t.Errorf("%v: stale reads from a shard this node knows nothing of yet", tc.role)
 		}
 	}
 }
