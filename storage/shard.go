@@ -643,8 +643,7 @@ func dropRestoreStreams(fs vfs.FS, shardDir string) error {
 // atomically: the new store is built beside the old one and renamed into
 // place; a crash in between leaves one or the other (see recoverSwap).
 func (s *Shard) RestoreDir(dir string) error {
-	kvDir := s.layout.KVDir(s.id)
-	next := kvDir + ".next"
+	next := s.layout.KVDir(s.id) + ".next"
 	s.fs.RemoveAll(next)
 	// The filter the checkpoint carries, if any and intact; a damaged one
 	// only costs a build.
@@ -655,6 +654,32 @@ func (s *Shard) RestoreDir(dir string) error {
 	if err := linkTree(s.fs, dir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
+	return s.swapStore(next, carried, nil)
+}
+
+// Renew replaces the shard's store with an empty one, at applied index 0
+// and with a fault of its own, as RestoreDir replaces it (a crash leaves
+// one or the other): for a store that is damaged (ErrCorrupt) and whose
+// group has other members to send the data back (the Raft actor's
+// rebuild, which has stopped the group and dropped its log and
+// snapshots first). Reads meanwhile see the old store, or the empty one.
+func (s *Shard) Renew() error {
+	next := s.layout.KVDir(s.id) + ".next"
+	s.fs.RemoveAll(next)
+	if err := mkdirAllSynced(s.fs, next); err != nil {
+		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
+	}
+	return s.swapStore(next, nil, s.newFault())
+}
+
+// swapStore marks next complete and puts it in place of the shard's store
+// (swapIn), opens it, and tells the shard's caches, key filter (carried,
+// if any, else one is built), watches and tracking clients that any key
+// may have changed. With fresh, the new store reports to that fault
+// (Renew): the old store's failure, and its close's error, stay with it,
+// and Renewed is closed.
+func (s *Shard) swapStore(next string, carried *decodedFilter, fresh *fault) error {
+	kvDir := s.layout.KVDir(s.id)
 	if err := writeFSFileAtomic(s.fs, filepath.Join(next, completeMarker), nil); err != nil {
 		return err
 	}
@@ -663,7 +688,7 @@ func (s *Shard) RestoreDir(dir string) error {
 	s.cache.reset()
 	gen := s.filter.reset() // not ready: every key may be present
 	if s.db != nil {
-		if err := s.db.Close(); err != nil {
+		if err := s.db.Close(); err != nil && fresh == nil {
 			return fmt.Errorf("storage: shard %d: close before restore: %w", s.id, err)
 		}
 		s.db = nil
@@ -671,11 +696,22 @@ func (s *Shard) RestoreDir(dir string) error {
 	if err := swapIn(s.fs, kvDir, next); err != nil {
 		return fmt.Errorf("storage: shard %d: restore: %w", s.id, err)
 	}
-	db, err := openPebble(s.fs, kvDir, s.fault(), s.shared)
+	f := s.fault()
+	if fresh != nil {
+		f = fresh
+	}
+	db, err := openPebble(s.fs, kvDir, f, s.shared)
 	if err != nil {
 		return err
 	}
 	s.db = db
+	if fresh != nil {
+		s.faults.Store(fresh)
+		s.renewMu.Lock()
+		close(s.renewed)
+		s.renewed = make(chan struct{})
+		s.renewMu.Unlock()
+	}
 	index, term, err := readApplied(db)
 	s.setApplied(index, term)
 	s.watches.written(nil, nil, true) // any key may have changed
@@ -688,63 +724,6 @@ func (s *Shard) RestoreDir(dir string) error {
 	}
 	go s.buildFilter(gen) // waits for mu
 	return err
-}
-
-// Renew replaces the shard's store with an empty one, at applied index 0
-// and with a fault of its own: for a store that is damaged (ErrCorrupt)
-// and whose group has other members to send the data back (the Raft
-// actor's rebuild, which has stopped the group and dropped its log and
-// snapshots first). Reads meanwhile see the old store, or the empty one.
-//
-// A crash half-way leaves the damaged store (it is met again and renewed
-// again) or the empty one: the damaged dir is renamed aside and an empty
-// dir made in its place before anything is removed, so the next open
-// (recoverSwap) drops the aside dir rather than bring it back.
-func (s *Shard) Renew() error {
-	kvDir := s.layout.KVDir(s.id)
-	aside := kvDir + ".old"
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.db != nil {
-		// A damaged store's close may fail; its files are dropped next.
-		s.db.Close()
-		s.db = nil
-	}
-	if err := s.fs.RemoveAll(kvDir + ".next"); err != nil {
-		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
-	}
-	if err := s.fs.RemoveAll(aside); err != nil {
-		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
-	}
-	if err := s.fs.Rename(kvDir, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
-	}
-	if err := mkdirAllSynced(s.fs, kvDir); err != nil {
-		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
-	}
-	f := s.newFault()
-	db, err := openPebble(s.fs, kvDir, f, s.shared)
-	if err != nil {
-		return fmt.Errorf("storage: shard %d: renew: %w", s.id, err)
-	}
-	s.db = db
-	s.faults.Store(f)
-	if err := s.fs.RemoveAll(aside); err != nil {
-		return fmt.Errorf("storage: shard %d: renew: removing the damaged store: %w", s.id, err)
-	}
-	s.cache.reset()
-	gen := s.filter.reset()
-	s.setApplied(0, 0)
-	s.watches.written(nil, nil, true) // every key is gone
-	if s.notify != nil && s.notify.Tracking() {
-		s.notify.Modified([]kv.Modification{{All: true}})
-	}
-	go s.buildFilter(gen) // waits for mu
-	s.renewMu.Lock()
-	close(s.renewed)
-	s.renewed = make(chan struct{})
-	s.renewMu.Unlock()
-	return nil
 }
 
 // Renewed is closed by the next Renew.
