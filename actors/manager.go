@@ -626,8 +626,11 @@ func (in *managerInputs) reconcile() *reconciled {
 	// from the leaders; each withholds its votes until it has (the Raft
 	// fork's LostStoreGuard).
 	for _, g := range in.members {
+		if g.Status != messages.MemberStatus_ALIVE {
+			continue
+		}
 		rec, was := cluster.NewDataDir(st, memberOf(g))
-		if rec == nil || g.Status != messages.MemberStatus_ALIVE {
+		if rec == nil {
 			continue
 		}
 		if _, err := in.propose(ctx, &messages.SystemCommand{Cmd: &messages.SystemCommand_PutMember{PutMember: rec}}); err != nil {
@@ -1297,15 +1300,16 @@ func managerError(req proto.Message, text string) proto.Message {
 }
 
 func (in *managerInputs) addNode(ctx context.Context, st *messages.ClusterState, m *messages.AddNode) proto.Message {
+	mem, o := cluster.Member(st, m.Name), cluster.OpFor(st, m.Name)
 	switch {
-	case cluster.Member(st, m.Name) != nil:
-		return in.changeRole(ctx, cluster.Member(st, m.Name), m.Role, cluster.OpFor(st, m.Name))
+	case mem != nil:
+		return in.changeRole(ctx, mem, m.Role, o)
 	case m.Name == in.rt.Name:
 		return &messages.ManagerReply{Detail: "this node is a member already"}
-	case cluster.OpFor(st, m.Name) != nil:
+	case o != nil:
 		// Asked again: shards whose sync gave up get a new set of attempts.
-		in.root.Send(in.self, retrySyncs{op: cluster.OpFor(st, m.Name).Id})
-		return &messages.ManagerReply{Op: cluster.OpFor(st, m.Name).Id, Detail: "an operation on " + m.Name + " is under way; failed shard syncs are retried"}
+		in.root.Send(in.self, retrySyncs{op: o.Id})
+		return &messages.ManagerReply{Op: o.Id, Detail: "an operation on " + m.Name + " is under way; failed shard syncs are retried"}
 	}
 	g := in.members[m.Name]
 	if g == nil || g.Status != messages.MemberStatus_ALIVE {

@@ -190,6 +190,15 @@ func countVoters(c raft.Configuration, self raft.ServerID) (others int, selfVote
 	return others, selfVotes
 }
 
+// voterCount is how many voters countVoters found: the others, and self
+// if it votes.
+func voterCount(others int, selfVotes bool) int {
+	if selfVotes {
+		return others + 1
+	}
+	return others
+}
+
 // handOverNow asks a group's actor to hand its leadership over
 // (handOver); it answers handedOver when that has ended, either way.
 type handOverNow struct{}

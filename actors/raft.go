@@ -456,10 +456,7 @@ func (a *raftActor) watchLeadership() {
 		if f := r.GetConfiguration(); f.Error() == nil {
 			others, selfVotes = countVoters(f.Configuration(), self)
 		}
-		voters := others
-		if selfVotes {
-			voters++
-		}
+		voters := voterCount(others, selfVotes)
 		if r.State() != raft.Leader {
 			addr, id := r.LeaderWithID()
 			if id == self {
@@ -555,8 +552,9 @@ func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}, r *raft
 				if errors.Is(r, storage.ErrStoreFailed) {
 					// Committed, so applied on the group's other
 					// replicas; not here (storage.Shard.ApplyBatch).
+					// The failure is logged once, by the store watch
+					// or the rebuild, not for every entry after it.
 					failed.Error = ErrNotApplied
-					a.rt.logger().Warn("a committed entry was not applied: the shard's store failed", "shard", a.shard, "index", p.f.Index(), "err", r)
 				}
 			}
 			if failed.Error == "" && len(replies) != len(p.to) {

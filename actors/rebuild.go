@@ -15,8 +15,8 @@ import (
 )
 
 // shardDamaged tells a shard's Raft actor that its store found on-disk
-// corruption (storage.ErrCorrupt): the store watch sends it.
-type shardDamaged struct{ err error }
+// corruption (its Failure, storage.ErrCorrupt): the store watch sends it.
+type shardDamaged struct{}
 
 // rebuildAgainAfter is how long after a rebuild a shard's store may be
 // found damaged again and rebuilt again: sooner, the disk is taken to
@@ -35,10 +35,7 @@ func rebuildRefusal(c raft.Configuration, self raft.ServerID) string {
 		return ""
 	}
 	others, selfVotes := countVoters(c, self)
-	voters := others
-	if selfVotes {
-		voters++
-	}
+	voters := voterCount(others, selfVotes)
 	switch {
 	case others == 0:
 		return "no other voter of its group holds the data"

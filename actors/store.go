@@ -186,7 +186,7 @@ func (s *storeActor) watchFaults(root *actor.RootContext, addr string, unwatch c
 					rt.storeFailed(err)
 					return
 				}
-				root.Send(actor.NewPID(addr, RaftPath(i)), shardDamaged{err: err})
+				root.Send(actor.NewPID(addr, RaftPath(i)), shardDamaged{})
 				select {
 				case <-renewed:
 				case <-unwatch:
