@@ -123,7 +123,7 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 			return backupCmd(args[1:], stdout, stderr)
 		case args[0] == "restore":
 			return restoreCmd(args[1:], stdout, stderr)
-		case subcommands[args[0]]:
+		case isSubcommand(args[0]):
 			return operate(args[0], args[1:], stdout, stderr)
 		}
 	}

@@ -33,7 +33,14 @@ import (
 	"github.com/coppice-kv/coppice/internal/tlsfiles"
 )
 
-var subcommands = map[string]bool{"status": true, "add": true, "remove": true, "leave": true, "trust-stores": true, "scrub": true}
+// subcommands are the operator subcommands, each with the number of node
+// names it takes.
+var subcommands = map[string]int{"status": 0, "add": 1, "remove": 1, "leave": 0, "trust-stores": 0, "scrub": 0}
+
+func isSubcommand(name string) bool {
+	_, ok := subcommands[name]
+	return ok
+}
 
 // operate runs subcommand cmd with args; it returns the exit code.
 func operate(cmd string, args []string, stdout, stderr io.Writer) int {
@@ -52,8 +59,7 @@ func operate(cmd string, args []string, stdout, stderr io.Writer) int {
 			names, args = append(names, args[0]), args[1:]
 		}
 	}
-	want := map[string]int{"status": 0, "add": 1, "remove": 1, "leave": 0, "trust-stores": 0, "scrub": 0}[cmd]
-	if len(names) != want {
+	if want := subcommands[cmd]; len(names) != want {
 		fmt.Fprintf(stderr, "node %s: want %d node name(s), got %q\n", cmd, want, names)
 		return 2
 	}
