@@ -60,7 +60,7 @@ func TestScripts(t *testing.T) {
 			"load":       cmdLoad,
 			"clone":      cmdClone,
 			"damage":     cmdDamage,
-			"scrub":      cmdScrub,
+			"checksums":  cmdChecksums,
 			"readback":   cmdWait(readBack),
 			"scancount":  cmdWait(scanCount),
 			"hashload":   cmdHashLoad,
@@ -535,9 +535,6 @@ func cmdHashLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// clone SRC DST: copy stopped node SRC's data dir to where node DST will
-// keep its data (DST must not have been started), as an operator's cp -r
-// would.
 // damage NODE SHARD first|middle: flips one byte of every table of the
 // stopped node's shard store (as bit rot does), in its first block (which
 // the store's open reads) or at 2/5 of the file, in a later data block of
@@ -576,25 +573,28 @@ func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Logf("damaged %d table(s) of %s's shard %d", len(tables), args[0], shard)
 }
 
-// scrub NODE: one GET of the node's /v1/checksums (every shard's store
-// read whole), its body to stdout whatever the status: a damaged store's
-// shard answers its error.
-func cmdScrub(ts *testscript.TestScript, neg bool, args []string) {
+// checksums NODE: one GET of the node's /v1/checksums (every shard's
+// store read whole), its body to stdout whatever the status: a damaged
+// store's shard answers its error.
+func cmdChecksums(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
-		ts.Fatalf("usage: scrub NODE")
+		ts.Fatalf("usage: checksums NODE")
 	}
 	resp, err := (&http.Client{Timeout: 60 * time.Second}).Get("http://" + lookup(ts, args[0]).http + "/v1/checksums")
 	if err != nil {
-		ts.Fatalf("scrub: %v", err)
+		ts.Fatalf("checksums: %v", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		ts.Fatalf("scrub: %v", err)
+		ts.Fatalf("checksums: %v", err)
 	}
 	ts.Stdout().Write(body)
 }
 
+// clone SRC DST: copy stopped node SRC's data dir to where node DST will
+// keep its data (DST must not have been started), as an operator's cp -r
+// would.
 func cmdClone(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: clone SRC DST")
