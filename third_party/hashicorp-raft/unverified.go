@@ -35,8 +35,8 @@ func (r *Raft) initUnverified(existing bool) error {
 		return nil
 	}
 	if !existing {
-		if err := r.stable.SetUint64(keyUnverified, 1); err != nil {
-			return fmt.Errorf("failed to mark the server unverified: %v", err)
+		if err := MarkUnverified(r.stable); err != nil {
+			return err
 		}
 		r.unverified.Store(true)
 		return nil
