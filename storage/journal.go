@@ -29,8 +29,9 @@ import (
 // flushing goroutine as Pebble's own WAL makes).
 //
 // Files (<dir>/<number>.journal) are preallocated; a record is a 4-byte
-// length, a CRC-32C of the data, and the data; a zero length or a bad CRC
-// ends a file (its unwritten tail, or a write cut short by a crash). When a
+// length, a CRC-32C of the data, and the data; a zero header ends a file
+// (its unwritten tail), and so does a write a crash cut short in the
+// newest file, while any other bad record is damage (replayJournal). When a
 // file is full the next sync starts another, and the full one is retired:
 // once every write recorded in it is in Pebble's memtable, Pebble is
 // flushed (its tables are synced) and the file removed. Opening replays
@@ -113,7 +114,7 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 		return nil, err
 	}
 	for i, n := range nums {
-		if err := replayJournal(fs, journalName(dir, n), db, i == len(nums)-1); err != nil {
+		if err := replayJournal(fs, journalName(dir, n), db, i == len(nums)-1, size); err != nil {
 			return nil, err
 		}
 	}
@@ -146,13 +147,15 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 // file is preallocated (journalSize), and reading all of it cost a restart
 // 750 ms with a few KiB written.
 //
-// In the newest file such a record is the write a crash cut short, never
-// acknowledged. In an older one it is damage (bit rot): the writes after
-// it, in that file and the next, were synced and acknowledged, and
-// replaying on without them would leave a hole in a group's log or lose a
-// vote; so it is ErrCorrupt, and the store does not open. A file's
-// unwritten tail (zeros: the next write did not fit) ends it either way.
-func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool) error {
+// In an older file than the newest such a record is damage (bit rot): the
+// writes after it, in that file and the next, were synced and
+// acknowledged, and replaying on without them would leave a hole in a
+// group's log or lose a vote; so it is ErrCorrupt, and the store does not
+// open. In the newest file it is either the write a crash cut short
+// (never acknowledged) or damage to a synced one; torn tells them apart.
+// A file's unwritten tail (zeros: the next write did not fit) ends it
+// either way. fileSize is the size files are preallocated to.
+func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool, fileSize int64) error {
 	f, err := fs.Open(name)
 	if err != nil {
 		return err
@@ -164,6 +167,9 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool) error {
 	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var h [journalHeader]byte
+	// A write can run past the end of a file that was not preallocated
+	// (a file system without fallocate): a crash may then cut it there.
+	preallocated := st.Size() >= fileSize
 	for off, size := int64(0), st.Size(); ; {
 		if _, err := io.ReadFull(r, h[:]); err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -173,14 +179,14 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool) error {
 		}
 		n := int64(binary.LittleEndian.Uint32(h[:]))
 		sum := binary.LittleEndian.Uint32(h[4:])
-		if n == 0 && (sum == 0 || newest) {
+		if n == 0 && sum == 0 {
 			return nil // the unwritten tail
 		}
 		if n == 0 || n > size-off-journalHeader {
-			if newest {
+			if newest && (torn(h[:], off) || n != 0 && !preallocated) {
 				return nil // a write cut short
 			}
-			return corruption(name, fmt.Errorf("record at %d: header promises %d bytes, %d left in the file", off, n, size-off-journalHeader))
+			return corruption(name, fmt.Errorf("record at %d: header promises %d bytes, %d left in the file%s", off, n, size-off-journalHeader, notTorn(newest)))
 		}
 		// The record's own buffer: SetRepr makes it the batch's, which
 		// Close hands to Pebble's batch pool (shared by every Pebble in
@@ -190,10 +196,10 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool) error {
 			return fmt.Errorf("storage: journal %s: record at %d: %w", name, off, err)
 		}
 		if got := crc32.Checksum(rec, crcTable); got != sum {
-			if newest {
+			if newest && torn(append(h[:], rec...), off) {
 				return nil // a write cut short
 			}
-			return corruption(name, fmt.Errorf("record at %d: crc32c checksum mismatch %x != %x", off, got, sum))
+			return corruption(name, fmt.Errorf("record at %d: crc32c checksum mismatch %x != %x%s", off, got, sum, notTorn(newest)))
 		}
 		b := db.NewBatch()
 		err := b.SetRepr(rec)
@@ -206,6 +212,41 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool) error {
 		}
 		off += journalHeader + n
 	}
+}
+
+// tornSector is the smallest unit a disk writes whole.
+const tornSector = 512
+
+// torn says whether rec, a bad record at off in the newest journal file
+// (its header and as much of its data as the file holds), is a write a
+// crash cut short rather than damage to a synced one (etcd's WAL tells
+// them apart the same way). The file was preallocated with zeros and never
+// written past the last write, and one write is in flight at a time, so a
+// crash leaves each sector of the last write either written or zero: a cut
+// record has a part in some sector that is all zeros. Rot in a synced
+// record changes bits and leaves no such part; a record so damaged fails
+// the open instead of silently ending the replay before acknowledged
+// writes. Two kinds of damage still pass for a cut write: in a record
+// whose data holds a sector's worth of zeros, and in a length that grew
+// but still ends within the file (the zeros after the last write are then
+// part of the record).
+func torn(rec []byte, off int64) bool {
+	for len(rec) > 0 {
+		k := min(len(rec), tornSector-int(off%tornSector))
+		if !slices.ContainsFunc(rec[:k], func(b byte) bool { return b != 0 }) {
+			return true
+		}
+		rec, off = rec[k:], off+int64(k)
+	}
+	return false
+}
+
+// notTorn explains, for the newest file, why a bad record is damage.
+func notTorn(newest bool) string {
+	if newest {
+		return " (no part of it unwritten: damage, not a write a crash cut short)"
+	}
+	return ""
 }
 
 // create starts journal file num, preallocated to size bytes, and syncs
