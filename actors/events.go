@@ -22,8 +22,13 @@ func logEvent(log *slog.Logger, ev any) {
 		if k := e.GetReason().GetKind(); k != messages.ExitKind_EXIT_NORMAL && k != messages.ExitKind_EXIT_SHUTDOWN {
 			level = slog.LevelWarn
 		}
-	case messages.EventKind_CHILD_START_FAILED, messages.EventKind_CHILD_KILLED,
-		messages.EventKind_INTENSITY_EXCEEDED, messages.EventKind_SUPERVISOR_START_FAILED:
+	case messages.EventKind_CHILD_START_FAILED, messages.EventKind_SUPERVISOR_START_FAILED:
+		// A start that failed because the node stops (a shutdown reason)
+		// is no failure of its own: the node logs why it stops.
+		if e.GetReason().GetKind() != messages.ExitKind_EXIT_SHUTDOWN {
+			level = slog.LevelWarn
+		}
+	case messages.EventKind_CHILD_KILLED, messages.EventKind_INTENSITY_EXCEEDED:
 		level = slog.LevelWarn
 	}
 	attrs := []any{"event", e.Kind.String(), "supervisor", e.Supervisor}

@@ -259,8 +259,7 @@ func (a *raftActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.system, a.self = ctx.ActorSystem(), ctx.Self()
 		if err := a.start(); err != nil {
-			a.stop()
-			panic(err)
+			a.failStart(err)
 		}
 	case *actor.Stopping:
 		a.stop()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/storage"
+	"github.com/coppice-kv/coppice/supervisor"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -55,9 +56,19 @@ func (a *raftActor) rebuild() {
 	}
 	a.stop()
 	if err := a.start(); err != nil {
-		a.stop()
-		panic(err)
+		a.failStart(err)
 	}
+}
+
+// failStart ends the actor after its group failed to start: with reason
+// shutdown when the node stops for it (a refused rebuild, whose cause the
+// node logs as it stops), else as a crash, for its supervisor to restart.
+func (a *raftActor) failStart(err error) {
+	a.stop()
+	if errors.Is(err, supervisor.ErrShutdown) {
+		supervisor.Exit(err)
+	}
+	panic(err)
 }
 
 // rebuildIfDamaged rebuilds the shard's store if it is damaged (its
@@ -69,7 +80,7 @@ func (a *raftActor) rebuild() {
 // on the empty one: its leader sends the data as to a new member (a
 // snapshot, or the log), and the replica votes once it has caught up.
 // Otherwise the node stops, as on any other store failure, and the start
-// fails. The group's log is not touched by the damage: it is in the
+// fails with a shutdown reason (supervisor.Shutdown). The group's log is not touched by the damage: it is in the
 // node's Raft log store, apart from the shards' stores.
 func (a *raftActor) rebuildIfDamaged(logger hclog.Logger) error {
 	cause := a.fsm.Failure()
@@ -94,14 +105,14 @@ func (a *raftActor) rebuildIfDamaged(logger hclog.Logger) error {
 	if refusal != "" {
 		err := fmt.Errorf("%w; shard %d cannot be rebuilt from its group: %s", cause, a.shard, refusal)
 		rt.storeFailed(err)
-		return err
+		return supervisor.Shutdown(err)
 	}
 	rt.logger().Warn("shard store damaged: emptying it for its group's other members to send the data back; the node serves the shard through them meanwhile",
 		"shard", a.shard, "err", cause)
 	if err := a.renew(); err != nil {
 		err = fmt.Errorf("%w; rebuilding shard %d: %w", cause, a.shard, err)
 		rt.storeFailed(err)
-		return err
+		return supervisor.Shutdown(err)
 	}
 	a.rebuilt = time.Now()
 	rt.rebuilds.Add(1)

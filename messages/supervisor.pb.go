@@ -1435,7 +1435,9 @@ func (x *Crash) GetReason() string {
 }
 
 // Exit makes the script test actor "exiter" (actorscript.StandardKinds) call
-// supervisor.Exit with reason; an empty reason is a normal exit.
+// supervisor.Exit with reason; an empty reason is a normal exit, "shutdown"
+// a shutdown (supervisor.ErrShutdown), "shutdown: why" one that says why
+// (supervisor.Shutdown).
 type Exit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`

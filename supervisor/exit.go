@@ -16,12 +16,29 @@ type exitSignal struct{ reason error }
 var errKilled = errors.New("supervisor: killed")
 
 // Exit ends the calling actor at once with reason, as Erlang's exit/1: nil
-// is a normal exit (a transient child stays down), any other error is an
-// abnormal one (a transient child is restarted). It must be called from the
-// actor's Receive; it does not return.
+// is a normal exit (a transient child stays down), ErrShutdown or an error
+// wrapping it is a shutdown (as exit(shutdown) and exit({shutdown, Term}):
+// a transient child stays down, and the exit is no failure), any other
+// error is an abnormal one (a transient child is restarted). It must be
+// called from the actor's Receive; it does not return.
 func Exit(reason error) {
 	panic(&exitSignal{reason: reason})
 }
+
+// ErrShutdown, as Exit's reason or wrapped in it, exits with reason
+// shutdown: the actor ends because what it is part of is stopping, not
+// because it failed.
+var ErrShutdown = errors.New("shutdown")
+
+// Shutdown is a shutdown reason for Exit that says why, as Erlang's
+// {shutdown, Term}: the exit's detail is cause's text.
+func Shutdown(cause error) error { return shutdownCause{cause} }
+
+type shutdownCause struct{ cause error }
+
+func (s shutdownCause) Error() string        { return s.cause.Error() }
+func (s shutdownCause) Unwrap() error        { return s.cause }
+func (s shutdownCause) Is(target error) bool { return target == ErrShutdown }
 
 // CrashError is the reason an actor crashes with when sent messages.Crash.
 type CrashError string
@@ -44,8 +61,13 @@ func crashExit(format string, args ...any) *messages.ExitReason {
 // into an exit reason.
 func reasonOf(failure any) *messages.ExitReason {
 	if s, ok := failure.(*exitSignal); ok {
-		if s.reason == nil {
+		switch {
+		case s.reason == nil:
 			return normalExit()
+		case s.reason == ErrShutdown:
+			return shutdownExit("")
+		case errors.Is(s.reason, ErrShutdown):
+			return shutdownExit(s.reason.Error())
 		}
 		return crashExit("%v", s.reason)
 	}

@@ -488,9 +488,15 @@ func (s *supervisorActor) startFailed(c *child, reason *messages.ExitReason) {
 	}
 	switch {
 	case s.phase == phaseStarting:
-		// OTP: a child that fails to start fails its supervisor's start.
+		// OTP: a child that fails to start fails its supervisor's start;
+		// a child that did not start because what it is part of stops
+		// (a shutdown reason) makes it a shutdown too.
 		s.publish(&messages.SupervisorEvent{Kind: messages.EventKind_SUPERVISOR_START_FAILED, ChildId: c.name, Reason: reason})
-		s.shutdown(crashExit("failed to start child %s: %s", c.name, FormatReason(reason)),
+		exit := crashExit("failed to start child %s: %s", c.name, FormatReason(reason))
+		if reason.GetKind() == messages.ExitKind_EXIT_SHUTDOWN {
+			exit.Kind = messages.ExitKind_EXIT_SHUTDOWN
+		}
+		s.shutdown(exit,
 			fmt.Errorf("%w: %s: child %s: %s", ErrStartFailed, s.self.Id, c.name, FormatReason(reason)))
 		if o != nil && o.done != nil {
 			o.done(fmt.Errorf("%w: %s: %s", ErrStartFailed, c.name, FormatReason(reason)))

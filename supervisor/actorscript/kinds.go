@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -36,7 +37,7 @@ func StandardKinds() *supervisor.Kinds {
 		}
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if _, ok := ctx.Message().(*actor.Started); ok {
-				supervisor.Exit(errors.New(reason))
+				supervisor.Exit(exitReason(reason))
 			}
 		}), nil
 	})
@@ -56,10 +57,7 @@ func StandardKinds() *supervisor.Kinds {
 	k.Register("exiter", func(...any) (actor.Actor, error) {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*messages.Exit); ok {
-				if m.Reason == "" {
-					supervisor.Exit(nil)
-				}
-				supervisor.Exit(errors.New(m.Reason))
+				supervisor.Exit(exitReason(m.Reason))
 			}
 		}), nil
 	})
@@ -99,4 +97,19 @@ func (e *echo) Receive(ctx actor.Context) {
 // output unless they are warnings.
 func quietLogger(*actor.ActorSystem) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// exitReason is what the exiter and failstart kinds exit with for a
+// script's reason: "" a normal exit, "shutdown" supervisor.ErrShutdown,
+// "shutdown: why" supervisor.Shutdown with why, anything else an error.
+func exitReason(reason string) error {
+	switch why, ok := strings.CutPrefix(reason, "shutdown"); {
+	case reason == "":
+		return nil
+	case ok && why == "":
+		return supervisor.ErrShutdown
+	case ok && strings.HasPrefix(why, ": "):
+		return supervisor.Shutdown(errors.New(why[2:]))
+	}
+	return errors.New(reason)
 }
