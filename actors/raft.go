@@ -19,6 +19,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
+	"github.com/coppice-kv/coppice/supervisor"
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -224,6 +225,20 @@ func bootstrapAlone(r *raft.Raft, id raft.ServerID, trans raft.Transport) error 
 		return err
 	}
 	return nil
+}
+
+// failGroupStart ends a Raft group's actor (stopped) whose start failed
+// with err: with reason shutdown when the node stops for it (a refused
+// rebuild, or the node's Raft log store failed: the node logs the cause
+// once as it stops), else as a crash, for its supervisor to restart.
+func failGroupStart(rt *Runtime, err error) {
+	if errors.Is(err, supervisor.ErrShutdown) {
+		supervisor.Exit(err)
+	}
+	if st := rt.stores.Load(); st != nil && st.logs.Failure() != nil {
+		supervisor.Exit(supervisor.Shutdown(err))
+	}
+	panic(err)
 }
 
 // bootstrapLater runs bootstrapAlone off the actor's mailbox (the Raft

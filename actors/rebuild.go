@@ -60,15 +60,10 @@ func (a *raftActor) rebuild() {
 	}
 }
 
-// failStart ends the actor after its group failed to start: with reason
-// shutdown when the node stops for it (a refused rebuild, whose cause the
-// node logs as it stops), else as a crash, for its supervisor to restart.
+// failStart ends the actor after its group failed to start.
 func (a *raftActor) failStart(err error) {
 	a.stop()
-	if errors.Is(err, supervisor.ErrShutdown) {
-		supervisor.Exit(err)
-	}
-	panic(err)
+	failGroupStart(a.rt, err)
 }
 
 // rebuildIfDamaged rebuilds the shard's store if it is damaged (its

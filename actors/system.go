@@ -51,7 +51,7 @@ func (a *systemActor) Receive(ctx actor.Context) {
 		a.root, a.self = ctx.ActorSystem().Root, ctx.Self()
 		if err := a.start(); err != nil {
 			a.stop()
-			panic(err)
+			failGroupStart(a.rt, err)
 		}
 	case *actor.Stopping:
 		a.stop()

@@ -535,26 +535,32 @@ func cmdHashLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// damage NODE SHARD first|middle: flips one byte of every table of the
-// stopped node's shard store (as bit rot does), in its first block (which
-// the store's open reads) or at 2/5 of the file, in a later data block of
-// a table of a few thousand keys (met by the first read of that block: a
-// checksum of the shard reads every key).
+// damage NODE SHARD|raftlog first|middle: flips one byte of every table
+// of the stopped node's shard store, or of its Raft log store (as bit rot
+// does), in its first block (which the store's open reads) or at 2/5 of
+// the file, in a later data block of a table of a few thousand keys (met
+// by the first read of that block: a checksum of the shard reads every
+// key, a start reads every group's log).
 func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 || (args[2] != "first" && args[2] != "middle") {
-		ts.Fatalf("usage: damage NODE SHARD first|middle")
+		ts.Fatalf("usage: damage NODE SHARD|raftlog first|middle")
 	}
 	n := lookup(ts, args[0])
 	if n.proc != nil {
 		ts.Fatalf("damage: %s is running; stop it first", args[0])
 	}
-	shard, err := strconv.Atoi(args[1])
-	if err != nil {
-		ts.Fatalf("damage: shard %q: %v", args[1], err)
+	l := storage.Layout{Dir: n.dataDir}
+	dir, what := filepath.Join(l.RaftLogDir(), "db"), "Raft log store"
+	if args[1] != "raftlog" {
+		shard, err := strconv.Atoi(args[1])
+		if err != nil {
+			ts.Fatalf("damage: shard %q: %v", args[1], err)
+		}
+		dir, what = l.KVDir(shard), "shard "+args[1]
 	}
-	tables, _ := filepath.Glob(filepath.Join(storage.Layout{Dir: n.dataDir}.KVDir(shard), "*.sst"))
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if len(tables) == 0 {
-		ts.Fatalf("damage: %s's shard %d has no table", args[0], shard)
+		ts.Fatalf("damage: %s's %s has no table", args[0], what)
 	}
 	for _, table := range tables {
 		b, err := os.ReadFile(table)
@@ -570,7 +576,7 @@ func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("damage: %v", err)
 		}
 	}
-	ts.Logf("damaged %d table(s) of %s's shard %d", len(tables), args[0], shard)
+	ts.Logf("damaged %d table(s) of %s's %s", len(tables), args[0], what)
 }
 
 // checksums NODE: one GET of the node's /v1/checksums (every shard's

@@ -29,13 +29,29 @@ var ErrStoreFailed = errors.New("storage: store failed")
 //
 // The first failure is kept; later ones are only counted.
 type fault struct {
-	what    string // the store, for the error: "shard 2 at <dir>"
+	what string // the store, for the error: "shard 2 at <dir>"
+	// advice says what to do about damage to the store (corruption).
+	advice  string
 	reports atomic.Uint64
 	err     error // set once, before failed is closed
 	failed  chan struct{}
 }
 
-func newFault(what string) *fault { return &fault{what: what, failed: make(chan struct{})} }
+func newFault(what string) *fault {
+	return &fault{what: what, advice: shardDamage, failed: make(chan struct{})}
+}
+
+// What to do about damage to a store (fault.advice).
+const (
+	shardDamage = "this node's copy of the data is damaged: in a cluster, empty the node's data dir " +
+		"and start it again with --join, and it gets every shard back from the others; standalone, restore a backup (node restore)"
+	// The shards' data is sound, and a disk clone keeps it: it drops
+	// the Raft state (ForgetRaftState), and the leaders send only what
+	// the shards lack.
+	raftLogDamage = "this node's Raft log store (every group's log, term and vote) is damaged, its shards' data is not: " +
+		"in a cluster, start the node under a new --name on this data dir with --join (a disk clone: it keeps the shards' data " +
+		"and catches up from the leaders), then remove the old name (node remove); standalone, restore a backup (node restore)"
+)
 
 // report records err, if it is the store's first failure. Pebble calls it
 // with its mutex held, as often as its flush is retried: it does nothing
@@ -96,15 +112,13 @@ func (f *fault) listener() *pebble.EventListener {
 // ended the process there and then, leadership and clients included, and
 // the next start ended the same way at the first read of that block.
 func (f *fault) corrupt(info pebble.DataCorruptionInfo) {
-	f.report(corruption(info.Path, info.Details))
+	f.report(f.corruption(info.Path, info.Details))
 }
 
-// corruption is err, corruption Pebble found in path, as ErrCorrupt with
-// what to do about it.
-func corruption(path string, err error) error {
-	return fmt.Errorf("%w in %s: %w: this node's copy of the data is damaged: in a cluster, empty the node's data dir "+
-		"and start it again with --join, and it gets every shard back from the others; standalone, restore a backup (node restore)",
-		ErrCorrupt, path, err)
+// corruption is err, corruption found in path, a file of f's store, as
+// ErrCorrupt with what to do about it.
+func (f *fault) corruption(path string, err error) error {
+	return fmt.Errorf("%w in %s: %w: %s", ErrCorrupt, path, err, f.advice)
 }
 
 // flush flushes db's memtables, or returns the store's failure as soon as

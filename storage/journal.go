@@ -114,7 +114,7 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 		return nil, err
 	}
 	for i, n := range nums {
-		if err := replayJournal(fs, journalName(dir, n), db, i == len(nums)-1, size); err != nil {
+		if err := replayJournal(fs, journalName(dir, n), db, i == len(nums)-1, size, f); err != nil {
 			return nil, err
 		}
 	}
@@ -154,8 +154,9 @@ func openJournal(fs vfs.FS, dir string, db *pebble.DB, size int64, f *fault) (*j
 // open. In the newest file it is either the write a crash cut short
 // (never acknowledged) or damage to a synced one; torn tells them apart.
 // A file's unwritten tail (zeros: the next write did not fit) ends it
-// either way. fileSize is the size files are preallocated to.
-func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool, fileSize int64) error {
+// either way. fileSize is the size files are preallocated to; fa is the
+// store's fault, whose advice a damage error carries.
+func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool, fileSize int64, fa *fault) error {
 	f, err := fs.Open(name)
 	if err != nil {
 		return err
@@ -186,7 +187,7 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool, fileSize 
 			if newest && (torn(h[:], off) || n != 0 && !preallocated) {
 				return nil // a write cut short
 			}
-			return corruption(name, fmt.Errorf("record at %d: header promises %d bytes, %d left in the file%s", off, n, size-off-journalHeader, notTorn(newest)))
+			return fa.corruption(name, fmt.Errorf("record at %d: header promises %d bytes, %d left in the file%s", off, n, size-off-journalHeader, notTorn(newest)))
 		}
 		// The record's own buffer: SetRepr makes it the batch's, which
 		// Close hands to Pebble's batch pool (shared by every Pebble in
@@ -199,7 +200,7 @@ func replayJournal(fs vfs.FS, name string, db *pebble.DB, newest bool, fileSize 
 			if newest && torn(append(h[:], rec...), off) {
 				return nil // a write cut short
 			}
-			return corruption(name, fmt.Errorf("record at %d: crc32c checksum mismatch %x != %x%s", off, got, sum, notTorn(newest)))
+			return fa.corruption(name, fmt.Errorf("record at %d: crc32c checksum mismatch %x != %x%s", off, got, sum, notTorn(newest)))
 		}
 		b := db.NewBatch()
 		err := b.SetRepr(rec)

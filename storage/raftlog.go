@@ -72,6 +72,7 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		return nil, err
 	}
 	f := newFault("raft log at " + dir)
+	f.advice = raftLogDamage
 	// Pebble and the journal write through one watch for stalls.
 	fs, watch := f.watchStalls(fs)
 	opts := &pebble.Options{

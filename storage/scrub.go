@@ -56,7 +56,7 @@ func (s *Shard) Scrub(ctx context.Context, t *Throttle) (ScrubResult, error) {
 			case errors.Is(err, os.ErrNotExist):
 				continue // compacted away
 			case err != nil && pebble.IsCorruptionError(err):
-				err = corruption(path, err)
+				err = s.fault().corruption(path, err)
 				s.fault().report(err)
 				return res, err
 			case err != nil:

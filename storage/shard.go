@@ -120,7 +120,7 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 	db, err := openPebble(s.fs, layout.KVDir(id), s.fault(), shared)
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
-			s.fault().report(corruption(layout.KVDir(id), err))
+			s.fault().report(s.fault().corruption(layout.KVDir(id), err))
 			return s, nil // damaged
 		}
 		s.watch.Close()
@@ -402,7 +402,7 @@ func (s *Shard) execCommand(w *applyRW, c *messages.Command, ev *kv.EventLog) (r
 // file), and returns the failure.
 func (s *Shard) applyFailed(err error) error {
 	if pebble.IsCorruptionError(err) {
-		err = corruption(s.layout.KVDir(s.id), err)
+		err = s.fault().corruption(s.layout.KVDir(s.id), err)
 	}
 	f := s.fault()
 	f.report(fmt.Errorf("applying: %w", err))
