@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/storage"
+	"github.com/hashicorp/raft"
 )
 
 // snapshotsRetained is how many Raft snapshots each shard keeps.
@@ -92,7 +94,7 @@ func (s *storeActor) open() error {
 		clone = true
 		rt.logger().Info("disk clone: kept the data, dropped the Raft state", "of", id.Name, "dir", l.Dir)
 	}
-	if s.logs, err = storage.OpenRaftLogs(l.RaftLogDir()); err != nil {
+	if s.logs, err = s.openRaftLogs(l, &id); err != nil {
 		return err
 	}
 	s.logs.SplitLogCache(rt.LogCache, rt.Shards+1) // and the system group
@@ -151,6 +153,88 @@ func (s *storeActor) open() error {
 	return nil
 }
 
+// raftLogRebuildAgainAfter: a Raft log store damaged again this soon
+// after its rebuild is not rebuilt (a disk that damages what it is given).
+const raftLogRebuildAgainAfter = 10 * time.Minute
+
+// openRaftLogs opens the node's Raft log store, or rebuilds it when it is
+// damaged: met as it opens (its journal's replay, Pebble's open), or
+// before, by a read that stopped the node (Identity.RaftLogDamaged,
+// recorded by failOnce). The shards' data is sound: only every group's
+// log, term and vote are lost. So, when the node can find its cluster's
+// other members (--join), the store is dropped and made again empty
+// (storage.DropRaftLogs), every group marked to withhold its vote until a
+// leader has caught it up (raft.MarkUnverified: it has forgotten the
+// entries it acknowledged and the votes it cast, as a member on a lost
+// data dir), and the node never founds a cluster again. Each group starts
+// from its newest snapshot, or from nothing; its leader sends the entries
+// after it, which the shard's store skips up to its applied index, or a
+// snapshot when its log no longer reaches back. A standalone node (or a
+// founder started without --join) has no one to catch up from: its start
+// fails, as before, with what to do.
+func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*storage.RaftLogs, error) {
+	rt := s.rt
+	logs, err := storage.OpenRaftLogs(l.RaftLogDir())
+	switch {
+	case err == nil && id.RaftLogDamaged == "":
+		return logs, nil
+	case err == nil:
+		// A clean close flushed it, but the damaged block is still there.
+		_ = logs.Close()
+		err = fmt.Errorf("%w (when the node stopped for it)", errors.New(id.RaftLogDamaged))
+	case !errors.Is(err, storage.ErrCorrupt):
+		return nil, err
+	}
+	switch {
+	case len(rt.Join) == 0:
+		return nil, fmt.Errorf("%w; the Raft log store cannot be rebuilt: this node was started without --join, so no other node is known to hold its groups' logs", err)
+	case !id.RaftLogRebuilt.IsZero() && time.Since(id.RaftLogRebuilt) < raftLogRebuildAgainAfter:
+		return nil, fmt.Errorf("%w; the Raft log store cannot be rebuilt: it was rebuilt %s ago and is damaged again: check the disk",
+			err, time.Since(id.RaftLogRebuilt).Round(time.Second))
+	}
+	rt.logger().Warn("Raft log store damaged: rebuilding it empty, keeping the shards' data; each group catches up from its leader and votes once it has",
+		"err", err)
+	// Written first: a node that founded its cluster must not found
+	// another on its empty groups (Runtime.bootstrap).
+	id.Founder, id.RaftLogDamaged = false, err.Error()
+	rt.founder.Store(false)
+	if err := l.WriteIdentity(*id); err != nil {
+		return nil, fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
+	}
+	if err := l.DropRaftLogs(rt.Shards); err != nil {
+		return nil, err
+	}
+	if logs, err = storage.OpenRaftLogs(l.RaftLogDir()); err != nil {
+		return nil, err
+	}
+	for _, g := range append([]uint32{storage.SystemGroup}, shardGroups(rt.Shards)...) {
+		st, err := logs.Group(g, "")
+		if err == nil {
+			err = errors.Join(raft.MarkUnverified(st), st.Close())
+		}
+		if err != nil {
+			_ = logs.Close()
+			return nil, fmt.Errorf("node: rebuilding the Raft log store: group %d: %w", g, err)
+		}
+	}
+	// Written last: a crash before this point rebuilds it again.
+	id.RaftLogDamaged, id.RaftLogRebuilt = "", time.Now().UTC()
+	if err := l.WriteIdentity(*id); err != nil {
+		_ = logs.Close()
+		return nil, fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
+	}
+	return logs, nil
+}
+
+// shardGroups are the Raft log store's group numbers of shards shards.
+func shardGroups(shards int) []uint32 {
+	groups := make([]uint32, shards)
+	for i := range groups {
+		groups[i] = uint32(i)
+	}
+	return groups
+}
+
 // watchFaults reports the first store of the node that fails in a way
 // retrying does not mend (Failure) to Runtime.OnFault, until unwatch is
 // closed. A restart of this actor would open the same broken files, and
@@ -206,10 +290,29 @@ func (s *storeActor) failOnce() func(error) {
 	return func(err error) {
 		once.Do(func() {
 			rt.logger().Error("a store failed; the node stops", "dir", rt.DataDir, "err", err)
+			s.recordRaftLogDamage()
 			if rt.OnFault != nil {
 				rt.OnFault(err)
 			}
 		})
+	}
+}
+
+// recordRaftLogDamage records in node.json that the Raft log store failed
+// with on-disk corruption, for the next start to rebuild it
+// (openRaftLogs): a read met the damage, and the store may open cleanly.
+func (s *storeActor) recordRaftLogDamage() {
+	if s.logs == nil || !errors.Is(s.logs.Failure(), storage.ErrCorrupt) {
+		return
+	}
+	l := s.rt.Layout()
+	id, ok, err := l.ReadIdentity()
+	if err == nil && ok {
+		id.RaftLogDamaged = s.logs.Failure().Error()
+		err = l.WriteIdentity(id)
+	}
+	if err != nil {
+		s.rt.logger().Error("recording the Raft log store's damage", "err", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
@@ -32,6 +33,24 @@ func (l Layout) ForgetRaftState(shards int) error {
 		}
 	}
 	return nil
+}
+
+// DropRaftLogs removes the node's Raft log store (every group's log and
+// stable values) and the groups' logs from before it, keeping the
+// shards' data, their snapshots and the system group's: a damaged store
+// is rebuilt empty, and each group catches up from its leader from its
+// newest snapshot on.
+func (l Layout) DropRaftLogs(shards int) error {
+	dirs := []string{l.RaftLogDir(), l.LegacySystemRaftDir()}
+	for i := 0; i < shards; i++ {
+		dirs = append(dirs, l.LegacyRaftDir(i))
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("storage: dropping the Raft log store: %w", err)
+		}
+	}
+	return syncFSDir(vfs.Default, l.Dir)
 }
 
 // MarkApplied records a snapshot of s at its applied index (nothing when

@@ -45,12 +45,11 @@ func newFault(what string) *fault {
 const (
 	shardDamage = "this node's copy of the data is damaged: in a cluster, empty the node's data dir " +
 		"and start it again with --join, and it gets every shard back from the others; standalone, restore a backup (node restore)"
-	// The shards' data is sound, and a disk clone keeps it: it drops
-	// the Raft state (ForgetRaftState), and the leaders send only what
-	// the shards lack.
+	// The shards' data is sound: a start with --join keeps it and
+	// rebuilds the store (the node's store actor, openRaftLogs).
 	raftLogDamage = "this node's Raft log store (every group's log, term and vote) is damaged, its shards' data is not: " +
-		"in a cluster, start the node under a new --name on this data dir with --join (a disk clone: it keeps the shards' data " +
-		"and catches up from the leaders), then remove the old name (node remove); standalone, restore a backup (node restore)"
+		"in a cluster, start the node again with --join: it rebuilds the store empty, keeps the shards' data, " +
+		"and its groups catch up from their leaders; standalone, restore a backup (node restore)"
 )
 
 // report records err, if it is the store's first failure. Pebble calls it

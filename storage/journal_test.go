@@ -183,7 +183,7 @@ func TestJournalTellsATornRecordFromADamagedOne(t *testing.T) {
 			if !tc.torn {
 				_, err := OpenRaftLogs(dir)
 				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "damage, not a write a crash cut short") ||
-					!strings.Contains(err.Error(), "start the node under a new --name on this data dir") {
+					!strings.Contains(err.Error(), "start the node again with --join: it rebuilds the store") {
 					t.Fatalf("open with a damaged record in the newest journal file: %v, want ErrCorrupt naming %s", err, name)
 				}
 				return

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -57,6 +58,12 @@ type Identity struct {
 	// DataDirID is made with the data dir (NewClusterID's form): a node
 	// that comes back with another one runs on a new data dir.
 	DataDirID string `json:"data_dir_id,omitempty"`
+	// RaftLogDamaged is why the node's Raft log store failed with
+	// on-disk corruption (ErrCorrupt), recorded as the node stopped for
+	// it: the next start rebuilds the store (DropRaftLogs). RaftLogRebuilt
+	// is when the last rebuild was.
+	RaftLogDamaged string    `json:"raft_log_damaged,omitempty"`
+	RaftLogRebuilt time.Time `json:"raft_log_rebuilt,omitzero"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
