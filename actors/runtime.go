@@ -155,6 +155,9 @@ type Runtime struct {
 	// clients is what the client port counts; it outlives the port's
 	// restarts.
 	clients server.Stats
+	// raftLogDamaged: the node's Raft log store failed with on-disk
+	// corruption, recorded in node.json for the next start to rebuild it.
+	raftLogDamaged atomic.Bool
 	// rebuilds counts the shards whose damaged store was rebuilt from
 	// their group (rebuild).
 	rebuilds atomic.Uint64
@@ -251,6 +254,10 @@ func (rt *Runtime) bootstrap() bool { return len(rt.Join) == 0 || rt.founder.Loa
 // SetActiveExpiry switches the active expiry of the shards this node
 // leads on or off (DEBUG SET-ACTIVE-EXPIRE); it is on from the start.
 func (rt *Runtime) SetActiveExpiry(on bool) { rt.activeExpiryOff.Store(!on) }
+
+// RaftLogDamaged tells whether the node's Raft log store failed with
+// on-disk corruption, which the next start with --join rebuilds.
+func (rt *Runtime) RaftLogDamaged() bool { return rt.raftLogDamaged.Load() }
 
 // Layout is the data dir's layout.
 func (rt *Runtime) Layout() storage.Layout { return storage.Layout{Dir: rt.DataDir} }

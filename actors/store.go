@@ -313,7 +313,9 @@ func (s *storeActor) recordRaftLogDamage() {
 	}
 	if err != nil {
 		s.rt.logger().Error("recording the Raft log store's damage", "err", err)
+		return
 	}
+	s.rt.raftLogDamaged.Store(true)
 }
 
 func (s *storeActor) close() {

@@ -136,11 +136,27 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	for {
+		code, again := serve(cfg, log, stdout)
+		if !again {
+			return code
+		}
+		log.Warn("starting again, to rebuild the damaged Raft log store")
+	}
+}
+
+// serve runs the node until it stops, and returns its exit code; again
+// is true when it stopped because its Raft log store is damaged, which a
+// start with --join rebuilds (the store worker's openRaftLogs): run
+// starts it again at once rather than wait for a restart policy. A second
+// damage within 10 minutes of a rebuild fails that start, so this ends.
+func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool) {
 	tree, rt, info := nodeConfig(cfg, log)
 	if cfg.PrintTree {
 		fmt.Fprint(stdout, supervisor.FormatSpec(actors.RootName, actors.Tree(tree)))
-		return 0
+		return 0, false
 	}
+	again = len(cfg.Join) > 0
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
@@ -167,14 +183,14 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 			// A store failed while the node started (corruption met by
 			// the first reads, say): a failure, not a stop.
 			log.Error("node failed to start", "err", cause)
-			return 1
+			return 1, again && rt.RaftLogDamaged()
 		}
 		if ctx.Err() != nil {
 			log.Info("stopped during start")
-			return 0
+			return 0, false
 		}
 		log.Error("node failed to start", "err", err)
-		return 1
+		return 1, false
 	}
 	log.Info("node started", "node", rt.Name, "data_dir", rt.DataDir, "shards", rt.Shards,
 		"mode", modeOf(info), "role", info.Role, "version", rt.Version)
@@ -194,18 +210,18 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 			// Where it hangs: every goroutine's stack, alike ones once.
 			fmt.Fprintln(os.Stderr, "goroutines at the stop's timeout:")
 			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-			return 1
+			return 1, false
 		}
 		if fault != nil {
 			log.Error("stopped: a store failed", "err", fault)
-			return 1
+			return 1, again && rt.RaftLogDamaged()
 		}
 		log.Info("stopped")
-		return 0
+		return 0, false
 	case <-node.Tree.Done():
 		node.System.Shutdown()
 		log.Error("supervision tree gave up", "err", node.Tree.Err())
-		return 1
+		return 1, false
 	}
 }
 
