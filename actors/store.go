@@ -181,7 +181,7 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 	case err == nil:
 		// A clean close flushed it, but the damaged block is still there.
 		_ = logs.Close()
-		err = fmt.Errorf("%w (when the node stopped for it)", errors.New(id.RaftLogDamaged))
+		err = errors.New(id.RaftLogDamaged)
 	case !errors.Is(err, storage.ErrCorrupt):
 		return nil, err
 	}

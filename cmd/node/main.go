@@ -158,8 +158,9 @@ func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool
 	}
 	again = len(cfg.Join) > 0
 
-	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
+	ctx := sigCtx
 	// leave() stops the node once it is out of the cluster.
 	ctx, left := context.WithCancel(ctx)
 	defer left()
@@ -183,7 +184,7 @@ func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool
 			// A store failed while the node started (corruption met by
 			// the first reads, say): a failure, not a stop.
 			log.Error("node failed to start", "err", cause)
-			return 1, again && rt.RaftLogDamaged()
+			return 1, again && rt.RaftLogDamaged() && sigCtx.Err() == nil
 		}
 		if ctx.Err() != nil {
 			log.Info("stopped during start")
@@ -197,6 +198,8 @@ func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool
 
 	select {
 	case <-ctx.Done():
+		// Stopped by a signal too: no start again, whatever failed.
+		again = again && sigCtx.Err() == nil
 		stopSignals() // a second signal kills the process
 		fault := context.Cause(ctx)
 		if !errors.Is(fault, storage.ErrStoreFailed) {
