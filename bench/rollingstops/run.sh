@@ -16,6 +16,15 @@
 #                                                  key meets the damage, and
 #                                                  each damaged shard is
 #                                                  rebuilt from its group)
+#   DAMAGE=raftlog bash ...                        (every table of its Raft
+#                                                  log store instead: it
+#                                                  restarts joining a peer,
+#                                                  meets the damage, starts
+#                                                  again and rebuilds the
+#                                                  store, keeping its data;
+#                                                  one round: a second damage
+#                                                  within 10 minutes of a
+#                                                  rebuild is refused)
 #   FOUND=1 ...                                    (the three found the
 #                                                  cluster together with
 #                                                  --bootstrap-expect 3, each
@@ -105,11 +114,13 @@ PY
   echo "the replicas never stood at the same applied index in 60 s" >&2
   return 1
 }
-damage() { # flip the byte at 2/5 of every table of node $1's shard stores; print how many
-  python3 - "$WORK/$1" <<'PY'
+damage() { # flip the byte at 2/5 of every table of node $1's shard stores (or Raft log store); print how many
+  local tables="$WORK/$1/shards/*/kv/*.sst"
+  if [ "$DAMAGE" = raftlog ]; then tables="$WORK/$1/raftlog/db/*.sst"; fi
+  python3 - "$tables" <<'PY'
 import glob, sys
 n = 0
-for f in glob.glob(sys.argv[1] + "/shards/*/kv/*.sst"):
+for f in glob.glob(sys.argv[1]):
     b = bytearray(open(f, "rb").read())
     b[len(b) * 2 // 5] ^= 0xFF
     open(f, "wb").write(b)
@@ -157,6 +168,9 @@ for round in $(seq "$ROUNDS"); do
     if [ -n "$WIPE" ]; then
       rm -rf "${WORK:?}/n$i" # a lost disk: the node comes back empty and joins a peer
       start "n$i" "$i" "$o" # (FOUND: with its own flags)
+    elif [ "$DAMAGE" = raftlog ]; then
+      echo "round $round n$i: $(damage "n$i") tables damaged" >>"$WORK/damage.txt"
+      start "n$i" "$i" "$o" # with --join, n1 too: a node without it cannot rebuild the store
     elif [ -n "$DAMAGE" ]; then
       echo "round $round n$i: $(damage "n$i") tables damaged" >>"$WORK/damage.txt"
       start "n$i" "$i"
@@ -183,7 +197,9 @@ sort -k8 -n -r "$WORK/stops.txt" | head -3
 echo "actors killed on their shutdown time: $(cat "$WORK"/n?.log | grep -c CHILD_KILLED || true)"
 echo "hand-overs: $(cat "$WORK"/n?.log | grep -c 'leadership handed over before stopping' || true) done, $(cat "$WORK"/n?.log | grep -c 'leadership not handed over' || true) failed"
 echo "votes and pre-votes refused by groups that started on empty stores: $(cat "$WORK"/n?.log | grep -c 'request since this server started on empty stores' || true)"
-if [ -n "$DAMAGE" ]; then
+if [ "$DAMAGE" = raftlog ]; then
+  echo "tables damaged: $(awk '{n += $4} END {print n}' "$WORK/damage.txt"); Raft log stores rebuilt: $(cat "$WORK"/n?.log | grep -c 'Raft log store damaged: rebuilding it empty' || true); nodes stopped by a store failure: $(cat "$WORK"/n?.log | grep -c 'a store failed; the node stops' || true); started again in the process: $(cat "$WORK"/n?.log | grep -c 'starting again, to rebuild' || true)"
+elif [ -n "$DAMAGE" ]; then
   echo "tables damaged: $(awk '{n += $4} END {print n}' "$WORK/damage.txt"); shard stores rebuilt from their groups: $(cat "$WORK"/n?.log | grep -c 'shard store damaged: emptying it' || true); nodes stopped by a store failure: $(cat "$WORK"/n?.log | grep -c 'a store failed; the node stops' || true)"
 fi
 if [ -n "$FOUND" ]; then
