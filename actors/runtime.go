@@ -157,7 +157,9 @@ type Runtime struct {
 	clients server.Stats
 	// raftLogDamaged: the node's Raft log store failed with on-disk
 	// corruption, recorded in node.json for the next start to rebuild it.
-	raftLogDamaged atomic.Bool
+	// raftLogRebuilt: it was rebuilt, now or before (node.json), so the
+	// node was in a cluster, and bootstraps no group.
+	raftLogDamaged, raftLogRebuilt atomic.Bool
 	// rebuilds counts the shards whose damaged store was rebuilt from
 	// their group (rebuild).
 	rebuilds atomic.Uint64
@@ -248,8 +250,12 @@ type SnapshotPolicy struct {
 
 // bootstrap tells whether a node with no Raft state makes itself the first
 // voter of every group (standalone, or the founder of --bootstrap-expect),
-// rather than wait to be added to a cluster it joins (--join).
-func (rt *Runtime) bootstrap() bool { return len(rt.Join) == 0 || rt.founder.Load() }
+// rather than wait to be added to a cluster it joins (--join). A node
+// whose Raft log store was rebuilt never does: it was in a cluster, and
+// its groups wait for their leaders (openRaftLogs).
+func (rt *Runtime) bootstrap() bool {
+	return (len(rt.Join) == 0 || rt.founder.Load()) && !rt.raftLogRebuilt.Load()
+}
 
 // SetActiveExpiry switches the active expiry of the shards this node
 // leads on or off (DEBUG SET-ACTIVE-EXPIRE); it is on from the start.

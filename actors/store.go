@@ -8,11 +8,18 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/storage"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -59,6 +66,7 @@ func (s *storeActor) open() error {
 	// the start, so a node with another cluster's data is refused.
 	rt.setClusterID(id.ClusterID, id.ClusterID != "")
 	rt.founder.Store(state == storage.DirSame && id.Founder)
+	rt.raftLogRebuilt.Store(state == storage.DirSame && !id.RaftLogRebuilt.IsZero())
 	switch state {
 	case storage.DirNew:
 		ident := storage.Identity{Name: rt.Name, Shards: rt.Shards, DataDirID: storage.NewDataDirID()}
@@ -185,12 +193,12 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 	case !errors.Is(err, storage.ErrCorrupt):
 		return nil, err
 	}
-	switch {
-	case len(rt.Join) == 0:
-		return nil, fmt.Errorf("%w; the Raft log store cannot be rebuilt: this node was started without --join, so no other node is known to hold its groups' logs", err)
-	case !id.RaftLogRebuilt.IsZero() && time.Since(id.RaftLogRebuilt) < raftLogRebuildAgainAfter:
+	if !id.RaftLogRebuilt.IsZero() && time.Since(id.RaftLogRebuilt) < raftLogRebuildAgainAfter {
 		return nil, fmt.Errorf("%w; the Raft log store cannot be rebuilt: it was rebuilt %s ago and is damaged again: check the disk",
 			err, time.Since(id.RaftLogRebuilt).Round(time.Second))
+	}
+	if alone, serr := s.alone(l); serr != nil || alone != "" {
+		return nil, errors.Join(fmt.Errorf("%w; the Raft log store cannot be rebuilt: %s", err, alone), serr)
 	}
 	rt.logger().Warn("Raft log store damaged: rebuilding it empty, keeping the shards' data; each group catches up from its leader and votes once it has",
 		"err", err)
@@ -198,6 +206,7 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 	// another on its empty groups (Runtime.bootstrap).
 	id.Founder, id.RaftLogDamaged = false, err.Error()
 	rt.founder.Store(false)
+	rt.raftLogRebuilt.Store(true)
 	if err := l.WriteIdentity(*id); err != nil {
 		return nil, fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 	}
@@ -224,6 +233,78 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 		return nil, fmt.Errorf("node: write %s: %w", l.IdentityFile(), err)
 	}
 	return logs, nil
+}
+
+// alone says why no other node could catch up this node's groups, were
+// its Raft log store rebuilt empty ("" when one could): a group whose
+// newest snapshot has no voter but this node is alone (a standalone node:
+// started empty, it would never be caught up; a trust-stores would then
+// elect it with a log behind its store's applied index, whose new entries
+// the store would skip). With no snapshot to tell, another node must be
+// known: --join, or a member in its gossip snapshot (a node that founded
+// its cluster without --join rejoins it so).
+func (s *storeActor) alone(l storage.Layout) (string, error) {
+	rt, self := s.rt, raft.ServerID(s.rt.Name)
+	var confs []raft.Configuration
+	for i := 0; i < rt.Shards; i++ {
+		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
+		if err != nil {
+			return "", err
+		}
+		metas, err := st.List()
+		if err != nil {
+			return "", err
+		}
+		if len(metas) > 0 {
+			confs = append(confs, metas[0].Configuration)
+		}
+	}
+	sys, err := raft.NewFileSnapshotStoreWithLogger(l.SystemDir(), 2, hclog.NewNullLogger())
+	if err != nil {
+		return "", err
+	}
+	if metas, err := sys.List(); err != nil {
+		return "", err
+	} else if len(metas) > 0 {
+		confs = append(confs, metas[0].Configuration)
+	}
+	for _, c := range confs {
+		if !slices.ContainsFunc(c.Servers, func(v raft.Server) bool { return v.Suffrage == raft.Voter && v.ID != self }) {
+			return "its groups' newest snapshots show no voter but this node: no other node holds their logs", nil
+		}
+	}
+	if len(confs) > 0 || len(rt.Join) > 0 {
+		return "", nil
+	}
+	if others, err := gossipMembers(filepath.Join(l.Dir, "serf.snapshot"), rt.Name); err != nil || len(others) > 0 {
+		return "", err
+	}
+	return "this node was started without --join, and neither its groups' snapshots nor its gossip snapshot know another node to catch up from", nil
+}
+
+// gossipMembers are the members other than self that serf's snapshot at
+// path last saw alive (none when there is no snapshot).
+func gossipMembers(path, self string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	alive := map[string]bool{}
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSuffix(line, "\n")
+		if m, ok := strings.CutPrefix(line, "alive: "); ok {
+			if i := strings.LastIndexByte(m, ' '); i > 0 {
+				alive[m[:i]] = true
+			}
+		} else if m, ok := strings.CutPrefix(line, "not-alive: "); ok {
+			delete(alive, m)
+		}
+	}
+	delete(alive, self)
+	return slices.Sorted(maps.Keys(alive)), nil
 }
 
 // shardGroups are the Raft log store's group numbers of shards shards.

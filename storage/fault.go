@@ -48,7 +48,7 @@ const (
 	// The shards' data is sound: a start with --join keeps it and
 	// rebuilds the store (the node's store actor, openRaftLogs).
 	raftLogDamage = "this node's Raft log store (every group's log, term and vote) is damaged, its shards' data is not: " +
-		"in a cluster, start the node again with --join: it rebuilds the store empty, keeps the shards' data, " +
+		"in a cluster, the node's next start rebuilds the store empty (with --join, or knowing its peers), keeps the shards' data, " +
 		"and its groups catch up from their leaders; standalone, restore a backup (node restore)"
 )
 

@@ -183,7 +183,7 @@ func TestJournalTellsATornRecordFromADamagedOne(t *testing.T) {
 			if !tc.torn {
 				_, err := OpenRaftLogs(dir)
 				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "damage, not a write a crash cut short") ||
-					!strings.Contains(err.Error(), "start the node again with --join: it rebuilds the store") {
+					!strings.Contains(err.Error(), "the node's next start rebuilds the store empty") {
 					t.Fatalf("open with a damaged record in the newest journal file: %v, want ErrCorrupt naming %s", err, name)
 				}
 				return

@@ -146,17 +146,17 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 }
 
 // serve runs the node until it stops, and returns its exit code; again
-// is true when it stopped because its Raft log store is damaged, which a
-// start with --join rebuilds (the store worker's openRaftLogs): run
-// starts it again at once rather than wait for a restart policy. A second
-// damage within 10 minutes of a rebuild fails that start, so this ends.
+// is true when it stopped because its Raft log store is damaged, which
+// the next start rebuilds when another node can catch it up (the store
+// worker's openRaftLogs): run starts it again at once rather than wait
+// for a restart policy. That start fails when it cannot rebuild the
+// store, or when the store was rebuilt minutes before, so this ends.
 func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool) {
 	tree, rt, info := nodeConfig(cfg, log)
 	if cfg.PrintTree {
 		fmt.Fprint(stdout, supervisor.FormatSpec(actors.RootName, actors.Tree(tree)))
 		return 0, false
 	}
-	again = len(cfg.Join) > 0
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
@@ -184,7 +184,7 @@ func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool
 			// A store failed while the node started (corruption met by
 			// the first reads, say): a failure, not a stop.
 			log.Error("node failed to start", "err", cause)
-			return 1, again && rt.RaftLogDamaged() && sigCtx.Err() == nil
+			return 1, rt.RaftLogDamaged() && sigCtx.Err() == nil
 		}
 		if ctx.Err() != nil {
 			log.Info("stopped during start")
@@ -199,7 +199,7 @@ func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool
 	select {
 	case <-ctx.Done():
 		// Stopped by a signal too: no start again, whatever failed.
-		again = again && sigCtx.Err() == nil
+		signalled := sigCtx.Err() != nil
 		stopSignals() // a second signal kills the process
 		fault := context.Cause(ctx)
 		if !errors.Is(fault, storage.ErrStoreFailed) {
@@ -217,7 +217,7 @@ func serve(cfg Config, log *slog.Logger, stdout io.Writer) (code int, again bool
 		}
 		if fault != nil {
 			log.Error("stopped: a store failed", "err", fault)
-			return 1, again && rt.RaftLogDamaged()
+			return 1, rt.RaftLogDamaged() && !signalled
 		}
 		log.Info("stopped")
 		return 0, false
