@@ -236,13 +236,15 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 }
 
 // alone says why no other node could catch up this node's groups, were
-// its Raft log store rebuilt empty ("" when one could): a group whose
-// newest snapshot has no voter but this node is alone (a standalone node:
-// started empty, it would never be caught up; a trust-stores would then
-// elect it with a log behind its store's applied index, whose new entries
-// the store would skip). With no snapshot to tell, another node must be
-// known: --join, or a member in its gossip snapshot (a node that founded
-// its cluster without --join rejoins it so).
+// its Raft log store rebuilt empty ("" when one could). Another voter in
+// the newest snapshot of any group will do (a founder's snapshots from
+// before the others joined show it alone). Groups whose newest snapshots
+// all show it alone are a standalone node's: started empty, they would
+// never be caught up, and a trust-stores would elect them with a log
+// behind the stores' applied indexes, whose new entries the stores would
+// skip. With no snapshot to tell, another node must be known: --join, or
+// a member in its gossip snapshot (a node that founded its cluster
+// without --join rejoins it so).
 func (s *storeActor) alone(l storage.Layout) (string, error) {
 	rt, self := s.rt, raft.ServerID(s.rt.Name)
 	var confs []raft.Configuration
@@ -268,12 +270,16 @@ func (s *storeActor) alone(l storage.Layout) (string, error) {
 	} else if len(metas) > 0 {
 		confs = append(confs, metas[0].Configuration)
 	}
+	other := func(v raft.Server) bool { return v.Suffrage == raft.Voter && v.ID != self }
 	for _, c := range confs {
-		if !slices.ContainsFunc(c.Servers, func(v raft.Server) bool { return v.Suffrage == raft.Voter && v.ID != self }) {
-			return "its groups' newest snapshots show no voter but this node: no other node holds their logs", nil
+		if slices.ContainsFunc(c.Servers, other) {
+			return "", nil
 		}
 	}
-	if len(confs) > 0 || len(rt.Join) > 0 {
+	if len(confs) > 0 {
+		return "its groups' newest snapshots show no voter but this node: no other node holds their logs", nil
+	}
+	if len(rt.Join) > 0 {
 		return "", nil
 	}
 	if others, err := gossipMembers(filepath.Join(l.Dir, "serf.snapshot"), rt.Name); err != nil || len(others) > 0 {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,26 @@ func TestOpenRaftLogsRebuildsADamagedStore(t *testing.T) {
 		}
 	}
 
+	// shardSnapshot records the meta of a snapshot of shard (only what
+	// its store's List reads).
+	shardSnapshot := func(t *testing.T, l storage.Layout, shard int, voters ...string) {
+		meta := raft.SnapshotMeta{ID: "1-10-1", Index: 10, Term: 1}
+		for _, v := range voters {
+			meta.Configuration.Servers = append(meta.Configuration.Servers, raft.Server{ID: raft.ServerID(v), Suffrage: raft.Voter})
+		}
+		dir := filepath.Join(l.SnapshotDir(shard), meta.ID)
+		b, err := json.Marshal(meta)
+		if err == nil {
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "meta.json"), b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	for _, tc := range []struct {
 		name string
 		join []string
@@ -96,6 +117,12 @@ func TestOpenRaftLogsRebuildsADamagedStore(t *testing.T) {
 			gossip(t, l, "alive: n1 127.0.0.1:7946\nalive: n2 127.0.0.1:8946\nclock: 3\nleave\n")
 		}},
 		{"another voter in a snapshot", nil, func(t *testing.T, l storage.Layout) { systemSnapshot(t, l, "n1", "n2", "n3") }},
+		// Shard 0's newest snapshot is from before the others joined
+		// (the founder's), the system group's from after.
+		{"another voter in one group's snapshot", nil, func(t *testing.T, l storage.Layout) {
+			shardSnapshot(t, l, 0, "n1")
+			systemSnapshot(t, l, "n1", "n2")
+		}},
 	} {
 		t.Run("rebuilt "+tc.name, func(t *testing.T) {
 			l, id := damaged(t)
@@ -120,7 +147,8 @@ func TestOpenRaftLogsRebuildsADamagedStore(t *testing.T) {
 			{"the other member gone from the gossip snapshot", nil, func(t *testing.T, l storage.Layout, _ *storage.Identity) {
 				gossip(t, l, "alive: n2 127.0.0.1:8946\nalive: n1 127.0.0.1:7946\nnot-alive: n2\n")
 			}, "started without --join"},
-			{"alone in a snapshot", []string{"127.0.0.1:7946"}, func(t *testing.T, l storage.Layout, _ *storage.Identity) {
+			{"alone in every snapshot", []string{"127.0.0.1:7946"}, func(t *testing.T, l storage.Layout, _ *storage.Identity) {
+				shardSnapshot(t, l, 1, "n1")
 				systemSnapshot(t, l, "n1")
 			}, "its groups' newest snapshots show no voter but this node"},
 			{"rebuilt a minute ago", []string{"127.0.0.1:7946"}, func(_ *testing.T, _ storage.Layout, id *storage.Identity) {
