@@ -169,17 +169,16 @@ const raftLogRebuildAgainAfter = 10 * time.Minute
 // damaged: met as it opens (its journal's replay, Pebble's open), or
 // before, by a read that stopped the node (Identity.RaftLogDamaged,
 // recorded by failOnce). The shards' data is sound: only every group's
-// log, term and vote are lost. So, when the node can find its cluster's
-// other members (--join), the store is dropped and made again empty
+// log, term and vote are lost. So, when another node can catch the groups
+// up (alone), the store is dropped and made again empty
 // (storage.DropRaftLogs), every group marked to withhold its vote until a
 // leader has caught it up (raft.MarkUnverified: it has forgotten the
 // entries it acknowledged and the votes it cast, as a member on a lost
 // data dir), and the node never founds a cluster again. Each group starts
 // from its newest snapshot, or from nothing; its leader sends the entries
 // after it, which the shard's store skips up to its applied index, or a
-// snapshot when its log no longer reaches back. A standalone node (or a
-// founder started without --join) has no one to catch up from: its start
-// fails, as before, with what to do.
+// snapshot when its log no longer reaches back. A standalone node has no
+// one to catch up from: its start fails, with what to do.
 func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*storage.RaftLogs, error) {
 	rt := s.rt
 	logs, err := storage.OpenRaftLogs(l.RaftLogDir())
