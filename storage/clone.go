@@ -27,9 +27,14 @@ func (l Layout) ForgetRaftState(shards int) error {
 	for i := 0; i < shards; i++ {
 		dirs = append(dirs, l.LegacyRaftDir(i), l.SnapshotDir(i))
 	}
-	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
-			return fmt.Errorf("storage: disk clone: %w", err)
+	return removeAll("disk clone", dirs)
+}
+
+// removeAll removes every path of paths, for what (in its error).
+func removeAll(what string, paths []string) error {
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("storage: %s: %w", what, err)
 		}
 	}
 	return nil
@@ -45,10 +50,8 @@ func (l Layout) DropRaftLogs(shards int) error {
 	for i := 0; i < shards; i++ {
 		dirs = append(dirs, l.LegacyRaftDir(i))
 	}
-	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
-			return fmt.Errorf("storage: dropping the Raft log store: %w", err)
-		}
+	if err := removeAll("dropping the Raft log store", dirs); err != nil {
+		return err
 	}
 	return syncFSDir(vfs.Default, l.Dir)
 }
