@@ -401,10 +401,10 @@ func (s *Shard) execCommand(w *applyRW, c *messages.Command, ev *kv.EventLog) (r
 // first one it has: a corruption Pebble reported already, with the
 // file), and returns the failure.
 func (s *Shard) applyFailed(err error) error {
-	if pebble.IsCorruptionError(err) {
-		err = s.fault().corruption(s.layout.KVDir(s.id), err)
-	}
 	f := s.fault()
+	if pebble.IsCorruptionError(err) {
+		err = f.corruption(s.layout.KVDir(s.id), err)
+	}
 	f.report(fmt.Errorf("applying: %w", err))
 	return f.get()
 }

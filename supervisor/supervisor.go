@@ -492,9 +492,10 @@ func (s *supervisorActor) startFailed(c *child, reason *messages.ExitReason) {
 		// a child that did not start because what it is part of stops
 		// (a shutdown reason) makes it a shutdown too.
 		s.publish(&messages.SupervisorEvent{Kind: messages.EventKind_SUPERVISOR_START_FAILED, ChildId: c.name, Reason: reason})
-		exit := crashExit("failed to start child %s: %s", c.name, FormatReason(reason))
+		detail := fmt.Sprintf("failed to start child %s: %s", c.name, FormatReason(reason))
+		exit := crashExit("%s", detail)
 		if reason.GetKind() == messages.ExitKind_EXIT_SHUTDOWN {
-			exit.Kind = messages.ExitKind_EXIT_SHUTDOWN
+			exit = shutdownExit(detail)
 		}
 		s.shutdown(exit,
 			fmt.Errorf("%w: %s: child %s: %s", ErrStartFailed, s.self.Id, c.name, FormatReason(reason)))
