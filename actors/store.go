@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +21,12 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// snapshotsRetained is how many Raft snapshots each shard keeps.
-const snapshotsRetained = 2
+// snapshotsRetained is how many Raft snapshots each shard keeps,
+// systemSnapshotsRetained the system group.
+const (
+	snapshotsRetained       = 2
+	systemSnapshotsRetained = 2
+)
 
 type storeActor struct {
 	rt     *Runtime
@@ -102,11 +104,18 @@ func (s *storeActor) open() error {
 		clone = true
 		rt.logger().Info("disk clone: kept the data, dropped the Raft state", "of", id.Name, "dir", l.Dir)
 	}
-	if s.logs, err = s.openRaftLogs(l, &id); err != nil {
+	// The shards' snapshot stores first: a damaged Raft log store's
+	// rebuild reads their newest configurations (openRaftLogs).
+	snaps := make([]*storage.SnapshotStore, rt.Shards)
+	for i := range snaps {
+		if snaps[i], err = storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained); err != nil {
+			return err
+		}
+	}
+	if s.logs, err = s.openRaftLogs(l, &id, snaps); err != nil {
 		return err
 	}
 	s.logs.SplitLogCache(rt.LogCache, rt.Shards+1) // and the system group
-	snaps := make([]*storage.SnapshotStore, rt.Shards)
 	// One throttle for the node's snapshot streams.
 	if rt.SnapshotYield {
 		logs := s.logs
@@ -121,11 +130,7 @@ func (s *storeActor) open() error {
 	// node's shards (storage.Stores).
 	s.shared = storage.NewStores(storage.StoresConfig{Shards: rt.Shards, Compactions: rt.Compactions,
 		MemTables: rt.MemTables, BlockCache: rt.BlockCache})
-	for i := 0; i < rt.Shards; i++ {
-		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
-		if err != nil {
-			return err
-		}
+	for i, st := range snaps {
 		st.SetThrottle(s.throttle)
 		sh, err := storage.OpenShard(l, i, rt.Exec, st, rt.shardCache(), s.shared)
 		if err != nil {
@@ -136,7 +141,6 @@ func (s *storeActor) open() error {
 			rt.logger().Warn("shard store damaged", "shard", i, "err", err)
 		}
 		sh.SetNotifier(keyspaceNotifier{rt: rt})
-		snaps[i] = st
 		s.shards = append(s.shards, sh)
 		if clone {
 			if err := sh.MarkApplied(); err != nil {
@@ -179,7 +183,7 @@ const raftLogRebuildAgainAfter = 10 * time.Minute
 // after it, which the shard's store skips up to its applied index, or a
 // snapshot when its log no longer reaches back. A standalone node has no
 // one to catch up from: its start fails, with what to do.
-func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*storage.RaftLogs, error) {
+func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity, snaps []*storage.SnapshotStore) (*storage.RaftLogs, error) {
 	rt := s.rt
 	logs, err := storage.OpenRaftLogs(l.RaftLogDir())
 	switch {
@@ -187,6 +191,8 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 		return logs, nil
 	case err == nil:
 		// A clean close flushed it, but the damaged block is still there.
+		// It is dropped below, or the start fails: its close's error
+		// changes neither.
 		_ = logs.Close()
 		err = errors.New(id.RaftLogDamaged)
 	case !errors.Is(err, storage.ErrCorrupt):
@@ -196,7 +202,7 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 		return nil, fmt.Errorf("%w; the Raft log store cannot be rebuilt: it was rebuilt %s ago and is damaged again: check the disk",
 			err, time.Since(id.RaftLogRebuilt).Round(time.Second))
 	}
-	if alone, serr := s.alone(l); serr != nil || alone != "" {
+	if alone, serr := s.alone(l, snaps); serr != nil || alone != "" {
 		return nil, errors.Join(fmt.Errorf("%w; the Raft log store cannot be rebuilt: %s", err, alone), serr)
 	}
 	rt.logger().Warn("Raft log store damaged: rebuilding it empty, keeping the shards' data; each group catches up from its leader and votes once it has",
@@ -244,14 +250,10 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity) (*stor
 // skip. With no snapshot to tell, another node must be known: --join, or
 // a member in its gossip snapshot (a node that founded its cluster
 // without --join rejoins it so).
-func (s *storeActor) alone(l storage.Layout) (string, error) {
-	rt, self := s.rt, raft.ServerID(s.rt.Name)
+func (s *storeActor) alone(l storage.Layout, snaps []*storage.SnapshotStore) (string, error) {
+	rt := s.rt
 	var confs []raft.Configuration
-	for i := 0; i < rt.Shards; i++ {
-		st, err := storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained)
-		if err != nil {
-			return "", err
-		}
+	for _, st := range snaps {
 		metas, err := st.List()
 		if err != nil {
 			return "", err
@@ -260,7 +262,7 @@ func (s *storeActor) alone(l storage.Layout) (string, error) {
 			confs = append(confs, metas[0].Configuration)
 		}
 	}
-	sys, err := raft.NewFileSnapshotStoreWithLogger(l.SystemDir(), 2, hclog.NewNullLogger())
+	sys, err := raft.NewFileSnapshotStoreWithLogger(l.SystemDir(), systemSnapshotsRetained, hclog.NewNullLogger())
 	if err != nil {
 		return "", err
 	}
@@ -269,9 +271,8 @@ func (s *storeActor) alone(l storage.Layout) (string, error) {
 	} else if len(metas) > 0 {
 		confs = append(confs, metas[0].Configuration)
 	}
-	other := func(v raft.Server) bool { return v.Suffrage == raft.Voter && v.ID != self }
 	for _, c := range confs {
-		if slices.ContainsFunc(c.Servers, other) {
+		if others, _ := countVoters(c, raft.ServerID(rt.Name)); others > 0 {
 			return "", nil
 		}
 	}
@@ -281,21 +282,21 @@ func (s *storeActor) alone(l storage.Layout) (string, error) {
 	if len(rt.Join) > 0 {
 		return "", nil
 	}
-	if others, err := gossipMembers(filepath.Join(l.Dir, "serf.snapshot"), rt.Name); err != nil || len(others) > 0 {
+	if known, err := gossipKnowsOthers(filepath.Join(l.Dir, "serf.snapshot"), rt.Name); err != nil || known {
 		return "", err
 	}
 	return "this node was started without --join, and neither its groups' snapshots nor its gossip snapshot know another node to catch up from", nil
 }
 
-// gossipMembers are the members other than self that serf's snapshot at
-// path last saw alive (none when there is no snapshot).
-func gossipMembers(path, self string) ([]string, error) {
+// gossipKnowsOthers tells whether serf's snapshot at path last saw a
+// member other than self alive (false when there is no snapshot).
+func gossipKnowsOthers(path, self string) (bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return false, nil
 	}
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	alive := map[string]bool{}
 	for line := range strings.Lines(string(b)) {
@@ -309,7 +310,7 @@ func gossipMembers(path, self string) ([]string, error) {
 		}
 	}
 	delete(alive, self)
-	return slices.Sorted(maps.Keys(alive)), nil
+	return len(alive) > 0, nil
 }
 
 // shardGroups are the Raft log store's group numbers of shards shards.

@@ -55,7 +55,14 @@ func TestOpenRaftLogsRebuildsADamagedStore(t *testing.T) {
 	open := func(l storage.Layout, id *storage.Identity, join []string) (*storage.RaftLogs, *Runtime, error) {
 		rt := &Runtime{Name: "n1", DataDir: l.Dir, Shards: shards, Join: join}
 		rt.founder.Store(id.Founder)
-		logs, err := (&storeActor{rt: rt}).openRaftLogs(l, id)
+		snaps := make([]*storage.SnapshotStore, shards) // as the store worker's open makes them
+		for i := range snaps {
+			var err error
+			if snaps[i], err = storage.NewSnapshotStore(l.SnapshotDir(i), snapshotsRetained); err != nil {
+				return nil, rt, err
+			}
+		}
+		logs, err := (&storeActor{rt: rt}).openRaftLogs(l, id, snaps)
 		return logs, rt, err
 	}
 
@@ -65,7 +72,7 @@ func TestOpenRaftLogsRebuildsADamagedStore(t *testing.T) {
 		}
 	}
 	systemSnapshot := func(t *testing.T, l storage.Layout, voters ...string) {
-		st, err := raft.NewFileSnapshotStoreWithLogger(l.SystemDir(), 2, hclog.NewNullLogger())
+		st, err := raft.NewFileSnapshotStoreWithLogger(l.SystemDir(), systemSnapshotsRetained, hclog.NewNullLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -83,7 +83,7 @@ func (a *systemActor) start() error {
 	if a.logs, err = rt.RaftLog(storage.SystemGroup, rt.Layout().LegacySystemRaftDir()); err != nil {
 		return err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, systemSnapshotsRetained, hclog.NewNullLogger())
 	if err != nil {
 		return fmt.Errorf("node: system group snapshots: %w", err)
 	}
