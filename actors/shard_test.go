@@ -339,6 +339,69 @@ func TestRaftLogFailureShutsEveryGroupDown(t *testing.T) {
 	})
 }
 
+// A Raft log store whose table is damaged (a flipped byte, as bit rot
+// does) opens cleanly and fails the first read of a group's log, as the
+// node starts. The start fails having reported the failure to
+// Runtime.OnFault and recorded the damage in node.json, for the next
+// start to rebuild the store: the report is made before the start
+// returns, not left to the store's fault watch, which the failed start
+// stops, maybe first.
+func TestDamagedRaftLogMetAtStartIsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	n := startRuntime(t, &actors.Runtime{Name: "n1", DataDir: dir, Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: setExec})
+	waitLeader(t, n, 0)
+	for i := range 200 {
+		cmd := &messages.Command{Args: [][]byte{[]byte("SET"), []byte(fmt.Sprint(i)), []byte("v")}}
+		if pr := request[*messages.ProposeReply](t, n, actors.RaftPath(0), &messages.Propose{Command: cmd}); pr.Error != "" {
+			t.Fatal(pr.Error)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := storage.Layout{Dir: dir}
+	tables, _ := filepath.Glob(filepath.Join(l.RaftLogDir(), "db", "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("the Raft log store has no table after a clean stop")
+	}
+	for _, table := range tables {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)*2/5] ^= 0xff // a data block's, met by a read of the log
+		if err := os.WriteFile(table, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	faults := make(chan error, 1)
+	rt := &actors.Runtime{Name: "n1", DataDir: dir, Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: setExec,
+		OnFault: func(err error) { faults <- err }}
+	n, err := actors.Start(ctx, actors.Config{Runtime: rt}, nil)
+	if err == nil {
+		_ = n.Stop(ctx)
+		t.Fatal("the node started on a damaged Raft log store")
+	}
+	if !strings.Contains(err.Error(), "shutdown: failed to start child raft-0") || strings.Contains(err.Error(), "crash") {
+		t.Fatalf("start: %v, want the groups shut down, none crashed", err)
+	}
+	select {
+	case err := <-faults:
+		if !errors.Is(err, storage.ErrCorrupt) {
+			t.Fatalf("OnFault(%v), want on-disk corruption", err)
+		}
+	default:
+		t.Fatal("the start failed without reporting the store's failure")
+	}
+	id, ok, err := l.ReadIdentity()
+	if err != nil || !ok || !strings.Contains(id.RaftLogDamaged, "on-disk corruption") || !rt.RaftLogDamaged() {
+		t.Fatalf("node.json raft_log_damaged %q (%v, %v), Runtime.RaftLogDamaged %v: want the damage recorded",
+			id.RaftLogDamaged, ok, err, rt.RaftLogDamaged())
+	}
+}
+
 // TestFounderRestartBootstraps: a node started with --join that recorded
 // in node.json that it founds its cluster (--bootstrap-expect), and was
 // stopped before its groups bootstrapped, makes itself their voter when

@@ -649,15 +649,14 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 			return nil, confErr
 		}
 		if err != nil {
-			r.logger.Error("failed to get logs", "from", from, "to", lastLog.Index, "error", err)
-			panic(err)
+			// coppice: an error, not upstream's panic (see FORK.md).
+			return nil, fmt.Errorf("failed to get logs %d to %d: %w", from, lastLog.Index, err)
 		}
 	} else {
 		for index := from; index <= lastLog.Index; index++ {
 			var entry Log
 			if err := r.logs.GetLog(index, &entry); err != nil {
-				r.logger.Error("failed to get log", "index", index, "error", err)
-				panic(err)
+				return nil, fmt.Errorf("failed to get log at index %d: %w", index, err)
 			}
 			if err := r.processConfigurationLogEntry(&entry); err != nil {
 				return nil, err
