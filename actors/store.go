@@ -17,6 +17,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/storage"
+	"github.com/coppice-kv/coppice/supervisor"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -46,6 +47,11 @@ func (s *storeActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		if err := s.open(); err != nil {
 			s.close()
+			if errors.Is(err, supervisor.ErrShutdown) {
+				// A refused rebuild: the node does not start, and says
+				// why once (its start's error), with no crash to log.
+				supervisor.Exit(err)
+			}
 			panic(err)
 		}
 		s.unwatch = make(chan struct{})
@@ -182,7 +188,8 @@ const raftLogRebuildAgainAfter = 10 * time.Minute
 // from its newest snapshot, or from nothing; its leader sends the entries
 // after it, which the shard's store skips up to its applied index, or a
 // snapshot when its log no longer reaches back. A standalone node has no
-// one to catch up from: its start fails, with what to do.
+// one to catch up from: its start fails, with what to do (a shutdown
+// reason, supervisor.Shutdown: the node stops for it, nothing crashed).
 func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity, snaps []*storage.SnapshotStore) (*storage.RaftLogs, error) {
 	rt := s.rt
 	logs, err := storage.OpenRaftLogs(l.RaftLogDir())
@@ -199,11 +206,11 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity, snaps 
 		return nil, err
 	}
 	if !id.RaftLogRebuilt.IsZero() && time.Since(id.RaftLogRebuilt) < raftLogRebuildAgainAfter {
-		return nil, fmt.Errorf("%w; the Raft log store cannot be rebuilt: it was rebuilt %s ago and is damaged again: check the disk",
-			err, time.Since(id.RaftLogRebuilt).Round(time.Second))
+		return nil, supervisor.Shutdown(fmt.Errorf("%w; the Raft log store cannot be rebuilt: it was rebuilt %s ago and is damaged again: check the disk",
+			err, time.Since(id.RaftLogRebuilt).Round(time.Second)))
 	}
 	if alone, serr := s.alone(l, snaps); serr != nil || alone != "" {
-		return nil, errors.Join(fmt.Errorf("%w; the Raft log store cannot be rebuilt: %s", err, alone), serr)
+		return nil, supervisor.Shutdown(errors.Join(fmt.Errorf("%w; the Raft log store cannot be rebuilt: %s", err, alone), serr))
 	}
 	rt.logger().Warn("Raft log store damaged: rebuilding it empty, keeping the shards' data; each group catches up from its leader and votes once it has",
 		"err", err)
@@ -242,14 +249,20 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity, snaps 
 
 // alone says why no other node could catch up this node's groups, were
 // its Raft log store rebuilt empty ("" when one could). Another voter in
-// the newest snapshot of any group will do (a founder's snapshots from
-// before the others joined show it alone). Groups whose newest snapshots
-// all show it alone are a standalone node's: started empty, they would
-// never be caught up, and a trust-stores would elect them with a log
-// behind the stores' applied indexes, whose new entries the stores would
-// skip. With no snapshot to tell, another node must be known: --join, or
-// a member in its gossip snapshot (a node that founded its cluster
-// without --join rejoins it so).
+// the newest snapshot of any group will do. Groups whose newest snapshots
+// all show it alone are a standalone node's, or a founder's whose
+// snapshots all predate the others' joining: a member in its gossip
+// snapshot tells the second (--join does not: a node of --join and
+// --bootstrap-expect 1 is alone too). A standalone node's groups, started
+// empty, would never be caught up, and a trust-stores would elect them
+// with a log behind the stores' applied indexes, whose new entries the
+// stores would skip. The founder's are safe on the same start: they are
+// marked to neither vote nor stand until a leader has caught them up, so
+// their snapshots' configuration (this node alone) elects nothing, and
+// their leader, a member of the configuration they lost, sends them what
+// followed. With no snapshot to tell, another node must be known:
+// --join, or a member in its gossip snapshot (a node that founded its
+// cluster without --join rejoins it so).
 func (s *storeActor) alone(l storage.Layout, snaps []*storage.SnapshotStore) (string, error) {
 	rt := s.rt
 	var confs []raft.Configuration
@@ -276,14 +289,14 @@ func (s *storeActor) alone(l storage.Layout, snaps []*storage.SnapshotStore) (st
 			return "", nil
 		}
 	}
-	if len(confs) > 0 {
-		return "its groups' newest snapshots show no voter but this node: no other node holds their logs", nil
-	}
-	if len(rt.Join) > 0 {
+	if len(rt.Join) > 0 && len(confs) == 0 {
 		return "", nil
 	}
 	if known, err := gossipKnowsOthers(filepath.Join(l.Dir, "serf.snapshot"), rt.Name); err != nil || known {
 		return "", err
+	}
+	if len(confs) > 0 {
+		return "its groups' newest snapshots show no voter but this node, and its gossip snapshot knows no other node: no other node holds their logs", nil
 	}
 	return "this node was started without --join, and neither its groups' snapshots nor its gossip snapshot know another node to catch up from", nil
 }

@@ -130,6 +130,13 @@ func TestOpenRaftLogsRebuildsADamagedStore(t *testing.T) {
 			shardSnapshot(t, l, 0, "n1")
 			systemSnapshot(t, l, "n1", "n2")
 		}},
+		// Every snapshot is the founder's from before the others joined:
+		// its gossip snapshot knows them.
+		{"alone in every snapshot, a member in the gossip snapshot", nil, func(t *testing.T, l storage.Layout) {
+			shardSnapshot(t, l, 0, "n1")
+			systemSnapshot(t, l, "n1")
+			gossip(t, l, "alive: n1 127.0.0.1:7946\nalive: n2 127.0.0.1:8946\n")
+		}},
 	} {
 		t.Run("rebuilt "+tc.name, func(t *testing.T) {
 			l, id := damaged(t)
@@ -157,7 +164,11 @@ func TestOpenRaftLogsRebuildsADamagedStore(t *testing.T) {
 			{"alone in every snapshot", []string{"127.0.0.1:7946"}, func(t *testing.T, l storage.Layout, _ *storage.Identity) {
 				shardSnapshot(t, l, 1, "n1")
 				systemSnapshot(t, l, "n1")
-			}, "its groups' newest snapshots show no voter but this node"},
+			}, "its groups' newest snapshots show no voter but this node, and its gossip snapshot knows no other node"},
+			{"alone in every snapshot and in the gossip snapshot", nil, func(t *testing.T, l storage.Layout, _ *storage.Identity) {
+				shardSnapshot(t, l, 0, "n1")
+				gossip(t, l, "alive: n1 127.0.0.1:7946\nclock: 2\n")
+			}, "its groups' newest snapshots show no voter but this node, and its gossip snapshot knows no other node"},
 			{"rebuilt a minute ago", []string{"127.0.0.1:7946"}, func(_ *testing.T, _ storage.Layout, id *storage.Identity) {
 				id.RaftLogRebuilt = time.Now().Add(-time.Minute)
 			}, "it was rebuilt 1m0s ago and is damaged again: check the disk"},
