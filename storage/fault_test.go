@@ -473,3 +473,69 @@ func TestShardStoreStall(t *testing.T) {
 		t.Fatalf("Close() = %v, want the failure", err)
 	}
 }
+
+// A read of a group's Raft log that fails (here every read of the disk,
+// once the entries are in a table) is the store's failure, as a failed
+// write is: Raft cannot go on without its log (the fork shuts the group
+// down), and the node stops in order. An error of ScanLogs' callback is
+// the caller's, not the store's.
+func TestRaftLogReadFailure(t *testing.T) {
+	type scanner interface {
+		ScanLogs(from, to uint64, fn func(*raft.Log) error) error
+	}
+	for _, tc := range []struct {
+		name string
+		read func(LogStore) error
+	}{
+		{"GetLog", func(g LogStore) error { return g.GetLog(1500, new(raft.Log)) }},
+		{"ScanLogs", func(g LogStore) error {
+			return g.(scanner).ScanLogs(1000, 2000, func(*raft.Log) error { return nil })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var failing atomic.Bool
+			fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+				if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsRead {
+					return errorfs.ErrInjected
+				}
+				return nil
+			}))
+			r, g := raftLogOn(t, fs)
+			stop := errors.New("enough")
+			if err := g.(scanner).ScanLogs(1, 2, func(*raft.Log) error { return stop }); err != stop || r.Failure() != nil {
+				t.Fatalf("ScanLogs with a callback that fails: %v, store failure %v; want the callback's error and no failure", err, r.Failure())
+			}
+			// Read back from a table's blocks that no read has cached,
+			// not from the group's cache or the memtable: the group's
+			// open reads the first and the last.
+			var batch []*raft.Log
+			for _, e := range entries(3, 3000, 1) {
+				e.Data = make([]byte, 200)
+				batch = append(batch, e)
+			}
+			if err := g.StoreLogs(batch); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			g, err := r.Group(0, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			failing.Store(true)
+			if err := tc.read(g); !errors.Is(err, errorfs.ErrInjected) {
+				t.Fatalf("a read on a failing disk: %v", err)
+			}
+			if err := r.Failure(); !errors.Is(err, ErrStoreFailed) || !errors.Is(err, errorfs.ErrInjected) {
+				t.Fatalf("Failure() = %v, want the read's error", err)
+			}
+			failing.Store(false)
+			g.Close()
+			r.Close()
+		})
+	}
+}

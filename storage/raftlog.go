@@ -283,14 +283,26 @@ func (g *groupLog) GetLog(index uint64, log *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	if err != nil {
-		return err
+		return g.readFailed(err)
 	}
 	defer closer.Close()
 	if err := decodeLog(v, log); err != nil {
-		return fmt.Errorf("storage: raft log of group %d, entry %d: %w", g.id, index, err)
+		return g.readFailed(fmt.Errorf("storage: raft log of group %d, entry %d: %w", g.id, index, err))
 	}
 	log.Index = index
 	return nil
+}
+
+// readFailed makes err, a read of the group's log that failed (not an
+// entry it does not hold), the store's failure, and returns it: Raft
+// cannot go on without its log (the fork shuts the group down), and the
+// node stops in order, as on a failed write. On-disk corruption is
+// reported so already (fault.corrupt), with what to do about it.
+func (g *groupLog) readFailed(err error) error {
+	if !g.closed.Load() {
+		g.j.fault.report(err)
+	}
+	return err
 }
 
 // ScanLogs calls fn with each entry from..to (raft.LogScanner), read by
@@ -310,10 +322,11 @@ func (g *groupLog) ScanLogs(from, to uint64, fn func(*raft.Log) error) error {
 	}
 	it, err := g.db.NewIter(&pebble.IterOptions{LowerBound: g.logKey(from), UpperBound: g.logKey(to + 1)})
 	if err != nil {
-		return err
+		return g.readFailed(err)
 	}
 	next := from
-	for ok := it.First(); ok && err == nil; ok = it.Next() {
+	var fnErr error
+	for ok := it.First(); ok && err == nil && fnErr == nil; ok = it.Next() {
 		index := binary.BigEndian.Uint64(it.Key()[5:])
 		if index != next {
 			break // a hole: a head compacted away meanwhile
@@ -324,11 +337,14 @@ func (g *groupLog) ScanLogs(from, to uint64, fn func(*raft.Log) error) error {
 			break
 		}
 		l.Index = index
-		err = fn(l)
+		fnErr = fn(l)
 		next++
 	}
 	if err := errors.Join(err, it.Error(), it.Close()); err != nil {
-		return err
+		return g.readFailed(err)
+	}
+	if fnErr != nil {
+		return fnErr
 	}
 	if next <= to {
 		return raft.ErrLogNotFound

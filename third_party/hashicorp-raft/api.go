@@ -793,8 +793,7 @@ func (r *Raft) restoreFromCommittedLogs() error {
 	}
 
 	r.setCommitIndex(commitIndex)
-	r.processLogs(commitIndex, nil)
-	return nil
+	return r.processLogs(commitIndex, nil)
 }
 
 func (r *Raft) config() Config {

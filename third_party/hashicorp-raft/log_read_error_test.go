@@ -6,6 +6,7 @@ package raft
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 var errDamagedEntry = errors.New("checksum mismatch")
@@ -70,5 +71,66 @@ func TestRaft_NewRaftReturnsALogReadError(t *testing.T) {
 		if !errors.Is(err, errDamagedEntry) {
 			t.Fatalf("scan %v: NewRaft: %v, want the store's error", scan, err)
 		}
+	}
+}
+
+// TestRaft_FollowerThatCannotReadItsLogShutsDown: a follower stores the
+// entries its leader sends and then cannot read one back to apply it
+// (processLogs): it shuts down, and the leader goes on; upstream panics,
+// which ends the whole process.
+func TestRaft_FollowerThatCannotReadItsLogShutsDown(t *testing.T) {
+	conf := inmemConfig(t)
+	addr1, trans1 := NewInmemTransport("")
+	addr2, trans2 := NewInmemTransport("")
+	trans1.Connect(addr2, trans2)
+	trans2.Connect(addr1, trans1)
+	conf.LocalID = ServerID(addr1)
+	store1 := NewInmemStore()
+	snaps1 := NewInmemSnapshotStore()
+	if err := BootstrapCluster(conf, store1, store1, snaps1, trans1, Configuration{Servers: []Server{
+		{Suffrage: Voter, ID: conf.LocalID, Address: addr1},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := NewRaft(conf, &MockFSM{}, store1, store1, snaps1, trans1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Shutdown()
+	select {
+	case <-leader.LeaderCh():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no leader within 10s")
+	}
+	// Committed before the follower is added: it gets them in one go,
+	// with the commit index, and applies them at once.
+	for i := 0; i < 10; i++ {
+		if err := leader.Apply([]byte("entry"), 5*time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf2 := inmemConfig(t)
+	conf2.LocalID = ServerID(addr2)
+	store2 := &damagedStore{InmemStore: NewInmemStore(), damaged: 5}
+	follower, err := NewRaft(conf2, &MockFSM{}, store2, store2, NewInmemSnapshotStore(), trans2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer follower.Shutdown()
+	if err := leader.AddNonvoter(conf2.LocalID, addr2, 0, 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for follower.State() != Shutdown {
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower is %v, want it shut down", follower.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if applied := follower.AppliedIndex(); applied >= 5 {
+		t.Fatalf("the follower applied up to %d, past the entry it could not read", applied)
+	}
+	if err := leader.Apply([]byte("after"), 5*time.Second).Error(); err != nil {
+		t.Fatalf("the leader after its follower shut down: %v", err)
 	}
 }

@@ -886,7 +886,12 @@ func (r *Raft) leaderLoop() {
 
 			// Process the group
 			if len(groupReady) != 0 {
-				r.processLogs(lastIdxInGroup, groupFutures)
+				if err := r.processLogs(lastIdxInGroup, groupFutures); err != nil {
+					// The inflight entries are answered as the leader
+					// steps down (runLeader).
+					r.shutdownOnLogError(err)
+					return
+				}
 
 				for _, e := range groupReady {
 					r.leaderState.inflight.Remove(e)
@@ -1383,12 +1388,16 @@ func (r *Raft) setDispatching(logs []*Log) {
 // pass futures=nil.
 // Leaders call this when entries are committed. They pass the futures from any
 // inflight logs.
-func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) {
+//
+// coppice: an entry it cannot read from the store is its error (upstream
+// panics), with nothing of the call applied; the caller shuts the server
+// down (shutdownOnLogError).
+func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) error {
 	// Reject logs we've applied already
 	lastApplied := r.getLastApplied()
 	if index <= lastApplied {
 		r.logger.Warn("skipping application of old log", "index", index)
-		return
+		return nil
 	}
 
 	applyBatch := func(batch []*commitTuple) {
@@ -1436,8 +1445,7 @@ func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) {
 					ahead = append(ahead, l)
 					return nil
 				}); err != nil {
-					r.logger.Error("failed to get logs", "from", idx, "to", to, "error", err)
-					panic(err)
+					return fmt.Errorf("failed to get logs %d to %d: %w", idx, to, err)
 				}
 			}
 			var l *Log
@@ -1446,8 +1454,7 @@ func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) {
 			} else {
 				l = new(Log)
 				if err := r.logs.GetLog(idx, l); err != nil {
-					r.logger.Error("failed to get log", "index", idx, "error", err)
-					panic(err)
+					return fmt.Errorf("failed to get log at index %d: %w", idx, err)
 				}
 			}
 			preparedLog = r.prepareLog(l, nil)
@@ -1478,6 +1485,16 @@ func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) {
 
 	// Update the lastApplied index and term
 	r.setLastApplied(index)
+	return nil
+}
+
+// shutdownOnLogError shuts the server down for err, an entry of its log it
+// could not read (processLogs). coppice: upstream panics, which ends the
+// whole process; a server that cannot read its log can neither apply nor
+// replicate, and its caller learns of the shutdown as of any other.
+func (r *Raft) shutdownOnLogError(err error) {
+	r.logger.Error("the log cannot be read: shutting down", "error", err)
+	r.Shutdown()
 }
 
 // processLog is invoked to process the application of a single committed log entry.
@@ -1712,7 +1729,11 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		if r.configurations.latestIndex <= idx {
 			r.setCommittedConfiguration(r.configurations.latest, r.configurations.latestIndex)
 		}
-		r.processLogs(idx, nil)
+		if err := r.processLogs(idx, nil); err != nil {
+			// Answered as a failure: the server is gone.
+			r.shutdownOnLogError(err)
+			return
+		}
 		metrics.MeasureSince([]string{"raft", "rpc", "appendEntries", "processLogs"}, start)
 	}
 
