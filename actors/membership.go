@@ -236,10 +236,11 @@ func closeGroup(rt *Runtime, stream uint32, r *raft.Raft, trans *raft.NetworkTra
 
 // alsoOnLogFailure shuts r down as soon as the node's Raft log store fails
 // (storage.RaftLogs.Failure) and returns unwatch extended to stop that
-// watch. A group whose log cannot be written can neither lead nor vote,
-// and hashicorp/raft panics when it cannot save a new term (the election
-// that follows its leader's step-down on the failed write): the process
-// would end in that panic, not in the node's orderly stop (OnFault).
+// watch. A group whose log cannot be written can neither lead nor vote:
+// every group of the node stops at once, not each at its next write (the
+// Raft fork shuts a group down itself when it cannot save a term or read
+// an entry, where upstream panics and ends the process), and the node
+// stops in order (OnFault).
 func alsoOnLogFailure(rt *Runtime, r *raft.Raft, group string, unwatch func()) func() {
 	failed := rt.raftLogFailed()
 	done := make(chan struct{})

@@ -616,7 +616,9 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 	r.setState(Follower)
 
 	// Restore the current term and the last log.
-	r.setCurrentTerm(currentTerm)
+	if err := r.saveCurrentTerm(currentTerm); err != nil {
+		return nil, err // coppice: an error, not upstream's panic
+	}
 	r.setLastLog(lastLog.Index, lastLog.Term)
 
 	// Attempt to restore a snapshot if there are any.

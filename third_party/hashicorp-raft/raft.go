@@ -298,9 +298,12 @@ func (r *Raft) liveBootstrap(configuration Configuration) error {
 	// Make the configuration live.
 	var entry Log
 	if err := r.logs.GetLog(1, &entry); err != nil {
-		panic(err)
+		// coppice: an error, not upstream's panic.
+		return fmt.Errorf("failed to get log at index 1: %w", err)
 	}
-	r.setCurrentTerm(1)
+	if !r.setCurrentTerm(1) {
+		return ErrRaftShutdown
+	}
 	r.setLastLog(entry.Index, entry.Term)
 	r.verified("bootstrapped the cluster")
 	return r.processConfigurationLogEntry(&entry)
@@ -1616,7 +1619,9 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	if a.Term > r.getCurrentTerm() || (r.getState() != Follower && !r.candidateFromLeadershipTransfer.Load()) {
 		// Ensure transition to follower
 		r.setState(Follower)
-		r.setCurrentTerm(a.Term)
+		if !r.setCurrentTerm(a.Term) {
+			return
+		}
 		resp.Term = a.Term
 	}
 
@@ -1833,7 +1838,9 @@ func (r *Raft) requestVote(rpc RPC, req *RequestVoteRequest) {
 		// Ensure transition to follower
 		r.logger.Debug("lost leadership because received a requestVote with a newer term")
 		r.setState(Follower)
-		r.setCurrentTerm(req.Term)
+		if !r.setCurrentTerm(req.Term) {
+			return
+		}
 
 		resp.Term = req.Term
 	}
@@ -2018,7 +2025,9 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	if req.Term > r.getCurrentTerm() {
 		// Ensure transition to follower
 		r.setState(Follower)
-		r.setCurrentTerm(req.Term)
+		if !r.setCurrentTerm(req.Term) {
+			return
+		}
 		resp.Term = req.Term
 	}
 
@@ -2192,7 +2201,9 @@ func (r *Raft) electSelf() <-chan *voteResult {
 	// Increment the term
 	newTerm := r.getCurrentTerm() + 1
 
-	r.setCurrentTerm(newTerm)
+	if !r.setCurrentTerm(newTerm) {
+		return respCh // no vote comes: the candidate sees the shutdown
+	}
 	// Construct the request
 	lastIdx, lastTerm := r.getLastEntry()
 	req := &RequestVoteRequest{
@@ -2350,12 +2361,28 @@ func (r *Raft) persistVote(term uint64, candidate []byte) error {
 }
 
 // setCurrentTerm is used to set the current term in a durable manner.
-func (r *Raft) setCurrentTerm(t uint64) {
+//
+// coppice: a term it cannot save shuts the server down (upstream panics,
+// ending the whole process), and it returns false: the caller goes no
+// further with what needed the term (a server must not act in a term it
+// may forget).
+func (r *Raft) setCurrentTerm(t uint64) bool {
+	if err := r.saveCurrentTerm(t); err != nil {
+		r.logger.Error("the current term cannot be saved: shutting down", "term", t, "error", err)
+		r.Shutdown()
+		return false
+	}
+	return true
+}
+
+// saveCurrentTerm persists t as the current term, then sets it.
+func (r *Raft) saveCurrentTerm(t uint64) error {
 	// Persist to disk first
 	if err := r.stable.SetUint64(keyCurrentTerm, t); err != nil {
-		panic(fmt.Errorf("failed to save current term: %v", err))
+		return fmt.Errorf("failed to save current term: %w", err)
 	}
 	r.raftState.setCurrentTerm(t)
+	return nil
 }
 
 // setState is used to update the current state. Any state

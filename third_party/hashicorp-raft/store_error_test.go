@@ -1,10 +1,13 @@
-// coppice: a log that cannot be read as Raft starts is NewRaft's error
-// (api.go), where upstream panics.
+// coppice: a log that cannot be read, or a term that cannot be saved, is
+// an error or the server's shutdown (api.go, raft.go), where upstream
+// panics.
 
 package raft
 
 import (
+	"bytes"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -132,5 +135,74 @@ func TestRaft_FollowerThatCannotReadItsLogShutsDown(t *testing.T) {
 	}
 	if err := leader.Apply([]byte("after"), 5*time.Second).Error(); err != nil {
 		t.Fatalf("the leader after its follower shut down: %v", err)
+	}
+}
+
+// failingTermStore cannot save a term once failing is set, as a stable
+// store on a disk that fails writes.
+type failingTermStore struct {
+	*InmemStore
+	failing atomic.Bool
+}
+
+func (s *failingTermStore) SetUint64(key []byte, val uint64) error {
+	if s.failing.Load() && bytes.Equal(key, keyCurrentTerm) {
+		return errDamagedEntry
+	}
+	return s.InmemStore.SetUint64(key, val)
+}
+
+// TestRaft_ServerThatCannotSaveItsTermShutsDown: a server told of a newer
+// term by its leader's first AppendEntries cannot save it: it shuts down,
+// not acting in a term it may forget, and its leader goes on; upstream
+// panics.
+func TestRaft_ServerThatCannotSaveItsTermShutsDown(t *testing.T) {
+	conf := inmemConfig(t)
+	addr1, trans1 := NewInmemTransport("")
+	addr2, trans2 := NewInmemTransport("")
+	trans1.Connect(addr2, trans2)
+	trans2.Connect(addr1, trans1)
+	conf.LocalID = ServerID(addr1)
+	store1 := NewInmemStore()
+	snaps1 := NewInmemSnapshotStore()
+	if err := BootstrapCluster(conf, store1, store1, snaps1, trans1, Configuration{Servers: []Server{
+		{Suffrage: Voter, ID: conf.LocalID, Address: addr1},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := NewRaft(conf, &MockFSM{}, store1, store1, snaps1, trans1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Shutdown()
+	select {
+	case <-leader.LeaderCh():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no leader within 10s")
+	}
+	conf2 := inmemConfig(t)
+	conf2.LocalID = ServerID(addr2)
+	store2 := &failingTermStore{InmemStore: NewInmemStore()}
+	other, err := NewRaft(conf2, &MockFSM{}, store2, store2, NewInmemSnapshotStore(), trans2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Shutdown()
+	store2.failing.Store(true)
+	if err := leader.AddNonvoter(conf2.LocalID, addr2, 0, 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for other.State() != Shutdown {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server is %v, want it shut down", other.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if term, _ := store2.InmemStore.GetUint64(keyCurrentTerm); term != 0 {
+		t.Fatalf("the server saved term %d", term)
+	}
+	if err := leader.Apply([]byte("after"), 5*time.Second).Error(); err != nil {
+		t.Fatalf("the leader after the other server shut down: %v", err)
 	}
 }
