@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/actors"
+	"github.com/coppice-kv/coppice/internal/testdamage"
 	"github.com/coppice-kv/coppice/internal/testlog"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/kv"
@@ -362,19 +363,9 @@ func TestDamagedRaftLogMetAtStartIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := storage.Layout{Dir: dir}
-	tables, _ := filepath.Glob(filepath.Join(l.RaftLogDir(), "db", "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("the Raft log store has no table after a clean stop")
-	}
-	for _, table := range tables {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)*2/5] ^= 0xff // a data block's, met by a read of the log
-		if err := os.WriteFile(table, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	// A byte of a data block, met by a read of the log.
+	if n, err := testdamage.FlipTables(filepath.Join(l.RaftLogDir(), "db"), func(size int) int { return size * 2 / 5 }); err != nil || n == 0 {
+		t.Fatalf("damaged %d table(s) of the Raft log store (%v), want some: a clean stop writes one", n, err)
 	}
 	faults := make(chan error, 1)
 	rt := &actors.Runtime{Name: "n1", DataDir: dir, Shards: 1, ClusterAddr: "127.0.0.1:0", Exec: setExec,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/freeport"
+	"github.com/coppice-kv/coppice/internal/testdamage"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/redis/go-redis/v9"
@@ -558,25 +559,18 @@ func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		dir, what = l.KVDir(shard), "shard "+args[1]
 	}
-	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if len(tables) == 0 {
+	at := func(size int) int { return size * 2 / 5 }
+	if args[2] == "first" {
+		at = func(int) int { return 8 }
+	}
+	count, err := testdamage.FlipTables(dir, at)
+	if err != nil {
+		ts.Fatalf("damage: %v", err)
+	}
+	if count == 0 {
 		ts.Fatalf("damage: %s's %s has no table", args[0], what)
 	}
-	for _, table := range tables {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			ts.Fatalf("damage: %v", err)
-		}
-		off := len(b) * 2 / 5
-		if args[2] == "first" {
-			off = 8
-		}
-		b[off] ^= 0xff
-		if err := os.WriteFile(table, b, 0o644); err != nil {
-			ts.Fatalf("damage: %v", err)
-		}
-	}
-	ts.Logf("damaged %d table(s) of %s's %s", len(tables), args[0], what)
+	ts.Logf("damaged %d table(s) of %s's %s", count, args[0], what)
 }
 
 // checksums NODE: one GET of the node's /v1/checksums (every shard's

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coppice-kv/coppice/internal/testdamage"
 )
 
 // TestMain runs the node's main instead of the tests when the test binary
@@ -335,19 +337,9 @@ func TestCorruptStoreExits1(t *testing.T) {
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM:\n%s", code, p.log.String())
 	}
-	tables, _ := filepath.Glob(filepath.Join(data, "shards", "0", "kv", "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("no table written")
-	}
-	for _, table := range tables {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)/2] ^= 0xff
-		if err := os.WriteFile(table, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	kvDir := filepath.Join(data, "shards", "0", "kv")
+	if n, err := testdamage.FlipTables(kvDir, func(size int) int { return size / 2 }); err != nil || n == 0 {
+		t.Fatalf("damaged %d table(s) (%v): no table written", n, err)
 	}
 
 	// Started again: the damage is met at the start, or by a DBSIZE, which
@@ -387,7 +379,7 @@ func TestCorruptStoreExits1(t *testing.T) {
 		t.Fatalf("exit code %d, want 1:\n%s", code, p.log.String())
 	}
 	log := p.log.String()
-	for _, want := range []string{"storage: on-disk corruption in " + filepath.Dir(tables[0]) + "/", "checksum mismatch", "empty the node's data dir and start it again with --join",
+	for _, want := range []string{"storage: on-disk corruption in " + kvDir + "/", "checksum mismatch", "empty the node's data dir and start it again with --join",
 		"shard 0 cannot be rebuilt from its group: no other voter of its group holds the data"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log does not say %q:\n%s", want, log)
