@@ -891,7 +891,9 @@ func (r *Raft) leaderLoop() {
 			if len(groupReady) != 0 {
 				if err := r.processLogs(lastIdxInGroup, groupFutures); err != nil {
 					// The inflight entries are answered as the leader
-					// steps down (runLeader).
+					// steps down (runLeader): none went to the FSM, as
+					// only entries of earlier terms, which come before
+					// them, are read from the store.
 					r.shutdownOnLogError(err)
 					return
 				}
