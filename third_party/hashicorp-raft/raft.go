@@ -1395,8 +1395,9 @@ func (r *Raft) setDispatching(logs []*Log) {
 // inflight logs.
 //
 // coppice: an entry it cannot read from the store is its error (upstream
-// panics), with nothing of the call applied; the caller shuts the server
-// down (shutdownOnLogError).
+// panics): the entries before it sent to the FSM in full batches stay
+// sent, the rest of the call is dropped, and lastApplied does not move;
+// the caller shuts the server down (shutdownOnLogError).
 func (r *Raft) processLogs(index uint64, futures map[uint64]*logFuture) error {
 	// Reject logs we've applied already
 	lastApplied := r.getLastApplied()
