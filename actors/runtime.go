@@ -73,7 +73,7 @@ type Runtime struct {
 	// (storage.NewYieldingThrottle), SnapshotRate its ceiling.
 	SnapshotYield bool
 	// ScrubInterval is how long after the start, and after each pass,
-	// the node reads every table of its shard stores back and checks
+	// the node reads every table of its shard stores and Raft log store back and checks
 	// their checksums (0: never); ScrubRate bounds the bytes it reads a
 	// second (0: no limit).
 	ScrubInterval time.Duration

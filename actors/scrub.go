@@ -1,7 +1,8 @@
 package actors
 
-// The node's scrub of its shard stores (storage.Shard.Scrub), run by the
-// store worker every Runtime.ScrubInterval.
+// The node's scrub of its shard stores (storage.Shard.Scrub) and of its
+// Raft log store (storage.RaftLogs.Scrub), run by the store worker every
+// Runtime.ScrubInterval.
 
 import (
 	"context"
@@ -35,10 +36,12 @@ func (c *scrubCounters) asks() chan struct{} {
 // finds is the shard's store failure, which the store watch hands to the
 // shard's Raft actor (rebuild); the pass goes on with the other shards. A
 // shard that cannot be scrubbed now (closed, being rebuilt) waits for the
-// next pass.
+// next pass. The pass ends with the Raft log store: damage found there is
+// its failure, which stops the node, and the next start rebuilds the
+// store (openRaftLogs).
 func (s *storeActor) scrub(unwatch chan struct{}) {
 	rt := s.rt
-	shards, throttle := s.shards, storage.NewThrottle(rt.ScrubRate)
+	shards, logs, throttle := s.shards, s.logs, storage.NewThrottle(rt.ScrubRate)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		<-unwatch
@@ -58,15 +61,16 @@ func (s *storeActor) scrub(unwatch chan struct{}) {
 			case <-ctx.Done():
 				return
 			}
-			if !scrubPass(ctx, rt, shards, throttle) {
+			if !scrubPass(ctx, rt, shards, logs, throttle) {
 				return
 			}
 		}
 	}()
 }
 
-// scrubPass scrubs every shard once; false when ctx ended it.
-func scrubPass(ctx context.Context, rt *Runtime, shards []*storage.Shard, throttle *storage.Throttle) bool {
+// scrubPass scrubs every shard once, then the Raft log store; false when
+// ctx ended it. The counters (/metrics) are the shards'.
+func scrubPass(ctx context.Context, rt *Runtime, shards []*storage.Shard, logs *storage.RaftLogs, throttle *storage.Throttle) bool {
 	rt.scrubs.running.Store(true)
 	defer rt.scrubs.running.Store(false)
 	start := time.Now()
@@ -85,14 +89,24 @@ func scrubPass(ctx context.Context, rt *Runtime, shards []*storage.Shard, thrott
 			rt.logger().Warn("scrub: shard not scrubbed", "shard", i, "err", err)
 		}
 	}
+	logRes, err := logs.Scrub(ctx, throttle)
+	switch {
+	case ctx.Err() != nil, errors.Is(err, storage.ErrClosed):
+		return false // the store worker is closing the stores
+	case errors.Is(err, storage.ErrCorrupt):
+		rt.logger().Error("scrub: Raft log store damaged", "err", err)
+	case err != nil:
+		rt.logger().Warn("scrub: Raft log store not scrubbed", "err", err)
+	}
 	rt.scrubs.passes.Add(1)
 	rt.scrubs.last.Store(time.Now().Unix())
 	rt.logger().Info("scrub: every shard store read back", "tables", tables, "bytes", bytes,
+		"raftlog_tables", logRes.Tables, "raftlog_bytes", logRes.Bytes,
 		"took", time.Since(start).Round(time.Millisecond))
 	return true
 }
 
-// ScrubNow asks for a scrub of every shard store of the node now (POST
+// ScrubNow asks for a scrub of every store of the node now (POST
 // /v1/scrub): started is false when one is asked for already (it runs
 // once), running tells that a pass was under way (the asked one follows
 // it). The pass ends as the timed ones do, in the log and /metrics.

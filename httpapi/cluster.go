@@ -10,7 +10,7 @@ package httpapi
 //	GET    /v1/checksums           every shard's applied index and checksum here
 //	POST   /v1/trust-stores        unsafe: this node's groups that withhold their votes
 //	                               (started on empty stores) grant them again
-//	POST   /v1/scrub               read every table of this node's shard stores back now
+//	POST   /v1/scrub               read every table of this node's shard stores and Raft log store back now
 //
 // An operation answers 202 with {"op": id, "detail": ...} when accepted,
 // 200 when there was nothing to do, and 400 or 409 with {"error": ...}
@@ -47,7 +47,7 @@ func (s *Server) clusterRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/scrub", s.scrub)
 }
 
-// scrub asks for a scrub of the node's shard stores now: 202 when this
+// scrub asks for a scrub of the node's stores now: 202 when this
 // ask starts one (after the pass under way, if any), 200 when one is
 // asked for already; its end is in the log and /metrics
 // (coppice_shard_scrub_last_pass_seconds).

@@ -68,7 +68,7 @@ type Config struct {
 	Timeout time.Duration
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
-	// Scrub asks for a scrub of the node's shard stores now
+	// Scrub asks for a scrub of the node's stores now
 	// (actors.Runtime.ScrubNow); nil: POST /v1/scrub answers 503.
 	Scrub func() (started, running bool)
 	// RaftLog reads the counters of the node's Raft log store

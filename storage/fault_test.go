@@ -539,3 +539,68 @@ func TestRaftLogReadFailure(t *testing.T) {
 		})
 	}
 }
+
+// A scrub of the Raft log store reads every table back and finds damage
+// no read has met (a block of entries from before a group's snapshot,
+// which no start reads): it is the store's failure, with what to do.
+func TestRaftLogScrubFindsDamageNoReadMet(t *testing.T) {
+	fs := vfs.NewMem()
+	r, g := raftLogOn(t, fs)
+	var batch []*raft.Log
+	for _, e := range entries(3, 3000, 1) {
+		e.Data = make([]byte, 200)
+		batch = append(batch, e)
+	}
+	if err := g.StoreLogs(batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Scrub(context.Background(), nil)
+	if err != nil || res.Tables != 1 || r.Failure() != nil {
+		t.Fatalf("scrub of a sound store: %+v, %v (failure %v); want 1 table, no failure", res, err, r.Failure())
+	}
+	tables, err := fs.List("/node/raftlog/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table string
+	for _, name := range tables {
+		if strings.HasSuffix(name, ".sst") {
+			table = "/node/raftlog/db/" + name
+		}
+	}
+	st, err := fs.Stat(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, fs, table, st.Size()/2)
+	if err := g.GetLog(2999, new(raft.Log)); err != nil || r.Failure() != nil {
+		t.Fatalf("a read of a sound block: %v (failure %v)", err, r.Failure())
+	}
+	_, err = r.Scrub(context.Background(), nil)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), table) || !strings.Contains(err.Error(), "Raft log store") {
+		t.Fatalf("scrub of a damaged table: %v, want ErrCorrupt naming %s and what to do", err, table)
+	}
+	if !errors.Is(r.Failure(), ErrCorrupt) {
+		t.Fatalf("Failure() = %v, want the damage", r.Failure())
+	}
+	g.Close()
+	r.Close()
+}
+
+// A scrub of a closed Raft log store reads nothing: the node's scrub may
+// end its pass as the store worker closes the store.
+func TestRaftLogScrubAfterClose(t *testing.T) {
+	r, g := raftLogOn(t, vfs.NewMem())
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Scrub(context.Background(), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Scrub after Close: %v, want ErrClosed", err)
+	}
+}

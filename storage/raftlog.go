@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
@@ -39,10 +40,16 @@ type RaftLogs struct {
 	j     *journal
 	fault *fault
 	watch io.Closer // stops the watch of Pebble's file system for stalls
+	// fs, dbDir and tableOpts read the store's tables on their own
+	// (Scrub).
+	fs        vfs.FS
+	dbDir     string
+	tableOpts sstable.ReaderOptions
 
 	mu         sync.Mutex
 	open       map[uint32]bool
-	cacheBytes int // each group's log cache's bound (SplitLogCache)
+	closed     bool // Close was called: Scrub reads no more of the db
+	cacheBytes int  // each group's log cache's bound (SplitLogCache)
 }
 
 // SystemGroup is the system Raft group's id in RaftLogs; shard i's is i.
@@ -98,13 +105,15 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		watch.Close()
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
-	return &RaftLogs{db: db, j: j, fault: f, watch: watch, open: map[uint32]bool{}, cacheBytes: MaxLogCache}, nil
+	return &RaftLogs{db: db, j: j, fault: f, watch: watch, fs: fs, dbDir: dbDir, tableOpts: opts.MakeReaderOptions(),
+		open: map[uint32]bool{}, cacheBytes: MaxLogCache}, nil
 }
 
 // Close closes the store; every group's LogStore must be closed first.
 func (r *RaftLogs) Close() error {
 	r.mu.Lock()
 	n := len(r.open)
+	r.closed = n == 0
 	r.mu.Unlock()
 	if n > 0 {
 		return fmt.Errorf("storage: raft log: closed with %d groups open", n)

@@ -76,7 +76,7 @@ type Config struct {
 	MemTableMiB, BlockCacheMiB uint64
 	// LogCacheMiB bounds the recent Raft log entries kept in memory.
 	LogCacheMiB uint64
-	// ScrubInterval is how often the node reads its shard stores back
+	// ScrubInterval is how often the node reads its stores back
 	// and checks their checksums (0: never); ScrubRateMiB bounds the
 	// read (0: no limit).
 	ScrubInterval time.Duration
@@ -343,7 +343,7 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.SnapshotRateMiB, v, 0, 100000) }},
 	{name: "snapshot-yield", kind: kindBool, def: constant("true"), usage: "snapshot streams (a joining node's copy) yield to writes: their rate follows the node's Raft log syncs, falling while they take more than 1.8 times their time with no copy and rising to no limit (or --snapshot-rate-mib) while they do not; false: only --snapshot-rate-mib limits them",
 		set: boolean(func(c *Config) *bool { return &c.SnapshotYield })},
-	{name: "scrub-interval", kind: kindDuration, def: constant("24h"), usage: "how often the node reads every table of its shard stores back from the disk and checks each block's checksum (the first time one interval after it starts), so damage to data nobody reads is found, and the shard rebuilt from its group, while the other replicas hold good copies; 0: never, else 1s..8760h",
+	{name: "scrub-interval", kind: kindDuration, def: constant("24h"), usage: "how often the node reads every table of its shard stores and Raft log store back from the disk and checks each block's checksum (the first time one interval after it starts), so damage to data nobody reads is found, and the shard rebuilt from its group (or the Raft log store rebuilt), while the other replicas hold good copies; 0: never, else 1s..8760h",
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 || (d > 0 && d < time.Second) || d > 8760*time.Hour {

@@ -7,7 +7,7 @@ package main
 //	node remove NAME [--http ...]
 //	node leave [--http ...]
 //	node trust-stores [--http ...]   (unsafe: see the README, "A lost data dir")
-//	node scrub [--http ...]          (read every table of the node's shard stores back now)
+//	node scrub [--http ...]          (read every table of the node's stores back now)
 //
 // Any node forwards an operation to the cluster's coordinator. The answer
 // is printed as JSON; a refusal exits 1 with its reason. A node with
