@@ -508,14 +508,7 @@ func TestRaftLogReadFailure(t *testing.T) {
 			// Read back from a table's blocks that no read has cached,
 			// not from the group's cache or the memtable: the group's
 			// open reads the first and the last.
-			var batch []*raft.Log
-			for _, e := range entries(3, 3000, 1) {
-				e.Data = make([]byte, 200)
-				batch = append(batch, e)
-			}
-			if err := g.StoreLogs(batch); err != nil {
-				t.Fatal(err)
-			}
+			storeBlocks(t, g)
 			if err := g.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -546,14 +539,7 @@ func TestRaftLogReadFailure(t *testing.T) {
 func TestRaftLogScrubFindsDamageNoReadMet(t *testing.T) {
 	fs := vfs.NewMem()
 	r, g := raftLogOn(t, fs)
-	var batch []*raft.Log
-	for _, e := range entries(3, 3000, 1) {
-		e.Data = make([]byte, 200)
-		batch = append(batch, e)
-	}
-	if err := g.StoreLogs(batch); err != nil {
-		t.Fatal(err)
-	}
+	storeBlocks(t, g)
 	if err := r.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -602,5 +588,18 @@ func TestRaftLogScrubAfterClose(t *testing.T) {
 	}
 	if _, err := r.Scrub(context.Background(), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Scrub after Close: %v, want ErrClosed", err)
+	}
+}
+
+// storeBlocks appends entries 3..3000 of 200 bytes to g (raftLogOn's):
+// tables of many blocks once flushed.
+func storeBlocks(t *testing.T, g LogStore) {
+	t.Helper()
+	batch := entries(3, 3000, 1)
+	for _, e := range batch {
+		e.Data = make([]byte, 200)
+	}
+	if err := g.StoreLogs(batch); err != nil {
+		t.Fatal(err)
 	}
 }
