@@ -239,7 +239,7 @@ func failGroupStart(rt *Runtime, err error) {
 		// Reported here, before the start fails: the store's fault watch
 		// reports it too, but may be stopped with the tree first, and the
 		// node would then neither record the damage nor start again.
-		rt.storeFailed(st.logs.Failure())
+		st.fail(st.logs.Failure())
 		supervisor.Exit(supervisor.Shutdown(err))
 	}
 	panic(err)

@@ -228,7 +228,11 @@ func (s *storeActor) openRaftLogs(l storage.Layout, id *storage.Identity, snaps 
 	if logs, err = storage.OpenRaftLogs(l.RaftLogDir()); err != nil {
 		return nil, err
 	}
-	for _, g := range append([]uint32{storage.SystemGroup}, shardGroups(rt.Shards)...) {
+	groups := []uint32{storage.SystemGroup}
+	for i := range rt.Shards {
+		groups = append(groups, uint32(i))
+	}
+	for _, g := range groups {
 		st, err := logs.Group(g, "")
 		if err == nil {
 			err = errors.Join(raft.MarkUnverified(st), st.Close())
@@ -275,7 +279,7 @@ func (s *storeActor) alone(l storage.Layout, snaps []*storage.SnapshotStore) (st
 			confs = append(confs, metas[0].Configuration)
 		}
 	}
-	sys, err := raft.NewFileSnapshotStoreWithLogger(l.SystemDir(), systemSnapshotsRetained, hclog.NewNullLogger())
+	sys, err := systemSnapshots(l)
 	if err != nil {
 		return "", err
 	}
@@ -326,13 +330,9 @@ func gossipKnowsOthers(path, self string) (bool, error) {
 	return len(alive) > 0, nil
 }
 
-// shardGroups are the Raft log store's group numbers of shards shards.
-func shardGroups(shards int) []uint32 {
-	groups := make([]uint32, shards)
-	for i := range groups {
-		groups[i] = uint32(i)
-	}
-	return groups
+// systemSnapshots opens the system group's snapshot store in l.
+func systemSnapshots(l storage.Layout) (*raft.FileSnapshotStore, error) {
+	return raft.NewFileSnapshotStoreWithLogger(l.SystemDir(), systemSnapshotsRetained, hclog.NewNullLogger())
 }
 
 // watchFaults reports the first store of the node that fails in a way

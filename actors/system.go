@@ -17,7 +17,6 @@ import (
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/storage"
 	"github.com/coppice-kv/coppice/transport"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 )
@@ -79,11 +78,10 @@ func (a *systemActor) start() error {
 	if err != nil {
 		return err
 	}
-	dir := rt.Layout().SystemDir()
 	if a.logs, err = rt.RaftLog(storage.SystemGroup, rt.Layout().LegacySystemRaftDir()); err != nil {
 		return err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, systemSnapshotsRetained, hclog.NewNullLogger())
+	snaps, err := systemSnapshots(rt.Layout())
 	if err != nil {
 		return fmt.Errorf("node: system group snapshots: %w", err)
 	}

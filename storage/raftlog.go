@@ -335,7 +335,7 @@ func (g *groupLog) ScanLogs(from, to uint64, fn func(*raft.Log) error) error {
 	}
 	next := from
 	var fnErr error
-	for ok := it.First(); ok && err == nil && fnErr == nil; ok = it.Next() {
+	for ok := it.First(); ok; ok = it.Next() {
 		index := binary.BigEndian.Uint64(it.Key()[5:])
 		if index != next {
 			break // a hole: a head compacted away meanwhile
@@ -346,7 +346,9 @@ func (g *groupLog) ScanLogs(from, to uint64, fn func(*raft.Log) error) error {
 			break
 		}
 		l.Index = index
-		fnErr = fn(l)
+		if fnErr = fn(l); fnErr != nil {
+			break
+		}
 		next++
 	}
 	if err := errors.Join(err, it.Error(), it.Close()); err != nil {
