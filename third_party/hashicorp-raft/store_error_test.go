@@ -7,6 +7,7 @@ package raft
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,29 +83,7 @@ func TestRaft_NewRaftReturnsALogReadError(t *testing.T) {
 // (processLogs): it shuts down, and the leader goes on; upstream panics,
 // which ends the whole process.
 func TestRaft_FollowerThatCannotReadItsLogShutsDown(t *testing.T) {
-	conf := inmemConfig(t)
-	addr1, trans1 := NewInmemTransport("")
-	addr2, trans2 := NewInmemTransport("")
-	trans1.Connect(addr2, trans2)
-	trans2.Connect(addr1, trans1)
-	conf.LocalID = ServerID(addr1)
-	store1 := NewInmemStore()
-	snaps1 := NewInmemSnapshotStore()
-	if err := BootstrapCluster(conf, store1, store1, snaps1, trans1, Configuration{Servers: []Server{
-		{Suffrage: Voter, ID: conf.LocalID, Address: addr1},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	leader, err := NewRaft(conf, &MockFSM{}, store1, store1, snaps1, trans1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leader.Shutdown()
-	select {
-	case <-leader.LeaderCh():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no leader within 10s")
-	}
+	leader, addr2, trans2 := leaderAlone(t)
 	// Committed before the follower is added: it gets them in one go,
 	// with the commit index, and applies them at once.
 	for i := 0; i < 10; i++ {
@@ -123,13 +102,7 @@ func TestRaft_FollowerThatCannotReadItsLogShutsDown(t *testing.T) {
 	if err := leader.AddNonvoter(conf2.LocalID, addr2, 0, 5*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for follower.State() != Shutdown {
-		if time.Now().After(deadline) {
-			t.Fatalf("the follower is %v, want it shut down", follower.State())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitShutdown(t, follower)
 	if applied := follower.AppliedIndex(); applied >= 5 {
 		t.Fatalf("the follower applied up to %d, past the entry it could not read", applied)
 	}
@@ -157,29 +130,7 @@ func (s *failingTermStore) SetUint64(key []byte, val uint64) error {
 // not acting in a term it may forget, and its leader goes on; upstream
 // panics.
 func TestRaft_ServerThatCannotSaveItsTermShutsDown(t *testing.T) {
-	conf := inmemConfig(t)
-	addr1, trans1 := NewInmemTransport("")
-	addr2, trans2 := NewInmemTransport("")
-	trans1.Connect(addr2, trans2)
-	trans2.Connect(addr1, trans1)
-	conf.LocalID = ServerID(addr1)
-	store1 := NewInmemStore()
-	snaps1 := NewInmemSnapshotStore()
-	if err := BootstrapCluster(conf, store1, store1, snaps1, trans1, Configuration{Servers: []Server{
-		{Suffrage: Voter, ID: conf.LocalID, Address: addr1},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	leader, err := NewRaft(conf, &MockFSM{}, store1, store1, snaps1, trans1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leader.Shutdown()
-	select {
-	case <-leader.LeaderCh():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no leader within 10s")
-	}
+	leader, addr2, trans2 := leaderAlone(t)
 	conf2 := inmemConfig(t)
 	conf2.LocalID = ServerID(addr2)
 	store2 := &failingTermStore{InmemStore: NewInmemStore()}
@@ -192,17 +143,53 @@ func TestRaft_ServerThatCannotSaveItsTermShutsDown(t *testing.T) {
 	if err := leader.AddNonvoter(conf2.LocalID, addr2, 0, 5*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for other.State() != Shutdown {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server is %v, want it shut down", other.State())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitShutdown(t, other)
 	if term, _ := store2.InmemStore.GetUint64(keyCurrentTerm); term != 0 {
 		t.Fatalf("the server saved term %d", term)
 	}
 	if err := leader.Apply([]byte("after"), 5*time.Second).Error(); err != nil {
 		t.Fatalf("the leader after the other server shut down: %v", err)
 	}
+}
+
+// leaderAlone starts a server that bootstraps alone and leads (shut down
+// as the test ends), and a second transport connected to it, for the
+// server a test adds (a Raft, where soleLeader's is a testFollower).
+func leaderAlone(t *testing.T) (leader *Raft, addr2 ServerAddress, trans2 *InmemTransport) {
+	t.Helper()
+	conf := inmemConfig(t)
+	addr1, trans1 := NewInmemTransport("")
+	addr2, trans2 = NewInmemTransport("")
+	trans1.Connect(addr2, trans2)
+	trans2.Connect(addr1, trans1)
+	conf.LocalID = ServerID(addr1)
+	store := NewInmemStore()
+	snaps := NewInmemSnapshotStore()
+	if err := BootstrapCluster(conf, store, store, snaps, trans1, Configuration{Servers: []Server{
+		{Suffrage: Voter, ID: conf.LocalID, Address: addr1},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := NewRaft(conf, &MockFSM{}, store, store, snaps, trans1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leader.Shutdown() })
+	select {
+	case <-leader.LeaderCh():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no leader within 10s")
+	}
+	return leader, addr2, trans2
+}
+
+// waitShutdown waits (waitFor's bound) until r has shut down.
+func waitShutdown(t *testing.T, r *Raft) {
+	t.Helper()
+	waitFor(t, "the server shut down", func() error {
+		if st := r.State(); st != Shutdown {
+			return fmt.Errorf("state %v", st)
+		}
+		return nil
+	})
 }
