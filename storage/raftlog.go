@@ -94,9 +94,17 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		DisableWAL: true,
 	}
 	opts.EnsureDefaults()
-	db, err := pebble.Open(dbDir, opts)
+	err := checkManifest(fs, dbDir)
+	var db *pebble.DB
+	if err == nil {
+		db, err = pebble.Open(dbDir, opts)
+	}
 	if err != nil {
 		watch.Close()
+		if pebble.IsCorruptionError(err) {
+			// As damage a read meets: the node rebuilds the store.
+			return nil, f.corruption(dbDir, err)
+		}
 		return nil, fmt.Errorf("storage: raft log %s: %w", dir, err)
 	}
 	j, err := openJournal(fs, filepath.Join(dir, "journal"), db, journalSize, f)

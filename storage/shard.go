@@ -149,7 +149,11 @@ func openPebble(fs vfs.FS, dir string, f *fault, shared *Stores) (*pebble.DB, er
 	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(dir, shardOptions(fs, f, shared))
+	err := checkManifest(fs, dir)
+	var db *pebble.DB
+	if err == nil {
+		db, err = pebble.Open(dir, shardOptions(fs, f, shared))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}

@@ -1,0 +1,148 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/atomicfs"
+)
+
+// Pebble replays its MANIFEST (the log of version edits: which tables
+// make up the store) up to the first record it cannot read, and opens
+// with the edits before it, as if the rest were the write a crash cut
+// short (version_set.go, load). Damage to a record in the middle of a
+// synced MANIFEST so drops every edit after it without a word: the
+// tables flushed after it vanish from the store, whose journal (the Raft
+// log store's) or Raft log entries may be gone already, and the store
+// opens as it was before. checkManifest reads the current MANIFEST as
+// Pebble does and calls such a file damaged: a bad chunk followed by a
+// sound chunk that starts a record. A crash leaves no such thing: the
+// MANIFEST is appended to and synced one edit at a time, so a write it cut
+// short is the file's last, with nothing written after it.
+//
+// The chunk format is Pebble's record package's "legacy" one, which its
+// MANIFEST writer uses: 32 KiB blocks of chunks, each a 7-byte header
+// (masked CRC-32C of the type and payload, payload length, type: full,
+// first, middle or last) and its payload; a block's tail too short for a
+// header is zeros.
+const (
+	manifestBlock  = 32 << 10
+	manifestHeader = 7
+	chunkFull      = 1
+	chunkFirst     = 2
+	chunkLast      = 4
+)
+
+// checkManifest checks the current MANIFEST of the Pebble store in dir,
+// if it has one; the error is a Pebble corruption error
+// (pebble.IsCorruptionError) naming the file and the offsets.
+func checkManifest(fs vfs.FS, dir string) error {
+	m, name, err := atomicfs.LocateMarker(fs, dir, "manifest")
+	if err != nil {
+		return fmt.Errorf("storage: %s: locating the MANIFEST: %w", dir, err)
+	}
+	m.Close()
+	if name == "" {
+		return nil // a new store
+	}
+	path := fs.PathJoin(dir, name)
+	f, err := fs.Open(path)
+	if err != nil {
+		return fmt.Errorf("storage: %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("storage: %s: %w", path, err)
+	}
+	bad := firstBadChunk(b)
+	if bad < 0 {
+		return nil
+	}
+	if at := recordAfter(b, bad); at >= 0 {
+		return fmt.Errorf("%w: %s: the chunk at %d is damaged and a sound record follows it at %d: "+
+			"Pebble would open the store without the edits from there on", pebble.ErrCorruption, path, bad, at)
+	}
+	return nil
+}
+
+// firstBadChunk is the offset of the first chunk of b that Pebble's
+// reader would stop at, or -1.
+func firstBadChunk(b []byte) int {
+	for block := 0; block < len(b); block += manifestBlock {
+		end := min(block+manifestBlock, len(b))
+		for at := block; at < end; {
+			if end-at < 19 && allZero(b[at:end]) {
+				break // a block's zero tail (as Pebble's reader takes it), or the file's end
+			}
+			if end-at < manifestHeader {
+				return at // a header cut short
+			}
+			if !sound(b, at) {
+				return at // zeros where a chunk belongs, or damage
+			}
+			at += manifestHeader + int(binary.LittleEndian.Uint16(b[at+4:]))
+		}
+	}
+	return -1
+}
+
+// recordAfter is the offset of a sound chunk that starts a record (full
+// or first) somewhere after the bad chunk at bad, or -1. A damaged length
+// hides where the next chunk starts, so every offset of the bad chunk's
+// block after it is tried; a later block starts with a chunk, which is
+// followed through the block. (A chance match needs a valid type, a
+// length that fits and a CRC-32C that matches: about 2^-38 an offset.)
+func recordAfter(b []byte, bad int) int {
+	block := bad / manifestBlock * manifestBlock
+	for at := bad + 1; at < min(block+manifestBlock, len(b)); at++ {
+		if startsRecord(b, at) {
+			return at
+		}
+	}
+	for start := block + manifestBlock; start < len(b); start += manifestBlock {
+		end := min(start+manifestBlock, len(b))
+		for at := start; end-at >= manifestHeader && sound(b, at); at += manifestHeader + int(binary.LittleEndian.Uint16(b[at+4:])) {
+			if startsRecord(b, at) {
+				return at
+			}
+		}
+	}
+	return -1
+}
+
+// sound says whether a chunk with a valid type, a payload within its
+// block and a matching checksum starts at b[at:].
+func sound(b []byte, at int) bool {
+	if len(b)-at < manifestHeader {
+		return false
+	}
+	n := int(binary.LittleEndian.Uint16(b[at+4:]))
+	typ := b[at+6]
+	blockEnd := (at/manifestBlock + 1) * manifestBlock
+	if typ < chunkFull || typ > chunkLast || at+manifestHeader+n > min(blockEnd, len(b)) {
+		return false
+	}
+	sum := crc32.Checksum(b[at+6:at+manifestHeader+n], crcTable)
+	masked := (sum>>15 | sum<<17) + 0xa282ead8 // Pebble's internal/crc
+	return binary.LittleEndian.Uint32(b[at:]) == masked
+}
+
+// startsRecord says whether a sound chunk that begins a record (full or
+// first) is at b[at:].
+func startsRecord(b []byte, at int) bool {
+	return sound(b, at) && (b[at+6] == chunkFull || b[at+6] == chunkFirst)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
