@@ -541,10 +541,11 @@ func cmdHashLoad(ts *testscript.TestScript, neg bool, args []string) {
 // does), in its first block (which the store's open reads) or at 2/5 of
 // the file, in a later data block of a table of a few thousand keys (met
 // by the first read of that block: a checksum of the shard reads every
-// key, a start reads every group's log).
+// key, a start reads every group's log); or, with manifest, one byte of
+// the first record of the store's MANIFEST, the records after it sound.
 func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 3 || (args[2] != "first" && args[2] != "middle") {
-		ts.Fatalf("usage: damage NODE SHARD|raftlog first|middle")
+	if neg || len(args) != 3 || (args[2] != "first" && args[2] != "middle" && args[2] != "manifest") {
+		ts.Fatalf("usage: damage NODE SHARD|raftlog first|middle|manifest")
 	}
 	n := lookup(ts, args[0])
 	if n.proc != nil {
@@ -558,6 +559,14 @@ func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("damage: shard %q: %v", args[1], err)
 		}
 		dir, what = l.KVDir(shard), "shard "+args[1]
+	}
+	if args[2] == "manifest" {
+		path, err := testdamage.FlipManifest(dir)
+		if err != nil {
+			ts.Fatalf("damage: %v", err)
+		}
+		ts.Logf("damaged the first record of %s's %s's MANIFEST %s", args[0], what, path)
+		return
 	}
 	at := func(size int) int { return size * 2 / 5 }
 	if args[2] == "first" {
