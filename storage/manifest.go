@@ -35,6 +35,10 @@ const (
 	chunkFull      = 1
 	chunkFirst     = 2
 	chunkLast      = 4
+	// zeroTail: Pebble's reader takes zeros in fewer than this many
+	// bytes at a block's end for the block's padding (its WAL sync
+	// chunk header's size), and stops at more.
+	zeroTail = 19
 )
 
 // checkManifest checks the current MANIFEST of the Pebble store in dir,
@@ -76,7 +80,7 @@ func firstBadChunk(b []byte) int {
 	for block := 0; block < len(b); block += manifestBlock {
 		end := min(block+manifestBlock, len(b))
 		for at := block; at < end; {
-			if end-at < 19 && allZero(b[at:end]) {
+			if end-at < zeroTail && allZero(b[at:end]) {
 				break // a block's zero tail (as Pebble's reader takes it), or the file's end
 			}
 			if end-at < manifestHeader {
