@@ -20,9 +20,12 @@ import (
 // log store's) or Raft log entries may be gone already, and the store
 // opens as it was before. checkManifest reads the current MANIFEST as
 // Pebble does and calls such a file damaged: a bad chunk followed by a
-// sound chunk that starts a record. A crash leaves no such thing: the
-// MANIFEST is appended to and synced one edit at a time, so a write it cut
-// short is the file's last, with nothing written after it.
+// sound chunk that starts a record. A crash leaves no such thing: a
+// MANIFEST becomes the current one (its marker moved) only once its first
+// write, the store's description and an edit, is synced, and each later
+// edit is written and synced alone (version_set.go, UpdateVersionLocked),
+// so a write a crash cut short is the file's last record, with nothing
+// written after it.
 //
 // The chunk format is Pebble's record package's "legacy" one, which its
 // MANIFEST writer uses: 32 KiB blocks of chunks, each a 7-byte header
