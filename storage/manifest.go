@@ -25,7 +25,8 @@ import (
 // write, the store's description and an edit, is synced, and each later
 // edit is written and synced alone (version_set.go, UpdateVersionLocked),
 // so a write a crash cut short is the file's last record, with nothing
-// written after it.
+// written after it. The file's last record damaged is either that write
+// or rot: rotted tells them apart.
 //
 // The chunk format is Pebble's record package's "legacy" one, which its
 // MANIFEST writer uses: 32 KiB blocks of chunks, each a 7-byte header
@@ -74,7 +75,29 @@ func checkManifest(fs vfs.FS, dir string) error {
 		return fmt.Errorf("%w: %s: the chunk at %d is damaged and a sound record follows it at %d: "+
 			"Pebble would open the store without the edits from there on", pebble.ErrCorruption, path, bad, at)
 	}
+	if rotted(b, bad) {
+		return fmt.Errorf("%w: %s: the last chunk, at %d, is damaged, and no part of it is unwritten: rot, not a write a crash cut short: "+
+			"Pebble would open the store without its edit", pebble.ErrCorruption, path, bad)
+	}
 	return nil
+}
+
+// rotted says whether the bad chunk at bad, the file's last, is rot in a
+// synced write rather than the write a crash cut short, as the journal
+// tells them apart (torn): its header promises a payload the file and its
+// block hold, and no part of it in any sector is all zeros. A crash
+// leaves the sectors of an unsynced write zero (or the file shorter); a
+// header whose length is damaged cannot be told from a cut one, and is
+// left to Pebble.
+func rotted(b []byte, bad int) bool {
+	if len(b)-bad < manifestHeader {
+		return false
+	}
+	end := bad + manifestHeader + int(binary.LittleEndian.Uint16(b[bad+4:]))
+	if end > min((bad/manifestBlock+1)*manifestBlock, len(b)) {
+		return false
+	}
+	return !torn(b[bad:end], int64(bad))
 }
 
 // firstBadChunk is the offset of the first chunk of b that Pebble's

@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/atomicfs"
 	"github.com/hashicorp/raft"
@@ -78,11 +80,46 @@ func readAll(t *testing.T, fs vfs.FS, path string) []byte {
 	return b
 }
 
-// A byte flipped in an early edit of a MANIFEST: Pebble opens the store
-// without the tables flushed after it (its premise), and checkManifest
-// calls the file damaged. A byte flipped in the last edit, or the file cut
-// in it, is what a crash leaves: checkManifest leaves it to Pebble, which
-// opens without that edit.
+// syntheticManifest writes a MANIFEST into dir on fs as Pebble's writer
+// does (its record package), one record of each size, and its marker:
+// records of bytes that are never zero, so that a test of rot and of a
+// crash's zeros depends on no encoding. It returns what manifestChunks
+// does.
+func syntheticManifest(t *testing.T, fs vfs.FS, dir string, sizes ...int) (string, []int) {
+	t.Helper()
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.Create(fs.PathJoin(dir, "MANIFEST-000001"), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := record.NewWriter(f)
+	for i, n := range sizes {
+		if _, err := w.WriteRecord(bytes.Repeat([]byte{byte('a' + i%26)}, n)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	marker, err := fs.Create(fs.PathJoin(dir, "marker.manifest.000001.MANIFEST-000001"), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker.Close()
+	return manifestChunks(t, fs, dir)
+}
+
+// A MANIFEST damaged before its last record, in a chunk's payload or its
+// length, or in the last chunk of a block (found through the next
+// block), is damage; so is its last record whole, with no sector of it
+// zeros, and a byte flipped. The last record cut short, or its last
+// sector zeros, is what a crash leaves: it is left to Pebble, and so is a
+// length grown past the block, which cannot be told from a cut one.
 func TestCheckManifest(t *testing.T) {
 	fs := vfs.NewMem()
 	if err := fs.MkdirAll("/new", 0o755); err != nil {
@@ -91,66 +128,63 @@ func TestCheckManifest(t *testing.T) {
 	if err := checkManifest(fs, "/new"); err != nil {
 		t.Fatalf("a dir with no store: %v", err)
 	}
-	path, chunks := manifestStore(t, fs, "/db", 5)
+	// Records of 300 bytes, and one of 40 KiB that spans two blocks.
+	sizes := []int{300, 300, 300, 40 << 10, 300, 300, 700}
+	path, chunks := syntheticManifest(t, fs, "/db", sizes...)
+	if n := len(readAll(t, fs, path)); n <= manifestBlock {
+		t.Fatalf("the MANIFEST is %d bytes, want more than a block", n)
+	}
 	if err := checkManifest(fs, "/db"); err != nil {
 		t.Fatalf("a sound MANIFEST: %v", err)
 	}
 	sound := readAll(t, fs, path)
-	restore := func() { writeFile(t, fs, path, sound) }
-
-	// An early edit (the second chunk's payload: past the store's
-	// first description of itself).
-	flipByte(t, fs, path, int64(chunks[1]+manifestHeader+1))
-	err := checkManifest(fs, "/db")
-	if err == nil || !pebble.IsCorruptionError(err) {
-		t.Fatalf("an early edit damaged: %v, want a corruption error", err)
+	damaged := func(what string, damage func(b []byte) []byte, want bool) {
+		t.Helper()
+		writeFile(t, fs, path, damage(append([]byte(nil), sound...)))
+		err := checkManifest(fs, "/db")
+		switch {
+		case want && (err == nil || !pebble.IsCorruptionError(err)):
+			t.Errorf("%s: %v, want a corruption error", what, err)
+		case !want && err != nil:
+			t.Errorf("%s: %v, want none (left to Pebble)", what, err)
+		}
 	}
-	// Its header, not its payload: the same.
-	restore()
-	flipByte(t, fs, path, int64(chunks[2]+4))
-	if err := checkManifest(fs, "/db"); err == nil || !pebble.IsCorruptionError(err) {
-		t.Fatalf("an early edit's length damaged: %v, want a corruption error", err)
+	flip := func(at int) func([]byte) []byte {
+		return func(b []byte) []byte { b[at] ^= 0xff; return b }
 	}
-
-	last := chunks[len(chunks)-1]
-	restore()
-	flipByte(t, fs, path, int64(last+manifestHeader+1))
-	if err := checkManifest(fs, "/db"); err != nil {
-		t.Fatalf("the last edit damaged (as a crash may leave it): %v", err)
-	}
-	restore()
-	writeFile(t, fs, path, sound[:last+manifestHeader+2])
-	if err := checkManifest(fs, "/db"); err != nil {
-		t.Fatalf("the last edit cut short: %v", err)
-	}
-	// A MANIFEST of several blocks: sound, it passes; the last chunk of
-	// its first block damaged is found by the records of the next.
-	path, chunks = manifestStore(t, fs, "/big", 1500)
-	if st, err := fs.Stat(path); err != nil || st.Size() < 2*manifestBlock {
-		t.Fatalf("the MANIFEST of 1500 flushes: %v (%v), want more than two blocks", st, err)
-	}
-	if err := checkManifest(fs, "/big"); err != nil {
-		t.Fatalf("a sound MANIFEST of several blocks: %v", err)
-	}
+	damaged("an early record's payload", flip(chunks[1]+manifestHeader+1), true)
+	damaged("an early record's length", flip(chunks[1]+4), true)
 	lastInFirst := 0
 	for _, c := range chunks {
 		if c < manifestBlock {
 			lastInFirst = c
 		}
 	}
-	flipByte(t, fs, path, int64(lastInFirst+manifestHeader))
-	if err := checkManifest(fs, "/big"); err == nil || !pebble.IsCorruptionError(err) {
-		t.Fatalf("the first block's last chunk damaged: %v, want a corruption error", err)
-	}
+	damaged("the first block's last chunk", flip(lastInFirst+manifestHeader+1), true)
 
-	// The premise: Pebble itself opens a store so damaged, without the
-	// tables flushed after the damaged edit (and writes a new MANIFEST
-	// without them).
-	path, chunks = manifestStore(t, fs, "/premise", 5)
+	last := chunks[len(chunks)-1]
+	damaged("the last record's payload", flip(last+manifestHeader+1), true)
+	damaged("the last record cut short", func(b []byte) []byte { return b[:last+manifestHeader+200] }, false)
+	damaged("the last record's last sector zeros", func(b []byte) []byte {
+		clear(b[max(last, (len(b)-1)/tornSector*tornSector):])
+		return b
+	}, false)
+	// Its length shrunk (700 to 579): the shorter chunk is whole, rot. Grown
+	// past its block (to 64956): it cannot be told from a cut one.
+	damaged("the last record's length shrunk", flip(last+4), true)
+	damaged("the last record's length grown", flip(last+5), false)
+}
+
+// The premise of checkManifest: Pebble itself opens a store whose
+// MANIFEST is damaged in an early edit, without the tables flushed after
+// it, and says nothing.
+func TestPebbleOpensWithoutEditsAfterADamagedOne(t *testing.T) {
+	fs := vfs.NewMem()
+	path, chunks := manifestStore(t, fs, "/premise", 5)
 	flipByte(t, fs, path, int64(chunks[1]+manifestHeader+1))
 	db, err := pebble.Open("/premise", &pebble.Options{FS: fs, Logger: quietLogger{}, DisableAutomaticCompactions: true, DisableWAL: true})
 	if err != nil {
-		t.Fatalf("premise: Pebble refused the damaged MANIFEST (%v); checkManifest may be needless", err)
+		t.Fatalf("Pebble refused the damaged MANIFEST (%v): checkManifest may be needless", err)
 	}
 	_, closer, err := db.Get([]byte("k4"))
 	if err == nil {
@@ -158,7 +192,7 @@ func TestCheckManifest(t *testing.T) {
 	}
 	db.Close()
 	if !errors.Is(err, pebble.ErrNotFound) {
-		t.Fatalf("premise: Pebble opened the damaged MANIFEST with the last table's key (%v)", err)
+		t.Fatalf("Pebble opened the damaged MANIFEST with the last table's key (%v)", err)
 	}
 }
 
