@@ -90,14 +90,18 @@ func checkManifest(fs vfs.FS, dir string) error {
 // header whose length is damaged cannot be told from a cut one, and is
 // left to Pebble.
 func rotted(b []byte, bad int) bool {
-	if len(b)-bad < manifestHeader {
-		return false
+	end, ok := chunkEnd(b, bad)
+	return ok && !torn(b[bad:end], int64(bad))
+}
+
+// chunkEnd is where the chunk at b[at:] ends by its header, if that has a
+// valid type and a length the file and the chunk's block hold.
+func chunkEnd(b []byte, at int) (int, bool) {
+	if len(b)-at < manifestHeader || b[at+6] < chunkFull || b[at+6] > chunkLast {
+		return 0, false
 	}
-	end := bad + manifestHeader + int(binary.LittleEndian.Uint16(b[bad+4:]))
-	if end > min((bad/manifestBlock+1)*manifestBlock, len(b)) {
-		return false
-	}
-	return !torn(b[bad:end], int64(bad))
+	end := at + manifestHeader + int(binary.LittleEndian.Uint16(b[at+4:]))
+	return end, end <= min((at/manifestBlock+1)*manifestBlock, len(b))
 }
 
 // firstBadChunk is the offset of the first chunk of b that Pebble's
@@ -127,9 +131,21 @@ func firstBadChunk(b []byte) int {
 // block after it is tried; a later block starts with a chunk, which is
 // followed through the block. (A chance match needs a valid type, a
 // length that fits and a CRC-32C that matches: about 2^-38 an offset.)
+// An edit holds user keys (its tables' bounds), which could be made to
+// look like a chunk, and the edit a crash cut short must not pass for rot
+// on their account: when the bad chunk's header is whole (a valid type, a
+// length its block holds) the search starts past its payload, and when
+// it is zeros (unwritten: rot does not zero a header) the rest of its
+// block is that chunk's and is not searched.
 func recordAfter(b []byte, bad int) int {
 	block := bad / manifestBlock * manifestBlock
-	for at := bad + 1; at < min(block+manifestBlock, len(b)); at++ {
+	from := bad + 1
+	if end, ok := chunkEnd(b, bad); ok {
+		from = end
+	} else if allZero(b[bad:min(bad+manifestHeader, len(b))]) {
+		from = block + manifestBlock
+	}
+	for at := from; at < min(block+manifestBlock, len(b)); at++ {
 		if startsRecord(b, at) {
 			return at
 		}
@@ -148,16 +164,11 @@ func recordAfter(b []byte, bad int) int {
 // sound says whether a chunk with a valid type, a payload within its
 // block and a matching checksum starts at b[at:].
 func sound(b []byte, at int) bool {
-	if len(b)-at < manifestHeader {
+	end, ok := chunkEnd(b, at)
+	if !ok {
 		return false
 	}
-	n := int(binary.LittleEndian.Uint16(b[at+4:]))
-	typ := b[at+6]
-	blockEnd := (at/manifestBlock + 1) * manifestBlock
-	if typ < chunkFull || typ > chunkLast || at+manifestHeader+n > min(blockEnd, len(b)) {
-		return false
-	}
-	sum := crc32.Checksum(b[at+6:at+manifestHeader+n], crcTable)
+	sum := crc32.Checksum(b[at+6:end], crcTable)
 	masked := (sum>>15 | sum<<17) + 0xa282ead8 // Pebble's internal/crc
 	return binary.LittleEndian.Uint32(b[at:]) == masked
 }

@@ -2,8 +2,10 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -137,10 +139,10 @@ func TestCheckManifest(t *testing.T) {
 	if err := checkManifest(fs, "/db"); err != nil {
 		t.Fatalf("a sound MANIFEST: %v", err)
 	}
-	sound := readAll(t, fs, path)
+	orig := readAll(t, fs, path)
 	damaged := func(what string, damage func(b []byte) []byte, want bool) {
 		t.Helper()
-		writeFile(t, fs, path, damage(append([]byte(nil), sound...)))
+		writeFile(t, fs, path, damage(append([]byte(nil), orig...)))
 		err := checkManifest(fs, "/db")
 		switch {
 		case want && (err == nil || !pebble.IsCorruptionError(err)):
@@ -169,6 +171,38 @@ func TestCheckManifest(t *testing.T) {
 		clear(b[max(last, (len(b)-1)/tornSector*tornSector):])
 		return b
 	}, false)
+	// A crash's cut record whose payload holds what looks like a sound
+	// chunk (a user key can be made to): not taken for a record after
+	// damage, whether the cut left its header or zeroed it.
+	crafted := append([]byte(nil), orig[:last]...)
+	fake := make([]byte, manifestHeader+5)
+	copy(fake[manifestHeader:], "fake!")
+	fake[6] = chunkFull
+	binary.LittleEndian.PutUint16(fake[4:], 5)
+	sum := crc32.Checksum(fake[6:], crcTable)
+	binary.LittleEndian.PutUint32(fake, (sum>>15|sum<<17)+0xa282ead8)
+	payload := append(bytes.Repeat([]byte{'z'}, 1100), fake...)
+	payload = append(payload, bytes.Repeat([]byte{'z'}, 100)...)
+	h := make([]byte, manifestHeader)
+	h[6] = chunkFull
+	binary.LittleEndian.PutUint16(h[4:], uint16(len(payload)))
+	binary.LittleEndian.PutUint32(h, 12345) // its sum: the cut record's is wrong anyway
+	crafted = append(append(crafted, h...), payload...)
+	fakeAt, firstSector := last+manifestHeader+1100, (last/tornSector+1)*tornSector
+	if !sound(crafted, fakeAt) || fakeAt < firstSector+tornSector {
+		t.Fatalf("the fake chunk at %d: sound %v, want it sound and past the record's second sector (%d)", fakeAt, sound(crafted, fakeAt), firstSector+tornSector)
+	}
+	damaged("a cut record holding a fake chunk, its header written", func([]byte) []byte {
+		b := append([]byte(nil), crafted...)
+		clear(b[firstSector : firstSector+tornSector]) // its second sector unwritten
+		return b
+	}, false)
+	damaged("a cut record holding a fake chunk, its header unwritten", func([]byte) []byte {
+		b := append([]byte(nil), crafted...)
+		clear(b[last:firstSector])
+		return b
+	}, false)
+
 	// Its length shrunk (700 to 579): the shorter chunk is whole, rot. Grown
 	// past its block (to 64956): it cannot be told from a cut one.
 	damaged("the last record's length shrunk", flip(last+4), true)
