@@ -234,7 +234,7 @@ const tornSector = 512
 func torn(rec []byte, off int64) bool {
 	for len(rec) > 0 {
 		k := min(len(rec), tornSector-int(off%tornSector))
-		if !slices.ContainsFunc(rec[:k], func(b byte) bool { return b != 0 }) {
+		if allZero(rec[:k]) {
 			return true
 		}
 		rec, off = rec[k:], off+int64(k)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -45,19 +46,37 @@ const (
 	zeroTail = 19
 )
 
+// openChecked opens the Pebble store in dir (a shard's, the Raft log
+// store's) once its MANIFEST is checked (checkManifest).
+func openChecked(fs vfs.FS, dir string, opts *pebble.Options) (*pebble.DB, error) {
+	if err := checkManifest(fs, dir); err != nil {
+		return nil, err
+	}
+	return pebble.Open(dir, opts)
+}
+
+// currentManifest is the path of the current MANIFEST of the Pebble store
+// in dir, "" when it has none (a new store).
+func currentManifest(fs vfs.FS, dir string) (string, error) {
+	m, name, err := atomicfs.LocateMarker(fs, dir, "manifest")
+	if err != nil {
+		return "", fmt.Errorf("storage: %s: locating the MANIFEST: %w", dir, err)
+	}
+	m.Close()
+	if name == "" {
+		return "", nil
+	}
+	return fs.PathJoin(dir, name), nil
+}
+
 // checkManifest checks the current MANIFEST of the Pebble store in dir,
 // if it has one; the error is a Pebble corruption error
 // (pebble.IsCorruptionError) naming the file and the offsets.
 func checkManifest(fs vfs.FS, dir string) error {
-	m, name, err := atomicfs.LocateMarker(fs, dir, "manifest")
-	if err != nil {
-		return fmt.Errorf("storage: %s: locating the MANIFEST: %w", dir, err)
+	path, err := currentManifest(fs, dir)
+	if err != nil || path == "" {
+		return err
 	}
-	m.Close()
-	if name == "" {
-		return nil // a new store
-	}
-	path := fs.PathJoin(dir, name)
 	f, err := fs.Open(path)
 	if err != nil {
 		return fmt.Errorf("storage: %s: %w", path, err)
@@ -179,11 +198,7 @@ func startsRecord(b []byte, at int) bool {
 	return sound(b, at) && (b[at+6] == chunkFull || b[at+6] == chunkFirst)
 }
 
+// allZero says whether b holds only zeros (nothing written there).
 func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+	return !slices.ContainsFunc(b, func(c byte) bool { return c != 0 })
 }

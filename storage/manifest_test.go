@@ -11,7 +11,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/atomicfs"
 	"github.com/hashicorp/raft"
 )
 
@@ -43,12 +42,10 @@ func manifestStore(t *testing.T, fs vfs.FS, dir string, flushes int) (string, []
 // offsets of its chunks, all sound.
 func manifestChunks(t *testing.T, fs vfs.FS, dir string) (string, []int) {
 	t.Helper()
-	m, name, err := atomicfs.LocateMarker(fs, dir, "manifest")
-	if err != nil || name == "" {
+	path, err := currentManifest(fs, dir)
+	if err != nil || path == "" {
 		t.Fatalf("no MANIFEST in %s (%v)", dir, err)
 	}
-	m.Close()
-	path := fs.PathJoin(dir, name)
 	b := readAll(t, fs, path)
 	var chunks []int
 	for at := 0; at+manifestHeader <= len(b); {

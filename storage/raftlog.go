@@ -94,11 +94,7 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		DisableWAL: true,
 	}
 	opts.EnsureDefaults()
-	err := checkManifest(fs, dbDir)
-	var db *pebble.DB
-	if err == nil {
-		db, err = pebble.Open(dbDir, opts)
-	}
+	db, err := openChecked(fs, dbDir, opts)
 	if err != nil {
 		watch.Close()
 		if pebble.IsCorruptionError(err) {

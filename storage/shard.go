@@ -149,11 +149,7 @@ func openPebble(fs vfs.FS, dir string, f *fault, shared *Stores) (*pebble.DB, er
 	if err := mkdirAllSynced(fs, dir); err != nil {
 		return nil, err
 	}
-	err := checkManifest(fs, dir)
-	var db *pebble.DB
-	if err == nil {
-		db, err = pebble.Open(dir, shardOptions(fs, f, shared))
-	}
+	db, err := openChecked(fs, dir, shardOptions(fs, f, shared))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
