@@ -94,6 +94,7 @@ func (a *systemActor) start() error {
 	conf.LocalID = raft.ServerID(rt.Name)
 	conf.Logger = logger
 	conf.LostStoreGuard = true // as the shards' (raft.go)
+	conf.SoleVoterStandsAtOnce = true
 	setRaftTimers(conf)
 	conf.SnapshotThreshold = 1024
 	a.state = cluster.NewState()

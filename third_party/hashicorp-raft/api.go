@@ -250,6 +250,10 @@ type Raft struct {
 	// stores, has not yet caught up with a leader (keyUnverified,
 	// unverified.go): it grants no vote.
 	unverified atomic.Bool
+
+	// coppice: followedOnce is set once the main loop has entered the
+	// follower state (soleVoter). Only the main loop uses it.
+	followedOnce bool
 }
 
 // BootstrapCluster initializes a server's storage with the given cluster

@@ -241,6 +241,13 @@ type Config struct {
 	// it: bootstrap a single voter and add the others.
 	LostStoreGuard bool
 
+	// coppice: SoleVoterStandsAtOnce makes a server that is the only voter
+	// of its configuration stand for election as soon as it starts or
+	// bootstraps, not after a heartbeat timeout (soleVoter). Off, as
+	// upstream, a lone server serves nothing for 1-2 heartbeat timeouts
+	// after each start; upstream's tests of a start rely on that quiet.
+	SoleVoterStandsAtOnce bool
+
 	// PreVoteDisabled deactivate the pre-vote feature when set to true
 	PreVoteDisabled bool
 

@@ -176,6 +176,30 @@ func hasVote(configuration Configuration, id ServerID) bool {
 	return false
 }
 
+// soleVoter says whether id is the only voter of configuration.
+//
+// coppice: with Config.SoleVoterStandsAtOnce such a server stands for
+// election as soon as it starts (or bootstraps), not after a heartbeat
+// timeout: no other server can lead its configuration, so waiting (1-2 s
+// with HeartbeatTimeout at 1 s) only kept a lone node from serving after
+// every start. Only the first follower
+// state of a run is so hastened: a lone server that later hears of a
+// higher term (from servers its configuration does not know) waits out
+// its timeout as upstream's does.
+func soleVoter(configuration Configuration, id ServerID) bool {
+	sole := false
+	for _, server := range configuration.Servers {
+		if server.Suffrage != Voter {
+			continue
+		}
+		if server.ID != id {
+			return false
+		}
+		sole = true
+	}
+	return sole
+}
+
 // inConfiguration returns true if the server identified by 'id' is in the
 // provided Configuration.
 func inConfiguration(configuration Configuration, id ServerID) bool {

@@ -179,6 +179,15 @@ func (r *Raft) runFollower() {
 	r.logger.Info("entering follower state", "follower", r, "leader-address", leaderAddr, "leader-id", leaderID)
 	metrics.IncrCounter([]string{"raft", "state", "follower"}, 1)
 	heartbeatTimer := randomTimeout(r.config().HeartbeatTimeout)
+	// coppice: a server that is the only voter of its configuration when
+	// it starts stands at once (soleVoter).
+	soleStart := false
+	if !r.followedOnce {
+		r.followedOnce = true
+		if r.config().SoleVoterStandsAtOnce && soleVoter(r.configurations.latest, r.localID) {
+			heartbeatTimer, soleStart = time.After(0), true
+		}
+	}
 
 	for r.getState() == Follower {
 		r.mainThreadSaturation.sleeping()
@@ -220,7 +229,11 @@ func (r *Raft) runFollower() {
 
 		case b := <-r.bootstrapCh:
 			r.mainThreadSaturation.working()
-			b.respond(r.liveBootstrap(b.configuration))
+			err := r.liveBootstrap(b.configuration)
+			if err == nil && r.config().SoleVoterStandsAtOnce && soleVoter(r.configurations.latest, r.localID) {
+				heartbeatTimer, soleStart = time.After(0), true // coppice
+			}
+			b.respond(err)
 
 		case <-r.leaderNotifyCh:
 			//  Ignore since we are not the leader
@@ -230,6 +243,8 @@ func (r *Raft) runFollower() {
 
 		case <-heartbeatTimer:
 			r.mainThreadSaturation.working()
+			sole := soleStart
+			soleStart = false
 			// Restart the heartbeat timer
 			hbTimeout := r.config().HeartbeatTimeout
 			heartbeatTimer = randomTimeout(hbTimeout)
@@ -263,6 +278,10 @@ func (r *Raft) runFollower() {
 						r.logger.Warn("heartbeat timeout reached, not triggering a leader election: this server started on empty stores and has not caught up with a leader yet")
 						didWarn = true
 					}
+				} else if sole && soleVoter(r.configurations.latest, r.localID) {
+					r.logger.Info("the only voter of its configuration, starting election")
+					r.setState(Candidate)
+					return
 				} else if hasVote(r.configurations.latest, r.localID) {
 					r.logger.Warn("heartbeat timeout reached, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
 					r.setState(Candidate)

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# How long a standalone node takes from its start until it serves: the
+# time from exec until /readyz answers 200 and until a SET is answered OK,
+# on a new data dir and on the same data dir again, against redis-server
+# (appendonly yes, appendfsync always) from exec until a SET is answered,
+# in the same run. Each start is stopped with SIGTERM before the next.
+#
+#   bash bench/starttime/run.sh [STARTS] [NODE_BINARY]   (default 5, built from the tree)
+#
+# docs/node-benchmarks.md quotes it.
+set -euo pipefail
+starts=${1:-5}
+cd "$(dirname "$0")/../.."
+for tool in redis-server redis-cli curl python3; do
+    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
+done
+work=$(mktemp -d)
+pid=
+stop() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    pid=
+}
+trap 'stop; rm -rf "$work"' EXIT
+node=${2:-}
+if [ -z "$node" ]; then
+    node=$work/node
+    go build -o "$node" ./cmd/node
+fi
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+now() { date +%s%N; }
+ms() { echo $(( ($2 - $1) / 1000000 )); }
+
+# until WHAT CMD...: runs CMD every 5 ms until it succeeds (20 s at most).
+until_ok() {
+    local what=$1
+    shift
+    for _ in $(seq 4000); do
+        "$@" && return 0
+        sleep 0.005
+    done
+    echo "$what: not within 20 s" >&2
+    exit 1
+}
+set_ok() { [ "$(redis-cli -p "$1" set starttime v 2>/dev/null)" = OK ]; }
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; }
+
+# node_start: one start of the node on $work/data; prints "READY_MS SET_MS".
+node_start() {
+    local c h k g
+    c=$(port)
+    h=$(port)
+    k=$(port)
+    g=$(port)
+    local t0
+    t0=$(now)
+    "$node" --name st1 --data-dir "$work/data" --client-addr "127.0.0.1:$c" \
+        --cluster-addr "127.0.0.1:$k" --gossip-addr "127.0.0.1:$g" \
+        --http-addr "127.0.0.1:$h" >"$work/node.log" 2>&1 &
+    pid=$!
+    until_ok "node /readyz" ready "$h"
+    local t1
+    t1=$(now)
+    until_ok "node SET" set_ok "$c"
+    echo "$(ms "$t0" "$t1") $(ms "$t0" "$(now)")"
+    stop
+}
+
+redis_start() {
+    local c
+    c=$(port)
+    local t0
+    t0=$(now)
+    redis-server --port "$c" --dir "$work/redis" --appendonly yes --appendfsync always \
+        --save '' >"$work/redis.log" 2>&1 &
+    pid=$!
+    until_ok "redis SET" set_ok "$c"
+    ms "$t0" "$(now)"
+    stop
+}
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A col
+for kind in new again; do
+    r= s= p=
+    for _ in $(seq "$starts"); do
+        if [ "$kind" = new ]; then
+            rm -rf "$work/data" "$work/redis"
+        fi
+        mkdir -p "$work/redis"
+        read -r a b < <(node_start)
+        r+="$a " s+="$b "
+        p+="$(redis_start) "
+    done
+    col[$kind]="$(median <<<"$r") $(median <<<"$s") $(median <<<"$p")"
+    echo "$kind data dir: node /readyz ms: $r; node SET ms: $s; redis SET ms: $p"
+done
+echo
+echo "| data dir | node to /readyz 200 | node to SET OK | redis-server to SET OK |"
+echo "|---|---|---|---|"
+for kind in new again; do
+    read -r a b c <<<"${col[$kind]}"
+    echo "| $kind | $a ms | $b ms | $c ms |"
+done
+echo "(medians of $starts starts each)"
