@@ -184,7 +184,7 @@ func (r *Raft) runFollower() {
 	soleStart := false
 	if !r.followedOnce {
 		r.followedOnce = true
-		if r.config().SoleVoterStandsAtOnce && soleVoter(r.configurations.latest, r.localID) {
+		if r.standsAtOnce() {
 			heartbeatTimer, soleStart = time.After(0), true
 		}
 	}
@@ -230,7 +230,7 @@ func (r *Raft) runFollower() {
 		case b := <-r.bootstrapCh:
 			r.mainThreadSaturation.working()
 			err := r.liveBootstrap(b.configuration)
-			if err == nil && r.config().SoleVoterStandsAtOnce && soleVoter(r.configurations.latest, r.localID) {
+			if err == nil && r.standsAtOnce() {
 				heartbeatTimer, soleStart = time.After(0), true // coppice
 			}
 			b.respond(err)
@@ -326,6 +326,13 @@ func (r *Raft) liveBootstrap(configuration Configuration) error {
 	r.setLastLog(entry.Index, entry.Term)
 	r.verified("bootstrapped the cluster")
 	return r.processConfigurationLogEntry(&entry)
+}
+
+// standsAtOnce says whether this server, starting or just bootstrapped,
+// stands without waiting a heartbeat timeout (coppice:
+// Config.SoleVoterStandsAtOnce, soleVoter).
+func (r *Raft) standsAtOnce() bool {
+	return r.config().SoleVoterStandsAtOnce && soleVoter(r.configurations.latest, r.localID)
 }
 
 // runCandidate runs the main loop while in the candidate state.
