@@ -17,7 +17,10 @@ done
 work=$(mktemp -d)
 pid=
 stop() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
     pid=
 }
 trap 'stop; rm -rf "$work"' EXIT
@@ -44,7 +47,7 @@ until_ok() {
 set_ok() { [ "$(redis-cli -p "$1" set starttime v 2>/dev/null)" = OK ]; }
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; }
 
-# node_start: one start of the node on $work/data; prints "READY_MS SET_MS".
+# node_start: one start of the node on $work/data; sets ready_ms and set_ms.
 node_start() {
     local c h k g
     c=$(port)
@@ -58,13 +61,13 @@ node_start() {
         --http-addr "127.0.0.1:$h" >"$work/node.log" 2>&1 &
     pid=$!
     until_ok "node /readyz" ready "$h"
-    local t1
-    t1=$(now)
+    ready_ms=$(ms "$t0" "$(now)")
     until_ok "node SET" set_ok "$c"
-    echo "$(ms "$t0" "$t1") $(ms "$t0" "$(now)")"
+    set_ms=$(ms "$t0" "$(now)")
     stop
 }
 
+# redis_start: one start of redis-server; sets redis_ms.
 redis_start() {
     local c
     c=$(port)
@@ -74,7 +77,7 @@ redis_start() {
         --save '' >"$work/redis.log" 2>&1 &
     pid=$!
     until_ok "redis SET" set_ok "$c"
-    ms "$t0" "$(now)"
+    redis_ms=$(ms "$t0" "$(now)")
     stop
 }
 
@@ -82,15 +85,15 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR
 
 declare -A col
 for kind in new again; do
-    r= s= p=
+    r='' s='' p=''
     for _ in $(seq "$starts"); do
         if [ "$kind" = new ]; then
             rm -rf "$work/data" "$work/redis"
         fi
         mkdir -p "$work/redis"
-        read -r a b < <(node_start)
-        r+="$a " s+="$b "
-        p+="$(redis_start) "
+        node_start
+        redis_start
+        r+="$ready_ms " s+="$set_ms " p+="$redis_ms "
     done
     col[$kind]="$(median <<<"$r") $(median <<<"$s") $(median <<<"$p")"
     echo "$kind data dir: node /readyz ms: $r; node SET ms: $s; redis SET ms: $p"
