@@ -366,10 +366,8 @@ func (a *raftActor) start() error {
 	if err := a.rebuildIfDamaged(logger); err != nil {
 		return err
 	}
-	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: mux.Layer(transport.ShardStream(a.shard)), MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
-		ServerAddressProvider: &rt.addrs,
-	})
+	trans, watch := groupTransport(rt, fmt.Sprintf("shard %d", a.shard), mux.Layer(transport.ShardStream(a.shard)), 3, logger)
+	a.trans = trans
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(rt.Name)
 	conf.Logger = logger
@@ -416,6 +414,7 @@ func (a *raftActor) start() error {
 	if a.r, err = raft.NewRaft(conf, fsm, a.logs, a.logs, snaps, rt.raftTransport(transport.ShardStream(a.shard), a.trans)); err != nil {
 		return fmt.Errorf("node: shard %d: raft: %w", a.shard, err)
 	}
+	watch.r.Store(a.r)
 	if !existing && rt.bootstrap() {
 		if err := bootstrapAlone(a.r, conf.LocalID, a.trans); err != nil {
 			return fmt.Errorf("node: shard %d: bootstrap: %w", a.shard, err)

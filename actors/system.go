@@ -10,7 +10,6 @@ package actors
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/cluster"
@@ -86,10 +85,8 @@ func (a *systemActor) start() error {
 		return fmt.Errorf("node: system group snapshots: %w", err)
 	}
 	logger := raftLogger(rt.Log, "raft-system", &rt.raftRepeats)
-	a.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: mux.Layer(transport.StreamSystem), MaxPool: 2, Timeout: 10 * time.Second, Logger: logger,
-		ServerAddressProvider: &rt.addrs,
-	})
+	trans, watch := groupTransport(rt, "system", mux.Layer(transport.StreamSystem), 2, logger)
+	a.trans = trans
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(rt.Name)
 	conf.Logger = logger
@@ -106,6 +103,7 @@ func (a *systemActor) start() error {
 	if a.r, err = raft.NewRaft(conf, a.state, a.logs, a.logs, snaps, rt.raftTransport(transport.StreamSystem, a.trans)); err != nil {
 		return fmt.Errorf("node: system group: %w", err)
 	}
+	watch.r.Store(a.r)
 	if !existing && rt.bootstrap() {
 		if err := bootstrapAlone(a.r, conf.LocalID, a.trans); err != nil {
 			return fmt.Errorf("node: system group: bootstrap: %w", err)

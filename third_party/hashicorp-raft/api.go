@@ -254,6 +254,11 @@ type Raft struct {
 	// coppice: followedOnce is set once the main loop has entered the
 	// follower state (soleVoter). Only the main loop uses it.
 	followedOnce bool
+
+	// coppice: leaderGone holds the last LeaderGone's news, and
+	// leaderGoneCh tells the main loop of it.
+	leaderGone   atomic.Pointer[goneLeader]
+	leaderGoneCh chan struct{}
 }
 
 // BootstrapCluster initializes a server's storage with the given cluster
@@ -604,6 +609,7 @@ func NewRaft(conf *Config, fsm FSM, logs LogStore, stable StableStore, snaps Sna
 		leadershipTransferCh:  make(chan *leadershipTransferFuture, 1),
 		leaderNotifyCh:        make(chan struct{}, 1),
 		followerNotifyCh:      make(chan struct{}, 1),
+		leaderGoneCh:          make(chan struct{}, 1),
 		mainThreadSaturation:  newSaturationMetric([]string{"raft", "thread", "main", "saturation"}, 1*time.Second),
 		preVoteDisabled:       conf.PreVoteDisabled || !transportSupportPreVote,
 		noLegacyTelemetry:     conf.NoLegacyTelemetry,

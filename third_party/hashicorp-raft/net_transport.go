@@ -110,6 +110,9 @@ type NetworkTransport struct {
 	TimeoutScale int
 
 	msgpackUseNewTimeFormat bool
+
+	// coppice fork: onAppenderClosed is NetworkTransportConfig's.
+	onAppenderClosed func(id ServerID, addr ServerAddress)
 }
 
 // NetworkTransportConfig encapsulates configuration for the network transport layer.
@@ -167,6 +170,15 @@ type NetworkTransportConfig struct {
 	// go-msgpack v1.1.5 by default). Decoding is not affected, as all
 	// go-msgpack v2.1.0+ decoders know how to decode both formats.
 	MsgpackUseNewTimeFormat bool
+
+	// OnAppenderClosed (coppice fork), if set, is called on a goroutine of
+	// its own when an incoming connection that carried AppendEntries ends
+	// other than by this transport's shutdown, with the sender of the last
+	// of them: a follower's connection from its leader. A leader keeps
+	// such a connection open while it leads, so its end may mean that the
+	// leader's process is gone, which the caller can check (the leader's
+	// port refuses connections) and tell the follower (Raft.LeaderGone).
+	OnAppenderClosed func(id ServerID, addr ServerAddress)
 }
 
 // ServerAddressProvider is a target address to which we invoke an RPC when establishing a connection.
@@ -257,6 +269,7 @@ func NewNetworkTransportWithConfig(
 		timeout:                 config.Timeout,
 		TimeoutScale:            DefaultTimeoutScale,
 		serverAddressProvider:   config.ServerAddressProvider,
+		onAppenderClosed:        config.OnAppenderClosed,
 		msgpackUseNewTimeFormat: config.MsgpackUseNewTimeFormat,
 	}
 
@@ -696,6 +709,14 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 	mp.TimeNotBuiltin = !n.msgpackUseNewTimeFormat
 	enc := codec.NewEncoder(w, mp)
 
+	// coppice fork: the sender of the last AppendEntries on conn
+	// (OnAppenderClosed).
+	var appender *RPCHeader
+	defer func() {
+		if appender != nil && n.onAppenderClosed != nil && connCtx.Err() == nil && !n.IsShutdown() {
+			go n.onAppenderClosed(ServerID(appender.ID), ServerAddress(appender.Addr))
+		}
+	}()
 	for {
 		select {
 		case <-connCtx.Done():
@@ -704,7 +725,7 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 		default:
 		}
 
-		if err := n.handleCommand(r, dec, enc); err != nil {
+		if err := n.handleCommand(r, dec, enc, &appender); err != nil {
 			switch {
 			case err == io.EOF:
 			case errors.Is(err, ErrTransportShutdown):
@@ -724,7 +745,8 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 }
 
 // handleCommand is used to decode and dispatch a single command.
-func (n *NetworkTransport) handleCommand(r *bufio.Reader, dec *codec.Decoder, enc *codec.Encoder) error {
+// appender (coppice fork) is set to the header of an AppendEntries.
+func (n *NetworkTransport) handleCommand(r *bufio.Reader, dec *codec.Decoder, enc *codec.Encoder, appender **RPCHeader) error {
 	getTypeStart := time.Now()
 
 	// Get the rpc type
@@ -754,6 +776,10 @@ func (n *NetworkTransport) handleCommand(r *bufio.Reader, dec *codec.Decoder, en
 			return err
 		}
 		rpc.Command = &req
+		if len(req.ID) > 0 && (*appender == nil || string((*appender).ID) != string(req.ID) || string((*appender).Addr) != string(req.Addr)) {
+			h := req.RPCHeader
+			*appender = &h
+		}
 
 		leaderAddr := req.Addr
 		if len(leaderAddr) == 0 {

@@ -182,6 +182,7 @@ func (r *Raft) runFollower() {
 	// coppice: a server that is the only voter of its configuration when
 	// it starts stands at once (soleVoter).
 	soleStart := false
+	var gone ServerID // coppice: LeaderGone
 	if !r.followedOnce {
 		r.followedOnce = true
 		if r.standsAtOnce() {
@@ -241,17 +242,28 @@ func (r *Raft) runFollower() {
 		case <-r.followerNotifyCh:
 			heartbeatTimer = time.After(0)
 
+		case <-r.leaderGoneCh:
+			if t, id := r.leaderGoneNow(); t != nil {
+				heartbeatTimer, gone = t, id
+			}
+
 		case <-heartbeatTimer:
 			r.mainThreadSaturation.working()
 			sole := soleStart
 			soleStart = false
+			// coppice: the leader was gone (LeaderGone) and no other has
+			// been heard from since (a request of the gone leader's that
+			// was waiting may have named it again).
+			_, leaderNow := r.LeaderWithID()
+			wasGone := gone != "" && (leaderNow == "" || leaderNow == gone)
+			gone = ""
 			// Restart the heartbeat timer
 			hbTimeout := r.config().HeartbeatTimeout
 			heartbeatTimer = randomTimeout(hbTimeout)
 
 			// Check if we have had a successful contact
 			lastContact := r.LastContact()
-			if time.Since(lastContact) < hbTimeout {
+			if time.Since(lastContact) < hbTimeout && !wasGone {
 				continue
 			}
 
@@ -280,6 +292,10 @@ func (r *Raft) runFollower() {
 					}
 				} else if sole && soleVoter(r.configurations.latest, r.localID) {
 					r.logger.Info("the only voter of its configuration, starting election")
+					r.setState(Candidate)
+					return
+				} else if wasGone && hasVote(r.configurations.latest, r.localID) {
+					r.logger.Info("the leader's process is gone, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
 					r.setState(Candidate)
 					return
 				} else if hasVote(r.configurations.latest, r.localID) {
