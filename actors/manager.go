@@ -48,6 +48,9 @@ const (
 	leavePoll = 500 * time.Millisecond
 	// reconcileTimeout bounds one reconcile pass.
 	reconcileTimeout = 30 * time.Second
+	// reconcileSoon is when a pass runs again after one that found a
+	// new node not ready yet (reconciled.soon).
+	reconcileSoon = 200 * time.Millisecond
 	// systemVoters is how many voters the system group has at most.
 	systemVoters = 3
 	// syncRearm is how long a shard sync that used its --sync-retries
@@ -110,6 +113,9 @@ type syncKey struct {
 
 type managerTickMsg struct{}
 
+// reconcileSoonMsg is a pass's own request for another (reconciled.soon).
+type reconcileSoonMsg struct{}
+
 // retrySyncs gives an op's shard syncs that gave up a new set of attempts.
 type retrySyncs struct{ op uint64 }
 
@@ -124,6 +130,11 @@ type reconciled struct {
 	// again: the pass journaled a new op (an add or a removal), which
 	// only the next pass drives: it runs at once, not at the next tick.
 	again bool
+	// soon: a new node refused the pass for the moment (between its
+	// gossip join and taking the cluster's ID): the next pass runs in
+	// reconcileSoon, not at the next tick, and no gossip event would
+	// prompt it (the node's tags do not change).
+	soon bool
 	// removedAlive: nodes gossip sees alive that were removed (by an
 	// operator, or by leaving) and are not added back.
 	removedAlive []string
@@ -162,7 +173,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.reconcileNow()
 	case memberRefused:
 		m.foreignMember(msg)
-	case coordinatorNow:
+	case coordinatorNow, reconcileSoonMsg:
 		m.reconcileNow()
 	case *reconciled:
 		m.busy = false
@@ -188,6 +199,9 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		if msg.again || m.kick {
 			m.kick = false
 			m.reconcileNow()
+		} else if msg.soon {
+			self, root := m.self, m.root
+			time.AfterFunc(reconcileSoon, func() { root.Send(self, reconcileSoonMsg{}) })
 		}
 	case *messages.SyncProgress:
 		m.progress(msg)
@@ -592,10 +606,12 @@ func (in *managerInputs) reconcile() *reconciled {
 		}
 		if err := in.reachable(ctx, g); err != nil {
 			if !errors.Is(err, transport.ErrNoCluster) {
-				// (A new node refuses connections for the moment
-				// between its gossip join and taking the cluster's
-				// ID from it: the next pass adds it.)
 				errs = append(errs, err)
+			} else {
+				// A new node refuses connections for the moment
+				// between its gossip join and taking the cluster's
+				// ID from it: the next pass, soon, adds it.
+				out.soon = true
 			}
 			continue
 		}
