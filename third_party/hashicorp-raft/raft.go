@@ -2491,6 +2491,16 @@ func (r *Raft) initiateLeadershipTransfer(id *ServerID, address *ServerAddress) 
 
 // timeoutNow is what happens when a server receives a TimeoutNowRequest.
 func (r *Raft) timeoutNow(rpc RPC, req *TimeoutNowRequest) {
+	if r.unverified.Load() {
+		// coppice: a server that has not caught up since it started on
+		// empty stores does not stand (unverified.go), a leader's offer
+		// included: standing, it would sit as a candidate that takes its
+		// leader's entries without following it, and refuse the other
+		// voters' pre-votes for the leader it still names. The leader's
+		// transfer fails, and it can offer another voter.
+		rpc.Respond(nil, fmt.Errorf("refusing leadership: this server has not caught up with a leader since it started on empty stores"))
+		return
+	}
 	r.setLeader("", "")
 	r.setState(Candidate)
 	r.candidateFromLeadershipTransfer.Store(true)

@@ -102,6 +102,15 @@ func TestRaft_UnverifiedServerGrantsNoVote(t *testing.T) {
 		t.Fatalf("pre-vote of a server short of the commit index: granted %v, %v", pre.Granted, err)
 	}
 
+	// Nor does it take a leader's offer of its leadership (it would stand).
+	var tn TimeoutNowResponse
+	if err := s.p.TimeoutNow(ServerID(s.addr), s.addr, &TimeoutNowRequest{RPCHeader: s.header}, &tn); err == nil {
+		t.Fatal("a server short of the commit index took a leadership transfer")
+	}
+	if st := s.r.State(); st != Follower {
+		t.Fatalf("offered the leadership before catching up: %v, want Follower", st)
+	}
+
 	// A restart half-way keeps the mark.
 	if err := s.r.Shutdown().Error(); err != nil {
 		t.Fatal(err)
