@@ -12,6 +12,7 @@
 set -euo pipefail
 rounds=${1:-5}
 cd "$(dirname "$0")/../.."
+. bench/lib.sh
 for tool in curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
@@ -28,7 +29,6 @@ if [ -z "$node" ]; then
     node=$work/node
     go build -o "$node" ./cmd/node
 fi
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 for n in n1 n2 n3; do
     for k in client cluster gossip http; do port[$n.$k]=$(freeport); done
 done
@@ -46,24 +46,15 @@ start() {
 status() { curl -s -m 1 "http://127.0.0.1:${port[$1.http]}/v1/status"; }
 # check NAME PYTHON: runs PYTHON on NAME's status (as s); prints its value.
 check() { status "$1" | python3 -c "import json, sys; s = json.load(sys.stdin); print($2)" 2>/dev/null || true; }
-# until_true WHAT TRIES CMD...: runs CMD every 20 ms until it prints True.
-until_true() {
-    local what=$1 tries=$2
-    shift 2
-    for _ in $(seq "$tries"); do
-        [ "$("$@")" = True ] && return 0
-        sleep 0.02
-    done
-    echo "$what: not within $((tries / 50)) s" >&2
-    exit 1
-}
-ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${port[$1.http]}/readyz")" = 200 ] && echo True; }
+# holds NAME PYTHON: whether check prints True.
+holds() { [ "$(check "$1" "$2")" = True ]; }
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${port[$1.http]}/readyz")" = 200 ]; }
 
 start n1
-until_true "n1 ready" 500 ready n1
+retry "n1 ready" 10 0.02 ready n1
 start n2 --join "127.0.0.1:${port[n1.gossip]}"
 start n3 --join "127.0.0.1:${port[n1.gossip]}"
-until_true "three voters in every shard" 3000 check n1 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
+retry "three voters in every shard" 60 0.02 holds n1 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
 
 times=()
 for r in $(seq "$rounds"); do
@@ -74,13 +65,13 @@ for r in $(seq "$rounds"); do
     t0=$(date +%s%N)
     kill -9 "${pid[$victim]}"
     wait "${pid[$victim]}" 2>/dev/null || true
-    until_true "a live leader in every shard" 1500 check "$other" "all(sh['leader'] not in ('', '$victim') for sh in s['shards'])"
+    retry "a live leader in every shard" 30 0.02 holds "$other" "all(sh['leader'] not in ('', '$victim') for sh in s['shards'])"
     ms=$((($(date +%s%N) - t0) / 1000000))
     times+=("$ms")
     echo "round $r: killed $victim (leader of $led shards): every shard led again after $ms ms"
     start "$victim" --join "127.0.0.1:${port[$other.gossip]}"
-    until_true "$victim ready again" 1500 ready "$victim"
-    until_true "three voters and a leader in every shard" 1500 check "$other" 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
+    retry "$victim ready again" 30 0.02 ready "$victim"
+    retry "three voters and a leader in every shard" 30 0.02 holds "$other" 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
 done
 printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median %d ms, min %d, max %d, of %d kills\n", a[int((NR+1)/2)], a[1], a[NR], NR}'
 grep -h "process is gone" "$work"/n?.log | awk 'END {print NR " elections started at once for a leader whose port refused connections"}'

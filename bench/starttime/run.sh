@@ -11,6 +11,7 @@
 set -euo pipefail
 starts=${1:-5}
 cd "$(dirname "$0")/../.."
+. bench/lib.sh
 for tool in redis-server redis-cli curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
@@ -29,40 +30,28 @@ if [ -z "$node" ]; then
     node=$work/node
     go build -o "$node" ./cmd/node
 fi
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 
-# until WHAT CMD...: runs CMD every 5 ms until it succeeds (20 s at most).
-until_ok() {
-    local what=$1
-    shift
-    for _ in $(seq 4000); do
-        "$@" && return 0
-        sleep 0.005
-    done
-    echo "$what: not within 20 s" >&2
-    exit 1
-}
 set_ok() { [ "$(redis-cli -p "$1" set starttime v 2>/dev/null)" = OK ]; }
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; }
 
 # node_start: one start of the node on $work/data; sets ready_ms and set_ms.
 node_start() {
     local c h k g
-    c=$(port)
-    h=$(port)
-    k=$(port)
-    g=$(port)
+    c=$(freeport)
+    h=$(freeport)
+    k=$(freeport)
+    g=$(freeport)
     local t0
     t0=$(now)
     "$node" --name st1 --data-dir "$work/data" --client-addr "127.0.0.1:$c" \
         --cluster-addr "127.0.0.1:$k" --gossip-addr "127.0.0.1:$g" \
         --http-addr "127.0.0.1:$h" >"$work/node.log" 2>&1 &
     pid=$!
-    until_ok "node /readyz" ready "$h"
+    retry "node /readyz" 20 0.005 ready "$h"
     ready_ms=$(ms "$t0" "$(now)")
-    until_ok "node SET" set_ok "$c"
+    retry "node SET" 20 0.005 set_ok "$c"
     set_ms=$(ms "$t0" "$(now)")
     stop
 }
@@ -70,13 +59,13 @@ node_start() {
 # redis_start: one start of redis-server; sets redis_ms.
 redis_start() {
     local c
-    c=$(port)
+    c=$(freeport)
     local t0
     t0=$(now)
     redis-server --port "$c" --dir "$work/redis" --appendonly yes --appendfsync always \
         --save '' >"$work/redis.log" 2>&1 &
     pid=$!
-    until_ok "redis SET" set_ok "$c"
+    retry "redis SET" 20 0.005 set_ok "$c"
     redis_ms=$(ms "$t0" "$(now)")
     stop
 }

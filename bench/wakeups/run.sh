@@ -24,17 +24,10 @@ stopall() {
 }
 trap stopall EXIT
 go build -o "$work/node" ./cmd/node
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
+. bench/lib.sh
+pong() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
 # ready PORT: waits (20 s) until the server answers PING.
-ready() {
-    for _ in $(seq 200); do
-        [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
-        sleep 0.1
-    done
-    echo "the server on port $1 did not answer within 20 s" >&2
-    exit 1
-}
+ready() { retry "the server on port $1 answering PING" 20 0.1 pong "$1"; }
 
 events=sched:sched_wakeup,sched:sched_switch,ipi:ipi_send_cpu,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait
 
@@ -54,17 +47,17 @@ measure() {
     awk -F, -v n="$n" -v name="$name" '$3 ~ /:/ { printf "  %-28s %8.3f per command\n", $3, $1 / n }' "$work/$name.csv"
 }
 
-rport=$(port)
+rport=$(freeport)
 redis-server --port "$rport" --appendonly yes --appendfsync always --save '' --dir "$work" >/dev/null 2>&1 &
 pids+=($!)
 ready "$rport"
 measure redis "$rport"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
-nport=$(port)
+nport=$(freeport)
 mkdir "$work/data"
 "$work/node" --name w1 --data-dir "$work/data" --client-addr "127.0.0.1:$nport" --http-addr 127.0.0.1:0 \
-    --cluster-addr 127.0.0.1:0 --gossip-addr "127.0.0.1:$(port)" >"$work/node.log" 2>&1 &
+    --cluster-addr 127.0.0.1:0 --gossip-addr "127.0.0.1:$(freeport)" >"$work/node.log" 2>&1 &
 pids+=($!)
 ready "$nport"
 measure coppice "$nport"
