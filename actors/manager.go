@@ -82,6 +82,8 @@ type managerActor struct {
 	// busy while a reconcile pass runs; kick when another was asked for
 	// meanwhile (it runs when this one ends).
 	busy, kick bool
+	// soonArmed: a reconcileSoonMsg is on its way (at most one is).
+	soonArmed bool
 	// balanced is when the last leader balancing pass ran.
 	balanced time.Time
 	// toldRemoved: removed nodes alive in gossip whose refusal was logged,
@@ -173,7 +175,10 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.reconcileNow()
 	case memberRefused:
 		m.foreignMember(msg)
-	case coordinatorNow, reconcileSoonMsg:
+	case reconcileSoonMsg:
+		m.soonArmed = false
+		m.reconcileNow()
+	case coordinatorNow:
 		m.reconcileNow()
 	case *reconciled:
 		m.busy = false
@@ -199,7 +204,8 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		if msg.again || m.kick {
 			m.kick = false
 			m.reconcileNow()
-		} else if msg.soon {
+		} else if msg.soon && !m.soonArmed {
+			m.soonArmed = true
 			self, root := m.self, m.root
 			time.AfterFunc(reconcileSoon, func() { root.Send(self, reconcileSoonMsg{}) })
 		}
