@@ -92,15 +92,19 @@ func TestRaft_LeaderGoneOnlyItsLeader(t *testing.T) {
 	defer c.Close()
 	term := leader.getCurrentTerm()
 	_, id := leader.LeaderWithID()
-	followers[0].LeaderGone(ServerID(followers[1].localID))
-	followers[1].LeaderGone("nobody")
+	followers[0].LeaderGone(followers[1].localID)
 	followers[1].LeaderGone(id)
 	// The wrongly told follower stands within HeartbeatTimeout/8 (1.25
-	// s here); the group is watched past that (goneWithin).
+	// s here), and stays a candidate until the leader's next heartbeat
+	// (1-2 s here); the group is watched past that (goneWithin).
 	deadline := time.After(goneWithin)
+	stood := false
 	for {
 		select {
 		case <-deadline:
+			if !stood {
+				t.Fatal("the follower told its live leader is gone never stood")
+			}
 			if err := leader.Apply([]byte("after"), time.Second).Error(); err != nil {
 				t.Fatal(err)
 			}
@@ -118,6 +122,7 @@ func TestRaft_LeaderGoneOnlyItsLeader(t *testing.T) {
 		if s := followers[0].State(); s != Follower {
 			t.Fatalf("follower told of another follower: %v", s)
 		}
+		stood = stood || followers[1].State() == Candidate
 	}
 }
 
