@@ -138,7 +138,7 @@ func firstBadChunk(b []byte) int {
 			if !sound(b, at) {
 				return at // zeros where a chunk belongs, or damage
 			}
-			at += manifestHeader + int(binary.LittleEndian.Uint16(b[at+4:]))
+			at, _ = chunkEnd(b, at)
 		}
 	}
 	return -1
@@ -171,7 +171,7 @@ func recordAfter(b []byte, bad int) int {
 	}
 	for start := block + manifestBlock; start < len(b); start += manifestBlock {
 		end := min(start+manifestBlock, len(b))
-		for at := start; end-at >= manifestHeader && sound(b, at); at += manifestHeader + int(binary.LittleEndian.Uint16(b[at+4:])) {
+		for at := start; end-at >= manifestHeader && sound(b, at); at, _ = chunkEnd(b, at) {
 			if startsRecord(b, at) {
 				return at
 			}
