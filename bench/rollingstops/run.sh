@@ -51,6 +51,7 @@
 # python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib.sh
 ROUNDS=${1:-20}
 SIGNAL=${SIGNAL:-TERM}
 WIPE=${WIPE:-}
