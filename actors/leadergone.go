@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,16 +34,17 @@ const (
 // node or cut off (the dial times out), all leave the heartbeat timeout to
 // decide, as before.
 type leaderWatch struct {
-	r     atomic.Pointer[raft.Raft]
-	layer *transport.Layer
-	log   *slog.Logger
-	group string
+	r      atomic.Pointer[raft.Raft]
+	layer  *transport.Layer
+	log    *slog.Logger
+	group  string
+	probes *goneProbes
 }
 
 // groupTransport makes a Raft group's transport on layer, and the watch
 // for its leader, whose Raft the caller sets once made.
 func groupTransport(rt *Runtime, group string, layer *transport.Layer, maxPool int, logger hclog.Logger) (*raft.NetworkTransport, *leaderWatch) {
-	w := &leaderWatch{layer: layer, log: rt.logger(), group: group}
+	w := &leaderWatch{layer: layer, log: rt.logger(), group: group, probes: &rt.goneProbes}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: maxPool, Timeout: 10 * time.Second, Logger: logger,
 		ServerAddressProvider: &rt.addrs, OnAppenderClosed: w.closed,
@@ -60,23 +62,71 @@ func (w *leaderWatch) closed(id raft.ServerID, addr raft.ServerAddress) {
 	if _, leader := r.LeaderWithID(); leader != id {
 		return
 	}
-	// A process being killed closes its connections before its listener:
-	// a dial in between connects, and the hello then fails. So a failure
-	// other than a refusal is tried again, a few times, until the port
-	// refuses or answers.
+	if w.probes.gone(w.layer, id, addr) {
+		w.log.Info("the leader's process is gone (its cluster port refuses connections): electing another at once", "group", w.group, "leader", id, "addr", addr)
+		r.LeaderGone(id)
+	}
+}
+
+// goneProbes shares a probe of a leader's cluster port among the node's
+// groups: a node usually leads several of them (shards and the system
+// group), and when its process ends each of their followers here sees
+// its connection close within a few milliseconds. One probe answers them
+// all, rather than one per group.
+type goneProbes struct {
+	mu       sync.Mutex
+	inFlight map[raft.ServerAddress]*goneProbe
+}
+
+// goneProbe is a probe on its way; gone is its answer once done is closed.
+type goneProbe struct {
+	done chan struct{}
+	gone bool
+}
+
+// gone tells whether id's process is gone: its cluster port at addr
+// refuses connections. A probe of addr already on its way answers for
+// this call too.
+func (p *goneProbes) gone(layer *transport.Layer, id raft.ServerID, addr raft.ServerAddress) bool {
+	p.mu.Lock()
+	if pr := p.inFlight[addr]; pr != nil {
+		p.mu.Unlock()
+		<-pr.done
+		return pr.gone
+	}
+	if p.inFlight == nil {
+		p.inFlight = map[raft.ServerAddress]*goneProbe{}
+	}
+	pr := &goneProbe{done: make(chan struct{})}
+	p.inFlight[addr] = pr
+	p.mu.Unlock()
+
+	pr.gone = refuses(layer, id, addr)
+	p.mu.Lock()
+	delete(p.inFlight, addr)
+	p.mu.Unlock()
+	close(pr.done)
+	return pr.gone
+}
+
+// refuses dials id's cluster port at addr until it refuses (true) or
+// answers (false), goneProbeTries times at most. A process being killed
+// closes its connections before its listener: a dial in between
+// connects, and the hello then fails. So a failure other than a refusal
+// is tried again, a few times, until the port refuses or answers.
+func refuses(layer *transport.Layer, id raft.ServerID, addr raft.ServerAddress) bool {
 	for try := 0; try < goneProbeTries; try++ {
 		if try > 0 {
 			time.Sleep(goneProbeAgain)
 		}
-		c, err := w.layer.DialPeer(id, addr, goneProbeTimeout)
+		c, err := layer.DialPeer(id, addr, goneProbeTimeout)
 		if err == nil {
 			c.Close()
-			return
+			return false
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			w.log.Info("the leader's process is gone (its cluster port refuses connections): electing another at once", "group", w.group, "leader", id, "addr", addr)
-			r.LeaderGone(id)
-			return
+			return true
 		}
 	}
+	return false
 }

@@ -221,6 +221,9 @@ type Runtime struct {
 	// beats batches the Raft groups' periodic heartbeats by follower
 	// node, and hands the batches peers send to the groups here.
 	beats heartbeats
+	// goneProbes shares the checks that a leader's process is gone among
+	// the groups it led (leadergone.go).
+	goneProbes goneProbes
 	// expiry ticks the shards' active expiry (expiry.go).
 	expiry expiryTicker
 }
