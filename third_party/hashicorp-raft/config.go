@@ -248,6 +248,23 @@ type Config struct {
 	// after each start; upstream's tests of a start rely on that quiet.
 	SoleVoterStandsAtOnce bool
 
+	// coppice: FirstHeartbeatTimeout, if set, is the heartbeat timeout of
+	// a server's first follower state after it starts, in place of
+	// HeartbeatTimeout (firstHeartbeatTimeout). A cluster whose servers
+	// all start together (a power cut, a maintenance stop) then elects a
+	// leader that much sooner. A server that stands while a leader exists
+	// (it was restarted alone, and the leader had not reached it yet) is
+	// refused by pre-vote and changes nothing, so it applies only with
+	// pre-vote on.
+	FirstHeartbeatTimeout time.Duration
+
+	// coppice: GroupSeed sets apart the Raft groups one process runs
+	// (coppice's shards and its system group): once the server that led
+	// several of them is gone, their followers take their turns to stand
+	// in a different order for each seed (goneTurn), so that the new
+	// leaders spread over the remaining servers.
+	GroupSeed uint64
+
 	// PreVoteDisabled deactivate the pre-vote feature when set to true
 	PreVoteDisabled bool
 

@@ -4,6 +4,8 @@
 package raft
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,12 +13,14 @@ import (
 // slowCluster is three voters whose timers are long (heartbeat and
 // election 10 s): without LeaderGone no follower stands within
 // goneWithin. The first leads at once (SoleVoterStandsAtOnce) and adds
-// the others.
-func slowCluster(t *testing.T) (*cluster, *Raft, []*Raft) {
+// the others. tweak, if given, changes the configuration first.
+func slowCluster(t *testing.T, tweak ...func(*Config)) (*cluster, *Raft, []*Raft) {
 	t.Helper()
-	conf := inmemConfig(t)
-	conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = 10*time.Second, 10*time.Second, 5*time.Second
+	conf := slowConfig(t)
 	conf.SoleVoterStandsAtOnce = true
+	for _, f := range tweak {
+		f(conf)
+	}
 	c := MakeClusterNoBootstrap(3, t, conf)
 	leader := c.rafts[0]
 	if err := leader.BootstrapCluster(Configuration{Servers: []Server{{Suffrage: Voter, ID: leader.localID, Address: leader.localAddr}}}).Error(); err != nil {
@@ -44,42 +48,130 @@ func slowCluster(t *testing.T) (*cluster, *Raft, []*Raft) {
 	return c, leader, c.rafts[1:]
 }
 
-// goneWithin bounds the wait for a new leader once the old one is told
-// gone: its followers stand within HeartbeatTimeout/8 (1.25 s here), not
-// after 10 s.
+// slowConfig is a test configuration whose heartbeat and election
+// timeouts are 10 s.
+func slowConfig(t *testing.T) *Config {
+	conf := inmemConfig(t)
+	conf.HeartbeatTimeout, conf.ElectionTimeout, conf.LeaderLeaseTimeout = 10*time.Second, 10*time.Second, 5*time.Second
+	return conf
+}
+
+// goneWithin bounds the watch of a group whose follower was told that its
+// live leader is gone: that follower stands at its turn (at once, or after
+// HeartbeatTimeout/8: 1.25 s here), not after 10 s.
 const goneWithin = 4 * time.Second
 
+// Both followers told at once: the one whose turn is first stands and
+// wins the next term, every time (with random waits, two followers could
+// stand together and split the vote, costing an election timeout).
 func TestRaft_LeaderGoneElectsAtOnce(t *testing.T) {
+	for round := range 5 {
+		seed := uint64(round) // each group its own order
+		c, leader, followers := slowCluster(t, func(conf *Config) { conf.GroupSeed = seed })
+		if err := leader.Apply([]byte("before"), time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, leader, followers)
+		term := leader.getCurrentTerm()
+		_, id := leader.LeaderWithID()
+		if err := leader.Shutdown().Error(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range followers {
+			r.LeaderGone(id)
+		}
+		won := leaderAmong(followers, firstTurnWithin)
+		if won == nil {
+			t.Fatalf("round %d: no leader %v after the old one was told gone (a second turn comes after HeartbeatTimeout/8, 1.25 s)", round, firstTurnWithin)
+		}
+		if first := firstTurn(followers, seed); won != first {
+			t.Fatalf("round %d: %s leads, not %s whose turn was first", round, won.localID, first.localID)
+		}
+		if got := won.getCurrentTerm(); got != term+1 {
+			t.Fatalf("round %d: new leader in term %d, the old one's was %d: not the next term", round, got, term)
+		}
+		if err := won.Apply([]byte("after"), time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// The follower whose turn is first lacks the leader's last entry: the
+// other refuses its pre-vote, stands at its own turn, and wins.
+func TestRaft_LeaderGoneNextTurn(t *testing.T) {
 	c, leader, followers := slowCluster(t)
 	defer c.Close()
-	if err := leader.Apply([]byte("before"), time.Second).Error(); err != nil {
-		t.Fatal(err)
-	}
+	caughtUp(t, leader, followers)
 	term := leader.getCurrentTerm()
 	_, id := leader.LeaderWithID()
+	first := firstTurn(followers, 0)
+	c.Disconnect(first.localAddr)
+	if err := leader.Apply([]byte("not on the first"), time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
 	if err := leader.Shutdown().Error(); err != nil {
 		t.Fatal(err)
 	}
+	c.FullyConnect()
 	for _, r := range followers {
 		r.LeaderGone(id)
 	}
-	deadline := time.After(goneWithin)
+	won := leaderAmong(followers, goneWithin)
+	switch {
+	case won == nil:
+		t.Fatalf("no leader %v after the old one was told gone", goneWithin)
+	case won == first:
+		t.Fatal("the follower without the last entry leads")
+	case won.getCurrentTerm() != term+1:
+		t.Fatalf("new leader in term %d, the old one's was %d: not the next term", won.getCurrentTerm(), term)
+	}
+	if err := won.Apply([]byte("after"), time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstTurn is the follower whose turn to stand comes first once their
+// leader is gone: goneTurn's order, the voters but the leader sorted by ID
+// and rotated by the group's seed.
+func firstTurn(followers []*Raft, seed uint64) *Raft {
+	byID := slices.SortedFunc(slices.Values(followers), func(a, b *Raft) int { return strings.Compare(string(a.localID), string(b.localID)) })
+	return byID[(len(byID)-int(seed%uint64(len(byID))))%len(byID)]
+}
+
+// caughtUp waits until every follower holds the leader's last entry.
+func caughtUp(t *testing.T, leader *Raft, followers []*Raft) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for _, r := range followers {
+		for r.LastIndex() < leader.LastIndex() {
+			select {
+			case <-deadline:
+				t.Fatalf("%s has not caught up with the leader within 5 s", r.localID)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// firstTurnWithin bounds the wait for the leader elected by the follower
+// whose turn is first (goneTurn): before the second turn's HeartbeatTimeout/8
+// (1.25 s here).
+const firstTurnWithin = time.Second
+
+// leaderAmong returns the first of rafts seen leading within d, or nil.
+func leaderAmong(rafts []*Raft, d time.Duration) *Raft {
+	deadline := time.After(d)
 	for {
-		for _, r := range followers {
+		for _, r := range rafts {
 			if r.State() == Leader {
-				if r.getCurrentTerm() <= term {
-					t.Fatalf("new leader in term %d, the old one's was %d", r.getCurrentTerm(), term)
-				}
-				if err := r.Apply([]byte("after"), time.Second).Error(); err != nil {
-					t.Fatal(err)
-				}
-				return
+				return r
 			}
 		}
 		select {
 		case <-deadline:
-			t.Fatalf("no leader %v after the old one was told gone (heartbeat timeout 10s)", goneWithin)
-		case <-time.After(10 * time.Millisecond):
+			return nil
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
@@ -92,37 +184,48 @@ func TestRaft_LeaderGoneOnlyItsLeader(t *testing.T) {
 	defer c.Close()
 	term := leader.getCurrentTerm()
 	_, id := leader.LeaderWithID()
-	followers[0].LeaderGone(followers[1].localID)
-	followers[1].LeaderGone(id)
-	// The wrongly told follower stands within HeartbeatTimeout/8 (1.25
-	// s here), and stays a candidate until the leader's next heartbeat
-	// (1-2 s here); the group is watched past that (goneWithin).
+	// Cut off from the leader, the wrongly told follower does not hear
+	// its heartbeats (one a second here) before its turn comes (within
+	// 1.6 s here), so it stands; the other follower refuses its pre-vote.
+	told := followers[1]
+	c.trans[0].Disconnect(told.localAddr)
+	c.trans[2].Disconnect(leader.localAddr)
+	if c.rafts[2] != told {
+		t.Fatal("the second follower is not the cluster's third server")
+	}
+	followers[0].LeaderGone(told.localID)
+	told.LeaderGone(id)
 	deadline := time.After(goneWithin)
-	stood := false
-	for {
+	for told.State() != Candidate {
 		select {
 		case <-deadline:
-			if !stood {
-				t.Fatal("the follower told its live leader is gone never stood")
-			}
-			if err := leader.Apply([]byte("after"), time.Second).Error(); err != nil {
-				t.Fatal(err)
-			}
-			for i, r := range followers {
-				if _, l := r.LeaderWithID(); l != id {
-					t.Fatalf("follower %d's leader is %q, not %q", i, l, id)
-				}
-			}
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
-		if leader.State() != Leader || leader.getCurrentTerm() != term {
-			t.Fatalf("leader %v in term %d, was Leader in term %d", leader.State(), leader.getCurrentTerm(), term)
+			t.Fatalf("the follower told its live leader is gone did not stand within %v", goneWithin)
+		case <-time.After(5 * time.Millisecond):
 		}
 		if s := followers[0].State(); s != Follower {
 			t.Fatalf("follower told of another follower: %v", s)
 		}
-		stood = stood || followers[1].State() == Candidate
+	}
+	c.FullyConnect()
+	deadline = time.After(goneWithin)
+	for {
+		if _, l := told.LeaderWithID(); l == id && told.State() == Follower {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("the wrongly told follower did not follow its leader again within %v: %v", goneWithin, told.State())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if leader.State() != Leader || leader.getCurrentTerm() != term {
+		t.Fatalf("leader %v in term %d, was Leader in term %d", leader.State(), leader.getCurrentTerm(), term)
+	}
+	if _, l := followers[0].LeaderWithID(); l != id {
+		t.Fatalf("the other follower's leader is %q, not %q", l, id)
+	}
+	if err := leader.Apply([]byte("after"), time.Second).Error(); err != nil {
+		t.Fatal(err)
 	}
 }
 

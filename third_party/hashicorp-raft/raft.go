@@ -187,6 +187,8 @@ func (r *Raft) runFollower() {
 		r.followedOnce = true
 		if r.standsAtOnce() {
 			heartbeatTimer, soleStart = time.After(0), true
+		} else if t := r.firstHeartbeatTimeout(); t > 0 {
+			heartbeatTimer = randomTimeout(t)
 		}
 	}
 
@@ -349,6 +351,19 @@ func (r *Raft) liveBootstrap(configuration Configuration) error {
 // Config.SoleVoterStandsAtOnce, soleVoter).
 func (r *Raft) standsAtOnce() bool {
 	return r.config().SoleVoterStandsAtOnce && soleVoter(r.configurations.latest, r.localID)
+}
+
+// firstHeartbeatTimeout is the heartbeat timeout of the first follower
+// state after a start (coppice: Config.FirstHeartbeatTimeout), or 0 for
+// HeartbeatTimeout's. Only a shorter one counts, and only with pre-vote:
+// without it, a restarted server that stood before its leader reached it
+// would raise the term and depose that leader.
+func (r *Raft) firstHeartbeatTimeout() time.Duration {
+	conf := r.config()
+	if r.preVoteDisabled || conf.FirstHeartbeatTimeout <= 0 || conf.FirstHeartbeatTimeout >= conf.HeartbeatTimeout {
+		return 0
+	}
+	return conf.FirstHeartbeatTimeout
 }
 
 // runCandidate runs the main loop while in the candidate state.
