@@ -381,6 +381,10 @@ func (a *raftActor) start() error {
 	// it at once, not after a heartbeat timeout (the fork's
 	// SoleVoterStandsAtOnce): the node serves about 0.1 s after its start.
 	conf.SoleVoterStandsAtOnce = true
+	// Once a node that led several shards is gone, their followers take
+	// turns to stand in an order of their own per shard (the fork's
+	// GroupSeed), spreading the new leaders over the other nodes.
+	conf.GroupSeed = uint64(a.shard)
 	// The Pebble store is at its applied index and Raft need not restore
 	// a snapshot into it, unless a restore was cut short (storeBehind).
 	behind, err := storeBehind(fsm, snaps)

@@ -92,6 +92,7 @@ func (a *systemActor) start() error {
 	conf.Logger = logger
 	conf.LostStoreGuard = true // as the shards' (raft.go)
 	conf.SoleVoterStandsAtOnce = true
+	conf.GroupSeed = uint64(rt.Shards) // apart from every shard's (raft.go)
 	setRaftTimers(conf)
 	conf.SnapshotThreshold = 1024
 	a.state = cluster.NewState()

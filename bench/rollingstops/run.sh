@@ -33,6 +33,8 @@
 #                                                  with WIPE=1, n1, the
 #                                                  founder, rejoins rather
 #                                                  than found again)
+#   BIN=path/to/node bash ...                      (that binary, not one
+#                                                  built from the tree)
 #
 # Three cmd/node processes on loopback (ports 21379-23946, data under
 # $WORK, default a new temp dir), --gossip-fast, 4 shards. Each round stops
@@ -58,8 +60,11 @@ WIPE=${WIPE:-}
 FOUND=${FOUND:-}
 DAMAGE=${DAMAGE:-}
 WORK=${WORK:-$(mktemp -d)}
-BIN=$WORK/node
-go build -o "$BIN" ./cmd/node
+BIN=${BIN:-}
+if [ -z "$BIN" ]; then
+  BIN=$WORK/node
+  go build -o "$BIN" ./cmd/node
+fi
 echo "work dir $WORK"
 declare -A PID
 start() { # name index [index of the node to join: default n1, none for n1]
