@@ -1666,6 +1666,16 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	}
 	var rpcErr error
 	defer func() {
+		if r.unverified.Load() {
+			// coppice: told no commit index, the leader sends this
+			// server an AppendEntries at the next heartbeat
+			// (noteFollowerCommit), which shows whether its log holds
+			// the leader's commit (vouchesCommit) or catches it up. A
+			// group with no writes would send none: its leader takes a
+			// server restarted on empty stores, or on a snapshot that
+			// ends at the commit index, for one that has everything.
+			resp.FollowerCommit = 0
+		}
 		rpc.Respond(resp, rpcErr)
 	}()
 
@@ -1803,7 +1813,7 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	}
 
 	// coppice: caught up with this leader's commit: votes again.
-	if r.unverified.Load() && r.getLastIndex() >= a.LeaderCommitIndex {
+	if r.unverified.Load() && vouchesCommit(a) {
 		r.verified("caught up with the leader's commit index")
 	}
 

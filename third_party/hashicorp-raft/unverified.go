@@ -103,6 +103,23 @@ func (r *Raft) TrustStores() bool {
 	return !r.unverified.Load()
 }
 
+// vouchesCommit tells whether a, once it has been taken (its previous
+// entry matched, its entries were stored), shows that this server's log
+// holds every entry the leader has committed: the log matches the
+// leader's up to a's last entry (or its previous one, when it carries
+// none), and that reaches the commit index a carries. A heartbeat carries
+// no commit index (upstream's sends only the term): it shows nothing,
+// whatever the log holds. Nor does a commit index alone against this
+// server's last index: entries it took from an earlier leader may differ
+// from the committed ones at the same indexes.
+func vouchesCommit(a *AppendEntriesRequest) bool {
+	last := a.PrevLogEntry
+	if n := len(a.Entries); n > 0 {
+		last = a.Entries[n-1].Index
+	}
+	return a.LeaderCommitIndex > 0 && last >= a.LeaderCommitIndex
+}
+
 // refuseUnverified tells whether a vote (or pre-vote) request is refused
 // because the server is unverified.
 func (r *Raft) refuseUnverified(kind string, candidate ServerAddress) bool {

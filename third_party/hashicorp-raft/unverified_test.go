@@ -92,7 +92,31 @@ func TestRaft_UnverifiedServerGrantsNoVote(t *testing.T) {
 	if s.vote(t, 5, 0, 0) {
 		t.Fatal("a server on empty stores granted a vote")
 	}
+	// A leader's heartbeat (its term only, as upstream's heartbeat sends)
+	// shows nothing about the log: the server still withholds its votes.
+	var hb AppendEntriesResponse
+	if err := s.p.AppendEntries(ServerID(s.addr), s.addr, &AppendEntriesRequest{RPCHeader: s.header, Term: 5}, &hb); err != nil || !hb.Success {
+		t.Fatalf("heartbeat: success %v, %v", hb.Success, err)
+	}
+	if !s.r.VotesWithheld() {
+		t.Fatal("a heartbeat made a server on empty stores vote again")
+	}
 	s.appendEntries(t, 5, 1, 3, 5) // committed up to 5, it holds 3
+	// Told a commit index its log reaches, by a request that checks none
+	// of its entries: they may be an earlier leader's, not the committed
+	// ones.
+	if err := s.p.AppendEntries(ServerID(s.addr), s.addr, &AppendEntriesRequest{RPCHeader: s.header, Term: 5, LeaderCommitIndex: 3}, &hb); err != nil || !hb.Success {
+		t.Fatalf("commit index alone: success %v, %v", hb.Success, err)
+	}
+	if !s.r.VotesWithheld() {
+		t.Fatal("a commit index alone, no entry checked, made a server on empty stores vote again")
+	}
+	// And it reports no commit index of its own (it holds 3 of them), so
+	// that its leader sends it entries at the next heartbeat
+	// (noteFollowerCommit) rather than take it for caught up.
+	if hb.FollowerCommit != 0 {
+		t.Fatalf("an unverified server reported commit index %d, want 0", hb.FollowerCommit)
+	}
 	if s.vote(t, 6, 5, 5) {
 		t.Fatal("a server short of the leader's commit index granted a vote")
 	}
@@ -123,6 +147,10 @@ func TestRaft_UnverifiedServerGrantsNoVote(t *testing.T) {
 	}
 
 	s.appendEntries(t, 8, 4, 5, 5) // caught up
+	var hb2 AppendEntriesResponse
+	if err := s.p.AppendEntries(ServerID(s.addr), s.addr, &AppendEntriesRequest{RPCHeader: s.header, Term: 8}, &hb2); err != nil || hb2.FollowerCommit != 5 {
+		t.Fatalf("caught up, the server reports commit index %d (%v), want 5", hb2.FollowerCommit, err)
+	}
 	if !s.vote(t, 9, 5, 5) {
 		t.Fatal("caught up with the leader, the server still refuses its vote")
 	}
