@@ -58,7 +58,6 @@ func TestRaft_FirstHeartbeatTimeoutLiveLeader(t *testing.T) {
 	if err := leader.Apply([]byte("before"), time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	caughtUp(t, leader, followers) // the configuration in their logs
 	term := leader.getCurrentTerm()
 
 	asked := make(chan Observation, 16)

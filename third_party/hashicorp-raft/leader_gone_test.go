@@ -45,6 +45,9 @@ func slowCluster(t *testing.T, tweak ...func(*Config)) (*cluster, *Raft, []*Raft
 			}
 		}
 	}
+	// And hold the configuration: a follower that knows its leader from
+	// a heartbeat alone may not have it yet, and then never stands.
+	caughtUp(t, leader, c.rafts[1:])
 	return c, leader, c.rafts[1:]
 }
 
