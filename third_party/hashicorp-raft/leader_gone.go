@@ -18,16 +18,17 @@ type goneLeader struct {
 // ended (coppice checks that its port refuses connections after the
 // connection its AppendEntries came on ended: NetworkTransportConfig's
 // OnAppenderClosed). A follower whose leader that is forgets it and
-// stands for election after HeartbeatTimeout/32, or a few HeartbeatTimeout/8
-// turns later (goneTurn: followers told at once take turns, so they do not
-// split the vote), not after its heartbeat timeout (1-2 s at coppice's 1 s) with
-// the group unable to take writes. Anything else it is told (another server, a leader already
-// replaced, this server not a follower, news older than a heartbeat
-// timeout by the time the main loop reads it) changes nothing. What the
-// election then checks is what a heartbeat timeout's does: pre-vote, the
-// lost store guard, the configuration. The caller must only say so when
-// it knows: a leader that is alive and told of as gone may lose its
-// leadership to an election it did not need.
+// stands for election at its turn (goneTurn: HeartbeatTimeout/32 for the
+// first, HeartbeatTimeout/8 more for each next one, so that followers
+// told at once do not split the vote), not after its heartbeat timeout
+// (1-2 s at coppice's 1 s) with the group unable to take writes. Anything
+// else it is told (another server, a leader already replaced, this server
+// not a follower, news older than a heartbeat timeout by the time the
+// main loop reads it) changes nothing. What the election then checks is
+// what a heartbeat timeout's does: pre-vote, the lost store guard, the
+// configuration. The caller must only say so when it knows: a leader
+// that is alive and told of as gone may lose its leadership to an
+// election it did not need.
 func (r *Raft) LeaderGone(id ServerID) {
 	if id == "" {
 		return
