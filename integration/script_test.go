@@ -82,6 +82,7 @@ func TestScripts(t *testing.T) {
 			"addressed":  cmdAddressed,
 			"logged":     cmdLogged,
 			"restore":    cmdRestore,
+			"holdslogs":  cmdHoldsLogs,
 		},
 	})
 }
@@ -284,6 +285,26 @@ func cmdExited(ts *testscript.TestScript, neg bool, args []string) {
 	n.proc = nil
 	if ok == neg {
 		ts.Fatalf("%s exited, success %v", args[0], ok)
+	}
+}
+
+// holdslogs NODE: checks once, without waiting, that every shard of the
+// node holds a Raft log reaching its commit index: for right after a
+// start on rebuilt or lost stores, whose /readyz waits until the groups
+// have caught up and vote again.
+func cmdHoldsLogs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdslogs NODE")
+	}
+	st, err := lookup(ts, args[0]).status()
+	if err != nil {
+		ts.Fatalf("holdslogs: %v", err)
+	}
+	for _, sh := range st.Shards {
+		if sh.VotesWithheld || sh.LastIndex == 0 || sh.LastIndex < sh.CommitIndex {
+			ts.Fatalf("holdslogs: %s's shard %d: last index %d, commit index %d, votes withheld %v",
+				args[0], sh.ID, sh.LastIndex, sh.CommitIndex, sh.VotesWithheld)
+		}
 	}
 }
 
