@@ -28,3 +28,50 @@ retry() {
         sleep "$every"
     done
 }
+
+# cluster3 [NODE_BINARY]: for the scripts that run a local 3-node cluster:
+# a work dir ($work; at exit every node is killed and it is removed), the
+# node binary ($node: the one given, or one built from the tree), free
+# loopback ports for n1, n2, n3 (port[NAME.client|cluster|gossip|http]),
+# and the functions below.
+cluster3() {
+    work=$(mktemp -d)
+    declare -gA pid port
+    trap cluster3_stop EXIT
+    node=${1:-}
+    if [ -z "$node" ]; then
+        node=$work/node
+        go build -o "$node" ./cmd/node
+    fi
+    local n k
+    for n in n1 n2 n3; do
+        for k in client cluster gossip http; do port[$n.$k]=$(freeport); done
+    done
+}
+
+cluster3_stop() {
+    local n
+    for n in "${!pid[@]}"; do kill -9 "${pid[$n]}" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+
+# start NAME [FLAGS...]: starts node NAME on its ports and data dir
+# (--gossip-fast), in the background (pid[NAME]; log $work/NAME.log).
+start() {
+    local n=$1
+    shift
+    "$node" --name "$n" --data-dir "$work/$n" --gossip-fast \
+        --client-addr "127.0.0.1:${port[$n.client]}" --cluster-addr "127.0.0.1:${port[$n.cluster]}" \
+        --gossip-addr "127.0.0.1:${port[$n.gossip]}" --http-addr "127.0.0.1:${port[$n.http]}" \
+        "$@" >>"$work/$n.log" 2>&1 &
+    pid[$n]=$!
+}
+
+# ready NAME: whether node NAME's /readyz answers 200.
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${port[$1.http]}/readyz")" = 200 ]; }
+status() { curl -s -m 1 "http://127.0.0.1:${port[$1.http]}/v1/status"; }
+# check NAME PYTHON: runs PYTHON on NAME's status (as s); prints its value.
+check() { status "$1" | python3 -c "import json, sys; s = json.load(sys.stdin); print($2)" 2>/dev/null || true; }
+# holds NAME PYTHON: whether check prints True.
+holds() { [ "$(check "$1" "$2")" = True ]; }

@@ -18,43 +18,10 @@ cd "$(dirname "$0")/../.."
 for tool in curl redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
-work=$(mktemp -d)
-declare -A pid port
-stopall() {
-    for n in "${!pid[@]}"; do kill -9 "${pid[$n]}" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap stopall EXIT
-node=${2:-}
-if [ -z "$node" ]; then
-    node=$work/node
-    go build -o "$node" ./cmd/node
-fi
+cluster3 "${2:-}"
 nodes=(n1 n2 n3)
-for n in "${nodes[@]}"; do
-    for k in client cluster gossip http; do port[$n.$k]=$(freeport); done
-done
-
-# start NAME [FLAGS...]: starts node NAME on its ports and data dir.
-start() {
-    local n=$1
-    shift
-    "$node" --name "$n" --data-dir "$work/$n" --gossip-fast \
-        --client-addr "127.0.0.1:${port[$n.client]}" --cluster-addr "127.0.0.1:${port[$n.cluster]}" \
-        --gossip-addr "127.0.0.1:${port[$n.gossip]}" --http-addr "127.0.0.1:${port[$n.http]}" \
-        "$@" >>"$work/$n.log" 2>&1 &
-    pid[$n]=$!
-}
-ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${port[$1.http]}/readyz")" = 200 ]; }
 allready() { for n in "${nodes[@]}"; do ready "$n" || return 1; done; }
 allget() { for n in "${nodes[@]}"; do [ "$(redis-cli -p "${port[$n.client]}" get clusterstart 2>/dev/null)" = v ] || return 1; done; }
-voters() {
-    curl -s -m 1 "http://127.0.0.1:${port[n1.http]}/v1/status" | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-sys.exit(0 if all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"]) else 1)' 2>/dev/null
-}
 now() { date +%s%N; }
 ms() { echo $((($2 - $1) / 1000000)); }
 
@@ -62,7 +29,7 @@ start n1
 retry "n1 ready" 10 0.02 ready n1
 start n2 --join "127.0.0.1:${port[n1.gossip]}"
 start n3 --join "127.0.0.1:${port[n1.gossip]}"
-retry "three voters in every shard" 60 0.02 voters
+retry "three voters in every shard" 60 0.02 holds n1 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
 [ "$(redis-cli -p "${port[n1.client]}" set clusterstart v)" = OK ]
 
 readys=() gets=()

@@ -16,39 +16,7 @@ cd "$(dirname "$0")/../.."
 for tool in curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
-work=$(mktemp -d)
-declare -A pid port
-stopall() {
-    for n in "${!pid[@]}"; do kill -9 "${pid[$n]}" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap stopall EXIT
-node=${2:-}
-if [ -z "$node" ]; then
-    node=$work/node
-    go build -o "$node" ./cmd/node
-fi
-for n in n1 n2 n3; do
-    for k in client cluster gossip http; do port[$n.$k]=$(freeport); done
-done
-
-# start NAME [FLAGS...]: starts node NAME on its ports and data dir.
-start() {
-    local n=$1
-    shift
-    "$node" --name "$n" --data-dir "$work/$n" --gossip-fast \
-        --client-addr "127.0.0.1:${port[$n.client]}" --cluster-addr "127.0.0.1:${port[$n.cluster]}" \
-        --gossip-addr "127.0.0.1:${port[$n.gossip]}" --http-addr "127.0.0.1:${port[$n.http]}" \
-        "$@" >>"$work/$n.log" 2>&1 &
-    pid[$n]=$!
-}
-status() { curl -s -m 1 "http://127.0.0.1:${port[$1.http]}/v1/status"; }
-# check NAME PYTHON: runs PYTHON on NAME's status (as s); prints its value.
-check() { status "$1" | python3 -c "import json, sys; s = json.load(sys.stdin); print($2)" 2>/dev/null || true; }
-# holds NAME PYTHON: whether check prints True.
-holds() { [ "$(check "$1" "$2")" = True ]; }
-ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${port[$1.http]}/readyz")" = 200 ]; }
+cluster3 "${2:-}"
 
 start n1
 retry "n1 ready" 10 0.02 ready n1

@@ -16,13 +16,13 @@ for tool in redis-server redis-cli curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 work=$(mktemp -d)
-pid=
+proc=
 stop() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+    if [ -n "$proc" ]; then
+        kill "$proc" 2>/dev/null || true
+        wait "$proc" 2>/dev/null || true
     fi
-    pid=
+    proc=
 }
 trap 'stop; rm -rf "$work"' EXIT
 node=${2:-}
@@ -34,7 +34,7 @@ now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 
 set_ok() { [ "$(redis-cli -p "$1" set starttime v 2>/dev/null)" = OK ]; }
-ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; }
+readyz_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; }
 
 # node_start: one start of the node on $work/data; sets ready_ms and set_ms.
 node_start() {
@@ -48,8 +48,8 @@ node_start() {
     "$node" --name st1 --data-dir "$work/data" --client-addr "127.0.0.1:$c" \
         --cluster-addr "127.0.0.1:$k" --gossip-addr "127.0.0.1:$g" \
         --http-addr "127.0.0.1:$h" >"$work/node.log" 2>&1 &
-    pid=$!
-    retry "node /readyz" 20 0.005 ready "$h"
+    proc=$!
+    retry "node /readyz" 20 0.005 readyz_ok "$h"
     ready_ms=$(ms "$t0" "$(now)")
     retry "node SET" 20 0.005 set_ok "$c"
     set_ms=$(ms "$t0" "$(now)")
@@ -64,7 +64,7 @@ redis_start() {
     t0=$(now)
     redis-server --port "$c" --dir "$work/redis" --appendonly yes --appendfsync always \
         --save '' >"$work/redis.log" 2>&1 &
-    pid=$!
+    proc=$!
     retry "redis SET" 20 0.005 set_ok "$c"
     redis_ms=$(ms "$t0" "$(now)")
     stop

@@ -26,8 +26,8 @@ trap stopall EXIT
 go build -o "$work/node" ./cmd/node
 . bench/lib.sh
 pong() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
-# ready PORT: waits (20 s) until the server answers PING.
-ready() { retry "the server on port $1 answering PING" 20 0.1 pong "$1"; }
+# serving PORT: waits (20 s) until the server answers PING.
+serving() { retry "the server on port $1 answering PING" 20 0.1 pong "$1"; }
 
 events=sched:sched_wakeup,sched:sched_switch,ipi:ipi_send_cpu,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait
 
@@ -50,7 +50,7 @@ measure() {
 rport=$(freeport)
 redis-server --port "$rport" --appendonly yes --appendfsync always --save '' --dir "$work" >/dev/null 2>&1 &
 pids+=($!)
-ready "$rport"
+serving "$rport"
 measure redis "$rport"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
@@ -59,5 +59,5 @@ mkdir "$work/data"
 "$work/node" --name w1 --data-dir "$work/data" --client-addr "127.0.0.1:$nport" --http-addr 127.0.0.1:0 \
     --cluster-addr 127.0.0.1:0 --gossip-addr "127.0.0.1:$(freeport)" >"$work/node.log" 2>&1 &
 pids+=($!)
-ready "$nport"
+serving "$nport"
 measure coppice "$nport"
