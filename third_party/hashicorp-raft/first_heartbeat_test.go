@@ -105,17 +105,7 @@ func TestRaft_FirstHeartbeatTimeoutLiveLeader(t *testing.T) {
 	}
 
 	c.FullyConnect()
-	deadline = time.After(5 * time.Second)
-	for {
-		if _, id := r.LeaderWithID(); id == leader.localID && r.State() == Follower {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("the restarted server did not follow the leader again: %v", r.State())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	followsAgain(t, r, leader.localID, "the restarted server following the leader again")
 	if leader.State() != Leader || leader.getCurrentTerm() != term || r.getCurrentTerm() != term {
 		t.Fatalf("leader %v in term %d, restarted server in term %d; want the leader's term %d unchanged",
 			leader.State(), leader.getCurrentTerm(), r.getCurrentTerm(), term)

@@ -4,6 +4,7 @@
 package raft
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -32,19 +33,14 @@ func slowCluster(t *testing.T, tweak ...func(*Config)) (*cluster, *Raft, []*Raft
 			t.Fatal(err)
 		}
 	}
-	deadline := time.After(5 * time.Second)
-	for _, r := range c.rafts[1:] {
-		for {
-			if _, id := r.LeaderWithID(); id == leader.localID {
-				break
-			}
-			select {
-			case <-deadline:
-				t.Fatal("the followers did not hear from the leader within 5s")
-			case <-time.After(5 * time.Millisecond):
+	waitFor(t, "the followers hearing from the leader", func() error {
+		for _, r := range c.rafts[1:] {
+			if _, id := r.LeaderWithID(); id != leader.localID {
+				return fmt.Errorf("%s's leader is %q", r.localID, id)
 			}
 		}
-	}
+		return nil
+	})
 	// And hold the configuration: a follower that knows its leader from
 	// a heartbeat alone may not have it yet, and then never stands.
 	caughtUp(t, leader, c.rafts[1:])
@@ -145,16 +141,25 @@ func firstTurn(followers []*Raft, seed uint64) *Raft {
 // caughtUp waits until every follower holds the leader's last entry.
 func caughtUp(t *testing.T, leader *Raft, followers []*Raft) {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for _, r := range followers {
-		for r.LastIndex() < leader.LastIndex() {
-			select {
-			case <-deadline:
-				t.Fatalf("%s has not caught up with the leader within 5 s", r.localID)
-			case <-time.After(5 * time.Millisecond):
+	waitFor(t, "the followers holding the leader's last entry", func() error {
+		for _, r := range followers {
+			if r.LastIndex() < leader.LastIndex() {
+				return fmt.Errorf("%s's last index %d, the leader's %d", r.localID, r.LastIndex(), leader.LastIndex())
 			}
 		}
-	}
+		return nil
+	})
+}
+
+// followsAgain waits until r follows leader.
+func followsAgain(t *testing.T, r *Raft, leader ServerID, what string) {
+	t.Helper()
+	waitFor(t, what, func() error {
+		if _, id := r.LeaderWithID(); id != leader || r.State() != Follower {
+			return fmt.Errorf("%v, its leader %q", r.State(), id)
+		}
+		return nil
+	})
 }
 
 // firstTurnWithin bounds the wait for the leader elected by the follower
@@ -210,17 +215,7 @@ func TestRaft_LeaderGoneOnlyItsLeader(t *testing.T) {
 		}
 	}
 	c.FullyConnect()
-	deadline = time.After(goneWithin)
-	for {
-		if _, l := told.LeaderWithID(); l == id && told.State() == Follower {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("the wrongly told follower did not follow its leader again within %v: %v", goneWithin, told.State())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	followsAgain(t, told, id, "the wrongly told follower following its leader again")
 	if leader.State() != Leader || leader.getCurrentTerm() != term {
 		t.Fatalf("leader %v in term %d, was Leader in term %d", leader.State(), leader.getCurrentTerm(), term)
 	}
