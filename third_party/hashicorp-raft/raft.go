@@ -296,12 +296,12 @@ func (r *Raft) runFollower() {
 					r.logger.Info("the only voter of its configuration, starting election")
 					r.setState(Candidate)
 					return
-				} else if wasGone && hasVote(r.configurations.latest, r.localID) {
-					r.logger.Info("the leader's process is gone, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
-					r.setState(Candidate)
-					return
 				} else if hasVote(r.configurations.latest, r.localID) {
-					r.logger.Warn("heartbeat timeout reached, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
+					if wasGone { // coppice: told, not a timeout
+						r.logger.Info("the leader's process is gone, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
+					} else {
+						r.logger.Warn("heartbeat timeout reached, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
+					}
 					r.setState(Candidate)
 					return
 				} else if !didWarn {
