@@ -566,9 +566,14 @@ func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}, r *raft
 		if !stall.Stop() {
 			a.rt.logger().Info("shard's stalled entry answered", "shard", a.shard, "after", time.Since(since).Round(time.Millisecond), "err", err)
 		}
+		var index uint64
 		if err != nil {
+			// No p.f.Index() here: the fork's future answers
+			// ErrRaftShutdown as the group shuts down, maybe while its
+			// leader loop is still giving the entry its index.
 			failed.Error, failed.LeaderAddr, failed.LeaderId = a.leaderError(err)
 		} else {
+			index = p.f.Index()
 			switch r := p.f.Response().(type) {
 			case []*messages.Reply:
 				replies = r
@@ -583,10 +588,9 @@ func (a *raftActor) waiter(apps chan pendingApply, done chan<- struct{}, r *raft
 				}
 			}
 			if failed.Error == "" && len(replies) != len(p.to) {
-				failed.Error = fmt.Sprintf("entry %d: %d replies for %d commands", p.f.Index(), len(replies), len(p.to))
+				failed.Error = fmt.Sprintf("entry %d: %d replies for %d commands", index, len(replies), len(p.to))
 			}
 		}
-		index := p.f.Index()
 		for i, to := range p.to {
 			if failed.Error != "" {
 				to.send(a.system.Root, failed)

@@ -165,6 +165,9 @@ func (l *logFuture) Response() interface{} {
 	return l.response
 }
 
+// coppice: read Index and Response only once Error returned nil. A future
+// answered ErrRaftShutdown by the shutdown itself (deferError.Error) may be
+// given its index by the leader loop at the same time: a data race.
 func (l *logFuture) Index() uint64 {
 	return l.log.Index
 }
