@@ -38,6 +38,11 @@ func logEvent(log *slog.Logger, ev any) {
 	if e.Reason != nil {
 		attrs = append(attrs, "reason", supervisor.FormatReason(e.Reason))
 	}
+	if st := e.GetReason().GetStack(); st != "" {
+		// A Go runtime error: a bug, with where it happened.
+		level = slog.LevelError
+		attrs = append(attrs, "stack", st)
+	}
 	if e.Restarts > 0 {
 		attrs = append(attrs, "restarts", e.Restarts)
 	}

@@ -79,7 +79,8 @@ func TestProtoactorLogsWarningsOnly(t *testing.T) {
 }
 
 // A child's normal exit (a sync that finished) is logged at debug level,
-// a crash at warning level.
+// a crash at warning level, a Go runtime error (a bug) at error level with
+// its stack.
 func TestChildExitsLoggedByReason(t *testing.T) {
 	var buf testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -94,5 +95,11 @@ func TestChildExitsLoggedByReason(t *testing.T) {
 		if !strings.HasPrefix(strings.SplitN(line, " ", 2)[1], want) {
 			t.Errorf("exit %s logged as %q, want %s", kind, line, want)
 		}
+	}
+	logEvent(log, &messages.SupervisorEvent{Kind: messages.EventKind_CHILD_EXITED, Supervisor: "node/shards", ChildId: "shard-1",
+		Reason: &messages.ExitReason{Kind: messages.ExitKind_EXIT_CRASH, Detail: "runtime panic: index out of range", Stack: "goroutine 7 [running]:\nmain.f()"}})
+	line := buf.String()[strings.LastIndex(strings.TrimSuffix(buf.String(), "\n"), "\n")+1:]
+	if !strings.Contains(line, "level=ERROR") || !strings.Contains(line, `stack="goroutine 7 [running]:\nmain.f()"`) {
+		t.Errorf("a runtime panic logged as %q, want level=ERROR and its stack", line)
 	}
 }

@@ -440,7 +440,10 @@ type ExitReason struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  ExitKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=coppice.messages.ExitKind" json:"kind,omitempty"`
 	// The panic value or error, or why a supervisor shut down.
-	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// For a Go runtime error (a nil pointer, an index out of range: a bug),
+	// the stack of the goroutine where it was raised.
+	Stack         string `protobuf:"bytes,3,opt,name=stack,proto3" json:"stack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +488,13 @@ func (x *ExitReason) GetKind() ExitKind {
 func (x *ExitReason) GetDetail() string {
 	if x != nil {
 		return x.Detail
+	}
+	return ""
+}
+
+func (x *ExitReason) GetStack() string {
+	if x != nil {
+		return x.Stack
 	}
 	return ""
 }
@@ -1486,11 +1496,12 @@ var File_supervisor_proto protoreflect.FileDescriptor
 
 const file_supervisor_proto_rawDesc = "" +
 	"\n" +
-	"\x10supervisor.proto\x12\x10coppice.messages\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\"T\n" +
+	"\x10supervisor.proto\x12\x10coppice.messages\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\"j\n" +
 	"\n" +
 	"ExitReason\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.coppice.messages.ExitKindR\x04kind\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"{\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x14\n" +
+	"\x05stack\x18\x03 \x01(\tR\x05stack\"{\n" +
 	"\aBackoff\x12+\n" +
 	"\x03min\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03min\x12+\n" +
 	"\x03max\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03max\x12\x16\n" +

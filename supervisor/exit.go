@@ -71,6 +71,11 @@ func reasonOf(failure any) *messages.ExitReason {
 		}
 		return crashExit("%v", s.reason)
 	}
+	if p, ok := failure.(*runtimePanic); ok {
+		r := crashExit("runtime panic: %v", p.err)
+		r.Stack = string(p.stack)
+		return r
+	}
 	return crashExit("panic: %v", failure)
 }
 

@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -74,6 +76,7 @@ type shell struct {
 }
 
 func (s *shell) Receive(ctx actor.Context) {
+	defer keepRuntimePanicStack()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		if !s.started {
@@ -103,6 +106,31 @@ func (s *shell) start(ctx actor.Context) {
 	ctx.Send(s.link.parent, &childUp{ctl: s.link.ctl})
 }
 
+// runtimePanic is a Go runtime error an actor raised (a nil pointer, an
+// index out of range, a write to a nil map: a bug, not a deliberate
+// crash), with the stack where it was raised. protoactor-go recovers the
+// panic far from where it happened and keeps no stack; the supervisor's
+// event carries this one (ExitReason.stack) and the node logs it.
+type runtimePanic struct {
+	err   runtime.Error
+	stack []byte
+}
+
+func (p *runtimePanic) Error() string { return p.err.Error() }
+
+// keepRuntimePanicStack, deferred in the shell's Receive, panics again
+// with what it recovered, a runtime error wrapped with its stack.
+func keepRuntimePanicStack() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if err, ok := r.(runtime.Error); ok {
+		panic(&runtimePanic{err: err, stack: debug.Stack()})
+	}
+	panic(r)
+}
+
 // startedContext is an actor's context with Started as its message and no
 // sender: for an actor started by a message that came before Started.
 type startedContext struct{ actor.Context }
@@ -116,7 +144,12 @@ func (startedContext) MessageHeader() actor.ReadonlyMessageHeader { return actor
 func (s *shell) stopping(ctx actor.Context) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.link.ctl.setExit(crashExit("panic while stopping: %v", r))
+			reason := crashExit("panic while stopping: %v", r)
+			if _, ok := r.(runtime.Error); ok {
+				reason = crashExit("runtime panic while stopping: %v", r)
+				reason.Stack = string(debug.Stack())
+			}
+			s.link.ctl.setExit(reason)
 		}
 	}()
 	s.inner.Receive(ctx)

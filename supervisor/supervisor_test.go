@@ -43,11 +43,20 @@ func (p *probe) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		p.rec.add("stop " + p.name)
 	case string:
-		if m == "panic" {
+		switch m {
+		case "panic":
 			panic("boom")
+		case "nil map":
+			p.writeNilMap()
 		}
 		ctx.Respond(p.name + ":" + m)
 	}
+}
+
+// writeNilMap raises a Go runtime error: a bug, not a deliberate panic.
+func (p *probe) writeNilMap() {
+	var m map[string]int
+	m[p.name]++
 }
 
 func probeSpec(rec *recorder, id string) supervisor.ChildSpec {
@@ -132,6 +141,41 @@ func TestOneForOneRestartAndEscalation(t *testing.T) {
 		t.Fatalf("err = %v", tree.Err())
 	}
 	t.Log(tree.Err())
+}
+
+// TestRuntimePanicKeepsItsStack: an actor that dies of a Go runtime error
+// (a bug) exits with a reason that says so and carries the stack where it
+// was raised (protoactor-go recovers the panic far from it and keeps no
+// stack); a deliberate panic's reason has no stack.
+func TestRuntimePanicKeepsItsStack(t *testing.T) {
+	sys := actor.NewActorSystem()
+	ch, unsub := events(t, sys)
+	defer unsub()
+	tree, err := supervisor.Start(context.Background(), sys, "root", supervisor.Spec{
+		Intensity: 10, Period: time.Minute,
+		Children: []supervisor.ChildSpec{probeSpec(&recorder{}, "a")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Stop(context.Background())
+	a := actor.NewPID(sys.Address(), "root/a")
+
+	sys.Root.Send(a, "nil map")
+	r := waitEvent(t, ch, messages.EventKind_CHILD_EXITED, "a").Reason
+	if want := "crash: runtime panic: assignment to entry in nil map"; supervisor.FormatReason(r) != want {
+		t.Errorf("reason %q, want %q", supervisor.FormatReason(r), want)
+	}
+	if !strings.Contains(r.GetStack(), "(*probe).writeNilMap") {
+		t.Errorf("the stack does not name where the panic was raised:\n%s", r.GetStack())
+	}
+	waitEvent(t, ch, messages.EventKind_CHILD_STARTED, "a")
+
+	sys.Root.Send(a, "panic")
+	r = waitEvent(t, ch, messages.EventKind_CHILD_EXITED, "a").Reason
+	if supervisor.FormatReason(r) != "crash: panic: boom" || r.GetStack() != "" {
+		t.Errorf("a deliberate panic: reason %q, stack %q; want \"crash: panic: boom\" and none", supervisor.FormatReason(r), r.GetStack())
+	}
 }
 
 func equal(a, b []string) bool {
