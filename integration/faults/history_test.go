@@ -102,6 +102,8 @@ type workload struct {
 	start time.Time
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	// clients is how many were started (each one's id is its rank).
+	clients int
 
 	mu         sync.Mutex
 	history    []porcupine.Operation
@@ -116,15 +118,20 @@ type workload struct {
 // startWorkload starts perNode clients on each of nodes.
 func (c *cluster) startWorkload(perNode int, nodes ...*cnode) *workload {
 	w := &workload{t: c.t, start: time.Now(), stop: make(chan struct{}), acked: map[string]string{}}
-	id := 0
+	w.addClients(c, perNode, nodes...)
+	return w
+}
+
+// addClients starts perNode more clients on each of nodes.
+func (w *workload) addClients(c *cluster, perNode int, nodes ...*cnode) {
 	for _, n := range nodes {
 		for range perNode {
+			id := w.clients
+			w.clients++
 			w.wg.Add(1)
 			go w.client(id, n, rand.New(rand.NewPCG(c.seed, uint64(id))))
-			id++
 		}
 	}
-	return w
 }
 
 func (w *workload) now() int64 { return int64(time.Since(w.start)) }
