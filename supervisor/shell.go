@@ -58,8 +58,9 @@ type linkable interface{ setLink(*link) }
 
 // shell wraps a user's actor: it reports the start to the supervisor, runs
 // the actor's Stopping handler so that a panic there ends the actor instead
-// of restarting it (protoactor-go would restart it), and turns
-// messages.Crash into a panic. Every other message goes straight through.
+// of restarting it (protoactor-go would restart it), turns messages.Crash
+// into a panic, and gives a Go runtime error the stack where it was raised
+// (runtimePanic). Every other message goes straight through.
 //
 // The actor always handles Started first. protoactor-go registers an
 // actor's PID before it posts Started, so a message sent to the PID in

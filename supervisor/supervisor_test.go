@@ -46,17 +46,17 @@ func (p *probe) Receive(ctx actor.Context) {
 		switch m {
 		case "panic":
 			panic("boom")
-		case "nil map":
-			p.writeNilMap()
+		case "index":
+			p.indexPastEnd()
 		}
 		ctx.Respond(p.name + ":" + m)
 	}
 }
 
-// writeNilMap raises a Go runtime error: a bug, not a deliberate panic.
-func (p *probe) writeNilMap() {
-	var m map[string]int
-	m[p.name]++
+// indexPastEnd raises a Go runtime error: a bug, not a deliberate panic.
+func (p *probe) indexPastEnd() {
+	var names []string
+	p.name = names[len(p.name)]
 }
 
 func probeSpec(rec *recorder, id string) supervisor.ChildSpec {
@@ -161,12 +161,12 @@ func TestRuntimePanicKeepsItsStack(t *testing.T) {
 	defer tree.Stop(context.Background())
 	a := actor.NewPID(sys.Address(), "root/a")
 
-	sys.Root.Send(a, "nil map")
+	sys.Root.Send(a, "index")
 	r := waitEvent(t, ch, messages.EventKind_CHILD_EXITED, "a").Reason
-	if want := "crash: runtime panic: assignment to entry in nil map"; supervisor.FormatReason(r) != want {
+	if want := "crash: runtime panic: runtime error: index out of range [1] with length 0"; supervisor.FormatReason(r) != want {
 		t.Errorf("reason %q, want %q", supervisor.FormatReason(r), want)
 	}
-	if !strings.Contains(r.GetStack(), "(*probe).writeNilMap") {
+	if !strings.Contains(r.GetStack(), "(*probe).indexPastEnd") {
 		t.Errorf("the stack does not name where the panic was raised:\n%s", r.GetStack())
 	}
 	waitEvent(t, ch, messages.EventKind_CHILD_STARTED, "a")

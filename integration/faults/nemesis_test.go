@@ -2,8 +2,10 @@ package faults
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,7 +16,8 @@ import (
 // TestNemesis runs faults drawn from the test's seed one after another on
 // a 3-node cluster under the workload: single faults, two at once (some of
 // which leave no shard a quorum), a node killed again while it catches up,
-// a stop that hands leaderships over to a node cut off from the rest, and
+// a node started again on a lost (empty) data dir, a stop that hands
+// leaderships over to a node cut off from the rest, and
 // now and then a replacement: a new node joins and an old one is removed
 // while it runs on, its clients still sending it requests. Half the time
 // the next fault comes before the cluster has healed from the last (a node
@@ -109,7 +112,7 @@ type fault struct {
 func (c *cluster) drawFault(nodes []*cnode) fault {
 	x := c.target(nodes)
 	y := c.pick(others(nodes, x))
-	switch c.rng.IntN(11) {
+	switch c.rng.IntN(12) {
 	case 0:
 		return fault{"kill -9 " + x.name, true, x.kill9, x.start}
 	case 1:
@@ -154,6 +157,22 @@ func (c *cluster) drawFault(nodes []*cnode) fault {
 	case 9:
 		return fault{"SIGSTOP " + x.name + " and " + y.name + ": no quorum", false,
 			func() { x.signal("STOP"); y.signal("STOP") }, func() { x.signal("CONT"); y.signal("CONT") }}
+	case 11:
+		// Only a node started with --join: one without cannot tell a
+		// lost data dir from its first start, and founds a new cluster
+		// (README, "a lost data dir").
+		z := c.pick(slices.DeleteFunc(slices.Clone(nodes), func(n *cnode) bool { return !slices.Contains(n.args, "--join") }))
+		return fault{"kill -9 " + z.name + ", its data dir lost, started again empty", true,
+			func() {
+				// No earlier loss still healing: two nodes waiting to
+				// catch up (voting for no one) would leave no quorum
+				// for good.
+				for _, n := range nodes {
+					eventually(c.t, opsWait, n.name+" ready", n.readyz)
+				}
+				z.kill9()
+				z.wipe()
+			}, z.start}
 	default:
 		return fault{x.name + " cut off, then SIGTERM " + y.name + " (its hand-over cannot reach " + x.name + "): no quorum", false,
 			func() { x.disconnect(); y.signal("TERM"); y.waitDown() }, func() { x.connect(); y.start() }}
@@ -186,17 +205,39 @@ func (c *cluster) waitLeaderMoves(x, via *cnode) {
 	})
 }
 
-// healthz is nil once the node's HTTP port answers /healthz with 200.
-func (n *cnode) healthz() error {
-	resp, err := (&http.Client{Timeout: time.Second}).Get(n.http() + "/healthz")
+// healthz is nil once the node's HTTP port answers /healthz with 200:
+// its process is up, its listeners bound.
+func (n *cnode) healthz() error { return n.probe("/healthz") }
+
+// readyz is nil once the node's /readyz answers 200: every shard has a
+// leader and is applied up to its commit index here, and none withholds
+// its votes.
+func (n *cnode) readyz() error { return n.probe("/readyz") }
+
+func (n *cnode) probe(path string) error {
+	resp, err := (&http.Client{Timeout: time.Second}).Get(n.http() + path)
 	if err != nil {
 		return err
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/healthz: %s", resp.Status)
+		return fmt.Errorf("%s: %s: %s", path, resp.Status, body)
 	}
 	return nil
+}
+
+// wipe empties the stopped node's data dir: a lost disk.
+func (n *cnode) wipe() {
+	entries, err := os.ReadDir(n.dir)
+	if err != nil {
+		n.c.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(n.dir, e.Name())); err != nil {
+			n.c.t.Fatal(err)
+		}
+	}
 }
 
 // recoveredPanic matches a supervisor's log line for an actor that died
