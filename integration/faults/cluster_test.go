@@ -221,8 +221,18 @@ func (c *cluster) teardown() {
 	c.cleanup("network", "rm", c.netK)
 }
 
-// remove removes the container, logging its last lines if the test failed.
+// remove removes the container, logging its last lines if the test failed
+// (and, with COPPICE_FAULT_LOGS=DIR, writing its whole log to DIR).
 func (n *cnode) remove() {
+	if dir := os.Getenv("COPPICE_FAULT_LOGS"); dir != "" {
+		logs, err := runCombined(30*time.Second, "docker", "logs", n.ctr)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, n.c.prefix+"-"+n.name+".log"), []byte(logs), 0o644)
+		}
+		if err != nil {
+			n.c.t.Logf("COPPICE_FAULT_LOGS: %s: %v", n.name, err)
+		}
+	}
 	if n.c.t.Failed() {
 		logs, err := runCombined(30*time.Second, "docker", "logs", n.ctr)
 		if i := strings.LastIndex(logs, "stop is slow"); i >= 0 && strings.Contains(logs[i:], "goroutines at the stop's timeout") {
