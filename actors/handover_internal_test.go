@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -49,6 +50,45 @@ func TestHandOverTriesEveryVoter(t *testing.T) {
 		t.Fatalf("still the leader after the hand-over; log:\n%s", out.String())
 	}
 	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the leadership at "+string(voters[1].ID)+", the voter that can take it", func() error {
+		if _, got := leader.LeaderWithID(); got != voters[1].ID {
+			return fmt.Errorf("leader %q; log:\n%s", got, out.String())
+		}
+		return nil
+	})
+}
+
+// A transfer already under way when the node stops (the coordinator's
+// balancing, to a voter that cannot take it) is let finish; then the
+// hand-over gives the leadership to the voter that can.
+func TestHandOverWaitsForATransferUnderWay(t *testing.T) {
+	c := raft.MakeCluster(3, t, nil)
+	defer c.Close()
+	leader := c.Leader()
+	if err := leader.Apply([]byte("x"), 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	_, self := leader.LeaderWithID()
+	var voters []raft.Server
+	f := leader.GetConfiguration()
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID != self {
+			voters = append(voters, s)
+		}
+	}
+	c.Disconnect(voters[0].Address)
+	under := leader.LeadershipTransferToServer(voters[0].ID, voters[0].Address)
+	if err := leader.LeadershipTransferToServer(voters[0].ID, voters[0].Address).Error(); !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		t.Fatalf("a second transfer: %v, want %v", err, raft.ErrLeadershipTransferInProgress)
+	}
+	var out testlog.Buffer
+	handOver(leader, slog.New(slog.NewTextHandler(&out, nil)), "shard 0")
+	if err := under.Error(); err == nil {
+		t.Fatalf("the transfer to the cut-off voter succeeded")
+	}
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the leadership at "+string(voters[1].ID), func() error {
 		if _, got := leader.LeaderWithID(); got != voters[1].ID {
 			return fmt.Errorf("leader %q; log:\n%s", got, out.String())
 		}

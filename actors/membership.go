@@ -164,7 +164,21 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 		return
 	}
 	start := time.Now()
-	err := r.LeadershipTransfer().Error()
+	// A transfer already under way (the coordinator's balancing) is let
+	// finish first, bounded by its own timeout: every try would fail at
+	// once with ErrLeadershipTransferInProgress, and the node would stop
+	// as the leader if that transfer failed.
+	deadline := start.Add(2 * r.ReloadableConfig().ElectionTimeout)
+	transfer := func(try func() raft.Future) error {
+		for {
+			err := try().Error()
+			if !errors.Is(err, raft.ErrLeadershipTransferInProgress) || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	err := transfer(r.LeadershipTransfer)
 	// Raft offers it to the follower furthest along; when that one cannot
 	// take it (a node restarting, its group not served yet), to each other
 	// voter in turn.
@@ -173,7 +187,7 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 			break
 		}
 		if s.Suffrage == raft.Voter && s.ID != self {
-			err = r.LeadershipTransferToServer(s.ID, s.Address).Error()
+			err = transfer(func() raft.Future { return r.LeadershipTransferToServer(s.ID, s.Address) })
 		}
 	}
 	if err != nil && r.State() == raft.Leader {
