@@ -12,28 +12,41 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// When the follower Raft offers the leadership to cannot take it, the
-// hand-over offers it to the other voter.
-func TestHandOverTriesEveryVoter(t *testing.T) {
-	c := raft.MakeCluster(3, t, nil)
-	defer c.Close()
-	leader := c.Leader()
+// testGroup is what these tests use of raft.MakeCluster's cluster.
+type testGroup interface {
+	Disconnect(raft.ServerAddress)
+	Followers() []*raft.Raft
+}
+
+// groupWithAnEntry is a 3-server group that committed an entry: its
+// leader, and the other voters in configuration order. It is closed when
+// the test ends.
+func groupWithAnEntry(t *testing.T) (c testGroup, leader *raft.Raft, voters []raft.Server) {
+	rc := raft.MakeCluster(3, t, nil)
+	t.Cleanup(rc.Close)
+	leader = rc.Leader()
 	if err := leader.Apply([]byte("x"), 5*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
-	// Both followers hold the entry: Raft's pick is the first of them in
-	// the configuration, which is cut off now.
 	f := leader.GetConfiguration()
 	if err := f.Error(); err != nil {
 		t.Fatal(err)
 	}
 	_, self := leader.LeaderWithID()
-	var voters []raft.Server
 	for _, s := range f.Configuration().Servers {
 		if s.ID != self {
 			voters = append(voters, s)
 		}
 	}
+	return rc, leader, voters
+}
+
+// When the follower Raft offers the leadership to cannot take it, the
+// hand-over offers it to the other voter.
+func TestHandOverTriesEveryVoter(t *testing.T) {
+	c, leader, voters := groupWithAnEntry(t)
+	// Both followers hold the entry: Raft's pick is the first of them in
+	// the configuration, which is cut off now.
 	last := leader.LastIndex()
 	for _, fl := range c.Followers() {
 		testwait.For(t, 5*time.Second, 10*time.Millisecond, "a follower holding every entry", func() error {
@@ -61,23 +74,7 @@ func TestHandOverTriesEveryVoter(t *testing.T) {
 // balancing, to a voter that cannot take it) is let finish; then the
 // hand-over gives the leadership to the voter that can.
 func TestHandOverWaitsForATransferUnderWay(t *testing.T) {
-	c := raft.MakeCluster(3, t, nil)
-	defer c.Close()
-	leader := c.Leader()
-	if err := leader.Apply([]byte("x"), 5*time.Second).Error(); err != nil {
-		t.Fatal(err)
-	}
-	_, self := leader.LeaderWithID()
-	var voters []raft.Server
-	f := leader.GetConfiguration()
-	if err := f.Error(); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range f.Configuration().Servers {
-		if s.ID != self {
-			voters = append(voters, s)
-		}
-	}
+	c, leader, voters := groupWithAnEntry(t)
 	c.Disconnect(voters[0].Address)
 	under := leader.LeadershipTransferToServer(voters[0].ID, voters[0].Address)
 	if err := leader.LeadershipTransferToServer(voters[0].ID, voters[0].Address).Error(); !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
