@@ -48,6 +48,9 @@ type heartbeats struct {
 	refused map[string]time.Time
 	// groups is the transports of the groups on this node, by mux stream.
 	groups map[uint32]*raft.NetworkTransport
+	// closing is closed when its transport's group is forgotten: a
+	// heartbeat of a group that stops no longer waits for its batch.
+	closing map[*raft.NetworkTransport]chan struct{}
 
 	batches, beats, failed atomic.Uint64
 }
@@ -87,8 +90,29 @@ const (
 type beat struct {
 	stream uint32
 	req    *raft.AppendEntriesRequest
-	resp   *raft.AppendEntriesResponse
 	done   chan error
+
+	mu sync.Mutex
+	// resp is where the answer is written, until the sender gives up
+	// waiting (its group stops) and sets it nil: Raft reuses it.
+	resp *raft.AppendEntriesResponse
+}
+
+// answer writes the answer to the beat's sender, unless it gave up.
+func (b *beat) answer(a raft.AppendEntriesResponse) {
+	b.mu.Lock()
+	if b.resp != nil {
+		*b.resp = a
+	}
+	b.mu.Unlock()
+	b.done <- nil
+}
+
+// abandon stops the beat's answer from being written.
+func (b *beat) abandon() {
+	b.mu.Lock()
+	b.resp = nil
+	b.mu.Unlock()
 }
 
 // raftTransport is the transport the group on mux stream gives its Raft:
@@ -103,7 +127,12 @@ func (rt *Runtime) raftTransport(stream uint32, trans *raft.NetworkTransport) ra
 		h.groups = map[uint32]*raft.NetworkTransport{}
 	}
 	h.groups[stream] = trans
-	return batchingTransport{NetworkTransport: trans, rt: rt, stream: stream}
+	if h.closing == nil {
+		h.closing = map[*raft.NetworkTransport]chan struct{}{}
+	}
+	closing := make(chan struct{})
+	h.closing[trans] = closing
+	return batchingTransport{NetworkTransport: trans, rt: rt, stream: stream, closing: closing}
 }
 
 // forget drops the group on stream, when its transport is trans (a group
@@ -113,6 +142,10 @@ func (h *heartbeats) forget(stream uint32, trans *raft.NetworkTransport) {
 	defer h.mu.Unlock()
 	if h.groups[stream] == trans {
 		delete(h.groups, stream)
+	}
+	if c, ok := h.closing[trans]; ok {
+		close(c)
+		delete(h.closing, trans)
 	}
 }
 
@@ -135,8 +168,11 @@ func (h *heartbeats) nextTick() <-chan struct{} {
 }
 
 // send sends the heartbeat of the group on stream to server id at target
-// with the others of its tick, and waits for its answer.
-func (h *heartbeats) send(rt *Runtime, stream uint32, id raft.ServerID, target raft.ServerAddress, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+// with the others of its tick, and waits for its answer, or until closing
+// is closed (the group stops: hashicorp/raft's Shutdown waits for its
+// heartbeat goroutine, and a batch to a peer cut off takes up to
+// batchTimeout).
+func (h *heartbeats) send(rt *Runtime, stream uint32, id raft.ServerID, target raft.ServerAddress, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse, closing <-chan struct{}) error {
 	addr, _ := rt.addrs.ServerAddr(id)
 	if addr == "" {
 		addr = target
@@ -160,7 +196,13 @@ func (h *heartbeats) send(rt *Runtime, stream uint32, id raft.ServerID, target r
 	if first {
 		time.AfterFunc(batchLinger, func() { h.flush(rt, peer) })
 	}
-	return <-b.done
+	select {
+	case err := <-b.done:
+		return err
+	case <-closing:
+		b.abandon()
+		return raft.ErrTransportShutdown
+	}
 }
 
 // flush sends peer's pending heartbeats as one request and hands out the
@@ -206,12 +248,11 @@ func (h *heartbeats) flush(rt *Runtime, peer transport.Peer) {
 			b.done <- fmt.Errorf("raft heartbeat to %s: %s", peer, a.Error)
 			continue
 		}
-		*b.resp = raft.AppendEntriesResponse{
+		b.answer(raft.AppendEntriesResponse{
 			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersion(a.ProtocolVersion), ID: a.Id, Addr: a.Addr},
 			Term:      a.Term, LastLog: a.LastLog, Success: a.Success, NoRetryBackoff: a.NoRetryBackoff,
 			FollowerCommit: a.GetCommitIndex(), FollowerCommitKnown: a.CommitIndex != nil,
-		}
-		b.done <- nil
+		})
 	}
 }
 
@@ -320,8 +361,9 @@ func (h *heartbeats) serve(ctx context.Context, m *messages.RaftHeartbeats) *mes
 // go through heartbeats.
 type batchingTransport struct {
 	*raft.NetworkTransport
-	rt     *Runtime
-	stream uint32
+	rt      *Runtime
+	stream  uint32
+	closing <-chan struct{}
 }
 
 var _ raft.HeartbeatBatcher = batchingTransport{}
@@ -329,5 +371,5 @@ var _ raft.HeartbeatBatcher = batchingTransport{}
 func (t batchingTransport) HeartbeatTick() <-chan struct{} { return t.rt.beats.nextTick() }
 
 func (t batchingTransport) BatchedHeartbeat(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	return t.rt.beats.send(t.rt, t.stream, id, target, args, resp)
+	return t.rt.beats.send(t.rt, t.stream, id, target, args, resp, t.closing)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
@@ -54,7 +55,7 @@ func TestHeartbeatsToANodeBeforeThem(t *testing.T) {
 	rt.setMux(m, nil, r)
 	send := func(peer, addr string) error {
 		var resp raft.AppendEntriesResponse
-		return rt.beats.send(rt, 1, raft.ServerID(peer), raft.ServerAddress(addr), &raft.AppendEntriesRequest{Term: 3}, &resp)
+		return rt.beats.send(rt, 1, raft.ServerID(peer), raft.ServerAddress(addr), &raft.AppendEntriesRequest{Term: 3}, &resp, nil)
 	}
 	for _, p := range []struct{ name, addr string }{{"erring", erring.Addr().String()}, {"old", old.Addr().String()}} {
 		for i := range 3 {
@@ -117,7 +118,7 @@ func TestHeartbeatsBatchedAndServed(t *testing.T) {
 		for _, stream := range []uint32{1, 2, 9} {
 			go func() {
 				r := result{stream: stream}
-				r.err = leader.beats.send(leader, stream, "n2", to, &raft.AppendEntriesRequest{Term: 5}, &r.resp)
+				r.err = leader.beats.send(leader, stream, "n2", to, &raft.AppendEntriesRequest{Term: 5}, &r.resp, nil)
 				results <- r
 			}()
 		}
@@ -196,5 +197,42 @@ func TestHeartbeatBatchNotHeldUp(t *testing.T) {
 	}
 	if len(ans.Answers) != 2 || ans.Answers[0].Error == "" || ans.Answers[1].Error != "" || !ans.Answers[1].Success {
 		t.Errorf("answers %v: want an error for the silent group, success for the other", ans.Answers)
+	}
+}
+
+// TestHeartbeatGivesUpWhenItsGroupStops: a group's batched heartbeat to a
+// peer that does not answer (cut off) returns as soon as the group's
+// transport is forgotten (closeGroup), not at the batch's timeout:
+// hashicorp/raft's Shutdown waits for its heartbeat goroutine.
+func TestHeartbeatGivesUpWhenItsGroupStops(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	silent, _ := listenBeats(t, func(ctx context.Context, target string, msg proto.Message) (proto.Message, error) {
+		asked <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	rt := &Runtime{Name: "n1"}
+	m, r := listenBeats(t, rt.beats.handler)
+	rt.setMux(m, nil, r)
+	nt, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nt.Close()
+	bt := rt.raftTransport(1, nt).(raft.HeartbeatBatcher)
+	done := make(chan error, 1)
+	go func() {
+		var resp raft.AppendEntriesResponse
+		done <- bt.BatchedHeartbeat("n9", raft.ServerAddress(silent.Addr().String()), &raft.AppendEntriesRequest{Term: 2}, &resp)
+	}()
+	testwait.Recv(t, asked, 5*time.Second, "the batch at the silent peer")
+	rt.beats.forget(1, nt)
+	select {
+	case err := <-done:
+		if !errors.Is(err, raft.ErrTransportShutdown) {
+			t.Fatalf("heartbeat of a stopped group: %v, want ErrTransportShutdown", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the heartbeat still waits 2s after its group stopped (the batch's timeout is %v)", batchTimeout)
 	}
 }

@@ -243,12 +243,20 @@ func startHandOver(root *actor.RootContext, to *actor.PID, r *raft.Raft, log *sl
 // of them may be nil (a start that failed half-way).
 func closeGroup(rt *Runtime, stream uint32, r *raft.Raft, trans *raft.NetworkTransport, logs storage.LogStore) error {
 	var errs []error
+	var shut raft.Future
 	if r != nil {
-		errs = append(errs, r.Shutdown().Error())
+		shut = r.Shutdown()
 	}
+	// The transport closes before the wait for Raft's goroutines: its
+	// stream layer then ends their dials at once (a replication's to a
+	// peer cut off would wait out the transport's 10 s, and the node's
+	// groups stop one after another).
 	if trans != nil {
 		rt.beats.forget(stream, trans)
 		errs = append(errs, trans.Close())
+	}
+	if shut != nil {
+		errs = append(errs, shut.Error())
 	}
 	if logs != nil {
 		errs = append(errs, logs.Close())

@@ -18,6 +18,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -291,6 +292,15 @@ func (l *Layer) Close() error {
 
 func (l *Layer) closeOnce() { l.once.Do(func() { close(l.done) }) }
 
+func (l *Layer) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Addr is the mux's advertised address.
 func (l *Layer) Addr() net.Addr { return l.mux.advertise }
 
@@ -314,22 +324,46 @@ func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout t
 	if err != nil {
 		return nil, err
 	}
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	// A dial ends when the layer closes: a Raft group that stops must not
+	// wait out the timeout of a dial to a peer that is cut off (its
+	// Shutdown waits for its replication, which waits for the dial).
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", string(address))
 	if err != nil {
+		if l.closed() {
+			return nil, ErrClosed
+		}
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(timeout))
+	// The hello's reads and writes fail at once when the layer closes.
+	unwatch := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer unwatch()
+	fail := func(err error) (net.Conn, error) {
+		c.Close()
+		if l.closed() {
+			return nil, ErrClosed
+		}
+		return nil, err
+	}
 	if t := l.mux.tls; t != nil {
 		tc := tls.Client(c, t.client)
 		if err := tc.Handshake(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("transport: TLS handshake with %s: %w", address, err)
+			return fail(fmt.Errorf("transport: TLS handshake with %s: %w", address, err))
 		}
 		c = tc
 	}
 	if _, err := c.Write(b); err != nil {
-		c.Close()
-		return nil, err
+		return fail(err)
 	}
 	ans, err := readAnswer(c)
 	if err != nil {
@@ -339,9 +373,11 @@ func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout t
 			err = fmt.Errorf("transport: %s answered as node %q: %w", address, ans.name, nerr)
 		}
 	}
+	if err == nil && !unwatch() { // the deadline went to the past
+		err = ctx.Err()
+	}
 	if err != nil {
-		c.Close()
-		return nil, err
+		return fail(err)
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil

@@ -262,3 +262,45 @@ func TestRefuseUntilCluster(t *testing.T) {
 		t.Fatalf("dial from another cluster once n3 knows its own = %v, want ErrOtherCluster", err)
 	}
 }
+
+// TestDialEndsWhenLayerCloses: a dial to a peer that takes the connection
+// and never answers the hello (a peer stopped, or cut off after the TCP
+// handshake) ends with ErrClosed as soon as its layer closes, not at its
+// timeout: a Raft group that stops waits for its replication's dials.
+func TestDialEndsWhenLayerCloses(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			held <- c // never answered
+		}
+	}()
+	cli, _, _ := clusterNode(t, "n2", "cluster-a")
+	layer := cli.Layer(StreamRemote)
+	done := make(chan error, 1)
+	go func() {
+		_, err := layer.DialPeer("n9", raft.ServerAddress(l.Addr().String()), 30*time.Second)
+		done <- err
+	}()
+	c := <-held
+	defer c.Close()
+	select {
+	case err := <-done:
+		t.Fatalf("the dial ended before the layer closed: %v", err)
+	default:
+	}
+	layer.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("dial after the layer closed: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dial still waits 5s after its layer closed (its timeout is 30s)")
+	}
+}
