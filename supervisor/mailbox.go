@@ -1,6 +1,11 @@
 package supervisor
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
 
 // Refuser is a message that is answered when it cannot be delivered (a
 // request answered on a channel of its own, which protoactor-go knows
@@ -23,16 +28,52 @@ func refusingMailbox(sys *actor.ActorSystem, ctl *control) actor.MailboxProducer
 
 // refusing is the mailbox and, once its handlers are registered, the
 // invoker that stands between it and the actor.
+//
+// It also holds the user messages posted before it starts. protoactor-go
+// registers an actor's PID before it gives the mailbox its dispatcher, and
+// a message posted in between (a peer that sends to the actor's path, as
+// the system group's leadership watch sends to the manager's) made the
+// mailbox call a nil dispatcher: the sender's goroutine panicked and the
+// node died. Held messages are posted when the mailbox starts, after the
+// actor's Started, in the order they came.
 type refusing struct {
 	actor.Mailbox
 	actor.MessageInvoker
 	sys *actor.ActorSystem
 	ctl *control
+
+	started atomic.Bool
+	mu      sync.Mutex
+	early   []any // posted before Start
 }
 
 func (m *refusing) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.MessageInvoker = invoker
 	m.Mailbox.RegisterHandlers(m, dispatcher)
+}
+
+func (m *refusing) PostUserMessage(msg any) {
+	if !m.started.Load() {
+		m.mu.Lock()
+		if !m.started.Load() {
+			m.early = append(m.early, msg)
+			m.mu.Unlock()
+			return
+		}
+		m.mu.Unlock()
+	}
+	m.Mailbox.PostUserMessage(msg)
+}
+
+func (m *refusing) Start() {
+	m.Mailbox.Start()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, msg := range m.early {
+		m.Mailbox.PostUserMessage(msg)
+	}
+	m.early = nil
+	m.started.Store(true)
 }
 
 func (m *refusing) InvokeUserMessage(msg any) {

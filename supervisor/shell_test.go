@@ -1,9 +1,13 @@
 package supervisor
 
 import (
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/internal/testwait"
 )
 
 // fakeContext is the part of an actor's context a shell uses: its message,
@@ -58,4 +62,56 @@ func TestShellStartsBeforeAnEarlyMessage(t *testing.T) {
 	if _, ok := sent[0].(*childUp); !ok {
 		t.Fatalf("the supervisor was sent %T, want *childUp", sent[0])
 	}
+}
+
+// invocations records what a mailbox hands its invoker.
+type invocations struct {
+	mu  sync.Mutex
+	got []any
+}
+
+func (v *invocations) InvokeSystemMessage(m any) { v.add(m) }
+func (v *invocations) InvokeUserMessage(m any)   { v.add(m) }
+func (v *invocations) EscalateFailure(any, any)  {}
+func (v *invocations) add(m any) {
+	v.mu.Lock()
+	v.got = append(v.got, m)
+	v.mu.Unlock()
+}
+
+func (v *invocations) snapshot() []any {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]any(nil), v.got...)
+}
+
+// TestMailboxHoldsMessagesBeforeItStarts: protoactor-go registers an
+// actor's PID before it gives the mailbox its dispatcher; a message posted
+// in between made the mailbox call a nil dispatcher (the sender's
+// goroutine panicked: the node died). The child's mailbox holds such
+// messages and delivers them, in order, after Started.
+func TestMailboxHoldsMessagesBeforeItStarts(t *testing.T) {
+	sys := actor.NewActorSystem()
+	ctl := &control{}
+	mb := refusingMailbox(sys, ctl)()
+	mb.PostUserMessage("early 1") // no dispatcher yet
+	mb.PostUserMessage("early 2")
+	var v invocations
+	mb.RegisterHandlers(&v, actor.NewSynchronizedDispatcher(1))
+	mb.PostSystemMessage(&actor.Started{})
+	mb.Start()
+	mb.PostUserMessage("after")
+	want := []any{&actor.Started{}, "early 1", "early 2", "after"}
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the held messages delivered after Started", func() error {
+		got := v.snapshot()
+		if len(got) != len(want) {
+			return fmt.Errorf("got %v", got)
+		}
+		for i := range want {
+			if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+				return fmt.Errorf("got %v, want %v", got, want)
+			}
+		}
+		return nil
+	})
 }
