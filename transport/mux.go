@@ -130,7 +130,9 @@ func (m *Mux) Layer(id uint32) *Layer {
 	if l := m.layers[id]; l != nil {
 		return l
 	}
-	l := &Layer{mux: m, id: id, conns: make(chan net.Conn, acceptQueue), done: make(chan struct{})}
+	l := &Layer{mux: m, id: id, conns: make(chan net.Conn, acceptQueue)}
+	l.ctx, l.closeOnce = context.WithCancel(context.Background())
+	l.done = l.ctx.Done()
 	m.layers[id] = l
 	return l
 }
@@ -263,8 +265,11 @@ type Layer struct {
 	mux   *Mux
 	id    uint32
 	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
+	// ctx ends when the layer closes (closeOnce), and its dials with it;
+	// done is its Done channel.
+	ctx       context.Context
+	closeOnce context.CancelFunc
+	done      <-chan struct{}
 }
 
 var _ raft.StreamLayer = (*Layer)(nil)
@@ -290,16 +295,7 @@ func (l *Layer) Close() error {
 	return nil
 }
 
-func (l *Layer) closeOnce() { l.once.Do(func() { close(l.done) }) }
-
-func (l *Layer) closed() bool {
-	select {
-	case <-l.done:
-		return true
-	default:
-		return false
-	}
-}
+func (l *Layer) closed() bool { return l.ctx.Err() != nil }
 
 // Addr is the mux's advertised address.
 func (l *Layer) Addr() net.Addr { return l.mux.advertise }
@@ -327,15 +323,8 @@ func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout t
 	// A dial ends when the layer closes: a Raft group that stops must not
 	// wait out the timeout of a dial to a peer that is cut off (its
 	// Shutdown waits for its replication, which waits for the dial).
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(l.ctx, timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-l.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", string(address))
 	if err != nil {
