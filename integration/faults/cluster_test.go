@@ -224,8 +224,14 @@ func (c *cluster) teardown() {
 // remove removes the container, logging its last lines if the test failed
 // (and, with COPPICE_FAULT_LOGS=DIR, writing its whole log to DIR).
 func (n *cnode) remove() {
-	if dir := os.Getenv("COPPICE_FAULT_LOGS"); dir != "" {
-		logs, err := runCombined(30*time.Second, "docker", "logs", n.ctr)
+	dir, failed := os.Getenv("COPPICE_FAULT_LOGS"), n.c.t.Failed()
+	var logs string
+	var logsErr error
+	if dir != "" || failed {
+		logs, logsErr = runCombined(30*time.Second, "docker", "logs", n.ctr)
+	}
+	if dir != "" {
+		err := logsErr
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, n.c.prefix+"-"+n.name+".log"), []byte(logs), 0o644)
 		}
@@ -233,8 +239,7 @@ func (n *cnode) remove() {
 			n.c.t.Logf("COPPICE_FAULT_LOGS: %s: %v", n.name, err)
 		}
 	}
-	if n.c.t.Failed() {
-		logs, err := runCombined(30*time.Second, "docker", "logs", n.ctr)
+	if failed {
 		if i := strings.LastIndex(logs, "stop is slow"); i >= 0 && strings.Contains(logs[i:], "goroutines at the stop's timeout") {
 			// A hung stop: its report whole (the stacks follow it,
 			// hundreds of lines), and what led to it.
@@ -243,7 +248,7 @@ func (n *cnode) remove() {
 			lines := strings.SplitAfter(logs, "\n")
 			logs = strings.Join(lines[max(0, len(lines)-81):], "")
 		}
-		n.c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, err, logs)
+		n.c.t.Logf("---- %s: last log lines (%v)\n%s", n.name, logsErr, logs)
 		if keep() {
 			n.c.t.Logf("COPPICE_FAULT_KEEP=1: container %s left in place", n.ctr)
 			return
