@@ -62,27 +62,18 @@ type linkable interface{ setLink(*link) }
 // into a panic, and gives a Go runtime error the stack where it was raised
 // (runtimePanic). Every other message goes straight through.
 //
-// The actor always handles Started first. protoactor-go registers an
-// actor's PID before it posts Started, so a message sent to the PID in
-// between (a peer that knows the path, as the watcher knows the manager's)
-// can come first: the actor then met it before its Started handler had
-// set it up (the cluster manager's goroutine sent its first pass to a nil
-// PID and the node crashed at its start). Such a message now starts the
-// actor first, as Started would, and the Started that follows it is
-// dropped.
+// The actor always handles Started first: a message posted to it before
+// it starts is held by its mailbox (refusing) until after Started.
 type shell struct {
-	inner   actor.Actor
-	link    *link
-	started bool
+	inner actor.Actor
+	link  *link
 }
 
 func (s *shell) Receive(ctx actor.Context) {
 	defer keepRuntimePanicStack()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if !s.started {
-			s.start(ctx)
-		}
+		s.start(ctx)
 	case *actor.Stopping:
 		if s.link.ctl.state.Load() != ctlKilled {
 			s.stopping(ctx)
@@ -91,17 +82,13 @@ func (s *shell) Receive(ctx actor.Context) {
 	case *messages.Crash:
 		panic(CrashError(m.Reason))
 	default:
-		if !s.started {
-			s.start(startedContext{ctx})
-		}
 		s.inner.Receive(ctx)
 	}
 }
 
-// start runs the actor's Started handler, with ctx's message Started, and
-// reports the start to the supervisor.
+// start runs the actor's Started handler and reports the start to the
+// supervisor.
 func (s *shell) start(ctx actor.Context) {
-	s.started = true
 	s.inner.Receive(ctx)
 	s.link.ctl.up.Store(true)
 	ctx.Send(s.link.parent, &childUp{ctl: s.link.ctl})
@@ -131,16 +118,6 @@ func keepRuntimePanicStack() {
 	}
 	panic(r)
 }
-
-// startedContext is an actor's context with Started as its message and no
-// sender: for an actor started by a message that came before Started.
-type startedContext struct{ actor.Context }
-
-func (startedContext) Message() any { return &actor.Started{} }
-
-func (startedContext) Sender() *actor.PID { return nil }
-
-func (startedContext) MessageHeader() actor.ReadonlyMessageHeader { return actor.EmptyMessageHeader }
 
 func (s *shell) stopping(ctx actor.Context) {
 	defer func() {

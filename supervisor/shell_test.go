@@ -34,17 +34,17 @@ func (r *recorder) Receive(ctx actor.Context) {
 	r.senders = append(r.senders, ctx.Sender())
 }
 
-// TestShellStartsBeforeAnEarlyMessage: a message that reaches the actor
-// before Started (protoactor-go registers the PID before it posts Started)
-// starts it first, with no sender, as Started would; the Started that
-// follows is dropped, and the supervisor hears of the start once.
-func TestShellStartsBeforeAnEarlyMessage(t *testing.T) {
+// TestShellStartsOnStarted: the actor handles Started (no sender), then
+// each message with its sender; the supervisor hears of the start once.
+// (A message posted before the actor starts waits in its mailbox until
+// after Started: TestMailboxHoldsMessagesBeforeItStarts.)
+func TestShellStartsOnStarted(t *testing.T) {
 	inner := &recorder{}
 	s := &shell{inner: inner, link: &link{ctl: &control{}}}
 	var sent []any
 	from := actor.NewPID("local", "peer")
-	s.Receive(fakeContext{msg: "early", sender: from, sent: &sent})
 	s.Receive(fakeContext{msg: &actor.Started{}, sent: &sent})
+	s.Receive(fakeContext{msg: "early", sender: from, sent: &sent})
 	s.Receive(fakeContext{msg: "later", sent: &sent})
 
 	if len(inner.got) != 3 {
@@ -94,14 +94,15 @@ func TestMailboxHoldsMessagesBeforeItStarts(t *testing.T) {
 	sys := actor.NewActorSystem()
 	ctl := &control{}
 	mb := refusingMailbox(sys, ctl)()
-	mb.PostUserMessage("early 1") // no dispatcher yet
+	from := actor.NewPID("local", "peer")
+	mb.PostUserMessage(&actor.MessageEnvelope{Message: "early 1", Sender: from}) // no dispatcher yet
 	mb.PostUserMessage("early 2")
 	var v invocations
 	mb.RegisterHandlers(&v, actor.NewSynchronizedDispatcher(1))
 	mb.PostSystemMessage(&actor.Started{})
 	mb.Start()
 	mb.PostUserMessage("after")
-	want := []any{&actor.Started{}, "early 1", "early 2", "after"}
+	want := []any{&actor.Started{}, &actor.MessageEnvelope{Message: "early 1", Sender: from}, "early 2", "after"}
 	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the held messages delivered after Started", func() error {
 		got := v.snapshot()
 		if len(got) != len(want) {
