@@ -130,9 +130,10 @@ func (m *Mux) Layer(id uint32) *Layer {
 	if l := m.layers[id]; l != nil {
 		return l
 	}
-	l := &Layer{mux: m, id: id, conns: make(chan net.Conn, acceptQueue)}
+	l := &Layer{mux: m, id: id, conns: make(chan net.Conn, acceptQueue), open: map[*layerConn]struct{}{}}
 	l.ctx, l.closeOnce = context.WithCancel(context.Background())
 	l.done = l.ctx.Done()
+	context.AfterFunc(l.ctx, l.closeConns)
 	m.layers[id] = l
 	return l
 }
@@ -236,6 +237,9 @@ func (m *Mux) route(c net.Conn) {
 	c.SetDeadline(time.Time{})
 	select {
 	case l.conns <- c:
+		if l.closed() { // queued after the layer's close emptied its queue
+			l.closeConns()
+		}
 	case <-l.done:
 		c.Close()
 	case <-time.After(headerWait):
@@ -270,15 +274,76 @@ type Layer struct {
 	ctx       context.Context
 	closeOnce context.CancelFunc
 	done      <-chan struct{}
+
+	// open holds every connection of the layer, dialled or accepted, that
+	// is not closed yet: the layer's close closes them all (closeConns).
+	mu   sync.Mutex
+	open map[*layerConn]struct{}
 }
 
 var _ raft.StreamLayer = (*Layer)(nil)
+
+// layerConn is a connection of a layer, forgotten by it when closed.
+type layerConn struct {
+	net.Conn
+	l    *Layer
+	once sync.Once
+}
+
+func (c *layerConn) Close() error {
+	err := net.ErrClosed
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.open, c)
+		c.l.mu.Unlock()
+		err = c.Conn.Close()
+	})
+	return err
+}
+
+// track makes c one of the layer's open connections, or closes it and
+// returns ErrClosed if the layer has closed.
+func (l *Layer) track(c net.Conn) (net.Conn, error) {
+	l.mu.Lock()
+	if l.closed() {
+		l.mu.Unlock()
+		c.Close()
+		return nil, ErrClosed
+	}
+	lc := &layerConn{Conn: c, l: l}
+	l.open[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
+}
+
+// closeConns closes every open connection of the layer, and those the mux
+// queued for it and no Accept took, once the layer has closed. A Raft
+// group that stops waits for its replication, and an RPC on a connection
+// to a peer that went silent (cut off: no reset, no answer) would wait
+// out its deadline (10 s) if nothing closed the connection under it.
+func (l *Layer) closeConns() {
+	l.mu.Lock()
+	open := l.open
+	l.open = map[*layerConn]struct{}{}
+	l.mu.Unlock()
+	for c := range open {
+		c.Close()
+	}
+	for {
+		select {
+		case c := <-l.conns:
+			c.Close()
+		default:
+			return
+		}
+	}
+}
 
 // Accept waits for the next connection of this stream.
 func (l *Layer) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
-		return c, nil
+		return l.track(c)
 	case <-l.done:
 		return nil, ErrClosed
 	}
@@ -369,7 +434,7 @@ func (l *Layer) DialPeer(id raft.ServerID, address raft.ServerAddress, timeout t
 		return fail(err)
 	}
 	c.SetDeadline(time.Time{})
-	return c, nil
+	return l.track(c)
 }
 
 // refusalEvery bounds the mux's warnings of refused connections: one per

@@ -304,3 +304,55 @@ func TestDialEndsWhenLayerCloses(t *testing.T) {
 		t.Fatal("the dial still waits 5s after its layer closed (its timeout is 30s)")
 	}
 }
+
+// TestLayerCloseClosesItsConnections: closing a layer closes every
+// connection it dialled or accepted, so a read waiting on a peer that went
+// silent (cut off: no answer, no reset) ends at once, not at its deadline:
+// a Raft group that stops waits for the RPCs of its replication.
+func TestLayerCloseClosesItsConnections(t *testing.T) {
+	srv, _, _ := clusterNode(t, "n1", "cluster-a")
+	cli, _, _ := clusterNode(t, "n2", "cluster-a")
+	const stream = StreamSystem
+	in := srv.Layer(stream)
+	out := cli.Layer(stream)
+	dialled, err := out.DialPeer("n1", raft.ServerAddress(srv.Addr().String()), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, err := in.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Neither side writes: each read waits as on a silent peer.
+	reads := make(chan error, 2)
+	for _, c := range []net.Conn{dialled, accepted} {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		go func() {
+			_, err := c.Read(make([]byte, 1))
+			reads <- err
+		}()
+	}
+	select {
+	case err := <-reads:
+		t.Fatalf("a read ended before any layer closed: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	out.Close()
+	in.Close()
+	for range 2 {
+		select {
+		case err := <-reads:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read after its layer closed: %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a read still waits 5s after its layer closed (its deadline is 30s)")
+		}
+	}
+	if err := dialled.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("closing a connection its layer closed: %v, want net.ErrClosed", err)
+	}
+	if _, err := out.DialPeer("n1", raft.ServerAddress(srv.Addr().String()), 5*time.Second); !errors.Is(err, ErrClosed) {
+		t.Fatalf("dial on a closed layer: %v, want ErrClosed", err)
+	}
+}
