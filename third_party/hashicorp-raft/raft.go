@@ -1153,11 +1153,28 @@ func (r *Raft) leadershipTransfer(id ServerID, address ServerAddress, repl *foll
 	// heartbeats are still coming in.
 
 	// Step 3: send TimeoutNow message to target server.
-	err := r.trans.TimeoutNow(id, address, &TimeoutNowRequest{RPCHeader: r.getRPCHeader()}, &TimeoutNowResponse{})
-	if err != nil {
-		err = fmt.Errorf("failed to make TimeoutNow RPC to %v: %v", id, err)
+	//
+	// coppice fork: the request is left to itself when the transfer stops
+	// (its timeout, or the leader stepping down), not waited for. The
+	// transfer stays in progress until this function answers doneCh, and
+	// the leader takes no writes meanwhile: upstream, a target that went
+	// silent (cut off, its process stopped) held the group's writes for
+	// the transport's whole timeout (10 s on a NetworkTransport), long
+	// after the transfer's own ElectionTimeout had failed it.
+	header := r.getRPCHeader()
+	rpcErr := make(chan error, 1)
+	go func() {
+		rpcErr <- r.trans.TimeoutNow(id, address, &TimeoutNowRequest{RPCHeader: header}, &TimeoutNowResponse{})
+	}()
+	select {
+	case err := <-rpcErr:
+		if err != nil {
+			err = fmt.Errorf("failed to make TimeoutNow RPC to %v: %v", id, err)
+		}
+		doneCh <- err
+	case <-stopCh:
+		doneCh <- nil
 	}
-	doneCh <- err
 }
 
 // checkLeaderLease is used to check if we can contact a quorum of nodes
