@@ -3,19 +3,27 @@ package actors
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // raftLogger hands hashicorp/raft's logs (hclog) to the node's slog
 // logger, so they come out in the node's format (text or JSON) with a
 // "component" attribute. Raft's info lines (every election step, every
 // snapshot) pass only when the node logs at debug; warnings and errors
-// always pass, but a line that repeats (the same message about the same
+// always pass, an error about a peer that cannot be reached as a warning
+// (peerTrouble), but a line that repeats (the same message about the same
 // peer from any of the groups that share rep, or about no peer from the
 // same group) passes once per repeatWindow. rep nil: every line passes.
 func raftLogger(log *slog.Logger, name string, rep *repeats) hclog.Logger {
@@ -90,6 +98,42 @@ func repeatKey(name, msg string, args []any) string {
 	return msg + "\x00group\x00" + name
 }
 
+// peerTrouble tells whether a line raft logs as an error is about a peer
+// that cannot be reached or that moved on, not about this node: a request
+// to a peer that failed on the network (a peer down, restarting, cut off,
+// or a connection closed as the group stops), or replication stopped by a
+// peer's newer term (a new election). Those are what every fault of
+// another node makes each of the node's groups log; the node passes them
+// as warnings, and keeps errors for its own trouble (its disk, its log).
+func peerTrouble(msg string, args []any) bool {
+	if msg == "peer has newer term, stopping replication" {
+		return true
+	}
+	var peer bool
+	var err error
+	for i := 0; i+1 < len(args); i += 2 {
+		switch k, _ := args[i].(string); k {
+		case "peer", "target":
+			peer = true
+		case "error":
+			err, _ = args[i+1].(error)
+		}
+	}
+	return peer && err != nil && networkError(err)
+}
+
+// networkError tells whether err is a failure of a connection or a dial:
+// refused, reset, timed out, closed, ended early, or the transport's.
+func networkError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, transport.ErrClosed) || errors.Is(err, raft.ErrTransportShutdown) ||
+		errors.Is(err, raft.ErrPipelineShutdown)
+}
+
 // slogHCLog implements hclog.Logger on slog. The embedded null logger
 // answers what raft does not use (StandardLogger, SetLevel).
 type slogHCLog struct {
@@ -119,11 +163,14 @@ func (l *slogHCLog) level(lv hclog.Level) (slog.Level, bool) {
 }
 
 func (l *slogHCLog) Log(lv hclog.Level, msg string, args ...any) {
+	all := append(l.implied[:len(l.implied):len(l.implied)], args...)
+	if lv >= hclog.Error && peerTrouble(msg, all) {
+		lv = hclog.Warn
+	}
 	s, ok := l.level(lv)
 	if !ok {
 		return
 	}
-	all := append(l.implied[:len(l.implied):len(l.implied)], args...)
 	if s >= slog.LevelWarn && l.rep != nil {
 		left, pass := l.rep.pass(repeatKey(l.name, msg, all))
 		if !pass {

@@ -3,11 +3,19 @@ package actors
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coppice-kv/coppice/transport"
+	"github.com/hashicorp/raft"
 )
 
 // TestRaftLoggerFollowsTheNodeLog: raft's lines come out through the
@@ -100,6 +108,46 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 		"ERROR failed to take snapshot <nil> disk full <nil>",
 		"ERROR failed to take snapshot <nil> disk full <nil>",
 		"ERROR failed to appendEntries to n3 no such stream 4",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestRaftLoggerPeerTroubleIsAWarning: raft's errors about a peer it
+// cannot reach (refused, timed out, reset, closed) or that has moved to a
+// newer term pass as warnings; its errors about this node's own trouble,
+// or a peer's answer that is not a network failure, stay errors.
+func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
+	var buf bytes.Buffer
+	log := raftLogger(slog.New(slog.NewJSONHandler(&buf, nil)), "raft-1", nil)
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	log.Error("failed to appendEntries to", "peer", "n3", "error", refused)
+	log.Error("failed to heartbeat to", "peer", "127.0.0.1:7381", "backoff time", time.Second, "error", fmt.Errorf("read: %w", os.ErrDeadlineExceeded))
+	log.Error("failed to make requestVote RPC", "target", "n2", "error", io.EOF, "term", 4)
+	log.With("peer", "n2").Error("failed to pipeline appendEntries", "error", transport.ErrClosed)
+	log.Error("peer has newer term, stopping replication", "peer", "n2")
+	log.Error("failed to appendEntries to", "peer", "n3", "error", raft.ErrWrongPeer)
+	log.Error("failed to get log", "index", 7, "error", refused) // no peer: this node's own
+	log.Error("failed to persist vote", "error", errors.New("disk full"))
+
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s %s", m["level"], m["msg"]))
+	}
+	want := []string{
+		"WARN failed to appendEntries to",
+		"WARN failed to heartbeat to",
+		"WARN failed to make requestVote RPC",
+		"WARN failed to pipeline appendEntries",
+		"WARN peer has newer term, stopping replication",
+		"ERROR failed to appendEntries to",
+		"ERROR failed to get log",
+		"ERROR failed to persist vote",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
