@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,4 +92,42 @@ func TestHandOverWaitsForATransferUnderWay(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A transfer with a max lag is refused, before Raft starts it (the group
+// would take no writes until it ended), when its target's log lacks more
+// than that many of the leader's entries; a caught-up target passes.
+func TestTransferRefusedToAVoterBehind(t *testing.T) {
+	c, leader, voters := groupWithAnEntry(t)
+	c.Disconnect(voters[0].Address)
+	for i := range 20 {
+		if err := leader.Apply(fmt.Appendf(nil, "w%d", i), 5*time.Second).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := leader.LastIndex()
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, string(voters[1].ID)+" holding every entry", func() error {
+		if m, _ := leader.FollowerMatches(); m[voters[1].ID] < last {
+			return fmt.Errorf("match %d of %d", m[voters[1].ID], last)
+		}
+		return nil
+	})
+	lag := uint64(10)
+	err := notBehind(leader, voters[0].ID, &lag)
+	if err == nil || !strings.HasPrefix(err.Error(), errBehind) {
+		t.Fatalf("transfer to %s, cut off 20 entries ago, with max lag 10: %v, want %q...", voters[0].ID, err, errBehind)
+	}
+	if err := notBehind(leader, voters[1].ID, &lag); err != nil {
+		t.Fatalf("transfer to %s, caught up: %v", voters[1].ID, err)
+	}
+	if err := notBehind(leader, voters[0].ID, nil); err != nil {
+		t.Fatalf("transfer with no max lag: %v", err)
+	}
+	lag = 1000
+	if err := notBehind(leader, voters[0].ID, &lag); err != nil {
+		t.Fatalf("transfer to %s, 20 entries short, with max lag 1000: %v", voters[0].ID, err)
+	}
+	if leader.State() != raft.Leader {
+		t.Fatal("the leader lost its leadership to a refused transfer")
+	}
 }

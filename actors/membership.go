@@ -59,6 +59,9 @@ func transferLeadership(root *actor.RootContext, to *actor.PID, r *raft.Raft, m 
 	var f raft.Future
 	if m.ToId == "" {
 		f = r.LeadershipTransfer()
+	} else if err := notBehind(r, raft.ServerID(m.ToId), m.MaxLag); err != nil {
+		root.Send(to, &messages.TransferLeadershipReply{Error: err.Error()})
+		return
 	} else {
 		f = r.LeadershipTransferToServer(raft.ServerID(m.ToId), raft.ServerAddress(m.ToAddress))
 	}
@@ -69,6 +72,32 @@ func transferLeadership(root *actor.RootContext, to *actor.PID, r *raft.Raft, m 
 		}
 		root.Send(to, reply)
 	}()
+}
+
+// errBehind starts the error of a transfer refused because its target is
+// behind (TransferLeadership.max_lag).
+const errBehind = "behind:"
+
+// notBehind returns an error (errBehind) when r leads its group and its
+// server id lacks more than maxLag (nil: any number) of r's entries. A
+// leadership transfer first brings its target up to date, and the group
+// takes no writes until it has or the transfer gives up (after an
+// election timeout): a transfer to a node that has just restarted or lost
+// its disk would stall the group's writes for that long, and then leave
+// the leadership where it was.
+func notBehind(r *raft.Raft, id raft.ServerID, maxLag *uint64) error {
+	if maxLag == nil {
+		return nil
+	}
+	matches, _ := r.FollowerMatches()
+	match, ok := matches[id]
+	if !ok { // not the leader, or id is not in its group: Raft answers
+		return nil
+	}
+	if last := r.LastIndex(); match+*maxLag < last {
+		return fmt.Errorf("%s %s's log matches the leader's up to index %d of %d, more than %d entries short", errBehind, id, match, last, *maxLag)
+	}
+	return nil
 }
 
 // leaderError turns a Raft error into the reply's text, with where the

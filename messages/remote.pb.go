@@ -874,9 +874,12 @@ func (x *ChangeMembershipReply) GetLeaderAddr() string {
 // TransferLeadership asks a group's leader to hand leadership to another
 // voter (to_id empty: the most caught-up voter).
 type TransferLeadership struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ToId          string                 `protobuf:"bytes,1,opt,name=to_id,json=toId,proto3" json:"to_id,omitempty"`
-	ToAddress     string                 `protobuf:"bytes,2,opt,name=to_address,json=toAddress,proto3" json:"to_address,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ToId      string                 `protobuf:"bytes,1,opt,name=to_id,json=toId,proto3" json:"to_id,omitempty"`
+	ToAddress string                 `protobuf:"bytes,2,opt,name=to_address,json=toAddress,proto3" json:"to_address,omitempty"`
+	// With to_id: refuse, with an error that starts "behind:", when the
+	// target's log lacks more than max_lag of the leader's entries.
+	MaxLag        *uint64 `protobuf:"varint,3,opt,name=max_lag,json=maxLag,proto3,oneof" json:"max_lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -923,6 +926,13 @@ func (x *TransferLeadership) GetToAddress() string {
 		return x.ToAddress
 	}
 	return ""
+}
+
+func (x *TransferLeadership) GetMaxLag() uint64 {
+	if x != nil && x.MaxLag != nil {
+		return *x.MaxLag
+	}
+	return 0
 }
 
 type TransferLeadershipReply struct {
@@ -1431,11 +1441,14 @@ const file_remote_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1b\n" +
 	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1f\n" +
 	"\vleader_addr\x18\x04 \x01(\tR\n" +
-	"leaderAddr\"H\n" +
+	"leaderAddr\"r\n" +
 	"\x12TransferLeadership\x12\x13\n" +
 	"\x05to_id\x18\x01 \x01(\tR\x04toId\x12\x1d\n" +
 	"\n" +
-	"to_address\x18\x02 \x01(\tR\ttoAddress\"/\n" +
+	"to_address\x18\x02 \x01(\tR\ttoAddress\x12\x1c\n" +
+	"\amax_lag\x18\x03 \x01(\x04H\x00R\x06maxLag\x88\x01\x01B\n" +
+	"\n" +
+	"\b_max_lag\"/\n" +
 	"\x17TransferLeadershipReply\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\"5\n" +
 	"\vScriptQuery\x12\x10\n" +
@@ -1532,6 +1545,7 @@ func file_remote_proto_init() {
 	file_kv_proto_init()
 	file_remote_proto_msgTypes[2].OneofWrappers = []any{}
 	file_remote_proto_msgTypes[7].OneofWrappers = []any{}
+	file_remote_proto_msgTypes[11].OneofWrappers = []any{}
 	file_remote_proto_msgTypes[14].OneofWrappers = []any{}
 	file_remote_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
