@@ -1130,7 +1130,17 @@ func (r *Raft) leadershipTransfer(id ServerID, address ServerAddress, repl *foll
 	for atomic.LoadUint64(&repl.nextIndex) <= r.getLastIndex() {
 		err := &deferError{}
 		err.init()
-		repl.triggerDeferErrorCh <- err
+		// coppice fork: the send gives up when the transfer stops. The
+		// channel holds one request, and a replication stuck in an RPC
+		// to a silent target has not taken the last transfer's yet:
+		// upstream, a second transfer to it waited here, in progress and
+		// holding the group's writes, until that RPC ended.
+		select {
+		case repl.triggerDeferErrorCh <- err:
+		case <-stopCh:
+			doneCh <- nil
+			return
+		}
 		select {
 		case err := <-err.errCh:
 			if err != nil {
