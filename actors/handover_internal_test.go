@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,52 @@ func TestHandOverTriesEveryVoter(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A voter the leader has not heard from lately is offered the leadership
+// last: the hand-over goes to the other at its first try, not after a
+// transfer timeout.
+func TestHandOverOffersSilentVotersLast(t *testing.T) {
+	c, leader, voters := groupWithAnEntry(t)
+	c.Disconnect(voters[0].Address)
+	quiet := leader.ReloadableConfig().HeartbeatTimeout / 2
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, string(voters[0].ID)+" silent", func() error {
+		if d := groupSilence(leader)[string(voters[0].ID)]; d < quiet {
+			return fmt.Errorf("silent for %s", d)
+		}
+		return nil
+	})
+	var out testlog.Buffer
+	handOver(leader, slog.New(slog.NewTextHandler(&out, nil)), "shard 0")
+	if !strings.Contains(out.String(), "leadership handed over before stopping") || !strings.Contains(out.String(), "tries=1") {
+		t.Fatalf("want the leadership handed over at the first try; log:\n%s", out.String())
+	}
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, "the leadership at "+string(voters[1].ID), func() error {
+		if _, got := leader.LeaderWithID(); got != voters[1].ID {
+			return fmt.Errorf("leader %q; log:\n%s", got, out.String())
+		}
+		return nil
+	})
+}
+
+// TestHandOverOrder: the voters other than the leader, those heard from
+// lately first, the furthest along first within each part; non-voters
+// are not offered the leadership.
+func TestHandOverOrder(t *testing.T) {
+	c := raft.Configuration{Servers: []raft.Server{
+		{ID: "a", Suffrage: raft.Voter}, {ID: "self", Suffrage: raft.Voter}, {ID: "b", Suffrage: raft.Voter},
+		{ID: "c", Suffrage: raft.Voter}, {ID: "d", Suffrage: raft.Nonvoter}, {ID: "e", Suffrage: raft.Voter},
+	}}
+	silent := silence{"a": 3 * time.Second, "b": 10 * time.Millisecond, "c": 600 * time.Millisecond, "d": 0}
+	matches := map[raft.ServerID]uint64{"a": 90, "b": 50, "c": 80, "d": 100, "e": 70}
+	var got []raft.ServerID
+	for _, s := range handOverOrder(c, "self", silent, matches, 500*time.Millisecond) {
+		got = append(got, s.ID)
+	}
+	// e is missing from silent: heard from.
+	if want := []raft.ServerID{"e", "b", "a", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
 }
 
 // A transfer already under way when the node stops (the coordinator's

@@ -6,9 +6,11 @@ package actors
 // goroutine, so the mailbox never waits on Raft.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -173,13 +175,14 @@ func setRaftTimers(conf *raft.Config) {
 	conf.FirstHeartbeatTimeout = raftHeartbeatTimeout / 4
 }
 
-// handOver gives r's leadership to its most caught-up voter before the
-// group stops (a node stopped with SIGTERM, or restarting), so the group's
-// writes go on under a new leader at once, not after an election timeout,
-// and the entries in flight commit instead of failing with the shutdown.
-// Each try is bounded by Raft's own transfer timeout (its ElectionTimeout),
-// one try per other voter at most. A group this node does not lead, or
-// with no other voter, has nothing to hand over.
+// handOver gives r's leadership to another voter before the group stops
+// (a node stopped with SIGTERM, or restarting), so the group's writes go
+// on under a new leader at once, not after an election timeout, and the
+// entries in flight commit instead of failing with the shutdown. It offers
+// the leadership to each other voter in turn (handOverOrder) until one
+// takes it; each try is bounded by Raft's own transfer timeout (its
+// ElectionTimeout). A group this node does not lead, or with no other
+// voter, has nothing to hand over.
 func handOver(r *raft.Raft, log *slog.Logger, group string) {
 	if r == nil || r.State() != raft.Leader {
 		return
@@ -193,11 +196,12 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 		return
 	}
 	start := time.Now()
+	conf := r.ReloadableConfig()
 	// A transfer already under way (the coordinator's balancing) is let
 	// finish first, bounded by its own timeout: every try would fail at
 	// once with ErrLeadershipTransferInProgress, and the node would stop
 	// as the leader if that transfer failed.
-	deadline := start.Add(2 * r.ReloadableConfig().ElectionTimeout)
+	deadline := start.Add(2 * conf.ElectionTimeout)
 	transfer := func(try func() raft.Future) error {
 		for {
 			err := try().Error()
@@ -207,23 +211,49 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	err := transfer(r.LeadershipTransfer)
-	// Raft offers it to the follower furthest along; when that one cannot
-	// take it (a node restarting, its group not served yet), to each other
-	// voter in turn.
-	for _, s := range f.Configuration().Servers {
-		if err == nil || r.State() != raft.Leader {
+	matches, _ := r.FollowerMatches()
+	var err error
+	tries := 0
+	for _, s := range handOverOrder(f.Configuration(), self, groupSilence(r), matches, conf.HeartbeatTimeout/2) {
+		if r.State() != raft.Leader {
 			break
 		}
-		if s.Suffrage == raft.Voter && s.ID != self {
-			err = transfer(func() raft.Future { return r.LeadershipTransferToServer(s.ID, s.Address) })
+		tries++
+		if err = transfer(func() raft.Future { return r.LeadershipTransferToServer(s.ID, s.Address) }); err == nil {
+			break
 		}
 	}
 	if err != nil && r.State() == raft.Leader {
-		log.Warn("leadership not handed over before stopping", "group", group, "err", err)
+		log.Warn("leadership not handed over before stopping", "group", group, "tries", tries, "err", err)
 		return
 	}
-	log.Info("leadership handed over before stopping", "group", group, "took", time.Since(start).Round(time.Millisecond))
+	log.Info("leadership handed over before stopping", "group", group, "took", time.Since(start).Round(time.Millisecond), "tries", tries)
+}
+
+// handOverOrder is the order in which a leader offers its leadership to
+// the other voters of c before it stops: first those it heard from within
+// quiet (silent says how long each has not answered), the furthest along
+// first among them (matches: Raft's own pick); then those gone silent (cut
+// off, restarting, their process stopped), which would each take a
+// transfer timeout to fail. A server missing from silent counts as heard.
+func handOverOrder(c raft.Configuration, self raft.ServerID, silent silence, matches map[raft.ServerID]uint64, quiet time.Duration) []raft.Server {
+	var out []raft.Server
+	for _, s := range c.Servers {
+		if s.Suffrage == raft.Voter && s.ID != self {
+			out = append(out, s)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b raft.Server) int {
+		as, bs := silent[string(a.ID)] >= quiet, silent[string(b.ID)] >= quiet
+		if as != bs {
+			if as {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(matches[b.ID], matches[a.ID])
+	})
+	return out
 }
 
 // countVoters counts c's voters other than self, and tells whether self is one.
