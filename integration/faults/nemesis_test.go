@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -190,9 +191,27 @@ func (c *cluster) drawFault(nodes []*cnode) fault {
 // (as a random node sees it), else any node.
 func (c *cluster) target(nodes []*cnode) *cnode {
 	if c.rng.IntN(2) == 0 {
-		return c.leaderOf(c.pick(nodes), c.rng.IntN(4))
+		via := c.pick(nodes)
+		return c.leaderOf(via, c.rng.IntN(c.shardCount(via)))
 	}
 	return c.pick(nodes)
+}
+
+// shardCount is the cluster's number of shards, as via's status has it.
+func (c *cluster) shardCount(via *cnode) int {
+	c.t.Helper()
+	var n int
+	eventually(c.t, 30*time.Second, via.name+"'s status", func() error {
+		st, err := via.status()
+		if err != nil {
+			return err
+		}
+		if n = len(st.Shards); n == 0 {
+			return errors.New("no shards")
+		}
+		return nil
+	})
+	return n
 }
 
 // waitLeaderMoves waits until, as via sees it, x leads no shard (x is
