@@ -22,8 +22,8 @@ import (
 // logger, so they come out in the node's format (text or JSON) with a
 // "component" attribute. Raft's info lines (every election step, every
 // snapshot) pass only when the node logs at debug; warnings and errors
-// always pass, an error about a peer that cannot be reached as a warning
-// (peerTrouble), but a line that repeats (the same message about the same
+// always pass (an error about a peer that cannot be reached as a warning,
+// peerTrouble), but a line that repeats (the same message about the same
 // peer from any of the groups that share rep, or about no peer from the
 // same group) passes once per repeatWindow. rep nil: every line passes.
 func raftLogger(log *slog.Logger, name string, rep *repeats) hclog.Logger {
@@ -98,16 +98,17 @@ func repeatKey(name, msg string, args []any) string {
 	return msg + "\x00group\x00" + name
 }
 
-// peerTrouble tells whether a line raft logs as an error is about a peer
-// that cannot be reached or that moved on, not about this node: a request
-// to a peer that failed on the network (a peer down, restarting, cut off,
-// or a connection closed as the group stops), or replication stopped by a
-// peer's newer term (a new election). Those are what every fault of
-// another node makes each of the node's groups log; the node passes them
-// as warnings, and keeps errors for its own trouble (its disk, its log).
-func peerTrouble(msg string, args []any) bool {
+// peerTrouble is the level of a line raft logs as an error: a warning
+// when it is about a peer that cannot be reached or that moved on, not
+// about this node: a request to a peer that failed on the network (a peer
+// down, restarting, cut off), or replication stopped by a peer's newer
+// term (a new election). Those are what every fault of another node makes
+// each of the node's groups log. A request that failed because this node
+// closed its connection (the group stopping) is not a fault: debug. Any
+// other stays an error: the node's own trouble (its disk, its log).
+func peerTrouble(msg string, args []any) hclog.Level {
 	if msg == "peer has newer term, stopping replication" {
-		return true
+		return hclog.Warn
 	}
 	var peer bool
 	var err error
@@ -119,19 +120,32 @@ func peerTrouble(msg string, args []any) bool {
 			err, _ = args[i+1].(error)
 		}
 	}
-	return peer && err != nil && networkError(err)
+	switch {
+	case !peer || err == nil:
+		return hclog.Error
+	case closedHere(err):
+		return hclog.Debug
+	case networkError(err):
+		return hclog.Warn
+	}
+	return hclog.Error
+}
+
+// closedHere tells whether err is that of a connection or transport this
+// node closed.
+func closedHere(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, transport.ErrClosed) ||
+		errors.Is(err, raft.ErrTransportShutdown) || errors.Is(err, raft.ErrPipelineShutdown)
 }
 
 // networkError tells whether err is a failure of a connection or a dial:
-// refused, reset, timed out, closed, ended early, or the transport's.
+// refused, reset, timed out, ended early.
 func networkError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, transport.ErrClosed) || errors.Is(err, raft.ErrTransportShutdown) ||
-		errors.Is(err, raft.ErrPipelineShutdown)
+		errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // slogHCLog implements hclog.Logger on slog. The embedded null logger
@@ -164,8 +178,8 @@ func (l *slogHCLog) level(lv hclog.Level) (slog.Level, bool) {
 
 func (l *slogHCLog) Log(lv hclog.Level, msg string, args ...any) {
 	all := append(l.implied[:len(l.implied):len(l.implied)], args...)
-	if lv >= hclog.Error && peerTrouble(msg, all) {
-		lv = hclog.Warn
+	if lv >= hclog.Error {
+		lv = peerTrouble(msg, all)
 	}
 	s, ok := l.level(lv)
 	if !ok {

@@ -115,8 +115,9 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 }
 
 // TestRaftLoggerPeerTroubleIsAWarning: raft's errors about a peer it
-// cannot reach (refused, timed out, reset, closed) or that has moved to a
-// newer term pass as warnings; its errors about this node's own trouble,
+// cannot reach (refused, timed out, reset, ended) or that has moved to a
+// newer term pass as warnings, and those of a connection this node closed
+// at debug level (not at info); its errors about this node's own trouble,
 // or a peer's answer that is not a network failure, stay errors.
 func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 	var buf bytes.Buffer
@@ -126,6 +127,8 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 	log.Error("failed to heartbeat to", "peer", "127.0.0.1:7381", "backoff time", time.Second, "error", fmt.Errorf("read: %w", os.ErrDeadlineExceeded))
 	log.Error("failed to make requestVote RPC", "target", "n2", "error", io.EOF, "term", 4)
 	log.With("peer", "n2").Error("failed to pipeline appendEntries", "error", transport.ErrClosed)
+	log.Error("failed to appendEntries to", "peer", "n2", "error", &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed})
+	log.Error("failed to heartbeat to", "peer", "n2", "error", raft.ErrTransportShutdown)
 	log.Error("peer has newer term, stopping replication", "peer", "n2")
 	log.Error("failed to appendEntries to", "peer", "n3", "error", raft.ErrWrongPeer)
 	log.Error("failed to get log", "index", 7, "error", refused) // no peer: this node's own
@@ -143,7 +146,6 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 		"WARN failed to appendEntries to",
 		"WARN failed to heartbeat to",
 		"WARN failed to make requestVote RPC",
-		"WARN failed to pipeline appendEntries",
 		"WARN peer has newer term, stopping replication",
 		"ERROR failed to appendEntries to",
 		"ERROR failed to get log",

@@ -732,13 +732,21 @@ func (n *NetworkTransport) handleConn(connCtx context.Context, conn net.Conn) {
 				// This side is closing: a request that came in the
 				// meantime is not a fault.
 				n.logger.Debug("incoming command refused: transport shut down")
+			case n.IsShutdown():
+				// coppice fork: the stream layer closes its connections
+				// when the transport closes.
+				n.logger.Debug("connection closed: transport shut down", "error", err)
 			default:
 				n.logger.Error("failed to decode incoming command", "error", err)
 			}
 			return
 		}
 		if err := w.Flush(); err != nil {
-			n.logger.Error("failed to flush response", "error", err)
+			if n.IsShutdown() { // coppice fork, as above
+				n.logger.Debug("connection closed: transport shut down", "error", err)
+			} else {
+				n.logger.Error("failed to flush response", "error", err)
+			}
 			return
 		}
 	}
