@@ -101,8 +101,8 @@ func repeatKey(name, msg string, args []any) string {
 // peerTrouble is the level of a line raft logs as an error: a warning
 // when it is about a peer that cannot be reached or that moved on, not
 // about this node: a request to a peer that failed on the network (a peer
-// down, restarting, cut off), or replication stopped by a peer's newer
-// term (a new election). Those are what every fault of another node makes
+// down, restarting, cut off), a connection a peer opened that broke, or
+// replication stopped by a peer's newer term (a new election). Those are what every fault of another node makes
 // each of the node's groups log. A request that failed because this node
 // closed its connection (the group stopping) is not a fault: debug. Any
 // other stays an error: the node's own trouble (its disk, its log).
@@ -110,7 +110,9 @@ func peerTrouble(msg string, args []any) hclog.Level {
 	if msg == "peer has newer term, stopping replication" {
 		return hclog.Warn
 	}
-	var peer bool
+	// The transport's serving side names no peer: the connection is one
+	// a peer opened, and one that breaks is the peer's going.
+	peer := msg == "failed to decode incoming command" || msg == "failed to flush response"
 	var err error
 	for i := 0; i+1 < len(args); i += 2 {
 		switch k, _ := args[i].(string); k {

@@ -129,6 +129,10 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 	log.With("peer", "n2").Error("failed to pipeline appendEntries", "error", transport.ErrClosed)
 	log.Error("failed to appendEntries to", "peer", "n2", "error", &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed})
 	log.Error("failed to heartbeat to", "peer", "n2", "error", raft.ErrTransportShutdown)
+	// The transport's serving side, a connection a peer opened.
+	log.Error("failed to flush response", "error", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)})
+	log.Error("failed to decode incoming command", "error", &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed})
+	log.Error("failed to decode incoming command", "error", errors.New("unknown rpc type 9"))
 	log.Error("peer has newer term, stopping replication", "peer", "n2")
 	log.Error("failed to appendEntries to", "peer", "n3", "error", raft.ErrWrongPeer)
 	log.Error("failed to get log", "index", 7, "error", refused) // no peer: this node's own
@@ -146,6 +150,8 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 		"WARN failed to appendEntries to",
 		"WARN failed to heartbeat to",
 		"WARN failed to make requestVote RPC",
+		"WARN failed to flush response",
+		"ERROR failed to decode incoming command",
 		"WARN peer has newer term, stopping replication",
 		"ERROR failed to appendEntries to",
 		"ERROR failed to get log",

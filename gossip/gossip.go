@@ -358,7 +358,8 @@ func admit(m *serf.Member, name string, ours Tags, self string) error {
 
 // logWriter turns serf's and memberlist's "[LEVEL] text" lines into slog
 // records. Their INFO lines repeat what this package logs, so they go to
-// Debug.
+// Debug; an error that is a peer's network failure goes to Warn
+// (peerFailure).
 type logWriter struct{ log *slog.Logger }
 
 func (w logWriter) Write(p []byte) (int, error) {
@@ -373,6 +374,28 @@ func (w logWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
+	if level == slog.LevelError && peerFailure(msg) {
+		level = slog.LevelWarn
+	}
 	w.log.Log(context.Background(), level, msg)
 	return len(p), nil
+}
+
+// networkFailures end the errors memberlist logs when a peer does not
+// answer: it is down, restarting, stopped or cut off.
+var networkFailures = []string{
+	": i/o timeout", ": connection refused", ": connection reset by peer",
+	": broken pipe", ": no route to host", ": EOF",
+}
+
+// peerFailure tells whether a memberlist error line is a peer's network
+// failure (a probe that timed out, a push/pull refused): what every fault
+// of another node makes each node log, not this node's own trouble.
+func peerFailure(msg string) bool {
+	for _, f := range networkFailures {
+		if strings.HasSuffix(msg, f) {
+			return true
+		}
+	}
+	return false
 }

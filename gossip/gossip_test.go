@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -645,5 +647,35 @@ func TestTagsRoundTrip(t *testing.T) {
 		if _, err := DecodeTags(bad); !errors.Is(err, ErrBadTags) {
 			t.Errorf("DecodeTags(%v) = %v, want ErrBadTags", bad, err)
 		}
+	}
+}
+
+// TestLogWriterLevels: serf's and memberlist's lines come out at their
+// level, info at debug, and an error that is a peer's network failure
+// (a probe timed out, a push/pull refused) as a warning.
+func TestLogWriterLevels(t *testing.T) {
+	var buf bytes.Buffer
+	w := logWriter{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, line := range []string{
+		"[INFO] serf: EventMemberJoin: n2 127.0.0.1",
+		"[WARN] memberlist: Refuting a suspect message (from: n3)",
+		"[ERR] memberlist: Failed fallback TCP ping: timeout 50ms: read tcp 127.0.0.1:54918->127.0.0.1:48457: i/o timeout",
+		"[ERR] memberlist: Push/Pull with n1 failed: dial tcp 127.0.0.1:54161: connect: connection refused",
+		"[ERR] memberlist: Failed to send gossip to 127.0.0.1:7946: write udp: broken pipe",
+		"[ERR] memberlist: Failed to receive: Encryption is configured but remote state is not encrypted from=127.0.0.1:7946",
+		"[ERR] serf: Failed to update tags: tags too large",
+	} {
+		if _, err := w.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		level, _, _ := strings.Cut(strings.SplitN(l, "level=", 2)[1], " ")
+		got = append(got, level)
+	}
+	want := []string{"DEBUG", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("levels %v, want %v; log:\n%s", got, want, buf.String())
 	}
 }
