@@ -499,6 +499,9 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 		if why := b.rt.foundingWait(); why != "" {
 			return tryAgain(shard, "this node is in no cluster yet: "+why), true, 0
 		}
+		if b.rt.shardLead(shard).outside {
+			return tryAgain(shard, errNotMember), true, 0
+		}
 		return tryAgain(shard, "no leader known"), true, 0
 	}
 	remote, err := b.rt.Remote()

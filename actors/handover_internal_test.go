@@ -178,3 +178,21 @@ func TestTransferRefusedToAVoterBehind(t *testing.T) {
 		t.Fatal("the leader lost its leadership to a refused transfer")
 	}
 }
+
+// TestNotMember: a node missing from a configuration with servers is not
+// a member; an empty configuration (a group not joined yet) tells
+// nothing.
+func TestNotMember(t *testing.T) {
+	c := raft.Configuration{Servers: []raft.Server{{ID: "n1", Suffrage: raft.Voter}, {ID: "n2", Suffrage: raft.Nonvoter}}}
+	for _, tc := range []struct {
+		c    raft.Configuration
+		self raft.ServerID
+		want bool
+	}{
+		{c, "n1", false}, {c, "n2", false}, {c, "n3", true}, {raft.Configuration{}, "n3", false},
+	} {
+		if got := notMember(tc.c, tc.self); got != tc.want {
+			t.Errorf("notMember(%v, %s) = %v, want %v", tc.c.Servers, tc.self, got, tc.want)
+		}
+	}
+}

@@ -1294,6 +1294,9 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 	if errors.Is(err, cluster.ErrNotCoordinator) {
 		addr, id := r.LeaderWithID()
 		if addr == "" {
+			if f := r.GetConfiguration(); f.Error() == nil && notMember(f.Configuration(), raft.ServerID(in.rt.Name)) {
+				return managerError(msg, "system group: "+errNotMember)
+			}
 			return managerError(msg, "no coordinator: the system group has no leader")
 		}
 		res, err := in.rt.ask(ctx, transport.Peer{Name: string(id), Addr: string(addr)}, ManagerPath, msg)

@@ -271,6 +271,19 @@ func countVoters(c raft.Configuration, self raft.ServerID) (others int, selfVote
 	return others, selfVotes
 }
 
+// notMember tells whether self is missing from c, a configuration that
+// has servers: this node was removed from the group (from the cluster),
+// or is not added (back) yet. A group with no configuration yet (a node
+// that has just joined, before its first sync) is not told apart: its
+// node is in no cluster yet, or waits for its sync.
+func notMember(c raft.Configuration, self raft.ServerID) bool {
+	return len(c.Servers) > 0 && !slices.ContainsFunc(c.Servers, func(s raft.Server) bool { return s.ID == self })
+}
+
+// errNotMember says why a group of a node that is not its member
+// (notMember) serves nothing here.
+const errNotMember = "this node is not a member of the group (removed from the cluster, or not added back yet): the cluster's members serve it"
+
 // voterCount is how many voters countVoters found: the others, and self
 // if it votes.
 func voterCount(others int, selfVotes bool) int {

@@ -477,9 +477,10 @@ func (a *raftActor) watchLeadership() {
 	ctx, cancel := context.WithCancel(context.Background())
 	var caughtUp uint64 // the last term in which the state machine caught up as sole leader
 	unwatch := watchRaft(r, keep, time.Second, func() {
-		others, selfVotes := 0, false
+		others, selfVotes, outside := 0, false, false
 		if f := r.GetConfiguration(); f.Error() == nil {
 			others, selfVotes = countVoters(f.Configuration(), self)
+			outside = notMember(f.Configuration(), self)
 		}
 		voters := voterCount(others, selfVotes)
 		if r.State() != raft.Leader {
@@ -487,7 +488,7 @@ func (a *raftActor) watchLeadership() {
 			if id == self {
 				addr, id = "", "" // a stale view of itself
 			}
-			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}, current: !r.VotesWithheld(), voters: voters})
+			rt.setLead(shard, shardLead{other: leaderRef{id: string(id), addr: string(addr)}, current: !r.VotesWithheld(), voters: voters, outside: outside})
 			return
 		}
 		term := r.CurrentTerm()

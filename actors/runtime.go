@@ -516,6 +516,10 @@ type shardLead struct {
 	// voters is how many voters the group has, as this node last saw
 	// its configuration.
 	voters int
+	// outside: this node is not in the group's configuration, as this
+	// node last saw it (notMember): it was removed from the cluster, or
+	// is not added (back) yet.
+	outside bool
 	// current: the replica here holds what it held before its last start
 	// or has caught up with a leader since (not the Raft fork's
 	// VotesWithheld: a replica that started on empty stores, or whose

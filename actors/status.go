@@ -211,12 +211,19 @@ func (s *ShardStatus) Ready() (ok bool, reason string) {
 	return true, ""
 }
 
-// NotReady lists the shards that are not Ready, with the reasons.
+// NotReady lists the shards that are not Ready, with the reasons; a
+// shard whose members do not include this node is not ready either
+// (errNotMember).
 func (s *Status) NotReady() []ShardReadiness {
 	var out []ShardReadiness
 	for i := range s.Shards {
-		if ok, why := s.Shards[i].Ready(); !ok {
-			out = append(out, ShardReadiness{ID: s.Shards[i].ID, Reason: why})
+		sh := &s.Shards[i]
+		ok, why := sh.Ready()
+		if sh.Error == "" && len(sh.Members) > 0 && !slices.ContainsFunc(sh.Members, func(m MemberStatus) bool { return m.Node == s.Node }) {
+			ok, why = false, errNotMember
+		}
+		if !ok {
+			out = append(out, ShardReadiness{ID: sh.ID, Reason: why})
 		}
 	}
 	return out

@@ -69,6 +69,22 @@ func TestShardReadiness(t *testing.T) {
 	if len(bad) != 2 || bad[0].ID != 1 || bad[0].Reason != "no leader" || bad[1].ID != 2 {
 		t.Errorf("NotReady: %+v", bad)
 	}
+	// A node removed from a shard's group (its members, as it last saw
+	// them, do not include it) is not ready for it, whatever its leader;
+	// a shard with no members known yet (a node joining) is judged as
+	// before.
+	n1, n2, n3 := actors.MemberStatus{Node: "n1"}, actors.MemberStatus{Node: "n2"}, actors.MemberStatus{Node: "n3"}
+	st = actors.Status{Node: "n3", Shards: []actors.ShardStatus{
+		{ID: 0, Leader: "n1", Members: []actors.MemberStatus{n1, n2}},
+		{ID: 1, Leader: "n1", Members: []actors.MemberStatus{n1, n2, n3}},
+		{ID: 2, Leader: "n1"},
+		{ID: 3, Members: []actors.MemberStatus{n1, n2}},
+	}}
+	bad = st.NotReady()
+	if len(bad) != 2 || bad[0].ID != 0 || bad[1].ID != 3 ||
+		!strings.HasPrefix(bad[0].Reason, "this node is not a member of the group") || bad[1].Reason != bad[0].Reason {
+		t.Errorf("NotReady of a removed node: %+v", bad)
+	}
 }
 
 func okWrite(kv.Writer, *messages.Command, *kv.EventLog) *messages.Reply {

@@ -46,6 +46,7 @@ func TestScripts(t *testing.T) {
 			"voters":     cmdWait(voters),
 			"sysvoters":  cmdWait(systemVoters),
 			"members":    cmdWait(members),
+			"outside":    cmdWait(outside),
 			"same":       cmdSame,
 			"seen":       cmdWait(seen),
 			"redis":      cmdRedis,
