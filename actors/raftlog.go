@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -134,19 +135,22 @@ func peerTrouble(msg string, args []any) hclog.Level {
 }
 
 // closedHere tells whether err is that of a connection or transport this
-// node closed.
+// node closed. The text is checked too: raft's msgpack codec keeps only
+// the text of the read error it wraps.
 func closedHere(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, transport.ErrClosed) ||
-		errors.Is(err, raft.ErrTransportShutdown) || errors.Is(err, raft.ErrPipelineShutdown)
+		errors.Is(err, raft.ErrTransportShutdown) || errors.Is(err, raft.ErrPipelineShutdown) ||
+		strings.HasSuffix(err.Error(), net.ErrClosed.Error())
 }
 
 // networkError tells whether err is a failure of a connection or a dial:
-// refused, reset, timed out, ended early.
+// refused, reset, timed out, ended early, or the node's batched
+// heartbeats' connection lost.
 func networkError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, transport.ErrConnLost) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 

@@ -129,6 +129,9 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 	log.With("peer", "n2").Error("failed to pipeline appendEntries", "error", transport.ErrClosed)
 	log.Error("failed to appendEntries to", "peer", "n2", "error", &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed})
 	log.Error("failed to heartbeat to", "peer", "n2", "error", raft.ErrTransportShutdown)
+	// raft's codec keeps only the text of the error it wraps.
+	log.Error("failed to make requestVote RPC", "target", "n2", "error", errors.New("msgpack decode error [pos 64]: read tcp 10.0.0.1:45766->10.0.0.2:7380: use of closed network connection"))
+	log.Error("failed to heartbeat to", "peer", "n3", "error", fmt.Errorf("%w: requests waited 1s and more in silence", transport.ErrConnLost))
 	// The transport's serving side, a connection a peer opened.
 	log.Error("failed to flush response", "error", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)})
 	log.Error("failed to decode incoming command", "error", &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed})
@@ -150,6 +153,7 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 		"WARN failed to appendEntries to",
 		"WARN failed to heartbeat to",
 		"WARN failed to make requestVote RPC",
+		"WARN failed to heartbeat to",
 		"WARN failed to flush response",
 		"ERROR failed to decode incoming command",
 		"WARN peer has newer term, stopping replication",

@@ -662,6 +662,8 @@ func TestLogWriterLevels(t *testing.T) {
 		"[ERR] memberlist: Failed fallback TCP ping: timeout 50ms: read tcp 127.0.0.1:54918->127.0.0.1:48457: i/o timeout",
 		"[ERR] memberlist: Push/Pull with n1 failed: dial tcp 127.0.0.1:54161: connect: connection refused",
 		"[ERR] memberlist: Failed to send gossip to 127.0.0.1:7946: write udp: broken pipe",
+		"[ERR] memberlist: Failed to send ack: write udp 10.2.0.1:7946->10.2.0.2:7946: sendto: operation not permitted from=10.2.0.2:7946",
+		"[ERR] memberlist: Failed to send UDP ping: write udp 10.2.0.1:7946->10.2.0.3:7946: sendto: network is unreachable",
 		"[ERR] memberlist: Failed to receive: Encryption is configured but remote state is not encrypted from=127.0.0.1:7946",
 		"[ERR] serf: Failed to update tags: tags too large",
 	} {
@@ -674,7 +676,7 @@ func TestLogWriterLevels(t *testing.T) {
 		level, _, _ := strings.Cut(strings.SplitN(l, "level=", 2)[1], " ")
 		got = append(got, level)
 	}
-	want := []string{"DEBUG", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR"}
+	want := []string{"DEBUG", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("levels %v, want %v; log:\n%s", got, want, buf.String())
 	}
