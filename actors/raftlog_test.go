@@ -87,19 +87,14 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 	log.Error("failed to appendEntries to", "peer", "n3", "error", "no such stream")
 	log.Error("failed to appendEntries to", "peer", "n3", "error", "no such stream")
 
-	var got []string
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatal(err)
-		}
+	got := jsonLines(t, &buf, func(m map[string]any) string {
 		peer := m["peer"]
 		if peer == nil {
 			peer = m["target"]
 		}
-		got = append(got, fmt.Sprintf("%s %s %v %v %v", m["level"], m["msg"], peer, m["error"], m["repeated"]))
-	}
-	want := []string{
+		return fmt.Sprintf("%s %s %v %v %v", m["level"], m["msg"], peer, m["error"], m["repeated"])
+	})
+	sameLines(t, got, []string{
 		"ERROR failed to appendEntries to n3 connection refused <nil>",
 		"ERROR failed to appendEntries to n2 connection refused <nil>",
 		"WARN failed to heartbeat to n3 <nil> <nil>",
@@ -108,7 +103,26 @@ func TestRaftLoggerCollapsesRepeats(t *testing.T) {
 		"ERROR failed to take snapshot <nil> disk full <nil>",
 		"ERROR failed to take snapshot <nil> disk full <nil>",
 		"ERROR failed to appendEntries to n3 no such stream 4",
+	})
+}
+
+// jsonLines is each JSON line of buf, as line makes it.
+func jsonLines(t *testing.T, buf *bytes.Buffer, line func(map[string]any) string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, line(m))
 	}
+	return out
+}
+
+// sameLines fails unless got is want.
+func sameLines(t *testing.T, got, want []string) {
+	t.Helper()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -141,15 +155,8 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 	log.Error("failed to get log", "index", 7, "error", refused) // no peer: this node's own
 	log.Error("failed to persist vote", "error", errors.New("disk full"))
 
-	var got []string
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fmt.Sprintf("%s %s", m["level"], m["msg"]))
-	}
-	want := []string{
+	got := jsonLines(t, &buf, func(m map[string]any) string { return fmt.Sprintf("%s %s", m["level"], m["msg"]) })
+	sameLines(t, got, []string{
 		"WARN failed to appendEntries to",
 		"WARN failed to heartbeat to",
 		"WARN failed to make requestVote RPC",
@@ -160,8 +167,5 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 		"ERROR failed to appendEntries to",
 		"ERROR failed to get log",
 		"ERROR failed to persist vote",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	})
 }

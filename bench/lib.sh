@@ -75,3 +75,25 @@ status() { curl -s -m 1 "http://127.0.0.1:${port[$1.http]}/v1/status"; }
 check() { status "$1" | python3 -c "import json, sys; s = json.load(sys.stdin); print($2)" 2>/dev/null || true; }
 # holds NAME PYTHON: whether check prints True.
 holds() { [ "$(check "$1" "$2")" = True ]; }
+
+# needs TOOL...: exits 1, naming it, if a TOOL is not on the PATH.
+needs() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 1; }
+    done
+}
+
+# three_voters (for holds): every shard has three voters and a leader.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+three_voters='all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
+
+# form3: starts n1, then n2 and n3 joining it, and waits until every
+# shard has three voters and a leader.
+form3() {
+    start n1
+    retry "n1 ready" 10 0.02 ready n1
+    start n2 --join "127.0.0.1:${port[n1.gossip]}"
+    start n3 --join "127.0.0.1:${port[n1.gossip]}"
+    retry "three voters in every shard" 60 0.02 holds n1 "$three_voters"
+}

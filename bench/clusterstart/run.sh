@@ -15,9 +15,7 @@ rounds=${1:-5}
 signal=${SIGNAL:-KILL}
 cd "$(dirname "$0")/../.."
 . bench/lib.sh
-for tool in curl redis-cli python3; do
-    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
-done
+needs curl redis-cli python3
 cluster3 "${2:-}"
 nodes=(n1 n2 n3)
 allready() { for n in "${nodes[@]}"; do ready "$n" || return 1; done; }
@@ -25,11 +23,7 @@ allget() { for n in "${nodes[@]}"; do [ "$(redis-cli -p "${port[$n.client]}" get
 now() { date +%s%N; }
 ms() { echo $((($2 - $1) / 1000000)); }
 
-start n1
-retry "n1 ready" 10 0.02 ready n1
-start n2 --join "127.0.0.1:${port[n1.gossip]}"
-start n3 --join "127.0.0.1:${port[n1.gossip]}"
-retry "three voters in every shard" 60 0.02 holds n1 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
+form3
 [ "$(redis-cli -p "${port[n1.client]}" set clusterstart v)" = OK ]
 
 readys=() gets=()

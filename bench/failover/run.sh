@@ -13,16 +13,10 @@ set -euo pipefail
 rounds=${1:-5}
 cd "$(dirname "$0")/../.."
 . bench/lib.sh
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
-done
+needs curl python3
 cluster3 "${2:-}"
 
-start n1
-retry "n1 ready" 10 0.02 ready n1
-start n2 --join "127.0.0.1:${port[n1.gossip]}"
-start n3 --join "127.0.0.1:${port[n1.gossip]}"
-retry "three voters in every shard" 60 0.02 holds n1 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
+form3
 
 times=()
 for r in $(seq "$rounds"); do
@@ -39,7 +33,7 @@ for r in $(seq "$rounds"); do
     echo "round $r: killed $victim (leader of $led shards): every shard led again after $ms ms"
     start "$victim" --join "127.0.0.1:${port[$other.gossip]}"
     retry "$victim ready again" 30 0.02 ready "$victim"
-    retry "three voters and a leader in every shard" 30 0.02 holds "$other" 'all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
+    retry "three voters and a leader in every shard" 30 0.02 holds "$other" "$three_voters"
 done
 printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median %d ms, min %d, max %d, of %d kills\n", a[int((NR+1)/2)], a[1], a[NR], NR}'
 grep -h "process is gone" "$work"/n?.log | awk 'END {print NR " elections started at once for a leader whose port refused connections"}'

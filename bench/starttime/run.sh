@@ -12,9 +12,7 @@ set -euo pipefail
 starts=${1:-5}
 cd "$(dirname "$0")/../.."
 . bench/lib.sh
-for tool in redis-server redis-cli curl python3; do
-    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
-done
+needs redis-server redis-cli curl python3
 work=$(mktemp -d)
 proc=
 stop() {

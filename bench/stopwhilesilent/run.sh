@@ -16,17 +16,9 @@ set -euo pipefail
 rounds=${1:-5}
 cd "$(dirname "$0")/../.."
 . bench/lib.sh
-for tool in curl python3 redis-benchmark; do
-    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
-done
+needs curl python3 redis-benchmark
 cluster3 "${2:-}"
-
-start n1
-retry "n1 ready" 10 0.02 ready n1
-start n2 --join "127.0.0.1:${port[n1.gossip]}"
-start n3 --join "127.0.0.1:${port[n1.gossip]}"
-all3='all(sum(m["suffrage"] == "voter" for m in sh["members"]) == 3 and sh["leader"] for sh in s["shards"])'
-retry "three voters in every shard" 60 0.02 holds n1 "$all3"
+form3
 writer=
 trap 'kill $writer 2>/dev/null || true; cluster3_stop' EXIT
 
@@ -53,6 +45,6 @@ for r in $(seq "$rounds"); do
     wait "$writer" 2>/dev/null || true
     start "$victim"
     retry "$victim ready again" 30 0.02 ready "$victim"
-    retry "three voters and a leader in every shard" 60 0.02 holds "$third" "$all3"
+    retry "three voters and a leader in every shard" 60 0.02 holds "$third" "$three_voters"
 done
 printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median %d ms, min %d, max %d, of %d stops\n", a[int((NR+1)/2)], a[1], a[NR], NR}'
