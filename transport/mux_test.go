@@ -308,51 +308,59 @@ func TestDialEndsWhenLayerCloses(t *testing.T) {
 // TestLayerCloseClosesItsConnections: closing a layer closes every
 // connection it dialled or accepted, so a read waiting on a peer that went
 // silent (cut off: no answer, no reset) ends at once, not at its deadline:
-// a Raft group that stops waits for the RPCs of its replication.
+// a Raft group that stops waits for the RPCs of its replication. Each side
+// is closed on a stream of its own (once one side closes, the other reads
+// an EOF from it).
 func TestLayerCloseClosesItsConnections(t *testing.T) {
 	srv, _, _ := clusterNode(t, "n1", "cluster-a")
 	cli, _, _ := clusterNode(t, "n2", "cluster-a")
-	const stream = StreamSystem
-	in := srv.Layer(stream)
-	out := cli.Layer(stream)
-	dialled, err := out.DialPeer("n1", raft.ServerAddress(srv.Addr().String()), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted, err := in.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Neither side writes: each read waits as on a silent peer.
-	reads := make(chan error, 2)
-	for _, c := range []net.Conn{dialled, accepted} {
+	for _, side := range []string{"dialling", "accepting"} {
+		stream := StreamSystem
+		if side == "accepting" {
+			stream = ShardStream(0)
+		}
+		in, out := srv.Layer(stream), cli.Layer(stream)
+		dialled, err := out.DialPeer("n1", raft.ServerAddress(srv.Addr().String()), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted, err := in.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		closing, c := out, dialled
+		if side == "accepting" {
+			closing, c = in, accepted
+		}
+		// Nobody writes: the read waits as on a silent peer.
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		read := make(chan error, 1)
 		go func() {
 			_, err := c.Read(make([]byte, 1))
-			reads <- err
+			read <- err
 		}()
-	}
-	select {
-	case err := <-reads:
-		t.Fatalf("a read ended before any layer closed: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	out.Close()
-	in.Close()
-	for range 2 {
 		select {
-		case err := <-reads:
+		case err := <-read:
+			t.Fatalf("%s side: a read ended before its layer closed: %v", side, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		closing.Close()
+		select {
+		case err := <-read:
 			if !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("read after its layer closed: %v, want net.ErrClosed", err)
+				t.Fatalf("%s side: read after its layer closed: %v, want net.ErrClosed", side, err)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatal("a read still waits 5s after its layer closed (its deadline is 30s)")
+			t.Fatalf("%s side: a read still waits 5s after its layer closed (its deadline is 30s)", side)
+		}
+		if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("%s side: closing a connection its layer closed: %v, want net.ErrClosed", side, err)
+		}
+		if _, err := out.DialPeer("n1", raft.ServerAddress(srv.Addr().String()), 5*time.Second); side == "dialling" && !errors.Is(err, ErrClosed) {
+			t.Fatalf("dial on a closed layer: %v, want ErrClosed", err)
 		}
 	}
-	if err := dialled.Close(); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("closing a connection its layer closed: %v, want net.ErrClosed", err)
-	}
-	if _, err := out.DialPeer("n1", raft.ServerAddress(srv.Addr().String()), 5*time.Second); !errors.Is(err, ErrClosed) {
-		t.Fatalf("dial on a closed layer: %v, want ErrClosed", err)
+	if _, err := cli.Layer(StreamSystem).DialPeer("n1", raft.ServerAddress(srv.Addr().String()), 5*time.Second); err != nil {
+		t.Fatalf("a layer made again after its close: %v", err)
 	}
 }
