@@ -49,7 +49,15 @@ type clientActor struct {
 	// local runs forwarded commands: it answers here or fails, and never
 	// forwards again, so a stale leader hint cannot bounce a command around.
 	local *backend
+	// closePort ends the waits of the client port's commands.
+	closePort context.CancelCauseFunc
 }
+
+// errPortClosed ends the waits of the client port's commands when the
+// port closes (the node stops): their connections are closed, no answer
+// can reach them, and the stop would otherwise wait for each, up to a
+// write's 15 s when its shard has no quorum.
+var errPortClosed = errors.New("the client port closed")
 
 func (c *clientActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -57,6 +65,7 @@ func (c *clientActor) Receive(ctx actor.Context) {
 		sys := ctx.ActorSystem()
 		c.pub = newPublisher(c.rt)
 		b := &broadcastingBackend{newBackend(c.rt, sys), c.pub}
+		b.backend.ctx, c.closePort = context.WithCancelCause(context.Background())
 		c.local = newBackend(c.rt, sys)
 		c.local.local = true
 		limits := resp.DefaultLimits()
@@ -93,6 +102,9 @@ func (c *clientActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		c.rt.forwarder.Store(nil)
 		c.rt.port.Store(nil)
+		if c.closePort != nil {
+			c.closePort(errPortClosed)
+		}
 		if c.srv != nil {
 			c.srv.Close()
 		}
@@ -114,10 +126,13 @@ type backend struct {
 	root  *actor.RootContext
 	pids  []*actor.PID
 	local bool
+	// ctx bounds the waits of the commands the backend runs for its
+	// clients (errPortClosed); a forwarded command's request bounds its.
+	ctx context.Context
 }
 
 func newBackend(rt *Runtime, sys *actor.ActorSystem) *backend {
-	b := &backend{rt: rt, root: sys.Root}
+	b := &backend{rt: rt, root: sys.Root, ctx: context.Background()}
 	for i := 0; i < rt.Shards; i++ {
 		b.pids = append(b.pids, actor.NewPID(sys.Address(), RaftPath(i)))
 	}
@@ -176,7 +191,7 @@ func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
 	if node := b.rt.diskLowNode(); node != "" && addsData(cmd) {
 		return ready{errReply(fmt.Sprintf("ERR disk space low on %s (under its --min-free-disk-mib): writes are refused until it has room again; writes that add no data (DEL, UNLINK, HDEL, GETDEL, EXPIRE, PERSIST, FLUSHDB...) still run", node))}
 	}
-	return b.propose(context.Background(), shard, cmd)
+	return b.propose(b.ctx, shard, cmd)
 }
 
 // ProposeIndexed is Propose, noting the write's log index in to once it
@@ -221,7 +236,7 @@ func await(b *backend, p retrying) *messages.Reply {
 	deadline := time.Now().Add(retryWindow)
 	for i := 0; ; i++ {
 		r, retry := p.result()
-		if !retry || b.local || time.Now().After(deadline) {
+		if !retry || b.local || time.Now().After(deadline) || b.ctx.Err() != nil {
 			return r
 		}
 		time.Sleep(min(20*time.Millisecond<<i, 250*time.Millisecond))
@@ -351,7 +366,7 @@ func (p *proposal) forward(leaderID, leaderAddr string) (*messages.Reply, bool) 
 }
 
 func (b *backend) Read(shard int, cmd *messages.Command) server.Pending {
-	return b.readCommand(context.Background(), shard, cmd)
+	return b.readCommand(b.ctx, shard, cmd)
 }
 
 func (b *backend) readCommand(ctx context.Context, shard int, cmd *messages.Command) server.Pending {
@@ -376,7 +391,7 @@ func (b *backend) Watch(shard int, keys [][]byte) (<-chan struct{}, func()) {
 }
 
 func (b *backend) Scan(shard int, req *messages.ScanShard) server.Pending {
-	return b.scan(context.Background(), shard, req)
+	return b.scan(b.ctx, shard, req)
 }
 
 func (b *backend) scan(ctx context.Context, shard int, req *messages.ScanShard) server.Pending {
@@ -514,7 +529,7 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 		// The bytes go to the leader, then through it (its own wait).
 		timeout += 2 * bytesTime(fwd.Command)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
 	defer cancel()
 	res, err := remote.Request(ctx, transport.Peer{Name: leaderID, Addr: leaderAddr}, ClientPath, fwd)
 	if err != nil {

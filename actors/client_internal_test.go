@@ -98,6 +98,37 @@ func TestCancelOnly(t *testing.T) {
 	}
 }
 
+// The client port's commands stop waiting when the port closes (the node
+// stops), not after the shard's own timeouts (15 s for a write, which a
+// shard without quorum takes in full): their connections are closed, and
+// the stop waits for them. Here the shard never answers.
+func TestClientCommandsEndWhenThePortCloses(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return protoactorLogger(nil) // quiet: the shard is a dead letter
+	}))
+	defer sys.Shutdown()
+	b := newBackend(&Runtime{Name: "n1", Shards: 1}, sys)
+	var closePort context.CancelCauseFunc
+	b.ctx, closePort = context.WithCancelCause(context.Background())
+	set := &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}
+	get := &messages.Command{Args: [][]byte{[]byte("GET"), []byte("k")}}
+	replies := make(chan *messages.Reply, 2)
+	go func() { replies <- b.Propose(0, set).Wait() }()
+	go func() { replies <- b.Read(0, get).Wait() }()
+	select {
+	case r := <-replies:
+		t.Fatalf("answered before the port closed: %v", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	closePort(errPortClosed)
+	for range 2 {
+		r := testwait.Recv(t, replies, 5*time.Second, "answer after the port closed")
+		if e := r.GetError(); !strings.Contains(e, errPortClosed.Error()) {
+			t.Errorf("reply %q, want one naming %q", e, errPortClosed)
+		}
+	}
+}
+
 // A command forwarded to a leader that never got it is safe to try again
 // (TRYAGAIN, retry); a write whose connection was lost after it went out
 // may have been applied (AMBIGUOUS, no retry: Redis Cluster clients retry
