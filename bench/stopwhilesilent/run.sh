@@ -9,11 +9,16 @@
 # exited; then SIGCONT to the silent node, starts the victim again and
 # waits until every shard has three voters and a leader.
 #
-#   bash bench/stopwhilesilent/run.sh [ROUNDS] [NODE_BINARY]   (default 5, built from the tree)
+# With SILENT=both, both other nodes are stopped, and the writes go
+# through the victim: no group has a quorum, and the writes under way on
+# the victim's client port cannot commit.
+#
+#   [SILENT=both] bash bench/stopwhilesilent/run.sh [ROUNDS] [NODE_BINARY]   (default 5, built from the tree)
 #
 # docs/faults.md quotes it.
 set -euo pipefail
 rounds=${1:-5}
+mode=${SILENT:-one}
 cd "$(dirname "$0")/../.."
 . bench/lib.sh
 needs curl python3 redis-benchmark
@@ -29,18 +34,22 @@ for r in $(seq "$rounds"); do
     for n in n1 n2 n3; do [ "$n" = "$victim" ] || others+=("$n"); done
     silent=${others[$((r % 2))]} third=${others[$(((r + 1) % 2))]}
     led=$(check "$third" "sum(sh['leader'] == '$victim' for sh in s['shards'])")
-    redis-benchmark -p "${port[$third.client]}" -t set -d 64 -r 100000 -c 10 -n 100000000 -q >/dev/null 2>&1 &
+    silenced=("$silent") via=$third
+    if [ "$mode" = both ]; then
+        silenced=("${others[@]}") via=$victim
+    fi
+    redis-benchmark -p "${port[$via.client]}" -t set -d 64 -r 100000 -c 10 -n 100000000 -q >/dev/null 2>&1 &
     writer=$!
-    kill -STOP "${pid[$silent]}"
-    sleep 0.5 # the victim's requests to the silent node under way, unanswered
+    for n in "${silenced[@]}"; do kill -STOP "${pid[$n]}"; done
+    sleep 0.5 # the victim's requests to the silent nodes under way, unanswered
     t0=$(date +%s%N)
     kill -TERM "${pid[$victim]}"
     rc=0
     wait "${pid[$victim]}" || rc=$?
     ms=$((($(date +%s%N) - t0) / 1000000))
     times+=("$ms")
-    echo "round $r: $victim (leader of $led shards) stopped in $ms ms, exit $rc, $silent stopped"
-    kill -CONT "${pid[$silent]}"
+    echo "round $r: $victim (leader of $led shards) stopped in $ms ms, exit $rc, ${silenced[*]} stopped"
+    for n in "${silenced[@]}"; do kill -CONT "${pid[$n]}"; done
     kill "$writer" 2>/dev/null || true
     wait "$writer" 2>/dev/null || true
     start "$victim"
