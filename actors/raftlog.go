@@ -103,10 +103,11 @@ func repeatKey(name, msg string, args []any) string {
 // when it is about a peer that cannot be reached or that moved on, not
 // about this node: a request to a peer that failed on the network (a peer
 // down, restarting, cut off), a connection a peer opened that broke, or
-// replication stopped by a peer's newer term (a new election). Those are what every fault of another node makes
-// each of the node's groups log. A request that failed because this node
-// closed its connection (the group stopping) is not a fault: debug. Any
-// other stays an error: the node's own trouble (its disk, its log).
+// replication stopped by a peer's newer term (a new election). Those are
+// what every fault of another node makes each of the node's groups log.
+// A request that failed because this node closed its connection (the
+// group stopping) is not a fault: debug. Any other stays an error: the
+// node's own trouble (its disk, its log).
 func peerTrouble(msg string, args []any) hclog.Level {
 	if msg == "peer has newer term, stopping replication" {
 		return hclog.Warn
@@ -183,13 +184,17 @@ func (l *slogHCLog) level(lv hclog.Level) (slog.Level, bool) {
 }
 
 func (l *slogHCLog) Log(lv hclog.Level, msg string, args ...any) {
-	all := append(l.implied[:len(l.implied):len(l.implied)], args...)
+	var all []any
 	if lv >= hclog.Error {
+		all = append(l.implied[:len(l.implied):len(l.implied)], args...)
 		lv = peerTrouble(msg, all)
 	}
 	s, ok := l.level(lv)
 	if !ok {
-		return
+		return // before any other line's arguments are gathered
+	}
+	if all == nil {
+		all = append(l.implied[:len(l.implied):len(l.implied)], args...)
 	}
 	if s >= slog.LevelWarn && l.rep != nil {
 		left, pass := l.rep.pass(repeatKey(l.name, msg, all))

@@ -219,7 +219,7 @@ func (s *Status) NotReady() []ShardReadiness {
 	for i := range s.Shards {
 		sh := &s.Shards[i]
 		ok, why := sh.Ready()
-		if sh.Error == "" && len(sh.Members) > 0 && !slices.ContainsFunc(sh.Members, func(m MemberStatus) bool { return m.Node == s.Node }) {
+		if s.Node != "" && sh.Error == "" && len(sh.Members) > 0 && !slices.ContainsFunc(sh.Members, func(m MemberStatus) bool { return m.Node == s.Node }) {
 			ok, why = false, errNotMember
 		}
 		if !ok {
