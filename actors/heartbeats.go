@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,13 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 )
+
+// noGroupThere starts a heartbeat's answer from a node that has no Raft
+// group on the heartbeat's stream (restarting, or not added back yet);
+// errNoGroupThere is that answer's error on the sending node.
+const noGroupThere = "no Raft group on stream"
+
+var errNoGroupThere = errors.New("the peer serves no such Raft group")
 
 // heartbeats batches the node's Raft heartbeats (the Raft fork's
 // HeartbeatBatcher). hashicorp/raft has every group's leader send each
@@ -245,7 +253,11 @@ func (h *heartbeats) flush(rt *Runtime, peer transport.Peer) {
 		}
 		a := answers[i]
 		if a.Error != "" {
-			b.done <- fmt.Errorf("raft heartbeat to %s: %s", peer, a.Error)
+			if strings.HasPrefix(a.Error, noGroupThere) {
+				b.done <- fmt.Errorf("raft heartbeat to %s: %w: %s", peer, errNoGroupThere, a.Error)
+			} else {
+				b.done <- fmt.Errorf("raft heartbeat to %s: %s", peer, a.Error)
+			}
 			continue
 		}
 		b.answer(raft.AppendEntriesResponse{
@@ -300,7 +312,7 @@ func (h *heartbeats) serve(ctx context.Context, m *messages.RaftHeartbeats) *mes
 	for i, b := range m.Beats {
 		trans := groups[i]
 		if trans == nil {
-			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("no Raft group on stream %d on this node", b.Stream)}
+			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("%s %d on this node", noGroupThere, b.Stream)}
 			continue
 		}
 		req := &raft.AppendEntriesRequest{

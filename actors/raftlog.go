@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/netfail"
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -145,14 +146,18 @@ func closedHere(err error) bool {
 }
 
 // networkError tells whether err is a failure of a connection or a dial:
-// refused, reset, timed out, ended early, or the node's batched
-// heartbeats' connection lost.
+// refused, reset, timed out, ended early (by type, or by text where raft's
+// codec keeps only that); the node's batched heartbeats' connection lost;
+// or a peer that does not serve the group yet (restarting, or not added
+// back), whose refusal is the peer's state, not this node's trouble.
 func networkError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, transport.ErrConnLost) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, transport.ErrUnknownPeer) || errors.Is(err, errNoGroupThere) ||
+		netfail.Text(err.Error())
 }
 
 // slogHCLog implements hclog.Logger on slog. The embedded null logger

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/coppice-kv/coppice/internal/netfail"
 	"github.com/coppice-kv/coppice/messages"
 )
 
@@ -381,25 +382,11 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// networkFailures are in the errors memberlist logs when a peer does not
-// answer or cannot be reached: it is down, restarting, stopped or cut off
-// (a firewall's drop makes sendto fail with "operation not permitted").
-var networkFailures = []string{
-	": i/o timeout", ": connection refused", ": connection reset by peer",
-	": broken pipe", ": no route to host", ": network is unreachable",
-	": operation not permitted", ": use of closed network connection", ": EOF",
-}
-
 // peerFailure tells whether a memberlist error line is a peer's network
 // failure (a probe that timed out, a push/pull refused): what every fault
 // of another node makes each node log, not this node's own trouble. The
 // failure ends the line's error, which may be followed by " from=ADDR".
 func peerFailure(msg string) bool {
 	msg, _, _ = strings.Cut(msg, " from=")
-	for _, f := range networkFailures {
-		if strings.HasSuffix(msg, f) {
-			return true
-		}
-	}
-	return false
+	return netfail.Text(msg)
 }
