@@ -129,6 +129,26 @@ func TestClientCommandsEndWhenThePortCloses(t *testing.T) {
 	}
 }
 
+// A node not in a shard's group (removed from the cluster, or not added
+// back yet), with no leader to forward to, says so, not "no leader known".
+func TestForwardFromANonMember(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoactorLogger(nil) }))
+	defer sys.Shutdown()
+	rt := &Runtime{Name: "n3", Shards: 2}
+	rt.setLead(0, shardLead{outside: true})
+	rt.setLead(1, shardLead{})
+	b := newBackend(rt, sys)
+	get := &messages.Forward{Command: &messages.Command{Args: [][]byte{[]byte("GET"), []byte("k")}}}
+	r, retry, _ := b.forward(0, "", "", get)
+	if e := r.GetError(); !strings.HasPrefix(e, "TRYAGAIN shard 0") || !strings.Contains(e, errNotMember) || !retry {
+		t.Errorf("shard 0, not a member: %q, retry %v; want TRYAGAIN naming %q", e, retry, errNotMember)
+	}
+	r, _, _ = b.forward(1, "", "", get)
+	if e := r.GetError(); !strings.HasSuffix(e, "no leader known") {
+		t.Errorf("shard 1, a member with no leader: %q, want no leader known", e)
+	}
+}
+
 // A command forwarded to a leader that never got it is safe to try again
 // (TRYAGAIN, retry); a write whose connection was lost after it went out
 // may have been applied (AMBIGUOUS, no retry: Redis Cluster clients retry

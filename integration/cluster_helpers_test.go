@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/coppice-kv/coppice/kv"
 	"io/fs"
@@ -87,41 +86,6 @@ func members(n *node, want ...string) error {
 	slices.Sort(want)
 	if got := st.Members(); !slices.Equal(got, want) {
 		return fmt.Errorf("%s: members %v, want %v (status %+v)", n.name, got, want, st.Nodes)
-	}
-	return nil
-}
-
-// outside checks n knows it is in no shard's group (removed from the
-// cluster): its /readyz gives every shard that reason, and a write sent to
-// it is refused with it, not taken nor left to wait for a leader.
-func outside(n *node, _ ...string) error {
-	const why = "this node is not a member of the group"
-	resp, err := http.Get("http://" + n.http + "/readyz")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var rz struct {
-		Shards []actors.ShardReadiness `json:"shards"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&rz); err != nil {
-		return fmt.Errorf("%s: readyz: %v", n.name, err)
-	}
-	if len(rz.Shards) != scriptShards {
-		return fmt.Errorf("%s: readyz lists %d shards not ready, want all %d: %+v", n.name, len(rz.Shards), scriptShards, rz.Shards)
-	}
-	for _, sh := range rz.Shards {
-		if !strings.HasPrefix(sh.Reason, why) {
-			return fmt.Errorf("%s: readyz: shard %d: %q, want %q...", n.name, sh.ID, sh.Reason, why)
-		}
-	}
-	c := n.redis()
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = c.Set(ctx, "outside-probe", "1", 0).Err()
-	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN ") || !strings.Contains(err.Error(), why) {
-		return fmt.Errorf("%s: SET: %v, want TRYAGAIN ... %s", n.name, err, why)
 	}
 	return nil
 }

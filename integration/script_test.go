@@ -46,7 +46,6 @@ func TestScripts(t *testing.T) {
 			"voters":     cmdWait(voters),
 			"sysvoters":  cmdWait(systemVoters),
 			"members":    cmdWait(members),
-			"outside":    cmdWait(outside),
 			"same":       cmdSame,
 			"seen":       cmdWait(seen),
 			"redis":      cmdRedis,
