@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -227,12 +228,8 @@ func TestHeartbeatGivesUpWhenItsGroupStops(t *testing.T) {
 	}()
 	testwait.Recv(t, asked, 5*time.Second, "the batch at the silent peer")
 	rt.beats.forget(1, nt)
-	select {
-	case err := <-done:
-		if !errors.Is(err, raft.ErrTransportShutdown) {
-			t.Fatalf("heartbeat of a stopped group: %v, want ErrTransportShutdown", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatalf("the heartbeat still waits 2s after its group stopped (the batch's timeout is %v)", batchTimeout)
+	err = testwait.Recv(t, done, 2*time.Second, fmt.Sprintf("end of the heartbeat after its group stopped (the batch's timeout is %v)", batchTimeout))
+	if !errors.Is(err, raft.ErrTransportShutdown) {
+		t.Fatalf("heartbeat of a stopped group: %v, want ErrTransportShutdown", err)
 	}
 }

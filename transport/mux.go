@@ -235,11 +235,11 @@ func (m *Mux) route(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
+	if c, err = l.track(c); err != nil {
+		return // the layer closed meanwhile
+	}
 	select {
 	case l.conns <- c:
-		if l.closed() { // queued after the layer's close emptied its queue
-			l.closeConns()
-		}
 	case <-l.done:
 		c.Close()
 	case <-time.After(headerWait):
@@ -275,8 +275,9 @@ type Layer struct {
 	closeOnce context.CancelFunc
 	done      <-chan struct{}
 
-	// open holds every connection of the layer, dialled or accepted, that
-	// is not closed yet: the layer's close closes them all (closeConns).
+	// open holds every connection of the layer, dialled or routed to it,
+	// that is not closed yet: the layer's close closes them all
+	// (closeConns).
 	mu   sync.Mutex
 	open map[*layerConn]struct{}
 }
@@ -316,26 +317,19 @@ func (l *Layer) track(c net.Conn) (net.Conn, error) {
 	return lc, nil
 }
 
-// closeConns closes every open connection of the layer, and those the mux
-// queued for it and no Accept took, once the layer has closed. A Raft
-// group that stops waits for its replication, and an RPC on a connection
-// to a peer that went silent (cut off: no reset, no answer) would wait
-// out its deadline (10 s) if nothing closed the connection under it.
+// closeConns closes every open connection of the layer (those the mux
+// queued for it and no Accept took too), once the layer has closed. A
+// Raft group that stops waits for its replication, and an RPC on a
+// connection to a peer that went silent (cut off: no reset, no answer)
+// would wait out its deadline (10 s) if nothing closed the connection
+// under it.
 func (l *Layer) closeConns() {
 	l.mu.Lock()
 	open := l.open
-	l.open = map[*layerConn]struct{}{}
+	l.open = nil // track adds no more
 	l.mu.Unlock()
 	for c := range open {
 		c.Close()
-	}
-	for {
-		select {
-		case c := <-l.conns:
-			c.Close()
-		default:
-			return
-		}
 	}
 }
 
@@ -343,7 +337,7 @@ func (l *Layer) closeConns() {
 func (l *Layer) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
-		return l.track(c)
+		return c, nil
 	case <-l.done:
 		return nil, ErrClosed
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -295,13 +296,8 @@ func TestDialEndsWhenLayerCloses(t *testing.T) {
 	default:
 	}
 	layer.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("dial after the layer closed: %v, want ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the dial still waits 5s after its layer closed (its timeout is 30s)")
+	if err := testwait.Recv(t, done, 5*time.Second, "end of the dial after its layer closed (its timeout is 30s)"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("dial after the layer closed: %v, want ErrClosed", err)
 	}
 }
 
@@ -345,13 +341,8 @@ func TestLayerCloseClosesItsConnections(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		closing.Close()
-		select {
-		case err := <-read:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("%s side: read after its layer closed: %v, want net.ErrClosed", side, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s side: a read still waits 5s after its layer closed (its deadline is 30s)", side)
+		if err := testwait.Recv(t, read, 5*time.Second, "end of the "+side+" side's read after its layer closed (its deadline is 30s)"); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("%s side: read after its layer closed: %v, want net.ErrClosed", side, err)
 		}
 		if err := c.Close(); !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("%s side: closing a connection its layer closed: %v, want net.ErrClosed", side, err)
