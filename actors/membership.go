@@ -192,34 +192,35 @@ func handOver(r *raft.Raft, log *slog.Logger, group string) {
 		return
 	}
 	_, self := r.LeaderWithID()
-	if others, _ := countVoters(f.Configuration(), self); others == 0 {
-		return
-	}
 	start := time.Now()
 	conf := r.ReloadableConfig()
+	matches, _ := r.FollowerMatches()
+	targets := handOverOrder(f.Configuration(), self, groupSilence(r), matches, conf.HeartbeatTimeout/2)
+	if len(targets) == 0 {
+		return
+	}
 	// A transfer already under way (the coordinator's balancing) is let
 	// finish first, bounded by its own timeout: every try would fail at
 	// once with ErrLeadershipTransferInProgress, and the node would stop
 	// as the leader if that transfer failed.
 	deadline := start.Add(2 * conf.ElectionTimeout)
-	transfer := func(try func() raft.Future) error {
+	transfer := func(to raft.Server) error {
 		for {
-			err := try().Error()
+			err := r.LeadershipTransferToServer(to.ID, to.Address).Error()
 			if !errors.Is(err, raft.ErrLeadershipTransferInProgress) || time.Now().After(deadline) {
 				return err
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	matches, _ := r.FollowerMatches()
 	var err error
 	tries := 0
-	for _, s := range handOverOrder(f.Configuration(), self, groupSilence(r), matches, conf.HeartbeatTimeout/2) {
+	for _, to := range targets {
 		if r.State() != raft.Leader {
 			break
 		}
 		tries++
-		if err = transfer(func() raft.Future { return r.LeadershipTransferToServer(s.ID, s.Address) }); err == nil {
+		if err = transfer(to); err == nil {
 			break
 		}
 	}
