@@ -161,8 +161,8 @@ func TestTransferRefusedToAVoterBehind(t *testing.T) {
 	})
 	lag := uint64(10)
 	err := notBehind(leader, voters[0].ID, &lag)
-	if err == nil || !strings.HasPrefix(err.Error(), errBehind) {
-		t.Fatalf("transfer to %s, cut off 20 entries ago, with max lag 10: %v, want %q...", voters[0].ID, err, errBehind)
+	if !errors.Is(err, errBehind) {
+		t.Fatalf("transfer to %s, cut off 20 entries ago, with max lag 10: %v, want %v", voters[0].ID, err, errBehind)
 	}
 	if err := notBehind(leader, voters[1].ID, &lag); err != nil {
 		t.Fatalf("transfer to %s, caught up: %v", voters[1].ID, err)

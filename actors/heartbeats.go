@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,11 +15,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// noGroupThere starts a heartbeat's answer from a node that has no Raft
-// group on the heartbeat's stream (restarting, or not added back yet);
-// errNoGroupThere is that answer's error on the sending node.
-const noGroupThere = "no Raft group on stream"
-
+// errNoGroupThere is a heartbeat's error on the sending node when the
+// follower node has no Raft group on its stream (restarting, or not added
+// back yet: RaftHeartbeatAnswer.no_group).
 var errNoGroupThere = errors.New("the peer serves no such Raft group")
 
 // heartbeats batches the node's Raft heartbeats (the Raft fork's
@@ -253,11 +250,11 @@ func (h *heartbeats) flush(rt *Runtime, peer transport.Peer) {
 		}
 		a := answers[i]
 		if a.Error != "" {
-			if strings.HasPrefix(a.Error, noGroupThere) {
-				b.done <- fmt.Errorf("raft heartbeat to %s: %w: %s", peer, errNoGroupThere, a.Error)
-			} else {
-				b.done <- fmt.Errorf("raft heartbeat to %s: %s", peer, a.Error)
+			err := errors.New(a.Error)
+			if a.NoGroup {
+				err = fmt.Errorf("%w: %s", errNoGroupThere, a.Error)
 			}
+			b.done <- fmt.Errorf("raft heartbeat to %s: %w", peer, err)
 			continue
 		}
 		b.answer(raft.AppendEntriesResponse{
@@ -312,7 +309,7 @@ func (h *heartbeats) serve(ctx context.Context, m *messages.RaftHeartbeats) *mes
 	for i, b := range m.Beats {
 		trans := groups[i]
 		if trans == nil {
-			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("%s %d on this node", noGroupThere, b.Stream)}
+			out.Answers[i] = &messages.RaftHeartbeatAnswer{Error: fmt.Sprintf("no Raft group on stream %d on this node", b.Stream), NoGroup: true}
 			continue
 		}
 		req := &raft.AppendEntriesRequest{

@@ -128,8 +128,8 @@ func TestHeartbeatsBatchedAndServed(t *testing.T) {
 			case r := <-results:
 				switch {
 				case r.stream == 9:
-					if r.err == nil {
-						t.Errorf("a heartbeat for a group n2 does not run was answered: %+v", r.resp)
+					if !errors.Is(r.err, errNoGroupThere) {
+						t.Errorf("a heartbeat for a group n2 does not run: %v (answer %+v), want %v", r.err, r.resp, errNoGroupThere)
 					}
 				case r.err != nil:
 					t.Errorf("stream %d: %v", r.stream, r.err)

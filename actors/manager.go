@@ -772,7 +772,7 @@ func (in *managerInputs) balanceLeaders(ctx context.Context) error {
 			lag := uint64(leaderMoveLag)
 			err := in.transferLeadership(ctx, leaderPeer(replies[m.Shard].Reply), m.Shard,
 				&messages.TransferLeadership{ToId: m.To, ToAddress: to, MaxLag: &lag})
-			if err != nil && strings.HasPrefix(err.Error(), errBehind) {
+			if errors.Is(err, errBehind) {
 				// It catches up; a later pass moves it.
 				in.rt.logger().Debug("shard leadership not moved to balance the leaders", "shard", m.Shard, "from", m.From, "to", m.To, "err", err)
 				return
@@ -799,6 +799,8 @@ func (in *managerInputs) transferLeadership(ctx context.Context, leader transpor
 	switch {
 	case !ok:
 		return fmt.Errorf("answered %T", res)
+	case t.Behind:
+		return fmt.Errorf("%w: %s", errBehind, t.Error)
 	case t.Error != "":
 		return errors.New(t.Error)
 	}

@@ -62,7 +62,7 @@ func transferLeadership(root *actor.RootContext, to *actor.PID, r *raft.Raft, m 
 	if m.ToId == "" {
 		f = r.LeadershipTransfer()
 	} else if err := notBehind(r, raft.ServerID(m.ToId), m.MaxLag); err != nil {
-		root.Send(to, &messages.TransferLeadershipReply{Error: err.Error()})
+		root.Send(to, &messages.TransferLeadershipReply{Error: err.Error(), Behind: true})
 		return
 	} else {
 		f = r.LeadershipTransferToServer(raft.ServerID(m.ToId), raft.ServerAddress(m.ToAddress))
@@ -76,9 +76,9 @@ func transferLeadership(root *actor.RootContext, to *actor.PID, r *raft.Raft, m 
 	}()
 }
 
-// errBehind starts the error of a transfer refused because its target is
-// behind (TransferLeadership.max_lag).
-const errBehind = "behind:"
+// errBehind is the error of a transfer refused because its target is
+// behind (TransferLeadership.max_lag; its reply's behind).
+var errBehind = errors.New("the target is behind")
 
 // notBehind returns an error (errBehind) when r leads its group and its
 // server id lacks more than maxLag (nil: any number) of r's entries. A
@@ -97,7 +97,7 @@ func notBehind(r *raft.Raft, id raft.ServerID, maxLag *uint64) error {
 		return nil
 	}
 	if last := r.LastIndex(); match+*maxLag < last {
-		return fmt.Errorf("%s %s's log matches the leader's up to index %d of %d, more than %d entries short", errBehind, id, match, last, *maxLag)
+		return fmt.Errorf("%w: %s's log matches the leader's up to index %d of %d, more than %d entries short", errBehind, id, match, last, *maxLag)
 	}
 	return nil
 }

@@ -148,7 +148,7 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 	log.Error("failed to heartbeat to", "peer", "n3", "error", fmt.Errorf("%w: requests waited 1s and more in silence", transport.ErrConnLost))
 	log.Error("failed to appendEntries to", "peer", "n2", "error", errors.New("msgpack decode error [pos 64]: read tcp 10.0.0.1:45766->10.0.0.2:7380: read: connection reset by peer"))
 	log.Error("failed to appendEntries to", "peer", "n2", "error", fmt.Errorf("%w: node %q at 10.0.0.2:7380 serves no stream 4", transport.ErrUnknownPeer, "n2"))
-	log.Error("failed to heartbeat to", "peer", "n2", "error", fmt.Errorf("raft heartbeat to n2: %w: %s 4 on this node", errNoGroupThere, noGroupThere))
+	log.Error("failed to heartbeat to", "peer", "n2", "error", fmt.Errorf("raft heartbeat to n2: %w: no Raft group on stream 4 on this node", errNoGroupThere))
 	// The transport's serving side, a connection a peer opened.
 	log.Error("failed to flush response", "error", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)})
 	log.Error("failed to decode incoming command", "error", &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed})

@@ -877,7 +877,7 @@ type TransferLeadership struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	ToId      string                 `protobuf:"bytes,1,opt,name=to_id,json=toId,proto3" json:"to_id,omitempty"`
 	ToAddress string                 `protobuf:"bytes,2,opt,name=to_address,json=toAddress,proto3" json:"to_address,omitempty"`
-	// With to_id: refuse, with an error that starts "behind:", when the
+	// With to_id: refuse (TransferLeadershipReply.behind) when the
 	// target's log lacks more than max_lag of the leader's entries.
 	MaxLag        *uint64 `protobuf:"varint,3,opt,name=max_lag,json=maxLag,proto3,oneof" json:"max_lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -936,8 +936,10 @@ func (x *TransferLeadership) GetMaxLag() uint64 {
 }
 
 type TransferLeadershipReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// The transfer was refused because its target is behind (max_lag).
+	Behind        bool `protobuf:"varint,2,opt,name=behind,proto3" json:"behind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -977,6 +979,13 @@ func (x *TransferLeadershipReply) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *TransferLeadershipReply) GetBehind() bool {
+	if x != nil {
+		return x.Behind
+	}
+	return false
 }
 
 // ScriptQuery asks a node for a Lua script's body by its SHA-1 (lower-case
@@ -1268,7 +1277,10 @@ type RaftHeartbeatAnswer struct {
 	// a node of a version before it): the leader sends the commit again to
 	// a follower that lost it, and needs no timer to (Raft fork,
 	// noteFollowerCommit).
-	CommitIndex   *uint64 `protobuf:"varint,9,opt,name=commit_index,json=commitIndex,proto3,oneof" json:"commit_index,omitempty"`
+	CommitIndex *uint64 `protobuf:"varint,9,opt,name=commit_index,json=commitIndex,proto3,oneof" json:"commit_index,omitempty"`
+	// With error: the follower node has no Raft group on the heartbeat's
+	// stream (restarting, or not added back yet).
+	NoGroup       bool `protobuf:"varint,10,opt,name=no_group,json=noGroup,proto3" json:"no_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1366,6 +1378,13 @@ func (x *RaftHeartbeatAnswer) GetCommitIndex() uint64 {
 	return 0
 }
 
+func (x *RaftHeartbeatAnswer) GetNoGroup() bool {
+	if x != nil {
+		return x.NoGroup
+	}
+	return false
+}
+
 var File_remote_proto protoreflect.FileDescriptor
 
 const file_remote_proto_rawDesc = "" +
@@ -1448,9 +1467,10 @@ const file_remote_proto_rawDesc = "" +
 	"to_address\x18\x02 \x01(\tR\ttoAddress\x12\x1c\n" +
 	"\amax_lag\x18\x03 \x01(\x04H\x00R\x06maxLag\x88\x01\x01B\n" +
 	"\n" +
-	"\b_max_lag\"/\n" +
+	"\b_max_lag\"G\n" +
 	"\x17TransferLeadershipReply\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\"5\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12\x16\n" +
+	"\x06behind\x18\x02 \x01(\bR\x06behind\"5\n" +
 	"\vScriptQuery\x12\x10\n" +
 	"\x03sha\x18\x01 \x01(\tR\x03sha\x12\x14\n" +
 	"\x05flush\x18\x02 \x01(\bR\x05flush\"0\n" +
@@ -1466,7 +1486,7 @@ const file_remote_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\fR\x02id\x12\x12\n" +
 	"\x04addr\x18\x05 \x01(\fR\x04addr\"W\n" +
 	"\x14RaftHeartbeatAnswers\x12?\n" +
-	"\aanswers\x18\x01 \x03(\v2%.coppice.messages.RaftHeartbeatAnswerR\aanswers\"\xa6\x02\n" +
+	"\aanswers\x18\x01 \x03(\v2%.coppice.messages.RaftHeartbeatAnswerR\aanswers\"\xc1\x02\n" +
 	"\x13RaftHeartbeatAnswer\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x19\n" +
@@ -1476,7 +1496,9 @@ const file_remote_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x06 \x01(\x05R\x0fprotocolVersion\x12\x0e\n" +
 	"\x02id\x18\a \x01(\fR\x02id\x12\x12\n" +
 	"\x04addr\x18\b \x01(\fR\x04addr\x12&\n" +
-	"\fcommit_index\x18\t \x01(\x04H\x00R\vcommitIndex\x88\x01\x01B\x0f\n" +
+	"\fcommit_index\x18\t \x01(\x04H\x00R\vcommitIndex\x88\x01\x01\x12\x19\n" +
+	"\bno_group\x18\n" +
+	" \x01(\bR\anoGroupB\x0f\n" +
 	"\r_commit_indexB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
 
 var (
