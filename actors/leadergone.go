@@ -3,7 +3,6 @@ package actors
 import (
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"golang.org/x/sync/singleflight"
 )
 
 const (
@@ -73,40 +73,14 @@ func (w *leaderWatch) closed(id raft.ServerID, addr raft.ServerAddress) {
 // group), and when its process ends each of their followers here sees
 // its connection close within a few milliseconds. One probe answers them
 // all, rather than one per group.
-type goneProbes struct {
-	mu       sync.Mutex
-	inFlight map[raft.ServerAddress]*goneProbe
-}
-
-// goneProbe is a probe on its way; gone is its answer once done is closed.
-type goneProbe struct {
-	done chan struct{}
-	gone bool
-}
+type goneProbes struct{ g singleflight.Group }
 
 // gone tells whether id's process is gone: its cluster port at addr
 // refuses connections. A probe of addr already on its way answers for
 // this call too.
 func (p *goneProbes) gone(layer *transport.Layer, id raft.ServerID, addr raft.ServerAddress) bool {
-	p.mu.Lock()
-	if pr := p.inFlight[addr]; pr != nil {
-		p.mu.Unlock()
-		<-pr.done
-		return pr.gone
-	}
-	if p.inFlight == nil {
-		p.inFlight = map[raft.ServerAddress]*goneProbe{}
-	}
-	pr := &goneProbe{done: make(chan struct{})}
-	p.inFlight[addr] = pr
-	p.mu.Unlock()
-
-	pr.gone = refuses(layer, id, addr)
-	p.mu.Lock()
-	delete(p.inFlight, addr)
-	p.mu.Unlock()
-	close(pr.done)
-	return pr.gone
+	v, _, _ := p.g.Do(string(addr), func() (any, error) { return refuses(layer, id, addr), nil })
+	return v.(bool)
 }
 
 // refuses dials id's cluster port at addr until it refuses (true) or
