@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/coppice-kv/coppice/internal/testlog"
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/messages"
+	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
 )
 
@@ -194,5 +198,38 @@ func TestNotMember(t *testing.T) {
 		if got := notMember(tc.c, tc.self); got != tc.want {
 			t.Errorf("notMember(%v, %s) = %v, want %v", tc.c.Servers, tc.self, got, tc.want)
 		}
+	}
+}
+
+// The leader's refusal of a target behind reaches the manager as
+// errBehind, which the balancer leaves to a later pass; any other
+// refusal is an error of its own.
+func TestTransferLeadershipReplies(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoactorLogger(nil) }))
+	defer sys.Shutdown()
+	rt := &Runtime{Name: "n1", Shards: 2, sys: sys}
+	answers := []*messages.TransferLeadershipReply{
+		{Error: "behind: n2's log matches the leader's up to index 3 of 5000", Behind: true},
+		{Error: "leadership transfer in progress"},
+	}
+	for shard, a := range answers {
+		if _, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
+			if _, ok := c.Message().(*messages.TransferLeadership); ok {
+				c.Respond(a)
+			}
+		}), RaftPath(shard)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := &managerInputs{rt: rt}
+	ask := func(shard int) error {
+		lag := uint64(leaderMoveLag)
+		return in.transferLeadership(context.Background(), transport.Peer{}, shard, &messages.TransferLeadership{ToId: "n2", MaxLag: &lag})
+	}
+	if err := ask(0); !errors.Is(err, errBehind) || !strings.Contains(err.Error(), answers[0].Error) {
+		t.Errorf("refused, behind: %v, want %v with the leader's words", err, errBehind)
+	}
+	if err := ask(1); err == nil || errors.Is(err, errBehind) || err.Error() != answers[1].Error {
+		t.Errorf("refused, busy: %v, want %q and not %v", err, answers[1].Error, errBehind)
 	}
 }
