@@ -514,6 +514,9 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 		if why := b.rt.foundingWait(); why != "" {
 			return tryAgain(shard, "this node is in no cluster yet: "+why), true, 0
 		}
+		if _, removed := b.rt.removedBy(); removed {
+			return tryAgain(shard, errRemoved), true, 0
+		}
 		if b.rt.shardLead(shard).outside {
 			return tryAgain(shard, errNotMember), true, 0
 		}

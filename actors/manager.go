@@ -89,6 +89,9 @@ type managerActor struct {
 	// toldRemoved: removed nodes alive in gossip whose refusal was logged,
 	// once each until gossip sees them go again.
 	toldRemoved map[string]bool
+	// noticed is when the coordinator last sent each removed node alive
+	// in gossip its RemovedNotice (noticeRemoved).
+	noticed map[string]time.Time
 	// warned is when each reconcile error was last logged as a warning
 	// (warnReconcile), by its text without figures.
 	warned map[string]time.Time
@@ -152,7 +155,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.gaveUp = map[syncKey]time.Time{}
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
-		m.toldRemoved = map[string]bool{}
+		m.toldRemoved, m.noticed = map[string]bool{}, map[string]time.Time{}
 		m.toldForeign = &repeats{window: foreignWarnEvery}
 		tick := m.rt.ManagerTick
 		if tick <= 0 {
@@ -198,6 +201,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 					"node", name, "add", "node add "+name+" (POST /v1/nodes)")
 			}
 		}
+		m.noticeRemoved(msg.removedAlive)
 		if msg.err != nil && !errors.Is(msg.err, cluster.ErrNotCoordinator) {
 			m.warnReconcile(msg.err)
 		}
@@ -226,6 +230,8 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		if m.running[msg.k] == msg.pid {
 			delete(m.running, msg.k)
 		}
+	case *messages.RemovedNotice:
+		ctx.Respond(m.rt.removedNotice(msg))
 	case *messages.LeaveCluster:
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.leave()) }()
@@ -326,6 +332,7 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 			}
 			delete(m.members, mem.Name)
 			delete(m.toldRemoved, mem.Name)
+			delete(m.noticed, mem.Name)
 			m.rt.addrs.set(mem.Name, "")
 			m.rt.setDiskLow(mem.Name, false)
 			continue
@@ -1201,6 +1208,9 @@ const leaveTimeout = 3 * time.Minute
 func (in *managerInputs) leave() proto.Message {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
+	if _, removed := in.rt.removedBy(); removed {
+		return in.leaveGossip(ctx, 0, in.rt.Name+" was removed from the cluster already; it left gossip; stopping")
+	}
 	var accepted *messages.ManagerReply
 	for accepted == nil {
 		res := in.operate(&messages.RemoveNode{Name: in.rt.Name})
@@ -1235,6 +1245,12 @@ func (in *managerInputs) leave() proto.Message {
 			return &messages.ManagerReply{Op: accepted.Op, Error: "leave: still a member: " + err.Error()}
 		}
 	}
+	return in.leaveGossip(ctx, accepted.Op, in.rt.Name+" left the cluster; stopping")
+}
+
+// leaveGossip ends a leave once the node is out of the cluster: gossip
+// says goodbye, and the node stops (Runtime.OnLeave).
+func (in *managerInputs) leaveGossip(ctx context.Context, op uint64, detail string) *messages.ManagerReply {
 	if _, err := in.rt.ask(ctx, transport.Peer{}, WatcherPath, &messages.LeaveCluster{}); err != nil {
 		in.rt.logger().Warn("gossip leave", "err", err)
 	}
@@ -1242,7 +1258,7 @@ func (in *managerInputs) leave() proto.Message {
 	if in.rt.OnLeave != nil {
 		go in.rt.OnLeave()
 	}
-	return &messages.ManagerReply{Op: accepted.Op, Detail: in.rt.Name + " left the cluster; stopping"}
+	return &messages.ManagerReply{Op: op, Detail: detail}
 }
 
 // departed asks the other members' managers for the coordinator's view
@@ -1294,6 +1310,15 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 	}
 	r, st, err := in.coordinator()
 	if errors.Is(err, cluster.ErrNotCoordinator) {
+		if by, removed := in.rt.removedBy(); removed {
+			// Its system group knows no leader, or a stale one: the
+			// coordinator that told it of its removal answers.
+			res := in.askCoordinator(ctx, by, msg)
+			if s, ok := res.(*messages.NodeStatusReply); ok {
+				s.Removed = true
+			}
+			return res
+		}
 		addr, id := r.LeaderWithID()
 		if addr == "" {
 			if f := r.GetConfiguration(); f.Error() == nil && notMember(f.Configuration(), raft.ServerID(in.rt.Name)) {
@@ -1301,11 +1326,7 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 			}
 			return managerError(msg, "no coordinator: the system group has no leader")
 		}
-		res, err := in.rt.ask(ctx, transport.Peer{Name: string(id), Addr: string(addr)}, ManagerPath, msg)
-		if err != nil {
-			return managerError(msg, fmt.Sprintf("coordinator %s: %v", id, err))
-		}
-		return res
+		return in.askCoordinator(ctx, transport.Peer{Name: string(id), Addr: string(addr)}, msg)
 	}
 	if err != nil {
 		return managerError(msg, err.Error())
@@ -1319,6 +1340,15 @@ func (in *managerInputs) operate(msg proto.Message) proto.Message {
 		return in.removeNode(ctx, st, m.Name, "operator")
 	}
 	return managerError(msg, fmt.Sprintf("unexpected %T", msg))
+}
+
+// askCoordinator hands an operator's request to the coordinator.
+func (in *managerInputs) askCoordinator(ctx context.Context, to transport.Peer, msg proto.Message) proto.Message {
+	res, err := in.rt.ask(ctx, to, ManagerPath, msg)
+	if err != nil {
+		return managerError(msg, fmt.Sprintf("coordinator %s: %v", to.Name, err))
+	}
+	return res
 }
 
 // recordedRole is the role status shows for a node: a member's recorded

@@ -187,6 +187,9 @@ type Runtime struct {
 	// (cluster.Founding.Wait; foundingWait).
 	founder  atomic.Bool
 	founding atomic.Pointer[string]
+	// removal is the coordinator's last notice that the cluster removed
+	// this node (removedBy).
+	removal atomic.Pointer[removal]
 	// dataDirID is node.json's data_dir_id, once the store worker has
 	// read it (gossip announces it).
 	dataDirID atomic.Pointer[string]
@@ -555,7 +558,14 @@ func (rt *Runtime) soleLeader(shard int) bool { return rt.shardLead(shard).sole 
 // own replica without a barrier: it is read-only, and its replica is
 // current (shardLead.current).
 func (rt *Runtime) staleReads(shard int) bool {
-	return rt.role() == messages.Role_ROLE_READONLY && rt.shardLead(shard).current
+	if rt.role() != messages.Role_ROLE_READONLY {
+		return false
+	}
+	if l := rt.shardLead(shard); !l.current || l.outside {
+		return false
+	}
+	_, removed := rt.removedBy()
+	return !removed
 }
 
 // remoteLeader names the other node this node last heard lead shard (an

@@ -63,6 +63,10 @@ type Status struct {
 	// coordinator has it: the voters are the nodes that elect it.
 	SystemGroup  []MemberStatus `json:"system_group,omitempty"`
 	ClusterError string         `json:"cluster_error,omitempty"`
+	// Removed: the cluster's coordinator told this node that it removed
+	// it, and it serves no shard until an operator adds it back (the rest
+	// of the cluster part is that coordinator's report).
+	Removed bool `json:"removed,omitempty"`
 }
 
 // NodeStatus is one node of the cluster as gossip and the cluster state
@@ -213,13 +217,16 @@ func (s *ShardStatus) Ready() (ok bool, reason string) {
 
 // NotReady lists the shards that are not Ready, with the reasons; a
 // shard whose members do not include this node is not ready either
-// (errNotMember).
+// (errNotMember), nor is any shard of a node the cluster removed
+// (errRemoved).
 func (s *Status) NotReady() []ShardReadiness {
 	var out []ShardReadiness
 	for i := range s.Shards {
 		sh := &s.Shards[i]
 		ok, why := sh.Ready()
-		if s.Node != "" && sh.Error == "" && len(sh.Members) > 0 && !slices.ContainsFunc(sh.Members, func(m MemberStatus) bool { return m.Node == s.Node }) {
+		if s.Removed {
+			ok, why = false, errRemoved
+		} else if s.Node != "" && sh.Error == "" && len(sh.Members) > 0 && !slices.ContainsFunc(sh.Members, func(m MemberStatus) bool { return m.Node == s.Node }) {
 			ok, why = false, errNotMember
 		}
 		if !ok {
@@ -331,6 +338,7 @@ func askManager[T proto.Message](ctx context.Context, sys *actor.ActorSystem, ms
 
 // addCluster fills st's cluster part from the coordinator's report.
 func addCluster(st *Status, cs *messages.NodeStatusReply) {
+	st.Removed = cs.Removed
 	if cs.Error != "" {
 		st.ClusterError = cs.Error
 		return

@@ -127,6 +127,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		if st.ClusterError != "" {
 			body["cluster_error"] = st.ClusterError // a node in no cluster yet says why
 		}
+		if st.Removed {
+			body["removed"] = true
+		}
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}

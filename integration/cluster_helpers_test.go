@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"github.com/coppice-kv/coppice/kv"
 	"io/fs"
@@ -88,6 +89,57 @@ func members(n *node, want ...string) error {
 		return fmt.Errorf("%s: members %v, want %v (status %+v)", n.name, got, want, st.Nodes)
 	}
 	return nil
+}
+
+// removed checks n knows the cluster removed it: its status says so and
+// shows the coordinator's view, without n among the members; its
+// /readyz gives every shard that reason; a write sent to it is refused
+// with it, not taken nor left to wait for a leader.
+func removed(n *node, _ ...string) error {
+	const why = "this node was removed from the cluster"
+	st, err := n.status()
+	if err != nil {
+		return err
+	}
+	if !st.Removed || st.ClusterError != "" || len(st.Members()) == 0 || slices.Contains(st.Members(), n.name) {
+		return fmt.Errorf("%s: status removed %v, members %v, cluster error %q: want removed, and the coordinator's members without it",
+			n.name, st.Removed, st.Members(), st.ClusterError)
+	}
+	var rz struct {
+		Shards []actors.ShardReadiness `json:"shards"`
+	}
+	// /readyz answers 503 with the shards in its body.
+	resp, err := http.Get("http://" + n.http + "/readyz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&rz); err != nil {
+		return fmt.Errorf("%s: readyz: %v", n.name, err)
+	}
+	if len(rz.Shards) != scriptShards {
+		return fmt.Errorf("%s: readyz lists %d shards not ready, want all %d: %+v", n.name, len(rz.Shards), scriptShards, rz.Shards)
+	}
+	for _, sh := range rz.Shards {
+		if !strings.HasPrefix(sh.Reason, why) {
+			return fmt.Errorf("%s: readyz: shard %d: %q, want %q...", n.name, sh.ID, sh.Reason, why)
+		}
+	}
+	c := n.redis()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = c.Set(ctx, "removed-probe", "1", 0).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN ") || !strings.Contains(err.Error(), why) {
+		return fmt.Errorf("%s: SET: %v, want TRYAGAIN ... %s", n.name, err, why)
+	}
+	return nil
+}
+
+// ready checks n's /readyz answers 200: every shard ready, the node not
+// removed.
+func ready(n *node, _ ...string) error {
+	return n.ready(&http.Client{Timeout: 5 * time.Second})
 }
 
 type checksum struct {

@@ -46,6 +46,8 @@ func TestScripts(t *testing.T) {
 			"voters":     cmdWait(voters),
 			"sysvoters":  cmdWait(systemVoters),
 			"members":    cmdWait(members),
+			"removed":    cmdWait(removed),
+			"ready":      cmdWait(ready),
 			"same":       cmdSame,
 			"seen":       cmdWait(seen),
 			"redis":      cmdRedis,

@@ -985,6 +985,126 @@ func (*LeaveCluster) Descriptor() ([]byte, []int) {
 	return file_cluster_proto_rawDescGZIP(), []int{9}
 }
 
+// RemovedNotice is the coordinator telling a node that gossip sees alive
+// that an operator removed it, and that the cluster does not add it back
+// unless an operator does. The
+// coordinator repeats it while the node stays alive and removed; the node
+// counts itself removed while the notices keep coming.
+type RemovedNotice struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The node removed: the one the notice is sent to.
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// The coordinator that sends it, which the removed node asks in its
+	// operators' stead (the node is in no group, so it knows no leader).
+	Coordinator     string `protobuf:"bytes,3,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	CoordinatorAddr string `protobuf:"bytes,4,opt,name=coordinator_addr,json=coordinatorAddr,proto3" json:"coordinator_addr,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RemovedNotice) Reset() {
+	*x = RemovedNotice{}
+	mi := &file_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovedNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovedNotice) ProtoMessage() {}
+
+func (x *RemovedNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovedNotice.ProtoReflect.Descriptor instead.
+func (*RemovedNotice) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RemovedNotice) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *RemovedNotice) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RemovedNotice) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
+func (x *RemovedNotice) GetCoordinatorAddr() string {
+	if x != nil {
+		return x.CoordinatorAddr
+	}
+	return ""
+}
+
+type RemovedNoticeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovedNoticeReply) Reset() {
+	*x = RemovedNoticeReply{}
+	mi := &file_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovedNoticeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovedNoticeReply) ProtoMessage() {}
+
+func (x *RemovedNoticeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovedNoticeReply.ProtoReflect.Descriptor instead.
+func (*RemovedNoticeReply) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RemovedNoticeReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ManagerReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Error string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -998,7 +1118,7 @@ type ManagerReply struct {
 
 func (x *ManagerReply) Reset() {
 	*x = ManagerReply{}
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1130,7 @@ func (x *ManagerReply) String() string {
 func (*ManagerReply) ProtoMessage() {}
 
 func (x *ManagerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1143,7 @@ func (x *ManagerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerReply.ProtoReflect.Descriptor instead.
 func (*ManagerReply) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ManagerReply) GetError() string {
@@ -1055,7 +1175,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1187,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1200,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 // ShardSync is one shard's sync to one node.
@@ -1108,7 +1228,7 @@ type ShardSync struct {
 
 func (x *ShardSync) Reset() {
 	*x = ShardSync{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1240,7 @@ func (x *ShardSync) String() string {
 func (*ShardSync) ProtoMessage() {}
 
 func (x *ShardSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1253,7 @@ func (x *ShardSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardSync.ProtoReflect.Descriptor instead.
 func (*ShardSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ShardSync) GetShard() uint32 {
@@ -1241,7 +1361,7 @@ type GossipMemberStatus struct {
 
 func (x *GossipMemberStatus) Reset() {
 	*x = GossipMemberStatus{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1373,7 @@ func (x *GossipMemberStatus) String() string {
 func (*GossipMemberStatus) ProtoMessage() {}
 
 func (x *GossipMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1386,7 @@ func (x *GossipMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipMemberStatus.ProtoReflect.Descriptor instead.
 func (*GossipMemberStatus) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GossipMemberStatus) GetName() string {
@@ -1343,14 +1463,17 @@ type NodeStatusReply struct {
 	// Every member's applied index in every shard, as each answered.
 	Applied []*MemberApplied `protobuf:"bytes,7,rep,name=applied,proto3" json:"applied,omitempty"`
 	// The system group's configuration, as the coordinator has it.
-	SystemGroup   []*RaftServer `protobuf:"bytes,8,rep,name=system_group,json=systemGroup,proto3" json:"system_group,omitempty"`
+	SystemGroup []*RaftServer `protobuf:"bytes,8,rep,name=system_group,json=systemGroup,proto3" json:"system_group,omitempty"`
+	// Set by the node asked, not by the coordinator: the cluster told it
+	// that it removed it (RemovedNotice).
+	Removed       bool `protobuf:"varint,9,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatusReply) Reset() {
 	*x = NodeStatusReply{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1485,7 @@ func (x *NodeStatusReply) String() string {
 func (*NodeStatusReply) ProtoMessage() {}
 
 func (x *NodeStatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1498,7 @@ func (x *NodeStatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusReply.ProtoReflect.Descriptor instead.
 func (*NodeStatusReply) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NodeStatusReply) GetClusterId() string {
@@ -1434,6 +1557,13 @@ func (x *NodeStatusReply) GetSystemGroup() []*RaftServer {
 	return nil
 }
 
+func (x *NodeStatusReply) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
 type MemberApplied struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -1446,7 +1576,7 @@ type MemberApplied struct {
 
 func (x *MemberApplied) Reset() {
 	*x = MemberApplied{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1588,7 @@ func (x *MemberApplied) String() string {
 func (*MemberApplied) ProtoMessage() {}
 
 func (x *MemberApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1601,7 @@ func (x *MemberApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberApplied.ProtoReflect.Descriptor instead.
 func (*MemberApplied) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MemberApplied) GetNode() string {
@@ -1515,7 +1645,7 @@ type SyncShard struct {
 
 func (x *SyncShard) Reset() {
 	*x = SyncShard{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1657,7 @@ func (x *SyncShard) String() string {
 func (*SyncShard) ProtoMessage() {}
 
 func (x *SyncShard) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1670,7 @@ func (x *SyncShard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncShard.ProtoReflect.Descriptor instead.
 func (*SyncShard) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SyncShard) GetOp() uint64 {
@@ -1575,7 +1705,7 @@ type SyncProgress struct {
 
 func (x *SyncProgress) Reset() {
 	*x = SyncProgress{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1717,7 @@ func (x *SyncProgress) String() string {
 func (*SyncProgress) ProtoMessage() {}
 
 func (x *SyncProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1730,7 @@ func (x *SyncProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncProgress.ProtoReflect.Descriptor instead.
 func (*SyncProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SyncProgress) GetOp() uint64 {
@@ -1684,7 +1814,15 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"RemoveNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x0e\n" +
-	"\fLeaveCluster\"L\n" +
+	"\fLeaveCluster\"\x8f\x01\n" +
+	"\rRemovedNotice\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12 \n" +
+	"\vcoordinator\x18\x03 \x01(\tR\vcoordinator\x12)\n" +
+	"\x10coordinator_addr\x18\x04 \x01(\tR\x0fcoordinatorAddr\"*\n" +
+	"\x12RemovedNoticeReply\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\"L\n" +
 	"\fManagerReply\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\x04R\x02op\x12\x16\n" +
@@ -1718,7 +1856,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06member\x18\x06 \x01(\bR\x06member\x12\"\n" +
 	"\rdown_since_ms\x18\a \x01(\x03R\vdownSinceMs\x12\x18\n" +
 	"\aremoved\x18\b \x01(\bR\aremoved\x12\x19\n" +
-	"\bdisk_low\x18\t \x01(\bR\adiskLow\"\x85\x03\n" +
+	"\bdisk_low\x18\t \x01(\bR\adiskLow\"\x9f\x03\n" +
 	"\x0fNodeStatusReply\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12 \n" +
@@ -1728,7 +1866,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x05syncs\x18\x05 \x03(\v2\x1b.coppice.messages.ShardSyncR\x05syncs\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x129\n" +
 	"\aapplied\x18\a \x03(\v2\x1f.coppice.messages.MemberAppliedR\aapplied\x12?\n" +
-	"\fsystem_group\x18\b \x03(\v2\x1c.coppice.messages.RaftServerR\vsystemGroup\"t\n" +
+	"\fsystem_group\x18\b \x03(\v2\x1c.coppice.messages.RaftServerR\vsystemGroup\x12\x18\n" +
+	"\aremoved\x18\t \x01(\bR\aremoved\"t\n" +
 	"\rMemberApplied\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\rR\x05shard\x12#\n" +
@@ -1773,7 +1912,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_cluster_proto_goTypes = []any{
 	(Role)(0),                  // 0: coppice.messages.Role
 	(OpKind)(0),                // 1: coppice.messages.OpKind
@@ -1788,15 +1927,17 @@ var file_cluster_proto_goTypes = []any{
 	(*AddNode)(nil),            // 10: coppice.messages.AddNode
 	(*RemoveNode)(nil),         // 11: coppice.messages.RemoveNode
 	(*LeaveCluster)(nil),       // 12: coppice.messages.LeaveCluster
-	(*ManagerReply)(nil),       // 13: coppice.messages.ManagerReply
-	(*NodeStatusRequest)(nil),  // 14: coppice.messages.NodeStatusRequest
-	(*ShardSync)(nil),          // 15: coppice.messages.ShardSync
-	(*GossipMemberStatus)(nil), // 16: coppice.messages.GossipMemberStatus
-	(*NodeStatusReply)(nil),    // 17: coppice.messages.NodeStatusReply
-	(*MemberApplied)(nil),      // 18: coppice.messages.MemberApplied
-	(*SyncShard)(nil),          // 19: coppice.messages.SyncShard
-	(*SyncProgress)(nil),       // 20: coppice.messages.SyncProgress
-	(*RaftServer)(nil),         // 21: coppice.messages.RaftServer
+	(*RemovedNotice)(nil),      // 13: coppice.messages.RemovedNotice
+	(*RemovedNoticeReply)(nil), // 14: coppice.messages.RemovedNoticeReply
+	(*ManagerReply)(nil),       // 15: coppice.messages.ManagerReply
+	(*NodeStatusRequest)(nil),  // 16: coppice.messages.NodeStatusRequest
+	(*ShardSync)(nil),          // 17: coppice.messages.ShardSync
+	(*GossipMemberStatus)(nil), // 18: coppice.messages.GossipMemberStatus
+	(*NodeStatusReply)(nil),    // 19: coppice.messages.NodeStatusReply
+	(*MemberApplied)(nil),      // 20: coppice.messages.MemberApplied
+	(*SyncShard)(nil),          // 21: coppice.messages.SyncShard
+	(*SyncProgress)(nil),       // 22: coppice.messages.SyncProgress
+	(*RaftServer)(nil),         // 23: coppice.messages.RaftServer
 }
 var file_cluster_proto_depIdxs = []int32{
 	0,  // 0: coppice.messages.ClusterMember.role:type_name -> coppice.messages.Role
@@ -1812,13 +1953,13 @@ var file_cluster_proto_depIdxs = []int32{
 	3,  // 10: coppice.messages.InitCluster.first:type_name -> coppice.messages.ClusterMember
 	0,  // 11: coppice.messages.AddNode.role:type_name -> coppice.messages.Role
 	2,  // 12: coppice.messages.ShardSync.state:type_name -> coppice.messages.SyncState
-	16, // 13: coppice.messages.NodeStatusReply.nodes:type_name -> coppice.messages.GossipMemberStatus
+	18, // 13: coppice.messages.NodeStatusReply.nodes:type_name -> coppice.messages.GossipMemberStatus
 	4,  // 14: coppice.messages.NodeStatusReply.ops:type_name -> coppice.messages.MembershipOp
-	15, // 15: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
-	18, // 16: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
-	21, // 17: coppice.messages.NodeStatusReply.system_group:type_name -> coppice.messages.RaftServer
+	17, // 15: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
+	20, // 16: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
+	23, // 17: coppice.messages.NodeStatusReply.system_group:type_name -> coppice.messages.RaftServer
 	3,  // 18: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
-	15, // 19: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
+	17, // 19: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
 	20, // [20:20] is the sub-list for method output_type
 	20, // [20:20] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
@@ -1849,7 +1990,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
