@@ -136,6 +136,44 @@ func peerTrouble(msg string, args []any) hclog.Level {
 	return hclog.Error
 }
 
+// routine tells whether a warning of raft's is a step of how Raft works,
+// not a fault: an info line. Each group of a node that joins logs these
+// once or twice:
+//   - a follower's answer to an append past the end of its log (a new,
+//     restarted or lagging replica), and its leader's sending from further
+//     back on that answer: how a replica catches up. A previous entry
+//     missing from inside a follower's log stays a warning;
+//   - a group with no configuration yet (its node waits to be added)
+//     that has heard from no leader.
+func routine(msg string, args []any) bool {
+	switch msg {
+	case "appendEntries rejected, sending older logs", "no known peers, aborting election":
+		return true
+	}
+	return behindLeader(msg, args)
+}
+
+// behindLeader tells whether a warning is a follower's answer to an
+// append past the end of its log.
+func behindLeader(msg string, args []any) bool {
+	if msg != "failed to get previous log" {
+		return false
+	}
+	var prev, last uint64
+	var found int
+	for i := 0; i+1 < len(args); i += 2 {
+		switch k, _ := args[i].(string); k {
+		case "previous-index":
+			prev, _ = args[i+1].(uint64)
+			found++
+		case "last-index":
+			last, _ = args[i+1].(uint64)
+			found++
+		}
+	}
+	return found == 2 && prev > last
+}
+
 // closedHere tells whether err is that of a connection or transport this
 // node closed. The text is checked too: raft's msgpack codec keeps only
 // the text of the read error it wraps.
@@ -193,6 +231,8 @@ func (l *slogHCLog) Log(lv hclog.Level, msg string, args ...any) {
 	if lv >= hclog.Error {
 		all = append(l.implied[:len(l.implied):len(l.implied)], args...)
 		lv = peerTrouble(msg, all)
+	} else if lv == hclog.Warn && routine(msg, args) {
+		lv = hclog.Info
 	}
 	s, ok := l.level(lv)
 	if !ok {

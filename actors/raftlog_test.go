@@ -175,3 +175,28 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 		"ERROR failed to persist vote",
 	})
 }
+
+// How a replica catches up (a follower behind its leader's append, the
+// leader sending from further back) and a group waiting to be added are
+// info lines; a previous entry missing from inside a follower's log, or
+// a missed heartbeat, are warnings still.
+func TestRaftLoggerRoutineIsInfo(t *testing.T) {
+	var buf bytes.Buffer
+	log := raftLogger(slog.New(slog.NewJSONHandler(&buf, nil)), "raft-1", nil)
+	notFound := errors.New("log not found")
+	log.Warn("failed to get previous log", "previous-index", uint64(5), "last-index", uint64(0), "error", notFound)
+	log.Warn("failed to get previous log", "previous-index", uint64(5), "last-index", uint64(9), "error", notFound)
+	log.Warn("failed to get previous log", "previous-index", "5", "last-index", uint64(0), "error", notFound)
+	log.With("peer", "{Suffrage:Voter ID:n3 Address:127.0.0.1:7380}").Warn("appendEntries rejected, sending older logs", "next", 1)
+	log.Warn("no known peers, aborting election")
+	log.Warn("heartbeat timeout reached, starting election", "last-leader-addr", "", "last-leader-id", "")
+
+	got := jsonLines(t, &buf, func(m map[string]any) string {
+		return fmt.Sprintf("%s %s %v", m["level"], m["msg"], m["last-index"])
+	})
+	sameLines(t, got, []string{
+		"WARN failed to get previous log 9",
+		"WARN failed to get previous log 0",
+		"WARN heartbeat timeout reached, starting election <nil>",
+	})
+}
