@@ -555,8 +555,10 @@ func (rt *Runtime) shardLead(shard int) shardLead {
 func (rt *Runtime) soleLeader(shard int) bool { return rt.shardLead(shard).sole }
 
 // staleReads reports whether this node may serve shard's reads from its
-// own replica without a barrier: it is read-only, and its replica is
-// current (shardLead.current).
+// own replica without a barrier: it is read-only, its replica is current
+// (shardLead.current), and it is a member still: in the group's
+// configuration as it last saw it, and not told by the coordinator that
+// it was removed (removedBy).
 func (rt *Runtime) staleReads(shard int) bool {
 	if rt.role() != messages.Role_ROLE_READONLY {
 		return false
