@@ -112,6 +112,9 @@ func TestForwardFromARemovedNode(t *testing.T) {
 	if !rt.staleReads(1) {
 		t.Fatal("a current read-only replica, a member: no stale reads before the notice")
 	}
+	if rt.staleReads(0) {
+		t.Fatal("stale reads from a replica outside its group's configuration")
+	}
 	if r := rt.removedNotice(&messages.RemovedNotice{ClusterId: "c1", Node: rt.Name, Coordinator: "n1", CoordinatorAddr: "127.0.0.1:7000"}); r.Error != "" {
 		t.Fatal(r.Error)
 	}
