@@ -100,6 +100,20 @@ func repeatKey(name, msg string, args []any) string {
 	return msg + "\x00group\x00" + name
 }
 
+// The messages and arguments of raft's lines that peerTrouble and routine
+// tell apart, as the Raft fork logs them (TestRaftMessagesAreTheFork's
+// checks that it still does).
+const (
+	raftNewerTerm     = "peer has newer term, stopping replication"
+	raftDecodeFailed  = "failed to decode incoming command"
+	raftFlushFailed   = "failed to flush response"
+	raftSendingOlder  = "appendEntries rejected, sending older logs"
+	raftNoPeers       = "no known peers, aborting election"
+	raftNoPrevious    = "failed to get previous log"
+	raftPreviousIndex = "previous-index"
+	raftLastIndex     = "last-index"
+)
+
 // peerTrouble is the level of a line raft logs as an error: a warning
 // when it is about a peer that cannot be reached or that moved on, not
 // about this node: a request to a peer that failed on the network (a peer
@@ -110,12 +124,12 @@ func repeatKey(name, msg string, args []any) string {
 // group stopping) is not a fault: debug. Any other stays an error: the
 // node's own trouble (its disk, its log).
 func peerTrouble(msg string, args []any) hclog.Level {
-	if msg == "peer has newer term, stopping replication" {
+	if msg == raftNewerTerm {
 		return hclog.Warn
 	}
 	// The transport's serving side names no peer: the connection is one
 	// a peer opened, and one that breaks is the peer's going.
-	peer := msg == "failed to decode incoming command" || msg == "failed to flush response"
+	peer := msg == raftDecodeFailed || msg == raftFlushFailed
 	var err error
 	for i := 0; i+1 < len(args); i += 2 {
 		switch k, _ := args[i].(string); k {
@@ -147,7 +161,7 @@ func peerTrouble(msg string, args []any) hclog.Level {
 //     that has heard from no leader.
 func routine(msg string, args []any) bool {
 	switch msg {
-	case "appendEntries rejected, sending older logs", "no known peers, aborting election":
+	case raftSendingOlder, raftNoPeers:
 		return true
 	}
 	return behindLeader(msg, args)
@@ -156,17 +170,17 @@ func routine(msg string, args []any) bool {
 // behindLeader tells whether a warning is a follower's answer to an
 // append past the end of its log.
 func behindLeader(msg string, args []any) bool {
-	if msg != "failed to get previous log" {
+	if msg != raftNoPrevious {
 		return false
 	}
 	var prev, last uint64
 	var found int
 	for i := 0; i+1 < len(args); i += 2 {
 		switch k, _ := args[i].(string); k {
-		case "previous-index":
+		case raftPreviousIndex:
 			prev, _ = args[i+1].(uint64)
 			found++
-		case "last-index":
+		case raftLastIndex:
 			last, _ = args[i+1].(uint64)
 			found++
 		}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,4 +201,31 @@ func TestRaftLoggerRoutineIsInfo(t *testing.T) {
 		"WARN failed to get previous log 0",
 		"WARN heartbeat timeout reached, starting election <nil>",
 	})
+}
+
+// The lines raftLogger's rules name are lines the Raft fork logs: a
+// change of its wording (an upstream merge) fails here, not silently in
+// the node's log levels.
+func TestRaftMessagesAreTheFork(t *testing.T) {
+	src, err := filepath.Glob("../third_party/hashicorp-raft/*.go")
+	if err != nil || len(src) == 0 {
+		t.Fatalf("the Raft fork's source: %v (%d files)", err, len(src))
+	}
+	var all strings.Builder
+	for _, f := range src {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+	}
+	for _, s := range []string{raftNewerTerm, raftDecodeFailed, raftFlushFailed, raftSendingOlder, raftNoPeers,
+		raftNoPrevious, raftPreviousIndex, raftLastIndex} {
+		if !strings.Contains(all.String(), strconv.Quote(s)) {
+			t.Errorf("the Raft fork logs no %q", s)
+		}
+	}
 }
