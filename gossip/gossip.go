@@ -360,7 +360,8 @@ func admit(m *serf.Member, name string, ours Tags, self string) error {
 // logWriter turns serf's and memberlist's "[LEVEL] text" lines into slog
 // records. Their INFO lines repeat what this package logs, so they go to
 // Debug; an error that is a peer's network failure goes to Warn
-// (peerFailure).
+// (peerFailure), and a warning every restart makes goes to Info
+// (routine).
 type logWriter struct{ log *slog.Logger }
 
 func (w logWriter) Write(p []byte) (int, error) {
@@ -375,11 +376,33 @@ func (w logWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
-	if level == slog.LevelError && peerFailure(msg) {
+	switch {
+	case level == slog.LevelError && peerFailure(msg):
 		level = slog.LevelWarn
+	case level == slog.LevelWarn && routine(msg):
+		level = slog.LevelInfo
 	}
 	w.log.Log(context.Background(), level, msg)
 	return len(p), nil
+}
+
+// routineWarnings are serf's and memberlist's warnings that every restart
+// of a node makes, on that node: it stops without a leave (a SIGTERM is
+// not a departure: the node comes back and catches up), and once back it
+// refutes the others' suspicion that it failed, or their word that it
+// died. Its peers' failed probes, logged as warnings, tell of a node
+// that does not come back. Refuting another node's word that it is alive
+// at other addresses (a name conflict) stays a warning.
+var routineWarnings = []string{
+	"serf: Shutdown without a Leave",
+	"memberlist: Refuting a suspect message ",
+	"memberlist: Refuting a dead message ",
+}
+
+// routine tells whether a serf or memberlist warning is one of
+// routineWarnings: an info line.
+func routine(msg string) bool {
+	return slices.ContainsFunc(routineWarnings, func(p string) bool { return strings.HasPrefix(msg, p) })
 }
 
 // peerFailure tells whether a memberlist error line is a peer's network

@@ -651,14 +651,19 @@ func TestTagsRoundTrip(t *testing.T) {
 }
 
 // TestLogWriterLevels: serf's and memberlist's lines come out at their
-// level, info at debug, and an error that is a peer's network failure
-// (a probe timed out, a push/pull refused) as a warning.
+// level, info at debug, an error that is a peer's network failure (a
+// probe timed out, a push/pull refused) as a warning, and a warning every
+// restart makes (a stop without a leave, a suspicion refuted) as info.
 func TestLogWriterLevels(t *testing.T) {
 	var buf bytes.Buffer
 	w := logWriter{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, line := range []string{
 		"[INFO] serf: EventMemberJoin: n2 127.0.0.1",
 		"[WARN] memberlist: Refuting a suspect message (from: n3)",
+		"[WARN] memberlist: Refuting a dead message (from: n3)",
+		"[WARN] serf: Shutdown without a Leave",
+		"[WARN] memberlist: Refuting an alive message for 'n2' (10.2.0.9:7946) meta:([1] VS [2]), vsn:([1 5 2 0 0 0] VS [1 5 2 0 0 0])",
+		"[WARN] memberlist: Was able to connect to n2 over TCP but UDP probes failed, network may be misconfigured",
 		"[ERR] memberlist: Failed fallback TCP ping: timeout 50ms: read tcp 127.0.0.1:54918->127.0.0.1:48457: i/o timeout",
 		"[ERR] memberlist: Push/Pull with n1 failed: dial tcp 127.0.0.1:54161: connect: connection refused",
 		"[ERR] memberlist: Failed to send gossip to 127.0.0.1:7946: write udp: broken pipe",
@@ -676,7 +681,7 @@ func TestLogWriterLevels(t *testing.T) {
 		level, _, _ := strings.Cut(strings.SplitN(l, "level=", 2)[1], " ")
 		got = append(got, level)
 	}
-	want := []string{"DEBUG", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR"}
+	want := []string{"DEBUG", "INFO", "INFO", "INFO", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("levels %v, want %v; log:\n%s", got, want, buf.String())
 	}

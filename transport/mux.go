@@ -478,7 +478,9 @@ func (m *Mux) refused(c net.Conn, h hello, ans answer, nameErr error) {
 	case helloOtherNode:
 		m.log.Warn("transport: refused a connection meant for another node", append(args, "meant_for", h.to, "this_node", ans.name)...)
 	case helloNoStream:
-		m.log.Warn("transport: refused a connection for a stream not served", args...)
+		// The dialling peer logs its side as a warning; here it is most
+		// often a group not started yet, as the node starts.
+		m.log.Info("transport: refused a connection for a stream not served", args...)
 	case helloCertName:
 		m.log.Warn("transport: refused a peer whose certificate does not carry its node name", append(args, "err", nameErr)...)
 	case helloNoCluster:
