@@ -718,11 +718,15 @@ func (r *Raft) startStopReplication() {
 			peer := s.peer
 			s.peerLock.RUnlock()
 
-			if peer.Address != server.Address {
-				r.logger.Info("updating peer", "peer", server.ID)
+			// coppice fork: the peer follows a change of suffrage too
+			// (a promotion), which replication only names in its logs.
+			if peer != server {
 				s.peerLock.Lock()
 				s.peer = server
 				s.peerLock.Unlock()
+			}
+			if peer.Address != server.Address {
+				r.logger.Info("updating peer", "peer", server.ID)
 				asyncNotifyCh(s.resumeCh) // coppice fork
 			}
 		}

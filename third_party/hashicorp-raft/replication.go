@@ -686,7 +686,7 @@ func (r *Raft) pipelineSend(s *followerReplication, p AppendPipeline, nextIdx *u
 
 	// Pipeline the append entries
 	if _, err := p.AppendEntries(req, new(AppendEntriesResponse)); err != nil {
-		r.logger.Error("failed to pipeline appendEntries", "peer", s.peer, "error", err)
+		r.logger.Error("failed to pipeline appendEntries", "peer", s.currentPeer(), "error", err)
 		return true
 	}
 
@@ -821,9 +821,17 @@ func appendStats(peer string, start time.Time, logs float32, skipLegacy bool) {
 	}
 }
 
+// currentPeer is s.peer, read under its lock: the leader's loop changes
+// it when the server's address or suffrage changes (coppice fork).
+func (s *followerReplication) currentPeer() Server {
+	s.peerLock.RLock()
+	defer s.peerLock.RUnlock()
+	return s.peer
+}
+
 // handleStaleTerm is used when a follower indicates that we have a stale term.
 func (r *Raft) handleStaleTerm(s *followerReplication) {
-	r.logger.Error("peer has newer term, stopping replication", "peer", s.peer)
+	r.logger.Error("peer has newer term, stopping replication", "peer", s.currentPeer())
 	s.notifyAll(false, time.Time{}) // No longer leader
 	asyncNotifyCh(s.stepDown)
 }
@@ -836,7 +844,7 @@ func updateLastAppended(s *followerReplication, req *AppendEntriesRequest, sent 
 	if logs := req.Entries; len(logs) > 0 {
 		last := logs[len(logs)-1]
 		atomic.StoreUint64(&s.nextIndex, last.Index+1)
-		s.commitment.match(s.peer.ID, last.Index)
+		s.commitment.match(s.currentPeer().ID, last.Index)
 	}
 
 	// Notify still leader
