@@ -140,6 +140,12 @@ type Raft struct {
 	dispatchingLock sync.RWMutex
 	dispatching     []*Log
 
+	// transferredTerm is the last term this server led that ended by a
+	// leadership transfer it made (atomic; coppice fork): a replication
+	// of that term answered with a newer term is the transfer's end, not
+	// trouble (handleStaleTerm).
+	transferredTerm uint64
+
 	// replicating is, while this server leads, its replications by
 	// follower (a copy of leaderState.replState, made by the main loop at
 	// every change), for FollowerContacts; nil otherwise (coppice's

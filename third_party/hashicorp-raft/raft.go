@@ -831,6 +831,7 @@ func (r *Raft) leaderLoop() {
 			// It may be safe to modify things such that setLeadershipTransferInProgress
 			// is set to false before calling future.Respond, but that still needs
 			// to be tested and this situation mirrors what callers already had to deal with.
+			term := r.getCurrentTerm()
 			go func() {
 				defer r.setLeadershipTransferInProgress(false)
 				select {
@@ -841,6 +842,7 @@ func (r *Raft) leaderLoop() {
 					future.respond(err)
 					<-doneCh
 				case <-leftLeaderLoop:
+					atomic.StoreUint64(&r.transferredTerm, term) // coppice fork
 					close(stopCh)
 					err := fmt.Errorf("lost leadership during transfer (expected)")
 					r.logger.Debug(err.Error())
@@ -860,6 +862,7 @@ func (r *Raft) leaderLoop() {
 							r.logger.Debug(err.Error())
 							future.respond(err)
 						case <-leftLeaderLoop:
+							atomic.StoreUint64(&r.transferredTerm, term) // coppice fork
 							r.logger.Debug("lost leadership during transfer (expected)")
 							future.respond(nil)
 						}

@@ -831,7 +831,14 @@ func (s *followerReplication) currentPeer() Server {
 
 // handleStaleTerm is used when a follower indicates that we have a stale term.
 func (r *Raft) handleStaleTerm(s *followerReplication) {
-	r.logger.Error("peer has newer term, stopping replication", "peer", s.currentPeer())
+	if r.getLeadershipTransferInProgress() || s.currentTerm == atomic.LoadUint64(&r.transferredTerm) {
+		// coppice fork: the election a leadership transfer asked for,
+		// its expected end (the transfer may be over by the time a
+		// replication hears of it).
+		r.logger.Info("peer has newer term, stopping replication", "peer", s.currentPeer(), "leadership-transfer", true)
+	} else {
+		r.logger.Error("peer has newer term, stopping replication", "peer", s.currentPeer())
+	}
 	s.notifyAll(false, time.Time{}) // No longer leader
 	asyncNotifyCh(s.stepDown)
 }
