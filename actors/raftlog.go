@@ -109,6 +109,7 @@ const (
 	raftFlushFailed   = "failed to flush response"
 	raftSendingOlder  = "appendEntries rejected, sending older logs"
 	raftNoPeers       = "no known peers, aborting election"
+	raftPreVoteLeader = "rejecting pre-vote request since we have a leader"
 	raftNoPrevious    = "failed to get previous log"
 	raftPreviousIndex = "previous-index"
 	raftLastIndex     = "last-index"
@@ -158,10 +159,14 @@ func peerTrouble(msg string, args []any) hclog.Level {
 //     back on that answer: how a replica catches up. A previous entry
 //     missing from inside a follower's log stays a warning;
 //   - a group with no configuration yet (its node waits to be added)
-//     that has heard from no leader.
+//     that has heard from no leader;
+//   - a pre-vote refused because this server hears from its leader: a
+//     restarted node asks before its leader's first heartbeat reaches
+//     it, and pre-vote exists so that such a refusal costs nothing. A
+//     vote refused so stays a warning (the candidate raised its term).
 func routine(msg string, args []any) bool {
 	switch msg {
-	case raftSendingOlder, raftNoPeers:
+	case raftSendingOlder, raftNoPeers, raftPreVoteLeader:
 		return true
 	}
 	return behindLeader(msg, args)

@@ -179,9 +179,10 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 }
 
 // How a replica catches up (a follower behind its leader's append, the
-// leader sending from further back) and a group waiting to be added are
-// info lines; a previous entry missing from inside a follower's log, or
-// a missed heartbeat, are warnings still.
+// leader sending from further back), a group waiting to be added and a
+// pre-vote refused for a leader heard from are info lines; a previous
+// entry missing from inside a follower's log, a vote refused so, or a
+// missed heartbeat, are warnings still.
 func TestRaftLoggerRoutineIsInfo(t *testing.T) {
 	var buf bytes.Buffer
 	log := raftLogger(slog.New(slog.NewJSONHandler(&buf, nil)), "raft-1", nil)
@@ -191,6 +192,8 @@ func TestRaftLoggerRoutineIsInfo(t *testing.T) {
 	log.Warn("failed to get previous log", "previous-index", "5", "last-index", uint64(0), "error", notFound)
 	log.With("peer", "{Suffrage:Voter ID:n3 Address:127.0.0.1:7380}").Warn("appendEntries rejected, sending older logs", "next", 1)
 	log.Warn("no known peers, aborting election")
+	log.Warn("rejecting pre-vote request since we have a leader", "from", "127.0.0.1:7380", "leader", "127.0.0.1:7381", "leader-id", "n1")
+	log.Warn("rejecting vote request since we have a leader", "from", "127.0.0.1:7380", "leader", "127.0.0.1:7381", "leader-id", "n1")
 	log.Warn("heartbeat timeout reached, starting election", "last-leader-addr", "", "last-leader-id", "")
 
 	got := jsonLines(t, &buf, func(m map[string]any) string {
@@ -199,6 +202,7 @@ func TestRaftLoggerRoutineIsInfo(t *testing.T) {
 	sameLines(t, got, []string{
 		"WARN failed to get previous log 9",
 		"WARN failed to get previous log 0",
+		"WARN rejecting vote request since we have a leader <nil>",
 		"WARN heartbeat timeout reached, starting election <nil>",
 	})
 }
@@ -223,7 +227,7 @@ func TestRaftMessagesAreTheFork(t *testing.T) {
 		all.Write(b)
 	}
 	for _, s := range []string{raftNewerTerm, raftDecodeFailed, raftFlushFailed, raftSendingOlder, raftNoPeers,
-		raftNoPrevious, raftPreviousIndex, raftLastIndex} {
+		raftPreVoteLeader, raftNoPrevious, raftPreviousIndex, raftLastIndex} {
 		if !strings.Contains(all.String(), strconv.Quote(s)) {
 			t.Errorf("the Raft fork logs no %q", s)
 		}
