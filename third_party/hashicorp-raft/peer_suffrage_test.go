@@ -31,6 +31,34 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// startInmem starts a server on trans, an in-memory transport at addr,
+// logging to logger (nil: the test's log), bootstrapped with boot if it
+// has servers, its config changed by tune (if not nil). It is shut down
+// when the test ends.
+func startInmem(t *testing.T, addr ServerAddress, trans *InmemTransport, logger hclog.Logger, boot Configuration, tune func(*Config)) *Raft {
+	t.Helper()
+	conf := inmemConfig(t)
+	conf.LocalID = ServerID(addr)
+	if logger != nil {
+		conf.Logger = logger
+	}
+	if tune != nil {
+		tune(conf)
+	}
+	store, snaps := NewInmemStore(), NewInmemSnapshotStore()
+	if len(boot.Servers) > 0 {
+		if err := BootstrapCluster(conf, store, store, snaps, trans, boot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewRaft(conf, &MockFSM{}, store, store, snaps, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown().Error() })
+	return r
+}
+
 // TestRaft_ReplicationPeerFollowsPromotion: a server added as a non-voter
 // and then promoted is named a voter in its replication's lines. The
 // replication kept the server as it was when replication started, and
@@ -42,28 +70,9 @@ func TestRaft_ReplicationPeerFollowsPromotion(t *testing.T) {
 	t1.Connect(addr2, t2)
 	t2.Connect(addr1, t1)
 	var out lockedBuffer
-	start := func(addr ServerAddress, trans *InmemTransport, logger hclog.Logger, bootstrap bool) *Raft {
-		conf := inmemConfig(t)
-		conf.LocalID = ServerID(addr)
-		if logger != nil {
-			conf.Logger = logger
-		}
-		store, snaps := NewInmemStore(), NewInmemSnapshotStore()
-		if bootstrap {
-			self := Server{Suffrage: Voter, ID: conf.LocalID, Address: addr}
-			if err := BootstrapCluster(conf, store, store, snaps, trans, Configuration{Servers: []Server{self}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		r, err := NewRaft(conf, &MockFSM{}, store, store, snaps, trans)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Shutdown().Error() })
-		return r
-	}
-	leader := start(addr1, t1, hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}), true)
-	start(addr2, t2, nil, false)
+	self := Configuration{Servers: []Server{{Suffrage: Voter, ID: ServerID(addr1), Address: addr1}}}
+	leader := startInmem(t, addr1, t1, hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}), self, nil)
+	startInmem(t, addr2, t2, nil, Configuration{}, nil)
 	deadline := time.Now().Add(5 * time.Second)
 	for leader.State() != Leader {
 		if time.Now().After(deadline) {

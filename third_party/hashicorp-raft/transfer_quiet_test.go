@@ -12,10 +12,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// votersLoggingTo starts n in-memory servers bootstrapped as one group's
-// voters, all logging to out at warning level and above, with 1 s
-// timers.
-func votersLoggingTo(t *testing.T, n int, out *lockedBuffer) []*Raft {
+// slowVoters starts n in-memory servers bootstrapped as one group's
+// voters, with 1 s timers: long enough that no election runs but the
+// transfers'.
+func slowVoters(t *testing.T, n int) []*Raft {
 	t.Helper()
 	var addrs []ServerAddress
 	var trans []*InmemTransport
@@ -29,24 +29,12 @@ func votersLoggingTo(t *testing.T, n int, out *lockedBuffer) []*Raft {
 		addrs, trans = append(addrs, a), append(trans, tr)
 		conf.Servers = append(conf.Servers, Server{Suffrage: Voter, ID: ServerID(a), Address: a})
 	}
+	slow := func(c *Config) {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+	}
 	var rs []*Raft
 	for i := range n {
-		c := inmemConfig(t)
-		// Timers long enough that no election but the transfers' runs
-		// (the test's writes keep the race detector busy).
-		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
-		c.LocalID = ServerID(addrs[i])
-		c.Logger = hclog.New(&hclog.LoggerOptions{Output: out, Level: hclog.Warn})
-		store, snaps := NewInmemStore(), NewInmemSnapshotStore()
-		if err := BootstrapCluster(c, store, store, snaps, trans[i], conf); err != nil {
-			t.Fatal(err)
-		}
-		r, err := NewRaft(c, &MockFSM{}, store, store, snaps, trans[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Shutdown().Error() })
-		rs = append(rs, r)
+		rs = append(rs, startInmem(t, addrs[i], trans[i], nil, conf, slow))
 	}
 	return rs
 }
@@ -69,8 +57,7 @@ func leaderOf(t *testing.T, rs []*Raft) *Raft {
 // records the term it ends (transferredTerm), and the transfer is over
 // when LeadershipTransfer returns.
 func TestRaft_TransferMarksItsTerm(t *testing.T) {
-	var out lockedBuffer
-	rs := votersLoggingTo(t, 3, &out)
+	rs := slowVoters(t, 3)
 	leader := leaderOf(t, rs)
 	if err := leader.Apply([]byte("x"), time.Second).Error(); err != nil {
 		t.Fatal(err)
