@@ -86,9 +86,10 @@ type managerActor struct {
 	soonArmed bool
 	// balanced is when the last leader balancing pass ran.
 	balanced time.Time
-	// toldRemoved: removed nodes alive in gossip whose refusal was logged,
-	// once each until gossip sees them go again.
-	toldRemoved map[string]bool
+	// removedSeen: removed nodes alive in gossip, since when, and whether
+	// the coordinator warned of each (warnRemovedAlive), until gossip sees
+	// them go.
+	removedSeen map[string]*seenRemoved
 	// noticed is when the coordinator last sent each removed node alive
 	// in gossip its RemovedNotice (noticeRemoved).
 	noticed map[string]time.Time
@@ -155,7 +156,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.gaveUp = map[syncKey]time.Time{}
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
-		m.toldRemoved, m.noticed = map[string]bool{}, map[string]time.Time{}
+		m.removedSeen, m.noticed = map[string]*seenRemoved{}, map[string]time.Time{}
 		m.toldForeign = &repeats{window: foreignWarnEvery}
 		tick := m.rt.ManagerTick
 		if tick <= 0 {
@@ -194,13 +195,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		for _, k := range msg.stale {
 			m.stopSync(k)
 		}
-		for _, name := range msg.removedAlive {
-			if !m.toldRemoved[name] {
-				m.toldRemoved[name] = true
-				m.rt.logger().Warn("a removed node is alive in gossip; it is not added back unless an operator adds it",
-					"node", name, "add", "node add "+name+" (POST /v1/nodes)")
-			}
-		}
+		m.warnRemovedAlive(msg.removedAlive, time.Now())
 		m.noticeRemoved(msg.removedAlive)
 		if msg.err != nil && !errors.Is(msg.err, cluster.ErrNotCoordinator) {
 			m.warnReconcile(msg.err)
@@ -331,7 +326,7 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 				changed = true
 			}
 			delete(m.members, mem.Name)
-			delete(m.toldRemoved, mem.Name)
+			delete(m.removedSeen, mem.Name)
 			delete(m.noticed, mem.Name)
 			m.rt.addrs.set(mem.Name, "")
 			m.rt.setDiskLow(mem.Name, false)
@@ -357,7 +352,7 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 		if mem.Status == messages.MemberStatus_ALIVE {
 			delete(m.downSince, mem.Name)
 		} else {
-			delete(m.toldRemoved, mem.Name)
+			delete(m.removedSeen, mem.Name)
 			if _, ok := m.downSince[mem.Name]; !ok {
 				m.downSince[mem.Name] = now
 			}
@@ -1205,12 +1200,22 @@ const leaveTimeout = 3 * time.Minute
 // leave takes this node out of the cluster: the coordinator removes it from
 // every shard (leadership moves off it first) and from the cluster state,
 // then gossip says goodbye and the node stops (Runtime.OnLeave).
-func (in *managerInputs) leave() proto.Message {
+func (in *managerInputs) leave() *messages.ManagerReply {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	if _, removed := in.rt.removedBy(); removed {
 		return in.leaveGossip(ctx, 0, in.rt.Name+" was removed from the cluster already; it left gossip; stopping")
 	}
+	in.rt.leaving.Store(true)
+	r := in.leaveCluster(ctx)
+	if r.Error != "" {
+		in.rt.leaving.Store(false)
+	}
+	return r
+}
+
+// leaveCluster is leave's work once it is under way.
+func (in *managerInputs) leaveCluster(ctx context.Context) *messages.ManagerReply {
 	var accepted *messages.ManagerReply
 	for accepted == nil {
 		res := in.operate(&messages.RemoveNode{Name: in.rt.Name})

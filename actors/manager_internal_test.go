@@ -20,7 +20,7 @@ func TestGivenUpSyncsGetNewAttempts(t *testing.T) {
 		return &managerActor{rt: &Runtime{SyncRetries: 2}, members: map[string]*messages.Member{},
 			downSince: map[string]time.Time{}, syncs: map[syncKey]*messages.ShardSync{},
 			attempts: map[syncKey]int{}, running: map[syncKey]*actor.PID{}, gaveUp: map[syncKey]time.Time{},
-			toldRemoved: map[string]bool{}}
+			removedSeen: map[string]*seenRemoved{}}
 	}
 	k := syncKey{op: 7, shard: 1}
 	giveUp := func(m *managerActor) {
@@ -167,7 +167,7 @@ func TestReconcileWarningsAreNotRepeated(t *testing.T) {
 // room again, fails or is reaped; this node's own word is the watcher's.
 func TestDiskLowFromGossip(t *testing.T) {
 	m := &managerActor{rt: &Runtime{Name: "n1"}, members: map[string]*messages.Member{},
-		downSince: map[string]time.Time{}, toldRemoved: map[string]bool{}}
+		downSince: map[string]time.Time{}, removedSeen: map[string]*seenRemoved{}}
 	b := &backend{rt: m.rt}
 	set := &messages.Command{Args: [][]byte{[]byte("SET"), []byte("k"), []byte("v")}}
 	del := &messages.Command{Args: [][]byte{[]byte("del"), []byte("k")}}

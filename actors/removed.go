@@ -33,6 +33,36 @@ const (
 	removedLapse = 5 * removedNoticeEvery
 )
 
+// removedWarnAfter is how long the coordinator sees a removed node alive
+// in gossip before it warns of it: a node that leaves (node leave) is
+// removed, then leaves gossip, and is seen so for a moment.
+const removedWarnAfter = 10 * time.Second
+
+// seenRemoved is a removed node alive in gossip, as the coordinator sees
+// it: since when, and whether it warned of it.
+type seenRemoved struct {
+	since time.Time
+	told  bool
+}
+
+// warnRemovedAlive warns, once each, of the removed nodes gossip has seen
+// alive for removedWarnAfter: they are not added back unless an operator
+// adds them.
+func (m *managerActor) warnRemovedAlive(names []string, now time.Time) {
+	for _, name := range names {
+		s := m.removedSeen[name]
+		if s == nil {
+			s = &seenRemoved{since: now}
+			m.removedSeen[name] = s
+		}
+		if !s.told && now.Sub(s.since) >= removedWarnAfter {
+			s.told = true
+			m.rt.logger().Warn("a removed node is alive in gossip; it is not added back unless an operator adds it",
+				"node", name, "add", "node add "+name+" (POST /v1/nodes)")
+		}
+	}
+}
+
 // errRemoved says why a removed node serves nothing of a group.
 const errRemoved = "this node was removed from the cluster and is not a member of any group: the cluster's members serve its shards (`node add` on a member adds it back)"
 
@@ -93,7 +123,7 @@ func (rt *Runtime) removedNotice(n *messages.RemovedNotice) *messages.RemovedNot
 	case n.Coordinator == "" || n.CoordinatorAddr == "":
 		return &messages.RemovedNoticeReply{Error: "removal notice names no coordinator"}
 	}
-	if _, removed := rt.removedBy(); !removed {
+	if _, removed := rt.removedBy(); !removed && !rt.leaving.Load() {
 		rt.logger().Warn("the cluster removed this node: it serves no shard until an operator adds it back",
 			"coordinator", n.Coordinator, "add", "node add "+rt.Name+" (POST /v1/nodes), on a member")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/coppice-kv/coppice/internal/testlog"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
@@ -144,5 +145,53 @@ func TestRemovedNodeIsNotReady(t *testing.T) {
 	st.Removed = false
 	if bad := st.NotReady(); len(bad) != 0 {
 		t.Errorf("not removed: not ready %+v, want none (the check above must be the removal's)", bad)
+	}
+}
+
+// The coordinator warns of a removed node alive in gossip once, after
+// removedWarnAfter: a node that leaves is seen so for a moment.
+func TestWarnRemovedAliveWaits(t *testing.T) {
+	var out testlog.Buffer
+	m := &managerActor{rt: &Runtime{Name: "n1", Log: slog.New(slog.NewTextHandler(&out, nil))}, removedSeen: map[string]*seenRemoved{}}
+	const line = "a removed node is alive in gossip"
+	t0 := time.Now()
+	for _, step := range []struct {
+		after time.Duration
+		want  int
+	}{
+		{0, 0},
+		{removedWarnAfter / 2, 0},
+		{removedWarnAfter, 1},
+		{2 * removedWarnAfter, 1},
+	} {
+		m.warnRemovedAlive([]string{"n3"}, t0.Add(step.after))
+		if got := out.Count(line); got != step.want {
+			t.Fatalf("%v after it was first seen: %d warnings, want %d; log:\n%s", step.after, got, step.want, out.String())
+		}
+	}
+}
+
+// A node that leaves takes the notice of its removal without a warning:
+// it is no news.
+func TestRemovedNoticeWhileLeaving(t *testing.T) {
+	for _, leaving := range []bool{true, false} {
+		var out testlog.Buffer
+		rt := &Runtime{Log: slog.New(slog.NewTextHandler(&out, nil))}
+		soleSystemGroup(t, rt)
+		rt.setClusterID("c1", true)
+		rt.leaving.Store(leaving)
+		if r := rt.removedNotice(&messages.RemovedNotice{ClusterId: "c1", Node: rt.Name, Coordinator: "n1", CoordinatorAddr: "127.0.0.1:7000"}); r.Error != "" {
+			t.Fatal(r.Error)
+		}
+		want := 1
+		if leaving {
+			want = 0
+		}
+		if got := out.Count("the cluster removed this node"); got != want {
+			t.Errorf("leaving %v: %d warnings, want %d; log:\n%s", leaving, got, want, out.String())
+		}
+		if _, removed := rt.removedBy(); !removed {
+			t.Errorf("leaving %v: the notice not taken", leaving)
+		}
 	}
 }

@@ -190,6 +190,9 @@ type Runtime struct {
 	// removal is the coordinator's last notice that the cluster removed
 	// this node (removedBy).
 	removal atomic.Pointer[removal]
+	// leaving: the node is leaving the cluster (node leave), so its
+	// removal is no news to warn of.
+	leaving atomic.Bool
 	// dataDirID is node.json's data_dir_id, once the store worker has
 	// read it (gossip announces it).
 	dataDirID atomic.Pointer[string]

@@ -71,7 +71,11 @@ func Start(cfg Config, events chan<- *messages.MemberEvent) (*Gossip, error) {
 		lg = slog.Default()
 	}
 	lg = lg.With("node", cfg.Name)
-	sc, err := cfg.serfConfig(log.New(logWriter{lg.With("component", "serf")}, "", 0))
+	self := cfg.AdvertiseAddr
+	if self == "" {
+		self = cfg.BindAddr
+	}
+	sc, err := cfg.serfConfig(log.New(logWriter{log: lg.With("component", "serf"), self: self}, "", 0))
 	if err != nil {
 		return nil, err
 	}
@@ -360,9 +364,15 @@ func admit(m *serf.Member, name string, ours Tags, self string) error {
 // logWriter turns serf's and memberlist's "[LEVEL] text" lines into slog
 // records. Their INFO lines repeat what this package logs, so they go to
 // Debug; an error that is a peer's network failure goes to Warn
-// (peerFailure), and a warning every restart makes goes to Info
-// (routine).
-type logWriter struct{ log *slog.Logger }
+// (peerFailure), a warning every restart makes goes to Info (routine),
+// and one about a socket this node closed as it stops to Debug
+// (closedHere).
+type logWriter struct {
+	log *slog.Logger
+	// self is the address this node gossips from, as memberlist prints
+	// it ("ip:port"), to tell its own restart from a name conflict.
+	self string
+}
 
 func (w logWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
@@ -377,13 +387,33 @@ func (w logWriter) Write(p []byte) (int, error) {
 		}
 	}
 	switch {
+	case level >= slog.LevelWarn && closedHere(msg):
+		level = slog.LevelDebug
 	case level == slog.LevelError && peerFailure(msg):
 		level = slog.LevelWarn
-	case level == slog.LevelWarn && routine(msg):
+	case level == slog.LevelWarn && (routine(msg) || w.ownRestart(msg)):
 		level = slog.LevelInfo
 	}
 	w.log.Log(context.Background(), level, msg)
 	return len(p), nil
+}
+
+// closedHere tells whether a memberlist line is about a socket this node
+// closed (net.ErrClosed's text ends it): the node is stopping, and a
+// probe or gossip it was sending ended with it.
+func closedHere(msg string) bool {
+	msg, _, _ = strings.Cut(msg, " from=")
+	return strings.HasSuffix(msg, net.ErrClosed.Error())
+}
+
+// ownRestart tells whether a warning is memberlist refuting word of this
+// node alive at its own address with other metadata: its previous run's
+// (serf encodes the tags in no set order, so the same tags differ in
+// bytes from one run to the next). Word of it alive at another address
+// is a name conflict, and stays a warning.
+func (w logWriter) ownRestart(msg string) bool {
+	return w.self != "" && strings.HasPrefix(msg, "memberlist: Refuting an alive message for ") &&
+		strings.Contains(msg, " ("+w.self+") meta:")
 }
 
 // routineWarnings are serf's and memberlist's warnings that every restart

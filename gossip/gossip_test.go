@@ -652,17 +652,20 @@ func TestTagsRoundTrip(t *testing.T) {
 
 // TestLogWriterLevels: serf's and memberlist's lines come out at their
 // level, info at debug, an error that is a peer's network failure (a
-// probe timed out, a push/pull refused) as a warning, and a warning every
-// restart makes (a stop without a leave, a suspicion refuted) as info.
+// probe timed out, a push/pull refused) as a warning, a warning every
+// restart makes (a stop without a leave, a suspicion refuted, word of
+// its previous run at its own address refuted) as info,
+// and a line about a socket this node closed as it stops at debug.
 func TestLogWriterLevels(t *testing.T) {
 	var buf bytes.Buffer
-	w := logWriter{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	w := logWriter{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), self: "10.2.0.1:7946"}
 	for _, line := range []string{
 		"[INFO] serf: EventMemberJoin: n2 127.0.0.1",
 		"[WARN] memberlist: Refuting a suspect message (from: n3)",
 		"[WARN] memberlist: Refuting a dead message (from: n3)",
 		"[WARN] serf: Shutdown without a Leave",
 		"[WARN] memberlist: Refuting an alive message for 'n2' (10.2.0.9:7946) meta:([1] VS [2]), vsn:([1 5 2 0 0 0] VS [1 5 2 0 0 0])",
+		"[WARN] memberlist: Refuting an alive message for 'n1' (10.2.0.1:7946) meta:([1] VS [2]), vsn:([1 5 2 0 0 0] VS [1 5 2 0 0 0])",
 		"[WARN] memberlist: Was able to connect to n2 over TCP but UDP probes failed, network may be misconfigured",
 		"[ERR] memberlist: Failed fallback TCP ping: timeout 50ms: read tcp 127.0.0.1:54918->127.0.0.1:48457: i/o timeout",
 		"[ERR] memberlist: Push/Pull with n1 failed: dial tcp 127.0.0.1:54161: connect: connection refused",
@@ -671,6 +674,8 @@ func TestLogWriterLevels(t *testing.T) {
 		"[ERR] memberlist: Failed to send UDP ping: write udp 10.2.0.1:7946->10.2.0.3:7946: sendto: network is unreachable",
 		"[ERR] memberlist: Failed to receive: Encryption is configured but remote state is not encrypted from=127.0.0.1:7946",
 		"[ERR] serf: Failed to update tags: tags too large",
+		"[WARN] memberlist: Failed to send indirect UDP ping: write udp 127.0.0.1:51109->127.0.0.1:35529: use of closed network connection",
+		"[ERR] memberlist: Failed to send UDP ping: write udp 127.0.0.1:51263->127.0.0.1:60067: use of closed network connection",
 	} {
 		if _, err := w.Write([]byte(line + "\n")); err != nil {
 			t.Fatal(err)
@@ -681,7 +686,7 @@ func TestLogWriterLevels(t *testing.T) {
 		level, _, _ := strings.Cut(strings.SplitN(l, "level=", 2)[1], " ")
 		got = append(got, level)
 	}
-	want := []string{"DEBUG", "INFO", "INFO", "INFO", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR"}
+	want := []string{"DEBUG", "INFO", "INFO", "INFO", "WARN", "INFO", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR", "DEBUG", "DEBUG"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("levels %v, want %v; log:\n%s", got, want, buf.String())
 	}

@@ -183,12 +183,16 @@ func (r *Raft) runFollower() {
 	// it starts stands at once (soleVoter).
 	soleStart := false
 	var gone ServerID // coppice: LeaderGone
+	// coppice: the first heartbeat timeout after a start, shortened
+	// (FirstHeartbeatTimeout): a leader's first heartbeat may not have
+	// reached this server yet, and pre-vote makes asking harmless.
+	firstTimeout := false
 	if !r.followedOnce {
 		r.followedOnce = true
 		if r.standsAtOnce() {
 			heartbeatTimer, soleStart = time.After(0), true
 		} else if t := r.firstHeartbeatTimeout(); t > 0 {
-			heartbeatTimer = randomTimeout(t)
+			heartbeatTimer, firstTimeout = randomTimeout(t), true
 		}
 	}
 
@@ -251,8 +255,8 @@ func (r *Raft) runFollower() {
 
 		case <-heartbeatTimer:
 			r.mainThreadSaturation.working()
-			sole := soleStart
-			soleStart = false
+			sole, first := soleStart, firstTimeout
+			soleStart, firstTimeout = false, false
 			// coppice: the leader was gone (LeaderGone) and no other has
 			// been heard from since (a request of the gone leader's that
 			// was waiting may have named it again).
@@ -299,6 +303,8 @@ func (r *Raft) runFollower() {
 				} else if hasVote(r.configurations.latest, r.localID) {
 					if wasGone { // coppice: told, not a timeout
 						r.logger.Info("the leader's process is gone, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
+					} else if first { // coppice: a start's, not a leader lost
+						r.logger.Info("first heartbeat timeout after the start reached, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
 					} else {
 						r.logger.Warn("heartbeat timeout reached, starting election", "last-leader-addr", lastLeaderAddr, "last-leader-id", lastLeaderID)
 					}
