@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,8 @@ type Gossip struct {
 	addr string // Addr(), kept for the merge delegate, which may not call serf
 	log  *slog.Logger
 	serf *serf.Serf
+	// serfLog is what serf and memberlist log through.
+	serfLog logWriter
 
 	serfEvents chan serf.Event
 	out        chan<- *messages.MemberEvent
@@ -71,11 +74,10 @@ func Start(cfg Config, events chan<- *messages.MemberEvent) (*Gossip, error) {
 		lg = slog.Default()
 	}
 	lg = lg.With("node", cfg.Name)
-	self := cfg.AdvertiseAddr
-	if self == "" {
-		self = cfg.BindAddr
-	}
-	sc, err := cfg.serfConfig(log.New(logWriter{log: lg.With("component", "serf"), self: self}, "", 0))
+	self := cmp.Or(cfg.AdvertiseAddr, cfg.BindAddr)
+	w := logWriter{log: lg.With("component", "serf"), self: &atomic.Pointer[string]{}}
+	w.self.Store(&self)
+	sc, err := cfg.serfConfig(log.New(w, "", 0))
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +91,7 @@ func Start(cfg Config, events chan<- *messages.MemberEvent) (*Gossip, error) {
 		limit:      queueLimit,
 		tags:       cfg.Tags,
 		onRefused:  cfg.OnRefused,
+		serfLog:    w,
 	}
 	sc.EventCh = g.serfEvents
 	sc.Merge = mergeDelegate{g}
@@ -100,6 +103,8 @@ func Start(cfg Config, events chan<- *messages.MemberEvent) (*Gossip, error) {
 	}
 	n := g.serf.Memberlist().LocalNode()
 	g.addr = hostPort(n.Addr, n.Port)
+	self = fmt.Sprintf("%v:%d", n.Addr, n.Port) // as memberlist prints it, once it has chosen (port 0, 0.0.0.0)
+	w.self.Store(&self)
 	g.log.Info("gossip started", "addr", g.Addr(), "encrypted", g.serf.EncryptionEnabled(),
 		"snapshot", cfg.SnapshotPath)
 	return g, nil
@@ -370,8 +375,9 @@ func admit(m *serf.Member, name string, ours Tags, self string) error {
 type logWriter struct {
 	log *slog.Logger
 	// self is the address this node gossips from, as memberlist prints
-	// it ("ip:port"), to tell its own restart from a name conflict.
-	self string
+	// it ("ip:port"), to tell its own restart from a name conflict: the
+	// configured one, then the one memberlist advertises once it runs.
+	self *atomic.Pointer[string]
 }
 
 func (w logWriter) Write(p []byte) (int, error) {
@@ -412,9 +418,16 @@ func closedHere(msg string) bool {
 // bytes from one run to the next). Word of it alive at another address
 // is a name conflict, and stays a warning.
 func (w logWriter) ownRestart(msg string) bool {
-	return w.self != "" && strings.HasPrefix(msg, "memberlist: Refuting an alive message for ") &&
-		strings.Contains(msg, " ("+w.self+") meta:")
+	self := ""
+	if w.self != nil {
+		self = *w.self.Load()
+	}
+	return self != "" && strings.HasPrefix(msg, refutingAlive) && strings.Contains(msg, " ("+self+") meta:")
 }
+
+// refutingAlive begins memberlist's warning that it refutes word of this
+// node alive (ownRestart).
+const refutingAlive = "memberlist: Refuting an alive message for "
 
 // routineWarnings are serf's and memberlist's warnings that every restart
 // of a node makes, on that node: it stops without a leave (a SIGTERM is

@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -658,7 +660,9 @@ func TestTagsRoundTrip(t *testing.T) {
 // and a line about a socket this node closed as it stops at debug.
 func TestLogWriterLevels(t *testing.T) {
 	var buf bytes.Buffer
-	w := logWriter{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), self: "10.2.0.1:7946"}
+	self := "10.2.0.1:7946"
+	w := logWriter{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), self: &atomic.Pointer[string]{}}
+	w.self.Store(&self)
 	for _, line := range []string{
 		"[INFO] serf: EventMemberJoin: n2 127.0.0.1",
 		"[WARN] memberlist: Refuting a suspect message (from: n3)",
@@ -689,5 +693,57 @@ func TestLogWriterLevels(t *testing.T) {
 	want := []string{"DEBUG", "INFO", "INFO", "INFO", "WARN", "INFO", "WARN", "WARN", "WARN", "WARN", "WARN", "WARN", "ERROR", "ERROR", "DEBUG", "DEBUG"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("levels %v, want %v; log:\n%s", got, want, buf.String())
+	}
+}
+
+// The lines logWriter's rules name are lines serf and memberlist log, at
+// warning level: a change of their wording (a module upgrade) fails here,
+// not silently in the node's log levels.
+func TestRoutineWarningsAreTheLibraries(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/hashicorp/serf", "github.com/hashicorp/memberlist").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var src strings.Builder
+	for _, dir := range strings.Fields(string(out)) {
+		files, err := filepath.Glob(filepath.Join(dir, "*", "*.go"))
+		if err == nil {
+			more, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+			files = append(files, more...)
+		}
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: no Go files (%v)", dir, err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src.Write(b)
+		}
+	}
+	for _, line := range append(slices.Clone(routineWarnings), refutingAlive) {
+		if !strings.Contains(src.String(), `"[WARN] `+line) {
+			t.Errorf("serf and memberlist log no warning %q", line)
+		}
+	}
+}
+
+// A node bound to port 0 tells its own previous run's alive message
+// (refuted at its own address, as memberlist chose it) from a name
+// conflict (another address).
+func TestOwnRestartAtTheAddressChosen(t *testing.T) {
+	n := start(t, config("n1", tags("", 0)))
+	line := func(addr string) string {
+		return refutingAlive + "'n1' (" + addr + ") meta:([1] VS [2]), vsn:([1 5 2 0 0 0] VS [1 5 2 0 0 0])"
+	}
+	if !n.serfLog.ownRestart(line(n.Addr())) {
+		t.Errorf("a refutation at its own address %s is not taken for its restart", n.Addr())
+	}
+	if n.serfLog.ownRestart(line("10.9.9.9:7946")) {
+		t.Error("a refutation at another address (a name conflict) is taken for its restart")
 	}
 }
