@@ -515,7 +515,9 @@ func (b *backend) forward(shard int, leaderID, leaderAddr string, fwd *messages.
 			return tryAgain(shard, "this node is in no cluster yet: "+why), true, 0
 		}
 		if _, removed := b.rt.removedBy(); removed {
-			return tryAgain(shard, errRemoved), true, 0
+			// Not applied, but no leader will come: answered at once,
+			// not waited on for retryWindow.
+			return tryAgain(shard, errRemoved), false, 0
 		}
 		if b.rt.shardLead(shard).outside {
 			return tryAgain(shard, errNotMember), true, 0

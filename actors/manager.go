@@ -227,6 +227,10 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		}
 	case *messages.RemovedNotice:
 		ctx.Respond(m.rt.removedNotice(msg))
+	case *messages.ClusterViewRequest:
+		// Asks every shard: off the mailbox.
+		rt, sys, to, root := m.rt, ctx.ActorSystem(), ctx.Sender(), m.root
+		go func() { root.Send(to, rt.clusterViewReply(sys)) }()
 	case *messages.LeaveCluster:
 		in, to, root := m.inputs(), ctx.Sender(), m.root
 		go func() { root.Send(to, in.leave()) }()

@@ -94,7 +94,8 @@ func members(n *node, want ...string) error {
 // removed checks n knows the cluster removed it: its status says so and
 // shows the coordinator's view, without n among the members; its
 // /readyz gives every shard that reason; a write sent to it is refused
-// with it, not taken nor left to wait for a leader.
+// with it, not taken nor left to wait for a leader; its CLUSTER SLOTS
+// shows the members' masters.
 func removed(n *node, _ ...string) error {
 	const why = "this node was removed from the cluster"
 	st, err := n.status()
@@ -132,6 +133,20 @@ func removed(n *node, _ ...string) error {
 	err = c.Set(ctx, "removed-probe", "1", 0).Err()
 	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN ") || !strings.Contains(err.Error(), why) {
 		return fmt.Errorf("%s: SET: %v, want TRYAGAIN ... %s", n.name, err, why)
+	}
+	// A Redis Cluster client that asks it for the slots is sent to the
+	// members: every shard's slots, a master there, none of them it.
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("%s: CLUSTER SLOTS: %v", n.name, err)
+	}
+	if len(slots) != scriptShards {
+		return fmt.Errorf("%s: CLUSTER SLOTS: %d ranges, want the %d shards': %+v", n.name, len(slots), scriptShards, slots)
+	}
+	for _, sl := range slots {
+		if len(sl.Nodes) == 0 || sl.Nodes[0].Addr == n.client {
+			return fmt.Errorf("%s: CLUSTER SLOTS: slots %d-%d served by %+v, want a member's master", n.name, sl.Start, sl.End, sl.Nodes)
+		}
 	}
 	return nil
 }

@@ -1105,6 +1105,234 @@ func (x *RemovedNoticeReply) GetError() string {
 	return ""
 }
 
+// ClusterViewRequest asks a node's manager for the cluster as that node
+// sees it, for the CLUSTER commands of a node that has no view of its own
+// (one the cluster removed asks the coordinator that told it so).
+type ClusterViewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterViewRequest) Reset() {
+	*x = ClusterViewRequest{}
+	mi := &file_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterViewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterViewRequest) ProtoMessage() {}
+
+func (x *ClusterViewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterViewRequest.ProtoReflect.Descriptor instead.
+func (*ClusterViewRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+type ClusterViewReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Nodes []*ClusterViewNode     `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Shard i's leader and other members.
+	Shards        []*ClusterViewShard `protobuf:"bytes,2,rep,name=shards,proto3" json:"shards,omitempty"`
+	Error         string              `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterViewReply) Reset() {
+	*x = ClusterViewReply{}
+	mi := &file_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterViewReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterViewReply) ProtoMessage() {}
+
+func (x *ClusterViewReply) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterViewReply.ProtoReflect.Descriptor instead.
+func (*ClusterViewReply) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ClusterViewReply) GetNodes() []*ClusterViewNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ClusterViewReply) GetShards() []*ClusterViewShard {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+func (x *ClusterViewReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ClusterViewNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ClientAddr    string                 `protobuf:"bytes,2,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	ClusterAddr   string                 `protobuf:"bytes,3,opt,name=cluster_addr,json=clusterAddr,proto3" json:"cluster_addr,omitempty"`
+	Failed        bool                   `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterViewNode) Reset() {
+	*x = ClusterViewNode{}
+	mi := &file_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterViewNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterViewNode) ProtoMessage() {}
+
+func (x *ClusterViewNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterViewNode.ProtoReflect.Descriptor instead.
+func (*ClusterViewNode) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ClusterViewNode) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClusterViewNode) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+func (x *ClusterViewNode) GetClusterAddr() string {
+	if x != nil {
+		return x.ClusterAddr
+	}
+	return ""
+}
+
+func (x *ClusterViewNode) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+type ClusterViewShard struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leader        string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	Members       []string               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Term          uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterViewShard) Reset() {
+	*x = ClusterViewShard{}
+	mi := &file_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterViewShard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterViewShard) ProtoMessage() {}
+
+func (x *ClusterViewShard) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterViewShard.ProtoReflect.Descriptor instead.
+func (*ClusterViewShard) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ClusterViewShard) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *ClusterViewShard) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ClusterViewShard) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
 type ManagerReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Error string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -1118,7 +1346,7 @@ type ManagerReply struct {
 
 func (x *ManagerReply) Reset() {
 	*x = ManagerReply{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1358,7 @@ func (x *ManagerReply) String() string {
 func (*ManagerReply) ProtoMessage() {}
 
 func (x *ManagerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1371,7 @@ func (x *ManagerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerReply.ProtoReflect.Descriptor instead.
 func (*ManagerReply) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ManagerReply) GetError() string {
@@ -1175,7 +1403,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1415,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1428,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 // ShardSync is one shard's sync to one node.
@@ -1228,7 +1456,7 @@ type ShardSync struct {
 
 func (x *ShardSync) Reset() {
 	*x = ShardSync{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1468,7 @@ func (x *ShardSync) String() string {
 func (*ShardSync) ProtoMessage() {}
 
 func (x *ShardSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1481,7 @@ func (x *ShardSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardSync.ProtoReflect.Descriptor instead.
 func (*ShardSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ShardSync) GetShard() uint32 {
@@ -1361,7 +1589,7 @@ type GossipMemberStatus struct {
 
 func (x *GossipMemberStatus) Reset() {
 	*x = GossipMemberStatus{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1601,7 @@ func (x *GossipMemberStatus) String() string {
 func (*GossipMemberStatus) ProtoMessage() {}
 
 func (x *GossipMemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1614,7 @@ func (x *GossipMemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipMemberStatus.ProtoReflect.Descriptor instead.
 func (*GossipMemberStatus) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GossipMemberStatus) GetName() string {
@@ -1473,7 +1701,7 @@ type NodeStatusReply struct {
 
 func (x *NodeStatusReply) Reset() {
 	*x = NodeStatusReply{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1713,7 @@ func (x *NodeStatusReply) String() string {
 func (*NodeStatusReply) ProtoMessage() {}
 
 func (x *NodeStatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1726,7 @@ func (x *NodeStatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusReply.ProtoReflect.Descriptor instead.
 func (*NodeStatusReply) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NodeStatusReply) GetClusterId() string {
@@ -1576,7 +1804,7 @@ type MemberApplied struct {
 
 func (x *MemberApplied) Reset() {
 	*x = MemberApplied{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1816,7 @@ func (x *MemberApplied) String() string {
 func (*MemberApplied) ProtoMessage() {}
 
 func (x *MemberApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1829,7 @@ func (x *MemberApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberApplied.ProtoReflect.Descriptor instead.
 func (*MemberApplied) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MemberApplied) GetNode() string {
@@ -1645,7 +1873,7 @@ type SyncShard struct {
 
 func (x *SyncShard) Reset() {
 	*x = SyncShard{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1885,7 @@ func (x *SyncShard) String() string {
 func (*SyncShard) ProtoMessage() {}
 
 func (x *SyncShard) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1898,7 @@ func (x *SyncShard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncShard.ProtoReflect.Descriptor instead.
 func (*SyncShard) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SyncShard) GetOp() uint64 {
@@ -1705,7 +1933,7 @@ type SyncProgress struct {
 
 func (x *SyncProgress) Reset() {
 	*x = SyncProgress{}
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1945,7 @@ func (x *SyncProgress) String() string {
 func (*SyncProgress) ProtoMessage() {}
 
 func (x *SyncProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1958,7 @@ func (x *SyncProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncProgress.ProtoReflect.Descriptor instead.
 func (*SyncProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SyncProgress) GetOp() uint64 {
@@ -1822,7 +2050,22 @@ const file_cluster_proto_rawDesc = "" +
 	"\vcoordinator\x18\x03 \x01(\tR\vcoordinator\x12)\n" +
 	"\x10coordinator_addr\x18\x04 \x01(\tR\x0fcoordinatorAddr\"*\n" +
 	"\x12RemovedNoticeReply\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\"L\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\"\x14\n" +
+	"\x12ClusterViewRequest\"\x9d\x01\n" +
+	"\x10ClusterViewReply\x127\n" +
+	"\x05nodes\x18\x01 \x03(\v2!.coppice.messages.ClusterViewNodeR\x05nodes\x12:\n" +
+	"\x06shards\x18\x02 \x03(\v2\".coppice.messages.ClusterViewShardR\x06shards\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x81\x01\n" +
+	"\x0fClusterViewNode\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vclient_addr\x18\x02 \x01(\tR\n" +
+	"clientAddr\x12!\n" +
+	"\fcluster_addr\x18\x03 \x01(\tR\vclusterAddr\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\bR\x06failed\"X\n" +
+	"\x10ClusterViewShard\x12\x16\n" +
+	"\x06leader\x18\x01 \x01(\tR\x06leader\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\"L\n" +
 	"\fManagerReply\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\x04R\x02op\x12\x16\n" +
@@ -1912,7 +2155,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_cluster_proto_goTypes = []any{
 	(Role)(0),                  // 0: coppice.messages.Role
 	(OpKind)(0),                // 1: coppice.messages.OpKind
@@ -1929,15 +2172,19 @@ var file_cluster_proto_goTypes = []any{
 	(*LeaveCluster)(nil),       // 12: coppice.messages.LeaveCluster
 	(*RemovedNotice)(nil),      // 13: coppice.messages.RemovedNotice
 	(*RemovedNoticeReply)(nil), // 14: coppice.messages.RemovedNoticeReply
-	(*ManagerReply)(nil),       // 15: coppice.messages.ManagerReply
-	(*NodeStatusRequest)(nil),  // 16: coppice.messages.NodeStatusRequest
-	(*ShardSync)(nil),          // 17: coppice.messages.ShardSync
-	(*GossipMemberStatus)(nil), // 18: coppice.messages.GossipMemberStatus
-	(*NodeStatusReply)(nil),    // 19: coppice.messages.NodeStatusReply
-	(*MemberApplied)(nil),      // 20: coppice.messages.MemberApplied
-	(*SyncShard)(nil),          // 21: coppice.messages.SyncShard
-	(*SyncProgress)(nil),       // 22: coppice.messages.SyncProgress
-	(*RaftServer)(nil),         // 23: coppice.messages.RaftServer
+	(*ClusterViewRequest)(nil), // 15: coppice.messages.ClusterViewRequest
+	(*ClusterViewReply)(nil),   // 16: coppice.messages.ClusterViewReply
+	(*ClusterViewNode)(nil),    // 17: coppice.messages.ClusterViewNode
+	(*ClusterViewShard)(nil),   // 18: coppice.messages.ClusterViewShard
+	(*ManagerReply)(nil),       // 19: coppice.messages.ManagerReply
+	(*NodeStatusRequest)(nil),  // 20: coppice.messages.NodeStatusRequest
+	(*ShardSync)(nil),          // 21: coppice.messages.ShardSync
+	(*GossipMemberStatus)(nil), // 22: coppice.messages.GossipMemberStatus
+	(*NodeStatusReply)(nil),    // 23: coppice.messages.NodeStatusReply
+	(*MemberApplied)(nil),      // 24: coppice.messages.MemberApplied
+	(*SyncShard)(nil),          // 25: coppice.messages.SyncShard
+	(*SyncProgress)(nil),       // 26: coppice.messages.SyncProgress
+	(*RaftServer)(nil),         // 27: coppice.messages.RaftServer
 }
 var file_cluster_proto_depIdxs = []int32{
 	0,  // 0: coppice.messages.ClusterMember.role:type_name -> coppice.messages.Role
@@ -1952,19 +2199,21 @@ var file_cluster_proto_depIdxs = []int32{
 	7,  // 9: coppice.messages.SystemCommand.acl_update:type_name -> coppice.messages.AclUpdate
 	3,  // 10: coppice.messages.InitCluster.first:type_name -> coppice.messages.ClusterMember
 	0,  // 11: coppice.messages.AddNode.role:type_name -> coppice.messages.Role
-	2,  // 12: coppice.messages.ShardSync.state:type_name -> coppice.messages.SyncState
-	18, // 13: coppice.messages.NodeStatusReply.nodes:type_name -> coppice.messages.GossipMemberStatus
-	4,  // 14: coppice.messages.NodeStatusReply.ops:type_name -> coppice.messages.MembershipOp
-	17, // 15: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
-	20, // 16: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
-	23, // 17: coppice.messages.NodeStatusReply.system_group:type_name -> coppice.messages.RaftServer
-	3,  // 18: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
-	17, // 19: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 12: coppice.messages.ClusterViewReply.nodes:type_name -> coppice.messages.ClusterViewNode
+	18, // 13: coppice.messages.ClusterViewReply.shards:type_name -> coppice.messages.ClusterViewShard
+	2,  // 14: coppice.messages.ShardSync.state:type_name -> coppice.messages.SyncState
+	22, // 15: coppice.messages.NodeStatusReply.nodes:type_name -> coppice.messages.GossipMemberStatus
+	4,  // 16: coppice.messages.NodeStatusReply.ops:type_name -> coppice.messages.MembershipOp
+	21, // 17: coppice.messages.NodeStatusReply.syncs:type_name -> coppice.messages.ShardSync
+	24, // 18: coppice.messages.NodeStatusReply.applied:type_name -> coppice.messages.MemberApplied
+	27, // 19: coppice.messages.NodeStatusReply.system_group:type_name -> coppice.messages.RaftServer
+	3,  // 20: coppice.messages.SyncShard.node:type_name -> coppice.messages.ClusterMember
+	21, // 21: coppice.messages.SyncProgress.sync:type_name -> coppice.messages.ShardSync
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1990,7 +2239,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   20,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
