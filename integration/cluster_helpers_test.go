@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"maps"
 	"math/rand"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"github.com/coppice-kv/coppice/actors"
 	"github.com/coppice-kv/coppice/internal/httpjson"
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/redis/go-redis/v9"
 )
 
 // clusterFlags make failure detection and removal fast on loopback.
@@ -94,8 +97,8 @@ func members(n *node, want ...string) error {
 // removed checks n knows the cluster removed it: its status says so and
 // shows the coordinator's view, without n among the members; its
 // /readyz gives every shard that reason; a write sent to it is refused
-// with it, not taken nor left to wait for a leader; its CLUSTER SLOTS
-// shows the members' masters.
+// with it, not taken nor left to wait for a leader; its CLUSTER SHARDS
+// shows the members as masters.
 func removed(n *node, _ ...string) error {
 	const why = "this node was removed from the cluster"
 	st, err := n.status()
@@ -136,16 +139,18 @@ func removed(n *node, _ ...string) error {
 	}
 	// A Redis Cluster client that asks it for the slots is sent to the
 	// members: every shard's slots, a master there, none of them it.
-	slots, err := c.ClusterSlots(ctx).Result()
+	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
-		return fmt.Errorf("%s: CLUSTER SLOTS: %v", n.name, err)
+		return fmt.Errorf("%s: CLUSTER SHARDS: %v", n.name, err)
 	}
-	if len(slots) != scriptShards {
-		return fmt.Errorf("%s: CLUSTER SLOTS: %d ranges, want the %d shards': %+v", n.name, len(slots), scriptShards, slots)
+	if len(shards) != scriptShards {
+		return fmt.Errorf("%s: CLUSTER SHARDS: %d shards, want %d: %+v", n.name, len(shards), scriptShards, shards)
 	}
-	for _, sl := range slots {
-		if len(sl.Nodes) == 0 || sl.Nodes[0].Addr == n.client {
-			return fmt.Errorf("%s: CLUSTER SLOTS: slots %d-%d served by %+v, want a member's master", n.name, sl.Start, sl.End, sl.Nodes)
+	_, port, _ := net.SplitHostPort(n.client)
+	for _, sh := range shards {
+		master := slices.IndexFunc(sh.Nodes, func(x redis.Node) bool { return x.Role == "master" })
+		if len(sh.Slots) == 0 || master < 0 || strconv.FormatInt(sh.Nodes[master].Port, 10) == port {
+			return fmt.Errorf("%s: CLUSTER SHARDS: slots %+v served by %+v, want a member as master", n.name, sh.Slots, sh.Nodes)
 		}
 	}
 	return nil
