@@ -110,6 +110,8 @@ const (
 	raftSendingOlder  = "appendEntries rejected, sending older logs"
 	raftNoPeers       = "no known peers, aborting election"
 	raftPreVoteLeader = "rejecting pre-vote request since we have a leader"
+	raftNoVote        = "not part of stable configuration, aborting election"
+	raftNoVoteYet     = "heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election"
 	raftNoPrevious    = "failed to get previous log"
 	raftPreviousIndex = "previous-index"
 	raftLastIndex     = "last-index"
@@ -159,14 +161,16 @@ func peerTrouble(msg string, args []any) hclog.Level {
 //     back on that answer: how a replica catches up. A previous entry
 //     missing from inside a follower's log stays a warning;
 //   - a group with no configuration yet (its node waits to be added)
-//     that has heard from no leader;
+//     that has heard from no leader, and one whose server has no vote
+//     (a replica's or read-only node's, one being added or removed) and
+//     so stands for no election when its leader goes;
 //   - a pre-vote refused because this server hears from its leader: a
 //     restarted node asks before its leader's first heartbeat reaches
 //     it, and pre-vote exists so that such a refusal costs nothing. A
 //     vote refused so stays a warning (the candidate raised its term).
 func routine(msg string, args []any) bool {
 	switch msg {
-	case raftSendingOlder, raftNoPeers, raftPreVoteLeader:
+	case raftSendingOlder, raftNoPeers, raftPreVoteLeader, raftNoVote, raftNoVoteYet:
 		return true
 	}
 	return behindLeader(msg, args)

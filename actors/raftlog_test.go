@@ -179,8 +179,9 @@ func TestRaftLoggerPeerTroubleIsAWarning(t *testing.T) {
 }
 
 // How a replica catches up (a follower behind its leader's append, the
-// leader sending from further back), a group waiting to be added and a
-// pre-vote refused for a leader heard from are info lines; a previous
+// leader sending from further back), a group waiting to be added, a
+// server with no vote standing for no election and a pre-vote refused
+// for a leader heard from are info lines; a previous
 // entry missing from inside a follower's log, a vote refused so, or a
 // missed heartbeat, are warnings still.
 func TestRaftLoggerRoutineIsInfo(t *testing.T) {
@@ -192,6 +193,8 @@ func TestRaftLoggerRoutineIsInfo(t *testing.T) {
 	log.Warn("failed to get previous log", "previous-index", "5", "last-index", uint64(0), "error", notFound)
 	log.With("peer", "{Suffrage:Voter ID:n3 Address:127.0.0.1:7380}").Warn("appendEntries rejected, sending older logs", "next", 1)
 	log.Warn("no known peers, aborting election")
+	log.Warn("not part of stable configuration, aborting election")
+	log.Warn("heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election")
 	log.Warn("rejecting pre-vote request since we have a leader", "from", "127.0.0.1:7380", "leader", "127.0.0.1:7381", "leader-id", "n1")
 	log.Warn("rejecting vote request since we have a leader", "from", "127.0.0.1:7380", "leader", "127.0.0.1:7381", "leader-id", "n1")
 	log.Warn("heartbeat timeout reached, starting election", "last-leader-addr", "", "last-leader-id", "")
@@ -227,7 +230,7 @@ func TestRaftMessagesAreTheFork(t *testing.T) {
 		all.Write(b)
 	}
 	for _, s := range []string{raftNewerTerm, raftDecodeFailed, raftFlushFailed, raftSendingOlder, raftNoPeers,
-		raftPreVoteLeader, raftNoPrevious, raftPreviousIndex, raftLastIndex} {
+		raftPreVoteLeader, raftNoVote, raftNoVoteYet, raftNoPrevious, raftPreviousIndex, raftLastIndex} {
 		if !strings.Contains(all.String(), strconv.Quote(s)) {
 			t.Errorf("the Raft fork logs no %q", s)
 		}
