@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -203,7 +202,7 @@ func behindLeader(msg string, args []any) bool {
 func closedHere(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, transport.ErrClosed) ||
 		errors.Is(err, raft.ErrTransportShutdown) || errors.Is(err, raft.ErrPipelineShutdown) ||
-		strings.HasSuffix(err.Error(), net.ErrClosed.Error())
+		netfail.Closed(err.Error())
 }
 
 // networkError tells whether err is a failure of a connection or a dial:

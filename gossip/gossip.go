@@ -370,8 +370,8 @@ func admit(m *serf.Member, name string, ours Tags, self string) error {
 // records. Their INFO lines repeat what this package logs, so they go to
 // Debug; an error that is a peer's network failure goes to Warn
 // (peerFailure), a warning every restart makes goes to Info (routine),
-// and one about a socket this node closed as it stops to Debug
-// (closedHere).
+// and one about a socket this node closed as it stops (the node's own
+// stop, netfail.Closed) to Debug.
 type logWriter struct {
 	log *slog.Logger
 	// self is the address this node gossips from, as memberlist prints
@@ -393,7 +393,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 		}
 	}
 	switch {
-	case level >= slog.LevelWarn && closedHere(msg):
+	case level >= slog.LevelWarn && netfail.Closed(lineError(msg)):
 		level = slog.LevelDebug
 	case level == slog.LevelError && peerFailure(msg):
 		level = slog.LevelWarn
@@ -404,12 +404,11 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// closedHere tells whether a memberlist line is about a socket this node
-// closed (net.ErrClosed's text ends it): the node is stopping, and a
-// probe or gossip it was sending ended with it.
-func closedHere(msg string) bool {
+// lineError is a serf or memberlist line up to the end of its error:
+// without the " from=ADDR" that may follow it.
+func lineError(msg string) string {
 	msg, _, _ = strings.Cut(msg, " from=")
-	return strings.HasSuffix(msg, net.ErrClosed.Error())
+	return msg
 }
 
 // ownRestart tells whether a warning is memberlist refuting word of this
@@ -452,7 +451,4 @@ func routine(msg string) bool {
 // failure (a probe that timed out, a push/pull refused): what every fault
 // of another node makes each node log, not this node's own trouble. The
 // failure ends the line's error, which may be followed by " from=ADDR".
-func peerFailure(msg string) bool {
-	msg, _, _ = strings.Cut(msg, " from=")
-	return netfail.Text(msg)
-}
+func peerFailure(msg string) bool { return netfail.Text(lineError(msg)) }
