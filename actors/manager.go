@@ -86,13 +86,9 @@ type managerActor struct {
 	soonArmed bool
 	// balanced is when the last leader balancing pass ran.
 	balanced time.Time
-	// removedSeen: removed nodes alive in gossip, since when, and whether
-	// the coordinator warned of each (warnRemovedAlive), until gossip sees
-	// them go.
+	// removedSeen: removed nodes alive in gossip, as the coordinator
+	// deals with them (removedAlive), until gossip sees them go.
 	removedSeen map[string]*seenRemoved
-	// noticed is when the coordinator last sent each removed node alive
-	// in gossip its RemovedNotice (noticeRemoved).
-	noticed map[string]time.Time
 	// warned is when each reconcile error was last logged as a warning
 	// (warnReconcile), by its text without figures.
 	warned map[string]time.Time
@@ -156,7 +152,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		m.gaveUp = map[syncKey]time.Time{}
 		m.stop = make(chan struct{})
 		m.balanced = time.Now()
-		m.removedSeen, m.noticed = map[string]*seenRemoved{}, map[string]time.Time{}
+		m.removedSeen = map[string]*seenRemoved{}
 		m.toldForeign = &repeats{window: foreignWarnEvery}
 		tick := m.rt.ManagerTick
 		if tick <= 0 {
@@ -195,8 +191,7 @@ func (m *managerActor) Receive(ctx actor.Context) {
 		for _, k := range msg.stale {
 			m.stopSync(k)
 		}
-		m.warnRemovedAlive(msg.removedAlive, time.Now())
-		m.noticeRemoved(msg.removedAlive)
+		m.removedAlive(msg.removedAlive, time.Now())
 		if msg.err != nil && !errors.Is(msg.err, cluster.ErrNotCoordinator) {
 			m.warnReconcile(msg.err)
 		}
@@ -331,7 +326,6 @@ func (m *managerActor) memberEvent(ev *messages.MemberEvent) (changed bool) {
 			}
 			delete(m.members, mem.Name)
 			delete(m.removedSeen, mem.Name)
-			delete(m.noticed, mem.Name)
 			m.rt.addrs.set(mem.Name, "")
 			m.rt.setDiskLow(mem.Name, false)
 			continue

@@ -39,16 +39,19 @@ const (
 const removedWarnAfter = 10 * time.Second
 
 // seenRemoved is a removed node alive in gossip, as the coordinator sees
-// it: since when, and whether it warned of it.
+// it: since when, whether it warned of it, and when it last sent it its
+// notice.
 type seenRemoved struct {
-	since time.Time
-	told  bool
+	since, noticed time.Time
+	told           bool
 }
 
-// warnRemovedAlive warns, once each, of the removed nodes gossip has seen
-// alive for removedWarnAfter: they are not added back unless an operator
-// adds them.
-func (m *managerActor) warnRemovedAlive(names []string, now time.Time) {
+// removedAlive deals, on the coordinator, with the removed nodes gossip
+// sees alive: it warns of each once, when it has seen it so for
+// removedWarnAfter (they are not added back unless an operator adds
+// them), and tells each that it was removed (RemovedNotice) at most every
+// removedNoticeEvery, without waiting for its answer.
+func (m *managerActor) removedAlive(names []string, now time.Time) {
 	for _, name := range names {
 		s := m.removedSeen[name]
 		if s == nil {
@@ -59,6 +62,10 @@ func (m *managerActor) warnRemovedAlive(names []string, now time.Time) {
 			s.told = true
 			m.rt.logger().Warn("a removed node is alive in gossip; it is not added back unless an operator adds it",
 				"node", name, "add", "node add "+name+" (POST /v1/nodes)")
+		}
+		if g := m.members[name]; g != nil && g.ClusterAddr != "" && now.Sub(s.noticed) >= removedNoticeEvery {
+			s.noticed = now
+			go m.rt.sendRemovedNotice(transport.Peer{Name: name, Addr: g.ClusterAddr})
 		}
 	}
 }
@@ -132,33 +139,21 @@ func (rt *Runtime) removedNotice(n *messages.RemovedNotice) *messages.RemovedNot
 	return &messages.RemovedNoticeReply{}
 }
 
-// noticeRemoved has the coordinator tell the removed nodes gossip sees
-// alive, each at most every removedNoticeEvery, without waiting for their
-// answers.
-func (m *managerActor) noticeRemoved(names []string) {
-	now := time.Now()
-	for _, name := range names {
-		g := m.members[name]
-		if g == nil || g.ClusterAddr == "" || now.Sub(m.noticed[name]) < removedNoticeEvery {
-			continue
-		}
-		m.noticed[name] = now
-		rt, to := m.rt, transport.Peer{Name: name, Addr: g.ClusterAddr}
-		mux, err := rt.Mux()
-		if err != nil {
-			return
-		}
-		n := &messages.RemovedNotice{ClusterId: rt.ClusterID(), Node: name, Coordinator: rt.Name, CoordinatorAddr: mux.Addr().String()}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-			defer cancel()
-			res, err := rt.ask(ctx, to, ManagerPath, n)
-			if r, ok := res.(*messages.RemovedNoticeReply); err == nil && ok && r.Error != "" {
-				err = errors.New(r.Error)
-			}
-			if err != nil {
-				rt.logger().Debug("removal notice not taken", "node", name, "err", err)
-			}
-		}()
+// sendRemovedNotice tells the removed node at to that it was removed
+// (probeTimeout); it logs at debug level a notice not taken.
+func (rt *Runtime) sendRemovedNotice(to transport.Peer) {
+	mux, err := rt.Mux()
+	if err != nil {
+		return // stopping
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	n := &messages.RemovedNotice{ClusterId: rt.ClusterID(), Node: to.Name, Coordinator: rt.Name, CoordinatorAddr: mux.Addr().String()}
+	res, err := rt.ask(ctx, to, ManagerPath, n)
+	if r, ok := res.(*messages.RemovedNoticeReply); err == nil && ok && r.Error != "" {
+		err = errors.New(r.Error)
+	}
+	if err != nil {
+		rt.logger().Debug("removal notice not taken", "node", to.Name, "err", err)
 	}
 }

@@ -151,7 +151,7 @@ func TestRemovedNodeIsNotReady(t *testing.T) {
 
 // The coordinator warns of a removed node alive in gossip once, after
 // removedWarnAfter: a node that leaves is seen so for a moment.
-func TestWarnRemovedAliveWaits(t *testing.T) {
+func TestRemovedAliveWarnsOnceAfterAWhile(t *testing.T) {
 	var out testlog.Buffer
 	m := &managerActor{rt: &Runtime{Name: "n1", Log: slog.New(slog.NewTextHandler(&out, nil))}, removedSeen: map[string]*seenRemoved{}}
 	const line = "a removed node is alive in gossip"
@@ -165,7 +165,7 @@ func TestWarnRemovedAliveWaits(t *testing.T) {
 		{removedWarnAfter, 1},
 		{2 * removedWarnAfter, 1},
 	} {
-		m.warnRemovedAlive([]string{"n3"}, t0.Add(step.after))
+		m.removedAlive([]string{"n3"}, t0.Add(step.after))
 		if got := out.Count(line); got != step.want {
 			t.Fatalf("%v after it was first seen: %d warnings, want %d; log:\n%s", step.after, got, step.want, out.String())
 		}
