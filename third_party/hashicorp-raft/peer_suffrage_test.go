@@ -71,15 +71,8 @@ func TestRaft_ReplicationPeerFollowsPromotion(t *testing.T) {
 	t2.Connect(addr1, t1)
 	var out lockedBuffer
 	self := Configuration{Servers: []Server{{Suffrage: Voter, ID: ServerID(addr1), Address: addr1}}}
-	leader := startInmem(t, addr1, t1, hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}), self, nil)
+	leader := leaderOf(t, []*Raft{startInmem(t, addr1, t1, hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}), self, nil)})
 	startInmem(t, addr2, t2, nil, Configuration{}, nil)
-	deadline := time.Now().Add(5 * time.Second)
-	for leader.State() != Leader {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	if err := leader.AddNonvoter(ServerID(addr2), addr2, 0, time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +84,7 @@ func TestRaft_ReplicationPeerFollowsPromotion(t *testing.T) {
 	t1.Disconnect(addr2)
 	leader.Apply([]byte("x"), 50*time.Millisecond) // cannot commit: its voter is cut off
 	var line string
-	for deadline = time.Now().Add(5 * time.Second); line == ""; {
+	for deadline := time.Now().Add(5 * time.Second); line == ""; {
 		for _, l := range strings.Split(out.String()[before:], "\n") {
 			if strings.Contains(l, "appendEntries") && strings.Contains(l, string(addr2)) {
 				line = l
