@@ -19,12 +19,14 @@ form3
 redis-benchmark -p "${port[n1.client]}" -t set -n 30000 -c 10 -r 10000 -q >/dev/null 2>&1 &
 writer=$!
 trap 'kill $writer 2>/dev/null || true; cluster3_stop' EXIT
-sleep 1
+sleep 1 # the writes under way before the restart
 kill -TERM "${pid[n2]}"
 wait "${pid[n2]}" || true
 start n2 --join "127.0.0.1:${port[n1.gossip]}"
 retry "n2 ready after its restart" 30 0.1 ready n2
-sleep 3
+# The leader balancing gives the restarted node its shards back (the
+# transfers whose elections are part of what is counted) before n3 leaves.
+retry "n2 leading a shard again" 60 0.1 holds n1 'any(sh["leader"] == "n2" for sh in s["shards"])'
 "$node" leave --http "127.0.0.1:${port[n3.http]}" >/dev/null
 wait "${pid[n3]}" || true
 wait "$writer" || true
