@@ -29,6 +29,7 @@ func (rt *Runtime) clusterView(sys *actor.ActorSystem) (*server.ClusterView, err
 		if err == nil {
 			return v, nil
 		}
+		rt.logger().Debug("a removed node's cluster map: the coordinator did not answer; the node's own stands", "coordinator", by.Name, "err", err)
 	}
 	return rt.ownClusterView(ctx, sys)
 }
