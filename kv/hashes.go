@@ -207,11 +207,12 @@ func cmdHGetAll(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	items := make([]*messages.Reply, 0, 2*max(e.rec.hashLen(), 0))
+	b := newReplies(int(min(2*e.rec.hashLen(), 4096)))
 	t.eachField(&e, func(f, v []byte) {
-		items = append(items, bulk(bytes.Clone(f)), bulk(bytes.Clone(v)))
+		b.bulk(f)
+		b.bulk(v)
 	})
-	return mapReply(items)
+	return b.mapReply()
 }
 
 // HKEYS key
@@ -220,9 +221,9 @@ func cmdHKeys(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	items := make([]*messages.Reply, 0, e.rec.hashLen())
-	t.eachField(&e, func(f, _ []byte) { items = append(items, bulk(bytes.Clone(f))) })
-	return array(items)
+	b := newReplies(int(min(e.rec.hashLen(), 4096)))
+	t.eachField(&e, func(f, _ []byte) { b.bulk(f) })
+	return b.array()
 }
 
 // HVALS key
@@ -231,9 +232,9 @@ func cmdHVals(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	items := make([]*messages.Reply, 0, e.rec.hashLen())
-	t.eachField(&e, func(_, v []byte) { items = append(items, bulk(bytes.Clone(v))) })
-	return array(items)
+	b := newReplies(int(min(e.rec.hashLen(), 4096)))
+	t.eachField(&e, func(_, v []byte) { b.bulk(v) })
+	return b.array()
 }
 
 // HLEN key

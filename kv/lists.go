@@ -211,11 +211,11 @@ func (t *txn) listPopped(l *list, left bool) {
 }
 
 func bulks(vs [][]byte) *messages.Reply {
-	items := make([]*messages.Reply, len(vs))
-	for i, v := range vs {
-		items[i] = bulk(v)
+	b := newReplies(len(vs))
+	for _, v := range vs {
+		b.bulkRef(v)
 	}
-	return array(items)
+	return b.array()
 }
 
 // LLEN key
@@ -319,7 +319,14 @@ func cmdLRange(t *txn, a [][]byte) *messages.Reply {
 		return r
 	}
 	from, to := l.span(start, stop)
-	return bulks(t.elems(l, from, to))
+	b := newReplies(int(min(max(to-from, 0), 1024)))
+	if from < to {
+		must(t.r.Scan(l.at(from), l.at(to), func(_, v []byte) bool {
+			b.bulk(v)
+			return true
+		}))
+	}
+	return b.array()
 }
 
 // LTRIM key start stop

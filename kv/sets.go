@@ -129,15 +129,17 @@ func cmdSMembers(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	return setOf(t.members(&e))
+	b := newReplies(int(min(e.rec.hashLen(), 4096)))
+	t.eachField(&e, func(m, _ []byte) { b.bulk(m) })
+	return b.setReply()
 }
 
 func setOf(members [][]byte) *messages.Reply {
-	items := make([]*messages.Reply, len(members))
-	for i, m := range members {
-		items[i] = bulk(m)
+	b := newReplies(len(members))
+	for _, m := range members {
+		b.bulkRef(m)
 	}
-	return setReply(items)
+	return b.setReply()
 }
 
 // SISMEMBER key member

@@ -237,16 +237,16 @@ func cmdGetEx(t *txn, a [][]byte) *messages.Reply {
 
 // MGET key [key ...]
 func cmdMGet(t *txn, a [][]byte) *messages.Reply {
-	items := make([]*messages.Reply, len(a)-1)
-	for i, k := range a[1:] {
+	b := newReplies(len(a) - 1)
+	for _, k := range a[1:] {
 		e := t.lookup(k)
 		if e.exists && e.rec.typ == typeString {
-			items[i] = bulk(e.rec.payload)
+			b.bulkRef(e.rec.payload)
 		} else {
-			items[i] = nullBulk
+			b.add(nullBulk)
 		}
 	}
-	return array(items)
+	return b.array()
 }
 
 // MSET key value [key value ...]

@@ -130,6 +130,7 @@ func (t *txn) each(z *zset, from *float64, fn func(s scored) bool) {
 		lower = z.indexFrom(*from)
 	}
 	skip := len(z.prefix) + 1
+	var copies arena
 	must(t.r.Scan(lower, z.indexEnd(), func(k, _ []byte) bool {
 		bits := binary.BigEndian.Uint64(k[skip:])
 		if bits>>63 == 1 {
@@ -137,7 +138,7 @@ func (t *txn) each(z *zset, from *float64, fn func(s scored) bool) {
 		} else {
 			bits = ^bits
 		}
-		return fn(scored{member: bytes.Clone(k[skip+8:]), score: math.Float64frombits(bits)})
+		return fn(scored{member: copies.copy(k[skip+8:]), score: math.Float64frombits(bits)})
 	}))
 }
 
@@ -715,17 +716,26 @@ func cmdZRemRangeByLex(t *txn, a [][]byte) *messages.Reply {
 // scoredReply is members, with their scores when withScores (pairs:
 // flat in RESP2, nested in RESP3).
 func scoredReply(out []scored, withScores bool) *messages.Reply {
-	items := make([]*messages.Reply, 0, 2*len(out))
-	for _, s := range out {
-		items = append(items, bulk(s.member))
+	n := len(out)
+	if withScores {
+		n *= 2
+	}
+	b := newReplies(n)
+	var scores []messages.Reply_Double
+	if withScores {
+		scores = make([]messages.Reply_Double, len(out))
+	}
+	for i, s := range out {
+		b.bulkRef(s.member)
 		if withScores {
-			items = append(items, double(s.score))
+			scores[i].Double = s.score
+			b.next().Value = &scores[i]
 		}
 	}
 	if withScores {
-		return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: items}}}
+		return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: b.items}}}
 	}
-	return array(items)
+	return b.array()
 }
 
 // ZREMRANGEBYSCORE key min max

@@ -84,19 +84,35 @@ func measured(p *proc, count int, bench func() (result, error)) (result, error) 
 type run struct {
 	name string
 	args []string
+	// setup is sent to every server once, before the first round.
+	setup [][]string
 }
 
+// rangeList is the list the LRANGE rows read: 600 elements of 64 bytes,
+// as redis-benchmark's own lrange_600 test has (that test also pushes
+// first, and redis-benchmark gives each of its tests a CSV row).
+var rangeList = func() [][]string {
+	push := []string{"RPUSH", "bench:list"}
+	for i := range 600 {
+		push = append(push, fmt.Sprintf("%064d", i))
+	}
+	return [][]string{{"DEL", "bench:list"}, push}
+}()
+
 var runs = []run{
-	{"SET -c 50 -P 1", []string{"-t", "set", "-c", "50", "-P", "1"}},
-	{"GET -c 50 -P 1", []string{"-t", "get", "-c", "50", "-P", "1"}},
-	{"SET -c 50 -P 16", []string{"-t", "set", "-c", "50", "-P", "16"}},
-	{"GET -c 50 -P 16", []string{"-t", "get", "-c", "50", "-P", "16"}},
-	{"SET -c 1 -P 1", []string{"-t", "set", "-c", "1", "-P", "1"}},
-	{"GET -c 1 -P 1", []string{"-t", "get", "-c", "1", "-P", "1"}},
+	{"SET -c 50 -P 1", []string{"-t", "set", "-c", "50", "-P", "1"}, nil},
+	{"GET -c 50 -P 1", []string{"-t", "get", "-c", "50", "-P", "1"}, nil},
+	{"SET -c 50 -P 16", []string{"-t", "set", "-c", "50", "-P", "16"}, nil},
+	{"GET -c 50 -P 16", []string{"-t", "get", "-c", "50", "-P", "16"}, nil},
+	{"SET -c 1 -P 1", []string{"-t", "set", "-c", "1", "-P", "1"}, nil},
+	{"GET -c 1 -P 1", []string{"-t", "get", "-c", "1", "-P", "1"}, nil},
 	// A script: a counter's INCR through EVAL (Redis runs it once and
 	// replicates its effect; coppice runs it on its shard's replica, from
 	// the log, in a new Lua VM).
-	{"EVAL -c 50 -P 1", []string{"-c", "50", "-P", "1", "EVAL", "return redis.call('incr', KEYS[1])", "1", "counter:__rand_int__"}},
+	{"EVAL -c 50 -P 1", []string{"-c", "50", "-P", "1", "EVAL", "return redis.call('incr', KEYS[1])", "1", "counter:__rand_int__"}, nil},
+	// Reads of many elements: what building a big reply costs.
+	{"LRANGE 100 -c 50 -P 1", []string{"-c", "50", "-P", "1", "LRANGE", "bench:list", "0", "99"}, rangeList},
+	{"LRANGE 600 -c 50 -P 1", []string{"-c", "50", "-P", "1", "LRANGE", "bench:list", "0", "599"}, rangeList},
 }
 
 // runTimeout bounds one redis-benchmark run: redis-benchmark 7.0 spins
@@ -241,6 +257,15 @@ func benchmark(n, shards, rounds int, profile, profileRun string) error {
 	if profile != "" && profileRun == "all" {
 		if err := prof.start(); err != nil {
 			return err
+		}
+	}
+	for _, r := range runs {
+		for _, c := range r.setup {
+			for _, port := range []string{redisPort, floorPort, nodePort} {
+				if _, err := command(port, c...); err != nil {
+					return fmt.Errorf("%s: setup %s on port %s: %w", r.name, c[0], port, err)
+				}
+			}
 		}
 	}
 	type figures struct{ ratio, ofFloor, cpu []float64 }
