@@ -76,6 +76,9 @@ type Config struct {
 	MemTableMiB, BlockCacheMiB uint64
 	// LogCacheMiB bounds the recent Raft log entries kept in memory.
 	LogCacheMiB uint64
+	// GCMinHeapMiB is the heap the Go collector lets grow before it runs
+	// while the live heap is small (0: Go's rule alone).
+	GCMinHeapMiB uint64
 	// ScrubInterval is how often the node reads its stores back
 	// and checks their checksums (0: never); ScrubRateMiB bounds the
 	// read (0: no limit).
@@ -364,6 +367,8 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.BlockCacheMiB, v, 1, 65536) }},
 	{name: "log-cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recent Raft log entries the node keeps in memory for its followers' replication and its own apply, all groups together, split evenly (each at least 0.25 and at most 16): a follower further behind is sent entries read from disk, 1..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.LogCacheMiB, v, 1, 65536) }},
+	{name: "gc-min-heap-mib", kind: kindInt, def: constant("256"), usage: "MiB the Go heap may grow to before the collector runs while the node's live heap is small; Go's own rule (GOGC=100) runs it each time the heap doubles, which on a node with tens of MiB live is tens of collections a second under load (big replies, scans, scripts); above half this, Go's rule applies. Not used when GOGC is set in the environment; GOMEMLIMIT still caps the heap. 0: Go's rule alone, 0..65536",
+		set: func(c *Config, v string) error { return uintIn(&c.GCMinHeapMiB, v, 0, 65536) }},
 	{name: "proto-max-bulk-len", kind: kindInt, def: constant("536870912"), usage: "longest argument a client may send, in bytes, as Redis's proto-max-bulk-len (a longer one closes the connection), 1048576..536870912",
 		set: func(c *Config, v string) error { return uintIn(&c.MaxBulkLen, v, 1<<20, 512<<20) }},
 	{name: "max-write-mib", kind: kindInt, def: constant("16"), usage: "MiB a write command may carry; a bigger one gets an error and is not applied (a Raft entry is copied to every replica and held in memory several times over, and tens of MB stall a node long enough for its shards to lose their leaders), 1..512",

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -460,4 +461,29 @@ func TestExtraProc(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Fatalf("GOMAXPROCS set by the user: changed to %d", got)
 	}
+}
+
+// The collector's floor is on by default, and off when GOGC is set or
+// --gc-min-heap-mib is 0.
+func TestGCFloor(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	noEnv := func(string) string { return "" }
+	if f := gcFloor(Config{GCMinHeapMiB: 0}, noEnv); f != nil {
+		f.Stop()
+		t.Fatal("a floor with --gc-min-heap-mib 0")
+	}
+	if f := gcFloor(Config{GCMinHeapMiB: 256}, func(k string) string {
+		if k == "GOGC" {
+			return "200"
+		}
+		return ""
+	}); f != nil {
+		f.Stop()
+		t.Fatal("a floor with GOGC set")
+	}
+	f := gcFloor(Config{GCMinHeapMiB: 256}, noEnv)
+	if f == nil {
+		t.Fatal("no floor by default")
+	}
+	f.Stop()
 }
