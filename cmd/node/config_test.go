@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 		SyncRetries:       3,
 		SyncParallel:      4,
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
-		CacheMiB: 64, MemTableMiB: 256, BlockCacheMiB: 32, LogCacheMiB: 64, GCMinHeapMiB: 256, MaxBulkLen: 512 << 20, MaxWriteMiB: 16, SnapshotYield: true, MinFreeDiskMiB: 256,
+		CacheMiB: 64, MemTableMiB: 256, BlockCacheMiB: 32, LogCacheMiB: 64, MaxBulkLen: 512 << 20, MaxWriteMiB: 16, SnapshotYield: true, MinFreeDiskMiB: 256,
 		SlowlogSlowerThanUs: 10000, SlowlogMaxLen: 128, ScrubInterval: 24 * time.Hour, ScrubRateMiB: 8,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -66,7 +66,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		LogFormat: "json", LogLevel: slog.LevelDebug, StopTimeout: 5 * time.Second, PrintTree: true,
 		RemoveDelay: time.Minute, SyncRetries: 3, SyncParallel: 4, TLSAuthClients: "yes",
 		SnapshotThreshold: 16384, SnapshotInterval: 2 * time.Minute, TrailingLogs: 10240,
-		CacheMiB: 128, Compactions: 2, MemTableMiB: 64, BlockCacheMiB: 16, LogCacheMiB: 8, GCMinHeapMiB: 0, MaxBulkLen: 1 << 20, MaxWriteMiB: 2, SnapshotRateMiB: 64, MinFreeDiskMiB: 1024,
+		CacheMiB: 128, Compactions: 2, MemTableMiB: 64, BlockCacheMiB: 16, LogCacheMiB: 8, GCMinHeapMiB: 512, MaxBulkLen: 1 << 20, MaxWriteMiB: 2, SnapshotRateMiB: 64, MinFreeDiskMiB: 1024,
 		SlowlogSlowerThanUs: -1, SlowlogMaxLen: 64, HTTPToken: "0123456789abcdef-tok",
 		NotifyKeyspaceEvents: kv.ClassKeyevent | kv.ClassExpired, ScrubInterval: time.Hour, ScrubRateMiB: 16,
 	}
@@ -74,7 +74,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		"--client-addr", "0.0.0.0:1", "--cluster-addr", "10.0.0.1:2", "--advertise-addr", "10.0.0.1:2",
 		"--gossip-addr", "[::1]:3", "--http-addr", ":0", "--join", "a.example:7946, 10.0.0.2:7946",
 		"--role", "readonly", "--requirepass", "s3cret", "--log-format", "json", "--log-level", "debug",
-		"--stop-timeout", "5s", "--cache-mib", "128", "--compactions", "2", "--memtable-mib", "64", "--block-cache-mib", "16", "--log-cache-mib", "8", "--gc-min-heap-mib", "0", "--proto-max-bulk-len", "1048576", "--max-write-mib", "2", "--snapshot-rate-mib", "64", "--snapshot-yield=false", "--min-free-disk-mib", "1024", "--print-tree"}
+		"--stop-timeout", "5s", "--cache-mib", "128", "--compactions", "2", "--memtable-mib", "64", "--block-cache-mib", "16", "--log-cache-mib", "8", "--gc-min-heap-mib", "512", "--proto-max-bulk-len", "1048576", "--max-write-mib", "2", "--snapshot-rate-mib", "64", "--snapshot-yield=false", "--min-free-disk-mib", "1024", "--print-tree"}
 	env := map[string]string{}
 	for i := 0; i < len(args); i++ {
 		name, v, set := strings.Cut(strings.TrimPrefix(args[i], "--"), "=")
@@ -92,7 +92,7 @@ func TestEverySettingFromEachSource(t *testing.T) {
 		"client-addr": "0.0.0.0:1", "cluster-addr": "10.0.0.1:2", "advertise-addr": "10.0.0.1:2",
 		"gossip-addr": "[::1]:3", "http-addr": ":0", "join": ["a.example:7946", "10.0.0.2:7946"],
 		"role": "readonly", "requirepass": "s3cret", "log-format": "json", "log-level": "debug",
-		"stop-timeout": "5s", "cache-mib": 128, "compactions": 2, "memtable-mib": 64, "block-cache-mib": 16, "log-cache-mib": 8, "gc-min-heap-mib": 0, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "min-free-disk-mib": 1024, "print-tree": true,
+		"stop-timeout": "5s", "cache-mib": 128, "compactions": 2, "memtable-mib": 64, "block-cache-mib": 16, "log-cache-mib": 8, "gc-min-heap-mib": 512, "proto-max-bulk-len": 1048576, "max-write-mib": 2, "snapshot-rate-mib": 64, "snapshot-yield": false, "min-free-disk-mib": 1024, "print-tree": true,
 		"slowlog-log-slower-than": -1, "slowlog-max-len": 64, "http-token": "0123456789abcdef-tok", "notify-keyspace-events": "Ex"}`)
 
 	for _, tc := range []struct {

@@ -118,9 +118,12 @@ func extraProc(env func(string) string) {
 }
 
 // gcFloor keeps the heap goal at --gc-min-heap-mib or above, unless it is
-// 0 or GOGC is set (the user's choice). On the 2-CPU VM, LRANGE of 600
-// elements took a third less of the node's CPU with a floor of 256 MiB
-// (docs/node-benchmarks.md).
+// 0 (the default) or GOGC is set (the user's choice). On the 2-CPU VM,
+// LRANGE of 600 elements took 30% less of the node's CPU with a floor of
+// 256 MiB; but the process grew to 350 MB where it stayed at 140, and
+// faulting that memory in cost a node about a second of system CPU, which
+// made the integration scripts, with their many short-lived nodes, 10-20%
+// slower (docs/node-benchmarks.md).
 func gcFloor(cfg Config, env func(string) string) *gcfloor.Floor {
 	if cfg.GCMinHeapMiB == 0 || env("GOGC") != "" {
 		return nil

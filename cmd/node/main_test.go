@@ -463,14 +463,14 @@ func TestExtraProc(t *testing.T) {
 	}
 }
 
-// The collector's floor is on by default, and off when GOGC is set or
-// --gc-min-heap-mib is 0.
+// The collector's floor is off by default (--gc-min-heap-mib 0), on when
+// asked for, and off when GOGC is set.
 func TestGCFloor(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	noEnv := func(string) string { return "" }
-	if f := gcFloor(Config{GCMinHeapMiB: 0}, noEnv); f != nil {
+	if f := gcFloor(Config{}, noEnv); f != nil {
 		f.Stop()
-		t.Fatal("a floor with --gc-min-heap-mib 0")
+		t.Fatal("a floor by default")
 	}
 	if f := gcFloor(Config{GCMinHeapMiB: 256}, func(k string) string {
 		if k == "GOGC" {
@@ -483,7 +483,7 @@ func TestGCFloor(t *testing.T) {
 	}
 	f := gcFloor(Config{GCMinHeapMiB: 256}, noEnv)
 	if f == nil {
-		t.Fatal("no floor by default")
+		t.Fatal("no floor with --gc-min-heap-mib 256")
 	}
 	f.Stop()
 }
