@@ -111,8 +111,12 @@ func (b *replies) bulkRef(v []byte) {
 	b.next().Value = &b.bulks[len(b.bulks)-1]
 }
 
-// bulk adds a bulk string of a copy of v.
-func (b *replies) bulk(v []byte) { b.bulkRef(b.copies.copy(v)) }
+// bulk adds a bulk string of a copy of v. A new block for the copies
+// has room for as many like v as the elements still expected, so a reply
+// of like elements takes one or two.
+func (b *replies) bulk(v []byte) {
+	b.bulkRef(b.copies.copy(v, len(v)*max(cap(b.items)-len(b.items), 1)))
+}
 
 // add adds a reply made elsewhere.
 func (b *replies) add(r *messages.Reply) { b.items = append(b.items, r) }
@@ -126,12 +130,15 @@ func (b *replies) setReply() *messages.Reply { return setReply(b.items) }
 // long as any of them is referenced.
 type arena struct{ buf []byte }
 
-func (a *arena) copy(v []byte) []byte {
+// copy copies v into the block in use, or into a new one of size bytes
+// (at least v's length, at most 1 MiB unless v is bigger; with size 0, as
+// many more bytes again as the copies so far took) when v does not fit.
+func (a *arena) copy(v []byte, size int) []byte {
 	if len(v) > cap(a.buf)-len(a.buf) {
-		// The next block holds at least v and about as many more bytes
-		// again as the copies so far took, up to 1 MiB: a big value gets a
-		// block of its own and small ones share.
-		a.buf = make([]byte, 0, max(len(v), min(2*cap(a.buf), 1<<20), 512))
+		if size <= 0 {
+			size = 2 * cap(a.buf)
+		}
+		a.buf = make([]byte, 0, max(len(v), min(size, 1<<20), 512))
 	}
 	start := len(a.buf)
 	a.buf = append(a.buf, v...)

@@ -138,7 +138,7 @@ func (t *txn) each(z *zset, from *float64, fn func(s scored) bool) {
 		} else {
 			bits = ^bits
 		}
-		return fn(scored{member: copies.copy(k[skip+8:]), score: math.Float64frombits(bits)})
+		return fn(scored{member: copies.copy(k[skip+8:], 0), score: math.Float64frombits(bits)})
 	}))
 }
 
