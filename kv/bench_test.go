@@ -129,3 +129,18 @@ func BenchmarkMGet10(b *testing.B) {
 	}
 	benchRead(b, setup, append([]string{"MGET"}, keys...), 10)
 }
+
+// The top ten of a sorted set of 10000, by rank and by score.
+func BenchmarkZRevRangeTop10(b *testing.B) {
+	var add []string
+	for i, m := range elements(10000, "m") {
+		add = append(add, fmt.Sprint(i), m)
+	}
+	setup := [][]string{append([]string{"ZADD", "z"}, add...)}
+	b.Run("rank", func(b *testing.B) {
+		benchRead(b, setup, []string{"ZREVRANGE", "z", "0", "9", "WITHSCORES"}, 20)
+	})
+	b.Run("score", func(b *testing.B) {
+		benchRead(b, setup, []string{"ZREVRANGEBYSCORE", "z", "+inf", "-inf", "LIMIT", "0", "10"}, 10)
+	})
+}

@@ -87,6 +87,15 @@ func (z *zset) indexFrom(score float64) []byte {
 
 func (z *zset) indexEnd() []byte { return append(slices.Clip(z.prefix), zIndex+1) }
 
+// indexAfter is the first index key of scores above score.
+func (z *zset) indexAfter(score float64) []byte {
+	s := sortable(score)
+	if s == math.MaxUint64 {
+		return z.indexEnd()
+	}
+	return binary.BigEndian.AppendUint64(append(slices.Clip(z.prefix), zIndex), s+1)
+}
+
 // score is m's score, if m is a member.
 func (t *txn) score(z *zset, m []byte) (float64, bool) {
 	if !z.e.exists {
@@ -122,16 +131,36 @@ type scored struct {
 // the first whose score is at least from, when given), until fn says
 // stop.
 func (t *txn) each(z *zset, from *float64, fn func(s scored) bool) {
-	if !z.e.exists {
-		return
-	}
 	lower := z.indexFrom(math.Inf(-1))
 	if from != nil {
 		lower = z.indexFrom(*from)
 	}
+	t.scanIndex(z, lower, z.indexEnd(), false, fn)
+}
+
+// eachDown calls fn with the members from the highest score down (from
+// the last whose score is at most upto, when given), until fn says stop.
+func (t *txn) eachDown(z *zset, upto *float64, fn func(s scored) bool) {
+	upper := z.indexEnd()
+	if upto != nil {
+		upper = z.indexAfter(*upto)
+	}
+	t.scanIndex(z, z.indexFrom(math.Inf(-1)), upper, true, fn)
+}
+
+// scanIndex calls fn with the members whose index keys are in [lower,
+// upper), in order or, when down, in reverse, until fn says stop.
+func (t *txn) scanIndex(z *zset, lower, upper []byte, down bool, fn func(s scored) bool) {
+	if !z.e.exists {
+		return
+	}
+	scan := t.r.Scan
+	if down {
+		scan = t.r.ReverseScan
+	}
 	skip := len(z.prefix) + 1
 	var copies arena
-	must(t.r.Scan(lower, z.indexEnd(), func(k, _ []byte) bool {
+	must(scan(lower, upper, func(k, _ []byte) bool {
 		bits := binary.BigEndian.Uint64(k[skip:])
 		if bits>>63 == 1 {
 			bits &^= 1 << 63
@@ -543,37 +572,78 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 		}
 		return out, withScores, nil
 	}
-	var inRange func(z *zset) []scored
+	// The range is walked from its first member in the order asked for,
+	// and the walk stops once LIMIT has its count: the top ten by score
+	// (ZREVRANGEBYSCORE +inf -inf LIMIT 0 10) read ten members.
+	// in says whether a member is in the range, and whether the walk
+	// goes on past it.
+	var walk func(z *zset, fn func(s scored) bool)
+	var in func(s scored) (ok, more bool)
 	if by == byScore {
 		rg, r := parseRange(lo, hi)
 		if r != nil {
 			return nil, false, r
 		}
-		inRange = func(z *zset) []scored { return t.inRange(z, rg) }
+		if rev {
+			walk = func(z *zset, fn func(s scored) bool) { t.eachDown(z, &rg.max, fn) }
+			in = func(s scored) (bool, bool) {
+				return rg.belowMax(s.score) && rg.aboveMin(s.score), rg.aboveMin(s.score)
+			}
+		} else {
+			walk = func(z *zset, fn func(s scored) bool) { t.each(z, &rg.min, fn) }
+			in = func(s scored) (bool, bool) {
+				return rg.aboveMin(s.score) && rg.belowMax(s.score), rg.belowMax(s.score)
+			}
+		}
 	} else {
 		rg, r := parseLexRange(lo, hi)
 		if r != nil {
 			return nil, false, r
 		}
-		inRange = func(z *zset) []scored { return t.inLexRange(z, rg) }
+		if rev {
+			// All of the range, reversed: members of several scores
+			// are in no lex order a reverse walk could stop on.
+			walk = func(z *zset, fn func(s scored) bool) {
+				all := t.inLexRange(z, rg)
+				for i := len(all) - 1; i >= 0; i-- {
+					if !fn(all[i]) {
+						return
+					}
+				}
+			}
+			in = func(scored) (bool, bool) { return true, true }
+		} else {
+			walk = func(z *zset, fn func(s scored) bool) { t.each(z, nil, fn) }
+			started := false // as inLexRange: from the first member above min
+			in = func(s scored) (bool, bool) {
+				if !started && !rg.aboveMin(s.member) {
+					return false, true
+				}
+				started = true
+				return rg.belowMax(s.member), rg.belowMax(s.member)
+			}
+		}
 	}
 	z, r := t.zsetFor(a[0])
 	if r != nil {
 		return nil, false, r
 	}
-	out = inRange(z)
-	if rev {
-		slices.Reverse(out)
+	if offset < 0 || limit == 0 {
+		return nil, withScores, nil
 	}
-	switch {
-	case offset < 0 || offset > 0 && offset >= z.n:
-		out = nil
-	case offset > 0:
-		out = out[min(offset, int64(len(out))):]
-	}
-	if limit >= 0 {
-		out = out[:min(limit, int64(len(out)))]
-	}
+	skipped := int64(0)
+	walk(z, func(s scored) bool {
+		ok, more := in(s)
+		switch {
+		case !ok:
+			return more
+		case skipped < offset:
+			skipped++
+			return true
+		}
+		out = append(out, s)
+		return limit < 0 || int64(len(out)) < limit
+	})
 	return out, withScores, nil
 }
 
@@ -606,17 +676,29 @@ func (t *txn) storeZSet(key []byte, out []scored, event string) *messages.Reply 
 	return integer(z.n)
 }
 
-// byRank lists the members at ranks [from, to), lowest score first.
+// byRank lists the members at ranks [from, to), lowest score first. It
+// walks in from the nearer end: the top ten of a big set (ZREVRANGE 0 9)
+// reads ten members, not the whole set.
 func (t *txn) byRank(z *zset, from, to int64) []scored {
-	var out []scored
+	if from >= to {
+		return nil
+	}
+	out := make([]scored, 0, min(to-from, 1024))
+	walk, skip := t.each, from
+	if z.n-to < from {
+		walk, skip = t.eachDown, z.n-to
+	}
 	i := int64(0)
-	t.each(z, nil, func(s scored) bool {
-		if i >= from && i < to {
+	walk(z, nil, func(s scored) bool {
+		if i >= skip {
 			out = append(out, s)
 		}
 		i++
-		return i < to
+		return int64(len(out)) < to-from
 	})
+	if z.n-to < from {
+		slices.Reverse(out)
+	}
 	return out
 }
 
