@@ -130,10 +130,12 @@ func BenchmarkMGet10(b *testing.B) {
 	benchRead(b, setup, append([]string{"MGET"}, keys...), 10)
 }
 
-// The top ten of a sorted set of 10000, by rank and by score.
+// The top ten of a sorted set of 10000, by rank and by score, and the
+// rank from the top of one of them.
 func BenchmarkZRevRangeTop10(b *testing.B) {
 	var add []string
-	for i, m := range elements(10000, "m") {
+	members := elements(10000, "m")
+	for i, m := range members {
 		add = append(add, fmt.Sprint(i), m)
 	}
 	setup := [][]string{append([]string{"ZADD", "z"}, add...)}
@@ -142,5 +144,8 @@ func BenchmarkZRevRangeTop10(b *testing.B) {
 	})
 	b.Run("score", func(b *testing.B) {
 		benchRead(b, setup, []string{"ZREVRANGEBYSCORE", "z", "+inf", "-inf", "LIMIT", "0", "10"}, 10)
+	})
+	b.Run("revrank", func(b *testing.B) {
+		benchRead(b, setup, []string{"ZREVRANK", "z", members[9995]}, 0)
 	})
 }

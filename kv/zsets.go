@@ -433,8 +433,19 @@ func rankCmd(rev bool) func(*txn, [][]byte) *messages.Reply {
 			return nullBulk
 		}
 		// Members before it: the lower scores, and its own score's
-		// members with smaller bytes.
+		// members with smaller bytes; for ZREVRANK, those after it,
+		// counted from the top down (a top member's rank reads few).
 		rank := int64(0)
+		if rev {
+			t.eachDown(z, nil, func(o scored) bool {
+				if o.score < s || o.score == s && bytes.Compare(o.member, a[2]) <= 0 {
+					return false
+				}
+				rank++
+				return true
+			})
+			return integer(rank)
+		}
 		t.each(z, nil, func(o scored) bool {
 			if o.score > s || o.score == s && bytes.Compare(o.member, a[2]) >= 0 {
 				return false
@@ -442,9 +453,6 @@ func rankCmd(rev bool) func(*txn, [][]byte) *messages.Reply {
 			rank++
 			return true
 		})
-		if rev {
-			rank = z.n - 1 - rank
-		}
 		return integer(rank)
 	}
 }
