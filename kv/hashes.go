@@ -201,18 +201,32 @@ func (t *txn) eachField(e *entry, fn func(f, v []byte)) {
 	}))
 }
 
+// fieldReplies is a reply's elements from e's fields (a hash's or a
+// set's), their values, or each field followed by its value.
+func (t *txn) fieldReplies(e *entry, fields, values bool) *replies {
+	n := e.rec.hashLen()
+	if fields && values {
+		n *= 2
+	}
+	b := newReplies(int(min(n, 4096)))
+	t.eachField(e, func(f, v []byte) {
+		if fields {
+			b.bulk(f)
+		}
+		if values {
+			b.bulk(v)
+		}
+	})
+	return b
+}
+
 // HGETALL key: a map of fields to values.
 func cmdHGetAll(t *txn, a [][]byte) *messages.Reply {
 	e, r := t.hashFor(a[1])
 	if r != nil {
 		return r
 	}
-	b := newReplies(int(min(2*e.rec.hashLen(), 4096)))
-	t.eachField(&e, func(f, v []byte) {
-		b.bulk(f)
-		b.bulk(v)
-	})
-	return b.mapReply()
+	return t.fieldReplies(&e, true, true).mapReply()
 }
 
 // HKEYS key
@@ -221,9 +235,7 @@ func cmdHKeys(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	b := newReplies(int(min(e.rec.hashLen(), 4096)))
-	t.eachField(&e, func(f, _ []byte) { b.bulk(f) })
-	return b.array()
+	return t.fieldReplies(&e, true, false).array()
 }
 
 // HVALS key
@@ -232,9 +244,7 @@ func cmdHVals(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	b := newReplies(int(min(e.rec.hashLen(), 4096)))
-	t.eachField(&e, func(_, v []byte) { b.bulk(v) })
-	return b.array()
+	return t.fieldReplies(&e, false, true).array()
 }
 
 // HLEN key

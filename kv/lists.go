@@ -73,14 +73,20 @@ func (t *txn) save(l *list) {
 // elems reads the elements at indexes [from, to), in order.
 func (t *txn) elems(l *list, from, to int64) [][]byte {
 	out := make([][]byte, 0, max(0, min(to-from, 1024)))
+	t.eachElem(l, from, to, func(v []byte) { out = append(out, bytes.Clone(v)) })
+	return out
+}
+
+// eachElem calls fn with the elements at indexes [from, to), in order;
+// fn's v is valid only during the call.
+func (t *txn) eachElem(l *list, from, to int64, fn func(v []byte)) {
 	if from >= to {
-		return out
+		return
 	}
 	must(t.r.Scan(l.at(from), l.at(to), func(_, v []byte) bool {
-		out = append(out, bytes.Clone(v))
+		fn(v)
 		return true
 	}))
-	return out
 }
 
 // dropElems deletes the elements at indexes [from, to).
@@ -210,13 +216,7 @@ func (t *txn) listPopped(l *list, left bool) {
 	t.deletedIfEmpty(&l.e)
 }
 
-func bulks(vs [][]byte) *messages.Reply {
-	b := newReplies(len(vs))
-	for _, v := range vs {
-		b.bulkRef(v)
-	}
-	return b.array()
-}
+func bulks(vs [][]byte) *messages.Reply { return bulkRefs(vs).array() }
 
 // LLEN key
 func cmdLLen(t *txn, a [][]byte) *messages.Reply {
@@ -320,12 +320,7 @@ func cmdLRange(t *txn, a [][]byte) *messages.Reply {
 	}
 	from, to := l.span(start, stop)
 	b := newReplies(int(min(max(to-from, 0), 1024)))
-	if from < to {
-		must(t.r.Scan(l.at(from), l.at(to), func(_, v []byte) bool {
-			b.bulk(v)
-			return true
-		}))
-	}
+	t.eachElem(l, from, to, b.bulk)
 	return b.array()
 }
 

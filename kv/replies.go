@@ -118,6 +118,15 @@ func (b *replies) bulk(v []byte) {
 	b.bulkRef(b.copies.copy(v, len(v)*max(cap(b.items)-len(b.items), 1)))
 }
 
+// bulkRefs is the elements vs, each a bulk string of itself.
+func bulkRefs(vs [][]byte) *replies {
+	b := newReplies(len(vs))
+	for _, v := range vs {
+		b.bulkRef(v)
+	}
+	return b
+}
+
 // add adds a reply made elsewhere.
 func (b *replies) add(r *messages.Reply) { b.items = append(b.items, r) }
 

@@ -129,18 +129,10 @@ func cmdSMembers(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	b := newReplies(int(min(e.rec.hashLen(), 4096)))
-	t.eachField(&e, func(m, _ []byte) { b.bulk(m) })
-	return b.setReply()
+	return t.fieldReplies(&e, true, false).setReply()
 }
 
-func setOf(members [][]byte) *messages.Reply {
-	b := newReplies(len(members))
-	for _, m := range members {
-		b.bulkRef(m)
-	}
-	return b.setReply()
-}
+func setOf(members [][]byte) *messages.Reply { return bulkRefs(members).setReply() }
 
 // SISMEMBER key member
 func cmdSIsMember(t *txn, a [][]byte) *messages.Reply {

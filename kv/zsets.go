@@ -692,8 +692,9 @@ func (t *txn) byRank(z *zset, from, to int64) []scored {
 		return nil
 	}
 	out := make([]scored, 0, min(to-from, 1024))
+	down := z.n-to < from
 	walk, skip := t.each, from
-	if z.n-to < from {
+	if down {
 		walk, skip = t.eachDown, z.n-to
 	}
 	i := int64(0)
@@ -704,7 +705,7 @@ func (t *txn) byRank(z *zset, from, to int64) []scored {
 		i++
 		return int64(len(out)) < to-from
 	})
-	if z.n-to < from {
+	if down {
 		slices.Reverse(out)
 	}
 	return out
