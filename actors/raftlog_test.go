@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coppice-kv/coppice/internal/gosource"
 	"github.com/coppice-kv/coppice/transport"
 	"github.com/hashicorp/raft"
 )
@@ -214,24 +214,10 @@ func TestRaftLoggerRoutineIsInfo(t *testing.T) {
 // change of its wording (an upstream merge) fails here, not silently in
 // the node's log levels.
 func TestRaftMessagesAreTheFork(t *testing.T) {
-	src, err := filepath.Glob("../third_party/hashicorp-raft/*.go")
-	if err != nil || len(src) == 0 {
-		t.Fatalf("the Raft fork's source: %v (%d files)", err, len(src))
-	}
-	var all strings.Builder
-	for _, f := range src {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all.Write(b)
-	}
+	src := gosource.Text(t, false, "../third_party/hashicorp-raft")
 	for _, s := range []string{raftNewerTerm, raftDecodeFailed, raftFlushFailed, raftSendingOlder, raftNoPeers,
 		raftPreVoteLeader, raftNoVote, raftNoVoteYet, raftNoPrevious, raftPreviousIndex, raftLastIndex} {
-		if !strings.Contains(all.String(), strconv.Quote(s)) {
+		if !strings.Contains(src, strconv.Quote(s)) {
 			t.Errorf("the Raft fork logs no %q", s)
 		}
 	}

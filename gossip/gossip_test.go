@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/coppice-kv/coppice/internal/gosource"
 	"github.com/coppice-kv/coppice/internal/testwait"
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -704,29 +705,9 @@ func TestRoutineWarningsAreTheLibraries(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	var src strings.Builder
-	for _, dir := range strings.Fields(string(out)) {
-		files, err := filepath.Glob(filepath.Join(dir, "*", "*.go"))
-		if err == nil {
-			more, _ := filepath.Glob(filepath.Join(dir, "*.go"))
-			files = append(files, more...)
-		}
-		if err != nil || len(files) == 0 {
-			t.Fatalf("%s: no Go files (%v)", dir, err)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			src.Write(b)
-		}
-	}
+	src := gosource.Text(t, true, strings.Fields(string(out))...)
 	for _, line := range append(slices.Clone(routineWarnings), refutingAlive) {
-		if !strings.Contains(src.String(), `"[WARN] `+line) {
+		if !strings.Contains(src, `"[WARN] `+line) {
 			t.Errorf("serf and memberlist log no warning %q", line)
 		}
 	}
