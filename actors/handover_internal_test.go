@@ -24,13 +24,33 @@ type testGroup interface {
 	Followers() []*raft.Raft
 }
 
+// leaderOf is the leader of raft.MakeCluster's cluster c, waited for
+// (bounded). c.Leader alone fails a test when no election ended within
+// its stability window (twice the heartbeat timeout: 105 ms), as a slow
+// first election under -race on a busy machine may not.
+func leaderOf(t *testing.T, c interface {
+	GetInState(raft.RaftState) []*raft.Raft
+}) *raft.Raft {
+	t.Helper()
+	var leader *raft.Raft
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, "one leader", func() error {
+		in := c.GetInState(raft.Leader)
+		if len(in) != 1 {
+			return fmt.Errorf("leaders %v", in)
+		}
+		leader = in[0]
+		return nil
+	})
+	return leader
+}
+
 // groupWithAnEntry is a 3-server group that committed an entry: its
 // leader, and the other voters in configuration order. It is closed when
 // the test ends.
 func groupWithAnEntry(t *testing.T) (c testGroup, leader *raft.Raft, voters []raft.Server) {
 	rc := raft.MakeCluster(3, t, nil)
 	t.Cleanup(rc.Close)
-	leader = rc.Leader()
+	leader = leaderOf(t, rc)
 	if err := leader.Apply([]byte("x"), 5*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}

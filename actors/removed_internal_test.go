@@ -18,7 +18,7 @@ import (
 func soleSystemGroup(t *testing.T, rt *Runtime) *raft.Raft {
 	c := raft.MakeCluster(1, t, nil)
 	t.Cleanup(c.Close)
-	r := c.Leader()
+	r := leaderOf(t, c)
 	_, id := r.LeaderWithID()
 	rt.Name = string(id)
 	rt.setSystem(r, nil)
