@@ -141,7 +141,9 @@
 // touch only their elements (lists.go). A sorted set keeps, under its
 // field prefix, each member (0x00 member -> its score) and a score index
 // (0x01 sortable score, member -> ""), so ranges by score are seeks
-// (zsets.go). A stream's payload is its length, last ID, entries added and
+// (zsets.go); from 128 members, rank levels over the index (0x02 level,
+// entry -> "" and 0x03 level, entry -> its span), so ranks are walks of
+// O(log n) (zrank.go), and its payload adds a mark and the top level. A stream's payload is its length, last ID, entries added and
 // greatest deleted ID (uvarints); under its field prefix are its entries
 // (0x00 ID -> its fields) and its consumer groups, their pending entries
 // and consumers (streamgroups.go). An empty stream is a key.

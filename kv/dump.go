@@ -170,11 +170,12 @@ func (t *txn) restore(e *entry, v dumpValue) {
 		t.restoreStream(s, v.stream)
 		*e = s.e
 	case typeZSet:
-		z := &zset{e: *e, prefix: fieldPrefix(e.key)}
+		z := newZSet(*e)
+		members := make([]scored, len(v.elems))
 		for i, m := range v.elems {
-			t.putMember(z, m, v.scores[i])
+			members[i] = scored{member: m, score: v.scores[i]}
 		}
-		z.n = int64(len(v.elems))
+		t.fillZSet(z, members)
 		t.saveZSet(z)
 		*e = z.e
 	}

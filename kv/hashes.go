@@ -2,7 +2,6 @@ package kv
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math"
 	"slices"
 
@@ -29,7 +28,11 @@ func (t *txn) setHashLen(e *entry, n int64) { t.setCount(e, typeHash, n) }
 // setCount writes the record of e, a key of type typ whose elements are
 // field keys, with n of them (keeping its expiry), or deletes the key when
 // n is 0 (its elements are gone already).
-func (t *txn) setCount(e *entry, typ byte, n int64) {
+func (t *txn) setCount(e *entry, typ byte, n int64) { t.setCountWith(e, typ, n) }
+
+// setCountWith is setCount with tail after the count in the record's
+// payload (a sorted set's rank mark).
+func (t *txn) setCountWith(e *entry, typ byte, n int64, tail ...byte) {
 	if n == 0 {
 		if e.exists {
 			t.del(e.mk)
@@ -42,8 +45,9 @@ func (t *txn) setCount(e *entry, typ byte, n int64) {
 	}
 	hasExp, when := e.exists && e.rec.hasExp, e.rec.expire
 	t.added(e)
-	t.set(e.mk, countRecord(typ, n, hasExp, when))
-	e.rec = record{typ: typ, hasExp: hasExp, expire: when, payload: binary.AppendUvarint(nil, uint64(n))}
+	rec := append(countRecord(typ, n, hasExp, when), tail...)
+	t.set(e.mk, rec)
+	e.rec = record{typ: typ, hasExp: hasExp, expire: when, payload: rec[headerLen(hasExp):]}
 	e.exists = true
 }
 

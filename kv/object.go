@@ -101,7 +101,7 @@ func (t *txn) encoding(e *entry) string {
 		}
 		return "hashtable"
 	case typeZSet:
-		z := &zset{e: *e, n: e.rec.hashLen(), prefix: fieldPrefix(e.key)}
+		z := newZSet(*e)
 		if small(128, func(fn func([]byte) bool) { t.each(z, nil, func(s scored) bool { return fn(s.member) }) }) {
 			return "listpack"
 		}

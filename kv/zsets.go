@@ -21,10 +21,10 @@ import (
 // sortable makes a float64's bits sort as the numbers do (the sign bit
 // flipped for positives, every bit for negatives; -0 as 0), so the index
 // orders members by score, then by their bytes, as Redis does. ZSCORE is
-// one Get; ranges by score seek into the index; ranks and index ranges
-// count through it from the lowest score (O(rank), where Redis's skiplist
-// takes O(log N)); reverse ranges read their range forward and turn it
-// round. DEL, RENAME, COPY and expiry treat the entries as a hash's fields.
+// one Get; ranges by score seek into the index; ranks, ranges by rank,
+// counts and LIMIT offsets walk the rank levels (zrank.go: O(log N), as
+// Redis's skiplist). DEL, RENAME, COPY and expiry treat the entries as a
+// hash's fields.
 
 const (
 	zMember byte = 0x00
@@ -57,6 +57,9 @@ type zset struct {
 	e      entry
 	n      int64
 	prefix []byte
+	ranked bool // its rank levels are kept (zrank.go)
+	top    int  // its highest level with entries
+	levels bool // it may have level entries (ranked, or was this command)
 }
 
 func (t *txn) zsetFor(key []byte) (*zset, *messages.Reply) {
@@ -64,11 +67,7 @@ func (t *txn) zsetFor(key []byte) (*zset, *messages.Reply) {
 	if r != nil {
 		return nil, r
 	}
-	z := &zset{e: e, prefix: fieldPrefix(key)}
-	if e.exists {
-		z.n = e.rec.hashLen()
-	}
-	return z, nil
+	return newZSet(e), nil
 }
 
 func (z *zset) memberKey(m []byte) []byte {
@@ -171,9 +170,6 @@ func (t *txn) scanIndex(z *zset, lower, upper []byte, down bool, fn func(s score
 	}))
 }
 
-// save writes z's record with its count, or deletes the key when empty.
-func (t *txn) saveZSet(z *zset) { t.setCount(&z.e, typeZSet, z.n) }
-
 // parseScore parses a score as Redis's string2d: strtod over the whole
 // argument, no leading space, no NaN, no overflow or underflow to zero.
 func parseScore(b []byte) (float64, bool) {
@@ -227,10 +223,28 @@ func parseRange(minArg, maxArg []byte) (scoreRange, *messages.Reply) {
 func (r scoreRange) aboveMin(s float64) bool { return s > r.min || !r.minOpen && s == r.min }
 func (r scoreRange) belowMax(s float64) bool { return s < r.max || !r.maxOpen && s == r.max }
 
+// empty reports whether no score is in r.
+func (r scoreRange) empty() bool {
+	return r.min > r.max || (r.min == r.max && (r.minOpen || r.maxOpen))
+}
+
+// bounds are the index keys around r's members: the first at or after
+// them, the first after them.
+func (z *zset) bounds(r scoreRange) (lower, upper []byte) {
+	lower, upper = z.indexFrom(r.min), z.indexAfter(r.max)
+	if r.minOpen {
+		lower = z.indexAfter(r.min)
+	}
+	if r.maxOpen {
+		upper = z.indexFrom(r.max)
+	}
+	return lower, upper
+}
+
 // inRange lists the members in r, lowest score first.
 func (t *txn) inRange(z *zset, r scoreRange) []scored {
 	var out []scored
-	if r.min > r.max || (r.min == r.max && (r.minOpen || r.maxOpen)) {
+	if r.empty() {
 		return out
 	}
 	from := r.min
@@ -302,6 +316,7 @@ pairs:
 	var added, updated, processed int64
 	var last float64
 	existed := z.e.exists
+	z.bulk(len(scores))
 	if z.e.exists || !xx {
 		for j, score := range scores {
 			m := rest[2*j+1]
@@ -320,22 +335,21 @@ pairs:
 					continue
 				}
 				if score != cur {
-					t.dropMember(z, m, cur)
-					t.putMember(z, m, score)
+					t.removeMember(z, m, cur)
+					t.addMember(z, m, score)
 					updated++
 				}
 			case xx:
 				continue
 			default:
-				t.putMember(z, m, score)
-				z.n++
+				t.addMember(z, m, score)
 				added++
 				z.e.exists = true // a member given twice is found the second time
 			}
 			processed++
 			last = score
 		}
-		if added > 0 {
+		if added+updated > 0 {
 			z.e.exists = existed // a new key fires "new"
 			t.saveZSet(z)
 		}
@@ -369,11 +383,11 @@ func cmdZRem(t *txn, a [][]byte) *messages.Reply {
 		return or(r, zero)
 	}
 	removed := int64(0)
+	z.bulk(len(a) - 2)
 	for _, m := range a[2:] {
 		if s, ok := t.score(z, m); ok {
-			t.dropMember(z, m, s)
+			t.removeMember(z, m, s)
 			removed++
-			z.n--
 		}
 	}
 	if removed > 0 {
@@ -432,27 +446,10 @@ func rankCmd(rev bool) func(*txn, [][]byte) *messages.Reply {
 		if !ok {
 			return nullBulk
 		}
-		// Members before it: the lower scores, and its own score's
-		// members with smaller bytes; for ZREVRANK, those after it,
-		// counted from the top down (a top member's rank reads few).
-		rank := int64(0)
+		rank := t.below(z, z.indexKey(s, a[2]))
 		if rev {
-			t.eachDown(z, nil, func(o scored) bool {
-				if o.score < s || o.score == s && bytes.Compare(o.member, a[2]) <= 0 {
-					return false
-				}
-				rank++
-				return true
-			})
-			return integer(rank)
+			rank = z.n - 1 - rank
 		}
-		t.each(z, nil, func(o scored) bool {
-			if o.score > s || o.score == s && bytes.Compare(o.member, a[2]) >= 0 {
-				return false
-			}
-			rank++
-			return true
-		})
 		return integer(rank)
 	}
 }
@@ -467,7 +464,11 @@ func cmdZCount(t *txn, a [][]byte) *messages.Reply {
 	if r != nil {
 		return r
 	}
-	return integer(int64(len(t.inRange(z, rg))))
+	if rg.empty() {
+		return zero
+	}
+	lower, upper := z.bounds(rg)
+	return integer(max(0, t.below(z, upper)-t.below(z, lower)))
 }
 
 // zrangeBy is what a range command's start and stop are.
@@ -587,9 +588,10 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 	// goes on past it.
 	var walk func(z *zset, fn func(s scored) bool)
 	var in func(s scored) (ok, more bool)
+	var rg scoreRange
 	if by == byScore {
-		rg, r := parseRange(lo, hi)
-		if r != nil {
+		var r *messages.Reply
+		if rg, r = parseRange(lo, hi); r != nil {
 			return nil, false, r
 		}
 		if rev {
@@ -640,6 +642,27 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 		return nil, withScores, nil
 	}
 	skipped := int64(0)
+	if by == byScore && offset > 0 && z.ranked && !rg.empty() {
+		// The walk starts offset members into the range, found by rank.
+		lower, upper := z.bounds(rg)
+		var at []byte
+		if rev {
+			at = t.atRank(z, t.below(z, upper)-1-offset)
+		} else {
+			at = t.atRank(z, t.below(z, lower)+offset)
+		}
+		if at == nil {
+			return nil, withScores, nil
+		}
+		skipped = offset
+		walk = func(z *zset, fn func(s scored) bool) {
+			if rev {
+				t.scanIndex(z, z.indexStart(), append(at, 0), true, fn)
+			} else {
+				t.scanIndex(z, at, z.indexEnd(), false, fn)
+			}
+		}
+	}
 	walk(z, func(s scored) bool {
 		ok, more := in(s)
 		switch {
@@ -674,39 +697,37 @@ func (t *txn) storeZSet(key []byte, out []scored, event string) *messages.Reply 
 	// An overwrite fires no "new": the record is written as if for a
 	// key that exists, with no expiry (deleteKey cleared it).
 	d.exists = existed
-	z := &zset{e: d, prefix: fieldPrefix(key)}
-	for _, s := range out {
-		t.putMember(z, s.member, s.score)
-	}
-	z.n = int64(len(out))
+	z := newZSet(d)
+	t.fillZSet(z, out)
 	t.saveZSet(z)
 	t.notify(ClassZset, event, key)
 	return integer(z.n)
 }
 
-// byRank lists the members at ranks [from, to), lowest score first. It
-// walks in from the nearer end: the top ten of a big set (ZREVRANGE 0 9)
-// reads ten members, not the whole set.
+// byRank lists the members at ranks [from, to), lowest score first. A
+// range near the top is read down from the highest score (ZREVRANGE 0 9
+// reads ten members); any other from rank from (atRank), so a page in the
+// middle of a big set reads its page.
 func (t *txn) byRank(z *zset, from, to int64) []scored {
 	if from >= to {
 		return nil
 	}
 	out := make([]scored, 0, min(to-from, 1024))
-	down := z.n-to < from
-	walk, skip := t.each, from
-	if down {
-		walk, skip = t.eachDown, z.n-to
-	}
-	i := int64(0)
-	walk(z, nil, func(s scored) bool {
-		if i >= skip {
-			out = append(out, s)
-		}
-		i++
+	add := func(s scored) bool {
+		out = append(out, s)
 		return int64(len(out)) < to-from
-	})
-	if down {
+	}
+	if skip := z.n - to; skip < from && (skip < 64 || !z.ranked) {
+		i := int64(0)
+		t.eachDown(z, nil, func(s scored) bool {
+			i++
+			return i <= skip || add(s)
+		})
 		slices.Reverse(out)
+		return out
+	}
+	if start := t.atRank(z, from); start != nil {
+		t.scanIndex(z, start, z.indexEnd(), false, add)
 	}
 	return out
 }
@@ -861,16 +882,14 @@ func cmdZRemRangeByRank(t *txn, a [][]byte) *messages.Reply {
 // lowest score, or the highest.
 func (t *txn) zpop(z *zset, highest bool, n int64) []scored {
 	var out []scored
+	walk := t.each
 	if highest {
-		all := t.inRange(z, scoreRange{min: math.Inf(-1), max: math.Inf(1)})
-		slices.Reverse(all)
-		out = all[:min(n, int64(len(all)))]
-	} else {
-		t.each(z, nil, func(s scored) bool {
-			out = append(out, s)
-			return int64(len(out)) < n
-		})
+		walk = t.eachDown
 	}
+	walk(z, nil, func(s scored) bool {
+		out = append(out, s)
+		return int64(len(out)) < n
+	})
 	event := "zpopmin"
 	if highest {
 		event = "zpopmax"
@@ -882,11 +901,11 @@ func (t *txn) zpop(z *zset, highest bool, n int64) []scored {
 // zremove removes out's members from z and, if it removed any, fires
 // event on z's key, then "del" if z is left empty.
 func (t *txn) zremove(z *zset, out []scored, event string) *messages.Reply {
+	z.bulk(len(out))
 	for _, s := range out {
-		t.dropMember(z, s.member, s.score)
+		t.removeMember(z, s.member, s.score)
 	}
 	if len(out) > 0 {
-		z.n -= int64(len(out))
 		t.saveZSet(z)
 		t.notify(ClassZset, event, z.e.key)
 		t.deletedIfEmpty(&z.e)
@@ -1003,7 +1022,7 @@ func (t *txn) zalgebra(a [][]byte, at int, op zsetOp, store []byte, card bool) *
 		switch {
 		case !e.exists:
 		case e.rec.typ == typeZSet:
-			z := &zset{e: e, n: e.rec.hashLen(), prefix: fieldPrefix(k)}
+			z := newZSet(e)
 			t.each(z, nil, func(s scored) bool {
 				srcs[i].members = append(srcs[i].members, s)
 				return true
