@@ -11,6 +11,12 @@ import (
 
 func benchStores(b *testing.B, fn func(b *testing.B, w Writer)) {
 	b.Run("mem", func(b *testing.B) { fn(b, newMemStore()) })
+	benchPebble(b, fn)
+}
+
+// benchPebble is benchStores without the in-memory store, whose scans
+// cost a pass over every key it holds.
+func benchPebble(b *testing.B, fn func(b *testing.B, w Writer)) {
 	b.Run("pebble", func(b *testing.B) {
 		fn(b, newPebbleStore(b))
 	})
@@ -60,19 +66,15 @@ func BenchmarkHSet(b *testing.B) {
 	})
 }
 
-// benchRead fills the store with the setup commands, then reads args
+// benchRead fills each store with the setup commands, then reads args
 // again and again, checking the reply's length each time.
 func benchRead(b *testing.B, setup [][]string, args []string, want int) {
-	benchStores(b, func(b *testing.B, w Writer) {
-		for _, c := range setup {
-			cmd := &messages.Command{NowMs: 1}
-			for _, a := range c {
-				cmd.Args = append(cmd.Args, []byte(a))
-			}
-			if r := Exec(w, cmd); r.GetError() != "" {
-				b.Fatal(r)
-			}
-		}
+	benchReadIn(b, benchStores, setup, args, want)
+}
+
+func benchReadIn(b *testing.B, stores func(*testing.B, func(*testing.B, Writer)), setup [][]string, args []string, want int) {
+	stores(b, func(b *testing.B, w Writer) {
+		setUp(b, w, setup)
 		read := make([][]byte, len(args))
 		for i, a := range args {
 			read[i] = []byte(a)
@@ -148,4 +150,69 @@ func BenchmarkZRevRangeTop10(b *testing.B) {
 	b.Run("revrank", func(b *testing.B) {
 		benchRead(b, setup, []string{"ZREVRANK", "z", members[9995]}, 0)
 	})
+}
+
+// A sorted set of 100000 (scores 0 to 99999): a rank, a page, a count
+// and a LIMIT offset in its middle, and writes that move or add a member.
+func BenchmarkZSetMiddle(b *testing.B) {
+	const n = 100000
+	members := elements(n, "m")
+	var setup [][]string
+	for i := 0; i < n; i += 1000 {
+		add := []string{"ZADD", "z"}
+		for j := i; j < i+1000; j++ {
+			add = append(add, fmt.Sprint(j), members[j])
+		}
+		setup = append(setup, add)
+	}
+	read := func(args ...string) func(b *testing.B) {
+		want := 0
+		if args[0] != "ZRANK" && args[0] != "ZCOUNT" {
+			want = 10
+		}
+		return func(b *testing.B) { benchReadIn(b, benchPebble, setup, args, want) }
+	}
+	b.Run("zrank", read("ZRANK", "z", members[n/2]))
+	b.Run("zrange", read("ZRANGE", "z", "50000", "50009"))
+	b.Run("zcount", read("ZCOUNT", "z", "1000", "99000"))
+	b.Run("offset", read("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "50000", "10"))
+	write := func(b *testing.B, args func(i int) []string) {
+		benchPebble(b, func(b *testing.B, w Writer) {
+			setUp(b, w, setup)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if r := Exec(w, command(args(i))); r.GetError() != "" {
+					b.Fatal(r)
+				}
+			}
+		})
+	}
+	b.Run("zincrby", func(b *testing.B) {
+		write(b, func(i int) []string { return []string{"ZINCRBY", "z", "0.5", members[(i*7919)%n]} })
+	})
+	b.Run("zadd", func(b *testing.B) {
+		write(b, func(i int) []string { return []string{"ZADD", "z", fmt.Sprint(i % n), fmt.Sprint("new", i)} })
+	})
+}
+
+// setUp runs the setup commands on w, each in a batch of its own on
+// Pebble, as a shard applies them, and starts the benchmark's clock.
+func setUp(b *testing.B, w Writer, setup [][]string) {
+	for _, c := range setup {
+		if r := Exec(w, command(c)); r.GetError() != "" {
+			b.Fatal(r)
+		}
+		if ps, ok := w.(*pebbleStore); ok {
+			ps.commit(b)
+		}
+	}
+	b.ResetTimer()
+}
+
+func command(args []string) *messages.Command {
+	cmd := &messages.Command{NowMs: 1}
+	for _, a := range args {
+		cmd.Args = append(cmd.Args, []byte(a))
+	}
+	return cmd
 }

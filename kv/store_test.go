@@ -26,7 +26,7 @@ type pebbleStore struct {
 }
 
 func newPebbleStore(t testing.TB) *pebbleStore {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}, CacheSize: 256 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
