@@ -468,7 +468,7 @@ func cmdZCount(t *txn, a [][]byte) *messages.Reply {
 		return zero
 	}
 	lower, upper := z.bounds(rg)
-	return integer(max(0, t.below(z, upper)-t.below(z, lower)))
+	return integer(t.below(z, upper) - t.below(z, lower)) // lower <= upper: the range is not empty
 }
 
 // zrangeBy is what a range command's start and stop are.
@@ -587,7 +587,7 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 	// in says whether a member is in the range, and whether the walk
 	// goes on past it.
 	var walk func(z *zset, fn func(s scored) bool)
-	var in func(s scored) (ok, more bool)
+	in := func(scored) (ok, more bool) { return true, true }
 	var rg scoreRange
 	if by == byScore {
 		var r *messages.Reply
@@ -610,6 +610,7 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 		if r != nil {
 			return nil, false, r
 		}
+		walk = func(z *zset, fn func(s scored) bool) { t.eachInLex(z, rg, fn) }
 		if rev {
 			// All of the range, reversed: members of several scores
 			// are in no lex order a reverse walk could stop on.
@@ -620,17 +621,6 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 						return
 					}
 				}
-			}
-			in = func(scored) (bool, bool) { return true, true }
-		} else {
-			walk = func(z *zset, fn func(s scored) bool) { t.each(z, nil, fn) }
-			started := false // as inLexRange: from the first member above min
-			in = func(s scored) (bool, bool) {
-				if !started && !rg.aboveMin(s.member) {
-					return false, true
-				}
-				started = true
-				return rg.belowMax(s.member), rg.belowMax(s.member)
 			}
 		}
 	}
@@ -786,17 +776,24 @@ func (r lexRange) belowMax(m []byte) bool {
 // the members in the range.
 func (t *txn) inLexRange(z *zset, r lexRange) []scored {
 	var out []scored
-	t.each(z, nil, func(s scored) bool {
-		if len(out) == 0 && !r.aboveMin(s.member) {
-			return true
-		}
-		if !r.belowMax(s.member) {
-			return false
-		}
+	t.eachInLex(z, r, func(s scored) bool {
 		out = append(out, s)
 		return true
 	})
 	return out
+}
+
+// eachInLex calls fn with the members inLexRange lists, in order, until
+// fn says stop.
+func (t *txn) eachInLex(z *zset, r lexRange, fn func(s scored) bool) {
+	started := false
+	t.each(z, nil, func(s scored) bool {
+		if !started && !r.aboveMin(s.member) {
+			return true
+		}
+		started = true
+		return r.belowMax(s.member) && fn(s)
+	})
 }
 
 // ZLEXCOUNT key min max
