@@ -65,6 +65,9 @@ const (
 // journalSize is a journal file's preallocated size.
 const journalSize = 64 << 20
 
+// raftLogMemTable is the log store's memtable size.
+const raftLogMemTable = 32 << 20
+
 // OpenRaftLogs opens (or creates) the node's Raft log store in dir,
 // replaying its journal.
 func OpenRaftLogs(dir string) (*RaftLogs, error) {
@@ -89,7 +92,8 @@ func openRaftLogs(fs vfs.FS, dir string, journalSize int64) (*RaftLogs, error) {
 		// Entries are deleted soon after they are applied everywhere (a
 		// snapshot compacts them): most never leave the memtable's
 		// flush for a compaction.
-		MemTableSize: 32 << 20,
+		MemTableSize: raftLogMemTable,
+		CacheSize:    cacheFor(ownBlockCache, raftLogMemTable),
 		// The journal is the write-ahead log.
 		DisableWAL: true,
 	}

@@ -17,6 +17,7 @@ import (
 type Stores struct {
 	pool     *CompactionPool
 	cache    *pebble.Cache
+	blocks   int64  // the cache's bytes for blocks (StoresConfig.BlockCache)
 	memTable uint64 // each store's MemTableSize
 	closed   atomic.Bool
 }
@@ -46,6 +47,9 @@ const (
 	// MaxMemTable is a store's memtable on its own, and the most one
 	// gets from the budget.
 	MaxMemTable = 32 << 20
+	// ownBlockCache is the block cache of a store on its own: Pebble's
+	// default.
+	ownBlockCache = 8 << 20
 	// MinMemTable is the least a store's memtable gets from the budget:
 	// Pebble's memtables start at 256 KiB and double up to their size.
 	MinMemTable = 1 << 20
@@ -59,13 +63,25 @@ func NewStores(c StoresConfig) *Stores {
 	if c.BlockCache <= 0 {
 		c.BlockCache = DefaultBlockCache
 	}
-	mem := uint64(c.MemTables) / uint64(max(c.Shards, 1))
+	shards := max(c.Shards, 1)
+	mem := min(max(uint64(c.MemTables)/uint64(shards), MinMemTable), MaxMemTable)
 	return &Stores{
 		pool:     NewCompactionPool(c.Compactions),
-		cache:    pebble.NewCache(c.BlockCache),
-		memTable: min(max(mem, MinMemTable), MaxMemTable),
+		cache:    pebble.NewCache(cacheFor(c.BlockCache, int64(mem)*int64(shards))),
+		blocks:   c.BlockCache,
+		memTable: mem,
 	}
 }
+
+// cacheFor is the size of a Pebble cache that keeps blocks bytes of
+// blocks beside stores whose memtables are memTables bytes together.
+// Pebble counts its memtables' arenas against its block cache
+// (Cache.Reserve), and blocks get only what they leave: a store holds
+// two, its memtable and the last one flushed (kept to be recycled) or
+// the one flushing. With a cache of BlockCache alone, 4 shards whose
+// memtables had grown to 32 MiB kept no block at all, and every read of
+// a table read its index and data blocks from the file.
+func cacheFor(blocks, memTables int64) int64 { return blocks + 2*memTables }
 
 // Close releases the block cache: a store that is open keeps it until it
 // closes.
@@ -83,8 +99,9 @@ type StoresStats struct {
 	CompactionStats
 	// MemTableSize is each store's memtable size.
 	MemTableSize uint64
-	// BlockCacheSize is the block cache's capacity, BlockCacheBytes what
-	// it holds, BlockCacheHits and BlockCacheMisses its lookups.
+	// BlockCacheSize is the block cache's capacity for blocks (beside
+	// the memtables it counts), BlockCacheBytes what it holds,
+	// BlockCacheHits and BlockCacheMisses its lookups.
 	BlockCacheSize, BlockCacheBytes, BlockCacheHits, BlockCacheMisses int64
 	// Rebuilds counts the shard stores found damaged and rebuilt from
 	// their groups since the node started; ScrubPasses the scrubs of
@@ -101,7 +118,7 @@ func (s *Stores) Stats() StoresStats {
 	st := StoresStats{CompactionStats: s.pool.Stats(), MemTableSize: s.memTable}
 	if !s.closed.Load() {
 		m := s.cache.Metrics()
-		st.BlockCacheSize = s.cache.MaxSize()
+		st.BlockCacheSize = s.blocks
 		st.BlockCacheBytes, st.BlockCacheHits, st.BlockCacheMisses = m.Size, m.Hits, m.Misses
 	}
 	return st
@@ -111,6 +128,7 @@ func (s *Stores) Stats() StoresStats {
 func (s *Stores) options(o *pebble.Options) {
 	if s == nil {
 		o.MemTableSize = MaxMemTable
+		o.CacheSize = cacheFor(ownBlockCache, MaxMemTable)
 		return
 	}
 	o.MemTableSize = s.memTable

@@ -83,3 +83,63 @@ func TestShardsShareTheirMemoryBudget(t *testing.T) {
 		before = after
 	}
 }
+
+// Pebble counts memtables against its block cache: shards whose
+// memtables have grown to their share of the budget still keep the
+// blocks they read, up to --block-cache-mib of them.
+func TestFullMemtablesLeaveTheBlockCacheItsBlocks(t *testing.T) {
+	shared := NewStores(StoresConfig{Shards: 2, MemTables: 8 << 20, BlockCache: 4 << 20})
+	t.Cleanup(shared.Close)
+	l := Layout{Dir: t.TempDir()}
+	var shards []*Shard
+	for id := range 2 {
+		s, err := OpenShard(l, id, setExec, nil, 0, shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		shards = append(shards, s)
+	}
+	value := bytes.Repeat([]byte("v"), 1000)
+	write := func(s *Shard, from int) {
+		for k := from; k < from+3000; k++ {
+			if err := s.db.Set(fmt.Appendf(nil, "k%05d", k), value, pebble.NoSync); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Pebble's memtables start at 256 KiB and double at each flush up to
+	// their size: after these, each store's is its 4 MiB share, and it
+	// keeps the one it flushed, to recycle.
+	for _, s := range shards {
+		write(s, 0)
+		write(s, 10000)
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		write(s, 20000)
+		if m := s.db.Metrics(); m.MemTable.Size < 4<<20 {
+			t.Fatalf("shard %d: memtables of %d bytes, want its 4 MiB share", s.ID(), m.MemTable.Size)
+		}
+	}
+	a := shards[0]
+	get := func() {
+		t.Helper()
+		v, closer, err := a.db.Get([]byte("k00000"))
+		if err != nil || !bytes.Equal(v, value) {
+			t.Fatalf("k00000: %v", err)
+		}
+		closer.Close()
+	}
+	get() // reads the table's blocks, from the file
+	before := shared.cache.Metrics()
+	get()
+	after := shared.cache.Metrics()
+	if after.Misses != before.Misses || after.Hits == before.Hits || after.Size == 0 {
+		t.Errorf("a second read of a flushed key missed the block cache: %d misses, then %d; %d hits, then %d; %d bytes of blocks held",
+			before.Misses, after.Misses, before.Hits, after.Hits, after.Size)
+	}
+	if st := shared.Stats(); st.BlockCacheSize != 4<<20 {
+		t.Errorf("block cache size %d, want the 4 MiB configured for blocks", st.BlockCacheSize)
+	}
+}
