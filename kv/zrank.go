@@ -218,24 +218,31 @@ type zpath struct {
 
 // walkTo walks z's levels (z.ranked) to x, an index key's suffix (a
 // member's, or a bound's): each level from the top is read from where the
-// level above stopped, up to its last entry before x; then, if count,
-// the index from there to x, for the members before x.
+// level above stopped, up to its last entry before x. With count, it
+// sums the spans it passes, for each step's rank, and reads the index
+// from the last entry to x, for the members before x; without, it reads
+// only each step's own span.
 func (t *txn) walkTo(z *zset, x []byte, count bool) *zpath {
 	p := &zpath{}
 	var pred []byte // nil: the head
 	rank := int64(0)
 	for l := z.top; l >= 1; l-- {
 		st := &p.lv[l]
-		st.pred, st.span, st.rank = pred, t.span(z, l, pred), rank
+		st.pred, st.rank = pred, rank
+		if count {
+			st.span = t.span(z, l, pred)
+		}
 		t.eachEntry(z, l, pred, func(s []byte) bool {
 			switch c := bytes.Compare(s, x); {
 			case st.atX:
 				st.xAfter = true
 				return false
 			case c < 0:
-				rank += st.span
 				st.pred = bytes.Clone(s)
-				st.span, st.rank = t.span(z, l, st.pred), rank
+				if count {
+					rank += st.span
+					st.span, st.rank = t.span(z, l, st.pred), rank
+				}
 			case c == 0:
 				st.atX = true
 			default:
@@ -243,6 +250,9 @@ func (t *txn) walkTo(z *zset, x []byte, count bool) *zpath {
 			}
 			return true
 		})
+		if !count {
+			st.span = t.span(z, l, st.pred)
+		}
 		pred = st.pred
 	}
 	if count {
@@ -253,6 +263,29 @@ func (t *txn) walkTo(z *zset, x []byte, count bool) *zpath {
 	}
 	p.below = rank
 	return p
+}
+
+// moveMember gives m, a member of z with score from, score to.
+func (t *txn) moveMember(z *zset, m []byte, from, to float64) {
+	if !z.ranked || z.top == 0 || memberLevel(m) > 0 {
+		t.removeMember(z, m, from)
+		t.addMember(z, m, to)
+		return
+	}
+	// m has no entries: on each level, the span over its old place loses
+	// it and the span over its new place gains it, and where both are one
+	// span nothing changes.
+	skip := len(z.prefix) + 1
+	a := t.walkTo(z, z.indexKey(from, m)[skip:], false)
+	b := t.walkTo(z, z.indexKey(to, m)[skip:], false)
+	for l := 1; l <= z.top; l++ {
+		if sa, sb := &a.lv[l], &b.lv[l]; !bytes.Equal(sa.pred, sb.pred) {
+			t.putSpan(z, l, sa.pred, sa.span-1)
+			t.putSpan(z, l, sb.pred, sb.span+1)
+		}
+	}
+	t.dropMember(z, m, from)
+	t.putMember(z, m, to)
 }
 
 // levelsAdd gives x, the index suffix of a member of level h just added

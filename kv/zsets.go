@@ -335,8 +335,7 @@ pairs:
 					continue
 				}
 				if score != cur {
-					t.removeMember(z, m, cur)
-					t.addMember(z, m, score)
+					t.moveMember(z, m, cur, score)
 					updated++
 				}
 			case xx:
