@@ -172,6 +172,7 @@ func BenchmarkZSetMiddle(b *testing.B) {
 	b.Run("zrange", read(10, "ZRANGE", "z", "50000", "50009"))
 	b.Run("zcount", read(0, "ZCOUNT", "z", "1000", "99000"))
 	b.Run("offset", read(10, "ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "50000", "10"))
+	b.Run("zrandmember", read(5, "ZRANDMEMBER", "z", "5"))
 	write := func(b *testing.B, args func(i int) []string) {
 		benchPebble(b, func(b *testing.B, w Writer) {
 			setUp(b, w, setup)

@@ -197,6 +197,24 @@ func (t *txn) perm(n int) []int {
 	return rand.Perm(n)
 }
 
+// distinct is k distinct numbers in [0, n), k < n, in random order: a
+// permutation's first k, or, when k is much smaller than n, k draws that
+// skip repeats (no slice of n).
+func (t *txn) distinct(n, k int) []int {
+	if k*4 > n {
+		return t.perm(n)[:k]
+	}
+	seen := make(map[int]bool, k)
+	out := make([]int, 0, k)
+	for len(out) < k {
+		if i := t.intN(n); !seen[i] {
+			seen[i] = true
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 func (t *txn) shuffle(n int, swap func(i, j int)) {
 	if t.rng != nil {
 		t.rng.Shuffle(n, swap)

@@ -3,7 +3,6 @@ package kv
 import (
 	"bytes"
 	"math"
-	"slices"
 
 	"github.com/coppice-kv/coppice/messages"
 )
@@ -347,16 +346,16 @@ var errRangeLong = errReply("ERR value is out of range, value must between -9223
 // value (a flat array in RESP2, pairs in RESP3). A read: each node
 // chooses its own.
 func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
-	return t.randomElements(a, "withvalues", func() (bool, []randomElement, *messages.Reply) {
+	return t.randomElements(a, "withvalues", func() (*randomPool, *messages.Reply) {
 		e, r := t.hashFor(a[1])
 		if r != nil || !e.exists {
-			return false, nil, r
+			return nil, r
 		}
 		var all []randomElement
 		t.eachField(&e, func(f, v []byte) {
 			all = append(all, randomElement{bytes.Clone(f), bulk(bytes.Clone(v))})
 		})
-		return true, all, nil
+		return &randomPool{n: len(all), all: func() []randomElement { return all }}, nil
 	})
 }
 
@@ -367,10 +366,36 @@ type randomElement struct {
 	value *messages.Reply
 }
 
+// randomPool is what HRANDFIELD or ZRANDMEMBER picks from: n elements,
+// all of them in order, or, when at is set, the one at an index, for
+// about cost reads apiece, where reading all costs n.
+type randomPool struct {
+	n    int
+	all  func() []randomElement
+	at   func(i int) randomElement
+	cost int
+}
+
+// elements are the pool's elements at picks: one by one when that
+// reads less than all of them.
+func (p *randomPool) elements(picks []int) []randomElement {
+	out := make([]randomElement, len(picks))
+	if p.at != nil && len(picks)*p.cost < p.n {
+		for j, i := range picks {
+			out[j] = p.at(i)
+		}
+		return out
+	}
+	all := p.all()
+	for j, i := range picks {
+		out[j] = all[i]
+	}
+	return out
+}
+
 // randomElements is HRANDFIELD's and ZRANDMEMBER's: key [count [with]];
-// load reads the key: whether it exists, its elements in order, or an
-// error (WRONGTYPE).
-func (t *txn) randomElements(a [][]byte, with string, load func() (bool, []randomElement, *messages.Reply)) *messages.Reply {
+// load reads the key: its pool (nil: no key), or an error (WRONGTYPE).
+func (t *txn) randomElements(a [][]byte, with string, load func() (*randomPool, *messages.Reply)) *messages.Reply {
 	var count int64
 	withValues := false
 	if len(a) >= 3 {
@@ -390,35 +415,37 @@ func (t *txn) randomElements(a [][]byte, with string, load func() (bool, []rando
 		}
 		withValues = len(a) == 4
 	}
-	exists, all, r := load()
+	pool, r := load()
 	switch {
 	case r != nil:
 		return r
-	case !exists && len(a) < 3:
+	case pool == nil && len(a) < 3:
 		return nullBulk
-	case !exists || count == 0 && len(a) >= 3:
+	case pool == nil || count == 0 && len(a) >= 3:
 		return array([]*messages.Reply{})
 	}
-	if len(a) < 3 {
-		return bulk(all[t.intN(len(all))].name)
-	}
+	n := pool.n
 	var picks []int
 	switch {
+	case len(a) < 3:
+		return bulk(pool.elements([]int{t.intN(n)})[0].name)
 	case count < 0:
 		for range -count {
-			picks = append(picks, t.intN(len(all)))
+			picks = append(picks, t.intN(n))
+		}
+	case count >= int64(n):
+		picks = make([]int, n) // the whole key, in its order, as Redis gives it
+		for i := range picks {
+			picks[i] = i
 		}
 	default:
-		picks = t.perm(len(all))[:min(count, int64(len(all)))]
-		if count >= int64(len(all)) {
-			slices.Sort(picks) // the whole key, in its order, as Redis gives it
-		}
+		picks = t.distinct(n, int(count))
 	}
 	items := make([]*messages.Reply, 0, 2*len(picks))
-	for _, i := range picks {
-		items = append(items, bulk(all[i].name))
+	for _, e := range pool.elements(picks) {
+		items = append(items, bulk(e.name))
 		if withValues {
-			items = append(items, all[i].value)
+			items = append(items, e.value)
 		}
 	}
 	if withValues {

@@ -2,6 +2,8 @@ package kv
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -107,4 +109,30 @@ func TestBigHashDelete(t *testing.T) {
 			}
 		}
 	})
+}
+
+// distinct gives k distinct numbers below n, in random order, by either
+// of its ways, and over many draws every number.
+func TestDistinctPicks(t *testing.T) {
+	tx := &txn{rng: rand.New(rand.NewPCG(1, 2))}
+	for _, c := range []struct{ n, k int }{{40, 10}, {1000, 3}, {10, 8}, {5, 4}, {2, 1}} {
+		seen := make([]int, c.n)
+		for range 300 {
+			got := tx.distinct(c.n, c.k)
+			if len(got) != c.k {
+				t.Fatalf("distinct(%d, %d) gave %d numbers", c.n, c.k, len(got))
+			}
+			once := map[int]bool{}
+			for _, i := range got {
+				if i < 0 || i >= c.n || once[i] {
+					t.Fatalf("distinct(%d, %d) = %v", c.n, c.k, got)
+				}
+				once[i] = true
+				seen[i]++
+			}
+		}
+		if c.n <= 40 && slices.Contains(seen, 0) {
+			t.Errorf("distinct(%d, %d) never gave some numbers in 300 draws: %v", c.n, c.k, seen)
+		}
+	}
 }

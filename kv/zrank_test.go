@@ -419,3 +419,60 @@ func TestZSetKeepsLevelsOnlyWhenBig(t *testing.T) {
 		}
 	})
 }
+
+// ZRANDMEMBER of a set that keeps its levels picks members by rank: each
+// pick is a member with its own score, a count gives distinct members,
+// and the picks spread over the whole set.
+func TestZRandMemberPicksByRank(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		zm := zmodel{}
+		args := []string{"ZADD", "z"}
+		for i := range 1000 {
+			m := fmt.Sprintf("m%04d", i)
+			zm[m] = float64(i % 97)
+			args = append(args, fmtScore(zm[m]), m)
+		}
+		h.do(args...)
+		if top := checkLevels(t, h.w, "z", zm); top == 0 {
+			t.Fatal("a set of 1000 without levels")
+		}
+		rank := map[string]int{}
+		for i, p := range zm.sorted() {
+			rank[p.m] = i
+		}
+		const draws = 2000
+		var quarters [4]int
+		for range draws {
+			m := string(h.do("ZRANDMEMBER", "z").GetBulk())
+			i, ok := rank[m]
+			if !ok {
+				t.Fatalf("ZRANDMEMBER gave %q, not a member", m)
+			}
+			quarters[i*4/len(zm)]++
+		}
+		for q, n := range quarters {
+			if n < draws/4*7/10 || n > draws/4*13/10 {
+				t.Errorf("%d of %d picks in the %d. quarter by rank (%v)", n, draws, q+1, quarters)
+			}
+		}
+		for range 50 {
+			items := h.do("ZRANDMEMBER", "z", "5", "WITHSCORES").GetPairs().GetItems()
+			if len(items) != 10 {
+				t.Fatalf("ZRANDMEMBER z 5 WITHSCORES gave %d items", len(items))
+			}
+			seen := map[string]bool{}
+			for i := 0; i < len(items); i += 2 {
+				m := string(items[i].GetBulk())
+				s, ok := zm[m]
+				if !ok || seen[m] || items[i+1].GetDouble() != s {
+					t.Fatalf("ZRANDMEMBER z 5 WITHSCORES: %q %v (a member: %v, seen: %v, score %v)", m, items[i+1], ok, seen[m], s)
+				}
+				seen[m] = true
+			}
+		}
+		h.is("[]", "ZRANDMEMBER", "z", "0")
+		if n := len(h.do("ZRANDMEMBER", "z", "-30").GetArray().GetItems()); n != 30 {
+			t.Errorf("ZRANDMEMBER z -30 gave %d members", n)
+		}
+	})
+}

@@ -52,6 +52,17 @@ func sortable(score float64) uint64 {
 	return b | 1<<63
 }
 
+// unsortable is the score whose sortable bits b starts with.
+func unsortable(b []byte) float64 {
+	bits := binary.BigEndian.Uint64(b)
+	if bits>>63 == 1 {
+		bits &^= 1 << 63
+	} else {
+		bits = ^bits
+	}
+	return math.Float64frombits(bits)
+}
+
 // zset is a sorted set key as a command sees it.
 type zset struct {
 	e      entry
@@ -160,14 +171,15 @@ func (t *txn) scanIndex(z *zset, lower, upper []byte, down bool, fn func(s score
 	skip := len(z.prefix) + 1
 	var copies arena
 	must(scan(lower, upper, func(k, _ []byte) bool {
-		bits := binary.BigEndian.Uint64(k[skip:])
-		if bits>>63 == 1 {
-			bits &^= 1 << 63
-		} else {
-			bits = ^bits
-		}
-		return fn(scored{member: copies.copy(k[skip+8:], 0), score: math.Float64frombits(bits)})
+		return fn(scored{member: copies.copy(k[skip+8:], 0), score: unsortable(k[skip:])})
 	}))
+}
+
+// fromIndex is the member and score of k, a member's index key; the
+// member is k's own bytes.
+func (z *zset) fromIndex(k []byte) scored {
+	skip := len(z.prefix) + 1
+	return scored{member: k[skip+8:], score: unsortable(k[skip:])}
 }
 
 // parseScore parses a score as Redis's string2d: strtod over the whole
@@ -587,11 +599,17 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 	// goes on past it.
 	var walk func(z *zset, fn func(s scored) bool)
 	in := func(scored) (ok, more bool) { return true, true }
-	var rg scoreRange
+	// bounds are the index keys [lower, upper) of the range's members,
+	// when a walk may start anywhere in it (ok).
+	var bounds func(z *zset) (lower, upper []byte, ok bool)
 	if by == byScore {
-		var r *messages.Reply
-		if rg, r = parseRange(lo, hi); r != nil {
+		rg, r := parseRange(lo, hi)
+		if r != nil {
 			return nil, false, r
+		}
+		bounds = func(z *zset) ([]byte, []byte, bool) {
+			lower, upper := z.bounds(rg)
+			return lower, upper, !rg.empty()
 		}
 		if rev {
 			walk = func(z *zset, fn func(s scored) bool) { t.eachDown(z, &rg.max, fn) }
@@ -609,11 +627,17 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 		if r != nil {
 			return nil, false, r
 		}
+		bounds = func(z *zset) ([]byte, []byte, bool) { return t.lexBounds(z, rg) }
 		walk = func(z *zset, fn func(s scored) bool) { t.eachInLex(z, rg, fn) }
 		if rev {
-			// All of the range, reversed: members of several scores
-			// are in no lex order a reverse walk could stop on.
 			walk = func(z *zset, fn func(s scored) bool) {
+				if lower, upper, ok := t.lexBounds(z, rg); ok {
+					t.scanIndex(z, lower, upper, true, fn)
+					return
+				}
+				// All of the range, reversed: members of several
+				// scores are in no lex order a reverse walk could
+				// stop on.
 				all := t.inLexRange(z, rg)
 				for i := len(all) - 1; i >= 0; i-- {
 					if !fn(all[i]) {
@@ -631,9 +655,13 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 		return nil, withScores, nil
 	}
 	skipped := int64(0)
-	if by == byScore && offset > 0 && z.ranked && !rg.empty() {
+	var lower, upper []byte
+	jump := false
+	if offset > 0 && z.ranked {
+		lower, upper, jump = bounds(z)
+	}
+	if jump {
 		// The walk starts offset members into the range, found by rank.
-		lower, upper := z.bounds(rg)
 		var at []byte
 		if rev {
 			at = t.atRank(z, t.below(z, upper)-1-offset)
@@ -646,9 +674,9 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 		skipped = offset
 		walk = func(z *zset, fn func(s scored) bool) {
 			if rev {
-				t.scanIndex(z, z.indexStart(), append(at, 0), true, fn)
+				t.scanIndex(z, lower, append(at, 0), true, fn)
 			} else {
-				t.scanIndex(z, at, z.indexEnd(), false, fn)
+				t.scanIndex(z, at, upper, false, fn)
 			}
 		}
 	}
@@ -785,6 +813,10 @@ func (t *txn) inLexRange(z *zset, r lexRange) []scored {
 // eachInLex calls fn with the members inLexRange lists, in order, until
 // fn says stop.
 func (t *txn) eachInLex(z *zset, r lexRange, fn func(s scored) bool) {
+	if lower, upper, ok := t.lexBounds(z, r); ok {
+		t.scanIndex(z, lower, upper, false, fn)
+		return
+	}
 	started := false
 	t.each(z, nil, func(s scored) bool {
 		if !started && !r.aboveMin(s.member) {
@@ -793,6 +825,39 @@ func (t *txn) eachInLex(z *zset, r lexRange, fn func(s scored) bool) {
 		started = true
 		return r.belowMax(s.member) && fn(s)
 	})
+}
+
+// lexBounds are the index keys [lower, upper) of r's members when all of
+// z's members share one score, so that the index is in member order: a
+// walk of a lex range starts at its first member, and ranks count it.
+// ok is false for a set of several scores (or none), whose lex ranges
+// Redis leaves unspecified and eachInLex walks from the start; lower is
+// upper when r holds nothing.
+func (t *txn) lexBounds(z *zset, r lexRange) (lower, upper []byte, ok bool) {
+	var first, last scored
+	var n int
+	t.each(z, nil, func(s scored) bool { first, n = s, 1; return false })
+	t.eachDown(z, nil, func(s scored) bool { last = s; return false })
+	if n == 0 || first.score != last.score {
+		return nil, nil, false
+	}
+	score := first.score
+	bound := func(b lexBound, after bool) []byte {
+		switch {
+		case b.inf < 0:
+			return z.indexFrom(score)
+		case b.inf > 0:
+			return z.indexAfter(score)
+		case after:
+			return append(z.indexKey(score, b.v), 0) // the first key after b.v's
+		}
+		return z.indexKey(score, b.v)
+	}
+	lower, upper = bound(r.min, r.min.open), bound(r.max, !r.max.open)
+	if bytes.Compare(lower, upper) > 0 {
+		upper = lower
+	}
+	return lower, upper, true
 }
 
 // ZLEXCOUNT key min max
@@ -804,6 +869,9 @@ func cmdZLexCount(t *txn, a [][]byte) *messages.Reply {
 	z, r := t.zsetFor(a[1])
 	if r != nil {
 		return r
+	}
+	if lower, upper, ok := t.lexBounds(z, rg); ok {
+		return integer(t.below(z, upper) - t.below(z, lower))
 	}
 	return integer(int64(len(t.inLexRange(z, rg))))
 }
@@ -967,17 +1035,28 @@ func cmdZMPop(t *txn, a [][]byte) *messages.Reply {
 // ZRANDMEMBER key [count [WITHSCORES]]: as HRANDFIELD, members and their
 // scores.
 func cmdZRandMember(t *txn, a [][]byte) *messages.Reply {
-	return t.randomElements(a, "withscores", func() (bool, []randomElement, *messages.Reply) {
+	return t.randomElements(a, "withscores", func() (*randomPool, *messages.Reply) {
 		z, r := t.zsetFor(a[1])
 		if r != nil || !z.e.exists {
-			return false, nil, r
+			return nil, r
 		}
-		var all []randomElement
-		t.each(z, nil, func(s scored) bool {
-			all = append(all, randomElement{s.member, double(s.score)})
-			return true
-		})
-		return true, all, nil
+		p := &randomPool{n: int(z.n), all: func() []randomElement {
+			var all []randomElement
+			t.each(z, nil, func(s scored) bool {
+				all = append(all, randomElement{s.member, double(s.score)})
+				return true
+			})
+			return all
+		}}
+		if z.ranked {
+			// A member by rank: a walk of about 16 entries a level.
+			p.cost = 16 * (z.top + 1)
+			p.at = func(i int) randomElement {
+				s := z.fromIndex(t.atRank(z, int64(i)))
+				return randomElement{s.member, double(s.score)}
+			}
+		}
+		return p, nil
 	})
 }
 

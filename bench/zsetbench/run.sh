@@ -2,7 +2,8 @@
 # A leaderboard of 100000 members (scores 0 to 99999, members
 # m:000000000000 to m:000000099999, as redis-benchmark's __rand_int__ with
 # -r 100000 writes them): writes that add or move a member, and reads of a
-# rank, a page and a count, through redis-benchmark (-c 50 -P 1), against
+# rank, a page, a count and a random member; and the same members at one
+# score, read by lex. Through redis-benchmark (-c 50 -P 1), against
 # a standalone coppice node and against redis-server with appendfsync
 # always, in one run; with OLD=path/to/node, also against that build, for
 # a before and after on this machine.
@@ -47,20 +48,24 @@ serve_redis
 serve_node coppice "$work/node"
 if [ -n "${OLD:-}" ]; then serve_node old "$OLD"; fi
 
-# The set: 100 ZADDs of 1000 members each, inline.
+# The sets, 100 ZADDs of 1000 members each, inline: lb, and ac, the same
+# members all of score 0 (an autocomplete index, read by lex).
 python3 - >"$work/fill" <<'PY'
-for c in range(100):
-    print("ZADD lb " + " ".join("%d m:%012d" % (i, i) for i in range(c * 1000, c * 1000 + 1000)))
+for key, score in (("lb", lambda i: i), ("ac", lambda i: 0)):
+    for c in range(100):
+        print("ZADD %s " % key + " ".join("%d m:%012d" % (score(i), i) for i in range(c * 1000, c * 1000 + 1000)))
 PY
 for i in "${!ports[@]}"; do
     retry "${names[$i]} answers" 30 0.1 redis-cli -p "${ports[$i]}" PING >/dev/null
-    redis-cli -p "${ports[$i]}" DEL lb >/dev/null
+    redis-cli -p "${ports[$i]}" DEL lb ac >/dev/null
     redis-cli -p "${ports[$i]}" --pipe <"$work/fill" >/dev/null
-    got=$(redis-cli -p "${ports[$i]}" ZCARD lb)
-    if [ "$got" != 100000 ]; then
-        echo "${names[$i]}: ZCARD lb is $got after the fill, want 100000" >&2
-        exit 1
-    fi
+    for key in lb ac; do
+        got=$(redis-cli -p "${ports[$i]}" ZCARD "$key")
+        if [ "$got" != 100000 ]; then
+            echo "${names[$i]}: ZCARD $key is $got after the fill, want 100000" >&2
+            exit 1
+        fi
+    done
 done
 
 rps() { # rps PORT COMMAND...: redis-benchmark's requests per second
@@ -85,6 +90,10 @@ rows=(
     "ZREVRANGE lb 0 9"
     "ZCOUNT lb 1000 99000"
     "ZRANGEBYSCORE lb -inf +inf LIMIT 50000 10"
+    "ZRANDMEMBER lb"
+    "ZRANGEBYLEX ac [m:000000090000 + LIMIT 0 10"
+    "ZREVRANGEBYLEX ac [m:000000010000 - LIMIT 0 10"
+    "ZLEXCOUNT ac [m:000000010000 (m:000000090000"
 )
 for row in "${rows[@]}"; do
     line="| \`$row\` |"
