@@ -25,8 +25,9 @@ import (
 // the highest level with entries. A walk from the top head down counts
 // the members before any index key passing about 16 entries a level
 // (walkTo), and finds the member at a rank the same way (atRank): ZRANK,
-// ZREVRANK, a range by rank, ZCOUNT and a LIMIT offset cost O(log N)
-// where they counted through the index.
+// ZREVRANK, a range by rank, ZCOUNT, a LIMIT offset, ZRANDMEMBER's picks
+// and, for a set of one score, ZLEXCOUNT cost O(log N) where they counted
+// through the index.
 //
 // The spans are apart from the entries because each write rewrites a
 // span on every level, the top ones on nearly every write: Pebble keeps
