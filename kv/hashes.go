@@ -194,13 +194,20 @@ func cmdHDel(t *txn, a [][]byte) *messages.Reply {
 
 // eachField calls fn with each field of a live hash, in field order.
 func (t *txn) eachField(e *entry, fn func(f, v []byte)) {
+	t.walkFields(e, func(f, v []byte) bool {
+		fn(f, v)
+		return true
+	})
+}
+
+// walkFields is eachField until fn says stop.
+func (t *txn) walkFields(e *entry, fn func(f, v []byte) bool) {
 	if !e.exists {
 		return
 	}
 	p := fieldPrefix(e.key)
 	must(t.r.Scan(p, successor(p), func(k, v []byte) bool {
-		fn(k[len(p):], v)
-		return true
+		return fn(k[len(p):], v)
 	}))
 }
 
@@ -351,12 +358,22 @@ func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
 		if r != nil || !e.exists {
 			return nil, r
 		}
-		var all []randomElement
-		t.eachField(&e, func(f, v []byte) {
-			all = append(all, randomElement{bytes.Clone(f), bulk(bytes.Clone(v))})
-		})
-		return &randomPool{n: len(all), all: func() []randomElement { return all }}, nil
+		return t.fieldPool(&e, true), nil
 	})
+}
+
+// fieldPool is the pool of e's fields (a hash's or a set's), with their
+// values if values.
+func (t *txn) fieldPool(e *entry, values bool) *randomPool {
+	return &randomPool{n: int(e.rec.hashLen()), each: func(fn func(randomElement) bool) {
+		t.walkFields(e, func(f, v []byte) bool {
+			el := randomElement{name: bytes.Clone(f)}
+			if values {
+				el.value = bulk(bytes.Clone(v))
+			}
+			return fn(el)
+		})
+	}}
 }
 
 // randomElement is an element HRANDFIELD or ZRANDMEMBER may give: a
@@ -366,18 +383,20 @@ type randomElement struct {
 	value *messages.Reply
 }
 
-// randomPool is what HRANDFIELD or ZRANDMEMBER picks from: n elements,
-// all of them in order, or, when at is set, the one at an index, for
-// about cost reads apiece, where reading all costs n.
+// randomPool is what HRANDFIELD, ZRANDMEMBER or SRANDMEMBER picks from:
+// n elements, walked in order by each (until it is told to stop), or,
+// when at is set, the one at an index, for about cost reads apiece, where
+// a walk of all costs n.
 type randomPool struct {
 	n    int
-	all  func() []randomElement
+	each func(fn func(randomElement) bool)
 	at   func(i int) randomElement
 	cost int
 }
 
 // elements are the pool's elements at picks: one by one when that
-// reads less than all of them.
+// reads less than a walk; otherwise from one walk up to the last pick,
+// which keeps only the picks unless they are many.
 func (p *randomPool) elements(picks []int) []randomElement {
 	out := make([]randomElement, len(picks))
 	if p.at != nil && len(picks)*p.cost < p.n {
@@ -386,11 +405,56 @@ func (p *randomPool) elements(picks []int) []randomElement {
 		}
 		return out
 	}
-	all := p.all()
-	for j, i := range picks {
-		out[j] = all[i]
+	if len(picks) > p.n/4 {
+		all := make([]randomElement, 0, p.n)
+		p.each(func(e randomElement) bool {
+			all = append(all, e)
+			return true
+		})
+		for j, i := range picks {
+			if i < len(all) {
+				out[j] = all[i]
+			}
+		}
+		return out
 	}
+	at := make(map[int][]int, len(picks)) // an index's places in out
+	last := 0
+	for j, i := range picks {
+		at[i] = append(at[i], j)
+		last = max(last, i)
+	}
+	i := 0
+	p.each(func(e randomElement) bool {
+		for _, j := range at[i] {
+			out[j] = e
+		}
+		i++
+		return i <= last
+	})
 	return out
+}
+
+// randomPicks are the indexes of a random choice from n elements (n > 0)
+// for a count: count distinct ones, or all of them in order when count
+// is n or more (as Redis gives the whole key), or -count with repeats
+// when it is negative.
+func (t *txn) randomPicks(n int, count int64) []int {
+	var picks []int
+	switch {
+	case count < 0:
+		for range -count {
+			picks = append(picks, t.intN(n))
+		}
+	case count >= int64(n):
+		picks = make([]int, n)
+		for i := range picks {
+			picks[i] = i
+		}
+	default:
+		picks = t.distinct(n, int(count))
+	}
+	return picks
 }
 
 // randomElements is HRANDFIELD's and ZRANDMEMBER's: key [count [with]];
@@ -424,23 +488,10 @@ func (t *txn) randomElements(a [][]byte, with string, load func() (*randomPool, 
 	case pool == nil || count == 0 && len(a) >= 3:
 		return array([]*messages.Reply{})
 	}
-	n := pool.n
-	var picks []int
-	switch {
-	case len(a) < 3:
-		return bulk(pool.elements([]int{t.intN(n)})[0].name)
-	case count < 0:
-		for range -count {
-			picks = append(picks, t.intN(n))
-		}
-	case count >= int64(n):
-		picks = make([]int, n) // the whole key, in its order, as Redis gives it
-		for i := range picks {
-			picks[i] = i
-		}
-	default:
-		picks = t.distinct(n, int(count))
+	if len(a) < 3 {
+		return bulk(pool.elements([]int{t.intN(pool.n)})[0].name)
 	}
+	picks := t.randomPicks(pool.n, count)
 	items := make([]*messages.Reply, 0, 2*len(picks))
 	for _, e := range pool.elements(picks) {
 		items = append(items, bulk(e.name))

@@ -136,3 +136,69 @@ func TestDistinctPicks(t *testing.T) {
 		}
 	}
 }
+
+// SRANDMEMBER and HRANDFIELD walk a big set or hash only up to their last
+// pick: each pick is an element (with its own value), a count gives
+// distinct ones, and the picks spread over the whole key.
+func TestRandomPicksOfABigSetOrHash(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		sadd, hset := []string{"SADD", "s"}, []string{"HSET", "h"}
+		order := map[string]int{}
+		for i := range 1000 {
+			f := fmt.Sprintf("f%04d", i)
+			order[f] = i
+			sadd = append(sadd, f)
+			hset = append(hset, f, "v"+f)
+		}
+		h.do(sadd...)
+		h.do(hset...)
+		for _, cmd := range [][]string{{"SRANDMEMBER", "s"}, {"HRANDFIELD", "h"}} {
+			const draws = 2000
+			var quarters [4]int
+			for range draws {
+				f := string(h.do(cmd...).GetBulk())
+				i, ok := order[f]
+				if !ok {
+					t.Fatalf("%v gave %q, not an element", cmd, f)
+				}
+				quarters[i*4/len(order)]++
+			}
+			for q, n := range quarters {
+				if n < draws/4*7/10 || n > draws/4*13/10 {
+					t.Errorf("%v: %d of %d picks in the %d. quarter (%v)", cmd, n, draws, q+1, quarters)
+				}
+			}
+		}
+		for range 50 {
+			seen := map[string]bool{}
+			for _, it := range h.do("SRANDMEMBER", "s", "5").GetArray().GetItems() {
+				f := string(it.GetBulk())
+				if _, ok := order[f]; !ok || seen[f] {
+					t.Fatalf("SRANDMEMBER s 5: %q (an element: %v, seen: %v)", f, ok, seen[f])
+				}
+				seen[f] = true
+			}
+			items := h.do("HRANDFIELD", "h", "4", "WITHVALUES").GetPairs().GetItems()
+			if len(items) != 8 || len(seen) != 5 {
+				t.Fatalf("HRANDFIELD h 4 WITHVALUES gave %d items, SRANDMEMBER s 5 %d members", len(items), len(seen))
+			}
+			for i := 0; i < len(items); i += 2 {
+				f, v := string(items[i].GetBulk()), string(items[i+1].GetBulk())
+				if _, ok := order[f]; !ok || v != "v"+f {
+					t.Fatalf("HRANDFIELD h 4 WITHVALUES: %q %q", f, v)
+				}
+			}
+		}
+		for _, cmd := range [][]string{{"SRANDMEMBER", "s", "-9"}, {"HRANDFIELD", "h", "-9"}} {
+			items := h.do(cmd...).GetArray().GetItems()
+			if len(items) != 9 {
+				t.Fatalf("%v gave %d elements", cmd, len(items))
+			}
+			for _, it := range items {
+				if _, ok := order[string(it.GetBulk())]; !ok {
+					t.Fatalf("%v gave %q", cmd, it.GetBulk())
+				}
+			}
+		}
+	})
+}

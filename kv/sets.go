@@ -321,32 +321,33 @@ func countArg(a [][]byte, negative bool) (count int64, given bool, r *messages.R
 }
 
 // pickFrom parses SPOP's or SRANDMEMBER's arguments and reads the set:
-// its members, or the reply to give at once: an error, or for a missing
-// set nil, or none (none's shape) with a count.
-func (t *txn) pickFrom(a [][]byte, negative bool, none *messages.Reply) (e entry, all [][]byte, count int64, withCount bool, r *messages.Reply) {
+// the set, or the reply to give at once: an error, or for a missing set
+// nil, or none (none's shape) with a count.
+func (t *txn) pickFrom(a [][]byte, negative bool, none *messages.Reply) (e entry, count int64, withCount bool, r *messages.Reply) {
 	if count, withCount, r = countArg(a, negative); r != nil {
-		return e, nil, 0, false, r
+		return e, 0, false, r
 	}
 	if e, r = t.setFor(a[1]); r != nil {
-		return e, nil, 0, false, r
+		return e, 0, false, r
 	}
 	if !e.exists {
 		if withCount {
-			return e, nil, 0, true, none
+			return e, 0, true, none
 		}
-		return e, nil, 0, false, nullBulk
+		return e, 0, false, nullBulk
 	}
-	return e, t.members(&e), count, withCount, nil
+	return e, count, withCount, nil
 }
 
 // SPOP key [count]: removes and returns members chosen at random, the
 // same ones on every replica: the choice is seeded by the command's time
 // and key, which every replica applies alike.
 func cmdSPop(t *txn, a [][]byte) *messages.Reply {
-	e, all, count, withCount, r := t.pickFrom(a, false, setReply([]*messages.Reply{}))
+	e, count, withCount, r := t.pickFrom(a, false, setReply([]*messages.Reply{}))
 	if r != nil {
 		return r
 	}
+	all := t.members(&e)
 	chosen := all
 	if count < int64(len(all)) {
 		h := fnv.New64a()
@@ -371,29 +372,21 @@ func cmdSPop(t *txn, a [][]byte) *messages.Reply {
 // them (a read: each node chooses its own); a negative count may repeat
 // members.
 func cmdSRandMember(t *txn, a [][]byte) *messages.Reply {
-	_, all, count, withCount, r := t.pickFrom(a, true, array([]*messages.Reply{}))
+	e, count, withCount, r := t.pickFrom(a, true, array([]*messages.Reply{}))
 	if r != nil {
 		return r
 	}
+	pool := t.fieldPool(&e, false)
 	if !withCount {
-		return bulk(all[t.intN(len(all))])
+		return bulk(pool.elements([]int{t.intN(pool.n)})[0].name)
 	}
-	var items []*messages.Reply
-	switch {
-	case count < -maxRandomRepeats:
+	if count < -maxRandomRepeats {
 		return errTooManyRepeats
-	case count < 0:
-		for range -count {
-			items = append(items, bulk(all[t.intN(len(all))]))
-		}
-	default:
-		t.shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-		for _, m := range all[:min(count, int64(len(all)))] {
-			items = append(items, bulk(m))
-		}
 	}
-	if items == nil {
-		items = []*messages.Reply{}
+	picks := t.randomPicks(pool.n, count)
+	items := make([]*messages.Reply, len(picks))
+	for i, m := range pool.elements(picks) {
+		items[i] = bulk(m.name)
 	}
 	return array(items)
 }

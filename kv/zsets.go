@@ -1040,13 +1040,8 @@ func cmdZRandMember(t *txn, a [][]byte) *messages.Reply {
 		if r != nil || !z.e.exists {
 			return nil, r
 		}
-		p := &randomPool{n: int(z.n), all: func() []randomElement {
-			var all []randomElement
-			t.each(z, nil, func(s scored) bool {
-				all = append(all, randomElement{s.member, double(s.score)})
-				return true
-			})
-			return all
+		p := &randomPool{n: int(z.n), each: func(fn func(randomElement) bool) {
+			t.each(z, nil, func(s scored) bool { return fn(randomElement{s.member, double(s.score)}) })
 		}}
 		if z.ranked {
 			// A member by rank: a walk of about 16 entries a level.
