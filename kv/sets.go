@@ -341,20 +341,32 @@ func (t *txn) pickFrom(a [][]byte, negative bool, none *messages.Reply) (e entry
 
 // SPOP key [count]: removes and returns members chosen at random, the
 // same ones on every replica: the choice is seeded by the command's time
-// and key, which every replica applies alike.
+// and key, which every replica applies alike, and is the first count of
+// a shuffle of the members in order (math/rand/v2's Shuffle, whose draws
+// are part of the log's meaning: a change would split replicas).
 func cmdSPop(t *txn, a [][]byte) *messages.Reply {
 	e, count, withCount, r := t.pickFrom(a, false, setReply([]*messages.Reply{}))
 	if r != nil {
 		return r
 	}
-	all := t.members(&e)
-	chosen := all
-	if count < int64(len(all)) {
+	var chosen [][]byte
+	if n := int(e.rec.hashLen()); count < int64(n) {
+		// The members a shuffle of all of them would put first, taking
+		// the same draws: the shuffle moves their places, and a walk
+		// reads the set up to the last one chosen.
 		h := fnv.New64a()
 		h.Write(a[1])
 		rng := rand.New(rand.NewPCG(uint64(t.now), h.Sum64()))
-		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-		chosen = all[:count]
+		place := make([]int, n)
+		for i := range place {
+			place[i] = i
+		}
+		rng.Shuffle(n, func(i, j int) { place[i], place[j] = place[j], place[i] })
+		for _, m := range t.fieldPool(&e, false).elements(place[:count]) {
+			chosen = append(chosen, m.name)
+		}
+	} else {
+		chosen = t.members(&e)
 	}
 	if len(chosen) > 0 {
 		// Redis fires "spop" before it removes the members.

@@ -2,6 +2,9 @@ package kv
 
 import (
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -102,6 +105,43 @@ func TestSScanPages(t *testing.T) {
 		}
 		if _, _, wrong, _ := HScan(h.w, []byte("s"), nil, 5, nil, h.now); wrong != errWrongType {
 			t.Fatalf("HScan of a set: %v", wrong)
+		}
+	})
+}
+
+// SPOP's choice is part of the log's meaning: every replica, of every
+// version, must pop the same members. It is the first count of a
+// math/rand/v2 shuffle of the members in order, seeded by the command's
+// time and the key, as it was when SPOP read the whole set.
+func TestSPopChoosesAsTheShuffleOfAllMembers(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		for _, c := range []struct{ n, count int }{{2, 1}, {5, 1}, {5, 4}, {130, 1}, {130, 7}, {1000, 1}, {1000, 3}, {1000, 300}, {1000, 999}} {
+			key := fmt.Sprintf("s%d-%d", c.n, c.count)
+			args := []string{"SADD", key}
+			for i := range c.n {
+				args = append(args, fmt.Sprintf("m%x", i*7919)) // not in insertion order
+			}
+			h.do(args...)
+			for round := range 3 {
+				h.now += 17
+				var members []string
+				for _, it := range h.do("SMEMBERS", key).GetSet().GetItems() {
+					members = append(members, string(it.GetBulk()))
+				}
+				slices.Sort(members)
+				f := fnv.New64a()
+				f.Write([]byte(key))
+				rng := rand.New(rand.NewPCG(uint64(h.now), f.Sum64()))
+				rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+				var got []string
+				for _, it := range h.do("SPOP", key, fmt.Sprint(c.count)).GetSet().GetItems() {
+					got = append(got, string(it.GetBulk()))
+				}
+				if want := members[:c.count]; !slices.Equal(got, want) {
+					t.Fatalf("%s, round %d: SPOP %d popped %q, the shuffle %q", key, round, c.count, got, want)
+				}
+				h.do(append([]string{"SADD", key}, got...)...)
+			}
 		}
 	})
 }
