@@ -363,7 +363,7 @@ var options = []*option{
 		set: func(c *Config, v string) error { return uintIn(&c.Compactions, v, 0, 1024) }},
 	{name: "memtable-mib", kind: kindInt, def: constant("256"), usage: "MiB of Pebble memtables the node's shard stores fill before they flush, all shards together, split evenly (each at least 1 and at most 32; a store holds up to twice its share while one flushes): the shards' writes not yet flushed are held there, and a crash replays them from the Raft log, 1..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.MemTableMiB, v, 1, 65536) }},
-	{name: "block-cache-mib", kind: kindInt, def: constant("32"), usage: "MiB of Pebble block cache the node's shard stores share (what --cache-mib does not hold is read through it), 1..65536",
+	{name: "block-cache-mib", kind: kindInt, def: constant("32"), usage: "MiB of Pebble block cache the node's shard stores share (what --cache-mib does not hold is read through it), beside their memtables, which Pebble counts in the same cache: blocks may also use what memtables smaller than --memtable-mib leave, 1..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.BlockCacheMiB, v, 1, 65536) }},
 	{name: "log-cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recent Raft log entries the node keeps in memory for its followers' replication and its own apply, all groups together, split evenly (each at least 0.25 and at most 16): a follower further behind is sent entries read from disk, 1..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.LogCacheMiB, v, 1, 65536) }},
