@@ -181,7 +181,7 @@ type txn struct {
 	trace *cmdTrace
 }
 
-// intN, perm and shuffle are the command's random choices: a script's
+// intN and perm are the command's random choices: a script's
 // source in a script, the process's otherwise.
 func (t *txn) intN(n int) int {
 	if t.rng != nil {
@@ -213,14 +213,6 @@ func (t *txn) distinct(n, k int) []int {
 		}
 	}
 	return out
-}
-
-func (t *txn) shuffle(n int, swap func(i, j int)) {
-	if t.rng != nil {
-		t.rng.Shuffle(n, swap)
-		return
-	}
-	rand.Shuffle(n, swap)
 }
 
 func (t *txn) get(k []byte) ([]byte, bool) {
