@@ -635,12 +635,20 @@ func (t *txn) zrange(a [][]byte, form zrangeForm, store bool) (out []scored, wit
 					t.scanIndex(z, lower, upper, true, fn)
 					return
 				}
-				// All of the range, reversed: members of several
-				// scores are in no lex order a reverse walk could
-				// stop on.
-				all := t.inLexRange(z, rg)
-				for i := len(all) - 1; i >= 0; i-- {
-					if !fn(all[i]) {
+				// Members of several scores are in no lex order: as
+				// Redis's skiplist walked as a list finds them, the
+				// members from the first while at or below max, then
+				// back from the last of those while at or above min.
+				var upto []scored
+				t.each(z, nil, func(s scored) bool {
+					if !rg.belowMax(s.member) {
+						return false
+					}
+					upto = append(upto, s)
+					return true
+				})
+				for i := len(upto) - 1; i >= 0 && rg.aboveMin(upto[i].member); i-- {
+					if !fn(upto[i]) {
 						return
 					}
 				}

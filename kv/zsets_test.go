@@ -150,3 +150,21 @@ func TestZScanPages(t *testing.T) {
 		}
 	})
 }
+
+// Lex ranges over members of several scores, which Redis leaves
+// unspecified, walk the set as a list, as Redis's skiplist does without
+// its upper lanes: forward from the first member at or above min while
+// at or below max; backward from the last member of the run at or below
+// max that starts the set, while at or above min.
+func TestZSetLexRangesOverSeveralScoresWalkAsAList(t *testing.T) {
+	stores(t, func(t *testing.T, h *harness) {
+		h.is(":4", "ZADD", "m", "1", "b", "2", "c", "3", "a", "4", "bb")
+		h.is(`["b"]`, "ZRANGEBYLEX", "m", "[b", "[b")
+		h.is(`["b" "c" "a" "bb"]`, "ZRANGEBYLEX", "m", "[a", "+")
+		h.is(`["c" "a" "bb"]`, "ZRANGEBYLEX", "m", "(b", "+")
+		h.is(`["b"]`, "ZREVRANGEBYLEX", "m", "[b", "-")
+		h.is(`["bb" "a" "c" "b"]`, "ZREVRANGEBYLEX", "m", "+", "[a")
+		h.is(`["bb"]`, "ZREVRANGEBYLEX", "m", "+", "[b")
+		h.is(":1", "ZLEXCOUNT", "m", "[b", "[b")
+	})
+}
