@@ -411,10 +411,18 @@ func (t *txn) expireDue(fromMs int64, limit int) (deleted int, err error) {
 // cannot send it.
 const KeyspaceInfoName = "\x00keyspace-info"
 
-// readKeyspaceInfo counts the keys (a pass over them, as DBSIZE's), and
-// those whose expiry is at or after t's time (a pass over the expiry
-// index).
+// readKeyspaceInfo counts the keys, and those whose expiry is at or
+// after t's time, with the sum of their times to live: from the
+// storage's counts (liveCounts), or by passes over the keys and the
+// expiry index.
 func readKeyspaceInfo(t *txn, a [][]byte) *messages.Reply {
+	if c, ok := t.liveCounts(); ok {
+		sum := int64(0)
+		if ttl := c.WhenSum - float64(c.Expiring)*float64(t.now); c.Expiring > 0 && ttl > 0 {
+			sum = int64(min(ttl, math.MaxInt64/2))
+		}
+		return array([]*messages.Reply{integer(c.Keys), integer(c.Expiring), integer(sum)})
+	}
 	keys := cmdDBSize(t, a).GetInteger()
 	var n, sum int64
 	must(t.r.Scan(expiryBound(t.now), []byte{prefixExpiry + 1}, func(k, _ []byte) bool {

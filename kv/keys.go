@@ -284,11 +284,40 @@ func cmdRandomKey(t *txn, _ [][]byte) *messages.Reply {
 	return bulk(found)
 }
 
-// DBSIZE: the number of live keys (a scan of the shard's keys).
+// DBSIZE: the number of live keys: the shard's count of its keys less
+// those past their expiry (a pass over the expiry index up to now) when
+// its storage keeps counts, a pass over its keys otherwise.
 func cmdDBSize(t *txn, _ [][]byte) *messages.Reply {
+	if c, ok := t.liveCounts(); ok {
+		return integer(c.Keys)
+	}
 	n := int64(0)
 	t.eachKey(nil, nil, func([]byte, *record) bool { n++; return true })
 	return integer(n)
+}
+
+// liveCounts are the storage's KeyCounts less the keys past their expiry
+// at t's time, whose records and index entries stay until the expiry
+// deletes them (ok false: the storage keeps no counts).
+func (t *txn) liveCounts() (KeyCounts, bool) {
+	kc, ok := t.r.(KeyCounter)
+	if !ok {
+		return KeyCounts{}, false
+	}
+	c, ok := kc.KeyCounts()
+	if !ok {
+		return KeyCounts{}, false
+	}
+	must(t.r.Scan([]byte{prefixExpiry}, expiryBound(t.now), func(k, _ []byte) bool {
+		if when, _, ok := decodeExpiryKey(k); ok {
+			c.Keys--
+			c.Expiring--
+			c.WhenSum -= float64(when)
+		}
+		return true
+	}))
+	c.Keys, c.Expiring = max(c.Keys, 0), max(c.Expiring, 0)
+	return c, true
 }
 
 // FLUSHDB [ASYNC|SYNC], FLUSHALL [ASYNC|SYNC]: both empty the shard; the

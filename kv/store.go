@@ -22,3 +22,36 @@ type Writer interface {
 	// DeleteRange deletes every key in [lower, upper).
 	DeleteRange(lower, upper []byte) error
 }
+
+// KeyCounts are a shard's counts that storage may keep beside its data,
+// so that DBSIZE and INFO keyspace need no pass over every key: the
+// keys' records (live or past their expiry), the expiry index's entries,
+// and the sum of their times in Unix ms (CountedKey says what counts).
+type KeyCounts struct {
+	Keys, Expiring int64
+	WhenSum        float64
+}
+
+// KeyCounter is a Reader that keeps KeyCounts; ok false when it has none
+// to give.
+type KeyCounter interface {
+	KeyCounts() (c KeyCounts, ok bool)
+}
+
+// CountedKey says what a storage key counts for in KeyCounts: a key's
+// record, or an entry of the expiry index, with its time. The counted
+// keys are all in CountedRanges.
+func CountedKey(k []byte) (record, expiry bool, whenMs int64) {
+	switch {
+	case len(k) > 0 && k[0] == prefixMeta:
+		return true, false, 0
+	case len(k) > 0 && k[0] == prefixExpiry:
+		when, _, ok := decodeExpiryKey(k)
+		return false, ok, when
+	}
+	return false, false, 0
+}
+
+// CountedRanges are the ranges [lower, upper) of the keys CountedKey
+// counts: the records, then the expiry index.
+var CountedRanges = [2][2][]byte{{{prefixMeta}, {prefixMeta + 1}}, {{prefixExpiry}, {prefixExpiry + 1}}}

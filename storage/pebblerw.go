@@ -3,8 +3,10 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/coppice-kv/coppice/kv"
 )
 
 // pebbleRW adapts a Pebble reader (DB or indexed batch) and, for a batch,
@@ -62,6 +64,14 @@ type cachedReader struct {
 	pebbleRW
 	cache  *recordCache
 	filter *keyFilter
+	counts *atomic.Pointer[keyCounts] // the shard's, as of its last commit
+}
+
+func (c cachedReader) KeyCounts() (kv.KeyCounts, bool) {
+	if k := c.counts.Load(); k != nil {
+		return k.public(), true
+	}
+	return kv.KeyCounts{}, false
 }
 
 func (c cachedReader) Get(key []byte) ([]byte, bool, error) {
@@ -99,6 +109,34 @@ type applyRW struct {
 	// range deleted, in order, for CLIENT TRACKING (Shard.modified).
 	touched       []string
 	touchedRanges [][2][]byte
+	// counts are the shard's keyCounts as the batch leaves them, when it
+	// keeps them (countsOK); countsChanged says the batch moved them, and
+	// countsLost that a read to count failed (the shard drops them).
+	counts        keyCounts
+	countsOK      bool
+	countsChanged bool
+	countsLost    bool
+}
+
+func (a *applyRW) KeyCounts() (kv.KeyCounts, bool) { return a.counts.public(), a.countsOK }
+
+// count counts key, which the batch is about to set (set) or delete, in
+// or out of the counts if it is a counted key that was absent or present.
+func (a *applyRW) count(key []byte, set bool) {
+	if !a.countsOK {
+		return
+	}
+	if record, expiry, _ := kv.CountedKey(key); !record && !expiry {
+		return
+	}
+	_, had, err := a.Get(key)
+	switch {
+	case err != nil:
+		a.countsOK, a.countsLost = false, true
+	case had != set:
+		a.counts.note(key, set)
+		a.countsChanged = true
+	}
 }
 
 func (a *applyRW) Get(key []byte) ([]byte, bool, error) {
@@ -120,6 +158,7 @@ func (a *applyRW) ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) er
 }
 
 func (a *applyRW) Set(key, value []byte) error {
+	a.count(key, true)
 	// A copy: the caller may reuse value; the cache keeps this one.
 	k := string(key)
 	a.writes[k] = append(make([]byte, 0, len(value)), value...)
@@ -128,6 +167,7 @@ func (a *applyRW) Set(key, value []byte) error {
 }
 
 func (a *applyRW) Delete(key []byte) error {
+	a.count(key, false)
 	k := string(key)
 	a.writes[k] = nil
 	a.touched = append(a.touched, k)
@@ -135,6 +175,13 @@ func (a *applyRW) Delete(key []byte) error {
 }
 
 func (a *applyRW) DeleteRange(lower, upper []byte) error {
+	if a.countsOK {
+		overlaps, err := a.counts.deletedRange(a.batch, lower, upper)
+		a.countsChanged = a.countsChanged || overlaps
+		if err != nil {
+			a.countsOK, a.countsLost = false, true
+		}
+	}
 	for k := range a.writes {
 		if inRange(k, lower, upper) {
 			delete(a.writes, k) // the range deletes it; the cache drops it

@@ -83,6 +83,11 @@ type Shard struct {
 	db     *pebble.DB
 	cache  *recordCache
 	filter *keyFilter
+	// counts are the store's keyCounts as of its last commit (nil: not
+	// kept, and DBSIZE passes over the keys); countsSaved says the store
+	// holds them (countsKey), or the next commit writes them.
+	counts      atomic.Pointer[keyCounts]
+	countsSaved atomic.Bool
 
 	watches keyWatches // keys waited for (Watch)
 
@@ -138,6 +143,7 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
 	}
 	s.setApplied(index, term)
+	s.loadCounts(db)
 	// No other user yet: gen is read unlocked.
 	if d := takeKeyFilter(fs, layout.KVDir(id), index); d == nil || !s.filter.install(s.filter.gen, d) {
 		go s.buildFilter(s.filter.gen)
@@ -317,6 +323,9 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	w := &applyRW{batch: pebbleRW{r: b, w: b}, store: s.reader(), writes: map[string][]byte{}}
+	if c := s.counts.Load(); c != nil {
+		w.counts, w.countsOK = *c, true
+	}
 	var ev *kv.EventLog
 	if s.notify != nil {
 		if want := s.notify.Wanted(); want.Fires() {
@@ -360,11 +369,28 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	binary.BigEndian.PutUint64(rec[:], last)
 	binary.BigEndian.PutUint64(rec[8:], lastTerm)
 	err := b.Set(appliedKey, rec[:], nil)
+	saveCounts := w.countsOK && (w.countsChanged || !s.countsSaved.Load())
+	switch {
+	case err != nil:
+	case w.countsLost: // a read to count failed: the next open counts
+		err = b.Delete(countsKey, nil)
+	case saveCounts:
+		err = b.Set(countsKey, w.counts.encode(), nil)
+	}
 	if err == nil {
 		err = b.Commit(pebble.NoSync)
 	}
 	if err != nil {
 		return fill(out, s.applyFailed(fmt.Errorf("commit of entries up to %d: %w", last, err)))
+	}
+	switch {
+	case w.countsLost:
+		s.counts.Store(nil)
+		s.countsSaved.Store(false)
+	case saveCounts:
+		c := w.counts
+		s.counts.Store(&c)
+		s.countsSaved.Store(true)
 	}
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
@@ -454,7 +480,21 @@ func modifications(w *applyRW, changed []changedBy) []kv.Modification {
 
 // reader reads the shard's committed state. Called with mu held.
 func (s *Shard) reader() cachedReader {
-	return cachedReader{pebbleRW{r: s.db}, s.cache, s.filter}
+	return cachedReader{pebbleRW{r: s.db}, s.cache, s.filter, &s.counts}
+}
+
+// loadCounts reads the counts db keeps, or counts its keys (a store
+// written before they were kept, or after a read to count failed): a
+// pass over them, once. Without counts DBSIZE passes over the keys.
+func (s *Shard) loadCounts(db *pebble.DB) {
+	c, saved, err := readCounts(db)
+	if err != nil {
+		s.counts.Store(nil)
+		s.countsSaved.Store(false)
+		return
+	}
+	s.counts.Store(&c)
+	s.countsSaved.Store(saved)
 }
 
 // filterChunk is how many keys a filter build reads under one hold of the
@@ -714,6 +754,7 @@ func (s *Shard) swapStore(next string, carried *decodedFilter, fresh *fault) err
 	}
 	index, term, err := readApplied(db)
 	s.setApplied(index, term)
+	s.loadCounts(db)
 	s.watches.written(nil, nil, true) // any key may have changed
 	if s.notify != nil && s.notify.Tracking() {
 		s.notify.Modified([]kv.Modification{{All: true}})
@@ -800,7 +841,7 @@ func (quietLogger) Fatalf(format string, args ...any) {
 }
 
 // Checksum is a CRC-32C over every key and value of the shard's data (its
-// applied index record excluded), read from one consistent snapshot, with
+// applied index and key counts excluded), read from one consistent snapshot, with
 // the applied index that snapshot is at. Two replicas at the same applied
 // index must have the same checksum.
 func (s *Shard) Checksum() (applied uint64, sum uint32, keys int, err error) {
@@ -822,8 +863,8 @@ func (s *Shard) Checksum() (applied uint64, sum uint32, keys int, err error) {
 	h := crc32.New(castagnoli)
 	var lenBuf [binary.MaxVarintLen64]byte
 	err = pebbleRW{r: snap}.Scan(nil, nil, func(k, v []byte) bool {
-		if bytes.Equal(k, appliedKey) {
-			return true
+		if bytes.Equal(k, appliedKey) || bytes.Equal(k, countsKey) {
+			return true // not data: replicas may differ (counts are written from the first commit after they are counted)
 		}
 		keys++
 		for _, b := range [][]byte{k, v} {

@@ -1,0 +1,151 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math/bits"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/coppice-kv/coppice/kv"
+)
+
+// countsKey holds the shard's keyCounts, written in the batch of the
+// data they count: a checkpoint carries them, and a store opened without
+// them (written before they were kept) is counted once as it opens.
+var countsKey = []byte("\x00counts")
+
+// keyCounts are kv.KeyCounts kept exactly: the sum of the expiry times
+// in 128 bits (whenHi, whenLo), which no number of keys overflows.
+type keyCounts struct {
+	keys, expiring int64
+	whenHi         int64
+	whenLo         uint64
+}
+
+// note counts k (a key kv.CountedKey counts) in or out.
+func (c *keyCounts) note(k []byte, in bool) {
+	record, expiry, when := kv.CountedKey(k)
+	d := int64(1)
+	if !in {
+		d = -1
+	}
+	switch {
+	case record:
+		c.keys += d
+	case expiry && in:
+		c.expiring++
+		lo, carry := bits.Add64(c.whenLo, uint64(when), 0)
+		c.whenHi += when>>63 + int64(carry)
+		c.whenLo = lo
+	case expiry:
+		c.expiring--
+		lo, borrow := bits.Sub64(c.whenLo, uint64(when), 0)
+		c.whenHi -= when>>63 + int64(borrow)
+		c.whenLo = lo
+	}
+}
+
+func (c keyCounts) public() kv.KeyCounts {
+	return kv.KeyCounts{Keys: c.keys, Expiring: c.expiring, WhenSum: float64(c.whenHi)*(1<<64) + float64(c.whenLo)}
+}
+
+func (c keyCounts) encode() []byte {
+	b := make([]byte, 32)
+	binary.BigEndian.PutUint64(b, uint64(c.keys))
+	binary.BigEndian.PutUint64(b[8:], uint64(c.expiring))
+	binary.BigEndian.PutUint64(b[16:], uint64(c.whenHi))
+	binary.BigEndian.PutUint64(b[24:], c.whenLo)
+	return b
+}
+
+func decodeCounts(b []byte) (keyCounts, bool) {
+	if len(b) != 32 {
+		return keyCounts{}, false
+	}
+	return keyCounts{
+		keys:     int64(binary.BigEndian.Uint64(b)),
+		expiring: int64(binary.BigEndian.Uint64(b[8:])),
+		whenHi:   int64(binary.BigEndian.Uint64(b[16:])),
+		whenLo:   binary.BigEndian.Uint64(b[24:]),
+	}, true
+}
+
+// readCounts reads the counts r keeps, or counts its keys when it keeps
+// none (saved false).
+func readCounts(r pebble.Reader) (c keyCounts, saved bool, err error) {
+	v, closer, err := r.Get(countsKey)
+	switch {
+	case err == nil:
+		c, ok := decodeCounts(v)
+		closer.Close()
+		if ok {
+			return c, true, nil
+		}
+	case !errors.Is(err, pebble.ErrNotFound):
+		return keyCounts{}, false, err
+	}
+	c, err = countKeys(pebbleRW{r: r}, kv.CountedRanges[:])
+	return c, false, err
+}
+
+// countKeys counts the keys r holds in ranges.
+func countKeys(r kv.Reader, ranges [][2][]byte) (keyCounts, error) {
+	var c keyCounts
+	for _, rg := range ranges {
+		if err := r.Scan(rg[0], rg[1], func(k, _ []byte) bool {
+			c.note(k, true)
+			return true
+		}); err != nil {
+			return keyCounts{}, err
+		}
+	}
+	return c, nil
+}
+
+// deletedRange takes out of c the counted keys a deletion of [lower,
+// upper) removes from r: all of a counted range the deletion covers, or
+// those r holds in the part it overlaps. It says whether the deletion
+// overlaps a counted range.
+func (c *keyCounts) deletedRange(r kv.Reader, lower, upper []byte) (overlaps bool, err error) {
+	for i, rg := range kv.CountedRanges {
+		lo, hi := maxKey(lower, rg[0]), minKey(upper, rg[1])
+		if bytes.Compare(lo, hi) >= 0 {
+			continue
+		}
+		overlaps = true
+		if bytes.Equal(lo, rg[0]) && bytes.Equal(hi, rg[1]) {
+			if i == 0 {
+				c.keys = 0
+			} else {
+				c.expiring, c.whenHi, c.whenLo = 0, 0, 0
+			}
+			continue
+		}
+		gone, err := countKeys(r, [][2][]byte{{lo, hi}})
+		if err != nil {
+			return true, err
+		}
+		c.keys -= gone.keys
+		c.expiring -= gone.expiring
+		lo2, borrow := bits.Sub64(c.whenLo, gone.whenLo, 0)
+		c.whenHi, c.whenLo = c.whenHi-gone.whenHi-int64(borrow), lo2
+	}
+	return overlaps, nil
+}
+
+func maxKey(a, b []byte) []byte {
+	if bytes.Compare(a, b) > 0 {
+		return a
+	}
+	return b
+}
+
+// minKey is the lower of two range ends, nil being no end.
+func minKey(a, b []byte) []byte {
+	if a == nil || b != nil && bytes.Compare(b, a) < 0 {
+		return b
+	}
+	return a
+}
