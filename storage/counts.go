@@ -11,9 +11,11 @@ import (
 	"github.com/coppice-kv/coppice/kv"
 )
 
-// countsKey holds the shard's keyCounts, written in the batch of the
-// data they count: a checkpoint carries them, and a store opened without
-// them (written before they were kept) is counted once as it opens.
+// countsKey holds the shard's keyCounts and the applied index they are
+// at, written in every batch with the data they count: a checkpoint
+// carries them, and a store opened without them, or with counts of
+// another index (written before they were kept, or by a build that did
+// not keep them since), is counted as it opens.
 var countsKey = []byte("\x00counts")
 
 // keyCounts are kv.KeyCounts kept exactly: the sum of the expiry times
@@ -51,36 +53,38 @@ func (c keyCounts) public() kv.KeyCounts {
 	return kv.KeyCounts{Keys: c.keys, Expiring: c.expiring, WhenSum: float64(c.whenHi)*(1<<64) + float64(c.whenLo)}
 }
 
-func (c keyCounts) encode() []byte {
-	b := make([]byte, 32)
+// encode is c at applied index.
+func (c keyCounts) encode(index uint64) []byte {
+	b := make([]byte, 40)
 	binary.BigEndian.PutUint64(b, uint64(c.keys))
 	binary.BigEndian.PutUint64(b[8:], uint64(c.expiring))
 	binary.BigEndian.PutUint64(b[16:], uint64(c.whenHi))
 	binary.BigEndian.PutUint64(b[24:], c.whenLo)
+	binary.BigEndian.PutUint64(b[32:], index)
 	return b
 }
 
-func decodeCounts(b []byte) (keyCounts, bool) {
-	if len(b) != 32 {
-		return keyCounts{}, false
+func decodeCounts(b []byte) (c keyCounts, index uint64, ok bool) {
+	if len(b) != 40 {
+		return keyCounts{}, 0, false
 	}
 	return keyCounts{
 		keys:     int64(binary.BigEndian.Uint64(b)),
 		expiring: int64(binary.BigEndian.Uint64(b[8:])),
 		whenHi:   int64(binary.BigEndian.Uint64(b[16:])),
 		whenLo:   binary.BigEndian.Uint64(b[24:]),
-	}, true
+	}, binary.BigEndian.Uint64(b[32:]), true
 }
 
-// readCounts reads the counts r keeps, or counts its keys when it keeps
-// none (saved false).
-func readCounts(r pebble.Reader) (c keyCounts, saved bool, err error) {
+// readCounts reads the counts r keeps if they are at applied, its
+// applied index, or counts its keys (kept false).
+func readCounts(r pebble.Reader, applied uint64) (c keyCounts, kept bool, err error) {
 	v, closer, err := r.Get(countsKey)
 	switch {
 	case err == nil:
-		c, ok := decodeCounts(v)
+		c, index, ok := decodeCounts(v)
 		closer.Close()
-		if ok {
+		if ok && index == applied {
 			return c, true, nil
 		}
 	case !errors.Is(err, pebble.ErrNotFound):

@@ -68,6 +68,9 @@ type cachedReader struct {
 }
 
 func (c cachedReader) KeyCounts() (kv.KeyCounts, bool) {
+	if c.counts == nil {
+		return kv.KeyCounts{}, false
+	}
 	if k := c.counts.Load(); k != nil {
 		return k.public(), true
 	}
@@ -110,33 +113,31 @@ type applyRW struct {
 	touched       []string
 	touchedRanges [][2][]byte
 	// counts are the shard's keyCounts as the batch leaves them, when it
-	// keeps them (countsOK); countsChanged says the batch moved them, and
-	// countsLost that a read to count failed (the shard drops them).
+	// keeps them (countsOK); countsChanged says the batch moved them.
 	counts        keyCounts
 	countsOK      bool
 	countsChanged bool
-	countsLost    bool
 }
 
 func (a *applyRW) KeyCounts() (kv.KeyCounts, bool) { return a.counts.public(), a.countsOK }
 
 // count counts key, which the batch is about to set (set) or delete, in
 // or out of the counts if it is a counted key that was absent or present.
-func (a *applyRW) count(key []byte, set bool) {
+// A failed read fails the write, as the engine's own reads fail its
+// command (and the batch).
+func (a *applyRW) count(key []byte, set bool) error {
 	if !a.countsOK {
-		return
+		return nil
 	}
 	if record, expiry, _ := kv.CountedKey(key); !record && !expiry {
-		return
+		return nil
 	}
 	_, had, err := a.Get(key)
-	switch {
-	case err != nil:
-		a.countsOK, a.countsLost = false, true
-	case had != set:
+	if err == nil && had != set {
 		a.counts.note(key, set)
 		a.countsChanged = true
 	}
+	return err
 }
 
 func (a *applyRW) Get(key []byte) ([]byte, bool, error) {
@@ -158,7 +159,9 @@ func (a *applyRW) ReverseScan(lower, upper []byte, fn func(k, v []byte) bool) er
 }
 
 func (a *applyRW) Set(key, value []byte) error {
-	a.count(key, true)
+	if err := a.count(key, true); err != nil {
+		return err
+	}
 	// A copy: the caller may reuse value; the cache keeps this one.
 	k := string(key)
 	a.writes[k] = append(make([]byte, 0, len(value)), value...)
@@ -167,7 +170,9 @@ func (a *applyRW) Set(key, value []byte) error {
 }
 
 func (a *applyRW) Delete(key []byte) error {
-	a.count(key, false)
+	if err := a.count(key, false); err != nil {
+		return err
+	}
 	k := string(key)
 	a.writes[k] = nil
 	a.touched = append(a.touched, k)
@@ -177,10 +182,10 @@ func (a *applyRW) Delete(key []byte) error {
 func (a *applyRW) DeleteRange(lower, upper []byte) error {
 	if a.countsOK {
 		overlaps, err := a.counts.deletedRange(a.batch, lower, upper)
-		a.countsChanged = a.countsChanged || overlaps
 		if err != nil {
-			a.countsOK, a.countsLost = false, true
+			return err
 		}
+		a.countsChanged = a.countsChanged || overlaps
 	}
 	for k := range a.writes {
 		if inRange(k, lower, upper) {

@@ -84,10 +84,8 @@ type Shard struct {
 	cache  *recordCache
 	filter *keyFilter
 	// counts are the store's keyCounts as of its last commit (nil: not
-	// kept, and DBSIZE passes over the keys); countsSaved says the store
-	// holds them (countsKey), or the next commit writes them.
-	counts      atomic.Pointer[keyCounts]
-	countsSaved atomic.Bool
+	// kept, and DBSIZE passes over the keys).
+	counts atomic.Pointer[keyCounts]
 
 	watches keyWatches // keys waited for (Watch)
 
@@ -143,7 +141,7 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		return nil, fmt.Errorf("storage: shard %d: %w", id, err)
 	}
 	s.setApplied(index, term)
-	s.loadCounts(db)
+	s.loadCounts(db, index)
 	// No other user yet: gen is read unlocked.
 	if d := takeKeyFilter(fs, layout.KVDir(id), index); d == nil || !s.filter.install(s.filter.gen, d) {
 		go s.buildFilter(s.filter.gen)
@@ -369,13 +367,8 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	binary.BigEndian.PutUint64(rec[:], last)
 	binary.BigEndian.PutUint64(rec[8:], lastTerm)
 	err := b.Set(appliedKey, rec[:], nil)
-	saveCounts := w.countsOK && (w.countsChanged || !s.countsSaved.Load())
-	switch {
-	case err != nil:
-	case w.countsLost: // a read to count failed: the next open counts
-		err = b.Delete(countsKey, nil)
-	case saveCounts:
-		err = b.Set(countsKey, w.counts.encode(), nil)
+	if err == nil && w.countsOK {
+		err = b.Set(countsKey, w.counts.encode(last), nil)
 	}
 	if err == nil {
 		err = b.Commit(pebble.NoSync)
@@ -383,14 +376,9 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	if err != nil {
 		return fill(out, s.applyFailed(fmt.Errorf("commit of entries up to %d: %w", last, err)))
 	}
-	switch {
-	case w.countsLost:
-		s.counts.Store(nil)
-		s.countsSaved.Store(false)
-	case saveCounts:
+	if w.countsChanged {
 		c := w.counts
 		s.counts.Store(&c)
-		s.countsSaved.Store(true)
 	}
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
@@ -483,18 +471,16 @@ func (s *Shard) reader() cachedReader {
 	return cachedReader{pebbleRW{r: s.db}, s.cache, s.filter, &s.counts}
 }
 
-// loadCounts reads the counts db keeps, or counts its keys (a store
-// written before they were kept, or after a read to count failed): a
-// pass over them, once. Without counts DBSIZE passes over the keys.
-func (s *Shard) loadCounts(db *pebble.DB) {
-	c, saved, err := readCounts(db)
+// loadCounts reads the counts db keeps at applied, its applied index, or
+// counts its keys: a pass over them, once. Without counts DBSIZE passes
+// over the keys.
+func (s *Shard) loadCounts(db *pebble.DB, applied uint64) {
+	c, _, err := readCounts(db, applied)
 	if err != nil {
 		s.counts.Store(nil)
-		s.countsSaved.Store(false)
 		return
 	}
 	s.counts.Store(&c)
-	s.countsSaved.Store(saved)
 }
 
 // filterChunk is how many keys a filter build reads under one hold of the
@@ -754,7 +740,7 @@ func (s *Shard) swapStore(next string, carried *decodedFilter, fresh *fault) err
 	}
 	index, term, err := readApplied(db)
 	s.setApplied(index, term)
-	s.loadCounts(db)
+	s.loadCounts(db, index)
 	s.watches.written(nil, nil, true) // any key may have changed
 	if s.notify != nil && s.notify.Tracking() {
 		s.notify.Modified([]kv.Modification{{All: true}})
