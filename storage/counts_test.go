@@ -221,15 +221,7 @@ func TestDBSizeFromTheCountsIsThePassOverTheKeys(t *testing.T) {
 // A snapshot carries the counts with the data, and a restore takes both.
 func TestKeyCountsComeWithASnapshot(t *testing.T) {
 	open := func() (*Shard, *SnapshotStore) {
-		l := Layout{Dir: t.TempDir()}
-		snaps, err := NewSnapshotStore(l.SnapshotDir(0), 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := OpenShard(l, 0, opsExec, snaps, 1<<20, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, snaps := openShardWith(t, t.TempDir(), opsExec)
 		t.Cleanup(func() { s.Close() })
 		return s, snaps
 	}

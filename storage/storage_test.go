@@ -67,12 +67,18 @@ func get(t testing.TB, s *Shard, k string) string {
 
 func openTestShard(t *testing.T, dir string) (*Shard, *SnapshotStore) {
 	t.Helper()
+	return openShardWith(t, dir, setExec)
+}
+
+// openShardWith opens shard 0 in dir, running exec, with a snapshot store.
+func openShardWith(t *testing.T, dir string, exec Executor) (*Shard, *SnapshotStore) {
+	t.Helper()
 	l := Layout{Dir: dir}
 	snaps, err := NewSnapshotStore(l.SnapshotDir(0), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenShard(l, 0, setExec, snaps, 1<<20, nil)
+	s, err := OpenShard(l, 0, exec, snaps, 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
