@@ -286,16 +286,25 @@ const smallHash = 16
 
 func (t *txn) deleteFields(key []byte, n int64) {
 	p := fieldPrefix(key)
-	end := successor(p)
 	if n > smallHash {
-		must(t.w.DeleteRange(p, end))
+		must(t.w.DeleteRange(p, successor(p)))
 		return
 	}
+	t.deleteRange(p, successor(p), smallHash)
+}
+
+// deleteRange deletes the keys in [lower, upper): one by one when there
+// are at most few, with one range deletion otherwise.
+func (t *txn) deleteRange(lower, upper []byte, few int) {
 	var keys [][]byte
-	must(t.r.Scan(p, end, func(k, _ []byte) bool {
+	must(t.r.Scan(lower, upper, func(k, _ []byte) bool {
 		keys = append(keys, bytes.Clone(k))
-		return true
+		return len(keys) <= few
 	}))
+	if len(keys) > few {
+		must(t.w.DeleteRange(lower, upper))
+		return
+	}
 	for _, k := range keys {
 		t.del(k)
 	}

@@ -363,17 +363,22 @@ func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
 }
 
 // fieldPool is the pool of e's fields (a hash's or a set's), with their
-// values if values.
+// values if values. Its walk lends the store's bytes (raw: the value);
+// keep copies the elements picked.
 func (t *txn) fieldPool(e *entry, values bool) *randomPool {
-	return &randomPool{n: int(e.rec.hashLen()), each: func(fn func(randomElement) bool) {
-		t.walkFields(e, func(f, v []byte) bool {
-			el := randomElement{name: bytes.Clone(f)}
+	return &randomPool{
+		n: int(e.rec.hashLen()),
+		each: func(fn func(randomElement) bool) {
+			t.walkFields(e, func(f, v []byte) bool { return fn(randomElement{name: f, raw: v}) })
+		},
+		keep: func(el randomElement) randomElement {
+			kept := randomElement{name: bytes.Clone(el.name)}
 			if values {
-				el.value = bulk(bytes.Clone(v))
+				kept.value = bulk(bytes.Clone(el.raw))
 			}
-			return fn(el)
-		})
-	}}
+			return kept
+		},
+	}
 }
 
 // randomElement is an element HRANDFIELD or ZRANDMEMBER may give: a
@@ -381,17 +386,28 @@ func (t *txn) fieldPool(e *entry, values bool) *randomPool {
 type randomElement struct {
 	name  []byte
 	value *messages.Reply
+	raw   []byte // a value a pool's walk lends, for keep
 }
 
 // randomPool is what HRANDFIELD, ZRANDMEMBER or SRANDMEMBER picks from:
 // n elements, walked in order by each (until it is told to stop), or,
 // when at is set, the one at an index, for about cost reads apiece, where
-// a walk of all costs n.
+// a walk of all costs n. When keep is set, each's elements hold the
+// store's bytes only during the call, and keep copies those picked.
 type randomPool struct {
 	n    int
 	each func(fn func(randomElement) bool)
+	keep func(randomElement) randomElement
 	at   func(i int) randomElement
 	cost int
+}
+
+// kept is e, as elements keeps it.
+func (p *randomPool) kept(e randomElement) randomElement {
+	if p.keep == nil {
+		return e
+	}
+	return p.keep(e)
 }
 
 // elements are the pool's elements at picks: one by one when that
@@ -408,7 +424,7 @@ func (p *randomPool) elements(picks []int) []randomElement {
 	if len(picks) > p.n/4 {
 		all := make([]randomElement, 0, p.n)
 		p.each(func(e randomElement) bool {
-			all = append(all, e)
+			all = append(all, p.kept(e))
 			return true
 		})
 		for j, i := range picks {
@@ -426,8 +442,11 @@ func (p *randomPool) elements(picks []int) []randomElement {
 	}
 	i := 0
 	p.each(func(e randomElement) bool {
-		for _, j := range at[i] {
-			out[j] = e
+		if js := at[i]; len(js) > 0 {
+			e = p.kept(e)
+			for _, j := range js {
+				out[j] = e
+			}
 		}
 		i++
 		return i <= last

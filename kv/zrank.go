@@ -141,7 +141,7 @@ func (z *zset) bulk(k int) {
 func (t *txn) addMember(z *zset, m []byte, score float64) {
 	t.putMember(z, m, score)
 	if z.ranked {
-		t.levelsAdd(z, z.indexKey(score, m)[len(z.prefix)+1:], memberLevel(m))
+		t.levelsAdd(z, z.suffix(z.indexKey(score, m)), memberLevel(m))
 	}
 	z.n++
 }
@@ -149,7 +149,7 @@ func (t *txn) addMember(z *zset, m []byte, score float64) {
 // removeMember removes m, a member of z with score.
 func (t *txn) removeMember(z *zset, m []byte, score float64) {
 	if z.ranked {
-		t.levelsRemove(z, z.indexKey(score, m)[len(z.prefix)+1:])
+		t.levelsRemove(z, z.suffix(z.indexKey(score, m)))
 	}
 	t.dropMember(z, m, score)
 	z.n--
@@ -166,6 +166,10 @@ func (z *zset) levelKey(l int, suffix []byte) []byte {
 func (z *zset) spanKey(l int, suffix []byte) []byte {
 	return append(append(slices.Clip(z.prefix), zSpan, byte(l)), suffix...)
 }
+
+// suffix is an index key's suffix (its score's bits and member): what
+// the levels' keys carry.
+func (z *zset) suffix(indexKey []byte) []byte { return indexKey[len(z.prefix)+1:] }
 
 // indexStart is the first key of z's score index.
 func (z *zset) indexStart() []byte { return append(slices.Clip(z.prefix), zIndex) }
@@ -276,9 +280,8 @@ func (t *txn) moveMember(z *zset, m []byte, from, to float64) {
 	// m has no entries: on each level, the span over its old place loses
 	// it and the span over its new place gains it, and where both are one
 	// span nothing changes.
-	skip := len(z.prefix) + 1
-	a := t.walkTo(z, z.indexKey(from, m)[skip:], false)
-	b := t.walkTo(z, z.indexKey(to, m)[skip:], false)
+	a := t.walkTo(z, z.suffix(z.indexKey(from, m)), false)
+	b := t.walkTo(z, z.suffix(z.indexKey(to, m)), false)
 	for l := 1; l <= z.top; l++ {
 		if sa, sb := &a.lv[l], &b.lv[l]; !bytes.Equal(sa.pred, sb.pred) {
 			t.putSpan(z, l, sa.pred, sa.span-1)
@@ -354,7 +357,7 @@ func (t *txn) below(z *zset, key []byte) int64 {
 	case key[len(z.prefix)] != zIndex: // indexEnd
 		return z.n
 	case z.ranked:
-		return t.walkTo(z, key[len(z.prefix)+1:], true).below
+		return t.walkTo(z, z.suffix(key), true).below
 	}
 	n := int64(0)
 	must(t.r.Scan(z.indexStart(), key, func(_, _ []byte) bool {
@@ -407,9 +410,8 @@ func (t *txn) buildLevels(z *zset) {
 	var cur [maxLevel + 1][]byte
 	var count [maxLevel + 1]int64
 	top := 0
-	skip := len(z.prefix) + 1
 	must(t.r.Scan(z.indexStart(), z.indexEnd(), func(k, _ []byte) bool {
-		s := k[skip:]
+		s := z.suffix(k)
 		if h := memberLevel(s[8:]); h > 0 {
 			s = bytes.Clone(s)
 			for l := 1; l <= h; l++ {
@@ -438,25 +440,7 @@ func (t *txn) buildLevels(z *zset) {
 // dropLevels deletes z's level entries and spans: one by one when there
 // are few, with one range deletion otherwise.
 func (t *txn) dropLevels(z *zset) {
-	lo := append(slices.Clip(z.prefix), zLevel)
-	hi := append(slices.Clip(z.prefix), zSpan+1)
-	var keys [][]byte
-	many := false
-	must(t.r.Scan(lo, hi, func(k, _ []byte) bool {
-		if len(keys) == 2*smallHash {
-			many = true
-			return false
-		}
-		keys = append(keys, bytes.Clone(k))
-		return true
-	}))
-	if many {
-		must(t.w.DeleteRange(lo, hi))
-	} else {
-		for _, k := range keys {
-			t.del(k)
-		}
-	}
+	t.deleteRange(append(slices.Clip(z.prefix), zLevel), append(slices.Clip(z.prefix), zSpan+1), 2*smallHash)
 	z.levels = false
 }
 

@@ -79,7 +79,7 @@ func checkLevels(t *testing.T, r Reader, key string, zm zmodel) int {
 			if j+1 < len(at) {
 				next = at[j+1]
 			}
-			suffix := z.indexKey(all[i].s, []byte(all[i].m))[len(z.prefix)+1:]
+			suffix := z.suffix(z.indexKey(all[i].s, []byte(all[i].m)))
 			want[string(z.levelKey(l, suffix))] = ""
 			want[string(z.spanKey(l, suffix))] = string(binary.AppendUvarint(nil, uint64(next-i)))
 		}

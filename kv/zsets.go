@@ -168,18 +168,18 @@ func (t *txn) scanIndex(z *zset, lower, upper []byte, down bool, fn func(s score
 	if down {
 		scan = t.r.ReverseScan
 	}
-	skip := len(z.prefix) + 1
 	var copies arena
 	must(scan(lower, upper, func(k, _ []byte) bool {
-		return fn(scored{member: copies.copy(k[skip+8:], 0), score: unsortable(k[skip:])})
+		s := z.suffix(k)
+		return fn(scored{member: copies.copy(s[8:], 0), score: unsortable(s)})
 	}))
 }
 
 // fromIndex is the member and score of k, a member's index key; the
 // member is k's own bytes.
 func (z *zset) fromIndex(k []byte) scored {
-	skip := len(z.prefix) + 1
-	return scored{member: k[skip+8:], score: unsortable(k[skip:])}
+	s := z.suffix(k)
+	return scored{member: s[8:], score: unsortable(s)}
 }
 
 // parseScore parses a score as Redis's string2d: strtod over the whole
@@ -842,11 +842,13 @@ func (t *txn) eachInLex(z *zset, r lexRange, fn func(s scored) bool) {
 // Redis leaves unspecified and eachInLex walks from the start; lower is
 // upper when r holds nothing.
 func (t *txn) lexBounds(z *zset, r lexRange) (lower, upper []byte, ok bool) {
+	if !z.e.exists {
+		return nil, nil, false
+	}
 	var first, last scored
-	var n int
-	t.each(z, nil, func(s scored) bool { first, n = s, 1; return false })
+	t.each(z, nil, func(s scored) bool { first = s; return false })
 	t.eachDown(z, nil, func(s scored) bool { last = s; return false })
-	if n == 0 || first.score != last.score {
+	if first.score != last.score {
 		return nil, nil, false
 	}
 	score := first.score
@@ -1049,14 +1051,14 @@ func cmdZRandMember(t *txn, a [][]byte) *messages.Reply {
 			return nil, r
 		}
 		p := &randomPool{n: int(z.n), each: func(fn func(randomElement) bool) {
-			t.each(z, nil, func(s scored) bool { return fn(randomElement{s.member, double(s.score)}) })
+			t.each(z, nil, func(s scored) bool { return fn(randomElement{name: s.member, value: double(s.score)}) })
 		}}
 		if z.ranked {
 			// A member by rank: a walk of about 16 entries a level.
 			p.cost = 16 * (z.top + 1)
 			p.at = func(i int) randomElement {
 				s := z.fromIndex(t.atRank(z, int64(i)))
-				return randomElement{s.member, double(s.score)}
+				return randomElement{name: s.member, value: double(s.score)}
 			}
 		}
 		return p, nil

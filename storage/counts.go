@@ -127,14 +127,12 @@ func (c *keyCounts) deletedRange(r kv.Reader, lower, upper []byte) (overlaps boo
 			}
 			continue
 		}
-		gone, err := countKeys(r, [][2][]byte{{lo, hi}})
-		if err != nil {
+		if err := r.Scan(lo, hi, func(k, _ []byte) bool {
+			c.note(k, false)
+			return true
+		}); err != nil {
 			return true, err
 		}
-		c.keys -= gone.keys
-		c.expiring -= gone.expiring
-		lo2, borrow := bits.Sub64(c.whenLo, gone.whenLo, 0)
-		c.whenHi, c.whenLo = c.whenHi-gone.whenHi-int64(borrow), lo2
 	}
 	return overlaps, nil
 }
