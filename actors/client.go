@@ -452,6 +452,26 @@ func (b *backend) read(ctx context.Context, shard int, fwd *messages.Forward, fn
 	return r
 }
 
+// Probe answers a write that would change nothing (kv.Probe) on a shard
+// this node leads as its only voter, from its replica, without the log:
+// no other node can lead the shard, and every write acknowledged is
+// applied here. Elsewhere it declines, and the write is proposed.
+func (b *backend) Probe(shard int, cmd *messages.Command) (*messages.Reply, bool) {
+	if !b.rt.soleLeader(shard) || b.rt.diskLowNode() != "" && addsData(cmd) {
+		return nil, false // proposed, or refused as Propose refuses it
+	}
+	sh, _, err := b.rt.Shard(shard)
+	if err != nil {
+		return nil, false
+	}
+	var reply *messages.Reply
+	var ok bool
+	if sh.ViewAtOnce(func(r kv.Reader) error { reply, ok = kv.Probe(r, cmd); return nil }) != nil {
+		return nil, false
+	}
+	return reply, ok
+}
+
 // ready is a Pending whose reply is known already.
 type ready struct{ r *messages.Reply }
 

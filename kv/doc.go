@@ -22,6 +22,12 @@
 //		reply(kv.Read(liveDB, args, now))
 //	}
 //
+// A write that often changes nothing (an LPOP, an SADD, a DEL, a SET NX)
+// can first be probed on a consistent view of the store: Probe runs it as
+// Exec would until its first write, and gives its reply when it wrote
+// nothing, which a node that leads the shard alone may answer without the
+// log (probe.go).
+//
 // Spec.Node marks the commands the node answers itself (PING, HELLO, AUTH,
 // ACL, MIGRATE, ASKING, SELECT, CLIENT, CONFIG, INFO, QUIT, ECHO, COMMAND,
 // TIME, RESET, WAIT,

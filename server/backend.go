@@ -19,6 +19,17 @@ type Backend interface {
 	Scan(shard int, req *messages.ScanShard) Pending
 }
 
+// Prober is a Backend that can answer a write that would change nothing
+// without its shard's log, as Redis answers such a write without
+// propagating it (kv.Probe).
+type Prober interface {
+	// Probe gives the reply of write command cmd on shard when this node
+	// can answer it at once and it would write nothing (ok true); ok
+	// false: propose it. Called only when the connection has no write in
+	// flight on shard: the probe must see the connection's own writes.
+	Probe(shard int, cmd *messages.Command) (reply *messages.Reply, ok bool)
+}
+
 // Pending is an operation under way.
 type Pending interface {
 	Wait() *messages.Reply

@@ -133,6 +133,14 @@ func (c *conn) issueWriteCmd(shard int, cmd *messages.Command) Pending {
 		// Reads issued earlier must not see this write.
 		c.drain()
 	}
+	if p := c.s.prober; p != nil && !c.writeShard[shard] {
+		// No write of this connection is in flight on shard, so the
+		// probe sees them all; a write that changes nothing is answered
+		// now, and reads issued earlier cannot tell.
+		if r, ok := p.Probe(shard, cmd); ok {
+			return done{r}
+		}
+	}
 	c.writeShard[shard] = true
 	if c.trk != nil {
 		cmd.Origin = c.origin()

@@ -126,6 +126,9 @@ type Server struct {
 	maxClients  atomic.Int64 // maxclients: Config.MaxClients, then CONFIG SET's
 	// replicas is backend when it can answer WAIT (wait.go), else nil.
 	replicas ReplicaBackend
+	// prober is backend when it can answer writes that change nothing
+	// (Prober), else nil.
+	prober Prober
 	// startHeap is the Go heap's live bytes when the port opened (INFO's
 	// used_memory_startup).
 	startHeap uint64
@@ -166,6 +169,7 @@ func Listen(cfg Config, backend Backend) (*Server, error) {
 		s.acl.Store(kv.NewACLUsers(kv.DefaultACLUser(cfg.RequirePass)))
 	}
 	s.replicas, _ = backend.(ReplicaBackend)
+	s.prober, _ = backend.(Prober)
 	s.startHeap = readGoMemory().allocated
 	s.track.instance = strconv.FormatUint(rand.Uint64(), 36)
 	s.stats.slow.configure(cfg)

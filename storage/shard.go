@@ -79,10 +79,13 @@ type Shard struct {
 	// tableOpts reads the store's tables on their own (Scrub).
 	tableOpts sstable.ReaderOptions
 
-	mu     sync.RWMutex // guards db: held for reading while in use, for writing to swap it
-	db     *pebble.DB
-	cache  *recordCache
-	filter *keyFilter
+	mu sync.RWMutex // guards db: held for reading while in use, for writing to swap it
+	// commitMu is held for writing while a batch commits and the cache,
+	// counts and applied index follow it, and for reading by ViewAtOnce.
+	commitMu sync.RWMutex
+	db       *pebble.DB
+	cache    *recordCache
+	filter   *keyFilter
 	// counts are the store's keyCounts as of its last commit (nil: not
 	// kept, and DBSIZE passes over the keys).
 	counts atomic.Pointer[keyCounts]
@@ -250,6 +253,20 @@ func (s *Shard) View(fn func(r kv.Reader) error) error {
 	return fn(s.reader())
 }
 
+// ViewAtOnce is View on one state: no batch commits while fn runs, so
+// fn's reads, however many, see the store as one commit left it (View's
+// may see a commit between two reads).
+func (s *Shard) ViewAtOnce(fn func(r kv.Reader) error) error {
+	s.mu.RLock() // first, as ApplyBatch takes them
+	defer s.mu.RUnlock()
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return fn(s.reader())
+}
+
 // SetNotifier makes the shard hand n the keyspace events of its writes.
 // Call it before the shard applies anything (before its Raft group
 // starts).
@@ -370,10 +387,12 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	if err == nil && w.countsOK {
 		err = b.Set(countsKey, w.counts.encode(last), nil)
 	}
+	s.commitMu.Lock()
 	if err == nil {
 		err = b.Commit(pebble.NoSync)
 	}
 	if err != nil {
+		s.commitMu.Unlock()
 		return fill(out, s.applyFailed(fmt.Errorf("commit of entries up to %d: %w", last, err)))
 	}
 	if w.countsChanged {
@@ -382,6 +401,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 	}
 	s.cache.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
+	s.commitMu.Unlock()
 	s.watches.written(w.writes, w.ranges, false)
 	if ev != nil && len(ev.Events) > 0 {
 		s.notify.Fire(ev.Events)

@@ -792,3 +792,44 @@ func TestSnapshotStoreDropAll(t *testing.T) {
 		t.Fatalf("the shard's own key after DropAll: %q", got)
 	}
 }
+
+// ViewAtOnce sees the store as one commit left it, however many reads it
+// makes: entries that each set two keys to the entry's index, applied
+// while a reader reads both keys again and again, are never seen half.
+func TestViewAtOnceSeesOneCommit(t *testing.T) {
+	s, _ := openTestShard(t, t.TempDir())
+	defer s.Close()
+	const entries = 3000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(1); i <= entries; i++ {
+			n := strconv.FormatUint(i, 10)
+			if res := s.ApplyBatch([]*raft.Log{entry(t, i, 1, "a", n, "b", n)}); res[0] == nil {
+				t.Errorf("entry %d: %v", i, res[0])
+				return
+			}
+		}
+	}()
+	reads := 0
+	for running := true; running; reads++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		var a, b []byte
+		if err := s.ViewAtOnce(func(r kv.Reader) error {
+			var err1, err2 error
+			a, _, err1 = r.Get([]byte("\x01a"))
+			b, _, err2 = r.Get([]byte("\x01b"))
+			return errors.Join(err1, err2)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Fatalf("read %d: a is %q and b %q: a commit between the two reads", reads, a, b)
+		}
+	}
+	t.Logf("%d reads", reads)
+}

@@ -113,6 +113,10 @@ var runs = []run{
 	// Reads of many elements: what building a big reply costs.
 	{"LRANGE 100 -c 50 -P 1", []string{"-c", "50", "-P", "1", "LRANGE", "bench:list", "0", "99"}, rangeList},
 	{"LRANGE 600 -c 50 -P 1", []string{"-c", "50", "-P", "1", "LRANGE", "bench:list", "0", "599"}, rangeList},
+	// Writes that change nothing, which Redis does not write to its AOF:
+	// workers polling an empty queue, and a lock taken already.
+	{"RPOP empty -c 50 -P 1", []string{"-c", "50", "-P", "1", "RPOP", "bench:queue"}, [][]string{{"DEL", "bench:queue"}}},
+	{"SET NX held -c 50 -P 1", []string{"-c", "50", "-P", "1", "SET", "bench:lock", "token", "NX", "PX", "30000"}, [][]string{{"SET", "bench:lock", "holder"}}},
 }
 
 // runTimeout bounds one redis-benchmark run: redis-benchmark 7.0 spins
