@@ -147,6 +147,13 @@ func (b *backend) Shards() int { return b.rt.Shards }
 func (b *backend) runForwarded(ctx context.Context, m *messages.Forward) *messages.ForwardReply {
 	reply := &messages.ForwardReply{}
 	p := b.forwarded(ctx, m)
+	if cp, ok := p.(*confirmedProbe); ok {
+		if r, ok := cp.confirm(); ok {
+			reply.Reply = r
+			return reply
+		}
+		p = cp.propose()
+	}
 	if rp, ok := p.(retrying); ok {
 		reply.Reply, reply.NotApplied = rp.result()
 	} else {
@@ -181,6 +188,15 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 		// with a higher limit cannot push past the cluster's others.
 		if limit, n := b.rt.MaxWriteBytes, kv.ArgsBytes(m.Command.Args); limit > 0 && n > limit {
 			return ready{errReply(fmt.Sprintf("ERR write of %d bytes is over the limit of %d bytes of node %s, the shard's leader (--max-write-mib)", n, limit, b.rt.Name))}
+		}
+		// A write that changes nothing is answered here without the log,
+		// as for this node's own clients: the node that forwarded it
+		// sends a connection's writes one at a time, each once the one
+		// before is answered, so the probe sees them.
+		if kv.Probed(m.Command.Args) {
+			if p, _ := b.probeWrite(ctx, shard, m.Command, nil); p != nil {
+				return p
+			}
 		}
 		return b.propose(ctx, shard, m.Command)
 	}
@@ -452,24 +468,87 @@ func (b *backend) read(ctx context.Context, shard int, fwd *messages.Forward, fn
 	return r
 }
 
-// Probe answers a write that would change nothing (kv.Probe) on a shard
-// this node leads as its only voter, from its replica, without the log:
-// no other node can lead the shard, and every write acknowledged is
-// applied here. Elsewhere it declines, and the write is proposed.
-func (b *backend) Probe(shard int, cmd *messages.Command) (*messages.Reply, bool) {
-	if !b.rt.soleLeader(shard) || b.rt.diskLowNode() != "" && addsData(cmd) {
+// Probe answers a write that would change nothing (kv.Probe), without
+// the log, on a shard this node leads (server.Prober). As its only voter
+// it answers at once: no other node can lead the shard, and every write
+// acknowledged is applied here. With other voters, another node may lead
+// by now and have taken writes this replica lacks: a write the probe
+// finds would change nothing here gets a read's barrier (leadership
+// confirmed, the log applied), then the probe again, and is proposed if
+// it writes after all (confirmedProbe). Elsewhere, or when the probe
+// finds it writes, Probe declines, and the write is proposed at once.
+func (b *backend) Probe(shard int, cmd *messages.Command, to *server.LogIndexes) (server.Pending, bool) {
+	return b.probeWrite(b.ctx, shard, cmd, to)
+}
+
+// probeWrite is Probe for a write of a client of this node, or of one a
+// peer forwarded (its waits end with ctx).
+func (b *backend) probeWrite(ctx context.Context, shard int, cmd *messages.Command, to *server.LogIndexes) (server.Pending, bool) {
+	l := b.rt.shardLead(shard)
+	if !l.sole && !l.leads || b.rt.diskLowNode() != "" && addsData(cmd) {
 		return nil, false // proposed, or refused as Propose refuses it
 	}
+	reply, ok := b.probe(shard, cmd)
+	switch {
+	case !ok:
+		return nil, false
+	case l.sole:
+		return ready{reply}, true
+	}
+	p := &confirmedProbe{b: b, ctx: ctx, shard: shard, cmd: cmd, to: to, ch: make(chan proto.Message, 1)}
+	b.root.Send(b.pids[shard], &localReadBarrier{reply: p.ch})
+	return p, false
+}
+
+// probe runs kv.Probe on one commit's state of this node's replica.
+func (b *backend) probe(shard int, cmd *messages.Command) (reply *messages.Reply, ok bool) {
 	sh, _, err := b.rt.Shard(shard)
 	if err != nil {
 		return nil, false
 	}
-	var reply *messages.Reply
-	var ok bool
 	if sh.ViewAtOnce(func(r kv.Reader) error { reply, ok = kv.Probe(r, cmd); return nil }) != nil {
 		return nil, false
 	}
 	return reply, ok
+}
+
+// confirmedProbe is a write that would change nothing on the replica of
+// a shard this node leads with other voters, waiting for a read barrier.
+type confirmedProbe struct {
+	b     *backend
+	ctx   context.Context // as proposal's
+	shard int
+	cmd   *messages.Command
+	to    *server.LogIndexes // where a proposal notes its index (WAIT), or nil
+	ch    chan proto.Message
+}
+
+// Wait answers from the replica if confirm does; otherwise the log
+// decides: the write is proposed, and forwarded if another node leads.
+func (p *confirmedProbe) Wait() *messages.Reply {
+	if reply, ok := p.confirm(); ok {
+		return reply
+	}
+	return p.propose().Wait()
+}
+
+// confirm waits for the barrier, and probes again once it confirmed this
+// node's lead and the replica caught up with its log: ok when the write
+// still changes nothing, with its reply.
+func (p *confirmedProbe) confirm() (*messages.Reply, bool) {
+	res, err := answer(p.ctx, p.ch, barrierTimeout)
+	if rb, ok := res.(*messages.ReadBarrierReply); err == nil && ok && rb.Error == "" {
+		return p.b.probe(p.shard, p.cmd)
+	}
+	return nil, false
+}
+
+// propose sends the write to the log, as Propose (ProposeIndexed with a
+// place to note its index) would have.
+func (p *confirmedProbe) propose() *proposal {
+	w := &proposal{b: p.b, ctx: p.ctx, shard: p.shard, cmd: p.cmd, noted: p.to}
+	w.issue()
+	return w
 }
 
 // ready is a Pending whose reply is known already.

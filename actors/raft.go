@@ -504,7 +504,7 @@ func (a *raftActor) watchLeadership() {
 			}
 			caughtUp = term
 		}
-		rt.setLead(shard, shardLead{sole: sole, current: !r.VotesWithheld(), voters: voters})
+		rt.setLead(shard, shardLead{sole: sole, leads: true, current: !r.VotesWithheld(), voters: voters})
 	})
 	a.unwatch = func() {
 		cancel()

@@ -516,6 +516,9 @@ type shardLead struct {
 	// sole: this node leads the shard as its only voter, so no other node
 	// can lead it and reads need no barrier.
 	sole bool
+	// leads: this node led the shard when it last looked (every leader
+	// change, and every second): a hint, which a read barrier confirms.
+	leads bool
 	// other is another node this node last heard lead the shard; empty
 	// when this node leads it or knows no leader.
 	other leaderRef

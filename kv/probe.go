@@ -16,13 +16,13 @@ import (
 // reply Exec would give on that state. Otherwise ok is false, and the
 // command must go through the log as any write.
 //
-// Only commands that often change nothing are probed (probed): for the
+// Only commands that often change nothing are probed (Probed): for the
 // others, a SET or an INCR, the probe would cost a read for nothing. A
 // storage error also gives ok false. r must be one consistent state:
 // the probe may read it several times.
 func Probe(r Reader, cmd *messages.Command) (reply *messages.Reply, ok bool) {
 	args := cmd.GetArgs()
-	if !probed(args) {
+	if !Probed(args) {
 		return nil, false
 	}
 	defer func() {
@@ -57,9 +57,11 @@ var probedNames = map[string]bool{
 	"pfadd": true, "xdel": true, "xack": true,
 }
 
-// probed reports whether Probe runs args: a command of probedNames, or a
-// SET with NX or XX (a lock's: SET lock token NX PX 30000).
-func probed(args [][]byte) bool {
+// Probed reports whether Probe runs args: a command of probedNames, or a
+// SET with NX or XX (a lock's: SET lock token NX PX 30000). A caller may
+// ask first, and spare a write Probe would not run whatever it needs to
+// run one (a consistent view of the store).
+func Probed(args [][]byte) bool {
 	if len(args) == 0 {
 		return false
 	}

@@ -23,11 +23,14 @@ type Backend interface {
 // without its shard's log, as Redis answers such a write without
 // propagating it (kv.Probe).
 type Prober interface {
-	// Probe gives the reply of write command cmd on shard when this node
-	// can answer it at once and it would write nothing (ok true); ok
-	// false: propose it. Called only when the connection has no write in
-	// flight on shard: the probe must see the connection's own writes.
-	Probe(shard int, cmd *messages.Command) (reply *messages.Reply, ok bool)
+	// Probe takes write command cmd on shard when it may change nothing.
+	// settled: p's reply is known, and the write changed nothing. Not
+	// settled, p may still write (and note its log index in to, when not
+	// nil): the commands after it on shard must wait for it. p nil: cmd
+	// is the caller's to propose. Called only when the connection has no
+	// write in flight on shard: the probe must see the connection's own
+	// writes.
+	Probe(shard int, cmd *messages.Command, to *LogIndexes) (p Pending, settled bool)
 }
 
 // Pending is an operation under way.

@@ -133,21 +133,30 @@ func (c *conn) issueWriteCmd(shard int, cmd *messages.Command) Pending {
 		// Reads issued earlier must not see this write.
 		c.drain()
 	}
-	if p := c.s.prober; p != nil && !c.writeShard[shard] {
-		// No write of this connection is in flight on shard, so the
-		// probe sees them all; a write that changes nothing is answered
-		// now, and reads issued earlier cannot tell.
-		if r, ok := p.Probe(shard, cmd); ok {
-			return done{r}
-		}
-	}
-	c.writeShard[shard] = true
 	if c.trk != nil {
 		cmd.Origin = c.origin()
 	}
 	if c.spec != nil && (c.spec.Name == "flushall" || c.spec.Name == "flushdb") {
 		cmd.Origin = c.originAlways() // every shard's part, one invalidation
 	}
+	if pr := c.s.prober; pr != nil && !c.writeShard[shard] && kv.Probed(cmd.Args) {
+		// No write of this connection is in flight on shard, so the
+		// probe sees them all. A write that changes nothing is answered
+		// without the log, and reads issued earlier cannot tell.
+		var to *LogIndexes
+		if c.s.replicas != nil {
+			to = &c.writes
+		}
+		if p, settled := pr.Probe(shard, cmd, to); p != nil {
+			if !settled {
+				// It may write yet: what comes after it on shard, reads
+				// and writes, waits for it.
+				c.readShard[shard], c.writeShard[shard] = true, true
+			}
+			return p
+		}
+	}
+	c.writeShard[shard] = true
 	return c.propose(shard, cmd)
 }
 

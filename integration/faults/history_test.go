@@ -24,18 +24,23 @@ import (
 // many concurrent operations on each, which is what porcupine checks.
 const registers = 12
 
-// kvInput is one operation: a GET or SET of a register.
+// kvInput is one operation on a register: a GET, a SET, a SET NX or a
+// DEL. A SET NX of a register that holds a value and a DEL of one that
+// holds none change nothing, and the node answers them without the log
+// (kv.Probe): in a cluster, after a read's barrier.
 type kvInput struct {
-	set   bool
+	op    byte // 'g', 's', 'n' (SET NX) or 'd'
 	key   string
 	value string
 }
 
-// kvOutput is what the client saw. unknown: a SET that failed or timed
-// out, which may or may not have taken effect.
+// kvOutput is what the client saw. unknown: a write that failed or timed
+// out, which may or may not have taken effect. done: the SET NX set the
+// value, the DEL deleted one.
 type kvOutput struct {
 	value   string
 	exists  bool
+	done    bool
 	unknown bool
 }
 
@@ -46,7 +51,9 @@ type kvState struct {
 }
 
 // registerModel is a map of independent registers: porcupine checks each
-// key's history on its own.
+// key's history on its own. A write whose outcome is unknown returns at
+// the end of time, so it may be placed where taking effect changes
+// nothing the history saw.
 var registerModel = porcupine.Model{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
@@ -68,18 +75,34 @@ var registerModel = porcupine.Model{
 	Init: func() any { return kvState{} },
 	Step: func(state, input, output any) (bool, any) {
 		s, in, out := state.(kvState), input.(kvInput), output.(kvOutput)
-		if in.set {
+		switch in.op {
+		case 's':
 			return true, kvState{value: in.value, exists: true}
+		case 'n':
+			if s.exists {
+				return out.unknown || !out.done, s
+			}
+			return out.unknown || out.done, kvState{value: in.value, exists: true}
+		case 'd':
+			return out.unknown || out.done == s.exists, kvState{}
 		}
 		return out.exists == s.exists && out.value == s.value, s
 	},
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(kvInput), output.(kvOutput)
+		result := fmt.Sprint(out.done)
+		if out.unknown {
+			result = "?"
+		}
 		switch {
-		case in.set && out.unknown:
+		case in.op == 's' && out.unknown:
 			return fmt.Sprintf("set(%s, %s) -> ?", in.key, in.value)
-		case in.set:
+		case in.op == 's':
 			return fmt.Sprintf("set(%s, %s)", in.key, in.value)
+		case in.op == 'n':
+			return fmt.Sprintf("setnx(%s, %s) -> %s", in.key, in.value, result)
+		case in.op == 'd':
+			return fmt.Sprintf("del(%s) -> %s", in.key, result)
 		case !out.exists:
 			return fmt.Sprintf("get(%s) -> nil", in.key)
 		}
@@ -94,8 +117,9 @@ var registerModel = porcupine.Model{
 	},
 }
 
-// workload runs clients against the nodes until stopped: each reads and
-// overwrites the registers, and now and then writes a key of its own that
+// workload runs clients against the nodes until stopped: each reads,
+// overwrites, sets when empty (SETNX) and deletes the registers (the
+// "sets" below count all three writes), and now and then writes a key of its own that
 // nothing overwrites, to check later that every acknowledged write is
 // there.
 type workload struct {
@@ -174,7 +198,7 @@ func (w *workload) client(id int, n *cnode, rng *rand.Rand) {
 			w.mu.Unlock()
 			failed = err != nil
 		case r < 6: // read a register
-			in := kvInput{key: w.register(rng)}
+			in := kvInput{op: 'g', key: w.register(rng)}
 			call := w.now()
 			v, err := rc.Get(ctx, in.key).Result()
 			ret := w.now()
@@ -188,15 +212,27 @@ func (w *workload) client(id int, n *cnode, rng *rand.Rand) {
 				failed = true
 			}
 			w.mu.Unlock()
-		default: // overwrite a register with a value never written before
-			in := kvInput{set: true, key: w.register(rng), value: fmt.Sprintf("c%d-%d", id, seq)}
-			call := w.now()
-			err := rc.Set(ctx, in.key, in.value, 0).Err()
-			ret := w.now()
+		default: // write a register: a value never written before, or delete it
+			in := kvInput{op: 's', key: w.register(rng), value: fmt.Sprintf("c%d-%d", id, seq)}
+			var err error
 			var out kvOutput
+			call := w.now()
+			switch r {
+			case 8: // changes nothing once the register holds a value
+				in.op = 'n'
+				out.done, err = rc.SetNX(ctx, in.key, in.value, 0).Result()
+			case 9: // changes nothing while it holds none
+				in.op, in.value = 'd', ""
+				var n int64
+				n, err = rc.Del(ctx, in.key).Result()
+				out.done = n == 1
+			default:
+				err = rc.Set(ctx, in.key, in.value, 0).Err()
+			}
+			ret := w.now()
 			if err != nil {
 				// It may take effect at any time from now on.
-				out.unknown, ret = true, math.MaxInt64
+				out, ret = kvOutput{unknown: true}, math.MaxInt64
 			}
 			w.mu.Lock()
 			switch {
@@ -207,9 +243,9 @@ func (w *workload) client(id int, n *cnode, rng *rand.Rand) {
 			default:
 				w.setErr++
 			}
-			// A SET that surely did not happen is left out: were it
+			// A write that surely did not happen is left out: were it
 			// applied after all, a read of its value (written by no
-			// other SET) would fail the check.
+			// other write) would fail the check.
 			if !neverSent(err) && !refused(err) {
 				w.history = append(w.history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
 			}

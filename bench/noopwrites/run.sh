@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Writes that change nothing, on a local 3-node cluster (4 shards, their
+# leaders spread): workers polling an empty queue (RPOP) and a lock taken
+# already (SET NX), through redis-benchmark --cluster -c 50 -P 1, each
+# client on the node that leads its key's shard ({tag}). Prints each row's
+# requests per second and the three nodes' CPU per request (user and
+# system, from /proc). With a second binary, runs the same against it,
+# alternating, for a before and after on this machine.
+#
+#   bash bench/noopwrites/run.sh [ROUNDS] [OTHER_NODE_BINARY]
+#
+# Run from the repository's root.
+set -euo pipefail
+. bench/lib.sh
+rounds=${1:-2}
+other=${2:-}
+needs redis-benchmark redis-cli curl
+n=40000
+built=$(mktemp -d)
+trap 'rm -rf "$built"' EXIT
+go build -o "$built/node" ./cmd/node
+
+# cpu PID: the process's user and system time, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# measure NAME BINARY: one cluster of BINARY, every row once.
+measure() (
+    cluster3 "$2"
+    form3
+    retry "leaders spread" 60 0.2 holds n1 'len(set(sh["leader"] for sh in s["shards"])) == 3'
+    local to=${port[n1.client]}
+    # The locks, one per node's {tag}, held for good.
+    redis-benchmark -p "$to" --cluster -c 3 -n 300 set 'lock:{tag}' holder >/dev/null
+    local row args before after ticks rps
+    for row in "RPOP empty" "SET NX held"; do
+        case $row in
+        "RPOP empty") args=(rpop 'queue:{tag}') ;;
+        "SET NX held") args=(set 'lock:{tag}' token NX PX 30000) ;;
+        esac
+        before=0
+        for k in n1 n2 n3; do before=$((before + $(cpu "${pid[$k]}"))); done
+        rps=$(timeout 600 redis-benchmark -p "$to" --cluster -q -c 50 -P 1 -n "$n" "${args[@]}" </dev/null |
+            tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
+        after=0
+        for k in n1 n2 n3; do after=$((after + $(cpu "${pid[$k]}"))); done
+        ticks=$((after - before))
+        python3 -c "print('| $1 | $row | $rps | %.1f |' % ($ticks * 1e6 / $(getconf CLK_TCK) / $n))"
+    done
+)
+
+echo "| build | row | requests/s | CPU us per request, 3 nodes |"
+echo "|---|---|---|---|"
+for _ in $(seq "$rounds"); do
+    measure tree "$built/node"
+    if [ -n "$other" ]; then measure other "$other"; fi
+done
