@@ -194,7 +194,7 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 		// sends a connection's writes one at a time, each once the one
 		// before is answered, so the probe sees them.
 		if kv.Probed(m.Command.Args) {
-			if p, _ := b.probeWrite(ctx, shard, m.Command, nil); p != nil {
+			if p, _ := b.probeWrite(ctx, shard, m.Command, nil, false); p != nil {
 				return p
 			}
 		}
@@ -477,13 +477,16 @@ func (b *backend) read(ctx context.Context, shard int, fwd *messages.Forward, fn
 // confirmed, the log applied), then the probe again, and is proposed if
 // it writes after all (confirmedProbe). Elsewhere, or when the probe
 // finds it writes, Probe declines, and the write is proposed at once.
-func (b *backend) Probe(shard int, cmd *messages.Command, to *server.LogIndexes) (server.Pending, bool) {
-	return b.probeWrite(b.ctx, shard, cmd, to)
+func (b *backend) Probe(shard int, cmd *messages.Command, to *server.LogIndexes, behind bool) (server.Pending, bool) {
+	return b.probeWrite(b.ctx, shard, cmd, to, behind)
 }
 
 // probeWrite is Probe for a write of a client of this node, or of one a
-// peer forwarded (its waits end with ctx).
-func (b *backend) probeWrite(ctx context.Context, shard int, cmd *messages.Command, to *server.LogIndexes) (server.Pending, bool) {
+// peer forwarded (its waits end with ctx). behind: the connection has
+// probes in flight on shard that may write yet; this one is answered only
+// when waited for, after them, by a confirmedProbe, even by a sole
+// voter.
+func (b *backend) probeWrite(ctx context.Context, shard int, cmd *messages.Command, to *server.LogIndexes, behind bool) (server.Pending, bool) {
 	l := b.rt.shardLead(shard)
 	if !l.sole && !l.leads || b.rt.diskLowNode() != "" && addsData(cmd) {
 		return nil, false // proposed, or refused as Propose refuses it
@@ -492,7 +495,7 @@ func (b *backend) probeWrite(ctx context.Context, shard int, cmd *messages.Comma
 	switch {
 	case !ok:
 		return nil, false
-	case l.sole:
+	case l.sole && !behind:
 		return ready{reply}, true
 	}
 	p := &confirmedProbe{b: b, ctx: ctx, shard: shard, cmd: cmd, to: to, ch: make(chan proto.Message, 1)}

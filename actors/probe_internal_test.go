@@ -43,11 +43,18 @@ func TestProbeByHowTheNodeLeads(t *testing.T) {
 		return res.(*messages.ShardStatusReply).LastIndex
 	}
 	testwait.For(t, 10*time.Second, 10*time.Millisecond, "the sole leader answering a DEL of a missing key", func() error {
-		if p, settled := b.Probe(0, cmd("DEL", "missing"), nil); p == nil || !settled || p.Wait().GetInteger() != 0 {
+		if p, settled := b.Probe(0, cmd("DEL", "missing"), nil, false); p == nil || !settled || p.Wait().GetInteger() != 0 {
 			return errors.New("not answered")
 		}
 		return nil
 	})
+	// Behind probes that may write yet, even the sole leader answers
+	// only when waited for, after them.
+	if p, settled := b.Probe(0, cmd("DEL", "missing"), nil, true); p == nil || settled {
+		t.Fatalf("a probe behind others: %v, settled %v; want one answered when waited for", p, settled)
+	} else if r := p.Wait(); r.GetInteger() != 0 {
+		t.Fatalf("a DEL of a missing key behind other probes: %v", r)
+	}
 	if r := b.Propose(0, cmd("SADD", "s", "a")).Wait(); r.GetInteger() != 1 {
 		t.Fatalf("SADD s a: %v", r)
 	}
@@ -57,7 +64,7 @@ func TestProbeByHowTheNodeLeads(t *testing.T) {
 	asLeader := func(c *messages.Command) (server.Pending, bool) {
 		for range 100 {
 			rt.setLead(0, shardLead{leads: true, voters: 3})
-			if p, settled := b.Probe(0, c, nil); p == nil || !settled {
+			if p, settled := b.Probe(0, c, nil, false); p == nil || !settled {
 				return p, settled
 			}
 		}
@@ -94,7 +101,7 @@ func TestProbeByHowTheNodeLeads(t *testing.T) {
 	}
 	// A write that changes something is declined at once: proposed.
 	rt.setLead(0, shardLead{leads: true, voters: 3})
-	if p, _ := b.Probe(0, cmd("SADD", "s", "b"), nil); p != nil {
+	if p, _ := b.Probe(0, cmd("SADD", "s", "b"), nil, false); p != nil {
 		t.Fatalf("SADD of a new member taken by the probe: %v", p.Wait())
 	}
 	if r := b.Propose(0, cmd("SADD", "s", "b")).Wait(); r.GetInteger() != 1 {
@@ -120,7 +127,7 @@ func TestProbeByHowTheNodeLeads(t *testing.T) {
 
 	// Not leading: declined.
 	rt.setLead(0, shardLead{other: leaderRef{id: "n2", addr: "127.0.0.1:1"}, voters: 3})
-	if p, _ := b.Probe(0, cmd("DEL", "missing"), nil); p != nil {
+	if p, _ := b.Probe(0, cmd("DEL", "missing"), nil, false); p != nil {
 		t.Fatalf("a follower answered %v", p.Wait())
 	}
 }

@@ -26,11 +26,12 @@ type Prober interface {
 	// Probe takes write command cmd on shard when it may change nothing.
 	// settled: p's reply is known, and the write changed nothing. Not
 	// settled, p may still write (and note its log index in to, when not
-	// nil): the commands after it on shard must wait for it. p nil: cmd
-	// is the caller's to propose. Called only when the connection has no
-	// write in flight on shard: the probe must see the connection's own
-	// writes.
-	Probe(shard int, cmd *messages.Command, to *LogIndexes) (p Pending, settled bool)
+	// nil) when waited for: the commands after it on shard must wait for
+	// it. p nil: cmd is the caller's to propose. Called only when the
+	// connection has no write in flight on shard, or, with behind, none
+	// but probes not settled, which p must then wait for: its answer
+	// comes only once waited for, after theirs (never settled).
+	Probe(shard int, cmd *messages.Command, to *LogIndexes, behind bool) (p Pending, settled bool)
 }
 
 // Pending is an operation under way.

@@ -49,7 +49,10 @@ type conn struct {
 	capture    *[]Pending   // where push puts replies while a queued command runs at EXEC (atExecRun)
 	readShard  map[int]bool // shards with a read in pending
 	writeShard map[int]bool // shards with a write in pending
-	nameBuf    []byte
+	// probing: shards whose writes in pending are all probes that may
+	// write yet (Prober, not settled); writeShard has them too
+	probing map[int]bool
+	nameBuf []byte
 
 	tx    *tx      // the transaction being queued (MULTI), if any
 	watch *watched // the keys WATCH watches, if any
@@ -93,7 +96,7 @@ type conn struct {
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{},
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), proto: 2, since: time.Now(), readShard: map[int]bool{}, writeShard: map[int]bool{}, probing: map[int]bool{},
 		unblocked: make(chan blockEnd, 1)}
 	c.in.r, c.in.count = nc, &s.stats.netIn
 	c.writes.shards = s.backend.Shards()
@@ -347,6 +350,7 @@ func (c *conn) drain() {
 	c.pending = c.pending[:0]
 	clear(c.readShard)
 	clear(c.writeShard)
+	clear(c.probing)
 }
 
 // count counts the command being issued by its first reply p, as Redis

@@ -129,35 +129,50 @@ func (c *conn) issueWrite(shard int, args [][]byte) Pending {
 
 // issueWriteCmd is issueWrite of a command made already.
 func (c *conn) issueWriteCmd(shard int, cmd *messages.Command) Pending {
-	if c.readShard[shard] {
-		// Reads issued earlier must not see this write.
-		c.drain()
-	}
 	if c.trk != nil {
 		cmd.Origin = c.origin()
 	}
 	if c.spec != nil && (c.spec.Name == "flushall" || c.spec.Name == "flushdb") {
 		cmd.Origin = c.originAlways() // every shard's part, one invalidation
 	}
-	if pr := c.s.prober; pr != nil && !c.writeShard[shard] && kv.Probed(cmd.Args) {
-		// No write of this connection is in flight on shard, so the
-		// probe sees them all. A write that changes nothing is answered
-		// without the log, and reads issued earlier cannot tell.
-		var to *LogIndexes
-		if c.s.replicas != nil {
-			to = &c.writes
-		}
-		if p, settled := pr.Probe(shard, cmd, to); p != nil {
-			if !settled {
-				// It may write yet: what comes after it on shard, reads
-				// and writes, waits for it.
-				c.readShard[shard], c.writeShard[shard] = true, true
-			}
-			return p
-		}
+	if p := c.probeWrite(shard, cmd); p != nil {
+		return p
+	}
+	if c.readShard[shard] || c.probing[shard] {
+		// Reads issued earlier must not see this write, and probes
+		// issued earlier that may write yet must come first.
+		c.drain()
 	}
 	c.writeShard[shard] = true
 	return c.propose(shard, cmd)
+}
+
+// probeWrite offers a write that may change nothing to the backend's Prober,
+// when the connection has no write in flight on shard but probes that
+// may write yet (the probe then answers only once it is confirmed, after
+// them); nil: cmd is to be proposed.
+//
+// A settled probe changed nothing: the reads issued before it cannot
+// tell, and it needs no mark. One that may write yet (a shard's leader
+// with other voters, confirming it) does so only when waited for, after
+// everything issued before it: the reads after it on shard must wait for
+// it (writeShard), and so must the writes but other such probes
+// (probing), which wait in line behind it and make a pipeline of them
+// one barrier's wait, not one each.
+func (c *conn) probeWrite(shard int, cmd *messages.Command) Pending {
+	pr := c.s.prober
+	if pr == nil || c.writeShard[shard] && !c.probing[shard] || !kv.Probed(cmd.Args) {
+		return nil
+	}
+	var to *LogIndexes
+	if c.s.replicas != nil {
+		to = &c.writes
+	}
+	p, settled := pr.Probe(shard, cmd, to, c.probing[shard])
+	if p != nil && !settled {
+		c.writeShard[shard], c.probing[shard] = true, true
+	}
+	return p
 }
 
 // propose commits a write of the connection on shard; a backend that can

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes that change nothing, on a local 3-node cluster (4 shards, their
-# leaders spread): workers polling an empty queue (RPOP) and a lock taken
-# already (SET NX), through redis-benchmark --cluster -c 50 -P 1, each
+# leaders spread): workers polling an empty queue (RPOP, also pipelined
+# 16 deep) and a lock taken already (SET NX), through redis-benchmark
+# --cluster -c 50, each
 # client on the node that leads its key's shard ({tag}). Prints each row's
 # requests per second and the three nodes' CPU per request (user and
 # system, from /proc). With a second binary, runs the same against it,
@@ -31,20 +32,21 @@ measure() (
     local to=${port[n1.client]}
     # The locks, one per node's {tag}, held for good.
     redis-benchmark -p "$to" --cluster -c 3 -n 300 set 'lock:{tag}' holder >/dev/null
-    local row args before after ticks rps
-    for row in "RPOP empty" "SET NX held"; do
+    local row args before after ticks rps reqs
+    for row in "RPOP empty -P 1" "RPOP empty -P 16" "SET NX held -P 1"; do
         case $row in
-        "RPOP empty") args=(rpop 'queue:{tag}') ;;
-        "SET NX held") args=(set 'lock:{tag}' token NX PX 30000) ;;
+        "RPOP empty -P 1") args=(-P 1 rpop 'queue:{tag}') reqs=$n ;;
+        "RPOP empty -P 16") args=(-P 16 rpop 'queue:{tag}') reqs=$((5 * n)) ;;
+        "SET NX held -P 1") args=(-P 1 set 'lock:{tag}' token NX PX 30000) reqs=$n ;;
         esac
         before=0
         for k in n1 n2 n3; do before=$((before + $(cpu "${pid[$k]}"))); done
-        rps=$(timeout 600 redis-benchmark -p "$to" --cluster -q -c 50 -P 1 -n "$n" "${args[@]}" </dev/null |
+        rps=$(timeout 600 redis-benchmark -p "$to" --cluster -q -c 50 -n "$reqs" "${args[@]}" </dev/null |
             tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
         after=0
         for k in n1 n2 n3; do after=$((after + $(cpu "${pid[$k]}"))); done
         ticks=$((after - before))
-        python3 -c "print('| $1 | $row | $rps | %.1f |' % ($ticks * 1e6 / $(getconf CLK_TCK) / $n))"
+        python3 -c "print('| $1 | $row | $rps | %.1f |' % ($ticks * 1e6 / $(getconf CLK_TCK) / $reqs))"
     done
 )
 
