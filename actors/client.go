@@ -496,6 +496,7 @@ func (b *backend) probeWrite(ctx context.Context, shard int, cmd *messages.Comma
 	case !ok:
 		return nil, false
 	case l.sole && !behind:
+		b.rt.clients.Unlogged()
 		return ready{reply}, true
 	}
 	p := &confirmedProbe{b: b, ctx: ctx, shard: shard, cmd: cmd, to: to, ch: make(chan proto.Message, 1)}
@@ -541,7 +542,10 @@ func (p *confirmedProbe) Wait() *messages.Reply {
 func (p *confirmedProbe) confirm() (*messages.Reply, bool) {
 	res, err := answer(p.ctx, p.ch, barrierTimeout)
 	if rb, ok := res.(*messages.ReadBarrierReply); err == nil && ok && rb.Error == "" {
-		return p.b.probe(p.shard, p.cmd)
+		if reply, ok := p.b.probe(p.shard, p.cmd); ok {
+			p.b.rt.clients.Unlogged()
+			return reply, true
+		}
 	}
 	return nil, false
 }

@@ -71,7 +71,7 @@ func TestProbeByHowTheNodeLeads(t *testing.T) {
 		t.Fatal("the watch kept the node sole")
 		return nil, false
 	}
-	before := lastIndex()
+	before, counted := lastIndex(), rt.clients.Snapshot().Unlogged
 	p, _ := asLeader(cmd("SADD", "s", "a"))
 	if p == nil {
 		t.Fatal("SADD of a member there declined by the leader")
@@ -81,6 +81,9 @@ func TestProbeByHowTheNodeLeads(t *testing.T) {
 	}
 	if after := lastIndex(); after != before {
 		t.Fatalf("the confirmed probe reached the log: last index %d -> %d", before, after)
+	}
+	if got := rt.clients.Snapshot().Unlogged; got != counted+1 {
+		t.Fatalf("writes counted as answered without the log: %d -> %d, want one more", counted, got)
 	}
 	// It changes nothing as probed, but something before its barrier
 	// answers: it is proposed, and adds the member.

@@ -124,6 +124,11 @@ func TestStandaloneAnswersWritesThatChangeNothingWithoutTheLog(t *testing.T) {
 	if after := last(); after != before {
 		t.Fatalf("writes that change nothing reached the log: last index %d -> %d", before, after)
 	}
+	// Each counted (coppice_writes_unlogged_total), the DELs of the wait
+	// above too.
+	if st, _ := rt.ClientStats(); st.Unlogged < 16*20 {
+		t.Fatalf("%d writes counted as answered without the log, want at least %d", st.Unlogged, 16*20)
+	}
 
 	// Writes that change something, each probed first.
 	for _, tc := range []struct{ cmd, want string }{

@@ -223,7 +223,7 @@ func TestEndpoints(t *testing.T) {
 		"coppice_shard_memtable_size_bytes 3.3554432e+07", "coppice_shard_block_cache_size_bytes 3.3554432e+07",
 		"coppice_shard_block_cache_bytes", "coppice_shard_block_cache_hits_total", "coppice_shard_block_cache_misses_total",
 		"coppice_client_connections 0", "coppice_client_connections_received_total 0", "coppice_client_connections_rejected_total 0",
-		"coppice_client_commands_total 0", `coppice_client_command_duration_seconds_bucket{kind="write",le="0.001"} 0`,
+		"coppice_client_commands_total 0", "coppice_writes_unlogged_total 0", `coppice_client_command_duration_seconds_bucket{kind="write",le="0.001"} 0`,
 		`coppice_client_command_duration_seconds_bucket{kind="read",le="+Inf"} 0`, `coppice_client_command_duration_seconds_count{kind="read"} 0`,
 	} {
 		if !strings.Contains(body, want) {

@@ -288,13 +288,14 @@ var (
 	descPubMessages     = prometheus.NewDesc("coppice_pubsub_messages_total", "Messages offered to this node's subscribers: published here (PUBLISH, SPUBLISH) or on another node.", nil, nil)
 	descPubDeliveries   = prometheus.NewDesc("coppice_pubsub_deliveries_total", "Messages queued to this node's subscribers (one per subscriber reached).", nil, nil)
 	descPubSlow         = prometheus.NewDesc("coppice_pubsub_slow_subscribers_total", "Subscribers disconnected for not reading their messages (over 32 MiB queued, or 8 MiB for 60 s).", nil, nil)
+	descUnlogged        = prometheus.NewDesc("coppice_writes_unlogged_total", "Writes this node answered as their shard's leader without the shard's log, for changing nothing (an LPOP of an empty list, a SET NX of a key that exists...).", nil, nil)
 )
 
 // clientCollector exports the client port's counters.
 func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collector {
 	return statsCollector[server.StatsSnapshot]{
 		descs: []*prometheus.Desc{descClientsOpen, descClientsTotal, descClientsRejected, descCommands, descErrorReplies, descCommandSeconds,
-			descCmdCalls, descCmdFailed, descCmdRejected, descCmdTime, descPubMessages, descPubDeliveries, descPubSlow},
+			descCmdCalls, descCmdFailed, descCmdRejected, descCmdTime, descPubMessages, descPubDeliveries, descPubSlow, descUnlogged},
 		read: read,
 		emit: func(st server.StatsSnapshot, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descClientsOpen, prometheus.GaugeValue, float64(st.Open))
@@ -304,6 +305,7 @@ func clientCollector(read func() (server.StatsSnapshot, bool)) prometheus.Collec
 			ch <- prometheus.MustNewConstMetric(descPubMessages, prometheus.CounterValue, float64(st.Published))
 			ch <- prometheus.MustNewConstMetric(descPubDeliveries, prometheus.CounterValue, float64(st.Delivered))
 			ch <- prometheus.MustNewConstMetric(descPubSlow, prometheus.CounterValue, float64(st.SlowSubscribers))
+			ch <- prometheus.MustNewConstMetric(descUnlogged, prometheus.CounterValue, float64(st.Unlogged))
 			for prefix, n := range st.ErrorReplies {
 				ch <- prometheus.MustNewConstMetric(descErrorReplies, prometheus.CounterValue, float64(n), prefix)
 			}

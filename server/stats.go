@@ -28,8 +28,11 @@ type Stats struct {
 	// netIn and netOut count the bytes read from and written to the
 	// clients' connections: one add per read or write call.
 	netIn, netOut atomic.Uint64
-	reads         Latency
-	writes        Latency
+	// unlogged counts the writes a shard's leader here answered without
+	// its log: they changed nothing (Prober).
+	unlogged atomic.Uint64
+	reads    Latency
+	writes   Latency
 
 	errMu sync.Mutex
 	errs  map[string]uint64 // error replies by prefix
@@ -168,6 +171,10 @@ type StatsSnapshot struct {
 	// NetIn and NetOut are the bytes read from and written to the
 	// clients' connections.
 	NetIn, NetOut uint64
+	// Unlogged counts the writes this node answered, as a shard's
+	// leader, without the shard's log, for changing nothing: its own
+	// clients' and those other nodes forwarded (Prober).
+	Unlogged uint64
 }
 
 // Snapshot reads s.
@@ -175,7 +182,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	out := StatsSnapshot{Open: s.open.Load(), Connections: s.connections.Load(), Rejected: s.rejected.Load(),
 		Commands: s.commands.Load(), Processed: s.processed.Load(), Reads: s.reads.snapshot(), Writes: s.writes.snapshot(), ErrorReplies: map[string]uint64{},
 		Published: s.published.Load(), Delivered: s.delivered.Load(), SlowSubscribers: s.slowSubscribers.Load(),
-		NetIn: s.netIn.Load(), NetOut: s.netOut.Load()}
+		NetIn: s.netIn.Load(), NetOut: s.netOut.Load(), Unlogged: s.unlogged.Load()}
 	s.errMu.Lock()
 	for k, v := range s.errs {
 		out.ErrorReplies[k] = v
@@ -190,6 +197,9 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	}
 	return out
 }
+
+// Unlogged counts a write answered without its shard's log (Prober).
+func (s *Stats) Unlogged() { s.unlogged.Add(1) }
 
 // errorReply counts an error reply by its code (kv.ErrorCode).
 func (s *Stats) errorReply(msg string) { s.errorCode(kv.ErrorCode(msg)) }
