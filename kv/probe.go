@@ -42,19 +42,20 @@ func Probe(r Reader, cmd *messages.Command) (reply *messages.Reply, ok bool) {
 
 // probedNames are the write commands Probe runs: those a client often
 // sends when they change nothing (a worker polling an empty queue, a lock
-// taken already, idempotent adds and removals, deletions and expiries of
-// keys that are gone).
+// taken already, idempotent adds and removals, a capped list or stream
+// trimmed to a length it is within, deletions and expiries of keys that
+// are gone).
 var probedNames = map[string]bool{
 	"lpop": true, "rpop": true, "lmpop": true, "lmove": true, "rpoplpush": true,
-	"lrem": true, "lpushx": true, "rpushx": true,
+	"lrem": true, "lpushx": true, "rpushx": true, "ltrim": true, "linsert": true,
 	"sadd": true, "srem": true, "spop": true, "smove": true,
 	"zadd": true, "zrem": true, "zpopmin": true, "zpopmax": true, "zmpop": true,
 	"zremrangebyscore": true, "zremrangebyrank": true, "zremrangebylex": true,
 	"hdel": true, "hsetnx": true,
-	"setnx": true, "msetnx": true, "getdel": true,
+	"setnx": true, "msetnx": true, "getdel": true, "getex": true,
 	"del": true, "unlink": true, "expire": true, "pexpire": true, "expireat": true,
-	"pexpireat": true, "persist": true,
-	"pfadd": true, "xdel": true, "xack": true,
+	"pexpireat": true, "persist": true, "renamenx": true, "copy": true,
+	"pfadd": true, "xdel": true, "xack": true, "xtrim": true,
 }
 
 // Probed reports whether Probe runs args: a command of probedNames, or a

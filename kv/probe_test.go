@@ -57,11 +57,12 @@ func TestProbeAnswersExactlyTheWritesThatChangeNothing(t *testing.T) {
 	keys := []string{"a", "b", "c", "d"}
 	key := func() string { return keys[rng.IntN(len(keys))] }
 	member := func() string { return "m" + strconv.Itoa(rng.IntN(3)) }
-	// A state: each key absent, or a string, list, set, sorted set or
-	// hash of a few members, with or without an expiry, passed or not.
+	// A state: each key absent, or a string, list, set, sorted set, hash
+	// or stream of a few members, with or without an expiry, passed or
+	// not.
 	fill := func(h *harness) {
 		for _, k := range keys {
-			switch rng.IntN(6) {
+			switch rng.IntN(7) {
 			case 1:
 				h.do("SET", k, member())
 			case 2:
@@ -72,6 +73,9 @@ func TestProbeAnswersExactlyTheWritesThatChangeNothing(t *testing.T) {
 				h.do("ZADD", k, "1", member(), "2", member())
 			case 5:
 				h.do("HSET", k, member(), "v", member(), "w")
+			case 6:
+				h.do("XADD", k, "1-1", "f", "v")
+				h.do("XADD", k, "2-1", "f", "v")
 			}
 			switch rng.IntN(4) {
 			case 0:
@@ -93,6 +97,13 @@ func TestProbeAnswersExactlyTheWritesThatChangeNothing(t *testing.T) {
 		{true, func() []string { return []string{"RPOPLPUSH", key(), key()} }},
 		{true, func() []string { return []string{"LREM", key(), "0", member()} }},
 		{true, func() []string { return []string{"LPUSHX", key(), member()} }},
+		{true, func() []string { return []string{"LTRIM", key(), "0", strconv.Itoa(rng.IntN(3))} }},
+		{true, func() []string { return []string{"LINSERT", key(), "BEFORE", member(), "v"} }},
+		{true, func() []string { return []string{"GETEX", key()} }},
+		{true, func() []string { return []string{"GETEX", key(), "PERSIST"} }},
+		{true, func() []string { return []string{"RENAMENX", key(), key()} }},
+		{true, func() []string { return []string{"COPY", key(), key()} }},
+		{true, func() []string { return []string{"XTRIM", key(), "MAXLEN", strconv.Itoa(1 + rng.IntN(3))} }},
 		{true, func() []string { return []string{"SADD", key(), member()} }},
 		{true, func() []string { return []string{"SREM", key(), member(), member()} }},
 		{true, func() []string { return []string{"SPOP", key()} }},
@@ -115,11 +126,12 @@ func TestProbeAnswersExactlyTheWritesThatChangeNothing(t *testing.T) {
 		{true, func() []string { return []string{"PEXPIREAT", key(), "1", "NX"} }},
 		{true, func() []string { return []string{"PERSIST", key()} }},
 		{true, func() []string { return []string{"PFADD", key()} }},
-		{true, func() []string { return []string{"XDEL", key(), "1-1"} }},
+		{true, func() []string { return []string{"XDEL", key(), strconv.Itoa(1+rng.IntN(3)) + "-1"} }},
 		{true, func() []string { return []string{"LPOP", key(), "notanumber"} }},
 		{false, func() []string { return []string{"SET", key(), "v"} }},
 		{false, func() []string { return []string{"INCR", key()} }},
-		{false, func() []string { return []string{"GETEX", key()} }},
+		{false, func() []string { return []string{"SETRANGE", key(), "0", ""} }},
+		{false, func() []string { return []string{"HINCRBY", key(), member(), "x"} }},
 	}
 	answered, declined := 0, 0
 	for round := range 300 {
@@ -167,15 +179,15 @@ func TestProbeAnswersExactlyTheWritesThatChangeNothing(t *testing.T) {
 }
 
 // Probe declines what it does not run, even where it would write
-// nothing: commands outside its list (an INCR refused, a GETEX that sets
-// no expiry), a SET without NX or XX, reads, the engine's internal
+// nothing: commands outside its list (an INCR refused, a SETRANGE of
+// nothing), a SET without NX or XX, reads, the engine's internal
 // commands, an unknown command.
 func TestProbeDeclinesTheOthers(t *testing.T) {
 	h := &harness{t: t, w: newMemStore(), now: 1}
 	h.is("+OK", "SET", "k", "abc")
 	s := h.w
 	for _, args := range [][]string{
-		{"SET", "k", "v"}, {"SET", "k", "v", "EX", "10"}, {"INCR", "k"}, {"GETEX", "k"}, {"LTRIM", "l", "0", "-1"},
+		{"SET", "k", "v"}, {"SET", "k", "v", "EX", "10"}, {"INCR", "k"}, {"SETRANGE", "missing", "0", ""}, {"HINCRBY", "h", "f", "x"},
 		{"HSET", "h", "f", "v"},
 		{"GET", "k"}, {"EXISTS", "k"}, {ExecName}, {ExpireDueName, "10"}, {"NOSUCH", "k"}, {},
 	} {
