@@ -204,7 +204,7 @@ func (b *backend) forwarded(ctx context.Context, m *messages.Forward) server.Pen
 }
 
 func (b *backend) Propose(shard int, cmd *messages.Command) server.Pending {
-	if node := b.rt.diskLowNode(); node != "" && addsData(cmd) {
+	if node := b.diskLowFor(cmd); node != "" {
 		return ready{errReply(fmt.Sprintf("ERR disk space low on %s (under its --min-free-disk-mib): writes are refused until it has room again; writes that add no data (DEL, UNLINK, HDEL, GETDEL, EXPIRE, PERSIST, FLUSHDB...) still run", node))}
 	}
 	return b.propose(b.ctx, shard, cmd)
@@ -220,13 +220,22 @@ func (b *backend) ProposeIndexed(shard int, cmd *messages.Command, to *server.Lo
 	return p
 }
 
+// diskLowFor names the node whose low disk refuses cmd, a write that
+// may add data (addsData); "" when none does.
+func (b *backend) diskLowFor(cmd *messages.Command) string {
+	if node := b.rt.diskLowNode(); node != "" && addsData(cmd) {
+		return node
+	}
+	return ""
+}
+
 // addsData tells whether a write may add data: Redis's denyoom flag, the
 // writes Redis refuses once it reaches maxmemory. They are refused while a
 // node's disk is low; the others (DEL, UNLINK, HDEL, GETDEL, EXPIRE,
 // PERSIST, FLUSHDB...) run, so that room can be made.
 func addsData(cmd *messages.Command) bool { return kv.AddsData(cmd.Args) }
 
-func (b *backend) propose(ctx context.Context, shard int, cmd *messages.Command) server.Pending {
+func (b *backend) propose(ctx context.Context, shard int, cmd *messages.Command) *proposal {
 	p := &proposal{b: b, ctx: ctx, shard: shard, cmd: cmd}
 	p.issue()
 	return p
@@ -488,7 +497,7 @@ func (b *backend) Probe(shard int, cmd *messages.Command, to *server.LogIndexes,
 // voter.
 func (b *backend) probeWrite(ctx context.Context, shard int, cmd *messages.Command, to *server.LogIndexes, behind bool) (server.Pending, bool) {
 	l := b.rt.shardLead(shard)
-	if !l.sole && !l.leads || b.rt.diskLowNode() != "" && addsData(cmd) {
+	if !l.sole && !l.leads || b.diskLowFor(cmd) != "" {
 		return nil, false // proposed, or refused as Propose refuses it
 	}
 	reply, ok := b.probe(shard, cmd)
@@ -553,8 +562,8 @@ func (p *confirmedProbe) confirm() (*messages.Reply, bool) {
 // propose sends the write to the log, as Propose (ProposeIndexed with a
 // place to note its index) would have.
 func (p *confirmedProbe) propose() *proposal {
-	w := &proposal{b: p.b, ctx: p.ctx, shard: p.shard, cmd: p.cmd, noted: p.to}
-	w.issue()
+	w := p.b.propose(p.ctx, p.shard, p.cmd)
+	w.noted = p.to
 	return w
 }
 

@@ -286,11 +286,12 @@ const smallHash = 16
 
 func (t *txn) deleteFields(key []byte, n int64) {
 	p := fieldPrefix(key)
+	end := successor(p)
 	if n > smallHash {
-		must(t.w.DeleteRange(p, successor(p)))
+		must(t.w.DeleteRange(p, end))
 		return
 	}
-	t.deleteRange(p, successor(p), smallHash)
+	t.deleteRange(p, end, smallHash)
 }
 
 // deleteRange deletes the keys in [lower, upper): one by one when there

@@ -90,14 +90,14 @@ func readCounts(r pebble.Reader, applied uint64) (c keyCounts, kept bool, err er
 	case !errors.Is(err, pebble.ErrNotFound):
 		return keyCounts{}, false, err
 	}
-	c, err = countKeys(pebbleRW{r: r}, kv.CountedRanges[:])
+	c, err = countKeys(pebbleRW{r: r})
 	return c, false, err
 }
 
-// countKeys counts the keys r holds in ranges.
-func countKeys(r kv.Reader, ranges [][2][]byte) (keyCounts, error) {
+// countKeys counts the keys r holds: a pass over kv.CountedRanges.
+func countKeys(r kv.Reader) (keyCounts, error) {
 	var c keyCounts
-	for _, rg := range ranges {
+	for _, rg := range kv.CountedRanges {
 		if err := r.Scan(rg[0], rg[1], func(k, _ []byte) bool {
 			c.note(k, true)
 			return true

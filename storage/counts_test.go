@@ -31,7 +31,7 @@ func checkCounts(t *testing.T, s *Shard, what string) {
 	if got == nil {
 		t.Fatalf("%s: the shard keeps no counts", what)
 	}
-	want, err := countKeys(pebbleRW{r: s.db}, kv.CountedRanges[:])
+	want, err := countKeys(pebbleRW{r: s.db})
 	if err != nil {
 		t.Fatal(err)
 	}

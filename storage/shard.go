@@ -247,10 +247,7 @@ func (s *Shard) WaitApplied(ctx context.Context, index uint64) error {
 func (s *Shard) View(fn func(r kv.Reader) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.db == nil {
-		return ErrClosed
-	}
-	return fn(s.reader())
+	return s.viewHeld(fn)
 }
 
 // ViewAtOnce is View on one state: no batch commits while fn runs, so
@@ -261,6 +258,11 @@ func (s *Shard) ViewAtOnce(fn func(r kv.Reader) error) error {
 	defer s.mu.RUnlock()
 	s.commitMu.RLock()
 	defer s.commitMu.RUnlock()
+	return s.viewHeld(fn)
+}
+
+// viewHeld runs fn with a reader of the store, with mu held.
+func (s *Shard) viewHeld(fn func(r kv.Reader) error) error {
 	if s.db == nil {
 		return ErrClosed
 	}
