@@ -233,6 +233,9 @@ func (n *cnode) remove() {
 	if dir != "" {
 		err := logsErr
 		if err == nil {
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, n.c.prefix+"-"+n.name+".log"), []byte(logs), 0o644)
 		}
 		if err != nil {
