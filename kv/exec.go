@@ -82,10 +82,10 @@ var scriptCommands = map[string]func(t *txn, args [][]byte) *messages.Reply{
 // scriptCommands run here. Storage errors become "ERR kv: storage: ..."
 // replies.
 func Read(r Reader, args [][]byte, nowMs int64) *messages.Reply {
-	return read(r, args, nowMs, nil)
+	return read(r, args, nowMs, nil, false)
 }
 
-func read(r Reader, args [][]byte, nowMs int64, trace *cmdTrace) (reply *messages.Reply) {
+func read(r Reader, args [][]byte, nowMs int64, trace *cmdTrace, encodeBulks bool) (reply *messages.Reply) {
 	var run func(t *txn, args [][]byte) *messages.Reply
 	if len(args) > 0 {
 		switch name := string(args[0]); name {
@@ -122,7 +122,7 @@ func read(r Reader, args [][]byte, nowMs int64, trace *cmdTrace) (reply *message
 			reply = errReply("ERR " + se.Error())
 		}
 	}()
-	t := &txn{r: r, now: nowMs, trace: trace}
+	t := &txn{r: r, now: nowMs, trace: trace, encodeBulks: encodeBulks}
 	return trace.attach(run(t, args))
 }
 
@@ -179,6 +179,9 @@ type txn struct {
 	// trace collects what the command's trace asked for (nil: nothing):
 	// its scripts' calls, its reads' missing keys.
 	trace *cmdTrace
+	// encodeBulks writes a big reply's bulk strings out (Command.bulks):
+	// a client's read, whose reply goes to the client as it is.
+	encodeBulks bool
 }
 
 // intN and perm are the command's random choices: a script's

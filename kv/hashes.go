@@ -218,7 +218,7 @@ func (t *txn) fieldReplies(e *entry, fields, values bool) *replies {
 	if fields && values {
 		n *= 2
 	}
-	b := newReplies(int(min(n, 4096)))
+	b := t.newReplies(int(min(n, 4096)))
 	t.eachField(e, func(f, v []byte) {
 		if fields {
 			b.bulk(f)

@@ -190,7 +190,7 @@ func popCmd(left bool) func(*txn, [][]byte) *messages.Reply {
 		if !withCount {
 			return bulk(out[0])
 		}
-		return bulks(out)
+		return t.bulks(out)
 	}
 }
 
@@ -216,7 +216,7 @@ func (t *txn) listPopped(l *list, left bool) {
 	t.deletedIfEmpty(&l.e)
 }
 
-func bulks(vs [][]byte) *messages.Reply { return bulkRefs(vs).array() }
+func (t *txn) bulks(vs [][]byte) *messages.Reply { return t.bulkRefs(vs).array() }
 
 // LLEN key
 func cmdLLen(t *txn, a [][]byte) *messages.Reply {
@@ -319,7 +319,7 @@ func cmdLRange(t *txn, a [][]byte) *messages.Reply {
 		return r
 	}
 	from, to := l.span(start, stop)
-	b := newReplies(int(min(max(to-from, 0), 1024)))
+	b := t.newReplies(int(min(max(to-from, 0), 1024)))
 	t.eachElem(l, from, to, b.bulk)
 	return b.array()
 }
@@ -629,7 +629,7 @@ func cmdLMPop(t *txn, a [][]byte) *messages.Reply {
 		}
 		out := t.pop(l, left, count)
 		t.listPopped(l, left)
-		return array([]*messages.Reply{bulk(k), bulks(out)})
+		return array([]*messages.Reply{bulk(k), t.bulks(out)})
 	}
 	return nullArray
 }

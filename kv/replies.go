@@ -1,6 +1,12 @@
 package kv
 
-import "github.com/coppice-kv/coppice/messages"
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/coppice-kv/coppice/messages"
+	respw "github.com/coppice-kv/coppice/resp"
+)
 
 // Replies the engine builds. Shared replies (replyOK, the small integers,
 // nullBulk, the fixed errors) are returned to many callers: a caller must not
@@ -75,11 +81,21 @@ var (
 // (protobuf messages must not be copied): the next one is made, twice as
 // big. The elements are as immutable as any reply, and keep their blocks
 // alive as long as one of them is referenced.
+//
+// A client's read (Command.bulks) gets its bulk strings written out
+// instead, into one buffer (messages.Bulks): no object an element, and
+// nothing for the collector to scan. An element of another kind turns
+// them back into items first.
 type replies struct {
 	items  []*messages.Reply
 	rs     []messages.Reply
 	bulks  []messages.Reply_Bulk
 	copies arena
+
+	encoding bool   // the elements are written out into enc
+	enc      []byte // their RESP
+	n        int    // how many enc holds
+	expect   int    // newReplies' guess, to size enc
 }
 
 // newReplies makes room for n elements (a guess: more may be added).
@@ -88,8 +104,64 @@ func newReplies(n int) *replies {
 	return &replies{items: make([]*messages.Reply, 0, n), rs: make([]messages.Reply, 0, max(n, 4))}
 }
 
+// newReplies is newReplies(n), written out when the command's reply may
+// be (txn.encodeBulks).
+func (t *txn) newReplies(n int) *replies {
+	if t.encodeBulks {
+		return &replies{encoding: true, expect: max(n, 1)}
+	}
+	return newReplies(n)
+}
+
+// encode appends v, written out.
+func (b *replies) encode(v []byte) {
+	if need := len(v) + 16; cap(b.enc)-len(b.enc) < need {
+		// Room for as many more like v as the elements still expected,
+		// or twice the buffer.
+		size := max(2*cap(b.enc), len(b.enc)+need*max(b.expect-b.n, 1))
+		b.enc = append(make([]byte, 0, size), b.enc...)
+	}
+	b.enc = respw.AppendBulk(b.enc, v)
+	b.n++
+}
+
+// unencode turns the elements written out so far into items, for an
+// element of another kind.
+func (b *replies) unencode() {
+	enc, n := b.enc, b.n
+	*b = *newReplies(max(b.expect, n))
+	for range n {
+		v, rest := decodeBulk(enc)
+		b.bulkRef(v)
+		enc = rest
+	}
+}
+
+// decodeBulk splits the first bulk string AppendBulk wrote off enc.
+func decodeBulk(enc []byte) (v, rest []byte) {
+	i := bytes.IndexByte(enc, '\r')
+	n, _ := strconv.Atoi(string(enc[1:i]))
+	start := i + 2
+	return enc[start : start+n : start+n], enc[start+n+2:]
+}
+
+// Bulks is the elements of r, a reply of bulk strings written out
+// (Reply.bulks), as items; nil when r is another reply.
+func Bulks(r *messages.Reply) []*messages.Reply {
+	bs := r.GetBulks()
+	if bs == nil {
+		return nil
+	}
+	b := &replies{encoding: true, enc: bs.GetBody(), n: int(bs.GetCount())}
+	b.unencode()
+	return b.items
+}
+
 // next is a fresh reply from the block, added to the elements.
 func (b *replies) next() *messages.Reply {
+	if b.encoding {
+		b.unencode()
+	}
 	if len(b.rs) == cap(b.rs) {
 		b.rs = make([]messages.Reply, 0, 2*cap(b.rs))
 	}
@@ -101,6 +173,10 @@ func (b *replies) next() *messages.Reply {
 
 // bulkRef adds a bulk string of v itself: v must not change afterwards.
 func (b *replies) bulkRef(v []byte) {
+	if b.encoding {
+		b.encode(v)
+		return
+	}
 	if v == nil {
 		v = []byte{}
 	}
@@ -115,12 +191,16 @@ func (b *replies) bulkRef(v []byte) {
 // has room for as many like v as the elements still expected, so a reply
 // of like elements takes one or two.
 func (b *replies) bulk(v []byte) {
+	if b.encoding {
+		b.encode(v)
+		return
+	}
 	b.bulkRef(b.copies.copy(v, len(v)*max(cap(b.items)-len(b.items), 1)))
 }
 
 // bulkRefs is the elements vs, each a bulk string of itself.
-func bulkRefs(vs [][]byte) *replies {
-	b := newReplies(len(vs))
+func (t *txn) bulkRefs(vs [][]byte) *replies {
+	b := t.newReplies(len(vs))
 	for _, v := range vs {
 		b.bulkRef(v)
 	}
@@ -128,11 +208,24 @@ func bulkRefs(vs [][]byte) *replies {
 }
 
 // add adds a reply made elsewhere.
-func (b *replies) add(r *messages.Reply) { b.items = append(b.items, r) }
+func (b *replies) add(r *messages.Reply) {
+	if b.encoding {
+		b.unencode()
+	}
+	b.items = append(b.items, r)
+}
 
-func (b *replies) array() *messages.Reply    { return array(b.items) }
-func (b *replies) mapReply() *messages.Reply { return mapReply(b.items) }
-func (b *replies) setReply() *messages.Reply { return setReply(b.items) }
+func (b *replies) array() *messages.Reply    { return b.reply(messages.Bulks_ARRAY, array) }
+func (b *replies) mapReply() *messages.Reply { return b.reply(messages.Bulks_MAP, mapReply) }
+func (b *replies) setReply() *messages.Reply { return b.reply(messages.Bulks_SET, setReply) }
+
+// reply is the elements as a reply of kind: written out, or items.
+func (b *replies) reply(kind messages.Bulks_Kind, items func([]*messages.Reply) *messages.Reply) *messages.Reply {
+	if !b.encoding {
+		return items(b.items)
+	}
+	return &messages.Reply{Value: &messages.Reply_Bulks{Bulks: &messages.Bulks{Kind: kind, Count: int64(b.n), Body: b.enc}}}
+}
 
 // arena copies byte strings into shared blocks: many small copies cost a
 // few allocations. The copies stay valid (and keep their block alive) as

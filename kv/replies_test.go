@@ -2,9 +2,11 @@ package kv
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/coppice-kv/coppice/messages"
+	respw "github.com/coppice-kv/coppice/resp"
 )
 
 // TestRepliesKeepEveryElement adds elements of many sizes, one big one
@@ -53,5 +55,122 @@ func TestRepliesKeepEveryElement(t *testing.T) {
 		if _, ok := it.GetValue().(*messages.Reply_Bulk); !ok || !bytes.Equal(it.GetBulk(), want[i]) {
 			t.Fatalf("element %d: %d bytes, want %d bytes as given", i, len(it.GetBulk()), len(want[i]))
 		}
+	}
+}
+
+// TestWrittenOutRepliesWriteAsTheirItems builds random replies both ways,
+// as items and written out (a client's read, txn.encodeBulks), as each
+// kind (an array, a set, a map), and checks that the client port writes
+// the same bytes for both in RESP2 and RESP3. An element of another kind
+// (MGET's null) turns what was written out back into items.
+func TestWrittenOutRepliesWriteAsTheirItems(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	kinds := map[string]func(*replies) *messages.Reply{
+		"array": (*replies).array, "set": (*replies).setReply, "map": (*replies).mapReply,
+	}
+	for round := range 200 {
+		n := rng.IntN(40)
+		if round%50 == 0 {
+			n = 2000 // past any first guess of the buffer's size
+		}
+		elems := make([][]byte, n)
+		for i := range elems {
+			elems[i] = make([]byte, rng.IntN(300))
+			for j := range elems[i] {
+				elems[i][j] = byte(rng.IntN(256)) // \r and \n too
+			}
+		}
+		null := -1 // an element of another kind, at this place
+		if n > 2 && rng.IntN(4) == 0 {
+			null = rng.IntN(n - 1) // within a map's elements too
+		}
+		for name, kind := range kinds {
+			elems := elems
+			if name == "map" {
+				elems = elems[:len(elems)&^1] // keys and values
+			}
+			build := func(t *txn) *messages.Reply {
+				b := t.newReplies(rng.IntN(n + 1))
+				for i, e := range elems {
+					if i == null {
+						b.add(nullBulk)
+					}
+					if i%2 == 0 {
+						b.bulk(e)
+					} else {
+						b.bulkRef(e)
+					}
+				}
+				return kind(b)
+			}
+			items, out := build(&txn{}), build(&txn{encodeBulks: true})
+			if want := null < 0; (out.GetBulks() != nil) != want {
+				t.Fatalf("round %d, %s of %d with a null at %d: written out %v, want %v", round, name, n, null, out.GetBulks() != nil, want)
+			}
+			for _, proto := range []int{2, 3} {
+				if got, want := wire(t, out, proto), wire(t, items, proto); got != want {
+					at := 0
+					for at < min(len(got), len(want)) && got[at] == want[at] {
+						at++
+					}
+					t.Fatalf("round %d, %s of %d, RESP%d: written out (%d bytes) and as items (%d) differ from byte %d: %q against %q",
+						round, name, len(elems), proto, len(got), len(want), at, got[at:min(at+40, len(got))], want[at:min(at+40, len(want))])
+				}
+			}
+		}
+	}
+}
+
+func wire(t *testing.T, r *messages.Reply, proto int) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := respw.NewWriter(&b)
+	if err := w.WriteReply(r, proto); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestClientReadsComeWrittenOut: the big replies of a client's reads come
+// written out, and only those.
+func TestClientReadsComeWrittenOut(t *testing.T) {
+	s := newMemStore()
+	for _, c := range [][]string{
+		{"RPUSH", "l", "a", "b", "c"}, {"HSET", "h", "f", "v", "g", "w"}, {"SADD", "s", "x", "y"},
+		{"ZADD", "z", "1", "p", "2", "q"},
+	} {
+		Exec(s, command(c))
+	}
+	for _, c := range []struct {
+		args []string
+		kind messages.Bulks_Kind
+	}{
+		{[]string{"LRANGE", "l", "0", "-1"}, messages.Bulks_ARRAY},
+		{[]string{"HGETALL", "h"}, messages.Bulks_MAP},
+		{[]string{"HKEYS", "h"}, messages.Bulks_ARRAY},
+		{[]string{"HVALS", "h"}, messages.Bulks_ARRAY},
+		{[]string{"SMEMBERS", "s"}, messages.Bulks_SET},
+		{[]string{"SUNION", "s"}, messages.Bulks_SET},
+		{[]string{"ZRANGE", "z", "0", "-1"}, messages.Bulks_ARRAY},
+		{[]string{"ZRANGEBYSCORE", "z", "-inf", "+inf"}, messages.Bulks_ARRAY},
+	} {
+		cmd := command(c.args)
+		if r := ReadCommand(s, cmd); r.GetBulks() != nil {
+			t.Errorf("%q without Command.bulks: written out", c.args)
+		}
+		cmd.Bulks = true
+		r := ReadCommand(s, cmd)
+		if b := r.GetBulks(); b == nil || b.GetKind() != c.kind || b.GetCount() != int64(len(Bulks(r))) {
+			t.Errorf("%q: %v, want %v written out", c.args, r, c.kind)
+		}
+	}
+	// Scores are doubles in RESP3: not written out.
+	cmd := command([]string{"ZRANGE", "z", "0", "-1", "WITHSCORES"})
+	cmd.Bulks = true
+	if r := ReadCommand(s, cmd); r.GetBulks() != nil {
+		t.Errorf("ZRANGE WITHSCORES: written out")
 	}
 }

@@ -132,7 +132,7 @@ func cmdSMembers(t *txn, a [][]byte) *messages.Reply {
 	return t.fieldReplies(&e, true, false).setReply()
 }
 
-func setOf(members [][]byte) *messages.Reply { return bulkRefs(members).setReply() }
+func (t *txn) setOf(members [][]byte) *messages.Reply { return t.bulkRefs(members).setReply() }
 
 // SISMEMBER key member
 func cmdSIsMember(t *txn, a [][]byte) *messages.Reply {
@@ -257,7 +257,7 @@ func setCmd(op setOp) func(*txn, [][]byte) *messages.Reply {
 		if r != nil {
 			return r
 		}
-		return setOf(out)
+		return t.setOf(out)
 	}
 }
 
@@ -377,7 +377,7 @@ func cmdSPop(t *txn, a [][]byte) *messages.Reply {
 	if !withCount {
 		return bulk(chosen[0])
 	}
-	return setOf(chosen)
+	return t.setOf(chosen)
 }
 
 // SRANDMEMBER key [count]: members chosen at random, without removing

@@ -107,6 +107,8 @@ type harness struct {
 	pebble *pebbleStore
 	now    int64
 	n      int
+	// writtenOut counts the reads whose replies came written out too.
+	writtenOut int
 }
 
 // do runs a command as the node would: writes with Exec, reads with Read.
@@ -125,7 +127,15 @@ func (h *harness) do(args ...string) *messages.Reply {
 	if s.Write {
 		r = Exec(h.w, &messages.Command{Args: a, NowMs: h.now})
 	} else {
+		// As a client's read too (Command.bulks): a reply written out
+		// must be the same reply.
 		r = Read(h.w, a, h.now)
+		if out := ReadCommand(h.w, &messages.Command{Args: a, NowMs: h.now, Bulks: true}); out.GetBulks() != nil {
+			h.writtenOut++
+			if render(out) != render(r) {
+				h.t.Errorf("%q written out: %s, as items: %s", args, render(out), render(r))
+			}
+		}
 	}
 	h.n++
 	if h.pebble != nil && h.n%3 == 0 {
@@ -195,6 +205,15 @@ func render(r *messages.Reply) string {
 		return "k{" + renderItems(v.Keyed.GetItems()) + "}"
 	case *messages.Reply_Double:
 		return "," + strconv.FormatFloat(v.Double, 'g', -1, 64)
+	case *messages.Reply_Bulks:
+		items := renderItems(Bulks(r))
+		switch v.Bulks.GetKind() {
+		case messages.Bulks_MAP:
+			return "{" + items + "}"
+		case messages.Bulks_SET:
+			return "~[" + items + "]"
+		}
+		return "[" + items + "]"
 	}
 	return fmt.Sprintf("?%v", r)
 }

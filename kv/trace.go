@@ -137,7 +137,8 @@ func (tr *cmdTrace) attach(r *messages.Reply) *messages.Reply {
 	return &messages.Reply{Value: r.Value, Trace: &tr.out}
 }
 
-// ReadCommand is Read of cmd, with its trace (messages.Command.trace).
+// ReadCommand is Read of cmd, with its trace (messages.Command.trace), and
+// a big reply's bulk strings written out when cmd asks (Command.bulks).
 func ReadCommand(r Reader, cmd *messages.Command) *messages.Reply {
-	return read(r, cmd.GetArgs(), cmd.GetNowMs(), newTrace(cmd.GetTrace()))
+	return read(r, cmd.GetArgs(), cmd.GetNowMs(), newTrace(cmd.GetTrace()), cmd.GetBulks())
 }

@@ -519,7 +519,7 @@ func zrangeCmd(form zrangeForm) func(*txn, [][]byte) *messages.Reply {
 		if r != nil {
 			return r
 		}
-		return scoredReply(out, withScores)
+		return t.scoredReply(out, withScores)
 	}
 }
 
@@ -901,27 +901,22 @@ func cmdZRemRangeByLex(t *txn, a [][]byte) *messages.Reply {
 
 // scoredReply is members, with their scores when withScores (pairs:
 // flat in RESP2, nested in RESP3).
-func scoredReply(out []scored, withScores bool) *messages.Reply {
-	n := len(out)
-	if withScores {
-		n *= 2
+func (t *txn) scoredReply(out []scored, withScores bool) *messages.Reply {
+	if !withScores {
+		b := t.newReplies(len(out))
+		for _, s := range out {
+			b.bulkRef(s.member)
+		}
+		return b.array()
 	}
-	b := newReplies(n)
-	var scores []messages.Reply_Double
-	if withScores {
-		scores = make([]messages.Reply_Double, len(out))
-	}
+	b := newReplies(2 * len(out))
+	scores := make([]messages.Reply_Double, len(out))
 	for i, s := range out {
 		b.bulkRef(s.member)
-		if withScores {
-			scores[i].Double = s.score
-			b.next().Value = &scores[i]
-		}
+		scores[i].Double = s.score
+		b.next().Value = &scores[i]
 	}
-	if withScores {
-		return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: b.items}}}
-	}
-	return b.array()
+	return &messages.Reply{Value: &messages.Reply_Pairs{Pairs: &messages.Replies{Items: b.items}}}
 }
 
 // ZREMRANGEBYSCORE key min max
@@ -1012,7 +1007,7 @@ func zpopCmd(highest bool) func(*txn, [][]byte) *messages.Reply {
 		if count == -1 {
 			return array([]*messages.Reply{bulk(out[0].member), double(out[0].score)})
 		}
-		return scoredReply(out, true)
+		return t.scoredReply(out, true)
 	}
 }
 
@@ -1234,7 +1229,7 @@ func (t *txn) zalgebra(a [][]byte, at int, op zsetOp, store []byte, card bool) *
 	if store != nil {
 		return t.storeZSet(store, out, [...]string{zUnion: "zunionstore", zInter: "zinterstore", zDiff: "zdiffstore"}[op])
 	}
-	return scoredReply(out, withScores)
+	return t.scoredReply(out, withScores)
 }
 
 // ZUNION, ZINTER, ZDIFF numkeys key [key ...] [WEIGHTS w ...]

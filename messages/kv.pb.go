@@ -24,6 +24,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Bulks_Kind int32
+
+const (
+	Bulks_ARRAY Bulks_Kind = 0 // *count
+	Bulks_SET   Bulks_Kind = 1 // ~count in RESP3; *count in RESP2
+	Bulks_MAP   Bulks_Kind = 2 // keys and values alternate: %count/2 in RESP3; *count in RESP2
+)
+
+// Enum value maps for Bulks_Kind.
+var (
+	Bulks_Kind_name = map[int32]string{
+		0: "ARRAY",
+		1: "SET",
+		2: "MAP",
+	}
+	Bulks_Kind_value = map[string]int32{
+		"ARRAY": 0,
+		"SET":   1,
+		"MAP":   2,
+	}
+)
+
+func (x Bulks_Kind) Enum() *Bulks_Kind {
+	p := new(Bulks_Kind)
+	*p = x
+	return p
+}
+
+func (x Bulks_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Bulks_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_kv_proto_enumTypes[0].Descriptor()
+}
+
+func (Bulks_Kind) Type() protoreflect.EnumType {
+	return &file_kv_proto_enumTypes[0]
+}
+
+func (x Bulks_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Bulks_Kind.Descriptor instead.
+func (Bulks_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{7, 0}
+}
+
 // Command is one client command. It is what a shard's Raft log holds (inside
 // a CommandBatch), so its execution is a pure function of the shard's state
 // and the command: now_ms, the proposer's clock, is the time every replica
@@ -44,7 +93,12 @@ type Command struct {
 	// its command statistics and ACL LOG; 2 their arguments too, for
 	// MONITOR; 4 the keys a read found missing, for its keymiss events. Only
 	// the reply to the proposer carries it; replicas ignore it.
-	Trace         uint32 `protobuf:"varint,4,opt,name=trace,proto3" json:"trace,omitempty"`
+	Trace uint32 `protobuf:"varint,4,opt,name=trace,proto3" json:"trace,omitempty"`
+	// bulks lets a read's reply carry a flat list of bulk strings written
+	// out already (Reply.bulks): only the client port asks, for a read
+	// whose reply it writes as it is. A node that does not know the flag
+	// answers with items, which the port writes as well.
+	Bulks         bool `protobuf:"varint,5,opt,name=bulks,proto3" json:"bulks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -105,6 +159,13 @@ func (x *Command) GetTrace() uint32 {
 		return x.Trace
 	}
 	return 0
+}
+
+func (x *Command) GetBulks() bool {
+	if x != nil {
+		return x.Bulks
+	}
+	return false
 }
 
 // Trace is what Command.trace asked of a command.
@@ -430,6 +491,7 @@ type Reply struct {
 	//	*Reply_Pairs
 	//	*Reply_Push
 	//	*Reply_Keyed
+	//	*Reply_Bulks
 	Value isReply_Value `protobuf_oneof:"value"`
 	// trace is what the command's Command.trace asked for, on its reply;
 	// the port never writes it.
@@ -610,6 +672,15 @@ func (x *Reply) GetKeyed() *Replies {
 	return nil
 }
 
+func (x *Reply) GetBulks() *Bulks {
+	if x != nil {
+		if x, ok := x.Value.(*Reply_Bulks); ok {
+			return x.Bulks
+		}
+	}
+	return nil
+}
+
 func (x *Reply) GetTrace() *Trace {
 	if x != nil {
 		return x.Trace
@@ -681,6 +752,10 @@ type Reply_Keyed struct {
 	Keyed *Replies `protobuf:"bytes,15,opt,name=keyed,proto3,oneof"` // keys and values alternate: %n in RESP3; *n of *2 arrays in RESP2 (XREAD)
 }
 
+type Reply_Bulks struct {
+	Bulks *Bulks `protobuf:"bytes,17,opt,name=bulks,proto3,oneof"` // bulk strings written out already (Command.bulks)
+}
+
 func (*Reply_Status) isReply_Value() {}
 
 func (*Reply_Error) isReply_Value() {}
@@ -710,6 +785,8 @@ func (*Reply_Pairs) isReply_Value() {}
 func (*Reply_Push) isReply_Value() {}
 
 func (*Reply_Keyed) isReply_Value() {}
+
+func (*Reply_Bulks) isReply_Value() {}
 
 type Replies struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -755,16 +832,82 @@ func (x *Replies) GetItems() []*Reply {
 	return nil
 }
 
+// Bulks is a big reply's elements, all bulk strings, in RESP as the client
+// port writes them: each "$<length>\r\n<bytes>\r\n", the same in RESP2 and
+// RESP3. One buffer with no pointers, where items cost the allocator and
+// the collector three objects an element (LRANGE of 600). The port writes
+// its header by kind and then the body as it is.
+type Bulks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          Bulks_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=coppice.messages.Bulks_Kind" json:"kind,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"` // the elements in body
+	Body          []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bulks) Reset() {
+	*x = Bulks{}
+	mi := &file_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bulks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bulks) ProtoMessage() {}
+
+func (x *Bulks) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bulks.ProtoReflect.Descriptor instead.
+func (*Bulks) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Bulks) GetKind() Bulks_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return Bulks_ARRAY
+}
+
+func (x *Bulks) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *Bulks) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
 var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
 	"\n" +
-	"\bkv.proto\x12\x10coppice.messages\"b\n" +
+	"\bkv.proto\x12\x10coppice.messages\"x\n" +
 	"\aCommand\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\fR\x04args\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x12\x16\n" +
 	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x14\n" +
-	"\x05trace\x18\x04 \x01(\rR\x05trace\"\xb7\x01\n" +
+	"\x05trace\x18\x04 \x01(\rR\x05trace\x12\x14\n" +
+	"\x05bulks\x18\x05 \x01(\bR\x05bulks\"\xb7\x01\n" +
 	"\x05Trace\x122\n" +
 	"\x05calls\x18\x01 \x03(\v2\x1c.coppice.messages.ScriptCallR\x05calls\x12\x16\n" +
 	"\x06missed\x18\x02 \x03(\fR\x06missed\x12#\n" +
@@ -787,7 +930,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12\x0e\n" +
 	"\x02ns\x18\b \x01(\x03R\x02ns\"E\n" +
 	"\fCommandBatch\x125\n" +
-	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\xdf\x04\n" +
+	"\bcommands\x18\x01 \x03(\v2\x19.coppice.messages.CommandR\bcommands\"\x90\x05\n" +
 	"\x05Reply\x12\x18\n" +
 	"\x06status\x18\x01 \x01(\tH\x00R\x06status\x12\x16\n" +
 	"\x05error\x18\x02 \x01(\tH\x00R\x05error\x12\x1a\n" +
@@ -805,11 +948,20 @@ const file_kv_proto_rawDesc = "" +
 	"\bverbatim\x18\f \x01(\tH\x00R\bverbatim\x121\n" +
 	"\x05pairs\x18\r \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05pairs\x12/\n" +
 	"\x04push\x18\x0e \x01(\v2\x19.coppice.messages.RepliesH\x00R\x04push\x121\n" +
-	"\x05keyed\x18\x0f \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05keyed\x12-\n" +
+	"\x05keyed\x18\x0f \x01(\v2\x19.coppice.messages.RepliesH\x00R\x05keyed\x12/\n" +
+	"\x05bulks\x18\x11 \x01(\v2\x17.coppice.messages.BulksH\x00R\x05bulks\x12-\n" +
 	"\x05trace\x18\x10 \x01(\v2\x17.coppice.messages.TraceR\x05traceB\a\n" +
 	"\x05value\"8\n" +
 	"\aReplies\x12-\n" +
-	"\x05items\x18\x01 \x03(\v2\x17.coppice.messages.ReplyR\x05itemsB(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
+	"\x05items\x18\x01 \x03(\v2\x17.coppice.messages.ReplyR\x05items\"\x88\x01\n" +
+	"\x05Bulks\x120\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1c.coppice.messages.Bulks.KindR\x04kind\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"#\n" +
+	"\x04Kind\x12\t\n" +
+	"\x05ARRAY\x10\x00\x12\a\n" +
+	"\x03SET\x10\x01\x12\a\n" +
+	"\x03MAP\x10\x02B(Z&github.com/coppice-kv/coppice/messagesb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -823,33 +975,38 @@ func file_kv_proto_rawDescGZIP() []byte {
 	return file_kv_proto_rawDescData
 }
 
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_kv_proto_goTypes = []any{
-	(*Command)(nil),       // 0: coppice.messages.Command
-	(*Trace)(nil),         // 1: coppice.messages.Trace
-	(*ScriptPublish)(nil), // 2: coppice.messages.ScriptPublish
-	(*ScriptCall)(nil),    // 3: coppice.messages.ScriptCall
-	(*CommandBatch)(nil),  // 4: coppice.messages.CommandBatch
-	(*Reply)(nil),         // 5: coppice.messages.Reply
-	(*Replies)(nil),       // 6: coppice.messages.Replies
+	(Bulks_Kind)(0),       // 0: coppice.messages.Bulks.Kind
+	(*Command)(nil),       // 1: coppice.messages.Command
+	(*Trace)(nil),         // 2: coppice.messages.Trace
+	(*ScriptPublish)(nil), // 3: coppice.messages.ScriptPublish
+	(*ScriptCall)(nil),    // 4: coppice.messages.ScriptCall
+	(*CommandBatch)(nil),  // 5: coppice.messages.CommandBatch
+	(*Reply)(nil),         // 6: coppice.messages.Reply
+	(*Replies)(nil),       // 7: coppice.messages.Replies
+	(*Bulks)(nil),         // 8: coppice.messages.Bulks
 }
 var file_kv_proto_depIdxs = []int32{
-	3,  // 0: coppice.messages.Trace.calls:type_name -> coppice.messages.ScriptCall
-	2,  // 1: coppice.messages.Trace.published:type_name -> coppice.messages.ScriptPublish
-	0,  // 2: coppice.messages.CommandBatch.commands:type_name -> coppice.messages.Command
-	6,  // 3: coppice.messages.Reply.array:type_name -> coppice.messages.Replies
-	6,  // 4: coppice.messages.Reply.map:type_name -> coppice.messages.Replies
-	6,  // 5: coppice.messages.Reply.set:type_name -> coppice.messages.Replies
-	6,  // 6: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
-	6,  // 7: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
-	6,  // 8: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
-	1,  // 9: coppice.messages.Reply.trace:type_name -> coppice.messages.Trace
-	5,  // 10: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 0: coppice.messages.Trace.calls:type_name -> coppice.messages.ScriptCall
+	3,  // 1: coppice.messages.Trace.published:type_name -> coppice.messages.ScriptPublish
+	1,  // 2: coppice.messages.CommandBatch.commands:type_name -> coppice.messages.Command
+	7,  // 3: coppice.messages.Reply.array:type_name -> coppice.messages.Replies
+	7,  // 4: coppice.messages.Reply.map:type_name -> coppice.messages.Replies
+	7,  // 5: coppice.messages.Reply.set:type_name -> coppice.messages.Replies
+	7,  // 6: coppice.messages.Reply.pairs:type_name -> coppice.messages.Replies
+	7,  // 7: coppice.messages.Reply.push:type_name -> coppice.messages.Replies
+	7,  // 8: coppice.messages.Reply.keyed:type_name -> coppice.messages.Replies
+	8,  // 9: coppice.messages.Reply.bulks:type_name -> coppice.messages.Bulks
+	2,  // 10: coppice.messages.Reply.trace:type_name -> coppice.messages.Trace
+	6,  // 11: coppice.messages.Replies.items:type_name -> coppice.messages.Reply
+	0,  // 12: coppice.messages.Bulks.kind:type_name -> coppice.messages.Bulks.Kind
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -873,19 +1030,21 @@ func file_kv_proto_init() {
 		(*Reply_Pairs)(nil),
 		(*Reply_Push)(nil),
 		(*Reply_Keyed)(nil),
+		(*Reply_Bulks)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      1,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,
+		EnumInfos:         file_kv_proto_enumTypes,
 		MessageInfos:      file_kv_proto_msgTypes,
 	}.Build()
 	File_kv_proto = out.File

@@ -123,9 +123,36 @@ func (w *Writer) reply(r *messages.Reply, resp3 bool) {
 		w.boolean(v.Boolean, resp3)
 	case *messages.Reply_Verbatim:
 		w.verbatim(v.Verbatim, resp3)
+	case *messages.Reply_Bulks:
+		w.bulks(v.Bulks, resp3)
 	default:
 		w.nullBulk(resp3)
 	}
+}
+
+// bulks writes bulk strings written out already under their kind's
+// header.
+func (w *Writer) bulks(b *messages.Bulks, resp3 bool) {
+	n := b.GetCount()
+	switch kind := b.GetKind(); {
+	case resp3 && kind == messages.Bulks_SET:
+		w.header('~', n)
+	case resp3 && kind == messages.Bulks_MAP:
+		w.header('%', n/2)
+	default:
+		w.header('*', n)
+	}
+	w.b.Write(b.GetBody())
+}
+
+// AppendBulk appends v as a bulk string, "$<length>\r\n<v>\r\n": an
+// element of messages.Bulks' body.
+func AppendBulk(dst, v []byte) []byte {
+	dst = append(dst, '$')
+	dst = strconv.AppendInt(dst, int64(len(v)), 10)
+	dst = append(dst, '\r', '\n')
+	dst = append(dst, v...)
+	return append(dst, '\r', '\n')
 }
 
 // pairwise writes items two by two under a header of kind counting the

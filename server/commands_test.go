@@ -22,12 +22,18 @@ import (
 type recordingBackend struct {
 	mu  sync.Mutex
 	ran []string
+	// bulks is the commands that asked for their bulk strings written
+	// out (Command.bulks).
+	bulks []string
 }
 
 func (b *recordingBackend) Shards() int { return 4 }
 func (b *recordingBackend) run(shard int, cmd *messages.Command) Pending {
 	b.mu.Lock()
 	b.ran = append(b.ran, fmt.Sprintf("%d:%s", shard, cmd.Args[0]))
+	if cmd.Bulks {
+		b.bulks = append(b.bulks, string(cmd.Args[0]))
+	}
 	b.mu.Unlock()
 	return done{integer(int64(shard))}
 }
@@ -157,6 +163,28 @@ func TestKeysOnOneShard(t *testing.T) {
 	}
 	if len(b.ran) != 2 {
 		t.Errorf("TOUCH ran %v, want one read on each of two shards", b.ran)
+	}
+}
+
+// A client's read of one shard asks for its reply's bulk strings written
+// out (Command.bulks): the port writes that reply as it comes. The reads
+// whose replies the port takes apart or puts together (MGET's and KEYS'
+// parts, EXISTS' counts) and writes do not.
+func TestOneShardReadsComeWrittenOut(t *testing.T) {
+	b := &recordingBackend{}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := dial(t, srv)
+	for _, cmd := range []string{"LRANGE l 0 -1", "MGET a b", "KEYS *", "EXISTS a b", "HGETALL h", "RPUSH l x", "SMEMBERS s"} {
+		c.do(cmd)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got, want := strings.Join(b.bulks, " "), "LRANGE HGETALL SMEMBERS"; got != want {
+		t.Fatalf("written out: %q, want %q", got, want)
 	}
 }
 

@@ -203,14 +203,23 @@ func (c *conn) write(shard int, args [][]byte) {
 	c.push(p)
 }
 
+// read issues a client's read on one shard, whose reply is written as it
+// comes: its bulk strings may come written out (Command.bulks).
 func (c *conn) read(shard int, args [][]byte) {
-	c.push(c.issueClientRead(shard, c.own(args)))
+	cmd := c.clientRead(c.own(args))
+	cmd.Bulks = true
+	c.push(c.issueReadCmd(shard, cmd))
 }
 
-// issueClientRead is issueRead of a client's read (owned), which reports
-// the keys it finds missing while keymiss events are wanted.
+// issueClientRead is issueRead of a client's read (owned).
 func (c *conn) issueClientRead(shard int, args [][]byte) Pending {
-	return c.issueReadCmd(shard, &messages.Command{Args: args, NowMs: nowMs(), Trace: c.s.missTrace()})
+	return c.issueReadCmd(shard, c.clientRead(args))
+}
+
+// clientRead is the command of a client's read (owned), which reports the
+// keys it finds missing while keymiss events are wanted.
+func (c *conn) clientRead(args [][]byte) *messages.Command {
+	return &messages.Command{Args: args, NowMs: nowMs(), Trace: c.s.missTrace()}
 }
 
 // multi combines the replies of a command's parts.
