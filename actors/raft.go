@@ -636,7 +636,7 @@ func (a *raftActor) propose(ctx actor.Context, cmd *messages.Command, to replyTo
 	}
 	a.batch = append(a.batch, cmd)
 	a.batchTo = append(a.batchTo, to)
-	a.batchBytes += proto.Size(cmd)
+	a.batchBytes += messages.CommandSize(cmd)
 	if len(a.batch) >= maxBatchCommands || a.batchBytes >= maxBatchBytes {
 		a.flush()
 		return
@@ -655,13 +655,7 @@ func (a *raftActor) flush() {
 	}
 	cmds, to := a.batch, a.batchTo
 	a.batch, a.batchTo, a.batchBytes = nil, nil, 0
-	data, err := proto.Marshal(&messages.CommandBatch{Commands: cmds})
-	if err != nil {
-		for _, p := range to {
-			p.send(a.system.Root, &messages.ProposeReply{Error: err.Error()})
-		}
-		return
-	}
+	data := messages.AppendCommandBatch(make([]byte, 0, messages.CommandBatchSize(cmds)), cmds)
 	a.inflight++
 	a.applies <- pendingApply{f: a.r.Apply(data, applyTimeout), to: to}
 }

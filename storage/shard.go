@@ -21,7 +21,6 @@ import (
 	"github.com/coppice-kv/coppice/kv"
 	"github.com/coppice-kv/coppice/messages"
 	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
 )
 
 // Executor runs one write command on a shard's batch (kv.ExecEvents),
@@ -360,13 +359,13 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		var batch messages.CommandBatch
-		if err := proto.Unmarshal(l.Data, &batch); err != nil {
+		cmds, err := messages.DecodeCommandBatch(l.Data)
+		if err != nil {
 			out[i] = fmt.Errorf("storage: shard %d: entry %d: %w", s.id, l.Index, err)
 			continue
 		}
-		replies := make([]*messages.Reply, len(batch.Commands))
-		for j, c := range batch.Commands {
+		replies := make([]*messages.Reply, len(cmds))
+		for j, c := range cmds {
 			keys, ranges := len(w.touched), len(w.touchedRanges)
 			var err error
 			if replies[j], err = s.execCommand(w, c, ev); err != nil {
