@@ -175,19 +175,28 @@ func (c *recordCache) drop(key string) {
 // put stores key's value (v itself: the caller hands it over), evicting
 // entries to stay under the limit. Called with mu held.
 func (c *recordCache) put(key string, v []byte, absent bool) {
-	c.drop(key)
-	size := entrySize(len(key), len(v))
-	if c.tooBig(size) {
-		return
+	if absent {
+		v = nil
 	}
-	for c.bytes+size > c.limit && len(c.m) > 0 {
+	size := entrySize(len(key), len(v))
+	e, ok := c.m[key]
+	switch {
+	case c.tooBig(size):
+		c.drop(key)
+		return
+	case ok: // in place, most recently used: no allocation, one map lookup
+		c.bytes -= entrySize(len(key), len(e.v))
+		e.v, e.absent = v, absent
+		e.unlink()
+	default:
+		e = &cached{key: key, v: v, absent: absent}
+	}
+	for c.bytes+size > c.limit && c.lru.prev != &c.lru { // e is out of the ring
 		c.drop(c.lru.prev.key) // the least recently used
 	}
-	e := &cached{key: key, absent: absent}
-	if !absent {
-		e.v = v
+	if !ok {
+		c.m[key] = e
 	}
-	c.m[key] = e
 	c.front(e)
 	c.bytes += size
 }

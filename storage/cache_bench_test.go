@@ -2,10 +2,12 @@ package storage
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
-// BenchmarkCacheGet: hits in a cache of 100000 entries (no eviction).
+// BenchmarkCacheGet: hits in a cache of 100000 entries (no eviction), in
+// a random order, as a node's clients read.
 func BenchmarkCacheGet(b *testing.B) {
 	c := newRecordCache(64 << 20)
 	keys := make([][]byte, 100000)
@@ -13,10 +15,31 @@ func BenchmarkCacheGet(b *testing.B) {
 		keys[i] = fmt.Appendf(nil, "key:%012d", i)
 		c.applied(map[string][]byte{string(keys[i]): make([]byte, 64)}, nil)
 	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c.get(keys[i%len(keys)])
+	}
+}
+
+// BenchmarkCacheOverwrite: stores over cached keys in a random order, as
+// SETs over a working set that fits.
+func BenchmarkCacheOverwrite(b *testing.B) {
+	c := newRecordCache(64 << 20)
+	keys := make([]string, 100000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%012d", i)
+		c.applied(map[string][]byte{keys[i]: make([]byte, 64)}, nil)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	v := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.mu.Lock()
+		c.put(keys[i%len(keys)], v, false)
+		c.mu.Unlock()
 	}
 }
 

@@ -211,6 +211,25 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 		t.Fatal("a value of an eighth of the cache read from the store was cached")
 	}
 	c.applied(map[string][]byte{"0": []byte("x"), "1": nil}, nil)
+	// Overwrites in place, bigger and smaller, of a key that is cached.
+	last := fmt.Sprint(4999)
+	for _, n := range []int{3000, 10, 0, 2000} {
+		c.applied(map[string][]byte{last: make([]byte, n)}, nil)
+		if v, exists, known, _ := c.get([]byte(last)); !known || !exists || len(v) != n || c.bytes > limit {
+			t.Fatalf("overwritten with %d bytes: %d bytes, exists %v, known %v; %d bytes cached", n, len(v), exists, known, c.bytes)
+		}
+		// The recency ring holds every entry once, the overwritten first.
+		seen := 0
+		for e := c.lru.next; e != &c.lru && seen <= len(c.m); e = e.next {
+			if e.next.prev != e || c.m[e.key] != e {
+				t.Fatalf("overwritten with %d bytes: the ring is broken at %q", n, e.key)
+			}
+			seen++
+		}
+		if seen != len(c.m) || c.lru.next.key != last {
+			t.Fatalf("overwritten with %d bytes: the ring holds %d of %d entries, %q first", n, seen, len(c.m), c.lru.next.key)
+		}
+	}
 	sum := 0
 	for k, e := range c.m {
 		sum += len(k) + len(e.v) + cacheOverhead
