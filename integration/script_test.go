@@ -699,14 +699,19 @@ func cmdSame(ts *testscript.TestScript, neg bool, args []string) {
 // error of a leader change) is an answer too; any other error, or no
 // answer within 10s, fails.
 func cmdRedis(ts *testscript.TestScript, neg bool, args []string) {
-	tryAgainOK := false
-	if len(args) > 0 && args[0] == "-tryagain" {
-		tryAgainOK, args = true, args[1:]
+	tryAgainOK, protocol := false, 2
+	for len(args) > 0 && (args[0] == "-tryagain" || args[0] == "-resp3") {
+		if args[0] == "-tryagain" {
+			tryAgainOK = true
+		} else {
+			protocol = 3
+		}
+		args = args[1:]
 	}
 	if len(args) < 2 || (neg && tryAgainOK) {
-		ts.Fatalf("usage: [!] redis NODE COMMAND [ARGS...] | redis -tryagain NODE COMMAND [ARGS...]")
+		ts.Fatalf("usage: [!] redis [-resp3] NODE COMMAND [ARGS...] | redis -tryagain [-resp3] NODE COMMAND [ARGS...]")
 	}
-	c := redis.NewClient(&redis.Options{Addr: lookup(ts, args[0]).client, Protocol: 2, MaxRetries: -1,
+	c := redis.NewClient(&redis.Options{Addr: lookup(ts, args[0]).client, Protocol: protocol, MaxRetries: -1,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
