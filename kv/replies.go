@@ -113,13 +113,13 @@ func (t *txn) newReplies(n int) *replies {
 	return newReplies(n)
 }
 
-// encode appends v, written out.
+// encode appends v, written out. The buffer starts with room for as many
+// like the first element as the elements expected, at most 1 MiB unless
+// that element alone is more; append grows it after.
 func (b *replies) encode(v []byte) {
-	if need := len(v) + 16; cap(b.enc)-len(b.enc) < need {
-		// Room for as many more like v as the elements still expected,
-		// or twice the buffer.
-		size := max(2*cap(b.enc), len(b.enc)+need*max(b.expect-b.n, 1))
-		b.enc = append(make([]byte, 0, size), b.enc...)
+	if b.enc == nil {
+		one := len(v) + 16 // its header and CRLFs
+		b.enc = make([]byte, 0, max(one, min(one*b.expect, 1<<20)))
 	}
 	b.enc = respw.AppendBulk(b.enc, v)
 	b.n++

@@ -174,3 +174,19 @@ func TestClientReadsComeWrittenOut(t *testing.T) {
 		t.Errorf("ZRANGE WITHSCORES: written out")
 	}
 }
+
+// A big first element does not size the buffer for as many more like it
+// as the reply expects: an HGETALL of a hash of 4096 fields, one of them
+// 4 MiB, took 16 GiB for its buffer.
+func TestWrittenOutBufferIsBounded(t *testing.T) {
+	b := (&txn{encodeBulks: true}).newReplies(4096)
+	b.bulk(make([]byte, 4<<20))
+	if c := cap(b.enc); c > 5<<20 {
+		t.Fatalf("a buffer of %d bytes for one element of 4 MiB", c)
+	}
+	b = (&txn{encodeBulks: true}).newReplies(600)
+	b.bulk(make([]byte, 64))
+	if c := cap(b.enc); c < 600*64 {
+		t.Fatalf("a buffer of %d bytes for 600 elements of 64 bytes", c)
+	}
+}
