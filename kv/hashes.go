@@ -364,9 +364,12 @@ func cmdHRandField(t *txn, a [][]byte) *messages.Reply {
 
 // fieldPool is the pool of e's fields (a hash's or a set's), with their
 // values if values. Its walk lends the store's bytes (raw: the value);
-// keep copies the elements picked.
+// keep copies the elements picked. On a read of a set or hash of
+// indexFrom fields or more, a reader that keeps an index of its fields
+// (FieldIndexer) gives a field by its place: one read for a value, none
+// for a member.
 func (t *txn) fieldPool(e *entry, values bool) *randomPool {
-	return &randomPool{
+	p := &randomPool{
 		n: int(e.rec.hashLen()),
 		each: func(fn func(randomElement) bool) {
 			t.walkFields(e, func(f, v []byte) bool { return fn(randomElement{name: f, raw: v}) })
@@ -379,6 +382,51 @@ func (t *txn) fieldPool(e *entry, values bool) *randomPool {
 			return kept
 		},
 	}
+	ix, ok := t.r.(FieldIndexer)
+	if !ok || t.w != nil || p.n < indexFrom {
+		return p
+	}
+	fields := ix.FieldIndex(e.mk, func() [][]byte {
+		out := make([][]byte, 0, p.n)
+		var a arena
+		t.walkFields(e, func(f, _ []byte) bool {
+			out = append(out, a.copy(f, 0))
+			return true
+		})
+		return out
+	})
+	if len(fields) != p.n {
+		return p // none, or not this record's count: walk
+	}
+	prefix := fieldPrefix(e.key)
+	p.cost = 1
+	p.at = func(i int) (randomElement, bool) {
+		el := randomElement{name: fields[i]}
+		if values {
+			v, ok := t.get(fieldKey(prefix, fields[i]))
+			if !ok {
+				return el, false // written since the index was read: walk
+			}
+			el.value = bulk(v)
+		}
+		return el, true
+	}
+	return p
+}
+
+// indexFrom is the fields from which SRANDMEMBER and HRANDFIELD use a
+// reader's index (FieldIndexer): a walk of fewer is as quick.
+const indexFrom = 512
+
+// FieldIndexer is a Reader that keeps an index of big sets' and hashes'
+// fields, its own (storage's, in memory, not replicated): a read picks a
+// field by its place instead of walking the set to it.
+type FieldIndexer interface {
+	// FieldIndex returns the fields of the set or hash whose record key
+	// is record, in order, or nil: the caller walks. build reads them
+	// when the reader decides to keep them. The result is shared and
+	// immutable.
+	FieldIndex(record []byte, build func() [][]byte) [][]byte
 }
 
 // randomElement is an element HRANDFIELD or ZRANDMEMBER may give: a
@@ -398,7 +446,7 @@ type randomPool struct {
 	n    int
 	each func(fn func(randomElement) bool)
 	keep func(randomElement) randomElement
-	at   func(i int) randomElement
+	at   func(i int) (randomElement, bool) // false: walk instead
 	cost int
 }
 
@@ -416,10 +464,15 @@ func (p *randomPool) kept(e randomElement) randomElement {
 func (p *randomPool) elements(picks []int) []randomElement {
 	out := make([]randomElement, len(picks))
 	if p.at != nil && len(picks)*p.cost < p.n {
+		ok := true
 		for j, i := range picks {
-			out[j] = p.at(i)
+			if out[j], ok = p.at(i); !ok {
+				break
+			}
 		}
-		return out
+		if ok {
+			return out
+		}
 	}
 	if len(picks) > p.n/4 {
 		all := make([]randomElement, 0, p.n)

@@ -202,3 +202,42 @@ func TestRandomPicksOfABigSetOrHash(t *testing.T) {
 		}
 	})
 }
+
+// bogusIndex is a store whose field index (FieldIndexer) names fields
+// none of which is there: as an index read just before a write that
+// replaced them, in the instant before the write reaches it.
+type bogusIndex struct{ *memStore }
+
+func (b bogusIndex) FieldIndex(record []byte, _ func() [][]byte) [][]byte {
+	n, p := 0, fieldPrefix(record[1:]) // a record key is the key after its prefix byte
+	_ = b.Scan(p, successor(p), func(_, _ []byte) bool { n++; return true })
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = fmt.Appendf(nil, "gone%d", i)
+	}
+	return out
+}
+
+// An HRANDFIELD WITHVALUES whose index names a field that is not there
+// walks instead: every pick is a field of the hash with its value.
+func TestHRandFieldWalksWhenItsIndexIsBehind(t *testing.T) {
+	s := newMemStore()
+	args := []string{"HSET", "h"}
+	for i := range indexFrom {
+		args = append(args, fmt.Sprintf("f%04d", i), fmt.Sprintf("v%04d", i))
+	}
+	Exec(s, command(args))
+	r := bogusIndex{s}
+	for range 50 {
+		items := Read(r, [][]byte{[]byte("HRANDFIELD"), []byte("h"), []byte("2"), []byte("WITHVALUES")}, 1).GetPairs().GetItems()
+		if len(items) != 4 {
+			t.Fatalf("HRANDFIELD h 2 WITHVALUES: %d items", len(items))
+		}
+		for i := 0; i < 4; i += 2 {
+			f, v := string(items[i].GetBulk()), string(items[i+1].GetBulk())
+			if len(f) != 5 || f[0] != 'f' || v != "v"+f[1:] {
+				t.Fatalf("HRANDFIELD h gave %q = %q", f, v)
+			}
+		}
+	}
+}

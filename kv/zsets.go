@@ -1051,9 +1051,9 @@ func cmdZRandMember(t *txn, a [][]byte) *messages.Reply {
 		if z.ranked {
 			// A member by rank: a walk of about 16 entries a level.
 			p.cost = 16 * (z.top + 1)
-			p.at = func(i int) randomElement {
+			p.at = func(i int) (randomElement, bool) {
 				s := z.fromIndex(t.atRank(z, int64(i)))
-				return randomElement{name: s.member, value: double(s.score)}
+				return randomElement{name: s.member, value: double(s.score)}, true
 			}
 		}
 		return p, nil

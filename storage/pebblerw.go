@@ -63,6 +63,7 @@ func (p pebbleRW) DeleteRange(lower, upper []byte) error { return p.w.DeleteRang
 type cachedReader struct {
 	pebbleRW
 	cache  *recordCache
+	index  *fieldIndex
 	filter *keyFilter
 	counts *atomic.Pointer[keyCounts] // the shard's, as of its last commit
 }

@@ -84,6 +84,7 @@ type Shard struct {
 	commitMu sync.RWMutex
 	db       *pebble.DB
 	cache    *recordCache
+	index    *fieldIndex // big sets' and hashes' fields, for random picks
 	filter   *keyFilter
 	// counts are the store's keyCounts as of its last commit (nil: not
 	// kept, and DBSIZE passes over the keys).
@@ -118,7 +119,7 @@ func openShard(fs vfs.FS, layout Layout, id int, exec Executor, snaps *SnapshotS
 		return nil, err
 	}
 	s := &Shard{id: id, layout: layout, exec: exec, snaps: snaps, shared: shared, appliedCh: make(chan struct{}),
-		cache: newRecordCache(cacheBytes), filter: newKeyFilter(), renewed: make(chan struct{})}
+		cache: newRecordCache(cacheBytes), index: newFieldIndex(cacheBytes), filter: newKeyFilter(), renewed: make(chan struct{})}
 	s.faults.Store(s.newFault())
 	s.fs, s.watch = watchStalls(fs, func(err error) { s.fault().report(err) })
 	s.tableOpts = shardOptions(s.fs, s.fault(), shared).MakeReaderOptions()
@@ -401,6 +402,7 @@ func (s *Shard) ApplyBatch(logs []*raft.Log) []any {
 		s.counts.Store(&c)
 	}
 	s.cache.applied(w.writes, w.ranges)
+	s.index.applied(w.writes, w.ranges)
 	s.setApplied(last, lastTerm)
 	s.commitMu.Unlock()
 	s.watches.written(w.writes, w.ranges, false)
@@ -489,7 +491,7 @@ func modifications(w *applyRW, changed []changedBy) []kv.Modification {
 
 // reader reads the shard's committed state. Called with mu held.
 func (s *Shard) reader() cachedReader {
-	return cachedReader{pebbleRW{r: s.db}, s.cache, s.filter, &s.counts}
+	return cachedReader{pebbleRW{r: s.db}, s.cache, s.index, s.filter, &s.counts}
 }
 
 // loadCounts reads the counts db keeps at applied, its applied index, or
@@ -733,6 +735,7 @@ func (s *Shard) swapStore(next string, carried *decodedFilter, fresh *fault) err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cache.reset()
+	s.index.reset()
 	gen := s.filter.reset() // not ready: every key may be present
 	if s.db != nil {
 		if err := s.db.Close(); err != nil && fresh == nil {

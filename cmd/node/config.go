@@ -357,7 +357,7 @@ var options = []*option{
 		}},
 	{name: "scrub-rate-mib", kind: kindInt, def: constant("8"), usage: "MiB per second a scrub reads, so it takes little of the disk from writes; 0: no limit, 0..100000",
 		set: func(c *Config, v string) error { return uintIn(&c.ScrubRateMiB, v, 0, 100000) }},
-	{name: "cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recently read and written values the node keeps in memory in front of its shards' stores, split evenly between them; 0: none, 0..65536",
+	{name: "cache-mib", kind: kindInt, def: constant("64"), usage: "MiB of recently read and written values the node keeps in memory in front of its shards' stores, split evenly between them, and at most as much again for the indexes SRANDMEMBER and HRANDFIELD build of big sets and hashes; 0: none, 0..65536",
 		set: func(c *Config, v string) error { return uintIn(&c.CacheMiB, v, 0, 65536) }},
 	{name: "compactions", kind: kindInt, def: constant("0"), usage: "Pebble compactions the node's shard stores run at once, all shards together (each store also within its own allowance); fewer leave more of the CPU and disk to writes while a burst is compacted, more clear a backlog sooner; 0: max(4, cores), 0..1024",
 		set: func(c *Config, v string) error { return uintIn(&c.Compactions, v, 0, 1024) }},
