@@ -26,12 +26,12 @@ import (
 // key written, or a range over it deleted, between the build's start and
 // its end) is not kept.
 type fieldIndex struct {
-	mu      sync.Mutex
-	m       map[string]*indexEntry
-	builds  map[string][]*indexBuild // in flight, by record key
-	bytes   int
-	limit   int
-	clock   uint64 // counts uses, for eviction
+	mu     sync.Mutex
+	m      map[string]*indexEntry
+	builds map[string][]*indexBuild // in flight, by record key
+	bytes  int
+	limit  int
+	clock  uint64 // counts uses, for eviction
 }
 
 // indexEntry is a record's index, or with no fields the mark of a first
