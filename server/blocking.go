@@ -342,7 +342,6 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 		inLine = c.s.blocked.join(shard, b.queue, b.served)
 		defer c.s.blocked.leave(inLine)
 	}
-	c.flag.Store('b')
 	defer c.flag.Store(0)
 	var deadline <-chan time.Time
 	if timeout > 0 {
@@ -381,6 +380,7 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 		case strings.HasPrefix(r.GetError(), "TRYAGAIN"):
 			// The shard has no leader now (an election): the pop was not
 			// applied. Wait on, and try again in a while.
+			c.flag.Store('b')
 			stop()
 			wake, stop = nil, func() {}
 		case waiting && b.group && (strings.HasPrefix(r.GetError(), "WRONGTYPE") || strings.HasPrefix(r.GetError(), "NOGROUP")):
@@ -401,7 +401,10 @@ func (c *conn) block(shard int, b blockingCall, timeout time.Duration, read bool
 			c.reply(r)
 			return
 		default:
+			// Blocked from here, as Redis counts it (CLIENT LIST's b,
+			// UNBLOCK): a key of another type before this is WRONGTYPE.
 			waiting = true
+			c.flag.Store('b')
 		}
 		var turn <-chan struct{}
 		if inLine != nil {

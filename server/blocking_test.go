@@ -2,11 +2,13 @@ package server
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coppice-kv/coppice/internal/testwait"
+	"github.com/coppice-kv/coppice/messages"
 )
 
 // send writes a command without reading its answer.
@@ -242,6 +244,72 @@ func TestBlockedWaitsThroughOtherTypes(t *testing.T) {
 	if got := c.read(); got != "[[{w}x [[2-1 [new v]]]]]" {
 		t.Fatalf("XREAD after its key was a list: %q", got)
 	}
+}
+
+// gatedReads is engineBackend whose XREAD tries wait for the test to let
+// each through: a try in flight, held.
+type gatedReads struct {
+	*engineBackend
+	gate chan struct{}
+}
+
+func (g *gatedReads) Read(shard int, cmd *messages.Command) Pending {
+	if strings.EqualFold(string(cmd.Args[0]), "xread") {
+		<-g.gate
+	}
+	return g.engineBackend.Read(shard, cmd)
+}
+
+// A blocking command counts as blocked (CLIENT LIST's b, INFO's
+// blocked_clients, UNBLOCK) only once its first try found nothing, as in
+// Redis: while that try is in flight a key of another type is still its
+// WRONGTYPE, and a client that waited for the flag to write one saw
+// WRONGTYPE now and then.
+func TestBlockedOnlyAfterTheFirstTry(t *testing.T) {
+	g := &gatedReads{engineBackend: newEngineBackend(), gate: make(chan struct{})}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { close(g.gate) }) // first: a try still held goes on
+	c, other := dial(t, srv), dial(t, srv)
+	c.send("XREAD BLOCK 10000 STREAMS {w}x 0")
+	testwait.For(t, 5*time.Second, 5*time.Millisecond, "the first try in flight", func() error {
+		if list := other.do("CLIENT LIST"); !strings.Contains(list, "cmd=xread") {
+			return fmt.Errorf("no XREAD running: %s", list)
+		}
+		return nil
+	})
+	if list := other.do("CLIENT LIST"); strings.Contains(list, "flags=b") {
+		t.Fatalf("blocked during its first try: %s", list)
+	}
+	if got := other.do("CLIENT UNBLOCK " + strconv.FormatInt(clientID(t, c, other), 10)); got != ":0" {
+		t.Fatalf("UNBLOCK during the first try: %q, want :0", got)
+	}
+	g.gate <- struct{}{} // the first try: nothing
+	waitBlockedClient(t, other)
+	script(t, other, "XADD {w}x 1-1 f v", "1-1")
+	g.gate <- struct{}{} // the try the write wakes
+	if got := c.read(); got != "[[{w}x [[1-1 [f v]]]]]" {
+		t.Fatalf("XREAD: %q", got)
+	}
+}
+
+// clientID is c's CLIENT ID, read through other's CLIENT LIST (c is busy).
+func clientID(t *testing.T, c, other *client) int64 {
+	t.Helper()
+	local := c.nc.LocalAddr().String()
+	for _, line := range strings.Split(other.do("CLIENT LIST"), "\n") {
+		if strings.Contains(line, "addr="+local+" ") {
+			var id int64
+			if _, err := fmt.Sscanf(line, "id=%d", &id); err == nil {
+				return id
+			}
+		}
+	}
+	t.Fatalf("no client at %s", local)
+	return 0
 }
 
 // A blocked XREADGROUP ends with Redis's error when its stream goes
