@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"slices"
 	"sync"
 
 	"github.com/coppice-kv/coppice/kv"
@@ -22,16 +21,15 @@ import (
 // count), so ApplyBatch's applied drops the entry of every record key its
 // batch wrote, and of every key in a range it deleted, after the batch
 // commits and before the applied index moves. An index is built from one
-// Pebble iterator (one state); a build that a batch may have outrun (its
-// key written, or a range over it deleted, between the build's start and
-// its end) is not kept.
+// Pebble iterator (one state) while its key's mark stands; a build whose
+// mark went meanwhile (its key written, a range over it deleted, the
+// mark evicted, the index reset, another build kept first) is not kept.
 type fieldIndex struct {
-	mu     sync.Mutex
-	m      map[string]*indexEntry
-	builds map[string][]*indexBuild // in flight, by record key
-	bytes  int
-	limit  int
-	clock  uint64 // counts uses, for eviction
+	mu    sync.Mutex
+	m     map[string]*indexEntry
+	bytes int
+	limit int
+	clock uint64 // counts uses, for eviction
 }
 
 // indexEntry is a record's index, or with no fields the mark of a first
@@ -44,9 +42,6 @@ type indexEntry struct {
 	tooBig bool
 }
 
-// indexBuild is one build in flight; stale once its key is written.
-type indexBuild struct{ stale bool }
-
 // fieldIndexEntryOverhead approximates an entry's own bytes beside its
 // fields: a slice header a field, and the map's.
 const fieldIndexEntryOverhead = 128
@@ -54,7 +49,7 @@ const fieldIndexEntryOverhead = 128
 // newFieldIndex makes an index of at most limit bytes; one set's may take
 // half of it.
 func newFieldIndex(limit int) *fieldIndex {
-	return &fieldIndex{m: map[string]*indexEntry{}, builds: map[string][]*indexBuild{}, limit: limit}
+	return &fieldIndex{m: map[string]*indexEntry{}, limit: limit}
 }
 
 // fields returns record's index, built by build (the fields in order) at
@@ -78,19 +73,14 @@ func (x *fieldIndex) fields(record []byte, build func() [][]byte) [][]byte {
 		x.mu.Unlock()
 		return nil
 	}
-	b := &indexBuild{}
-	x.builds[key] = append(x.builds[key], b)
+	mark := e
 	x.mu.Unlock()
 
 	fields := build()
 
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.builds[key] = slices.DeleteFunc(x.builds[key], func(o *indexBuild) bool { return o == b })
-	if len(x.builds[key]) == 0 {
-		delete(x.builds, key)
-	}
-	if !b.stale && fields != nil {
+	if x.m[key] == mark && fields != nil {
 		x.put(key, fields, false)
 	}
 	return fields // good for this read, kept or not
@@ -139,21 +129,18 @@ func (x *fieldIndex) evict() {
 	x.drop(oldest)
 }
 
+// drop removes key's entry: a build in flight from it, a mark, is then
+// not kept. Called with mu held.
 func (x *fieldIndex) drop(key string) {
 	if e, ok := x.m[key]; ok {
 		x.bytes -= e.size
 		delete(x.m, key)
 	}
-	for _, b := range x.builds[key] {
-		b.stale = true
-	}
 }
 
 // applied takes in a committed batch's writes and deleted ranges (as
 // recordCache.applied): the entries of the record keys it wrote or
-// deleted go, and the builds in flight of those keys are not kept (a
-// build runs only while its key has its mark, so dropping the entry
-// reaches them).
+// deleted go, marks too, so the builds in flight from them are not kept.
 func (x *fieldIndex) applied(writes map[string][]byte, ranges [][2][]byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -180,18 +167,13 @@ func (x *fieldIndex) applied(writes map[string][]byte, ranges [][2][]byte) {
 	}
 }
 
-// reset empties the index (the store was replaced); builds in flight are
-// not kept.
+// reset empties the index (the store was replaced): builds in flight
+// from its marks are not kept.
 func (x *fieldIndex) reset() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	clear(x.m)
 	x.bytes = 0
-	for _, bs := range x.builds {
-		for _, b := range bs {
-			b.stale = true
-		}
-	}
 }
 
 // FieldIndex is kv.FieldIndexer's: the reader's shard's index of record.
