@@ -653,9 +653,9 @@ func (a *raftActor) flush() {
 	if len(a.batch) == 0 {
 		return
 	}
-	cmds, to := a.batch, a.batchTo
+	cmds, to, size := a.batch, a.batchTo, a.batchBytes
 	a.batch, a.batchTo, a.batchBytes = nil, nil, 0
-	data := messages.AppendCommandBatch(make([]byte, 0, messages.CommandBatchSize(cmds)), cmds)
+	data := messages.AppendCommandBatch(make([]byte, 0, messages.CommandBatchRoom(size, len(cmds))), cmds)
 	a.inflight++
 	a.applies <- pendingApply{f: a.r.Apply(data, applyTimeout), to: to}
 }

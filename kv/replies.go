@@ -145,18 +145,6 @@ func decodeBulk(enc []byte) (v, rest []byte) {
 	return enc[start : start+n : start+n], enc[start+n+2:]
 }
 
-// Bulks is the elements of r, a reply of bulk strings written out
-// (Reply.bulks), as items; nil when r is another reply.
-func Bulks(r *messages.Reply) []*messages.Reply {
-	bs := r.GetBulks()
-	if bs == nil {
-		return nil
-	}
-	b := &replies{encoding: true, enc: bs.GetBody(), n: int(bs.GetCount())}
-	b.unencode()
-	return b.items
-}
-
 // next is a fresh reply from the block, added to the elements.
 func (b *replies) next() *messages.Reply {
 	if b.encoding {

@@ -3,6 +3,7 @@ package messages
 import (
 	"errors"
 	"fmt"
+	"math"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -81,13 +82,12 @@ func AppendCommandBatch(dst []byte, cmds []*Command) []byte {
 	return dst
 }
 
-// CommandBatchSize is len(AppendCommandBatch(nil, cmds)).
-func CommandBatchSize(cmds []*Command) int {
-	n := 0
-	for _, c := range cmds {
-		n += protowire.SizeTag(batchCommands) + protowire.SizeBytes(CommandSize(c))
-	}
-	return n
+// CommandBatchRoom is room enough for AppendCommandBatch of n commands
+// whose CommandSize add up to size: each adds its tag and length. The
+// shard actor sums the sizes as commands come (its batch's limit), so the
+// encoding takes no size pass of its own.
+func CommandBatchRoom(size, n int) int {
+	return size + n*(protowire.SizeTag(batchCommands)+protowire.SizeVarint(math.MaxUint32))
 }
 
 var errBadUTF8 = errors.New("string field contains invalid UTF-8")

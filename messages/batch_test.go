@@ -62,13 +62,15 @@ func TestCommandBatchCodecAsProto(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("round %d: AppendCommandBatch wrote %d bytes, proto.Marshal %d, not the same", round, len(got), len(want))
 		}
-		if n := CommandBatchSize(cmds); n != len(want) {
-			t.Fatalf("round %d: CommandBatchSize %d, want %d", round, n, len(want))
-		}
+		size := 0
 		for _, c := range cmds {
 			if n, want := CommandSize(c), proto.Size(c); n != want {
 				t.Fatalf("round %d: CommandSize %d, want %d", round, n, want)
 			}
+			size += CommandSize(c)
+		}
+		if room := CommandBatchRoom(size, len(cmds)); room < len(want) || room > len(want)+6*len(cmds) {
+			t.Fatalf("round %d: CommandBatchRoom %d for %d bytes", round, room, len(want))
 		}
 		// An unknown field, in the batch and in a command, is skipped.
 		if round%7 == 0 && len(cmds) > 0 {
