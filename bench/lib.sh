@@ -97,3 +97,26 @@ form3() {
     start n3 --join "127.0.0.1:${port[n1.gossip]}"
     retry "three voters in every shard" 60 0.02 holds n1 "$three_voters"
 }
+
+# cpu PID...: the processes' user and system time together, in clock ticks.
+cpu() {
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
+
+# benchrow BUILD ROW REQUESTS PID... -- ARGS...: runs redis-benchmark -q
+# -n REQUESTS ARGS (bounded to 10 minutes) and prints a table row: BUILD,
+# ROW, its requests per second and the CPU the processes PID... spent per
+# request, in microseconds.
+benchrow() {
+    local build=$1 row=$2 reqs=$3 pids=() before rps ticks
+    shift 3
+    while [ "$1" != -- ]; do pids+=("$1"); shift; done
+    shift
+    before=$(cpu "${pids[@]}")
+    rps=$(timeout 600 redis-benchmark -q -n "$reqs" "$@" </dev/null |
+        tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
+    ticks=$(($(cpu "${pids[@]}") - before))
+    python3 -c "print('| $build | $row | $rps | %.1f |' % ($ticks * 1e6 / $(getconf CLK_TCK) / $reqs))"
+}

@@ -20,9 +20,6 @@ built=$(mktemp -d)
 trap 'rm -rf "$built"' EXIT
 go build -o "$built/node" ./cmd/node
 
-# cpu PID: the process's user and system time, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 # measure NAME BINARY: one node of BINARY, every row once.
 measure() (
     cluster3 "$2"
@@ -39,7 +36,7 @@ measure() (
     redis-cli -p "$to" hset hash "${hash[@]}" >/dev/null
     redis-cli -p "$to" sadd set "${set[@]}" >/dev/null
     redis-cli -p "$to" zadd zset "${zset[@]}" >/dev/null
-    local row args before ticks rps
+    local row args
     for row in "LRANGE 100" "LRANGE 600" "HGETALL 100" "SMEMBERS 100" "ZRANGE 100"; do
         case $row in
         "LRANGE 100") args=(lrange list 0 99) ;;
@@ -48,11 +45,7 @@ measure() (
         "SMEMBERS 100") args=(smembers set) ;;
         "ZRANGE 100") args=(zrange zset 0 -1) ;;
         esac
-        before=$(cpu "${pid[n1]}")
-        rps=$(timeout 600 redis-benchmark -p "$to" -q -c 50 -n "$n" "${args[@]}" </dev/null |
-            tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
-        ticks=$(($(cpu "${pid[n1]}") - before))
-        python3 -c "print('| $1 | $row | $rps | %.1f |' % ($ticks * 1e6 / $(getconf CLK_TCK) / $n))"
+        benchrow "$1" "$row" "$n" "${pid[n1]}" -- -p "$to" -c 50 "${args[@]}"
     done
 )
 

@@ -21,9 +21,6 @@ built=$(mktemp -d)
 trap 'rm -rf "$built"' EXIT
 go build -o "$built/node" ./cmd/node
 
-# cpu PID: the process's user and system time, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 # measure NAME BINARY: one cluster of BINARY, every row once.
 measure() (
     cluster3 "$2"
@@ -32,21 +29,14 @@ measure() (
     local to=${port[n1.client]}
     # The locks, one per node's {tag}, held for good.
     redis-benchmark -p "$to" --cluster -c 3 -n 300 set 'lock:{tag}' holder >/dev/null
-    local row args before after ticks rps reqs
+    local row args reqs
     for row in "RPOP empty -P 1" "RPOP empty -P 16" "SET NX held -P 1"; do
         case $row in
         "RPOP empty -P 1") args=(-P 1 rpop 'queue:{tag}') reqs=$n ;;
         "RPOP empty -P 16") args=(-P 16 rpop 'queue:{tag}') reqs=$((5 * n)) ;;
         "SET NX held -P 1") args=(-P 1 set 'lock:{tag}' token NX PX 30000) reqs=$n ;;
         esac
-        before=0
-        for k in n1 n2 n3; do before=$((before + $(cpu "${pid[$k]}"))); done
-        rps=$(timeout 600 redis-benchmark -p "$to" --cluster -q -c 50 -n "$reqs" "${args[@]}" </dev/null |
-            tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
-        after=0
-        for k in n1 n2 n3; do after=$((after + $(cpu "${pid[$k]}"))); done
-        ticks=$((after - before))
-        python3 -c "print('| $1 | $row | $rps | %.1f |' % ($ticks * 1e6 / $(getconf CLK_TCK) / $reqs))"
+        benchrow "$1" "$row" "$reqs" "${pid[n1]}" "${pid[n2]}" "${pid[n3]}" -- -p "$to" --cluster -c 50 "${args[@]}"
     done
 )
 

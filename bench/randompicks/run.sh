@@ -28,9 +28,6 @@ for i in range(0, 100000, 1000):
     cmd(['HSET', 'bighash'] + [x for j in range(i, i + 1000) for x in ('field:%06d' % j, 'value:%06d' % j)])
 " >"$built/fill.resp"
 
-# cpu PID: the process's user and system time, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 # measure NAME BINARY: one node of BINARY, every row once.
 measure() (
     cluster3 "$2"
@@ -38,7 +35,7 @@ measure() (
     retry "n1 ready" 10 0.02 ready n1
     local to=${port[n1.client]}
     redis-cli -p "$to" --pipe <"$built/fill.resp" >/dev/null
-    local row args before ticks rps
+    local row args
     for row in "SRANDMEMBER" "HRANDFIELD" "SRANDMEMBER 10" "HRANDFIELD 5 WITHVALUES"; do
         case $row in
         "SRANDMEMBER") args=(srandmember bigset) ;;
@@ -46,11 +43,7 @@ measure() (
         "SRANDMEMBER 10") args=(srandmember bigset 10) ;;
         "HRANDFIELD 5 WITHVALUES") args=(hrandfield bighash 5 withvalues) ;;
         esac
-        before=$(cpu "${pid[n1]}")
-        rps=$(timeout 600 redis-benchmark -p "$to" -q -c 10 -n "$n" "${args[@]}" </dev/null |
-            tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
-        ticks=$(($(cpu "${pid[n1]}") - before))
-        python3 -c "print('| $1 | $row | $rps | %.1f |' % ($ticks * 1e6 / $(getconf CLK_TCK) / $n))"
+        benchrow "$1" "$row" "$n" "${pid[n1]}" -- -p "$to" -c 10 "${args[@]}"
     done
 )
 
