@@ -43,6 +43,19 @@ func (b *recordingBackend) Propose(shard int, cmd *messages.Command) Pending {
 func (b *recordingBackend) Read(shard int, cmd *messages.Command) Pending { return b.run(shard, cmd) }
 func (b *recordingBackend) Scan(int, *messages.ScanShard) Pending         { return done{errorf("ERR no scan")} }
 
+// recordingServer is a Server over a recordingBackend, closed at the
+// test's end.
+func recordingServer(t *testing.T) (*recordingBackend, *Server) {
+	t.Helper()
+	b := &recordingBackend{}
+	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return b, srv
+}
+
 // client is a RESP2 connection to srv that sends inline commands and
 // reads one reply (a simple one, or a bulk string whole).
 type client struct {
@@ -124,12 +137,7 @@ func (c *client) read() string {
 // run on their shard when every key is on it, and are refused with
 // CROSSSLOT, nothing run, when not. TOUCH is split by shard, as EXISTS.
 func TestKeysOnOneShard(t *testing.T) {
-	b := &recordingBackend{}
-	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	b, srv := recordingServer(t)
 	c := dial(t, srv)
 	// {a} and {b} are on different shards of 4; {a}x and {a}y share one.
 	sa, sb := kv.ShardOf(kv.Slot([]byte("a")), 4), kv.ShardOf(kv.Slot([]byte("b")), 4)
@@ -171,12 +179,7 @@ func TestKeysOnOneShard(t *testing.T) {
 // whose replies the port takes apart or puts together (MGET's and KEYS'
 // parts, EXISTS' counts) and writes do not.
 func TestOneShardReadsComeWrittenOut(t *testing.T) {
-	b := &recordingBackend{}
-	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	b, srv := recordingServer(t)
 	c := dial(t, srv)
 	for _, cmd := range []string{"LRANGE l 0 -1", "MGET a b", "KEYS *", "EXISTS a b", "HGETALL h", "RPUSH l x", "SMEMBERS s"} {
 		c.do(cmd)
@@ -191,11 +194,7 @@ func TestOneShardReadsComeWrittenOut(t *testing.T) {
 // TIME is the node's clock as Redis gives it; CLIENT LIST lists every
 // connection, with its name, in the order of ids, and takes TYPE and ID.
 func TestTimeAndClientList(t *testing.T) {
-	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, &recordingBackend{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	_, srv := recordingServer(t)
 	c1, c2 := dial(t, srv), dial(t, srv)
 	before := time.Now().Unix()
 	got := c1.do("TIME")
@@ -238,11 +237,7 @@ func TestTimeAndClientList(t *testing.T) {
 // CLIENT KILL closes other connections by filter (and the caller's own
 // only with SKIPME no, after its reply), or by address in the old form.
 func TestClientKill(t *testing.T) {
-	srv, err := Listen(Config{Addr: "127.0.0.1:0"}, &recordingBackend{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	_, srv := recordingServer(t)
 	c1, c2, c3 := dial(t, srv), dial(t, srv), dial(t, srv)
 	for _, c := range []*client{c2, c3} { // accepted for sure
 		if got := c.do("PING"); got != "+PONG" {

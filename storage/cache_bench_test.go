@@ -6,16 +6,27 @@ import (
 	"testing"
 )
 
+// filledCache is a cache of 100000 entries of 64 bytes (room for all),
+// and their keys in a random order, as a node's clients use them.
+func filledCache() (*recordCache, []string) {
+	c := newRecordCache(64 << 20)
+	keys := make([]string, 100000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%012d", i)
+		c.applied(map[string][]byte{keys[i]: make([]byte, 64)}, nil)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	return c, keys
+}
+
 // BenchmarkCacheGet: hits in a cache of 100000 entries (no eviction), in
 // a random order, as a node's clients read.
 func BenchmarkCacheGet(b *testing.B) {
-	c := newRecordCache(64 << 20)
-	keys := make([][]byte, 100000)
-	for i := range keys {
-		keys[i] = fmt.Appendf(nil, "key:%012d", i)
-		c.applied(map[string][]byte{string(keys[i]): make([]byte, 64)}, nil)
+	c, names := filledCache()
+	keys := make([][]byte, len(names))
+	for i, k := range names {
+		keys[i] = []byte(k)
 	}
-	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -26,13 +37,7 @@ func BenchmarkCacheGet(b *testing.B) {
 // BenchmarkCacheOverwrite: stores over cached keys in a random order, as
 // SETs over a working set that fits.
 func BenchmarkCacheOverwrite(b *testing.B) {
-	c := newRecordCache(64 << 20)
-	keys := make([]string, 100000)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("key:%012d", i)
-		c.applied(map[string][]byte{keys[i]: make([]byte, 64)}, nil)
-	}
-	rand.New(rand.NewPCG(1, 2)).Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	c, keys := filledCache()
 	v := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
